@@ -1,0 +1,84 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"syscall"
+)
+
+// Exit codes are part of the command-line contract (README "Exit codes"):
+// scripts and cron jobs branch on them, so they never change meaning.
+const (
+	exitOK       = 0  // everything asked for was done
+	exitError    = 1  // the command failed
+	exitUsage    = 2  // bad flags or arguments
+	exitPartial  = 3  // done, but some input was damaged or skipped (named on stderr)
+	exitLocked   = 4  // the store is held by another writer
+	exitNoSpace  = 5  // the disk filled up; what was written is sealed and valid
+	exitFindings = 10 // --fail-on: findings at or above the given severity exist
+)
+
+// usageError marks an error in how the command was called.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
+
+// partialError says the command finished but skipped damaged input; the
+// details were already printed.
+type partialError struct{ msg string }
+
+func (e partialError) Error() string { return e.msg }
+
+// findingsError carries a --fail-on hit.
+type findingsError struct{ msg string }
+
+func (e findingsError) Error() string { return e.msg }
+
+// lockedError and the space check are matched by kind, so packages need not
+// import this one.
+type locker interface{ Locked() bool }
+
+// exitCode maps an error to the process exit status: the one place that does.
+func exitCode(err error, stderr io.Writer) int {
+	if err == nil {
+		return exitOK
+	}
+	var (
+		ue usageError
+		pe partialError
+		fe findingsError
+		lk locker
+	)
+	switch {
+	case errors.As(err, &fe):
+		fmt.Fprintln(stderr, "nwhealth:", err)
+		return exitFindings
+	case errors.As(err, &pe):
+		fmt.Fprintln(stderr, "nwhealth:", err)
+		return exitPartial
+	case errors.As(err, &ue):
+		fmt.Fprintln(stderr, "nwhealth:", err)
+		fmt.Fprintln(stderr, "run 'nwhealth --help' for usage")
+		return exitUsage
+	case errors.As(err, &lk) && lk.Locked():
+		fmt.Fprintln(stderr, "nwhealth:", err)
+		return exitLocked
+	case errors.Is(err, syscall.ENOSPC):
+		fmt.Fprintln(stderr, "nwhealth: disk full:", err)
+		return exitNoSpace
+	case errors.Is(err, errInterrupted):
+		return exitOK
+	}
+	fmt.Fprintln(stderr, "nwhealth:", err)
+	if errors.Is(err, os.ErrPermission) {
+		fmt.Fprintln(stderr, "(capture needs root or CAP_NET_RAW)")
+	}
+	return exitError
+}
+
+var errInterrupted = errors.New("interrupted")

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// streams are the command's I/O; tests pass buffers.
+type streams struct {
+	in     io.Reader
+	out    io.Writer
+	errOut io.Writer
+}
+
+func newRootCmd(s streams) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "nwhealth",
+		Short: "Network forensics: capture, store, query, replay, hunt, report",
+		Long: `nwhealth checks the health of a network from its packets.
+
+  capture   record an interface into a store of indexed, compressed pcap shards
+  import    add pcap/pcapng files to a store
+  query     pull stored packets as a pcap stream
+  flows     list the flow records kept beside the packets
+  store     describe or verify a store
+  replay    reconstruct Windows remote operations from SMB and DCE/RPC
+  hunt      rank hosts and channels by group behaviour (beacons, fan-out)
+  report    one incident view joining replay and hunt
+
+Exit codes: 0 ok, 1 error, 2 usage, 3 partial (damaged input skipped),
+4 store locked, 5 disk full, 10 --fail-on findings.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetIn(s.in)
+	root.SetOut(s.out)
+	root.SetErr(s.errOut)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	for _, add := range subcommands {
+		root.AddCommand(add(s))
+	}
+	return root
+}
+
+// subcommands is filled by each command's file, so adding a command touches
+// only its own file.
+var subcommands []func(streams) *cobra.Command
+
+func run(args []string, in io.Reader, out, errOut io.Writer) int {
+	root := newRootCmd(streams{in: in, out: out, errOut: errOut})
+	root.SetArgs(args)
+	err := root.Execute()
+	if err != nil && isCobraUsage(err) {
+		err = usageError{err}
+	}
+	return exitCode(err, errOut)
+}
+
+// isCobraUsage recognises cobra's own argument errors, which are plain errors.
+func isCobraUsage(err error) bool {
+	msg := err.Error()
+	for _, p := range []string{"unknown command", "unknown flag", "accepts ", "requires at least", "requires at most", "invalid argument", "required flag"} {
+		if strings.Contains(msg, p) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,89 @@
+// Package flow turns packets into flow records (one per TCP connection or UDP
+// exchange, as Zeek's conn.log and Arkime's sessions do) and defines the
+// record that the store keeps beside its packets and that hunt and report
+// read instead of re-decoding packets.
+package flow
+
+import (
+	"net/netip"
+	"time"
+)
+
+// NameSource says where a flow's Name came from.
+type NameSource uint8
+
+// Name sources, most trustworthy last: a TLS SNI or HTTP Host names the
+// service the client asked for; a DNS answer only names an address.
+const (
+	NameNone NameSource = iota
+	NameDNS             // DNS query name (for DNS flows) or a prior answer for the responder address
+	NameHTTP            // HTTP Host header
+	NameSNI             // TLS ClientHello server_name
+)
+
+func (s NameSource) String() string {
+	switch s {
+	case NameDNS:
+		return "dns"
+	case NameHTTP:
+		return "http"
+	case NameSNI:
+		return "sni"
+	}
+	return ""
+}
+
+// Record is one flow. Orig is the side that opened it (the SYN sender for
+// TCP, the first sender otherwise); Resp the other.
+type Record struct {
+	First, Last time.Time
+	Proto       uint8 // IP protocol number
+	Orig, Resp  netip.Addr
+	OrigPort    uint16
+	RespPort    uint16
+	VLAN        uint16 // outermost tag, 0 when untagged
+
+	OrigPkts, RespPkts   uint64
+	OrigBytes, RespBytes uint64 // IP bytes each way, as the IP headers claim (Zeek's *_ip_bytes)
+	OrigData, RespData   uint64 // transport payload bytes each way (Zeek's orig_bytes/resp_bytes)
+	OrigFlags, RespFlags uint8  // union of TCP flags each side sent
+
+	Name       string     // service name the flow was for, when visible
+	NameSource NameSource // where Name came from
+	// Answers holds the addresses a DNS response in this flow gave for Name,
+	// so readers can map addresses to names without the packets.
+	Answers []netip.Addr
+	// Partial is set when the record was cut by a shard boundary or a
+	// timeout rather than closed by the protocol.
+	Partial bool
+}
+
+// Duration is Last-First.
+func (r *Record) Duration() time.Duration { return r.Last.Sub(r.First) }
+
+// State summarises the TCP handshake in Zeek's conn_state vocabulary (the
+// subset nwhealth can tell apart from flag unions): S0 no reply, REJ
+// rejected, SF normal close, S1 established and not closed, RSTO/RSTR reset
+// by originator/responder, OTH anything else. Non-TCP flows give "" .
+func (r *Record) State() string {
+	if r.Proto != 6 {
+		return ""
+	}
+	const syn, fin, rst, ack = 0x02, 0x01, 0x04, 0x10
+	o, s := r.OrigFlags, r.RespFlags
+	switch {
+	case o&syn != 0 && r.RespPkts == 0:
+		return "S0"
+	case o&syn != 0 && s&rst != 0 && s&ack != 0 && s&syn == 0:
+		return "REJ"
+	case o&syn != 0 && s&syn != 0 && o&rst != 0:
+		return "RSTO"
+	case o&syn != 0 && s&syn != 0 && s&rst != 0:
+		return "RSTR"
+	case o&syn != 0 && s&syn != 0 && o&fin != 0 && s&fin != 0:
+		return "SF"
+	case o&syn != 0 && s&syn != 0:
+		return "S1"
+	}
+	return "OTH"
+}

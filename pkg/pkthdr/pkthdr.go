@@ -1,0 +1,343 @@
+// Package pkthdr finds the addresses, ports and protocol of a captured frame
+// without allocating: it is on the per-packet path of import, capture, index,
+// query and flow building, where gopacket's layer objects cost too much.
+//
+// It follows gopacket's contract: every read is bounds-checked, a short frame
+// is marked truncated rather than failed, and nothing panics.
+package pkthdr
+
+import (
+	"encoding/binary"
+	"net/netip"
+)
+
+// LinkType is a pcap LINKTYPE_ value.
+type LinkType uint16
+
+// The link types nwhealth decodes.
+const (
+	LinkNull     LinkType = 0   // BSD loopback, host byte order family
+	LinkEthernet LinkType = 1   // Ethernet II, with 802.1Q/802.1ad tags
+	LinkRaw      LinkType = 101 // raw IPv4 or IPv6
+	LinkLoop     LinkType = 108 // OpenBSD loopback, network byte order family
+	LinkLinuxSLL LinkType = 113 // Linux cooked capture v1
+	LinkIPv4     LinkType = 228
+	LinkIPv6     LinkType = 229
+	LinkSLL2     LinkType = 276 // Linux cooked capture v2
+)
+
+// Supported reports whether Parse understands the link type.
+func Supported(lt LinkType) bool {
+	switch lt {
+	case LinkNull, LinkEthernet, LinkRaw, LinkLoop, LinkLinuxSLL, LinkIPv4, LinkIPv6, LinkSLL2:
+		return true
+	}
+	return false
+}
+
+// IP protocol numbers used across nwhealth.
+const (
+	ProtoICMP   = 1
+	ProtoTCP    = 6
+	ProtoUDP    = 17
+	ProtoICMPv6 = 58
+	ProtoSCTP   = 132
+)
+
+// TCP flag bits as they appear in the header's 14th byte.
+const (
+	TCPFin = 0x01
+	TCPSyn = 0x02
+	TCPRst = 0x04
+	TCPPsh = 0x08
+	TCPAck = 0x10
+	TCPUrg = 0x20
+)
+
+// MaxVLANs is how many 802.1Q/802.1ad tags are recorded; deeper stacks are
+// walked but not kept.
+const MaxVLANs = 2
+
+// Packet is what Parse learned of one frame. Zero values mean "absent".
+type Packet struct {
+	VLAN      [MaxVLANs]uint16 // outer first
+	NVLAN     int
+	EtherType uint16
+	IPVersion uint8 // 4, 6 or 0 when the frame holds no IP
+	Src, Dst  netip.Addr
+	Proto     uint8 // transport protocol after IPv6 extension headers
+	HasPorts  bool  // TCP, UDP or SCTP header present (not a later fragment)
+	SrcPort   uint16
+	DstPort   uint16
+	TCPFlags  uint8
+	TCPSeq    uint32
+	TCPAck    uint32
+	Fragment  bool // part of a fragmented IP datagram
+	IPLen     int  // IP datagram length claimed by the header
+	L3, L4    int  // offsets in the frame; -1 when absent
+	Payload   int  // offset of the transport payload; -1 when absent
+	PayloadN  int  // payload bytes captured (may be less than on the wire)
+	Truncated bool // the frame ended inside a header
+}
+
+// Parse decodes frame as link type lt into p. It reports whether an IP header
+// was found; p is filled as far as the frame allows either way.
+func Parse(lt LinkType, frame []byte, p *Packet) bool {
+	*p = Packet{L3: -1, L4: -1, Payload: -1}
+	off, et, ok := linkLayer(lt, frame, p)
+	if !ok {
+		return false
+	}
+	p.EtherType = et
+	return p.network(frame, off, et)
+}
+
+func linkLayer(lt LinkType, b []byte, p *Packet) (off int, ethertype uint16, ok bool) {
+	switch lt {
+	case LinkEthernet:
+		if len(b) < 14 {
+			p.Truncated = true
+			return 0, 0, false
+		}
+		et := binary.BigEndian.Uint16(b[12:])
+		off = 14
+		if et < 0x0600 { // 802.3 length field: LLC/SNAP, not IP
+			if len(b) >= 22 && b[14] == 0xaa && b[15] == 0xaa && b[16] == 0x03 {
+				return 22, binary.BigEndian.Uint16(b[20:]), true
+			}
+			return 0, 0, false
+		}
+		return p.vlanTags(b, off, et)
+	case LinkLinuxSLL:
+		if len(b) < 16 {
+			p.Truncated = true
+			return 0, 0, false
+		}
+		return p.vlanTags(b, 16, binary.BigEndian.Uint16(b[14:]))
+	case LinkSLL2:
+		if len(b) < 20 {
+			p.Truncated = true
+			return 0, 0, false
+		}
+		return p.vlanTags(b, 20, binary.BigEndian.Uint16(b[0:]))
+	case LinkRaw:
+		if len(b) < 1 {
+			p.Truncated = true
+			return 0, 0, false
+		}
+		switch b[0] >> 4 {
+		case 4:
+			return 0, 0x0800, true
+		case 6:
+			return 0, 0x86dd, true
+		}
+		return 0, 0, false
+	case LinkIPv4:
+		return 0, 0x0800, true
+	case LinkIPv6:
+		return 0, 0x86dd, true
+	case LinkNull, LinkLoop:
+		if len(b) < 4 {
+			p.Truncated = true
+			return 0, 0, false
+		}
+		fam := binary.LittleEndian.Uint32(b)
+		if lt == LinkLoop || fam > 0xffff {
+			fam = binary.BigEndian.Uint32(b)
+		}
+		switch fam {
+		case 2:
+			return 4, 0x0800, true
+		case 10, 24, 28, 30: // AF_INET6 on Linux, NetBSD/OpenBSD, FreeBSD, Darwin
+			return 4, 0x86dd, true
+		}
+		return 0, 0, false
+	}
+	return 0, 0, false
+}
+
+// vlanTags walks 802.1Q (0x8100), 802.1ad (0x88a8) and the old QinQ 0x9100 tags.
+func (p *Packet) vlanTags(b []byte, off int, et uint16) (int, uint16, bool) {
+	for et == 0x8100 || et == 0x88a8 || et == 0x9100 {
+		if len(b) < off+4 {
+			p.Truncated = true
+			return 0, 0, false
+		}
+		if p.NVLAN < MaxVLANs {
+			p.VLAN[p.NVLAN] = binary.BigEndian.Uint16(b[off:]) & 0x0fff
+		}
+		p.NVLAN++
+		et = binary.BigEndian.Uint16(b[off+2:])
+		off += 4
+	}
+	if p.NVLAN > MaxVLANs {
+		p.NVLAN = MaxVLANs
+	}
+	return off, et, true
+}
+
+func (p *Packet) network(b []byte, off int, et uint16) bool {
+	switch et {
+	case 0x0800:
+		return p.ipv4(b, off)
+	case 0x86dd:
+		return p.ipv6(b, off)
+	}
+	return false
+}
+
+func (p *Packet) ipv4(b []byte, off int) bool {
+	if len(b) < off+20 || b[off]>>4 != 4 {
+		p.Truncated = len(b) < off+20
+		return false
+	}
+	ihl := int(b[off]&0x0f) * 4
+	if ihl < 20 {
+		return false
+	}
+	p.IPVersion = 4
+	p.L3 = off
+	p.IPLen = int(binary.BigEndian.Uint16(b[off+2:]))
+	p.Src = netip.AddrFrom4([4]byte(b[off+12 : off+16]))
+	p.Dst = netip.AddrFrom4([4]byte(b[off+16 : off+20]))
+	p.Proto = b[off+9]
+	frag := binary.BigEndian.Uint16(b[off+6:])
+	p.Fragment = frag&0x3fff != 0 // MF set or offset non-zero
+	end := len(b)
+	if p.IPLen >= ihl && off+p.IPLen < end {
+		end = off + p.IPLen // ignore Ethernet padding
+	}
+	if frag&0x1fff != 0 { // a later fragment: no transport header
+		return true
+	}
+	if len(b) < off+ihl {
+		p.Truncated = true
+		return true
+	}
+	p.transport(b[:end], off+ihl)
+	return true
+}
+
+func (p *Packet) ipv6(b []byte, off int) bool {
+	if len(b) < off+40 || b[off]>>4 != 6 {
+		p.Truncated = len(b) < off+40
+		return false
+	}
+	p.IPVersion = 6
+	p.L3 = off
+	plen := int(binary.BigEndian.Uint16(b[off+4:]))
+	p.IPLen = 40 + plen
+	p.Src = netip.AddrFrom16([16]byte(b[off+8 : off+24]))
+	p.Dst = netip.AddrFrom16([16]byte(b[off+24 : off+40]))
+	end := len(b)
+	if plen > 0 && off+40+plen < end {
+		end = off + 40 + plen
+	}
+	next := b[off+6]
+	pos := off + 40
+	// Walk extension headers; a bounded count keeps hostile chains cheap.
+	for range 8 {
+		switch next {
+		case 0, 43, 60, 135, 139, 140: // hop-by-hop, routing, dest opts, mobility, HIP, shim6
+			if end < pos+8 {
+				p.Proto = next
+				p.Truncated = true
+				return true
+			}
+			next, pos = b[pos], pos+(int(b[pos+1])+1)*8
+		case 51: // AH: length in 4-byte units minus 2
+			if end < pos+8 {
+				p.Proto = next
+				p.Truncated = true
+				return true
+			}
+			next, pos = b[pos], pos+(int(b[pos+1])+2)*4
+		case 44: // fragment
+			if end < pos+8 {
+				p.Proto = next
+				p.Truncated = true
+				return true
+			}
+			p.Fragment = true
+			fo := binary.BigEndian.Uint16(b[pos+2:]) &^ 7
+			next, pos = b[pos], pos+8
+			if fo != 0 {
+				p.Proto = next
+				return true
+			}
+		default:
+			p.Proto = next
+			if pos > end {
+				p.Truncated = true
+				return true
+			}
+			p.transport(b[:end], pos)
+			return true
+		}
+	}
+	p.Proto = next
+	return true
+}
+
+func (p *Packet) transport(b []byte, off int) {
+	p.L4 = off
+	switch p.Proto {
+	case ProtoTCP:
+		if len(b) < off+20 {
+			p.Truncated = true
+			if len(b) >= off+4 { // ports alone are often enough to index
+				p.SrcPort = binary.BigEndian.Uint16(b[off:])
+				p.DstPort = binary.BigEndian.Uint16(b[off+2:])
+				p.HasPorts = true
+			}
+			return
+		}
+		p.SrcPort = binary.BigEndian.Uint16(b[off:])
+		p.DstPort = binary.BigEndian.Uint16(b[off+2:])
+		p.HasPorts = true
+		p.TCPSeq = binary.BigEndian.Uint32(b[off+4:])
+		p.TCPAck = binary.BigEndian.Uint32(b[off+8:])
+		p.TCPFlags = b[off+13]
+		hl := int(b[off+12]>>4) * 4
+		if hl < 20 || len(b) < off+hl {
+			p.Truncated = len(b) < off+hl
+			return
+		}
+		p.Payload = off + hl
+		p.PayloadN = len(b) - p.Payload
+	case ProtoUDP:
+		if len(b) < off+8 {
+			p.Truncated = true
+			return
+		}
+		p.SrcPort = binary.BigEndian.Uint16(b[off:])
+		p.DstPort = binary.BigEndian.Uint16(b[off+2:])
+		p.HasPorts = true
+		p.Payload = off + 8
+		p.PayloadN = len(b) - p.Payload
+	case ProtoSCTP:
+		if len(b) < off+12 {
+			p.Truncated = true
+			return
+		}
+		p.SrcPort = binary.BigEndian.Uint16(b[off:])
+		p.DstPort = binary.BigEndian.Uint16(b[off+2:])
+		p.HasPorts = true
+	case ProtoICMP, ProtoICMPv6:
+		if len(b) < off+4 {
+			p.Truncated = true
+			return
+		}
+		p.Payload = off + 4
+		p.PayloadN = len(b) - p.Payload
+	}
+}
+
+// WireLen estimates the IP datagram length for byte accounting: the length
+// the IP header claims when there is one, else the captured length.
+func (p *Packet) WireLen(origLen int) int {
+	if p.IPLen > 0 {
+		return p.IPLen
+	}
+	return origLen
+}
