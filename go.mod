@@ -1,6 +1,6 @@
 module github.com/nwhealth/nwhealth
 
-go 1.26
+go 1.26.0
 
 require github.com/spf13/cobra v1.10.2
 
@@ -9,4 +9,6 @@ require (
 	github.com/inconshreveable/mousetrap v1.1.0 // indirect
 	github.com/klauspost/compress v1.20.4 // indirect
 	github.com/spf13/pflag v1.0.9 // indirect
+	golang.org/x/sys v0.50.0 // indirect
+	golang.org/x/term v0.48.0 // indirect
 )
