@@ -15,7 +15,7 @@ import (
 // Flow file constants (docs/format/flows.md).
 const (
 	FileVersion   = 1
-	fileHeaderLen = 40
+	fileHeaderLen = 44
 	maxAnswers    = 32
 	maxFileBody   = 1 << 31
 )
@@ -127,7 +127,7 @@ func DecodeFile(b []byte, dec *zstd.Decoder) ([]Record, FileInfo, error) {
 		return nil, fi, ErrNotFlowFile
 	}
 	le := binary.LittleEndian
-	if crc32.Checksum(b[:36], castagnoli) != le.Uint32(b[36:]) {
+	if crc32.Checksum(b[:40], castagnoli) != le.Uint32(b[40:]) {
 		return nil, fi, fmt.Errorf("%w: header checksum mismatch", ErrDamaged)
 	}
 	if v := le.Uint16(b[4:]); v != FileVersion {
