@@ -235,11 +235,11 @@ type Shard struct {
 	size   int64
 	Header ShardHeader
 	Blocks []BlockMeta
-	Sealed bool  // a valid trailer was found
+	Sealed bool // a valid trailer was found
 	// Packets and RawBytes total the blocks (from the trailer when sealed).
 	Packets  uint64
 	RawBytes uint64
-	End    int64 // end of the last good block (the recovery truncation point)
+	End      int64 // end of the last good block (the recovery truncation point)
 	// Damage notes a problem met while walking an unsealed shard: the walk
 	// stopped there. Nil when the shard is sealed or ended cleanly.
 	Damage *BlockError
