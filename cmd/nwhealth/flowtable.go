@@ -1,7 +1,9 @@
 package main
 
-import "github.com/nwhealth/nwhealth/pkg/store"
+import (
+	"github.com/nwhealth/nwhealth/pkg/flow"
+	"github.com/nwhealth/nwhealth/pkg/store"
+)
 
-// newFlowTable builds the flow records kept beside each shard. nil until
-// the flow builder is wired: the store then writes empty flow files.
-var newFlowTable func() store.FlowTable
+// newFlowTable builds the flow records kept beside each shard.
+func newFlowTable() store.FlowTable { return flow.NewBuilder(flow.Options{}) }
