@@ -32,7 +32,7 @@ func TestCodecRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fi.Records != 2 || !fi.First.Equal(in[0].First) {
+	if fi.Records != 2 || !fi.First.Equal(in[1].First) || !fi.Last.Equal(in[0].Last) {
 		t.Errorf("info %+v", fi)
 	}
 	want := []*Record{in[1], in[0]} // the file is sorted by first time
