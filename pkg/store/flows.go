@@ -186,4 +186,3 @@ func (h *flowHeap) Pop() any {
 	*h = old[:len(old)-1]
 	return x
 }
-
