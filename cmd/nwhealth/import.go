@@ -45,7 +45,7 @@ is kept and the exit status is 3.`,
 	f.StringVar(&o.store, "store", "", "store directory (created if missing)")
 	f.StringVar(&o.maxSize, "max-size", "", "after import, delete the oldest shards beyond this size (e.g. 500G)")
 	f.StringVar(&o.maxAge, "max-age", "", "after import, delete shards older than this before the newest packet (e.g. 30d)")
-	f.StringVar(&o.blockSize, "block-size", "128K", "raw bytes per compressed block")
+	f.StringVar(&o.blockSize, "block-size", "32K", "raw bytes per compressed block (smaller: faster selective queries; larger: better compression)")
 	f.StringVar(&o.format, "format", "table", "summary format: table or jsonl")
 	return cmd
 }

@@ -81,9 +81,9 @@ func runQuery(o *queryOptions) error {
 		return err
 	}
 	var n uint64
-	runErr := plan.Run(func(p pcapio.Packet) error {
+	runErr := plan.RunRecords(func(r *store.Record) error {
 		n++
-		return emit(p)
+		return emit(r)
 	})
 	var dmg *store.DamageError
 	if runErr != nil && !errors.As(runErr, &dmg) {
@@ -110,7 +110,8 @@ func runQuery(o *queryOptions) error {
 }
 
 // packetSink picks pcap for one link type, pcapng when the plan mixes them.
-func packetSink(w *bufio.Writer, plan *store.Plan) (func(pcapio.Packet) error, error) {
+// Records stored at the output's precision are copied as they are.
+func packetSink(w *bufio.Writer, plan *store.Plan) (func(*store.Record) error, error) {
 	lts := plan.LinkType
 	snap := plan.Snaplen
 	if snap == 0 {
@@ -125,7 +126,13 @@ func packetSink(w *bufio.Writer, plan *store.Plan) (func(pcapio.Packet) error, e
 		if err != nil {
 			return nil, err
 		}
-		return func(p pcapio.Packet) error { return pw.WritePacket(p.Timestamp, p.Data, p.OrigLen) }, nil
+		return func(r *store.Record) error {
+			if r.Nanos == plan.Nanos {
+				_, err := w.Write(r.Raw)
+				return err
+			}
+			return pw.WritePacket(r.Packet.Timestamp, r.Packet.Data, r.Packet.OrigLen)
+		}, nil
 	}
 	nw, err := pcapio.NewNgWriter(w, lts, snap)
 	if err != nil {
@@ -135,5 +142,8 @@ func packetSink(w *bufio.Writer, plan *store.Plan) (func(pcapio.Packet) error, e
 	for i, lt := range lts {
 		ids[lt] = i
 	}
-	return func(p pcapio.Packet) error { return nw.WritePacket(ids[p.LinkType], p.Timestamp, p.Data, p.OrigLen) }, nil
+	return func(r *store.Record) error {
+		p := &r.Packet
+		return nw.WritePacket(ids[p.LinkType], p.Timestamp, p.Data, p.OrigLen)
+	}, nil
 }

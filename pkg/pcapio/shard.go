@@ -501,15 +501,22 @@ func (br *BlockReader) Close() { br.dec.Close() }
 func (br *BlockReader) Read(s *Shard, i int) ([]byte, BlockMeta, error) {
 	m := s.Blocks[i]
 	n := blockHdrFrame + int(m.DataLen)
-	if cap(br.buf) < n {
-		br.buf = make([]byte, n)
-	}
-	b := br.buf[:n]
-	if _, err := s.r.ReadAt(b, m.Offset); err != nil {
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
+	var b []byte
+	if mp, ok := s.r.(*Mapped); ok {
+		if b, ok = mp.Slice(m.Offset, n); !ok {
 			return nil, m, &BlockError{i, m.Offset, "block runs past the end of the file"}
 		}
-		return nil, m, fmt.Errorf("read block %d: %w", i, err)
+	} else {
+		if cap(br.buf) < n {
+			br.buf = make([]byte, n)
+		}
+		b = br.buf[:n]
+		if _, err := s.r.ReadAt(b, m.Offset); err != nil {
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				return nil, m, &BlockError{i, m.Offset, "block runs past the end of the file"}
+			}
+			return nil, m, fmt.Errorf("read block %d: %w", i, err)
+		}
 	}
 	hm, reason := parseBlockHeader(b, i)
 	if reason != "" {

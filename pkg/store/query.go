@@ -4,6 +4,8 @@ import (
 	"container/heap"
 	"errors"
 	"fmt"
+	"io"
+	"math"
 	"net/netip"
 	"os"
 	"runtime"
@@ -86,11 +88,26 @@ func (s *Selector) MatchParsed(ts time.Time, p *pkthdr.Packet) bool {
 	return true
 }
 
+// needsHeaders reports whether matching looks inside packets (beyond
+// their time and the tcpdump filter, which reads the bytes itself).
+func (s *Selector) needsHeaders() bool {
+	return s.hasAddr() || len(s.Ports) > 0 || len(s.Protos) > 0 || len(s.VLANs) > 0
+}
+
 // Match applies the whole selector, parsing the packet into scratch.
 func (s *Selector) Match(pk *pcapio.Packet, scratch *pkthdr.Packet) bool {
-	pkthdr.Parse(pk.LinkType, pk.Data, scratch)
-	if !s.MatchParsed(pk.Timestamp, scratch) {
-		return false
+	if s.needsHeaders() {
+		pkthdr.Parse(pk.LinkType, pk.Data, scratch)
+		if !s.MatchParsed(pk.Timestamp, scratch) {
+			return false
+		}
+	} else {
+		if !s.From.IsZero() && pk.Timestamp.Before(s.From) {
+			return false
+		}
+		if !s.To.IsZero() && !pk.Timestamp.Before(s.To) {
+			return false
+		}
 	}
 	return s.Filter.Match(pk.LinkType, pk.Timestamp, pk.Data, pk.OrigLen)
 }
@@ -137,6 +154,7 @@ type Plan struct {
 type planShard struct {
 	file ShardFile
 	f    *os.File
+	m    *pcapio.Mapped // sealed shards are read through a memory map
 	sh   *pcapio.Shard
 }
 
@@ -192,8 +210,18 @@ func (pl *Plan) addShard(sf ShardFile, dec *zstd.Decoder) error {
 		f.Close()
 		return err
 	}
-	sh, err := pcapio.OpenShard(f, fi.Size())
+	var r io.ReaderAt = f
+	var m *pcapio.Mapped
+	if sf.Sealed {
+		if m, err = pcapio.MapFile(f); err == nil {
+			r = m
+		}
+	}
+	sh, err := pcapio.OpenShard(r, fi.Size())
 	if err != nil {
+		if m != nil {
+			m.Close()
+		}
 		f.Close()
 		if !sf.Sealed && errors.Is(err, pcapio.ErrShardTruncated) {
 			return nil // just created: nothing in it yet
@@ -203,7 +231,7 @@ func (pl *Plan) addShard(sf ShardFile, dec *zstd.Decoder) error {
 	if sf.Sealed && !sh.Sealed {
 		pl.Damage = append(pl.Damage, Damage{Shard: sf.Name(), Block: -1, Reason: "trailer missing or damaged; blocks read by walking the file"})
 	}
-	ps := &planShard{file: sf, f: f, sh: sh}
+	ps := &planShard{file: sf, f: f, m: m, sh: sh}
 	pl.shards = append(pl.shards, ps)
 	pl.Total += len(sh.Blocks)
 
@@ -355,19 +383,47 @@ func prefixRange(p netip.Prefix) (lo, hi [16]byte) {
 // Close releases the shard files.
 func (pl *Plan) Close() {
 	for _, s := range pl.shards {
+		if s.m != nil {
+			s.m.Close()
+		}
 		s.f.Close()
 	}
 	pl.shards = nil
 }
 
-// blockResult holds one block's matching packets, sorted by time.
+// blockResult holds one block's matching packets, sorted by time. The
+// arena keeps their pcap records (header and data) as stored.
 type blockResult struct {
 	task  int
-	pkts  []pcapio.Packet
+	ents  []entry // pointer-free, so the garbage collector skips it
 	arena []byte
+	lt    pkthdr.LinkType
+	nanos bool
 	pos   int
 	dmg   *Damage
 	done  chan struct{}
+}
+
+type entry struct {
+	ts   int64
+	off  uint32 // of the record in the arena
+	n    uint32 // record length, header included
+	orig uint32
+}
+
+var arenas = sync.Pool{New: func() any { return new([]byte) }}
+
+func getArena() []byte { return (*arenas.Get().(*[]byte))[:0] }
+
+func putArena(b []byte) { arenas.Put(&b) }
+
+// Record is a matching packet: the decoded Packet and its pcap record as
+// stored (16-byte header then data), with the record's time precision, so
+// a pcap writer of the same precision can copy it as is.
+type Record struct {
+	Packet pcapio.Packet
+	Raw    []byte
+	Nanos  bool
 }
 
 // Run reads the planned blocks in parallel and calls emit with every
@@ -376,6 +432,11 @@ type blockResult struct {
 // everything readable if any block was damaged; an error from emit stops
 // the run and is returned.
 func (pl *Plan) Run(emit func(p pcapio.Packet) error) error {
+	return pl.RunRecords(func(r *Record) error { return emit(r.Packet) })
+}
+
+// RunRecords is Run handing out each packet's stored pcap record too.
+func (pl *Plan) RunRecords(emit func(r *Record) error) error {
 	workers := runtime.GOMAXPROCS(0)
 	depth := 4 * workers
 	results := make([]*blockResult, len(pl.tasks))
@@ -442,40 +503,52 @@ func (pl *Plan) readBlock(br *pcapio.BlockReader, r *blockResult, scratch *pkthd
 		r.dmg = &d
 		return
 	}
-	lt := sh.Header.LinkType
-	err = pcapio.Records(raw, lt, sh.Header.Nanos, func(p pcapio.Packet) bool {
+	r.lt, r.nanos = sh.Header.LinkType, sh.Header.Nanos
+	r.arena = getArena()
+	r.ents = make([]entry, 0, sh.Blocks[t.block].Packets)
+	err = pcapio.Records(raw, r.lt, r.nanos, func(p pcapio.Packet) bool {
 		if !pl.sel.Match(&p, scratch) {
 			return true
 		}
-		start := len(r.arena)
-		r.arena = append(r.arena, p.Data...)
-		p.Data = nil
-		p.Offset = int64(start)
-		r.pkts = append(r.pkts, p)
+		// p.Offset is the record's offset in the block: keep the header too.
+		n := 16 + len(p.Data)
+		r.ents = append(r.ents, entry{ts: p.Timestamp.UnixNano(), off: uint32(len(r.arena)), n: uint32(n), orig: uint32(p.OrigLen)})
+		r.arena = append(r.arena, raw[p.Offset:int(p.Offset)+n]...)
 		return true
 	})
 	if err != nil {
 		r.dmg = &Damage{Shard: t.shard.file.Name(), Block: t.block, Offset: sh.Blocks[t.block].Offset, Reason: err.Error()}
 	}
-	// Slices into the arena are made only now: appends may have moved it.
-	for i := range r.pkts {
-		p := &r.pkts[i]
-		end := len(r.arena)
-		if i+1 < len(r.pkts) {
-			end = int(r.pkts[i+1].Offset)
+	byTime := func(a, b entry) int {
+		switch {
+		case a.ts < b.ts:
+			return -1
+		case a.ts > b.ts:
+			return 1
 		}
-		p.Data = r.arena[p.Offset:end:end]
+		return 0
 	}
-	sort.SliceStable(r.pkts, func(i, j int) bool { return r.pkts[i].Timestamp.Before(r.pkts[j].Timestamp) })
+	if !slices.IsSortedFunc(r.ents, byTime) {
+		slices.SortStableFunc(r.ents, byTime)
+	}
+}
+
+func (r *blockResult) ts() int64 { return r.ents[r.pos].ts }
+
+func (r *blockResult) record(rec *Record) {
+	e := r.ents[r.pos]
+	raw := r.arena[e.off : e.off+e.n : e.off+e.n]
+	rec.Raw, rec.Nanos = raw, r.nanos
+	rec.Packet = pcapio.Packet{Timestamp: time.Unix(0, e.ts).UTC(), LinkType: r.lt, Data: raw[16:], OrigLen: int(e.orig)}
 }
 
 type cursorHeap []*blockResult
 
 func (h cursorHeap) Len() int { return len(h) }
 func (h cursorHeap) Less(i, j int) bool {
-	a, b := h[i].pkts[h[i].pos].Timestamp, h[j].pkts[h[j].pos].Timestamp
-	if !a.Equal(b) {
-		return a.Before(b)
+	a, b := h[i].ts(), h[j].ts()
+	if a != b {
+		return a < b
 	}
 	return h[i].task < h[j].task
 }
@@ -491,34 +564,50 @@ func (h *cursorHeap) Pop() any {
 // merge activates blocks in order of their first timestamp: block i joins
 // the heap once the heap's earliest packet is not before block i's first,
 // so no later block can hold an earlier packet than the one emitted.
-func (pl *Plan) merge(results []*blockResult, window chan struct{}, emit func(pcapio.Packet) error) error {
+func (pl *Plan) merge(results []*blockResult, window chan struct{}, emit func(*Record) error) error {
 	h := &cursorHeap{}
 	next := 0
 	activate := func() {
 		r := results[next]
 		<-r.done
 		next++
-		if len(r.pkts) > 0 {
+		if len(r.ents) > 0 {
 			heap.Push(h, r)
 		} else {
+			putArena(r.arena)
+			r.arena = nil
 			<-window
 		}
 	}
+	var rec Record
 	for {
-		for next < len(results) && (h.Len() == 0 || !(*h)[0].pkts[(*h)[0].pos].Timestamp.Before(time.Unix(0, pl.tasks[next].first))) {
+		for next < len(results) && (h.Len() == 0 || (*h)[0].ts() >= pl.tasks[next].first) {
 			activate()
 		}
 		if h.Len() == 0 {
 			return nil
 		}
 		r := (*h)[0]
-		if err := emit(r.pkts[r.pos]); err != nil {
-			return err
+		// With one block active (time-ordered data), emit its packets up to
+		// the next block's start without heap work.
+		limit := int64(math.MaxInt64)
+		if next < len(results) {
+			limit = pl.tasks[next].first
 		}
-		r.pos++
-		if r.pos == len(r.pkts) {
+		for {
+			r.record(&rec)
+			if err := emit(&rec); err != nil {
+				return err
+			}
+			r.pos++
+			if h.Len() > 1 || r.pos == len(r.ents) || r.ts() >= limit {
+				break
+			}
+		}
+		if r.pos == len(r.ents) {
 			heap.Pop(h)
-			r.pkts, r.arena = nil, nil
+			putArena(r.arena)
+			r.ents, r.arena = nil, nil
 			<-window
 		} else {
 			heap.Fix(h, 0)

@@ -28,7 +28,7 @@ type FlowTable interface {
 // WriterOptions tune a Writer. Zero values take the defaults.
 type WriterOptions struct {
 	ID            string        // "imp" for imports, "cNN" for capture workers
-	BlockSize     int           // raw bytes per block (default 128 KiB)
+	BlockSize     int           // raw bytes per block (default 32 KiB)
 	ShardSize     int64         // raw bytes per shard before it is sealed (default 1 GiB)
 	ShardSpan     time.Duration // packet-time span per shard (0: no limit)
 	FlushInterval time.Duration // a block older than this (wall clock) is written out (0: only when full)
@@ -44,7 +44,7 @@ func (o *WriterOptions) defaults() {
 		o.ID = "imp"
 	}
 	if o.BlockSize <= 0 {
-		o.BlockSize = 128 << 10
+		o.BlockSize = 32 << 10
 	}
 	o.BlockSize = min(o.BlockSize, pcapio.MaxBlockRaw-pcapio.MaxPacket-16)
 	if o.ShardSize <= 0 {
