@@ -84,15 +84,14 @@ func frame(s frameSpec) []byte {
 // conv drives a TCP conversation between a client and a server, keeping
 // sequence numbers right.
 type conv struct {
-	t                *testing.T
-	b                *Builder
-	ts               time.Time
-	c, s             netip.Addr
-	cport, sport     uint16
-	cseq, sseq       uint32
-	step             time.Duration
-	frames           [][]byte
-	clientPkts, srvP int
+	t            *testing.T
+	b            *Builder
+	ts           time.Time
+	c, s         netip.Addr
+	cport, sport uint16
+	cseq, sseq   uint32
+	step         time.Duration
+	frames       [][]byte
 }
 
 func newConv(t *testing.T, b *Builder, ts time.Time, c, s string, cport, sport uint16) *conv {
