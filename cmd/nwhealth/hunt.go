@@ -274,8 +274,11 @@ func subjectOf(f *hunt.Finding, inv *assets.Inventory) report.Subject {
 	a, _ := inv.Lookup(f.Src)
 	s := report.Subject{Host: f.Src, Asset: a, Severity: int(f.Severity), Score: f.Score,
 		Beacon: f.Beacon, Lateral: f.Lateral, Scan: f.Scan}
-	if f.Kind == hunt.KindChannel && f.Beacon {
+	switch {
+	case f.Kind == hunt.KindChannel && f.Beacon:
 		s.Dest, s.DestName, s.DestPort = f.Dst, f.DstName, f.DstPort
+	case f.Beacon:
+		s.Dest, s.DestName = f.BeaconDst, f.BeaconDstName
 	}
 	return s
 }
@@ -375,7 +378,7 @@ func writeHuntTable(w io.Writer, res hunt.Result, fs []hunt.Finding, acts []repo
 		return nil
 	}
 	t := tablewriter.NewWriter(w)
-	t.Header("#", "Score", "Severity", "Type", "Source", "Destination", "Period", "Conns", "Pop", "ATT&CK", "Why")
+	t.Header("#", "Score", "Severity", "Type", "Source", "Destination", "Period", "Conns", "Pop", "Techniques", "Why")
 	n := 0
 	for i, f := range fs {
 		if top > 0 && n == top {
@@ -400,9 +403,6 @@ func writeHuntTable(w io.Writer, res hunt.Result, fs []hunt.Finding, acts []repo
 		why := ""
 		if len(f.Reasons) > 0 {
 			why = f.Reasons[0]
-			if len(f.Reasons) > 1 {
-				why += "; " + f.Reasons[1]
-			}
 		}
 		if err := t.Append(fmt.Sprint(i+1), fmt.Sprintf("%.2f", f.Score), f.Severity.String(), string(f.Kind), src, dst, period,
 			fmt.Sprint(f.Connections), pop, strings.Join(f.Attack, " "), why); err != nil {

@@ -90,6 +90,10 @@ type Finding struct {
 	Lateral bool     // the finding rests on internal fan-out to admin ports
 	Scan    bool     // the finding rests on wide fan-out with failed connections
 
+	// For hosts: the destination of their strongest beacon, if any.
+	BeaconDst     netip.Addr
+	BeaconDstName string
+
 	Action string // recommended action, filled by the caller from pkg/report
 }
 

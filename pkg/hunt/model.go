@@ -71,7 +71,8 @@ type host struct {
 	dsts        map[netip.Addr]struct{}
 	internal    map[netip.Addr]*peer
 	failedDsts  map[uint32]int // port -> distinct failed destinations (scan evidence)
-	failedSeen  map[failKey]struct{}
+	portDsts    map[uint32]int // port -> distinct destinations
+	seen        map[failKey]bool // (destination, port) -> failed at least once
 }
 
 type failKey struct {
@@ -163,7 +164,7 @@ func (m *Model) Add(r *flow.Record) {
 	h := m.hosts[src]
 	if h == nil {
 		h = &host{addr: src, first: ts, dsts: map[netip.Addr]struct{}{}, internal: map[netip.Addr]*peer{},
-			failedDsts: map[uint32]int{}, failedSeen: map[failKey]struct{}{}}
+			failedDsts: map[uint32]int{}, portDsts: map[uint32]int{}, seen: map[failKey]bool{}}
 		m.hosts[src] = h
 	}
 	h.conns++
@@ -184,11 +185,16 @@ func (m *Model) Add(r *flow.Record) {
 			p.ports |= 1 << i
 		}
 	}
-	if failed {
-		fk := failKey{dst, r.RespPort}
-		if _, ok := h.failedSeen[fk]; !ok && len(h.failedSeen) < 1<<16 {
-			h.failedSeen[fk] = struct{}{}
+	if fk := (failKey{dst, r.RespPort}); len(h.seen) < 1<<18 {
+		wasFailed, ok := h.seen[fk]
+		if !ok {
+			h.portDsts[uint32(r.RespPort)]++
+		}
+		if failed && !wasFailed {
+			h.seen[fk] = true
 			h.failedDsts[uint32(r.RespPort)]++
+		} else if !ok {
+			h.seen[fk] = false
 		}
 	}
 

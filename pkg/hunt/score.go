@@ -45,6 +45,15 @@ const (
 	// newAfter: a peer first reached after this share of the data (at
 	// least an hour in) is new.
 	newAfter = 0.2
+	// popScale: rarity halves about every 0.7*popScale*hosts further
+	// hosts reaching a destination (at least every 1.4 hosts).
+	popScale = 0.02
+	// netScale stretches that for a destination's /24 or /48, and
+	// netFloor is what a fully popular network leaves of rarity.
+	netScale = 4
+	netFloor = 0.35
+	// minSpan: check-ins within less than this are one burst.
+	minSpan = 30 * time.Second
 )
 
 type scored struct {
@@ -139,8 +148,8 @@ func (m *Model) Score() Result {
 			evBuf = append(evBuf, float64(e.t-m.first)/1e9)
 		}
 		per := periodicity.Analyze(evBuf)
-		if per.Events < periodicity.MinEvents {
-			return
+		if per.Events < periodicity.MinEvents || per.Span < minSpan.Seconds() {
+			return // too few check-ins, or one burst
 		}
 		res.Channels++
 		ob := make([]float64, len(events))
@@ -161,13 +170,18 @@ func (m *Model) Score() Result {
 		}
 
 		internalDst := m.Internal(k.dst)
-		pIP := math.Min(1, float64(popIP[k.dst])/float64(H))
-		pName := 0.0
+		// Rarity: every other internal host that reaches the destination
+		// makes a fleet behaviour (software on many machines) likelier
+		// than an intrusion; the scale grows with the population, so a
+		// campaign on 20 of 10,000 hosts is still rare. A popular network
+		// (a provider range) discounts, but does not clear, a rare address.
+		scale := math.Max(2, popScale*float64(H))
+		rarOf := func(n int) float64 { return math.Exp(-float64(max(n-1, 0)) / scale) }
+		rar := rarOf(popIP[k.dst])
 		if c.name != "" {
-			pName = math.Min(1, float64(popName[c.name])/float64(H))
+			rar *= rarOf(popName[c.name])
 		}
-		pNet := math.Min(1, float64(popNet[netOf(k.dst)])/float64(H))
-		rar := (1 - pIP) * (1 - pName) * (1 - 0.8*pNet)
+		rar *= netFloor + (1-netFloor)*math.Exp(-float64(max(popNet[netOf(k.dst)]-1, 0))/(netScale*scale))
 		rarEff := w*rar + (1-w)*0.5
 
 		destF := 1.0
@@ -190,7 +204,9 @@ func (m *Model) Score() Result {
 		if he != nil {
 			lat = he.lateral
 		}
-		sc := 1 - (1-raw)*(1-0.5*lat*bp)
+		// Lateral movement by the source makes its rare beacons worse; its
+		// popular periodic traffic stays what it is.
+		sc := 1 - (1-raw)*(1-0.5*lat*bp*rarEff)
 		sc *= capNoContext + (1-capNoContext)*math.Max(w, lat)
 		sc = clamp01(sc)
 
@@ -331,6 +347,7 @@ func (m *Model) Score() Result {
 			Fanout: len(h.internal), AdminPeers: he.adminPeers, Lateral: he.lateral >= 0.3, Scan: he.scan >= 0.3}
 		if b != nil && b.Score >= 0.2 {
 			f.Beacon = true
+			f.BeaconDst, f.BeaconDstName = b.Dst, b.DstName
 			name := b.Dst.String()
 			if b.DstName != "" {
 				name = b.DstName + " (" + name + ")"
@@ -350,7 +367,8 @@ func (m *Model) Score() Result {
 			}
 		}
 		if he.scanPeers > 0 {
-			f.Reasons = append(f.Reasons, fmt.Sprintf("failed connections to %d destinations on port %d (robust z %.1f)", he.scanPeers, he.scanPort, he.scanZ))
+			f.Reasons = append(f.Reasons, fmt.Sprintf("failed connections to %d destinations on port %d, %.0f%% of those tried (robust z %.1f)",
+				he.scanPeers, he.scanPort, 100*he.scanShare, he.scanZ))
 			if he.scan >= 0.3 {
 				f.Attack = append(f.Attack, "T1046")
 			}
@@ -412,6 +430,7 @@ type hostEv struct {
 	lateral     float64
 	scanPeers   int
 	scanPort    uint32
+	scanShare   float64 // failed share of the destinations on that port
 	scanZ       float64
 	scan        float64
 }
@@ -439,6 +458,7 @@ func (m *Model) hostEvidence(active []*host, w float64, span time.Duration) map[
 		for port, n := range h.failedDsts {
 			if n > he.scanPeers || n == he.scanPeers && port < he.scanPort {
 				he.scanPeers, he.scanPort = n, port
+				he.scanShare = float64(n) / float64(max(1, h.portDsts[port]))
 			}
 		}
 		hs[h.addr] = he
@@ -461,7 +481,8 @@ func (m *Model) hostEvidence(active []*host, w float64, span time.Duration) map[
 			he.lateral = base * dev * newness
 		}
 		if he.scanPeers > 5 {
-			base := 1 - math.Exp(-float64(he.scanPeers-5)/15)
+			// A scanner fails on most of what it tries; a browser on few.
+			base := (1 - math.Exp(-float64(he.scanPeers-5)/15)) * he.scanShare * he.scanShare
 			dev := w*clamp01(he.scanZ/4) + (1-w)*0.6
 			he.scan = base * dev
 		}
