@@ -145,10 +145,15 @@ func runHunt(o *huntOptions) error {
 			shown = append(shown, f)
 		}
 	}
-	subjects := make([]report.Subject, len(shown))
+	// Every finding names its action; the actions list covers medium and
+	// above, where someone has to do something.
+	var subjects []report.Subject
 	for i := range shown {
-		subjects[i] = subjectOf(&shown[i], inv)
-		shown[i].Action = report.Primary(subjects[i])
+		s := subjectOf(&shown[i], inv)
+		shown[i].Action = report.Primary(s)
+		if shown[i].Severity >= hunt.Medium {
+			subjects = append(subjects, s)
+		}
 	}
 	actions := report.Recommend(subjects)
 

@@ -103,9 +103,18 @@ func Recommend(subjects []Subject) []Action {
 			}
 		}
 	}
+	// Watching a host is moot once something stronger is asked for it.
+	acting := map[netip.Addr]bool{}
+	for _, a := range best {
+		if a.Kind != Watch {
+			acting[a.Host] = true
+		}
+	}
 	out := make([]Action, 0, len(best))
 	for _, k := range order {
-		out = append(out, best[k])
+		if a := best[k]; a.Kind != Watch || !acting[a.Host] {
+			out = append(out, a)
+		}
 	}
 	slices.SortStableFunc(out, func(a, b Action) int {
 		return cmp.Or(cmp.Compare(b.Priority, a.Priority), cmp.Compare(b.Urgency, a.Urgency),
