@@ -36,17 +36,12 @@ func smallConnLog(t *testing.T, bad bool) string {
 	var b strings.Builder
 	b.WriteString(connHeader)
 	type row struct {
-		ts        float64
-		src, dst  string
-		port      int
-		out, in   int
-		state     string
-		respPkts  int
-		udp       bool
-		sport     int
-		duration  float64
-		histOrig  string
-		reqIPSize int
+		ts       float64
+		src, dst string
+		port     int
+		out, in  int
+		state    string
+		respPkts int
 	}
 	var rows []row
 	start := float64(time.Date(2026, 3, 2, 6, 0, 0, 0, time.UTC).Unix())

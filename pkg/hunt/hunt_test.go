@@ -21,7 +21,9 @@ type net struct {
 
 func ip(s string) netip.Addr { return netip.MustParseAddr(s) }
 
-func hostAddr(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, 1, byte(i / 250), byte(1 + i%250)}) }
+func hostAddr(i int) netip.Addr {
+	return netip.AddrFrom4([4]byte{10, 1, byte(i / 250), byte(1 + i%250)})
+}
 
 func (n *net) conn(ts time.Time, src, dst netip.Addr, port uint16, proto uint8, out, in uint64) *flow.Record {
 	r := &flow.Record{First: ts, Last: ts.Add(200 * time.Millisecond), Proto: proto, Orig: src, Resp: dst,
@@ -83,7 +85,7 @@ func office(t *testing.T) (*net, map[string]netip.Addr) {
 	day := 24 * time.Hour
 	for i := range 30 {
 		h := hostAddr(i)
-		n.periodic(h, ip("10.9.0.10"), 8443, time.Minute, 0.02, day, 600)     // monitoring agent
+		n.periodic(h, ip("10.9.0.10"), 8443, time.Minute, 0.02, day, 600)      // monitoring agent
 		n.periodic(h, ip("198.51.100.20"), 443, 15*time.Minute, 0.1, day, 900) // vendor telemetry
 		n.browse(h, 30, day)
 	}

@@ -70,8 +70,8 @@ type host struct {
 	conns       int
 	dsts        map[netip.Addr]struct{}
 	internal    map[netip.Addr]*peer
-	failedDsts  map[uint32]int // port -> distinct failed destinations (scan evidence)
-	portDsts    map[uint32]int // port -> distinct destinations
+	failedDsts  map[uint32]int   // port -> distinct failed destinations (scan evidence)
+	portDsts    map[uint32]int   // port -> distinct destinations
 	seen        map[failKey]bool // (destination, port) -> failed at least once
 }
 
