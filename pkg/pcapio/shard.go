@@ -235,8 +235,11 @@ type Shard struct {
 	size   int64
 	Header ShardHeader
 	Blocks []BlockMeta
-	Sealed bool  // a valid trailer was found
-	End    int64 // end of the last good block (the recovery truncation point)
+	Sealed bool // a valid trailer was found
+	// Packets and RawBytes total the blocks (from the trailer when sealed).
+	Packets  uint64
+	RawBytes uint64
+	End      int64 // end of the last good block (the recovery truncation point)
 	// Damage notes a problem met while walking an unsealed shard: the walk
 	// stopped there. Nil when the shard is sealed or ended cleanly.
 	Damage *BlockError
@@ -407,6 +410,8 @@ func (s *Shard) readTrailer() error {
 		e = e[trailerEntry:]
 	}
 	s.Blocks = blocks
+	s.Packets = binary.LittleEndian.Uint64(body[8:])
+	s.RawBytes = binary.LittleEndian.Uint64(body[16:])
 	return nil
 }
 
@@ -441,6 +446,8 @@ func (s *Shard) walk() {
 		}
 		m.Offset = off
 		s.Blocks = append(s.Blocks, m)
+		s.Packets += uint64(m.Packets)
+		s.RawBytes += uint64(m.RawLen)
 		off = end
 		s.End = off
 	}

@@ -73,7 +73,8 @@ func fileExists(p string) bool {
 // block (recovery keeps a prefix); otherwise a bad block gets an empty index
 // entry and the rest is still indexed (a sealed shard's blocks are
 // independent). bad is the first bad block.
-func rebuild(sh *pcapio.Shard, newFlows func() FlowTable, stop bool) (good []pcapio.BlockMeta, ix *index.Builder, recs []*flow.Record, packets uint64, bad *pcapio.BlockError) {
+func rebuild(sh *pcapio.Shard, newFlows func() FlowTable, stop bool) (good []pcapio.BlockMeta, ix *index.Builder, recs *flow.FileWriter, packets uint64, bad *pcapio.BlockError) {
+	recs = &flow.FileWriter{}
 	br := pcapio.NewBlockReader()
 	defer br.Close()
 	ix = index.NewBuilder()
@@ -106,6 +107,9 @@ func rebuild(sh *pcapio.Shard, newFlows func() FlowTable, stop bool) (good []pca
 			ix.Add(keys)
 			if ft != nil && p.IPVersion != 0 {
 				ft.AddParsed(pk.Timestamp, &p, pk.Data, pk.OrigLen)
+				if n&4095 == 0 {
+					ft.Expire(pk.Timestamp, recs.Add)
+				}
 			}
 			n++
 			return true
@@ -123,7 +127,7 @@ func rebuild(sh *pcapio.Shard, newFlows func() FlowTable, stop bool) (good []pca
 		good = append(good, m)
 	}
 	if ft != nil {
-		ft.Flush(func(r *flow.Record) { c := *r; recs = append(recs, &c) })
+		ft.Flush(recs.Add)
 	}
 	return good, ix, recs, packets, bad
 }
@@ -190,7 +194,7 @@ func recoverShard(dir, path string, newFlows func() FlowTable) (RecoveryReport, 
 	return rep, syncDir(filepath.Dir(base))
 }
 
-func writeIndexAndFlows(base string, ix *index.Builder, recs []*flow.Record) error {
+func writeIndexAndFlows(base string, ix *index.Builder, recs *flow.FileWriter) error {
 	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
 	if err != nil {
 		return err
@@ -199,7 +203,7 @@ func writeIndexAndFlows(base string, ix *index.Builder, recs []*flow.Record) err
 	if err := writeFileAtomic(base+extIndex, ix.Encode(enc)); err != nil {
 		return fmt.Errorf("write index: %w", err)
 	}
-	if err := writeFileAtomic(base+extFlows, flow.EncodeFile(recs, enc)); err != nil {
+	if err := writeFileAtomic(base+extFlows, recs.Encode(enc)); err != nil {
 		return fmt.Errorf("write flows: %w", err)
 	}
 	return nil

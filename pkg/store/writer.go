@@ -21,7 +21,8 @@ import (
 // FlowTable builds flow records from parsed packets (flow.Builder).
 type FlowTable interface {
 	AddParsed(ts time.Time, p *pkthdr.Packet, data []byte, origLen int)
-	Flush(emit func(*flow.Record))
+	Expire(now time.Time, emit func(*flow.Record)) // ended and timed-out flows
+	Flush(emit func(*flow.Record))                 // everything still open
 }
 
 // WriterOptions tune a Writer. Zero values take the defaults.
@@ -86,6 +87,7 @@ type openShard struct {
 	snaplen  uint32
 	ix       *index.Builder
 	flows    FlowTable
+	flowFile flow.FileWriter
 	block    []byte
 	bFirst   int64
 	bLast    int64
@@ -267,6 +269,11 @@ func (w *Writer) Write(ts time.Time, lt pkthdr.LinkType, data []byte, origLen in
 	sh.ix.Add(w.keys)
 	if sh.flows != nil && p.IPVersion != 0 {
 		sh.flows.AddParsed(ts, p, data, origLen)
+		// Ended flows leave the table as packet time goes on, so memory
+		// holds open flows and compact finished records only.
+		if w.count&4095 == 0 {
+			sh.flows.Expire(ts, sh.flowFile.Add)
+		}
 	}
 	before := len(sh.block)
 	sh.block = pcapio.AppendRecord(sh.block, ts, data, origLen, k.nanos)
@@ -531,11 +538,10 @@ func (w *Writer) seal(sh *openShard) error {
 	if err := writeFileAtomic(base+extIndex, sh.ix.Encode(w.enc)); err != nil {
 		return fmt.Errorf("write index: %w", err)
 	}
-	var recs []*flow.Record
 	if sh.flows != nil {
-		sh.flows.Flush(func(r *flow.Record) { c := *r; recs = append(recs, &c) })
+		sh.flows.Flush(sh.flowFile.Add)
 	}
-	if err := writeFileAtomic(base+extFlows, flow.EncodeFile(recs, w.enc)); err != nil {
+	if err := writeFileAtomic(base+extFlows, sh.flowFile.Encode(w.enc)); err != nil {
 		os.Remove(base + extIndex)
 		return fmt.Errorf("write flows: %w", err)
 	}
