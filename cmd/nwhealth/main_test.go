@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -185,15 +184,6 @@ func readCapture(t *testing.T, in []byte) []pcapio.Packet {
 	}
 }
 
-func readCaptureFile(t *testing.T, path string) []pcapio.Packet {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return readCapture(t, b)
-}
-
 func comparePackets(t *testing.T, what string, got, want []pcapio.Packet) {
 	t.Helper()
 	if len(got) != len(want) {
@@ -210,5 +200,3 @@ func comparePackets(t *testing.T, what string, got, want []pcapio.Packet) {
 func tempStore(t *testing.T) string {
 	return filepath.Join(t.TempDir(), "store")
 }
-
-var errNoRoot = errors.New("not root")

@@ -315,12 +315,11 @@ type Index struct {
 }
 
 type section struct {
-	size       int
-	n          int
-	table      []byte
-	postings   []byte
-	entrySize  int
-	postingEnd int
+	size      int
+	n         int
+	table     []byte
+	postings  []byte
+	entrySize int
 }
 
 // Open decodes an index file's bytes.
