@@ -18,6 +18,7 @@ import (
 	"github.com/nwhealth/nwhealth/pkg/hunt"
 	"github.com/nwhealth/nwhealth/pkg/pcapio"
 	"github.com/nwhealth/nwhealth/pkg/report"
+	"github.com/nwhealth/nwhealth/pkg/store"
 	"github.com/nwhealth/nwhealth/pkg/zeek"
 )
 
@@ -35,14 +36,17 @@ type huntOptions struct {
 	minSeverity string
 	top         int
 	periodic    bool
-	// records, when set, is a further source of flow records (the store).
+	stores      []string
+	from, to    string
+	now         func() time.Time
+	// records, when set, is a further source of flow records (tests).
 	records func(yield func(*flow.Record) bool)
 }
 
 func newHuntCmd(s streams) *cobra.Command {
-	o := &huntOptions{s: s}
+	o := &huntOptions{s: s, now: time.Now}
 	cmd := &cobra.Command{
-		Use:   "hunt --pcap FILE... | --zeek FILE...",
+		Use:   "hunt --store DIR [--from T] [--to T] | --pcap FILE... | --zeek FILE...",
 		Short: "Rank hosts and channels by group behaviour: beacons, lateral fan-out, scans",
 		Long: `hunt finds internal hosts used as stepping stones: periodic check-ins to
 destinations few other hosts use, and fan-out to internal admin ports.
@@ -57,8 +61,11 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 input was damaged and skipped,
 10 findings at or above --fail-on.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if len(o.pcaps) == 0 && len(o.zeeks) == 0 && o.records == nil {
-				return usagef("hunt needs --pcap or --zeek input")
+			if len(o.pcaps) == 0 && len(o.zeeks) == 0 && len(o.stores) == 0 && o.records == nil {
+				return usagef("hunt needs --store, --pcap or --zeek input")
+			}
+			if (o.from != "" || o.to != "") && len(o.stores) == 0 {
+				return usagef("--from and --to select from a --store")
 			}
 			if o.format != "table" && o.format != "jsonl" {
 				return usagef("--format must be table or jsonl, not %q", o.format)
@@ -67,6 +74,9 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 input was damaged and skipped,
 		},
 	}
 	f := cmd.Flags()
+	f.StringArrayVar(&o.stores, "store", nil, "store directory: hunt reads its flow records (repeatable)")
+	f.StringVar(&o.from, "from", "", "with --store: start time (RFC 3339, date, or relative like -24h)")
+	f.StringVar(&o.to, "to", "", "with --store: end time")
 	f.StringSliceVar(&o.pcaps, "pcap", nil, "pcap/pcapng files (gzip/zstd too; - for stdin)")
 	f.StringSliceVar(&o.zeeks, "zeek", nil, "Zeek conn.log files, TSV or JSON lines, gzipped or not")
 	f.StringSliceVar(&o.internal, "internal", nil, "inside networks (default RFC 1918 and ULA)")
@@ -126,6 +136,13 @@ func runHunt(o *huntOptions) error {
 	}
 	for _, path := range o.zeeks {
 		n, err := huntZeek(m, path, o.s.errOut)
+		skipped += n
+		if err != nil {
+			return err
+		}
+	}
+	if len(o.stores) > 0 {
+		n, err := huntStore(m, o)
 		skipped += n
 		if err != nil {
 			return err
@@ -201,6 +218,31 @@ func parseCIDR(s string) (netip.Prefix, error) {
 
 // maxReported bounds the damage messages printed per input.
 const maxReported = 5
+
+// huntStore feeds the flow records of the stores in the time range.
+func huntStore(m *hunt.Model, o *huntOptions) (skipped int, err error) {
+	sf := selectorFlags{from: o.from, to: o.to}
+	sel, err := sf.selector(o.now())
+	if err != nil {
+		return 0, err
+	}
+	stores, err := openStores(o.stores)
+	if err != nil {
+		return 0, err
+	}
+	err = store.Flows(stores, sel, newFlowTable, func(r *flow.Record) error {
+		m.Add(r)
+		return nil
+	})
+	var dmg *store.DamageError
+	if errors.As(err, &dmg) {
+		for _, d := range dmg.Damage {
+			fmt.Fprintln(o.s.errOut, "hunt: damaged:", d)
+		}
+		return len(dmg.Damage), nil
+	}
+	return 0, err
+}
 
 // huntPcap builds flows from a capture into the model; it returns how many
 // damaged records were skipped.

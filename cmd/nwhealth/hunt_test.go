@@ -285,7 +285,12 @@ func TestGateTrafficsimDev(t *testing.T) {
 	dir := t.TempDir()
 	scenario := filepath.Join(testenv.SharedFile(t, "tools", "trafficsim"), "scenarios", "dev.json")
 	pcap, labels, conn := simulate(t, scenario, dir)
-	for _, in := range []struct{ name, flag, path string }{{"pcap", "--pcap", pcap}, {"conn.log", "--zeek", conn}} {
+	// The same day imported into a store, hunted from its flow records.
+	st := filepath.Join(dir, "store")
+	if _, errOut, code := runCmd(t, "import", "--store", st, pcap); code != 0 {
+		t.Fatalf("import: %s", errOut)
+	}
+	for _, in := range []struct{ name, flag, path string }{{"pcap", "--pcap", pcap}, {"conn.log", "--zeek", conn}, {"store", "--store", st}} {
 		out := filepath.Join(dir, in.name+".jsonl")
 		huntToFile(t, out, in.flag, in.path)
 		pair, host, report := huntScore(t, labels, out)
