@@ -216,7 +216,7 @@ func SMB1CreateName(h SMB1Header, c SMB1Cmd) string {
 
 // SMB1CreateFID returns the FID an NT_CREATE_ANDX response assigned.
 func SMB1CreateFID(c SMB1Cmd) (uint16, bool) {
-	if len(c.Words) < 6 { // AndX(4) oplock(1) FID(2)
+	if len(c.Words) < 7 { // AndX(4) oplock(1) FID(2)
 		return 0, false
 	}
 	return binary.LittleEndian.Uint16(c.Words[5:]), true
