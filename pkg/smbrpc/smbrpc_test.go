@@ -225,7 +225,7 @@ func TestSMB1(t *testing.T) {
 	doff := len(msg)
 	msg = append(msg, payload...)
 	copy(msg[32+1+2*12:], u16(uint16(doff))) // DataOffset
-	msg[32+1+len(tw)] += 4                    // ByteCount
+	msg[32+1+len(tw)] += 4                   // ByteCount
 	var tr SMB1Transaction
 	ParseSMB1(msg, func(h SMB1Header, c SMB1Cmd) { tr, _ = ParseSMB1Trans(msg, h, c) })
 	if tr.Function != 0x26 || tr.FID != 0x4001 || !bytes.Equal(tr.Data, payload) || tr.Name != `\PIPE\` {
