@@ -132,6 +132,12 @@ func (p *Pipeline) tcpPacket(h *pkthdr.Packet, payload []byte, ts time.Time) {
 		d.init, d.next = true, h.TCPSeq+1
 		return
 	}
+	// This packet acknowledges bytes of the other direction we hold no
+	// copy of: they were lost from the capture. Stop waiting for them, and
+	// deliver what followed them first, since this packet answers it.
+	if len(o.ooo) > 0 && o.ackValid && !seqLT(o.acked, o.ooo[0].seq) {
+		p.skipHole(c, 1-dir)
+	}
 	if len(payload) > 0 {
 		if c.kind == protoUnknown && !p.probe(c, dir, payload) {
 			return
@@ -140,11 +146,6 @@ func (p *Pipeline) tcpPacket(h *pkthdr.Packet, payload []byte, ts time.Time) {
 			d.init, d.next = true, h.TCPSeq
 		}
 		p.segment(c, dir, h.TCPSeq, payload, ts)
-	}
-	// The peer acknowledged bytes of the other direction we hold no copy
-	// of: they were lost from the capture, so stop waiting for them.
-	if len(o.ooo) > 0 && o.ackValid && !seqLT(o.acked, o.ooo[0].seq) {
-		p.skipHole(c, 1-dir)
 	}
 	if h.TCPFlags&(pkthdr.TCPFin|pkthdr.TCPRst) != 0 {
 		c.fin[dir] = true
