@@ -147,15 +147,14 @@ func runReplay(o *replayOptions) error {
 	stories := replay.NewStories()
 	var ops []replay.Operation
 	emit := func(op replay.Operation) {
+		if !live {
+			ops = append(ops, op) // sorted by time at the end
+			return
+		}
 		stories.Add(&op)
-		if op.Noise && !o.all {
-			return
-		}
-		if live {
+		if !op.Noise || o.all {
 			out.operation(&op) // as soon as it completes
-			return
 		}
-		ops = append(ops, op)
 	}
 	var st replay.Stats
 	var err error
@@ -165,7 +164,10 @@ func runReplay(o *replayOptions) error {
 		st, err = replay.Run(ctx, src, replay.Config{}, emit)
 		sortOps(ops)
 		for i := range ops {
-			out.operation(&ops[i])
+			stories.Add(&ops[i])
+			if !ops[i].Noise || o.all {
+				out.operation(&ops[i])
+			}
 		}
 	}
 	if errors.Is(err, context.Canceled) {
@@ -267,7 +269,18 @@ func sortOps(ops []replay.Operation) {
 		if a.SrcPort != b.SrcPort {
 			return a.SrcPort < b.SrcPort
 		}
-		return a.Operation+a.Target < b.Operation+b.Target
+		if a.Dst != b.Dst {
+			return a.Dst.Less(b.Dst)
+		}
+		if a.DstPort != b.DstPort {
+			return a.DstPort < b.DstPort
+		}
+		for _, c := range [][2]string{{a.Kind, b.Kind}, {a.Pipe, b.Pipe}, {a.Interface, b.Interface}, {a.Operation, b.Operation}, {a.Target, b.Target}, {a.Command, b.Command}} {
+			if c[0] != c[1] {
+				return c[0] < c[1]
+			}
+		}
+		return false
 	})
 }
 
