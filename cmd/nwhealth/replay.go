@@ -332,6 +332,7 @@ type jsonOp struct {
 	Share       string          `json:"share,omitempty"`
 	Kind        string          `json:"kind"`
 	Interface   string          `json:"interface"`
+	Opnum       *int            `json:"opnum,omitempty"`
 	Operation   string          `json:"operation"`
 	Target      string          `json:"target"`
 	Command     string          `json:"command"`
@@ -367,6 +368,10 @@ func (w *replayWriter) operation(op *replay.Operation) {
 			Fields: op.Fields, Technique: op.Technique, Phase: op.Phase,
 			Encrypted: op.Encrypted, Partial: op.Partial, Noise: op.Noise,
 			Size: op.Size, SHA256: op.SHA256, Evidence: op.Evidence(),
+		}
+		if op.Opnum >= 0 {
+			n := op.Opnum
+			j.Opnum = &n
 		}
 		if op.HasStatus {
 			s := fmt.Sprintf("0x%08x", op.Status)

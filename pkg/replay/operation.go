@@ -51,6 +51,7 @@ type Operation struct {
 	Share     string // tree the operation used, \\server\share
 
 	Kind      string // "rpc", "file", "tree", "pipe", "smb3-encrypted"
+	Opnum     int    // RPC operation number; -1 for other kinds and replies whose request was not captured
 	Interface string
 	Operation string
 	Target    string

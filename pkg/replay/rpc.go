@@ -270,6 +270,7 @@ func (a *rpcAssoc) finish(p *Pipeline, id uint32, c *rpcCall, halfOpen bool) {
 		SrcPort: a.ep.client.Port(), DstPort: a.ep.server.Port(),
 		Transport: a.ep.transport, Pipe: a.ep.pipe, Share: a.ep.share,
 		Kind:      "rpc",
+		Opnum:     int(c.opnum),
 		Interface: d.Interface, Operation: d.Operation,
 		Target: d.Target, Command: d.Command,
 		Technique: d.Technique, Phase: d.Phase,
@@ -291,6 +292,9 @@ func (a *rpcAssoc) finish(p *Pipeline, id uint32, c *rpcCall, halfOpen bool) {
 	}
 	if op.Operation == "" {
 		op.Operation = opnumName(c.opnum)
+	}
+	if c.opnum == 0xffff {
+		op.Opnum = -1
 	}
 	if c.faulted {
 		op.Status, op.HasStatus = c.fault, true

@@ -316,7 +316,7 @@ func (s *smbConn) smb2(p *Pipeline, dir int, h smbrpc.SMB2Header, m []byte, ts t
 		st, _ := smbrpc.ParseSMB2TreeConnectResp(m)
 		t := s.addTree(h.TreeID, r.path, st == smbrpc.SharePipe)
 		s.session(h.SessionID).lastTree = t.path
-		s.treeOp(p, r, t, h.SessionID, ts, false)
+		s.treeOp(p, r, t, h.SessionID, ts, false, false)
 	case smbrpc.SMB2Create:
 		if !ok {
 			return
@@ -439,9 +439,9 @@ func treePath(t *smbTree) string {
 	return t.path
 }
 
-func (s *smbConn) treeOp(p *Pipeline, r *smbReq, t *smbTree, sess uint64, ts time.Time, partial bool) {
+func (s *smbConn) treeOp(p *Pipeline, r *smbReq, t *smbTree, sess uint64, ts time.Time, partial, smb1 bool) {
 	acct := s.sessAcct(sess, t)
-	op := s.baseOp(r.ts, ts, acct, false)
+	op := s.baseOp(r.ts, ts, acct, smb1)
 	op.Kind, op.Interface, op.Operation = "tree", "smb", "tree connect"
 	op.Target, op.Share = t.path, t.path
 	op.Partial = partial
@@ -455,7 +455,7 @@ func (s *smbConn) treeOp(p *Pipeline, r *smbReq, t *smbTree, sess uint64, ts tim
 
 func (s *smbConn) baseOp(start, end time.Time, acct account, smb1 bool) Operation {
 	return Operation{
-		Time: start, End: end,
+		Time: start, End: end, Opnum: -1,
 		Src: s.cli.Addr(), Dst: s.srv.Addr(), SrcPort: s.cli.Port(), DstPort: s.srv.Port(),
 		User: acct.user, Domain: acct.domain, Workstation: firstNonEmpty(acct.workstation, s.nbName),
 		Auth: acct.auth, Service: acct.service,
@@ -605,10 +605,10 @@ func (s *smbConn) expire(p *Pipeline, before time.Time) {
 	for id, r := range s.pending {
 		if r.ts.Before(before) {
 			delete(s.pending, id)
-			if r.cmd == smbrpc.SMB2TreeConnect && r.path != "" {
+			if (r.cmd == smbrpc.SMB2TreeConnect || r.cmd == smbrpc.SMB1TreeConnect) && r.path != "" {
 				// The reply was not captured: the connect still happened.
 				t := s.addTree(r.tree, r.path, false)
-				s.treeOp(p, r, t, r.sess, r.ts, true)
+				s.treeOp(p, r, t, r.sess, r.ts, true, r.cmd == smbrpc.SMB1TreeConnect)
 			}
 		}
 	}

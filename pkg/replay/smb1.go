@@ -97,7 +97,7 @@ func (s *smbConn) smb1Reply(p *Pipeline, msg []byte, h smbrpc.SMB1Header, c smbr
 		if ok {
 			t := s.addTree(uint32(h.TID), r.path, false)
 			s.session(uint64(h.UID)).lastTree = t.path
-			s.treeOp(p, r, t, uint64(h.UID), ts, false)
+			s.treeOp(p, r, t, uint64(h.UID), ts, false, true)
 		}
 	case smbrpc.SMB1NTCreate:
 		if fid, got := smbrpc.SMB1CreateFID(c); ok && got {
