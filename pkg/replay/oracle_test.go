@@ -47,7 +47,7 @@ func replayFile(t *testing.T, file string) ([]Operation, Stats) {
 	return ops, st
 }
 
-func sharedCaptures(t *testing.T) []string {
+func sharedCaptures(t testing.TB) []string {
 	dir := testenv.SharedFile(t, "pcaps", "remote-ops")
 	files, _ := filepath.Glob(filepath.Join(dir, "*", "*.*cap*"))
 	if len(files) == 0 {
