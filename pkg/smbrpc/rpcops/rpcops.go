@@ -61,7 +61,6 @@ const (
 	PhaseEvasion    = "defense-evasion"
 )
 
-
 // GuessInterface infers the interface of a call whose bind was not captured:
 // from the SMB pipe name, or on TCP (pipe "") from the opnum and a stub that
 // parses cleanly as that operation's request.

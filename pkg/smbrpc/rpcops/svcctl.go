@@ -165,8 +165,8 @@ func svcOpenService(x *dc, ansi bool) {
 
 type svcCreate struct {
 	name, display, binPath, group, account string
-	access, typ, start, errCtl               uint32
-	hasPassword                              bool
+	access, typ, start, errCtl             uint32
+	hasPassword                            bool
 }
 
 func svcCreateArgs(r *ndr.Reader, ansi, wow bool) (a svcCreate) {
