@@ -57,6 +57,7 @@ type Reader struct {
 	buf   []byte
 	off   int
 	order binary.ByteOrder
+	ndr64 bool
 	err   error
 	// frames holds, for each open Construct, the referents deferred so far.
 	frames [][]func()
@@ -70,6 +71,44 @@ func NewReader(stub []byte, bigEndian bool) *Reader {
 		r.order = binary.BigEndian
 	}
 	return r
+}
+
+// SetNDR64 switches to the NDR64 transfer syntax (MS-RPCE 2.2.5), which a
+// context negotiated when its bind_ack accepted transfer syntax
+// 71710533-beba-4937-8319-b5dbef9ccc36: pointers, conformances, offsets
+// and counts become 8 bytes (aligned 8) and enums 4 bytes.
+func (r *Reader) SetNDR64(on bool) { r.ndr64 = on }
+
+// NDR64 reports whether the reader decodes NDR64.
+func (r *Reader) NDR64() bool { return r.ndr64 }
+
+// PtrSize is the wire size of a pointer referent ID: 4, or 8 in NDR64.
+func (r *Reader) PtrSize() int {
+	if r.ndr64 {
+		return 8
+	}
+	return 4
+}
+
+// AlignP aligns to a pointer's alignment, as a structure holding pointers
+// is aligned before its first member.
+func (r *Reader) AlignP() { r.Align(r.PtrSize()) }
+
+// Enum reads an enumerated value: 16 bits in NDR, 32 bits in NDR64 (and
+// for [v1_enum] types, which callers read with U32).
+func (r *Reader) Enum() uint32 {
+	if r.ndr64 {
+		return r.U32()
+	}
+	return uint32(r.U16())
+}
+
+// size reads a conformance, offset or count: 32 bits, 64 in NDR64.
+func (r *Reader) size() uint64 {
+	if r.ndr64 {
+		return r.U64()
+	}
+	return uint64(r.U32())
 }
 
 // Err returns the first error met, nil when every read so far succeeded.
@@ -188,12 +227,12 @@ func (r *Reader) UUID() (u [16]byte) {
 
 // Ptr reads a unique or full pointer's referent ID and reports whether it
 // is non-null. The caller then reads or defers the referent.
-func (r *Reader) Ptr() bool { return r.U32() != 0 }
+func (r *Reader) Ptr() bool { return r.size() != 0 }
 
 // RefPtr reads an embedded [ref] pointer (which has a wire representation
 // when embedded) and fails on null.
 func (r *Reader) RefPtr() bool {
-	if r.U32() == 0 && r.err == nil {
+	if r.size() == 0 && r.err == nil {
 		r.Fail(ErrNullRef)
 	}
 	return r.err == nil
@@ -241,8 +280,11 @@ func (r *Reader) Defer(fn func()) {
 // Count reads a conformance (maximum count) and checks that count elements
 // of at least minSize bytes each can still follow. It returns 0 on error.
 func (r *Reader) Count(minSize int) int {
-	n := r.U32()
-	return r.checkCount(n, minSize)
+	n := r.size()
+	if n > CountLimit {
+		n = CountLimit + 1 // fails below
+	}
+	return r.checkCount(uint32(n), minSize)
 }
 
 // CheckCount validates a count obtained elsewhere (e.g. a conformance
@@ -269,19 +311,19 @@ func (r *Reader) checkCount(n uint32, minSize int) int {
 // exceed what is transmitted), so it is not checked against the remaining
 // bytes; it returns -1 when the read failed.
 func (r *Reader) MaxCount() int64 {
-	n := r.U32()
+	n := r.size()
 	if r.err != nil {
 		return -1
 	}
-	return int64(n)
+	return int64(min(n, 1<<62))
 }
 
 // Varying reads the offset and actual count of a varying array whose
 // maximum is max (max < 0: no conformance to check against) and checks the
 // actual count against the remaining bytes.
 func (r *Reader) Varying(max int64, elemSize int) int {
-	off := r.U32()
-	n := r.U32()
+	off := min(r.size(), CountLimit+1)
+	n := min(r.size(), CountLimit+1)
 	if r.err != nil {
 		return 0
 	}
@@ -289,7 +331,34 @@ func (r *Reader) Varying(max int64, elemSize int) int {
 		r.Fail(ErrVarying)
 		return 0
 	}
-	return r.checkCount(n, elemSize)
+	return r.checkCount(uint32(n), elemSize)
+}
+
+// VaryingUpTo is Varying for lists whose elements are useful one by one
+// (enumeration results): an actual count larger than the remaining bytes
+// allow is clamped instead of failing, so a short stub still yields its
+// first elements (the reads past the end then fail as usual).
+func (r *Reader) VaryingUpTo(maxCount int64, elemSize int) int {
+	off := min(r.size(), CountLimit+1)
+	n := min(r.size(), CountLimit+1)
+	if r.err != nil {
+		return 0
+	}
+	if maxCount >= 0 && int64(off)+int64(n) > maxCount {
+		r.Fail(ErrVarying)
+		return 0
+	}
+	return min(int(n), r.Remaining()/max(elemSize, 1))
+}
+
+// CountUpTo is Count for lists: the conformance is clamped to the elements
+// the remaining bytes can hold.
+func (r *Reader) CountUpTo(minSize int) int {
+	n := min(r.size(), CountLimit+1)
+	if r.err != nil {
+		return 0
+	}
+	return min(int(n), r.Remaining()/max(minSize, 1))
 }
 
 // WString reads a conformant varying string of UTF-16 code units (a [string]
@@ -351,6 +420,7 @@ func (r *Reader) chars(n int) string {
 // pointer to a conformant varying buffer) embedded in the current construct
 // and stores the text into *dst when the deferred buffer is read.
 func (r *Reader) UnicodeString(dst *string) {
+	r.AlignP()
 	r.U16() // Length in bytes; the buffer's actual count is authoritative
 	r.U16()
 	if r.Ptr() {
@@ -365,6 +435,7 @@ func (r *Reader) UnicodeString(dst *string) {
 // AnsiString reads an RPC_STRING / STRING (Length, MaximumLength, pointer
 // to a conformant varying char buffer) into *dst.
 func (r *Reader) AnsiString(dst *string) {
+	r.AlignP()
 	r.U16()
 	r.U16()
 	if r.Ptr() {
@@ -454,4 +525,14 @@ func indexByte(b []byte, c byte) int {
 		}
 	}
 	return -1
+}
+
+// DecodeUTF16Multi turns UTF-16LE bytes holding several NUL-terminated
+// strings (REG_MULTI_SZ) into text with NUL separators kept.
+func DecodeUTF16Multi(b []byte) string {
+	u := make([]uint16, 0, len(b)/2)
+	for i := 0; i+1 < len(b); i += 2 {
+		u = append(u, binary.LittleEndian.Uint16(b[i:]))
+	}
+	return string(utf16.Decode(u))
 }

@@ -142,7 +142,7 @@ func (s *Session) decodeState(c Call, d *Decoded) *dc {
 	x := &dc{s: s, c: c, d: d, op: o}
 
 	if c.Request != nil {
-		x.r = ndr.NewReader(c.Request, c.BigEndian)
+		x.r = newReader(c, c.Request)
 		if i.orpc {
 			orpcThis(x.r)
 		}
@@ -159,7 +159,7 @@ func (s *Session) decodeState(c Call, d *Decoded) *dc {
 		x.warn("request", len(c.Request))
 	}
 	if c.Response != nil && len(c.Response) > 4 {
-		x.r = ndr.NewReader(c.Response, c.BigEndian)
+		x.r = newReader(c, c.Response)
 		if i.orpc {
 			orpcThat(x.r)
 		}
@@ -200,6 +200,12 @@ func (x *dc) add(name, value string) {
 // returns records the handle a response returns.
 func (x *dc) returns(h Handle, hi handleInfo) {
 	x.newH, x.newInfo, x.newOK = h, hi, true
+}
+
+func newReader(c Call, stub []byte) *ndr.Reader {
+	r := ndr.NewReader(stub, c.BigEndian)
+	r.SetNDR64(c.NDR64)
+	return r
 }
 
 // readHandle reads a context handle (aligned 4).

@@ -24,6 +24,7 @@ type stubCall struct {
 	Opnum  uint16 `json:"opnum"`
 	Pipe   string `json:"pipe"`
 	Big    bool   `json:"big"`
+	NDR64  bool   `json:"ndr64"`
 	Object string `json:"object"`
 	Sealed bool   `json:"sealed"`
 	Req    string `json:"req"`
@@ -54,7 +55,7 @@ func loadStubs(t testing.TB, path string) []stubCall {
 func (s stubCall) call(t testing.TB) (c Call, guessed bool) {
 	t.Helper()
 	var err error
-	c = Call{IfVersion: s.Ver, Opnum: s.Opnum, BigEndian: s.Big, Pipe: s.Pipe}
+	c = Call{IfVersion: s.Ver, Opnum: s.Opnum, BigEndian: s.Big, NDR64: s.NDR64, Pipe: s.Pipe}
 	if c.Request, err = hex.DecodeString(s.Req); err != nil {
 		t.Fatal(err)
 	}
@@ -77,13 +78,16 @@ func (s stubCall) call(t testing.TB) (c Call, guessed bool) {
 
 // render prints a Decoded for golden files: one header line, one indented
 // line per field.
-func render(w *strings.Builder, frame int, d Decoded, guessed, sealed bool) {
+func render(w *strings.Builder, frame int, d Decoded, guessed, sealed, ndr64 bool) {
 	fmt.Fprintf(w, "frame %d: %s %s", frame, d.Interface, d.Operation)
 	if guessed {
 		w.WriteString(" (interface guessed)")
 	}
 	if sealed {
 		w.WriteString(" (sealed)")
+	}
+	if ndr64 {
+		w.WriteString(" (ndr64)")
 	}
 	fmt.Fprintf(w, " status=0x%08x", d.Status)
 	if d.Noise {
@@ -128,7 +132,7 @@ func TestGoldenStubs(t *testing.T) {
 					sessions[sc.Conn] = s
 				}
 				d := s.Decode(c)
-				render(&w, sc.Frame, d, guessed, sc.Sealed)
+				render(&w, sc.Frame, d, guessed, sc.Sealed, sc.NDR64)
 			}
 			golden := filepath.Join("testdata", "golden", name+".txt")
 			if *update {

@@ -1,7 +1,5 @@
 package rpcops
 
-import "github.com/nwhealth/nwhealth/pkg/smbrpc/ndr"
-
 // ReturnedHandle returns the context handle that the response of a call
 // opens (OpenSCManagerW, OpenServiceW, CreateServiceW, OpenKey, OpenPolicy2,
 // OpenDomain...), for pipelines that track handles across calls themselves
@@ -23,7 +21,7 @@ func UsedHandle(c Call) (Handle, bool) {
 	if i == nil || !i.ops[c.Opnum].handle || c.Request == nil {
 		return Handle{}, false
 	}
-	r := ndr.NewReader(c.Request, c.BigEndian)
+	r := newReader(c, c.Request)
 	if i.orpc {
 		orpcThis(r)
 	}

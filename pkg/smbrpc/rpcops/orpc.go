@@ -33,7 +33,7 @@ func orpcExtentArray(r *ndr.Reader) {
 	r.U32() // reserved
 	if r.Ptr() {
 		r.Defer(func() {
-			n := r.Count(4)
+			n := r.Count(r.PtrSize())
 			for i := 0; i < n; i++ {
 				if r.Ptr() {
 					r.Defer(func() {

@@ -29,6 +29,7 @@ type Call struct {
 	Request   []byte   // reassembled request stub (nil if not seen)
 	Response  []byte   // reassembled response stub (nil if not seen)
 	BigEndian bool     // from the PDU data representation (almost always little-endian)
+	NDR64     bool     // the context's bind_ack accepted NDR64 (71710533-beba-4937-8319-b5dbef9ccc36); Windows x64 clients get it from Windows servers for most interfaces
 	Object    [16]byte // object UUID when PFC_OBJECT_UUID is set (DCOM IPID)
 	Pipe      string   // SMB named pipe the call came over, "" for ncacn_ip_tcp
 }

@@ -349,7 +349,7 @@ func svcStartService(x *dc, ansi bool) {
 	var args []string
 	if r.Ptr() {
 		r.Construct(func() {
-			n := r.Count(4)
+			n := r.Count(r.PtrSize())
 			for i := 0; i < n; i++ {
 				if r.Ptr() {
 					r.Defer(func() { args = append(args, svcString(r, ansi)) })

@@ -39,6 +39,7 @@ type Call struct {
 	Opnum  uint16 `json:"opnum"`
 	Pipe   string `json:"pipe,omitempty"`
 	Big    bool   `json:"big,omitempty"`
+	NDR64  bool   `json:"ndr64,omitempty"`
 	Object string `json:"object,omitempty"`
 	Sealed bool   `json:"sealed,omitempty"`
 	Req    string `json:"req,omitempty"`
@@ -179,6 +180,8 @@ func extract(capPath string) ([]Call, error) {
 		ver  uint16
 	}
 	ctxs := map[ctxKey]syntax{}
+	ndr64 := map[ctxKey]bool{}
+	bindOrder := map[string][]uint16{} // conn -> context ids of the last bind/alter_context
 	type pending struct {
 		call *Call
 		req  []byte
@@ -197,8 +200,16 @@ func extract(capPath string) ([]Call, error) {
 		}
 		switch h.ptype {
 		case 11, 14: // bind, alter_context
+			bindOrder[m.stream] = nil
 			for _, c := range parseBindContexts(p.data, h) {
 				ctxs[ctxKey{conn, c.id}] = syntax{c.uuid, c.ver}
+				bindOrder[m.stream] = append(bindOrder[m.stream], c.id)
+			}
+		case 12, 15: // bind_ack, alter_context_resp: which transfer syntax won
+			for i, res := range parseBindResults(p.data, h) {
+				if ids := bindOrder[m.stream]; i < len(ids) && res.accepted {
+					ndr64[ctxKey{conn, ids[i]}] = res.ndr64
+				}
 			}
 		case 0: // request
 			body, sealed := stubOf(p.data, h, 24)
@@ -211,6 +222,7 @@ func extract(capPath string) ([]Call, error) {
 				pc = &pending{call: &Call{
 					Frame: p.frame, Conn: conn, Iface: s.uuid, Ver: s.ver, Opnum: opnum,
 					Pipe: normPipe(pipeOfFid[m.stream+"/"+m.fid]), Big: h.big, Sealed: sealed,
+					NDR64: ndr64[ctxKey{conn, ctxID}],
 				}}
 				if h.flags&0x80 != 0 && len(p.data) >= 40 {
 					pc.call.Object = uuidString(p.data[24:40])
@@ -361,13 +373,42 @@ func parseBindContexts(b []byte, h header) []bindCtx {
 	return out
 }
 
+type bindResult struct{ accepted, ndr64 bool }
+
+// ndr64Syntax is the NDR64 transfer syntax UUID in wire form.
+var ndr64Syntax = []byte{0x33, 0x05, 0x71, 0x71, 0xba, 0xbe, 0x37, 0x49, 0x83, 0x19, 0xb5, 0xdb, 0xef, 0x9c, 0xcc, 0x36}
+
+func parseBindResults(b []byte, h header) []bindResult {
+	// common header 16, max_xmit 2, max_recv 2, assoc_group 4, then the
+	// secondary address (length-prefixed, padded to 4), then the results.
+	if len(b) < 26 {
+		return nil
+	}
+	off := 24
+	sl := int(h.order.Uint16(b[off:]))
+	off += 2 + sl
+	off = (off + 3) &^ 3
+	if off+4 > h.fragLen {
+		return nil
+	}
+	n := int(b[off])
+	off += 4
+	var out []bindResult
+	for i := 0; i < n && off+24 <= h.fragLen; i++ {
+		res := h.order.Uint16(b[off:])
+		out = append(out, bindResult{accepted: res == 0, ndr64: bytes.Equal(b[off+4:off+20], ndr64Syntax)})
+		off += 24
+	}
+	return out
+}
+
 func uuidString(u []byte) string {
 	return fmt.Sprintf("%08x-%04x-%04x-%x-%x", binary.LittleEndian.Uint32(u), binary.LittleEndian.Uint16(u[4:]),
 		binary.LittleEndian.Uint16(u[6:]), u[8:10], u[10:16])
 }
 
 func fieldsPass(capPath string) (map[int]frameMeta, error) {
-	cmd := exec.Command("tshark", "-r", capPath, "-n", "-Y", "dcerpc || smb2.cmd==5",
+	cmd := exec.Command("tshark", "-r", capPath, "-n", "-Y", "dcerpc || smb2.cmd==5 || smb2.cmd==8 || smb2.cmd==9 || smb2.cmd==11",
 		"-T", "fields", "-E", "occurrence=f",
 		"-e", "frame.number", "-e", "tcp.stream", "-e", "smb2.fid", "-e", "smb2.msg_id",
 		"-e", "smb2.flags.response", "-e", "smb.fid", "-e", "smb.file", "-e", "smb2.filename")
