@@ -175,6 +175,7 @@ func epmLookupResp(x *dc) {
 		for i := 0; i < n; i++ {
 			e := &entry{}
 			ents = append(ents, e)
+			r.AlignP()
 			r.UUID()
 			if r.Ptr() {
 				r.Defer(func() { e.tower = epmTower(r) })

@@ -6,6 +6,7 @@ import "github.com/nwhealth/nwhealth/pkg/smbrpc/ndr"
 // 2.2.13.3): version, flags, causality id and optional extensions.
 func orpcThis(r *ndr.Reader) {
 	r.Construct(func() {
+		r.AlignP()
 		r.U16() // COMVERSION
 		r.U16()
 		r.U32() // flags
@@ -20,6 +21,7 @@ func orpcThis(r *ndr.Reader) {
 // orpcThat reads the ORPCTHAT that begins every DCOM response.
 func orpcThat(r *ndr.Reader) {
 	r.Construct(func() {
+		r.AlignP()
 		r.U32() // flags
 		if r.Ptr() {
 			r.Defer(func() { orpcExtentArray(r) })
@@ -29,6 +31,7 @@ func orpcThat(r *ndr.Reader) {
 
 // orpcExtentArray reads an ORPC_EXTENT_ARRAY referent.
 func orpcExtentArray(r *ndr.Reader) {
+	r.AlignP()
 	r.U32() // size
 	r.U32() // reserved
 	if r.Ptr() {

@@ -308,6 +308,7 @@ func svcChangeConfig(x *dc, ansi bool) {
 // a persistence trick).
 func svcChangeConfig2(x *dc, ansi bool) {
 	r := x.r
+	r.AlignP() // SC_RPC_CONFIG_INFO holds a pointer
 	level := r.U32()
 	x.add("info level", fmt.Sprint(level))
 	if !r.Ptr() {
@@ -321,6 +322,7 @@ func svcChangeConfig2(x *dc, ansi bool) {
 				r.Defer(func() { desc = svcString(r, ansi) })
 			}
 		case 2:
+			r.AlignP()
 			r.U32() // reset period
 			if r.Ptr() {
 				r.Defer(func() { msg = svcString(r, ansi) })
@@ -392,6 +394,7 @@ func svcQueryConfigResp(x *dc, ansi bool) {
 	var binPath, group, deps, account, display string
 	var typ, start uint32
 	r.Construct(func() {
+		r.AlignP()
 		typ, start = r.U32(), r.U32()
 		r.U32() // error control
 		for _, dst := range []*string{&binPath, &group} {
