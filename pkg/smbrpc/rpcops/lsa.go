@@ -70,18 +70,18 @@ func init() {
 			42: {handle: true, req: lsaStorePrivateData, technique: "T1003.004", phase: PhaseCredAccess},
 			43: {handle: true, req: lsaRetrievePrivateDataReq, resp: lsaRetrievePrivateDataResp,
 				technique: "T1003.004", phase: PhaseCredAccess},
-			44: {req: lsaOpenPolicy2, opens: "policy", probe: func(r *ndr.Reader) { lsaOpenPolicy2Args(r) }},
-			45: {req: lsaGetUserNameReq, resp: lsaGetUserNameResp, technique: "T1033", phase: PhaseRecon},
-			46: {handle: true, req: lsaQueryInfoReq, resp: lsaQueryInfoResp, phase: PhaseRecon},
-			48: {handle: true, req: lsaTrustName, technique: "T1482", phase: PhaseRecon},
-			50: {handle: true, resp: lsaEnumTrustsExResp, technique: "T1482", phase: PhaseRecon},
-			55: {handle: true, req: lsaTrustName, technique: "T1482", phase: PhaseRecon},
-			57: lookupSids(2, true),
-			58: lookupNames(2, true),
-			68: lookupNames(3, true),
-			73: {handle: true, req: lsaTrustName, technique: "T1482", phase: PhaseRecon},
-			76: lookupSids(3, false),
-			77: lookupNames(3, false),
+			44:  {req: lsaOpenPolicy2, opens: "policy", probe: func(r *ndr.Reader) { lsaOpenPolicy2Args(r) }},
+			45:  {req: lsaGetUserNameReq, resp: lsaGetUserNameResp, technique: "T1033", phase: PhaseRecon},
+			46:  {handle: true, req: lsaQueryInfoReq, resp: lsaQueryInfoResp, phase: PhaseRecon},
+			48:  {handle: true, req: lsaTrustName, technique: "T1482", phase: PhaseRecon},
+			50:  {handle: true, resp: lsaEnumTrustsExResp, technique: "T1482", phase: PhaseRecon},
+			55:  {handle: true, req: lsaTrustName, technique: "T1482", phase: PhaseRecon},
+			57:  lookupSids(2, true),
+			58:  lookupNames(2, true),
+			68:  lookupNames(3, true),
+			73:  {handle: true, req: lsaTrustName, technique: "T1482", phase: PhaseRecon},
+			76:  lookupSids(3, false),
+			77:  lookupNames(3, false),
 			130: {req: lsaOpenPolicy2, opens: "policy"},
 		}})
 }
@@ -90,7 +90,7 @@ func init() {
 func objectAttributes(r *ndr.Reader) {
 	r.Construct(func() {
 		r.AlignP()
-		r.U32() // Length
+		r.U32()      // Length
 		if r.Ptr() { // RootDirectory: a single byte
 			r.Defer(func() { r.U8() })
 		}
@@ -100,7 +100,7 @@ func objectAttributes(r *ndr.Reader) {
 				r.UnicodeString(&s)
 			})
 		}
-		r.U32() // Attributes
+		r.U32()      // Attributes
 		if r.Ptr() { // SecurityDescriptor: {Length; [size_is(Length)] byte*}
 			r.Defer(func() {
 				r.AlignP()
