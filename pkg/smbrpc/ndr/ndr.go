@@ -103,6 +103,20 @@ func (r *Reader) Enum() uint32 {
 	return uint32(r.U16())
 }
 
+// Switch reads the 32-bit discriminant of a union whose arms hold
+// pointers: NDR64 aligns such a union (discriminant included) to 8.
+func (r *Reader) Switch() uint32 {
+	r.AlignP()
+	return r.U32()
+}
+
+// SwitchEnum reads an enumerated union discriminant (16 bits in NDR, 32 in
+// NDR64), aligned as Switch.
+func (r *Reader) SwitchEnum() uint32 {
+	r.AlignP()
+	return r.Enum()
+}
+
 // size reads a conformance, offset or count: 32 bits, 64 in NDR64.
 func (r *Reader) size() uint64 {
 	if r.ndr64 {

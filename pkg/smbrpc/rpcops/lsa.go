@@ -165,7 +165,7 @@ func lsaQueryInfoResp(x *dc) {
 	}
 	var name, dns, forest, sid string
 	r.Construct(func() {
-		level := r.Enum()
+		level := r.SwitchEnum()
 		if level != x.reqLevel {
 			r.Failf("policy information class %d, asked %d", level, x.reqLevel)
 			return

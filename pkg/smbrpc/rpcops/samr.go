@@ -474,7 +474,7 @@ func samrSetUser(x *dc) {
 	r := x.r
 	class := r.Enum()
 	x.add("class", enumName(class, userInfoClasses))
-	disc := r.Enum()
+	disc := r.SwitchEnum()
 	if disc != class && r.Err() == nil {
 		r.Failf("user info union discriminant %d, class %d", disc, class)
 		return

@@ -311,6 +311,10 @@ func svcChangeConfig2(x *dc, ansi bool) {
 	r.AlignP() // SC_RPC_CONFIG_INFO holds a pointer
 	level := r.U32()
 	x.add("info level", fmt.Sprint(level))
+	if r.Switch() != level && r.Err() == nil { // union discriminant
+		r.Failf("config info discriminant differs from level %d", level)
+		return
+	}
 	if !r.Ptr() {
 		return
 	}

@@ -217,6 +217,10 @@ func extract(capPath string) ([]Call, error) {
 			opnum := h.order.Uint16(p.data[22:])
 			key := conn + "/" + strconv.Itoa(int(h.callID))
 			pc := open[key]
+			if pc != nil && !pc.done && pc.resp == nil && h.flags&3 == 3 && bytes.Equal(pc.req, body) {
+				// An SMB2 IOCTL response echoing the request it answers.
+				continue
+			}
 			if pc == nil || h.flags&1 != 0 || pc.done {
 				s := ctxs[ctxKey{conn, ctxID}]
 				pc = &pending{call: &Call{
