@@ -63,8 +63,8 @@ func init() {
 		ops: map[uint16]op{
 			0: {req: wksGetInfoReq, resp: wksGetInfoResp, technique: "T1082", phase: PhaseRecon,
 				probe: func(r *ndr.Reader) { wstrPtr(r); r.U32() }},
-			2: {req: wksUserEnumReq, resp: wksUserEnumResp, technique: "T1033", phase: PhaseRecon},
-			5: {req: srvServerArg, technique: "T1016", phase: PhaseRecon},
+			2:  {req: wksUserEnumReq, resp: wksUserEnumResp, technique: "T1033", phase: PhaseRecon},
+			5:  {req: srvServerArg, technique: "T1016", phase: PhaseRecon},
 			11: {req: srvServerArg, technique: "T1049", phase: PhaseRecon},
 			20: {req: srvServerArg, technique: "T1082", phase: PhaseRecon},
 		}})
