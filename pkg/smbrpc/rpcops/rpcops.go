@@ -21,8 +21,6 @@
 //     without one).
 package rpcops
 
-import "fmt"
-
 // Call is one DCE/RPC call as the transport layer reassembled it.
 type Call struct {
 	Interface [16]byte // interface UUID in its wire form (as it appears in a bind PDU: first 3 fields little-endian)
@@ -31,6 +29,7 @@ type Call struct {
 	Request   []byte   // reassembled request stub (nil if not seen)
 	Response  []byte   // reassembled response stub (nil if not seen)
 	BigEndian bool     // from the PDU data representation (almost always little-endian)
+	NDR64     bool     // the context's bind_ack accepted NDR64 (71710533-beba-4937-8319-b5dbef9ccc36); Windows x64 clients get it from Windows servers for most interfaces
 	Object    [16]byte // object UUID when PFC_OBJECT_UUID is set (DCOM IPID)
 	Pipe      string   // SMB named pipe the call came over, "" for ncacn_ip_tcp
 }
@@ -62,49 +61,6 @@ const (
 	PhaseExfil      = "exfiltration"
 	PhaseEvasion    = "defense-evasion"
 )
-
-// Decode decodes one call without any connection state. It never panics:
-// damaged or short stubs give partial results.
-func Decode(c Call) Decoded {
-	var s Session
-	return s.Decode(c)
-}
-
-// Session holds the context handles seen on one DCE/RPC association so that
-// calls on a handle can name what it refers to. The zero value is ready to
-// use. It is not safe for concurrent use.
-type Session struct {
-	handles map[Handle]handleInfo
-}
-
-// Handle is an RPC context handle (MS-RPCE 2.2.4.6 / policy_handle): 4 bytes
-// of attributes then a 16-byte UUID.
-type Handle [20]byte
-
-// handleInfo is what a handle was opened on.
-type handleInfo struct {
-	kind string // "scm", "service", "key", "domain", "user", ...
-	name string // service name, full key path, domain name...
-}
-
-// Decode decodes one call and updates the session's handle table.
-func (s *Session) Decode(c Call) (d Decoded) {
-	d.Interface = InterfaceName(c.Interface)
-	d.Operation = OpName(c.Interface, c.Opnum)
-	return d
-}
-
-// InterfaceName returns the short name of an interface given its wire-form
-// UUID, or "" when unknown.
-func InterfaceName(uuid [16]byte) string {
-	return ""
-}
-
-// OpName names an operation of an interface, "opnum N" when the interface
-// or the opnum is unknown.
-func OpName(uuid [16]byte, opnum uint16) string {
-	return fmt.Sprintf("opnum %d", opnum)
-}
 
 // GuessInterface infers the interface of a call whose bind was not captured:
 // from the SMB pipe name, or on TCP (pipe "") from the opnum and a stub that
