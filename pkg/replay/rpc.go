@@ -70,6 +70,11 @@ type rpcEndpoint struct {
 type ctxIface struct {
 	iface smbrpc.UUID
 	ver   uint16
+	ndr64 bool // NDR64 transfer syntax: accepted by the ack, or the only one proposed
+}
+
+func proposedNDR64(c smbrpc.PresContext) bool {
+	return len(c.Syntaxes) > 0 && c.Syntaxes[0] == smbrpc.SyntaxNDR64
 }
 
 // rpcCall is one call being reassembled.
@@ -158,7 +163,7 @@ func (a *rpcAssoc) pdu(p *Pipeline, dir int, b []byte, ts time.Time) {
 		for _, c := range pdu.Contexts {
 			if len(a.ctx) < maxContexts {
 				if _, ok := a.ctx[c.ID]; !ok {
-					a.ctx[c.ID] = ctxIface{c.Interface, c.Version}
+					a.ctx[c.ID] = ctxIface{c.Interface, c.Version, proposedNDR64(c)}
 				}
 			}
 		}
@@ -166,7 +171,7 @@ func (a *rpcAssoc) pdu(p *Pipeline, dir int, b []byte, ts time.Time) {
 		if prop, ok := a.proposed[pdu.CallID]; ok {
 			for i, c := range prop {
 				if i < len(pdu.Results) && pdu.Results[i] == 0 {
-					a.ctx[c.ID] = ctxIface{c.Interface, c.Version}
+					a.ctx[c.ID] = ctxIface{c.Interface, c.Version, pdu.Accepted[i] == smbrpc.SyntaxNDR64}
 				}
 			}
 			delete(a.proposed, pdu.CallID)
@@ -248,7 +253,7 @@ func (a *rpcAssoc) finish(p *Pipeline, id uint32, c *rpcCall, halfOpen bool) {
 		}
 	}
 	call := rpcops.Call{
-		Interface: ci.iface, IfVersion: ci.ver, Opnum: c.opnum,
+		Interface: ci.iface, IfVersion: ci.ver, Opnum: c.opnum, NDR64: ci.ndr64,
 		BigEndian: c.bigEndian, Object: c.object, Pipe: a.ep.pipe,
 	}
 	if !c.sealed {

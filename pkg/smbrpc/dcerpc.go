@@ -91,7 +91,14 @@ type PresContext struct {
 	Interface UUID
 	Version   uint16 // major
 	Minor     uint16
+	Syntaxes  []UUID // transfer syntaxes proposed (NDR, NDR64, bind-time features)
 }
+
+// Transfer syntaxes (MS-RPCE 2.2.5).
+var (
+	SyntaxNDR   = MustUUID("8a885d04-1ceb-11c9-9fe8-08002b104860")
+	SyntaxNDR64 = MustUUID("71710533-beba-4937-8319-b5dbef9ccc36")
+)
 
 // PDU is one decoded DCE/RPC fragment.
 type PDU struct {
@@ -114,6 +121,7 @@ type PDU struct {
 	// Bind, alter_context and their acks.
 	Contexts []PresContext
 	Results  []uint16 // ack result per context: 0 acceptance
+	Accepted []UUID   // ack transfer syntax per context
 	SecAddr  string   // bind_ack secondary address (the pipe or port)
 
 	// Auth verifier.
@@ -254,11 +262,15 @@ func (p *PDU) parseBind(body []byte, bo binary.ByteOrder) error {
 		copy(c.Interface[:], rest[4:20])
 		c.Version = bo.Uint16(rest[20:])
 		c.Minor = bo.Uint16(rest[22:])
-		p.Contexts = append(p.Contexts, c)
 		skip := 24 + 20*nts
 		if skip > len(rest) {
 			return ErrShort
 		}
+		c.Syntaxes = make([]UUID, nts)
+		for j := range c.Syntaxes {
+			copy(c.Syntaxes[j][:], rest[24+20*j:])
+		}
+		p.Contexts = append(p.Contexts, c)
 		rest = rest[skip:]
 	}
 	return nil
@@ -283,8 +295,12 @@ func (p *PDU) parseBindAck(pdu, body []byte, bo binary.ByteOrder) error {
 	n := int(body[r])
 	rest := body[r+4:]
 	p.Results = make([]uint16, 0, min(n, len(rest)/24))
+	p.Accepted = make([]UUID, 0, min(n, len(rest)/24))
 	for i := 0; i < n && len(rest) >= 24; i++ {
 		p.Results = append(p.Results, bo.Uint16(rest))
+		var u UUID
+		copy(u[:], rest[4:20])
+		p.Accepted = append(p.Accepted, u)
 		rest = rest[24:]
 	}
 	return nil

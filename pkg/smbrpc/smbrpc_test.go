@@ -240,14 +240,15 @@ func TestDCERPC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Type != PTBind || len(p.Contexts) != 1 || p.Contexts[0].Interface != svcctl || p.Contexts[0].Version != 2 {
+	if p.Type != PTBind || len(p.Contexts) != 1 || p.Contexts[0].Interface != svcctl || p.Contexts[0].Version != 2 ||
+		len(p.Contexts[0].Syntaxes) != 1 || p.Contexts[0].Syntaxes[0] != SyntaxNDR {
 		t.Fatalf("bind %+v", p)
 	}
 	if a, ok := ParseNTLMAuth(FindNTLMSSP(p.AuthValue)); !ok || a.User != "Administrator" {
 		t.Fatalf("bind auth %+v", a)
 	}
 	ack, err := ParsePDU(dcerpcBindAck(2, `\PIPE\svcctl`))
-	if err != nil || ack.SecAddr != `\PIPE\svcctl` || len(ack.Results) != 1 || ack.Results[0] != 0 {
+	if err != nil || ack.SecAddr != `\PIPE\svcctl` || len(ack.Results) != 1 || ack.Results[0] != 0 || ack.Accepted[0] != SyntaxNDR {
 		t.Fatalf("ack %+v %v", ack, err)
 	}
 	req, err := ParsePDU(dcerpcRequest(3, PFCFirstFrag, 0, 12, []byte("stub")))
