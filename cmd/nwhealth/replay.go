@@ -179,7 +179,7 @@ func runReplay(o *replayOptions) error {
 			return gerr
 		}
 	}
-	if o.stats || (live && o.stats) {
+	if o.stats {
 		fmt.Fprintln(o.s.errOut, statsLine(st))
 	}
 	if err != nil {
@@ -192,59 +192,16 @@ func runReplay(o *replayOptions) error {
 	return nil
 }
 
-// runLive feeds packets from a live source and ticks the pipeline by the
-// wall clock, so idle streams and half-open calls expire while the wire is
-// quiet. A goroutine reads packets; the loop owns the pipeline.
+// runLive runs the pipeline on a live source, printing the statistics
+// line every --stats-every when --stats is given.
 func runLive(ctx context.Context, o *replayOptions, src replay.Source, emit func(replay.Operation)) (replay.Stats, error) {
-	p := replay.New(replay.Config{}, emit)
-	type item struct {
-		pk  replay.Packet
-		err error
-	}
-	ch := make(chan item, 1024)
-	go func() {
-		for {
-			pk, err := src.Next()
-			if err == nil {
-				pk.Data = append([]byte(nil), pk.Data...)
-			}
-			select {
-			case ch <- item{pk, err}:
-			case <-ctx.Done():
-				return
-			}
-			if err != nil {
-				return
-			}
+	last := time.Now()
+	return replay.RunLive(ctx, src, replay.Config{}, 250*time.Millisecond, emit, func(st replay.Stats) {
+		if o.stats && time.Since(last) >= o.statEvery {
+			last = time.Now()
+			fmt.Fprintln(o.s.errOut, statsLine(st))
 		}
-	}()
-	tick := time.NewTicker(250 * time.Millisecond)
-	defer tick.Stop()
-	statT := time.NewTicker(o.statEvery)
-	defer statT.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			p.Flush()
-			return p.Stats(), nil
-		case it := <-ch:
-			if it.err != nil {
-				p.Flush()
-				if errors.Is(it.err, io.EOF) {
-					return p.Stats(), nil
-				}
-				return p.Stats(), it.err
-			}
-			p.Packet(it.pk)
-			p.MarkWall(time.Now())
-		case now := <-tick.C:
-			p.Tick(now)
-		case <-statT.C:
-			if o.stats {
-				fmt.Fprintln(o.s.errOut, statsLine(p.Stats()))
-			}
-		}
-	}
+	})
 }
 
 func statsLine(st replay.Stats) string {

@@ -5,6 +5,7 @@ package replay
 import (
 	"errors"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/gopacket/gopacket/afpacket"
@@ -16,6 +17,10 @@ import (
 type liveSource struct {
 	tp     *afpacket.TPacket
 	closed chan struct{}
+	// mu is held across each ring read: Close must not unmap the ring
+	// under a reader, so it waits for the read in progress (at most one
+	// poll timeout) to return.
+	mu sync.Mutex
 }
 
 // OpenLive opens iface for capture. It needs CAP_NET_RAW.
@@ -36,6 +41,8 @@ func OpenLive(iface string) (Source, io.Closer, error) {
 }
 
 func (s *liveSource) Next() (Packet, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for {
 		select {
 		case <-s.closed:
@@ -56,9 +63,12 @@ func (s *liveSource) Next() (Packet, error) {
 func (s *liveSource) Close() error {
 	select {
 	case <-s.closed:
+		return nil
 	default:
 		close(s.closed)
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.tp.Close()
 	return nil
 }
