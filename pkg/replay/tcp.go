@@ -462,7 +462,11 @@ func (f *framer) push(p *Pipeline, b []byte, emit func([]byte)) {
 		}
 		n := f.frameLen(rest)
 		if n < 0 {
+			// Not a message start (perhaps a candidate resync accepted
+			// whose length is impossible): step past it and scan again.
 			f.lost = true
+			pos++
+			p.stats.DroppedBytes++
 			continue
 		}
 		if n == 0 {
