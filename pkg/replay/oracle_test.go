@@ -104,6 +104,25 @@ func TestOracleTshark(t *testing.T) {
 				}
 			}
 
+			// svcctl: the service names and binary paths tshark decodes
+			// in requests are the targets and commands replay reports.
+			seen := map[string]bool{}
+			for _, o := range ops {
+				if o.Interface == "svcctl" {
+					seen[strings.ToLower(o.Target)], seen[strings.ToLower(o.Command)] = true, true
+					for _, f := range o.Fields {
+						seen[strings.ToLower(f.Value)] = true
+					}
+				}
+			}
+			for _, r := range tsharkFields(t, file, "svcctl && dcerpc.pkt_type == 0", "svcctl.servicename", "svcctl.binarypathname") {
+				for _, v := range strings.Split(r[0]+","+get(r, 1), ",") {
+					if v != "" && !seen[strings.ToLower(v)] {
+						t.Errorf("svcctl argument %q (tshark) not reported", v)
+					}
+				}
+			}
+
 			// DCE/RPC: the opnums of the requests, call by call. Where a
 			// TCP segment was not captured both tools lose calls in
 			// different ways, so only gap-free captures must match. An
