@@ -103,6 +103,10 @@ func (r *Reader) Enum() uint32 {
 	return uint32(r.U16())
 }
 
+// U3264 reads an __int3264 (DWORD_PTR, ULONG_PTR, SIZE_T): 32 bits in NDR,
+// 64 in NDR64.
+func (r *Reader) U3264() uint64 { return r.size() }
+
 // Switch reads the 32-bit discriminant of a union whose arms hold
 // pointers: NDR64 aligns such a union (discriminant included) to 8.
 func (r *Reader) Switch() uint32 {

@@ -26,6 +26,14 @@ type Session struct {
 	// names maps SAMR/LSA identifiers to names learnt from lookups:
 	// "rid:<domain sid>:<rid>" and "sid:<sid>" -> name, "dom:<name>" -> sid.
 	names map[string]string
+
+	// Objects ties DCOM interface pointer identifiers (IPIDs) to the class
+	// activated and the interface they point to. Activation happens on one
+	// connection (port 135) and the calls on another: share one Objects
+	// between the Sessions of a capture so calls whose object UUID is an
+	// IPID name their class (and, with no bind seen, their interface).
+	// Nil: the Session keeps its own.
+	Objects *Objects
 }
 
 // Handle is an RPC context handle (MS-RPCE 2.2.4.6 / policy_handle): 4 bytes
@@ -117,13 +125,29 @@ type dc struct {
 	newOK   bool
 
 	// Facts the request decoder leaves for the response decoder.
-	reqName  string
-	reqNames []string
-	reqRIDs  []uint32
-	reqLevel uint32
+	reqName     string
+	reqNames    []string
+	reqRIDs     []uint32
+	reqLevel    uint32
+	reqClass    [16]byte
+	reqHasClass bool
+	reqObject   [16]byte
+	reqIIDs     [][16]byte
 }
 
 func (s *Session) decodeState(c Call, d *Decoded) *dc {
+	if s.Objects == nil {
+		s.Objects = NewObjects()
+	}
+	var zero [16]byte
+	objClass, objKnown := s.Objects.class(c.Object)
+	if registry[c.Interface] == nil && c.Object != zero {
+		// A call on a DCOM object whose bind was not captured: the IPID
+		// says which interface it is.
+		if _, iid, ok := s.Objects.Lookup(c.Object); ok && registry[iid] != nil {
+			c.Interface = iid
+		}
+	}
 	i := registry[c.Interface]
 	d.Operation = OpName(c.Interface, c.Opnum)
 	if i == nil {
@@ -157,6 +181,15 @@ func (s *Session) decodeState(c Call, d *Decoded) *dc {
 			o.req(x)
 		}
 		x.warn("request", len(c.Request))
+	}
+	if c.Interface == wbemServicesUUID {
+		wmiNamespace(x)
+	}
+	if objKnown && d.Target == "" {
+		d.Target = ClassName(objClass)
+		if d.Target == "" {
+			d.Target = "{" + UUIDString(objClass) + "}"
+		}
 	}
 	if c.Response != nil && len(c.Response) > 4 {
 		x.r = newReader(c, c.Response)
