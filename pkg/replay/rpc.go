@@ -247,8 +247,12 @@ func (a *rpcAssoc) closeAll(p *Pipeline) {
 func (a *rpcAssoc) finish(p *Pipeline, id uint32, c *rpcCall, halfOpen bool) {
 	delete(a.calls, id)
 	ci, known := a.ctx[c.ctxID]
-	if !known && c.opnum != 0xffff && !c.sealed {
-		if g, ok := rpcops.GuessInterface(a.ep.pipe, c.opnum, c.req); ok {
+	if !known && c.opnum != 0xffff {
+		stub := c.req
+		if c.sealed {
+			stub = nil // the pipe name may still tell
+		}
+		if g, ok := rpcops.GuessInterface(a.ep.pipe, c.opnum, stub); ok {
 			ci, known = ctxIface{iface: g}, true
 		}
 	}

@@ -274,7 +274,13 @@ func (s *smbConn) smb2(p *Pipeline, dir int, h smbrpc.SMB2Header, m []byte, ts t
 				p.stats.DecodeErrors++
 				break
 			}
-			if f := s.files[s.fid(w.FileID)]; f != nil {
+			f := s.files[s.fid(w.FileID)]
+			if f == nil {
+				if _, _, ok := smbrpc.DCERPCHeader(w.Data); ok {
+					f = s.anonPipe(s.fid(w.FileID), h, ts)
+				}
+			}
+			if f != nil {
 				s.data(p, f, 0, w.Offset, w.Data, w.Complete, ts)
 			}
 		case smbrpc.SMB2Ioctl:
@@ -285,9 +291,11 @@ func (s *smbConn) smb2(p *Pipeline, dir int, h smbrpc.SMB2Header, m []byte, ts t
 			}
 			r.fid = io.FileID
 			if io.CtlCode == smbrpc.FsctlPipeTransceive {
-				if f := s.files[s.fid(io.FileID)]; f != nil {
-					s.data(p, f, 0, 0, io.Input, true, ts)
+				f := s.files[s.fid(io.FileID)]
+				if f == nil {
+					f = s.anonPipe(s.fid(io.FileID), h, ts)
 				}
+				s.data(p, f, 0, 0, io.Input, true, ts)
 			}
 		default:
 			return
@@ -388,6 +396,16 @@ func (s *smbConn) openFile(id smbrpc.FileID, name string, t *smbTree, sess uint6
 	}
 	s.files[id] = &smbFile{id: id, name: name, tree: t, sess: sess, opened: ts, last: ts, action: action, eof: eof,
 		pipe: t != nil && t.pipe, smb1: smb1}
+}
+
+// anonPipe registers a pipe whose CREATE was not captured (the capture
+// began inside the session): its name is unknown, so rpcops guesses the
+// interface from the opnum and stub.
+func (s *smbConn) anonPipe(id smbrpc.FileID, h smbrpc.SMB2Header, ts time.Time) *smbFile {
+	s.openFile(id, "", s.trees[h.TreeID], h.SessionID, 0, 0, ts, false)
+	f := s.files[id]
+	f.pipe = true
+	return f
 }
 
 // data handles bytes written to (dir 0) or read from (dir 1) a file or pipe.
