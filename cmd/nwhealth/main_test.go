@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"flag"
 	"encoding/binary"
 	"io"
 	"os"
@@ -12,6 +13,9 @@ import (
 	"github.com/nwhealth/nwhealth/pkg/pcapio"
 	"github.com/nwhealth/nwhealth/pkg/pkthdr"
 )
+
+// update rewrites the golden files under testdata/ (go test -update).
+var update = flag.Bool("update", false, "rewrite golden files")
 
 // TestMain lets tests run the real command in a child process (for kill -9
 // and lock tests): the child is this test binary with NWHEALTH_TEST_MAIN=1.
