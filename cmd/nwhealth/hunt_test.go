@@ -162,7 +162,7 @@ func TestHuntExitCodes(t *testing.T) {
 		code int
 		err  string
 	}{
-		{"no input", []string{"hunt"}, exitUsage, "needs --pcap or --zeek"},
+		{"no input", []string{"hunt"}, exitUsage, "needs --store, --pcap or --zeek"},
 		{"bad format", []string{"hunt", "--zeek", good, "--format", "xml"}, exitUsage, "--format"},
 		{"bad cidr", []string{"hunt", "--zeek", good, "--internal", "10.0.0.0/99"}, exitUsage, "--internal"},
 		{"bad severity", []string{"hunt", "--zeek", good, "--fail-on", "severe"}, exitUsage, "--fail-on"},
