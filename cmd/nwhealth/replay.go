@@ -9,11 +9,13 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"syscall"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/nwhealth/nwhealth/pkg/replay"
+	"github.com/nwhealth/nwhealth/pkg/store"
 	"github.com/olekukonko/tablewriter"
 	"github.com/olekukonko/tablewriter/tw"
 	"github.com/spf13/cobra"
@@ -24,7 +26,8 @@ func init() { subcommands = append(subcommands, newReplayCmd) }
 // replayOptions holds the flags of `nwhealth replay` and its dependencies.
 type replayOptions struct {
 	pcaps     []string
-	store     string
+	store     []string
+	sel       selectorFlags
 	follow    bool
 	iface     string
 	format    string
@@ -35,7 +38,7 @@ type replayOptions struct {
 
 	s streams
 	// open returns a packet source per capture file; tests replace it.
-	open func(path string) (replay.Source, io.Closer, error)
+	open func(path string) (*replay.DamagedSource, io.Closer, error)
 	// live opens an interface; nil when unsupported.
 	live func(iface string) (replay.Source, io.Closer, error)
 	ctx  context.Context
@@ -44,7 +47,7 @@ type replayOptions struct {
 func newReplayCmd(s streams) *cobra.Command {
 	o := &replayOptions{s: s, open: replay.OpenFile, live: openLive}
 	cmd := &cobra.Command{
-		Use:   "replay [--pcap FILE... | -i IFACE]",
+		Use:   "replay [--pcap FILE... | --store DIR [--from --to --host] [--follow] | -i IFACE]",
 		Short: "Reconstruct Windows remote operations (SMB, DCE/RPC) with who ran them",
 		Long: `replay turns SMB and DCE/RPC traffic into the remote operations an intruder
 ran on Windows machines: service creation, scheduled tasks, WMI and DCOM
@@ -53,8 +56,10 @@ admin shares. Each operation names its account (NTLMSSP or Kerberos), source,
 target, time, decoded arguments, ATT&CK technique and phase; after the
 timeline, each host's phases are told in order as a story.
 
-Input: --pcap FILE... (pcap or pcapng, several merged by time) or -i IFACE
-(live, operations printed as they complete).
+Input: --pcap FILE... (pcap or pcapng, plain or gzip/zstd, several merged
+by time), --store DIR with --from/--to/--host/--net/--port selecting the
+stored traffic, or live: -i IFACE, or --store DIR --follow while capture
+writes to it (operations printed as they complete).
 
 Output: a table, or --format jsonl with one object per line: "operation"
 objects (ts, src, dst, user, domain, auth, interface, operation, target,
@@ -76,8 +81,13 @@ whom for Graphviz.`,
 	}
 	f := cmd.Flags()
 	f.StringSliceVar(&o.pcaps, "pcap", nil, "capture files to read (pcap or pcapng; repeat or comma-separate; - for stdin)")
-	f.StringVar(&o.store, "store", "", "read from a store directory (not yet available)")
-	f.BoolVar(&o.follow, "follow", false, "with --store: keep reading as capture writes")
+	f.StringArrayVar(&o.store, "store", nil, "read from a store directory (repeatable)")
+	f.StringVar(&o.sel.from, "from", "", "with --store: start time (RFC 3339, date, or relative like -2h)")
+	f.StringVar(&o.sel.to, "to", "", "with --store: end time")
+	f.StringArrayVar(&o.sel.hosts, "host", nil, "with --store: only traffic of this IP (repeatable)")
+	f.StringArrayVar(&o.sel.nets, "net", nil, "with --store: only traffic of this CIDR (repeatable)")
+	f.UintSliceVar(&o.sel.ports, "port", nil, "with --store: only this port (repeatable)")
+	f.BoolVar(&o.follow, "follow", false, "with --store: keep reading as capture writes (from --from, else from now)")
 	f.StringVarP(&o.iface, "interface", "i", "", "capture live from this interface (needs root)")
 	f.StringVar(&o.format, "format", "table", "output format: table or jsonl")
 	f.StringVar(&o.graph, "graph", "", "write a Graphviz graph of hosts and who operated on whom to this file")
@@ -92,7 +102,7 @@ func runReplay(o *replayOptions) error {
 		return usagef("--format must be table or jsonl, not %q", o.format)
 	}
 	inputs := 0
-	for _, set := range []bool{len(o.pcaps) > 0, o.store != "", o.iface != ""} {
+	for _, set := range []bool{len(o.pcaps) > 0, len(o.store) > 0, o.iface != ""} {
 		if set {
 			inputs++
 		}
@@ -100,16 +110,17 @@ func runReplay(o *replayOptions) error {
 	if inputs != 1 {
 		return usagef("give exactly one input: --pcap FILE..., --store DIR or -i IFACE")
 	}
-	if o.follow && o.store == "" {
+	if o.follow && len(o.store) == 0 {
 		return usagef("--follow needs --store")
 	}
-	if o.store != "" {
-		return errors.New("replay --store: the store reader is not part of this build yet; use --pcap")
+	selecting := o.sel.from != "" || o.sel.to != "" || len(o.sel.hosts) > 0 || len(o.sel.nets) > 0 || len(o.sel.ports) > 0
+	if selecting && len(o.store) == 0 {
+		return usagef("--from, --to, --host, --net and --port select from a --store")
 	}
 	if o.ctx == nil {
 		o.ctx = context.Background()
 	}
-	ctx, stop := signal.NotifyContext(o.ctx, os.Interrupt)
+	ctx, stop := signal.NotifyContext(o.ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
 	var (
@@ -121,8 +132,12 @@ func runReplay(o *replayOptions) error {
 			c.Close()
 		}
 	}()
-	live := o.iface != ""
-	if live {
+	live := o.iface != "" || o.follow
+	var damaged []*replay.DamagedSource
+	var query *store.QuerySource
+	var follower *store.Follower
+	switch {
+	case o.iface != "":
 		if o.live == nil {
 			return errors.New("live capture is not supported on this system")
 		}
@@ -131,7 +146,30 @@ func runReplay(o *replayOptions) error {
 			return fmt.Errorf("open %s: %w", o.iface, err)
 		}
 		src, closers = s, append(closers, c)
-	} else {
+	case len(o.store) > 0:
+		sel, err := o.sel.selector(time.Now())
+		if err != nil {
+			return err
+		}
+		stores, err := openStores(o.store)
+		if err != nil {
+			return err
+		}
+		if o.follow {
+			follower, err = store.Follow(ctx, stores, sel, o.sel.from == "", 0)
+			if err != nil {
+				return err
+			}
+			src, closers = follower, append(closers, follower)
+			break
+		}
+		plan, err := store.PlanQuery(stores, sel)
+		if err != nil {
+			return err
+		}
+		query = plan.Source()
+		src, closers = query, append(closers, query)
+	default:
 		var srcs []replay.Source
 		for _, p := range o.pcaps {
 			s, c, err := o.open(p)
@@ -139,6 +177,7 @@ func runReplay(o *replayOptions) error {
 				return fmt.Errorf("open capture: %w", err)
 			}
 			srcs, closers = append(srcs, s), append(closers, c)
+			damaged = append(damaged, s)
 		}
 		src = replay.Merge(srcs...)
 	}
@@ -184,6 +223,35 @@ func runReplay(o *replayOptions) error {
 	}
 	if err != nil {
 		return partialError{fmt.Sprintf("capture damaged, operations before the damage were reported: %v", err)}
+	}
+	var inputDamage []string
+	for _, d := range damaged {
+		for _, ce := range d.Damage {
+			inputDamage = append(inputDamage, fmt.Sprintf("%s: %v", d.Name, ce))
+		}
+	}
+	if query != nil {
+		var de *store.DamageError
+		if errors.As(query.Err(), &de) {
+			for _, d := range de.Damage {
+				inputDamage = append(inputDamage, d.String())
+			}
+		}
+	}
+	if follower != nil {
+		for _, d := range follower.Damage {
+			inputDamage = append(inputDamage, d.String())
+		}
+	}
+	if len(inputDamage) > 0 {
+		for i, d := range inputDamage {
+			if i == 10 {
+				fmt.Fprintf(o.s.errOut, "nwhealth: ... %d more damaged places\n", len(inputDamage)-10)
+				break
+			}
+			fmt.Fprintln(o.s.errOut, "nwhealth: damaged input skipped:", d)
+		}
+		return partialError{fmt.Sprintf("%d damaged places in the input were skipped; every valid packet was replayed", len(inputDamage))}
 	}
 	if st.Damaged() {
 		fmt.Fprintf(o.s.errOut, "nwhealth: some input was not captured or could not be decoded: %s\n", statsLine(st))

@@ -415,12 +415,26 @@ func (s *Shard) readTrailer() error {
 	return nil
 }
 
+// Refresh walks the blocks appended to an open shard since it was opened
+// (or last refreshed), given the file's new size.
+func (s *Shard) Refresh(size int64) {
+	if s.Sealed || size <= s.size {
+		return
+	}
+	s.size = size
+	s.Damage = nil
+	s.walkFrom(s.End)
+}
+
 // walk reads block headers forward from the first block until the data
 // ends or stops making sense.
 func (s *Shard) walk() {
-	off := s.hdrEnd
+	s.End = s.hdrEnd
+	s.walkFrom(s.hdrEnd)
+}
+
+func (s *Shard) walkFrom(off int64) {
 	hdr := make([]byte, blockHdrFrame)
-	s.End = off
 	for off < s.size {
 		n, _ := s.r.ReadAt(hdr, off)
 		if n < blockHdrFrame {

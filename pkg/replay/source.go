@@ -1,98 +1,50 @@
 package replay
 
 import (
-	"bufio"
 	"container/heap"
 	"errors"
-	"fmt"
 	"io"
-	"os"
-	"time"
 
-	"github.com/gopacket/gopacket/pcapgo"
-	"github.com/nwhealth/nwhealth/pkg/pkthdr"
+	"github.com/nwhealth/nwhealth/pkg/pcapio"
 )
 
-// Packet and Source mirror pcapio's (the project's packet reader, which the
-// store and live capture also implement); they become aliases of those
-// types when pcapio lands, so the pipeline never depends on where packets
-// come from.
-type Packet struct {
-	Timestamp time.Time
-	LinkType  pkthdr.LinkType
-	Data      []byte // valid until the next call to Next
-	OrigLen   int
-	Interface int
-	Offset    int64
+// Packet and Source are pcapio's: the pipeline reads files, store queries
+// and live captures alike.
+type (
+	Packet = pcapio.Packet
+	Source = pcapio.Source
+)
+
+// DamagedSource passes packets through and steps over damaged input,
+// keeping what it skipped: a truncated or garbled capture still yields
+// every valid packet, and the command reports the damage (exit 3).
+type DamagedSource struct {
+	Name   string
+	src    Source
+	Damage []*pcapio.CorruptError
 }
 
-// Source yields packets in time order; io.EOF at the end.
-type Source interface {
-	Next() (Packet, error)
-}
-
-// fileSource reads one pcap or pcapng file with gopacket's pcapgo, until
-// pcapio replaces it.
-type fileSource struct {
-	name string
-	f    *os.File
-	next func() ([]byte, time.Time, int, int, error)
-	lt   pkthdr.LinkType
-	off  int64
-}
-
-// OpenFile opens a pcap or pcapng capture ("-" is standard input).
-func OpenFile(path string) (Source, io.Closer, error) {
-	f := os.Stdin
-	if path != "-" {
-		var err error
-		if f, err = os.Open(path); err != nil {
-			return nil, nil, err
+// Next returns the next valid packet.
+func (d *DamagedSource) Next() (Packet, error) {
+	for {
+		p, err := d.src.Next()
+		var ce *pcapio.CorruptError
+		if errors.As(err, &ce) {
+			d.Damage = append(d.Damage, ce)
+			continue
 		}
+		return p, err
 	}
-	br := bufio.NewReaderSize(f, 1<<20)
-	magic, err := br.Peek(4)
+}
+
+// OpenFile opens a pcap or pcapng capture, plain or gzip/zstd compressed
+// ("-" is standard input).
+func OpenFile(path string) (*DamagedSource, io.Closer, error) {
+	r, err := pcapio.OpenFile(path)
 	if err != nil {
-		f.Close()
-		return nil, nil, fmt.Errorf("read %s: %w", path, err)
+		return nil, nil, err
 	}
-	s := &fileSource{name: path, f: f}
-	if magic[0] == 0x0a && magic[1] == 0x0d && magic[2] == 0x0d && magic[3] == 0x0a {
-		r, err := pcapgo.NewNgReader(br, pcapgo.DefaultNgReaderOptions)
-		if err != nil {
-			f.Close()
-			return nil, nil, fmt.Errorf("read %s: %w", path, err)
-		}
-		s.lt = pkthdr.LinkType(r.LinkType())
-		s.next = func() ([]byte, time.Time, int, int, error) {
-			d, ci, err := r.ZeroCopyReadPacketData()
-			return d, ci.Timestamp, ci.Length, ci.InterfaceIndex, err
-		}
-	} else {
-		r, err := pcapgo.NewReader(br)
-		if err != nil {
-			f.Close()
-			return nil, nil, fmt.Errorf("read %s: %w", path, err)
-		}
-		s.lt = pkthdr.LinkType(r.LinkType())
-		s.next = func() ([]byte, time.Time, int, int, error) {
-			d, ci, err := r.ZeroCopyReadPacketData()
-			return d, ci.Timestamp, ci.Length, 0, err
-		}
-	}
-	return s, f, nil
-}
-
-func (s *fileSource) Next() (Packet, error) {
-	d, ts, l, ifc, err := s.next()
-	if err != nil {
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return Packet{}, fmt.Errorf("%s: truncated capture: %w", s.name, err)
-		}
-		return Packet{}, err
-	}
-	s.off++
-	return Packet{Timestamp: ts, LinkType: s.lt, Data: d, OrigLen: l, Interface: ifc, Offset: s.off}, nil
+	return &DamagedSource{Name: path, src: r}, r, nil
 }
 
 // Merge interleaves several sources by timestamp (a heap of their heads),
