@@ -2,8 +2,8 @@ package main
 
 import (
 	"bytes"
-	"flag"
 	"encoding/binary"
+	"flag"
 	"io"
 	"os"
 	"path/filepath"

@@ -9,9 +9,9 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
-	"syscall"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/nwhealth/nwhealth/pkg/replay"

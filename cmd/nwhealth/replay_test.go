@@ -11,7 +11,6 @@ import (
 	"github.com/nwhealth/nwhealth/internal/testenv"
 )
 
-
 // remoteOpsCaptures lists every capture of the shared remote-operations
 // set (skipping the test when the set is absent).
 func remoteOpsCaptures(t *testing.T) []string {
