@@ -22,17 +22,17 @@ $NW store info --store "$D/store" --verify
 
 step "hunt: stepping-stone hosts and recommended actions"
 $NW hunt --store "$D/store" --top 12 | tee "$D/hunt.txt"
-top=$($NW hunt --store "$D/store" --format jsonl | python3 -c 'import sys,json
-for l in sys.stdin:
-    o=json.loads(l)
-    if o.get("type")=="host": print(o["src"]); break')
+$NW hunt --store "$D/store" --format jsonl > "$D/hunt.jsonl" || true
+top=$(python3 -c 'import sys,json
+hosts=[json.loads(l) for l in open(sys.argv[1]) if "\"type\":\"host\"" in l]
+print(hosts[0]["src"] if hosts else "")' "$D/hunt.jsonl")
 
 step "query: the top host's traffic as pcap, read by tcpdump"
 $NW query --store "$D/store" --host "$top" -w "$D/top-host.pcap"
-tcpdump -r "$D/top-host.pcap" -nn -c 5 2>/dev/null || true
-$NW flows --store "$D/store" --host "$top" --format table | head -15
+tcpdump -r "$D/top-host.pcap" -nn 2>/dev/null | sed -n '1,5p'
+$NW flows --store "$D/store" --host "$top" --format table | sed -n '1,15p'
 
 step "replay: remote operations"
-$NW replay --store "$D/store" | tee "$D/replay.txt"
+$NW replay --store "$D/store" | tee "$D/replay.txt" || true
 echo
 echo "outputs in $D/"
