@@ -100,7 +100,7 @@ func init() {
 			58: setUser,
 			61: {req: samrConnectN(true, false), opens: "server"},
 			62: {req: samrConnectN(true, false), opens: "server"},
-			64: {req: samrConnectN(false, true), resp: samrConnect5Resp, probe: func(r *ndr.Reader) { samrConnect5Args(r) }},
+			64: {req: samrConnectN(false, true), resp: samrConnect5Resp},
 			66: {req: samrSetDSRM, technique: "T1098", phase: PhasePersist},
 			73: {req: samrUnicodeChangePassword, technique: "T1098", phase: PhasePersist},
 		}})
