@@ -599,8 +599,17 @@ func lsaTrustName(x *dc) {
 }
 
 func lsaGetUserNameReq(x *dc) {
-	s := wstrPtr(x.r)
+	r := x.r
+	s := wstrPtr(r)
 	x.add("system", s)
+	if r.Ptr() { // [in, out] PRPC_UNICODE_STRING* UserName
+		ustr(r)
+	}
+	if r.Ptr() { // [in, out, unique] PRPC_UNICODE_STRING* DomainName
+		if r.Ptr() {
+			ustr(r)
+		}
+	}
 }
 
 func lsaGetUserNameResp(x *dc) {
