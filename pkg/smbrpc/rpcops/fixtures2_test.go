@@ -229,7 +229,7 @@ func TestEventlogNetlogonFixtures(t *testing.T) {
 			req:  func(s *sb) { s.handle(h(1)).wstr("Security").null().u32(0) },
 			want: want{op: "EvtRpcClearLog", target: "Security", technique: "T1070.001", phase: PhaseEvasion}},
 		{name: "NetrServerReqChallenge zerologon", iface: netlogonUUID, opnum: 4,
-			req:  func(s *sb) { s.wstrp(`\\DC01`).wstr("DC01").raw(zero8) },
+			req: func(s *sb) { s.wstrp(`\\DC01`).wstr("DC01").raw(zero8) },
 			want: want{op: "NetrServerReqChallenge", target: "DC01", technique: "T1210", phase: PhaseCredAccess,
 				fields: map[string]string{"zerologon": "client challenge is all zeros (CVE-2020-1472 pattern)"}}},
 		{name: "NetrServerReqChallenge normal", iface: netlogonUUID, opnum: 4,
@@ -311,12 +311,12 @@ func TestDrsuapiFixtures(t *testing.T) {
 
 func TestEndpointsFromMap(t *testing.T) {
 	tower := func(port uint16) []byte {
-		b := []byte{5, 0}                 // floors
-		b = append(b, 0x13, 0, 0x0d)      // floor 1: interface
+		b := []byte{5, 0}            // floors
+		b = append(b, 0x13, 0, 0x0d) // floor 1: interface
 		u := svcctlUUID
 		b = append(b, u[:]...)
-		b = append(b, 2, 0, 2, 0, 0, 0)   // version 2.0
-		b = append(b, 0x13, 0, 0x0d)      // floor 2: NDR
+		b = append(b, 2, 0, 2, 0, 0, 0) // version 2.0
+		b = append(b, 0x13, 0, 0x0d)    // floor 2: NDR
 		n := mustUUID("8a885d04-1ceb-11c9-9fe8-08002b104860")
 		b = append(b, n[:]...)
 		b = append(b, 2, 0, 2, 0, 0, 0)

@@ -106,7 +106,7 @@ func TestSvcctlFixtures(t *testing.T) {
 		{name: "ChangeServiceConfig2W failure command", iface: svcctlUUID, opnum: 37,
 			req: func(s *sb) {
 				s.handle(h(2)).alignP().u32(2).alignP().u32(2).ptr() // level, union discriminant, arm
-				s.alignP().u32(86400).null().ptr().u32(0).null()    // SERVICE_FAILURE_ACTIONSW
+				s.alignP().u32(86400).null().ptr().u32(0).null()     // SERVICE_FAILURE_ACTIONSW
 				s.wstr(`cmd /c evil.exe`)
 			},
 			want: want{op: "ChangeServiceConfig2W", command: "cmd /c evil.exe", technique: "T1543.003", phase: PhasePersist,
@@ -182,7 +182,7 @@ func TestTaskSchedulerFixtures(t *testing.T) {
 				fields: map[string]string{"principal": "S-1-5-18 (HighestAvailable)", "hidden": "true",
 					"trigger": "TimeTrigger from 2015-07-15T20:35:13", "logon type": "INTERACTIVE_TOKEN", "flags": "CREATE|UPDATE"}}},
 		{name: "SchRpcRegisterTask logon trigger", iface: tschUUID, opnum: 1,
-			req:  register(`<LogonTrigger><UserId>CORP\bob</UserId></LogonTrigger>`),
+			req: register(`<LogonTrigger><UserId>CORP\bob</UserId></LogonTrigger>`),
 			want: want{op: "SchRpcRegisterTask", technique: "T1053.005", phase: PhasePersist,
 				fields: map[string]string{"trigger": `LogonTrigger for CORP\bob`}}},
 		{name: "SchRpcRun", iface: tschUUID, opnum: 12,
@@ -236,7 +236,9 @@ func TestWinregSession(t *testing.T) {
 			func(s *sb) { s.status(0) })
 		check(t, d, want{op: "SetValue", target: `HKLM\` + run + `\Updater`, command: `C:\Users\Public\evil.exe`,
 			technique: "T1547.001", phase: PhasePersist, fields: map[string]string{"type": "REG_SZ", "data": `C:\Users\Public\evil.exe`}})
-		d = do(17, func(s *sb) { s.handle(h(2)).ustr("Updater").ptr().u32(0).ptr().size(520).size(0).size(0).ptr().u32(520).ptr().u32(0) },
+		d = do(17, func(s *sb) {
+			s.handle(h(2)).ustr("Updater").ptr().u32(0).ptr().size(520).size(0).size(0).ptr().u32(520).ptr().u32(0)
+		},
 			func(s *sb) {
 				s.ptr().u32(4).ptr().size(4).size(0).size(4).raw([]byte{1, 0, 0, 0}).ptr().u32(4).ptr().u32(4).status(0)
 			})
@@ -247,7 +249,9 @@ func TestWinregSession(t *testing.T) {
 		check(t, d, want{op: "EnumKey", technique: "T1012", phase: PhaseRecon, fields: map[string]string{"subkey": "OneDrive", "index": "0"}})
 		d = do(8, func(s *sb) { s.handle(h(2)).ustr("Updater") }, func(s *sb) { s.status(0) })
 		check(t, d, want{op: "DeleteValue", target: `HKLM\` + run + `\Updater`, technique: "T1547.001", phase: PhasePersist})
-		d = do(6, func(s *sb) { s.handle(h(1)).ustr(`SYSTEM\CurrentControlSet\Services\evil`).ustr("").u32(0).u32(0xf003f).null().null() },
+		d = do(6, func(s *sb) {
+			s.handle(h(1)).ustr(`SYSTEM\CurrentControlSet\Services\evil`).ustr("").u32(0).u32(0xf003f).null().null()
+		},
 			func(s *sb) { s.handle(h(3)).ptr().u32(1).status(0) })
 		check(t, d, want{op: "CreateKey", target: `HKLM\SYSTEM\CurrentControlSet\Services\evil`, technique: "T1112", phase: PhaseEvasion,
 			fields: map[string]string{"disposition": "created new key"}})
