@@ -21,7 +21,7 @@ func wmioInstance(class string, props [][2]string) []byte {
 		heap = append(heap, enc(p[0])...)
 		iref := uint32(len(heap))
 		heap = le.AppendUint32(heap, cimString)
-		heap = le.AppendUint16(heap, uint16(i))  // declaration order
+		heap = le.AppendUint16(heap, uint16(i))   // declaration order
 		heap = le.AppendUint32(heap, uint32(4*i)) // value table offset
 		heap = le.AppendUint32(heap, 0)           // class of origin
 		heap = le.AppendUint32(heap, 4)           // empty qualifier set
