@@ -51,7 +51,8 @@ func init() {
 		return m
 	}
 	register(&iface{name: "IClassFactory", uuid: mustUUID("00000001-0000-0000-c000-000000000046"), orpc: true,
-		names: dcomNames("CreateInstance", "LockServer"), ops: noise(2)})
+		names: dcomNames("CreateInstance", "LockServer"),
+		ops:   map[uint16]op{3: {req: dcomCreateInstance, resp: dcomCreateInstanceResp, noise: true}, 4: {noise: true}}})
 	register(&iface{name: "ITypeInfo", uuid: mustUUID("00020401-0000-0000-c000-000000000046"), orpc: true,
 		names: dcomNames("GetTypeAttr", "GetTypeComp", "GetFuncDesc", "GetVarDesc", "GetNames",
 			"GetRefTypeOfImplType", "GetImplTypeFlags", "LocalGetIDsOfNames", "LocalInvoke",
@@ -707,6 +708,10 @@ func dcomRemQueryInterface(x *dc) {
 	x.reqObject = ipid
 	if cls, ok := x.s.Objects.class(ipid); ok {
 		x.d.Target = ClassName(cls)
+	} else if cls, ok := x.s.Objects.class(x.c.Object); ok {
+		// The object itself is unknown (made by a class factory, returned
+		// by a method): the IRemUnknown of its apartment names the class.
+		x.s.Objects.add(ipid, cls, [16]byte{})
 	}
 	for i := 0; i < c; i++ {
 		iid := r.UUID()
@@ -784,4 +789,23 @@ func dcomServerAlive2Resp(x *dc) {
 	r.U16() // COMVERSION
 	r.U16()
 	dcomResolveOxid2Resp(x)
+}
+
+// dcomCreateInstance: IClassFactory::CreateInstance(pUnkOuter, riid).
+func dcomCreateInstance(x *dc) {
+	mInterfacePointer(x.r)
+	iid := x.r.UUID()
+	x.reqIIDs = [][16]byte{iid}
+	x.add("interface", guidLabel(iid))
+}
+
+// dcomCreateInstanceResp ties the new object to the factory's class.
+func dcomCreateInstanceResp(x *dc) {
+	o, ok := parseObjref(mInterfacePointer(x.r))
+	if !ok || o.flags&1 == 0 {
+		return
+	}
+	cls, _ := x.s.Objects.class(x.c.Object)
+	x.s.Objects.add(o.ipid, cls, o.iid)
+	x.add("object", fmt.Sprintf("%s IPID {%s}", ClassName(o.iid), UUIDString(o.ipid)))
 }

@@ -48,6 +48,8 @@ type handleInfo struct {
 	kind string // "scm", "service", "key", "policy", "server", "domain", "user", "group", "alias", "secret", "eventlog", ...
 	name string // service name, full key path, domain name...
 	sid  string // SAMR domain SID (domain handles) or account SID
+	// For SAMR handles: the domain the object belongs to.
+	domName, domSID string
 }
 
 const (

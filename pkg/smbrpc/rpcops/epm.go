@@ -18,10 +18,8 @@ func init() {
 		names: []string{"ept_insert", "ept_delete", "ept_lookup", "ept_map",
 			"ept_lookup_handle_free", "ept_inq_object", "ept_mgmt_delete"},
 		ops: map[uint16]op{
-			2: {req: epmLookupReq, resp: epmLookupResp, technique: "T1046", phase: PhaseRecon,
-				probe: func(r *ndr.Reader) { epmLookupArgs(r) }},
-			3: {req: epmMapReq, resp: epmMapResp, noise: true,
-				probe: func(r *ndr.Reader) { epmMapArgs(r) }},
+			2: {req: epmLookupReq, resp: epmLookupResp, technique: "T1046", phase: PhaseRecon},
+			3: {req: epmMapReq, resp: epmMapResp, noise: true},
 			4: {noise: true},
 		}})
 }

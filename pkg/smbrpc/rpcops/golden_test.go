@@ -70,8 +70,8 @@ func (s stubCall) call(t testing.TB) (c Call, guessed bool) {
 	}
 	if s.Iface != "" {
 		c.Interface = mustUUID(s.Iface)
-	} else if u, ok := GuessInterface(s.Pipe, s.Opnum, c.Request); ok {
-		c.Interface, guessed = u, true
+	} else if u, n64, ok := GuessCall(s.Pipe, s.Opnum, c.Request); ok {
+		c.Interface, c.NDR64, guessed = u, n64, true
 	}
 	return c, guessed
 }

@@ -61,10 +61,3 @@ const (
 	PhaseExfil      = "exfiltration"
 	PhaseEvasion    = "defense-evasion"
 )
-
-// GuessInterface infers the interface of a call whose bind was not captured:
-// from the SMB pipe name, or on TCP (pipe "") from the opnum and a stub that
-// parses cleanly as that operation's request.
-func GuessInterface(pipe string, opnum uint16, stub []byte) ([16]byte, bool) {
-	return [16]byte{}, false
-}
