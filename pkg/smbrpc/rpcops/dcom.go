@@ -315,7 +315,6 @@ func mInterfacePointerBody(r *ndr.Reader) []byte {
 var (
 	propInstantiationInfo = mustUUID("000001ab-0000-0000-c000-000000000046")
 	propSecurityInfo      = mustUUID("000001a6-0000-0000-c000-000000000046")
-	propScmRequestInfo    = mustUUID("000001aa-0000-0000-c000-000000000046")
 	propScmReplyInfo      = mustUUID("000001b6-0000-0000-c000-000000000046")
 	propPropsOutInfo      = mustUUID("00000339-0000-0000-c000-000000000046")
 	propInstanceInfo      = mustUUID("000001ad-0000-0000-c000-000000000046")

@@ -193,7 +193,7 @@ func (s *Session) decodeState(c Call, d *Decoded) *dc {
 			d.Target = "{" + UUIDString(objClass) + "}"
 		}
 	}
-	if c.Response != nil && len(c.Response) > 4 {
+	if len(c.Response) > 4 {
 		x.r = newReader(c, c.Response)
 		if i.orpc {
 			orpcThat(x.r)
@@ -265,14 +265,6 @@ func statusOf(resp []byte, big bool) uint32 {
 func wstrPtr(r *ndr.Reader) (s string) {
 	if r.Ptr() {
 		s = r.WString()
-	}
-	return s
-}
-
-// astrPtr reads a top-level [string, unique] char* parameter.
-func astrPtr(r *ndr.Reader) (s string) {
-	if r.Ptr() {
-		s = r.AString()
 	}
 	return s
 }
