@@ -53,7 +53,7 @@ func TestOracleTshark(t *testing.T) {
 		t.Run(base, func(t *testing.T) {
 			oracle := tsharkValues(t, tshark, capPath)
 			sessions := map[string]*Session{}
-			objects := NewObjects()
+			shared := NewShared()
 			for _, sc := range loadStubs(t, f) {
 				if sc.Sealed {
 					continue
@@ -61,7 +61,7 @@ func TestOracleTshark(t *testing.T) {
 				c, _ := sc.call(t)
 				s := sessions[sc.Conn]
 				if s == nil {
-					s = &Session{Objects: objects}
+					s = &Session{Shared: shared}
 					sessions[sc.Conn] = s
 				}
 				d := s.Decode(c)
