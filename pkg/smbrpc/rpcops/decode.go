@@ -208,12 +208,15 @@ func (x *dc) warn(which string, n int) {
 	}
 }
 
+// maxField bounds a field's value (the command keeps its full text).
+const maxField = 4096
+
 // add appends a field unless its value is empty.
 func (x *dc) add(name, value string) {
 	if value == "" {
 		return
 	}
-	x.d.Fields = append(x.d.Fields, Field{name, value})
+	x.d.Fields = append(x.d.Fields, Field{name, truncate(value, maxField)})
 }
 
 // returns records the handle a response returns.
