@@ -13,7 +13,15 @@ import (
 type sb struct {
 	b     []byte
 	ndr64 bool
+	big   bool // big-endian data representation
 	refid uint32
+}
+
+func (s *sb) order() binary.AppendByteOrder {
+	if s.big {
+		return binary.BigEndian
+	}
+	return binary.LittleEndian
 }
 
 func newSB(ndr64 bool) *sb { return &sb{ndr64: ndr64, refid: 0x20000} }
@@ -34,9 +42,9 @@ func (s *sb) ptrSize() int {
 	return 4
 }
 func (s *sb) u8(v uint8) *sb   { s.b = append(s.b, v); return s }
-func (s *sb) u16(v uint16) *sb { s.align(2); s.b = binary.LittleEndian.AppendUint16(s.b, v); return s }
-func (s *sb) u32(v uint32) *sb { s.align(4); s.b = binary.LittleEndian.AppendUint32(s.b, v); return s }
-func (s *sb) u64(v uint64) *sb { s.align(8); s.b = binary.LittleEndian.AppendUint64(s.b, v); return s }
+func (s *sb) u16(v uint16) *sb { s.align(2); s.b = s.order().AppendUint16(s.b, v); return s }
+func (s *sb) u32(v uint32) *sb { s.align(4); s.b = s.order().AppendUint32(s.b, v); return s }
+func (s *sb) u64(v uint64) *sb { s.align(8); s.b = s.order().AppendUint64(s.b, v); return s }
 func (s *sb) raw(b []byte) *sb { s.b = append(s.b, b...); return s }
 func (s *sb) zeros(n int) *sb  { s.b = append(s.b, make([]byte, n)...); return s }
 

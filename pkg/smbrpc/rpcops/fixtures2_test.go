@@ -154,6 +154,7 @@ func TestSamrSession(t *testing.T) {
 		check(t, d, want{op: "EnumerateUsersInDomain", target: "CORP", technique: "T1087.002", phase: PhaseRecon,
 			fields: map[string]string{"count": "2", "user": "EVIL$ (RID 1200)", "account control filter": "NORMAL_ACCOUNT"}})
 		d = do(27, func(s *sb) { s.handle(h(2)).u32(0xf001f).u32(544) }, func(s *sb) { s.handle(h(5)).status(0) })
+		check(t, d, want{op: "OpenAlias", target: `CORP\Administrators`, fields: map[string]string{"alias": "Administrators (RID 544)"}})
 		d = do(31, func(s *sb) { s.handle(h(5)).sid(domSID + "-1200") }, func(s *sb) { s.status(0) })
 		check(t, d, want{op: "AddMemberToAlias", target: `CORP\Administrators`, technique: "T1098", phase: PhasePersist,
 			fields: map[string]string{"member": `CORP\EVIL$ (` + domSID + "-1200)"}})
@@ -332,15 +333,51 @@ func TestEndpointsFromMap(t *testing.T) {
 		s.size(4).size(0).size(1).ptr()
 		s.size(len(tw)).u32(uint32(len(tw))).raw(tw)
 		s.status(0)
-		eps := EndpointsFromMap(s.bytes(), false)
-		if !ndr64 && (len(eps) != 1 || eps[0].Port != 49671 || eps[0].Protocol != "ncacn_ip_tcp" ||
-			eps[0].Interface != svcctlUUID || eps[0].Host.String() != "172.18.39.6") {
-			t.Fatalf("endpoints %+v", eps)
+		c := Call{Interface: epmUUID, Opnum: 3, Response: s.bytes(), NDR64: ndr64}
+		for _, eps := range [][]Endpoint{EndpointsFromMap(s.bytes(), false), EndpointsFromCall(c)} {
+			if len(eps) != 1 || eps[0].Port != 49671 || eps[0].Protocol != "ncacn_ip_tcp" ||
+				eps[0].Interface != svcctlUUID || eps[0].Host.String() != "172.18.39.6" ||
+				eps[0].String() != "ncacn_ip_tcp:172.18.39.6[49671]" {
+				t.Fatalf("ndr64=%v: endpoints %+v", ndr64, eps)
+			}
 		}
-		if ndr64 {
-			// EndpointsFromMap has no NDR64 flag: check through Decode.
-			d := Decode(Call{Interface: epmUUID, Opnum: 3, Response: s.bytes(), NDR64: true})
-			check(t, d, want{op: "ept_map", noise: true, fields: map[string]string{"endpoint": "ncacn_ip_tcp:172.18.39.6[49671]"}})
-		}
+		d := Decode(c)
+		check(t, d, want{op: "ept_map", noise: true, fields: map[string]string{"endpoint": "ncacn_ip_tcp:172.18.39.6[49671]"}})
+	}
+}
+
+// TestEndpointsFromRealMaps reads the ept_map answers of the capture
+// fixtures, NDR64 ones included, without being told the syntax.
+func TestEndpointsFromRealMaps(t *testing.T) {
+	sc := loadStubs(t, "testdata/stubs/covenant_sharpsc_create_dcerpc_smb_svcctl_2020-08-06022635.jsonl")[0]
+	c, _ := sc.call(t)
+	if !c.NDR64 {
+		t.Fatal("fixture expected to be NDR64")
+	}
+	eps := EndpointsFromMap(c.Response, false)
+	if len(eps) != 1 || eps[0].String() != "ncacn_ip_tcp:172.18.39.6[50115]" || InterfaceName(eps[0].Interface) != "svcctl" {
+		t.Fatalf("endpoints %+v", eps)
+	}
+}
+
+func TestHandlesHelpers(t *testing.T) {
+	c := fixture{iface: svcctlUUID, opnum: 16,
+		req:  func(s *sb) { s.handle(h(1)).wstr("PSEXESVC").u32(0xf01ff) },
+		resp: func(s *sb) { s.handle(h(2)).status(0) }}.call(false)
+	if got, ok := UsedHandle(c); !ok || got != h(1) {
+		t.Fatalf("UsedHandle = %x %v", got, ok)
+	}
+	if got, ok := ReturnedHandle(c); !ok || got != h(2) {
+		t.Fatalf("ReturnedHandle = %x %v", got, ok)
+	}
+	c.Response = []byte{0x24, 4, 0, 0} // a fault status instead of a stub
+	if _, ok := ReturnedHandle(c); ok {
+		t.Fatal("handle returned by a failed call")
+	}
+	if d := Decode(c); d.Status != 0x424 {
+		t.Fatalf("status %x", d.Status)
+	}
+	if _, ok := UsedHandle(Call{Interface: svcctlUUID, Opnum: 15, Request: c.Request}); ok {
+		t.Fatal("OpenSCManagerW takes no handle")
 	}
 }

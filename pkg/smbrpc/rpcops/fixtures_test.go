@@ -260,6 +260,7 @@ func TestWinregSession(t *testing.T) {
 			func(s *sb) { s.status(0) })
 		check(t, d, want{op: "SetValue", target: `HKLM\SYSTEM\CurrentControlSet\Services\evil\ImagePath`, technique: "T1543.003", phase: PhasePersist})
 		d = do(15, func(s *sb) { s.handle(h(1)).ustr("SAM").u32(0).u32(0x20000) }, func(s *sb) { s.handle(h(4)).status(0) })
+		check(t, d, want{op: "OpenKey", target: `HKLM\SAM`, technique: "T1012", phase: PhaseRecon})
 		d = do(20, func(s *sb) { s.handle(h(4)).ustr(`C:\Windows\Temp\sam.save`).null() }, func(s *sb) { s.status(0) })
 		check(t, d, want{op: "SaveKey", target: `HKLM\SAM`, technique: "T1003.002", phase: PhaseCredAccess,
 			fields: map[string]string{"file": `C:\Windows\Temp\sam.save`}})

@@ -123,13 +123,13 @@ func TestGoldenStubs(t *testing.T) {
 		name := strings.TrimSuffix(filepath.Base(f), ".jsonl")
 		t.Run(name, func(t *testing.T) {
 			sessions := map[string]*Session{}
-			objects := NewObjects() // one per capture, as the pipeline shares it
+			shared := NewShared() // one per capture, as the pipeline shares it
 			var w strings.Builder
 			for _, sc := range loadStubs(t, f) {
 				c, guessed := sc.call(t)
 				s := sessions[sc.Conn]
 				if s == nil {
-					s = &Session{Objects: objects}
+					s = &Session{Shared: shared}
 					sessions[sc.Conn] = s
 				}
 				d := s.Decode(c)

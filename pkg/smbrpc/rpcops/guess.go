@@ -137,7 +137,7 @@ func probeRequest(i *iface, opnum uint16, stub []byte, ndr64 bool) (ok bool) {
 		o.probe(r)
 	} else {
 		c := Call{Interface: i.uuid, Opnum: opnum, Request: stub, NDR64: ndr64}
-		x := &dc{s: &Session{Objects: NewObjects()}, c: c, d: &Decoded{}, r: r, op: o}
+		x := &dc{s: &Session{Shared: NewShared()}, c: c, d: &Decoded{}, r: r, op: o}
 		o.req(x)
 	}
 	if r.Err() != nil {

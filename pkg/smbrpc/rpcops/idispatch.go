@@ -173,7 +173,7 @@ func dispInvoke(x *dc) {
 	name := x.s.lookup(dispKey(x.c.Object, a.dispid))
 	how := ""
 	if name == "" {
-		cls, _ := x.s.Objects.class(x.c.Object)
+		cls, _ := x.s.Shared.class(x.c.Object)
 		if n, ok := wellKnownDispIDs[ClassName(cls)][a.dispid]; ok && ClassName(cls) != "" {
 			name, how = n, " (by DISPID)"
 		} else if n, ok := wellKnownDispIDs[""][a.dispid]; ok {
@@ -411,7 +411,7 @@ func dispInvokeResp(x *dc) {
 		v = v.inner
 	}
 	if o, ok := parseObjref(v.objref); ok && o.flags&1 != 0 {
-		cls, _ := x.s.Objects.class(x.c.Object)
-		x.s.Objects.add(o.ipid, cls, o.iid)
+		cls, _ := x.s.Shared.class(x.c.Object)
+		x.s.Shared.add(o.ipid, cls, o.iid)
 	}
 }
