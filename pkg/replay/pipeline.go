@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nwhealth/nwhealth/pkg/pkthdr"
+	"github.com/nwhealth/nwhealth/pkg/smbrpc/rpcops"
 )
 
 // Config bounds the pipeline's memory and sets its timeouts. Zero fields
@@ -75,11 +76,14 @@ type Pipeline struct {
 	buffered int64 // bytes held by all framers and reorder queues
 
 	krb      map[netip.Addr]*krbHost
-	epmPorts map[netip.AddrPort]epmPort // dynamic RPC endpoints learned from the endpoint mapper
+	epmPorts map[netip.AddrPort]struct{} // dynamic RPC endpoints learned from the endpoint mapper
 	// transfers maps a host to the files written to it that look like
 	// tools (lower-case base name -> \\server\share\path), so a service or
 	// task that runs one can say where it came from.
 	transfers map[netip.Addr]map[string]string
+	// shared is what the DCE/RPC sessions of the capture learn for each
+	// other: DCOM objects by IPID, account names by SID and RID.
+	shared *rpcops.Shared
 
 	// apps holds the connections whose protocol is followed, the only
 	// ones with calls or files to expire.
@@ -101,7 +105,8 @@ func New(cfg Config, emit func(Operation)) *Pipeline {
 		conns:     make(map[flowKey]*conn),
 		apps:      make(map[*conn]struct{}),
 		krb:       make(map[netip.Addr]*krbHost),
-		epmPorts:  make(map[netip.AddrPort]epmPort),
+		epmPorts:  make(map[netip.AddrPort]struct{}),
+		shared:    rpcops.NewShared(),
 		transfers: make(map[netip.Addr]map[string]string),
 	}
 }
