@@ -72,6 +72,7 @@ type Packet struct {
 	TCPFlags  uint8
 	TCPSeq    uint32
 	TCPAck    uint32
+	ARP       bool // an IPv4 ARP/RARP packet: Src and Dst are its protocol addresses
 	Fragment  bool // part of a fragmented IP datagram
 	IPLen     int  // IP datagram length claimed by the header
 	L3, L4    int  // offsets in the frame; -1 when absent
@@ -182,8 +183,31 @@ func (p *Packet) network(b []byte, off int, et uint16) bool {
 		return p.ipv4(b, off)
 	case 0x86dd:
 		return p.ipv6(b, off)
+	case 0x0806, 0x8035:
+		p.arp(b, off)
 	}
 	return false
+}
+
+// arp records the protocol addresses of an IPv4 ARP/RARP packet in Src and
+// Dst, as tcpdump's "host" primitive matches them too.
+func (p *Packet) arp(b []byte, off int) {
+	if len(b) < off+8 {
+		p.Truncated = true
+		return
+	}
+	h := b[off:]
+	hlen, plen := int(h[4]), int(h[5])
+	if binary.BigEndian.Uint16(h[2:]) != 0x0800 || plen != 4 {
+		return
+	}
+	if len(h) < 8+2*hlen+8 {
+		p.Truncated = true
+		return
+	}
+	p.ARP = true
+	p.Src = netip.AddrFrom4([4]byte(h[8+hlen : 12+hlen]))
+	p.Dst = netip.AddrFrom4([4]byte(h[12+2*hlen : 16+2*hlen]))
 }
 
 func (p *Packet) ipv4(b []byte, off int) bool {

@@ -1,0 +1,232 @@
+package flow
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"net/netip"
+	"sort"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// Flow file constants (docs/format/flows.md).
+const (
+	FileVersion   = 1
+	fileHeaderLen = 40
+	maxAnswers    = 32
+	maxFileBody   = 1 << 31
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Errors of DecodeFile.
+var (
+	ErrNotFlowFile = errors.New("not an nwhealth flow file")
+	ErrFileVersion = errors.New("unsupported flow file version")
+	ErrDamaged     = errors.New("flow file damaged")
+)
+
+// EncodeFile serialises records (sorted here by first time).
+func EncodeFile(recs []*Record, enc *zstd.Encoder) []byte {
+	sort.SliceStable(recs, func(i, j int) bool { return recs[i].First.Before(recs[j].First) })
+	var body []byte
+	var first, last int64
+	for i, r := range recs {
+		body = appendRecord(body, r)
+		if i == 0 || r.First.UnixNano() < first {
+			first = r.First.UnixNano()
+		}
+		if r.Last.UnixNano() > last {
+			last = r.Last.UnixNano()
+		}
+	}
+	stored := enc.EncodeAll(body, nil)
+	h := make([]byte, 0, fileHeaderLen+len(stored))
+	h = append(h, "NWHF"...)
+	h = binary.LittleEndian.AppendUint16(h, FileVersion)
+	h = binary.LittleEndian.AppendUint16(h, 0)
+	h = binary.LittleEndian.AppendUint32(h, uint32(len(recs)))
+	h = binary.LittleEndian.AppendUint32(h, uint32(len(body)))
+	h = binary.LittleEndian.AppendUint32(h, uint32(len(stored)))
+	h = binary.LittleEndian.AppendUint32(h, crc32.Checksum(stored, castagnoli))
+	h = binary.LittleEndian.AppendUint64(h, uint64(first))
+	h = binary.LittleEndian.AppendUint64(h, uint64(last))
+	h = binary.LittleEndian.AppendUint32(h, crc32.Checksum(h, castagnoli))
+	return append(h, stored...)
+}
+
+func appendAddr(b []byte, a netip.Addr, v6 bool) []byte {
+	if v6 {
+		x := a.As16()
+		return append(b, x[:]...)
+	}
+	x := a.Unmap().As4()
+	return append(b, x[:]...)
+}
+
+func appendRecord(b []byte, r *Record) []byte {
+	le := binary.LittleEndian
+	b = le.AppendUint64(b, uint64(r.First.UnixNano()))
+	b = le.AppendUint64(b, uint64(r.Last.Sub(r.First)))
+	v6 := r.Orig.Unmap().Is6() || r.Resp.Unmap().Is6()
+	var flags byte
+	if r.Partial {
+		flags |= 1
+	}
+	if v6 {
+		flags |= 2
+	}
+	b = append(b, r.Proto, flags)
+	b = le.AppendUint16(b, r.VLAN)
+	b = appendAddr(b, r.Orig, v6)
+	b = appendAddr(b, r.Resp, v6)
+	b = le.AppendUint16(b, r.OrigPort)
+	b = le.AppendUint16(b, r.RespPort)
+	for _, v := range []uint64{r.OrigPkts, r.RespPkts, r.OrigBytes, r.RespBytes, r.OrigData, r.RespData} {
+		b = le.AppendUint64(b, v)
+	}
+	b = append(b, r.OrigFlags, r.RespFlags, byte(r.NameSource))
+	name := r.Name
+	if len(name) > 255 {
+		name = name[:255]
+	}
+	b = append(b, byte(len(name)))
+	b = append(b, name...)
+	n := min(len(r.Answers), maxAnswers)
+	b = append(b, byte(n))
+	for _, a := range r.Answers[:n] {
+		a = a.Unmap()
+		if a.Is4() {
+			b = append(b, 4)
+			x := a.As4()
+			b = append(b, x[:]...)
+		} else {
+			b = append(b, 6)
+			x := a.As16()
+			b = append(b, x[:]...)
+		}
+	}
+	return b
+}
+
+// FileInfo is a flow file's header.
+type FileInfo struct {
+	Records     int
+	First, Last time.Time
+}
+
+// DecodeFile returns the records of a flow file. On damage inside the body
+// it returns the records before the damage together with an error wrapping
+// ErrDamaged.
+func DecodeFile(b []byte, dec *zstd.Decoder) ([]Record, FileInfo, error) {
+	var fi FileInfo
+	if len(b) < fileHeaderLen || string(b[:4]) != "NWHF" {
+		return nil, fi, ErrNotFlowFile
+	}
+	le := binary.LittleEndian
+	if crc32.Checksum(b[:36], castagnoli) != le.Uint32(b[36:]) {
+		return nil, fi, fmt.Errorf("%w: header checksum mismatch", ErrDamaged)
+	}
+	if v := le.Uint16(b[4:]); v != FileVersion {
+		return nil, fi, fmt.Errorf("%w %d", ErrFileVersion, v)
+	}
+	n := int(le.Uint32(b[8:]))
+	rawLen := int(le.Uint32(b[12:]))
+	storedLen := int(le.Uint32(b[16:]))
+	fi = FileInfo{Records: n, First: time.Unix(0, int64(le.Uint64(b[24:]))).UTC(), Last: time.Unix(0, int64(le.Uint64(b[32:]))).UTC()}
+	if storedLen != len(b)-fileHeaderLen || rawLen > maxFileBody {
+		return nil, fi, fmt.Errorf("%w: lengths inconsistent", ErrDamaged)
+	}
+	stored := b[fileHeaderLen:]
+	if crc32.Checksum(stored, castagnoli) != le.Uint32(b[20:]) {
+		return nil, fi, fmt.Errorf("%w: body checksum mismatch", ErrDamaged)
+	}
+	body, err := dec.DecodeAll(stored, make([]byte, 0, rawLen))
+	if err != nil || len(body) != rawLen {
+		return nil, fi, fmt.Errorf("%w: body does not decompress", ErrDamaged)
+	}
+	// A record is at least 90 bytes: bound the allocation by what is there.
+	recs := make([]Record, 0, min(n, len(body)/90+1))
+	for i := 0; i < n; i++ {
+		r, rest, ok := decodeRecord(body)
+		if !ok {
+			return recs, fi, fmt.Errorf("%w: record %d does not fit", ErrDamaged, i)
+		}
+		recs = append(recs, r)
+		body = rest
+	}
+	return recs, fi, nil
+}
+
+func decodeRecord(b []byte) (Record, []byte, bool) {
+	var r Record
+	le := binary.LittleEndian
+	if len(b) < 20 {
+		return r, nil, false
+	}
+	first := int64(le.Uint64(b))
+	r.First = time.Unix(0, first).UTC()
+	r.Last = time.Unix(0, first+int64(le.Uint64(b[8:]))).UTC()
+	r.Proto, r.Partial = b[16], b[17]&1 != 0
+	v6 := b[17]&2 != 0
+	r.VLAN = le.Uint16(b[18:])
+	b = b[20:]
+	al := 4
+	if v6 {
+		al = 16
+	}
+	if len(b) < 2*al+4+48+4 {
+		return r, nil, false
+	}
+	if v6 {
+		r.Orig, r.Resp = netip.AddrFrom16([16]byte(b[:16])), netip.AddrFrom16([16]byte(b[16:32]))
+	} else {
+		r.Orig, r.Resp = netip.AddrFrom4([4]byte(b[:4])), netip.AddrFrom4([4]byte(b[4:8]))
+	}
+	b = b[2*al:]
+	r.OrigPort, r.RespPort = le.Uint16(b), le.Uint16(b[2:])
+	b = b[4:]
+	var v [6]uint64
+	for i := range v {
+		v[i] = le.Uint64(b[8*i:])
+	}
+	r.OrigPkts, r.RespPkts, r.OrigBytes, r.RespBytes, r.OrigData, r.RespData = v[0], v[1], v[2], v[3], v[4], v[5]
+	b = b[48:]
+	r.OrigFlags, r.RespFlags, r.NameSource = b[0], b[1], NameSource(b[2])
+	nl := int(b[3])
+	b = b[4:]
+	if len(b) < nl+1 {
+		return r, nil, false
+	}
+	r.Name = string(b[:nl])
+	na := int(b[nl])
+	b = b[nl+1:]
+	if na > maxAnswers {
+		return r, nil, false
+	}
+	for range na {
+		if len(b) < 1 {
+			return r, nil, false
+		}
+		switch b[0] {
+		case 4:
+			if len(b) < 5 {
+				return r, nil, false
+			}
+			r.Answers = append(r.Answers, netip.AddrFrom4([4]byte(b[1:5])))
+			b = b[5:]
+		case 6:
+			if len(b) < 17 {
+				return r, nil, false
+			}
+			r.Answers = append(r.Answers, netip.AddrFrom16([16]byte(b[1:17])))
+			b = b[17:]
+		default:
+			return r, nil, false
+		}
+	}
+	return r, b, true
+}

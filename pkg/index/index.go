@@ -1,0 +1,431 @@
+// Package index maps packet keys (addresses, ports, protocols, VLANs) to
+// the blocks of a shard that hold them (docs/format/index.md). Queries are
+// set algebra over these block lists.
+package index
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"net/netip"
+	"slices"
+	"sort"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/nwhealth/nwhealth/pkg/pkthdr"
+)
+
+// Kind is a key type.
+type Kind uint8
+
+// Key kinds and their value sizes (docs/format/index.md).
+const (
+	KindIPv4      Kind = 1
+	KindIPv6      Kind = 2
+	KindPort      Kind = 3
+	KindProto     Kind = 4
+	KindVLAN      Kind = 5
+	KindEtherType Kind = 6
+)
+
+func (k Kind) size() int {
+	switch k {
+	case KindIPv4:
+		return 4
+	case KindIPv6:
+		return 16
+	case KindPort, KindVLAN, KindEtherType:
+		return 2
+	case KindProto:
+		return 1
+	}
+	return 0
+}
+
+// Key is one index key. V holds the value big-endian, left-aligned.
+type Key struct {
+	Kind Kind
+	V    [16]byte
+}
+
+// Addr returns the key for an IP address.
+func Addr(a netip.Addr) Key {
+	a = a.Unmap()
+	if a.Is4() {
+		k := Key{Kind: KindIPv4}
+		b := a.As4()
+		copy(k.V[:], b[:])
+		return k
+	}
+	return Key{Kind: KindIPv6, V: a.As16()}
+}
+
+// Port returns the key for a TCP/UDP/SCTP port.
+func Port(p uint16) Key { return Key{Kind: KindPort, V: [16]byte{byte(p >> 8), byte(p)}} }
+
+// Proto returns the key for an IP protocol number.
+func Proto(p uint8) Key { return Key{Kind: KindProto, V: [16]byte{p}} }
+
+// VLAN returns the key for a VLAN id.
+func VLAN(id uint16) Key { return Key{Kind: KindVLAN, V: [16]byte{byte(id >> 8), byte(id)}} }
+
+// EtherType returns the key for a non-IP frame's EtherType.
+func EtherType(et uint16) Key { return Key{Kind: KindEtherType, V: [16]byte{byte(et >> 8), byte(et)}} }
+
+// Keys appends the keys of a parsed packet to dst.
+func Keys(dst []Key, p *pkthdr.Packet) []Key {
+	for i := 0; i < p.NVLAN; i++ {
+		dst = append(dst, VLAN(p.VLAN[i]))
+	}
+	if p.IPVersion == 0 {
+		if p.EtherType != 0 {
+			dst = append(dst, EtherType(p.EtherType))
+		}
+		if p.ARP {
+			dst = append(dst, Addr(p.Src), Addr(p.Dst))
+		}
+		return dst
+	}
+	dst = append(dst, Addr(p.Src), Addr(p.Dst), Proto(p.Proto))
+	if p.HasPorts {
+		dst = append(dst, Port(p.SrcPort))
+		if p.DstPort != p.SrcPort {
+			dst = append(dst, Port(p.DstPort))
+		}
+	}
+	return dst
+}
+
+// Builder accumulates the keys of one shard's blocks.
+type Builder struct {
+	postings map[Key][]uint32
+	block    uint32
+	blocks   uint32
+	first    int64
+	last     int64
+	any      bool
+	// last keys seen: consecutive packets of one flow share them, which
+	// makes the common case one comparison instead of several map writes.
+	prev    [8]Key
+	prevN   int
+	touched map[Key]struct{}
+}
+
+// NewBuilder returns an empty builder positioned at block 0.
+func NewBuilder() *Builder {
+	return &Builder{postings: make(map[Key][]uint32), touched: make(map[Key]struct{})}
+}
+
+// Add records the keys of one packet in the current block.
+func (b *Builder) Add(keys []Key) {
+	if len(keys) <= len(b.prev) && b.prevN == len(keys) {
+		same := true
+		for i := range keys {
+			if keys[i] != b.prev[i] {
+				same = false
+				break
+			}
+		}
+		if same {
+			return
+		}
+	}
+	for _, k := range keys {
+		b.touched[k] = struct{}{}
+	}
+	if len(keys) <= len(b.prev) {
+		b.prevN = copy(b.prev[:], keys)
+	} else {
+		b.prevN = 0
+	}
+}
+
+// EndBlock closes the current block: its keys join their postings.
+func (b *Builder) EndBlock(first, last int64) {
+	for k := range b.touched {
+		b.postings[k] = append(b.postings[k], b.block)
+	}
+	clear(b.touched)
+	b.prevN = 0
+	if !b.any || first < b.first {
+		b.first = first
+	}
+	if !b.any || last > b.last {
+		b.last = last
+	}
+	b.any = true
+	b.block++
+	b.blocks = b.block
+}
+
+// Blocks is the number of blocks ended so far.
+func (b *Builder) Blocks() int { return int(b.blocks) }
+
+// Keys is the number of distinct keys.
+func (b *Builder) Keys() int { return len(b.postings) }
+
+// Index file constants.
+const (
+	Version   = 1
+	headerLen = 48
+	// maxBody bounds the decompressed body a reader accepts.
+	maxBody = 1 << 30
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Encode serialises the index (docs/format/index.md).
+func (b *Builder) Encode(enc *zstd.Encoder) []byte {
+	byKind := map[Kind][]Key{}
+	for k := range b.postings {
+		byKind[k.Kind] = append(byKind[k.Kind], k)
+	}
+	kinds := make([]Kind, 0, len(byKind))
+	for k := range byKind {
+		kinds = append(kinds, k)
+	}
+	slices.Sort(kinds)
+	dirLen := 16 * len(kinds)
+	var tables, postings []byte
+	type sect struct {
+		kind                 Kind
+		n                    int
+		tableOff, postingOff int
+	}
+	var sects []sect
+	var post []byte
+	tables = make([]byte, 0)
+	postStart := 0
+	for _, kind := range kinds {
+		keys := byKind[kind]
+		sz := kind.size()
+		sort.Slice(keys, func(i, j int) bool { return bytes.Compare(keys[i].V[:sz], keys[j].V[:sz]) < 0 })
+		sc := sect{kind: kind, n: len(keys), tableOff: len(tables)}
+		post = post[:0]
+		for _, k := range keys {
+			tables = append(tables, k.V[:sz]...)
+			tables = binary.LittleEndian.AppendUint32(tables, uint32(len(post)))
+			blocks := b.postings[k]
+			tables = binary.LittleEndian.AppendUint32(tables, uint32(len(blocks)))
+			prev := uint32(0)
+			for i, blk := range blocks {
+				if i == 0 {
+					post = binary.AppendUvarint(post, uint64(blk))
+				} else {
+					post = binary.AppendUvarint(post, uint64(blk-prev))
+				}
+				prev = blk
+			}
+		}
+		sc.postingOff = postStart
+		postings = append(postings, post...)
+		postStart += len(post)
+		sects = append(sects, sc)
+	}
+	body := make([]byte, 0, dirLen+len(tables)+len(postings))
+	for _, sc := range sects {
+		body = append(body, byte(sc.kind), byte(sc.kind.size()), 0, 0)
+		body = binary.LittleEndian.AppendUint32(body, uint32(sc.n))
+		body = binary.LittleEndian.AppendUint32(body, uint32(dirLen+sc.tableOff))
+		body = binary.LittleEndian.AppendUint32(body, uint32(dirLen+len(tables)+sc.postingOff))
+	}
+	body = append(body, tables...)
+	body = append(body, postings...)
+	stored := enc.EncodeAll(body, nil)
+
+	h := make([]byte, 0, headerLen+len(stored))
+	h = append(h, "NWHI"...)
+	h = binary.LittleEndian.AppendUint16(h, Version)
+	h = binary.LittleEndian.AppendUint16(h, 0)
+	h = binary.LittleEndian.AppendUint32(h, b.blocks)
+	h = binary.LittleEndian.AppendUint32(h, uint32(len(sects)))
+	h = binary.LittleEndian.AppendUint32(h, uint32(len(body)))
+	h = binary.LittleEndian.AppendUint32(h, uint32(len(stored)))
+	h = binary.LittleEndian.AppendUint64(h, uint64(b.first))
+	h = binary.LittleEndian.AppendUint64(h, uint64(b.last))
+	h = binary.LittleEndian.AppendUint32(h, crc32.Checksum(stored, castagnoli))
+	h = binary.LittleEndian.AppendUint32(h, crc32.Checksum(h, castagnoli))
+	return append(h, stored...)
+}
+
+// Errors of Open.
+var (
+	ErrNotIndex = errors.New("not an nwhealth index")
+	ErrVersion  = errors.New("unsupported index version")
+	ErrCorrupt  = errors.New("index damaged")
+)
+
+// Index is a decoded shard index.
+type Index struct {
+	Blocks      int
+	First, Last int64
+	body        []byte
+	sects       map[Kind]section
+}
+
+type section struct {
+	size       int
+	n          int
+	table      []byte
+	postings   []byte
+	entrySize  int
+	postingEnd int
+}
+
+// Open decodes an index file's bytes.
+func Open(b []byte, dec *zstd.Decoder) (*Index, error) {
+	if len(b) < headerLen {
+		return nil, fmt.Errorf("%w: %d bytes", ErrNotIndex, len(b))
+	}
+	if string(b[:4]) != "NWHI" {
+		return nil, ErrNotIndex
+	}
+	if crc32.Checksum(b[:44], castagnoli) != binary.LittleEndian.Uint32(b[44:]) {
+		return nil, fmt.Errorf("%w: header checksum mismatch", ErrCorrupt)
+	}
+	if v := binary.LittleEndian.Uint16(b[4:]); v != Version {
+		return nil, fmt.Errorf("%w %d", ErrVersion, v)
+	}
+	ix := &Index{
+		Blocks: int(binary.LittleEndian.Uint32(b[8:])),
+		First:  int64(binary.LittleEndian.Uint64(b[24:])),
+		Last:   int64(binary.LittleEndian.Uint64(b[32:])),
+		sects:  map[Kind]section{},
+	}
+	nsect := int(binary.LittleEndian.Uint32(b[12:]))
+	rawLen := int(binary.LittleEndian.Uint32(b[16:]))
+	storedLen := int(binary.LittleEndian.Uint32(b[20:]))
+	if storedLen != len(b)-headerLen || rawLen > maxBody || nsect > 255 {
+		return nil, fmt.Errorf("%w: lengths inconsistent", ErrCorrupt)
+	}
+	stored := b[headerLen:]
+	if crc32.Checksum(stored, castagnoli) != binary.LittleEndian.Uint32(b[40:]) {
+		return nil, fmt.Errorf("%w: body checksum mismatch", ErrCorrupt)
+	}
+	body, err := dec.DecodeAll(stored, make([]byte, 0, rawLen))
+	if err != nil || len(body) != rawLen {
+		return nil, fmt.Errorf("%w: body does not decompress to %d bytes", ErrCorrupt, rawLen)
+	}
+	ix.body = body
+	if len(body) < 16*nsect {
+		return nil, fmt.Errorf("%w: section directory truncated", ErrCorrupt)
+	}
+	for i := 0; i < nsect; i++ {
+		d := body[16*i:]
+		kind, size := Kind(d[0]), int(d[1])
+		n := int(binary.LittleEndian.Uint32(d[4:]))
+		toff := int(binary.LittleEndian.Uint32(d[8:]))
+		poff := int(binary.LittleEndian.Uint32(d[12:]))
+		es := size + 8
+		if size != kind.size() || size == 0 || n < 0 || toff > len(body) || n > (len(body)-toff)/es || poff > len(body) {
+			return nil, fmt.Errorf("%w: section %d out of bounds", ErrCorrupt, i)
+		}
+		ix.sects[kind] = section{size: size, n: n, table: body[toff : toff+n*es], postings: body[poff:], entrySize: es}
+	}
+	return ix, nil
+}
+
+// Lookup returns the sorted block numbers holding key k (nil when none).
+func (ix *Index) Lookup(k Key) ([]uint32, error) {
+	s, ok := ix.sects[k.Kind]
+	if !ok {
+		return nil, nil
+	}
+	v := k.V[:s.size]
+	i := sort.Search(s.n, func(i int) bool { return bytes.Compare(s.table[i*s.entrySize:i*s.entrySize+s.size], v) >= 0 })
+	if i == s.n || !bytes.Equal(s.table[i*s.entrySize:i*s.entrySize+s.size], v) {
+		return nil, nil
+	}
+	e := s.table[i*s.entrySize+s.size:]
+	off, cnt := int(binary.LittleEndian.Uint32(e)), int(binary.LittleEndian.Uint32(e[4:]))
+	if off > len(s.postings) || cnt > ix.Blocks || cnt > len(s.postings)-off {
+		return nil, fmt.Errorf("%w: posting out of bounds", ErrCorrupt)
+	}
+	p := s.postings[off:]
+	out := make([]uint32, 0, cnt)
+	var cur uint64
+	for j := 0; j < cnt; j++ {
+		d, n := binary.Uvarint(p)
+		if n <= 0 {
+			return nil, fmt.Errorf("%w: posting varint", ErrCorrupt)
+		}
+		p = p[n:]
+		if j == 0 {
+			cur = d
+		} else {
+			if d == 0 {
+				return nil, fmt.Errorf("%w: posting not increasing", ErrCorrupt)
+			}
+			cur += d
+		}
+		if cur >= uint64(ix.Blocks) {
+			return nil, fmt.Errorf("%w: posting names block %d of %d", ErrCorrupt, cur, ix.Blocks)
+		}
+		out = append(out, uint32(cur))
+	}
+	return out, nil
+}
+
+// Range returns the block lists of every key of kind whose value lies in
+// [lo, hi] (inclusive, big-endian bytes), for CIDR queries.
+func (ix *Index) Range(kind Kind, lo, hi [16]byte) ([][]uint32, error) {
+	s, ok := ix.sects[kind]
+	if !ok {
+		return nil, nil
+	}
+	i := sort.Search(s.n, func(i int) bool { return bytes.Compare(s.table[i*s.entrySize:i*s.entrySize+s.size], lo[:s.size]) >= 0 })
+	var out [][]uint32
+	for ; i < s.n; i++ {
+		var k Key
+		k.Kind = kind
+		copy(k.V[:], s.table[i*s.entrySize:i*s.entrySize+s.size])
+		if bytes.Compare(k.V[:s.size], hi[:s.size]) > 0 {
+			break
+		}
+		l, err := ix.Lookup(k)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+// Size reports the decompressed body length, for statistics.
+func (ix *Index) Size() int { return len(ix.body) }
+
+// Union merges sorted lists.
+func Union(lists ...[]uint32) []uint32 {
+	switch len(lists) {
+	case 0:
+		return nil
+	case 1:
+		return lists[0]
+	}
+	var out []uint32
+	for _, l := range lists {
+		out = append(out, l...)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// Intersect keeps the values present in both sorted lists.
+func Intersect(a, b []uint32) []uint32 {
+	out := make([]uint32, 0, min(len(a), len(b)))
+	for i, j := 0, 0; i < len(a) && j < len(b); {
+		switch {
+		case a[i] < b[j]:
+			i++
+		case a[i] > b[j]:
+			j++
+		default:
+			out = append(out, a[i])
+			i++
+			j++
+		}
+	}
+	return out
+}

@@ -1,0 +1,560 @@
+package pcapio
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/nwhealth/nwhealth/pkg/pkthdr"
+)
+
+// Shard format constants (docs/format/shard.md).
+const (
+	ShardVersion   = 1
+	skipMagicMeta  = 0x184d2a5e
+	skipMagicTrail = 0x184d2a5f
+	zstdMagic      = 0xfd2fb528
+	shardHdrLen    = 40 // shard header payload
+	blockHdrLen    = 44 // block header payload
+	blockHdrFrame  = 8 + blockHdrLen
+	trailerEntry   = 32
+	trailerFixed   = 4 + 4 + 8 + 8 + 8 + 8 // tag, blocks, packets, raw bytes, first, last
+	trailerEnd     = "NWHTEND!"
+
+	// MaxBlockRaw bounds a block's decompressed size; readers refuse more.
+	MaxBlockRaw = 16 << 20
+	// maxBlocks bounds a trailer's block count before anything is allocated.
+	maxBlocks = 1 << 24
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// CRC returns the CRC-32C of b, the checksum every nwhealth file uses.
+func CRC(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
+
+// Errors a shard reader returns; callers branch on them.
+var (
+	ErrNotShard       = errors.New("not an nwhealth shard")
+	ErrShardVersion   = errors.New("unsupported shard version")
+	ErrNoTrailer      = errors.New("shard has no trailer (open or interrupted)")
+	ErrShardTruncated = errors.New("shard shorter than its header")
+)
+
+// ShardHeader describes a shard.
+type ShardHeader struct {
+	LinkType pkthdr.LinkType
+	Snaplen  uint32
+	Nanos    bool
+	Created  time.Time
+	Writer   string // at most 8 bytes
+	Seq      uint32
+}
+
+// BlockMeta locates and describes one block.
+type BlockMeta struct {
+	Offset  int64 // of the block header frame
+	First   int64 // ns
+	Last    int64 // ns
+	Packets uint32
+	RawLen  uint32
+	DataLen uint32
+	DataCRC uint32
+}
+
+// BlockError names a damaged block.
+type BlockError struct {
+	Block  int
+	Offset int64
+	Reason string
+}
+
+func (e *BlockError) Error() string {
+	return fmt.Sprintf("block %d at byte %d: %s", e.Block, e.Offset, e.Reason)
+}
+
+// ShardWriter appends blocks to a shard stream. It never seeks: a crash
+// leaves a recoverable prefix.
+type ShardWriter struct {
+	w       io.Writer
+	off     int64
+	hdr     ShardHeader
+	blocks  []BlockMeta
+	packets uint64
+	raw     uint64
+	first   int64
+	last    int64
+}
+
+func skippable(magic uint32, payload []byte) []byte {
+	b := make([]byte, 8, 8+len(payload))
+	binary.LittleEndian.PutUint32(b, magic)
+	binary.LittleEndian.PutUint32(b[4:], uint32(len(payload)))
+	return append(b, payload...)
+}
+
+// NewShardWriter writes the shard header and the pcap header frame.
+func NewShardWriter(w io.Writer, h ShardHeader, enc *zstd.Encoder) (*ShardWriter, error) {
+	if len(h.Writer) > 8 {
+		return nil, fmt.Errorf("writer id %q longer than 8 bytes", h.Writer)
+	}
+	p := make([]byte, 0, shardHdrLen)
+	p = append(p, "NWHS"...)
+	p = binary.LittleEndian.AppendUint16(p, ShardVersion)
+	var flags uint16
+	if h.Nanos {
+		flags |= 1
+	}
+	p = binary.LittleEndian.AppendUint16(p, flags)
+	p = binary.LittleEndian.AppendUint32(p, uint32(h.LinkType))
+	p = binary.LittleEndian.AppendUint32(p, h.Snaplen)
+	p = binary.LittleEndian.AppendUint64(p, uint64(h.Created.UnixNano()))
+	var id [8]byte
+	copy(id[:], h.Writer)
+	p = append(p, id[:]...)
+	p = binary.LittleEndian.AppendUint32(p, h.Seq)
+	p = binary.LittleEndian.AppendUint32(p, CRC(p))
+	out := skippable(skipMagicMeta, p)
+	out = enc.EncodeAll(PcapHeader(h.LinkType, h.Snaplen, h.Nanos), out)
+	if _, err := w.Write(out); err != nil {
+		return nil, fmt.Errorf("write shard header: %w", err)
+	}
+	return &ShardWriter{w: w, off: int64(len(out)), hdr: h, first: -1}, nil
+}
+
+// EncodedBlock is a block compressed and framed, ready to append.
+type EncodedBlock struct {
+	Bytes []byte // header frame and data frame
+	Meta  BlockMeta
+}
+
+// EncodeBlock compresses raw pcap records into dst (reused when large
+// enough). number is the block's index in its shard.
+func EncodeBlock(dst []byte, enc *zstd.Encoder, raw []byte, number int, first, last int64, packets int) EncodedBlock {
+	dst = append(dst[:0], make([]byte, blockHdrFrame)...)
+	dst = enc.EncodeAll(raw, dst)
+	data := dst[blockHdrFrame:]
+	m := BlockMeta{First: first, Last: last, Packets: uint32(packets), RawLen: uint32(len(raw)),
+		DataLen: uint32(len(data)), DataCRC: CRC(data)}
+	h := dst[:0:blockHdrFrame]
+	h = binary.LittleEndian.AppendUint32(h, skipMagicMeta)
+	h = binary.LittleEndian.AppendUint32(h, blockHdrLen)
+	h = append(h, "NWHB"...)
+	h = binary.LittleEndian.AppendUint32(h, uint32(number))
+	h = binary.LittleEndian.AppendUint64(h, uint64(first))
+	h = binary.LittleEndian.AppendUint64(h, uint64(last))
+	h = binary.LittleEndian.AppendUint32(h, m.Packets)
+	h = binary.LittleEndian.AppendUint32(h, m.RawLen)
+	h = binary.LittleEndian.AppendUint32(h, m.DataLen)
+	h = binary.LittleEndian.AppendUint32(h, m.DataCRC)
+	binary.LittleEndian.AppendUint32(h, CRC(h[8:]))
+	return EncodedBlock{Bytes: dst, Meta: m}
+}
+
+// NextBlock is the number the next appended block must carry.
+func (s *ShardWriter) NextBlock() int { return len(s.blocks) }
+
+// Append writes an encoded block. On error the shard is left with its
+// previous blocks intact and the caller may still Finish it after
+// truncating the file to Size().
+func (s *ShardWriter) Append(b EncodedBlock) error {
+	if _, err := s.w.Write(b.Bytes); err != nil {
+		return fmt.Errorf("write block %d: %w", len(s.blocks), err)
+	}
+	m := b.Meta
+	m.Offset = s.off
+	s.off += int64(len(b.Bytes))
+	s.blocks = append(s.blocks, m)
+	s.packets += uint64(m.Packets)
+	s.raw += uint64(m.RawLen)
+	if s.first < 0 || m.First < s.first {
+		s.first = m.First
+	}
+	if m.Last > s.last {
+		s.last = m.Last
+	}
+	return nil
+}
+
+// Size is the length of everything appended successfully.
+func (s *ShardWriter) Size() int64 { return s.off }
+
+// Blocks returns the metadata of the blocks written so far.
+func (s *ShardWriter) Blocks() []BlockMeta { return s.blocks }
+
+// Finish writes the trailer. The shard is then sealed.
+func (s *ShardWriter) Finish() error {
+	_, err := s.w.Write(encodeTrailer(s.blocks))
+	if err != nil {
+		return fmt.Errorf("write shard trailer: %w", err)
+	}
+	return nil
+}
+
+func encodeTrailer(blocks []BlockMeta) []byte {
+	var packets, raw uint64
+	first, last := int64(0), int64(0)
+	for i, b := range blocks {
+		packets += uint64(b.Packets)
+		raw += uint64(b.RawLen)
+		if i == 0 || b.First < first {
+			first = b.First
+		}
+		if i == 0 || b.Last > last {
+			last = b.Last
+		}
+	}
+	p := make([]byte, 0, trailerFixed+len(blocks)*trailerEntry+16)
+	p = append(p, "NWHT"...)
+	p = binary.LittleEndian.AppendUint32(p, uint32(len(blocks)))
+	p = binary.LittleEndian.AppendUint64(p, packets)
+	p = binary.LittleEndian.AppendUint64(p, raw)
+	p = binary.LittleEndian.AppendUint64(p, uint64(first))
+	p = binary.LittleEndian.AppendUint64(p, uint64(last))
+	for _, b := range blocks {
+		p = binary.LittleEndian.AppendUint64(p, uint64(b.Offset))
+		p = binary.LittleEndian.AppendUint64(p, uint64(b.First))
+		p = binary.LittleEndian.AppendUint64(p, uint64(b.Last))
+		p = binary.LittleEndian.AppendUint32(p, b.Packets)
+		p = binary.LittleEndian.AppendUint32(p, b.DataLen)
+	}
+	p = binary.LittleEndian.AppendUint32(p, CRC(p))
+	size := uint32(8 + len(p) + 12)
+	p = binary.LittleEndian.AppendUint32(p, size)
+	p = append(p, trailerEnd...)
+	return skippable(skipMagicTrail, p)
+}
+
+// Shard reads a shard file through an io.ReaderAt.
+type Shard struct {
+	r      io.ReaderAt
+	size   int64
+	Header ShardHeader
+	Blocks []BlockMeta
+	Sealed bool  // a valid trailer was found
+	End    int64 // end of the last good block (the recovery truncation point)
+	// Damage notes a problem met while walking an unsealed shard: the walk
+	// stopped there. Nil when the shard is sealed or ended cleanly.
+	Damage *BlockError
+	hdrEnd int64 // offset of the first block
+}
+
+// OpenShard reads the shard header and trailer. A shard without a valid
+// trailer is walked block by block (open or interrupted shard): Sealed is
+// then false and Blocks holds every complete, self-consistent block header
+// (data CRCs are checked when blocks are read, or by Verify).
+func OpenShard(r io.ReaderAt, size int64) (*Shard, error) {
+	s := &Shard{r: r, size: size}
+	if err := s.readHeader(); err != nil {
+		return nil, err
+	}
+	if err := s.readTrailer(); err == nil {
+		s.Sealed = true
+		if n := len(s.Blocks); n > 0 {
+			last := s.Blocks[n-1]
+			s.End = last.Offset + blockHdrFrame + int64(last.DataLen)
+		} else {
+			s.End = s.hdrEnd
+		}
+		return s, nil
+	}
+	s.walk()
+	return s, nil
+}
+
+func (s *Shard) readHeader() error {
+	if s.size < 8+shardHdrLen+8 {
+		return ErrShardTruncated
+	}
+	b := make([]byte, 8+shardHdrLen+8+4)
+	n, err := s.r.ReadAt(b, 0)
+	if n < 8+shardHdrLen {
+		if err == nil || err == io.EOF {
+			return ErrShardTruncated
+		}
+		return err
+	}
+	b = b[:n]
+	if binary.LittleEndian.Uint32(b) != skipMagicMeta || binary.LittleEndian.Uint32(b[4:]) != shardHdrLen || string(b[8:12]) != "NWHS" {
+		return ErrNotShard
+	}
+	p := b[8 : 8+shardHdrLen]
+	if CRC(p[:36]) != binary.LittleEndian.Uint32(p[36:]) {
+		return fmt.Errorf("%w: header checksum mismatch", ErrNotShard)
+	}
+	if v := binary.LittleEndian.Uint16(p[4:]); v != ShardVersion {
+		return fmt.Errorf("%w %d", ErrShardVersion, v)
+	}
+	s.Header = ShardHeader{
+		Nanos:    binary.LittleEndian.Uint16(p[6:])&1 != 0,
+		LinkType: pkthdr.LinkType(binary.LittleEndian.Uint32(p[8:])),
+		Snaplen:  binary.LittleEndian.Uint32(p[12:]),
+		Created:  time.Unix(0, int64(binary.LittleEndian.Uint64(p[16:]))).UTC(),
+		Writer:   string(bytes.TrimRight(p[24:32], "\x00")),
+		Seq:      binary.LittleEndian.Uint32(p[32:]),
+	}
+	// The pcap header frame follows: a tiny zstd frame whose length its own
+	// block headers give.
+	off := int64(8 + shardHdrLen)
+	buf := make([]byte, 256)
+	n, _ = s.r.ReadAt(buf, off)
+	fl, ok := zstdFrameLen(buf[:n])
+	if !ok {
+		return fmt.Errorf("%w: pcap header frame missing or damaged", ErrNotShard)
+	}
+	s.hdrEnd = off + int64(fl)
+	return nil
+}
+
+// zstdFrameLen returns the length of the zstd frame at the start of b, from
+// its frame header and block headers (RFC 8878 section 3.1.1).
+func zstdFrameLen(b []byte) (int, bool) {
+	if len(b) < 5 || binary.LittleEndian.Uint32(b) != zstdMagic {
+		return 0, false
+	}
+	fhd := b[4]
+	single := fhd&0x20 != 0
+	n := 5
+	if !single {
+		n++ // window descriptor
+	}
+	n += [4]int{0, 1, 2, 4}[fhd&3]
+	switch fhd >> 6 {
+	case 0:
+		if single {
+			n++
+		}
+	case 1:
+		n += 2
+	case 2:
+		n += 4
+	case 3:
+		n += 8
+	}
+	for {
+		if len(b) < n+3 {
+			return 0, false
+		}
+		bh := uint32(b[n]) | uint32(b[n+1])<<8 | uint32(b[n+2])<<16
+		last, typ, size := bh&1 != 0, (bh>>1)&3, int(bh>>3)
+		n += 3
+		switch typ {
+		case 0, 2: // raw, compressed
+			n += size
+		case 1: // RLE
+			n++
+		default:
+			return 0, false
+		}
+		if last {
+			break
+		}
+	}
+	if fhd&4 != 0 {
+		n += 4 // content checksum
+	}
+	return n, n <= len(b)
+}
+
+func (s *Shard) readTrailer() error {
+	if s.size < s.hdrEnd+8+trailerFixed+4+12 {
+		return ErrNoTrailer
+	}
+	tail := make([]byte, 12)
+	if _, err := s.r.ReadAt(tail, s.size-12); err != nil {
+		return err
+	}
+	if string(tail[4:]) != trailerEnd {
+		return ErrNoTrailer
+	}
+	size := int64(binary.LittleEndian.Uint32(tail))
+	if size < 8+trailerFixed+4+12 || size > s.size-s.hdrEnd || (size-8-trailerFixed-16)%trailerEntry != 0 {
+		return ErrNoTrailer
+	}
+	b := make([]byte, size)
+	if _, err := s.r.ReadAt(b, s.size-size); err != nil {
+		return err
+	}
+	if binary.LittleEndian.Uint32(b) != skipMagicTrail || string(b[8:12]) != "NWHT" {
+		return ErrNoTrailer
+	}
+	p := b[8 : size-12]
+	body, sum := p[:len(p)-4], binary.LittleEndian.Uint32(p[len(p)-4:])
+	if CRC(body) != sum {
+		return fmt.Errorf("%w: trailer checksum mismatch", ErrNoTrailer)
+	}
+	n := int(binary.LittleEndian.Uint32(body[4:]))
+	if n > maxBlocks || trailerFixed+n*trailerEntry != len(body) {
+		return fmt.Errorf("%w: trailer block count %d inconsistent", ErrNoTrailer, n)
+	}
+	blocks := make([]BlockMeta, n)
+	e := body[trailerFixed:]
+	for i := range blocks {
+		blocks[i] = BlockMeta{
+			Offset:  int64(binary.LittleEndian.Uint64(e)),
+			First:   int64(binary.LittleEndian.Uint64(e[8:])),
+			Last:    int64(binary.LittleEndian.Uint64(e[16:])),
+			Packets: binary.LittleEndian.Uint32(e[24:]),
+			DataLen: binary.LittleEndian.Uint32(e[28:]),
+		}
+		if blocks[i].Offset < s.hdrEnd || blocks[i].Offset+blockHdrFrame+int64(blocks[i].DataLen) > s.size-size {
+			return fmt.Errorf("%w: block %d lies outside the file", ErrNoTrailer, i)
+		}
+		e = e[trailerEntry:]
+	}
+	s.Blocks = blocks
+	return nil
+}
+
+// walk reads block headers forward from the first block until the data
+// ends or stops making sense.
+func (s *Shard) walk() {
+	off := s.hdrEnd
+	hdr := make([]byte, blockHdrFrame)
+	s.End = off
+	for off < s.size {
+		n, _ := s.r.ReadAt(hdr, off)
+		if n < blockHdrFrame {
+			if n >= 4 && binary.LittleEndian.Uint32(hdr) == skipMagicTrail {
+				return // a partly written trailer
+			}
+			if n > 0 {
+				s.Damage = &BlockError{len(s.Blocks), off, "incomplete block header"}
+			}
+			return
+		}
+		m, err := parseBlockHeader(hdr, len(s.Blocks))
+		if err != "" {
+			if binary.LittleEndian.Uint32(hdr) != skipMagicTrail {
+				s.Damage = &BlockError{len(s.Blocks), off, err}
+			}
+			return
+		}
+		end := off + blockHdrFrame + int64(m.DataLen)
+		if end > s.size {
+			s.Damage = &BlockError{len(s.Blocks), off, "incomplete block data"}
+			return
+		}
+		m.Offset = off
+		s.Blocks = append(s.Blocks, m)
+		off = end
+		s.End = off
+	}
+}
+
+// parseBlockHeader checks a block header frame; it returns why it is bad.
+func parseBlockHeader(h []byte, want int) (BlockMeta, string) {
+	if binary.LittleEndian.Uint32(h) != skipMagicMeta || binary.LittleEndian.Uint32(h[4:]) != blockHdrLen || string(h[8:12]) != "NWHB" {
+		return BlockMeta{}, "no block header"
+	}
+	p := h[8:]
+	if CRC(p[:40]) != binary.LittleEndian.Uint32(p[40:]) {
+		return BlockMeta{}, "block header checksum mismatch"
+	}
+	if int(binary.LittleEndian.Uint32(p[4:])) != want {
+		return BlockMeta{}, fmt.Sprintf("block number %d out of sequence", binary.LittleEndian.Uint32(p[4:]))
+	}
+	m := BlockMeta{
+		First:   int64(binary.LittleEndian.Uint64(p[8:])),
+		Last:    int64(binary.LittleEndian.Uint64(p[16:])),
+		Packets: binary.LittleEndian.Uint32(p[24:]),
+		RawLen:  binary.LittleEndian.Uint32(p[28:]),
+		DataLen: binary.LittleEndian.Uint32(p[32:]),
+		DataCRC: binary.LittleEndian.Uint32(p[36:]),
+	}
+	if m.RawLen > MaxBlockRaw || m.DataLen > MaxBlockRaw+MaxBlockRaw/64+1024 {
+		return BlockMeta{}, "block length out of bounds"
+	}
+	return m, ""
+}
+
+// BlockReader reads and decompresses blocks, reusing its buffers. It is not
+// safe for concurrent use; make one per goroutine.
+type BlockReader struct {
+	dec *zstd.Decoder
+	buf []byte
+	raw []byte
+}
+
+// NewBlockReader returns a reader with its own decoder.
+func NewBlockReader() *BlockReader {
+	dec, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(MaxBlockRaw))
+	return &BlockReader{dec: dec}
+}
+
+// Close releases the decoder.
+func (br *BlockReader) Close() { br.dec.Close() }
+
+// Read returns block i's pcap records (valid until the next Read) and its
+// checked metadata. Damage is a *BlockError.
+func (br *BlockReader) Read(s *Shard, i int) ([]byte, BlockMeta, error) {
+	m := s.Blocks[i]
+	n := blockHdrFrame + int(m.DataLen)
+	if cap(br.buf) < n {
+		br.buf = make([]byte, n)
+	}
+	b := br.buf[:n]
+	if _, err := s.r.ReadAt(b, m.Offset); err != nil {
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return nil, m, &BlockError{i, m.Offset, "block runs past the end of the file"}
+		}
+		return nil, m, fmt.Errorf("read block %d: %w", i, err)
+	}
+	hm, reason := parseBlockHeader(b, i)
+	if reason != "" {
+		return nil, m, &BlockError{i, m.Offset, reason}
+	}
+	if hm.DataLen != m.DataLen || (s.Sealed && (hm.First != m.First || hm.Packets != m.Packets)) {
+		return nil, m, &BlockError{i, m.Offset, "block header disagrees with the table of contents"}
+	}
+	hm.Offset = m.Offset
+	data := b[blockHdrFrame:]
+	if CRC(data) != hm.DataCRC {
+		return nil, hm, &BlockError{i, m.Offset, "data checksum mismatch"}
+	}
+	raw, err := br.dec.DecodeAll(data, br.raw[:0])
+	if err != nil {
+		return nil, hm, &BlockError{i, m.Offset, "decompress: " + err.Error()}
+	}
+	br.raw = raw
+	if len(raw) != int(hm.RawLen) {
+		return nil, hm, &BlockError{i, m.Offset, fmt.Sprintf("decompressed %d bytes, header says %d", len(raw), hm.RawLen)}
+	}
+	return raw, hm, nil
+}
+
+// Records walks the pcap records of a block. fn gets each packet (Data is
+// a slice of raw); returning false stops the walk. A record that does not fit
+// is reported as an error.
+func Records(raw []byte, lt pkthdr.LinkType, nanos bool, fn func(p Packet) bool) error {
+	off := 0
+	for off < len(raw) {
+		if len(raw)-off < 16 {
+			return fmt.Errorf("record at %d: truncated header", off)
+		}
+		h := raw[off:]
+		sec, frac := binary.LittleEndian.Uint32(h), binary.LittleEndian.Uint32(h[4:])
+		caplen, orig := binary.LittleEndian.Uint32(h[8:]), binary.LittleEndian.Uint32(h[12:])
+		if caplen > MaxPacket || int(caplen) > len(raw)-off-16 {
+			return fmt.Errorf("record at %d: length %d out of bounds", off, caplen)
+		}
+		nsec := int64(frac)
+		if !nanos {
+			nsec *= 1000
+		}
+		p := Packet{Timestamp: time.Unix(int64(sec), nsec).UTC(), LinkType: lt, Data: h[16 : 16+caplen], OrigLen: int(orig), Offset: int64(off)}
+		if !fn(p) {
+			return nil
+		}
+		off += 16 + int(caplen)
+	}
+	return nil
+}
+
+// TrailerFor returns the trailer bytes sealing blocks; recovery appends it
+// to a shard truncated at its last good block.
+func TrailerFor(blocks []BlockMeta) []byte { return encodeTrailer(blocks) }

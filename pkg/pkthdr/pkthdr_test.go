@@ -1,0 +1,120 @@
+package pkthdr
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+func unhex(s string) []byte {
+	b, err := hex.DecodeString(strings.Join(strings.Fields(s), ""))
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// Frames laid out header by header; the comments name the fields.
+var (
+	ipv4UDP = `45 00 00 24 00 01 00 00 40 11 00 00  0a 00 00 01  0a 00 00 02` + // IPv4, UDP, 10.0.0.1 > 10.0.0.2
+		`d4 31 00 35 00 10 00 00` + // UDP 54321 > 53, len 16
+		`de ad be ef 00 00 00 00` // payload
+	ipv6TCPFrag = `60 00 00 00 00 24 2c 40` + // IPv6, payload 36, next header fragment (44)
+		`20 01 0d b8 00 00 00 00 00 00 00 00 00 00 00 01` + // 2001:db8::1
+		`20 01 0d b8 00 00 00 00 00 00 00 00 00 00 00 02` + // 2001:db8::2
+		`06 00 00 01 00 00 00 2a` + // fragment header: next TCP, offset 0, M=1
+		`01 bb c3 50 00 00 00 01 00 00 00 00 50 12 ff ff 00 00 00 00` + // TCP 443 > 50000 SYN|ACK
+		`00 00 00 00`
+	ethHdr  = `02 00 00 00 00 02 02 00 00 00 00 01`
+	arpReq  = `00 01 08 00 06 04 00 01  02 00 00 00 00 01 0a 00 00 01  00 00 00 00 00 00 0a 00 00 63`
+	sllHdr  = `00 00 00 01 00 06 02 00 00 00 00 01 00 00`
+	sll2Hdr = `08 00 00 00 00 00 00 02 00 01 00 06 02 00 00 00 00 01 00 00`
+)
+
+func TestParse(t *testing.T) {
+	a := netip.MustParseAddr
+	cases := []struct {
+		name     string
+		lt       LinkType
+		frame    string
+		ip       bool
+		src, dst string
+		proto    uint8
+		sp, dp   uint16
+		vlans    []uint16
+		flags    uint8
+		payload  int
+		frag     bool
+	}{
+		{"ethernet-udp", LinkEthernet, ethHdr + `08 00` + ipv4UDP, true, "10.0.0.1", "10.0.0.2", 17, 54321, 53, nil, 0, 8, false},
+		{"qinq-udp", LinkEthernet, ethHdr + `88 a8 00 64 81 00 00 c8 08 00` + ipv4UDP, true, "10.0.0.1", "10.0.0.2", 17, 54321, 53, []uint16{100, 200}, 0, 8, false},
+		{"raw-ipv4", LinkRaw, ipv4UDP, true, "10.0.0.1", "10.0.0.2", 17, 54321, 53, nil, 0, 8, false},
+		{"ipv4-linktype", LinkIPv4, ipv4UDP, true, "10.0.0.1", "10.0.0.2", 17, 54321, 53, nil, 0, 8, false},
+		{"sll-udp", LinkLinuxSLL, sllHdr + `08 00` + ipv4UDP, true, "10.0.0.1", "10.0.0.2", 17, 54321, 53, nil, 0, 8, false},
+		{"sll2-udp", LinkSLL2, sll2Hdr + ipv4UDP, true, "10.0.0.1", "10.0.0.2", 17, 54321, 53, nil, 0, 8, false},
+		{"null-loop", LinkNull, `02 00 00 00` + ipv4UDP, true, "10.0.0.1", "10.0.0.2", 17, 54321, 53, nil, 0, 8, false},
+		{"ipv6-fragment-tcp", LinkEthernet, ethHdr + `86 dd` + ipv6TCPFrag, true, "2001:db8::1", "2001:db8::2", 6, 443, 50000, nil, 0x12, 4, true},
+		{"arp", LinkEthernet, ethHdr + `08 06` + arpReq, false, "10.0.0.1", "10.0.0.99", 0, 0, 0, nil, 0, 0, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var p Packet
+			ok := Parse(c.lt, unhex(c.frame), &p)
+			if ok != c.ip {
+				t.Fatalf("Parse = %v, want %v (%+v)", ok, c.ip, p)
+			}
+			if p.Src != a(c.src) || p.Dst != a(c.dst) || p.Proto != c.proto || p.SrcPort != c.sp || p.DstPort != c.dp {
+				t.Errorf("got %v:%d > %v:%d proto %d", p.Src, p.SrcPort, p.Dst, p.DstPort, p.Proto)
+			}
+			if p.NVLAN != len(c.vlans) || (len(c.vlans) > 0 && (p.VLAN[0] != c.vlans[0] || p.VLAN[1] != c.vlans[1])) {
+				t.Errorf("vlans %v (%d), want %v", p.VLAN, p.NVLAN, c.vlans)
+			}
+			if p.TCPFlags != c.flags || p.PayloadN != c.payload || p.Fragment != c.frag {
+				t.Errorf("flags %#x payload %d frag %v", p.TCPFlags, p.PayloadN, p.Fragment)
+			}
+		})
+	}
+}
+
+// TestTruncated cuts a frame at every length: Parse must never panic and
+// must flag truncation when it stops inside a header.
+func TestTruncated(t *testing.T) {
+	for _, f := range []string{ethHdr + `81 00 00 64 08 00` + ipv4UDP, ethHdr + `86 dd` + ipv6TCPFrag} {
+		full := unhex(f)
+		var whole Packet
+		Parse(LinkEthernet, full, &whole)
+		for n := 0; n < whole.Payload; n++ {
+			var p Packet
+			Parse(LinkEthernet, full[:n], &p)
+			if !p.Truncated {
+				t.Errorf("cut at %d of %d header bytes: not marked truncated: %+v", n, whole.Payload, p)
+			}
+		}
+	}
+}
+
+func TestLaterFragmentHasNoPorts(t *testing.T) {
+	b := unhex(ipv4UDP)
+	binary.BigEndian.PutUint16(b[6:], 0x0010) // fragment offset 16
+	var p Packet
+	Parse(LinkRaw, b, &p)
+	if p.HasPorts || !p.Fragment {
+		t.Errorf("later fragment: ports=%v fragment=%v", p.HasPorts, p.Fragment)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add(uint16(LinkEthernet), unhex(ethHdr+`08 00`+ipv4UDP))
+	f.Add(uint16(LinkEthernet), unhex(ethHdr+`86 dd`+ipv6TCPFrag))
+	f.Add(uint16(LinkSLL2), unhex(sll2Hdr+ipv4UDP))
+	f.Add(uint16(LinkEthernet), unhex(ethHdr+`08 06`+arpReq))
+	f.Fuzz(func(t *testing.T, lt uint16, b []byte) {
+		var p Packet
+		Parse(LinkType(lt), b, &p)
+		if p.Payload > len(b) || p.L4 > len(b) || p.L3 > len(b) || p.PayloadN < 0 && p.Payload >= 0 {
+			t.Fatalf("offsets beyond frame: %+v (len %d)", p, len(b))
+		}
+	})
+}
