@@ -27,7 +27,7 @@ import (
 	"github.com/nwhealth/nwhealth/internal/netns"
 	"github.com/nwhealth/nwhealth/internal/testenv"
 	"github.com/nwhealth/nwhealth/pkg/capture"
-	"github.com/nwhealth/nwhealth/pkg/capture/pcapfilter"
+	"github.com/nwhealth/nwhealth/pkg/capture/livefilter"
 	"github.com/nwhealth/nwhealth/pkg/pkthdr"
 	"golang.org/x/sys/unix"
 )
@@ -743,7 +743,7 @@ func TestMatchesTcpdump(t *testing.T) {
 		var prog []capture.Instruction
 		if tc.expr != "" {
 			var lt pkthdr.LinkType
-			if err := p.B.Do(func() (err error) { prog, lt, err = pcapfilter.Compile(p.DevB, tc.snaplen, tc.expr); return err }); err != nil {
+			if err := p.B.Do(func() (err error) { prog, lt, err = livefilter.Compile(p.DevB, tc.snaplen, tc.expr); return err }); err != nil {
 				t.Fatal(err)
 			}
 			if lt != pkthdr.LinkEthernet {

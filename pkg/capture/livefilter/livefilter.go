@@ -1,6 +1,6 @@
 //go:build linux && cgo
 
-// Package pcapfilter compiles tcpdump filter expressions (pcap-filter(7))
+// Package livefilter compiles tcpdump filter expressions (pcap-filter(7))
 // into the classic BPF programs a capture attaches to its sockets.
 //
 // It compiles with libpcap against the live interface, exactly as tcpdump
@@ -9,7 +9,7 @@
 // reads the tag through the kernel's BPF extensions, so "vlan 100" matches
 // here as it does in tcpdump. It is kept apart from package capture so the
 // ring reader stays pure Go and the compiler can be swapped.
-package pcapfilter
+package livefilter
 
 import (
 	"fmt"
