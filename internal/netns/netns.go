@@ -211,23 +211,6 @@ func NewPair(t testing.TB) *Pair {
 	return p
 }
 
-// AddVLAN adds an 802.1Q sub-interface on the A end and returns its name;
-// frames sent on it reach DevB tagged with id.
-func (p *Pair) AddVLAN(t testing.TB, id uint16) string {
-	t.Helper()
-	name := fmt.Sprintf("%s.%d", strings.TrimSuffix(p.DevA, "a"), id)
-	if len(name) > 15 {
-		name = fmt.Sprintf("nwv%d.%d", seq.Add(1), id)
-	}
-	if err := ip("-n", p.A.Name, "link", "add", "link", p.DevA, "name", name, "type", "vlan", "id", strconv.Itoa(int(id))); err != nil {
-		t.Fatalf("add vlan: %v", err)
-	}
-	if err := ip("-n", p.A.Name, "link", "set", name, "up"); err != nil {
-		t.Fatal(err)
-	}
-	return name
-}
-
 // ip runs ip(8) and folds its stderr into the error.
 func ip(args ...string) error {
 	cmd := exec.Command("ip", args...)
