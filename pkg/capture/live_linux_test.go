@@ -28,6 +28,7 @@ import (
 	"github.com/nwhealth/nwhealth/internal/testenv"
 	"github.com/nwhealth/nwhealth/pkg/capture"
 	"github.com/nwhealth/nwhealth/pkg/capture/livefilter"
+	"github.com/nwhealth/nwhealth/pkg/pcapio"
 	"github.com/nwhealth/nwhealth/pkg/pkthdr"
 	"golang.org/x/sys/unix"
 )
@@ -615,40 +616,27 @@ type pcapPacket struct {
 	origLen int
 }
 
-// readPcap reads a little-endian nanosecond pcap as tcpdump writes it.
+// readPcap reads what tcpdump wrote.
 func readPcap(t *testing.T, path string) []pcapPacket {
 	t.Helper()
-	f, err := os.Open(path)
+	r, err := pcapio.OpenFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	r := bufio.NewReader(f)
-	var hdr [24]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	if m := binary.LittleEndian.Uint32(hdr[:]); m != 0xa1b23c4d {
-		t.Fatalf("%s: magic %#x, want nanosecond pcap", path, m)
+	defer r.Close()
+	if !r.Nanosecond() {
+		t.Fatalf("%s: not a nanosecond pcap", path)
 	}
 	var out []pcapPacket
 	for {
-		var rec [16]byte
-		if _, err := io.ReadFull(r, rec[:]); err == io.EOF {
+		p, err := r.Next()
+		if errors.Is(err, io.EOF) {
 			return out
-		} else if err != nil {
+		}
+		if err != nil {
 			t.Fatalf("%s: %v", path, err)
 		}
-		capLen := binary.LittleEndian.Uint32(rec[8:])
-		data := make([]byte, capLen)
-		if _, err := io.ReadFull(r, data); err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		out = append(out, pcapPacket{
-			ts:      time.Unix(int64(binary.LittleEndian.Uint32(rec[0:])), int64(binary.LittleEndian.Uint32(rec[4:]))),
-			data:    data,
-			origLen: int(binary.LittleEndian.Uint32(rec[12:])),
-		})
+		out = append(out, pcapPacket{ts: p.Timestamp, data: bytes.Clone(p.Data), origLen: p.OrigLen})
 	}
 }
 
