@@ -81,6 +81,7 @@ run() {
   local name=$1 ready=$2; shift 2
   local log="$work/$name.log" tf="$work/$name.time"
   local rx0; rx0=$(rx_packets)
+  : >"$log"
   ip netns exec "$nsB" /usr/bin/time -v -o "$tf" "$@" 2>"$log" &
   local timer=$!
   for _ in $(seq 100); do grep -q "$ready" "$log" && break; sleep 0.1; done

@@ -217,7 +217,6 @@ func writeCaptureStats(opts *captureOptions, typ string, now time.Time, st captu
 type pcapFileSink struct {
 	f  *os.File
 	bw *bufio.Writer
-	w  *pcapio.Writer
 }
 
 func newPcapFileSink(name string, c *capture.Capture) (*pcapFileSink, error) {
@@ -226,16 +225,23 @@ func newPcapFileSink(name string, c *capture.Capture) (*pcapFileSink, error) {
 		return nil, fmt.Errorf("capture: %w", err)
 	}
 	bw := bufio.NewWriterSize(f, 1<<20)
-	w, err := pcapio.NewWriter(bw, c.LinkType(), uint32(c.Config().SnapLen), true)
-	if err != nil {
+	if _, err := pcapio.NewWriter(bw, c.LinkType(), uint32(c.Config().SnapLen), true); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("capture: %s: %w", name, err)
 	}
-	return &pcapFileSink{f: f, bw: bw, w: w}, nil
+	return &pcapFileSink{f: f, bw: bw}, nil
 }
 
 func (s *pcapFileSink) WritePacket(ts time.Time, data []byte, origLen int) error {
-	return s.w.WritePacket(ts, data, origLen)
+	// Build the record straight in bufio's free space: one copy of the
+	// packet, from the ring into the buffer.
+	if s.bw.Available() < 16+len(data) {
+		if err := s.bw.Flush(); err != nil {
+			return err
+		}
+	}
+	_, err := s.bw.Write(pcapio.AppendRecord(s.bw.AvailableBuffer(), ts, data, origLen, true))
+	return err
 }
 
 func (s *pcapFileSink) Flush() error { return s.bw.Flush() }

@@ -149,6 +149,9 @@ type Counters struct {
 	FreezeQueue uint64
 	// Flushes counts calls of Sink.Flush.
 	Flushes uint64
+	// LinkDowns counts the times the interface was found down; capture
+	// resumes when it comes back up.
+	LinkDowns uint64
 }
 
 func (c *Counters) add(o Counters) {
@@ -159,6 +162,7 @@ func (c *Counters) add(o Counters) {
 	c.KernelDrops += o.KernelDrops
 	c.FreezeQueue += o.FreezeQueue
 	c.Flushes += o.Flushes
+	c.LinkDowns += o.LinkDowns
 }
 
 // Stats is a snapshot of a capture.
@@ -172,14 +176,14 @@ type Stats struct {
 type counters struct {
 	packets, bytes, blocks                 atomic.Uint64
 	kernelPackets, kernelDrops, freezeQCnt atomic.Uint64
-	flushes                                atomic.Uint64
+	flushes, linkDowns                     atomic.Uint64
 }
 
 func (c *counters) load() Counters {
 	return Counters{
 		Packets: c.packets.Load(), Bytes: c.bytes.Load(), Blocks: c.blocks.Load(),
 		KernelPackets: c.kernelPackets.Load(), KernelDrops: c.kernelDrops.Load(),
-		FreezeQueue: c.freezeQCnt.Load(), Flushes: c.flushes.Load(),
+		FreezeQueue: c.freezeQCnt.Load(), Flushes: c.flushes.Load(), LinkDowns: c.linkDowns.Load(),
 	}
 }
 

@@ -903,3 +903,47 @@ func cpuTime(tb testing.TB) time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// TestLinkDownAndUp: the interface going down does not end the capture;
+// it is counted, and packets after it comes back up are captured.
+func TestLinkDownAndUp(t *testing.T) {
+	p := livePair(t)
+	c := openIn(t, p.B, capture.Config{Interface: p.DevB, RingSize: 8 << 20, FlushInterval: 100 * time.Millisecond})
+	sink := newFlowSink(64, 64)
+	r := start(c, sink)
+	sent := flood(t, p, p.Flood(), netns.TrafgenOptions{Count: 1000})
+	link := func(state string) {
+		if out, err := exec.Command("ip", "-n", p.B.Name, "link", "set", p.DevB, state).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+	}
+	link("down")
+	for deadline := time.Now().Add(3 * time.Second); c.Stats().Total.LinkDowns == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("link down not noticed within 3 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	link("up")
+	// The veth pair needs a moment to report carrier again.
+	for deadline := time.Now().Add(3 * time.Second); ; {
+		out, _ := exec.Command("ip", "-n", p.A.Name, "link", "show", p.DevA).Output()
+		if strings.Contains(string(out), "LOWER_UP") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s has no carrier: %s", p.DevA, out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	sent += flood(t, p, p.Flood(), netns.TrafgenOptions{Count: 1000})
+	arrived(t, p, sent)
+	st, err := r.stop(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkAccounting(t, st, sent)
+	if st.Total.LinkDowns != 1 {
+		t.Errorf("LinkDowns %d, want 1", st.Total.LinkDowns)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -32,7 +33,6 @@ type Capture struct {
 	ifindex  int
 	fanoutID int // -1 without fanout
 	workers  []*worker
-	wake     int // eventfd that interrupts poll when Run is stopped
 
 	stop     atomic.Bool // read by the workers between blocks
 	stopOnce sync.Once
@@ -45,7 +45,12 @@ type Capture struct {
 
 // worker owns one socket and its ring.
 type worker struct {
-	fd        int
+	fd int
+	// file holds fd in the Go runtime's poller, so a worker waiting for a
+	// block parks its goroutine instead of blocking a thread in poll(2)
+	// (which makes the scheduler hand its P to another thread each time).
+	file      *os.File
+	rc        syscall.RawConn
 	ring      []byte
 	blockSize int
 	nblocks   int
@@ -61,16 +66,12 @@ func Open(cfg Config) (_ *Capture, err error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Capture{cfg: cfg, fanoutID: -1, wake: -1}
+	c := &Capture{cfg: cfg, fanoutID: -1}
 	defer func() {
 		if err != nil {
 			c.Close()
 		}
 	}()
-	c.wake, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
-	if err != nil {
-		return nil, fmt.Errorf("capture: eventfd: %w", err)
-	}
 	for i := 0; i < cfg.Workers; i++ {
 		w, err := c.openWorker(i)
 		if err != nil {
@@ -162,6 +163,16 @@ func (c *Capture) openWorker(i int) (_ *worker, err error) {
 			return nil, err
 		}
 	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		return nil, fmt.Errorf("non-blocking: %w", err)
+	}
+	w.file = os.NewFile(uintptr(fd), "packet socket")
+	if w.rc, err = w.file.SyscallConn(); err != nil {
+		return nil, fmt.Errorf("register with the poller: %w", err)
+	}
+	if err := w.file.SetReadDeadline(time.Time{}); err != nil {
+		return nil, fmt.Errorf("register with the poller: %w", err)
+	}
 	return w, nil
 }
 
@@ -252,13 +263,18 @@ func (c *Capture) Run(ctx context.Context, sinks []Sink) (Stats, error) {
 }
 
 // requestStop tells every worker to finish: the flag is read between
-// blocks, the eventfd wakes workers sleeping in poll.
+// blocks and before a worker parks; an expired deadline wakes those parked.
 func (c *Capture) requestStop() {
 	c.stopOnce.Do(func() {
 		c.stop.Store(true)
-		var one [8]byte
-		*(*uint64)(unsafe.Pointer(&one[0])) = 1
-		_, _ = unix.Write(c.wake, one[:])
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.closed {
+			return
+		}
+		for _, w := range c.workers {
+			_ = w.file.SetReadDeadline(time.Now())
+		}
 	})
 }
 
@@ -271,7 +287,6 @@ func (c *Capture) runWorker(w *worker, sink Sink) error {
 	// Poll at least every second so the kernel's 32-bit counters are
 	// collected long before they could wrap.
 	idle := min(c.cfg.FlushInterval, time.Second)
-	pfds := []unix.PollFd{{Fd: int32(w.fd), Events: unix.POLLIN}, {Fd: int32(c.wake), Events: unix.POLLIN}}
 	var (
 		dirty     bool // packets handed over since the last Flush
 		lastFlush = time.Now()
@@ -323,35 +338,51 @@ func (c *Capture) runWorker(w *worker, sink Sink) error {
 			if err := attachFilter(w.fd, dropAll); err != nil {
 				return fmt.Errorf("stop: %w", err)
 			}
-			pfds = pfds[:1]
 			idle = 2*c.cfg.BlockTimeout + 50*time.Millisecond
 			continue
 		}
-		n, err := unix.Poll(pfds, int(idle/time.Millisecond))
-		if err != nil && !errors.Is(err, unix.EINTR) {
-			return fmt.Errorf("poll: %w", err)
+		ready, err := w.wait(idle, stopping, &c.stop)
+		if err != nil {
+			return err
 		}
-		if n > 0 && pfds[0].Revents&(unix.POLLERR|unix.POLLNVAL) != 0 {
-			return w.socketError()
+		if ready {
+			continue
 		}
-		if n == 0 { // quiet for a whole interval
-			if stopping {
-				if w.ready(w.block(w.cur)) {
-					continue
-				}
-				// Nothing left in the ring: the worker is done.
-				w.readKernelStats()
-				return flush()
-			}
+		// Quiet for a whole interval.
+		if stopping {
+			// Nothing left in the ring: the worker is done.
 			w.readKernelStats()
-			lastStats = time.Now()
-			if dirty {
-				if err := flush(); err != nil {
-					return err
-				}
+			return flush()
+		}
+		if err := w.checkLink(); err != nil {
+			return err
+		}
+		w.readKernelStats()
+		lastStats = time.Now()
+		if dirty {
+			if err := flush(); err != nil {
+				return err
 			}
 		}
 	}
+}
+
+// wait parks until the current block is ready or, unless draining, a stop
+// is requested (true), or until timeout passes (false). The kernel wakes
+// the socket each time it retires a block.
+func (w *worker) wait(timeout time.Duration, draining bool, stop *atomic.Bool) (bool, error) {
+	if err := w.file.SetReadDeadline(time.Now().Add(timeout)); err != nil {
+		return false, fmt.Errorf("wait: %w", err)
+	}
+	woken := func() bool { return w.ready(w.block(w.cur)) || (!draining && stop.Load()) }
+	err := w.rc.Read(func(uintptr) bool { return woken() })
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return woken(), nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("wait: %w", err)
+	}
+	return true, nil
 }
 
 func (w *worker) block(i int) []byte {
@@ -380,15 +411,19 @@ func (w *worker) readKernelStats() {
 	w.stats.freezeQCnt.Add(uint64(st.Freeze_q_cnt))
 }
 
-// socketError turns a POLLERR into the pending socket error, e.g. ENETDOWN
-// when the interface goes away.
-func (w *worker) socketError() error {
+// checkLink reads (and clears) the socket's pending error. ENETDOWN means
+// the interface went down: the kernel resumes delivery when it comes back
+// up, so the worker counts it and carries on; any other error ends it.
+func (w *worker) checkLink() error {
 	errno, err := unix.GetsockoptInt(w.fd, unix.SOL_SOCKET, unix.SO_ERROR)
-	if err != nil {
+	switch {
+	case err != nil:
 		return fmt.Errorf("socket error: %w", err)
-	}
-	if errno == int(unix.ENETDOWN) {
-		return fmt.Errorf("interface went down: %w", unix.ENETDOWN)
+	case errno == 0:
+		return nil
+	case errno == int(unix.ENETDOWN):
+		w.stats.linkDowns.Add(1)
+		return nil
 	}
 	return fmt.Errorf("socket error: %w", unix.Errno(errno))
 }
@@ -423,9 +458,6 @@ func (c *Capture) Close() error {
 	for _, w := range c.workers {
 		errs = append(errs, w.close())
 	}
-	if c.wake >= 0 {
-		errs = append(errs, unix.Close(c.wake))
-	}
 	return errors.Join(errs...)
 }
 
@@ -435,8 +467,11 @@ func (w *worker) close() error {
 		errs = append(errs, unix.Munmap(w.ring))
 		w.ring = nil
 	}
-	if w.fd >= 0 {
-		// Closing the socket also leaves promiscuous mode and the group.
+	// Closing the socket also leaves promiscuous mode and the group.
+	if w.file != nil {
+		errs = append(errs, w.file.Close())
+		w.file, w.fd = nil, -1
+	} else if w.fd >= 0 {
 		errs = append(errs, unix.Close(w.fd))
 		w.fd = -1
 	}
