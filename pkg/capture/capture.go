@@ -3,8 +3,8 @@
 //
 // Each worker walks a whole ring block at a time and hands every packet to
 // its own Sink without copying, allocating, locking or making a system call
-// per packet; it sleeps in poll(2) only when no block is ready. See
-// docs/capture.md for the design and measured cost.
+// per packet; it waits, parked in the runtime poller, only when no block is
+// ready. See docs/capture.md for the design and measured cost.
 //
 // Use: Open (which must run in the network namespace of the interface),
 // then Run with one Sink per worker until the context is cancelled, then
