@@ -72,8 +72,9 @@ const (
 )
 
 // ErrBadBlock reports a ring block whose headers do not fit inside it. The
-// kernel never writes one; it would mean memory corruption or a layout this
-// code does not understand, so the rest of that block is skipped.
+// kernel never writes one: it would mean memory corruption or a ring layout
+// this code does not understand, which would spoil every block after it, so
+// the worker stops with this error rather than skip data silently.
 var ErrBadBlock = errors.New("malformed ring block")
 
 // blockResult counts what one block yielded.

@@ -347,7 +347,8 @@ func TestCancelMidBurst(t *testing.T) {
 	}
 	stopTraffic()
 	<-done
-	if took > time.Second {
+	// Two block timeouts of drain plus the walk; generous for loaded CI.
+	if took > 3*time.Second {
 		t.Errorf("stopping took %v", took)
 	}
 	if st.Total.Packets+st.Total.KernelDrops != st.Total.KernelPackets || st.Total.KernelDrops != 0 {
@@ -375,7 +376,7 @@ func TestCancelIdle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if took := time.Since(t0); took > 500*time.Millisecond {
+	if took := time.Since(t0); took > 2*time.Second {
 		t.Errorf("stopping an idle capture took %v", took)
 	}
 	if st.Total.Packets != 0 || st.Total.KernelPackets != 0 {
@@ -945,5 +946,47 @@ func TestLinkDownAndUp(t *testing.T) {
 	checkAccounting(t, st, sent)
 	if st.Total.LinkDowns != 1 {
 		t.Errorf("LinkDowns %d, want 1", st.Total.LinkDowns)
+	}
+}
+
+// TestRunMisuse: wrong sinks, a second Run, Run after Close, and Close
+// while Run goes (which stops it as a cancel does).
+func TestRunMisuse(t *testing.T) {
+	p := livePair(t)
+	c := openIn(t, p.B, capture.Config{Interface: p.DevB, Workers: 2, RingSize: 8 << 20})
+	ctx := context.Background()
+	if _, err := c.Run(ctx, []capture.Sink{newFlowSink(0, 0)}); err == nil {
+		t.Error("Run with 1 sink for 2 workers succeeded")
+	}
+	if _, err := c.Run(ctx, []capture.Sink{newFlowSink(0, 0), nil}); err == nil {
+		t.Error("Run with a nil sink succeeded")
+	}
+	s0, s1 := newFlowSink(64, 64), newFlowSink(64, 64)
+	r := start(c, s0, s1)
+	sent := flood(t, p, p.Flood(), netns.TrafgenOptions{Count: 2000})
+	arrived(t, p, sent)
+	if _, err := c.Run(ctx, []capture.Sink{newFlowSink(0, 0), newFlowSink(0, 0)}); err == nil {
+		t.Error("second Run succeeded")
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-r.done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not stop Run")
+	}
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	checkAccounting(t, r.stats, sent)
+	if s0.packets+s1.packets != int(sent) {
+		t.Errorf("sinks got %d+%d of %d", s0.packets, s1.packets, sent)
+	}
+	if err := c.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if _, err := c.Run(ctx, []capture.Sink{s0, s1}); err == nil {
+		t.Error("Run after Close succeeded")
 	}
 }

@@ -236,6 +236,11 @@ func (c *Capture) Run(ctx context.Context, sinks []Sink) (Stats, error) {
 	if len(sinks) != len(c.workers) {
 		return c.Stats(), fmt.Errorf("capture: %d sinks for %d workers", len(sinks), len(c.workers))
 	}
+	for i, s := range sinks {
+		if s == nil {
+			return c.Stats(), fmt.Errorf("capture: sink %d is nil", i)
+		}
+	}
 	c.mu.Lock()
 	if c.closed || c.started {
 		c.mu.Unlock()
@@ -278,13 +283,13 @@ func (c *Capture) requestStop() {
 	})
 }
 
-// runWorker is one worker's loop: walk every ready block, sleep in poll
-// when none is, flush when the link is quiet, and on stop drain what the
-// kernel still holds.
+// runWorker is one worker's loop: walk every ready block, park when none
+// is, flush when the link is quiet, and on stop drain what the kernel still
+// holds.
 func (c *Capture) runWorker(w *worker, sink Sink) error {
 	ether := c.linkType == pkthdr.LinkEthernet
 	snaplen := c.cfg.SnapLen
-	// Poll at least every second so the kernel's 32-bit counters are
+	// Wake at least every second so the kernel's 32-bit counters are
 	// collected long before they could wrap.
 	idle := min(c.cfg.FlushInterval, time.Second)
 	var (
