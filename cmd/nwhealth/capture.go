@@ -13,8 +13,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -253,35 +251,4 @@ func (s *pcapFileSink) close() error {
 	err := errors.Join(s.bw.Flush(), s.f.Close())
 	s.f = nil
 	return err
-}
-
-// parseSize reads a byte size: a number with an optional unit (k, M, G as
-// powers of 1024, with or without "iB"/"B").
-func parseSize(s string) (int64, error) {
-	t := strings.TrimSpace(s)
-	num := strings.TrimRightFunc(t, func(r rune) bool { return r < '0' || r > '9' })
-	unit := strings.ToLower(strings.TrimSpace(t[len(num):]))
-	n, err := strconv.ParseInt(num, 10, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("bad size %q", s)
-	}
-	var shift uint
-	switch strings.TrimSuffix(strings.TrimSuffix(unit, "b"), "i") {
-	case "":
-		if unit != "" && unit != "b" {
-			return 0, fmt.Errorf("bad unit in %q", s)
-		}
-	case "k":
-		shift = 10
-	case "m":
-		shift = 20
-	case "g":
-		shift = 30
-	default:
-		return 0, fmt.Errorf("bad unit in %q", s)
-	}
-	if n > (1<<62)>>shift {
-		return 0, fmt.Errorf("size %q too large", s)
-	}
-	return n << shift, nil
 }

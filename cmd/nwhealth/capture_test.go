@@ -17,25 +17,6 @@ import (
 	"github.com/nwhealth/nwhealth/pkg/pcapio"
 )
 
-func TestParseSize(t *testing.T) {
-	for _, tt := range []struct {
-		in   string
-		want int64
-		bad  bool
-	}{
-		{"0", 0, false}, {"4096", 4096, false}, {"10b", 10, false},
-		{"64k", 64 << 10, false}, {"64KiB", 64 << 10, false}, {"64kb", 64 << 10, false},
-		{"256MiB", 256 << 20, false}, {"256M", 256 << 20, false}, {" 2G ", 2 << 30, false}, {"1gib", 1 << 30, false},
-		{"", 0, true}, {"M", 0, true}, {"2.5G", 0, true}, {"-1M", 0, true}, {"12x", 0, true}, {"1TiB", 0, true},
-		{"99999999999999999G", 0, true},
-	} {
-		got, err := parseSize(tt.in)
-		if (err != nil) != tt.bad || got != tt.want {
-			t.Errorf("parseSize(%q) = %d, %v; want %d, error %v", tt.in, got, err, tt.want, tt.bad)
-		}
-	}
-}
-
 func TestCaptureUsage(t *testing.T) {
 	for _, args := range [][]string{
 		{"capture", "-w", "x.pcap"},

@@ -15,7 +15,7 @@ import (
 // Flow file constants (docs/format/flows.md).
 const (
 	FileVersion   = 1
-	fileHeaderLen = 40
+	fileHeaderLen = 44
 	maxAnswers    = 32
 	maxFileBody   = 1 << 31
 )
@@ -31,24 +31,57 @@ var (
 
 // EncodeFile serialises records (sorted here by first time).
 func EncodeFile(recs []*Record, enc *zstd.Encoder) []byte {
-	sort.SliceStable(recs, func(i, j int) bool { return recs[i].First.Before(recs[j].First) })
-	var body []byte
-	var first, last int64
-	for i, r := range recs {
-		body = appendRecord(body, r)
-		if i == 0 || r.First.UnixNano() < first {
-			first = r.First.UnixNano()
-		}
-		if r.Last.UnixNano() > last {
-			last = r.Last.UnixNano()
-		}
+	var fw FileWriter
+	for _, r := range recs {
+		fw.Add(r)
 	}
+	return fw.Encode(enc)
+}
+
+// FileWriter gathers records for one flow file, encoded as they arrive:
+// a long-running writer keeps ~100 bytes per flow instead of the record.
+type FileWriter struct {
+	buf         []byte
+	recs        []recRef
+	first, last int64
+}
+
+type recRef struct {
+	first    int64
+	off, end int
+}
+
+// Add appends a copy of r.
+func (fw *FileWriter) Add(r *Record) {
+	off := len(fw.buf)
+	fw.buf = appendRecord(fw.buf, r)
+	f, l := r.First.UnixNano(), r.Last.UnixNano()
+	if len(fw.recs) == 0 || f < fw.first {
+		fw.first = f
+	}
+	if l > fw.last {
+		fw.last = l
+	}
+	fw.recs = append(fw.recs, recRef{f, off, len(fw.buf)})
+}
+
+// Len is the number of records added.
+func (fw *FileWriter) Len() int { return len(fw.recs) }
+
+// Encode returns the flow file, records sorted by first time.
+func (fw *FileWriter) Encode(enc *zstd.Encoder) []byte {
+	sort.SliceStable(fw.recs, func(i, j int) bool { return fw.recs[i].first < fw.recs[j].first })
+	body := make([]byte, 0, len(fw.buf))
+	for _, r := range fw.recs {
+		body = append(body, fw.buf[r.off:r.end]...)
+	}
+	recs, first, last := len(fw.recs), fw.first, fw.last
 	stored := enc.EncodeAll(body, nil)
 	h := make([]byte, 0, fileHeaderLen+len(stored))
 	h = append(h, "NWHF"...)
 	h = binary.LittleEndian.AppendUint16(h, FileVersion)
 	h = binary.LittleEndian.AppendUint16(h, 0)
-	h = binary.LittleEndian.AppendUint32(h, uint32(len(recs)))
+	h = binary.LittleEndian.AppendUint32(h, uint32(recs))
 	h = binary.LittleEndian.AppendUint32(h, uint32(len(body)))
 	h = binary.LittleEndian.AppendUint32(h, uint32(len(stored)))
 	h = binary.LittleEndian.AppendUint32(h, crc32.Checksum(stored, castagnoli))
@@ -127,7 +160,7 @@ func DecodeFile(b []byte, dec *zstd.Decoder) ([]Record, FileInfo, error) {
 		return nil, fi, ErrNotFlowFile
 	}
 	le := binary.LittleEndian
-	if crc32.Checksum(b[:36], castagnoli) != le.Uint32(b[36:]) {
+	if crc32.Checksum(b[:40], castagnoli) != le.Uint32(b[40:]) {
 		return nil, fi, fmt.Errorf("%w: header checksum mismatch", ErrDamaged)
 	}
 	if v := le.Uint16(b[4:]); v != FileVersion {

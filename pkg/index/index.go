@@ -98,7 +98,10 @@ func Keys(dst []Key, p *pkthdr.Packet) []Key {
 	return dst
 }
 
-// Builder accumulates the keys of one shard's blocks.
+// Builder accumulates the keys of one shard's blocks. It is on the
+// per-packet path of capture and import, so a block's distinct keys are
+// gathered in an open-addressing set that is "cleared" by bumping a
+// generation, and consecutive packets of one flow cost one comparison.
 type Builder struct {
 	postings map[Key][]uint32
 	block    uint32
@@ -106,21 +109,36 @@ type Builder struct {
 	first    int64
 	last     int64
 	any      bool
-	// last keys seen: consecutive packets of one flow share them, which
-	// makes the common case one comparison instead of several map writes.
+
 	prev    [8]Key
 	prevN   int
-	touched map[Key]struct{}
+	slots   []slot
+	gen     uint32
+	inBlock []Key // distinct keys of the current block
 }
+
+type slot struct {
+	gen uint32
+	key Key
+}
+
+const setBits = 15 // 32768 slots: more than the keys a 128 KiB block can hold
 
 // NewBuilder returns an empty builder positioned at block 0.
 func NewBuilder() *Builder {
-	return &Builder{postings: make(map[Key][]uint32), touched: make(map[Key]struct{})}
+	return &Builder{postings: make(map[Key][]uint32), slots: make([]slot, 1<<setBits), gen: 1}
+}
+
+func (k *Key) hash() uint64 {
+	a := binary.LittleEndian.Uint64(k.V[0:8])
+	b := binary.LittleEndian.Uint64(k.V[8:16])
+	h := (a^uint64(k.Kind)<<56)*0x9e3779b97f4a7c15 ^ b*0xc2b2ae3d27d4eb4f
+	return h ^ h>>29
 }
 
 // Add records the keys of one packet in the current block.
 func (b *Builder) Add(keys []Key) {
-	if len(keys) <= len(b.prev) && b.prevN == len(keys) {
+	if b.prevN == len(keys) && len(keys) <= len(b.prev) {
 		same := true
 		for i := range keys {
 			if keys[i] != b.prev[i] {
@@ -132,8 +150,26 @@ func (b *Builder) Add(keys []Key) {
 			return
 		}
 	}
-	for _, k := range keys {
-		b.touched[k] = struct{}{}
+	mask := uint64(len(b.slots) - 1)
+	for i := range keys {
+		k := &keys[i]
+		// Past half full the table degrades: later keys go to the list
+		// unchecked and EndBlock dedupes them.
+		if len(b.inBlock) > len(b.slots)/2 {
+			b.inBlock = append(b.inBlock, *k)
+			continue
+		}
+		for h := k.hash() & mask; ; h = (h + 1) & mask {
+			s := &b.slots[h]
+			if s.gen != b.gen {
+				s.gen, s.key = b.gen, *k
+				b.inBlock = append(b.inBlock, *k)
+				break
+			}
+			if s.key == *k {
+				break
+			}
+		}
 	}
 	if len(keys) <= len(b.prev) {
 		b.prevN = copy(b.prev[:], keys)
@@ -144,10 +180,19 @@ func (b *Builder) Add(keys []Key) {
 
 // EndBlock closes the current block: its keys join their postings.
 func (b *Builder) EndBlock(first, last int64) {
-	for k := range b.touched {
-		b.postings[k] = append(b.postings[k], b.block)
+	for _, k := range b.inBlock {
+		p := b.postings[k]
+		if n := len(p); n > 0 && p[n-1] == b.block {
+			continue // a duplicate from an overfull set
+		}
+		b.postings[k] = append(p, b.block)
 	}
-	clear(b.touched)
+	b.inBlock = b.inBlock[:0]
+	b.gen++
+	if b.gen == 0 { // wrapped: old generations could alias
+		clear(b.slots)
+		b.gen = 1
+	}
 	b.prevN = 0
 	if !b.any || first < b.first {
 		b.first = first
@@ -235,19 +280,23 @@ func (b *Builder) Encode(enc *zstd.Encoder) []byte {
 	body = append(body, postings...)
 	stored := enc.EncodeAll(body, nil)
 
-	h := make([]byte, 0, headerLen+len(stored))
-	h = append(h, "NWHI"...)
-	h = binary.LittleEndian.AppendUint16(h, Version)
-	h = binary.LittleEndian.AppendUint16(h, 0)
-	h = binary.LittleEndian.AppendUint32(h, b.blocks)
-	h = binary.LittleEndian.AppendUint32(h, uint32(len(sects)))
-	h = binary.LittleEndian.AppendUint32(h, uint32(len(body)))
-	h = binary.LittleEndian.AppendUint32(h, uint32(len(stored)))
-	h = binary.LittleEndian.AppendUint64(h, uint64(b.first))
-	h = binary.LittleEndian.AppendUint64(h, uint64(b.last))
-	h = binary.LittleEndian.AppendUint32(h, crc32.Checksum(stored, castagnoli))
-	h = binary.LittleEndian.AppendUint32(h, crc32.Checksum(h, castagnoli))
+	h := make([]byte, headerLen, headerLen+len(stored))
+	copy(h, "NWHI")
+	binary.LittleEndian.PutUint16(h[4:], Version)
+	binary.LittleEndian.PutUint64(h[24:], uint64(b.first))
+	binary.LittleEndian.PutUint64(h[32:], uint64(b.last))
+	putHeader(h, b.blocks, uint32(len(sects)), uint32(len(body)), stored)
 	return append(h, stored...)
+}
+
+// putHeader fills the counts, lengths and checksums of an index header.
+func putHeader(h []byte, blocks, sects, rawLen uint32, stored []byte) {
+	binary.LittleEndian.PutUint32(h[8:], blocks)
+	binary.LittleEndian.PutUint32(h[12:], sects)
+	binary.LittleEndian.PutUint32(h[16:], rawLen)
+	binary.LittleEndian.PutUint32(h[20:], uint32(len(stored)))
+	binary.LittleEndian.PutUint32(h[40:], crc32.Checksum(stored, castagnoli))
+	binary.LittleEndian.PutUint32(h[44:], crc32.Checksum(h[:44], castagnoli))
 }
 
 // Errors of Open.
@@ -266,12 +315,11 @@ type Index struct {
 }
 
 type section struct {
-	size       int
-	n          int
-	table      []byte
-	postings   []byte
-	entrySize  int
-	postingEnd int
+	size      int
+	n         int
+	table     []byte
+	postings  []byte
+	entrySize int
 }
 
 // Open decodes an index file's bytes.

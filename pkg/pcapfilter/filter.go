@@ -53,12 +53,21 @@ func (f *Filter) program(lt pkthdr.LinkType) (*pcap.BPF, error) {
 	if p, ok := f.byLT[lt]; ok {
 		return p, nil
 	}
-	p, err := pcap.NewBPF(layers.LinkType(lt), snaplen, f.expr)
+	p, err := pcap.NewBPF(layers.LinkType(dlt(lt)), snaplen, f.expr)
 	if err != nil {
 		return nil, fmt.Errorf("filter %q: %w", f.expr, err)
 	}
 	f.byLT[lt] = p
 	return p, nil
+}
+
+// dlt maps a pcap file's LINKTYPE to the DLT libpcap compiles for; they
+// differ only where historical DLT values clashed between systems.
+func dlt(lt pkthdr.LinkType) int {
+	if lt == pkthdr.LinkRaw {
+		return 12 // DLT_RAW on Linux
+	}
+	return int(lt)
 }
 
 // Match reports whether the packet passes the filter. A link type for

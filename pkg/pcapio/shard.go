@@ -235,8 +235,11 @@ type Shard struct {
 	size   int64
 	Header ShardHeader
 	Blocks []BlockMeta
-	Sealed bool  // a valid trailer was found
-	End    int64 // end of the last good block (the recovery truncation point)
+	Sealed bool // a valid trailer was found
+	// Packets and RawBytes total the blocks (from the trailer when sealed).
+	Packets  uint64
+	RawBytes uint64
+	End      int64 // end of the last good block (the recovery truncation point)
 	// Damage notes a problem met while walking an unsealed shard: the walk
 	// stopped there. Nil when the shard is sealed or ended cleanly.
 	Damage *BlockError
@@ -407,15 +410,31 @@ func (s *Shard) readTrailer() error {
 		e = e[trailerEntry:]
 	}
 	s.Blocks = blocks
+	s.Packets = binary.LittleEndian.Uint64(body[8:])
+	s.RawBytes = binary.LittleEndian.Uint64(body[16:])
 	return nil
+}
+
+// Refresh walks the blocks appended to an open shard since it was opened
+// (or last refreshed), given the file's new size.
+func (s *Shard) Refresh(size int64) {
+	if s.Sealed || size <= s.size {
+		return
+	}
+	s.size = size
+	s.Damage = nil
+	s.walkFrom(s.End)
 }
 
 // walk reads block headers forward from the first block until the data
 // ends or stops making sense.
 func (s *Shard) walk() {
-	off := s.hdrEnd
+	s.End = s.hdrEnd
+	s.walkFrom(s.hdrEnd)
+}
+
+func (s *Shard) walkFrom(off int64) {
 	hdr := make([]byte, blockHdrFrame)
-	s.End = off
 	for off < s.size {
 		n, _ := s.r.ReadAt(hdr, off)
 		if n < blockHdrFrame {
@@ -441,6 +460,8 @@ func (s *Shard) walk() {
 		}
 		m.Offset = off
 		s.Blocks = append(s.Blocks, m)
+		s.Packets += uint64(m.Packets)
+		s.RawBytes += uint64(m.RawLen)
 		off = end
 		s.End = off
 	}
@@ -494,15 +515,22 @@ func (br *BlockReader) Close() { br.dec.Close() }
 func (br *BlockReader) Read(s *Shard, i int) ([]byte, BlockMeta, error) {
 	m := s.Blocks[i]
 	n := blockHdrFrame + int(m.DataLen)
-	if cap(br.buf) < n {
-		br.buf = make([]byte, n)
-	}
-	b := br.buf[:n]
-	if _, err := s.r.ReadAt(b, m.Offset); err != nil {
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
+	var b []byte
+	if mp, ok := s.r.(*Mapped); ok {
+		if b, ok = mp.Slice(m.Offset, n); !ok {
 			return nil, m, &BlockError{i, m.Offset, "block runs past the end of the file"}
 		}
-		return nil, m, fmt.Errorf("read block %d: %w", i, err)
+	} else {
+		if cap(br.buf) < n {
+			br.buf = make([]byte, n)
+		}
+		b = br.buf[:n]
+		if _, err := s.r.ReadAt(b, m.Offset); err != nil {
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				return nil, m, &BlockError{i, m.Offset, "block runs past the end of the file"}
+			}
+			return nil, m, fmt.Errorf("read block %d: %w", i, err)
+		}
 	}
 	hm, reason := parseBlockHeader(b, i)
 	if reason != "" {

@@ -1,0 +1,298 @@
+package main
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nwhealth/nwhealth/pkg/flow"
+	"github.com/nwhealth/nwhealth/pkg/store"
+	"github.com/spf13/cobra"
+)
+
+func init() { subcommands = append(subcommands, newFlowsCmd) }
+
+type flowsOptions struct {
+	streams
+	stores []string
+	sel    selectorFlags
+	format string
+	now    func() time.Time
+}
+
+func newFlowsCmd(s streams) *cobra.Command {
+	o := &flowsOptions{streams: s, now: time.Now}
+	cmd := &cobra.Command{
+		Use:   "flows --store DIR [selectors] [--format table|jsonl|zeek]",
+		Short: "List the flow records kept beside the packets",
+		Long: `Flows prints the store's flow records (one per TCP connection or UDP/ICMP
+exchange, with packets and bytes each way, TCP flags, and the TLS SNI, HTTP
+Host or DNS name when visible) that overlap the time range and match the
+selectors. --format zeek writes a Zeek conn.log (TSV) that Zeek tools and
+RITA read.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return runFlows(o) },
+	}
+	cmd.Flags().StringArrayVar(&o.stores, "store", nil, "store directory (repeatable)")
+	o.sel.register(cmd, false)
+	cmd.Flags().StringVar(&o.format, "format", "", "table, jsonl or zeek (default: table on a terminal, jsonl otherwise)")
+	return cmd
+}
+
+func runFlows(o *flowsOptions) error {
+	format := o.format
+	if format == "" {
+		format = "jsonl"
+		if isTerminal(o.out) {
+			format = "table"
+		}
+	}
+	if format != "table" && format != "jsonl" && format != "zeek" {
+		return usagef("--format must be table, jsonl or zeek")
+	}
+	sel, err := o.sel.selector(o.now())
+	if err != nil {
+		return err
+	}
+	stores, err := openStores(o.stores)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(o.out, 1<<16)
+	var emit func(*flow.Record) error
+	var finish func() error
+	switch format {
+	case "jsonl":
+		enc := json.NewEncoder(bw)
+		emit = func(r *flow.Record) error { return enc.Encode(flowJSON(r)) }
+		finish = func() error { return nil }
+	case "zeek":
+		fmt.Fprint(bw, zeekHeader(o.now()))
+		emit = func(r *flow.Record) error { _, err := io.WriteString(bw, zeekLine(r)); return err }
+		finish = func() error {
+			_, err := fmt.Fprintf(bw, "#close\t%s\n", o.now().UTC().Format("2006-01-02-15-04-05"))
+			return err
+		}
+	default:
+		var rows [][]string
+		emit = func(r *flow.Record) error { rows = append(rows, flowRow(r)); return nil }
+		finish = func() error {
+			return writeTable(bw, []string{"first", "duration", "proto", "orig", "resp", "vlan", "pkts o/r", "bytes o/r", "state", "name"}, rows)
+		}
+	}
+	runErr := store.Flows(stores, sel, newFlowTable, emit)
+	var dmg *store.DamageError
+	if runErr != nil && !errors.As(runErr, &dmg) {
+		return runErr
+	}
+	if err := finish(); err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	if dmg != nil {
+		for _, d := range dmg.Damage {
+			fmt.Fprintln(o.errOut, "nwhealth: damaged:", d)
+		}
+		return partialError{fmt.Sprintf("%d damaged places skipped", len(dmg.Damage))}
+	}
+	return nil
+}
+
+func protoName(p uint8) string {
+	switch p {
+	case 6:
+		return "tcp"
+	case 17:
+		return "udp"
+	case 1, 58:
+		return "icmp"
+	case 132:
+		return "sctp"
+	}
+	return strconv.Itoa(int(p))
+}
+
+func hostPort(a netip.Addr, p uint16, proto uint8) string {
+	if proto != 6 && proto != 17 && proto != 132 {
+		return a.String()
+	}
+	return netip.AddrPortFrom(a, p).String()
+}
+
+func flowRow(r *flow.Record) []string {
+	name := r.Name
+	if name != "" {
+		name += " (" + r.NameSource.String() + ")"
+	}
+	vlan := ""
+	if r.VLAN != 0 {
+		vlan = strconv.Itoa(int(r.VLAN))
+	}
+	return []string{r.First.UTC().Format("2006-01-02T15:04:05.000Z"), r.Duration().Round(time.Millisecond).String(), protoName(r.Proto),
+		hostPort(r.Orig, r.OrigPort, r.Proto), hostPort(r.Resp, r.RespPort, r.Proto), vlan,
+		fmt.Sprintf("%d/%d", r.OrigPkts, r.RespPkts), fmt.Sprintf("%d/%d", r.OrigBytes, r.RespBytes), r.State(), name}
+}
+
+// flowJSON is one flow as a JSON Lines object.
+type flowLine struct {
+	Type       string   `json:"type"`
+	TS         string   `json:"ts"`
+	End        string   `json:"end"`
+	Duration   float64  `json:"duration"`
+	Proto      string   `json:"proto"`
+	Orig       string   `json:"orig"`
+	OrigPort   uint16   `json:"orig_port"`
+	Resp       string   `json:"resp"`
+	RespPort   uint16   `json:"resp_port"`
+	VLAN       uint16   `json:"vlan,omitempty"`
+	OrigPkts   uint64   `json:"orig_pkts"`
+	RespPkts   uint64   `json:"resp_pkts"`
+	OrigBytes  uint64   `json:"orig_ip_bytes"`
+	RespBytes  uint64   `json:"resp_ip_bytes"`
+	OrigData   uint64   `json:"orig_bytes"`
+	RespData   uint64   `json:"resp_bytes"`
+	State      string   `json:"conn_state,omitempty"`
+	OrigFlags  string   `json:"orig_flags,omitempty"`
+	RespFlags  string   `json:"resp_flags,omitempty"`
+	Name       string   `json:"name,omitempty"`
+	NameSource string   `json:"name_source,omitempty"`
+	Answers    []string `json:"answers,omitempty"`
+	Partial    bool     `json:"partial,omitempty"`
+}
+
+func tcpFlags(f uint8) string {
+	var b strings.Builder
+	for i, c := range "FSRPAUEC" {
+		if f&(1<<i) != 0 {
+			b.WriteRune(c)
+		}
+	}
+	return b.String()
+}
+
+func flowJSON(r *flow.Record) flowLine {
+	l := flowLine{Type: "flow", TS: r.First.UTC().Format(time.RFC3339Nano), End: r.Last.UTC().Format(time.RFC3339Nano),
+		Duration: r.Duration().Seconds(), Proto: protoName(r.Proto), Orig: r.Orig.String(), OrigPort: r.OrigPort,
+		Resp: r.Resp.String(), RespPort: r.RespPort, VLAN: r.VLAN, OrigPkts: r.OrigPkts, RespPkts: r.RespPkts,
+		OrigBytes: r.OrigBytes, RespBytes: r.RespBytes, OrigData: r.OrigData, RespData: r.RespData, State: r.State(),
+		Name: r.Name, NameSource: r.NameSource.String(), Partial: r.Partial}
+	if r.Proto == 6 {
+		l.OrigFlags, l.RespFlags = tcpFlags(r.OrigFlags), tcpFlags(r.RespFlags)
+	}
+	for _, a := range r.Answers {
+		l.Answers = append(l.Answers, a.String())
+	}
+	return l
+}
+
+const zeekFields = "ts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\tservice\tduration\torig_bytes\tresp_bytes\tconn_state\tlocal_orig\tlocal_resp\tmissed_bytes\thistory\torig_pkts\torig_ip_bytes\tresp_pkts\tresp_ip_bytes\ttunnel_parents"
+const zeekTypes = "time\tstring\taddr\tport\taddr\tport\tenum\tstring\tinterval\tcount\tcount\tstring\tbool\tbool\tcount\tstring\tcount\tcount\tcount\tcount\tset[string]"
+
+func zeekHeader(now time.Time) string {
+	return "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tconn\n#open\t" +
+		now.UTC().Format("2006-01-02-15-04-05") + "\n#fields\t" + zeekFields + "\n#types\t" + zeekTypes + "\n"
+}
+
+// zeekUID derives a stable connection id from the flow's identity.
+func zeekUID(r *flow.Record) string {
+	h := fnv.New128a()
+	fmt.Fprintf(h, "%s|%d|%s|%d|%d|%d", r.Orig, r.OrigPort, r.Resp, r.RespPort, r.Proto, r.First.UnixNano())
+	sum := h.Sum(nil)
+	const digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	b := []byte{'C'}
+	for _, half := range [][]byte{sum[:8], sum[8:]} {
+		v := binary.BigEndian.Uint64(half)
+		for i := 0; i < 9; i++ {
+			b = append(b, digits[v%62])
+			v /= 62
+		}
+	}
+	return string(b)
+}
+
+// zeekHistory approximates Zeek's history letters from flag unions (the
+// order of events is not kept).
+func zeekHistory(r *flow.Record) string {
+	if r.Proto != 6 {
+		var b strings.Builder
+		if r.OrigPkts > 0 {
+			b.WriteByte('D')
+		}
+		if r.RespPkts > 0 {
+			b.WriteByte('d')
+		}
+		return b.String()
+	}
+	var b strings.Builder
+	o, s := r.OrigFlags, r.RespFlags
+	if o&0x02 != 0 {
+		b.WriteByte('S')
+	}
+	if s&0x02 != 0 && s&0x10 != 0 {
+		b.WriteByte('h')
+	}
+	if o&0x10 != 0 {
+		b.WriteByte('A')
+	}
+	if r.OrigData > 0 {
+		b.WriteByte('D')
+	}
+	if r.RespData > 0 {
+		b.WriteByte('d')
+	}
+	if o&0x01 != 0 {
+		b.WriteByte('F')
+	}
+	if s&0x01 != 0 {
+		b.WriteByte('f')
+	}
+	if o&0x04 != 0 {
+		b.WriteByte('R')
+	}
+	if s&0x04 != 0 {
+		b.WriteByte('r')
+	}
+	return b.String()
+}
+
+func zeekService(r *flow.Record) string {
+	switch r.NameSource {
+	case flow.NameSNI:
+		return "ssl"
+	case flow.NameHTTP:
+		return "http"
+	case flow.NameDNS:
+		if r.RespPort == 53 || r.RespPort == 5353 || r.RespPort == 5355 {
+			return "dns"
+		}
+	}
+	return "-"
+}
+
+func zeekLine(r *flow.Record) string {
+	state := r.State()
+	if state == "" {
+		state = "SF"
+		if r.RespPkts == 0 {
+			state = "S0"
+		}
+	}
+	proto := protoName(r.Proto)
+	hist := zeekHistory(r)
+	if hist == "" {
+		hist = "-"
+	}
+	return fmt.Sprintf("%d.%06d\t%s\t%s\t%d\t%s\t%d\t%s\t%s\t%.6f\t%d\t%d\t%s\t-\t-\t0\t%s\t%d\t%d\t%d\t%d\t-\n",
+		r.First.Unix(), r.First.Nanosecond()/1000, zeekUID(r), r.Orig, r.OrigPort, r.Resp, r.RespPort, proto, zeekService(r),
+		r.Duration().Seconds(), r.OrigData, r.RespData, state, hist, r.OrigPkts, r.OrigBytes, r.RespPkts, r.RespBytes)
+}

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/nwhealth/nwhealth/internal/testenv"
+)
+
+// trafficsim runs the shared simulator on a scenario and returns the pcap
+// and conn.log paths.
+func trafficsim(t *testing.T, scenario string) (pcap, conn, labels string) {
+	t.Helper()
+	sim := testenv.SharedFile(t, "tools", "trafficsim")
+	dir := t.TempDir()
+	sc := filepath.Join(dir, "scenario.json")
+	if err := os.WriteFile(sc, []byte(scenario), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pcap, conn, labels = filepath.Join(dir, "sim.pcap"), filepath.Join(dir, "sim.conn.log"), filepath.Join(dir, "sim.labels.json")
+	cmd := exec.Command("go", "run", ".", "-scenario", sc, "-o", pcap, "-conn", conn, "-labels", labels)
+	cmd.Dir = sim
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("trafficsim: %v\n%s", err, out)
+	}
+	return pcap, conn, labels
+}
+
+const smallScenario = `{"seed": 5, "start": "2026-03-02T08:00:00Z", "hours": 2, "hosts": 12, "snaplen": 200, "dns": "10.20.0.53",
+ "browsing": {"per_hour": 30, "popular": 20, "long_tail": 300, "day_start": 0, "day_end": 24, "resp_kb": 20, "long_share": 0.3},
+ "periodic": [{"name": "ntp", "dst": "10.20.0.123", "port": 123, "proto": "udp", "interval": 300, "jitter": 0, "share": 1, "req": 48, "resp": 48}],
+ "beacons": [{"host": 3, "name": "c2.example.net", "dst": "203.0.113.9", "port": 443, "interval": 60, "jitter": 0.2, "dist": "uniform", "req": 300, "resp": 200, "size_var": 0.1}],
+ "lateral": [], "hard_negatives": []}`
+
+// zeekRows reads a conn.log into rows keyed by start time, 4-tuple and
+// protocol.
+func zeekRows(t *testing.T, path string) map[string][]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows := map[string][]string{}
+	var fields []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#fields\t") {
+			fields = strings.Split(line, "\t")[1:]
+			continue
+		}
+		if strings.HasPrefix(line, "#") || line == "" {
+			continue
+		}
+		v := strings.Split(line, "\t")
+		if len(v) != len(fields) {
+			t.Fatalf("row has %d fields, header %d: %q", len(v), len(fields), line)
+		}
+		row := map[string]string{}
+		for i, f := range fields {
+			row[f] = v[i]
+		}
+		key := strings.Join([]string{row["ts"], row["id.orig_h"], row["id.orig_p"], row["id.resp_h"], row["id.resp_p"], row["proto"]}, " ")
+		if _, dup := rows[key]; dup {
+			t.Fatalf("duplicate connection %s", key)
+		}
+		rows[key] = []string{row["orig_bytes"], row["resp_bytes"], row["orig_pkts"], row["resp_pkts"], row["orig_ip_bytes"], row["resp_ip_bytes"]}
+	}
+	return rows
+}
+
+// TestFlowsMatchSimulator compares the flow records kept by import with
+// the simulator's own conn.log, connection by connection.
+func TestFlowsMatchSimulator(t *testing.T) {
+	pcap, conn, _ := trafficsim(t, smallScenario)
+	st := tempStore(t)
+	if code, _, e := nwh(t, nil, "import", "--store", st, pcap); code != 0 {
+		t.Fatalf("import: %s", e)
+	}
+	code, out, e := nwh(t, nil, "flows", "--store", st, "--format", "zeek")
+	if code != 0 {
+		t.Fatalf("flows: %s", e)
+	}
+	ours := filepath.Join(t.TempDir(), "ours.log")
+	os.WriteFile(ours, []byte(out), 0o644)
+	got, want := zeekRows(t, ours), zeekRows(t, conn)
+	if len(got) != len(want) {
+		t.Errorf("%d flows, simulator wrote %d", len(got), len(want))
+	}
+	bad := 0
+	for k, w := range want {
+		g, ok := got[k]
+		if !ok || strings.Join(g, " ") != strings.Join(w, " ") {
+			if bad++; bad < 5 {
+				t.Errorf("connection %s: got %v, want %v", k, g, w)
+			}
+		}
+	}
+	if bad > 0 {
+		t.Errorf("%d of %d connections differ", bad, len(want))
+	}
+
+	// JSON Lines and selectors: the beacon host's flows, with DNS names.
+	code, out, _ = nwh(t, nil, "flows", "--store", st, "--host", "10.20.1.4", "--format", "jsonl")
+	if code != 0 {
+		t.Fatal("flows jsonl failed")
+	}
+	n, named := 0, false
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("bad JSON line %q: %v", line, err)
+		}
+		if m["type"] != "flow" || (m["orig"] != "10.20.1.4" && m["resp"] != "10.20.1.4") {
+			t.Fatalf("line does not match the selector: %s", line)
+		}
+		if m["name"] == "c2.example.net" {
+			named = true
+		}
+		n++
+	}
+	if n < 100 || !named {
+		t.Errorf("%d flows for the beacon host, DNS name seen: %v", n, named)
+	}
+	code, out, _ = nwh(t, nil, "flows", "--store", st, "--host", "203.0.113.9", "--format", "table")
+	if code != 0 || !strings.Contains(out, "203.0.113.9:443") || !strings.Contains(out, "SF") {
+		t.Errorf("table output: %s", out)
+	}
+}

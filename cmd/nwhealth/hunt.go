@@ -1,0 +1,493 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/olekukonko/tablewriter"
+	"github.com/spf13/cobra"
+
+	"github.com/nwhealth/nwhealth/pkg/assets"
+	"github.com/nwhealth/nwhealth/pkg/flow"
+	"github.com/nwhealth/nwhealth/pkg/hunt"
+	"github.com/nwhealth/nwhealth/pkg/pcapio"
+	"github.com/nwhealth/nwhealth/pkg/report"
+	"github.com/nwhealth/nwhealth/pkg/store"
+	"github.com/nwhealth/nwhealth/pkg/zeek"
+)
+
+func init() { subcommands = append(subcommands, newHuntCmd) }
+
+type huntOptions struct {
+	s           streams
+	pcaps       []string
+	zeeks       []string
+	internal    []string
+	allowFile   string
+	assetsFile  string
+	format      string
+	failOn      string
+	minSeverity string
+	top         int
+	periodic    bool
+	stores      []string
+	from, to    string
+	now         func() time.Time
+	// records, when set, is a further source of flow records (tests).
+	records func(yield func(*flow.Record) bool)
+}
+
+func newHuntCmd(s streams) *cobra.Command {
+	o := &huntOptions{s: s, now: time.Now}
+	cmd := &cobra.Command{
+		Use:   "hunt --store DIR [--from T] [--to T] | --pcap FILE... | --zeek FILE...",
+		Short: "Rank hosts and channels by group behaviour: beacons, lateral fan-out, scans",
+		Long: `hunt finds internal hosts used as stepping stones: periodic check-ins to
+destinations few other hosts use, and fan-out to internal admin ports.
+Every channel (source to destination IP, and source to name) and every host
+is scored 0-1 against the population of the same data (docs/hunt.md).
+
+Findings are ranked, most suspicious first, then the recommended actions
+ordered by urgency x business criticality (--assets), each with its
+escalation level.
+
+Exit codes: 0 ok, 1 error, 2 usage, 3 input was damaged and skipped,
+10 findings at or above --fail-on.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if len(o.pcaps) == 0 && len(o.zeeks) == 0 && len(o.stores) == 0 && o.records == nil {
+				return usagef("hunt needs --store, --pcap or --zeek input")
+			}
+			if (o.from != "" || o.to != "") && len(o.stores) == 0 {
+				return usagef("--from and --to select from a --store")
+			}
+			if o.format != "table" && o.format != "jsonl" {
+				return usagef("--format must be table or jsonl, not %q", o.format)
+			}
+			return runHunt(o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVar(&o.stores, "store", nil, "store directory: hunt reads its flow records (repeatable)")
+	f.StringVar(&o.from, "from", "", "with --store: start time (RFC 3339, date, or relative like -24h)")
+	f.StringVar(&o.to, "to", "", "with --store: end time")
+	f.StringSliceVar(&o.pcaps, "pcap", nil, "pcap/pcapng files (gzip/zstd too; - for stdin)")
+	f.StringSliceVar(&o.zeeks, "zeek", nil, "Zeek conn.log files, TSV or JSON lines, gzipped or not")
+	f.StringSliceVar(&o.internal, "internal", nil, "inside networks (default RFC 1918 and ULA)")
+	f.StringVar(&o.allowFile, "allow", "", "allow list: IPs, CIDRs, domains, *.domain")
+	f.StringVar(&o.assetsFile, "assets", "", "asset inventory YAML (cidr/host, name, criticality, owner, role)")
+	f.StringVar(&o.format, "format", "table", "output: table or jsonl")
+	f.StringVar(&o.failOn, "fail-on", "", "exit 10 when a finding reaches this severity (low, medium, high, critical)")
+	f.StringVar(&o.minSeverity, "min-severity", "low", "report findings from this severity up")
+	f.IntVar(&o.top, "top", 30, "table: rows of findings to show (0 = all)")
+	f.BoolVar(&o.periodic, "periodic", true, "score periodic check-ins (beacons)")
+	return cmd
+}
+
+func runHunt(o *huntOptions) error {
+	cfg := hunt.Config{}
+	for _, c := range o.internal {
+		for _, part := range strings.Split(c, ",") {
+			p, err := parseCIDR(strings.TrimSpace(part))
+			if err != nil {
+				return usagef("--internal %q: %v", part, err)
+			}
+			cfg.Internal = append(cfg.Internal, p)
+		}
+	}
+	minSev, err := hunt.ParseSeverity(o.minSeverity)
+	if err != nil {
+		return usagef("--min-severity: %v", err)
+	}
+	failOn := hunt.Severity(-1)
+	if o.failOn != "" {
+		if failOn, err = hunt.ParseSeverity(o.failOn); err != nil {
+			return usagef("--fail-on: %v", err)
+		}
+	}
+	var allow *assets.AllowList
+	if o.allowFile != "" {
+		if allow, err = assets.LoadAllow(o.allowFile); err != nil {
+			return err
+		}
+		cfg.Allowed = allow.Allows
+	}
+	var inv *assets.Inventory
+	if o.assetsFile != "" {
+		if inv, err = assets.LoadInventory(o.assetsFile); err != nil {
+			return err
+		}
+	}
+
+	m := hunt.New(cfg)
+	var skipped int
+	for _, path := range o.pcaps {
+		n, err := huntPcap(m, path, o.s.errOut)
+		skipped += n
+		if err != nil {
+			return err
+		}
+	}
+	for _, path := range o.zeeks {
+		n, err := huntZeek(m, path, o.s.errOut)
+		skipped += n
+		if err != nil {
+			return err
+		}
+	}
+	if len(o.stores) > 0 {
+		n, err := huntStore(m, o)
+		skipped += n
+		if err != nil {
+			return err
+		}
+	}
+	if o.records != nil {
+		m.AddAll(o.records)
+	}
+	res := m.Score()
+
+	var shown []hunt.Finding
+	for _, f := range res.Findings {
+		if !o.periodic && f.Beacon && !f.Lateral && !f.Scan {
+			continue
+		}
+		if f.Severity >= minSev {
+			shown = append(shown, f)
+		}
+	}
+	// Every finding names its action; the actions list covers medium and
+	// above, where someone has to do something.
+	var subjects []report.Subject
+	for i := range shown {
+		s := subjectOf(&shown[i], inv)
+		shown[i].Action = report.Primary(s)
+		if shown[i].Severity >= hunt.Medium {
+			subjects = append(subjects, s)
+		}
+	}
+	actions := report.Recommend(subjects)
+
+	switch o.format {
+	case "jsonl":
+		err = writeHuntJSONL(o.s.out, shown, actions, inv)
+	default:
+		err = writeHuntTable(o.s.out, res, shown, actions, inv, o.top)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(o.s.errOut, "hunt: %d records, %d internal hosts, %d channels measured, %d findings shown\n",
+		res.Records, res.Hosts, res.Channels, len(shown))
+	if failOn >= 0 {
+		for _, f := range shown {
+			if f.Severity >= failOn {
+				if skipped > 0 {
+					fmt.Fprintf(o.s.errOut, "hunt: %d damaged packets or rows were skipped\n", skipped)
+				}
+				return findingsError{fmt.Sprintf("findings at %s or above", failOn)}
+			}
+		}
+		if failOn <= hunt.Info && len(res.Findings) > 0 {
+			return findingsError{"findings at info or above"}
+		}
+	}
+	if skipped > 0 {
+		return partialError{fmt.Sprintf("%d damaged packets or rows were skipped", skipped)}
+	}
+	return nil
+}
+
+func parseCIDR(s string) (netip.Prefix, error) {
+	if !strings.Contains(s, "/") {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return netip.Prefix{}, err
+		}
+		return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	return p.Masked(), err
+}
+
+// maxReported bounds the damage messages printed per input.
+const maxReported = 5
+
+// huntStore feeds the flow records of the stores in the time range.
+func huntStore(m *hunt.Model, o *huntOptions) (skipped int, err error) {
+	sf := selectorFlags{from: o.from, to: o.to}
+	sel, err := sf.selector(o.now())
+	if err != nil {
+		return 0, err
+	}
+	stores, err := openStores(o.stores)
+	if err != nil {
+		return 0, err
+	}
+	err = store.Flows(stores, sel, newFlowTable, func(r *flow.Record) error {
+		m.Add(r)
+		return nil
+	})
+	var dmg *store.DamageError
+	if errors.As(err, &dmg) {
+		for _, d := range dmg.Damage {
+			fmt.Fprintln(o.s.errOut, "hunt: damaged:", d)
+		}
+		return len(dmg.Damage), nil
+	}
+	return 0, err
+}
+
+// huntPcap builds flows from a capture into the model; it returns how many
+// damaged records were skipped.
+func huntPcap(m *hunt.Model, path string, errOut io.Writer) (int, error) {
+	r, err := pcapio.OpenFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", path, err)
+	}
+	defer r.Close()
+	b := flow.NewBuilder(flow.Options{})
+	var next time.Time
+	skipped := 0
+	for {
+		p, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		var ce *pcapio.CorruptError
+		if errors.As(err, &ce) {
+			skipped++
+			if skipped <= maxReported {
+				fmt.Fprintf(errOut, "hunt: %s: %v (skipped)\n", path, err)
+			}
+			continue
+		}
+		if err != nil {
+			return skipped, fmt.Errorf("%s: %w", path, err)
+		}
+		b.Add(p.Timestamp, p.LinkType, p.Data, p.OrigLen)
+		if p.Timestamp.After(next) {
+			b.Expire(p.Timestamp, m.Add)
+			next = p.Timestamp.Add(time.Second)
+		}
+	}
+	b.Flush(m.Add)
+	if skipped > maxReported {
+		fmt.Fprintf(errOut, "hunt: %s: %d damaged records skipped in all\n", path, skipped)
+	}
+	return skipped, nil
+}
+
+// huntZeek adds a conn.log's rows; it returns how many rows were skipped.
+func huntZeek(m *hunt.Model, path string, errOut io.Writer) (int, error) {
+	r, err := zeek.OpenFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", path, err)
+	}
+	defer r.Close()
+	skipped := 0
+	var rec flow.Record
+	for {
+		err := r.Next(&rec)
+		if err == io.EOF {
+			break
+		}
+		var re *zeek.RowError
+		if errors.As(err, &re) {
+			skipped++
+			if skipped <= maxReported {
+				fmt.Fprintf(errOut, "hunt: %s: %v (skipped)\n", path, err)
+			}
+			continue
+		}
+		if err != nil {
+			return skipped, fmt.Errorf("%s: %w", path, err)
+		}
+		m.Add(&rec)
+	}
+	if skipped > maxReported {
+		fmt.Fprintf(errOut, "hunt: %s: %d malformed rows skipped in all\n", path, skipped)
+	}
+	return skipped, nil
+}
+
+func subjectOf(f *hunt.Finding, inv *assets.Inventory) report.Subject {
+	a, _ := inv.Lookup(f.Src)
+	s := report.Subject{Host: f.Src, Asset: a, Severity: int(f.Severity), Score: f.Score,
+		Beacon: f.Beacon, Lateral: f.Lateral, Scan: f.Scan}
+	switch {
+	case f.Kind == hunt.KindChannel && f.Beacon:
+		s.Dest, s.DestName, s.DestPort = f.Dst, f.DstName, f.DstPort
+	case f.Beacon:
+		s.Dest, s.DestName = f.BeaconDst, f.BeaconDstName
+	}
+	return s
+}
+
+// huntJSON is one line of --format jsonl.
+type huntJSON struct {
+	Type        string   `json:"type"`
+	Src         string   `json:"src"`
+	Dst         string   `json:"dst,omitempty"`
+	DstName     string   `json:"dst_name,omitempty"`
+	DPort       *uint16  `json:"dport,omitempty"`
+	Proto       string   `json:"proto,omitempty"`
+	Score       float64  `json:"score"`
+	Severity    string   `json:"severity"`
+	PeriodS     *float64 `json:"period_s"`
+	Jitter      *float64 `json:"jitter"`
+	Regularity  *float64 `json:"regularity,omitempty"`
+	Connections int      `json:"connections"`
+	FirstSeen   string   `json:"first_seen"`
+	LastSeen    string   `json:"last_seen"`
+	Popularity  *int     `json:"popularity,omitempty"`
+	Hosts       int      `json:"hosts"`
+	Fanout      int      `json:"fanout"`
+	AdminPeers  *int     `json:"admin_peers,omitempty"`
+	Reasons     []string `json:"reasons"`
+	Attack      []string `json:"attack"`
+	Action      string   `json:"action"`
+	Asset       string   `json:"asset,omitempty"`
+	Criticality string   `json:"criticality,omitempty"`
+}
+
+type actionJSON struct {
+	Type        string `json:"type"`
+	Action      string `json:"action"`
+	Host        string `json:"host"`
+	HostName    string `json:"host_name,omitempty"`
+	Target      string `json:"target"`
+	Urgency     int    `json:"urgency"`
+	Criticality string `json:"criticality"`
+	Priority    int    `json:"priority"`
+	Escalation  string `json:"escalation"`
+	Why         string `json:"why"`
+}
+
+func round(x float64, digits int) float64 {
+	p := math.Pow(10, float64(digits))
+	return math.Round(x*p) / p
+}
+
+func writeHuntJSONL(w io.Writer, fs []hunt.Finding, acts []report.Action, inv *assets.Inventory) error {
+	enc := json.NewEncoder(w)
+	for _, f := range fs {
+		j := huntJSON{Type: string(f.Kind), Src: f.Src.String(), Score: round(f.Score, 4), Severity: f.Severity.String(),
+			Connections: f.Connections, FirstSeen: f.FirstSeen.UTC().Format(time.RFC3339Nano),
+			LastSeen: f.LastSeen.UTC().Format(time.RFC3339Nano), Hosts: f.Hosts, Fanout: f.Fanout,
+			Reasons: f.Reasons, Attack: f.Attack, Action: f.Action}
+		if j.Reasons == nil {
+			j.Reasons = []string{}
+		}
+		if j.Attack == nil {
+			j.Attack = []string{}
+		}
+		if f.Kind == hunt.KindChannel {
+			port := f.DstPort
+			pop := f.Popularity
+			j.Dst, j.DstName, j.DPort, j.Proto, j.Popularity = f.Dst.String(), f.DstName, &port, hunt.ProtoName(f.Proto), &pop
+			if f.PeriodSec > 0 {
+				p, jit, reg := round(f.PeriodSec, 3), round(f.Jitter, 3), round(f.Regularity, 3)
+				j.PeriodS, j.Jitter, j.Regularity = &p, &jit, &reg
+			}
+		} else {
+			ap := f.AdminPeers
+			j.AdminPeers = &ap
+		}
+		if a, ok := inv.Lookup(f.Src); ok {
+			j.Asset, j.Criticality = a.Name, a.Criticality.String()
+		}
+		if err := enc.Encode(j); err != nil {
+			return err
+		}
+	}
+	for _, a := range acts {
+		if err := enc.Encode(actionJSON{Type: "action", Action: string(a.Kind), Host: a.Host.String(), HostName: a.HostName,
+			Target: a.Target, Urgency: a.Urgency, Criticality: a.Criticality.String(), Priority: a.Priority,
+			Escalation: a.Escalation.String(), Why: a.Why}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func writeHuntTable(w io.Writer, res hunt.Result, fs []hunt.Finding, acts []report.Action, inv *assets.Inventory, top int) error {
+	fmt.Fprintf(w, "Hunt over %s to %s: %d records, %d internal hosts, %d channels measured (population weight %.2f)\n\n",
+		res.First.Format(time.RFC3339), res.Last.Format(time.RFC3339), res.Records, res.Hosts, res.Channels, res.PopulationWeight)
+	if len(fs) == 0 {
+		fmt.Fprintln(w, "No findings.")
+		return nil
+	}
+	t := tablewriter.NewWriter(w)
+	t.Header("#", "Score", "Severity", "Type", "Source", "Destination", "Period", "Conns", "Pop", "Techniques", "Why")
+	n := 0
+	for i, f := range fs {
+		if top > 0 && n == top {
+			break
+		}
+		n++
+		src := f.Src.String()
+		if a, ok := inv.Lookup(f.Src); ok && a.Name != "" {
+			src += " (" + a.Name + ")"
+		}
+		dst, period, pop := "-", "-", "-"
+		if f.Kind == hunt.KindChannel {
+			dst = fmt.Sprintf("%s:%d/%s", f.Dst, f.DstPort, hunt.ProtoName(f.Proto))
+			if f.DstName != "" {
+				dst = f.DstName + " " + dst
+			}
+			pop = fmt.Sprintf("%d/%d", f.Popularity, f.Hosts)
+			if f.PeriodSec > 0 {
+				period = fmt.Sprintf("%s ±%.0f%%", fmtPeriod(f.PeriodSec), 100*f.Jitter)
+			}
+		}
+		why := ""
+		if len(f.Reasons) > 0 {
+			why = f.Reasons[0]
+		}
+		if err := t.Append(fmt.Sprint(i+1), fmt.Sprintf("%.2f", f.Score), f.Severity.String(), string(f.Kind), src, dst, period,
+			fmt.Sprint(f.Connections), pop, strings.Join(f.Attack, " "), why); err != nil {
+			return err
+		}
+	}
+	if err := t.Render(); err != nil {
+		return err
+	}
+	if top > 0 && len(fs) > top {
+		fmt.Fprintf(w, "(%d more findings: --top 0 shows all, --format jsonl gives every field)\n", len(fs)-top)
+	}
+	if len(acts) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w, "\nRecommended actions (urgency x business criticality):")
+	t = tablewriter.NewWriter(w)
+	t.Header("Priority", "Escalation", "Action", "Target", "Host", "Criticality", "Why")
+	for _, a := range acts {
+		host := a.Host.String()
+		if a.HostName != "" {
+			host += " (" + a.HostName + ")"
+		}
+		if err := t.Append(fmt.Sprint(a.Priority), a.Escalation.String(), string(a.Kind), a.Target, host, a.Criticality.String(), a.Why); err != nil {
+			return err
+		}
+	}
+	return t.Render()
+}
+
+func fmtPeriod(s float64) string {
+	switch {
+	case s < 10:
+		return fmt.Sprintf("%.1fs", s)
+	case s < 120:
+		return fmt.Sprintf("%.0fs", s)
+	case s < 7200:
+		return fmt.Sprintf("%.1fm", s/60)
+	}
+	return fmt.Sprintf("%.1fh", s/3600)
+}

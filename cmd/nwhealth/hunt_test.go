@@ -1,0 +1,401 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math/rand"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nwhealth/nwhealth/internal/testenv"
+	"github.com/nwhealth/nwhealth/pkg/pcapio"
+	"github.com/nwhealth/nwhealth/pkg/pkthdr"
+)
+
+const connHeader = "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tconn\n" +
+	"#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\tservice\tduration\torig_bytes\tresp_bytes\tconn_state\tlocal_orig\tlocal_resp\tmissed_bytes\thistory\torig_pkts\torig_ip_bytes\tresp_pkts\tresp_ip_bytes\ttunnel_parents\n" +
+	"#types\ttime\tstring\taddr\tport\taddr\tport\tenum\tstring\tinterval\tcount\tcount\tstring\tbool\tbool\tcount\tstring\tcount\tcount\tcount\tcount\tset[string]\n"
+
+// smallConnLog writes a deterministic conn.log: 12 hosts polling an agent
+// and browsing, host .5 beaconing to 203.0.113.9:8080 every ~5 minutes and
+// fanning out to six peers on 445, over 12 hours.
+func smallConnLog(t *testing.T, bad bool) string {
+	t.Helper()
+	rng := rand.New(rand.NewSource(42))
+	var b strings.Builder
+	b.WriteString(connHeader)
+	type row struct {
+		ts       float64
+		src, dst string
+		port     int
+		out, in  int
+		state    string
+		respPkts int
+	}
+	var rows []row
+	start := float64(time.Date(2026, 3, 2, 6, 0, 0, 0, time.UTC).Unix())
+	span := 12 * 3600.0
+	for h := 1; h <= 12; h++ {
+		src := fmt.Sprintf("10.1.0.%d", h)
+		for x := rng.Float64() * 300; x < span; x += 300 {
+			rows = append(rows, row{ts: start + x, src: src, dst: "10.1.9.10", port: 8443, out: 600, in: 200, state: "SF", respPkts: 3})
+		}
+		for x := 0.0; x < span; x += rng.ExpFloat64() * 3600 / 8 {
+			rows = append(rows, row{ts: start + x, src: src, dst: fmt.Sprintf("198.18.%d.%d", rng.Intn(8), 1+rng.Intn(3)), port: 443,
+				out: 300 + rng.Intn(900), in: 1000 + rng.Intn(90000), state: "SF", respPkts: 20})
+		}
+	}
+	for x := 1800.0; x < span; x += 300 * (0.8 + 0.4*rng.Float64()) {
+		rows = append(rows, row{ts: start + x, src: "10.1.0.5", dst: "203.0.113.9", port: 8080, out: 420 + rng.Intn(30), in: 250, state: "SF", respPkts: 3})
+	}
+	for i := range 6 {
+		rows = append(rows, row{ts: start + 7*3600 + float64(i)*40, src: "10.1.0.5", dst: fmt.Sprintf("10.1.0.%d", 20+i), port: 445, out: 3000, in: 2000, state: "SF", respPkts: 6})
+	}
+	for i, r := range rows {
+		fmt.Fprintf(&b, "%.6f\tC%06d\t%s\t%d\t%s\t%d\ttcp\t-\t0.200000\t%d\t%d\t%s\t-\t-\t0\tShADadFf\t5\t%d\t%d\t%d\t-\n",
+			r.ts, i, r.src, 40000+i%20000, r.dst, r.port, r.out, r.in, r.state, r.out+200, r.respPkts, r.in+160)
+		if bad && i == 10 {
+			b.WriteString("garbage\trow\n")
+			b.WriteString("1772431200.0\tCx\t10.1.0.1\t1\tnot-an-ip\t2\ttcp\t-\t-\t-\t-\tS0\t-\t-\t0\tS\t1\t40\t0\t0\t-\n")
+		}
+	}
+	p := filepath.Join(t.TempDir(), "conn.log")
+	if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func runCmd(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code = run(args, strings.NewReader(""), &out, &errOut)
+	return out.String(), errOut.String(), code
+}
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	p := filepath.Join("testdata", name)
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatalf("%v (run go test -update)", err)
+	}
+	if got != string(want) {
+		t.Errorf("output differs from %s (go test -update rewrites it):\n%s", p, got)
+	}
+}
+
+func TestHuntGolden(t *testing.T) {
+	log := smallConnLog(t, false)
+	assetsFile := filepath.Join(t.TempDir(), "assets.yaml")
+	os.WriteFile(assetsFile, []byte("assets:\n  - cidr: 10.1.0.0/24\n    name: office\n    criticality: medium\n    owner: it\n    role: workstation\n  - host: 10.1.0.5\n    name: finance-pc\n    criticality: high\n"), 0o644)
+	for _, format := range []string{"table", "jsonl"} {
+		t.Run(format, func(t *testing.T) {
+			out, errOut, code := runCmd(t, "hunt", "--zeek", log, "--internal", "10.1.0.0/16", "--assets", assetsFile, "--format", format, "--top", "8")
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			golden(t, "hunt."+format+".golden", out)
+		})
+	}
+	// Both formats say the same: the beacon channel first.
+	out, _, _ := runCmd(t, "hunt", "--zeek", log, "--internal", "10.1.0.0/16", "--format", "jsonl")
+	sc := bufio.NewScanner(strings.NewReader(out))
+	var first map[string]any
+	types := map[string]int{}
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("bad json line %q: %v", sc.Text(), err)
+		}
+		types[m["type"].(string)]++
+		if first == nil && m["type"] == "channel" {
+			first = m
+		}
+		for _, k := range []string{"type", "src", "score", "severity", "connections", "first_seen", "last_seen", "hosts", "fanout", "reasons", "attack", "action"} {
+			if _, ok := m[k]; !ok && m["type"] != "action" {
+				t.Errorf("line lacks %q: %s", k, sc.Text())
+			}
+		}
+		if m["type"] == "channel" {
+			for _, k := range []string{"dst", "dport", "proto", "period_s", "jitter", "popularity"} {
+				if _, ok := m[k]; !ok {
+					t.Errorf("channel lacks %q: %s", k, sc.Text())
+				}
+			}
+		}
+		if ts, ok := m["first_seen"].(string); ok {
+			if _, err := time.Parse(time.RFC3339, ts); err != nil || !strings.HasSuffix(ts, "Z") {
+				t.Errorf("first_seen %q is not RFC 3339 UTC", ts)
+			}
+		}
+	}
+	if first == nil || first["src"] != "10.1.0.5" || first["dst"] != "203.0.113.9" || types["host"] == 0 || types["action"] == 0 {
+		t.Errorf("first channel %v, types %v", first, types)
+	}
+}
+
+func TestHuntExitCodes(t *testing.T) {
+	good := smallConnLog(t, false)
+	bad := smallConnLog(t, true)
+	tests := []struct {
+		name string
+		args []string
+		code int
+		err  string
+	}{
+		{"no input", []string{"hunt"}, exitUsage, "needs --store, --pcap or --zeek"},
+		{"bad format", []string{"hunt", "--zeek", good, "--format", "xml"}, exitUsage, "--format"},
+		{"bad cidr", []string{"hunt", "--zeek", good, "--internal", "10.0.0.0/99"}, exitUsage, "--internal"},
+		{"bad severity", []string{"hunt", "--zeek", good, "--fail-on", "severe"}, exitUsage, "--fail-on"},
+		{"missing file", []string{"hunt", "--zeek", filepath.Join(t.TempDir(), "nope.log")}, exitError, "no such file"},
+		{"fail-on hit", []string{"hunt", "--zeek", good, "--internal", "10.1.0.0/16", "--fail-on", "high"}, exitFindings, "findings at high"},
+		{"fail-on not hit", []string{"hunt", "--zeek", good, "--internal", "10.1.0.5/32", "--fail-on", "high", "--format", "jsonl"}, exitOK, ""},
+		{"malformed rows skipped", []string{"hunt", "--zeek", bad, "--internal", "10.1.0.0/16"}, exitPartial, "2 damaged packets or rows were skipped"},
+		{"findings beat partial", []string{"hunt", "--zeek", bad, "--internal", "10.1.0.0/16", "--fail-on", "medium"}, exitFindings, "were skipped"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out, errOut, code := runCmd(t, tc.args...)
+			if code != tc.code || !strings.Contains(errOut, tc.err) {
+				t.Errorf("exit %d (want %d), stderr %q (want %q)", code, tc.code, errOut, tc.err)
+			}
+			if tc.name == "malformed rows skipped" && !strings.Contains(out, "203.0.113.9") {
+				t.Errorf("findings missing after skipped rows:\n%s", out)
+			}
+		})
+	}
+}
+
+func TestHuntAllowList(t *testing.T) {
+	log := smallConnLog(t, false)
+	allow := filepath.Join(t.TempDir(), "allow.txt")
+	os.WriteFile(allow, []byte("# known good\n203.0.113.0/24\n*.example.com\n"), 0o644)
+	out, errOut, code := runCmd(t, "hunt", "--zeek", log, "--internal", "10.1.0.0/16", "--allow", allow, "--format", "jsonl")
+	if code != 0 || strings.Contains(out, `"dst":"203.0.113.9"`) {
+		t.Errorf("exit %d, allowed destination reported: %s %s", code, errOut, out)
+	}
+}
+
+// TestHuntDamagedPcap: a damaged packet record is skipped and counted.
+func TestHuntDamagedPcap(t *testing.T) {
+	var buf bytes.Buffer
+	w, err := pcapio.NewWriter(&buf, pkthdr.LinkEthernet, 65535, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame := func(src, dst byte, sport, dport uint16, flags byte) []byte {
+		f := []byte{2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 8, 0,
+			0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0, 10, 1, 0, src, 203, 0, 113, dst,
+			byte(sport >> 8), byte(sport), byte(dport >> 8), byte(dport), 0, 0, 0, 1, 0, 0, 0, 0, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0}
+		return f
+	}
+	ts := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
+	for i := range 20 {
+		f := frame(5, 9, uint16(40000+i), 443, 0x02)
+		w.WritePacket(ts.Add(time.Duration(i)*time.Minute), f, len(f))
+		g := frame(5, 9, uint16(40000+i), 443, 0x12)
+		g[26], g[30], g[29], g[33] = 203, 10, 9, 5 // swap addresses for the reply
+		g[27], g[28], g[31], g[32] = 0, 113, 1, 0
+		w.WritePacket(ts.Add(time.Duration(i)*time.Minute+time.Millisecond), g, len(g))
+	}
+	data := buf.Bytes()
+	// Claim an absurd captured length in the 3rd record header.
+	off := 24 + 2*(16+54)
+	copy(data[off+8:], []byte{0xff, 0xff, 0xff, 0x7f})
+	p := filepath.Join(t.TempDir(), "x.pcap")
+	os.WriteFile(p, data, 0o644)
+	_, errOut, code := runCmd(t, "hunt", "--pcap", p, "--format", "jsonl", "--min-severity", "info")
+	if code != exitPartial || !strings.Contains(errOut, "skipped") {
+		t.Errorf("exit %d, stderr %q", code, errOut)
+	}
+}
+
+// Quality gates over the shared data.
+
+var apRE = regexp.MustCompile(`pair_AP=([0-9.]+) host_AP=([0-9.]+)`)
+
+// huntScore runs the shared scorer on a findings file.
+func huntScore(t *testing.T, labels, findings string) (pairAP, hostAP float64, out string) {
+	t.Helper()
+	py := testenv.Tool(t, "python3")
+	script := testenv.SharedFile(t, "tools", "huntscore.py")
+	b, err := exec.Command(py, script, labels, findings).CombinedOutput()
+	if err != nil {
+		t.Fatalf("huntscore: %v\n%s", err, b)
+	}
+	m := apRE.FindSubmatch(b)
+	if m == nil {
+		t.Fatalf("huntscore output: %s", b)
+	}
+	pairAP, _ = strconv.ParseFloat(string(m[1]), 64)
+	hostAP, _ = strconv.ParseFloat(string(m[2]), 64)
+	return pairAP, hostAP, string(b)
+}
+
+// simulate runs trafficsim on a scenario into dir.
+func simulate(t *testing.T, scenario, dir string) (pcap, labels, conn string) {
+	t.Helper()
+	simDir := testenv.SharedFile(t, "tools", "trafficsim")
+	goTool := testenv.Tool(t, "go")
+	pcap, labels, conn = filepath.Join(dir, "sim.pcap"), filepath.Join(dir, "sim.labels.json"), filepath.Join(dir, "sim.conn.log")
+	cmd := exec.Command(goTool, "run", ".", "-scenario", scenario, "-o", pcap, "-labels", labels, "-conn", conn)
+	cmd.Dir = simDir
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("trafficsim: %v\n%s", err, b)
+	}
+	return pcap, labels, conn
+}
+
+func huntToFile(t *testing.T, path string, args ...string) {
+	t.Helper()
+	out, errOut, code := runCmd(t, append([]string{"hunt", "--format", "jsonl", "--min-severity", "info"}, args...)...)
+	if code != 0 {
+		t.Fatalf("hunt exit %d: %s", code, errOut)
+	}
+	if err := os.WriteFile(path, []byte(out), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestGateTrafficsimDev(t *testing.T) {
+	if testing.Short() {
+		t.Skip("simulates a day of traffic")
+	}
+	dir := t.TempDir()
+	scenario := filepath.Join(testenv.SharedFile(t, "tools", "trafficsim"), "scenarios", "dev.json")
+	pcap, labels, conn := simulate(t, scenario, dir)
+	// The same day imported into a store, hunted from its flow records.
+	st := filepath.Join(dir, "store")
+	if _, errOut, code := runCmd(t, "import", "--store", st, pcap); code != 0 {
+		t.Fatalf("import: %s", errOut)
+	}
+	for _, in := range []struct{ name, flag, path string }{{"pcap", "--pcap", pcap}, {"conn.log", "--zeek", conn}, {"store", "--store", st}} {
+		out := filepath.Join(dir, in.name+".jsonl")
+		huntToFile(t, out, in.flag, in.path)
+		pair, host, report := huntScore(t, labels, out)
+		t.Logf("dev from %s:\n%s", in.name, report)
+		if pair < 0.9 || host < 1.0 {
+			t.Errorf("dev from %s: pair AP %.3f (want >= 0.9), host AP %.3f (want 1.0)", in.name, pair, host)
+		}
+	}
+}
+
+// TestGateHeldOutScenarios runs our own scenario variants (other seeds,
+// exponential and normal jitter, 1-2 h beacons over three days, sleep
+// windows, more hard negatives, one beacon hidden in a popular provider
+// range) from their conn.logs.
+func TestGateHeldOutScenarios(t *testing.T) {
+	if testing.Short() {
+		t.Skip("simulates days of traffic")
+	}
+	root := testenv.ModuleRoot(t)
+	for _, tc := range []struct {
+		name       string
+		pair, host float64
+	}{
+		{"variant-a", 0.9, 1.0},
+		// One beacon of three sits in the browsing provider's /24 with
+		// ±50% jitter and 20% misses: it ranks behind two clockwork hard
+		// negatives in another popular range, by design (docs/hunt.md).
+		{"variant-slow", 0.8, 0.8},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			_, labels, conn := simulate(t, filepath.Join(root, "pkg", "hunt", "testdata", "scenarios", tc.name+".json"), dir)
+			out := filepath.Join(dir, "out.jsonl")
+			huntToFile(t, out, "--zeek", conn)
+			pair, host, report := huntScore(t, labels, out)
+			t.Logf("%s:\n%s", tc.name, report)
+			if pair < tc.pair || host < tc.host {
+				t.Errorf("%s: pair AP %.3f (want >= %.2f), host AP %.3f (want >= %.2f)", tc.name, pair, tc.pair, host, tc.host)
+			}
+		})
+	}
+}
+
+func readFindings(t *testing.T, out string) []map[string]any {
+	t.Helper()
+	var fs []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("bad line %q", line)
+		}
+		if m["type"] != "action" {
+			fs = append(fs, m)
+		}
+	}
+	return fs
+}
+
+func TestGateStratosphereBenign(t *testing.T) {
+	for _, n := range []string{"008", "010", "011", "012"} {
+		t.Run(n, func(t *testing.T) {
+			log := testenv.SharedFile(t, "zeek", "strato-"+n+"-benign-conn.log.labeled")
+			out, errOut, code := runCmd(t, "hunt", "--zeek", log, "--internal", "147.32.0.0/16", "--format", "jsonl", "--min-severity", "info")
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			fs := readFindings(t, out)
+			if len(fs) < 10 {
+				t.Fatalf("only %d findings", len(fs))
+			}
+			for _, f := range fs {
+				if s := f["severity"]; s == "high" || s == "critical" {
+					t.Errorf("benign %s %v -> %v:%v at %v (%v)", f["type"], f["src"], f["dst"], f["dport"], s, f["reasons"])
+				}
+			}
+		})
+	}
+}
+
+func TestGateBeaconCaptures(t *testing.T) {
+	for _, tc := range []struct{ file, dst string }{
+		{"test-cc-capture-1.pcap", "141.193.213.21"},
+		{"test-cc-capture-2.pcap", "141.193.213.20"},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			p := testenv.SharedFile(t, "pcaps", "beacons", tc.file)
+			out, errOut, code := runCmd(t, "hunt", "--pcap", p, "--internal", "147.32.80.37/32", "--format", "jsonl", "--min-severity", "info")
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			fs := readFindings(t, out)
+			if len(fs) == 0 || fs[0]["type"] != "channel" || fs[0]["dst"] != tc.dst || fs[0]["src"] != "147.32.80.37" {
+				t.Fatalf("top finding %v, want the beacon to %s", fs[0], tc.dst)
+			}
+		})
+	}
+	t.Run("njrat", func(t *testing.T) {
+		log := testenv.SharedFile(t, "zeek", "strato-001-njrat-conn.log.labeled")
+		out, errOut, code := runCmd(t, "hunt", "--zeek", log, "--format", "jsonl", "--min-severity", "info")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+		fs := readFindings(t, out)
+		if len(fs) == 0 || fs[0]["dst"] != "41.108.179.197" || fs[0]["dport"] != 1177.0 {
+			t.Fatalf("top finding %v, want the njRAT channel", fs[0])
+		}
+		if !strings.Contains(fmt.Sprint(fs[0]["attack"]), "T1571") {
+			t.Errorf("njRAT channel on port 1177 lacks T1571: %v", fs[0]["attack"])
+		}
+	})
+}

@@ -1,0 +1,274 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/nwhealth/nwhealth/pkg/pcapio"
+	"github.com/nwhealth/nwhealth/pkg/store"
+	"github.com/spf13/cobra"
+)
+
+func init() { subcommands = append(subcommands, newImportCmd) }
+
+type importOptions struct {
+	streams
+	store     string
+	files     []string
+	maxSize   string
+	maxAge    string
+	blockSize string
+	format    string
+}
+
+func newImportCmd(s streams) *cobra.Command {
+	o := &importOptions{streams: s}
+	cmd := &cobra.Command{
+		Use:   "import --store DIR FILE...",
+		Short: "Add pcap/pcapng files (gzip or zstd compressed too) to a store",
+		Long: `Import reads pcap (microsecond or nanosecond, either byte order) and pcapng
+(several interfaces) files, plain or gzip/zstd compressed, "-" for standard
+input, and stores their packets as indexed, compressed shards with flow
+records. Damaged input is reported with its byte offset; every valid packet
+is kept and the exit status is 3.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.files = args
+			return runImport(o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.store, "store", "", "store directory (created if missing)")
+	f.StringVar(&o.maxSize, "max-size", "", "after import, delete the oldest shards beyond this size (e.g. 500G)")
+	f.StringVar(&o.maxAge, "max-age", "", "after import, delete shards older than this before the newest packet (e.g. 30d)")
+	f.StringVar(&o.blockSize, "block-size", "32K", "raw bytes per compressed block (smaller: faster selective queries; larger: better compression)")
+	f.StringVar(&o.format, "format", "table", "summary format: table or jsonl")
+	return cmd
+}
+
+func (o *importOptions) retention() (store.Retention, error) {
+	var r store.Retention
+	var err error
+	if r.MaxSize, err = parseSize(o.maxSize); err != nil {
+		return r, usagef("--max-size: %v", err)
+	}
+	if o.maxAge != "" {
+		if r.MaxAge, err = parseDuration(o.maxAge); err != nil {
+			return r, usagef("--max-age: %v", err)
+		}
+	}
+	return r, nil
+}
+
+func runImport(o *importOptions) error {
+	if o.store == "" {
+		return usagef("--store is required")
+	}
+	if o.format != "table" && o.format != "jsonl" {
+		return usagef("--format must be table or jsonl")
+	}
+	ret, err := o.retention()
+	if err != nil {
+		return err
+	}
+	bs, err := parseSize(o.blockSize)
+	if err != nil || bs < 4096 || bs > 8<<20 {
+		return usagef("--block-size: want 4K to 8M")
+	}
+	stdin := 0
+	for _, f := range o.files {
+		if f == "-" {
+			stdin++
+		}
+	}
+	if stdin > 1 {
+		return usagef("standard input (-) can be read once")
+	}
+	st, err := store.Create(o.store)
+	if err != nil {
+		return err
+	}
+	lock, err := store.AcquireLock(o.store)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
+	if reps, err := st.Recover(newFlowTable); err != nil {
+		fmt.Fprintln(o.errOut, "nwhealth: recovery:", err)
+	} else {
+		for _, r := range reps {
+			reportRecovery(o.errOut, r)
+		}
+	}
+	w, err := st.NewWriter(store.WriterOptions{ID: "imp", BlockSize: int(bs), NewFlows: newFlowTable})
+	if err != nil {
+		return err
+	}
+	prog := newProgress(o.errOut)
+	var results []store.ImportResult
+	var failure error
+	for _, name := range o.files {
+		r, err := openInput(name, o.in)
+		if err != nil {
+			failure = err
+			break
+		}
+		size := inputSize(name)
+		prog.start(name, size)
+		res, err := store.Import(w, name, r, prog.update)
+		r.Close()
+		prog.done()
+		results = append(results, res)
+		if err != nil {
+			failure = err
+			break
+		}
+	}
+	if err := w.Close(); err != nil && failure == nil {
+		failure = err
+	}
+	stats := w.Stats()
+	removed, rerr := ret.Apply(st)
+	if rerr != nil && failure == nil {
+		failure = rerr
+	}
+	printImport(o, results, stats, removed)
+	if failure != nil {
+		return failure
+	}
+	damaged := 0
+	for _, r := range results {
+		damaged += len(r.Damage)
+	}
+	if damaged > 0 {
+		return partialError{fmt.Sprintf("%d damaged places skipped; every valid packet was stored", damaged)}
+	}
+	return nil
+}
+
+// openInput opens a capture file or, for "-", standard input.
+func openInput(name string, stdin io.Reader) (*pcapio.Reader, error) {
+	if name == "-" {
+		r, err := pcapio.NewReader(stdin)
+		if err != nil {
+			return nil, fmt.Errorf("standard input: %w", err)
+		}
+		return r, nil
+	}
+	return pcapio.OpenFile(name)
+}
+
+func inputSize(name string) int64 {
+	if name == "-" || strings.HasSuffix(name, ".gz") || strings.HasSuffix(name, ".zst") {
+		return 0 // offsets are in decompressed bytes: no meaningful total
+	}
+	if fi, err := os.Stat(name); err == nil {
+		return fi.Size()
+	}
+	return 0
+}
+
+func reportRecovery(w io.Writer, r store.RecoveryReport) {
+	msg := fmt.Sprintf("recovered %s: %d blocks, %d packets kept", r.Shard, r.Blocks, r.Packets)
+	if r.LostBytes > 0 {
+		msg += fmt.Sprintf("; %d trailing bytes dropped", r.LostBytes)
+	}
+	if r.LostReason != "" {
+		msg += " (" + r.LostReason + ")"
+	}
+	fmt.Fprintln(w, "nwhealth:", msg)
+}
+
+func printImport(o *importOptions, results []store.ImportResult, st store.WriterStats, removed []store.ShardFile) {
+	if o.format == "jsonl" {
+		enc := json.NewEncoder(o.out)
+		for _, r := range results {
+			type dmg struct {
+				Offset int64  `json:"offset"`
+				Reason string `json:"reason"`
+			}
+			var ds []dmg
+			for _, d := range r.Damage {
+				ds = append(ds, dmg{d.Offset, d.Reason})
+			}
+			enc.Encode(struct {
+				Type    string `json:"type"`
+				File    string `json:"file"`
+				Packets uint64 `json:"packets"`
+				Damage  []dmg  `json:"damage,omitempty"`
+			}{"import", r.File, r.Packets, ds})
+		}
+		enc.Encode(struct {
+			Type     string `json:"type"`
+			Packets  uint64 `json:"packets"`
+			RawBytes uint64 `json:"raw_bytes"`
+			Stored   uint64 `json:"stored_bytes"`
+			Shards   int    `json:"shards_sealed"`
+			Removed  int    `json:"shards_removed"`
+		}{"summary", st.Packets, st.RawBytes, st.Stored, st.Sealed, len(removed)})
+		return
+	}
+	for _, r := range results {
+		fmt.Fprintf(o.out, "%s: %d packets", r.File, r.Packets)
+		if len(r.Damage) > 0 {
+			fmt.Fprintf(o.out, ", %d damaged places skipped", len(r.Damage))
+		}
+		fmt.Fprintln(o.out)
+		for i, d := range r.Damage {
+			if i == 10 {
+				fmt.Fprintf(o.out, "  ... %d more\n", len(r.Damage)-10)
+				break
+			}
+			fmt.Fprintf(o.out, "  damaged at byte %d: %s\n", d.Offset, d.Reason)
+		}
+	}
+	ratio := 0.0
+	if st.RawBytes > 0 {
+		ratio = float64(st.Stored) / float64(st.RawBytes)
+	}
+	fmt.Fprintf(o.out, "stored %d packets, %s raw in %s (%.1f%%), %d shards sealed\n",
+		st.Packets, humanBytes(int64(st.RawBytes)), humanBytes(int64(st.Stored)), 100*ratio, st.Sealed)
+	if len(removed) > 0 {
+		fmt.Fprintf(o.out, "retention removed %d shards\n", len(removed))
+	}
+}
+
+// progress draws a one-line progress display on a terminal, and nothing
+// otherwise.
+type progress struct {
+	w     io.Writer
+	on    bool
+	name  string
+	total int64
+	begun time.Time
+	last  time.Time
+}
+
+func newProgress(w io.Writer) *progress { return &progress{w: w, on: isTerminal(w)} }
+
+func (p *progress) start(name string, total int64) {
+	p.name, p.total, p.begun, p.last = name, total, time.Now(), time.Time{}
+}
+
+func (p *progress) update(off int64) {
+	if !p.on || time.Since(p.last) < 200*time.Millisecond {
+		return
+	}
+	p.last = time.Now()
+	rate := float64(off) / time.Since(p.begun).Seconds() / (1 << 20)
+	if p.total > 0 {
+		fmt.Fprintf(p.w, "\r%s: %5.1f%% %8.1f MiB/s", p.name, 100*float64(off)/float64(p.total), rate)
+	} else {
+		fmt.Fprintf(p.w, "\r%s: %s %8.1f MiB/s", p.name, humanBytes(off), rate)
+	}
+}
+
+func (p *progress) done() {
+	if p.on && !p.last.IsZero() {
+		fmt.Fprint(p.w, "\r\033[K")
+	}
+}

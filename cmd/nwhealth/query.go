@@ -1,0 +1,149 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/nwhealth/nwhealth/pkg/pcapio"
+	"github.com/nwhealth/nwhealth/pkg/pkthdr"
+	"github.com/nwhealth/nwhealth/pkg/store"
+	"github.com/spf13/cobra"
+)
+
+func init() { subcommands = append(subcommands, newQueryCmd) }
+
+type queryOptions struct {
+	streams
+	stores []string
+	sel    selectorFlags
+	write  string
+	now    func() time.Time
+}
+
+func newQueryCmd(s streams) *cobra.Command {
+	o := &queryOptions{streams: s, now: time.Now}
+	cmd := &cobra.Command{
+		Use:   "query --store DIR [selectors] -w FILE|-",
+		Short: "Pull stored packets as a pcap stream in time order",
+		Long: `Query writes the stored packets that match every given selector, in time
+order, as a pcap stream (pcapng when the matches mix link types) that
+tcpdump -r - and tshark -r - read. Repeated values of one selector are
+alternatives (--host A --host B: either); different selectors must all
+hold. --host, --net, --port, --proto and --vlan look through VLAN tags;
+--filter is a tcpdump expression with exactly tcpdump's semantics.
+Only the blocks the index names are read, so cost follows the matches.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return runQuery(o) },
+	}
+	cmd.Flags().StringArrayVar(&o.stores, "store", nil, "store directory (repeatable: stores are merged by time)")
+	o.sel.register(cmd, true)
+	cmd.Flags().StringVarP(&o.write, "write", "w", "", "output file, - for standard output")
+	return cmd
+}
+
+func runQuery(o *queryOptions) error {
+	if o.write == "" {
+		return usagef("-w FILE or -w - is required")
+	}
+	if o.write == "-" && isTerminal(o.out) {
+		return usagef("refusing to write a binary pcap to a terminal: redirect it or use -w FILE")
+	}
+	sel, err := o.sel.selector(o.now())
+	if err != nil {
+		return err
+	}
+	stores, err := openStores(o.stores)
+	if err != nil {
+		return err
+	}
+	plan, err := store.PlanQuery(stores, sel)
+	if err != nil {
+		return err
+	}
+	defer plan.Close()
+
+	out := o.out
+	var file *os.File
+	if o.write != "-" {
+		file, err = os.Create(o.write)
+		if err != nil {
+			return err
+		}
+		defer file.Close()
+		out = file
+	}
+	bw := bufio.NewWriterSize(out, 1<<20)
+	emit, err := packetSink(bw, plan)
+	if err != nil {
+		return err
+	}
+	var n uint64
+	runErr := plan.RunRecords(func(r *store.Record) error {
+		n++
+		return emit(r)
+	})
+	var dmg *store.DamageError
+	if runErr != nil && !errors.As(runErr, &dmg) {
+		return runErr
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("write output: %w", err)
+	}
+	if file != nil {
+		if err := file.Close(); err != nil {
+			return fmt.Errorf("write output: %w", err)
+		}
+	}
+	if isTerminal(o.errOut) {
+		fmt.Fprintf(o.errOut, "%d packets from %d of %d blocks\n", n, plan.Scanned, plan.Total)
+	}
+	if dmg != nil {
+		for _, d := range dmg.Damage {
+			fmt.Fprintln(o.errOut, "nwhealth: damaged:", d)
+		}
+		return partialError{fmt.Sprintf("%d damaged places skipped; everything else was delivered", len(dmg.Damage))}
+	}
+	return nil
+}
+
+// packetSink picks pcap for one link type, pcapng when the plan mixes them.
+// Records stored at the output's precision are copied as they are.
+func packetSink(w *bufio.Writer, plan *store.Plan) (func(*store.Record) error, error) {
+	lts := plan.LinkType
+	snap := plan.Snaplen
+	if snap == 0 {
+		snap = pcapio.MaxPacket
+	}
+	if len(lts) <= 1 {
+		lt := pkthdr.LinkEthernet
+		if len(lts) == 1 {
+			lt = lts[0]
+		}
+		pw, err := pcapio.NewWriter(w, lt, snap, plan.Nanos)
+		if err != nil {
+			return nil, err
+		}
+		return func(r *store.Record) error {
+			if r.Nanos == plan.Nanos {
+				_, err := w.Write(r.Raw)
+				return err
+			}
+			return pw.WritePacket(r.Packet.Timestamp, r.Packet.Data, r.Packet.OrigLen)
+		}, nil
+	}
+	nw, err := pcapio.NewNgWriter(w, lts, snap)
+	if err != nil {
+		return nil, err
+	}
+	ids := map[pkthdr.LinkType]int{}
+	for i, lt := range lts {
+		ids[lt] = i
+	}
+	return func(r *store.Record) error {
+		p := &r.Packet
+		return nw.WritePacket(ids[p.LinkType], p.Timestamp, p.Data, p.OrigLen)
+	}, nil
+}

@@ -1,0 +1,182 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/nwhealth/nwhealth/pkg/store"
+	"github.com/spf13/cobra"
+)
+
+func init() { subcommands = append(subcommands, newStoreCmd) }
+
+func newStoreCmd(s streams) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "store",
+		Short: "Describe, verify or repair a store",
+	}
+	cmd.AddCommand(newStoreInfoCmd(s), newStoreRepairCmd(s))
+	return cmd
+}
+
+type storeInfoOptions struct {
+	streams
+	stores []string
+	verify bool
+	shards bool
+	format string
+}
+
+func newStoreInfoCmd(s streams) *cobra.Command {
+	o := &storeInfoOptions{streams: s}
+	cmd := &cobra.Command{
+		Use:   "info --store DIR [--verify]",
+		Short: "Shards, time span, packets, raw vs stored bytes, index size, damage",
+		Long: `Info summarises a store. --verify reads every block, index and flow
+file and checks their checksums and structure; damage is listed and the
+exit status is 3.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return runStoreInfo(o) },
+	}
+	cmd.Flags().StringArrayVar(&o.stores, "store", nil, "store directory (repeatable)")
+	cmd.Flags().BoolVar(&o.verify, "verify", false, "read and check every block, index and flow file")
+	cmd.Flags().BoolVar(&o.shards, "shards", false, "list every shard")
+	cmd.Flags().StringVar(&o.format, "format", "table", "table or jsonl")
+	return cmd
+}
+
+func runStoreInfo(o *storeInfoOptions) error {
+	if o.format != "table" && o.format != "jsonl" {
+		return usagef("--format must be table or jsonl")
+	}
+	stores, err := openStores(o.stores)
+	if err != nil {
+		return err
+	}
+	var damage int
+	for _, st := range stores {
+		rep, err := st.Info(o.verify)
+		if err != nil {
+			return err
+		}
+		damage += len(rep.Damage)
+		if o.format == "jsonl" {
+			printInfoJSON(o, st.Dir, rep)
+		} else {
+			printInfoTable(o, st.Dir, rep)
+		}
+	}
+	if damage > 0 {
+		return partialError{fmt.Sprintf("%d damaged places found", damage)}
+	}
+	return nil
+}
+
+func pct(a, b int64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return 100 * float64(a) / float64(b)
+}
+
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+func printInfoTable(o *storeInfoOptions, dir string, r store.InfoReport) {
+	sealed := 0
+	for _, s := range r.Shards {
+		if s.Sealed {
+			sealed++
+		}
+	}
+	raw := int64(r.RawBytes)
+	fmt.Fprintf(o.out, "store      %s\n", dir)
+	fmt.Fprintf(o.out, "shards     %d (%d sealed, %d open)\n", len(r.Shards), sealed, len(r.Shards)-sealed)
+	fmt.Fprintf(o.out, "time span  %s .. %s (%s)\n", fmtTime(r.First), fmtTime(r.Last), r.Last.Sub(r.First).Round(time.Second))
+	fmt.Fprintf(o.out, "packets    %d\n", r.Packets)
+	fmt.Fprintf(o.out, "raw        %s\n", humanBytes(raw))
+	fmt.Fprintf(o.out, "stored     %s (%.1f%% of raw)\n", humanBytes(r.StoredBytes), pct(r.StoredBytes, raw))
+	fmt.Fprintf(o.out, "index      %s (%.2f%% of raw)\n", humanBytes(r.IndexBytes), pct(r.IndexBytes, raw))
+	fmt.Fprintf(o.out, "flows      %s (%.2f%% of raw)\n", humanBytes(r.FlowBytes), pct(r.FlowBytes, raw))
+	if r.Verified {
+		fmt.Fprintf(o.out, "verified   %d blocks, %d indexes, %d flow files: %d damaged\n", r.BlocksChecked, r.IndexesChecked, r.FlowsChecked, len(r.Damage))
+	}
+	for _, d := range r.Damage {
+		fmt.Fprintf(o.out, "damaged    %s\n", d)
+	}
+	if o.shards && len(r.Shards) > 0 {
+		var rows [][]string
+		for _, s := range r.Shards {
+			state := "sealed"
+			if !s.Sealed {
+				state = "open"
+			}
+			rows = append(rows, []string{s.Name, state, fmtTime(s.First), fmtTime(s.Last), fmt.Sprint(s.Blocks), fmt.Sprint(s.Packets),
+				humanBytes(int64(s.RawBytes)), humanBytes(s.StoredBytes), humanBytes(s.IndexBytes)})
+		}
+		fmt.Fprintln(o.out)
+		writeTable(o.out, []string{"shard", "state", "first", "last", "blocks", "packets", "raw", "stored", "index"}, rows)
+	}
+}
+
+func printInfoJSON(o *storeInfoOptions, dir string, r store.InfoReport) {
+	enc := json.NewEncoder(o.out)
+	if o.shards {
+		for _, s := range r.Shards {
+			enc.Encode(map[string]any{"type": "shard", "store": dir, "name": s.Name, "sealed": s.Sealed,
+				"first": fmtTime(s.First), "last": fmtTime(s.Last), "blocks": s.Blocks, "packets": s.Packets,
+				"raw_bytes": s.RawBytes, "stored_bytes": s.StoredBytes, "index_bytes": s.IndexBytes, "flow_bytes": s.FlowBytes})
+		}
+	}
+	for _, d := range r.Damage {
+		enc.Encode(map[string]any{"type": "damage", "store": dir, "shard": d.Shard, "block": d.Block, "offset": d.Offset, "reason": d.Reason})
+	}
+	enc.Encode(map[string]any{"type": "store", "store": dir, "shards": len(r.Shards), "first": fmtTime(r.First), "last": fmtTime(r.Last),
+		"packets": r.Packets, "raw_bytes": r.RawBytes, "stored_bytes": r.StoredBytes, "index_bytes": r.IndexBytes,
+		"flow_bytes": r.FlowBytes, "verified": r.Verified, "damaged": len(r.Damage)})
+}
+
+type storeRepairOptions struct {
+	streams
+	store string
+}
+
+func newStoreRepairCmd(s streams) *cobra.Command {
+	o := &storeRepairOptions{streams: s}
+	cmd := &cobra.Command{
+		Use:   "repair --store DIR",
+		Short: "Seal shards left open by a writer that died, and rebuild missing indexes",
+		Long: `Repair takes the store's writer lock, seals every shard a killed writer
+left open (keeping every complete, intact block) and rebuilds missing index
+and flow files. Writers do this themselves when they start.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return runStoreRepair(o) },
+	}
+	cmd.Flags().StringVar(&o.store, "store", "", "store directory")
+	return cmd
+}
+
+func runStoreRepair(o *storeRepairOptions) error {
+	stores, err := openStores([]string{o.store})
+	if err != nil {
+		return err
+	}
+	lock, err := store.AcquireLock(o.store)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
+	reps, err := stores[0].Recover(newFlowTable)
+	for _, r := range reps {
+		reportRecovery(o.out, r)
+	}
+	if len(reps) == 0 && err == nil {
+		fmt.Fprintln(o.out, "nothing to repair")
+	}
+	return err
+}

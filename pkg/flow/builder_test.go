@@ -1,0 +1,441 @@
+package flow
+
+import (
+	"net/netip"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+
+func flushAll(b *Builder) []*Record {
+	var out []*Record
+	b.Flush(func(r *Record) { out = append(out, r) })
+	return out
+}
+
+func addr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+func TestTCPConnection(t *testing.T) {
+	hello := clientHello(t, "Beacon.Example.NET")
+	if len(hello) < 1200 {
+		t.Fatalf("ClientHello only %d bytes; the split case needs a big one", len(hello))
+	}
+	tests := []struct {
+		name  string
+		drive func(c *conv)
+		want  Record
+		state string
+	}{
+		{
+			name: "tls sni split over two segments",
+			drive: func(c *conv) {
+				c.handshake()
+				c.send(true, 0x18, hello[:700])
+				c.send(true, 0x18, hello[700:])
+				c.send(false, 0x18, make([]byte, 3000))
+				c.close()
+			},
+			want: Record{Orig: addr("10.0.0.5"), Resp: addr("203.0.113.9"), OrigPort: 50000, RespPort: 443,
+				OrigPkts: 6, RespPkts: 3, OrigData: uint64(len(hello)), RespData: 3000,
+				OrigBytes: uint64(6*40 + len(hello)), RespBytes: 3*40 + 3000,
+				OrigFlags: 0x1b, RespFlags: 0x1b, Name: "beacon.example.net", NameSource: NameSNI},
+			state: "SF",
+		},
+		{
+			name: "tls sni in one segment",
+			drive: func(c *conv) {
+				c.handshake()
+				c.send(true, 0x18, hello)
+				c.send(false, 0x14, nil)
+			},
+			want: Record{Orig: addr("10.0.0.5"), Resp: addr("203.0.113.9"), OrigPort: 50000, RespPort: 443,
+				OrigPkts: 3, RespPkts: 2, OrigData: uint64(len(hello)), OrigBytes: uint64(3*40 + len(hello)), RespBytes: 80,
+				OrigFlags: 0x1a, RespFlags: 0x16, Name: "beacon.example.net", NameSource: NameSNI},
+			state: "RSTR",
+		},
+		{
+			name: "http host",
+			drive: func(c *conv) {
+				c.handshake()
+				c.send(true, 0x18, []byte("GET /x HTTP/1.1\r\nUser-Agent: t\r\nHOST: WWW.Example.org:8080\r\n\r\n"))
+			},
+			want: Record{Orig: addr("10.0.0.5"), Resp: addr("203.0.113.9"), OrigPort: 50000, RespPort: 443,
+				OrigPkts: 3, RespPkts: 1, OrigData: 62, OrigBytes: 3*40 + 62, RespBytes: 40,
+				OrigFlags: 0x1a, RespFlags: 0x12, Name: "www.example.org", NameSource: NameHTTP, Partial: true},
+			state: "S1",
+		},
+		{
+			name: "mid-connection start from the server side",
+			drive: func(c *conv) {
+				c.send(false, 0x18, []byte("hello"))
+				c.send(true, 0x10, nil)
+			},
+			want: Record{Orig: addr("10.0.0.5"), Resp: addr("203.0.113.9"), OrigPort: 50000, RespPort: 443,
+				OrigPkts: 1, RespPkts: 1, RespData: 5, OrigBytes: 40, RespBytes: 45, OrigFlags: 0x10, RespFlags: 0x18, Partial: true},
+			state: "OTH",
+		},
+		{
+			name: "syn-ack first",
+			drive: func(c *conv) {
+				c.send(false, 0x12, nil)
+				c.send(true, 0x10, nil)
+			},
+			want: Record{Orig: addr("10.0.0.5"), Resp: addr("203.0.113.9"), OrigPort: 50000, RespPort: 443,
+				OrigPkts: 1, RespPkts: 1, OrigBytes: 40, RespBytes: 40, OrigFlags: 0x10, RespFlags: 0x12, Partial: true},
+			state: "OTH",
+		},
+		{
+			name: "unanswered syn",
+			drive: func(c *conv) {
+				c.send(true, 0x02, nil)
+			},
+			want: Record{Orig: addr("10.0.0.5"), Resp: addr("203.0.113.9"), OrigPort: 50000, RespPort: 443,
+				OrigPkts: 1, OrigBytes: 40, OrigFlags: 0x02, Partial: true},
+			state: "S0",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b := NewBuilder(Options{})
+			c := newConv(t, b, t0, "10.0.0.5", "203.0.113.9", 50000, 443)
+			tc.drive(c)
+			recs := flushAll(b)
+			if len(recs) != 1 {
+				t.Fatalf("got %d records, want 1", len(recs))
+			}
+			got := *recs[0]
+			tc.want.Proto = 6
+			tc.want.First = t0
+			tc.want.Last = c.ts.Add(-c.step)
+			if !equalRecord(got, tc.want) {
+				t.Errorf("record\n got %+v\nwant %+v", got, tc.want)
+			}
+			if s := got.State(); s != tc.state {
+				t.Errorf("state %q, want %q", s, tc.state)
+			}
+		})
+	}
+}
+
+func equalRecord(a, b Record) bool {
+	if !slices.Equal(a.Answers, b.Answers) {
+		return false
+	}
+	a.Answers, b.Answers = nil, nil
+	return reflect.DeepEqual(a, b)
+}
+
+func TestOriginatorRules(t *testing.T) {
+	// Without a SYN, Zeek's port heuristic decides; equal evidence leaves
+	// the first sender as originator.
+	tests := []struct {
+		name           string
+		proto          uint8
+		sport, dport   uint16
+		flags          uint8
+		wantOrigPort   uint16
+		wantOrigIsSend bool
+	}{
+		{"udp reply from dns server", 17, 53, 40000, 0, 40000, false},
+		{"udp first sender", 17, 40000, 40001, 0, 40000, true},
+		{"udp both well known", 17, 123, 123, 0, 123, true},
+		{"tcp ack from server port", 6, 3389, 51000, 0x10, 51000, false},
+		{"tcp both likely, lower sender is server", 6, 443, 8080, 0x10, 8080, false},
+		{"tcp both likely, syn-ack keeps direction rule", 6, 8080, 443, 0x12, 443, false},
+		{"tcp high ports first sender", 6, 40000, 40001, 0x18, 40000, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b := NewBuilder(Options{})
+			f := frame(frameSpec{src: addr("10.1.1.1"), dst: addr("10.1.1.2"), sport: tc.sport, dport: tc.dport, proto: tc.proto, flags: tc.flags, payload: []byte("x")})
+			b.Add(t0, 1, f, len(f))
+			recs := flushAll(b)
+			if len(recs) != 1 {
+				t.Fatalf("got %d records", len(recs))
+			}
+			r := recs[0]
+			if r.OrigPort != tc.wantOrigPort {
+				t.Errorf("orig port %d, want %d", r.OrigPort, tc.wantOrigPort)
+			}
+			if got := r.Orig == addr("10.1.1.1"); got != tc.wantOrigIsSend {
+				t.Errorf("sender is orig = %v, want %v", got, tc.wantOrigIsSend)
+			}
+			if tc.wantOrigIsSend && r.OrigPkts != 1 || !tc.wantOrigIsSend && r.RespPkts != 1 {
+				t.Errorf("packet counted on the wrong side: %+v", r)
+			}
+		})
+	}
+}
+
+func TestDNSNames(t *testing.T) {
+	b := NewBuilder(Options{})
+	cl, rs := addr("10.0.0.5"), addr("10.0.0.53")
+	ans := []netip.Addr{addr("198.51.100.7"), addr("2001:db8::7")}
+	q := dnsMessage(77, "C2.Example.COM", "")
+	a := dnsMessage(77, "C2.Example.COM", "edge.cdn.example", ans...)
+	for i, f := range [][]byte{
+		frame(frameSpec{src: cl, dst: rs, sport: 40000, dport: 53, proto: 17, payload: q}),
+		frame(frameSpec{src: rs, dst: cl, sport: 53, dport: 40000, proto: 17, payload: a}),
+	} {
+		b.Add(t0.Add(time.Duration(i)*time.Millisecond), 1, f, len(f))
+	}
+	// A later connection to the answered address is named from the answer.
+	c := newConv(t, b, t0.Add(time.Second), "10.0.0.5", "198.51.100.7", 50001, 8443)
+	c.handshake()
+	c.send(true, 0x18, []byte{0x17, 3, 3, 0, 2, 0xaa, 0xbb}) // application data: no SNI
+	// A query over TCP with its length prefix.
+	tc := newConv(t, b, t0.Add(2*time.Second), "10.0.0.6", "10.0.0.53", 50002, 53)
+	tc.handshake()
+	q2 := dnsMessage(9, "tcp.example.net", "")
+	tc.send(true, 0x18, append([]byte{0, byte(len(q2))}, q2...))
+	a2 := dnsMessage(9, "tcp.example.net", "", addr("192.0.2.44"))
+	tc.send(false, 0x18, append([]byte{0, byte(len(a2))}, a2...))
+
+	recs := flushAll(b)
+	byPort := map[uint16]*Record{}
+	for _, r := range recs {
+		byPort[r.RespPort] = r
+	}
+	if len(recs) != 3 {
+		t.Fatalf("got %d records, want 3: %+v", len(recs), recs)
+	}
+	udp := recs[slices.IndexFunc(recs, func(r *Record) bool { return r.Proto == 17 })]
+	if udp.Name != "c2.example.com" || udp.NameSource != NameDNS || !slices.Equal(udp.Answers, ans) {
+		t.Errorf("udp dns record: name %q (%v) answers %v", udp.Name, udp.NameSource, udp.Answers)
+	}
+	if udp.Orig != cl || udp.RespPort != 53 {
+		t.Errorf("udp dns direction: %v:%d -> %v:%d", udp.Orig, udp.OrigPort, udp.Resp, udp.RespPort)
+	}
+	if r := byPort[8443]; r.Name != "c2.example.com" || r.NameSource != NameDNS {
+		t.Errorf("tcp flow to answered address: name %q (%v)", r.Name, r.NameSource)
+	}
+	tcpDNS := recs[slices.IndexFunc(recs, func(r *Record) bool { return r.Proto == 6 && r.RespPort == 53 })]
+	if tcpDNS.Name != "tcp.example.net" || !slices.Equal(tcpDNS.Answers, []netip.Addr{addr("192.0.2.44")}) {
+		t.Errorf("tcp dns: %q %v", tcpDNS.Name, tcpDNS.Answers)
+	}
+}
+
+func TestTimeoutsAndReuse(t *testing.T) {
+	b := NewBuilder(Options{IdleTimeout: time.Minute, UDPIdleTimeout: 10 * time.Second})
+	cl, sv := addr("10.0.0.5"), addr("10.0.0.9")
+	udp := func(ts time.Time) {
+		f := frame(frameSpec{src: cl, dst: sv, sport: 40000, dport: 9999, proto: 17, payload: []byte("ping")})
+		b.Add(ts, 1, f, len(f))
+	}
+	var got []*Record
+	emit := func(r *Record) { got = append(got, r) }
+	udp(t0)
+	udp(t0.Add(5 * time.Second))
+	b.Expire(t0.Add(14*time.Second), emit)
+	if len(got) != 0 {
+		t.Fatalf("udp flow expired early")
+	}
+	b.Expire(t0.Add(16*time.Second), emit)
+	if len(got) != 1 || got[0].OrigPkts != 2 || got[0].Partial {
+		t.Fatalf("udp expiry: %+v", got)
+	}
+	// Without Expire calls, a packet after the idle time still starts a new flow.
+	udp(t0.Add(100 * time.Second))
+	udp(t0.Add(200 * time.Second))
+	b.Flush(emit)
+	if len(got) != 3 {
+		t.Fatalf("got %d records after idle gap, want 3", len(got))
+	}
+
+	// A closed TCP connection whose ports are reused is a new flow.
+	got = nil
+	c := newConv(t, b, t0, "10.0.0.5", "10.0.0.9", 50000, 445)
+	c.handshake()
+	c.close()
+	c.cseq += 100000
+	c.handshake()
+	c.send(true, 0x18, []byte("abc"))
+	b.Expire(c.ts, emit)
+	if len(got) != 1 || got[0].State() != "SF" || got[0].Partial {
+		t.Fatalf("closed connection not ended on reuse: %+v", got)
+	}
+	b.Expire(c.ts.Add(2*time.Minute), emit)
+	if len(got) != 2 || !got[1].Partial || got[1].OrigData != 3 {
+		t.Fatalf("idle open connection: %+v", got[1:])
+	}
+	if b.Open() != 0 {
+		t.Errorf("%d flows left open", b.Open())
+	}
+}
+
+func TestActiveTimeout(t *testing.T) {
+	b := NewBuilder(Options{ActiveTimeout: 30 * time.Second})
+	for i := range 10 {
+		f := frame(frameSpec{src: addr("10.0.0.1"), dst: addr("10.0.0.2"), sport: 5000, dport: 6000, proto: 17, payload: []byte("x")})
+		b.Add(t0.Add(time.Duration(i)*10*time.Second), 1, f, len(f))
+	}
+	recs := flushAll(b)
+	var pkts uint64
+	for _, r := range recs {
+		pkts += r.OrigPkts
+		if r.Duration() >= 30*time.Second {
+			t.Errorf("record lasts %v", r.Duration())
+		}
+	}
+	if len(recs) != 4 || pkts != 10 {
+		t.Errorf("got %d records with %d packets, want 4 with 10", len(recs), pkts)
+	}
+}
+
+func TestMaxFlowsEvicts(t *testing.T) {
+	b := NewBuilder(Options{MaxFlows: 3})
+	for i := range 5 {
+		f := frame(frameSpec{src: addr("10.0.0.1"), dst: addr("10.0.0.2"), sport: uint16(5000 + i), dport: 6000, proto: 17, payload: []byte("x")})
+		b.Add(t0.Add(time.Duration(i)*time.Second), 1, f, len(f))
+	}
+	if b.Open() != 3 {
+		t.Errorf("open %d, want 3", b.Open())
+	}
+	recs := flushAll(b)
+	if len(recs) != 5 || b.Stats().Evicted != 2 {
+		t.Fatalf("got %d records, %d evicted", len(recs), b.Stats().Evicted)
+	}
+	if recs[0].OrigPort != 5000 || !recs[0].Partial || recs[1].OrigPort != 5001 {
+		t.Errorf("evicted the wrong flows: %d %d", recs[0].OrigPort, recs[1].OrigPort)
+	}
+}
+
+func TestVLANICMPIPv6AndNonIP(t *testing.T) {
+	b := NewBuilder(Options{})
+	a1, a2 := addr("2001:db8::1"), addr("2001:db8::2")
+	for i, s := range []frameSpec{
+		{src: addr("10.0.0.1"), dst: addr("10.0.0.2"), sport: 5000, dport: 6000, proto: 17, payload: []byte("v10"), vlan: 10},
+		{src: addr("10.0.0.1"), dst: addr("10.0.0.2"), sport: 5000, dport: 6000, proto: 17, payload: []byte("v20"), vlan: 20},
+		{src: a2, dst: a1, proto: 58, icmpType: 129}, // a reply seen first
+		{src: a1, dst: a2, proto: 58, icmpType: 128},
+		{src: addr("10.0.0.1"), dst: addr("10.0.0.3"), proto: 1, icmpType: 8},
+		{src: addr("10.0.0.3"), dst: addr("10.0.0.1"), proto: 1, icmpType: 0},
+	} {
+		f := frame(s)
+		b.Add(t0.Add(time.Duration(i)*time.Millisecond), 1, f, len(f))
+	}
+	b.Add(t0, 1, []byte{1, 2, 3}, 3)
+	recs := flushAll(b)
+	if len(recs) != 4 {
+		t.Fatalf("got %d records, want 4", len(recs))
+	}
+	vlans := map[uint16]bool{}
+	for _, r := range recs {
+		switch r.Proto {
+		case 17:
+			vlans[r.VLAN] = true
+		case 58:
+			if r.Orig != a1 || r.OrigPkts != 1 || r.RespPkts != 1 || r.OrigPort != 128 {
+				t.Errorf("icmpv6 echo: %+v", r)
+			}
+		case 1:
+			if r.Orig != addr("10.0.0.1") || r.OrigPort != 8 || r.RespPkts != 1 {
+				t.Errorf("icmp echo: %+v", r)
+			}
+		}
+	}
+	if !vlans[10] || !vlans[20] {
+		t.Errorf("vlans %v", vlans)
+	}
+	if st := b.Stats(); st.NonIP != 1 || st.Packets != 7 || st.Flows != 4 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestSnapLenCutPayloadCounts(t *testing.T) {
+	// A segment captured with a small snap length still counts its wire
+	// payload, and a cut ClientHello is not buffered.
+	b := NewBuilder(Options{})
+	hello := clientHello(t, "cut.example.com")
+	f := frame(frameSpec{src: addr("10.0.0.1"), dst: addr("10.0.0.2"), sport: 5000, dport: 443, proto: 6, flags: 0x18, payload: hello[:20], wirePay: len(hello)})
+	b.Add(t0, 1, f, len(f)-20+len(hello))
+	recs := flushAll(b)
+	if len(recs) != 1 || recs[0].OrigData != uint64(len(hello)) || recs[0].OrigBytes != uint64(40+len(hello)) || recs[0].Name != "" {
+		t.Fatalf("%+v", recs[0])
+	}
+}
+
+func TestExtractors(t *testing.T) {
+	hello := clientHello(t, "x.example.com")
+	tests := []struct {
+		name string
+		fn   func([]byte) (string, parseResult)
+		in   []byte
+		want string
+		res  parseResult
+	}{
+		{"sni whole", TLSServerName, hello, "x.example.com", parseOK},
+		{"sni cut", TLSServerName, hello[:100], "", parseMore},
+		{"sni one byte", TLSServerName, hello[:1], "", parseMore},
+		{"not tls", TLSServerName, []byte("SSH-2.0-OpenSSH"), "", parseNo},
+		{"tls app data", TLSServerName, []byte{0x17, 3, 3, 0, 10, 1, 2}, "", parseNo},
+		{"http host", HTTPHost, []byte("POST /a HTTP/1.0\r\nhost: a.b\r\n\r\n"), "a.b", parseOK},
+		{"http host v6", HTTPHost, []byte("GET / HTTP/1.1\r\nHost: [2001:db8::1]:80\r\n\r\n"), "2001:db8::1", parseOK},
+		{"http connect", HTTPHost, []byte("CONNECT c2.example.net:443 HTTP/1.1\r\n\r\n"), "c2.example.net", parseOK},
+		{"http no host", HTTPHost, []byte("GET / HTTP/1.0\r\nAccept: */*\r\n\r\n"), "", parseNo},
+		{"http cut", HTTPHost, []byte("GET /long/path HTTP/1.1\r\nUser-"), "", parseMore},
+		{"http method prefix", HTTPHost, []byte("GE"), "", parseMore},
+		{"http bad host", HTTPHost, []byte("GET / HTTP/1.1\r\nHost: a b\r\n\r\n"), "", parseNo},
+		{"not http", HTTPHost, []byte("GETTING"), "", parseNo},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, res := tc.fn(tc.in)
+			if got != tc.want || res != tc.res {
+				t.Errorf("got %q %v, want %q %v", got, res, tc.want, tc.res)
+			}
+		})
+	}
+}
+
+func TestParseDNSHostile(t *testing.T) {
+	good := dnsMessage(1, "a.example", "b.example", addr("192.0.2.1"))
+	loop := append([]byte(nil), good...)
+	loop[12] = 0xc0 // question name points at itself
+	loop[13] = 12
+	tests := []struct {
+		name string
+		in   []byte
+		ok   bool
+	}{
+		{"good", good, true},
+		{"pointer loop", loop, false},
+		{"short", good[:11], false},
+		{"cut answer", good[:len(good)-2], true},
+		{"no question", append([]byte{0, 1, 0x81, 0x80, 0, 0}, good[6:]...), false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var m DNSMessage
+			if ok := ParseDNS(tc.in, &m); ok != tc.ok {
+				t.Errorf("ok=%v want %v (%+v)", ok, tc.ok, m)
+			}
+			if tc.name == "good" && (m.Name != "a.example" || len(m.Answers) != 1 || !m.Response) {
+				t.Errorf("parsed %+v", m)
+			}
+			if tc.name == "cut answer" && len(m.Answers) != 0 {
+				t.Errorf("answer read past the end: %v", m.Answers)
+			}
+		})
+	}
+	// Many answers are bounded.
+	many := make([]netip.Addr, 40)
+	for i := range many {
+		many[i] = netip.AddrFrom4([4]byte{192, 0, 2, byte(i)})
+	}
+	var m DNSMessage
+	ParseDNS(dnsMessage(2, "many.example", "", many...), &m)
+	if len(m.Answers) != MaxAnswers {
+		t.Errorf("kept %d answers", len(m.Answers))
+	}
+	if long := strings.Repeat("a.", 140); true {
+		var m DNSMessage
+		if ParseDNS(dnsMessage(3, long[:len(long)-1], ""), &m) {
+			t.Errorf("accepted a %d-byte name", len(long))
+		}
+	}
+}

@@ -1,0 +1,95 @@
+package flow
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/nwhealth/nwhealth/pkg/pkthdr"
+)
+
+// The name extractors and the builder read hostile bytes: the fuzz targets
+// check that they never panic and that what they return is well formed.
+
+func checkName(t *testing.T, name string, res parseResult) {
+	if (res == parseOK) != (name != "") {
+		t.Fatalf("result %v with name %q", res, name)
+	}
+	if len(name) > maxName {
+		t.Fatalf("name of %d bytes", len(name))
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c >= 'A' && c <= 'Z' || c < '-' || c > 'z' {
+			t.Fatalf("name %q has byte %q", name, c)
+		}
+	}
+}
+
+func FuzzTLSServerName(f *testing.F) {
+	hello := clientHello(f, "seed.example.com")
+	f.Add(hello)
+	f.Add(hello[:300])
+	f.Add([]byte{0x16, 3, 1, 0, 5, 1, 0, 0, 1, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		name, res := TLSServerName(b)
+		checkName(t, name, res)
+	})
+}
+
+func FuzzHTTPHost(f *testing.F) {
+	f.Add([]byte("GET / HTTP/1.1\r\nHost: www.example.com\r\n\r\n"))
+	f.Add([]byte("CONNECT [::1]:443 HTTP/1.1\r\n\r\n"))
+	f.Add([]byte("POST /x HTTP/1.1\r\nhost:a\r\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		name, res := HTTPHost(b)
+		checkName(t, name, res)
+	})
+}
+
+func FuzzParseDNS(f *testing.F) {
+	f.Add(dnsMessage(1, "a.example.com", "", netip.MustParseAddr("192.0.2.1")))
+	f.Add(dnsMessage(2, "b.example.com", "c.example.net", netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("192.0.2.9")))
+	f.Add(dnsMessage(3, "q.example", ""))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var m DNSMessage
+		ok := ParseDNS(b, &m)
+		if ok && m.Name == "" {
+			t.Fatal("ok without a name")
+		}
+		if len(m.Answers) > MaxAnswers {
+			t.Fatalf("%d answers", len(m.Answers))
+		}
+		checkName(t, m.Name, map[bool]parseResult{true: parseOK, false: parseNo}[m.Name != ""])
+	})
+}
+
+// FuzzBuilder feeds arbitrary frames, in two directions, through the
+// builder and checks the accounting.
+func FuzzBuilder(f *testing.F) {
+	hello := clientHello(f, "seed.example.com")
+	f.Add(frame(frameSpec{src: addr("10.0.0.1"), dst: addr("10.0.0.2"), sport: 5000, dport: 443, proto: 6, flags: 0x18, payload: hello}), uint8(1))
+	f.Add(frame(frameSpec{src: addr("10.0.0.1"), dst: addr("10.0.0.2"), sport: 5000, dport: 53, proto: 17, payload: dnsMessage(5, "x.example", "", addr("192.0.2.3"))}), uint8(2))
+	f.Add(frame(frameSpec{src: addr("2001:db8::1"), dst: addr("2001:db8::2"), sport: 5000, dport: 80, proto: 6, flags: 0x18, vlan: 7, payload: []byte("GET / HTTP/1.1\r\nHost: h\r\n\r\n")}), uint8(3))
+	f.Fuzz(func(t *testing.T, data []byte, n uint8) {
+		b := NewBuilder(Options{MaxFlows: 4})
+		for i := range int(n%8) + 1 {
+			d := data
+			if i%2 == 1 && len(d) > 1 {
+				d = d[:len(d)-i%len(d)]
+			}
+			b.Add(time.Unix(int64(i), 0), pkthdr.LinkEthernet, d, len(d))
+			b.Add(time.Unix(int64(i), 5), pkthdr.LinkRaw, d, len(d))
+		}
+		var pkts uint64
+		b.Flush(func(r *Record) {
+			pkts += r.OrigPkts + r.RespPkts
+			if len(r.Answers) > MaxAnswers || r.Last.Before(r.First) {
+				t.Fatalf("bad record %+v", r)
+			}
+		})
+		st := b.Stats()
+		if pkts != st.Packets-st.NonIP {
+			t.Fatalf("%d packets in records, %d IP packets given", pkts, st.Packets-st.NonIP)
+		}
+	})
+}

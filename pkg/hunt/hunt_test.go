@@ -1,0 +1,265 @@
+package hunt
+
+import (
+	"math/rand"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nwhealth/nwhealth/pkg/flow"
+)
+
+var t0 = time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
+
+// net builds a synthetic network of flow records.
+type net struct {
+	rng  *rand.Rand
+	recs []*flow.Record
+}
+
+func ip(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+func hostAddr(i int) netip.Addr {
+	return netip.AddrFrom4([4]byte{10, 1, byte(i / 250), byte(1 + i%250)})
+}
+
+func (n *net) conn(ts time.Time, src, dst netip.Addr, port uint16, proto uint8, out, in uint64) *flow.Record {
+	r := &flow.Record{First: ts, Last: ts.Add(200 * time.Millisecond), Proto: proto, Orig: src, Resp: dst,
+		OrigPort: uint16(40000 + n.rng.Intn(20000)), RespPort: port, OrigPkts: 5, RespPkts: 4,
+		OrigData: out, RespData: in, OrigBytes: out + 200, RespBytes: in + 160, OrigFlags: 0x1b, RespFlags: 0x1b}
+	if proto == 17 {
+		r.OrigFlags, r.RespFlags = 0, 0
+	}
+	n.recs = append(n.recs, r)
+	return r
+}
+
+// periodic adds check-ins every period ±jitter (uniform) for the span.
+func (n *net) periodic(src, dst netip.Addr, port uint16, period time.Duration, jitter float64, span time.Duration, size uint64) {
+	for t := time.Duration(n.rng.Int63n(int64(period))); t < span; {
+		n.conn(t0.Add(t), src, dst, port, 6, size+uint64(n.rng.Intn(20)), 2*size)
+		t += time.Duration(float64(period) * (1 + jitter*(2*n.rng.Float64()-1)))
+	}
+}
+
+// browse adds Poisson connections in office hours to random popular sites.
+func (n *net) browse(src netip.Addr, perHour float64, span time.Duration) {
+	for t := time.Duration(0); t < span; t += time.Duration(n.rng.ExpFloat64() * float64(time.Hour) / perHour) {
+		if h := t0.Add(t).Hour(); h < 8 || h >= 18 {
+			continue
+		}
+		site := netip.AddrFrom4([4]byte{198, 18, byte(n.rng.Intn(40)), byte(1 + n.rng.Intn(3))})
+		n.conn(t0.Add(t), src, site, 443, 6, uint64(300+n.rng.Intn(900)), uint64(1000+n.rng.Intn(200000)))
+	}
+}
+
+func (n *net) model(cfg Config) *Model {
+	m := New(cfg)
+	m.AddAll(func(yield func(*flow.Record) bool) {
+		for _, r := range n.recs {
+			if !yield(r) {
+				return
+			}
+		}
+	})
+	return m
+}
+
+func find(res Result, kind Kind, src, dst netip.Addr) (int, *Finding) {
+	for i := range res.Findings {
+		f := &res.Findings[i]
+		if f.Kind == kind && f.Src == src && (kind == KindHost || f.Dst == dst) {
+			return i + 1, f
+		}
+	}
+	return 0, nil
+}
+
+// office builds 30 hosts with a fleet agent, a popular update service,
+// browsing, one beacon, one single-host hard negative into the update
+// provider's /24, and one host fanning out to admin ports.
+func office(t *testing.T) (*net, map[string]netip.Addr) {
+	n := &net{rng: rand.New(rand.NewSource(1))}
+	day := 24 * time.Hour
+	for i := range 30 {
+		h := hostAddr(i)
+		n.periodic(h, ip("10.9.0.10"), 8443, time.Minute, 0.02, day, 600)      // monitoring agent
+		n.periodic(h, ip("198.51.100.20"), 443, 15*time.Minute, 0.1, day, 900) // vendor telemetry
+		n.browse(h, 30, day)
+	}
+	n.periodic(hostAddr(7), ip("203.0.113.77"), 443, 5*time.Minute, 0.3, day, 400) // C2
+	n.periodic(hostAddr(9), ip("198.51.100.61"), 443, 2*time.Minute, 0, day, 350)  // weather widget
+	for i := range 8 {                                                             // lateral movement at 14:00
+		n.conn(t0.Add(14*time.Hour+time.Duration(i)*time.Minute), hostAddr(12), hostAddr(20+i), 445, 6, 3000, 2000)
+	}
+	return n, map[string]netip.Addr{"beacon": hostAddr(7), "c2": ip("203.0.113.77"), "widget": hostAddr(9), "lateral": hostAddr(12)}
+}
+
+func TestOfficeRanking(t *testing.T) {
+	n, a := office(t)
+	res := n.model(Config{Internal: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}).Score()
+	if res.Hosts != 30 || res.PopulationWeight != 1 {
+		t.Fatalf("population %d weight %.2f", res.Hosts, res.PopulationWeight)
+	}
+	rank, c2 := find(res, KindChannel, a["beacon"], a["c2"])
+	if c2 == nil || rank != 1 || c2.Severity < High {
+		t.Fatalf("beacon channel at rank %d: %+v", rank, c2)
+	}
+	if c2.PeriodSec < 270 || c2.PeriodSec > 330 || !slices.Contains(c2.Attack, "T1071.001") || !slices.Contains(c2.Attack, "T1573") {
+		t.Errorf("beacon period %.0f attack %v", c2.PeriodSec, c2.Attack)
+	}
+	if !strings.Contains(strings.Join(c2.Reasons, ";"), "1 of 30 internal hosts") {
+		t.Errorf("reasons lack popularity: %q", c2.Reasons)
+	}
+	_, widget := find(res, KindChannel, a["widget"], ip("198.51.100.61"))
+	if widget == nil || widget.Score >= c2.Score-0.2 {
+		t.Errorf("single-host channel into a popular provider range scores %.2f against the beacon's %.2f", widget.Score, c2.Score)
+	}
+	// The fleet's own periodic channels stay low.
+	for _, f := range res.Findings {
+		if f.Kind == KindChannel && (f.Dst == ip("198.51.100.20") || f.Dst == ip("10.9.0.10")) && f.Severity > Low {
+			t.Errorf("fleet channel %v -> %v scored %.2f (%v)", f.Src, f.Dst, f.Score, f.Severity)
+		}
+	}
+	// Lateral fan-out makes a host finding with the SMB technique.
+	_, lat := find(res, KindHost, a["lateral"], netip.Addr{})
+	if lat == nil || !lat.Lateral || lat.AdminPeers != 8 || lat.Severity < High || !slices.Contains(lat.Attack, "T1021.002") {
+		t.Errorf("lateral host: %+v", lat)
+	}
+	// Hosts: the two compromised ones first.
+	var hosts []netip.Addr
+	for _, f := range res.Findings {
+		if f.Kind == KindHost {
+			hosts = append(hosts, f.Src)
+		}
+	}
+	if len(hosts) < 2 || !slices.Contains(hosts[:2], a["beacon"]) || !slices.Contains(hosts[:2], a["lateral"]) {
+		t.Errorf("host ranking starts %v", hosts[:min(4, len(hosts))])
+	}
+}
+
+func TestSingleHostHeldAtMedium(t *testing.T) {
+	// One internal host: popularity says nothing, so a perfect beacon with
+	// nothing else is at most medium, and still ranked first.
+	n := &net{rng: rand.New(rand.NewSource(2))}
+	h := ip("147.32.80.37")
+	n.periodic(h, ip("141.193.213.21"), 443, 2*time.Second, 0.03, 11*time.Minute, 300)
+	n.browse(h, 40, 24*time.Hour)
+	res := n.model(Config{Internal: []netip.Prefix{netip.MustParsePrefix("147.32.80.37/32")}}).Score()
+	if res.PopulationWeight != 0 {
+		t.Fatalf("weight %.2f", res.PopulationWeight)
+	}
+	rank, f := find(res, KindChannel, h, ip("141.193.213.21"))
+	if rank != 1 || f.Severity > Medium {
+		t.Fatalf("rank %d severity %v score %.2f", rank, f.Severity, f.Score)
+	}
+	if !strings.Contains(strings.Join(f.Reasons, ";"), "held at most medium") {
+		t.Errorf("reasons %q", f.Reasons)
+	}
+	for _, f := range res.Findings {
+		if f.Severity > Medium {
+			t.Errorf("%v finding %v -> %v at %v", f.Kind, f.Src, f.Dst, f.Severity)
+		}
+	}
+}
+
+func TestNameChannelAcrossAddresses(t *testing.T) {
+	// A beacon rotating over three addresses of one name: the name channel
+	// is regular where each address channel is not.
+	n := &net{rng: rand.New(rand.NewSource(3))}
+	h := hostAddr(1)
+	addrs := []netip.Addr{ip("203.0.113.5"), ip("198.18.77.9"), ip("192.0.2.40")}
+	for i, t := 0, time.Duration(0); t < 12*time.Hour; i, t = i+1, t+time.Duration(float64(10*time.Minute)*(0.9+0.2*n.rng.Float64())) {
+		r := n.conn(t0.Add(t), h, addrs[n.rng.Intn(3)], 443, 6, 500, 700)
+		r.Name, r.NameSource = "rotating.example.net", flow.NameSNI
+	}
+	for i := range 10 {
+		n.browse(hostAddr(10+i), 20, 12*time.Hour)
+	}
+	res := n.model(Config{}).Score()
+	var byName *Finding
+	for i := range res.Findings {
+		f := &res.Findings[i]
+		if f.Kind == KindChannel && f.Src == h && strings.Contains(strings.Join(f.Reasons, ";"), "channel by name rotating.example.net over 3 addresses") {
+			byName = f
+		}
+	}
+	if byName == nil {
+		t.Fatal("no name channel")
+	}
+	if byName.PeriodSec < 540 || byName.PeriodSec > 660 || byName.DstName != "rotating.example.net" {
+		t.Errorf("name channel period %.0f name %q", byName.PeriodSec, byName.DstName)
+	}
+	for i := range res.Findings {
+		f := &res.Findings[i]
+		if f.Kind == KindChannel && f.Src == h && f.Score > byName.Score {
+			t.Errorf("address channel %v scores %.2f above the name channel's %.2f", f.Dst, f.Score, byName.Score)
+		}
+	}
+}
+
+func TestAllowListAndScan(t *testing.T) {
+	n, a := office(t)
+	// A host scanning telnet across the network.
+	for i := range 60 {
+		r := n.conn(t0.Add(3*time.Hour+time.Duration(i)*time.Second), hostAddr(3), netip.AddrFrom4([4]byte{10, 7, 0, byte(i + 1)}), 23, 6, 0, 0)
+		r.RespPkts, r.RespFlags, r.OrigFlags = 0, 0, 0x02
+	}
+	allow := func(x netip.Addr, name string) bool { return x == a["c2"] }
+	res := n.model(Config{Internal: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, Allowed: allow}).Score()
+	if _, f := find(res, KindChannel, a["beacon"], a["c2"]); f != nil {
+		t.Errorf("allowed destination still reported: %+v", f)
+	}
+	_, scan := find(res, KindHost, hostAddr(3), netip.Addr{})
+	if scan == nil || !scan.Scan || !slices.Contains(scan.Attack, "T1046") || scan.Severity < Medium {
+		t.Errorf("scanner: %+v", scan)
+	}
+}
+
+func TestInboundAndMulticastIgnored(t *testing.T) {
+	n := &net{rng: rand.New(rand.NewSource(4))}
+	n.periodic(ip("45.140.140.75"), ip("10.1.0.1"), 3389, time.Minute, 0, time.Hour, 60) // inbound scan
+	n.periodic(ip("10.1.0.2"), ip("224.0.0.251"), 5353, time.Minute, 0, time.Hour, 60)
+	n.periodic(ip("10.1.0.2"), ip("10.1.0.255"), 137, time.Minute, 0, time.Hour, 60)
+	n.periodic(ip("fe80::1"), ip("ff02::1:2"), 547, time.Minute, 0, time.Hour, 60)
+	res := n.model(Config{}).Score()
+	if res.Channels != 0 {
+		t.Errorf("%d channels measured: %+v", res.Channels, res.Findings)
+	}
+}
+
+func TestSeverityNames(t *testing.T) {
+	for _, tc := range []struct {
+		score float64
+		want  string
+	}{{0.1, "info"}, {0.2, "low"}, {0.45, "medium"}, {0.6, "high"}, {0.95, "critical"}} {
+		s := SeverityOf(tc.score)
+		if s.String() != tc.want {
+			t.Errorf("SeverityOf(%.2f) = %v", tc.score, s)
+		}
+		if p, err := ParseSeverity(strings.ToUpper(tc.want)); err != nil || p != s {
+			t.Errorf("ParseSeverity(%q) = %v, %v", tc.want, p, err)
+		}
+	}
+	if _, err := ParseSeverity("severe"); err == nil {
+		t.Error("accepted an unknown severity")
+	}
+}
+
+func BenchmarkScore(b *testing.B) {
+	n := &net{rng: rand.New(rand.NewSource(5))}
+	for i := range 100 {
+		h := hostAddr(i)
+		n.periodic(h, ip("10.9.0.10"), 8443, time.Minute, 0.02, 24*time.Hour, 600)
+		n.browse(h, 40, 24*time.Hour)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		n.model(Config{}).Score()
+	}
+	b.ReportMetric(float64(len(n.recs)*b.N)/b.Elapsed().Seconds(), "records/s")
+	b.ReportMetric(float64(len(n.recs)), "records")
+}

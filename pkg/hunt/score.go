@@ -1,0 +1,634 @@
+package hunt
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"net/netip"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/nwhealth/nwhealth/pkg/flow"
+	"github.com/nwhealth/nwhealth/pkg/periodicity"
+)
+
+// Result is what Score found.
+type Result struct {
+	Findings []Finding // channels and hosts, most suspicious first
+	Hosts    int       // internal hosts in the population
+	Channels int       // channels with enough check-ins to be measured
+	Records  int
+	First    time.Time
+	Last     time.Time
+	// PopulationWeight says how much destination popularity could tell
+	// (0 with a handful of internal hosts, 1 from about 15).
+	PopulationWeight float64
+}
+
+// Model constants. Each is a shape, not a threshold tuned to one sample:
+// docs/hunt.md explains them.
+const (
+	// activeConns/activeDsts make an internal address a member of the
+	// population (it originates traffic of its own).
+	activeConns = 5
+	activeDsts  = 3
+	// popFullHosts is the population size from which popularity carries
+	// full weight; below popNoHosts it carries none.
+	popNoHosts   = 3.0
+	popFullHosts = 15.0
+	// capNoContext scales the score of a channel with nothing but its own
+	// regularity (no informative population, no host evidence): at most
+	// medium.
+	capNoContext = 0.59
+	// newAfter: a peer first reached after this share of the data (at
+	// least an hour in) is new.
+	newAfter = 0.2
+	// popScale: rarity halves about every 0.7*popScale*hosts further
+	// hosts reaching a destination (at least every 1.4 hosts).
+	popScale = 0.02
+	// netScale stretches that for a destination's /24 or /48, and
+	// netFloor is what a fully popular network leaves of rarity.
+	netScale = 4
+	netFloor = 0.35
+	// minSpan: check-ins within less than this are one burst.
+	minSpan = 30 * time.Second
+)
+
+type scored struct {
+	f         Finding
+	bp        float64 // beacon evidence 0-1
+	nameGroup bool
+}
+
+// Score turns what was added into ranked findings.
+func (m *Model) Score() Result {
+	res := Result{Records: m.records}
+	if m.records == 0 {
+		return res
+	}
+	res.First, res.Last = time.Unix(0, m.first).UTC(), time.Unix(0, m.last).UTC()
+	span := m.span()
+
+	// The population: internal hosts that originate traffic of their own.
+	var active []*host
+	for _, h := range m.hosts {
+		if h.conns >= activeConns || len(h.dsts) >= activeDsts {
+			active = append(active, h)
+		}
+	}
+	sort.Slice(active, func(i, j int) bool { return active[i].addr.Less(active[j].addr) })
+	H := max(len(active), 1)
+	res.Hosts = len(active)
+	w := clamp01((float64(len(active)) - popNoHosts) / (popFullHosts - popNoHosts))
+	res.PopulationWeight = w
+
+	// Names of destinations: the flow's own (SNI, Host, DNS cache), else
+	// what DNS answers said.
+	for _, c := range m.channels {
+		if c.name == "" {
+			c.name = m.dnsNames[c.key.dst]
+		}
+	}
+
+	// Popularity: distinct internal sources per destination IP, name and network.
+	type srcDst[T comparable] struct {
+		src netip.Addr
+		d   T
+	}
+	seenIP := map[srcDst[netip.Addr]]struct{}{}
+	seenName := map[srcDst[string]]struct{}{}
+	seenNet := map[srcDst[netip.Prefix]]struct{}{}
+	popIP := map[netip.Addr]int{}
+	popName := map[string]int{}
+	popNet := map[netip.Prefix]int{}
+	for k, c := range m.channels {
+		if _, ok := seenIP[srcDst[netip.Addr]{k.src, k.dst}]; !ok {
+			seenIP[srcDst[netip.Addr]{k.src, k.dst}] = struct{}{}
+			popIP[k.dst]++
+		}
+		n := netOf(k.dst)
+		if _, ok := seenNet[srcDst[netip.Prefix]{k.src, n}]; !ok {
+			seenNet[srcDst[netip.Prefix]{k.src, n}] = struct{}{}
+			popNet[n]++
+		}
+		if c.name != "" {
+			if _, ok := seenName[srcDst[string]{k.src, c.name}]; !ok {
+				seenName[srcDst[string]{k.src, c.name}] = struct{}{}
+				popName[c.name]++
+			}
+		}
+	}
+
+	// Host evidence: lateral fan-out to admin ports, and scanning.
+	hs := m.hostEvidence(active, w, span)
+
+	allowed := func(a netip.Addr, name string) bool {
+		return m.cfg.Allowed != nil && m.cfg.Allowed(a, name)
+	}
+
+	// Channels: by IP, plus by name where a name spans several addresses.
+	var out []scored
+	groups := map[nameKey][]*channel{}
+	for k, c := range m.channels {
+		if c.name != "" {
+			nk := nameKey{k.src, c.name, k.port, k.proto}
+			groups[nk] = append(groups[nk], c)
+		}
+	}
+	var evBuf []float64
+	score := func(c *channel, events []event, stride int, nameGroup bool, nIPs int) {
+		k := c.key
+		if allowed(k.src, "") || allowed(k.dst, c.name) {
+			return
+		}
+		evBuf = evBuf[:0]
+		for _, e := range events {
+			evBuf = append(evBuf, float64(e.t-m.first)/1e9)
+		}
+		per := periodicity.Analyze(evBuf)
+		if per.Events < periodicity.MinEvents || per.Span < minSpan.Seconds() {
+			return // too few check-ins, or one burst
+		}
+		res.Channels++
+		ob := make([]float64, len(events))
+		rb := make([]float64, len(events))
+		for i, e := range events {
+			ob[i], rb[i] = float64(e.obytes), float64(e.resp)
+		}
+		sizeReg := (periodicity.SizeRegularity(ob) + periodicity.SizeRegularity(rb)) / 2
+		cov := 1.0
+		if span > 0 {
+			cov = float64(c.last-c.first) / float64(span)
+		}
+		spanF := 0.6 + 0.4*math.Min(1, cov/0.5)
+		b := per.Regularity * (0.8 + 0.2*sizeReg) * spanF
+		bp := 0.0
+		if b > 0.12 {
+			bp = 1 - math.Exp(-(b-0.12)/0.25)
+		}
+
+		internalDst := m.Internal(k.dst)
+		// Rarity: every other internal host that reaches the destination
+		// makes a fleet behaviour (software on many machines) likelier
+		// than an intrusion; the scale grows with the population, so a
+		// campaign on 20 of 10,000 hosts is still rare. A popular network
+		// (a provider range) discounts, but does not clear, a rare address.
+		scale := math.Max(2, popScale*float64(H))
+		rarOf := func(n int) float64 { return math.Exp(-float64(max(n-1, 0)) / scale) }
+		rar := rarOf(popIP[k.dst])
+		if c.name != "" {
+			rar *= rarOf(popName[c.name])
+		}
+		rar *= netFloor + (1-netFloor)*math.Exp(-float64(max(popNet[netOf(k.dst)]-1, 0))/(netScale*scale))
+		rarEff := w*rar + (1-w)*0.5
+
+		destF := 1.0
+		infra := infraPort(k.port, k.proto)
+		switch {
+		case internalDst && infra:
+			destF = 0.35
+		case internalDst:
+			destF = 0.6
+		case infra:
+			destF = 0.7
+		}
+		nonStd := !internalDst && !standardPort(k.port, k.proto)
+		raw := bp * (0.3 + 0.7*rarEff) * destF
+		if nonStd {
+			raw += 0.1 * bp * (1 - raw)
+		}
+		he := hs[k.src]
+		var lat float64
+		if he != nil {
+			lat = he.lateral
+		}
+		// Lateral movement by the source makes its rare beacons worse; its
+		// popular periodic traffic stays what it is.
+		sc := 1 - (1-raw)*(1-0.5*lat*bp*rarEff)
+		sc *= capNoContext + (1-capNoContext)*math.Max(w, lat)
+		sc = clamp01(sc)
+
+		pop := popIP[k.dst]
+		popBy := "IP"
+		if c.name != "" && popName[c.name] > pop {
+			pop, popBy = popName[c.name], "name"
+		}
+		if n := popNet[netOf(k.dst)]; n > pop {
+			pop, popBy = n, "network "+netOf(k.dst).String()
+		}
+		f := Finding{
+			Kind: KindChannel, Src: k.src, Dst: k.dst, DstName: c.name, DstPort: k.port, Proto: k.proto,
+			Score: sc, PeriodSec: per.Period / float64(stride), Jitter: per.Jitter, Regularity: per.Regularity,
+			Connections: c.conns, FirstSeen: time.Unix(0, c.first).UTC(), LastSeen: time.Unix(0, c.last).UTC(),
+			Popularity: pop, Hosts: len(active), Beacon: bp >= 0.3,
+		}
+		if he != nil {
+			f.Fanout = len(m.hosts[k.src].dsts)
+		}
+		// Reasons, strongest first.
+		if per.Period > 0 {
+			r := fmt.Sprintf("check-ins every %s ±%.0f%% over %s (%d check-ins, regularity %.2f",
+				fmtSecs(f.PeriodSec), 100*per.Jitter, fmtDur(time.Duration(c.last-c.first)), per.Events, per.Regularity)
+			if per.Missed > 0 {
+				r += fmt.Sprintf(", %d missed", per.Missed)
+			}
+			if per.Gaps > 0 {
+				r += fmt.Sprintf(", %d long pauses", per.Gaps)
+			}
+			f.Reasons = append(f.Reasons, r+")")
+		}
+		if nameGroup {
+			f.Reasons = append(f.Reasons, fmt.Sprintf("channel by name %s over %d addresses", c.name, nIPs))
+		}
+		f.Reasons = append(f.Reasons, fmt.Sprintf("sizes %s (regularity %.2f)", map[bool]string{true: "steady", false: "vary"}[sizeReg >= 0.6], sizeReg))
+		if w > 0 {
+			f.Reasons = append(f.Reasons, fmt.Sprintf("destination reached by %d of %d internal hosts (by %s; rarity %.2f)", pop, len(active), popBy, rar))
+		} else {
+			f.Reasons = append(f.Reasons, fmt.Sprintf("only %d internal hosts: popularity not informative", len(active)))
+		}
+		if internalDst {
+			f.Reasons = append(f.Reasons, "internal destination")
+		}
+		if nonStd {
+			f.Reasons = append(f.Reasons, fmt.Sprintf("non-standard port %d/%s", k.port, ProtoName(k.proto)))
+		}
+		if lat > 0.2 {
+			f.Reasons = append(f.Reasons, fmt.Sprintf("source also fans out to %d internal peers on admin ports", he.adminPeers))
+		}
+		if sc < raw*0.99 && math.Max(w, lat) < 0.5 {
+			f.Reasons = append(f.Reasons, "nothing but its own regularity: held at most medium")
+		}
+		f.Attack = channelAttack(k.port, k.proto, c.nameSrc, nonStd, bp)
+		f.Severity = SeverityOf(f.Score)
+		out = append(out, scored{f: f, bp: bp, nameGroup: nameGroup})
+	}
+	keys := make([]chanKey, 0, len(m.channels))
+	for k := range m.channels {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, cmpKey)
+	for _, k := range keys {
+		c := m.channels[k]
+		score(c, c.events, c.stride, false, 1)
+	}
+	// Name channels whose name covers several addresses.
+	gkeys := make([]nameKey, 0, len(groups))
+	for k, g := range groups {
+		if len(g) >= 2 {
+			gkeys = append(gkeys, k)
+		}
+	}
+	slices.SortFunc(gkeys, func(a, b nameKey) int {
+		if c := a.src.Compare(b.src); c != 0 {
+			return c
+		}
+		return cmp.Or(strings.Compare(a.name, b.name), cmp.Compare(a.port, b.port), cmp.Compare(a.proto, b.proto))
+	})
+	for _, gk := range gkeys {
+		g := groups[gk]
+		slices.SortFunc(g, func(a, b *channel) int {
+			return cmp.Or(cmp.Compare(b.conns, a.conns), a.key.dst.Compare(b.key.dst))
+		})
+		merged := &channel{key: g[0].key, name: gk.name, nameSrc: g[0].nameSrc, first: g[0].first, last: g[0].last}
+		var events []event
+		stride := 1
+		for _, c := range g {
+			merged.conns += c.conns
+			merged.first, merged.last = min(merged.first, c.first), max(merged.last, c.last)
+			events = append(events, c.events...)
+			stride = max(stride, c.stride)
+		}
+		score(merged, events, stride, true, len(g))
+	}
+
+	// Lateral channels of hosts with fan-out evidence.
+	for _, k := range keys {
+		he := hs[k.src]
+		if he == nil || he.lateral < 0.3 || !m.Internal(k.dst) || adminIndex(k.port) < 0 || k.proto != 6 {
+			continue
+		}
+		if allowed(k.src, "") || allowed(k.dst, "") {
+			continue
+		}
+		c := m.channels[k]
+		sc := 0.55 * he.lateral
+		f := Finding{Kind: KindChannel, Src: k.src, Dst: k.dst, DstName: c.name, DstPort: k.port, Proto: k.proto,
+			Score: sc, Severity: SeverityOf(sc), Connections: c.conns, FirstSeen: time.Unix(0, c.first).UTC(),
+			LastSeen: time.Unix(0, c.last).UTC(), Popularity: popIP[k.dst], Hosts: len(active), Fanout: he.adminPeers, Lateral: true,
+			Reasons: []string{fmt.Sprintf("admin port %d on an internal peer, one of %d the source reached (population median %.0f)", k.port, he.adminPeers, he.adminMedian)},
+			Attack:  lateralAttack(1 << adminIndex(k.port)),
+		}
+		out = append(out, scored{f: f})
+	}
+
+	// Hosts: their strongest channel, combined with lateral and scan evidence.
+	best := map[netip.Addr]*Finding{}
+	for i := range out {
+		f := &out[i].f
+		if b := best[f.Src]; f.Beacon && (b == nil || f.Score > b.Score) {
+			best[f.Src] = f
+		}
+	}
+	for _, h := range active {
+		if allowed(h.addr, "") {
+			continue
+		}
+		he := hs[h.addr]
+		var beacon float64
+		b := best[h.addr]
+		if b != nil {
+			beacon = b.Score
+		}
+		sc := 1 - (1-beacon)*(1-0.9*he.lateral)*(1-0.8*he.scan)
+		f := Finding{Kind: KindHost, Src: h.addr, Score: sc, Severity: SeverityOf(sc), Connections: h.conns,
+			FirstSeen: time.Unix(0, h.first).UTC(), LastSeen: time.Unix(0, h.last).UTC(), Hosts: len(active),
+			Fanout: len(h.internal), AdminPeers: he.adminPeers, Lateral: he.lateral >= 0.3, Scan: he.scan >= 0.3}
+		if b != nil && b.Score >= 0.2 {
+			f.Beacon = true
+			f.BeaconDst, f.BeaconDstName = b.Dst, b.DstName
+			name := b.Dst.String()
+			if b.DstName != "" {
+				name = b.DstName + " (" + name + ")"
+			}
+			f.Reasons = append(f.Reasons, fmt.Sprintf("beacons to %s:%d every %s (channel score %.2f)", name, b.DstPort, fmtSecs(b.PeriodSec), b.Score))
+			f.Attack = append(f.Attack, b.Attack...)
+		}
+		if he.adminPeers > 0 {
+			r := fmt.Sprintf("reached %d internal peers on admin ports %s (population median %.0f, robust z %.1f)",
+				he.adminPeers, portList(he.ports), he.adminMedian, he.adminZ)
+			if he.newAdmin > 0 {
+				r += fmt.Sprintf(", %d of them new", he.newAdmin)
+			}
+			f.Reasons = append(f.Reasons, r)
+			if he.lateral >= 0.3 {
+				f.Attack = append(f.Attack, lateralAttack(he.ports)...)
+			}
+		}
+		if he.scanPeers > 0 {
+			f.Reasons = append(f.Reasons, fmt.Sprintf("failed connections to %d destinations on port %d, %.0f%% of those tried (robust z %.1f)",
+				he.scanPeers, he.scanPort, 100*he.scanShare, he.scanZ))
+			if he.scan >= 0.3 {
+				f.Attack = append(f.Attack, "T1046")
+			}
+		}
+		f.Reasons = append(f.Reasons, fmt.Sprintf("%d internal peers, %d destinations in all", len(h.internal), len(h.dsts)))
+		f.Attack = dedupe(f.Attack)
+		out = append(out, scored{f: f})
+	}
+
+	slices.SortStableFunc(out, func(a, b scored) int {
+		if c := cmp.Compare(b.f.Score, a.f.Score); c != 0 {
+			return c
+		}
+		if a.f.Kind != b.f.Kind {
+			return strings.Compare(string(a.f.Kind), string(b.f.Kind))
+		}
+		if c := a.f.Src.Compare(b.f.Src); c != 0 {
+			return c
+		}
+		if c := a.f.Dst.Compare(b.f.Dst); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.f.DstPort, b.f.DstPort)
+	})
+	res.Findings = make([]Finding, len(out))
+	for i := range out {
+		res.Findings[i] = out[i].f
+	}
+	return res
+}
+
+// nameKey groups the channels of one source to one name.
+type nameKey struct {
+	src   netip.Addr
+	name  string
+	port  uint16
+	proto uint8
+}
+
+func cmpKey(a, b chanKey) int {
+	if c := a.src.Compare(b.src); c != 0 {
+		return c
+	}
+	if c := a.dst.Compare(b.dst); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.port, b.port); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.proto, b.proto)
+}
+
+type hostEv struct {
+	adminPeers  int
+	newAdmin    int
+	ports       uint16
+	adminMedian float64
+	adminZ      float64
+	lateral     float64
+	scanPeers   int
+	scanPort    uint32
+	scanShare   float64 // failed share of the destinations on that port
+	scanZ       float64
+	scan        float64
+}
+
+// hostEvidence scores each active host's fan-out against the population.
+func (m *Model) hostEvidence(active []*host, w float64, span time.Duration) map[netip.Addr]*hostEv {
+	hs := make(map[netip.Addr]*hostEv, len(active))
+	admin := make([]float64, 0, len(active))
+	scans := make([]float64, 0, len(active))
+	newCut := int64(math.MaxInt64)
+	if span >= 2*time.Hour {
+		newCut = m.first + int64(max(time.Hour, time.Duration(newAfter*float64(span))))
+	}
+	for _, h := range active {
+		he := &hostEv{}
+		for _, p := range h.internal {
+			if p.ports != 0 {
+				he.adminPeers++
+				he.ports |= p.ports
+				if p.first >= newCut {
+					he.newAdmin++
+				}
+			}
+		}
+		for port, n := range h.failedDsts {
+			if n > he.scanPeers || n == he.scanPeers && port < he.scanPort {
+				he.scanPeers, he.scanPort = n, port
+				he.scanShare = float64(n) / float64(max(1, h.portDsts[port]))
+			}
+		}
+		hs[h.addr] = he
+		admin = append(admin, float64(he.adminPeers))
+		scans = append(scans, float64(he.scanPeers))
+	}
+	aMed, aMAD := medianMAD(admin)
+	sMed, sMAD := medianMAD(scans)
+	for _, he := range hs {
+		he.adminMedian = aMed
+		he.adminZ = (float64(he.adminPeers) - aMed) / (1.4826*aMAD + 1)
+		he.scanZ = (float64(he.scanPeers) - sMed) / (1.4826*sMAD + 1)
+		if he.adminPeers >= 3 {
+			base := 1 - math.Exp(-float64(he.adminPeers-2)/3)
+			dev := w*clamp01(he.adminZ/4) + (1-w)*0.5
+			newness := 0.6 + 0.4*float64(he.newAdmin)/float64(he.adminPeers)
+			if newCut == math.MaxInt64 {
+				newness = 0.8 // too little history to tell new from old
+			}
+			he.lateral = base * dev * newness
+		}
+		if he.scanPeers > 5 {
+			// A scanner fails on most of what it tries; a browser on few.
+			base := (1 - math.Exp(-float64(he.scanPeers-5)/15)) * he.scanShare * he.scanShare
+			dev := w*clamp01(he.scanZ/4) + (1-w)*0.6
+			he.scan = base * dev
+		}
+	}
+	return hs
+}
+
+func medianMAD(x []float64) (med, mad float64) {
+	if len(x) == 0 {
+		return 0, 0
+	}
+	s := slices.Clone(x)
+	slices.Sort(s)
+	med = s[len(s)/2]
+	if len(s)%2 == 0 {
+		med = (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	for i := range s {
+		s[i] = math.Abs(s[i] - med)
+	}
+	slices.Sort(s)
+	mad = s[len(s)/2]
+	return med, mad
+}
+
+// netOf is the /24 (IPv4) or /48 (IPv6) holding a.
+func netOf(a netip.Addr) netip.Prefix {
+	bits := 24
+	if a.Is6() {
+		bits = 48
+	}
+	p, _ := a.Prefix(bits)
+	return p
+}
+
+// infraPort: name, time, address and discovery services every host uses.
+func infraPort(port uint16, proto uint8) bool {
+	switch port {
+	case 53, 5353, 5355, 853:
+		return true
+	case 123, 67, 68, 137, 138, 1900, 3702, 161:
+		return proto == 17
+	case 88, 389, 636, 3268:
+		return true
+	}
+	return proto == 1 || proto == 58
+}
+
+// standardPort: ports where a service of that name is expected, so a
+// connection there does not stand out by its port.
+func standardPort(port uint16, proto uint8) bool {
+	switch port {
+	case 20, 21, 22, 25, 53, 80, 110, 123, 143, 443, 465, 587, 853, 993, 995,
+		3478, 5222, 5223, 8080, 8443, 8883, 1883, 5228, 19302:
+		return true
+	}
+	return proto == 1 || proto == 58 || port == 0
+}
+
+func channelAttack(port uint16, proto uint8, src flow.NameSource, nonStd bool, bp float64) []string {
+	if bp < 0.3 {
+		return nil
+	}
+	var ids []string
+	switch {
+	case proto == 6 && (port == 80 || port == 8080 || port == 8000 || port == 8008):
+		ids = append(ids, "T1071.001")
+	case proto == 6 && (port == 443 || port == 8443):
+		ids = append(ids, "T1071.001", "T1573")
+	case proto == 6 && (port == 993 || port == 995 || port == 465 || port == 853 || port == 8883):
+		ids = append(ids, "T1573")
+	case port == 53:
+		ids = append(ids, "T1071.004")
+	}
+	if src == flow.NameSNI && !slices.Contains(ids, "T1573") {
+		ids = append(ids, "T1573")
+	}
+	if nonStd {
+		ids = append(ids, "T1571")
+	}
+	return ids
+}
+
+func lateralAttack(ports uint16) []string {
+	var ids []string
+	for i, p := range adminPorts {
+		if ports&(1<<i) == 0 {
+			continue
+		}
+		switch p {
+		case 139, 445:
+			ids = append(ids, "T1021.002")
+		case 135:
+			ids = append(ids, "T1047")
+		case 3389:
+			ids = append(ids, "T1021.001")
+		case 5985, 5986:
+			ids = append(ids, "T1021.006")
+		case 22:
+			ids = append(ids, "T1021.004")
+		}
+	}
+	return dedupe(ids)
+}
+
+func portList(ports uint16) string {
+	var s []string
+	for i, p := range adminPorts {
+		if ports&(1<<i) != 0 {
+			s = append(s, fmt.Sprint(p))
+		}
+	}
+	return strings.Join(s, ",")
+}
+
+func dedupe(ids []string) []string {
+	var out []string
+	for _, id := range ids {
+		if !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func clamp01(x float64) float64 { return math.Max(0, math.Min(1, x)) }
+
+// fmtSecs prints a period: "2.2s", "61s", "15m", "1h02m".
+func fmtSecs(s float64) string {
+	switch {
+	case s < 10:
+		return fmt.Sprintf("%.1fs", s)
+	case s < 120:
+		return fmt.Sprintf("%.0fs", s)
+	case s < 7200:
+		return fmt.Sprintf("%.1fm", s/60)
+	}
+	return fmt.Sprintf("%.1fh", s/3600)
+}
+
+func fmtDur(d time.Duration) string {
+	switch {
+	case d < 2*time.Minute:
+		return fmt.Sprintf("%.0fs", d.Seconds())
+	case d < 2*time.Hour:
+		return fmt.Sprintf("%.0fm", d.Minutes())
+	}
+	return fmt.Sprintf("%.1fh", d.Hours())
+}

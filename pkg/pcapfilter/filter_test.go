@@ -1,0 +1,58 @@
+package pcapfilter
+
+import (
+	"encoding/hex"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nwhealth/nwhealth/pkg/pkthdr"
+)
+
+func frame(s string) []byte {
+	b, err := hex.DecodeString(strings.Join(strings.Fields(s), ""))
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// An Ethernet/IPv4/UDP frame 10.0.0.1:54321 > 10.0.0.2:53, and the same
+// datagram as raw IP.
+const (
+	eth = "02 00 00 00 00 02 02 00 00 00 00 01 08 00"
+	ip  = "45 00 00 1c 00 01 00 00 40 11 00 00 0a 00 00 01 0a 00 00 02 d4 31 00 35 00 08 00 00"
+)
+
+func TestFilter(t *testing.T) {
+	cases := []struct {
+		expr string
+		lt   pkthdr.LinkType
+		data string
+		want bool
+	}{
+		{"", pkthdr.LinkEthernet, eth + ip, true},
+		{"udp port 53", pkthdr.LinkEthernet, eth + ip, true},
+		{"tcp", pkthdr.LinkEthernet, eth + ip, false},
+		{"src host 10.0.0.1 and dst port 53", pkthdr.LinkRaw, ip, true},
+		{"host 10.0.0.9", pkthdr.LinkRaw, ip, false},
+		{"vlan", pkthdr.LinkEthernet, eth + ip, false},
+	}
+	for _, c := range cases {
+		f, err := Compile(c.expr)
+		if err != nil {
+			t.Fatalf("%q: %v", c.expr, err)
+		}
+		d := frame(c.data)
+		if got := f.Match(c.lt, time.Unix(1, 0), d, len(d)); got != c.want {
+			t.Errorf("%q on link type %d: %v, want %v", c.expr, c.lt, got, c.want)
+		}
+	}
+	if _, err := Compile("port nonsense and"); err == nil {
+		t.Error("a bad expression compiled")
+	}
+	var nilFilter *Filter
+	if !nilFilter.Empty() || !nilFilter.Match(pkthdr.LinkRaw, time.Time{}, nil, 0) {
+		t.Error("a nil filter must match everything")
+	}
+}

@@ -1,0 +1,211 @@
+// Package periodicity measures how regularly a series of events (the start
+// times of a channel's connections) repeats, in a way that survives what
+// beacons do to hide: jitter of up to ±50% of the period (uniform, normal
+// or exponential), missed check-ins (intervals of 2-4 periods), sleep
+// windows and off-hours (long gaps), and sub-second timestamps.
+//
+// The estimate works on intervals between consecutive events, not on the
+// phase of each event, because a beacon sleeps for a jittered time after
+// each check-in: its phase drifts like a random walk, so phase coherence
+// over hours is lost while every interval stays close to the period.
+//
+//   - Events closer than a merge window are one check-in (a beacon may open
+//     several connections at once).
+//   - The period is found near the mode of the intervals: start from their
+//     median, take three times the median of the intervals within
+//     [P/2, 3P/2), then the mean of those within [P/2, 2P) (the mode of a
+//     skewed jitter lies below its mean).
+//   - Each interval is then on-beat ([P/2, 3P/2)), short (< P/2: an event
+//     the period does not explain), a multiple (a missed check-in: 1.5-4.5
+//     periods, credited when close to a whole number of periods) or a gap
+//     (longer: sleep windows and nights, neither credit nor blame, unless
+//     they are many).
+//   - Jitter is twice the median absolute deviation of on-beat intervals
+//     over the period: ±0.2 for a uniform ±20% jitter.
+//   - Regularity is the share of intervals the period explains, sharpened
+//     by jitter, and pulled towards what an unscheduled (Poisson) series
+//     scores when there are few intervals, so that four lucky events do not
+//     look like a beacon.
+package periodicity
+
+import (
+	"math"
+	"slices"
+)
+
+// Result describes one series.
+type Result struct {
+	Events     int     // check-ins after merging
+	Period     float64 // seconds; 0 when there are too few events
+	Jitter     float64 // relative spread of on-beat intervals (±fraction of the period)
+	Regularity float64 // 0 (no schedule) to 1 (clockwork), adjusted for the number of intervals
+	Fit        float64 // share of intervals (long gaps aside) that the period explains
+	Short      float64 // share of intervals shorter than half the period
+	Missed     int     // check-ins missing inside multiples of the period
+	Gaps       int     // intervals longer than 4.5 periods (sleep, nights)
+	Span       float64 // seconds from the first to the last event
+}
+
+// MinEvents is the fewest check-ins a period is estimated from.
+const MinEvents = 4
+
+// Random-series baseline: a Poisson series scores about this much raw
+// regularity; few intervals are pulled towards it with this weight.
+const (
+	baseline    = 0.15
+	priorWeight = 4.0
+)
+
+// Analyze measures the series of event times ts (seconds, any order; the
+// slice is sorted in place).
+func Analyze(ts []float64) Result {
+	slices.Sort(ts)
+	var res Result
+	if len(ts) == 0 {
+		return res
+	}
+	res.Span = ts[len(ts)-1] - ts[0]
+	d := make([]float64, 0, len(ts))
+	for i := 1; i < len(ts); i++ {
+		if x := ts[i] - ts[i-1]; x > 0 {
+			d = append(d, x)
+		}
+	}
+	// Merge window: one second, or a tenth of the upper-quartile interval
+	// for fast series (the upper quartile stays between check-ins when
+	// each check-in is a burst of connections).
+	win := 1.0
+	if len(d) > 0 {
+		s := slices.Clone(d)
+		slices.Sort(s)
+		win = min(win, s[len(s)*3/4]/10)
+	}
+	d = d[:0]
+	last := ts[0]
+	events := 1
+	for _, t := range ts[1:] {
+		if t-last <= win {
+			continue
+		}
+		d = append(d, t-last)
+		last = t
+		events++
+	}
+	res.Events = events
+	if events < MinEvents {
+		return res
+	}
+	return analyzeIntervals(d, res)
+}
+
+func analyzeIntervals(d []float64, res Result) Result {
+	sorted := slices.Clone(d)
+	slices.Sort(sorted)
+	p := medianSorted(sorted)
+	for range 3 {
+		lo, _ := slices.BinarySearch(sorted, p/2)
+		hi, _ := slices.BinarySearch(sorted, p*1.5)
+		if hi-lo < 1 {
+			break
+		}
+		p = medianSorted(sorted[lo:hi])
+	}
+	// The mean of the intervals near the mode is the period for skewed
+	// (exponential) jitter too, whose mode sits below it.
+	lo, _ := slices.BinarySearch(sorted, p/2)
+	hi, _ := slices.BinarySearch(sorted, p*2)
+	if hi > lo {
+		sum := 0.0
+		for _, x := range sorted[lo:hi] {
+			sum += x
+		}
+		p = sum / float64(hi-lo)
+	}
+	if p <= 0 {
+		return res
+	}
+	res.Period = p
+	var on, short, multiNear, multiFar, gaps int
+	dev := make([]float64, 0, len(d))
+	for _, x := range d {
+		r := x / p
+		switch {
+		case r < 0.5:
+			short++
+		case r < 1.5:
+			on++
+			dev = append(dev, math.Abs(r-1))
+		case r < 4.5:
+			k := math.Round(r)
+			// A missed beat: sum of k jittered intervals, spread ~sqrt(k).
+			if math.Abs(r-k) <= 0.25*math.Sqrt(k) {
+				multiNear++
+				res.Missed += int(k) - 1
+			} else {
+				multiFar++
+			}
+		default:
+			gaps++
+		}
+	}
+	res.Gaps = gaps
+	n := len(d)
+	// A few long gaps are sleep windows; a series made of gaps is not regular.
+	excused := min(gaps, max(2, n/8))
+	denom := float64(n - excused)
+	if denom <= 0 {
+		return res
+	}
+	res.Short = float64(short) / float64(n)
+	fit := (float64(on) + 0.5*float64(multiNear)) / denom
+	res.Fit = fit
+	if len(dev) > 0 {
+		res.Jitter = 2 * median(dev)
+	}
+	// Sharpness: ±50% jitter keeps 60% of the credit, clockwork all of it.
+	sharp := 1 - 0.4*math.Min(res.Jitter/0.5, 1)
+	// Short intervals are what tells a random series from a heavily
+	// jittered beacon: a beacon sleeps at least half its period, a Poisson
+	// series does not.
+	raw := fit * fit * sharp * (1 - res.Short) * (1 - res.Short)
+	res.Regularity = (raw*denom + baseline*priorWeight) / (denom + priorWeight)
+	if raw < baseline { // shrinking must not lift an irregular series
+		res.Regularity = raw
+	}
+	return res
+}
+
+// SizeRegularity is 1 minus a robust coefficient of variation of xs
+// (median absolute deviation over median), in [0, 1]: 1 for constant
+// sizes, near 0 for sizes spread over orders of magnitude.
+func SizeRegularity(xs []float64) float64 {
+	if len(xs) < 2 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	m := median(s)
+	if m <= 0 {
+		return 0
+	}
+	for i, x := range xs {
+		s[i] = math.Abs(x - m)
+	}
+	cv := 1.4826 * median(s) / m
+	return math.Max(0, 1-cv)
+}
+
+func median(x []float64) float64 {
+	slices.Sort(x)
+	return medianSorted(x)
+}
+
+func medianSorted(x []float64) float64 {
+	n := len(x)
+	if n == 0 {
+		return 0
+	}
+	if n%2 == 1 {
+		return x[n/2]
+	}
+	return (x[n/2-1] + x[n/2]) / 2
+}

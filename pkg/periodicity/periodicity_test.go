@@ -1,0 +1,164 @@
+package periodicity
+
+import (
+	"fmt"
+	"math"
+	"math/rand"
+	"testing"
+)
+
+// TestSeries checks, over simulated beacons that hide as the task names
+// (jitter to ±50% uniform/normal/exponential, missed check-ins, sleep
+// windows, slow beacons over days) and over unscheduled series (Poisson,
+// office-hours browsing), that every beacon scores above every random
+// series, and that the period is found.
+func TestSeries(t *testing.T) {
+	type gen func(r *rand.Rand) []float64
+	beacon := func(p, j float64, dist string, miss float64, hours float64, sleep [2]float64) gen {
+		return func(r *rand.Rand) []float64 {
+			var ts []float64
+			for x := 0.0; x < hours*3600; {
+				h := x / 3600
+				if !(h >= sleep[0] && h < sleep[1]) && r.Float64() >= miss {
+					ts = append(ts, x)
+				}
+				var d float64
+				switch dist {
+				case "normal":
+					d = p * (1 + j*r.NormFloat64()/2)
+				case "exp":
+					d = p * (1 - j + j*r.ExpFloat64())
+				default:
+					d = p * (1 + j*(2*r.Float64()-1))
+				}
+				x += max(d, 1)
+			}
+			return ts
+		}
+	}
+	poisson := func(mean float64, hours float64, day bool) gen {
+		return func(r *rand.Rand) []float64 {
+			var ts []float64
+			for x := 0.0; x < hours*3600; x += r.ExpFloat64() * mean {
+				h := int(x/3600) % 24
+				if day && (h < 8 || h >= 19) {
+					continue
+				}
+				ts = append(ts, x)
+			}
+			return ts
+		}
+	}
+	cases := []struct {
+		name   string
+		g      gen
+		period float64 // 0: random series
+		tol    float64 // relative period tolerance
+	}{
+		{"perfect60", beacon(60, 0, "uniform", 0, 24, [2]float64{}), 60, 0.12},
+		{"u20", beacon(60, 0.2, "uniform", 0.02, 24, [2]float64{}), 60, 0.12},
+		{"n10-900", beacon(900, 0.1, "normal", 0.05, 24, [2]float64{}), 900, 0.12},
+		{"u40-180 miss15 sleep", beacon(180, 0.4, "uniform", 0.15, 24, [2]float64{19, 22}), 180, 0.12},
+		{"u50", beacon(300, 0.5, "uniform", 0.1, 24, [2]float64{}), 300, 0.12},
+		{"n50", beacon(300, 0.5, "normal", 0.1, 24, [2]float64{}), 300, 0.12},
+		{"e50", beacon(300, 0.5, "exp", 0.1, 24, [2]float64{}), 300, 0.35},
+		{"e50 miss30", beacon(300, 0.5, "exp", 0.3, 24, [2]float64{}), 300, 0.35},
+		{"slow 1h u30 72h", beacon(3600, 0.3, "uniform", 0.05, 72, [2]float64{}), 3600, 0.12},
+		{"slow 2h n30 72h", beacon(7200, 0.3, "normal", 0.05, 72, [2]float64{}), 7200, 0.12},
+		{"slow 1h 24h", beacon(3600, 0.05, "uniform", 0, 24, [2]float64{}), 3600, 0.12},
+		{"poisson 60", poisson(60, 24, false), 0, 0},
+		{"poisson 600", poisson(600, 24, false), 0, 0},
+		{"poisson 3600", poisson(3600, 24, false), 0, 0},
+		{"poisson 7200 72h", poisson(7200, 72, false), 0, 0},
+		{"browse 90 day", poisson(90, 24, true), 0, 0},
+		{"browse 1800 day", poisson(1800, 24, true), 0, 0},
+	}
+	minBeacon, maxRandom := 1.0, 0.0
+	for _, c := range cases {
+		var s string
+		for seed := range 8 {
+			r := rand.New(rand.NewSource(int64(seed)))
+			res := Analyze(c.g(r))
+			s += fmt.Sprintf(" [P=%.0f j=%.2f R=%.2f]", res.Period, res.Jitter, res.Regularity)
+			if c.period > 0 {
+				minBeacon = min(minBeacon, res.Regularity)
+				if math.Abs(res.Period-c.period) > c.tol*c.period {
+					t.Errorf("%s seed %d: period %.0f, want %.0f", c.name, seed, res.Period, c.period)
+				}
+			} else {
+				maxRandom = max(maxRandom, res.Regularity)
+			}
+		}
+		t.Logf("%-22s%s", c.name, s)
+	}
+	if minBeacon < 0.3 || maxRandom > 0.25 {
+		t.Errorf("weakest beacon %.2f, most regular random series %.2f: want >= 0.3 and <= 0.25", minBeacon, maxRandom)
+	}
+}
+
+func TestEdgeCases(t *testing.T) {
+	tests := []struct {
+		name         string
+		ts           []float64
+		period       float64
+		minR, maxR   float64
+		events, gaps int
+	}{
+		{"too few", []float64{0, 60, 120}, 0, 0, 0, 3, 0},
+		{"sub-second timestamps, fast beacon", []float64{0, 2.21, 4.39, 6.62, 8.80, 11.01, 13.19, 15.42, 17.6, 19.83}, 2.2, 0.7, 1, 10, 0},
+		{"bursts of three are one check-in", []float64{0, 0.2, 0.4, 60, 60.1, 60.3, 120, 120.2, 180, 180.3, 240}, 60, 0.5, 1, 5, 0},
+		{"sleep window is excused", []float64{0, 300, 600, 900, 1200, 1500, 30000, 30300, 30600, 30900, 31200}, 300, 0.7, 1, 11, 1},
+		{"duplicate times", []float64{5, 5, 5, 5, 5}, 0, 0, 0, 1, 0},
+		{"unsorted input", []float64{240, 0, 120, 60, 180, 300}, 60, 0.6, 1, 6, 0},
+		{"four random events stay low", []float64{0, 17, 300, 1400}, 0, 0, 0.2, 4, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := Analyze(tc.ts)
+			if r.Events != tc.events || r.Gaps != tc.gaps {
+				t.Errorf("events %d gaps %d, want %d %d", r.Events, r.Gaps, tc.events, tc.gaps)
+			}
+			if tc.period > 0 && math.Abs(r.Period-tc.period) > 0.05*tc.period {
+				t.Errorf("period %.2f, want %.2f", r.Period, tc.period)
+			}
+			if r.Regularity < tc.minR || r.Regularity > tc.maxR {
+				t.Errorf("regularity %.2f, want %.2f..%.2f (%+v)", r.Regularity, tc.minR, tc.maxR, r)
+			}
+		})
+	}
+}
+
+func TestSizeRegularity(t *testing.T) {
+	tests := []struct {
+		xs       []float64
+		min, max float64
+	}{
+		{[]float64{500, 500, 500, 500}, 1, 1},
+		{[]float64{500, 510, 490, 505, 40000}, 0.95, 1}, // one tasking does not spoil it
+		{[]float64{100, 5000, 300, 90000, 20, 7000}, 0, 0.1},
+		{[]float64{7}, 0, 0},
+		{[]float64{0, 0, 0}, 0, 0},
+	}
+	for _, tc := range tests {
+		if got := SizeRegularity(tc.xs); got < tc.min || got > tc.max {
+			t.Errorf("SizeRegularity(%v) = %.2f, want %.2f..%.2f", tc.xs, got, tc.min, tc.max)
+		}
+	}
+}
+
+func BenchmarkAnalyze(b *testing.B) {
+	r := rand.New(rand.NewSource(1))
+	ts := make([]float64, 1440)
+	x := 0.0
+	for i := range ts {
+		ts[i] = x
+		x += 60 * (1 + 0.3*(2*r.Float64()-1))
+	}
+	buf := make([]float64, len(ts))
+	b.ReportAllocs()
+	for range b.N {
+		copy(buf, ts)
+		Analyze(buf)
+	}
+	b.ReportMetric(float64(len(ts)*b.N)/b.Elapsed().Seconds(), "events/s")
+}

@@ -1,0 +1,58 @@
+package replay
+
+import (
+	"testing"
+
+	"github.com/nwhealth/nwhealth/pkg/smbrpc"
+)
+
+// FuzzStreams feeds arbitrary bytes as both directions of an SMB (445) and
+// a DCE/RPC (135) connection, cut into segments, with one segment dropped:
+// framing, resync, the SMB and RPC state machines and rpcops must not
+// panic, and nothing stays buffered after the flush.
+func FuzzStreams(f *testing.F) {
+	fl, _ := psexecFlow()
+	var cli, srv []byte
+	for _, pk := range fl.pkts {
+		if len(pk.Data) > 54 {
+			if pk.Data[26+3] == 1 { // source 10.0.0.1: the client
+				cli = append(cli, pk.Data[54:]...)
+			} else {
+				srv = append(srv, pk.Data[54:]...)
+			}
+		}
+	}
+	f.Add(cli, srv, uint8(7))
+	f.Add(join(rpcBind(1, svcctlIf, 2), rpcRequest(2, 3, 12, []byte("stub"))), rpcResponse(2, make([]byte, 8)), uint8(0))
+	f.Add(nb(smb2(smbrpc.SMB2SessionSetup, false, 0, 1, 0, 1, sessionSetup(gssKrb(krbAPReq("R", "cifs", "h"))))), []byte{}, uint8(3))
+	f.Fuzz(func(t *testing.T, c2s, s2c []byte, drop uint8) {
+		for _, port := range []string{"445", "135"} {
+			flow := newFlow("10.0.0.1:40000", "10.0.0.2:"+port, t0)
+			seg := 0
+			for len(c2s) > 0 || len(s2c) > 0 {
+				n := min(len(c2s), 61)
+				if n > 0 {
+					idx := flow.send(true, c2s[:n], 61)
+					if uint8(seg) == drop && len(idx) > 0 {
+						flow.pkts = flow.pkts[:len(flow.pkts)-1]
+					}
+					c2s = c2s[n:]
+				}
+				m := min(len(s2c), 97)
+				if m > 0 {
+					flow.send(false, s2c[:m], 97)
+					s2c = s2c[m:]
+				}
+				seg++
+			}
+			p := New(Config{MaxStreamBuffer: 1 << 16}, func(Operation) {})
+			for _, pk := range flow.pkts {
+				p.Packet(pk)
+			}
+			p.Flush()
+			if p.buffered != 0 || len(p.conns) != 0 {
+				t.Fatalf("after flush: %d bytes buffered, %d conns", p.buffered, len(p.conns))
+			}
+		}
+	})
+}

@@ -1,0 +1,284 @@
+package replay
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/nwhealth/nwhealth/pkg/pkthdr"
+)
+
+// Config bounds the pipeline's memory and sets its timeouts. Zero fields
+// take the defaults below.
+type Config struct {
+	IdleTimeout     time.Duration // a connection with no packet for this long is closed (default 5m)
+	CallTimeout     time.Duration // a call with no reply for this long is reported half-open (default 30s)
+	MaxStreamBuffer int           // bytes buffered per stream direction (default 16 MiB: an SMB2 write of 8 MiB fits)
+	MaxBuffered     int64         // bytes buffered across all streams (default 512 MiB)
+	MaxConns        int           // connections tracked at once (default 262144)
+	MaxOutOfOrder   int           // out-of-order bytes held per direction before a hole is declared (default 1 MiB)
+}
+
+func (c *Config) defaults() {
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 5 * time.Minute
+	}
+	if c.CallTimeout <= 0 {
+		c.CallTimeout = 30 * time.Second
+	}
+	if c.MaxStreamBuffer <= 0 {
+		c.MaxStreamBuffer = 16 << 20
+	}
+	if c.MaxBuffered <= 0 {
+		c.MaxBuffered = 512 << 20
+	}
+	if c.MaxConns <= 0 {
+		c.MaxConns = 1 << 18
+	}
+	if c.MaxOutOfOrder <= 0 {
+		c.MaxOutOfOrder = 1 << 20
+	}
+}
+
+// Stats counts what the pipeline saw and what it had to give up on; live
+// mode prints it periodically, offline mode at the end.
+type Stats struct {
+	Packets        uint64 `json:"packets"`
+	Bytes          uint64 `json:"bytes"`
+	NotIP          uint64 `json:"not_ip"`
+	Conns          uint64 `json:"conns"`           // TCP connections followed (SMB, DCE/RPC, Kerberos)
+	ConnsExpired   uint64 `json:"conns_expired"`   // closed by the idle timeout rather than FIN/RST
+	ConnsEvicted   uint64 `json:"conns_evicted"`   // dropped to stay under MaxConns
+	CallsExpired   uint64 `json:"calls_expired"`   // reported without a reply
+	Gaps           uint64 `json:"gaps"`            // holes in TCP streams (bytes never captured)
+	Resyncs        uint64 `json:"resyncs"`         // framer re-found a message boundary after a gap or garbage
+	DroppedBytes   uint64 `json:"dropped_bytes"`   // discarded to stay under the buffer caps
+	DecodeErrors   uint64 `json:"decode_errors"`   // damaged messages skipped
+	Operations     uint64 `json:"operations"`      // operations emitted
+	EncryptedCalls uint64 `json:"encrypted_calls"` // operations whose arguments were sealed
+}
+
+// Damaged reports whether input was lost or skipped (exit code 3 material).
+func (s Stats) Damaged() bool { return s.Gaps > 0 || s.DroppedBytes > 0 || s.DecodeErrors > 0 }
+
+// Pipeline turns packets into operations. It is not safe for concurrent
+// use: one goroutine feeds Packet and Tick.
+type Pipeline struct {
+	cfg   Config
+	emit  func(Operation)
+	stats Stats
+
+	conns    map[flowKey]*conn
+	buffered int64 // bytes held by all framers and reorder queues
+
+	krb      map[netip.Addr]*krbHost
+	epmPorts map[netip.AddrPort]epmPort // dynamic RPC endpoints learned from the endpoint mapper
+	// transfers maps a host to the files written to it that look like
+	// tools (lower-case base name -> \\server\share\path), so a service or
+	// task that runs one can say where it came from.
+	transfers map[netip.Addr]map[string]string
+
+	// apps holds the connections whose protocol is followed, the only
+	// ones with calls or files to expire.
+	apps map[*conn]struct{}
+
+	now       time.Time // packet time of the newest packet
+	nowWall   time.Time // wall clock when it arrived (live expiry)
+	lastSweep time.Time
+	lastIdle  time.Time
+	hdr       pkthdr.Packet
+}
+
+// New returns a pipeline that calls emit for each operation as soon as it
+// completes.
+func New(cfg Config, emit func(Operation)) *Pipeline {
+	cfg.defaults()
+	return &Pipeline{
+		cfg: cfg, emit: emit,
+		conns:     make(map[flowKey]*conn),
+		apps:      make(map[*conn]struct{}),
+		krb:       make(map[netip.Addr]*krbHost),
+		epmPorts:  make(map[netip.AddrPort]epmPort),
+		transfers: make(map[netip.Addr]map[string]string),
+	}
+}
+
+// Stats returns the counters so far.
+func (p *Pipeline) Stats() Stats { return p.stats }
+
+func (p *Pipeline) out(o Operation) {
+	p.stats.Operations++
+	if o.Encrypted {
+		p.stats.EncryptedCalls++
+	}
+	if o.End.IsZero() {
+		o.End = o.Time
+	}
+	p.emit(o)
+}
+
+// Packet feeds one packet. Packets should come in time order; a packet
+// older than the newest seen is still processed.
+func (p *Pipeline) Packet(pk Packet) {
+	p.stats.Packets++
+	p.stats.Bytes += uint64(len(pk.Data))
+	if pk.Timestamp.After(p.now) {
+		p.now = pk.Timestamp
+	}
+	h := &p.hdr
+	if !pkthdr.Parse(pk.LinkType, pk.Data, h) || h.Fragment || !h.HasPorts {
+		if h.IPVersion == 0 {
+			p.stats.NotIP++
+		}
+		p.maybeSweep()
+		return
+	}
+	var payload []byte
+	if h.Payload >= 0 && h.PayloadN >= 0 && h.Payload+h.PayloadN <= len(pk.Data) {
+		payload = pk.Data[h.Payload : h.Payload+h.PayloadN] // without Ethernet padding
+	}
+	switch h.Proto {
+	case pkthdr.ProtoTCP:
+		p.tcpPacket(h, payload, pk.Timestamp)
+	case pkthdr.ProtoUDP:
+		switch {
+		case h.DstPort == 88:
+			p.kerberos(h.Src, payload)
+		case h.SrcPort == 88:
+			p.kerberos(h.Dst, payload)
+		}
+	}
+	p.maybeSweep()
+}
+
+// Tick lets live mode expire state when no packets arrive: wall is the
+// current wall-clock time; packet time is advanced by the wall time passed
+// since the last packet.
+func (p *Pipeline) Tick(wall time.Time) {
+	if p.nowWall.IsZero() {
+		p.nowWall = wall
+		return
+	}
+	if d := wall.Sub(p.nowWall); d > 0 {
+		p.now = p.now.Add(d)
+		p.nowWall = wall
+	}
+	p.sweep(false)
+}
+
+// MarkWall records the wall clock of the packet just fed, so Tick can
+// advance packet time in step with it. Offline runs never call it.
+func (p *Pipeline) MarkWall(wall time.Time) { p.nowWall = wall }
+
+func (p *Pipeline) maybeSweep() {
+	if p.now.Sub(p.lastSweep) >= time.Second {
+		p.sweep(false)
+	}
+}
+
+// sweep expires half-open calls every second of packet time and idle
+// connections every ten; all=true closes everything (end of input).
+func (p *Pipeline) sweep(all bool) {
+	p.lastSweep = p.now
+	if all || p.now.Sub(p.lastIdle) >= 10*time.Second {
+		p.lastIdle = p.now
+		for k, c := range p.conns {
+			if all || p.now.Sub(c.last) > p.cfg.IdleTimeout {
+				if !all && c.app != nil {
+					p.stats.ConnsExpired++
+				}
+				p.dropConn(k, c, !all)
+			}
+		}
+	}
+	for c := range p.apps {
+		c.app.expire(p, p.now.Add(-p.cfg.CallTimeout))
+	}
+}
+
+// dropConn closes a connection's protocol state and forgets it.
+func (p *Pipeline) dropConn(k flowKey, c *conn, expired bool) {
+	if c.app != nil {
+		c.app.close(p, expired)
+		delete(p.apps, c)
+	}
+	for d := range c.dirs {
+		p.buffered -= int64(c.dirs[d].oooBytes)
+		c.dirs[d].ooo = nil
+		c.dirs[d].oooBytes = 0
+	}
+	if c.fr[0] != nil {
+		c.fr[0].release(p)
+		c.fr[1].release(p)
+	}
+	delete(p.conns, k)
+}
+
+// Flush closes every connection, reporting calls still waiting for a reply
+// and files still open. Call it at the end of the input.
+func (p *Pipeline) Flush() { p.sweep(true) }
+
+// Run feeds every packet of src into a new pipeline and flushes it. A
+// damaged-input error from the source (anything but io.EOF) is returned
+// after the packets before it were processed; ctx cancellation stops early.
+func Run(ctx context.Context, src Source, cfg Config, emit func(Operation)) (Stats, error) {
+	p := New(cfg, emit)
+	var err error
+	for n := 0; ; n++ {
+		if n&1023 == 0 && ctx.Err() != nil {
+			err = ctx.Err()
+			break
+		}
+		pk, e := src.Next()
+		if e != nil {
+			if !errors.Is(e, io.EOF) {
+				err = e
+			}
+			break
+		}
+		p.Packet(pk)
+	}
+	p.Flush()
+	return p.Stats(), err
+}
+
+// noteTransfer remembers a tool written to host.
+func (p *Pipeline) noteTransfer(host netip.Addr, name, target string) {
+	m := p.transfers[host]
+	if m == nil {
+		if len(p.transfers) >= 4096 {
+			clear(p.transfers)
+		}
+		m = make(map[string]string)
+		p.transfers[host] = m
+	}
+	if len(m) >= 256 {
+		clear(m)
+	}
+	base := name
+	if i := strings.LastIndexAny(base, `\/`); i >= 0 {
+		base = base[i+1:]
+	}
+	if base != "" {
+		m[strings.ToLower(base)] = target
+	}
+}
+
+// linkTransfer adds the file a command runs when it was copied to the host
+// over SMB earlier (PsExec's service binary, a dropped payload).
+func (p *Pipeline) linkTransfer(op *Operation) {
+	m := p.transfers[op.Dst]
+	if len(m) == 0 || op.Command == "" {
+		return
+	}
+	cmd := strings.ToLower(op.Command)
+	for base, target := range m {
+		if strings.Contains(cmd, base) {
+			op.Fields = append(op.Fields, Field{"transferred file", target})
+			return
+		}
+	}
+}

@@ -1,0 +1,404 @@
+package replay
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/nwhealth/nwhealth/pkg/smbrpc"
+	"github.com/nwhealth/nwhealth/pkg/smbrpc/rpcops"
+)
+
+// Bounds on one DCE/RPC association.
+const (
+	maxStub         = 4 << 20 // reassembled stub bytes kept per call and direction
+	maxCallsPending = 1024
+	maxContexts     = 256
+)
+
+// Well-known interfaces the transport itself needs to recognise.
+var (
+	ifEPM = smbrpc.MustUUID("e1af8308-5d1f-11c9-91a4-08002b14a0fa")
+)
+
+// account is who an operation ran as.
+type account struct {
+	user, domain, workstation string
+	auth                      string // "ntlm", "kerberos"
+	service                   string // Kerberos service principal
+}
+
+func (a account) known() bool { return a.user != "" || a.service != "" }
+
+// accountFromBlob reads an identity from a security blob: an NTLMSSP
+// AUTHENTICATE, or a Kerberos AP-REQ whose client p finds in the KDC
+// exchanges of the client address.
+func (p *Pipeline) accountFromBlob(blob []byte, client netip.Addr) (account, bool) {
+	if m := smbrpc.FindNTLMSSP(blob); m != nil {
+		if a, ok := smbrpc.ParseNTLMAuth(m); ok {
+			if a.Anonymous {
+				return account{auth: "ntlm", user: "", domain: a.Domain, workstation: a.Workstation}, true
+			}
+			return account{user: a.User, domain: a.Domain, workstation: a.Workstation, auth: "ntlm"}, true
+		}
+		return account{}, false
+	}
+	if k, ok := smbrpc.FindAPReq(blob); ok {
+		a := account{auth: "kerberos", service: k.SName}
+		if pr, ok := p.kerberosClient(client, k.SName); ok {
+			a.user, a.domain = pr.name, pr.realm
+		}
+		return a, true
+	}
+	return account{}, false
+}
+
+// epmPort is a dynamic endpoint learned from the endpoint mapper.
+type epmPort struct {
+	iface smbrpc.UUID
+	learn time.Time
+}
+
+// rpcEndpoint says where an association runs and how to find the account
+// of the transport under it (the SMB session, for pipes).
+type rpcEndpoint struct {
+	client, server netip.AddrPort
+	transport      string // "tcp", "smb2", "smb1"
+	pipe, share    string
+	session        func() account
+}
+
+type ctxIface struct {
+	iface smbrpc.UUID
+	ver   uint16
+	ndr64 bool // NDR64 transfer syntax: accepted by the ack, or the only one proposed
+}
+
+func proposedNDR64(c smbrpc.PresContext) bool {
+	return len(c.Syntaxes) > 0 && c.Syntaxes[0] == smbrpc.SyntaxNDR64
+}
+
+// rpcCall is one call being reassembled.
+type rpcCall struct {
+	ctxID      uint16
+	opnum      uint16
+	object     smbrpc.UUID
+	bigEndian  bool
+	req, resp  []byte
+	reqSeen    bool
+	respSeen   bool
+	reqLast    bool
+	start, end time.Time
+	sealed     bool
+	faulted    bool
+	fault      uint32
+	truncated  bool
+}
+
+// rpcAssoc is one DCE/RPC association: a TCP connection or an SMB pipe
+// open.
+type rpcAssoc struct {
+	ep         rpcEndpoint
+	ctx        map[uint16]ctxIface
+	proposed   map[uint32][]smbrpc.PresContext
+	calls      map[uint32]*rpcCall
+	acct       account
+	sealedConn bool
+	sess       rpcops.Session
+	fr         [2]*framer // pipe mode: the pipe's byte streams
+}
+
+func newAssoc(ep rpcEndpoint) *rpcAssoc {
+	return &rpcAssoc{
+		ep:       ep,
+		ctx:      make(map[uint16]ctxIface),
+		proposed: make(map[uint32][]smbrpc.PresContext),
+		calls:    make(map[uint32]*rpcCall),
+	}
+}
+
+// pipeData feeds bytes written to (dir 0) or read from (dir 1) a pipe.
+func (a *rpcAssoc) pipeData(p *Pipeline, dir int, b []byte, ts time.Time) {
+	if a.fr[dir] == nil {
+		a.fr[dir] = &framer{kind: protoRPC, max: smbrpc.MaxFragLen + 1}
+	}
+	a.fr[dir].push(p, b, func(pdu []byte) { a.pdu(p, dir, pdu, ts) })
+}
+
+// pipeGap tells the association that pipe data was lost.
+func (a *rpcAssoc) pipeGap(p *Pipeline, dir int) {
+	if a.fr[dir] != nil {
+		a.fr[dir].reset(p)
+	}
+}
+
+func (a *rpcAssoc) release(p *Pipeline) {
+	for _, f := range a.fr {
+		if f != nil {
+			f.release(p)
+		}
+	}
+}
+
+// pdu handles one whole fragment.
+func (a *rpcAssoc) pdu(p *Pipeline, dir int, b []byte, ts time.Time) {
+	pdu, err := smbrpc.ParsePDU(b)
+	if err != nil {
+		p.stats.DecodeErrors++
+		return
+	}
+	if len(pdu.AuthValue) > 0 && pdu.Type != smbrpc.PTRequest && pdu.Type != smbrpc.PTResponse {
+		if acct, ok := p.accountFromBlob(pdu.AuthValue, a.ep.client.Addr()); ok {
+			if acct.user != "" || !a.acct.known() {
+				a.acct = acct
+			}
+		}
+	}
+	switch pdu.Type {
+	case smbrpc.PTBind, smbrpc.PTAlterContext:
+		if len(a.proposed) < maxCallsPending {
+			a.proposed[pdu.CallID] = pdu.Contexts
+		}
+		// Trust the proposal until an ack says otherwise: a capture may
+		// miss the ack, and a call on the context proves acceptance.
+		for _, c := range pdu.Contexts {
+			if len(a.ctx) < maxContexts {
+				if _, ok := a.ctx[c.ID]; !ok {
+					a.ctx[c.ID] = ctxIface{c.Interface, c.Version, proposedNDR64(c)}
+				}
+			}
+		}
+	case smbrpc.PTBindAck, smbrpc.PTAlterResp:
+		if prop, ok := a.proposed[pdu.CallID]; ok {
+			for i, c := range prop {
+				if i < len(pdu.Results) && pdu.Results[i] == 0 {
+					a.ctx[c.ID] = ctxIface{c.Interface, c.Version, pdu.Accepted[i] == smbrpc.SyntaxNDR64}
+				}
+			}
+			delete(a.proposed, pdu.CallID)
+		}
+	case smbrpc.PTRequest:
+		c := a.calls[pdu.CallID]
+		if c == nil || (pdu.First() && c.respSeen) {
+			if len(a.calls) >= maxCallsPending {
+				a.expire(p, ts) // the peer forgot its calls; so do we
+			}
+			c = &rpcCall{ctxID: pdu.ContextID, opnum: pdu.Opnum, start: ts, bigEndian: pdu.BigEndian}
+			a.calls[pdu.CallID] = c
+		}
+		c.reqSeen = true
+		c.object, c.end = pdu.Object, ts
+		if pdu.AuthLevel == smbrpc.AuthLevelPrivacy {
+			c.sealed, a.sealedConn = true, true
+		}
+		c.req, c.truncated = appendStub(c.req, pdu.Stub, c.truncated)
+		if pdu.Last() {
+			c.reqLast = true
+		}
+	case smbrpc.PTResponse, smbrpc.PTFault:
+		c := a.calls[pdu.CallID]
+		if c == nil {
+			// The request was not captured: report what the reply shows.
+			c = &rpcCall{ctxID: pdu.ContextID, opnum: 0xffff, start: ts, bigEndian: pdu.BigEndian}
+			a.calls[pdu.CallID] = c
+		}
+		c.respSeen, c.end = true, ts
+		if pdu.AuthLevel == smbrpc.AuthLevelPrivacy {
+			c.sealed = true
+		}
+		if pdu.Type == smbrpc.PTFault {
+			c.faulted, c.fault = true, pdu.Status
+			a.finish(p, pdu.CallID, c, false)
+			return
+		}
+		c.resp, c.truncated = appendStub(c.resp, pdu.Stub, c.truncated)
+		if pdu.Last() {
+			a.finish(p, pdu.CallID, c, false)
+		}
+	}
+}
+
+func appendStub(dst, frag []byte, trunc bool) ([]byte, bool) {
+	if len(dst)+len(frag) > maxStub {
+		return dst, true
+	}
+	return append(dst, frag...), trunc
+}
+
+// expire reports calls whose request is older than before and that still
+// wait for a reply.
+func (a *rpcAssoc) expire(p *Pipeline, before time.Time) {
+	for id, c := range a.calls {
+		if c.end.Before(before) {
+			p.stats.CallsExpired++
+			a.finish(p, id, c, true)
+		}
+	}
+}
+
+// closeAll reports every call still open.
+func (a *rpcAssoc) closeAll(p *Pipeline) {
+	for id, c := range a.calls {
+		p.stats.CallsExpired++
+		a.finish(p, id, c, true)
+	}
+}
+
+// finish decodes a call and emits its operation.
+func (a *rpcAssoc) finish(p *Pipeline, id uint32, c *rpcCall, halfOpen bool) {
+	delete(a.calls, id)
+	ci, known := a.ctx[c.ctxID]
+	if !known && c.opnum != 0xffff {
+		stub := c.req
+		if c.sealed {
+			stub = nil // the pipe name may still tell
+		}
+		if g, ok := rpcops.GuessInterface(a.ep.pipe, c.opnum, stub); ok {
+			ci, known = ctxIface{iface: g}, true
+		}
+	}
+	call := rpcops.Call{
+		Interface: ci.iface, IfVersion: ci.ver, Opnum: c.opnum, NDR64: ci.ndr64,
+		BigEndian: c.bigEndian, Object: c.object, Pipe: a.ep.pipe,
+	}
+	if !c.sealed {
+		call.Request, call.Response = c.req, c.resp
+		if !c.reqSeen {
+			call.Request = nil
+		}
+		if !c.respSeen || c.faulted {
+			call.Response = nil
+		}
+	}
+	var d rpcops.Decoded
+	if known {
+		d = a.sess.Decode(call)
+	}
+	op := Operation{
+		Time: c.start, End: c.end,
+		Src: a.ep.client.Addr(), Dst: a.ep.server.Addr(),
+		SrcPort: a.ep.client.Port(), DstPort: a.ep.server.Port(),
+		Transport: a.ep.transport, Pipe: a.ep.pipe, Share: a.ep.share,
+		Kind:      "rpc",
+		Opnum:     int(c.opnum),
+		Interface: d.Interface, Operation: d.Operation,
+		Target: d.Target, Command: d.Command,
+		Technique: d.Technique, Phase: d.Phase,
+		Noise:     d.Noise,
+		Encrypted: c.sealed,
+		Partial:   halfOpen || !c.reqSeen || c.truncated || !c.reqLast,
+	}
+	for _, f := range d.Fields {
+		op.Fields = append(op.Fields, Field{f.Name, f.Value})
+	}
+	switch {
+	case op.Interface == "" && known:
+		op.Interface = ci.iface.String()
+	case !known:
+		op.Interface = "unknown"
+		if a.ep.pipe != "" {
+			op.Interface = `\pipe\` + a.ep.pipe
+		}
+	}
+	if op.Operation == "" {
+		op.Operation = opnumName(c.opnum)
+	}
+	if c.opnum == 0xffff {
+		op.Opnum = -1
+	}
+	if c.faulted {
+		op.Status, op.HasStatus = c.fault, true
+	} else if c.respSeen && !c.sealed && known {
+		op.Status, op.HasStatus = d.Status, true
+	}
+	acct := a.acct
+	if !acct.known() && a.ep.session != nil {
+		acct = a.ep.session()
+	}
+	op.User, op.Domain, op.Workstation, op.Auth, op.Service = acct.user, acct.domain, acct.workstation, acct.auth, acct.service
+	p.linkTransfer(&op)
+	if known && ci.iface == ifEPM && c.respSeen && !c.sealed {
+		p.learnEndpoints(a.ep.server.Addr(), c.resp, c.end)
+	}
+	p.out(op)
+}
+
+func opnumName(n uint16) string {
+	if n == 0xffff {
+		return "reply without request"
+	}
+	return "opnum " + itoa(int(n))
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b [20]byte
+	i := len(b)
+	neg := n < 0
+	if neg {
+		n = -n
+	}
+	for n > 0 {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	if neg {
+		i--
+		b[i] = '-'
+	}
+	return string(b[i:])
+}
+
+// learnEndpoints records the TCP ports an endpoint-mapper reply handed
+// out, so connections to them are followed as DCE/RPC even when they are
+// captured after their first PDU.
+func (p *Pipeline) learnEndpoints(server netip.Addr, stub []byte, ts time.Time) {
+	for _, e := range smbrpc.EPMTowers(stub) {
+		addr := e.Addr
+		if !addr.IsValid() || addr.IsUnspecified() {
+			addr = server
+		}
+		if len(p.epmPorts) >= 65536 {
+			clear(p.epmPorts)
+		}
+		p.epmPorts[netip.AddrPortFrom(addr, e.Port)] = epmPort{iface: e.Interface, learn: ts}
+	}
+}
+
+// rpcTCP is an ncacn_ip_tcp connection: one association over the TCP
+// stream.
+type rpcTCP struct {
+	c       *conn
+	a       *rpcAssoc
+	decided bool
+	flip    bool
+}
+
+func newRPCTCP(c *conn) *rpcTCP {
+	return &rpcTCP{c: c, a: newAssoc(rpcEndpoint{client: c.client, server: c.server, transport: "tcp"})}
+}
+
+func (r *rpcTCP) frame(p *Pipeline, dir int, msg []byte, ts time.Time) {
+	if !r.decided && len(msg) > 2 {
+		// A bind or request comes from the client: trust it over the port
+		// guess made when the handshake was not captured.
+		switch msg[2] {
+		case smbrpc.PTBind, smbrpc.PTAlterContext, smbrpc.PTRequest, smbrpc.PTAuth3:
+			r.decided, r.flip = true, dir == 1
+		case smbrpc.PTBindAck, smbrpc.PTAlterResp, smbrpc.PTResponse, smbrpc.PTFault:
+			r.decided, r.flip = true, dir == 0
+		}
+		if r.flip {
+			r.a.ep.client, r.a.ep.server = r.a.ep.server, r.a.ep.client
+		}
+	}
+	if r.flip {
+		dir = 1 - dir
+	}
+	r.a.pdu(p, dir, msg, ts)
+}
+func (r *rpcTCP) gap(*Pipeline, int)                   {}
+func (r *rpcTCP) expire(p *Pipeline, before time.Time) { r.a.expire(p, before) }
+func (r *rpcTCP) close(p *Pipeline, _ bool)            { r.a.closeAll(p) }

@@ -1,0 +1,221 @@
+// Package report renders incident views and recommends what to do about
+// findings. recommend.go turns findings (from hunt, and later replay) into
+// concrete actions ordered by urgency × business criticality, each with
+// the team it goes to.
+package report
+
+import (
+	"cmp"
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"github.com/nwhealth/nwhealth/pkg/assets"
+)
+
+// Severity levels of the findings given to Recommend (hunt's order).
+const (
+	SevInfo = iota
+	SevLow
+	SevMedium
+	SevHigh
+	SevCritical
+)
+
+// ActionKind names what to do.
+type ActionKind string
+
+// The actions nwhealth recommends.
+const (
+	Isolate    ActionKind = "isolate host"
+	Block      ActionKind = "block destination at proxy/firewall"
+	ResetCreds ActionKind = "reset credentials of accounts seen on the host"
+	Collect    ActionKind = "collect memory and disk"
+	Watch      ActionKind = "watch"
+)
+
+// Escalation is who takes the action.
+type Escalation int
+
+// Escalation levels, lowest first.
+const (
+	SOCMonitor Escalation = iota + 1
+	SOCInvestigate
+	CSIRT
+)
+
+func (e Escalation) String() string {
+	switch e {
+	case SOCMonitor:
+		return "SOC monitor"
+	case SOCInvestigate:
+		return "SOC investigate"
+	case CSIRT:
+		return "CSIRT"
+	}
+	return "none"
+}
+
+// Subject is one finding as Recommend needs it.
+type Subject struct {
+	Host     netip.Addr
+	Asset    assets.Asset // zero when the inventory does not know the host
+	Severity int          // SevInfo..SevCritical
+	Score    float64
+	// What the finding rests on.
+	Beacon   bool
+	Lateral  bool
+	Scan     bool
+	Dest     netip.Addr // the beacon's destination, when Beacon
+	DestName string
+	DestPort uint16
+}
+
+// Action is one recommended step.
+type Action struct {
+	Kind        ActionKind
+	Host        netip.Addr // the internal host concerned
+	HostName    string     // from the inventory
+	Target      string     // what the action applies to: the destination for Block, else the host
+	Urgency     int        // 1 (this week) to 4 (now)
+	Criticality assets.Criticality
+	Priority    int // Urgency × criticality weight: 1-16, the order
+	Escalation  Escalation
+	Why         string
+	Score       float64 // of the finding that asked for it
+}
+
+// Recommend returns the actions for the subjects, one per (kind, target)
+// (the most urgent wins), ordered by priority (urgency × business
+// criticality), then urgency, then score.
+func Recommend(subjects []Subject) []Action {
+	best := map[string]Action{}
+	var order []string
+	for _, s := range subjects {
+		for _, a := range actionsFor(s) {
+			k := string(a.Kind) + "|" + a.Target
+			old, ok := best[k]
+			if !ok {
+				order = append(order, k)
+			}
+			if !ok || a.Priority > old.Priority || a.Priority == old.Priority && a.Score > old.Score {
+				best[k] = a
+			}
+		}
+	}
+	// Watching a host is moot once something stronger is asked for it.
+	acting := map[netip.Addr]bool{}
+	for _, a := range best {
+		if a.Kind != Watch {
+			acting[a.Host] = true
+		}
+	}
+	out := make([]Action, 0, len(best))
+	for _, k := range order {
+		if a := best[k]; a.Kind != Watch || !acting[a.Host] {
+			out = append(out, a)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b Action) int {
+		return cmp.Or(cmp.Compare(b.Priority, a.Priority), cmp.Compare(b.Urgency, a.Urgency),
+			cmp.Compare(b.Score, a.Score), cmp.Compare(kindRank(a.Kind), kindRank(b.Kind)), a.Host.Compare(b.Host))
+	})
+	return out
+}
+
+// Primary is the one-line action for a finding (the most urgent of its
+// actions), for the finding's own row.
+func Primary(s Subject) string {
+	acts := actionsFor(s)
+	if len(acts) == 0 {
+		return "none"
+	}
+	a := acts[0]
+	return fmt.Sprintf("%s (%s)", a.Kind, a.Escalation)
+}
+
+func kindRank(k ActionKind) int {
+	return slices.Index([]ActionKind{Isolate, Block, Collect, ResetCreds, Watch}, k)
+}
+
+// actionsFor applies the playbook: the severity sets the urgency and the
+// steps; business criticality raises the escalation.
+func actionsFor(s Subject) []Action {
+	crit := s.Asset.Criticality
+	host := s.Host.String()
+	dest := s.Dest.String()
+	if s.DestName != "" {
+		dest = s.DestName + " (" + s.Dest.String() + ")"
+	}
+	var what string
+	switch {
+	case s.Beacon && s.Lateral:
+		what = "beacons out and moves laterally"
+	case s.Beacon:
+		what = "beacons to " + dest
+	case s.Lateral:
+		what = "fans out to internal admin ports"
+	case s.Scan:
+		what = "scans"
+	default:
+		what = "deviates from its peers"
+	}
+	mk := func(kind ActionKind, urgency int, target string, why string) Action {
+		a := Action{Kind: kind, Host: s.Host, HostName: s.Asset.Name, Target: target, Urgency: urgency,
+			Criticality: crit, Priority: urgency * crit.Weight(), Why: why, Score: s.Score}
+		a.Escalation = escalate(s.Severity, crit)
+		return a
+	}
+	why := fmt.Sprintf("%s: %s (score %.2f)", host, what, s.Score)
+	var acts []Action
+	switch s.Severity {
+	case SevCritical:
+		acts = append(acts, mk(Isolate, 4, host, why))
+		if s.Beacon && s.Dest.IsValid() {
+			acts = append(acts, mk(Block, 4, dest, why))
+		}
+		acts = append(acts, mk(Collect, 4, host, why))
+		acts = append(acts, mk(ResetCreds, 3, host, why))
+	case SevHigh:
+		if s.Beacon && s.Dest.IsValid() {
+			acts = append(acts, mk(Block, 3, dest, why))
+		}
+		if s.Lateral || crit >= assets.High {
+			acts = append(acts, mk(Isolate, 3, host, why))
+		}
+		acts = append(acts, mk(Collect, 3, host, why))
+		if s.Lateral {
+			acts = append(acts, mk(ResetCreds, 3, host, why))
+		}
+	case SevMedium:
+		acts = append(acts, mk(Watch, 2, host, why))
+		if crit >= assets.High {
+			acts = append(acts, mk(Collect, 2, host, why))
+		}
+	case SevLow:
+		acts = append(acts, mk(Watch, 1, host, why))
+	}
+	return acts
+}
+
+// escalate: severity sets the team, a business-critical asset raises it a
+// level.
+func escalate(sev int, crit assets.Criticality) Escalation {
+	e := SOCMonitor
+	switch sev {
+	case SevCritical:
+		e = CSIRT
+	case SevHigh:
+		e = SOCInvestigate
+	case SevMedium:
+		e = SOCInvestigate
+		if crit < assets.High {
+			e = SOCMonitor
+		}
+		return e
+	}
+	if crit >= assets.High && e < CSIRT {
+		e++
+	}
+	return e
+}

@@ -1,0 +1,175 @@
+package rpcops
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// stubCall is one line of a testdata/stubs fixture (see internal/stubgen).
+type stubCall struct {
+	Frame  int    `json:"frame"`
+	Conn   string `json:"conn"`
+	Iface  string `json:"iface"`
+	Ver    uint16 `json:"ver"`
+	Opnum  uint16 `json:"opnum"`
+	Pipe   string `json:"pipe"`
+	Big    bool   `json:"big"`
+	NDR64  bool   `json:"ndr64"`
+	Object string `json:"object"`
+	Sealed bool   `json:"sealed"`
+	Req    string `json:"req"`
+	Resp   string `json:"resp"`
+}
+
+func loadStubs(t testing.TB, path string) []stubCall {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []stubCall
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var c stubCall
+		if err := json.Unmarshal(sc.Bytes(), &c); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// call turns a fixture line into a Call; the interface is guessed, as the
+// pipeline would, when the bind was not captured.
+func (s stubCall) call(t testing.TB) (c Call, guessed bool) {
+	t.Helper()
+	var err error
+	c = Call{IfVersion: s.Ver, Opnum: s.Opnum, BigEndian: s.Big, NDR64: s.NDR64, Pipe: s.Pipe}
+	if c.Request, err = hex.DecodeString(s.Req); err != nil {
+		t.Fatal(err)
+	}
+	if c.Response, err = hex.DecodeString(s.Resp); err != nil {
+		t.Fatal(err)
+	}
+	if s.Sealed {
+		c.Request, c.Response = nil, nil
+	}
+	if s.Object != "" {
+		c.Object = mustUUID(s.Object)
+	}
+	if s.Iface != "" {
+		c.Interface = mustUUID(s.Iface)
+	} else if u, ok := GuessInterface(s.Pipe, s.Opnum, c.Request); ok {
+		c.Interface, guessed = u, true
+	}
+	return c, guessed
+}
+
+// render prints a Decoded for golden files: one header line, one indented
+// line per field.
+func render(w *strings.Builder, frame int, d Decoded, guessed, sealed, ndr64 bool) {
+	fmt.Fprintf(w, "frame %d: %s %s", frame, d.Interface, d.Operation)
+	if guessed {
+		w.WriteString(" (interface guessed)")
+	}
+	if sealed {
+		w.WriteString(" (sealed)")
+	}
+	if ndr64 {
+		w.WriteString(" (ndr64)")
+	}
+	fmt.Fprintf(w, " status=0x%08x", d.Status)
+	if d.Noise {
+		w.WriteString(" noise")
+	}
+	if d.Technique != "" || d.Phase != "" {
+		fmt.Fprintf(w, " [%s %s]", d.Technique, d.Phase)
+	}
+	w.WriteByte('\n')
+	if d.Target != "" {
+		fmt.Fprintf(w, "    target: %q\n", d.Target)
+	}
+	if d.Command != "" {
+		fmt.Fprintf(w, "    command: %q\n", d.Command)
+	}
+	for _, f := range d.Fields {
+		fmt.Fprintf(w, "    - %s: %q\n", f.Name, f.Value)
+	}
+}
+
+// TestGoldenStubs decodes every fixture extracted from the shared
+// remote-operation captures, one Session per connection as the pipeline
+// does, and compares with testdata/golden.
+func TestGoldenStubs(t *testing.T) {
+	files, err := filepath.Glob("testdata/stubs/*.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatal("no fixtures under testdata/stubs")
+	}
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), ".jsonl")
+		t.Run(name, func(t *testing.T) {
+			sessions := map[string]*Session{}
+			objects := NewObjects() // one per capture, as the pipeline shares it
+			var w strings.Builder
+			for _, sc := range loadStubs(t, f) {
+				c, guessed := sc.call(t)
+				s := sessions[sc.Conn]
+				if s == nil {
+					s = &Session{Objects: objects}
+					sessions[sc.Conn] = s
+				}
+				d := s.Decode(c)
+				render(&w, sc.Frame, d, guessed, sc.Sealed, sc.NDR64)
+			}
+			golden := filepath.Join("testdata", "golden", name+".txt")
+			if *update {
+				if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(golden, []byte(w.String()), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test -update)", err)
+			}
+			if got := w.String(); got != string(want) {
+				t.Errorf("decoded %s differs from %s:\n%s", f, golden, lineDiff(string(want), got))
+			}
+		})
+	}
+}
+
+// lineDiff shows the first differing lines.
+func lineDiff(want, got string) string {
+	wl, gl := strings.Split(want, "\n"), strings.Split(got, "\n")
+	for i := 0; i < len(wl) || i < len(gl); i++ {
+		var a, b string
+		if i < len(wl) {
+			a = wl[i]
+		}
+		if i < len(gl) {
+			b = gl[i]
+		}
+		if a != b {
+			return fmt.Sprintf("line %d:\n  want %s\n  got  %s", i+1, a, b)
+		}
+	}
+	return "(equal)"
+}

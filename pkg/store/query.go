@@ -1,0 +1,616 @@
+package store
+
+import (
+	"container/heap"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/netip"
+	"os"
+	"runtime"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/nwhealth/nwhealth/pkg/index"
+	"github.com/nwhealth/nwhealth/pkg/pcapfilter"
+	"github.com/nwhealth/nwhealth/pkg/pcapio"
+	"github.com/nwhealth/nwhealth/pkg/pkthdr"
+)
+
+// Selector picks packets. Within one field the values are alternatives
+// (any host of Hosts); across fields all must hold (a host AND a port).
+// Hosts and Nets form one address group. Address, port, protocol and VLAN
+// selectors look through VLAN tags; Filter has exactly tcpdump's semantics.
+type Selector struct {
+	From, To time.Time // [From, To); zero is open
+	Hosts    []netip.Addr
+	Nets     []netip.Prefix
+	Ports    []uint16
+	Protos   []uint8
+	VLANs    []uint16
+	Filter   *pcapfilter.Filter
+}
+
+func (s *Selector) hasAddr() bool { return len(s.Hosts) > 0 || len(s.Nets) > 0 }
+
+func (s *Selector) addrMatch(a netip.Addr) bool {
+	a = a.Unmap()
+	for _, h := range s.Hosts {
+		if h == a {
+			return true
+		}
+	}
+	for _, n := range s.Nets {
+		if n.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// MatchParsed applies every field but Filter to a parsed packet.
+func (s *Selector) MatchParsed(ts time.Time, p *pkthdr.Packet) bool {
+	if !s.From.IsZero() && ts.Before(s.From) {
+		return false
+	}
+	if !s.To.IsZero() && !ts.Before(s.To) {
+		return false
+	}
+	if s.hasAddr() {
+		if p.IPVersion == 0 && !p.ARP {
+			return false
+		}
+		if !s.addrMatch(p.Src) && !s.addrMatch(p.Dst) {
+			return false
+		}
+	}
+	if len(s.Ports) > 0 {
+		if !p.HasPorts || (!slices.Contains(s.Ports, p.SrcPort) && !slices.Contains(s.Ports, p.DstPort)) {
+			return false
+		}
+	}
+	if len(s.Protos) > 0 && (p.IPVersion == 0 || !slices.Contains(s.Protos, p.Proto)) {
+		return false
+	}
+	if len(s.VLANs) > 0 {
+		found := false
+		for i := 0; i < p.NVLAN; i++ {
+			found = found || slices.Contains(s.VLANs, p.VLAN[i])
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// needsHeaders reports whether matching looks inside packets (beyond
+// their time and the tcpdump filter, which reads the bytes itself).
+func (s *Selector) needsHeaders() bool {
+	return s.hasAddr() || len(s.Ports) > 0 || len(s.Protos) > 0 || len(s.VLANs) > 0
+}
+
+// Match applies the whole selector, parsing the packet into scratch.
+func (s *Selector) Match(pk *pcapio.Packet, scratch *pkthdr.Packet) bool {
+	if s.needsHeaders() {
+		pkthdr.Parse(pk.LinkType, pk.Data, scratch)
+		if !s.MatchParsed(pk.Timestamp, scratch) {
+			return false
+		}
+	} else {
+		if !s.From.IsZero() && pk.Timestamp.Before(s.From) {
+			return false
+		}
+		if !s.To.IsZero() && !pk.Timestamp.Before(s.To) {
+			return false
+		}
+	}
+	return s.Filter.Match(pk.LinkType, pk.Timestamp, pk.Data, pk.OrigLen)
+}
+
+// Damage reports a part of the store that could not be read.
+type Damage struct {
+	Shard  string
+	Block  int // -1 for a whole file (index, shard header)
+	Offset int64
+	Reason string
+}
+
+func (d Damage) String() string {
+	if d.Block < 0 {
+		return fmt.Sprintf("%s: %s", d.Shard, d.Reason)
+	}
+	return fmt.Sprintf("%s: block %d at byte %d: %s", d.Shard, d.Block, d.Offset, d.Reason)
+}
+
+// DamageError is returned when a query or scan met damage but delivered
+// everything else.
+type DamageError struct{ Damage []Damage }
+
+func (e *DamageError) Error() string {
+	if len(e.Damage) == 1 {
+		return "damaged data skipped: " + e.Damage[0].String()
+	}
+	return fmt.Sprintf("damaged data skipped in %d places (first: %s)", len(e.Damage), e.Damage[0])
+}
+
+// Plan is a query resolved to the blocks it must read.
+type Plan struct {
+	sel      Selector
+	shards   []*planShard
+	tasks    []blockTask
+	Damage   []Damage
+	Scanned  int // blocks to read
+	Total    int // blocks in the shards considered
+	Snaplen  uint32
+	Nanos    bool
+	LinkType []pkthdr.LinkType // distinct link types of the blocks to read, in first-seen order
+}
+
+type planShard struct {
+	file ShardFile
+	f    *os.File
+	m    *pcapio.Mapped // sealed shards are read through a memory map
+	sh   *pcapio.Shard
+}
+
+type blockTask struct {
+	shard *planShard
+	block int
+	first int64
+}
+
+// PlanQuery resolves sel against several stores: time-pruned shards, their
+// indexes, and the blocks left to read. Close the plan when done.
+func PlanQuery(stores []*Store, sel Selector) (*Plan, error) {
+	pl := &Plan{sel: sel}
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1))
+	if err != nil {
+		return nil, err
+	}
+	defer dec.Close()
+	for _, st := range stores {
+		files, err := st.Shards()
+		if err != nil {
+			pl.Close()
+			return nil, err
+		}
+		for _, sf := range files {
+			if !sf.Overlaps(sel.From, sel.To) {
+				continue
+			}
+			if err := pl.addShard(sf, dec); err != nil {
+				if errors.Is(err, os.ErrNotExist) {
+					continue // removed by retention meanwhile
+				}
+				pl.Damage = append(pl.Damage, Damage{Shard: sf.Name(), Block: -1, Reason: err.Error()})
+			}
+		}
+	}
+	sort.SliceStable(pl.tasks, func(i, j int) bool { return pl.tasks[i].first < pl.tasks[j].first })
+	pl.Scanned = len(pl.tasks)
+	return pl, nil
+}
+
+func (pl *Plan) addShard(sf ShardFile, dec *zstd.Decoder) error {
+	f, err := os.Open(sf.ShardPath())
+	if err != nil && !sf.Sealed {
+		// Sealed between listing and opening: find it under its new name.
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return err
+	}
+	var r io.ReaderAt = f
+	var m *pcapio.Mapped
+	if sf.Sealed {
+		if m, err = pcapio.MapFile(f); err == nil {
+			r = m
+		}
+	}
+	sh, err := pcapio.OpenShard(r, fi.Size())
+	if err != nil {
+		if m != nil {
+			m.Close()
+		}
+		f.Close()
+		if !sf.Sealed && errors.Is(err, pcapio.ErrShardTruncated) {
+			return nil // just created: nothing in it yet
+		}
+		return err
+	}
+	if sf.Sealed && !sh.Sealed {
+		pl.Damage = append(pl.Damage, Damage{Shard: sf.Name(), Block: -1, Reason: "trailer missing or damaged; blocks read by walking the file"})
+	}
+	ps := &planShard{file: sf, f: f, m: m, sh: sh}
+	pl.shards = append(pl.shards, ps)
+	pl.Total += len(sh.Blocks)
+
+	cand := pl.timeBlocks(sh)
+	if sf.Sealed && sh.Sealed && len(cand) > 0 && pl.indexable() {
+		if b, err := os.ReadFile(sf.IndexPath()); err == nil {
+			ix, err := index.Open(b, dec)
+			if err == nil && ix.Blocks == len(sh.Blocks) {
+				sel, err := pl.indexBlocks(ix)
+				if err == nil {
+					cand = index.Intersect(cand, sel)
+				} else {
+					pl.Damage = append(pl.Damage, Damage{Shard: sf.Name(), Block: -1, Reason: "index: " + err.Error() + " (blocks scanned instead)"})
+				}
+			} else if err != nil {
+				pl.Damage = append(pl.Damage, Damage{Shard: sf.Name(), Block: -1, Reason: "index: " + err.Error() + " (blocks scanned instead)"})
+			}
+		}
+	}
+	if len(cand) > 0 {
+		if !slices.Contains(pl.LinkType, sh.Header.LinkType) {
+			pl.LinkType = append(pl.LinkType, sh.Header.LinkType)
+		}
+		pl.Nanos = pl.Nanos || sh.Header.Nanos
+		pl.Snaplen = max(pl.Snaplen, sh.Header.Snaplen)
+	}
+	for _, b := range cand {
+		pl.tasks = append(pl.tasks, blockTask{shard: ps, block: int(b), first: sh.Blocks[b].First})
+	}
+	return nil
+}
+
+func (pl *Plan) timeBlocks(sh *pcapio.Shard) []uint32 {
+	from, to := pl.sel.From, pl.sel.To
+	out := make([]uint32, 0, len(sh.Blocks))
+	for i, b := range sh.Blocks {
+		if !from.IsZero() && b.Last < from.UnixNano() {
+			continue
+		}
+		if !to.IsZero() && b.First >= to.UnixNano() {
+			continue
+		}
+		out = append(out, uint32(i))
+	}
+	return out
+}
+
+func (pl *Plan) indexable() bool {
+	s := &pl.sel
+	return s.hasAddr() || len(s.Ports) > 0 || len(s.Protos) > 0 || len(s.VLANs) > 0
+}
+
+// indexBlocks intersects the unions of each selector field's postings.
+func (pl *Plan) indexBlocks(ix *index.Index) ([]uint32, error) {
+	s := &pl.sel
+	var groups [][]uint32
+	if s.hasAddr() {
+		var lists [][]uint32
+		for _, h := range s.Hosts {
+			l, err := ix.Lookup(index.Addr(h))
+			if err != nil {
+				return nil, err
+			}
+			lists = append(lists, l)
+		}
+		for _, n := range s.Nets {
+			n = n.Masked()
+			lo, hi := prefixRange(n)
+			kind := index.KindIPv6
+			if n.Addr().Unmap().Is4() {
+				kind = index.KindIPv4
+			}
+			ls, err := ix.Range(kind, lo, hi)
+			if err != nil {
+				return nil, err
+			}
+			lists = append(lists, ls...)
+		}
+		groups = append(groups, index.Union(lists...))
+	}
+	lookupAll := func(keys []index.Key) error {
+		var lists [][]uint32
+		for _, k := range keys {
+			l, err := ix.Lookup(k)
+			if err != nil {
+				return err
+			}
+			lists = append(lists, l)
+		}
+		groups = append(groups, index.Union(lists...))
+		return nil
+	}
+	if len(s.Ports) > 0 {
+		keys := make([]index.Key, len(s.Ports))
+		for i, p := range s.Ports {
+			keys[i] = index.Port(p)
+		}
+		if err := lookupAll(keys); err != nil {
+			return nil, err
+		}
+	}
+	if len(s.Protos) > 0 {
+		keys := make([]index.Key, len(s.Protos))
+		for i, p := range s.Protos {
+			keys[i] = index.Proto(p)
+		}
+		if err := lookupAll(keys); err != nil {
+			return nil, err
+		}
+	}
+	if len(s.VLANs) > 0 {
+		keys := make([]index.Key, len(s.VLANs))
+		for i, v := range s.VLANs {
+			keys[i] = index.VLAN(v)
+		}
+		if err := lookupAll(keys); err != nil {
+			return nil, err
+		}
+	}
+	out := groups[0]
+	for _, g := range groups[1:] {
+		out = index.Intersect(out, g)
+	}
+	return out, nil
+}
+
+// prefixRange returns the lowest and highest address of a prefix as
+// left-aligned key values.
+func prefixRange(p netip.Prefix) (lo, hi [16]byte) {
+	a := p.Addr().Unmap()
+	bits := p.Bits()
+	if a.Is4() {
+		b := a.As4()
+		copy(lo[:], b[:])
+		copy(hi[:], b[:])
+		for i := bits; i < 32; i++ {
+			hi[i/8] |= 0x80 >> (i % 8)
+		}
+		return
+	}
+	lo = a.As16()
+	hi = lo
+	for i := bits; i < 128; i++ {
+		hi[i/8] |= 0x80 >> (i % 8)
+	}
+	return
+}
+
+// Close releases the shard files.
+func (pl *Plan) Close() {
+	for _, s := range pl.shards {
+		if s.m != nil {
+			s.m.Close()
+		}
+		s.f.Close()
+	}
+	pl.shards = nil
+}
+
+// blockResult holds one block's matching packets, sorted by time. The
+// arena keeps their pcap records (header and data) as stored.
+type blockResult struct {
+	task  int
+	ents  []entry // pointer-free, so the garbage collector skips it
+	arena []byte
+	lt    pkthdr.LinkType
+	nanos bool
+	pos   int
+	dmg   *Damage
+	done  chan struct{}
+}
+
+type entry struct {
+	ts   int64
+	off  uint32 // of the record in the arena
+	n    uint32 // record length, header included
+	orig uint32
+}
+
+var arenas = sync.Pool{New: func() any { return new([]byte) }}
+
+func getArena() []byte { return (*arenas.Get().(*[]byte))[:0] }
+
+func putArena(b []byte) { arenas.Put(&b) }
+
+// Record is a matching packet: the decoded Packet and its pcap record as
+// stored (16-byte header then data), with the record's time precision, so
+// a pcap writer of the same precision can copy it as is.
+type Record struct {
+	Packet pcapio.Packet
+	Raw    []byte
+	Nanos  bool
+}
+
+// Run reads the planned blocks in parallel and calls emit with every
+// matching packet in time order (ties keep storage order). Data is valid
+// only during the call. It returns *DamageError after delivering
+// everything readable if any block was damaged; an error from emit stops
+// the run and is returned.
+func (pl *Plan) Run(emit func(p pcapio.Packet) error) error {
+	return pl.RunRecords(func(r *Record) error { return emit(r.Packet) })
+}
+
+// RunRecords is Run handing out each packet's stored pcap record too.
+func (pl *Plan) RunRecords(emit func(r *Record) error) error {
+	workers := runtime.GOMAXPROCS(0)
+	depth := 4 * workers
+	results := make([]*blockResult, len(pl.tasks))
+	for i := range results {
+		results[i] = &blockResult{task: i, done: make(chan struct{})}
+	}
+	work := make(chan *blockResult, depth)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			br := pcapio.NewBlockReader()
+			defer br.Close()
+			var scratch pkthdr.Packet
+			for r := range work {
+				pl.readBlock(br, r, &scratch)
+				close(r.done)
+			}
+		}()
+	}
+	// The feeder stays at most depth blocks ahead of the merge, so memory is
+	// bounded however large the result.
+	window := make(chan struct{}, depth)
+	go func() {
+		defer close(work)
+		for _, r := range results {
+			select {
+			case window <- struct{}{}:
+			case <-stop:
+				return
+			}
+			work <- r
+		}
+	}()
+	err := pl.merge(results, window, emit)
+	close(stop)
+	wg.Wait()
+	if err != nil {
+		return err
+	}
+	for _, r := range results {
+		if r.dmg != nil {
+			pl.Damage = append(pl.Damage, *r.dmg)
+		}
+	}
+	if len(pl.Damage) > 0 {
+		return &DamageError{Damage: pl.Damage}
+	}
+	return nil
+}
+
+func (pl *Plan) readBlock(br *pcapio.BlockReader, r *blockResult, scratch *pkthdr.Packet) {
+	t := pl.tasks[r.task]
+	sh := t.shard.sh
+	raw, _, err := br.Read(sh, t.block)
+	if err != nil {
+		var be *pcapio.BlockError
+		d := Damage{Shard: t.shard.file.Name(), Block: t.block, Offset: sh.Blocks[t.block].Offset, Reason: err.Error()}
+		if errors.As(err, &be) {
+			d.Reason = be.Reason
+		}
+		r.dmg = &d
+		return
+	}
+	r.lt, r.nanos = sh.Header.LinkType, sh.Header.Nanos
+	r.arena = getArena()
+	r.ents = make([]entry, 0, sh.Blocks[t.block].Packets)
+	err = pcapio.Records(raw, r.lt, r.nanos, func(p pcapio.Packet) bool {
+		if !pl.sel.Match(&p, scratch) {
+			return true
+		}
+		// p.Offset is the record's offset in the block: keep the header too.
+		n := 16 + len(p.Data)
+		r.ents = append(r.ents, entry{ts: p.Timestamp.UnixNano(), off: uint32(len(r.arena)), n: uint32(n), orig: uint32(p.OrigLen)})
+		r.arena = append(r.arena, raw[p.Offset:int(p.Offset)+n]...)
+		return true
+	})
+	if err != nil {
+		r.dmg = &Damage{Shard: t.shard.file.Name(), Block: t.block, Offset: sh.Blocks[t.block].Offset, Reason: err.Error()}
+	}
+	byTime := func(a, b entry) int {
+		switch {
+		case a.ts < b.ts:
+			return -1
+		case a.ts > b.ts:
+			return 1
+		}
+		return 0
+	}
+	if !slices.IsSortedFunc(r.ents, byTime) {
+		slices.SortStableFunc(r.ents, byTime)
+	}
+}
+
+func (r *blockResult) ts() int64 { return r.ents[r.pos].ts }
+
+func (r *blockResult) record(rec *Record) {
+	e := r.ents[r.pos]
+	raw := r.arena[e.off : e.off+e.n : e.off+e.n]
+	rec.Raw, rec.Nanos = raw, r.nanos
+	rec.Packet = pcapio.Packet{Timestamp: time.Unix(0, e.ts).UTC(), LinkType: r.lt, Data: raw[16:], OrigLen: int(e.orig)}
+}
+
+type cursorHeap []*blockResult
+
+func (h cursorHeap) Len() int { return len(h) }
+func (h cursorHeap) Less(i, j int) bool {
+	a, b := h[i].ts(), h[j].ts()
+	if a != b {
+		return a < b
+	}
+	return h[i].task < h[j].task
+}
+func (h cursorHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *cursorHeap) Push(x any)   { *h = append(*h, x.(*blockResult)) }
+func (h *cursorHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// merge activates blocks in order of their first timestamp: block i joins
+// the heap once the heap's earliest packet is not before block i's first,
+// so no later block can hold an earlier packet than the one emitted.
+func (pl *Plan) merge(results []*blockResult, window chan struct{}, emit func(*Record) error) error {
+	h := &cursorHeap{}
+	next := 0
+	activate := func() {
+		r := results[next]
+		<-r.done
+		next++
+		if len(r.ents) > 0 {
+			heap.Push(h, r)
+		} else {
+			putArena(r.arena)
+			r.arena = nil
+			<-window
+		}
+	}
+	var rec Record
+	for {
+		for next < len(results) && (h.Len() == 0 || (*h)[0].ts() >= pl.tasks[next].first) {
+			activate()
+		}
+		if h.Len() == 0 {
+			return nil
+		}
+		r := (*h)[0]
+		// With one block active (time-ordered data), emit its packets up to
+		// the next block's start without heap work.
+		limit := int64(math.MaxInt64)
+		if next < len(results) {
+			limit = pl.tasks[next].first
+		}
+		for {
+			r.record(&rec)
+			if err := emit(&rec); err != nil {
+				return err
+			}
+			r.pos++
+			if h.Len() > 1 || r.pos == len(r.ents) || r.ts() >= limit {
+				break
+			}
+		}
+		if r.pos == len(r.ents) {
+			heap.Pop(h)
+			putArena(r.arena)
+			r.ents, r.arena = nil, nil
+			<-window
+		} else {
+			heap.Fix(h, 0)
+		}
+	}
+}

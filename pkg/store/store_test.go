@@ -1,0 +1,258 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nwhealth/nwhealth/pkg/pcapfilter"
+	"github.com/nwhealth/nwhealth/pkg/pcapio"
+	"github.com/nwhealth/nwhealth/pkg/pkthdr"
+)
+
+// genPackets builds n Ethernet/IPv4 TCP or UDP frames among 8 hosts,
+// 1 ms apart, some VLAN-tagged, with compressible and random payloads.
+func genPackets(n int, start time.Time) []pcapio.Packet {
+	out := make([]pcapio.Packet, n)
+	x := uint32(2463534242)
+	for i := range out {
+		x ^= x << 13
+		x ^= x >> 17
+		x ^= x << 5
+		vlan := i%5 == 0
+		hdr := 14
+		if vlan {
+			hdr = 18
+		}
+		pay := int(x % 300)
+		f := make([]byte, hdr+20+20+pay)
+		if vlan {
+			binary.BigEndian.PutUint16(f[12:], 0x8100)
+			binary.BigEndian.PutUint16(f[14:], uint16(10+i%3))
+			binary.BigEndian.PutUint16(f[16:], 0x0800)
+		} else {
+			binary.BigEndian.PutUint16(f[12:], 0x0800)
+		}
+		ip := f[hdr:]
+		ip[0] = 0x45
+		binary.BigEndian.PutUint16(ip[2:], uint16(len(ip)))
+		ip[8] = 64
+		ip[9] = 6
+		if i%3 == 0 {
+			ip[9] = 17
+		}
+		copy(ip[12:], []byte{10, 1, 0, byte(1 + i%8)})
+		copy(ip[16:], []byte{192, 0, 2, byte(1 + (i/8)%4)})
+		l4 := ip[20:]
+		binary.BigEndian.PutUint16(l4, uint16(40000+i%50))
+		binary.BigEndian.PutUint16(l4[2:], []uint16{443, 80, 53, 22}[i%4])
+		l4[12] = 5 << 4
+		for j := 20; j < len(l4); j++ {
+			if i%2 == 0 {
+				l4[j] = byte(j)
+			} else {
+				x ^= x << 13
+				x ^= x >> 17
+				x ^= x << 5
+				l4[j] = byte(x)
+			}
+		}
+		out[i] = pcapio.Packet{Timestamp: start.Add(time.Duration(i) * time.Millisecond), LinkType: pkthdr.LinkEthernet, Data: f, OrigLen: len(f)}
+	}
+	return out
+}
+
+func writeStore(t *testing.T, dir string, pkts []pcapio.Packet, opts WriterOptions) *Store {
+	t.Helper()
+	st, err := Create(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lk, err := AcquireLock(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lk.Release()
+	w, err := st.NewWriter(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.SetNanos(true)
+	for _, p := range pkts {
+		if err := w.Write(p.Timestamp, p.LinkType, p.Data, p.OrigLen); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func runQuery(t *testing.T, st []*Store, sel Selector) ([]pcapio.Packet, error) {
+	t.Helper()
+	pl, err := PlanQuery(st, sel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pl.Close()
+	var got []pcapio.Packet
+	err = pl.Run(func(p pcapio.Packet) error {
+		p.Data = bytes.Clone(p.Data)
+		got = append(got, p)
+		return nil
+	})
+	return got, err
+}
+
+// oracle applies sel by brute force over the original packets.
+func oracle(pkts []pcapio.Packet, sel Selector) []pcapio.Packet {
+	var out []pcapio.Packet
+	var scratch pkthdr.Packet
+	for _, p := range pkts {
+		if sel.Match(&p, &scratch) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func samePackets(t *testing.T, got, want []pcapio.Packet) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("got %d packets, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if !got[i].Timestamp.Equal(want[i].Timestamp) || !bytes.Equal(got[i].Data, want[i].Data) || got[i].OrigLen != want[i].OrigLen {
+			t.Fatalf("packet %d differs: %v len %d, want %v len %d", i, got[i].Timestamp, len(got[i].Data), want[i].Timestamp, len(want[i].Data))
+		}
+	}
+}
+
+func TestWriteQuery(t *testing.T) {
+	start := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	pkts := genPackets(20000, start)
+	// Small blocks and shards exercise many blocks, shards and the index.
+	st := writeStore(t, t.TempDir(), pkts, WriterOptions{BlockSize: 8 << 10, ShardSize: 1 << 20, Compressors: 2})
+	shards, _ := st.Shards()
+	if len(shards) < 3 {
+		t.Fatalf("only %d shards; want several", len(shards))
+	}
+	filt, err := pcapfilter.Compile("tcp and dst port 443")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		sel  Selector
+	}{
+		{"all", Selector{}},
+		{"time", Selector{From: start.Add(3 * time.Second), To: start.Add(7*time.Second + 500*time.Millisecond)}},
+		{"host", Selector{Hosts: []netip.Addr{netip.MustParseAddr("10.1.0.3")}}},
+		{"two-hosts-port", Selector{Hosts: []netip.Addr{netip.MustParseAddr("10.1.0.3"), netip.MustParseAddr("192.0.2.4")}, Ports: []uint16{53}}},
+		{"net", Selector{Nets: []netip.Prefix{netip.MustParsePrefix("192.0.2.2/31")}}},
+		{"proto-udp", Selector{Protos: []uint8{17}}},
+		{"vlan", Selector{VLANs: []uint16{11}}},
+		{"absent-host", Selector{Hosts: []netip.Addr{netip.MustParseAddr("10.9.9.9")}}},
+		{"filter", Selector{Filter: filt, From: start.Add(time.Second)}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := runQuery(t, []*Store{st}, c.sel)
+			if err != nil {
+				t.Fatal(err)
+			}
+			samePackets(t, got, oracle(pkts, c.sel))
+		})
+	}
+}
+
+func TestIndexPrunes(t *testing.T) {
+	start := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	pkts := genPackets(5000, start)
+	// A rare host appears in 3 packets only.
+	rare := genPackets(3, start)
+	for i := range rare {
+		d := bytes.Clone(rare[i].Data)
+		var p pkthdr.Packet
+		pkthdr.Parse(pkthdr.LinkEthernet, d, &p)
+		copy(d[p.L3+12:], []byte{172, 16, 9, 9})
+		pkts[1000+i*1500].Data = d
+	}
+	st := writeStore(t, t.TempDir(), pkts, WriterOptions{BlockSize: 4 << 10})
+	pl, err := PlanQuery([]*Store{st}, Selector{Hosts: []netip.Addr{netip.MustParseAddr("172.16.9.9")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pl.Close()
+	if pl.Scanned != 3 || pl.Total < 100 {
+		t.Errorf("index left %d of %d blocks to scan; want 3", pl.Scanned, pl.Total)
+	}
+}
+
+func TestLock(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Create(dir); err != nil {
+		t.Fatal(err)
+	}
+	a, err := AcquireLock(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = AcquireLock(dir)
+	var le *LockedError
+	if !errors.As(err, &le) || !le.Locked() || le.PID != os.Getpid() {
+		t.Fatalf("second lock: %v", err)
+	}
+	a.Release()
+	b, err := AcquireLock(dir)
+	if err != nil {
+		t.Fatalf("after release: %v", err)
+	}
+	b.Release()
+}
+
+func TestRetention(t *testing.T) {
+	start := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	pkts := genPackets(30000, start)
+	st := writeStore(t, t.TempDir(), pkts, WriterOptions{BlockSize: 8 << 10, ShardSize: 1 << 20})
+	before, _ := st.Shards()
+	removed, err := Retention{MaxAge: 10 * time.Second}.Apply(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, _ := st.Shards()
+	if len(removed) == 0 || len(after) != len(before)-len(removed) {
+		t.Fatalf("removed %d of %d, %d left", len(removed), len(before), len(after))
+	}
+	for _, f := range after {
+		if f.Last.Before(start.Add(30*time.Second - 10*time.Second - time.Second)) {
+			t.Errorf("shard %s older than the age limit kept", f.Name())
+		}
+	}
+	for _, f := range removed {
+		for _, p := range []string{f.IndexPath(), f.FlowsPath(), f.ShardPath()} {
+			if _, err := os.Stat(p); err == nil {
+				t.Errorf("%s left behind", filepath.Base(p))
+			}
+		}
+	}
+	var total int64
+	for _, f := range after {
+		total += f.Size + fileSize(f.IndexPath()) + fileSize(f.FlowsPath())
+	}
+	removed, _ = Retention{MaxSize: total / 2}.Apply(st)
+	after2, _ := st.Shards()
+	var total2 int64
+	for _, f := range after2 {
+		total2 += f.Size + fileSize(f.IndexPath()) + fileSize(f.FlowsPath())
+	}
+	if len(removed) == 0 || total2 > total/2 {
+		t.Errorf("size retention: %d bytes left, limit %d", total2, total/2)
+	}
+}

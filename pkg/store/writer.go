@@ -1,0 +1,586 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/nwhealth/nwhealth/pkg/flow"
+	"github.com/nwhealth/nwhealth/pkg/index"
+	"github.com/nwhealth/nwhealth/pkg/pcapio"
+	"github.com/nwhealth/nwhealth/pkg/pkthdr"
+)
+
+// FlowTable builds flow records from parsed packets (flow.Builder).
+type FlowTable interface {
+	AddParsed(ts time.Time, p *pkthdr.Packet, data []byte, origLen int)
+	Expire(now time.Time, emit func(*flow.Record)) // ended and timed-out flows
+	Flush(emit func(*flow.Record))                 // everything still open
+}
+
+// WriterOptions tune a Writer. Zero values take the defaults.
+type WriterOptions struct {
+	ID            string        // "imp" for imports, "cNN" for capture workers
+	BlockSize     int           // raw bytes per block (default 32 KiB)
+	ShardSize     int64         // raw bytes per shard before it is sealed (default 1 GiB)
+	ShardSpan     time.Duration // packet-time span per shard (0: no limit)
+	FlushInterval time.Duration // a block older than this (wall clock) is written out (0: only when full)
+	Snaplen       uint32        // snapshot length for shard headers (default 262144)
+	Compressors   int           // goroutines compressing blocks (default GOMAXPROCS)
+	Level         zstd.EncoderLevel
+	NewFlows      func() FlowTable // nil: no flow records
+	OnSeal        func(ShardFile)  // called after each shard is sealed
+}
+
+func (o *WriterOptions) defaults() {
+	if o.ID == "" {
+		o.ID = "imp"
+	}
+	if o.BlockSize <= 0 {
+		o.BlockSize = 32 << 10
+	}
+	o.BlockSize = min(o.BlockSize, pcapio.MaxBlockRaw-pcapio.MaxPacket-16)
+	if o.ShardSize <= 0 {
+		o.ShardSize = 1 << 30
+	}
+	if o.Snaplen == 0 {
+		o.Snaplen = pcapio.MaxPacket
+	}
+	if o.Compressors <= 0 {
+		o.Compressors = runtime.GOMAXPROCS(0)
+	}
+	if o.Level == 0 {
+		o.Level = zstd.SpeedFastest
+	}
+}
+
+// WriterStats counts what a Writer stored.
+type WriterStats struct {
+	Packets    uint64
+	RawBytes   uint64 // pcap record bytes before compression
+	Stored     uint64 // block bytes on disk
+	Blocks     uint64
+	Sealed     int
+	Unparsed   uint64 // frames with no IP header found (stored all the same)
+	Recovered  int    // shards sealed by recovery after a write failure
+	LastPacket time.Time
+}
+
+type shardKey struct {
+	lt    pkthdr.LinkType
+	nanos bool
+}
+
+// openShard is a shard being filled. Fields above the line belong to the
+// packet path; the writer goroutine only touches them after a seal job
+// hands the shard over.
+type openShard struct {
+	key      shardKey
+	seq      uint32
+	snaplen  uint32
+	ix       *index.Builder
+	flows    FlowTable
+	flowFile flow.FileWriter
+	block    []byte
+	bFirst   int64
+	bLast    int64
+	bPkts    int
+	bStarted time.Time
+	blocks   int
+	raw      int64
+	first    int64 // packet time of the shard's first packet
+
+	// writer goroutine
+	file   *os.File
+	sw     *pcapio.ShardWriter
+	failed bool
+}
+
+type jobKind int
+
+const (
+	jobOpen jobKind = iota
+	jobBlock
+	jobSeal
+	jobBarrier
+)
+
+type job struct {
+	kind  jobKind
+	sh    *openShard
+	raw   []byte
+	num   int
+	first int64
+	last  int64
+	pkts  int
+	enc   pcapio.EncodedBlock
+	done  chan struct{} // compression finished (blocks) / barrier reached
+}
+
+// Writer appends packets to a store. Packets enter on the caller's
+// goroutine (parse, index, flows, buffer); full blocks are compressed by a
+// pool and written in order by one goroutine, which also seals shards, so
+// the packet path never waits on fsync.
+type Writer struct {
+	st    *Store
+	opts  WriterOptions
+	enc   *zstd.Encoder
+	nanos bool
+	cur   map[shardKey]*openShard
+	last  *openShard
+	seq   uint32
+
+	jobs      chan *job
+	compressQ chan *job
+	free      chan []byte
+	wg        sync.WaitGroup
+	failure   atomic.Pointer[error]
+	closed    bool
+
+	parsed pkthdr.Packet
+	keys   []index.Key
+	count  uint64
+	encBuf chan []byte
+
+	// Packet-path counters are atomics so a stats line can read them
+	// while packets flow; the rest is under statsMu.
+	packets  atomic.Uint64
+	rawBytes atomic.Uint64
+	unparsed atomic.Uint64
+	lastTS   atomic.Int64
+	statsMu  sync.Mutex
+	stats    WriterStats
+}
+
+// ErrWriterClosed is returned by writes after Close.
+var ErrWriterClosed = errors.New("store writer closed")
+
+// NewWriter starts a writer. The caller must hold the store's lock
+// (AcquireLock) for as long as the writer lives.
+func (s *Store) NewWriter(opts WriterOptions) (*Writer, error) {
+	opts.defaults()
+	if len(opts.ID) > 8 {
+		return nil, fmt.Errorf("writer id %q longer than 8 bytes", opts.ID)
+	}
+	seq, err := s.nextSeq(opts.ID)
+	if err != nil {
+		return nil, err
+	}
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(opts.Level), zstd.WithEncoderConcurrency(opts.Compressors),
+		zstd.WithZeroFrames(true), zstd.WithEncoderCRC(false), zstd.WithLowerEncoderMem(true))
+	if err != nil {
+		return nil, err
+	}
+	depth := 2 * opts.Compressors
+	w := &Writer{
+		st: s, opts: opts, enc: enc, cur: map[shardKey]*openShard{}, seq: seq, nanos: true,
+		jobs:      make(chan *job, depth+4),
+		compressQ: make(chan *job, depth),
+		free:      make(chan []byte, depth+4),
+		encBuf:    make(chan []byte, depth+4),
+	}
+	w.ensureReserve()
+	for range opts.Compressors {
+		w.wg.Add(1)
+		go w.compressor()
+	}
+	w.wg.Add(1)
+	go w.writeLoop()
+	return w, nil
+}
+
+// SetNanos selects the timestamp precision of the shards that follow
+// (import keeps the precision of its source; capture uses nanoseconds).
+func (w *Writer) SetNanos(nanos bool) { w.nanos = nanos }
+
+// Err is the first failure of the writer goroutine, if any.
+func (w *Writer) Err() error {
+	if p := w.failure.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (w *Writer) fail(err error) {
+	w.failure.CompareAndSwap(nil, &err)
+}
+
+// Stats returns a snapshot of the counters.
+func (w *Writer) Stats() WriterStats {
+	w.statsMu.Lock()
+	st := w.stats
+	w.statsMu.Unlock()
+	st.Packets, st.RawBytes, st.Unparsed = w.packets.Load(), w.rawBytes.Load(), w.unparsed.Load()
+	if ns := w.lastTS.Load(); ns != 0 {
+		st.LastPacket = time.Unix(0, ns).UTC()
+	}
+	return st
+}
+
+// Write stores one packet. data is only read during the call.
+func (w *Writer) Write(ts time.Time, lt pkthdr.LinkType, data []byte, origLen int) error {
+	if w.closed {
+		return ErrWriterClosed
+	}
+	if err := w.Err(); err != nil {
+		return err
+	}
+	if len(data) > pcapio.MaxPacket {
+		data = data[:pcapio.MaxPacket]
+	}
+	k := shardKey{lt, w.nanos}
+	sh := w.last
+	if sh == nil || sh.key != k {
+		sh = w.cur[k]
+		if sh == nil {
+			sh = w.openShard(k, w.opts.Snaplen)
+		}
+		w.last = sh
+	}
+	if uint32(len(data)) > sh.snaplen { // cannot grow a written header: start a shard that fits
+		w.sealShard(sh)
+		sh = w.openShard(k, pcapio.MaxPacket)
+	}
+	ns := ts.UnixNano()
+	if sh.bPkts == 0 {
+		if sh.blocks == 0 && sh.raw == 0 {
+			sh.first = ns
+		}
+		sh.bFirst, sh.bLast = ns, ns
+		if w.opts.FlushInterval > 0 {
+			sh.bStarted = time.Now()
+		}
+	} else {
+		sh.bFirst = min(sh.bFirst, ns)
+		sh.bLast = max(sh.bLast, ns)
+	}
+	p := &w.parsed
+	if !pkthdr.Parse(lt, data, p) && !p.ARP {
+		w.unparsed.Add(1)
+	}
+	w.keys = index.Keys(w.keys[:0], p)
+	sh.ix.Add(w.keys)
+	if sh.flows != nil && p.IPVersion != 0 {
+		sh.flows.AddParsed(ts, p, data, origLen)
+		// Ended flows leave the table as packet time goes on, so memory
+		// holds open flows and compact finished records only.
+		if w.count&4095 == 0 {
+			sh.flows.Expire(ts, sh.flowFile.Add)
+		}
+	}
+	before := len(sh.block)
+	sh.block = pcapio.AppendRecord(sh.block, ts, data, origLen, k.nanos)
+	sh.bPkts++
+	sh.raw += int64(len(sh.block) - before)
+
+	w.packets.Add(1)
+	w.rawBytes.Add(uint64(len(sh.block) - before))
+	if ns > w.lastTS.Load() {
+		w.lastTS.Store(ns)
+	}
+
+	if len(sh.block) >= w.opts.BlockSize {
+		w.endBlock(sh)
+	}
+	if sh.raw >= w.opts.ShardSize || (w.opts.ShardSpan > 0 && ns-sh.first >= int64(w.opts.ShardSpan)) {
+		w.sealShard(sh)
+	}
+	w.count++
+	if w.opts.FlushInterval > 0 && w.count&255 == 0 {
+		w.flushOld(time.Now())
+	}
+	return nil
+}
+
+// flushOld writes out blocks that have waited longer than FlushInterval.
+func (w *Writer) flushOld(now time.Time) {
+	for _, sh := range w.cur {
+		if sh.bPkts > 0 && now.Sub(sh.bStarted) >= w.opts.FlushInterval {
+			w.endBlock(sh)
+		}
+	}
+}
+
+// Flush writes out every partly filled block and waits until all blocks so
+// far are on disk (visible to readers). Capture calls it when the link is
+// quiet, so packets are queryable within the flush interval.
+func (w *Writer) Flush() error {
+	if w.closed {
+		return ErrWriterClosed
+	}
+	for _, sh := range w.cur {
+		if sh.bPkts > 0 {
+			w.endBlock(sh)
+		}
+	}
+	b := &job{kind: jobBarrier, done: make(chan struct{})}
+	w.jobs <- b
+	<-b.done
+	return w.Err()
+}
+
+// FlushIfOld is Flush limited to blocks older than the flush interval; it
+// does not wait for the disk.
+func (w *Writer) FlushIfOld() {
+	if !w.closed && w.opts.FlushInterval > 0 {
+		w.flushOld(time.Now())
+	}
+}
+
+func (w *Writer) openShard(k shardKey, snaplen uint32) *openShard {
+	sh := &openShard{key: k, seq: w.seq, snaplen: snaplen, ix: index.NewBuilder(), block: w.getBuf()}
+	w.seq++
+	if w.opts.NewFlows != nil {
+		sh.flows = w.opts.NewFlows()
+	}
+	w.cur[k] = sh
+	w.last = sh
+	w.jobs <- &job{kind: jobOpen, sh: sh}
+	return sh
+}
+
+func (w *Writer) getBuf() []byte {
+	select {
+	case b := <-w.free:
+		return b[:0]
+	default:
+		return make([]byte, 0, w.opts.BlockSize+pcapio.MaxPacket+16)
+	}
+}
+
+func (w *Writer) putBuf(b []byte) {
+	select {
+	case w.free <- b:
+	default:
+	}
+}
+
+func (w *Writer) endBlock(sh *openShard) {
+	if sh.bPkts == 0 {
+		return
+	}
+	sh.ix.EndBlock(sh.bFirst, sh.bLast)
+	j := &job{kind: jobBlock, sh: sh, raw: sh.block, num: sh.blocks, first: sh.bFirst, last: sh.bLast, pkts: sh.bPkts, done: make(chan struct{})}
+	sh.blocks++
+	sh.block = w.getBuf()
+	sh.bPkts = 0
+	w.jobs <- j
+	w.compressQ <- j
+}
+
+func (w *Writer) sealShard(sh *openShard) {
+	w.endBlock(sh)
+	delete(w.cur, sh.key)
+	if w.last == sh {
+		w.last = nil
+	}
+	w.jobs <- &job{kind: jobSeal, sh: sh}
+}
+
+// Close seals every open shard and waits for the disk. The returned error
+// is the first write failure, if any (what was written before it is sealed).
+func (w *Writer) Close() error {
+	if w.closed {
+		return w.Err()
+	}
+	for _, sh := range w.cur {
+		w.sealShard(sh)
+	}
+	w.closed = true
+	close(w.compressQ)
+	close(w.jobs)
+	w.wg.Wait()
+	w.enc.Close()
+	return w.Err()
+}
+
+func (w *Writer) compressor() {
+	defer w.wg.Done()
+	for j := range w.compressQ {
+		var dst []byte
+		select {
+		case dst = <-w.encBuf:
+		default:
+		}
+		j.enc = pcapio.EncodeBlock(dst, w.enc, j.raw, j.num, j.first, j.last, j.pkts)
+		close(j.done)
+	}
+}
+
+// writeLoop performs jobs in order: it is the only goroutine touching
+// files, so a shard's blocks land in sequence.
+func (w *Writer) writeLoop() {
+	defer w.wg.Done()
+	for j := range w.jobs {
+		switch j.kind {
+		case jobOpen:
+			w.doOpen(j.sh)
+		case jobBlock:
+			<-j.done
+			w.doBlock(j)
+			w.putBuf(j.raw)
+			select {
+			case w.encBuf <- j.enc.Bytes:
+			default:
+			}
+		case jobSeal:
+			w.doSeal(j.sh)
+		case jobBarrier:
+			close(j.done)
+		}
+	}
+}
+
+func (w *Writer) doOpen(sh *openShard) {
+	if w.Err() != nil {
+		sh.failed = true
+		return
+	}
+	base := openBase(w.st.Dir, w.opts.ID, sh.seq)
+	f, err := os.OpenFile(base+extOpen, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		sh.failed = true
+		w.fail(fmt.Errorf("create shard: %w", err))
+		return
+	}
+	hdr := pcapio.ShardHeader{LinkType: sh.key.lt, Snaplen: sh.snaplen, Nanos: sh.key.nanos, Created: time.Now(), Writer: w.opts.ID, Seq: sh.seq}
+	sw, err := pcapio.NewShardWriter(f, hdr, w.enc)
+	if err != nil {
+		f.Close()
+		os.Remove(base + extOpen)
+		sh.failed = true
+		w.fail(fmt.Errorf("create shard: %w", err))
+		return
+	}
+	sh.file, sh.sw = f, sw
+}
+
+func (w *Writer) doBlock(j *job) {
+	sh := j.sh
+	if sh.failed || sh.sw == nil {
+		return
+	}
+	if err := sh.sw.Append(j.enc); err != nil {
+		// Cut off whatever part of the block reached the file; the shard
+		// is sealed by recovery from its complete blocks.
+		sh.file.Truncate(sh.sw.Size())
+		sh.failed = true
+		w.fail(fmt.Errorf("shard %s: %w", filepath.Base(sh.file.Name()), err))
+		return
+	}
+	w.statsMu.Lock()
+	w.stats.Blocks++
+	w.stats.Stored += uint64(len(j.enc.Bytes))
+	w.statsMu.Unlock()
+}
+
+func (w *Writer) doSeal(sh *openShard) {
+	if sh.sw == nil {
+		return
+	}
+	name := sh.file.Name()
+	if sh.failed {
+		// A write failed (disk full, I/O error): free the reserve and seal
+		// what reached the disk by recovery, which rebuilds index and flows
+		// from the blocks themselves.
+		sh.file.Close()
+		w.releaseReserve()
+		if _, err := recoverShard(w.st.Dir, name, w.opts.NewFlows); err == nil {
+			w.statsMu.Lock()
+			w.stats.Recovered++
+			w.statsMu.Unlock()
+		}
+		return
+	}
+	err := w.seal(sh)
+	if err != nil {
+		w.fail(fmt.Errorf("seal %s: %w", filepath.Base(name), err))
+		w.releaseReserve()
+		if _, rerr := recoverShard(w.st.Dir, name, w.opts.NewFlows); rerr == nil {
+			w.statsMu.Lock()
+			w.stats.Recovered++
+			w.statsMu.Unlock()
+		}
+	}
+}
+
+func (w *Writer) seal(sh *openShard) error {
+	f := sh.file
+	blocks := sh.sw.Blocks()
+	if len(blocks) == 0 { // nothing was stored: drop the empty shard
+		f.Close()
+		return os.Remove(f.Name())
+	}
+	if err := sh.sw.Finish(); err != nil {
+		f.Truncate(sh.sw.Size())
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	first, last := blocks[0].First, blocks[0].Last
+	for _, b := range blocks {
+		first, last = min(first, b.First), max(last, b.Last)
+	}
+	base := sealedBase(w.st.Dir, time.Unix(0, first), time.Unix(0, last), w.opts.ID, sh.seq)
+	if err := writeFileAtomic(base+extIndex, sh.ix.Encode(w.enc)); err != nil {
+		return fmt.Errorf("write index: %w", err)
+	}
+	if sh.flows != nil {
+		sh.flows.Flush(sh.flowFile.Add)
+	}
+	if err := writeFileAtomic(base+extFlows, sh.flowFile.Encode(w.enc)); err != nil {
+		os.Remove(base + extIndex)
+		return fmt.Errorf("write flows: %w", err)
+	}
+	if err := os.Rename(f.Name(), base+extShard); err != nil {
+		return err
+	}
+	if err := syncDir(filepath.Dir(base)); err != nil {
+		return err
+	}
+	w.statsMu.Lock()
+	w.stats.Sealed++
+	w.statsMu.Unlock()
+	if w.opts.OnSeal != nil {
+		if fi, err := os.Stat(base + extShard); err == nil {
+			sf, _ := parseName(w.st.Dir, filepath.Base(base+extShard))
+			sf.Size = fi.Size()
+			w.opts.OnSeal(sf)
+		}
+	}
+	return nil
+}
+
+// The reserve is a small file kept so that a writer that fills the disk
+// can still free room to seal what it has.
+const reserveSize = 1 << 20
+
+func (w *Writer) ensureReserve() {
+	path := filepath.Join(w.st.Dir, reserveNam)
+	if fi, err := os.Stat(path); err == nil && fi.Size() >= reserveSize {
+		return
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	if err := syscall.Fallocate(int(f.Fd()), 0, 0, reserveSize); err != nil {
+		f.Write(make([]byte, reserveSize))
+	}
+}
+
+func (w *Writer) releaseReserve() { os.Remove(filepath.Join(w.st.Dir, reserveNam)) }

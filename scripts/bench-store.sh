@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Store benchmarks (issue: packet store). Prints ratios measured in one run
+# against zstd and tcpdump on the same files; medians of repeated runs,
+# because the machines are shared and noisy.
+#
+#   scripts/bench-store.sh            # uses out/bench as work space (~9 GB)
+#   BENCH_DIR=/big/disk scripts/bench-store.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+NW=${NW:-bin/nwhealth}
+SIM=${SIM:-../shared/tools/trafficsim}
+W=${BENCH_DIR:-out/bench}
+RUNS=${RUNS:-3}
+mkdir -p "$W"
+W=$(cd "$W" && pwd)
+[ -x "$NW" ] || go build -o "$NW" ./cmd/nwhealth
+NW=$(cd "$(dirname "$NW")" && pwd)/$(basename "$NW")
+for t in zstd tcpdump; do command -v $t >/dev/null || { echo "bench-store: $t missing (run .ci/deps)"; exit 1; }; done
+
+# median of numbers on stdin
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+# run CMD... RUNS times; print the median wall seconds; peak RSS (KB) of the last run goes to $W/rss
+timed() {
+  local i
+  "$@" >/dev/null 2>&1 || true # warm the page cache
+  for i in $(seq "$RUNS"); do
+    /usr/bin/time -f "%e %M" -o "$W/time.out" "$@" >/dev/null 2>&1 || true
+    cut -d' ' -f1 "$W/time.out"
+    cut -d' ' -f2 "$W/time.out" > "$W/rss"
+  done | median
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0) ? a/b : 0}'; }
+
+sim() { # scenario-file output-pcap
+  [ -s "$2" ] || (cd "$SIM" && go run . -scenario "$1" -o "$2" -labels "$2.labels.json" >/dev/null 2>&1)
+}
+# A 3-hour version of bulk.json: more than 2 GB of full-payload traffic.
+python3 - "$SIM/scenarios/bulk.json" "$W/bulk3h.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1])); s["hours"] = 3; s["seed"] = 12
+json.dump(s, open(sys.argv[2], "w"))
+PY
+echo "== generating captures in $W"
+sim "$(cd "$SIM" && pwd)/scenarios/bulk.json" "$W/bulk.pcap"
+sim "$W/bulk3h.json" "$W/bulk3h.pcap"
+sim "$(cd "$SIM" && pwd)/scenarios/dev.json" "$W/dev.pcap"
+raw=$(stat -c %s "$W/bulk.pcap")
+
+echo "== import of bulk.pcap ($((raw >> 20)) MiB, full payload)"
+zstd1=$(timed sh -c "zstd -1 -T0 -q -f '$W/bulk.pcap' -o '$W/bulk.zst1'")
+zstd -3 -T0 -q -f "$W/bulk.pcap" -o "$W/bulk.zst3"
+imp=$(timed sh -c "rm -rf '$W/st-bulk' && '$NW' import --store '$W/st-bulk' '$W/bulk.pcap'")
+rss_small=$(cat "$W/rss")
+shard=$(du -cb "$W"/st-bulk/shards/*.shard | tail -1 | cut -f1)
+idx=$(du -cb "$W"/st-bulk/shards/*.idx | tail -1 | cut -f1)
+flows=$(du -cb "$W"/st-bulk/shards/*.flows | tail -1 | cut -f1)
+z3=$(stat -c %s "$W/bulk.zst3")
+printf "zstd -1 -T0            %6.2f s\n" "$zstd1"
+printf "nwhealth import        %6.2f s   ratio %s (target <= 2)\n" "$imp" "$(ratio "$imp" "$zstd1")"
+printf "store size / zstd -3   %s (target <= 1.15)\n" "$(ratio "$shard" "$z3")"
+printf "index / raw            %.3f%% (target <= 3%%); flow records %.3f%%\n" "$(awk -v a=$idx -v b=$raw 'BEGIN{print 100*a/b}')" "$(awk -v a=$flows -v b=$raw 'BEGIN{print 100*a/b}')"
+
+echo "== one host out of a >= 2 GB store (bulk3h.pcap)"
+big=$(stat -c %s "$W/bulk3h.pcap")
+rm -rf "$W/st-big"
+/usr/bin/time -f "%e %M" -o "$W/big.time" "$NW" import --store "$W/st-big" "$W/bulk3h.pcap" >/dev/null
+rss_big=$(cut -d' ' -f2 "$W/big.time")
+printf "store raw size         %d MiB\n" $((big >> 20))
+host=$("$NW" flows --store "$W/st-big" --format jsonl --proto tcp --port 8443 | python3 -c '
+import sys, json, collections
+c = collections.Counter(json.loads(l)["orig"] for l in sys.stdin)
+hosts = sorted(c)            # every workstation runs the agent: pick a middle one
+print(hosts[len(hosts)//2])')
+td=$(timed tcpdump -r "$W/bulk3h.pcap" -w "$W/td-host.pcap" host "$host")
+nq=$(timed "$NW" query --store "$W/st-big" --host "$host" -w "$W/nw-host.pcap")
+cmp -s <(tail -c +25 "$W/td-host.pcap") <(tail -c +25 "$W/nw-host.pcap") && same=identical || same=DIFFERENT
+printf "tcpdump -r host %-12s %6.3f s\n" "$host" "$td"
+printf "nwhealth query --host   %6.3f s   speedup %sx (target >= 50), packets %s\n" "$nq" "$(ratio "$td" "$nq")" "$same"
+if [ "$(id -u)" = 0 ] && [ -w /proc/sys/vm/drop_caches ]; then
+  sync; echo 3 > /proc/sys/vm/drop_caches
+  /usr/bin/time -f "%e" -o "$W/time.out" tcpdump -r "$W/bulk3h.pcap" -w /dev/null host "$host" 2>/dev/null
+  tdc=$(cat "$W/time.out")
+  sync; echo 3 > /proc/sys/vm/drop_caches
+  /usr/bin/time -f "%e" -o "$W/time.out" "$NW" query --store "$W/st-big" --host "$host" -w /dev/null
+  nqc=$(cat "$W/time.out")
+  printf "cold cache: tcpdump %.2f s, nwhealth %.2f s, speedup %sx\n" "$tdc" "$nqc" "$(ratio "$tdc" "$nqc")"
+fi
+
+echo "== one hour out of a 24-hour store (dev.pcap)"
+rm -rf "$W/st-day"
+"$NW" import --store "$W/st-day" "$W/dev.pcap" >/dev/null
+td=$(timed tcpdump -r "$W/dev.pcap" -w "$W/td-day.pcap")
+nq=$(timed "$NW" query --store "$W/st-day" --from 2026-03-02T13:00:00Z --to 2026-03-02T14:00:00Z -w "$W/nw-hour.pcap")
+printf "tcpdump -r (whole day)  %6.3f s\n" "$td"
+printf "nwhealth query 1 hour   %6.3f s   speedup %sx (target >= 20)\n" "$nq" "$(ratio "$td" "$nq")"
+
+echo "== memory"
+printf "import peak RSS: %d MiB for %d MiB, %d MiB for %d MiB (flat: ratio %s)\n" $((rss_small/1024)) $((raw>>20)) $((rss_big/1024)) $((big>>20)) "$(ratio "$rss_big" "$rss_small")"
