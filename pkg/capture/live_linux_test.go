@@ -479,7 +479,7 @@ func TestSinkError(t *testing.T) {
 // TestStatsWhileRunning: Stats() is safe during Run and only grows.
 func TestStatsWhileRunning(t *testing.T) {
 	p := livePair(t)
-	c := openIn(t, p.B, capture.Config{Interface: p.DevB, Workers: 2, RingSize: 16 << 20})
+	c := openIn(t, p.B, capture.Config{Interface: p.DevB, Workers: 2, RingSize: 64 << 20})
 	r := start(c, newFlowSink(64, 64), newFlowSink(64, 64))
 	cfg, _ := p.Flood().TrafgenConfig()
 	done := make(chan error, 1)
