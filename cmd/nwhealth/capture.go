@@ -1,24 +1,23 @@
 package main
 
-// TEMPORARY first version of `nwhealth capture`, written by the capture
-// engine's author against capture.Sink so the engine can be run and
-// benchmarked before the store writer exists. It writes plain pcap (-w);
-// the lead replaces the sink with the store's shard writers (--store).
-
 import (
 	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/nwhealth/nwhealth/pkg/capture"
 	"github.com/nwhealth/nwhealth/pkg/capture/livefilter"
 	"github.com/nwhealth/nwhealth/pkg/pcapio"
+	"github.com/nwhealth/nwhealth/pkg/pkthdr"
+	"github.com/nwhealth/nwhealth/pkg/store"
 	"github.com/spf13/cobra"
 )
 
@@ -27,7 +26,12 @@ func init() { subcommands = append(subcommands, newCaptureCmd) }
 type captureOptions struct {
 	s          streams
 	iface      string
+	stores     []string
 	write      string
+	maxSize    string
+	maxAge     string
+	shardSize  string
+	flush      time.Duration
 	snaplen    int
 	workers    int
 	ringSize   string
@@ -43,24 +47,27 @@ type captureOptions struct {
 func newCaptureCmd(s streams) *cobra.Command {
 	opts := &captureOptions{s: s}
 	cmd := &cobra.Command{
-		Use:   "capture -i IFACE -w FILE [flags]",
-		Short: "Record an interface through AF_PACKET rings",
+		Use:   "capture --store DIR -i IFACE [flags]",
+		Short: "Record an interface into a store (AF_PACKET TPACKET_V3 rings, fanout)",
 		Long: `Capture records every packet seen on an interface through TPACKET_V3 rings,
-one per worker, spread over the workers by flow hash (PACKET_FANOUT).
+one per worker, spread over the workers by flow hash (PACKET_FANOUT), into
+the store's indexed, compressed shards with flow records. Each worker writes
+its own shards; with several --store directories, worker i writes to store
+i mod n, so shards spread over disks by flow hash. Packets are queryable
+within --flush of their arrival.
 
 SIGINT or SIGTERM (or --duration) stops it: every packet the kernel already
-accepted is written, then packets stored and kernel drops are printed.
-A stats line goes to stderr every --stats-every.
-
-This first version writes pcap (-w FILE; with several workers FILE.0,
-FILE.1, ...); writing to a store comes with the store writer.`,
+accepted is stored, open shards are sealed, and packets stored and kernel
+drops are printed (exit 0). A stats line goes to stderr every --stats-every.
+A full disk stops the capture: what was written is sealed, exit 5.
+-w FILE writes plain pcap instead of a store (FILE.N per worker).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if opts.iface == "" {
 				return usagef("capture: -i IFACE is required")
 			}
-			if opts.write == "" {
-				return usagef("capture: -w FILE is required")
+			if (opts.write == "") == (len(opts.stores) == 0) {
+				return usagef("capture: give --store DIR (or -w FILE for plain pcap)")
 			}
 			if opts.format != "table" && opts.format != "jsonl" {
 				return usagef("capture: --format must be table or jsonl")
@@ -73,7 +80,12 @@ FILE.1, ...); writing to a store comes with the store writer.`,
 	}
 	f := cmd.Flags()
 	f.StringVarP(&opts.iface, "interface", "i", "", "interface to capture on")
-	f.StringVarP(&opts.write, "write", "w", "", "pcap file to write (temporary, until --store)")
+	f.StringArrayVar(&opts.stores, "store", nil, "store directory (repeatable: shards spread over stores by worker)")
+	f.StringVarP(&opts.write, "write", "w", "", "write plain pcap to this file instead of a store")
+	f.StringVar(&opts.maxSize, "max-size", "", "delete the oldest sealed shards beyond this size per store (e.g. 2T)")
+	f.StringVar(&opts.maxAge, "max-age", "", "delete sealed shards older than this (e.g. 30d)")
+	f.StringVar(&opts.shardSize, "shard-size", "256M", "raw bytes per shard before it is sealed")
+	f.DurationVar(&opts.flush, "flush", 250*time.Millisecond, "longest a packet waits before it is written (and queryable)")
 	f.IntVarP(&opts.snaplen, "snaplen", "s", capture.DefaultSnapLen, "bytes kept of each packet")
 	f.IntVar(&opts.workers, "workers", 1, "capture workers (sockets in a fanout group)")
 	f.StringVar(&opts.ringSize, "ring-size", "256MiB", "kernel ring memory for all workers together")
@@ -100,6 +112,9 @@ func runCapture(ctx context.Context, opts *captureOptions) error {
 		RingSize:    ring,
 		Promiscuous: !opts.noPromisc,
 	}
+	if opts.flush > 0 {
+		cfg.FlushInterval = opts.flush
+	}
 	if opts.filter != "" {
 		prog, _, err := livefilter.Compile(opts.iface, opts.snaplen, opts.filter)
 		if err != nil {
@@ -120,17 +135,26 @@ func runCapture(ctx context.Context, opts *captureOptions) error {
 			f.close()
 		}
 	}()
-	for i := range sinks {
-		name := opts.write
-		if len(sinks) > 1 {
-			name = fmt.Sprintf("%s.%d", opts.write, i)
-		}
-		f, err := newPcapFileSink(name, c)
-		if err != nil {
+	var ss *storeSinks
+	if len(opts.stores) > 0 {
+		if ss, err = openStoreSinks(opts, c); err != nil {
 			return err
 		}
-		files = append(files, f)
-		sinks[i] = f
+		defer ss.abort()
+		copy(sinks, ss.sinks)
+	} else {
+		for i := range sinks {
+			name := opts.write
+			if len(sinks) > 1 {
+				name = fmt.Sprintf("%s.%d", opts.write, i)
+			}
+			f, err := newPcapFileSink(name, c)
+			if err != nil {
+				return err
+			}
+			files = append(files, f)
+			sinks[i] = f
+		}
 	}
 
 	ctx, stopSignals := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
@@ -177,8 +201,128 @@ func runCapture(ctx context.Context, opts *captureOptions) error {
 		closeErr = errors.Join(closeErr, f.close())
 	}
 	files = nil
+	if ss != nil {
+		// Seal every open shard, even after a write failure: what reached
+		// the disk stays valid.
+		closeErr = errors.Join(closeErr, ss.close(opts.s.errOut))
+	}
 	writeCaptureStats(opts, "capture_summary", time.Now(), st, nil, 0)
+	if errors.Is(runErr, syscall.ENOSPC) || errors.Is(closeErr, syscall.ENOSPC) {
+		return fmt.Errorf("capture stopped, shards sealed: %w", syscall.ENOSPC)
+	}
 	return errors.Join(runErr, closeErr)
+}
+
+// storeSinks are one store writer per capture worker.
+type storeSinks struct {
+	locks   []*store.Lock
+	writers []*store.Writer
+	sinks   []capture.Sink
+	closed  bool
+}
+
+func openStoreSinks(opts *captureOptions, c *capture.Capture) (*storeSinks, error) {
+	ret := store.Retention{}
+	var err error
+	if ret.MaxSize, err = parseSize(opts.maxSize); err != nil {
+		return nil, usagef("--max-size: %v", err)
+	}
+	if opts.maxAge != "" {
+		if ret.MaxAge, err = parseDuration(opts.maxAge); err != nil {
+			return nil, usagef("--max-age: %v", err)
+		}
+	}
+	shardSize, err := parseSize(opts.shardSize)
+	if err != nil || shardSize < 1<<20 {
+		return nil, usagef("--shard-size: want at least 1M")
+	}
+	ss := &storeSinks{}
+	var stores []*store.Store
+	for _, dir := range opts.stores {
+		st, err := store.Create(dir)
+		if err != nil {
+			ss.abort()
+			return nil, err
+		}
+		lk, err := store.AcquireLock(dir)
+		if err != nil {
+			ss.abort()
+			return nil, err
+		}
+		ss.locks = append(ss.locks, lk)
+		reps, err := st.Recover(newFlowTable)
+		if err != nil {
+			fmt.Fprintln(opts.s.errOut, "nwhealth: recovery:", err)
+		}
+		for _, r := range reps {
+			reportRecovery(opts.s.errOut, r)
+		}
+		stores = append(stores, st)
+	}
+	var retMu sync.Mutex
+	for i := 0; i < c.Workers(); i++ {
+		st := stores[i%len(stores)]
+		w, err := st.NewWriter(store.WriterOptions{
+			ID:            fmt.Sprintf("c%02d", i),
+			Snaplen:       uint32(c.Config().SnapLen),
+			ShardSize:     shardSize,
+			ShardSpan:     time.Hour,
+			FlushInterval: opts.flush,
+			Compressors:   1,
+			NewFlows:      newFlowTable,
+			OnSeal: func(store.ShardFile) {
+				retMu.Lock()
+				defer retMu.Unlock()
+				if _, err := ret.Apply(st); err != nil {
+					fmt.Fprintln(opts.s.errOut, "nwhealth: retention:", err)
+				}
+			},
+		})
+		if err != nil {
+			ss.abort()
+			return nil, err
+		}
+		w.SetNanos(true)
+		ss.writers = append(ss.writers, w)
+		ss.sinks = append(ss.sinks, &storeSink{w: w, lt: c.LinkType()})
+	}
+	return ss, nil
+}
+
+// close seals every writer's shards and releases the locks.
+func (ss *storeSinks) close(errOut io.Writer) error {
+	if ss.closed {
+		return nil
+	}
+	ss.closed = true
+	var err error
+	for _, w := range ss.writers {
+		err = errors.Join(err, w.Close())
+	}
+	for _, l := range ss.locks {
+		l.Release()
+	}
+	return err
+}
+
+func (ss *storeSinks) abort() { ss.close(io.Discard) }
+
+// storeSink feeds one worker's packets to its store writer.
+type storeSink struct {
+	w  *store.Writer
+	lt pkthdr.LinkType
+}
+
+func (s *storeSink) WritePacket(ts time.Time, data []byte, origLen int) error {
+	return s.w.Write(ts, s.lt, data, origLen)
+}
+
+// Flush is called at most every --flush while packets arrive slowly, and
+// once when the link goes quiet: partly filled blocks go to disk, so every
+// packet is queryable within --flush.
+func (s *storeSink) Flush() error {
+	s.w.EndBlocks()
+	return s.w.Err()
 }
 
 // writeCaptureStats prints a stats line: on stderr for people, or a JSON

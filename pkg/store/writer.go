@@ -326,6 +326,19 @@ func (w *Writer) Flush() error {
 	return w.Err()
 }
 
+// EndBlocks hands every partly filled block to the disk pipeline without
+// waiting for it: readers see the packets within milliseconds.
+func (w *Writer) EndBlocks() {
+	if w.closed {
+		return
+	}
+	for _, sh := range w.cur {
+		if sh.bPkts > 0 {
+			w.endBlock(sh)
+		}
+	}
+}
+
 // FlushIfOld is Flush limited to blocks older than the flush interval; it
 // does not wait for the disk.
 func (w *Writer) FlushIfOld() {
