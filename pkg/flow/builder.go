@@ -73,11 +73,11 @@ type entry struct {
 	// first and last packet times in ns: the record's time.Time fields are
 	// filled when it is handed out (time.Time arithmetic is slow per packet).
 	firstNS, lastNS int64
-	k          key
-	origIsA    bool
-	tcp        bool // TCP with ports: follows the TCP timeouts
-	list       uint8
-	prev, next *entry
+	k               key
+	origIsA         bool
+	tcp             bool // TCP with ports: follows the TCP timeouts
+	list            uint8
+	prev, next      *entry
 
 	// TCP state.
 	origFin, respFin, rst bool

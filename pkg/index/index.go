@@ -114,7 +114,7 @@ type Builder struct {
 	prevN   int
 	slots   []slot
 	gen     uint32
-	inBlock []Key // distinct keys of the current block
+	inBlock []Key           // distinct keys of the current block
 	sigs    [256][4]sigSlot // 4-way: busy flows that collide do not evict each other
 	sigNext uint8
 	keys    []Key

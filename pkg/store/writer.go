@@ -37,10 +37,10 @@ type WriterOptions struct {
 	// Inline compresses each block on the caller's goroutine instead of a
 	// pool: capture runs one writer per worker, where handing every block
 	// to another goroutine costs more than it saves.
-	Inline bool
-	Level         zstd.EncoderLevel
-	NewFlows      func() FlowTable // nil: no flow records
-	OnSeal        func(ShardFile)  // called after each shard is sealed
+	Inline   bool
+	Level    zstd.EncoderLevel
+	NewFlows func() FlowTable // nil: no flow records
+	OnSeal   func(ShardFile)  // called after each shard is sealed
 }
 
 func (o *WriterOptions) defaults() {
