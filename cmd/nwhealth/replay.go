@@ -287,8 +287,8 @@ func runLive(ctx context.Context, o *replayOptions, src replay.Source, emit func
 func statsLine(st replay.Stats, capture bool) string {
 	line := fmt.Sprintf("stats: packets=%d conns=%d operations=%d encrypted=%d conns_expired=%d calls_expired=%d gaps=%d resyncs=%d dropped_bytes=%d decode_errors=%d",
 		st.Packets, st.Conns, st.Operations, st.EncryptedCalls, st.ConnsExpired, st.CallsExpired, st.Gaps, st.Resyncs, st.DroppedBytes, st.DecodeErrors)
-	if capture || st.KernelDrops > 0 || st.QueueDrops > 0 {
-		line += fmt.Sprintf(" kernel_drops=%d queue_drops=%d", st.KernelDrops, st.QueueDrops)
+	if capture || st.KernelDrops > 0 {
+		line += fmt.Sprintf(" kernel_drops=%d", st.KernelDrops)
 	}
 	return line
 }

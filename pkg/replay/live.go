@@ -16,7 +16,7 @@ type batchSource interface {
 }
 
 // dropCounter is a source that can lose packets (a Live capture).
-type dropCounter interface{ Drops() LiveDrops }
+type dropCounter interface{ KernelDrops() uint64 }
 
 // RunLive feeds packets from a live source (an interface, a store being
 // written) and ticks the pipeline by the wall clock every tick, so
@@ -24,7 +24,7 @@ type dropCounter interface{ Drops() LiveDrops }
 // calls expire while the wire is quiet. A goroutine reads the source; the
 // caller's goroutine owns the pipeline, so emit and onTick need no locks.
 // It returns when ctx ends or the source does. The packets a Live source
-// lost are in the returned Stats (KernelDrops, QueueDrops).
+// lost are in the returned Stats (KernelDrops).
 func RunLive(ctx context.Context, src Source, cfg Config, tick time.Duration, emit func(Operation), onTick func(Stats)) (Stats, error) {
 	p := New(cfg, emit)
 	type item struct {
@@ -63,8 +63,7 @@ func RunLive(ctx context.Context, src Source, cfg Config, tick time.Duration, em
 	stats := func() Stats {
 		st := p.Stats()
 		if dc, ok := src.(dropCounter); ok {
-			d := dc.Drops()
-			st.KernelDrops, st.QueueDrops = d.Kernel, d.Queue
+			st.KernelDrops = dc.KernelDrops()
 		}
 		return st
 	}

@@ -90,7 +90,7 @@ func TestLiveMatchesOffline(t *testing.T) {
 	if len(missing) > 0 {
 		t.Errorf("live replay missed %d of %d operations, e.g. %v", len(missing), len(offline), missing[:min(5, len(missing))])
 	}
-	t.Logf("offline %d operations, live %d; %d packets, kernel drops %d, queue drops %d", len(offline), len(live), st.Packets, st.KernelDrops, st.QueueDrops)
+	t.Logf("offline %d operations, live %d; %d packets, kernel drops %d", len(offline), len(live), st.Packets, st.KernelDrops)
 }
 
 // opKey names an operation independently of packet timestamps (live mode

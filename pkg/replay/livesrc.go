@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nwhealth/nwhealth/pkg/capture"
@@ -16,12 +15,13 @@ import (
 // defaults.
 type LiveConfig struct {
 	Interface string
-	// RingSize is the kernel ring (default 32 MiB): replay reads it with
-	// one worker and copies each block out at once, so it only has to ride
-	// out the moments the pipeline falls behind.
+	// RingSize is the kernel ring (default 32 MiB). It rides out the
+	// moments the pipeline falls behind: then the queue is full, the
+	// capture worker waits for the pipeline, and the ring fills; when it
+	// is full the kernel drops packets, and counts them.
 	RingSize int64
-	// QueueSize bounds the copied packets waiting for the pipeline
-	// (default 32 MiB). When it is full, packets are dropped and counted.
+	// QueueSize bounds the packets copied out of the ring and waiting for
+	// the pipeline (default 8 MiB).
 	QueueSize int64
 	// SnapLen caps the bytes kept of each packet (default 262144).
 	SnapLen     int
@@ -33,13 +33,17 @@ type LiveConfig struct {
 // Defaults for LiveConfig.
 const (
 	DefaultLiveRing  = 32 << 20
-	DefaultLiveQueue = 32 << 20
+	DefaultLiveQueue = 8 << 20
 )
 
-// liveBatchBytes is the packet data one batch holds: the capture worker
-// fills a batch from the ring, the pipeline empties it, and it goes back
-// to be filled again, so steady capture allocates nothing.
-const liveBatchBytes = 256 << 10
+// A batch holds at most liveBatchBytes of packet data and liveBatchPackets
+// packets: the capture worker fills a batch from the ring, the pipeline
+// empties it, and it goes back to be filled again, so steady capture
+// allocates nothing.
+const (
+	liveBatchBytes   = 256 << 10
+	liveBatchPackets = 2048
+)
 
 // liveFlush is how long a packet on a quiet link may wait in a partly
 // filled batch (the kernel retires a quiet block after 50 ms more).
@@ -58,9 +62,8 @@ type Live struct {
 	cancel   context.CancelFunc
 	done     chan struct{} // closed when capture ends
 	err      error         // why capture ended (set before done closes)
+	closing  chan struct{} // closed by Close: the sink stops waiting for the pipeline
 	closed   sync.Once
-
-	queueDrops atomic.Uint64
 
 	cur *liveBatch // batch Next is handing out
 	pos int
@@ -97,10 +100,10 @@ func OpenLive(cfg LiveConfig) (*Live, error) {
 	l := &Live{
 		c: c, linkType: c.LinkType(),
 		queue: make(chan *liveBatch, n), free: make(chan *liveBatch, n),
-		done: make(chan struct{}),
+		done: make(chan struct{}), closing: make(chan struct{}),
 	}
 	for i := 0; i < n; i++ {
-		l.free <- &liveBatch{buf: make([]byte, 0, size)}
+		l.free <- &liveBatch{buf: make([]byte, 0, size), pkts: make([]Packet, 0, liveBatchPackets)}
 	}
 	l.sink = &liveSink{l: l}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -156,31 +159,31 @@ func (l *Live) recycle(b *liveBatch) {
 	l.free <- b // never blocks: there are as many slots as batches
 }
 
-// Close stops capturing; Next then returns the packets already captured,
-// then io.EOF. It waits for the capture to finish.
+// Close stops capturing and waits for the capture to finish; Next then
+// returns the packets already queued, then io.EOF. Packets still in the
+// ring when the queue is full are discarded, not waited for: nothing may
+// be reading any more.
 func (l *Live) Close() error {
 	l.closed.Do(func() {
+		close(l.closing)
 		l.cancel()
 		<-l.done
-		l.c.Close()
+		if l.c != nil {
+			l.c.Close()
+		}
 	})
 	return nil
 }
 
-// LiveDrops are packets a live capture lost.
-type LiveDrops struct {
-	Kernel uint64 // the kernel ring was full (tp_drops)
-	Queue  uint64 // the queue to the pipeline was full
-}
-
-// Drops returns the packets lost so far. The kernel's count is collected
-// about once a second by the capture worker.
-func (l *Live) Drops() LiveDrops {
-	d := LiveDrops{Queue: l.queueDrops.Load()}
-	if l.c != nil {
-		d.Kernel = l.c.Stats().Total.KernelDrops
+// KernelDrops returns the packets the kernel dropped so far because the
+// ring was full: the pipeline fell behind for longer than the ring and the
+// queue could hold. It is collected about once a second by the capture
+// worker, and is final once Close returned.
+func (l *Live) KernelDrops() uint64 {
+	if l.c == nil {
+		return 0
 	}
-	return d
+	return l.c.Stats().Total.KernelDrops
 }
 
 // liveSink copies packets out of the ring block being walked; the ring's
@@ -191,17 +194,21 @@ type liveSink struct {
 }
 
 func (s *liveSink) WritePacket(ts time.Time, data []byte, origLen int) error {
-	if s.b != nil && (len(s.b.buf)+len(data) > cap(s.b.buf)) {
+	if s.b != nil && (len(s.b.buf)+len(data) > cap(s.b.buf) || len(s.b.pkts) == cap(s.b.pkts)) {
 		s.send()
 	}
 	if s.b == nil {
 		select {
 		case s.b = <-s.l.free:
 		default:
-			// Every batch waits for the pipeline: drop rather than stall
-			// the ring, and say so in the stats.
-			s.l.queueDrops.Add(1)
-			return nil
+			// Every batch waits for the pipeline: wait for one, so the
+			// ring holds what arrives meanwhile and the kernel counts
+			// what it cannot hold.
+			select {
+			case s.b = <-s.l.free:
+			case <-s.l.closing:
+				return nil
+			}
 		}
 	}
 	off := len(s.b.buf)

@@ -60,15 +60,15 @@ type Stats struct {
 	DecodeErrors   uint64 `json:"decode_errors"`   // damaged messages skipped
 	Operations     uint64 `json:"operations"`      // operations emitted
 	EncryptedCalls uint64 `json:"encrypted_calls"` // operations whose arguments were sealed
-	// Live capture only (RunLive on a Live source): packets lost before
-	// the pipeline saw them.
-	KernelDrops uint64 `json:"kernel_drops,omitempty"` // the kernel ring was full
-	QueueDrops  uint64 `json:"queue_drops,omitempty"`  // the queue from the ring to the pipeline was full
+	// KernelDrops (live capture only: RunLive on a Live source) are the
+	// packets the kernel dropped because the ring was full: the pipeline
+	// fell behind for longer than the ring and queue could hold.
+	KernelDrops uint64 `json:"kernel_drops,omitempty"`
 }
 
 // Damaged reports whether input was lost or skipped (exit code 3 material).
 func (s Stats) Damaged() bool {
-	return s.Gaps > 0 || s.DroppedBytes > 0 || s.DecodeErrors > 0 || s.KernelDrops > 0 || s.QueueDrops > 0
+	return s.Gaps > 0 || s.DroppedBytes > 0 || s.DecodeErrors > 0 || s.KernelDrops > 0
 }
 
 // Pipeline turns packets into operations. It is not safe for concurrent
