@@ -73,11 +73,11 @@ var (
 func newNetwork(start time.Time, workstations int) *network {
 	n := &network{
 		start: start,
-		dc:   &host{node: inside("10.20.0.10", 128), name: "DC01", role: "domain controller, DNS for the domain, NTP"},
-		dns:  &host{node: inside("10.20.0.53", 64), name: "NS01", role: "DNS resolver"},
-		fs:   &host{node: inside("10.20.0.20", 128), name: "FS01", role: "file server"},
-		mail: &host{node: inside("10.20.0.25", 64), name: "MAIL01", role: "mail server (IMAPS)"},
-		mon:  &host{node: inside("10.20.0.30", 64), name: "MON01", role: "monitoring server"},
+		dc:    &host{node: inside("10.20.0.10", 128), name: "DC01", role: "domain controller, DNS for the domain, NTP"},
+		dns:   &host{node: inside("10.20.0.53", 64), name: "NS01", role: "DNS resolver"},
+		fs:    &host{node: inside("10.20.0.20", 128), name: "FS01", role: "file server"},
+		mail:  &host{node: inside("10.20.0.25", 64), name: "MAIL01", role: "mail server (IMAPS)"},
+		mon:   &host{node: inside("10.20.0.30", 64), name: "MON01", role: "monitoring server"},
 	}
 	for i := 0; i < workstations; i++ {
 		a := fmt.Sprintf("10.20.1.%d", 11+i)
