@@ -79,7 +79,7 @@ func (p *plan) attack() {
 
 	// The hard negative: a desktop widget on one workstation refreshing
 	// every two minutes on the clock, from a popular provider network.
-	for t := start.Add(secs(30 + p.r.float()*60)); t.Before(p.end); t = t.Add(120 * time.Second) {
+	for t := start.Add(secs(p.r.uniform(30, 90))); t.Before(p.end); t = t.Add(120 * time.Second) {
 		p.https(wh, outside(widget.addr, 52), widget.name, 443, t, noisy(p.r, 350, 0.02), noisy(p.r, 2200, 0.02), 30*time.Millisecond)
 	}
 	l.HardNegative = append(l.HardNegative, Pair{Src: wh.addr.String(), Dst: widget.addr.String(), Port: 443, Name: widget.name,

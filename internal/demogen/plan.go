@@ -125,7 +125,7 @@ func (p *plan) background() {
 	// fixed 1024 s), the monitoring agent every minute, update and
 	// telemetry checks, mail polling.
 	for _, h := range n.ws {
-		t := start.Add(secs(p.r.float() * 1024))
+		t := start.Add(secs(p.r.uniform(0, 1024)))
 		for ; t.Before(end); t = t.Add(1024 * time.Second) {
 			p.ntp(h, t)
 		}
@@ -148,10 +148,10 @@ func (p *plan) background() {
 			if p.r.float() >= pj.share {
 				continue
 			}
-			t := start.Add(secs(p.r.float() * pj.every))
+			t := start.Add(secs(p.r.uniform(0, pj.every)))
 			for t.Before(end) {
 				p.https(h, pj.srv, pj.name, pj.port, t, noisy(p.r, pj.req, 0.05), noisy(p.r, pj.resp, 0.05), 2*time.Millisecond)
-				t = t.Add(secs(pj.every * (1 + pj.jitter*(2*p.r.float()-1))))
+				t = t.Add(secs(p.r.jitter(pj.every, pj.jitter)))
 			}
 		}
 	}
@@ -159,10 +159,10 @@ func (p *plan) background() {
 	// controller and maps the department share; group policy refreshes
 	// every 90 minutes, give or take 30.
 	for _, h := range n.ws {
-		logon := start.Add(secs(60 + p.r.float()*1500))
+		logon := start.Add(secs(p.r.uniform(60, 1560)))
 		p.gpo(h, logon)
-		p.mapShare(h, logon.Add(secs(20+p.r.float()*40)))
-		for t := logon.Add(secs(5400 + 1800*(2*p.r.float()-1))); t.Before(end); t = t.Add(secs(5400 + 1800*(2*p.r.float()-1))) {
+		p.mapShare(h, logon.Add(secs(p.r.uniform(20, 60))))
+		for t := logon.Add(secs(p.r.jitter(5400, 1.0/3))); t.Before(end); t = t.Add(secs(p.r.jitter(5400, 1.0/3))) {
 			p.gpo(h, t)
 		}
 	}
@@ -171,7 +171,7 @@ func (p *plan) background() {
 func secs(x float64) time.Duration { return time.Duration(x * float64(time.Second)) }
 
 func noisy(r *rng, n int, v float64) int {
-	return max(1, int(float64(n)*(1+v*r.norm())))
+	return max(1, int(float64(n)*float64(1+float64(v*r.norm()))))
 }
 
 // browsing schedules one person's web use: visits arrive at random during
@@ -306,9 +306,9 @@ func (p *plan) beacon(h *host, b beaconSpec) {
 		}
 		var d float64
 		if b.normal {
-			d = b.interval * (1 + b.jitter*p.r.norm()/2)
+			d = p.r.normJitter(b.interval, b.jitter)
 		} else {
-			d = b.interval * (1 + b.jitter*(2*p.r.float()-1))
+			d = p.r.jitter(b.interval, b.jitter)
 		}
 		t = t.Add(secs(math.Max(d, 1)))
 	}

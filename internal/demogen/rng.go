@@ -69,3 +69,23 @@ func (r *rng) lognormal(median, sigma float64, lo, hi int) int {
 	v := int(median * math.Exp(sigma*r.norm()))
 	return min(max(v, lo), hi)
 }
+
+// The helpers below round every product explicitly (float64(...)): the
+// Go spec lets a compiler fuse x*y+z into one instruction on some
+// architectures, which would change the last bit of a time and so the
+// bytes of the sample from one platform to another.
+
+// uniform returns a number in [lo, hi).
+func (r *rng) uniform(lo, hi float64) float64 { return lo + float64((hi-lo)*r.float()) }
+
+// jitter returns base varied uniformly by ±frac of itself.
+func (r *rng) jitter(base, frac float64) float64 {
+	u := float64(frac * float64(2*r.float()))
+	return base * float64(1+(u-frac))
+}
+
+// normJitter returns base varied normally with a standard deviation of
+// frac/2 of itself.
+func (r *rng) normJitter(base, frac float64) float64 {
+	return base * float64(1+float64(frac*r.norm()/2))
+}
