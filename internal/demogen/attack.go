@@ -112,7 +112,7 @@ type intrusion struct {
 }
 
 func (a *intrusion) op(o Operation, at time.Time, dst *host, step string) {
-	o.User, o.Domain = a.acct.user, a.acct.domain
+	o.User, o.Domain, o.Workstation = a.acct.user, a.acct.domain, a.acct.workstation
 	a.anonymous(o, at, dst, step)
 }
 

@@ -51,20 +51,22 @@ type Pair struct {
 
 // Operation is one remote operation of the intrusion.
 type Operation struct {
-	Time      time.Time `json:"ts"`
-	Src       string    `json:"src"`
-	Dst       string    `json:"dst"`
-	User      string    `json:"user"`
-	Domain    string    `json:"domain"`
-	Step      string    `json:"step"`      // the attack step: recon, psexec, smbexec, atexec, dcsync
-	Kind      string    `json:"kind"`      // rpc, tree, file
-	Interface string    `json:"interface"` // svcctl, samr, smb, ...
-	Operation string    `json:"operation"` // CreateServiceW, tree connect, write file, ...
-	Target    string    `json:"target,omitempty"`
-	Command   string    `json:"command,omitempty"`
-	Technique string    `json:"technique,omitempty"` // ATT&CK id of the operation's purpose
-	SHA256    string    `json:"sha256,omitempty"`    // of a file written or read
-	Plumbing  bool      `json:"plumbing,omitempty"`  // bookkeeping a timeline folds away
+	Time   time.Time `json:"ts"`
+	Src    string    `json:"src"`
+	Dst    string    `json:"dst"`
+	User   string    `json:"user"`
+	Domain string    `json:"domain"`
+	// Workstation is the name the NTLMSSP AUTHENTICATE gave.
+	Workstation string `json:"workstation,omitempty"`
+	Step        string `json:"step"`      // the attack step: recon, psexec, smbexec, atexec, dcsync
+	Kind        string `json:"kind"`      // rpc, tree, file
+	Interface   string `json:"interface"` // svcctl, samr, smb, ...
+	Operation   string `json:"operation"` // CreateServiceW, tree connect, write file, ...
+	Target      string `json:"target,omitempty"`
+	Command     string `json:"command,omitempty"`
+	Technique   string `json:"technique,omitempty"` // ATT&CK id of the operation's purpose
+	SHA256      string `json:"sha256,omitempty"`    // of a file written or read
+	Plumbing    bool   `json:"plumbing,omitempty"`  // bookkeeping a timeline folds away
 }
 
 // WriteJSON writes the labels as indented JSON.
