@@ -380,14 +380,13 @@ func TestDCERPCPDUs(t *testing.T) {
 
 // rpcCase is one call checked with rpcops: the fields it must decode to.
 type rpcCase struct {
-	name              string
-	ifc               rpcIface
-	opnum             uint16
-	req, resp         []byte
-	op, target, cmd   string
-	technique         string
-	fields            map[string]string // name -> value that must be among the decoded fields
-	noResponseDecoder bool
+	name            string
+	ifc             rpcIface
+	opnum           uint16
+	req, resp       []byte
+	op, target, cmd string
+	technique       string
+	fields          map[string]string // name -> value that must be among the decoded fields
 }
 
 func decodeCases(t *testing.T, cases []rpcCase) {

@@ -240,11 +240,6 @@ func (c *tcpConn) close(dir int) {
 	c.emit(c.t, dir, tcpACK, nil)
 }
 
-// reset aborts the connection from side dir, as browsers often do.
-func (c *tcpConn) reset(dir int) {
-	c.emit(c.t, dir, tcpRST|tcpACK, nil)
-}
-
 // udpExchange writes one request and, when resp is not nil, its answer
 // after rtt.
 func udpExchange(out *[]packet, r *rng, t time.Time, cli, srv node, cport, sport uint16, req, resp []byte, rtt time.Duration) {

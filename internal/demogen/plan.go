@@ -283,16 +283,16 @@ func (p *plan) mapShare(h *host, t time.Time) {
 // beacon schedules check-ins of h to a controller: every interval,
 // jittered (uniform or normal), some missed, some carrying a tasking.
 type beaconSpec struct {
-	name           string
-	srv            node
-	interval       float64
-	jitter         float64
-	normal         bool
-	miss, task     float64
-	req, resp      int
-	taskKB         int
-	from           time.Time
-	think, maxWait time.Duration
+	name       string
+	srv        node
+	interval   float64
+	jitter     float64
+	normal     bool
+	miss, task float64
+	req, resp  int
+	taskKB     int
+	from       time.Time
+	think      time.Duration
 }
 
 func (p *plan) beacon(h *host, b beaconSpec) {

@@ -39,10 +39,6 @@ func (r *rng) norm() float64 {
 // exp returns an exponential deviate of mean 1.
 func (r *rng) exp() float64 { return -math.Log(1 - r.float()) }
 
-// fork returns an independent generator, so that what one part of the
-// sample draws does not shift another part.
-func (r *rng) fork() *rng { return newRNG(r.u64()) }
-
 // fill writes pseudo-random bytes: the look of encrypted payload.
 func (r *rng) fill(b []byte) {
 	for len(b) >= 8 {
