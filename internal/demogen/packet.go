@@ -221,8 +221,8 @@ func (c *tcpConn) wait(d time.Duration) {
 	}
 }
 
-// reply waits for the far side of dir to turn a request around: the
-// network round trip when the far side is the server, plus think time.
+// turn lets the other side answer: a round trip through the capture
+// point plus its think time.
 func (c *tcpConn) turn(think time.Duration) {
 	c.t = c.t.Add(c.rtt + think)
 }

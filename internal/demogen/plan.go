@@ -17,7 +17,8 @@ type plan struct {
 	jobs   []job
 	labels *Labels
 	eph    map[netip.Addr]uint16  // next ephemeral port per host
-	cache  map[cacheKey]time.Time // DNS answers cached per host and name
+	cache  map[cacheKey]time.Time // when a host's cached DNS answer for a name expires
+	tls    map[cacheKey]time.Time // when a host last talked TLS to a name (session tickets)
 	conns  int
 }
 
@@ -28,7 +29,7 @@ type cacheKey struct {
 
 func newPlan(cfg Config) *plan {
 	p := &plan{cfg: cfg, end: cfg.Start.Add(cfg.Duration), r: newRNG(cfg.Seed),
-		eph: map[netip.Addr]uint16{}, cache: map[cacheKey]time.Time{}}
+		eph: map[netip.Addr]uint16{}, cache: map[cacheKey]time.Time{}, tls: map[cacheKey]time.Time{}}
 	p.net = newNetwork(cfg.Start, cfg.Workstations)
 	p.labels = &Labels{Scenario: "nwhealth demo", Seed: cfg.Seed, Start: cfg.Start, End: p.end,
 		Domain: nbDomain + " (" + dnsDomain + ")", Internal: "10.20.0.0/16"}
@@ -96,12 +97,10 @@ func (p *plan) https(h *host, srv node, name string, port uint16, t time.Time, r
 	if name != "" {
 		t = p.resolve(h, name, srv.addr, t)
 	}
-	k := cacheKey{h.addr, "tls:" + name}
-	resume := false
-	if last, ok := p.cache[k]; ok && t.Sub(last) < time.Hour {
-		resume = true
-	}
-	p.cache[k] = t
+	k := cacheKey{h.addr, name}
+	last, ok := p.tls[k]
+	resume := ok && t.Sub(last) < time.Hour
+	p.tls[k] = t
 	cport := p.port(h.addr)
 	p.conns++
 	p.add(t, func(out *[]packet, r *rng) {
