@@ -89,7 +89,7 @@ func (p *plan) attack() {
 	// round second. The same implant is copied to every target.
 	a := &intrusion{p: p, src: zero, acct: account{nbDomain, "svc_backup", zero.name}, tool: toolBinary(p.r)}
 	t := start.Add(d / 2)
-	at0 := func(minutes float64) time.Time { return t.Add(secs(minutes*60 + p.r.uniform(2, 40))) }
+	at0 := func(minutes float64) time.Time { return t.Add(secs(float64(minutes*60) + p.r.uniform(2, 40))) }
 	a.recon(n.dc, at0(0), true)
 	a.recon(n.fs, at0(2), false)
 	a.psexec(psA, at0(5))
