@@ -279,8 +279,9 @@ func (p *plan) mapShare(h *host, t time.Time) {
 	})
 }
 
-// beacon schedules check-ins of h to a controller: every interval,
-// jittered (uniform or normal), some missed, some carrying a tasking.
+// beaconSpec describes a beacon: its controller, interval and jitter
+// (uniform, or normal when normal is set), the share of missed check-ins
+// and of check-ins carrying a tasking of taskKB, and sizes.
 type beaconSpec struct {
 	name       string
 	srv        node
@@ -294,6 +295,7 @@ type beaconSpec struct {
 	think      time.Duration
 }
 
+// beacon schedules the check-ins of h from b.from to the end.
 func (p *plan) beacon(h *host, b beaconSpec) {
 	for t := b.from; t.Before(p.end); {
 		if p.r.float() >= b.miss {
