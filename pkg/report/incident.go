@@ -331,6 +331,11 @@ func (b *builder) operations() {
 			src.h.AccountsUsed = addStr(src.h.AccountsUsed, a)
 			dst.h.AccountsSeen = addStr(dst.h.AccountsSeen, a)
 		}
+		if b.in.Allowed != nil && b.in.Allowed(srcA, "") {
+			src.seen(op.Time, end)
+			dst.seen(op.Time, end)
+			continue
+		}
 		dst.by[srcA] = true
 		ex := opSummary(op)
 		if ap := actorPhase(op.Phase); ap != "" {
@@ -345,6 +350,7 @@ func (b *builder) operations() {
 			dst.seen(op.Time, end)
 		}
 		src.reach(dstA, tp, op.Time, end, op.Technique, id)
+		src.reached[dstA].Accounts = addStr(src.reached[dstA].Accounts, op.Account())
 		if op.Technique == "T1003.006" {
 			src.h.DCSync = true
 		}
@@ -508,6 +514,9 @@ func (b *builder) finish() {
 		op := &b.inc.Operations[i]
 		if h := b.hosts[op.Src.Unmap()]; h != nil {
 			op.SrcRole, op.SrcFindings, op.Controllers = h.h.Role, h.h.Findings, h.h.Controllers
+		}
+		if b.in.Allowed != nil && b.in.Allowed(op.Src.Unmap(), "") {
+			op.SrcRole = "allowed"
 		}
 	}
 }

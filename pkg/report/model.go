@@ -86,6 +86,16 @@ type Input struct {
 	// MinSeverity leaves out findings, and hosts outside any compromised
 	// host's impact scope, below it.
 	MinSeverity hunt.Severity
+	// Allowed names known-good hosts (the allow list): their operations
+	// are listed but are no evidence against them or their targets.
+	Allowed func(a netip.Addr, name string) bool
+}
+
+// Meta describes a rendering: its title, when it was made, from what.
+type Meta struct {
+	Title     string
+	Generated time.Time
+	Inputs    []string
 }
 
 // Incident is the joined view.
@@ -116,7 +126,7 @@ type Finding struct {
 type Operation struct {
 	ID string
 	replay.Operation
-	SrcRole     string       // the source host's role
+	SrcRole     string       // the source host's role ("allowed" for an allow-listed source)
 	SrcFindings []string     // hunt findings of the source host
 	Controllers []netip.Addr // controllers the source checks in with
 }
@@ -186,6 +196,7 @@ type Reach struct {
 	Phase       string // the highest phase the actor brought it to ("" for phase-less operations)
 	First, Last time.Time
 	Techniques  []string
+	Accounts    []string // accounts the actor used against it
 	Evidence    []string
 }
 
