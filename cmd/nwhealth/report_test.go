@@ -1,0 +1,453 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/nwhealth/nwhealth/internal/testenv"
+	"github.com/nwhealth/nwhealth/pkg/pcapio"
+)
+
+// readJSONL groups JSON Lines by their type.
+func readJSONL(t *testing.T, out string) map[string][]map[string]any {
+	t.Helper()
+	byType := map[string][]map[string]any{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("bad line %q: %v", line, err)
+		}
+		typ, _ := m["type"].(string)
+		byType[typ] = append(byType[typ], m)
+	}
+	return byType
+}
+
+func strs(v any) []string {
+	var out []string
+	list, _ := v.([]any)
+	for _, x := range list {
+		if s, ok := x.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func byKey(list []map[string]any, key, val string) map[string]any {
+	for _, m := range list {
+		if m[key] == val {
+			return m
+		}
+	}
+	return nil
+}
+
+// TestReportAcceptance is issue 6's acceptance: the dev.json day with
+// PsExec, WMI and DCSync captures rewritten onto a beaconing host.
+func TestReportAcceptance(t *testing.T) {
+	inc := buildIncident(t)
+	stone, c2 := inc.stone.String(), inc.c2.String()
+	// The day's background keeps 96 bytes a packet, so replay sees SMB
+	// streams with holes and says so: exit 3, with everything reported.
+	report := func(t *testing.T, args ...string) string {
+		t.Helper()
+		out, errOut, code := runCmd(t, append([]string{"report", "--pcap", inc.pcap, "--assets", inc.assets}, args...)...)
+		if code != exitPartial || !strings.Contains(errOut, "incomplete streams") {
+			t.Fatalf("report exit %d, want %d for the truncated background: %s", code, exitPartial, errOut)
+		}
+		return out
+	}
+	out := report(t, "--format", "jsonl")
+	doc := readJSONL(t, out)
+	for _, typ := range []string{"summary", "host", "controller", "action", "finding", "operation"} {
+		if len(doc[typ]) == 0 {
+			t.Fatalf("no %q lines", typ)
+		}
+	}
+	sum := doc["summary"][0]
+	if sum["severity"] != "critical" || !slices.Contains(strs(sum["compromised"]), stone) || !slices.Contains(strs(sum["controllers"]), c2) {
+		t.Errorf("summary %v", sum)
+	}
+
+	// Every labelled beaconing host is named, with its controller, and
+	// every controller lists it.
+	for _, p := range inc.labels.C2Pairs {
+		h := byKey(doc["host"], "host", p.Src)
+		if h == nil || !slices.Contains(strs(h["controllers"]), p.Dst) || h["compromised"] != true {
+			t.Errorf("beaconing host %s (controller %s): %v", p.Src, p.Dst, h)
+		}
+		c := byKey(doc["controller"], "addr", p.Dst)
+		if c == nil {
+			t.Errorf("controller %s missing", p.Dst)
+			continue
+		}
+		var talkers []string
+		for _, x := range c["hosts"].([]any) {
+			talkers = append(talkers, x.(map[string]any)["host"].(string))
+		}
+		if !slices.Contains(talkers, p.Src) {
+			t.Errorf("controller %s lists %v, not %s", p.Dst, talkers, p.Src)
+		}
+	}
+
+	// The stepping stone: right role and phase, its progression from
+	// check-ins to lateral movement, its impact scope and accounts.
+	h := byKey(doc["host"], "host", stone)
+	if h == nil {
+		t.Fatalf("stepping stone %s missing", stone)
+	}
+	if h["role"] != "stepping-stone" || h["phase"] != "lateral-movement" || h["severity"] != "critical" || h["dcsync"] != true || h["name"] != "ws-finance-07" {
+		t.Errorf("stepping stone: role %v phase %v severity %v dcsync %v name %v", h["role"], h["phase"], h["severity"], h["dcsync"], h["name"])
+	}
+	var phases []string
+	for _, s := range h["steps"].([]any) {
+		phases = append(phases, s.(map[string]any)["phase"].(string))
+	}
+	if len(phases) < 3 || phases[0] != "command-and-control" || !slices.Contains(phases, "lateral-movement") || !slices.Contains(phases, "credential-access") {
+		t.Errorf("progression %v: want command-and-control first, then lateral-movement and credential-access", phases)
+	}
+	scope := map[string]string{}
+	for _, r := range h["reached"].([]any) {
+		m := r.(map[string]any)
+		scope[m["host"].(string)] = m["phase"].(string)
+	}
+	want := map[string]string{inc.victims["psexec"].String(): "executed-on", inc.victims["wmi"].String(): "executed-on", inc.victims["dcsync"].String(): "targeted"}
+	for a, p := range want {
+		if scope[a] != p {
+			t.Errorf("impact scope %s = %q, want %q (scope %v)", a, scope[a], p, scope)
+		}
+	}
+	for _, p := range inc.labels.LateralPairs {
+		if p.Src == stone && scope[p.Dst] == "" {
+			t.Errorf("labelled lateral target %s not in the impact scope", p.Dst)
+		}
+	}
+	for _, acc := range []string{`3B\backdoor`, `3B\lgreen`} {
+		if !slices.Contains(strs(h["accounts_used"]), acc) {
+			t.Errorf("accounts used %v lack %s", h["accounts_used"], acc)
+		}
+	}
+	if len(h["windows"].([]any)) == 0 {
+		t.Error("no evidence windows")
+	}
+	for a := range want {
+		t2 := byKey(doc["host"], "host", a)
+		if t2 == nil || t2["role"] != "target" || !slices.Contains(strs(t2["reached_by"]), stone) {
+			t.Errorf("target %s: %v", a, t2)
+		}
+	}
+
+	// Each lateral operation is linked to the beaconing host that ran it.
+	lateral := 0
+	for _, op := range doc["operation"] {
+		if op["src"] != stone || op["phase"] == "" {
+			continue
+		}
+		lateral++
+		if op["src_role"] != "stepping-stone" || len(strs(op["src_findings"])) == 0 || !slices.Contains(strs(op["controllers"]), c2) {
+			t.Errorf("operation %v %v not linked to its stepping stone: %v %v %v", op["id"], op["operation"], op["src_role"], op["src_findings"], op["controllers"])
+		}
+	}
+	techs := map[string]bool{}
+	for _, op := range doc["operation"] {
+		techs[op["technique"].(string)] = true
+	}
+	for _, tech := range []string{"T1569.002", "T1047", "T1003.006", "T1021.002"} {
+		if !techs[tech] {
+			t.Errorf("no %s operation (PsExec, WMI, DCSync)", tech)
+		}
+	}
+	if lateral < 8 {
+		t.Errorf("only %d lateral operations from %s", lateral, stone)
+	}
+
+	// Isolating the stepping stone comes first; every action has a reason.
+	acts := doc["action"]
+	if acts[0]["action"] != "isolate host" || acts[0]["target"] != stone || acts[0]["escalation"] != "CSIRT" {
+		t.Errorf("first action %v", acts[0])
+	}
+	kinds := map[string]bool{}
+	for _, a := range acts {
+		kinds[a["action"].(string)] = true
+		if a["why"] == "" || len(strs(a["evidence"])) == 0 {
+			t.Errorf("action without a reason: %v", a)
+		}
+	}
+	for _, k := range []string{"block destination at proxy/firewall", "reset domain credentials (krbtgt twice, replicated accounts)", "collect memory and disk"} {
+		if !kinds[k] {
+			t.Errorf("no %q action", k)
+		}
+	}
+
+	t.Run("table", func(t *testing.T) {
+		out := report(t)
+		first := ""
+		for _, line := range strings.Split(out, "\n") {
+			if strings.Contains(line, "isolate host") {
+				first = line
+				break
+			}
+		}
+		if !strings.Contains(first, stone) || !strings.Contains(out, "stepping-stone *") || !strings.Contains(out, "Progression:") ||
+			!strings.Contains(out, "nwhealth query --store STORE") {
+			t.Errorf("table:\n%s", out)
+		}
+	})
+	t.Run("fail-on", func(t *testing.T) {
+		_, _, code := runCmd(t, "report", "--pcap", inc.pcap, "--format", "jsonl", "--fail-on", "critical")
+		if code != exitFindings {
+			t.Errorf("--fail-on critical: exit %d, want %d", code, exitFindings)
+		}
+	})
+	t.Run("html", func(t *testing.T) {
+		page := filepath.Join(inc.dir, "report.html")
+		report(t, "--format", "html", "-o", page)
+		dom := chromiumCheck(t, page, "report-acceptance")
+		for _, a := range []string{stone, c2, inc.victims["psexec"].String(), inc.victims["wmi"].String(), inc.dc.String(), "dc01"} {
+			if !strings.Contains(dom, a) {
+				t.Errorf("rendered page lacks %s", a)
+			}
+		}
+	})
+	t.Run("stix", func(t *testing.T) {
+		bundle := filepath.Join(inc.dir, "bundle.json")
+		report(t, "--format", "stix", "-o", bundle)
+		objs := validateSTIX(t, bundle)
+		var patterns []string
+		for _, o := range objs {
+			if o["type"] == "indicator" {
+				patterns = append(patterns, o["pattern"].(string))
+			}
+		}
+		if !slices.Contains(patterns, "[ipv4-addr:value = '"+c2+"']") {
+			t.Errorf("no indicator for %s: %v", c2, patterns)
+		}
+	})
+}
+
+// chromiumCheck loads a page in headless Chromium from a file:// URL:
+// no console message may appear (errors, CSP violations, blocked
+// fetches), our script must have run, and a screenshot is kept under
+// $NWHEALTH_TEST_ARTIFACTS (else out/test-artifacts). It returns the
+// rendered DOM.
+func chromiumCheck(t *testing.T, page, name string) string {
+	t.Helper()
+	chrome := testenv.Tool(t, "chromium")
+	abs, err := filepath.Abs(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "file://" + abs
+	run := func(extra ...string) (string, string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		args := append([]string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+			"--disable-component-update", "--disable-sync", "--no-first-run", "--user-data-dir=" + t.TempDir(),
+			"--enable-logging=stderr", "--v=0"}, extra...)
+		cmd := exec.CommandContext(ctx, chrome, append(args, url)...)
+		var out, errOut bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("chromium %v: %v\n%s", extra, err, errOut.String())
+		}
+		return out.String(), errOut.String()
+	}
+	dom, logs := run("--dump-dom")
+	for _, line := range strings.Split(logs, "\n") {
+		if strings.Contains(line, ":CONSOLE") || strings.Contains(line, "Uncaught") {
+			t.Errorf("console: %s", line)
+		}
+	}
+	if !strings.Contains(dom, `data-ready="1"`) {
+		t.Error("the page's script did not run (CSP hash or a script error)")
+	}
+	dir := os.Getenv("NWHEALTH_TEST_ARTIFACTS")
+	if dir == "" {
+		dir = filepath.Join(testenv.ModuleRoot(t), "out", "test-artifacts")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	shot := filepath.Join(dir, name+".png")
+	run("--screenshot="+shot, "--window-size=1280,2400", "--hide-scrollbars")
+	if st, err := os.Stat(shot); err != nil || st.Size() < 10000 {
+		t.Errorf("screenshot %s: %v", shot, err)
+	}
+	t.Logf("screenshot: %s", shot)
+	return dom
+}
+
+// validateSTIX checks a bundle against the official STIX 2.1 schemas in
+// the shared data, as a whole and object by object, and checks what the
+// schemas leave open: unique ids, references that resolve, timestamps in
+// UTC with milliseconds. It returns the objects.
+func validateSTIX(t *testing.T, path string) []map[string]any {
+	t.Helper()
+	root := testenv.SharedFile(t, "stix2-schemas", "schemas")
+	c := jsonschema.NewCompiler()
+	ids := map[string]string{} // schema type -> $id
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".json") {
+			return err
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		doc, err := jsonschema.UnmarshalJSON(f)
+		if err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		id, _ := doc.(map[string]any)["$id"].(string)
+		if id == "" {
+			return fmt.Errorf("%s has no $id", p)
+		}
+		ids[strings.TrimSuffix(filepath.Base(p), ".json")] = id
+		return c.AddResource(id, doc)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundleSchema, err := c.Compile(ids["bundle"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bundleSchema.Validate(inst); err != nil {
+		t.Errorf("bundle does not validate: %v", err)
+	}
+	var b struct {
+		Type    string           `json:"type"`
+		ID      string           `json:"id"`
+		Objects []map[string]any `json:"objects"`
+	}
+	if err := json.Unmarshal(raw, &b); err != nil {
+		t.Fatal(err)
+	}
+	objs, _ := inst.(map[string]any)["objects"].([]any)
+	seen := map[string]bool{}
+	for _, o := range b.Objects {
+		seen[o["id"].(string)] = true
+	}
+	if len(seen) != len(b.Objects) {
+		t.Errorf("%d objects, %d distinct ids", len(b.Objects), len(seen))
+	}
+	ms := regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`)
+	for i, o := range b.Objects {
+		typ := o["type"].(string)
+		s, err := c.Compile(ids[typ])
+		if err != nil {
+			t.Fatalf("schema for %s: %v", typ, err)
+		}
+		if err := s.Validate(objs[i]); err != nil {
+			t.Errorf("%s does not validate: %v", o["id"], err)
+		}
+		for k, v := range o {
+			if str, ok := v.(string); ok && (strings.HasSuffix(k, "_ref") && !seen[str]) {
+				t.Errorf("%s.%s = %s resolves to nothing", o["id"], k, str)
+			}
+			if list, ok := v.([]any); ok && strings.HasSuffix(k, "_refs") {
+				for _, r := range list {
+					if !seen[r.(string)] {
+						t.Errorf("%s.%s holds %v, which resolves to nothing", o["id"], k, r)
+					}
+				}
+			}
+			if str, ok := v.(string); ok && slices.Contains([]string{"created", "modified", "valid_from", "first_seen", "last_seen", "first_observed", "last_observed", "published", "start"}, k) && !ms.MatchString(str) {
+				t.Errorf("%s.%s = %q: want UTC with milliseconds", o["id"], k, str)
+			}
+		}
+	}
+	return b.Objects
+}
+
+// TestRewriteMatchesTcprewrite checks the Go rewriting used to build the
+// acceptance incident against tcprewrite and editcap: the same bytes and
+// times, packet for packet.
+func TestRewriteMatchesTcprewrite(t *testing.T) {
+	in := testenv.SharedFile(t, "pcaps", "remote-ops", "pcap-attack", "LM_psexec_smb_dcerpc_epm_svcctl.pcapng")
+	tcprewrite, editcap := testenv.Tool(t, "tcprewrite"), testenv.Tool(t, "editcap")
+	dir := t.TempDir()
+	from1, from2 := netip.MustParseAddr("172.16.66.1"), netip.MustParseAddr("172.16.66.36")
+	to1, to2 := netip.MustParseAddr("10.20.1.18"), netip.MustParseAddr("10.20.1.29")
+	start := time.Date(2026, 3, 2, 14, 36, 0, 0, time.UTC)
+	ours := filepath.Join(dir, "ours.pcap")
+	if err := rewriteCapture(in, ours, map[netip.Addr]netip.Addr{from1: to1, from2: to2}, start); err != nil {
+		t.Fatal(err)
+	}
+	r, err := pcapio.OpenFile(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := r.Next()
+	r.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	shift := start.Sub(p.Timestamp)
+	mapArg := fmt.Sprintf("%s/32:%s/32,%s/32:%s/32", from1, to1, from2, to2)
+	tmp, theirs := filepath.Join(dir, "tcprewrite.pcap"), filepath.Join(dir, "theirs.pcap")
+	for _, cmd := range [][]string{
+		{tcprewrite, "--srcipmap=" + mapArg, "--dstipmap=" + mapArg, "--fixcsum", "-i", in, "-o", tmp},
+		{editcap, "-t", fmt.Sprintf("%.6f", shift.Seconds()), tmp, theirs},
+	} {
+		if b, err := exec.Command(cmd[0], cmd[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", cmd, err, b)
+		}
+	}
+	a, err := pcapio.OpenFile(ours)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := pcapio.OpenFile(theirs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	n := 0
+	for ; ; n++ {
+		pa, errA := a.Next()
+		pb, errB := b.Next()
+		if errors.Is(errA, io.EOF) && errors.Is(errB, io.EOF) {
+			break
+		}
+		if errA != nil || errB != nil {
+			t.Fatalf("packet %d: %v / %v", n+1, errA, errB)
+		}
+		if d := pa.Timestamp.Sub(pb.Timestamp); d > time.Microsecond || d < -time.Microsecond {
+			t.Errorf("packet %d at %v, tcprewrite+editcap %v", n+1, pa.Timestamp, pb.Timestamp)
+		}
+		if !bytes.Equal(pa.Data, pb.Data) {
+			t.Fatalf("packet %d differs from tcprewrite's:\n% x\n% x", n+1, pa.Data, pb.Data)
+		}
+	}
+	if n < 200 {
+		t.Errorf("only %d packets compared", n)
+	}
+}
