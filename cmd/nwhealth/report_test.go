@@ -7,20 +7,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/santhosh-tekuri/jsonschema/v6"
-
 	"github.com/nwhealth/nwhealth/internal/testenv"
+	"github.com/nwhealth/nwhealth/pkg/report/stix/stixtest"
 	"github.com/nwhealth/nwhealth/pkg/pcapio"
 )
 
@@ -229,7 +226,7 @@ func TestReportAcceptance(t *testing.T) {
 	t.Run("stix", func(t *testing.T) {
 		bundle := filepath.Join(inc.dir, "bundle.json")
 		report(t, "--format", "stix", "-o", bundle)
-		objs := validateSTIX(t, bundle)
+		objs := stixtest.Validate(t, bundle)
 		var patterns []string
 		for _, o := range objs {
 			if o["type"] == "indicator" {
@@ -292,98 +289,6 @@ func chromiumCheck(t *testing.T, page, name string) string {
 	}
 	t.Logf("screenshot: %s", shot)
 	return dom
-}
-
-// validateSTIX checks a bundle against the official STIX 2.1 schemas in
-// the shared data, as a whole and object by object, and checks what the
-// schemas leave open: unique ids, references that resolve, timestamps in
-// UTC with milliseconds. It returns the objects.
-func validateSTIX(t *testing.T, path string) []map[string]any {
-	t.Helper()
-	root := testenv.SharedFile(t, "stix2-schemas", "schemas")
-	c := jsonschema.NewCompiler()
-	ids := map[string]string{} // schema type -> $id
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".json") {
-			return err
-		}
-		f, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		doc, err := jsonschema.UnmarshalJSON(f)
-		if err != nil {
-			return fmt.Errorf("%s: %w", p, err)
-		}
-		id, _ := doc.(map[string]any)["$id"].(string)
-		if id == "" {
-			return fmt.Errorf("%s has no $id", p)
-		}
-		ids[strings.TrimSuffix(filepath.Base(p), ".json")] = id
-		return c.AddResource(id, doc)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bundleSchema, err := c.Compile(ids["bundle"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := bundleSchema.Validate(inst); err != nil {
-		t.Errorf("bundle does not validate: %v", err)
-	}
-	var b struct {
-		Type    string           `json:"type"`
-		ID      string           `json:"id"`
-		Objects []map[string]any `json:"objects"`
-	}
-	if err := json.Unmarshal(raw, &b); err != nil {
-		t.Fatal(err)
-	}
-	objs, _ := inst.(map[string]any)["objects"].([]any)
-	seen := map[string]bool{}
-	for _, o := range b.Objects {
-		seen[o["id"].(string)] = true
-	}
-	if len(seen) != len(b.Objects) {
-		t.Errorf("%d objects, %d distinct ids", len(b.Objects), len(seen))
-	}
-	ms := regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`)
-	for i, o := range b.Objects {
-		typ := o["type"].(string)
-		s, err := c.Compile(ids[typ])
-		if err != nil {
-			t.Fatalf("schema for %s: %v", typ, err)
-		}
-		if err := s.Validate(objs[i]); err != nil {
-			t.Errorf("%s does not validate: %v", o["id"], err)
-		}
-		for k, v := range o {
-			if str, ok := v.(string); ok && (strings.HasSuffix(k, "_ref") && !seen[str]) {
-				t.Errorf("%s.%s = %s resolves to nothing", o["id"], k, str)
-			}
-			if list, ok := v.([]any); ok && strings.HasSuffix(k, "_refs") {
-				for _, r := range list {
-					if !seen[r.(string)] {
-						t.Errorf("%s.%s holds %v, which resolves to nothing", o["id"], k, r)
-					}
-				}
-			}
-			if str, ok := v.(string); ok && slices.Contains([]string{"created", "modified", "valid_from", "first_seen", "last_seen", "first_observed", "last_observed", "published", "start"}, k) && !ms.MatchString(str) {
-				t.Errorf("%s.%s = %q: want UTC with milliseconds", o["id"], k, str)
-			}
-		}
-	}
-	return b.Objects
 }
 
 // TestRewriteMatchesTcprewrite checks the Go rewriting used to build the
