@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/nwhealth/nwhealth/internal/testenv"
-	"github.com/nwhealth/nwhealth/pkg/report/stix/stixtest"
 	"github.com/nwhealth/nwhealth/pkg/pcapio"
+	"github.com/nwhealth/nwhealth/pkg/report/stix/stixtest"
 )
 
 // readJSONL groups JSON Lines by their type.
@@ -223,6 +223,42 @@ func TestReportAcceptance(t *testing.T) {
 			}
 		}
 	})
+	t.Run("store", func(t *testing.T) {
+		// The same incident from a store: hunt reads its flow records,
+		// replay its packets of the range.
+		st := filepath.Join(inc.dir, "store")
+		if _, errOut, code := runCmd(t, "import", "--store", st, inc.pcap); code != 0 {
+			t.Fatalf("import: %s", errOut)
+		}
+		day := inc.start.Format(time.RFC3339)
+		next := inc.start.Add(25 * time.Hour).Format(time.RFC3339)
+		out, errOut, code := runCmd(t, "report", "--store", st, "--from", day, "--to", next, "--assets", inc.assets, "--format", "jsonl")
+		if code != exitPartial {
+			t.Fatalf("report --store: exit %d: %s", code, errOut)
+		}
+		fromStore := readJSONL(t, out)
+		if len(fromStore["operation"]) != len(doc["operation"]) {
+			t.Errorf("%d operations from the store, %d from the capture", len(fromStore["operation"]), len(doc["operation"]))
+		}
+		for _, h := range doc["host"] {
+			s := byKey(fromStore["host"], "host", h["host"].(string))
+			if s == nil || s["role"] != h["role"] || s["phase"] != h["phase"] {
+				t.Errorf("host %v: %v/%v from the capture, %v from the store", h["host"], h["role"], h["phase"], s)
+			}
+		}
+		if a := fromStore["action"][0]; a["action"] != "isolate host" || a["target"] != stone {
+			t.Errorf("first action from the store %v", a)
+		}
+		// A range before the lateral movement holds none of it.
+		out, _, _ = runCmd(t, "report", "--store", st, "--from", day, "--to", inc.start.Add(12*time.Hour).Format(time.RFC3339), "--format", "jsonl")
+		early := readJSONL(t, out)
+		if n := len(early["operation"]); n != 0 {
+			t.Errorf("%d operations before the lateral movement", n)
+		}
+		if h := byKey(early["host"], "host", stone); h == nil || h["role"] != "beaconing" {
+			t.Errorf("before its lateral movement %s is %v", stone, h)
+		}
+	})
 	t.Run("stix", func(t *testing.T) {
 		bundle := filepath.Join(inc.dir, "bundle.json")
 		report(t, "--format", "stix", "-o", bundle)
@@ -354,5 +390,150 @@ func TestRewriteMatchesTcprewrite(t *testing.T) {
 	}
 	if n < 200 {
 		t.Errorf("only %d packets compared", n)
+	}
+}
+
+// hostileCapture is the PsExec capture with every UTF-16 "PSEXESVC" (the
+// tool's file and pipe names in SMB2 CREATEs) replaced by "<script>": an
+// operation derived from packets, with markup in its target.
+func hostileCapture(t *testing.T) string {
+	t.Helper()
+	in := testenv.SharedFile(t, "pcaps", "remote-ops", "pcap-attack", "LM_psexec_smb_dcerpc_epm_svcctl.pcapng")
+	utf16 := func(s string) []byte {
+		var b []byte
+		for _, c := range s {
+			b = append(b, byte(c), 0)
+		}
+		return b
+	}
+	from, to := utf16("PSEXESVC"), utf16("<script>")
+	r, err := pcapio.OpenFile(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	out := filepath.Join(t.TempDir(), "hostile.pcap")
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var w *pcapio.Writer
+	replaced := 0
+	for {
+		p, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w == nil {
+			if w, err = pcapio.NewWriter(f, p.LinkType, 262144, false); err != nil {
+				t.Fatal(err)
+			}
+		}
+		replaced += bytes.Count(p.Data, from)
+		if err := w.WritePacket(p.Timestamp, bytes.ReplaceAll(p.Data, from, to), p.OrigLen); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if replaced == 0 {
+		t.Fatal("no PSEXESVC name in the capture")
+	}
+	return out
+}
+
+// TestReportHTMLHostileCapture: markup that arrives in packets stays
+// text in the page, in the browser too.
+func TestReportHTMLHostileCapture(t *testing.T) {
+	pcap := hostileCapture(t)
+	out, errOut, code := runCmd(t, "report", "--pcap", pcap, "--min-severity", "info", "--format", "jsonl")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	hostileOps := 0
+	for _, op := range readJSONL(t, out)["operation"] {
+		if strings.Contains(op["target"].(string), "<script>") {
+			hostileOps++
+		}
+	}
+	if hostileOps == 0 {
+		t.Fatal("no operation carries the markup: the test would prove nothing")
+	}
+	page := filepath.Join(t.TempDir(), "hostile.html")
+	if _, errOut, code := runCmd(t, "report", "--pcap", pcap, "--min-severity", "info", "--format", "html", "-o", page); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	raw, err := os.ReadFile(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(raw), "<script"); n != 1 {
+		t.Errorf("%d <script in the page, want our one", n)
+	}
+	dom := chromiumCheck(t, page, "report-hostile")
+	if n := strings.Count(dom, "<script"); n != 1 {
+		t.Errorf("%d script elements in the rendered page, want our one", n)
+	}
+	if !strings.Contains(dom, `&lt;script&gt;.exe`) {
+		t.Error("the hostile file name is not shown as text")
+	}
+}
+
+func TestReportUsage(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"report"}, "needs --store or --pcap"},
+		{[]string{"report", "--zeek", "x.log"}, "needs --store or --pcap"},
+		{[]string{"report", "--pcap", "a.pcap", "--store", "st"}, "not both"},
+		{[]string{"report", "--pcap", "a.pcap", "--from", "-1h"}, "select from a --store"},
+		{[]string{"report", "--pcap", "a.pcap", "--format", "pdf"}, "--format must be"},
+		{[]string{"report", "--pcap", "a.pcap", "--fail-on", "urgent"}, "--fail-on"},
+		{[]string{"report", "--pcap", "a.pcap", "--min-severity", "x"}, "--min-severity"},
+		{[]string{"report", "--pcap", "a.pcap", "--internal", "10.0.0.0/33"}, "--internal"},
+		{[]string{"report", "extra"}, "unknown command"},
+	} {
+		_, errOut, code := runCmd(t, tc.args...)
+		if code != exitUsage || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%v: exit %d, %q; want usage and %q", tc.args, code, errOut, tc.want)
+		}
+	}
+	_, errOut, code := runCmd(t, "report", "--pcap", filepath.Join(t.TempDir(), "missing.pcap"))
+	if code != exitError || !strings.Contains(errOut, "missing.pcap") {
+		t.Errorf("missing capture: exit %d %q", code, errOut)
+	}
+}
+
+// TestReportSmallCaptures runs the command on the PsExec and WMI captures
+// alone: no beacon, a lateral source and its target; the output file is
+// written whole.
+func TestReportSmallCaptures(t *testing.T) {
+	psexec := testenv.SharedFile(t, "pcaps", "remote-ops", "pcap-attack", "LM_psexec_smb_dcerpc_epm_svcctl.pcapng")
+	wmi := testenv.SharedFile(t, "pcaps", "remote-ops", "pcap-attack", "LM_WMI_ProcessCallCreate.pcapng")
+	dir := t.TempDir()
+	outFile := filepath.Join(dir, "r.jsonl")
+	out, errOut, code := runCmd(t, "report", "--pcap", psexec+","+wmi, "--min-severity", "info", "--format", "jsonl", "-o", outFile)
+	if code != 0 || out != "" || !strings.Contains(errOut, "report: ") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	raw, err := os.ReadFile(outFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := readJSONL(t, string(raw))
+	src := byKey(doc["host"], "host", "172.16.66.1")
+	dst := byKey(doc["host"], "host", "172.16.66.36")
+	if src == nil || src["role"] != "lateral-source" || src["phase"] != "lateral-movement" || dst == nil || dst["role"] != "target" || dst["phase"] != "executed-on" {
+		t.Errorf("hosts %v / %v", src, dst)
+	}
+	if len(doc["controller"]) != 0 || doc["summary"][0]["operations"].(float64) != float64(len(doc["operation"])) {
+		t.Errorf("controllers %v, summary %v", doc["controller"], doc["summary"][0])
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("temporary files left: %v", entries)
 	}
 }

@@ -36,6 +36,7 @@ var page = template.Must(template.New("report").Funcs(template.FuncMap{
 	"join":      strings.Join,
 	"addrs":     addrStrings,
 	"ids":       func(ids []string) string { return compressIDs(ids, 12) },
+	"hostids":   func(h *Host) string { return compressIDs(append(slices.Clone(h.Findings), h.Operations...), 12) },
 	"label":     func(a netip.Addr, name string) string { return label(a, name) },
 	"f1":        func(x float64) string { return fmt.Sprintf("%.1f", x) },
 	"period":    fmtPeriod,
