@@ -69,10 +69,8 @@ func buildIncident(t *testing.T) *incident {
 		t.Skip("simulates a day of traffic")
 	}
 	scenario := filepath.Join(testenv.SharedFile(t, "tools", "trafficsim"), "scenarios", "dev.json")
-	var caps [][]string
 	for _, c := range lateralCaptures {
-		caps = append(caps, c.file)
-		testenv.SharedFile(t, c.file...)
+		testenv.SharedFile(t, c.file...) // skip early when one is absent
 	}
 	raw, err := os.ReadFile(scenario)
 	if err != nil {
