@@ -97,76 +97,22 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 input was damaged and skipped,
 }
 
 func runReport(o *reportOptions) error {
-	if len(o.pcaps) == 0 && len(o.stores) == 0 {
-		return usagef("report needs --store or --pcap input (--zeek only adds to hunt)")
-	}
-	if len(o.pcaps) > 0 && len(o.stores) > 0 {
-		return usagef("give --store or --pcap, not both")
-	}
-	if (o.from != "" || o.to != "") && len(o.stores) == 0 {
-		return usagef("--from and --to select from a --store")
-	}
-	switch o.format {
-	case "table", "jsonl", "html", "stix":
-	default:
-		return usagef("--format must be table, jsonl, html or stix, not %q", o.format)
-	}
-	if o.output == "" && (o.format == "html" || o.format == "stix") && isTerminal(o.s.out) {
-		return usagef("--format %s writes a file: give -o FILE", o.format)
-	}
-	cfg := hunt.Config{}
-	for _, c := range o.internal {
-		for _, part := range strings.Split(c, ",") {
-			p, err := parseCIDR(strings.TrimSpace(part))
-			if err != nil {
-				return usagef("--internal %q: %v", part, err)
-			}
-			cfg.Internal = append(cfg.Internal, p)
-		}
-	}
-	minSev, err := hunt.ParseSeverity(o.minSeverity)
-	if err != nil {
-		return usagef("--min-severity: %v", err)
-	}
 	failOn := hunt.Severity(-1)
 	if o.failOn != "" {
+		var err error
 		if failOn, err = hunt.ParseSeverity(o.failOn); err != nil {
 			return usagef("--fail-on: %v", err)
 		}
 	}
-	var allow *assets.AllowList
-	if o.allowFile != "" {
-		if allow, err = assets.LoadAllow(o.allowFile); err != nil {
-			return err
-		}
-		cfg.Allowed = allow.Allows
-	}
-	var inv *assets.Inventory
-	if o.assetsFile != "" {
-		if inv, err = assets.LoadInventory(o.assetsFile); err != nil {
-			return err
-		}
-	}
-	if o.ctx == nil {
-		o.ctx = context.Background()
-	}
-	ctx, stop := signal.NotifyContext(o.ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
-	m := hunt.New(cfg)
-	ops, st, damage, err := reportInputs(ctx, o, m)
+	inc, st, damage, err := analyzeReport(o)
 	if err != nil {
 		return err
 	}
-	res := m.Score()
-	inc := report.Build(report.Input{Hunt: res, Contacts: m.Contacts, Operations: ops, Inventory: inv,
-		Internal: cfg.Internal, MinSeverity: minSev, Allowed: cfg.Allowed})
-
 	if err := writeReport(o, inc); err != nil {
 		return err
 	}
 	fmt.Fprintf(o.s.errOut, "report: %d flow records, %d packets replayed, %d operations, %d findings; %d hosts (%d compromised), %d controllers, %d actions\n",
-		res.Records, st.Packets, len(inc.Operations), len(inc.Findings), len(inc.Hosts), inc.Compromised, len(inc.Controllers), len(inc.Actions))
+		inc.Records, st.Packets, len(inc.Operations), len(inc.Findings), len(inc.Hosts), inc.Compromised, len(inc.Controllers), len(inc.Actions))
 	for i, d := range damage {
 		if i == maxReported {
 			fmt.Fprintf(o.s.errOut, "report: ... %d more damaged places\n", len(damage)-i)
@@ -184,6 +130,70 @@ func runReport(o *reportOptions) error {
 		return partialError{"incomplete streams: replay may have missed operations (" + statsLine(st) + ")"}
 	}
 	return nil
+}
+
+// analyzeReport checks the options, runs hunt and replay over the input and
+// builds the incident.
+func analyzeReport(o *reportOptions) (*report.Incident, replay.Stats, []string, error) {
+	var st replay.Stats
+	if len(o.pcaps) == 0 && len(o.stores) == 0 {
+		return nil, st, nil, usagef("report needs --store or --pcap input (--zeek only adds to hunt)")
+	}
+	if len(o.pcaps) > 0 && len(o.stores) > 0 {
+		return nil, st, nil, usagef("give --store or --pcap, not both")
+	}
+	if (o.from != "" || o.to != "") && len(o.stores) == 0 {
+		return nil, st, nil, usagef("--from and --to select from a --store")
+	}
+	switch o.format {
+	case "table", "jsonl", "html", "stix":
+	default:
+		return nil, st, nil, usagef("--format must be table, jsonl, html or stix, not %q", o.format)
+	}
+	if o.output == "" && (o.format == "html" || o.format == "stix") && isTerminal(o.s.out) {
+		return nil, st, nil, usagef("--format %s writes a file: give -o FILE", o.format)
+	}
+	cfg := hunt.Config{}
+	for _, c := range o.internal {
+		for _, part := range strings.Split(c, ",") {
+			p, err := parseCIDR(strings.TrimSpace(part))
+			if err != nil {
+				return nil, st, nil, usagef("--internal %q: %v", part, err)
+			}
+			cfg.Internal = append(cfg.Internal, p)
+		}
+	}
+	minSev, err := hunt.ParseSeverity(o.minSeverity)
+	if err != nil {
+		return nil, st, nil, usagef("--min-severity: %v", err)
+	}
+	var allow *assets.AllowList
+	if o.allowFile != "" {
+		if allow, err = assets.LoadAllow(o.allowFile); err != nil {
+			return nil, st, nil, err
+		}
+		cfg.Allowed = allow.Allows
+	}
+	var inv *assets.Inventory
+	if o.assetsFile != "" {
+		if inv, err = assets.LoadInventory(o.assetsFile); err != nil {
+			return nil, st, nil, err
+		}
+	}
+	if o.ctx == nil {
+		o.ctx = context.Background()
+	}
+	ctx, stop := signal.NotifyContext(o.ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	m := hunt.New(cfg)
+	ops, st, damage, err := reportInputs(ctx, o, m)
+	if err != nil {
+		return nil, st, nil, err
+	}
+	inc := report.Build(report.Input{Hunt: m.Score(), Contacts: m.Contacts, Operations: ops, Inventory: inv,
+		Internal: cfg.Internal, MinSeverity: minSev, Allowed: cfg.Allowed})
+	return inc, st, damage, nil
 }
 
 // reportInputs runs hunt and replay over the input once each: a capture's
