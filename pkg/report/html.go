@@ -32,6 +32,7 @@ var page = template.Must(template.New("report").Funcs(template.FuncMap{
 	"clock":     func(t time.Time) string { return t.UTC().Format("15:04:05") },
 	"rfc":       func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 	"phasecol":  phaseColor,
+	"phaseink":  phaseInk,
 	"sevclass":  func(s hunt.Severity) string { return "sev-" + s.String() },
 	"join":      strings.Join,
 	"addrs":     addrStrings,
@@ -110,27 +111,51 @@ func opWhat(op *Operation) string {
 	return clip(s, 200)
 }
 
-// phaseColor fills a phase; the target phases are paler than the actor's.
+// phaseColor fills a phase's chips, steps and nodes: pale, so text on it
+// stays readable, printed too.
 func phaseColor(p string) string {
 	switch p {
 	case PhaseTargeted:
 		return "#fff3bf"
 	case PhaseAccessed:
-		return "#ffd8a8"
+		return "#ffe8cc"
 	case PhaseExecutedOn:
-		return "#ffa8a8"
+		return "#ffc9c9"
 	case PhaseC2:
-		return "#e599f7"
+		return "#f3d9fa"
 	case PhaseDiscovery:
-		return "#ffe066"
+		return "#fff9db"
 	case PhaseCollection:
-		return "#74c0fc"
+		return "#d0ebff"
 	case PhaseCredAccess:
-		return "#ff6b6b"
+		return "#ffa8a8"
 	case PhaseLateral:
-		return "#f03e3e"
+		return "#ff8787"
 	}
-	return "#dee2e6"
+	return "#f1f3f5"
+}
+
+// phaseInk draws a phase: timeline marks, edges, chip borders.
+func phaseInk(p string) string {
+	switch p {
+	case PhaseTargeted:
+		return "#f08c00"
+	case PhaseAccessed:
+		return "#e8590c"
+	case PhaseExecutedOn:
+		return "#e03131"
+	case PhaseC2:
+		return "#9c36b5"
+	case PhaseDiscovery:
+		return "#fab005"
+	case PhaseCollection:
+		return "#1c7ed6"
+	case PhaseCredAccess:
+		return "#c2255c"
+	case PhaseLateral:
+		return "#c92a2a"
+	}
+	return "#868e96"
 }
 
 // The SVGs are built with the same template engine, so every label is
@@ -219,9 +244,9 @@ func timelineSVG(inc *Incident) (template.HTML, error) {
 		if y, ok := lane[e.Src.Unmap()]; ok {
 			switch e.Kind {
 			case "beacon", "scan":
-				d.Spans = append(d.Spans, svgMark{Host: e.Src.String(), X: x(e.Time), X2: math.Max(x(e.End), x(e.Time)+2), Y: y, Color: phaseColor(e.Phase), Title: title})
+				d.Spans = append(d.Spans, svgMark{Host: e.Src.String(), X: x(e.Time), X2: math.Max(x(e.End), x(e.Time)+2), Y: y, Color: phaseInk(e.Phase), Title: title})
 			default:
-				mark(svgMark{Host: e.Src.String(), X: x(e.Time), Y: y, Color: phaseColor(e.Phase), Title: title})
+				mark(svgMark{Host: e.Src.String(), X: x(e.Time), Y: y, Color: phaseInk(e.Phase), Title: title})
 			}
 		}
 		if y, ok := lane[e.Dst.Unmap()]; ok && e.Dst.IsValid() && e.Kind != "beacon" {
@@ -229,7 +254,7 @@ func timelineSVG(inc *Incident) (template.HTML, error) {
 			if e.Kind == "operation" {
 				tp = targetPhaseOfActor(e.Phase)
 			}
-			mark(svgMark{Host: e.Dst.String(), X: x(e.Time), Y: y, Color: phaseColor(tp), Title: title, Hollow: true})
+			mark(svgMark{Host: e.Dst.String(), X: x(e.Time), Y: y, Color: phaseInk(tp), Title: title, Hollow: true})
 		}
 	}
 	for _, t := range ticks(first, last) {
@@ -335,6 +360,7 @@ func graphSVG(inc *Incident) (template.HTML, error) {
 		}
 	}
 	var edges []svgEdge
+	into := map[netip.Addr]int{} // edges already drawn into a node: their labels stack
 	edge := func(from, to netip.Addr, color, title, lbl string, dashed bool, width float64) {
 		a, ok1 := at[from]
 		b, ok2 := at[to]
@@ -355,8 +381,18 @@ func graphSVG(inc *Incident) (template.HTML, error) {
 			sx, ex = a.x+nodeW, b.x+nodeW
 			path = fmt.Sprintf("M %.1f %.1f C %.1f %.1f, %.1f %.1f, %.1f %.1f", sx, sy, sx+90, sy, ex+90, ey, ex, ey)
 		}
+		// The label sits near the arrow's end, where edges to different
+		// nodes are apart.
+		lx := ex - 75
+		if ex < sx {
+			lx = ex + 75
+		} else if sx == ex {
+			lx = ex + 60
+		}
+		ly := ey - 5 - 10*float64(into[to])
+		into[to]++
 		edges = append(edges, svgEdge{Host: from.String(), Path: path, Color: color, Title: title, Label: clip(lbl, 40),
-			Width: width, LX: (sx+ex)/2 + boolF(sx == ex)*70, LY: (sy+ey)/2 - 4, Dashed: dashed})
+			Width: width, LX: lx, LY: ly, Dashed: dashed})
 	}
 	for i := range inc.Controllers {
 		c := &inc.Controllers[i]
@@ -368,12 +404,9 @@ func graphSVG(inc *Incident) (template.HTML, error) {
 	for i := range inc.Hosts {
 		h := &inc.Hosts[i]
 		for _, r := range h.Reached {
-			color, width := "#868e96", 1.0
-			if r.Phase != "" {
-				color, width = phaseColor(targetPhaseOfActor(PhaseLateral)), 2
-				if r.Phase == PhaseTargeted {
-					color, width = "#f59f00", 1.5
-				}
+			color, width := phaseInk(r.Phase), 1.0
+			if PhaseRank(r.Phase) > PhaseRank(PhaseTargeted) {
+				width = 2
 			}
 			edge(h.Addr, r.Host, color, fmt.Sprintf("%s -> %s: %s %s [%s]", h.Addr, r.Host, dash(r.Phase), strings.Join(r.Techniques, " "), compressIDs(r.Evidence, 8)),
 				strings.Join(r.Techniques, " "), false, width)
@@ -390,13 +423,6 @@ func graphSVG(inc *Incident) (template.HTML, error) {
 	var b strings.Builder
 	err := svgTemplates.ExecuteTemplate(&b, "graph", d)
 	return template.HTML(b.String()), err
-}
-
-func boolF(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 func hostNode(h *Host) svgNode {
