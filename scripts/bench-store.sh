@@ -34,15 +34,19 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0) ? a/b : 0}'; }
 sim() { # scenario-file output-pcap
   [ -s "$2" ] || (cd "$SIM" && go run . -scenario "$1" -o "$2" -labels "$2.labels.json" >/dev/null 2>&1)
 }
-# A 3-hour version of bulk.json: more than 2 GB of full-payload traffic.
-python3 - "$SIM/scenarios/bulk.json" "$W/bulk3h.json" <<'PY'
+# bulk.json grown to an enterprise: 400 workstations over 3 hours, more
+# than 2 GB of full-payload traffic, where one host is a fraction of a
+# percent of the store (in bulk.json's 40 hosts, one is ~2.5%).
+python3 - "$SIM/scenarios/bulk.json" "$W/site3h.json" <<'PY'
 import json, sys
-s = json.load(open(sys.argv[1])); s["hours"] = 3; s["seed"] = 12
+s = json.load(open(sys.argv[1]))
+s.update(hours=3, seed=12, hosts=400)
+s["browsing"]["per_hour"] = 12
 json.dump(s, open(sys.argv[2], "w"))
 PY
 echo "== generating captures in $W"
 sim "$(cd "$SIM" && pwd)/scenarios/bulk.json" "$W/bulk.pcap"
-sim "$W/bulk3h.json" "$W/bulk3h.pcap"
+sim "$W/site3h.json" "$W/site3h.pcap"
 sim "$(cd "$SIM" && pwd)/scenarios/dev.json" "$W/dev.pcap"
 raw=$(stat -c %s "$W/bulk.pcap")
 
@@ -60,10 +64,10 @@ printf "nwhealth import        %6.2f s   ratio %s (target <= 2)\n" "$imp" "$(rat
 printf "store size / zstd -3   %s (target <= 1.15)\n" "$(ratio "$shard" "$z3")"
 printf "index / raw            %.3f%% (target <= 3%%); flow records %.3f%%\n" "$(awk -v a=$idx -v b=$raw 'BEGIN{print 100*a/b}')" "$(awk -v a=$flows -v b=$raw 'BEGIN{print 100*a/b}')"
 
-echo "== one host out of a >= 2 GB store (bulk3h.pcap)"
-big=$(stat -c %s "$W/bulk3h.pcap")
+echo "== one host out of a >= 2 GB store (site3h.pcap: 400 hosts, 3 hours)"
+big=$(stat -c %s "$W/site3h.pcap")
 rm -rf "$W/st-big"
-/usr/bin/time -f "%e %M" -o "$W/big.time" "$NW" import --store "$W/st-big" "$W/bulk3h.pcap" >/dev/null
+/usr/bin/time -f "%e %M" -o "$W/big.time" "$NW" import --store "$W/st-big" "$W/site3h.pcap" >/dev/null
 rss_big=$(cut -d' ' -f2 "$W/big.time")
 printf "store raw size         %d MiB\n" $((big >> 20))
 host=$("$NW" flows --store "$W/st-big" --format jsonl --proto tcp --port 8443 | python3 -c '
@@ -71,14 +75,15 @@ import sys, json, collections
 c = collections.Counter(json.loads(l)["orig"] for l in sys.stdin)
 hosts = sorted(c)            # every workstation runs the agent: pick a middle one
 print(hosts[len(hosts)//2])')
-td=$(timed tcpdump -r "$W/bulk3h.pcap" -w "$W/td-host.pcap" host "$host")
+td=$(timed tcpdump -r "$W/site3h.pcap" -w "$W/td-host.pcap" host "$host")
 nq=$(timed "$NW" query --store "$W/st-big" --host "$host" -w "$W/nw-host.pcap")
 cmp -s <(tail -c +25 "$W/td-host.pcap") <(tail -c +25 "$W/nw-host.pcap") && same=identical || same=DIFFERENT
-printf "tcpdump -r host %-12s %6.3f s\n" "$host" "$td"
+share=$(awk -v a=$(stat -c %s "$W/td-host.pcap") -v b=$big 'BEGIN{printf "%.2f", 100*a/b}')
+printf "tcpdump -r host %-12s %6.3f s   (the host is %s%% of the store)\n" "$host" "$td" "$share"
 printf "nwhealth query --host   %6.3f s   speedup %sx (target >= 50), packets %s\n" "$nq" "$(ratio "$td" "$nq")" "$same"
 if [ "$(id -u)" = 0 ] && [ -w /proc/sys/vm/drop_caches ]; then
   sync; echo 3 > /proc/sys/vm/drop_caches
-  /usr/bin/time -f "%e" -o "$W/time.out" tcpdump -r "$W/bulk3h.pcap" -w /dev/null host "$host" 2>/dev/null
+  /usr/bin/time -f "%e" -o "$W/time.out" tcpdump -r "$W/site3h.pcap" -w /dev/null host "$host" 2>/dev/null
   tdc=$(cat "$W/time.out")
   sync; echo 3 > /proc/sys/vm/drop_caches
   /usr/bin/time -f "%e" -o "$W/time.out" "$NW" query --store "$W/st-big" --host "$host" -w /dev/null

@@ -4,12 +4,31 @@ import (
 	"bytes"
 
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nwhealth/nwhealth/internal/testenv"
 )
+
+// syncBuffer is a bytes.Buffer a child process writes while the test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
 
 // opLines keeps the "operation" lines of replay's JSON Lines output.
 func opLines(out string) []string {
@@ -60,7 +79,7 @@ func TestReplayFollow(t *testing.T) {
 		t.Fatalf("import: %s", e)
 	}
 	follow := child(t, "replay", "--store", st, "--follow", "--format", "jsonl")
-	var out, errOut bytes.Buffer
+	var out, errOut syncBuffer
 	follow.Stdout, follow.Stderr = &out, &errOut
 	if err := follow.Start(); err != nil {
 		t.Fatal(err)

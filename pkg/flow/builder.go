@@ -69,12 +69,15 @@ const (
 )
 
 type entry struct {
-	rec        Record
-	k          key
-	origIsA    bool
-	tcp        bool // TCP with ports: follows the TCP timeouts
-	list       uint8
-	prev, next *entry
+	rec Record
+	// first and last packet times in ns: the record's time.Time fields are
+	// filled when it is handed out (time.Time arithmetic is slow per packet).
+	firstNS, lastNS int64
+	k               key
+	origIsA         bool
+	tcp             bool // TCP with ports: follows the TCP timeouts
+	list            uint8
+	prev, next      *entry
 
 	// TCP state.
 	origFin, respFin, rst bool
@@ -126,6 +129,21 @@ type Builder struct {
 	// generations so that the cache stays bounded without an LRU.
 	dnsCur, dnsOld map[netip.Addr]string
 	dnsMsg         DNSMessage
+	// recent is a direct-mapped cache in front of flows: interleaved
+	// packets of a few busy flows (the common case on a link) then cost a
+	// cheap hash and one key comparison instead of hashing the whole key.
+	recent [256]*entry
+}
+
+// slot picks a recent-cache slot from the key's most varying parts.
+func (k *key) slot() int {
+	h := uint32(k.pa)*0x9e3779b1 ^ uint32(k.pb)*0x85ebca6b ^ uint32(k.proto)
+	if k.a.Is4() && k.b.Is4() {
+		a, b := k.a.As4(), k.b.As4()
+		h ^= (uint32(a[2])<<8 | uint32(a[3])) * 0xc2b2ae35
+		h ^= (uint32(b[2])<<8 | uint32(b[3])) * 0x27d4eb2f
+	}
+	return int((h ^ h>>16) & 255)
 }
 
 // NewBuilder returns a Builder with o's limits.
@@ -160,6 +178,7 @@ func (b *Builder) Add(ts time.Time, lt pkthdr.LinkType, data []byte, origLen int
 
 // AddParsed accounts a frame the caller already parsed with pkthdr.Parse.
 func (b *Builder) AddParsed(ts time.Time, p *pkthdr.Packet, data []byte, origLen int) {
+	ns := ts.UnixNano()
 	b.stats.Packets++
 	if p.IPVersion == 0 {
 		b.stats.NonIP++
@@ -187,10 +206,17 @@ func (b *Builder) AddParsed(ts time.Time, p *pkthdr.Packet, data []byte, origLen
 		flags = p.TCPFlags // zero when the header was cut short
 	}
 
-	e := b.flows[k]
+	slot := k.slot()
+	e := b.recent[slot]
+	if e == nil || e.k != k {
+		e = b.flows[k]
+		if e != nil {
+			b.recent[slot] = e
+		}
+	}
 	if e != nil {
 		switch {
-		case ts.Sub(e.rec.Last) > b.timeout(e):
+		case ns-e.lastNS > int64(b.timeout(e)):
 			// Expire was not called in time: the old flow ended long ago.
 			b.end(e, false)
 			e = nil
@@ -198,7 +224,7 @@ func (b *Builder) AddParsed(ts time.Time, p *pkthdr.Packet, data []byte, origLen
 			// A new connection reuses the ports of a closed one.
 			b.end(e, false)
 			e = nil
-		case b.o.ActiveTimeout > 0 && ts.Sub(e.rec.First) >= b.o.ActiveTimeout:
+		case b.o.ActiveTimeout > 0 && ns-e.firstNS >= int64(b.o.ActiveTimeout):
 			b.cut(e, ts)
 		}
 	}
@@ -211,11 +237,11 @@ func (b *Builder) AddParsed(ts time.Time, p *pkthdr.Packet, data []byte, origLen
 
 	fromOrig := fromA == e.origIsA
 	r := &e.rec
-	if ts.After(r.Last) {
-		r.Last = ts
+	if ns > e.lastNS {
+		e.lastNS = ns
 	}
-	if ts.Before(r.First) {
-		r.First = ts
+	if ns < e.firstNS {
+		e.firstNS = ns
 	}
 	wire := uint64(p.WireLen(origLen))
 	var payload uint64
@@ -292,7 +318,7 @@ func (b *Builder) newEntry(k key, p *pkthdr.Packet, fromA bool, flags uint8, icm
 	e.origIsA = fromA == senderIsOrig
 	e.tcp = p.Proto == pkthdr.ProtoTCP && p.HasPorts
 	r := &e.rec
-	r.First, r.Last = ts, ts
+	e.firstNS, e.lastNS = ts.UnixNano(), ts.UnixNano()
 	r.Proto = p.Proto
 	r.VLAN = k.vlan
 	if senderIsOrig {
@@ -345,6 +371,11 @@ func icmpIsReply(p *pkthdr.Packet, data []byte) bool {
 	return t == 129 // ICMPv6 echo reply
 }
 
+// setTimes fills the record's times from the entry's.
+func (e *entry) setTimes() {
+	e.rec.First, e.rec.Last = time.Unix(0, e.firstNS).UTC(), time.Unix(0, e.lastNS).UTC()
+}
+
 // timeout is how long e may stay idle.
 func (b *Builder) timeout(e *entry) time.Duration {
 	switch e.list {
@@ -360,6 +391,7 @@ func (b *Builder) timeout(e *entry) time.Duration {
 // protocol is Partial.
 func (b *Builder) end(e *entry, partial bool) {
 	b.remove(e)
+	e.setTimes()
 	if partial || e.list == listTCP {
 		e.rec.Partial = true
 	}
@@ -370,18 +402,22 @@ func (b *Builder) end(e *entry, partial bool) {
 func (b *Builder) remove(e *entry) {
 	b.lists[e.list].remove(e)
 	delete(b.flows, e.k)
+	if s := e.k.slot(); b.recent[s] == e {
+		b.recent[s] = nil
+	}
 	e.nameBuf = nil
 }
 
 // cut queues a copy of e's record as Partial and restarts its counters at
 // ts, for the active timeout.
 func (b *Builder) cut(e *entry, ts time.Time) {
+	e.setTimes()
 	old := e.rec
 	old.Partial = true
 	old.Answers = append([]netip.Addr(nil), e.rec.Answers...)
 	b.pending = append(b.pending, &old)
 	r := &e.rec
-	r.First, r.Last = ts, ts
+	e.firstNS, e.lastNS = ts.UnixNano(), ts.UnixNano()
 	r.OrigPkts, r.RespPkts, r.OrigBytes, r.RespBytes, r.OrigData, r.RespData = 0, 0, 0, 0, 0, 0
 	r.OrigFlags, r.RespFlags = 0, 0
 	r.Answers = r.Answers[:0:0]
@@ -391,7 +427,7 @@ func (b *Builder) cut(e *entry, ts time.Time) {
 func (b *Builder) evictOldest() {
 	var old *entry
 	for i := range b.lists {
-		if h := b.lists[i].head; h != nil && (old == nil || h.rec.Last.Before(old.rec.Last)) {
+		if h := b.lists[i].head; h != nil && (old == nil || h.lastNS < old.lastNS) {
 			old = h
 		}
 	}
@@ -408,14 +444,16 @@ func (b *Builder) Expire(now time.Time, emit func(*Record)) {
 	b.drain(emit)
 	for i := range b.lists {
 		l := &b.lists[i]
+		nowNS := now.UnixNano()
 		for e := l.head; e != nil; e = l.head {
-			if now.Sub(e.rec.Last) <= b.timeout(e) {
+			if nowNS-e.lastNS <= int64(b.timeout(e)) {
 				break
 			}
 			b.remove(e)
 			if i == listTCP {
 				e.rec.Partial = true
 			}
+			e.setTimes()
 			emit(&e.rec)
 		}
 	}
@@ -432,6 +470,7 @@ func (b *Builder) Flush(emit func(*Record)) {
 			if i == listTCP {
 				e.rec.Partial = true
 			}
+			e.setTimes()
 			emit(&e.rec)
 		}
 	}

@@ -114,7 +114,68 @@ type Builder struct {
 	prevN   int
 	slots   []slot
 	gen     uint32
-	inBlock []Key // distinct keys of the current block
+	inBlock []Key           // distinct keys of the current block
+	sigs    [256][4]sigSlot // 4-way: busy flows that collide do not evict each other
+	sigNext uint8
+	keys    []Key
+}
+
+// sig is everything of a packet its keys derive from: packets with equal
+// signatures have equal keys, so a signature already seen in the block
+// costs one comparison.
+type sig struct {
+	src, dst     netip.Addr
+	vlan         [pkthdr.MaxVLANs]uint16
+	nvlan        uint8
+	ipv, proto   uint8
+	ports, arp   bool
+	sport, dport uint16
+	ethertype    uint16
+}
+
+type sigSlot struct {
+	gen  uint32
+	hash uint32
+	sig  sig
+}
+
+// AddPacket records the keys of a parsed packet in the current block.
+func (b *Builder) AddPacket(p *pkthdr.Packet) {
+	sg := sig{src: p.Src, dst: p.Dst, vlan: p.VLAN, nvlan: uint8(p.NVLAN), ipv: p.IPVersion, proto: p.Proto,
+		ports: p.HasPorts, arp: p.ARP, sport: p.SrcPort, dport: p.DstPort, ethertype: p.EtherType}
+	h := uint32(sg.sport)<<16 | uint32(sg.dport)
+	h ^= uint32(sg.proto)<<8 ^ uint32(sg.vlan[0])<<20
+	if p.Src.Is4() && p.Dst.Is4() {
+		a, c := p.Src.As4(), p.Dst.As4()
+		h = h*0x9e3779b1 ^ (uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3]))
+		h = h*0x85ebca6b ^ (uint32(c[0])<<24 | uint32(c[1])<<16 | uint32(c[2])<<8 | uint32(c[3]))
+	} else if p.Src.IsValid() {
+		a, c := p.Src.As16(), p.Dst.As16()
+		h = h*0x9e3779b1 ^ binary.LittleEndian.Uint32(a[12:]) ^ binary.LittleEndian.Uint32(a[8:])
+		h = h*0x85ebca6b ^ binary.LittleEndian.Uint32(c[12:]) ^ binary.LittleEndian.Uint32(c[8:])
+	}
+	h *= 0xc2b2ae35
+	h ^= h >> 16
+	set := &b.sigs[h&255]
+	for i := range set {
+		if sl := &set[i]; sl.gen == b.gen && sl.hash == h && sl.sig == sg {
+			return
+		}
+	}
+	victim := -1
+	for i := range set {
+		if set[i].gen != b.gen {
+			victim = i
+			break
+		}
+	}
+	if victim < 0 {
+		b.sigNext++
+		victim = int(b.sigNext & 3)
+	}
+	set[victim] = sigSlot{gen: b.gen, hash: h, sig: sg}
+	b.keys = Keys(b.keys[:0], p)
+	b.Add(b.keys)
 }
 
 type slot struct {
@@ -132,7 +193,11 @@ func NewBuilder() *Builder {
 func (k *Key) hash() uint64 {
 	a := binary.LittleEndian.Uint64(k.V[0:8])
 	b := binary.LittleEndian.Uint64(k.V[8:16])
-	h := (a^uint64(k.Kind)<<56)*0x9e3779b97f4a7c15 ^ b*0xc2b2ae3d27d4eb4f
+	// Multiplication moves entropy only upwards; the folds bring the high
+	// bits back down, since the table is indexed by the low ones.
+	h := (a^uint64(k.Kind)<<59)*0x9e3779b97f4a7c15 ^ b*0xc2b2ae3d27d4eb4f
+	h ^= h >> 32
+	h *= 0xd6e8feb86659fd93
 	return h ^ h>>29
 }
 

@@ -83,7 +83,6 @@ func rebuild(sh *pcapio.Shard, newFlows func() FlowTable, stop bool) (good []pca
 		ft = newFlows()
 	}
 	var p pkthdr.Packet
-	var keys []index.Key
 	for i := range sh.Blocks {
 		raw, m, err := br.Read(sh, i)
 		if err != nil {
@@ -103,8 +102,7 @@ func rebuild(sh *pcapio.Shard, newFlows func() FlowTable, stop bool) (good []pca
 		n := 0
 		err = pcapio.Records(raw, sh.Header.LinkType, sh.Header.Nanos, func(pk pcapio.Packet) bool {
 			pkthdr.Parse(pk.LinkType, pk.Data, &p)
-			keys = index.Keys(keys[:0], &p)
-			ix.Add(keys)
+			ix.AddPacket(&p)
 			if ft != nil && p.IPVersion != 0 {
 				ft.AddParsed(pk.Timestamp, &p, pk.Data, pk.OrigLen)
 				if n&4095 == 0 {

@@ -34,9 +34,13 @@ type WriterOptions struct {
 	FlushInterval time.Duration // a block older than this (wall clock) is written out (0: only when full)
 	Snaplen       uint32        // snapshot length for shard headers (default 262144)
 	Compressors   int           // goroutines compressing blocks (default GOMAXPROCS)
-	Level         zstd.EncoderLevel
-	NewFlows      func() FlowTable // nil: no flow records
-	OnSeal        func(ShardFile)  // called after each shard is sealed
+	// Inline compresses each block on the caller's goroutine instead of a
+	// pool: capture runs one writer per worker, where handing every block
+	// to another goroutine costs more than it saves.
+	Inline   bool
+	Level    zstd.EncoderLevel
+	NewFlows func() FlowTable // nil: no flow records
+	OnSeal   func(ShardFile)  // called after each shard is sealed
 }
 
 func (o *WriterOptions) defaults() {
@@ -145,7 +149,6 @@ type Writer struct {
 	closed    bool
 
 	parsed pkthdr.Packet
-	keys   []index.Key
 	count  uint64
 	encBuf chan []byte
 
@@ -187,9 +190,11 @@ func (s *Store) NewWriter(opts WriterOptions) (*Writer, error) {
 		encBuf:    make(chan []byte, depth+4),
 	}
 	w.ensureReserve()
-	for range opts.Compressors {
-		w.wg.Add(1)
-		go w.compressor()
+	if !opts.Inline {
+		for range opts.Compressors {
+			w.wg.Add(1)
+			go w.compressor()
+		}
 	}
 	w.wg.Add(1)
 	go w.writeLoop()
@@ -265,8 +270,7 @@ func (w *Writer) Write(ts time.Time, lt pkthdr.LinkType, data []byte, origLen in
 	if !pkthdr.Parse(lt, data, p) && !p.ARP {
 		w.unparsed.Add(1)
 	}
-	w.keys = index.Keys(w.keys[:0], p)
-	sh.ix.Add(w.keys)
+	sh.ix.AddPacket(p)
 	if sh.flows != nil && p.IPVersion != 0 {
 		sh.flows.AddParsed(ts, p, data, origLen)
 		// Ended flows leave the table as packet time goes on, so memory
@@ -326,6 +330,19 @@ func (w *Writer) Flush() error {
 	return w.Err()
 }
 
+// EndBlocks hands every partly filled block to the disk pipeline without
+// waiting for it: readers see the packets within milliseconds.
+func (w *Writer) EndBlocks() {
+	if w.closed {
+		return
+	}
+	for _, sh := range w.cur {
+		if sh.bPkts > 0 {
+			w.endBlock(sh)
+		}
+	}
+}
+
 // FlushIfOld is Flush limited to blocks older than the flush interval; it
 // does not wait for the disk.
 func (w *Writer) FlushIfOld() {
@@ -351,7 +368,9 @@ func (w *Writer) getBuf() []byte {
 	case b := <-w.free:
 		return b[:0]
 	default:
-		return make([]byte, 0, w.opts.BlockSize+pcapio.MaxPacket+16)
+		// Room for the block and a typical packet past its end; append grows
+		// the rare block that ends with a larger one.
+		return make([]byte, 0, w.opts.BlockSize+w.opts.BlockSize/4+16)
 	}
 }
 
@@ -371,8 +390,23 @@ func (w *Writer) endBlock(sh *openShard) {
 	sh.blocks++
 	sh.block = w.getBuf()
 	sh.bPkts = 0
+	if w.opts.Inline {
+		w.encode(j)
+		w.jobs <- j
+		return
+	}
 	w.jobs <- j
 	w.compressQ <- j
+}
+
+func (w *Writer) encode(j *job) {
+	var dst []byte
+	select {
+	case dst = <-w.encBuf:
+	default:
+	}
+	j.enc = pcapio.EncodeBlock(dst, w.enc, j.raw, j.num, j.first, j.last, j.pkts)
+	close(j.done)
 }
 
 func (w *Writer) sealShard(sh *openShard) {
@@ -404,13 +438,7 @@ func (w *Writer) Close() error {
 func (w *Writer) compressor() {
 	defer w.wg.Done()
 	for j := range w.compressQ {
-		var dst []byte
-		select {
-		case dst = <-w.encBuf:
-		default:
-		}
-		j.enc = pcapio.EncodeBlock(dst, w.enc, j.raw, j.num, j.first, j.last, j.pkts)
-		close(j.done)
+		w.encode(j)
 	}
 }
 

@@ -51,7 +51,8 @@ func init() {
 		return m
 	}
 	register(&iface{name: "IClassFactory", uuid: mustUUID("00000001-0000-0000-c000-000000000046"), orpc: true,
-		names: dcomNames("CreateInstance", "LockServer"), ops: noise(2)})
+		names: dcomNames("CreateInstance", "LockServer"),
+		ops:   map[uint16]op{3: {req: dcomCreateInstance, resp: dcomCreateInstanceResp, noise: true}, 4: {noise: true}}})
 	register(&iface{name: "ITypeInfo", uuid: mustUUID("00020401-0000-0000-c000-000000000046"), orpc: true,
 		names: dcomNames("GetTypeAttr", "GetTypeComp", "GetFuncDesc", "GetVarDesc", "GetNames",
 			"GetRefTypeOfImplType", "GetImplTypeFlags", "LocalGetIDsOfNames", "LocalInvoke",
@@ -314,7 +315,6 @@ func mInterfacePointerBody(r *ndr.Reader) []byte {
 var (
 	propInstantiationInfo = mustUUID("000001ab-0000-0000-c000-000000000046")
 	propSecurityInfo      = mustUUID("000001a6-0000-0000-c000-000000000046")
-	propScmRequestInfo    = mustUUID("000001aa-0000-0000-c000-000000000046")
 	propScmReplyInfo      = mustUUID("000001b6-0000-0000-c000-000000000046")
 	propPropsOutInfo      = mustUUID("00000339-0000-0000-c000-000000000046")
 	propInstanceInfo      = mustUUID("000001ad-0000-0000-c000-000000000046")
@@ -618,11 +618,11 @@ func dcomActivationResp(x *dc) {
 			continue
 		}
 		x.add("object", fmt.Sprintf("%s IPID {%s}", ClassName(ob.iid), UUIDString(ob.ipid)))
-		x.s.Objects.add(ob.ipid, x.reqClass, ob.iid)
+		x.s.Shared.add(ob.ipid, x.reqClass, ob.iid)
 	}
 	if a.oxid != 0 {
 		x.add("oxid", fmt.Sprintf("0x%016x", a.oxid))
-		x.s.Objects.add(a.remUnk, x.reqClass, remUnknown2UUID)
+		x.s.Shared.add(a.remUnk, x.reqClass, remUnknown2UUID)
 	}
 	for _, bnd := range a.bindings {
 		x.add("binding", bnd)
@@ -688,11 +688,11 @@ func dcomRemoteActivationResp(x *dc) {
 	for _, b := range bindings {
 		x.add("binding", b)
 	}
-	x.s.Objects.add(remUnk, x.reqClass, remUnknown2UUID)
+	x.s.Shared.add(remUnk, x.reqClass, remUnknown2UUID)
 }
 
 // dcomRemQueryInterface decodes the IIDs asked of an object; the response
-// returns an IPID for each, which the Objects table ties to the object's
+// returns an IPID for each, which the Shared table ties to the object's
 // class.
 func dcomRemQueryInterface(x *dc) {
 	r := x.r
@@ -705,8 +705,12 @@ func dcomRemQueryInterface(x *dc) {
 		return
 	}
 	x.reqObject = ipid
-	if cls, ok := x.s.Objects.class(ipid); ok {
+	if cls, ok := x.s.Shared.class(ipid); ok {
 		x.d.Target = ClassName(cls)
+	} else if cls, ok := x.s.Shared.class(x.c.Object); ok {
+		// The object itself is unknown (made by a class factory, returned
+		// by a method): the IRemUnknown of its apartment names the class.
+		x.s.Shared.add(ipid, cls, [16]byte{})
 	}
 	for i := 0; i < c; i++ {
 		iid := r.UUID()
@@ -733,10 +737,10 @@ func dcomRemQueryInterfaceResp(x *dc) {
 		if r.Err() != nil || hr != 0 || i >= len(x.reqIIDs) {
 			continue
 		}
-		if cls, ok := x.s.Objects.class(x.reqObject); ok {
-			x.s.Objects.add(ipid, cls, x.reqIIDs[i])
+		if cls, ok := x.s.Shared.class(x.reqObject); ok {
+			x.s.Shared.add(ipid, cls, x.reqIIDs[i])
 		} else {
-			x.s.Objects.add(ipid, [16]byte{}, x.reqIIDs[i])
+			x.s.Shared.add(ipid, [16]byte{}, x.reqIIDs[i])
 		}
 	}
 }
@@ -753,7 +757,7 @@ func dcomRemRelease(x *dc) {
 		ipid := r.UUID()
 		r.U32()
 		r.U32()
-		if cls, ok := x.s.Objects.class(ipid); ok && x.d.Target == "" {
+		if cls, ok := x.s.Shared.class(ipid); ok && x.d.Target == "" {
 			x.d.Target = ClassName(cls)
 		}
 	}
@@ -784,4 +788,23 @@ func dcomServerAlive2Resp(x *dc) {
 	r.U16() // COMVERSION
 	r.U16()
 	dcomResolveOxid2Resp(x)
+}
+
+// dcomCreateInstance: IClassFactory::CreateInstance(pUnkOuter, riid).
+func dcomCreateInstance(x *dc) {
+	mInterfacePointer(x.r)
+	iid := x.r.UUID()
+	x.reqIIDs = [][16]byte{iid}
+	x.add("interface", guidLabel(iid))
+}
+
+// dcomCreateInstanceResp ties the new object to the factory's class.
+func dcomCreateInstanceResp(x *dc) {
+	o, ok := parseObjref(mInterfacePointer(x.r))
+	if !ok || o.flags&1 == 0 {
+		return
+	}
+	cls, _ := x.s.Shared.class(x.c.Object)
+	x.s.Shared.add(o.ipid, cls, o.iid)
+	x.add("object", fmt.Sprintf("%s IPID {%s}", ClassName(o.iid), UUIDString(o.ipid)))
 }

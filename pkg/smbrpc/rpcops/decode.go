@@ -18,22 +18,16 @@ func Decode(c Call) Decoded {
 // Session holds what one DCE/RPC association has revealed so far, so that
 // calls on a context handle can name what the handle was opened on: the
 // SCM machine and service names, registry key paths, SAMR domains, users
-// and groups (with names learnt from lookups), LSA policy handles. The zero
-// value is ready to use. It is not safe for concurrent use. Its memory is
-// bounded (maxHandles, maxNames).
+// and groups, LSA policy and secret handles, event logs. The zero value is
+// ready to use. It is not safe for concurrent use. Its memory is bounded
+// (maxHandles, and those of Shared).
 type Session struct {
 	handles map[Handle]handleInfo
-	// names maps SAMR/LSA identifiers to names learnt from lookups:
-	// "rid:<domain sid>:<rid>" and "sid:<sid>" -> name, "dom:<name>" -> sid.
-	names map[string]string
 
-	// Objects ties DCOM interface pointer identifiers (IPIDs) to the class
-	// activated and the interface they point to. Activation happens on one
-	// connection (port 135) and the calls on another: share one Objects
-	// between the Sessions of a capture so calls whose object UUID is an
-	// IPID name their class (and, with no bind seen, their interface).
-	// Nil: the Session keeps its own.
-	Objects *Objects
+	// Shared is what the connections of one capture learn for each other
+	// (DCOM objects, account names): give every Session of a capture the
+	// same one. Nil: the Session keeps its own.
+	Shared *Shared
 }
 
 // Handle is an RPC context handle (MS-RPCE 2.2.4.6 / policy_handle): 4 bytes
@@ -48,12 +42,11 @@ type handleInfo struct {
 	kind string // "scm", "service", "key", "policy", "server", "domain", "user", "group", "alias", "secret", "eventlog", ...
 	name string // service name, full key path, domain name...
 	sid  string // SAMR domain SID (domain handles) or account SID
+	// For SAMR handles: the domain the object belongs to.
+	domName, domSID string
 }
 
-const (
-	maxHandles = 4096
-	maxNames   = 16384
-)
+const maxHandles = 4096
 
 func (s *Session) remember(h Handle, hi handleInfo) {
 	if h.IsZero() {
@@ -76,20 +69,16 @@ func (s *Session) remember(h Handle, hi handleInfo) {
 	s.handles[h] = hi
 }
 
-func (s *Session) learn(key, name string) {
-	if name == "" {
-		return
-	}
-	if s.names == nil {
-		s.names = map[string]string{}
-	}
-	if len(s.names) >= maxNames {
-		clear(s.names)
-	}
-	s.names[key] = name
-}
+func (s *Session) learn(key, name string) { s.shared().learn(key, name) }
 
-func (s *Session) lookup(key string) string { return s.names[key] }
+func (s *Session) lookup(key string) string { return s.shared().names[key] }
+
+func (s *Session) shared() *Shared {
+	if s.Shared == nil {
+		s.Shared = NewShared()
+	}
+	return s.Shared
+}
 
 // Decode decodes one call and updates the session: handles the response
 // returns are remembered with what they were opened on, handles the call
@@ -136,15 +125,12 @@ type dc struct {
 }
 
 func (s *Session) decodeState(c Call, d *Decoded) *dc {
-	if s.Objects == nil {
-		s.Objects = NewObjects()
-	}
 	var zero [16]byte
-	objClass, objKnown := s.Objects.class(c.Object)
+	objClass, objKnown := s.shared().class(c.Object)
 	if registry[c.Interface] == nil && c.Object != zero {
 		// A call on a DCOM object whose bind was not captured: the IPID
 		// says which interface it is.
-		if _, iid, ok := s.Objects.Lookup(c.Object); ok && registry[iid] != nil {
+		if _, iid, ok := s.Shared.Object(c.Object); ok && registry[iid] != nil {
 			c.Interface = iid
 		}
 	}
@@ -191,7 +177,7 @@ func (s *Session) decodeState(c Call, d *Decoded) *dc {
 			d.Target = "{" + UUIDString(objClass) + "}"
 		}
 	}
-	if c.Response != nil && len(c.Response) > 4 {
+	if len(c.Response) > 4 {
 		x.r = newReader(c, c.Response)
 		if i.orpc {
 			orpcThat(x.r)
@@ -222,12 +208,15 @@ func (x *dc) warn(which string, n int) {
 	}
 }
 
+// maxField bounds a field's value (the command keeps its full text).
+const maxField = 4096
+
 // add appends a field unless its value is empty.
 func (x *dc) add(name, value string) {
 	if value == "" {
 		return
 	}
-	x.d.Fields = append(x.d.Fields, Field{name, value})
+	x.d.Fields = append(x.d.Fields, Field{name, truncate(value, maxField)})
 }
 
 // returns records the handle a response returns.
@@ -263,14 +252,6 @@ func statusOf(resp []byte, big bool) uint32 {
 func wstrPtr(r *ndr.Reader) (s string) {
 	if r.Ptr() {
 		s = r.WString()
-	}
-	return s
-}
-
-// astrPtr reads a top-level [string, unique] char* parameter.
-func astrPtr(r *ndr.Reader) (s string) {
-	if r.Ptr() {
-		s = r.AString()
 	}
 	return s
 }

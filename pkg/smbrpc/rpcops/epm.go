@@ -18,10 +18,8 @@ func init() {
 		names: []string{"ept_insert", "ept_delete", "ept_lookup", "ept_map",
 			"ept_lookup_handle_free", "ept_inq_object", "ept_mgmt_delete"},
 		ops: map[uint16]op{
-			2: {req: epmLookupReq, resp: epmLookupResp, technique: "T1046", phase: PhaseRecon,
-				probe: func(r *ndr.Reader) { epmLookupArgs(r) }},
-			3: {req: epmMapReq, resp: epmMapResp, noise: true,
-				probe: func(r *ndr.Reader) { epmMapArgs(r) }},
+			2: {req: epmLookupReq, resp: epmLookupResp, technique: "T1046", phase: PhaseRecon},
+			3: {req: epmMapReq, resp: epmMapResp, noise: true},
 			4: {noise: true},
 		}})
 }
@@ -56,10 +54,34 @@ func (e Endpoint) String() string {
 
 // EndpointsFromMap returns the endpoints in an ept_map (opnum 3) response
 // stub, so the pipeline can learn which dynamic TCP ports carry DCE/RPC
-// (and which interface answers there).
+// (and which interface answers there). Windows clients usually talk NDR64
+// to the endpoint mapper; both transfer syntaxes are tried (use
+// EndpointsFromCall when the bind_ack was seen).
 func EndpointsFromMap(resp []byte, bigEndian bool) []Endpoint {
-	r := ndr.NewReader(resp, bigEndian)
-	return epmMapTowers(r)
+	for _, n64 := range []bool{false, true} {
+		r := ndr.NewReader(resp, bigEndian)
+		r.SetNDR64(n64)
+		eps := epmMapTowers(r)
+		r.U32() // status
+		if r.Err() == nil && r.Remaining() == 0 {
+			return eps
+		}
+	}
+	return nil
+}
+
+// EndpointsFromCall returns the endpoints of an ept_map call's response
+// in the call's transfer syntax; nil for any other call.
+func EndpointsFromCall(c Call) []Endpoint {
+	if c.Interface != epmUUID || c.Opnum != 3 || len(c.Response) == 0 {
+		return nil
+	}
+	r := newReader(c, c.Response)
+	eps := epmMapTowers(r)
+	if r.Err() != nil {
+		return nil
+	}
+	return eps
 }
 
 func epmMapArgs(r *ndr.Reader) (obj [16]byte, tower []byte) {

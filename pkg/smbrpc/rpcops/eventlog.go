@@ -17,8 +17,7 @@ var (
 
 func init() {
 	open := func(ansi, backup bool) op {
-		return op{req: func(x *dc) { evtOpen(x, ansi, backup) }, opens: "eventlog", resp: evtOpenResp,
-			probe: func(r *ndr.Reader) { evtOpenArgs(r, false, false) }}
+		return op{req: func(x *dc) { evtOpen(x, ansi, backup) }, opens: "eventlog", resp: evtOpenResp}
 	}
 	clearLog := func(ansi bool) op {
 		return op{handle: true, req: func(x *dc) { evtClear(x, ansi) }, technique: "T1070.001", phase: PhaseEvasion}
@@ -150,6 +149,7 @@ func evtRead(x *dc) {
 func even6Clear(x *dc) {
 	ch := x.r.WString()
 	backup := wstrPtr(x.r)
+	x.r.U32() // flags
 	x.d.Target = ch
 	x.add("channel", ch)
 	x.add("backup file", backup)
@@ -159,6 +159,7 @@ func even6Export(x *dc) {
 	ch := wstrPtr(x.r)
 	q := x.r.WString()
 	f := x.r.WString()
+	x.r.U32() // flags
 	x.d.Target = ch
 	x.add("channel", ch)
 	x.add("query", truncate(q, 1024))

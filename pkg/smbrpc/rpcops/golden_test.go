@@ -70,8 +70,8 @@ func (s stubCall) call(t testing.TB) (c Call, guessed bool) {
 	}
 	if s.Iface != "" {
 		c.Interface = mustUUID(s.Iface)
-	} else if u, ok := GuessInterface(s.Pipe, s.Opnum, c.Request); ok {
-		c.Interface, guessed = u, true
+	} else if u, n64, ok := GuessCall(s.Pipe, s.Opnum, c.Request); ok {
+		c.Interface, c.NDR64, guessed = u, n64, true
 	}
 	return c, guessed
 }
@@ -123,13 +123,13 @@ func TestGoldenStubs(t *testing.T) {
 		name := strings.TrimSuffix(filepath.Base(f), ".jsonl")
 		t.Run(name, func(t *testing.T) {
 			sessions := map[string]*Session{}
-			objects := NewObjects() // one per capture, as the pipeline shares it
+			shared := NewShared() // one per capture, as the pipeline shares it
 			var w strings.Builder
 			for _, sc := range loadStubs(t, f) {
 				c, guessed := sc.call(t)
 				s := sessions[sc.Conn]
 				if s == nil {
-					s = &Session{Objects: objects}
+					s = &Session{Shared: shared}
 					sessions[sc.Conn] = s
 				}
 				d := s.Decode(c)

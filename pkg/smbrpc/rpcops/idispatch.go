@@ -18,11 +18,10 @@ func init() {
 	register(&iface{name: "IDispatch", uuid: dispatchUUID, orpc: true,
 		names: dcomNames("GetTypeInfoCount", "GetTypeInfo", "GetIDsOfNames", "Invoke"),
 		ops: map[uint16]op{
-			3: {noise: true, probe: func(r *ndr.Reader) { orpcThis(r) }},
-			4: {noise: true, probe: func(r *ndr.Reader) { orpcThis(r); r.U32(); r.U32() }},
-			5: {req: dispGetIDsOfNames, resp: dispGetIDsOfNamesResp,
-				probe: func(r *ndr.Reader) { orpcThis(r); dispNames(r) }},
-			6: {req: dispInvoke, probe: func(r *ndr.Reader) { orpcThis(r); dispInvokeArgs(r) }},
+			3: {noise: true, probe: func(r *ndr.Reader) {}},
+			4: {noise: true, probe: func(r *ndr.Reader) { r.U32(); r.U32() }},
+			5: {req: dispGetIDsOfNames, resp: dispGetIDsOfNamesResp},
+			6: {req: dispInvoke, resp: dispInvokeResp},
 		}})
 }
 
@@ -41,11 +40,19 @@ var execMethods = map[string]bool{
 }
 
 // wellKnownDispIDs names members that clients invoke by their fixed DISPID
-// without GetIDsOfNames (PowerShell and VBScript read the type library).
-var wellKnownDispIDs = map[int32]string{
-	0xcb:       "Document",     // IWebBrowser2
-	0x60020000: "Application",  // IShellFolderViewDual
-	0x60030001: "ShellExecute", // IShellDispatch2
+// without GetIDsOfNames (PowerShell and VBScript read the type library),
+// per class when it is known ("" for any class).
+var wellKnownDispIDs = map[string]map[int32]string{
+	"": {
+		0xcb:       "Document",     // IWebBrowser2 (ShellWindows item, ShellBrowserWindow)
+		0x60020000: "Application",  // IShellFolderViewDual
+		0x60030001: "ShellExecute", // IShellDispatch2
+	},
+	"MMC20.Application": {
+		4:    "Document",            // Application.Document
+		6:    "ActiveView",          // Document.ActiveView
+		0x36: "ExecuteShellCommand", // View.ExecuteShellCommand(Command, Directory, Parameters, WindowState)
+	},
 }
 
 func dispNames(r *ndr.Reader) (names []string) {
@@ -143,6 +150,16 @@ func dispInvokeArgs(r *ndr.Reader) (a invokeArgs) {
 	if int(cArgs) != len(rev) && r.Err() == nil {
 		r.Failf("DISPPARAMS cArgs %d, array %d", cArgs, len(rev))
 	}
+	r.U32()                // cVarRef
+	r.Skip(4 * r.Count(4)) // rgVarRefIdx
+	r.Construct(func() {   // rgVarRef
+		n := r.CountUpTo(r.PtrSize())
+		for i := 0; i < n; i++ {
+			if r.Ptr() {
+				r.Defer(func() { variant(r, 0) })
+			}
+		}
+	})
 	for i := len(rev) - 1; i >= 0; i-- {
 		a.args = append(a.args, rev[i])
 	}
@@ -156,7 +173,10 @@ func dispInvoke(x *dc) {
 	name := x.s.lookup(dispKey(x.c.Object, a.dispid))
 	how := ""
 	if name == "" {
-		if n, ok := wellKnownDispIDs[a.dispid]; ok {
+		cls, _ := x.s.Shared.class(x.c.Object)
+		if n, ok := wellKnownDispIDs[ClassName(cls)][a.dispid]; ok && ClassName(cls) != "" {
+			name, how = n, " (by DISPID)"
+		} else if n, ok := wellKnownDispIDs[""][a.dispid]; ok {
 			name, how = n, " (by DISPID)"
 		}
 	}
@@ -218,10 +238,11 @@ const maxVariantDepth = 4
 // varValue is a decoded VARIANT, completed when its deferred referents
 // (BSTR text, by-reference values) have been read.
 type varValue struct {
-	typ   string
-	text  string
-	str   bool
-	inner *varValue
+	typ    string
+	text   string
+	str    bool
+	inner  *varValue
+	objref []byte // VT_DISPATCH / VT_UNKNOWN
 }
 
 func (v *varValue) String() string {
@@ -335,7 +356,7 @@ func variantValue(r *ndr.Reader, vt uint16, v *varValue) {
 	case 9, 13:
 		if r.Ptr() {
 			v.text = "(interface pointer)"
-			r.Defer(func() { mInterfacePointerBody(r) })
+			r.Defer(func() { v.objref = mInterfacePointerBody(r) })
 		} else {
 			v.text = "null"
 		}
@@ -371,4 +392,26 @@ func bstr(r *ndr.Reader) string {
 		return ""
 	}
 	return flaggedWordBlob(r)
+}
+
+// dispInvokeResp shows the value a property get or method returned; an
+// object returned (Document, ActiveView, Application...) inherits the class
+// of the object it came from, so calls on it are named.
+func dispInvokeResp(x *dc) {
+	r := x.r
+	var v *varValue
+	if r.Ptr() {
+		r.Construct(func() { v = variant(r, 0) })
+	}
+	if v == nil || r.Err() != nil {
+		return
+	}
+	x.add("result", v.String())
+	for v.inner != nil {
+		v = v.inner
+	}
+	if o, ok := parseObjref(v.objref); ok && o.flags&1 != 0 {
+		cls, _ := x.s.Shared.class(x.c.Object)
+		x.s.Shared.add(o.ipid, cls, o.iid)
+	}
 }

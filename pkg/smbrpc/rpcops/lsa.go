@@ -70,7 +70,7 @@ func init() {
 			42: {handle: true, req: lsaStorePrivateData, technique: "T1003.004", phase: PhaseCredAccess},
 			43: {handle: true, req: lsaRetrievePrivateDataReq, resp: lsaRetrievePrivateDataResp,
 				technique: "T1003.004", phase: PhaseCredAccess},
-			44:  {req: lsaOpenPolicy2, opens: "policy", probe: func(r *ndr.Reader) { lsaOpenPolicy2Args(r) }},
+			44:  {req: lsaOpenPolicy2, opens: "policy"},
 			45:  {req: lsaGetUserNameReq, resp: lsaGetUserNameResp, technique: "T1033", phase: PhaseRecon},
 			46:  {handle: true, req: lsaQueryInfoReq, resp: lsaQueryInfoResp, phase: PhaseRecon},
 			48:  {handle: true, req: lsaTrustName, technique: "T1482", phase: PhaseRecon},
@@ -241,6 +241,7 @@ func lsaLookupSidsReq(x *dc) {
 			})
 		}
 	})
+	lsaLookupTail(x, 12)
 	x.reqNames = sids
 	for i, s := range sids {
 		if i == maxListed {
@@ -314,8 +315,30 @@ func lsaNames(r *ndr.Reader) []string {
 	return names
 }
 
+// lsaLookupTail reads what follows the names or SIDs of a lookup request:
+// the (empty) translated array, the lookup level, the mapped count, and
+// from the second versions on the lookup options and client revision.
+func lsaLookupTail(x *dc, elem int) {
+	r := x.r
+	r.Construct(func() {
+		r.AlignP()
+		r.U32()
+		if r.Ptr() {
+			r.Defer(func() { r.Skip(elem * r.CountUpTo(elem)) })
+		}
+	})
+	r.Enum() // LookupLevel
+	r.U32()  // MappedCount
+	switch x.c.Opnum {
+	case 57, 58, 68, 76, 77:
+		r.U32() // LookupOptions
+		r.U32() // ClientRevision
+	}
+}
+
 func lsaLookupNamesReq(x *dc) {
 	names := lsaNames(x.r)
+	lsaLookupTail(x, 16)
 	x.reqNames = names
 	for i, n := range names {
 		if i == maxListed {
@@ -475,6 +498,9 @@ func lsaQuerySecret(x *dc) {
 
 func lsaRetrievePrivateDataReq(x *dc) {
 	name := ustr(x.r)
+	if x.r.Ptr() { // [in, out] EncryptedData, null on the way in
+		lsaCipherValue(x.r)
+	}
 	x.d.Target = name
 	x.add("key", name)
 	lsaClassifySecret(x, name)
@@ -489,12 +515,8 @@ func lsaClassifySecret(x *dc, name string) {
 	}
 }
 
-func lsaRetrievePrivateDataResp(x *dc) {
-	r := x.r
-	if !r.Ptr() {
-		return
-	}
-	var n uint32
+// lsaCipherValue reads an LSAPR_CR_CIPHER_VALUE and returns its length.
+func lsaCipherValue(r *ndr.Reader) (n uint32) {
 	r.Construct(func() {
 		r.AlignP()
 		n = r.U32()
@@ -506,6 +528,15 @@ func lsaRetrievePrivateDataResp(x *dc) {
 			})
 		}
 	})
+	return n
+}
+
+func lsaRetrievePrivateDataResp(x *dc) {
+	r := x.r
+	if !r.Ptr() {
+		return
+	}
+	n := lsaCipherValue(r)
 	if r.Err() == nil {
 		x.add("returned", fmt.Sprintf("%d bytes (encrypted with the session key)", n))
 	}
@@ -568,8 +599,17 @@ func lsaTrustName(x *dc) {
 }
 
 func lsaGetUserNameReq(x *dc) {
-	s := wstrPtr(x.r)
+	r := x.r
+	s := wstrPtr(r)
 	x.add("system", s)
+	if r.Ptr() { // [in, out] PRPC_UNICODE_STRING* UserName
+		ustr(r)
+	}
+	if r.Ptr() { // [in, out, unique] PRPC_UNICODE_STRING* DomainName
+		if r.Ptr() {
+			ustr(r)
+		}
+	}
 }
 
 func lsaGetUserNameResp(x *dc) {

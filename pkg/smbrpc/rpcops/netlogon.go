@@ -2,8 +2,6 @@ package rpcops
 
 import (
 	"fmt"
-
-	"github.com/nwhealth/nwhealth/pkg/smbrpc/ndr"
 )
 
 // netlogon: Netlogon Remote Protocol (MS-NRPC). Besides names, the secure
@@ -40,7 +38,7 @@ func init() {
 	register(&iface{name: "netlogon", uuid: netlogonUUID, names: names, pipes: []string{"netlogon"},
 		ops: map[uint16]op{
 			2:  logon(2),
-			4:  {req: nlReqChallenge, probe: func(r *ndr.Reader) { wstrPtr(r); r.WString(); r.Bytes(8) }},
+			4:  {req: nlReqChallenge},
 			5:  auth(1),
 			6:  {req: nlPasswordSet, technique: "T1098", phase: PhasePersist},
 			15: auth(2),

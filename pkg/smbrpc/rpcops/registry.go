@@ -35,8 +35,8 @@ type op struct {
 	opens string
 	// closes: the request's handle is released.
 	closes bool
-	// probe says whether a request stub parses cleanly as this operation,
-	// for GuessInterface on TCP connections whose bind was not captured.
+	// probe reads the arguments of an operation that has no request
+	// decoder, for GuessInterface (after ORPCTHIS and the handle).
 	probe func(r *ndr.Reader)
 }
 

@@ -18,7 +18,13 @@
 //     SetValue under HKLM\SYSTEM\...). The pipeline makes one Session per
 //     DCE/RPC association (per SMB pipe open or TCP connection) and calls
 //     Decode in call order, once each call has its response (or has expired
-//     without one).
+//     without one). Sessions of one capture share a *Shared (Session.Shared)
+//     so names and DCOM objects learnt on one connection serve the others.
+//
+// GuessCall and GuessInterface name the interface of calls whose bind was
+// not captured; EndpointsFromMap and EndpointsFromCall read the dynamic
+// endpoints an endpoint-mapper answer announces. OPERATIONS.md lists what
+// is decoded.
 package rpcops
 
 // Call is one DCE/RPC call as the transport layer reassembled it.
@@ -61,10 +67,3 @@ const (
 	PhaseExfil      = "exfiltration"
 	PhaseEvasion    = "defense-evasion"
 )
-
-// GuessInterface infers the interface of a call whose bind was not captured:
-// from the SMB pipe name, or on TCP (pipe "") from the opnum and a stub that
-// parses cleanly as that operation's request.
-func GuessInterface(pipe string, opnum uint16, stub []byte) ([16]byte, bool) {
-	return [16]byte{}, false
-}

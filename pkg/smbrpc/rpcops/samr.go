@@ -100,7 +100,7 @@ func init() {
 			58: setUser,
 			61: {req: samrConnectN(true, false), opens: "server"},
 			62: {req: samrConnectN(true, false), opens: "server"},
-			64: {req: samrConnectN(false, true), resp: samrConnect5Resp, probe: func(r *ndr.Reader) { samrConnect5Args(r) }},
+			64: {req: samrConnectN(false, true), resp: samrConnect5Resp},
 			66: {req: samrSetDSRM, technique: "T1098", phase: PhasePersist},
 			73: {req: samrUnicodeChangePassword, technique: "T1098", phase: PhasePersist},
 		}})
@@ -121,12 +121,31 @@ func wellKnownRID(rid uint32) string {
 // ridName names a RID of the domain a handle refers to, from the session's
 // lookups or the well-known RIDs.
 func (x *dc) ridName(rid uint32) string {
-	if x.hOK && x.hInfo.sid != "" {
-		if n := x.s.lookup(fmt.Sprintf("rid:%s:%d", x.hInfo.sid, rid)); n != "" {
+	if d := x.domSID(); d != "" {
+		if n := x.s.lookup(fmt.Sprintf("rid:%s:%d", d, rid)); n != "" {
 			return n
 		}
 	}
 	return wellKnownRID(rid)
+}
+
+// domSID is the SID of the domain the call's handle belongs to.
+func (x *dc) domSID() string {
+	if !x.hOK {
+		return ""
+	}
+	if x.hInfo.kind == "domain" {
+		return x.hInfo.sid
+	}
+	return x.hInfo.domSID
+}
+
+// learnRID remembers a domain account's name by RID and by SID.
+func (x *dc) learnRID(rid uint32, name string) {
+	if d := x.domSID(); d != "" && name != "" {
+		x.s.learn(fmt.Sprintf("rid:%s:%d", d, rid), name)
+		x.s.learn(fmt.Sprintf("sid:%s-%d", d, rid), qualify(x.domainName(), name))
+	}
 }
 
 // ridLabel renders "name (RID n)".
@@ -142,11 +161,10 @@ func (x *dc) domainName() string {
 	if !x.hOK {
 		return ""
 	}
-	switch x.hInfo.kind {
-	case "domain":
+	if x.hInfo.kind == "domain" {
 		return x.hInfo.name
 	}
-	return ""
+	return x.hInfo.domName
 }
 
 func qualify(dom, name string) string {
@@ -253,10 +271,10 @@ func samrOpenByRID(x *dc, kind string) {
 	x.add(kind, x.ridLabel(rid))
 	x.add("access", hex32(access))
 	sid := ""
-	if x.hOK && x.hInfo.sid != "" {
-		sid = fmt.Sprintf("%s-%d", x.hInfo.sid, rid)
+	if d := x.domSID(); d != "" {
+		sid = fmt.Sprintf("%s-%d", d, rid)
 	}
-	x.newInfo = handleInfo{kind: kind, name: name, sid: sid}
+	x.newInfo = handleInfo{kind: kind, name: name, sid: sid, domName: x.domainName(), domSID: x.domSID()}
 }
 
 func samrEnumReq(x *dc) {
@@ -315,8 +333,8 @@ func samrEnumResp(x *dc, kind string) {
 		x.add("count", fmt.Sprint(count))
 	}
 	for i, e := range ents {
-		if kind != "domain" && x.hOK && x.hInfo.sid != "" {
-			x.s.learn(fmt.Sprintf("rid:%s:%d", x.hInfo.sid, e.rid), e.name)
+		if kind != "domain" {
+			x.learnRID(e.rid, e.name)
 		}
 		if i >= maxListed {
 			continue
@@ -380,9 +398,7 @@ func samrLookupNamesResp(x *dc) {
 		if i >= len(x.reqNames) {
 			break
 		}
-		if x.hOK && x.hInfo.sid != "" {
-			x.s.learn(fmt.Sprintf("rid:%s:%d", x.hInfo.sid, rid), x.reqNames[i])
-		}
+		x.learnRID(rid, x.reqNames[i])
 		use := ""
 		if i < len(uses) {
 			use = " " + enumName(uses[i], sidNameUse)
@@ -427,9 +443,7 @@ func samrLookupIDsResp(x *dc) {
 		if i >= len(x.reqRIDs) {
 			break
 		}
-		if x.hOK && x.hInfo.sid != "" {
-			x.s.learn(fmt.Sprintf("rid:%s:%d", x.hInfo.sid, x.reqRIDs[i]), name)
-		}
+		x.learnRID(x.reqRIDs[i], name)
 		if i < maxListed {
 			x.add("name", fmt.Sprintf("%d = %s", x.reqRIDs[i], name))
 		}
@@ -533,11 +547,11 @@ func samrCreateResp(x *dc, kind string, typed bool) {
 		x.add("rid", fmt.Sprint(rid))
 	}
 	sid := ""
-	if x.hOK && x.hInfo.sid != "" {
-		sid = fmt.Sprintf("%s-%d", x.hInfo.sid, rid)
-		x.s.learn(fmt.Sprintf("rid:%s:%d", x.hInfo.sid, rid), strings.TrimPrefix(x.reqName, x.domainName()+`\`))
+	if d := x.domSID(); d != "" {
+		sid = fmt.Sprintf("%s-%d", d, rid)
+		x.learnRID(rid, strings.TrimPrefix(x.reqName, x.domainName()+`\`))
 	}
-	x.returns(h, handleInfo{kind: kind, name: x.reqName, sid: sid})
+	x.returns(h, handleInfo{kind: kind, name: x.reqName, sid: sid, domName: x.domainName(), domSID: x.domSID()})
 }
 
 func samrAddRID(x *dc) {

@@ -15,8 +15,7 @@ var (
 )
 
 func init() {
-	shareEnum := op{req: srvShareEnumReq, resp: srvShareEnumResp, technique: "T1135", phase: PhaseRecon,
-		probe: func(r *ndr.Reader) { srvShareEnumArgs(r) }}
+	shareEnum := op{req: srvShareEnumReq, resp: srvShareEnumResp, technique: "T1135", phase: PhaseRecon}
 	register(&iface{name: "srvsvc", uuid: srvsvcUUID, pipes: []string{"srvsvc"},
 		names: []string{"NetrCharDevEnum", "NetrCharDevGetInfo", "NetrCharDevControl", "NetrCharDevQEnum",
 			"NetrCharDevQGetInfo", "NetrCharDevQSetInfo", "NetrCharDevQPurge", "NetrCharDevQPurgeSelf",
@@ -61,8 +60,7 @@ func init() {
 			"NetrAddAlternateComputerName", "NetrRemoveAlternateComputerName", "NetrSetPrimaryComputerName",
 			"NetrEnumerateComputerNames"},
 		ops: map[uint16]op{
-			0: {req: wksGetInfoReq, resp: wksGetInfoResp, technique: "T1082", phase: PhaseRecon,
-				probe: func(r *ndr.Reader) { wstrPtr(r); r.U32() }},
+			0:  {req: wksGetInfoReq, resp: wksGetInfoResp, technique: "T1082", phase: PhaseRecon},
 			2:  {req: wksUserEnumReq, resp: wksUserEnumResp, technique: "T1033", phase: PhaseRecon},
 			5:  {req: srvServerArg, technique: "T1016", phase: PhaseRecon},
 			11: {req: srvServerArg, technique: "T1049", phase: PhaseRecon},

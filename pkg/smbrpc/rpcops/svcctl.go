@@ -36,7 +36,7 @@ func init() {
 	w, a := false, true // wide or ANSI strings
 	create := func(ansi bool, wow bool) op {
 		return op{handle: true, req: func(x *dc) { svcCreateService(x, ansi, wow) }, resp: svcCreateServiceResp,
-			technique: "T1569.002", phase: PhaseExecution, probe: func(r *ndr.Reader) { readHandle(r); svcCreateArgs(r, ansi, wow) }}
+			technique: "T1569.002", phase: PhaseExecution}
 	}
 	change := func(ansi bool) op {
 		return op{handle: true, req: func(x *dc) { svcChangeConfig(x, ansi) }}
@@ -46,8 +46,7 @@ func init() {
 			technique: "T1569.002", phase: PhaseExecution}
 	}
 	openSCM := func(ansi bool) op {
-		return op{req: func(x *dc) { svcOpenSCManager(x, ansi) }, opens: "scm",
-			probe: func(r *ndr.Reader) { svcOpenSCMArgs(r, ansi) }}
+		return op{req: func(x *dc) { svcOpenSCManager(x, ansi) }, opens: "scm"}
 	}
 	openSvc := func(ansi bool) op {
 		return op{handle: true, req: func(x *dc) { svcOpenService(x, ansi) }, opens: "service"}

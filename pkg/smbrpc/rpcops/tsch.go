@@ -30,29 +30,27 @@ func init() {
 			"SchRpcStop", "SchRpcRun", "SchRpcDelete", "SchRpcRename", "SchRpcScheduledRuntimes",
 			"SchRpcGetLastRunInfo", "SchRpcGetTaskInfo", "SchRpcGetNumberOfMissedRuns", "SchRpcEnableTask"},
 		ops: map[uint16]op{
-			0: {noise: true},
-			1: {req: tschRegisterTask, resp: tschRegisterResp, technique: st, phase: PhaseExecution,
-				probe: func(r *ndr.Reader) { tschRegisterArgs(r) }},
-			2:  {req: tschPathArg, resp: tschRetrieveResp, technique: st, phase: PhaseRecon},
-			3:  path(""),
-			4:  path(PhaseEvasion),
-			5:  path(PhaseRecon),
+			0:  {noise: true},
+			1:  {req: tschRegisterTask, resp: tschRegisterResp, technique: st, phase: PhaseExecution},
+			2:  {req: tschRetrieveReq, resp: tschRetrieveResp, technique: st, phase: PhaseRecon},
+			3:  {req: tschPathSDDLFlags(true), technique: st},
+			4:  {req: tschPathSDDLFlags(false), technique: st, phase: PhaseEvasion},
+			5:  {req: tschPathFlags, technique: st, phase: PhaseRecon},
 			6:  {req: tschEnumReq, resp: tschEnumResp, technique: st, phase: PhaseRecon},
 			7:  {req: tschEnumReq, resp: tschEnumResp, technique: st, phase: PhaseRecon},
-			8:  {req: tschUniquePathArg, technique: st, phase: PhaseRecon},
-			11: {req: tschUniquePathArg, technique: st},
+			8:  {req: tschUniquePathFlags, technique: st, phase: PhaseRecon},
+			11: {req: tschUniquePathFlags, technique: st},
 			12: {req: tschRun, technique: st, phase: PhaseExecution},
-			13: path(""),
+			13: {req: tschPathFlags, technique: st},
 			14: {req: tschRename, technique: st},
 			16: path(PhaseRecon),
-			17: path(PhaseRecon),
+			17: {req: tschPathFlags, technique: st, phase: PhaseRecon},
 			19: {req: tschEnable, technique: st},
 		}})
 	register(&iface{name: "atsvc", uuid: atsvcUUID, pipes: []string{"atsvc"},
 		names: []string{"NetrJobAdd", "NetrJobDel", "NetrJobEnum", "NetrJobGetInfo"},
 		ops: map[uint16]op{
-			0: {req: atJobAdd, resp: atJobAddResp, technique: st, phase: PhaseExecution,
-				probe: func(r *ndr.Reader) { wstrPtr(r); atInfo(r) }},
+			0: {req: atJobAdd, resp: atJobAddResp, technique: st, phase: PhaseExecution},
 			1: {req: atJobDel, technique: st},
 			2: {req: srvServerArg, technique: st, phase: PhaseRecon},
 			3: {req: atJobGetInfo, technique: st, phase: PhaseRecon},
@@ -68,10 +66,38 @@ func tschPathArg(x *dc) {
 	x.add("path", p)
 }
 
-func tschUniquePathArg(x *dc) {
+func tschPathFlags(x *dc) {
+	tschPathArg(x)
+	x.r.U32()
+}
+
+// tschPathSDDLFlags decodes SchRpcCreateFolder (path, [unique] sddl,
+// flags) and SchRpcSetSecurity (path, sddl, flags).
+func tschPathSDDLFlags(unique bool) func(x *dc) {
+	return func(x *dc) {
+		tschPathArg(x)
+		var sddl string
+		if unique {
+			sddl = wstrPtr(x.r)
+		} else {
+			sddl = x.r.WString()
+		}
+		x.add("sddl", sddl)
+		x.r.U32()
+	}
+}
+
+func tschRetrieveReq(x *dc) {
+	tschPathArg(x)
+	x.r.WString() // languages
+	x.r.U32()     // number of languages
+}
+
+func tschUniquePathFlags(x *dc) {
 	p := wstrPtr(x.r)
 	x.d.Target = p
 	x.add("path", p)
+	x.r.U32()
 }
 
 type tschRegister struct {
@@ -159,6 +185,9 @@ func tschEnumReq(x *dc) {
 	p := x.r.WString()
 	x.d.Target = p
 	x.add("path", p)
+	x.r.U32() // flags
+	x.r.U32() // start index
+	x.r.U32() // count requested
 }
 
 func tschEnumResp(x *dc) {

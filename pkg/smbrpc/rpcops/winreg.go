@@ -16,7 +16,7 @@ func init() {
 	root := func(name string) op {
 		return op{req: regOpenRoot, opens: "key", resp: func(x *dc) {
 			x.returns(readHandle(x.r), handleInfo{kind: "key", name: name})
-		}, probe: func(r *ndr.Reader) { regOpenRootArgs(r) }}
+		}}
 	}
 	query := op{handle: true, technique: "T1012", phase: PhaseRecon}
 	modify := func(req func(*dc)) op {

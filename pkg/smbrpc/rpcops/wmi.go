@@ -103,7 +103,7 @@ func wmiNTLMLogin(x *dc) {
 func wmiNTLMLoginResp(x *dc) {
 	if o, ok := parseObjref(mInterfacePointer(x.r)); ok {
 		x.add("object", fmt.Sprintf("IWbemServices IPID {%s}", UUIDString(o.ipid)))
-		x.s.Objects.add(o.ipid, mustUUID("8bc3f05e-d86b-11d0-a075-00c04fb68820"), wbemServicesUUID)
+		x.s.Shared.add(o.ipid, mustUUID("8bc3f05e-d86b-11d0-a075-00c04fb68820"), wbemServicesUUID)
 		x.s.learn(fmt.Sprintf("ns:%x", o.ipid), x.d.Target)
 	}
 }

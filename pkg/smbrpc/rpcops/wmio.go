@@ -317,6 +317,9 @@ func parseWMIObject(b []byte) (*wmiObject, error) {
 	if n < len(b) {
 		b = b[:n]
 	}
+	if len(b) == 0 {
+		return nil, errWMIO
+	}
 	flags := b[0]
 	p := 1
 	if flags&0x04 != 0 { // Decoration: server and namespace
@@ -340,7 +343,11 @@ func parseWMIObject(b []byte) (*wmiObject, error) {
 			if p+4 > len(b) {
 				return nil, errWMIO
 			}
-			p += int(le.Uint32(b[p:])) // MethodsPart EncodingLength
+			ml := int(le.Uint32(b[p:])) // MethodsPart EncodingLength
+			if ml < 4 || ml > len(b)-p {
+				return nil, errWMIO
+			}
+			p += ml
 			if i == 1 {
 				o.class, o.super = c.name, c.super
 				for _, cp := range c.props {

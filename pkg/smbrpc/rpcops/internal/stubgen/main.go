@@ -48,10 +48,13 @@ type Call struct {
 
 // maxStub keeps fixtures small: longer stubs are cut (the decoders must cope
 // with short stubs anyway) and marked by the cut itself.
-const maxStub = 6 << 10
+const maxStub = 16 << 10
 
 // maxCalls bounds calls kept per capture (the endpoint-mapper scan has 349).
 const maxCalls = 60
+
+// maxSameOp bounds the calls of one operation kept per capture.
+const maxSameOp = 6
 
 func main() {
 	out := flag.String("out", "testdata/stubs", "output directory")
@@ -267,9 +270,16 @@ func extract(capPath string) ([]Call, error) {
 		}
 	}
 	var out []Call
+	seen := map[string]int{}
 	for _, pc := range calls {
 		if len(out) == maxCalls {
 			break
+		}
+		// Keep the variety: a capture repeating one operation (an endpoint
+		// mapper scan, IRemUnknown chatter) keeps a few of each.
+		k := fmt.Sprintf("%s/%d", pc.call.Iface, pc.call.Opnum)
+		if seen[k]++; seen[k] > maxSameOp {
+			continue
 		}
 		c := *pc.call
 		if !c.Sealed {

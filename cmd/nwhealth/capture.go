@@ -1,0 +1,402 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/nwhealth/nwhealth/pkg/capture"
+	"github.com/nwhealth/nwhealth/pkg/capture/livefilter"
+	"github.com/nwhealth/nwhealth/pkg/pcapio"
+	"github.com/nwhealth/nwhealth/pkg/pkthdr"
+	"github.com/nwhealth/nwhealth/pkg/store"
+	"github.com/spf13/cobra"
+)
+
+func init() { subcommands = append(subcommands, newCaptureCmd) }
+
+type captureOptions struct {
+	s          streams
+	iface      string
+	stores     []string
+	write      string
+	maxSize    string
+	maxAge     string
+	shardSize  string
+	flush      time.Duration
+	snaplen    int
+	workers    int
+	ringSize   string
+	duration   time.Duration
+	filter     string
+	noPromisc  bool
+	statsEvery time.Duration
+	format     string
+	// ready, when set, is called once the sockets are open (tests).
+	ready func()
+}
+
+func newCaptureCmd(s streams) *cobra.Command {
+	opts := &captureOptions{s: s}
+	cmd := &cobra.Command{
+		Use:   "capture --store DIR -i IFACE [flags]",
+		Short: "Record an interface into a store (AF_PACKET TPACKET_V3 rings, fanout)",
+		Long: `Capture records every packet seen on an interface through TPACKET_V3 rings,
+one per worker, spread over the workers by flow hash (PACKET_FANOUT), into
+the store's indexed, compressed shards with flow records. Each worker writes
+its own shards; with several --store directories, worker i writes to store
+i mod n, so shards spread over disks by flow hash. Packets are queryable
+within --flush of their arrival.
+
+SIGINT or SIGTERM (or --duration) stops it: every packet the kernel already
+accepted is stored, open shards are sealed, and packets stored and kernel
+drops are printed (exit 0). A stats line goes to stderr every --stats-every.
+A full disk stops the capture: what was written is sealed, exit 5.
+-w FILE writes plain pcap instead of a store (FILE.N per worker).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if opts.iface == "" {
+				return usagef("capture: -i IFACE is required")
+			}
+			if (opts.write == "") == (len(opts.stores) == 0) {
+				return usagef("capture: give --store DIR (or -w FILE for plain pcap)")
+			}
+			if opts.format != "table" && opts.format != "jsonl" {
+				return usagef("capture: --format must be table or jsonl")
+			}
+			if _, err := parseSize(opts.ringSize); err != nil {
+				return usagef("capture: --ring-size: %v", err)
+			}
+			return runCapture(cmd.Context(), opts)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&opts.iface, "interface", "i", "", "interface to capture on")
+	f.StringArrayVar(&opts.stores, "store", nil, "store directory (repeatable: shards spread over stores by worker)")
+	f.StringVarP(&opts.write, "write", "w", "", "write plain pcap to this file instead of a store")
+	f.StringVar(&opts.maxSize, "max-size", "", "delete the oldest sealed shards beyond this size per store (e.g. 2T)")
+	f.StringVar(&opts.maxAge, "max-age", "", "delete sealed shards older than this (e.g. 30d)")
+	f.StringVar(&opts.shardSize, "shard-size", "256M", "raw bytes per shard before it is sealed")
+	f.DurationVar(&opts.flush, "flush", 250*time.Millisecond, "longest a packet waits before it is written (and queryable)")
+	f.IntVarP(&opts.snaplen, "snaplen", "s", capture.DefaultSnapLen, "bytes kept of each packet")
+	f.IntVar(&opts.workers, "workers", 1, "capture workers (sockets in a fanout group)")
+	f.StringVar(&opts.ringSize, "ring-size", "256MiB", "kernel ring memory for all workers together")
+	f.DurationVar(&opts.duration, "duration", 0, "stop after this long (0: until interrupted)")
+	f.StringVar(&opts.filter, "filter", "", "tcpdump filter expression, run in the kernel")
+	f.BoolVar(&opts.noPromisc, "no-promisc", false, "do not put the interface in promiscuous mode")
+	f.DurationVar(&opts.statsEvery, "stats-every", 5*time.Second, "interval of the stats line on stderr (0: none)")
+	f.StringVar(&opts.format, "format", "table", "stats output: table (lines for people) or jsonl")
+	return cmd
+}
+
+func runCapture(ctx context.Context, opts *captureOptions) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ring, err := parseSize(opts.ringSize)
+	if err != nil {
+		return usagef("capture: --ring-size: %v", err)
+	}
+	cfg := capture.Config{
+		Interface:   opts.iface,
+		Workers:     opts.workers,
+		SnapLen:     opts.snaplen,
+		RingSize:    ring,
+		Promiscuous: !opts.noPromisc,
+	}
+	if opts.flush > 0 {
+		cfg.FlushInterval = opts.flush
+	}
+	if opts.filter != "" {
+		prog, _, err := livefilter.Compile(opts.iface, opts.snaplen, opts.filter)
+		if err != nil {
+			return usagef("capture: %v", err)
+		}
+		cfg.Filter = prog
+	}
+	c, err := capture.Open(cfg)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+
+	sinks := make([]capture.Sink, c.Workers())
+	var files []*pcapFileSink
+	defer func() {
+		for _, f := range files {
+			f.close()
+		}
+	}()
+	var ss *storeSinks
+	if len(opts.stores) > 0 {
+		if ss, err = openStoreSinks(opts, c); err != nil {
+			return err
+		}
+		defer ss.abort()
+		copy(sinks, ss.sinks)
+	} else {
+		for i := range sinks {
+			name := opts.write
+			if len(sinks) > 1 {
+				name = fmt.Sprintf("%s.%d", opts.write, i)
+			}
+			f, err := newPcapFileSink(name, c)
+			if err != nil {
+				return err
+			}
+			files = append(files, f)
+			sinks[i] = f
+		}
+	}
+
+	ctx, stopSignals := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stopSignals()
+	if opts.duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, opts.duration)
+		defer cancel()
+	}
+	cc := c.Config()
+	fmt.Fprintf(opts.s.errOut, "capturing on %s (link type %d), %d workers, ring %d MiB, snaplen %d\n",
+		opts.iface, c.LinkType(), c.Workers(), cc.RingSize>>20, cc.SnapLen)
+	if opts.ready != nil {
+		opts.ready()
+	}
+
+	statsDone := make(chan struct{})
+	tickerDone := make(chan struct{})
+	go func() {
+		defer close(tickerDone)
+		if opts.statsEvery <= 0 {
+			<-statsDone
+			return
+		}
+		t := time.NewTicker(opts.statsEvery)
+		defer t.Stop()
+		prev, prevAt := capture.Counters{}, time.Now()
+		for {
+			select {
+			case <-statsDone:
+				return
+			case now := <-t.C:
+				st := c.Stats()
+				writeCaptureStats(opts, "capture_progress", now, st, &prev, now.Sub(prevAt))
+				prev, prevAt = st.Total, now
+			}
+		}
+	}()
+	st, runErr := c.Run(ctx, sinks)
+	close(statsDone)
+	<-tickerDone
+	var closeErr error
+	for _, f := range files {
+		closeErr = errors.Join(closeErr, f.close())
+	}
+	files = nil
+	if ss != nil {
+		// Seal every open shard, even after a write failure: what reached
+		// the disk stays valid.
+		closeErr = errors.Join(closeErr, ss.close(opts.s.errOut))
+	}
+	writeCaptureStats(opts, "capture_summary", time.Now(), st, nil, 0)
+	if errors.Is(runErr, syscall.ENOSPC) || errors.Is(closeErr, syscall.ENOSPC) {
+		return fmt.Errorf("capture stopped, shards sealed: %w", syscall.ENOSPC)
+	}
+	return errors.Join(runErr, closeErr)
+}
+
+// storeSinks are one store writer per capture worker.
+type storeSinks struct {
+	locks   []*store.Lock
+	writers []*store.Writer
+	sinks   []capture.Sink
+	closed  bool
+}
+
+func openStoreSinks(opts *captureOptions, c *capture.Capture) (*storeSinks, error) {
+	ret := store.Retention{}
+	var err error
+	if ret.MaxSize, err = parseSize(opts.maxSize); err != nil {
+		return nil, usagef("--max-size: %v", err)
+	}
+	if opts.maxAge != "" {
+		if ret.MaxAge, err = parseDuration(opts.maxAge); err != nil {
+			return nil, usagef("--max-age: %v", err)
+		}
+	}
+	shardSize, err := parseSize(opts.shardSize)
+	if err != nil || shardSize < 1<<20 {
+		return nil, usagef("--shard-size: want at least 1M")
+	}
+	ss := &storeSinks{}
+	var stores []*store.Store
+	for _, dir := range opts.stores {
+		st, err := store.Create(dir)
+		if err != nil {
+			ss.abort()
+			return nil, err
+		}
+		lk, err := store.AcquireLock(dir)
+		if err != nil {
+			ss.abort()
+			return nil, err
+		}
+		ss.locks = append(ss.locks, lk)
+		reps, err := st.Recover(newFlowTable)
+		if err != nil {
+			fmt.Fprintln(opts.s.errOut, "nwhealth: recovery:", err)
+		}
+		for _, r := range reps {
+			reportRecovery(opts.s.errOut, r)
+		}
+		stores = append(stores, st)
+	}
+	var retMu sync.Mutex
+	for i := 0; i < c.Workers(); i++ {
+		st := stores[i%len(stores)]
+		w, err := st.NewWriter(store.WriterOptions{
+			ID:        fmt.Sprintf("c%02d", i),
+			Snaplen:   uint32(c.Config().SnapLen),
+			ShardSize: shardSize,
+			ShardSpan: time.Hour,
+			// 64 KiB blocks (Arkime's choice) halve the per-block costs of
+			// small-packet floods against 32 KiB, at little cost to queries.
+			BlockSize:     64 << 10,
+			FlushInterval: opts.flush,
+			Compressors:   1,
+			Inline:        true,
+			NewFlows:      newFlowTable,
+			OnSeal: func(store.ShardFile) {
+				retMu.Lock()
+				defer retMu.Unlock()
+				if _, err := ret.Apply(st); err != nil {
+					fmt.Fprintln(opts.s.errOut, "nwhealth: retention:", err)
+				}
+			},
+		})
+		if err != nil {
+			ss.abort()
+			return nil, err
+		}
+		w.SetNanos(true)
+		ss.writers = append(ss.writers, w)
+		ss.sinks = append(ss.sinks, &storeSink{w: w, lt: c.LinkType()})
+	}
+	return ss, nil
+}
+
+// close seals every writer's shards and releases the locks.
+func (ss *storeSinks) close(errOut io.Writer) error {
+	if ss.closed {
+		return nil
+	}
+	ss.closed = true
+	var err error
+	for _, w := range ss.writers {
+		err = errors.Join(err, w.Close())
+	}
+	for _, l := range ss.locks {
+		l.Release()
+	}
+	return err
+}
+
+func (ss *storeSinks) abort() { ss.close(io.Discard) }
+
+// storeSink feeds one worker's packets to its store writer.
+type storeSink struct {
+	w  *store.Writer
+	lt pkthdr.LinkType
+}
+
+func (s *storeSink) WritePacket(ts time.Time, data []byte, origLen int) error {
+	return s.w.Write(ts, s.lt, data, origLen)
+}
+
+// Flush is called at most every --flush while packets arrive slowly, and
+// once when the link goes quiet: partly filled blocks go to disk, so every
+// packet is queryable within --flush.
+func (s *storeSink) Flush() error {
+	s.w.EndBlocks()
+	return s.w.Err()
+}
+
+// writeCaptureStats prints a stats line: on stderr for people, or a JSON
+// object on stdout with --format jsonl.
+func writeCaptureStats(opts *captureOptions, typ string, now time.Time, st capture.Stats, prev *capture.Counters, dt time.Duration) {
+	t := st.Total
+	if opts.format == "jsonl" {
+		workers := make([]map[string]uint64, len(st.Workers))
+		for i, w := range st.Workers {
+			workers[i] = map[string]uint64{"packets": w.Packets, "kernel_drops": w.KernelDrops}
+		}
+		_ = json.NewEncoder(opts.s.out).Encode(map[string]any{
+			"type": typ, "time": now.UTC().Format(time.RFC3339), "interface": opts.iface,
+			"packets": t.Packets, "bytes": t.Bytes, "kernel_packets": t.KernelPackets,
+			"kernel_drops": t.KernelDrops, "freeze_queue": t.FreezeQueue, "workers": workers,
+		})
+		return
+	}
+	if prev == nil {
+		fmt.Fprintf(opts.s.errOut, "%d packets stored (%d bytes), %d dropped by the kernel\n", t.Packets, t.Bytes, t.KernelDrops)
+		if len(st.Workers) > 1 {
+			for i, w := range st.Workers {
+				fmt.Fprintf(opts.s.errOut, "  worker %d: %d packets, %d dropped\n", i, w.Packets, w.KernelDrops)
+			}
+		}
+		return
+	}
+	rate := float64(t.Packets-prev.Packets) / dt.Seconds()
+	fmt.Fprintf(opts.s.errOut, "%s  %d packets (%.0f/s), %d dropped by the kernel\n",
+		now.Format("15:04:05"), t.Packets, rate, t.KernelDrops)
+}
+
+// pcapFileSink is the temporary sink: a buffered pcap file per worker.
+type pcapFileSink struct {
+	f  *os.File
+	bw *bufio.Writer
+}
+
+func newPcapFileSink(name string, c *capture.Capture) (*pcapFileSink, error) {
+	f, err := os.Create(name)
+	if err != nil {
+		return nil, fmt.Errorf("capture: %w", err)
+	}
+	bw := bufio.NewWriterSize(f, 1<<20)
+	if _, err := pcapio.NewWriter(bw, c.LinkType(), uint32(c.Config().SnapLen), true); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("capture: %s: %w", name, err)
+	}
+	return &pcapFileSink{f: f, bw: bw}, nil
+}
+
+func (s *pcapFileSink) WritePacket(ts time.Time, data []byte, origLen int) error {
+	// Build the record straight in bufio's free space: one copy of the
+	// packet, from the ring into the buffer.
+	if s.bw.Available() < 16+len(data) {
+		if err := s.bw.Flush(); err != nil {
+			return err
+		}
+	}
+	_, err := s.bw.Write(pcapio.AppendRecord(s.bw.AvailableBuffer(), ts, data, origLen, true))
+	return err
+}
+
+func (s *pcapFileSink) Flush() error { return s.bw.Flush() }
+
+func (s *pcapFileSink) close() error {
+	if s.f == nil {
+		return nil
+	}
+	err := errors.Join(s.bw.Flush(), s.f.Close())
+	s.f = nil
+	return err
+}

@@ -1,0 +1,74 @@
+package capture
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nwhealth/nwhealth/pkg/pkthdr"
+)
+
+func TestConfigDefaults(t *testing.T) {
+	c, err := Config{Interface: "eth0"}.withDefaults(4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Workers != 1 || c.SnapLen != DefaultSnapLen || c.RingSize != DefaultRingSize || c.BlockSize != DefaultBlockSize ||
+		c.BlockTimeout != DefaultBlockTimeout || c.FlushInterval != DefaultFlushInterval {
+		t.Errorf("defaults: %+v", c)
+	}
+	if got := c.blocksPerWorker(); got != 256 {
+		t.Errorf("blocks per worker %d, want 256", got)
+	}
+	c, err = Config{Interface: "eth0", Workers: 3, RingSize: 64 << 20}.withDefaults(4096)
+	if err != nil || c.blocksPerWorker() != 21 {
+		t.Errorf("3 workers over 64 MiB: %d blocks, %v; want 21", c.blocksPerWorker(), err)
+	}
+}
+
+func TestConfigRejects(t *testing.T) {
+	for _, tt := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{}, "no interface"},
+		{Config{Interface: "x", Workers: -1}, "workers"},
+		{Config{Interface: "x", Workers: MaxWorkers + 1}, "workers"},
+		{Config{Interface: "x", SnapLen: -5}, "snap length"},
+		{Config{Interface: "x", SnapLen: maxSnapLen + 1}, "snap length"},
+		{Config{Interface: "x", BlockSize: 1000}, "block size"},
+		{Config{Interface: "x", BlockSize: 4096 + 1}, "block size"},
+		{Config{Interface: "x", RingSize: 3 << 20}, "at least 4"},
+		{Config{Interface: "x", Workers: 8, RingSize: 16 << 20}, "at least 4"},
+		{Config{Interface: "x", BlockTimeout: time.Microsecond}, "block timeout"},
+		{Config{Interface: "x", FlushInterval: -time.Second}, "flush interval"},
+		{Config{Interface: "x", Filter: make([]Instruction, 4097)}, "4096"},
+	} {
+		if _, err := tt.cfg.withDefaults(4096); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%+v: error %v, want one about %q", tt.cfg, err, tt.want)
+		}
+	}
+}
+
+func TestLinkTypeForARPHRD(t *testing.T) {
+	for _, tt := range []struct {
+		hatype uint16
+		want   pkthdr.LinkType
+		ok     bool
+	}{
+		{1, pkthdr.LinkEthernet, true},   // Ethernet, veth, bridges
+		{772, pkthdr.LinkEthernet, true}, // loopback
+		{0xfffe, pkthdr.LinkRaw, true},   // tun, WireGuard
+		{519, pkthdr.LinkRaw, true},      // raw IP (cellular modems)
+		{768, pkthdr.LinkRaw, true},      // IPIP
+		{776, pkthdr.LinkRaw, true},      // SIT
+		{801, 0, false},                  // 802.11 monitor
+		{280, 0, false},                  // CAN
+		{32, 0, false},                   // InfiniBand
+	} {
+		lt, ok := LinkTypeForARPHRD(tt.hatype)
+		if lt != tt.want || ok != tt.ok {
+			t.Errorf("ARPHRD %d: %d, %v; want %d, %v", tt.hatype, lt, ok, tt.want, tt.ok)
+		}
+	}
+}

@@ -1,0 +1,94 @@
+package rpcops
+
+import (
+	"encoding/hex"
+	"path/filepath"
+	"sort"
+	"testing"
+)
+
+// registered lists the interfaces in a fixed order for the fuzzers.
+func registered() [][16]byte {
+	var us [][16]byte
+	for u := range registry {
+		us = append(us, u)
+	}
+	sort.Slice(us, func(i, j int) bool { return UUIDString(us[i]) < UUIDString(us[j]) })
+	return us
+}
+
+// FuzzDecode runs every interface's decoders over arbitrary stubs, without
+// the recover that Session.Decode keeps as a last resort, so a panic is a
+// failure. Seeds: every call of the capture fixtures and a few hand-built
+// ones.
+func FuzzDecode(f *testing.F) {
+	us := registered()
+	index := map[[16]byte]uint16{}
+	for i, u := range us {
+		index[u] = uint16(i)
+	}
+	files, _ := filepath.Glob("testdata/stubs/*.jsonl")
+	for _, file := range files {
+		for _, sc := range loadStubs(f, file) {
+			if sc.Iface == "" || sc.Sealed {
+				continue
+			}
+			req, _ := hex.DecodeString(sc.Req)
+			resp, _ := hex.DecodeString(sc.Resp)
+			var flags byte
+			if sc.NDR64 {
+				flags |= 1
+			}
+			f.Add(index[mustUUID(sc.Iface)], sc.Opnum, flags, req, resp)
+		}
+	}
+	for _, fx := range []fixture{
+		{iface: winregUUID, opnum: 22, req: func(s *sb) { s.handle(h(1)).ustr("v").u32(1).size(2).raw([]byte{'a', 0}).u32(2) }},
+		{iface: drsuapiUUID, opnum: 3, req: func(s *sb) { s.handle(h(1)).u32(8).alignP().u32(8).align(8).zeros(200) }},
+	} {
+		for _, n64 := range []bool{false, true} {
+			c := fx.call(n64)
+			var flags byte
+			if n64 {
+				flags = 1
+			}
+			f.Add(index[fx.iface], fx.opnum, flags, c.Request, c.Response)
+		}
+	}
+	f.Fuzz(func(t *testing.T, sel, opnum uint16, flags byte, req, resp []byte) {
+		c := Call{Interface: us[int(sel)%len(us)], Opnum: opnum, Request: req, Response: resp,
+			NDR64: flags&1 != 0, BigEndian: flags&2 != 0}
+		if flags&4 != 0 {
+			c.Object = c.Interface
+		}
+		var s Session
+		var d Decoded
+		s.decodeState(c, &d) // no recover: a panic fails the fuzz run
+		s.decodeState(c, &d) // again, with the handles and names it learnt
+		GuessCall("", opnum, req)
+		GuessCall("atsvc", opnum, req)
+	})
+}
+
+// FuzzParsers feeds the byte-level parsers (towers, OBJREFs, activation
+// blobs, MS-WMIO objects, task XML) with arbitrary input.
+func FuzzParsers(f *testing.F) {
+	f.Add(wmioInstance("__PARAMETERS", [][2]string{{"CommandLine", "calc"}}))
+	f.Add(objrefCustom(mustUUID("dc12a681-737f-11cf-884d-00aa004b2e24"), wbemClassObjectCLS,
+		wmioInstance("__EventFilter", [][2]string{{"Name", "x"}, {"Query", "SELECT"}})))
+	f.Add([]byte{5, 0, 0x13, 0, 0x0d})
+	f.Add([]byte(`<Task><Actions><Exec><Command>a</Command></Exec></Actions></Task>`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		parseTower(b)
+		if o, ok := parseObjref(b); ok {
+			parseActivationBlob(o.data)
+			parseWMIObject(o.data)
+		}
+		parseActivationBlob(b)
+		parseWMIObject(b)
+		wmiStrings(b)
+		dualStringArray(b)
+		parseTaskXML(string(b))
+		EndpointsFromMap(b, false)
+	})
+}

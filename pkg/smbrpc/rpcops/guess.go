@@ -1,0 +1,160 @@
+package rpcops
+
+import (
+	"strings"
+
+	"github.com/nwhealth/nwhealth/pkg/smbrpc/ndr"
+)
+
+// GuessInterface infers the interface of a call whose bind was not captured:
+// from the SMB pipe name, or on TCP (pipe "") from the opnum and a stub that
+// parses cleanly as that operation's request.
+func GuessInterface(pipe string, opnum uint16, stub []byte) ([16]byte, bool) {
+	u, _, ok := GuessCall(pipe, opnum, stub)
+	return u, ok
+}
+
+// GuessCall is GuessInterface that also says whether the stub parsed as
+// NDR64 (a context bound with NDR64 before the capture began), for
+// Call.NDR64.
+//
+// Over a named pipe the pipe decides, and the stub only chooses among the
+// interfaces that share a pipe (atsvc carries ATSvc, ITaskSchedulerService
+// and SASec). Over TCP the request must parse as the operation's arguments
+// with nothing left over; when several non-DCOM interfaces fit, none is
+// chosen. A stub that starts with an ORPCTHIS is a DCOM call, matched
+// against the DCOM interfaces in order of how common they are.
+func GuessCall(pipe string, opnum uint16, stub []byte) (iface [16]byte, ndr64, ok bool) {
+	if p := normPipe(pipe); p != "" {
+		return guessByPipe(p, opnum, stub)
+	}
+	if len(stub) == 0 {
+		return iface, false, false
+	}
+	for _, n64 := range []bool{false, true} {
+		var matches [][16]byte
+		for _, u := range guessOrder {
+			i := registry[u]
+			if i == nil || i.orpc {
+				continue
+			}
+			if probeRequest(i, opnum, stub, n64) {
+				matches = append(matches, u)
+			}
+		}
+		if len(matches) == 1 {
+			return matches[0], n64, true
+		}
+		if len(matches) > 1 {
+			return iface, false, false
+		}
+	}
+	if looksORPC(stub) {
+		for _, n64 := range []bool{false, true} {
+			for _, u := range dcomGuessOrder {
+				if probeRequest(registry[u], opnum, stub, n64) {
+					return u, n64, true
+				}
+			}
+		}
+	}
+	return iface, false, false
+}
+
+// normPipe reduces \PIPE\svcctl, \svcctl and PIPE\svcctl to svcctl.
+func normPipe(p string) string {
+	p = strings.ToLower(strings.TrimLeft(p, `\/`))
+	p = strings.TrimPrefix(p, `pipe\`)
+	p = strings.TrimPrefix(p, `pipe/`)
+	return p
+}
+
+func guessByPipe(p string, opnum uint16, stub []byte) ([16]byte, bool, bool) {
+	var primary [16]byte
+	var found bool
+	var shared [][16]byte
+	for _, u := range guessOrder {
+		i := registry[u]
+		for k, ip := range i.pipes {
+			if ip != p {
+				continue
+			}
+			shared = append(shared, u)
+			if k == 0 && !found {
+				primary, found = u, true
+			}
+		}
+	}
+	if len(shared) == 0 {
+		return [16]byte{}, false, false
+	}
+	if len(shared) > 1 && len(stub) > 0 {
+		for _, n64 := range []bool{false, true} {
+			for _, u := range shared {
+				if probeRequest(registry[u], opnum, stub, n64) {
+					return u, n64, true
+				}
+			}
+		}
+	}
+	if !found {
+		primary = shared[0]
+	}
+	n64 := len(stub) > 0 && !probeRequest(registry[primary], opnum, stub, false) &&
+		probeRequest(registry[primary], opnum, stub, true)
+	return primary, n64, true
+}
+
+// looksORPC: an ORPCTHIS starts with COMVERSION 5.x.
+func looksORPC(stub []byte) bool {
+	return len(stub) >= 32 && stub[0] == 5 && stub[1] == 0 && stub[2] <= 7 && stub[3] == 0
+}
+
+// probeRequest reports whether stub reads cleanly as the request of an
+// operation: no error and at most a few bytes of zero padding left.
+func probeRequest(i *iface, opnum uint16, stub []byte, ndr64 bool) (ok bool) {
+	if i == nil || len(stub) == 0 {
+		return false
+	}
+	o, known := i.ops[opnum]
+	if !known || (o.req == nil && o.probe == nil) {
+		return false
+	}
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	r := ndr.NewReader(stub, false)
+	r.SetNDR64(ndr64)
+	if i.orpc {
+		orpcThis(r)
+	}
+	if o.handle {
+		readHandle(r)
+	}
+	if o.probe != nil {
+		o.probe(r)
+	} else {
+		c := Call{Interface: i.uuid, Opnum: opnum, Request: stub, NDR64: ndr64}
+		x := &dc{s: &Session{Shared: NewShared()}, c: c, d: &Decoded{}, r: r, op: o}
+		o.req(x)
+	}
+	if r.Err() != nil {
+		return false
+	}
+	rest := stub[r.Offset():]
+	return len(rest) < 8 && isZero(append(rest, 0))
+}
+
+// guessOrder lists the interfaces GuessInterface tries, most common first.
+var guessOrder = [][16]byte{
+	epmUUID, svcctlUUID, drsuapiUUID, tschUUID, atsvcUUID, sasecUUID, winregUUID, lsaUUID, samrUUID,
+	netlogonUUID, srvsvcUUID, wkssvcUUID, eventlogUUID, even6UUID,
+}
+
+// dcomGuessOrder lists the DCOM interfaces tried for a stub that starts
+// with an ORPCTHIS.
+var dcomGuessOrder = [][16]byte{
+	remUnknown2UUID, dispatchUUID, sysActivatorUUID, wbemServicesUUID, wbemLevel1LoginUUID,
+}

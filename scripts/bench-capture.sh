@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# bench-capture: CPU cost of storing a full-speed burst of 64-byte UDP frames,
+# tcpdump -w against nwhealth capture, on a veth pair between two network
+# namespaces this script creates (and removes). Needs root, trafgen
+# (netsniff-ng), tcpdump, GNU time and ip.
+#
+#   scripts/bench-capture.sh [COUNT]      (default 20000000 packets)
+#
+# Environment: NWHEALTH (binary; built into bin/ when unset), WORKERS
+# (capture workers, default 1), REPEAT (runs of each tool, alternating,
+# default 1), OUT (directory for the capture files, default a temporary
+# one), ENGINE_ARGS (how nwhealth stores; default "-w FILE" pcap until the
+# store writer lands).
+#
+# For each run of each tool it prints packets sent and stored, kernel drops,
+# user and system CPU seconds, CPU seconds per million packets stored, and
+# peak memory; then the ratio nwhealth/tcpdump over all runs. The target is
+# every packet stored and a ratio of at most 1.5. Single runs vary by tens
+# of percent here (file system write-back lands on whichever tool runs), so
+# REPEAT=3 gives a steadier ratio.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+COUNT=${1:-20000000}
+WORKERS=${WORKERS:-1}
+REPEAT=${REPEAT:-1}
+FRAME=64
+
+for tool in ip trafgen tcpdump /usr/bin/time; do
+  command -v "$tool" >/dev/null || { echo "bench-capture: $tool not installed (run .ci/deps)" >&2; exit 1; }
+done
+[ "$(id -u)" = 0 ] || { echo "bench-capture: needs root (namespaces, raw sockets)" >&2; exit 1; }
+
+if [ -z "${NWHEALTH:-}" ]; then
+  go build -o bin/nwhealth ./cmd/nwhealth
+  NWHEALTH=$PWD/bin/nwhealth
+fi
+
+tag="nwhb-$$"
+nsA="$tag-a" nsB="$tag-b" devA="${tag}a" devB="${tag}b"
+work=$(mktemp -d "${OUT:-${TMPDIR:-/tmp}}/bench-capture.XXXXXX")
+capture_pid=""
+cleanup() {
+  [ -n "$capture_pid" ] && kill -INT "$capture_pid" 2>/dev/null || true
+  ip netns del "$nsA" 2>/dev/null || true
+  ip netns del "$nsB" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Two silent namespaces (no IPv6, so no router solicitations) and a veth
+# pair between them; addresses from 198.18.0.0/15, set aside for benchmarks.
+for ns in "$nsA" "$nsB"; do
+  ip netns add "$ns"
+  ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+  ip -n "$ns" link set lo up
+done
+ip link add "$devA" netns "$nsA" address 02:6e:77:68:00:0a type veth peer name "$devB" netns "$nsB" address 02:6e:77:68:00:0b
+ip -n "$nsA" addr add 198.18.0.1/30 dev "$devA"
+ip -n "$nsB" addr add 198.18.0.2/30 dev "$devB"
+ip -n "$nsA" link set "$devA" up
+ip -n "$nsB" link set "$devB" up
+
+# 64-byte frames, 64 source ports, to a MAC that is not B's: B's IP stack
+# drops them unseen and answers nothing, the capture sees every one.
+cat >"$work/flood.cfg" <<CFG
+{
+  0x02, 0x6e, 0x77, 0x68, 0xff, 0xfe,  0x02, 0x6e, 0x77, 0x68, 0x00, 0x0a,
+  c16(0x0800),
+  0x45, 0x00, c16($((FRAME - 14))), c16(0), c16(0x4000), 64, 17, csumip(14, 33),
+  198, 18, 0, 1,  198, 18, 0, 2,
+  0x04, dinc(0, 63), c16(9), c16($((FRAME - 34))), c16(0),
+  fill(0x00, $((FRAME - 42)))
+}
+CFG
+
+rx_packets() {
+  ip -n "$nsB" -s -j link show dev "$devB" | sed -n 's/.*"rx":{"bytes":[0-9]*,"packets":\([0-9]*\).*/\1/p'
+}
+
+# run NAME READY-PATTERN CMD...: capture with CMD under GNU time in B while
+# trafgen sends COUNT packets from A; stop it with SIGINT once all arrived.
+declare -A SENT STORED DROPS USER SYS RSS
+run() {
+  local name=$1 ready=$2; shift 2
+  local log="$work/$name.log" tf="$work/$name.time"
+  local rx0; rx0=$(rx_packets)
+  : >"$log"
+  ip netns exec "$nsB" /usr/bin/time -v -o "$tf" "$@" 2>"$log" &
+  local timer=$!
+  for _ in $(seq 100); do grep -q "$ready" "$log" && break; sleep 0.1; done
+  grep -q "$ready" "$log" || { echo "$name did not start:"; cat "$log"; exit 1; } >&2
+  capture_pid=$(pgrep -P "$timer" | head -1)
+  local out
+  out=$(ip netns exec "$nsA" trafgen --dev "$devA" --conf "$work/flood.cfg" --num "$COUNT" --cpus 1 \
+        --no-sock-mem --notouch-irq 2>&1)
+  SENT[$name]=$(echo "$out" | tr '\r' '\n' | sed -n 's/^ *\([0-9][0-9]*\) packets outgoing.*/\1/p' | head -1)
+  [ -n "${SENT[$name]}" ] || { echo "trafgen: $out" >&2; exit 1; }
+  for _ in $(seq 100); do [ $(( $(rx_packets) - rx0 )) -ge "${SENT[$name]}" ] && break; sleep 0.1; done
+  # tcpdump only sees a ring block once the kernel retires it (its timeout
+  # is 1 s); give both the same grace before the interrupt.
+  sleep 1.5
+  kill -INT "$capture_pid"
+  wait "$timer" || true
+  capture_pid=""
+  USER[$name]=$(sed -n 's/.*User time (seconds): //p' "$tf")
+  SYS[$name]=$(sed -n 's/.*System time (seconds): //p' "$tf")
+  RSS[$name]=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$tf")
+}
+
+echo "bench-capture: $COUNT packets of $FRAME bytes per tool and run, $REPEAT run(s), nwhealth workers $WORKERS" >&2
+
+row() { printf '%-9s %10s %10s %7s %7s %7s %12s %9s\n' "$@"; }
+row tool sent stored drops user-s sys-s "CPU-s/Mpkt" "RSS-MiB"
+declare -A T_SENT T_STORED T_DROPS T_CPU
+engine_args=${ENGINE_ARGS:-"-w $work/nwhealth.pcap"}
+for _ in $(seq "$REPEAT"); do
+  run tcpdump "listening on" tcpdump -i "$devB" -n -B 262144 -Z root -w "$work/tcpdump.pcap"
+  STORED[tcpdump]=$(( ($(stat -c %s "$work/tcpdump.pcap") - 24) / (16 + FRAME) ))
+  DROPS[tcpdump]=$(sed -n 's/^\([0-9]*\) packets dropped by kernel.*/\1/p' "$work/tcpdump.log")
+  rm -f "$work/tcpdump.pcap"
+
+  # shellcheck disable=SC2086
+  run nwhealth "capturing on" "$NWHEALTH" capture -i "$devB" --workers "$WORKERS" --ring-size 256MiB \
+    --stats-every 0 $engine_args
+  STORED[nwhealth]=$(sed -n 's/^\([0-9]*\) packets stored.*/\1/p' "$work/nwhealth.log")
+  DROPS[nwhealth]=$(sed -n 's/.*, \([0-9]*\) dropped by the kernel$/\1/p' "$work/nwhealth.log" | head -1)
+  rm -f "$work"/nwhealth.pcap*
+
+  for t in tcpdump nwhealth; do
+    cpu=$(awk -v u="${USER[$t]}" -v s="${SYS[$t]}" 'BEGIN { printf "%.2f", u + s }')
+    row "$t" "${SENT[$t]}" "${STORED[$t]}" "${DROPS[$t]:-?}" "${USER[$t]}" "${SYS[$t]}" \
+      "$(awk -v c="$cpu" -v n="${STORED[$t]}" 'BEGIN { printf "%.3f", c / (n / 1e6) }')" "$(( ${RSS[$t]} / 1024 ))"
+    T_SENT[$t]=$(( ${T_SENT[$t]:-0} + SENT[$t] ))
+    T_STORED[$t]=$(( ${T_STORED[$t]:-0} + STORED[$t] ))
+    T_DROPS[$t]=$(( ${T_DROPS[$t]:-0} + ${DROPS[$t]:-0} ))
+    T_CPU[$t]=$(awk -v a="${T_CPU[$t]:-0}" -v c="$cpu" 'BEGIN { printf "%.2f", a + c }')
+  done
+done
+
+declare -A PER
+for t in tcpdump nwhealth; do
+  PER[$t]=$(awk -v c="${T_CPU[$t]}" -v n="${T_STORED[$t]}" 'BEGIN { printf "%.3f", c / (n / 1e6) }')
+  echo "$t: stored ${T_STORED[$t]} of ${T_SENT[$t]} sent, ${T_DROPS[$t]} kernel drops, ${PER[$t]} CPU-s per Mpkt"
+done
+ratio=$(awk -v a="${PER[nwhealth]}" -v b="${PER[tcpdump]}" 'BEGIN { printf "%.2f", a / b }')
+echo "ratio nwhealth/tcpdump CPU-s per Mpkt: $ratio (target <= 1.5)"
+status=0
+[ "${T_STORED[nwhealth]}" = "${T_SENT[nwhealth]}" ] || { echo "nwhealth stored ${T_STORED[nwhealth]} of ${T_SENT[nwhealth]}"; status=1; }
+awk -v r="$ratio" 'BEGIN { exit !(r <= 1.5) }' || status=1
+exit $status
