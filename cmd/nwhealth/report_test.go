@@ -288,9 +288,9 @@ func TestReportAcceptance(t *testing.T) {
 
 // chromiumCheck loads a page in headless Chromium from a file:// URL:
 // no console message may appear (errors, CSP violations, blocked
-// fetches), our script must have run, and a screenshot is kept under
-// $NWHEALTH_TEST_ARTIFACTS (else out/test-artifacts). It returns the
-// rendered DOM.
+// fetches), our script must have run, and a screenshot and a printed PDF
+// are kept under $NWHEALTH_TEST_ARTIFACTS (else out/test-artifacts). It
+// returns the rendered DOM.
 func chromiumCheck(t *testing.T, page, name string) string {
 	t.Helper()
 	chrome := testenv.Tool(t, "chromium")
@@ -335,6 +335,17 @@ func chromiumCheck(t *testing.T, page, name string) string {
 		t.Errorf("screenshot %s: %v", shot, err)
 	}
 	t.Logf("screenshot: %s", shot)
+	// Printed: the page lays out on paper without errors.
+	pdf := filepath.Join(dir, name+".pdf")
+	_, logs = run("--print-to-pdf="+pdf, "--no-pdf-header-footer")
+	if st, err := os.Stat(pdf); err != nil || st.Size() < 10000 {
+		t.Errorf("printed page %s: %v", pdf, err)
+	}
+	for _, line := range strings.Split(logs, "\n") {
+		if strings.Contains(line, ":CONSOLE") {
+			t.Errorf("console while printing: %s", line)
+		}
+	}
 	return dom
 }
 

@@ -257,12 +257,18 @@ func timelineSVG(inc *Incident) (template.HTML, error) {
 			mark(svgMark{Host: e.Dst.String(), X: x(e.Time), Y: y, Color: phaseInk(tp), Title: title, Hollow: true})
 		}
 	}
-	for _, t := range ticks(first, last) {
-		label := t.UTC().Format("15:04")
-		if last.Sub(first) > 48*time.Hour {
-			label = t.UTC().Format("01-02 15h")
-		}
-		d.Ticks = append(d.Ticks, svgTick{X: x(t), Label: label})
+	ts := ticks(first, last)
+	layout := "15:04"
+	switch {
+	case last.Sub(first) > 48*time.Hour:
+		layout = "01-02 15h"
+	case len(ts) > 1 && ts[1].Sub(ts[0]) < time.Second:
+		layout = "15:04:05.000"
+	case len(ts) > 1 && ts[1].Sub(ts[0]) < time.Minute:
+		layout = "15:04:05"
+	}
+	for _, t := range ts {
+		d.Ticks = append(d.Ticks, svgTick{X: x(t), Label: t.UTC().Format(layout)})
 	}
 	var b strings.Builder
 	err := svgTemplates.ExecuteTemplate(&b, "timeline", d)
@@ -282,7 +288,7 @@ func targetPhaseOfActor(p string) string {
 
 // ticks picks round times for the axis, at most a dozen.
 func ticks(first, last time.Time) []time.Time {
-	steps := []time.Duration{time.Second, 5 * time.Second, 15 * time.Second, time.Minute, 5 * time.Minute, 15 * time.Minute,
+	steps := []time.Duration{time.Millisecond, 10 * time.Millisecond, 100 * time.Millisecond, time.Second, 5 * time.Second, 15 * time.Second, time.Minute, 5 * time.Minute, 15 * time.Minute,
 		time.Hour, 2 * time.Hour, 3 * time.Hour, 6 * time.Hour, 12 * time.Hour, 24 * time.Hour, 7 * 24 * time.Hour}
 	step := steps[len(steps)-1]
 	for _, s := range steps {

@@ -271,6 +271,9 @@ func TestTicks(t *testing.T) {
 	if ts := ticks(first, first.Add(30*time.Second)); len(ts) == 0 || len(ts) > 13 {
 		t.Errorf("short span ticks %v", ts)
 	}
+	if ts := ticks(first.Add(123*time.Millisecond), first.Add(700*time.Millisecond)); len(ts) < 3 || len(ts) > 13 {
+		t.Errorf("sub-second span ticks %v", ts)
+	}
 }
 
 func TestSeverityVocabulary(t *testing.T) {
