@@ -568,3 +568,29 @@ func TestReportSmallCaptures(t *testing.T) {
 		}
 	}
 }
+
+// TestReportZeekInput: conn.log rows add to hunt; replay still reads the
+// capture.
+func TestReportZeekInput(t *testing.T) {
+	pcap, conn, _ := trafficsim(t, smallScenario)
+	psexec := testenv.SharedFile(t, "pcaps", "remote-ops", "pcap-attack", "LM_psexec_smb_dcerpc_epm_svcctl.pcapng")
+	out, errOut, code := runCmd(t, "report", "--pcap", psexec, "--zeek", conn, "--format", "jsonl", "--min-severity", "low")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	doc := readJSONL(t, out)
+	if c := byKey(doc["controller"], "addr", "203.0.113.9"); c == nil {
+		t.Errorf("the conn.log's beacon gives no controller: %v", doc["controller"])
+	}
+	if len(doc["operation"]) == 0 {
+		t.Error("no operations from the capture")
+	}
+	// The same beacon from the simulator's own capture.
+	out, errOut, code = runCmd(t, "report", "--pcap", pcap, "--format", "jsonl", "--min-severity", "low")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if byKey(readJSONL(t, out)["controller"], "addr", "203.0.113.9") == nil {
+		t.Error("no controller from the capture")
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -283,5 +284,59 @@ func TestSeverityVocabulary(t *testing.T) {
 		if _, err := hunt.ParseSeverity(h.Severity.String()); err != nil {
 			t.Errorf("host %s severity %v", h.Addr, h.Severity)
 		}
+	}
+}
+
+func TestSTIXIPv6Controller(t *testing.T) {
+	in := fixtureInput(t)
+	c6 := ip("2001:db8::77")
+	in.Hunt.Findings[1].Dst = c6
+	in.Contacts = nil
+	var b bytes.Buffer
+	if err := WriteSTIX(&b, Build(in), fixedMeta); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "bundle.json")
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, o := range stixtest.Validate(t, path) {
+		if o["type"] == "indicator" && o["pattern"] == "[ipv6-addr:value = '2001:db8::77']" {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("no ipv6-addr indicator for the controller")
+	}
+}
+
+func TestAllowedSource(t *testing.T) {
+	in := fixtureInput(t)
+	in.Allowed = func(a netip.Addr, _ string) bool { return a == stone }
+	// hunt, given the same allow list, makes no finding of the host.
+	var kept []hunt.Finding
+	for _, f := range in.Hunt.Findings {
+		if f.Src != stone {
+			kept = append(kept, f)
+		}
+	}
+	in.Hunt.Findings, in.Contacts = kept, nil
+	inc := Build(in)
+	// The stepping stone's operations are listed, but are evidence
+	// neither against it nor against its targets.
+	for _, op := range inc.Operations {
+		if op.Src == stone && op.SrcRole != "allowed" {
+			t.Errorf("operation %s from an allowed host has role %q", op.ID, op.SrcRole)
+		}
+	}
+	if len(inc.Operations) != 6 {
+		t.Errorf("%d operations listed, want all 6", len(inc.Operations))
+	}
+	if h := inc.Host(stone); h != nil {
+		t.Errorf("allowed host in the incident: %+v", h)
+	}
+	if h := inc.Host(psTgt); h != nil {
+		t.Errorf("the allowed host's target is in the incident: %+v", h)
 	}
 }
