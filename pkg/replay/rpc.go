@@ -19,6 +19,9 @@ const (
 // Well-known interfaces the transport itself needs to recognise.
 var (
 	ifEPM = smbrpc.MustUUID("e1af8308-5d1f-11c9-91a4-08002b14a0fa")
+	// ifDRSUAPI is directory replication (MS-DRSR), for DCSync seen
+	// without its bind.
+	ifDRSUAPI = smbrpc.MustUUID("e3514235-4b06-11d1-ab04-00c04fc2dcd2")
 )
 
 // account is who an operation ran as.
@@ -100,6 +103,9 @@ type rpcAssoc struct {
 	sealedConn bool
 	sess       rpcops.Session
 	fr         [2]*framer // pipe mode: the pipe's byte streams
+	// unbound holds the opnums of the first sealed calls whose bind was
+	// not captured, in order (see looksDCSync).
+	unbound []uint16
 }
 
 func newAssoc(p *Pipeline, ep rpcEndpoint) *rpcAssoc {
@@ -245,12 +251,32 @@ func (a *rpcAssoc) closeAll(p *Pipeline) {
 	}
 }
 
+// looksDCSync recognises a sealed DRSGetNCChanges whose bind was not
+// captured (a capture started after it): on ncacn_ip_tcp away from the
+// endpoint mapper, the association's first unbound call was opnum 0
+// (DRSBind), this one is opnum 3 and its reply carries more than 1 KiB of
+// replicated data. Sealed stubs cannot be parsed, so the sequence is all
+// there is; a DCSync tool runs exactly it.
+func (a *rpcAssoc) looksDCSync(c *rpcCall) bool {
+	return c.opnum == 3 && a.ep.transport == "tcp" && a.ep.server.Port() != 135 &&
+		len(a.unbound) > 0 && a.unbound[0] == 0 && c.respSeen && len(c.resp) >= 1024
+}
+
 // finish decodes a call and emits its operation.
 func (a *rpcAssoc) finish(p *Pipeline, id uint32, c *rpcCall, halfOpen bool) {
 	delete(a.calls, id)
 	ci, known := a.ctx[c.ctxID]
 	if !known && c.opnum != 0xffff {
 		ci, known = a.guess(p, c)
+	}
+	inferred := false
+	if !known && c.sealed && a.ep.pipe == "" && c.opnum != 0xffff {
+		if a.looksDCSync(c) {
+			ci, known, inferred = ctxIface{iface: ifDRSUAPI}, true, true
+		}
+		if len(a.unbound) < 16 {
+			a.unbound = append(a.unbound, c.opnum)
+		}
 	}
 	call := rpcops.Call{
 		Interface: ci.iface, IfVersion: ci.ver, Opnum: c.opnum, NDR64: ci.ndr64,
@@ -294,6 +320,9 @@ func (a *rpcAssoc) finish(p *Pipeline, id uint32, c *rpcCall, halfOpen bool) {
 	}
 	for _, f := range d.Fields {
 		op.Fields = append(op.Fields, Field{f.Name, f.Value})
+	}
+	if inferred {
+		op.Fields = append(op.Fields, Field{"inferred", "drsuapi from the sealed call sequence (DRSBind, then DRSGetNCChanges with a large reply); the bind was not captured"})
 	}
 	switch {
 	case op.Interface == "" && known:
