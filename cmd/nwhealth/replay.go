@@ -229,7 +229,7 @@ func runReplay(o *replayOptions) error {
 		}
 	}
 	if o.stats {
-		fmt.Fprintln(o.s.errOut, statsLine(st, o.iface != ""))
+		fmt.Fprintln(o.s.errOut, replayStatsLine(st, o.iface != ""))
 	}
 	if err != nil {
 		return partialError{fmt.Sprintf("capture damaged, operations before the damage were reported: %v", err)}
@@ -264,7 +264,7 @@ func runReplay(o *replayOptions) error {
 		return partialError{fmt.Sprintf("%d damaged places in the input were skipped; every valid packet was replayed", len(inputDamage))}
 	}
 	if st.Damaged() {
-		fmt.Fprintf(o.s.errOut, "nwhealth: some input was not captured or could not be decoded: %s\n", statsLine(st, o.iface != ""))
+		fmt.Fprintf(o.s.errOut, "nwhealth: some input was not captured or could not be decoded: %s\n", replayStatsLine(st, o.iface != ""))
 		return partialError{"incomplete streams: operations may be missing or partial"}
 	}
 	return nil
@@ -277,20 +277,27 @@ func runLive(ctx context.Context, o *replayOptions, src replay.Source, emit func
 	return replay.RunLive(ctx, src, replay.Config{}, 250*time.Millisecond, emit, func(st replay.Stats) {
 		if o.stats && time.Since(last) >= o.statEvery {
 			last = time.Now()
-			fmt.Fprintln(o.s.errOut, statsLine(st, o.iface != ""))
+			fmt.Fprintln(o.s.errOut, replayStatsLine(st, o.iface != ""))
 		}
 	})
 }
 
-// statsLine renders the counters; capture drops are shown for a live
-// interface (capture), and otherwise only when there are some.
-func statsLine(st replay.Stats, capture bool) string {
+func statsLine(st replay.Stats) string {
 	line := fmt.Sprintf("stats: packets=%d conns=%d operations=%d encrypted=%d conns_expired=%d calls_expired=%d gaps=%d resyncs=%d dropped_bytes=%d decode_errors=%d",
 		st.Packets, st.Conns, st.Operations, st.EncryptedCalls, st.ConnsExpired, st.CallsExpired, st.Gaps, st.Resyncs, st.DroppedBytes, st.DecodeErrors)
-	if capture || st.KernelDrops > 0 {
+	if st.KernelDrops > 0 {
 		line += fmt.Sprintf(" kernel_drops=%d", st.KernelDrops)
 	}
 	return line
+}
+
+// replayStatsLine is statsLine that also shows, for a live interface
+// (capture), that the kernel dropped nothing.
+func replayStatsLine(st replay.Stats, capture bool) string {
+	if capture && st.KernelDrops == 0 {
+		return statsLine(st) + " kernel_drops=0"
+	}
+	return statsLine(st)
 }
 
 // sortOps orders operations by start time; ties keep a stable order by

@@ -292,7 +292,7 @@ func TestStories(t *testing.T) {
 func TestLooksDCSync(t *testing.T) {
 	big := make([]byte, 4096)
 	tcp := func(port uint16, unbound ...uint16) *rpcAssoc {
-		a := newAssoc(rpcEndpoint{client: netip.MustParseAddrPort("10.0.0.1:50000"),
+		a := newAssoc(New(Config{}, nil), rpcEndpoint{client: netip.MustParseAddrPort("10.0.0.1:50000"),
 			server: netip.AddrPortFrom(netip.MustParseAddr("10.0.0.2"), port), transport: "tcp"})
 		a.unbound = unbound
 		return a

@@ -376,10 +376,8 @@ func (a *rpcAssoc) finish(p *Pipeline, id uint32, c *rpcCall, halfOpen bool) {
 // A guess from the stub of a non-DCOM call is kept for the context (a
 // presentation context carries one interface for the association's life),
 // so later calls on it whose stubs fit several interfaces, or are sealed,
-// keep the name. A sealed call with no such earlier call stays unknown:
-// the sequence of opnums alone (DRSBind 0, DRSGetNCChanges 3, ... on an
-// lsass port) also fits samr and lsarpc sessions on the same endpoint, so
-// it is not used.
+// keep the name. A sealed call with no such earlier call stays unknown,
+// except for the DCSync pattern finish infers (looksDCSync).
 func (a *rpcAssoc) guess(p *Pipeline, c *rpcCall) (ctxIface, bool) {
 	stub := c.req
 	if c.sealed || !c.reqSeen {

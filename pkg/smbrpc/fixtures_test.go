@@ -184,6 +184,19 @@ func dcerpcResponse(callID uint32, flags byte, ctxID uint16, stub []byte) []byte
 	return dcerpcPDU(PTResponse, flags, callID, cat(u32(uint32(len(stub))), u16(ctxID), []byte{0, 0}, stub), 0, 0, nil)
 }
 
+// epmTower builds an ncacn_ip_tcp tower for iface on port.
+func epmTower(iface UUID, port uint16, ip [4]byte) []byte {
+	ndr := MustUUID("8a885d04-1ceb-11c9-9fe8-08002b104860")
+	floor := func(lhs, rhs []byte) []byte { return cat(u16(uint16(len(lhs))), lhs, u16(uint16(len(rhs))), rhs) }
+	return cat(u16(5),
+		floor(cat([]byte{0x0d}, iface[:], u16(2)), u16(0)),
+		floor(cat([]byte{0x0d}, ndr[:], u16(2)), u16(0)),
+		floor([]byte{0x0b}, u16(0)),
+		floor([]byte{0x07}, []byte{byte(port >> 8), byte(port)}),
+		floor([]byte{0x09}, ip[:]),
+	)
+}
+
 // nbEncode first-level encodes a NetBIOS name (RFC 1001 14.1).
 func nbEncode(name string, suffix byte) []byte {
 	var raw [16]byte

@@ -140,6 +140,7 @@ func FuzzDCERPC(f *testing.F) {
 				t.Fatalf("%d contexts from %d bytes", len(p.Contexts), p.FragLen)
 			}
 		}
+		EPMTowers(b)
 		if at := VerificationTrailer(b); at < 0 || at > len(b) {
 			t.Fatalf("trailer at %d in %d bytes", at, len(b))
 		}

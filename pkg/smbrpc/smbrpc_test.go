@@ -3,10 +3,14 @@ package smbrpc
 import (
 	"bytes"
 	"encoding/hex"
+	"net/netip"
 	"testing"
 )
 
-var svcctl = MustUUID("367abb81-9844-35f1-ad32-98f038001003")
+var (
+	svcctl = MustUUID("367abb81-9844-35f1-ad32-98f038001003")
+	epmIf  = MustUUID("e1af8308-5d1f-11c9-91a4-08002b14a0fa")
+)
 
 func TestUUIDRoundTrip(t *testing.T) {
 	s := "367abb81-9844-35f1-ad32-98f038001003"
@@ -321,6 +325,18 @@ func TestKerberos(t *testing.T) {
 	}
 }
 
+func TestEPMTowers(t *testing.T) {
+	stub := cat(make([]byte, 24), u32(1), u32(1), u32(0), u32(1), u32(0x20000), u32(75), u32(75),
+		epmTower(svcctl, 49726, [4]byte{172, 18, 39, 6}), []byte{0, 0, 0})
+	got := EPMTowers(stub)
+	if len(got) != 1 || got[0].Interface != svcctl || got[0].Port != 49726 || got[0].Addr != netip.MustParseAddr("172.18.39.6") {
+		t.Fatalf("towers %+v", got)
+	}
+	if EPMTowers(stub[:40]) != nil {
+		t.Fatal("tower found in a cut stub")
+	}
+}
+
 // TestTruncationNeverPanics cuts every fixture at every length and feeds
 // each decoder: a short message must fail cleanly.
 func TestTruncationNeverPanics(t *testing.T) {
@@ -348,6 +364,7 @@ func seedMessages() [][]byte {
 		gssKrb(krbAPReq("R", "cifs", "h")),
 		krbRep(11, "R", "u", "R", "krbtgt", "R"),
 		krbASReq("R", "u"),
+		epmTower(epmIf, 135, [4]byte{1, 2, 3, 4}),
 		cat([]byte{0x81, 0, 0, 68}, nbEncode("A", 0x20), nbEncode("B", 0)),
 		auth,
 	}
@@ -392,6 +409,7 @@ func decodeAll(b []byte) {
 	ParseNTLMAuth(FindNTLMSSP(b))
 	ParseKerberos(b)
 	FindAPReq(b)
+	EPMTowers(b)
 	VerificationTrailer(b)
 	UTF16(b)
 	OEM(b)
