@@ -226,7 +226,8 @@ func drsGetNCChangesResp(x *dc) {
 	if v != 1 && v != 6 && v != 7 && v != 9 {
 		return
 	}
-	var objs, ext uint32
+	var objs, ext, bytes, drsErr uint32
+	var more bool
 	r.Construct(func() {
 		r.Align(8)
 		r.UUID()
@@ -246,12 +247,36 @@ func drsGetNCChangesResp(x *dc) {
 		}
 		ext = r.U32()
 		objs = r.U32()
+		// The rest of the structure comes before any referent (pNC is
+		// read after it): cNumBytes, pObjects, fMoreData, and for V6/V9
+		// the value counts, rgValues and dwDRSError (MS-DRSR 4.1.10.2.11).
+		bytes = r.U32()
+		if r.Ptr() {
+			r.Defer(func() {})
+		}
+		more = r.U32() != 0
+		if v == 6 || v == 9 {
+			r.U32() // cNumNcSizeObjects
+			r.U32() // cNumNcSizeValues
+			r.U32() // cNumValues
+			if r.Ptr() {
+				r.Defer(func() {})
+			}
+			drsErr = r.U32()
+		}
 	})
 	if objs != 0 || ext != 0 {
 		x.add("objects", fmt.Sprint(objs))
+		x.add("object bytes", fmt.Sprint(bytes))
+		if more {
+			x.add("more data", "yes")
+		}
 		if ext != 0 {
 			x.add("extended result", fmt.Sprint(ext))
 		}
+	}
+	if drsErr != 0 {
+		x.add("DRS error", fmt.Sprintf("0x%08x", drsErr))
 	}
 }
 
