@@ -85,11 +85,11 @@ type host struct {
 	// hourDsts counts, per hour of day (UTC), the destinations reached in
 	// each clock hour: a person's day shows as many destinations by day and
 	// few at night, a server's as a flat profile.
-	hourDsts [24]uint32
-	internal    map[netip.Addr]*peer
-	failedDsts  map[uint32]int   // port -> distinct failed destinations (scan evidence)
-	portDsts    map[uint32]int   // port -> distinct destinations
-	seen        map[failKey]bool // (destination, port) -> failed at least once
+	hourDsts   [24]uint32
+	internal   map[netip.Addr]*peer
+	failedDsts map[uint32]int   // port -> distinct failed destinations (scan evidence)
+	portDsts   map[uint32]int   // port -> distinct destinations
+	seen       map[failKey]bool // (destination, port) -> failed at least once
 }
 
 type failKey struct {

@@ -389,7 +389,7 @@ func (m *Model) Score() Result {
 		score(merged, merged.runs(m.first), merged.events, true, len(g))
 	}
 
-// Lateral channels of hosts with fan-out evidence.
+	// Lateral channels of hosts with fan-out evidence.
 	for _, k := range keys {
 		he := hs[k.src]
 		if he == nil || he.lateral < 0.3 || !m.Internal(k.dst) || adminIndex(k.port) < 0 || k.proto != 6 {
