@@ -3,6 +3,7 @@ package hunt
 import (
 	"math/rand"
 	"net/netip"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -435,5 +436,35 @@ func TestOutsideDNS(t *testing.T) {
 	}
 	if !strings.Contains(strings.Join(dns.Reasons, ";"), "name service straight to an outside server") || !slices.Contains(dns.Attack, "T1071.004") {
 		t.Errorf("outside DNS: reasons %q attack %v", dns.Reasons, dns.Attack)
+	}
+}
+
+// TestMemoryFollowsChannels: three times the connections over the same
+// channels leave the model's heap about as large.
+func TestMemoryFollowsChannels(t *testing.T) {
+	heap := func(perChannel int) uint64 {
+		runtime.GC()
+		var before runtime.MemStats
+		runtime.ReadMemStats(&before)
+		m := New(Config{})
+		var r flow.Record
+		for i := range perChannel {
+			for c := range 200 {
+				ts := t0.Add(time.Duration(i)*time.Minute + time.Duration(c)*time.Second)
+				r = flow.Record{First: ts, Last: ts, Proto: 6, Orig: hostAddr(c % 20), Resp: netip.AddrFrom4([4]byte{203, 0, 113, byte(c)}),
+					OrigPort: 40000, RespPort: 443, OrigPkts: 3, RespPkts: 3, OrigData: 300, RespData: 200}
+				m.Add(&r)
+			}
+		}
+		runtime.GC()
+		var after runtime.MemStats
+		runtime.ReadMemStats(&after)
+		runtime.KeepAlive(m)
+		return after.HeapAlloc - min(after.HeapAlloc, before.HeapAlloc)
+	}
+	one, three := heap(5000), heap(15000)
+	t.Logf("200 channels: %d KB with 5000 connections each, %d KB with 15000", one>>10, three>>10)
+	if float64(three) > 1.2*float64(one) || one > 200*(maxRuns*runLen*24+4096) {
+		t.Errorf("heap %d bytes for 1x, %d for 3x the connections", one, three)
 	}
 }

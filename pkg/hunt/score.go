@@ -436,6 +436,12 @@ func (m *Model) Score() Result {
 		f := Finding{Kind: KindHost, Src: h.addr, Score: sc, Severity: SeverityOf(sc), Connections: h.conns,
 			FirstSeen: time.Unix(0, h.first).UTC(), LastSeen: time.Unix(0, h.last).UTC(), Hosts: len(active),
 			Fanout: len(h.internal), AdminPeers: he.adminPeers, Lateral: he.lateral >= 0.3, Scan: he.scan >= 0.3}
+		// Reasons, the strongest evidence first.
+		type why struct {
+			w float64
+			s string
+		}
+		var whys []why
 		if b != nil && b.Score >= 0.2 {
 			f.Beacon = true
 			f.BeaconDst, f.BeaconDstName = b.Dst, b.DstName
@@ -443,7 +449,7 @@ func (m *Model) Score() Result {
 			if b.DstName != "" {
 				name = b.DstName + " (" + name + ")"
 			}
-			f.Reasons = append(f.Reasons, fmt.Sprintf("beacons to %s:%d every %s (channel score %.2f)", name, b.DstPort, fmtSecs(b.PeriodSec), b.Score))
+			whys = append(whys, why{b.Score, fmt.Sprintf("beacons to %s:%d every %s (channel score %.2f)", name, b.DstPort, fmtSecs(b.PeriodSec), b.Score)})
 			f.Attack = append(f.Attack, b.Attack...)
 		}
 		if he.adminPeers > 0 {
@@ -452,17 +458,21 @@ func (m *Model) Score() Result {
 			if he.newAdmin > 0 {
 				r += fmt.Sprintf(", %d of them new", he.newAdmin)
 			}
-			f.Reasons = append(f.Reasons, r)
+			whys = append(whys, why{0.9 * he.lateral, r})
 			if he.lateral >= 0.3 {
 				f.Attack = append(f.Attack, lateralAttack(he.ports)...)
 			}
 		}
 		if he.scanPeers > 0 {
-			f.Reasons = append(f.Reasons, fmt.Sprintf("failed connections to %d destinations on port %d, %.0f%% of those tried (robust z %.1f)",
-				he.scanPeers, he.scanPort, 100*he.scanShare, he.scanZ))
+			whys = append(whys, why{0.8 * he.scan, fmt.Sprintf("failed connections to %d destinations on port %d, %.0f%% of those tried (robust z %.1f)",
+				he.scanPeers, he.scanPort, 100*he.scanShare, he.scanZ)})
 			if he.scan >= 0.3 {
 				f.Attack = append(f.Attack, "T1046")
 			}
+		}
+		slices.SortStableFunc(whys, func(a, b why) int { return cmp.Compare(b.w, a.w) })
+		for _, x := range whys {
+			f.Reasons = append(f.Reasons, x.s)
 		}
 		f.Reasons = append(f.Reasons, fmt.Sprintf("%d internal peers, %d destinations in all", len(h.internal), len(h.dsts)))
 		f.Attack = dedupe(f.Attack)
