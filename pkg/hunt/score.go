@@ -68,6 +68,9 @@ const (
 	liftLateral = 0.6
 	liftTasking = 0.3
 	liftNew     = 0.25
+	// uncorroborated is the most a schedule to a rare destination scores
+	// with nothing else: high at most; critical needs corroboration.
+	uncorroborated = 0.78
 	// humanFactor discounts a periodic channel confined to the hours its
 	// host's user is active.
 	humanFactor = 0.75
@@ -242,7 +245,7 @@ func (m *Model) Score() Result {
 			destF = 0.7
 		}
 		nonStd := !internalDst && !standardPort(k.port, k.proto)
-		raw := bp * (0.3 + 0.7*rarEff) * destF
+		raw := uncorroborated * bp * (0.3 + 0.7*rarEff) * destF
 		if nonStd {
 			raw += 0.1 * bp * (1 - raw)
 		}
@@ -635,6 +638,8 @@ func infraPort(port uint16, proto uint8) bool {
 		return proto == 17
 	case 88, 389, 636, 3268:
 		return true
+	case 500, 4500, 1194, 51820: // VPN tunnels keep themselves alive
+		return proto == 17
 	}
 	return proto == 1 || proto == 58
 }
