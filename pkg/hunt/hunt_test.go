@@ -104,9 +104,19 @@ func TestOfficeRanking(t *testing.T) {
 	if res.Hosts != 30 || res.PopulationWeight != 1 {
 		t.Fatalf("population %d weight %.2f", res.Hosts, res.PopulationWeight)
 	}
-	rank, c2 := find(res, KindChannel, a["beacon"], a["c2"])
-	if c2 == nil || rank != 1 || c2.Severity < High {
-		t.Fatalf("beacon channel at rank %d: %+v", rank, c2)
+	// The beacon is the first channel (the lateral host's finding may come
+	// first: an uncorroborated schedule is high at most).
+	_, c2 := find(res, KindChannel, a["beacon"], a["c2"])
+	if c2 == nil || c2.Severity < High {
+		t.Fatalf("beacon channel: %+v", c2)
+	}
+	for _, f := range res.Findings {
+		if f.Kind == KindChannel {
+			if f.Src != a["beacon"] || f.Dst != a["c2"] {
+				t.Fatalf("first channel %v -> %v (%.2f), not the beacon (%.2f)", f.Src, f.Dst, f.Score, c2.Score)
+			}
+			break
+		}
 	}
 	if c2.PeriodSec < 270 || c2.PeriodSec > 330 || !slices.Contains(c2.Attack, "T1071.001") || !slices.Contains(c2.Attack, "T1573") {
 		t.Errorf("beacon period %.0f attack %v", c2.PeriodSec, c2.Attack)
