@@ -21,13 +21,21 @@ for t in zstd tcpdump; do command -v $t >/dev/null || { echo "bench-store: $t mi
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 # run CMD... RUNS times; print the median wall seconds; peak RSS (KB) of the last run goes to $W/rss
 timed() {
-  local i
+  local i s e
   "$@" >/dev/null 2>&1 || true # warm the page cache
   for i in $(seq "$RUNS"); do
-    /usr/bin/time -f "%e %M" -o "$W/time.out" "$@" >/dev/null 2>&1 || true
-    cut -d' ' -f1 "$W/time.out"
-    cut -d' ' -f2 "$W/time.out" > "$W/rss"
+    s=$(date +%s%N)
+    /usr/bin/time -f "%M" -o "$W/rss" "$@" >/dev/null 2>&1 || true
+    e=$(date +%s%N)
+    awk -v a="$s" -v b="$e" 'BEGIN {printf "%.4f\n", (b-a)/1e9}'
   done | median
+}
+# cold CMD...: wall seconds with the page cache dropped first
+cold() {
+  local s e
+  sync; echo 3 > /proc/sys/vm/drop_caches
+  s=$(date +%s%N); "$@" >/dev/null 2>&1 || true; e=$(date +%s%N)
+  awk -v a="$s" -v b="$e" 'BEGIN {printf "%.4f\n", (b-a)/1e9}'
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0) ? a/b : 0}'; }
 
@@ -79,16 +87,12 @@ td=$(timed tcpdump -r "$W/site3h.pcap" -w "$W/td-host.pcap" host "$host")
 nq=$(timed "$NW" query --store "$W/st-big" --host "$host" -w "$W/nw-host.pcap")
 cmp -s <(tail -c +25 "$W/td-host.pcap") <(tail -c +25 "$W/nw-host.pcap") && same=identical || same=DIFFERENT
 share=$(awk -v a=$(stat -c %s "$W/td-host.pcap") -v b=$big 'BEGIN{printf "%.2f", 100*a/b}')
-printf "tcpdump -r host %-12s %6.3f s   (the host is %s%% of the store)\n" "$host" "$td" "$share"
-printf "nwhealth query --host   %6.3f s   speedup %sx (target >= 50), packets %s\n" "$nq" "$(ratio "$td" "$nq")" "$same"
+printf "tcpdump -r host %-12s %7.4f s   (the host is %s%% of the store)\n" "$host" "$td" "$share"
+printf "nwhealth query --host    %7.4f s   speedup %sx (target >= 50), packets %s\n" "$nq" "$(ratio "$td" "$nq")" "$same"
 if [ "$(id -u)" = 0 ] && [ -w /proc/sys/vm/drop_caches ]; then
-  sync; echo 3 > /proc/sys/vm/drop_caches
-  /usr/bin/time -f "%e" -o "$W/time.out" tcpdump -r "$W/site3h.pcap" -w /dev/null host "$host" 2>/dev/null
-  tdc=$(cat "$W/time.out")
-  sync; echo 3 > /proc/sys/vm/drop_caches
-  /usr/bin/time -f "%e" -o "$W/time.out" "$NW" query --store "$W/st-big" --host "$host" -w /dev/null
-  nqc=$(cat "$W/time.out")
-  printf "cold cache: tcpdump %.2f s, nwhealth %.2f s, speedup %sx\n" "$tdc" "$nqc" "$(ratio "$tdc" "$nqc")"
+  tdc=$(for i in $(seq "$RUNS"); do cold tcpdump -r "$W/site3h.pcap" -w /dev/null host "$host"; done | median)
+  nqc=$(for i in $(seq "$RUNS"); do cold "$NW" query --store "$W/st-big" --host "$host" -w /dev/null; done | median)
+  printf "cold cache: tcpdump %.3f s, nwhealth %.3f s, speedup %sx\n" "$tdc" "$nqc" "$(ratio "$tdc" "$nqc")"
 fi
 
 echo "== one hour out of a 24-hour store (dev.pcap)"
@@ -96,8 +100,20 @@ rm -rf "$W/st-day"
 "$NW" import --store "$W/st-day" "$W/dev.pcap" >/dev/null
 td=$(timed tcpdump -r "$W/dev.pcap" -w "$W/td-day.pcap")
 nq=$(timed "$NW" query --store "$W/st-day" --from 2026-03-02T13:00:00Z --to 2026-03-02T14:00:00Z -w "$W/nw-hour.pcap")
-printf "tcpdump -r (whole day)  %6.3f s\n" "$td"
-printf "nwhealth query 1 hour   %6.3f s   speedup %sx (target >= 20)\n" "$nq" "$(ratio "$td" "$nq")"
+cmp -s <(tcpdump -r "$W/nw-hour.pcap" -w - 2>/dev/null | tail -c +25) <(editcap -A "2026-03-02 13:00:00" -B "2026-03-02 14:00:00" -F pcap "$W/dev.pcap" - 2>/dev/null | tail -c +25) && same=identical || same="compare: DIFFERENT from editcap -A -B"
+printf "tcpdump -r (whole day)   %7.4f s\n" "$td"
+printf "nwhealth query 1 hour    %7.4f s   speedup %sx (target >= 20), packets %s\n" "$nq" "$(ratio "$td" "$nq")" "$same"
 
-echo "== memory"
-printf "import peak RSS: %d MiB for %d MiB, %d MiB for %d MiB (flat: ratio %s)\n" $((rss_small/1024)) $((raw>>20)) $((rss_big/1024)) $((big>>20)) "$(ratio "$rss_big" "$rss_small")"
+echo "== memory: import peak RSS, the same traffic for 1 and 3 hours"
+python3 - "$SIM/scenarios/bulk.json" "$W/bulk3h.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1])); s.update(hours=3)
+json.dump(s, open(sys.argv[2], "w"))
+PY
+sim "$W/bulk3h.json" "$W/bulk3h.pcap"
+b3=$(stat -c %s "$W/bulk3h.pcap")
+rm -rf "$W/st-b3"
+/usr/bin/time -f "%M" -o "$W/rss3" "$NW" import --store "$W/st-b3" "$W/bulk3h.pcap" >/dev/null
+rss3=$(cat "$W/rss3")
+rm -rf "$W/st-b3"
+printf "bulk 1 h (%d MiB): %d MiB; bulk 3 h (%d MiB): %d MiB; ratio %s (flat: about 1)\n" $((raw>>20)) $((rss_small/1024)) $((b3>>20)) $((rss3/1024)) "$(ratio "$rss3" "$rss_small")"

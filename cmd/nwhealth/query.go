@@ -31,8 +31,10 @@ func newQueryCmd(s streams) *cobra.Command {
 		Long: `Query writes the stored packets that match every given selector, in time
 order, as a pcap stream (pcapng when the matches mix link types) that
 tcpdump -r - and tshark -r - read. Repeated values of one selector are
-alternatives (--host A --host B: either); different selectors must all
-hold. --host, --net, --port, --proto and --vlan look through VLAN tags;
+alternatives (--host A --host B: either), and --host and --net together
+are one address selector (--host A --net N: A or anything in N);
+different selectors must all hold (an address AND a port).
+--host, --net, --port, --proto and --vlan look through VLAN tags;
 --filter is a tcpdump expression with exactly tcpdump's semantics.
 Only the blocks the index names are read, so cost follows the matches.`,
 		Args: cobra.NoArgs,

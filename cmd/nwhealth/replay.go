@@ -30,6 +30,7 @@ type replayOptions struct {
 	sel       selectorFlags
 	follow    bool
 	iface     string
+	ringSize  string
 	format    string
 	graph     string
 	all       bool
@@ -40,8 +41,10 @@ type replayOptions struct {
 	// open returns a packet source per capture file; tests replace it.
 	open func(path string) (*replay.DamagedSource, io.Closer, error)
 	// live opens an interface; nil when unsupported.
-	live func(iface string) (replay.Source, io.Closer, error)
+	live func(cfg replay.LiveConfig) (replay.Source, io.Closer, error)
 	ctx  context.Context
+	// ready, when set, is called once the input is open (tests).
+	ready func()
 }
 
 func newReplayCmd(s streams) *cobra.Command {
@@ -89,6 +92,7 @@ whom for Graphviz.`,
 	f.UintSliceVar(&o.sel.ports, "port", nil, "with --store: only this port (repeatable)")
 	f.BoolVar(&o.follow, "follow", false, "with --store: keep reading as capture writes (from --from, else from now)")
 	f.StringVarP(&o.iface, "interface", "i", "", "capture live from this interface (needs root)")
+	f.StringVar(&o.ringSize, "ring-size", "32MiB", "with -i: kernel ring memory")
 	f.StringVar(&o.format, "format", "table", "output format: table or jsonl")
 	f.StringVar(&o.graph, "graph", "", "write a Graphviz graph of hosts and who operated on whom to this file")
 	f.BoolVar(&o.all, "all", false, "also show plumbing calls (handle closes, binds, IPC$ connects)")
@@ -109,6 +113,10 @@ func runReplay(o *replayOptions) error {
 	}
 	if inputs != 1 {
 		return usagef("give exactly one input: --pcap FILE..., --store DIR or -i IFACE")
+	}
+	ring, err := parseSize(o.ringSize)
+	if err != nil {
+		return usagef("--ring-size: %v", err)
 	}
 	if o.follow && len(o.store) == 0 {
 		return usagef("--follow needs --store")
@@ -141,7 +149,7 @@ func runReplay(o *replayOptions) error {
 		if o.live == nil {
 			return errors.New("live capture is not supported on this system")
 		}
-		s, c, err := o.live(o.iface)
+		s, c, err := o.live(replay.LiveConfig{Interface: o.iface, RingSize: ring, Promiscuous: true})
 		if err != nil {
 			return fmt.Errorf("open %s: %w", o.iface, err)
 		}
@@ -182,6 +190,9 @@ func runReplay(o *replayOptions) error {
 		src = replay.Merge(srcs...)
 	}
 
+	if o.ready != nil {
+		o.ready()
+	}
 	out := newReplayWriter(o)
 	stories := replay.NewStories()
 	var ops []replay.Operation
@@ -196,7 +207,6 @@ func runReplay(o *replayOptions) error {
 		}
 	}
 	var st replay.Stats
-	var err error
 	if live {
 		st, err = runLive(ctx, o, src, emit)
 	} else {
@@ -219,7 +229,7 @@ func runReplay(o *replayOptions) error {
 		}
 	}
 	if o.stats {
-		fmt.Fprintln(o.s.errOut, statsLine(st))
+		fmt.Fprintln(o.s.errOut, replayStatsLine(st, o.iface != ""))
 	}
 	if err != nil {
 		return partialError{fmt.Sprintf("capture damaged, operations before the damage were reported: %v", err)}
@@ -254,7 +264,7 @@ func runReplay(o *replayOptions) error {
 		return partialError{fmt.Sprintf("%d damaged places in the input were skipped; every valid packet was replayed", len(inputDamage))}
 	}
 	if st.Damaged() {
-		fmt.Fprintf(o.s.errOut, "nwhealth: some input was not captured or could not be decoded: %s\n", statsLine(st))
+		fmt.Fprintf(o.s.errOut, "nwhealth: some input was not captured or could not be decoded: %s\n", replayStatsLine(st, o.iface != ""))
 		return partialError{"incomplete streams: operations may be missing or partial"}
 	}
 	return nil
@@ -267,14 +277,27 @@ func runLive(ctx context.Context, o *replayOptions, src replay.Source, emit func
 	return replay.RunLive(ctx, src, replay.Config{}, 250*time.Millisecond, emit, func(st replay.Stats) {
 		if o.stats && time.Since(last) >= o.statEvery {
 			last = time.Now()
-			fmt.Fprintln(o.s.errOut, statsLine(st))
+			fmt.Fprintln(o.s.errOut, replayStatsLine(st, o.iface != ""))
 		}
 	})
 }
 
 func statsLine(st replay.Stats) string {
-	return fmt.Sprintf("stats: packets=%d conns=%d operations=%d encrypted=%d conns_expired=%d calls_expired=%d gaps=%d resyncs=%d dropped_bytes=%d decode_errors=%d",
+	line := fmt.Sprintf("stats: packets=%d conns=%d operations=%d encrypted=%d conns_expired=%d calls_expired=%d gaps=%d resyncs=%d dropped_bytes=%d decode_errors=%d",
 		st.Packets, st.Conns, st.Operations, st.EncryptedCalls, st.ConnsExpired, st.CallsExpired, st.Gaps, st.Resyncs, st.DroppedBytes, st.DecodeErrors)
+	if st.KernelDrops > 0 {
+		line += fmt.Sprintf(" kernel_drops=%d", st.KernelDrops)
+	}
+	return line
+}
+
+// replayStatsLine is statsLine that also shows, for a live interface
+// (capture), that the kernel dropped nothing.
+func replayStatsLine(st replay.Stats, capture bool) string {
+	if capture && st.KernelDrops == 0 {
+		return statsLine(st) + " kernel_drops=0"
+	}
+	return statsLine(st)
 }
 
 // sortOps orders operations by start time; ties keep a stable order by
@@ -493,4 +516,10 @@ func (w *replayWriter) finish(st *replay.Stories, stats replay.Stats) {
 }
 
 // openLive opens an interface for live replay.
-func openLive(iface string) (replay.Source, io.Closer, error) { return replay.OpenLive(iface) }
+func openLive(cfg replay.LiveConfig) (replay.Source, io.Closer, error) {
+	l, err := replay.OpenLive(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return l, l, nil
+}

@@ -103,6 +103,7 @@ func TestReplayUsage(t *testing.T) {
 		{"replay", "--pcap", "x", "-i", "eth0"},
 		{"replay", "--pcap", "x", "--format", "xml"},
 		{"replay", "--pcap", "x", "--follow"},
+		{"replay", "-i", "eth0", "--ring-size", "lots"},
 	} {
 		var out, errOut bytes.Buffer
 		if code := run(args, nil, &out, &errOut); code != exitUsage {

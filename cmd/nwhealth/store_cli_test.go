@@ -88,6 +88,7 @@ func TestQueryMatchesTcpdump(t *testing.T) {
 		{"ether-vlan.pcap", pkthdr.LinkEthernet, false},
 		{"ether-nano.pcap", pkthdr.LinkEthernet, true},
 		{"sll.pcap", pkthdr.LinkLinuxSLL, false},
+		{"raw.pcap", pkthdr.LinkRaw, false},
 		{"sll2.pcap", pkthdr.LinkSLL2, true},
 	} {
 		p := filepath.Join(dir, g.name)
@@ -514,6 +515,32 @@ func TestDiskFull(t *testing.T) {
 	}
 	if m, _ := filepath.Glob(filepath.Join(st, "shards", "*.open")); len(m) != 0 {
 		t.Errorf("open shards left: %v", m)
+	}
+}
+
+// TestImportRetention: --max-size and --max-age delete the oldest shards.
+func TestImportRetention(t *testing.T) {
+	dir := t.TempDir()
+	start := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	st := tempStore(t)
+	var files []string
+	for day := 0; day < 4; day++ {
+		p := filepath.Join(dir, fmt.Sprintf("day%d.pcap", day))
+		genCapture(t, p, pkthdr.LinkEthernet, 1500, start.Add(time.Duration(day)*24*time.Hour), false)
+		files = append(files, p)
+		// One import per day: one shard each.
+		if code, _, e := nwh(t, nil, "import", "--store", st, "--max-age", "36h", p); code != 0 {
+			t.Fatalf("import: %s", e)
+		}
+	}
+	shards, _ := filepath.Glob(filepath.Join(st, "shards", "*.shard"))
+	if len(shards) != 2 {
+		t.Errorf("--max-age 36h kept %d daily shards, want 2: %v", len(shards), shards)
+	}
+	code, out, _ := nwh(t, nil, "import", "--store", st, "--max-size", "1", files[0])
+	shards, _ = filepath.Glob(filepath.Join(st, "shards", "*.shard"))
+	if code != 0 || len(shards) != 0 || !strings.Contains(out, "retention removed") {
+		t.Errorf("--max-size 1: exit %d, %d shards left: %s", code, len(shards), out)
 	}
 }
 

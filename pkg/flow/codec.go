@@ -17,7 +17,7 @@ const (
 	FileVersion   = 1
 	fileHeaderLen = 44
 	maxAnswers    = 32
-	maxFileBody   = 1 << 31
+	maxFileBody   = 1 << 30
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)

@@ -478,3 +478,26 @@ func TestMemoryFollowsChannels(t *testing.T) {
 		t.Errorf("heap %d bytes for 1x, %d for 3x the connections", one, three)
 	}
 }
+
+func TestContacts(t *testing.T) {
+	n := &net{rng: rand.New(rand.NewSource(3))}
+	c2 := ip("203.0.113.77")
+	n.periodic(hostAddr(1), c2, 443, time.Minute, 0.1, time.Hour, 300)
+	once := n.conn(t0.Add(30*time.Minute), hostAddr(2), c2, 8080, 6, 100, 100) // one check-in: never scored
+	n.conn(t0.Add(31*time.Minute), hostAddr(2), ip("203.0.113.78"), 443, 6, 100, 100)
+	n.conn(t0.Add(32*time.Minute), c2, hostAddr(3), 22, 6, 100, 100) // inbound: not a contact
+	m := n.model(Config{})
+	got := m.Contacts(c2)
+	if len(got) != 2 {
+		t.Fatalf("contacts %+v", got)
+	}
+	if got[0].Src != hostAddr(1) || got[0].Port != 443 || got[0].Proto != 6 || got[0].Connections < 50 || !got[0].First.Before(got[0].Last) {
+		t.Errorf("beacon contact %+v", got[0])
+	}
+	if got[1].Src != hostAddr(2) || got[1].Port != 8080 || got[1].Connections != 1 || !got[1].First.Equal(once.First) || !got[1].Last.Equal(once.First) {
+		t.Errorf("single contact %+v", got[1])
+	}
+	if c := m.Contacts(ip("198.51.100.1")); len(c) != 0 {
+		t.Errorf("unknown destination has contacts %+v", c)
+	}
+}

@@ -9,7 +9,9 @@
 package hunt
 
 import (
+	"cmp"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/nwhealth/nwhealth/pkg/flow"
@@ -286,3 +288,31 @@ func clamp32(v uint64) uint32 {
 
 // span returns the data's time span.
 func (m *Model) span() time.Duration { return time.Duration(m.last - m.first) }
+
+// Contact is one internal host's traffic to a destination.
+type Contact struct {
+	Src         netip.Addr
+	Port        uint16
+	Proto       uint8
+	Connections int
+	First, Last time.Time
+}
+
+// Contacts lists the inside hosts that reached dst, on every port, whether
+// or not their channel scored: the report names every host talking to a
+// controller, also one that checked in only once. Ordered by source, port.
+func (m *Model) Contacts(dst netip.Addr) []Contact {
+	dst = dst.Unmap()
+	var out []Contact
+	for k, c := range m.channels {
+		if k.dst != dst {
+			continue
+		}
+		out = append(out, Contact{Src: k.src, Port: k.port, Proto: k.proto, Connections: c.conns,
+			First: time.Unix(0, c.first).UTC(), Last: time.Unix(0, c.last).UTC()})
+	}
+	slices.SortFunc(out, func(a, b Contact) int {
+		return cmp.Or(a.Src.Compare(b.Src), cmp.Compare(a.Port, b.Port), cmp.Compare(a.Proto, b.Proto))
+	})
+	return out
+}

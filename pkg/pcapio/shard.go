@@ -583,6 +583,10 @@ func Records(raw []byte, lt pkthdr.LinkType, nanos bool, fn func(p Packet) bool)
 	return nil
 }
 
+// BlockSpan is the number of file bytes a block occupies (header frame
+// and data frame) from its Offset.
+func BlockSpan(m BlockMeta) int { return blockHdrFrame + int(m.DataLen) }
+
 // TrailerFor returns the trailer bytes sealing blocks; recovery appends it
 // to a shard truncated at its last good block.
 func TrailerFor(blocks []BlockMeta) []byte { return encodeTrailer(blocks) }

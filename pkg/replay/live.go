@@ -7,37 +7,66 @@ import (
 	"time"
 )
 
+// batchSource hands over packets a batch at a time, in memory it owns
+// until the batch is recycled (a Live capture): RunLive then feeds them
+// without copying.
+type batchSource interface {
+	nextBatch() (*liveBatch, error)
+	recycle(*liveBatch)
+}
+
+// dropCounter is a source that can lose packets (a Live capture).
+type dropCounter interface{ KernelDrops() uint64 }
+
 // RunLive feeds packets from a live source (an interface, a store being
 // written) and ticks the pipeline by the wall clock every tick, so
 // operations print as soon as they complete and idle streams and half-open
 // calls expire while the wire is quiet. A goroutine reads the source; the
 // caller's goroutine owns the pipeline, so emit and onTick need no locks.
-// It returns when ctx ends or the source does.
+// It returns when ctx ends or the source does. The packets a Live source
+// lost are in the returned Stats (KernelDrops).
 func RunLive(ctx context.Context, src Source, cfg Config, tick time.Duration, emit func(Operation), onTick func(Stats)) (Stats, error) {
 	p := New(cfg, emit)
 	type item struct {
-		pk  Packet
-		err error
+		pk    Packet
+		batch *liveBatch
+		err   error
 	}
 	ch := make(chan item, 4096)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	bs, batched := src.(batchSource)
 	go func() {
 		for {
-			pk, err := src.Next()
-			if err == nil {
-				pk.Data = append([]byte(nil), pk.Data...) // the source reuses its buffer
+			var it item
+			if batched {
+				it.batch, it.err = bs.nextBatch()
+			} else {
+				it.pk, it.err = src.Next()
+				if it.err == nil {
+					it.pk.Data = append([]byte(nil), it.pk.Data...) // the source reuses its buffer
+				}
 			}
 			select {
-			case ch <- item{pk, err}:
+			case ch <- it:
 			case <-ctx.Done():
+				if it.batch != nil {
+					bs.recycle(it.batch)
+				}
 				return
 			}
-			if err != nil {
+			if it.err != nil {
 				return
 			}
 		}
 	}()
+	stats := func() Stats {
+		st := p.Stats()
+		if dc, ok := src.(dropCounter); ok {
+			st.KernelDrops = dc.KernelDrops()
+		}
+		return st
+	}
 	if tick <= 0 {
 		tick = 250 * time.Millisecond
 	}
@@ -47,21 +76,28 @@ func RunLive(ctx context.Context, src Source, cfg Config, tick time.Duration, em
 		select {
 		case <-ctx.Done():
 			p.Flush()
-			return p.Stats(), nil
+			return stats(), nil
 		case it := <-ch:
 			if it.err != nil {
 				p.Flush()
 				if errors.Is(it.err, io.EOF) {
-					return p.Stats(), nil
+					return stats(), nil
 				}
-				return p.Stats(), it.err
+				return stats(), it.err
 			}
-			p.Packet(it.pk)
+			if it.batch != nil {
+				for _, pk := range it.batch.pkts {
+					p.Packet(pk)
+				}
+				bs.recycle(it.batch)
+			} else {
+				p.Packet(it.pk)
+			}
 			p.MarkWall(time.Now())
 		case now := <-t.C:
 			p.Tick(now)
 			if onTick != nil {
-				onTick(p.Stats())
+				onTick(stats())
 			}
 		}
 	}

@@ -64,16 +64,17 @@ func TestLiveMatchesOffline(t *testing.T) {
 	sh("link", "set", a, "up")
 	sh("-n", ns, "link", "set", b, "up")
 
-	src, closer, err := OpenLive(a)
+	src, err := OpenLive(LiveConfig{Interface: a})
 	if err != nil {
 		t.Fatalf("open %s: %v", a, err)
 	}
-	defer closer.Close()
+	defer src.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan []string)
+	var st Stats
 	go func() {
 		var keys []string
-		RunLive(ctx, src, Config{}, 100*time.Millisecond, func(o Operation) { keys = append(keys, opKey(o)) }, nil)
+		st, _ = RunLive(ctx, src, Config{}, 100*time.Millisecond, func(o Operation) { keys = append(keys, opKey(o)) }, nil)
 		done <- keys
 	}()
 	time.Sleep(300 * time.Millisecond)
@@ -89,7 +90,7 @@ func TestLiveMatchesOffline(t *testing.T) {
 	if len(missing) > 0 {
 		t.Errorf("live replay missed %d of %d operations, e.g. %v", len(missing), len(offline), missing[:min(5, len(missing))])
 	}
-	t.Logf("offline %d operations, live %d", len(offline), len(live))
+	t.Logf("offline %d operations, live %d; %d packets, kernel drops %d", len(offline), len(live), st.Packets, st.KernelDrops)
 }
 
 // opKey names an operation independently of packet timestamps (live mode

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nwhealth/nwhealth/pkg/pkthdr"
+	"github.com/nwhealth/nwhealth/pkg/smbrpc/rpcops"
 )
 
 // Config bounds the pipeline's memory and sets its timeouts. Zero fields
@@ -59,10 +60,16 @@ type Stats struct {
 	DecodeErrors   uint64 `json:"decode_errors"`   // damaged messages skipped
 	Operations     uint64 `json:"operations"`      // operations emitted
 	EncryptedCalls uint64 `json:"encrypted_calls"` // operations whose arguments were sealed
+	// KernelDrops (live capture only: RunLive on a Live source) are the
+	// packets the kernel dropped because the ring was full: the pipeline
+	// fell behind for longer than the ring and queue could hold.
+	KernelDrops uint64 `json:"kernel_drops,omitempty"`
 }
 
 // Damaged reports whether input was lost or skipped (exit code 3 material).
-func (s Stats) Damaged() bool { return s.Gaps > 0 || s.DroppedBytes > 0 || s.DecodeErrors > 0 }
+func (s Stats) Damaged() bool {
+	return s.Gaps > 0 || s.DroppedBytes > 0 || s.DecodeErrors > 0 || s.KernelDrops > 0
+}
 
 // Pipeline turns packets into operations. It is not safe for concurrent
 // use: one goroutine feeds Packet and Tick.
@@ -75,11 +82,14 @@ type Pipeline struct {
 	buffered int64 // bytes held by all framers and reorder queues
 
 	krb      map[netip.Addr]*krbHost
-	epmPorts map[netip.AddrPort]epmPort // dynamic RPC endpoints learned from the endpoint mapper
+	epmPorts map[netip.AddrPort]struct{} // dynamic RPC endpoints learned from the endpoint mapper
 	// transfers maps a host to the files written to it that look like
 	// tools (lower-case base name -> \\server\share\path), so a service or
 	// task that runs one can say where it came from.
 	transfers map[netip.Addr]map[string]string
+	// shared is what the DCE/RPC sessions of the capture learn for each
+	// other: DCOM objects by IPID, account names by SID and RID.
+	shared *rpcops.Shared
 
 	// apps holds the connections whose protocol is followed, the only
 	// ones with calls or files to expire.
@@ -101,7 +111,8 @@ func New(cfg Config, emit func(Operation)) *Pipeline {
 		conns:     make(map[flowKey]*conn),
 		apps:      make(map[*conn]struct{}),
 		krb:       make(map[netip.Addr]*krbHost),
-		epmPorts:  make(map[netip.AddrPort]epmPort),
+		epmPorts:  make(map[netip.AddrPort]struct{}),
+		shared:    rpcops.NewShared(),
 		transfers: make(map[netip.Addr]map[string]string),
 	}
 }

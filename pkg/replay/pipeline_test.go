@@ -288,3 +288,37 @@ func TestStories(t *testing.T) {
 		t.Fatalf("dot %s", dot.String())
 	}
 }
+
+func TestLooksDCSync(t *testing.T) {
+	big := make([]byte, 4096)
+	tcp := func(port uint16, unbound ...uint16) *rpcAssoc {
+		a := newAssoc(New(Config{}, nil), rpcEndpoint{client: netip.MustParseAddrPort("10.0.0.1:50000"),
+			server: netip.AddrPortFrom(netip.MustParseAddr("10.0.0.2"), port), transport: "tcp"})
+		a.unbound = unbound
+		return a
+	}
+	tests := []struct {
+		name string
+		a    *rpcAssoc
+		c    rpcCall
+		want bool
+	}{
+		{"bind then get changes", tcp(49667, 0, 16, 12, 0), rpcCall{opnum: 3, respSeen: true, resp: big}, true},
+		{"small reply", tcp(49667, 0), rpcCall{opnum: 3, respSeen: true, resp: big[:200]}, false},
+		{"no reply", tcp(49667, 0), rpcCall{opnum: 3, resp: big}, false},
+		{"endpoint mapper port (IOXIDResolver ServerAlive)", tcp(135, 0), rpcCall{opnum: 3, respSeen: true, resp: big}, false},
+		{"first call not a bind", tcp(49667, 5, 0), rpcCall{opnum: 3, respSeen: true, resp: big}, false},
+		{"nothing before", tcp(49667), rpcCall{opnum: 3, respSeen: true, resp: big}, false},
+		{"other opnum", tcp(49667, 0), rpcCall{opnum: 4, respSeen: true, resp: big}, false},
+	}
+	for _, tc := range tests {
+		if got := tc.a.looksDCSync(&tc.c); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	pipe := tcp(49667, 0)
+	pipe.ep.transport = "smb2"
+	if pipe.looksDCSync(&rpcCall{opnum: 3, respSeen: true, resp: big}) {
+		t.Error("a named pipe call is inferred as DCSync")
+	}
+}

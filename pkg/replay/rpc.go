@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"time"
 
@@ -18,6 +19,9 @@ const (
 // Well-known interfaces the transport itself needs to recognise.
 var (
 	ifEPM = smbrpc.MustUUID("e1af8308-5d1f-11c9-91a4-08002b14a0fa")
+	// ifDRSUAPI is directory replication (MS-DRSR), for DCSync seen
+	// without its bind.
+	ifDRSUAPI = smbrpc.MustUUID("e3514235-4b06-11d1-ab04-00c04fc2dcd2")
 )
 
 // account is who an operation ran as.
@@ -50,12 +54,6 @@ func (p *Pipeline) accountFromBlob(blob []byte, client netip.Addr) (account, boo
 		return a, true
 	}
 	return account{}, false
-}
-
-// epmPort is a dynamic endpoint learned from the endpoint mapper.
-type epmPort struct {
-	iface smbrpc.UUID
-	learn time.Time
 }
 
 // rpcEndpoint says where an association runs and how to find the account
@@ -105,14 +103,20 @@ type rpcAssoc struct {
 	sealedConn bool
 	sess       rpcops.Session
 	fr         [2]*framer // pipe mode: the pipe's byte streams
+	// unbound holds the opnums of the first sealed calls whose bind was
+	// not captured, in order (see looksDCSync).
+	unbound []uint16
 }
 
-func newAssoc(ep rpcEndpoint) *rpcAssoc {
+func newAssoc(p *Pipeline, ep rpcEndpoint) *rpcAssoc {
 	return &rpcAssoc{
 		ep:       ep,
 		ctx:      make(map[uint16]ctxIface),
 		proposed: make(map[uint32][]smbrpc.PresContext),
 		calls:    make(map[uint32]*rpcCall),
+		// DCOM objects activated on one connection are called on another,
+		// and names learnt on one pipe serve the next.
+		sess: rpcops.Session{Shared: p.shared},
 	}
 }
 
@@ -190,7 +194,11 @@ func (a *rpcAssoc) pdu(p *Pipeline, dir int, b []byte, ts time.Time) {
 		if pdu.AuthLevel == smbrpc.AuthLevelPrivacy {
 			c.sealed, a.sealedConn = true, true
 		}
-		c.req, c.truncated = appendStub(c.req, pdu.Stub, c.truncated)
+		stub := pdu.Stub
+		if pdu.Last() && pdu.AuthLen > 0 && !c.sealed {
+			stub = stub[:smbrpc.VerificationTrailer(stub)]
+		}
+		c.req, c.truncated = appendStub(c.req, stub, c.truncated)
 		if pdu.Last() {
 			c.reqLast = true
 		}
@@ -243,17 +251,31 @@ func (a *rpcAssoc) closeAll(p *Pipeline) {
 	}
 }
 
+// looksDCSync recognises a sealed DRSGetNCChanges whose bind was not
+// captured (a capture started after it): on ncacn_ip_tcp away from the
+// endpoint mapper, the association's first unbound call was opnum 0
+// (DRSBind), this one is opnum 3 and its reply carries more than 1 KiB of
+// replicated data. Sealed stubs cannot be parsed, so the sequence is all
+// there is; a DCSync tool runs exactly it.
+func (a *rpcAssoc) looksDCSync(c *rpcCall) bool {
+	return c.opnum == 3 && a.ep.transport == "tcp" && a.ep.server.Port() != 135 &&
+		len(a.unbound) > 0 && a.unbound[0] == 0 && c.respSeen && len(c.resp) >= 1024
+}
+
 // finish decodes a call and emits its operation.
 func (a *rpcAssoc) finish(p *Pipeline, id uint32, c *rpcCall, halfOpen bool) {
 	delete(a.calls, id)
 	ci, known := a.ctx[c.ctxID]
 	if !known && c.opnum != 0xffff {
-		stub := c.req
-		if c.sealed {
-			stub = nil // the pipe name may still tell
+		ci, known = a.guess(p, c)
+	}
+	inferred := false
+	if !known && c.sealed && a.ep.pipe == "" && c.opnum != 0xffff {
+		if a.looksDCSync(c) {
+			ci, known, inferred = ctxIface{iface: ifDRSUAPI}, true, true
 		}
-		if g, ok := rpcops.GuessInterface(a.ep.pipe, c.opnum, stub); ok {
-			ci, known = ctxIface{iface: g}, true
+		if len(a.unbound) < 16 {
+			a.unbound = append(a.unbound, c.opnum)
 		}
 	}
 	call := rpcops.Call{
@@ -265,8 +287,17 @@ func (a *rpcAssoc) finish(p *Pipeline, id uint32, c *rpcCall, halfOpen bool) {
 		if !c.reqSeen {
 			call.Request = nil
 		}
-		if !c.respSeen || c.faulted {
+		if !c.respSeen {
 			call.Response = nil
+		}
+	}
+	if c.faulted {
+		// The fault's status stands in for the return value, so the
+		// session knows the call failed (no handle to remember) and the
+		// operation shows why: an attacker's failed attempts matter.
+		call.Response = binary.LittleEndian.AppendUint32(nil, c.fault)
+		if c.bigEndian {
+			call.Response = binary.BigEndian.AppendUint32(nil, c.fault)
 		}
 	}
 	var d rpcops.Decoded
@@ -290,6 +321,9 @@ func (a *rpcAssoc) finish(p *Pipeline, id uint32, c *rpcCall, halfOpen bool) {
 	for _, f := range d.Fields {
 		op.Fields = append(op.Fields, Field{f.Name, f.Value})
 	}
+	if inferred {
+		op.Fields = append(op.Fields, Field{"inferred", "drsuapi from the sealed call sequence (DRSBind, then DRSGetNCChanges with a large reply); the bind was not captured"})
+	}
 	switch {
 	case op.Interface == "" && known:
 		op.Interface = ci.iface.String()
@@ -297,6 +331,13 @@ func (a *rpcAssoc) finish(p *Pipeline, id uint32, c *rpcCall, halfOpen bool) {
 		op.Interface = "unknown"
 		if a.ep.pipe != "" {
 			op.Interface = `\pipe\` + a.ep.pipe
+		}
+		if cls, _, ok := p.shared.Object(c.object); ok && cls != (smbrpc.UUID{}) {
+			// A DCOM object of a known class, through an interface that
+			// was never named.
+			if op.Target = rpcops.ClassName(cls); op.Target == "" {
+				op.Target = "{" + smbrpc.UUID(cls).String() + "}"
+			}
 		}
 	}
 	if op.Operation == "" {
@@ -316,10 +357,46 @@ func (a *rpcAssoc) finish(p *Pipeline, id uint32, c *rpcCall, halfOpen bool) {
 	}
 	op.User, op.Domain, op.Workstation, op.Auth, op.Service = acct.user, acct.domain, acct.workstation, acct.auth, acct.service
 	p.linkTransfer(&op)
-	if known && ci.iface == ifEPM && c.respSeen && !c.sealed {
-		p.learnEndpoints(a.ep.server.Addr(), c.resp, c.end)
+	if known && ci.iface == ifEPM && c.respSeen && !c.sealed && !c.faulted {
+		p.learnEndpoints(a.ep.server.Addr(), call)
 	}
 	p.out(op)
+}
+
+// guess names the interface of a call on a context whose bind was not
+// captured (the capture began inside the association):
+//
+//   - a DCOM call's object UUID is an IPID that an activation, a
+//     RemQueryInterface or a returned interface pointer announced, maybe
+//     on another connection, with the interface it points to;
+//   - otherwise the pipe name, and the request stub parsed against the
+//     candidate operations (rpcops.GuessCall), which also tells whether
+//     the context speaks NDR64.
+//
+// A guess from the stub of a non-DCOM call is kept for the context (a
+// presentation context carries one interface for the association's life),
+// so later calls on it whose stubs fit several interfaces, or are sealed,
+// keep the name. A sealed call with no such earlier call stays unknown,
+// except for the DCSync pattern finish infers (looksDCSync).
+func (a *rpcAssoc) guess(p *Pipeline, c *rpcCall) (ctxIface, bool) {
+	stub := c.req
+	if c.sealed || !c.reqSeen {
+		stub = nil
+	}
+	if c.object != (smbrpc.UUID{}) {
+		if _, iid, ok := p.shared.Object(c.object); ok && rpcops.InterfaceName(iid) != "" {
+			return ctxIface{iface: iid, ndr64: rpcops.StubNDR64(iid, c.opnum, stub)}, true
+		}
+	}
+	g, n64, ok := rpcops.GuessCall(a.ep.pipe, c.opnum, stub)
+	if !ok {
+		return ctxIface{}, false
+	}
+	ci := ctxIface{iface: g, ndr64: n64}
+	if len(stub) > 0 && c.object == (smbrpc.UUID{}) && (a.ep.pipe == "" || n64) && len(a.ctx) < maxContexts {
+		a.ctx[c.ctxID] = ci
+	}
+	return ci, true
 }
 
 func opnumName(n uint16) string {
@@ -354,16 +431,24 @@ func itoa(n int) string {
 // learnEndpoints records the TCP ports an endpoint-mapper reply handed
 // out, so connections to them are followed as DCE/RPC even when they are
 // captured after their first PDU.
-func (p *Pipeline) learnEndpoints(server netip.Addr, stub []byte, ts time.Time) {
-	for _, e := range smbrpc.EPMTowers(stub) {
-		addr := e.Addr
+func (p *Pipeline) learnEndpoints(server netip.Addr, call rpcops.Call) {
+	eps := rpcops.EndpointsFromCall(call)
+	if eps == nil && call.Opnum == 3 {
+		// The transfer syntax was guessed or assumed: try both.
+		eps = rpcops.EndpointsFromMap(call.Response, call.BigEndian)
+	}
+	for _, e := range eps {
+		if e.Protocol != "ncacn_ip_tcp" || e.Port == 0 {
+			continue
+		}
+		addr := e.Host
 		if !addr.IsValid() || addr.IsUnspecified() {
 			addr = server
 		}
 		if len(p.epmPorts) >= 65536 {
 			clear(p.epmPorts)
 		}
-		p.epmPorts[netip.AddrPortFrom(addr, e.Port)] = epmPort{iface: e.Interface, learn: ts}
+		p.epmPorts[netip.AddrPortFrom(addr, e.Port)] = struct{}{}
 	}
 }
 
@@ -376,8 +461,8 @@ type rpcTCP struct {
 	flip    bool
 }
 
-func newRPCTCP(c *conn) *rpcTCP {
-	return &rpcTCP{c: c, a: newAssoc(rpcEndpoint{client: c.client, server: c.server, transport: "tcp"})}
+func newRPCTCP(p *Pipeline, c *conn) *rpcTCP {
+	return &rpcTCP{c: c, a: newAssoc(p, rpcEndpoint{client: c.client, server: c.server, transport: "tcp"})}
 }
 
 func (r *rpcTCP) frame(p *Pipeline, dir int, msg []byte, ts time.Time) {

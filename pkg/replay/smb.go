@@ -306,12 +306,15 @@ func (s *smbConn) smb2(p *Pipeline, dir int, h smbrpc.SMB2Header, m []byte, ts t
 	if h.Status == smbrpc.StatusPending && h.Async() {
 		return // interim reply: the final one follows with the same MessageId
 	}
+	ok := h.Status == smbrpc.StatusSuccess
 	r := s.pending[h.MessageID]
 	if r == nil {
+		if h.Command == smbrpc.SMB2Read && (ok || h.Status == smbrpc.StatusBufferOverflow) {
+			s.orphanRead(p, m, ts)
+		}
 		return
 	}
 	delete(s.pending, h.MessageID)
-	ok := h.Status == smbrpc.StatusSuccess
 	switch r.cmd {
 	case smbrpc.SMB2SessionSetup:
 		if r.acctOK && (ok || h.Status == smbrpc.StatusMoreProcessing) {
@@ -362,6 +365,30 @@ func (s *smbConn) smb2(p *Pipeline, dir int, h smbrpc.SMB2Header, m []byte, ts t
 				s.data(p, f, 1, 0, io.Output, true, ts)
 			}
 		}
+	}
+}
+
+// orphanRead places a READ response whose request was not captured (the
+// response does not name its file). A client reads the rest of a DCE/RPC
+// reply that overflowed its transceive buffer this way, so the data goes
+// to the one pipe still waiting for exactly that many bytes of a reply
+// PDU; with no such pipe, or several, it is dropped.
+func (s *smbConn) orphanRead(p *Pipeline, m []byte, ts time.Time) {
+	data, complete, err := smbrpc.ParseSMB2ReadResp(m)
+	if err != nil || len(data) == 0 {
+		return
+	}
+	var match *smbFile
+	for _, f := range s.files {
+		if f.rpc != nil && f.rpc.fr[1] != nil && f.rpc.fr[1].need() == len(data) {
+			if match != nil {
+				return
+			}
+			match = f
+		}
+	}
+	if match != nil {
+		s.data(p, match, 1, 0, data, complete, ts)
 	}
 }
 
@@ -425,7 +452,7 @@ func (s *smbConn) data(p *Pipeline, f *smbFile, dir int, off uint64, b []byte, c
 	if !f.decided {
 		f.decided = true
 		if _, _, ok := smbrpc.DCERPCHeader(b); ok {
-			f.rpc = newAssoc(rpcEndpoint{
+			f.rpc = newAssoc(p, rpcEndpoint{
 				client: s.cli, server: s.srv, transport: s.transport(f.smb1),
 				pipe: pipeName(f.name), share: treePath(f.tree),
 				session: func() account { return s.sessAcct(f.sess, f.tree) },

@@ -201,7 +201,7 @@ func (p *Pipeline) follow(c *conn, k protoKind) {
 	case protoSMB:
 		c.app = newSMBConn(c)
 	case protoRPC:
-		c.app = newRPCTCP(c)
+		c.app = newRPCTCP(p, c)
 	case protoKrb:
 		c.app = &krbConn{c: c}
 	}
@@ -418,6 +418,18 @@ func (f *framer) resync(b []byte) int {
 		}
 	}
 	return -1
+}
+
+// need returns how many more bytes complete the message held in the
+// buffer, 0 when none is partly held.
+func (f *framer) need() int {
+	if len(f.buf) == 0 || f.lost || f.skip > 0 {
+		return 0
+	}
+	if n := f.frameLen(f.buf); n > len(f.buf) {
+		return n - len(f.buf)
+	}
+	return 0
 }
 
 // push appends stream bytes and emits every complete message. Messages

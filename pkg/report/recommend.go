@@ -1,7 +1,9 @@
-// Package report renders incident views and recommends what to do about
-// findings. recommend.go turns findings (from hunt, and later replay) into
-// concrete actions ordered by urgency × business criticality, each with
-// the team it goes to.
+// Package report joins hunt's findings and replay's operations into one
+// incident (model.go, incident.go), recommends what to do about it
+// (recommend.go, actions.go) and renders it as a table, JSON Lines, a
+// self-contained HTML page and a STIX 2.1 bundle. recommend.go turns
+// findings into concrete actions ordered by urgency × business
+// criticality, each with the team it goes to.
 package report
 
 import (
@@ -32,6 +34,9 @@ const (
 	ResetCreds ActionKind = "reset credentials of accounts seen on the host"
 	Collect    ActionKind = "collect memory and disk"
 	Watch      ActionKind = "watch"
+	// ResetDomain answers DCSync: every secret the directory holds may
+	// be in the intruder's hands.
+	ResetDomain ActionKind = "reset domain credentials (krbtgt twice, replicated accounts)"
 )
 
 // Escalation is who takes the action.
@@ -83,24 +88,42 @@ type Action struct {
 	Escalation  Escalation
 	Why         string
 	Score       float64 // of the finding that asked for it
+	// Evidence names the findings and operations behind the action (ids
+	// of the incident), Windows the packets to pull for them.
+	Evidence []string
+	Windows  []Window
 }
 
 // Recommend returns the actions for the subjects, one per (kind, target)
 // (the most urgent wins), ordered by priority (urgency × business
 // criticality), then urgency, then score.
 func Recommend(subjects []Subject) []Action {
+	var all []Action
+	for _, s := range subjects {
+		all = append(all, actionsFor(s)...)
+	}
+	return orderActions(all)
+}
+
+// orderActions keeps one action per (kind, target), the most urgent,
+// with the evidence of all of them; drops watching a host something
+// stronger is asked for; and orders by priority (urgency × business
+// criticality), then urgency, then score.
+func orderActions(all []Action) []Action {
 	best := map[string]Action{}
 	var order []string
-	for _, s := range subjects {
-		for _, a := range actionsFor(s) {
-			k := string(a.Kind) + "|" + a.Target
-			old, ok := best[k]
-			if !ok {
-				order = append(order, k)
-			}
-			if !ok || a.Priority > old.Priority || a.Priority == old.Priority && a.Score > old.Score {
-				best[k] = a
-			}
+	for _, a := range all {
+		k := string(a.Kind) + "|" + a.Target
+		old, ok := best[k]
+		if !ok {
+			order = append(order, k)
+		}
+		if !ok || a.Priority > old.Priority || a.Priority == old.Priority && a.Score > old.Score {
+			a.Evidence, a.Windows = mergeEvidence(a, old)
+			best[k] = a
+		} else {
+			old.Evidence, old.Windows = mergeEvidence(old, a)
+			best[k] = old
 		}
 	}
 	// Watching a host is moot once something stronger is asked for it.
@@ -123,6 +146,23 @@ func Recommend(subjects []Subject) []Action {
 	return out
 }
 
+// mergeEvidence unites the evidence of two actions, a's first.
+func mergeEvidence(a, b Action) ([]string, []Window) {
+	ev := slices.Clone(a.Evidence)
+	for _, e := range b.Evidence {
+		ev = addStr(ev, e)
+	}
+	ws := slices.Clone(a.Windows)
+	for _, w := range b.Windows {
+		if !slices.ContainsFunc(ws, func(x Window) bool {
+			return x.From.Equal(w.From) && x.To.Equal(w.To) && slices.Equal(x.Hosts, w.Hosts) && x.Port == w.Port
+		}) {
+			ws = append(ws, w)
+		}
+	}
+	return ev, ws
+}
+
 // Primary is the one-line action for a finding (the most urgent of its
 // actions), for the finding's own row.
 func Primary(s Subject) string {
@@ -135,7 +175,7 @@ func Primary(s Subject) string {
 }
 
 func kindRank(k ActionKind) int {
-	return slices.Index([]ActionKind{Isolate, Block, Collect, ResetCreds, Watch}, k)
+	return slices.Index([]ActionKind{Isolate, Block, ResetDomain, Collect, ResetCreds, Watch}, k)
 }
 
 // actionsFor applies the playbook: the severity sets the urgency and the

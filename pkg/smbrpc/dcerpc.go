@@ -1,6 +1,7 @@
 package smbrpc
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -329,4 +330,55 @@ func PTypeName(t byte) string {
 		return "auth3"
 	}
 	return fmt.Sprintf("ptype %d", t)
+}
+
+// secVTMagic starts an rpc_sec_verification_trailer (MS-RPCE 2.2.2.13).
+var secVTMagic = [8]byte{0x8a, 0xe3, 0x13, 0x71, 0x02, 0xf4, 0x36, 0x71}
+
+// Verification-trailer command flags and bound (MS-RPCE 2.2.2.13.1).
+const (
+	secVTCommandEnd = 0x4000
+	maxSecVT        = 1024 // three commands take under 100 bytes
+)
+
+// VerificationTrailer returns where the security verification trailer
+// starts in the stub of an authenticated request's last fragment, or
+// len(stub) when it has none. Windows appends the trailer after the NDR
+// data and before the auth padding (MS-RPCE 2.2.2.13), so decoders must
+// not see it: a stub with trailing bytes does not parse cleanly as its
+// operation. Clients may pad between the two, so the signature is searched
+// for, as the spec tells servers to; it is accepted only when its commands
+// run exactly to the end of the stub and the last carries
+// SEC_VT_COMMAND_END, so NDR data that happens to hold the signature is
+// left alone.
+func VerificationTrailer(stub []byte) int {
+	lo := max(0, len(stub)-maxSecVT)
+	tail := stub[lo:]
+	for {
+		i := bytes.LastIndex(tail, secVTMagic[:])
+		if i < 0 {
+			return len(stub)
+		}
+		if validSecVT(tail[i+8:]) {
+			return lo + i
+		}
+		tail = tail[:i]
+	}
+}
+
+// validSecVT walks the commands after the magic: 2 bytes of command and
+// flags, 2 of length, then the body.
+func validSecVT(b []byte) bool {
+	for len(b) >= 4 {
+		cmd := binary.LittleEndian.Uint16(b)
+		n := int(binary.LittleEndian.Uint16(b[2:]))
+		if 4+n > len(b) {
+			return false
+		}
+		b = b[4+n:]
+		if cmd&secVTCommandEnd != 0 {
+			return len(b) == 0
+		}
+	}
+	return false
 }

@@ -22,7 +22,9 @@ var towerStart = []byte{0x05, 0x00, 0x13, 0x00, 0x0d}
 // EPMTowers finds ncacn_ip_tcp towers in an ept_map or ept_lookup response
 // stub. Towers are octet strings inside NDR structures whose framing varies
 // by call; scanning for the fixed tower layout (C706 appendix L) finds them
-// in both without decoding the NDR around them.
+// in both without decoding the NDR around them. Replay itself reads the
+// answers with rpcops (EndpointsFromCall), which knows their NDR; this
+// scanner stays for tools and tests that check a stub on its own.
 func EPMTowers(stub []byte) []EPMEntry {
 	var out []EPMEntry
 	b := stub

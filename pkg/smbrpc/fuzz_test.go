@@ -141,6 +141,9 @@ func FuzzDCERPC(f *testing.F) {
 			}
 		}
 		EPMTowers(b)
+		if at := VerificationTrailer(b); at < 0 || at > len(b) {
+			t.Fatalf("trailer at %d in %d bytes", at, len(b))
+		}
 	})
 }
 

@@ -2,6 +2,7 @@ package smbrpc
 
 import (
 	"bytes"
+	"encoding/hex"
 	"net/netip"
 	"testing"
 )
@@ -272,6 +273,35 @@ func TestDCERPC(t *testing.T) {
 	}
 }
 
+// TestVerificationTrailer uses the request of an IClassFactory
+// CreateInstance captured from Windows (ORPCTHIS, then the IID): its stub
+// ends with a pcontext trailer that decoders must not see.
+func TestVerificationTrailer(t *testing.T) {
+	data, _ := hex.DecodeString("0500070000000000000000001561adf05d19dc4d9d6c7cc30db8c76d" +
+		"00000000" + "000000000000000000c0000000000046")
+	trailer, _ := hex.DecodeString("8ae3137102f43671" + "02402800" +
+		"0100000000000000c000000000000046" + "00000000" + // abstract syntax: IClassFactory v0
+		"045d888aeb1cc9119fe808002b104860" + "02000000") // NDR v2
+	for _, tc := range []struct {
+		name string
+		stub []byte
+		want int
+	}{
+		{"trailer", cat(data, trailer), len(data)},
+		{"padding before it", cat(data, []byte{0, 0, 0, 0}, trailer), len(data) + 4},
+		{"none", data, len(data)},
+		{"cut trailer", cat(data, trailer[:len(trailer)-1]), len(data) + len(trailer) - 1},
+		{"no end flag", cat(data, trailer[:8], []byte{0x02, 0x00, 0x28, 0x00}, trailer[12:]), len(data) + len(trailer)},
+		{"bytes after it", cat(data, trailer, []byte{0, 0, 0, 0}), len(data) + len(trailer) + 4},
+		{"signature only", cat(data, trailer[:8]), len(data) + 8},
+		{"empty", nil, 0},
+	} {
+		if got := VerificationTrailer(tc.stub); got != tc.want {
+			t.Errorf("%s: trailer at %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}
+
 func TestKerberos(t *testing.T) {
 	ap := krbAPReq("THESHIRE.LOCAL", "cifs", "MORDORDC.theshire.local")
 	k, ok := ParseKerberos(ap)
@@ -380,6 +410,7 @@ func decodeAll(b []byte) {
 	ParseKerberos(b)
 	FindAPReq(b)
 	EPMTowers(b)
+	VerificationTrailer(b)
 	UTF16(b)
 	OEM(b)
 }

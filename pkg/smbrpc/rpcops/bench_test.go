@@ -28,7 +28,7 @@ func BenchmarkDecode(b *testing.B) {
 	var size int
 	for _, f := range files {
 		for _, sc := range loadStubs(b, f) {
-			c, _ := sc.call(b)
+			c, _ := sc.call(b, NewShared())
 			calls = append(calls, c)
 			size += len(c.Request) + len(c.Response)
 		}

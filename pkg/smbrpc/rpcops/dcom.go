@@ -790,9 +790,12 @@ func dcomServerAlive2Resp(x *dc) {
 	dcomResolveOxid2Resp(x)
 }
 
-// dcomCreateInstance: IClassFactory::CreateInstance(pUnkOuter, riid).
+// dcomCreateInstance: IClassFactory opnum 3 on the wire is
+// RemoteCreateInstance([in] REFIID riid, [out] IUnknown **ppvObject), the
+// [call_as] form of CreateInstance in unknwn.idl: pUnkOuter is local-only
+// (aggregation cannot cross machines), so the ORPCTHIS is followed by the
+// IID alone.
 func dcomCreateInstance(x *dc) {
-	mInterfacePointer(x.r)
 	iid := x.r.UUID()
 	x.reqIIDs = [][16]byte{iid}
 	x.add("interface", guidLabel(iid))

@@ -62,3 +62,40 @@ func TestOperationsDoc(t *testing.T) {
 	}
 	t.Errorf("OPERATIONS.md table is stale (go test -run TestOperationsDoc -update):\n%s", lineDiff(got, b.String()))
 }
+
+// TestReplayDocSection keeps the rpcops section of docs/replay.md a copy
+// of OPERATIONS.md, its headings moved under that document's "DCE/RPC"
+// heading (-update rewrites it).
+func TestReplayDocSection(t *testing.T) {
+	const path = "../../../docs/replay.md"
+	const begin = "<!-- BEGIN rpcops: a copy of pkg/smbrpc/rpcops/OPERATIONS.md; go test ./pkg/smbrpc/rpcops -run TestReplayDocSection -update -->\n"
+	const end = "<!-- END rpcops -->\n"
+	ops, err := os.ReadFile("OPERATIONS.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want strings.Builder
+	for _, line := range strings.SplitAfter(string(ops), "\n") {
+		if strings.HasPrefix(line, "#") {
+			line = "##" + line
+		}
+		want.WriteString(line)
+	}
+	doc, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(doc)
+	i, j := strings.Index(s, begin), strings.Index(s, end)
+	if i < 0 || j < i {
+		t.Fatalf("%s lacks the rpcops section markers", path)
+	}
+	if got := s[i+len(begin) : j]; got == want.String() {
+		return
+	} else if !*update {
+		t.Fatalf("the rpcops section of %s differs from OPERATIONS.md (go test -run TestReplayDocSection -update):\n%s", path, lineDiff(got, want.String()))
+	}
+	if err := os.WriteFile(path, []byte(s[:i+len(begin)]+want.String()+s[j:]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -70,14 +70,27 @@ func EndpointsFromMap(resp []byte, bigEndian bool) []Endpoint {
 	return nil
 }
 
-// EndpointsFromCall returns the endpoints of an ept_map call's response
-// in the call's transfer syntax; nil for any other call.
+// EndpointsFromCall returns the endpoints of an ept_map (opnum 3) or
+// ept_lookup (opnum 2) call's response in the call's transfer syntax; nil
+// for any other call.
 func EndpointsFromCall(c Call) []Endpoint {
-	if c.Interface != epmUUID || c.Opnum != 3 || len(c.Response) == 0 {
+	if c.Interface != epmUUID || len(c.Response) == 0 {
 		return nil
 	}
 	r := newReader(c, c.Response)
-	eps := epmMapTowers(r)
+	var eps []Endpoint
+	switch c.Opnum {
+	case 2:
+		_, ents := epmLookupEntries(r)
+		for _, e := range ents {
+			if ep, ok := parseTower(e.tower); ok {
+				ep.Annotation = e.annot
+				eps = append(eps, ep)
+			}
+		}
+	case 3:
+		eps = epmMapTowers(r)
+	}
 	if r.Err() != nil {
 		return nil
 	}
@@ -180,22 +193,20 @@ func epmLookupReq(x *dc) {
 	}
 }
 
-// epmLookupResp lists the endpoints an ept_lookup returned (rpcdump's
-// enumeration), at most maxListed of them.
-func epmLookupResp(x *dc) {
-	r := x.r
+type lookupEntry struct {
+	tower []byte
+	annot string
+}
+
+// epmLookupEntries reads an ept_lookup response up to its entries.
+func epmLookupEntries(r *ndr.Reader) (num uint32, ents []*lookupEntry) {
 	readHandle(r)
-	num := r.U32()
-	type entry struct {
-		tower []byte
-		annot string
-	}
-	var ents []*entry
+	num = r.U32()
 	r.Construct(func() {
 		max := r.MaxCount()
 		n := r.VaryingUpTo(max, 28)
 		for i := 0; i < n; i++ {
-			e := &entry{}
+			e := &lookupEntry{}
 			ents = append(ents, e)
 			r.AlignP()
 			r.UUID()
@@ -206,6 +217,13 @@ func epmLookupResp(x *dc) {
 			e.annot = r.Chars(m)
 		}
 	})
+	return num, ents
+}
+
+// epmLookupResp lists the endpoints an ept_lookup returned (rpcdump's
+// enumeration), at most maxListed of them.
+func epmLookupResp(x *dc) {
+	num, ents := epmLookupEntries(x.r)
 	x.add("entries", fmt.Sprint(num))
 	listed := 0
 	for _, e := range ents {

@@ -350,7 +350,7 @@ func TestEndpointsFromMap(t *testing.T) {
 // fixtures, NDR64 ones included, without being told the syntax.
 func TestEndpointsFromRealMaps(t *testing.T) {
 	sc := loadStubs(t, "testdata/stubs/covenant_sharpsc_create_dcerpc_smb_svcctl_2020-08-06022635.jsonl")[0]
-	c, _ := sc.call(t)
+	c, _ := sc.call(t, NewShared())
 	if !c.NDR64 {
 		t.Fatal("fixture expected to be NDR64")
 	}

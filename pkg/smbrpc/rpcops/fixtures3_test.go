@@ -218,6 +218,15 @@ func TestGuessInterface(t *testing.T) {
 			s.orpcThis().u32(4).uuid("00000000-0000-0000-0000-000000000000").u32(0).u32(3)
 			s.alignP().null().null().u32(0).u32(0).u32(0).size(0).size(0)
 		}), dispatchUUID, false, true},
+		{"tcp IRemUnknown2 RemQueryInterface", "", 3, stub(false, func(s *sb) {
+			s.orpcThis().uuid("0000a008-0554-1c54-4964-a091e3765a52").u32(5).u16(1)
+			s.size(1).uuid("00020400-0000-0000-c000-000000000046")
+		}), remUnknown2UUID, false, true},
+		// No argument after the ORPCTHIS: IDispatch::GetTypeInfoCount and
+		// IProvideClassInfo::GetClassInfo look the same.
+		{"tcp DCOM call without arguments", "", 3, stub(false, func(s *sb) { s.orpcThis() }), [16]byte{}, false, false},
+		// IDispatch::GetTypeInfo(0, lcid 0) reads as RemAddRef of nothing.
+		{"tcp DCOM call fitting two interfaces", "", 4, stub(false, func(s *sb) { s.orpcThis().u32(0).u32(0) }), [16]byte{}, false, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

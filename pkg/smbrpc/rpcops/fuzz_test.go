@@ -67,6 +67,9 @@ func FuzzDecode(f *testing.F) {
 		s.decodeState(c, &d) // again, with the handles and names it learnt
 		GuessCall("", opnum, req)
 		GuessCall("atsvc", opnum, req)
+		StubNDR64(c.Interface, opnum, req)
+		c.Interface = epmUUID
+		EndpointsFromCall(c)
 	})
 }
 

@@ -15,8 +15,14 @@ import (
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
-// stubCall is one line of a testdata/stubs fixture (see internal/stubgen).
+// stubCall is one line of a testdata/stubs fixture: the stubs of one call
+// as replay reassembled them from a shared remote-operations capture
+// (frame is the request's frame in that capture, conn the connection).
+// Cut marks a stub that was cut short when the fixture was extracted (the
+// rpcdump lookup answer keeps the first 16 KiB of its reply): its decode error is
+// expected and the golden file says so.
 type stubCall struct {
+	Cut    bool   `json:"cut"`
 	Frame  int    `json:"frame"`
 	Conn   string `json:"conn"`
 	Iface  string `json:"iface"`
@@ -50,9 +56,10 @@ func loadStubs(t testing.TB, path string) []stubCall {
 	return out
 }
 
-// call turns a fixture line into a Call; the interface is guessed, as the
-// pipeline would, when the bind was not captured.
-func (s stubCall) call(t testing.TB) (c Call, guessed bool) {
+// call turns a fixture line into a Call; when the bind was not captured
+// the interface is found as the pipeline finds it: from the DCOM object's
+// IPID in shared, else guessed.
+func (s stubCall) call(t testing.TB, shared *Shared) (c Call, guessed bool) {
 	t.Helper()
 	var err error
 	c = Call{IfVersion: s.Ver, Opnum: s.Opnum, BigEndian: s.Big, NDR64: s.NDR64, Pipe: s.Pipe}
@@ -70,6 +77,8 @@ func (s stubCall) call(t testing.TB) (c Call, guessed bool) {
 	}
 	if s.Iface != "" {
 		c.Interface = mustUUID(s.Iface)
+	} else if _, iid, ok := shared.Object(c.Object); ok && InterfaceName(iid) != "" {
+		c.Interface, c.NDR64 = iid, StubNDR64(iid, c.Opnum, c.Request)
 	} else if u, n64, ok := GuessCall(s.Pipe, s.Opnum, c.Request); ok {
 		c.Interface, c.NDR64, guessed = u, n64, true
 	}
@@ -126,7 +135,7 @@ func TestGoldenStubs(t *testing.T) {
 			shared := NewShared() // one per capture, as the pipeline shares it
 			var w strings.Builder
 			for _, sc := range loadStubs(t, f) {
-				c, guessed := sc.call(t)
+				c, guessed := sc.call(t, shared)
 				s := sessions[sc.Conn]
 				if s == nil {
 					s = &Session{Shared: shared}
@@ -134,6 +143,9 @@ func TestGoldenStubs(t *testing.T) {
 				}
 				d := s.Decode(c)
 				render(&w, sc.Frame, d, guessed, sc.Sealed, sc.NDR64)
+				if sc.Cut {
+					w.WriteString("    (stub cut short in the fixture)\n")
+				}
 			}
 			golden := filepath.Join("testdata", "golden", name+".txt")
 			if *update {

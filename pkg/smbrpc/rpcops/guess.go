@@ -21,9 +21,10 @@ func GuessInterface(pipe string, opnum uint16, stub []byte) ([16]byte, bool) {
 // Over a named pipe the pipe decides, and the stub only chooses among the
 // interfaces that share a pipe (atsvc carries ATSvc, ITaskSchedulerService
 // and SASec). Over TCP the request must parse as the operation's arguments
-// with nothing left over; when several non-DCOM interfaces fit, none is
-// chosen. A stub that starts with an ORPCTHIS is a DCOM call, matched
-// against the DCOM interfaces in order of how common they are.
+// with nothing left over; when several interfaces fit, none is chosen. A
+// stub that starts with an ORPCTHIS is a DCOM call, matched against the
+// common DCOM interfaces the same way (a DCOM call is better named by its
+// object IPID, when the activation that made it was seen).
 func GuessCall(pipe string, opnum uint16, stub []byte) (iface [16]byte, ndr64, ok bool) {
 	if p := normPipe(pipe); p != "" {
 		return guessByPipe(p, opnum, stub)
@@ -49,16 +50,38 @@ func GuessCall(pipe string, opnum uint16, stub []byte) (iface [16]byte, ndr64, o
 			return iface, false, false
 		}
 	}
-	if looksORPC(stub) {
+	if looksORPC(stub) && len(stub) > orpcThisLen(stub) {
+		// DCOM methods share opnums and argument shapes (RemAddRef's empty
+		// array reads like IDispatch::GetTypeInfo's two integers), and a
+		// stub with no argument after the ORPCTHIS fits any method without
+		// one: only a stub that fits one interface alone names it.
 		for _, n64 := range []bool{false, true} {
+			var matches [][16]byte
 			for _, u := range dcomGuessOrder {
 				if probeRequest(registry[u], opnum, stub, n64) {
-					return u, n64, true
+					matches = append(matches, u)
 				}
+			}
+			if len(matches) == 1 {
+				return matches[0], n64, true
+			}
+			if len(matches) > 1 {
+				return iface, false, false
 			}
 		}
 	}
 	return iface, false, false
+}
+
+// orpcThisLen is the length of the ORPCTHIS at the start of a DCOM request
+// stub; len(stub) when it cannot be read.
+func orpcThisLen(stub []byte) int {
+	r := ndr.NewReader(stub, false)
+	orpcThis(r)
+	if r.Err() != nil {
+		return len(stub)
+	}
+	return r.Offset()
 }
 
 // normPipe reduces \PIPE\svcctl, \svcctl and PIPE\svcctl to svcctl.
@@ -100,9 +123,16 @@ func guessByPipe(p string, opnum uint16, stub []byte) ([16]byte, bool, bool) {
 	if !found {
 		primary = shared[0]
 	}
-	n64 := len(stub) > 0 && !probeRequest(registry[primary], opnum, stub, false) &&
-		probeRequest(registry[primary], opnum, stub, true)
-	return primary, n64, true
+	return primary, StubNDR64(primary, opnum, stub), true
+}
+
+// StubNDR64 reports whether a request stub of a known interface reads
+// cleanly only as NDR64: the transfer syntax of a context whose bind was
+// not captured, when something else (a pipe name, a DCOM IPID) names the
+// interface.
+func StubNDR64(iface [16]byte, opnum uint16, stub []byte) bool {
+	i := registry[iface]
+	return len(stub) > 0 && !probeRequest(i, opnum, stub, false) && probeRequest(i, opnum, stub, true)
 }
 
 // looksORPC: an ORPCTHIS starts with COMVERSION 5.x.

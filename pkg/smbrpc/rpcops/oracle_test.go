@@ -61,7 +61,7 @@ func TestOracleTshark(t *testing.T) {
 				if sc.Sealed {
 					continue
 				}
-				c, _ := sc.call(t)
+				c, _ := sc.call(t, shared)
 				s := sessions[sc.Conn]
 				if s == nil {
 					s = &Session{Shared: shared}

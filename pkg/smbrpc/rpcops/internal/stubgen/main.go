@@ -28,6 +28,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/nwhealth/nwhealth/pkg/smbrpc"
 )
 
 // Call is one line of a fixture file.
@@ -44,10 +46,11 @@ type Call struct {
 	Sealed bool   `json:"sealed,omitempty"`
 	Req    string `json:"req,omitempty"`
 	Resp   string `json:"resp,omitempty"`
+	Cut    bool   `json:"cut,omitempty"` // a stub longer than maxStub was cut
 }
 
 // maxStub keeps fixtures small: longer stubs are cut (the decoders must cope
-// with short stubs anyway) and marked by the cut itself.
+// with short stubs anyway) and the call marked Cut.
 const maxStub = 16 << 10
 
 // maxCalls bounds calls kept per capture (the endpoint-mapper scan has 349).
@@ -241,6 +244,10 @@ func extract(capPath string) ([]Call, error) {
 			if h.flags&0x80 != 0 {
 				body, sealed = stubOf(p.data, h, 40)
 			}
+			if h.flags&2 != 0 && h.authLen > 0 && !sealed {
+				// As replay does: the verification trailer is not NDR.
+				body = body[:smbrpc.VerificationTrailer(body)]
+			}
 			pc.call.Sealed = pc.call.Sealed || sealed
 			pc.req = append(pc.req, body...)
 		case 2, 3: // response, fault
@@ -285,6 +292,7 @@ func extract(capPath string) ([]Call, error) {
 		if !c.Sealed {
 			c.Req = hex.EncodeToString(cut(pc.req))
 			c.Resp = hex.EncodeToString(cut(pc.resp))
+			c.Cut = len(pc.req) > maxStub || len(pc.resp) > maxStub
 		}
 		out = append(out, c)
 	}

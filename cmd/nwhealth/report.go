@@ -1,0 +1,377 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nwhealth/nwhealth/pkg/assets"
+	"github.com/nwhealth/nwhealth/pkg/flow"
+	"github.com/nwhealth/nwhealth/pkg/hunt"
+	"github.com/nwhealth/nwhealth/pkg/pcapio"
+	"github.com/nwhealth/nwhealth/pkg/replay"
+	"github.com/nwhealth/nwhealth/pkg/report"
+	"github.com/nwhealth/nwhealth/pkg/store"
+)
+
+func init() { subcommands = append(subcommands, newReportCmd) }
+
+type reportOptions struct {
+	s           streams
+	pcaps       []string
+	zeeks       []string
+	stores      []string
+	from, to    string
+	internal    []string
+	allowFile   string
+	assetsFile  string
+	format      string
+	output      string
+	failOn      string
+	minSeverity string
+	title       string
+	now         func() time.Time
+	ctx         context.Context
+}
+
+func newReportCmd(s streams) *cobra.Command {
+	o := &reportOptions{s: s, now: time.Now}
+	cmd := &cobra.Command{
+		Use:   "report --store DIR [--from T] [--to T] | --pcap FILE... [--zeek FILE...]",
+		Short: "One incident view joining replay and hunt: compromised hosts, what was done, who else is touched, what to do first",
+		Long: `report runs hunt and replay over the same traffic, once each, and joins
+them by host and time (docs/report.md): per host its role (stepping stone,
+beaconing, lateral source, target), the highest phase of the attack model it
+reached and its progression, the accounts used, the hosts it reached (impact
+scope) and the evidence windows to pull with nwhealth query; per external
+controller the inside hosts talking to it; and the recommended actions,
+ordered by urgency x business criticality (--assets), each with its
+escalation level and the findings and operations behind it.
+
+Input: --store DIR with --from/--to (hunt reads the flow records, replay the
+packets of the range), or --pcap FILE... (both read the same packets in one
+pass); --zeek FILE... adds conn.log rows to hunt.
+
+Output (--format): table (default), jsonl, html (one self-contained page:
+timeline, progression per host, graph of hosts and operations, actions) or
+stix (a STIX 2.1 bundle); -o FILE writes to a file.
+
+Exit codes: 0 ok, 1 error, 2 usage, 3 input was damaged and skipped,
+10 the incident reaches --fail-on.`,
+		Example: `  nwhealth report --store /var/lib/nwhealth --from -24h --assets assets.yaml
+  nwhealth report --pcap day.pcap --format html -o report.html
+  nwhealth report --store DIR --format stix -o bundle.json
+  nwhealth report --store DIR --from -1h --format jsonl --fail-on high   # cron`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.ctx == nil {
+				o.ctx = cmd.Context()
+			}
+			return runReport(o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVar(&o.stores, "store", nil, "store directory: hunt reads its flow records, replay its packets (repeatable)")
+	f.StringVar(&o.from, "from", "", "with --store: start time (RFC 3339, date, or relative like -24h)")
+	f.StringVar(&o.to, "to", "", "with --store: end time")
+	f.StringSliceVar(&o.pcaps, "pcap", nil, "pcap/pcapng files (gzip/zstd too), merged by time")
+	f.StringSliceVar(&o.zeeks, "zeek", nil, "Zeek conn.log files: more flow records for hunt")
+	f.StringSliceVar(&o.internal, "internal", nil, "inside networks (default RFC 1918 and ULA)")
+	f.StringVar(&o.allowFile, "allow", "", "allow list: IPs, CIDRs, domains, *.domain")
+	f.StringVar(&o.assetsFile, "assets", "", "asset inventory YAML (cidr/host, name, criticality, owner, role)")
+	f.StringVar(&o.format, "format", "table", "output: table, jsonl, html or stix")
+	f.StringVarP(&o.output, "output", "o", "", "write to this file (default standard output)")
+	f.StringVar(&o.failOn, "fail-on", "", "exit 10 when the incident reaches this severity (low, medium, high, critical)")
+	f.StringVar(&o.minSeverity, "min-severity", "medium", "leave out findings, and hosts outside a compromised host's impact scope, below this")
+	f.StringVar(&o.title, "title", "", "title of the HTML page and STIX report")
+	return cmd
+}
+
+func runReport(o *reportOptions) error {
+	failOn := hunt.Severity(-1)
+	if o.failOn != "" {
+		var err error
+		if failOn, err = hunt.ParseSeverity(o.failOn); err != nil {
+			return usagef("--fail-on: %v", err)
+		}
+	}
+	inc, st, damage, err := analyzeReport(o)
+	if err != nil {
+		return err
+	}
+	if err := writeReport(o, inc); err != nil {
+		return err
+	}
+	fmt.Fprintf(o.s.errOut, "report: %d flow records, %d packets replayed, %d operations, %d findings; %d hosts (%d compromised), %d controllers, %d actions\n",
+		inc.Records, st.Packets, len(inc.Operations), len(inc.Findings), len(inc.Hosts), inc.Compromised, len(inc.Controllers), len(inc.Actions))
+	for i, d := range damage {
+		if i == maxReported {
+			fmt.Fprintf(o.s.errOut, "report: ... %d more damaged places\n", len(damage)-i)
+			break
+		}
+		fmt.Fprintln(o.s.errOut, "report: damaged input skipped:", d)
+	}
+	if failOn >= 0 && len(inc.Hosts)+len(inc.Controllers) > 0 && inc.Severity >= failOn {
+		return findingsError{fmt.Sprintf("incident at %s (--fail-on %s)", inc.Severity, failOn)}
+	}
+	if len(damage) > 0 {
+		return partialError{fmt.Sprintf("%d damaged places in the input were skipped", len(damage))}
+	}
+	if st.Damaged() {
+		return partialError{"incomplete streams: replay may have missed operations (" + statsLine(st) + ")"}
+	}
+	return nil
+}
+
+// analyzeReport checks the options, runs hunt and replay over the input and
+// builds the incident.
+func analyzeReport(o *reportOptions) (*report.Incident, replay.Stats, []string, error) {
+	var st replay.Stats
+	if len(o.pcaps) == 0 && len(o.stores) == 0 {
+		return nil, st, nil, usagef("report needs --store or --pcap input (--zeek only adds to hunt)")
+	}
+	if len(o.pcaps) > 0 && len(o.stores) > 0 {
+		return nil, st, nil, usagef("give --store or --pcap, not both")
+	}
+	if (o.from != "" || o.to != "") && len(o.stores) == 0 {
+		return nil, st, nil, usagef("--from and --to select from a --store")
+	}
+	switch o.format {
+	case "table", "jsonl", "html", "stix":
+	default:
+		return nil, st, nil, usagef("--format must be table, jsonl, html or stix, not %q", o.format)
+	}
+	if o.output == "" && (o.format == "html" || o.format == "stix") && isTerminal(o.s.out) {
+		return nil, st, nil, usagef("--format %s writes a file: give -o FILE", o.format)
+	}
+	cfg := hunt.Config{}
+	for _, c := range o.internal {
+		for _, part := range strings.Split(c, ",") {
+			p, err := parseCIDR(strings.TrimSpace(part))
+			if err != nil {
+				return nil, st, nil, usagef("--internal %q: %v", part, err)
+			}
+			cfg.Internal = append(cfg.Internal, p)
+		}
+	}
+	minSev, err := hunt.ParseSeverity(o.minSeverity)
+	if err != nil {
+		return nil, st, nil, usagef("--min-severity: %v", err)
+	}
+	var allow *assets.AllowList
+	if o.allowFile != "" {
+		if allow, err = assets.LoadAllow(o.allowFile); err != nil {
+			return nil, st, nil, err
+		}
+		cfg.Allowed = allow.Allows
+	}
+	var inv *assets.Inventory
+	if o.assetsFile != "" {
+		if inv, err = assets.LoadInventory(o.assetsFile); err != nil {
+			return nil, st, nil, err
+		}
+	}
+	if o.ctx == nil {
+		o.ctx = context.Background()
+	}
+	ctx, stop := signal.NotifyContext(o.ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	m := hunt.New(cfg)
+	ops, st, damage, err := reportInputs(ctx, o, m)
+	if err != nil {
+		return nil, st, nil, err
+	}
+	inc := report.Build(report.Input{Hunt: m.Score(), Contacts: m.Contacts, Operations: ops, Inventory: inv,
+		Internal: cfg.Internal, MinSeverity: minSev, Allowed: cfg.Allowed})
+	return inc, st, damage, nil
+}
+
+// reportInputs runs hunt and replay over the input once each: a capture's
+// packets are read once and feed both the flow builder and the replay
+// pipeline; a store gives hunt its flow records and replay its packets of
+// the range.
+func reportInputs(ctx context.Context, o *reportOptions, m *hunt.Model) ([]replay.Operation, replay.Stats, []string, error) {
+	var damage []string
+	for _, path := range o.zeeks {
+		n, err := huntZeek(m, path, o.s.errOut)
+		if err != nil {
+			return nil, replay.Stats{}, nil, err
+		}
+		if n > 0 {
+			damage = append(damage, fmt.Sprintf("%s: %d malformed rows", path, n))
+		}
+	}
+	var src replay.Source
+	var closers []io.Closer
+	defer func() {
+		for _, c := range closers {
+			c.Close()
+		}
+	}()
+	var files []*replay.DamagedSource
+	var query *store.QuerySource
+	var tee *flowTee
+	if len(o.stores) > 0 {
+		n, err := huntStore(m, &huntOptions{s: o.s, stores: o.stores, from: o.from, to: o.to, now: o.now})
+		if err != nil {
+			return nil, replay.Stats{}, nil, err
+		}
+		if n > 0 {
+			damage = append(damage, fmt.Sprintf("%d damaged flow blocks", n))
+		}
+		sf := selectorFlags{from: o.from, to: o.to}
+		sel, err := sf.selector(o.now())
+		if err != nil {
+			return nil, replay.Stats{}, nil, err
+		}
+		stores, err := openStores(o.stores)
+		if err != nil {
+			return nil, replay.Stats{}, nil, err
+		}
+		plan, err := store.PlanQuery(stores, sel)
+		if err != nil {
+			return nil, replay.Stats{}, nil, err
+		}
+		query = plan.Source()
+		src, closers = query, append(closers, query)
+	} else {
+		var srcs []replay.Source
+		for _, p := range o.pcaps {
+			s, c, err := replay.OpenFile(p)
+			if err != nil {
+				return nil, replay.Stats{}, nil, fmt.Errorf("open capture: %w", err)
+			}
+			srcs, closers, files = append(srcs, s), append(closers, c), append(files, s)
+		}
+		tee = &flowTee{src: replay.Merge(srcs...), b: flow.NewBuilder(flow.Options{}), m: m}
+		src = tee
+	}
+	var ops []replay.Operation
+	st, err := replay.Run(ctx, src, replay.Config{}, func(op replay.Operation) { ops = append(ops, op) })
+	if tee != nil {
+		tee.b.Flush(m.Add)
+	}
+	if errors.Is(err, context.Canceled) {
+		return nil, st, nil, errInterrupted
+	}
+	if err != nil {
+		// Not a damaged record (those are skipped): the input ended badly.
+		damage = append(damage, err.Error())
+	}
+	sortOps(ops)
+	for _, f := range files {
+		for _, ce := range f.Damage {
+			damage = append(damage, fmt.Sprintf("%s: %v", f.Name, ce))
+		}
+	}
+	if query != nil {
+		var de *store.DamageError
+		if errors.As(query.Err(), &de) {
+			for _, d := range de.Damage {
+				damage = append(damage, d.String())
+			}
+		}
+	}
+	return ops, st, damage, nil
+}
+
+// flowTee hands each packet to the flow builder on its way to replay, so
+// hunt and replay read a capture once.
+type flowTee struct {
+	src  replay.Source
+	b    *flow.Builder
+	m    *hunt.Model
+	next time.Time
+}
+
+func (t *flowTee) Next() (pcapio.Packet, error) {
+	p, err := t.src.Next()
+	if err != nil {
+		return p, err
+	}
+	t.b.Add(p.Timestamp, p.LinkType, p.Data, p.OrigLen)
+	if p.Timestamp.After(t.next) {
+		t.b.Expire(p.Timestamp, t.m.Add)
+		t.next = p.Timestamp.Add(time.Second)
+	}
+	return p, nil
+}
+
+// writeReport renders the incident; a file is written beside its name and
+// renamed, so a reader never sees half a page.
+func writeReport(o *reportOptions, inc *report.Incident) error {
+	w := o.s.out
+	var f *os.File
+	if o.output != "" && o.output != "-" {
+		var err error
+		f, err = os.CreateTemp(filepath.Dir(o.output), "."+filepath.Base(o.output)+".*")
+		if err != nil {
+			return fmt.Errorf("write report: %w", err)
+		}
+		defer os.Remove(f.Name())
+		w = f
+	}
+	meta := report.Meta{Title: o.title, Generated: o.now().UTC(), Inputs: reportInputNames(o)}
+	var err error
+	switch o.format {
+	case "jsonl":
+		err = report.WriteJSONL(w, inc)
+	case "html":
+		err = report.WriteHTML(w, inc, meta)
+	case "stix":
+		err = report.WriteSTIX(w, inc, meta)
+	default:
+		err = report.WriteTable(w, inc)
+	}
+	if f == nil {
+		return err
+	}
+	if err == nil {
+		err = f.Chmod(0o644)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), o.output)
+	}
+	if err != nil {
+		return fmt.Errorf("write report %s: %w", o.output, err)
+	}
+	return nil
+}
+
+func reportInputNames(o *reportOptions) []string {
+	var in []string
+	for _, s := range o.stores {
+		d := "store " + filepath.Base(s)
+		if o.from != "" || o.to != "" {
+			d += fmt.Sprintf(" from %s to %s", orDash(o.from), orDash(o.to))
+		}
+		in = append(in, d)
+	}
+	for _, p := range o.pcaps {
+		in = append(in, "pcap "+filepath.Base(p))
+	}
+	for _, z := range o.zeeks {
+		in = append(in, "conn.log "+filepath.Base(z))
+	}
+	return in
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,153 @@
+package report
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/nwhealth/nwhealth/pkg/assets"
+	"github.com/nwhealth/nwhealth/pkg/hunt"
+)
+
+// incidentActions recommends, host by host, what the incident asks for,
+// each action carrying the findings and operations behind it.
+//
+// The order is urgency × business criticality, as for hunt. A host the
+// intruder acts from puts at stake every host it reached, so its
+// criticality is the highest among itself and its impact scope: a
+// workstation used against a domain controller is dealt with first.
+func incidentActions(inc *Incident) []Action {
+	var all []Action
+	for i := range inc.Hosts {
+		all = append(all, hostActions(inc, &inc.Hosts[i])...)
+	}
+	return orderActions(all)
+}
+
+func hostActions(inc *Incident, h *Host) []Action {
+	crit := h.Asset.Criticality
+	var stake string
+	if h.Role == RoleSteppingStone || h.Role == RoleLateralSource || h.Role == RoleBeaconing {
+		for _, r := range h.Reached {
+			if t := inc.Host(r.Host); t != nil && t.Asset.Criticality.Weight() > crit.Weight() {
+				crit = t.Asset.Criticality
+				stake = fmt.Sprintf("; puts %s (%s) at stake", t.Label(), crit)
+			}
+		}
+	}
+	why := fmt.Sprintf("%s, %s", h.Label(), h.Role)
+	if h.Phase != "" {
+		why += " at " + h.Phase
+	}
+	if s := h.Summary(inc); s != "" {
+		why += ": " + s
+	}
+	why += stake
+	evidence := append(slices.Clone(h.Findings), h.Operations...)
+	for _, s := range h.Steps {
+		for _, e := range s.Evidence {
+			evidence = addStr(evidence, e)
+		}
+	}
+	mk := func(kind ActionKind, urgency int, target string) Action {
+		return Action{Kind: kind, Host: h.Addr, HostName: h.Asset.Name, Target: target, Urgency: urgency,
+			Criticality: crit, Priority: urgency * crit.Weight(), Escalation: escalate(int(h.Severity), crit),
+			Why: why, Score: h.Score, Evidence: evidence, Windows: h.Windows}
+	}
+	host := h.Addr.String()
+	var acts []Action
+	block := func(urgency int) {
+		for _, c := range h.Controllers {
+			a := mk(Block, urgency, inc.controllerLabel(c))
+			a.Evidence, a.Windows = nil, nil
+			for _, w := range h.Windows {
+				if slices.Contains(w.Hosts, c) {
+					a.Windows = append(a.Windows, w)
+					for _, e := range w.Evidence {
+						a.Evidence = addStr(a.Evidence, e)
+					}
+				}
+			}
+			if len(a.Evidence) == 0 {
+				a.Evidence = evidence
+			}
+			acts = append(acts, a)
+		}
+	}
+	creds := func(urgency int) {
+		target := "accounts seen on " + host
+		if len(h.AccountsUsed) > 0 {
+			target = strings.Join(h.AccountsUsed, ", ")
+		}
+		acts = append(acts, mk(ResetCreds, urgency, target))
+	}
+	domain := func() {
+		if !h.DCSync {
+			return
+		}
+		var dcs []string
+		var ev []string
+		for _, r := range h.Reached {
+			if slices.Contains(r.Techniques, "T1003.006") {
+				dcs = append(dcs, r.Host.String())
+				ev = append(ev, r.Evidence...)
+			}
+		}
+		a := mk(ResetDomain, 4, "directory replicated from "+strings.Join(dcs, ", "))
+		a.Evidence = ev
+		acts = append(acts, a)
+	}
+	switch h.Role {
+	case RoleSteppingStone:
+		acts = append(acts, mk(Isolate, 4, host))
+		block(4)
+		domain()
+		acts = append(acts, mk(Collect, 4, host))
+		creds(3)
+	case RoleLateralSource:
+		u := 3
+		if h.Severity >= hunt.Critical {
+			u = 4
+		}
+		if h.Severity >= hunt.High {
+			acts = append(acts, mk(Isolate, u, host), mk(Collect, u, host))
+			creds(3)
+		} else {
+			acts = append(acts, mk(Watch, max(1, int(h.Severity)), host))
+		}
+		domain()
+	case RoleBeaconing:
+		for _, c := range h.Controllers {
+			ctl := inc.controllerLabel(c)
+			for _, a := range actionsFor(Subject{Host: h.Addr, Asset: assets.Asset{Name: h.Asset.Name, Criticality: crit},
+				Severity: int(h.Severity), Score: h.Score, Beacon: true, Dest: c}) {
+				if a.Kind == Block {
+					a.Target = ctl
+				}
+				a.Why, a.Evidence, a.Windows = why, evidence, h.Windows
+				acts = append(acts, a)
+			}
+		}
+	case RoleTarget:
+		switch h.Phase {
+		case PhaseExecutedOn:
+			acts = append(acts, mk(Isolate, 3, host), mk(Collect, 3, host))
+		case PhaseAccessed:
+			acts = append(acts, mk(Collect, 2, host))
+		default:
+			acts = append(acts, mk(Watch, 1, host))
+		}
+	default:
+		if len(h.Findings) > 0 {
+			if f := inc.Finding(h.Findings[0]); f != nil {
+				s := Subject{Host: h.Addr, Asset: assets.Asset{Name: h.Asset.Name, Criticality: crit}, Severity: int(h.Severity),
+					Score: h.Score, Lateral: f.Lateral, Scan: f.Scan}
+				for _, a := range actionsFor(s) {
+					a.Why, a.Evidence, a.Windows = why, evidence, h.Windows
+					acts = append(acts, a)
+				}
+			}
+		}
+	}
+	return acts
+}

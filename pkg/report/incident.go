@@ -1,0 +1,669 @@
+package report
+
+import (
+	"cmp"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nwhealth/nwhealth/pkg/assets"
+	"github.com/nwhealth/nwhealth/pkg/hunt"
+	"github.com/nwhealth/nwhealth/pkg/replay"
+)
+
+// windowGap joins evidence windows of one host pair that are closer than
+// this, so a burst of operations is one query.
+const windowGap = 2 * time.Minute
+
+// maxExamples bounds the examples kept per step.
+const maxExamples = 3
+
+// hostAcc accumulates one host's evidence.
+type hostAcc struct {
+	h        Host
+	steps    map[string]*Step
+	reached  map[netip.Addr]*Reach
+	by       map[netip.Addr]bool
+	ctrl     map[netip.Addr]bool
+	hostF    *hunt.Finding // hunt's host finding
+	windows  []Window
+	findings []string
+	ops      []string
+}
+
+type builder struct {
+	in    Input
+	hosts map[netip.Addr]*hostAcc
+	inc   *Incident
+}
+
+// Build joins hunt's findings and replay's operations by host and time
+// into the incident: hosts with their phase, role, progression, impact
+// scope, accounts and evidence windows; controllers with the hosts talking
+// to them; and the recommended actions.
+func Build(in Input) *Incident {
+	if len(in.Internal) == 0 {
+		in.Internal = hunt.DefaultInternal
+	}
+	b := &builder{in: in, hosts: map[netip.Addr]*hostAcc{}, inc: &Incident{
+		Records: in.Hunt.Records, Population: in.Hunt.Hosts, AllOps: len(in.Operations),
+		First: in.Hunt.First, Last: in.Hunt.Last,
+	}}
+	b.findings()
+	b.operations()
+	b.controllerContacts()
+	b.finish()
+	b.inc.Actions = incidentActions(b.inc)
+	b.timeline()
+	return b.inc
+}
+
+func (b *builder) internal(a netip.Addr) bool {
+	a = a.Unmap()
+	for _, p := range b.in.Internal {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func (b *builder) host(a netip.Addr) *hostAcc {
+	a = a.Unmap()
+	h := b.hosts[a]
+	if h == nil {
+		h = &hostAcc{steps: map[string]*Step{}, reached: map[netip.Addr]*Reach{}, by: map[netip.Addr]bool{}, ctrl: map[netip.Addr]bool{}}
+		h.h.Addr = a
+		h.h.Asset, h.h.Known = b.in.Inventory.Lookup(a)
+		b.hosts[a] = h
+	}
+	return h
+}
+
+// step adds evidence to a host's phase.
+func (h *hostAcc) step(phase, source string, first, last time.Time, sev hunt.Severity, tech string, peer netip.Addr, id, example string) {
+	s := h.steps[phase]
+	if s == nil {
+		s = &Step{Phase: phase, First: first, Last: last, Severity: sev}
+		h.steps[phase] = s
+	}
+	if first.Before(s.First) {
+		s.First = first
+	}
+	if last.After(s.Last) {
+		s.Last = last
+	}
+	s.Severity = max(s.Severity, sev)
+	s.Source = addStr(s.Source, source)
+	s.Techniques = addStr(s.Techniques, tech)
+	if peer.IsValid() && !slices.Contains(s.Peers, peer) {
+		s.Peers = append(s.Peers, peer)
+	}
+	s.Evidence = addStr(s.Evidence, id)
+	if example != "" && len(s.Examples) < maxExamples {
+		s.Examples = addStr(s.Examples, example)
+	}
+	h.seen(first, last)
+}
+
+func (h *hostAcc) seen(first, last time.Time) {
+	if h.h.First.IsZero() || first.Before(h.h.First) {
+		h.h.First = first
+	}
+	if last.After(h.h.Last) {
+		h.h.Last = last
+	}
+}
+
+// reach records that h acted on peer.
+func (h *hostAcc) reach(peer netip.Addr, phase string, first, last time.Time, tech, id string) {
+	r := h.reached[peer]
+	if r == nil {
+		r = &Reach{Host: peer, First: first, Last: last}
+		h.reached[peer] = r
+	}
+	if PhaseRank(phase) > PhaseRank(r.Phase) {
+		r.Phase = phase
+	}
+	if first.Before(r.First) {
+		r.First = first
+	}
+	if last.After(r.Last) {
+		r.Last = last
+	}
+	r.Techniques = addStr(r.Techniques, tech)
+	r.Evidence = addStr(r.Evidence, id)
+}
+
+func addStr(list []string, s string) []string {
+	if s == "" || slices.Contains(list, s) {
+		return list
+	}
+	return append(list, s)
+}
+
+// findings takes hunt's findings at or above the minimum severity.
+func (b *builder) findings() {
+	// A host finding kept keeps its fan-out channels: they tell when and
+	// whom it reached, whatever their own severity.
+	keptHost := map[netip.Addr]bool{}
+	for _, f := range b.in.Hunt.Findings {
+		if f.Kind == hunt.KindHost && f.Severity >= b.in.MinSeverity {
+			keptHost[f.Src] = true
+		}
+	}
+	n := 0
+	for _, f := range b.in.Hunt.Findings {
+		if f.Severity < b.in.MinSeverity && !(f.Kind == hunt.KindChannel && f.Lateral && keptHost[f.Src]) {
+			continue
+		}
+		n++
+		id := fmt.Sprintf("F%d", n)
+		b.inc.Findings = append(b.inc.Findings, Finding{ID: id, Finding: f})
+		src := b.host(f.Src)
+		src.findings = append(src.findings, id)
+		switch {
+		case f.Kind == hunt.KindHost:
+			fc := f
+			src.hostF = &fc
+			src.h.Score = f.Score
+			// Hunt keeps no time for a scan: the step spans the host's
+			// traffic. Fan-out is told, with its times, by the lateral
+			// channel findings.
+			if f.Severity >= hunt.Medium && f.Scan {
+				src.step(PhaseDiscovery, "hunt", f.FirstSeen, f.LastSeen, f.Severity, "T1046", netip.Addr{}, id, "fails to reach many hosts on one port")
+			}
+			// Its beacon is told by the channel finding, which carries
+			// the channel's own severity.
+		case f.Beacon:
+			dst := f.Dst.Unmap()
+			w := Window{From: f.FirstSeen.Add(-time.Second).Truncate(time.Second), To: f.LastSeen.Add(2 * time.Second).Truncate(time.Second),
+				Hosts: []netip.Addr{src.h.Addr, dst}, Port: f.DstPort, Proto: f.Proto, Evidence: []string{id}}
+			src.windows = append(src.windows, w)
+			if f.Severity < hunt.Medium {
+				src.seen(f.FirstSeen, f.LastSeen)
+				continue
+			}
+			ex := fmt.Sprintf("checks in with %s every %s", nameAddr(dst, f.DstName), fmtPeriod(f.PeriodSec))
+			src.step(PhaseC2, "hunt", f.FirstSeen, f.LastSeen, f.Severity, firstOr(f.Attack, "T1071"), dst, id, ex)
+			for _, t := range f.Attack[min(1, len(f.Attack)):] {
+				src.steps[PhaseC2].Techniques = addStr(src.steps[PhaseC2].Techniques, t)
+			}
+			if !b.internal(dst) {
+				src.ctrl[dst] = true
+				b.controller(f, id)
+			}
+		case f.Lateral:
+			dst := f.Dst.Unmap()
+			w := Window{From: f.FirstSeen.Add(-time.Second).Truncate(time.Second), To: f.LastSeen.Add(2 * time.Second).Truncate(time.Second),
+				Hosts: []netip.Addr{src.h.Addr, dst}, Port: f.DstPort, Proto: f.Proto, Evidence: []string{id}}
+			src.windows = append(src.windows, w)
+			tech := firstOr(f.Attack, "")
+			sev := f.Severity
+			if hf := b.hostFinding(f.Src); hf != nil {
+				sev = max(sev, hf.Severity)
+			}
+			src.step(PhaseLateral, "hunt", f.FirstSeen, f.LastSeen, sev, tech, dst, id,
+				fmt.Sprintf("connects to %s on admin port %d", dst, f.DstPort))
+			src.reach(dst, PhaseTargeted, f.FirstSeen, f.LastSeen, tech, id)
+			t := b.host(dst)
+			t.by[src.h.Addr] = true
+			t.findings = append(t.findings, id)
+			t.windows = append(t.windows, w)
+			t.step(PhaseTargeted, "hunt", f.FirstSeen, f.LastSeen, hunt.Info, tech, src.h.Addr, id,
+				fmt.Sprintf("reached by %s on admin port %d", src.h.Addr, f.DstPort))
+		default:
+			src.seen(f.FirstSeen, f.LastSeen)
+		}
+	}
+}
+
+// hostFinding is hunt's host finding of a, if any.
+func (b *builder) hostFinding(a netip.Addr) *hunt.Finding {
+	for i := range b.in.Hunt.Findings {
+		if f := &b.in.Hunt.Findings[i]; f.Kind == hunt.KindHost && f.Src == a {
+			return f
+		}
+	}
+	return nil
+}
+
+func firstOr(list []string, def string) string {
+	if len(list) > 0 {
+		return list[0]
+	}
+	return def
+}
+
+// controller adds a beacon channel to its controller.
+func (b *builder) controller(f hunt.Finding, id string) {
+	dst := f.Dst.Unmap()
+	i := slices.IndexFunc(b.inc.Controllers, func(c Controller) bool { return c.Addr == dst })
+	if i < 0 {
+		b.inc.Controllers = append(b.inc.Controllers, Controller{Addr: dst, First: f.FirstSeen, Last: f.LastSeen})
+		i = len(b.inc.Controllers) - 1
+	}
+	c := &b.inc.Controllers[i]
+	c.Names = addStr(c.Names, f.DstName)
+	if !slices.Contains(c.Ports, f.DstPort) {
+		c.Ports = append(c.Ports, f.DstPort)
+	}
+	if f.Score > c.Score {
+		c.Score, c.PeriodSec = f.Score, f.PeriodSec
+	}
+	c.Severity = max(c.Severity, f.Severity)
+	if f.FirstSeen.Before(c.First) {
+		c.First = f.FirstSeen
+	}
+	if f.LastSeen.After(c.Last) {
+		c.Last = f.LastSeen
+	}
+	c.Findings = append(c.Findings, id)
+	for _, t := range f.Attack {
+		c.Attack = addStr(c.Attack, t)
+	}
+	c.Hosts = append(c.Hosts, ControllerHost{Addr: f.Src.Unmap(), Port: f.DstPort, Proto: f.Proto, Connections: f.Connections,
+		First: f.FirstSeen, Last: f.LastSeen, Finding: id})
+}
+
+// Severity of an operation, as evidence against its source and its target.
+func actorSeverity(op *replay.Operation) hunt.Severity {
+	switch actorPhase(op.Phase) {
+	case PhaseDiscovery:
+		return hunt.Low
+	case PhaseCollection:
+		return hunt.Medium
+	case PhaseCredAccess:
+		if strings.HasPrefix(op.Technique, "T1003") {
+			return hunt.Critical // DCSync, SAM/LSA secrets: the domain's keys
+		}
+		return hunt.High
+	case PhaseLateral:
+		return hunt.High
+	}
+	return hunt.Info
+}
+
+func targetSeverity(op *replay.Operation) hunt.Severity {
+	switch targetPhase(op.Phase) {
+	case PhaseTargeted:
+		if op.Phase == "credential-access" {
+			return hunt.Medium
+		}
+		return hunt.Info
+	case PhaseAccessed:
+		return hunt.Medium
+	case PhaseExecutedOn:
+		return hunt.High
+	}
+	return hunt.Info
+}
+
+// operations takes replay's operations, plumbing left out, in time order.
+func (b *builder) operations() {
+	ops := make([]*replay.Operation, 0, len(b.in.Operations))
+	for i := range b.in.Operations {
+		if op := &b.in.Operations[i]; !op.Noise && op.Src.IsValid() && op.Dst.IsValid() {
+			ops = append(ops, op)
+		}
+	}
+	slices.SortStableFunc(ops, func(x, y *replay.Operation) int {
+		return cmp.Or(x.Time.Compare(y.Time), x.End.Compare(y.End), x.Src.Compare(y.Src), x.Dst.Compare(y.Dst))
+	})
+	for i, op := range ops {
+		id := fmt.Sprintf("OP%d", i+1)
+		b.inc.Operations = append(b.inc.Operations, Operation{ID: id, Operation: *op})
+		srcA, dstA := op.Src.Unmap(), op.Dst.Unmap()
+		src, dst := b.host(srcA), b.host(dstA)
+		src.ops = append(src.ops, id)
+		dst.ops = append(dst.ops, id)
+		end := op.End
+		if end.Before(op.Time) {
+			end = op.Time
+		}
+		ev := op.Evidence()
+		w := Window{From: ev.From, To: ev.To, Hosts: []netip.Addr{srcA, dstA}, Evidence: []string{id}}
+		src.windows = append(src.windows, w)
+		dst.windows = append(dst.windows, w)
+		if a := op.Account(); a != "" {
+			src.h.AccountsUsed = addStr(src.h.AccountsUsed, a)
+			dst.h.AccountsSeen = addStr(dst.h.AccountsSeen, a)
+		}
+		if b.in.Allowed != nil && b.in.Allowed(srcA, "") {
+			src.seen(op.Time, end)
+			dst.seen(op.Time, end)
+			continue
+		}
+		dst.by[srcA] = true
+		ex := opSummary(op)
+		if ap := actorPhase(op.Phase); ap != "" {
+			src.step(ap, "replay", op.Time, end, actorSeverity(op), op.Technique, dstA, id, ex+" on "+dstA.String())
+		} else {
+			src.seen(op.Time, end)
+		}
+		tp := targetPhase(op.Phase)
+		if tp != "" {
+			dst.step(tp, "replay", op.Time, end, targetSeverity(op), op.Technique, srcA, id, ex+" from "+srcA.String())
+		} else {
+			dst.seen(op.Time, end)
+		}
+		src.reach(dstA, tp, op.Time, end, op.Technique, id)
+		src.reached[dstA].Accounts = addStr(src.reached[dstA].Accounts, op.Account())
+		if op.Technique == "T1003.006" {
+			src.h.DCSync = true
+		}
+		if b.inc.First.IsZero() || op.Time.Before(b.inc.First) {
+			b.inc.First = op.Time
+		}
+		if end.After(b.inc.Last) {
+			b.inc.Last = end
+		}
+	}
+}
+
+// opSummary is an operation in a few words.
+func opSummary(op *replay.Operation) string {
+	s := op.Operation
+	if op.Interface != "" && op.Interface != "smb" && op.Interface != "pipe" {
+		s = op.Interface + " " + s
+	}
+	if op.Target != "" {
+		s += " " + op.Target
+	}
+	return clip(s, 120)
+}
+
+func clip(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
+}
+
+// controllerContacts adds the inside hosts that reached a controller
+// without a beacon finding of their own: one check-in to a controller
+// another host beacons to is C2 evidence too.
+func (b *builder) controllerContacts() {
+	if b.in.Contacts == nil {
+		return
+	}
+	for i := range b.inc.Controllers {
+		c := &b.inc.Controllers[i]
+		for _, ct := range b.in.Contacts(c.Addr) {
+			src := ct.Src.Unmap()
+			if slices.ContainsFunc(c.Hosts, func(h ControllerHost) bool { return h.Addr == src && h.Port == ct.Port && h.Proto == ct.Proto }) {
+				continue
+			}
+			c.Hosts = append(c.Hosts, ControllerHost{Addr: src, Port: ct.Port, Proto: ct.Proto, Connections: ct.Connections, First: ct.First, Last: ct.Last})
+			h := b.host(src)
+			h.ctrl[c.Addr] = true
+			sev := min(c.Severity, hunt.High)
+			h.windows = append(h.windows, Window{From: ct.First.Add(-time.Second).Truncate(time.Second), To: ct.Last.Add(2 * time.Second).Truncate(time.Second),
+				Hosts: []netip.Addr{src, c.Addr}, Port: ct.Port, Proto: ct.Proto, Evidence: c.Findings[:1]})
+			h.step(PhaseC2, "hunt", ct.First, ct.Last, sev, "T1071", c.Addr, c.Findings[0],
+				fmt.Sprintf("%d connections to controller %s", ct.Connections, c.Label()))
+		}
+		slices.SortFunc(c.Hosts, func(x, y ControllerHost) int {
+			return cmp.Or(cmp.Compare(y.Connections, x.Connections), x.Addr.Compare(y.Addr), cmp.Compare(x.Port, y.Port))
+		})
+	}
+	slices.SortStableFunc(b.inc.Controllers, func(x, y Controller) int {
+		return cmp.Or(cmp.Compare(y.Severity, x.Severity), cmp.Compare(y.Score, x.Score), x.Addr.Compare(y.Addr))
+	})
+}
+
+// finish settles each host's phase, role and severity, and keeps the hosts
+// that matter.
+func (b *builder) finish() {
+	for _, h := range b.hosts {
+		x := &h.h
+		for _, s := range h.steps {
+			slices.SortFunc(s.Techniques, strings.Compare)
+			slices.SortFunc(s.Peers, netip.Addr.Compare)
+			x.Steps = append(x.Steps, *s)
+			if PhaseRank(s.Phase) > PhaseRank(x.Phase) {
+				x.Phase = s.Phase
+			}
+			x.Severity = max(x.Severity, s.Severity)
+			for _, t := range s.Techniques {
+				x.Techniques = addStr(x.Techniques, t)
+			}
+		}
+		slices.SortFunc(x.Steps, func(p, q Step) int {
+			return cmp.Or(p.First.Compare(q.First), cmp.Compare(PhaseRank(p.Phase), PhaseRank(q.Phase)))
+		})
+		slices.SortFunc(x.Techniques, strings.Compare)
+		if h.hostF != nil {
+			x.Severity = max(x.Severity, h.hostF.Severity)
+		}
+		c2 := h.steps[PhaseC2] != nil
+		acts := false
+		for _, p := range []string{PhaseDiscovery, PhaseCollection, PhaseCredAccess, PhaseLateral} {
+			acts = acts || h.steps[p] != nil
+		}
+		target := len(h.by) > 0 || h.steps[PhaseTargeted] != nil || h.steps[PhaseAccessed] != nil || h.steps[PhaseExecutedOn] != nil
+		switch {
+		case c2 && acts:
+			x.Role = RoleSteppingStone
+			x.Severity = hunt.Critical
+		case c2:
+			x.Role = RoleBeaconing
+		case acts:
+			x.Role = RoleLateralSource
+		case target:
+			x.Role = RoleTarget
+		default:
+			x.Role = RoleSuspect
+		}
+		x.Compromised = x.Role == RoleSteppingStone || (x.Role == RoleBeaconing || x.Role == RoleLateralSource) && x.Severity >= hunt.High ||
+			h.steps[PhaseExecutedOn] != nil
+		for a, r := range h.reached {
+			if a != x.Addr {
+				x.Reached = append(x.Reached, *r)
+			}
+		}
+		slices.SortFunc(x.Reached, func(p, q Reach) int {
+			return cmp.Or(cmp.Compare(PhaseRank(q.Phase), PhaseRank(p.Phase)), p.First.Compare(q.First), p.Host.Compare(q.Host))
+		})
+		for a := range h.by {
+			if a != x.Addr {
+				x.ReachedBy = append(x.ReachedBy, a)
+			}
+		}
+		slices.SortFunc(x.ReachedBy, netip.Addr.Compare)
+		for a := range h.ctrl {
+			x.Controllers = append(x.Controllers, a)
+		}
+		slices.SortFunc(x.Controllers, netip.Addr.Compare)
+		x.Findings, x.Operations = h.findings, h.ops
+		x.Windows = mergeWindows(h.windows)
+	}
+	// Keep hosts at the minimum severity, and every host a compromised
+	// host acted on: who else is touched.
+	scope := map[netip.Addr]bool{}
+	for _, h := range b.hosts {
+		if h.h.Compromised {
+			for _, r := range h.h.Reached {
+				scope[r.Host] = true
+			}
+		}
+	}
+	for _, h := range b.hosts {
+		if h.h.Severity >= b.in.MinSeverity || scope[h.h.Addr] {
+			b.inc.Hosts = append(b.inc.Hosts, h.h)
+		}
+	}
+	slices.SortFunc(b.inc.Hosts, func(p, q Host) int {
+		return cmp.Or(cmp.Compare(q.Severity, p.Severity), cmp.Compare(PhaseRank(q.Phase), PhaseRank(p.Phase)),
+			cmp.Compare(q.Score, p.Score), p.First.Compare(q.First), p.Addr.Compare(q.Addr))
+	})
+	for i := range b.inc.Hosts {
+		h := &b.inc.Hosts[i]
+		b.inc.Severity = max(b.inc.Severity, h.Severity)
+		if h.Compromised {
+			b.inc.Compromised++
+		}
+	}
+	for _, c := range b.inc.Controllers {
+		b.inc.Severity = max(b.inc.Severity, c.Severity)
+	}
+	for i := range b.inc.Operations {
+		op := &b.inc.Operations[i]
+		if h := b.hosts[op.Src.Unmap()]; h != nil {
+			op.SrcRole, op.SrcFindings, op.Controllers = h.h.Role, h.h.Findings, h.h.Controllers
+		}
+		if b.in.Allowed != nil && b.in.Allowed(op.Src.Unmap(), "") {
+			op.SrcRole = "allowed"
+		}
+	}
+}
+
+// mergeWindows joins the windows of one host pair and port that overlap or
+// lie within windowGap, and orders them by time.
+func mergeWindows(ws []Window) []Window {
+	key := func(w *Window) string { return fmt.Sprint(w.Hosts, w.Port, w.Proto) }
+	slices.SortStableFunc(ws, func(a, b Window) int { return cmp.Or(strings.Compare(key(&a), key(&b)), a.From.Compare(b.From)) })
+	var out []Window
+	for _, w := range ws {
+		if n := len(out); n > 0 && key(&out[n-1]) == key(&w) && !w.From.After(out[n-1].To.Add(windowGap)) {
+			last := &out[n-1]
+			if w.To.After(last.To) {
+				last.To = w.To
+			}
+			for _, e := range w.Evidence {
+				last.Evidence = addStr(last.Evidence, e)
+			}
+			continue
+		}
+		w.Evidence = slices.Clone(w.Evidence)
+		out = append(out, w)
+	}
+	slices.SortStableFunc(out, func(a, b Window) int { return a.From.Compare(b.From) })
+	return out
+}
+
+// timeline merges findings and operations by time.
+func (b *builder) timeline() {
+	var ev []Event
+	for _, f := range b.inc.Findings {
+		if f.Kind != hunt.KindChannel {
+			if f.Scan && f.Severity >= hunt.Medium {
+				ev = append(ev, Event{Time: f.FirstSeen, End: f.LastSeen, Kind: "scan", Src: f.Src, Phase: PhaseDiscovery, Technique: "T1046",
+					Severity: f.Severity, Summary: "scans: " + firstOr(f.Reasons, ""), Evidence: f.ID})
+			}
+			continue
+		}
+		e := Event{Time: f.FirstSeen, End: f.LastSeen, Src: f.Src, Dst: f.Dst, Technique: firstOr(f.Attack, ""), Severity: f.Severity, Evidence: f.ID}
+		switch {
+		case f.Beacon:
+			e.Kind, e.Phase = "beacon", PhaseC2
+			e.Summary = fmt.Sprintf("checks in with %s port %d every %s (%d connections)", nameAddr(f.Dst, f.DstName), f.DstPort, fmtPeriod(f.PeriodSec), f.Connections)
+		case f.Lateral:
+			e.Kind, e.Phase = "fan-out", PhaseLateral
+			e.Summary = fmt.Sprintf("connects to %s on admin port %d (%d connections)", f.Dst, f.DstPort, f.Connections)
+		default:
+			continue
+		}
+		ev = append(ev, e)
+	}
+	for _, op := range b.inc.Operations {
+		ev = append(ev, Event{Time: op.Time, End: op.End, Kind: "operation", Src: op.Src, Dst: op.Dst, Phase: actorPhase(op.Phase),
+			Technique: op.Technique, Severity: actorSeverity(&op.Operation), Summary: opSummary(&op.Operation), Evidence: op.ID})
+	}
+	slices.SortStableFunc(ev, func(x, y Event) int { return x.Time.Compare(y.Time) })
+	b.inc.Timeline = ev
+}
+
+func fmtPeriod(s float64) string {
+	switch {
+	case s <= 0:
+		return "?"
+	case s < 10:
+		return fmt.Sprintf("%.1fs", s)
+	case s < 120:
+		return fmt.Sprintf("%.0fs", s)
+	case s < 7200:
+		return fmt.Sprintf("%.1fm", s/60)
+	}
+	return fmt.Sprintf("%.1fh", s/3600)
+}
+
+// Host returns the incident's host with address a.
+func (inc *Incident) Host(a netip.Addr) *Host {
+	for i := range inc.Hosts {
+		if inc.Hosts[i].Addr == a.Unmap() {
+			return &inc.Hosts[i]
+		}
+	}
+	return nil
+}
+
+// Summary tells the host's part in a sentence.
+func (h *Host) Summary(inc *Incident) string {
+	var parts []string
+	if len(h.Controllers) > 0 {
+		var cs []string
+		for _, a := range h.Controllers {
+			cs = append(cs, inc.controllerLabel(a))
+		}
+		parts = append(parts, "checks in with "+strings.Join(cs, ", "))
+	}
+	var acted []string
+	for _, r := range h.Reached {
+		acted = append(acted, r.Host.String())
+	}
+	if len(acted) > 0 {
+		parts = append(parts, fmt.Sprintf("acted on %d inside host(s): %s", len(acted), strings.Join(clipList(acted, 6), ", ")))
+	}
+	if h.DCSync {
+		parts = append(parts, "pulled directory replication (DCSync)")
+	}
+	if len(h.AccountsUsed) > 0 {
+		parts = append(parts, "as "+strings.Join(clipList(h.AccountsUsed, 4), ", "))
+	}
+	if len(h.ReachedBy) > 0 && h.Phase != "" && PhaseRank(h.Phase) <= PhaseRank(PhaseExecutedOn) {
+		var by []string
+		for _, a := range h.ReachedBy {
+			by = append(by, a.String())
+		}
+		parts = append(parts, fmt.Sprintf("%s by %s", h.Phase, strings.Join(clipList(by, 4), ", ")))
+	}
+	if len(parts) == 0 && len(h.Findings) > 0 {
+		if f := inc.Finding(h.Findings[0]); f != nil && len(f.Reasons) > 0 {
+			parts = append(parts, f.Reasons[0])
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+func clipList(list []string, n int) []string {
+	if len(list) <= n {
+		return list
+	}
+	return append(slices.Clone(list[:n]), fmt.Sprintf("and %d more", len(list)-n))
+}
+
+func (inc *Incident) controllerLabel(a netip.Addr) string {
+	for i := range inc.Controllers {
+		if inc.Controllers[i].Addr == a {
+			return inc.Controllers[i].Label()
+		}
+	}
+	return a.String()
+}
+
+// Finding returns the finding with an id.
+func (inc *Incident) Finding(id string) *Finding {
+	for i := range inc.Findings {
+		if inc.Findings[i].ID == id {
+			return &inc.Findings[i]
+		}
+	}
+	return nil
+}
+
+// Criticality is the host's own, from the inventory.
+func (h *Host) Criticality() assets.Criticality { return h.Asset.Criticality }
