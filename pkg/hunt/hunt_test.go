@@ -3,6 +3,7 @@ package hunt
 import (
 	"math/rand"
 	"net/netip"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -103,9 +104,19 @@ func TestOfficeRanking(t *testing.T) {
 	if res.Hosts != 30 || res.PopulationWeight != 1 {
 		t.Fatalf("population %d weight %.2f", res.Hosts, res.PopulationWeight)
 	}
-	rank, c2 := find(res, KindChannel, a["beacon"], a["c2"])
-	if c2 == nil || rank != 1 || c2.Severity < High {
-		t.Fatalf("beacon channel at rank %d: %+v", rank, c2)
+	// The beacon is the first channel (the lateral host's finding may come
+	// first: an uncorroborated schedule is high at most).
+	_, c2 := find(res, KindChannel, a["beacon"], a["c2"])
+	if c2 == nil || c2.Severity < High {
+		t.Fatalf("beacon channel: %+v", c2)
+	}
+	for _, f := range res.Findings {
+		if f.Kind == KindChannel {
+			if f.Src != a["beacon"] || f.Dst != a["c2"] {
+				t.Fatalf("first channel %v -> %v (%.2f), not the beacon (%.2f)", f.Src, f.Dst, f.Score, c2.Score)
+			}
+			break
+		}
 	}
 	if c2.PeriodSec < 270 || c2.PeriodSec > 330 || !slices.Contains(c2.Attack, "T1071.001") || !slices.Contains(c2.Attack, "T1573") {
 		t.Errorf("beacon period %.0f attack %v", c2.PeriodSec, c2.Attack)
@@ -262,6 +273,210 @@ func BenchmarkScore(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(n.recs)*b.N)/b.Elapsed().Seconds(), "records/s")
 	b.ReportMetric(float64(len(n.recs)), "records")
+}
+
+// TestSampledChannelBounded: a channel with more check-ins than the store
+// keeps is measured on its sample: the period holds, its storage stays
+// bounded, and a random high-rate channel does not turn regular.
+func TestSampledChannelBounded(t *testing.T) {
+	n := &net{rng: rand.New(rand.NewSource(6))}
+	span := 72 * time.Hour
+	for i := range 20 {
+		n.browse(hostAddr(i), 20, span)
+	}
+	n.periodic(hostAddr(3), ip("203.0.113.30"), 443, 30*time.Second, 0.3, span, 300) // 8640 check-ins
+	for x := time.Duration(0); x < span; x += time.Duration(n.rng.ExpFloat64() * float64(10*time.Second)) {
+		n.conn(t0.Add(x), hostAddr(5), ip("192.0.2.50"), 443, 6, 500, 900) // ~26000 random connections
+	}
+	m := n.model(Config{Internal: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
+	for _, k := range []chanKey{{hostAddr(3), ip("203.0.113.30"), 443, 6}, {hostAddr(5), ip("192.0.2.50"), 443, 6}} {
+		c := m.channels[k]
+		if !c.sampled() || len(c.events) > maxRuns*runLen || cap(c.cur) > runLen {
+			t.Fatalf("%v: sampled %v, %d events kept (cap %d)", k.dst, c.sampled(), len(c.events), maxRuns*runLen)
+		}
+	}
+	res := m.Score()
+	rank, b := find(res, KindChannel, hostAddr(3), ip("203.0.113.30"))
+	if rank != 1 || b.PeriodSec < 27 || b.PeriodSec > 33 || b.Connections < 8000 {
+		t.Fatalf("beacon rank %d: %+v", rank, b)
+	}
+	if !strings.Contains(strings.Join(b.Reasons, ";"), "measured on a sample of") {
+		t.Errorf("reasons do not say the channel was sampled: %q", b.Reasons)
+	}
+	if _, r := find(res, KindChannel, hostAddr(5), ip("192.0.2.50")); r == nil || r.Score > 0.2 {
+		t.Errorf("random high-rate channel: %+v", r)
+	}
+}
+
+func TestTasking(t *testing.T) {
+	steady := func(n int, big map[int]uint32) []event {
+		es := make([]event, n)
+		for i := range es {
+			es[i] = event{t: int64(i), obytes: uint32(300 + i%7), resp: uint32(200 + i%11)}
+			if b, ok := big[i]; ok {
+				es[i].resp = b
+			}
+		}
+		return es
+	}
+	tests := []struct {
+		name     string
+		es       []event
+		min, max float64
+	}{
+		{"constant sizes", steady(100, nil), 0, 0},
+		{"three taskings", steady(100, map[int]uint32{10: 40000, 50: 60000, 90: 35000}), 0.6, 1},
+		{"one tasking", steady(100, map[int]uint32{10: 40000}), 0.3, 0.5},
+		{"small bumps are not tasking", steady(100, map[int]uint32{10: 900, 50: 1000}), 0, 0},
+		{"mostly large is not occasional", steady(8, map[int]uint32{1: 40000, 2: 40000, 3: 40000, 4: 40000}), 0, 0},
+	}
+	for _, tc := range tests {
+		got := tasking(tc.es)
+		if got.evidence < tc.min || got.evidence > tc.max {
+			t.Errorf("%s: evidence %.2f, want %.2f..%.2f (%+v)", tc.name, got.evidence, tc.min, tc.max, got)
+		}
+	}
+	// Browsing-like sizes spread over magnitudes: no steady base, no tasking.
+	r := rand.New(rand.NewSource(1))
+	var es []event
+	for i := range 200 {
+		es = append(es, event{t: int64(i), obytes: uint32(300 + r.Intn(900)), resp: uint32(1000 * r.ExpFloat64() * 30)})
+	}
+	if got := tasking(es); got.evidence != 0 {
+		t.Errorf("varied sizes: evidence %.2f (%+v)", got.evidence, got)
+	}
+}
+
+// TestCorroboration: among periodic single-host channels into the same
+// popular provider range, the one whose source also tasks, started late and
+// fans out ranks first, and a campaign on a few of many hosts stays rare.
+func TestCorroboration(t *testing.T) {
+	n := &net{rng: rand.New(rand.NewSource(7))}
+	day := 24 * time.Hour
+	for i := range 60 {
+		h := hostAddr(i)
+		n.periodic(h, ip("198.51.100.20"), 443, time.Hour, 0.05, day, 700) // fleet update check: makes the /24 popular
+		n.browse(h, 20, day)
+	}
+	n.periodic(hostAddr(9), ip("198.51.100.61"), 443, 2*time.Minute, 0, day, 350) // clockwork widget
+	// The compromised host: jittered, starts at 6 h, is tasked, moves laterally.
+	for x := 6 * time.Hour; x < day; x += time.Duration(float64(10*time.Minute) * (0.5 + n.rng.Float64())) {
+		in := uint64(250)
+		if n.rng.Float64() < 0.05 {
+			in = 40000
+		}
+		n.conn(t0.Add(x), hostAddr(20), ip("198.51.100.150"), 443, 6, 400, in)
+	}
+	for i := range 6 {
+		n.conn(t0.Add(15*time.Hour+time.Duration(i)*time.Minute), hostAddr(20), hostAddr(40+i), 445, 6, 3000, 2000)
+	}
+	// A campaign: four hosts to one controller, compromised over the day.
+	for j, h := range []int{30, 31, 32, 33} {
+		for x := time.Duration(j+2) * time.Hour; x < day; x += time.Duration(float64(5*time.Minute) * (0.7 + 0.6*n.rng.Float64())) {
+			n.conn(t0.Add(x), hostAddr(h), ip("203.0.113.66"), 443, 6, 400, 300)
+		}
+	}
+	res := n.model(Config{Internal: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}).Score()
+	_, c2 := find(res, KindChannel, hostAddr(20), ip("198.51.100.150"))
+	_, widget := find(res, KindChannel, hostAddr(9), ip("198.51.100.61"))
+	if c2 == nil || widget == nil || c2.Score <= widget.Score+0.05 {
+		t.Fatalf("corroborated beacon %+v\nwidget %+v", c2, widget)
+	}
+	why := strings.Join(c2.Reasons, ";")
+	for _, want := range []string{"tasking", "new: began", "fans out to 6 internal peers"} {
+		if !strings.Contains(why, want) {
+			t.Errorf("beacon reasons lack %q: %s", want, why)
+		}
+	}
+	for _, h := range []int{30, 31, 32, 33} {
+		if _, f := find(res, KindChannel, hostAddr(h), ip("203.0.113.66")); f == nil || f.Score <= widget.Score {
+			t.Errorf("campaign member %v scores below the widget: %+v", hostAddr(h), f)
+		}
+	}
+}
+
+// TestHumanHours: a periodic channel a person keeps open in office hours
+// is discounted against the same schedule kept through the night.
+func TestHumanHours(t *testing.T) {
+	n := &net{rng: rand.New(rand.NewSource(8))}
+	span := 48 * time.Hour
+	for i := range 30 {
+		n.browse(hostAddr(i), 40, span)
+		n.periodic(hostAddr(i), ip("10.9.0.10"), 8443, 10*time.Minute, 0.02, span, 600)
+	}
+	for x := time.Duration(0); x < span; x += time.Duration(float64(5*time.Minute) * (0.9 + 0.2*n.rng.Float64())) {
+		if h := t0.Add(x).Hour(); h >= 9 && h < 17 {
+			n.conn(t0.Add(x), hostAddr(4), ip("192.0.2.44"), 443, 6, 500, 800) // a dashboard tab
+		}
+		n.conn(t0.Add(x), hostAddr(5), ip("192.0.2.55"), 443, 6, 500, 800) // the same schedule, day and night
+	}
+	res := n.model(Config{Internal: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}).Score()
+	_, tab := find(res, KindChannel, hostAddr(4), ip("192.0.2.44"))
+	_, agent := find(res, KindChannel, hostAddr(5), ip("192.0.2.55"))
+	if tab == nil || agent == nil || tab.Score >= agent.Score {
+		t.Fatalf("office-hours channel %+v\nround-the-clock channel %+v", tab, agent)
+	}
+	if !strings.Contains(strings.Join(tab.Reasons, ";"), "likely a person's doing") {
+		t.Errorf("office-hours reasons: %q", tab.Reasons)
+	}
+	if !strings.Contains(strings.Join(agent.Reasons, ";"), "while the source's user is away") {
+		t.Errorf("round-the-clock reasons: %q", agent.Reasons)
+	}
+}
+
+// TestOutsideDNS: periodic name service straight to an outside server,
+// where the other hosts use the inside resolver, gets no infrastructure
+// discount; NTP to an outside pool does.
+func TestOutsideDNS(t *testing.T) {
+	n := &net{rng: rand.New(rand.NewSource(9))}
+	day := 24 * time.Hour
+	for i := range 40 {
+		n.browse(hostAddr(i), 20, day)
+		n.periodic(hostAddr(i), ip("10.9.0.53"), 53, 7*time.Minute, 0.5, day, 40)
+	}
+	n.periodic(hostAddr(6), ip("185.100.87.14"), 53, 3*time.Minute, 0.3, day, 60)
+	for x := time.Duration(0); x < day; x += 1024 * time.Second {
+		n.conn(t0.Add(x), hostAddr(7), ip("162.159.200.1"), 123, 17, 48, 48)
+	}
+	res := n.model(Config{Internal: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}).Score()
+	_, dns := find(res, KindChannel, hostAddr(6), ip("185.100.87.14"))
+	_, ntp := find(res, KindChannel, hostAddr(7), ip("162.159.200.1"))
+	if dns == nil || ntp == nil || dns.Score <= ntp.Score {
+		t.Fatalf("outside DNS %+v\noutside NTP %+v", dns, ntp)
+	}
+	if !strings.Contains(strings.Join(dns.Reasons, ";"), "name service straight to an outside server") || !slices.Contains(dns.Attack, "T1071.004") {
+		t.Errorf("outside DNS: reasons %q attack %v", dns.Reasons, dns.Attack)
+	}
+}
+
+// TestMemoryFollowsChannels: three times the connections over the same
+// channels leave the model's heap about as large.
+func TestMemoryFollowsChannels(t *testing.T) {
+	heap := func(perChannel int) uint64 {
+		runtime.GC()
+		var before runtime.MemStats
+		runtime.ReadMemStats(&before)
+		m := New(Config{})
+		var r flow.Record
+		for i := range perChannel {
+			for c := range 200 {
+				ts := t0.Add(time.Duration(i)*time.Minute + time.Duration(c)*time.Second)
+				r = flow.Record{First: ts, Last: ts, Proto: 6, Orig: hostAddr(c % 20), Resp: netip.AddrFrom4([4]byte{203, 0, 113, byte(c)}),
+					OrigPort: 40000, RespPort: 443, OrigPkts: 3, RespPkts: 3, OrigData: 300, RespData: 200}
+				m.Add(&r)
+			}
+		}
+		runtime.GC()
+		var after runtime.MemStats
+		runtime.ReadMemStats(&after)
+		runtime.KeepAlive(m)
+		return after.HeapAlloc - min(after.HeapAlloc, before.HeapAlloc)
+	}
+	one, three := heap(5000), heap(15000)
+	t.Logf("200 channels: %d KB with 5000 connections each, %d KB with 15000", one>>10, three>>10)
+	if float64(three) > 1.2*float64(one) || one > 200*(maxRuns*runLen*24+4096) {
+		t.Errorf("heap %d bytes for 1x, %d for 3x the connections", one, three)
+	}
 }
 
 func TestContacts(t *testing.T) {

@@ -34,9 +34,17 @@ var DefaultInternal = []netip.Prefix{
 	netip.MustParsePrefix("fc00::/7"),
 }
 
-// maxEvents bounds the events kept per channel; beyond it every other
-// event is dropped (and the stride doubles), which keeps the period.
-const maxEvents = 1 << 16
+// Per-channel storage is bounded: the first maxRuns*runLen events are kept
+// as they come; after that, each further run of runLen consecutive events
+// replaces a stored run with the reservoir probability, so a channel holds
+// a uniform sample of runs. Periodicity is measured on intervals inside
+// runs, which stay true however long the channel (keeping every k-th event
+// instead would turn a random series into a regular-looking one). Memory
+// thus grows with channels, at most 32 KiB each, not with connections.
+const (
+	runLen  = 64
+	maxRuns = 32
+)
 
 type chanKey struct {
 	src, dst netip.Addr
@@ -50,15 +58,20 @@ type event struct {
 }
 
 type channel struct {
-	key          chanKey
-	events       []event
-	stride, skip int // decimation once maxEvents is reached
-	conns        int
-	failed       int // connection attempts without an answer or refused
-	first, last  int64
-	name         string
-	nameSrc      flow.NameSource
+	key         chanKey
+	events      []event // up to maxRuns*runLen; run i is events[i*runLen:(i+1)*runLen] once sampling
+	cur         []event // the run being filled once events is full
+	runsSeen    int     // complete runs offered to the reservoir (0 while every event is kept)
+	conns       int
+	failed      int // connection attempts without an answer or refused
+	first, last int64
+	hours       uint32 // hour-of-day (UTC) bitmap of check-ins
+	name        string
+	nameSrc     flow.NameSource
 }
+
+// sampled reports whether the channel holds a sample rather than every event.
+func (c *channel) sampled() bool { return c.runsSeen > 0 }
 
 type peer struct {
 	first int64
@@ -70,11 +83,15 @@ type host struct {
 	addr        netip.Addr
 	first, last int64
 	conns       int
-	dsts        map[netip.Addr]struct{}
-	internal    map[netip.Addr]*peer
-	failedDsts  map[uint32]int   // port -> distinct failed destinations (scan evidence)
-	portDsts    map[uint32]int   // port -> distinct destinations
-	seen        map[failKey]bool // (destination, port) -> failed at least once
+	dsts        map[netip.Addr]int32 // destination -> last hour (unix hours) it was reached
+	// hourDsts counts, per hour of day (UTC), the destinations reached in
+	// each clock hour: a person's day shows as many destinations by day and
+	// few at night, a server's as a flat profile.
+	hourDsts   [24]uint32
+	internal   map[netip.Addr]*peer
+	failedDsts map[uint32]int   // port -> distinct failed destinations (scan evidence)
+	portDsts   map[uint32]int   // port -> distinct destinations
+	seen       map[failKey]bool // (destination, port) -> failed at least once
 }
 
 type failKey struct {
@@ -103,6 +120,7 @@ type Model struct {
 	dnsNames    map[netip.Addr]string
 	first, last int64
 	records     int
+	rnd         uint64 // reservoir sampling state (deterministic for a given input)
 }
 
 // New returns an empty model.
@@ -165,14 +183,18 @@ func (m *Model) Add(r *flow.Record) {
 	}
 	h := m.hosts[src]
 	if h == nil {
-		h = &host{addr: src, first: ts, dsts: map[netip.Addr]struct{}{}, internal: map[netip.Addr]*peer{},
+		h = &host{addr: src, first: ts, dsts: map[netip.Addr]int32{}, internal: map[netip.Addr]*peer{},
 			failedDsts: map[uint32]int{}, portDsts: map[uint32]int{}, seen: map[failKey]bool{}}
 		m.hosts[src] = h
 	}
 	h.conns++
 	h.first = min(h.first, ts)
 	h.last = max(h.last, ts)
-	h.dsts[dst] = struct{}{}
+	hr := int32(ts / int64(time.Hour))
+	if last, ok := h.dsts[dst]; !ok || last != hr {
+		h.hourDsts[hourOfDay(ts)]++
+		h.dsts[dst] = hr
+	}
 	failed := r.Proto == 6 && (r.RespPkts == 0 || r.State() == "REJ" || r.State() == "S0") ||
 		r.Proto == 17 && r.RespPkts == 0 && r.OrigPkts > 0
 	if m.Internal(dst) {
@@ -206,7 +228,7 @@ func (m *Model) Add(r *flow.Record) {
 	}
 	c := m.channels[k]
 	if c == nil {
-		c = &channel{key: k, first: ts, stride: 1}
+		c = &channel{key: k, first: ts}
 		m.channels[k] = c
 	}
 	c.conns++
@@ -218,23 +240,43 @@ func (m *Model) Add(r *flow.Record) {
 	if r.Name != "" && r.NameSource >= c.nameSrc && r.Resp == dst {
 		c.name, c.nameSrc = r.Name, r.NameSource
 	}
-	if c.skip > 0 {
-		c.skip--
+	c.hours |= 1 << hourOfDay(ts)
+	e := event{t: ts, obytes: clamp32(r.OrigData), resp: clamp32(r.RespData)}
+	if len(c.events) < maxRuns*runLen {
+		c.events = append(c.events, e)
 		return
 	}
-	c.events = append(c.events, event{t: ts, obytes: clamp32(r.OrigData), resp: clamp32(r.RespData)})
-	c.skip = c.stride - 1
-	if len(c.events) >= maxEvents {
-		// Keep every other event: the period doubles in the samples, but
-		// the analysis reads the times, which stay true.
-		j := 0
-		for i := 0; i < len(c.events); i += 2 {
-			c.events[j] = c.events[i]
-			j++
-		}
-		c.events = c.events[:j]
-		c.stride *= 2
+	if c.cur == nil {
+		c.cur = make([]event, 0, runLen)
+		c.runsSeen = maxRuns
 	}
+	c.cur = append(c.cur, e)
+	if len(c.cur) == runLen {
+		c.runsSeen++
+		if j := m.rand(c.runsSeen); j < maxRuns {
+			copy(c.events[j*runLen:], c.cur)
+		}
+		c.cur = c.cur[:0]
+	}
+}
+
+// rand returns a pseudo-random integer in [0, n) (splitmix64).
+func (m *Model) rand(n int) int {
+	m.rnd += 0x9e3779b97f4a7c15
+	z := m.rnd
+	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+	z = (z ^ z>>27) * 0x94d049bb133111eb
+	z ^= z >> 31
+	return int(z % uint64(n))
+}
+
+// hourOfDay is the UTC hour of a unix-nanosecond time.
+func hourOfDay(ts int64) int {
+	h := (ts / int64(time.Hour)) % 24
+	if h < 0 {
+		h += 24
+	}
+	return int(h)
 }
 
 func clamp32(v uint64) uint32 {

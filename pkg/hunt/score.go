@@ -45,15 +45,35 @@ const (
 	// newAfter: a peer first reached after this share of the data (at
 	// least an hour in) is new.
 	newAfter = 0.2
-	// popScale: rarity halves about every 0.7*popScale*hosts further
-	// hosts reaching a destination (at least every 1.4 hosts).
-	popScale = 0.02
+	// popScale: rarity stays near 1 for a handful of hosts and falls off
+	// as a Gaussian once about popScale of the hosts (at least 2) reach a
+	// destination by IP or name: a fleet is a share of the machines, a
+	// handful is not (a campaign on 6 of 120 hosts is still rare).
+	popScale = 0.08
 	// netScale stretches that for a destination's /24 or /48, and
-	// netFloor is what a fully popular network leaves of rarity.
+	// netFloor is what a fully popular network leaves of rarity: provider
+	// and cloud ranges are popular and also host controllers, so a popular
+	// network discounts a rare address but does not clear it.
 	netScale = 4
-	netFloor = 0.35
+	netFloor = 0.5
 	// minSpan: check-ins within less than this are one burst.
 	minSpan = 30 * time.Second
+	// Beacon evidence: regularity above beaconCut (what random series
+	// reach) rises to certainty on beaconScale.
+	beaconCut   = 0.25
+	beaconScale = 0.12
+	// Corroboration weights: how much each independent piece of evidence
+	// about the channel or its source lifts a periodic channel to a rare
+	// destination.
+	liftLateral = 0.6
+	liftTasking = 0.3
+	liftNew     = 0.25
+	// uncorroborated is the most a schedule to a rare destination scores
+	// with nothing else: high at most; critical needs corroboration.
+	uncorroborated = 0.78
+	// humanFactor discounts a periodic channel confined to the hours its
+	// host's user is active.
+	humanFactor = 0.75
 )
 
 type scored struct {
@@ -92,17 +112,24 @@ func (m *Model) Score() Result {
 		}
 	}
 
-	// Popularity: distinct internal sources per destination IP, name and network.
+	// Popularity: distinct internal sources per destination IP, name and
+	// network, and per service port to the outside.
 	type srcDst[T comparable] struct {
 		src netip.Addr
 		d   T
 	}
+	type portKey struct {
+		port  uint16
+		proto uint8
+	}
 	seenIP := map[srcDst[netip.Addr]]struct{}{}
 	seenName := map[srcDst[string]]struct{}{}
 	seenNet := map[srcDst[netip.Prefix]]struct{}{}
+	seenPort := map[srcDst[portKey]]struct{}{}
 	popIP := map[netip.Addr]int{}
 	popName := map[string]int{}
 	popNet := map[netip.Prefix]int{}
+	popPort := map[portKey]int{} // internal hosts reaching outside addresses on a port
 	for k, c := range m.channels {
 		if _, ok := seenIP[srcDst[netip.Addr]{k.src, k.dst}]; !ok {
 			seenIP[srcDst[netip.Addr]{k.src, k.dst}] = struct{}{}
@@ -119,10 +146,21 @@ func (m *Model) Score() Result {
 				popName[c.name]++
 			}
 		}
+		if pk := (portKey{k.port, k.proto}); !m.Internal(k.dst) {
+			if _, ok := seenPort[srcDst[portKey]{k.src, pk}]; !ok {
+				seenPort[srcDst[portKey]{k.src, pk}] = struct{}{}
+				popPort[pk]++
+			}
+		}
 	}
 
-	// Host evidence: lateral fan-out to admin ports, and scanning.
+	// Host evidence: lateral fan-out to admin ports, scanning, and the
+	// hours each host's user is away.
 	hs := m.hostEvidence(active, w, span)
+	quiet := map[netip.Addr]uint32{}
+	for _, h := range active {
+		quiet[h.addr] = m.quietHours(h)
+	}
 
 	allowed := func(a netip.Addr, name string) bool {
 		return m.cfg.Allowed != nil && m.cfg.Allowed(a, name)
@@ -137,76 +175,108 @@ func (m *Model) Score() Result {
 			groups[nk] = append(groups[nk], c)
 		}
 	}
-	var evBuf []float64
-	score := func(c *channel, events []event, stride int, nameGroup bool, nIPs int) {
+	score := func(c *channel, runs [][]float64, sample []event, nameGroup bool, nIPs int) {
 		k := c.key
 		if allowed(k.src, "") || allowed(k.dst, c.name) {
 			return
 		}
-		evBuf = evBuf[:0]
-		for _, e := range events {
-			evBuf = append(evBuf, float64(e.t-m.first)/1e9)
-		}
-		per := periodicity.Analyze(evBuf)
-		if per.Events < periodicity.MinEvents || per.Span < minSpan.Seconds() {
+		chSpan := time.Duration(c.last - c.first)
+		per := periodicity.AnalyzeRuns(runs)
+		if per.Events < periodicity.MinEvents || chSpan < minSpan {
 			return // too few check-ins, or one burst
 		}
 		res.Channels++
-		ob := make([]float64, len(events))
-		rb := make([]float64, len(events))
-		for i, e := range events {
+		// A sampled channel reports its counts scaled to all its connections.
+		scale := float64(c.conns) / float64(max(1, len(sample)))
+		ob := make([]float64, len(sample))
+		rb := make([]float64, len(sample))
+		for i, e := range sample {
 			ob[i], rb[i] = float64(e.obytes), float64(e.resp)
 		}
 		sizeReg := (periodicity.SizeRegularity(ob) + periodicity.SizeRegularity(rb)) / 2
+
+		// Beacon evidence: how sure we are that a schedule exists, over
+		// how much of the data. Steady sizes are not counted: keepalives
+		// and idle implants both have them.
 		cov := 1.0
 		if span > 0 {
-			cov = float64(c.last-c.first) / float64(span)
+			cov = float64(chSpan) / float64(span)
 		}
 		spanF := 0.6 + 0.4*math.Min(1, cov/0.5)
-		b := per.Regularity * (0.8 + 0.2*sizeReg) * spanF
+		b := per.Regularity * spanF
 		bp := 0.0
-		if b > 0.12 {
-			bp = 1 - math.Exp(-(b-0.12)/0.25)
+		if b > beaconCut {
+			bp = 1 - math.Exp(-(b-beaconCut)/beaconScale)
 		}
+		// A handful of random events often fits some period: confidence
+		// grows with the intervals seen (0.4 at 5, 0.75 at 10, 0.95 at 20).
+		bp *= 1 - math.Exp(-float64(max(per.Events-3, 0))/6)
 
 		internalDst := m.Internal(k.dst)
-		// Rarity: every other internal host that reaches the destination
-		// makes a fleet behaviour (software on many machines) likelier
-		// than an intrusion; the scale grows with the population, so a
-		// campaign on 20 of 10,000 hosts is still rare. A popular network
-		// (a provider range) discounts, but does not clear, a rare address.
-		scale := math.Max(2, popScale*float64(H))
-		rarOf := func(n int) float64 { return math.Exp(-float64(max(n-1, 0)) / scale) }
-		rar := rarOf(popIP[k.dst])
+		// Rarity: every other internal host that reaches the destination (by
+		// address or by name, whichever is more) makes a fleet behaviour
+		// (software on many machines) likelier than an intrusion; the scale
+		// grows with the population, so a campaign on 20 of 10,000 hosts is
+		// still rare. A popular network (a provider range) discounts, but
+		// does not clear, a rare address.
+		popScaleN := math.Max(2, popScale*float64(H))
+		nDst := popIP[k.dst]
 		if c.name != "" {
-			rar *= rarOf(popName[c.name])
+			nDst = max(nDst, popName[c.name])
 		}
-		rar *= netFloor + (1-netFloor)*math.Exp(-float64(max(popNet[netOf(k.dst)]-1, 0))/(netScale*scale))
+		rarDst := rarity(nDst, popScaleN)
+		netF := netFloor + (1-netFloor)*rarity(popNet[netOf(k.dst)], netScale*popScaleN)
+		rar := rarDst * netF
 		rarEff := w*rar + (1-w)*0.5
+		rarDstEff := w*rarDst + (1-w)*0.5
 
 		destF := 1.0
 		infra := infraPort(k.port, k.proto)
+		// Name service straight to an outside server, where most hosts
+		// use an inside resolver, is no infrastructure habit.
+		dnsOut := !internalDst && (k.port == 53 || k.port == 853) && w > 0 &&
+			float64(popPort[portKey{k.port, k.proto}]) < math.Max(3, 0.2*float64(H))
 		switch {
 		case internalDst && infra:
 			destF = 0.35
 		case internalDst:
 			destF = 0.6
-		case infra:
+		case infra && !dnsOut:
 			destF = 0.7
 		}
 		nonStd := !internalDst && !standardPort(k.port, k.proto)
-		raw := bp * (0.3 + 0.7*rarEff) * destF
+		raw := uncorroborated * bp * (0.3 + 0.7*rarEff) * destF
 		if nonStd {
 			raw += 0.1 * bp * (1 - raw)
 		}
+
+		// Corroboration: evidence independent of the schedule, about the
+		// channel (tasking, newness, night activity) and its source
+		// (lateral movement). It lifts a periodic channel to a destination
+		// few hosts use by address or name; a popular provider range does
+		// not excuse it, fleet traffic is not lifted.
 		he := hs[k.src]
 		var lat float64
 		if he != nil {
 			lat = he.lateral
 		}
-		// Lateral movement by the source makes its rare beacons worse; its
-		// popular periodic traffic stays what it is.
-		sc := 1 - (1-raw)*(1-0.5*lat*bp*rarEff)
+		task := tasking(sample)
+		newCut := m.hosts[k.src].first + int64(max(time.Hour, time.Duration(3*per.Period*float64(time.Second)), time.Duration(0.1*float64(span))))
+		isNew := c.first > newCut && span >= 2*time.Hour
+		night, inQuiet, quietN := diurnal(c.hours, quiet[k.src], spanHours(c.first, c.last))
+		newF := 0.0
+		if isNew {
+			newF = 1
+		}
+		// Activity through the quiet hours is no evidence by itself (agents
+		// run at night too); activity confined to the busy hours is
+		// evidence of a person, and discounts below.
+		lift := 1 - (1-liftLateral*lat)*(1-liftTasking*task.evidence)*(1-liftNew*newF)
+		sc := 1 - (1-raw)*(1-lift*bp*rarDstEff)
+		human := night >= 0 && night < 0.2 && bp > 0
+		if human {
+			sc *= humanFactor
+		}
 		sc *= capNoContext + (1-capNoContext)*math.Max(w, lat)
 		sc = clamp01(sc)
 
@@ -220,7 +290,7 @@ func (m *Model) Score() Result {
 		}
 		f := Finding{
 			Kind: KindChannel, Src: k.src, Dst: k.dst, DstName: c.name, DstPort: k.port, Proto: k.proto,
-			Score: sc, PeriodSec: per.Period / float64(stride), Jitter: per.Jitter, Regularity: per.Regularity,
+			Score: sc, PeriodSec: per.Period, Jitter: per.Jitter, Regularity: per.Regularity,
 			Connections: c.conns, FirstSeen: time.Unix(0, c.first).UTC(), LastSeen: time.Unix(0, c.last).UTC(),
 			Popularity: pop, Hosts: len(active), Beacon: bp >= 0.3,
 		}
@@ -229,13 +299,17 @@ func (m *Model) Score() Result {
 		}
 		// Reasons, strongest first.
 		if per.Period > 0 {
+			events := int(math.Round(float64(per.Events) * scale))
 			r := fmt.Sprintf("check-ins every %s ±%.0f%% over %s (%d check-ins, regularity %.2f",
-				fmtSecs(f.PeriodSec), 100*per.Jitter, fmtDur(time.Duration(c.last-c.first)), per.Events, per.Regularity)
+				fmtSecs(f.PeriodSec), 100*per.Jitter, fmtDur(chSpan), events, per.Regularity)
 			if per.Missed > 0 {
-				r += fmt.Sprintf(", %d missed", per.Missed)
+				r += fmt.Sprintf(", %d missed", int(math.Round(float64(per.Missed)*scale)))
 			}
 			if per.Gaps > 0 {
-				r += fmt.Sprintf(", %d long pauses", per.Gaps)
+				r += fmt.Sprintf(", %d long pauses", int(math.Round(float64(per.Gaps)*scale)))
+			}
+			if c.sampled() {
+				r += fmt.Sprintf(", measured on a sample of %d", len(sample))
 			}
 			f.Reasons = append(f.Reasons, r+")")
 		}
@@ -248,8 +322,24 @@ func (m *Model) Score() Result {
 		} else {
 			f.Reasons = append(f.Reasons, fmt.Sprintf("only %d internal hosts: popularity not informative", len(active)))
 		}
+		if task.evidence > 0.1 {
+			f.Reasons = append(f.Reasons, fmt.Sprintf("occasional large transfers: %d of %d check-ins moved about %s against a steady %s (tasking)",
+				int(math.Round(float64(task.bursts)*scale)), c.conns, fmtBytes(task.big), fmtBytes(task.base)))
+		}
+		if isNew {
+			f.Reasons = append(f.Reasons, fmt.Sprintf("new: began %s after the source was first seen", fmtDur(time.Duration(c.first-m.hosts[k.src].first))))
+		}
+		if night >= 0.5 && bp > 0 {
+			f.Reasons = append(f.Reasons, fmt.Sprintf("also checks in while the source's user is away (%d of %d quiet hours)", inQuiet, quietN))
+		}
+		if human {
+			f.Reasons = append(f.Reasons, fmt.Sprintf("only in the source's busy hours (%d of %d quiet hours): likely a person's doing", inQuiet, quietN))
+		}
 		if internalDst {
 			f.Reasons = append(f.Reasons, "internal destination")
+		}
+		if dnsOut && !internalDst {
+			f.Reasons = append(f.Reasons, fmt.Sprintf("name service straight to an outside server (%d of %d hosts do)", popPort[portKey{k.port, k.proto}], len(active)))
 		}
 		if nonStd {
 			f.Reasons = append(f.Reasons, fmt.Sprintf("non-standard port %d/%s", k.port, ProtoName(k.proto)))
@@ -257,8 +347,8 @@ func (m *Model) Score() Result {
 		if lat > 0.2 {
 			f.Reasons = append(f.Reasons, fmt.Sprintf("source also fans out to %d internal peers on admin ports", he.adminPeers))
 		}
-		if sc < raw*0.99 && math.Max(w, lat) < 0.5 {
-			f.Reasons = append(f.Reasons, "nothing but its own regularity: held at most medium")
+		if math.Max(w, lat) < 0.5 && bp > 0 {
+			f.Reasons = append(f.Reasons, "nothing but its own behaviour: held at most medium")
 		}
 		f.Attack = channelAttack(k.port, k.proto, c.nameSrc, nonStd, bp)
 		f.Severity = SeverityOf(f.Score)
@@ -271,12 +361,13 @@ func (m *Model) Score() Result {
 	slices.SortFunc(keys, cmpKey)
 	for _, k := range keys {
 		c := m.channels[k]
-		score(c, c.events, c.stride, false, 1)
+		score(c, c.runs(m.first), c.sample(), false, 1)
 	}
-	// Name channels whose name covers several addresses.
+	// Name channels whose name covers several addresses. Sampled members
+	// cannot be interleaved into one series: such a group is left out.
 	gkeys := make([]nameKey, 0, len(groups))
 	for k, g := range groups {
-		if len(g) >= 2 {
+		if len(g) >= 2 && !slices.ContainsFunc(g, (*channel).sampled) {
 			gkeys = append(gkeys, k)
 		}
 	}
@@ -292,15 +383,13 @@ func (m *Model) Score() Result {
 			return cmp.Or(cmp.Compare(b.conns, a.conns), a.key.dst.Compare(b.key.dst))
 		})
 		merged := &channel{key: g[0].key, name: gk.name, nameSrc: g[0].nameSrc, first: g[0].first, last: g[0].last}
-		var events []event
-		stride := 1
 		for _, c := range g {
 			merged.conns += c.conns
 			merged.first, merged.last = min(merged.first, c.first), max(merged.last, c.last)
-			events = append(events, c.events...)
-			stride = max(stride, c.stride)
+			merged.events = append(merged.events, c.events...)
+			merged.hours |= c.hours
 		}
-		score(merged, events, stride, true, len(g))
+		score(merged, merged.runs(m.first), merged.events, true, len(g))
 	}
 
 	// Lateral channels of hosts with fan-out evidence.
@@ -313,7 +402,9 @@ func (m *Model) Score() Result {
 			continue
 		}
 		c := m.channels[k]
-		sc := 0.55 * he.lateral
+		// One peer of a fan-out is a detail of its host's finding, which
+		// carries the severity: at most medium on its own.
+		sc := 0.4 * he.lateral
 		f := Finding{Kind: KindChannel, Src: k.src, Dst: k.dst, DstName: c.name, DstPort: k.port, Proto: k.proto,
 			Score: sc, Severity: SeverityOf(sc), Connections: c.conns, FirstSeen: time.Unix(0, c.first).UTC(),
 			LastSeen: time.Unix(0, c.last).UTC(), Popularity: popIP[k.dst], Hosts: len(active), Fanout: he.adminPeers, Lateral: true,
@@ -341,10 +432,19 @@ func (m *Model) Score() Result {
 		if b != nil {
 			beacon = b.Score
 		}
-		sc := 1 - (1-beacon)*(1-0.9*he.lateral)*(1-0.8*he.scan)
+		sc := beacon
+		if he.lateral > 0 || he.scan > 0 {
+			sc = 1 - (1-beacon)*(1-0.9*he.lateral)*(1-0.8*he.scan)
+		}
 		f := Finding{Kind: KindHost, Src: h.addr, Score: sc, Severity: SeverityOf(sc), Connections: h.conns,
 			FirstSeen: time.Unix(0, h.first).UTC(), LastSeen: time.Unix(0, h.last).UTC(), Hosts: len(active),
 			Fanout: len(h.internal), AdminPeers: he.adminPeers, Lateral: he.lateral >= 0.3, Scan: he.scan >= 0.3}
+		// Reasons, the strongest evidence first.
+		type why struct {
+			w float64
+			s string
+		}
+		var whys []why
 		if b != nil && b.Score >= 0.2 {
 			f.Beacon = true
 			f.BeaconDst, f.BeaconDstName = b.Dst, b.DstName
@@ -352,7 +452,7 @@ func (m *Model) Score() Result {
 			if b.DstName != "" {
 				name = b.DstName + " (" + name + ")"
 			}
-			f.Reasons = append(f.Reasons, fmt.Sprintf("beacons to %s:%d every %s (channel score %.2f)", name, b.DstPort, fmtSecs(b.PeriodSec), b.Score))
+			whys = append(whys, why{b.Score, fmt.Sprintf("beacons to %s:%d every %s (channel score %.2f)", name, b.DstPort, fmtSecs(b.PeriodSec), b.Score)})
 			f.Attack = append(f.Attack, b.Attack...)
 		}
 		if he.adminPeers > 0 {
@@ -361,17 +461,21 @@ func (m *Model) Score() Result {
 			if he.newAdmin > 0 {
 				r += fmt.Sprintf(", %d of them new", he.newAdmin)
 			}
-			f.Reasons = append(f.Reasons, r)
+			whys = append(whys, why{0.9 * he.lateral, r})
 			if he.lateral >= 0.3 {
 				f.Attack = append(f.Attack, lateralAttack(he.ports)...)
 			}
 		}
 		if he.scanPeers > 0 {
-			f.Reasons = append(f.Reasons, fmt.Sprintf("failed connections to %d destinations on port %d, %.0f%% of those tried (robust z %.1f)",
-				he.scanPeers, he.scanPort, 100*he.scanShare, he.scanZ))
+			whys = append(whys, why{0.8 * he.scan, fmt.Sprintf("failed connections to %d destinations on port %d, %.0f%% of those tried (robust z %.1f)",
+				he.scanPeers, he.scanPort, 100*he.scanShare, he.scanZ)})
 			if he.scan >= 0.3 {
 				f.Attack = append(f.Attack, "T1046")
 			}
+		}
+		slices.SortStableFunc(whys, func(a, b why) int { return cmp.Compare(b.w, a.w) })
+		for _, x := range whys {
+			f.Reasons = append(f.Reasons, x.s)
 		}
 		f.Reasons = append(f.Reasons, fmt.Sprintf("%d internal peers, %d destinations in all", len(h.internal), len(h.dsts)))
 		f.Attack = dedupe(f.Attack)
@@ -490,6 +594,13 @@ func (m *Model) hostEvidence(active []*host, w float64, span time.Duration) map[
 	return hs
 }
 
+// rarity is 1 for one host reaching a destination and falls off as a
+// Gaussian in the further hosts, on the given scale.
+func rarity(n int, scale float64) float64 {
+	x := float64(max(n-1, 0)) / scale
+	return math.Exp(-x * x)
+}
+
 func medianMAD(x []float64) (med, mad float64) {
 	if len(x) == 0 {
 		return 0, 0
@@ -527,6 +638,8 @@ func infraPort(port uint16, proto uint8) bool {
 		return proto == 17
 	case 88, 389, 636, 3268:
 		return true
+	case 500, 4500, 1194, 51820: // VPN tunnels keep themselves alive
+		return proto == 17
 	}
 	return proto == 1 || proto == 58
 }
@@ -536,7 +649,8 @@ func infraPort(port uint16, proto uint8) bool {
 func standardPort(port uint16, proto uint8) bool {
 	switch port {
 	case 20, 21, 22, 25, 53, 80, 110, 123, 143, 443, 465, 587, 853, 993, 995,
-		3478, 5222, 5223, 8080, 8443, 8883, 1883, 5228, 19302:
+		3478, 5222, 5223, 8080, 8443, 8883, 1883, 5228, 19302,
+		500, 4500, 1194, 1701, 1723, 51820: // VPN: IKE, NAT-T, OpenVPN, L2TP, PPTP, WireGuard
 		return true
 	}
 	return proto == 1 || proto == 58 || port == 0
@@ -609,6 +723,16 @@ func dedupe(ids []string) []string {
 }
 
 func clamp01(x float64) float64 { return math.Max(0, math.Min(1, x)) }
+
+func fmtBytes(b float64) string {
+	switch {
+	case b < 2048:
+		return fmt.Sprintf("%.0f B", b)
+	case b < 2<<20:
+		return fmt.Sprintf("%.0f KB", b/1024)
+	}
+	return fmt.Sprintf("%.1f MB", b/(1<<20))
+}
 
 // fmtSecs prints a period: "2.2s", "61s", "15m", "1h02m".
 func fmtSecs(s float64) string {
