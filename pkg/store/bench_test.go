@@ -78,3 +78,23 @@ func BenchmarkWriterSmallPackets(b *testing.B) {
 		b.Fatal(err)
 	}
 }
+
+// BenchmarkPlanStore is the planning part of BenchmarkQueryStore alone.
+func BenchmarkPlanStore(b *testing.B) {
+	dir := os.Getenv("NWHEALTH_BENCH_STORE")
+	if dir == "" {
+		b.Skip("set NWHEALTH_BENCH_STORE to a store directory")
+	}
+	st, err := Open(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sel := Selector{Hosts: []netip.Addr{netip.MustParseAddr(os.Getenv("NWHEALTH_BENCH_HOST"))}}
+	for i := 0; i < b.N; i++ {
+		pl, err := PlanQuery([]*Store{st}, sel)
+		if err != nil {
+			b.Fatal(err)
+		}
+		pl.Close()
+	}
+}
