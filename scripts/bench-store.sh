@@ -20,16 +20,20 @@ for t in zstd tcpdump; do command -v $t >/dev/null || { echo "bench-store: $t mi
 # median of numbers on stdin
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 # run CMD... RUNS times; print the median wall seconds; peak RSS (KB) of the last run goes to $W/rss
+# (The command runs bare: wrapping it in /usr/bin/time would add a process
+# start to every measurement, which matters at tens of milliseconds.)
 timed() {
   local i s e
   "$@" >/dev/null 2>&1 || true # warm the page cache
   for i in $(seq "$RUNS"); do
     s=$(date +%s%N)
-    /usr/bin/time -f "%M" -o "$W/rss" "$@" >/dev/null 2>&1 || true
+    "$@" >/dev/null 2>&1 || true
     e=$(date +%s%N)
     awk -v a="$s" -v b="$e" 'BEGIN {printf "%.4f\n", (b-a)/1e9}'
   done | median
 }
+# rss CMD...: peak resident KiB of one run
+rss() { /usr/bin/time -f "%M" -o "$W/rss" "$@" >/dev/null 2>&1 || true; cat "$W/rss"; }
 # cold CMD...: wall seconds with the page cache dropped first
 cold() {
   local s e
@@ -62,7 +66,7 @@ echo "== import of bulk.pcap ($((raw >> 20)) MiB, full payload)"
 zstd1=$(timed sh -c "zstd -1 -T0 -q -f '$W/bulk.pcap' -o '$W/bulk.zst1'")
 zstd -3 -T0 -q -f "$W/bulk.pcap" -o "$W/bulk.zst3"
 imp=$(timed sh -c "rm -rf '$W/st-bulk' && '$NW' import --store '$W/st-bulk' '$W/bulk.pcap'")
-rss_small=$(cat "$W/rss")
+rm -rf "$W/st-bulk"; rss_small=$(rss "$NW" import --store "$W/st-bulk" "$W/bulk.pcap")
 shard=$(du -cb "$W"/st-bulk/shards/*.shard | tail -1 | cut -f1)
 idx=$(du -cb "$W"/st-bulk/shards/*.idx | tail -1 | cut -f1)
 flows=$(du -cb "$W"/st-bulk/shards/*.flows | tail -1 | cut -f1)
@@ -113,7 +117,6 @@ PY
 sim "$W/bulk3h.json" "$W/bulk3h.pcap"
 b3=$(stat -c %s "$W/bulk3h.pcap")
 rm -rf "$W/st-b3"
-/usr/bin/time -f "%M" -o "$W/rss3" "$NW" import --store "$W/st-b3" "$W/bulk3h.pcap" >/dev/null
-rss3=$(cat "$W/rss3")
+rss3=$(rss "$NW" import --store "$W/st-b3" "$W/bulk3h.pcap")
 rm -rf "$W/st-b3"
 printf "bulk 1 h (%d MiB): %d MiB; bulk 3 h (%d MiB): %d MiB; ratio %s (flat: about 1)\n" $((raw>>20)) $((rss_small/1024)) $((b3>>20)) $((rss3/1024)) "$(ratio "$rss3" "$rss_small")"

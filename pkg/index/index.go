@@ -278,8 +278,10 @@ func (b *Builder) Keys() int { return len(b.postings) }
 
 // Index file constants.
 const (
-	Version   = 1
-	headerLen = 48
+	Version     = 1
+	headerLen   = 48
+	flagRawBody = 1       // header flags bit 0: the body is not compressed
+	rawBodyMax  = 4 << 20 // bodies larger than this are compressed
 	// maxBody bounds the decompressed body a reader accepts.
 	maxBody = 1 << 30
 )
@@ -343,11 +345,18 @@ func (b *Builder) Encode(enc *zstd.Encoder) []byte {
 	}
 	body = append(body, tables...)
 	body = append(body, postings...)
-	stored := enc.EncodeAll(body, nil)
+	// The body is stored raw unless it is large: a query then reads it in
+	// place instead of decompressing every index it consults, and indexes
+	// stay around a ten-thousandth of the packet bytes either way.
+	stored, flags := body, uint16(flagRawBody)
+	if len(body) > rawBodyMax {
+		stored, flags = enc.EncodeAll(body, nil), 0
+	}
 
 	h := make([]byte, headerLen, headerLen+len(stored))
 	copy(h, "NWHI")
 	binary.LittleEndian.PutUint16(h[4:], Version)
+	binary.LittleEndian.PutUint16(h[6:], flags)
 	binary.LittleEndian.PutUint64(h[24:], uint64(b.first))
 	binary.LittleEndian.PutUint64(h[32:], uint64(b.last))
 	putHeader(h, b.blocks, uint32(len(sects)), uint32(len(body)), stored)
@@ -417,9 +426,15 @@ func Open(b []byte, dec *zstd.Decoder) (*Index, error) {
 	if crc32.Checksum(stored, castagnoli) != binary.LittleEndian.Uint32(b[40:]) {
 		return nil, fmt.Errorf("%w: body checksum mismatch", ErrCorrupt)
 	}
-	body, err := dec.DecodeAll(stored, make([]byte, 0, rawLen))
-	if err != nil || len(body) != rawLen {
-		return nil, fmt.Errorf("%w: body does not decompress to %d bytes", ErrCorrupt, rawLen)
+	body := stored
+	if binary.LittleEndian.Uint16(b[6:])&flagRawBody == 0 {
+		var err error
+		body, err = dec.DecodeAll(stored, make([]byte, 0, rawLen))
+		if err != nil || len(body) != rawLen {
+			return nil, fmt.Errorf("%w: body does not decompress to %d bytes", ErrCorrupt, rawLen)
+		}
+	} else if len(body) != rawLen {
+		return nil, fmt.Errorf("%w: raw body of %d bytes, header says %d", ErrCorrupt, len(body), rawLen)
 	}
 	ix.body = body
 	if len(body) < 16*nsect {

@@ -244,27 +244,63 @@ type Shard struct {
 	// stopped there. Nil when the shard is sealed or ended cleanly.
 	Damage *BlockError
 	hdrEnd int64 // offset of the first block
+	// toc holds a sealed shard's table-of-contents entries when opened by
+	// OpenShardTOC: entries are decoded one at a time, so a query that
+	// needs a few blocks of a large shard does not decode them all.
+	toc  []byte
+	ntoc int
+}
+
+// NumBlocks is the number of blocks.
+func (s *Shard) NumBlocks() int {
+	if s.toc != nil {
+		return s.ntoc
+	}
+	return len(s.Blocks)
+}
+
+// Block returns block i's metadata.
+func (s *Shard) Block(i int) BlockMeta {
+	if s.toc == nil {
+		return s.Blocks[i]
+	}
+	e := s.toc[i*trailerEntry:]
+	return BlockMeta{
+		Offset:  int64(binary.LittleEndian.Uint64(e)),
+		First:   int64(binary.LittleEndian.Uint64(e[8:])),
+		Last:    int64(binary.LittleEndian.Uint64(e[16:])),
+		Packets: binary.LittleEndian.Uint32(e[24:]),
+		DataLen: binary.LittleEndian.Uint32(e[28:]),
+	}
 }
 
 // OpenShard reads the shard header and trailer. A shard without a valid
 // trailer is walked block by block (open or interrupted shard): Sealed is
 // then false and Blocks holds every complete, self-consistent block header
 // (data CRCs are checked when blocks are read, or by Verify).
-func OpenShard(r io.ReaderAt, size int64) (*Shard, error) {
+func OpenShard(r io.ReaderAt, size int64) (*Shard, error) { return openShard(r, size, false) }
+
+// OpenShardTOC is OpenShard for readers that touch few blocks: a sealed
+// shard's table of contents is checked but decoded entry by entry (Block,
+// NumBlocks); Blocks stays nil. Unsealed shards are walked as by OpenShard.
+func OpenShardTOC(r io.ReaderAt, size int64) (*Shard, error) { return openShard(r, size, true) }
+
+func openShard(r io.ReaderAt, size int64, lazy bool) (*Shard, error) {
 	s := &Shard{r: r, size: size}
 	if err := s.readHeader(); err != nil {
 		return nil, err
 	}
-	if err := s.readTrailer(); err == nil {
+	if err := s.readTrailer(lazy); err == nil {
 		s.Sealed = true
-		if n := len(s.Blocks); n > 0 {
-			last := s.Blocks[n-1]
+		if n := s.NumBlocks(); n > 0 {
+			last := s.Block(n - 1)
 			s.End = last.Offset + blockHdrFrame + int64(last.DataLen)
 		} else {
 			s.End = s.hdrEnd
 		}
 		return s, nil
 	}
+	s.toc, s.ntoc = nil, 0
 	s.walk()
 	return s, nil
 }
@@ -363,7 +399,7 @@ func zstdFrameLen(b []byte) (int, bool) {
 	return n, n <= len(b)
 }
 
-func (s *Shard) readTrailer() error {
+func (s *Shard) readTrailer(lazy bool) error {
 	if s.size < s.hdrEnd+8+trailerFixed+4+12 {
 		return ErrNoTrailer
 	}
@@ -378,9 +414,16 @@ func (s *Shard) readTrailer() error {
 	if size < 8+trailerFixed+4+12 || size > s.size-s.hdrEnd || (size-8-trailerFixed-16)%trailerEntry != 0 {
 		return ErrNoTrailer
 	}
-	b := make([]byte, size)
-	if _, err := s.r.ReadAt(b, s.size-size); err != nil {
-		return err
+	var b []byte
+	if m, ok := s.r.(*Mapped); ok {
+		if b, ok = m.Slice(s.size-size, int(size)); !ok {
+			return ErrNoTrailer
+		}
+	} else {
+		b = make([]byte, size)
+		if _, err := s.r.ReadAt(b, s.size-size); err != nil {
+			return err
+		}
 	}
 	if binary.LittleEndian.Uint32(b) != skipMagicTrail || string(b[8:12]) != "NWHT" {
 		return ErrNoTrailer
@@ -394,24 +437,26 @@ func (s *Shard) readTrailer() error {
 	if n > maxBlocks || trailerFixed+n*trailerEntry != len(body) {
 		return fmt.Errorf("%w: trailer block count %d inconsistent", ErrNoTrailer, n)
 	}
-	blocks := make([]BlockMeta, n)
-	e := body[trailerFixed:]
-	for i := range blocks {
-		blocks[i] = BlockMeta{
-			Offset:  int64(binary.LittleEndian.Uint64(e)),
-			First:   int64(binary.LittleEndian.Uint64(e[8:])),
-			Last:    int64(binary.LittleEndian.Uint64(e[16:])),
-			Packets: binary.LittleEndian.Uint32(e[24:]),
-			DataLen: binary.LittleEndian.Uint32(e[28:]),
+	s.Packets = binary.LittleEndian.Uint64(body[8:])
+	s.RawBytes = binary.LittleEndian.Uint64(body[16:])
+	s.toc, s.ntoc = body[trailerFixed:], n
+	if n > 0 {
+		// The last block bounds all others: blocks are written in order.
+		if last := s.Block(n - 1); last.Offset < s.hdrEnd || last.Offset+blockHdrFrame+int64(last.DataLen) > s.size-size {
+			return fmt.Errorf("%w: block %d lies outside the file", ErrNoTrailer, n-1)
 		}
+	}
+	if lazy {
+		return nil
+	}
+	blocks := make([]BlockMeta, n)
+	for i := range blocks {
+		blocks[i] = s.Block(i)
 		if blocks[i].Offset < s.hdrEnd || blocks[i].Offset+blockHdrFrame+int64(blocks[i].DataLen) > s.size-size {
 			return fmt.Errorf("%w: block %d lies outside the file", ErrNoTrailer, i)
 		}
-		e = e[trailerEntry:]
 	}
-	s.Blocks = blocks
-	s.Packets = binary.LittleEndian.Uint64(body[8:])
-	s.RawBytes = binary.LittleEndian.Uint64(body[16:])
+	s.Blocks, s.toc, s.ntoc = blocks, nil, 0
 	return nil
 }
 
@@ -513,7 +558,7 @@ func (br *BlockReader) Close() { br.dec.Close() }
 // Read returns block i's pcap records (valid until the next Read) and its
 // checked metadata. Damage is a *BlockError.
 func (br *BlockReader) Read(s *Shard, i int) ([]byte, BlockMeta, error) {
-	m := s.Blocks[i]
+	m := s.Block(i)
 	n := blockHdrFrame + int(m.DataLen)
 	var b []byte
 	if mp, ok := s.r.(*Mapped); ok {

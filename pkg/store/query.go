@@ -218,7 +218,7 @@ func (pl *Plan) addShard(sf ShardFile, dec *zstd.Decoder) error {
 			r = m
 		}
 	}
-	sh, err := pcapio.OpenShard(r, fi.Size())
+	sh, err := pcapio.OpenShardTOC(r, fi.Size())
 	if err != nil {
 		if m != nil {
 			m.Close()
@@ -234,23 +234,33 @@ func (pl *Plan) addShard(sf ShardFile, dec *zstd.Decoder) error {
 	}
 	ps := &planShard{file: sf, f: f, m: m, sh: sh}
 	pl.shards = append(pl.shards, ps)
-	pl.Total += len(sh.Blocks)
+	pl.Total += sh.NumBlocks()
 
-	cand := pl.timeBlocks(sh)
-	if sf.Sealed && sh.Sealed && len(cand) > 0 && pl.indexable() {
-		if b, err := os.ReadFile(sf.IndexPath()); err == nil {
-			ix, err := index.Open(b, dec)
-			if err == nil && ix.Blocks == len(sh.Blocks) {
-				sel, err := pl.indexBlocks(ix)
-				if err == nil {
-					cand = index.Intersect(cand, sel)
-				} else {
-					pl.Damage = append(pl.Damage, Damage{Shard: sf.Name(), Block: -1, Reason: "index: " + err.Error() + " (blocks scanned instead)"})
-				}
-			} else if err != nil {
+	// Index first: the blocks that hold the selected keys, then their time.
+	// Planning then costs what the matches cost, not what the shard holds.
+	var cand []uint32
+	indexed := false
+	if sf.Sealed && sh.Sealed && pl.indexable() {
+		ix, err := openIndex(sf.IndexPath(), dec)
+		switch {
+		case err == nil && ix.Blocks == sh.NumBlocks():
+			if sel, err := pl.indexBlocks(ix); err == nil {
+				cand, indexed = pl.inTime(sh, sel), true
+			} else {
 				pl.Damage = append(pl.Damage, Damage{Shard: sf.Name(), Block: -1, Reason: "index: " + err.Error() + " (blocks scanned instead)"})
 			}
+		case err == nil:
+			pl.Damage = append(pl.Damage, Damage{Shard: sf.Name(), Block: -1, Reason: "index covers a different number of blocks (blocks scanned instead)"})
+		case !errors.Is(err, os.ErrNotExist):
+			pl.Damage = append(pl.Damage, Damage{Shard: sf.Name(), Block: -1, Reason: "index: " + err.Error() + " (blocks scanned instead)"})
 		}
+	}
+	if !indexed {
+		all := make([]uint32, sh.NumBlocks())
+		for i := range all {
+			all[i] = uint32(i)
+		}
+		cand = pl.inTime(sh, all)
 	}
 	if len(cand) > 0 {
 		if !slices.Contains(pl.LinkType, sh.Header.LinkType) {
@@ -260,22 +270,36 @@ func (pl *Plan) addShard(sf ShardFile, dec *zstd.Decoder) error {
 		pl.Snaplen = max(pl.Snaplen, sh.Header.Snaplen)
 	}
 	for _, b := range cand {
-		pl.tasks = append(pl.tasks, blockTask{shard: ps, block: int(b), first: sh.Blocks[b].First})
+		pl.tasks = append(pl.tasks, blockTask{shard: ps, block: int(b), first: sh.Block(int(b)).First})
 	}
 	return nil
 }
 
-func (pl *Plan) timeBlocks(sh *pcapio.Shard) []uint32 {
+// openIndex reads an index file, through a memory map when it can.
+func openIndex(path string, dec *zstd.Decoder) (*index.Index, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return index.Open(b, dec)
+}
+
+// inTime keeps the blocks (sorted numbers) that overlap the time range.
+func (pl *Plan) inTime(sh *pcapio.Shard, blocks []uint32) []uint32 {
 	from, to := pl.sel.From, pl.sel.To
-	out := make([]uint32, 0, len(sh.Blocks))
-	for i, b := range sh.Blocks {
+	if from.IsZero() && to.IsZero() {
+		return blocks
+	}
+	out := blocks[:0]
+	for _, i := range blocks {
+		b := sh.Block(int(i))
 		if !from.IsZero() && b.Last < from.UnixNano() {
 			continue
 		}
 		if !to.IsZero() && b.First >= to.UnixNano() {
 			continue
 		}
-		out = append(out, uint32(i))
+		out = append(out, i)
 	}
 	return out
 }
@@ -510,7 +534,7 @@ func (pl *Plan) prefetch(stop <-chan struct{}) {
 			default:
 			}
 		}
-		m := t.shard.sh.Blocks[t.block]
+		m := t.shard.sh.Block(t.block)
 		n := int64(pcapio.BlockSpan(m))
 		if total += n; total > prefetchLimit {
 			return
@@ -525,7 +549,7 @@ func (pl *Plan) readBlock(br *pcapio.BlockReader, r *blockResult, scratch *pkthd
 	raw, _, err := br.Read(sh, t.block)
 	if err != nil {
 		var be *pcapio.BlockError
-		d := Damage{Shard: t.shard.file.Name(), Block: t.block, Offset: sh.Blocks[t.block].Offset, Reason: err.Error()}
+		d := Damage{Shard: t.shard.file.Name(), Block: t.block, Offset: sh.Block(t.block).Offset, Reason: err.Error()}
 		if errors.As(err, &be) {
 			d.Reason = be.Reason
 		}
@@ -534,7 +558,7 @@ func (pl *Plan) readBlock(br *pcapio.BlockReader, r *blockResult, scratch *pkthd
 	}
 	r.lt, r.nanos = sh.Header.LinkType, sh.Header.Nanos
 	r.arena = getArena()
-	r.ents = make([]entry, 0, sh.Blocks[t.block].Packets)
+	r.ents = make([]entry, 0, sh.Block(t.block).Packets)
 	err = pcapio.Records(raw, r.lt, r.nanos, func(p pcapio.Packet) bool {
 		if !pl.sel.Match(&p, scratch) {
 			return true
@@ -546,7 +570,7 @@ func (pl *Plan) readBlock(br *pcapio.BlockReader, r *blockResult, scratch *pkthd
 		return true
 	})
 	if err != nil {
-		r.dmg = &Damage{Shard: t.shard.file.Name(), Block: t.block, Offset: sh.Blocks[t.block].Offset, Reason: err.Error()}
+		r.dmg = &Damage{Shard: t.shard.file.Name(), Block: t.block, Offset: sh.Block(t.block).Offset, Reason: err.Error()}
 	}
 	byTime := func(a, b entry) int {
 		switch {
