@@ -73,11 +73,14 @@ type entry struct {
 	// first and last packet times in ns: the record's time.Time fields are
 	// filled when it is handed out (time.Time arithmetic is slow per packet).
 	firstNS, lastNS int64
-	k               key
-	origIsA         bool
-	tcp             bool // TCP with ports: follows the TCP timeouts
-	list            uint8
-	prev, next      *entry
+	// movedNS is when the entry was last put at the back of its list; the
+	// lists are ordered by it.
+	movedNS    int64
+	k          key
+	origIsA    bool
+	tcp        bool // TCP with ports: follows the TCP timeouts
+	list       uint8
+	prev, next *entry
 
 	// TCP state.
 	origFin, respFin, rst bool
@@ -280,7 +283,10 @@ func (b *Builder) AddParsed(ts time.Time, p *pkthdr.Packet, data []byte, origLen
 		b.names(e, p, data, fromOrig, isTCP)
 	}
 
-	// Move to the back of its timeout list.
+	// Move to the back of its timeout list, at most once per relist
+	// interval: lists are ordered by when an entry was last moved, which
+	// Expire corrects for (a packet then costs one comparison, not four
+	// pointer writes).
 	want := uint8(listOther)
 	if e.tcp {
 		want = listTCP
@@ -288,10 +294,16 @@ func (b *Builder) AddParsed(ts time.Time, p *pkthdr.Packet, data []byte, origLen
 			want = listClosed
 		}
 	}
-	b.lists[e.list].remove(e)
-	e.list = want
-	b.lists[want].pushBack(e)
+	if want != e.list || ns-e.movedNS > relist {
+		b.lists[e.list].remove(e)
+		e.list = want
+		b.lists[want].pushBack(e)
+		e.movedNS = ns
+	}
 }
+
+// relist bounds how stale an entry's place in its timeout list may get.
+const relist = int64(time.Second)
 
 // newEntry opens a flow, choosing its originator with Zeek's rules: the
 // sender of a SYN, the receiver of a SYN-ACK; else, when the sender's port
@@ -352,6 +364,7 @@ func (b *Builder) newEntry(k key, p *pkthdr.Packet, fromA bool, flags uint8, icm
 	}
 	b.flows[k] = e
 	b.lists[listOther].pushBack(e)
+	e.movedNS = e.firstNS
 	b.stats.Flows++
 	return e
 }
@@ -427,7 +440,7 @@ func (b *Builder) cut(e *entry, ts time.Time) {
 func (b *Builder) evictOldest() {
 	var old *entry
 	for i := range b.lists {
-		if h := b.lists[i].head; h != nil && (old == nil || h.lastNS < old.lastNS) {
+		if h := b.lists[i].head; h != nil && (old == nil || h.movedNS < old.movedNS) {
 			old = h
 		}
 	}
@@ -446,8 +459,21 @@ func (b *Builder) Expire(now time.Time, emit func(*Record)) {
 		l := &b.lists[i]
 		nowNS := now.UnixNano()
 		for e := l.head; e != nil; e = l.head {
-			if nowNS-e.lastNS <= int64(b.timeout(e)) {
-				break
+			to := int64(b.timeout(e))
+			if nowNS-e.movedNS <= to {
+				break // every later entry was moved later still
+			}
+			if nowNS-e.lastNS <= to {
+				// Active since it was last moved: move it now. Keeping the
+				// list ordered may place it a little later than its last
+				// packet, which only delays a later check.
+				l.remove(e)
+				e.movedNS = e.lastNS
+				if l.tail != nil && l.tail.movedNS > e.movedNS {
+					e.movedNS = l.tail.movedNS
+				}
+				l.pushBack(e)
+				continue
 			}
 			b.remove(e)
 			if i == listTCP {
