@@ -83,8 +83,9 @@ func runQuery(o *queryOptions) error {
 		return err
 	}
 	var n uint64
+	plan.Batch = true
 	runErr := plan.RunRecords(func(r *store.Record) error {
-		n++
+		n += uint64(r.Count)
 		return emit(r)
 	})
 	var dmg *store.DamageError
@@ -133,7 +134,7 @@ func packetSink(w *bufio.Writer, plan *store.Plan) (func(*store.Record) error, e
 				_, err := w.Write(r.Raw)
 				return err
 			}
-			return pw.WritePacket(r.Packet.Timestamp, r.Packet.Data, r.Packet.OrigLen)
+			return eachRecord(r, func(p pcapio.Packet) error { return pw.WritePacket(p.Timestamp, p.Data, p.OrigLen) })
 		}, nil
 	}
 	nw, err := pcapio.NewNgWriter(w, lts, snap)
@@ -145,7 +146,22 @@ func packetSink(w *bufio.Writer, plan *store.Plan) (func(*store.Record) error, e
 		ids[lt] = i
 	}
 	return func(r *store.Record) error {
-		p := &r.Packet
-		return nw.WritePacket(ids[p.LinkType], p.Timestamp, p.Data, p.OrigLen)
+		return eachRecord(r, func(p pcapio.Packet) error { return nw.WritePacket(ids[p.LinkType], p.Timestamp, p.Data, p.OrigLen) })
 	}, nil
+}
+
+// eachRecord calls fn for every packet of a record run.
+func eachRecord(r *store.Record, fn func(pcapio.Packet) error) error {
+	if r.Count <= 1 {
+		return fn(r.Packet)
+	}
+	var err error
+	perr := pcapio.Records(r.Raw, r.Packet.LinkType, r.Nanos, func(p pcapio.Packet) bool {
+		err = fn(p)
+		return err == nil
+	})
+	if err != nil {
+		return err
+	}
+	return perr
 }

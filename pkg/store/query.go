@@ -150,6 +150,10 @@ type Plan struct {
 	Snaplen  uint32
 	Nanos    bool
 	LinkType []pkthdr.LinkType // distinct link types of the blocks to read, in first-seen order
+	// Batch lets RunRecords hand out runs of consecutive records (Count >
+	// 1) where no other block interleaves: a pcap writer copies them in
+	// one write.
+	Batch bool
 }
 
 type planShard struct {
@@ -449,6 +453,9 @@ type Record struct {
 	Packet pcapio.Packet
 	Raw    []byte
 	Nanos  bool
+	// Count is the number of consecutive records in Raw: more than one
+	// only when the plan's Batch is set, and Packet is then the first.
+	Count int
 }
 
 // Run reads the planned blocks in parallel and calls emit with every
@@ -591,7 +598,7 @@ func (r *blockResult) ts() int64 { return r.ents[r.pos].ts }
 func (r *blockResult) record(rec *Record) {
 	e := r.ents[r.pos]
 	raw := r.arena[e.off : e.off+e.n : e.off+e.n]
-	rec.Raw, rec.Nanos = raw, r.nanos
+	rec.Raw, rec.Nanos, rec.Count = raw, r.nanos, 1
 	rec.Packet = pcapio.Packet{Timestamp: time.Unix(0, e.ts).UTC(), LinkType: r.lt, Data: raw[16:], OrigLen: int(e.orig)}
 }
 
@@ -648,6 +655,28 @@ func (pl *Plan) merge(results []*blockResult, window chan struct{}, emit func(*R
 			limit = pl.tasks[next].first
 		}
 		for {
+			if pl.Batch && h.Len() == 1 {
+				// The run of records before limit that lie back to back in
+				// the arena (they do when the block was stored in order).
+				end := r.pos + 1
+				for end < len(r.ents) && r.ents[end].ts < limit && r.ents[end].off == r.ents[end-1].off+r.ents[end-1].n {
+					end++
+				}
+				if end-r.pos > 1 {
+					r.record(&rec)
+					last := r.ents[end-1]
+					rec.Raw = r.arena[r.ents[r.pos].off : last.off+last.n]
+					rec.Count = end - r.pos
+					if err := emit(&rec); err != nil {
+						return err
+					}
+					r.pos = end
+					if r.pos == len(r.ents) || r.ts() >= limit {
+						break
+					}
+					continue
+				}
+			}
 			r.record(&rec)
 			if err := emit(&rec); err != nil {
 				return err
