@@ -444,7 +444,7 @@ func writeHuntTable(w io.Writer, res hunt.Result, fs []hunt.Finding, acts []repo
 			}
 			pop = fmt.Sprintf("%d/%d", f.Popularity, f.Hosts)
 			if f.PeriodSec > 0 {
-				period = fmt.Sprintf("%s ±%.0f%%", fmtPeriod(f.PeriodSec), 100*f.Jitter)
+				period = fmt.Sprintf("%s ±%.0f%%", hunt.FormatPeriod(f.PeriodSec), 100*f.Jitter)
 			}
 		}
 		why := ""
@@ -478,16 +478,4 @@ func writeHuntTable(w io.Writer, res hunt.Result, fs []hunt.Finding, acts []repo
 		}
 	}
 	return t.Render()
-}
-
-func fmtPeriod(s float64) string {
-	switch {
-	case s < 10:
-		return fmt.Sprintf("%.1fs", s)
-	case s < 120:
-		return fmt.Sprintf("%.0fs", s)
-	case s < 7200:
-		return fmt.Sprintf("%.1fm", s/60)
-	}
-	return fmt.Sprintf("%.1fh", s/3600)
 }

@@ -301,7 +301,7 @@ func (m *Model) Score() Result {
 		if per.Period > 0 {
 			events := int(math.Round(float64(per.Events) * scale))
 			r := fmt.Sprintf("check-ins every %s ±%.0f%% over %s (%d check-ins, regularity %.2f",
-				fmtSecs(f.PeriodSec), 100*per.Jitter, fmtDur(chSpan), events, per.Regularity)
+				FormatPeriod(f.PeriodSec), 100*per.Jitter, fmtDur(chSpan), events, per.Regularity)
 			if per.Missed > 0 {
 				r += fmt.Sprintf(", %d missed", int(math.Round(float64(per.Missed)*scale)))
 			}
@@ -452,7 +452,7 @@ func (m *Model) Score() Result {
 			if b.DstName != "" {
 				name = b.DstName + " (" + name + ")"
 			}
-			whys = append(whys, why{b.Score, fmt.Sprintf("beacons to %s:%d every %s (channel score %.2f)", name, b.DstPort, fmtSecs(b.PeriodSec), b.Score)})
+			whys = append(whys, why{b.Score, fmt.Sprintf("beacons to %s:%d every %s (channel score %.2f)", name, b.DstPort, FormatPeriod(b.PeriodSec), b.Score)})
 			f.Attack = append(f.Attack, b.Attack...)
 		}
 		if he.adminPeers > 0 {
@@ -734,9 +734,12 @@ func fmtBytes(b float64) string {
 	return fmt.Sprintf("%.1f MB", b/(1<<20))
 }
 
-// fmtSecs prints a period: "2.2s", "61s", "15m", "1h02m".
-func fmtSecs(s float64) string {
+// FormatPeriod prints a period for people: "2.2s", "61s", "15.5m", "1.0h"
+// ("?" when unknown).
+func FormatPeriod(s float64) string {
 	switch {
+	case s <= 0:
+		return "?"
 	case s < 10:
 		return fmt.Sprintf("%.1fs", s)
 	case s < 120:

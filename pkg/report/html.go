@@ -40,7 +40,7 @@ var page = template.Must(template.New("report").Funcs(template.FuncMap{
 	"hostids":   func(h *Host) string { return compressIDs(append(slices.Clone(h.Findings), h.Operations...), 12) },
 	"label":     func(a netip.Addr, name string) string { return label(a, name) },
 	"f1":        func(x float64) string { return fmt.Sprintf("%.1f", x) },
-	"period":    fmtPeriod,
+	"period":    hunt.FormatPeriod,
 	"clip":      clip,
 	"inc":       func(i int) int { return i + 1 },
 	"ctl":       func(inc *Incident, a netip.Addr) string { return inc.controllerLabel(a) },
@@ -350,7 +350,7 @@ func graphSVG(inc *Incident) (template.HTML, error) {
 		c := &inc.Controllers[i]
 		place(0, c.Addr, svgNode{Fill: "#f3d9fa", Stroke: "#862e9c", StrokeW: 1.5, Line1: clip(c.Label(), 36),
 			Line2: fmt.Sprintf("controller, %s, %d host(s)", c.Severity, len(c.Hosts)),
-			Title: fmt.Sprintf("controller %s: %s, every %s", c.Label(), c.Severity, fmtPeriod(c.PeriodSec))})
+			Title: fmt.Sprintf("controller %s: %s, every %s", c.Label(), c.Severity, hunt.FormatPeriod(c.PeriodSec))})
 	}
 	for i := range inc.Hosts {
 		h := &inc.Hosts[i]

@@ -186,7 +186,7 @@ func (b *builder) findings() {
 				src.seen(f.FirstSeen, f.LastSeen)
 				continue
 			}
-			ex := fmt.Sprintf("checks in with %s every %s", nameAddr(dst, f.DstName), fmtPeriod(f.PeriodSec))
+			ex := fmt.Sprintf("checks in with %s every %s", nameAddr(dst, f.DstName), hunt.FormatPeriod(f.PeriodSec))
 			src.step(PhaseC2, "hunt", f.FirstSeen, f.LastSeen, f.Severity, firstOr(f.Attack, "T1071"), dst, id, ex)
 			for _, t := range f.Attack[min(1, len(f.Attack)):] {
 				src.steps[PhaseC2].Techniques = addStr(src.steps[PhaseC2].Techniques, t)
@@ -560,7 +560,7 @@ func (b *builder) timeline() {
 		switch {
 		case f.Beacon:
 			e.Kind, e.Phase = "beacon", PhaseC2
-			e.Summary = fmt.Sprintf("checks in with %s port %d every %s (%d connections)", nameAddr(f.Dst, f.DstName), f.DstPort, fmtPeriod(f.PeriodSec), f.Connections)
+			e.Summary = fmt.Sprintf("checks in with %s port %d every %s (%d connections)", nameAddr(f.Dst, f.DstName), f.DstPort, hunt.FormatPeriod(f.PeriodSec), f.Connections)
 		case f.Lateral:
 			e.Kind, e.Phase = "fan-out", PhaseLateral
 			e.Summary = fmt.Sprintf("connects to %s on admin port %d (%d connections)", f.Dst, f.DstPort, f.Connections)
@@ -575,20 +575,6 @@ func (b *builder) timeline() {
 	}
 	slices.SortStableFunc(ev, func(x, y Event) int { return x.Time.Compare(y.Time) })
 	b.inc.Timeline = ev
-}
-
-func fmtPeriod(s float64) string {
-	switch {
-	case s <= 0:
-		return "?"
-	case s < 10:
-		return fmt.Sprintf("%.1fs", s)
-	case s < 120:
-		return fmt.Sprintf("%.0fs", s)
-	case s < 7200:
-		return fmt.Sprintf("%.1fm", s/60)
-	}
-	return fmt.Sprintf("%.1fh", s/3600)
 }
 
 // Host returns the incident's host with address a.

@@ -144,7 +144,7 @@ func (s *stixWriter) controller(c *Controller) {
 	infra["infrastructure_types"] = []string{"command-and-control"}
 	infra["first_seen"] = stix.Timestamp(c.First)
 	infra["last_seen"] = stix.Timestamp(c.Last)
-	infra["description"] = fmt.Sprintf("%s: %d inside host(s) check in every %s (%s)", c.Label(), len(c.Hosts), fmtPeriod(c.PeriodSec), c.Severity)
+	infra["description"] = fmt.Sprintf("%s: %d inside host(s) check in every %s (%s)", c.Label(), len(c.Hosts), hunt.FormatPeriod(c.PeriodSec), c.Severity)
 	infra["kill_chain_phases"] = []map[string]string{{"kill_chain_name": "mitre-attack", "phase_name": "command-and-control"}}
 	s.b.Add(infra)
 	s.rel("consists-of", infra.ID(), ip)
@@ -159,7 +159,7 @@ func (s *stixWriter) controller(c *Controller) {
 		o["valid_from"] = stix.Timestamp(c.First)
 		o["indicator_types"] = []string{"malicious-activity"}
 		o["kill_chain_phases"] = []map[string]string{{"kill_chain_name": "mitre-attack", "phase_name": "command-and-control"}}
-		o["description"] = fmt.Sprintf("Inside hosts check in with %s every %s (%s, evidence %s)", c.Label(), fmtPeriod(c.PeriodSec), c.Severity, strings.Join(c.Findings, " "))
+		o["description"] = fmt.Sprintf("Inside hosts check in with %s every %s (%s, evidence %s)", c.Label(), hunt.FormatPeriod(c.PeriodSec), c.Severity, strings.Join(c.Findings, " "))
 		s.b.Add(o)
 		s.rel("indicates", o.ID(), infra.ID())
 		for _, t := range c.Attack {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nwhealth/nwhealth/pkg/hunt"
 	"github.com/olekukonko/tablewriter"
 	"github.com/olekukonko/tablewriter/tw"
 )
@@ -98,7 +99,7 @@ func WriteTable(w io.Writer, inc *Incident) error {
 			for _, p := range c.Ports {
 				ports = append(ports, strconv.Itoa(int(p)))
 			}
-			if err := t.Append(c.Label(), c.Severity.String(), fmtPeriod(c.PeriodSec), strings.Join(ports, " "),
+			if err := t.Append(c.Label(), c.Severity.String(), hunt.FormatPeriod(c.PeriodSec), strings.Join(ports, " "),
 				strings.Join(clipList(hosts, 5), ", "), compressIDs(c.Findings, 6)); err != nil {
 				return err
 			}
