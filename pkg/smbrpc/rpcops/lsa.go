@@ -242,17 +242,7 @@ func lsaLookupSidsReq(x *dc) {
 		}
 	})
 	lsaLookupTail(x, 12)
-	x.reqNames = sids
-	for i, s := range sids {
-		if i == maxListed {
-			x.add("…", fmt.Sprintf("%d more SIDs", len(sids)-i))
-			break
-		}
-		x.add("sid", s)
-	}
-	if len(sids) == 1 {
-		x.d.Target = sids[0]
-	}
+	x.requested("sid", "SIDs", sids)
 }
 
 // lsaLookupSidsResp: level 1 LSAPR_TRANSLATED_NAME, 2 and 3 the _EX form
@@ -339,16 +329,22 @@ func lsaLookupTail(x *dc, elem int) {
 func lsaLookupNamesReq(x *dc) {
 	names := lsaNames(x.r)
 	lsaLookupTail(x, 16)
-	x.reqNames = names
-	for i, n := range names {
+	x.requested("name", "names", names)
+}
+
+// requested lists what a lookup asks for (a bounded number of fields, the
+// target when there is one) and keeps it to label the reply's answers.
+func (x *dc) requested(field, plural string, items []string) {
+	x.reqNames = items
+	for i, it := range items {
 		if i == maxListed {
-			x.add("…", fmt.Sprintf("%d more names", len(names)-i))
+			x.add("…", fmt.Sprintf("%d more %s", len(items)-i, plural))
 			break
 		}
-		x.add("name", n)
+		x.add(field, it)
 	}
-	if len(names) == 1 {
-		x.d.Target = names[0]
+	if len(items) == 1 {
+		x.d.Target = items[0]
 	}
 }
 
