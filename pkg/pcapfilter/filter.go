@@ -11,9 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gopacket/gopacket"
-	"github.com/gopacket/gopacket/layers"
-	"github.com/gopacket/gopacket/pcap"
+	"github.com/nwhealth/nwhealth/internal/libpcap"
 	"github.com/nwhealth/nwhealth/pkg/pkthdr"
 )
 
@@ -24,14 +22,14 @@ const snaplen = 262144
 type Filter struct {
 	expr string
 	mu   sync.Mutex
-	byLT map[pkthdr.LinkType]*pcap.BPF
+	byLT map[pkthdr.LinkType]*libpcap.Program
 }
 
 // Compile checks expr by compiling it for Ethernet; programs for other
 // link types are compiled when first needed.
 func Compile(expr string) (*Filter, error) {
 	expr = strings.TrimSpace(expr)
-	f := &Filter{expr: expr, byLT: map[pkthdr.LinkType]*pcap.BPF{}}
+	f := &Filter{expr: expr, byLT: map[pkthdr.LinkType]*libpcap.Program{}}
 	if expr == "" {
 		return f, nil
 	}
@@ -47,13 +45,13 @@ func (f *Filter) String() string { return f.expr }
 // Empty reports whether the filter accepts everything.
 func (f *Filter) Empty() bool { return f == nil || f.expr == "" }
 
-func (f *Filter) program(lt pkthdr.LinkType) (*pcap.BPF, error) {
+func (f *Filter) program(lt pkthdr.LinkType) (*libpcap.Program, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if p, ok := f.byLT[lt]; ok {
 		return p, nil
 	}
-	p, err := pcap.NewBPF(layers.LinkType(dlt(lt)), snaplen, f.expr)
+	p, err := libpcap.CompileOffline(dlt(lt), snaplen, f.expr)
 	if err != nil {
 		return nil, fmt.Errorf("filter %q: %w", f.expr, err)
 	}
@@ -80,5 +78,5 @@ func (f *Filter) Match(lt pkthdr.LinkType, ts time.Time, data []byte, origLen in
 	if err != nil {
 		return false
 	}
-	return p.Matches(gopacket.CaptureInfo{Timestamp: ts, CaptureLength: len(data), Length: origLen}, data)
+	return p.Match(ts.Unix(), int64(ts.Nanosecond()/1000), data, origLen)
 }

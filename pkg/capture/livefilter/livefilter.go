@@ -1,5 +1,3 @@
-//go:build linux && cgo
-
 // Package livefilter compiles tcpdump filter expressions (pcap-filter(7))
 // into the classic BPF programs a capture attaches to its sockets.
 //
@@ -14,7 +12,7 @@ package livefilter
 import (
 	"fmt"
 
-	"github.com/gopacket/gopacket/pcap"
+	"github.com/nwhealth/nwhealth/internal/libpcap"
 	"github.com/nwhealth/nwhealth/pkg/capture"
 	"github.com/nwhealth/nwhealth/pkg/pkthdr"
 )
@@ -25,30 +23,13 @@ import (
 // capture's. It opens the interface briefly and so needs the same
 // privileges and network namespace as the capture.
 func Compile(iface string, snaplen int, expr string) ([]capture.Instruction, pkthdr.LinkType, error) {
-	in, err := pcap.NewInactiveHandle(iface)
+	insns, dlt, err := libpcap.CompileLive(iface, snaplen, expr)
 	if err != nil {
-		return nil, 0, fmt.Errorf("compile filter for %s: %w", iface, err)
-	}
-	defer in.CleanUp()
-	if err := in.SetSnapLen(snaplen); err != nil {
-		return nil, 0, fmt.Errorf("compile filter for %s: %w", iface, err)
-	}
-	// The handle never reads a packet: keep its ring small.
-	if err := in.SetBufferSize(1 << 16); err != nil {
-		return nil, 0, fmt.Errorf("compile filter for %s: %w", iface, err)
-	}
-	h, err := in.Activate()
-	if err != nil {
-		return nil, 0, fmt.Errorf("compile filter for %s: open: %w", iface, err)
-	}
-	defer h.Close()
-	insns, err := h.CompileBPFFilter(expr)
-	if err != nil {
-		return nil, 0, fmt.Errorf("filter %q: %w", expr, err)
+		return nil, 0, fmt.Errorf("filter %q on %s: %w", expr, iface, err)
 	}
 	prog := make([]capture.Instruction, len(insns))
 	for i, in := range insns {
 		prog[i] = capture.Instruction{Code: in.Code, Jt: in.Jt, Jf: in.Jf, K: in.K}
 	}
-	return prog, pkthdr.LinkType(h.LinkType()), nil
+	return prog, pkthdr.LinkType(dlt), nil
 }
