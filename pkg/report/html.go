@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nwhealth/nwhealth/pkg/hunt"
@@ -27,34 +28,38 @@ var pageTemplate string
 //go:embed report.js
 var pageScript string
 
-var page = template.Must(template.New("report").Funcs(template.FuncMap{
-	"ts":        func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05") },
-	"clock":     func(t time.Time) string { return t.UTC().Format("15:04:05") },
-	"rfc":       func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
-	"phasecol":  phaseColor,
-	"phaseink":  phaseInk,
-	"sevclass":  func(s hunt.Severity) string { return "sev-" + s.String() },
-	"join":      strings.Join,
-	"addrs":     addrStrings,
-	"ids":       func(ids []string) string { return compressIDs(ids, 12) },
-	"hostids":   func(h *Host) string { return compressIDs(append(slices.Clone(h.Findings), h.Operations...), 12) },
-	"label":     func(a netip.Addr, name string) string { return label(a, name) },
-	"f1":        func(x float64) string { return fmt.Sprintf("%.1f", x) },
-	"period":    hunt.FormatPeriod,
-	"clip":      clip,
-	"inc":       func(i int) int { return i + 1 },
-	"ctl":       func(inc *Incident, a netip.Addr) string { return inc.controllerLabel(a) },
-	"summary":   func(inc *Incident, h *Host) string { return h.Summary(inc) },
-	"opwhat":    opWhat,
-	"accounts":  func(h *Host) []string { return append(slices.Clone(h.AccountsUsed), h.AccountsSeen...) },
-	"hostlabel": func(inc *Incident, a netip.Addr) string { return inc.hostLabel(a) },
-}).Parse(pageTemplate))
+// The templates are parsed on first use, not at start-up: every nwhealth
+// command links this package, and parsing costs a millisecond.
+var page = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("report").Funcs(template.FuncMap{
+		"ts":        func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05") },
+		"clock":     func(t time.Time) string { return t.UTC().Format("15:04:05") },
+		"rfc":       func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+		"phasecol":  phaseColor,
+		"phaseink":  phaseInk,
+		"sevclass":  func(s hunt.Severity) string { return "sev-" + s.String() },
+		"join":      strings.Join,
+		"addrs":     addrStrings,
+		"ids":       func(ids []string) string { return compressIDs(ids, 12) },
+		"hostids":   func(h *Host) string { return compressIDs(append(slices.Clone(h.Findings), h.Operations...), 12) },
+		"label":     func(a netip.Addr, name string) string { return label(a, name) },
+		"f1":        func(x float64) string { return fmt.Sprintf("%.1f", x) },
+		"period":    hunt.FormatPeriod,
+		"clip":      clip,
+		"inc":       func(i int) int { return i + 1 },
+		"ctl":       func(inc *Incident, a netip.Addr) string { return inc.controllerLabel(a) },
+		"summary":   func(inc *Incident, h *Host) string { return h.Summary(inc) },
+		"opwhat":    opWhat,
+		"accounts":  func(h *Host) []string { return append(slices.Clone(h.AccountsUsed), h.AccountsSeen...) },
+		"hostlabel": func(inc *Incident, a netip.Addr) string { return inc.hostLabel(a) },
+	}).Parse(pageTemplate))
+})
 
 // scriptHash is the CSP source allowing our one script.
-var scriptHash = func() string {
+var scriptHash = sync.OnceValue(func() string {
 	sum := sha256.Sum256([]byte(pageScript))
 	return "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
-}()
+})
 
 // maxHTMLOperations bounds the operations table; JSON Lines has them all.
 const maxHTMLOperations = 2000
@@ -77,7 +82,7 @@ func WriteHTML(w io.Writer, inc *Incident, meta Meta) error {
 		meta.Title = "nwhealth incident report"
 	}
 	d := pageData{Meta: meta, Inc: inc, Script: template.JS(pageScript), Phases: Phases,
-		CSP: "default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src " + scriptHash + "; base-uri 'none'; form-action 'none'"}
+		CSP: "default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src " + scriptHash() + "; base-uri 'none'; form-action 'none'"}
 	var err error
 	if d.Timeline, err = timelineSVG(inc); err != nil {
 		return err
@@ -90,7 +95,7 @@ func WriteHTML(w io.Writer, inc *Incident, meta Meta) error {
 		d.MoreOps = len(d.Operations) - maxHTMLOperations
 		d.Operations = d.Operations[:maxHTMLOperations]
 	}
-	return page.Execute(w, d)
+	return page().Execute(w, d)
 }
 
 func (inc *Incident) hostLabel(a netip.Addr) string {
@@ -160,9 +165,10 @@ func phaseInk(p string) string {
 
 // The SVGs are built with the same template engine, so every label is
 // escaped the same way.
-var svgTemplates = template.Must(template.New("svg").Funcs(template.FuncMap{
-	"f1": func(x float64) string { return fmt.Sprintf("%.1f", x) },
-}).Parse(`
+var svgTemplates = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("svg").Funcs(template.FuncMap{
+		"f1": func(x float64) string { return fmt.Sprintf("%.1f", x) },
+	}).Parse(`
 {{define "timeline"}}<svg xmlns="http://www.w3.org/2000/svg" class="timeline" viewBox="0 0 {{f1 .W}} {{f1 .H}}" width="100%" role="img" aria-label="Timeline of the incident">
 <rect x="0" y="0" width="{{f1 .W}}" height="{{f1 .H}}" fill="#fff"/>
 {{range .Ticks}}<line x1="{{f1 .X}}" y1="18" x2="{{f1 .X}}" y2="{{f1 $.H}}" stroke="#e9ecef"/><text x="{{f1 .X}}" y="12" font-size="10" text-anchor="middle" fill="#495057">{{.Label}}</text>
@@ -177,6 +183,7 @@ var svgTemplates = template.Must(template.New("svg").Funcs(template.FuncMap{
 {{end}}{{range .Edges}}<g class="edge" data-host="{{.Host}}"><path d="{{.Path}}" fill="none" stroke="{{.Color}}" stroke-width="{{f1 .Width}}"{{if .Dashed}} stroke-dasharray="6 4"{{end}} marker-end="url(#arrow)"><title>{{.Title}}</title></path><text x="{{f1 .LX}}" y="{{f1 .LY}}" font-size="9" text-anchor="middle" fill="#343a40">{{.Label}}</text></g>
 {{end}}{{range .Nodes}}<g class="node" data-host="{{.Host}}" tabindex="0"><rect x="{{f1 .X}}" y="{{f1 .Y}}" width="{{f1 .W}}" height="{{f1 .H}}" rx="6" fill="{{.Fill}}" stroke="{{.Stroke}}" stroke-width="{{f1 .StrokeW}}"><title>{{.Title}}</title></rect><text x="{{f1 .CX}}" y="{{f1 .TY}}" font-size="11" text-anchor="middle" fill="#212529">{{.Line1}}</text><text x="{{f1 .CX}}" y="{{f1 .TY2}}" font-size="9" text-anchor="middle" fill="#495057">{{.Line2}}</text></g>
 {{end}}</svg>{{end}}`))
+})
 
 type svgLane struct {
 	Host, Label string
@@ -271,7 +278,7 @@ func timelineSVG(inc *Incident) (template.HTML, error) {
 		d.Ticks = append(d.Ticks, svgTick{X: x(t), Label: t.UTC().Format(layout)})
 	}
 	var b strings.Builder
-	err := svgTemplates.ExecuteTemplate(&b, "timeline", d)
+	err := svgTemplates().ExecuteTemplate(&b, "timeline", d)
 	return template.HTML(b.String()), err
 }
 
@@ -427,7 +434,7 @@ func graphSVG(inc *Incident) (template.HTML, error) {
 	}{W: 1200, H: top + float64(rows)*(nodeH+gapY) + 10, Nodes: nodes, Edges: edges,
 		Columns: []svgColumn{{cols[0] + nodeW/2, "controllers"}, {cols[1] + nodeW/2, "hosts acted from"}, {cols[2] + nodeW/2, "hosts acted on"}}}
 	var b strings.Builder
-	err := svgTemplates.ExecuteTemplate(&b, "graph", d)
+	err := svgTemplates().ExecuteTemplate(&b, "graph", d)
 	return template.HTML(b.String()), err
 }
 

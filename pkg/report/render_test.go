@@ -204,7 +204,7 @@ func TestHTML(t *testing.T) {
 	checkPage(t, b.Bytes())
 	for _, want := range []string{`id="summary"`, `id="actions"`, `id="hosts"`, `id="timeline"`, `id="graph"`, `id="controllers"`,
 		`id="evidence"`, `id="operations"`, `id="findings"`, "10.0.0.5 (ws-005)", "c2.example.net (203.0.113.7)", "10.0.0.1 (dc01)",
-		"stepping-stone", "lateral-movement", "executed-on", "isolate host", "nwhealth query --store STORE", "@media print", scriptHash} {
+		"stepping-stone", "lateral-movement", "executed-on", "isolate host", "nwhealth query --store STORE", "@media print", scriptHash()} {
 		if !strings.Contains(html.UnescapeString(page), want) {
 			t.Errorf("page lacks %q", want)
 		}

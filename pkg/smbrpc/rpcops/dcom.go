@@ -21,7 +21,7 @@ var (
 	oxidResolverUUID = mustUUID("99fcfec4-5260-101b-bbcb-00aa0021347a")
 )
 
-func init() {
+func registerDcom() {
 	activation := func(create bool) op {
 		return op{req: func(x *dc) { dcomActivationReq(x, create) }, resp: dcomActivationResp}
 	}
@@ -75,7 +75,7 @@ var clsidNames = map[[16]byte]string{}
 // activated remotely (T1021.003).
 var lateralCLSIDs = map[[16]byte]bool{}
 
-func init() {
+func registerDcom2() {
 	for s, n := range map[string]string{
 		"49b2791a-b1ae-4c90-9b8e-e860ba07f889": "MMC20.Application",
 		"9ba05972-f6a8-11cf-a442-00a0c90a8f39": "ShellWindows",
@@ -141,7 +141,7 @@ func guidLabel(u [16]byte) string {
 
 var iidNames = map[[16]byte]string{}
 
-func init() {
+func registerDcom3() {
 	for s, n := range map[string]string{
 		"00000000-0000-0000-c000-000000000046": "IUnknown",
 		"00000003-0000-0000-c000-000000000046": "IMarshal",

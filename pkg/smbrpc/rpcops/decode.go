@@ -127,14 +127,14 @@ type dc struct {
 func (s *Session) decodeState(c Call, d *Decoded) *dc {
 	var zero [16]byte
 	objClass, objKnown := s.shared().class(c.Object)
-	if registry[c.Interface] == nil && c.Object != zero {
+	if reg()[c.Interface] == nil && c.Object != zero {
 		// A call on a DCOM object whose bind was not captured: the IPID
 		// says which interface it is.
-		if _, iid, ok := s.Shared.Object(c.Object); ok && registry[iid] != nil {
+		if _, iid, ok := s.Shared.Object(c.Object); ok && reg()[iid] != nil {
 			c.Interface = iid
 		}
 	}
-	i := registry[c.Interface]
+	i := reg()[c.Interface]
 	d.Operation = OpName(c.Interface, c.Opnum)
 	if i == nil {
 		d.Interface = UUIDString(c.Interface)

@@ -17,7 +17,7 @@ func TestOperationsDoc(t *testing.T) {
 	b.WriteString("| Interface | UUID | Pipes | Operations with decoded arguments | Named only |\n")
 	b.WriteString("|---|---|---|---|---|\n")
 	var ifs []*iface
-	for _, i := range registry {
+	for _, i := range reg() {
 		ifs = append(ifs, i)
 	}
 	sort.Slice(ifs, func(a, b int) bool { return strings.ToLower(ifs[a].name) < strings.ToLower(ifs[b].name) })

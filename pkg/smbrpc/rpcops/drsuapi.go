@@ -13,7 +13,7 @@ import (
 // without the "IDL_" prefix.
 var drsuapiUUID = mustUUID("e3514235-4b06-11d1-ab04-00c04fc2dcd2")
 
-func init() {
+func registerDrsuapi() {
 	register(&iface{name: "drsuapi", uuid: drsuapiUUID,
 		names: []string{"DRSBind", "DRSUnbind", "DRSReplicaSync", "DRSGetNCChanges", "DRSUpdateRefs",
 			"DRSReplicaAdd", "DRSReplicaDel", "DRSReplicaModify", "DRSVerifyNames", "DRSGetMemberships",

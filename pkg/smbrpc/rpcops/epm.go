@@ -13,7 +13,7 @@ import (
 // on TCP port 135 and the \pipe\epmapper pipe.
 var epmUUID = mustUUID("e1af8308-5d1f-11c9-91a4-08002b14a0fa")
 
-func init() {
+func registerEpm() {
 	register(&iface{name: "epmapper", uuid: epmUUID, pipes: []string{"epmapper"},
 		names: []string{"ept_insert", "ept_delete", "ept_lookup", "ept_map",
 			"ept_lookup_handle_free", "ept_inq_object", "ept_mgmt_delete"},

@@ -10,7 +10,7 @@ import (
 // registered lists the interfaces in a fixed order for the fuzzers.
 func registered() [][16]byte {
 	var us [][16]byte
-	for u := range registry {
+	for u := range reg() {
 		us = append(us, u)
 	}
 	sort.Slice(us, func(i, j int) bool { return UUIDString(us[i]) < UUIDString(us[j]) })

@@ -35,7 +35,7 @@ func GuessCall(pipe string, opnum uint16, stub []byte) (iface [16]byte, ndr64, o
 	for _, n64 := range []bool{false, true} {
 		var matches [][16]byte
 		for _, u := range guessOrder {
-			i := registry[u]
+			i := reg()[u]
 			if i == nil || i.orpc {
 				continue
 			}
@@ -58,7 +58,7 @@ func GuessCall(pipe string, opnum uint16, stub []byte) (iface [16]byte, ndr64, o
 		for _, n64 := range []bool{false, true} {
 			var matches [][16]byte
 			for _, u := range dcomGuessOrder {
-				if probeRequest(registry[u], opnum, stub, n64) {
+				if probeRequest(reg()[u], opnum, stub, n64) {
 					matches = append(matches, u)
 				}
 			}
@@ -97,7 +97,7 @@ func guessByPipe(p string, opnum uint16, stub []byte) ([16]byte, bool, bool) {
 	var found bool
 	var shared [][16]byte
 	for _, u := range guessOrder {
-		i := registry[u]
+		i := reg()[u]
 		for k, ip := range i.pipes {
 			if ip != p {
 				continue
@@ -114,7 +114,7 @@ func guessByPipe(p string, opnum uint16, stub []byte) ([16]byte, bool, bool) {
 	if len(shared) > 1 && len(stub) > 0 {
 		for _, n64 := range []bool{false, true} {
 			for _, u := range shared {
-				if probeRequest(registry[u], opnum, stub, n64) {
+				if probeRequest(reg()[u], opnum, stub, n64) {
 					return u, n64, true
 				}
 			}
@@ -131,7 +131,7 @@ func guessByPipe(p string, opnum uint16, stub []byte) ([16]byte, bool, bool) {
 // not captured, when something else (a pipe name, a DCOM IPID) names the
 // interface.
 func StubNDR64(iface [16]byte, opnum uint16, stub []byte) bool {
-	i := registry[iface]
+	i := reg()[iface]
 	return len(stub) > 0 && !probeRequest(i, opnum, stub, false) && probeRequest(i, opnum, stub, true)
 }
 

@@ -17,7 +17,7 @@ func ReturnedHandle(c Call) (Handle, bool) {
 // UsedHandle returns the context handle a request acts on (the first
 // argument of the handle-based operations).
 func UsedHandle(c Call) (Handle, bool) {
-	i := registry[c.Interface]
+	i := reg()[c.Interface]
 	if i == nil || !i.ops[c.Opnum].handle || c.Request == nil {
 		return Handle{}, false
 	}

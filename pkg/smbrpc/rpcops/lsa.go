@@ -11,7 +11,7 @@ import (
 // Names are the spec's without the "Lsar" prefix.
 var lsaUUID = mustUUID("12345778-1234-abcd-ef00-0123456789ab")
 
-func init() {
+func registerLsa() {
 	names := make([]string, 134)
 	copy(names, []string{
 		"Close", "Delete", "EnumeratePrivileges", "QuerySecurityObject", "SetSecurityObject",

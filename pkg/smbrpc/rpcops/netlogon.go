@@ -10,7 +10,7 @@ import (
 // setting an empty machine password.
 var netlogonUUID = mustUUID("12345678-1234-abcd-ef00-01234567cffb")
 
-func init() {
+func registerNetlogon() {
 	names := make([]string, 60)
 	copy(names, []string{
 		"NetrLogonUasLogon", "NetrLogonUasLogoff", "NetrLogonSamLogon", "NetrLogonSamLogoff",

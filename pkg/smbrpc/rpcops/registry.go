@@ -3,6 +3,7 @@ package rpcops
 import (
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/nwhealth/nwhealth/pkg/smbrpc/ndr"
 )
@@ -40,9 +41,44 @@ type op struct {
 	probe func(r *ndr.Reader)
 }
 
-var registry = map[[16]byte]*iface{}
+var (
+	registry map[[16]byte]*iface
+	regOnce  sync.Once
+)
 
-// register adds an interface; called from the per-interface files' init.
+// reg is the registry, built on first use rather than at start-up: every
+// nwhealth command links this package, and building it costs half a
+// millisecond that only replay needs.
+func reg() map[[16]byte]*iface {
+	regOnce.Do(buildRegistry)
+	return registry
+}
+
+func buildRegistry() {
+	registry = map[[16]byte]*iface{}
+	for _, f := range []func(){
+		registerDcom,
+		registerDcom2,
+		registerDcom3,
+		registerDrsuapi,
+		registerEpm,
+		registerEventlog,
+		registerIdispatch,
+		registerLsa,
+		registerNetlogon,
+		registerSamr,
+		registerSrvsvc,
+		registerSvcctl,
+		registerTsch,
+		registerWinreg,
+		registerWmi,
+	} {
+		f()
+	}
+}
+
+// register adds an interface; called by the per-interface files' register
+// functions while reg builds the registry.
 func register(i *iface) *iface {
 	if _, dup := registry[i.uuid]; dup {
 		panic("rpcops: interface registered twice: " + i.name)
@@ -57,7 +93,7 @@ func register(i *iface) *iface {
 // InterfaceName returns the short name of an interface given its wire-form
 // UUID, or "" when unknown.
 func InterfaceName(uuid [16]byte) string {
-	if i := registry[uuid]; i != nil {
+	if i := reg()[uuid]; i != nil {
 		return i.name
 	}
 	return ""
@@ -66,7 +102,7 @@ func InterfaceName(uuid [16]byte) string {
 // OpName names an operation of an interface, "opnum N" when the interface
 // or the opnum is unknown.
 func OpName(uuid [16]byte, opnum uint16) string {
-	if i := registry[uuid]; i != nil && int(opnum) < len(i.names) && i.names[opnum] != "" {
+	if i := reg()[uuid]; i != nil && int(opnum) < len(i.names) && i.names[opnum] != "" {
 		return i.names[opnum]
 	}
 	return fmt.Sprintf("opnum %d", opnum)
@@ -75,7 +111,7 @@ func OpName(uuid [16]byte, opnum uint16) string {
 // InterfaceUUID returns the wire-form UUID of a registered interface by its
 // short name (case-insensitive).
 func InterfaceUUID(name string) ([16]byte, bool) {
-	for u, i := range registry {
+	for u, i := range reg() {
 		if strings.EqualFold(i.name, name) {
 			return u, true
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/nwhealth/nwhealth/pkg/smbrpc/ndr"
 )
@@ -12,7 +13,7 @@ import (
 // spec's method names without their "R" prefix.
 var svcctlUUID = mustUUID("367abb81-9844-35f1-ad32-98f038001003")
 
-func init() {
+func registerSvcctl() {
 	names := make([]string, 65)
 	copy(names, []string{
 		"CloseServiceHandle", "ControlService", "DeleteService", "LockServiceDatabase",
@@ -234,10 +235,10 @@ func svcCommand(x *dc, binPath string, start uint32) {
 
 // smbexecCommand extracts the operator's command from an smbexec-style
 // service binary path: %COMSPEC% /Q /c echo <command> ^> \\127.0.0.1\C$\__output 2^>^&1 > %TEMP%\execute.bat & ...
-var smbexecRE = regexp.MustCompile(`(?i)/c\s+echo\s+(.*?)\s*\^>\s*(\\\\\S+)`)
+var smbexecRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?i)/c\s+echo\s+(.*?)\s*\^>\s*(\\\\\S+)`) })
 
 func smbexecCommand(binPath string) string {
-	m := smbexecRE.FindStringSubmatch(binPath)
+	m := smbexecRE().FindStringSubmatch(binPath)
 	if m == nil {
 		return ""
 	}

@@ -18,7 +18,7 @@ var (
 	sasecUUID = mustUUID("378e52b0-c0a9-11cf-822d-00aa0051e40f")
 )
 
-func init() {
+func registerTsch() {
 	const st = "T1053.005"
 	path := func(phase string) op {
 		return op{req: tschPathArg, technique: st, phase: phase}

@@ -12,7 +12,7 @@ import (
 // without the "BaseReg" prefix.
 var winregUUID = mustUUID("338cd001-2244-31f1-aaaa-900038001003")
 
-func init() {
+func registerWinreg() {
 	root := func(name string) op {
 		return op{req: regOpenRoot, opens: "key", resp: func(x *dc) {
 			x.returns(readHandle(x.r), handleInfo{kind: "key", name: name})
