@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -249,11 +250,16 @@ type Shard struct {
 	// needs a few blocks of a large shard does not decode them all.
 	toc  []byte
 	ntoc int
+	// tocOff is where a lazily opened shard's entries start in the file;
+	// entries read so far are kept in seen.
+	tocOff int64
+	seenMu sync.Mutex
+	seen   map[int]BlockMeta
 }
 
 // NumBlocks is the number of blocks.
 func (s *Shard) NumBlocks() int {
-	if s.toc != nil {
+	if s.toc != nil || s.tocOff != 0 {
 		return s.ntoc
 	}
 	return len(s.Blocks)
@@ -261,10 +267,16 @@ func (s *Shard) NumBlocks() int {
 
 // Block returns block i's metadata.
 func (s *Shard) Block(i int) BlockMeta {
+	if s.tocOff != 0 {
+		return s.lazyBlock(i)
+	}
 	if s.toc == nil {
 		return s.Blocks[i]
 	}
-	e := s.toc[i*trailerEntry:]
+	return decodeEntry(s.toc[i*trailerEntry:])
+}
+
+func decodeEntry(e []byte) BlockMeta {
 	return BlockMeta{
 		Offset:  int64(binary.LittleEndian.Uint64(e)),
 		First:   int64(binary.LittleEndian.Uint64(e[8:])),
@@ -300,7 +312,7 @@ func openShard(r io.ReaderAt, size int64, lazy bool) (*Shard, error) {
 		}
 		return s, nil
 	}
-	s.toc, s.ntoc = nil, 0
+	s.toc, s.ntoc, s.tocOff, s.seen = nil, 0, 0, nil
 	s.walk()
 	return s, nil
 }
@@ -414,16 +426,12 @@ func (s *Shard) readTrailer(lazy bool) error {
 	if size < 8+trailerFixed+4+12 || size > s.size-s.hdrEnd || (size-8-trailerFixed-16)%trailerEntry != 0 {
 		return ErrNoTrailer
 	}
-	var b []byte
-	if m, ok := s.r.(*Mapped); ok {
-		if b, ok = m.Slice(s.size-size, int(size)); !ok {
-			return ErrNoTrailer
-		}
-	} else {
-		b = make([]byte, size)
-		if _, err := s.r.ReadAt(b, s.size-size); err != nil {
-			return err
-		}
+	if lazy {
+		return s.readTOCHead(size)
+	}
+	b := make([]byte, size)
+	if _, err := s.r.ReadAt(b, s.size-size); err != nil {
+		return err
 	}
 	if binary.LittleEndian.Uint32(b) != skipMagicTrail || string(b[8:12]) != "NWHT" {
 		return ErrNoTrailer
@@ -440,15 +448,6 @@ func (s *Shard) readTrailer(lazy bool) error {
 	s.Packets = binary.LittleEndian.Uint64(body[8:])
 	s.RawBytes = binary.LittleEndian.Uint64(body[16:])
 	s.toc, s.ntoc = body[trailerFixed:], n
-	if n > 0 {
-		// The last block bounds all others: blocks are written in order.
-		if last := s.Block(n - 1); last.Offset < s.hdrEnd || last.Offset+blockHdrFrame+int64(last.DataLen) > s.size-size {
-			return fmt.Errorf("%w: block %d lies outside the file", ErrNoTrailer, n-1)
-		}
-	}
-	if lazy {
-		return nil
-	}
 	blocks := make([]BlockMeta, n)
 	for i := range blocks {
 		blocks[i] = s.Block(i)
@@ -458,6 +457,73 @@ func (s *Shard) readTrailer(lazy bool) error {
 	}
 	s.Blocks, s.toc, s.ntoc = blocks, nil, 0
 	return nil
+}
+
+// readTOCHead opens a trailer of size bytes for reading its entries one at
+// a time: a query that needs a few blocks of a large shard reads a few
+// entries, not the whole table, so its cost follows its matches. The
+// trailer's CRC is not checked then; every block read is still checked
+// against its own CRC-protected header, so a damaged entry shows as that
+// block's damage (store info --verify checks the whole trailer).
+func (s *Shard) readTOCHead(size int64) error {
+	start := s.size - size
+	b := make([]byte, 8+trailerFixed)
+	if _, err := s.r.ReadAt(b, start); err != nil {
+		return err
+	}
+	if binary.LittleEndian.Uint32(b) != skipMagicTrail || string(b[8:12]) != "NWHT" {
+		return ErrNoTrailer
+	}
+	body := b[8:]
+	n := int(binary.LittleEndian.Uint32(body[4:]))
+	if n > maxBlocks || int64(8+trailerFixed+n*trailerEntry+16) != size {
+		return fmt.Errorf("%w: trailer block count %d inconsistent", ErrNoTrailer, n)
+	}
+	s.Packets = binary.LittleEndian.Uint64(body[8:])
+	s.RawBytes = binary.LittleEndian.Uint64(body[16:])
+	s.ntoc, s.tocOff, s.seen = n, start+8+trailerFixed, map[int]BlockMeta{}
+	if n > 0 {
+		// The last block bounds all others: blocks are written in order.
+		if last := s.Block(n - 1); last.Offset < s.hdrEnd || last.Offset+blockHdrFrame+int64(last.DataLen) > start {
+			s.ntoc, s.tocOff, s.seen = 0, 0, nil
+			return fmt.Errorf("%w: block %d lies outside the file", ErrNoTrailer, n-1)
+		}
+	}
+	return nil
+}
+
+// lazyBlock reads entry i from the file. A failed read gives an entry that
+// no block header matches, so reading the block reports the damage.
+func (s *Shard) lazyBlock(i int) BlockMeta {
+	s.seenMu.Lock()
+	defer s.seenMu.Unlock()
+	if m, ok := s.seen[i]; ok {
+		return m
+	}
+	var e [trailerEntry]byte
+	if _, err := s.r.ReadAt(e[:], s.tocOff+int64(i)*trailerEntry); err != nil {
+		return BlockMeta{Offset: -1}
+	}
+	m := decodeEntry(e[:])
+	s.seen[i] = m
+	return m
+}
+
+// LoadTOC reads a lazily opened shard's whole table of contents at once,
+// checking its CRC, for a reader about to look at most entries. If the
+// table is damaged, the shard is walked block by block instead (Sealed
+// becomes false) and the error says why.
+func (s *Shard) LoadTOC() error {
+	if s.tocOff == 0 {
+		return nil
+	}
+	s.tocOff, s.seen = 0, nil
+	err := s.readTrailer(false)
+	if err != nil {
+		s.Sealed, s.toc, s.ntoc, s.Blocks = false, nil, 0, nil
+		s.walk()
+	}
+	return err
 }
 
 // Refresh walks the blocks appended to an open shard since it was opened
@@ -560,22 +626,15 @@ func (br *BlockReader) Close() { br.dec.Close() }
 func (br *BlockReader) Read(s *Shard, i int) ([]byte, BlockMeta, error) {
 	m := s.Block(i)
 	n := blockHdrFrame + int(m.DataLen)
-	var b []byte
-	if mp, ok := s.r.(*Mapped); ok {
-		if b, ok = mp.Slice(m.Offset, n); !ok {
+	if cap(br.buf) < n {
+		br.buf = make([]byte, n)
+	}
+	b := br.buf[:n]
+	if _, err := s.r.ReadAt(b, m.Offset); err != nil {
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			return nil, m, &BlockError{i, m.Offset, "block runs past the end of the file"}
 		}
-	} else {
-		if cap(br.buf) < n {
-			br.buf = make([]byte, n)
-		}
-		b = br.buf[:n]
-		if _, err := s.r.ReadAt(b, m.Offset); err != nil {
-			if err == io.EOF || err == io.ErrUnexpectedEOF {
-				return nil, m, &BlockError{i, m.Offset, "block runs past the end of the file"}
-			}
-			return nil, m, fmt.Errorf("read block %d: %w", i, err)
-		}
+		return nil, m, fmt.Errorf("read block %d: %w", i, err)
 	}
 	hm, reason := parseBlockHeader(b, i)
 	if reason != "" {

@@ -28,12 +28,13 @@ func BenchmarkQueryStore(b *testing.B) {
 		sel.From, sel.To = from, from.Add(time.Hour)
 	}
 	var bytes int64
+	var blocks int
 	for i := 0; i < b.N; i++ {
 		pl, err := PlanQuery([]*Store{st}, sel)
 		if err != nil {
 			b.Fatal(err)
 		}
-		bytes = 0
+		bytes, blocks = 0, pl.Scanned
 		err = pl.RunRecords(func(r *Record) error {
 			bytes += int64(len(r.Raw))
 			_, err := io.Discard.Write(r.Raw)
@@ -45,6 +46,7 @@ func BenchmarkQueryStore(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(bytes)/1e6, "MB-out")
+	b.ReportMetric(float64(blocks), "blocks")
 }
 
 // BenchmarkWriterSmallPackets stores 64-byte UDP frames over 64 flows, as

@@ -4,7 +4,6 @@ import (
 	"container/heap"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/netip"
 	"os"
@@ -159,7 +158,6 @@ type Plan struct {
 type planShard struct {
 	file ShardFile
 	f    *os.File
-	m    *pcapio.Mapped // sealed shards are read through a memory map
 	sh   *pcapio.Shard
 }
 
@@ -215,18 +213,11 @@ func (pl *Plan) addShard(sf ShardFile, dec *zstd.Decoder) error {
 		f.Close()
 		return err
 	}
-	var r io.ReaderAt = f
-	var m *pcapio.Mapped
-	if sf.Sealed {
-		if m, err = pcapio.MapFile(f); err == nil {
-			r = m
-		}
-	}
-	sh, err := pcapio.OpenShardTOC(r, fi.Size())
+	// Blocks are read with pread, not through a memory map: a query reads
+	// each block once, and faulting mapped pages in costs more than the
+	// copy (several times more on virtual machines).
+	sh, err := pcapio.OpenShardTOC(f, fi.Size())
 	if err != nil {
-		if m != nil {
-			m.Close()
-		}
 		f.Close()
 		if !sf.Sealed && errors.Is(err, pcapio.ErrShardTruncated) {
 			return nil // just created: nothing in it yet
@@ -236,9 +227,8 @@ func (pl *Plan) addShard(sf ShardFile, dec *zstd.Decoder) error {
 	if sf.Sealed && !sh.Sealed {
 		pl.Damage = append(pl.Damage, Damage{Shard: sf.Name(), Block: -1, Reason: "trailer missing or damaged; blocks read by walking the file"})
 	}
-	ps := &planShard{file: sf, f: f, m: m, sh: sh}
+	ps := &planShard{file: sf, f: f, sh: sh}
 	pl.shards = append(pl.shards, ps)
-	pl.Total += sh.NumBlocks()
 
 	// Index first: the blocks that hold the selected keys, then their time.
 	// Planning then costs what the matches cost, not what the shard holds.
@@ -260,12 +250,17 @@ func (pl *Plan) addShard(sf ShardFile, dec *zstd.Decoder) error {
 		}
 	}
 	if !indexed {
+		// Every entry is needed: one read of the table beats one per block.
+		if err := sh.LoadTOC(); err != nil {
+			pl.Damage = append(pl.Damage, Damage{Shard: sf.Name(), Block: -1, Reason: "trailer missing or damaged; blocks read by walking the file"})
+		}
 		all := make([]uint32, sh.NumBlocks())
 		for i := range all {
 			all[i] = uint32(i)
 		}
 		cand = pl.inTime(sh, all)
 	}
+	pl.Total += sh.NumBlocks()
 	if len(cand) > 0 {
 		if !slices.Contains(pl.LinkType, sh.Header.LinkType) {
 			pl.LinkType = append(pl.LinkType, sh.Header.LinkType)
@@ -412,9 +407,6 @@ func prefixRange(p netip.Prefix) (lo, hi [16]byte) {
 // Close releases the shard files.
 func (pl *Plan) Close() {
 	for _, s := range pl.shards {
-		if s.m != nil {
-			s.m.Close()
-		}
 		s.f.Close()
 	}
 	pl.shards = nil
@@ -565,7 +557,9 @@ func (pl *Plan) readBlock(br *pcapio.BlockReader, r *blockResult, scratch *pkthd
 	}
 	r.lt, r.nanos = sh.Header.LinkType, sh.Header.Nanos
 	r.arena = getArena()
-	r.ents = make([]entry, 0, sh.Block(t.block).Packets)
+	// Grown as matches come: a selective query keeps a few of a block's
+	// packets, and allocating for all of them would dominate its memory.
+	r.ents = r.ents[:0]
 	err = pcapio.Records(raw, r.lt, r.nanos, func(p pcapio.Packet) bool {
 		if !pl.sel.Match(&p, scratch) {
 			return true
