@@ -396,7 +396,9 @@ type section struct {
 	entrySize int
 }
 
-// Open decodes an index file's bytes.
+// Open decodes an index file's bytes. A raw body is used in place; a
+// compressed one is decoded with dec, or with a decoder of its own when
+// dec is nil.
 func Open(b []byte, dec *zstd.Decoder) (*Index, error) {
 	if len(b) < headerLen {
 		return nil, fmt.Errorf("%w: %d bytes", ErrNotIndex, len(b))
@@ -429,6 +431,14 @@ func Open(b []byte, dec *zstd.Decoder) (*Index, error) {
 	body := stored
 	if binary.LittleEndian.Uint16(b[6:])&flagRawBody == 0 {
 		var err error
+		if dec == nil {
+			d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1))
+			if err != nil {
+				return nil, err
+			}
+			defer d.Close()
+			dec = d
+		}
 		body, err = dec.DecodeAll(stored, make([]byte, 0, rawLen))
 		if err != nil || len(body) != rawLen {
 			return nil, fmt.Errorf("%w: body does not decompress to %d bytes", ErrCorrupt, rawLen)

@@ -509,6 +509,44 @@ func (s *Shard) lazyBlock(i int) BlockMeta {
 	return m
 }
 
+// tocChunk is how much of a table of contents Entries reads at a time.
+const tocChunk = 64 << 10
+
+// Entries calls fn with the entries of the given blocks (ascending
+// numbers below NumBlocks) of a lazily opened shard, reading the table in
+// chunks of tocChunk bytes into buf, which is returned for reuse: few
+// reads and little memory however large the table, and nothing read for
+// the parts without a wanted block. Entries are not checked against the
+// trailer CRC (see OpenShardTOC); a failed read ends the walk.
+func (s *Shard) Entries(blocks []uint32, buf []byte, fn func(i uint32, m BlockMeta)) ([]byte, error) {
+	if s.tocOff == 0 {
+		for _, b := range blocks {
+			fn(b, s.Block(int(b)))
+		}
+		return buf, nil
+	}
+	if cap(buf) < tocChunk {
+		buf = make([]byte, tocChunk)
+	}
+	buf = buf[:cap(buf)]
+	have0, have1 := -1, -1 // entries held in buf: [have0, have1)
+	for _, b := range blocks {
+		i := int(b)
+		if i >= s.ntoc {
+			return buf, fmt.Errorf("block %d beyond the table of contents (%d blocks)", i, s.ntoc)
+		}
+		if i < have0 || i >= have1 {
+			n := min(len(buf)/trailerEntry, s.ntoc-i)
+			if _, err := s.r.ReadAt(buf[:n*trailerEntry], s.tocOff+int64(i)*trailerEntry); err != nil {
+				return buf, fmt.Errorf("read table of contents: %w", err)
+			}
+			have0, have1 = i, i+n
+		}
+		fn(b, decodeEntry(buf[(i-have0)*trailerEntry:]))
+	}
+	return buf, nil
+}
+
 // LoadTOC reads a lazily opened shard's whole table of contents at once,
 // checking its CRC, for a reader about to look at most entries. If the
 // table is damaged, the shard is walked block by block instead (Sealed
@@ -624,7 +662,21 @@ func (br *BlockReader) Close() { br.dec.Close() }
 // Read returns block i's pcap records (valid until the next Read) and its
 // checked metadata. Damage is a *BlockError.
 func (br *BlockReader) Read(s *Shard, i int) ([]byte, BlockMeta, error) {
-	m := s.Block(i)
+	return br.ReadMeta(s, i, s.Block(i))
+}
+
+// ReadMeta is Read for a caller that already holds block i's metadata.
+func (br *BlockReader) ReadMeta(s *Shard, i int, m BlockMeta) ([]byte, BlockMeta, error) {
+	raw, hm, err := br.ReadInto(s, i, m, br.raw[:0])
+	if raw != nil {
+		br.raw = raw
+	}
+	return raw, hm, err
+}
+
+// ReadInto is ReadMeta decompressing into dst (appended to, grown as
+// needed), which the caller owns: it can keep blocks without copying.
+func (br *BlockReader) ReadInto(s *Shard, i int, m BlockMeta, dst []byte) ([]byte, BlockMeta, error) {
 	n := blockHdrFrame + int(m.DataLen)
 	if cap(br.buf) < n {
 		br.buf = make([]byte, n)
@@ -648,11 +700,10 @@ func (br *BlockReader) Read(s *Shard, i int) ([]byte, BlockMeta, error) {
 	if CRC(data) != hm.DataCRC {
 		return nil, hm, &BlockError{i, m.Offset, "data checksum mismatch"}
 	}
-	raw, err := br.dec.DecodeAll(data, br.raw[:0])
+	raw, err := br.dec.DecodeAll(data, dst)
 	if err != nil {
 		return nil, hm, &BlockError{i, m.Offset, "decompress: " + err.Error()}
 	}
-	br.raw = raw
 	if len(raw) != int(hm.RawLen) {
 		return nil, hm, &BlockError{i, m.Offset, fmt.Sprintf("decompressed %d bytes, header says %d", len(raw), hm.RawLen)}
 	}

@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/netip"
 	"os"
@@ -11,9 +12,9 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/klauspost/compress/zstd"
 	"github.com/nwhealth/nwhealth/pkg/index"
 	"github.com/nwhealth/nwhealth/pkg/pcapfilter"
 	"github.com/nwhealth/nwhealth/pkg/pcapio"
@@ -153,6 +154,55 @@ type Plan struct {
 	// 1) where no other block interleaves: a pcap writer copies them in
 	// one write.
 	Batch bool
+
+	tocBuf []byte // reused by the shards' table-of-contents reads
+	idxBuf []byte // reused by the shards' index reads
+	arenas chan []byte
+	// coldOnce closes cold when a read finds data outside the page cache:
+	// only then is prefetching worth its system calls.
+	coldOnce sync.Once
+	cold     chan struct{}
+	noProbe  atomic.Bool  // the kernel or file system cannot tell
+	next     atomic.Int64 // first task not yet handed to a reader
+}
+
+// tocBatch is the number of candidate blocks from which a shard's whole
+// table of contents is read at once rather than entry by entry.
+const tocBatch = 32
+
+func (pl *Plan) markCold() { pl.coldOnce.Do(func() { close(pl.cold) }) }
+
+// cacheProbe reads a shard file asking the kernel not to wait for the
+// disk (RWF_NOWAIT): a read that would wait marks the plan cold, and is
+// then done normally. A warm query so makes no prefetch calls at all, and
+// a cold one starts prefetching at its first miss.
+type cacheProbe struct {
+	f  *os.File
+	fd int
+	pl *Plan
+}
+
+func (c *cacheProbe) ReadAt(p []byte, off int64) (int, error) {
+	n := 0
+	if !c.pl.noProbe.Load() && len(p) > 0 {
+		m, err := unix.Preadv2(c.fd, [][]byte{p}, off, unix.RWF_NOWAIT)
+		switch {
+		case err == nil && m == len(p):
+			return m, nil
+		case err == nil && m > 0:
+			n = m // the rest is not cached
+			c.pl.markCold()
+		case err == nil:
+			// End of file: the plain read below says so.
+		case errors.Is(err, unix.EAGAIN):
+			c.pl.markCold()
+		default: // no RWF_NOWAIT here: always prefetch, as without a probe
+			c.pl.noProbe.Store(true)
+			c.pl.markCold()
+		}
+	}
+	m, err := c.f.ReadAt(p[n:], off+int64(n))
+	return n + m, err
 }
 
 type planShard struct {
@@ -165,17 +215,13 @@ type blockTask struct {
 	shard *planShard
 	block int
 	first int64
+	meta  pcapio.BlockMeta
 }
 
 // PlanQuery resolves sel against several stores: time-pruned shards, their
 // indexes, and the blocks left to read. Close the plan when done.
 func PlanQuery(stores []*Store, sel Selector) (*Plan, error) {
-	pl := &Plan{sel: sel}
-	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1))
-	if err != nil {
-		return nil, err
-	}
-	defer dec.Close()
+	pl := &Plan{sel: sel, cold: make(chan struct{})}
 	for _, st := range stores {
 		files, err := st.Shards()
 		if err != nil {
@@ -186,7 +232,7 @@ func PlanQuery(stores []*Store, sel Selector) (*Plan, error) {
 			if !sf.Overlaps(sel.From, sel.To) {
 				continue
 			}
-			if err := pl.addShard(sf, dec); err != nil {
+			if err := pl.addShard(sf); err != nil {
 				if errors.Is(err, os.ErrNotExist) {
 					continue // removed by retention meanwhile
 				}
@@ -199,7 +245,7 @@ func PlanQuery(stores []*Store, sel Selector) (*Plan, error) {
 	return pl, nil
 }
 
-func (pl *Plan) addShard(sf ShardFile, dec *zstd.Decoder) error {
+func (pl *Plan) addShard(sf ShardFile) error {
 	f, err := os.Open(sf.ShardPath())
 	if err != nil && !sf.Sealed {
 		// Sealed between listing and opening: find it under its new name.
@@ -216,7 +262,7 @@ func (pl *Plan) addShard(sf ShardFile, dec *zstd.Decoder) error {
 	// Blocks are read with pread, not through a memory map: a query reads
 	// each block once, and faulting mapped pages in costs more than the
 	// copy (several times more on virtual machines).
-	sh, err := pcapio.OpenShardTOC(f, fi.Size())
+	sh, err := pcapio.OpenShardTOC(&cacheProbe{f: f, fd: int(f.Fd()), pl: pl}, fi.Size())
 	if err != nil {
 		f.Close()
 		if !sf.Sealed && errors.Is(err, pcapio.ErrShardTruncated) {
@@ -235,11 +281,11 @@ func (pl *Plan) addShard(sf ShardFile, dec *zstd.Decoder) error {
 	var cand []uint32
 	indexed := false
 	if sf.Sealed && sh.Sealed && pl.indexable() {
-		ix, err := openIndex(sf.IndexPath(), dec)
+		ix, err := pl.openIndex(sf.IndexPath())
 		switch {
 		case err == nil && ix.Blocks == sh.NumBlocks():
 			if sel, err := pl.indexBlocks(ix); err == nil {
-				cand, indexed = pl.inTime(sh, sel), true
+				cand, indexed = sel, true
 			} else {
 				pl.Damage = append(pl.Damage, Damage{Shard: sf.Name(), Block: -1, Reason: "index: " + err.Error() + " (blocks scanned instead)"})
 			}
@@ -254,54 +300,62 @@ func (pl *Plan) addShard(sf ShardFile, dec *zstd.Decoder) error {
 		if err := sh.LoadTOC(); err != nil {
 			pl.Damage = append(pl.Damage, Damage{Shard: sf.Name(), Block: -1, Reason: "trailer missing or damaged; blocks read by walking the file"})
 		}
-		all := make([]uint32, sh.NumBlocks())
-		for i := range all {
-			all[i] = uint32(i)
+		cand = make([]uint32, sh.NumBlocks())
+		for i := range cand {
+			cand[i] = uint32(i)
 		}
-		cand = pl.inTime(sh, all)
 	}
 	pl.Total += sh.NumBlocks()
-	if len(cand) > 0 {
+	from, to := pl.sel.From.UnixNano(), pl.sel.To.UnixNano()
+	n := len(pl.tasks)
+	pl.tocBuf, err = sh.Entries(cand, pl.tocBuf, func(b uint32, m pcapio.BlockMeta) {
+		if (!pl.sel.From.IsZero() && m.Last < from) || (!pl.sel.To.IsZero() && m.First >= to) {
+			return
+		}
+		pl.tasks = append(pl.tasks, blockTask{shard: ps, block: int(b), first: m.First, meta: m})
+	})
+	if err != nil {
+		return err
+	}
+	if len(pl.tasks) > n {
 		if !slices.Contains(pl.LinkType, sh.Header.LinkType) {
 			pl.LinkType = append(pl.LinkType, sh.Header.LinkType)
 		}
 		pl.Nanos = pl.Nanos || sh.Header.Nanos
 		pl.Snaplen = max(pl.Snaplen, sh.Header.Snaplen)
 	}
-	for _, b := range cand {
-		pl.tasks = append(pl.tasks, blockTask{shard: ps, block: int(b), first: sh.Block(int(b)).First})
-	}
 	return nil
 }
 
-// openIndex reads an index file, through a memory map when it can.
-func openIndex(path string, dec *zstd.Decoder) (*index.Index, error) {
-	b, err := os.ReadFile(path)
+// openIndex reads an index file into the plan's buffer, reused from
+// shard to shard (the index is done with once its postings are decoded):
+// fresh memory costs a page fault per page, which matters at this scale.
+func (pl *Plan) openIndex(path string) (*index.Index, error) {
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	return index.Open(b, dec)
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if fi.Size() > maxIndexFile {
+		return nil, fmt.Errorf("%d bytes, more than any index", fi.Size())
+	}
+	if int64(cap(pl.idxBuf)) < fi.Size() {
+		pl.idxBuf = make([]byte, fi.Size())
+	}
+	b := pl.idxBuf[:fi.Size()]
+	if _, err := io.ReadFull(f, b); err != nil {
+		return nil, err
+	}
+	return index.Open(b, nil)
 }
 
-// inTime keeps the blocks (sorted numbers) that overlap the time range.
-func (pl *Plan) inTime(sh *pcapio.Shard, blocks []uint32) []uint32 {
-	from, to := pl.sel.From, pl.sel.To
-	if from.IsZero() && to.IsZero() {
-		return blocks
-	}
-	out := blocks[:0]
-	for _, i := range blocks {
-		b := sh.Block(int(i))
-		if !from.IsZero() && b.Last < from.UnixNano() {
-			continue
-		}
-		if !to.IsZero() && b.First >= to.UnixNano() {
-			continue
-		}
-		out = append(out, i)
-	}
-	return out
-}
+// maxIndexFile bounds an index file's size before it is read: a stored
+// body is at most what index.Open accepts (1 GiB).
+const maxIndexFile = 1<<30 + 64
 
 func (pl *Plan) indexable() bool {
 	s := &pl.sel
@@ -413,7 +467,8 @@ func (pl *Plan) Close() {
 }
 
 // blockResult holds one block's matching packets, sorted by time. The
-// arena keeps their pcap records (header and data) as stored.
+// arena is the decompressed block, whose records (header and data) the
+// entries point at.
 type blockResult struct {
 	task  int
 	ents  []entry // pointer-free, so the garbage collector skips it
@@ -432,11 +487,28 @@ type entry struct {
 	orig uint32
 }
 
-var arenas = sync.Pool{New: func() any { return new([]byte) }}
+// getArena takes a block buffer from the plan's free list. Blocks in
+// flight are bounded by the read-ahead window, and so are the buffers; a
+// free list (rather than a sync.Pool, which the collector empties) keeps
+// reusing the same memory.
+func (pl *Plan) getArena() []byte {
+	select {
+	case b := <-pl.arenas:
+		return b[:0]
+	default:
+		return nil
+	}
+}
 
-func getArena() []byte { return (*arenas.Get().(*[]byte))[:0] }
-
-func putArena(b []byte) { arenas.Put(&b) }
+func (pl *Plan) putArena(b []byte) {
+	if b == nil {
+		return
+	}
+	select {
+	case pl.arenas <- b:
+	default:
+	}
+}
 
 // Record is a matching packet: the decoded Packet and its pcap record as
 // stored (16-byte header then data), with the record's time precision, so
@@ -468,6 +540,7 @@ func (pl *Plan) RunRecords(emit func(r *Record) error) error {
 		results[i] = &blockResult{task: i, done: make(chan struct{})}
 	}
 	work := make(chan *blockResult, depth)
+	pl.arenas = make(chan []byte, depth+workers+1)
 	stop := make(chan struct{})
 	prefetched := make(chan struct{})
 	go func() { defer close(prefetched); pl.prefetch(stop) }()
@@ -498,6 +571,7 @@ func (pl *Plan) RunRecords(emit func(r *Record) error) error {
 				return
 			}
 			work <- r
+			pl.next.Add(1)
 		}
 	}()
 	err := pl.merge(results, window, emit)
@@ -520,12 +594,20 @@ func (pl *Plan) RunRecords(emit func(r *Record) error) error {
 // prefetchLimit bounds how far ahead the kernel is asked to read.
 const prefetchLimit = 512 << 20
 
-// prefetch asks the kernel to start reading every planned block now: on a
+// prefetch asks the kernel to start reading the planned blocks once a read
+// has missed the page cache: on a
 // cold cache the blocks of a selective query are scattered, and queued
 // reads complete in parallel instead of one block at a time.
 func (pl *Plan) prefetch(stop <-chan struct{}) {
+	select {
+	case <-pl.cold:
+	case <-stop:
+		return
+	}
 	var total int64
-	for i, t := range pl.tasks {
+	// Blocks already handed to readers are being read: start after them.
+	for i := int(pl.next.Load()); i < len(pl.tasks); i++ {
+		t := pl.tasks[i]
 		if i&63 == 0 {
 			select {
 			case <-stop:
@@ -533,7 +615,7 @@ func (pl *Plan) prefetch(stop <-chan struct{}) {
 			default:
 			}
 		}
-		m := t.shard.sh.Block(t.block)
+		m := t.meta
 		n := int64(pcapio.BlockSpan(m))
 		if total += n; total > prefetchLimit {
 			return
@@ -545,10 +627,10 @@ func (pl *Plan) prefetch(stop <-chan struct{}) {
 func (pl *Plan) readBlock(br *pcapio.BlockReader, r *blockResult, scratch *pkthdr.Packet) {
 	t := pl.tasks[r.task]
 	sh := t.shard.sh
-	raw, _, err := br.Read(sh, t.block)
+	raw, _, err := br.ReadInto(sh, t.block, t.meta, pl.getArena())
 	if err != nil {
 		var be *pcapio.BlockError
-		d := Damage{Shard: t.shard.file.Name(), Block: t.block, Offset: sh.Block(t.block).Offset, Reason: err.Error()}
+		d := Damage{Shard: t.shard.file.Name(), Block: t.block, Offset: t.meta.Offset, Reason: err.Error()}
 		if errors.As(err, &be) {
 			d.Reason = be.Reason
 		}
@@ -556,7 +638,7 @@ func (pl *Plan) readBlock(br *pcapio.BlockReader, r *blockResult, scratch *pkthd
 		return
 	}
 	r.lt, r.nanos = sh.Header.LinkType, sh.Header.Nanos
-	r.arena = getArena()
+	r.arena = raw
 	// Grown as matches come: a selective query keeps a few of a block's
 	// packets, and allocating for all of them would dominate its memory.
 	r.ents = r.ents[:0]
@@ -566,12 +648,11 @@ func (pl *Plan) readBlock(br *pcapio.BlockReader, r *blockResult, scratch *pkthd
 		}
 		// p.Offset is the record's offset in the block: keep the header too.
 		n := 16 + len(p.Data)
-		r.ents = append(r.ents, entry{ts: p.Timestamp.UnixNano(), off: uint32(len(r.arena)), n: uint32(n), orig: uint32(p.OrigLen)})
-		r.arena = append(r.arena, raw[p.Offset:int(p.Offset)+n]...)
+		r.ents = append(r.ents, entry{ts: p.Timestamp.UnixNano(), off: uint32(p.Offset), n: uint32(n), orig: uint32(p.OrigLen)})
 		return true
 	})
 	if err != nil {
-		r.dmg = &Damage{Shard: t.shard.file.Name(), Block: t.block, Offset: sh.Block(t.block).Offset, Reason: err.Error()}
+		r.dmg = &Damage{Shard: t.shard.file.Name(), Block: t.block, Offset: t.meta.Offset, Reason: err.Error()}
 	}
 	byTime := func(a, b entry) int {
 		switch {
@@ -628,7 +709,7 @@ func (pl *Plan) merge(results []*blockResult, window chan struct{}, emit func(*R
 		if len(r.ents) > 0 {
 			heap.Push(h, r)
 		} else {
-			putArena(r.arena)
+			pl.putArena(r.arena)
 			r.arena = nil
 			<-window
 		}
@@ -682,7 +763,7 @@ func (pl *Plan) merge(results []*blockResult, window chan struct{}, emit func(*R
 		}
 		if r.pos == len(r.ents) {
 			heap.Pop(h)
-			putArena(r.arena)
+			pl.putArena(r.arena)
 			r.ents, r.arena = nil, nil
 			<-window
 		} else {
