@@ -706,12 +706,17 @@ func (pl *Plan) merge(results []*blockResult, window chan struct{}, emit func(*R
 		r := results[next]
 		<-r.done
 		next++
+		// The window bounds the blocks read ahead of the merge, not those
+		// in it: as many blocks may overlap in time as writers wrote at
+		// once (a capture's fanout workers), and all of them must be in
+		// the heap together, or the merge would wait for a block that the
+		// window holds back.
+		<-window
 		if len(r.ents) > 0 {
 			heap.Push(h, r)
 		} else {
 			pl.putArena(r.arena)
 			r.arena = nil
-			<-window
 		}
 	}
 	var rec Record
@@ -765,7 +770,6 @@ func (pl *Plan) merge(results []*blockResult, window chan struct{}, emit func(*R
 			heap.Pop(h)
 			pl.putArena(r.arena)
 			r.ents, r.arena = nil, nil
-			<-window
 		} else {
 			heap.Fix(h, 0)
 		}
