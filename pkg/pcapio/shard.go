@@ -679,7 +679,7 @@ func (br *BlockReader) ReadMeta(s *Shard, i int, m BlockMeta) ([]byte, BlockMeta
 func (br *BlockReader) ReadInto(s *Shard, i int, m BlockMeta, dst []byte) ([]byte, BlockMeta, error) {
 	n := blockHdrFrame + int(m.DataLen)
 	if cap(br.buf) < n {
-		br.buf = make([]byte, n)
+		br.buf = make([]byte, n, bufRound(n))
 	}
 	b := br.buf[:n]
 	if _, err := s.r.ReadAt(b, m.Offset); err != nil {
@@ -700,6 +700,12 @@ func (br *BlockReader) ReadInto(s *Shard, i int, m BlockMeta, dst []byte) ([]byt
 	if CRC(data) != hm.DataCRC {
 		return nil, hm, &BlockError{i, m.Offset, "data checksum mismatch"}
 	}
+	if cap(dst)-len(dst) < int(hm.RawLen) {
+		// Sized once with room to spare: blocks differ by a packet or
+		// two, and a buffer regrown for each would be fresh memory each
+		// time (a page fault per 4 KiB).
+		dst = append(make([]byte, 0, bufRound(len(dst)+int(hm.RawLen))), dst...)
+	}
 	raw, err := br.dec.DecodeAll(data, dst)
 	if err != nil {
 		return nil, hm, &BlockError{i, m.Offset, "decompress: " + err.Error()}
@@ -709,6 +715,10 @@ func (br *BlockReader) ReadInto(s *Shard, i int, m BlockMeta, dst []byte) ([]byt
 	}
 	return raw, hm, nil
 }
+
+// bufRound rounds a buffer size up to a multiple of 64 KiB, with room for
+// the zstd decoder's small over-allocation.
+func bufRound(n int) int { return (n + 64 + 64<<10 - 1) &^ (64<<10 - 1) }
 
 // Records walks the pcap records of a block. fn gets each packet (Data is
 // a slice of raw); returning false stops the walk. A record that does not fit

@@ -344,7 +344,8 @@ func (pl *Plan) openIndex(path string) (*index.Index, error) {
 		return nil, fmt.Errorf("%d bytes, more than any index", fi.Size())
 	}
 	if int64(cap(pl.idxBuf)) < fi.Size() {
-		pl.idxBuf = make([]byte, fi.Size())
+		// With room for the next shard's index, usually a little larger.
+		pl.idxBuf = make([]byte, fi.Size()+fi.Size()/4)
 	}
 	b := pl.idxBuf[:fi.Size()]
 	if _, err := io.ReadFull(f, b); err != nil {
