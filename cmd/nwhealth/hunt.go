@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/olekukonko/tablewriter"
+	"github.com/nwhealth/nwhealth/internal/texttable"
 	"github.com/spf13/cobra"
 
 	"github.com/nwhealth/nwhealth/pkg/assets"
@@ -424,8 +424,7 @@ func writeHuntTable(w io.Writer, res hunt.Result, fs []hunt.Finding, acts []repo
 		fmt.Fprintln(w, "No findings.")
 		return nil
 	}
-	t := tablewriter.NewWriter(w)
-	t.Header("#", "Score", "Severity", "Type", "Source", "Destination", "Period", "Conns", "Pop", "Techniques", "Why")
+	t := texttable.New(w, true, "#", "Score", "Severity", "Type", "Source", "Destination", "Period", "Conns", "Pop", "Techniques", "Why")
 	n := 0
 	for i, f := range fs {
 		if top > 0 && n == top {
@@ -451,14 +450,10 @@ func writeHuntTable(w io.Writer, res hunt.Result, fs []hunt.Finding, acts []repo
 		if len(f.Reasons) > 0 {
 			why = f.Reasons[0]
 		}
-		if err := t.Append(fmt.Sprint(i+1), fmt.Sprintf("%.2f", f.Score), f.Severity.String(), string(f.Kind), src, dst, period,
-			fmt.Sprint(f.Connections), pop, strings.Join(f.Attack, " "), why); err != nil {
-			return err
-		}
+		t.Append(fmt.Sprint(i+1), fmt.Sprintf("%.2f", f.Score), f.Severity.String(), string(f.Kind), src, dst, period,
+			fmt.Sprint(f.Connections), pop, strings.Join(f.Attack, " "), why)
 	}
-	if err := t.Render(); err != nil {
-		return err
-	}
+	t.Render()
 	if top > 0 && len(fs) > top {
 		fmt.Fprintf(w, "(%d more findings: --top 0 shows all, --format jsonl gives every field)\n", len(fs)-top)
 	}
@@ -466,16 +461,14 @@ func writeHuntTable(w io.Writer, res hunt.Result, fs []hunt.Finding, acts []repo
 		return nil
 	}
 	fmt.Fprintln(w, "\nRecommended actions (urgency x business criticality):")
-	t = tablewriter.NewWriter(w)
-	t.Header("Priority", "Escalation", "Action", "Target", "Host", "Criticality", "Why")
+	t = texttable.New(w, true, "Priority", "Escalation", "Action", "Target", "Host", "Criticality", "Why")
 	for _, a := range acts {
 		host := a.Host.String()
 		if a.HostName != "" {
 			host += " (" + a.HostName + ")"
 		}
-		if err := t.Append(fmt.Sprint(a.Priority), a.Escalation.String(), string(a.Kind), a.Target, host, a.Criticality.String(), a.Why); err != nil {
-			return err
-		}
+		t.Append(fmt.Sprint(a.Priority), a.Escalation.String(), string(a.Kind), a.Target, host, a.Criticality.String(), a.Why)
 	}
-	return t.Render()
+	t.Render()
+	return nil
 }

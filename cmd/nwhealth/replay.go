@@ -14,10 +14,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nwhealth/nwhealth/internal/texttable"
 	"github.com/nwhealth/nwhealth/pkg/replay"
 	"github.com/nwhealth/nwhealth/pkg/store"
-	"github.com/olekukonko/tablewriter"
-	"github.com/olekukonko/tablewriter/tw"
 	"github.com/spf13/cobra"
 )
 
@@ -497,10 +496,9 @@ func (w *replayWriter) finish(st *replay.Stories, stats replay.Stats) {
 		if len(w.rows) == 0 {
 			fmt.Fprintln(out, "no remote operations found")
 		} else {
-			t := tablewriter.NewTable(out, tablewriter.WithHeaderAutoFormat(tw.Off), tablewriter.WithRowAutoWrap(tw.WrapNone))
-			t.Header("time (UTC)", "src -> dst", "account", "auth", "interface", "operation", "target / command", "att&ck", "phase", "flags")
+			t := texttable.New(out, false, "time (UTC)", "src -> dst", "account", "auth", "interface", "operation", "target / command", "att&ck", "phase", "flags")
 			for _, r := range w.rows {
-				t.Append(r)
+				t.Append(r...)
 			}
 			t.Render()
 			fmt.Fprintln(out, "flags: E arguments encrypted, P partial (request, reply or content not fully captured)")

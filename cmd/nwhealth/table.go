@@ -3,21 +3,15 @@ package main
 import (
 	"io"
 
-	"github.com/olekukonko/tablewriter"
+	"github.com/nwhealth/nwhealth/internal/texttable"
 )
 
 // writeTable renders rows for people at a terminal.
 func writeTable(w io.Writer, header []string, rows [][]string) error {
-	t := tablewriter.NewWriter(w)
-	h := make([]any, len(header))
-	for i, s := range header {
-		h[i] = s
-	}
-	t.Header(h...)
+	t := texttable.New(w, true, header...)
 	for _, r := range rows {
-		if err := t.Append(r); err != nil {
-			return err
-		}
+		t.Append(r...)
 	}
-	return t.Render()
+	t.Render()
+	return nil
 }

@@ -7,9 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nwhealth/nwhealth/internal/texttable"
 	"github.com/nwhealth/nwhealth/pkg/hunt"
-	"github.com/olekukonko/tablewriter"
-	"github.com/olekukonko/tablewriter/tw"
 )
 
 // maxTableWindows bounds the evidence windows printed per host.
@@ -26,12 +25,8 @@ func WriteTable(w io.Writer, inc *Incident) error {
 		fmt.Fprintln(w, "\nNothing to report.")
 		return nil
 	}
-	newTable := func() *tablewriter.Table {
-		return tablewriter.NewTable(w, tablewriter.WithHeaderAutoFormat(tw.Off), tablewriter.WithRowAutoWrap(tw.WrapNone))
-	}
 	fmt.Fprintln(w, "\nHosts (most severe first):")
-	t := newTable()
-	t.Header("#", "host", "role", "phase", "severity", "controllers", "impact scope", "accounts", "evidence")
+	t := texttable.New(w, false, "#", "host", "role", "phase", "severity", "controllers", "impact scope", "accounts", "evidence")
 	for i := range inc.Hosts {
 		h := &inc.Hosts[i]
 		var scope []string
@@ -54,15 +49,11 @@ func WriteTable(w io.Writer, inc *Incident) error {
 		if h.Compromised {
 			role += " *"
 		}
-		if err := t.Append(strconv.Itoa(i+1), h.Label(), role, dash(h.Phase), h.Severity.String(), dash(strings.Join(ctl, ", ")),
+		t.Append(strconv.Itoa(i+1), h.Label(), role, dash(h.Phase), h.Severity.String(), dash(strings.Join(ctl, ", ")),
 			dash(strings.Join(clipList(scope, 4), ", ")), dash(strings.Join(clipList(acc, 3), ", ")),
-			compressIDs(append(append([]string{}, h.Findings...), h.Operations...), 8)); err != nil {
-			return err
-		}
+			compressIDs(append(append([]string{}, h.Findings...), h.Operations...), 8))
 	}
-	if err := t.Render(); err != nil {
-		return err
-	}
+	t.Render()
 	fmt.Fprintln(w, "* compromised")
 	fmt.Fprintln(w, "\nProgression:")
 	for i := range inc.Hosts {
@@ -87,8 +78,7 @@ func WriteTable(w io.Writer, inc *Incident) error {
 	}
 	if len(inc.Controllers) > 0 {
 		fmt.Fprintln(w, "\nControllers:")
-		t = newTable()
-		t.Header("controller", "severity", "period", "ports", "inside hosts talking to it", "evidence")
+		t = texttable.New(w, false, "controller", "severity", "period", "ports", "inside hosts talking to it", "evidence")
 		for i := range inc.Controllers {
 			c := &inc.Controllers[i]
 			var hosts []string
@@ -99,28 +89,19 @@ func WriteTable(w io.Writer, inc *Incident) error {
 			for _, p := range c.Ports {
 				ports = append(ports, strconv.Itoa(int(p)))
 			}
-			if err := t.Append(c.Label(), c.Severity.String(), hunt.FormatPeriod(c.PeriodSec), strings.Join(ports, " "),
-				strings.Join(clipList(hosts, 5), ", "), compressIDs(c.Findings, 6)); err != nil {
-				return err
-			}
+			t.Append(c.Label(), c.Severity.String(), hunt.FormatPeriod(c.PeriodSec), strings.Join(ports, " "),
+				strings.Join(clipList(hosts, 5), ", "), compressIDs(c.Findings, 6))
 		}
-		if err := t.Render(); err != nil {
-			return err
-		}
+		t.Render()
 	}
 	if len(inc.Actions) > 0 {
 		fmt.Fprintln(w, "\nRecommended actions (urgency x business criticality):")
-		t = newTable()
-		t.Header("priority", "escalation", "action", "target", "host", "criticality", "evidence", "why")
+		t = texttable.New(w, false, "priority", "escalation", "action", "target", "host", "criticality", "evidence", "why")
 		for _, a := range inc.Actions {
-			if err := t.Append(strconv.Itoa(a.Priority), a.Escalation.String(), string(a.Kind), clip(a.Target, 60), label(a.Host, a.HostName),
-				a.Criticality.String(), compressIDs(a.Evidence, 6), clip(a.Why, 110)); err != nil {
-				return err
-			}
+			t.Append(strconv.Itoa(a.Priority), a.Escalation.String(), string(a.Kind), clip(a.Target, 60), label(a.Host, a.HostName),
+				a.Criticality.String(), compressIDs(a.Evidence, 6), clip(a.Why, 110))
 		}
-		if err := t.Render(); err != nil {
-			return err
-		}
+		t.Render()
 	}
 	fmt.Fprintln(w, "\nEvidence windows of the compromised hosts (pull the packets with nwhealth query):")
 	for i := range inc.Hosts {
