@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/nwhealth/nwhealth/internal/bigbuf"
 	"github.com/nwhealth/nwhealth/pkg/pkthdr"
 )
 
@@ -526,7 +527,8 @@ func (s *Shard) Entries(blocks []uint32, buf []byte, fn func(i uint32, m BlockMe
 		return buf, nil
 	}
 	if cap(buf) < tocChunk {
-		buf = make([]byte, tocChunk)
+		bigbuf.Put(buf)
+		buf = bigbuf.Get(tocChunk)
 	}
 	buf = buf[:cap(buf)]
 	have0, have1 := -1, -1 // entries held in buf: [have0, have1)
@@ -656,8 +658,13 @@ func NewBlockReader() *BlockReader {
 	return &BlockReader{dec: dec}
 }
 
-// Close releases the decoder.
-func (br *BlockReader) Close() { br.dec.Close() }
+// Close releases the decoder and the buffers.
+func (br *BlockReader) Close() {
+	br.dec.Close()
+	bigbuf.Put(br.buf)
+	bigbuf.Put(br.raw)
+	br.buf, br.raw = nil, nil
+}
 
 // Read returns block i's pcap records (valid until the next Read) and its
 // checked metadata. Damage is a *BlockError.
@@ -679,7 +686,8 @@ func (br *BlockReader) ReadMeta(s *Shard, i int, m BlockMeta) ([]byte, BlockMeta
 func (br *BlockReader) ReadInto(s *Shard, i int, m BlockMeta, dst []byte) ([]byte, BlockMeta, error) {
 	n := blockHdrFrame + int(m.DataLen)
 	if cap(br.buf) < n {
-		br.buf = make([]byte, n, bufRound(n))
+		bigbuf.Put(br.buf)
+		br.buf = bigbuf.Get(bufRound(n))
 	}
 	b := br.buf[:n]
 	if _, err := s.r.ReadAt(b, m.Offset); err != nil {
@@ -704,7 +712,9 @@ func (br *BlockReader) ReadInto(s *Shard, i int, m BlockMeta, dst []byte) ([]byt
 		// Sized once with room to spare: blocks differ by a packet or
 		// two, and a buffer regrown for each would be fresh memory each
 		// time (a page fault per 4 KiB).
-		dst = append(make([]byte, 0, bufRound(len(dst)+int(hm.RawLen))), dst...)
+		grown := append(bigbuf.Get(bufRound(len(dst) + int(hm.RawLen)))[:0], dst...)
+		bigbuf.Put(dst)
+		dst = grown
 	}
 	raw, err := br.dec.DecodeAll(data, dst)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nwhealth/nwhealth/internal/bigbuf"
 	"github.com/nwhealth/nwhealth/pkg/index"
 	"github.com/nwhealth/nwhealth/pkg/pcapfilter"
 	"github.com/nwhealth/nwhealth/pkg/pcapio"
@@ -345,7 +346,8 @@ func (pl *Plan) openIndex(path string) (*index.Index, error) {
 	}
 	if int64(cap(pl.idxBuf)) < fi.Size() {
 		// With room for the next shard's index, usually a little larger.
-		pl.idxBuf = make([]byte, fi.Size()+fi.Size()/4)
+		bigbuf.Put(pl.idxBuf)
+		pl.idxBuf = bigbuf.Get(int(fi.Size() + fi.Size()/4))
 	}
 	b := pl.idxBuf[:fi.Size()]
 	if _, err := io.ReadFull(f, b); err != nil {
@@ -459,8 +461,16 @@ func prefixRange(p netip.Prefix) (lo, hi [16]byte) {
 	return
 }
 
-// Close releases the shard files.
+// Close releases the shard files and the buffers.
 func (pl *Plan) Close() {
+	bigbuf.Put(pl.idxBuf)
+	bigbuf.Put(pl.tocBuf)
+	pl.idxBuf, pl.tocBuf = nil, nil
+	if pl.arenas != nil {
+		for len(pl.arenas) > 0 {
+			bigbuf.Put(<-pl.arenas)
+		}
+	}
 	for _, s := range pl.shards {
 		s.f.Close()
 	}
@@ -508,6 +518,7 @@ func (pl *Plan) putArena(b []byte) {
 	select {
 	case pl.arenas <- b:
 	default:
+		bigbuf.Put(b)
 	}
 }
 
@@ -578,6 +589,11 @@ func (pl *Plan) RunRecords(emit func(r *Record) error) error {
 	err := pl.merge(results, window, emit)
 	close(stop)
 	wg.Wait()
+	// Blocks left in the merge by an error, or read ahead of it.
+	for _, r := range results {
+		pl.putArena(r.arena)
+		r.arena = nil
+	}
 	if err != nil {
 		return err
 	}

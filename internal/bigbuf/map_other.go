@@ -1,0 +1,5 @@
+//go:build !linux
+
+package bigbuf
+
+func mapRegion(n int) []byte { return make([]byte, n) }
