@@ -159,6 +159,7 @@ type Plan struct {
 	tocBuf []byte // reused by the shards' table-of-contents reads
 	idxBuf []byte // reused by the shards' index reads
 	arenas chan []byte
+	ents   chan []entry // match lists, recycled like the arenas
 	// coldOnce closes cold when a read finds data outside the page cache:
 	// only then is prefetching worth its system calls.
 	coldOnce sync.Once
@@ -511,6 +512,18 @@ func (pl *Plan) getArena() []byte {
 	}
 }
 
+// release returns a block's buffers once the merge is done with it.
+func (pl *Plan) release(r *blockResult) {
+	pl.putArena(r.arena)
+	if r.ents != nil {
+		select {
+		case pl.ents <- r.ents:
+		default:
+		}
+	}
+	r.arena, r.ents = nil, nil
+}
+
 func (pl *Plan) putArena(b []byte) {
 	if b == nil {
 		return
@@ -553,6 +566,7 @@ func (pl *Plan) RunRecords(emit func(r *Record) error) error {
 	}
 	work := make(chan *blockResult, depth)
 	pl.arenas = make(chan []byte, depth+workers+1)
+	pl.ents = make(chan []entry, depth+workers+1)
 	stop := make(chan struct{})
 	prefetched := make(chan struct{})
 	go func() { defer close(prefetched); pl.prefetch(stop) }()
@@ -591,8 +605,7 @@ func (pl *Plan) RunRecords(emit func(r *Record) error) error {
 	wg.Wait()
 	// Blocks left in the merge by an error, or read ahead of it.
 	for _, r := range results {
-		pl.putArena(r.arena)
-		r.arena = nil
+		pl.release(r)
 	}
 	if err != nil {
 		return err
@@ -656,9 +669,19 @@ func (pl *Plan) readBlock(br *pcapio.BlockReader, r *blockResult, scratch *pkthd
 	}
 	r.lt, r.nanos = sh.Header.LinkType, sh.Header.Nanos
 	r.arena = raw
-	// Grown as matches come: a selective query keeps a few of a block's
-	// packets, and allocating for all of them would dominate its memory.
-	r.ents = r.ents[:0]
+	// Recycled from earlier blocks, so a query matching every packet does
+	// not grow a fresh list for each block (fresh memory is page faults);
+	// a selective one keeps a few of a block's packets.
+	select {
+	case r.ents = <-pl.ents:
+		r.ents = r.ents[:0]
+	default:
+		if pl.sel.needsHeaders() || !pl.sel.Filter.Empty() {
+			r.ents = nil
+		} else {
+			r.ents = make([]entry, 0, t.meta.Packets)
+		}
+	}
 	err = pcapio.Records(raw, r.lt, r.nanos, func(p pcapio.Packet) bool {
 		if !pl.sel.Match(&p, scratch) {
 			return true
@@ -732,8 +755,7 @@ func (pl *Plan) merge(results []*blockResult, window chan struct{}, emit func(*R
 		if len(r.ents) > 0 {
 			heap.Push(h, r)
 		} else {
-			pl.putArena(r.arena)
-			r.arena = nil
+			pl.release(r)
 		}
 	}
 	var rec Record
@@ -785,8 +807,7 @@ func (pl *Plan) merge(results []*blockResult, window chan struct{}, emit func(*R
 		}
 		if r.pos == len(r.ents) {
 			heap.Pop(h)
-			pl.putArena(r.arena)
-			r.ents, r.arena = nil, nil
+			pl.release(r)
 		} else {
 			heap.Fix(h, 0)
 		}
