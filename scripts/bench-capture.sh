@@ -8,9 +8,10 @@
 #
 # Environment: NWHEALTH (binary; built into bin/ when unset), WORKERS
 # (capture workers, default 1), REPEAT (runs of each tool, alternating,
-# default 1), OUT (directory for the capture files, default a temporary
-# one), ENGINE_ARGS (how nwhealth stores; default "-w FILE" pcap until the
-# store writer lands).
+# default 3), OUT (directory for the capture files, default a temporary
+# one), ENGINE_ARGS (how nwhealth stores; default "--store DIR": indexed,
+# compressed shards with flow records, what the target is about; "-w FILE"
+# measures the engine writing a plain pcap).
 #
 # For each run of each tool it prints packets sent and stored, kernel drops,
 # user and system CPU seconds, CPU seconds per million packets stored, and
@@ -23,7 +24,7 @@ cd "$(dirname "$0")/.."
 
 COUNT=${1:-20000000}
 WORKERS=${WORKERS:-1}
-REPEAT=${REPEAT:-1}
+REPEAT=${REPEAT:-3}
 FRAME=64
 
 for tool in ip trafgen tcpdump /usr/bin/time; do
@@ -113,7 +114,7 @@ echo "bench-capture: $COUNT packets of $FRAME bytes per tool and run, $REPEAT ru
 row() { printf '%-9s %10s %10s %7s %7s %7s %12s %9s\n' "$@"; }
 row tool sent stored drops user-s sys-s "CPU-s/Mpkt" "RSS-MiB"
 declare -A T_SENT T_STORED T_DROPS T_CPU
-engine_args=${ENGINE_ARGS:-"-w $work/nwhealth.pcap"}
+engine_args=${ENGINE_ARGS:-"--store $work/nwstore"}
 for _ in $(seq "$REPEAT"); do
   run tcpdump "listening on" tcpdump -i "$devB" -n -B 262144 -Z root -w "$work/tcpdump.pcap"
   STORED[tcpdump]=$(( ($(stat -c %s "$work/tcpdump.pcap") - 24) / (16 + FRAME) ))
@@ -125,7 +126,7 @@ for _ in $(seq "$REPEAT"); do
     --stats-every 0 $engine_args
   STORED[nwhealth]=$(sed -n 's/^\([0-9]*\) packets stored.*/\1/p' "$work/nwhealth.log")
   DROPS[nwhealth]=$(sed -n 's/.*, \([0-9]*\) dropped by the kernel$/\1/p' "$work/nwhealth.log" | head -1)
-  rm -f "$work"/nwhealth.pcap*
+  rm -rf "$work"/nwhealth.pcap* "$work/nwstore"
 
   for t in tcpdump nwhealth; do
     cpu=$(awk -v u="${USER[$t]}" -v s="${SYS[$t]}" 'BEGIN { printf "%.2f", u + s }')
