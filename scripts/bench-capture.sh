@@ -33,7 +33,7 @@ done
 [ "$(id -u)" = 0 ] || { echo "bench-capture: needs root (namespaces, raw sockets)" >&2; exit 1; }
 
 if [ -z "${NWHEALTH:-}" ]; then
-  go build -o bin/nwhealth ./cmd/nwhealth
+  CGO_ENABLED=0 go build -o bin/nwhealth ./cmd/nwhealth
   NWHEALTH=$PWD/bin/nwhealth
 fi
 

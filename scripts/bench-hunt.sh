@@ -14,7 +14,7 @@ sim="$shared/tools/trafficsim"
 [ -d "$sim" ] || { echo "bench-hunt: shared data not found at $shared" >&2; exit 1; }
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-go build -o "$out/nwhealth" ./cmd/nwhealth
+CGO_ENABLED=0 go build -o "$out/nwhealth" ./cmd/nwhealth
 (cd "$sim" && go build -o "$out/trafficsim" .)
 
 measure() { # label command...: prints wall seconds and peak RSS

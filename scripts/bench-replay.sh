@@ -19,7 +19,7 @@ for t in tshark mergecap editcap /usr/bin/time; do
 done
 work=${1:-$(mktemp -d)}
 mkdir -p "$work"
-go build -o "$work/nwhealth" ./cmd/nwhealth
+CGO_ENABLED=0 go build -o "$work/nwhealth" ./cmd/nwhealth
 
 # timeinfo FILE: prints "wall_seconds peak_kib cpu_seconds" from /usr/bin/time -v output
 timeinfo() {

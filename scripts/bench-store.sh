@@ -7,13 +7,16 @@
 #   BENCH_DIR=/big/disk scripts/bench-store.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-NW=${NW:-bin/nwhealth}
+if [ -z "${NW:-}" ]; then # measure the code as it is now
+  NW=bin/nwhealth
+  CGO_ENABLED=0 go build -o "$NW" ./cmd/nwhealth
+fi
 SIM=${SIM:-../shared/tools/trafficsim}
 W=${BENCH_DIR:-out/bench}
 RUNS=${RUNS:-3}
 mkdir -p "$W"
 W=$(cd "$W" && pwd)
-[ -x "$NW" ] || go build -o "$NW" ./cmd/nwhealth
+[ -x "$NW" ] || CGO_ENABLED=0 go build -o "$NW" ./cmd/nwhealth
 NW=$(cd "$(dirname "$NW")" && pwd)/$(basename "$NW")
 for t in zstd tcpdump; do command -v $t >/dev/null || { echo "bench-store: $t missing (run .ci/deps)"; exit 1; }; done
 

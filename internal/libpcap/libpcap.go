@@ -1,12 +1,10 @@
 //go:build linux && cgo
 
-// Package libpcap is the little of libpcap that nwhealth uses: compiling
-// tcpdump filter expressions (pcap-filter(7)) and running them on stored
-// packets. It loads the library with dlopen on first use instead of linking
-// it: every command then starts without resolving libpcap and the dozen
-// libraries it pulls in (a third of a short query's run time), a build needs
-// no libpcap headers, and the binary runs where libpcap is missing, failing
-// only a --filter with a clear error.
+// Package libpcap calls libpcap in-process (loaded with dlopen): it
+// compiles filter expressions and runs them with pcap_offline_filter. The
+// nwhealth binary does not use it (it stays static, and tcpdump compiles
+// its filters); the tests use it as the reference that pcapfilter's
+// compilation and BPF interpreter must agree with.
 package libpcap
 
 /*

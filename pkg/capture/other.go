@@ -14,6 +14,9 @@ type Capture struct{}
 // Open reports ErrUnsupported.
 func Open(Config) (*Capture, error) { return nil, ErrUnsupported }
 
+// InterfaceLinkType needs Linux.
+func InterfaceLinkType(string) (pkthdr.LinkType, error) { return 0, ErrUnsupported }
+
 func (*Capture) LinkType() pkthdr.LinkType                  { return 0 }
 func (*Capture) Workers() int                               { return 0 }
 func (*Capture) Config() Config                             { return Config{} }

@@ -197,6 +197,18 @@ func (c *Capture) joinFanout(fd int) error {
 	return nil
 }
 
+// InterfaceLinkType returns the pcap link type capture reads from an
+// interface (in the calling thread's network namespace).
+func InterfaceLinkType(name string) (pkthdr.LinkType, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return 0, fmt.Errorf("interface %q: %w", name, err)
+	}
+	defer unix.Close(fd)
+	_, lt, err := interfaceInfo(fd, name)
+	return lt, err
+}
+
 // interfaceInfo returns the index and pcap link type of an interface.
 func interfaceInfo(fd int, name string) (int, pkthdr.LinkType, error) {
 	ifr, err := unix.NewIfreq(name)

@@ -1,17 +1,16 @@
 // Package pcapfilter evaluates tcpdump filter expressions (pcap-filter(7))
-// on stored packets. It compiles them with libpcap itself, so that a query's
-// --filter selects exactly what `tcpdump -r FILE EXPR` would; a pure-Go
-// subset would drift from tcpdump on the corners users rely on (vlan,
-// tcp[tcpflags], protochain...).
+// on stored packets: tcpdump compiles them (compile.go), and Run executes
+// the program as libpcap does, so a query's --filter selects exactly what
+// `tcpdump -r FILE EXPR` would. A pure-Go compiler would drift from
+// tcpdump on the corners users rely on (vlan, tcp[tcpflags],
+// protochain...).
 package pcapfilter
 
 import (
-	"fmt"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/nwhealth/nwhealth/internal/libpcap"
 	"github.com/nwhealth/nwhealth/pkg/pkthdr"
 )
 
@@ -22,14 +21,14 @@ const snaplen = 262144
 type Filter struct {
 	expr string
 	mu   sync.Mutex
-	byLT map[pkthdr.LinkType]*libpcap.Program
+	byLT map[pkthdr.LinkType][]Instruction
 }
 
 // Compile checks expr by compiling it for Ethernet; programs for other
 // link types are compiled when first needed.
 func Compile(expr string) (*Filter, error) {
 	expr = strings.TrimSpace(expr)
-	f := &Filter{expr: expr, byLT: map[pkthdr.LinkType]*libpcap.Program{}}
+	f := &Filter{expr: expr, byLT: map[pkthdr.LinkType][]Instruction{}}
 	if expr == "" {
 		return f, nil
 	}
@@ -45,27 +44,18 @@ func (f *Filter) String() string { return f.expr }
 // Empty reports whether the filter accepts everything.
 func (f *Filter) Empty() bool { return f == nil || f.expr == "" }
 
-func (f *Filter) program(lt pkthdr.LinkType) (*libpcap.Program, error) {
+func (f *Filter) program(lt pkthdr.LinkType) ([]Instruction, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if p, ok := f.byLT[lt]; ok {
 		return p, nil
 	}
-	p, err := libpcap.CompileOffline(dlt(lt), snaplen, f.expr)
+	p, err := CompileOffline(f.expr, lt, snaplen)
 	if err != nil {
-		return nil, fmt.Errorf("filter %q: %w", f.expr, err)
+		return nil, err
 	}
 	f.byLT[lt] = p
 	return p, nil
-}
-
-// dlt maps a pcap file's LINKTYPE to the DLT libpcap compiles for; they
-// differ only where historical DLT values clashed between systems.
-func dlt(lt pkthdr.LinkType) int {
-	if lt == pkthdr.LinkRaw {
-		return 12 // DLT_RAW on Linux
-	}
-	return int(lt)
 }
 
 // Match reports whether the packet passes the filter. A link type for
@@ -78,5 +68,5 @@ func (f *Filter) Match(lt pkthdr.LinkType, ts time.Time, data []byte, origLen in
 	if err != nil {
 		return false
 	}
-	return p.Match(ts.Unix(), int64(ts.Nanosecond()/1000), data, origLen)
+	return Run(p, data, origLen) != 0
 }

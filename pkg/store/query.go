@@ -168,10 +168,6 @@ type Plan struct {
 	next     atomic.Int64 // first task not yet handed to a reader
 }
 
-// tocBatch is the number of candidate blocks from which a shard's whole
-// table of contents is read at once rather than entry by entry.
-const tocBatch = 32
-
 func (pl *Plan) markCold() { pl.coldOnce.Do(func() { close(pl.cold) }) }
 
 // cacheProbe reads a shard file asking the kernel not to wait for the
