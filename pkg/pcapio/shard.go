@@ -734,28 +734,51 @@ func bufRound(n int) int { return (n + 64 + 64<<10 - 1) &^ (64<<10 - 1) }
 // a slice of raw); returning false stops the walk. A record that does not fit
 // is reported as an error.
 func Records(raw []byte, lt pkthdr.LinkType, nanos bool, fn func(p Packet) bool) error {
-	off := 0
-	for off < len(raw) {
-		if len(raw)-off < 16 {
-			return fmt.Errorf("record at %d: truncated header", off)
+	for off := 0; off < len(raw); {
+		ts, caplen, orig, err := recordHeader(raw, off, nanos)
+		if err != nil {
+			return err
 		}
-		h := raw[off:]
-		sec, frac := binary.LittleEndian.Uint32(h), binary.LittleEndian.Uint32(h[4:])
-		caplen, orig := binary.LittleEndian.Uint32(h[8:]), binary.LittleEndian.Uint32(h[12:])
-		if caplen > MaxPacket || int(caplen) > len(raw)-off-16 {
-			return fmt.Errorf("record at %d: length %d out of bounds", off, caplen)
-		}
-		nsec := int64(frac)
-		if !nanos {
-			nsec *= 1000
-		}
-		p := Packet{Timestamp: time.Unix(int64(sec), nsec).UTC(), LinkType: lt, Data: h[16 : 16+caplen], OrigLen: int(orig), Offset: int64(off)}
+		p := Packet{Timestamp: time.Unix(0, ts).UTC(), LinkType: lt, Data: raw[off+16 : off+16+caplen], OrigLen: int(orig), Offset: int64(off)}
 		if !fn(p) {
 			return nil
 		}
-		off += 16 + int(caplen)
+		off += 16 + caplen
 	}
 	return nil
+}
+
+// RecordSpans walks a block's records like Records for callers that want
+// every record as stored, not decoded: fn gets each record's offset and
+// length (header included), time in nanoseconds and length on the wire.
+func RecordSpans(raw []byte, nanos bool, fn func(off, n int, ts int64, orig uint32)) error {
+	for off := 0; off < len(raw); {
+		ts, caplen, orig, err := recordHeader(raw, off, nanos)
+		if err != nil {
+			return err
+		}
+		fn(off, 16+caplen, ts, orig)
+		off += 16 + caplen
+	}
+	return nil
+}
+
+// recordHeader checks and decodes the pcap record header at off.
+func recordHeader(raw []byte, off int, nanos bool) (ts int64, caplen int, orig uint32, err error) {
+	if len(raw)-off < 16 {
+		return 0, 0, 0, fmt.Errorf("record at %d: truncated header", off)
+	}
+	h := raw[off:]
+	sec, frac := binary.LittleEndian.Uint32(h), binary.LittleEndian.Uint32(h[4:])
+	c, orig := binary.LittleEndian.Uint32(h[8:]), binary.LittleEndian.Uint32(h[12:])
+	if c > MaxPacket || int(c) > len(raw)-off-16 {
+		return 0, 0, 0, fmt.Errorf("record at %d: length %d out of bounds", off, c)
+	}
+	nsec := int64(frac)
+	if !nanos {
+		nsec *= 1000
+	}
+	return int64(sec)*1e9 + nsec, int(c), orig, nil
 }
 
 // BlockSpan is the number of file bytes a block occupies (header frame

@@ -653,7 +653,7 @@ func (pl *Plan) prefetch(stop <-chan struct{}) {
 func (pl *Plan) readBlock(br *pcapio.BlockReader, r *blockResult, scratch *pkthdr.Packet) {
 	t := pl.tasks[r.task]
 	sh := t.shard.sh
-	raw, _, err := br.ReadInto(sh, t.block, t.meta, pl.getArena())
+	raw, hm, err := br.ReadInto(sh, t.block, t.meta, pl.getArena())
 	if err != nil {
 		var be *pcapio.BlockError
 		d := Damage{Shard: t.shard.file.Name(), Block: t.block, Offset: t.meta.Offset, Reason: err.Error()}
@@ -678,15 +678,14 @@ func (pl *Plan) readBlock(br *pcapio.BlockReader, r *blockResult, scratch *pkthd
 			r.ents = make([]entry, 0, t.meta.Packets)
 		}
 	}
-	err = pcapio.Records(raw, r.lt, r.nanos, func(p pcapio.Packet) bool {
-		if !pl.sel.Match(&p, scratch) {
-			return true
-		}
-		// p.Offset is the record's offset in the block: keep the header too.
-		n := 16 + len(p.Data)
-		r.ents = append(r.ents, entry{ts: p.Timestamp.UnixNano(), off: uint32(p.Offset), n: uint32(n), orig: uint32(p.OrigLen)})
-		return true
-	})
+	if pl.wholeBlock(hm) { // the block's own, CRC-checked header
+		// Every record matches: take them as stored, without decoding.
+		err = pcapio.RecordSpans(raw, r.nanos, func(off, n int, ts int64, orig uint32) {
+			r.ents = append(r.ents, entry{ts: ts, off: uint32(off), n: uint32(n), orig: orig})
+		})
+	} else {
+		err = pl.matchRecords(raw, r, scratch)
+	}
 	if err != nil {
 		r.dmg = &Damage{Shard: t.shard.file.Name(), Block: t.block, Offset: t.meta.Offset, Reason: err.Error()}
 	}
@@ -808,4 +807,27 @@ func (pl *Plan) merge(results []*blockResult, window chan struct{}, emit func(*R
 			heap.Fix(h, 0)
 		}
 	}
+}
+
+// matchRecords keeps the records of a block that match the selector.
+func (pl *Plan) matchRecords(raw []byte, r *blockResult, scratch *pkthdr.Packet) error {
+	return pcapio.Records(raw, r.lt, r.nanos, func(p pcapio.Packet) bool {
+		if !pl.sel.Match(&p, scratch) {
+			return true
+		}
+		// p.Offset is the record's offset in the block: keep the header too.
+		n := 16 + len(p.Data)
+		r.ents = append(r.ents, entry{ts: p.Timestamp.UnixNano(), off: uint32(p.Offset), n: uint32(n), orig: uint32(p.OrigLen)})
+		return true
+	})
+}
+
+// wholeBlock reports whether every packet of a block matches: a time-only
+// selector whose range covers the block.
+func (pl *Plan) wholeBlock(m pcapio.BlockMeta) bool {
+	s := &pl.sel
+	if s.needsHeaders() || !s.Filter.Empty() {
+		return false
+	}
+	return (s.From.IsZero() || m.First >= s.From.UnixNano()) && (s.To.IsZero() || m.Last < s.To.UnixNano())
 }
