@@ -51,12 +51,23 @@ type Stats struct {
 }
 
 // key identifies a flow regardless of direction: the (address, port) pairs
-// are stored in canonical order.
+// are stored in canonical order. It is compared and hashed on every packet,
+// so it is plain words: each address as the two halves of its 16-byte form,
+// the rest packed into meta (the IP version keeps IPv4 apart from
+// IPv4-mapped IPv6).
 type key struct {
-	a, b   netip.Addr
-	pa, pb uint16
-	proto  uint8
-	vlan   uint16
+	ahi, alo, bhi, blo uint64
+	meta               uint64 // pa<<48 | pb<<32 | vlan<<16 | proto<<8 | IP version
+}
+
+func (k *key) eq(o *key) bool {
+	return k.alo == o.alo && k.blo == o.blo && k.meta == o.meta && k.ahi == o.ahi && k.bhi == o.bhi
+}
+
+// addrWords splits an address into the halves of its 16-byte form.
+func addrWords(a netip.Addr) (hi, lo uint64) {
+	b := a.As16()
+	return binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
 }
 
 // timeout classes: each list is ordered by last activity, so expiry looks
@@ -138,15 +149,11 @@ type Builder struct {
 	recent [256]*entry
 }
 
-// slot picks a recent-cache slot from the key's most varying parts.
+// slot picks a recent-cache slot: the top bits of the products depend on
+// every bit of the key.
 func (k *key) slot() int {
-	h := uint32(k.pa)*0x9e3779b1 ^ uint32(k.pb)*0x85ebca6b ^ uint32(k.proto)
-	if k.a.Is4() && k.b.Is4() {
-		a, b := k.a.As4(), k.b.As4()
-		h ^= (uint32(a[2])<<8 | uint32(a[3])) * 0xc2b2ae35
-		h ^= (uint32(b[2])<<8 | uint32(b[3])) * 0x27d4eb2f
-	}
-	return int((h ^ h>>16) & 255)
+	h := (k.ahi^k.alo)*0x9e3779b97f4a7c15 ^ (k.bhi^k.blo)*0xc2b2ae3d27d4eb4f ^ k.meta*0xd6e8feb86659fd93
+	return int(h >> 56)
 }
 
 // NewBuilder returns a Builder with o's limits.
@@ -187,21 +194,27 @@ func (b *Builder) AddParsed(ts time.Time, p *pkthdr.Packet, data []byte, origLen
 		b.stats.NonIP++
 		return
 	}
-	var k key
-	k.proto = p.Proto
+	var vlan uint16
 	if p.NVLAN > 0 {
-		k.vlan = p.VLAN[0]
+		vlan = p.VLAN[0]
 	}
 	sp, dp := p.SrcPort, p.DstPort
 	icmp := p.Proto == pkthdr.ProtoICMP || p.Proto == pkthdr.ProtoICMPv6
 	if icmp || !p.HasPorts {
 		sp, dp = 0, 0 // ICMP requests and replies share a flow
 	}
-	fromA := lessEnd(p.Src, sp, p.Dst, dp)
+	shi, slo := addrWords(p.Src)
+	dhi, dlo := addrWords(p.Dst)
+	// Any fixed order of the endpoints will do: it only has to put both
+	// directions of a flow under one key.
+	fromA := shi < dhi || shi == dhi && (slo < dlo || slo == dlo && sp <= dp)
+	k := key{meta: uint64(vlan)<<16 | uint64(p.Proto)<<8 | uint64(p.IPVersion)}
 	if fromA {
-		k.a, k.pa, k.b, k.pb = p.Src, sp, p.Dst, dp
+		k.ahi, k.alo, k.bhi, k.blo = shi, slo, dhi, dlo
+		k.meta |= uint64(sp)<<48 | uint64(dp)<<32
 	} else {
-		k.a, k.pa, k.b, k.pb = p.Dst, dp, p.Src, sp
+		k.ahi, k.alo, k.bhi, k.blo = dhi, dlo, shi, slo
+		k.meta |= uint64(dp)<<48 | uint64(sp)<<32
 	}
 	isTCP := p.Proto == pkthdr.ProtoTCP && p.HasPorts
 	var flags uint8
@@ -211,7 +224,7 @@ func (b *Builder) AddParsed(ts time.Time, p *pkthdr.Packet, data []byte, origLen
 
 	slot := k.slot()
 	e := b.recent[slot]
-	if e == nil || e.k != k {
+	if e == nil || !e.k.eq(&k) {
 		e = b.flows[k]
 		if e != nil {
 			b.recent[slot] = e
@@ -332,7 +345,7 @@ func (b *Builder) newEntry(k key, p *pkthdr.Packet, fromA bool, flags uint8, icm
 	r := &e.rec
 	e.firstNS, e.lastNS = ts.UnixNano(), ts.UnixNano()
 	r.Proto = p.Proto
-	r.VLAN = k.vlan
+	r.VLAN = uint16(k.meta >> 16)
 	if senderIsOrig {
 		r.Orig, r.Resp = p.Src, p.Dst
 		r.OrigPort, r.RespPort = p.SrcPort, p.DstPort
@@ -613,14 +626,6 @@ func (b *Builder) lookupName(a netip.Addr) (string, bool) {
 }
 
 func isDNSPort(p uint16) bool { return p == 53 || p == 5353 || p == 5355 }
-
-// lessEnd orders (address, port) endpoints for the canonical key.
-func lessEnd(a netip.Addr, pa uint16, b netip.Addr, pb uint16) bool {
-	if c := a.Compare(b); c != 0 {
-		return c < 0
-	}
-	return pa <= pb
-}
 
 // likelyServerPort approximates Zeek's likely_server_ports: the ports its
 // analyzers register, and the well-known range.

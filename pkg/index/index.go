@@ -122,15 +122,22 @@ type Builder struct {
 
 // sig is everything of a packet its keys derive from: packets with equal
 // signatures have equal keys, so a signature already seen in the block
-// costs one comparison.
+// costs one comparison. It is plain words (addresses as the halves of their
+// 16-byte form, the rest packed) so that comparing and hashing it, once a
+// packet, takes a few instructions.
 type sig struct {
-	src, dst     netip.Addr
-	vlan         [pkthdr.MaxVLANs]uint16
-	nvlan        uint8
-	ipv, proto   uint8
-	ports, arp   bool
-	sport, dport uint16
-	ethertype    uint16
+	shi, slo, dhi, dlo uint64
+	ports              uint64 // sport<<48 | dport<<32 | ethertype<<16 | proto<<8 | IP version
+	link               uint64 // vlan[0]<<48 | vlan[1]<<32 | nvlan<<8 | has ports<<1 | arp
+}
+
+func (s *sig) eq(o *sig) bool {
+	return s.ports == o.ports && s.slo == o.slo && s.dlo == o.dlo && s.link == o.link && s.shi == o.shi && s.dhi == o.dhi
+}
+
+func addrWords(a netip.Addr) (hi, lo uint64) {
+	b := a.As16()
+	return binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
 }
 
 type sigSlot struct {
@@ -141,24 +148,24 @@ type sigSlot struct {
 
 // AddPacket records the keys of a parsed packet in the current block.
 func (b *Builder) AddPacket(p *pkthdr.Packet) {
-	sg := sig{src: p.Src, dst: p.Dst, vlan: p.VLAN, nvlan: uint8(p.NVLAN), ipv: p.IPVersion, proto: p.Proto,
-		ports: p.HasPorts, arp: p.ARP, sport: p.SrcPort, dport: p.DstPort, ethertype: p.EtherType}
-	h := uint32(sg.sport)<<16 | uint32(sg.dport)
-	h ^= uint32(sg.proto)<<8 ^ uint32(sg.vlan[0])<<20
-	if p.Src.Is4() && p.Dst.Is4() {
-		a, c := p.Src.As4(), p.Dst.As4()
-		h = h*0x9e3779b1 ^ (uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3]))
-		h = h*0x85ebca6b ^ (uint32(c[0])<<24 | uint32(c[1])<<16 | uint32(c[2])<<8 | uint32(c[3]))
-	} else if p.Src.IsValid() {
-		a, c := p.Src.As16(), p.Dst.As16()
-		h = h*0x9e3779b1 ^ binary.LittleEndian.Uint32(a[12:]) ^ binary.LittleEndian.Uint32(a[8:])
-		h = h*0x85ebca6b ^ binary.LittleEndian.Uint32(c[12:]) ^ binary.LittleEndian.Uint32(c[8:])
+	var sg sig
+	sg.shi, sg.slo = addrWords(p.Src)
+	sg.dhi, sg.dlo = addrWords(p.Dst)
+	sg.ports = uint64(p.SrcPort)<<48 | uint64(p.DstPort)<<32 | uint64(p.EtherType)<<16 | uint64(p.Proto)<<8 | uint64(p.IPVersion)
+	sg.link = uint64(p.VLAN[0])<<48 | uint64(p.VLAN[1])<<32 | uint64(p.NVLAN)<<8
+	if p.HasPorts {
+		sg.link |= 2
 	}
-	h *= 0xc2b2ae35
-	h ^= h >> 16
-	set := &b.sigs[h&255]
+	if p.ARP {
+		sg.link |= 1
+	}
+	// The top bits of each product depend on every bit of its factor.
+	h64 := (sg.shi^sg.slo)*0x9e3779b97f4a7c15 ^ (sg.dhi^sg.dlo)*0xc2b2ae3d27d4eb4f ^
+		sg.ports*0xd6e8feb86659fd93 ^ sg.link*0x85ebca77c2b2ae63
+	h := uint32(h64 >> 32)
+	set := &b.sigs[h>>24]
 	for i := range set {
-		if sl := &set[i]; sl.gen == b.gen && sl.hash == h && sl.sig == sg {
+		if sl := &set[i]; sl.gen == b.gen && sl.hash == h && sl.sig.eq(&sg) {
 			return
 		}
 	}

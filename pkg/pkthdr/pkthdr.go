@@ -215,17 +215,19 @@ func (p *Packet) ipv4(b []byte, off int) bool {
 		p.Truncated = len(b) < off+20
 		return false
 	}
-	ihl := int(b[off]&0x0f) * 4
+	// One bounds check for the fixed header instead of one per field.
+	h := (*[20]byte)(b[off : off+20])
+	ihl := int(h[0]&0x0f) * 4
 	if ihl < 20 {
 		return false
 	}
 	p.IPVersion = 4
 	p.L3 = off
-	p.IPLen = int(binary.BigEndian.Uint16(b[off+2:]))
-	p.Src = netip.AddrFrom4([4]byte(b[off+12 : off+16]))
-	p.Dst = netip.AddrFrom4([4]byte(b[off+16 : off+20]))
-	p.Proto = b[off+9]
-	frag := binary.BigEndian.Uint16(b[off+6:])
+	p.IPLen = int(binary.BigEndian.Uint16(h[2:]))
+	p.Src = netip.AddrFrom4([4]byte(h[12:16]))
+	p.Dst = netip.AddrFrom4([4]byte(h[16:20]))
+	p.Proto = h[9]
+	frag := binary.BigEndian.Uint16(h[6:])
 	p.Fragment = frag&0x3fff != 0 // MF set or offset non-zero
 	end := len(b)
 	if p.IPLen >= ihl && off+p.IPLen < end {
@@ -316,13 +318,14 @@ func (p *Packet) transport(b []byte, off int) {
 			}
 			return
 		}
-		p.SrcPort = binary.BigEndian.Uint16(b[off:])
-		p.DstPort = binary.BigEndian.Uint16(b[off+2:])
+		h := (*[20]byte)(b[off : off+20])
+		p.SrcPort = binary.BigEndian.Uint16(h[0:])
+		p.DstPort = binary.BigEndian.Uint16(h[2:])
 		p.HasPorts = true
-		p.TCPSeq = binary.BigEndian.Uint32(b[off+4:])
-		p.TCPAck = binary.BigEndian.Uint32(b[off+8:])
-		p.TCPFlags = b[off+13]
-		hl := int(b[off+12]>>4) * 4
+		p.TCPSeq = binary.BigEndian.Uint32(h[4:])
+		p.TCPAck = binary.BigEndian.Uint32(h[8:])
+		p.TCPFlags = h[13]
+		hl := int(h[12]>>4) * 4
 		if hl < 20 || len(b) < off+hl {
 			p.Truncated = len(b) < off+hl
 			return
@@ -334,8 +337,9 @@ func (p *Packet) transport(b []byte, off int) {
 			p.Truncated = true
 			return
 		}
-		p.SrcPort = binary.BigEndian.Uint16(b[off:])
-		p.DstPort = binary.BigEndian.Uint16(b[off+2:])
+		h := (*[4]byte)(b[off : off+4])
+		p.SrcPort = binary.BigEndian.Uint16(h[0:])
+		p.DstPort = binary.BigEndian.Uint16(h[2:])
 		p.HasPorts = true
 		p.Payload = off + 8
 		p.PayloadN = len(b) - p.Payload

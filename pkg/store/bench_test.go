@@ -57,10 +57,15 @@ func BenchmarkWriterSmallPackets(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	w, err := st.NewWriter(WriterOptions{ID: "c00", Compressors: 1, Inline: true, BlockSize: blockSizeBench(), NewFlows: benchFlows})
+	// The options capture uses (cmd/nwhealth/capture.go, default flags).
+	w, err := st.NewWriter(WriterOptions{
+		ID: "c00", ShardSize: 256 << 20, ShardSpan: time.Hour, BlockSize: blockSizeBench(),
+		FlushInterval: 250 * time.Millisecond, Compressors: 1, Inline: true, NewFlows: benchFlows,
+	})
 	if err != nil {
 		b.Fatal(err)
 	}
+	w.SetNanos(true)
 	frames := make([][]byte, 64)
 	for i := range frames {
 		f := make([]byte, 64)

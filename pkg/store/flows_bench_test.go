@@ -14,5 +14,5 @@ func blockSizeBench() int {
 		n, _ := strconv.Atoi(v)
 		return n
 	}
-	return 0
+	return 64 << 10 // capture's block size
 }

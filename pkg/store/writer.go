@@ -153,13 +153,37 @@ type Writer struct {
 	encBuf chan []byte
 
 	// Packet-path counters are atomics so a stats line can read them
-	// while packets flow; the rest is under statsMu.
+	// while packets flow; the rest is under statsMu. The packet path
+	// counts in pend and publishes when a block ends: atomic operations on
+	// every packet cost more than the rest of the bookkeeping.
+	pend     pendingStats
 	packets  atomic.Uint64
 	rawBytes atomic.Uint64
 	unparsed atomic.Uint64
 	lastTS   atomic.Int64
 	statsMu  sync.Mutex
 	stats    WriterStats
+}
+
+// pendingStats are the packet-path counters not yet published.
+type pendingStats struct {
+	packets, rawBytes, unparsed uint64
+	lastTS                      int64
+}
+
+// publish adds the pending counters to the ones Stats reads.
+func (w *Writer) publish() {
+	pd := &w.pend
+	if pd.packets == 0 && pd.unparsed == 0 {
+		return
+	}
+	w.packets.Add(pd.packets)
+	w.rawBytes.Add(pd.rawBytes)
+	w.unparsed.Add(pd.unparsed)
+	if pd.lastTS > w.lastTS.Load() {
+		w.lastTS.Store(pd.lastTS)
+	}
+	*pd = pendingStats{lastTS: pd.lastTS}
 }
 
 // ErrWriterClosed is returned by writes after Close.
@@ -217,7 +241,8 @@ func (w *Writer) fail(err error) {
 	w.failure.CompareAndSwap(nil, &err)
 }
 
-// Stats returns a snapshot of the counters.
+// Stats returns a snapshot of the counters. Packets count from the end of
+// their block (full, flushed or sealed), at most a flush interval late.
 func (w *Writer) Stats() WriterStats {
 	w.statsMu.Lock()
 	st := w.stats
@@ -268,7 +293,7 @@ func (w *Writer) Write(ts time.Time, lt pkthdr.LinkType, data []byte, origLen in
 	}
 	p := &w.parsed
 	if !pkthdr.Parse(lt, data, p) && !p.ARP {
-		w.unparsed.Add(1)
+		w.pend.unparsed++
 	}
 	sh.ix.AddPacket(p)
 	if sh.flows != nil && p.IPVersion != 0 {
@@ -284,11 +309,9 @@ func (w *Writer) Write(ts time.Time, lt pkthdr.LinkType, data []byte, origLen in
 	sh.bPkts++
 	sh.raw += int64(len(sh.block) - before)
 
-	w.packets.Add(1)
-	w.rawBytes.Add(uint64(len(sh.block) - before))
-	if ns > w.lastTS.Load() {
-		w.lastTS.Store(ns)
-	}
+	w.pend.packets++
+	w.pend.rawBytes += uint64(len(sh.block) - before)
+	w.pend.lastTS = max(w.pend.lastTS, ns)
 
 	if len(sh.block) >= w.opts.BlockSize {
 		w.endBlock(sh)
@@ -385,6 +408,7 @@ func (w *Writer) endBlock(sh *openShard) {
 	if sh.bPkts == 0 {
 		return
 	}
+	w.publish()
 	sh.ix.EndBlock(sh.bFirst, sh.bLast)
 	j := &job{kind: jobBlock, sh: sh, raw: sh.block, num: sh.blocks, first: sh.bFirst, last: sh.bLast, pkts: sh.bPkts, done: make(chan struct{})}
 	sh.blocks++
