@@ -104,7 +104,7 @@ func runImport(o *importOptions) error {
 			reportRecovery(o.errOut, r)
 		}
 	}
-	w, err := st.NewWriter(store.WriterOptions{ID: "imp", BlockSize: int(bs), NewFlows: newFlowTable})
+	w, err := st.NewWriter(store.WriterOptions{ID: "imp", BlockSize: int(bs), NewFlows: newFlowTable, SyncAhead: true})
 	if err != nil {
 		return err
 	}

@@ -37,10 +37,16 @@ type WriterOptions struct {
 	// Inline compresses each block on the caller's goroutine instead of a
 	// pool: capture runs one writer per worker, where handing every block
 	// to another goroutine costs more than it saves.
-	Inline   bool
-	Level    zstd.EncoderLevel
-	NewFlows func() FlowTable // nil: no flow records
-	OnSeal   func(ShardFile)  // called after each shard is sealed
+	Inline bool
+	Level  zstd.EncoderLevel
+	// SyncAhead starts the disk write-back of each shard as it is written
+	// (sync_file_range), so the fsync that seals it waits for the last
+	// few megabytes instead of the whole shard: an import overlaps its
+	// disk writes with compression. Capture leaves write-back to the
+	// kernel's flusher threads, which cost the capture process nothing.
+	SyncAhead bool
+	NewFlows  func() FlowTable // nil: no flow records
+	OnSeal    func(ShardFile)  // called after each shard is sealed
 }
 
 func (o *WriterOptions) defaults() {
@@ -105,6 +111,7 @@ type openShard struct {
 	file   *os.File
 	sw     *pcapio.ShardWriter
 	failed bool
+	synced int64 // bytes whose write-back has been started (SyncAhead)
 }
 
 type jobKind int
@@ -527,11 +534,18 @@ func (w *Writer) doBlock(j *job) {
 		w.fail(fmt.Errorf("shard %s: %w", filepath.Base(sh.file.Name()), err))
 		return
 	}
+	if w.opts.SyncAhead && sh.sw.Size()-sh.synced >= syncAheadBytes {
+		startWriteback(sh.file, sh.synced, sh.sw.Size()-sh.synced)
+		sh.synced = sh.sw.Size()
+	}
 	w.statsMu.Lock()
 	w.stats.Blocks++
 	w.stats.Stored += uint64(len(j.enc.Bytes))
 	w.statsMu.Unlock()
 }
+
+// syncAheadBytes is how much is written between write-back starts.
+const syncAheadBytes = 8 << 20
 
 func (w *Writer) doSeal(sh *openShard) {
 	if sh.sw == nil {
