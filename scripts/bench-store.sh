@@ -20,6 +20,9 @@ W=$(cd "$W" && pwd)
 NW=$(cd "$(dirname "$NW")" && pwd)/$(basename "$NW")
 for t in zstd tcpdump; do command -v $t >/dev/null || { echo "bench-store: $t missing (run .ci/deps)"; exit 1; }; done
 
+# Times come from bash's own clock ($EPOCHREALTIME, microseconds), not
+# $(date): starting date twice around every run added a few milliseconds
+# to a 20 ms query.
 # median of numbers on stdin
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 # run CMD... RUNS times; print the median wall seconds; peak RSS (KB) of the last run goes to $W/rss
@@ -29,10 +32,10 @@ timed() {
   local i s e
   "$@" >/dev/null 2>&1 || true # warm the page cache
   for i in $(seq "$RUNS"); do
-    s=$(date +%s%N)
+    s=${EPOCHREALTIME/./}
     "$@" >/dev/null 2>&1 || true
-    e=$(date +%s%N)
-    awk -v a="$s" -v b="$e" 'BEGIN {printf "%.4f\n", (b-a)/1e9}'
+    e=${EPOCHREALTIME/./}
+    awk -v a="$s" -v b="$e" 'BEGIN {printf "%.4f\n", (b-a)/1e6}'
   done | median
 }
 # timed_pair A B: commands A and B (strings for sh -c) run alternately RUNS
@@ -41,8 +44,8 @@ timed() {
 timed_pair() {
   local i s e a=() b=()
   for i in $(seq "$RUNS"); do
-    sync; s=$(date +%s%N); sh -c "$1" >/dev/null 2>&1 || true; e=$(date +%s%N); a+=($(( (e - s) / 1000 )))
-    sync; s=$(date +%s%N); sh -c "$2" >/dev/null 2>&1 || true; e=$(date +%s%N); b+=($(( (e - s) / 1000 )))
+    sync; s=${EPOCHREALTIME/./}; sh -c "$1" >/dev/null 2>&1 || true; e=${EPOCHREALTIME/./}; a+=($((e - s)))
+    sync; s=${EPOCHREALTIME/./}; sh -c "$2" >/dev/null 2>&1 || true; e=${EPOCHREALTIME/./}; b+=($((e - s)))
   done
   printf '%s\n' "${a[@]}" | median | awk '{printf "%.4f ", $1/1e6}'
   printf '%s\n' "${b[@]}" | median | awk '{printf "%.4f\n", $1/1e6}'
@@ -53,8 +56,8 @@ rss() { /usr/bin/time -f "%M" -o "$W/rss" "$@" >/dev/null 2>&1 || true; cat "$W/
 cold() {
   local s e
   sync; echo 3 > /proc/sys/vm/drop_caches
-  s=$(date +%s%N); "$@" >/dev/null 2>&1 || true; e=$(date +%s%N)
-  awk -v a="$s" -v b="$e" 'BEGIN {printf "%.4f\n", (b-a)/1e9}'
+  s=${EPOCHREALTIME/./}; "$@" >/dev/null 2>&1 || true; e=${EPOCHREALTIME/./}
+  awk -v a="$s" -v b="$e" 'BEGIN {printf "%.4f\n", (b-a)/1e6}'
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0) ? a/b : 0}'; }
 
