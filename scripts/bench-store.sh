@@ -32,6 +32,7 @@ timed() {
   local i s e
   "$@" >/dev/null 2>&1 || true # warm the page cache
   for i in $(seq "$RUNS"); do
+    sync # no write-back of an earlier run (tcpdump -w, imports) during this one
     s=${EPOCHREALTIME/./}
     "$@" >/dev/null 2>&1 || true
     e=${EPOCHREALTIME/./}
