@@ -256,6 +256,9 @@ type Shard struct {
 	tocOff int64
 	seenMu sync.Mutex
 	seen   map[int]BlockMeta
+	// span is the trailer's time range of the whole shard; tocEnd where
+	// the blocks end (the trailer's start).
+	spanFirst, spanLast, tocEnd int64
 }
 
 // NumBlocks is the number of blocks.
@@ -313,7 +316,7 @@ func openShard(r io.ReaderAt, size int64, lazy bool) (*Shard, error) {
 		}
 		return s, nil
 	}
-	s.toc, s.ntoc, s.tocOff, s.seen = nil, 0, 0, nil
+	s.toc, s.ntoc, s.tocOff, s.seen, s.tocEnd = nil, 0, 0, nil, 0
 	s.walk()
 	return s, nil
 }
@@ -482,6 +485,9 @@ func (s *Shard) readTOCHead(size int64) error {
 	}
 	s.Packets = binary.LittleEndian.Uint64(body[8:])
 	s.RawBytes = binary.LittleEndian.Uint64(body[16:])
+	s.spanFirst = int64(binary.LittleEndian.Uint64(body[24:]))
+	s.spanLast = int64(binary.LittleEndian.Uint64(body[32:]))
+	s.tocEnd = start
 	s.ntoc, s.tocOff, s.seen = n, start+8+trailerFixed, map[int]BlockMeta{}
 	if n > 0 {
 		// The last block bounds all others: blocks are written in order.
@@ -508,6 +514,19 @@ func (s *Shard) lazyBlock(i int) BlockMeta {
 	m := decodeEntry(e[:])
 	s.seen[i] = m
 	return m
+}
+
+// Plausible reports whether an entry read without the trailer CRC (see
+// OpenShardTOC) is consistent with the rest of the trailer: inside the
+// file and inside the shard's time range. A reader prunes blocks by time
+// only on plausible entries; it reads the others, whose own headers then
+// tell whether they are damaged.
+func (s *Shard) Plausible(m BlockMeta) bool {
+	if s.tocEnd == 0 {
+		return true // checked with the whole trailer
+	}
+	return m.Offset >= s.hdrEnd && m.Offset+blockHdrFrame+int64(m.DataLen) <= s.tocEnd &&
+		m.First <= m.Last && m.First >= s.spanFirst && m.Last <= s.spanLast
 }
 
 // tocChunk is how much of a table of contents Entries reads at a time.
@@ -557,7 +576,7 @@ func (s *Shard) LoadTOC() error {
 	if s.tocOff == 0 {
 		return nil
 	}
-	s.tocOff, s.seen = 0, nil
+	s.tocOff, s.seen, s.tocEnd = 0, nil, 0
 	err := s.readTrailer(false)
 	if err != nil {
 		s.Sealed, s.toc, s.ntoc, s.Blocks = false, nil, 0, nil

@@ -307,7 +307,9 @@ func (pl *Plan) addShard(sf ShardFile) error {
 	from, to := pl.sel.From.UnixNano(), pl.sel.To.UnixNano()
 	n := len(pl.tasks)
 	pl.tocBuf, err = sh.Entries(cand, pl.tocBuf, func(b uint32, m pcapio.BlockMeta) {
-		if (!pl.sel.From.IsZero() && m.Last < from) || (!pl.sel.To.IsZero() && m.First >= to) {
+		// An implausible entry is not trusted to prune: its block is read,
+		// and its header reports the damage.
+		if sh.Plausible(m) && ((!pl.sel.From.IsZero() && m.Last < from) || (!pl.sel.To.IsZero() && m.First >= to)) {
 			return
 		}
 		pl.tasks = append(pl.tasks, blockTask{shard: ps, block: int(b), first: m.First, meta: m})

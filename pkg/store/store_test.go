@@ -256,3 +256,51 @@ func TestRetention(t *testing.T) {
 		t.Errorf("size retention: %d bytes left, limit %d", total2, total/2)
 	}
 }
+
+// TestDamagedEntryNotPruned damages the time range of one table-of-contents
+// entry of a sealed shard, which an indexed query reads without the
+// trailer's CRC: the entry is implausible (outside the shard's time span),
+// so the query must not prune its block silently but read it and report
+// the damage, delivering every other packet.
+func TestDamagedEntryNotPruned(t *testing.T) {
+	start := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	pkts := genPackets(5000, start)
+	st := writeStore(t, t.TempDir(), pkts, WriterOptions{BlockSize: 4 << 10})
+	files, err := st.Shards()
+	if err != nil || len(files) != 1 {
+		t.Fatalf("shards: %v %v", files, err)
+	}
+	path := files[0].ShardPath()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := int(binary.LittleEndian.Uint32(b[len(b)-12:]))
+	toc := len(b) - size + 8 + 40 // frame header, then the trailer's fixed part
+	const victim = 20
+	e := b[toc+victim*32:]
+	far := uint64(start.Add(240 * time.Hour).UnixNano())
+	binary.LittleEndian.PutUint64(e[8:], far)    // first
+	binary.LittleEndian.PutUint64(e[16:], far+1) // last
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	host := netip.MustParseAddr("10.1.0.3")
+	sel := Selector{Hosts: []netip.Addr{host}, From: start, To: start.Add(time.Hour)}
+	got, err := runQuery(t, []*Store{st}, sel)
+	var de *DamageError
+	if !errors.As(err, &de) {
+		t.Fatalf("query error %v; want the damaged block reported", err)
+	}
+	found := false
+	for _, d := range de.Damage {
+		found = found || d.Block == victim
+	}
+	if !found {
+		t.Errorf("damage %v does not name block %d", de.Damage, victim)
+	}
+	want := oracle(pkts, sel)
+	if len(got) >= len(want) || len(got) < len(want)-len(want)/5 {
+		t.Errorf("got %d packets of %d: want all but the damaged block's", len(got), len(want))
+	}
+}
