@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
-	"sync"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -246,24 +245,18 @@ type Shard struct {
 	// stopped there. Nil when the shard is sealed or ended cleanly.
 	Damage *BlockError
 	hdrEnd int64 // offset of the first block
-	// toc holds a sealed shard's table-of-contents entries when opened by
-	// OpenShardTOC: entries are decoded one at a time, so a query that
-	// needs a few blocks of a large shard does not decode them all.
-	toc  []byte
-	ntoc int
-	// tocOff is where a lazily opened shard's entries start in the file;
-	// entries read so far are kept in seen.
-	tocOff int64
-	seenMu sync.Mutex
-	seen   map[int]BlockMeta
-	// span is the trailer's time range of the whole shard; tocEnd where
-	// the blocks end (the trailer's start).
+	// A sealed shard opened by OpenShardTOC keeps its table of contents in
+	// the file: ntoc entries from tocOff (nonzero only then), read as
+	// needed (Entries); tocEnd is where the blocks end and the trailer
+	// starts, spanFirst and spanLast the trailer's time range.
+	ntoc                        int
+	tocOff                      int64
 	spanFirst, spanLast, tocEnd int64
 }
 
 // NumBlocks is the number of blocks.
 func (s *Shard) NumBlocks() int {
-	if s.toc != nil || s.tocOff != 0 {
+	if s.tocOff != 0 {
 		return s.ntoc
 	}
 	return len(s.Blocks)
@@ -274,10 +267,7 @@ func (s *Shard) Block(i int) BlockMeta {
 	if s.tocOff != 0 {
 		return s.lazyBlock(i)
 	}
-	if s.toc == nil {
-		return s.Blocks[i]
-	}
-	return decodeEntry(s.toc[i*trailerEntry:])
+	return s.Blocks[i]
 }
 
 func decodeEntry(e []byte) BlockMeta {
@@ -297,8 +287,10 @@ func decodeEntry(e []byte) BlockMeta {
 func OpenShard(r io.ReaderAt, size int64) (*Shard, error) { return openShard(r, size, false) }
 
 // OpenShardTOC is OpenShard for readers that touch few blocks: a sealed
-// shard's table of contents is checked but decoded entry by entry (Block,
-// NumBlocks); Blocks stays nil. Unsealed shards are walked as by OpenShard.
+// shard's table of contents stays in the file, its entries read as needed
+// (Entries, Block) without the trailer CRC, or all at once and checked by
+// LoadTOC; Blocks stays nil until then. Unsealed shards are walked as by
+// OpenShard.
 func OpenShardTOC(r io.ReaderAt, size int64) (*Shard, error) { return openShard(r, size, true) }
 
 func openShard(r io.ReaderAt, size int64, lazy bool) (*Shard, error) {
@@ -316,7 +308,7 @@ func openShard(r io.ReaderAt, size int64, lazy bool) (*Shard, error) {
 		}
 		return s, nil
 	}
-	s.toc, s.ntoc, s.tocOff, s.seen, s.tocEnd = nil, 0, 0, nil, 0
+	s.ntoc, s.tocOff, s.tocEnd = 0, 0, 0
 	s.walk()
 	return s, nil
 }
@@ -451,15 +443,15 @@ func (s *Shard) readTrailer(lazy bool) error {
 	}
 	s.Packets = binary.LittleEndian.Uint64(body[8:])
 	s.RawBytes = binary.LittleEndian.Uint64(body[16:])
-	s.toc, s.ntoc = body[trailerFixed:], n
+	toc := body[trailerFixed:]
 	blocks := make([]BlockMeta, n)
 	for i := range blocks {
-		blocks[i] = s.Block(i)
+		blocks[i] = decodeEntry(toc[i*trailerEntry:])
 		if blocks[i].Offset < s.hdrEnd || blocks[i].Offset+blockHdrFrame+int64(blocks[i].DataLen) > s.size-size {
 			return fmt.Errorf("%w: block %d lies outside the file", ErrNoTrailer, i)
 		}
 	}
-	s.Blocks, s.toc, s.ntoc = blocks, nil, 0
+	s.Blocks = blocks
 	return nil
 }
 
@@ -467,8 +459,8 @@ func (s *Shard) readTrailer(lazy bool) error {
 // a time: a query that needs a few blocks of a large shard reads a few
 // entries, not the whole table, so its cost follows its matches. The
 // trailer's CRC is not checked then; every block read is still checked
-// against its own CRC-protected header, so a damaged entry shows as that
-// block's damage (store info --verify checks the whole trailer).
+// against its own CRC-protected header, and Plausible tells whether an
+// entry may be trusted to prune (store info --verify checks the trailer).
 func (s *Shard) readTOCHead(size int64) error {
 	start := s.size - size
 	b := make([]byte, 8+trailerFixed)
@@ -488,32 +480,26 @@ func (s *Shard) readTOCHead(size int64) error {
 	s.spanFirst = int64(binary.LittleEndian.Uint64(body[24:]))
 	s.spanLast = int64(binary.LittleEndian.Uint64(body[32:]))
 	s.tocEnd = start
-	s.ntoc, s.tocOff, s.seen = n, start+8+trailerFixed, map[int]BlockMeta{}
+	s.ntoc, s.tocOff = n, start+8+trailerFixed
 	if n > 0 {
 		// The last block bounds all others: blocks are written in order.
 		if last := s.Block(n - 1); last.Offset < s.hdrEnd || last.Offset+blockHdrFrame+int64(last.DataLen) > start {
-			s.ntoc, s.tocOff, s.seen = 0, 0, nil
+			s.ntoc, s.tocOff, s.tocEnd = 0, 0, 0
 			return fmt.Errorf("%w: block %d lies outside the file", ErrNoTrailer, n-1)
 		}
 	}
 	return nil
 }
 
-// lazyBlock reads entry i from the file. A failed read gives an entry that
-// no block header matches, so reading the block reports the damage.
+// lazyBlock reads entry i from the file, uncached: planners read many
+// entries with Entries. A failed read gives an entry that no block header
+// matches, so reading the block reports the damage.
 func (s *Shard) lazyBlock(i int) BlockMeta {
-	s.seenMu.Lock()
-	defer s.seenMu.Unlock()
-	if m, ok := s.seen[i]; ok {
-		return m
-	}
 	var e [trailerEntry]byte
 	if _, err := s.r.ReadAt(e[:], s.tocOff+int64(i)*trailerEntry); err != nil {
 		return BlockMeta{Offset: -1}
 	}
-	m := decodeEntry(e[:])
-	s.seen[i] = m
-	return m
+	return decodeEntry(e[:])
 }
 
 // Plausible reports whether an entry read without the trailer CRC (see
@@ -576,10 +562,10 @@ func (s *Shard) LoadTOC() error {
 	if s.tocOff == 0 {
 		return nil
 	}
-	s.tocOff, s.seen, s.tocEnd = 0, nil, 0
+	s.ntoc, s.tocOff, s.tocEnd = 0, 0, 0
 	err := s.readTrailer(false)
 	if err != nil {
-		s.Sealed, s.toc, s.ntoc, s.Blocks = false, nil, 0, nil
+		s.Sealed, s.Blocks = false, nil
 		s.walk()
 	}
 	return err
