@@ -96,6 +96,9 @@ func (s *Selector) needsHeaders() bool {
 	return s.hasAddr() || len(s.Ports) > 0 || len(s.Protos) > 0 || len(s.VLANs) > 0
 }
 
+// timeOnly reports whether the selector is a time range and nothing else.
+func (s *Selector) timeOnly() bool { return !s.needsHeaders() && s.Filter.Empty() }
+
 // Match applies the whole selector, parsing the packet into scratch.
 func (s *Selector) Match(pk *pcapio.Packet, scratch *pkthdr.Packet) bool {
 	if s.needsHeaders() {
@@ -212,7 +215,6 @@ type planShard struct {
 type blockTask struct {
 	shard *planShard
 	block int
-	first int64
 	meta  pcapio.BlockMeta
 }
 
@@ -238,7 +240,7 @@ func PlanQuery(stores []*Store, sel Selector) (*Plan, error) {
 			}
 		}
 	}
-	sort.SliceStable(pl.tasks, func(i, j int) bool { return pl.tasks[i].first < pl.tasks[j].first })
+	sort.SliceStable(pl.tasks, func(i, j int) bool { return pl.tasks[i].meta.First < pl.tasks[j].meta.First })
 	pl.Scanned = len(pl.tasks)
 	return pl, nil
 }
@@ -312,7 +314,7 @@ func (pl *Plan) addShard(sf ShardFile) error {
 		if sh.Plausible(m) && ((!pl.sel.From.IsZero() && m.Last < from) || (!pl.sel.To.IsZero() && m.First >= to)) {
 			return
 		}
-		pl.tasks = append(pl.tasks, blockTask{shard: ps, block: int(b), first: m.First, meta: m})
+		pl.tasks = append(pl.tasks, blockTask{shard: ps, block: int(b), meta: m})
 	})
 	if err != nil {
 		return err
@@ -623,9 +625,9 @@ func (pl *Plan) RunRecords(emit func(r *Record) error) error {
 const prefetchLimit = 512 << 20
 
 // prefetch asks the kernel to start reading the planned blocks once a read
-// has missed the page cache: on a
-// cold cache the blocks of a selective query are scattered, and queued
-// reads complete in parallel instead of one block at a time.
+// has missed the page cache: on a cold cache the blocks of a selective
+// query are scattered, and queued reads complete in parallel instead of
+// one block at a time.
 func (pl *Plan) prefetch(stop <-chan struct{}) {
 	select {
 	case <-pl.cold:
@@ -674,10 +676,10 @@ func (pl *Plan) readBlock(br *pcapio.BlockReader, r *blockResult, scratch *pkthd
 	case r.ents = <-pl.ents:
 		r.ents = r.ents[:0]
 	default:
-		if pl.sel.needsHeaders() || !pl.sel.Filter.Empty() {
-			r.ents = nil
-		} else {
+		if pl.sel.timeOnly() {
 			r.ents = make([]entry, 0, t.meta.Packets)
+		} else {
+			r.ents = nil
 		}
 	}
 	if pl.wholeBlock(hm) { // the block's own, CRC-checked header
@@ -757,7 +759,7 @@ func (pl *Plan) merge(results []*blockResult, window chan struct{}, emit func(*R
 	}
 	var rec Record
 	for {
-		for next < len(results) && (h.Len() == 0 || (*h)[0].ts() >= pl.tasks[next].first) {
+		for next < len(results) && (h.Len() == 0 || (*h)[0].ts() >= pl.tasks[next].meta.First) {
 			activate()
 		}
 		if h.Len() == 0 {
@@ -768,7 +770,7 @@ func (pl *Plan) merge(results []*blockResult, window chan struct{}, emit func(*R
 		// the next block's start without heap work.
 		limit := int64(math.MaxInt64)
 		if next < len(results) {
-			limit = pl.tasks[next].first
+			limit = pl.tasks[next].meta.First
 		}
 		for {
 			if pl.Batch && h.Len() == 1 {
@@ -828,8 +830,5 @@ func (pl *Plan) matchRecords(raw []byte, r *blockResult, scratch *pkthdr.Packet)
 // selector whose range covers the block.
 func (pl *Plan) wholeBlock(m pcapio.BlockMeta) bool {
 	s := &pl.sel
-	if s.needsHeaders() || !s.Filter.Empty() {
-		return false
-	}
-	return (s.From.IsZero() || m.First >= s.From.UnixNano()) && (s.To.IsZero() || m.Last < s.To.UnixNano())
+	return s.timeOnly() && (s.From.IsZero() || m.First >= s.From.UnixNano()) && (s.To.IsZero() || m.Last < s.To.UnixNano())
 }
