@@ -169,110 +169,105 @@ func Run(prog []Instruction, data []byte, wireLen int) uint32 {
 
 		case clsJMP | jmpJA:
 			pc += int(int32(k)) // signed, as libpcap's bpf_filter
-		case clsJMP | jmpJGT | srcK:
-			pc += jump(a > k, in)
-		case clsJMP | jmpJGE | srcK:
-			pc += jump(a >= k, in)
-		case clsJMP | jmpJEQ | srcK:
-			pc += jump(a == k, in)
-		case clsJMP | jmpJSET | srcK:
-			pc += jump(a&k != 0, in)
-		case clsJMP | jmpJGT | srcX:
-			pc += jump(a > x, in)
-		case clsJMP | jmpJGE | srcX:
-			pc += jump(a >= x, in)
-		case clsJMP | jmpJEQ | srcX:
-			pc += jump(a == x, in)
-		case clsJMP | jmpJSET | srcX:
-			pc += jump(a&x != 0, in)
-
-		case clsALU | opADD | srcX:
-			a += x
-		case clsALU | opSUB | srcX:
-			a -= x
-		case clsALU | opMUL | srcX:
-			a *= x
-		case clsALU | opDIV | srcX:
-			if x == 0 {
-				return 0
-			}
-			a /= x
-		case clsALU | opMOD | srcX:
-			if x == 0 {
-				return 0
-			}
-			a %= x
-		case clsALU | opAND | srcX:
-			a &= x
-		case clsALU | opOR | srcX:
-			a |= x
-		case clsALU | opXOR | srcX:
-			a ^= x
-		case clsALU | opLSH | srcX:
-			a = shl(a, x)
-		case clsALU | opRSH | srcX:
-			a = shr(a, x)
-		case clsALU | opADD | srcK:
-			a += k
-		case clsALU | opSUB | srcK:
-			a -= k
-		case clsALU | opMUL | srcK:
-			a *= k
-		case clsALU | opDIV | srcK:
-			if k == 0 {
-				return 0
-			}
-			a /= k
-		case clsALU | opMOD | srcK:
-			if k == 0 {
-				return 0
-			}
-			a %= k
-		case clsALU | opAND | srcK:
-			a &= k
-		case clsALU | opOR | srcK:
-			a |= k
-		case clsALU | opXOR | srcK:
-			a ^= k
-		case clsALU | opLSH | srcK:
-			a = shl(a, k)
-		case clsALU | opRSH | srcK:
-			a = shr(a, k)
-		case clsALU | opNEG:
-			a = -a
-
 		case clsMISC | miscTAX:
 			x = a
 		case clsMISC | miscTXA:
 			a = x
 		default:
-			// Kernel extensions and unknown codes: libpcap aborts on what
-			// bpf_validate lets through; rejecting is the safe answer.
-			return 0
+			// Conditional jumps and arithmetic take K or X as operand.
+			v := k
+			if in.Code&srcX != 0 {
+				v = x
+			}
+			switch in.Code & 7 {
+			case clsJMP:
+				cond, ok := compare(in.Code&0xf0, a, v)
+				if !ok || in.Code&^(0xf0|srcX) != clsJMP {
+					return 0
+				}
+				if cond {
+					pc += int(in.Jt)
+				} else {
+					pc += int(in.Jf)
+				}
+			case clsALU:
+				var ok bool
+				if a, ok = alu(in.Code, a, v); !ok {
+					return 0
+				}
+			default:
+				// Kernel extensions and unknown codes: libpcap aborts on
+				// what bpf_validate lets through; rejecting is safe.
+				return 0
+			}
 		}
 	}
 	return 0 // fell off the end: Validate refuses such programs
 }
 
-func jump(cond bool, in *Instruction) int {
-	if cond {
-		return int(in.Jt)
+// compare evaluates a conditional jump's test; ok is false for an unknown
+// operation.
+func compare(op uint16, a, v uint32) (cond, ok bool) {
+	switch op {
+	case jmpJGT:
+		return a > v, true
+	case jmpJGE:
+		return a >= v, true
+	case jmpJEQ:
+		return a == v, true
+	case jmpJSET:
+		return a&v != 0, true
 	}
-	return int(in.Jf)
+	return false, false
 }
 
-func shl(a, n uint32) uint32 {
-	if n >= 32 {
-		return 0
+// alu applies an arithmetic instruction to A with operand v (K or X); ok
+// is false for a division by zero, which rejects the packet as in
+// libpcap, or an unknown operation.
+func alu(code uint16, a, v uint32) (uint32, bool) {
+	if code&^(0xf0|srcX) != clsALU {
+		return 0, false
 	}
-	return a << n
-}
-
-func shr(a, n uint32) uint32 {
-	if n >= 32 {
-		return 0
+	switch code & 0xf0 {
+	case opADD:
+		return a + v, true
+	case opSUB:
+		return a - v, true
+	case opMUL:
+		return a * v, true
+	case opDIV:
+		if v == 0 {
+			return 0, false
+		}
+		return a / v, true
+	case opMOD:
+		if v == 0 {
+			return 0, false
+		}
+		return a % v, true
+	case opAND:
+		return a & v, true
+	case opOR:
+		return a | v, true
+	case opXOR:
+		return a ^ v, true
+	case opLSH:
+		if v >= 32 {
+			return 0, true
+		}
+		return a << v, true
+	case opRSH:
+		if v >= 32 {
+			return 0, true
+		}
+		return a >> v, true
+	case opNEG:
+		if code != clsALU|opNEG {
+			return 0, false
+		}
+		return -a, true
 	}
-	return a >> n
+	return 0, false
 }
 
 func be32(b []byte) uint32 {
