@@ -20,15 +20,22 @@ const snaplen = 262144
 // Filter is a compiled expression, one program per link type met.
 type Filter struct {
 	expr string
-	mu   sync.Mutex
-	byLT map[pkthdr.LinkType][]Instruction
+	byLT sync.Map // pkthdr.LinkType -> compiled: read without a lock per packet
+}
+
+// compiled is the outcome of compiling for one link type, failures
+// included: a link type the expression cannot apply to (vlan on raw IP)
+// must not start the compiler again for each of its packets.
+type compiled struct {
+	prog []Instruction
+	err  error
 }
 
 // Compile checks expr by compiling it for Ethernet; programs for other
 // link types are compiled when first needed.
 func Compile(expr string) (*Filter, error) {
 	expr = strings.TrimSpace(expr)
-	f := &Filter{expr: expr, byLT: map[pkthdr.LinkType][]Instruction{}}
+	f := &Filter{expr: expr}
 	if expr == "" {
 		return f, nil
 	}
@@ -45,17 +52,14 @@ func (f *Filter) String() string { return f.expr }
 func (f *Filter) Empty() bool { return f == nil || f.expr == "" }
 
 func (f *Filter) program(lt pkthdr.LinkType) ([]Instruction, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if p, ok := f.byLT[lt]; ok {
-		return p, nil
+	if c, ok := f.byLT.Load(lt); ok {
+		return c.(*compiled).prog, c.(*compiled).err
 	}
+	// Two readers meeting a new link type at once may both compile; the
+	// first result stored wins, and both are the same.
 	p, err := CompileOffline(f.expr, lt, snaplen)
-	if err != nil {
-		return nil, err
-	}
-	f.byLT[lt] = p
-	return p, nil
+	c, _ := f.byLT.LoadOrStore(lt, &compiled{p, err})
+	return c.(*compiled).prog, c.(*compiled).err
 }
 
 // Match reports whether the packet passes the filter. A link type for

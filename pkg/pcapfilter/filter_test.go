@@ -56,3 +56,22 @@ func TestFilter(t *testing.T) {
 		t.Error("a nil filter must match everything")
 	}
 }
+
+// A link type the expression cannot apply to matches nothing, and the
+// failure is remembered: the compiler is not started again per packet.
+func TestFilterRemembersFailure(t *testing.T) {
+	f, err := Compile("vlan and udp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := frame(ip)
+	for range 2 {
+		if f.Match(pkthdr.LinkRaw, time.Unix(1, 0), d, len(d)) {
+			t.Fatal("vlan matched a raw IP packet")
+		}
+	}
+	c, ok := f.byLT.Load(pkthdr.LinkRaw)
+	if !ok || c.(*compiled).err == nil {
+		t.Fatalf("raw IP outcome not cached as a failure: %v", c)
+	}
+}
