@@ -21,6 +21,8 @@ var (
 	oxidResolverUUID = mustUUID("99fcfec4-5260-101b-bbcb-00aa0021347a")
 )
 
+func init() { builders = append(builders, registerDcom) }
+
 func registerDcom() {
 	activation := func(create bool) op {
 		return op{req: func(x *dc) { dcomActivationReq(x, create) }, resp: dcomActivationResp}
@@ -74,6 +76,8 @@ var clsidNames = map[[16]byte]string{}
 // lateralCLSIDs are classes whose methods run commands or load code when
 // activated remotely (T1021.003).
 var lateralCLSIDs = map[[16]byte]bool{}
+
+func init() { builders = append(builders, registerDcom2) }
 
 func registerDcom2() {
 	for s, n := range map[string]string{
@@ -140,6 +144,8 @@ func guidLabel(u [16]byte) string {
 }
 
 var iidNames = map[[16]byte]string{}
+
+func init() { builders = append(builders, registerDcom3) }
 
 func registerDcom3() {
 	for s, n := range map[string]string{

@@ -13,6 +13,8 @@ import (
 // without the "IDL_" prefix.
 var drsuapiUUID = mustUUID("e3514235-4b06-11d1-ab04-00c04fc2dcd2")
 
+func init() { builders = append(builders, registerDrsuapi) }
+
 func registerDrsuapi() {
 	register(&iface{name: "drsuapi", uuid: drsuapiUUID,
 		names: []string{"DRSBind", "DRSUnbind", "DRSReplicaSync", "DRSGetNCChanges", "DRSUpdateRefs",

@@ -13,6 +13,8 @@ import (
 // on TCP port 135 and the \pipe\epmapper pipe.
 var epmUUID = mustUUID("e1af8308-5d1f-11c9-91a4-08002b14a0fa")
 
+func init() { builders = append(builders, registerEpm) }
+
 func registerEpm() {
 	register(&iface{name: "epmapper", uuid: epmUUID, pipes: []string{"epmapper"},
 		names: []string{"ept_insert", "ept_delete", "ept_lookup", "ept_map",

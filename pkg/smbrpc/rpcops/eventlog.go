@@ -15,6 +15,8 @@ var (
 	even6UUID    = mustUUID("f6beaff7-1e19-4fbb-9f8f-b89e2018337c")
 )
 
+func init() { builders = append(builders, registerEventlog) }
+
 func registerEventlog() {
 	open := func(ansi, backup bool) op {
 		return op{req: func(x *dc) { evtOpen(x, ansi, backup) }, opens: "eventlog", resp: evtOpenResp}

@@ -14,6 +14,8 @@ import (
 // for members scripting hosts call by DISPID, from a small table.
 var dispatchUUID = mustUUID("00020400-0000-0000-c000-000000000046")
 
+func init() { builders = append(builders, registerIdispatch) }
+
 func registerIdispatch() {
 	register(&iface{name: "IDispatch", uuid: dispatchUUID, orpc: true,
 		names: dcomNames("GetTypeInfoCount", "GetTypeInfo", "GetIDsOfNames", "Invoke"),

@@ -11,6 +11,8 @@ import (
 // Names are the spec's without the "Lsar" prefix.
 var lsaUUID = mustUUID("12345778-1234-abcd-ef00-0123456789ab")
 
+func init() { builders = append(builders, registerLsa) }
+
 func registerLsa() {
 	names := make([]string, 134)
 	copy(names, []string{

@@ -10,6 +10,8 @@ import (
 // setting an empty machine password.
 var netlogonUUID = mustUUID("12345678-1234-abcd-ef00-01234567cffb")
 
+func init() { builders = append(builders, registerNetlogon) }
+
 func registerNetlogon() {
 	names := make([]string, 60)
 	copy(names, []string{

@@ -44,6 +44,9 @@ type op struct {
 var (
 	registry map[[16]byte]*iface
 	regOnce  sync.Once
+	// builders are the per-interface files' register functions, which
+	// their init functions add (cheaply: the tables are built by reg).
+	builders []func()
 )
 
 // reg is the registry, built on first use rather than at start-up: every
@@ -56,23 +59,7 @@ func reg() map[[16]byte]*iface {
 
 func buildRegistry() {
 	registry = map[[16]byte]*iface{}
-	for _, f := range []func(){
-		registerDcom,
-		registerDcom2,
-		registerDcom3,
-		registerDrsuapi,
-		registerEpm,
-		registerEventlog,
-		registerIdispatch,
-		registerLsa,
-		registerNetlogon,
-		registerSamr,
-		registerSrvsvc,
-		registerSvcctl,
-		registerTsch,
-		registerWinreg,
-		registerWmi,
-	} {
+	for _, f := range builders {
 		f()
 	}
 }

@@ -11,6 +11,8 @@ import (
 // spec's without the "Samr" prefix.
 var samrUUID = mustUUID("12345778-1234-abcd-ef00-0123456789ac")
 
+func init() { builders = append(builders, registerSamr) }
+
 func registerSamr() {
 	names := make([]string, 74)
 	copy(names, []string{

@@ -14,6 +14,8 @@ var (
 	wkssvcUUID = mustUUID("6bffd098-a112-3610-9833-46c3f87e345a")
 )
 
+func init() { builders = append(builders, registerSrvsvc) }
+
 func registerSrvsvc() {
 	shareEnum := op{req: srvShareEnumReq, resp: srvShareEnumResp, technique: "T1135", phase: PhaseRecon}
 	register(&iface{name: "srvsvc", uuid: srvsvcUUID, pipes: []string{"srvsvc"},

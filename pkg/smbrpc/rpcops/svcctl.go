@@ -13,6 +13,8 @@ import (
 // spec's method names without their "R" prefix.
 var svcctlUUID = mustUUID("367abb81-9844-35f1-ad32-98f038001003")
 
+func init() { builders = append(builders, registerSvcctl) }
+
 func registerSvcctl() {
 	names := make([]string, 65)
 	copy(names, []string{

@@ -18,6 +18,8 @@ var (
 	sasecUUID = mustUUID("378e52b0-c0a9-11cf-822d-00aa0051e40f")
 )
 
+func init() { builders = append(builders, registerTsch) }
+
 func registerTsch() {
 	const st = "T1053.005"
 	path := func(phase string) op {

@@ -12,6 +12,8 @@ import (
 // without the "BaseReg" prefix.
 var winregUUID = mustUUID("338cd001-2244-31f1-aaaa-900038001003")
 
+func init() { builders = append(builders, registerWinreg) }
+
 func registerWinreg() {
 	root := func(name string) op {
 		return op{req: regOpenRoot, opens: "key", resp: func(x *dc) {

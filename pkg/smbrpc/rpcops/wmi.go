@@ -13,6 +13,8 @@ var (
 	wbemClassObjectCLS  = mustUUID("4590f812-1d3a-11d0-891f-00aa004b2e24")
 )
 
+func init() { builders = append(builders, registerWmi) }
+
 func registerWmi() {
 	register(&iface{name: "IWbemLevel1Login", uuid: wbemLevel1LoginUUID, orpc: true,
 		names: dcomNames("EstablishPosition", "RequestChallenge", "WBEMLogin", "NTLMLogin"),
