@@ -24,13 +24,6 @@ static char *(*p_geterr)(void *);
 static void (*p_freecode)(struct nw_prog *);
 static void (*p_close)(void *);
 static int (*p_offline_filter)(const struct nw_prog *, const struct nw_hdr *, const unsigned char *);
-static void *(*p_create)(const char *, char *);
-static int (*p_set_snaplen)(void *, int);
-static int (*p_set_buffer_size)(void *, int);
-static int (*p_activate)(void *);
-static int (*p_datalink)(void *);
-static const char *(*p_statustostr)(int);
-static int (*p_lookupnet)(const char *, unsigned int *, unsigned int *, char *);
 
 static const char *nw_load(void) {
 	static const char *names[] = {"libpcap.so.1", "libpcap.so.0.8", "libpcap.so", 0};
@@ -48,13 +41,6 @@ static const char *nw_load(void) {
 	NW_SYM(p_freecode, "pcap_freecode")
 	NW_SYM(p_close, "pcap_close")
 	NW_SYM(p_offline_filter, "pcap_offline_filter")
-	NW_SYM(p_create, "pcap_create")
-	NW_SYM(p_set_snaplen, "pcap_set_snaplen")
-	NW_SYM(p_set_buffer_size, "pcap_set_buffer_size")
-	NW_SYM(p_activate, "pcap_activate")
-	NW_SYM(p_datalink, "pcap_datalink")
-	NW_SYM(p_statustostr, "pcap_statustostr")
-	NW_SYM(p_lookupnet, "pcap_lookupnet")
 #undef NW_SYM
 	return 0;
 }
@@ -75,15 +61,6 @@ static int nw_filter(const struct nw_prog *prog, long long sec, long usec, unsig
 	h.len = len;
 	return p_offline_filter(prog, &h, data);
 }
-static void *nw_create(const char *dev, char *errbuf) { return p_create(dev, errbuf); }
-static int nw_set_snaplen(void *p, int n) { return p_set_snaplen(p, n); }
-static int nw_set_buffer_size(void *p, int n) { return p_set_buffer_size(p, n); }
-static int nw_activate(void *p) { return p_activate(p); }
-static int nw_datalink(void *p) { return p_datalink(p); }
-static const char *nw_statustostr(int s) { return p_statustostr(s); }
-static int nw_lookupnet(const char *dev, unsigned int *net, unsigned int *mask, char *errbuf) {
-	return p_lookupnet(dev, net, mask, errbuf);
-}
 */
 import "C"
 
@@ -95,11 +72,7 @@ import (
 	"unsafe"
 )
 
-const (
-	errbufSize     = 256        // PCAP_ERRBUF_SIZE
-	netmaskUnknown = 0xffffffff // PCAP_NETMASK_UNKNOWN
-	maxProgram     = 1 << 16    // BPF_MAXINSNS is 4096; any sane program fits
-)
+const netmaskUnknown = 0xffffffff // PCAP_NETMASK_UNKNOWN
 
 var (
 	loadOnce sync.Once
@@ -113,17 +86,10 @@ var (
 func Load() error {
 	loadOnce.Do(func() {
 		if msg := C.nw_load(); msg != nil {
-			loadErr = fmt.Errorf("libpcap is needed for filter expressions and could not be loaded (install libpcap, e.g. the libpcap0.8 package): %s", C.GoString(msg))
+			loadErr = fmt.Errorf("load libpcap: %s", C.GoString(msg))
 		}
 	})
 	return loadErr
-}
-
-// Instruction is one classic BPF instruction.
-type Instruction struct {
-	Code   uint16
-	Jt, Jf uint8
-	K      uint32
 }
 
 // Program is a compiled filter held in C memory, as pcap_offline_filter
@@ -170,60 +136,4 @@ func (p *Program) Match(sec, usec int64, data []byte, wireLen int) bool {
 		(*C.uchar)(unsafe.SliceData(data))) != 0
 	runtime.KeepAlive(p)
 	return ok
-}
-
-// CompileLive compiles expr for a live interface as tcpdump does: against
-// an activated handle (so VLAN tests use the kernel's BPF extensions) with
-// the interface's netmask. It returns the program and the interface's DLT.
-func CompileLive(iface string, snaplen int, expr string) ([]Instruction, int, error) {
-	if err := Load(); err != nil {
-		return nil, 0, err
-	}
-	cdev := C.CString(iface)
-	defer C.free(unsafe.Pointer(cdev))
-	cexpr := C.CString(expr)
-	defer C.free(unsafe.Pointer(cexpr))
-	errbuf := (*C.char)(C.calloc(errbufSize, 1))
-	defer C.free(unsafe.Pointer(errbuf))
-
-	h := C.nw_create(cdev, errbuf)
-	if h == nil {
-		return nil, 0, errors.New(C.GoString(errbuf))
-	}
-	defer C.nw_close(h)
-	if C.nw_set_snaplen(h, C.int(snaplen)) != 0 {
-		return nil, 0, fmt.Errorf("set snaplen: %s", C.GoString(C.nw_geterr(h)))
-	}
-	// The handle never reads a packet: keep its ring small.
-	if C.nw_set_buffer_size(h, 1<<16) != 0 {
-		return nil, 0, fmt.Errorf("set buffer size: %s", C.GoString(C.nw_geterr(h)))
-	}
-	if st := C.nw_activate(h); st < 0 {
-		msg := C.GoString(C.nw_statustostr(st))
-		if detail := C.GoString(C.nw_geterr(h)); detail != "" {
-			msg += ": " + detail
-		}
-		return nil, 0, fmt.Errorf("open: %s", msg)
-	}
-	var netp, mask C.uint
-	if C.nw_lookupnet(cdev, &netp, &mask, errbuf) < 0 {
-		mask = netmaskUnknown // an interface without IPv4
-	}
-	var prog C.struct_nw_prog
-	compileMu.Lock()
-	rc := C.nw_compile(h, &prog, cexpr, mask)
-	compileMu.Unlock()
-	if rc < 0 {
-		return nil, 0, errors.New(C.GoString(C.nw_geterr(h)))
-	}
-	defer C.nw_freecode(&prog)
-	if prog.len > maxProgram {
-		return nil, 0, fmt.Errorf("compiled program has %d instructions", prog.len)
-	}
-	insns := unsafe.Slice(prog.insns, int(prog.len))
-	out := make([]Instruction, len(insns))
-	for i, in := range insns {
-		out[i] = Instruction{Code: uint16(in.code), Jt: uint8(in.jt), Jf: uint8(in.jf), K: uint32(in.k)}
-	}
-	return out, int(C.nw_datalink(h)), nil
 }
