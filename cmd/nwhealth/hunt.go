@@ -357,19 +357,6 @@ type huntJSON struct {
 	Criticality string   `json:"criticality,omitempty"`
 }
 
-type actionJSON struct {
-	Type        string `json:"type"`
-	Action      string `json:"action"`
-	Host        string `json:"host"`
-	HostName    string `json:"host_name,omitempty"`
-	Target      string `json:"target"`
-	Urgency     int    `json:"urgency"`
-	Criticality string `json:"criticality"`
-	Priority    int    `json:"priority"`
-	Escalation  string `json:"escalation"`
-	Why         string `json:"why"`
-}
-
 func round(x float64, digits int) float64 {
 	p := math.Pow(10, float64(digits))
 	return math.Round(x*p) / p
@@ -408,9 +395,7 @@ func writeHuntJSONL(w io.Writer, fs []hunt.Finding, acts []report.Action, inv *a
 		}
 	}
 	for _, a := range acts {
-		if err := enc.Encode(actionJSON{Type: "action", Action: string(a.Kind), Host: a.Host.String(), HostName: a.HostName,
-			Target: a.Target, Urgency: a.Urgency, Criticality: a.Criticality.String(), Priority: a.Priority,
-			Escalation: a.Escalation.String(), Why: a.Why}); err != nil {
+		if err := enc.Encode(report.NewActionRecord(a)); err != nil {
 			return err
 		}
 	}

@@ -117,19 +117,32 @@ type jsonController struct {
 	Attack   []string      `json:"attack"`
 }
 
+// ActionRecord is a recommended action as a JSON Lines record, shared by
+// the report and the hunt command's output.
+type ActionRecord struct {
+	Type        string `json:"type"`
+	Action      string `json:"action"`
+	Host        string `json:"host"`
+	HostName    string `json:"host_name,omitempty"`
+	Target      string `json:"target"`
+	Urgency     int    `json:"urgency"`
+	Criticality string `json:"criticality"`
+	Priority    int    `json:"priority"`
+	Escalation  string `json:"escalation"`
+	Why         string `json:"why"`
+}
+
+// NewActionRecord makes a's record.
+func NewActionRecord(a Action) ActionRecord {
+	return ActionRecord{Type: "action", Action: string(a.Kind), Host: a.Host.String(), HostName: a.HostName, Target: a.Target,
+		Urgency: a.Urgency, Criticality: a.Criticality.String(), Priority: a.Priority, Escalation: a.Escalation.String(), Why: a.Why}
+}
+
+// jsonAction is the report's action record: with its evidence.
 type jsonAction struct {
-	Type        string       `json:"type"`
-	Action      string       `json:"action"`
-	Host        string       `json:"host"`
-	HostName    string       `json:"host_name,omitempty"`
-	Target      string       `json:"target"`
-	Urgency     int          `json:"urgency"`
-	Criticality string       `json:"criticality"`
-	Priority    int          `json:"priority"`
-	Escalation  string       `json:"escalation"`
-	Why         string       `json:"why"`
-	Evidence    []string     `json:"evidence"`
-	Windows     []jsonWindow `json:"windows"`
+	ActionRecord
+	Evidence []string     `json:"evidence"`
+	Windows  []jsonWindow `json:"windows"`
 }
 
 type jsonFinding struct {
@@ -285,9 +298,7 @@ func WriteJSONL(w io.Writer, inc *Incident) error {
 		}
 	}
 	for _, a := range inc.Actions {
-		if err := enc.Encode(jsonAction{Type: "action", Action: string(a.Kind), Host: a.Host.String(), HostName: a.HostName, Target: a.Target,
-			Urgency: a.Urgency, Criticality: a.Criticality.String(), Priority: a.Priority, Escalation: a.Escalation.String(), Why: a.Why,
-			Evidence: nonNil(a.Evidence), Windows: jsonWindows(a.Windows)}); err != nil {
+		if err := enc.Encode(jsonAction{NewActionRecord(a), nonNil(a.Evidence), jsonWindows(a.Windows)}); err != nil {
 			return err
 		}
 	}
