@@ -1,12 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"os"
+	"io"
 	"time"
 
+	"github.com/nwhealth/nwhealth/internal/outfile"
 	"github.com/nwhealth/nwhealth/pkg/pcapio"
 	"github.com/nwhealth/nwhealth/pkg/pkthdr"
 	"github.com/nwhealth/nwhealth/pkg/store"
@@ -61,26 +61,22 @@ func runQuery(o *queryOptions) error {
 	if err != nil {
 		return err
 	}
+	// The output is opened (an existing file truncated) on a goroutine of
+	// its own while the query is planned and run.
+	var out *outfile.Writer
+	if o.write == "-" {
+		out = outfile.New(o.out)
+	} else {
+		out = outfile.Create(o.write)
+	}
+	defer out.Close()
 	plan, err := store.PlanQuery(stores, sel)
 	if err != nil {
 		return err
 	}
 	defer plan.Close()
 
-	out := o.out
-	var file *os.File
-	if o.write != "-" {
-		file, err = os.Create(o.write)
-		if err != nil {
-			return err
-		}
-		defer file.Close()
-		out = file
-	}
-	// Runs of records larger than the buffer bypass it; a small one saves
-	// the page faults of a large fresh allocation.
-	bw := bufio.NewWriterSize(out, 64<<10)
-	emit, err := packetSink(bw, plan)
+	emit, err := packetSink(out, plan)
 	if err != nil {
 		return err
 	}
@@ -90,17 +86,12 @@ func runQuery(o *queryOptions) error {
 		n += uint64(r.Count)
 		return emit(r)
 	})
+	if err := out.Close(); err != nil {
+		return fmt.Errorf("write output: %w", err)
+	}
 	var dmg *store.DamageError
 	if runErr != nil && !errors.As(runErr, &dmg) {
 		return runErr
-	}
-	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("write output: %w", err)
-	}
-	if file != nil {
-		if err := file.Close(); err != nil {
-			return fmt.Errorf("write output: %w", err)
-		}
 	}
 	if isTerminal(o.errOut) {
 		fmt.Fprintf(o.errOut, "%d packets from %d of %d blocks\n", n, plan.Scanned, plan.Total)
@@ -116,7 +107,7 @@ func runQuery(o *queryOptions) error {
 
 // packetSink picks pcap for one link type, pcapng when the plan mixes them.
 // Records stored at the output's precision are copied as they are.
-func packetSink(w *bufio.Writer, plan *store.Plan) (func(*store.Record) error, error) {
+func packetSink(w io.Writer, plan *store.Plan) (func(*store.Record) error, error) {
 	lts := plan.LinkType
 	snap := plan.Snaplen
 	if snap == 0 {
