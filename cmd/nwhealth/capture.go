@@ -22,7 +22,7 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { subcommands = append(subcommands, newCaptureCmd) }
+func init() { subcommands = append(subcommands, subcommand{"capture", newCaptureCmd}) }
 
 type captureOptions struct {
 	s          streams

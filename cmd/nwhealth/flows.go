@@ -18,7 +18,7 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { subcommands = append(subcommands, newFlowsCmd) }
+func init() { subcommands = append(subcommands, subcommand{"flows", newFlowsCmd}) }
 
 type flowsOptions struct {
 	streams

@@ -22,7 +22,7 @@ import (
 	"github.com/nwhealth/nwhealth/pkg/zeek"
 )
 
-func init() { subcommands = append(subcommands, newHuntCmd) }
+func init() { subcommands = append(subcommands, subcommand{"hunt", newHuntCmd}) }
 
 type huntOptions struct {
 	s           streams

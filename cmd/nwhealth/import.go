@@ -13,7 +13,7 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { subcommands = append(subcommands, newImportCmd) }
+func init() { subcommands = append(subcommands, subcommand{"import", newImportCmd}) }
 
 type importOptions struct {
 	streams

@@ -204,3 +204,29 @@ func comparePackets(t *testing.T, what string, got, want []pcapio.Packet) {
 func tempStore(t *testing.T) string {
 	return filepath.Join(t.TempDir(), "store")
 }
+
+func TestSubcommandNames(t *testing.T) {
+	// A run builds only the command its first argument names, found by
+	// the registered name: it must be the command's own.
+	for _, sc := range subcommands {
+		if got := sc.build(streams{}).Name(); got != sc.name {
+			t.Errorf("subcommand registered as %q is named %q", sc.name, got)
+		}
+	}
+	code, out, _ := nwh(t, nil, "--help")
+	if code != 0 {
+		t.Fatalf("--help: exit %d", code)
+	}
+	for _, sc := range subcommands {
+		if !bytes.Contains([]byte(out), []byte("\n  "+sc.name+" ")) {
+			t.Errorf("--help does not list %s:\n%s", sc.name, out)
+		}
+	}
+	// Help for one command, and a misspelt one with cobra's suggestion.
+	if code, out, _ := nwh(t, nil, "query", "--help"); code != 0 || !bytes.Contains([]byte(out), []byte("--host")) {
+		t.Errorf("query --help: exit %d\n%s", code, out)
+	}
+	if code, _, errOut := nwh(t, nil, "qeury"); code != 2 || !bytes.Contains([]byte(errOut), []byte("query")) {
+		t.Errorf("qeury: exit %d, want 2 and a suggestion\n%s", code, errOut)
+	}
+}

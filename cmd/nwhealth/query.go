@@ -13,7 +13,7 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { subcommands = append(subcommands, newQueryCmd) }
+func init() { subcommands = append(subcommands, subcommand{"query", newQueryCmd}) }
 
 type queryOptions struct {
 	streams

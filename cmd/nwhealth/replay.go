@@ -20,7 +20,7 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { subcommands = append(subcommands, newReplayCmd) }
+func init() { subcommands = append(subcommands, subcommand{"replay", newReplayCmd}) }
 
 // replayOptions holds the flags of `nwhealth replay` and its dependencies.
 type replayOptions struct {

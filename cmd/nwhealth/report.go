@@ -23,7 +23,7 @@ import (
 	"github.com/nwhealth/nwhealth/pkg/store"
 )
 
-func init() { subcommands = append(subcommands, newReportCmd) }
+func init() { subcommands = append(subcommands, subcommand{"report", newReportCmd}) }
 
 type reportOptions struct {
 	s           streams

@@ -16,7 +16,11 @@ type streams struct {
 	errOut io.Writer
 }
 
-func newRootCmd(s streams) *cobra.Command {
+// newRootCmd builds the root command and its subcommands, or only the
+// one args name first: a run pays for the flag sets of the command it
+// runs, not of all of them. Anything else (help, a flag first, a typo)
+// gets them all, for help and suggestions.
+func newRootCmd(s streams, args []string) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "nwhealth",
 		Short: "Network forensics: capture, store, query, replay, hunt, report",
@@ -59,18 +63,35 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 partial (damaged input skipped),
 			pprof.StopCPUProfile()
 		}
 	}
-	for _, add := range subcommands {
-		root.AddCommand(add(s))
+	only := ""
+	if len(args) > 0 {
+		for _, sc := range subcommands {
+			if sc.name == args[0] {
+				only = sc.name
+			}
+		}
+	}
+	for _, sc := range subcommands {
+		if only == "" || sc.name == only {
+			root.AddCommand(sc.build(s))
+		}
 	}
 	return root
 }
 
 // subcommands is filled by each command's file, so adding a command touches
 // only its own file.
-var subcommands []func(streams) *cobra.Command
+var subcommands []subcommand
+
+// subcommand names a command and builds it; the name must be the first
+// word of the command's Use.
+type subcommand struct {
+	name  string
+	build func(streams) *cobra.Command
+}
 
 func run(args []string, in io.Reader, out, errOut io.Writer) int {
-	root := newRootCmd(streams{in: in, out: out, errOut: errOut})
+	root := newRootCmd(streams{in: in, out: out, errOut: errOut}, args)
 	root.SetArgs(args)
 	err := root.Execute()
 	if err != nil && isCobraUsage(err) {

@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { subcommands = append(subcommands, newStoreCmd) }
+func init() { subcommands = append(subcommands, subcommand{"store", newStoreCmd}) }
 
 func newStoreCmd(s streams) *cobra.Command {
 	cmd := &cobra.Command{
