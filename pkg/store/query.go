@@ -489,7 +489,7 @@ type blockResult struct {
 	nanos bool
 	pos   int
 	dmg   *Damage
-	done  chan struct{}
+	ready atomic.Bool // read: the fields above are set
 }
 
 type entry struct {
@@ -557,51 +557,42 @@ func (pl *Plan) Run(emit func(p pcapio.Packet) error) error {
 }
 
 // RunRecords is Run handing out each packet's stored pcap record too.
+//
+// Blocks are read by GOMAXPROCS goroutines: the caller's, which also
+// merges, and helpers. Each claims the next block in plan order within a
+// window ahead of the merge; the merge, when the block it needs is not
+// done, reads another claimable block instead of waiting. Goroutines so
+// meet only when one runs out of work: handing every block from one to
+// another cost as much here as the second core saved.
 func (pl *Plan) RunRecords(emit func(r *Record) error) error {
-	workers := runtime.GOMAXPROCS(0)
-	depth := 4 * workers
+	helpers := runtime.GOMAXPROCS(0) - 1
+	depth := int64(4 * (helpers + 1))
+	rs := make([]blockResult, len(pl.tasks))
 	results := make([]*blockResult, len(pl.tasks))
-	for i := range results {
-		results[i] = &blockResult{task: i, done: make(chan struct{})}
+	for i := range rs {
+		rs[i].task = i
+		results[i] = &rs[i]
 	}
-	work := make(chan *blockResult, depth)
-	pl.arenas = make(chan []byte, depth+workers+1)
-	pl.ents = make(chan []entry, depth+workers+1)
-	stop := make(chan struct{})
+	pl.arenas = make(chan []byte, depth+int64(helpers)+2)
+	pl.ents = make(chan []entry, depth+int64(helpers)+2)
+	run := &runState{pl: pl, results: results, depth: depth,
+		notify: make(chan struct{}, 1), room: make(chan struct{}, 1), stop: make(chan struct{})}
 	prefetched := make(chan struct{})
-	go func() { defer close(prefetched); pl.prefetch(stop) }()
+	go func() { defer close(prefetched); pl.prefetch(run.stop) }()
 	defer func() { <-prefetched }()
 	var wg sync.WaitGroup
-	for range workers {
+	for range helpers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			br := pcapio.NewBlockReader()
-			defer br.Close()
-			var scratch pkthdr.Packet
-			for r := range work {
-				pl.readBlock(br, r, &scratch)
-				close(r.done)
-			}
+			run.help()
 		}()
 	}
-	// The feeder stays at most depth blocks ahead of the merge, so memory is
-	// bounded however large the result.
-	window := make(chan struct{}, depth)
-	go func() {
-		defer close(work)
-		for _, r := range results {
-			select {
-			case window <- struct{}{}:
-			case <-stop:
-				return
-			}
-			work <- r
-			pl.next.Add(1)
-		}
-	}()
-	err := pl.merge(results, window, emit)
-	close(stop)
+	run.reader = pcapio.NewBlockReader()
+	err := pl.merge(run, emit)
+	run.reader.Close()
+	run.stopped.Store(true)
+	close(run.stop)
 	wg.Wait()
 	// Blocks left in the merge by an error, or read ahead of it.
 	for _, r := range results {
@@ -619,6 +610,100 @@ func (pl *Plan) RunRecords(emit func(r *Record) error) error {
 		return &DamageError{Damage: pl.Damage}
 	}
 	return nil
+}
+
+// runState coordinates the goroutines reading a plan's blocks.
+type runState struct {
+	pl      *Plan
+	results []*blockResult
+	depth   int64 // blocks that may be read ahead of the merge
+	// activated counts the blocks the merge has taken: blocks below
+	// activated+depth may be claimed (pl.next is the next to claim).
+	activated atomic.Int64
+	waiting   atomic.Int32  // helpers waiting for room in the window
+	stopped   atomic.Bool   // the merge is over
+	notify    chan struct{} // a helper finished a block
+	room      chan struct{} // the merge took a block
+	stop      chan struct{}
+	reader    *pcapio.BlockReader // the merging goroutine's
+	scratch   pkthdr.Packet
+}
+
+// claim takes the next block of the plan if the window allows, or
+// returns -1.
+func (run *runState) claim() int {
+	pl := run.pl
+	for {
+		i := pl.next.Load()
+		if i >= int64(len(pl.tasks)) || i >= run.activated.Load()+run.depth {
+			return -1
+		}
+		if pl.next.CompareAndSwap(i, i+1) {
+			return int(i)
+		}
+	}
+}
+
+// help is a helper goroutine: claim and read blocks until none are left
+// or the merge is over.
+func (run *runState) help() {
+	br := pcapio.NewBlockReader()
+	defer br.Close()
+	var scratch pkthdr.Packet
+	for !run.stopped.Load() {
+		i := run.claim()
+		if i < 0 {
+			if run.pl.next.Load() >= int64(len(run.pl.tasks)) {
+				return
+			}
+			// The window is full: wait for the merge to take a block.
+			// Registering first means an activation after the claim
+			// above sends a token.
+			run.waiting.Add(1)
+			if i = run.claim(); i < 0 {
+				select {
+				case <-run.room:
+				case <-run.stop:
+				}
+			}
+			run.waiting.Add(-1)
+			if i < 0 {
+				continue
+			}
+		}
+		r := run.results[i]
+		run.pl.readBlock(br, r, &scratch)
+		r.ready.Store(true)
+		select {
+		case run.notify <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// await returns once block i is read, reading claimable blocks (i itself
+// if nobody has) meanwhile.
+func (run *runState) await(i int) {
+	r := run.results[i]
+	for !r.ready.Load() {
+		if j := run.claim(); j >= 0 {
+			run.pl.readBlock(run.reader, run.results[j], &run.scratch)
+			run.results[j].ready.Store(true)
+			continue
+		}
+		<-run.notify
+	}
+}
+
+// activated tells waiting helpers that the window moved.
+func (run *runState) activate() {
+	run.activated.Add(1)
+	if run.waiting.Load() > 0 {
+		select {
+		case run.room <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // prefetchLimit bounds how far ahead the kernel is asked to read.
@@ -738,19 +823,20 @@ func (h *cursorHeap) Pop() any {
 // merge activates blocks in order of their first timestamp: block i joins
 // the heap once the heap's earliest packet is not before block i's first,
 // so no later block can hold an earlier packet than the one emitted.
-func (pl *Plan) merge(results []*blockResult, window chan struct{}, emit func(*Record) error) error {
+func (pl *Plan) merge(run *runState, emit func(*Record) error) error {
+	results := run.results
 	h := &cursorHeap{}
 	next := 0
 	activate := func() {
 		r := results[next]
-		<-r.done
+		run.await(next)
 		next++
 		// The window bounds the blocks read ahead of the merge, not those
 		// in it: as many blocks may overlap in time as writers wrote at
 		// once (a capture's fanout workers), and all of them must be in
 		// the heap together, or the merge would wait for a block that the
 		// window holds back.
-		<-window
+		run.activate()
 		if len(r.ents) > 0 {
 			heap.Push(h, r)
 		} else {
