@@ -554,6 +554,34 @@ func (s *Shard) Entries(blocks []uint32, buf []byte, fn func(i uint32, m BlockMe
 	return buf, nil
 }
 
+// AllEntries is Entries for every block of the shard, without a list of
+// them: a time-range query looks at each entry's time range, reading the
+// table a chunk at a time into buf instead of loading it whole.
+func (s *Shard) AllEntries(buf []byte, fn func(i uint32, m BlockMeta)) ([]byte, error) {
+	if s.tocOff == 0 {
+		for i, m := range s.Blocks {
+			fn(uint32(i), m)
+		}
+		return buf, nil
+	}
+	if cap(buf) < tocChunk {
+		bigbuf.Put(buf)
+		buf = bigbuf.Get(tocChunk)
+	}
+	buf = buf[:cap(buf)]
+	for i := 0; i < s.ntoc; {
+		n := min(len(buf)/trailerEntry, s.ntoc-i)
+		if _, err := s.r.ReadAt(buf[:n*trailerEntry], s.tocOff+int64(i)*trailerEntry); err != nil {
+			return buf, fmt.Errorf("read table of contents: %w", err)
+		}
+		for j := range n {
+			fn(uint32(i+j), decodeEntry(buf[j*trailerEntry:]))
+		}
+		i += n
+	}
+	return buf, nil
+}
+
 // LoadTOC reads a lazily opened shard's whole table of contents at once,
 // checking its CRC, for a reader about to look at most entries. If the
 // table is damaged, the shard is walked block by block instead (Sealed

@@ -170,3 +170,52 @@ func FuzzShard(f *testing.F) {
 		}
 	})
 }
+
+func TestLazyEntries(t *testing.T) {
+	// Enough blocks for the table to span several chunks of tocChunk.
+	pkts := testPackets(3 * tocChunk / trailerEntry)
+	b := buildShard(t, pkts, 1, true)
+	full, err := OpenShard(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, lazyOpen := range []bool{true, false} {
+		sh, err := OpenShardTOC(bytes.NewReader(b), int64(len(b)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !lazyOpen {
+			if err := sh.LoadTOC(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var got []BlockMeta
+		if _, err := sh.AllEntries(nil, func(i uint32, m BlockMeta) {
+			if int(i) != len(got) {
+				t.Fatalf("entry %d given as %d", len(got), i)
+			}
+			got = append(got, m)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(full.Blocks) {
+			t.Fatalf("lazy=%v: %d entries, want %d", lazyOpen, len(got), len(full.Blocks))
+		}
+		for i := range got {
+			if got[i] != full.Blocks[i] {
+				t.Fatalf("lazy=%v: entry %d = %+v, want %+v", lazyOpen, i, got[i], full.Blocks[i])
+			}
+		}
+		// Entries for a sparse list gives the same entries.
+		want := []uint32{0, 5, uint32(tocChunk/trailerEntry - 1), uint32(tocChunk / trailerEntry), uint32(len(got) - 1)}
+		var n int
+		if _, err := sh.Entries(want, nil, func(i uint32, m BlockMeta) {
+			if i != want[n] || m != full.Blocks[i] {
+				t.Fatalf("Entries: %d: block %d %+v", n, i, m)
+			}
+			n++
+		}); err != nil || n != len(want) {
+			t.Fatalf("Entries: %d of %d, %v", n, len(want), err)
+		}
+	}
+}

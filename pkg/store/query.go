@@ -295,27 +295,34 @@ func (pl *Plan) addShard(sf ShardFile) error {
 			pl.Damage = append(pl.Damage, Damage{Shard: sf.Name(), Block: -1, Reason: "index: " + err.Error() + " (blocks scanned instead)"})
 		}
 	}
-	if !indexed {
-		// Every entry is needed: one read of the table beats one per block.
+	timed := !pl.sel.From.IsZero() || !pl.sel.To.IsZero()
+	if !indexed && !timed {
+		// Every block is read: take the whole table at once, checked
+		// against its CRC, so that a damaged one sends the reader walking
+		// the blocks instead of reading wrong places.
 		if err := sh.LoadTOC(); err != nil {
 			pl.Damage = append(pl.Damage, Damage{Shard: sf.Name(), Block: -1, Reason: "trailer missing or damaged; blocks read by walking the file"})
-		}
-		cand = make([]uint32, sh.NumBlocks())
-		for i := range cand {
-			cand[i] = uint32(i)
 		}
 	}
 	pl.Total += sh.NumBlocks()
 	from, to := pl.sel.From.UnixNano(), pl.sel.To.UnixNano()
 	n := len(pl.tasks)
-	pl.tocBuf, err = sh.Entries(cand, pl.tocBuf, func(b uint32, m pcapio.BlockMeta) {
+	add := func(b uint32, m pcapio.BlockMeta) {
 		// An implausible entry is not trusted to prune: its block is read,
 		// and its header reports the damage.
 		if sh.Plausible(m) && ((!pl.sel.From.IsZero() && m.Last < from) || (!pl.sel.To.IsZero() && m.First >= to)) {
 			return
 		}
 		pl.tasks = append(pl.tasks, blockTask{shard: ps, block: int(b), meta: m})
-	})
+	}
+	if indexed {
+		pl.tocBuf, err = sh.Entries(cand, pl.tocBuf, add)
+	} else {
+		// A time range looks at every entry, a chunk of the table at a
+		// time (loading it whole cost a millisecond of fresh memory per
+		// 1 GiB shard), and reads only the blocks it keeps.
+		pl.tocBuf, err = sh.AllEntries(pl.tocBuf, add)
+	}
 	if err != nil {
 		return err
 	}
