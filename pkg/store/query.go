@@ -768,11 +768,15 @@ func (pl *Plan) readBlock(br *pcapio.BlockReader, r *blockResult, scratch *pkthd
 	case r.ents = <-pl.ents:
 		r.ents = r.ents[:0]
 	default:
-		if pl.sel.timeOnly() {
-			r.ents = make([]entry, 0, t.meta.Packets)
-		} else {
-			r.ents = nil
-		}
+		r.ents = nil
+	}
+	// A record takes at least its 16-byte header: the header's count is
+	// not trusted further than the data it came with.
+	if n := min(int(hm.Packets), len(raw)/16); pl.sel.timeOnly() && cap(r.ents) < n {
+		// Sized once, with room for the next blocks: a list regrown by
+		// append leaves the old ones behind as garbage, and each new one
+		// is fresh memory.
+		r.ents = make([]entry, 0, n+n/4)
 	}
 	if pl.wholeBlock(hm) { // the block's own, CRC-checked header
 		// Every record matches: take them as stored, without decoding.
