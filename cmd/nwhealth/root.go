@@ -76,6 +76,9 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 partial (damaged input skipped),
 			root.AddCommand(sc.build(s))
 		}
 	}
+	// Nor does it need cobra's "completion" command, which every run
+	// would otherwise build with its four shells' help texts.
+	root.CompletionOptions.DisableDefaultCmd = only != ""
 	return root
 }
 

@@ -316,6 +316,9 @@ func (pl *Plan) addShard(sf ShardFile) error {
 		pl.tasks = append(pl.tasks, blockTask{shard: ps, block: int(b), meta: m})
 	}
 	if indexed {
+		// At most one task per candidate: grown once, not by doubling
+		// (each doubling is fresh memory).
+		pl.tasks = slices.Grow(pl.tasks, len(cand))
 		pl.tocBuf, err = sh.Entries(cand, pl.tocBuf, add)
 	} else {
 		// A time range looks at every entry, a chunk of the table at a
@@ -777,6 +780,10 @@ func (pl *Plan) readBlock(br *pcapio.BlockReader, r *blockResult, scratch *pkthd
 		// append leaves the old ones behind as garbage, and each new one
 		// is fresh memory.
 		r.ents = make([]entry, 0, n+n/4)
+	} else if r.ents == nil {
+		// A selective query keeps some of a block's packets: start at
+		// a size that rarely regrows.
+		r.ents = make([]entry, 0, min(n, 128))
 	}
 	if pl.wholeBlock(hm) { // the block's own, CRC-checked header
 		// Every record matches: take them as stored, without decoding.
