@@ -36,7 +36,10 @@ are one address selector (--host A --net N: A or anything in N);
 different selectors must all hold (an address AND a port).
 --host, --net, --port, --proto and --vlan look through VLAN tags;
 --filter is a tcpdump expression with exactly tcpdump's semantics.
-Only the blocks the index names are read, so cost follows the matches.`,
+Only the blocks the index names are read, so cost follows the matches.
+An existing -w file is replaced by a new one with its permissions (a
+program still reading it keeps the old contents); one with other links,
+another owner or extended attributes is truncated in place instead.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return runQuery(o) },
 	}
