@@ -113,12 +113,6 @@ cmp -s <(tail -c +25 "$W/td-host.pcap") <(tail -c +25 "$W/nw-host.pcap") && same
 share=$(awk -v a=$(stat -c %s "$W/td-host.pcap") -v b=$big 'BEGIN{printf "%.2f", 100*a/b}')
 printf "tcpdump -r host %-12s %7.4f s   (the host is %s%% of the store)\n" "$host" "$td" "$share"
 printf "nwhealth query --host    %7.4f s   speedup %sx (target >= 50), packets %s\n" "$nq" "$(ratio "$td" "$nq")" "$same"
-if [ "$(id -u)" = 0 ] && [ -w /proc/sys/vm/drop_caches ]; then
-  tdc=$(for i in $(seq "$RUNS"); do cold tcpdump -r "$W/site3h.pcap" -w /dev/null host "$host"; done | median)
-  nqc=$(for i in $(seq "$RUNS"); do cold "$NW" query --store "$W/st-big" --host "$host" -w /dev/null; done | median)
-  printf "cold cache: tcpdump %.3f s, nwhealth %.3f s, speedup %sx\n" "$tdc" "$nqc" "$(ratio "$tdc" "$nqc")"
-fi
-
 echo "== one hour out of a 24-hour store (dev.pcap)"
 rm -rf "$W/st-day"
 "$NW" import --store "$W/st-day" "$W/dev.pcap" >/dev/null
@@ -127,6 +121,16 @@ nq=$(timed "$NW" query --store "$W/st-day" --from 2026-03-02T13:00:00Z --to 2026
 cmp -s <(tcpdump -r "$W/nw-hour.pcap" -w - 2>/dev/null | tail -c +25) <(editcap -A "2026-03-02 13:00:00" -B "2026-03-02 14:00:00" -F pcap "$W/dev.pcap" - 2>/dev/null | tail -c +25) && same=identical || same="compare: DIFFERENT from editcap -A -B"
 printf "tcpdump -r (whole day)   %7.4f s\n" "$td"
 printf "nwhealth query 1 hour    %7.4f s   speedup %sx (target >= 20), packets %s\n" "$nq" "$(ratio "$td" "$nq")" "$same"
+
+# After the warm measurements: once the page cache is dropped, the runs
+# that follow are slower for a while (on a VM, freed memory goes back to
+# the host and comes back page by page), which would blur them.
+if [ "$(id -u)" = 0 ] && [ -w /proc/sys/vm/drop_caches ]; then
+  echo "== the same host query with the page cache dropped before each run"
+  tdc=$(for i in $(seq "$RUNS"); do cold tcpdump -r "$W/site3h.pcap" -w /dev/null host "$host"; done | median)
+  nqc=$(for i in $(seq "$RUNS"); do cold "$NW" query --store "$W/st-big" --host "$host" -w /dev/null; done | median)
+  printf "cold cache: tcpdump %.3f s, nwhealth %.3f s, speedup %sx\n" "$tdc" "$nqc" "$(ratio "$tdc" "$nqc")"
+fi
 
 echo "== memory: import peak RSS, the same traffic for 1 and 3 hours"
 python3 - "$SIM/scenarios/bulk.json" "$W/bulk3h.json" <<'PY'
