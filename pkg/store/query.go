@@ -186,7 +186,7 @@ type cacheProbe struct {
 func (c *cacheProbe) ReadAt(p []byte, off int64) (int, error) {
 	n := 0
 	if !c.pl.noProbe.Load() && len(p) > 0 {
-		m, err := unix.Preadv2(c.fd, [][]byte{p}, off, unix.RWF_NOWAIT)
+		m, err := readNoWait(c.fd, p, off)
 		switch {
 		case err == nil && m == len(p):
 			return m, nil
