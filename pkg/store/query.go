@@ -90,6 +90,40 @@ func (s *Selector) MatchParsed(ts time.Time, p *pkthdr.Packet) bool {
 	return true
 }
 
+// quickHosts reports whether rejectIPv4 applies: the address group is
+// hosts only (no networks).
+func (s *Selector) quickHosts() bool { return len(s.Hosts) > 0 && len(s.Nets) == 0 }
+
+// rejectIPv4 tells, from a few fixed bytes, that a plain IPv4 packet (no
+// VLAN tag) names none of the selector's hosts: the usual case for the
+// packets of a host query's blocks, which then skip header parsing. It
+// answers false whenever it cannot tell, leaving the packet to Match.
+// Parsing such a packet gives these addresses (tunnels' inner ones are
+// not used), or no IP at all: both fail the address group.
+func (s *Selector) rejectIPv4(lt pkthdr.LinkType, data []byte) bool {
+	ip := data
+	switch lt {
+	case pkthdr.LinkEthernet:
+		if len(data) < 14 || data[12] != 0x08 || data[13] != 0x00 {
+			return false
+		}
+		ip = data[14:]
+	case pkthdr.LinkRaw, pkthdr.LinkIPv4:
+	default:
+		return false
+	}
+	if len(ip) < 20 || ip[0]>>4 != 4 {
+		return false
+	}
+	src, dst := [4]byte(ip[12:16]), [4]byte(ip[16:20])
+	for _, h := range s.Hosts {
+		if h.Is4() && (h.As4() == src || h.As4() == dst) {
+			return false
+		}
+	}
+	return true
+}
+
 // needsHeaders reports whether matching looks inside packets (beyond
 // their time and the tcpdump filter, which reads the bytes itself).
 func (s *Selector) needsHeaders() bool {
@@ -919,7 +953,11 @@ func (pl *Plan) merge(run *runState, emit func(*Record) error) error {
 
 // matchRecords keeps the records of a block that match the selector.
 func (pl *Plan) matchRecords(raw []byte, r *blockResult, scratch *pkthdr.Packet) error {
+	quick := pl.sel.quickHosts()
 	return pcapio.Records(raw, r.lt, r.nanos, func(p pcapio.Packet) bool {
+		if quick && pl.sel.rejectIPv4(r.lt, p.Data) {
+			return true
+		}
 		if !pl.sel.Match(&p, scratch) {
 			return true
 		}

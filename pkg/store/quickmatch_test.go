@@ -1,0 +1,78 @@
+package store
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/nwhealth/nwhealth/pkg/pcapio"
+	"github.com/nwhealth/nwhealth/pkg/pkthdr"
+)
+
+// ipv4Frame is an Ethernet (or, raw, a bare) IPv4 UDP packet.
+func ipv4Frame(raw bool, src, dst [4]byte, ethertype uint16) []byte {
+	ip := []byte{0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0}
+	ip = append(ip, src[:]...)
+	ip = append(ip, dst[:]...)
+	ip = append(ip, 0, 53, 0, 53, 0, 8, 0, 0)
+	if raw {
+		return ip
+	}
+	eth := []byte{2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, byte(ethertype >> 8), byte(ethertype)}
+	return append(eth, ip...)
+}
+
+// checkReject fails if rejectIPv4 turns away a packet that Match takes.
+func checkReject(t *testing.T, sel *Selector, lt pkthdr.LinkType, data []byte) bool {
+	t.Helper()
+	rejected := sel.rejectIPv4(lt, data)
+	var scratch pkthdr.Packet
+	pk := pcapio.Packet{Timestamp: time.Unix(1, 0), LinkType: lt, Data: data, OrigLen: len(data)}
+	if rejected && sel.Match(&pk, &scratch) {
+		t.Fatalf("rejectIPv4 turned away a matching packet: lt %d % x", lt, data)
+	}
+	return rejected
+}
+
+func TestRejectIPv4(t *testing.T) {
+	a, b, c := [4]byte{10, 0, 0, 1}, [4]byte{10, 0, 0, 2}, [4]byte{192, 0, 2, 9}
+	sel := &Selector{Hosts: []netip.Addr{netip.AddrFrom4(a), netip.MustParseAddr("2001:db8::1")}}
+	cases := []struct {
+		name   string
+		lt     pkthdr.LinkType
+		data   []byte
+		reject bool
+	}{
+		{"other hosts", pkthdr.LinkEthernet, ipv4Frame(false, b, c, 0x0800), true},
+		{"host is source", pkthdr.LinkEthernet, ipv4Frame(false, a, c, 0x0800), false},
+		{"host is destination", pkthdr.LinkEthernet, ipv4Frame(false, c, a, 0x0800), false},
+		{"raw IP, other hosts", pkthdr.LinkRaw, ipv4Frame(true, b, c, 0), true},
+		{"raw IP, host", pkthdr.LinkRaw, ipv4Frame(true, b, a, 0), false},
+		{"VLAN tag: left to Match", pkthdr.LinkEthernet, ipv4Frame(false, b, c, 0x8100), false},
+		{"ARP: left to Match", pkthdr.LinkEthernet, ipv4Frame(false, b, c, 0x0806), false},
+		{"truncated", pkthdr.LinkEthernet, ipv4Frame(false, b, c, 0x0800)[:30], false},
+		{"cooked capture: left to Match", pkthdr.LinkLinuxSLL, ipv4Frame(false, b, c, 0x0800), false},
+	}
+	for _, c := range cases {
+		if got := checkReject(t, sel, c.lt, c.data); got != c.reject {
+			t.Errorf("%s: reject %v, want %v", c.name, got, c.reject)
+		}
+	}
+}
+
+func FuzzRejectIPv4(f *testing.F) {
+	a := [4]byte{10, 0, 0, 1}
+	f.Add(ipv4Frame(false, a, [4]byte{1, 2, 3, 4}, 0x0800), true)
+	f.Add(ipv4Frame(false, [4]byte{5, 6, 7, 8}, [4]byte{1, 2, 3, 4}, 0x0800), true)
+	f.Add(ipv4Frame(true, [4]byte{5, 6, 7, 8}, a, 0), false)
+	f.Fuzz(func(t *testing.T, data []byte, ether bool) {
+		lt := pkthdr.LinkRaw
+		if ether {
+			lt = pkthdr.LinkEthernet
+		}
+		sel := &Selector{Hosts: []netip.Addr{netip.AddrFrom4(a)}}
+		checkReject(t, sel, lt, data)
+		sel.Ports = []uint16{53}
+		checkReject(t, sel, lt, data)
+	})
+}
