@@ -18,8 +18,10 @@ import (
 	"sync"
 )
 
-// class is the granularity of buffer sizes.
-const class = 64 << 10
+// class is the granularity of buffer sizes: fine enough that a query's
+// buffers (blocks of 32 KiB and a bit) stay within one huge page, whose
+// first touch costs from 0.15 to 4 ms on the machines we measure.
+const class = 16 << 10
 
 // region is how much memory is mapped at a time.
 const region = 4 << 20
@@ -30,7 +32,7 @@ var (
 	cur  []byte               // the unused rest of the current region
 )
 
-// Get returns a buffer of length n, capacity n rounded up to 64 KiB,
+// Get returns a buffer of length n, capacity n rounded up to 16 KiB,
 // contents undefined.
 func Get(n int) []byte {
 	c := (n + class - 1) / class * class

@@ -8,7 +8,7 @@ import (
 
 const hugePage = 2 << 20
 
-// mapRegion maps n bytes (a multiple of 64 KiB) aligned to a huge page
+// mapRegion maps n bytes (a multiple of 16 KiB) aligned to a huge page
 // and asks for huge pages; failing that, it uses the Go heap.
 func mapRegion(n int) []byte {
 	m, err := unix.Mmap(-1, 0, n+hugePage, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)

@@ -18,7 +18,7 @@ import (
 )
 
 const (
-	bufSize = 256 << 10
+	bufSize = 128 << 10
 	nbufs   = 3 // one filling, one being written, one spare
 )
 

@@ -759,9 +759,10 @@ func (br *BlockReader) ReadInto(s *Shard, i int, m BlockMeta, dst []byte) ([]byt
 	return raw, hm, nil
 }
 
-// bufRound rounds a buffer size up to a multiple of 64 KiB, with room for
-// the zstd decoder's small over-allocation.
-func bufRound(n int) int { return (n + 64 + 64<<10 - 1) &^ (64<<10 - 1) }
+// bufRound rounds a buffer size up to a multiple of 16 KiB with at least
+// 4 KiB to spare: room for the zstd decoder's small over-allocation and
+// for the next blocks, which differ by a packet or two.
+func bufRound(n int) int { return (n + 4<<10 + 16<<10 - 1) &^ (16<<10 - 1) }
 
 // Records walks the pcap records of a block. fn gets each packet (Data is
 // a slice of raw); returning false stops the walk. A record that does not fit
