@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/nwhealth/nwhealth/pkg/smbrpc/ndr"
 )
@@ -280,6 +281,19 @@ func flagNames(v uint32, names []flagName) string {
 type flagName struct {
 	bit  uint32
 	name string
+}
+
+// lazyTable is a table of names built on first use: a map literal at
+// package level is built when any nwhealth command starts, replay or not.
+type lazyTable[K comparable, V any] struct {
+	once  sync.Once
+	m     map[K]V
+	build func() map[K]V
+}
+
+func (t *lazyTable[K, V]) get() map[K]V {
+	t.once.Do(func() { t.m = t.build() })
+	return t.m
 }
 
 // enumName renders an enumerated value with its name when known.

@@ -111,8 +111,10 @@ func drsBindResp(x *dc) {
 	x.returns(readHandle(r), handleInfo{kind: "drs"})
 }
 
-var drsExtendedOps = map[uint32]string{0: "none", 1: "FSMO_REQ_ROLE", 2: "FSMO_RID_ALLOC",
-	3: "FSMO_RID_REQ_ROLE", 4: "FSMO_REQ_PDC", 5: "FSMO_ABANDON_ROLE", 6: "REPL_OBJ", 7: "REPL_SECRETS"}
+var drsExtendedOps = lazyTable[uint32, string]{build: func() map[uint32]string {
+	return map[uint32]string{0: "none", 1: "FSMO_REQ_ROLE", 2: "FSMO_RID_ALLOC",
+		3: "FSMO_RID_REQ_ROLE", 4: "FSMO_REQ_PDC", 5: "FSMO_ABANDON_ROLE", 6: "REPL_OBJ", 7: "REPL_SECRETS"}
+}}
 
 type ncChanges struct {
 	version        uint32
@@ -208,7 +210,7 @@ func drsGetNCChanges(x *dc) {
 	x.add("version", fmt.Sprint(a.version))
 	x.add("naming context", a.nc)
 	x.add("destination dsa", "{"+UUIDString(a.destDSA)+"}")
-	x.add("extended op", enumName(a.extOp, drsExtendedOps))
+	x.add("extended op", enumName(a.extOp, drsExtendedOps.get()))
 	x.add("flags", flagNames(a.flags, drsReplFlags))
 	if a.partialAttrSet {
 		x.add("attributes", "partial attribute set (secrets asked for by attribute)")
@@ -398,9 +400,11 @@ func drsReplicaDel(x *dc) {
 	x.d.Target = src
 }
 
-var dsNameFormats = map[uint32]string{0: "UNKNOWN", 1: "FQDN_1779", 2: "NT4_ACCOUNT", 3: "DISPLAY",
-	6: "UNIQUE_ID", 7: "CANONICAL", 8: "USER_PRINCIPAL", 9: "CANONICAL_EX", 10: "SERVICE_PRINCIPAL",
-	11: "SID_OR_SID_HISTORY", 12: "DNS_DOMAIN"}
+var dsNameFormats = lazyTable[uint32, string]{build: func() map[uint32]string {
+	return map[uint32]string{0: "UNKNOWN", 1: "FQDN_1779", 2: "NT4_ACCOUNT", 3: "DISPLAY",
+		6: "UNIQUE_ID", 7: "CANONICAL", 8: "USER_PRINCIPAL", 9: "CANONICAL_EX", 10: "SERVICE_PRINCIPAL",
+		11: "SID_OR_SID_HISTORY", 12: "DNS_DOMAIN"}
+}}
 
 func drsCrackNames(x *dc) {
 	if drsMessage(x.r) != 1 {
@@ -429,8 +433,8 @@ func drsCrackNames(x *dc) {
 			})
 		}
 	})
-	x.add("format offered", enumName(offered, dsNameFormats))
-	x.add("format desired", enumName(desired, dsNameFormats))
+	x.add("format offered", enumName(offered, dsNameFormats.get()))
+	x.add("format desired", enumName(desired, dsNameFormats.get()))
 	x.reqNames = names
 	for i, n := range names {
 		if i < maxListed {

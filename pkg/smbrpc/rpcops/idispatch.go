@@ -28,34 +28,38 @@ func registerIdispatch() {
 }
 
 // execMethods are automation members that run a command or load code.
-var execMethods = map[string]bool{
-	"executeshellcommand": true, // MMC20.Application Document.ActiveView
-	"shellexecute":        true, // Shell.Application via ShellWindows / ShellBrowserWindow
-	"registerxll":         true, // Excel.Application
-	"ddeinitiate":         true, // Excel.Application
-	"executeexcel4macro":  true,
-	"run":                 true, // WScript.Shell, Excel macros
-	"exec":                true,
-	"createobject":        true,
-	"navigate":            true,
-	"navigate2":           true,
-}
+var execMethods = lazyTable[string, bool]{build: func() map[string]bool {
+	return map[string]bool{
+		"executeshellcommand": true, // MMC20.Application Document.ActiveView
+		"shellexecute":        true, // Shell.Application via ShellWindows / ShellBrowserWindow
+		"registerxll":         true, // Excel.Application
+		"ddeinitiate":         true, // Excel.Application
+		"executeexcel4macro":  true,
+		"run":                 true, // WScript.Shell, Excel macros
+		"exec":                true,
+		"createobject":        true,
+		"navigate":            true,
+		"navigate2":           true,
+	}
+}}
 
 // wellKnownDispIDs names members that clients invoke by their fixed DISPID
 // without GetIDsOfNames (PowerShell and VBScript read the type library),
 // per class when it is known ("" for any class).
-var wellKnownDispIDs = map[string]map[int32]string{
-	"": {
-		0xcb:       "Document",     // IWebBrowser2 (ShellWindows item, ShellBrowserWindow)
-		0x60020000: "Application",  // IShellFolderViewDual
-		0x60030001: "ShellExecute", // IShellDispatch2
-	},
-	"MMC20.Application": {
-		4:    "Document",            // Application.Document
-		6:    "ActiveView",          // Document.ActiveView
-		0x36: "ExecuteShellCommand", // View.ExecuteShellCommand(Command, Directory, Parameters, WindowState)
-	},
-}
+var wellKnownDispIDs = lazyTable[string, map[int32]string]{build: func() map[string]map[int32]string {
+	return map[string]map[int32]string{
+		"": {
+			0xcb:       "Document",     // IWebBrowser2 (ShellWindows item, ShellBrowserWindow)
+			0x60020000: "Application",  // IShellFolderViewDual
+			0x60030001: "ShellExecute", // IShellDispatch2
+		},
+		"MMC20.Application": {
+			4:    "Document",            // Application.Document
+			6:    "ActiveView",          // Document.ActiveView
+			0x36: "ExecuteShellCommand", // View.ExecuteShellCommand(Command, Directory, Parameters, WindowState)
+		},
+	}
+}}
 
 func dispNames(r *ndr.Reader) (names []string) {
 	r.UUID() // riid (IID_NULL)
@@ -106,7 +110,7 @@ func dispKey(obj [16]byte, id int32) string {
 
 // classifyMember sets the technique of a call on an automation member.
 func (x *dc) classifyMember(name string) {
-	if execMethods[strings.ToLower(name)] {
+	if execMethods.get()[strings.ToLower(name)] {
 		x.d.Technique, x.d.Phase = "T1021.003", PhaseExecution
 	}
 }
@@ -176,9 +180,9 @@ func dispInvoke(x *dc) {
 	how := ""
 	if name == "" {
 		cls, _ := x.s.Shared.class(x.c.Object)
-		if n, ok := wellKnownDispIDs[ClassName(cls)][a.dispid]; ok && ClassName(cls) != "" {
+		if n, ok := wellKnownDispIDs.get()[ClassName(cls)][a.dispid]; ok && ClassName(cls) != "" {
 			name, how = n, " (by DISPID)"
-		} else if n, ok := wellKnownDispIDs[""][a.dispid]; ok {
+		} else if n, ok := wellKnownDispIDs.get()[""][a.dispid]; ok {
 			name, how = n, " (by DISPID)"
 		}
 	}
@@ -230,9 +234,11 @@ func pick(args []*varValue, idx ...int) []string {
 	return out
 }
 
-var vtNames = map[uint16]string{0: "EMPTY", 1: "NULL", 2: "I2", 3: "I4", 4: "R4", 5: "R8", 6: "CY", 7: "DATE",
-	8: "BSTR", 9: "DISPATCH", 10: "ERROR", 11: "BOOL", 12: "VARIANT", 13: "UNKNOWN", 14: "DECIMAL",
-	16: "I1", 17: "UI1", 18: "UI2", 19: "UI4", 20: "I8", 21: "UI8", 22: "INT", 23: "UINT"}
+var vtNames = lazyTable[uint16, string]{build: func() map[uint16]string {
+	return map[uint16]string{0: "EMPTY", 1: "NULL", 2: "I2", 3: "I4", 4: "R4", 5: "R8", 6: "CY", 7: "DATE",
+		8: "BSTR", 9: "DISPATCH", 10: "ERROR", 11: "BOOL", 12: "VARIANT", 13: "UNKNOWN", 14: "DECIMAL",
+		16: "I1", 17: "UI1", 18: "UI2", 19: "UI4", 20: "I8", 21: "UI8", 22: "INT", 23: "UINT"}
+}}
 
 // maxVariantDepth bounds VT_VARIANT|VT_BYREF chains.
 const maxVariantDepth = 4
@@ -292,7 +298,7 @@ func variant(r *ndr.Reader, depth int) *varValue {
 		return v
 	}
 	base := vt &^ 0x4000
-	v.typ = vtNames[base&0x0fff]
+	v.typ = vtNames.get()[base&0x0fff]
 	if v.typ == "" {
 		v.typ = fmt.Sprintf("vt 0x%x", vt)
 	}

@@ -146,16 +146,18 @@ func lsaOpenPolicy2(x *dc) {
 	x.d.Target = system
 }
 
-var policyClasses = map[uint32]string{1: "PolicyAuditLogInformation", 2: "PolicyAuditEventsInformation",
-	3: "PolicyPrimaryDomainInformation", 4: "PolicyPdAccountInformation", 5: "PolicyAccountDomainInformation",
-	6: "PolicyLsaServerRoleInformation", 7: "PolicyReplicaSourceInformation", 8: "PolicyInformationNotUsedOnWire",
-	9: "PolicyModificationInformation", 10: "PolicyAuditFullSetInformation", 11: "PolicyAuditFullQueryInformation",
-	12: "PolicyDnsDomainInformation", 13: "PolicyDnsDomainInformationInt", 14: "PolicyLocalAccountDomainInformation",
-	15: "PolicyMachineAccountInformation"}
+var policyClasses = lazyTable[uint32, string]{build: func() map[uint32]string {
+	return map[uint32]string{1: "PolicyAuditLogInformation", 2: "PolicyAuditEventsInformation",
+		3: "PolicyPrimaryDomainInformation", 4: "PolicyPdAccountInformation", 5: "PolicyAccountDomainInformation",
+		6: "PolicyLsaServerRoleInformation", 7: "PolicyReplicaSourceInformation", 8: "PolicyInformationNotUsedOnWire",
+		9: "PolicyModificationInformation", 10: "PolicyAuditFullSetInformation", 11: "PolicyAuditFullQueryInformation",
+		12: "PolicyDnsDomainInformation", 13: "PolicyDnsDomainInformationInt", 14: "PolicyLocalAccountDomainInformation",
+		15: "PolicyMachineAccountInformation"}
+}}
 
 func lsaQueryInfoReq(x *dc) {
 	x.reqLevel = x.r.Enum()
-	x.add("class", enumName(x.reqLevel, policyClasses))
+	x.add("class", enumName(x.reqLevel, policyClasses.get()))
 }
 
 // lsaQueryInfoResp decodes the domain name and SID answers (the classes
@@ -222,8 +224,10 @@ func lsaDomainList(r *ndr.Reader) (names, sids []string) {
 	return
 }
 
-var sidNameUse = map[uint32]string{1: "user", 2: "group", 3: "domain", 4: "alias", 5: "well-known group",
-	6: "deleted account", 7: "invalid", 8: "unknown", 9: "computer", 10: "label", 11: "logon session"}
+var sidNameUse = lazyTable[uint32, string]{build: func() map[uint32]string {
+	return map[uint32]string{1: "user", 2: "group", 3: "domain", 4: "alias", 5: "well-known group",
+		6: "deleted account", 7: "invalid", 8: "unknown", 9: "computer", 10: "label", 11: "logon session"}
+}}
 
 func lsaLookupSidsReq(x *dc) {
 	r := x.r
@@ -289,7 +293,7 @@ func lsaLookupSidsResp(x *dc, level int) {
 			x.s.learn("sid:"+x.reqNames[i], full)
 			full = x.reqNames[i] + " = " + full
 		}
-		x.add("name", fmt.Sprintf("%s (%s)", full, enumName(t.use, sidNameUse)))
+		x.add("name", fmt.Sprintf("%s (%s)", full, enumName(t.use, sidNameUse.get())))
 	}
 }
 
@@ -406,7 +410,7 @@ func lsaLookupNamesResp(x *dc, level int) {
 			x.s.learn("sid:"+sid, x.reqNames[i])
 			v = x.reqNames[i] + " = " + sid
 		}
-		x.add("sid", fmt.Sprintf("%s (%s)", v, enumName(t.use, sidNameUse)))
+		x.add("sid", fmt.Sprintf("%s (%s)", v, enumName(t.use, sidNameUse.get())))
 	}
 }
 
@@ -437,7 +441,9 @@ func lsaEnumTrustsResp(x *dc) {
 	}
 }
 
-var trustDirections = map[uint32]string{0: "disabled", 1: "inbound", 2: "outbound", 3: "bidirectional"}
+var trustDirections = lazyTable[uint32, string]{build: func() map[uint32]string {
+	return map[uint32]string{0: "disabled", 1: "inbound", 2: "outbound", 3: "bidirectional"}
+}}
 
 func lsaEnumTrustsExResp(x *dc) {
 	r := x.r
@@ -472,7 +478,7 @@ func lsaEnumTrustsExResp(x *dc) {
 		if i == maxListed {
 			break
 		}
-		x.add("trusted domain", fmt.Sprintf("%s (%s) %s %s", t.name, t.flat, t.sid, enumName(t.dir, trustDirections)))
+		x.add("trusted domain", fmt.Sprintf("%s (%s) %s %s", t.name, t.flat, t.sid, enumName(t.dir, trustDirections.get())))
 	}
 }
 

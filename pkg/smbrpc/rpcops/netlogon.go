@@ -57,8 +57,10 @@ func registerNetlogon() {
 		}})
 }
 
-var secureChannelTypes = map[uint32]string{0: "Null", 1: "MsvAp", 2: "Workstation", 3: "TrustedDnsDomain",
-	4: "TrustedDomain", 5: "UasServer", 6: "Server (domain controller)", 7: "CdcServer (read-only DC)"}
+var secureChannelTypes = lazyTable[uint32, string]{build: func() map[uint32]string {
+	return map[uint32]string{0: "Null", 1: "MsvAp", 2: "Workstation", 3: "TrustedDnsDomain",
+		4: "TrustedDomain", 5: "UasServer", 6: "Server (domain controller)", 7: "CdcServer (read-only DC)"}
+}}
 
 func isZero(b []byte) bool {
 	for _, c := range b {
@@ -97,7 +99,7 @@ func nlAuthenticate(x *dc, v int) {
 	cred := r.Bytes(8)
 	x.add("server", server)
 	x.add("account", account)
-	x.add("channel", enumName(sct, secureChannelTypes))
+	x.add("channel", enumName(sct, secureChannelTypes.get()))
 	x.add("computer", computer)
 	x.d.Target = account
 	if v >= 2 {
@@ -131,7 +133,7 @@ func nlChannelArgs(x *dc) {
 	r.U32()    // timestamp
 	x.add("server", server)
 	x.add("account", account)
-	x.add("channel", enumName(sct, secureChannelTypes))
+	x.add("channel", enumName(sct, secureChannelTypes.get()))
 	x.add("computer", computer)
 	x.d.Target = account
 }
@@ -149,8 +151,10 @@ func nlPasswordSet2(x *dc) {
 	}
 }
 
-var logonLevels = map[uint32]string{1: "Interactive", 2: "Network", 3: "Service", 4: "Generic",
-	5: "InteractiveTransitive", 6: "NetworkTransitive", 7: "ServiceTransitive", 8: "TicketLogon"}
+var logonLevels = lazyTable[uint32, string]{build: func() map[uint32]string {
+	return map[uint32]string{1: "Interactive", 2: "Network", 3: "Service", 4: "Generic",
+		5: "InteractiveTransitive", 6: "NetworkTransitive", 7: "ServiceTransitive", 8: "TicketLogon"}
+}}
 
 // nlSamLogon decodes the logon identity of a pass-through logon
 // (NetrLogonSamLogon, ...Ex, ...WithFlags): which account logged on from
@@ -172,7 +176,7 @@ func nlSamLogon(x *dc, opnum int) {
 	level := r.Enum()
 	x.add("server", server)
 	x.add("computer", computer)
-	x.add("logon level", enumName(level, logonLevels))
+	x.add("logon level", enumName(level, logonLevels.get()))
 	if r.SwitchEnum() != level && r.Err() == nil {
 		r.Failf("logon information discriminant differs from level %d", level)
 		return

@@ -403,7 +403,7 @@ func samrLookupNamesResp(x *dc) {
 		x.learnRID(rid, x.reqNames[i])
 		use := ""
 		if i < len(uses) {
-			use = " " + enumName(uses[i], sidNameUse)
+			use = " " + enumName(uses[i], sidNameUse.get())
 		}
 		if i < maxListed {
 			x.add("rid", fmt.Sprintf("%s = %d%s", x.reqNames[i], rid, use))
@@ -452,44 +452,50 @@ func samrLookupIDsResp(x *dc) {
 	}
 }
 
-var groupInfoClasses = map[uint32]string{1: "GroupGeneralInformation", 2: "GroupNameInformation",
-	3: "GroupAttributeInformation", 4: "GroupAdminCommentInformation", 5: "GroupReplicationInformation"}
+var groupInfoClasses = lazyTable[uint32, string]{build: func() map[uint32]string {
+	return map[uint32]string{1: "GroupGeneralInformation", 2: "GroupNameInformation",
+		3: "GroupAttributeInformation", 4: "GroupAdminCommentInformation", 5: "GroupReplicationInformation"}
+}}
 
-func samrQueryGroupReq(x *dc) { x.add("class", enumName(x.r.Enum(), groupInfoClasses)) }
+func samrQueryGroupReq(x *dc) { x.add("class", enumName(x.r.Enum(), groupInfoClasses.get())) }
 
-var domainInfoClasses = map[uint32]string{1: "DomainPasswordInformation", 2: "DomainGeneralInformation",
-	3: "DomainLogoffInformation", 4: "DomainOemInformation", 5: "DomainNameInformation",
-	6: "DomainReplicationInformation", 7: "DomainServerRoleInformation", 8: "DomainModifiedInformation",
-	9: "DomainStateInformation", 11: "DomainGeneralInformation2", 12: "DomainLockoutInformation",
-	13: "DomainModifiedInformation2"}
+var domainInfoClasses = lazyTable[uint32, string]{build: func() map[uint32]string {
+	return map[uint32]string{1: "DomainPasswordInformation", 2: "DomainGeneralInformation",
+		3: "DomainLogoffInformation", 4: "DomainOemInformation", 5: "DomainNameInformation",
+		6: "DomainReplicationInformation", 7: "DomainServerRoleInformation", 8: "DomainModifiedInformation",
+		9: "DomainStateInformation", 11: "DomainGeneralInformation2", 12: "DomainLockoutInformation",
+		13: "DomainModifiedInformation2"}
+}}
 
 func samrQueryDomainReq(x *dc) {
 	c := x.r.Enum()
-	x.add("class", enumName(c, domainInfoClasses))
+	x.add("class", enumName(c, domainInfoClasses.get()))
 	if c == 1 || c == 12 {
 		// Password and lockout policy: what a password spray needs to know.
 		x.d.Technique, x.d.Phase = "T1201", PhaseRecon
 	}
 }
 
-var userInfoClasses = map[uint32]string{1: "UserGeneralInformation", 2: "UserPreferencesInformation",
-	3: "UserLogonInformation", 4: "UserLogonHoursInformation", 5: "UserAccountInformation",
-	6: "UserNameInformation", 7: "UserAccountNameInformation", 8: "UserFullNameInformation",
-	9: "UserPrimaryGroupInformation", 10: "UserHomeInformation", 11: "UserScriptInformation",
-	12: "UserProfileInformation", 13: "UserAdminCommentInformation", 14: "UserWorkStationsInformation",
-	16: "UserControlInformation", 17: "UserExpiresInformation", 18: "UserInternal1Information",
-	20: "UserParametersInformation", 21: "UserAllInformation", 23: "UserInternal4Information",
-	24: "UserInternal5Information", 25: "UserInternal4InformationNew", 26: "UserInternal5InformationNew",
-	31: "UserInternal7Information", 32: "UserInternal8Information"}
+var userInfoClasses = lazyTable[uint32, string]{build: func() map[uint32]string {
+	return map[uint32]string{1: "UserGeneralInformation", 2: "UserPreferencesInformation",
+		3: "UserLogonInformation", 4: "UserLogonHoursInformation", 5: "UserAccountInformation",
+		6: "UserNameInformation", 7: "UserAccountNameInformation", 8: "UserFullNameInformation",
+		9: "UserPrimaryGroupInformation", 10: "UserHomeInformation", 11: "UserScriptInformation",
+		12: "UserProfileInformation", 13: "UserAdminCommentInformation", 14: "UserWorkStationsInformation",
+		16: "UserControlInformation", 17: "UserExpiresInformation", 18: "UserInternal1Information",
+		20: "UserParametersInformation", 21: "UserAllInformation", 23: "UserInternal4Information",
+		24: "UserInternal5Information", 25: "UserInternal4InformationNew", 26: "UserInternal5InformationNew",
+		31: "UserInternal7Information", 32: "UserInternal8Information"}
+}}
 
-func samrQueryUserReq(x *dc) { x.add("class", enumName(x.r.Enum(), userInfoClasses)) }
+func samrQueryUserReq(x *dc) { x.add("class", enumName(x.r.Enum(), userInfoClasses.get())) }
 
 // samrSetUser decodes SetInformationUser/2: which attribute is set, and for
 // the classes that carry one, that a password or hash is being set.
 func samrSetUser(x *dc) {
 	r := x.r
 	class := r.Enum()
-	x.add("class", enumName(class, userInfoClasses))
+	x.add("class", enumName(class, userInfoClasses.get()))
 	disc := r.SwitchEnum()
 	if disc != class && r.Err() == nil {
 		r.Failf("user info union discriminant %d, class %d", disc, class)
@@ -678,12 +684,14 @@ func samrGroupsForUserResp(x *dc) {
 	}
 }
 
-var displayClasses = map[uint32]string{1: "DomainDisplayUser", 2: "DomainDisplayMachine",
-	3: "DomainDisplayGroup", 4: "DomainDisplayOemUser", 5: "DomainDisplayOemGroup"}
+var displayClasses = lazyTable[uint32, string]{build: func() map[uint32]string {
+	return map[uint32]string{1: "DomainDisplayUser", 2: "DomainDisplayMachine",
+		3: "DomainDisplayGroup", 4: "DomainDisplayOemUser", 5: "DomainDisplayOemGroup"}
+}}
 
 func samrDisplayReq(x *dc) {
 	c := x.r.Enum()
-	x.add("class", enumName(c, displayClasses))
+	x.add("class", enumName(c, displayClasses.get()))
 	if c == 3 || c == 5 {
 		x.d.Technique = "T1069.002"
 	}

@@ -70,10 +70,12 @@ func registerSrvsvc() {
 		}})
 }
 
-var shareTypes = map[uint32]string{0: "disk", 1: "printer", 2: "device", 3: "IPC"}
+var shareTypes = lazyTable[uint32, string]{build: func() map[uint32]string {
+	return map[uint32]string{0: "disk", 1: "printer", 2: "device", 3: "IPC"}
+}}
 
 func shareType(t uint32) string {
-	s := enumName(t&0x0fffffff, shareTypes)
+	s := enumName(t&0x0fffffff, shareTypes.get())
 	if t&0x80000000 != 0 {
 		s += ", special"
 	}
@@ -345,7 +347,9 @@ func srvSessionEnumResp(x *dc) {
 	}
 }
 
-var platformIDs = map[uint32]string{300: "DOS", 400: "OS/2", 500: "NT", 600: "OSF", 700: "VMS"}
+var platformIDs = lazyTable[uint32, string]{build: func() map[uint32]string {
+	return map[uint32]string{300: "DOS", 400: "OS/2", 500: "NT", 600: "OSF", 700: "VMS"}
+}}
 
 func srvServerGetInfoReq(x *dc) {
 	server := wstrPtr(x.r)
@@ -389,7 +393,7 @@ func srvServerGetInfoResp(x *dc) {
 		return
 	}
 	x.add("name", name)
-	x.add("platform", enumName(platform, platformIDs))
+	x.add("platform", enumName(platform, platformIDs.get()))
 	if level != 100 {
 		x.add("version", fmt.Sprintf("%d.%d", major, minor))
 		x.add("type", hex32(typ))
@@ -429,7 +433,7 @@ func wksGetInfoResp(x *dc) {
 	}
 	x.add("computer", name)
 	x.add("domain", domain)
-	x.add("platform", enumName(platform, platformIDs))
+	x.add("platform", enumName(platform, platformIDs.get()))
 	x.add("version", fmt.Sprintf("%d.%d", major, minor))
 }
 

@@ -133,8 +133,10 @@ func tschRegisterArgs(r *ndr.Reader) (a tschRegister) {
 	return a
 }
 
-var taskLogonTypes = map[uint32]string{0: "NONE", 1: "PASSWORD", 2: "S4U", 3: "INTERACTIVE_TOKEN",
-	4: "GROUP", 5: "SERVICE_ACCOUNT", 6: "INTERACTIVE_TOKEN_OR_PASSWORD"}
+var taskLogonTypes = lazyTable[uint32, string]{build: func() map[uint32]string {
+	return map[uint32]string{0: "NONE", 1: "PASSWORD", 2: "S4U", 3: "INTERACTIVE_TOKEN",
+		4: "GROUP", 5: "SERVICE_ACCOUNT", 6: "INTERACTIVE_TOKEN_OR_PASSWORD"}
+}}
 
 var taskCreateFlags = []flagName{{0x1, "VALIDATE_ONLY"}, {0x2, "CREATE"}, {0x4, "UPDATE"},
 	{0x8, "DISABLE"}, {0x10, "DONT_ADD_PRINCIPAL_ACE"}, {0x20, "IGNORE_REGISTRATION_TRIGGERS"}}
@@ -144,7 +146,7 @@ func tschRegisterTask(x *dc) {
 	x.d.Target = a.path
 	x.add("path", a.path)
 	x.add("flags", flagNames(a.flags, taskCreateFlags))
-	x.add("logon type", enumName(a.logon, taskLogonTypes))
+	x.add("logon type", enumName(a.logon, taskLogonTypes.get()))
 	x.add("sddl", a.sddl)
 	for _, u := range a.users {
 		x.add("credential user", u)

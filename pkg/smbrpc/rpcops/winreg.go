@@ -329,11 +329,13 @@ func regClassify(x *dc, path string, write bool) {
 	}
 }
 
-var regTypes = map[uint32]string{0: "REG_NONE", 1: "REG_SZ", 2: "REG_EXPAND_SZ", 3: "REG_BINARY",
-	4: "REG_DWORD", 5: "REG_DWORD_BIG_ENDIAN", 6: "REG_LINK", 7: "REG_MULTI_SZ",
-	8: "REG_RESOURCE_LIST", 9: "REG_FULL_RESOURCE_DESCRIPTOR", 10: "REG_RESOURCE_REQUIREMENTS_LIST", 11: "REG_QWORD"}
+var regTypes = lazyTable[uint32, string]{build: func() map[uint32]string {
+	return map[uint32]string{0: "REG_NONE", 1: "REG_SZ", 2: "REG_EXPAND_SZ", 3: "REG_BINARY",
+		4: "REG_DWORD", 5: "REG_DWORD_BIG_ENDIAN", 6: "REG_LINK", 7: "REG_MULTI_SZ",
+		8: "REG_RESOURCE_LIST", 9: "REG_FULL_RESOURCE_DESCRIPTOR", 10: "REG_RESOURCE_REQUIREMENTS_LIST", 11: "REG_QWORD"}
+}}
 
-func regTypeName(t uint32) string { return enumName(t, regTypes) }
+func regTypeName(t uint32) string { return enumName(t, regTypes.get()) }
 
 // regData renders registry data by type: strings as text, numbers in
 // decimal and hex, anything else as (truncated) hex.
