@@ -64,8 +64,8 @@ func runQuery(o *queryOptions) error {
 	if err != nil {
 		return err
 	}
-	// The output is opened (an existing file truncated) on a goroutine of
-	// its own while the query is planned and run.
+	// The output is created (an existing file replaced or truncated) on a
+	// goroutine of its own while the query is planned and run.
 	var out *outfile.Writer
 	if o.write == "-" {
 		out = outfile.New(o.out)

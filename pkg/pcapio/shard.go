@@ -531,11 +531,7 @@ func (s *Shard) Entries(blocks []uint32, buf []byte, fn func(i uint32, m BlockMe
 		}
 		return buf, nil
 	}
-	if cap(buf) < tocChunk {
-		bigbuf.Put(buf)
-		buf = bigbuf.Get(tocChunk)
-	}
-	buf = buf[:cap(buf)]
+	buf = tocBuffer(buf)
 	have0, have1 := -1, -1 // entries held in buf: [have0, have1)
 	for _, b := range blocks {
 		i := int(b)
@@ -554,6 +550,16 @@ func (s *Shard) Entries(blocks []uint32, buf []byte, fn func(i uint32, m BlockMe
 	return buf, nil
 }
 
+// tocBuffer returns buf, or a new buffer if buf holds less than a chunk,
+// at full length.
+func tocBuffer(buf []byte) []byte {
+	if cap(buf) < tocChunk {
+		bigbuf.Put(buf)
+		buf = bigbuf.Get(tocChunk)
+	}
+	return buf[:cap(buf)]
+}
+
 // AllEntries is Entries for every block of the shard, without a list of
 // them: a time-range query looks at each entry's time range, reading the
 // table a chunk at a time into buf instead of loading it whole.
@@ -564,11 +570,7 @@ func (s *Shard) AllEntries(buf []byte, fn func(i uint32, m BlockMeta)) ([]byte, 
 		}
 		return buf, nil
 	}
-	if cap(buf) < tocChunk {
-		bigbuf.Put(buf)
-		buf = bigbuf.Get(tocChunk)
-	}
-	buf = buf[:cap(buf)]
+	buf = tocBuffer(buf)
 	for i := 0; i < s.ntoc; {
 		n := min(len(buf)/trailerEntry, s.ntoc-i)
 		if _, err := s.r.ReadAt(buf[:n*trailerEntry], s.tocOff+int64(i)*trailerEntry); err != nil {

@@ -90,17 +90,29 @@ func (s *Selector) MatchParsed(ts time.Time, p *pkthdr.Packet) bool {
 	return true
 }
 
-// quickHosts reports whether rejectIPv4 applies: the address group is
-// hosts only (no networks).
-func (s *Selector) quickHosts() bool { return len(s.Hosts) > 0 && len(s.Nets) == 0 }
+// quickHosts returns the selector's IPv4 hosts and whether rejectIPv4
+// applies: the address group is hosts only (no networks).
+func (s *Selector) quickHosts() ([][4]byte, bool) {
+	if len(s.Hosts) == 0 || len(s.Nets) > 0 {
+		return nil, false
+	}
+	var v4 [][4]byte
+	for _, h := range s.Hosts {
+		if h.Is4() {
+			v4 = append(v4, h.As4())
+		}
+	}
+	return v4, true
+}
 
 // rejectIPv4 tells, from a few fixed bytes, that a plain IPv4 packet (no
-// VLAN tag) names none of the selector's hosts: the usual case for the
-// packets of a host query's blocks, which then skip header parsing. It
-// answers false whenever it cannot tell, leaving the packet to Match.
+// VLAN tag) names none of hosts4, the selector's IPv4 hosts (quickHosts):
+// the usual case for the packets of a host query's blocks, which then skip
+// header parsing. It answers false whenever it cannot tell, leaving the
+// packet to Match.
 // Parsing such a packet gives these addresses (tunnels' inner ones are
 // not used), or no IP at all: both fail the address group.
-func (s *Selector) rejectIPv4(lt pkthdr.LinkType, data []byte) bool {
+func rejectIPv4(hosts4 [][4]byte, lt pkthdr.LinkType, data []byte) bool {
 	ip := data
 	switch lt {
 	case pkthdr.LinkEthernet:
@@ -116,8 +128,8 @@ func (s *Selector) rejectIPv4(lt pkthdr.LinkType, data []byte) bool {
 		return false
 	}
 	src, dst := [4]byte(ip[12:16]), [4]byte(ip[16:20])
-	for _, h := range s.Hosts {
-		if h.Is4() && (h.As4() == src || h.As4() == dst) {
+	for _, h := range hosts4 {
+		if h == src || h == dst {
 			return false
 		}
 	}
@@ -193,6 +205,9 @@ type Plan struct {
 	// one write.
 	Batch bool
 
+	hosts4 [][4]byte // the IPv4 hosts, for rejectIPv4 when quick
+	quick  bool
+
 	tocBuf []byte // reused by the shards' table-of-contents reads
 	idxBuf []byte // reused by the shards' index reads
 	arenas chan []byte
@@ -256,6 +271,7 @@ type blockTask struct {
 // indexes, and the blocks left to read. Close the plan when done.
 func PlanQuery(stores []*Store, sel Selector) (*Plan, error) {
 	pl := &Plan{sel: sel, cold: make(chan struct{})}
+	pl.hosts4, pl.quick = sel.quickHosts()
 	for _, st := range stores {
 		files, err := st.Shards()
 		if err != nil {
@@ -611,11 +627,9 @@ func (pl *Plan) Run(emit func(p pcapio.Packet) error) error {
 func (pl *Plan) RunRecords(emit func(r *Record) error) error {
 	helpers := runtime.GOMAXPROCS(0) - 1
 	depth := int64(4 * (helpers + 1))
-	rs := make([]blockResult, len(pl.tasks))
-	results := make([]*blockResult, len(pl.tasks))
-	for i := range rs {
-		rs[i].task = i
-		results[i] = &rs[i]
+	results := make([]blockResult, len(pl.tasks))
+	for i := range results {
+		results[i].task = i
 	}
 	pl.arenas = make(chan []byte, depth+int64(helpers)+2)
 	pl.ents = make(chan []entry, depth+int64(helpers)+2)
@@ -639,15 +653,15 @@ func (pl *Plan) RunRecords(emit func(r *Record) error) error {
 	close(run.stop)
 	wg.Wait()
 	// Blocks left in the merge by an error, or read ahead of it.
-	for _, r := range results {
-		pl.release(r)
+	for i := range results {
+		pl.release(&results[i])
 	}
 	if err != nil {
 		return err
 	}
-	for _, r := range results {
-		if r.dmg != nil {
-			pl.Damage = append(pl.Damage, *r.dmg)
+	for i := range results {
+		if d := results[i].dmg; d != nil {
+			pl.Damage = append(pl.Damage, *d)
 		}
 	}
 	if len(pl.Damage) > 0 {
@@ -659,7 +673,7 @@ func (pl *Plan) RunRecords(emit func(r *Record) error) error {
 // runState coordinates the goroutines reading a plan's blocks.
 type runState struct {
 	pl      *Plan
-	results []*blockResult
+	results []blockResult
 	depth   int64 // blocks that may be read ahead of the merge
 	// activated counts the blocks the merge has taken: blocks below
 	// activated+depth may be claimed (pl.next is the next to claim).
@@ -715,7 +729,7 @@ func (run *runState) help() {
 				continue
 			}
 		}
-		r := run.results[i]
+		r := &run.results[i]
 		run.pl.readBlock(br, r, &scratch)
 		r.ready.Store(true)
 		select {
@@ -728,18 +742,20 @@ func (run *runState) help() {
 // await returns once block i is read, reading claimable blocks (i itself
 // if nobody has) meanwhile.
 func (run *runState) await(i int) {
-	r := run.results[i]
+	r := &run.results[i]
 	for !r.ready.Load() {
 		if j := run.claim(); j >= 0 {
-			run.pl.readBlock(run.reader, run.results[j], &run.scratch)
-			run.results[j].ready.Store(true)
+			rj := &run.results[j]
+			run.pl.readBlock(run.reader, rj, &run.scratch)
+			rj.ready.Store(true)
 			continue
 		}
 		<-run.notify
 	}
 }
 
-// activated tells waiting helpers that the window moved.
+// activate counts a block taken by the merge and tells waiting helpers
+// that the window moved.
 func (run *runState) activate() {
 	run.activated.Add(1)
 	if run.waiting.Load() > 0 {
@@ -880,7 +896,7 @@ func (pl *Plan) merge(run *runState, emit func(*Record) error) error {
 	h := &cursorHeap{}
 	next := 0
 	activate := func() {
-		r := results[next]
+		r := &results[next]
 		run.await(next)
 		next++
 		// The window bounds the blocks read ahead of the merge, not those
@@ -953,9 +969,8 @@ func (pl *Plan) merge(run *runState, emit func(*Record) error) error {
 
 // matchRecords keeps the records of a block that match the selector.
 func (pl *Plan) matchRecords(raw []byte, r *blockResult, scratch *pkthdr.Packet) error {
-	quick := pl.sel.quickHosts()
 	return pcapio.Records(raw, r.lt, r.nanos, func(p pcapio.Packet) bool {
-		if quick && pl.sel.rejectIPv4(r.lt, p.Data) {
+		if pl.quick && rejectIPv4(pl.hosts4, r.lt, p.Data) {
 			return true
 		}
 		if !pl.sel.Match(&p, scratch) {

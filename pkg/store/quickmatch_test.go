@@ -25,7 +25,8 @@ func ipv4Frame(raw bool, src, dst [4]byte, ethertype uint16) []byte {
 // checkReject fails if rejectIPv4 turns away a packet that Match takes.
 func checkReject(t *testing.T, sel *Selector, lt pkthdr.LinkType, data []byte) bool {
 	t.Helper()
-	rejected := sel.rejectIPv4(lt, data)
+	hosts4, quick := sel.quickHosts()
+	rejected := quick && rejectIPv4(hosts4, lt, data)
 	var scratch pkthdr.Packet
 	pk := pcapio.Packet{Timestamp: time.Unix(1, 0), LinkType: lt, Data: data, OrigLen: len(data)}
 	if rejected && sel.Match(&pk, &scratch) {
