@@ -206,8 +206,15 @@ func TestLazyEntries(t *testing.T) {
 				t.Fatalf("lazy=%v: entry %d = %+v, want %+v", lazyOpen, i, got[i], full.Blocks[i])
 			}
 		}
-		// Entries for a sparse list gives the same entries.
-		want := []uint32{0, 5, uint32(tocChunk/trailerEntry - 1), uint32(tocChunk / trailerEntry), uint32(len(got) - 1)}
+		// Entries for a sparse list gives the same entries: entries close
+		// together and far apart, at chunk edges, a run longer than a
+		// chunk, a repeat.
+		const chunk = tocChunk / trailerEntry
+		want := []uint32{0, 5, 5 + tocGap, 6 + 2*tocGap + 1, chunk - 1, chunk, chunk}
+		for i := uint32(chunk + 2); i < 2*chunk+10; i++ {
+			want = append(want, i)
+		}
+		want = append(want, uint32(len(got)-1))
 		var n int
 		if _, err := sh.Entries(want, nil, func(i uint32, m BlockMeta) {
 			if i != want[n] || m != full.Blocks[i] {
@@ -217,5 +224,36 @@ func TestLazyEntries(t *testing.T) {
 		}); err != nil || n != len(want) {
 			t.Fatalf("Entries: %d of %d, %v", n, len(want), err)
 		}
+	}
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r *bytes.Reader
+	n int
+}
+
+func (c *countingReader) ReadAt(p []byte, off int64) (int, error) {
+	c.n += len(p)
+	return c.r.ReadAt(p, off)
+}
+
+// A few scattered entries cost a few reads of about a page each, not
+// chunks of the table.
+func TestEntriesReadsLittle(t *testing.T) {
+	pkts := testPackets(3 * tocChunk / trailerEntry)
+	b := buildShard(t, pkts, 1, true)
+	cr := &countingReader{r: bytes.NewReader(b)}
+	sh, err := OpenShardTOC(cr, int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opened := cr.n
+	want := []uint32{3, 700, 1500, 2900, 4000, 5500}
+	if _, err := sh.Entries(want, nil, func(uint32, BlockMeta) {}); err != nil {
+		t.Fatal(err)
+	}
+	if read := cr.n - opened; read > len(want)*trailerEntry {
+		t.Errorf("%d bytes read for %d scattered entries", read, len(want))
 	}
 }
