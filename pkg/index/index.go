@@ -9,11 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"net/netip"
 	"slices"
 	"sort"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/nwhealth/nwhealth/internal/bigbuf"
 	"github.com/nwhealth/nwhealth/pkg/pkthdr"
 )
 
@@ -285,15 +287,22 @@ func (b *Builder) Keys() int { return len(b.postings) }
 
 // Index file constants.
 const (
-	Version     = 1
+	Version     = 2
 	headerLen   = 48
 	flagRawBody = 1       // header flags bit 0: the body is not compressed
 	rawBodyMax  = 4 << 20 // bodies larger than this are compressed
 	// maxBody bounds the decompressed body a reader accepts.
 	maxBody = 1 << 30
+	// dirEntry is a section directory entry's size (version 1: 16).
+	dirEntry = 24
+	// headRead is what OpenAt reads first: the header and the section
+	// directory of any index with up to 168 sections.
+	headRead = 4096
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+func crc(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
 
 // Encode serialises the index (docs/format/index.md).
 func (b *Builder) Encode(enc *zstd.Encoder) []byte {
@@ -306,41 +315,39 @@ func (b *Builder) Encode(enc *zstd.Encoder) []byte {
 		kinds = append(kinds, k)
 	}
 	slices.Sort(kinds)
-	dirLen := 16 * len(kinds)
-	var tables, postings []byte
+	dirLen := dirEntry * len(kinds)
 	type sect struct {
-		kind                 Kind
-		n                    int
-		tableOff, postingOff int
+		kind                Kind
+		n                   int
+		tableOff, tableLen  int
+		postingOff, postLen int
 	}
 	var sects []sect
-	var post []byte
-	tables = make([]byte, 0)
-	postStart := 0
+	var tables, postings []byte
 	for _, kind := range kinds {
 		keys := byKind[kind]
 		sz := kind.size()
 		sort.Slice(keys, func(i, j int) bool { return bytes.Compare(keys[i].V[:sz], keys[j].V[:sz]) < 0 })
-		sc := sect{kind: kind, n: len(keys), tableOff: len(tables)}
-		post = post[:0]
+		sc := sect{kind: kind, n: len(keys), tableOff: len(tables), postingOff: len(postings)}
 		for _, k := range keys {
-			tables = append(tables, k.V[:sz]...)
-			tables = binary.LittleEndian.AppendUint32(tables, uint32(len(post)))
+			start := len(postings)
 			blocks := b.postings[k]
-			tables = binary.LittleEndian.AppendUint32(tables, uint32(len(blocks)))
 			prev := uint32(0)
 			for i, blk := range blocks {
 				if i == 0 {
-					post = binary.AppendUvarint(post, uint64(blk))
+					postings = binary.AppendUvarint(postings, uint64(blk))
 				} else {
-					post = binary.AppendUvarint(post, uint64(blk-prev))
+					postings = binary.AppendUvarint(postings, uint64(blk-prev))
 				}
 				prev = blk
 			}
+			tables = append(tables, k.V[:sz]...)
+			tables = binary.LittleEndian.AppendUint32(tables, uint32(start-sc.postingOff))
+			tables = binary.LittleEndian.AppendUint32(tables, uint32(len(blocks)))
+			tables = binary.LittleEndian.AppendUint32(tables, crc(postings[start:]))
 		}
-		sc.postingOff = postStart
-		postings = append(postings, post...)
-		postStart += len(post)
+		sc.tableLen = len(tables) - sc.tableOff
+		sc.postLen = len(postings) - sc.postingOff
 		sects = append(sects, sc)
 	}
 	body := make([]byte, 0, dirLen+len(tables)+len(postings))
@@ -349,12 +356,14 @@ func (b *Builder) Encode(enc *zstd.Encoder) []byte {
 		body = binary.LittleEndian.AppendUint32(body, uint32(sc.n))
 		body = binary.LittleEndian.AppendUint32(body, uint32(dirLen+sc.tableOff))
 		body = binary.LittleEndian.AppendUint32(body, uint32(dirLen+len(tables)+sc.postingOff))
+		body = binary.LittleEndian.AppendUint32(body, uint32(sc.postLen))
+		body = binary.LittleEndian.AppendUint32(body, crc(tables[sc.tableOff:sc.tableOff+sc.tableLen]))
 	}
 	body = append(body, tables...)
 	body = append(body, postings...)
-	// The body is stored raw unless it is large: a query then reads it in
-	// place instead of decompressing every index it consults, and indexes
-	// stay around a ten-thousandth of the packet bytes either way.
+	// The body is stored raw unless it is large: a query then reads the
+	// directory, one key table and the postings it needs in place, instead
+	// of reading (or decompressing) every index it consults whole.
 	stored, flags := body, uint16(flagRawBody)
 	if len(body) > rawBodyMax {
 		stored, flags = enc.EncodeAll(body, nil), 0
@@ -370,14 +379,21 @@ func (b *Builder) Encode(enc *zstd.Encoder) []byte {
 	return append(h, stored...)
 }
 
-// putHeader fills the counts, lengths and checksums of an index header.
+// putHeader fills the counts, lengths and checksums of an index header
+// whose version and flags are set. The body checksum covers the stored
+// bytes of a compressed body (read whole anyway), and only the section
+// directory of a raw one, whose tables and postings carry their own.
 func putHeader(h []byte, blocks, sects, rawLen uint32, stored []byte) {
 	binary.LittleEndian.PutUint32(h[8:], blocks)
 	binary.LittleEndian.PutUint32(h[12:], sects)
 	binary.LittleEndian.PutUint32(h[16:], rawLen)
 	binary.LittleEndian.PutUint32(h[20:], uint32(len(stored)))
-	binary.LittleEndian.PutUint32(h[40:], crc32.Checksum(stored, castagnoli))
-	binary.LittleEndian.PutUint32(h[44:], crc32.Checksum(h[:44], castagnoli))
+	covered := stored
+	if binary.LittleEndian.Uint16(h[4:]) >= 2 && binary.LittleEndian.Uint16(h[6:])&flagRawBody != 0 {
+		covered = stored[:min(len(stored), int(sects)*dirEntry)]
+	}
+	binary.LittleEndian.PutUint32(h[40:], crc(covered))
+	binary.LittleEndian.PutUint32(h[44:], crc(h[:44]))
 }
 
 // Errors of Open.
@@ -387,57 +403,82 @@ var (
 	ErrCorrupt  = errors.New("index damaged")
 )
 
-// Index is a decoded shard index.
+// Index is a decoded shard index. An index opened by Open holds its body;
+// one opened by OpenAt reads its key tables and postings as lookups need
+// them, checking each against its own checksum.
 type Index struct {
 	Blocks      int
 	First, Last int64
-	body        []byte
-	sects       map[Kind]section
+	version     int
+	bodyLen     int
+	body        []byte      // nil when read through r
+	r           io.ReaderAt // with body nil: the file, the body at headerLen
+	buf         []byte      // holds the tables and postings read through r
+	sects       map[Kind]*section
 }
 
 type section struct {
-	size      int
-	n         int
-	table     []byte
-	postings  []byte
+	size, n   int
 	entrySize int
+	tableOff  int // in the body
+	tableCRC  uint32
+	table     []byte // nil until loaded
+	postOff   int    // in the body
+	postLen   int    // version 2; version 1 postings run to the body's end
 }
 
-// Open decodes an index file's bytes. A raw body is used in place; a
-// compressed one is decoded with dec, or with a decoder of its own when
-// dec is nil.
-func Open(b []byte, dec *zstd.Decoder) (*Index, error) {
+// header checks an index header and returns the section count and the
+// raw and stored body lengths.
+func header(b []byte) (ix *Index, nsect, rawLen, storedLen int, raw bool, err error) {
 	if len(b) < headerLen {
-		return nil, fmt.Errorf("%w: %d bytes", ErrNotIndex, len(b))
+		return nil, 0, 0, 0, false, fmt.Errorf("%w: %d bytes", ErrNotIndex, len(b))
 	}
 	if string(b[:4]) != "NWHI" {
-		return nil, ErrNotIndex
+		return nil, 0, 0, 0, false, ErrNotIndex
 	}
-	if crc32.Checksum(b[:44], castagnoli) != binary.LittleEndian.Uint32(b[44:]) {
-		return nil, fmt.Errorf("%w: header checksum mismatch", ErrCorrupt)
+	if crc(b[:44]) != binary.LittleEndian.Uint32(b[44:]) {
+		return nil, 0, 0, 0, false, fmt.Errorf("%w: header checksum mismatch", ErrCorrupt)
 	}
-	if v := binary.LittleEndian.Uint16(b[4:]); v != Version {
-		return nil, fmt.Errorf("%w %d", ErrVersion, v)
+	v := int(binary.LittleEndian.Uint16(b[4:]))
+	if v != 1 && v != Version {
+		return nil, 0, 0, 0, false, fmt.Errorf("%w %d", ErrVersion, v)
 	}
-	ix := &Index{
-		Blocks: int(binary.LittleEndian.Uint32(b[8:])),
-		First:  int64(binary.LittleEndian.Uint64(b[24:])),
-		Last:   int64(binary.LittleEndian.Uint64(b[32:])),
-		sects:  map[Kind]section{},
+	ix = &Index{
+		Blocks:  int(binary.LittleEndian.Uint32(b[8:])),
+		First:   int64(binary.LittleEndian.Uint64(b[24:])),
+		Last:    int64(binary.LittleEndian.Uint64(b[32:])),
+		version: v,
+		sects:   map[Kind]*section{},
 	}
-	nsect := int(binary.LittleEndian.Uint32(b[12:]))
-	rawLen := int(binary.LittleEndian.Uint32(b[16:]))
-	storedLen := int(binary.LittleEndian.Uint32(b[20:]))
-	if storedLen != len(b)-headerLen || rawLen > maxBody || nsect > 255 {
+	nsect = int(binary.LittleEndian.Uint32(b[12:]))
+	rawLen = int(binary.LittleEndian.Uint32(b[16:]))
+	storedLen = int(binary.LittleEndian.Uint32(b[20:]))
+	raw = binary.LittleEndian.Uint16(b[6:])&flagRawBody != 0
+	if rawLen > maxBody || nsect > 255 || (raw && storedLen != rawLen) {
+		return nil, 0, 0, 0, false, fmt.Errorf("%w: lengths inconsistent", ErrCorrupt)
+	}
+	return ix, nsect, rawLen, storedLen, raw, nil
+}
+
+// Open decodes an index file's bytes and checks all of it. A raw body is
+// used in place; a compressed one is decoded with dec, or with a decoder
+// of its own when dec is nil.
+func Open(b []byte, dec *zstd.Decoder) (*Index, error) {
+	ix, nsect, rawLen, storedLen, raw, err := header(b)
+	if err != nil {
+		return nil, err
+	}
+	if storedLen != len(b)-headerLen {
 		return nil, fmt.Errorf("%w: lengths inconsistent", ErrCorrupt)
 	}
 	stored := b[headerLen:]
-	if crc32.Checksum(stored, castagnoli) != binary.LittleEndian.Uint32(b[40:]) {
-		return nil, fmt.Errorf("%w: body checksum mismatch", ErrCorrupt)
-	}
 	body := stored
-	if binary.LittleEndian.Uint16(b[6:])&flagRawBody == 0 {
-		var err error
+	if ix.version == 1 || !raw {
+		if crc(stored) != binary.LittleEndian.Uint32(b[40:]) {
+			return nil, fmt.Errorf("%w: body checksum mismatch", ErrCorrupt)
+		}
+	}
+	if !raw {
 		if dec == nil {
 			d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1))
 			if err != nil {
@@ -450,46 +491,284 @@ func Open(b []byte, dec *zstd.Decoder) (*Index, error) {
 		if err != nil || len(body) != rawLen {
 			return nil, fmt.Errorf("%w: body does not decompress to %d bytes", ErrCorrupt, rawLen)
 		}
-	} else if len(body) != rawLen {
-		return nil, fmt.Errorf("%w: raw body of %d bytes, header says %d", ErrCorrupt, len(body), rawLen)
 	}
-	ix.body = body
-	if len(body) < 16*nsect {
-		return nil, fmt.Errorf("%w: section directory truncated", ErrCorrupt)
+	ix.body, ix.bodyLen = body, len(body)
+	if err := ix.directory(body, nsect, !raw, binary.LittleEndian.Uint32(b[40:])); err != nil {
+		return nil, err
 	}
-	for i := 0; i < nsect; i++ {
-		d := body[16*i:]
-		kind, size := Kind(d[0]), int(d[1])
-		n := int(binary.LittleEndian.Uint32(d[4:]))
-		toff := int(binary.LittleEndian.Uint32(d[8:]))
-		poff := int(binary.LittleEndian.Uint32(d[12:]))
-		es := size + 8
-		if size != kind.size() || size == 0 || n < 0 || toff > len(body) || n > (len(body)-toff)/es || poff > len(body) {
-			return nil, fmt.Errorf("%w: section %d out of bounds", ErrCorrupt, i)
+	if ix.version >= 2 {
+		if err := ix.check(); err != nil {
+			return nil, err
 		}
-		ix.sects[kind] = section{size: size, n: n, table: body[toff : toff+n*es], postings: body[poff:], entrySize: es}
 	}
 	return ix, nil
 }
 
+// OpenAt opens the index file r of size bytes for lookups, reading only
+// its header and section directory now; buf is used (and grown) for what
+// lookups read, and Buffer returns it for reuse. Version 1 indexes and
+// compressed bodies are read whole and checked, as by Open.
+func OpenAt(r io.ReaderAt, size int64, buf []byte) (*Index, error) {
+	if size > headerLen+maxBody {
+		return nil, fmt.Errorf("%w: %d bytes, more than any index", ErrCorrupt, size)
+	}
+	n := int(min(size, headRead))
+	if cap(buf) < n {
+		buf = make([]byte, 0, n)
+	}
+	b := buf[:n]
+	if _, err := r.ReadAt(b, 0); err != nil {
+		return nil, fmt.Errorf("read index: %w", err)
+	}
+	ix, nsect, _, storedLen, raw, err := header(b)
+	if err != nil {
+		return nil, err
+	}
+	if int64(storedLen) != size-headerLen {
+		return nil, fmt.Errorf("%w: lengths inconsistent", ErrCorrupt)
+	}
+	if ix.version == 1 || !raw {
+		if cap(buf) < int(size) {
+			// Large and touched once: memory that may be huge pages,
+			// with room for the next shard's index, and no garbage.
+			bigbuf.Put(buf)
+			buf = bigbuf.Get(int(size + size/4))
+		}
+		b = buf[:size]
+		if _, err := r.ReadAt(b, 0); err != nil {
+			return nil, fmt.Errorf("read index: %w", err)
+		}
+		ix, err := Open(b, nil)
+		if ix != nil {
+			ix.buf = buf
+		}
+		return ix, err
+	}
+	dirEnd := headerLen + nsect*dirEntry
+	if dirEnd > int(size) {
+		return nil, fmt.Errorf("%w: section directory truncated", ErrCorrupt)
+	}
+	if dirEnd > len(b) {
+		if cap(buf) < dirEnd {
+			buf = make([]byte, 0, dirEnd)
+		}
+		b = buf[:dirEnd]
+		if _, err := r.ReadAt(b, 0); err != nil {
+			return nil, fmt.Errorf("read index: %w", err)
+		}
+	}
+	ix.r, ix.bodyLen = r, storedLen
+	if err := ix.directory(b[headerLen:dirEnd], nsect, false, binary.LittleEndian.Uint32(b[40:])); err != nil {
+		return nil, err
+	}
+	ix.buf = buf[:0] // the directory is parsed: the buffer is free again
+	return ix, nil
+}
+
+// Buffer returns the buffer the index read into, for the next OpenAt (and
+// at last for bigbuf.Put, as it may come from there). The index must not
+// be used after that.
+func (ix *Index) Buffer() []byte { return ix.buf[:0] }
+
+// directory parses the section directory at the start of dir (the whole
+// body when in memory), checking it against dirCRC unless the body was
+// checked whole (checked).
+func (ix *Index) directory(dir []byte, nsect int, checked bool, dirCRC uint32) error {
+	de := dirEntry
+	if ix.version == 1 {
+		de, checked = 16, true
+	}
+	if len(dir) < de*nsect {
+		return fmt.Errorf("%w: section directory truncated", ErrCorrupt)
+	}
+	if !checked && crc(dir[:de*nsect]) != dirCRC {
+		return fmt.Errorf("%w: section directory checksum mismatch", ErrCorrupt)
+	}
+	for i := 0; i < nsect; i++ {
+		d := dir[de*i:]
+		kind, size := Kind(d[0]), int(d[1])
+		sc := &section{size: size, n: int(binary.LittleEndian.Uint32(d[4:]))}
+		toff := int(binary.LittleEndian.Uint32(d[8:]))
+		poff := int(binary.LittleEndian.Uint32(d[12:]))
+		sc.entrySize = size + 8
+		plen := ix.bodyLen - poff
+		if ix.version >= 2 {
+			sc.entrySize = size + 12
+			plen = int(binary.LittleEndian.Uint32(d[16:]))
+			sc.tableCRC = binary.LittleEndian.Uint32(d[20:])
+		}
+		if size != kind.size() || size == 0 || toff > ix.bodyLen || sc.n > (ix.bodyLen-toff)/sc.entrySize ||
+			poff > ix.bodyLen || plen < 0 || plen > ix.bodyLen-poff || ix.sects[kind] != nil {
+			return fmt.Errorf("%w: section %d out of bounds", ErrCorrupt, i)
+		}
+		sc.tableOff, sc.postOff, sc.postLen = toff, poff, plen
+		if ix.body != nil {
+			sc.table = ix.body[toff : toff+sc.n*sc.entrySize]
+			if ix.version >= 2 && crc(sc.table) != sc.tableCRC {
+				return fmt.Errorf("%w: key table %d checksum mismatch", ErrCorrupt, i)
+			}
+		}
+		ix.sects[kind] = sc
+	}
+	return nil
+}
+
+// read returns n bytes of the body at off, from memory or read into the
+// index's buffer (earlier slices of the buffer stay valid: it is only
+// ever appended to, and a regrown buffer leaves them in the old one).
+func (ix *Index) read(off, n int) ([]byte, error) {
+	if off < 0 || n < 0 || off > ix.bodyLen-n {
+		return nil, fmt.Errorf("%w: read out of bounds", ErrCorrupt)
+	}
+	if ix.body != nil {
+		return ix.body[off : off+n], nil
+	}
+	ix.buf = slices.Grow(ix.buf, n)
+	b := ix.buf[len(ix.buf) : len(ix.buf)+n]
+	if _, err := ix.r.ReadAt(b, int64(headerLen+off)); err != nil {
+		return nil, fmt.Errorf("read index: %w", err)
+	}
+	ix.buf = ix.buf[:len(ix.buf)+n]
+	return b, nil
+}
+
+// keyTable returns the section of kind with its key table loaded and
+// checked (nil when the index has no such keys).
+func (ix *Index) keyTable(kind Kind) (*section, error) {
+	s := ix.sects[kind]
+	if s == nil || s.table != nil {
+		return s, nil
+	}
+	t, err := ix.read(s.tableOff, s.n*s.entrySize)
+	if err != nil {
+		return nil, err
+	}
+	if crc(t) != s.tableCRC {
+		return nil, fmt.Errorf("%w: key table checksum mismatch", ErrCorrupt)
+	}
+	s.table = t
+	return s, nil
+}
+
+// span returns where key i's postings lie in s's postings: version 2 keys
+// end where the next begins (the last at the section's end).
+func (s *section) span(i int) (start, end int) {
+	e := s.table[i*s.entrySize+s.size:]
+	start = int(binary.LittleEndian.Uint32(e))
+	end = s.postLen
+	if i+1 < s.n {
+		end = int(binary.LittleEndian.Uint32(s.table[(i+1)*s.entrySize+s.size:]))
+	}
+	return start, end
+}
+
+// find returns the index of value v in s's key table, or the insertion
+// point and false.
+func (s *section) find(v []byte) (int, bool) {
+	i := sort.Search(s.n, func(i int) bool { return bytes.Compare(s.table[i*s.entrySize:i*s.entrySize+s.size], v) >= 0 })
+	return i, i < s.n && bytes.Equal(s.table[i*s.entrySize:i*s.entrySize+s.size], v)
+}
+
 // Lookup returns the sorted block numbers holding key k (nil when none).
 func (ix *Index) Lookup(k Key) ([]uint32, error) {
-	s, ok := ix.sects[k.Kind]
+	s, err := ix.keyTable(k.Kind)
+	if s == nil || err != nil {
+		return nil, err
+	}
+	i, ok := s.find(k.V[:s.size])
 	if !ok {
 		return nil, nil
 	}
-	v := k.V[:s.size]
-	i := sort.Search(s.n, func(i int) bool { return bytes.Compare(s.table[i*s.entrySize:i*s.entrySize+s.size], v) >= 0 })
-	if i == s.n || !bytes.Equal(s.table[i*s.entrySize:i*s.entrySize+s.size], v) {
+	lists, err := ix.postings(s, i, i+1)
+	if err != nil {
+		return nil, err
+	}
+	return lists[0], nil
+}
+
+// Range returns the block lists of every key of kind whose value lies in
+// [lo, hi] (inclusive, big-endian bytes), for CIDR queries.
+func (ix *Index) Range(kind Kind, lo, hi [16]byte) ([][]uint32, error) {
+	s, err := ix.keyTable(kind)
+	if s == nil || err != nil {
+		return nil, err
+	}
+	i, _ := s.find(lo[:s.size])
+	j := i
+	for j < s.n && bytes.Compare(s.table[j*s.entrySize:j*s.entrySize+s.size], hi[:s.size]) <= 0 {
+		j++
+	}
+	if i == j {
 		return nil, nil
 	}
+	return ix.postings(s, i, j)
+}
+
+// postings decodes the postings of keys i to j-1 of s, which lie one
+// after the other: a range is one read.
+func (ix *Index) postings(s *section, i, j int) ([][]uint32, error) {
+	p, base, err := ix.postingBytes(s, i, j)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]uint32, 0, j-i)
+	for ; i < j; i++ {
+		l, err := ix.posting(s, i, p, base, nil)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+// postingBytes returns the postings of keys i to j-1 of s and where they
+// start in the section's postings (version 1: all of them, from 0).
+func (ix *Index) postingBytes(s *section, i, j int) ([]byte, int, error) {
+	if ix.version == 1 {
+		return ix.body[s.postOff:], 0, nil
+	}
+	start, _ := s.span(i)
+	_, end := s.span(j - 1)
+	if start > end || end > s.postLen {
+		return nil, 0, fmt.Errorf("%w: posting out of bounds", ErrCorrupt)
+	}
+	p, err := ix.read(s.postOff+start, end-start)
+	return p, start, err
+}
+
+// posting decodes key i's block list from p (postingBytes, from base),
+// appending to dst.
+func (ix *Index) posting(s *section, i int, p []byte, base int, dst []uint32) ([]uint32, error) {
 	e := s.table[i*s.entrySize+s.size:]
 	off, cnt := int(binary.LittleEndian.Uint32(e)), int(binary.LittleEndian.Uint32(e[4:]))
-	if off > len(s.postings) || cnt > ix.Blocks || cnt > len(s.postings)-off {
+	if ix.version == 1 {
+		if off > len(p) {
+			return nil, fmt.Errorf("%w: posting out of bounds", ErrCorrupt)
+		}
+		return decodePosting(dst, p[off:], cnt, ix.Blocks)
+	}
+	start, end := s.span(i)
+	if start < base || start > end || end-base > len(p) {
 		return nil, fmt.Errorf("%w: posting out of bounds", ErrCorrupt)
 	}
-	p := s.postings[off:]
-	out := make([]uint32, 0, cnt)
+	q := p[start-base : end-base]
+	if crc(q) != binary.LittleEndian.Uint32(e[8:]) {
+		return nil, fmt.Errorf("%w: posting checksum mismatch", ErrCorrupt)
+	}
+	return decodePosting(dst, q, cnt, ix.Blocks)
+}
+
+// decodePosting appends cnt delta-coded block numbers from p to dst, each
+// below blocks and strictly increasing.
+func decodePosting(dst []uint32, p []byte, cnt, blocks int) ([]uint32, error) {
+	// Each varint takes a byte at least: cnt is not trusted further.
+	if cnt > blocks || cnt > len(p) {
+		return nil, fmt.Errorf("%w: posting out of bounds", ErrCorrupt)
+	}
+	if dst == nil {
+		dst = make([]uint32, 0, cnt)
+	}
 	var cur uint64
 	for j := 0; j < cnt; j++ {
 		d, n := binary.Uvarint(p)
@@ -505,41 +784,37 @@ func (ix *Index) Lookup(k Key) ([]uint32, error) {
 			}
 			cur += d
 		}
-		if cur >= uint64(ix.Blocks) {
-			return nil, fmt.Errorf("%w: posting names block %d of %d", ErrCorrupt, cur, ix.Blocks)
+		if cur >= uint64(blocks) {
+			return nil, fmt.Errorf("%w: posting names block %d of %d", ErrCorrupt, cur, blocks)
 		}
-		out = append(out, uint32(cur))
+		dst = append(dst, uint32(cur))
 	}
-	return out, nil
+	return dst, nil
 }
 
-// Range returns the block lists of every key of kind whose value lies in
-// [lo, hi] (inclusive, big-endian bytes), for CIDR queries.
-func (ix *Index) Range(kind Kind, lo, hi [16]byte) ([][]uint32, error) {
-	s, ok := ix.sects[kind]
-	if !ok {
-		return nil, nil
-	}
-	i := sort.Search(s.n, func(i int) bool { return bytes.Compare(s.table[i*s.entrySize:i*s.entrySize+s.size], lo[:s.size]) >= 0 })
-	var out [][]uint32
-	for ; i < s.n; i++ {
-		var k Key
-		k.Kind = kind
-		copy(k.V[:], s.table[i*s.entrySize:i*s.entrySize+s.size])
-		if bytes.Compare(k.V[:s.size], hi[:s.size]) > 0 {
-			break
+// check decodes every posting of an index held in memory, so that Open
+// vouches for all of it.
+func (ix *Index) check() error {
+	var scratch []uint32
+	for _, s := range ix.sects {
+		if s.n == 0 {
+			continue
 		}
-		l, err := ix.Lookup(k)
+		p, base, err := ix.postingBytes(s, 0, s.n)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		out = append(out, l)
+		for i := 0; i < s.n; i++ {
+			if scratch, err = ix.posting(s, i, p, base, scratch[:0]); err != nil {
+				return err
+			}
+		}
 	}
-	return out, nil
+	return nil
 }
 
-// Size reports the decompressed body length, for statistics.
-func (ix *Index) Size() int { return len(ix.body) }
+// Size reports the body length, for statistics.
+func (ix *Index) Size() int { return ix.bodyLen }
 
 // Union merges sorted lists.
 func Union(lists ...[]uint32) []uint32 {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math/rand"
 	"net/netip"
+	"os"
 	"slices"
 	"testing"
 
@@ -202,5 +203,181 @@ func FuzzOpenBody(f *testing.F) {
 		for k := range ix.sects {
 			ix.Range(k, [16]byte{}, [16]byte{255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255})
 		}
+	})
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r     *bytes.Reader
+	bytes int
+	reads int
+}
+
+func (c *countingReader) ReadAt(p []byte, off int64) (int, error) {
+	c.bytes += len(p)
+	c.reads++
+	return c.r.ReadAt(p, off)
+}
+
+// lookupAll looks up every key of want and a /24 range in ix.
+func lookupAll(t *testing.T, ix *Index, want map[Key][]uint32) {
+	t.Helper()
+	for k, w := range want {
+		got, err := ix.Lookup(k)
+		if err != nil || !slices.Equal(got, w) {
+			t.Fatalf("key %v: got %v (%v), want %v", k, got, err, w)
+		}
+	}
+	if got, err := ix.Lookup(Addr(netip.MustParseAddr("192.168.1.1"))); got != nil || err != nil {
+		t.Errorf("absent key: %v %v", got, err)
+	}
+	lists, err := ix.Range(KindIPv4, [16]byte{10, 0, 1, 0}, [16]byte{10, 0, 1, 255})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var direct [][]uint32
+	for i := 50; i < 100; i++ {
+		direct = append(direct, want[Addr(netip.AddrFrom4([4]byte{10, 0, 1, byte(i)}))])
+	}
+	if !slices.Equal(Union(lists...), Union(direct...)) {
+		t.Errorf("range union differs from the direct union")
+	}
+}
+
+// OpenAt answers as Open does, reading the directory, then one key table
+// and the postings of each lookup: not the whole file.
+func TestOpenAt(t *testing.T) {
+	enc, _ := codec(t)
+	b, want := build(1)
+	file := b.Encode(enc)
+	cr := &countingReader{r: bytes.NewReader(file)}
+	ix, err := OpenAt(cr, int64(len(file)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ix.Blocks != 300 || ix.First != 0 || ix.Last != 2999 {
+		t.Fatalf("header: blocks %d first %d last %d", ix.Blocks, ix.First, ix.Last)
+	}
+	k := Addr(netip.AddrFrom4([4]byte{10, 0, 1, 60}))
+	got, err := ix.Lookup(k)
+	if err != nil || !slices.Equal(got, want[k]) {
+		t.Fatalf("lookup: %v %v", got, err)
+	}
+	// The header read, the IPv4 key table (200 keys of 16 bytes) and
+	// one posting (at most a byte or two per block).
+	if limit := headRead + 200*16 + 2*len(want[k]); cr.bytes > limit || cr.reads != 3 {
+		t.Errorf("one lookup read %d bytes in %d reads (limit %d in 3)", cr.bytes, cr.reads, limit)
+	}
+	lookupAll(t, ix, want)
+	// The buffer is handed on, and a second index opened with it reads
+	// the same.
+	ix2, err := OpenAt(bytes.NewReader(file), int64(len(file)), ix.Buffer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lookupAll(t, ix2, want)
+}
+
+// A damaged key table or posting fails the lookups that read it, and
+// only those; Open, which checks everything, refuses the file.
+func TestOpenAtDamage(t *testing.T) {
+	enc, dec := codec(t)
+	b, want := build(2)
+	good := b.Encode(enc)
+	ix, err := Open(good, dec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v4 := ix.sects[KindIPv4]
+	port := Port(0)
+	for k := range want {
+		if k.Kind == KindPort {
+			port = k
+			break
+		}
+	}
+	cases := []struct {
+		name      string
+		off       int // in the body
+		bad, fine Key
+	}{
+		{"ipv4-table", v4.tableOff + 3, Addr(netip.AddrFrom4([4]byte{10, 0, 0, 7})), port},
+		{"ipv4-posting", v4.postOff, Addr(netip.AddrFrom4([4]byte{10, 0, 0, 0})), port},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			bad := bytes.Clone(good)
+			bad[headerLen+c.off] ^= 0x10
+			ix, err := OpenAt(bytes.NewReader(bad), int64(len(bad)), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := ix.Lookup(c.bad); !errors.Is(err, ErrCorrupt) {
+				t.Errorf("damaged lookup: %v", err)
+			}
+			if got, err := ix.Lookup(c.fine); err != nil || !slices.Equal(got, want[c.fine]) {
+				t.Errorf("undamaged lookup: %v %v", got, err)
+			}
+			if _, err := Open(bad, dec); !errors.Is(err, ErrCorrupt) {
+				t.Errorf("Open: %v", err)
+			}
+		})
+	}
+	// The directory is checked when opening.
+	bad := bytes.Clone(good)
+	bad[headerLen+5] ^= 1
+	if _, err := OpenAt(bytes.NewReader(bad), int64(len(bad)), nil); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("damaged directory: %v", err)
+	}
+}
+
+// Indexes written by version 1 (testdata/v1.idx, the same keys as
+// build(7)) still read, whole, by both Open and OpenAt.
+func TestVersion1(t *testing.T) {
+	file, err := os.ReadFile("testdata/v1.idx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := binary.LittleEndian.Uint16(file[4:]); v != 1 {
+		t.Fatalf("testdata/v1.idx is version %d", v)
+	}
+	_, want := build(7)
+	ix, err := Open(file, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lookupAll(t, ix, want)
+	ix, err = OpenAt(bytes.NewReader(file), int64(len(file)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lookupAll(t, ix, want)
+}
+
+// FuzzOpenAt: whatever the file, OpenAt and its lookups return errors,
+// never panic, and only give increasing postings below the block count.
+func FuzzOpenAt(f *testing.F) {
+	enc, _ := codec(f)
+	b, _ := build(3)
+	f.Add(b.Encode(enc))
+	if v1, err := os.ReadFile("testdata/v1.idx"); err == nil {
+		f.Add(v1)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ix, err := OpenAt(bytes.NewReader(data), int64(len(data)), nil)
+		if err != nil {
+			return
+		}
+		for _, k := range []Key{Port(80), Proto(6), Addr(netip.MustParseAddr("10.0.0.1"))} {
+			l, err := ix.Lookup(k)
+			if err == nil {
+				for i, v := range l {
+					if int(v) >= ix.Blocks || (i > 0 && v <= l[i-1]) {
+						t.Fatalf("posting %v invalid for %d blocks", l, ix.Blocks)
+					}
+				}
+			}
+		}
+		ix.Range(KindIPv4, [16]byte{}, [16]byte{255, 255, 255, 255})
 	})
 }

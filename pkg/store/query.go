@@ -4,7 +4,6 @@ import (
 	"container/heap"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/netip"
 	"os"
@@ -209,7 +208,7 @@ type Plan struct {
 	quick  bool
 
 	tocBuf []byte // reused by the shards' table-of-contents reads
-	idxBuf []byte // reused by the shards' index reads
+	idxBuf []byte // reused by the shards' index lookups
 	arenas chan []byte
 	ents   chan []entry // match lists, recycled like the arenas
 	// coldOnce closes cold when a read finds data outside the page cache:
@@ -331,7 +330,10 @@ func (pl *Plan) addShard(sf ShardFile) error {
 	var cand []uint32
 	indexed := false
 	if sf.Sealed && sh.Sealed && pl.indexable() {
-		ix, err := pl.openIndex(sf.IndexPath())
+		ix, ixf, err := pl.openIndex(sf.IndexPath())
+		if err == nil {
+			defer ixf.Close()
+		}
 		switch {
 		case err == nil && ix.Blocks == sh.NumBlocks():
 			if sel, err := pl.indexBlocks(ix); err == nil {
@@ -339,6 +341,7 @@ func (pl *Plan) addShard(sf ShardFile) error {
 			} else {
 				pl.Damage = append(pl.Damage, Damage{Shard: sf.Name(), Block: -1, Reason: "index: " + err.Error() + " (blocks scanned instead)"})
 			}
+			pl.idxBuf = ix.Buffer()
 		case err == nil:
 			pl.Damage = append(pl.Damage, Damage{Shard: sf.Name(), Block: -1, Reason: "index covers a different number of blocks (blocks scanned instead)"})
 		case !errors.Is(err, os.ErrNotExist):
@@ -389,37 +392,24 @@ func (pl *Plan) addShard(sf ShardFile) error {
 	return nil
 }
 
-// openIndex reads an index file into the plan's buffer, reused from
-// shard to shard (the index is done with once its postings are decoded):
-// fresh memory costs a page fault per page, which matters at this scale.
-func (pl *Plan) openIndex(path string) (*index.Index, error) {
+// openIndex opens an index file for lookups, which read only the parts
+// they need into the plan's buffer, reused from shard to shard. Close the
+// file when done with the index.
+func (pl *Plan) openIndex(path string) (*index.Index, *os.File, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	defer f.Close()
 	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
+	if err == nil {
+		var ix *index.Index
+		if ix, err = index.OpenAt(f, fi.Size(), pl.idxBuf); err == nil {
+			return ix, f, nil
+		}
 	}
-	if fi.Size() > maxIndexFile {
-		return nil, fmt.Errorf("%d bytes, more than any index", fi.Size())
-	}
-	if int64(cap(pl.idxBuf)) < fi.Size() {
-		// With room for the next shard's index, usually a little larger.
-		bigbuf.Put(pl.idxBuf)
-		pl.idxBuf = bigbuf.Get(int(fi.Size() + fi.Size()/4))
-	}
-	b := pl.idxBuf[:fi.Size()]
-	if _, err := io.ReadFull(f, b); err != nil {
-		return nil, err
-	}
-	return index.Open(b, nil)
+	f.Close()
+	return nil, nil, err
 }
-
-// maxIndexFile bounds an index file's size before it is read: a stored
-// body is at most what index.Open accepts (1 GiB).
-const maxIndexFile = 1<<30 + 64
 
 func (pl *Plan) indexable() bool {
 	s := &pl.sel
