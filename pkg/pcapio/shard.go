@@ -138,6 +138,9 @@ type EncodedBlock struct {
 func EncodeBlock(dst []byte, enc *zstd.Encoder, raw []byte, number int, first, last int64, packets int) EncodedBlock {
 	dst = append(dst[:0], make([]byte, blockHdrFrame)...)
 	dst = enc.EncodeAll(raw, dst)
+	if len(dst)-blockHdrFrame > len(raw)-len(raw)/storeGain {
+		dst = appendStored(dst[:blockHdrFrame], raw)
+	}
 	data := dst[blockHdrFrame:]
 	m := BlockMeta{First: first, Last: last, Packets: uint32(packets), RawLen: uint32(len(raw)),
 		DataLen: uint32(len(data)), DataCRC: CRC(data)}
@@ -154,6 +157,55 @@ func EncodeBlock(dst []byte, enc *zstd.Encoder, raw []byte, number int, first, l
 	h = binary.LittleEndian.AppendUint32(h, m.DataCRC)
 	binary.LittleEndian.AppendUint32(h, CRC(h[8:]))
 	return EncodedBlock{Bytes: dst, Meta: m}
+}
+
+// storeGain: a block is kept compressed only if that saves at least
+// 1/storeGain of its raw bytes; otherwise it is written as a stored frame
+// (docs/format/shard.md), which readers use in place. Decompressing costs
+// about what copying the block once more does, and is paid on every read.
+const storeGain = 16
+
+// Stored frame layout: magic, frame header descriptor (single segment,
+// 4-byte content size), content size, then raw blocks of at most
+// maxRawBlock bytes, each after a 3-byte block header.
+const (
+	storedFHD      = 0xa0
+	storedHdr      = 4 + 1 + 4
+	maxRawBlock    = 128 << 10
+	rawBlockHeader = 3
+)
+
+// appendStored appends raw to dst as a zstd frame of raw blocks.
+func appendStored(dst, raw []byte) []byte {
+	dst = binary.LittleEndian.AppendUint32(dst, zstdMagic)
+	dst = append(dst, storedFHD)
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(raw)))
+	for {
+		n := min(len(raw), maxRawBlock)
+		bh := uint32(n) << 3 // type 0: raw
+		if n == len(raw) {
+			bh |= 1 // last block
+		}
+		dst = append(dst, byte(bh), byte(bh>>8), byte(bh>>16))
+		dst = append(dst, raw[:n]...)
+		if raw = raw[n:]; len(raw) == 0 {
+			return dst
+		}
+	}
+}
+
+// storedContent returns the content of frame f if it is a stored frame of
+// one raw block holding exactly rawLen bytes.
+func storedContent(f []byte, rawLen uint32) ([]byte, bool) {
+	const hdr = storedHdr + rawBlockHeader
+	if rawLen > maxRawBlock || len(f) != hdr+int(rawLen) || binary.LittleEndian.Uint32(f) != zstdMagic ||
+		f[4] != storedFHD || binary.LittleEndian.Uint32(f[5:]) != rawLen {
+		return nil, false
+	}
+	if bh := uint32(f[9]) | uint32(f[10])<<8 | uint32(f[11])<<16; bh != rawLen<<3|1 {
+		return nil, false
+	}
+	return f[hdr:], true
 }
 
 // NextBlock is the number the next appended block must carry.
@@ -698,9 +750,9 @@ func parseBlockHeader(h []byte, want int) (BlockMeta, string) {
 // BlockReader reads and decompresses blocks, reusing its buffers. It is not
 // safe for concurrent use; make one per goroutine.
 type BlockReader struct {
-	dec *zstd.Decoder
-	buf []byte
-	raw []byte
+	dec   *zstd.Decoder
+	spare []byte // a buffer to decompress into, or to lend for the next read
+	raw   []byte // Read's buffer
 }
 
 // NewBlockReader returns a reader with its own decoder.
@@ -712,9 +764,9 @@ func NewBlockReader() *BlockReader {
 // Close releases the decoder and the buffers.
 func (br *BlockReader) Close() {
 	br.dec.Close()
-	bigbuf.Put(br.buf)
+	bigbuf.Put(br.spare)
 	bigbuf.Put(br.raw)
-	br.buf, br.raw = nil, nil
+	br.spare, br.raw = nil, nil
 }
 
 // Read returns block i's pcap records (valid until the next Read) and its
@@ -725,56 +777,63 @@ func (br *BlockReader) Read(s *Shard, i int) ([]byte, BlockMeta, error) {
 
 // ReadMeta is Read for a caller that already holds block i's metadata.
 func (br *BlockReader) ReadMeta(s *Shard, i int, m BlockMeta) ([]byte, BlockMeta, error) {
-	raw, hm, err := br.ReadInto(s, i, m, br.raw[:0])
-	if raw != nil {
-		br.raw = raw
-	}
+	raw, owner, hm, err := br.ReadInto(s, i, m, br.raw)
+	br.raw = owner
 	return raw, hm, err
 }
 
-// ReadInto is ReadMeta decompressing into dst (appended to, grown as
-// needed), which the caller owns: it can keep blocks without copying.
-func (br *BlockReader) ReadInto(s *Shard, i int, m BlockMeta, dst []byte) ([]byte, BlockMeta, error) {
+// ReadInto is ReadMeta for a caller that keeps blocks: it reads into buf
+// (its length ignored, grown as needed) and returns the records and the
+// buffer holding them, which the caller now owns (hand it back to a later
+// ReadInto, or to bigbuf.Put) and which may not be buf: a stored block's
+// records are used where they were read, a compressed one's are
+// decompressed into the reader's spare buffer, and buf becomes the spare.
+// owner is returned on errors too.
+func (br *BlockReader) ReadInto(s *Shard, i int, m BlockMeta, buf []byte) (raw, owner []byte, hm BlockMeta, err error) {
 	n := blockHdrFrame + int(m.DataLen)
-	if cap(br.buf) < n {
-		bigbuf.Put(br.buf)
-		br.buf = bigbuf.Get(bufRound(n))
+	if cap(buf) < n {
+		bigbuf.Put(buf)
+		buf = bigbuf.Get(bufRound(n))
 	}
-	b := br.buf[:n]
+	b := buf[:n]
 	if _, err := s.r.ReadAt(b, m.Offset); err != nil {
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			return nil, m, &BlockError{i, m.Offset, "block runs past the end of the file"}
+			return nil, buf, m, &BlockError{i, m.Offset, "block runs past the end of the file"}
 		}
-		return nil, m, fmt.Errorf("read block %d: %w", i, err)
+		return nil, buf, m, fmt.Errorf("read block %d: %w", i, err)
 	}
 	hm, reason := parseBlockHeader(b, i)
 	if reason != "" {
-		return nil, m, &BlockError{i, m.Offset, reason}
+		return nil, buf, m, &BlockError{i, m.Offset, reason}
 	}
 	if hm.DataLen != m.DataLen || (s.Sealed && (hm.First != m.First || hm.Packets != m.Packets)) {
-		return nil, m, &BlockError{i, m.Offset, "block header disagrees with the table of contents"}
+		return nil, buf, m, &BlockError{i, m.Offset, "block header disagrees with the table of contents"}
 	}
 	hm.Offset = m.Offset
 	data := b[blockHdrFrame:]
 	if CRC(data) != hm.DataCRC {
-		return nil, hm, &BlockError{i, m.Offset, "data checksum mismatch"}
+		return nil, buf, hm, &BlockError{i, m.Offset, "data checksum mismatch"}
 	}
-	if cap(dst)-len(dst) < int(hm.RawLen) {
-		// Sized once with room to spare: blocks differ by a packet or
-		// two, and a buffer regrown for each would be fresh memory each
-		// time (a page fault per 4 KiB).
-		grown := append(bigbuf.Get(bufRound(len(dst) + int(hm.RawLen)))[:0], dst...)
-		bigbuf.Put(dst)
-		dst = grown
+	if content, ok := storedContent(data, hm.RawLen); ok {
+		return content, buf, hm, nil
 	}
-	raw, err := br.dec.DecodeAll(data, dst)
+	out := br.spare
+	if cap(out) < int(hm.RawLen) {
+		// Sized with room to spare: blocks differ by a packet or two,
+		// and a buffer regrown for each would be fresh memory each time
+		// (a page fault per 4 KiB).
+		bigbuf.Put(out)
+		out = bigbuf.Get(bufRound(int(hm.RawLen)))
+	}
+	br.spare = buf
+	raw, err = br.dec.DecodeAll(data, out[:0])
 	if err != nil {
-		return nil, hm, &BlockError{i, m.Offset, "decompress: " + err.Error()}
+		return nil, out, hm, &BlockError{i, m.Offset, "decompress: " + err.Error()}
 	}
 	if len(raw) != int(hm.RawLen) {
-		return nil, hm, &BlockError{i, m.Offset, fmt.Sprintf("decompressed %d bytes, header says %d", len(raw), hm.RawLen)}
+		return nil, out, hm, &BlockError{i, m.Offset, fmt.Sprintf("decompressed %d bytes, header says %d", len(raw), hm.RawLen)}
 	}
-	return raw, hm, nil
+	return raw, out, hm, nil
 }
 
 // bufRound rounds a buffer size up to a multiple of 16 KiB with at least

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"math/rand"
 	"testing"
 	"time"
 
@@ -256,4 +257,110 @@ func TestEntriesReadsLittle(t *testing.T) {
 	if read := cr.n - opened; read > len(want)*trailerEntry {
 		t.Errorf("%d bytes read for %d scattered entries", read, len(want))
 	}
+}
+
+// Blocks that compression barely shrinks are written as stored frames:
+// standard zstd, decoded by any decoder, and read in place by
+// BlockReader. Compressible blocks stay compressed; blocks over 128 KiB
+// take several raw blocks and the ordinary decoder.
+func TestStoredBlocks(t *testing.T) {
+	enc, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest))
+	dec, _ := zstd.NewReader(nil)
+	rng := rand.New(rand.NewSource(1))
+	records := func(n, size int, random bool) []byte {
+		var raw []byte
+		for i := 0; i < n; i++ {
+			data := make([]byte, size)
+			if random {
+				rng.Read(data)
+			}
+			raw = AppendRecord(raw, time.Unix(1700000000, int64(i)), data, size, true)
+		}
+		return raw
+	}
+	cases := []struct {
+		name    string
+		raw     []byte
+		stored  bool // a stored frame
+		inPlace bool // read without decompressing
+	}{
+		{"incompressible", records(20, 1500, true), true, true},
+		{"compressible", records(20, 1500, false), false, false},
+		{"large-incompressible", records(200, 1500, true), true, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			eb := EncodeBlock(nil, enc, c.raw, 0, 1, 2, 20)
+			data := eb.Bytes[blockHdrFrame:]
+			isStored := len(data) > 4 && data[4] == storedFHD
+			if isStored != c.stored {
+				t.Fatalf("stored frame %v, want %v (%d of %d bytes)", isStored, c.stored, len(data), len(c.raw))
+			}
+			if len(data) > len(c.raw)+storedHdr+rawBlockHeader*(len(c.raw)/maxRawBlock+1) {
+				t.Errorf("%d bytes for %d raw", len(data), len(c.raw))
+			}
+			// Any zstd decoder reads it.
+			plain, err := dec.DecodeAll(data, nil)
+			if err != nil || !bytes.Equal(plain, c.raw) {
+				t.Fatalf("zstd decode: %v", err)
+			}
+			if _, ok := zstdFrameLen(data); !ok {
+				t.Errorf("frame length not found")
+			}
+			// Through a shard and BlockReader.
+			var buf bytes.Buffer
+			sw, err := NewShardWriter(&buf, ShardHeader{LinkType: pkthdr.LinkEthernet, Snaplen: 65535, Nanos: true, Created: time.Unix(1, 0), Writer: "t"}, enc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := sw.Append(eb); err != nil {
+				t.Fatal(err)
+			}
+			if err := sw.Finish(); err != nil {
+				t.Fatal(err)
+			}
+			sh, err := OpenShard(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			br := NewBlockReader()
+			defer br.Close()
+			raw, owner, _, err := br.ReadInto(sh, 0, sh.Block(0), nil)
+			if err != nil || !bytes.Equal(raw, c.raw) {
+				t.Fatalf("ReadInto: %v", err)
+			}
+			// In place: the records lie within the buffer the block was
+			// read into, after the block header and frame header.
+			inPlace := &owner[:blockHdrFrame+storedHdr+rawBlockHeader+1][blockHdrFrame+storedHdr+rawBlockHeader] == &raw[0]
+			if inPlace != c.inPlace {
+				t.Errorf("read in place %v, want %v", inPlace, c.inPlace)
+			}
+		})
+	}
+	// A damaged stored frame (a raw block header that lies) is not taken
+	// in place: the decoder reports it.
+	eb := EncodeBlock(nil, enc, records(20, 1500, true), 0, 1, 2, 20)
+	data := eb.Bytes[blockHdrFrame:]
+	data[9] ^= 0x08 // block size off by one
+	if _, ok := storedContent(data, eb.Meta.RawLen); ok {
+		t.Errorf("a frame whose block size disagrees taken in place")
+	}
+}
+
+// FuzzStoredContent: storedContent accepts only frames that decode, by
+// any zstd decoder, to what it returns.
+func FuzzStoredContent(f *testing.F) {
+	f.Add(appendStored(nil, []byte("records")), uint32(7))
+	f.Add(appendStored(nil, nil), uint32(0))
+	dec, _ := zstd.NewReader(nil)
+	f.Fuzz(func(t *testing.T, frame []byte, rawLen uint32) {
+		content, ok := storedContent(frame, rawLen)
+		if !ok {
+			return
+		}
+		plain, err := dec.DecodeAll(frame, nil)
+		if err != nil || !bytes.Equal(plain, content) || len(content) != int(rawLen) {
+			t.Fatalf("taken in place as %q, decodes to %q (%v)", content, plain, err)
+		}
+	})
 }

@@ -528,13 +528,14 @@ func (pl *Plan) Close() {
 	pl.shards = nil
 }
 
-// blockResult holds one block's matching packets, sorted by time. The
-// arena is the decompressed block, whose records (header and data) the
-// entries point at.
+// blockResult holds one block's matching packets, sorted by time: data is
+// the block's records (decompressed, or stored ones where they were read),
+// which the entries point at.
 type blockResult struct {
 	task  int
 	ents  []entry // pointer-free, so the garbage collector skips it
-	arena []byte
+	arena []byte  // the buffer holding data, returned to the plan after
+	data  []byte  // the block's records
 	lt    pkthdr.LinkType
 	nanos bool
 	pos   int
@@ -544,7 +545,7 @@ type blockResult struct {
 
 type entry struct {
 	ts   int64
-	off  uint32 // of the record in the arena
+	off  uint32 // of the record in data
 	n    uint32 // record length, header included
 	orig uint32
 }
@@ -571,7 +572,7 @@ func (pl *Plan) release(r *blockResult) {
 		default:
 		}
 	}
-	r.arena, r.ents = nil, nil
+	r.arena, r.data, r.ents = nil, nil, nil
 }
 
 func (pl *Plan) putArena(b []byte) {
@@ -792,7 +793,8 @@ func (pl *Plan) prefetch(stop <-chan struct{}) {
 func (pl *Plan) readBlock(br *pcapio.BlockReader, r *blockResult, scratch *pkthdr.Packet) {
 	t := pl.tasks[r.task]
 	sh := t.shard.sh
-	raw, hm, err := br.ReadInto(sh, t.block, t.meta, pl.getArena())
+	raw, owner, hm, err := br.ReadInto(sh, t.block, t.meta, pl.getArena())
+	r.arena = owner
 	if err != nil {
 		var be *pcapio.BlockError
 		d := Damage{Shard: t.shard.file.Name(), Block: t.block, Offset: t.meta.Offset, Reason: err.Error()}
@@ -803,7 +805,7 @@ func (pl *Plan) readBlock(br *pcapio.BlockReader, r *blockResult, scratch *pkthd
 		return
 	}
 	r.lt, r.nanos = sh.Header.LinkType, sh.Header.Nanos
-	r.arena = raw
+	r.data = raw
 	// Recycled from earlier blocks, so a query matching every packet does
 	// not grow a fresh list for each block (fresh memory is page faults);
 	// a selective one keeps a few of a block's packets.
@@ -854,7 +856,7 @@ func (r *blockResult) ts() int64 { return r.ents[r.pos].ts }
 
 func (r *blockResult) record(rec *Record) {
 	e := r.ents[r.pos]
-	raw := r.arena[e.off : e.off+e.n : e.off+e.n]
+	raw := r.data[e.off : e.off+e.n : e.off+e.n]
 	rec.Raw, rec.Nanos, rec.Count = raw, r.nanos, 1
 	rec.Packet = pcapio.Packet{Timestamp: time.Unix(0, e.ts).UTC(), LinkType: r.lt, Data: raw[16:], OrigLen: int(e.orig)}
 }
@@ -919,7 +921,7 @@ func (pl *Plan) merge(run *runState, emit func(*Record) error) error {
 		for {
 			if pl.Batch && h.Len() == 1 {
 				// The run of records before limit that lie back to back in
-				// the arena (they do when the block was stored in order).
+				// the block (they do when it was stored in order).
 				end := r.pos + 1
 				for end < len(r.ents) && r.ents[end].ts < limit && r.ents[end].off == r.ents[end-1].off+r.ents[end-1].n {
 					end++
@@ -927,7 +929,7 @@ func (pl *Plan) merge(run *runState, emit func(*Record) error) error {
 				if end-r.pos > 1 {
 					r.record(&rec)
 					last := r.ents[end-1]
-					rec.Raw = r.arena[r.ents[r.pos].off : last.off+last.n]
+					rec.Raw = r.data[r.ents[r.pos].off : last.off+last.n]
 					rec.Count = end - r.pos
 					if err := emit(&rec); err != nil {
 						return err
