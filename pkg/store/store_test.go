@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"math/rand"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -65,6 +66,24 @@ func genPackets(n int, start time.Time) []pcapio.Packet {
 		out[i] = pcapio.Packet{Timestamp: start.Add(time.Duration(i) * time.Millisecond), LinkType: pkthdr.LinkEthernet, Data: f, OrigLen: len(f)}
 	}
 	return out
+}
+
+// genFullPayload is genPackets with 1,000 to 1,400 bytes of random
+// payload per packet, like encrypted traffic: blocks of it are stored,
+// not compressed (docs/format/shard.md).
+func genFullPayload(n int, start time.Time) []pcapio.Packet {
+	pkts := genPackets(n, start)
+	rng := rand.New(rand.NewSource(5))
+	for i := range pkts {
+		var p pkthdr.Packet
+		pkthdr.Parse(pkthdr.LinkEthernet, pkts[i].Data, &p)
+		hdr := p.L3 + 40
+		f := append(bytes.Clone(pkts[i].Data[:hdr]), make([]byte, 1000+rng.Intn(400))...)
+		rng.Read(f[hdr:])
+		binary.BigEndian.PutUint16(f[p.L3+2:], uint16(len(f)-p.L3))
+		pkts[i].Data, pkts[i].OrigLen = f, len(f)
+	}
+	return pkts
 }
 
 func writeStore(t *testing.T, dir string, pkts []pcapio.Packet, opts WriterOptions) *Store {
@@ -136,12 +155,38 @@ func samePackets(t *testing.T, got, want []pcapio.Packet) {
 
 func TestWriteQuery(t *testing.T) {
 	start := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
-	pkts := genPackets(20000, start)
+	t.Run("compressed", func(t *testing.T) { testWriteQuery(t, start, genPackets(20000, start), false) })
+	t.Run("stored", func(t *testing.T) { testWriteQuery(t, start, genFullPayload(4000, start), true) })
+}
+
+// testWriteQuery stores pkts and checks queries against the oracle;
+// stored says whether the blocks are to be stored frames or compressed.
+func testWriteQuery(t *testing.T, start time.Time, pkts []pcapio.Packet, stored bool) {
 	// Small blocks and shards exercise many blocks, shards and the index.
 	st := writeStore(t, t.TempDir(), pkts, WriterOptions{BlockSize: 8 << 10, ShardSize: 1 << 20, Compressors: 2})
 	shards, _ := st.Shards()
 	if len(shards) < 3 {
 		t.Fatalf("only %d shards; want several", len(shards))
+	}
+	f, err := os.Open(shards[0].ShardPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fi, _ := f.Stat()
+	sh, err := pcapio.OpenShard(f, fi.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := pcapio.NewBlockReader()
+	defer br.Close()
+	_, m, err := br.Read(sh, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A stored frame is the raw bytes and 12 bytes of framing.
+	if isStored := m.DataLen == m.RawLen+12; isStored != stored {
+		t.Fatalf("block 0: %d bytes for %d raw; stored %v, want %v", m.DataLen, m.RawLen, isStored, stored)
 	}
 	filt, err := pcapfilter.Compile("tcp and dst port 443")
 	if err != nil {
