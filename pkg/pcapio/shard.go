@@ -567,7 +567,8 @@ func (s *Shard) Plausible(m BlockMeta) bool {
 		m.First <= m.Last && m.First >= s.spanFirst && m.Last <= s.spanLast
 }
 
-// tocChunk is how much of a table of contents Entries reads at a time.
+// tocChunk is the most of a table of contents Entries and AllEntries read
+// at a time.
 const tocChunk = 64 << 10
 
 // tocGap is how many unwanted entries Entries reads through rather than
@@ -576,9 +577,9 @@ const tocGap = 4096 / trailerEntry
 
 // Entries calls fn with the entries of the given blocks (ascending
 // numbers below NumBlocks) of a lazily opened shard, reading the table in
-// chunks of tocChunk bytes into buf, which is returned for reuse: few
-// reads and little memory however large the table, and nothing read for
-// the parts without a wanted block. Entries are not checked against the
+// stretches of at most tocChunk bytes around the wanted entries into buf,
+// which is returned for reuse: few reads and little memory however large
+// the table, and nothing read for the parts without a wanted block. Entries are not checked against the
 // trailer CRC (see OpenShardTOC); a failed read ends the walk.
 func (s *Shard) Entries(blocks []uint32, buf []byte, fn func(i uint32, m BlockMeta)) ([]byte, error) {
 	if s.tocOff == 0 {
