@@ -150,10 +150,15 @@ func newStoreRepairCmd(s streams) *cobra.Command {
 	o := &storeRepairOptions{streams: s}
 	cmd := &cobra.Command{
 		Use:   "repair --store DIR",
-		Short: "Seal shards left open by a writer that died, and rebuild missing indexes",
+		Short: "Seal shards left open by a writer that died, and rebuild missing or old indexes",
 		Long: `Repair takes the store's writer lock, seals every shard a killed writer
 left open (keeping every complete, intact block) and rebuilds missing index
-and flow files. Writers do this themselves when they start.`,
+and flow files. Writers do this themselves when they start.
+
+It also rebuilds the index and flow files of shards whose index is in an
+older format (version 1, read whole by every query) or damaged, reading all
+of their blocks: run it once on a store written by an older nwhealth, or
+after store info --verify reports a damaged index.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return runStoreRepair(o) },
 	}
@@ -172,6 +177,11 @@ func runStoreRepair(o *storeRepairOptions) error {
 	}
 	defer lock.Release()
 	reps, err := stores[0].Recover(newFlowTable)
+	if err == nil {
+		var more []store.RecoveryReport
+		more, err = stores[0].Reindex(newFlowTable)
+		reps = append(reps, more...)
+	}
 	for _, r := range reps {
 		reportRecovery(o.out, r)
 	}

@@ -565,6 +565,23 @@ func OpenAt(r io.ReaderAt, size int64, buf []byte) (*Index, error) {
 	return ix, nil
 }
 
+// FileVersion returns the format version of the index file r, checking
+// only its header.
+func FileVersion(r io.ReaderAt) (int, error) {
+	b := make([]byte, headerLen)
+	if _, err := r.ReadAt(b, 0); err != nil {
+		if errors.Is(err, io.EOF) {
+			return 0, fmt.Errorf("%w: shorter than its header", ErrNotIndex)
+		}
+		return 0, err
+	}
+	ix, _, _, _, _, err := header(b)
+	if err != nil {
+		return 0, err
+	}
+	return ix.version, nil
+}
+
 // Buffer returns the buffer the index read into, for the next OpenAt (and
 // at last for bigbuf.Put, as it may come from there). The index must not
 // be used after that.

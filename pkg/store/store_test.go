@@ -349,3 +349,65 @@ func TestDamagedEntryNotPruned(t *testing.T) {
 		t.Errorf("got %d packets of %d: want all but the damaged block's", len(got), len(want))
 	}
 }
+
+// Reindex rebuilds indexes in an older format or damaged, and leaves
+// current ones alone; queries then use the new indexes.
+func TestReindexOld(t *testing.T) {
+	start := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	pkts := genPackets(6000, start)
+	st := writeStore(t, t.TempDir(), pkts, WriterOptions{BlockSize: 8 << 10, ShardSize: 256 << 10})
+	shards, _ := st.Shards()
+	if len(shards) < 3 {
+		t.Fatalf("only %d shards; want 3", len(shards))
+	}
+	// Shard 0 gets a version 1 index (another shard's: only the format
+	// matters here), shard 1 a damaged one; shard 2 keeps its own.
+	v1, err := os.ReadFile(filepath.Join("..", "index", "testdata", "v1.idx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(shards[0].IndexPath(), v1, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(shards[1].IndexPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-2] ^= 0x55
+	if err := os.WriteFile(shards[1].IndexPath(), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	keep, _ := os.ReadFile(shards[2].IndexPath())
+	reps, err := st.Reindex(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(reps) != 2 || reps[0].Shard != shards[0].Name() || reps[1].Shard != shards[1].Name() {
+		t.Fatalf("reindexed %+v; want shards 0 and 1", reps)
+	}
+	for _, sf := range shards {
+		if !currentIndex(sf.IndexPath()) {
+			t.Errorf("%s: index not current after Reindex", sf.Name())
+		}
+	}
+	if now, _ := os.ReadFile(shards[2].IndexPath()); !bytes.Equal(now, keep) {
+		t.Errorf("a current index was rewritten")
+	}
+	sel := Selector{Hosts: []netip.Addr{netip.MustParseAddr("10.1.0.3")}}
+	pl, err := PlanQuery([]*Store{st}, sel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pl.Damage) != 0 {
+		t.Errorf("plan damage after Reindex: %v", pl.Damage)
+	}
+	pl.Close()
+	got, err := runQuery(t, []*Store{st}, sel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	samePackets(t, got, oracle(pkts, sel))
+	if reps, err := st.Reindex(nil); err != nil || len(reps) != 0 {
+		t.Errorf("second Reindex: %v %v", reps, err)
+	}
+}
