@@ -760,10 +760,19 @@ func (run *runState) activate() {
 // prefetchLimit bounds how far ahead the kernel is asked to read.
 const prefetchLimit = 512 << 20
 
+// prefetchRun bounds one prefetch request: blocks that lie one after the
+// other in a shard (a time range reads runs of them) are asked for
+// together, up to this much, so that the first of them arrive soon.
+const prefetchRun = 8 << 20
+
+// fadvise is unix.Fadvise; tests replace it to see the requests.
+var fadvise = unix.Fadvise
+
 // prefetch asks the kernel to start reading the planned blocks once a read
 // has missed the page cache: on a cold cache the blocks of a selective
 // query are scattered, and queued reads complete in parallel instead of
-// one block at a time.
+// one block at a time. Adjacent blocks make one request: an hour of
+// traffic took 427 calls of 24 us each, competing with the readers.
 func (pl *Plan) prefetch(stop <-chan struct{}) {
 	select {
 	case <-pl.cold:
@@ -771,6 +780,13 @@ func (pl *Plan) prefetch(stop <-chan struct{}) {
 		return
 	}
 	var total int64
+	var run *planShard // the shard of the pending request [from, to)
+	var from, to int64
+	flush := func() {
+		if run != nil {
+			fadvise(int(run.f.Fd()), from, to-from, unix.FADV_WILLNEED)
+		}
+	}
 	// Blocks already handed to readers are being read: start after them.
 	for i := int(pl.next.Load()); i < len(pl.tasks); i++ {
 		t := pl.tasks[i]
@@ -784,10 +800,16 @@ func (pl *Plan) prefetch(stop <-chan struct{}) {
 		m := t.meta
 		n := int64(pcapio.BlockSpan(m))
 		if total += n; total > prefetchLimit {
-			return
+			break
 		}
-		unix.Fadvise(int(t.shard.f.Fd()), m.Offset, n, unix.FADV_WILLNEED)
+		if t.shard == run && m.Offset == to && to+n-from <= prefetchRun {
+			to += n
+			continue
+		}
+		flush()
+		run, from, to = t.shard, m.Offset, m.Offset+n
 	}
+	flush()
 }
 
 func (pl *Plan) readBlock(br *pcapio.BlockReader, r *blockResult, scratch *pkthdr.Packet) {

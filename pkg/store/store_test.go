@@ -14,6 +14,7 @@ import (
 	"github.com/nwhealth/nwhealth/pkg/pcapfilter"
 	"github.com/nwhealth/nwhealth/pkg/pcapio"
 	"github.com/nwhealth/nwhealth/pkg/pkthdr"
+	"golang.org/x/sys/unix"
 )
 
 // genPackets builds n Ethernet/IPv4 TCP or UDP frames among 8 hosts,
@@ -409,5 +410,53 @@ func TestReindexOld(t *testing.T) {
 	samePackets(t, got, oracle(pkts, sel))
 	if reps, err := st.Reindex(nil); err != nil || len(reps) != 0 {
 		t.Errorf("second Reindex: %v %v", reps, err)
+	}
+}
+
+// Prefetching asks for runs of adjacent blocks in one request each, no
+// longer than prefetchRun, and for every block exactly once.
+func TestPrefetchRuns(t *testing.T) {
+	start := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	pkts := genPackets(20000, start)
+	st := writeStore(t, t.TempDir(), pkts, WriterOptions{BlockSize: 8 << 10, ShardSize: 1 << 20})
+	type req struct {
+		fd        int
+		off, size int64
+	}
+	var reqs []req
+	fadvise = func(fd int, off, size int64, advice int) error {
+		reqs = append(reqs, req{fd, off, size})
+		return nil
+	}
+	defer func() { fadvise = unix.Fadvise }()
+	pl, err := PlanQuery([]*Store{st}, Selector{From: start, To: start.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pl.Close()
+	pl.markCold() // as after a page-cache miss, before any block is read
+	pl.prefetch(make(chan struct{}))
+	// Each shard's blocks lie back to back, well under prefetchRun.
+	if len(reqs) != len(pl.shards) {
+		t.Fatalf("%d requests for %d blocks in %d shards", len(reqs), len(pl.tasks), len(pl.shards))
+	}
+	// Each request is a run of whole blocks of one shard.
+	starts := map[req]bool{}
+	for _, tk := range pl.tasks {
+		starts[req{int(tk.shard.f.Fd()), tk.meta.Offset, 0}] = true
+	}
+	var covered int64
+	for _, r := range reqs {
+		if r.size <= 0 || r.size > prefetchRun || !starts[req{r.fd, r.off, 0}] {
+			t.Errorf("request %+v", r)
+		}
+		covered += r.size
+	}
+	var all int64
+	for _, tk := range pl.tasks {
+		all += int64(pcapio.BlockSpan(tk.meta))
+	}
+	if covered != all {
+		t.Errorf("requests cover %d of %d bytes", covered, all)
 	}
 }
