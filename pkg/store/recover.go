@@ -36,23 +36,20 @@ func (s *Store) Recover(newFlows func() FlowTable) ([]RecoveryReport, error) {
 	var out []RecoveryReport
 	var errs []error
 	for _, f := range shards {
-		switch {
-		case !f.Sealed:
-			r, err := recoverShard(s.Dir, f.ShardPath(), newFlows)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("recover %s: %w", f.Name(), err))
-				continue
-			}
-			out = append(out, r)
-		case !fileExists(f.IndexPath()) || !fileExists(f.FlowsPath()):
-			r, err := reindex(f, newFlows)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("reindex %s: %w", f.Name(), err))
-				continue
-			}
-			out = append(out, r)
+		if f.Sealed {
+			continue
 		}
+		r, err := recoverShard(s.Dir, f.ShardPath(), newFlows)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("recover %s: %w", f.Name(), err))
+			continue
+		}
+		out = append(out, r)
 	}
+	more, err := reindexShards(shards, newFlows, func(f ShardFile) bool {
+		return !fileExists(f.IndexPath()) || !fileExists(f.FlowsPath())
+	})
+	out, errs = append(out, more...), append(errs, err)
 	// Temporary files of an interrupted seal are garbage.
 	if ents, err := os.ReadDir(filepath.Join(s.Dir, shardsDir)); err == nil {
 		for _, e := range ents {
@@ -65,7 +62,7 @@ func (s *Store) Recover(newFlows func() FlowTable) ([]RecoveryReport, error) {
 }
 
 // Reindex rebuilds the index and flow files of the sealed shards whose
-// index is in an older format than this build writes, or damaged, so
+// index is in an older format than this build writes, damaged or missing, so
 // that queries read only what their keys need (docs/format/index.md). It
 // reads every block of those shards: store repair runs it, writers
 // starting on the store do not. The caller holds the store's lock.
@@ -74,10 +71,16 @@ func (s *Store) Reindex(newFlows func() FlowTable) ([]RecoveryReport, error) {
 	if err != nil {
 		return nil, err
 	}
+	return reindexShards(shards, newFlows, func(f ShardFile) bool { return !currentIndex(f.IndexPath()) })
+}
+
+// reindexShards rebuilds the index and flow files of the sealed shards
+// for which need is true.
+func reindexShards(shards []ShardFile, newFlows func() FlowTable, need func(ShardFile) bool) ([]RecoveryReport, error) {
 	var out []RecoveryReport
 	var errs []error
 	for _, f := range shards {
-		if !f.Sealed || !fileExists(f.IndexPath()) || currentIndex(f.IndexPath()) {
+		if !f.Sealed || !need(f) {
 			continue
 		}
 		r, err := reindex(f, newFlows)
