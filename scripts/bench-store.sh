@@ -23,22 +23,11 @@ for t in zstd tcpdump; do command -v $t >/dev/null || { echo "bench-store: $t mi
 # Times come from bash's own clock ($EPOCHREALTIME, microseconds), not
 # $(date): starting date twice around every run added a few milliseconds
 # to a 20 ms query.
+# Commands run bare, not under sh -c or /usr/bin/time, which would add a
+# process start to every measurement of a query of milliseconds; each
+# run follows a sync, so that none pays for an earlier one's write-back.
 # median of numbers on stdin
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-# run CMD... RUNS times; print the median wall seconds; peak RSS (KB) of the last run goes to $W/rss
-# (The command runs bare: wrapping it in /usr/bin/time would add a process
-# start to every measurement, which matters at tens of milliseconds.)
-timed() {
-  local i s e
-  "$@" >/dev/null 2>&1 || true # warm the page cache
-  for i in $(seq "$RUNS"); do
-    sync # no write-back of an earlier run (tcpdump -w, imports) during this one
-    s=${EPOCHREALTIME/./}
-    "$@" >/dev/null 2>&1 || true
-    e=${EPOCHREALTIME/./}
-    awk -v a="$s" -v b="$e" 'BEGIN {printf "%.4f\n", (b-a)/1e6}'
-  done | median
-}
 # timed_pair A B: commands A and B (strings for sh -c) run alternately RUNS
 # times, each after a sync so that neither pays for the other's pending
 # disk write-back; prints the two median wall times.
@@ -47,6 +36,28 @@ timed_pair() {
   for i in $(seq "$RUNS"); do
     sync; s=${EPOCHREALTIME/./}; sh -c "$1" >/dev/null 2>&1 || true; e=${EPOCHREALTIME/./}; a+=($((e - s)))
     sync; s=${EPOCHREALTIME/./}; sh -c "$2" >/dev/null 2>&1 || true; e=${EPOCHREALTIME/./}; b+=($((e - s)))
+  done
+  printf '%s\n' "${a[@]}" | median | awk '{printf "%.4f ", $1/1e6}'
+  printf '%s\n' "${b[@]}" | median | awk '{printf "%.4f\n", $1/1e6}'
+}
+# timed_rounds A B: functions A (a long command: tcpdump over a whole
+# capture) and B (a query of milliseconds), measured in RUNS rounds of
+# one A then QUERY_RUNS of B, each after a sync; prints the median of
+# A's and of B's runs. Both tools so meet the same phases of this shared
+# virtual machine (the same query took 7 ms in one and 12 in another, a
+# few seconds apart), and B's median holds several samples per round,
+# the first of which pays for A's scan having gone through the CPU caches
+# (a millisecond, measured).
+QUERY_RUNS=${QUERY_RUNS:-5}
+timed_rounds() {
+  local i j s e a=() b=()
+  "$1" >/dev/null 2>&1 || true # warm the page cache
+  "$2" >/dev/null 2>&1 || true
+  for i in $(seq "$RUNS"); do
+    sync; s=${EPOCHREALTIME/./}; "$1" >/dev/null 2>&1 || true; e=${EPOCHREALTIME/./}; a+=($((e - s)))
+    for j in $(seq "$QUERY_RUNS"); do
+      sync; s=${EPOCHREALTIME/./}; "$2" >/dev/null 2>&1 || true; e=${EPOCHREALTIME/./}; b+=($((e - s)))
+    done
   done
   printf '%s\n' "${a[@]}" | median | awk '{printf "%.4f ", $1/1e6}'
   printf '%s\n' "${b[@]}" | median | awk '{printf "%.4f\n", $1/1e6}'
@@ -107,8 +118,9 @@ import sys, json, collections
 c = collections.Counter(json.loads(l)["orig"] for l in sys.stdin)
 hosts = sorted(c)            # every workstation runs the agent: pick a middle one
 print(hosts[len(hosts)//2])')
-td=$(timed tcpdump -r "$W/site3h.pcap" -w "$W/td-host.pcap" host "$host")
-nq=$(timed "$NW" query --store "$W/st-big" --host "$host" -w "$W/nw-host.pcap")
+td_host() { tcpdump -r "$W/site3h.pcap" -w "$W/td-host.pcap" host "$host"; }
+nw_host() { "$NW" query --store "$W/st-big" --host "$host" -w "$W/nw-host.pcap"; }
+read -r td nq < <(timed_rounds td_host nw_host)
 cmp -s <(tail -c +25 "$W/td-host.pcap") <(tail -c +25 "$W/nw-host.pcap") && same=identical || same=DIFFERENT
 share=$(awk -v a=$(stat -c %s "$W/td-host.pcap") -v b=$big 'BEGIN{printf "%.2f", 100*a/b}')
 printf "tcpdump -r host %-12s %7.4f s   (the host is %s%% of the store)\n" "$host" "$td" "$share"
@@ -116,8 +128,9 @@ printf "nwhealth query --host    %7.4f s   speedup %sx (target >= 50), packets %
 echo "== one hour out of a 24-hour store (dev.pcap)"
 rm -rf "$W/st-day"
 "$NW" import --store "$W/st-day" "$W/dev.pcap" >/dev/null
-td=$(timed tcpdump -r "$W/dev.pcap" -w "$W/td-day.pcap")
-nq=$(timed "$NW" query --store "$W/st-day" --from 2026-03-02T13:00:00Z --to 2026-03-02T14:00:00Z -w "$W/nw-hour.pcap")
+td_day() { tcpdump -r "$W/dev.pcap" -w "$W/td-day.pcap"; }
+nw_hour() { "$NW" query --store "$W/st-day" --from 2026-03-02T13:00:00Z --to 2026-03-02T14:00:00Z -w "$W/nw-hour.pcap"; }
+read -r td nq < <(timed_rounds td_day nw_hour)
 cmp -s <(tcpdump -r "$W/nw-hour.pcap" -w - 2>/dev/null | tail -c +25) <(editcap -A "2026-03-02 13:00:00" -B "2026-03-02 14:00:00" -F pcap "$W/dev.pcap" - 2>/dev/null | tail -c +25) && same=identical || same="compare: DIFFERENT from editcap -A -B"
 printf "tcpdump -r (whole day)   %7.4f s\n" "$td"
 printf "nwhealth query 1 hour    %7.4f s   speedup %sx (target >= 20), packets %s\n" "$nq" "$(ratio "$td" "$nq")" "$same"
