@@ -987,19 +987,19 @@ func (pl *Plan) merge(run *runState, emit func(*Record) error) error {
 	}
 }
 
-// matchRecords keeps the records of a block that match the selector.
+// matchRecords keeps the records of a block that match the selector. The
+// packets that rejectIPv4 turns away (most of a host query's) cost only
+// their record header: no Packet, no time.Time.
 func (pl *Plan) matchRecords(raw []byte, r *blockResult, scratch *pkthdr.Packet) error {
-	return pcapio.Records(raw, r.lt, r.nanos, func(p pcapio.Packet) bool {
-		if pl.quick && rejectIPv4(pl.hosts4, r.lt, p.Data) {
-			return true
+	return pcapio.RecordSpans(raw, r.nanos, func(off, n int, ts int64, orig uint32) {
+		data := raw[off+16 : off+n]
+		if pl.quick && rejectIPv4(pl.hosts4, r.lt, data) {
+			return
 		}
-		if !pl.sel.Match(&p, scratch) {
-			return true
+		p := pcapio.Packet{Timestamp: time.Unix(0, ts).UTC(), LinkType: r.lt, Data: data, OrigLen: int(orig), Offset: int64(off)}
+		if pl.sel.Match(&p, scratch) {
+			r.ents = append(r.ents, entry{ts: ts, off: uint32(off), n: uint32(n), orig: orig})
 		}
-		// p.Offset is the record's offset in the block: keep the header too.
-		n := 16 + len(p.Data)
-		r.ents = append(r.ents, entry{ts: p.Timestamp.UnixNano(), off: uint32(p.Offset), n: uint32(n), orig: uint32(p.OrigLen)})
-		return true
 	})
 }
 
