@@ -278,6 +278,17 @@ func TestStoredBlocks(t *testing.T) {
 		}
 		return raw
 	}
+	// Packets whose first plain bytes repeat (headers) and the rest are
+	// random (encrypted payload): compression saves about plain/size.
+	partly := func(n, size, plain int) []byte {
+		var raw []byte
+		for i := 0; i < n; i++ {
+			data := make([]byte, size)
+			rng.Read(data[plain:])
+			raw = AppendRecord(raw, time.Unix(1700000000, int64(i)), data, size, true)
+		}
+		return raw
+	}
 	cases := []struct {
 		name    string
 		raw     []byte
@@ -287,6 +298,9 @@ func TestStoredBlocks(t *testing.T) {
 		{"incompressible", records(20, 1500, true), true, true},
 		{"compressible", records(20, 1500, false), false, false},
 		{"large-incompressible", records(200, 1500, true), true, false},
+		// The threshold is 1/storeGain of the block.
+		{"saves-a-twelfth", partly(20, 1500, 1500/12), true, true},
+		{"saves-a-fifth", partly(20, 1500, 1500/5), false, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
