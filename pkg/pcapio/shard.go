@@ -584,8 +584,9 @@ const tocGap = 4096 / trailerEntry
 // numbers below NumBlocks) of a lazily opened shard, reading the table in
 // stretches of at most tocChunk bytes around the wanted entries into buf,
 // which is returned for reuse: few reads and little memory however large
-// the table, and nothing read for the parts without a wanted block. Entries are not checked against the
-// trailer CRC (see OpenShardTOC); a failed read ends the walk.
+// the table, and nothing read for the parts without a wanted block.
+// Entries are not checked against the trailer CRC (see OpenShardTOC); a
+// failed read ends the walk.
 func (s *Shard) Entries(blocks []uint32, buf []byte, fn func(i uint32, m BlockMeta)) ([]byte, error) {
 	if s.tocOff == 0 {
 		for _, b := range blocks {
