@@ -17,6 +17,7 @@ import (
 	"github.com/nwhealth/nwhealth/pkg/capture"
 	"github.com/nwhealth/nwhealth/pkg/capture/livefilter"
 	"github.com/nwhealth/nwhealth/pkg/pcapio"
+	"github.com/nwhealth/nwhealth/pkg/pipeline"
 	"github.com/nwhealth/nwhealth/pkg/pkthdr"
 	"github.com/nwhealth/nwhealth/pkg/store"
 	"github.com/spf13/cobra"
@@ -259,7 +260,7 @@ func openStoreSinks(opts *captureOptions, c *capture.Capture) (*storeSinks, erro
 			return nil, err
 		}
 		ss.locks = append(ss.locks, lk)
-		reps, err := st.Recover(newFlowTable)
+		reps, err := st.Recover(pipeline.NewFlowTable)
 		if err != nil {
 			fmt.Fprintln(opts.s.errOut, "nwhealth: recovery:", err)
 		}
@@ -282,7 +283,7 @@ func openStoreSinks(opts *captureOptions, c *capture.Capture) (*storeSinks, erro
 			FlushInterval: opts.flush,
 			Compressors:   1,
 			Inline:        true,
-			NewFlows:      newFlowTable,
+			NewFlows:      pipeline.NewFlowTable,
 			OnSeal: func(store.ShardFile) {
 				retMu.Lock()
 				defer retMu.Unlock()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nwhealth/nwhealth/pkg/pcapfilter"
+	"github.com/nwhealth/nwhealth/pkg/pipeline"
 	"github.com/nwhealth/nwhealth/pkg/store"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -218,4 +219,20 @@ func humanBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// maxReported bounds the damaged places printed per command.
+const maxReported = 10
+
+// printDamage names the skipped input on stderr, the first places and a count.
+func printDamage(w io.Writer, cmd string, d pipeline.Damage) {
+	for i, p := range d.Places {
+		if i == maxReported {
+			break
+		}
+		fmt.Fprintf(w, "%s: damaged input skipped: %s\n", cmd, p)
+	}
+	if more := d.Count - min(len(d.Places), maxReported); more > 0 {
+		fmt.Fprintf(w, "%s: ... %d more damaged places\n", cmd, more)
+	}
 }

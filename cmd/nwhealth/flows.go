@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nwhealth/nwhealth/pkg/flow"
+	"github.com/nwhealth/nwhealth/pkg/pipeline"
 	"github.com/nwhealth/nwhealth/pkg/store"
 	"github.com/spf13/cobra"
 )
@@ -88,7 +89,7 @@ func runFlows(o *flowsOptions) error {
 			return writeTable(bw, []string{"first", "duration", "proto", "orig", "resp", "vlan", "pkts o/r", "bytes o/r", "state", "name"}, rows)
 		}
 	}
-	runErr := store.Flows(stores, sel, newFlowTable, emit)
+	runErr := store.Flows(stores, sel, pipeline.NewFlowTable, emit)
 	var dmg *store.DamageError
 	if runErr != nil && !errors.As(runErr, &dmg) {
 		return runErr

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -16,10 +15,8 @@ import (
 	"github.com/nwhealth/nwhealth/pkg/assets"
 	"github.com/nwhealth/nwhealth/pkg/flow"
 	"github.com/nwhealth/nwhealth/pkg/hunt"
-	"github.com/nwhealth/nwhealth/pkg/pcapio"
+	"github.com/nwhealth/nwhealth/pkg/pipeline"
 	"github.com/nwhealth/nwhealth/pkg/report"
-	"github.com/nwhealth/nwhealth/pkg/store"
-	"github.com/nwhealth/nwhealth/pkg/zeek"
 )
 
 func init() { subcommands = append(subcommands, subcommand{"hunt", newHuntCmd}) }
@@ -126,27 +123,19 @@ func runHunt(o *huntOptions) error {
 	}
 
 	m := hunt.New(cfg)
-	var skipped int
-	for _, path := range o.pcaps {
-		n, err := huntPcap(m, path, o.s.errOut)
-		skipped += n
-		if err != nil {
-			return err
-		}
-	}
-	for _, path := range o.zeeks {
-		n, err := huntZeek(m, path, o.s.errOut)
-		skipped += n
-		if err != nil {
-			return err
-		}
-	}
+	in := pipeline.Input{Pcaps: o.pcaps, Zeek: o.zeeks}
 	if len(o.stores) > 0 {
-		n, err := huntStore(m, o)
-		skipped += n
-		if err != nil {
+		sf := selectorFlags{from: o.from, to: o.to}
+		if in.Selector, err = sf.selector(o.now()); err != nil {
 			return err
 		}
+		if in.Stores, err = openStores(o.stores); err != nil {
+			return err
+		}
+	}
+	dmg, err := pipeline.Flows(in, m.Add)
+	if err != nil {
+		return err
 	}
 	if o.records != nil {
 		m.AddAll(o.records)
@@ -185,11 +174,12 @@ func runHunt(o *huntOptions) error {
 	}
 	fmt.Fprintf(o.s.errOut, "hunt: %d records, %d internal hosts, %d channels measured, %d findings shown\n",
 		res.Records, res.Hosts, res.Channels, len(shown))
+	printDamage(o.s.errOut, "hunt", dmg)
 	if failOn >= 0 {
 		for _, f := range shown {
 			if f.Severity >= failOn {
-				if skipped > 0 {
-					fmt.Fprintf(o.s.errOut, "hunt: %d damaged packets or rows were skipped\n", skipped)
+				if !dmg.Empty() {
+					fmt.Fprintf(o.s.errOut, "hunt: %d damaged packets or rows were skipped\n", dmg.Count)
 				}
 				return findingsError{fmt.Sprintf("findings at %s or above", failOn)}
 			}
@@ -198,8 +188,8 @@ func runHunt(o *huntOptions) error {
 			return findingsError{"findings at info or above"}
 		}
 	}
-	if skipped > 0 {
-		return partialError{fmt.Sprintf("%d damaged packets or rows were skipped", skipped)}
+	if !dmg.Empty() {
+		return partialError{fmt.Sprintf("%d damaged packets or rows were skipped", dmg.Count)}
 	}
 	return nil
 }
@@ -214,107 +204,6 @@ func parseCIDR(s string) (netip.Prefix, error) {
 	}
 	p, err := netip.ParsePrefix(s)
 	return p.Masked(), err
-}
-
-// maxReported bounds the damage messages printed per input.
-const maxReported = 5
-
-// huntStore feeds the flow records of the stores in the time range.
-func huntStore(m *hunt.Model, o *huntOptions) (skipped int, err error) {
-	sf := selectorFlags{from: o.from, to: o.to}
-	sel, err := sf.selector(o.now())
-	if err != nil {
-		return 0, err
-	}
-	stores, err := openStores(o.stores)
-	if err != nil {
-		return 0, err
-	}
-	err = store.Flows(stores, sel, newFlowTable, func(r *flow.Record) error {
-		m.Add(r)
-		return nil
-	})
-	var dmg *store.DamageError
-	if errors.As(err, &dmg) {
-		for _, d := range dmg.Damage {
-			fmt.Fprintln(o.s.errOut, "hunt: damaged:", d)
-		}
-		return len(dmg.Damage), nil
-	}
-	return 0, err
-}
-
-// huntPcap builds flows from a capture into the model; it returns how many
-// damaged records were skipped.
-func huntPcap(m *hunt.Model, path string, errOut io.Writer) (int, error) {
-	r, err := pcapio.OpenFile(path)
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w", path, err)
-	}
-	defer r.Close()
-	b := flow.NewBuilder(flow.Options{})
-	var next time.Time
-	skipped := 0
-	for {
-		p, err := r.Next()
-		if err == io.EOF {
-			break
-		}
-		var ce *pcapio.CorruptError
-		if errors.As(err, &ce) {
-			skipped++
-			if skipped <= maxReported {
-				fmt.Fprintf(errOut, "hunt: %s: %v (skipped)\n", path, err)
-			}
-			continue
-		}
-		if err != nil {
-			return skipped, fmt.Errorf("%s: %w", path, err)
-		}
-		b.Add(p.Timestamp, p.LinkType, p.Data, p.OrigLen)
-		if p.Timestamp.After(next) {
-			b.Expire(p.Timestamp, m.Add)
-			next = p.Timestamp.Add(time.Second)
-		}
-	}
-	b.Flush(m.Add)
-	if skipped > maxReported {
-		fmt.Fprintf(errOut, "hunt: %s: %d damaged records skipped in all\n", path, skipped)
-	}
-	return skipped, nil
-}
-
-// huntZeek adds a conn.log's rows; it returns how many rows were skipped.
-func huntZeek(m *hunt.Model, path string, errOut io.Writer) (int, error) {
-	r, err := zeek.OpenFile(path)
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w", path, err)
-	}
-	defer r.Close()
-	skipped := 0
-	var rec flow.Record
-	for {
-		err := r.Next(&rec)
-		if err == io.EOF {
-			break
-		}
-		var re *zeek.RowError
-		if errors.As(err, &re) {
-			skipped++
-			if skipped <= maxReported {
-				fmt.Fprintf(errOut, "hunt: %s: %v (skipped)\n", path, err)
-			}
-			continue
-		}
-		if err != nil {
-			return skipped, fmt.Errorf("%s: %w", path, err)
-		}
-		m.Add(&rec)
-	}
-	if skipped > maxReported {
-		fmt.Fprintf(errOut, "hunt: %s: %d malformed rows skipped in all\n", path, skipped)
-	}
-	return skipped, nil
 }
 
 func subjectOf(f *hunt.Finding, inv *assets.Inventory) report.Subject {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nwhealth/nwhealth/pkg/pcapio"
+	"github.com/nwhealth/nwhealth/pkg/pipeline"
 	"github.com/nwhealth/nwhealth/pkg/store"
 	"github.com/spf13/cobra"
 )
@@ -97,14 +98,14 @@ func runImport(o *importOptions) error {
 		return err
 	}
 	defer lock.Release()
-	if reps, err := st.Recover(newFlowTable); err != nil {
+	if reps, err := st.Recover(pipeline.NewFlowTable); err != nil {
 		fmt.Fprintln(o.errOut, "nwhealth: recovery:", err)
 	} else {
 		for _, r := range reps {
 			reportRecovery(o.errOut, r)
 		}
 	}
-	w, err := st.NewWriter(store.WriterOptions{ID: "imp", BlockSize: int(bs), NewFlows: newFlowTable, SyncAhead: true})
+	w, err := st.NewWriter(store.WriterOptions{ID: "imp", BlockSize: int(bs), NewFlows: pipeline.NewFlowTable, SyncAhead: true})
 	if err != nil {
 		return err
 	}

@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/nwhealth/nwhealth/internal/texttable"
+	"github.com/nwhealth/nwhealth/pkg/pipeline"
 	"github.com/nwhealth/nwhealth/pkg/replay"
-	"github.com/nwhealth/nwhealth/pkg/store"
 	"github.com/spf13/cobra"
 )
 
@@ -133,6 +133,7 @@ func runReplay(o *replayOptions) error {
 	var (
 		src     replay.Source
 		closers []io.Closer
+		packets *pipeline.Packets
 	)
 	defer func() {
 		for _, c := range closers {
@@ -140,11 +141,7 @@ func runReplay(o *replayOptions) error {
 		}
 	}()
 	live := o.iface != "" || o.follow
-	var damaged []*replay.DamagedSource
-	var query *store.QuerySource
-	var follower *store.Follower
-	switch {
-	case o.iface != "":
+	if o.iface != "" {
 		if o.live == nil {
 			return errors.New("live capture is not supported on this system")
 		}
@@ -153,40 +150,21 @@ func runReplay(o *replayOptions) error {
 			return fmt.Errorf("open %s: %w", o.iface, err)
 		}
 		src, closers = s, append(closers, c)
-	case len(o.store) > 0:
-		sel, err := o.sel.selector(time.Now())
-		if err != nil {
-			return err
-		}
-		stores, err := openStores(o.store)
-		if err != nil {
-			return err
-		}
-		if o.follow {
-			follower, err = store.Follow(ctx, stores, sel, o.sel.from == "", 0)
-			if err != nil {
+	} else {
+		in := pipeline.Input{Pcaps: o.pcaps, OpenCapture: o.open}
+		if len(o.store) > 0 {
+			if in.Selector, err = o.sel.selector(time.Now()); err != nil {
 				return err
 			}
-			src, closers = follower, append(closers, follower)
-			break
+			if in.Stores, err = openStores(o.store); err != nil {
+				return err
+			}
 		}
-		plan, err := store.PlanQuery(stores, sel)
+		packets, err = pipeline.OpenPackets(ctx, in, pipeline.PacketOptions{Follow: o.follow, FromEnd: o.sel.from == ""})
 		if err != nil {
 			return err
 		}
-		query = plan.Source()
-		src, closers = query, append(closers, query)
-	default:
-		var srcs []replay.Source
-		for _, p := range o.pcaps {
-			s, c, err := o.open(p)
-			if err != nil {
-				return fmt.Errorf("open capture: %w", err)
-			}
-			srcs, closers = append(srcs, s), append(closers, c)
-			damaged = append(damaged, s)
-		}
-		src = replay.Merge(srcs...)
+		src, closers = packets, append(closers, packets)
 	}
 
 	if o.ready != nil {
@@ -233,34 +211,12 @@ func runReplay(o *replayOptions) error {
 	if err != nil {
 		return partialError{fmt.Sprintf("capture damaged, operations before the damage were reported: %v", err)}
 	}
-	var inputDamage []string
-	for _, d := range damaged {
-		for _, ce := range d.Damage {
-			inputDamage = append(inputDamage, fmt.Sprintf("%s: %v", d.Name, ce))
+	if packets != nil {
+		packets.Finish()
+		if d := packets.Damage(); !d.Empty() {
+			printDamage(o.s.errOut, "replay", d)
+			return partialError{fmt.Sprintf("%d damaged places in the input were skipped; every valid packet was replayed", d.Count)}
 		}
-	}
-	if query != nil {
-		var de *store.DamageError
-		if errors.As(query.Err(), &de) {
-			for _, d := range de.Damage {
-				inputDamage = append(inputDamage, d.String())
-			}
-		}
-	}
-	if follower != nil {
-		for _, d := range follower.Damage {
-			inputDamage = append(inputDamage, d.String())
-		}
-	}
-	if len(inputDamage) > 0 {
-		for i, d := range inputDamage {
-			if i == 10 {
-				fmt.Fprintf(o.s.errOut, "nwhealth: ... %d more damaged places\n", len(inputDamage)-10)
-				break
-			}
-			fmt.Fprintln(o.s.errOut, "nwhealth: damaged input skipped:", d)
-		}
-		return partialError{fmt.Sprintf("%d damaged places in the input were skipped; every valid packet was replayed", len(inputDamage))}
 	}
 	if st.Damaged() {
 		fmt.Fprintf(o.s.errOut, "nwhealth: some input was not captured or could not be decoded: %s\n", replayStatsLine(st, o.iface != ""))

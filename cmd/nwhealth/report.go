@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -15,12 +14,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nwhealth/nwhealth/pkg/assets"
-	"github.com/nwhealth/nwhealth/pkg/flow"
 	"github.com/nwhealth/nwhealth/pkg/hunt"
-	"github.com/nwhealth/nwhealth/pkg/pcapio"
+	"github.com/nwhealth/nwhealth/pkg/pipeline"
 	"github.com/nwhealth/nwhealth/pkg/replay"
 	"github.com/nwhealth/nwhealth/pkg/report"
-	"github.com/nwhealth/nwhealth/pkg/store"
 )
 
 func init() { subcommands = append(subcommands, subcommand{"report", newReportCmd}) }
@@ -113,18 +110,12 @@ func runReport(o *reportOptions) error {
 	}
 	fmt.Fprintf(o.s.errOut, "report: %d flow records, %d packets replayed, %d operations, %d findings; %d hosts (%d compromised), %d controllers, %d actions\n",
 		inc.Records, st.Packets, len(inc.Operations), len(inc.Findings), len(inc.Hosts), inc.Compromised, len(inc.Controllers), len(inc.Actions))
-	for i, d := range damage {
-		if i == maxReported {
-			fmt.Fprintf(o.s.errOut, "report: ... %d more damaged places\n", len(damage)-i)
-			break
-		}
-		fmt.Fprintln(o.s.errOut, "report: damaged input skipped:", d)
-	}
+	printDamage(o.s.errOut, "report", damage)
 	if failOn >= 0 && len(inc.Hosts)+len(inc.Controllers) > 0 && inc.Severity >= failOn {
 		return findingsError{fmt.Sprintf("incident at %s (--fail-on %s)", inc.Severity, failOn)}
 	}
-	if len(damage) > 0 {
-		return partialError{fmt.Sprintf("%d damaged places in the input were skipped", len(damage))}
+	if !damage.Empty() {
+		return partialError{fmt.Sprintf("%d damaged places in the input were skipped", damage.Count)}
 	}
 	if st.Damaged() {
 		return partialError{"incomplete streams: replay may have missed operations (" + statsLine(st) + ")"}
@@ -134,50 +125,50 @@ func runReport(o *reportOptions) error {
 
 // analyzeReport checks the options, runs hunt and replay over the input and
 // builds the incident.
-func analyzeReport(o *reportOptions) (*report.Incident, replay.Stats, []string, error) {
+func analyzeReport(o *reportOptions) (*report.Incident, replay.Stats, pipeline.Damage, error) {
 	var st replay.Stats
 	if len(o.pcaps) == 0 && len(o.stores) == 0 {
-		return nil, st, nil, usagef("report needs --store or --pcap input (--zeek only adds to hunt)")
+		return nil, st, pipeline.Damage{}, usagef("report needs --store or --pcap input (--zeek only adds to hunt)")
 	}
 	if len(o.pcaps) > 0 && len(o.stores) > 0 {
-		return nil, st, nil, usagef("give --store or --pcap, not both")
+		return nil, st, pipeline.Damage{}, usagef("give --store or --pcap, not both")
 	}
 	if (o.from != "" || o.to != "") && len(o.stores) == 0 {
-		return nil, st, nil, usagef("--from and --to select from a --store")
+		return nil, st, pipeline.Damage{}, usagef("--from and --to select from a --store")
 	}
 	switch o.format {
 	case "table", "jsonl", "html", "stix":
 	default:
-		return nil, st, nil, usagef("--format must be table, jsonl, html or stix, not %q", o.format)
+		return nil, st, pipeline.Damage{}, usagef("--format must be table, jsonl, html or stix, not %q", o.format)
 	}
 	if o.output == "" && (o.format == "html" || o.format == "stix") && isTerminal(o.s.out) {
-		return nil, st, nil, usagef("--format %s writes a file: give -o FILE", o.format)
+		return nil, st, pipeline.Damage{}, usagef("--format %s writes a file: give -o FILE", o.format)
 	}
 	cfg := hunt.Config{}
 	for _, c := range o.internal {
 		for _, part := range strings.Split(c, ",") {
 			p, err := parseCIDR(strings.TrimSpace(part))
 			if err != nil {
-				return nil, st, nil, usagef("--internal %q: %v", part, err)
+				return nil, st, pipeline.Damage{}, usagef("--internal %q: %v", part, err)
 			}
 			cfg.Internal = append(cfg.Internal, p)
 		}
 	}
 	minSev, err := hunt.ParseSeverity(o.minSeverity)
 	if err != nil {
-		return nil, st, nil, usagef("--min-severity: %v", err)
+		return nil, st, pipeline.Damage{}, usagef("--min-severity: %v", err)
 	}
 	var allow *assets.AllowList
 	if o.allowFile != "" {
 		if allow, err = assets.LoadAllow(o.allowFile); err != nil {
-			return nil, st, nil, err
+			return nil, st, pipeline.Damage{}, err
 		}
 		cfg.Allowed = allow.Allows
 	}
 	var inv *assets.Inventory
 	if o.assetsFile != "" {
 		if inv, err = assets.LoadInventory(o.assetsFile); err != nil {
-			return nil, st, nil, err
+			return nil, st, pipeline.Damage{}, err
 		}
 	}
 	if o.ctx == nil {
@@ -189,7 +180,7 @@ func analyzeReport(o *reportOptions) (*report.Incident, replay.Stats, []string, 
 	m := hunt.New(cfg)
 	ops, st, damage, err := reportInputs(ctx, o, m)
 	if err != nil {
-		return nil, st, nil, err
+		return nil, st, damage, err
 	}
 	inc := report.Build(report.Input{Hunt: m.Score(), Contacts: m.Contacts, Operations: ops, Inventory: inv,
 		Internal: cfg.Internal, MinSeverity: minSev, Allowed: cfg.Allowed})
@@ -200,111 +191,37 @@ func analyzeReport(o *reportOptions) (*report.Incident, replay.Stats, []string, 
 // packets are read once and feed both the flow builder and the replay
 // pipeline; a store gives hunt its flow records and replay its packets of
 // the range.
-func reportInputs(ctx context.Context, o *reportOptions, m *hunt.Model) ([]replay.Operation, replay.Stats, []string, error) {
-	var damage []string
-	for _, path := range o.zeeks {
-		n, err := huntZeek(m, path, o.s.errOut)
-		if err != nil {
-			return nil, replay.Stats{}, nil, err
-		}
-		if n > 0 {
-			damage = append(damage, fmt.Sprintf("%s: %d malformed rows", path, n))
-		}
-	}
-	var src replay.Source
-	var closers []io.Closer
-	defer func() {
-		for _, c := range closers {
-			c.Close()
-		}
-	}()
-	var files []*replay.DamagedSource
-	var query *store.QuerySource
-	var tee *flowTee
+func reportInputs(ctx context.Context, o *reportOptions, m *hunt.Model) ([]replay.Operation, replay.Stats, pipeline.Damage, error) {
+	in := pipeline.Input{Pcaps: o.pcaps, Zeek: o.zeeks}
 	if len(o.stores) > 0 {
-		n, err := huntStore(m, &huntOptions{s: o.s, stores: o.stores, from: o.from, to: o.to, now: o.now})
-		if err != nil {
-			return nil, replay.Stats{}, nil, err
-		}
-		if n > 0 {
-			damage = append(damage, fmt.Sprintf("%d damaged flow blocks", n))
-		}
+		var err error
 		sf := selectorFlags{from: o.from, to: o.to}
-		sel, err := sf.selector(o.now())
-		if err != nil {
-			return nil, replay.Stats{}, nil, err
+		if in.Selector, err = sf.selector(o.now()); err != nil {
+			return nil, replay.Stats{}, pipeline.Damage{}, err
 		}
-		stores, err := openStores(o.stores)
-		if err != nil {
-			return nil, replay.Stats{}, nil, err
+		if in.Stores, err = openStores(o.stores); err != nil {
+			return nil, replay.Stats{}, pipeline.Damage{}, err
 		}
-		plan, err := store.PlanQuery(stores, sel)
-		if err != nil {
-			return nil, replay.Stats{}, nil, err
-		}
-		query = plan.Source()
-		src, closers = query, append(closers, query)
-	} else {
-		var srcs []replay.Source
-		for _, p := range o.pcaps {
-			s, c, err := replay.OpenFile(p)
-			if err != nil {
-				return nil, replay.Stats{}, nil, fmt.Errorf("open capture: %w", err)
-			}
-			srcs, closers, files = append(srcs, s), append(closers, c), append(files, s)
-		}
-		tee = &flowTee{src: replay.Merge(srcs...), b: flow.NewBuilder(flow.Options{}), m: m}
-		src = tee
 	}
+	src, err := pipeline.OpenPackets(ctx, in, pipeline.PacketOptions{Flows: m.Add})
+	if err != nil {
+		return nil, replay.Stats{}, pipeline.Damage{}, err
+	}
+	defer src.Close()
 	var ops []replay.Operation
 	st, err := replay.Run(ctx, src, replay.Config{}, func(op replay.Operation) { ops = append(ops, op) })
-	if tee != nil {
-		tee.b.Flush(m.Add)
-	}
+	src.Finish()
+	damage := src.Damage()
 	if errors.Is(err, context.Canceled) {
-		return nil, st, nil, errInterrupted
+		return nil, st, damage, errInterrupted
 	}
 	if err != nil {
 		// Not a damaged record (those are skipped): the input ended badly.
-		damage = append(damage, err.Error())
+		damage.Places = append(damage.Places, err.Error())
+		damage.Count++
 	}
 	sortOps(ops)
-	for _, f := range files {
-		for _, ce := range f.Damage {
-			damage = append(damage, fmt.Sprintf("%s: %v", f.Name, ce))
-		}
-	}
-	if query != nil {
-		var de *store.DamageError
-		if errors.As(query.Err(), &de) {
-			for _, d := range de.Damage {
-				damage = append(damage, d.String())
-			}
-		}
-	}
 	return ops, st, damage, nil
-}
-
-// flowTee hands each packet to the flow builder on its way to replay, so
-// hunt and replay read a capture once.
-type flowTee struct {
-	src  replay.Source
-	b    *flow.Builder
-	m    *hunt.Model
-	next time.Time
-}
-
-func (t *flowTee) Next() (pcapio.Packet, error) {
-	p, err := t.src.Next()
-	if err != nil {
-		return p, err
-	}
-	t.b.Add(p.Timestamp, p.LinkType, p.Data, p.OrigLen)
-	if p.Timestamp.After(t.next) {
-		t.b.Expire(p.Timestamp, t.m.Add)
-		t.next = p.Timestamp.Add(time.Second)
-	}
-	return p, nil
 }
 
 // writeReport renders the incident; a file is written beside its name and

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nwhealth/nwhealth/pkg/pipeline"
 	"github.com/nwhealth/nwhealth/pkg/store"
 	"github.com/spf13/cobra"
 )
@@ -176,10 +177,10 @@ func runStoreRepair(o *storeRepairOptions) error {
 		return err
 	}
 	defer lock.Release()
-	reps, err := stores[0].Recover(newFlowTable)
+	reps, err := stores[0].Recover(pipeline.NewFlowTable)
 	if err == nil {
 		var more []store.RecoveryReport
-		more, err = stores[0].Reindex(newFlowTable)
+		more, err = stores[0].Reindex(pipeline.NewFlowTable)
 		reps = append(reps, more...)
 	}
 	for _, r := range reps {

@@ -1,0 +1,199 @@
+// Package pipeline wires inputs to the analyses: capture files, stores and
+// Zeek logs become one time-ordered stream of packets (for replay) and one
+// stream of flow records (for hunt), each input read once. Commands fill an
+// Input from their flags and hand the streams to the analysis they run; they
+// do not know how a capture is merged or how a store is queried.
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/nwhealth/nwhealth/pkg/flow"
+	"github.com/nwhealth/nwhealth/pkg/pcapio"
+	"github.com/nwhealth/nwhealth/pkg/replay"
+	"github.com/nwhealth/nwhealth/pkg/store"
+	"github.com/nwhealth/nwhealth/pkg/zeek"
+)
+
+// Input names where traffic comes from. Captures and stores are packet
+// inputs (a command gives one kind or the other); Zeek logs add flow records.
+type Input struct {
+	Pcaps    []string
+	Stores   []*store.Store
+	Selector store.Selector // applies to Stores
+	Zeek     []string
+	// OpenCapture opens one capture file; nil means replay.OpenFile. Tests
+	// replace it.
+	OpenCapture func(path string) (*replay.DamagedSource, io.Closer, error)
+}
+
+// maxPlaces bounds the damaged places kept by name; the rest are counted.
+const maxPlaces = 100
+
+// Damage names input that was skipped: damaged capture records, malformed
+// log rows, unreadable store blocks. Every valid packet and row around them
+// was used.
+type Damage struct {
+	Places []string // the first places, each naming its file, shard or row
+	Count  int      // all places, named or not
+}
+
+func (d *Damage) add(place string) {
+	d.Count++
+	if len(d.Places) < maxPlaces {
+		d.Places = append(d.Places, place)
+	}
+}
+
+func (d *Damage) addStore(err error) error {
+	var de *store.DamageError
+	if errors.As(err, &de) {
+		for _, p := range de.Damage {
+			d.add(p.String())
+		}
+		return nil
+	}
+	return err
+}
+
+// Empty reports whether nothing was skipped.
+func (d *Damage) Empty() bool { return d.Count == 0 }
+
+// NewFlowTable builds the flow records kept beside each shard and from
+// captures: one definition, so a capture and a store give the same records.
+func NewFlowTable() store.FlowTable { return flow.NewBuilder(flow.Options{}) }
+
+// Flows hands every flow record of the input to sink: the stores' flow
+// files in the selector's range, the captures' packets built into flows
+// (merged by time, so a connection spanning two files is one record), and
+// the Zeek logs' rows.
+func Flows(in Input, sink func(*flow.Record)) (Damage, error) {
+	var dmg Damage
+	if err := zeekFlows(in.Zeek, sink, &dmg); err != nil {
+		return dmg, err
+	}
+	if len(in.Stores) > 0 {
+		err := store.Flows(in.Stores, in.Selector, NewFlowTable, func(r *flow.Record) error {
+			sink(r)
+			return nil
+		})
+		if err := dmg.addStore(err); err != nil {
+			return dmg, err
+		}
+	}
+	if len(in.Pcaps) == 0 {
+		return dmg, nil
+	}
+	src, err := openCaptures(in)
+	if err != nil {
+		return dmg, err
+	}
+	defer src.Close()
+	tee := &flowTee{src: src.Source, b: flow.NewBuilder(flow.Options{}), sink: sink}
+	for {
+		if _, err = tee.Next(); err != nil {
+			break
+		}
+	}
+	tee.b.Flush(sink)
+	src.damage(&dmg)
+	if err != io.EOF {
+		return dmg, err
+	}
+	return dmg, nil
+}
+
+// zeekFlows adds the rows of Zeek logs; malformed rows are skipped and named.
+func zeekFlows(paths []string, sink func(*flow.Record), dmg *Damage) error {
+	for _, path := range paths {
+		r, err := zeek.OpenFile(path)
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		var rec flow.Record
+		for {
+			err = r.Next(&rec)
+			if err == io.EOF {
+				break
+			}
+			var re *zeek.RowError
+			if errors.As(err, &re) {
+				dmg.add(fmt.Sprintf("%s: %v", path, err))
+				continue
+			}
+			if err != nil {
+				r.Close()
+				return fmt.Errorf("%s: %w", path, err)
+			}
+			sink(&rec)
+		}
+		r.Close()
+	}
+	return nil
+}
+
+// captures is the merged packet stream of several capture files.
+type captures struct {
+	Source  replay.Source
+	files   []*replay.DamagedSource
+	closers []io.Closer
+}
+
+func openCaptures(in Input) (*captures, error) {
+	open := in.OpenCapture
+	if open == nil {
+		open = replay.OpenFile
+	}
+	c := &captures{}
+	var srcs []replay.Source
+	for _, p := range in.Pcaps {
+		s, cl, err := open(p)
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("open capture: %w", err)
+		}
+		srcs, c.files, c.closers = append(srcs, s), append(c.files, s), append(c.closers, cl)
+	}
+	c.Source = replay.Merge(srcs...)
+	return c, nil
+}
+
+func (c *captures) damage(d *Damage) {
+	for _, f := range c.files {
+		for _, ce := range f.Damage {
+			d.add(fmt.Sprintf("%s: %v", f.Name, ce))
+		}
+	}
+}
+
+func (c *captures) Close() error {
+	for _, cl := range c.closers {
+		cl.Close()
+	}
+	return nil
+}
+
+// flowTee hands each packet to the flow builder on its way to the consumer,
+// so flows and packets come from one read of a capture.
+type flowTee struct {
+	src  replay.Source
+	b    *flow.Builder
+	sink func(*flow.Record)
+	next time.Time
+}
+
+func (t *flowTee) Next() (pcapio.Packet, error) {
+	p, err := t.src.Next()
+	if err != nil {
+		return p, err
+	}
+	t.b.Add(p.Timestamp, p.LinkType, p.Data, p.OrigLen)
+	if p.Timestamp.After(t.next) {
+		t.b.Expire(p.Timestamp, t.sink)
+		t.next = p.Timestamp.Add(time.Second)
+	}
+	return p, nil
+}
