@@ -39,6 +39,23 @@ type findingsError struct{ msg string }
 
 func (e findingsError) Error() string { return e.msg }
 
+// privilegeError is a live capture refused for want of privilege: only
+// then does the message mention root and CAP_NET_RAW (a permission error
+// on a store or an output file has nothing to do with them).
+type privilegeError struct{ err error }
+
+func (e privilegeError) Error() string { return e.err.Error() }
+func (e privilegeError) Unwrap() error { return e.err }
+
+// liveOpenError marks err from opening an interface as a privilege
+// problem when it is one.
+func liveOpenError(err error) error {
+	if errors.Is(err, os.ErrPermission) {
+		return privilegeError{err}
+	}
+	return err
+}
+
 // lockedError and the space check are matched by kind, so packages need not
 // import this one.
 type locker interface{ Locked() bool }
@@ -75,8 +92,9 @@ func exitCode(err error, stderr io.Writer) int {
 		return exitOK
 	}
 	fmt.Fprintln(stderr, "nwhealth:", err)
-	if errors.Is(err, os.ErrPermission) {
-		fmt.Fprintln(stderr, "(capture needs root or CAP_NET_RAW)")
+	var priv privilegeError
+	if errors.As(err, &priv) {
+		fmt.Fprintln(stderr, "(capturing from an interface needs root or CAP_NET_RAW)")
 	}
 	return exitError
 }

@@ -67,6 +67,9 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 input was damaged and skipped,
 			if o.format != "table" && o.format != "jsonl" {
 				return usagef("--format must be table or jsonl, not %q", o.format)
 			}
+			if o.top < 0 {
+				return usagef("--top %d: want 0 (all) or more", o.top)
+			}
 			return runHunt(o)
 		},
 	}

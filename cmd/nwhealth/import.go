@@ -58,8 +58,8 @@ func (o *importOptions) retention() (store.Retention, error) {
 		return r, usagef("--max-size: %v", err)
 	}
 	if o.maxAge != "" {
-		if r.MaxAge, err = parseDuration(o.maxAge); err != nil {
-			return r, usagef("--max-age: %v", err)
+		if r.MaxAge, err = parseAge("--max-age", o.maxAge); err != nil {
+			return r, err
 		}
 	}
 	return r, nil

@@ -117,6 +117,9 @@ func runReplay(o *replayOptions) error {
 	if err != nil {
 		return usagef("--ring-size: %v", err)
 	}
+	if o.statEvery <= 0 {
+		return usagef("--stats-every %v: want a positive interval", o.statEvery)
+	}
 	if o.follow && len(o.store) == 0 {
 		return usagef("--follow needs --store")
 	}
@@ -147,7 +150,7 @@ func runReplay(o *replayOptions) error {
 		}
 		s, c, err := o.live(replay.LiveConfig{Interface: o.iface, RingSize: ring, Promiscuous: true})
 		if err != nil {
-			return fmt.Errorf("open %s: %w", o.iface, err)
+			return liveOpenError(fmt.Errorf("open %s: %w", o.iface, err))
 		}
 		src, closers = s, append(closers, c)
 	} else {

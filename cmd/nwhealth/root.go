@@ -37,9 +37,11 @@ func newRootCmd(s streams, args []string) *cobra.Command {
 
 Exit codes: 0 ok, 1 error, 2 usage, 3 partial (damaged input skipped),
 4 store locked, 5 disk full, 10 --fail-on findings.`,
+		Version:       versionString(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetIn(s.in)
 	root.SetOut(s.out)
 	root.SetErr(s.errOut)

@@ -2,7 +2,9 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nwhealth/nwhealth/pkg/pipeline"
@@ -16,6 +18,24 @@ func newStoreCmd(s streams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "store",
 		Short: "Describe, verify or repair a store",
+		// Runnable with no arguments, so that cobra checks them: a
+		// misspelt subcommand is an unknown command (exit 2), not help.
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return nil
+			}
+			msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+			if cmd.SuggestionsMinimumDistance <= 0 {
+				cmd.SuggestionsMinimumDistance = 2 // cobra sets it only when it suggests itself
+			}
+			if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+				msg += "; did you mean " + strings.Join(s, " or ") + "?"
+			}
+			return usageError{errors.New(msg)}
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return usagef("store needs a subcommand: info or repair")
+		},
 	}
 	cmd.AddCommand(newStoreInfoCmd(s), newStoreRepairCmd(s))
 	return cmd
