@@ -82,7 +82,8 @@ whom for Graphviz.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringSliceVar(&o.pcaps, "pcap", nil, "capture files to read (pcap or pcapng; repeat or comma-separate; - for stdin)")
+	f.StringArrayVar(&o.pcaps, "pcap", nil, "capture files to read (pcap or pcapng; - for stdin): several after one --pcap, or repeat it")
+	multiValue(f, "pcap")
 	f.StringArrayVar(&o.store, "store", nil, "read from a store directory (repeatable)")
 	f.StringVar(&o.sel.from, "from", "", "with --store: start time (RFC 3339, date, or relative like -2h)")
 	f.StringVar(&o.sel.to, "to", "", "with --store: end time")

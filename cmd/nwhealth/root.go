@@ -97,7 +97,7 @@ type subcommand struct {
 
 func run(args []string, in io.Reader, out, errOut io.Writer) int {
 	root := newRootCmd(streams{in: in, out: out, errOut: errOut}, args)
-	root.SetArgs(args)
+	root.SetArgs(expandMultiValues(root, args))
 	err := root.Execute()
 	if err != nil && isCobraUsage(err) {
 		err = usageError{err}
