@@ -37,7 +37,7 @@ func expandMultiValues(root *cobra.Command, args []string) []string {
 		return f != nil && len(f.Annotations[multiAnnotation]) > 0
 	}
 	out := make([]string, 0, len(args))
-	cur := ""       // the multi-value flag whose values are being read
+	cur := ""      // the multi-value flag whose values are being read
 	needs := false // the word before was a bare multi-value flag: this is its value
 	for i, a := range args {
 		switch {
