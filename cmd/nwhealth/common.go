@@ -5,7 +5,6 @@ import (
 	"io"
 	"math"
 	"net/netip"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -14,15 +13,7 @@ import (
 	"github.com/nwhealth/nwhealth/pkg/pipeline"
 	"github.com/nwhealth/nwhealth/pkg/store"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 )
-
-// isTerminal reports whether w is a terminal (tables, progress and the
-// refusal to write binary depend on it).
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	return ok && term.IsTerminal(int(f.Fd()))
-}
 
 // parseTime accepts RFC 3339 (with or without fraction or zone; no zone
 // means UTC), a date, a Unix timestamp, or a time relative to now: "-2h",

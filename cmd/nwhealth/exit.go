@@ -18,6 +18,8 @@ const (
 	exitLocked   = 4  // the store is held by another writer
 	exitNoSpace  = 5  // the disk filled up; what was written is sealed and valid
 	exitFindings = 10 // --fail-on: findings at or above the given severity exist
+	// 130 and 143 (128 + SIGINT or SIGTERM): report, replay or hunt stopped
+	// by the signal before finishing; no output file was left behind.
 )
 
 // usageError marks an error in how the command was called.
@@ -69,9 +71,15 @@ func exitCode(err error, stderr io.Writer) int {
 		ue usageError
 		pe partialError
 		fe findingsError
+		ie interruptedError
 		lk locker
 	)
 	switch {
+	case errors.As(err, &ie):
+		// Before the others: whatever the command had found, it stopped
+		// before finishing.
+		fmt.Fprintf(stderr, "nwhealth: %v: stopped before finishing; output incomplete, no output file written\n", err)
+		return ie.code()
 	case errors.As(err, &fe):
 		fmt.Fprintln(stderr, "nwhealth:", err)
 		return exitFindings
@@ -88,8 +96,6 @@ func exitCode(err error, stderr io.Writer) int {
 	case errors.Is(err, syscall.ENOSPC):
 		fmt.Fprintln(stderr, "nwhealth: disk full:", err)
 		return exitNoSpace
-	case errors.Is(err, errInterrupted):
-		return exitOK
 	}
 	fmt.Fprintln(stderr, "nwhealth:", err)
 	var priv privilegeError
@@ -98,5 +104,3 @@ func exitCode(err error, stderr io.Writer) int {
 	}
 	return exitError
 }
-
-var errInterrupted = errors.New("interrupted")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -36,6 +37,7 @@ type huntOptions struct {
 	stores      []string
 	from, to    string
 	now         func() time.Time
+	ctx         context.Context
 	// records, when set, is a further source of flow records (tests).
 	records func(yield func(*flow.Record) bool)
 }
@@ -55,7 +57,8 @@ ordered by urgency x business criticality (--assets), each with its
 escalation level.
 
 Exit codes: 0 ok, 1 error, 2 usage, 3 input was damaged and skipped,
-10 findings at or above --fail-on.`,
+5 disk full, 10 findings at or above --fail-on, 130/143 stopped by
+SIGINT/SIGTERM (nothing printed).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if len(o.pcaps) == 0 && len(o.zeeks) == 0 && len(o.stores) == 0 && o.records == nil {
@@ -69,6 +72,9 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 input was damaged and skipped,
 			}
 			if o.top < 0 {
 				return usagef("--top %d: want 0 (all) or more", o.top)
+			}
+			if o.ctx == nil {
+				o.ctx = cmd.Context()
 			}
 			return runHunt(o)
 		},
@@ -88,6 +94,7 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 input was damaged and skipped,
 	f.StringVar(&o.minSeverity, "min-severity", "low", "report findings from this severity up")
 	f.IntVar(&o.top, "top", 30, "table: rows of findings to show (0 = all)")
 	f.BoolVar(&o.periodic, "periodic", true, "score periodic check-ins (beacons)")
+	handlesSignals(cmd)
 	return cmd
 }
 
@@ -137,7 +144,13 @@ func runHunt(o *huntOptions) error {
 			return err
 		}
 	}
-	dmg, err := pipeline.Flows(in, m.Add)
+	if o.ctx == nil {
+		o.ctx = context.Background()
+	}
+	dmg, err := pipeline.Flows(o.ctx, in, m.Add)
+	if o.ctx.Err() != nil {
+		return interrupted(o.ctx)
+	}
 	if err != nil {
 		return err
 	}
@@ -145,6 +158,9 @@ func runHunt(o *huntOptions) error {
 		m.AddAll(o.records)
 	}
 	res := m.Score()
+	if o.ctx.Err() != nil {
+		return interrupted(o.ctx) // nothing printed: the ranking is of part of the input
+	}
 
 	var shown []hunt.Finding
 	for _, f := range res.Findings {

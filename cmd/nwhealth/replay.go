@@ -7,13 +7,11 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"os"
-	"os/signal"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/nwhealth/nwhealth/internal/atomicfile"
 	"github.com/nwhealth/nwhealth/internal/texttable"
 	"github.com/nwhealth/nwhealth/pkg/pipeline"
 	"github.com/nwhealth/nwhealth/pkg/replay"
@@ -68,7 +66,12 @@ objects (ts, src, dst, user, domain, auth, interface, operation, target,
 command, technique, phase, encrypted, evidence), then "host" objects (the
 per-host story) and a "stats" object. Plumbing calls (handle closes, IPC$
 connects) are hidden unless --all. --graph FILE.dot writes who operated on
-whom for Graphviz.`,
+whom for Graphviz.
+
+Exit codes: 0 ok, 1 error, 2 usage, 3 damaged input or incomplete streams,
+5 disk full, 130/143 a capture or store replay stopped by SIGINT/SIGTERM
+(nothing printed, no --graph file). Live (-i, --follow) runs end with
+SIGINT/SIGTERM and exit 0.`,
 		Example: `  nwhealth replay --pcap psexec.pcapng
   nwhealth replay --pcap day1.pcap day2.pcap --format jsonl | jq 'select(.phase=="execution")'
   nwhealth replay --pcap incident.pcapng --graph hosts.dot && dot -Tsvg hosts.dot > hosts.svg
@@ -98,6 +101,7 @@ whom for Graphviz.`,
 	f.BoolVar(&o.all, "all", false, "also show plumbing calls (handle closes, binds, IPC$ connects)")
 	f.BoolVar(&o.stats, "stats", false, "print pipeline statistics on stderr at the end (live: every --stats-every)")
 	f.DurationVar(&o.statEvery, "stats-every", time.Minute, "live mode: interval of the statistics line")
+	handlesSignals(cmd)
 	return cmd
 }
 
@@ -131,8 +135,10 @@ func runReplay(o *replayOptions) error {
 	if o.ctx == nil {
 		o.ctx = context.Background()
 	}
-	ctx, stop := signal.NotifyContext(o.ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	// A failed write to the output stops a live run too (cancel with
+	// the write error), instead of decoding on into a full disk.
+	ctx, cancel := context.WithCancelCause(o.ctx)
+	defer cancel(nil)
 
 	var (
 		src     replay.Source
@@ -185,6 +191,9 @@ func runReplay(o *replayOptions) error {
 		stories.Add(&op)
 		if !op.Noise || o.all {
 			out.operation(&op) // as soon as it completes
+			if out.err != nil {
+				cancel(out.err)
+			}
 		}
 	}
 	var st replay.Stats
@@ -192,6 +201,11 @@ func runReplay(o *replayOptions) error {
 		st, err = runLive(ctx, o, src, emit)
 	} else {
 		st, err = replay.Run(ctx, src, replay.Config{}, emit)
+		if o.ctx.Err() != nil {
+			// Stopped by a signal: what was read is not the input, and
+			// a partial timeline is not written as if it were.
+			return interrupted(o.ctx)
+		}
 		sortOps(ops)
 		for i := range ops {
 			stories.Add(&ops[i])
@@ -201,9 +215,12 @@ func runReplay(o *replayOptions) error {
 		}
 	}
 	if errors.Is(err, context.Canceled) {
-		err = nil
+		err = nil // live: SIGINT or SIGTERM is how a live run ends
 	}
 	out.finish(stories, st)
+	if out.err != nil {
+		return fmt.Errorf("write output: %w", out.err)
+	}
 	if o.graph != "" {
 		if gerr := writeGraph(o.graph, stories); gerr != nil {
 			return gerr
@@ -291,16 +308,17 @@ func sortOps(ops []replay.Operation) {
 	})
 }
 
+// writeGraph writes the Graphviz file whole or not at all.
 func writeGraph(path string, st *replay.Stories) error {
-	f, err := os.Create(path)
+	f, err := atomicfile.Create(path)
 	if err != nil {
 		return fmt.Errorf("write graph: %w", err)
 	}
+	defer f.Abort()
 	if err := st.WriteDOT(f); err != nil {
-		f.Close()
-		return fmt.Errorf("write graph %s: %w", path, err)
+		return fmt.Errorf("write graph: %w", err)
 	}
-	return f.Close()
+	return f.Commit()
 }
 
 // replayWriter prints operations as a table (rows collected until the
@@ -309,6 +327,13 @@ type replayWriter struct {
 	o    *replayOptions
 	enc  *json.Encoder
 	rows [][]string
+	err  error // the first failed write
+}
+
+func (w *replayWriter) check(err error) {
+	if w.err == nil {
+		w.err = err
+	}
 }
 
 func newReplayWriter(o *replayOptions) *replayWriter {
@@ -384,12 +409,13 @@ func (w *replayWriter) operation(op *replay.Operation) {
 			s := fmt.Sprintf("0x%08x", op.Status)
 			j.Status = &s
 		}
-		w.enc.Encode(j)
+		w.check(w.enc.Encode(j))
 		return
 	}
 	row := tableRow(op)
 	if w.o.iface != "" {
-		fmt.Fprintln(w.o.s.out, strings.Join(row, "  "))
+		_, err := fmt.Fprintln(w.o.s.out, strings.Join(row, "  "))
+		w.check(err)
 		return
 	}
 	w.rows = append(w.rows, row)
@@ -439,16 +465,16 @@ func (w *replayWriter) finish(st *replay.Stories, stats replay.Stats) {
 	hosts := st.Hosts()
 	if w.enc != nil {
 		for _, h := range hosts {
-			w.enc.Encode(struct {
+			w.check(w.enc.Encode(struct {
 				Type string `json:"type"`
 				replay.HostStory
 				Story string `json:"story"`
-			}{"host", h, h.Story()})
+			}{"host", h, h.Story()}))
 		}
-		w.enc.Encode(struct {
+		w.check(w.enc.Encode(struct {
 			Type string `json:"type"`
 			replay.Stats
-		}{"stats", stats})
+		}{"stats", stats}))
 		return
 	}
 	out := w.o.s.out
