@@ -16,6 +16,7 @@ import (
 
 	"github.com/nwhealth/nwhealth/pkg/capture"
 	"github.com/nwhealth/nwhealth/pkg/capture/livefilter"
+	"github.com/nwhealth/nwhealth/pkg/jsonl"
 	"github.com/nwhealth/nwhealth/pkg/pcapio"
 	"github.com/nwhealth/nwhealth/pkg/pipeline"
 	"github.com/nwhealth/nwhealth/pkg/pkthdr"
@@ -236,7 +237,7 @@ func runCapture(ctx context.Context, opts *captureOptions) error {
 				return
 			case now := <-t.C:
 				st := c.Stats()
-				writeCaptureStats(opts, "capture_progress", now, st, &prev, now.Sub(prevAt))
+				writeCaptureStats(opts, jsonl.TypeCaptureProgress, now, st, &prev, now.Sub(prevAt))
 				prev, prevAt = st.Total, now
 			}
 		}
@@ -254,7 +255,7 @@ func runCapture(ctx context.Context, opts *captureOptions) error {
 		// the disk stays valid.
 		closeErr = errors.Join(closeErr, ss.close(opts.s.errOut))
 	}
-	writeCaptureStats(opts, "capture_summary", time.Now(), st, nil, 0)
+	writeCaptureStats(opts, jsonl.TypeCaptureSummary, time.Now(), st, nil, 0)
 	if errors.Is(runErr, syscall.ENOSPC) || errors.Is(closeErr, syscall.ENOSPC) {
 		return fmt.Errorf("capture stopped, shards sealed: %w", syscall.ENOSPC)
 	}
@@ -369,15 +370,13 @@ func (s *storeSink) Flush() error {
 func writeCaptureStats(opts *captureOptions, typ string, now time.Time, st capture.Stats, prev *capture.Counters, dt time.Duration) {
 	t := st.Total
 	if opts.format == "jsonl" {
-		workers := make([]map[string]uint64, len(st.Workers))
-		for i, w := range st.Workers {
-			workers[i] = map[string]uint64{"packets": w.Packets, "kernel_drops": w.KernelDrops}
+		rec := jsonl.Capture{Type: typ, Time: now.UTC().Format(time.RFC3339), Interface: opts.iface,
+			Packets: t.Packets, Bytes: t.Bytes, KernelPackets: t.KernelPackets, KernelDrops: t.KernelDrops,
+			FreezeQueue: t.FreezeQueue, Workers: []jsonl.CaptureWorker{}}
+		for _, w := range st.Workers {
+			rec.Workers = append(rec.Workers, jsonl.CaptureWorker{Packets: w.Packets, KernelDrops: w.KernelDrops})
 		}
-		_ = json.NewEncoder(opts.s.out).Encode(map[string]any{
-			"type": typ, "time": now.UTC().Format(time.RFC3339), "interface": opts.iface,
-			"packets": t.Packets, "bytes": t.Bytes, "kernel_packets": t.KernelPackets,
-			"kernel_drops": t.KernelDrops, "freeze_queue": t.FreezeQueue, "workers": workers,
-		})
+		_ = json.NewEncoder(opts.s.out).Encode(rec)
 		return
 	}
 	if prev == nil {

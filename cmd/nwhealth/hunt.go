@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"net/netip"
 	"strings"
 	"time"
@@ -172,12 +171,17 @@ func runHunt(o *huntOptions) error {
 		}
 	}
 	// Every finding names its action; the actions list covers medium and
-	// above, where someone has to do something.
+	// above, where someone has to do something, each with the findings
+	// behind it (numbered as shown: F1 first) and their packets.
 	var subjects []report.Subject
 	for i := range shown {
-		s := subjectOf(&shown[i], inv)
-		shown[i].Action = report.Primary(s)
-		if shown[i].Severity >= hunt.Medium {
+		f := &shown[i]
+		a, _ := inv.Lookup(f.Src)
+		s := report.SubjectOf(f, a)
+		f.Action = report.Primary(s)
+		if f.Severity >= hunt.Medium {
+			id := findingID(i)
+			s.Evidence, s.Windows = []string{id}, []report.Window{report.FindingWindow(id, f)}
 			subjects = append(subjects, s)
 		}
 	}
@@ -226,80 +230,17 @@ func parseCIDR(s string) (netip.Prefix, error) {
 	return p.Masked(), err
 }
 
-func subjectOf(f *hunt.Finding, inv *assets.Inventory) report.Subject {
-	a, _ := inv.Lookup(f.Src)
-	s := report.Subject{Host: f.Src, Asset: a, Severity: int(f.Severity), Score: f.Score,
-		Beacon: f.Beacon, Lateral: f.Lateral, Scan: f.Scan}
-	switch {
-	case f.Kind == hunt.KindChannel && f.Beacon:
-		s.Dest, s.DestName, s.DestPort = f.Dst, f.DstName, f.DstPort
-	case f.Beacon:
-		s.Dest, s.DestName = f.BeaconDst, f.BeaconDstName
-	}
-	return s
-}
+// findingID numbers the i-th finding shown, as report numbers its own.
+func findingID(i int) string { return fmt.Sprintf("F%d", i+1) }
 
-// huntJSON is one line of --format jsonl.
-type huntJSON struct {
-	Type        string   `json:"type"`
-	Src         string   `json:"src"`
-	Dst         string   `json:"dst,omitempty"`
-	DstName     string   `json:"dst_name,omitempty"`
-	DPort       *uint16  `json:"dport,omitempty"`
-	Proto       string   `json:"proto,omitempty"`
-	Score       float64  `json:"score"`
-	Severity    string   `json:"severity"`
-	PeriodS     *float64 `json:"period_s"`
-	Jitter      *float64 `json:"jitter"`
-	Regularity  *float64 `json:"regularity,omitempty"`
-	Connections int      `json:"connections"`
-	FirstSeen   string   `json:"first_seen"`
-	LastSeen    string   `json:"last_seen"`
-	Popularity  *int     `json:"popularity,omitempty"`
-	Hosts       int      `json:"hosts"`
-	Fanout      int      `json:"fanout"`
-	AdminPeers  *int     `json:"admin_peers,omitempty"`
-	Reasons     []string `json:"reasons"`
-	Attack      []string `json:"attack"`
-	Action      string   `json:"action"`
-	Asset       string   `json:"asset,omitempty"`
-	Criticality string   `json:"criticality,omitempty"`
-}
-
-func round(x float64, digits int) float64 {
-	p := math.Pow(10, float64(digits))
-	return math.Round(x*p) / p
-}
-
+// writeHuntJSONL writes the findings, then the actions: the records of
+// pkg/jsonl that report writes too.
 func writeHuntJSONL(w io.Writer, fs []hunt.Finding, acts []report.Action, inv *assets.Inventory) error {
 	enc := json.NewEncoder(w)
-	for _, f := range fs {
-		j := huntJSON{Type: string(f.Kind), Src: f.Src.String(), Score: round(f.Score, 4), Severity: f.Severity.String(),
-			Connections: f.Connections, FirstSeen: f.FirstSeen.UTC().Format(time.RFC3339Nano),
-			LastSeen: f.LastSeen.UTC().Format(time.RFC3339Nano), Hosts: f.Hosts, Fanout: f.Fanout,
-			Reasons: f.Reasons, Attack: f.Attack, Action: f.Action}
-		if j.Reasons == nil {
-			j.Reasons = []string{}
-		}
-		if j.Attack == nil {
-			j.Attack = []string{}
-		}
-		if f.Kind == hunt.KindChannel {
-			port := f.DstPort
-			pop := f.Popularity
-			j.Dst, j.DstName, j.DPort, j.Proto, j.Popularity = f.Dst.String(), f.DstName, &port, hunt.ProtoName(f.Proto), &pop
-			if f.PeriodSec > 0 {
-				p, jit, reg := round(f.PeriodSec, 3), round(f.Jitter, 3), round(f.Regularity, 3)
-				j.PeriodS, j.Jitter, j.Regularity = &p, &jit, &reg
-			}
-		} else {
-			ap := f.AdminPeers
-			j.AdminPeers = &ap
-		}
-		if a, ok := inv.Lookup(f.Src); ok {
-			j.Asset, j.Criticality = a.Name, a.Criticality.String()
-		}
-		if err := enc.Encode(j); err != nil {
+	enc.SetEscapeHTML(false)
+	for i := range fs {
+		a, known := inv.Lookup(fs[i].Src)
+		if err := enc.Encode(report.NewFindingRecord(findingID(i), &fs[i], a, known)); err != nil {
 			return err
 		}
 	}

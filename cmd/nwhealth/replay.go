@@ -6,13 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/netip"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/nwhealth/nwhealth/internal/atomicfile"
 	"github.com/nwhealth/nwhealth/internal/texttable"
+	"github.com/nwhealth/nwhealth/pkg/jsonl"
 	"github.com/nwhealth/nwhealth/pkg/pipeline"
 	"github.com/nwhealth/nwhealth/pkg/replay"
 	"github.com/spf13/cobra"
@@ -345,71 +345,9 @@ func newReplayWriter(o *replayOptions) *replayWriter {
 	return w
 }
 
-// jsonOp is the jsonl form of an operation (the "operation" type).
-type jsonOp struct {
-	Type        string          `json:"type"`
-	TS          string          `json:"ts"`
-	End         string          `json:"end"`
-	Src         string          `json:"src"`
-	SrcPort     uint16          `json:"src_port"`
-	Dst         string          `json:"dst"`
-	DstPort     uint16          `json:"dst_port"`
-	User        string          `json:"user"`
-	Domain      string          `json:"domain"`
-	Workstation string          `json:"workstation,omitempty"`
-	Auth        string          `json:"auth"`
-	Service     string          `json:"service,omitempty"`
-	Transport   string          `json:"transport"`
-	Pipe        string          `json:"pipe,omitempty"`
-	Share       string          `json:"share,omitempty"`
-	Kind        string          `json:"kind"`
-	Interface   string          `json:"interface"`
-	Opnum       *int            `json:"opnum,omitempty"`
-	Operation   string          `json:"operation"`
-	Target      string          `json:"target"`
-	Command     string          `json:"command"`
-	Fields      []replay.Field  `json:"fields,omitempty"`
-	Technique   string          `json:"technique"`
-	Phase       string          `json:"phase"`
-	Status      *string         `json:"status,omitempty"`
-	Encrypted   bool            `json:"encrypted"`
-	Partial     bool            `json:"partial"`
-	Noise       bool            `json:"noise,omitempty"`
-	Size        int64           `json:"size,omitempty"`
-	SHA256      string          `json:"sha256,omitempty"`
-	Evidence    replay.Evidence `json:"evidence"`
-}
-
-func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
-
-func addrString(a netip.Addr) string {
-	if !a.IsValid() {
-		return ""
-	}
-	return a.String()
-}
-
 func (w *replayWriter) operation(op *replay.Operation) {
 	if w.enc != nil {
-		j := jsonOp{
-			Type: "operation", TS: rfc3339(op.Time), End: rfc3339(op.End),
-			Src: addrString(op.Src), SrcPort: op.SrcPort, Dst: addrString(op.Dst), DstPort: op.DstPort,
-			User: op.User, Domain: op.Domain, Workstation: op.Workstation, Auth: op.Auth, Service: op.Service,
-			Transport: op.Transport, Pipe: op.Pipe, Share: op.Share, Kind: op.Kind,
-			Interface: op.Interface, Operation: op.Operation, Target: op.Target, Command: op.Command,
-			Fields: op.Fields, Technique: op.Technique, Phase: op.Phase,
-			Encrypted: op.Encrypted, Partial: op.Partial, Noise: op.Noise,
-			Size: op.Size, SHA256: op.SHA256, Evidence: op.Evidence(),
-		}
-		if op.Opnum >= 0 {
-			n := op.Opnum
-			j.Opnum = &n
-		}
-		if op.HasStatus {
-			s := fmt.Sprintf("0x%08x", op.Status)
-			j.Status = &s
-		}
-		w.check(w.enc.Encode(j))
+		w.check(w.enc.Encode(jsonl.NewOperation(op)))
 		return
 	}
 	row := tableRow(op)
@@ -455,7 +393,7 @@ func tableRow(op *replay.Operation) []string {
 	}
 	return []string{
 		op.Time.UTC().Format("2006-01-02 15:04:05.000"),
-		addrString(op.Src) + " -> " + addrString(op.Dst),
+		jsonl.Addr(op.Src) + " -> " + jsonl.Addr(op.Dst),
 		user, op.Auth, op.Interface, op.Operation, clip(what, 90),
 		op.Technique, op.Phase, flags,
 	}
@@ -464,17 +402,10 @@ func tableRow(op *replay.Operation) []string {
 func (w *replayWriter) finish(st *replay.Stories, stats replay.Stats) {
 	hosts := st.Hosts()
 	if w.enc != nil {
-		for _, h := range hosts {
-			w.check(w.enc.Encode(struct {
-				Type string `json:"type"`
-				replay.HostStory
-				Story string `json:"story"`
-			}{"host", h, h.Story()}))
+		for i := range hosts {
+			w.check(w.enc.Encode(jsonl.NewStory(&hosts[i])))
 		}
-		w.check(w.enc.Encode(struct {
-			Type string `json:"type"`
-			replay.Stats
-		}{"stats", stats}))
+		w.check(w.enc.Encode(jsonl.NewStats(stats)))
 		return
 	}
 	out := w.o.s.out

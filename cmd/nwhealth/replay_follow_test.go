@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nwhealth/nwhealth/internal/jsonltest"
 	"github.com/nwhealth/nwhealth/pkg/pkthdr"
 )
 
@@ -61,6 +62,7 @@ func TestReplayFollowStopsCleanly(t *testing.T) {
 			if err != nil {
 				t.Fatalf("round %d: %v: %s", round, err, errOut.String())
 			}
+			jsonltest.Check(t, []byte(out.String()))
 		case <-time.After(10 * time.Second):
 			t.Fatalf("round %d: replay --follow did not stop", round)
 		}
