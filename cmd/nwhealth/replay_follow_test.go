@@ -30,6 +30,8 @@ func TestReplayFollowStopsCleanly(t *testing.T) {
 		t.Fatalf("import: %s", e)
 	}
 	writerDone := make(chan struct{})
+	// The writer reports through t: wait for it however the test ends.
+	defer func() { <-writerDone }()
 	go func() {
 		defer close(writerDone)
 		for _, f := range files[1:] {
@@ -67,5 +69,4 @@ func TestReplayFollowStopsCleanly(t *testing.T) {
 			t.Fatalf("round %d: replay --follow did not stop", round)
 		}
 	}
-	<-writerDone
 }
