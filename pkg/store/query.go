@@ -272,20 +272,21 @@ func PlanQuery(stores []*Store, sel Selector) (*Plan, error) {
 	pl := &Plan{sel: sel, cold: make(chan struct{})}
 	pl.hosts4, pl.quick = sel.quickHosts()
 	for _, st := range stores {
-		files, err := st.Shards()
+		l, err := st.List()
 		if err != nil {
 			pl.Close()
 			return nil, err
 		}
-		for _, sf := range files {
+		pl.Damage = append(pl.Damage, l.Skipped...)
+		for _, sf := range l.Shards {
 			if !sf.Overlaps(sel.From, sel.To) {
 				continue
 			}
-			if err := pl.addShard(sf); err != nil {
+			if err := pl.addShard(st, sf); err != nil {
 				if errors.Is(err, os.ErrNotExist) {
 					continue // removed by retention meanwhile
 				}
-				pl.Damage = append(pl.Damage, Damage{Shard: sf.Name(), Block: -1, Reason: err.Error()})
+				pl.Damage = append(pl.Damage, Damage{Shard: sf.Name(), Block: -1, Reason: reason(err)})
 			}
 		}
 	}
@@ -294,12 +295,11 @@ func PlanQuery(stores []*Store, sel Selector) (*Plan, error) {
 	return pl, nil
 }
 
-func (pl *Plan) addShard(sf ShardFile) error {
-	f, err := os.Open(sf.ShardPath())
-	if err != nil && !sf.Sealed {
-		// Sealed between listing and opening: find it under its new name.
-		return err
-	}
+func (pl *Plan) addShard(st *Store, sf ShardFile) error {
+	// An open shard sealed between listing and opening is not found
+	// (os.ErrNotExist): the caller skips it, and the next query finds it
+	// under its new name.
+	f, err := st.openShardFile(sf.Name(), false)
 	if err != nil {
 		return err
 	}
@@ -330,7 +330,7 @@ func (pl *Plan) addShard(sf ShardFile) error {
 	var cand []uint32
 	indexed := false
 	if sf.Sealed && sh.Sealed && pl.indexable() {
-		ix, ixf, err := pl.openIndex(sf.IndexPath())
+		ix, ixf, err := pl.openIndex(st, sf.indexName())
 		if err == nil {
 			defer ixf.Close()
 		}
@@ -345,7 +345,7 @@ func (pl *Plan) addShard(sf ShardFile) error {
 		case err == nil:
 			pl.Damage = append(pl.Damage, Damage{Shard: sf.Name(), Block: -1, Reason: "index covers a different number of blocks (blocks scanned instead)"})
 		case !errors.Is(err, os.ErrNotExist):
-			pl.Damage = append(pl.Damage, Damage{Shard: sf.Name(), Block: -1, Reason: "index: " + err.Error() + " (blocks scanned instead)"})
+			pl.Damage = append(pl.Damage, Damage{Shard: sf.Name(), Block: -1, Reason: "index: " + reason(err) + " (blocks scanned instead)"})
 		}
 	}
 	timed := !pl.sel.From.IsZero() || !pl.sel.To.IsZero()
@@ -395,8 +395,8 @@ func (pl *Plan) addShard(sf ShardFile) error {
 // openIndex opens an index file for lookups, which read only the parts
 // they need into the plan's buffer, reused from shard to shard. Close the
 // file when done with the index.
-func (pl *Plan) openIndex(path string) (*index.Index, *os.File, error) {
-	f, err := os.Open(path)
+func (pl *Plan) openIndex(st *Store, name string) (*index.Index, *os.File, error) {
+	f, err := st.openShardFile(name, false)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -218,18 +218,23 @@ func (fl *Follower) scan(skip bool) error {
 			if s.done {
 				continue
 			}
-			fl.advance(sf, s, skip)
+			fl.advance(st, sf, s, skip)
 		}
 	}
 	return nil
 }
 
 // advance reads the blocks of one shard not read yet.
-func (fl *Follower) advance(sf ShardFile, s *followed, skip bool) {
+func (fl *Follower) advance(st *Store, sf ShardFile, s *followed, skip bool) {
 	if s.f == nil || (sf.Sealed && !s.sealed) {
 		// First sight, or sealed (renamed, trailer written) since.
-		f, err := os.Open(sf.ShardPath())
+		f, err := st.openShardFile(sf.Name(), false)
 		if err != nil {
+			var fe *FileError
+			if errors.As(err, &fe) {
+				fl.Damage = append(fl.Damage, Damage{Shard: sf.Name(), Block: -1, Reason: fe.Reason})
+				s.done = true
+			}
 			return // renamed between listing and opening: next poll
 		}
 		fi, err := f.Stat()
