@@ -333,6 +333,9 @@ type Shard struct {
 	// header frame, when the shard was read in spite of it ("" if
 	// nothing): docs/format/shard.md, "Finding blocks without the header".
 	HeaderDamage string
+	// PcapFrameDamaged: the damage is in the pcap header frame (the shard
+	// header is intact).
+	PcapFrameDamaged bool
 	// PcapFrameLen is the length of the pcap header frame after the shard
 	// header as found (0 when it is damaged beyond telling).
 	PcapFrameLen int
@@ -440,10 +443,12 @@ func (s *Shard) readHeader() error {
 		s.Header = hdr
 		if ph.LinkType != hdr.LinkType || ph.Nanos != hdr.Nanos || ph.Snaplen != hdr.Snaplen {
 			s.HeaderDamage = "pcap header frame disagrees with the shard header"
+			s.PcapFrameDamaged = true
 		}
 	case hdrErr == nil:
 		s.Header = hdr
 		s.HeaderDamage = phErr.Error()
+		s.PcapFrameDamaged = true
 	case phErr == nil:
 		// The version is unknown: read as the newest, which accepts
 		// everything older versions wrote.
@@ -1110,3 +1115,22 @@ func BlockSpan(m BlockMeta) int { return blockHdrFrame + int(m.DataLen) }
 // TrailerFor returns the trailer bytes sealing blocks; recovery appends it
 // to a shard truncated at its last good block.
 func TrailerFor(blocks []BlockMeta) []byte { return encodeTrailer(blocks) }
+
+// PcapHeaderFrame returns the pcap header frame for h in exactly n bytes,
+// if one of the encodings writers use has that length (with and without
+// a content checksum): repair rewrites a damaged frame in place only when
+// the rewrite fits exactly, so that no block moves.
+func PcapHeaderFrame(h ShardHeader, n int) ([]byte, bool) {
+	for _, crc := range []bool{false, true} {
+		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderCRC(crc), zstd.WithEncoderConcurrency(1))
+		if err != nil {
+			return nil, false
+		}
+		f := enc.EncodeAll(PcapHeader(h.LinkType, h.Snaplen, h.Nanos), nil)
+		enc.Close()
+		if len(f) == n {
+			return f, true
+		}
+	}
+	return nil, false
+}

@@ -374,3 +374,30 @@ func (s *Store) removeRootFile(name string) error {
 	defer d.close()
 	return removeAt(d, name)
 }
+
+// OnlySkipped reports whether err is made only of *FileError: files that
+// were named and left alone, everything else having been done (exit 3,
+// not a failure).
+func OnlySkipped(err error) bool {
+	switch e := err.(type) {
+	case nil:
+		return false
+	case *FileError:
+		return true
+	case interface{ Unwrap() []error }:
+		n := 0
+		for _, x := range e.Unwrap() {
+			if x == nil {
+				continue
+			}
+			if !OnlySkipped(x) {
+				return false
+			}
+			n++
+		}
+		return n > 0
+	case interface{ Unwrap() error }:
+		return OnlySkipped(e.Unwrap())
+	}
+	return false
+}

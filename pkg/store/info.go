@@ -98,7 +98,7 @@ func (s *Store) shardStat(sf ShardFile, verify bool, dec *zstd.Decoder, br *pcap
 		return nil, []Damage{{Shard: sf.Name(), Block: -1, Reason: err.Error()}}
 	}
 	// The writer is the file name's: what the file says is not printed.
-	st := &ShardStat{Name: sf.Name(), Writer: sf.Writer, Sealed: sh.Sealed, Blocks: len(sh.Blocks),
+	st := &ShardStat{Name: sf.Name(), Writer: sf.Writer, Sealed: sf.Sealed, Blocks: len(sh.Blocks),
 		Packets: sh.Packets, RawBytes: sh.RawBytes, StoredBytes: fi.Size()}
 	for i, b := range sh.Blocks {
 		if i == 0 || b.First < st.First.UnixNano() {
