@@ -266,3 +266,43 @@ func TestDiskFullCounts(t *testing.T) {
 		}
 	}
 }
+
+// TestImportLargePackets imports a capture whose snaplen admits frames of
+// 300,000 bytes and 9 MiB: the first is stored and queried back whole,
+// the second (past the 8 MiB a store record holds) is named, its first
+// 8 MiB kept, and the exit status is 3.
+func TestImportLargePackets(t *testing.T) {
+	dir := t.TempDir()
+	start := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	in := filepath.Join(dir, "in.pcap")
+	pkts := genCapture(t, in, pkthdr.LinkEthernet, 200, start, false)
+	var buf bytes.Buffer
+	w, _ := pcapio.NewWriter(&buf, pkthdr.LinkEthernet, 16<<20, false)
+	for i, n := range map[int]int{50: 300000, 120: 9 << 20} {
+		d := make([]byte, n)
+		copy(d, pkts[i].Data)
+		for j := len(pkts[i].Data); j < n; j++ {
+			d[j] = byte(j / 7)
+		}
+		pkts[i].Data, pkts[i].OrigLen = d, n
+	}
+	for _, p := range pkts {
+		w.WritePacket(p.Timestamp, p.Data, p.OrigLen)
+	}
+	os.WriteFile(in, buf.Bytes(), 0o644)
+	st := tempStore(t)
+	code, out, errOut := nwh(t, nil, "import", "--store", st, in)
+	if code != exitPartial || !strings.Contains(out, "longer than the 8388608") {
+		t.Fatalf("import: exit %d: %s %s", code, out, errOut)
+	}
+	code, q, errOut := nwh(t, nil, "query", "--store", st, "-w", "-")
+	if code != 0 {
+		t.Fatalf("query: exit %d: %s", code, errOut)
+	}
+	got := readCapture(t, []byte(q))
+	pkts[120].Data = pkts[120].Data[:pcapio.MaxRecord]
+	comparePackets(t, "large packets", got, pkts)
+	if code, info, _ := nwh(t, nil, "store", "info", "--store", st, "--verify"); code != 0 {
+		t.Errorf("verify: exit %d: %s", code, info)
+	}
+}

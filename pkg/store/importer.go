@@ -21,11 +21,12 @@ type ImportResult struct {
 // Import copies every packet of r into w. progress, when set, is called
 // now and then with the input bytes consumed so far. An error is either
 // the writer's (w.Err is then set) or the input's.
-func Import(w *Writer, name string, r *pcapio.Reader, progress func(offset int64)) (ImportResult, error) {
-	res := ImportResult{File: name}
+func Import(w *Writer, name string, r *pcapio.Reader, progress func(offset int64)) (res ImportResult, err error) {
+	res.File = name
 	// pcapng interfaces declare their resolution only as they appear, so
 	// pcapng is stored at nanoseconds: lossless either way.
 	w.SetNanos(r.Nanosecond() || r.Format() == pcapio.FormatPcapNG)
+	// Packets the reader cut to what a store holds are damage too.
 	defer func() { res.Damage = append(res.Damage, r.Cut...) }()
 	for {
 		p, err := r.Next()
