@@ -17,6 +17,7 @@ import (
 	"github.com/nwhealth/nwhealth/internal/testenv"
 	"github.com/nwhealth/nwhealth/pkg/pcapio"
 	"github.com/nwhealth/nwhealth/pkg/pkthdr"
+	"golang.org/x/sys/unix"
 )
 
 // TestHostileStore runs every store command on a store with a LOCK and a
@@ -304,5 +305,67 @@ func TestImportLargePackets(t *testing.T) {
 	comparePackets(t, "large packets", got, pkts)
 	if code, info, _ := nwh(t, nil, "store", "info", "--store", st, "--verify"); code != 0 {
 		t.Errorf("verify: exit %d: %s", code, info)
+	}
+}
+
+// openPTY returns a pseudo-terminal's master and the path of its slave.
+func openPTY(t *testing.T) (*os.File, string) {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminals: %v", err)
+	}
+	t.Cleanup(func() { m.Close() })
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Skipf("unlockpt: %v", err)
+	}
+	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Skipf("ptsname: %v", err)
+	}
+	return m, "/dev/pts/" + strconv.Itoa(n)
+}
+
+// TestQueryOutputSafety: query -w refuses (exit 2) an output inside the
+// store it reads or any other, however reached (a symbolic or hard link),
+// and a terminal named by path; the shard is left as it was and nothing
+// reaches the terminal.
+func TestQueryOutputSafety(t *testing.T) {
+	dir := t.TempDir()
+	start := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	in := filepath.Join(dir, "in.pcap")
+	genCapture(t, in, pkthdr.LinkEthernet, 500, start, false)
+	st, other := filepath.Join(dir, "store"), filepath.Join(dir, "other")
+	for _, s := range []string{st, other} {
+		if code, _, e := nwh(t, nil, "import", "--store", s, in); code != 0 {
+			t.Fatal(e)
+		}
+	}
+	shards, _ := filepath.Glob(filepath.Join(st, "shards", "*.shard"))
+	before, _ := os.ReadFile(shards[0])
+	os.Symlink(shards[0], filepath.Join(dir, "link.pcap"))
+	os.Symlink(filepath.Join(st, "shards"), filepath.Join(dir, "shardsdir"))
+	os.Link(shards[0], filepath.Join(dir, "hard.pcap"))
+	_, pts := openPTY(t)
+	for _, out := range []string{
+		shards[0],
+		filepath.Join(st, "shards", "new.pcap"),
+		filepath.Join(st, "out.pcap"),
+		filepath.Join(dir, "link.pcap"),
+		filepath.Join(dir, "shardsdir", "x.pcap"),
+		filepath.Join(dir, "hard.pcap"),
+		filepath.Join(other, "shards", "x.pcap"),
+		pts,
+	} {
+		code, _, errOut := nwh(t, nil, "query", "--store", st, "-w", out)
+		if code != exitUsage {
+			t.Errorf("-w %s: exit %d, want %d: %s", out, code, exitUsage, errOut)
+		}
+	}
+	if after, _ := os.ReadFile(shards[0]); !bytes.Equal(before, after) {
+		t.Error("a query changed a shard of its store")
+	}
+	if code, _, e := nwh(t, nil, "query", "--store", st, "-w", filepath.Join(dir, "fine.pcap")); code != 0 {
+		t.Errorf("-w outside the store: exit %d: %s", code, e)
 	}
 }
