@@ -1008,7 +1008,7 @@ func (br *BlockReader) ReadInto(s *Shard, i int, m BlockMeta, buf []byte) (raw, 
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			return nil, buf, m, &BlockError{i, m.Offset, "block runs past the end of the file"}
 		}
-		return nil, buf, m, fmt.Errorf("read block %d: %w", i, err)
+		return nil, buf, m, fmt.Errorf("read block %d at byte %d: %w", i, m.Offset, err)
 	}
 	hm, reason := parseBlockHeader(b)
 	if reason != "" {

@@ -219,10 +219,17 @@ func (fl *Follower) scan(skip bool) error {
 				continue
 			}
 			fl.advance(st, sf, s, skip)
+			if len(fl.arena) >= followBatch {
+				return nil // enough for now: the next scan goes on
+			}
 		}
 	}
 	return nil
 }
+
+// followBatch bounds the packet bytes one scan collects: following from
+// the start of a large store must not load it whole.
+const followBatch = 4 << 20
 
 // advance reads the blocks of one shard not read yet.
 func (fl *Follower) advance(st *Store, sf ShardFile, s *followed, skip bool) {
@@ -264,6 +271,9 @@ func (fl *Follower) advance(st *Store, sf ShardFile, s *followed, skip bool) {
 		m := s.sh.Blocks[i]
 		if (!fl.sel.From.IsZero() && m.Last < fl.sel.From.UnixNano()) || (!fl.sel.To.IsZero() && m.First >= fl.sel.To.UnixNano()) {
 			continue
+		}
+		if len(fl.arena) >= followBatch {
+			break
 		}
 		raw, _, err := fl.br.Read(s.sh, i)
 		if err != nil {

@@ -1,0 +1,206 @@
+package store
+
+import (
+	"slices"
+	"time"
+	"unsafe"
+
+	"github.com/nwhealth/nwhealth/pkg/pcapio"
+	"github.com/nwhealth/nwhealth/pkg/pkthdr"
+)
+
+// DefaultMemoryLimit bounds the memory a query's merge holds in blocks
+// (Plan.MemoryLimit): far above what time-ordered traffic needs (a block
+// or two per writer), far below what an input out of time order could
+// make it hold (an 800 KB zstd import made a 907 MB query before).
+const DefaultMemoryLimit = 64 << 20
+
+// passSource is what is left of a block to deliver: its records from pos
+// on, in the order readBlock sorts them.
+type passSource struct {
+	task int
+	pos  int
+	n    int // records matching in the block, once read (0: not known)
+}
+
+// passKey orders records: time, then block (plan order), then place in
+// the block. The merge delivers in this order too.
+type passKey struct {
+	ts   int64
+	task int
+	idx  int
+}
+
+func (a passKey) less(b passKey) bool {
+	if a.ts != b.ts {
+		return a.ts < b.ts
+	}
+	if a.task != b.task {
+		return a.task < b.task
+	}
+	return a.idx < b.idx
+}
+
+// passRec is a record kept by a pass: its bytes are in the pass's arena.
+type passRec struct {
+	key   passKey
+	off   int
+	n     int
+	orig  uint32
+	lt    pkthdr.LinkType
+	nanos bool
+}
+
+// keptHeap is a max-heap: the latest kept record is the first to go.
+// (Typed rather than container/heap, which boxes every element.)
+type keptHeap []passRec
+
+func (h *keptHeap) push(p passRec) {
+	*h = append(*h, p)
+	s := *h
+	for i := len(s) - 1; i > 0; {
+		up := (i - 1) / 2
+		if !s[up].key.less(s[i].key) {
+			break
+		}
+		s[up], s[i] = s[i], s[up]
+		i = up
+	}
+}
+
+func (h *keptHeap) pop() passRec {
+	s := *h
+	top := s[0]
+	n := len(s) - 1
+	s[0] = s[n]
+	s = s[:n]
+	for i := 0; ; {
+		c := 2*i + 1
+		if c >= n {
+			break
+		}
+		if c+1 < n && s[c].key.less(s[c+1].key) {
+			c++
+		}
+		if !s[i].key.less(s[c].key) {
+			break
+		}
+		s[i], s[c] = s[c], s[i]
+		i = c
+	}
+	*h = s
+	return top
+}
+
+const passRecSize = int64(unsafe.Sizeof(passRec{}))
+
+// passes delivers the rest of a plan in time order within about limit
+// bytes, when more blocks overlap in time than the merge can hold (an
+// input far out of time order). Each pass reads every block left, one at
+// a time, and keeps the earliest records that fit (dropping the latest
+// kept when over: everything at or after it waits for a later pass), then
+// delivers them in order. A pass costs a read of what is left, so many
+// passes are slow; the memory stays bounded whatever the input.
+func (pl *Plan) passes(run *runState, srcs []passSource, limit int64, emit func(*Record) error) error {
+	// The kept records' bytes live in an arena that is compacted when half
+	// of it is records dropped since: up to twice their bytes, and twice
+	// that while it grows.
+	budget := max(limit/4, 1<<20)
+	r := &blockResult{}
+	var arena, spare []byte
+	var rec Record
+	var kept keptHeap
+	for len(srcs) > 0 {
+		kept = kept[:0]
+		var keptBytes int64
+		hi := passKey{ts: 1<<63 - 1, task: 1<<62 - 1} // nothing kept at or after hi
+		arena = arena[:0]
+		live := 0 // arena bytes of the records kept
+		read := make([]bool, len(srcs))
+		for k := range srcs {
+			s := &srcs[k]
+			if pl.tasks[s.task].meta.First > hi.ts {
+				continue // nothing in it comes before hi
+			}
+			read[k] = true
+			*r = blockResult{task: s.task}
+			pl.readBlock(run.reader, r, &run.scratch)
+			if r.dmg != nil {
+				if run.results[s.task].dmg == nil {
+					run.results[s.task].dmg = r.dmg
+				}
+				s.n = -1 // nothing more to deliver
+				pl.release(r)
+				continue
+			}
+			s.n = len(r.ents)
+			for idx := s.pos; idx < len(r.ents); idx++ {
+				e := r.ents[idx]
+				key := passKey{e.ts, s.task, idx}
+				if !key.less(hi) {
+					break // the block's records are in key order
+				}
+				if len(arena)+int(e.n) > cap(arena) && live < len(arena)/2 {
+					arena, spare = compact(arena, spare, kept), arena
+				}
+				kept.push(passRec{key: key, off: len(arena), n: int(e.n), orig: e.orig, lt: r.lt, nanos: r.nanos})
+				arena = append(arena, r.data[e.off:e.off+e.n]...)
+				live += int(e.n)
+				keptBytes += int64(e.n) + passRecSize
+				for keptBytes > budget && len(kept) > 1 {
+					last := kept.pop()
+					hi = last.key
+					live -= last.n
+					keptBytes -= int64(last.n) + passRecSize
+				}
+			}
+			pl.release(r)
+		}
+		// Deliver what this pass kept, in order, and move each block's
+		// position past what it gave.
+		out := []passRec(kept)
+		slices.SortFunc(out, func(a, b passRec) int {
+			if a.key.less(b.key) {
+				return -1
+			}
+			return 1
+		})
+		given := map[int]int{}
+		for _, p := range out {
+			raw := arena[p.off : p.off+p.n : p.off+p.n]
+			rec = Record{Raw: raw, Nanos: p.nanos, Count: 1,
+				Packet: pcapio.Packet{Timestamp: time.Unix(0, p.key.ts).UTC(), LinkType: p.lt, Data: raw[16:], OrigLen: int(p.orig)}}
+			if err := emit(&rec); err != nil {
+				return err
+			}
+			given[p.key.task]++
+		}
+		left := srcs[:0]
+		for k, s := range srcs {
+			switch {
+			case !read[k]:
+				left = append(left, s)
+			case s.n < 0: // damaged: named, and done
+			default:
+				if s.pos += given[s.task]; s.pos < s.n {
+					left = append(left, s)
+				}
+			}
+		}
+		srcs = left
+	}
+	return nil
+}
+
+// compact copies the kept records from arena into spare (the arena the
+// last compaction left), which it returns.
+func compact(arena, spare []byte, kept keptHeap) []byte {
+	spare = spare[:0]
+	for i := range kept {
+		p := &kept[i]
+		off := len(spare)
+		spare = append(spare, arena[p.off:p.off+p.n]...)
+		p.off = off
+	}
+	return spare
+}
