@@ -3,6 +3,8 @@ package store
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -318,4 +320,79 @@ func TestForeignOwner(t *testing.T) {
 	if b, _ := os.ReadFile(p); !bytes.Equal(b, planted) {
 		t.Error("a file of another user was written")
 	}
+}
+
+// TestErrorsNameTheirPlace: store errors say which file (and, for
+// blocks, which shard, block and byte offset) they are about.
+func TestErrorsNameTheirPlace(t *testing.T) {
+	start := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	pkts := genPackets(2000, start)
+	dir := t.TempDir()
+	st, _ := Create(dir)
+	shards := filepath.Join(dir, shardsDir)
+	stem := shardStem(start, pkts[len(pkts)-1].Timestamp, "imp", 0)
+	// An open shard that is not a shard.
+	os.WriteFile(filepath.Join(shards, "c01-00000002.shard.open"), bytes.Repeat([]byte("x"), 500), 0o644)
+	lk, _ := AcquireLock(dir)
+	_, recErr := st.Recover(nil)
+	w, err := st.NewWriter(WriterOptions{BlockSize: 8 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.SetNanos(true)
+	for _, p := range pkts {
+		w.Write(p.Timestamp, p.LinkType, p.Data, p.OrigLen)
+	}
+	// A sealed shard planted, while the writer runs, where its seal goes.
+	os.WriteFile(filepath.Join(shards, stem+extShard), []byte("planted"), 0o644)
+	closeErr := w.Close()
+	lk.Release()
+	os.Remove(filepath.Join(shards, stem+extShard))
+	lk, _ = AcquireLock(dir)
+	st.Recover(nil)
+	lk.Release()
+	sealed, _ := st.Shards()
+	b, _ := os.ReadFile(sealed[0].ShardPath())
+	sh := mustShard(t, b)
+	m := sh.Blocks[3]
+	b[m.Offset+60] ^= 1
+	os.WriteFile(sealed[0].ShardPath(), b, 0o644)
+	os.WriteFile(sealed[0].IndexPath(), []byte("not an index"), 0o644)
+	_, qErr := runQuery(t, []*Store{st}, Selector{Hosts: []netip.Addr{netip.MustParseAddr("10.1.0.3")}})
+	for _, tc := range []struct {
+		what string
+		err  error
+		want []string
+	}{
+		{"recovery of a non-shard", recErr, []string{filepath.Join(shards, "c01-00000002.shard.open")}},
+		{"seal over a planted shard", closeErr, []string{"imp-00000000.shard.open", stem + extShard}},
+		{"query of a damaged block and index", qErr, []string{sealed[0].Name(), "index", fmt.Sprintf("block 3 at byte %d", m.Offset)}},
+	} {
+		if tc.err == nil {
+			t.Errorf("%s: no error", tc.what)
+			continue
+		}
+		msg := tc.err.Error()
+		var de *DamageError
+		if errors.As(tc.err, &de) {
+			msg = ""
+			for _, d := range de.Damage {
+				msg += d.String() + "\n"
+			}
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(msg, w) {
+				t.Errorf("%s: %q does not name %q", tc.what, msg, w)
+			}
+		}
+	}
+}
+
+func mustShard(t *testing.T, b []byte) *pcapio.Shard {
+	t.Helper()
+	sh, err := pcapio.OpenShard(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sh
 }

@@ -193,9 +193,17 @@ func followKey(name string) string {
 func (fl *Follower) scan(skip bool) error {
 	fl.cur, fl.arena = fl.cur[:0], fl.arena[:0]
 	for _, st := range fl.stores {
-		files, err := st.Shards()
+		l, err := st.List()
 		if err != nil {
 			return err
+		}
+		files := l.Shards
+		for _, d := range l.Skipped {
+			key := st.Dir + "/" + d.Shard
+			if fl.shards[key] == nil {
+				fl.shards[key] = &followed{done: true}
+				fl.Damage = append(fl.Damage, d)
+			}
 		}
 		slices.SortFunc(files, func(a, b ShardFile) int {
 			if a.Writer != b.Writer {

@@ -619,6 +619,15 @@ func (w *Writer) doSeal(sh *openShard) {
 		if err == nil {
 			return
 		}
+		if errors.Is(err, ErrExists) {
+			// Its sealed name was taken by a planted file: the shard stays
+			// open (readable) and is named, and the writer goes on, so that
+			// planting a file cannot stop a capture.
+			w.statsMu.Lock()
+			w.unsealed = append(w.unsealed, &UnsealedError{Shard: sh.name, Err: err})
+			w.statsMu.Unlock()
+			return
+		}
 		w.fail(fmt.Errorf("seal %s: %w", sh.name, err))
 	} else {
 		sh.file.Close()
