@@ -105,7 +105,7 @@ func (pl *Plan) passes(run *runState, srcs []passSource, limit int64, emit func(
 	// The kept records' bytes live in an arena that is compacted when half
 	// of it is records dropped since: up to twice their bytes, and twice
 	// that while it grows.
-	budget := max(limit/4, 1<<20)
+	budget := max(limit/4, 64<<10)
 	r := &blockResult{}
 	var arena, spare []byte
 	var rec Record
