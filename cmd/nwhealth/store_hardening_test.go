@@ -369,3 +369,65 @@ func TestQueryOutputSafety(t *testing.T) {
 		t.Errorf("-w outside the store: exit %d: %s", code, e)
 	}
 }
+
+// TestQueryMemoryOverlap imports a small zstd-compressed capture whose
+// packets alternate between two times an hour apart, so that every block
+// overlaps every other, and queries it whole in a child process: its
+// peak memory stays far below the bytes delivered, and every packet comes
+// out in time order.
+func TestQueryMemoryOverlap(t *testing.T) {
+	zstdCmd := testenv.Tool(t, "zstd")
+	dir := t.TempDir()
+	start := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	var buf bytes.Buffer
+	w, _ := pcapio.NewWriter(&buf, pkthdr.LinkEthernet, 65535, false)
+	const n = 100000 // 139 MiB of pcap
+	for i := 0; i < n; i++ {
+		d := frameSpec{lt: pkthdr.LinkEthernet, proto: 17, src: []byte{10, 0, 0, 1}, dst: []byte{10, 0, 0, 2}, sport: 1000, dport: 2000, payload: 1400}.bytes()
+		ts := start.Add(time.Duration(i/2) * time.Millisecond)
+		if i%2 == 1 {
+			ts = ts.Add(time.Hour)
+		}
+		w.WritePacket(ts, d, len(d))
+	}
+	in := filepath.Join(dir, "in.pcap")
+	os.WriteFile(in, buf.Bytes(), 0o644)
+	if out, err := exec.Command(zstdCmd, "-q", "--rm", in).CombinedOutput(); err != nil {
+		t.Fatalf("zstd: %v %s", err, out)
+	}
+	st := tempStore(t)
+	if code, _, e := nwh(t, nil, "import", "--store", st, in+".zst"); code != 0 {
+		t.Fatal(e)
+	}
+	out := filepath.Join(dir, "out.pcap")
+	cmd := child(t, "query", "--store", st, "-w", out)
+	cmd.Env = append(cmd.Env, "NWHEALTH_TEST_PEAK=1")
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("query: %v %s", err, b)
+	}
+	m := regexp.MustCompile(`VmHWM:\s+(\d+) kB`).FindSubmatch(b)
+	if m == nil {
+		t.Fatalf("no peak memory reported: %s", b)
+	}
+	peak, _ := strconv.ParseInt(string(m[1]), 10, 64)
+	peak <<= 10
+	fi, _ := os.Stat(out)
+	t.Logf("query of %d MiB: peak %d MiB", fi.Size()>>20, peak>>20)
+	// The query's memory limit (32 MiB), its passes' arenas and the
+	// program itself, whatever the store holds; a build with the race
+	// detector takes more.
+	if bound := int64(100<<20) * raceFactor; peak > bound || fi.Size() < 100<<20 {
+		t.Errorf("query of %d MiB held %d MiB (bound %d MiB)", fi.Size()>>20, peak>>20, bound>>20)
+	}
+	b, _ = os.ReadFile(out)
+	got := readCapture(t, b)
+	if len(got) != n {
+		t.Fatalf("%d packets of %d", len(got), n)
+	}
+	for i := 1; i < n; i++ {
+		if got[i].Timestamp.Before(got[i-1].Timestamp) {
+			t.Fatalf("packet %d out of time order", i)
+		}
+	}
+}

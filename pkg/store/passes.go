@@ -5,6 +5,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/nwhealth/nwhealth/internal/bigbuf"
 	"github.com/nwhealth/nwhealth/pkg/pcapio"
 	"github.com/nwhealth/nwhealth/pkg/pkthdr"
 )
@@ -13,7 +14,7 @@ import (
 // (Plan.MemoryLimit): far above what time-ordered traffic needs (a block
 // or two per writer), far below what an input out of time order could
 // make it hold (an 800 KB zstd import made a 907 MB query before).
-const DefaultMemoryLimit = 64 << 20
+const DefaultMemoryLimit = 32 << 20
 
 // passSource is what is left of a block to deliver: its records from pos
 // on, in the order readBlock sorts them.
@@ -102,12 +103,18 @@ const passRecSize = int64(unsafe.Sizeof(passRec{}))
 // delivers them in order. A pass costs a read of what is left, so many
 // passes are slow; the memory stays bounded whatever the input.
 func (pl *Plan) passes(run *runState, srcs []passSource, limit int64, emit func(*Record) error) error {
-	// The kept records' bytes live in an arena that is compacted when half
-	// of it is records dropped since: up to twice their bytes, and twice
-	// that while it grows.
+	// The kept records' bytes live in an arena of twice the budget,
+	// compacted into a second one when full (at least half of it is then
+	// records dropped since): the two are the limit. They are block
+	// buffers (bigbuf), off the collected heap, whose pacing would
+	// double them.
 	budget := max(limit/4, 64<<10)
+	arena, spare := bigbuf.Get(int(2*budget))[:0], bigbuf.Get(int(2*budget))[:0]
+	defer func() {
+		bigbuf.Put(arena)
+		bigbuf.Put(spare)
+	}()
 	r := &blockResult{}
-	var arena, spare []byte
 	var rec Record
 	var kept keptHeap
 	for len(srcs) > 0 {
@@ -115,7 +122,6 @@ func (pl *Plan) passes(run *runState, srcs []passSource, limit int64, emit func(
 		var keptBytes int64
 		hi := passKey{ts: 1<<63 - 1, task: 1<<62 - 1} // nothing kept at or after hi
 		arena = arena[:0]
-		live := 0 // arena bytes of the records kept
 		read := make([]bool, len(srcs))
 		for k := range srcs {
 			s := &srcs[k]
@@ -140,17 +146,23 @@ func (pl *Plan) passes(run *runState, srcs []passSource, limit int64, emit func(
 				if !key.less(hi) {
 					break // the block's records are in key order
 				}
-				if len(arena)+int(e.n) > cap(arena) && live < len(arena)/2 {
-					arena, spare = compact(arena, spare, kept), arena
+				if len(arena)+int(e.n) > cap(arena) {
+					arena, spare = compact(arena, spare, kept), arena[:0]
+					if len(arena)+int(e.n) > cap(arena) {
+						// A record larger than the room left (a packet of
+						// megabytes under a small limit): room for it.
+						bigger := bigbuf.Get(2 * (len(arena) + int(e.n)))
+						bigger = append(bigger[:0], arena...)
+						bigbuf.Put(arena)
+						arena = bigger
+					}
 				}
 				kept.push(passRec{key: key, off: len(arena), n: int(e.n), orig: e.orig, lt: r.lt, nanos: r.nanos})
 				arena = append(arena, r.data[e.off:e.off+e.n]...)
-				live += int(e.n)
 				keptBytes += int64(e.n) + passRecSize
 				for keptBytes > budget && len(kept) > 1 {
 					last := kept.pop()
 					hi = last.key
-					live -= last.n
 					keptBytes -= int64(last.n) + passRecSize
 				}
 			}
@@ -193,8 +205,16 @@ func (pl *Plan) passes(run *runState, srcs []passSource, limit int64, emit func(
 }
 
 // compact copies the kept records from arena into spare (the arena the
-// last compaction left), which it returns.
+// last compaction left), which it returns; it grows spare if need be.
 func compact(arena, spare []byte, kept keptHeap) []byte {
+	var n int
+	for _, p := range kept {
+		n += p.n
+	}
+	if cap(spare) < n {
+		bigbuf.Put(spare)
+		spare = bigbuf.Get(max(n, cap(arena)))
+	}
 	spare = spare[:0]
 	for i := range kept {
 		p := &kept[i]
