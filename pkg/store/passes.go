@@ -109,7 +109,7 @@ func (pl *Plan) passes(run *runState, srcs []passSource, limit int64, emit func(
 	// buffers (bigbuf), off the collected heap, whose pacing would
 	// double them.
 	budget := max(limit/4, 64<<10)
-	arena, spare := bigbuf.Get(int(2*budget))[:0], bigbuf.Get(int(2*budget))[:0]
+	arena, spare := bigbuf.Get(int(2 * budget))[:0], bigbuf.Get(int(2 * budget))[:0]
 	defer func() {
 		bigbuf.Put(arena)
 		bigbuf.Put(spare)
