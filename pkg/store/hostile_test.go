@@ -396,3 +396,28 @@ func mustShard(t *testing.T, b []byte) *pcapio.Shard {
 	}
 	return sh
 }
+
+// FuzzParseName: a name from a directory listing either is refused or
+// parses into parts that build exactly the same name back: no name a
+// file system can hold yields a part that could name another place.
+func FuzzParseName(f *testing.F) {
+	for _, n := range []string{"20260302T090000Z_20260302T090004Z_imp-00000000.shard", "c07-00000003.shard.open",
+		"20260302T090000Z_20260302T090004Z_..-00000001.shard", "x-1.shard.open", "imp-4294967295.shard.open", "a_b_c-00000001.shard"} {
+		f.Add(n)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		sf, ok := parseName("/s", name)
+		if !ok {
+			return
+		}
+		var back string
+		if sf.Sealed {
+			back = shardStem(sf.First, sf.Last, sf.Writer, sf.Seq) + extShard
+		} else {
+			back = filepath.Base(openBase("/s", sf.Writer, sf.Seq)) + extOpen
+		}
+		if back != name || !validWriter(sf.Writer) || sf.Name() != name || filepath.Dir(sf.ShardPath()) != filepath.Join("/s", shardsDir) {
+			t.Fatalf("%q parsed as %+v, which names %q", name, sf, back)
+		}
+	})
+}

@@ -7,7 +7,6 @@ import (
 
 	"github.com/nwhealth/nwhealth/internal/bigbuf"
 	"github.com/nwhealth/nwhealth/pkg/pcapio"
-	"github.com/nwhealth/nwhealth/pkg/pkthdr"
 )
 
 // DefaultMemoryLimit bounds the memory a query's merge holds in blocks
@@ -28,8 +27,8 @@ type passSource struct {
 // the block. The merge delivers in this order too.
 type passKey struct {
 	ts   int64
-	task int
-	idx  int
+	task int32
+	idx  int32
 }
 
 func (a passKey) less(b passKey) bool {
@@ -43,13 +42,13 @@ func (a passKey) less(b passKey) bool {
 }
 
 // passRec is a record kept by a pass: its bytes are in the pass's arena.
+// Small: a pass's budget counts it with every record, and tiny records
+// (a crafted input) would otherwise take more passes.
 type passRec struct {
-	key   passKey
-	off   int
-	n     int
-	orig  uint32
-	lt    pkthdr.LinkType
-	nanos bool
+	key  passKey
+	off  uint32
+	n    uint32
+	orig uint32
 }
 
 // keptHeap is a max-heap: the latest kept record is the first to go.
@@ -108,7 +107,7 @@ func (pl *Plan) passes(run *runState, srcs []passSource, limit int64, emit func(
 	// records dropped since): the two are the limit. They are block
 	// buffers (bigbuf), off the collected heap, whose pacing would
 	// double them.
-	budget := max(limit/4, 64<<10)
+	budget := min(max(limit/4, 64<<10), 1<<30) // arena offsets are 32 bits
 	arena, spare := bigbuf.Get(int(2 * budget))[:0], bigbuf.Get(int(2 * budget))[:0]
 	defer func() {
 		bigbuf.Put(arena)
@@ -120,7 +119,7 @@ func (pl *Plan) passes(run *runState, srcs []passSource, limit int64, emit func(
 	for len(srcs) > 0 {
 		kept = kept[:0]
 		var keptBytes int64
-		hi := passKey{ts: 1<<63 - 1, task: 1<<62 - 1} // nothing kept at or after hi
+		hi := passKey{ts: 1<<63 - 1, task: 1<<31 - 1} // nothing kept at or after hi
 		arena = arena[:0]
 		read := make([]bool, len(srcs))
 		for k := range srcs {
@@ -142,7 +141,7 @@ func (pl *Plan) passes(run *runState, srcs []passSource, limit int64, emit func(
 			s.n = len(r.ents)
 			for idx := s.pos; idx < len(r.ents); idx++ {
 				e := r.ents[idx]
-				key := passKey{e.ts, s.task, idx}
+				key := passKey{e.ts, int32(s.task), int32(idx)}
 				if !key.less(hi) {
 					break // the block's records are in key order
 				}
@@ -157,7 +156,7 @@ func (pl *Plan) passes(run *runState, srcs []passSource, limit int64, emit func(
 						arena = bigger
 					}
 				}
-				kept.push(passRec{key: key, off: len(arena), n: int(e.n), orig: e.orig, lt: r.lt, nanos: r.nanos})
+				kept.push(passRec{key: key, off: uint32(len(arena)), n: e.n, orig: e.orig})
 				arena = append(arena, r.data[e.off:e.off+e.n]...)
 				keptBytes += int64(e.n) + passRecSize
 				for keptBytes > budget && len(kept) > 1 {
@@ -180,12 +179,13 @@ func (pl *Plan) passes(run *runState, srcs []passSource, limit int64, emit func(
 		given := map[int]int{}
 		for _, p := range out {
 			raw := arena[p.off : p.off+p.n : p.off+p.n]
-			rec = Record{Raw: raw, Nanos: p.nanos, Count: 1,
-				Packet: pcapio.Packet{Timestamp: time.Unix(0, p.key.ts).UTC(), LinkType: p.lt, Data: raw[16:], OrigLen: int(p.orig)}}
+			hdr := &pl.tasks[p.key.task].shard.sh.Header
+			rec = Record{Raw: raw, Nanos: hdr.Nanos, Count: 1,
+				Packet: pcapio.Packet{Timestamp: time.Unix(0, p.key.ts).UTC(), LinkType: hdr.LinkType, Data: raw[16:], OrigLen: int(p.orig)}}
 			if err := emit(&rec); err != nil {
 				return err
 			}
-			given[p.key.task]++
+			given[int(p.key.task)]++
 		}
 		left := srcs[:0]
 		for k, s := range srcs {
@@ -209,7 +209,7 @@ func (pl *Plan) passes(run *runState, srcs []passSource, limit int64, emit func(
 func compact(arena, spare []byte, kept keptHeap) []byte {
 	var n int
 	for _, p := range kept {
-		n += p.n
+		n += int(p.n)
 	}
 	if cap(spare) < n {
 		bigbuf.Put(spare)
@@ -218,7 +218,7 @@ func compact(arena, spare []byte, kept keptHeap) []byte {
 	spare = spare[:0]
 	for i := range kept {
 		p := &kept[i]
-		off := len(spare)
+		off := uint32(len(spare))
 		spare = append(spare, arena[p.off:p.off+p.n]...)
 		p.off = off
 	}
