@@ -136,10 +136,15 @@ func OpenFile(path string) (*Reader, error) {
 	return r, nil
 }
 
+// readBuffer is the size of a Reader's buffer: records and blocks longer
+// than it take the slower path of their own buffer. (A variable: fuzzing
+// makes it small to reach that path.)
+var readBuffer = 1 << 20
+
 // NewReader detects the format of r and reads its file header.
 func NewReader(r io.Reader) (*Reader, error) {
 	rd := &Reader{pb: &pushback{r: r}}
-	br := bufio.NewReaderSize(rd.pb, 1<<20)
+	br := bufio.NewReaderSize(rd.pb, readBuffer)
 	head, err := br.Peek(4)
 	if err != nil {
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
@@ -155,7 +160,7 @@ func NewReader(r io.Reader) (*Reader, error) {
 		}
 		rd.closers = append(rd.closers, zr)
 		rd.pb = &pushback{r: zr}
-		br = bufio.NewReaderSize(rd.pb, 1<<20)
+		br = bufio.NewReaderSize(rd.pb, readBuffer)
 	case binary.LittleEndian.Uint32(head) == 0xfd2fb528,
 		binary.LittleEndian.Uint32(head)&0xfffffff0 == 0x184d2a50: // zstd frame or skippable frame (a shard)
 		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(1<<27))
@@ -164,7 +169,7 @@ func NewReader(r io.Reader) (*Reader, error) {
 		}
 		rd.closers = append(rd.closers, zstdCloser{zr})
 		rd.pb = &pushback{r: zr}
-		br = bufio.NewReaderSize(rd.pb, 1<<20)
+		br = bufio.NewReaderSize(rd.pb, readBuffer)
 	}
 	rd.br = br
 	if err := rd.readFileHeader(); err != nil {
@@ -378,16 +383,18 @@ func (r *Reader) largePcap(start int64, hdr []byte, caplen, origlen uint32) (Pac
 	r.discard(16)
 	keep := int(min(caplen, MaxRecord))
 	data, err := r.readGrow(keep)
+	got := int64(len(data))
 	if err == nil && int(caplen) > keep {
 		var n int64
 		n, err = io.CopyN(io.Discard, r.br, int64(caplen)-int64(keep))
 		r.off += n
+		got += n
 	}
 	if err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
-		return r.inputEnds(start, 0, fmt.Sprintf("truncated record: fewer than the %d captured bytes", caplen), err)
+		return r.inputEnds(start, 0, fmt.Sprintf("truncated record: %d of %d captured bytes", got, caplen), err)
 	}
 	if int(caplen) > keep {
 		r.Cut = append(r.Cut, &CorruptError{start, fmt.Sprintf("packet of %d captured bytes is longer than the %d a store keeps: its first %d kept", caplen, MaxRecord, MaxRecord)})
@@ -524,7 +531,7 @@ func (r *Reader) nextNG() (Packet, error) {
 			// as a cut file. The bytes read go back to be searched.
 			r.resync = true
 			r.unread(block[1:])
-			return Packet{}, &CorruptError{start, fmt.Sprintf("block of %d bytes runs past the end of the input", blen)}
+			return Packet{}, &CorruptError{start, fmt.Sprintf("truncated block: %d bytes declared", blen)}
 		}
 		if err != nil {
 			if err == io.EOF { // the block header was there: the block is cut short

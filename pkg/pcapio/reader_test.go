@@ -510,3 +510,39 @@ func TestReadNgLargeLengthDamage(t *testing.T) {
 		t.Errorf("%d packets of %d", len(got), len(pkts))
 	}
 }
+
+// TestReadSmallBuffer reads the same inputs, intact and damaged, with the
+// reader's buffer at its size and at 64 bytes, where every record takes
+// the path of those longer than the buffer: the packets and the damage
+// reported are the same.
+func TestReadSmallBuffer(t *testing.T) {
+	pkts := testPackets(60)
+	ng := pcapngBytes(pkts)
+	badLen := bytes.Clone(ng)
+	idx := bytes.Index(badLen[300:], []byte{0, 0, 0, 6}) + 300
+	binary.BigEndian.PutUint32(badLen[idx+4:], 2048)
+	p := pcapBytes(pkts, binary.LittleEndian, true)
+	badRec := bytes.Clone(p)
+	badRec[24+16+70+3] ^= 0xff
+	for name, in := range map[string][]byte{"pcap": p, "pcapng": ng, "pcapng bad length": badLen, "pcap damaged": badRec, "pcap cut": p[:len(p)-9], "pcapng cut": ng[:len(ng)-9]} {
+		want, wantBad := readAll(t, in)
+		func() {
+			defer func(n int) { readBuffer = n }(readBuffer)
+			readBuffer = 64
+			got, gotBad := readAll(t, in)
+			if len(got) != len(want) || len(gotBad) != len(wantBad) {
+				t.Fatalf("%s: %d packets and %d damages with a small buffer, %d and %d without", name, len(got), len(gotBad), len(want), len(wantBad))
+			}
+			for i := range want {
+				if !bytes.Equal(got[i].Data, want[i].Data) || got[i].Offset != want[i].Offset {
+					t.Fatalf("%s: packet %d differs", name, i)
+				}
+			}
+			for i := range wantBad {
+				if *gotBad[i] != *wantBad[i] {
+					t.Errorf("%s: damage %d: %v, want %v", name, i, gotBad[i], wantBad[i])
+				}
+			}
+		}()
+	}
+}

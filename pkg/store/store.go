@@ -135,10 +135,6 @@ func (f ShardFile) Overlaps(from, to time.Time) bool {
 	return true
 }
 
-func sealedBase(dir string, first, last time.Time, writer string, seq uint32) string {
-	return filepath.Join(dir, shardsDir, shardStem(first, last, writer, seq))
-}
-
 // shardStem is a sealed shard's name without extension.
 func shardStem(first, last time.Time, writer string, seq uint32) string {
 	return fmt.Sprintf("%s_%s_%s-%08d", first.UTC().Truncate(time.Second).Format(nameTime),
@@ -172,7 +168,7 @@ func validWriter(id string) bool {
 
 // parseName recognises shard file names; ok is false for other files.
 // Every part is checked: a name is only ever built from these parts
-// (sealedBase, openBase), never from what a file says.
+// (shardStem, openBase), never from what a file says.
 func parseName(dir, name string) (ShardFile, bool) {
 	var f ShardFile
 	var stem string

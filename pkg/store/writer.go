@@ -678,7 +678,7 @@ func (w *Writer) seal(sh *openShard) error {
 	for _, b := range blocks {
 		first, last = min(first, b.First), max(last, b.Last)
 	}
-	stem := filepath.Base(sealedBase(w.st.Dir, time.Unix(0, first), time.Unix(0, last), w.opts.ID, sh.seq))
+	stem := shardStem(time.Unix(0, first), time.Unix(0, last), w.opts.ID, sh.seq)
 	// A sealed shard is never replaced, nor its index and flows: only
 	// this writer makes names with its id and sequence, so one found
 	// there was planted, and the shard stays open (readable) instead.
