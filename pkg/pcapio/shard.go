@@ -1134,3 +1134,62 @@ func PcapHeaderFrame(h ShardHeader, n int) ([]byte, bool) {
 	}
 	return nil, false
 }
+
+// blockHeaderFrame encodes a block header frame for m, numbered number.
+func blockHeaderFrame(m BlockMeta, number uint32) []byte {
+	h := make([]byte, 0, blockHdrFrame)
+	h = binary.LittleEndian.AppendUint32(h, skipMagicMeta)
+	h = binary.LittleEndian.AppendUint32(h, blockHdrLen)
+	h = append(h, "NWHB"...)
+	h = binary.LittleEndian.AppendUint32(h, number)
+	h = binary.LittleEndian.AppendUint64(h, uint64(m.First))
+	h = binary.LittleEndian.AppendUint64(h, uint64(m.Last))
+	h = binary.LittleEndian.AppendUint32(h, m.Packets)
+	h = binary.LittleEndian.AppendUint32(h, m.RawLen)
+	h = binary.LittleEndian.AppendUint32(h, m.DataLen)
+	h = binary.LittleEndian.AppendUint32(h, m.DataCRC)
+	return binary.LittleEndian.AppendUint32(h, CRC(h[8:]))
+}
+
+// MendBlockHeader looks at a damaged stretch between two intact blocks
+// (or before the first) for a block whose header frame alone is damaged:
+// the stretch is a header frame's 52 bytes followed by exactly one zstd
+// frame that decodes to whole pcap records, and the damaged header's
+// data CRC field still matches that frame. That CRC is what vouches for
+// the data: a block whose data CRC field is the damaged part is not
+// mended (its data cannot be told intact). It returns a header frame
+// rebuilt from the records, numbered number, to be written over the
+// damaged one; ok is false for anything else (a stretch that is not such
+// a block is left alone).
+func MendBlockHeader(stretch []byte, number uint32, nanos bool) (hdr []byte, m BlockMeta, ok bool) {
+	if len(stretch) <= blockHdrFrame+9 || len(stretch) > blockHdrFrame+MaxBlockRaw+MaxBlockRaw/64+1024 {
+		return nil, m, false
+	}
+	data := stretch[blockHdrFrame:]
+	if fl, ok := zstdFrameLen(data); !ok || fl != len(data) || binary.LittleEndian.Uint32(stretch[8+36:]) != CRC(data) {
+		return nil, m, false
+	}
+	raw, err := mendDecoder().DecodeAll(data, nil)
+	if err != nil || len(raw) == 0 {
+		return nil, m, false
+	}
+	m = BlockMeta{First: 1<<63 - 1, Last: -1 << 63, RawLen: uint32(len(raw)), DataLen: uint32(len(data)), DataCRC: CRC(data)}
+	if err := RecordSpans(raw, nanos, func(_, _ int, ts int64, _ uint32) {
+		m.Packets++
+		m.First, m.Last = min(m.First, ts), max(m.Last, ts)
+	}); err != nil {
+		return nil, m, false
+	}
+	if binary.LittleEndian.Uint32(stretch[8+36:]) != m.DataCRC {
+		return nil, m, false
+	}
+	m.Number = number
+	return blockHeaderFrame(m, number), m, true
+}
+
+// mendDecoder decodes the frames MendBlockHeader looks at, capped at a
+// block's largest raw length.
+var mendDecoder = sync.OnceValue(func() *zstd.Decoder {
+	d, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(MaxBlockRaw))
+	return d
+})

@@ -284,6 +284,13 @@ func (s *Store) recoverShard(sf ShardFile, name string, newFlows func() FlowTabl
 		}
 		return rep, fmt.Errorf("%s: %w", f.Name(), err)
 	}
+	if mended := mendBlocks(f, sh); mended != "" {
+		// Walk again: the mended blocks are intact now.
+		if sh, err = pcapio.OpenShard(f, fi.Size()); err != nil {
+			return rep, fmt.Errorf("%s: %w", f.Name(), err)
+		}
+		rep.Did += "; " + mended
+	}
 	good, ix, recs, packets, bad := rebuild(sh, newFlows, true)
 	if len(good) == 0 {
 		rep.LostBytes, rep.LostReason = fi.Size(), "no intact block"
@@ -312,6 +319,8 @@ func (s *Store) recoverShard(sf ShardFile, name string, newFlows func() FlowTabl
 	}
 	if sh.Damage != nil {
 		why = append(why, sh.Damage.Error())
+	} else if fi.Size() > end {
+		why = append(why, fmt.Sprintf("%d bytes after the last intact block (a trailer damaged or cut short) dropped", fi.Size()-end))
 	}
 	rep.LostReason = strings.Join(why, "; ")
 
@@ -354,6 +363,47 @@ func (s *Store) recoverShard(sf ShardFile, name string, newFlows func() FlowTabl
 		rep.Shard = stem + extShard
 	}
 	return rep, s.syncShards()
+}
+
+// mendBlocks rewrites the header of every block found between two intact
+// ones (by the walk's resynchronising) whose data frame is intact and
+// whose damaged header still agrees with it (pcapio.MendBlockHeader): a
+// flipped byte in a block header then loses nothing. It says what it did.
+func mendBlocks(f *os.File, sh *pcapio.Shard) string {
+	var mended []string
+	for _, g := range sh.Gaps {
+		next := -1
+		for i, b := range sh.Blocks {
+			if b.Offset > g.Offset {
+				next = i
+				break
+			}
+		}
+		if next < 0 {
+			continue
+		}
+		number := uint32(0)
+		if next > 0 {
+			number = sh.Blocks[next-1].Number + 1
+		}
+		n := sh.Blocks[next].Offset - g.Offset
+		if number >= sh.Blocks[next].Number || n > pcapio.MaxBlockRaw+pcapio.MaxBlockRaw/64+1024+64 {
+			continue
+		}
+		stretch := make([]byte, n)
+		if _, err := f.ReadAt(stretch, g.Offset); err != nil {
+			continue
+		}
+		hdr, m, ok := pcapio.MendBlockHeader(stretch, number, sh.Header.Nanos)
+		if !ok {
+			continue
+		}
+		if _, err := f.WriteAt(hdr, g.Offset); err != nil {
+			continue
+		}
+		mended = append(mended, fmt.Sprintf("header of block %d at byte %d rebuilt from its intact data (%d packets)", number, g.Offset, m.Packets))
+	}
+	return strings.Join(mended, "; ")
 }
 
 // rewriteHeader writes a new shard header over a damaged or outdated one,

@@ -91,8 +91,16 @@ func TestRepairSealed(t *testing.T) {
 			damage(t, sf.ShardPath(), func(b []byte) []byte { return b[:sh.Blocks[len(sh.Blocks)-2].Offset+200] })
 		}, 2, "ends inside a block"},
 		{"trailer and a block header", func(t *testing.T, sf ShardFile, sh *pcapio.Shard) {
+			// The header is rebuilt from the block's intact data.
 			damage(t, sf.ShardPath(), func(b []byte) []byte {
 				b[sh.Blocks[5].Offset+20] ^= 1
+				return b[:len(b)-10]
+			})
+		}, 0, "trailer"},
+		{"trailer and a block", func(t *testing.T, sf ShardFile, sh *pcapio.Shard) {
+			damage(t, sf.ShardPath(), func(b []byte) []byte {
+				b[sh.Blocks[5].Offset+20] ^= 1
+				b[sh.Blocks[5].Offset+70] ^= 1
 				return b[:len(b)-10]
 			})
 		}, 1, "trailer"},
@@ -154,9 +162,10 @@ func TestRepairSealed(t *testing.T) {
 			if again := repair(t, st); len(again) != 0 {
 				t.Errorf("second repair did %+v", again)
 			}
-			if tc.name != "trailer and a block header" {
-				// (zstd -dc reads the data frame of the block whose header
-				// was damaged, which repair leaves out unchecked.)
+			if tc.name != "trailer and a block" {
+				// (zstd -dc decodes the damaged block's stored frame,
+				// which has no checksum of its own: the block's CRC in
+				// its header is what finds it damaged.)
 				checkZstdOracle(t, sf.ShardPath(), len(want))
 			}
 		})
@@ -195,8 +204,9 @@ func checkZstdOracle(t *testing.T, path string, n int) {
 }
 
 // TestRecoverResync: an open shard left by a dead writer with a damaged
-// block header in the middle is sealed with every intact block after the
-// damage too; its header then says version 2 (a block number skips).
+// block (header and data) in the middle is sealed with every intact block
+// after the damage too; its header then says version 2 (a block number
+// skips).
 func TestRecoverResync(t *testing.T) {
 	start := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
 	pkts := genPackets(1000, start)
@@ -208,6 +218,7 @@ func TestRecoverResync(t *testing.T) {
 		t.Fatal(err)
 	}
 	b[sh.Blocks[7].Offset+30] ^= 1
+	b[sh.Blocks[7].Offset+90] ^= 1
 	binary.LittleEndian.PutUint16(b[12:], 1) // as a version-1 writer left it
 	binary.LittleEndian.PutUint32(b[44:], pcapio.CRC(b[8:44]))
 	os.WriteFile(filepath.Join(dir, shardsDir, "imp-00000004.shard.open"), b, 0o644)
@@ -229,4 +240,35 @@ func TestRecoverResync(t *testing.T) {
 	if rep, err := st.Info(true); err != nil || len(rep.Damage) != 0 {
 		t.Errorf("info: %v %v", rep.Damage, err)
 	}
+}
+
+// TestRecoverMendsBlockHeader: an open shard with a flipped byte in a
+// block header, its data intact, loses nothing: recovery rebuilds the
+// header from the data.
+func TestRecoverMendsBlockHeader(t *testing.T) {
+	start := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	pkts := genPackets(1000, start)
+	dir := t.TempDir()
+	st, _ := Create(dir)
+	b := openShardBytes(t, pkts, "imp", 4)
+	sh, err := pcapio.OpenShard(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[sh.Blocks[0].Offset+30] ^= 1
+	b[sh.Blocks[12].Offset+40] ^= 1 // its data length
+	os.WriteFile(filepath.Join(dir, shardsDir, "imp-00000004.shard.open"), b, 0o644)
+	lk, _ := AcquireLock(dir)
+	reps, err := st.Recover(nil)
+	lk.Release()
+	if err != nil || len(reps) != 1 || reps[0].Packets != 1000 || strings.Count(reps[0].Did, "rebuilt") != 2 {
+		t.Fatalf("recover: %+v %v", reps, err)
+	}
+	got, err := runQuery(t, []*Store{st}, Selector{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	samePackets(t, got, pkts)
+	sf, _ := st.Shards()
+	checkZstdOracle(t, sf[0].ShardPath(), len(pkts))
 }
