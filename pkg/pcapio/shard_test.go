@@ -637,3 +637,23 @@ func TestMendBlockHeader(t *testing.T) {
 		t.Error("a block with changed content was mended")
 	}
 }
+
+// FuzzMendBlockHeader: any stretch is refused or gives a header that
+// checks and describes the stretch's data.
+func FuzzMendBlockHeader(f *testing.F) {
+	b := buildShard(f, testPackets(20), 5, false)
+	sh, _ := OpenShard(bytes.NewReader(b), int64(len(b)))
+	m := sh.Blocks[1]
+	f.Add(b[m.Offset : m.Offset+int64(BlockSpan(m))])
+	f.Add(b[m.Offset : m.Offset+int64(BlockSpan(m))+60])
+	f.Fuzz(func(t *testing.T, stretch []byte) {
+		hdr, meta, ok := MendBlockHeader(stretch, 7, true)
+		if !ok {
+			return
+		}
+		got, reason := parseBlockHeader(hdr)
+		if reason != "" || got.Number != 7 || int(got.DataLen) != len(stretch)-blockHdrFrame || got.DataCRC != CRC(stretch[blockHdrFrame:]) || got.Packets != meta.Packets {
+			t.Fatalf("mended header %+v (%s) does not describe the stretch", got, reason)
+		}
+	})
+}
