@@ -96,12 +96,15 @@ const passRecSize = int64(unsafe.Sizeof(passRec{}))
 
 // passes delivers the rest of a plan in time order within about limit
 // bytes, when more blocks overlap in time than the merge can hold (an
-// input far out of time order). Each pass reads every block left, one at
-// a time, and keeps the earliest records that fit (dropping the latest
-// kept when over: everything at or after it waits for a later pass), then
-// delivers them in order. A pass costs a read of what is left, so many
-// passes are slow; the memory stays bounded whatever the input.
-func (pl *Plan) passes(run *runState, srcs []passSource, limit int64, emit func(*Record) error) error {
+// input far out of time order, or very many writers' shards). Each pass
+// reads, one at a time, the blocks left that may hold a record before the
+// latest it keeps, and keeps the earliest records that fit (dropping the
+// latest kept when over: everything at or after it waits for a later
+// pass), then delivers them in order. The blocks already taken from the
+// plan and not done are active; the rest is the tail, from tail on. A
+// pass can cost a read of everything left, so many passes are slow; the
+// memory stays bounded whatever the input.
+func (pl *Plan) passes(run *runState, active []passSource, tail int, limit int64, emit func(*Record) error) error {
 	// The kept records' bytes live in an arena of twice the budget,
 	// compacted into a second one when full (at least half of it is then
 	// records dropped since): the two are the limit. They are block
@@ -116,56 +119,66 @@ func (pl *Plan) passes(run *runState, srcs []passSource, limit int64, emit func(
 	r := &blockResult{}
 	var rec Record
 	var kept keptHeap
-	for len(srcs) > 0 {
-		kept = kept[:0]
-		var keptBytes int64
-		hi := passKey{ts: 1<<63 - 1, task: 1<<31 - 1} // nothing kept at or after hi
-		arena = arena[:0]
-		read := make([]bool, len(srcs))
-		for k := range srcs {
-			s := &srcs[k]
-			if pl.tasks[s.task].meta.First > hi.ts {
-				continue // nothing in it comes before hi
+	var keptBytes int64
+	var hi passKey // nothing kept at or after hi
+	// take reads what is left of a block and keeps its records before hi.
+	take := func(s *passSource) {
+		*r = blockResult{task: s.task}
+		pl.readBlock(run.reader, r, &run.scratch)
+		defer pl.release(r)
+		if r.dmg != nil {
+			if run.results[s.task].dmg == nil {
+				run.results[s.task].dmg = r.dmg
 			}
-			read[k] = true
-			*r = blockResult{task: s.task}
-			pl.readBlock(run.reader, r, &run.scratch)
-			if r.dmg != nil {
-				if run.results[s.task].dmg == nil {
-					run.results[s.task].dmg = r.dmg
-				}
-				s.n = -1 // nothing more to deliver
-				pl.release(r)
-				continue
+			s.n = -1 // nothing more to deliver
+			return
+		}
+		s.n = len(r.ents)
+		for idx := s.pos; idx < len(r.ents); idx++ {
+			e := r.ents[idx]
+			key := passKey{e.ts, int32(s.task), int32(idx)}
+			if !key.less(hi) {
+				return // the block's records are in key order
 			}
-			s.n = len(r.ents)
-			for idx := s.pos; idx < len(r.ents); idx++ {
-				e := r.ents[idx]
-				key := passKey{e.ts, int32(s.task), int32(idx)}
-				if !key.less(hi) {
-					break // the block's records are in key order
-				}
+			if len(arena)+int(e.n) > cap(arena) {
+				arena, spare = compact(arena, spare, kept), arena[:0]
 				if len(arena)+int(e.n) > cap(arena) {
-					arena, spare = compact(arena, spare, kept), arena[:0]
-					if len(arena)+int(e.n) > cap(arena) {
-						// A record larger than the room left (a packet of
-						// megabytes under a small limit): room for it.
-						bigger := bigbuf.Get(2 * (len(arena) + int(e.n)))
-						bigger = append(bigger[:0], arena...)
-						bigbuf.Put(arena)
-						arena = bigger
-					}
-				}
-				kept.push(passRec{key: key, off: uint32(len(arena)), n: e.n, orig: e.orig})
-				arena = append(arena, r.data[e.off:e.off+e.n]...)
-				keptBytes += int64(e.n) + passRecSize
-				for keptBytes > budget && len(kept) > 1 {
-					last := kept.pop()
-					hi = last.key
-					keptBytes -= int64(last.n) + passRecSize
+					// A record larger than the room left (a packet of
+					// megabytes under a small limit): room for it.
+					bigger := bigbuf.Get(2 * (len(arena) + int(e.n)))
+					bigger = append(bigger[:0], arena...)
+					bigbuf.Put(arena)
+					arena = bigger
 				}
 			}
-			pl.release(r)
+			kept.push(passRec{key: key, off: uint32(len(arena)), n: e.n, orig: e.orig})
+			arena = append(arena, r.data[e.off:e.off+e.n]...)
+			keptBytes += int64(e.n) + passRecSize
+			for keptBytes > budget && len(kept) > 1 {
+				last := kept.pop()
+				hi = last.key
+				keptBytes -= int64(last.n) + passRecSize
+			}
+		}
+	}
+	// Blocks are in plan order, by first time: those of the tail (never
+	// read yet) are taken in that order while they may hold a record
+	// before hi, so that a pass touches the blocks around its stretch of
+	// time, not the whole plan.
+	for len(active) > 0 || tail < len(pl.tasks) {
+		kept, keptBytes, arena = kept[:0], 0, arena[:0]
+		hi = passKey{ts: 1<<63 - 1, task: 1<<31 - 1}
+		read := make([]bool, len(active))
+		for k := range active {
+			if pl.tasks[active[k].task].meta.First <= hi.ts {
+				read[k] = true
+				take(&active[k])
+			}
+		}
+		for ; tail < len(pl.tasks) && pl.tasks[tail].meta.First <= hi.ts; tail++ {
+			active = append(active, passSource{task: tail})
+			read = append(read, true)
+			take(&active[len(active)-1])
 		}
 		// Deliver what this pass kept, in order, and move each block's
 		// position past what it gave.
@@ -187,8 +200,8 @@ func (pl *Plan) passes(run *runState, srcs []passSource, limit int64, emit func(
 			}
 			given[int(p.key.task)]++
 		}
-		left := srcs[:0]
-		for k, s := range srcs {
+		left := active[:0]
+		for k, s := range active {
 			switch {
 			case !read[k]:
 				left = append(left, s)
@@ -199,7 +212,7 @@ func (pl *Plan) passes(run *runState, srcs []passSource, limit int64, emit func(
 				}
 			}
 		}
-		srcs = left
+		active = left
 	}
 	return nil
 }

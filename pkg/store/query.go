@@ -660,7 +660,7 @@ func (pl *Plan) RunRecords(emit func(r *Record) error) error {
 		}()
 	}
 	run.reader = pcapio.NewBlockReader()
-	rest, err := pl.merge(run, limit, emit)
+	rest, tail, err := pl.merge(run, limit, emit)
 	run.stopped.Store(true)
 	close(run.stop)
 	wg.Wait()
@@ -668,10 +668,10 @@ func (pl *Plan) RunRecords(emit func(r *Record) error) error {
 	for i := range results {
 		pl.release(&results[i])
 	}
-	if err == nil && rest != nil {
+	if err == nil && tail >= 0 {
 		// More blocks overlap in time than the memory allows: the rest
 		// goes in passes.
-		err = pl.passes(run, rest, limit, emit)
+		err = pl.passes(run, rest, tail, limit, emit)
 	}
 	run.reader.Close()
 	if err != nil {
@@ -953,9 +953,10 @@ func (h *cursorHeap) Pop() any {
 // The heap holds every block that overlaps the current time: as many as
 // writers wrote at once (a capture's fanout workers), or, for an input
 // out of time order, any number. When their memory would pass limit, the
-// merge stops and returns what is left to deliver (rest): the blocks in
-// the heap from their current record on, and those not yet taken.
-func (pl *Plan) merge(run *runState, limit int64, emit func(*Record) error) (rest []passSource, err error) {
+// merge stops and returns what is left to deliver: the blocks in the heap
+// from their current record on (rest), and those from tail on (tail is -1
+// when the merge delivered everything).
+func (pl *Plan) merge(run *runState, limit int64, emit func(*Record) error) (rest []passSource, tail int, err error) {
 	results := run.results
 	h := &cursorHeap{}
 	next := 0
@@ -984,15 +985,11 @@ func (pl *Plan) merge(run *runState, limit int64, emit func(*Record) error) (res
 				for _, r := range *h {
 					rest = append(rest, passSource{task: r.task, pos: r.pos})
 				}
-				for ; next < len(results); next++ {
-					rest = append(rest, passSource{task: next})
-				}
-				slices.SortFunc(rest, func(a, b passSource) int { return a.task - b.task })
-				return rest, nil
+				return rest, next, nil
 			}
 		}
 		if h.Len() == 0 {
-			return nil, nil
+			return nil, -1, nil
 		}
 		r := (*h)[0]
 		// With one block active (time-ordered data), emit its packets up to
@@ -1015,7 +1012,7 @@ func (pl *Plan) merge(run *runState, limit int64, emit func(*Record) error) (res
 					rec.Raw = r.data[r.ents[r.pos].off : last.off+last.n]
 					rec.Count = end - r.pos
 					if err := emit(&rec); err != nil {
-						return nil, err
+						return nil, -1, err
 					}
 					r.pos = end
 					if r.pos == len(r.ents) || r.ts() >= limit {
@@ -1026,7 +1023,7 @@ func (pl *Plan) merge(run *runState, limit int64, emit func(*Record) error) (res
 			}
 			r.record(&rec)
 			if err := emit(&rec); err != nil {
-				return nil, err
+				return nil, -1, err
 			}
 			r.pos++
 			if h.Len() > 1 || r.pos == len(r.ents) || r.ts() >= limit {
