@@ -43,7 +43,7 @@ type huntOptions struct {
 func newHuntCmd(s streams) *cobra.Command {
 	o := &huntOptions{s: s, now: time.Now}
 	cmd := &cobra.Command{
-		Use:   "hunt --store DIR [--from T] [--to T] | --pcap FILE... | --zeek FILE...",
+		Use:   "hunt --store DIR [--from T] [--to T] | --pcap FILE... | --zeek LOG...",
 		Short: "Rank hosts and channels by group behaviour: beacons, lateral fan-out, scans",
 		Long: `hunt finds internal hosts used as stepping stones: periodic check-ins to
 destinations few other hosts use, and fan-out to internal admin ports.
@@ -56,8 +56,19 @@ escalation level.
 
 Exit codes: 0 ok, 1 error, 2 usage, 3 input was damaged and skipped,
 10 findings at or above --fail-on.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: func(cmd *cobra.Command, args []string) error {
+			// Further files after --zeek or --pcap are more of the same:
+			// a shell glob (--zeek logs/*.log.gz) gives them so.
+			if len(args) > 0 {
+				switch {
+				case len(o.zeeks) > 0 && len(o.pcaps) == 0:
+					o.zeeks = append(o.zeeks, args...)
+				case len(o.pcaps) > 0 && len(o.zeeks) == 0:
+					o.pcaps = append(o.pcaps, args...)
+				default:
+					return usagef("unexpected arguments %q: name files with --zeek or --pcap", args)
+				}
+			}
 			if len(o.pcaps) == 0 && len(o.zeeks) == 0 && len(o.stores) == 0 && o.records == nil {
 				return usagef("hunt needs --store, --pcap or --zeek input")
 			}
@@ -75,7 +86,7 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 input was damaged and skipped,
 	f.StringVar(&o.from, "from", "", "with --store: start time (RFC 3339, date, or relative like -24h)")
 	f.StringVar(&o.to, "to", "", "with --store: end time")
 	f.StringSliceVar(&o.pcaps, "pcap", nil, "pcap/pcapng files (gzip/zstd too; - for stdin)")
-	f.StringSliceVar(&o.zeeks, "zeek", nil, "Zeek conn.log files, TSV or JSON lines, gzipped or not")
+	f.StringSliceVar(&o.zeeks, "zeek", nil, "Zeek logs (conn, http, ssl, dns; any order), TSV or JSON lines, gzipped or not")
 	f.StringSliceVar(&o.internal, "internal", nil, "inside networks (default RFC 1918 and ULA)")
 	f.StringVar(&o.allowFile, "allow", "", "allow list: IPs, CIDRs, domains, *.domain")
 	f.StringVar(&o.assetsFile, "assets", "", "asset inventory YAML (cidr/host, name, criticality, owner, role)")
@@ -207,10 +218,19 @@ func parseCIDR(s string) (netip.Prefix, error) {
 }
 
 func subjectOf(f *hunt.Finding, inv *assets.Inventory) report.Subject {
-	a, _ := inv.Lookup(f.Src)
-	s := report.Subject{Host: f.Src, Asset: a, Severity: int(f.Severity), Score: f.Score,
+	// The host to act on is the inside one: an inbound channel's
+	// destination, whose outside source is the one to block.
+	inbound := f.Kind == hunt.KindChannel && f.Direction == hunt.Inbound
+	host := f.Src
+	if inbound {
+		host = f.Dst
+	}
+	a, _ := inv.Lookup(host)
+	s := report.Subject{Host: host, Asset: a, Severity: int(f.Severity), Score: f.Score,
 		Beacon: f.Beacon, Lateral: f.Lateral, Scan: f.Scan}
 	switch {
+	case inbound && f.Beacon:
+		s.Dest, s.DestPort = f.Src, f.DstPort
 	case f.Kind == hunt.KindChannel && f.Beacon:
 		s.Dest, s.DestName, s.DestPort = f.Dst, f.DstName, f.DstPort
 	case f.Beacon:
@@ -227,6 +247,8 @@ type huntJSON struct {
 	DstName     string   `json:"dst_name,omitempty"`
 	DPort       *uint16  `json:"dport,omitempty"`
 	Proto       string   `json:"proto,omitempty"`
+	Direction   string   `json:"direction,omitempty"` // channels: outbound, inbound (src is the outside address) or internal
+	Via         string   `json:"via,omitempty"`       // channels through a forward proxy: the proxy
 	Score       float64  `json:"score"`
 	Severity    string   `json:"severity"`
 	PeriodS     *float64 `json:"period_s"`
@@ -267,7 +289,14 @@ func writeHuntJSONL(w io.Writer, fs []hunt.Finding, acts []report.Action, inv *a
 		if f.Kind == hunt.KindChannel {
 			port := f.DstPort
 			pop := f.Popularity
-			j.Dst, j.DstName, j.DPort, j.Proto, j.Popularity = f.Dst.String(), f.DstName, &port, hunt.ProtoName(f.Proto), &pop
+			j.DstName, j.DPort, j.Proto, j.Popularity = f.DstName, &port, hunt.ProtoName(f.Proto), &pop
+			if f.Dst.IsValid() { // a proxied channel may know only the name asked for
+				j.Dst = f.Dst.String()
+			}
+			j.Direction = f.Direction.String()
+			if f.Via.IsValid() {
+				j.Via = f.Via.String()
+			}
 			if f.PeriodSec > 0 {
 				p, jit, reg := round(f.PeriodSec, 3), round(f.Jitter, 3), round(f.Regularity, 3)
 				j.PeriodS, j.Jitter, j.Regularity = &p, &jit, &reg
@@ -298,7 +327,7 @@ func writeHuntTable(w io.Writer, res hunt.Result, fs []hunt.Finding, acts []repo
 		fmt.Fprintln(w, "No findings.")
 		return nil
 	}
-	t := texttable.New(w, true, "#", "Score", "Severity", "Type", "Source", "Destination", "Period", "Conns", "Pop", "Techniques", "Why")
+	t := texttable.New(w, true, "#", "Score", "Severity", "Type", "Dir", "Source", "Destination", "Period", "Conns", "Pop", "Techniques", "Why")
 	n := 0
 	for i, f := range fs {
 		if top > 0 && n == top {
@@ -309,12 +338,20 @@ func writeHuntTable(w io.Writer, res hunt.Result, fs []hunt.Finding, acts []repo
 		if a, ok := inv.Lookup(f.Src); ok && a.Name != "" {
 			src += " (" + a.Name + ")"
 		}
-		dst, period, pop := "-", "-", "-"
+		dst, period, pop, dir := "-", "-", "-", "-"
 		if f.Kind == hunt.KindChannel {
-			dst = fmt.Sprintf("%s:%d/%s", f.Dst, f.DstPort, hunt.ProtoName(f.Proto))
-			if f.DstName != "" {
-				dst = f.DstName + " " + dst
+			switch {
+			case !f.Dst.IsValid():
+				dst = fmt.Sprintf("%s:%d/%s", f.DstName, f.DstPort, hunt.ProtoName(f.Proto))
+			case f.DstName != "":
+				dst = fmt.Sprintf("%s %s:%d/%s", f.DstName, f.Dst, f.DstPort, hunt.ProtoName(f.Proto))
+			default:
+				dst = fmt.Sprintf("%s:%d/%s", f.Dst, f.DstPort, hunt.ProtoName(f.Proto))
 			}
+			if f.Via.IsValid() {
+				dst += " via " + f.Via.String()
+			}
+			dir = map[hunt.Direction]string{hunt.Outbound: "out", hunt.Inbound: "in", hunt.Internal: "int"}[f.Direction]
 			pop = fmt.Sprintf("%d/%d", f.Popularity, f.Hosts)
 			if f.PeriodSec > 0 {
 				period = fmt.Sprintf("%s ±%.0f%%", hunt.FormatPeriod(f.PeriodSec), 100*f.Jitter)
@@ -324,7 +361,7 @@ func writeHuntTable(w io.Writer, res hunt.Result, fs []hunt.Finding, acts []repo
 		if len(f.Reasons) > 0 {
 			why = f.Reasons[0]
 		}
-		t.Append(fmt.Sprint(i+1), fmt.Sprintf("%.2f", f.Score), f.Severity.String(), string(f.Kind), src, dst, period,
+		t.Append(fmt.Sprint(i+1), fmt.Sprintf("%.2f", f.Score), f.Severity.String(), string(f.Kind), dir, src, dst, period,
 			fmt.Sprint(f.Connections), pop, strings.Join(f.Attack, " "), why)
 	}
 	t.Render()

@@ -184,9 +184,13 @@ func actionsFor(s Subject) []Action {
 	crit := s.Asset.Criticality
 	host := s.Host.String()
 	dest := s.Dest.String()
-	if s.DestName != "" {
+	switch {
+	case !s.Dest.IsValid():
+		dest = s.DestName // asked of a proxy by name: block the name there
+	case s.DestName != "":
 		dest = s.DestName + " (" + s.Dest.String() + ")"
 	}
+	blockable := s.Beacon && (s.Dest.IsValid() || s.DestName != "")
 	var what string
 	switch {
 	case s.Beacon && s.Lateral:
@@ -211,13 +215,13 @@ func actionsFor(s Subject) []Action {
 	switch s.Severity {
 	case SevCritical:
 		acts = append(acts, mk(Isolate, 4, host, why))
-		if s.Beacon && s.Dest.IsValid() {
+		if blockable {
 			acts = append(acts, mk(Block, 4, dest, why))
 		}
 		acts = append(acts, mk(Collect, 4, host, why))
 		acts = append(acts, mk(ResetCreds, 3, host, why))
 	case SevHigh:
-		if s.Beacon && s.Dest.IsValid() {
+		if blockable {
 			acts = append(acts, mk(Block, 3, dest, why))
 		}
 		if s.Lateral || crit >= assets.High {
