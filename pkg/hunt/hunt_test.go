@@ -69,11 +69,17 @@ func (n *net) model(cfg Config) *Model {
 	return m
 }
 
+// find returns a finding and its rank among the findings of its kind.
 func find(res Result, kind Kind, src, dst netip.Addr) (int, *Finding) {
+	rank := 0
 	for i := range res.Findings {
 		f := &res.Findings[i]
-		if f.Kind == kind && f.Src == src && (kind == KindHost || f.Dst == dst) {
-			return i + 1, f
+		if f.Kind != kind {
+			continue
+		}
+		rank++
+		if f.Src == src && (kind == KindHost || f.Dst == dst) {
+			return rank, f
 		}
 	}
 	return 0, nil

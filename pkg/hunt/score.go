@@ -212,21 +212,37 @@ func (m *Model) Score() Result {
 	}
 
 	// Inbound: outside sources that poll an inside service on a schedule.
-	// Several of them are a monitoring service (or a public API's
-	// clients), not one controller.
+	// Several that keep the same schedule, or poll from one network, are a
+	// monitoring service (or one client fleet), not a controller.
 	type svcKey struct {
 		dst   netip.Addr
 		port  uint16
 		proto uint8
 	}
-	svcPeriodic := map[svcKey]int{}
+	type poller struct {
+		src    netip.Addr
+		period float64
+	}
+	svcPollers := map[svcKey][]poller{}
 	for _, c := range all {
 		if c.dir != Inbound || c.conns+c.bursts < periodicity.MinEvents {
 			continue
 		}
 		if per := periodicity.AnalyzeRuns(c.runs(m.first)); per.Regularity >= 0.5 && per.Events >= periodicity.MinEvents {
-			svcPeriodic[svcKey{c.key.dst, c.key.port, c.key.proto}]++
+			sk := svcKey{c.key.dst, c.key.port, c.key.proto}
+			svcPollers[sk] = append(svcPollers[sk], poller{c.key.src, per.Period})
 		}
+	}
+	// alike counts the pollers of a service like src's: its own schedule
+	// (within a quarter) or its network.
+	alike := func(sk svcKey, src netip.Addr, period float64) int {
+		n := 0
+		for _, q := range svcPollers[sk] {
+			if q.src == src || netOf(q.src) == netOf(src) || period > 0 && math.Abs(q.period-period) <= 0.25*period {
+				n++
+			}
+		}
+		return n
 	}
 
 	// Host evidence: lateral fan-out to admin ports, scanning, and the
@@ -302,10 +318,10 @@ func (m *Model) Score() Result {
 			// An outside address that reaches many inside hosts (a scanner,
 			// a monitoring service) is no rare controller, nor is one of
 			// several that poll the same inside service.
-			nIn := max(m.inTargets[k.src], svcPeriodic[svcKey{k.dst, k.port, k.proto}])
+			nIn := max(m.inTargets[k.src], alike(svcKey{k.dst, k.port, k.proto}, k.src, per.Period))
 			rarDst = rarity(nIn, popScaleN)
 			rar = rarDst * (netFloor + (1-netFloor)*rarity(m.inNetTargets[netOf(k.src)], netScale*popScaleN))
-			pop, popBy = nIn, "inside hosts it reaches, or outside sources polling the service"
+			pop, popBy = nIn, "inside hosts it reaches, or outside pollers of the service like it (same schedule or network)"
 		} else {
 			// Rarity: every other internal host that reaches the destination
 			// (by address or by name, whichever is more) makes a fleet
@@ -697,7 +713,9 @@ func (m *Model) Score() Result {
 			return c
 		}
 		if a.f.Kind != b.f.Kind {
-			return strings.Compare(string(a.f.Kind), string(b.f.Kind))
+			// A host before its channel at the same score: the host is
+			// what to act on (and an inbound channel's source is not it).
+			return strings.Compare(string(b.f.Kind), string(a.f.Kind))
 		}
 		if c := a.f.Src.Compare(b.f.Src); c != 0 {
 			return c
