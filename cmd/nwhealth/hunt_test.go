@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"math/rand"
@@ -10,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -459,5 +461,85 @@ func TestGateRealNegatives(t *testing.T) {
 	}
 	if proxied < 3 {
 		t.Errorf("%d channels through the proxy", proxied)
+	}
+}
+
+// TestHuntZeekBadInput: damaged Zeek logs lose nothing valid. A gzipped
+// conn.log cut in the middle of a member keeps every row before the cut
+// (the beacon is still found), an http.log whose uids no conn row has and
+// a header without a needed field are named, and the exit status is 3.
+func TestHuntZeekBadInput(t *testing.T) {
+	raw, err := os.ReadFile(smallConnLog(t, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// In time order, as Zeek writes it, so that a cut loses the end.
+	lines := strings.SplitAfter(string(raw), "\n")
+	rows := slices.Clone(lines[7:])
+	slices.Sort(rows)
+	conn := []byte(strings.Join(append(lines[:7:7], rows...), ""))
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(conn)
+	zw.Close()
+	dir := t.TempDir()
+	cut := filepath.Join(dir, "conn.log.gz")
+	os.WriteFile(cut, gz.Bytes()[:gz.Len()*9/10], 0o644)
+	http := filepath.Join(dir, "http.log")
+	os.WriteFile(http, []byte("#separator \\x09\n#path\thttp\n#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tmethod\thost\turi\n"+
+		"1772431200.000000\tCnowhere\t10.1.0.7\t40001\t198.18.1.1\t80\tGET\twww.example.org\t/\n"), 0o644)
+	noPort := filepath.Join(dir, "conn-noport.log")
+	os.WriteFile(noPort, []byte(strings.Replace(connHeader, "\tid.resp_p\t", "\tid.resp_port\t", 1)+
+		"1772431200.000000\tCa\t10.1.0.1\t1\t10.1.0.2\t2\ttcp\t-\t-\t-\t-\tS0\t-\t-\t0\tS\t1\t40\t0\t0\t-\n"), 0o644)
+
+	for _, tc := range []struct {
+		name   string
+		files  []string
+		stderr []string
+	}{
+		{"truncated gzip member", []string{cut}, []string{"conn.log.gz: cut short after line", "rows before it were used"}},
+		{"uids that match no conn row", []string{http, cut}, []string{"in no conn log given", "http.log:4: uid in no conn log"}},
+		{"a header without a needed field", []string{noPort, cut}, []string{"conn-noport.log: line 8: bad port"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, errOut, code := runCmd(t, append([]string{"hunt", "--format", "jsonl", "--zeek"}, tc.files...)...)
+			if code != exitPartial {
+				t.Fatalf("exit %d, want %d: %s", code, exitPartial, errOut)
+			}
+			for _, s := range tc.stderr {
+				if !strings.Contains(errOut, s) {
+					t.Errorf("stderr lacks %q:\n%s", s, errOut)
+				}
+			}
+			if rank, f := firstChannel(readFindings(t, out), "10.1.0.5", "203.0.113.9", 8080); rank != 1 {
+				t.Errorf("beacon rank %d: %v", rank, f)
+			}
+		})
+	}
+}
+
+// TestHuntStoreKeepsBursts: a store keeps the check-ins inside kept-alive
+// connections in its flow files (format v2): hunting the store finds
+// Caldera's sandcat as hunting its capture does.
+func TestHuntStoreKeepsBursts(t *testing.T) {
+	pcap := testenv.SharedFile(t, "pcaps", "real-lab", "corelight-c2", "zeek-caldera-detector", "Traces__sandcat.pcap")
+	st := filepath.Join(t.TempDir(), "store")
+	if _, errOut, code := runCmd(t, "import", "--store", st, pcap); code != 0 {
+		t.Fatalf("import: %s", errOut)
+	}
+	var scores []any
+	for _, in := range [][]string{{"--pcap", pcap}, {"--store", st}} {
+		out, errOut, code := runCmd(t, append([]string{"hunt", "--format", "jsonl"}, in...)...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", in, code, errOut)
+		}
+		rank, f := firstChannel(readFindings(t, out), "172.18.0.3", "172.18.0.2", 8888)
+		if rank != 1 || f["severity"] != "high" {
+			t.Fatalf("%v: rank %d %v", in, rank, f)
+		}
+		scores = append(scores, f["score"])
+	}
+	if scores[0] != scores[1] {
+		t.Errorf("pcap scores %v, store %v", scores[0], scores[1])
 	}
 }

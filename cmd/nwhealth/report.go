@@ -81,7 +81,7 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 input was damaged and skipped,
 	f.StringVar(&o.from, "from", "", "with --store: start time (RFC 3339, date, or relative like -24h)")
 	f.StringVar(&o.to, "to", "", "with --store: end time")
 	f.StringSliceVar(&o.pcaps, "pcap", nil, "pcap/pcapng files (gzip/zstd too), merged by time")
-	f.StringSliceVar(&o.zeeks, "zeek", nil, "Zeek conn.log files: more flow records for hunt")
+	f.StringSliceVar(&o.zeeks, "zeek", nil, "Zeek logs (conn, http, ssl, dns; any order): more flow records for hunt")
 	f.StringSliceVar(&o.internal, "internal", nil, "inside networks (default RFC 1918 and ULA)")
 	f.StringVar(&o.allowFile, "allow", "", "allow list: IPs, CIDRs, domains, *.domain")
 	f.StringVar(&o.assetsFile, "assets", "", "asset inventory YAML (cidr/host, name, criticality, owner, role)")
