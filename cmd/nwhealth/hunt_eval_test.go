@@ -21,7 +21,9 @@ import (
 
 // The evaluation harness: hunt over the trafficsim scenarios under
 // testdata/hunt-eval, scored with the shared huntscore.py from the pcap and
-// from the conn.log, with ritabase.py's score for reference.
+// from the conn.log, with ritabase.py's score for reference. Scenarios with
+// "generator": "demogen" are internal/demogen networks with its shapes
+// (kept-alive, proxy, inbound), hunted from the pcap and from a store.
 //
 // By default (make test) only the scenarios marked "ci" run: small ones, a
 // quality gate of about two minutes. NWHEALTH_HUNT_EVAL=all runs every
@@ -398,20 +400,24 @@ func evalTable(rows []evalRow) string {
 		return strconv.Itoa(s.hardRank)
 	}
 	var sumP, sumH, sumZP, sumZH, sumRP, sumRH float64
-	n := 0
+	n, nr := 0, 0
 	for _, r := range rows {
 		fmt.Fprintf(&b, "| %s | %d | %g | %d | %s | %s | %s | %s/%s/%s | %.2f / %.2f | %.1fs / %.1fs |\n",
 			r.name, r.hosts, r.hours, r.conns, ap(r.pcap), ap(r.zeek), ap(r.rita), rank(r.pcap), rank(r.zeek), rank(r.rita),
 			r.pcap.topBenign, r.zeek.topBenign, r.pcapT.Seconds(), r.zeekT.Seconds())
 		if r.pcap.ok {
 			n++
-			sumP, sumH, sumZP, sumZH, sumRP, sumRH = sumP+r.pcap.pair, sumH+r.pcap.host, sumZP+r.zeek.pair, sumZH+r.zeek.host, sumRP+r.rita.pair, sumRH+r.rita.host
+			sumP, sumH, sumZP, sumZH = sumP+r.pcap.pair, sumH+r.pcap.host, sumZP+r.zeek.pair, sumZH+r.zeek.host
+		}
+		if r.rita.ok {
+			nr++
+			sumRP, sumRH = sumRP+r.rita.pair, sumRH+r.rita.host
 		}
 	}
 	if n > 0 {
 		f := float64(n)
-		fmt.Fprintf(&b, "| **mean of %d** | | | | **%.3f / %.3f** | **%.3f / %.3f** | %.3f / %.3f | | | |\n",
-			n, sumP/f, sumH/f, sumZP/f, sumZH/f, sumRP/f, sumRH/f)
+		fmt.Fprintf(&b, "| **mean of %d** | | | | **%.3f / %.3f** | **%.3f / %.3f** | %.3f / %.3f (of %d) | | | |\n",
+			n, sumP/f, sumH/f, sumZP/f, sumZH/f, sumRP/float64(max(nr, 1)), sumRH/float64(max(nr, 1)), nr)
 	}
 	return b.String()
 }

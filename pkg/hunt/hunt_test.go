@@ -501,6 +501,41 @@ func TestMemoryFollowsChannels(t *testing.T) {
 	}
 }
 
+// TestMemoryFollowsChannelsWithBursts: connections that carry burst
+// series (kept-alive check-ins) still leave the heap bounded by channels.
+func TestMemoryFollowsChannelsWithBursts(t *testing.T) {
+	at := make([]uint32, flow.MaxBursts)
+	for i := range at {
+		at[i] = uint32(i) * 30000
+	}
+	heap := func(perChannel int) uint64 {
+		runtime.GC()
+		var before runtime.MemStats
+		runtime.ReadMemStats(&before)
+		m := New(Config{})
+		var r flow.Record
+		for i := range perChannel {
+			for c := range 200 {
+				ts := t0.Add(time.Duration(i)*time.Hour + time.Duration(c)*time.Second)
+				r = flow.Record{First: ts, Last: ts.Add(40 * time.Minute), Proto: 6, Orig: hostAddr(c % 20), Resp: netip.AddrFrom4([4]byte{203, 0, 113, byte(c)}),
+					OrigPort: 40000, RespPort: 443, OrigPkts: 300, RespPkts: 300, OrigData: 30000, RespData: 20000,
+					Bursts: flow.Bursts{N: 200, At: at, Head: flow.MaxBursts / 2}}
+				m.Add(&r)
+			}
+		}
+		runtime.GC()
+		var after runtime.MemStats
+		runtime.ReadMemStats(&after)
+		runtime.KeepAlive(m)
+		return after.HeapAlloc - min(after.HeapAlloc, before.HeapAlloc)
+	}
+	one, three := heap(100), heap(300)
+	t.Logf("200 channels: %d KB with 100 kept-alive connections each (6,400 check-ins), %d KB with 300", one>>10, three>>10)
+	if float64(three) > 1.2*float64(one) || one > 200*(maxRuns*runLen*24+4096) {
+		t.Errorf("heap %d bytes for 1x, %d for 3x the connections", one, three)
+	}
+}
+
 func TestContacts(t *testing.T) {
 	n := &net{rng: rand.New(rand.NewSource(3))}
 	c2 := ip("203.0.113.77")
