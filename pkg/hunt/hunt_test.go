@@ -662,7 +662,13 @@ func TestProxiedChannels(t *testing.T) {
 	d := n.conn(t0, proxy, ip("10.9.0.53"), 53, 17, 40, 80)
 	d.Name, d.NameSource, d.Answers = "c2.example.org", flow.NameDNS, []netip.Addr{ip("203.0.113.66")}
 
-	res := n.model(Config{Internal: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}).Score()
+	m := n.model(Config{Internal: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
+	res := m.Score()
+	// The controller's contacts are the client, not the proxy that
+	// fetched for it.
+	if cs := m.Contacts(ip("203.0.113.66")); len(cs) != 1 || cs[0].Src != hostAddr(5) {
+		t.Errorf("contacts %+v", cs)
+	}
 	var first *Finding
 	for i := range res.Findings {
 		if f := &res.Findings[i]; f.Kind == KindChannel {

@@ -538,7 +538,7 @@ func (m *Model) Contacts(dst netip.Addr) []Contact {
 	var out []Contact
 	add := func(c *channel) {
 		k := c.key
-		if k.dst != dst || c.dir == Inbound {
+		if k.dst != dst || c.dir == Inbound || m.relayed(c) {
 			return
 		}
 		out = append(out, Contact{Src: k.src, Port: k.port, Proto: k.proto, Connections: c.conns,

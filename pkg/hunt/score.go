@@ -140,17 +140,7 @@ func (m *Model) Score() Result {
 	// to the proxy is judged by the destination asked for, not by the
 	// proxy (a proxy is no rare destination). Neither is scored nor
 	// counted in popularity.
-	relayed := func(c *channel) bool {
-		k := c.key
-		if pi := m.proxies[k.dst]; pi != nil && pi.ports[k.port] && !c.via.IsValid() {
-			return true
-		}
-		pi := m.proxies[k.src]
-		if pi == nil || c.dir == Inbound {
-			return false
-		}
-		return c.name != "" && pi.hosts[c.name] || pi.hosts[k.dst.String()]
-	}
+	relayed := m.relayed
 	all := make([]*channel, 0, len(m.channels)+len(m.proxied))
 	for _, c := range m.channels {
 		if !relayed(c) {
@@ -733,6 +723,25 @@ func (m *Model) Score() Result {
 		res.Findings[i] = out[i].f
 	}
 	return res
+}
+
+// relayed reports whether a channel is a forward proxy's business: a
+// connection to a proxy's proxy port (the request in it is the channel),
+// or the proxy's own connection to a host its clients asked for.
+func (m *Model) relayed(c *channel) bool {
+	k := c.key
+	if pi := m.proxies[k.dst]; pi != nil && pi.ports[k.port] && !c.via.IsValid() {
+		return true
+	}
+	pi := m.proxies[k.src]
+	if pi == nil || c.dir == Inbound {
+		return false
+	}
+	name := c.name
+	if name == "" {
+		name = m.dnsNames[k.dst]
+	}
+	return name != "" && pi.hosts[name] || pi.hosts[k.dst.String()]
 }
 
 // cmpChan orders channels for a deterministic scoring order.
