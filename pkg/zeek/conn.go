@@ -66,6 +66,7 @@ const (
 	colQuery
 	colQType
 	colAnswers
+	colProxied
 	nCols
 )
 
@@ -78,7 +79,7 @@ var fieldCol = map[string]column{
 	"resp_pkts": colRespPkts, "resp_ip_bytes": colRespIPBytes,
 	"uid": colUID, "_path": colPath, "method": colMethod, "host": colHost, "uri": colURI,
 	"server_name": colServerName, "cipher": colCipher, "query": colQuery, "qtype": colQType, "qtype_name": colQType,
-	"answers": colAnswers,
+	"answers": colAnswers, "proxied": colProxied,
 }
 
 // Kind is the log a row belongs to.
@@ -261,8 +262,11 @@ type Row struct {
 	Orig, Resp         netip.Addr
 	OrigPort, RespPort uint16
 	Proto              uint8
-	// http.log
+	// http.log, and the client a proxy named in a forwarding header
+	// (the last address of X-Forwarded-For, X-Real-IP or Client-IP in the
+	// `proxied` field: what the proxy itself added)
 	Method, Host, URI []byte
+	Client            netip.Addr
 	// ssl.log
 	ServerName []byte
 	// dns.log: the query and the addresses its answers gave.
@@ -534,6 +538,10 @@ func (r *Reader) fillOther(row *Row) error {
 	}
 	row.Method, row.Host, row.URI = v[colMethod], v[colHost], v[colURI]
 	row.ServerName, row.Query = v[colServerName], v[colQuery]
+	row.Client = netip.Addr{}
+	if row.Kind == KindHTTP && v[colProxied] != nil {
+		row.Client = r.forwardedFor(v[colProxied])
+	}
 	row.Answers = row.Answers[:0]
 	if row.Kind == KindDNS {
 		row.Answers = r.answers(v[colAnswers], row.Answers)
@@ -562,6 +570,39 @@ func (r *Reader) answers(b []byte, out []netip.Addr) []netip.Addr {
 		}
 	}
 	return out
+}
+
+// forwardedFor reads the client a proxy named in Zeek's http.log
+// `proxied` set ("X-FORWARDED-FOR -> 10.0.0.111, 10.0.0.7"): the last
+// address of the header, the one the last proxy added (earlier ones are
+// whatever the client sent).
+func (r *Reader) forwardedFor(b []byte) netip.Addr {
+	var elems [][]byte
+	if len(b) > 0 && b[0] == '[' { // a JSON array of strings
+		elems = bytes.Split(bytes.Trim(b, "[]"), []byte(`","`))
+	} else {
+		elems = bytes.Split(b, []byte{r.setSep})
+	}
+	var client netip.Addr
+	for _, e := range elems {
+		name, val, ok := bytes.Cut(bytes.Trim(bytes.TrimSpace(e), `"`), []byte(" -> "))
+		if !ok {
+			continue
+		}
+		switch string(bytes.ToUpper(bytes.TrimSpace(name))) {
+		case "X-FORWARDED-FOR", "X-REAL-IP", "CLIENT-IP":
+		default:
+			continue
+		}
+		// A comma inside a set element is escaped in TSV.
+		val = bytes.ReplaceAll(val, []byte(`\x2c`), []byte{','})
+		for _, part := range bytes.Split(val, []byte{','}) {
+			if a, err := parseAddr(bytes.TrimSpace(part)); err == nil {
+				client = a.Unmap()
+			}
+		}
+	}
+	return client
 }
 
 // fill turns the collected column values into a record.

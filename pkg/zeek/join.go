@@ -22,6 +22,10 @@ type Report struct {
 	Damage  []Damage // the first maxPlaces places
 	Damaged int      // all damaged rows and places, named or not
 	Unused  []string // files whose log hunt does not read, with their kind
+	// Forwarded counts connections attributed to the client their proxy
+	// named (X-Forwarded-For in http.log's proxied), where the logs hold
+	// no request of that client to the proxy.
+	Forwarded int
 }
 
 // Damage is one damaged place: a file and line, or a group of rows.
@@ -55,6 +59,7 @@ type extra struct {
 	times   []int64
 	more    uint32 // times beyond maxTimes
 	answers []netip.Addr
+	client  netip.Addr // the client a proxy named (http.log proxied, X-Forwarded-For)
 	// The row's own endpoints, for a row whose connection is in no
 	// conn.log given.
 	ts, last           int64
@@ -114,6 +119,24 @@ func Join(paths []string, sink func(*flow.Record)) (Report, error) {
 		}
 	}
 	haveConn := len(conns) > 0
+	// Proxies whose clients' requests are in the logs: their own
+	// connections are relayed, and hunt tells them apart. Where only a
+	// proxy's side is logged (a sensor outside it), the client the proxy
+	// named in X-Forwarded-For is the connection's originator.
+	// (A client whose own requests to a proxy are logged is seen there:
+	// attributing the proxy's connection to it too would count it twice.)
+	proxies, clients := map[netip.Addr]bool{}, map[netip.Addr]bool{}
+	for _, x := range extras {
+		if x.proxy != "" {
+			proxies[x.resp], clients[x.orig] = true, true
+		}
+	}
+	attribute := func(x *extra, rec *flow.Record) {
+		if x.client.IsValid() && x.client != rec.Orig.Unmap() && !proxies[rec.Orig.Unmap()] && !clients[x.client] {
+			rec.Orig = x.client
+			rp.Forwarded++
+		}
+	}
 	var noUID []string
 	for _, f := range conns {
 		uids := false
@@ -128,6 +151,7 @@ func Join(paths []string, sink func(*flow.Record)) (Report, error) {
 				if x := extras[string(row.UID)]; x != nil {
 					x.used = true
 					x.apply(rec)
+					attribute(x, rec)
 				}
 			}
 			sink(rec)
@@ -167,6 +191,7 @@ func Join(paths []string, sink func(*flow.Record)) (Report, error) {
 			rec.OrigFlags, rec.RespFlags = 0x18, 0x18
 		}
 		x.apply(&rec)
+		attribute(x, &rec)
 		sink(&rec)
 	}
 	if haveConn && len(orphans) > 0 {
@@ -296,6 +321,9 @@ func addExtra(extras map[string]*extra, row *Row, path string) {
 			x.name, x.nameSrc = n, flow.NameSNI
 		}
 	case KindHTTP:
+		if row.Client.IsValid() {
+			x.client = row.Client
+		}
 		if len(row.Method) == 0 || x.target != "" && ts >= x.firstNS {
 			break
 		}

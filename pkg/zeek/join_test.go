@@ -201,6 +201,11 @@ func TestJoinRealProxyLogs(t *testing.T) {
 		}
 	}
 	t.Logf("%d records: %d proxied, %d named, %d with several bursts; %d damaged", len(recs), proxied, named, bursty, rp.Damaged)
+	// The proxy's upstream requests name the client (X-Forwarded-For),
+	// whose own requests to the proxy are logged: nothing is reattributed.
+	if rp.Forwarded != 0 {
+		t.Errorf("%d connections attributed to a forwarded-for client", rp.Forwarded)
+	}
 	if proxied < 300 || named < 2000 || bursty < 20 {
 		t.Errorf("%d proxied, %d named, %d with bursts", proxied, named, bursty)
 	}
@@ -245,5 +250,32 @@ func TestBurstsOf(t *testing.T) {
 	if bu.N != 105 || len(bu.At) != flow.MaxBursts || int(bu.Head) != flow.MaxBursts/2 ||
 		bu.At[31] != 31*60000 || bu.At[32] != 68*60000 || bu.At[63] != 99*60000 {
 		t.Errorf("%+v", bu)
+	}
+}
+
+func TestJoinForwardedFor(t *testing.T) {
+	// A sensor outside the proxy logs only the proxy's connections; the
+	// proxy named its client in X-Forwarded-For (Zeek's proxied set, the
+	// last address being the one the proxy added).
+	conn := "#separator \\x09\n#set_separator\t,\n#path\tconn\n#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\tduration\torig_bytes\tresp_bytes\tconn_state\n" +
+		"1700000000.0\tCup1\t10.0.0.238\t40000\t192.0.2.77\t80\ttcp\t0.5\t300\t200\tSF\n" +
+		"1700000060.0\tCup2\t10.0.0.238\t40001\t192.0.2.78\t80\ttcp\t0.5\t300\t200\tSF\n"
+	http := "#separator \\x09\n#set_separator\t,\n#path\thttp\n#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tmethod\thost\turi\tproxied\n" +
+		"1700000000.1\tCup1\t10.0.0.238\t40000\t192.0.2.77\t80\tPOST\tupdate-check.example.net\t/ping\tVIA -> 1.1 prx01,X-FORWARDED-FOR -> 203.0.113.9\\x2c 10.20.1.36\n"
+	json := `{"_path":"http","ts":1700000060.1,"uid":"Cup2","id.orig_h":"10.0.0.238","id.orig_p":40001,"id.resp_h":"192.0.2.78","id.resp_p":80,"method":"GET","host":"a.example","uri":"/","proxied":["VIA -> 1.1 prx01","X-FORWARDED-FOR -> 10.20.1.40"]}` + "\n"
+	recs, rp := join(t, writeFiles(t, map[string][]byte{"conn.log": []byte(conn), "http.log": []byte(http), "http.json": []byte(json)}))
+	if len(recs) != 2 || rp.Forwarded != 2 || rp.Damaged != 0 {
+		t.Fatalf("%d records, report %+v", len(recs), rp)
+	}
+	if a, b := byUIDTime(recs, 1700000000), byUIDTime(recs, 1700000060); a.Orig != netip.MustParseAddr("10.20.1.36") || b.Orig != netip.MustParseAddr("10.20.1.40") {
+		t.Errorf("originators %v and %v", a.Orig, b.Orig)
+	}
+	// When the client's own request to the proxy is logged too, the
+	// proxy's connection stays the proxy's (hunt counts it as relayed).
+	clientLeg := "#separator \\x09\n#set_separator\t,\n#path\thttp\n#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tmethod\thost\turi\n" +
+		"1700000000.05\tCcli\t10.20.1.36\t50000\t10.0.0.238\t3128\tPOST\tupdate-check.example.net\thttp://update-check.example.net/ping\n"
+	recs, rp = join(t, writeFiles(t, map[string][]byte{"conn.log": []byte(conn), "http.log": []byte(http), "client.log": []byte(clientLeg)}))
+	if a := byUIDTime(recs, 1700000000); a == nil || a.Orig != netip.MustParseAddr("10.0.0.238") || rp.Forwarded != 0 {
+		t.Errorf("with the client's leg: %+v, forwarded %d", a, rp.Forwarded)
 	}
 }
