@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nwhealth/nwhealth/pkg/smbrpc"
+	"github.com/nwhealth/nwhealth/pkg/smbrpc/rpcops"
 )
 
 // Bounds on one SMB connection.
@@ -275,10 +276,8 @@ func (s *smbConn) smb2(p *Pipeline, dir int, h smbrpc.SMB2Header, m []byte, ts t
 				break
 			}
 			f := s.files[s.fid(w.FileID)]
-			if f == nil {
-				if _, _, ok := smbrpc.DCERPCHeader(w.Data); ok {
-					f = s.anonPipe(s.fid(w.FileID), h, ts)
-				}
+			if _, _, ok := smbrpc.DCERPCHeader(w.Data); ok && w.Offset == 0 {
+				f = s.rpcPipe(f, s.fid(w.FileID), h.TreeID, h.SessionID, ts, false)
 			}
 			if f != nil {
 				s.data(p, f, 0, w.Offset, w.Data, w.Complete, ts)
@@ -291,10 +290,9 @@ func (s *smbConn) smb2(p *Pipeline, dir int, h smbrpc.SMB2Header, m []byte, ts t
 			}
 			r.fid = io.FileID
 			if io.CtlCode == smbrpc.FsctlPipeTransceive {
-				f := s.files[s.fid(io.FileID)]
-				if f == nil {
-					f = s.anonPipe(s.fid(io.FileID), h, ts)
-				}
+				// Only a named pipe takes a transceive, whatever its
+				// tree connect (maybe not captured) said.
+				f := s.rpcPipe(s.files[s.fid(io.FileID)], s.fid(io.FileID), h.TreeID, h.SessionID, ts, true)
 				s.data(p, f, 0, 0, io.Input, true, ts)
 			}
 		default:
@@ -421,17 +419,30 @@ func (s *smbConn) openFile(id smbrpc.FileID, name string, t *smbTree, sess uint6
 			break
 		}
 	}
+	// With its tree connect not captured, a file named like an RPC pipe
+	// (atsvc, svcctl...) is taken for one.
+	pipe := t != nil && t.pipe || t == nil && rpcops.KnownPipe(name)
 	s.files[id] = &smbFile{id: id, name: name, tree: t, sess: sess, opened: ts, last: ts, action: action, eof: eof,
-		pipe: t != nil && t.pipe, smb1: smb1}
+		pipe: pipe, smb1: smb1}
 }
 
-// anonPipe registers a pipe whose CREATE was not captured (the capture
-// began inside the session): its name is unknown, so rpcops guesses the
-// interface from the opnum and stub.
-func (s *smbConn) anonPipe(id smbrpc.FileID, h smbrpc.SMB2Header, ts time.Time) *smbFile {
-	s.openFile(id, "", s.trees[h.TreeID], h.SessionID, 0, 0, ts, false)
-	f := s.files[id]
-	f.pipe = true
+// rpcPipe returns the pipe a DCE/RPC PDU was written to (or a transceive
+// sent on: sure is set). A file whose CREATE was not captured (the capture
+// began inside the session) is registered without a name, and rpcops
+// guesses its interface from the opnum and stub. A file opened on a tree
+// whose connect was not captured, and so taken for a file, becomes a pipe
+// when nothing was read or written yet; one on a known disk share stays a
+// file unless sure.
+func (s *smbConn) rpcPipe(f *smbFile, id smbrpc.FileID, tree uint32, sess uint64, ts time.Time, sure bool) *smbFile {
+	if f == nil {
+		s.openFile(id, "", s.trees[tree], sess, 0, 0, ts, false)
+		f = s.files[id]
+		f.pipe = true
+		return f
+	}
+	if !f.pipe && (sure || f.tree == nil) && f.w.bytes == 0 && f.r.bytes == 0 {
+		f.pipe = true
+	}
 	return f
 }
 

@@ -188,3 +188,20 @@ var guessOrder = [][16]byte{
 var dcomGuessOrder = [][16]byte{
 	remUnknown2UUID, dispatchUUID, sysActivatorUUID, wbemServicesUUID, wbemLevel1LoginUUID,
 }
+
+// KnownPipe reports whether name (\PIPE\svcctl, svcctl...) is a named pipe
+// one of the decoded interfaces is reached over.
+func KnownPipe(name string) bool {
+	p := normPipe(name)
+	if p == "" {
+		return false
+	}
+	for _, i := range reg() {
+		for _, ip := range i.pipes {
+			if ip == p {
+				return true
+			}
+		}
+	}
+	return false
+}
