@@ -180,7 +180,8 @@ func probeRequest(i *iface, opnum uint16, stub []byte, ndr64 bool) (ok bool) {
 // guessOrder lists the interfaces GuessInterface tries, most common first.
 var guessOrder = [][16]byte{
 	epmUUID, svcctlUUID, drsuapiUUID, tschUUID, atsvcUUID, sasecUUID, winregUUID, lsaUUID, samrUUID,
-	netlogonUUID, srvsvcUUID, wkssvcUUID, eventlogUUID, even6UUID,
+	netlogonUUID, srvsvcUUID, wkssvcUUID, eventlogUUID, even6UUID, spoolssUUID, efsrLsaUUID, efsrUUID,
+	dfsnmUUID, fsrvpUUID, icprUUID, parUUID,
 }
 
 // dcomGuessOrder lists the DCOM interfaces tried for a stub that starts
