@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nwhealth/nwhealth/internal/texttable"
+	"github.com/nwhealth/nwhealth/pkg/assets"
 	"github.com/nwhealth/nwhealth/pkg/replay"
 	"github.com/nwhealth/nwhealth/pkg/store"
 	"github.com/spf13/cobra"
@@ -35,6 +36,7 @@ type replayOptions struct {
 	all       bool
 	stats     bool
 	statEvery time.Duration
+	assets    string
 
 	s streams
 	// open returns a packet source per capture file; tests replace it.
@@ -95,6 +97,7 @@ whom for Graphviz.`,
 	f.StringVar(&o.format, "format", "table", "output format: table or jsonl")
 	f.StringVar(&o.graph, "graph", "", "write a Graphviz graph of hosts and who operated on whom to this file")
 	f.BoolVar(&o.all, "all", false, "also show plumbing calls (handle closes, binds, IPC$ connects)")
+	f.StringVar(&o.assets, "assets", "", "asset inventory YAML: hosts with role \"domain controller\" replicate without being flagged as DCSync")
 	f.BoolVar(&o.stats, "stats", false, "print pipeline statistics on stderr at the end (live: every --stats-every)")
 	f.DurationVar(&o.statEvery, "stats-every", time.Minute, "live mode: interval of the statistics line")
 	return cmd
@@ -123,6 +126,12 @@ func runReplay(o *replayOptions) error {
 	selecting := o.sel.from != "" || o.sel.to != "" || len(o.sel.hosts) > 0 || len(o.sel.nets) > 0 || len(o.sel.ports) > 0
 	if selecting && len(o.store) == 0 {
 		return usagef("--from, --to, --host, --net and --port select from a --store")
+	}
+	var inv *assets.Inventory
+	if o.assets != "" {
+		if inv, err = assets.LoadInventory(o.assets); err != nil {
+			return err
+		}
 	}
 	if o.ctx == nil {
 		o.ctx = context.Background()
@@ -211,6 +220,11 @@ func runReplay(o *replayOptions) error {
 	} else {
 		st, err = replay.Run(ctx, src, replay.Config{}, emit)
 		sortOps(ops)
+		// Now that the whole capture said which hosts act as domain
+		// controllers, their replication is listed, not flagged.
+		dcs := replay.DCSet(st.DomainControllers, inv.DomainControllers()...)
+		replay.MarkReplication(ops, dcs)
+		out.attacks = replay.DetectAttacks(ops, dcs)
 		for i := range ops {
 			stories.Add(&ops[i])
 			if !ops[i].Noise || o.all {
@@ -346,9 +360,10 @@ func writeGraph(path string, st *replay.Stories) error {
 // replayWriter prints operations as a table (rows collected until the
 // end, or one small table per operation in live mode) or as JSON lines.
 type replayWriter struct {
-	o    *replayOptions
-	enc  *json.Encoder
-	rows [][]string
+	o       *replayOptions
+	enc     *json.Encoder
+	rows    [][]string
+	attacks []replay.Attack
 }
 
 func newReplayWriter(o *replayOptions) *replayWriter {
@@ -478,6 +493,9 @@ func tableRow(op *replay.Operation) []string {
 func (w *replayWriter) finish(st *replay.Stories, stats replay.Stats) {
 	hosts := st.Hosts()
 	if w.enc != nil {
+		for _, a := range w.attacks {
+			w.enc.Encode(a)
+		}
 		for _, h := range hosts {
 			w.enc.Encode(struct {
 				Type string `json:"type"`
@@ -502,6 +520,20 @@ func (w *replayWriter) finish(st *replay.Stories, stats replay.Stats) {
 			}
 			t.Render()
 			fmt.Fprintln(out, "flags: E arguments encrypted, P partial (request, reply or content not fully captured)")
+		}
+	}
+	if len(w.attacks) > 0 {
+		fmt.Fprintln(out)
+		fmt.Fprintln(out, "Attacks:")
+		for _, a := range w.attacks {
+			id := a.Technique
+			if a.CVE != "" {
+				id = a.CVE + ", " + id
+			}
+			fmt.Fprintf(out, "  [%s] %s, %s (%s): %s\n", strings.ToUpper(a.Severity), a.Name, a.Verdict, id, a.Summary)
+			for _, r := range a.Evidence {
+				fmt.Fprintf(out, "      %s  %s -> %s  %s %s %s %s\n", r.Time.Format("2006-01-02 15:04:05.000"), r.Src, r.Dst, r.Interface, r.Operation, r.Target, r.Status)
+			}
 		}
 	}
 	if len(hosts) > 0 {

@@ -24,9 +24,13 @@ const (
 	maxKrbServices = 256
 )
 
-// kerberos reads one Kerberos message that client exchanged with its KDC.
-func (p *Pipeline) kerberos(client netip.Addr, b []byte) {
+// kerberos reads one Kerberos message that client exchanged with its KDC
+// (fromKDC: the KDC sent it).
+func (p *Pipeline) kerberos(client, kdc netip.Addr, fromKDC bool, b []byte) {
 	k, ok := smbrpc.ParseKerberos(b)
+	if ok && fromKDC && (k.Type == smbrpc.KrbASRep || k.Type == smbrpc.KrbTGSRep || k.Type == smbrpc.KrbError) {
+		p.actsAsDC(kdc)
+	}
 	if !ok || k.CName == "" {
 		return
 	}
@@ -98,7 +102,7 @@ type krbConn struct{ c *conn }
 
 func (k *krbConn) frame(p *Pipeline, dir int, msg []byte, _ time.Time) {
 	if len(msg) > 4 {
-		p.kerberos(k.c.client.Addr(), msg[4:])
+		p.kerberos(k.c.client.Addr(), k.c.server.Addr(), dir == 1, msg[4:])
 	}
 }
 func (k *krbConn) gap(*Pipeline, int)          {}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -60,6 +61,10 @@ type Stats struct {
 	DecodeErrors   uint64 `json:"decode_errors"`   // damaged messages skipped
 	Operations     uint64 `json:"operations"`      // operations emitted
 	EncryptedCalls uint64 `json:"encrypted_calls"` // operations whose arguments were sealed
+	// DomainControllers are the hosts the traffic shows acting as domain
+	// controllers: answering Kerberos on 88, LDAP on 389/636/3268/3269,
+	// DRSUAPI or Netlogon calls.
+	DomainControllers []netip.Addr `json:"domain_controllers,omitempty"`
 	// KernelDrops (live capture only: RunLive on a Live source) are the
 	// packets the kernel dropped because the ring was full: the pipeline
 	// fell behind for longer than the ring and queue could hold.
@@ -95,6 +100,9 @@ type Pipeline struct {
 	// ones with calls or files to expire.
 	apps map[*conn]struct{}
 
+	// dcs are the hosts seen serving what only domain controllers serve.
+	dcs map[netip.Addr]bool
+
 	now       time.Time // packet time of the newest packet
 	nowWall   time.Time // wall clock when it arrived (live expiry)
 	lastSweep time.Time
@@ -114,11 +122,29 @@ func New(cfg Config, emit func(Operation)) *Pipeline {
 		epmPorts:  make(map[netip.AddrPort]struct{}),
 		shared:    rpcops.NewShared(),
 		transfers: make(map[netip.Addr]map[string]string),
+		dcs:       make(map[netip.Addr]bool),
 	}
 }
 
 // Stats returns the counters so far.
-func (p *Pipeline) Stats() Stats { return p.stats }
+func (p *Pipeline) Stats() Stats {
+	st := p.stats
+	st.DomainControllers = nil
+	for a := range p.dcs {
+		st.DomainControllers = append(st.DomainControllers, a)
+	}
+	slices.SortFunc(st.DomainControllers, netip.Addr.Compare)
+	return st
+}
+
+// actsAsDC records a host seen serving a domain controller's protocol.
+func (p *Pipeline) actsAsDC(a netip.Addr) {
+	if !p.dcs[a] && len(p.dcs) < maxDCs {
+		p.dcs[a] = true
+	}
+}
+
+const maxDCs = 4096
 
 func (p *Pipeline) out(o Operation) {
 	p.stats.Operations++
@@ -128,6 +154,10 @@ func (p *Pipeline) out(o Operation) {
 	if o.End.IsZero() {
 		o.End = o.Time
 	}
+	if o.Kind == "rpc" && o.HasStatus && !o.Partial && (o.Interface == "drsuapi" || o.Interface == "netlogon") {
+		p.actsAsDC(o.Dst)
+	}
+	markReplication(&o, p.dcs)
 	p.emit(o)
 }
 
@@ -157,9 +187,9 @@ func (p *Pipeline) Packet(pk Packet) {
 	case pkthdr.ProtoUDP:
 		switch {
 		case h.DstPort == 88:
-			p.kerberos(h.Src, payload)
+			p.kerberos(h.Src, h.Dst, false, payload)
 		case h.SrcPort == 88:
-			p.kerberos(h.Dst, payload)
+			p.kerberos(h.Dst, h.Src, true, payload)
 		}
 	}
 	p.maybeSweep()

@@ -91,6 +91,12 @@ func (p *Pipeline) tcpPacket(h *pkthdr.Packet, payload []byte, ts time.Time) {
 	c := p.conns[k]
 	syn := h.TCPFlags&pkthdr.TCPSyn != 0
 	ack := h.TCPFlags&pkthdr.TCPAck != 0
+	if syn && ack {
+		switch h.SrcPort {
+		case 389, 636, 3268, 3269: // LDAP and the global catalog answer
+			p.actsAsDC(h.Src)
+		}
+	}
 	if c == nil {
 		if len(payload) == 0 && !syn {
 			return // a bare ACK or FIN of a connection we never saw carry data
