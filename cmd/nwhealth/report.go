@@ -192,7 +192,7 @@ func analyzeReport(o *reportOptions) (*report.Incident, replay.Stats, []string, 
 		return nil, st, nil, err
 	}
 	inc := report.Build(report.Input{Hunt: m.Score(), Contacts: m.Contacts, Operations: ops, Inventory: inv,
-		Internal: cfg.Internal, MinSeverity: minSev, Allowed: cfg.Allowed})
+		Internal: cfg.Internal, MinSeverity: minSev, Allowed: cfg.Allowed, DomainControllers: st.DomainControllers})
 	return inc, st, damage, nil
 }
 

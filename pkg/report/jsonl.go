@@ -314,6 +314,11 @@ func WriteJSONL(w io.Writer, inc *Incident) error {
 			return err
 		}
 	}
+	for _, a := range inc.Attacks {
+		if err := enc.Encode(a); err != nil {
+			return err
+		}
+	}
 	for i := range inc.Operations {
 		op := &inc.Operations[i]
 		j := jsonOperation{Type: "operation", ID: op.ID, TS: ts(op.Time), End: ts(op.End), Src: op.Src.String(), SrcPort: op.SrcPort,
