@@ -389,6 +389,7 @@ type jsonOp struct {
 	Workstation string          `json:"workstation,omitempty"`
 	Auth        string          `json:"auth"`
 	Service     string          `json:"service,omitempty"`
+	AccountVia  string          `json:"account_via,omitempty"`
 	Transport   string          `json:"transport"`
 	Pipe        string          `json:"pipe,omitempty"`
 	Share       string          `json:"share,omitempty"`
@@ -424,7 +425,7 @@ func (w *replayWriter) operation(op *replay.Operation) {
 		j := jsonOp{
 			Type: "operation", TS: rfc3339(op.Time), End: rfc3339(op.End),
 			Src: addrString(op.Src), SrcPort: op.SrcPort, Dst: addrString(op.Dst), DstPort: op.DstPort,
-			User: op.User, Domain: op.Domain, Workstation: op.Workstation, Auth: op.Auth, Service: op.Service,
+			User: op.User, Domain: op.Domain, Workstation: op.Workstation, Auth: op.Auth, Service: op.Service, AccountVia: op.AccountVia,
 			Transport: op.Transport, Pipe: op.Pipe, Share: op.Share, Kind: op.Kind,
 			Interface: op.Interface, Operation: op.Operation, Target: op.Target, Command: op.Command,
 			Fields: op.Fields, Technique: op.Technique, Phase: op.Phase,
@@ -479,8 +480,11 @@ func tableRow(op *replay.Operation) []string {
 		flags += "P"
 	}
 	user := op.Account()
-	if user == "" && op.Service != "" {
+	switch {
+	case user == "" && op.Service != "":
 		user = "? (" + op.Service + ")"
+	case op.AccountVia == "ticket":
+		user += " (via ticket)"
 	}
 	return []string{
 		op.Time.UTC().Format("2006-01-02 15:04:05.000"),

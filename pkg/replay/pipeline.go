@@ -87,6 +87,7 @@ type Pipeline struct {
 	buffered int64 // bytes held by all framers and reorder queues
 
 	krb      map[netip.Addr]*krbHost
+	tickets  map[ticketKey]principal     // client of each ticket a captured TGS-REP issued
 	epmPorts map[netip.AddrPort]struct{} // dynamic RPC endpoints learned from the endpoint mapper
 	// transfers maps a host to the files written to it that look like
 	// tools (lower-case base name -> \\server\share\path), so a service or
@@ -119,6 +120,7 @@ func New(cfg Config, emit func(Operation)) *Pipeline {
 		conns:     make(map[flowKey]*conn),
 		apps:      make(map[*conn]struct{}),
 		krb:       make(map[netip.Addr]*krbHost),
+		tickets:   make(map[ticketKey]principal),
 		epmPorts:  make(map[netip.AddrPort]struct{}),
 		shared:    rpcops.NewShared(),
 		transfers: make(map[netip.Addr]map[string]string),

@@ -184,7 +184,7 @@ func (s *smbConn) sessAcct(id uint64, tree *smbTree) account {
 		host := strings.TrimPrefix(tree.path, `\\`)
 		host, _, _ = strings.Cut(host, `\`)
 		if pr, ok := s.p.kerberosClient(s.cli.Addr(), "cifs/"+host); ok {
-			return account{user: pr.name, domain: pr.realm, auth: "kerberos", service: "cifs/" + host}
+			return account{user: pr.name, domain: pr.realm, auth: "kerberos", service: "cifs/" + host, via: "kdc"}
 		}
 	}
 	return account{}
@@ -514,7 +514,7 @@ func (s *smbConn) baseOp(start, end time.Time, acct account, smb1 bool) Operatio
 		Time: start, End: end, Opnum: -1,
 		Src: s.cli.Addr(), Dst: s.srv.Addr(), SrcPort: s.cli.Port(), DstPort: s.srv.Port(),
 		User: acct.user, Domain: acct.domain, Workstation: firstNonEmpty(acct.workstation, s.nbName),
-		Auth: acct.auth, Service: acct.service,
+		Auth: acct.auth, Service: acct.service, AccountVia: acct.via,
 		Transport: s.transport(smb1),
 	}
 }

@@ -182,6 +182,7 @@ type jsonOperation struct {
 	User        string          `json:"user"`
 	Domain      string          `json:"domain"`
 	Auth        string          `json:"auth"`
+	AccountVia  string          `json:"account_via,omitempty"`
 	Transport   string          `json:"transport"`
 	Pipe        string          `json:"pipe,omitempty"`
 	Share       string          `json:"share,omitempty"`
@@ -322,7 +323,7 @@ func WriteJSONL(w io.Writer, inc *Incident) error {
 	for i := range inc.Operations {
 		op := &inc.Operations[i]
 		j := jsonOperation{Type: "operation", ID: op.ID, TS: ts(op.Time), End: ts(op.End), Src: op.Src.String(), SrcPort: op.SrcPort,
-			Dst: op.Dst.String(), DstPort: op.DstPort, User: op.User, Domain: op.Domain, Auth: op.Auth, Transport: op.Transport,
+			Dst: op.Dst.String(), DstPort: op.DstPort, User: op.User, Domain: op.Domain, Auth: op.Auth, AccountVia: op.AccountVia, Transport: op.Transport,
 			Pipe: op.Pipe, Share: op.Share, Kind: op.Kind, Interface: op.Interface, Operation: op.Operation.Operation, Target: op.Target,
 			Command: op.Command, Fields: op.Fields, Technique: op.Technique, Phase: op.Phase, SrcPhase: actorPhase(op.Phase),
 			DstPhase: targetPhase(op.Phase), Encrypted: op.Encrypted, Partial: op.Partial, SrcRole: op.SrcRole,
