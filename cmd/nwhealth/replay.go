@@ -278,6 +278,12 @@ func runReplay(o *replayOptions) error {
 	}
 	if st.Damaged() {
 		fmt.Fprintf(o.s.errOut, "nwhealth: some input was not captured or could not be decoded: %s\n", replayStatsLine(st, o.iface != ""))
+		for _, g := range st.GapPlaces {
+			fmt.Fprintln(o.s.errOut, "nwhealth: gap inside a stream:", g)
+		}
+		if n := int(st.Gaps) - len(st.GapPlaces); n > 0 {
+			fmt.Fprintf(o.s.errOut, "nwhealth: ... %d more gaps\n", n)
+		}
 		return partialError{"incomplete streams: operations may be missing or partial"}
 	}
 	return nil
@@ -296,8 +302,9 @@ func runLive(ctx context.Context, o *replayOptions, src replay.Source, emit func
 }
 
 func statsLine(st replay.Stats) string {
-	line := fmt.Sprintf("stats: packets=%d conns=%d operations=%d encrypted=%d conns_expired=%d calls_expired=%d gaps=%d resyncs=%d dropped_bytes=%d decode_errors=%d",
-		st.Packets, st.Conns, st.Operations, st.EncryptedCalls, st.ConnsExpired, st.CallsExpired, st.Gaps, st.Resyncs, st.DroppedBytes, st.DecodeErrors)
+	line := fmt.Sprintf("stats: packets=%d conns=%d operations=%d encrypted=%d conns_expired=%d calls_expired=%d gaps=%d resyncs=%d dropped_bytes=%d decode_errors=%d conns_midstream=%d conns_open_at_end=%d gaps_at_end=%d",
+		st.Packets, st.Conns, st.Operations, st.EncryptedCalls, st.ConnsExpired, st.CallsExpired, st.Gaps, st.Resyncs, st.DroppedBytes, st.DecodeErrors,
+		st.ConnsMidstream, st.ConnsOpenAtEnd, st.GapsAtEnd)
 	if st.KernelDrops > 0 {
 		line += fmt.Sprintf(" kernel_drops=%d", st.KernelDrops)
 	}

@@ -127,6 +127,9 @@ func runReport(o *reportOptions) error {
 		return partialError{fmt.Sprintf("%d damaged places in the input were skipped", len(damage))}
 	}
 	if st.Damaged() {
+		for _, g := range st.GapPlaces {
+			fmt.Fprintln(o.s.errOut, "report: gap inside a stream:", g)
+		}
 		return partialError{"incomplete streams: replay may have missed operations (" + statsLine(st) + ")"}
 	}
 	return nil

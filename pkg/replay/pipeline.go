@@ -48,19 +48,27 @@ func (c *Config) defaults() {
 // Stats counts what the pipeline saw and what it had to give up on; live
 // mode prints it periodically, offline mode at the end.
 type Stats struct {
-	Packets        uint64 `json:"packets"`
-	Bytes          uint64 `json:"bytes"`
-	NotIP          uint64 `json:"not_ip"`
-	Conns          uint64 `json:"conns"`           // TCP connections followed (SMB, DCE/RPC, Kerberos)
-	ConnsExpired   uint64 `json:"conns_expired"`   // closed by the idle timeout rather than FIN/RST
-	ConnsEvicted   uint64 `json:"conns_evicted"`   // dropped to stay under MaxConns
-	CallsExpired   uint64 `json:"calls_expired"`   // reported without a reply
-	Gaps           uint64 `json:"gaps"`            // holes in TCP streams (bytes never captured)
-	Resyncs        uint64 `json:"resyncs"`         // framer re-found a message boundary after a gap or garbage
-	DroppedBytes   uint64 `json:"dropped_bytes"`   // discarded to stay under the buffer caps
-	DecodeErrors   uint64 `json:"decode_errors"`   // damaged messages skipped
-	Operations     uint64 `json:"operations"`      // operations emitted
-	EncryptedCalls uint64 `json:"encrypted_calls"` // operations whose arguments were sealed
+	Packets      uint64 `json:"packets"`
+	Bytes        uint64 `json:"bytes"`
+	NotIP        uint64 `json:"not_ip"`
+	Conns        uint64 `json:"conns"`         // TCP connections followed (SMB, DCE/RPC, Kerberos)
+	ConnsExpired uint64 `json:"conns_expired"` // closed by the idle timeout rather than FIN/RST
+	ConnsEvicted uint64 `json:"conns_evicted"` // dropped to stay under MaxConns
+	CallsExpired uint64 `json:"calls_expired"` // reported without a reply
+	Gaps         uint64 `json:"gaps"`          // holes inside TCP streams (bytes lost from the capture)
+	// The edges of a capture are no damage: connections already open when
+	// it began (their start, binds and logons were not seen), still open
+	// when it ended, and bytes held out of order at the end waiting for a
+	// segment that would have come after it.
+	ConnsMidstream uint64   `json:"conns_midstream"`
+	ConnsOpenAtEnd uint64   `json:"conns_open_at_end"`
+	GapsAtEnd      uint64   `json:"gaps_at_end"`
+	GapPlaces      []string `json:"gap_places,omitempty"` // the first inside gaps: connection, direction, time, bytes
+	Resyncs        uint64   `json:"resyncs"`              // framer re-found a message boundary after a gap or garbage
+	DroppedBytes   uint64   `json:"dropped_bytes"`        // discarded to stay under the buffer caps
+	DecodeErrors   uint64   `json:"decode_errors"`        // damaged messages skipped
+	Operations     uint64   `json:"operations"`           // operations emitted
+	EncryptedCalls uint64   `json:"encrypted_calls"`      // operations whose arguments were sealed
 	// DomainControllers are the hosts the traffic shows acting as domain
 	// controllers: answering Kerberos on 88, LDAP on 389/636/3268/3269,
 	// DRSUAPI or Netlogon calls.
@@ -101,6 +109,8 @@ type Pipeline struct {
 	// ones with calls or files to expire.
 	apps map[*conn]struct{}
 
+	flushing bool // Flush is closing every connection: the end of the input
+
 	// dcs are the hosts seen serving what only domain controllers serve.
 	dcs map[netip.Addr]bool
 
@@ -131,6 +141,7 @@ func New(cfg Config, emit func(Operation)) *Pipeline {
 // Stats returns the counters so far.
 func (p *Pipeline) Stats() Stats {
 	st := p.stats
+	st.GapPlaces = slices.Clone(p.stats.GapPlaces)
 	st.DomainControllers = nil
 	for a := range p.dcs {
 		st.DomainControllers = append(st.DomainControllers, a)
@@ -244,6 +255,17 @@ func (p *Pipeline) sweep(all bool) {
 
 // dropConn closes a connection's protocol state and forgets it.
 func (p *Pipeline) dropConn(k flowKey, c *conn, expired bool) {
+	if c.app != nil && !expired && p.flushing {
+		// The input ended with the connection open: an edge, not damage.
+		if !c.fin[0] || !c.fin[1] {
+			p.stats.ConnsOpenAtEnd++
+		}
+		for d := range c.dirs {
+			if len(c.dirs[d].ooo) > 0 {
+				p.stats.GapsAtEnd++
+			}
+		}
+	}
 	if c.app != nil {
 		c.app.close(p, expired)
 		delete(p.apps, c)
@@ -262,7 +284,11 @@ func (p *Pipeline) dropConn(k flowKey, c *conn, expired bool) {
 
 // Flush closes every connection, reporting calls still waiting for a reply
 // and files still open. Call it at the end of the input.
-func (p *Pipeline) Flush() { p.sweep(true) }
+func (p *Pipeline) Flush() {
+	p.flushing = true
+	p.sweep(true)
+	p.flushing = false
+}
 
 // Run feeds every packet of src into a new pipeline and flushes it. A
 // damaged-input error from the source (anything but io.EOF) is returned

@@ -384,3 +384,40 @@ func TestKerberosTicketJoin(t *testing.T) {
 		}
 	}
 }
+
+// TestCaptureEdges: a connection already open when the capture began and
+// one still open, with bytes held out of order, when it ended are counted
+// as edges, not damage; a hole inside a stream is damage, and named.
+func TestCaptureEdges(t *testing.T) {
+	// Open before the capture: no SYN, the first bytes are mid-stream.
+	f := newFlow("10.0.0.1:50600", "10.0.0.2:445", t0)
+	f.pkts = f.pkts[2:]
+	f.send(true, nb(smb2(smbrpc.SMB2TreeConnect, false, 0, 7, 0, 9, treeConnect(`\\srv\C$`))), 1460)
+	f.send(false, nb(smb2(smbrpc.SMB2TreeConnect, true, 0, 7, 6, 9, treeConnectResp(smbrpc.ShareDisk))), 1460)
+	// Still open at the end: a segment after one that would have come
+	// after the capture stopped.
+	g := newFlow("10.0.0.1:50601", "10.0.0.2:445", t0)
+	g.send(true, nb(smb2(smbrpc.SMB2TreeConnect, false, 0, 1, 0, 9, treeConnect(`\\srv\D$`))), 1460)
+	msg := nb(smb2(smbrpc.SMB2TreeConnect, false, 0, 2, 0, 9, treeConnect(`\\srv\E$`)))
+	idx := g.send(true, msg, 40)
+	g.pkts = append(g.pkts[:idx[0]], g.pkts[idx[0]+1:]...)
+	ops, st := runPackets(t, append(f.pkts, g.pkts...), Config{})
+	if st.Damaged() || st.Gaps != 0 {
+		t.Fatalf("edges taken for damage: %+v", st)
+	}
+	if st.ConnsMidstream != 1 || st.ConnsOpenAtEnd != 2 || st.GapsAtEnd != 1 {
+		t.Errorf("edges not counted: midstream %d open at end %d gaps at end %d", st.ConnsMidstream, st.ConnsOpenAtEnd, st.GapsAtEnd)
+	}
+	if find(ops, "tree", "") == nil {
+		t.Errorf("operations lost: %+v", ops)
+	}
+
+	// A segment lost inside a stream, the peer acknowledging past it.
+	h, at := psexecFlow()
+	drop := at["write1"][1]
+	h.pkts = append(h.pkts[:drop], h.pkts[drop+1:]...)
+	_, st = runPackets(t, h.pkts, Config{})
+	if !st.Damaged() || st.Gaps == 0 || len(st.GapPlaces) == 0 || !strings.Contains(st.GapPlaces[0], "10.0.0.1:50000 -> 10.0.0.2:445 at ") {
+		t.Fatalf("inside gap: %+v", st)
+	}
+}
