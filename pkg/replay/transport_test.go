@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/nwhealth/nwhealth/pkg/pcapio"
 	"github.com/nwhealth/nwhealth/pkg/pkthdr"
 	"github.com/nwhealth/nwhealth/pkg/smbrpc"
+	"github.com/nwhealth/nwhealth/pkg/smbrpc/rpcops"
 )
 
 // Tests of DCE/RPC carried by SMB2 IOCTL FSCTL_PIPE_TRANSCEIVE and SMB1
@@ -273,5 +275,71 @@ func writePcap(t *testing.T, file string, pkts []Packet) {
 	}
 	if err := os.WriteFile(file, buf.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// tsharkOpAliases are tshark's abbreviated or reordered names.
+var tsharkOpAliases = map[string]string{
+	"FCPN": "FindClosePrinterChangeNotification", "RFFPCNEX": "RemoteFindFirstPrinterChangeNotificationEx",
+	"RRPCN": "RouterReplyPrinterEx", "RFNPCNEX": "RouterRefreshPrinterChangeNotification",
+	"EnumPrintProcessor": "EnumPrintProcessors", "PlayDiscriptOnPrinterIC": "PlayGdiScriptOnPrinterIC",
+	"EnumPrintProcDataTypes": "EnumPrintProcessorDatatypes", "dfs_GetManagerVersion": "DfsManagerGetVersion",
+	"AddPrintProvider": "AddPrintProvidor", "DeletePrintProvider": "DeletePrintProvidor",
+	"FindFirstPrinterChangeNotification": "ClientFindFirstPrinterChangeNotification",
+	"RouterFindFirstPrinterNotificationOld": "RouterFindFirstPrinterChangeNotificationOld",
+}
+
+// normOp drops the prefixes the two namings differ by (Rpc, Netr, dfs_).
+func normOp(s string) string {
+	s = strings.TrimPrefix(s, "Rpc")
+	s = strings.TrimPrefix(s, "Netr")
+	return strings.ToLower(strings.ReplaceAll(s, "_", ""))
+}
+
+// TestOpNamesTshark: tshark names each opnum of the interfaces this
+// package's new decoders cover as rpcops does (a bind, then one request a
+// segment for every opnum; tshark's names drop MS-RPRN's Rpc prefix).
+func TestOpNamesTshark(t *testing.T) {
+	testenv.Tool(t, "tshark")
+	dir := t.TempDir()
+	for _, c := range []struct {
+		uuid string
+		ver  uint16
+		n    int
+	}{
+		{"c681d488-d850-11d0-8c52-00c04fd90f7e", 1, 23},  // efsrpc over lsarpc
+		{"12345678-1234-abcd-ef00-0123456789ab", 1, 117}, // spoolss
+		{"4fc742e0-4a10-11cf-8273-00aa004ae673", 3, 26},  // netdfs
+		{"a8e0653c-2744-4389-a61d-7373df8b2292", 1, 13},  // FileServerVssAgent
+		{"1ff70682-0a51-30e8-076d-740be8cee98b", 1, 4},   // atsvc
+	} {
+		iface := smbrpc.MustUUID(c.uuid)
+		f := newFlow("10.0.0.1:50300", "10.0.0.2:135", t0)
+		f.send(true, rpcBind(1, iface, c.ver), 1460)
+		f.send(false, rpcBindAckSyntax(1, smbrpc.SyntaxNDR), 1460)
+		for op := 0; op < c.n; op++ {
+			f.send(true, rpcRequest(uint32(2+op), 3, uint16(op), make([]byte, 8)), 1460)
+		}
+		file := filepath.Join(dir, c.uuid+".pcap")
+		writePcap(t, file, f.pkts)
+		named := 0
+		for _, r := range tsharkFields(t, file, "dcerpc.pkt_type == 0", "dcerpc.opnum", "_ws.col.Info") {
+			op, _ := strconv.Atoi(r[0])
+			theirs, _, _ := strings.Cut(get(r, 1), " ")
+			if theirs == "Unknown" || theirs == "Request:" || strings.HasPrefix(theirs, "Opnum") {
+				continue // tshark does not name it
+			}
+			ours := rpcops.OpName([16]byte(iface), uint16(op))
+			if a, ok := tsharkOpAliases[theirs]; ok {
+				theirs = a
+			}
+			if normOp(ours) != normOp(theirs) {
+				t.Errorf("%s opnum %d: tshark %q, rpcops %q", c.uuid, op, theirs, ours)
+			}
+			named++
+		}
+		if named == 0 {
+			t.Errorf("%s: tshark named no opnum", c.uuid)
+		}
 	}
 }

@@ -34,7 +34,7 @@ const TechCoerce = "T1187"
 func registerCoerce() {
 	names := []string{"EfsRpcOpenFileRaw", "EfsRpcReadFileRaw", "EfsRpcWriteFileRaw", "EfsRpcCloseRaw",
 		"EfsRpcEncryptFileSrv", "EfsRpcDecryptFileSrv", "EfsRpcQueryUsersOnFile", "EfsRpcQueryRecoveryAgents",
-		"EfsRpcRemoveUsersFromFile", "EfsRpcAddUsersToFile", "", "EfsRpcNotSupported", "EfsRpcFileKeyInfo",
+		"EfsRpcRemoveUsersFromFile", "EfsRpcAddUsersToFile", "EfsRpcSetFileEncryptionKey", "EfsRpcNotSupported", "EfsRpcFileKeyInfo",
 		"EfsRpcDuplicateEncryptionInfoFile", "", "EfsRpcAddUsersToFileEx", "EfsRpcFileKeyInfoEx", "",
 		"EfsRpcGetEncryptedFileMetadata", "EfsRpcSetEncryptedFileMetadata", "EfsRpcFlushEfsCache",
 		"EfsRpcEncryptFileExSrv", "EfsRpcQueryProtectors"}

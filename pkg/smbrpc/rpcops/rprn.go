@@ -25,8 +25,9 @@ var (
 
 func init() { builders = append(builders, registerRprn) }
 
-// spoolssNames are MS-RPRN's opnums 0 to 116; the ones the specification
-// marks as not used on the wire are "".
+// spoolssNames are MS-RPRN's opnums 0 to 116. The ones the specification
+// marks as not used on the wire keep their older names where Windows' IDL
+// had one (RpcAddPort...), else "".
 var spoolssNames = func() []string {
 	n := make([]string, 117)
 	for i, s := range []string{
@@ -37,12 +38,15 @@ var spoolssNames = func() []string {
 		"RpcWritePrinter", "RpcEndPagePrinter", "RpcAbortPrinter", "RpcReadPrinter", "RpcEndDocPrinter",
 		"RpcAddJob", "RpcScheduleJob", "RpcGetPrinterData", "RpcSetPrinterData", "RpcWaitForPrinterChange",
 		"RpcClosePrinter", "RpcAddForm", "RpcDeleteForm", "RpcGetForm", "RpcSetForm", "RpcEnumForms",
-		"RpcEnumPorts", "RpcEnumMonitors", "", "", "RpcDeletePort", "RpcCreatePrinterIC",
-		"RpcPlayGdiScriptOnPrinterIC", "RpcDeletePrinterIC", "", "", "", "RpcAddMonitor", "RpcDeleteMonitor",
-		"RpcDeletePrintProcessor", "", "", "RpcEnumPrintProcessorDatatypes", "RpcResetPrinter",
-		"RpcGetPrinterDriver2", "", "", "RpcFindClosePrinterChangeNotification", "", "RpcReplyOpenPrinter",
+		"RpcEnumPorts", "RpcEnumMonitors", "RpcAddPort", "RpcConfigurePort", "RpcDeletePort", "RpcCreatePrinterIC",
+		"RpcPlayGdiScriptOnPrinterIC", "RpcDeletePrinterIC", "RpcAddPrinterConnection", "RpcDeletePrinterConnection",
+		"RpcPrinterMessageBox", "RpcAddMonitor", "RpcDeleteMonitor", "RpcDeletePrintProcessor", "RpcAddPrintProvidor",
+		"RpcDeletePrintProvidor", "RpcEnumPrintProcessorDatatypes", "RpcResetPrinter", "RpcGetPrinterDriver2",
+		"RpcClientFindFirstPrinterChangeNotification", "RpcFindNextPrinterChangeNotification",
+		"RpcFindClosePrinterChangeNotification", "RpcRouterFindFirstPrinterChangeNotificationOld", "RpcReplyOpenPrinter",
 		"RpcRouterReplyPrinter", "RpcReplyClosePrinter", "RpcAddPortEx",
-		"RpcRemoteFindFirstPrinterChangeNotification", "", "", "RpcRemoteFindFirstPrinterChangeNotificationEx",
+		"RpcRemoteFindFirstPrinterChangeNotification", "RpcSpoolerInit", "RpcResetPrinterEx",
+		"RpcRemoteFindFirstPrinterChangeNotificationEx",
 		"RpcRouterReplyPrinterEx", "RpcRouterRefreshPrinterChangeNotification", "", "RpcOpenPrinterEx",
 		"RpcAddPrinterEx", "RpcSetPort", "RpcEnumPrinterData", "RpcDeletePrinterData", "", "", "",
 		"RpcSetPrinterDataEx", "RpcGetPrinterDataEx", "RpcEnumPrinterDataEx", "RpcEnumPrinterKey",
