@@ -222,3 +222,18 @@ func FuzzParseCertRequest(f *testing.F) {
 	f.Add([]byte{0x30, 0x03, 0x02, 0x01, 0x00})
 	f.Fuzz(func(t *testing.T, b []byte) { ParseCertRequest(b) })
 }
+
+func TestEven6Fixtures(t *testing.T) {
+	runFixtures(t, []fixture{
+		{name: "EvtRpcRegisterRemoteSubscription", iface: even6UUID, opnum: 0,
+			req: func(s *sb) { s.wstrp("Security").wstr("*[System[EventID=4624]]").null().u32(1) },
+			want: want{op: "EvtRpcRegisterRemoteSubscription", target: "Security", technique: "T1654", phase: PhaseRecon,
+				fields: map[string]string{"query": "*[System[EventID=4624]]", "flags": "0x00000001"}}},
+		{name: "EvtRpcOpenLogHandle", iface: even6UUID, opnum: 17,
+			req:  func(s *sb) { s.wstr("Microsoft-Windows-Sysmon/Operational").u32(1) },
+			want: want{op: "EvtRpcOpenLogHandle", target: "Microsoft-Windows-Sysmon/Operational", technique: "T1654", phase: PhaseRecon}},
+		{name: "EvtRpcRetractConfig", iface: even6UUID, opnum: 16,
+			req:  func(s *sb) { s.wstr("Microsoft-Windows-Sysmon").u32(0) },
+			want: want{op: "EvtRpcRetractConfig", target: "Microsoft-Windows-Sysmon", technique: "T1562.002", phase: PhaseEvasion}},
+	})
+}
