@@ -211,10 +211,12 @@ func isZerologonFollowUp(o *Operation, groups map[pairKey]*group) bool {
 }
 
 func zerologon(g *group, dcs map[netip.Addr]bool) Attack {
-	var tries, accepted int
+	var tries, accepted, challenges int
 	var reset *Operation
 	for _, o := range g.ops {
 		switch {
+		case o.Operation == "NetrServerReqChallenge":
+			challenges++
 		case strings.HasPrefix(o.Operation, "NetrServerAuthenticate"):
 			tries++
 			if o.HasStatus && o.Status == 0 && !o.Partial {
@@ -245,6 +247,10 @@ func zerologon(g *group, dcs map[netip.Addr]bool) Attack {
 		a.Verdict, a.Severity = "exploited", SevCritical
 		a.Summary = fmt.Sprintf("CVE-2020-1472: %s accepted a zero credential from %s after %s attempts (secure channel as %s); no password change seen",
 			dc, a.Src, thousands(tries), firstNonEmpty(a.Account, "?"))
+	case tries == 0:
+		a.Verdict, a.Severity = "attempted", SevHigh
+		a.Summary = fmt.Sprintf("CVE-2020-1472 probed against %s from %s: %s all-zero client challenges, no NetrServerAuthenticate captured",
+			dc, a.Src, thousands(challenges))
 	default:
 		a.Verdict, a.Severity = "attempted", SevHigh
 		a.Summary = fmt.Sprintf("CVE-2020-1472 attempted against %s from %s: %s zero-credential NetrServerAuthenticate attempts, none accepted in the capture",

@@ -285,7 +285,7 @@ var tsharkOpAliases = map[string]string{
 	"EnumPrintProcessor": "EnumPrintProcessors", "PlayDiscriptOnPrinterIC": "PlayGdiScriptOnPrinterIC",
 	"EnumPrintProcDataTypes": "EnumPrintProcessorDatatypes", "dfs_GetManagerVersion": "DfsManagerGetVersion",
 	"AddPrintProvider": "AddPrintProvidor", "DeletePrintProvider": "DeletePrintProvidor",
-	"FindFirstPrinterChangeNotification": "ClientFindFirstPrinterChangeNotification",
+	"FindFirstPrinterChangeNotification":    "ClientFindFirstPrinterChangeNotification",
 	"RouterFindFirstPrinterNotificationOld": "RouterFindFirstPrinterChangeNotificationOld",
 }
 
