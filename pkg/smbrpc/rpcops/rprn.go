@@ -30,7 +30,7 @@ func init() { builders = append(builders, registerRprn) }
 // had one (RpcAddPort...), else "".
 var spoolssNames = func() []string {
 	n := make([]string, 117)
-	for i, s := range []string{
+	copy(n, []string{
 		"RpcEnumPrinters", "RpcOpenPrinter", "RpcSetJob", "RpcGetJob", "RpcEnumJobs", "RpcAddPrinter",
 		"RpcDeletePrinter", "RpcSetPrinter", "RpcGetPrinter", "RpcAddPrinterDriver", "RpcEnumPrinterDrivers",
 		"RpcGetPrinterDriver", "RpcGetPrinterDriverDirectory", "RpcDeletePrinterDriver", "RpcAddPrintProcessor",
@@ -56,9 +56,7 @@ var spoolssNames = func() []string {
 		"", "", "", "", "RpcGetCorePrinterDrivers", "", "RpcGetPrinterDriverPackagePath", "", "", "", "", "",
 		"RpcGetJobNamedPropertyValue", "RpcSetJobNamedProperty", "RpcDeleteJobNamedProperty",
 		"RpcEnumJobNamedProperties", "", "", "RpcLogJobInfoForBranchOffice",
-	} {
-		n[i] = s
-	}
+	})
 	return n
 }()
 
