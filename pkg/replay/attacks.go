@@ -145,11 +145,14 @@ func DetectAttacks(ops []Operation, dcs map[netip.Addr]bool) []Attack {
 		}
 		return g
 	}
+	sealedZL := sealedZerologon(idx)
 	for _, o := range idx {
 		if o.Kind != "rpc" {
 			continue
 		}
 		switch {
+		case o.Interface == "netlogon" && sealedZL[pairKey{o.Src, o.Dst, "zerologon"}] && isChannelSetup(o):
+			get(pairKey{o.Src, o.Dst, "zerologon"}, Attack{Name: "Zerologon", CVE: "CVE-2020-1472", Technique: "T1210"}).add(o)
 		case o.Interface == "netlogon" && (o.field("zerologon") != "" || isZerologonFollowUp(o, groups)):
 			get(pairKey{o.Src, o.Dst, "zerologon"}, Attack{Name: "Zerologon", CVE: "CVE-2020-1472", Technique: "T1210"}).add(o)
 		case o.Technique == "T1187" && o.field("coerced to") != "":
@@ -200,6 +203,42 @@ func sevRank(s string) int {
 	return 2
 }
 
+// zerologonRate is how many NetrServerAuthenticate calls from one host to
+// one server within zerologonWindow make the Zerologon pattern when the
+// arguments are sealed: a client sets up its secure channel once, the
+// exploit tries until one of 256 keys fits (hundreds of attempts).
+const (
+	zerologonRate   = 20
+	zerologonWindow = 5 * time.Minute
+)
+
+func isChannelSetup(o *Operation) bool {
+	return o.Operation == "NetrServerReqChallenge" || strings.HasPrefix(o.Operation, "NetrServerAuthenticate") ||
+		strings.HasPrefix(o.Operation, "NetrServerPasswordSet")
+}
+
+// sealedZerologon finds the pairs whose secure channel setups come at the
+// Zerologon rate.
+func sealedZerologon(ops []*Operation) map[pairKey]bool {
+	times := map[pairKey][]time.Time{}
+	out := map[pairKey]bool{}
+	for _, o := range ops {
+		if o.Kind != "rpc" || o.Interface != "netlogon" || !strings.HasPrefix(o.Operation, "NetrServerAuthenticate") {
+			continue
+		}
+		k := pairKey{o.Src, o.Dst, "zerologon"}
+		ts := append(times[k], o.Time)
+		for len(ts) > 0 && o.Time.Sub(ts[0]) > zerologonWindow {
+			ts = ts[1:]
+		}
+		times[k] = ts
+		if len(ts) >= zerologonRate {
+			out[k] = true
+		}
+	}
+	return out
+}
+
 // isZerologonFollowUp: a NetrServerPasswordSet(2) or NetrServerAuthenticate
 // on a pair already in a Zerologon attempt belongs to it.
 func isZerologonFollowUp(o *Operation, groups map[pairKey]*group) bool {
@@ -211,9 +250,12 @@ func isZerologonFollowUp(o *Operation, groups map[pairKey]*group) bool {
 }
 
 func zerologon(g *group, dcs map[netip.Addr]bool) Attack {
-	var tries, accepted, challenges int
-	var reset *Operation
+	var tries, accepted, challenges, sealed int
+	var reset, failedSet *Operation
 	for _, o := range g.ops {
+		if o.Encrypted {
+			sealed++
+		}
 		switch {
 		case o.Operation == "NetrServerReqChallenge":
 			challenges++
@@ -228,6 +270,8 @@ func zerologon(g *group, dcs map[netip.Addr]bool) Attack {
 		case strings.HasPrefix(o.Operation, "NetrServerPasswordSet"):
 			if !o.HasStatus || o.Status == 0 {
 				reset = o
+			} else {
+				failedSet = o
 			}
 			if g.a.Account == "" {
 				g.a.Account = o.Target
@@ -239,14 +283,28 @@ func zerologon(g *group, dcs map[netip.Addr]bool) Attack {
 	})
 	dc := dcLabel(a.Dst, dcs)
 	switch {
+	case sealed > 0 && sealed == len(g.ops):
+		// Sealed calls: no credential or status to read, only the rate.
+		a.Verdict, a.Severity = "attempted", SevHigh
+		a.Summary = fmt.Sprintf("CVE-2020-1472 pattern against %s from %s: %s NetrServerAuthenticate calls within %s, arguments sealed",
+			dc, a.Src, thousands(tries), a.End.Sub(a.Time).Round(time.Second))
+		if reset != nil {
+			a.Verdict, a.Severity = "exploited", SevCritical
+			a.Summary += fmt.Sprintf(", then %s (sent only once a secure channel is up): the machine password was likely reset", reset.Operation)
+		}
 	case reset != nil:
 		a.Verdict, a.Severity = "exploited", SevCritical
 		a.Summary = fmt.Sprintf("CVE-2020-1472 exploited against %s from %s: %s zero-credential NetrServerAuthenticate attempts (%d accepted), then %s reset the %s machine password",
 			dc, a.Src, thousands(tries), accepted, reset.Operation, firstNonEmpty(a.Account, "domain controller's"))
 	case accepted > 0:
 		a.Verdict, a.Severity = "exploited", SevCritical
-		a.Summary = fmt.Sprintf("CVE-2020-1472: %s accepted a zero credential from %s after %s attempts (secure channel as %s); no password change seen",
+		a.Summary = fmt.Sprintf("CVE-2020-1472: %s accepted a zero credential from %s after %s attempts (secure channel as %s)",
 			dc, a.Src, thousands(tries), firstNonEmpty(a.Account, "?"))
+		if failedSet != nil {
+			a.Summary += fmt.Sprintf("; %s failed (0x%08x): the machine password was not changed", failedSet.Operation, failedSet.Status)
+		} else {
+			a.Summary += "; no password change seen"
+		}
 	case tries == 0:
 		a.Verdict, a.Severity = "attempted", SevHigh
 		a.Summary = fmt.Sprintf("CVE-2020-1472 probed against %s from %s: %s all-zero client challenges, no NetrServerAuthenticate captured",

@@ -60,13 +60,16 @@ func TestCoercionSucceeded(t *testing.T) {
 		{Time: t0.Add(time.Second), End: t0.Add(time.Second), Kind: "tree", Interface: "smb", Operation: "tree connect",
 			Src: dc, Dst: att, User: "DC01$", Domain: "CORP", Auth: "ntlm", Target: `\\10.0.0.66\IPC$`},
 	}
-	a := DetectAttacks(ops, DCSet([]netip.Addr{dc}))
-	if len(a) != 1 || a[0].Name != "PetitPotam coercion (MS-EFSR)" || a[0].Verdict != "succeeded" || a[0].Severity != SevCritical ||
-		a[0].Account != `CORP\DC01$` || a[0].CVE != "CVE-2021-36942" {
-		t.Fatalf("%+v", a)
+	for _, kind := range []string{"tree", "logon"} { // a tree connect, or only the session setup to the listener
+		ops[1].Kind = kind
+		a := DetectAttacks(ops, DCSet([]netip.Addr{dc}))
+		if len(a) != 1 || a[0].Name != "PetitPotam coercion (MS-EFSR)" || a[0].Verdict != "succeeded" || a[0].Severity != SevCritical ||
+			a[0].Account != `CORP\DC01$` || a[0].CVE != "CVE-2021-36942" {
+			t.Fatalf("%s: %+v", kind, a)
+		}
 	}
 	// The same call to a workstation, with no callback seen.
-	a = DetectAttacks(ops[:1], nil)
+	a := DetectAttacks(ops[:1], nil)
 	if len(a) != 1 || a[0].Verdict != "attempted" || a[0].Severity != SevHigh {
 		t.Fatalf("%+v", a)
 	}

@@ -132,11 +132,11 @@ var ctxUUID = regexp.MustCompile(`Ctx: \d+ ([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-
 func tsharkDissect(t *testing.T, file string) tsharkView {
 	fields := []string{"_ws.col.Protocol", "_ws.col.Info", "dcerpc.pkt_type", "dcerpc.cn_flags.first_frag", "smb2.flags.response",
 		"dcerpc.opnum", "ntlmssp.auth.domain", "ntlmssp.auth.username", "smb2.cmd", "smb2.tree", "smb.cmd", "smb.path",
-		"kerberos.msg_type", "kerberos.CNameString"}
+		"kerberos.msg_type", "kerberos.CNameString", "smb.account", "smb.primary_domain"}
 	for _, f := range oracleFields {
 		fields = append(fields, f.tshark)
 	}
-	rows := tsharkFields(t, file, "dcerpc || ntlmssp.messagetype == 3 || kerberos.msg_type == 13 || smb2.cmd == 3 || smb.cmd == 0x75", fields...)
+	rows := tsharkFields(t, file, "dcerpc || ntlmssp.messagetype == 3 || kerberos.msg_type == 13 || smb2.cmd == 3 || smb.cmd == 0x75 || smb.account", fields...)
 	v := tsharkView{ntlm: map[string]bool{}, trees: map[string]bool{}, clients: map[string]bool{}, strs: map[string][]string{}}
 	col := func(r []string, name string) []string {
 		i := slices.Index(fields, name)
@@ -173,6 +173,15 @@ func tsharkDissect(t *testing.T, file string) tsharkView {
 			d := ""
 			if i < len(doms) && doms[i] != "NULL" {
 				d = doms[i]
+			}
+			v.ntlm[d+`\`+u] = true
+		}
+		// SMB1 logons without NTLMSSP (plain LM/NTLM responses).
+		pdoms := col(r, "smb.primary_domain")
+		for i, u := range col(r, "smb.account") {
+			d := ""
+			if i < len(pdoms) {
+				d = pdoms[i]
 			}
 			v.ntlm[d+`\`+u] = true
 		}

@@ -318,6 +318,9 @@ func (s *smbConn) smb2(p *Pipeline, dir int, h smbrpc.SMB2Header, m []byte, ts t
 		if r.acctOK && (ok || h.Status == smbrpc.StatusMoreProcessing) {
 			s.session(h.SessionID).acct = r.acct
 		}
+		if r.acctOK && h.Status != smbrpc.StatusMoreProcessing {
+			s.logonOp(p, r, h.Status, ts, false)
+		}
 	case smbrpc.SMB2TreeConnect:
 		if !ok {
 			return
@@ -506,6 +509,21 @@ func (s *smbConn) treeOp(p *Pipeline, r *smbReq, t *smbTree, sess uint64, ts tim
 	} else {
 		op.Noise = true
 	}
+	p.out(op)
+}
+
+// logonOp reports an SMB session setup that carried an account (NTLMSSP
+// AUTHENTICATE, Kerberos AP-REQ) and its final status: plumbing for the
+// timeline, but who logged on where, also when it failed or no tree
+// followed (a coerced server authenticating to the attacker's listener).
+func (s *smbConn) logonOp(p *Pipeline, r *smbReq, status uint32, ts time.Time, smb1 bool) {
+	op := s.baseOp(r.ts, ts, r.acct, smb1)
+	op.Kind, op.Interface, op.Operation = "logon", "smb", "session setup"
+	op.Target = op.Account()
+	if op.Target == "" {
+		op.Target = firstNonEmpty(r.acct.service, "anonymous")
+	}
+	op.Status, op.HasStatus, op.Noise = status, true, true
 	p.out(op)
 }
 

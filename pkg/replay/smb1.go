@@ -109,6 +109,9 @@ func (s *smbConn) smb1Reply(p *Pipeline, msg []byte, h smbrpc.SMB1Header, c smbr
 		if r.acctOK && (ok || h.Status == smbrpc.StatusMoreProcessing) {
 			s.session(uint64(h.UID)).acct = r.acct
 		}
+		if r.acctOK && h.Status != smbrpc.StatusMoreProcessing {
+			s.logonOp(p, r, h.Status, ts, true)
+		}
 	case smbrpc.SMB1TreeConnect:
 		if ok {
 			t := s.addTree(uint32(h.TID), r.path, false)

@@ -62,6 +62,11 @@ const maxSameOp = 6
 func main() {
 	out := flag.String("out", "testdata/stubs", "output directory")
 	shared := flag.String("shared", "", "shared data directory (default $NWHEALTH_SHARED or ../shared beside the module)")
+	var extra []string
+	flag.Func("capture", "also extract this capture (repeatable): public captures outside the shared set", func(v string) error {
+		extra = append(extra, v)
+		return nil
+	})
 	flag.Parse()
 	dir, err := sharedDir(*shared)
 	if err != nil {
@@ -81,6 +86,7 @@ func main() {
 	} {
 		caps = append(caps, filepath.Join(dir, "pcaps", filepath.FromSlash(rel)))
 	}
+	caps = append(caps, extra...)
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		fatal(err)
 	}
