@@ -209,6 +209,9 @@ func runReplay(o *replayOptions) error {
 			ops = append(ops, op) // sorted by time at the end
 			return
 		}
+		if replay.AttackCandidate(&op) && len(ops) < maxLiveCandidates {
+			ops = append(ops, op) // for the attacks told at the end
+		}
 		stories.Add(&op)
 		if !op.Noise || o.all {
 			out.operation(&op) // as soon as it completes
@@ -217,6 +220,7 @@ func runReplay(o *replayOptions) error {
 	var st replay.Stats
 	if live {
 		st, err = runLive(ctx, o, src, emit)
+		out.attacks = replay.DetectAttacks(ops, replay.DCSet(st.DomainControllers, inv.DomainControllers()...))
 	} else {
 		st, err = replay.Run(ctx, src, replay.Config{}, emit)
 		sortOps(ops)
@@ -288,6 +292,10 @@ func runReplay(o *replayOptions) error {
 	}
 	return nil
 }
+
+// maxLiveCandidates bounds the operations a live run keeps to tell its
+// attacks when it stops.
+const maxLiveCandidates = 1 << 16
 
 // runLive runs the pipeline on a live source, printing the statistics
 // line every --stats-every when --stats is given.

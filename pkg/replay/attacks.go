@@ -510,3 +510,19 @@ func DCSet(seen []netip.Addr, more ...netip.Addr) map[netip.Addr]bool {
 	}
 	return m
 }
+
+// AttackCandidate reports whether an operation can take part in an attack
+// DetectAttacks finds, so a live run need keep only these.
+func AttackCandidate(o *Operation) bool {
+	switch o.Kind {
+	case "logon", "tree":
+		return true // a coerced server's callback
+	case "rpc":
+		switch o.Technique {
+		case "T1187", "T1210", "T1003.006", "T1207", "T1649":
+			return true
+		}
+		return o.Interface == "netlogon" && isChannelSetup(o)
+	}
+	return false
+}
