@@ -40,6 +40,15 @@ func TestAttacksRendered(t *testing.T) {
 	if zl == nil || zl.Verdict != "exploited" || zl.Severity != "critical" || zl.CVE != "CVE-2020-1472" {
 		t.Fatalf("attacks %+v", inc.Attacks)
 	}
+	remediate := false
+	for _, a := range inc.Actions {
+		if a.Kind == Remediate && a.Host == ip("10.0.0.1") && strings.Contains(a.Target, "reset the DC1$ machine account password twice") {
+			remediate = len(a.Evidence) > 0 && a.Urgency == 4
+		}
+	}
+	if !remediate {
+		t.Errorf("no urgent remediation of the Zerologon with its evidence: %+v", inc.Actions)
+	}
 	found := false
 	for _, e := range inc.Timeline {
 		found = found || e.Kind == "attack" && strings.HasPrefix(e.Summary, "Zerologon exploited")
