@@ -12,6 +12,7 @@ import (
 
 	"github.com/nwhealth/nwhealth/internal/atomicfile"
 	"github.com/nwhealth/nwhealth/internal/texttable"
+	"github.com/nwhealth/nwhealth/pkg/assets"
 	"github.com/nwhealth/nwhealth/pkg/jsonl"
 	"github.com/nwhealth/nwhealth/pkg/pipeline"
 	"github.com/nwhealth/nwhealth/pkg/replay"
@@ -33,6 +34,7 @@ type replayOptions struct {
 	all       bool
 	stats     bool
 	statEvery time.Duration
+	assets    string
 
 	s streams
 	// open returns a packet source per capture file; tests replace it.
@@ -63,10 +65,14 @@ writes to it (operations printed as they complete).
 
 Output: a table, or --format jsonl with one object per line: "operation"
 objects (ts, src, dst, user, domain, auth, interface, operation, target,
-command, technique, phase, encrypted, evidence), then "host" objects (the
-per-host story) and a "stats" object. Plumbing calls (handle closes, IPC$
-connects) are hidden unless --all. --graph FILE.dot writes who operated on
-whom for Graphviz.
+command, technique, phase, encrypted, evidence), then "attack" objects
+(named attacks across operations: Zerologon, coercion, PrintNightmare,
+DCSync, DCShadow, certificates for another account), "story" objects (the
+per-host story) and a "stats" object (docs/format/jsonl.md). Plumbing calls
+(handle closes, IPC$ connects) are hidden unless --all. --graph FILE.dot
+writes who operated on whom for Graphviz. Replication between domain
+controllers (seen serving Kerberos, LDAP, DRSUAPI or Netlogon, or named in
+--assets) is listed, not flagged as DCSync.
 
 Exit codes: 0 ok, 1 error, 2 usage, 3 damaged input or incomplete streams,
 5 disk full, 130/143 a capture or store replay stopped by SIGINT/SIGTERM
@@ -99,6 +105,7 @@ SIGINT/SIGTERM and exit 0.`,
 	f.StringVar(&o.format, "format", "table", "output format: table or jsonl")
 	f.StringVar(&o.graph, "graph", "", "write a Graphviz graph of hosts and who operated on whom to this file")
 	f.BoolVar(&o.all, "all", false, "also show plumbing calls (handle closes, binds, IPC$ connects)")
+	f.StringVar(&o.assets, "assets", "", "asset inventory YAML: hosts with role \"domain controller\" replicate without being flagged as DCSync")
 	f.BoolVar(&o.stats, "stats", false, "print pipeline statistics on stderr at the end (live: every --stats-every)")
 	f.DurationVar(&o.statEvery, "stats-every", time.Minute, "live mode: interval of the statistics line")
 	handlesSignals(cmd)
@@ -131,6 +138,12 @@ func runReplay(o *replayOptions) error {
 	selecting := o.sel.from != "" || o.sel.to != "" || len(o.sel.hosts) > 0 || len(o.sel.nets) > 0 || len(o.sel.ports) > 0
 	if selecting && len(o.store) == 0 {
 		return usagef("--from, --to, --host, --net and --port select from a --store")
+	}
+	var inv *assets.Inventory
+	if o.assets != "" {
+		if inv, err = assets.LoadInventory(o.assets); err != nil {
+			return err
+		}
 	}
 	if o.ctx == nil {
 		o.ctx = context.Background()
@@ -188,6 +201,9 @@ func runReplay(o *replayOptions) error {
 			ops = append(ops, op) // sorted by time at the end
 			return
 		}
+		if replay.AttackCandidate(&op) && len(ops) < maxLiveCandidates {
+			ops = append(ops, op) // for the attacks told at the end
+		}
 		stories.Add(&op)
 		if !op.Noise || o.all {
 			out.operation(&op) // as soon as it completes
@@ -199,6 +215,7 @@ func runReplay(o *replayOptions) error {
 	var st replay.Stats
 	if live {
 		st, err = runLive(ctx, o, src, emit)
+		out.attacks = replay.DetectAttacks(ops, replay.DCSet(st.DomainControllers, inv.DomainControllers()...))
 	} else {
 		st, err = replay.Run(ctx, src, replay.Config{}, emit)
 		if o.ctx.Err() != nil {
@@ -207,6 +224,11 @@ func runReplay(o *replayOptions) error {
 			return interrupted(o.ctx)
 		}
 		sortOps(ops)
+		// Now that the whole capture said which hosts act as domain
+		// controllers, their replication is listed, not flagged.
+		dcs := replay.DCSet(st.DomainControllers, inv.DomainControllers()...)
+		replay.MarkReplication(ops, dcs)
+		out.attacks = replay.DetectAttacks(ops, dcs)
 		for i := range ops {
 			stories.Add(&ops[i])
 			if !ops[i].Noise || o.all {
@@ -241,10 +263,20 @@ func runReplay(o *replayOptions) error {
 	}
 	if st.Damaged() {
 		fmt.Fprintf(o.s.errOut, "nwhealth: some input was not captured or could not be decoded: %s\n", replayStatsLine(st, o.iface != ""))
+		for _, g := range st.GapPlaces {
+			fmt.Fprintln(o.s.errOut, "nwhealth: gap inside a stream:", g)
+		}
+		if n := int(st.Gaps) - len(st.GapPlaces); n > 0 {
+			fmt.Fprintf(o.s.errOut, "nwhealth: ... %d more gaps\n", n)
+		}
 		return partialError{"incomplete streams: operations may be missing or partial"}
 	}
 	return nil
 }
+
+// maxLiveCandidates bounds the operations a live run keeps to tell its
+// attacks when it stops.
+const maxLiveCandidates = 1 << 16
 
 // runLive runs the pipeline on a live source, printing the statistics
 // line every --stats-every when --stats is given.
@@ -259,8 +291,9 @@ func runLive(ctx context.Context, o *replayOptions, src replay.Source, emit func
 }
 
 func statsLine(st replay.Stats) string {
-	line := fmt.Sprintf("stats: packets=%d conns=%d operations=%d encrypted=%d conns_expired=%d calls_expired=%d gaps=%d resyncs=%d dropped_bytes=%d decode_errors=%d",
-		st.Packets, st.Conns, st.Operations, st.EncryptedCalls, st.ConnsExpired, st.CallsExpired, st.Gaps, st.Resyncs, st.DroppedBytes, st.DecodeErrors)
+	line := fmt.Sprintf("stats: packets=%d conns=%d operations=%d encrypted=%d conns_expired=%d calls_expired=%d gaps=%d resyncs=%d dropped_bytes=%d decode_errors=%d conns_midstream=%d conns_open_at_end=%d gaps_at_end=%d",
+		st.Packets, st.Conns, st.Operations, st.EncryptedCalls, st.ConnsExpired, st.CallsExpired, st.Gaps, st.Resyncs, st.DroppedBytes, st.DecodeErrors,
+		st.ConnsMidstream, st.ConnsOpenAtEnd, st.GapsAtEnd)
 	if st.KernelDrops > 0 {
 		line += fmt.Sprintf(" kernel_drops=%d", st.KernelDrops)
 	}
@@ -324,10 +357,11 @@ func writeGraph(path string, st *replay.Stories) error {
 // replayWriter prints operations as a table (rows collected until the
 // end, or one small table per operation in live mode) or as JSON lines.
 type replayWriter struct {
-	o    *replayOptions
-	enc  *json.Encoder
-	rows [][]string
-	err  error // the first failed write
+	o       *replayOptions
+	enc     *json.Encoder
+	rows    [][]string
+	attacks []replay.Attack
+	err     error // the first failed write
 }
 
 func (w *replayWriter) check(err error) {
@@ -388,8 +422,11 @@ func tableRow(op *replay.Operation) []string {
 		flags += "P"
 	}
 	user := op.Account()
-	if user == "" && op.Service != "" {
+	switch {
+	case user == "" && op.Service != "":
 		user = "? (" + op.Service + ")"
+	case op.AccountVia == "ticket":
+		user += " (via ticket)"
 	}
 	return []string{
 		op.Time.UTC().Format("2006-01-02 15:04:05.000"),
@@ -402,6 +439,9 @@ func tableRow(op *replay.Operation) []string {
 func (w *replayWriter) finish(st *replay.Stories, stats replay.Stats) {
 	hosts := st.Hosts()
 	if w.enc != nil {
+		for i := range w.attacks {
+			w.check(w.enc.Encode(jsonl.NewAttack(&w.attacks[i])))
+		}
 		for i := range hosts {
 			w.check(w.enc.Encode(jsonl.NewStory(&hosts[i])))
 		}
@@ -419,6 +459,20 @@ func (w *replayWriter) finish(st *replay.Stories, stats replay.Stats) {
 			}
 			t.Render()
 			fmt.Fprintln(out, "flags: E arguments encrypted, P partial (request, reply or content not fully captured)")
+		}
+	}
+	if len(w.attacks) > 0 {
+		fmt.Fprintln(out)
+		fmt.Fprintln(out, "Attacks:")
+		for _, a := range w.attacks {
+			id := a.Technique
+			if a.CVE != "" {
+				id = a.CVE + ", " + id
+			}
+			fmt.Fprintf(out, "  [%s] %s, %s (%s): %s\n", strings.ToUpper(a.Severity), a.Name, a.Verdict, id, a.Summary)
+			for _, r := range a.Evidence {
+				fmt.Fprintf(out, "      %s  %s -> %s  %s %s %s %s\n", r.Time.Format("2006-01-02 15:04:05.000"), r.Src, r.Dst, r.Interface, r.Operation, r.Target, r.Status)
+			}
 		}
 	}
 	if len(hosts) > 0 {

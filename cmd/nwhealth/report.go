@@ -118,6 +118,9 @@ func runReport(o *reportOptions) error {
 		return partialError{fmt.Sprintf("%d damaged places in the input were skipped", damage.Count)}
 	}
 	if st.Damaged() {
+		for _, g := range st.GapPlaces {
+			fmt.Fprintln(o.s.errOut, "report: gap inside a stream:", g)
+		}
 		return partialError{"incomplete streams: replay may have missed operations (" + statsLine(st) + ")"}
 	}
 	return nil
@@ -180,7 +183,7 @@ func analyzeReport(o *reportOptions) (*report.Incident, replay.Stats, pipeline.D
 		return nil, st, damage, err
 	}
 	inc := report.Build(report.Input{Hunt: m.Score(), Contacts: m.Contacts, Operations: ops, Inventory: inv,
-		Internal: cfg.Internal, MinSeverity: minSev, Allowed: cfg.Allowed})
+		Internal: cfg.Internal, MinSeverity: minSev, Allowed: cfg.Allowed, DomainControllers: st.DomainControllers})
 	return inc, st, damage, nil
 }
 

@@ -202,6 +202,32 @@ func (inv *Inventory) Lookup(a netip.Addr) (Asset, bool) {
 	return Asset{}, false
 }
 
+// DomainControllers lists the single hosts whose role names them a domain
+// controller ("domain controller", "dc", "pdc", "rodc").
+func (inv *Inventory) DomainControllers() []netip.Addr {
+	if inv == nil {
+		return nil
+	}
+	var out []netip.Addr
+	for _, x := range inv.assets {
+		if x.Prefix.IsSingleIP() && IsDomainControllerRole(x.Role) {
+			out = append(out, x.Prefix.Addr())
+		}
+	}
+	return out
+}
+
+// IsDomainControllerRole reports whether an inventory role names a domain
+// controller.
+func IsDomainControllerRole(role string) bool {
+	r := strings.ToLower(strings.Join(strings.FieldsFunc(role, func(c rune) bool { return c == '-' || c == '_' || c == ' ' }), " "))
+	switch r {
+	case "domain controller", "dc", "pdc", "rodc", "read only domain controller", "readonly domain controller":
+		return true
+	}
+	return false
+}
+
 // Len is the number of assets.
 func (inv *Inventory) Len() int { return len(inv.assets) }
 

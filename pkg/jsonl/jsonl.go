@@ -23,6 +23,7 @@ const (
 	TypeOperation       = "operation"        // replay, report
 	TypeStory           = "story"            // replay: the progression of one host
 	TypeStats           = "stats"            // replay: pipeline counters
+	TypeAttack          = "attack"           // replay, report: a named attack across operations
 	TypeFinding         = "finding"          // hunt, report
 	TypeAction          = "action"           // hunt, report
 	TypeSummary         = "summary"          // report
@@ -39,7 +40,7 @@ const (
 )
 
 // Types lists every record type; each has schema/<type>.json.
-var Types = []string{TypeOperation, TypeStory, TypeStats, TypeFinding, TypeAction, TypeSummary, TypeHost, TypeController,
+var Types = []string{TypeOperation, TypeStory, TypeStats, TypeAttack, TypeFinding, TypeAction, TypeSummary, TypeHost, TypeController,
 	TypeFlow, TypeImport, TypeImportSummary, TypeShard, TypeDamage, TypeStore, TypeCaptureProgress, TypeCaptureSummary}
 
 // Schemas holds schema/<type>.json for every type and schema/common.json,

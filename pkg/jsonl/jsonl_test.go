@@ -20,6 +20,7 @@ import (
 // structs is the Go struct of every record type.
 var structs = map[string]any{
 	jsonl.TypeOperation: jsonl.Operation{}, jsonl.TypeStory: jsonl.Story{}, jsonl.TypeStats: jsonl.Stats{},
+	jsonl.TypeAttack:  jsonl.Attack{},
 	jsonl.TypeFinding: jsonl.Finding{}, jsonl.TypeAction: jsonl.Action{}, jsonl.TypeSummary: jsonl.Summary{},
 	jsonl.TypeHost: jsonl.Host{}, jsonl.TypeController: jsonl.Controller{}, jsonl.TypeFlow: jsonl.Flow{},
 	jsonl.TypeImport: jsonl.Import{}, jsonl.TypeImportSummary: jsonl.ImportSummary{}, jsonl.TypeShard: jsonl.Shard{},

@@ -23,6 +23,7 @@ type Operation struct {
 	Workstation string          `json:"workstation,omitempty"`
 	Auth        string          `json:"auth"`
 	Service     string          `json:"service,omitempty"`
+	AccountVia  string          `json:"account_via,omitempty"` // Kerberos: how the account was found ("ticket", "kdc")
 	Transport   string          `json:"transport"`
 	Pipe        string          `json:"pipe,omitempty"`
 	Share       string          `json:"share,omitempty"`
@@ -54,7 +55,7 @@ func NewOperation(op *replay.Operation) Operation {
 	j := Operation{
 		Type: TypeOperation, TS: Time(op.Time), End: Time(op.End),
 		Src: Addr(op.Src), SrcPort: op.SrcPort, Dst: Addr(op.Dst), DstPort: op.DstPort,
-		User: op.User, Domain: op.Domain, Workstation: op.Workstation, Auth: op.Auth, Service: op.Service,
+		User: op.User, Domain: op.Domain, Workstation: op.Workstation, Auth: op.Auth, Service: op.Service, AccountVia: op.AccountVia,
 		Transport: op.Transport, Pipe: op.Pipe, Share: op.Share, Kind: op.Kind,
 		Interface: op.Interface, Operation: op.Operation, Target: op.Target, Command: op.Command,
 		Fields: op.Fields, Technique: op.Technique, Phase: op.Phase,
@@ -68,6 +69,50 @@ func NewOperation(op *replay.Operation) Operation {
 	if op.HasStatus {
 		s := fmt.Sprintf("0x%08x", op.Status)
 		j.Status = &s
+	}
+	return j
+}
+
+// Attack is a named attack seen across operations (replay.Attack):
+// Zerologon, coercion, PrintNightmare, DCSync, DCShadow, a certificate for
+// another account. Written by replay and by report.
+type Attack struct {
+	Type         string          `json:"type"`
+	Name         string          `json:"name"`
+	CVE          string          `json:"cve,omitempty"`
+	Technique    string          `json:"technique"`
+	Severity     string          `json:"severity"` // "critical", "high", "medium"
+	Verdict      string          `json:"verdict"`  // "exploited", "succeeded", "attempted"
+	TS           string          `json:"ts"`       // the first operation
+	End          string          `json:"end"`      // the last operation's end
+	Src          string          `json:"src"`      // the attacker's side
+	Dst          string          `json:"dst"`      // the host attacked
+	Account      string          `json:"account"`  // used, or targeted (Zerologon: the machine account); "" when unknown
+	Summary      string          `json:"summary"`
+	Operations   int             `json:"operations"` // operations that make up the pattern
+	EvidenceRows []AttackRow     `json:"evidence_rows"`
+	Evidence     replay.Evidence `json:"evidence"` // packet span of all of them
+}
+
+// AttackRow is one operation that shows an Attack.
+type AttackRow struct {
+	TS        string `json:"ts"`
+	Src       string `json:"src"`
+	Dst       string `json:"dst"`
+	Interface string `json:"interface"`
+	Operation string `json:"operation"`
+	Target    string `json:"target,omitempty"`
+	Status    string `json:"status,omitempty"`
+}
+
+// NewAttack makes a's record.
+func NewAttack(a *replay.Attack) Attack {
+	j := Attack{Type: TypeAttack, Name: a.Name, CVE: a.CVE, Technique: a.Technique, Severity: a.Severity, Verdict: a.Verdict,
+		TS: Time(a.Time), End: Time(a.End), Src: Addr(a.Src), Dst: Addr(a.Dst), Account: a.Account, Summary: a.Summary,
+		Operations: a.Count, EvidenceRows: []AttackRow{}, Evidence: a.Packets}
+	for _, r := range a.Evidence {
+		j.EvidenceRows = append(j.EvidenceRows, AttackRow{TS: Time(r.Time), Src: r.Src, Dst: r.Dst, Interface: r.Interface,
+			Operation: r.Operation, Target: r.Target, Status: r.Status})
 	}
 	return j
 }

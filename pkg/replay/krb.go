@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"crypto/sha256"
 	"net/netip"
 	"strings"
 	"time"
@@ -22,11 +23,35 @@ type principal struct{ name, realm string }
 const (
 	maxKrbHosts    = 65536
 	maxKrbServices = 256
+	maxTickets     = 1 << 16
 )
 
-// kerberos reads one Kerberos message that client exchanged with its KDC.
-func (p *Pipeline) kerberos(client netip.Addr, b []byte) {
+// ticketKey identifies a ticket by its encrypted part (a SHA-256 prefix:
+// the cipher is random to anyone without the service key).
+type ticketKey [16]byte
+
+func keyOf(cipher []byte) ticketKey {
+	h := sha256.Sum256(cipher)
+	return ticketKey(h[:16])
+}
+
+// byTicket names the client of the ticket an AP-REQ presents, when the
+// TGS-REP that issued it was captured.
+func (p *Pipeline) byTicket(cipher []byte) (principal, bool) {
+	if len(cipher) == 0 {
+		return principal{}, false
+	}
+	pr, ok := p.tickets[keyOf(cipher)]
+	return pr, ok
+}
+
+// kerberos reads one Kerberos message that client exchanged with its KDC
+// (fromKDC: the KDC sent it).
+func (p *Pipeline) kerberos(client, kdc netip.Addr, fromKDC bool, b []byte) {
 	k, ok := smbrpc.ParseKerberos(b)
+	if ok && fromKDC && (k.Type == smbrpc.KrbASRep || k.Type == smbrpc.KrbTGSRep || k.Type == smbrpc.KrbError) {
+		p.actsAsDC(kdc)
+	}
 	if !ok || k.CName == "" {
 		return
 	}
@@ -41,6 +66,12 @@ func (p *Pipeline) kerberos(client netip.Addr, b []byte) {
 	pr := principal{k.CName, k.CRealm}
 	switch k.Type {
 	case smbrpc.KrbTGSRep:
+		if len(k.Ticket) > 0 {
+			if len(p.tickets) >= maxTickets {
+				clear(p.tickets) // a blunt bound: later tickets are learnt again
+			}
+			p.tickets[keyOf(k.Ticket)] = pr
+		}
 		if len(h.bySName) >= maxKrbServices {
 			clear(h.bySName)
 		}
@@ -98,7 +129,7 @@ type krbConn struct{ c *conn }
 
 func (k *krbConn) frame(p *Pipeline, dir int, msg []byte, _ time.Time) {
 	if len(msg) > 4 {
-		p.kerberos(k.c.client.Addr(), msg[4:])
+		p.kerberos(k.c.client.Addr(), k.c.server.Addr(), dir == 1, msg[4:])
 	}
 }
 func (k *krbConn) gap(*Pipeline, int)          {}

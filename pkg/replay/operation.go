@@ -45,6 +45,10 @@ type Operation struct {
 	User, Domain, Workstation string
 	Auth                      string // "ntlm", "kerberos" or "" (unknown, anonymous)
 	Service                   string // Kerberos service principal of the session
+	// AccountVia says how a Kerberos account was found: "ticket" (the
+	// TGS-REP that issued the very ticket the AP-REQ presented), "kdc"
+	// (the client address's KDC exchanges: a likely, not a sure, name).
+	AccountVia string
 
 	Transport string // "smb2", "smb1", "tcp" (ncacn_ip_tcp)
 	Pipe      string // named pipe for RPC over SMB

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -47,19 +48,32 @@ func (c *Config) defaults() {
 // Stats counts what the pipeline saw and what it had to give up on; live
 // mode prints it periodically, offline mode at the end.
 type Stats struct {
-	Packets        uint64 `json:"packets"`
-	Bytes          uint64 `json:"bytes"`
-	NotIP          uint64 `json:"not_ip"`
-	Conns          uint64 `json:"conns"`           // TCP connections followed (SMB, DCE/RPC, Kerberos)
-	ConnsExpired   uint64 `json:"conns_expired"`   // closed by the idle timeout rather than FIN/RST
-	ConnsEvicted   uint64 `json:"conns_evicted"`   // dropped to stay under MaxConns
-	CallsExpired   uint64 `json:"calls_expired"`   // reported without a reply
-	Gaps           uint64 `json:"gaps"`            // holes in TCP streams (bytes never captured)
-	Resyncs        uint64 `json:"resyncs"`         // framer re-found a message boundary after a gap or garbage
-	DroppedBytes   uint64 `json:"dropped_bytes"`   // discarded to stay under the buffer caps
-	DecodeErrors   uint64 `json:"decode_errors"`   // damaged messages skipped
-	Operations     uint64 `json:"operations"`      // operations emitted
-	EncryptedCalls uint64 `json:"encrypted_calls"` // operations whose arguments were sealed
+	Packets      uint64 `json:"packets"`
+	Bytes        uint64 `json:"bytes"`
+	NotIP        uint64 `json:"not_ip"`
+	Conns        uint64 `json:"conns"`         // TCP connections followed (SMB, DCE/RPC, Kerberos)
+	ConnsExpired uint64 `json:"conns_expired"` // closed by the idle timeout rather than FIN/RST
+	ConnsEvicted uint64 `json:"conns_evicted"` // dropped to stay under MaxConns
+	CallsExpired uint64 `json:"calls_expired"` // reported without a reply
+	Gaps         uint64 `json:"gaps"`          // holes inside TCP streams (bytes lost from the capture)
+	// The edges of a capture are no damage: connections already open when
+	// it began (their start, binds and logons were not seen), still open
+	// when it ended, and bytes held out of order at the end waiting for a
+	// segment that would have come after it. (Omitted when zero: fields
+	// added to a JSON Lines record are optional, docs/format/jsonl.md.)
+	ConnsMidstream uint64   `json:"conns_midstream,omitempty"`
+	ConnsOpenAtEnd uint64   `json:"conns_open_at_end,omitempty"`
+	GapsAtEnd      uint64   `json:"gaps_at_end,omitempty"`
+	GapPlaces      []string `json:"gap_places,omitempty"` // the first inside gaps: connection, direction, time, bytes
+	Resyncs        uint64   `json:"resyncs"`              // framer re-found a message boundary after a gap or garbage
+	DroppedBytes   uint64   `json:"dropped_bytes"`        // discarded to stay under the buffer caps
+	DecodeErrors   uint64   `json:"decode_errors"`        // damaged messages skipped
+	Operations     uint64   `json:"operations"`           // operations emitted
+	EncryptedCalls uint64   `json:"encrypted_calls"`      // operations whose arguments were sealed
+	// DomainControllers are the hosts the traffic shows acting as domain
+	// controllers: answering Kerberos on 88, LDAP on 389/636/3268/3269,
+	// DRSUAPI or Netlogon calls.
+	DomainControllers []netip.Addr `json:"domain_controllers,omitempty"`
 	// KernelDrops (live capture only: RunLive on a Live source) are the
 	// packets the kernel dropped because the ring was full: the pipeline
 	// fell behind for longer than the ring and queue could hold.
@@ -82,6 +96,7 @@ type Pipeline struct {
 	buffered int64 // bytes held by all framers and reorder queues
 
 	krb      map[netip.Addr]*krbHost
+	tickets  map[ticketKey]principal     // client of each ticket a captured TGS-REP issued
 	epmPorts map[netip.AddrPort]struct{} // dynamic RPC endpoints learned from the endpoint mapper
 	// transfers maps a host to the files written to it that look like
 	// tools (lower-case base name -> \\server\share\path), so a service or
@@ -94,6 +109,11 @@ type Pipeline struct {
 	// apps holds the connections whose protocol is followed, the only
 	// ones with calls or files to expire.
 	apps map[*conn]struct{}
+
+	flushing bool // Flush is closing every connection: the end of the input
+
+	// dcs are the hosts seen serving what only domain controllers serve.
+	dcs map[netip.Addr]bool
 
 	now       time.Time // packet time of the newest packet
 	nowWall   time.Time // wall clock when it arrived (live expiry)
@@ -111,14 +131,34 @@ func New(cfg Config, emit func(Operation)) *Pipeline {
 		conns:     make(map[flowKey]*conn),
 		apps:      make(map[*conn]struct{}),
 		krb:       make(map[netip.Addr]*krbHost),
+		tickets:   make(map[ticketKey]principal),
 		epmPorts:  make(map[netip.AddrPort]struct{}),
 		shared:    rpcops.NewShared(),
 		transfers: make(map[netip.Addr]map[string]string),
+		dcs:       make(map[netip.Addr]bool),
 	}
 }
 
 // Stats returns the counters so far.
-func (p *Pipeline) Stats() Stats { return p.stats }
+func (p *Pipeline) Stats() Stats {
+	st := p.stats
+	st.GapPlaces = slices.Clone(p.stats.GapPlaces)
+	st.DomainControllers = nil
+	for a := range p.dcs {
+		st.DomainControllers = append(st.DomainControllers, a)
+	}
+	slices.SortFunc(st.DomainControllers, netip.Addr.Compare)
+	return st
+}
+
+// actsAsDC records a host seen serving a domain controller's protocol.
+func (p *Pipeline) actsAsDC(a netip.Addr) {
+	if !p.dcs[a] && len(p.dcs) < maxDCs {
+		p.dcs[a] = true
+	}
+}
+
+const maxDCs = 4096
 
 func (p *Pipeline) out(o Operation) {
 	p.stats.Operations++
@@ -128,6 +168,10 @@ func (p *Pipeline) out(o Operation) {
 	if o.End.IsZero() {
 		o.End = o.Time
 	}
+	if o.Kind == "rpc" && o.HasStatus && !o.Partial && (o.Interface == "drsuapi" || o.Interface == "netlogon") {
+		p.actsAsDC(o.Dst)
+	}
+	markReplication(&o, p.dcs)
 	p.emit(o)
 }
 
@@ -157,9 +201,9 @@ func (p *Pipeline) Packet(pk Packet) {
 	case pkthdr.ProtoUDP:
 		switch {
 		case h.DstPort == 88:
-			p.kerberos(h.Src, payload)
+			p.kerberos(h.Src, h.Dst, false, payload)
 		case h.SrcPort == 88:
-			p.kerberos(h.Dst, payload)
+			p.kerberos(h.Dst, h.Src, true, payload)
 		}
 	}
 	p.maybeSweep()
@@ -212,6 +256,17 @@ func (p *Pipeline) sweep(all bool) {
 
 // dropConn closes a connection's protocol state and forgets it.
 func (p *Pipeline) dropConn(k flowKey, c *conn, expired bool) {
+	if c.app != nil && !expired && p.flushing {
+		// The input ended with the connection open: an edge, not damage.
+		if !c.fin[0] || !c.fin[1] {
+			p.stats.ConnsOpenAtEnd++
+		}
+		for d := range c.dirs {
+			if len(c.dirs[d].ooo) > 0 {
+				p.stats.GapsAtEnd++
+			}
+		}
+	}
 	if c.app != nil {
 		c.app.close(p, expired)
 		delete(p.apps, c)
@@ -230,7 +285,11 @@ func (p *Pipeline) dropConn(k flowKey, c *conn, expired bool) {
 
 // Flush closes every connection, reporting calls still waiting for a reply
 // and files still open. Call it at the end of the input.
-func (p *Pipeline) Flush() { p.sweep(true) }
+func (p *Pipeline) Flush() {
+	p.flushing = true
+	p.sweep(true)
+	p.flushing = false
+}
 
 // Run feeds every packet of src into a new pipeline and flushes it. A
 // damaged-input error from the source (anything but io.EOF) is returned

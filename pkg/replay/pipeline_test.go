@@ -322,3 +322,102 @@ func TestLooksDCSync(t *testing.T) {
 		t.Error("a named pipe call is inferred as DCSync")
 	}
 }
+
+// krbTicketC, krbRepC and krbAPReqC are krbTicket, krbRep and krbAPReq
+// with the ticket's cipher given.
+func krbTicketC(realm string, cipher []byte, sname ...string) []byte {
+	return mkder(0x61, mkder(0x30, mkder(0xa0, mkder(0x02, []byte{5})), mkder(0xa1, mkder(0x1b, []byte(realm))),
+		mkder(0xa2, krbPrincipal(sname...)), mkder(0xa3, mkder(0x30, mkder(0xa0, mkder(0x02, []byte{18})),
+			mkder(0xa1, mkder(0x02, []byte{3})), mkder(0xa2, mkder(0x04, cipher))))))
+}
+
+func krbRepC(crealm, cname string, cipher []byte, sname ...string) []byte {
+	return mkder(0x6d, mkder(0x30, mkder(0xa0, mkder(0x02, []byte{5})), mkder(0xa1, mkder(0x02, []byte{13})),
+		mkder(0xa3, mkder(0x1b, []byte(crealm))), mkder(0xa4, krbPrincipal(cname)), mkder(0xa5, krbTicketC(crealm, cipher, sname...)),
+		mkder(0xa6, mkder(0x30, mkder(0xa0, mkder(0x02, []byte{18})), mkder(0xa2, mkder(0x04, []byte{3}))))))
+}
+
+func krbAPReqC(realm string, cipher []byte, sname ...string) []byte {
+	return mkder(0x6e, mkder(0x30, mkder(0xa0, mkder(0x02, []byte{5})), mkder(0xa1, mkder(0x02, []byte{14})),
+		mkder(0xa2, mkder(0x03, []byte{0, 0, 0, 0, 0})), mkder(0xa3, krbTicketC(realm, cipher, sname...)),
+		mkder(0xa4, mkder(0x30, mkder(0xa0, mkder(0x02, []byte{18})), mkder(0xa2, mkder(0x04, []byte{2}))))))
+}
+
+// TestKerberosTicketJoin: two users of one host get tickets for the same
+// service; each SMB session is named by the TGS-REP that issued the very
+// ticket its AP-REQ presents (not by the newest exchange of the host), and
+// a ticket whose TGS-REP was not captured keeps the service principal with
+// a guessed name only.
+func TestKerberosTicketJoin(t *testing.T) {
+	kdc := netip.MustParseAddrPort("10.0.0.9:88")
+	cli := netip.MustParseAddrPort("10.0.0.1:61000")
+	ticketA, ticketB, ticketC := []byte("alice's ticket cipher"), []byte("bob's ticket cipher"), []byte("unseen ticket cipher")
+	var pkts []Packet
+	for i, rep := range [][]byte{
+		krbRepC("CORP.LOCAL", "alice", ticketA, "cifs", "srv.corp.local"),
+		krbRepC("CORP.LOCAL", "bob", ticketB, "cifs", "srv.corp.local"),
+	} {
+		pkts = append(pkts, Packet{Timestamp: t0.Add(time.Duration(i) * time.Millisecond), LinkType: 1, Data: frame(kdc, cli, 17, 0, 0, 0, rep)})
+	}
+	session := func(port string, sess uint64, ticket []byte) []Packet {
+		f := newFlow("10.0.0.1:"+port, "10.0.0.2:445", t0.Add(time.Second))
+		f.send(true, nb(smb2(smbrpc.SMB2SessionSetup, false, 0, 1, 0, sess, sessionSetup(gssKrb(krbAPReqC("CORP.LOCAL", ticket, "cifs", "srv.corp.local"))))), 1460)
+		f.send(false, nb(smb2(smbrpc.SMB2SessionSetup, true, 0, 1, 0, sess, join(le16(9), le16(0), le16(72), le16(0)))), 1460)
+		f.send(true, nb(smb2(smbrpc.SMB2TreeConnect, false, 0, 2, 0, sess, treeConnect(`\\srv.corp.local\C$`))), 1460)
+		f.send(false, nb(smb2(smbrpc.SMB2TreeConnect, true, 0, 2, 4, sess, treeConnectResp(smbrpc.ShareDisk))), 1460)
+		return f.pkts
+	}
+	pkts = append(pkts, session("50010", 5, ticketA)...)
+	pkts = append(pkts, session("50011", 6, ticketB)...)
+	pkts = append(pkts, session("50012", 7, ticketC)...)
+	ops, _ := runPackets(t, pkts, Config{})
+	byPort := map[uint16]*Operation{}
+	for i := range ops {
+		if ops[i].Kind == "tree" {
+			byPort[ops[i].SrcPort] = &ops[i]
+		}
+	}
+	for port, want := range map[uint16][2]string{50010: {"alice", "ticket"}, 50011: {"bob", "ticket"}, 50012: {"bob", "kdc"}} {
+		o := byPort[port]
+		if o == nil || o.User != want[0] || o.AccountVia != want[1] || o.Domain != "CORP.LOCAL" || o.Service != "cifs/srv.corp.local" {
+			t.Errorf("port %d: %+v, want %s via %s", port, o, want[0], want[1])
+		}
+	}
+}
+
+// TestCaptureEdges: a connection already open when the capture began and
+// one still open, with bytes held out of order, when it ended are counted
+// as edges, not damage; a hole inside a stream is damage, and named.
+func TestCaptureEdges(t *testing.T) {
+	// Open before the capture: no SYN, the first bytes are mid-stream.
+	f := newFlow("10.0.0.1:50600", "10.0.0.2:445", t0)
+	f.pkts = f.pkts[2:]
+	f.send(true, nb(smb2(smbrpc.SMB2TreeConnect, false, 0, 7, 0, 9, treeConnect(`\\srv\C$`))), 1460)
+	f.send(false, nb(smb2(smbrpc.SMB2TreeConnect, true, 0, 7, 6, 9, treeConnectResp(smbrpc.ShareDisk))), 1460)
+	// Still open at the end: a segment after one that would have come
+	// after the capture stopped.
+	g := newFlow("10.0.0.1:50601", "10.0.0.2:445", t0)
+	g.send(true, nb(smb2(smbrpc.SMB2TreeConnect, false, 0, 1, 0, 9, treeConnect(`\\srv\D$`))), 1460)
+	msg := nb(smb2(smbrpc.SMB2TreeConnect, false, 0, 2, 0, 9, treeConnect(`\\srv\E$`)))
+	idx := g.send(true, msg, 40)
+	g.pkts = append(g.pkts[:idx[0]], g.pkts[idx[0]+1:]...)
+	ops, st := runPackets(t, append(f.pkts, g.pkts...), Config{})
+	if st.Damaged() || st.Gaps != 0 {
+		t.Fatalf("edges taken for damage: %+v", st)
+	}
+	if st.ConnsMidstream != 1 || st.ConnsOpenAtEnd != 2 || st.GapsAtEnd != 1 {
+		t.Errorf("edges not counted: midstream %d open at end %d gaps at end %d", st.ConnsMidstream, st.ConnsOpenAtEnd, st.GapsAtEnd)
+	}
+	if find(ops, "tree", "") == nil {
+		t.Errorf("operations lost: %+v", ops)
+	}
+
+	// A segment lost inside a stream, the peer acknowledging past it.
+	h, at := psexecFlow()
+	drop := at["write1"][1]
+	h.pkts = append(h.pkts[:drop], h.pkts[drop+1:]...)
+	_, st = runPackets(t, h.pkts, Config{})
+	if !st.Damaged() || st.Gaps == 0 || len(st.GapPlaces) == 0 || !strings.Contains(st.GapPlaces[0], "10.0.0.1:50000 -> 10.0.0.2:445 at ") {
+		t.Fatalf("inside gap: %+v", st)
+	}
+}

@@ -29,6 +29,7 @@ type account struct {
 	user, domain, workstation string
 	auth                      string // "ntlm", "kerberos"
 	service                   string // Kerberos service principal
+	via                       string // Kerberos: "ticket" (the TGS-REP that issued the ticket), "kdc" (the client's KDC exchanges)
 }
 
 func (a account) known() bool { return a.user != "" || a.service != "" }
@@ -48,8 +49,10 @@ func (p *Pipeline) accountFromBlob(blob []byte, client netip.Addr) (account, boo
 	}
 	if k, ok := smbrpc.FindAPReq(blob); ok {
 		a := account{auth: "kerberos", service: k.SName}
-		if pr, ok := p.kerberosClient(client, k.SName); ok {
-			a.user, a.domain = pr.name, pr.realm
+		if pr, ok := p.byTicket(k.Ticket); ok {
+			a.user, a.domain, a.via = pr.name, pr.realm, "ticket"
+		} else if pr, ok := p.kerberosClient(client, k.SName); ok {
+			a.user, a.domain, a.via = pr.name, pr.realm, "kdc"
 		}
 		return a, true
 	}
@@ -355,7 +358,7 @@ func (a *rpcAssoc) finish(p *Pipeline, id uint32, c *rpcCall, halfOpen bool) {
 	if !acct.known() && a.ep.session != nil {
 		acct = a.ep.session()
 	}
-	op.User, op.Domain, op.Workstation, op.Auth, op.Service = acct.user, acct.domain, acct.workstation, acct.auth, acct.service
+	op.User, op.Domain, op.Workstation, op.Auth, op.Service, op.AccountVia = acct.user, acct.domain, acct.workstation, acct.auth, acct.service, acct.via
 	p.linkTransfer(&op)
 	if known && ci.iface == ifEPM && c.respSeen && !c.sealed && !c.faulted {
 		p.learnEndpoints(a.ep.server.Addr(), call)

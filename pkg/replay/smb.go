@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nwhealth/nwhealth/pkg/smbrpc"
+	"github.com/nwhealth/nwhealth/pkg/smbrpc/rpcops"
 )
 
 // Bounds on one SMB connection.
@@ -183,7 +184,7 @@ func (s *smbConn) sessAcct(id uint64, tree *smbTree) account {
 		host := strings.TrimPrefix(tree.path, `\\`)
 		host, _, _ = strings.Cut(host, `\`)
 		if pr, ok := s.p.kerberosClient(s.cli.Addr(), "cifs/"+host); ok {
-			return account{user: pr.name, domain: pr.realm, auth: "kerberos", service: "cifs/" + host}
+			return account{user: pr.name, domain: pr.realm, auth: "kerberos", service: "cifs/" + host, via: "kdc"}
 		}
 	}
 	return account{}
@@ -275,10 +276,8 @@ func (s *smbConn) smb2(p *Pipeline, dir int, h smbrpc.SMB2Header, m []byte, ts t
 				break
 			}
 			f := s.files[s.fid(w.FileID)]
-			if f == nil {
-				if _, _, ok := smbrpc.DCERPCHeader(w.Data); ok {
-					f = s.anonPipe(s.fid(w.FileID), h, ts)
-				}
+			if _, _, ok := smbrpc.DCERPCHeader(w.Data); ok && w.Offset == 0 {
+				f = s.rpcPipe(f, s.fid(w.FileID), h.TreeID, h.SessionID, ts, false)
 			}
 			if f != nil {
 				s.data(p, f, 0, w.Offset, w.Data, w.Complete, ts)
@@ -291,10 +290,9 @@ func (s *smbConn) smb2(p *Pipeline, dir int, h smbrpc.SMB2Header, m []byte, ts t
 			}
 			r.fid = io.FileID
 			if io.CtlCode == smbrpc.FsctlPipeTransceive {
-				f := s.files[s.fid(io.FileID)]
-				if f == nil {
-					f = s.anonPipe(s.fid(io.FileID), h, ts)
-				}
+				// Only a named pipe takes a transceive, whatever its
+				// tree connect (maybe not captured) said.
+				f := s.rpcPipe(s.files[s.fid(io.FileID)], s.fid(io.FileID), h.TreeID, h.SessionID, ts, true)
 				s.data(p, f, 0, 0, io.Input, true, ts)
 			}
 		default:
@@ -319,6 +317,9 @@ func (s *smbConn) smb2(p *Pipeline, dir int, h smbrpc.SMB2Header, m []byte, ts t
 	case smbrpc.SMB2SessionSetup:
 		if r.acctOK && (ok || h.Status == smbrpc.StatusMoreProcessing) {
 			s.session(h.SessionID).acct = r.acct
+		}
+		if r.acctOK && h.Status != smbrpc.StatusMoreProcessing {
+			s.logonOp(p, r, h.Status, ts, false)
 		}
 	case smbrpc.SMB2TreeConnect:
 		if !ok {
@@ -421,17 +422,30 @@ func (s *smbConn) openFile(id smbrpc.FileID, name string, t *smbTree, sess uint6
 			break
 		}
 	}
+	// With its tree connect not captured, a file named like an RPC pipe
+	// (atsvc, svcctl...) is taken for one.
+	pipe := t != nil && t.pipe || t == nil && rpcops.KnownPipe(name)
 	s.files[id] = &smbFile{id: id, name: name, tree: t, sess: sess, opened: ts, last: ts, action: action, eof: eof,
-		pipe: t != nil && t.pipe, smb1: smb1}
+		pipe: pipe, smb1: smb1}
 }
 
-// anonPipe registers a pipe whose CREATE was not captured (the capture
-// began inside the session): its name is unknown, so rpcops guesses the
-// interface from the opnum and stub.
-func (s *smbConn) anonPipe(id smbrpc.FileID, h smbrpc.SMB2Header, ts time.Time) *smbFile {
-	s.openFile(id, "", s.trees[h.TreeID], h.SessionID, 0, 0, ts, false)
-	f := s.files[id]
-	f.pipe = true
+// rpcPipe returns the pipe a DCE/RPC PDU was written to (or a transceive
+// sent on: sure is set). A file whose CREATE was not captured (the capture
+// began inside the session) is registered without a name, and rpcops
+// guesses its interface from the opnum and stub. A file opened on a tree
+// whose connect was not captured, and so taken for a file, becomes a pipe
+// when nothing was read or written yet; one on a known disk share stays a
+// file unless sure.
+func (s *smbConn) rpcPipe(f *smbFile, id smbrpc.FileID, tree uint32, sess uint64, ts time.Time, sure bool) *smbFile {
+	if f == nil {
+		s.openFile(id, "", s.trees[tree], sess, 0, 0, ts, false)
+		f = s.files[id]
+		f.pipe = true
+		return f
+	}
+	if !f.pipe && (sure || f.tree == nil) && f.w.bytes == 0 && f.r.bytes == 0 {
+		f.pipe = true
+	}
 	return f
 }
 
@@ -498,12 +512,27 @@ func (s *smbConn) treeOp(p *Pipeline, r *smbReq, t *smbTree, sess uint64, ts tim
 	p.out(op)
 }
 
+// logonOp reports an SMB session setup that carried an account (NTLMSSP
+// AUTHENTICATE, Kerberos AP-REQ) and its final status: plumbing for the
+// timeline, but who logged on where, also when it failed or no tree
+// followed (a coerced server authenticating to the attacker's listener).
+func (s *smbConn) logonOp(p *Pipeline, r *smbReq, status uint32, ts time.Time, smb1 bool) {
+	op := s.baseOp(r.ts, ts, r.acct, smb1)
+	op.Kind, op.Interface, op.Operation = "logon", "smb", "session setup"
+	op.Target = op.Account()
+	if op.Target == "" {
+		op.Target = firstNonEmpty(r.acct.service, "anonymous")
+	}
+	op.Status, op.HasStatus, op.Noise = status, true, true
+	p.out(op)
+}
+
 func (s *smbConn) baseOp(start, end time.Time, acct account, smb1 bool) Operation {
 	return Operation{
 		Time: start, End: end, Opnum: -1,
 		Src: s.cli.Addr(), Dst: s.srv.Addr(), SrcPort: s.cli.Port(), DstPort: s.srv.Port(),
 		User: acct.user, Domain: acct.domain, Workstation: firstNonEmpty(acct.workstation, s.nbName),
-		Auth: acct.auth, Service: acct.service,
+		Auth: acct.auth, Service: acct.service, AccountVia: acct.via,
 		Transport: s.transport(smb1),
 	}
 }

@@ -12,6 +12,17 @@ func smb1FID(fid uint16) smbrpc.FileID {
 	return smbrpc.FileID{byte(fid), byte(fid >> 8), 0xfe}
 }
 
+// rpcPipe1 is rpcPipe for an SMB1 FID.
+func (s *smbConn) rpcPipe1(f *smbFile, fid uint16, h smbrpc.SMB1Header, ts time.Time, sure bool) *smbFile {
+	if f == nil {
+		s.openFile(smb1FID(fid), "", s.trees[uint32(h.TID)], uint64(h.UID), 0, 0, ts, true)
+		f = s.files[smb1FID(fid)]
+		f.pipe = true
+		return f
+	}
+	return s.rpcPipe(f, smb1FID(fid), uint32(h.TID), uint64(h.UID), ts, sure)
+}
+
 func smb1Key(h smbrpc.SMB1Header, cmd byte) uint64 {
 	return uint64(h.MID) | uint64(h.PID)<<16 | uint64(cmd)<<32 | 1<<63
 }
@@ -50,7 +61,11 @@ func (s *smbConn) smb1Request(p *Pipeline, msg []byte, h smbrpc.SMB1Header, c sm
 		r.name = smbrpc.SMB1CreateName(h, c)
 	case smbrpc.SMB1WriteAndX:
 		if w, ok := smbrpc.ParseSMB1Write(msg, c); ok {
-			if f := s.files[smb1FID(w.FID)]; f != nil {
+			f := s.files[smb1FID(w.FID)]
+			if _, _, rpc := smbrpc.DCERPCHeader(w.Data); rpc && w.Offset == 0 {
+				f = s.rpcPipe1(f, w.FID, h, ts, false)
+			}
+			if f != nil {
 				s.data(p, f, 0, w.Offset, w.Data, w.Complete, ts)
 			}
 		}
@@ -66,9 +81,10 @@ func (s *smbConn) smb1Request(p *Pipeline, msg []byte, h smbrpc.SMB1Header, c sm
 			return
 		}
 		r.fid = smb1FID(t.FID)
-		if f := s.files[r.fid]; f != nil {
-			s.data(p, f, 0, 0, t.Data, t.Complete, ts)
-		}
+		// TransactNmPipe only works on a named pipe, whether or not its
+		// NT_CREATE or tree connect was captured.
+		f := s.rpcPipe1(s.files[r.fid], t.FID, h, ts, true)
+		s.data(p, f, 0, 0, t.Data, t.Complete, ts)
 	case smbrpc.SMB1Close:
 		if fid, ok := smbrpc.SMB1CloseFID(c); ok {
 			s.closeFile(p, smb1FID(fid), ts, false)
@@ -92,6 +108,9 @@ func (s *smbConn) smb1Reply(p *Pipeline, msg []byte, h smbrpc.SMB1Header, c smbr
 	case smbrpc.SMB1SessionSetup:
 		if r.acctOK && (ok || h.Status == smbrpc.StatusMoreProcessing) {
 			s.session(uint64(h.UID)).acct = r.acct
+		}
+		if r.acctOK && h.Status != smbrpc.StatusMoreProcessing {
+			s.logonOp(p, r, h.Status, ts, true)
 		}
 	case smbrpc.SMB1TreeConnect:
 		if ok {

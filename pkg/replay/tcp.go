@@ -3,6 +3,7 @@ package replay
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"net/netip"
 	"sort"
 	"time"
@@ -70,6 +71,7 @@ type conn struct {
 	fr             [2]*framer
 	app            appHandler
 	fin            [2]bool
+	midstream      bool // its SYN was not captured: open before the capture began
 }
 
 func seqLT(a, b uint32) bool { return int32(a-b) < 0 }
@@ -91,6 +93,12 @@ func (p *Pipeline) tcpPacket(h *pkthdr.Packet, payload []byte, ts time.Time) {
 	c := p.conns[k]
 	syn := h.TCPFlags&pkthdr.TCPSyn != 0
 	ack := h.TCPFlags&pkthdr.TCPAck != 0
+	if syn && ack {
+		switch h.SrcPort {
+		case 389, 636, 3268, 3269: // LDAP and the global catalog answer
+			p.actsAsDC(h.Src)
+		}
+	}
 	if c == nil {
 		if len(payload) == 0 && !syn {
 			return // a bare ACK or FIN of a connection we never saw carry data
@@ -98,7 +106,7 @@ func (p *Pipeline) tcpPacket(h *pkthdr.Packet, payload []byte, ts time.Time) {
 		if len(p.conns) >= p.cfg.MaxConns {
 			p.evictOldest()
 		}
-		c = &conn{first: ts}
+		c = &conn{first: ts, midstream: !syn}
 		switch {
 		case syn && !ack:
 			c.client, c.server = src, dst
@@ -206,6 +214,9 @@ func (p *Pipeline) follow(c *conn, k protoKind) {
 		c.app = &krbConn{c: c}
 	}
 	p.stats.Conns++
+	if c.midstream {
+		p.stats.ConnsMidstream++
+	}
 	p.apps[c] = struct{}{}
 }
 
@@ -305,10 +316,21 @@ func (p *Pipeline) skipHole(c *conn, dir int) {
 	p.drain(c, dir)
 }
 
+// maxGapPlaces bounds the gaps named in the stats.
+const maxGapPlaces = 10
+
 // hole records that the stream jumps to seq, telling the framer to find
 // its place again.
 func (p *Pipeline) hole(c *conn, dir int, seq uint32) {
 	p.stats.Gaps++
+	if len(p.stats.GapPlaces) < maxGapPlaces {
+		from, to := c.client, c.server
+		if dir == 1 {
+			from, to = to, from
+		}
+		p.stats.GapPlaces = append(p.stats.GapPlaces, fmt.Sprintf("%s -> %s at %s: %d bytes not captured",
+			from, to, p.now.UTC().Format(time.RFC3339Nano), seq-c.dirs[dir].next))
+	}
 	c.dirs[dir].next = seq
 	if c.fr[dir] != nil {
 		c.fr[dir].reset(p)

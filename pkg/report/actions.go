@@ -2,11 +2,13 @@ package report
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 
 	"github.com/nwhealth/nwhealth/pkg/assets"
 	"github.com/nwhealth/nwhealth/pkg/hunt"
+	"github.com/nwhealth/nwhealth/pkg/replay"
 )
 
 // incidentActions recommends, host by host, what the incident asks for,
@@ -21,7 +23,52 @@ func incidentActions(inc *Incident) []Action {
 	for i := range inc.Hosts {
 		all = append(all, hostActions(inc, &inc.Hosts[i])...)
 	}
+	for i := range inc.Attacks {
+		all = append(all, attackActions(inc, &inc.Attacks[i])...)
+	}
 	return orderActions(all)
+}
+
+// attackActions are the steps a named attack calls for on the host it
+// targeted, beside the host's own actions.
+func attackActions(inc *Incident, a *replay.Attack) []Action {
+	var step string
+	switch {
+	case a.Name == "Zerologon" && a.Verdict != "attempted":
+		step = fmt.Sprintf("reset the %s machine account password twice and patch CVE-2020-1472; treat the domain as read (reset domain credentials)", firstOr([]string{a.Account}, "domain controller's"))
+	case a.Name == "Zerologon":
+		step = "patch CVE-2020-1472 and enforce secure RPC for Netlogon (FullSecureChannelProtection)"
+	case strings.HasPrefix(a.Name, "PrintNightmare"):
+		step = "stop and disable the Print Spooler where it is not needed, patch CVE-2021-34527, look for the driver DLL it loaded"
+	case strings.Contains(a.Name, "coercion") || strings.HasPrefix(a.Name, "DFSCoerce") || strings.HasPrefix(a.Name, "ShadowCoerce"):
+		step = "block the coercion RPC (EFSR, spooler, DFS, FSRVP filters), require EPA and disable NTLM on AD CS web enrolment and LDAP; find where the relayed authentication went"
+	case strings.HasPrefix(a.Name, "Certificate for another account"):
+		step = "revoke the certificates issued, remove enrollee-supplied subjects from the template (or EDITF_ATTRIBUTESUBJECTALTNAME2 from the CA)"
+	default:
+		return nil // DCSync and DCShadow: the hosts' own actions cover them
+	}
+	var crit assets.Criticality
+	name := ""
+	if h := inc.Host(a.Dst); h != nil {
+		crit, name = h.Asset.Criticality, h.Asset.Name
+	}
+	urgency, sev := 3, SevHigh
+	if a.Severity == replay.SevCritical {
+		urgency, sev = 4, SevCritical
+	}
+	var ev []string
+	for _, r := range a.Evidence {
+		for i := range inc.Operations {
+			o := &inc.Operations[i]
+			if o.Time.Equal(r.Time) && o.Operation.Operation == r.Operation && o.Src.String() == r.Src {
+				ev = addStr(ev, o.ID)
+			}
+		}
+	}
+	return []Action{{Kind: Remediate, Host: a.Dst, HostName: name, Target: label(a.Dst, name) + ": " + step, Urgency: urgency,
+		Criticality: crit, Priority: urgency * crit.Weight(), Escalation: escalate(sev, crit),
+		Why: fmt.Sprintf("%s %s: %s", a.Name, a.Verdict, a.Summary), Evidence: ev,
+		Windows: []Window{{From: a.Packets.From, To: a.Packets.To, Hosts: []netip.Addr{a.Src, a.Dst}, Evidence: ev}}}}
 }
 
 func hostActions(inc *Incident, h *Host) []Action {

@@ -52,6 +52,9 @@ func Build(in Input) *Incident {
 		First: in.Hunt.First, Last: in.Hunt.Last,
 	}}
 	b.findings()
+	dcs := replay.DCSet(in.DomainControllers, in.Inventory.DomainControllers()...)
+	replay.MarkReplication(in.Operations, dcs)
+	b.inc.Attacks = replay.DetectAttacks(in.Operations, dcs)
 	b.operations()
 	b.controllerContacts()
 	b.finish()
@@ -599,8 +602,29 @@ func (b *builder) timeline() {
 		ev = append(ev, Event{Time: op.Time, End: op.End, Kind: "operation", Src: op.Src, Dst: op.Dst, Phase: actorPhase(op.Phase),
 			Technique: op.Technique, Severity: actorSeverity(&op.Operation), Summary: opSummary(&op.Operation), Evidence: op.ID})
 	}
+	for _, a := range b.inc.Attacks {
+		sev, _ := hunt.ParseSeverity(a.Severity)
+		id := a.Technique
+		if a.CVE != "" {
+			id = a.CVE
+		}
+		ev = append(ev, Event{Time: a.Time, End: a.End, Kind: "attack", Src: a.Src, Dst: a.Dst, Phase: actorPhase(attackPhase(a.Technique)),
+			Technique: a.Technique, Severity: sev, Summary: a.Name + " " + a.Verdict + ": " + a.Summary, Evidence: id})
+		b.inc.Severity = max(b.inc.Severity, sev)
+	}
 	slices.SortStableFunc(ev, func(x, y Event) int { return x.Time.Compare(y.Time) })
 	b.inc.Timeline = ev
+}
+
+// attackPhase is the replay phase of an attack's technique.
+func attackPhase(technique string) string {
+	switch technique {
+	case "T1210":
+		return "execution"
+	case "T1207":
+		return "defense-evasion"
+	}
+	return "credential-access"
 }
 
 // Host returns the incident's host with address a.

@@ -12,7 +12,7 @@ import (
 )
 
 // JSON Lines: one object a line with a "type" (summary, host, controller,
-// action, finding, operation), times in RFC 3339 UTC: the records of
+// action, finding, attack, operation), times in RFC 3339 UTC: the records of
 // pkg/jsonl, which hunt and replay write too (docs/format/jsonl.md).
 
 // NewActionRecord makes a's record: hunt's and the report's actions are
@@ -47,7 +47,7 @@ func jsonWindows(ws []Window) []jsonl.Window {
 }
 
 // WriteJSONL writes the incident as JSON Lines: the summary, hosts,
-// controllers, actions, findings, then operations.
+// controllers, actions, findings, attacks, then operations.
 func WriteJSONL(w io.Writer, inc *Incident) error {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
@@ -116,6 +116,11 @@ func WriteJSONL(w io.Writer, inc *Incident) error {
 	for i := range inc.Findings {
 		f := &inc.Findings[i]
 		if err := enc.Encode(NewFindingRecord(f.ID, &f.Finding, f.Asset, f.Known)); err != nil {
+			return err
+		}
+	}
+	for i := range inc.Attacks {
+		if err := enc.Encode(jsonl.NewAttack(&inc.Attacks[i])); err != nil {
 			return err
 		}
 	}

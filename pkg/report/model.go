@@ -89,6 +89,10 @@ type Input struct {
 	// Allowed names known-good hosts (the allow list): their operations
 	// are listed but are no evidence against them or their targets.
 	Allowed func(a netip.Addr, name string) bool
+	// DomainControllers are the hosts replay saw acting as domain
+	// controllers (replay.Stats); with the inventory's, their replication
+	// is not DCSync.
+	DomainControllers []netip.Addr
 }
 
 // Meta describes a rendering: its title, when it was made, from what.
@@ -101,13 +105,14 @@ type Meta struct {
 // Incident is the joined view.
 type Incident struct {
 	First, Last time.Time
-	Severity    hunt.Severity // the worst host's
-	Hosts       []Host        // most severe first
-	Controllers []Controller  // most severe first
-	Findings    []Finding     // hunt's, ranked
-	Operations  []Operation   // replay's, in time order (plumbing left out)
-	Actions     []Action      // most pressing first
-	Timeline    []Event       // findings and operations in time order
+	Severity    hunt.Severity   // the worst host's
+	Hosts       []Host          // most severe first
+	Controllers []Controller    // most severe first
+	Findings    []Finding       // hunt's, ranked
+	Attacks     []replay.Attack // named attacks replay's operations show (Zerologon, coercion...), worst first
+	Operations  []Operation     // replay's, in time order (plumbing left out)
+	Actions     []Action        // most pressing first
+	Timeline    []Event         // findings and operations in time order
 
 	Records     int // flow records hunt measured
 	Population  int // internal hosts in hunt's population

@@ -39,6 +39,9 @@ const (
 	// ResetDomain answers DCSync: every secret the directory holds may
 	// be in the intruder's hands.
 	ResetDomain ActionKind = "reset domain credentials (krbtgt twice, replicated accounts)"
+	// Remediate answers a named attack (Zerologon, PrintNightmare,
+	// coercion, AD CS abuse): the target says the step.
+	Remediate ActionKind = "remediate the attack"
 )
 
 // Escalation is who takes the action.
@@ -215,7 +218,7 @@ func Primary(s Subject) string {
 }
 
 func kindRank(k ActionKind) int {
-	return slices.Index([]ActionKind{Isolate, Block, ResetDomain, Collect, ResetCreds, Watch}, k)
+	return slices.Index([]ActionKind{Isolate, Block, ResetDomain, Remediate, Collect, ResetCreds, Watch}, k)
 }
 
 // actionsFor applies the playbook: the severity sets the urgency and the

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nwhealth/nwhealth/pkg/hunt"
+	"github.com/nwhealth/nwhealth/pkg/replay"
 	"github.com/nwhealth/nwhealth/pkg/report/stix"
 )
 
@@ -33,6 +34,9 @@ func WriteSTIX(w io.Writer, inc *Incident, meta Meta) error {
 	}
 	for i := range inc.Hosts {
 		s.hostActivity(&inc.Hosts[i])
+	}
+	for i := range inc.Attacks {
+		s.attack(&inc.Attacks[i])
 	}
 	for i := range inc.Actions {
 		s.courseOfAction(i, &inc.Actions[i])
@@ -133,6 +137,49 @@ func (s *stixWriter) attackPattern(id string) string {
 		o["kill_chain_phases"] = []map[string]string{{"kill_chain_name": "mitre-attack", "phase_name": t.Tactic}}
 	}
 	o["external_references"] = []map[string]string{{"source_name": "mitre-attack", "external_id": id, "url": TechniqueURL(id)}}
+	s.b.Add(o)
+	return o.ID()
+}
+
+// attack writes a named attack: its ATT&CK attack-pattern targeting the
+// host attacked, the CVE as a vulnerability the pattern targets, and a
+// sighting of the pattern with the attack's span, count and summary.
+func (s *stixWriter) attack(a *replay.Attack) {
+	ap := s.attackPattern(a.Technique)
+	target := s.hostID(a.Dst)
+	if !s.b.Has(target) {
+		target = ""
+	}
+	s.rel("targets", ap, target)
+	if a.CVE != "" {
+		v := s.sdo("vulnerability", a.CVE)
+		if !s.b.Has(v.ID()) {
+			v["name"] = a.CVE
+			v["description"] = a.Name
+			v["external_references"] = []map[string]string{{"source_name": "cve", "external_id": a.CVE}}
+			s.b.Add(v)
+		}
+		s.rel("targets", ap, v.ID())
+	}
+	sg := stix.SDO("sighting", stix.ID("sighting", "attack", a.Name, a.Src.String(), a.Dst.String(), stix.Timestamp(a.Time)), s.now, s.me)
+	sg["sighting_of_ref"] = ap
+	sg["first_seen"] = stix.Timestamp(a.Time)
+	sg["last_seen"] = stix.Timestamp(a.End)
+	sg["count"] = max(a.Count, 1)
+	sg["description"] = fmt.Sprintf("%s (%s, %s): %s", a.Name, a.Verdict, a.Severity, a.Summary)
+	sg["where_sighted_refs"] = []string{s.me}
+	sg["observed_data_refs"] = []string{s.observed(a)}
+	s.b.Add(sg)
+}
+
+// observed records the attack's two endpoints as observed data.
+func (s *stixWriter) observed(a *replay.Attack) string {
+	refs := []string{s.addr(a.Src), s.addr(a.Dst)}
+	o := stix.SDO("observed-data", stix.ID("observed-data", "attack", a.Name, a.Src.String(), a.Dst.String(), stix.Timestamp(a.Time)), s.now, s.me)
+	o["first_observed"] = stix.Timestamp(a.Time)
+	o["last_observed"] = stix.Timestamp(a.End)
+	o["number_observed"] = max(a.Count, 1)
+	o["object_refs"] = refs
 	s.b.Add(o)
 	return o.ID()
 }

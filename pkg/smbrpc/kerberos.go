@@ -28,6 +28,12 @@ type KerberosMsg struct {
 	// replies, the request body's for AS-REQ and TGS-REQ.
 	SName, Realm string
 	ErrorCode    int // KRB-ERROR only
+	// Ticket is the cipher of the ticket's encrypted part (AS-REP,
+	// TGS-REP, AP-REQ): a ticket travels byte for byte from the reply
+	// that issued it to every AP-REQ that presents it, so it joins a
+	// service's AP-REQ to the client name in the clear in the TGS-REP.
+	// It aliases the input.
+	Ticket []byte
 }
 
 // der is one decoded DER element.
@@ -143,18 +149,24 @@ func principal(b []byte) string {
 	return strings.Join(parts, "/")
 }
 
-// ticket decodes a Ticket's realm and service name.
-func ticket(b []byte) (realm, sname string) {
+// ticket decodes a Ticket's realm, service name and enc-part cipher.
+func ticket(b []byte) (realm, sname string, cipher []byte) {
 	e, _, ok := derNext(b)
 	if !ok || e.class != 1 || e.tag != krbTicket {
-		return "", ""
+		return "", "", nil
 	}
 	seq, ok := derSeq(e.content)
 	if !ok {
-		return "", ""
+		return "", "", nil
 	}
 	f := derFields(seq)
-	return derString(f[1]), principal(f[2])
+	if enc, ok := derSeq(f[3]); ok {
+		// EncryptedData: etype [0], kvno [1] OPTIONAL, cipher [2] OCTET STRING.
+		if c, _, ok := derNext(derFields(enc)[2]); ok && c.class == 0 && c.tag == 4 && len(c.content) > 0 {
+			cipher = c.content
+		}
+	}
+	return derString(f[1]), principal(f[2]), cipher
 }
 
 // ParseKerberos decodes a Kerberos message (without the 4-byte TCP record
@@ -187,9 +199,9 @@ func ParseKerberos(b []byte) (k KerberosMsg, ok bool) {
 	case KrbASRep, KrbTGSRep:
 		k.CRealm = derString(f[3])
 		k.CName = principal(f[4])
-		k.Realm, k.SName = ticket(f[5])
+		k.Realm, k.SName, k.Ticket = ticket(f[5])
 	case KrbAPReq:
-		k.Realm, k.SName = ticket(f[3])
+		k.Realm, k.SName, k.Ticket = ticket(f[3])
 	case KrbError:
 		k.ErrorCode = derInt(f[6])
 		k.CRealm = derString(f[7])

@@ -82,6 +82,7 @@ func init() { builders = append(builders, registerDcom2) }
 func registerDcom2() {
 	for s, n := range map[string]string{
 		"49b2791a-b1ae-4c90-9b8e-e860ba07f889": "MMC20.Application",
+		"d99e6e74-fc88-11d0-b498-00a0c90312f3": "CertSrv Request (CCertRequestD)",
 		"9ba05972-f6a8-11cf-a442-00a0c90a8f39": "ShellWindows",
 		"c08afd90-f2a1-11d1-8455-00a0c91f3880": "ShellBrowserWindow",
 		"00024500-0000-0000-c000-000000000046": "Excel.Application",

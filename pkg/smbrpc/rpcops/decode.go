@@ -138,7 +138,10 @@ func (s *Session) decodeState(c Call, d *Decoded) *dc {
 	i := reg()[c.Interface]
 	d.Operation = OpName(c.Interface, c.Opnum)
 	if i == nil {
-		d.Interface = UUIDString(c.Interface)
+		d.Interface = WellKnownName(c.Interface)
+		if d.Interface == "" {
+			d.Interface = UUIDString(c.Interface)
+		}
 	} else {
 		d.Interface = i.name
 	}

@@ -20,7 +20,12 @@ func TestOperationsDoc(t *testing.T) {
 	for _, i := range reg() {
 		ifs = append(ifs, i)
 	}
-	sort.Slice(ifs, func(a, b int) bool { return strings.ToLower(ifs[a].name) < strings.ToLower(ifs[b].name) })
+	sort.Slice(ifs, func(a, b int) bool {
+		if x, y := strings.ToLower(ifs[a].name), strings.ToLower(ifs[b].name); x != y {
+			return x < y
+		}
+		return UUIDString(ifs[a].uuid) < UUIDString(ifs[b].uuid) // one name, two UUIDs (efsrpc)
+	})
 	for _, i := range ifs {
 		var decoded []string
 		named := 0

@@ -62,10 +62,16 @@ func registerEventlog() {
 			"EvtRpcGetPublisherMetadata", "EvtRpcGetPublisherResourceMetadata", "EvtRpcGetEventMetadataEnum",
 			"EvtRpcGetNextEventMetadata", "EvtRpcGetClassicLogDisplayName"},
 		ops: map[uint16]op{
+			0:  {req: even6Subscribe, technique: "T1654", phase: PhaseRecon},
 			5:  {req: even6Query, technique: "T1654", phase: PhaseRecon},
 			6:  {handle: true, req: even6Clear, technique: "T1070.001", phase: PhaseEvasion},
 			7:  {handle: true, req: even6Export, technique: "T1654", phase: PhaseCollection},
 			13: {handle: true, closes: true, noise: true},
+			15: {req: even6PathFlags, technique: "T1562.002", phase: PhaseEvasion},
+			16: {req: even6PathFlags, technique: "T1562.002", phase: PhaseEvasion},
+			17: {req: even6PathFlags, technique: "T1654", phase: PhaseRecon},
+			19: {req: even6Flags, technique: "T1654", phase: PhaseRecon},
+			20: {req: even6PathFlags, technique: "T1654", phase: PhaseRecon},
 			21: {handle: true, req: even6ChannelArg, technique: "T1562.002", phase: PhaseEvasion},
 		}})
 }
@@ -181,3 +187,26 @@ func even6ChannelArg(x *dc) {
 	x.d.Target = ch
 	x.add("channel", ch)
 }
+
+// even6Subscribe: EvtRpcRegisterRemoteSubscription(channel (unique), query,
+// bookmark (unique), flags): events pulled from the host as they come.
+func even6Subscribe(x *dc) {
+	ch := wstrPtr(x.r)
+	q := x.r.WString()
+	wstrPtr(x.r) // bookmark XML
+	x.add("channel", ch)
+	x.add("query", truncate(q, 1024))
+	x.add("flags", hex32(x.r.U32()))
+	x.d.Target = ch
+}
+
+// even6PathFlags: a channel or publisher path and flags (EvtRpcOpenLogHandle,
+// EvtRpcGetChannelConfig, EvtRpcAssertConfig, EvtRpcRetractConfig).
+func even6PathFlags(x *dc) {
+	p := x.r.WString()
+	x.add("path", p)
+	x.add("flags", hex32(x.r.U32()))
+	x.d.Target = p
+}
+
+func even6Flags(x *dc) { x.add("flags", hex32(x.r.U32())) }

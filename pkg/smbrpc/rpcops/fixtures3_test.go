@@ -208,7 +208,7 @@ func TestGuessInterface(t *testing.T) {
 		{"pipe lsarpc", "lsarpc", 44, nil, lsaUUID, false, true},
 		{"pipe shared atsvc: ITaskSchedulerService", "atsvc", 7, stub(false, func(s *sb) { s.wstr(`\`).u32(0).u32(0).u32(10) }), tschUUID, false, true},
 		{"pipe shared atsvc: ATSvc", "atsvc", 1, stub(false, func(s *sb) { s.wstrp(`\\WS06`).u32(1).u32(1) }), atsvcUUID, false, true},
-		{"unknown pipe", "spoolss", 0, nil, [16]byte{}, false, false},
+		{"unknown pipe", "InitShutdown", 0, nil, [16]byte{}, false, false},
 		{"tcp OpenSCManagerW", "", 15, stub(false, openSCM), svcctlUUID, false, true},
 		{"tcp RetrievePrivateData ndr64", "", 43, stub(true, lsaRetrieve), lsaUUID, true, true},
 		{"tcp RetrievePrivateData", "", 43, stub(false, lsaRetrieve), lsaUUID, false, true},

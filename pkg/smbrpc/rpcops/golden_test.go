@@ -185,3 +185,43 @@ func lineDiff(want, got string) string {
 	}
 	return "(equal)"
 }
+
+// TestStubStringsInBytes checks, over the stubs cut from real captures,
+// that the string arguments decoded for the interfaces tshark 4.0 does not
+// decode (RpcAddPrinterDriverEx, EFSR, the at job) are in the captured
+// request bytes as UTF-16: the decoder read them from where they are, not
+// from a misaligned offset.
+func TestStubStringsInBytes(t *testing.T) {
+	names := map[string]bool{"driver": true, "driver path": true, "data file": true, "config file": true, "help file": true,
+		"environment": true, "file": true, "command": true, "server": true, "printer": true, "callback": true, "ca": true}
+	files, _ := filepath.Glob("testdata/stubs/*.jsonl")
+	checked := 0
+	for _, f := range files {
+		s := Session{Shared: NewShared()}
+		for _, sc := range loadStubs(t, f) {
+			c, _ := sc.call(t, s.Shared)
+			d := s.Decode(c)
+			if sc.Cut || len(c.Request) == 0 {
+				continue
+			}
+			switch d.Interface {
+			case "spoolss", "efsrpc", "atsvc", "ICertPassage", "netdfs", "FileServerVssAgent":
+			default:
+				continue
+			}
+			for _, fl := range d.Fields {
+				if !names[fl.Name] || fl.Value == "" || fl.Name == "printer" && !strings.Contains(d.Operation, "OpenPrinter") {
+					continue // a printer named from the call's handle is in an earlier call
+				}
+				u := utf16le(fl.Value)
+				if !bytes.Contains(c.Request, u) {
+					t.Errorf("%s frame %d: %s %s = %q is not in the request bytes", filepath.Base(f), sc.Frame, d.Operation, fl.Name, fl.Value)
+				}
+				checked++
+			}
+		}
+	}
+	if checked < 10 {
+		t.Fatalf("only %d strings checked", checked)
+	}
+}

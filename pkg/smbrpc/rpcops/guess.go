@@ -180,11 +180,29 @@ func probeRequest(i *iface, opnum uint16, stub []byte, ndr64 bool) (ok bool) {
 // guessOrder lists the interfaces GuessInterface tries, most common first.
 var guessOrder = [][16]byte{
 	epmUUID, svcctlUUID, drsuapiUUID, tschUUID, atsvcUUID, sasecUUID, winregUUID, lsaUUID, samrUUID,
-	netlogonUUID, srvsvcUUID, wkssvcUUID, eventlogUUID, even6UUID,
+	netlogonUUID, srvsvcUUID, wkssvcUUID, eventlogUUID, even6UUID, spoolssUUID, efsrLsaUUID, efsrUUID,
+	dfsnmUUID, fsrvpUUID, icprUUID, parUUID,
 }
 
 // dcomGuessOrder lists the DCOM interfaces tried for a stub that starts
 // with an ORPCTHIS.
 var dcomGuessOrder = [][16]byte{
 	remUnknown2UUID, dispatchUUID, sysActivatorUUID, wbemServicesUUID, wbemLevel1LoginUUID,
+}
+
+// KnownPipe reports whether name (\PIPE\svcctl, svcctl...) is a named pipe
+// one of the decoded interfaces is reached over.
+func KnownPipe(name string) bool {
+	p := normPipe(name)
+	if p == "" {
+		return false
+	}
+	for _, i := range reg() {
+		for _, ip := range i.pipes {
+			if ip == p {
+				return true
+			}
+		}
+	}
+	return false
 }

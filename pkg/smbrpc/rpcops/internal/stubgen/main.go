@@ -62,6 +62,11 @@ const maxSameOp = 6
 func main() {
 	out := flag.String("out", "testdata/stubs", "output directory")
 	shared := flag.String("shared", "", "shared data directory (default $NWHEALTH_SHARED or ../shared beside the module)")
+	var extra []string
+	flag.Func("capture", "also extract this capture (repeatable): public captures outside the shared set", func(v string) error {
+		extra = append(extra, v)
+		return nil
+	})
 	flag.Parse()
 	dir, err := sharedDir(*shared)
 	if err != nil {
@@ -71,12 +76,27 @@ func main() {
 	if err != nil {
 		fatal(err)
 	}
+	// Real-lab captures of the interfaces no remote-ops capture has:
+	// PrintNightmare (spoolss) and a legacy at job on a context other
+	// than 0.
+	for _, rel := range []string{
+		"real-lab/elcabezzonn/attempt-spools-vuln-cve-2021-1675.pcap",
+		"real-lab/suricata-verify-dcerpc/smb-dce_iface/input.pcap",
+		"real-lab/suricata-verify-dcerpc/dcerpc-smb-ctxid/input.pcap",
+	} {
+		caps = append(caps, filepath.Join(dir, "pcaps", filepath.FromSlash(rel)))
+	}
+	caps = append(caps, extra...)
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		fatal(err)
 	}
 	for _, c := range caps {
 		if strings.HasSuffix(c, ".md") {
 			continue
+		}
+		base := filepath.Base(c)
+		if base == "input.pcap" { // suricata-verify names every case's capture so
+			base = "suricata_" + filepath.Base(filepath.Dir(c)) + ".pcap"
 		}
 		calls, err := extract(c)
 		if err != nil {
@@ -85,7 +105,7 @@ func main() {
 		if len(calls) == 0 {
 			continue
 		}
-		name := filepath.Join(*out, strings.TrimSuffix(filepath.Base(c), filepath.Ext(c))+".jsonl")
+		name := filepath.Join(*out, strings.TrimSuffix(base, filepath.Ext(base))+".jsonl")
 		var buf bytes.Buffer
 		for _, call := range calls {
 			b, _ := json.Marshal(call)

