@@ -291,9 +291,9 @@ func runLive(ctx context.Context, o *replayOptions, src replay.Source, emit func
 }
 
 func statsLine(st replay.Stats) string {
-	line := fmt.Sprintf("stats: packets=%d conns=%d operations=%d encrypted=%d conns_expired=%d calls_expired=%d gaps=%d resyncs=%d dropped_bytes=%d decode_errors=%d conns_midstream=%d conns_open_at_end=%d gaps_at_end=%d",
+	line := fmt.Sprintf("stats: packets=%d conns=%d operations=%d encrypted=%d conns_expired=%d calls_expired=%d gaps=%d resyncs=%d dropped_bytes=%d decode_errors=%d conns_midstream=%d conns_open_at_end=%d gaps_at_end=%d unframed_bytes=%d",
 		st.Packets, st.Conns, st.Operations, st.EncryptedCalls, st.ConnsExpired, st.CallsExpired, st.Gaps, st.Resyncs, st.DroppedBytes, st.DecodeErrors,
-		st.ConnsMidstream, st.ConnsOpenAtEnd, st.GapsAtEnd)
+		st.ConnsMidstream, st.ConnsOpenAtEnd, st.GapsAtEnd, st.UnframedBytes)
 	if st.KernelDrops > 0 {
 		line += fmt.Sprintf(" kernel_drops=%d", st.KernelDrops)
 	}

@@ -2,14 +2,18 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nwhealth/nwhealth/internal/jsonltest"
 	"github.com/nwhealth/nwhealth/internal/testenv"
+	"github.com/nwhealth/nwhealth/pkg/pcapio"
+	"github.com/nwhealth/nwhealth/pkg/pkthdr"
 )
 
 // remoteOpsCaptures lists every capture of the shared remote-operations
@@ -133,5 +137,166 @@ func TestReplayGraph(t *testing.T) {
 	}
 	if !strings.HasPrefix(string(b), "digraph replay {") || !strings.Contains(string(b), `"172.16.66.1" -> "172.16.66.36"`) {
 		t.Fatalf("graph:\n%s", b)
+	}
+}
+
+// TestReplayAttacks: a named attack is told in both output modes (the
+// table's Attacks section, an attack record), and --assets naming the
+// puller a domain controller turns the DCSync into listed replication.
+func TestReplayAttacks(t *testing.T) {
+	f := testenv.SharedFile(t, "pcaps", "remote-ops", "pcap-attack", "DCSync_krbtgt_dcerpc_smb.pcapng")
+	var tbl, js, errOut bytes.Buffer
+	if code := run([]string{"replay", "--pcap", f}, nil, &tbl, &errOut); code != exitOK {
+		t.Fatalf("table exit %d: %s", code, errOut.String())
+	}
+	for _, want := range []string{"Attacks:", "[CRITICAL] DCSync, exploited (T1003.006): 172.16.66.1, not a domain controller",
+		"172.16.66.1 -> 172.16.66.36  drsuapi DRSGetNCChanges"} {
+		if !strings.Contains(tbl.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, tbl.String())
+		}
+	}
+	if code := run([]string{"replay", "--pcap", f, "--format", "jsonl"}, nil, &js, &errOut); code != exitOK {
+		t.Fatalf("jsonl exit %d: %s", code, errOut.String())
+	}
+	attacks := jsonltest.Check(t, js.Bytes())["attack"]
+	if len(attacks) != 1 || attacks[0]["name"] != "DCSync" || attacks[0]["verdict"] != "exploited" || attacks[0]["src"] != "172.16.66.1" ||
+		attacks[0]["dst"] != "172.16.66.36" || attacks[0]["operations"] != float64(1) {
+		t.Errorf("attack records %v", attacks)
+	}
+
+	inv := filepath.Join(t.TempDir(), "assets.yaml")
+	if err := os.WriteFile(inv, []byte("assets:\n  - host: 172.16.66.1\n    name: dc2\n    role: domain controller\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	js.Reset()
+	if code := run([]string{"replay", "--pcap", f, "--format", "jsonl", "--assets", inv}, nil, &js, &errOut); code != exitOK {
+		t.Fatalf("--assets exit %d: %s", code, errOut.String())
+	}
+	recs := jsonltest.Check(t, js.Bytes())
+	if len(recs["attack"]) != 0 {
+		t.Errorf("replication between domain controllers flagged: %v", recs["attack"])
+	}
+	replicated := false
+	for _, op := range recs["operation"] {
+		if op["operation"] == "DRSGetNCChanges" {
+			replicated = op["technique"] == "" && strings.Contains(fmt.Sprint(op["fields"]), "replication")
+		}
+	}
+	if !replicated {
+		t.Errorf("DRSGetNCChanges between domain controllers not listed as replication: %v", recs["operation"])
+	}
+}
+
+// TestReplayUnframedIsEdge: connections on port 445 that never carry SMB
+// (the generated captures' random payloads, joined without a handshake)
+// are an edge of the input: counted as unframed bytes, exit 0.
+func TestReplayUnframedIsEdge(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "gen.pcap")
+	genCapture(t, p, pkthdr.LinkEthernet, 4000, time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC), false)
+	code, out, errOut := nwh(t, nil, "replay", "--pcap", p, "--format", "jsonl", "--stats")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var st map[string]any
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, `"type":"stats"`) {
+			if err := json.Unmarshal([]byte(line), &st); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if n, _ := st["unframed_bytes"].(float64); n == 0 || st["dropped_bytes"] != float64(0) || st["conns_midstream"] == nil {
+		t.Errorf("stats %v", st)
+	}
+	if !strings.Contains(errOut, " unframed_bytes=") {
+		t.Errorf("stats line: %s", errOut)
+	}
+}
+
+// TestReplayJoinedMidMessage cuts a real PsExec capture in the middle of
+// the 145 KB PSEXESVC.exe write, as a capture, a --from selection or a
+// --follow may begin: the bytes before the SMB connection's next message
+// are unframed (an edge, exit 0), and every operation that began after the
+// write is still found, at the same time, with the same name and target.
+func TestReplayJoinedMidMessage(t *testing.T) {
+	f := testenv.SharedFile(t, "pcaps", "remote-ops", "pcap-attack", "LM_psexec_smb_dcerpc_epm_svcctl.pcapng")
+	raw, err := os.ReadFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := func(out string) (all []map[string]any) {
+		for _, line := range strings.Split(out, "\n") {
+			var r map[string]any
+			if json.Unmarshal([]byte(line), &r) == nil && r["type"] == "operation" {
+				all = append(all, r)
+			}
+		}
+		return all
+	}
+	code, full, errOut := nwh(t, nil, "replay", "--pcap", f, "--format", "jsonl", "--all")
+	if code != exitOK {
+		t.Fatalf("full capture: exit %d: %s", code, errOut)
+	}
+	var writeFrom, writeTo time.Time
+	for _, op := range ops(full) {
+		if op["operation"] == "write file" && strings.HasSuffix(op["target"].(string), `\PSEXESVC.exe`) {
+			writeFrom, _ = time.Parse(time.RFC3339Nano, op["ts"].(string))
+			writeTo, _ = time.Parse(time.RFC3339Nano, op["end"].(string))
+		}
+	}
+	if writeFrom.IsZero() {
+		t.Fatal("no PSEXESVC.exe write in the full replay")
+	}
+	// Cut at the middle of the write's segments to port 445 that do not
+	// begin a message (a NetBIOS header and an SMB2 protocol id).
+	pkts := readCapture(t, raw)
+	var inside []int
+	for i, p := range pkts {
+		var h pkthdr.Packet
+		if p.Timestamp.Before(writeFrom.Add(-time.Second)) || p.Timestamp.After(writeTo) || !pkthdr.Parse(p.LinkType, p.Data, &h) ||
+			h.DstPort != 445 || h.PayloadN < 8 {
+			continue
+		}
+		if b := p.Data[h.Payload:]; b[0] != 0 || string(b[4:8]) != "\xfeSMB" {
+			inside = append(inside, i)
+		}
+	}
+	if len(inside) < 10 {
+		t.Fatalf("%d segments inside the write's messages", len(inside))
+	}
+	var buf bytes.Buffer
+	w, err := pcapio.NewWriter(&buf, pkts[0].LinkType, 0, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pkts[inside[len(inside)/2]:] {
+		w.WritePacket(p.Timestamp, p.Data, p.OrigLen)
+	}
+	cutFile := filepath.Join(t.TempDir(), "cut.pcap")
+	if err := os.WriteFile(cutFile, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, part, errOut := nwh(t, nil, "replay", "--pcap", cutFile, "--format", "jsonl", "--all")
+	if code != exitOK {
+		t.Fatalf("capture joined mid-message: exit %d: %s", code, errOut)
+	}
+	if !strings.Contains(part, `"unframed_bytes":`) || !strings.Contains(part, `"dropped_bytes":0,`) {
+		t.Errorf("the write's tail is not counted as unframed: %s", part[strings.LastIndex(part, `{"type":"stats"`):])
+	}
+	found := map[string]bool{}
+	for _, op := range ops(part) {
+		found[fmt.Sprint(op["ts"], " ", op["operation"], " ", op["target"])] = true
+	}
+	after := 0
+	for _, op := range ops(full) {
+		if ts, _ := time.Parse(time.RFC3339Nano, op["ts"].(string)); ts.After(writeTo) {
+			after++
+			if k := fmt.Sprint(op["ts"], " ", op["operation"], " ", op["target"]); !found[k] {
+				t.Errorf("lost after the cut: %s", k)
+			}
+		}
+	}
+	if after < 10 {
+		t.Fatalf("only %d operations after the write", after)
 	}
 }

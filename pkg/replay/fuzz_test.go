@@ -9,7 +9,9 @@ import (
 // FuzzStreams feeds arbitrary bytes as both directions of an SMB (445) and
 // a DCE/RPC (135) connection, cut into segments, with one segment dropped:
 // framing, resync, the SMB and RPC state machines and rpcops must not
-// panic, and nothing stays buffered after the flush.
+// panic, nothing stays buffered after the flush, and no more bytes are
+// counted unframed than were fed (dropped bytes may be more: a message
+// too large to hold is dropped for the size it claims).
 func FuzzStreams(f *testing.F) {
 	fl, _ := psexecFlow()
 	var cli, srv []byte
@@ -26,7 +28,9 @@ func FuzzStreams(f *testing.F) {
 	f.Add(join(rpcBind(1, svcctlIf, 2), rpcRequest(2, 3, 12, []byte("stub"))), rpcResponse(2, make([]byte, 8)), uint8(0))
 	f.Add(nb(smb2(smbrpc.SMB2SessionSetup, false, 0, 1, 0, 1, sessionSetup(gssKrb(krbAPReq("R", "cifs", "h"))))), []byte{}, uint8(3))
 	f.Fuzz(func(t *testing.T, c2s, s2c []byte, drop uint8) {
+		fed := uint64(len(c2s) + len(s2c))
 		for _, port := range []string{"445", "135"} {
+			c2s, s2c := c2s, s2c
 			flow := newFlow("10.0.0.1:40000", "10.0.0.2:"+port, t0)
 			seg := 0
 			for len(c2s) > 0 || len(s2c) > 0 {
@@ -52,6 +56,9 @@ func FuzzStreams(f *testing.F) {
 			p.Flush()
 			if p.buffered != 0 || len(p.conns) != 0 {
 				t.Fatalf("after flush: %d bytes buffered, %d conns", p.buffered, len(p.conns))
+			}
+			if st := p.Stats(); st.UnframedBytes > fed {
+				t.Fatalf("fed %d bytes, counted %d unframed", fed, st.UnframedBytes)
 			}
 		}
 	})

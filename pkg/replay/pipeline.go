@@ -66,10 +66,15 @@ type Stats struct {
 	GapsAtEnd      uint64   `json:"gaps_at_end,omitempty"`
 	GapPlaces      []string `json:"gap_places,omitempty"` // the first inside gaps: connection, direction, time, bytes
 	Resyncs        uint64   `json:"resyncs"`              // framer re-found a message boundary after a gap or garbage
-	DroppedBytes   uint64   `json:"dropped_bytes"`        // discarded to stay under the buffer caps
-	DecodeErrors   uint64   `json:"decode_errors"`        // damaged messages skipped
-	Operations     uint64   `json:"operations"`           // operations emitted
-	EncryptedCalls uint64   `json:"encrypted_calls"`      // operations whose arguments were sealed
+	DroppedBytes   uint64   `json:"dropped_bytes"`        // discarded: over the buffer caps, or skipped after a gap or garbage inside a stream
+	// UnframedBytes were skipped before a stream's first message
+	// boundary: a connection the input joined mid-message, or one on an
+	// SMB, RPC or Kerberos port that carries another protocol. An edge,
+	// not damage: nothing the capture held was lost.
+	UnframedBytes  uint64 `json:"unframed_bytes,omitempty"`
+	DecodeErrors   uint64 `json:"decode_errors"`   // damaged messages skipped
+	Operations     uint64 `json:"operations"`      // operations emitted
+	EncryptedCalls uint64 `json:"encrypted_calls"` // operations whose arguments were sealed
 	// DomainControllers are the hosts the traffic shows acting as domain
 	// controllers: answering Kerberos on 88, LDAP on 389/636/3268/3269,
 	// DRSUAPI or Netlogon calls.

@@ -421,3 +421,70 @@ func TestCaptureEdges(t *testing.T) {
 		t.Fatalf("inside gap: %+v", st)
 	}
 }
+
+// TestUnframedEdges: bytes before a stream's first message boundary (a
+// connection joined mid-message, or another protocol on port 445) are an
+// edge of the input, not damage; garbage inside a stream already framed
+// is.
+func TestUnframedEdges(t *testing.T) {
+	junk := func(n int, seed byte) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = seed + byte(i*37) // never a NetBIOS header followed by an SMB protocol id
+		}
+		return b
+	}
+	for _, tc := range []struct {
+		name    string
+		pkts    func() []Packet
+		ops     []string // operations that must be found
+		damaged bool
+	}{
+		{"joined mid-message", func() []Packet {
+			// No handshake, and the capture begins with the second segment
+			// of a 3 KB write: the rest of the session must still decode.
+			f, at := psexecFlow()
+			return f.pkts[at["write1"][1]:]
+		}, []string{"tree connect", rpcops.OpName(svcctlIf, 12)}, false},
+		{"not SMB on 445, handshake seen", func() []Packet {
+			f := newFlow("10.0.0.1:50700", "10.0.0.2:445", t0)
+			f.send(true, junk(3000, 1), 1460)
+			f.send(false, junk(900, 2), 1460)
+			return f.pkts
+		}, nil, false},
+		{"not SMB on 445, joined late", func() []Packet {
+			f := newFlow("10.0.0.1:50701", "10.0.0.2:445", t0)
+			f.send(true, junk(2000, 3), 700)
+			return f.pkts[2:]
+		}, nil, false},
+		{"garbage inside an SMB stream", func() []Packet {
+			f := newFlow("10.0.0.1:50702", "10.0.0.2:445", t0)
+			f.send(true, nb(smb2(smbrpc.SMB2TreeConnect, false, 0, 1, 0, 9, treeConnect(`\\srv\C$`))), 1460)
+			f.send(true, junk(500, 4), 1460)
+			f.send(true, nb(smb2(smbrpc.SMB2TreeConnect, false, 0, 2, 0, 9, treeConnect(`\\srv\D$`))), 1460)
+			return f.pkts
+		}, nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ops, st := runPackets(t, tc.pkts(), Config{})
+			if st.Damaged() != tc.damaged || st.Gaps != 0 {
+				t.Fatalf("damaged %v, want %v: %+v", st.Damaged(), tc.damaged, st)
+			}
+			if tc.damaged && st.DroppedBytes == 0 {
+				t.Errorf("garbage in a framed stream not counted as dropped: %+v", st)
+			}
+			if !tc.damaged && (st.UnframedBytes == 0 || st.DroppedBytes != 0) {
+				t.Errorf("unframed %d dropped %d", st.UnframedBytes, st.DroppedBytes)
+			}
+			for _, name := range tc.ops {
+				found := false
+				for _, o := range ops {
+					found = found || o.Operation == name
+				}
+				if !found {
+					t.Errorf("no %s after the edge: %+v", name, ops)
+				}
+			}
+		})
+	}
+}

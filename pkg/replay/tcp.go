@@ -349,6 +349,12 @@ type framer struct {
 	lost bool
 	skip int // bytes of an oversized message still to discard
 	max  int
+	// synced is set once the stream was seen at a message boundary: a
+	// message framed, or a gap after which the boundary is lost. Bytes
+	// skipped before that are not the protocol as far as the capture
+	// shows (a connection joined mid-message, or another protocol on the
+	// port): nothing was lost, so they are unframed, not dropped.
+	synced bool
 }
 
 func (f *framer) reset(p *Pipeline) {
@@ -356,6 +362,16 @@ func (f *framer) reset(p *Pipeline) {
 	f.buf = f.buf[:0]
 	f.lost = true
 	f.skip = 0
+	f.synced = true
+}
+
+// skipped counts n bytes passed over looking for a message start.
+func (f *framer) skipped(p *Pipeline, n int) {
+	if f.synced {
+		p.stats.DroppedBytes += uint64(n)
+	} else {
+		p.stats.UnframedBytes += uint64(n)
+	}
 }
 
 func (f *framer) release(p *Pipeline) {
@@ -375,11 +391,32 @@ func (f *framer) frameLen(b []byte) int {
 		if !ok {
 			return -1
 		}
-		if typ == smbrpc.NBSessionMessage {
+		switch typ {
+		case smbrpc.NBSessionMessage:
 			if l < 4 {
 				return -1
 			}
 			if len(b) >= 8 && smbrpc.SMBProto(b[4:]) == 0 {
+				return -1
+			}
+		case smbrpc.NBKeepAlive, smbrpc.NBPositiveResponse:
+			// RFC 1002 4.3: the control packets have fixed lengths, and a
+			// session request carries two encoded names of 34 to 255
+			// bytes; anything else is not a message start (mid-message
+			// bytes of a connection joined late must not pass for one).
+			if l != 0 {
+				return -1
+			}
+		case smbrpc.NBNegativeResponse:
+			if l != 1 {
+				return -1
+			}
+		case smbrpc.NBRetarget:
+			if l != 6 {
+				return -1
+			}
+		case smbrpc.NBSessionRequest:
+			if l < 68 || l > 510 {
 				return -1
 			}
 		}
@@ -484,7 +521,7 @@ func (f *framer) push(p *Pipeline, b []byte, emit func([]byte)) {
 			if i < 0 {
 				keep := 16
 				if len(rest) > keep {
-					p.stats.DroppedBytes += uint64(len(rest) - keep)
+					f.skipped(p, len(rest)-keep)
 					pos = len(data) - keep
 				}
 				break
@@ -500,7 +537,7 @@ func (f *framer) push(p *Pipeline, b []byte, emit func([]byte)) {
 			// whose length is impossible): step past it and scan again.
 			f.lost = true
 			pos++
-			p.stats.DroppedBytes++
+			f.skipped(p, 1)
 			continue
 		}
 		if n == 0 {
@@ -521,6 +558,7 @@ func (f *framer) push(p *Pipeline, b []byte, emit func([]byte)) {
 			break
 		}
 		emit(rest[:n])
+		f.synced = true
 		pos += n
 	}
 	if pos > len(data) {
