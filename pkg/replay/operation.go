@@ -54,7 +54,7 @@ type Operation struct {
 	Pipe      string // named pipe for RPC over SMB
 	Share     string // tree the operation used, \\server\share
 
-	Kind      string // "rpc", "file", "tree", "pipe", "smb3-encrypted"
+	Kind      string // "rpc", "file", "tree", "pipe", "logon", "smb3-encrypted"
 	Opnum     int    // RPC operation number; -1 for other kinds and replies whose request was not captured
 	Interface string
 	Operation string
