@@ -1,0 +1,518 @@
+package intel
+
+import (
+	"net/netip"
+	"strings"
+
+	"github.com/nwhealth/nwhealth/pkg/flow"
+	"github.com/nwhealth/nwhealth/pkg/hunt"
+)
+
+// Matcher finds the indicators a flow record matches. Every alternative
+// of every indicator is filed under one anchor: its addresses in a hash
+// set, its networks in a prefix trie, its names in a hash set (and name
+// suffixes in another, looked up label by label), its ports in a map; only
+// the few alternatives an anchor turns up are evaluated in full. Name
+// patterns (LIKE, MATCHES) are tried once per distinct name and
+// remembered.
+type Matcher struct {
+	inds  []*Indicator
+	conjs []conj
+
+	addrs    map[[16]byte][]int32
+	trie4    trie
+	trie6    trie
+	names    map[string][]int32
+	suffixes map[string][]int32
+	urls     map[string][]int32
+	ports    map[uint16][]int32
+	namePats []int32 // alternatives anchored on a name or URL pattern
+	memo     map[string][]int32
+	hasPorts bool
+
+	seen []uint32 // per alternative: the generation it was last a candidate in
+	gen  uint32
+	cand []int32
+}
+
+// maxMemo bounds the remembered pattern results; past it the memo starts
+// over (a month of traffic can hold millions of distinct names).
+const maxMemo = 1 << 20
+
+// NewMatcher indexes the set's indicators.
+func NewMatcher(s *Set) *Matcher {
+	m := &Matcher{inds: s.Indicators, addrs: map[[16]byte][]int32{}, names: map[string][]int32{},
+		suffixes: map[string][]int32{}, urls: map[string][]int32{}, ports: map[uint16][]int32{}, memo: map[string][]int32{}}
+	for i, ind := range s.Indicators {
+		for _, c := range ind.alts {
+			c.ind = int32(i)
+			m.file(int32(len(m.conjs)), &c)
+			m.conjs = append(m.conjs, c)
+		}
+	}
+	m.seen = make([]uint32, len(m.conjs))
+	return m
+}
+
+// Indicators is how many indicators the matcher holds.
+func (m *Matcher) Indicators() int { return len(m.inds) }
+
+// file puts alternative id under its most selective anchor: an address or
+// network, else a name, else a URL, else a port.
+func (m *Matcher) file(id int32, c *conj) {
+	best := -1
+	rank := func(d *cond) int {
+		switch {
+		case !d.anchor():
+			return 0
+		case d.field == fAddr || d.field == fSrc || d.field == fDst || d.field == fAnswer:
+			return 5
+		case d.field == fName && d.re == nil:
+			return 4
+		case d.field == fURL && d.re == nil:
+			return 3
+		case d.field == fSrcPort || d.field == fDstPort:
+			return 2
+		}
+		return 1 // a pattern
+	}
+	for i := range c.conds {
+		if best < 0 || rank(&c.conds[i]) > rank(&c.conds[best]) {
+			best = i
+		}
+	}
+	d := &c.conds[best]
+	switch rank(d) {
+	case 5:
+		for _, a := range d.addrs {
+			m.addrs[a.As16()] = append(m.addrs[a.As16()], id)
+		}
+		for _, p := range d.prefixes {
+			if p.Addr().Is4() {
+				m.trie4.insert(p.Addr().AsSlice(), p.Bits(), id)
+			} else {
+				m.trie6.insert(p.Addr().AsSlice(), p.Bits(), id)
+			}
+		}
+	case 4:
+		for _, n := range d.names {
+			m.names[n] = append(m.names[n], id)
+		}
+		for _, s := range d.suffixes {
+			m.suffixes[s] = append(m.suffixes[s], id)
+		}
+	case 3:
+		for _, n := range d.names {
+			m.urls[n] = append(m.urls[n], id)
+		}
+	case 2:
+		m.hasPorts = true
+		for _, n := range d.nums {
+			if n >= 0 && n <= 65535 {
+				m.ports[uint16(n)] = append(m.ports[uint16(n)], id)
+			}
+		}
+	default:
+		m.namePats = append(m.namePats, id)
+	}
+}
+
+// Hit is one alternative of an indicator holding on a flow record.
+type Hit struct {
+	Ind    int32      // index of the indicator in the set
+	Inside netip.Addr // our end: the side the indicator does not name
+	Remote netip.Addr // the end it names (an answer for DNS answers); invalid when none
+	Via    string     // what matched: "dst", "src", "dns-answer", "dns", "sni", "http", "name", "url", "port"
+	Value  string     // the value that matched
+}
+
+func (m *Matcher) candidate(ids []int32) {
+	for _, id := range ids {
+		if m.seen[id] != m.gen {
+			m.seen[id] = m.gen
+			m.cand = append(m.cand, id)
+		}
+	}
+}
+
+func (m *Matcher) lookupAddr(a netip.Addr) {
+	if !a.IsValid() {
+		return
+	}
+	a = a.Unmap()
+	if ids, ok := m.addrs[a.As16()]; ok {
+		m.candidate(ids)
+	}
+	if a.Is4() {
+		if m.trie4.n > 0 {
+			b := a.As4()
+			m.trie4.lookup(b[:], m)
+		}
+	} else if m.trie6.n > 0 {
+		b := a.As16()
+		m.trie6.lookup(b[:], m)
+	}
+}
+
+// Match calls hit for every alternative that holds on r and whose
+// indicator is valid at r's time; url is the request URL when the record
+// source has one. An indicator whose alternative holds outside its
+// validity is reported through invalid (may be nil).
+func (m *Matcher) Match(r *flow.Record, url string, hit func(Hit), invalid func(ind int32)) {
+	m.gen++
+	if m.gen == 0 { // wrapped: start the generations over
+		clear(m.seen)
+		m.gen = 1
+	}
+	m.cand = m.cand[:0]
+	if len(m.addrs) > 0 || m.trie4.n+m.trie6.n > 0 {
+		m.lookupAddr(r.Orig)
+		m.lookupAddr(r.Resp)
+		for _, a := range r.Answers {
+			m.lookupAddr(a)
+		}
+	}
+	name := ""
+	if r.Name != "" {
+		name = NormalizeName(r.Name)
+		if ids, ok := m.names[name]; ok {
+			m.candidate(ids)
+		}
+		if len(m.suffixes) > 0 {
+			for i := strings.IndexByte(name, '.'); i >= 0; {
+				if ids, ok := m.suffixes[name[i:]]; ok {
+					m.candidate(ids)
+				}
+				j := strings.IndexByte(name[i+1:], '.')
+				if j < 0 {
+					break
+				}
+				i += j + 1
+			}
+		}
+	}
+	if url != "" {
+		url = NormalizeURL(url)
+		if ids, ok := m.urls[url]; ok {
+			m.candidate(ids)
+		}
+	}
+	if m.hasPorts {
+		if ids, ok := m.ports[r.RespPort]; ok {
+			m.candidate(ids)
+		}
+		if ids, ok := m.ports[r.OrigPort]; ok {
+			m.candidate(ids)
+		}
+	}
+	if len(m.namePats) > 0 {
+		m.patterns(name, url)
+	}
+	for _, id := range m.cand {
+		c := &m.conjs[id]
+		h, ok := c.eval(r, name, url)
+		if !ok {
+			continue
+		}
+		if !m.inds[c.ind].ValidAt(r.First, r.Last) {
+			if invalid != nil {
+				invalid(c.ind)
+			}
+			continue
+		}
+		h.Ind = c.ind
+		hit(h)
+	}
+}
+
+// patterns adds the alternatives whose name or URL pattern holds.
+func (m *Matcher) patterns(name, url string) {
+	for _, s := range [2]string{name, "\x00" + url} {
+		if s == "" || s == "\x00" {
+			continue
+		}
+		ids, ok := m.memo[s]
+		if !ok {
+			ids = []int32{}
+			for _, id := range m.namePats {
+				for i := range m.conjs[id].conds {
+					d := &m.conjs[id].conds[i]
+					if d.re != nil && (d.field == fName && s[0] != 0 || d.field == fURL && s[0] == 0) && d.re.MatchString(strings.TrimPrefix(s, "\x00")) {
+						ids = append(ids, id)
+						break
+					}
+				}
+			}
+			if len(m.memo) >= maxMemo {
+				clear(m.memo)
+			}
+			m.memo[s] = ids
+		}
+		m.candidate(ids)
+	}
+}
+
+// dnsFlow reports whether r is a DNS exchange, whose name is the question
+// and whose responder is a resolver.
+func dnsFlow(r *flow.Record) bool {
+	return r.NameSource == flow.NameDNS && (r.RespPort == 53 || r.RespPort == 5353 || r.RespPort == 5355)
+}
+
+// eval checks every condition on r; the hit names the sides from the first
+// condition that names an address, else from a name.
+func (c *conj) eval(r *flow.Record, name, url string) (Hit, bool) {
+	if !c.start.IsZero() && (r.First.Before(c.start) || !r.First.Before(c.stop)) {
+		return Hit{}, false
+	}
+	var h Hit
+	sided := false
+	for i := range c.conds {
+		d := &c.conds[i]
+		switch d.field {
+		case fAddr, fSrc, fDst, fAnswer:
+			if (d.field == fAddr || d.field == fDst) && d.holdsAddr(r.Resp) {
+				if !sided {
+					h, sided = Hit{Inside: r.Orig.Unmap(), Remote: r.Resp.Unmap(), Via: "dst", Value: d.value(r.Resp)}, true
+				}
+				continue
+			}
+			if (d.field == fAddr || d.field == fSrc) && d.holdsAddr(r.Orig) {
+				if !sided {
+					h, sided = Hit{Inside: r.Resp.Unmap(), Remote: r.Orig.Unmap(), Via: "src", Value: d.value(r.Orig)}, true
+				}
+				continue
+			}
+			found := false
+			if d.field == fAddr || d.field == fAnswer {
+				for _, a := range r.Answers {
+					if d.holdsAddr(a) {
+						if !sided {
+							h, sided = Hit{Inside: r.Orig.Unmap(), Remote: a.Unmap(), Via: "dns-answer", Value: d.value(a)}, true
+						}
+						found = true
+						break
+					}
+				}
+			}
+			if !found {
+				return Hit{}, false
+			}
+		case fName:
+			if name == "" || !d.holdsName(name) {
+				return Hit{}, false
+			}
+			if !sided {
+				h = Hit{Inside: r.Orig.Unmap(), Remote: r.Resp.Unmap(), Via: r.NameSource.String(), Value: name}
+				if h.Via == "" {
+					h.Via = "name"
+				}
+				if dnsFlow(r) {
+					// The responder is a resolver, not the named host.
+					h.Remote = netip.Addr{}
+				}
+				sided = true
+			}
+		case fURL:
+			if url == "" || !d.holdsName(NormalizeURL(url)) {
+				return Hit{}, false
+			}
+			if !sided {
+				h, sided = Hit{Inside: r.Orig.Unmap(), Remote: r.Resp.Unmap(), Via: "url", Value: url}, true
+			}
+		case fSrcPort:
+			if !d.holdsNum(int64(r.OrigPort)) {
+				return Hit{}, false
+			}
+		case fDstPort:
+			if !d.holdsNum(int64(r.RespPort)) {
+				return Hit{}, false
+			}
+		case fSrcBytes:
+			if !d.holdsNum(int64(min(r.OrigBytes, 1<<62))) {
+				return Hit{}, false
+			}
+		case fDstBytes:
+			if !d.holdsNum(int64(min(r.RespBytes, 1<<62))) {
+				return Hit{}, false
+			}
+		case fSrcPkts:
+			if !d.holdsNum(int64(min(r.OrigPkts, 1<<62))) {
+				return Hit{}, false
+			}
+		case fDstPkts:
+			if !d.holdsNum(int64(min(r.RespPkts, 1<<62))) {
+				return Hit{}, false
+			}
+		case fProto:
+			if !d.holdsProto(r) {
+				return Hit{}, false
+			}
+		case fSrcType, fDstType:
+			a := r.Resp
+			if d.field == fSrcType {
+				a = r.Orig
+			}
+			if !d.holdsType(a.Unmap(), d.field == fDstType && name != "") {
+				return Hit{}, false
+			}
+		}
+	}
+	if !sided {
+		h = Hit{Inside: r.Orig.Unmap(), Remote: r.Resp.Unmap(), Via: "port", Value: hunt.ProtoName(r.Proto)}
+		if p := r.RespPort; p != 0 {
+			h.Value += "/" + itoa(int(p))
+		}
+	}
+	return h, true
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b [8]byte
+	i := len(b)
+	for n > 0 && i > 0 {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return string(b[i:])
+}
+
+func (d *cond) holdsAddr(a netip.Addr) bool {
+	if !a.IsValid() {
+		return false
+	}
+	a = a.Unmap()
+	for _, x := range d.addrs {
+		if x == a {
+			return true
+		}
+	}
+	for _, p := range d.prefixes {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// value is what an address condition matched: the address, or the
+// network holding it.
+func (d *cond) value(a netip.Addr) string {
+	a = a.Unmap()
+	for _, p := range d.prefixes {
+		if p.Contains(a) {
+			return p.String()
+		}
+	}
+	return a.String()
+}
+
+func (d *cond) holdsName(n string) bool {
+	for _, x := range d.names {
+		if x == n {
+			return true
+		}
+	}
+	for _, s := range d.suffixes {
+		if strings.HasSuffix(n, s) {
+			return true
+		}
+	}
+	return d.re != nil && d.re.MatchString(n)
+}
+
+func (d *cond) holdsNum(v int64) bool {
+	for _, n := range d.nums {
+		var ok bool
+		switch d.op {
+		case "=", "IN":
+			ok = v == n
+		case "!=":
+			ok = v != n
+		case "<":
+			ok = v < n
+		case "<=":
+			ok = v <= n
+		case ">":
+			ok = v > n
+		case ">=":
+			ok = v >= n
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}
+
+func (d *cond) holdsProto(r *flow.Record) bool {
+	name := hunt.ProtoName(r.Proto)
+	for _, p := range d.protos {
+		switch {
+		case p == name, p == "ipv4" && r.Orig.Unmap().Is4(), p == "ipv6" && !r.Orig.Unmap().Is4():
+			return true
+		case p == "icmp" && name == "icmp6", p == "ipv6-icmp" && name == "icmp6":
+			return true
+		}
+	}
+	return false
+}
+
+func (d *cond) holdsType(a netip.Addr, named bool) bool {
+	for _, t := range d.types {
+		switch {
+		case t == "ipv4-addr" && a.Is4(), t == "ipv6-addr" && a.Is6(), t == "domain-name" && named:
+			return true
+		}
+	}
+	return false
+}
+
+// trie is a binary prefix trie over address bits; each node holds the
+// alternatives filed under the prefix ending there.
+type trie struct {
+	nodes []trieNode
+	n     int // prefixes held
+}
+
+type trieNode struct {
+	child [2]int32 // 0: none
+	ids   []int32
+}
+
+func (t *trie) insert(addr []byte, bits int, id int32) {
+	if len(t.nodes) == 0 {
+		t.nodes = append(t.nodes, trieNode{})
+	}
+	n := int32(0)
+	for i := 0; i < bits; i++ {
+		b := addr[i/8] >> (7 - i%8) & 1
+		if t.nodes[n].child[b] == 0 {
+			t.nodes = append(t.nodes, trieNode{})
+			t.nodes[n].child[b] = int32(len(t.nodes) - 1)
+		}
+		n = t.nodes[n].child[b]
+	}
+	t.nodes[n].ids = append(t.nodes[n].ids, id)
+	t.n++
+}
+
+// lookup makes the alternatives of every prefix holding addr candidates.
+func (t *trie) lookup(addr []byte, m *Matcher) {
+	n := int32(0)
+	for i := 0; ; i++ {
+		if ids := t.nodes[n].ids; len(ids) > 0 {
+			m.candidate(ids)
+		}
+		if i == len(addr)*8 {
+			return
+		}
+		b := addr[i/8] >> (7 - i%8) & 1
+		if n = t.nodes[n].child[b]; n == 0 {
+			return
+		}
+	}
+}
