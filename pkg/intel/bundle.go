@@ -14,6 +14,7 @@ import (
 // stixObject holds the properties of a STIX object we read.
 type stixObject struct {
 	Type            string `json:"type"`
+	SpecVersion     string `json:"spec_version"`
 	ID              string `json:"id"`
 	Name            string `json:"name"`
 	Description     string `json:"description"`
@@ -207,6 +208,10 @@ func (r *Reader) object(raw []byte, source, pos string) {
 	if !strings.HasPrefix(o.ID, "indicator--") {
 		r.problem(source, pos, o.ID, "indicator id must start with indicator--")
 		return
+	}
+	if o.PatternType == "" && o.SpecVersion == "" {
+		// STIX 2.0 had no pattern_type: its patterns are STIX patterns.
+		o.PatternType = "stix"
 	}
 	if o.PatternType != "stix" {
 		r.problem(source, pos, o.ID, "pattern_type %q: only stix patterns are evaluated", o.PatternType)

@@ -265,6 +265,15 @@ func (c *conj) eval(r *flow.Record, name, url string) (Hit, bool) {
 		return Hit{}, false
 	}
 	var h Hit
+	// An address names the sides better than a name: a name condition
+	// sets them only when no address condition will.
+	addrSided := false
+	for i := range c.conds {
+		switch c.conds[i].field {
+		case fAddr, fSrc, fDst, fAnswer:
+			addrSided = true
+		}
+	}
 	sided := false
 	for i := range c.conds {
 		d := &c.conds[i]
@@ -301,7 +310,7 @@ func (c *conj) eval(r *flow.Record, name, url string) (Hit, bool) {
 			if name == "" || !d.holdsName(name) {
 				return Hit{}, false
 			}
-			if !sided {
+			if !sided && !addrSided {
 				h = Hit{Inside: r.Orig.Unmap(), Remote: r.Resp.Unmap(), Via: r.NameSource.String(), Value: name}
 				if h.Via == "" {
 					h.Via = "name"
@@ -316,7 +325,7 @@ func (c *conj) eval(r *flow.Record, name, url string) (Hit, bool) {
 			if url == "" || !d.holdsName(NormalizeURL(url)) {
 				return Hit{}, false
 			}
-			if !sided {
+			if !sided && !addrSided {
 				h, sided = Hit{Inside: r.Orig.Unmap(), Remote: r.Resp.Unmap(), Via: "url", Value: url}, true
 			}
 		case fSrcPort:
