@@ -13,18 +13,18 @@ import (
 
 // stixObject holds the properties of a STIX object we read.
 type stixObject struct {
-	Type            string `json:"type"`
-	SpecVersion     string `json:"spec_version"`
-	ID              string `json:"id"`
-	Name            string `json:"name"`
-	Description     string `json:"description"`
-	Pattern         string `json:"pattern"`
-	PatternType     string `json:"pattern_type"`
-	ValidFrom       string `json:"valid_from"`
-	ValidUntil      string `json:"valid_until"`
-	Modified        string `json:"modified"`
-	Revoked         bool   `json:"revoked"`
-	Confidence      *int   `json:"confidence"`
+	Type            string   `json:"type"`
+	SpecVersion     string   `json:"spec_version"`
+	ID              string   `json:"id"`
+	Name            string   `json:"name"`
+	Description     string   `json:"description"`
+	Pattern         string   `json:"pattern"`
+	PatternType     string   `json:"pattern_type"`
+	ValidFrom       string   `json:"valid_from"`
+	ValidUntil      string   `json:"valid_until"`
+	Modified        string   `json:"modified"`
+	Revoked         bool     `json:"revoked"`
+	Confidence      *int     `json:"confidence"`
 	IndicatorTypes  []string `json:"-"`
 	KillChainPhases []struct {
 		KillChainName string `json:"kill_chain_name"`
