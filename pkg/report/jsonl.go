@@ -13,7 +13,7 @@ import (
 )
 
 // JSON Lines: one object a line with a "type" (summary, host, controller,
-// action, finding, operation), times in RFC 3339 UTC. docs/report.md
+// action, finding, indicator-match, operation), times in RFC 3339 UTC. docs/report.md
 // lists every field.
 
 type jsonSummary struct {
@@ -27,6 +27,7 @@ type jsonSummary struct {
 	Operations  int      `json:"operations"`
 	AllOps      int      `json:"operations_all"`
 	Findings    int      `json:"findings"`
+	Intel       int      `json:"indicator_matches"`
 	Actions     int      `json:"actions"`
 	Records     int      `json:"records"`
 	Population  int      `json:"population"`
@@ -246,7 +247,7 @@ func WriteJSONL(w io.Writer, inc *Incident) error {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	sum := jsonSummary{Type: "summary", First: ts(inc.First), Last: ts(inc.Last), Severity: inc.Severity.String(), Hosts: len(inc.Hosts),
-		Compromised: []string{}, Controllers: []string{}, Operations: len(inc.Operations), AllOps: inc.AllOps, Findings: len(inc.Findings),
+		Compromised: []string{}, Controllers: []string{}, Operations: len(inc.Operations), AllOps: inc.AllOps, Findings: len(inc.Findings), Intel: len(inc.Intel),
 		Actions: len(inc.Actions), Records: inc.Records, Population: inc.Population, First3: []string{}}
 	for _, h := range inc.Hosts {
 		if h.Compromised {
@@ -311,6 +312,11 @@ func WriteJSONL(w io.Writer, inc *Incident) error {
 			j.PeriodS, j.Jitter = round(f.PeriodSec, 3), round(f.Jitter, 3)
 		}
 		if err := enc.Encode(j); err != nil {
+			return err
+		}
+	}
+	for i := range inc.Intel {
+		if err := enc.Encode(NewIndicatorMatchRecord(inc.Intel[i].ID, &inc.Intel[i].Match)); err != nil {
 			return err
 		}
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nwhealth/nwhealth/pkg/assets"
 	"github.com/nwhealth/nwhealth/pkg/hunt"
+	"github.com/nwhealth/nwhealth/pkg/intel"
 	"github.com/nwhealth/nwhealth/pkg/replay"
 )
 
@@ -89,6 +90,9 @@ type Input struct {
 	// Allowed names known-good hosts (the allow list): their operations
 	// are listed but are no evidence against them or their targets.
 	Allowed func(a netip.Addr, name string) bool
+	// Intel is the shared indicators that matched the same traffic
+	// (pkg/intel): each is a finding like hunt's.
+	Intel []intel.Match
 }
 
 // Meta describes a rendering: its title, when it was made, from what.
@@ -105,6 +109,7 @@ type Incident struct {
 	Hosts       []Host        // most severe first
 	Controllers []Controller  // most severe first
 	Findings    []Finding     // hunt's, ranked
+	Intel       []IntelMatch  // indicators that matched, most severe first
 	Operations  []Operation   // replay's, in time order (plumbing left out)
 	Actions     []Action      // most pressing first
 	Timeline    []Event       // findings and operations in time order
@@ -119,6 +124,13 @@ type Incident struct {
 type Finding struct {
 	ID string
 	hunt.Finding
+}
+
+// IntelMatch is one shared indicator that matched, with its id in the
+// incident ("I1"...).
+type IntelMatch struct {
+	ID string
+	intel.Match
 }
 
 // Operation is one replay operation with its id and what the incident
@@ -228,7 +240,7 @@ type ControllerHost struct {
 // Event is one entry of the timeline.
 type Event struct {
 	Time, End time.Time
-	Kind      string // "beacon", "fan-out", "scan", "operation"
+	Kind      string // "beacon", "fan-out", "scan", "indicator", "operation"
 	Src, Dst  netip.Addr
 	Phase     string // what it says about the source (incident phase)
 	Technique string

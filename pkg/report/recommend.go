@@ -71,9 +71,12 @@ type Subject struct {
 	Beacon   bool
 	Lateral  bool
 	Scan     bool
-	Dest     netip.Addr // the beacon's destination, when Beacon
+	Dest     netip.Addr // the beacon's destination, when Beacon; the address an indicator names
 	DestName string
 	DestPort uint16
+	// Indicator names the shared indicator the host's traffic matched,
+	// when the subject is an indicator match.
+	Indicator string
 }
 
 // Action is one recommended step.
@@ -189,6 +192,10 @@ func actionsFor(s Subject) []Action {
 	}
 	var what string
 	switch {
+	case s.Indicator != "" && s.Dest.IsValid():
+		what = fmt.Sprintf("talks to %s, named by indicator %q", dest, clip(s.Indicator, 60))
+	case s.Indicator != "":
+		what = fmt.Sprintf("matches indicator %q", clip(s.Indicator, 60))
 	case s.Beacon && s.Lateral:
 		what = "beacons out and moves laterally"
 	case s.Beacon:
@@ -211,13 +218,13 @@ func actionsFor(s Subject) []Action {
 	switch s.Severity {
 	case SevCritical:
 		acts = append(acts, mk(Isolate, 4, host, why))
-		if s.Beacon && s.Dest.IsValid() {
+		if (s.Beacon || s.Indicator != "") && s.Dest.IsValid() {
 			acts = append(acts, mk(Block, 4, dest, why))
 		}
 		acts = append(acts, mk(Collect, 4, host, why))
 		acts = append(acts, mk(ResetCreds, 3, host, why))
 	case SevHigh:
-		if s.Beacon && s.Dest.IsValid() {
+		if (s.Beacon || s.Indicator != "") && s.Dest.IsValid() {
 			acts = append(acts, mk(Block, 3, dest, why))
 		}
 		if s.Lateral || crit >= assets.High {

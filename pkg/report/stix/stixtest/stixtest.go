@@ -24,12 +24,20 @@ import (
 // for each problem. It returns the bundle's objects.
 func Validate(t testing.TB, path string) []map[string]any {
 	t.Helper()
+	return ValidateWith(t, path)
+}
+
+// ValidateWith is Validate where references to the external ids (objects
+// of another producer's bundle, such as the partner indicators a sighting
+// is of) need not resolve inside the bundle.
+func ValidateWith(t testing.TB, path string, external ...string) []map[string]any {
+	t.Helper()
 	root := testenv.SharedFile(t, "stix2-schemas", "schemas")
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	objs, problems, err := Problems(root, raw)
+	objs, problems, err := ProblemsWith(root, raw, external...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,6 +58,11 @@ var millis = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`)
 // whole and object by object, then what the schemas leave open: unique
 // ids, references that resolve, timestamps in UTC with milliseconds.
 func Problems(root string, raw []byte) ([]map[string]any, []string, error) {
+	return ProblemsWith(root, raw)
+}
+
+// ProblemsWith is Problems with references to the external ids allowed.
+func ProblemsWith(root string, raw []byte, external ...string) ([]map[string]any, []string, error) {
 	c := jsonschema.NewCompiler()
 	ids := map[string]string{} // schema file name (object type) -> $id
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -101,7 +114,11 @@ func Problems(root string, raw []byte) ([]map[string]any, []string, error) {
 		id, _ := o["id"].(string)
 		seen[id] = true
 	}
-	if len(seen) != len(b.Objects) {
+	n := len(seen)
+	for _, id := range external {
+		seen[id] = true
+	}
+	if n != len(b.Objects) {
 		problems = append(problems, fmt.Sprintf("%d objects, %d distinct ids", len(b.Objects), len(seen)))
 	}
 	for i, o := range b.Objects {
