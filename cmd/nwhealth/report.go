@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -14,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nwhealth/nwhealth/pkg/assets"
+	"github.com/nwhealth/nwhealth/pkg/blocklist"
 	"github.com/nwhealth/nwhealth/pkg/hunt"
 	"github.com/nwhealth/nwhealth/pkg/pipeline"
 	"github.com/nwhealth/nwhealth/pkg/replay"
@@ -38,6 +41,8 @@ type reportOptions struct {
 	title       string
 	now         func() time.Time
 	ctx         context.Context
+	intel       intelFlags
+	nets        []netip.Prefix // the inside networks, from --internal
 }
 
 func newReportCmd(s streams) *cobra.Command {
@@ -60,7 +65,15 @@ pass); --zeek FILE... adds conn.log rows to hunt.
 
 Output (--format): table (default), jsonl, html (one self-contained page:
 timeline, progression per host, graph of hosts and operations, actions) or
-stix (a STIX 2.1 bundle); -o FILE writes to a file.
+stix (a STIX 2.1 bundle) or blocklist (--as nft|squid|plain: what the
+"block destination" actions and matched indicators name); -o FILE writes
+to a file.
+
+--indicators FILE... retro-hunts shared threat intelligence (STIX 2.1
+bundles, plain lists) over the same flow records: matches are findings
+(I1...) that feed the hosts, progression and actions, and the STIX output
+carries a sighting of each matched partner indicator (docs/intel.md).
+--apply nft loads the block list with nft -f.
 
 Exit codes: 0 ok, 1 error, 2 usage, 3 input was damaged and skipped,
 10 the incident reaches --fail-on.`,
@@ -72,6 +85,9 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 input was damaged and skipped,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.ctx == nil {
 				o.ctx = cmd.Context()
+			}
+			if err := o.intel.check(o.format); err != nil {
+				return err
 			}
 			return runReport(o)
 		},
@@ -85,11 +101,12 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 input was damaged and skipped,
 	f.StringSliceVar(&o.internal, "internal", nil, "inside networks (default RFC 1918 and ULA)")
 	f.StringVar(&o.allowFile, "allow", "", "allow list: IPs, CIDRs, domains, *.domain")
 	f.StringVar(&o.assetsFile, "assets", "", "asset inventory YAML (cidr/host, name, criticality, owner, role)")
-	f.StringVar(&o.format, "format", "table", "output: table, jsonl, html or stix")
+	f.StringVar(&o.format, "format", "table", "output: table, jsonl, html, stix or blocklist (--as)")
 	f.StringVarP(&o.output, "output", "o", "", "write to this file (default standard output)")
 	f.StringVar(&o.failOn, "fail-on", "", "exit 10 when the incident reaches this severity (low, medium, high, critical)")
 	f.StringVar(&o.minSeverity, "min-severity", "medium", "leave out findings, and hosts outside a compromised host's impact scope, below this")
 	f.StringVar(&o.title, "title", "", "title of the HTML page and STIX report")
+	o.intel.register(cmd)
 	return cmd
 }
 
@@ -111,6 +128,7 @@ func runReport(o *reportOptions) error {
 	fmt.Fprintf(o.s.errOut, "report: %d flow records, %d packets replayed, %d operations, %d findings; %d hosts (%d compromised), %d controllers, %d actions\n",
 		inc.Records, st.Packets, len(inc.Operations), len(inc.Findings), len(inc.Hosts), inc.Compromised, len(inc.Controllers), len(inc.Actions))
 	printDamage(o.s.errOut, "report", damage)
+	intelErr := o.intel.report(o.s.errOut, "report", len(inc.Intel))
 	if failOn >= 0 && len(inc.Hosts)+len(inc.Controllers) > 0 && inc.Severity >= failOn {
 		return findingsError{fmt.Sprintf("incident at %s (--fail-on %s)", inc.Severity, failOn)}
 	}
@@ -120,7 +138,7 @@ func runReport(o *reportOptions) error {
 	if st.Damaged() {
 		return partialError{"incomplete streams: replay may have missed operations (" + statsLine(st) + ")"}
 	}
-	return nil
+	return intelErr
 }
 
 // analyzeReport checks the options, runs hunt and replay over the input and
@@ -137,9 +155,9 @@ func analyzeReport(o *reportOptions) (*report.Incident, replay.Stats, pipeline.D
 		return nil, st, pipeline.Damage{}, usagef("--from and --to select from a --store")
 	}
 	switch o.format {
-	case "table", "jsonl", "html", "stix":
+	case "table", "jsonl", "html", "stix", "blocklist":
 	default:
-		return nil, st, pipeline.Damage{}, usagef("--format must be table, jsonl, html or stix, not %q", o.format)
+		return nil, st, pipeline.Damage{}, usagef("--format must be table, jsonl, html, stix or blocklist, not %q", o.format)
 	}
 	if o.output == "" && (o.format == "html" || o.format == "stix") && isTerminal(o.s.out) {
 		return nil, st, pipeline.Damage{}, usagef("--format %s writes a file: give -o FILE", o.format)
@@ -177,13 +195,17 @@ func analyzeReport(o *reportOptions) (*report.Incident, replay.Stats, pipeline.D
 	ctx, stop := signal.NotifyContext(o.ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	if err := o.intel.load(o.s.in, o.s.errOut, "report"); err != nil {
+		return nil, st, pipeline.Damage{}, err
+	}
 	m := hunt.New(cfg)
 	ops, st, damage, err := reportInputs(ctx, o, m)
 	if err != nil {
 		return nil, st, damage, err
 	}
 	inc := report.Build(report.Input{Hunt: m.Score(), Contacts: m.Contacts, Operations: ops, Inventory: inv,
-		Internal: cfg.Internal, MinSeverity: minSev, Allowed: cfg.Allowed})
+		Internal: cfg.Internal, MinSeverity: minSev, Allowed: cfg.Allowed, Intel: o.intel.matches()})
+	o.nets = cfg.Internal
 	return inc, st, damage, nil
 }
 
@@ -203,7 +225,7 @@ func reportInputs(ctx context.Context, o *reportOptions, m *hunt.Model) ([]repla
 			return nil, replay.Stats{}, pipeline.Damage{}, err
 		}
 	}
-	src, err := pipeline.OpenPackets(ctx, in, pipeline.PacketOptions{Flows: m.Add})
+	src, err := pipeline.OpenPackets(ctx, in, pipeline.PacketOptions{Flows: o.intel.tee(m.Add)})
 	if err != nil {
 		return nil, replay.Stats{}, pipeline.Damage{}, err
 	}
@@ -247,8 +269,13 @@ func writeReport(o *reportOptions, inc *report.Incident) error {
 		err = report.WriteHTML(w, inc, meta)
 	case "stix":
 		err = report.WriteSTIX(w, inc, meta)
+	case "blocklist":
+		err = o.blocklist(w, inc, meta, true)
 	default:
 		err = report.WriteTable(w, inc)
+	}
+	if err == nil && o.format != "blocklist" && o.intel.apply != "" {
+		err = o.blocklist(w, inc, meta, false)
 	}
 	if f == nil {
 		return err
@@ -268,6 +295,14 @@ func writeReport(o *reportOptions, inc *report.Incident) error {
 	return nil
 }
 
+// blocklist lists what the incident asks to block; write says whether
+// to write it (else it is only applied).
+func (o *reportOptions) blocklist(w io.Writer, inc *report.Incident, meta report.Meta, write bool) error {
+	l := blocklist.New(o.nets)
+	l.AddIncident(inc)
+	return o.intel.writeBlocklist(o.ctx, w, o.s.errOut, l, blockHeader(meta.Generated, meta.Inputs), write)
+}
+
 func reportInputNames(o *reportOptions) []string {
 	var in []string
 	for _, s := range o.stores {
@@ -282,6 +317,9 @@ func reportInputNames(o *reportOptions) []string {
 	}
 	for _, z := range o.zeeks {
 		in = append(in, "conn.log "+filepath.Base(z))
+	}
+	for _, f := range o.intel.files {
+		in = append(in, "indicators "+filepath.Base(f))
 	}
 	return in
 }

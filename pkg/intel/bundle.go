@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 )
@@ -282,4 +283,23 @@ func (r *Reader) Read(in io.Reader, source string) {
 		return
 	}
 	r.ReadList(br, source)
+}
+
+// Load reads indicator files ("-" is in, standard input); a file that
+// cannot be opened is an error, anything wrong inside one is a Problem.
+func Load(paths []string, in io.Reader) (*Set, error) {
+	r := NewReader()
+	for _, p := range paths {
+		if p == "-" {
+			r.Read(in, "stdin")
+			continue
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return nil, fmt.Errorf("indicators: %w", err)
+		}
+		r.Read(f, p)
+		f.Close()
+	}
+	return r.Finish(), nil
 }
