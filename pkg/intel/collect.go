@@ -60,8 +60,8 @@ type Collector struct {
 	perRec  []int32
 	Records int
 	// Invalid counts flow records an indicator matched outside its
-	// validity (before valid_from or from valid_until on): not findings,
-	// but worth telling.
+	// validity (before valid_from or from valid_until on): not matches of
+	// that indicator, but worth telling.
 	Invalid int
 }
 
@@ -81,7 +81,7 @@ func (c *Collector) Add(r *flow.Record) {
 	c.perRec = c.perRec[:0]
 	invalid := false
 	c.m.Match(r, "", func(h Hit) { c.hit(r, h) }, func(int32) { invalid = true })
-	if invalid && len(c.perRec) == 0 {
+	if invalid {
 		c.Invalid++
 	}
 }

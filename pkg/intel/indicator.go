@@ -127,14 +127,9 @@ type Set struct {
 
 // Summary is one line for stderr.
 func (s *Set) Summary() string {
-	evaluable := 0
-	for _, ind := range s.Indicators {
-		if len(ind.alts) > 0 {
-			evaluable++
-		}
-	}
-	return fmt.Sprintf("%d indicators read, %d evaluated (%d revoked, %d superseded versions, %d not evaluable)",
-		len(s.Indicators)+s.Revoked, evaluable, s.Revoked, s.Superseded, s.Unusable())
+	partial := len(s.Problems) - s.Unusable()
+	return fmt.Sprintf("%d indicators read: %d evaluated (%d in part), %d not evaluable, %d revoked, %d superseded versions",
+		len(s.Indicators)+s.Unusable()+s.Revoked, len(s.Indicators), partial, s.Unusable(), s.Revoked, s.Superseded)
 }
 
 // Unusable counts the problems that left an indicator or a line unused.

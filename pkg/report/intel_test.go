@@ -139,6 +139,14 @@ func TestIntelJSONLAndTable(t *testing.T) {
 		!strings.Contains(r.Hosts[0].Query, "--filter 'host 10.1.1.5 and host 203.0.113.77 and tcp port 443'") {
 		t.Errorf("record %+v", r)
 	}
+	var page bytes.Buffer
+	if err := WriteHTML(&page, inc, fixedMeta); err != nil {
+		t.Fatal(err)
+	}
+	checkPage(t, page.Bytes())
+	if !strings.Contains(page.String(), "C2 address of the loader") {
+		t.Error("the page does not name the matched indicator")
+	}
 	var tb bytes.Buffer
 	if err := WriteTable(&tb, inc); err != nil {
 		t.Fatal(err)
