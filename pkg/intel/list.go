@@ -94,7 +94,7 @@ func listEntry(line string) (string, bool) {
 	if strings.ContainsAny(line, " \t") || !utf8.ValidString(line) {
 		return "", false
 	}
-	line = strings.NewReplacer("[.]", ".", "(.)", ".", "[:]", ":", "[://]", "://").Replace(line)
+	line = defang.Replace(line)
 	if strings.HasPrefix(strings.ToLower(line), "hxxp") {
 		line = "http" + line[4:]
 	}
@@ -184,5 +184,10 @@ func listPattern(v string) string {
 
 // quote makes a pattern string literal.
 func quote(s string) string {
-	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+	return "'" + quoter.Replace(s) + "'"
 }
+
+var quoter = strings.NewReplacer(`\`, `\\`, `'`, `\'`)
+
+// defang undoes the usual defanging of shared indicators.
+var defang = strings.NewReplacer("[.]", ".", "(.)", ".", "[:]", ":", "[://]", "://")

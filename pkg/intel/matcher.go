@@ -30,6 +30,9 @@ type Matcher struct {
 	memo     map[string][]int32
 	hasPorts bool
 
+	// Filters in front of the maps above.
+	addrF, nameF, suffixF filter
+
 	seen []uint32 // per alternative: the generation it was last a candidate in
 	gen  uint32
 	cand []int32
@@ -51,6 +54,16 @@ func NewMatcher(s *Set) *Matcher {
 		}
 	}
 	m.seen = make([]uint32, len(m.conjs))
+	m.addrF, m.nameF, m.suffixF = newFilter(len(m.addrs)), newFilter(len(m.names)), newFilter(len(m.suffixes))
+	for k := range m.addrs {
+		m.addrF.add(addrHash(&k))
+	}
+	for k := range m.names {
+		m.nameF.add(nameHash(k))
+	}
+	for k := range m.suffixes {
+		m.suffixF.add(nameHash(k))
+	}
 	return m
 }
 
@@ -140,8 +153,11 @@ func (m *Matcher) lookupAddr(a netip.Addr) {
 		return
 	}
 	a = a.Unmap()
-	if ids, ok := m.addrs[a.As16()]; ok {
-		m.candidate(ids)
+	k := a.As16()
+	if m.addrF.has(addrHash(&k)) {
+		if ids, ok := m.addrs[k]; ok {
+			m.candidate(ids)
+		}
 	}
 	if a.Is4() {
 		if m.trie4.n > 0 {
@@ -175,19 +191,20 @@ func (m *Matcher) Match(r *flow.Record, url string, hit func(Hit), invalid func(
 	name := ""
 	if r.Name != "" {
 		name = NormalizeName(r.Name)
-		if ids, ok := m.names[name]; ok {
-			m.candidate(ids)
-		}
-		if len(m.suffixes) > 0 {
-			for i := strings.IndexByte(name, '.'); i >= 0; {
+		// One pass from the end hashes every label suffix (".b.c",
+		// ".c") and, at the start, the whole name.
+		h := uint64(fnvOffset)
+		for i := len(name) - 1; i >= 0; i-- {
+			h = (h ^ uint64(name[i])) * fnvPrime
+			if name[i] == '.' && m.suffixF.has(h) {
 				if ids, ok := m.suffixes[name[i:]]; ok {
 					m.candidate(ids)
 				}
-				j := strings.IndexByte(name[i+1:], '.')
-				if j < 0 {
-					break
-				}
-				i += j + 1
+			}
+		}
+		if m.nameF.has(h) {
+			if ids, ok := m.names[name]; ok {
+				m.candidate(ids)
 			}
 		}
 	}
@@ -481,8 +498,12 @@ func (d *cond) holdsType(a netip.Addr, named bool) bool {
 }
 
 // trie is a binary prefix trie over address bits; each node holds the
-// alternatives filed under the prefix ending there.
+// alternatives filed under the prefix ending there. Its first 16 bits are
+// one array (a prefix shorter than 16 bits fills the slots it covers), so
+// an address under no listed network costs one array read: most
+// addresses, since most of the address space is in no feed.
 type trie struct {
+	root  []int32 // 1<<16 slots: node index, 0 for none
 	nodes []trieNode
 	n     int // prefixes held
 }
@@ -492,16 +513,41 @@ type trieNode struct {
 	ids   []int32
 }
 
+const rootBits = 16
+
+func (t *trie) newNode() int32 {
+	t.nodes = append(t.nodes, trieNode{})
+	return int32(len(t.nodes) - 1)
+}
+
 func (t *trie) insert(addr []byte, bits int, id int32) {
-	if len(t.nodes) == 0 {
-		t.nodes = append(t.nodes, trieNode{})
+	if t.root == nil {
+		t.root = make([]int32, 1<<rootBits)
+		t.nodes = append(t.nodes, trieNode{}) // index 0 stands for none
 	}
-	n := int32(0)
-	for i := 0; i < bits; i++ {
+	top := int(addr[0])<<8 | int(addr[1])
+	if bits <= rootBits {
+		span := 1 << (rootBits - bits)
+		first := top &^ (span - 1)
+		for slot := first; slot < first+span; slot++ {
+			if t.root[slot] == 0 {
+				t.root[slot] = t.newNode()
+			}
+			n := t.root[slot]
+			t.nodes[n].ids = append(t.nodes[n].ids, id)
+		}
+		t.n++
+		return
+	}
+	if t.root[top] == 0 {
+		t.root[top] = t.newNode()
+	}
+	n := t.root[top]
+	for i := rootBits; i < bits; i++ {
 		b := addr[i/8] >> (7 - i%8) & 1
 		if t.nodes[n].child[b] == 0 {
-			t.nodes = append(t.nodes, trieNode{})
-			t.nodes[n].child[b] = int32(len(t.nodes) - 1)
+			c := t.newNode()
+			t.nodes[n].child[b] = c
 		}
 		n = t.nodes[n].child[b]
 	}
@@ -511,17 +557,74 @@ func (t *trie) insert(addr []byte, bits int, id int32) {
 
 // lookup makes the alternatives of every prefix holding addr candidates.
 func (t *trie) lookup(addr []byte, m *Matcher) {
-	n := int32(0)
-	for i := 0; ; i++ {
+	n := t.root[int(addr[0])<<8|int(addr[1])]
+	for i := rootBits; n != 0; i++ {
 		if ids := t.nodes[n].ids; len(ids) > 0 {
 			m.candidate(ids)
 		}
 		if i == len(addr)*8 {
 			return
 		}
-		b := addr[i/8] >> (7 - i%8) & 1
-		if n = t.nodes[n].child[b]; n == 0 {
-			return
-		}
+		n = t.nodes[n].child[addr[i/8]>>(7-i%8)&1]
 	}
+}
+
+// filter is a one-hash Bloom filter in front of a hash map: most lookups
+// are of keys not in the map, and the filter (a few hundred kilobytes at
+// most, so it stays in cache) answers those without touching the map.
+type filter struct {
+	bits []uint64
+	mask uint64
+}
+
+func newFilter(n int) filter {
+	size := uint64(1 << 16)
+	for size < uint64(n)*16 && size < 1<<26 {
+		size <<= 1
+	}
+	return filter{bits: make([]uint64, size/64), mask: size - 1}
+}
+
+func (f *filter) add(h uint64) {
+	h &= f.mask
+	f.bits[h>>6] |= 1 << (h & 63)
+}
+
+func (f *filter) has(h uint64) bool {
+	if f.bits == nil {
+		return false
+	}
+	h &= f.mask
+	return f.bits[h>>6]&(1<<(h&63)) != 0
+}
+
+// mix is a 64-bit finaliser (splitmix64).
+func mix(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	return x ^ x>>31
+}
+
+func addrHash(k *[16]byte) uint64 {
+	lo := uint64(k[0]) | uint64(k[1])<<8 | uint64(k[2])<<16 | uint64(k[3])<<24 | uint64(k[4])<<32 | uint64(k[5])<<40 | uint64(k[6])<<48 | uint64(k[7])<<56
+	hi := uint64(k[8]) | uint64(k[9])<<8 | uint64(k[10])<<16 | uint64(k[11])<<24 | uint64(k[12])<<32 | uint64(k[13])<<40 | uint64(k[14])<<48 | uint64(k[15])<<56
+	return mix(lo ^ mix(hi))
+}
+
+// Name hashes run from the end of the name to its start (FNV-1a), so one
+// pass over a name gives the hash of every suffix: the label suffixes
+// "*.domain" entries are filed under.
+const (
+	fnvOffset = 14695981039346656037
+	fnvPrime  = 1099511628211
+)
+
+func nameHash(s string) uint64 {
+	h := uint64(fnvOffset)
+	for i := len(s) - 1; i >= 0; i-- {
+		h = (h ^ uint64(s[i])) * fnvPrime
+	}
+	return h
 }
