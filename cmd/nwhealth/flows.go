@@ -169,6 +169,14 @@ type flowLine struct {
 	NameSource string   `json:"name_source,omitempty"`
 	Answers    []string `json:"answers,omitempty"`
 	Partial    bool     `json:"partial,omitempty"`
+	// Version 2 of the flow format: the first HTTP request's target, the
+	// destination asked of a proxy, and the bursts inside the flow (their
+	// starts when there is more than one; with more than 64, the first and
+	// last 32).
+	HTTPTarget  string   `json:"http_target,omitempty"`
+	ProxyDest   string   `json:"proxy_dest,omitempty"`
+	Bursts      uint32   `json:"bursts,omitempty"`
+	BurstStarts []string `json:"burst_starts,omitempty"`
 }
 
 func tcpFlags(f uint8) string {
@@ -192,6 +200,12 @@ func flowJSON(r *flow.Record) flowLine {
 	}
 	for _, a := range r.Answers {
 		l.Answers = append(l.Answers, a.String())
+	}
+	l.HTTPTarget, l.ProxyDest, l.Bursts = r.HTTPTarget, r.ProxyDest, r.Bursts.N
+	if r.Bursts.N > 1 {
+		for _, ms := range r.Bursts.At {
+			l.BurstStarts = append(l.BurstStarts, r.First.Add(time.Duration(ms)*time.Millisecond).UTC().Format(time.RFC3339Nano))
+		}
 	}
 	return l
 }

@@ -88,19 +88,30 @@ type entry struct {
 	// lists are ordered by it.
 	movedNS    int64
 	k          key
-	origIsA    bool
-	tcp        bool // TCP with ports: follows the TCP timeouts
-	list       uint8
 	prev, next *entry
+	// lastDataNS is when new payload was last seen (bursts, below).
+	lastDataNS int64
+	nameBuf    []byte // name search over the first client payload segments
 
+	// Small fields together, so that the entry stays in a small size class.
+	origIsA bool
+	tcp     bool // TCP with ports: follows the TCP timeouts
+	list    uint8
 	// TCP state.
 	origFin, respFin, rst bool
+	nameDone              bool
+	dnsNamed              bool // Name came from this flow's own DNS question
+	nameSegs              uint8
+	seqKnown              uint8 // bit 0: seqEndO, bit 1: seqEndR, bit 2: lastDataNS
+	burstRing             uint8
 	origNextSeq           uint32 // expected next client sequence for the name search
-	// name search over the first client payload segments.
-	nameDone bool
-	dnsNamed bool // Name came from this flow's own DNS question
-	nameSegs uint8
-	nameBuf  []byte
+	// Bursts (docs/format/flows.md): the end of each side's sequence
+	// space so far, so that only new payload counts (retransmissions and
+	// keepalive probes do not); where the next start goes in the tail ring
+	// once MaxBursts are kept (burstRing). burstInl holds the first starts
+	// without an allocation: most flows have one.
+	seqEndO, seqEndR uint32
+	burstInl         [2]uint32
 }
 
 type list struct{ head, tail *entry }
@@ -292,6 +303,9 @@ func (b *Builder) AddParsed(ts time.Time, p *pkthdr.Packet, data []byte, origLen
 			}
 		}
 	}
+	if payload > 0 {
+		e.data(ns, p, payload, fromOrig, isTCP)
+	}
 	if !e.nameDone && p.Payload >= 0 {
 		b.names(e, p, data, fromOrig, isTCP)
 	}
@@ -313,6 +327,72 @@ func (b *Builder) AddParsed(ts time.Time, p *pkthdr.Packet, data []byte, origLen
 		b.lists[want].pushBack(e)
 		e.movedNS = ns
 	}
+}
+
+// data accounts payload for the burst series: new payload after
+// BurstIdle of silence both ways starts a burst.
+func (e *entry) data(ns int64, p *pkthdr.Packet, payload uint64, fromOrig, isTCP bool) {
+	if isTCP {
+		end := p.TCPSeq + uint32(payload)
+		bit, last := uint8(1), &e.seqEndO
+		if !fromOrig {
+			bit, last = 2, &e.seqEndR
+		}
+		if e.seqKnown&bit != 0 && int32(end-*last) <= 0 {
+			return // nothing new: a retransmission or a keepalive probe
+		}
+		e.seqKnown |= bit
+		*last = end
+	}
+	if e.seqKnown&4 == 0 || ns-e.lastDataNS >= int64(BurstIdle) {
+		e.burst(ns)
+		e.seqKnown |= 4
+		e.lastDataNS = ns
+	}
+	e.lastDataNS = max(e.lastDataNS, ns)
+}
+
+// burst records a burst start at ns.
+func (e *entry) burst(ns int64) {
+	bu := &e.rec.Bursts
+	if bu.N < 1<<32-1 {
+		bu.N++
+	}
+	off := uint32(min(max(ns-e.firstNS, 0)/int64(time.Millisecond), 1<<32-1))
+	if len(bu.At) < MaxBursts {
+		switch {
+		case bu.At == nil:
+			bu.At = e.burstInl[:0]
+		case len(bu.At) == len(e.burstInl):
+			// A third burst: a long-lived connection, worth one
+			// allocation for all it can keep.
+			bu.At = append(make([]uint32, 0, MaxBursts), bu.At...)
+		}
+		bu.At = append(bu.At, off)
+		bu.Head = uint8(len(bu.At))
+		return
+	}
+	// Full: the first half stays, the second half is a ring of the latest.
+	const half = MaxBursts / 2
+	bu.At[half+int(e.burstRing)] = off
+	e.burstRing = (e.burstRing + 1) % half
+	bu.Head = half
+}
+
+// finishBursts puts the tail ring in time order before the record is
+// handed out.
+func (e *entry) finishBursts() {
+	if e.burstRing == 0 {
+		return
+	}
+	const half = MaxBursts / 2
+	var tmp [half]uint32
+	tail := e.rec.Bursts.At[half:]
+	r := int(e.burstRing)
+	n := copy(tmp[:], tail[r:])
+	copy(tmp[n:], tail[:r])
+	copy(tail, tmp[:])
+	e.burstRing = 0
 }
 
 // relist bounds how stale an entry's place in its timeout list may get.
@@ -397,9 +477,11 @@ func icmpIsReply(p *pkthdr.Packet, data []byte) bool {
 	return t == 129 // ICMPv6 echo reply
 }
 
-// setTimes fills the record's times from the entry's.
+// setTimes fills the record's times from the entry's and puts its burst
+// series in order: the record is about to be handed out.
 func (e *entry) setTimes() {
 	e.rec.First, e.rec.Last = time.Unix(0, e.firstNS).UTC(), time.Unix(0, e.lastNS).UTC()
+	e.finishBursts()
 }
 
 // timeout is how long e may stay idle.
@@ -441,9 +523,11 @@ func (b *Builder) cut(e *entry, ts time.Time) {
 	old := e.rec
 	old.Partial = true
 	old.Answers = append([]netip.Addr(nil), e.rec.Answers...)
+	old.Bursts.At = append([]uint32(nil), e.rec.Bursts.At...) // At may live in the entry
 	b.pending = append(b.pending, &old)
 	r := &e.rec
 	e.firstNS, e.lastNS = ts.UnixNano(), ts.UnixNano()
+	r.Bursts = Bursts{}
 	r.OrigPkts, r.RespPkts, r.OrigBytes, r.RespBytes, r.OrigData, r.RespData = 0, 0, 0, 0, 0, 0
 	r.OrigFlags, r.RespFlags = 0, 0
 	r.Answers = r.Answers[:0:0]
@@ -560,13 +644,15 @@ func (b *Builder) names(e *entry, p *pkthdr.Packet, data []byte, fromOrig, isTCP
 	}
 	name, res := TLSServerName(buf)
 	src := NameSNI
+	var req HTTPRequest
 	if res == parseNo {
-		name, res = HTTPHost(buf)
-		src = NameHTTP
+		res = ParseHTTPRequest(buf, &req)
+		name, src = req.Host, NameHTTP
 	}
 	switch {
 	case res == parseOK:
 		r.Name, r.NameSource = name, src
+		r.HTTPTarget, r.ProxyDest = req.Target, req.Proxy
 		e.nameDone, e.nameBuf = true, nil
 	case res == parseMore && e.nameSegs < nameMaxSegs && p.PayloadN == int(p.IPLen-(p.Payload-p.L3)):
 		// Keep the bytes only when the segment was captured whole:

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 var t0 = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
@@ -42,7 +44,8 @@ func TestTCPConnection(t *testing.T) {
 			want: Record{Orig: addr("10.0.0.5"), Resp: addr("203.0.113.9"), OrigPort: 50000, RespPort: 443,
 				OrigPkts: 6, RespPkts: 3, OrigData: uint64(len(hello)), RespData: 3000,
 				OrigBytes: uint64(6*40 + len(hello)), RespBytes: 3*40 + 3000,
-				OrigFlags: 0x1b, RespFlags: 0x1b, Name: "beacon.example.net", NameSource: NameSNI},
+				OrigFlags: 0x1b, RespFlags: 0x1b, Name: "beacon.example.net", NameSource: NameSNI,
+				Bursts: Bursts{N: 1, At: []uint32{30}, Head: 1}},
 			state: "SF",
 		},
 		{
@@ -54,7 +57,8 @@ func TestTCPConnection(t *testing.T) {
 			},
 			want: Record{Orig: addr("10.0.0.5"), Resp: addr("203.0.113.9"), OrigPort: 50000, RespPort: 443,
 				OrigPkts: 3, RespPkts: 2, OrigData: uint64(len(hello)), OrigBytes: uint64(3*40 + len(hello)), RespBytes: 80,
-				OrigFlags: 0x1a, RespFlags: 0x16, Name: "beacon.example.net", NameSource: NameSNI},
+				OrigFlags: 0x1a, RespFlags: 0x16, Name: "beacon.example.net", NameSource: NameSNI,
+				Bursts: Bursts{N: 1, At: []uint32{30}, Head: 1}},
 			state: "RSTR",
 		},
 		{
@@ -65,7 +69,8 @@ func TestTCPConnection(t *testing.T) {
 			},
 			want: Record{Orig: addr("10.0.0.5"), Resp: addr("203.0.113.9"), OrigPort: 50000, RespPort: 443,
 				OrigPkts: 3, RespPkts: 1, OrigData: 62, OrigBytes: 3*40 + 62, RespBytes: 40,
-				OrigFlags: 0x1a, RespFlags: 0x12, Name: "www.example.org", NameSource: NameHTTP, Partial: true},
+				OrigFlags: 0x1a, RespFlags: 0x12, Name: "www.example.org", NameSource: NameHTTP, Partial: true,
+				Bursts: Bursts{N: 1, At: []uint32{30}, Head: 1}, HTTPTarget: "http://www.example.org:8080/x"},
 			state: "S1",
 		},
 		{
@@ -75,7 +80,8 @@ func TestTCPConnection(t *testing.T) {
 				c.send(true, 0x10, nil)
 			},
 			want: Record{Orig: addr("10.0.0.5"), Resp: addr("203.0.113.9"), OrigPort: 50000, RespPort: 443,
-				OrigPkts: 1, RespPkts: 1, RespData: 5, OrigBytes: 40, RespBytes: 45, OrigFlags: 0x10, RespFlags: 0x18, Partial: true},
+				OrigPkts: 1, RespPkts: 1, RespData: 5, OrigBytes: 40, RespBytes: 45, OrigFlags: 0x10, RespFlags: 0x18, Partial: true,
+				Bursts: Bursts{N: 1, At: []uint32{0}, Head: 1}},
 			state: "OTH",
 		},
 		{
@@ -437,5 +443,221 @@ func TestParseDNSHostile(t *testing.T) {
 		if ParseDNS(dnsMessage(3, long[:len(long)-1], ""), &m) {
 			t.Errorf("accepted a %d-byte name", len(long))
 		}
+	}
+}
+
+// wait moves the conversation's clock on.
+func (c *conv) wait(d time.Duration) { c.ts = c.ts.Add(d) }
+
+func TestBursts(t *testing.T) {
+	req := []byte("POST /beacon HTTP/1.1\r\nHost: 172.18.0.2:8888\r\nContent-Length: 0\r\n\r\n")
+	tests := []struct {
+		name  string
+		drive func(c *conv)
+		want  Bursts
+	}{
+		{
+			// Caldera sandcat's shape: one kept-alive connection, a POST
+			// and its answer every 40-60 s.
+			name: "kept-alive check-ins",
+			drive: func(c *conv) {
+				c.handshake()
+				for _, gap := range []time.Duration{0, 41 * time.Second, 57 * time.Second, 45 * time.Second} {
+					c.wait(gap)
+					c.send(true, 0x18, req)
+					c.wait(900 * time.Millisecond) // a slow answer is still the same exchange
+					c.send(false, 0x18, make([]byte, 300))
+					c.send(true, 0x10, nil)
+				}
+			},
+			// Starts after the 30 ms handshake, each 10 ms step counted.
+			want: Bursts{N: 4, At: []uint32{30, 30 + 41000 + 930, 30 + 98000 + 1860, 30 + 143000 + 2790}, Head: 4},
+		},
+		{
+			name: "keepalive probes and retransmissions start nothing",
+			drive: func(c *conv) {
+				c.handshake()
+				c.send(true, 0x18, req)
+				c.send(false, 0x18, make([]byte, 100))
+				for range 3 {
+					c.wait(30 * time.Second)
+					// A keepalive probe: one old byte below the next sequence.
+					c.cseq--
+					c.send(true, 0x10, []byte{0})
+					c.send(false, 0x10, nil)
+				}
+				c.wait(10 * time.Second)
+				c.cseq -= uint32(len(req)) // the request again, whole
+				c.send(true, 0x18, req)
+			},
+			want: Bursts{N: 1, At: []uint32{30}, Head: 1},
+		},
+		{
+			name: "server push counts too",
+			drive: func(c *conv) {
+				c.handshake()
+				for range 3 {
+					c.wait(20 * time.Second)
+					c.send(false, 0x18, []byte{1})
+					c.send(true, 0x18, make([]byte, 48))
+				}
+			},
+			want: Bursts{N: 3, At: []uint32{20030, 40050, 60070}, Head: 3},
+		},
+		{
+			name: "no payload, no bursts",
+			drive: func(c *conv) {
+				c.handshake()
+				c.close()
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b := NewBuilder(Options{IdleTimeout: time.Hour})
+			c := newConv(t, b, t0, "172.18.0.3", "172.18.0.2", 35540, 8888)
+			tc.drive(c)
+			recs := flushAll(b)
+			if len(recs) != 1 {
+				t.Fatalf("%d records", len(recs))
+			}
+			if got := recs[0].Bursts; !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("bursts %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestBurstsBounded(t *testing.T) {
+	// A day-long connection polled every minute keeps its first 32 and its
+	// last 32 check-ins, in order, and counts all of them.
+	b := NewBuilder(Options{IdleTimeout: time.Hour})
+	c := newConv(t, b, t0, "10.0.0.5", "203.0.113.9", 50000, 443)
+	c.handshake()
+	const n = 1440
+	for range n {
+		c.send(true, 0x18, make([]byte, 200))
+		c.send(false, 0x18, make([]byte, 600))
+		c.wait(time.Minute - 20*time.Millisecond)
+	}
+	recs := flushAll(b)
+	bu := recs[0].Bursts
+	if bu.N != n || len(bu.At) != MaxBursts || bu.Head != MaxBursts/2 {
+		t.Fatalf("N %d kept %d head %d", bu.N, len(bu.At), bu.Head)
+	}
+	var runs [][]uint32
+	bu.Runs(func(ms []uint32) { runs = append(runs, ms) })
+	if len(runs) != 2 {
+		t.Fatalf("%d runs", len(runs))
+	}
+	for i, r := range runs {
+		first := 30 + 60000*uint32(i*(n-MaxBursts/2))
+		for j, v := range r {
+			if want := first + 60000*uint32(j); v != want {
+				t.Fatalf("run %d start %d: %d ms, want %d", i, j, v, want)
+			}
+		}
+	}
+	// The record survives the codec with its series.
+	enc, _ := zstd.NewWriter(nil)
+	dec, _ := zstd.NewReader(nil)
+	got, _, err := DecodeFile(EncodeFile(recs, enc), dec)
+	if err != nil || !reflect.DeepEqual(got[0].Bursts, bu) {
+		t.Fatalf("after the codec: %v %+v", err, got[0].Bursts)
+	}
+}
+
+func TestBurstsUDPAndCut(t *testing.T) {
+	// DNS queries from one socket every 10 s are one UDP flow with a burst
+	// each; an active timeout cuts the series with the record.
+	b := NewBuilder(Options{UDPIdleTimeout: time.Minute, ActiveTimeout: 35 * time.Second})
+	q := dnsMessage(1, "c2.example.net", "")
+	for i := range 6 {
+		f := frame(frameSpec{src: addr("10.0.0.5"), dst: addr("10.0.0.53"), sport: 5353, dport: 53, proto: 17, payload: q})
+		b.Add(t0.Add(time.Duration(i)*10*time.Second), 1, f, len(f))
+	}
+	recs := flushAll(b)
+	if len(recs) != 2 {
+		t.Fatalf("%d records", len(recs))
+	}
+	if want := (Bursts{N: 4, At: []uint32{0, 10000, 20000, 30000}, Head: 4}); !reflect.DeepEqual(recs[0].Bursts, want) {
+		t.Errorf("first part %+v", recs[0].Bursts)
+	}
+	if want := (Bursts{N: 2, At: []uint32{0, 10000}, Head: 2}); !reflect.DeepEqual(recs[1].Bursts, want) {
+		t.Errorf("second part %+v", recs[1].Bursts)
+	}
+}
+
+func TestHTTPRequestTargets(t *testing.T) {
+	tests := []struct {
+		in   string
+		want HTTPRequest
+		res  parseResult
+	}{
+		{"GET /a?b=1 HTTP/1.1\r\nHost: Www.Example.org\r\n\r\n", HTTPRequest{Host: "www.example.org", Target: "http://www.example.org/a?b=1"}, parseOK},
+		{"GET HTTP://User:Secret@Evil.Example:8080/x/Y HTTP/1.1\r\nHost: evil.example:8080\r\n\r\n",
+			HTTPRequest{Host: "evil.example", Target: "http://evil.example:8080/x/Y", Proxy: "evil.example:8080"}, parseOK},
+		{"GET https://[2001:DB8::1]/ HTTP/1.1\r\n\r\n", HTTPRequest{Host: "2001:db8::1", Target: "https://[2001:db8::1]/", Proxy: "[2001:db8::1]:443"}, parseOK},
+		{"CONNECT Safebrowsing.googleapis.com:443 HTTP/1.1\r\nHost: safebrowsing.googleapis.com:443\r\n\r\n",
+			HTTPRequest{Host: "safebrowsing.googleapis.com", Target: "safebrowsing.googleapis.com:443", Proxy: "safebrowsing.googleapis.com:443"}, parseOK},
+		{"CONNECT c2.example.net:99999 HTTP/1.1\r\n\r\n", HTTPRequest{Host: "c2.example.net", Target: "c2.example.net:99999"}, parseOK},
+		{"GET /\x01 HTTP/1.1\r\nHost: a\r\n\r\n", HTTPRequest{Host: "a"}, parseOK},
+		{"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", HTTPRequest{Host: "a", Target: "*"}, parseOK},
+		{"GET /" + strings.Repeat("x", 600) + " HTTP/1.1\r\nHost: a\r\n\r\n", HTTPRequest{Host: "a", Target: ("http://a/" + strings.Repeat("x", 600))[:MaxTarget]}, parseOK},
+		{"GET /x HTTP/1.1\r\nUser-Agent: y\r\n", HTTPRequest{}, parseMore},
+	}
+	for _, tc := range tests {
+		var got HTTPRequest
+		res := ParseHTTPRequest([]byte(tc.in), &got)
+		if got != tc.want || res != tc.res {
+			t.Errorf("%q:\n got %+v %v\nwant %+v %v", tc.in[:min(len(tc.in), 60)], got, res, tc.want, tc.res)
+		}
+	}
+	// In a flow: the proxy's client asks for the real destination.
+	b := NewBuilder(Options{})
+	c := newConv(t, b, t0, "10.0.0.111", "10.0.0.238", 54322, 3128)
+	c.handshake()
+	c.send(true, 0x18, []byte("CONNECT safebrowsing.googleapis.com:443 HTTP/1.1\r\nHost: safebrowsing.googleapis.com:443\r\n\r\n"))
+	c.send(false, 0x18, []byte("HTTP/1.1 200 Connection established\r\n\r\n"))
+	c.send(true, 0x18, clientHello(t, "safebrowsing.googleapis.com"))
+	r := flushAll(b)[0]
+	if r.Name != "safebrowsing.googleapis.com" || r.NameSource != NameHTTP || r.ProxyDest != "safebrowsing.googleapis.com:443" ||
+		r.HTTPTarget != "safebrowsing.googleapis.com:443" {
+		t.Errorf("proxied flow: %+v", r)
+	}
+}
+
+// TestAddAllocatesNothing: the per-packet path, burst tracking included,
+// allocates nothing once a connection exists.
+func TestAddAllocatesNothing(t *testing.T) {
+	b := NewBuilder(Options{IdleTimeout: time.Hour})
+	c := newConv(t, b, t0, "10.0.0.5", "203.0.113.9", 50000, 443)
+	c.handshake()
+	for range 4 { // past the inline burst slots: the series is on the heap
+		c.send(true, 0x18, make([]byte, 100))
+		c.wait(5 * time.Second)
+	}
+	seq := c.cseq
+	ts := c.ts
+	n := 0
+	frames := make([][]byte, 300)
+	for i := range frames {
+		frames[i] = frame(frameSpec{src: c.c, dst: c.s, sport: c.cport, dport: c.sport, proto: 6, flags: 0x18, seq: seq + uint32(100*i), payload: make([]byte, 100)})
+	}
+	got := testing.AllocsPerRun(200, func() {
+		f := frames[n%len(frames)]
+		// Every 20th packet comes after an idle gap: a new burst.
+		ts = ts.Add(100 * time.Millisecond)
+		if n%20 == 0 {
+			ts = ts.Add(3 * time.Second)
+		}
+		b.Add(ts, 1, f, len(f))
+		n++
+	})
+	if got != 0 {
+		t.Errorf("%.1f allocations per packet", got)
+	}
+	if bu := flushAll(b)[0].Bursts; bu.N < 10 {
+		t.Errorf("only %d bursts", bu.N)
 	}
 }

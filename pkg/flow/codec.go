@@ -14,7 +14,8 @@ import (
 
 // Flow file constants (docs/format/flows.md).
 const (
-	FileVersion   = 1
+	FileVersion   = 2
+	fileVersion1  = 1
 	fileHeaderLen = 44
 	maxAnswers    = 32
 	maxFileBody   = 1 << 30
@@ -142,7 +143,41 @@ func appendRecord(b []byte, r *Record) []byte {
 			b = append(b, x[:]...)
 		}
 	}
-	return b
+	return appendV2(b, r)
+}
+
+// appendV2 writes the fields version 2 added: bursts, HTTP target, proxy
+// destination.
+func appendV2(b []byte, r *Record) []byte {
+	bu := &r.Bursts
+	kept := bu.At
+	head := int(bu.Head)
+	if len(kept) > MaxBursts || head > len(kept) || uint32(len(kept)) > bu.N {
+		// Not what the builder makes: keep what the format can say.
+		kept, head = kept[:min(len(kept), MaxBursts)], min(len(kept), MaxBursts)
+	}
+	b = binary.AppendUvarint(b, uint64(max(bu.N, uint32(len(kept)))))
+	b = append(b, byte(len(kept)), byte(head))
+	var prev uint32
+	durMS := uint32(min(max(r.Last.Sub(r.First), 0)/time.Millisecond, 1<<32-1))
+	for _, t := range kept {
+		// Never backwards nor past the end: the reader refuses both.
+		t = min(max(t, prev), durMS)
+		b = binary.AppendUvarint(b, uint64(t-prev))
+		prev = t
+	}
+	tg := r.HTTPTarget
+	if len(tg) > MaxTarget {
+		tg = tg[:MaxTarget]
+	}
+	b = binary.AppendUvarint(b, uint64(len(tg)))
+	b = append(b, tg...)
+	pd := r.ProxyDest
+	if len(pd) > maxProxyDest {
+		pd = pd[:maxProxyDest]
+	}
+	b = append(b, byte(len(pd)))
+	return append(b, pd...)
 }
 
 // FileInfo is a flow file's header.
@@ -163,8 +198,9 @@ func DecodeFile(b []byte, dec *zstd.Decoder) ([]Record, FileInfo, error) {
 	if crc32.Checksum(b[:40], castagnoli) != le.Uint32(b[40:]) {
 		return nil, fi, fmt.Errorf("%w: header checksum mismatch", ErrDamaged)
 	}
-	if v := le.Uint16(b[4:]); v != FileVersion {
-		return nil, fi, fmt.Errorf("%w %d", ErrFileVersion, v)
+	version := le.Uint16(b[4:])
+	if version != FileVersion && version != fileVersion1 {
+		return nil, fi, fmt.Errorf("%w %d", ErrFileVersion, version)
 	}
 	n := int(le.Uint32(b[8:]))
 	rawLen := int(le.Uint32(b[12:]))
@@ -184,7 +220,7 @@ func DecodeFile(b []byte, dec *zstd.Decoder) ([]Record, FileInfo, error) {
 	// A record is at least 90 bytes: bound the allocation by what is there.
 	recs := make([]Record, 0, min(n, len(body)/90+1))
 	for i := 0; i < n; i++ {
-		r, rest, ok := decodeRecord(body)
+		r, rest, ok := decodeRecord(body, version)
 		if !ok {
 			return recs, fi, fmt.Errorf("%w: record %d does not fit", ErrDamaged, i)
 		}
@@ -194,15 +230,15 @@ func DecodeFile(b []byte, dec *zstd.Decoder) ([]Record, FileInfo, error) {
 	return recs, fi, nil
 }
 
-func decodeRecord(b []byte) (Record, []byte, bool) {
+func decodeRecord(b []byte, version uint16) (Record, []byte, bool) {
 	var r Record
 	le := binary.LittleEndian
 	if len(b) < 20 {
 		return r, nil, false
 	}
-	first := int64(le.Uint64(b))
+	first, dur := int64(le.Uint64(b)), le.Uint64(b[8:])
 	r.First = time.Unix(0, first).UTC()
-	r.Last = time.Unix(0, first+int64(le.Uint64(b[8:]))).UTC()
+	r.Last = time.Unix(0, first+int64(dur)).UTC()
 	r.Proto, r.Partial = b[16], b[17]&1 != 0
 	v6 := b[17]&2 != 0
 	r.VLAN = le.Uint16(b[18:])
@@ -261,5 +297,56 @@ func decodeRecord(b []byte) (Record, []byte, bool) {
 			return r, nil, false
 		}
 	}
-	return r, b, true
+	if version == fileVersion1 {
+		return r, b, true
+	}
+	return decodeV2(r, b, dur)
+}
+
+// decodeV2 reads the fields version 2 added after the answers.
+func decodeV2(r Record, b []byte, durNS uint64) (Record, []byte, bool) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > 1<<32-1 || len(b) < k+2 {
+		return r, nil, false
+	}
+	kept, head := int(b[k]), int(b[k+1])
+	b = b[k+2:]
+	if kept > MaxBursts || head > kept || uint64(kept) > n || head < kept && (kept != MaxBursts || n <= MaxBursts) {
+		return r, nil, false
+	}
+	// Each start takes at least a byte: bound the slice by what is there.
+	if kept > len(b) {
+		return r, nil, false
+	}
+	r.Bursts.N, r.Bursts.Head = uint32(n), uint8(head)
+	dur := durNS / uint64(time.Millisecond)
+	if kept > 0 {
+		r.Bursts.At = make([]uint32, kept)
+	}
+	var t uint64
+	for i := range kept {
+		d, k := binary.Uvarint(b)
+		if k <= 0 {
+			return r, nil, false
+		}
+		b = b[k:]
+		t += d
+		if d > dur || t > dur || t > 1<<32-1 { // starts lie inside the flow, in 32 bits
+			return r, nil, false
+		}
+		r.Bursts.At[i] = uint32(t)
+	}
+	tl, k := binary.Uvarint(b)
+	if k <= 0 || tl > MaxTarget || uint64(len(b)-k) < tl {
+		return r, nil, false
+	}
+	b = b[k:]
+	r.HTTPTarget = string(b[:tl])
+	b = b[tl:]
+	if len(b) < 1 || len(b)-1 < int(b[0]) {
+		return r, nil, false
+	}
+	pl := int(b[0])
+	r.ProxyDest = string(b[1 : 1+pl])
+	return r, b[1+pl:], true
 }

@@ -2,9 +2,13 @@ package flow
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"net/netip"
+	"os"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -23,10 +27,30 @@ func sampleRecords() []*Record {
 	}
 }
 
+// sampleRecordsV2 adds what version 2 carries to the sample: a kept-alive
+// connection's bursts with the middle dropped, an HTTP target and a proxy
+// destination.
+func sampleRecordsV2() []*Record {
+	recs := sampleRecords()
+	at := make([]uint32, 0, MaxBursts)
+	for i := range MaxBursts / 2 {
+		at = append(at, uint32(i)*60000+15)
+	}
+	for i := range MaxBursts / 2 {
+		at = append(at, uint32(1000+i)*60000+15)
+	}
+	recs[0].Last = recs[0].First.Add(24 * time.Hour)
+	recs[0].Bursts = Bursts{N: 1032, At: at, Head: MaxBursts / 2}
+	recs[0].HTTPTarget = "cdn.example.net:443"
+	recs[0].ProxyDest = "cdn.example.net:443"
+	recs[1].Bursts = Bursts{N: 2, At: []uint32{0, 1}, Head: 2}
+	return recs
+}
+
 func TestCodecRoundTrip(t *testing.T) {
 	enc, _ := zstd.NewWriter(nil)
 	dec, _ := zstd.NewReader(nil)
-	in := sampleRecords()
+	in := sampleRecordsV2()
 	b := EncodeFile(in, enc)
 	got, fi, err := DecodeFile(b, dec)
 	if err != nil {
@@ -51,18 +75,111 @@ func TestCodecRoundTrip(t *testing.T) {
 	}
 }
 
-func FuzzDecodeRecord(f *testing.F) {
-	for _, r := range sampleRecords() {
-		f.Add(appendRecord(nil, r))
+// TestReadsVersion1 decodes a file the version 1 encoder wrote (before
+// bursts, targets and proxy destinations): old stores stay readable.
+func TestReadsVersion1(t *testing.T) {
+	b, err := os.ReadFile("testdata/v1.flows")
+	if err != nil {
+		t.Fatal(err)
 	}
-	f.Fuzz(func(t *testing.T, b []byte) {
+	if v := binary.LittleEndian.Uint16(b[4:]); v != 1 {
+		t.Fatalf("fixture is version %d", v)
+	}
+	dec, _ := zstd.NewReader(nil)
+	got, fi, err := DecodeFile(b, dec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := sampleRecords()
+	want := []*Record{in[1], in[0]}
+	if fi.Records != 2 || len(got) != 2 {
+		t.Fatalf("%d records (header %d)", len(got), fi.Records)
+	}
+	for i := range want {
+		if !reflect.DeepEqual(got[i], *want[i]) {
+			t.Errorf("record %d:\n got %+v\nwant %+v", i, got[i], *want[i])
+		}
+	}
+	// A version nobody wrote is refused, not guessed at.
+	bad := bytes.Clone(b)
+	binary.LittleEndian.PutUint16(bad[4:], 3)
+	binary.LittleEndian.PutUint32(bad[40:], crc32.Checksum(bad[:40], castagnoli))
+	if _, _, err := DecodeFile(bad, dec); !errors.Is(err, ErrFileVersion) {
+		t.Errorf("version 3: %v", err)
+	}
+}
+
+// TestDecodeV2Damage: every inconsistency of the version 2 fields stops the
+// reader at that record, keeping the ones before.
+func TestDecodeV2Damage(t *testing.T) {
+	r := sampleRecordsV2()[1]
+	good := appendRecord(nil, r)
+	// The version 2 tail: bursts, kept, head, two deltas, target length,
+	// proxy length, one byte each.
+	tail := len(good) - 7
+	tests := []struct {
+		name string
+		edit func(b []byte) []byte
+	}{
+		{"kept above the maximum", func(b []byte) []byte { b[tail+1] = MaxBursts + 1; return b }},
+		{"head above kept", func(b []byte) []byte { b[tail+2] = 3; return b }},
+		{"kept above bursts", func(b []byte) []byte { b[tail] = 1; return b }},
+		{"start past the end", func(b []byte) []byte { b[tail+4] = 100; return b }},
+		{"head short without a full series", func(b []byte) []byte { b[tail+2] = 1; return b }},
+		{"target longer than the rest", func(b []byte) []byte { b[tail+5] = 9; return b }},
+		{"proxy longer than the rest", func(b []byte) []byte { b[tail+6] = 1; return b }},
+		{"cut in the series", func(b []byte) []byte { return b[:tail+4] }},
+		{"varint overflow", func(b []byte) []byte {
+			return append(b[:tail:tail], 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01)
+		}},
+	}
+	if _, rest, ok := decodeRecord(good, FileVersion); !ok || len(rest) != 0 {
+		t.Fatalf("good record: ok %v, %d bytes left", ok, len(rest))
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, _, ok := decodeRecord(tc.edit(bytes.Clone(good)), FileVersion); ok {
+				t.Error("decoded")
+			}
+		})
+	}
+}
+
+func FuzzDecodeRecord(f *testing.F) {
+	for _, r := range sampleRecordsV2() {
+		f.Add(appendRecord(nil, r), true)
+	}
+	f.Add(appendRecord(nil, sampleRecords()[0])[:120], false)
+	f.Fuzz(func(t *testing.T, b []byte, v2 bool) {
+		version := uint16(fileVersion1)
+		if v2 {
+			version = FileVersion
+		}
 		for len(b) > 0 {
-			_, rest, ok := decodeRecord(b)
+			r, rest, ok := decodeRecord(b, version)
 			if !ok {
 				return
 			}
 			if len(rest) >= len(b) {
 				t.Fatal("decodeRecord consumed nothing")
+			}
+			bu := r.Bursts
+			if len(bu.At) > MaxBursts || int(bu.Head) > len(bu.At) || uint64(len(bu.At)) > uint64(bu.N) ||
+				len(r.HTTPTarget) > MaxTarget || len(r.ProxyDest) > maxProxyDest {
+				t.Fatalf("out of bounds: %+v", r)
+			}
+			if !slices.IsSorted(bu.At) {
+				t.Fatalf("bursts out of order: %v", bu.At)
+			}
+			// What was read is written back the same way (unless the
+			// times overflow, which the encoder cannot say).
+			if d := r.Last.Sub(r.First); d < 0 || d > 1<<62 {
+				b = rest
+				continue
+			}
+			again, _, ok := decodeRecord(appendRecord(nil, &r), FileVersion)
+			if !ok || !reflect.DeepEqual(again.Bursts, r.Bursts) || again.HTTPTarget != r.HTTPTarget || again.ProxyDest != r.ProxyDest {
+				t.Fatalf("re-encoding changed the record:\n%+v\n%+v", r, again)
 			}
 			b = rest
 		}

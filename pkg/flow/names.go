@@ -137,9 +137,36 @@ func TLSServerName(b []byte) (string, parseResult) {
 // payload; anything else is not HTTP/1.
 var httpMethods = [...]string{"GET ", "POST ", "HEAD ", "PUT ", "DELETE ", "OPTIONS ", "CONNECT ", "PATCH ", "TRACE "}
 
+// HTTPRequest is what the start of an HTTP/1 request says about where it
+// goes.
+type HTTPRequest struct {
+	// Host is the Host header (else the authority of an absolute-form or
+	// CONNECT target), lower case, without the port.
+	Host string
+	// Target is the request target as an absolute URI (Record.HTTPTarget):
+	// absolute-form and CONNECT targets as sent, origin-form ones prefixed
+	// with "http://" and the Host header. Empty when it is not printable
+	// ASCII.
+	Target string
+	// Proxy is "host:port" asked of a forward proxy: the authority of a
+	// CONNECT or of an absolute-form target. Empty otherwise.
+	Proxy string
+}
+
 // HTTPHost returns the Host header of an HTTP/1 request at the start of b,
 // or the authority of a CONNECT request. The port is dropped.
 func HTTPHost(b []byte) (string, parseResult) {
+	var req HTTPRequest
+	res := ParseHTTPRequest(b, &req)
+	return req.Host, res
+}
+
+// ParseHTTPRequest reads the request line and headers of an HTTP/1
+// request at the start of b (the first bytes a client sent). It reports
+// parseOK when it found a host to name the flow by, parseMore when b ends
+// before the headers do.
+func ParseHTTPRequest(b []byte, req *HTTPRequest) parseResult {
+	*req = HTTPRequest{}
 	method := ""
 	for _, m := range httpMethods {
 		n := min(len(m), len(b))
@@ -149,18 +176,18 @@ func HTTPHost(b []byte) (string, parseResult) {
 		}
 	}
 	if method == "" {
-		return "", parseNo
+		return parseNo
 	}
 	if len(b) < len(method) {
-		return "", parseMore
+		return parseMore
 	}
 	// Request line.
 	eol := indexCRLF(b)
 	if eol < 0 {
 		if len(b) > 8192 {
-			return "", parseNo
+			return parseNo
 		}
-		return "", parseMore
+		return parseMore
 	}
 	line := b[len(method):eol]
 	sp := -1
@@ -171,10 +198,12 @@ func HTTPHost(b []byte) (string, parseResult) {
 		}
 	}
 	if sp < 0 || !hasPrefix(line[sp+1:], "HTTP/") {
-		return "", parseNo
+		return parseNo
 	}
 	target := line[:sp]
+	var hostHdr []byte
 	p := eol + 2
+	complete := false
 	for range 100 { // header lines, bounded
 		e := indexCRLF(b[p:])
 		if e < 0 {
@@ -182,27 +211,173 @@ func HTTPHost(b []byte) (string, parseResult) {
 		}
 		h := b[p : p+e]
 		if len(h) == 0 { // end of headers
+			complete = true
 			break
 		}
-		if len(h) > 5 && lowerEq(h[:5], "host:") {
-			if name, ok := cleanName(stripPort(trimSpace(h[5:]))); ok {
-				return name, parseOK
-			}
-			return "", parseNo
+		if len(h) > 5 && lowerEq(h[:5], "host:") && hostHdr == nil {
+			hostHdr = trimSpace(h[5:])
 		}
 		p += e + 2
 	}
-	if method == "CONNECT " {
-		if name, ok := cleanName(stripPort(target)); ok {
-			return name, parseOK
+	if hostHdr == nil && !complete && len(b) <= 8192 && method != "CONNECT " {
+		return parseMore
+	}
+
+	// Where the request goes: CONNECT host:port, or an absolute URI.
+	var authority []byte
+	defPort, authEnd := "", 0 // authEnd: where scheme and authority end in target
+	switch {
+	case method == "CONNECT ":
+		authority, authEnd = target, len(target)
+	case hasPrefixFold(target, "http://"):
+		authEnd = 7 + uriAuthorityEnd(target[7:])
+		authority, defPort = userinfoCut(target[7:authEnd]), "80"
+	case hasPrefixFold(target, "https://"):
+		authEnd = 8 + uriAuthorityEnd(target[8:])
+		authority, defPort = userinfoCut(target[8:authEnd]), "443"
+	}
+	if authority != nil {
+		req.Proxy = proxyDest(authority, defPort)
+	}
+	if printable(target) && len(target) > 0 {
+		// Scheme and host are case-insensitive: lower case, so that a
+		// reader can match URLs byte for byte.
+		var t []byte
+		switch {
+		case method == "CONNECT ":
+			t = lowerASCII(nil, target)
+		case authority != nil:
+			// scheme "://" authority rest, without any user:password@
+			// (a secret is never kept).
+			sch := target[:bytesIndexColon(target)]
+			t = lowerASCII(nil, sch)
+			t = lowerASCII(append(t, "://"...), authority)
+			t = append(t, target[authEnd:]...)
+		case target[0] == '/' && hostHdr != nil && printable(hostHdr):
+			t = lowerASCII([]byte("http://"), hostHdr)
+			t = append(t, target...)
+		default:
+			t = target
 		}
-		return "", parseNo
+		req.Target = string(t[:min(len(t), MaxTarget)])
 	}
-	if indexCRLF(b[p:]) < 0 && len(b) <= 8192 {
-		return "", parseMore
+	src := hostHdr
+	if src == nil {
+		src = authority
 	}
-	return "", parseNo
+	if src == nil {
+		return parseNo
+	}
+	name, ok := cleanName(stripPort(src))
+	if !ok {
+		return parseNo
+	}
+	req.Host = name
+	return parseOK
 }
+
+// uriAuthorityEnd returns where the authority of an absolute URI ends,
+// given what follows its scheme: at the first '/', '?' or '#'.
+func uriAuthorityEnd(b []byte) int {
+	for i, c := range b {
+		if c == '/' || c == '?' || c == '#' {
+			return i
+		}
+	}
+	return len(b)
+}
+
+// userinfoCut drops "user:password@" from an authority.
+func userinfoCut(b []byte) []byte {
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] == '@' {
+			return b[i+1:]
+		}
+	}
+	return b
+}
+
+// proxyDest normalises an authority to host:port (port defPort when it
+// has none; "" when there is no valid host or port).
+func proxyDest(auth []byte, defPort string) string {
+	host := stripPort(auth)
+	port := defPort
+	rest := auth[len(host):]
+	if len(auth) > 0 && auth[0] == '[' {
+		rest = auth[min(len(auth), len(host)+2):] // after "[host]"
+	}
+	if len(rest) > 0 {
+		if rest[0] != ':' {
+			return ""
+		}
+		port = string(rest[1:])
+	}
+	if n, ok := portNumber(port); !ok || n == 0 {
+		return ""
+	}
+	name, ok := cleanName(host)
+	if !ok {
+		return ""
+	}
+	for i := 0; i < len(name); i++ {
+		if name[i] == ':' { // IPv6: bracket it so the port stays apart
+			name = "[" + name + "]"
+			break
+		}
+	}
+	if len(name)+1+len(port) > maxProxyDest {
+		return ""
+	}
+	return name + ":" + port
+}
+
+func portNumber(s string) (int, bool) {
+	if len(s) == 0 || len(s) > 5 {
+		return 0, false
+	}
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+		n = n*10 + int(s[i]-'0')
+	}
+	return n, n <= 65535
+}
+
+// printable reports whether b is all visible ASCII (what a request target
+// and a Host header may hold).
+func printable(b []byte) bool {
+	for _, c := range b {
+		if c < 0x21 || c > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// bytesIndexColon returns the index of the first ':' in b (len(b) if none).
+func bytesIndexColon(b []byte) int {
+	for i, c := range b {
+		if c == ':' {
+			return i
+		}
+	}
+	return len(b)
+}
+
+// lowerASCII appends b to dst with ASCII letters in lower case.
+func lowerASCII(dst, b []byte) []byte {
+	for _, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+func hasPrefixFold(b []byte, s string) bool { return len(b) >= len(s) && lowerEq(b[:len(s)], s) }
 
 // DNSMessage is what a DNS message says about names.
 type DNSMessage struct {

@@ -56,6 +56,61 @@ type Record struct {
 	// Partial is set when the record was cut by a shard boundary or a
 	// timeout rather than closed by the protocol.
 	Partial bool
+
+	// Bursts is when payload started again after an idle gap inside the
+	// flow: the check-ins of an implant that keeps one connection open
+	// (docs/format/flows.md, version 2).
+	Bursts Bursts
+	// HTTPTarget is the first HTTP/1 request's target as an absolute URI
+	// (origin-form targets get "http://" and the Host header in front), or
+	// a CONNECT's host:port; at most MaxTarget bytes.
+	HTTPTarget string
+	// ProxyDest is the destination asked of a forward proxy ("host:port",
+	// from a CONNECT or an absolute-URI request): Resp is then the proxy.
+	ProxyDest string
+}
+
+// Burst series bounds (docs/format/flows.md).
+const (
+	// BurstIdle is the silence, both ways, after which new payload starts
+	// a burst: longer than a server takes to answer, shorter than a
+	// check-in period.
+	BurstIdle = 2 * time.Second
+	// MaxBursts bounds the burst starts kept per record: the first
+	// MaxBursts/2 and the last MaxBursts/2 once there are more.
+	MaxBursts = 64
+	// MaxTarget bounds HTTPTarget.
+	MaxTarget = 512
+	// maxProxyDest bounds ProxyDest.
+	maxProxyDest = 255
+)
+
+// Bursts is a flow's burst series in a bounded form.
+type Bursts struct {
+	// At holds burst starts in milliseconds after the record's First,
+	// ascending: every burst while N <= MaxBursts, else the first Head
+	// and the last len(At)-Head.
+	At []uint32
+	// N counts every burst of the flow, the first exchange included.
+	N uint32
+	// Head is how many of At are the flow's first bursts; Head == len(At)
+	// when none was dropped.
+	Head uint8
+}
+
+// Runs calls yield with each run of consecutive burst starts (one run, or
+// two when bursts in the middle were dropped), as offsets from First. The
+// slices belong to b.
+func (b *Bursts) Runs(yield func(ms []uint32)) {
+	if len(b.At) == 0 {
+		return
+	}
+	if int(b.Head) >= len(b.At) || b.Head == 0 {
+		yield(b.At)
+		return
+	}
+	yield(b.At[:b.Head])
+	yield(b.At[b.Head:])
 }
 
 // Duration is Last-First.
