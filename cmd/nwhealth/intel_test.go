@@ -229,3 +229,48 @@ func TestIntelUsage(t *testing.T) {
 		t.Errorf("missing indicator file: exit %d: %s", code, errOut)
 	}
 }
+
+// URL indicators over a real capture (a PowerShell Empire HTTP beacon):
+// flow records keep each connection's first request target, so a URL
+// matches as many connections as tshark finds opening with it.
+func TestIntelURLOverCapture(t *testing.T) {
+	pcap := testenv.SharedFile(t, "pcaps", "real-lab", "elcabezzonn", "capture-Mon-02-13-17-17-15-34_Empire.pcap")
+	dir := t.TempDir()
+	list := filepath.Join(dir, "urls.txt")
+	os.WriteFile(list, []byte("hxxp://192.168.1[.]161/news.asp\n"), 0o644)
+	bundle := filepath.Join(dir, "php.json")
+	os.WriteFile(bundle, []byte(`{"type": "indicator", "spec_version": "2.1", "id": "indicator--00000001-2222-4222-8222-222222222222",
+ "created": "2017-02-01T00:00:00.000Z", "modified": "2017-02-01T00:00:00.000Z", "name": "Empire staging pages",
+ "pattern": "[url:value LIKE 'http://192.168.1.161/%.php' OR url:value LIKE 'http://192.168.1.161/%.jsp']", "pattern_type": "stix",
+ "valid_from": "2017-01-01T00:00:00Z"}`), 0o644)
+	out, errOut, code := runCmd(t, "hunt", "--pcap", pcap, "--indicators", list, "--indicators", bundle, "--format", "jsonl", "--min-severity", "info")
+	if code != 0 {
+		t.Fatalf("hunt exit %d:\n%s", code, errOut)
+	}
+	ms := indicatorMatches(t, out)
+	// tshark: the first request of each TCP stream.
+	first := map[string]string{}
+	for _, row := range tsharkFields(t, pcap, "http.request", "tcp.stream", "http.request.full_uri") {
+		if _, ok := first[row[0]]; !ok && len(row) > 1 {
+			first[row[0]] = row[1]
+		}
+	}
+	var news, staging int
+	for _, uri := range first {
+		switch {
+		case uri == "http://192.168.1.161/news.asp":
+			news++
+		case strings.HasPrefix(uri, "http://192.168.1.161/") && (strings.HasSuffix(uri, ".php") || strings.HasSuffix(uri, ".jsp")):
+			staging++
+		}
+	}
+	if news == 0 || staging == 0 {
+		t.Fatalf("tshark finds %d and %d streams: the capture is not the one expected", news, staging)
+	}
+	if m := ms[list+":1"]; m.Connections != news || m.Via[0] != "url" {
+		t.Errorf("news.asp: %d connections via %v; tshark %d streams open with it", m.Connections, m.Via, news)
+	}
+	if m := ms["indicator--00000001-2222-4222-8222-222222222222"]; m.Connections != staging {
+		t.Errorf("staging pages: %d connections; tshark %d streams", m.Connections, staging)
+	}
+}

@@ -113,13 +113,15 @@ func (c *Collector) hit(r *flow.Record, h Hit) {
 		hm.Values = addStr(hm.Values, h.Value)
 	}
 	hm.Via = addStr(hm.Via, h.Via)
+	// The flow's other end (a resolver or a proxy is a peer, not named);
+	// the address the indicator names when that is not the other end (a
+	// DNS answer, a proxy's destination); for a DNS question its answers,
+	// the addresses of the matched name.
+	other := r.Resp.Unmap()
+	if other == h.Inside {
+		other = r.Orig.Unmap()
+	}
 	if first {
-		// The flow's other end, and for a DNS question its answers: the
-		// addresses of the matched name.
-		other := r.Resp.Unmap()
-		if other == h.Inside {
-			other = r.Orig.Unmap()
-		}
 		hm.peer(other, r.RespPort, r.Proto, r, h.Remote == other && h.Remote.IsValid())
 		if dnsFlow(r) && h.Via == "dns" {
 			for _, a := range r.Answers {
@@ -127,7 +129,7 @@ func (c *Collector) hit(r *flow.Record, h Hit) {
 			}
 		}
 	}
-	if h.Via == "dns-answer" {
+	if h.Remote.IsValid() && h.Remote != other {
 		hm.peer(h.Remote, 0, 0, r, true)
 	}
 }

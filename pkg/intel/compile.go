@@ -422,9 +422,13 @@ func NormalizeName(s string) string {
 }
 
 // NormalizeURL lowers a URL's scheme and host (not its path, which is
-// case-sensitive) and drops a default port.
+// case-sensitive), drops a default port and a fragment.
 func NormalizeURL(s string) string {
 	s = strings.TrimSpace(s)
+	// A fragment never travels in a request.
+	if i := strings.IndexByte(s, '#'); i >= 0 {
+		s = s[:i]
+	}
 	scheme, rest, ok := strings.Cut(s, "://")
 	if !ok {
 		return s

@@ -84,9 +84,11 @@ func (ind *Indicator) Severity() hunt.Severity {
 }
 
 // URLsObserved says whether the flow records matched carry request URLs.
-// Flow format 1 keeps the HTTP Host but not the URL, so URL comparisons
-// are named as not evaluable rather than silently never matching.
-var URLsObserved = false
+// Flow format 2 keeps the first HTTP/1 request target of each connection
+// (docs/format/flows.md); a source without URLs would set this false so
+// URL comparisons are named as not evaluable rather than silently never
+// matching.
+var URLsObserved = true
 
 // Problem is input we could not use in full: a file that is not JSON, a
 // pattern with a syntax error, an indicator we cannot evaluate (or only in

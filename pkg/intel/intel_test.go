@@ -85,7 +85,6 @@ func TestReadBundle(t *testing.T) {
 		"object 7 ": "not observed in network flows",
 		"object 8 ": "pattern: pattern offset 12",
 		"object 9 ": `pattern_type "snort"`,
-		"object 12": "url:value: flow records carry no request URL yet",
 	}
 	for _, p := range s.Problems {
 		found := false
@@ -106,7 +105,7 @@ func TestReadBundle(t *testing.T) {
 		t.Errorf("no problem at %s: %s", pos, reason)
 	}
 	if s.Unusable() != 3 {
-		t.Errorf("unusable %d, want 3 (the phishing kit is used in part)", s.Unusable())
+		t.Errorf("unusable %d, want 3", s.Unusable())
 	}
 }
 
@@ -144,7 +143,7 @@ func TestReadList(t *testing.T) {
 		got = append(got, ind.Pos+" "+ind.Name)
 	}
 	want := []string{"line 2 203.0.113.77", "line 3 198.51.100.0/24", "line 4 update.bad-cdn.example", "line 5 *.tracker.example",
-		"line 7 2001:db8:bad::1"}
+		"line 6 http://paypa1.banking.example/login", "line 7 2001:db8:bad::1"}
 	if !slices.Equal(got, want) {
 		t.Errorf("entries %q, want %q", got, want)
 	}
@@ -152,11 +151,10 @@ func TestReadList(t *testing.T) {
 	for _, p := range s.Problems {
 		probs = append(probs, p.Pos)
 	}
-	// The URL is read (defanged) but not evaluable on flow records.
-	if !slices.Equal(probs, []string{"line 6", "line 9", "line 10", "line 11"}) {
+	if !slices.Equal(probs, []string{"line 9", "line 10", "line 11"}) {
 		t.Errorf("problems %v", s.Problems)
 	}
-	if !strings.Contains(s.Problems[0].Reason, "URL") || !strings.Contains(s.Problems[1].Reason, `"this is not an entry"`) {
+	if !strings.Contains(s.Problems[0].Reason, `"this is not an entry"`) {
 		t.Errorf("reasons: %v", s.Problems)
 	}
 	if ref := s.Indicators[0].Ref(); ref != "testdata/partner.txt:2" {
@@ -180,6 +178,11 @@ func rec(orig, resp string, dport uint16, name string, src flow.NameSource, answ
 	for _, a := range answers {
 		r.Answers = append(r.Answers, netip.MustParseAddr(a))
 	}
+	return r
+}
+
+func withTarget(r *flow.Record, target, proxy string) *flow.Record {
+	r.HTTPTarget, r.ProxyDest = target, proxy
 	return r
 }
 
@@ -214,8 +217,16 @@ func TestMatch(t *testing.T) {
 		{"resolves to", rec("10.1.1.5", "10.0.0.53", 53, "cdn.lure.example", flow.NameDNS, "198.18.7.7"),
 			[]string{"Resolver answer dns-answer 10.1.1.5 198.18.7.7"}},
 		{"name without the answer", rec("10.1.1.5", "10.0.0.53", 53, "cdn.lure.example", flow.NameDNS, "198.18.7.8"), nil},
-		{"phishing domain (the URL alternative is left out)", rec("10.1.1.5", "192.0.2.80", 80, "paypa1.banking.example", flow.NameHTTP),
+		{"phishing domain", rec("10.1.1.5", "192.0.2.80", 80, "paypa1.banking.example", flow.NameHTTP),
 			[]string{"Phishing kit http 10.1.1.5 192.0.2.80"}},
+		{"phishing URL (the fragment of the list entry never travels)", withTarget(rec("10.1.1.5", "192.0.2.80", 80, "", 0), "HTTP://PAYPA1.banking.example:80/login", ""),
+			[]string{"Phishing kit url 10.1.1.5 192.0.2.80", "http://paypa1.banking.example/login url 10.1.1.5 192.0.2.80"}},
+		{"through a proxy, by name: the proxy is not the remote", withTarget(rec("10.1.1.5", "10.0.0.8", 3128, "", 0), "update.bad-cdn.example:443", "update.bad-cdn.example:443"),
+			[]string{"Loader update domain proxy 10.1.1.5 invalid IP", "update.bad-cdn.example proxy 10.1.1.5 invalid IP"}},
+		{"through a proxy, by address", withTarget(rec("10.1.1.5", "10.0.0.8", 3128, "", 0), "203.0.113.77:443", "203.0.113.77:443"),
+			[]string{"C2 address of the loader proxy 10.1.1.5 203.0.113.77", "203.0.113.77 proxy 10.1.1.5 203.0.113.77"}},
+		{"through a proxy, a URL", withTarget(rec("10.1.1.5", "10.0.0.8", 3128, "", 0), "http://paypa1.banking.example/login", "paypa1.banking.example:80"),
+			[]string{"Phishing kit url 10.1.1.5 invalid IP", "Phishing kit proxy 10.1.1.5 invalid IP", "http://paypa1.banking.example/login url 10.1.1.5 invalid IP"}},
 		{"expired indicator", rec("10.1.1.5", "203.0.113.99", 443, "", 0), nil},
 		{"nothing", rec("10.1.1.5", "192.0.2.1", 443, "example.org", flow.NameSNI), nil},
 	} {
@@ -325,6 +336,19 @@ func TestCollector(t *testing.T) {
 	}
 	if !named || !resolver {
 		t.Errorf("dns peers %+v", d.Hosts[0].Peers)
+	}
+	// Through a forward proxy: the proxy is a peer, the destination asked
+	// for is the named one.
+	c = NewCollector(NewMatcher(s))
+	c.Add(withTarget(rec("10.1.1.5", "10.0.0.8", 3128, "", 0), "203.0.113.77:443", "203.0.113.77:443"))
+	ms = c.Matches()
+	if len(ms) != 1 || len(ms[0].Hosts[0].Peers) != 2 {
+		t.Fatalf("proxied match %+v", ms)
+	}
+	for _, p := range ms[0].Hosts[0].Peers {
+		if p.Named != (p.Addr == netip.MustParseAddr("203.0.113.77")) {
+			t.Errorf("proxied peer %+v", p)
+		}
 	}
 }
 

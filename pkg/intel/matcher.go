@@ -170,10 +170,61 @@ func (m *Matcher) lookupAddr(a netip.Addr) {
 	}
 }
 
+// view is what a flow record shows the matcher: its ends, its names
+// (the flow's name and, through a forward proxy, the host it was asked
+// for), its URL and, through a proxy, the address asked for.
+type view struct {
+	r         *flow.Record
+	name      string     // the flow's name, normalized
+	proxyName string     // ProxyDest's host when it is a name, normalized
+	proxyAddr netip.Addr // ProxyDest's host when it is an address
+	url       string     // normalized
+	proxied   bool       // Resp is a forward proxy
+}
+
+// proxyHost splits a ProxyDest "host:port" ("[v6]:port" for IPv6).
+func proxyHost(d string) (string, netip.Addr) {
+	if d == "" {
+		return "", netip.Addr{}
+	}
+	if ap, err := netip.ParseAddrPort(d); err == nil {
+		return "", ap.Addr().Unmap()
+	}
+	host := d
+	if i := strings.LastIndexByte(d, ':'); i >= 0 && !strings.Contains(d[:i], ":") {
+		host = d[:i]
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		return "", a.Unmap()
+	}
+	return NormalizeName(host), netip.Addr{}
+}
+
+// lookupName makes the alternatives filed under name, or under a label
+// suffix of it, candidates. One pass from the end hashes every suffix
+// (".b.c", ".c") and, at the start, the whole name.
+func (m *Matcher) lookupName(name string) {
+	h := uint64(fnvOffset)
+	for i := len(name) - 1; i >= 0; i-- {
+		h = (h ^ uint64(name[i])) * fnvPrime
+		if name[i] == '.' && m.suffixF.has(h) {
+			if ids, ok := m.suffixes[name[i:]]; ok {
+				m.candidate(ids)
+			}
+		}
+	}
+	if m.nameF.has(h) {
+		if ids, ok := m.names[name]; ok {
+			m.candidate(ids)
+		}
+	}
+}
+
 // Match calls hit for every alternative that holds on r and whose
-// indicator is valid at r's time; url is the request URL when the record
-// source has one. An indicator whose alternative holds outside its
-// validity is reported through invalid (may be nil).
+// indicator is valid at r's time. The URL is r's first HTTP request
+// target (an absolute URI), or url when the caller has one from another
+// source. An indicator whose alternative holds outside its validity is
+// reported through invalid (may be nil).
 func (m *Matcher) Match(r *flow.Record, url string, hit func(Hit), invalid func(ind int32)) {
 	m.gen++
 	if m.gen == 0 { // wrapped: start the generations over
@@ -181,36 +232,31 @@ func (m *Matcher) Match(r *flow.Record, url string, hit func(Hit), invalid func(
 		m.gen = 1
 	}
 	m.cand = m.cand[:0]
+	v := view{r: r, proxied: r.ProxyDest != ""}
+	if v.proxied {
+		v.proxyName, v.proxyAddr = proxyHost(r.ProxyDest)
+	}
 	if len(m.addrs) > 0 || m.trie4.n+m.trie6.n > 0 {
 		m.lookupAddr(r.Orig)
 		m.lookupAddr(r.Resp)
 		for _, a := range r.Answers {
 			m.lookupAddr(a)
 		}
+		m.lookupAddr(v.proxyAddr)
 	}
-	name := ""
 	if r.Name != "" {
-		name = NormalizeName(r.Name)
-		// One pass from the end hashes every label suffix (".b.c",
-		// ".c") and, at the start, the whole name.
-		h := uint64(fnvOffset)
-		for i := len(name) - 1; i >= 0; i-- {
-			h = (h ^ uint64(name[i])) * fnvPrime
-			if name[i] == '.' && m.suffixF.has(h) {
-				if ids, ok := m.suffixes[name[i:]]; ok {
-					m.candidate(ids)
-				}
-			}
-		}
-		if m.nameF.has(h) {
-			if ids, ok := m.names[name]; ok {
-				m.candidate(ids)
-			}
-		}
+		v.name = NormalizeName(r.Name)
+		m.lookupName(v.name)
 	}
-	if url != "" {
-		url = NormalizeURL(url)
-		if ids, ok := m.urls[url]; ok {
+	if v.proxyName != "" && v.proxyName != v.name {
+		m.lookupName(v.proxyName)
+	}
+	if url == "" && strings.Contains(r.HTTPTarget, "://") {
+		url = r.HTTPTarget
+	}
+	if url != "" && len(m.urls)+len(m.namePats) > 0 {
+		v.url = NormalizeURL(url)
+		if ids, ok := m.urls[v.url]; ok {
 			m.candidate(ids)
 		}
 	}
@@ -223,11 +269,14 @@ func (m *Matcher) Match(r *flow.Record, url string, hit func(Hit), invalid func(
 		}
 	}
 	if len(m.namePats) > 0 {
-		m.patterns(name, url)
+		m.patterns(v.name, v.url)
+		if v.proxyName != "" {
+			m.patterns(v.proxyName, "")
+		}
 	}
 	for _, id := range m.cand {
 		c := &m.conjs[id]
-		h, ok := c.eval(r, name, url)
+		h, ok := c.eval(&v)
 		if !ok {
 			continue
 		}
@@ -275,11 +324,20 @@ func dnsFlow(r *flow.Record) bool {
 	return r.NameSource == flow.NameDNS && (r.RespPort == 53 || r.RespPort == 5353 || r.RespPort == 5355)
 }
 
-// eval checks every condition on r; the hit names the sides from the first
-// condition that names an address, else from a name.
-func (c *conj) eval(r *flow.Record, name, url string) (Hit, bool) {
+// eval checks every condition on the view; the hit names the sides from
+// the first condition that names an address, else from a name.
+func (c *conj) eval(v *view) (Hit, bool) {
+	r := v.r
 	if !c.start.IsZero() && (r.First.Before(c.start) || !r.First.Before(c.stop)) {
 		return Hit{}, false
+	}
+	// The end a name or URL points at: not a forward proxy, nor the
+	// resolver of a DNS question.
+	named := r.Resp.Unmap()
+	if v.proxied {
+		named = v.proxyAddr
+	} else if dnsFlow(r) {
+		named = netip.Addr{}
 	}
 	var h Hit
 	// An address names the sides better than a name: a name condition
@@ -292,29 +350,32 @@ func (c *conj) eval(r *flow.Record, name, url string) (Hit, bool) {
 		}
 	}
 	sided := false
+	side := func(x Hit) {
+		if !sided {
+			h, sided = x, true
+		}
+	}
 	for i := range c.conds {
 		d := &c.conds[i]
 		switch d.field {
 		case fAddr, fSrc, fDst, fAnswer:
 			if (d.field == fAddr || d.field == fDst) && d.holdsAddr(r.Resp) {
-				if !sided {
-					h, sided = Hit{Inside: r.Orig.Unmap(), Remote: r.Resp.Unmap(), Via: "dst", Value: d.value(r.Resp)}, true
-				}
+				side(Hit{Inside: r.Orig.Unmap(), Remote: r.Resp.Unmap(), Via: "dst", Value: d.value(r.Resp)})
+				continue
+			}
+			if (d.field == fAddr || d.field == fDst) && v.proxyAddr.IsValid() && d.holdsAddr(v.proxyAddr) {
+				side(Hit{Inside: r.Orig.Unmap(), Remote: v.proxyAddr, Via: "proxy", Value: d.value(v.proxyAddr)})
 				continue
 			}
 			if (d.field == fAddr || d.field == fSrc) && d.holdsAddr(r.Orig) {
-				if !sided {
-					h, sided = Hit{Inside: r.Resp.Unmap(), Remote: r.Orig.Unmap(), Via: "src", Value: d.value(r.Orig)}, true
-				}
+				side(Hit{Inside: r.Resp.Unmap(), Remote: r.Orig.Unmap(), Via: "src", Value: d.value(r.Orig)})
 				continue
 			}
 			found := false
 			if d.field == fAddr || d.field == fAnswer {
 				for _, a := range r.Answers {
 					if d.holdsAddr(a) {
-						if !sided {
-							h, sided = Hit{Inside: r.Orig.Unmap(), Remote: a.Unmap(), Via: "dns-answer", Value: d.value(a)}, true
-						}
+						side(Hit{Inside: r.Orig.Unmap(), Remote: a.Unmap(), Via: "dns-answer", Value: d.value(a)})
 						found = true
 						break
 					}
@@ -324,26 +385,27 @@ func (c *conj) eval(r *flow.Record, name, url string) (Hit, bool) {
 				return Hit{}, false
 			}
 		case fName:
-			if name == "" || !d.holdsName(name) {
+			var matched, via string
+			switch {
+			case v.name != "" && d.holdsName(v.name):
+				matched, via = v.name, r.NameSource.String()
+				if via == "" {
+					via = "name"
+				}
+			case v.proxyName != "" && d.holdsName(v.proxyName):
+				matched, via = v.proxyName, "proxy"
+			default:
 				return Hit{}, false
 			}
-			if !sided && !addrSided {
-				h = Hit{Inside: r.Orig.Unmap(), Remote: r.Resp.Unmap(), Via: r.NameSource.String(), Value: name}
-				if h.Via == "" {
-					h.Via = "name"
-				}
-				if dnsFlow(r) {
-					// The responder is a resolver, not the named host.
-					h.Remote = netip.Addr{}
-				}
-				sided = true
+			if !addrSided {
+				side(Hit{Inside: r.Orig.Unmap(), Remote: named, Via: via, Value: matched})
 			}
 		case fURL:
-			if url == "" || !d.holdsName(NormalizeURL(url)) {
+			if v.url == "" || !d.holdsName(v.url) {
 				return Hit{}, false
 			}
-			if !sided && !addrSided {
-				h, sided = Hit{Inside: r.Orig.Unmap(), Remote: r.Resp.Unmap(), Via: "url", Value: url}, true
+			if !addrSided {
+				side(Hit{Inside: r.Orig.Unmap(), Remote: named, Via: "url", Value: v.url})
 			}
 		case fSrcPort:
 			if !d.holdsNum(int64(r.OrigPort)) {
@@ -378,7 +440,7 @@ func (c *conj) eval(r *flow.Record, name, url string) (Hit, bool) {
 			if d.field == fSrcType {
 				a = r.Orig
 			}
-			if !d.holdsType(a.Unmap(), d.field == fDstType && name != "") {
+			if !d.holdsType(a.Unmap(), d.field == fDstType && (v.name != "" || v.proxyName != "")) {
 				return Hit{}, false
 			}
 		}
