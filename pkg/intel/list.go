@@ -60,7 +60,6 @@ func readLine(br *bufio.Reader) (string, error) {
 		if len(b)+len(chunk) <= maxLine {
 			b = append(b, chunk...)
 		} else {
-			b = b[:0]
 			for isPrefix {
 				if _, isPrefix, err = br.ReadLine(); err != nil {
 					return "", errLongLine

@@ -144,8 +144,9 @@ func TestIntelJSONLAndTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkPage(t, page.Bytes())
-	if !strings.Contains(page.String(), "C2 address of the loader") {
-		t.Error("the page does not name the matched indicator")
+	if !strings.Contains(page.String(), `<section id="intel">`) || !strings.Contains(page.String(), "C2 address of the loader") ||
+		!strings.Contains(page.String(), "--host 203.0.113.77 -w evidence.pcap") {
+		t.Error("the page does not list the matched indicators with their queries")
 	}
 	var tb bytes.Buffer
 	if err := WriteTable(&tb, inc); err != nil {
