@@ -229,6 +229,10 @@ func TestMatch(t *testing.T) {
 			[]string{"Phishing kit url 10.1.1.5 invalid IP", "Phishing kit proxy 10.1.1.5 invalid IP", "http://paypa1.banking.example/login url 10.1.1.5 invalid IP"}},
 		{"expired indicator", rec("10.1.1.5", "203.0.113.99", 443, "", 0), nil},
 		{"nothing", rec("10.1.1.5", "192.0.2.1", 443, "example.org", flow.NameSNI), nil},
+		{"odd names", rec("10.1.1.5", "192.0.2.1", 443, "\tÜBER.Example. .", flow.NameSNI), nil},
+		{"a name of dots", rec("10.1.1.5", "192.0.2.1", 443, " . ", flow.NameSNI), nil},
+		{"upper case and a trailing dot", rec("10.1.1.5", "192.0.2.9", 443, "UPDATE.Bad-CDN.Example.", flow.NameSNI),
+			[]string{"Loader update domain sni 10.1.1.5 192.0.2.9", "update.bad-cdn.example sni 10.1.1.5 192.0.2.9"}},
 	} {
 		var got []string
 		m.Match(tc.r, "", func(h Hit) {
@@ -385,5 +389,24 @@ func FuzzReadList(f *testing.F) {
 				t.Fatalf("entry %q gave pattern %q: %v", ind.Name, ind.Pattern, err)
 			}
 		}
+	})
+}
+
+// Flow names come from packets: any bytes, any case, any length.
+func FuzzMatchName(f *testing.F) {
+	r := NewReader()
+	r.ReadList(strings.NewReader("bad.example\n*.worse.example\n"), "feed")
+	m := NewMatcher(r.Finish())
+	for _, s := range []string{"bad.example", "A.WORSE.EXAMPLE.", " . ", "\tÜBER.example", "..", ""} {
+		f.Add(s, "http://x/"+s, s+":443")
+	}
+	f.Fuzz(func(t *testing.T, name, target, proxy string) {
+		rec := rec("10.1.1.5", "192.0.2.1", 443, name, flow.NameSNI)
+		rec.HTTPTarget, rec.ProxyDest = target, proxy
+		m.Match(rec, "", func(h Hit) {
+			if h.Value == "" || !h.Inside.IsValid() {
+				t.Fatalf("hit %+v", h)
+			}
+		}, nil)
 	})
 }

@@ -1,6 +1,7 @@
 package intel
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"strings"
 
@@ -19,16 +20,26 @@ type Matcher struct {
 	inds  []*Indicator
 	conjs []conj
 
-	addrs    map[[16]byte][]int32
+	// The indexes hold references into post (offset<<32 | count), so
+	// they hold no pointers and the garbage collector skips them; names
+	// are keyed by their hash (a collision only adds a candidate, which
+	// the full evaluation turns away).
+	post     []int32
+	addrs    map[[16]byte]uint64
 	trie4    trie
 	trie6    trie
-	names    map[string][]int32
-	suffixes map[string][]int32
+	names    map[uint64]uint64
+	suffixes map[uint64]uint64
 	urls     map[string][]int32
 	ports    map[uint16][]int32
 	namePats []int32 // alternatives anchored on a name or URL pattern
 	memo     map[string][]int32
 	hasPorts bool
+
+	// While indexing: lists before they are flattened into post.
+	tmpAddrs    map[[16]byte][]int32
+	tmpNames    map[uint64][]int32
+	tmpSuffixes map[uint64][]int32
 
 	// Filters in front of the maps above.
 	addrF, nameF, suffixF filter
@@ -44,8 +55,8 @@ const maxMemo = 1 << 20
 
 // NewMatcher indexes the set's indicators.
 func NewMatcher(s *Set) *Matcher {
-	m := &Matcher{inds: s.Indicators, addrs: map[[16]byte][]int32{}, names: map[string][]int32{},
-		suffixes: map[string][]int32{}, urls: map[string][]int32{}, ports: map[uint16][]int32{}, memo: map[string][]int32{}}
+	m := &Matcher{inds: s.Indicators, tmpAddrs: map[[16]byte][]int32{}, tmpNames: map[uint64][]int32{},
+		tmpSuffixes: map[uint64][]int32{}, urls: map[string][]int32{}, ports: map[uint16][]int32{}, memo: map[string][]int32{}}
 	for i, ind := range s.Indicators {
 		for _, c := range ind.alts {
 			c.ind = int32(i)
@@ -54,17 +65,39 @@ func NewMatcher(s *Set) *Matcher {
 		}
 	}
 	m.seen = make([]uint32, len(m.conjs))
-	m.addrF, m.nameF, m.suffixF = newFilter(len(m.addrs)), newFilter(len(m.names)), newFilter(len(m.suffixes))
-	for k := range m.addrs {
+	m.addrF, m.nameF, m.suffixF = newFilter(len(m.tmpAddrs)), newFilter(len(m.tmpNames)), newFilter(len(m.tmpSuffixes))
+	m.addrs = make(map[[16]byte]uint64, len(m.tmpAddrs))
+	for k, ids := range m.tmpAddrs {
 		m.addrF.add(addrHash(&k))
+		m.addrs[k] = m.flatten(ids)
 	}
-	for k := range m.names {
-		m.nameF.add(nameHash(k))
+	m.names = make(map[uint64]uint64, len(m.tmpNames))
+	for h, ids := range m.tmpNames {
+		m.nameF.add(h)
+		m.names[h] = m.flatten(ids)
 	}
-	for k := range m.suffixes {
-		m.suffixF.add(nameHash(k))
+	m.suffixes = make(map[uint64]uint64, len(m.tmpSuffixes))
+	for h, ids := range m.tmpSuffixes {
+		m.suffixF.add(h)
+		m.suffixes[h] = m.flatten(ids)
 	}
+	m.trie4.finish(m)
+	m.trie6.finish(m)
+	m.tmpAddrs, m.tmpNames, m.tmpSuffixes = nil, nil, nil
 	return m
+}
+
+// flatten appends ids to post and returns their reference.
+func (m *Matcher) flatten(ids []int32) uint64 {
+	ref := uint64(len(m.post))<<32 | uint64(len(ids))
+	m.post = append(m.post, ids...)
+	return ref
+}
+
+// ids are the alternatives a reference names.
+func (m *Matcher) ids(ref uint64) []int32 {
+	off := ref >> 32
+	return m.post[off : off+ref&0xffffffff]
 }
 
 // Indicators is how many indicators the matcher holds.
@@ -98,7 +131,7 @@ func (m *Matcher) file(id int32, c *conj) {
 	switch rank(d) {
 	case 5:
 		for _, a := range d.addrs {
-			m.addrs[a.As16()] = append(m.addrs[a.As16()], id)
+			m.tmpAddrs[a.As16()] = append(m.tmpAddrs[a.As16()], id)
 		}
 		for _, p := range d.prefixes {
 			if p.Addr().Is4() {
@@ -109,10 +142,10 @@ func (m *Matcher) file(id int32, c *conj) {
 		}
 	case 4:
 		for _, n := range d.names {
-			m.names[n] = append(m.names[n], id)
+			m.tmpNames[nameHash(n)] = append(m.tmpNames[nameHash(n)], id)
 		}
 		for _, s := range d.suffixes {
-			m.suffixes[s] = append(m.suffixes[s], id)
+			m.tmpSuffixes[nameHash(s)] = append(m.tmpSuffixes[nameHash(s)], id)
 		}
 	case 3:
 		for _, n := range d.names {
@@ -155,8 +188,8 @@ func (m *Matcher) lookupAddr(a netip.Addr) {
 	a = a.Unmap()
 	k := a.As16()
 	if m.addrF.has(addrHash(&k)) {
-		if ids, ok := m.addrs[k]; ok {
-			m.candidate(ids)
+		if ref, ok := m.addrs[k]; ok {
+			m.candidate(m.ids(ref))
 		}
 	}
 	if a.Is4() {
@@ -201,23 +234,37 @@ func proxyHost(d string) (string, netip.Addr) {
 }
 
 // lookupName makes the alternatives filed under name, or under a label
-// suffix of it, candidates. One pass from the end hashes every suffix
-// (".b.c", ".c") and, at the start, the whole name.
-func (m *Matcher) lookupName(name string) {
+// suffix of it, candidates, and returns the name normalized. One pass
+// from the end hashes every suffix (".b.c", ".c") and, at the start, the
+// whole name; a name that is not already normal (upper case, a trailing
+// dot, space) is normalized first.
+func (m *Matcher) lookupName(name string) string {
+	if name == "" {
+		return name
+	}
+	if c := name[len(name)-1]; c == '.' || c == ' ' || name[0] == ' ' {
+		name = NormalizeName(name)
+	}
 	h := uint64(fnvOffset)
 	for i := len(name) - 1; i >= 0; i-- {
-		h = (h ^ uint64(name[i])) * fnvPrime
-		if name[i] == '.' && m.suffixF.has(h) {
-			if ids, ok := m.suffixes[name[i:]]; ok {
-				m.candidate(ids)
+		c := name[i]
+		if c >= 'A' && c <= 'Z' {
+			// NormalizeName leaves no ASCII upper case: this recurses once.
+			return m.lookupName(NormalizeName(name))
+		}
+		h = (h ^ uint64(c)) * fnvPrime
+		if c == '.' && m.suffixF.has(h) {
+			if ref, ok := m.suffixes[h]; ok {
+				m.candidate(m.ids(ref))
 			}
 		}
 	}
 	if m.nameF.has(h) {
-		if ids, ok := m.names[name]; ok {
-			m.candidate(ids)
+		if ref, ok := m.names[h]; ok {
+			m.candidate(m.ids(ref))
 		}
 	}
+	return name
 }
 
 // Match calls hit for every alternative that holds on r and whose
@@ -245,16 +292,19 @@ func (m *Matcher) Match(r *flow.Record, url string, hit func(Hit), invalid func(
 		m.lookupAddr(v.proxyAddr)
 	}
 	if r.Name != "" {
-		v.name = NormalizeName(r.Name)
-		m.lookupName(v.name)
+		v.name = m.lookupName(r.Name)
 	}
 	if v.proxyName != "" && v.proxyName != v.name {
 		m.lookupName(v.proxyName)
 	}
-	if url == "" && strings.Contains(r.HTTPTarget, "://") {
-		url = r.HTTPTarget
+	if len(m.urls)+len(m.namePats) > 0 {
+		if url == "" && strings.Contains(r.HTTPTarget, "://") {
+			url = r.HTTPTarget
+		}
+	} else {
+		url = ""
 	}
-	if url != "" && len(m.urls)+len(m.namePats) > 0 {
+	if url != "" {
 		v.url = NormalizeURL(url)
 		if ids, ok := m.urls[v.url]; ok {
 			m.candidate(ids)
@@ -567,12 +617,13 @@ func (d *cond) holdsType(a netip.Addr, named bool) bool {
 type trie struct {
 	root  []int32 // 1<<16 slots: node index, 0 for none
 	nodes []trieNode
-	n     int // prefixes held
+	n     int               // prefixes held
+	tmp   map[int32][]int32 // while indexing: node -> alternatives
 }
 
 type trieNode struct {
 	child [2]int32 // 0: none
-	ids   []int32
+	ref   uint64   // into Matcher.post, after finish
 }
 
 const rootBits = 16
@@ -586,6 +637,7 @@ func (t *trie) insert(addr []byte, bits int, id int32) {
 	if t.root == nil {
 		t.root = make([]int32, 1<<rootBits)
 		t.nodes = append(t.nodes, trieNode{}) // index 0 stands for none
+		t.tmp = map[int32][]int32{}
 	}
 	top := int(addr[0])<<8 | int(addr[1])
 	if bits <= rootBits {
@@ -596,7 +648,7 @@ func (t *trie) insert(addr []byte, bits int, id int32) {
 				t.root[slot] = t.newNode()
 			}
 			n := t.root[slot]
-			t.nodes[n].ids = append(t.nodes[n].ids, id)
+			t.tmp[n] = append(t.tmp[n], id)
 		}
 		t.n++
 		return
@@ -613,16 +665,24 @@ func (t *trie) insert(addr []byte, bits int, id int32) {
 		}
 		n = t.nodes[n].child[b]
 	}
-	t.nodes[n].ids = append(t.nodes[n].ids, id)
+	t.tmp[n] = append(t.tmp[n], id)
 	t.n++
+}
+
+// finish moves the nodes' alternatives into the matcher's postings.
+func (t *trie) finish(m *Matcher) {
+	for n, ids := range t.tmp {
+		t.nodes[n].ref = m.flatten(ids)
+	}
+	t.tmp = nil
 }
 
 // lookup makes the alternatives of every prefix holding addr candidates.
 func (t *trie) lookup(addr []byte, m *Matcher) {
 	n := t.root[int(addr[0])<<8|int(addr[1])]
 	for i := rootBits; n != 0; i++ {
-		if ids := t.nodes[n].ids; len(ids) > 0 {
-			m.candidate(ids)
+		if ref := t.nodes[n].ref; ref != 0 {
+			m.candidate(m.ids(ref))
 		}
 		if i == len(addr)*8 {
 			return
@@ -670,9 +730,7 @@ func mix(x uint64) uint64 {
 }
 
 func addrHash(k *[16]byte) uint64 {
-	lo := uint64(k[0]) | uint64(k[1])<<8 | uint64(k[2])<<16 | uint64(k[3])<<24 | uint64(k[4])<<32 | uint64(k[5])<<40 | uint64(k[6])<<48 | uint64(k[7])<<56
-	hi := uint64(k[8]) | uint64(k[9])<<8 | uint64(k[10])<<16 | uint64(k[11])<<24 | uint64(k[12])<<32 | uint64(k[13])<<40 | uint64(k[14])<<48 | uint64(k[15])<<56
-	return mix(lo ^ mix(hi))
+	return mix(binary.LittleEndian.Uint64(k[:8]) ^ mix(binary.LittleEndian.Uint64(k[8:])))
 }
 
 // Name hashes run from the end of the name to its start (FNV-1a), so one
