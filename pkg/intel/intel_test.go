@@ -277,6 +277,13 @@ func TestMatchConditions(t *testing.T) {
 		{`[ipv6-addr:value ISSUBSET '2000::/3']`, rec("fd00::1", "fe80::1", 80, "", 0), "", false},
 		{`[ipv6-addr:value ISSUBSET '2001:db8:1:2:3:4:5:0/126']`, rec("fd00::1", "2001:db8:1:2:3:4:5:3", 80, "", 0), "", true},
 		{`[ipv6-addr:value ISSUBSET '2001:db8:1:2:3:4:5:0/126']`, rec("fd00::1", "2001:db8:1:2:3:4:5:4", 80, "", 0), "", false},
+		{`[ipv4-addr:value = '10.9.9.9']`, rec("10.1.1.5", "10.9.9.9", 445, "", 0), "", true},
+		{`[ipv4-addr:value ISSUBSET '10.9.0.0/16']`, rec("10.1.1.5", "10.9.9.9", 445, "", 0), "", true},
+		{`[ipv4-addr:value ISSUBSET '8.0.0.0/5']`, rec("10.1.1.5", "192.0.2.1", 445, "", 0), "", true}, // the inside end, 10.1.1.5, is in it
+		{`[ipv4-addr:value ISSUBSET '16.0.0.0/5']`, rec("10.1.1.5", "192.0.2.1", 445, "", 0), "", false},
+		{`[ipv4-addr:value ISSUBSET '16.0.0.0/5']`, rec("10.1.1.5", "20.1.1.1", 445, "", 0), "", true},
+		{`[ipv6-addr:value = 'fd00::9']`, rec("fd00::5", "fd00::9", 445, "", 0), "", true},
+		{`[ipv4-addr:value = '169.254.169.254']`, rec("10.1.1.5", "169.254.169.254", 80, "", 0), "", true},
 		{`[url:value = 'HTTP://Evil.example:80/a/B?c=1']`, rec("10.1.1.5", "192.0.2.1", 80, "evil.example", flow.NameHTTP), "http://evil.example/a/B?c=1", true},
 		{`[url:value = 'http://evil.example/a/b']`, rec("10.1.1.5", "192.0.2.1", 80, "evil.example", flow.NameHTTP), "http://evil.example/a/B", false},
 		{`[url:value LIKE 'http://evil.example/%.exe']`, rec("10.1.1.5", "192.0.2.1", 80, "evil.example", flow.NameHTTP), "http://evil.example/x/drop.exe", true},

@@ -3,6 +3,7 @@ package intel
 import (
 	"encoding/binary"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/nwhealth/nwhealth/pkg/flow"
@@ -35,6 +36,10 @@ type Matcher struct {
 	namePats []int32 // alternatives anchored on a name or URL pattern
 	memo     map[string][]int32
 	hasPorts bool
+	// privateListed is set when some indicator names an address in
+	// private, loopback or link-local space; when none does, those
+	// addresses (the inside end of most flows) need no lookup.
+	privateListed bool
 
 	// While indexing: lists before they are flattened into post.
 	tmpAddrs    map[[16]byte][]int32
@@ -132,8 +137,10 @@ func (m *Matcher) file(id int32, c *conj) {
 	case 5:
 		for _, a := range d.addrs {
 			m.tmpAddrs[a.As16()] = append(m.tmpAddrs[a.As16()], id)
+			m.privateListed = m.privateListed || local(a)
 		}
 		for _, p := range d.prefixes {
+			m.privateListed = m.privateListed || slices.ContainsFunc(localNets, p.Overlaps)
 			if p.Addr().Is4() {
 				m.trie4.insert(p.Addr().AsSlice(), p.Bits(), id)
 			} else {
@@ -186,6 +193,9 @@ func (m *Matcher) lookupAddr(a netip.Addr) {
 		return
 	}
 	a = a.Unmap()
+	if !m.privateListed && local(a) {
+		return
+	}
 	k := a.As16()
 	if m.addrF.has(addrHash(&k)) {
 		if ref, ok := m.addrs[k]; ok {
@@ -367,6 +377,15 @@ func (m *Matcher) patterns(name, url string) {
 		m.candidate(ids)
 	}
 }
+
+// localNets are the ranges local reports on: an indicator's network
+// overlapping one of them turns the shortcut off.
+var localNets = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("172.16.0.0/12"),
+	netip.MustParsePrefix("192.168.0.0/16"), netip.MustParsePrefix("fc00::/7"), netip.MustParsePrefix("127.0.0.0/8"),
+	netip.MustParsePrefix("::1/128"), netip.MustParsePrefix("169.254.0.0/16"), netip.MustParsePrefix("fe80::/10")}
+
+// local reports whether a is private, loopback or link-local.
+func local(a netip.Addr) bool { return a.IsPrivate() || a.IsLoopback() || a.IsLinkLocalUnicast() }
 
 // dnsFlow reports whether r is a DNS exchange, whose name is the question
 // and whose responder is a resolver.
@@ -615,7 +634,8 @@ func (d *cond) holdsType(a netip.Addr, named bool) bool {
 // an address under no listed network costs one array read: most
 // addresses, since most of the address space is in no feed.
 type trie struct {
-	root  []int32 // 1<<16 slots: node index, 0 for none
+	used  []uint64 // 1<<16 bits: the root slots in use (8 KiB, so the common miss stays in L1)
+	root  []int32  // 1<<16 slots: node index, 0 for none
 	nodes []trieNode
 	n     int               // prefixes held
 	tmp   map[int32][]int32 // while indexing: node -> alternatives
@@ -636,6 +656,7 @@ func (t *trie) newNode() int32 {
 func (t *trie) insert(addr []byte, bits int, id int32) {
 	if t.root == nil {
 		t.root = make([]int32, 1<<rootBits)
+		t.used = make([]uint64, 1<<rootBits/64)
 		t.nodes = append(t.nodes, trieNode{}) // index 0 stands for none
 		t.tmp = map[int32][]int32{}
 	}
@@ -646,6 +667,7 @@ func (t *trie) insert(addr []byte, bits int, id int32) {
 		for slot := first; slot < first+span; slot++ {
 			if t.root[slot] == 0 {
 				t.root[slot] = t.newNode()
+				t.used[slot/64] |= 1 << (slot % 64)
 			}
 			n := t.root[slot]
 			t.tmp[n] = append(t.tmp[n], id)
@@ -655,6 +677,7 @@ func (t *trie) insert(addr []byte, bits int, id int32) {
 	}
 	if t.root[top] == 0 {
 		t.root[top] = t.newNode()
+		t.used[top/64] |= 1 << (top % 64)
 	}
 	n := t.root[top]
 	for i := rootBits; i < bits; i++ {
@@ -679,7 +702,11 @@ func (t *trie) finish(m *Matcher) {
 
 // lookup makes the alternatives of every prefix holding addr candidates.
 func (t *trie) lookup(addr []byte, m *Matcher) {
-	n := t.root[int(addr[0])<<8|int(addr[1])]
+	top := int(addr[0])<<8 | int(addr[1])
+	if t.used[top/64]&(1<<(top%64)) == 0 {
+		return
+	}
+	n := t.root[top]
 	for i := rootBits; n != 0; i++ {
 		if ref := t.nodes[n].ref; ref != 0 {
 			m.candidate(m.ids(ref))
