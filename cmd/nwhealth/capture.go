@@ -16,6 +16,7 @@ import (
 
 	"github.com/nwhealth/nwhealth/pkg/capture"
 	"github.com/nwhealth/nwhealth/pkg/capture/livefilter"
+	"github.com/nwhealth/nwhealth/pkg/jsonl"
 	"github.com/nwhealth/nwhealth/pkg/pcapio"
 	"github.com/nwhealth/nwhealth/pkg/pipeline"
 	"github.com/nwhealth/nwhealth/pkg/pkthdr"
@@ -44,6 +45,11 @@ type captureOptions struct {
 	format     string
 	// ready, when set, is called once the sockets are open (tests).
 	ready func()
+
+	// Parsed by validate.
+	ring      int64
+	retention store.Retention
+	shardLen  int64
 }
 
 func newCaptureCmd(s streams) *cobra.Command {
@@ -65,18 +71,6 @@ A full disk stops the capture: what was written is sealed, exit 5.
 -w FILE writes plain pcap instead of a store (FILE.N per worker).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if opts.iface == "" {
-				return usagef("capture: -i IFACE is required")
-			}
-			if (opts.write == "") == (len(opts.stores) == 0) {
-				return usagef("capture: give --store DIR (or -w FILE for plain pcap)")
-			}
-			if opts.format != "table" && opts.format != "jsonl" {
-				return usagef("capture: --format must be table or jsonl")
-			}
-			if _, err := parseSize(opts.ringSize); err != nil {
-				return usagef("capture: --ring-size: %v", err)
-			}
 			return runCapture(cmd.Context(), opts)
 		},
 	}
@@ -99,19 +93,64 @@ A full disk stops the capture: what was written is sealed, exit 5.
 	return cmd
 }
 
+// validate checks every flag before anything is opened: a bad value is a
+// usage error (exit 2) even where opening the interface would fail first.
+func (opts *captureOptions) validate() error {
+	if opts.iface == "" {
+		return usagef("capture: -i IFACE is required")
+	}
+	if (opts.write == "") == (len(opts.stores) == 0) {
+		return usagef("capture: give --store DIR (or -w FILE for plain pcap)")
+	}
+	if opts.format != "table" && opts.format != "jsonl" {
+		return usagef("capture: --format must be table or jsonl")
+	}
+	if opts.workers < 1 || opts.workers > capture.MaxWorkers {
+		return usagef("capture: --workers %d: want 1 to %d", opts.workers, capture.MaxWorkers)
+	}
+	if opts.snaplen < 1 || opts.snaplen > capture.MaxSnapLen {
+		return usagef("capture: --snaplen %d: want 1 to %d", opts.snaplen, capture.MaxSnapLen)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"--flush", opts.flush}, {"--duration", opts.duration}, {"--stats-every", opts.statsEvery}} {
+		if d.v < 0 {
+			return usagef("capture: %s %v: want zero or a positive length", d.name, d.v)
+		}
+	}
+	var err error
+	if opts.ring, err = parseSize(opts.ringSize); err != nil {
+		return usagef("capture: --ring-size: %v", err)
+	}
+	if opts.retention.MaxSize, err = parseSize(opts.maxSize); err != nil {
+		return usagef("capture: --max-size: %v", err)
+	}
+	if opts.maxAge != "" {
+		if opts.retention.MaxAge, err = parseAge("capture: --max-age", opts.maxAge); err != nil {
+			return err
+		}
+	}
+	if len(opts.stores) > 0 {
+		if opts.shardLen, err = parseSize(opts.shardSize); err != nil || opts.shardLen < 1<<20 {
+			return usagef("capture: --shard-size %q: want at least 1M", opts.shardSize)
+		}
+	}
+	return nil
+}
+
 func runCapture(ctx context.Context, opts *captureOptions) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	ring, err := parseSize(opts.ringSize)
-	if err != nil {
-		return usagef("capture: --ring-size: %v", err)
+	if err := opts.validate(); err != nil {
+		return err
 	}
 	cfg := capture.Config{
 		Interface:   opts.iface,
 		Workers:     opts.workers,
 		SnapLen:     opts.snaplen,
-		RingSize:    ring,
+		RingSize:    opts.ring,
 		Promiscuous: !opts.noPromisc,
 	}
 	if opts.flush > 0 {
@@ -126,7 +165,7 @@ func runCapture(ctx context.Context, opts *captureOptions) error {
 	}
 	c, err := capture.Open(cfg)
 	if err != nil {
-		return err
+		return liveOpenError(err)
 	}
 	defer c.Close()
 	// One scheduler thread per worker: the workers do all the heavy work
@@ -198,7 +237,7 @@ func runCapture(ctx context.Context, opts *captureOptions) error {
 				return
 			case now := <-t.C:
 				st := c.Stats()
-				writeCaptureStats(opts, "capture_progress", now, st, &prev, now.Sub(prevAt))
+				writeCaptureStats(opts, jsonl.TypeCaptureProgress, now, st, &prev, now.Sub(prevAt))
 				prev, prevAt = st.Total, now
 			}
 		}
@@ -216,7 +255,7 @@ func runCapture(ctx context.Context, opts *captureOptions) error {
 		// the disk stays valid.
 		closeErr = errors.Join(closeErr, ss.close(opts.s.errOut))
 	}
-	writeCaptureStats(opts, "capture_summary", time.Now(), st, nil, 0)
+	writeCaptureStats(opts, jsonl.TypeCaptureSummary, time.Now(), st, nil, 0)
 	if errors.Is(runErr, syscall.ENOSPC) || errors.Is(closeErr, syscall.ENOSPC) {
 		return fmt.Errorf("capture stopped, shards sealed: %w", syscall.ENOSPC)
 	}
@@ -232,20 +271,7 @@ type storeSinks struct {
 }
 
 func openStoreSinks(opts *captureOptions, c *capture.Capture) (*storeSinks, error) {
-	ret := store.Retention{}
-	var err error
-	if ret.MaxSize, err = parseSize(opts.maxSize); err != nil {
-		return nil, usagef("--max-size: %v", err)
-	}
-	if opts.maxAge != "" {
-		if ret.MaxAge, err = parseDuration(opts.maxAge); err != nil {
-			return nil, usagef("--max-age: %v", err)
-		}
-	}
-	shardSize, err := parseSize(opts.shardSize)
-	if err != nil || shardSize < 1<<20 {
-		return nil, usagef("--shard-size: want at least 1M")
-	}
+	ret, shardSize := opts.retention, opts.shardLen
 	ss := &storeSinks{}
 	var stores []*store.Store
 	for _, dir := range opts.stores {
@@ -344,15 +370,13 @@ func (s *storeSink) Flush() error {
 func writeCaptureStats(opts *captureOptions, typ string, now time.Time, st capture.Stats, prev *capture.Counters, dt time.Duration) {
 	t := st.Total
 	if opts.format == "jsonl" {
-		workers := make([]map[string]uint64, len(st.Workers))
-		for i, w := range st.Workers {
-			workers[i] = map[string]uint64{"packets": w.Packets, "kernel_drops": w.KernelDrops}
+		rec := jsonl.Capture{Type: typ, Time: now.UTC().Format(time.RFC3339), Interface: opts.iface,
+			Packets: t.Packets, Bytes: t.Bytes, KernelPackets: t.KernelPackets, KernelDrops: t.KernelDrops,
+			FreezeQueue: t.FreezeQueue, Workers: []jsonl.CaptureWorker{}}
+		for _, w := range st.Workers {
+			rec.Workers = append(rec.Workers, jsonl.CaptureWorker{Packets: w.Packets, KernelDrops: w.KernelDrops})
 		}
-		_ = json.NewEncoder(opts.s.out).Encode(map[string]any{
-			"type": typ, "time": now.UTC().Format(time.RFC3339), "interface": opts.iface,
-			"packets": t.Packets, "bytes": t.Bytes, "kernel_packets": t.KernelPackets,
-			"kernel_drops": t.KernelDrops, "freeze_queue": t.FreezeQueue, "workers": workers,
-		})
+		_ = json.NewEncoder(opts.s.out).Encode(rec)
 		return
 	}
 	if prev == nil {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"net/netip"
 	"path/filepath"
 	"strings"
@@ -40,6 +39,7 @@ type huntOptions struct {
 	stores      []string
 	from, to    string
 	now         func() time.Time
+	ctx         context.Context
 	intel       intelFlags
 	// records, when set, is a further source of flow records (tests).
 	records func(yield func(*flow.Record) bool)
@@ -67,7 +67,8 @@ pulls the packets (docs/intel.md). --format blocklist --as nft|squid|plain
 writes what is to be blocked; --apply nft loads it with nft -f.
 
 Exit codes: 0 ok, 1 error, 2 usage, 3 input was damaged and skipped,
-10 findings at or above --fail-on.`,
+5 disk full, 10 findings at or above --fail-on, 130/143 stopped by
+SIGINT/SIGTERM (nothing printed).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if len(o.pcaps) == 0 && len(o.zeeks) == 0 && len(o.stores) == 0 && o.records == nil {
@@ -82,6 +83,12 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 input was damaged and skipped,
 			if err := o.intel.check(o.format); err != nil {
 				return err
 			}
+			if o.top < 0 {
+				return usagef("--top %d: want 0 (all) or more", o.top)
+			}
+			if o.ctx == nil {
+				o.ctx = cmd.Context()
+			}
 			return runHunt(o)
 		},
 	}
@@ -89,8 +96,9 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 input was damaged and skipped,
 	f.StringArrayVar(&o.stores, "store", nil, "store directory: hunt reads its flow records (repeatable)")
 	f.StringVar(&o.from, "from", "", "with --store: start time (RFC 3339, date, or relative like -24h)")
 	f.StringVar(&o.to, "to", "", "with --store: end time")
-	f.StringSliceVar(&o.pcaps, "pcap", nil, "pcap/pcapng files (gzip/zstd too; - for stdin)")
-	f.StringSliceVar(&o.zeeks, "zeek", nil, "Zeek conn.log files, TSV or JSON lines, gzipped or not")
+	f.StringArrayVar(&o.pcaps, "pcap", nil, "pcap/pcapng files (gzip/zstd too; - for stdin): several after one --pcap, or repeat it")
+	f.StringArrayVar(&o.zeeks, "zeek", nil, "Zeek conn.log files, TSV or JSON lines, gzipped or not: several after one --zeek, or repeat it")
+	multiValue(f, "pcap", "zeek")
 	f.StringSliceVar(&o.internal, "internal", nil, "inside networks (default RFC 1918 and ULA)")
 	f.StringVar(&o.allowFile, "allow", "", "allow list: IPs, CIDRs, domains, *.domain")
 	f.StringVar(&o.assetsFile, "assets", "", "asset inventory YAML (cidr/host, name, criticality, owner, role)")
@@ -100,6 +108,7 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 input was damaged and skipped,
 	f.IntVar(&o.top, "top", 30, "table: rows of findings to show (0 = all)")
 	f.BoolVar(&o.periodic, "periodic", true, "score periodic check-ins (beacons)")
 	o.intel.register(cmd)
+	handlesSignals(cmd)
 	return cmd
 }
 
@@ -154,7 +163,13 @@ func runHunt(o *huntOptions) error {
 			return err
 		}
 	}
-	dmg, err := pipeline.Flows(in, sink)
+	if o.ctx == nil {
+		o.ctx = context.Background()
+	}
+	dmg, err := pipeline.Flows(o.ctx, in, sink)
+	if o.ctx.Err() != nil {
+		return interrupted(o.ctx)
+	}
 	if err != nil {
 		return err
 	}
@@ -165,6 +180,9 @@ func runHunt(o *huntOptions) error {
 		})
 	}
 	res := m.Score()
+	if o.ctx.Err() != nil {
+		return interrupted(o.ctx) // nothing printed: the ranking is of part of the input
+	}
 	var matches []intel.Match
 	var matchIDs []string
 	for _, mt := range o.intel.matches() {
@@ -184,16 +202,21 @@ func runHunt(o *huntOptions) error {
 		}
 	}
 	// Every finding names its action; the actions list covers medium and
-	// above, where someone has to do something.
+	// above, where someone has to do something, each with the findings
+	// behind it (numbered as shown: F1 first) and their packets.
 	var subjects []report.Subject
 	for i := range shown {
-		s := subjectOf(&shown[i], inv)
-		shown[i].Action = report.Primary(s)
-		if shown[i].Severity >= hunt.Medium {
+		f := &shown[i]
+		a, _ := inv.Lookup(f.Src)
+		s := report.SubjectOf(f, a)
+		f.Action = report.Primary(s)
+		if f.Severity >= hunt.Medium {
+			id := findingID(i)
+			s.Evidence, s.Windows = []string{id}, []report.Window{report.FindingWindow(id, f)}
 			subjects = append(subjects, s)
 		}
 	}
-	for _, s := range report.IntelSubjects(matches, inv, cfg.Internal) {
+	for _, s := range report.IntelSubjects(matches, matchIDs, inv, cfg.Internal) {
 		if s.Severity >= int(hunt.Medium) {
 			subjects = append(subjects, s)
 		}
@@ -216,7 +239,7 @@ func runHunt(o *huntOptions) error {
 		for i := range matches {
 			l.AddMatch(matchIDs[i], &matches[i])
 		}
-		if err := o.intel.writeBlocklist(context.Background(), o.s.out, o.s.errOut, l, blockHeader(o.now(), huntInputNames(o)), o.format == "blocklist"); err != nil {
+		if err := o.intel.writeBlocklist(o.ctx, o.s.out, o.s.errOut, l, blockHeader(o.now(), huntInputNames(o)), o.format == "blocklist"); err != nil {
 			return err
 		}
 	}
@@ -282,80 +305,17 @@ func parseCIDR(s string) (netip.Prefix, error) {
 	return p.Masked(), err
 }
 
-func subjectOf(f *hunt.Finding, inv *assets.Inventory) report.Subject {
-	a, _ := inv.Lookup(f.Src)
-	s := report.Subject{Host: f.Src, Asset: a, Severity: int(f.Severity), Score: f.Score,
-		Beacon: f.Beacon, Lateral: f.Lateral, Scan: f.Scan}
-	switch {
-	case f.Kind == hunt.KindChannel && f.Beacon:
-		s.Dest, s.DestName, s.DestPort = f.Dst, f.DstName, f.DstPort
-	case f.Beacon:
-		s.Dest, s.DestName = f.BeaconDst, f.BeaconDstName
-	}
-	return s
-}
+// findingID numbers the i-th finding shown, as report numbers its own.
+func findingID(i int) string { return fmt.Sprintf("F%d", i+1) }
 
-// huntJSON is one line of --format jsonl.
-type huntJSON struct {
-	Type        string   `json:"type"`
-	Src         string   `json:"src"`
-	Dst         string   `json:"dst,omitempty"`
-	DstName     string   `json:"dst_name,omitempty"`
-	DPort       *uint16  `json:"dport,omitempty"`
-	Proto       string   `json:"proto,omitempty"`
-	Score       float64  `json:"score"`
-	Severity    string   `json:"severity"`
-	PeriodS     *float64 `json:"period_s"`
-	Jitter      *float64 `json:"jitter"`
-	Regularity  *float64 `json:"regularity,omitempty"`
-	Connections int      `json:"connections"`
-	FirstSeen   string   `json:"first_seen"`
-	LastSeen    string   `json:"last_seen"`
-	Popularity  *int     `json:"popularity,omitempty"`
-	Hosts       int      `json:"hosts"`
-	Fanout      int      `json:"fanout"`
-	AdminPeers  *int     `json:"admin_peers,omitempty"`
-	Reasons     []string `json:"reasons"`
-	Attack      []string `json:"attack"`
-	Action      string   `json:"action"`
-	Asset       string   `json:"asset,omitempty"`
-	Criticality string   `json:"criticality,omitempty"`
-}
-
-func round(x float64, digits int) float64 {
-	p := math.Pow(10, float64(digits))
-	return math.Round(x*p) / p
-}
-
+// writeHuntJSONL writes the findings, the matched indicators, then the
+// actions: the records of pkg/jsonl that report writes too.
 func writeHuntJSONL(w io.Writer, fs []hunt.Finding, ids []string, ms []intel.Match, acts []report.Action, inv *assets.Inventory) error {
 	enc := json.NewEncoder(w)
-	for _, f := range fs {
-		j := huntJSON{Type: string(f.Kind), Src: f.Src.String(), Score: round(f.Score, 4), Severity: f.Severity.String(),
-			Connections: f.Connections, FirstSeen: f.FirstSeen.UTC().Format(time.RFC3339Nano),
-			LastSeen: f.LastSeen.UTC().Format(time.RFC3339Nano), Hosts: f.Hosts, Fanout: f.Fanout,
-			Reasons: f.Reasons, Attack: f.Attack, Action: f.Action}
-		if j.Reasons == nil {
-			j.Reasons = []string{}
-		}
-		if j.Attack == nil {
-			j.Attack = []string{}
-		}
-		if f.Kind == hunt.KindChannel {
-			port := f.DstPort
-			pop := f.Popularity
-			j.Dst, j.DstName, j.DPort, j.Proto, j.Popularity = f.Dst.String(), f.DstName, &port, hunt.ProtoName(f.Proto), &pop
-			if f.PeriodSec > 0 {
-				p, jit, reg := round(f.PeriodSec, 3), round(f.Jitter, 3), round(f.Regularity, 3)
-				j.PeriodS, j.Jitter, j.Regularity = &p, &jit, &reg
-			}
-		} else {
-			ap := f.AdminPeers
-			j.AdminPeers = &ap
-		}
-		if a, ok := inv.Lookup(f.Src); ok {
-			j.Asset, j.Criticality = a.Name, a.Criticality.String()
-		}
-		if err := enc.Encode(j); err != nil {
+	enc.SetEscapeHTML(false)
+	for i := range fs {
+		a, known := inv.Lookup(fs[i].Src)
+		if err := enc.Encode(report.NewFindingRecord(findingID(i), &fs[i], a, known)); err != nil {
 			return err
 		}
 	}

@@ -29,7 +29,8 @@ type intelFlags struct {
 
 func (f *intelFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
-	fl.StringSliceVar(&f.files, "indicators", nil, "retro-hunt shared indicators: STIX 2.1 bundles or plain lists (IP, CIDR, domain, URL a line)")
+	fl.StringArrayVar(&f.files, "indicators", nil, "retro-hunt shared indicators: STIX 2.1 bundles or plain lists (IP, CIDR, domain, URL a line): several after one --indicators, or repeat it")
+	multiValue(fl, "indicators")
 	fl.StringVar(&f.as, "as", "nft", "with --format blocklist: nft, squid or plain")
 	fl.StringVar(&f.apply, "apply", "", "load what is to be blocked into the firewall: nft (runs nft -f)")
 }

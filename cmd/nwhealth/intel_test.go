@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/nwhealth/nwhealth/internal/testenv"
-	"github.com/nwhealth/nwhealth/pkg/report"
+	"github.com/nwhealth/nwhealth/pkg/jsonl"
 	"github.com/nwhealth/nwhealth/pkg/report/stix/stixtest"
 )
 
@@ -66,14 +66,14 @@ func tsharkFields(t *testing.T, pcap, filter string, fields ...string) [][]strin
 	return rows
 }
 
-func indicatorMatches(t *testing.T, out string) map[string]report.IndicatorMatchRecord {
+func indicatorMatches(t *testing.T, out string) map[string]jsonl.IndicatorMatch {
 	t.Helper()
-	ms := map[string]report.IndicatorMatchRecord{}
+	ms := map[string]jsonl.IndicatorMatch{}
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		if !strings.Contains(line, `"type":"indicator-match"`) {
 			continue
 		}
-		var r report.IndicatorMatchRecord
+		var r jsonl.IndicatorMatch
 		if err := json.Unmarshal([]byte(line), &r); err != nil {
 			t.Fatal(err)
 		}

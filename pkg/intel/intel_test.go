@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nwhealth/nwhealth/internal/testenv"
 	"github.com/nwhealth/nwhealth/pkg/flow"
 	"github.com/nwhealth/nwhealth/pkg/hunt"
 	"github.com/nwhealth/nwhealth/pkg/report/stix/stixtest"
@@ -39,13 +38,12 @@ func byName(s *Set) map[string]*Indicator {
 // The partner bundle is valid STIX 2.1 (checked against the official
 // schemas), so what we leave out of it is our choice, named.
 func TestPartnerBundleIsValidSTIX(t *testing.T) {
-	root := testenv.SharedFile(t, "stix2-schemas", "schemas")
 	raw, err := os.ReadFile("testdata/partner.json")
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Two versions of one indicator share an id, as the spec allows.
-	_, problems, err := stixtest.Problems(root, raw)
+	_, problems, err := stixtest.Problems(stixtest.Schemas(), raw)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nwhealth/nwhealth/pkg/hunt"
+	"github.com/nwhealth/nwhealth/pkg/jsonl"
 )
 
 // The page is one file: CSS, script and SVG inline, nothing fetched. The
@@ -32,27 +33,27 @@ var pageScript string
 // command links this package, and parsing costs a millisecond.
 var page = sync.OnceValue(func() *template.Template {
 	return template.Must(template.New("report").Funcs(template.FuncMap{
-		"ts":         func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05") },
-		"clock":      func(t time.Time) string { return t.UTC().Format("15:04:05") },
-		"rfc":        func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
-		"phasecol":   phaseColor,
-		"phaseink":   phaseInk,
-		"sevclass":   func(s hunt.Severity) string { return "sev-" + s.String() },
+		"ts":        func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05") },
+		"clock":     func(t time.Time) string { return t.UTC().Format("15:04:05") },
+		"rfc":       func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+		"phasecol":  phaseColor,
+		"phaseink":  phaseInk,
+		"sevclass":  func(s hunt.Severity) string { return "sev-" + s.String() },
 		"matchquery": func(m IntelMatch) string { return MatchQuery(&m.Match) },
-		"join":       strings.Join,
-		"addrs":      addrStrings,
-		"ids":        func(ids []string) string { return compressIDs(ids, 12) },
-		"hostids":    func(h *Host) string { return compressIDs(append(slices.Clone(h.Findings), h.Operations...), 12) },
-		"label":      func(a netip.Addr, name string) string { return label(a, name) },
-		"f1":         func(x float64) string { return fmt.Sprintf("%.1f", x) },
-		"period":     hunt.FormatPeriod,
-		"clip":       clip,
-		"inc":        func(i int) int { return i + 1 },
-		"ctl":        func(inc *Incident, a netip.Addr) string { return inc.controllerLabel(a) },
-		"summary":    func(inc *Incident, h *Host) string { return h.Summary(inc) },
-		"opwhat":     opWhat,
-		"accounts":   func(h *Host) []string { return append(slices.Clone(h.AccountsUsed), h.AccountsSeen...) },
-		"hostlabel":  func(inc *Incident, a netip.Addr) string { return inc.hostLabel(a) },
+		"join":      strings.Join,
+		"addrs":     jsonl.Addrs,
+		"ids":       func(ids []string) string { return compressIDs(ids, 12) },
+		"hostids":   func(h *Host) string { return compressIDs(append(slices.Clone(h.Findings), h.Operations...), 12) },
+		"label":     func(a netip.Addr, name string) string { return label(a, name) },
+		"f1":        func(x float64) string { return fmt.Sprintf("%.1f", x) },
+		"period":    hunt.FormatPeriod,
+		"clip":      clip,
+		"inc":       func(i int) int { return i + 1 },
+		"ctl":       func(inc *Incident, a netip.Addr) string { return inc.controllerLabel(a) },
+		"summary":   func(inc *Incident, h *Host) string { return h.Summary(inc) },
+		"opwhat":    opWhat,
+		"accounts":  func(h *Host) []string { return append(slices.Clone(h.AccountsUsed), h.AccountsSeen...) },
+		"hostlabel": func(inc *Incident, a netip.Addr) string { return inc.hostLabel(a) },
 	}).Parse(pageTemplate))
 })
 

@@ -12,73 +12,30 @@ import (
 	"github.com/nwhealth/nwhealth/pkg/assets"
 	"github.com/nwhealth/nwhealth/pkg/hunt"
 	"github.com/nwhealth/nwhealth/pkg/intel"
+	"github.com/nwhealth/nwhealth/pkg/jsonl"
 )
 
 // maxQueryHosts bounds the --host selectors of a match's query.
 const maxQueryHosts = 8
 
-// IndicatorMatchRecord is the JSON Lines record of a matched indicator
-// (type "indicator-match"), the same in hunt's and report's output.
-type IndicatorMatchRecord struct {
-	Type           string            `json:"type"`
-	ID             string            `json:"id"`
-	IndicatorID    string            `json:"indicator_id,omitempty"` // the STIX id; absent for a list entry
-	IndicatorRef   string            `json:"indicator_ref"`          // the STIX id, or file:line
-	Name           string            `json:"name"`
-	Pattern        string            `json:"pattern"`
-	Source         string            `json:"source"`
-	Severity       string            `json:"severity"`
-	Confidence     *int              `json:"confidence,omitempty"`
-	IndicatorTypes []string          `json:"indicator_types"`
-	Values         []string          `json:"values"`
-	Via            []string          `json:"via"`
-	FirstSeen      string            `json:"first_seen"`
-	LastSeen       string            `json:"last_seen"`
-	Connections    int               `json:"connections"`
-	Bytes          uint64            `json:"bytes"`
-	Hosts          []IndicatorHostJS `json:"hosts"`
-	Query          string            `json:"query"`
-}
-
-// IndicatorHostJS is one inside host of an indicator-match record.
-type IndicatorHostJS struct {
-	Host        string            `json:"host"`
-	FirstSeen   string            `json:"first_seen"`
-	LastSeen    string            `json:"last_seen"`
-	Connections int               `json:"connections"`
-	Bytes       uint64            `json:"bytes"`
-	Values      []string          `json:"values"`
-	Via         []string          `json:"via"`
-	Peers       []IndicatorPeerJS `json:"peers"`
-	Query       string            `json:"query"`
-}
-
-// IndicatorPeerJS is one other end of a host's matching traffic.
-type IndicatorPeerJS struct {
-	Addr        string `json:"addr"`
-	Port        uint16 `json:"port,omitempty"`
-	Proto       string `json:"proto,omitempty"`
-	Connections int    `json:"connections"`
-	Named       bool   `json:"named"` // the indicator names this address (a destination to block)
-}
-
-// NewIndicatorMatchRecord makes m's record; id is its id in the output.
-func NewIndicatorMatchRecord(id string, m *intel.Match) IndicatorMatchRecord {
+// NewIndicatorMatchRecord makes m's record (type indicator-match of
+// pkg/jsonl, the same in hunt's and report's output); id is its id there.
+func NewIndicatorMatchRecord(id string, m *intel.Match) jsonl.IndicatorMatch {
 	ind := m.Indicator
-	j := IndicatorMatchRecord{Type: "indicator-match", ID: id, IndicatorID: ind.ID, IndicatorRef: ind.Ref(), Name: ind.Label(),
-		Pattern: ind.Pattern, Source: ind.Source, Severity: m.Severity.String(), IndicatorTypes: nonNil(ind.Types),
-		Values: nonNil(m.Values), Via: nonNil(m.Via), FirstSeen: ts(m.First), LastSeen: ts(m.Last), Connections: m.Connections,
-		Bytes: m.Bytes, Hosts: []IndicatorHostJS{}, Query: MatchQuery(m)}
+	j := jsonl.IndicatorMatch{Type: jsonl.TypeIndicatorMatch, ID: id, IndicatorID: ind.ID, IndicatorRef: ind.Ref(), Name: ind.Label(),
+		Pattern: ind.Pattern, Source: ind.Source, Severity: m.Severity.String(), IndicatorTypes: jsonl.Strings(ind.Types),
+		Values: jsonl.Strings(m.Values), Via: jsonl.Strings(m.Via), FirstSeen: jsonl.Time(m.First), LastSeen: jsonl.Time(m.Last),
+		Connections: m.Connections, Bytes: m.Bytes, Hosts: []jsonl.IndicatorHost{}, Query: MatchQuery(m)}
 	if ind.Confidence >= 0 {
 		c := ind.Confidence
 		j.Confidence = &c
 	}
 	for i := range m.Hosts {
 		h := &m.Hosts[i]
-		hj := IndicatorHostJS{Host: h.Host.String(), FirstSeen: ts(h.First), LastSeen: ts(h.Last), Connections: h.Connections,
-			Bytes: h.Bytes, Values: nonNil(h.Values), Via: nonNil(h.Via), Peers: []IndicatorPeerJS{}, Query: HostMatchQuery(h)}
+		hj := jsonl.IndicatorHost{Host: h.Host.String(), FirstSeen: jsonl.Time(h.First), LastSeen: jsonl.Time(h.Last), Connections: h.Connections,
+			Bytes: h.Bytes, Values: jsonl.Strings(h.Values), Via: jsonl.Strings(h.Via), Peers: []jsonl.IndicatorPeer{}, Query: HostMatchQuery(h)}
 		for _, p := range h.Peers {
-			pj := IndicatorPeerJS{Addr: p.Addr.String(), Port: p.Port, Connections: p.Connections, Named: p.Named}
+			pj := jsonl.IndicatorPeer{Addr: p.Addr.String(), Port: p.Port, Connections: p.Connections, Named: p.Named}
 			if p.Proto != 0 {
 				pj.Proto = hunt.ProtoName(p.Proto)
 			}
@@ -165,7 +122,7 @@ func WriteIntelTable(w io.Writer, ids []string, ms []intel.Match) {
 // IntelSubjects are the matches as Recommend's subjects: one per inside
 // host, its destination the busiest outside address the indicator names,
 // so a match at high asks to block it as a beacon does.
-func IntelSubjects(ms []intel.Match, inv *assets.Inventory, internal []netip.Prefix) []Subject {
+func IntelSubjects(ms []intel.Match, ids []string, inv *assets.Inventory, internal []netip.Prefix) []Subject {
 	if len(internal) == 0 {
 		internal = hunt.DefaultInternal
 	}
@@ -178,12 +135,13 @@ func IntelSubjects(ms []intel.Match, inv *assets.Inventory, internal []netip.Pre
 		for _, h := range m.Hosts {
 			a, _ := inv.Lookup(h.Host)
 			s := Subject{Host: h.Host, Asset: a, Severity: int(m.Severity), Score: severityScore(m.Severity),
-				Indicator: m.Indicator.Label()}
+				Indicator: m.Indicator.Label(), Evidence: []string{ids[i]}}
 			for _, p := range h.Peers {
-				if p.Named && !isInternal(p.Addr) {
+				if p.Named && !isInternal(p.Addr) && !s.Dest.IsValid() {
 					s.Dest, s.DestPort = p.Addr, p.Port
-					break
 				}
+				s.Windows = append(s.Windows, Window{From: p.First.Add(-time.Second).Truncate(time.Second), To: p.Last.Add(2 * time.Second).Truncate(time.Second),
+					Hosts: []netip.Addr{h.Host, p.Addr}, Port: p.Port, Proto: p.Proto, Evidence: []string{ids[i]}})
 			}
 			for _, v := range m.Values {
 				if _, err := netip.ParseAddr(v); err != nil && !strings.Contains(v, "/") && !strings.Contains(v, "://") {

@@ -14,6 +14,7 @@ import (
 	"github.com/nwhealth/nwhealth/pkg/flow"
 	"github.com/nwhealth/nwhealth/pkg/hunt"
 	"github.com/nwhealth/nwhealth/pkg/intel"
+	"github.com/nwhealth/nwhealth/pkg/jsonl"
 	"github.com/nwhealth/nwhealth/pkg/report/stix/stixtest"
 )
 
@@ -115,12 +116,12 @@ func TestIntelJSONLAndTable(t *testing.T) {
 	if err := WriteJSONL(&b, inc); err != nil {
 		t.Fatal(err)
 	}
-	var recs []IndicatorMatchRecord
+	var recs []jsonl.IndicatorMatch
 	for _, line := range strings.Split(strings.TrimSpace(b.String()), "\n") {
 		if !strings.Contains(line, `"type":"indicator-match"`) {
 			continue
 		}
-		var r IndicatorMatchRecord
+		var r jsonl.IndicatorMatch
 		dec := json.NewDecoder(strings.NewReader(line))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&r); err != nil {

@@ -120,10 +120,13 @@ type Incident struct {
 	Compromised int // hosts marked compromised
 }
 
-// Finding is one hunt finding with its id in the incident.
+// Finding is one hunt finding with its id in the incident and the asset
+// of its source (Known: the inventory holds it).
 type Finding struct {
 	ID string
 	hunt.Finding
+	Asset assets.Asset
+	Known bool
 }
 
 // IntelMatch is one shared indicator that matched, with its id in the
