@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -13,8 +14,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nwhealth/nwhealth/pkg/assets"
+	"github.com/nwhealth/nwhealth/pkg/blocklist"
 	"github.com/nwhealth/nwhealth/pkg/flow"
 	"github.com/nwhealth/nwhealth/pkg/hunt"
+	"github.com/nwhealth/nwhealth/pkg/intel"
 	"github.com/nwhealth/nwhealth/pkg/pipeline"
 	"github.com/nwhealth/nwhealth/pkg/report"
 )
@@ -37,6 +40,7 @@ type huntOptions struct {
 	from, to    string
 	now         func() time.Time
 	ctx         context.Context
+	intel       intelFlags
 	// records, when set, is a further source of flow records (tests).
 	records func(yield func(*flow.Record) bool)
 }
@@ -55,6 +59,13 @@ Findings are ranked, most suspicious first, then the recommended actions
 ordered by urgency x business criticality (--assets), each with its
 escalation level.
 
+--indicators FILE... retro-hunts shared threat intelligence (STIX 2.1
+bundles, plain lists of IPs, CIDRs, domains, URLs) over the same flow
+records: each indicator that fired is a finding (indicator-match) with its
+inside hosts, first and last seen, connections, bytes and the query that
+pulls the packets (docs/intel.md). --format blocklist --as nft|squid|plain
+writes what is to be blocked; --apply nft loads it with nft -f.
+
 Exit codes: 0 ok, 1 error, 2 usage, 3 input was damaged and skipped,
 5 disk full, 10 findings at or above --fail-on, 130/143 stopped by
 SIGINT/SIGTERM (nothing printed).`,
@@ -66,8 +77,11 @@ SIGINT/SIGTERM (nothing printed).`,
 			if (o.from != "" || o.to != "") && len(o.stores) == 0 {
 				return usagef("--from and --to select from a --store")
 			}
-			if o.format != "table" && o.format != "jsonl" {
-				return usagef("--format must be table or jsonl, not %q", o.format)
+			if o.format != "table" && o.format != "jsonl" && o.format != "blocklist" {
+				return usagef("--format must be table, jsonl or blocklist, not %q", o.format)
+			}
+			if err := o.intel.check(o.format); err != nil {
+				return err
 			}
 			if o.top < 0 {
 				return usagef("--top %d: want 0 (all) or more", o.top)
@@ -88,11 +102,12 @@ SIGINT/SIGTERM (nothing printed).`,
 	f.StringSliceVar(&o.internal, "internal", nil, "inside networks (default RFC 1918 and ULA)")
 	f.StringVar(&o.allowFile, "allow", "", "allow list: IPs, CIDRs, domains, *.domain")
 	f.StringVar(&o.assetsFile, "assets", "", "asset inventory YAML (cidr/host, name, criticality, owner, role)")
-	f.StringVar(&o.format, "format", "table", "output: table or jsonl")
+	f.StringVar(&o.format, "format", "table", "output: table, jsonl or blocklist (--as)")
 	f.StringVar(&o.failOn, "fail-on", "", "exit 10 when a finding reaches this severity (low, medium, high, critical)")
 	f.StringVar(&o.minSeverity, "min-severity", "low", "report findings from this severity up")
 	f.IntVar(&o.top, "top", 30, "table: rows of findings to show (0 = all)")
 	f.BoolVar(&o.periodic, "periodic", true, "score periodic check-ins (beacons)")
+	o.intel.register(cmd)
 	handlesSignals(cmd)
 	return cmd
 }
@@ -132,7 +147,12 @@ func runHunt(o *huntOptions) error {
 		}
 	}
 
+	if err := o.intel.load(o.s.in, o.s.errOut, "hunt"); err != nil {
+		return err
+	}
+
 	m := hunt.New(cfg)
+	sink := o.intel.tee(m.Add)
 	in := pipeline.Input{Pcaps: o.pcaps, Zeek: o.zeeks}
 	if len(o.stores) > 0 {
 		sf := selectorFlags{from: o.from, to: o.to}
@@ -146,7 +166,7 @@ func runHunt(o *huntOptions) error {
 	if o.ctx == nil {
 		o.ctx = context.Background()
 	}
-	dmg, err := pipeline.Flows(o.ctx, in, m.Add)
+	dmg, err := pipeline.Flows(o.ctx, in, sink)
 	if o.ctx.Err() != nil {
 		return interrupted(o.ctx)
 	}
@@ -154,11 +174,22 @@ func runHunt(o *huntOptions) error {
 		return err
 	}
 	if o.records != nil {
-		m.AddAll(o.records)
+		o.records(func(r *flow.Record) bool {
+			sink(r)
+			return true
+		})
 	}
 	res := m.Score()
 	if o.ctx.Err() != nil {
 		return interrupted(o.ctx) // nothing printed: the ranking is of part of the input
+	}
+	var matches []intel.Match
+	var matchIDs []string
+	for _, mt := range o.intel.matches() {
+		if mt.Severity >= minSev {
+			matches = append(matches, mt)
+			matchIDs = append(matchIDs, fmt.Sprintf("I%d", len(matches)))
+		}
 	}
 
 	var shown []hunt.Finding
@@ -185,21 +216,43 @@ func runHunt(o *huntOptions) error {
 			subjects = append(subjects, s)
 		}
 	}
+	for _, s := range report.IntelSubjects(matches, matchIDs, inv, cfg.Internal) {
+		if s.Severity >= int(hunt.Medium) {
+			subjects = append(subjects, s)
+		}
+	}
 	actions := report.Recommend(subjects)
 
 	switch o.format {
 	case "jsonl":
-		err = writeHuntJSONL(o.s.out, shown, actions, inv)
+		err = writeHuntJSONL(o.s.out, shown, matchIDs, matches, actions, inv)
+	case "blocklist":
 	default:
-		err = writeHuntTable(o.s.out, res, shown, actions, inv, o.top)
+		err = writeHuntTable(o.s.out, res, shown, matchIDs, matches, actions, inv, o.top)
 	}
 	if err != nil {
 		return err
 	}
+	if o.format == "blocklist" || o.intel.apply != "" {
+		l := blocklist.New(cfg.Internal)
+		l.AddSubjects(subjects)
+		for i := range matches {
+			l.AddMatch(matchIDs[i], &matches[i])
+		}
+		if err := o.intel.writeBlocklist(o.ctx, o.s.out, o.s.errOut, l, blockHeader(o.now(), huntInputNames(o)), o.format == "blocklist"); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintf(o.s.errOut, "hunt: %d records, %d internal hosts, %d channels measured, %d findings shown\n",
 		res.Records, res.Hosts, res.Channels, len(shown))
 	printDamage(o.s.errOut, "hunt", dmg)
+	intelErr := o.intel.report(o.s.errOut, "hunt", len(matches))
 	if failOn >= 0 {
+		for _, mt := range matches {
+			if mt.Severity >= failOn {
+				return findingsError{fmt.Sprintf("indicator matches at %s or above", failOn)}
+			}
+		}
 		for _, f := range shown {
 			if f.Severity >= failOn {
 				if !dmg.Empty() {
@@ -215,7 +268,29 @@ func runHunt(o *huntOptions) error {
 	if !dmg.Empty() {
 		return partialError{fmt.Sprintf("%d damaged packets or rows were skipped", dmg.Count)}
 	}
-	return nil
+	return intelErr
+}
+
+// huntInputNames names the inputs for a block list's header.
+func huntInputNames(o *huntOptions) []string {
+	var in []string
+	for _, s := range o.stores {
+		d := "store " + filepath.Base(s)
+		if o.from != "" || o.to != "" {
+			d += fmt.Sprintf(" from %s to %s", orDash(o.from), orDash(o.to))
+		}
+		in = append(in, d)
+	}
+	for _, p := range o.pcaps {
+		in = append(in, "pcap "+filepath.Base(p))
+	}
+	for _, z := range o.zeeks {
+		in = append(in, "conn.log "+filepath.Base(z))
+	}
+	for _, f := range o.intel.files {
+		in = append(in, "indicators "+filepath.Base(f))
+	}
+	return in
 }
 
 func parseCIDR(s string) (netip.Prefix, error) {
@@ -233,14 +308,19 @@ func parseCIDR(s string) (netip.Prefix, error) {
 // findingID numbers the i-th finding shown, as report numbers its own.
 func findingID(i int) string { return fmt.Sprintf("F%d", i+1) }
 
-// writeHuntJSONL writes the findings, then the actions: the records of
-// pkg/jsonl that report writes too.
-func writeHuntJSONL(w io.Writer, fs []hunt.Finding, acts []report.Action, inv *assets.Inventory) error {
+// writeHuntJSONL writes the findings, the matched indicators, then the
+// actions: the records of pkg/jsonl that report writes too.
+func writeHuntJSONL(w io.Writer, fs []hunt.Finding, ids []string, ms []intel.Match, acts []report.Action, inv *assets.Inventory) error {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	for i := range fs {
 		a, known := inv.Lookup(fs[i].Inside())
 		if err := enc.Encode(report.NewFindingRecord(findingID(i), &fs[i], a, known)); err != nil {
+			return err
+		}
+	}
+	for i := range ms {
+		if err := enc.Encode(report.NewIndicatorMatchRecord(ids[i], &ms[i])); err != nil {
 			return err
 		}
 	}
@@ -252,12 +332,21 @@ func writeHuntJSONL(w io.Writer, fs []hunt.Finding, acts []report.Action, inv *a
 	return nil
 }
 
-func writeHuntTable(w io.Writer, res hunt.Result, fs []hunt.Finding, acts []report.Action, inv *assets.Inventory, top int) error {
+func writeHuntTable(w io.Writer, res hunt.Result, fs []hunt.Finding, ids []string, ms []intel.Match, acts []report.Action, inv *assets.Inventory, top int) error {
 	fmt.Fprintf(w, "Hunt over %s to %s: %d records, %d internal hosts, %d channels measured (population weight %.2f)\n\n",
 		res.First.Format(time.RFC3339), res.Last.Format(time.RFC3339), res.Records, res.Hosts, res.Channels, res.PopulationWeight)
-	if len(fs) == 0 {
+	if len(ms) > 0 {
+		fmt.Fprintln(w, "Shared indicators that matched (retro-hunt):")
+		report.WriteIntelTable(w, ids, ms)
+		fmt.Fprintln(w)
+	}
+	if len(fs) == 0 && len(acts) == 0 {
 		fmt.Fprintln(w, "No findings.")
 		return nil
+	}
+	if len(fs) == 0 {
+		fmt.Fprintln(w, "No hunt findings.")
+		return writeActionsTable(w, acts)
 	}
 	t := texttable.New(w, true, "#", "Score", "Severity", "Type", "Dir", "Source", "Destination", "Period", "Conns", "Pop", "Techniques", "Why")
 	n := 0
@@ -300,11 +389,15 @@ func writeHuntTable(w io.Writer, res hunt.Result, fs []hunt.Finding, acts []repo
 	if top > 0 && len(fs) > top {
 		fmt.Fprintf(w, "(%d more findings: --top 0 shows all, --format jsonl gives every field)\n", len(fs)-top)
 	}
+	return writeActionsTable(w, acts)
+}
+
+func writeActionsTable(w io.Writer, acts []report.Action) error {
 	if len(acts) == 0 {
 		return nil
 	}
 	fmt.Fprintln(w, "\nRecommended actions (urgency x business criticality):")
-	t = texttable.New(w, true, "Priority", "Escalation", "Action", "Target", "Host", "Criticality", "Why")
+	t := texttable.New(w, true, "Priority", "Escalation", "Action", "Target", "Host", "Criticality", "Why")
 	for _, a := range acts {
 		host := a.Host.String()
 		if a.HostName != "" {

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"time"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/nwhealth/nwhealth/internal/atomicfile"
 	"github.com/nwhealth/nwhealth/pkg/assets"
+	"github.com/nwhealth/nwhealth/pkg/blocklist"
 	"github.com/nwhealth/nwhealth/pkg/hunt"
 	"github.com/nwhealth/nwhealth/pkg/pipeline"
 	"github.com/nwhealth/nwhealth/pkg/replay"
@@ -35,6 +38,8 @@ type reportOptions struct {
 	title       string
 	now         func() time.Time
 	ctx         context.Context
+	intel       intelFlags
+	nets        []netip.Prefix // the inside networks, from --internal
 }
 
 func newReportCmd(s streams) *cobra.Command {
@@ -56,8 +61,16 @@ packets of the range), or --pcap FILE... (both read the same packets in one
 pass); --zeek FILE... adds conn.log rows to hunt.
 
 Output (--format): table (default), jsonl, html (one self-contained page:
-timeline, progression per host, graph of hosts and operations, actions) or
-stix (a STIX 2.1 bundle); -o FILE writes to a file.
+timeline, progression per host, graph of hosts and operations, actions),
+stix (a STIX 2.1 bundle) or blocklist (--as nft|squid|plain: what the
+"block destination" actions and matched indicators name); -o FILE writes
+to a file.
+
+--indicators FILE... retro-hunts shared threat intelligence (STIX 2.1
+bundles, plain lists) over the same flow records: matches are findings
+(I1...) that feed the hosts, progression and actions, and the STIX output
+carries a sighting of each matched partner indicator (docs/intel.md).
+--apply nft loads the block list with nft -f.
 
 Exit codes: 0 ok, 1 error, 2 usage, 3 input was damaged and skipped,
 5 disk full, 10 the incident reaches --fail-on, 130/143 stopped by
@@ -84,11 +97,12 @@ SIGINT/SIGTERM (nothing printed, no -o file written).`,
 	f.StringSliceVar(&o.internal, "internal", nil, "inside networks (default RFC 1918 and ULA)")
 	f.StringVar(&o.allowFile, "allow", "", "allow list: IPs, CIDRs, domains, *.domain")
 	f.StringVar(&o.assetsFile, "assets", "", "asset inventory YAML (cidr/host, name, criticality, owner, role)")
-	f.StringVar(&o.format, "format", "table", "output: table, jsonl, html or stix")
+	f.StringVar(&o.format, "format", "table", "output: table, jsonl, html, stix or blocklist (--as)")
 	f.StringVarP(&o.output, "output", "o", "", "write to this file (default standard output)")
 	f.StringVar(&o.failOn, "fail-on", "", "exit 10 when the incident reaches this severity (low, medium, high, critical)")
 	f.StringVar(&o.minSeverity, "min-severity", "medium", "leave out findings, and hosts outside a compromised host's impact scope, below this")
 	f.StringVar(&o.title, "title", "", "title of the HTML page and STIX report")
+	o.intel.register(cmd)
 	handlesSignals(cmd)
 	return cmd
 }
@@ -111,6 +125,7 @@ func runReport(o *reportOptions) error {
 	fmt.Fprintf(o.s.errOut, "report: %d flow records, %d packets replayed, %d operations, %d findings; %d hosts (%d compromised), %d controllers, %d actions\n",
 		inc.Records, st.Packets, len(inc.Operations), len(inc.Findings), len(inc.Hosts), inc.Compromised, len(inc.Controllers), len(inc.Actions))
 	printDamage(o.s.errOut, "report", damage)
+	intelErr := o.intel.report(o.s.errOut, "report", len(inc.Intel))
 	if failOn >= 0 && len(inc.Hosts)+len(inc.Controllers) > 0 && inc.Severity >= failOn {
 		return findingsError{fmt.Sprintf("incident at %s (--fail-on %s)", inc.Severity, failOn)}
 	}
@@ -123,7 +138,7 @@ func runReport(o *reportOptions) error {
 		}
 		return partialError{"incomplete streams: replay may have missed operations (" + statsLine(st) + ")"}
 	}
-	return nil
+	return intelErr
 }
 
 // analyzeReport checks the options, runs hunt and replay over the input and
@@ -140,9 +155,9 @@ func analyzeReport(o *reportOptions) (*report.Incident, replay.Stats, pipeline.D
 		return nil, st, pipeline.Damage{}, usagef("--from and --to select from a --store")
 	}
 	switch o.format {
-	case "table", "jsonl", "html", "stix":
+	case "table", "jsonl", "html", "stix", "blocklist":
 	default:
-		return nil, st, pipeline.Damage{}, usagef("--format must be table, jsonl, html or stix, not %q", o.format)
+		return nil, st, pipeline.Damage{}, usagef("--format must be table, jsonl, html, stix or blocklist, not %q", o.format)
 	}
 	if o.output == "" && (o.format == "html" || o.format == "stix") && isTerminal(o.s.out) {
 		return nil, st, pipeline.Damage{}, usagef("--format %s writes a file: give -o FILE", o.format)
@@ -177,13 +192,21 @@ func analyzeReport(o *reportOptions) (*report.Incident, replay.Stats, pipeline.D
 	if o.ctx == nil {
 		o.ctx = context.Background()
 	}
+	if err := o.intel.check(o.format); err != nil {
+		return nil, st, pipeline.Damage{}, err
+	}
+	if err := o.intel.load(o.s.in, o.s.errOut, "report"); err != nil {
+		return nil, st, pipeline.Damage{}, err
+	}
 	m := hunt.New(cfg)
 	ops, st, damage, err := reportInputs(o.ctx, o, m)
 	if err != nil {
 		return nil, st, damage, err
 	}
 	inc := report.Build(report.Input{Hunt: m.Score(), Contacts: m.Contacts, Operations: ops, Inventory: inv,
-		Internal: cfg.Internal, MinSeverity: minSev, Allowed: cfg.Allowed, DomainControllers: st.DomainControllers})
+		Internal: cfg.Internal, MinSeverity: minSev, Allowed: cfg.Allowed, DomainControllers: st.DomainControllers,
+		Intel: o.intel.matches()})
+	o.nets = cfg.Internal
 	return inc, st, damage, nil
 }
 
@@ -203,7 +226,7 @@ func reportInputs(ctx context.Context, o *reportOptions, m *hunt.Model) ([]repla
 			return nil, replay.Stats{}, pipeline.Damage{}, err
 		}
 	}
-	src, err := pipeline.OpenPackets(ctx, in, pipeline.PacketOptions{Flows: m.Add})
+	src, err := pipeline.OpenPackets(ctx, in, pipeline.PacketOptions{Flows: o.intel.tee(m.Add)})
 	if err != nil {
 		return nil, replay.Stats{}, pipeline.Damage{}, err
 	}
@@ -247,8 +270,13 @@ func writeReport(o *reportOptions, inc *report.Incident) error {
 		err = report.WriteHTML(w, inc, meta)
 	case "stix":
 		err = report.WriteSTIX(w, inc, meta)
+	case "blocklist":
+		err = o.blocklist(w, inc, meta, true)
 	default:
 		err = report.WriteTable(w, inc)
+	}
+	if err == nil && o.format != "blocklist" && o.intel.apply != "" {
+		err = o.blocklist(w, inc, meta, false)
 	}
 	if err == nil && o.ctx != nil && o.ctx.Err() != nil {
 		return interrupted(o.ctx) // the deferred Abort drops the file
@@ -260,6 +288,14 @@ func writeReport(o *reportOptions, inc *report.Incident) error {
 		return f.Commit()
 	}
 	return nil
+}
+
+// blocklist lists what the incident asks to block; write says whether
+// to write it (else it is only applied).
+func (o *reportOptions) blocklist(w io.Writer, inc *report.Incident, meta report.Meta, write bool) error {
+	l := blocklist.New(o.nets)
+	l.AddIncident(inc)
+	return o.intel.writeBlocklist(o.ctx, w, o.s.errOut, l, blockHeader(meta.Generated, meta.Inputs), write)
 }
 
 func reportInputNames(o *reportOptions) []string {
@@ -276,6 +312,9 @@ func reportInputNames(o *reportOptions) []string {
 	}
 	for _, z := range o.zeeks {
 		in = append(in, "conn.log "+filepath.Base(z))
+	}
+	for _, f := range o.intel.files {
+		in = append(in, "indicators "+filepath.Base(f))
 	}
 	return in
 }

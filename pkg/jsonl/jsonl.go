@@ -37,11 +37,13 @@ const (
 	TypeStore           = "store"            // store info
 	TypeCaptureProgress = "capture_progress" // capture, every --stats-every
 	TypeCaptureSummary  = "capture_summary"  // capture, at the end
+	TypeIndicatorMatch  = "indicator-match"  // hunt, report: a shared indicator that fired (docs/intel.md)
 )
 
 // Types lists every record type; each has schema/<type>.json.
 var Types = []string{TypeOperation, TypeStory, TypeStats, TypeAttack, TypeFinding, TypeAction, TypeSummary, TypeHost, TypeController,
-	TypeFlow, TypeImport, TypeImportSummary, TypeShard, TypeDamage, TypeStore, TypeCaptureProgress, TypeCaptureSummary}
+	TypeFlow, TypeImport, TypeImportSummary, TypeShard, TypeDamage, TypeStore, TypeCaptureProgress, TypeCaptureSummary,
+	TypeIndicatorMatch}
 
 // Schemas holds schema/<type>.json for every type and schema/common.json,
 // the definitions they share (JSON Schema draft 2020-12).

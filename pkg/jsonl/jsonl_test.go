@@ -25,7 +25,7 @@ var structs = map[string]any{
 	jsonl.TypeHost: jsonl.Host{}, jsonl.TypeController: jsonl.Controller{}, jsonl.TypeFlow: jsonl.Flow{},
 	jsonl.TypeImport: jsonl.Import{}, jsonl.TypeImportSummary: jsonl.ImportSummary{}, jsonl.TypeShard: jsonl.Shard{},
 	jsonl.TypeDamage: jsonl.Damage{}, jsonl.TypeStore: jsonl.Store{}, jsonl.TypeCaptureProgress: jsonl.Capture{},
-	jsonl.TypeCaptureSummary: jsonl.Capture{},
+	jsonl.TypeCaptureSummary: jsonl.Capture{}, jsonl.TypeIndicatorMatch: jsonl.IndicatorMatch{},
 }
 
 type schema = map[string]any
@@ -169,7 +169,7 @@ func TestDocumented(t *testing.T) {
 	}
 	sections := map[string][]string{}
 	cur := ""
-	heading := regexp.MustCompile("^### `([a-z_]+)`")
+	heading := regexp.MustCompile("^### `([a-z_-]+)`")
 	row := regexp.MustCompile("^\\| `([a-z_0-9]+)` \\|")
 	for _, line := range strings.Split(string(raw), "\n") {
 		if m := heading.FindStringSubmatch(line); m != nil {

@@ -44,6 +44,7 @@ type Summary struct {
 	Operations   int      `json:"operations"`
 	AllOps       int      `json:"operations_all"`
 	Findings     int      `json:"findings"`
+	Intel        int      `json:"indicator_matches,omitempty"` // with --indicators: matched indicators
 	Actions      int      `json:"actions"`
 	Records      int      `json:"records"`
 	Population   int      `json:"population"`

@@ -33,26 +33,27 @@ var pageScript string
 // command links this package, and parsing costs a millisecond.
 var page = sync.OnceValue(func() *template.Template {
 	return template.Must(template.New("report").Funcs(template.FuncMap{
-		"ts":        func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05") },
-		"clock":     func(t time.Time) string { return t.UTC().Format("15:04:05") },
-		"rfc":       func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
-		"phasecol":  phaseColor,
-		"phaseink":  phaseInk,
-		"sevclass":  func(s hunt.Severity) string { return "sev-" + s.String() },
-		"join":      strings.Join,
-		"addrs":     jsonl.Addrs,
-		"ids":       func(ids []string) string { return compressIDs(ids, 12) },
-		"hostids":   func(h *Host) string { return compressIDs(append(slices.Clone(h.Findings), h.Operations...), 12) },
-		"label":     func(a netip.Addr, name string) string { return label(a, name) },
-		"f1":        func(x float64) string { return fmt.Sprintf("%.1f", x) },
-		"period":    hunt.FormatPeriod,
-		"clip":      clip,
-		"inc":       func(i int) int { return i + 1 },
-		"ctl":       func(inc *Incident, a netip.Addr) string { return inc.controllerLabel(a) },
-		"summary":   func(inc *Incident, h *Host) string { return h.Summary(inc) },
-		"opwhat":    opWhat,
-		"accounts":  func(h *Host) []string { return append(slices.Clone(h.AccountsUsed), h.AccountsSeen...) },
-		"hostlabel": func(inc *Incident, a netip.Addr) string { return inc.hostLabel(a) },
+		"ts":         func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05") },
+		"clock":      func(t time.Time) string { return t.UTC().Format("15:04:05") },
+		"rfc":        func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+		"phasecol":   phaseColor,
+		"phaseink":   phaseInk,
+		"sevclass":   func(s hunt.Severity) string { return "sev-" + s.String() },
+		"matchquery": func(m IntelMatch) string { return MatchQuery(&m.Match) },
+		"join":       strings.Join,
+		"addrs":      jsonl.Addrs,
+		"ids":        func(ids []string) string { return compressIDs(ids, 12) },
+		"hostids":    func(h *Host) string { return compressIDs(append(slices.Clone(h.Findings), h.Operations...), 12) },
+		"label":      func(a netip.Addr, name string) string { return label(a, name) },
+		"f1":         func(x float64) string { return fmt.Sprintf("%.1f", x) },
+		"period":     hunt.FormatPeriod,
+		"clip":       clip,
+		"inc":        func(i int) int { return i + 1 },
+		"ctl":        func(inc *Incident, a netip.Addr) string { return inc.controllerLabel(a) },
+		"summary":    func(inc *Incident, h *Host) string { return h.Summary(inc) },
+		"opwhat":     opWhat,
+		"accounts":   func(h *Host) []string { return append(slices.Clone(h.AccountsUsed), h.AccountsSeen...) },
+		"hostlabel":  func(inc *Incident, a netip.Addr) string { return inc.hostLabel(a) },
 	}).Parse(pageTemplate))
 })
 
@@ -251,13 +252,13 @@ func timelineSVG(inc *Incident) (template.HTML, error) {
 		title := fmt.Sprintf("%s %s %s -> %s: %s [%s]", e.Time.UTC().Format("15:04:05"), e.Kind, e.Src, e.Dst, e.Summary, e.Evidence)
 		if y, ok := lane[e.Src.Unmap()]; ok {
 			switch e.Kind {
-			case "beacon", "scan":
+			case "beacon", "scan", "indicator":
 				d.Spans = append(d.Spans, svgMark{Host: e.Src.String(), X: x(e.Time), X2: math.Max(x(e.End), x(e.Time)+2), Y: y, Color: phaseInk(e.Phase), Title: title})
 			default:
 				mark(svgMark{Host: e.Src.String(), X: x(e.Time), Y: y, Color: phaseInk(e.Phase), Title: title})
 			}
 		}
-		if y, ok := lane[e.Dst.Unmap()]; ok && e.Dst.IsValid() && e.Kind != "beacon" {
+		if y, ok := lane[e.Dst.Unmap()]; ok && e.Dst.IsValid() && e.Kind != "beacon" && e.Kind != "indicator" {
 			tp := PhaseTargeted
 			if e.Kind == "operation" {
 				tp = targetPhaseOfActor(e.Phase)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nwhealth/nwhealth/pkg/assets"
 	"github.com/nwhealth/nwhealth/pkg/hunt"
+	"github.com/nwhealth/nwhealth/pkg/intel"
 	"github.com/nwhealth/nwhealth/pkg/replay"
 )
 
@@ -55,6 +56,7 @@ func Build(in Input) *Incident {
 	dcs := replay.DCSet(in.DomainControllers, in.Inventory.DomainControllers()...)
 	replay.MarkReplication(in.Operations, dcs)
 	b.inc.Attacks = replay.DetectAttacks(in.Operations, dcs)
+	b.intel()
 	b.operations()
 	b.controllerContacts()
 	b.finish()
@@ -233,6 +235,93 @@ func (b *builder) findings() {
 			src.seen(f.FirstSeen, f.LastSeen)
 		}
 	}
+}
+
+// intelPhase is the incident phase a matched indicator puts its inside
+// hosts in: the ATT&CK tactic its kill chain names, when that is one of
+// ours, else command-and-control (talking to a known-bad address or name
+// is what shared indicators mostly tell).
+func intelPhase(ind *intel.Indicator) string {
+	for _, k := range ind.KillChain {
+		switch k {
+		case "discovery", "reconnaissance":
+			return PhaseDiscovery
+		case "collection", "exfiltration", "actions-on-objectives":
+			return PhaseCollection
+		case "credential-access":
+			return PhaseCredAccess
+		case "lateral-movement":
+			return PhaseLateral
+		}
+	}
+	return PhaseC2
+}
+
+// intel takes the indicators that matched at or above the minimum
+// severity: each inside host gets a step of the indicator's phase and the
+// windows of its matching traffic; an outside address the indicator names
+// becomes a controller, so blocking it is recommended like a beacon's
+// destination.
+func (b *builder) intel() {
+	for _, m := range b.in.Intel {
+		if m.Severity < b.in.MinSeverity {
+			continue
+		}
+		id := fmt.Sprintf("I%d", len(b.inc.Intel)+1)
+		b.inc.Intel = append(b.inc.Intel, IntelMatch{ID: id, Match: m})
+		phase := intelPhase(m.Indicator)
+		for _, hm := range m.Hosts {
+			h := b.host(hm.Host)
+			h.findings = append(h.findings, id)
+			ex := fmt.Sprintf("matches indicator %q (%s via %s), %d connections", clip(m.Indicator.Label(), 60),
+				strings.Join(hm.Values, ", "), strings.Join(hm.Via, ", "), hm.Connections)
+			var peer netip.Addr
+			for _, p := range hm.Peers {
+				if p.Named && !peer.IsValid() {
+					peer = p.Addr
+				}
+				w := Window{From: p.First.Add(-time.Second).Truncate(time.Second), To: p.Last.Add(2 * time.Second).Truncate(time.Second),
+					Hosts: []netip.Addr{hm.Host, p.Addr}, Port: p.Port, Proto: p.Proto, Evidence: []string{id}}
+				h.windows = append(h.windows, w)
+				if p.Named && !b.internal(p.Addr) && phase == PhaseC2 {
+					h.ctrl[p.Addr] = true
+					b.intelController(m, id, hm.Host, p)
+				}
+			}
+			h.step(phase, "intel", hm.First, hm.Last, m.Severity, "", peer, id, ex)
+		}
+	}
+}
+
+// intelController adds an outside address an indicator names to the
+// controllers.
+func (b *builder) intelController(m intel.Match, id string, host netip.Addr, p intel.Peer) {
+	i := slices.IndexFunc(b.inc.Controllers, func(c Controller) bool { return c.Addr == p.Addr })
+	if i < 0 {
+		b.inc.Controllers = append(b.inc.Controllers, Controller{Addr: p.Addr, First: p.First, Last: p.Last})
+		i = len(b.inc.Controllers) - 1
+	}
+	c := &b.inc.Controllers[i]
+	for _, v := range m.Values {
+		if _, err := netip.ParsePrefix(v); err != nil && !strings.Contains(v, "/") {
+			if _, err := netip.ParseAddr(v); err != nil {
+				c.Names = addStr(c.Names, v)
+			}
+		}
+	}
+	if p.Port != 0 && !slices.Contains(c.Ports, p.Port) {
+		c.Ports = append(c.Ports, p.Port)
+	}
+	c.Severity = max(c.Severity, m.Severity)
+	if p.First.Before(c.First) {
+		c.First = p.First
+	}
+	if p.Last.After(c.Last) {
+		c.Last = p.Last
+	}
+	c.Findings = addStr(c.Findings, id)
+	c.Hosts = append(c.Hosts, ControllerHost{Addr: host, Port: p.Port, Proto: p.Proto, Connections: p.Connections,
+		First: p.First, Last: p.Last, Finding: id})
 }
 
 // hostFinding is hunt's host finding of a, if any.
@@ -415,6 +504,12 @@ func (b *builder) controllerContacts() {
 	}
 	for i := range b.inc.Controllers {
 		c := &b.inc.Controllers[i]
+		// Only a beacon's controller draws in every host that reached it:
+		// an indicator already names each host whose traffic matched, and
+		// the address behind a matched name may be a shared front.
+		if !slices.ContainsFunc(c.Findings, func(id string) bool { return strings.HasPrefix(id, "F") }) {
+			continue
+		}
 		for _, ct := range b.in.Contacts(c.Addr) {
 			src := ct.Src.Unmap()
 			if slices.ContainsFunc(c.Hosts, func(h ControllerHost) bool { return h.Addr == src && h.Port == ct.Port && h.Proto == ct.Proto }) {
@@ -598,6 +693,20 @@ func (b *builder) timeline() {
 		}
 		ev = append(ev, e)
 	}
+	for _, m := range b.inc.Intel {
+		for _, hm := range m.Hosts {
+			var dst netip.Addr
+			for _, p := range hm.Peers {
+				if p.Named {
+					dst = p.Addr
+					break
+				}
+			}
+			ev = append(ev, Event{Time: hm.First, End: hm.Last, Kind: "indicator", Src: hm.Host, Dst: dst, Phase: intelPhase(m.Indicator),
+				Severity: m.Severity, Evidence: m.ID,
+				Summary: fmt.Sprintf("matches indicator %q: %s (%d connections)", clip(m.Indicator.Label(), 60), strings.Join(hm.Values, ", "), hm.Connections)})
+		}
+	}
 	for _, op := range b.inc.Operations {
 		ev = append(ev, Event{Time: op.Time, End: op.End, Kind: "operation", Src: op.Src, Dst: op.Dst, Phase: actorPhase(op.Phase),
 			Technique: op.Technique, Severity: actorSeverity(&op.Operation), Summary: opSummary(&op.Operation), Evidence: op.ID})
@@ -641,11 +750,20 @@ func (inc *Incident) Host(a netip.Addr) *Host {
 func (h *Host) Summary(inc *Incident) string {
 	var parts []string
 	if len(h.Controllers) > 0 {
-		var cs []string
+		var cs, named []string
 		for _, a := range h.Controllers {
-			cs = append(cs, inc.controllerLabel(a))
+			if inc.intelOnly(a) {
+				named = append(named, inc.controllerLabel(a))
+			} else {
+				cs = append(cs, inc.controllerLabel(a))
+			}
 		}
-		parts = append(parts, "checks in with "+strings.Join(cs, ", "))
+		if len(cs) > 0 {
+			parts = append(parts, "checks in with "+strings.Join(cs, ", "))
+		}
+		if len(named) > 0 {
+			parts = append(parts, "talks to "+strings.Join(named, ", ")+", named by shared indicators")
+		}
 	}
 	var acted []string
 	for _, r := range h.Reached {
@@ -680,6 +798,17 @@ func clipList(list []string, n int) []string {
 		return list
 	}
 	return append(slices.Clone(list[:n]), fmt.Sprintf("and %d more", len(list)-n))
+}
+
+// intelOnly reports whether the controller at a rests on matched
+// indicators alone (no beacon).
+func (inc *Incident) intelOnly(a netip.Addr) bool {
+	for i := range inc.Controllers {
+		if c := &inc.Controllers[i]; c.Addr == a {
+			return !slices.ContainsFunc(c.Findings, func(id string) bool { return !strings.HasPrefix(id, "I") })
+		}
+	}
+	return false
 }
 
 func (inc *Incident) controllerLabel(a netip.Addr) string {

@@ -12,7 +12,7 @@ import (
 )
 
 // JSON Lines: one object a line with a "type" (summary, host, controller,
-// action, finding, attack, operation), times in RFC 3339 UTC: the records of
+// action, finding, attack, indicator-match, operation), times in RFC 3339 UTC: the records of
 // pkg/jsonl, which hunt and replay write too (docs/format/jsonl.md).
 
 // NewActionRecord makes a's record: hunt's and the report's actions are
@@ -53,7 +53,7 @@ func WriteJSONL(w io.Writer, inc *Incident) error {
 	enc.SetEscapeHTML(false)
 	sum := jsonl.Summary{Type: jsonl.TypeSummary, First: jsonl.Time(inc.First), Last: jsonl.Time(inc.Last), Severity: inc.Severity.String(),
 		Hosts: len(inc.Hosts), Compromised: []string{}, Controllers: []string{}, Operations: len(inc.Operations), AllOps: inc.AllOps,
-		Findings: len(inc.Findings), Actions: len(inc.Actions), Records: inc.Records, Population: inc.Population, FirstActions: []string{}}
+		Findings: len(inc.Findings), Intel: len(inc.Intel), Actions: len(inc.Actions), Records: inc.Records, Population: inc.Population, FirstActions: []string{}}
 	for _, h := range inc.Hosts {
 		if h.Compromised {
 			sum.Compromised = append(sum.Compromised, h.Addr.String())
@@ -121,6 +121,11 @@ func WriteJSONL(w io.Writer, inc *Incident) error {
 	}
 	for i := range inc.Attacks {
 		if err := enc.Encode(jsonl.NewAttack(&inc.Attacks[i])); err != nil {
+			return err
+		}
+	}
+	for i := range inc.Intel {
+		if err := enc.Encode(NewIndicatorMatchRecord(inc.Intel[i].ID, &inc.Intel[i].Match)); err != nil {
 			return err
 		}
 	}

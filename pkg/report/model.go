@@ -9,6 +9,7 @@ import (
 
 	"github.com/nwhealth/nwhealth/pkg/assets"
 	"github.com/nwhealth/nwhealth/pkg/hunt"
+	"github.com/nwhealth/nwhealth/pkg/intel"
 	"github.com/nwhealth/nwhealth/pkg/replay"
 )
 
@@ -93,6 +94,9 @@ type Input struct {
 	// controllers (replay.Stats); with the inventory's, their replication
 	// is not DCSync.
 	DomainControllers []netip.Addr
+	// Intel is the shared indicators that matched the same traffic
+	// (pkg/intel): each is a finding like hunt's.
+	Intel []intel.Match
 }
 
 // Meta describes a rendering: its title, when it was made, from what.
@@ -110,6 +114,7 @@ type Incident struct {
 	Controllers []Controller    // most severe first
 	Findings    []Finding       // hunt's, ranked
 	Attacks     []replay.Attack // named attacks replay's operations show (Zerologon, coercion...), worst first
+	Intel       []IntelMatch    // indicators that matched, most severe first
 	Operations  []Operation     // replay's, in time order (plumbing left out)
 	Actions     []Action        // most pressing first
 	Timeline    []Event         // findings and operations in time order
@@ -127,6 +132,13 @@ type Finding struct {
 	hunt.Finding
 	Asset assets.Asset
 	Known bool
+}
+
+// IntelMatch is one shared indicator that matched, with its id in the
+// incident ("I1"...).
+type IntelMatch struct {
+	ID string
+	intel.Match
 }
 
 // Operation is one replay operation with its id and what the incident
@@ -236,7 +248,7 @@ type ControllerHost struct {
 // Event is one entry of the timeline.
 type Event struct {
 	Time, End time.Time
-	Kind      string // "beacon", "fan-out", "scan", "operation"
+	Kind      string // "beacon", "fan-out", "scan", "indicator", "operation"
 	Src, Dst  netip.Addr
 	Phase     string // what it says about the source (incident phase)
 	Technique string

@@ -76,9 +76,12 @@ type Subject struct {
 	Beacon   bool
 	Lateral  bool
 	Scan     bool
-	Dest     netip.Addr // the beacon's destination, when Beacon
+	Dest     netip.Addr // the beacon's destination, when Beacon; the address an indicator names
 	DestName string
 	DestPort uint16
+	// Indicator names the shared indicator the host's traffic matched,
+	// when the subject is an indicator match.
+	Indicator string
 	// Evidence and Windows go to every action the finding asks for.
 	Evidence []string
 	Windows  []Window
@@ -233,9 +236,14 @@ func actionsFor(s Subject) []Action {
 	case s.DestName != "":
 		dest = s.DestName + " (" + s.Dest.String() + ")"
 	}
-	blockable := s.Beacon && (s.Dest.IsValid() || s.DestName != "")
+	// A beacon's destination, or the address a matched indicator names.
+	blockable := (s.Beacon || s.Indicator != "") && (s.Dest.IsValid() || s.DestName != "")
 	var what string
 	switch {
+	case s.Indicator != "" && s.Dest.IsValid():
+		what = fmt.Sprintf("talks to %s, named by indicator %q", dest, clip(s.Indicator, 60))
+	case s.Indicator != "":
+		what = fmt.Sprintf("matches indicator %q", clip(s.Indicator, 60))
 	case s.Beacon && s.Lateral:
 		what = "beacons out and moves laterally"
 	case s.Beacon:

@@ -38,6 +38,9 @@ func WriteSTIX(w io.Writer, inc *Incident, meta Meta) error {
 	for i := range inc.Attacks {
 		s.attack(&inc.Attacks[i])
 	}
+	for i := range inc.Intel {
+		s.sighting(&inc.Intel[i])
+	}
 	for i := range inc.Actions {
 		s.courseOfAction(i, &inc.Actions[i])
 	}
@@ -191,7 +194,11 @@ func (s *stixWriter) controller(c *Controller) {
 	infra["infrastructure_types"] = []string{"command-and-control"}
 	infra["first_seen"] = stix.Timestamp(c.First)
 	infra["last_seen"] = stix.Timestamp(c.Last)
-	infra["description"] = fmt.Sprintf("%s: %d inside host(s) check in every %s (%s)", c.Label(), len(c.Hosts), hunt.FormatPeriod(c.PeriodSec), c.Severity)
+	checks := "check in every " + hunt.FormatPeriod(c.PeriodSec)
+	if c.PeriodSec == 0 {
+		checks = "talk to it, named by shared indicators"
+	}
+	infra["description"] = fmt.Sprintf("%s: %d inside host(s) %s (%s)", c.Label(), len(c.Hosts), checks, c.Severity)
 	infra["kill_chain_phases"] = []map[string]string{{"kill_chain_name": "mitre-attack", "phase_name": "command-and-control"}}
 	s.b.Add(infra)
 	s.rel("consists-of", infra.ID(), ip)
@@ -207,6 +214,9 @@ func (s *stixWriter) controller(c *Controller) {
 		o["indicator_types"] = []string{"malicious-activity"}
 		o["kill_chain_phases"] = []map[string]string{{"kill_chain_name": "mitre-attack", "phase_name": "command-and-control"}}
 		o["description"] = fmt.Sprintf("Inside hosts check in with %s every %s (%s, evidence %s)", c.Label(), hunt.FormatPeriod(c.PeriodSec), c.Severity, strings.Join(c.Findings, " "))
+		if c.PeriodSec == 0 {
+			o["description"] = fmt.Sprintf("Inside hosts talk to %s, named by shared indicators (%s, evidence %s)", c.Label(), c.Severity, strings.Join(c.Findings, " "))
+		}
 		s.b.Add(o)
 		s.rel("indicates", o.ID(), infra.ID())
 		for _, t := range c.Attack {
@@ -386,4 +396,51 @@ func (s *stixWriter) courseOfAction(i int, a *Action) {
 	if len(h.Controllers) > 0 && (h.Role == RoleSteppingStone || h.Role == RoleBeaconing) && (a.Kind == Isolate || a.Kind == Collect) {
 		s.rel("mitigates", o.ID(), stix.ID("malware", "implant", h.Addr.String()))
 	}
+}
+
+// sighting tells the producer of a matched STIX indicator where it fired:
+// a sighting of their indicator id, sighted by us, with the traffic seen
+// as observed data.
+func (s *stixWriter) sighting(m *IntelMatch) {
+	ind := m.Indicator
+	if !ind.STIX() {
+		return
+	}
+	var refs []string
+	for _, h := range m.Hosts {
+		refs = append(refs, s.addr(h.Host))
+		for _, p := range h.Peers {
+			if p.Named {
+				refs = append(refs, s.addr(p.Addr))
+			}
+		}
+	}
+	for _, v := range m.Values {
+		if _, err := netip.ParseAddr(v); err == nil || strings.Contains(v, "/") {
+			continue
+		}
+		d := stix.SCO("domain-name", map[string]any{"value": v})
+		s.b.Add(d)
+		refs = append(refs, d.ID())
+	}
+	slices.Sort(refs)
+	refs = slices.Compact(refs)
+	od := s.sdo("observed-data", "intel", ind.ID)
+	od["first_observed"] = stix.Timestamp(m.First)
+	od["last_observed"] = stix.Timestamp(m.Last)
+	od["number_observed"] = max(1, m.Connections)
+	od["object_refs"] = refs
+	s.b.Add(od)
+	sg := s.sdo("sighting", "intel", ind.ID)
+	sg["sighting_of_ref"] = ind.ID
+	sg["where_sighted_refs"] = []string{s.me}
+	sg["observed_data_refs"] = []string{od.ID()}
+	sg["first_seen"] = stix.Timestamp(m.First)
+	// last_seen must not be before first_seen; milliseconds can make them
+	// equal.
+	sg["last_seen"] = stix.Timestamp(m.Last)
+	sg["count"] = max(1, m.Connections)
+	sg["description"] = fmt.Sprintf("%s fired on %d connection(s) from %d inside host(s), %d bytes, via %s (evidence %s). Packets: %s.",
+		ind.Label(), m.Connections, len(m.Hosts), m.Bytes, strings.Join(m.Via, ", "), m.ID, MatchQuery(&m.Match))
+	s.b.Add(sg)
 }

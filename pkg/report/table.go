@@ -9,6 +9,7 @@ import (
 
 	"github.com/nwhealth/nwhealth/internal/texttable"
 	"github.com/nwhealth/nwhealth/pkg/hunt"
+	"github.com/nwhealth/nwhealth/pkg/intel"
 	"github.com/nwhealth/nwhealth/pkg/jsonl"
 )
 
@@ -21,7 +22,7 @@ const maxTableWindows = 4
 func WriteTable(w io.Writer, inc *Incident) error {
 	fmt.Fprintf(w, "Incident %s to %s: severity %s; %d compromised host(s), %d controller(s), %d remote operations, %d findings\n",
 		inc.First.UTC().Format(time.RFC3339), inc.Last.UTC().Format(time.RFC3339), inc.Severity, inc.Compromised,
-		len(inc.Controllers), len(inc.Operations), len(inc.Findings))
+		len(inc.Controllers), len(inc.Operations), len(inc.Findings)+len(inc.Intel))
 	if len(inc.Hosts) == 0 {
 		fmt.Fprintln(w, "\nNothing to report.")
 		return nil
@@ -90,10 +91,23 @@ func WriteTable(w io.Writer, inc *Incident) error {
 			for _, p := range c.Ports {
 				ports = append(ports, strconv.Itoa(int(p)))
 			}
-			t.Append(c.Label(), c.Severity.String(), hunt.FormatPeriod(c.PeriodSec), strings.Join(ports, " "),
+			period := "-"
+			if c.PeriodSec > 0 {
+				period = hunt.FormatPeriod(c.PeriodSec)
+			}
+			t.Append(c.Label(), c.Severity.String(), period, strings.Join(ports, " "),
 				strings.Join(clipList(hosts, 5), ", "), compressIDs(c.Findings, 6))
 		}
 		t.Render()
+	}
+	if len(inc.Intel) > 0 {
+		fmt.Fprintln(w, "\nShared indicators that matched (retro-hunt):")
+		ids := make([]string, len(inc.Intel))
+		ms := make([]intel.Match, len(inc.Intel))
+		for i := range inc.Intel {
+			ids[i], ms[i] = inc.Intel[i].ID, inc.Intel[i].Match
+		}
+		WriteIntelTable(w, ids, ms)
 	}
 	if len(inc.Actions) > 0 {
 		fmt.Fprintln(w, "\nRecommended actions (urgency x business criticality):")

@@ -36,11 +36,19 @@ func Schemas() fs.FS {
 // objects.
 func Validate(t testing.TB, file string) []map[string]any {
 	t.Helper()
+	return ValidateWith(t, file)
+}
+
+// ValidateWith is Validate where references to the external ids (objects
+// of another producer's bundle, such as the partner indicators a sighting
+// is of) need not resolve inside the bundle.
+func ValidateWith(t testing.TB, file string, external ...string) []map[string]any {
+	t.Helper()
 	raw, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	objs, problems, err := Problems(Schemas(), raw)
+	objs, problems, err := ProblemsWith(Schemas(), raw, external...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,6 +69,11 @@ var millis = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`)
 // whole and object by object, then what the schemas leave open: unique
 // ids, references that resolve, timestamps in UTC with milliseconds.
 func Problems(root fs.FS, raw []byte) ([]map[string]any, []string, error) {
+	return ProblemsWith(root, raw)
+}
+
+// ProblemsWith is Problems with references to the external ids allowed.
+func ProblemsWith(root fs.FS, raw []byte, external ...string) ([]map[string]any, []string, error) {
 	c := jsonschema.NewCompiler()
 	ids := map[string]string{} // schema file name (object type) -> $id
 	err := fs.WalkDir(root, ".", func(p string, d fs.DirEntry, err error) error {
@@ -112,8 +125,12 @@ func Problems(root fs.FS, raw []byte) ([]map[string]any, []string, error) {
 		id, _ := o["id"].(string)
 		seen[id] = true
 	}
-	if len(seen) != len(b.Objects) {
-		problems = append(problems, fmt.Sprintf("%d objects, %d distinct ids", len(b.Objects), len(seen)))
+	n := len(seen)
+	for _, id := range external {
+		seen[id] = true
+	}
+	if n != len(b.Objects) {
+		problems = append(problems, fmt.Sprintf("%d objects, %d distinct ids", len(b.Objects), n))
 	}
 	for i, o := range b.Objects {
 		typ, _ := o["type"].(string)
