@@ -17,8 +17,8 @@ import (
 type Reader interface {
 	// Location names the store for messages: a directory or an s3:// URL.
 	Location() string
-	// List lists the shards, sealed ones ordered by first time (then
-	// writer, sequence and sensor), then open ones.
+	// List lists the shards, sealed ones ordered by first time, writer
+	// and sequence (an object store's sensor by sensor), then open ones.
 	List() (Listing, error)
 	// Info describes the store; verify reads and checks everything.
 	Info(verify bool) (InfoReport, error)

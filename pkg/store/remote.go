@@ -226,18 +226,20 @@ func (r *Remote) listFrom(from time.Time) (Listing, error) {
 		l.Shards = append(l.Shards, sf)
 	}
 	sort.Strings(l.Incomplete)
+	// By sensor first: packets of the same time then come in sensor
+	// order, as from local stores given in that order.
 	sort.Slice(l.Shards, func(i, j int) bool {
 		a, b := l.Shards[i], l.Shards[j]
+		if a.Sensor != b.Sensor {
+			return a.Sensor < b.Sensor
+		}
 		if !a.First.Equal(b.First) {
 			return a.First.Before(b.First)
 		}
 		if a.Writer != b.Writer {
 			return a.Writer < b.Writer
 		}
-		if a.Seq != b.Seq {
-			return a.Seq < b.Seq
-		}
-		return a.Sensor < b.Sensor
+		return a.Seq < b.Seq
 	})
 	r.mu.Lock()
 	for base, ls := range found {
