@@ -3,8 +3,8 @@ package store
 import (
 	"container/heap"
 	"errors"
-	"io"
 	"fmt"
+	"io"
 	"math"
 	"net/netip"
 	"os"
@@ -216,7 +216,7 @@ type Plan struct {
 
 	fetch  *rangeFetcher // ranged reads of object-store blocks, ahead of the readers
 	tocBuf []byte        // reused by the shards' table-of-contents reads
-	idxBuf []byte // reused by the shards' index lookups
+	idxBuf []byte        // reused by the shards' index lookups
 	arenas chan []byte
 	ents   chan []entry // match lists, recycled like the arenas
 	// coldOnce closes cold when a read finds data outside the page cache:

@@ -40,7 +40,7 @@ type Remote struct {
 	ctx     context.Context
 
 	mu        sync.Mutex
-	manifests map[string]*Manifest     // by shard key stem (Base)
+	manifests map[string]*Manifest    // by shard key stem (Base)
 	listed    map[string]*listedShard // by Base, from the last listing
 
 	// BytesRead counts the bytes fetched from the object store (cache
