@@ -17,6 +17,7 @@ import (
 	"github.com/nwhealth/nwhealth/pkg/capture"
 	"github.com/nwhealth/nwhealth/pkg/capture/livefilter"
 	"github.com/nwhealth/nwhealth/pkg/jsonl"
+	"github.com/nwhealth/nwhealth/pkg/objstore"
 	"github.com/nwhealth/nwhealth/pkg/pcapio"
 	"github.com/nwhealth/nwhealth/pkg/pipeline"
 	"github.com/nwhealth/nwhealth/pkg/pkthdr"
@@ -43,6 +44,7 @@ type captureOptions struct {
 	noPromisc  bool
 	statsEvery time.Duration
 	format     string
+	upload     uploadFlags
 	// ready, when set, is called once the sockets are open (tests).
 	ready func()
 
@@ -68,7 +70,16 @@ SIGINT or SIGTERM (or --duration) stops it: every packet the kernel already
 accepted is stored, open shards are sealed, and packets stored and kernel
 drops are printed (exit 0). A stats line goes to stderr every --stats-every.
 A full disk stops the capture: what was written is sealed, exit 5.
--w FILE writes plain pcap instead of a store (FILE.N per worker).`,
+-w FILE writes plain pcap instead of a store (FILE.N per worker).
+
+--store s3://BUCKET/PREFIX records into a local spool (--spool) and
+uploads each shard as it seals, under --sensor's prefix. While the object
+store is down, capture goes on into the spool and uploads retry with
+backoff; past --spool-max the oldest waiting shards are dropped, counted
+and named. --max-size and --max-age then apply to the sensor's
+partitions in the bucket. At the end capture waits --upload-wait for the
+uploads left; what is still waiting stays in the spool for the next run
+(exit 1).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runCapture(cmd.Context(), opts)
@@ -76,7 +87,8 @@ A full disk stops the capture: what was written is sealed, exit 5.
 	}
 	f := cmd.Flags()
 	f.StringVarP(&opts.iface, "interface", "i", "", "interface to capture on")
-	f.StringArrayVar(&opts.stores, "store", nil, "store directory (repeatable: shards spread over stores by worker)")
+	f.StringArrayVar(&opts.stores, "store", nil, "store directory (repeatable: shards spread over stores by worker), or one s3://BUCKET/PREFIX")
+	opts.upload.register(f, time.Minute)
 	f.StringVarP(&opts.write, "write", "w", "", "write plain pcap to this file instead of a store")
 	f.StringVar(&opts.maxSize, "max-size", "", "delete the oldest sealed shards beyond this size per store (e.g. 2T)")
 	f.StringVar(&opts.maxAge, "max-age", "", "delete sealed shards older than this (e.g. 30d)")
@@ -129,6 +141,11 @@ func (opts *captureOptions) validate() error {
 	if opts.maxAge != "" {
 		if opts.retention.MaxAge, err = parseAge("capture: --max-age", opts.maxAge); err != nil {
 			return err
+		}
+	}
+	for _, s := range opts.stores {
+		if objstore.IsURL(s) && len(opts.stores) > 1 {
+			return usagef("capture: an s3:// store is the only --store")
 		}
 	}
 	if len(opts.stores) > 0 {
@@ -264,6 +281,8 @@ func runCapture(ctx context.Context, opts *captureOptions) error {
 
 // storeSinks are one store writer per capture worker.
 type storeSinks struct {
+	up      *store.Uploader
+	wait    time.Duration
 	locks   []*store.Lock
 	writers []*store.Writer
 	sinks   []capture.Sink
@@ -274,7 +293,17 @@ func openStoreSinks(opts *captureOptions, c *capture.Capture) (*storeSinks, erro
 	ret, shardSize := opts.retention, opts.shardLen
 	ss := &storeSinks{}
 	var stores []*store.Store
-	for _, dir := range opts.stores {
+	dirs := opts.stores
+	var uo store.UploadOptions
+	if objstore.IsURL(dirs[0]) {
+		var err error
+		if uo, err = opts.upload.prepare(dirs[0], "capture"); err != nil {
+			return nil, err
+		}
+		dirs, uo.Retention, uo.Log = []string{opts.upload.spool}, ret, opts.s.errOut
+		ret, ss.wait = store.Retention{}, opts.upload.uploadWait
+	}
+	for _, dir := range dirs {
 		st, err := store.Create(dir)
 		if err != nil {
 			ss.abort()
@@ -295,6 +324,18 @@ func openStoreSinks(opts *captureOptions, c *capture.Capture) (*storeSinks, erro
 		}
 		stores = append(stores, st)
 	}
+	if uo.Sensor != "" {
+		up, err := store.NewUploader(stores[0], opts.stores[0], uo)
+		if err != nil {
+			ss.abort()
+			return nil, err
+		}
+		ss.up = up
+		if err := up.Start(); err != nil {
+			ss.abort()
+			return nil, err
+		}
+	}
 	var retMu sync.Mutex
 	for i := 0; i < c.Workers(); i++ {
 		st := stores[i%len(stores)]
@@ -310,7 +351,11 @@ func openStoreSinks(opts *captureOptions, c *capture.Capture) (*storeSinks, erro
 			Compressors:   1,
 			Inline:        true,
 			NewFlows:      pipeline.NewFlowTable,
-			OnSeal: func(store.ShardFile) {
+			OnSeal: func(sf store.ShardFile) {
+				if ss.up != nil {
+					ss.up.Add(sf)
+					return
+				}
 				retMu.Lock()
 				defer retMu.Unlock()
 				if _, err := ret.Apply(st); err != nil {
@@ -339,13 +384,21 @@ func (ss *storeSinks) close(errOut io.Writer) error {
 	for _, w := range ss.writers {
 		err = errors.Join(err, w.Close())
 	}
+	if ss.up != nil {
+		uerr := ss.up.Close(ss.wait)
+		printUpload(errOut, ss.up.Location(), ss.up.Stats())
+		err = errors.Join(err, uerr)
+	}
 	for _, l := range ss.locks {
 		l.Release()
 	}
 	return err
 }
 
-func (ss *storeSinks) abort() { ss.close(io.Discard) }
+func (ss *storeSinks) abort() {
+	ss.wait = 0
+	ss.close(io.Discard)
+}
 
 // storeSink feeds one worker's packets to its store writer.
 type storeSink struct {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ func init() { subcommands = append(subcommands, subcommand{"query", newQueryCmd}
 type queryOptions struct {
 	streams
 	stores []string
+	remote remoteFlags
 	sel    selectorFlags
 	write  string
 	now    func() time.Time
@@ -43,7 +45,8 @@ another owner or extended attributes is truncated in place instead.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return runQuery(o) },
 	}
-	cmd.Flags().StringArrayVar(&o.stores, "store", nil, "store directory (repeatable: stores are merged by time)")
+	cmd.Flags().StringArrayVar(&o.stores, "store", nil, "store directory or s3://BUCKET/PREFIX (repeatable: stores are merged by time)")
+	o.remote.registerRead(cmd.Flags())
 	o.sel.register(cmd, true)
 	cmd.Flags().StringVarP(&o.write, "write", "w", "", "output file, - for standard output")
 	return cmd
@@ -60,7 +63,7 @@ func runQuery(o *queryOptions) error {
 	if err != nil {
 		return err
 	}
-	stores, err := openStores(o.stores)
+	stores, err := openStores(context.Background(), o.stores, &o.remote)
 	if err != nil {
 		return err
 	}
@@ -68,7 +71,7 @@ func runQuery(o *queryOptions) error {
 		if err := outfile.CheckPath(o.write); err != nil {
 			return usagef("-w %v: redirect it or name a file", err)
 		}
-		if err := store.CheckOutput(o.write, stores); err != nil {
+		if err := store.CheckOutput(o.write, store.Locals(stores)); err != nil {
 			return usageError{err}
 		}
 	}
