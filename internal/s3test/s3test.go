@@ -176,8 +176,16 @@ type Proxy struct {
 	// Requests counts the requests forwarded; BytesOut the response bytes.
 	Requests atomic.Int64
 	BytesOut atomic.Int64
-	// Hook, when set, sees each request before it is forwarded.
-	Hook func(*http.Request)
+	hook atomic.Pointer[func(*http.Request)]
+}
+
+// SetHook has fn see each request before it is forwarded (nil: none).
+func (p *Proxy) SetHook(fn func(*http.Request)) {
+	if fn == nil {
+		p.hook.Store(nil)
+		return
+	}
+	p.hook.Store(&fn)
 }
 
 // NewProxy starts a proxy to target (an http:// endpoint).
@@ -230,8 +238,8 @@ func NewProxy(t testing.TB, target string) *Proxy {
 			fmt.Fprint(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>`)
 			return
 		}
-		if p.Hook != nil {
-			p.Hook(r)
+		if h := p.hook.Load(); h != nil {
+			(*h)(r)
 		}
 		p.Requests.Add(1)
 		rp.ServeHTTP(w, r)

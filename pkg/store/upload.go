@@ -73,6 +73,7 @@ type Uploader struct {
 	stats   UploadStats
 	done    chan struct{}
 	started atomic.Bool
+	marker  atomic.Bool // the layout marker is known to be there
 }
 
 // NewUploader connects to the object store at url and makes sure its
@@ -102,9 +103,16 @@ func NewUploader(src *Store, url string, opts UploadOptions) (*Uploader, error) 
 	ctx, cancel := context.WithCancel(parent)
 	u := &Uploader{src: src, c: c, opts: opts, ctx: ctx, stop: cancel, done: make(chan struct{})}
 	u.cond = sync.NewCond(&u.mu)
+	// Wrong credentials or a missing bucket end the command at once; a
+	// store that does not answer is waited for (uploads retry).
 	if err := u.ensureMarker(); err != nil {
-		cancel()
-		return nil, err
+		if !errors.Is(err, objstore.ErrUnavailable) {
+			cancel()
+			return nil, err
+		}
+		fmt.Fprintf(u.opts.Log, "nwhealth: %v; shards wait in the spool, uploads retry\n", err)
+	} else {
+		u.marker.Store(true)
 	}
 	return u, nil
 }
@@ -181,6 +189,12 @@ func (u *Uploader) put(key string, r io.Reader, size int64, sum string) (sent bo
 // parallel, then its manifest. Objects already stored identically are
 // not sent again.
 func (u *Uploader) UploadShard(sf ShardFile) error {
+	if !u.marker.Load() {
+		if err := u.ensureMarker(); err != nil {
+			return err
+		}
+		u.marker.Store(true)
+	}
 	exts := manifestExts
 	objs := make([]ManifestObject, len(exts))
 	for i, ext := range exts {
