@@ -176,7 +176,7 @@ type Proxy struct {
 	// Requests counts the requests forwarded; BytesOut the response bytes.
 	Requests atomic.Int64
 	BytesOut atomic.Int64
-	hook atomic.Pointer[func(*http.Request)]
+	hook     atomic.Pointer[func(*http.Request)]
 }
 
 // SetHook has fn see each request before it is forwarded (nil: none).
