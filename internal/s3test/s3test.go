@@ -196,14 +196,11 @@ func NewProxy(t testing.TB, target string) *Proxy {
 		t.Fatal(err)
 	}
 	p := &Proxy{}
-	rp := httputil.NewSingleHostReverseProxy(u)
-	// The Host header is part of the signature: keep the client's.
-	director := rp.Director
-	rp.Director = func(r *http.Request) {
-		host := r.Host
-		director(r)
-		r.Host = host
-	}
+	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+		pr.SetURL(u)
+		// The Host header is part of the signature: keep the client's.
+		pr.Out.Host = pr.In.Host
+	}}
 	rp.ModifyResponse = func(resp *http.Response) error {
 		if resp.ContentLength > 0 {
 			p.BytesOut.Add(resp.ContentLength)
