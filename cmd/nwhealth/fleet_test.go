@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nwhealth/nwhealth/internal/netns"
 	"github.com/nwhealth/nwhealth/internal/s3test"
 	"github.com/nwhealth/nwhealth/internal/testenv"
 )
@@ -268,5 +269,42 @@ func TestFleetSpool(t *testing.T) {
 	r, _ := os.ReadFile(filepath.Join(dir, "r.pcap"))
 	if !bytes.Equal(l, r) {
 		t.Fatalf("after kill -9 and rerun: %d bytes, want %d", len(r), len(l))
+	}
+}
+
+// TestCaptureToObjectStore: capture records into its spool while the
+// object store is down, and uploads everything once it is back; the
+// bucket then holds every packet sent.
+func TestCaptureToObjectStore(t *testing.T) {
+	testenv.Root(t)
+	testenv.Tool(t, "trafgen")
+	srv := s3test.Start(t)
+	px := s3test.NewProxy(t, srv.Endpoint)
+	s3test.SetEnv(t, px.Endpoint)
+	p := netns.NewPair(t)
+	dir := t.TempDir()
+	url := "s3://nwh/capture"
+	mustRun(t, 0, "import", "--store", url, "--sensor", "cap", "--spool", filepath.Join(dir, "first"), fleetCapture(t)) // the marker
+	px.Down.Store(true)
+	go func() {
+		time.Sleep(4 * time.Second)
+		px.Down.Store(false)
+	}()
+	opts := captureOptions{iface: p.DevB, stores: []string{url}, snaplen: 262144, workers: 2, ringSize: "64MiB",
+		shardSize: "1M", flush: 100 * time.Millisecond, statsEvery: 0, format: "table"}
+	opts.upload.sensor, opts.upload.spool, opts.upload.uploadWait = "cap2", filepath.Join(dir, "spool"), time.Minute
+	_, stderr, sent := captureRun(t, p, opts, 100_000)
+	if !strings.Contains(stderr, "retry") || !strings.Contains(stderr, "uploaded 9 shards") && !strings.Contains(stderr, "uploaded") {
+		t.Errorf("capture said:\n%s", stderr)
+	}
+	code, out, errOut := nwh(t, nil, "query", "--store", url, "--sensor", "cap2", "--cache", filepath.Join(dir, "c"), "-w", "-")
+	if code != 0 {
+		t.Fatalf("query: exit %d: %s", code, errOut)
+	}
+	if n := len(readCapture(t, []byte(out))); n != int(sent) {
+		t.Fatalf("the object store holds %d of %d packets sent:\n%s", n, sent, stderr)
+	}
+	if l, _ := filepath.Glob(filepath.Join(dir, "spool", "shards", "*")); len(l) != 0 {
+		t.Fatalf("spool left with %v", l)
 	}
 }
