@@ -173,6 +173,8 @@ type Proxy struct {
 	// FailAfter, when positive, counts requests down and sets Down at 0
 	// (a server that dies in the middle of a run).
 	FailAfter atomic.Int32
+	// Refused counts the requests refused while Down.
+	Refused atomic.Int64
 	// Requests counts the requests forwarded; BytesOut the response bytes.
 	Requests atomic.Int64
 	BytesOut atomic.Int64
@@ -217,6 +219,7 @@ func NewProxy(t testing.TB, target string) *Proxy {
 			p.Down.Store(true)
 		}
 		if p.Down.Load() {
+			p.Refused.Add(1)
 			if hj, ok := w.(http.Hijacker); ok {
 				if c, _, err := hj.Hijack(); err == nil {
 					c.Close()
