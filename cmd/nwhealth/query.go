@@ -22,6 +22,7 @@ type queryOptions struct {
 	remote remoteFlags
 	sel    selectorFlags
 	write  string
+	stats  bool
 	now    func() time.Time
 }
 
@@ -49,6 +50,7 @@ another owner or extended attributes is truncated in place instead.`,
 	o.remote.registerRead(cmd.Flags())
 	o.sel.register(cmd, true)
 	cmd.Flags().StringVarP(&o.write, "write", "w", "", "output file, - for standard output")
+	cmd.Flags().BoolVar(&o.stats, "stats", false, "print the packets, blocks read and bytes fetched from object stores on stderr")
 	return cmd
 }
 
@@ -110,8 +112,19 @@ func runQuery(o *queryOptions) error {
 	if runErr != nil && !errors.As(runErr, &dmg) {
 		return runErr
 	}
-	if isTerminal(o.errOut) {
-		fmt.Fprintf(o.errOut, "%d packets from %d of %d blocks\n", n, plan.Scanned, plan.Total)
+	if o.stats || isTerminal(o.errOut) {
+		fmt.Fprintf(o.errOut, "%d packets from %d of %d blocks", n, plan.Scanned, plan.Total)
+		var fetched, requests int64
+		for _, st := range stores {
+			if r, ok := st.(*store.Remote); ok {
+				fetched += r.BytesRead.Load()
+				requests += r.Requests.Load()
+			}
+		}
+		if fetched > 0 || requests > 0 {
+			fmt.Fprintf(o.errOut, "; %d bytes fetched from object stores in %d requests", fetched, requests)
+		}
+		fmt.Fprintln(o.errOut)
 	}
 	if dmg != nil {
 		for _, d := range dmg.Damage {
