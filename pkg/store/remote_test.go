@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -318,3 +319,48 @@ func TestRemoteRetention(t *testing.T) {
 		}
 	}
 }
+
+// TestSpoolFull: past SpoolMax the oldest waiting shards are dropped,
+// counted and named, never silently; the newest wait for the upload.
+func TestSpoolFull(t *testing.T) {
+	srv := s3test.Start(t)
+	px := s3test.NewProxy(t, srv.Endpoint)
+	dir := t.TempDir()
+	st, err := Create(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log strings.Builder
+	var mu sync.Mutex
+	u, err := NewUploader(st, "s3://nwh/full", UploadOptions{Config: s3test.Config(px.Endpoint), Sensor: "s1", SpoolMax: 700 << 10,
+		Log: writerFunc(func(p []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return log.Write(p) })})
+	if err != nil {
+		t.Fatal(err)
+	}
+	px.Down.Store(true)
+	if err := u.Start(); err != nil {
+		t.Fatal(err)
+	}
+	writeStore(t, dir, genPackets(40000, time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)), WriterOptions{ShardSize: 300 << 10, NewFlows: testFlows, OnSeal: u.Add})
+	s := u.Stats()
+	if s.Dropped == 0 || s.DroppedBytes == 0 {
+		t.Fatalf("nothing dropped: %+v", s)
+	}
+	mu.Lock()
+	msg := log.String()
+	mu.Unlock()
+	if strings.Count(msg, "spool full") != s.Dropped {
+		t.Fatalf("%d drops, log:\n%s", s.Dropped, msg)
+	}
+	px.Down.Store(false)
+	if err := u.Close(time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if s := u.Stats(); s.Shards == 0 || s.Pending != 0 {
+		t.Fatalf("after: %+v", s)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
