@@ -31,17 +31,19 @@ median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0) ? a/b : 0}'; }
 now() { echo "${EPOCHREALTIME/./}"; }
 
-# The traffic: bench-store's site scenario (400 hosts, full payload), for
-# HOURS hours: one workstation is a fraction of a percent of it.
-pcap=$W/site${HOURS}h.pcap
+# The traffic: bench-store's site scenario (400 hosts, full payload) with
+# a sixth of its browsing, for HOURS hours (~0.5 GB an hour): one
+# workstation is a fraction of a percent of it.
+pcap=$W/fleet${HOURS}h.pcap
 if [ ! -s "$pcap" ]; then
-  python3 - "$SIM/scenarios/bulk.json" "$W/site${HOURS}h.json" "$HOURS" <<'PY'
+  python3 - "$SIM/scenarios/bulk.json" "$W/fleet${HOURS}h.json" "$HOURS" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
 s.update(hours=int(sys.argv[3]), seed=12, hosts=400)
+s["browsing"]["per_hour"] = 20
 json.dump(s, open(sys.argv[2], "w"))
 PY
-  (cd "$SIM" && go run . -scenario "$W/site${HOURS}h.json" -o "$pcap" -labels "$pcap.labels.json" >/dev/null 2>&1)
+  (cd "$SIM" && go run . -scenario "$W/fleet${HOURS}h.json" -o "$pcap" -labels "$pcap.labels.json" >/dev/null 2>&1)
 fi
 ST=$W/st-fleet
 [ -d "$ST/shards" ] || "$NW" import --store "$ST" "$pcap" >/dev/null

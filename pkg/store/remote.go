@@ -364,7 +364,9 @@ func (r *Remote) cached(sf ShardFile, ext string) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return r.cache.open(sf.Base+ext, o.Size, func(w io.Writer) error {
+	// Named with the digest too: an object replaced behind nwhealth's
+	// back (deleted and written anew) never meets a stale copy.
+	return r.cache.open(sf.Base+ext+"-"+o.SHA256[:16], o.Size, func(w io.Writer) error {
 		return r.copyObject(w, sf.Base+ext, o.SHA256)
 	})
 }
