@@ -318,6 +318,10 @@ func (c *Client) ReadAt(ctx context.Context, key string, p []byte, off int64) er
 		}
 		return c.wrap("GET", key, err)
 	}
+	// Read to the end of the body (nothing is left for a server that
+	// honoured the range): a body closed before its end closes the
+	// connection, and every GET would then pay for a new one.
+	io.Copy(io.Discard, io.LimitReader(obj, 64<<10))
 	return nil
 }
 

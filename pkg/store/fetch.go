@@ -22,7 +22,7 @@ var errFetchStopped = errors.New("fetch stopped")
 // range (a block read twice by the passes of an out-of-order merge) is a
 // GET of its own.
 const (
-	fetchGap      = 32 << 10
+	fetchGap      = 64 << 10
 	fetchMaxRange = 4 << 20
 	fetchParallel = 8
 	fetchAhead    = 64 << 20

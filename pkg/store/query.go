@@ -316,7 +316,9 @@ func PlanQuery(stores []Reader, sel Selector) (*Plan, error) {
 	}
 	sort.SliceStable(pl.tasks, func(i, j int) bool { return pl.tasks[i].meta.First < pl.tasks[j].meta.First })
 	pl.Scanned = len(pl.tasks)
+	// Object store blocks start coming while the caller opens its output.
 	pl.fetch = newRangeFetcher(pl.tasks)
+	pl.fetch.start()
 	return pl, nil
 }
 
@@ -677,7 +679,6 @@ func (pl *Plan) RunRecords(emit func(r *Record) error) error {
 		}()
 	}
 	run.reader = pcapio.NewBlockReader()
-	pl.fetch.start()
 	rest, tail, err := pl.merge(run, limit, emit)
 	run.stopped.Store(true)
 	close(run.stop)
