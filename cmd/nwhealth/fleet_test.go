@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net/http"
 	"os"
 	"os/exec"
@@ -109,6 +110,14 @@ func TestFleetCommands(t *testing.T) {
 	out, _ = mustRun(t, 0, "store", "info", "--store", url, "--verify", "--cache", cache)
 	if !strings.Contains(out, "verified") || !strings.Contains(out, ": 0 damaged") {
 		t.Fatalf("store info --verify:\n%s", out)
+	}
+	// JSON Lines (checked against the schemas by nwh): the same totals as
+	// the local stores', every shard named after its sensor.
+	out, _ = mustRun(t, 0, "store", "info", "--store", url, "--format", "jsonl", "--shards", "--cache", cache)
+	la, _ := mustRun(t, 0, "store", "info", "--store", storeA, "--format", "jsonl")
+	lb, _ := mustRun(t, 0, "store", "info", "--store", storeB, "--format", "jsonl")
+	if !strings.Contains(out, `"name":"a/`) || !strings.Contains(out, `"name":"b/`) || packetsOf(t, out) != packetsOf(t, la)+packetsOf(t, lb) {
+		t.Fatalf("store info jsonl:\n%s", out)
 	}
 	// store push ships a local store as another sensor; a second push
 	// sends nothing.
@@ -311,4 +320,20 @@ func TestCaptureToObjectStore(t *testing.T) {
 	if l, _ := filepath.Glob(filepath.Join(dir, "spool", "shards", "*")); len(l) != 0 {
 		t.Fatalf("spool left with %v", l)
 	}
+}
+
+// packetsOf is the packets of the "store" record of store info's JSON Lines.
+func packetsOf(t *testing.T, jsonLines string) uint64 {
+	t.Helper()
+	for _, l := range strings.Split(jsonLines, "\n") {
+		var rec struct {
+			Type    string `json:"type"`
+			Packets uint64 `json:"packets"`
+		}
+		if json.Unmarshal([]byte(l), &rec) == nil && rec.Type == "store" {
+			return rec.Packets
+		}
+	}
+	t.Fatalf("no store record in %s", jsonLines)
+	return 0
 }
