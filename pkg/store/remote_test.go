@@ -364,3 +364,47 @@ func TestSpoolFull(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// TestRemoteHostileObjects: objects planted in the bucket (names that are
+// not store names, an oversized manifest, a manifest lying about sizes)
+// are ignored or named, never trusted; every real packet is delivered.
+func TestRemoteHostileObjects(t *testing.T) {
+	fl := newFleet(t)
+	plant := func(key string, b []byte) {
+		p := fl.backendPath(key)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const stem = "20260303T000000Z_20260303T000010Z_imp-00000077"
+	plant("sensors/sensor-a/2026-03-03/garbage.shard", []byte("x"))
+	plant("sensors/sensor-a/2026-03-02/"+stem+".manifest", []byte("{}")) // wrong day: not a store name
+	plant("sensors/..x/2026-03-03/"+stem+".manifest", []byte("{}"))
+	plant("sensors/evil/2026-03-03/"+stem+".manifest", make([]byte, maxManifestSize+1))
+	plant("sensors/evil/2026-03-03/"+stem+".shard", make([]byte, 1000))
+	// A manifest copied from a real shard under another name: its names
+	// do not match its key.
+	l, err := fl.remote(t).List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	real, _ := os.ReadFile(fl.backendPath(l.Shards[0].Base + extManifest))
+	plant("sensors/liar/2026-03-03/"+stem+".manifest", real)
+	plant("sensors/liar/2026-03-03/"+stem+".shard", make([]byte, 10))
+
+	got, err := queryReaders(t, []Reader{fl.remote(t)}, Selector{})
+	var de *DamageError
+	if !errors.As(err, &de) || len(de.Damage) != 2 {
+		t.Fatalf("query: %v", err)
+	}
+	for _, d := range de.Damage {
+		if !strings.HasPrefix(d.Shard, "evil/") && !strings.HasPrefix(d.Shard, "liar/") {
+			t.Fatalf("damage %s", d)
+		}
+	}
+	want, _ := queryReaders(t, []Reader{fl.locals[0], fl.locals[1]}, Selector{})
+	samePackets(t, got, want)
+}
