@@ -87,7 +87,7 @@ uploads left; what is still waiting stays in the spool for the next run
 	}
 	f := cmd.Flags()
 	f.StringVarP(&opts.iface, "interface", "i", "", "interface to capture on")
-	f.StringArrayVar(&opts.stores, "store", nil, "store directory (repeatable: shards spread over stores by worker), or one s3://BUCKET/PREFIX")
+	f.StringArrayVar(&opts.stores, "store", nil, "store directory or s3://BUCKET/PREFIX (repeatable: shards spread over stores by worker)")
 	opts.upload.register(f, time.Minute)
 	f.StringVarP(&opts.write, "write", "w", "", "write plain pcap to this file instead of a store")
 	f.StringVar(&opts.maxSize, "max-size", "", "delete the oldest sealed shards beyond this size per store (e.g. 2T)")
@@ -143,10 +143,14 @@ func (opts *captureOptions) validate() error {
 			return err
 		}
 	}
+	urls := 0
 	for _, s := range opts.stores {
-		if objstore.IsURL(s) && len(opts.stores) > 1 {
-			return usagef("capture: an s3:// store is the only --store")
+		if objstore.IsURL(s) {
+			urls++
 		}
+	}
+	if urls > 1 && opts.upload.spool != "" {
+		return usagef("capture: --spool names the spool of one s3:// store; with several, each gets its default spool")
 	}
 	if len(opts.stores) > 0 {
 		if opts.shardLen, err = parseSize(opts.shardSize); err != nil || opts.shardLen < 1<<20 {
@@ -281,7 +285,7 @@ func runCapture(ctx context.Context, opts *captureOptions) error {
 
 // storeSinks are one store writer per capture worker.
 type storeSinks struct {
-	up      *store.Uploader
+	ups     []*store.Uploader // per store: nil for a local one
 	wait    time.Duration
 	locks   []*store.Lock
 	writers []*store.Writer
@@ -293,15 +297,21 @@ func openStoreSinks(opts *captureOptions, c *capture.Capture) (*storeSinks, erro
 	ret, shardSize := opts.retention, opts.shardLen
 	ss := &storeSinks{}
 	var stores []*store.Store
-	dirs := opts.stores
-	var uo store.UploadOptions
-	if objstore.IsURL(dirs[0]) {
+	// An object store is written through a spool of its own, a local
+	// store like the others, and uploaded from there.
+	dirs := append([]string(nil), opts.stores...)
+	uos := make([]store.UploadOptions, len(dirs))
+	ss.ups = make([]*store.Uploader, len(dirs))
+	for i, d := range dirs {
+		if !objstore.IsURL(d) {
+			continue
+		}
 		var err error
-		if uo, err = opts.upload.prepare(dirs[0], "capture"); err != nil {
+		if uos[i], dirs[i], err = opts.upload.prepare(d, "capture"); err != nil {
 			return nil, err
 		}
-		dirs, uo.Retention, uo.Log = []string{opts.upload.spool}, ret, opts.s.errOut
-		ret, ss.wait = store.Retention{}, opts.upload.uploadWait
+		uos[i].Retention, uos[i].Log = ret, opts.s.errOut
+		ss.wait = opts.upload.uploadWait
 	}
 	for _, dir := range dirs {
 		st, err := store.Create(dir)
@@ -324,13 +334,16 @@ func openStoreSinks(opts *captureOptions, c *capture.Capture) (*storeSinks, erro
 		}
 		stores = append(stores, st)
 	}
-	if uo.Sensor != "" {
-		up, err := store.NewUploader(stores[0], opts.stores[0], uo)
+	for i, uo := range uos {
+		if uo.Sensor == "" {
+			continue
+		}
+		up, err := store.NewUploader(stores[i], opts.stores[i], uo)
 		if err != nil {
 			ss.abort()
 			return nil, err
 		}
-		ss.up = up
+		ss.ups[i] = up
 		if err := up.Start(); err != nil {
 			ss.abort()
 			return nil, err
@@ -338,7 +351,7 @@ func openStoreSinks(opts *captureOptions, c *capture.Capture) (*storeSinks, erro
 	}
 	var retMu sync.Mutex
 	for i := 0; i < c.Workers(); i++ {
-		st := stores[i%len(stores)]
+		st, up := stores[i%len(stores)], ss.ups[i%len(stores)]
 		w, err := st.NewWriter(store.WriterOptions{
 			ID:        fmt.Sprintf("c%02d", i),
 			Snaplen:   uint32(c.Config().SnapLen),
@@ -352,8 +365,8 @@ func openStoreSinks(opts *captureOptions, c *capture.Capture) (*storeSinks, erro
 			Inline:        true,
 			NewFlows:      pipeline.NewFlowTable,
 			OnSeal: func(sf store.ShardFile) {
-				if ss.up != nil {
-					ss.up.Add(sf)
+				if up != nil {
+					up.Add(sf)
 					return
 				}
 				retMu.Lock()
@@ -384,10 +397,12 @@ func (ss *storeSinks) close(errOut io.Writer) error {
 	for _, w := range ss.writers {
 		err = errors.Join(err, w.Close())
 	}
-	if ss.up != nil {
-		uerr := ss.up.Close(ss.wait)
-		printUpload(errOut, ss.up.Location(), ss.up.Stats())
-		err = errors.Join(err, uerr)
+	for _, up := range ss.ups {
+		if up != nil {
+			uerr := up.Close(ss.wait)
+			printUpload(errOut, up.Location(), up.Stats())
+			err = errors.Join(err, uerr)
+		}
 	}
 	for _, l := range ss.locks {
 		l.Release()

@@ -283,7 +283,8 @@ func TestFleetSpool(t *testing.T) {
 
 // TestCaptureToObjectStore: capture records into its spool while the
 // object store is down, and uploads everything once it is back; the
-// bucket then holds every packet sent.
+// bucket and the local store beside it (worker 1 writes there) then hold
+// every packet sent.
 func TestCaptureToObjectStore(t *testing.T) {
 	testenv.Root(t)
 	testenv.Tool(t, "trafgen")
@@ -303,14 +304,15 @@ func TestCaptureToObjectStore(t *testing.T) {
 		}
 		px.Down.Store(false)
 	}()
-	opts := captureOptions{iface: p.DevB, stores: []string{url}, snaplen: 262144, workers: 2, ringSize: "64MiB",
+	local := filepath.Join(dir, "local")
+	opts := captureOptions{iface: p.DevB, stores: []string{url, local}, snaplen: 262144, workers: 2, ringSize: "64MiB",
 		shardSize: "1M", flush: 100 * time.Millisecond, statsEvery: 0, format: "table"}
 	opts.upload.sensor, opts.upload.spool, opts.upload.uploadWait = "cap2", filepath.Join(dir, "spool"), time.Minute
 	_, stderr, sent := captureRun(t, p, opts, 100_000)
 	if !strings.Contains(stderr, "retrying") || !strings.Contains(stderr, "uploaded") {
 		t.Errorf("capture said:\n%s", stderr)
 	}
-	code, out, errOut := nwh(t, nil, "query", "--store", url, "--sensor", "cap2", "--cache", filepath.Join(dir, "c"), "-w", "-")
+	code, out, errOut := nwh(t, nil, "query", "--store", url, "--store", local, "--sensor", "cap2", "--cache", filepath.Join(dir, "c"), "-w", "-")
 	if code != 0 {
 		t.Fatalf("query: exit %d: %s", code, errOut)
 	}
@@ -319,6 +321,10 @@ func TestCaptureToObjectStore(t *testing.T) {
 	}
 	if l, _ := filepath.Glob(filepath.Join(dir, "spool", "shards", "*")); len(l) != 0 {
 		t.Fatalf("spool left with %v", l)
+	}
+	_, remoteOnly, _ := nwh(t, nil, "query", "--store", url, "--sensor", "cap2", "--cache", filepath.Join(dir, "c"), "-w", "-")
+	if n, m := len(readCapture(t, []byte(remoteOnly))), storedPackets(t, 64, local); n == 0 || m == 0 || n+m != int(sent) {
+		t.Fatalf("object store %d, local store %d packets, %d sent", n, m, sent)
 	}
 }
 

@@ -103,10 +103,10 @@ func runImport(o *importOptions) error {
 	var uo store.UploadOptions
 	remote := objstore.IsURL(o.store)
 	if remote {
-		if uo, err = o.upload.prepare(o.store, "import"); err != nil {
+		if uo, dir, err = o.upload.prepare(o.store, "import"); err != nil {
 			return err
 		}
-		dir, uo.Retention, uo.Log = o.upload.spool, ret, o.errOut
+		uo.Retention, uo.Log = ret, o.errOut
 		ret = store.Retention{} // the spool empties itself
 	}
 	st, err := store.Create(dir)

@@ -104,32 +104,34 @@ func (f *uploadFlags) register(fs *pflag.FlagSet, wait time.Duration) {
 
 func spoolRoot() string { return filepath.Join(filepath.Dir(store.DefaultCacheDir()), "spool") }
 
-// prepare checks the flags for url and fills the defaults; cmd names the
-// writer (each writer its own spool: a spool has one writer at a time).
-func (f *uploadFlags) prepare(url, cmd string) (store.UploadOptions, error) {
+// prepare checks the flags for url and fills the defaults; it returns the
+// options and the spool directory. cmd names the writer (each writer its
+// own spool: a spool has one writer at a time).
+func (f *uploadFlags) prepare(url, cmd string) (store.UploadOptions, string, error) {
 	var o store.UploadOptions
 	if _, err := objstore.ParseURL(url); err != nil {
-		return o, usagef("--store: %v", err)
+		return o, "", usagef("--store: %v", err)
 	}
 	if f.sensor == "" {
 		f.sensor = store.DefaultSensor()
 	}
 	if !store.ValidSensor(f.sensor) {
-		return o, usagef("--sensor %q: want 1 to 63 letters, digits, '.', '_' and '-', starting with a letter or digit", f.sensor)
+		return o, "", usagef("--sensor %q: want 1 to 63 letters, digits, '.', '_' and '-', starting with a letter or digit", f.sensor)
 	}
-	if f.spool == "" {
+	spool := f.spool
+	if spool == "" {
 		h := sha256.Sum256([]byte(objstore.ConfigFromEnv().Endpoint + "\x00" + url))
-		f.spool = filepath.Join(spoolRoot(), cmd+"-"+f.sensor+"-"+hex.EncodeToString(h[:6]))
+		spool = filepath.Join(spoolRoot(), cmd+"-"+f.sensor+"-"+hex.EncodeToString(h[:6]))
 	}
 	var err error
 	if o.SpoolMax, err = parseSize(f.spoolMax); err != nil {
-		return o, usagef("--spool-max: %v", err)
+		return o, "", usagef("--spool-max: %v", err)
 	}
 	if f.uploadWait < 0 {
-		return o, usagef("--upload-wait: want zero or a positive length")
+		return o, "", usagef("--upload-wait: want zero or a positive length")
 	}
 	o.Config, o.Sensor = f.config(), f.sensor
-	return o, nil
+	return o, spool, nil
 }
 
 // printUpload says what an uploader did.

@@ -259,8 +259,7 @@ func runStorePush(ctx context.Context, o *storePushOptions) error {
 	if o.parallel < 1 || o.parallel > 64 {
 		return usagef("--parallel %d: want 1 to 64", o.parallel)
 	}
-	o.upload.spool = o.store // not used: push keeps the store
-	uo, err := o.upload.prepare(o.to, "push")
+	uo, _, err := o.upload.prepare(o.to, "push")
 	if err != nil {
 		return err
 	}
