@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"errors"
 	"io"
 
 	"github.com/nwhealth/nwhealth/pkg/flow"
@@ -47,11 +46,7 @@ func OpenPackets(ctx context.Context, in Input, opt PacketOptions) (*Packets, er
 	}
 	switch {
 	case len(in.Stores) > 0 && opt.Follow:
-		locals := store.Locals(in.Stores)
-		if len(locals) != len(in.Stores) {
-			return nil, errors.New("following reads local stores only: an object store holds sealed shards, uploaded as they seal")
-		}
-		fl, err := store.Follow(ctx, locals, in.Selector, opt.FromEnd, 0)
+		fl, err := store.Follow(ctx, in.Stores, in.Selector, opt.FromEnd, 0)
 		if err != nil {
 			return nil, err
 		}

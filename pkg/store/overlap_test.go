@@ -198,7 +198,7 @@ func TestFollowBounded(t *testing.T) {
 	st := writeStore(t, t.TempDir(), pkts, WriterOptions{BlockSize: 32 << 10})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	fl, err := Follow(ctx, []*Store{st}, Selector{}, false, 10*time.Millisecond)
+	fl, err := Follow(ctx, []Reader{st}, Selector{}, false, 10*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}

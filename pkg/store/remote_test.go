@@ -408,3 +408,33 @@ func TestRemoteHostileObjects(t *testing.T) {
 	want, _ := queryReaders(t, []Reader{fl.locals[0], fl.locals[1]}, Selector{})
 	samePackets(t, got, want)
 }
+
+// TestFollowRemote: following an object store delivers what is there,
+// then the shards of a sensor that uploads later.
+func TestFollowRemote(t *testing.T) {
+	fl := newFleet(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	f, err := Follow(ctx, []Reader{fl.remote(t)}, Selector{}, false, 50*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	count := func(n int) {
+		t.Helper()
+		for i := 0; i < n; i++ {
+			if _, err := f.Next(); err != nil {
+				t.Fatalf("packet %d of %d: %v", i, n, err)
+			}
+		}
+	}
+	count(60000)
+	more := writeStore(t, t.TempDir(), genPackets(5000, time.Date(2026, 3, 3, 1, 0, 0, 0, time.UTC)), WriterOptions{NewFlows: testFlows})
+	if _, err := Push(more, fl.url, UploadOptions{Config: s3test.Config(fl.srv.Endpoint), Sensor: "sensor-c"}); err != nil {
+		t.Fatal(err)
+	}
+	count(5000)
+	if len(f.Damage) != 0 {
+		t.Fatalf("damage %v", f.Damage)
+	}
+}
