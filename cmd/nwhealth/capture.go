@@ -17,6 +17,7 @@ import (
 	"github.com/nwhealth/nwhealth/pkg/capture"
 	"github.com/nwhealth/nwhealth/pkg/capture/livefilter"
 	"github.com/nwhealth/nwhealth/pkg/jsonl"
+	"github.com/nwhealth/nwhealth/pkg/objstore"
 	"github.com/nwhealth/nwhealth/pkg/pcapio"
 	"github.com/nwhealth/nwhealth/pkg/pipeline"
 	"github.com/nwhealth/nwhealth/pkg/pkthdr"
@@ -43,6 +44,7 @@ type captureOptions struct {
 	noPromisc  bool
 	statsEvery time.Duration
 	format     string
+	upload     uploadFlags
 	// ready, when set, is called once the sockets are open (tests).
 	ready func()
 
@@ -68,7 +70,16 @@ SIGINT or SIGTERM (or --duration) stops it: every packet the kernel already
 accepted is stored, open shards are sealed, and packets stored and kernel
 drops are printed (exit 0). A stats line goes to stderr every --stats-every.
 A full disk stops the capture: what was written is sealed, exit 5.
--w FILE writes plain pcap instead of a store (FILE.N per worker).`,
+-w FILE writes plain pcap instead of a store (FILE.N per worker).
+
+--store s3://BUCKET/PREFIX records into a local spool (--spool) and
+uploads each shard as it seals, under --sensor's prefix. While the object
+store is down, capture goes on into the spool and uploads retry with
+backoff; past --spool-max the oldest waiting shards are dropped, counted
+and named. --max-size and --max-age then apply to the sensor's
+partitions in the bucket. At the end capture waits --upload-wait for the
+uploads left; what is still waiting stays in the spool for the next run
+(exit 1).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runCapture(cmd.Context(), opts)
@@ -76,7 +87,8 @@ A full disk stops the capture: what was written is sealed, exit 5.
 	}
 	f := cmd.Flags()
 	f.StringVarP(&opts.iface, "interface", "i", "", "interface to capture on")
-	f.StringArrayVar(&opts.stores, "store", nil, "store directory (repeatable: shards spread over stores by worker)")
+	f.StringArrayVar(&opts.stores, "store", nil, "store directory or s3://BUCKET/PREFIX (repeatable: shards spread over stores by worker)")
+	opts.upload.register(f, time.Minute)
 	f.StringVarP(&opts.write, "write", "w", "", "write plain pcap to this file instead of a store")
 	f.StringVar(&opts.maxSize, "max-size", "", "delete the oldest sealed shards beyond this size per store (e.g. 2T)")
 	f.StringVar(&opts.maxAge, "max-age", "", "delete sealed shards older than this (e.g. 30d)")
@@ -130,6 +142,15 @@ func (opts *captureOptions) validate() error {
 		if opts.retention.MaxAge, err = parseAge("capture: --max-age", opts.maxAge); err != nil {
 			return err
 		}
+	}
+	urls := 0
+	for _, s := range opts.stores {
+		if objstore.IsURL(s) {
+			urls++
+		}
+	}
+	if urls > 1 && opts.upload.spool != "" {
+		return usagef("capture: --spool names the spool of one s3:// store; with several, each gets its default spool")
 	}
 	if len(opts.stores) > 0 {
 		if opts.shardLen, err = parseSize(opts.shardSize); err != nil || opts.shardLen < 1<<20 {
@@ -264,6 +285,8 @@ func runCapture(ctx context.Context, opts *captureOptions) error {
 
 // storeSinks are one store writer per capture worker.
 type storeSinks struct {
+	ups     []*store.Uploader // per store: nil for a local one
+	wait    time.Duration
 	locks   []*store.Lock
 	writers []*store.Writer
 	sinks   []capture.Sink
@@ -274,7 +297,23 @@ func openStoreSinks(opts *captureOptions, c *capture.Capture) (*storeSinks, erro
 	ret, shardSize := opts.retention, opts.shardLen
 	ss := &storeSinks{}
 	var stores []*store.Store
-	for _, dir := range opts.stores {
+	// An object store is written through a spool of its own, a local
+	// store like the others, and uploaded from there.
+	dirs := append([]string(nil), opts.stores...)
+	uos := make([]store.UploadOptions, len(dirs))
+	ss.ups = make([]*store.Uploader, len(dirs))
+	for i, d := range dirs {
+		if !objstore.IsURL(d) {
+			continue
+		}
+		var err error
+		if uos[i], dirs[i], err = opts.upload.prepare(d, "capture"); err != nil {
+			return nil, err
+		}
+		uos[i].Retention, uos[i].Log = ret, opts.s.errOut
+		ss.wait = opts.upload.uploadWait
+	}
+	for _, dir := range dirs {
 		st, err := store.Create(dir)
 		if err != nil {
 			ss.abort()
@@ -295,9 +334,24 @@ func openStoreSinks(opts *captureOptions, c *capture.Capture) (*storeSinks, erro
 		}
 		stores = append(stores, st)
 	}
+	for i, uo := range uos {
+		if uo.Sensor == "" {
+			continue
+		}
+		up, err := store.NewUploader(stores[i], opts.stores[i], uo)
+		if err != nil {
+			ss.abort()
+			return nil, err
+		}
+		ss.ups[i] = up
+		if err := up.Start(); err != nil {
+			ss.abort()
+			return nil, err
+		}
+	}
 	var retMu sync.Mutex
 	for i := 0; i < c.Workers(); i++ {
-		st := stores[i%len(stores)]
+		st, up := stores[i%len(stores)], ss.ups[i%len(stores)]
 		w, err := st.NewWriter(store.WriterOptions{
 			ID:        fmt.Sprintf("c%02d", i),
 			Snaplen:   uint32(c.Config().SnapLen),
@@ -310,7 +364,11 @@ func openStoreSinks(opts *captureOptions, c *capture.Capture) (*storeSinks, erro
 			Compressors:   1,
 			Inline:        true,
 			NewFlows:      pipeline.NewFlowTable,
-			OnSeal: func(store.ShardFile) {
+			OnSeal: func(sf store.ShardFile) {
+				if up != nil {
+					up.Add(sf)
+					return
+				}
 				retMu.Lock()
 				defer retMu.Unlock()
 				if _, err := ret.Apply(st); err != nil {
@@ -339,13 +397,23 @@ func (ss *storeSinks) close(errOut io.Writer) error {
 	for _, w := range ss.writers {
 		err = errors.Join(err, w.Close())
 	}
+	for _, up := range ss.ups {
+		if up != nil {
+			uerr := up.Close(ss.wait)
+			printUpload(errOut, up.Location(), up.Stats())
+			err = errors.Join(err, uerr)
+		}
+	}
 	for _, l := range ss.locks {
 		l.Release()
 	}
 	return err
 }
 
-func (ss *storeSinks) abort() { ss.close(io.Discard) }
+func (ss *storeSinks) abort() {
+	ss.wait = 0
+	ss.close(io.Discard)
+}
 
 // storeSink feeds one worker's packets to its store writer.
 type storeSink struct {

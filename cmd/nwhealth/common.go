@@ -214,22 +214,6 @@ func (f *selectorFlags) selector(now time.Time) (store.Selector, error) {
 	return sel, nil
 }
 
-// openStores opens every --store directory for reading.
-func openStores(dirs []string) ([]*store.Store, error) {
-	if len(dirs) == 0 {
-		return nil, usagef("--store is required")
-	}
-	var out []*store.Store
-	for _, d := range dirs {
-		st, err := store.Open(d)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, st)
-	}
-	return out, nil
-}
-
 // humanBytes prints a byte count with a binary unit.
 func humanBytes(n int64) string {
 	const unit = 1024

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -25,6 +26,7 @@ func init() { subcommands = append(subcommands, subcommand{"flows", newFlowsCmd}
 type flowsOptions struct {
 	streams
 	stores []string
+	remote remoteFlags
 	sel    selectorFlags
 	format string
 	now    func() time.Time
@@ -43,7 +45,8 @@ RITA read.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return runFlows(o) },
 	}
-	cmd.Flags().StringArrayVar(&o.stores, "store", nil, "store directory (repeatable)")
+	cmd.Flags().StringArrayVar(&o.stores, "store", nil, "store directory or s3://BUCKET/PREFIX (repeatable)")
+	o.remote.registerRead(cmd.Flags())
 	o.sel.register(cmd, false)
 	cmd.Flags().StringVar(&o.format, "format", "", "table, jsonl or zeek (default: table on a terminal, jsonl otherwise)")
 	return cmd
@@ -64,7 +67,7 @@ func runFlows(o *flowsOptions) error {
 	if err != nil {
 		return err
 	}
-	stores, err := openStores(o.stores)
+	stores, err := openStores(context.Background(), o.stores, &o.remote)
 	if err != nil {
 		return err
 	}

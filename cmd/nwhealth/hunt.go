@@ -37,6 +37,7 @@ type huntOptions struct {
 	top         int
 	periodic    bool
 	stores      []string
+	remote      remoteFlags
 	from, to    string
 	now         func() time.Time
 	ctx         context.Context
@@ -93,7 +94,8 @@ SIGINT/SIGTERM (nothing printed).`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringArrayVar(&o.stores, "store", nil, "store directory: hunt reads its flow records (repeatable)")
+	f.StringArrayVar(&o.stores, "store", nil, "store directory or s3://BUCKET/PREFIX: hunt reads its flow records (repeatable)")
+	o.remote.registerRead(f)
 	f.StringVar(&o.from, "from", "", "with --store: start time (RFC 3339, date, or relative like -24h)")
 	f.StringVar(&o.to, "to", "", "with --store: end time")
 	f.StringArrayVar(&o.pcaps, "pcap", nil, "pcap/pcapng files (gzip/zstd too; - for stdin): several after one --pcap, or repeat it")
@@ -159,7 +161,10 @@ func runHunt(o *huntOptions) error {
 		if in.Selector, err = sf.selector(o.now()); err != nil {
 			return err
 		}
-		if in.Stores, err = openStores(o.stores); err != nil {
+		if o.ctx == nil {
+			o.ctx = context.Background()
+		}
+		if in.Stores, err = openStores(o.ctx, o.stores, &o.remote); err != nil {
 			return err
 		}
 	}

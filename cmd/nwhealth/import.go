@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nwhealth/nwhealth/pkg/jsonl"
+	"github.com/nwhealth/nwhealth/pkg/objstore"
 	"github.com/nwhealth/nwhealth/pkg/pcapio"
 	"github.com/nwhealth/nwhealth/pkg/pipeline"
 	"github.com/nwhealth/nwhealth/pkg/store"
@@ -25,18 +26,25 @@ type importOptions struct {
 	maxAge    string
 	blockSize string
 	format    string
+	upload    uploadFlags
 }
 
 func newImportCmd(s streams) *cobra.Command {
 	o := &importOptions{streams: s}
 	cmd := &cobra.Command{
-		Use:   "import --store DIR FILE...",
+		Use:   "import --store DIR|s3://BUCKET/PREFIX FILE...",
 		Short: "Add pcap/pcapng files (gzip or zstd compressed too) to a store",
 		Long: `Import reads pcap (microsecond or nanosecond, either byte order) and pcapng
 (several interfaces) files, plain or gzip/zstd compressed, "-" for standard
 input, and stores their packets as indexed, compressed shards with flow
 records. Damaged input is reported with its byte offset; every valid packet
-is kept and the exit status is 3.`,
+is kept and the exit status is 3.
+
+With --store s3://BUCKET/PREFIX the shards are written to a local spool
+(--spool) and uploaded as each seals, under --sensor's prefix; import
+ends when they are uploaded (or --upload-wait passes: the rest wait in
+the spool for the next run, exit 1). --max-size and --max-age then apply
+to the sensor's partitions in the bucket.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.files = args
@@ -44,7 +52,8 @@ is kept and the exit status is 3.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.store, "store", "", "store directory (created if missing)")
+	f.StringVar(&o.store, "store", "", "store directory (created if missing) or s3://BUCKET/PREFIX")
+	o.upload.register(f, 10*time.Minute)
 	f.StringVar(&o.maxSize, "max-size", "", "after import, delete the oldest shards beyond this size (e.g. 500G)")
 	f.StringVar(&o.maxAge, "max-age", "", "after import, delete shards older than this before the newest packet (e.g. 30d)")
 	f.StringVar(&o.blockSize, "block-size", "32K", "raw bytes per compressed block (smaller: faster selective queries; larger: better compression)")
@@ -90,11 +99,21 @@ func runImport(o *importOptions) error {
 	if stdin > 1 {
 		return usagef("standard input (-) can be read once")
 	}
-	st, err := store.Create(o.store)
+	dir := o.store
+	var uo store.UploadOptions
+	remote := objstore.IsURL(o.store)
+	if remote {
+		if uo, dir, err = o.upload.prepare(o.store, "import"); err != nil {
+			return err
+		}
+		uo.Retention, uo.Log = ret, o.errOut
+		ret = store.Retention{} // the spool empties itself
+	}
+	st, err := store.Create(dir)
 	if err != nil {
 		return err
 	}
-	lock, err := store.AcquireLock(o.store)
+	lock, err := store.AcquireLock(dir)
 	if err != nil {
 		return err
 	}
@@ -106,7 +125,20 @@ func runImport(o *importOptions) error {
 	if recErr != nil {
 		fmt.Fprintln(o.errOut, "nwhealth: recovery:", recErr)
 	}
-	w, err := st.NewWriter(store.WriterOptions{ID: "imp", BlockSize: int(bs), NewFlows: pipeline.NewFlowTable, SyncAhead: true})
+	var up *store.Uploader
+	wopts := store.WriterOptions{ID: "imp", BlockSize: int(bs), NewFlows: pipeline.NewFlowTable, SyncAhead: true}
+	if remote {
+		// Shards a killed import left in the spool go first.
+		if up, err = store.NewUploader(st, o.store, uo); err != nil {
+			return err
+		}
+		if err := up.Start(); err != nil {
+			return err
+		}
+		defer up.Close(0)
+		wopts.OnSeal = up.Add
+	}
+	w, err := st.NewWriter(wopts)
 	if err != nil {
 		return err
 	}
@@ -126,6 +158,17 @@ func runImport(o *importOptions) error {
 		failure = rerr
 	}
 	printImport(o, results, stats, removed)
+	if up != nil {
+		uerr := up.Close(o.upload.uploadWait)
+		out := o.out
+		if o.format == "jsonl" {
+			out = o.errOut
+		}
+		printUpload(out, up.Location(), up.Stats())
+		if failure == nil {
+			failure = uerr
+		}
+	}
 	if failure != nil {
 		return failure
 	}

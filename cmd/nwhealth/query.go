@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -18,8 +19,10 @@ func init() { subcommands = append(subcommands, subcommand{"query", newQueryCmd}
 type queryOptions struct {
 	streams
 	stores []string
+	remote remoteFlags
 	sel    selectorFlags
 	write  string
+	stats  bool
 	now    func() time.Time
 }
 
@@ -43,9 +46,11 @@ another owner or extended attributes is truncated in place instead.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return runQuery(o) },
 	}
-	cmd.Flags().StringArrayVar(&o.stores, "store", nil, "store directory (repeatable: stores are merged by time)")
+	cmd.Flags().StringArrayVar(&o.stores, "store", nil, "store directory or s3://BUCKET/PREFIX (repeatable: stores are merged by time)")
+	o.remote.registerRead(cmd.Flags())
 	o.sel.register(cmd, true)
 	cmd.Flags().StringVarP(&o.write, "write", "w", "", "output file, - for standard output")
+	cmd.Flags().BoolVar(&o.stats, "stats", false, "print the packets, blocks read and bytes fetched from object stores on stderr")
 	return cmd
 }
 
@@ -60,7 +65,7 @@ func runQuery(o *queryOptions) error {
 	if err != nil {
 		return err
 	}
-	stores, err := openStores(o.stores)
+	stores, err := openStores(context.Background(), o.stores, &o.remote)
 	if err != nil {
 		return err
 	}
@@ -68,7 +73,7 @@ func runQuery(o *queryOptions) error {
 		if err := outfile.CheckPath(o.write); err != nil {
 			return usagef("-w %v: redirect it or name a file", err)
 		}
-		if err := store.CheckOutput(o.write, stores); err != nil {
+		if err := store.CheckOutput(o.write, store.Locals(stores)); err != nil {
 			return usageError{err}
 		}
 	}
@@ -107,8 +112,19 @@ func runQuery(o *queryOptions) error {
 	if runErr != nil && !errors.As(runErr, &dmg) {
 		return runErr
 	}
-	if isTerminal(o.errOut) {
-		fmt.Fprintf(o.errOut, "%d packets from %d of %d blocks\n", n, plan.Scanned, plan.Total)
+	if o.stats || isTerminal(o.errOut) {
+		fmt.Fprintf(o.errOut, "%d packets from %d of %d blocks", n, plan.Scanned, plan.Total)
+		var fetched, requests int64
+		for _, st := range stores {
+			if r, ok := st.(*store.Remote); ok {
+				fetched += r.BytesRead.Load()
+				requests += r.Requests.Load()
+			}
+		}
+		if fetched > 0 || requests > 0 {
+			fmt.Fprintf(o.errOut, "; %d bytes fetched from object stores in %d requests", fetched, requests)
+		}
+		fmt.Fprintln(o.errOut)
 	}
 	if dmg != nil {
 		for _, d := range dmg.Damage {

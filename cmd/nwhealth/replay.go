@@ -25,6 +25,7 @@ func init() { subcommands = append(subcommands, subcommand{"replay", newReplayCm
 type replayOptions struct {
 	pcaps     []string
 	store     []string
+	remote    remoteFlags
 	sel       selectorFlags
 	follow    bool
 	iface     string
@@ -93,7 +94,8 @@ SIGINT/SIGTERM and exit 0.`,
 	f := cmd.Flags()
 	f.StringArrayVar(&o.pcaps, "pcap", nil, "capture files to read (pcap or pcapng; - for stdin): several after one --pcap, or repeat it")
 	multiValue(f, "pcap")
-	f.StringArrayVar(&o.store, "store", nil, "read from a store directory (repeatable)")
+	f.StringArrayVar(&o.store, "store", nil, "read from a store directory or s3://BUCKET/PREFIX (repeatable)")
+	o.remote.registerRead(f)
 	f.StringVar(&o.sel.from, "from", "", "with --store: start time (RFC 3339, date, or relative like -2h)")
 	f.StringVar(&o.sel.to, "to", "", "with --store: end time")
 	f.StringArrayVar(&o.sel.hosts, "host", nil, "with --store: only traffic of this IP (repeatable)")
@@ -179,7 +181,7 @@ func runReplay(o *replayOptions) error {
 			if in.Selector, err = o.sel.selector(time.Now()); err != nil {
 				return err
 			}
-			if in.Stores, err = openStores(o.store); err != nil {
+			if in.Stores, err = openStores(ctx, o.store, &o.remote); err != nil {
 				return err
 			}
 		}

@@ -27,6 +27,7 @@ type reportOptions struct {
 	pcaps       []string
 	zeeks       []string
 	stores      []string
+	remote      remoteFlags
 	from, to    string
 	internal    []string
 	allowFile   string
@@ -88,7 +89,8 @@ SIGINT/SIGTERM (nothing printed, no -o file written).`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringArrayVar(&o.stores, "store", nil, "store directory: hunt reads its flow records, replay its packets (repeatable)")
+	f.StringArrayVar(&o.stores, "store", nil, "store directory or s3://BUCKET/PREFIX: hunt reads its flow records, replay its packets (repeatable)")
+	o.remote.registerRead(f)
 	f.StringVar(&o.from, "from", "", "with --store: start time (RFC 3339, date, or relative like -24h)")
 	f.StringVar(&o.to, "to", "", "with --store: end time")
 	f.StringArrayVar(&o.pcaps, "pcap", nil, "pcap/pcapng files (gzip/zstd too), merged by time: several after one --pcap, or repeat it")
@@ -222,7 +224,7 @@ func reportInputs(ctx context.Context, o *reportOptions, m *hunt.Model) ([]repla
 		if in.Selector, err = sf.selector(o.now()); err != nil {
 			return nil, replay.Stats{}, pipeline.Damage{}, err
 		}
-		if in.Stores, err = openStores(o.stores); err != nil {
+		if in.Stores, err = openStores(ctx, o.stores, &o.remote); err != nil {
 			return nil, replay.Stats{}, pipeline.Damage{}, err
 		}
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nwhealth/nwhealth/pkg/jsonl"
+	"github.com/nwhealth/nwhealth/pkg/objstore"
 	"github.com/nwhealth/nwhealth/pkg/pipeline"
 	"github.com/nwhealth/nwhealth/pkg/store"
 	"github.com/spf13/cobra"
@@ -35,16 +37,17 @@ func newStoreCmd(s streams) *cobra.Command {
 			return usageError{errors.New(msg)}
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return usagef("store needs a subcommand: info or repair")
+			return usagef("store needs a subcommand: info, repair or push")
 		},
 	}
-	cmd.AddCommand(newStoreInfoCmd(s), newStoreRepairCmd(s))
+	cmd.AddCommand(newStoreInfoCmd(s), newStoreRepairCmd(s), newStorePushCmd(s))
 	return cmd
 }
 
 type storeInfoOptions struct {
 	streams
 	stores []string
+	remote remoteFlags
 	verify bool
 	shards bool
 	format string
@@ -61,7 +64,8 @@ exit status is 3.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return runStoreInfo(o) },
 	}
-	cmd.Flags().StringArrayVar(&o.stores, "store", nil, "store directory (repeatable)")
+	cmd.Flags().StringArrayVar(&o.stores, "store", nil, "store directory or s3://BUCKET/PREFIX (repeatable)")
+	o.remote.registerRead(cmd.Flags())
 	cmd.Flags().BoolVar(&o.verify, "verify", false, "read and check every block, index and flow file")
 	cmd.Flags().BoolVar(&o.shards, "shards", false, "list every shard")
 	cmd.Flags().StringVar(&o.format, "format", "table", "table or jsonl")
@@ -72,7 +76,7 @@ func runStoreInfo(o *storeInfoOptions) error {
 	if o.format != "table" && o.format != "jsonl" {
 		return usagef("--format must be table or jsonl")
 	}
-	stores, err := openStores(o.stores)
+	stores, err := openStores(context.Background(), o.stores, &o.remote)
 	if err != nil {
 		return err
 	}
@@ -84,9 +88,9 @@ func runStoreInfo(o *storeInfoOptions) error {
 		}
 		damage += len(rep.Damage)
 		if o.format == "jsonl" {
-			printInfoJSON(o, st.Dir, rep)
+			printInfoJSON(o, st.Location(), rep)
 		} else {
-			printInfoTable(o, st.Dir, rep)
+			printInfoTable(o, st.Location(), rep)
 		}
 	}
 	if damage > 0 {
@@ -193,7 +197,7 @@ another user, are named and left alone.`,
 }
 
 func runStoreRepair(o *storeRepairOptions) error {
-	stores, err := openStores([]string{o.store})
+	stores, err := openStores(context.Background(), []string{o.store}, nil)
 	if err != nil {
 		return err
 	}
@@ -202,7 +206,7 @@ func runStoreRepair(o *storeRepairOptions) error {
 		return err
 	}
 	defer lock.Release()
-	reps, err := stores[0].Repair(pipeline.NewFlowTable)
+	reps, err := stores[0].(*store.Store).Repair(pipeline.NewFlowTable)
 	for _, r := range reps {
 		reportRecovery(o.out, r)
 	}
@@ -212,5 +216,59 @@ func runStoreRepair(o *storeRepairOptions) error {
 	if store.OnlySkipped(err) {
 		return partialError{fmt.Sprintf("files left alone: %v", err)}
 	}
+	return err
+}
+
+type storePushOptions struct {
+	streams
+	store    string
+	to       string
+	parallel int
+	upload   uploadFlags
+}
+
+func newStorePushCmd(s streams) *cobra.Command {
+	o := &storePushOptions{streams: s}
+	cmd := &cobra.Command{
+		Use:   "push --store DIR --to s3://BUCKET/PREFIX [--sensor NAME]",
+		Short: "Upload a local store's sealed shards to an object store",
+		Long: `Push copies every sealed shard of a local store, with its index and flow
+records, to an object store under the sensor's prefix
+(docs/format/object-store.md): each object written only if absent, the
+manifest last. Shards already there are not sent again, so an interrupted
+push is simply run again. The local store is left as it is.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return runStorePush(cmd.Context(), o) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.store, "store", "", "local store directory")
+	f.StringVar(&o.to, "to", "", "object store: s3://BUCKET/PREFIX")
+	f.IntVar(&o.parallel, "parallel", 8, "objects uploaded at once")
+	f.StringVar(&o.upload.sensor, "sensor", "", "the sensor's name in the bucket (default: the host name)")
+	o.upload.registerCA(f)
+	return cmd
+}
+
+func runStorePush(ctx context.Context, o *storePushOptions) error {
+	if o.store == "" || o.to == "" {
+		return usagef("store push needs --store DIR and --to s3://BUCKET/PREFIX")
+	}
+	if objstore.IsURL(o.store) {
+		return usagef("--store %s: push reads a local store", o.store)
+	}
+	if o.parallel < 1 || o.parallel > 64 {
+		return usagef("--parallel %d: want 1 to 64", o.parallel)
+	}
+	uo, _, err := o.upload.prepare(o.to, "push")
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(o.store)
+	if err != nil {
+		return err
+	}
+	uo.Parallel, uo.Log, uo.Context = o.parallel, o.errOut, ctx
+	stats, err := store.Push(st, o.to, uo)
+	printUpload(o.out, o.to, stats)
 	return err
 }

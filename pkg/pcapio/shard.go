@@ -949,11 +949,15 @@ func parseBlockHeader(h []byte) (BlockMeta, string) {
 		DataLen: binary.LittleEndian.Uint32(p[32:]),
 		DataCRC: binary.LittleEndian.Uint32(p[36:]),
 	}
-	if m.RawLen > MaxBlockRaw || m.DataLen > MaxBlockRaw+MaxBlockRaw/64+1024 {
+	if m.RawLen > MaxBlockRaw || m.DataLen > maxDataLen {
 		return BlockMeta{}, "block length out of bounds"
 	}
 	return m, ""
 }
+
+// maxDataLen bounds a block's data frame: its raw length and zstd's worst
+// case overhead.
+const maxDataLen = MaxBlockRaw + MaxBlockRaw/64 + 1024
 
 // BlockReader reads and decompresses blocks, reusing its buffers. It is not
 // safe for concurrent use; make one per goroutine.
@@ -998,6 +1002,15 @@ func (br *BlockReader) ReadMeta(s *Shard, i int, m BlockMeta) ([]byte, BlockMeta
 // decompressed into the reader's spare buffer, and buf becomes the spare.
 // owner is returned on errors too.
 func (br *BlockReader) ReadInto(s *Shard, i int, m BlockMeta, buf []byte) (raw, owner []byte, hm BlockMeta, err error) {
+	// An entry's length is checked before it sizes a buffer: a damaged or
+	// crafted table of contents allocates nothing past a block's bounds
+	// or the file's end.
+	if m.DataLen > maxDataLen {
+		return nil, buf, m, &BlockError{i, m.Offset, "block length out of bounds"}
+	}
+	if m.Offset < 0 || m.Offset+blockHdrFrame+int64(m.DataLen) > s.size {
+		return nil, buf, m, &BlockError{i, m.Offset, "block runs past the end of the file"}
+	}
 	n := blockHdrFrame + int(m.DataLen)
 	if cap(buf) < n {
 		bigbuf.Put(buf)

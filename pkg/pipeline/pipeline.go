@@ -23,7 +23,7 @@ import (
 // inputs (a command gives one kind or the other); Zeek logs add flow records.
 type Input struct {
 	Pcaps    []string
-	Stores   []*store.Store
+	Stores   []store.Reader // local directories or object stores
 	Selector store.Selector // applies to Stores
 	Zeek     []string
 	// OpenCapture opens one capture file; nil means replay.OpenFile. Tests

@@ -179,11 +179,11 @@ func TestStoreFlowsEqualCapture(t *testing.T) {
 	}
 
 	want := collectFlows(t, Input{Pcaps: []string{whole}})
-	if got := collectFlows(t, Input{Stores: []*store.Store{st}}); !slices.Equal(got, want) {
+	if got := collectFlows(t, Input{Stores: []store.Reader{st}}); !slices.Equal(got, want) {
 		t.Fatalf("store: %d flows, capture: %d", len(got), len(want))
 	}
 	var viaPackets []string
-	pk, err := OpenPackets(context.Background(), Input{Stores: []*store.Store{st}}, PacketOptions{Flows: func(r *flow.Record) { viaPackets = append(viaPackets, key(r)) }})
+	pk, err := OpenPackets(context.Background(), Input{Stores: []store.Reader{st}}, PacketOptions{Flows: func(r *flow.Record) { viaPackets = append(viaPackets, key(r)) }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,7 +30,7 @@ func BenchmarkQueryStore(b *testing.B) {
 	var bytes int64
 	var blocks int
 	for i := 0; i < b.N; i++ {
-		pl, err := PlanQuery([]*Store{st}, sel)
+		pl, err := PlanQuery([]Reader{st}, sel)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -98,7 +98,7 @@ func BenchmarkPlanStore(b *testing.B) {
 	}
 	sel := Selector{Hosts: []netip.Addr{netip.MustParseAddr(os.Getenv("NWHEALTH_BENCH_HOST"))}}
 	for i := 0; i < b.N; i++ {
-		pl, err := PlanQuery([]*Store{st}, sel)
+		pl, err := PlanQuery([]Reader{st}, sel)
 		if err != nil {
 			b.Fatal(err)
 		}

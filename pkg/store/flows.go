@@ -41,13 +41,13 @@ func (s *Selector) MatchFlow(r *flow.Record) bool {
 // ordered by first time. Sealed shards are read from their flow files;
 // open shards (a capture in progress) have their flows rebuilt from their
 // blocks with newFlows. Damage is reported as *DamageError after the rest.
-func Flows(stores []*Store, sel Selector, newFlows func() FlowTable, emit func(*flow.Record) error) error {
+func Flows(stores []Reader, sel Selector, newFlows func() FlowTable, emit func(*flow.Record) error) error {
 	dec := newMetaDecoder()
 	defer dec.Close()
 	var dmg []Damage
 	var sealed, open []storeShard
 	for _, st := range stores {
-		l, err := st.List()
+		l, err := st.listFrom(sel.From)
 		if err != nil {
 			return err
 		}
@@ -64,8 +64,11 @@ func Flows(stores []*Store, sel Selector, newFlows func() FlowTable, emit func(*
 	}
 	slices.SortStableFunc(sealed, func(a, b storeShard) int { return a.sf.First.Compare(b.sf.First) })
 	h := &flowHeap{}
-	load := func(s storeShard) {
-		recs, d := s.st.shardFlows(s.sf, newFlows, dec)
+	load := func(s storeShard) error {
+		recs, d, err := shardFlows(s.st, s.sf, newFlows, dec)
+		if err != nil {
+			return err
+		}
 		dmg = append(dmg, d...)
 		kept := recs[:0]
 		for i := range recs {
@@ -76,16 +79,21 @@ func Flows(stores []*Store, sel Selector, newFlows func() FlowTable, emit func(*
 		if len(kept) > 0 {
 			heap.Push(h, &flowCursor{recs: kept})
 		}
+		return nil
 	}
 	for _, sf := range open { // unknown start: the newest data, and small
-		load(sf)
+		if err := load(sf); err != nil {
+			return err
+		}
 	}
 	// A sealed shard joins once the heap's earliest record is not before
 	// the shard's first second: only overlapping shards are in memory.
 	next := 0
 	for {
 		for next < len(sealed) && (h.Len() == 0 || !(*h)[0].recs[(*h)[0].pos].First.Before(sealed[next].sf.First)) {
-			load(sealed[next])
+			if err := load(sealed[next]); err != nil {
+				return err
+			}
 			next++
 		}
 		if h.Len() == 0 {
@@ -110,28 +118,40 @@ func Flows(stores []*Store, sel Selector, newFlows func() FlowTable, emit func(*
 
 // storeShard is a shard and the store it is in.
 type storeShard struct {
-	st *Store
+	st Reader
 	sf ShardFile
 }
 
-func (s *Store) shardFlows(sf ShardFile, newFlows func() FlowTable, dec *zstd.Decoder) ([]flow.Record, []Damage) {
+// shardFlows reads a shard's flow records. The error is an object store
+// that cannot be reached (the whole command fails); damage is the rest.
+func shardFlows(st Reader, sf ShardFile, newFlows func() FlowTable, dec *zstd.Decoder) ([]flow.Record, []Damage, error) {
 	if sf.Sealed {
-		b, err := s.readShardFile(sf.flowsName(), maxFlowFile)
+		b, err := st.readFlows(sf)
 		if err != nil {
-			if errors.Is(err, os.ErrNotExist) && !s.shardFileExists(sf.Name()) {
-				return nil, nil // removed by retention meanwhile
+			if fatal(err) {
+				return nil, nil, err
 			}
-			return nil, []Damage{{Shard: sf.Name(), Block: -1, Reason: "flows: " + err.Error()}}
+			if s, ok := st.(*Store); ok && errors.Is(err, os.ErrNotExist) && !s.shardFileExists(sf.Name()) {
+				return nil, nil, nil // removed by retention meanwhile
+			}
+			return nil, []Damage{{Shard: sf.Label(), Block: -1, Reason: "flows: " + reason(err)}}, nil
 		}
 		recs, _, err := flow.DecodeFile(b, dec)
 		if err != nil {
-			return recs, []Damage{{Shard: sf.Name(), Block: -1, Reason: "flows: " + err.Error()}}
+			return recs, []Damage{{Shard: sf.Label(), Block: -1, Reason: "flows: " + err.Error()}}, nil
 		}
-		return recs, nil
+		return recs, nil, nil
 	}
-	if newFlows == nil {
-		return nil, nil
+	s, ok := st.(*Store)
+	if newFlows == nil || !ok {
+		return nil, nil, nil
 	}
+	recs, dmg := s.openShardFlows(sf, newFlows)
+	return recs, dmg, nil
+}
+
+// openShardFlows rebuilds an open shard's flows from its blocks.
+func (s *Store) openShardFlows(sf ShardFile, newFlows func() FlowTable) ([]flow.Record, []Damage) {
 	// An open shard: rebuild its flows from the blocks written so far.
 	f, err := s.openShardFile(sf.Name(), false)
 	if err != nil {

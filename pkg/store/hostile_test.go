@@ -270,7 +270,7 @@ func TestNotRegularFiles(t *testing.T) {
 		if err != nil || len(rep.Damage) != 4 {
 			t.Errorf("info: %v %v", rep.Damage, err)
 		}
-		err = Flows([]*Store{st}, Selector{}, nil, func(*flow.Record) error { return nil })
+		err = Flows([]Reader{st}, Selector{}, nil, func(*flow.Record) error { return nil })
 		if !errors.As(err, &de) {
 			t.Errorf("flows: %v", err)
 		}

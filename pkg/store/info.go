@@ -140,6 +140,23 @@ func (s *Store) shardStat(sf ShardFile, verify bool, dec *zstd.Decoder, br *pcap
 	if !verify {
 		return st, dmg
 	}
+	dmg = append(dmg, verifyBlocks(sf.Label(), sh, br, rep)...)
+	if sf.Sealed && st.IndexBytes > 0 {
+		b, err := s.readShardFile(sf.indexName(), maxIndexFile)
+		dmg = append(dmg, verifyIndex(sf.Label(), b, err, len(sh.Blocks), dec, rep)...)
+	}
+	if sf.Sealed && st.FlowBytes > 0 {
+		b, err := s.readShardFile(sf.flowsName(), maxFlowFile)
+		var d []Damage
+		st.Flows, d = verifyFlows(sf.Label(), b, err, dec, rep)
+		dmg = append(dmg, d...)
+	}
+	return st, dmg
+}
+
+// verifyBlocks reads and checks every block of a shard.
+func verifyBlocks(label string, sh *pcapio.Shard, br *pcapio.BlockReader, rep *InfoReport) []Damage {
+	var dmg []Damage
 	for i := range sh.Blocks {
 		raw, m, err := br.Read(sh, i)
 		rep.BlocksChecked++
@@ -149,37 +166,44 @@ func (s *Store) shardStat(sf ShardFile, verify bool, dec *zstd.Decoder, br *pcap
 			if errors.As(err, &be) {
 				reason = be.Reason
 			}
-			dmg = append(dmg, Damage{Shard: sf.Name(), Block: i, Offset: sh.Blocks[i].Offset, Reason: reason})
+			dmg = append(dmg, Damage{Shard: label, Block: i, Offset: sh.Blocks[i].Offset, Reason: reason})
 			continue
 		}
 		n := 0
 		if err := pcapio.Records(raw, sh.Header.LinkType, sh.Header.Nanos, func(pcapio.Packet) bool { n++; return true }); err != nil || n != int(m.Packets) {
-			dmg = append(dmg, Damage{Shard: sf.Name(), Block: i, Offset: m.Offset, Reason: "records do not match the block header"})
+			dmg = append(dmg, Damage{Shard: label, Block: i, Offset: m.Offset, Reason: "records do not match the block header"})
 		}
 	}
-	if sf.Sealed && st.IndexBytes > 0 {
-		rep.IndexesChecked++
-		if b, err := s.readShardFile(sf.indexName(), maxIndexFile); err != nil {
-			dmg = append(dmg, Damage{Shard: sf.Name(), Block: -1, Reason: "index: " + reason(err)})
-		} else if ix, err := index.Open(b, dec); err != nil {
-			dmg = append(dmg, Damage{Shard: sf.Name(), Block: -1, Reason: "index: " + err.Error() + repair})
-		} else if ix.Blocks != len(sh.Blocks) {
-			dmg = append(dmg, Damage{Shard: sf.Name(), Block: -1, Reason: "index covers a different number of blocks" + repair})
-		}
+	return dmg
+}
+
+const repairHint = " (run nwhealth store repair)"
+
+// verifyIndex decodes an index file read with err.
+func verifyIndex(label string, b []byte, err error, blocks int, dec *zstd.Decoder, rep *InfoReport) []Damage {
+	rep.IndexesChecked++
+	if err != nil {
+		return []Damage{{Shard: label, Block: -1, Reason: "index: " + reason(err)}}
+	} else if ix, err := index.Open(b, dec); err != nil {
+		return []Damage{{Shard: label, Block: -1, Reason: "index: " + err.Error() + repairHint}}
+	} else if ix.Blocks != blocks {
+		return []Damage{{Shard: label, Block: -1, Reason: "index covers a different number of blocks" + repairHint}}
 	}
-	if sf.Sealed && st.FlowBytes > 0 {
-		rep.FlowsChecked++
-		if b, err := s.readShardFile(sf.flowsName(), maxFlowFile); err != nil {
-			dmg = append(dmg, Damage{Shard: sf.Name(), Block: -1, Reason: "flows: " + reason(err)})
-		} else {
-			recs, _, err := flow.DecodeFile(b, dec)
-			st.Flows = len(recs)
-			if err != nil {
-				dmg = append(dmg, Damage{Shard: sf.Name(), Block: -1, Reason: "flows: " + err.Error() + repair})
-			}
-		}
+	return nil
+}
+
+// verifyFlows decodes a flow file read with err; it returns the records
+// counted.
+func verifyFlows(label string, b []byte, err error, dec *zstd.Decoder, rep *InfoReport) (int, []Damage) {
+	rep.FlowsChecked++
+	if err != nil {
+		return 0, []Damage{{Shard: label, Block: -1, Reason: "flows: " + reason(err)}}
 	}
-	return st, dmg
+	recs, _, err := flow.DecodeFile(b, dec)
+	if err != nil {
+		return len(recs), []Damage{{Shard: label, Block: -1, Reason: "flows: " + err.Error() + repairHint}}
+	}
+	return len(recs), nil
 }
 
 // reason is an error's message without the path a FileError repeats

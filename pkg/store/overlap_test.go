@@ -57,7 +57,7 @@ func TestManyOverlappingBlocks(t *testing.T) {
 	for _, limit := range []int64{0, 256 << 10} {
 		done := make(chan []pcapio.Packet)
 		go func() {
-			pl, err := PlanQuery([]*Store{st}, Selector{})
+			pl, err := PlanQuery([]Reader{st}, Selector{})
 			if err != nil {
 				t.Error(err)
 				done <- nil
@@ -114,7 +114,7 @@ func TestMergeMemoryBounded(t *testing.T) {
 		{Hosts: []netip.Addr{netip.MustParseAddr("10.1.0.3")}, From: want[5000].Timestamp, To: want[35000].Timestamp},
 	} {
 		wantSel := oracle(want, sel)
-		pl, err := PlanQuery([]*Store{st}, sel)
+		pl, err := PlanQuery([]Reader{st}, sel)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -165,7 +165,7 @@ func TestPassesDamage(t *testing.T) {
 	m := sh.Blocks[len(sh.Blocks)/2]
 	b[m.Offset+int64(pcapio.BlockSpan(m))-5] ^= 1
 	os.WriteFile(shards[0].ShardPath(), b, 0o644)
-	pl, err := PlanQuery([]*Store{st}, Selector{})
+	pl, err := PlanQuery([]Reader{st}, Selector{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +198,7 @@ func TestFollowBounded(t *testing.T) {
 	st := writeStore(t, t.TempDir(), pkts, WriterOptions{BlockSize: 32 << 10})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	fl, err := Follow(ctx, []*Store{st}, Selector{}, false, 10*time.Millisecond)
+	fl, err := Follow(ctx, []Reader{st}, Selector{}, false, 10*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}

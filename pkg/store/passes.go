@@ -121,11 +121,17 @@ func (pl *Plan) passes(run *runState, active []passSource, tail int, limit int64
 	var kept keptHeap
 	var keptBytes int64
 	var hi passKey // nothing kept at or after hi
+	var fatalErr error
 	// take reads what is left of a block and keeps its records before hi.
 	take := func(s *passSource) {
 		*r = blockResult{task: s.task}
 		pl.readBlock(run.reader, r, &run.scratch)
 		defer pl.release(r)
+		if r.fatal != nil {
+			fatalErr = r.fatal
+			s.n = -1
+			return
+		}
 		if r.dmg != nil {
 			if run.results[s.task].dmg == nil {
 				run.results[s.task].dmg = r.dmg
@@ -179,6 +185,9 @@ func (pl *Plan) passes(run *runState, active []passSource, tail int, limit int64
 			active = append(active, passSource{task: tail})
 			read = append(read, true)
 			take(&active[len(active)-1])
+		}
+		if fatalErr != nil {
+			return fatalErr
 		}
 		// Deliver what this pass kept, in order, and move each block's
 		// position past what it gave.

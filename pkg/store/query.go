@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/netip"
 	"os"
@@ -213,8 +214,9 @@ type Plan struct {
 	hosts4 [][4]byte // the IPv4 hosts, for rejectIPv4 when quick
 	quick  bool
 
-	tocBuf []byte // reused by the shards' table-of-contents reads
-	idxBuf []byte // reused by the shards' index lookups
+	fetch  *rangeFetcher // ranged reads of object-store blocks, ahead of the readers
+	tocBuf []byte        // reused by the shards' table-of-contents reads
+	idxBuf []byte        // reused by the shards' index lookups
 	arenas chan []byte
 	ents   chan []entry // match lists, recycled like the arenas
 	// coldOnce closes cold when a read finds data outside the page cache:
@@ -262,7 +264,7 @@ func (c *cacheProbe) ReadAt(p []byte, off int64) (int, error) {
 
 type planShard struct {
 	file ShardFile
-	f    *os.File
+	f    blockFile
 	sh   *pcapio.Shard
 }
 
@@ -274,50 +276,68 @@ type blockTask struct {
 
 // PlanQuery resolves sel against several stores: time-pruned shards, their
 // indexes, and the blocks left to read. Close the plan when done.
-func PlanQuery(stores []*Store, sel Selector) (*Plan, error) {
+func PlanQuery(stores []Reader, sel Selector) (*Plan, error) {
 	pl := &Plan{sel: sel, cold: make(chan struct{})}
 	pl.hosts4, pl.quick = sel.quickHosts()
 	for _, st := range stores {
-		l, err := st.List()
+		l, err := st.listFrom(sel.From)
 		if err != nil {
 			pl.Close()
 			return nil, err
 		}
 		pl.Damage = append(pl.Damage, l.Skipped...)
+		var shards []ShardFile
 		for _, sf := range l.Shards {
-			if !sf.Overlaps(sel.From, sel.To) {
-				continue
+			if sf.Overlaps(sel.From, sel.To) {
+				shards = append(shards, sf)
 			}
+		}
+		if r, ok := st.(*Remote); ok {
+			// Manifests, headers, tables of contents and indexes of an
+			// object store are fetched in parallel (and cached), not one
+			// round trip after another.
+			if err := r.prepare(shards, pl.indexable()); err != nil {
+				pl.Close()
+				return nil, err
+			}
+		}
+		for _, sf := range shards {
 			if err := pl.addShard(st, sf); err != nil {
-				if errors.Is(err, os.ErrNotExist) {
+				if fatal(err) {
+					pl.Close()
+					return nil, err
+				}
+				if errors.Is(err, os.ErrNotExist) && sf.Sensor == "" {
 					continue // removed by retention meanwhile
 				}
-				pl.Damage = append(pl.Damage, Damage{Shard: sf.Name(), Block: -1, Reason: reason(err)})
+				pl.Damage = append(pl.Damage, Damage{Shard: sf.Label(), Block: -1, Reason: reason(err)})
 			}
 		}
 	}
 	sort.SliceStable(pl.tasks, func(i, j int) bool { return pl.tasks[i].meta.First < pl.tasks[j].meta.First })
 	pl.Scanned = len(pl.tasks)
+	// Object store blocks start coming while the caller opens its output.
+	pl.fetch = newRangeFetcher(pl.tasks)
+	pl.fetch.start()
 	return pl, nil
 }
 
-func (pl *Plan) addShard(st *Store, sf ShardFile) error {
+func (pl *Plan) addShard(st Reader, sf ShardFile) error {
 	// An open shard sealed between listing and opening is not found
 	// (os.ErrNotExist): the caller skips it, and the next query finds it
 	// under its new name.
-	f, err := st.openShardFile(sf.Name(), false)
+	f, err := st.openShard(sf)
 	if err != nil {
 		return err
 	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return err
+	var ra io.ReaderAt = f
+	if lf, ok := f.(*localFile); ok {
+		// Blocks are read with pread, not through a memory map: a query
+		// reads each block once, and faulting mapped pages in costs more
+		// than the copy (several times more on virtual machines).
+		ra = &cacheProbe{f: lf.f, fd: int(lf.f.Fd()), pl: pl}
 	}
-	// Blocks are read with pread, not through a memory map: a query reads
-	// each block once, and faulting mapped pages in costs more than the
-	// copy (several times more on virtual machines).
-	sh, err := pcapio.OpenShardTOC(&cacheProbe{f: f, fd: int(f.Fd()), pl: pl}, fi.Size())
+	sh, err := pcapio.OpenShardTOC(ra, f.Size())
 	if err != nil {
 		f.Close()
 		if !sf.Sealed && errors.Is(err, pcapio.ErrShardTruncated) {
@@ -326,7 +346,7 @@ func (pl *Plan) addShard(st *Store, sf ShardFile) error {
 		return err
 	}
 	if sf.Sealed && !sh.Sealed {
-		pl.Damage = append(pl.Damage, Damage{Shard: sf.Name(), Block: -1, Reason: "trailer missing or damaged; blocks read by walking the file"})
+		pl.Damage = append(pl.Damage, Damage{Shard: sf.Label(), Block: -1, Reason: "trailer missing or damaged; blocks read by walking the file"})
 	}
 	ps := &planShard{file: sf, f: f, sh: sh}
 	pl.shards = append(pl.shards, ps)
@@ -336,7 +356,7 @@ func (pl *Plan) addShard(st *Store, sf ShardFile) error {
 	var cand []uint32
 	indexed := false
 	if sf.Sealed && sh.Sealed && pl.indexable() {
-		ix, ixf, err := pl.openIndex(st, sf.indexName())
+		ix, ixf, err := pl.openIndex(st, sf)
 		if err == nil {
 			defer ixf.Close()
 		}
@@ -345,13 +365,13 @@ func (pl *Plan) addShard(st *Store, sf ShardFile) error {
 			if sel, err := pl.indexBlocks(ix); err == nil {
 				cand, indexed = sel, true
 			} else {
-				pl.Damage = append(pl.Damage, Damage{Shard: sf.Name(), Block: -1, Reason: "index: " + err.Error() + " (blocks scanned instead)"})
+				pl.Damage = append(pl.Damage, Damage{Shard: sf.Label(), Block: -1, Reason: "index: " + err.Error() + " (blocks scanned instead)"})
 			}
 			pl.idxBuf = ix.Buffer()
 		case err == nil:
-			pl.Damage = append(pl.Damage, Damage{Shard: sf.Name(), Block: -1, Reason: "index covers a different number of blocks (blocks scanned instead)"})
+			pl.Damage = append(pl.Damage, Damage{Shard: sf.Label(), Block: -1, Reason: "index covers a different number of blocks (blocks scanned instead)"})
 		case !errors.Is(err, os.ErrNotExist):
-			pl.Damage = append(pl.Damage, Damage{Shard: sf.Name(), Block: -1, Reason: "index: " + reason(err) + " (blocks scanned instead)"})
+			pl.Damage = append(pl.Damage, Damage{Shard: sf.Label(), Block: -1, Reason: "index: " + reason(err) + " (blocks scanned instead)"})
 		}
 	}
 	timed := !pl.sel.From.IsZero() || !pl.sel.To.IsZero()
@@ -401,17 +421,14 @@ func (pl *Plan) addShard(st *Store, sf ShardFile) error {
 // openIndex opens an index file for lookups, which read only the parts
 // they need into the plan's buffer, reused from shard to shard. Close the
 // file when done with the index.
-func (pl *Plan) openIndex(st *Store, name string) (*index.Index, *os.File, error) {
-	f, err := st.openShardFile(name, false)
+func (pl *Plan) openIndex(st Reader, sf ShardFile) (*index.Index, blockFile, error) {
+	f, err := st.openIndex(sf)
 	if err != nil {
 		return nil, nil, err
 	}
-	fi, err := f.Stat()
+	ix, err := index.OpenAt(f, f.Size(), pl.idxBuf)
 	if err == nil {
-		var ix *index.Index
-		if ix, err = index.OpenAt(f, fi.Size(), pl.idxBuf); err == nil {
-			return ix, f, nil
-		}
+		return ix, f, nil
 	}
 	f.Close()
 	return nil, nil, err
@@ -528,6 +545,7 @@ func (pl *Plan) Close() {
 			bigbuf.Put(<-pl.arenas)
 		}
 	}
+	pl.fetch.stop()
 	for _, s := range pl.shards {
 		s.f.Close()
 	}
@@ -546,6 +564,7 @@ type blockResult struct {
 	nanos bool
 	pos   int
 	dmg   *Damage
+	fatal error       // the store could not be read at all (object store down)
 	held  int64       // memory counted for the block (bytes)
 	ready atomic.Bool // read: the fields above are set
 }
@@ -828,7 +847,9 @@ func (pl *Plan) prefetch(stop <-chan struct{}) {
 	var from, to int64
 	flush := func() {
 		if run != nil {
-			fadvise(int(run.f.Fd()), from, to-from, unix.FADV_WILLNEED)
+			if lf, ok := run.f.(*localFile); ok {
+				fadvise(int(lf.f.Fd()), from, to-from, unix.FADV_WILLNEED)
+			}
 		}
 	}
 	// Blocks already handed to readers are being read: start after them.
@@ -861,9 +882,13 @@ func (pl *Plan) readBlock(br *pcapio.BlockReader, r *blockResult, scratch *pkthd
 	sh := t.shard.sh
 	raw, owner, hm, err := br.ReadInto(sh, t.block, t.meta, pl.getArena())
 	r.arena = owner
+	if err != nil && fatal(err) {
+		r.fatal = err
+		return
+	}
 	if err != nil {
 		var be *pcapio.BlockError
-		d := Damage{Shard: t.shard.file.Name(), Block: t.block, Offset: t.meta.Offset, Reason: err.Error()}
+		d := Damage{Shard: t.shard.file.Label(), Block: t.block, Offset: t.meta.Offset, Reason: err.Error()}
 		if errors.As(err, &be) {
 			d.Reason = be.Reason
 		}
@@ -902,7 +927,7 @@ func (pl *Plan) readBlock(br *pcapio.BlockReader, r *blockResult, scratch *pkthd
 		err = pl.matchRecords(raw, r, scratch)
 	}
 	if err != nil {
-		r.dmg = &Damage{Shard: t.shard.file.Name(), Block: t.block, Offset: t.meta.Offset, Reason: err.Error()}
+		r.dmg = &Damage{Shard: t.shard.file.Label(), Block: t.block, Offset: t.meta.Offset, Reason: err.Error()}
 	}
 	byTime := func(a, b entry) int {
 		switch {
@@ -958,6 +983,7 @@ func (h *cursorHeap) Pop() any {
 // when the merge delivered everything).
 func (pl *Plan) merge(run *runState, limit int64, emit func(*Record) error) (rest []passSource, tail int, err error) {
 	results := run.results
+	var fatalErr error
 	h := &cursorHeap{}
 	next := 0
 	var held int64 // memory of the blocks in the heap
@@ -965,6 +991,10 @@ func (pl *Plan) merge(run *runState, limit int64, emit func(*Record) error) (res
 		r := &results[next]
 		run.await(next)
 		next++
+		if r.fatal != nil {
+			fatalErr = r.fatal
+			return false
+		}
 		// The window bounds the blocks read ahead of the merge, not those
 		// in it: all the blocks overlapping the current time must be in
 		// the heap together, or the merge would wait for a block that the
@@ -982,6 +1012,9 @@ func (pl *Plan) merge(run *runState, limit int64, emit func(*Record) error) (res
 	for {
 		for next < len(results) && (h.Len() == 0 || (*h)[0].ts() >= pl.tasks[next].meta.First) {
 			if !activate() {
+				if fatalErr != nil {
+					return nil, -1, fatalErr
+				}
 				for _, r := range *h {
 					rest = append(rest, passSource{task: r.task, pos: r.pos})
 				}

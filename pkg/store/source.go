@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -110,7 +109,8 @@ func (q *QuerySource) Close() error {
 // flows out to writers, so a flow stays in one).
 type Follower struct {
 	ctx    context.Context
-	stores []*Store
+	stores []Reader
+	listed map[Reader]time.Time // last listing of an object store
 	sel    Selector
 	poll   time.Duration
 	shards map[string]*followed
@@ -123,7 +123,7 @@ type Follower struct {
 }
 
 type followed struct {
-	f        *os.File
+	f        blockFile
 	sh       *pcapio.Shard
 	sealed   bool
 	consumed int
@@ -133,11 +133,15 @@ type followed struct {
 // Follow starts following. With fromEnd, everything already stored is
 // skipped and only new blocks are read; otherwise reading starts at
 // sel.From. The follower stops (io.EOF) when ctx is done.
-func Follow(ctx context.Context, stores []*Store, sel Selector, fromEnd bool, poll time.Duration) (*Follower, error) {
+//
+// An object store receives shards as they seal: it is listed every
+// remotePoll at most, and a listing that fails (the store down) is tried
+// again at the next.
+func Follow(ctx context.Context, stores []Reader, sel Selector, fromEnd bool, poll time.Duration) (*Follower, error) {
 	if poll <= 0 {
 		poll = 200 * time.Millisecond
 	}
-	fl := &Follower{ctx: ctx, stores: stores, sel: sel, poll: poll, shards: map[string]*followed{}, br: pcapio.NewBlockReader()}
+	fl := &Follower{ctx: ctx, stores: stores, sel: sel, poll: poll, shards: map[string]*followed{}, br: pcapio.NewBlockReader(), listed: map[Reader]time.Time{}}
 	if fromEnd {
 		if err := fl.scan(true); err != nil {
 			return nil, err
@@ -193,26 +197,39 @@ func followKey(name string) string {
 func (fl *Follower) scan(skip bool) error {
 	fl.cur, fl.arena = fl.cur[:0], fl.arena[:0]
 	for _, st := range fl.stores {
-		l, err := st.List()
+		_, remote := st.(*Remote)
+		if remote {
+			if time.Since(fl.listed[st]) < remotePoll && !skip {
+				continue
+			}
+			fl.listed[st] = time.Now()
+		}
+		l, err := st.listFrom(fl.sel.From)
 		if err != nil {
+			if remote && fatal(err) && fl.ctx.Err() == nil {
+				continue // down for now: the next poll tries again
+			}
 			return err
 		}
 		files := l.Shards
 		for _, d := range l.Skipped {
-			key := st.Dir + "/" + d.Shard
+			key := st.Location() + "/" + d.Shard
 			if fl.shards[key] == nil {
 				fl.shards[key] = &followed{done: true}
 				fl.Damage = append(fl.Damage, d)
 			}
 		}
 		slices.SortFunc(files, func(a, b ShardFile) int {
+			if a.Sensor != b.Sensor {
+				return strings.Compare(a.Sensor, b.Sensor)
+			}
 			if a.Writer != b.Writer {
 				return strings.Compare(a.Writer, b.Writer)
 			}
 			return int(a.Seq) - int(b.Seq)
 		})
 		for _, sf := range files {
-			key := st.Dir + "/" + followKey(filepath.Base(sf.ShardPath()))
+			key := st.Location() + "/" + sf.Sensor + "/" + followKey(filepath.Base(sf.ShardPath()))
 			s := fl.shards[key]
 			if s == nil {
 				if !sf.Sealed || skip || sf.Overlaps(fl.sel.From, fl.sel.To) {
@@ -235,29 +252,32 @@ func (fl *Follower) scan(skip bool) error {
 	return nil
 }
 
+// remotePoll is the shortest time between listings of an object store
+// while following: a listing is several requests per sensor.
+const remotePoll = 5 * time.Second
+
 // followBatch bounds the packet bytes one scan collects: following from
 // the start of a large store must not load it whole.
 const followBatch = 4 << 20
 
 // advance reads the blocks of one shard not read yet.
-func (fl *Follower) advance(st *Store, sf ShardFile, s *followed, skip bool) {
+func (fl *Follower) advance(st Reader, sf ShardFile, s *followed, skip bool) {
 	if s.f == nil || (sf.Sealed && !s.sealed) {
 		// First sight, or sealed (renamed, trailer written) since.
-		f, err := st.openShardFile(sf.Name(), false)
+		f, err := st.openShard(sf)
 		if err != nil {
 			var fe *FileError
-			if errors.As(err, &fe) {
-				fl.Damage = append(fl.Damage, Damage{Shard: sf.Name(), Block: -1, Reason: fe.Reason})
+			switch {
+			case errors.As(err, &fe):
+				fl.Damage = append(fl.Damage, Damage{Shard: sf.Label(), Block: -1, Reason: fe.Reason})
+				s.done = true
+			case sf.Sensor != "" && !fatal(err):
+				fl.Damage = append(fl.Damage, Damage{Shard: sf.Label(), Block: -1, Reason: reason(err)})
 				s.done = true
 			}
-			return // renamed between listing and opening: next poll
+			return // renamed between listing and opening, or the object store down: next poll
 		}
-		fi, err := f.Stat()
-		if err != nil {
-			f.Close()
-			return
-		}
-		sh, err := pcapio.OpenShard(f, fi.Size())
+		sh, err := pcapio.OpenShard(f, f.Size())
 		if err != nil {
 			f.Close()
 			return // header not written yet
@@ -266,8 +286,9 @@ func (fl *Follower) advance(st *Store, sf ShardFile, s *followed, skip bool) {
 			s.f.Close()
 		}
 		s.f, s.sh, s.sealed = f, sh, sf.Sealed
-	} else if !s.sealed {
-		if fi, err := s.f.Stat(); err == nil {
+	} else if lf, ok := s.f.(*localFile); ok && !s.sealed {
+		if fi, err := lf.f.Stat(); err == nil {
+			lf.size = fi.Size()
 			s.sh.Refresh(fi.Size())
 		}
 	}
@@ -289,8 +310,11 @@ func (fl *Follower) advance(st *Store, sf ShardFile, s *followed, skip bool) {
 			break
 		}
 		raw, _, err := fl.br.Read(s.sh, i)
+		if err != nil && fatal(err) {
+			break // the object store down: this block again at the next poll
+		}
 		if err != nil {
-			fl.Damage = append(fl.Damage, Damage{Shard: sf.Name(), Block: i, Offset: m.Offset, Reason: err.Error()})
+			fl.Damage = append(fl.Damage, Damage{Shard: sf.Label(), Block: i, Offset: m.Offset, Reason: err.Error()})
 			continue
 		}
 		pcapio.Records(raw, s.sh.Header.LinkType, s.sh.Header.Nanos, func(p pcapio.Packet) bool {

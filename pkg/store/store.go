@@ -95,6 +95,18 @@ type ShardFile struct {
 	// shards; zero for open ones.
 	First, Last time.Time
 	Size        int64
+	// Sensor is the sensor that wrote a shard of an object store ("" in
+	// a local store); Base is then the objects' key without extension.
+	Sensor string
+}
+
+// Label names the shard in messages: its file name, after its sensor in
+// an object store.
+func (f ShardFile) Label() string {
+	if f.Sensor != "" {
+		return f.Sensor + "/" + f.Name()
+	}
+	return f.Name()
 }
 
 // ShardPath is the path of the packet file.
@@ -218,6 +230,9 @@ type Listing struct {
 	// Skipped names the entries with shard names that are not regular
 	// files (a FIFO would hang every reader): nothing reads them.
 	Skipped []Damage
+	// Incomplete names the shards of an object store whose objects were
+	// found without their manifest: an upload that did not finish.
+	Incomplete []string
 }
 
 // Shards lists the store's shards, sealed ones ordered by first time, then
@@ -304,7 +319,7 @@ func (s *Store) nextSeq(writer string) (uint32, error) {
 	if err != nil {
 		return 0, err
 	}
-	var next uint32
+	next := s.seqFloors()[writer]
 	for _, f := range shards {
 		if f.Writer == writer && f.Seq >= next {
 			if f.Seq == math.MaxUint32 {

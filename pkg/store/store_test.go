@@ -116,7 +116,11 @@ func writeStore(t *testing.T, dir string, pkts []pcapio.Packet, opts WriterOptio
 
 func runQuery(t *testing.T, st []*Store, sel Selector) ([]pcapio.Packet, error) {
 	t.Helper()
-	pl, err := PlanQuery(st, sel)
+	var rs []Reader
+	for _, s := range st {
+		rs = append(rs, s)
+	}
+	pl, err := PlanQuery(rs, sel)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +235,7 @@ func TestIndexPrunes(t *testing.T) {
 		pkts[1000+i*1500].Data = d
 	}
 	st := writeStore(t, t.TempDir(), pkts, WriterOptions{BlockSize: 4 << 10})
-	pl, err := PlanQuery([]*Store{st}, Selector{Hosts: []netip.Addr{netip.MustParseAddr("172.16.9.9")}})
+	pl, err := PlanQuery([]Reader{st}, Selector{Hosts: []netip.Addr{netip.MustParseAddr("172.16.9.9")}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -395,7 +399,7 @@ func TestReindexOld(t *testing.T) {
 		t.Errorf("a current index was rewritten")
 	}
 	sel := Selector{Hosts: []netip.Addr{netip.MustParseAddr("10.1.0.3")}}
-	pl, err := PlanQuery([]*Store{st}, sel)
+	pl, err := PlanQuery([]Reader{st}, sel)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -429,7 +433,7 @@ func TestPrefetchRuns(t *testing.T) {
 		return nil
 	}
 	defer func() { fadvise = unix.Fadvise }()
-	pl, err := PlanQuery([]*Store{st}, Selector{From: start, To: start.Add(time.Hour)})
+	pl, err := PlanQuery([]Reader{st}, Selector{From: start, To: start.Add(time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -443,7 +447,7 @@ func TestPrefetchRuns(t *testing.T) {
 	// Each request is a run of whole blocks of one shard.
 	starts := map[req]bool{}
 	for _, tk := range pl.tasks {
-		starts[req{int(tk.shard.f.Fd()), tk.meta.Offset, 0}] = true
+		starts[req{int(tk.shard.f.(*localFile).f.Fd()), tk.meta.Offset, 0}] = true
 	}
 	var covered int64
 	for _, r := range reqs {

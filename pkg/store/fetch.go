@@ -1,0 +1,232 @@
+package store
+
+import (
+	"errors"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"github.com/nwhealth/nwhealth/pkg/pcapio"
+)
+
+var errFetchStopped = errors.New("fetch stopped")
+
+// Ranged reads of an object store's blocks (docs/format/object-store.md,
+// "Reading"): once a query is planned, the blocks it will read are known,
+// in the order the readers will want them. The fetcher reads them ahead
+// with ranged GETs, neighbours within fetchGap of each other as one range
+// of at most fetchMaxRange, fetchParallel at a time and at most
+// fetchAhead bytes ahead of the readers; a reader waits for the range
+// holding its block (starting it itself if the fetcher has not yet), and
+// a range is dropped once its blocks were read. A read outside every
+// range (a block read twice by the passes of an out-of-order merge) is a
+// GET of its own.
+const (
+	fetchGap      = 64 << 10
+	fetchMaxRange = 4 << 20
+	fetchParallel = 8
+	fetchAhead    = 64 << 20
+)
+
+type fetchRange struct {
+	rs   *remoteShard
+	off  int64
+	n    int64
+	left atomic.Int64 // bytes of its blocks not yet read
+	once sync.Once
+	done chan struct{}
+	mu   sync.Mutex
+	data []byte // nil once dropped
+	err  error
+	f    *rangeFetcher
+}
+
+type rangeFetcher struct {
+	ranges  []*fetchRange // in the readers' order
+	byShard map[*remoteShard][]*fetchRange
+	sem     chan struct{}
+	mu      sync.Mutex
+	cond    *sync.Cond
+	used    int64 // bytes of ranges started and not dropped
+	stopped chan struct{}
+	stopOne sync.Once
+	started atomic.Bool
+	wg      sync.WaitGroup
+}
+
+// newRangeFetcher groups the remote blocks of tasks into ranges; nil when
+// no task is remote.
+func newRangeFetcher(tasks []blockTask) *rangeFetcher {
+	f := &rangeFetcher{byShard: map[*remoteShard][]*fetchRange{}, sem: make(chan struct{}, fetchParallel), stopped: make(chan struct{})}
+	f.cond = sync.NewCond(&f.mu)
+	open := map[*remoteShard]*fetchRange{}
+	for _, t := range tasks {
+		rs, ok := t.shard.f.(*remoteShard)
+		if !ok {
+			continue
+		}
+		off, n := t.meta.Offset, int64(pcapio.BlockSpan(t.meta))
+		if off < 0 || n <= 0 || off+n > rs.size {
+			continue // implausible: its own read reports it
+		}
+		if cur := open[rs]; cur != nil && off >= cur.off+cur.n && off-(cur.off+cur.n) <= fetchGap && off+n-cur.off <= fetchMaxRange {
+			cur.n = off + n - cur.off
+			cur.left.Add(n)
+			continue
+		}
+		r := &fetchRange{rs: rs, off: off, n: n, done: make(chan struct{}), f: f}
+		r.left.Store(n)
+		open[rs] = r
+		f.ranges = append(f.ranges, r)
+		f.byShard[rs] = append(f.byShard[rs], r)
+	}
+	if len(f.ranges) == 0 {
+		return nil
+	}
+	for rs, l := range f.byShard {
+		sort.SliceStable(l, func(i, j int) bool { return l[i].off < l[j].off })
+		rs.fetch = f
+	}
+	return f
+}
+
+// start begins fetching in order, within the memory bound.
+func (f *rangeFetcher) start() {
+	if f == nil || !f.started.CompareAndSwap(false, true) {
+		return
+	}
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		for _, r := range f.ranges {
+			f.mu.Lock()
+			for f.used > 0 && f.used+r.n > fetchAhead && !f.isStopped() {
+				f.cond.Wait()
+			}
+			f.mu.Unlock()
+			if f.isStopped() {
+				return
+			}
+			r.begin()
+		}
+	}()
+}
+
+func (f *rangeFetcher) isStopped() bool {
+	select {
+	case <-f.stopped:
+		return true
+	default:
+		return false
+	}
+}
+
+// stop ends fetching and drops what is held.
+func (f *rangeFetcher) stop() {
+	if f == nil {
+		return
+	}
+	f.stopOne.Do(func() {
+		close(f.stopped)
+		f.mu.Lock()
+		f.cond.Broadcast()
+		f.mu.Unlock()
+	})
+	f.wg.Wait()
+	for _, r := range f.ranges {
+		r.mu.Lock()
+		r.data = nil
+		r.mu.Unlock()
+	}
+}
+
+// begin starts the range's GET once, whoever asks first.
+func (r *fetchRange) begin() {
+	r.once.Do(func() {
+		f := r.f
+		f.mu.Lock()
+		f.used += r.n
+		f.mu.Unlock()
+		f.wg.Add(1)
+		go func() {
+			defer f.wg.Done()
+			defer close(r.done)
+			select {
+			case f.sem <- struct{}{}:
+			case <-f.stopped:
+				r.err = errFetchStopped
+				f.mu.Lock()
+				f.used -= r.n
+				f.mu.Unlock()
+				return
+			}
+			buf := make([]byte, r.n)
+			err := r.rs.get(buf, r.off)
+			<-f.sem
+			if err != nil {
+				r.mu.Lock()
+				r.err = err
+				r.mu.Unlock()
+				f.mu.Lock()
+				f.used -= r.n
+				f.cond.Broadcast()
+				f.mu.Unlock()
+				return
+			}
+			r.mu.Lock()
+			r.data = buf
+			r.mu.Unlock()
+		}()
+	})
+}
+
+// drop releases the range's memory.
+func (r *fetchRange) drop() {
+	r.mu.Lock()
+	had := r.data != nil
+	r.data = nil
+	r.mu.Unlock()
+	if had {
+		f := r.f
+		f.mu.Lock()
+		f.used -= r.n
+		f.cond.Broadcast()
+		f.mu.Unlock()
+	}
+}
+
+// read serves p at off from a range holding it; ok is false when none
+// does (or it was dropped), and the caller reads it itself.
+func (f *rangeFetcher) read(rs *remoteShard, p []byte, off int64) (ok bool, err error) {
+	l := f.byShard[rs]
+	end := off + int64(len(p))
+	i := sort.Search(len(l), func(i int) bool { return l[i].off+l[i].n >= end })
+	for ; i < len(l) && l[i].off <= off; i++ {
+		r := l[i]
+		if end > r.off+r.n {
+			continue
+		}
+		r.begin()
+		select {
+		case <-r.done:
+		case <-f.stopped:
+			return false, nil
+		}
+		r.mu.Lock()
+		if r.data == nil {
+			e := r.err
+			r.mu.Unlock()
+			if e != nil && e != errFetchStopped {
+				return true, e
+			}
+			return false, nil
+		}
+		copy(p, r.data[off-r.off:end-r.off])
+		r.mu.Unlock()
+		if r.left.Add(-int64(len(p))) <= 0 {
+			r.drop()
+		}
+		return true, nil
+	}
+	return false, nil
+}
