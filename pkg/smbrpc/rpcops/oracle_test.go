@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"flag"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,7 +29,15 @@ var oracleFields = []string{
 	// winreg: every winreg call of the shared captures is sealed, so these
 	// only bite on a capture with clear-text registry calls.
 	"winreg.winreg_String.name", "winreg.winreg_OpenKey.keyname",
+	"netlogon.computer_name", "netlogon.acct_name",
+	"spoolss.servername", "spoolss.printername",
 }
+
+// recordTshark names a directory holding the captures of the fixtures cut
+// from outside the shared set (SOURCES.md): the test then runs tshark on
+// them and records its output beside the fixture, so the check needs
+// neither the capture nor a network to run again.
+var recordTshark = flag.String("record-tshark", "", "directory of the outside captures: record tshark's output for their fixtures")
 
 // TestOracleTshark decodes the capture fixtures and checks that every
 // argument string tshark decodes for the same call (request and response)
@@ -38,23 +48,28 @@ func TestOracleTshark(t *testing.T) {
 	if err != nil || len(files) == 0 {
 		t.Fatal("no fixtures")
 	}
-	dirs := []string{"otrf", "pcap-attack", "zeek"}
 	checked := 0
 	for _, f := range files {
 		base := strings.TrimSuffix(filepath.Base(f), ".jsonl")
-		var capPath string
-		for _, d := range dirs {
-			for _, ext := range []string{".cap", ".pcap", ".pcapng"} {
-				if p := sharedCapture(t, d, base+ext); p != "" {
-					capPath = p
-				}
+		capPath := sharedCapture(t, base)
+		recorded := strings.TrimSuffix(f, ".jsonl") + ".tshark"
+		if *recordTshark != "" && capPath == "" {
+			if p := findCapture(t, *recordTshark, base); p != "" {
+				writeRecorded(t, recorded, runTshark(t, tshark, p))
 			}
 		}
-		if capPath == "" {
-			testenv.Missing(t, "capture %s not in the shared directory", base)
+		var out []byte
+		switch {
+		case capPath != "":
+			out = runTshark(t, tshark, capPath)
+		default:
+			out = readRecorded(t, recorded)
+			if out == nil {
+				testenv.Missing(t, "capture %s not in the shared directory and no recorded tshark output %s", base, recorded)
+			}
 		}
 		t.Run(base, func(t *testing.T) {
-			oracle := tsharkValues(t, tshark, capPath)
+			oracle := parseTshark(out)
 			sessions := map[string]*Session{}
 			shared := NewShared()
 			for _, sc := range loadStubs(t, f) {
@@ -93,13 +108,20 @@ func TestOracleTshark(t *testing.T) {
 	t.Logf("%d values compared with tshark", checked)
 }
 
-func sharedCapture(t *testing.T, dir, name string) string {
+// sharedCapture finds a fixture's capture in the shared set: by name under
+// pcaps/, or, for suricata_CASE, the input.pcap of that suricata-verify
+// case. It returns "" for the fixtures cut from outside captures.
+func sharedCapture(t *testing.T, base string) string {
 	t.Helper()
-	p := filepath.Join(testenv.SharedDir(t), "pcaps", "remote-ops", dir, name)
-	if _, err := os.Stat(p); err != nil {
+	pcaps := filepath.Join(testenv.SharedDir(t), "pcaps")
+	if c, ok := strings.CutPrefix(base, "suricata_"); ok {
+		p := filepath.Join(pcaps, "real-lab", "suricata-verify-dcerpc", c, "input.pcap")
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
 		return ""
 	}
-	return p
+	return findCapture(t, pcaps, base)
 }
 
 // tsharkCalls maps a request frame to the values tshark decoded in the
@@ -111,7 +133,7 @@ type tsharkCalls struct {
 
 func (o tsharkCalls) call(frame int) []string { return o.values[o.frameKey[frame]] }
 
-func tsharkValues(t *testing.T, tshark, capPath string) tsharkCalls {
+func runTshark(t *testing.T, tshark, capPath string) []byte {
 	t.Helper()
 	args := []string{"-r", capPath, "-n", "-Y", "dcerpc.pkt_type == 0 || dcerpc.pkt_type == 2", "-T", "fields",
 		"-E", "aggregator=|", "-e", "frame.number", "-e", "tcp.stream", "-e", "dcerpc.cn_call_id", "-e", "dcerpc.pkt_type"}
@@ -123,6 +145,59 @@ func tsharkValues(t *testing.T, tshark, capPath string) tsharkCalls {
 	if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 2) {
 		t.Fatalf("tshark: %v", err)
 	}
+	return out
+}
+
+// recordedHeader starts a recorded tshark output: the fields it holds, so a
+// change of oracleFields asks for a new recording instead of comparing
+// against columns that moved.
+func recordedHeader() string { return "# tshark fields: " + strings.Join(oracleFields, ",") + "\n" }
+
+func writeRecorded(t *testing.T, path string, out []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, append([]byte(recordedHeader()), out...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("recorded %s", path)
+}
+
+// readRecorded returns the recorded tshark output, nil when there is none.
+func readRecorded(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := recordedHeader()
+	if !bytes.HasPrefix(b, []byte(h)) {
+		t.Fatalf("%s was recorded with other tshark fields: record it again (go test -run TestOracleTshark -record-tshark DIR, DIR holding the capture named in SOURCES.md)", path)
+	}
+	return b[len(h):]
+}
+
+// findCapture looks for the capture of a fixture anywhere under dir.
+func findCapture(t *testing.T, dir, base string) string {
+	t.Helper()
+	var found string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && strings.TrimSuffix(d.Name(), filepath.Ext(d.Name())) == base {
+			found = p
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return found
+}
+
+func parseTshark(out []byte) tsharkCalls {
 	o := tsharkCalls{frameKey: map[int]string{}, values: map[string][]string{}}
 	// Call ids repeat when a connection opens a pipe twice: a response
 	// belongs to the latest request of its stream and call id.
