@@ -359,11 +359,11 @@ func coercion(g *group, all []*Operation, dcs map[netip.Addr]bool) Attack {
 			continue
 		}
 		for _, h := range list {
-			host, _, _ := strings.Cut(h, "@")
-			if ip, err := netip.ParseAddr(host); err == nil && ip == o.Dst {
+			if ip, err := netip.ParseAddr(h); err == nil && ip == o.Dst {
 				a.Verdict = "succeeded"
 				a.Account = o.Account()
 				a.Evidence = append(a.Evidence, row(o))
+				break
 			}
 		}
 		if a.Verdict == "succeeded" {
