@@ -300,3 +300,102 @@ func TestReplayJoinedMidMessage(t *testing.T) {
 		t.Fatalf("only %d operations after the write", after)
 	}
 }
+
+// labCapture is one of the project's own captures of real attack tools
+// (pkg/smbrpc/rpcops/testdata/stubs/SOURCES.md says how each was made).
+func labCapture(name string) string {
+	return filepath.Join("..", "..", "pkg", "smbrpc", "rpcops", "testdata", "captures", name)
+}
+
+// TestReplayPetitPotamLab: ly4k's PetitPotam, every EFSR method it has,
+// over \pipe\efsrpc and \pipe\lsarpc, with the server's callback as
+// CORP\DC01$: each call is named with its UNC path, and one finding tells
+// the coercion and that it succeeded, in both output modes.
+func TestReplayPetitPotamLab(t *testing.T) {
+	f := labCapture("rpclab_petitpotam_ly4k.pcap")
+	var tbl, js, errOut bytes.Buffer
+	if code := run([]string{"replay", "--pcap", f}, nil, &tbl, &errOut); code != exitOK {
+		t.Fatalf("table exit %d: %s", code, errOut.String())
+	}
+	for _, want := range []string{
+		"EfsRpcOpenFileRaw", "EfsRpcDecryptFileSrv", "EfsRpcQueryUsersOnFile", "EfsRpcQueryRecoveryAgents",
+		"EfsRpcRemoveUsersFromFile", "EfsRpcAddUsersToFile", "EfsRpcFileKeyInfo", "EfsRpcDuplicateEncryptionInfoFile",
+		"EfsRpcAddUsersToFileEx", `\\10.0.0.66\share\file.txt`, `\\10.0.0.66@80\dav\file.txt`,
+		"[HIGH] PetitPotam coercion (MS-EFSR), succeeded (CVE-2021-36942, T1187): 10.0.0.66 asked 10.0.0.2 to authenticate to 10.0.0.66 (11 calls); 10.0.0.2 then connected there as CORP\\DC01$",
+	} {
+		if !strings.Contains(tbl.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, tbl.String())
+		}
+	}
+	if code := run([]string{"replay", "--pcap", f, "--format", "jsonl"}, nil, &js, &errOut); code != exitOK {
+		t.Fatalf("jsonl exit %d: %s", code, errOut.String())
+	}
+	recs := jsonltest.Check(t, js.Bytes())
+	efsr, webdav := 0, 0
+	for _, op := range recs["operation"] {
+		if op["interface"] != "efsrpc" {
+			continue
+		}
+		efsr++
+		if op["technique"] != "T1187" || op["user"] != "alice" || op["status"] != "0x00000035" {
+			t.Errorf("EFSR operation %v", op)
+		}
+		if fs := fmt.Sprint(op["fields"]); strings.Contains(fs, "webdav") {
+			webdav++
+			if !strings.Contains(fs, "HTTP port 80") || !strings.Contains(fs, "value:10.0.0.66]") {
+				t.Errorf("WebDAV coercion %v", op["fields"])
+			}
+		}
+	}
+	if efsr != 11 || webdav != 2 {
+		t.Errorf("%d EFSR operations (want 11), %d over WebDAV (want 2)", efsr, webdav)
+	}
+	a := recs["attack"]
+	if len(a) != 1 || a[0]["name"] != "PetitPotam coercion (MS-EFSR)" || a[0]["verdict"] != "succeeded" || a[0]["account"] != `CORP\DC01$` ||
+		a[0]["operations"] != float64(11) || a[0]["cve"] != "CVE-2021-36942" {
+		t.Fatalf("attack records %v", a)
+	}
+	rows, _ := a[0]["evidence_rows"].([]any)
+	callbacks := 0
+	for _, r := range rows {
+		if r.(map[string]any)["src"] == "10.0.0.2" {
+			callbacks++
+		}
+	}
+	if callbacks != 1 {
+		t.Errorf("%d callback rows in the evidence, want 1: %v", callbacks, rows)
+	}
+}
+
+// TestReplaySealedLab: the sealed lab captures (topotam's PetitPotam,
+// Certipy req) still name each call, its account and the refusal, and
+// flag the arguments encrypted.
+func TestReplaySealedLab(t *testing.T) {
+	for _, c := range []struct {
+		file, iface string
+		ops         []string
+		status      string
+	}{
+		{"rpclab_petitpotam_topotam_sealed.pcap", "efsrpc",
+			[]string{"EfsRpcOpenFileRaw", "EfsRpcEncryptFileSrv", "EfsRpcOpenFileRaw", "EfsRpcEncryptFileSrv"}, "0x00000005"},
+		{"rpclab_certipy_req_sealed.pcap", "ICertPassage", []string{"CertServerRequest", "CertServerRequest"}, "0x00000005"},
+	} {
+		var js, errOut bytes.Buffer
+		if code := run([]string{"replay", "--pcap", labCapture(c.file), "--format", "jsonl"}, nil, &js, &errOut); code != exitOK {
+			t.Fatalf("%s: exit %d: %s", c.file, code, errOut.String())
+		}
+		var got []string
+		for _, op := range jsonltest.Check(t, js.Bytes())["operation"] {
+			if op["interface"] != c.iface {
+				continue
+			}
+			got = append(got, fmt.Sprint(op["operation"]))
+			if op["encrypted"] != true || op["status"] != c.status || !strings.EqualFold(fmt.Sprint(op["user"]), "alice") {
+				t.Errorf("%s: %v", c.file, op)
+			}
+		}
+		if strings.Join(got, ",") != strings.Join(c.ops, ",") {
+			t.Errorf("%s: operations %v, want %v", c.file, got, c.ops)
+		}
+	}
+}

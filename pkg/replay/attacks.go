@@ -359,11 +359,11 @@ func coercion(g *group, all []*Operation, dcs map[netip.Addr]bool) Attack {
 			continue
 		}
 		for _, h := range list {
-			host, _, _ := strings.Cut(h, "@")
-			if ip, err := netip.ParseAddr(host); err == nil && ip == o.Dst {
+			if ip, err := netip.ParseAddr(h); err == nil && ip == o.Dst {
 				a.Verdict = "succeeded"
 				a.Account = o.Account()
 				a.Evidence = append(a.Evidence, row(o))
+				break
 			}
 		}
 		if a.Verdict == "succeeded" {
@@ -373,7 +373,7 @@ func coercion(g *group, all []*Operation, dcs map[netip.Addr]bool) Attack {
 	if a.Account == "" {
 		a.Account = g.ops[0].Account()
 	}
-	a.Summary = fmt.Sprintf("%s asked %s to authenticate to %s (%d calls)", a.Src, dcLabel(a.Dst, dcs), strings.Join(list, ", "), a.Count)
+	a.Summary = fmt.Sprintf("%s asked %s to authenticate to %s (%s)", a.Src, dcLabel(a.Dst, dcs), strings.Join(list, ", "), calls(a.Count))
 	if a.Verdict == "succeeded" {
 		a.Summary += fmt.Sprintf("; %s then connected there as %s", a.Dst, firstNonEmpty(a.Account, "its machine account"))
 	}
@@ -395,7 +395,7 @@ func printNightmare(g *group) Attack {
 			a.Account = o.Account()
 		}
 	}
-	a.Summary = fmt.Sprintf("%s installed a printer driver on %s loading %s (%d calls, %s)", a.Src, a.Dst, strings.Join(files, ", "), a.Count, a.Verdict)
+	a.Summary = fmt.Sprintf("%s installed a printer driver on %s loading %s (%s, %s)", a.Src, a.Dst, strings.Join(files, ", "), calls(a.Count), a.Verdict)
 	return a
 }
 
@@ -417,9 +417,9 @@ func replication(g *group, what string) Attack {
 		}
 	}
 	if what == "dcsync" {
-		a.Summary = fmt.Sprintf("%s, not a domain controller, pulled directory replication from %s (%d calls", a.Src, a.Dst, a.Count)
+		a.Summary = fmt.Sprintf("%s, not a domain controller, pulled directory replication from %s (%s", a.Src, a.Dst, calls(a.Count))
 	} else {
-		a.Summary = fmt.Sprintf("%s, not a domain controller, changed replication on %s (%d calls", a.Src, a.Dst, a.Count)
+		a.Summary = fmt.Sprintf("%s, not a domain controller, changed replication on %s (%s", a.Src, a.Dst, calls(a.Count))
 	}
 	if len(objs) > 0 {
 		a.Summary += ": " + strings.Join(objs, "; ")
@@ -474,6 +474,14 @@ func contains(l []string, s string) bool {
 }
 
 // thousands renders 2000 as "2,000".
+// calls counts calls in words: "1 call", "12 calls".
+func calls(n int) string {
+	if n == 1 {
+		return "1 call"
+	}
+	return thousands(n) + " calls"
+}
+
 func thousands(n int) string {
 	s := fmt.Sprint(n)
 	for i := len(s) - 3; i > 0; i -= 3 {

@@ -97,6 +97,9 @@ func TestReplicationBetweenDCs(t *testing.T) {
 	if len(a) != 1 || a[0].Name != "DCSync" || a[0].Src != ws || a[0].Severity != SevCritical || a[0].Verdict != "exploited" {
 		t.Fatalf("%+v", a)
 	}
+	if !strings.Contains(a[0].Summary, "(1 call)") {
+		t.Errorf("summary %q: one call is \"1 call\"", a[0].Summary)
+	}
 }
 
 // TestDCFromTraffic: a host answering Kerberos or LDAP acts as a domain

@@ -153,20 +153,66 @@ func fsrvpShare(x *dc) {
 	x.coerce("share", x.r.WString())
 }
 
-// coerce records the path a coercion call names and the host in it.
+// coerce records the path a coercion call names, the host in it and, for
+// a WebDAV path, how the server is made to connect (HTTP NTLM can be
+// relayed to LDAP, which SMB's signing prevents: a responder wants to know).
 func (x *dc) coerce(field, path string) {
 	x.add(field, path)
 	x.d.Target = path
 	if h := CoercedHost(path); h != "" {
 		x.add("coerced to", h)
+		x.add("webdav", CoercedWebDAV(path))
 	}
 }
 
 // CoercedHost is the host a path makes the server connect to: the server
-// of a UNC path (\\host\share, \\host@80\dav, \\?\UNC\host\share), a URL's
-// host, or a bare server name (\\host or host, as DFSCoerce passes it). It
-// is "" for a local path.
+// of a UNC path (\\host\share, \\?\UNC\host\share, or the WebDAV forms
+// \\host@80\dav and \\host@SSL@443\dav, whose host ends at the first @), a
+// URL's host, or a bare server name (\\host or host, as DFSCoerce passes
+// it). It is "" for a local path.
 func CoercedHost(p string) string {
+	server := uncServer(p)
+	if i := strings.IndexByte(server, '@'); i > 0 && isUNC(p) {
+		server = server[:i]
+	}
+	return server
+}
+
+// CoercedWebDAV says how a WebDAV UNC path is fetched, as the WebDAV
+// redirector reads it (DavGetHTTPFromUNCPath: \\host@SSL@port\path is
+// HTTPS on port, \\host@port\path HTTP on port, @SSL alone port 443, a
+// bare host SMB): "HTTP port 80", "HTTPS port 443", or "" for SMB and
+// other paths.
+func CoercedWebDAV(p string) string {
+	server := uncServer(p)
+	i := strings.IndexByte(server, '@')
+	if i <= 0 || !isUNC(p) {
+		return ""
+	}
+	scheme, port := "HTTP", ""
+	for _, part := range strings.Split(server[i+1:], "@") {
+		switch {
+		case strings.EqualFold(part, "SSL"):
+			scheme = "HTTPS"
+		case part != "" && strings.Trim(part, "0123456789") == "":
+			port = part
+		default:
+			return "" // not a form the redirector knows
+		}
+	}
+	if port == "" {
+		port = map[string]string{"HTTP": "80", "HTTPS": "443"}[scheme]
+	}
+	return scheme + " port " + port
+}
+
+func isUNC(p string) bool {
+	p = strings.TrimSpace(p)
+	return strings.HasPrefix(p, `\\`) || strings.HasPrefix(p, `//`)
+}
+
+// uncServer is the server part of a path: see CoercedHost.
+func uncServer(p string) string {
 	p = strings.TrimSpace(p)
 	low := strings.ToLower(p)
 	switch {

@@ -29,7 +29,7 @@ func TestCoerceFixtures(t *testing.T) {
 		{name: "EfsRpcEncryptFileSrv efsrpc", iface: efsrUUID, opnum: 4,
 			req: func(s *sb) { s.wstr(`\\10.0.0.66@80/test\share\a.txt`) },
 			want: want{op: "EfsRpcEncryptFileSrv", target: `\\10.0.0.66@80/test\share\a.txt`, technique: TechCoerce, phase: PhaseCredAccess,
-				fields: map[string]string{"coerced to": "10.0.0.66@80"}}},
+				fields: map[string]string{"coerced to": "10.0.0.66", "webdav": "HTTP port 80"}}},
 		{name: "EfsRpcAddUsersToFileEx", iface: efsrLsaUUID, opnum: 15,
 			req:  func(s *sb) { s.u32(2).null().wstr(`\\10.0.0.66\x\y`).u32(0).null() },
 			want: coerce("EfsRpcAddUsersToFileEx", `\\10.0.0.66\x\y`)},
@@ -49,19 +49,30 @@ func TestCoerceFixtures(t *testing.T) {
 	})
 }
 
+// TestCoercedHost: the host and, for the WebDAV forms, the transport the
+// redirector uses (DavGetHTTPFromUNCPath).
 func TestCoercedHost(t *testing.T) {
-	for in, want := range map[string]string{
-		`\\10.0.0.66\share\f`:       "10.0.0.66",
-		`\\attacker@80/x\share`:     "attacker@80",
-		`\\?\UNC\evil.corp\c$\x`:    "evil.corp",
-		`http://evil.corp/x`:        "evil.corp",
-		`C:\Windows\System32\x.dll`: "",
-		`dc01`:                      "dc01",
-		``:                          "",
-		`share\file`:                "",
+	for _, c := range []struct{ in, host, webdav string }{
+		{`\\10.0.0.66\share\f`, "10.0.0.66", ""},
+		{`\\attacker@80/x\share`, "attacker", "HTTP port 80"},
+		{`\\attacker@80\dav\file.txt`, "attacker", "HTTP port 80"},
+		{`\\attacker@SSL@8443\dav`, "attacker", "HTTPS port 8443"},
+		{`\\attacker@SSL\dav`, "attacker", "HTTPS port 443"},
+		{`\\attacker@8080@SSL\dav`, "attacker", "HTTPS port 8080"},
+		{`\\attacker@x\dav`, "attacker", ""},
+		{`\\?\UNC\evil.corp@80\c$\x`, "evil.corp", "HTTP port 80"},
+		{`\\?\UNC\evil.corp\c$\x`, "evil.corp", ""},
+		{`http://evil.corp/x`, "evil.corp", ""},
+		{`C:\Windows\System32\x.dll`, "", ""},
+		{`dc01`, "dc01", ""},
+		{``, "", ""},
+		{`share\file`, "", ""},
 	} {
-		if got := CoercedHost(in); got != want {
-			t.Errorf("CoercedHost(%q) = %q, want %q", in, got, want)
+		if got := CoercedHost(c.in); got != c.host {
+			t.Errorf("CoercedHost(%q) = %q, want %q", c.in, got, c.host)
+		}
+		if got := CoercedWebDAV(c.in); got != c.webdav {
+			t.Errorf("CoercedWebDAV(%q) = %q, want %q", c.in, got, c.webdav)
 		}
 	}
 }
