@@ -50,10 +50,13 @@ ST=$W/st-fleet
 files=$(ls "$ST"/shards/*.shard "$ST"/shards/*.idx "$ST"/shards/*.flows)
 stored=$(cat $files | wc -c)
 
-# The server, on loopback, stopped at exit.
+# The server, on loopback, stopped at exit. Keep-alive on, as S3 itself and
+# every production gateway keeps connections open: versitygw's default of
+# closing after each response would charge each ranged GET a new TCP
+# connection that no deployment pays.
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 rm -rf "$W/vgw" && mkdir -p "$W/vgw/bench"
-"$VGW" --access benchkey --secret benchsecret-0123456789 --port "127.0.0.1:$port" posix "$W/vgw" >/dev/null 2>&1 &
+"$VGW" --keep-alive --access benchkey --secret benchsecret-0123456789 --port "127.0.0.1:$port" posix "$W/vgw" >/dev/null 2>&1 &
 vgw_pid=$!
 trap 'kill $vgw_pid 2>/dev/null || true' EXIT
 export AWS_ENDPOINT_URL=http://127.0.0.1:$port AWS_ACCESS_KEY_ID=benchkey AWS_SECRET_ACCESS_KEY=benchsecret-0123456789 AWS_REGION=us-east-1
