@@ -73,3 +73,17 @@ func Root(t testing.TB) {
 		t.Skip("needs root for network namespaces and raw sockets")
 	}
 }
+
+// CI reports whether the tests run in CI (NWHEALTH_CI=1, set by .ci/run),
+// where everything .ci/deps installs must be there.
+func CI() bool { return os.Getenv("NWHEALTH_CI") == "1" }
+
+// Missing skips the test for a missing tool or server, or fails it in CI,
+// where a skip would hide a broken install.
+func Missing(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if CI() {
+		t.Fatalf(format, args...)
+	}
+	t.Skipf(format, args...)
+}

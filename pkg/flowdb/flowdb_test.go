@@ -1,0 +1,213 @@
+package flowdb
+
+import (
+	"context"
+	"net/netip"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nwhealth/nwhealth/internal/chserver"
+	"github.com/nwhealth/nwhealth/pkg/flow"
+)
+
+func testRecords(base time.Time, n int) []flow.Record {
+	var out []flow.Record
+	for i := 0; i < n; i++ {
+		r := flow.Record{
+			First: base.Add(time.Duration(i) * time.Minute).Add(123456 * time.Microsecond), Proto: 6,
+			Orig: netip.MustParseAddr("10.1.2.3"), Resp: netip.MustParseAddr("198.51.100.7"),
+			OrigPort: uint16(40000 + i), RespPort: 443, OrigPkts: 10, RespPkts: 8, OrigBytes: 900, RespBytes: 4000,
+			OrigData: 300, RespData: 3500, OrigFlags: 0x1b, RespFlags: 0x1b, Name: "c2.example", NameSource: flow.NameSNI,
+			Bursts: flow.Bursts{At: []uint32{0, 60000, 120000}, N: 3, Head: 3},
+		}
+		r.Last = r.First.Add(2*time.Minute + 789*time.Microsecond)
+		if i%3 == 1 {
+			r.Orig, r.Resp = netip.MustParseAddr("fd00::5"), netip.MustParseAddr("2001:db8::53")
+			r.Proto, r.OrigPort, r.RespPort, r.OrigFlags, r.RespFlags = 17, 5353, 53, 0, 0
+			r.Name, r.NameSource = "www.example", flow.NameDNS
+			r.Answers = []netip.Addr{netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("2001:db8::1")}
+			r.Bursts = flow.Bursts{At: []uint32{0}, N: 1, Head: 1}
+		}
+		if i%3 == 2 {
+			r.HTTPTarget, r.ProxyDest, r.Partial, r.VLAN = "http://x.example/a?b", "x.example:80", true, 12
+			r.Bursts = flow.Bursts{}
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func TestParseURL(t *testing.T) {
+	env := func(k string) string {
+		if k == PasswordEnv {
+			return "fromenv"
+		}
+		return ""
+	}
+	for _, tc := range []struct {
+		url  string
+		want Config
+		err  string
+	}{
+		{url: "clickhouse://h/db", want: Config{Host: "h", Port: 9000, Database: "db", User: "default", Password: "fromenv"}},
+		{url: "clickhouse://u:p%40ss@h:9001/db?secure=true", want: Config{Host: "h", Port: 9001, Database: "db", User: "u", Password: "p@ss", Secure: true}},
+		{url: "clickhouse://u@h/db?secure=true&cluster=fleet", want: Config{Host: "h", Port: 9440, Database: "db", User: "u", Password: "fromenv", Secure: true, Cluster: "fleet"}},
+		{url: "clickhouse://[::1]:9000", want: Config{Host: "::1", Port: 9000, Database: "nwhealth", User: "default", Password: "fromenv"}},
+		{url: "http://h/db", err: "scheme"},
+		{url: "clickhouse://u:topsecret@h/db;drop", err: "database name"},
+		{url: "clickhouse://u:topsecret@h/db?sslmode=x", err: "unknown parameter"},
+		{url: "clickhouse:///db", err: "no host"},
+	} {
+		got, err := ParseURL(tc.url, env)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: error %v, want %q", tc.url, err, tc.err)
+			}
+			if err != nil && strings.Contains(err.Error(), "topsecret") {
+				t.Errorf("%s: error shows the password: %v", tc.url, err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("%s: %+v, %v; want %+v", tc.url, got, err, tc.want)
+		}
+		if strings.Contains(got.String(), got.Password) && got.Password != "" {
+			t.Errorf("String() shows the password: %s", got)
+		}
+	}
+	if r := Redact("clickhouse://u:topsecret@h/db"); strings.Contains(r, "topsecret") {
+		t.Errorf("Redact: %s", r)
+	}
+	if r := Redact("clickhouse://u:top%zzsecret@h/db"); strings.Contains(r, "secret") {
+		t.Errorf("Redact of a malformed URL: %s", r)
+	}
+}
+
+// TestFeaturesDDL checks both SQL paths: 18.16's, and the one recent
+// servers get (LowCardinality, codecs, TTL), which CI cannot run.
+func TestFeaturesDDL(t *testing.T) {
+	old := strings.Join(tablesDDL("db", "", featuresFor("18.16.1"), 30), "\n")
+	for _, bad := range []string{"LowCardinality", "CODEC", "TTL"} {
+		if strings.Contains(old, bad) {
+			t.Errorf("18.16 DDL uses %s:\n%s", bad, old)
+		}
+	}
+	cur := strings.Join(tablesDDL("db", "", featuresFor("24.8.4.13"), 30), "\n")
+	for _, want := range []string{"sensor LowCardinality(String)", "first_us Int64 CODEC(Delta, ZSTD(1))", "orig_pkts UInt64 CODEC(T64, ZSTD(1))", "TTL day + INTERVAL 30 DAY"} {
+		if !strings.Contains(cur, want) {
+			t.Errorf("current DDL lacks %q:\n%s", want, cur)
+		}
+	}
+	if strings.Contains(strings.Join(tablesDDL("db", "", featuresFor("24.8"), 0), "\n"), "TTL") {
+		t.Error("TTL without --max-age")
+	}
+	cl := strings.Join(tablesDDL("db", "fleet", features{}, 0), "\n")
+	if !strings.Contains(cl, "Distributed(fleet, db, flows_local, cityHash64(sensor))") ||
+		!strings.Contains(cl, "Distributed(fleet, db, flow_shards_local, cityHash64(sensor))") {
+		t.Errorf("cluster DDL:\n%s", cl)
+	}
+}
+
+func openTest(t *testing.T, url string) *DB {
+	t.Helper()
+	cfg, err := ParseURL(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// TestRoundTrip inserts records into a real server and reads them back
+// field by field, on one server and on a two-server cluster.
+func TestRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	base := time.Date(2026, 3, 1, 23, 50, 0, 0, time.UTC) // spans midnight: two partitions
+	recs := testRecords(base, 30)
+	for _, mode := range []string{"single", "cluster"} {
+		t.Run(mode, func(t *testing.T) {
+			var url string
+			var servers []*chserver.Server
+			if mode == "single" {
+				s := chserver.Start(t, 0, chserver.Options{})
+				servers, url = []*chserver.Server{s}, s.URL("", "", "fleet")
+			} else {
+				servers = chserver.StartCluster(t, "nwh", 2, chserver.Options{})
+				url = servers[0].URL("", "", "fleet") + "?cluster=nwh"
+			}
+			db := openTest(t, url)
+			if err := db.Ensure(ctx, 0); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Ensure(ctx, 0); err != nil { // idempotent
+				t.Fatal(err)
+			}
+			var shards []Shard
+			for i, sensor := range []string{"s1", "s2", "s3", "s4"} {
+				shards = append(shards, Shard{Sensor: sensor, Name: "shard" + sensor, Records: recs[i*7 : i*7+7]})
+			}
+			if err := db.Insert(ctx, shards); err != nil {
+				t.Fatal(err)
+			}
+			done, err := db.Exported(ctx, "s2")
+			if err != nil || !reflect.DeepEqual(done, map[string]bool{"shards2": true}) {
+				t.Fatalf("exported s2: %v %v", done, err)
+			}
+			var got []flow.Record
+			err = db.Records(ctx, Query{}, func(sensor, shard string, r *flow.Record) error {
+				got = append(got, *r)
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 28 {
+				t.Fatalf("%d records back, want 28", len(got))
+			}
+			for i := range got {
+				want := recs[i]
+				if !reflect.DeepEqual(got[i], want) {
+					t.Errorf("record %d:\n got %+v\nwant %+v", i, got[i], want)
+				}
+			}
+			if mode == "cluster" {
+				// Sharded by sensor: both servers hold some rows, none holds all.
+				var total int
+				for _, s := range servers {
+					n := strings.TrimSpace(s.Client(ctx, "SELECT count() FROM fleet.flows_local"))
+					if n == "0" || n == "28" {
+						t.Errorf("server %d holds %s of 28 rows: not sharded", s.Port, n)
+					}
+					var k int
+					for _, c := range n {
+						k = k*10 + int(c-'0')
+					}
+					total += k
+				}
+				if total != 28 {
+					t.Errorf("local rows add up to %d", total)
+				}
+			}
+			days, err := db.DropBefore(ctx, time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC))
+			if err != nil || !reflect.DeepEqual(days, []string{"2026-03-01"}) {
+				t.Fatalf("drop: %v %v", days, err)
+			}
+			got = got[:0]
+			db.Records(ctx, Query{}, func(_, _ string, r *flow.Record) error { got = append(got, *r); return nil })
+			for _, r := range got {
+				if r.First.Before(time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)) {
+					t.Errorf("record of %s survived the drop", r.First)
+				}
+			}
+			if len(got) == 0 {
+				t.Error("the drop took the newer day too")
+			}
+		})
+	}
+}
