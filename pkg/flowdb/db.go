@@ -135,6 +135,9 @@ func (db *DB) Close() error {
 	return db.conn.Close()
 }
 
+// Name names the server and database for messages (no password).
+func (db *DB) Name() string { return db.cfg.String() }
+
 // Version is the server's version().
 func (db *DB) Version() string { return db.version }
 
@@ -288,4 +291,18 @@ func (db *DB) DropBefore(ctx context.Context, day time.Time) ([]string, error) {
 		return nil
 	})
 	return dropped, err
+}
+
+// Newest returns the last packet time of the newest exported shard (zero
+// for an empty database): retention counts back from it, as the store's
+// does from its newest packet.
+func (db *DB) Newest(ctx context.Context) (time.Time, error) {
+	var us int64
+	if err := db.conn.QueryRow(ctx, "SELECT max(last_us) FROM "+db.cfg.Database+"."+tableShards).Scan(&us); err != nil {
+		return time.Time{}, db.wrap("read newest shard", err)
+	}
+	if us == 0 {
+		return time.Time{}, nil
+	}
+	return time.UnixMicro(us).UTC(), nil
 }

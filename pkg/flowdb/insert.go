@@ -16,7 +16,10 @@ import (
 type Shard struct {
 	Sensor  string
 	Name    string // shard file name without extension
-	Records []flow.Record
+	// First and Last bound the shard's packets; they date a shard without
+	// records (its flow_shards row still says it was exported).
+	First, Last time.Time
+	Records     []flow.Record
 }
 
 // Exported returns the shards of sensor that have a flow_shards row: the
@@ -92,13 +95,17 @@ func (db *DB) Insert(ctx context.Context, shards []Shard) error {
 	}
 	now := time.Now().UTC().Truncate(time.Second)
 	for _, s := range shards {
+		// The records' span when there are records, else the shard's own.
 		var first, last int64
+		if len(s.Records) == 0 && !s.First.IsZero() {
+			first, last = s.First.UnixMicro(), s.Last.UnixMicro()
+		}
 		for i := range s.Records {
 			f, l := s.Records[i].First.UnixMicro(), s.Records[i].Last.UnixMicro()
 			if i == 0 || f < first {
 				first = f
 			}
-			if l > last {
+			if i == 0 || l > last {
 				last = l
 			}
 		}

@@ -3,6 +3,7 @@ package store
 import (
 	"container/heap"
 	"errors"
+	"fmt"
 	"os"
 	"slices"
 
@@ -185,4 +186,23 @@ func (h *flowHeap) Pop() any {
 	x := old[len(old)-1]
 	*h = old[:len(old)-1]
 	return x
+}
+
+// ShardRecords reads the flow records of one sealed shard, for callers
+// that handle shards one by one (an export). Damage comes back as
+// *DamageError naming the shard, with the records before it.
+func ShardRecords(sf ShardFile) ([]flow.Record, error) {
+	if !sf.Sealed {
+		return nil, fmt.Errorf("shard %s: not sealed", sf.Name())
+	}
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1))
+	if err != nil {
+		return nil, err
+	}
+	defer dec.Close()
+	recs, dmg := shardFlows(sf, nil, dec)
+	if len(dmg) > 0 {
+		return recs, &DamageError{Damage: dmg}
+	}
+	return recs, nil
 }

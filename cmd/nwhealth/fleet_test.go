@@ -1,0 +1,246 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nwhealth/nwhealth/internal/chserver"
+	"github.com/nwhealth/nwhealth/internal/demogen"
+	"github.com/nwhealth/nwhealth/pkg/pcapio"
+	"github.com/nwhealth/nwhealth/pkg/pipeline"
+	"github.com/nwhealth/nwhealth/pkg/store"
+)
+
+// fleetStore builds a store from the built-in sample network, cut into
+// many small shards (so an export has many to do), and returns it.
+func fleetStore(t testing.TB, start time.Time, dur time.Duration, seed uint64, shardSize int64) string {
+	t.Helper()
+	var pcap bytes.Buffer
+	if _, err := demogen.Generate(&pcap, demogen.Config{Seed: seed, Start: start, Duration: dur, Workstations: 12}); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "store")
+	st, err := store.Create(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := st.NewWriter(store.WriterOptions{ID: "imp", ShardSize: shardSize, NewFlows: pipeline.NewFlowTable})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := pcapio.NewReader(&pcap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Import(w, "demo", r, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// storeTotals are the store's flow count and byte sums as flows --format
+// jsonl prints them: what the database must count after an export.
+type flowTotals struct {
+	Flows            int
+	OrigIP, RespData uint64
+}
+
+func storeTotals(t *testing.T, dirs ...string) flowTotals {
+	t.Helper()
+	args := []string{"flows", "--format", "jsonl"}
+	for _, d := range dirs {
+		args = append(args, "--store", d)
+	}
+	code, out, errOut := nwh(t, nil, args...)
+	if code != 0 {
+		t.Fatalf("flows: exit %d: %s", code, errOut)
+	}
+	var tot flowTotals
+	dec := json.NewDecoder(strings.NewReader(out))
+	for dec.More() {
+		var l flowLine
+		if err := dec.Decode(&l); err != nil {
+			t.Fatal(err)
+		}
+		tot.Flows++
+		tot.OrigIP += l.OrigBytes
+		tot.RespData += l.RespData
+	}
+	if tot.Flows == 0 {
+		t.Fatal("store has no flows")
+	}
+	return tot
+}
+
+// dbTotals asks the server itself, through clickhouse-client, what the
+// database counts (the exactly-once filter of docs/format/clickhouse.md).
+func dbTotals(t *testing.T, s *chserver.Server, db string, local bool) flowTotals {
+	t.Helper()
+	shards := db + ".flow_shards"
+	if local {
+		shards += "_local"
+	}
+	q := fmt.Sprintf("SELECT count(), sum(orig_ip_bytes), sum(resp_bytes) FROM %s.flows WHERE (sensor, shard, batch) IN "+
+		"(SELECT sensor, shard, min(batch) FROM %s GROUP BY sensor, shard) FORMAT TSV", db, shards)
+	f := strings.Fields(s.Client(context.Background(), q))
+	if len(f) != 3 {
+		t.Fatalf("clickhouse-client: %q", f)
+	}
+	n, _ := strconv.Atoi(f[0])
+	a, _ := strconv.ParseUint(f[1], 10, 64)
+	b, _ := strconv.ParseUint(f[2], 10, 64)
+	return flowTotals{n, a, b}
+}
+
+func TestExportClickHouse(t *testing.T) {
+	dir := fleetStore(t, time.Date(2026, 3, 2, 23, 30, 0, 0, time.UTC), time.Hour, 3, 512<<10) // crosses midnight
+	want := storeTotals(t, dir)
+	for _, mode := range []string{"single", "cluster"} {
+		t.Run(mode, func(t *testing.T) {
+			var s *chserver.Server
+			url := ""
+			if mode == "single" {
+				s = chserver.Start(t, 0, chserver.Options{})
+				url = s.URL("", "", "fleet")
+			} else {
+				ss := chserver.StartCluster(t, "nwh", 2, chserver.Options{})
+				s, url = ss[1], ss[1].URL("", "", "fleet")+"?cluster=nwh"
+			}
+			code, _, errOut := nwh(t, nil, "flows", "--store", dir, "--export", url, "--sensor", "edge-1")
+			if code != 0 {
+				t.Fatalf("export: exit %d\n%s", code, errOut)
+			}
+			if !strings.Contains(errOut, "0 already there") {
+				t.Errorf("first export: %s", errOut)
+			}
+			if got := dbTotals(t, s, "fleet", mode == "cluster"); got != want {
+				t.Errorf("database counts %+v, store %+v", got, want)
+			}
+			// Again: nothing new.
+			code, _, errOut = nwh(t, nil, "flows", "--store", dir, "--export", url, "--sensor", "edge-1")
+			if code != 0 || !strings.Contains(errOut, ": 0 shards (0 flow records) exported") {
+				t.Errorf("second export: exit %d: %s", code, errOut)
+			}
+			if got := dbTotals(t, s, "fleet", mode == "cluster"); got != want {
+				t.Errorf("after a second export the database counts %+v, store %+v", got, want)
+			}
+			// Retention: the first day goes, the second stays.
+			code, _, errOut = nwh(t, nil, "flows", "--store", dir, "--export", url, "--sensor", "edge-1", "--max-age", "10m")
+			if code != 0 || !strings.Contains(errOut, "dropped 1 days (2026-03-02") {
+				t.Errorf("retention: exit %d: %s", code, errOut)
+			}
+			left := strings.TrimSpace(s.Client(context.Background(), "SELECT min(day) FROM fleet.flows"))
+			if left != "2026-03-03" {
+				t.Errorf("after retention the oldest day is %s", left)
+			}
+		})
+	}
+}
+
+// TestExportFaults: a server stopped mid-export, a wrong password, a
+// read-only user, a schema from a newer nwhealth, TLS.
+func TestExportFaults(t *testing.T) {
+	dir := fleetStore(t, time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC), time.Hour, 4, 128<<10)
+	want := storeTotals(t, dir)
+	const secret = "s3cr3t-Pa55"
+	s := chserver.Start(t, 0, chserver.Options{TLS: true, Users: []chserver.User{
+		{Name: "sensor", Password: secret}, {Name: "analyst", Password: secret, Readonly: true}}})
+	ctx := context.Background()
+
+	t.Run("wrong password", func(t *testing.T) {
+		for _, env := range []bool{false, true} {
+			url := s.URL("sensor", "wrong-"+secret, "fleet")
+			if env {
+				url = s.URL("sensor", "", "fleet")
+				t.Setenv("CLICKHOUSE_PASSWORD", "wrong-"+secret)
+			}
+			code, out, errOut := nwh(t, nil, "flows", "--store", dir, "--export", url)
+			if code != 1 || strings.Contains(out+errOut, secret) || !strings.Contains(errOut, "password") {
+				t.Errorf("env %v: exit %d, want 1 without the password:\n%s%s", env, code, out, errOut)
+			}
+		}
+	})
+	t.Run("read-only user", func(t *testing.T) {
+		code, _, errOut := nwh(t, nil, "flows", "--store", dir, "--export", s.URL("analyst", secret, "fleet"))
+		if code != 1 || strings.Contains(errOut, secret) || !strings.Contains(errOut, "readonly") {
+			t.Errorf("exit %d, want 1 and the server's refusal:\n%s", code, errOut)
+		}
+	})
+	t.Run("tls", func(t *testing.T) {
+		url := fmt.Sprintf("clickhouse://sensor@127.0.0.1:%d/tlsdb?secure=true", s.TLSPort)
+		t.Setenv("CLICKHOUSE_PASSWORD", secret)
+		code, _, errOut := nwh(t, nil, "flows", "--store", dir, "--export", url)
+		if code != 1 || !strings.Contains(errOut, "certificate") {
+			t.Errorf("without --ca: exit %d, want 1 for an unknown CA:\n%s", code, errOut)
+		}
+		code, _, errOut = nwh(t, nil, "flows", "--store", dir, "--export", url, "--ca", s.CA())
+		if code != 0 {
+			t.Fatalf("with --ca: exit %d\n%s", code, errOut)
+		}
+		if got := dbTotals(t, s, "tlsdb", false); got != want {
+			t.Errorf("database counts %+v, store %+v", got, want)
+		}
+	})
+	t.Run("newer schema", func(t *testing.T) {
+		url := s.URL("sensor", secret, "newer")
+		if code, _, errOut := nwh(t, nil, "flows", "--store", dir, "--export", url); code != 0 {
+			t.Fatalf("export: exit %d\n%s", code, errOut)
+		}
+		s.Client(ctx, "INSERT INTO newer.nwhealth_schema VALUES (2, now(), 'nwhealth schema 2')")
+		code, _, errOut := nwh(t, nil, "flows", "--store", dir, "--export", url)
+		if code != 1 || !strings.Contains(errOut, "schema version 2 was written by a newer nwhealth") {
+			t.Errorf("exit %d, want 1 and a refusal:\n%s", code, errOut)
+		}
+	})
+	t.Run("server stopped mid-export", func(t *testing.T) {
+		url := s.URL("sensor", secret, "killed")
+		// One shard per INSERT, in a child process, so the server can be
+		// stopped between two inserts.
+		cmd := exec.Command(os.Args[0], "flows", "--store", dir, "--export", url, "--batch-rows", "1")
+		cmd.Env = append(os.Environ(), "NWHEALTH_TEST_MAIN=1")
+		var errOut bytes.Buffer
+		cmd.Stderr = &errOut
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(60 * time.Second)
+		for time.Now().Before(deadline) {
+			out, err := exec.Command("clickhouse-client", "--port", strconv.Itoa(s.Port), "--user", "sensor", "--password", secret,
+				"--query", "SELECT count() FROM killed.flow_shards").Output()
+			if n, _ := strconv.Atoi(strings.TrimSpace(string(out))); err == nil && n >= 3 {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		s.Kill()
+		err := cmd.Wait()
+		code := cmd.ProcessState.ExitCode()
+		if code != 1 || strings.Contains(errOut.String(), secret) {
+			t.Errorf("export with the server gone: %v, exit %d (want 1):\n%s", err, code, errOut.String())
+		}
+		s.Restart()
+		partial := dbTotals(t, s, "killed", false)
+		if partial.Flows >= want.Flows {
+			t.Fatalf("the server was stopped after the export finished (%d of %d flows): no fault tested", partial.Flows, want.Flows)
+		}
+		c, _, e := nwh(t, nil, "flows", "--store", dir, "--export", url)
+		if c != 0 || strings.Contains(e, " 0 already there") {
+			t.Fatalf("re-run: exit %d\n%s", c, e)
+		}
+		if got := dbTotals(t, s, "killed", false); got != want {
+			t.Errorf("after the re-run the database counts %+v, store %+v", got, want)
+		}
+	})
+}
