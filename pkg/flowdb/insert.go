@@ -14,8 +14,8 @@ import (
 
 // Shard is one shard's flow records, as exported.
 type Shard struct {
-	Sensor  string
-	Name    string // shard file name without extension
+	Sensor string
+	Name   string // shard file name without extension
 	// First and Last bound the shard's packets; they date a shard without
 	// records (its flow_shards row still says it was exported).
 	First, Last time.Time
