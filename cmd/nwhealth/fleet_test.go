@@ -10,11 +10,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nwhealth/nwhealth/internal/chserver"
 	"github.com/nwhealth/nwhealth/internal/demogen"
+	"github.com/nwhealth/nwhealth/internal/testenv"
 	"github.com/nwhealth/nwhealth/pkg/pcapio"
 	"github.com/nwhealth/nwhealth/pkg/pipeline"
 	"github.com/nwhealth/nwhealth/pkg/store"
@@ -243,4 +245,49 @@ func TestExportFaults(t *testing.T) {
 			t.Errorf("after the re-run the database counts %+v, store %+v", got, want)
 		}
 	})
+}
+
+// TestExportServerFull: a server whose disk fills up mid-export refuses
+// the insert; the export says so (exit 1) and counts nothing half.
+func TestExportServerFull(t *testing.T) {
+	testenv.Root(t)
+	chserver.Binary(t)
+	dir := fleetStore(t, time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC), 2*time.Hour, 5, 1<<20)
+	data := filepath.Join(t.TempDir(), "small")
+	if err := os.MkdirAll(data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", data).CombinedOutput(); err != nil {
+		testenv.Missing(t, "mount tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", data).Run() })
+	s := chserver.Start(t, 0, chserver.Options{DataDir: data})
+	url := s.URL("", "", "fleet")
+	// The schema first, then fill the disk to within a few blocks.
+	if code, _, errOut := nwh(t, nil, "flows", "--store", dir, "--export", url, "--from", "2030-01-01"); code != 0 {
+		t.Fatalf("schema: exit %d\n%s", code, errOut)
+	}
+	var fs syscall.Statfs_t
+	if err := syscall.Statfs(data, &fs); err != nil {
+		t.Fatal(err)
+	}
+	fill := int64(fs.Bavail)*fs.Bsize - 96<<10
+	if err := os.WriteFile(filepath.Join(data, "filler"), make([]byte, fill), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := nwh(t, nil, "flows", "--store", dir, "--export", url, "--batch-rows", "2000")
+	if code != 1 || !strings.Contains(errOut, "space") {
+		t.Fatalf("export onto a full disk: exit %d, want 1 and the server's reason:\n%s", code, errOut)
+	}
+	got := dbTotals(t, s, "fleet", false)
+	want := storeTotals(t, dir)
+	if got.Flows >= want.Flows {
+		t.Fatalf("everything fit (%d flows): no fault tested", got.Flows)
+	}
+	// What is counted is whole shards: the flow_shards rows' record counts
+	// add up to the rows counted.
+	sum := strings.TrimSpace(s.Client(context.Background(), "SELECT sum(records) FROM fleet.flow_shards"))
+	if sum != strconv.Itoa(got.Flows) && !(sum == "0" && got.Flows == 0) {
+		t.Errorf("flow_shards says %s records, the filter counts %d", sum, got.Flows)
+	}
 }
