@@ -16,6 +16,7 @@ import (
 
 	"github.com/nwhealth/nwhealth/pkg/capture"
 	"github.com/nwhealth/nwhealth/pkg/capture/livefilter"
+	"github.com/nwhealth/nwhealth/pkg/flowdb"
 	"github.com/nwhealth/nwhealth/pkg/pcapio"
 	"github.com/nwhealth/nwhealth/pkg/pipeline"
 	"github.com/nwhealth/nwhealth/pkg/pkthdr"
@@ -42,6 +43,9 @@ type captureOptions struct {
 	noPromisc  bool
 	statsEvery time.Duration
 	format     string
+	// --flows-to: the flow database each sealed shard's records go to.
+	flowsTo string
+	fleet   fleetFlags
 	// ready, when set, is called once the sockets are open (tests).
 	ready func()
 }
@@ -62,7 +66,12 @@ SIGINT or SIGTERM (or --duration) stops it: every packet the kernel already
 accepted is stored, open shards are sealed, and packets stored and kernel
 drops are printed (exit 0). A stats line goes to stderr every --stats-every.
 A full disk stops the capture: what was written is sealed, exit 5.
--w FILE writes plain pcap instead of a store (FILE.N per worker).`,
+-w FILE writes plain pcap instead of a store (FILE.N per worker).
+
+--flows-to clickhouse://HOST:PORT/DB ships each sealed shard's flow records
+to ClickHouse as it seals (docs/format/clickhouse.md). While the database is
+unreachable the store keeps everything; shipping resumes by itself, and a
+capture starting on a store exports whatever an earlier one could not.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if opts.iface == "" {
@@ -76,6 +85,14 @@ A full disk stops the capture: what was written is sealed, exit 5.
 			}
 			if _, err := parseSize(opts.ringSize); err != nil {
 				return usagef("capture: --ring-size: %v", err)
+			}
+			if opts.flowsTo != "" {
+				if len(opts.stores) == 0 {
+					return usagef("capture: --flows-to needs --store (flow records are built with the shards)")
+				}
+				if _, err := flowdb.ParseURL(opts.flowsTo, nil); err != nil {
+					return usageError{err}
+				}
 			}
 			return runCapture(cmd.Context(), opts)
 		},
@@ -96,6 +113,8 @@ A full disk stops the capture: what was written is sealed, exit 5.
 	f.BoolVar(&opts.noPromisc, "no-promisc", false, "do not put the interface in promiscuous mode")
 	f.DurationVar(&opts.statsEvery, "stats-every", 5*time.Second, "interval of the stats line on stderr (0: none)")
 	f.StringVar(&opts.format, "format", "table", "stats output: table (lines for people) or jsonl")
+	f.StringVar(&opts.flowsTo, "flows-to", "", "ship each sealed shard's flow records to this ClickHouse database (clickhouse://HOST:PORT/DB)")
+	opts.fleet.register(cmd, true)
 	return cmd
 }
 
@@ -152,6 +171,11 @@ func runCapture(ctx context.Context, opts *captureOptions) error {
 		}
 		defer ss.abort()
 		copy(sinks, ss.sinks)
+		if opts.flowsTo != "" {
+			if ss.ship, err = newShipper(opts, ss.stores); err != nil {
+				return err
+			}
+		}
 	} else {
 		for i := range sinks {
 			name := opts.write
@@ -216,6 +240,15 @@ func runCapture(ctx context.Context, opts *captureOptions) error {
 		// the disk stays valid.
 		closeErr = errors.Join(closeErr, ss.close(opts.s.errOut))
 	}
+	if ss != nil && ss.ship != nil {
+		shipped, err := ss.ship.Close(30 * time.Second)
+		fmt.Fprintf(opts.s.errOut, "flows shipped: %d shards (%d records)\n", shipped.Shards, shipped.Records)
+		if err != nil {
+			// The capture itself succeeded: the store has every record, and
+			// the next capture or flows --export ships the rest.
+			fmt.Fprintf(opts.s.errOut, "nwhealth: flows of some shards not shipped (the next capture or flows --export sends them): %v\n", err)
+		}
+	}
 	writeCaptureStats(opts, "capture_summary", time.Now(), st, nil, 0)
 	if errors.Is(runErr, syscall.ENOSPC) || errors.Is(closeErr, syscall.ENOSPC) {
 		return fmt.Errorf("capture stopped, shards sealed: %w", syscall.ENOSPC)
@@ -223,8 +256,41 @@ func runCapture(ctx context.Context, opts *captureOptions) error {
 	return errors.Join(runErr, closeErr)
 }
 
+// newShipper starts shipping sealed shards' flows to --flows-to.
+func newShipper(opts *captureOptions, stores []*store.Store) (*pipeline.Shipper, error) {
+	sensor, err := opts.fleet.sensorName()
+	if err != nil {
+		return nil, err
+	}
+	var mu sync.Mutex
+	sh := &pipeline.Shipper{
+		Connect: func(ctx context.Context) (pipeline.ShardSink, error) {
+			db, err := openFlowDB(ctx, opts.flowsTo, &opts.fleet)
+			if err != nil {
+				return nil, err
+			}
+			if err := db.Ensure(ctx, 0); err != nil {
+				db.Close()
+				return nil, err
+			}
+			return db, nil
+		},
+		Export: pipeline.Exporter{Sensor: sensor, Stores: stores},
+		Logf: func(format string, args ...any) {
+			mu.Lock()
+			defer mu.Unlock()
+			fmt.Fprintf(opts.s.errOut, "nwhealth: "+format+"\n", args...)
+		},
+	}
+	// Its own context: a stopped capture still ships its last shards (Close).
+	sh.Start(context.Background())
+	return sh, nil
+}
+
 // storeSinks are one store writer per capture worker.
 type storeSinks struct {
+	stores  []*store.Store
+	ship    *pipeline.Shipper
 	locks   []*store.Lock
 	writers []*store.Writer
 	sinks   []capture.Sink
@@ -269,6 +335,7 @@ func openStoreSinks(opts *captureOptions, c *capture.Capture) (*storeSinks, erro
 		}
 		stores = append(stores, st)
 	}
+	ss.stores = stores
 	var retMu sync.Mutex
 	for i := 0; i < c.Workers(); i++ {
 		st := stores[i%len(stores)]
@@ -289,6 +356,9 @@ func openStoreSinks(opts *captureOptions, c *capture.Capture) (*storeSinks, erro
 				defer retMu.Unlock()
 				if _, err := ret.Apply(st); err != nil {
 					fmt.Fprintln(opts.s.errOut, "nwhealth: retention:", err)
+				}
+				if ss.ship != nil {
+					ss.ship.Kick()
 				}
 			},
 		})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 
 	"github.com/nwhealth/nwhealth/pkg/flowdb"
@@ -121,6 +122,9 @@ func (e *Exporter) Run(ctx context.Context) (ExportStats, Damage, error) {
 				dmg.addStore(err)
 			}
 			continue
+		}
+		if errors.Is(err, os.ErrNotExist) {
+			continue // removed by retention since the listing
 		}
 		if err != nil {
 			return st, dmg, fmt.Errorf("shard %s: %w", sf.Name(), err)

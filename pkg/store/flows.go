@@ -204,5 +204,10 @@ func ShardRecords(sf ShardFile) ([]flow.Record, error) {
 	if len(dmg) > 0 {
 		return recs, &DamageError{Damage: dmg}
 	}
+	if recs == nil {
+		if _, err := os.Stat(sf.ShardPath()); err != nil {
+			return nil, fmt.Errorf("shard %s: %w", sf.Name(), err) // removed by retention meanwhile
+		}
+	}
 	return recs, nil
 }
