@@ -16,6 +16,7 @@ import (
 
 	"github.com/nwhealth/nwhealth/internal/chserver"
 	"github.com/nwhealth/nwhealth/internal/demogen"
+	"github.com/nwhealth/nwhealth/internal/netns"
 	"github.com/nwhealth/nwhealth/internal/testenv"
 	"github.com/nwhealth/nwhealth/pkg/pcapio"
 	"github.com/nwhealth/nwhealth/pkg/pipeline"
@@ -289,5 +290,40 @@ func TestExportServerFull(t *testing.T) {
 	sum := strings.TrimSpace(s.Client(context.Background(), "SELECT sum(records) FROM fleet.flow_shards"))
 	if sum != strconv.Itoa(got.Flows) && !(sum == "0" && got.Flows == 0) {
 		t.Errorf("flow_shards says %s records, the filter counts %d", sum, got.Flows)
+	}
+}
+
+// TestCaptureFlowsTo: a capture ships its sealed shards' flows as they
+// seal; with the server down it keeps capturing, and the next capture
+// catches up from the store.
+func TestCaptureFlowsTo(t *testing.T) {
+	testenv.Root(t)
+	testenv.Tool(t, "trafgen")
+	chserver.Binary(t)
+	p := netns.NewPair(t)
+	s := chserver.Start(t, 0, chserver.Options{})
+	dir := filepath.Join(t.TempDir(), "store")
+	opts := captureOptions{iface: p.DevB, stores: []string{dir}, snaplen: 262144, workers: 1, ringSize: "32MiB",
+		shardSize: "1M", flush: 100 * time.Millisecond, statsEvery: time.Second, format: "table",
+		flowsTo: s.URL("", "", "cap"), fleet: fleetFlags{sensor: "cap-1"}}
+	_, stderr, _ := captureRun(t, p, opts, 100_000)
+	if !strings.Contains(stderr, "flows shipped: ") || strings.Contains(stderr, "not shipped") {
+		t.Errorf("stderr:\n%s", stderr)
+	}
+	if got, want := dbTotals(t, s, "cap", false), storeTotals(t, dir); got != want {
+		t.Errorf("database counts %+v, store %+v", got, want)
+	}
+
+	s.Kill()
+	_, stderr, _ = captureRun(t, p, opts, 100_000)
+	if !strings.Contains(stderr, "flow export failed") || !strings.Contains(stderr, "not shipped") {
+		t.Errorf("capture during the outage, stderr:\n%s", stderr)
+	}
+	s.Restart()
+	before := dbTotals(t, s, "cap", false)
+	_, stderr, _ = captureRun(t, p, opts, 1000)
+	got, want := dbTotals(t, s, "cap", false), storeTotals(t, dir)
+	if got != want || before.Flows >= got.Flows {
+		t.Errorf("after catching up the database counts %+v (before %+v), store %+v\n%s", got, before, want, stderr)
 	}
 }
