@@ -122,6 +122,9 @@ func runCapture(ctx context.Context, opts *captureOptions) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	// Stats, retention and flow shipping write to stderr from their own
+	// goroutines.
+	opts.s.errOut = &lockedWriter{w: opts.s.errOut}
 	ring, err := parseSize(opts.ringSize)
 	if err != nil {
 		return usagef("capture: --ring-size: %v", err)
@@ -262,7 +265,6 @@ func newShipper(opts *captureOptions, stores []*store.Store) (*pipeline.Shipper,
 	if err != nil {
 		return nil, err
 	}
-	var mu sync.Mutex
 	sh := &pipeline.Shipper{
 		Connect: func(ctx context.Context) (pipeline.ShardSink, error) {
 			db, err := openFlowDB(ctx, opts.flowsTo, &opts.fleet)
@@ -277,14 +279,24 @@ func newShipper(opts *captureOptions, stores []*store.Store) (*pipeline.Shipper,
 		},
 		Export: pipeline.Exporter{Sensor: sensor, Stores: stores},
 		Logf: func(format string, args ...any) {
-			mu.Lock()
-			defer mu.Unlock()
 			fmt.Fprintf(opts.s.errOut, "nwhealth: "+format+"\n", args...)
 		},
 	}
 	// Its own context: a stopped capture still ships its last shards (Close).
 	sh.Start(context.Background())
 	return sh, nil
+}
+
+// lockedWriter serialises writes from several goroutines.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // storeSinks are one store writer per capture worker.
