@@ -79,43 +79,71 @@ func Binary(t testing.TB) string {
 // FreePorts returns n free TCP ports on 127.0.0.1.
 func FreePorts(t testing.TB, n int) []int {
 	t.Helper()
-	var ls []net.Listener
-	var ports []int
-	for i := 0; i < n; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		l.Close()
+	ports, err := freePorts(n)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return ports
 }
 
+func freePorts(n int) ([]int, error) {
+	var ls []net.Listener
+	var ports []int
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	for i := 0; i < n; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
 // Start configures and starts a server with port (0: a free one) and
-// waits until it answers.
+// waits until it answers. It is stopped when the test ends.
 func Start(t testing.TB, port int, o Options) *Server {
 	t.Helper()
-	bin := Binary(t)
-	ports := FreePorts(t, 3)
+	Binary(t)
+	s, err := Launch(t.TempDir(), port, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.t = t
+	t.Cleanup(func() { s.Stop() })
+	return s
+}
+
+// Launch configures a server in dir and starts it, outside any test (the
+// benchmarks use it). The caller stops it.
+func Launch(dir string, port int, o Options) (*Server, error) {
+	bin, err := exec.LookPath("clickhouse-server")
+	if err != nil {
+		return nil, err
+	}
+	ports, err := freePorts(4)
+	if err != nil {
+		return nil, err
+	}
 	if port == 0 {
 		port = ports[0]
 	}
-	s := &Server{t: t, dir: t.TempDir(), Port: port, HTTP: ports[1], inter: ports[2]}
+	s := &Server{dir: dir, Port: port, HTTP: ports[1], inter: ports[2]}
 	if o.TLS {
-		s.TLSPort = FreePorts(t, 1)[0]
+		s.TLSPort = ports[3]
 	}
 	if err := s.configure(o); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	if err := s.start(bin); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	t.Cleanup(func() { s.Stop() })
-	return s
+	return s, nil
 }
 
 // StartCluster starts n servers that all know the cluster name, each
@@ -323,7 +351,7 @@ func (s *Server) Kill() {
 	s.cmd = nil
 }
 
-// Restart starts the stopped server again with the same data.
+// Restart starts the stopped server again with the same data (in a test).
 func (s *Server) Restart() {
 	s.t.Helper()
 	if err := s.start(Binary(s.t)); err != nil {
@@ -348,11 +376,15 @@ func (s *Server) Logs() string {
 // returns its output (the test fails on error).
 func (s *Server) Client(ctx context.Context, query string, args ...string) string {
 	s.t.Helper()
-	bin := testenv.Tool(s.t, "clickhouse-client")
-	cmd := exec.CommandContext(ctx, bin, append([]string{"--host", "127.0.0.1", "--port", strconv.Itoa(s.Port), "--query", query}, args...)...)
-	out, err := cmd.CombinedOutput()
+	testenv.Tool(s.t, "clickhouse-client")
+	out, err := s.ClientCmd(ctx, query, args...).CombinedOutput()
 	if err != nil {
 		s.t.Fatalf("clickhouse-client %q: %v\n%s", query, err, out)
 	}
 	return string(out)
+}
+
+// ClientCmd is a clickhouse-client command for the server.
+func (s *Server) ClientCmd(ctx context.Context, query string, args ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, "clickhouse-client", append([]string{"--host", "127.0.0.1", "--port", strconv.Itoa(s.Port), "--query", query}, args...)...)
 }
