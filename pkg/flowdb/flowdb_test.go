@@ -211,3 +211,5 @@ func TestRoundTrip(t *testing.T) {
 		})
 	}
 }
+
+func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }

@@ -66,7 +66,9 @@ func quote(s string) string {
 
 // Records streams the selected flow records in time order (first packet,
 // then sensor and shard), each with its sensor and shard. The record
-// passed to fn is reused.
+// passed to fn is reused. Rows that do not make a valid record (a table
+// written by something else, or damaged) are skipped and named in a
+// *RowError returned after every good row was delivered.
 func (db *DB) Records(ctx context.Context, q Query, fn func(sensor, shard string, r *flow.Record) error) error {
 	sql := "SELECT sensor, shard, first_us, last_us, proto, vlan, orig, resp, orig_port, resp_port, orig_pkts, resp_pkts, " +
 		"orig_ip_bytes, resp_ip_bytes, orig_bytes, resp_bytes, orig_flags, resp_flags, partial, name, name_source, answers, " +
@@ -77,46 +79,122 @@ func (db *DB) Records(ctx context.Context, q Query, fn func(sensor, shard string
 		return db.wrap("read flows", err)
 	}
 	defer rows.Close()
-	var (
-		sensor, shard, name, target, proxy string
-		first, last                        int64
-		proto, oflags, rflags, partial     uint8
-		nsrc, head                         uint8
-		vlan, oport, rport                 uint16
-		orig, resp                         string
-		opk, rpk, oip, rip, od, rd         uint64
-		answers                            []string
-		bursts                             uint32
-		ms                                 []uint32
-		r                                  flow.Record
-	)
+	var row Row
+	var r flow.Record
+	var bad RowError
 	for rows.Next() {
-		if err := rows.Scan(&sensor, &shard, &first, &last, &proto, &vlan, &orig, &resp, &oport, &rport, &opk, &rpk,
-			&oip, &rip, &od, &rd, &oflags, &rflags, &partial, &name, &nsrc, &answers, &bursts, &head, &ms, &target, &proxy); err != nil {
+		if err := rows.Scan(&row.Sensor, &row.Shard, &row.First, &row.Last, &row.Proto, &row.VLAN, &row.Orig, &row.Resp,
+			&row.OrigPort, &row.RespPort, &row.OrigPkts, &row.RespPkts, &row.OrigIP, &row.RespIP, &row.OrigData, &row.RespData,
+			&row.OrigFlags, &row.RespFlags, &row.Partial, &row.Name, &row.NameSource, &row.Answers, &row.Bursts, &row.BurstHead,
+			&row.BurstMs, &row.Target, &row.Proxy); err != nil {
 			return db.wrap("read flows", err)
 		}
-		r = flow.Record{
-			First: time.UnixMicro(first).UTC(), Last: time.UnixMicro(last).UTC(), Proto: proto, VLAN: vlan,
-			Orig: addrFrom16([]byte(orig)), Resp: addrFrom16([]byte(resp)), OrigPort: oport, RespPort: rport,
-			OrigPkts: opk, RespPkts: rpk, OrigBytes: oip, RespBytes: rip, OrigData: od, RespData: rd,
-			OrigFlags: oflags, RespFlags: rflags, Partial: partial != 0, Name: name, NameSource: flow.NameSource(nsrc),
-			HTTPTarget: target, ProxyDest: proxy,
+		if err := row.Record(&r); err != nil {
+			bad.add(fmt.Sprintf("sensor %s shard %s: %v", row.Sensor, row.Shard, err))
+			continue
 		}
-		if len(answers) > 0 {
-			r.Answers = make([]netip.Addr, len(answers))
-			for i, a := range answers {
-				r.Answers[i] = addrFrom16([]byte(a))
-			}
-		}
-		if bursts > 0 || len(ms) > 0 {
-			r.Bursts = flow.Bursts{At: append([]uint32(nil), ms...), N: bursts, Head: head}
-		}
-		if err := fn(sensor, shard, &r); err != nil {
+		if err := fn(row.Sensor, row.Shard, &r); err != nil {
 			return err
 		}
 	}
 	if err := rows.Err(); err != nil {
 		return db.wrap("read flows", err)
 	}
+	if bad.Count > 0 {
+		return &bad
+	}
 	return nil
+}
+
+// Row is one row of the flows table as read.
+type Row struct {
+	Sensor, Shard, Name, Target, Proxy string
+	First, Last                        int64
+	Proto, OrigFlags, RespFlags        uint8
+	Partial, NameSource, BurstHead     uint8
+	VLAN, OrigPort, RespPort           uint16
+	Orig, Resp                         string
+	OrigPkts, RespPkts, OrigIP, RespIP uint64
+	OrigData, RespData                 uint64
+	Answers                            []string
+	Bursts                             uint32
+	BurstMs                            []uint32
+}
+
+// Limits a row must keep, the flow file's (docs/format/flows.md).
+const (
+	maxAnswers   = 32
+	maxName      = 255
+	maxProxyDest = 255
+)
+
+// Record checks the row against the flow format's invariants and fills r.
+// The database is not trusted more than a flow file: every array and
+// string is bounded before it is used.
+func (w *Row) Record(r *flow.Record) error {
+	switch {
+	case len(w.Orig) != 16 || len(w.Resp) != 16:
+		return fmt.Errorf("address of %d and %d bytes, want 16", len(w.Orig), len(w.Resp))
+	case w.Last < w.First:
+		return fmt.Errorf("last_us %d before first_us %d", w.Last, w.First)
+	case len(w.Answers) > maxAnswers:
+		return fmt.Errorf("%d answers, at most %d", len(w.Answers), maxAnswers)
+	case len(w.Name) > maxName || len(w.Proxy) > maxProxyDest || len(w.Target) > flow.MaxTarget:
+		return fmt.Errorf("name, proxy_dest or http_target too long")
+	case len(w.BurstMs) > flow.MaxBursts || int(w.BurstHead) > len(w.BurstMs) || uint64(len(w.BurstMs)) > uint64(w.Bursts):
+		return fmt.Errorf("burst series of %d starts, head %d, %d bursts", len(w.BurstMs), w.BurstHead, w.Bursts)
+	case w.NameSource > uint8(flow.NameSNI):
+		return fmt.Errorf("name_source %d", w.NameSource)
+	}
+	// +1: both ends were cut to the microsecond, the starts were not.
+	durMs := (w.Last-w.First)/1000 + 1
+	for i, ms := range w.BurstMs {
+		if int64(ms) > durMs || i > 0 && ms < w.BurstMs[i-1] {
+			return fmt.Errorf("burst start %d ms out of order or past the flow's end", ms)
+		}
+	}
+	*r = flow.Record{
+		First: time.UnixMicro(w.First).UTC(), Last: time.UnixMicro(w.Last).UTC(), Proto: w.Proto, VLAN: w.VLAN,
+		Orig: addrFrom16([]byte(w.Orig)), Resp: addrFrom16([]byte(w.Resp)), OrigPort: w.OrigPort, RespPort: w.RespPort,
+		OrigPkts: w.OrigPkts, RespPkts: w.RespPkts, OrigBytes: w.OrigIP, RespBytes: w.RespIP, OrigData: w.OrigData, RespData: w.RespData,
+		OrigFlags: w.OrigFlags, RespFlags: w.RespFlags, Partial: w.Partial != 0, Name: w.Name, NameSource: flow.NameSource(w.NameSource),
+		HTTPTarget: w.Target, ProxyDest: w.Proxy,
+	}
+	if len(w.Answers) > 0 {
+		r.Answers = make([]netip.Addr, 0, len(w.Answers))
+		for _, a := range w.Answers {
+			if len(a) != 16 {
+				return fmt.Errorf("answer of %d bytes, want 16", len(a))
+			}
+			r.Answers = append(r.Answers, addrFrom16([]byte(a)))
+		}
+	}
+	if w.Bursts > 0 || len(w.BurstMs) > 0 {
+		r.Bursts = flow.Bursts{At: append([]uint32(nil), w.BurstMs...), N: w.Bursts, Head: w.BurstHead}
+	}
+	return nil
+}
+
+// maxPlaces bounds the bad rows named; the rest are counted.
+const maxPlaces = 100
+
+// RowError names rows that were skipped because they do not make a valid
+// flow record; every other row was used.
+type RowError struct {
+	Places []string
+	Count  int
+}
+
+func (e *RowError) add(place string) {
+	e.Count++
+	if len(e.Places) < maxPlaces {
+		e.Places = append(e.Places, place)
+	}
+}
+
+func (e *RowError) Error() string {
+	if e.Count == 1 {
+		return "bad flow row skipped: " + e.Places[0]
+	}
+	return fmt.Sprintf("%d bad flow rows skipped, first: %s", e.Count, e.Places[0])
 }
