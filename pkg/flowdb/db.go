@@ -157,66 +157,99 @@ func (db *DB) each(fn func(addr string, c driver.Conn) error) error {
 
 // Ensure creates the database and tables where missing (every server of a
 // cluster) and checks the schema version. ttlDays > 0 asks recent servers
-// to drop old rows themselves.
+// to drop old rows themselves. Only what is missing is created, so once
+// an administrator has made the tables a sensor needs no CREATE right.
 func (db *DB) Ensure(ctx context.Context, ttlDays int) error {
 	d := db.cfg.Database
-	err := db.each(func(addr string, c driver.Conn) error {
-		if err := c.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+d); err != nil {
-			return db.wrap("create database on "+addr, err)
-		}
-		// Refuse before touching anything when a newer nwhealth was here.
-		if err := db.checkOn(ctx, c, true); err != nil {
+	return db.each(func(addr string, c driver.Conn) error {
+		have, err := db.tables(ctx, c)
+		if err != nil {
 			return err
 		}
-		for _, q := range tablesDDL(d, db.cfg.Cluster, db.feat, ttlDays) {
-			if err := c.Exec(ctx, q); err != nil {
-				return db.wrap("create tables on "+addr, err)
+		if have == nil {
+			if err := c.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+d); err != nil {
+				return db.wrap("create database on "+addr, err)
+			}
+			have = map[string]bool{}
+		}
+		// Refuse before touching anything when a newer nwhealth was here.
+		if err := db.checkTables(ctx, c, have, true); err != nil {
+			return err
+		}
+		for _, t := range tablesDDL(d, db.cfg.Cluster, db.feat, ttlDays) {
+			if have[t.table] {
+				continue
+			}
+			if err := c.Exec(ctx, t.sql); err != nil {
+				return db.wrap("create table "+t.table+" on "+addr, err)
 			}
 		}
 		var n uint64
 		if err := c.QueryRow(ctx, "SELECT count() FROM "+d+"."+tableSchema).Scan(&n); err != nil {
 			return db.wrap("read schema version on "+addr, err)
 		}
-		if n == 0 {
-			b, err := c.PrepareBatch(ctx, "INSERT INTO "+d+"."+tableSchema+" ("+columnNames(schemaColumns)+")")
-			if err != nil {
-				return db.wrap("write schema version on "+addr, err)
-			}
-			if err := b.Append(uint32(SchemaVersion), time.Now().UTC().Truncate(time.Second), fmt.Sprintf("nwhealth schema %d", SchemaVersion)); err != nil {
-				b.Abort()
-				return db.wrap("write schema version", err)
-			}
-			if err := b.Send(); err != nil {
-				return db.wrap("write schema version on "+addr, err)
-			}
+		if n > 0 {
+			return nil
+		}
+		b, err := c.PrepareBatch(ctx, "INSERT INTO "+d+"."+tableSchema+" ("+columnNames(schemaColumns)+")")
+		if err != nil {
+			return db.wrap("write schema version on "+addr, err)
+		}
+		if err := b.Append(uint32(SchemaVersion), time.Now().UTC().Truncate(time.Second), fmt.Sprintf("nwhealth schema %d", SchemaVersion)); err != nil {
+			b.Abort()
+			return db.wrap("write schema version", err)
+		}
+		if err := b.Send(); err != nil {
+			return db.wrap("write schema version on "+addr, err)
 		}
 		return nil
 	})
-	return err
 }
 
 // Check verifies that the database holds a schema this nwhealth reads.
-func (db *DB) Check(ctx context.Context) error { return db.checkOn(ctx, db.conn, false) }
-
-// checkOn reads the schema version on one server. A database without
-// tables passes when creating (fresh); a flows table without a version
-// table was not made by nwhealth.
-func (db *DB) checkOn(ctx context.Context, c driver.Conn, creating bool) error {
-	d := db.cfg.Database
-	rows, err := c.Query(ctx, "SELECT name FROM system.tables WHERE database = '"+d+"'")
+func (db *DB) Check(ctx context.Context) error {
+	have, err := db.tables(ctx, db.conn)
 	if err != nil {
-		return db.wrap("list tables", err)
+		return err
 	}
+	if have == nil {
+		return fmt.Errorf("clickhouse %s: no database %s (export with nwhealth flows --export first)", db.cfg.String(), db.cfg.Database)
+	}
+	return db.checkTables(ctx, db.conn, have, false)
+}
+
+// tables lists the database's tables on one server; nil when the
+// database does not exist.
+func (db *DB) tables(ctx context.Context, c driver.Conn) (map[string]bool, error) {
+	d := db.cfg.Database
+	var dbs uint64
+	if err := c.QueryRow(ctx, "SELECT count() FROM system.databases WHERE name = "+quote(d)).Scan(&dbs); err != nil {
+		return nil, db.wrap("list databases", err)
+	}
+	if dbs == 0 {
+		return nil, nil
+	}
+	rows, err := c.Query(ctx, "SELECT name FROM system.tables WHERE database = "+quote(d))
+	if err != nil {
+		return nil, db.wrap("list tables", err)
+	}
+	defer rows.Close()
 	have := map[string]bool{}
 	for rows.Next() {
 		var name string
 		if err := rows.Scan(&name); err != nil {
-			rows.Close()
-			return db.wrap("list tables", err)
+			return nil, db.wrap("list tables", err)
 		}
 		have[name] = true
 	}
-	rows.Close()
+	return have, rows.Err()
+}
+
+// checkTables reads the schema version on one server. A database without
+// tables passes when creating (fresh); a flows table without a version
+// table was not made by nwhealth.
+func (db *DB) checkTables(ctx context.Context, c driver.Conn, have map[string]bool, creating bool) error {
+	d := db.cfg.Database
 	if !have[tableSchema] {
 		if have[tableFlows] || have[tableFlows+localSuffix] {
 			return fmt.Errorf("clickhouse %s: %w: table flows exists but %s does not", db.cfg.String(), ErrNotOurs, tableSchema)
@@ -233,6 +266,9 @@ func (db *DB) checkOn(ctx context.Context, c driver.Conn, creating bool) error {
 	if v > SchemaVersion {
 		return fmt.Errorf("clickhouse %s: %w: schema version %d was written by a newer nwhealth; this one reads up to %d (upgrade nwhealth)",
 			db.cfg.String(), ErrNewerSchema, v, SchemaVersion)
+	}
+	if !creating && !have[tableFlows] {
+		return fmt.Errorf("clickhouse %s: no flows table", db.cfg.String())
 	}
 	return nil
 }

@@ -161,22 +161,25 @@ const (
 	shardsOrder = "sensor, shard"
 )
 
+// ddl is the CREATE statement of one table.
+type ddl struct{ table, sql string }
+
 // tablesDDL lists the statements that create a server's tables: the
 // MergeTree tables named as docs say for one server, or for a cluster the
 // local tables and the Distributed tables over them.
-func tablesDDL(db, cluster string, f features, ttlDays int) []string {
+func tablesDDL(db, cluster string, f features, ttlDays int) []ddl {
 	if cluster == "" {
-		return []string{
-			schemaDDL(db),
-			mergeTreeDDL(db, tableFlows, flowColumns, flowsOrder, f, ttlDays),
-			mergeTreeDDL(db, tableShards, shardColumns, shardsOrder, f, ttlDays),
+		return []ddl{
+			{tableSchema, schemaDDL(db)},
+			{tableFlows, mergeTreeDDL(db, tableFlows, flowColumns, flowsOrder, f, ttlDays)},
+			{tableShards, mergeTreeDDL(db, tableShards, shardColumns, shardsOrder, f, ttlDays)},
 		}
 	}
-	return []string{
-		schemaDDL(db),
-		mergeTreeDDL(db, tableFlows+localSuffix, flowColumns, flowsOrder, f, ttlDays),
-		mergeTreeDDL(db, tableShards+localSuffix, shardColumns, shardsOrder, f, ttlDays),
-		distributedDDL(db, tableFlows, cluster, flowColumns, f),
-		distributedDDL(db, tableShards, cluster, shardColumns, f),
+	return []ddl{
+		{tableSchema, schemaDDL(db)},
+		{tableFlows + localSuffix, mergeTreeDDL(db, tableFlows+localSuffix, flowColumns, flowsOrder, f, ttlDays)},
+		{tableShards + localSuffix, mergeTreeDDL(db, tableShards+localSuffix, shardColumns, shardsOrder, f, ttlDays)},
+		{tableFlows, distributedDDL(db, tableFlows, cluster, flowColumns, f)},
+		{tableShards, distributedDDL(db, tableShards, cluster, shardColumns, f)},
 	}
 }
