@@ -2,6 +2,7 @@ package flowdb
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"reflect"
 	"strings"
@@ -220,3 +221,42 @@ func TestRoundTrip(t *testing.T) {
 }
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// TestInsertBlocks: an insert larger than one block arrives whole.
+func TestInsertBlocks(t *testing.T) {
+	ctx := context.Background()
+	s := chserver.Start(t, 0, chserver.Options{})
+	db := openTest(t, s.URL("", "", "blocks"))
+	if err := db.Ensure(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	base := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	one := testRecords(base, 3)
+	n := 2*blockRows + 17
+	recs := make([]flow.Record, n)
+	var sum uint64
+	for i := range recs {
+		recs[i] = one[i%3]
+		recs[i].First = base.Add(time.Duration(i) * time.Millisecond)
+		recs[i].Last = recs[i].First.Add(3 * time.Minute)
+		recs[i].OrigBytes = uint64(i)
+		sum += uint64(i)
+	}
+	if err := db.Insert(ctx, []Shard{{Sensor: "a", Name: "big", Records: recs[:n/2]}, {Sensor: "b", Name: "big", Records: recs[n/2:]}}); err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Fields(s.Client(ctx, "SELECT count(), sum(orig_ip_bytes), uniqExact(orig_ip_bytes) FROM blocks.flows FORMAT TSV"))
+	if want := []string{fmt.Sprint(n), fmt.Sprint(sum), fmt.Sprint(n)}; !reflect.DeepEqual(got, want) {
+		t.Errorf("server has %v, want %v", got, want)
+	}
+	k := 0
+	if err := db.Records(ctx, Query{Sensors: []string{"b"}}, func(sensor, _ string, r *flow.Record) error {
+		if sensor != "b" || !reflect.DeepEqual(*r, recs[n/2+k]) {
+			t.Fatalf("record %d of b: %+v\nwant %+v", k, r, recs[n/2+k])
+		}
+		k++
+		return nil
+	}); err != nil || k != n-n/2 {
+		t.Fatalf("%d records of b back, %v", k, err)
+	}
+}

@@ -73,17 +73,33 @@ func (db *DB) Insert(ctx context.Context, shards []Shard) error {
 		if err != nil {
 			return db.wrap("insert flows", err)
 		}
-		cols := newFlowCols(n)
+		// One INSERT, sent as blocks of blockRows: the server squashes them
+		// into large parts while this side builds the next block, and
+		// memory holds one block of columns, not the whole batch.
+		cols := newFlowCols(min(n, blockRows))
+		flush := func() error {
+			for i, v := range cols.slices() {
+				if err := b.Column(i).Append(v); err != nil {
+					return fmt.Errorf("column %s: %w", flowColumns[i].name, err)
+				}
+			}
+			cols.reset()
+			return b.Flush()
+		}
 		for _, s := range shards {
 			for i := range s.Records {
 				cols.add(s.Sensor, s.Name, batch, &s.Records[i])
+				if len(cols.first) == blockRows {
+					if err := flush(); err != nil {
+						b.Abort()
+						return db.wrap(fmt.Sprintf("insert %d flow records of %d shards", n, len(shards)), err)
+					}
+				}
 			}
 		}
-		for i, v := range cols.slices() {
-			if err := b.Column(i).Append(v); err != nil {
-				b.Abort()
-				return db.wrap("insert flows: column "+flowColumns[i].name, err)
-			}
+		if err := flush(); err != nil {
+			b.Abort()
+			return db.wrap(fmt.Sprintf("insert %d flow records of %d shards", n, len(shards)), err)
 		}
 		if err := b.Send(); err != nil {
 			return db.wrap(fmt.Sprintf("insert %d flow records of %d shards", n, len(shards)), err)
@@ -131,6 +147,9 @@ func dayOf(us int64) time.Time {
 	return time.UnixMicro(us).UTC().Truncate(24 * time.Hour)
 }
 
+// blockRows is the rows of one block sent to the server.
+const blockRows = 1 << 16
+
 // addr16 is an address as the schema stores it: 16 bytes, IPv4 mapped.
 func addr16(a netip.Addr) []byte {
 	if !a.IsValid() {
@@ -164,6 +183,7 @@ type flowCols struct {
 	answers                              [][][]byte
 	bursts                               []uint32
 	burstMs                              [][]uint32
+	addrs                                []byte // backing of orig, resp and answers
 	lastDay                              time.Time
 	lastDayUs                            int64
 	lastDayEnd                           int64
@@ -198,8 +218,8 @@ func (c *flowCols) add(sensor, shard string, batch uint64, r *flow.Record) {
 	c.last = append(c.last, r.Last.UnixMicro())
 	c.proto = append(c.proto, r.Proto)
 	c.vlan = append(c.vlan, r.VLAN)
-	c.orig = append(c.orig, addr16(r.Orig))
-	c.resp = append(c.resp, addr16(r.Resp))
+	c.orig = append(c.orig, c.addr(r.Orig))
+	c.resp = append(c.resp, c.addr(r.Resp))
 	c.oport = append(c.oport, r.OrigPort)
 	c.rport = append(c.rport, r.RespPort)
 	c.opkts = append(c.opkts, r.OrigPkts)
@@ -218,9 +238,12 @@ func (c *flowCols) add(sensor, shard string, batch uint64, r *flow.Record) {
 	c.partial = append(c.partial, partial)
 	c.name = append(c.name, r.Name)
 	c.nsrc = append(c.nsrc, uint8(r.NameSource))
-	ans := make([][]byte, len(r.Answers))
-	for i, a := range r.Answers {
-		ans[i] = addr16(a)
+	var ans [][]byte
+	if len(r.Answers) > 0 {
+		ans = make([][]byte, len(r.Answers))
+		for i, a := range r.Answers {
+			ans[i] = c.addr(a)
+		}
 	}
 	c.answers = append(c.answers, ans)
 	c.bursts = append(c.bursts, r.Bursts.N)
@@ -232,6 +255,38 @@ func (c *flowCols) add(sensor, shard string, batch uint64, r *flow.Record) {
 	c.burstMs = append(c.burstMs, ms)
 	c.target = append(c.target, r.HTTPTarget)
 	c.proxy = append(c.proxy, r.ProxyDest)
+}
+
+// addr stores a's 16 bytes in the block's address buffer. The buffer is
+// never grown in place while slices point into it: a full one is left to
+// them and a new one started.
+func (c *flowCols) addr(a netip.Addr) []byte {
+	if len(c.addrs)+16 > cap(c.addrs) {
+		c.addrs = make([]byte, 0, 16*4096)
+	}
+	b := a.As16()
+	if !a.IsValid() {
+		b = [16]byte{}
+	}
+	c.addrs = append(c.addrs, b[:]...)
+	return c.addrs[len(c.addrs)-16:]
+}
+
+// reset empties the columns for the next block, keeping their memory.
+func (c *flowCols) reset() {
+	c.day, c.sensor, c.shard, c.batch = c.day[:0], c.sensor[:0], c.shard[:0], c.batch[:0]
+	c.first, c.last, c.proto, c.vlan = c.first[:0], c.last[:0], c.proto[:0], c.vlan[:0]
+	clear(c.orig)
+	clear(c.resp)
+	clear(c.answers)
+	clear(c.burstMs)
+	c.orig, c.resp, c.oport, c.rport = c.orig[:0], c.resp[:0], c.oport[:0], c.rport[:0]
+	c.opkts, c.rpkts, c.oip, c.rip = c.opkts[:0], c.rpkts[:0], c.oip[:0], c.rip[:0]
+	c.odata, c.rdata, c.oflags, c.rflags = c.odata[:0], c.rdata[:0], c.oflags[:0], c.rflags[:0]
+	c.state, c.partial, c.name, c.nsrc = c.state[:0], c.partial[:0], c.name[:0], c.nsrc[:0]
+	c.answers, c.bursts, c.burstHead = c.answers[:0], c.bursts[:0], c.burstHead[:0]
+	c.burstMs, c.target, c.proxy = c.burstMs[:0], c.target[:0], c.proxy[:0]
+	c.addrs = nil
 }
 
 // slices lists the columns in flowColumns order.
