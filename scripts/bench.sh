@@ -4,7 +4,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 status=0
-for b in bench-store bench-capture bench-replay bench-hunt; do
+for b in bench-store bench-capture bench-replay bench-hunt bench-fleet; do
   echo "######## $b"
   if [ -x "scripts/$b.sh" ]; then
     "scripts/$b.sh" || status=1
