@@ -88,7 +88,7 @@ func (db *DB) Insert(ctx context.Context, shards []Shard) error {
 		}
 		for _, s := range shards {
 			for i := range s.Records {
-				cols.add(s.Sensor, s.Name, batch, &s.Records[i])
+				cols.add(s.Sensor, s.Name, batch, i, &s.Records[i])
 				if len(cols.first) == blockRows {
 					if err := flush(); err != nil {
 						b.Abort()
@@ -173,6 +173,7 @@ type flowCols struct {
 	day                                  []time.Time
 	sensor, shard                        []string
 	batch                                []uint64
+	seq                                  []uint32
 	first, last                          []int64
 	proto, oflags, rflags, partial, nsrc []uint8
 	burstHead                            []uint8
@@ -191,7 +192,7 @@ type flowCols struct {
 
 func newFlowCols(n int) *flowCols {
 	return &flowCols{
-		day: make([]time.Time, 0, n), sensor: make([]string, 0, n), shard: make([]string, 0, n), batch: make([]uint64, 0, n),
+		day: make([]time.Time, 0, n), sensor: make([]string, 0, n), shard: make([]string, 0, n), batch: make([]uint64, 0, n), seq: make([]uint32, 0, n),
 		first: make([]int64, 0, n), last: make([]int64, 0, n), proto: make([]uint8, 0, n), vlan: make([]uint16, 0, n),
 		orig: make([][]byte, 0, n), resp: make([][]byte, 0, n), oport: make([]uint16, 0, n), rport: make([]uint16, 0, n),
 		opkts: make([]uint64, 0, n), rpkts: make([]uint64, 0, n), oip: make([]uint64, 0, n), rip: make([]uint64, 0, n),
@@ -202,7 +203,7 @@ func newFlowCols(n int) *flowCols {
 	}
 }
 
-func (c *flowCols) add(sensor, shard string, batch uint64, r *flow.Record) {
+func (c *flowCols) add(sensor, shard string, batch uint64, seq int, r *flow.Record) {
 	first := r.First.UnixMicro()
 	// Records come in time order: the day changes rarely.
 	if c.lastDayEnd == 0 || first < c.lastDayUs || first >= c.lastDayEnd {
@@ -214,6 +215,7 @@ func (c *flowCols) add(sensor, shard string, batch uint64, r *flow.Record) {
 	c.sensor = append(c.sensor, sensor)
 	c.shard = append(c.shard, shard)
 	c.batch = append(c.batch, batch)
+	c.seq = append(c.seq, uint32(seq))
 	c.first = append(c.first, first)
 	c.last = append(c.last, r.Last.UnixMicro())
 	c.proto = append(c.proto, r.Proto)
@@ -274,7 +276,7 @@ func (c *flowCols) addr(a netip.Addr) []byte {
 
 // reset empties the columns for the next block, keeping their memory.
 func (c *flowCols) reset() {
-	c.day, c.sensor, c.shard, c.batch = c.day[:0], c.sensor[:0], c.shard[:0], c.batch[:0]
+	c.day, c.sensor, c.shard, c.batch, c.seq = c.day[:0], c.sensor[:0], c.shard[:0], c.batch[:0], c.seq[:0]
 	c.first, c.last, c.proto, c.vlan = c.first[:0], c.last[:0], c.proto[:0], c.vlan[:0]
 	clear(c.orig)
 	clear(c.resp)
@@ -291,7 +293,7 @@ func (c *flowCols) reset() {
 
 // slices lists the columns in flowColumns order.
 func (c *flowCols) slices() []any {
-	return []any{c.day, c.sensor, c.shard, c.batch, c.first, c.last, c.proto, c.vlan, c.orig, c.resp,
+	return []any{c.day, c.sensor, c.shard, c.batch, c.seq, c.first, c.last, c.proto, c.vlan, c.orig, c.resp,
 		c.oport, c.rport, c.opkts, c.rpkts, c.oip, c.rip, c.odata, c.rdata, c.oflags, c.rflags,
 		c.state, c.partial, c.name, c.nsrc, c.answers, c.bursts, c.burstHead, c.burstMs, c.target, c.proxy}
 }

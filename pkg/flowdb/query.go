@@ -65,7 +65,8 @@ func quote(s string) string {
 }
 
 // Records streams the selected flow records in time order (first packet,
-// then sensor and shard), each with its sensor and shard. The record
+// then sensor, shard and the record's place in its shard, which is the
+// order a store reads them in), each with its sensor and shard. The record
 // passed to fn is reused. Rows that do not make a valid record (a table
 // written by something else, or damaged) are skipped and named in a
 // *RowError returned after every good row was delivered.
@@ -73,7 +74,7 @@ func (db *DB) Records(ctx context.Context, q Query, fn func(sensor, shard string
 	sql := "SELECT sensor, shard, first_us, last_us, proto, vlan, orig, resp, orig_port, resp_port, orig_pkts, resp_pkts, " +
 		"orig_ip_bytes, resp_ip_bytes, orig_bytes, resp_bytes, orig_flags, resp_flags, partial, name, name_source, answers, " +
 		"bursts, burst_head, burst_ms, http_target, proxy_dest FROM " + db.cfg.Database + "." + tableFlows +
-		" WHERE " + db.where(q) + " ORDER BY first_us, sensor, shard"
+		" WHERE " + db.where(q) + " ORDER BY first_us, sensor, shard, seq"
 	rows, err := db.conn.Query(ctx, sql)
 	if err != nil {
 		return db.wrap("read flows", err)

@@ -45,6 +45,7 @@ var flowColumns = []column{
 	{name: "sensor", typ: "String", lowCard: true},
 	{name: "shard", typ: "String"},
 	{name: "batch", typ: "UInt64"},
+	{name: "seq", typ: "UInt32", codec: codecCount},
 	{name: "first_us", typ: "Int64", codec: codecTime},
 	{name: "last_us", typ: "Int64", codec: codecTime},
 	{name: "proto", typ: "UInt8"},
