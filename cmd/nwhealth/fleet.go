@@ -116,3 +116,31 @@ func runExport(o *flowsOptions, sel store.Selector) error {
 	}
 	return nil
 }
+
+// openFleet connects to the flow database for reading (hunt, report): the
+// schema must be one this nwhealth reads; sensors and the selector's time
+// range pick rows.
+func openFleet(ctx context.Context, url string, f *fleetFlags, sensors []string, sel store.Selector) (*pipeline.Fleet, func(), error) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	db, err := openFlowDB(ctx, url, f)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := db.Check(ctx); err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	q := flowdb.Query{Sensors: sensors, From: sel.From, To: sel.To}
+	return &pipeline.Fleet{Ctx: ctx, DB: db, Query: q}, func() { db.Close() }, nil
+}
+
+// flowDBName names a flow database URL without its password (for reports).
+func flowDBName(url string) string {
+	cfg, err := flowdb.ParseURL(url, nil)
+	if err != nil {
+		return flowdb.Redact(url)
+	}
+	return cfg.String()
+}

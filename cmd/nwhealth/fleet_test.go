@@ -327,3 +327,75 @@ func TestCaptureFlowsTo(t *testing.T) {
 		t.Errorf("after catching up the database counts %+v (before %+v), store %+v\n%s", got, before, want, stderr)
 	}
 }
+
+// TestHuntClickHouseEqualsStore: hunt over the flow database gives the
+// findings hunt --store gives over the same flows, field by field, on one
+// server and on a cluster, and the report joins it with replay.
+func TestHuntClickHouseEqualsStore(t *testing.T) {
+	dir := fleetStore(t, time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC), 4*time.Hour, 7, 1<<20)
+	code, want, errOut := nwh(t, nil, "hunt", "--store", dir, "--format", "jsonl", "--min-severity", "info")
+	if code != 0 {
+		t.Fatalf("hunt --store: exit %d\n%s", code, errOut)
+	}
+	t.Logf("hunt --store: %d lines", strings.Count(want, "\n"))
+	if strings.Count(want, "\n") < 3 {
+		t.Fatalf("hunt --store found too little to compare:\n%s", want)
+	}
+	const secret = "an4lyst"
+	for _, mode := range []string{"single", "cluster"} {
+		t.Run(mode, func(t *testing.T) {
+			var s *chserver.Server
+			var url, reader string
+			users := []chserver.User{{Name: "analyst", Password: secret, Readonly: true}}
+			if mode == "single" {
+				s = chserver.Start(t, 0, chserver.Options{Users: users})
+				url, reader = s.URL("", "", "fleet"), s.URL("analyst", secret, "fleet")
+			} else {
+				ss := chserver.StartCluster(t, "nwh", 2, chserver.Options{Users: users})
+				s = ss[0]
+				url, reader = s.URL("", "", "fleet")+"?cluster=nwh", s.URL("analyst", secret, "fleet")+"?cluster=nwh"
+			}
+			for _, sensor := range []string{"edge-1", "other"} {
+				if code, _, errOut := nwh(t, nil, "flows", "--store", dir, "--export", url, "--sensor", sensor); code != 0 {
+					t.Fatalf("export: exit %d\n%s", code, errOut)
+				}
+			}
+			code, got, errOut := nwh(t, nil, "hunt", "--clickhouse", reader, "--sensor", "edge-*", "--format", "jsonl", "--min-severity", "info")
+			if code != 0 {
+				t.Fatalf("hunt --clickhouse: exit %d\n%s", code, errOut)
+			}
+			if strings.Contains(errOut, secret) {
+				t.Errorf("stderr shows the password: %s", errOut)
+			}
+			compareLines(t, got, want)
+			// A time range: the same range from the store.
+			args := []string{"--from", "2026-03-02T09:00:00Z", "--to", "2026-03-02T11:00:00Z", "--format", "jsonl", "--min-severity", "info"}
+			_, wantR, _ := nwh(t, nil, append([]string{"hunt", "--store", dir}, args...)...)
+			_, gotR, _ := nwh(t, nil, append([]string{"hunt", "--clickhouse", reader, "--sensor", "edge-1"}, args...)...)
+			compareLines(t, gotR, wantR)
+			// Report: hunt from the database, replay from the store's packets.
+			_, wantRep, errOut := nwh(t, nil, "report", "--store", dir, "--format", "jsonl", "--min-severity", "info")
+			code, gotRep, errOut2 := nwh(t, nil, "report", "--store", dir, "--clickhouse", reader, "--sensor", "edge-1", "--format", "jsonl", "--min-severity", "info")
+			if code != 0 {
+				t.Fatalf("report --clickhouse: exit %d\n%s", code, errOut2)
+			}
+			compareLines(t, gotRep, wantRep)
+			_ = errOut
+		})
+	}
+}
+
+// compareLines compares JSON Lines output line by line.
+func compareLines(t *testing.T, got, want string) {
+	t.Helper()
+	g, w := strings.Split(strings.TrimSpace(got), "\n"), strings.Split(strings.TrimSpace(want), "\n")
+	if len(g) != len(w) {
+		t.Errorf("%d lines, want %d", len(g), len(w))
+	}
+	for i := 0; i < min(len(g), len(w)); i++ {
+		if g[i] != w[i] {
+			t.Errorf("line %d:\n got %s\nwant %s", i+1, g[i], w[i])
+			return
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -35,6 +36,10 @@ type huntOptions struct {
 	periodic    bool
 	stores      []string
 	from, to    string
+	clickhouse  string
+	sensors     []string
+	fleet       fleetFlags
+	ctx         context.Context
 	now         func() time.Time
 	// records, when set, is a further source of flow records (tests).
 	records func(yield func(*flow.Record) bool)
@@ -43,7 +48,7 @@ type huntOptions struct {
 func newHuntCmd(s streams) *cobra.Command {
 	o := &huntOptions{s: s, now: time.Now}
 	cmd := &cobra.Command{
-		Use:   "hunt --store DIR [--from T] [--to T] | --pcap FILE... | --zeek FILE...",
+		Use:   "hunt --store DIR [--from T] [--to T] | --clickhouse URL [--sensor GLOB] [--from T] [--to T] | --pcap FILE... | --zeek FILE...",
 		Short: "Rank hosts and channels by group behaviour: beacons, lateral fan-out, scans",
 		Long: `hunt finds internal hosts used as stepping stones: periodic check-ins to
 destinations few other hosts use, and fan-out to internal admin ports.
@@ -54,16 +59,27 @@ Findings are ranked, most suspicious first, then the recommended actions
 ordered by urgency x business criticality (--assets), each with its
 escalation level.
 
+--clickhouse clickhouse://HOST:PORT/DB hunts over the flow records many
+sensors exported (docs/fleet.md), --sensor GLOB (repeatable) picking
+sensors; the findings are those hunt --store gives over the same flows.
+
 Exit codes: 0 ok, 1 error, 2 usage, 3 input was damaged and skipped,
 10 findings at or above --fail-on.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if len(o.pcaps) == 0 && len(o.zeeks) == 0 && len(o.stores) == 0 && o.records == nil {
-				return usagef("hunt needs --store, --pcap or --zeek input")
+			if len(o.pcaps) == 0 && len(o.zeeks) == 0 && len(o.stores) == 0 && o.clickhouse == "" && o.records == nil {
+				return usagef("hunt needs --store, --clickhouse, --pcap or --zeek input")
 			}
-			if (o.from != "" || o.to != "") && len(o.stores) == 0 {
-				return usagef("--from and --to select from a --store")
+			if o.clickhouse != "" && (len(o.pcaps) > 0 || len(o.zeeks) > 0 || len(o.stores) > 0) {
+				return usagef("--clickhouse is the whole input: not with --store, --pcap or --zeek")
 			}
+			if (o.from != "" || o.to != "") && len(o.stores) == 0 && o.clickhouse == "" {
+				return usagef("--from and --to select from a --store or --clickhouse")
+			}
+			if (len(o.sensors) > 0 || o.fleet.ca != "") && o.clickhouse == "" {
+				return usagef("--sensor and --ca go with --clickhouse")
+			}
+			o.ctx = cmd.Context()
 			if o.format != "table" && o.format != "jsonl" {
 				return usagef("--format must be table or jsonl, not %q", o.format)
 			}
@@ -74,6 +90,9 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 input was damaged and skipped,
 	f.StringArrayVar(&o.stores, "store", nil, "store directory: hunt reads its flow records (repeatable)")
 	f.StringVar(&o.from, "from", "", "with --store: start time (RFC 3339, date, or relative like -24h)")
 	f.StringVar(&o.to, "to", "", "with --store: end time")
+	f.StringVar(&o.clickhouse, "clickhouse", "", "hunt over the flow database (clickhouse://HOST:PORT/DB, docs/fleet.md)")
+	f.StringArrayVar(&o.sensors, "sensor", nil, "with --clickhouse: sensors to hunt over, by name or glob (repeatable; default all)")
+	o.fleet.register(cmd, false)
 	f.StringSliceVar(&o.pcaps, "pcap", nil, "pcap/pcapng files (gzip/zstd too; - for stdin)")
 	f.StringSliceVar(&o.zeeks, "zeek", nil, "Zeek conn.log files, TSV or JSON lines, gzipped or not")
 	f.StringSliceVar(&o.internal, "internal", nil, "inside networks (default RFC 1918 and ULA)")
@@ -124,14 +143,24 @@ func runHunt(o *huntOptions) error {
 
 	m := hunt.New(cfg)
 	in := pipeline.Input{Pcaps: o.pcaps, Zeek: o.zeeks}
-	if len(o.stores) > 0 {
+	if len(o.stores) > 0 || o.clickhouse != "" {
 		sf := selectorFlags{from: o.from, to: o.to}
 		if in.Selector, err = sf.selector(o.now()); err != nil {
 			return err
 		}
+	}
+	if len(o.stores) > 0 {
 		if in.Stores, err = openStores(o.stores); err != nil {
 			return err
 		}
+	}
+	if o.clickhouse != "" {
+		fleet, closeDB, err := openFleet(o.ctx, o.clickhouse, &o.fleet, o.sensors, in.Selector)
+		if err != nil {
+			return err
+		}
+		defer closeDB()
+		in.Fleet = fleet
 	}
 	dmg, err := pipeline.Flows(in, m.Add)
 	if err != nil {

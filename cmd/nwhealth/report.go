@@ -36,6 +36,9 @@ type reportOptions struct {
 	failOn      string
 	minSeverity string
 	title       string
+	clickhouse  string
+	sensors     []string
+	fleet       fleetFlags
 	now         func() time.Time
 	ctx         context.Context
 }
@@ -43,7 +46,7 @@ type reportOptions struct {
 func newReportCmd(s streams) *cobra.Command {
 	o := &reportOptions{s: s, now: time.Now}
 	cmd := &cobra.Command{
-		Use:   "report --store DIR [--from T] [--to T] | --pcap FILE... [--zeek FILE...]",
+		Use:   "report --store DIR [--from T] [--to T] [--clickhouse URL [--sensor GLOB]] | --pcap FILE... [--zeek FILE...]",
 		Short: "One incident view joining replay and hunt: compromised hosts, what was done, who else is touched, what to do first",
 		Long: `report runs hunt and replay over the same traffic, once each, and joins
 them by host and time (docs/report.md): per host its role (stepping stone,
@@ -56,7 +59,9 @@ escalation level and the findings and operations behind it.
 
 Input: --store DIR with --from/--to (hunt reads the flow records, replay the
 packets of the range), or --pcap FILE... (both read the same packets in one
-pass); --zeek FILE... adds conn.log rows to hunt.
+pass); --zeek FILE... adds conn.log rows to hunt. --clickhouse URL hunts over
+the flow database of many sensors instead (docs/fleet.md; --sensor GLOB picks
+sensors), and replay reads the packets of the --store directories.
 
 Output (--format): table (default), jsonl, html (one self-contained page:
 timeline, progression per host, graph of hosts and operations, actions) or
@@ -90,6 +95,9 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 input was damaged and skipped,
 	f.StringVar(&o.failOn, "fail-on", "", "exit 10 when the incident reaches this severity (low, medium, high, critical)")
 	f.StringVar(&o.minSeverity, "min-severity", "medium", "leave out findings, and hosts outside a compromised host's impact scope, below this")
 	f.StringVar(&o.title, "title", "", "title of the HTML page and STIX report")
+	f.StringVar(&o.clickhouse, "clickhouse", "", "hunt over the flow database (clickhouse://HOST:PORT/DB) instead of the stores' flow records")
+	f.StringArrayVar(&o.sensors, "sensor", nil, "with --clickhouse: sensors to hunt over, by name or glob (repeatable; default all)")
+	o.fleet.register(cmd, false)
 	return cmd
 }
 
@@ -135,6 +143,12 @@ func analyzeReport(o *reportOptions) (*report.Incident, replay.Stats, pipeline.D
 	}
 	if (o.from != "" || o.to != "") && len(o.stores) == 0 {
 		return nil, st, pipeline.Damage{}, usagef("--from and --to select from a --store")
+	}
+	if o.clickhouse != "" && len(o.zeeks) > 0 {
+		return nil, st, pipeline.Damage{}, usagef("--clickhouse gives hunt its flow records: not with --zeek")
+	}
+	if (len(o.sensors) > 0 || o.fleet.ca != "") && o.clickhouse == "" {
+		return nil, st, pipeline.Damage{}, usagef("--sensor and --ca go with --clickhouse")
 	}
 	switch o.format {
 	case "table", "jsonl", "html", "stix":
@@ -202,6 +216,14 @@ func reportInputs(ctx context.Context, o *reportOptions, m *hunt.Model) ([]repla
 		if in.Stores, err = openStores(o.stores); err != nil {
 			return nil, replay.Stats{}, pipeline.Damage{}, err
 		}
+	}
+	if o.clickhouse != "" {
+		fleet, closeDB, err := openFleet(ctx, o.clickhouse, &o.fleet, o.sensors, in.Selector)
+		if err != nil {
+			return nil, replay.Stats{}, pipeline.Damage{}, err
+		}
+		defer closeDB()
+		in.Fleet = fleet
 	}
 	src, err := pipeline.OpenPackets(ctx, in, pipeline.PacketOptions{Flows: m.Add})
 	if err != nil {
@@ -282,6 +304,13 @@ func reportInputNames(o *reportOptions) []string {
 	}
 	for _, z := range o.zeeks {
 		in = append(in, "conn.log "+filepath.Base(z))
+	}
+	if o.clickhouse != "" {
+		d := "flow database " + flowDBName(o.clickhouse)
+		if len(o.sensors) > 0 {
+			d += " sensors " + strings.Join(o.sensors, ",")
+		}
+		in = append(in, d)
 	}
 	return in
 }
