@@ -260,3 +260,110 @@ func TestInsertBlocks(t *testing.T) {
 		t.Fatalf("%d records of b back, %v", k, err)
 	}
 }
+
+// TestAggregates: the pushed-down aggregations equal the same grouping
+// done here over the rows Records reads back.
+func TestAggregates(t *testing.T) {
+	ctx := context.Background()
+	s := chserver.Start(t, 0, chserver.Options{})
+	db := openTest(t, s.URL("", "", "agg"))
+	if err := db.Ensure(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	base := time.Date(2026, 3, 1, 22, 0, 0, 0, time.UTC)
+	recs := testRecords(base, 300)
+	for i := range recs {
+		recs[i].RespPkts = uint64(i % 4) // some failed
+		if i%7 == 0 {
+			recs[i].Name, recs[i].NameSource = fmt.Sprintf("n%d.example", i%5), flow.NameSource(i%4)
+		}
+		if i%11 == 0 {
+			recs[i].ProxyDest = "x.example:443"
+		}
+	}
+	if err := db.Insert(ctx, []Shard{{Sensor: "a", Name: "one", Records: recs[:150]}, {Sensor: "b", Name: "two", Records: recs[150:]}}); err != nil {
+		t.Fatal(err)
+	}
+	// The expected groups, from the rows in store order.
+	type ckey struct {
+		src, dst netip.Addr
+		port     uint16
+		proto    uint8
+		proxy    string
+	}
+	want := map[ckey][]flow.Record{}
+	reach := map[[3]string]map[int32]bool{}
+	dns := map[netip.Addr]string{}
+	var n int
+	db.Records(ctx, Query{}, func(_, _ string, r *flow.Record) error {
+		n++
+		k := ckey{r.Orig, r.Resp, r.RespPort, r.Proto, r.ProxyDest}
+		if r.Proto == 1 || r.Proto == 58 {
+			k.port = 0
+		}
+		want[k] = append(want[k], *r)
+		rk := [3]string{r.Orig.String(), r.Resp.String(), r.ProxyDest}
+		if reach[rk] == nil {
+			reach[rk] = map[int32]bool{}
+		}
+		reach[rk][int32(r.First.Unix()/3600)] = true
+		if r.Name != "" {
+			for _, a := range r.Answers {
+				dns[a] = r.Name
+			}
+		}
+		return nil
+	})
+	tot, err := db.Totals(ctx, Query{})
+	if err != nil || tot.Records != n || !tot.First.Equal(recs[0].First) {
+		t.Errorf("totals %+v %v, want %d records from %s", tot, err, n, recs[0].First)
+	}
+	got := 0
+	err = db.Channels(ctx, Query{}, func(c *Channel) error {
+		got++
+		w := want[ckey{c.Src, c.Dst, c.Port, c.Proto, c.ProxyDest}]
+		if len(w) != len(c.Conns) {
+			t.Fatalf("channel %v>%v:%d: %d conns, want %d", c.Src, c.Dst, c.Port, len(c.Conns), len(w))
+		}
+		var name string
+		var src flow.NameSource
+		for i, r := range w {
+			cn := c.Conns[i]
+			if cn.First != r.First.UnixNano() || cn.OrigData != r.OrigData || cn.RespPkts != r.RespPkts || cn.State != r.State() ||
+				cn.RespPort != r.RespPort || !reflect.DeepEqual(cn.Bursts, r.Bursts) {
+				t.Fatalf("conn %d of %v>%v: %+v, want %+v", i, c.Src, c.Dst, cn, r)
+			}
+			if r.Name != "" && r.NameSource >= src {
+				name, src = r.Name, r.NameSource
+			}
+		}
+		if c.Name != name || c.NameSource != src {
+			t.Errorf("channel %v>%v name %q/%v, want %q/%v", c.Src, c.Dst, c.Name, c.NameSource, name, src)
+		}
+		return nil
+	})
+	if err != nil || got != len(want) {
+		t.Fatalf("%d channels, want %d (%v)", got, len(want), err)
+	}
+	gotReach := 0
+	db.Reaches(ctx, Query{}, func(r *Reach) {
+		gotReach++
+		w := reach[[3]string{r.Src.String(), r.Dst.String(), r.ProxyDest}]
+		if len(w) != len(r.Hours) {
+			t.Errorf("reach %v>%v: %v, want %v", r.Src, r.Dst, r.Hours, w)
+		}
+		for _, h := range r.Hours {
+			if !w[h] {
+				t.Errorf("reach %v>%v: hour %d not in %v", r.Src, r.Dst, h, w)
+			}
+		}
+	})
+	if gotReach != len(reach) {
+		t.Errorf("%d reaches, want %d", gotReach, len(reach))
+	}
+	gotDNS := map[netip.Addr]string{}
+	db.DNSAnswers(ctx, Query{}, func(a DNSAnswer) { gotDNS[a.Addr] = a.Name })
+	if !reflect.DeepEqual(gotDNS, dns) {
+		t.Errorf("DNS answers %v, want %v", gotDNS, dns)
+	}
+}
