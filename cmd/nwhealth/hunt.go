@@ -68,7 +68,7 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 input was damaged and skipped,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if len(o.pcaps) == 0 && len(o.zeeks) == 0 && len(o.stores) == 0 && o.clickhouse == "" && o.records == nil {
-				return usagef("hunt needs --store, --clickhouse, --pcap or --zeek input")
+				return usagef("hunt needs --store, --pcap or --zeek input, or --clickhouse")
 			}
 			if o.clickhouse != "" && (len(o.pcaps) > 0 || len(o.zeeks) > 0 || len(o.stores) > 0) {
 				return usagef("--clickhouse is the whole input: not with --store, --pcap or --zeek")
