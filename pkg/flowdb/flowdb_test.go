@@ -3,6 +3,7 @@ package flowdb
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"net/netip"
 	"reflect"
 	"strings"
@@ -261,6 +262,20 @@ func TestInsertBlocks(t *testing.T) {
 	}
 }
 
+// splitProxy is hunt's reading of proxy_dest (host:port, [v6]:port).
+func splitProxy(s string) (string, bool) {
+	i := strings.LastIndexByte(s, ':')
+	if i <= 0 {
+		return "", false
+	}
+	p, err := strconv.ParseUint(s[i+1:], 10, 16)
+	if err != nil || p == 0 {
+		return "", false
+	}
+	host := strings.TrimSuffix(strings.TrimPrefix(s[:i], "["), "]")
+	return host, host != ""
+}
+
 // TestAggregates: the pushed-down aggregations equal the same grouping
 // done here over the rows Records reads back.
 func TestAggregates(t *testing.T) {
@@ -272,13 +287,16 @@ func TestAggregates(t *testing.T) {
 	}
 	base := time.Date(2026, 3, 1, 22, 0, 0, 0, time.UTC)
 	recs := testRecords(base, 300)
+	names := []string{"n1.example", "1.2.3.4", "::1", "n2.example", "n3.example"}
+	proxies := []string{"x.example:443", "[2001:db8::7]:8443", "no-port", "y.example:0", "y.example:99999", "y.example:3128"}
 	for i := range recs {
 		recs[i].RespPkts = uint64(i % 4) // some failed
 		if i%7 == 0 {
-			recs[i].Name, recs[i].NameSource = fmt.Sprintf("n%d.example", i%5), flow.NameSource(i%4)
+			recs[i].Name, recs[i].NameSource = names[i%5], flow.NameSource(i%4)
 		}
 		if i%11 == 0 {
-			recs[i].ProxyDest = "x.example:443"
+			recs[i].ProxyDest = proxies[i%6]
+			recs[i].Resp = netip.AddrFrom4([4]byte{10, 9, 0, byte(i % 2)})
 		}
 	}
 	if err := db.Insert(ctx, []Shard{{Sensor: "a", Name: "one", Records: recs[:150]}, {Sensor: "b", Name: "two", Records: recs[150:]}}); err != nil {
@@ -292,25 +310,45 @@ func TestAggregates(t *testing.T) {
 		proxy    string
 	}
 	want := map[ckey][]flow.Record{}
+	wantName := map[ckey][2]any{}
 	reach := map[[3]string]map[int32]bool{}
 	dns := map[netip.Addr]string{}
+	nameAddr := map[string]netip.Addr{}
 	var n int
 	db.Records(ctx, Query{}, func(_, _ string, r *flow.Record) error {
 		n++
-		k := ckey{r.Orig, r.Resp, r.RespPort, r.Proto, r.ProxyDest}
+		k := ckey{r.Orig, r.Resp, r.RespPort, r.Proto, ""}
 		if r.Proto == 1 || r.Proto == 58 {
 			k.port = 0
 		}
-		want[k] = append(want[k], *r)
-		rk := [3]string{r.Orig.String(), r.Resp.String(), r.ProxyDest}
-		if reach[rk] == nil {
-			reach[rk] = map[int32]bool{}
+		if r.ProxyDest != "" {
+			k = ckey{src: r.Orig, proxy: r.ProxyDest}
 		}
-		reach[rk][int32(r.First.Unix()/3600)] = true
-		if r.Name != "" {
+		want[k] = append(want[k], *r)
+		if _, err := netip.ParseAddr(r.Name); r.Name != "" && err != nil {
+			if w, ok := wantName[k]; !ok || r.NameSource >= w[1].(flow.NameSource) {
+				wantName[k] = [2]any{r.Name, r.NameSource}
+			}
+		}
+		rk := [3]string{r.Orig.String(), r.Resp.String(), ""}
+		if r.ProxyDest != "" {
+			h, ok := splitProxy(r.ProxyDest)
+			rk = [3]string{r.Orig.String(), "invalid IP", h}
+			if !ok {
+				rk[0] = ""
+			}
+		}
+		if rk[0] != "" {
+			if reach[rk] == nil {
+				reach[rk] = map[int32]bool{}
+			}
+			reach[rk][int32(r.First.Unix()/3600)] = true
+		}
+		if r.Name != "" && len(r.Answers) > 0 {
 			for _, a := range r.Answers {
 				dns[a] = r.Name
 			}
+			nameAddr[r.Name] = r.Answers[0]
 		}
 		return nil
 	})
@@ -321,24 +359,24 @@ func TestAggregates(t *testing.T) {
 	got := 0
 	err = db.Channels(ctx, Query{}, func(c *Channel) error {
 		got++
-		w := want[ckey{c.Src, c.Dst, c.Port, c.Proto, c.ProxyDest}]
+		k := ckey{c.Src, c.Dst, c.Port, c.Proto, c.ProxyDest}
+		w := want[k]
 		if len(w) != len(c.Conns) {
-			t.Fatalf("channel %v>%v:%d: %d conns, want %d", c.Src, c.Dst, c.Port, len(c.Conns), len(w))
+			t.Fatalf("channel %+v: %d conns, want %d", k, len(c.Conns), len(w))
 		}
-		var name string
-		var src flow.NameSource
 		for i, r := range w {
 			cn := c.Conns[i]
-			if cn.First != r.First.UnixNano() || cn.OrigData != r.OrigData || cn.RespPkts != r.RespPkts || cn.State != r.State() ||
-				cn.RespPort != r.RespPort || !reflect.DeepEqual(cn.Bursts, r.Bursts) {
-				t.Fatalf("conn %d of %v>%v: %+v, want %+v", i, c.Src, c.Dst, cn, r)
-			}
-			if r.Name != "" && r.NameSource >= src {
-				name, src = r.Name, r.NameSource
+			if cn.First != r.First.UnixNano() || cn.Dst != r.Resp || cn.Proto != r.Proto || cn.OrigData != r.OrigData || cn.RespPkts != r.RespPkts ||
+				cn.State != r.State() || cn.RespPort != r.RespPort || !reflect.DeepEqual(cn.Bursts, r.Bursts) {
+				t.Fatalf("conn %d of %+v: %+v, want %+v", i, k, cn, r)
 			}
 		}
-		if c.Name != name || c.NameSource != src {
-			t.Errorf("channel %v>%v name %q/%v, want %q/%v", c.Src, c.Dst, c.Name, c.NameSource, name, src)
+		wn := wantName[k]
+		if wn[0] == nil {
+			wn = [2]any{"", flow.NameNone}
+		}
+		if c.Name != wn[0] || c.NameSource != wn[1] {
+			t.Errorf("channel %+v name %q/%v, want %v", k, c.Name, c.NameSource, wn)
 		}
 		return nil
 	})
@@ -348,9 +386,9 @@ func TestAggregates(t *testing.T) {
 	gotReach := 0
 	db.Reaches(ctx, Query{}, func(r *Reach) {
 		gotReach++
-		w := reach[[3]string{r.Src.String(), r.Dst.String(), r.ProxyDest}]
+		w := reach[[3]string{r.Src.String(), r.Dst.String(), r.ProxyHost}]
 		if len(w) != len(r.Hours) {
-			t.Errorf("reach %v>%v: %v, want %v", r.Src, r.Dst, r.Hours, w)
+			t.Errorf("reach %v>%v/%q: %v, want %v", r.Src, r.Dst, r.ProxyHost, r.Hours, w)
 		}
 		for _, h := range r.Hours {
 			if !w[h] {
@@ -359,11 +397,16 @@ func TestAggregates(t *testing.T) {
 		}
 	})
 	if gotReach != len(reach) {
-		t.Errorf("%d reaches, want %d", gotReach, len(reach))
+		t.Errorf("%d reaches, want %d: %v", gotReach, len(reach), reach)
 	}
 	gotDNS := map[netip.Addr]string{}
 	db.DNSAnswers(ctx, Query{}, func(a DNSAnswer) { gotDNS[a.Addr] = a.Name })
 	if !reflect.DeepEqual(gotDNS, dns) {
 		t.Errorf("DNS answers %v, want %v", gotDNS, dns)
+	}
+	gotNames := map[string]netip.Addr{}
+	db.NameAddrs(ctx, Query{}, func(a NameAddr) { gotNames[a.Name] = a.Addr })
+	if !reflect.DeepEqual(gotNames, nameAddr) {
+		t.Errorf("DNS names %v, want %v", gotNames, nameAddr)
 	}
 }
