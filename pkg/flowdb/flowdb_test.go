@@ -3,9 +3,9 @@ package flowdb
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"net/netip"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
