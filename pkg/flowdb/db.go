@@ -274,14 +274,16 @@ func (db *DB) checkTables(ctx context.Context, c driver.Conn, have map[string]bo
 }
 
 // counted is the WHERE clause that keeps the rows of exported shards
-// only (docs/format/clickhouse.md, Exactly once). On a cluster the
-// subquery names the local table: each server filters its own rows.
+// only (docs/format/clickhouse.md, Exactly once). A batch id names one
+// shard's rows of one export, so the filter is on the number alone. On a
+// cluster the subquery names the local table: each server filters its own
+// rows (a sensor's rows and flow_shards rows live on one server).
 func (db *DB) counted() string {
 	t := tableShards
 	if db.cfg.Cluster != "" {
 		t += localSuffix
 	}
-	return "(sensor, shard, batch) IN (SELECT sensor, shard, min(batch) FROM " + db.cfg.Database + "." + t + " GROUP BY sensor, shard)"
+	return "batch IN (SELECT min(batch) FROM " + db.cfg.Database + "." + t + " GROUP BY sensor, shard)"
 }
 
 // DropBefore drops the daily partitions of flows and flow_shards older

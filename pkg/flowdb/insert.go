@@ -62,7 +62,12 @@ func (db *DB) Insert(ctx context.Context, shards []Shard) error {
 	if len(shards) == 0 {
 		return nil
 	}
-	batch := newBatchID()
+	// One batch id per shard, though many shards share an INSERT: a batch
+	// then names one shard's rows, and readers filter on it alone.
+	batches := make([]uint64, len(shards))
+	for i := range batches {
+		batches[i] = newBatchID()
+	}
 	n := 0
 	for _, s := range shards {
 		n += len(s.Records)
@@ -86,9 +91,9 @@ func (db *DB) Insert(ctx context.Context, shards []Shard) error {
 			cols.reset()
 			return b.Flush()
 		}
-		for _, s := range shards {
+		for j, s := range shards {
 			for i := range s.Records {
-				cols.add(s.Sensor, s.Name, batch, i, &s.Records[i])
+				cols.add(s.Sensor, s.Name, batches[j], i, &s.Records[i])
 				if len(cols.first) == blockRows {
 					if err := flush(); err != nil {
 						b.Abort()
@@ -110,7 +115,7 @@ func (db *DB) Insert(ctx context.Context, shards []Shard) error {
 		return db.wrap("insert flow_shards", err)
 	}
 	now := time.Now().UTC().Truncate(time.Second)
-	for _, s := range shards {
+	for j, s := range shards {
 		// The records' span when there are records, else the shard's own.
 		var first, last int64
 		if len(s.Records) == 0 && !s.First.IsZero() {
@@ -125,7 +130,7 @@ func (db *DB) Insert(ctx context.Context, shards []Shard) error {
 				last = l
 			}
 		}
-		if err := b.Append(dayOf(first), s.Sensor, s.Name, batch, uint64(len(s.Records)), first, last, now); err != nil {
+		if err := b.Append(dayOf(first), s.Sensor, s.Name, batches[j], uint64(len(s.Records)), first, last, now); err != nil {
 			b.Abort()
 			return db.wrap("insert flow_shards", err)
 		}
