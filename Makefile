@@ -6,13 +6,16 @@ GO ?= go
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BIN := bin/nwhealth
 FUZZTIME ?= 20s
+# The release nwhealth --version prints beside the commit and Go version.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
 
 .PHONY: build test unit lint bench demo fuzz clean deps
 
 # A static binary: no dynamic loader at start-up (a few ms of every short
 # query). Filters are compiled by tcpdump, so nothing needs cgo.
 build:
-	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/nwhealth
+	CGO_ENABLED=0 $(GO) build -ldflags "-X main.version=$(VERSION) -X main.commit=$(COMMIT)" -o $(BIN) ./cmd/nwhealth
 
 deps:
 	./.ci/deps

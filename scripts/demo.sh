@@ -22,7 +22,7 @@ step "hunt: stepping-stone hosts, ranked, with recommended actions"
 $NW hunt --store "$D/store" --assets "$D/assets.yaml" --top 8 | tee "$D/hunt.txt"
 $NW hunt --store "$D/store" --assets "$D/assets.yaml" --format jsonl > "$D/hunt.jsonl"
 top=$(python3 -c 'import sys,json
-hosts=[json.loads(l) for l in open(sys.argv[1]) if "\"type\":\"host\"" in l]
+hosts=[f for f in map(json.loads, open(sys.argv[1])) if f["type"] == "finding" and f["kind"] == "host"]
 print(hosts[0]["src"] if hosts else "")' "$D/hunt.jsonl")
 echo "most suspicious host: $top"
 

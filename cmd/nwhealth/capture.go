@@ -17,6 +17,7 @@ import (
 	"github.com/nwhealth/nwhealth/pkg/capture"
 	"github.com/nwhealth/nwhealth/pkg/capture/livefilter"
 	"github.com/nwhealth/nwhealth/pkg/flowdb"
+	"github.com/nwhealth/nwhealth/pkg/jsonl"
 	"github.com/nwhealth/nwhealth/pkg/pcapio"
 	"github.com/nwhealth/nwhealth/pkg/pipeline"
 	"github.com/nwhealth/nwhealth/pkg/pkthdr"
@@ -48,6 +49,11 @@ type captureOptions struct {
 	fleet   fleetFlags
 	// ready, when set, is called once the sockets are open (tests).
 	ready func()
+
+	// Parsed by validate.
+	ring      int64
+	retention store.Retention
+	shardLen  int64
 }
 
 func newCaptureCmd(s streams) *cobra.Command {
@@ -74,26 +80,6 @@ unreachable the store keeps everything; shipping resumes by itself, and a
 capture starting on a store exports whatever an earlier one could not.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if opts.iface == "" {
-				return usagef("capture: -i IFACE is required")
-			}
-			if (opts.write == "") == (len(opts.stores) == 0) {
-				return usagef("capture: give --store DIR (or -w FILE for plain pcap)")
-			}
-			if opts.format != "table" && opts.format != "jsonl" {
-				return usagef("capture: --format must be table or jsonl")
-			}
-			if _, err := parseSize(opts.ringSize); err != nil {
-				return usagef("capture: --ring-size: %v", err)
-			}
-			if opts.flowsTo != "" {
-				if len(opts.stores) == 0 {
-					return usagef("capture: --flows-to needs --store (flow records are built with the shards)")
-				}
-				if _, err := flowdb.ParseURL(opts.flowsTo, nil); err != nil {
-					return usageError{err}
-				}
-			}
 			return runCapture(cmd.Context(), opts)
 		},
 	}
@@ -118,6 +104,60 @@ capture starting on a store exports whatever an earlier one could not.`,
 	return cmd
 }
 
+// validate checks every flag before anything is opened: a bad value is a
+// usage error (exit 2) even where opening the interface would fail first.
+func (opts *captureOptions) validate() error {
+	if opts.iface == "" {
+		return usagef("capture: -i IFACE is required")
+	}
+	if (opts.write == "") == (len(opts.stores) == 0) {
+		return usagef("capture: give --store DIR (or -w FILE for plain pcap)")
+	}
+	if opts.format != "table" && opts.format != "jsonl" {
+		return usagef("capture: --format must be table or jsonl")
+	}
+	if opts.workers < 1 || opts.workers > capture.MaxWorkers {
+		return usagef("capture: --workers %d: want 1 to %d", opts.workers, capture.MaxWorkers)
+	}
+	if opts.snaplen < 1 || opts.snaplen > capture.MaxSnapLen {
+		return usagef("capture: --snaplen %d: want 1 to %d", opts.snaplen, capture.MaxSnapLen)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"--flush", opts.flush}, {"--duration", opts.duration}, {"--stats-every", opts.statsEvery}} {
+		if d.v < 0 {
+			return usagef("capture: %s %v: want zero or a positive length", d.name, d.v)
+		}
+	}
+	var err error
+	if opts.ring, err = parseSize(opts.ringSize); err != nil {
+		return usagef("capture: --ring-size: %v", err)
+	}
+	if opts.retention.MaxSize, err = parseSize(opts.maxSize); err != nil {
+		return usagef("capture: --max-size: %v", err)
+	}
+	if opts.maxAge != "" {
+		if opts.retention.MaxAge, err = parseAge("capture: --max-age", opts.maxAge); err != nil {
+			return err
+		}
+	}
+	if len(opts.stores) > 0 {
+		if opts.shardLen, err = parseSize(opts.shardSize); err != nil || opts.shardLen < 1<<20 {
+			return usagef("capture: --shard-size %q: want at least 1M", opts.shardSize)
+		}
+	}
+	if opts.flowsTo != "" {
+		if len(opts.stores) == 0 {
+			return usagef("capture: --flows-to needs --store (flow records are built with the shards)")
+		}
+		if _, err := flowdb.ParseURL(opts.flowsTo, nil); err != nil {
+			return usageError{err}
+		}
+	}
+	return nil
+}
+
 func runCapture(ctx context.Context, opts *captureOptions) error {
 	if ctx == nil {
 		ctx = context.Background()
@@ -125,15 +165,14 @@ func runCapture(ctx context.Context, opts *captureOptions) error {
 	// Stats, retention and flow shipping write to stderr from their own
 	// goroutines.
 	opts.s.errOut = &lockedWriter{w: opts.s.errOut}
-	ring, err := parseSize(opts.ringSize)
-	if err != nil {
-		return usagef("capture: --ring-size: %v", err)
+	if err := opts.validate(); err != nil {
+		return err
 	}
 	cfg := capture.Config{
 		Interface:   opts.iface,
 		Workers:     opts.workers,
 		SnapLen:     opts.snaplen,
-		RingSize:    ring,
+		RingSize:    opts.ring,
 		Promiscuous: !opts.noPromisc,
 	}
 	if opts.flush > 0 {
@@ -148,7 +187,7 @@ func runCapture(ctx context.Context, opts *captureOptions) error {
 	}
 	c, err := capture.Open(cfg)
 	if err != nil {
-		return err
+		return liveOpenError(err)
 	}
 	defer c.Close()
 	// One scheduler thread per worker: the workers do all the heavy work
@@ -225,7 +264,7 @@ func runCapture(ctx context.Context, opts *captureOptions) error {
 				return
 			case now := <-t.C:
 				st := c.Stats()
-				writeCaptureStats(opts, "capture_progress", now, st, &prev, now.Sub(prevAt))
+				writeCaptureStats(opts, jsonl.TypeCaptureProgress, now, st, &prev, now.Sub(prevAt))
 				prev, prevAt = st.Total, now
 			}
 		}
@@ -252,7 +291,7 @@ func runCapture(ctx context.Context, opts *captureOptions) error {
 			fmt.Fprintf(opts.s.errOut, "nwhealth: flows of some shards not shipped (the next capture or flows --export sends them): %v\n", err)
 		}
 	}
-	writeCaptureStats(opts, "capture_summary", time.Now(), st, nil, 0)
+	writeCaptureStats(opts, jsonl.TypeCaptureSummary, time.Now(), st, nil, 0)
 	if errors.Is(runErr, syscall.ENOSPC) || errors.Is(closeErr, syscall.ENOSPC) {
 		return fmt.Errorf("capture stopped, shards sealed: %w", syscall.ENOSPC)
 	}
@@ -310,20 +349,7 @@ type storeSinks struct {
 }
 
 func openStoreSinks(opts *captureOptions, c *capture.Capture) (*storeSinks, error) {
-	ret := store.Retention{}
-	var err error
-	if ret.MaxSize, err = parseSize(opts.maxSize); err != nil {
-		return nil, usagef("--max-size: %v", err)
-	}
-	if opts.maxAge != "" {
-		if ret.MaxAge, err = parseDuration(opts.maxAge); err != nil {
-			return nil, usagef("--max-age: %v", err)
-		}
-	}
-	shardSize, err := parseSize(opts.shardSize)
-	if err != nil || shardSize < 1<<20 {
-		return nil, usagef("--shard-size: want at least 1M")
-	}
+	ret, shardSize := opts.retention, opts.shardLen
 	ss := &storeSinks{}
 	var stores []*store.Store
 	for _, dir := range opts.stores {
@@ -426,15 +452,13 @@ func (s *storeSink) Flush() error {
 func writeCaptureStats(opts *captureOptions, typ string, now time.Time, st capture.Stats, prev *capture.Counters, dt time.Duration) {
 	t := st.Total
 	if opts.format == "jsonl" {
-		workers := make([]map[string]uint64, len(st.Workers))
-		for i, w := range st.Workers {
-			workers[i] = map[string]uint64{"packets": w.Packets, "kernel_drops": w.KernelDrops}
+		rec := jsonl.Capture{Type: typ, Time: now.UTC().Format(time.RFC3339), Interface: opts.iface,
+			Packets: t.Packets, Bytes: t.Bytes, KernelPackets: t.KernelPackets, KernelDrops: t.KernelDrops,
+			FreezeQueue: t.FreezeQueue, Workers: []jsonl.CaptureWorker{}}
+		for _, w := range st.Workers {
+			rec.Workers = append(rec.Workers, jsonl.CaptureWorker{Packets: w.Packets, KernelDrops: w.KernelDrops})
 		}
-		_ = json.NewEncoder(opts.s.out).Encode(map[string]any{
-			"type": typ, "time": now.UTC().Format(time.RFC3339), "interface": opts.iface,
-			"packets": t.Packets, "bytes": t.Bytes, "kernel_packets": t.KernelPackets,
-			"kernel_drops": t.KernelDrops, "freeze_queue": t.FreezeQueue, "workers": workers,
-		})
+		_ = json.NewEncoder(opts.s.out).Encode(rec)
 		return
 	}
 	if prev == nil {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nwhealth/nwhealth/internal/jsonltest"
 	"github.com/nwhealth/nwhealth/internal/netns"
 	"github.com/nwhealth/nwhealth/internal/testenv"
 	"github.com/nwhealth/nwhealth/pkg/pcapio"
@@ -142,6 +143,7 @@ func TestCaptureCommandWorkersFilterJSONL(t *testing.T) {
 		KernelDrops   uint64 `json:"kernel_drops"`
 		Workers       []map[string]uint64
 	}
+	jsonltest.Check(t, []byte(stdout))
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil {
 		t.Fatalf("last stdout line %q: %v", lines[len(lines)-1], err)
 	}

@@ -3,8 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
+	"math"
 	"net/netip"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -13,15 +13,7 @@ import (
 	"github.com/nwhealth/nwhealth/pkg/pipeline"
 	"github.com/nwhealth/nwhealth/pkg/store"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 )
-
-// isTerminal reports whether w is a terminal (tables, progress and the
-// refusal to write binary depend on it).
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	return ok && term.IsTerminal(int(f.Fd()))
-}
 
 // parseTime accepts RFC 3339 (with or without fraction or zone; no zone
 // means UTC), a date, a Unix timestamp, or a time relative to now: "-2h",
@@ -56,22 +48,51 @@ func parseTime(s string, now time.Time) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("time %q: want RFC 3339 (2026-03-02T09:00:00Z), a date, or relative (-2h, -7d)", s)
 }
 
-// parseDuration is time.ParseDuration plus days ("7d", "1d12h").
+// parseDuration is time.ParseDuration plus days ("7d", "1d12h"). It takes
+// no sign: callers that accept one ("-2h" as a time) strip it first, so
+// "-3d" as a length is an error rather than a negative age.
 func parseDuration(s string) (time.Duration, error) {
+	if strings.HasPrefix(s, "-") || strings.HasPrefix(s, "+") {
+		return 0, fmt.Errorf("duration %q: want a length without a sign, like 30d or 12h", s)
+	}
 	var total time.Duration
 	if i := strings.IndexByte(s, 'd'); i > 0 {
 		days, err := strconv.ParseFloat(s[:i], 64)
-		if err != nil {
-			return 0, err
+		if err != nil || math.IsNaN(days) || days < 0 || days > maxDays {
+			return 0, fmt.Errorf("duration %q: want days like 30d (at most %d)", s, maxDays)
 		}
 		total = time.Duration(days * 24 * float64(time.Hour))
 		s = s[i+1:]
 		if s == "" {
 			return total, nil
 		}
+		if strings.HasPrefix(s, "-") || strings.HasPrefix(s, "+") {
+			return 0, fmt.Errorf("duration %q: sign after the days", s)
+		}
 	}
 	d, err := time.ParseDuration(s)
-	return total + d, err
+	if err != nil {
+		return 0, err
+	}
+	if d > math.MaxInt64-total {
+		return 0, fmt.Errorf("duration %q: too long", s)
+	}
+	return total + d, nil
+}
+
+// maxDays keeps a day count inside time.Duration (292 years).
+const maxDays = 100000
+
+// parseAge reads the length of a flag that must be positive (--max-age).
+func parseAge(flag, s string) (time.Duration, error) {
+	d, err := parseDuration(s)
+	if err != nil {
+		return 0, usagef("%s: %v", flag, err)
+	}
+	if d <= 0 {
+		return 0, usagef("%s %q: want a positive length like 30d", flag, s)
+	}
+	return d, nil
 }
 
 // parseSize reads "500M", "10G", "1.5T" (binary units) or plain bytes.
@@ -80,6 +101,7 @@ func parseSize(s string) (int64, error) {
 	if s == "" {
 		return 0, nil
 	}
+	orig := s
 	mult := int64(1)
 	s = strings.TrimSuffix(strings.TrimSuffix(s, "B"), "I")
 	if n := len(s); n > 0 {
@@ -98,8 +120,9 @@ func parseSize(s string) (int64, error) {
 		}
 	}
 	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || f < 0 {
-		return 0, fmt.Errorf("size %q: want bytes or a number with K, M, G or T", s)
+	// NaN fails every comparison, so it is refused by the first one.
+	if err != nil || !(f >= 0) || f*float64(mult) >= math.MaxInt64 {
+		return 0, fmt.Errorf("size %q: want bytes or a number with K, M, G or T", orig)
 	}
 	return int64(f * float64(mult)), nil
 }

@@ -18,6 +18,8 @@ const (
 	exitLocked   = 4  // the store is held by another writer
 	exitNoSpace  = 5  // the disk filled up; what was written is sealed and valid
 	exitFindings = 10 // --fail-on: findings at or above the given severity exist
+	// 130 and 143 (128 + SIGINT or SIGTERM): report, replay or hunt stopped
+	// by the signal before finishing; no output file was left behind.
 )
 
 // usageError marks an error in how the command was called.
@@ -39,6 +41,23 @@ type findingsError struct{ msg string }
 
 func (e findingsError) Error() string { return e.msg }
 
+// privilegeError is a live capture refused for want of privilege: only
+// then does the message mention root and CAP_NET_RAW (a permission error
+// on a store or an output file has nothing to do with them).
+type privilegeError struct{ err error }
+
+func (e privilegeError) Error() string { return e.err.Error() }
+func (e privilegeError) Unwrap() error { return e.err }
+
+// liveOpenError marks err from opening an interface as a privilege
+// problem when it is one.
+func liveOpenError(err error) error {
+	if errors.Is(err, os.ErrPermission) {
+		return privilegeError{err}
+	}
+	return err
+}
+
 // lockedError and the space check are matched by kind, so packages need not
 // import this one.
 type locker interface{ Locked() bool }
@@ -52,9 +71,15 @@ func exitCode(err error, stderr io.Writer) int {
 		ue usageError
 		pe partialError
 		fe findingsError
+		ie interruptedError
 		lk locker
 	)
 	switch {
+	case errors.As(err, &ie):
+		// Before the others: whatever the command had found, it stopped
+		// before finishing.
+		fmt.Fprintf(stderr, "nwhealth: %v: stopped before finishing; output incomplete, no output file written\n", err)
+		return ie.code()
 	case errors.As(err, &fe):
 		fmt.Fprintln(stderr, "nwhealth:", err)
 		return exitFindings
@@ -71,14 +96,11 @@ func exitCode(err error, stderr io.Writer) int {
 	case errors.Is(err, syscall.ENOSPC):
 		fmt.Fprintln(stderr, "nwhealth: disk full:", err)
 		return exitNoSpace
-	case errors.Is(err, errInterrupted):
-		return exitOK
 	}
 	fmt.Fprintln(stderr, "nwhealth:", err)
-	if errors.Is(err, os.ErrPermission) {
-		fmt.Fprintln(stderr, "(capture needs root or CAP_NET_RAW)")
+	var priv privilegeError
+	if errors.As(err, &priv) {
+		fmt.Fprintln(stderr, "(capturing from an interface needs root or CAP_NET_RAW)")
 	}
 	return exitError
 }
-
-var errInterrupted = errors.New("interrupted")

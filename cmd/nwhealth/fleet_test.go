@@ -18,6 +18,7 @@ import (
 	"github.com/nwhealth/nwhealth/internal/demogen"
 	"github.com/nwhealth/nwhealth/internal/netns"
 	"github.com/nwhealth/nwhealth/internal/testenv"
+	"github.com/nwhealth/nwhealth/pkg/jsonl"
 	"github.com/nwhealth/nwhealth/pkg/pcapio"
 	"github.com/nwhealth/nwhealth/pkg/pipeline"
 	"github.com/nwhealth/nwhealth/pkg/store"
@@ -73,7 +74,7 @@ func storeTotals(t *testing.T, dirs ...string) flowTotals {
 	var tot flowTotals
 	dec := json.NewDecoder(strings.NewReader(out))
 	for dec.More() {
-		var l flowLine
+		var l jsonl.Flow
 		if err := dec.Decode(&l); err != nil {
 			t.Fatal(err)
 		}

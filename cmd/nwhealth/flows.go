@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nwhealth/nwhealth/pkg/flow"
+	"github.com/nwhealth/nwhealth/pkg/jsonl"
 	"github.com/nwhealth/nwhealth/pkg/pipeline"
 	"github.com/nwhealth/nwhealth/pkg/store"
 	"github.com/spf13/cobra"
@@ -176,41 +177,6 @@ func flowRow(r *flow.Record) []string {
 		fmt.Sprintf("%d/%d", r.OrigPkts, r.RespPkts), fmt.Sprintf("%d/%d", r.OrigBytes, r.RespBytes), r.State(), name}
 }
 
-// flowJSON is one flow as a JSON Lines object.
-type flowLine struct {
-	Type       string   `json:"type"`
-	TS         string   `json:"ts"`
-	End        string   `json:"end"`
-	Duration   float64  `json:"duration"`
-	Proto      string   `json:"proto"`
-	Orig       string   `json:"orig"`
-	OrigPort   uint16   `json:"orig_port"`
-	Resp       string   `json:"resp"`
-	RespPort   uint16   `json:"resp_port"`
-	VLAN       uint16   `json:"vlan,omitempty"`
-	OrigPkts   uint64   `json:"orig_pkts"`
-	RespPkts   uint64   `json:"resp_pkts"`
-	OrigBytes  uint64   `json:"orig_ip_bytes"`
-	RespBytes  uint64   `json:"resp_ip_bytes"`
-	OrigData   uint64   `json:"orig_bytes"`
-	RespData   uint64   `json:"resp_bytes"`
-	State      string   `json:"conn_state,omitempty"`
-	OrigFlags  string   `json:"orig_flags,omitempty"`
-	RespFlags  string   `json:"resp_flags,omitempty"`
-	Name       string   `json:"name,omitempty"`
-	NameSource string   `json:"name_source,omitempty"`
-	Answers    []string `json:"answers,omitempty"`
-	Partial    bool     `json:"partial,omitempty"`
-	// Version 2 of the flow format: the first HTTP request's target, the
-	// destination asked of a proxy, and the bursts inside the flow (their
-	// starts when there is more than one; with more than 64, the first and
-	// last 32).
-	HTTPTarget  string   `json:"http_target,omitempty"`
-	ProxyDest   string   `json:"proxy_dest,omitempty"`
-	Bursts      uint32   `json:"bursts,omitempty"`
-	BurstStarts []string `json:"burst_starts,omitempty"`
-}
-
 func tcpFlags(f uint8) string {
 	var b strings.Builder
 	for i, c := range "FSRPAUEC" {
@@ -221,8 +187,9 @@ func tcpFlags(f uint8) string {
 	return b.String()
 }
 
-func flowJSON(r *flow.Record) flowLine {
-	l := flowLine{Type: "flow", TS: r.First.UTC().Format(time.RFC3339Nano), End: r.Last.UTC().Format(time.RFC3339Nano),
+// flowJSON is one flow's JSON Lines record.
+func flowJSON(r *flow.Record) jsonl.Flow {
+	l := jsonl.Flow{Type: jsonl.TypeFlow, TS: jsonl.Time(r.First), End: jsonl.Time(r.Last),
 		Duration: r.Duration().Seconds(), Proto: protoName(r.Proto), Orig: r.Orig.String(), OrigPort: r.OrigPort,
 		Resp: r.Resp.String(), RespPort: r.RespPort, VLAN: r.VLAN, OrigPkts: r.OrigPkts, RespPkts: r.RespPkts,
 		OrigBytes: r.OrigBytes, RespBytes: r.RespBytes, OrigData: r.OrigData, RespData: r.RespData, State: r.State(),

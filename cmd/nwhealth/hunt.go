@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"net/netip"
 	"strings"
 	"time"
@@ -39,8 +38,8 @@ type huntOptions struct {
 	clickhouse  string
 	sensors     []string
 	fleet       fleetFlags
-	ctx         context.Context
 	now         func() time.Time
+	ctx         context.Context
 	// records, when set, is a further source of flow records (tests).
 	records func(yield func(*flow.Record) bool)
 }
@@ -64,7 +63,8 @@ sensors exported (docs/fleet.md), --sensor GLOB (repeatable) picking
 sensors; the findings are those hunt --store gives over the same flows.
 
 Exit codes: 0 ok, 1 error, 2 usage, 3 input was damaged and skipped,
-10 findings at or above --fail-on.`,
+5 disk full, 10 findings at or above --fail-on, 130/143 stopped by
+SIGINT/SIGTERM (nothing printed).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if len(o.pcaps) == 0 && len(o.zeeks) == 0 && len(o.stores) == 0 && o.clickhouse == "" && o.records == nil {
@@ -79,9 +79,14 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 input was damaged and skipped,
 			if (len(o.sensors) > 0 || o.fleet.ca != "") && o.clickhouse == "" {
 				return usagef("--sensor and --ca go with --clickhouse")
 			}
-			o.ctx = cmd.Context()
 			if o.format != "table" && o.format != "jsonl" {
 				return usagef("--format must be table or jsonl, not %q", o.format)
+			}
+			if o.top < 0 {
+				return usagef("--top %d: want 0 (all) or more", o.top)
+			}
+			if o.ctx == nil {
+				o.ctx = cmd.Context()
 			}
 			return runHunt(o)
 		},
@@ -93,8 +98,9 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 input was damaged and skipped,
 	f.StringVar(&o.clickhouse, "clickhouse", "", "hunt over the flow database (clickhouse://HOST:PORT/DB, docs/fleet.md)")
 	f.StringArrayVar(&o.sensors, "sensor", nil, "with --clickhouse: sensors to hunt over, by name or glob (repeatable; default all)")
 	o.fleet.register(cmd, false)
-	f.StringSliceVar(&o.pcaps, "pcap", nil, "pcap/pcapng files (gzip/zstd too; - for stdin)")
-	f.StringSliceVar(&o.zeeks, "zeek", nil, "Zeek conn.log files, TSV or JSON lines, gzipped or not")
+	f.StringArrayVar(&o.pcaps, "pcap", nil, "pcap/pcapng files (gzip/zstd too; - for stdin): several after one --pcap, or repeat it")
+	f.StringArrayVar(&o.zeeks, "zeek", nil, "Zeek conn.log files, TSV or JSON lines, gzipped or not: several after one --zeek, or repeat it")
+	multiValue(f, "pcap", "zeek")
 	f.StringSliceVar(&o.internal, "internal", nil, "inside networks (default RFC 1918 and ULA)")
 	f.StringVar(&o.allowFile, "allow", "", "allow list: IPs, CIDRs, domains, *.domain")
 	f.StringVar(&o.assetsFile, "assets", "", "asset inventory YAML (cidr/host, name, criticality, owner, role)")
@@ -103,6 +109,7 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 input was damaged and skipped,
 	f.StringVar(&o.minSeverity, "min-severity", "low", "report findings from this severity up")
 	f.IntVar(&o.top, "top", 30, "table: rows of findings to show (0 = all)")
 	f.BoolVar(&o.periodic, "periodic", true, "score periodic check-ins (beacons)")
+	handlesSignals(cmd)
 	return cmd
 }
 
@@ -154,6 +161,9 @@ func runHunt(o *huntOptions) error {
 			return err
 		}
 	}
+	if o.ctx == nil {
+		o.ctx = context.Background()
+	}
 	if o.clickhouse != "" {
 		fleet, closeDB, err := openFleet(o.ctx, o.clickhouse, &o.fleet, o.sensors, in.Selector)
 		if err != nil {
@@ -162,7 +172,10 @@ func runHunt(o *huntOptions) error {
 		defer closeDB()
 		in.Fleet = fleet
 	}
-	dmg, err := pipeline.Flows(in, m.Add)
+	dmg, err := pipeline.Flows(o.ctx, in, m.Add)
+	if o.ctx.Err() != nil {
+		return interrupted(o.ctx)
+	}
 	if err != nil {
 		return err
 	}
@@ -170,6 +183,9 @@ func runHunt(o *huntOptions) error {
 		m.AddAll(o.records)
 	}
 	res := m.Score()
+	if o.ctx.Err() != nil {
+		return interrupted(o.ctx) // nothing printed: the ranking is of part of the input
+	}
 
 	var shown []hunt.Finding
 	for _, f := range res.Findings {
@@ -181,12 +197,17 @@ func runHunt(o *huntOptions) error {
 		}
 	}
 	// Every finding names its action; the actions list covers medium and
-	// above, where someone has to do something.
+	// above, where someone has to do something, each with the findings
+	// behind it (numbered as shown: F1 first) and their packets.
 	var subjects []report.Subject
 	for i := range shown {
-		s := subjectOf(&shown[i], inv)
-		shown[i].Action = report.Primary(s)
-		if shown[i].Severity >= hunt.Medium {
+		f := &shown[i]
+		a, _ := inv.Lookup(f.Src)
+		s := report.SubjectOf(f, a)
+		f.Action = report.Primary(s)
+		if f.Severity >= hunt.Medium {
+			id := findingID(i)
+			s.Evidence, s.Windows = []string{id}, []report.Window{report.FindingWindow(id, f)}
 			subjects = append(subjects, s)
 		}
 	}
@@ -235,80 +256,17 @@ func parseCIDR(s string) (netip.Prefix, error) {
 	return p.Masked(), err
 }
 
-func subjectOf(f *hunt.Finding, inv *assets.Inventory) report.Subject {
-	a, _ := inv.Lookup(f.Src)
-	s := report.Subject{Host: f.Src, Asset: a, Severity: int(f.Severity), Score: f.Score,
-		Beacon: f.Beacon, Lateral: f.Lateral, Scan: f.Scan}
-	switch {
-	case f.Kind == hunt.KindChannel && f.Beacon:
-		s.Dest, s.DestName, s.DestPort = f.Dst, f.DstName, f.DstPort
-	case f.Beacon:
-		s.Dest, s.DestName = f.BeaconDst, f.BeaconDstName
-	}
-	return s
-}
+// findingID numbers the i-th finding shown, as report numbers its own.
+func findingID(i int) string { return fmt.Sprintf("F%d", i+1) }
 
-// huntJSON is one line of --format jsonl.
-type huntJSON struct {
-	Type        string   `json:"type"`
-	Src         string   `json:"src"`
-	Dst         string   `json:"dst,omitempty"`
-	DstName     string   `json:"dst_name,omitempty"`
-	DPort       *uint16  `json:"dport,omitempty"`
-	Proto       string   `json:"proto,omitempty"`
-	Score       float64  `json:"score"`
-	Severity    string   `json:"severity"`
-	PeriodS     *float64 `json:"period_s"`
-	Jitter      *float64 `json:"jitter"`
-	Regularity  *float64 `json:"regularity,omitempty"`
-	Connections int      `json:"connections"`
-	FirstSeen   string   `json:"first_seen"`
-	LastSeen    string   `json:"last_seen"`
-	Popularity  *int     `json:"popularity,omitempty"`
-	Hosts       int      `json:"hosts"`
-	Fanout      int      `json:"fanout"`
-	AdminPeers  *int     `json:"admin_peers,omitempty"`
-	Reasons     []string `json:"reasons"`
-	Attack      []string `json:"attack"`
-	Action      string   `json:"action"`
-	Asset       string   `json:"asset,omitempty"`
-	Criticality string   `json:"criticality,omitempty"`
-}
-
-func round(x float64, digits int) float64 {
-	p := math.Pow(10, float64(digits))
-	return math.Round(x*p) / p
-}
-
+// writeHuntJSONL writes the findings, then the actions: the records of
+// pkg/jsonl that report writes too.
 func writeHuntJSONL(w io.Writer, fs []hunt.Finding, acts []report.Action, inv *assets.Inventory) error {
 	enc := json.NewEncoder(w)
-	for _, f := range fs {
-		j := huntJSON{Type: string(f.Kind), Src: f.Src.String(), Score: round(f.Score, 4), Severity: f.Severity.String(),
-			Connections: f.Connections, FirstSeen: f.FirstSeen.UTC().Format(time.RFC3339Nano),
-			LastSeen: f.LastSeen.UTC().Format(time.RFC3339Nano), Hosts: f.Hosts, Fanout: f.Fanout,
-			Reasons: f.Reasons, Attack: f.Attack, Action: f.Action}
-		if j.Reasons == nil {
-			j.Reasons = []string{}
-		}
-		if j.Attack == nil {
-			j.Attack = []string{}
-		}
-		if f.Kind == hunt.KindChannel {
-			port := f.DstPort
-			pop := f.Popularity
-			j.Dst, j.DstName, j.DPort, j.Proto, j.Popularity = f.Dst.String(), f.DstName, &port, hunt.ProtoName(f.Proto), &pop
-			if f.PeriodSec > 0 {
-				p, jit, reg := round(f.PeriodSec, 3), round(f.Jitter, 3), round(f.Regularity, 3)
-				j.PeriodS, j.Jitter, j.Regularity = &p, &jit, &reg
-			}
-		} else {
-			ap := f.AdminPeers
-			j.AdminPeers = &ap
-		}
-		if a, ok := inv.Lookup(f.Src); ok {
-			j.Asset, j.Criticality = a.Name, a.Criticality.String()
-		}
-		if err := enc.Encode(j); err != nil {
+	enc.SetEscapeHTML(false)
+	for i := range fs {
+		a, known := inv.Lookup(fs[i].Src)
+		if err := enc.Encode(report.NewFindingRecord(findingID(i), &fs[i], a, known)); err != nil {
 			return err
 		}
 	}

@@ -74,11 +74,11 @@ func smallConnLog(t *testing.T, bad bool) string {
 	return p
 }
 
+// runCmd is nwh with the results in another order.
 func runCmd(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	var out, errOut bytes.Buffer
-	code = run(args, strings.NewReader(""), &out, &errOut)
-	return out.String(), errOut.String(), code
+	code, stdout, stderr = nwh(t, nil, args...)
+	return stdout, stderr, code
 }
 
 func golden(t *testing.T, name, got string) {
@@ -125,17 +125,25 @@ func TestHuntGolden(t *testing.T) {
 		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
 			t.Fatalf("bad json line %q: %v", sc.Text(), err)
 		}
-		types[m["type"].(string)]++
-		if first == nil && m["type"] == "channel" {
+		kind := m["type"].(string)
+		if kind == "finding" {
+			kind = m["kind"].(string)
+		}
+		types[kind]++
+		if first == nil && kind == "channel" {
 			first = m
 		}
-		for _, k := range []string{"type", "src", "score", "severity", "connections", "first_seen", "last_seen", "hosts", "fanout", "reasons", "attack", "action"} {
+		for _, k := range []string{"type", "id", "kind", "src", "score", "severity", "connections", "first_seen", "last_seen", "hosts", "fanout", "reasons", "attack", "action"} {
 			if _, ok := m[k]; !ok && m["type"] != "action" {
 				t.Errorf("line lacks %q: %s", k, sc.Text())
 			}
 		}
-		if m["type"] == "channel" {
-			for _, k := range []string{"dst", "dport", "proto", "period_s", "jitter", "popularity"} {
+		if kind == "channel" {
+			want := []string{"dst", "dport", "proto", "popularity"}
+			if m["period_s"] != nil { // a period was found: its measures too
+				want = append(want, "jitter", "regularity")
+			}
+			for _, k := range want {
 				if _, ok := m[k]; !ok {
 					t.Errorf("channel lacks %q: %s", k, sc.Text())
 				}
@@ -327,7 +335,7 @@ func TestGateStratosphereBenign(t *testing.T) {
 			}
 			for _, f := range fs {
 				if s := f["severity"]; s == "high" || s == "critical" {
-					t.Errorf("benign %s %v -> %v:%v at %v (%v)", f["type"], f["src"], f["dst"], f["dport"], s, f["reasons"])
+					t.Errorf("benign %s %v -> %v:%v at %v (%v)", f["kind"], f["src"], f["dst"], f["dport"], s, f["reasons"])
 				}
 			}
 		})
@@ -346,7 +354,7 @@ func TestGateBeaconCaptures(t *testing.T) {
 				t.Fatalf("exit %d: %s", code, errOut)
 			}
 			fs := readFindings(t, out)
-			if len(fs) == 0 || fs[0]["type"] != "channel" || fs[0]["dst"] != tc.dst || fs[0]["src"] != "147.32.80.37" {
+			if len(fs) == 0 || fs[0]["kind"] != "channel" || fs[0]["dst"] != tc.dst || fs[0]["src"] != "147.32.80.37" {
 				t.Fatalf("top finding %v, want the beacon to %s", fs[0], tc.dst)
 			}
 		})

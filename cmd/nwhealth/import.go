@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nwhealth/nwhealth/pkg/jsonl"
 	"github.com/nwhealth/nwhealth/pkg/pcapio"
 	"github.com/nwhealth/nwhealth/pkg/pipeline"
 	"github.com/nwhealth/nwhealth/pkg/store"
@@ -58,8 +59,8 @@ func (o *importOptions) retention() (store.Retention, error) {
 		return r, usagef("--max-size: %v", err)
 	}
 	if o.maxAge != "" {
-		if r.MaxAge, err = parseDuration(o.maxAge); err != nil {
-			return r, usagef("--max-age: %v", err)
+		if r.MaxAge, err = parseAge("--max-age", o.maxAge); err != nil {
+			return r, err
 		}
 	}
 	return r, nil
@@ -188,29 +189,14 @@ func printImport(o *importOptions, results []store.ImportResult, st store.Writer
 	if o.format == "jsonl" {
 		enc := json.NewEncoder(o.out)
 		for _, r := range results {
-			type dmg struct {
-				Offset int64  `json:"offset"`
-				Reason string `json:"reason"`
-			}
-			var ds []dmg
+			rec := jsonl.Import{Type: jsonl.TypeImport, File: r.File, Packets: r.Packets}
 			for _, d := range r.Damage {
-				ds = append(ds, dmg{d.Offset, d.Reason})
+				rec.Damage = append(rec.Damage, jsonl.ImportDamage{Offset: d.Offset, Reason: d.Reason})
 			}
-			enc.Encode(struct {
-				Type    string `json:"type"`
-				File    string `json:"file"`
-				Packets uint64 `json:"packets"`
-				Damage  []dmg  `json:"damage,omitempty"`
-			}{"import", r.File, r.Packets, ds})
+			enc.Encode(rec)
 		}
-		enc.Encode(struct {
-			Type     string `json:"type"`
-			Packets  uint64 `json:"packets"`
-			RawBytes uint64 `json:"raw_bytes"`
-			Stored   uint64 `json:"stored_bytes"`
-			Shards   int    `json:"shards_sealed"`
-			Removed  int    `json:"shards_removed"`
-		}{"summary", st.Packets, st.RawBytes, st.Stored, st.Sealed, len(removed)})
+		enc.Encode(jsonl.ImportSummary{Type: jsonl.TypeImportSummary, Packets: st.Packets, RawBytes: st.RawBytes,
+			Stored: st.Stored, Sealed: st.Sealed, Removed: len(removed)})
 		return
 	}
 	for _, r := range results {

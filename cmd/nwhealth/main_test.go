@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nwhealth/nwhealth/internal/jsonltest"
 	"github.com/nwhealth/nwhealth/pkg/pcapio"
 	"github.com/nwhealth/nwhealth/pkg/pkthdr"
 )
@@ -27,6 +28,7 @@ func TestMain(m *testing.M) {
 }
 
 // nwh runs a command in-process and returns its exit code and output.
+// JSON Lines output is checked against the records' schemas.
 func nwh(t *testing.T, stdin io.Reader, args ...string) (int, string, string) {
 	t.Helper()
 	if stdin == nil {
@@ -34,6 +36,9 @@ func nwh(t *testing.T, stdin io.Reader, args ...string) (int, string, string) {
 	}
 	var out, errOut bytes.Buffer
 	code := run(args, stdin, &out, &errOut)
+	if jsonltest.IsJSONL(out.Bytes()) {
+		jsonltest.Check(t, out.Bytes())
+	}
 	return code, out.String(), errOut.String()
 }
 

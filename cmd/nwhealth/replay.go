@@ -6,15 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/netip"
-	"os"
-	"os/signal"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/nwhealth/nwhealth/internal/atomicfile"
 	"github.com/nwhealth/nwhealth/internal/texttable"
+	"github.com/nwhealth/nwhealth/pkg/jsonl"
 	"github.com/nwhealth/nwhealth/pkg/pipeline"
 	"github.com/nwhealth/nwhealth/pkg/replay"
 	"github.com/spf13/cobra"
@@ -68,7 +66,12 @@ objects (ts, src, dst, user, domain, auth, interface, operation, target,
 command, technique, phase, encrypted, evidence), then "host" objects (the
 per-host story) and a "stats" object. Plumbing calls (handle closes, IPC$
 connects) are hidden unless --all. --graph FILE.dot writes who operated on
-whom for Graphviz.`,
+whom for Graphviz.
+
+Exit codes: 0 ok, 1 error, 2 usage, 3 damaged input or incomplete streams,
+5 disk full, 130/143 a capture or store replay stopped by SIGINT/SIGTERM
+(nothing printed, no --graph file). Live (-i, --follow) runs end with
+SIGINT/SIGTERM and exit 0.`,
 		Example: `  nwhealth replay --pcap psexec.pcapng
   nwhealth replay --pcap day1.pcap day2.pcap --format jsonl | jq 'select(.phase=="execution")'
   nwhealth replay --pcap incident.pcapng --graph hosts.dot && dot -Tsvg hosts.dot > hosts.svg
@@ -82,7 +85,8 @@ whom for Graphviz.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringSliceVar(&o.pcaps, "pcap", nil, "capture files to read (pcap or pcapng; repeat or comma-separate; - for stdin)")
+	f.StringArrayVar(&o.pcaps, "pcap", nil, "capture files to read (pcap or pcapng; - for stdin): several after one --pcap, or repeat it")
+	multiValue(f, "pcap")
 	f.StringArrayVar(&o.store, "store", nil, "read from a store directory (repeatable)")
 	f.StringVar(&o.sel.from, "from", "", "with --store: start time (RFC 3339, date, or relative like -2h)")
 	f.StringVar(&o.sel.to, "to", "", "with --store: end time")
@@ -97,6 +101,7 @@ whom for Graphviz.`,
 	f.BoolVar(&o.all, "all", false, "also show plumbing calls (handle closes, binds, IPC$ connects)")
 	f.BoolVar(&o.stats, "stats", false, "print pipeline statistics on stderr at the end (live: every --stats-every)")
 	f.DurationVar(&o.statEvery, "stats-every", time.Minute, "live mode: interval of the statistics line")
+	handlesSignals(cmd)
 	return cmd
 }
 
@@ -117,6 +122,9 @@ func runReplay(o *replayOptions) error {
 	if err != nil {
 		return usagef("--ring-size: %v", err)
 	}
+	if o.statEvery <= 0 {
+		return usagef("--stats-every %v: want a positive interval", o.statEvery)
+	}
 	if o.follow && len(o.store) == 0 {
 		return usagef("--follow needs --store")
 	}
@@ -127,8 +135,10 @@ func runReplay(o *replayOptions) error {
 	if o.ctx == nil {
 		o.ctx = context.Background()
 	}
-	ctx, stop := signal.NotifyContext(o.ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	// A failed write to the output stops a live run too (cancel with
+	// the write error), instead of decoding on into a full disk.
+	ctx, cancel := context.WithCancelCause(o.ctx)
+	defer cancel(nil)
 
 	var (
 		src     replay.Source
@@ -147,7 +157,7 @@ func runReplay(o *replayOptions) error {
 		}
 		s, c, err := o.live(replay.LiveConfig{Interface: o.iface, RingSize: ring, Promiscuous: true})
 		if err != nil {
-			return fmt.Errorf("open %s: %w", o.iface, err)
+			return liveOpenError(fmt.Errorf("open %s: %w", o.iface, err))
 		}
 		src, closers = s, append(closers, c)
 	} else {
@@ -181,6 +191,9 @@ func runReplay(o *replayOptions) error {
 		stories.Add(&op)
 		if !op.Noise || o.all {
 			out.operation(&op) // as soon as it completes
+			if out.err != nil {
+				cancel(out.err)
+			}
 		}
 	}
 	var st replay.Stats
@@ -188,6 +201,11 @@ func runReplay(o *replayOptions) error {
 		st, err = runLive(ctx, o, src, emit)
 	} else {
 		st, err = replay.Run(ctx, src, replay.Config{}, emit)
+		if o.ctx.Err() != nil {
+			// Stopped by a signal: what was read is not the input, and
+			// a partial timeline is not written as if it were.
+			return interrupted(o.ctx)
+		}
 		sortOps(ops)
 		for i := range ops {
 			stories.Add(&ops[i])
@@ -197,9 +215,12 @@ func runReplay(o *replayOptions) error {
 		}
 	}
 	if errors.Is(err, context.Canceled) {
-		err = nil
+		err = nil // live: SIGINT or SIGTERM is how a live run ends
 	}
 	out.finish(stories, st)
+	if out.err != nil {
+		return fmt.Errorf("write output: %w", out.err)
+	}
 	if o.graph != "" {
 		if gerr := writeGraph(o.graph, stories); gerr != nil {
 			return gerr
@@ -287,16 +308,17 @@ func sortOps(ops []replay.Operation) {
 	})
 }
 
+// writeGraph writes the Graphviz file whole or not at all.
 func writeGraph(path string, st *replay.Stories) error {
-	f, err := os.Create(path)
+	f, err := atomicfile.Create(path)
 	if err != nil {
 		return fmt.Errorf("write graph: %w", err)
 	}
+	defer f.Abort()
 	if err := st.WriteDOT(f); err != nil {
-		f.Close()
-		return fmt.Errorf("write graph %s: %w", path, err)
+		return fmt.Errorf("write graph: %w", err)
 	}
-	return f.Close()
+	return f.Commit()
 }
 
 // replayWriter prints operations as a table (rows collected until the
@@ -305,6 +327,13 @@ type replayWriter struct {
 	o    *replayOptions
 	enc  *json.Encoder
 	rows [][]string
+	err  error // the first failed write
+}
+
+func (w *replayWriter) check(err error) {
+	if w.err == nil {
+		w.err = err
+	}
 }
 
 func newReplayWriter(o *replayOptions) *replayWriter {
@@ -316,76 +345,15 @@ func newReplayWriter(o *replayOptions) *replayWriter {
 	return w
 }
 
-// jsonOp is the jsonl form of an operation (the "operation" type).
-type jsonOp struct {
-	Type        string          `json:"type"`
-	TS          string          `json:"ts"`
-	End         string          `json:"end"`
-	Src         string          `json:"src"`
-	SrcPort     uint16          `json:"src_port"`
-	Dst         string          `json:"dst"`
-	DstPort     uint16          `json:"dst_port"`
-	User        string          `json:"user"`
-	Domain      string          `json:"domain"`
-	Workstation string          `json:"workstation,omitempty"`
-	Auth        string          `json:"auth"`
-	Service     string          `json:"service,omitempty"`
-	Transport   string          `json:"transport"`
-	Pipe        string          `json:"pipe,omitempty"`
-	Share       string          `json:"share,omitempty"`
-	Kind        string          `json:"kind"`
-	Interface   string          `json:"interface"`
-	Opnum       *int            `json:"opnum,omitempty"`
-	Operation   string          `json:"operation"`
-	Target      string          `json:"target"`
-	Command     string          `json:"command"`
-	Fields      []replay.Field  `json:"fields,omitempty"`
-	Technique   string          `json:"technique"`
-	Phase       string          `json:"phase"`
-	Status      *string         `json:"status,omitempty"`
-	Encrypted   bool            `json:"encrypted"`
-	Partial     bool            `json:"partial"`
-	Noise       bool            `json:"noise,omitempty"`
-	Size        int64           `json:"size,omitempty"`
-	SHA256      string          `json:"sha256,omitempty"`
-	Evidence    replay.Evidence `json:"evidence"`
-}
-
-func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
-
-func addrString(a netip.Addr) string {
-	if !a.IsValid() {
-		return ""
-	}
-	return a.String()
-}
-
 func (w *replayWriter) operation(op *replay.Operation) {
 	if w.enc != nil {
-		j := jsonOp{
-			Type: "operation", TS: rfc3339(op.Time), End: rfc3339(op.End),
-			Src: addrString(op.Src), SrcPort: op.SrcPort, Dst: addrString(op.Dst), DstPort: op.DstPort,
-			User: op.User, Domain: op.Domain, Workstation: op.Workstation, Auth: op.Auth, Service: op.Service,
-			Transport: op.Transport, Pipe: op.Pipe, Share: op.Share, Kind: op.Kind,
-			Interface: op.Interface, Operation: op.Operation, Target: op.Target, Command: op.Command,
-			Fields: op.Fields, Technique: op.Technique, Phase: op.Phase,
-			Encrypted: op.Encrypted, Partial: op.Partial, Noise: op.Noise,
-			Size: op.Size, SHA256: op.SHA256, Evidence: op.Evidence(),
-		}
-		if op.Opnum >= 0 {
-			n := op.Opnum
-			j.Opnum = &n
-		}
-		if op.HasStatus {
-			s := fmt.Sprintf("0x%08x", op.Status)
-			j.Status = &s
-		}
-		w.enc.Encode(j)
+		w.check(w.enc.Encode(jsonl.NewOperation(op)))
 		return
 	}
 	row := tableRow(op)
 	if w.o.iface != "" {
-		fmt.Fprintln(w.o.s.out, strings.Join(row, "  "))
+		_, err := fmt.Fprintln(w.o.s.out, strings.Join(row, "  "))
+		w.check(err)
 		return
 	}
 	w.rows = append(w.rows, row)
@@ -425,7 +393,7 @@ func tableRow(op *replay.Operation) []string {
 	}
 	return []string{
 		op.Time.UTC().Format("2006-01-02 15:04:05.000"),
-		addrString(op.Src) + " -> " + addrString(op.Dst),
+		jsonl.Addr(op.Src) + " -> " + jsonl.Addr(op.Dst),
 		user, op.Auth, op.Interface, op.Operation, clip(what, 90),
 		op.Technique, op.Phase, flags,
 	}
@@ -434,17 +402,10 @@ func tableRow(op *replay.Operation) []string {
 func (w *replayWriter) finish(st *replay.Stories, stats replay.Stats) {
 	hosts := st.Hosts()
 	if w.enc != nil {
-		for _, h := range hosts {
-			w.enc.Encode(struct {
-				Type string `json:"type"`
-				replay.HostStory
-				Story string `json:"story"`
-			}{"host", h, h.Story()})
+		for i := range hosts {
+			w.check(w.enc.Encode(jsonl.NewStory(&hosts[i])))
 		}
-		w.enc.Encode(struct {
-			Type string `json:"type"`
-			replay.Stats
-		}{"stats", stats})
+		w.check(w.enc.Encode(jsonl.NewStats(stats)))
 		return
 	}
 	out := w.o.s.out

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nwhealth/nwhealth/internal/jsonltest"
 	"github.com/nwhealth/nwhealth/internal/netns"
 	"github.com/nwhealth/nwhealth/internal/testenv"
 )
@@ -53,7 +54,8 @@ func TestReplayLive(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("replay: %v: %s", err, errOut.String())
 	}
-	for _, want := range []string{`"type":"operation"`, `"user":"backdoor"`, `"operation":"StartServiceW"`, `"target":"PSEXESVC"`, `"type":"host"`} {
+	jsonltest.Check(t, []byte(out.String()))
+	for _, want := range []string{`"type":"operation"`, `"user":"backdoor"`, `"operation":"StartServiceW"`, `"target":"PSEXESVC"`, `"type":"story"`} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("live output lacks %s:\n%s", want, out.String())
 		}

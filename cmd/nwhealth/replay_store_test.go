@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nwhealth/nwhealth/internal/jsonltest"
 	"github.com/nwhealth/nwhealth/internal/testenv"
 )
 
@@ -97,6 +98,7 @@ func TestReplayFollow(t *testing.T) {
 	if err := follow.Wait(); err != nil {
 		t.Errorf("follower exit: %v: %s", err, errOut.String())
 	}
+	jsonltest.Check(t, []byte(out.String()))
 	got := opLines(out.String())
 	if len(got) == 0 || len(got) != len(opLines(want)) {
 		t.Fatalf("followed %d operations, want the %d of the capture written after the start:\n%s\nstderr: %s", len(got), len(opLines(want)), out.String(), errOut.String())

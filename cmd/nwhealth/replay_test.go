@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nwhealth/nwhealth/internal/jsonltest"
 	"github.com/nwhealth/nwhealth/internal/testenv"
 )
 
@@ -35,6 +36,7 @@ func TestReplayGolden(t *testing.T) {
 			if code != exitOK && code != exitPartial {
 				t.Fatalf("exit %d: %s", code, errOut.String())
 			}
+			jsonltest.Check(t, out.Bytes())
 			golden := filepath.Join("testdata", "replay", name)
 			if *update {
 				if err := os.WriteFile(golden, out.Bytes(), 0o644); err != nil {
@@ -81,13 +83,14 @@ func TestReplayTableAndJSONL(t *testing.T) {
 	if code := run([]string{"replay", "--pcap", f, "--format", "jsonl"}, nil, &js, &errOut); code != exitOK {
 		t.Fatalf("jsonl exit %d: %s", code, errOut.String())
 	}
+	jsonltest.Check(t, js.Bytes())
 	for _, want := range []string{`3B\backdoor`, `\\172.16.66.36\ADMIN$\PSEXESVC.exe`, "T1570", "Progression per host:", "172.16.66.36: "} {
 		if !strings.Contains(tbl.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, tbl.String())
 		}
 	}
 	for _, want := range []string{`"type":"operation"`, `"user":"backdoor"`, `"domain":"3B"`, `"auth":"ntlm"`,
-		`"technique":"T1570"`, `"type":"host"`, `"type":"stats"`, `"evidence":{"from":"2020-07-19T13:14:40Z"`} {
+		`"technique":"T1570"`, `"type":"story"`, `"type":"stats"`, `"evidence":{"from":"2020-07-19T13:14:40Z"`} {
 		if !strings.Contains(js.String(), want) {
 			t.Errorf("jsonl lacks %s", want)
 		}
@@ -123,6 +126,7 @@ func TestReplayGraph(t *testing.T) {
 	if code := run([]string{"replay", "--pcap", f, "--graph", dot, "--format", "jsonl"}, nil, &out, &errOut); code != exitOK {
 		t.Fatalf("exit %d: %s", code, errOut.String())
 	}
+	jsonltest.Check(t, out.Bytes())
 	b, err := os.ReadFile(dot)
 	if err != nil {
 		t.Fatal(err)

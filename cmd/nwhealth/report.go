@@ -2,17 +2,14 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/nwhealth/nwhealth/internal/atomicfile"
 	"github.com/nwhealth/nwhealth/pkg/assets"
 	"github.com/nwhealth/nwhealth/pkg/hunt"
 	"github.com/nwhealth/nwhealth/pkg/pipeline"
@@ -68,7 +65,8 @@ timeline, progression per host, graph of hosts and operations, actions) or
 stix (a STIX 2.1 bundle); -o FILE writes to a file.
 
 Exit codes: 0 ok, 1 error, 2 usage, 3 input was damaged and skipped,
-10 the incident reaches --fail-on.`,
+5 disk full, 10 the incident reaches --fail-on, 130/143 stopped by
+SIGINT/SIGTERM (nothing printed, no -o file written).`,
 		Example: `  nwhealth report --store /var/lib/nwhealth --from -24h --assets assets.yaml
   nwhealth report --pcap day.pcap --format html -o report.html
   nwhealth report --store DIR --format stix -o bundle.json
@@ -85,8 +83,9 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 input was damaged and skipped,
 	f.StringArrayVar(&o.stores, "store", nil, "store directory: hunt reads its flow records, replay its packets (repeatable)")
 	f.StringVar(&o.from, "from", "", "with --store: start time (RFC 3339, date, or relative like -24h)")
 	f.StringVar(&o.to, "to", "", "with --store: end time")
-	f.StringSliceVar(&o.pcaps, "pcap", nil, "pcap/pcapng files (gzip/zstd too), merged by time")
-	f.StringSliceVar(&o.zeeks, "zeek", nil, "Zeek conn.log files: more flow records for hunt")
+	f.StringArrayVar(&o.pcaps, "pcap", nil, "pcap/pcapng files (gzip/zstd too), merged by time: several after one --pcap, or repeat it")
+	f.StringArrayVar(&o.zeeks, "zeek", nil, "Zeek conn.log files, more flow records for hunt: several after one --zeek, or repeat it")
+	multiValue(f, "pcap", "zeek")
 	f.StringSliceVar(&o.internal, "internal", nil, "inside networks (default RFC 1918 and ULA)")
 	f.StringVar(&o.allowFile, "allow", "", "allow list: IPs, CIDRs, domains, *.domain")
 	f.StringVar(&o.assetsFile, "assets", "", "asset inventory YAML (cidr/host, name, criticality, owner, role)")
@@ -98,6 +97,7 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 input was damaged and skipped,
 	f.StringVar(&o.clickhouse, "clickhouse", "", "hunt over the flow database (clickhouse://HOST:PORT/DB) instead of the stores' flow records")
 	f.StringArrayVar(&o.sensors, "sensor", nil, "with --clickhouse: sensors to hunt over, by name or glob (repeatable; default all)")
 	o.fleet.register(cmd, false)
+	handlesSignals(cmd)
 	return cmd
 }
 
@@ -188,11 +188,8 @@ func analyzeReport(o *reportOptions) (*report.Incident, replay.Stats, pipeline.D
 	if o.ctx == nil {
 		o.ctx = context.Background()
 	}
-	ctx, stop := signal.NotifyContext(o.ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
 	m := hunt.New(cfg)
-	ops, st, damage, err := reportInputs(ctx, o, m)
+	ops, st, damage, err := reportInputs(o.ctx, o, m)
 	if err != nil {
 		return nil, st, damage, err
 	}
@@ -234,8 +231,8 @@ func reportInputs(ctx context.Context, o *reportOptions, m *hunt.Model) ([]repla
 	st, err := replay.Run(ctx, src, replay.Config{}, func(op replay.Operation) { ops = append(ops, op) })
 	src.Finish()
 	damage := src.Damage()
-	if errors.Is(err, context.Canceled) {
-		return nil, st, damage, errInterrupted
+	if ctx.Err() != nil {
+		return nil, st, damage, interrupted(ctx)
 	}
 	if err != nil {
 		// Not a damaged record (those are skipped): the input ended badly.
@@ -247,17 +244,17 @@ func reportInputs(ctx context.Context, o *reportOptions, m *hunt.Model) ([]repla
 }
 
 // writeReport renders the incident; a file is written beside its name and
-// renamed, so a reader never sees half a page.
+// renamed when whole, so a reader never sees half a page, and a failed or
+// interrupted run leaves the old file as it was.
 func writeReport(o *reportOptions, inc *report.Incident) error {
 	w := o.s.out
-	var f *os.File
+	var f *atomicfile.File
 	if o.output != "" && o.output != "-" {
 		var err error
-		f, err = os.CreateTemp(filepath.Dir(o.output), "."+filepath.Base(o.output)+".*")
-		if err != nil {
+		if f, err = atomicfile.Create(o.output); err != nil {
 			return fmt.Errorf("write report: %w", err)
 		}
-		defer os.Remove(f.Name())
+		defer f.Abort()
 		w = f
 	}
 	meta := report.Meta{Title: o.title, Generated: o.now().UTC(), Inputs: reportInputNames(o)}
@@ -272,20 +269,14 @@ func writeReport(o *reportOptions, inc *report.Incident) error {
 	default:
 		err = report.WriteTable(w, inc)
 	}
-	if f == nil {
-		return err
-	}
-	if err == nil {
-		err = f.Chmod(0o644)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), o.output)
+	if err == nil && o.ctx != nil && o.ctx.Err() != nil {
+		return interrupted(o.ctx) // the deferred Abort drops the file
 	}
 	if err != nil {
-		return fmt.Errorf("write report %s: %w", o.output, err)
+		return fmt.Errorf("write report: %w", err)
+	}
+	if f != nil {
+		return f.Commit()
 	}
 	return nil
 }

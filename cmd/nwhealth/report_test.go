@@ -537,7 +537,7 @@ func TestReportSmallCaptures(t *testing.T) {
 	wmi := testenv.SharedFile(t, "pcaps", "remote-ops", "pcap-attack", "LM_WMI_ProcessCallCreate.pcapng")
 	dir := t.TempDir()
 	outFile := filepath.Join(dir, "r.jsonl")
-	out, errOut, code := runCmd(t, "report", "--pcap", psexec+","+wmi, "--min-severity", "info", "--format", "jsonl", "-o", outFile)
+	out, errOut, code := runCmd(t, "report", "--pcap", psexec, wmi, "--min-severity", "info", "--format", "jsonl", "-o", outFile)
 	if code != 0 || out != "" || !strings.Contains(errOut, "report: ") {
 		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
@@ -563,7 +563,7 @@ func TestReportSmallCaptures(t *testing.T) {
 		failOn string
 		code   int
 	}{{"high", exitFindings}, {"medium", exitFindings}, {"critical", exitOK}} {
-		if _, errOut, code := runCmd(t, "report", "--pcap", psexec+","+wmi, "--format", "jsonl", "--fail-on", tc.failOn); code != tc.code {
+		if _, errOut, code := runCmd(t, "report", "--pcap", psexec, wmi, "--format", "jsonl", "--fail-on", tc.failOn); code != tc.code {
 			t.Errorf("--fail-on %s: exit %d, want %d (%s)", tc.failOn, code, tc.code, errOut)
 		}
 	}

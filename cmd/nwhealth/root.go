@@ -1,6 +1,9 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"io"
 	"os"
 	"runtime/pprof"
@@ -36,10 +39,13 @@ func newRootCmd(s streams, args []string) *cobra.Command {
   report    one incident view joining replay and hunt
 
 Exit codes: 0 ok, 1 error, 2 usage, 3 partial (damaged input skipped),
-4 store locked, 5 disk full, 10 --fail-on findings.`,
+4 store locked, 5 disk full, 10 --fail-on findings, 130/143 report,
+replay or hunt stopped by SIGINT/SIGTERM.`,
+		Version:       versionString(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetIn(s.in)
 	root.SetOut(s.out)
 	root.SetErr(s.errOut)
@@ -94,11 +100,30 @@ type subcommand struct {
 }
 
 func run(args []string, in io.Reader, out, errOut io.Writer) int {
-	root := newRootCmd(streams{in: in, out: out, errOut: errOut}, args)
+	// Every write to standard output is checked here, once for all
+	// commands: a full disk or a closed file must not end in exit 0.
+	stdout := &checkedWriter{w: out}
+	root := newRootCmd(streams{in: in, out: stdout, errOut: errOut}, args)
+	args = expandMultiValues(root, args)
 	root.SetArgs(args)
-	err := root.Execute()
+	ctx := context.Background()
+	if cmd, _, err := root.Find(args); err == nil && cmd.Annotations[signalsAnnotation] != "" {
+		var stop func()
+		ctx, stop = withSignals(ctx)
+		defer stop()
+	}
+	err := root.ExecuteContext(ctx)
 	if err != nil && isCobraUsage(err) {
 		err = usageError{err}
+	}
+	// A failed write wins over what the command made of it: the output
+	// is incomplete whatever else happened (exit 5 for a full disk).
+	switch werr := stdout.err; {
+	case werr == nil, errors.Is(err, werr):
+	case err == nil:
+		err = fmt.Errorf("write standard output: %w", werr)
+	default:
+		err = fmt.Errorf("write standard output: %w (and: %v)", werr, err)
 	}
 	return exitCode(err, errOut)
 }

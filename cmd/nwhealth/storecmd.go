@@ -2,9 +2,12 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
+	"github.com/nwhealth/nwhealth/pkg/jsonl"
 	"github.com/nwhealth/nwhealth/pkg/pipeline"
 	"github.com/nwhealth/nwhealth/pkg/store"
 	"github.com/spf13/cobra"
@@ -16,6 +19,24 @@ func newStoreCmd(s streams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "store",
 		Short: "Describe, verify or repair a store",
+		// Runnable with no arguments, so that cobra checks them: a
+		// misspelt subcommand is an unknown command (exit 2), not help.
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return nil
+			}
+			msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+			if cmd.SuggestionsMinimumDistance <= 0 {
+				cmd.SuggestionsMinimumDistance = 2 // cobra sets it only when it suggests itself
+			}
+			if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+				msg += "; did you mean " + strings.Join(s, " or ") + "?"
+			}
+			return usageError{errors.New(msg)}
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return usagef("store needs a subcommand: info or repair")
+		},
 	}
 	cmd.AddCommand(newStoreInfoCmd(s), newStoreRepairCmd(s))
 	return cmd
@@ -129,17 +150,17 @@ func printInfoJSON(o *storeInfoOptions, dir string, r store.InfoReport) {
 	enc := json.NewEncoder(o.out)
 	if o.shards {
 		for _, s := range r.Shards {
-			enc.Encode(map[string]any{"type": "shard", "store": dir, "name": s.Name, "sealed": s.Sealed,
-				"first": fmtTime(s.First), "last": fmtTime(s.Last), "blocks": s.Blocks, "packets": s.Packets,
-				"raw_bytes": s.RawBytes, "stored_bytes": s.StoredBytes, "index_bytes": s.IndexBytes, "flow_bytes": s.FlowBytes})
+			enc.Encode(jsonl.Shard{Type: jsonl.TypeShard, Store: dir, Name: s.Name, Sealed: s.Sealed, First: jsonl.Time(s.First),
+				Last: jsonl.Time(s.Last), Blocks: s.Blocks, Packets: s.Packets, RawBytes: s.RawBytes, StoredBytes: s.StoredBytes,
+				IndexBytes: s.IndexBytes, FlowBytes: s.FlowBytes})
 		}
 	}
 	for _, d := range r.Damage {
-		enc.Encode(map[string]any{"type": "damage", "store": dir, "shard": d.Shard, "block": d.Block, "offset": d.Offset, "reason": d.Reason})
+		enc.Encode(jsonl.Damage{Type: jsonl.TypeDamage, Store: dir, Shard: d.Shard, Block: d.Block, Offset: d.Offset, Reason: d.Reason})
 	}
-	enc.Encode(map[string]any{"type": "store", "store": dir, "shards": len(r.Shards), "first": fmtTime(r.First), "last": fmtTime(r.Last),
-		"packets": r.Packets, "raw_bytes": r.RawBytes, "stored_bytes": r.StoredBytes, "index_bytes": r.IndexBytes,
-		"flow_bytes": r.FlowBytes, "verified": r.Verified, "damaged": len(r.Damage)})
+	enc.Encode(jsonl.Store{Type: jsonl.TypeStore, Store: dir, Shards: len(r.Shards), First: jsonl.Time(r.First), Last: jsonl.Time(r.Last),
+		Packets: r.Packets, RawBytes: r.RawBytes, StoredBytes: r.StoredBytes, IndexBytes: r.IndexBytes,
+		FlowBytes: r.FlowBytes, Verified: r.Verified, Damaged: len(r.Damage)})
 }
 
 type storeRepairOptions struct {

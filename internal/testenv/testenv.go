@@ -1,14 +1,38 @@
-// Package testenv finds the shared test data and oracle tools for tests, and
-// skips with a clear message when they are absent, so a fresh clone still
-// runs every unit test.
+// Package testenv finds the shared test data and oracle tools for tests.
+//
+// On a developer's machine a test whose data or tool is absent is skipped
+// with a message naming what is missing, so a fresh clone still runs every
+// self-contained test. Under CI (.ci/run sets NWHEALTH_CI=1) the same
+// absence fails the test: a CI run where the oracle tests silently skipped
+// would pass while checking nothing.
 package testenv
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
 )
+
+// CIVar is the environment variable that makes missing test data, tools
+// and privileges failures instead of skips.
+const CIVar = "NWHEALTH_CI"
+
+// CI reports whether tests run under CI, where nothing may be skipped for
+// want of data, tools or root.
+func CI() bool { return os.Getenv(CIVar) == "1" }
+
+// Missing ends the test because something it needs is absent: a skip on a
+// developer's machine, a failure under CI.
+func Missing(t testing.TB, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if CI() {
+		t.Fatalf("%s (%s=1: required under CI)", msg, CIVar)
+	}
+	t.Skip(msg)
+}
 
 // ModuleRoot returns the directory holding go.mod, walking up from the
 // test's working directory.
@@ -30,60 +54,54 @@ func ModuleRoot(t testing.TB) string {
 	}
 }
 
-// SharedDir returns the team's read-only shared data directory: the
-// NWHEALTH_SHARED environment variable, or "shared" beside the checkout.
-// The test is skipped when it is absent.
+// sharedPath is where the shared data should be: the NWHEALTH_SHARED
+// environment variable, or "shared" beside the checkout.
+func sharedPath(t testing.TB) string {
+	t.Helper()
+	if dir := os.Getenv("NWHEALTH_SHARED"); dir != "" {
+		return dir
+	}
+	return filepath.Join(filepath.Dir(ModuleRoot(t)), "shared")
+}
+
+// SharedDir returns the team's read-only shared data directory (see
+// sharedPath). Without it the test is skipped, or fails under CI.
 func SharedDir(t testing.TB) string {
 	t.Helper()
-	dir := os.Getenv("NWHEALTH_SHARED")
-	if dir == "" {
-		dir = filepath.Join(filepath.Dir(ModuleRoot(t)), "shared")
-	}
+	dir := sharedPath(t)
 	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("shared test data not found at %s (set NWHEALTH_SHARED): %v", dir, err)
+		Missing(t, "shared test data not found at %s (set NWHEALTH_SHARED): %v", dir, err)
 	}
 	return dir
 }
 
-// SharedFile returns a path under SharedDir, skipping when the file is absent.
+// SharedFile returns a path under SharedDir; a missing file skips the
+// test, or fails it under CI.
 func SharedFile(t testing.TB, rel ...string) string {
 	t.Helper()
 	p := filepath.Join(append([]string{SharedDir(t)}, rel...)...)
 	if _, err := os.Stat(p); err != nil {
-		t.Skipf("shared file %s absent: %v", p, err)
+		Missing(t, "shared file %s absent: %v", p, err)
 	}
 	return p
 }
 
-// Tool returns the path of an external program, skipping the test when it is
-// not installed (.ci/deps installs them in CI).
+// Tool returns the path of an external program. When it is not installed
+// the test is skipped, or fails under CI (.ci/deps installs them).
 func Tool(t testing.TB, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
 	if err != nil {
-		t.Skipf("%s not installed (run .ci/deps): %v", name, err)
+		Missing(t, "%s not installed (run .ci/deps): %v", name, err)
 	}
 	return p
 }
 
-// Root skips the test unless it runs as root (network namespaces, AF_PACKET).
+// Root skips the test unless it runs as root (network namespaces,
+// AF_PACKET, tmpfs mounts); under CI, which runs as root, it fails.
 func Root(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root for network namespaces and raw sockets")
+		Missing(t, "needs root for network namespaces, raw sockets and mounts")
 	}
-}
-
-// CI reports whether the tests run in CI (NWHEALTH_CI=1, set by .ci/run),
-// where everything .ci/deps installs must be there.
-func CI() bool { return os.Getenv("NWHEALTH_CI") == "1" }
-
-// Missing skips the test for a missing tool or server, or fails it in CI,
-// where a skip would hide a broken install.
-func Missing(t testing.TB, format string, args ...any) {
-	t.Helper()
-	if CI() {
-		t.Fatalf(format, args...)
-	}
-	t.Skipf(format, args...)
 }

@@ -66,53 +66,112 @@ type Asset struct {
 // Inventory finds the asset of an address, most specific prefix first.
 type Inventory struct{ assets []Asset }
 
-type yamlAsset struct {
-	CIDR        string `yaml:"cidr"`
-	Host        string `yaml:"host"`
-	Match       string `yaml:"match"`
-	Name        string `yaml:"name"`
-	Criticality string `yaml:"criticality"`
-	Owner       string `yaml:"owner"`
-	Role        string `yaml:"role"`
-}
+// inventoryKeys are the fields of an asset, in the order the errors list them.
+var inventoryKeys = []string{"cidr", "host", "match", "name", "criticality", "owner", "role"}
 
 // ParseInventory reads YAML: a list of assets, or a map with an `assets`
-// list. Each asset names its addresses with `cidr`, `host` (an address)
-// or `match` (either), and may give name, criticality, owner and role.
+// list. Each asset names its addresses with one of `cidr`, `host` (an
+// address) or `match` (either), and may give name, criticality, owner and
+// role. Errors name the line and the offending value; an unknown field is
+// an error, since a misspelt "criticality" would otherwise be dropped in
+// silence.
 func ParseInventory(r io.Reader) (*Inventory, error) {
 	raw, err := io.ReadAll(io.LimitReader(r, 64<<20))
 	if err != nil {
 		return nil, err
 	}
-	var list []yamlAsset
-	var doc struct {
-		Assets []yamlAsset `yaml:"assets"`
-	}
-	if err := yaml.Unmarshal(raw, &doc); err == nil && len(doc.Assets) > 0 {
-		list = doc.Assets
-	} else if err := yaml.Unmarshal(raw, &list); err != nil {
-		return nil, fmt.Errorf("assets: %w", err)
+	var doc yaml.Node
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		return nil, err // yaml's errors name the line
 	}
 	inv := &Inventory{}
-	for i, y := range list {
-		spec := strings.TrimSpace(y.CIDR + y.Host + y.Match)
-		if spec == "" {
-			return nil, fmt.Errorf("assets: entry %d has no cidr, host or match", i+1)
-		}
-		p, err := parsePrefix(spec)
-		if err != nil {
-			return nil, fmt.Errorf("assets: entry %d: %w", i+1, err)
-		}
-		a := Asset{Prefix: p, Name: y.Name, Owner: y.Owner, Role: y.Role}
-		if y.Criticality != "" {
-			if a.Criticality, err = ParseCriticality(y.Criticality); err != nil {
-				return nil, fmt.Errorf("assets: entry %d: %w", i+1, err)
+	if len(doc.Content) == 0 {
+		return inv, nil // an empty file
+	}
+	list := doc.Content[0]
+	if list.Kind == yaml.MappingNode {
+		var found *yaml.Node
+		for i := 0; i+1 < len(list.Content); i += 2 {
+			k := list.Content[i]
+			if k.Value != "assets" {
+				return nil, fmt.Errorf("line %d: unknown key %q (want assets: followed by a list)", k.Line, k.Value)
 			}
+			found = list.Content[i+1]
+		}
+		if found == nil {
+			return nil, fmt.Errorf("line %d: no assets list", list.Line)
+		}
+		list = found
+	}
+	if list.Kind == yaml.ScalarNode && list.Tag == "!!null" {
+		return inv, nil // "assets:" with nothing under it
+	}
+	if list.Kind != yaml.SequenceNode {
+		return nil, fmt.Errorf("line %d: want a list of assets, each a map of %s", list.Line, strings.Join(inventoryKeys, ", "))
+	}
+	for _, item := range list.Content {
+		a, err := parseAsset(item)
+		if err != nil {
+			return nil, err
 		}
 		inv.assets = append(inv.assets, a)
 	}
 	slices.SortStableFunc(inv.assets, func(a, b Asset) int { return b.Prefix.Bits() - a.Prefix.Bits() })
 	return inv, nil
+}
+
+// parseAsset reads one entry of the inventory list.
+func parseAsset(item *yaml.Node) (Asset, error) {
+	var a Asset
+	if item.Kind != yaml.MappingNode {
+		return a, fmt.Errorf("line %d: an asset is a map of %s, not %q", item.Line, strings.Join(inventoryKeys, ", "), item.Value)
+	}
+	var addr *yaml.Node
+	var addrKey string
+	for i := 0; i+1 < len(item.Content); i += 2 {
+		k, v := item.Content[i], item.Content[i+1]
+		if !slices.Contains(inventoryKeys, k.Value) {
+			return a, fmt.Errorf("line %d: unknown field %q (want %s)", k.Line, k.Value, strings.Join(inventoryKeys, ", "))
+		}
+		if v.Kind != yaml.ScalarNode {
+			return a, fmt.Errorf("line %d: %s: want a single value", v.Line, k.Value)
+		}
+		val := strings.TrimSpace(v.Value)
+		switch k.Value {
+		case "cidr", "host", "match":
+			if addr != nil {
+				return a, fmt.Errorf("line %d: %s %q: the asset already has %s %q; give one address", k.Line, k.Value, val, addrKey, addr.Value)
+			}
+			addr, addrKey = v, k.Value
+			if k.Value == "host" && strings.Contains(val, "/") {
+				return a, fmt.Errorf("line %d: host %q: want one address (cidr: for a network)", v.Line, val)
+			}
+			p, err := parsePrefix(val)
+			if err != nil {
+				return a, fmt.Errorf("line %d: %s %q: not an address or CIDR", v.Line, k.Value, val)
+			}
+			a.Prefix = p
+		case "name":
+			a.Name = v.Value
+		case "owner":
+			a.Owner = v.Value
+		case "role":
+			a.Role = v.Value
+		case "criticality":
+			if val == "" {
+				break
+			}
+			c, err := ParseCriticality(val)
+			if err != nil {
+				return a, fmt.Errorf("line %d: criticality %q: want low, medium, high or critical", v.Line, val)
+			}
+			a.Criticality = c
+		}
+	}
+	if addr == nil {
+		return a, fmt.Errorf("line %d: the asset has no cidr, host or match", item.Line)
+	}
+	return a, nil
 }
 
 // LoadInventory reads an inventory file.
@@ -178,7 +237,8 @@ func ParseAllow(r io.Reader) (*AllowList, error) {
 		if i := strings.IndexByte(line, '#'); i >= 0 {
 			line = line[:i]
 		}
-		line = strings.ToLower(strings.TrimSpace(line))
+		orig := strings.TrimSpace(line)
+		line = strings.ToLower(orig)
 		if line == "" {
 			continue
 		}
@@ -189,18 +249,21 @@ func ParseAllow(r io.Reader) (*AllowList, error) {
 		name := strings.TrimSuffix(line, ".")
 		if rest, ok := strings.CutPrefix(name, "*."); ok {
 			if !validDomain(rest) {
-				return nil, fmt.Errorf("allow list line %d: bad entry %q", n, line)
+				return nil, fmt.Errorf("line %d: %q is not an address, CIDR, domain or *.domain", n, orig)
 			}
 			l.suffixes = append(l.suffixes, "."+rest)
 			l.exact[rest] = true
 			continue
 		}
 		if !validDomain(name) {
-			return nil, fmt.Errorf("allow list line %d: bad entry %q", n, line)
+			return nil, fmt.Errorf("line %d: %q is not an address, CIDR, domain or *.domain", n, orig)
 		}
 		l.exact[name] = true
 	}
-	return l, sc.Err()
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("line %d: %w", n+1, err)
+	}
+	return l, nil
 }
 
 // LoadAllow reads an allow-list file.

@@ -2,6 +2,8 @@ package assets
 
 import (
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -58,16 +60,45 @@ assets:
 	}
 }
 
+// TestInventoryErrors checks that every error names the line of the
+// offending entry and the value found there.
 func TestInventoryErrors(t *testing.T) {
-	for _, in := range []string{
-		"assets:\n  - name: x\n",
-		"assets:\n  - cidr: 10.0.0.0/33\n",
-		"assets:\n  - host: 10.0.0.1\n    criticality: extreme\n",
-		"assets: [unclosed\n",
+	for _, tc := range []struct{ in, want string }{
+		{"assets:\n  - name: x\n", "line 2: the asset has no cidr, host or match"},
+		{"assets:\n  - cidr: 10.0.0.0/8\n  - cidr: 10.0.0.0/33\n", `line 3: cidr "10.0.0.0/33": not an address or CIDR`},
+		{"assets:\n  - host: 10.0.0.1\n    name: dc\n    criticality: extreme\n", `line 4: criticality "extreme": want low`},
+		{"- host: 10.0.0.1\n  critcality: high\n", `line 2: unknown field "critcality"`},
+		{"- host: 10.0.0.1\n  cidr: 10.0.0.0/8\n", `line 2: cidr "10.0.0.0/8": the asset already has host "10.0.0.1"`},
+		{"- host: 10.1.0.0/16\n", `line 1: host "10.1.0.0/16": want one address`},
+		{"- host: [10.0.0.1, 10.0.0.2]\n", "line 1: host: want a single value"},
+		{"hosts:\n  - host: 10.0.0.1\n", `line 1: unknown key "hosts"`},
+		{"assets: 10.0.0.1\n", "line 1: want a list of assets"},
+		{"- 10.0.0.1\n", `line 1: an asset is a map`},
+		{"assets: [unclosed\n", "line 1"},
 	} {
-		if _, err := ParseInventory(strings.NewReader(in)); err == nil {
-			t.Errorf("accepted %q", in)
+		_, err := ParseInventory(strings.NewReader(tc.in))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: error %v, want %q", tc.in, err, tc.want)
 		}
+	}
+	for _, in := range []string{"", "assets:\n", "[]\n"} {
+		if inv, err := ParseInventory(strings.NewReader(in)); err != nil || inv.Len() != 0 {
+			t.Errorf("%q: %v, %v; want an empty inventory", in, inv, err)
+		}
+	}
+}
+
+func TestLoadErrorsNameTheFile(t *testing.T) {
+	dir := t.TempDir()
+	inv := filepath.Join(dir, "assets.yaml")
+	os.WriteFile(inv, []byte("assets:\n  - cidr: 10.0.0.0/8\n    criticality: hi\n"), 0o644)
+	if _, err := LoadInventory(inv); err == nil || err.Error() != inv+`: line 3: criticality "hi": want low, medium, high or critical` {
+		t.Errorf("inventory: %v", err)
+	}
+	allow := filepath.Join(dir, "allow.txt")
+	os.WriteFile(allow, []byte("# ok\n10.0.0.1\nExample.COM\nbad entry!\n"), 0o644)
+	if _, err := LoadAllow(allow); err == nil || err.Error() != allow+`: line 4: "bad entry!" is not an address, CIDR, domain or *.domain` {
+		t.Errorf("allow list: %v", err)
 	}
 }
 

@@ -74,6 +74,7 @@ type Instruction struct {
 // Defaults and limits.
 const (
 	DefaultSnapLen       = maxSnapLen
+	MaxSnapLen           = maxSnapLen
 	DefaultRingSize      = 256 << 20
 	DefaultBlockSize     = 1 << 20
 	DefaultBlockTimeout  = 50 * time.Millisecond

@@ -96,7 +96,7 @@ func shardedStore(t *testing.T, dir string, pkts []pcapio.Packet) *store.Store {
 
 func storeFlowCount(t *testing.T, st *store.Store) int {
 	n := 0
-	if _, err := Flows(Input{Stores: []*store.Store{st}}, func(*flow.Record) { n++ }); err != nil {
+	if _, err := Flows(context.Background(), Input{Stores: []*store.Store{st}}, func(*flow.Record) { n++ }); err != nil {
 		t.Fatal(err)
 	}
 	return n

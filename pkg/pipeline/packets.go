@@ -40,7 +40,7 @@ type Packets struct {
 func OpenPackets(ctx context.Context, in Input, opt PacketOptions) (*Packets, error) {
 	pk := &Packets{}
 	if opt.Flows != nil {
-		if err := zeekFlows(in.Zeek, opt.Flows, &pk.dmg); err != nil {
+		if err := zeekFlows(ctx, in.Zeek, opt.Flows, &pk.dmg); err != nil {
 			return nil, err
 		}
 		if in.Fleet != nil {
@@ -60,11 +60,7 @@ func OpenPackets(ctx context.Context, in Input, opt PacketOptions) (*Packets, er
 		pk.follower, pk.src = fl, fl
 	case len(in.Stores) > 0:
 		if opt.Flows != nil {
-			err := store.Flows(in.Stores, in.Selector, NewFlowTable, func(r *flow.Record) error {
-				opt.Flows(r)
-				return nil
-			})
-			if err := pk.dmg.addStore(err); err != nil {
+			if err := storeFlows(ctx, in, opt.Flows, &pk.dmg); err != nil {
 				return nil, err
 			}
 		}

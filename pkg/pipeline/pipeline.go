@@ -101,13 +101,18 @@ func (d *Damage) Empty() bool { return d.Count == 0 }
 // captures: one definition, so a capture and a store give the same records.
 func NewFlowTable() store.FlowTable { return flow.NewBuilder(flow.Options{}) }
 
+// checkEvery is how many records or packets pass between looks at the
+// context: often enough to stop within milliseconds, rarely enough to cost
+// nothing.
+const checkEvery = 4096
+
 // Flows hands every flow record of the input to sink: the stores' flow
 // files in the selector's range, the captures' packets built into flows
 // (merged by time, so a connection spanning two files is one record), and
-// the Zeek logs' rows.
-func Flows(in Input, sink func(*flow.Record)) (Damage, error) {
+// the Zeek logs' rows. It stops with ctx's error when ctx ends.
+func Flows(ctx context.Context, in Input, sink func(*flow.Record)) (Damage, error) {
 	var dmg Damage
-	if err := zeekFlows(in.Zeek, sink, &dmg); err != nil {
+	if err := zeekFlows(ctx, in.Zeek, sink, &dmg); err != nil {
 		return dmg, err
 	}
 	if in.Fleet != nil {
@@ -115,11 +120,7 @@ func Flows(in Input, sink func(*flow.Record)) (Damage, error) {
 			return dmg, err
 		}
 	} else if len(in.Stores) > 0 {
-		err := store.Flows(in.Stores, in.Selector, NewFlowTable, func(r *flow.Record) error {
-			sink(r)
-			return nil
-		})
-		if err := dmg.addStore(err); err != nil {
+		if err := storeFlows(ctx, in, sink, &dmg); err != nil {
 			return dmg, err
 		}
 	}
@@ -132,9 +133,12 @@ func Flows(in Input, sink func(*flow.Record)) (Damage, error) {
 	}
 	defer src.Close()
 	tee := &flowTee{src: src.Source, b: flow.NewBuilder(flow.Options{}), sink: sink}
-	for {
+	for n := 1; ; n++ {
 		if _, err = tee.Next(); err != nil {
 			break
+		}
+		if n%checkEvery == 0 && ctx.Err() != nil {
+			return dmg, ctx.Err()
 		}
 	}
 	tee.b.Flush(sink)
@@ -145,15 +149,32 @@ func Flows(in Input, sink func(*flow.Record)) (Damage, error) {
 	return dmg, nil
 }
 
+// storeFlows adds the stores' flow records in the selector's range.
+func storeFlows(ctx context.Context, in Input, sink func(*flow.Record), dmg *Damage) error {
+	n := 0
+	err := store.Flows(in.Stores, in.Selector, NewFlowTable, func(r *flow.Record) error {
+		if n++; n%checkEvery == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		sink(r)
+		return nil
+	})
+	return dmg.addStore(err)
+}
+
 // zeekFlows adds the rows of Zeek logs; malformed rows are skipped and named.
-func zeekFlows(paths []string, sink func(*flow.Record), dmg *Damage) error {
+func zeekFlows(ctx context.Context, paths []string, sink func(*flow.Record), dmg *Damage) error {
 	for _, path := range paths {
 		r, err := zeek.OpenFile(path)
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
 		var rec flow.Record
-		for {
+		for n := 1; ; n++ {
+			if n%checkEvery == 0 && ctx.Err() != nil {
+				r.Close()
+				return ctx.Err()
+			}
 			err = r.Next(&rec)
 			if err == io.EOF {
 				break

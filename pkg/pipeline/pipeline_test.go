@@ -84,7 +84,7 @@ func key(r *flow.Record) string {
 func collectFlows(t *testing.T, in Input) []string {
 	t.Helper()
 	var got []string
-	dmg, err := Flows(in, func(r *flow.Record) { got = append(got, key(r)) })
+	dmg, err := Flows(context.Background(), in, func(r *flow.Record) { got = append(got, key(r)) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +222,7 @@ func TestFlowsDamagedCaptureNamed(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := 0
-	dmg, err := Flows(Input{Pcaps: []string{cut}}, func(*flow.Record) { n++ })
+	dmg, err := Flows(context.Background(), Input{Pcaps: []string{cut}}, func(*flow.Record) { n++ })
 	if err != nil {
 		t.Fatal(err)
 	}

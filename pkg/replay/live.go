@@ -18,13 +18,21 @@ type batchSource interface {
 // dropCounter is a source that can lose packets (a Live capture).
 type dropCounter interface{ KernelDrops() uint64 }
 
+// stopper is a source whose Next blocks until it is stopped (a Live
+// capture waits for packets); RunLive stops it when ctx ends so that its
+// reader goroutine returns.
+type stopper interface{ stop() }
+
 // RunLive feeds packets from a live source (an interface, a store being
 // written) and ticks the pipeline by the wall clock every tick, so
 // operations print as soon as they complete and idle streams and half-open
 // calls expire while the wire is quiet. A goroutine reads the source; the
 // caller's goroutine owns the pipeline, so emit and onTick need no locks.
-// It returns when ctx ends or the source does. The packets a Live source
-// lost are in the returned Stats (KernelDrops).
+// It returns when ctx ends or the source does, and only once the reader
+// goroutine has stopped, so the caller may close the source at once: a
+// source's Next must return soon after ctx ends (a store follower sees
+// the same context; a Live capture is stopped by RunLive). The packets a
+// Live source lost are in the returned Stats (KernelDrops).
 func RunLive(ctx context.Context, src Source, cfg Config, tick time.Duration, emit func(Operation), onTick func(Stats)) (Stats, error) {
 	p := New(cfg, emit)
 	type item struct {
@@ -34,9 +42,17 @@ func RunLive(ctx context.Context, src Source, cfg Config, tick time.Duration, em
 	}
 	ch := make(chan item, 4096)
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	bs, batched := src.(batchSource)
+	readerDone := make(chan struct{})
+	defer func() {
+		cancel()
+		if s, ok := src.(stopper); ok {
+			s.stop()
+		}
+		<-readerDone
+	}()
 	go func() {
+		defer close(readerDone)
 		for {
 			var it item
 			if batched {

@@ -175,6 +175,8 @@ func (l *Live) Close() error {
 	return nil
 }
 
+func (l *Live) stop() { l.Close() }
+
 // KernelDrops returns the packets the kernel dropped so far because the
 // ring was full: the pipeline fell behind for longer than the ring and the
 // queue could hold. It is collected about once a second by the capture

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nwhealth/nwhealth/pkg/hunt"
+	"github.com/nwhealth/nwhealth/pkg/jsonl"
 )
 
 // The page is one file: CSS, script and SVG inline, nothing fetched. The
@@ -39,7 +40,7 @@ var page = sync.OnceValue(func() *template.Template {
 		"phaseink":  phaseInk,
 		"sevclass":  func(s hunt.Severity) string { return "sev-" + s.String() },
 		"join":      strings.Join,
-		"addrs":     addrStrings,
+		"addrs":     jsonl.Addrs,
 		"ids":       func(ids []string) string { return compressIDs(ids, 12) },
 		"hostids":   func(h *Host) string { return compressIDs(append(slices.Clone(h.Findings), h.Operations...), 12) },
 		"label":     func(a netip.Addr, name string) string { return label(a, name) },

@@ -161,7 +161,8 @@ func (b *builder) findings() {
 		}
 		n++
 		id := fmt.Sprintf("F%d", n)
-		b.inc.Findings = append(b.inc.Findings, Finding{ID: id, Finding: f})
+		a, known := b.in.Inventory.Lookup(f.Src)
+		b.inc.Findings = append(b.inc.Findings, Finding{ID: id, Finding: f, Asset: a, Known: known})
 		src := b.host(f.Src)
 		src.findings = append(src.findings, id)
 		switch {
@@ -179,8 +180,7 @@ func (b *builder) findings() {
 			// the channel's own severity.
 		case f.Beacon:
 			dst := f.Dst.Unmap()
-			w := Window{From: f.FirstSeen.Add(-time.Second).Truncate(time.Second), To: f.LastSeen.Add(2 * time.Second).Truncate(time.Second),
-				Hosts: []netip.Addr{src.h.Addr, dst}, Port: f.DstPort, Proto: f.Proto, Evidence: []string{id}}
+			w := FindingWindow(id, &f)
 			src.windows = append(src.windows, w)
 			if f.Severity < hunt.Medium {
 				src.seen(f.FirstSeen, f.LastSeen)
@@ -197,8 +197,7 @@ func (b *builder) findings() {
 			}
 		case f.Lateral:
 			dst := f.Dst.Unmap()
-			w := Window{From: f.FirstSeen.Add(-time.Second).Truncate(time.Second), To: f.LastSeen.Add(2 * time.Second).Truncate(time.Second),
-				Hosts: []netip.Addr{src.h.Addr, dst}, Port: f.DstPort, Proto: f.Proto, Evidence: []string{id}}
+			w := FindingWindow(id, &f)
 			src.windows = append(src.windows, w)
 			tech := firstOr(f.Attack, "")
 			sev := f.Severity

@@ -115,10 +115,13 @@ type Incident struct {
 	Compromised int // hosts marked compromised
 }
 
-// Finding is one hunt finding with its id in the incident.
+// Finding is one hunt finding with its id in the incident and the asset
+// of its source (Known: the inventory holds it).
 type Finding struct {
 	ID string
 	hunt.Finding
+	Asset assets.Asset
+	Known bool
 }
 
 // Operation is one replay operation with its id and what the incident

@@ -11,8 +11,10 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/nwhealth/nwhealth/pkg/assets"
+	"github.com/nwhealth/nwhealth/pkg/hunt"
 )
 
 // Severity levels of the findings given to Recommend (hunt's order).
@@ -74,6 +76,34 @@ type Subject struct {
 	Dest     netip.Addr // the beacon's destination, when Beacon
 	DestName string
 	DestPort uint16
+	// Evidence and Windows go to every action the finding asks for.
+	Evidence []string
+	Windows  []Window
+}
+
+// SubjectOf is hunt finding f as Recommend needs it; a is the asset of its
+// source (zero when unknown).
+func SubjectOf(f *hunt.Finding, a assets.Asset) Subject {
+	s := Subject{Host: f.Src, Asset: a, Severity: int(f.Severity), Score: f.Score, Beacon: f.Beacon, Lateral: f.Lateral, Scan: f.Scan}
+	switch {
+	case f.Kind == hunt.KindChannel && f.Beacon:
+		s.Dest, s.DestName, s.DestPort = f.Dst, f.DstName, f.DstPort
+	case f.Beacon:
+		s.Dest, s.DestName = f.BeaconDst, f.BeaconDstName
+	}
+	return s
+}
+
+// FindingWindow is the packets behind hunt finding f, numbered id: the
+// channel's traffic between its two ends, or all of a host's.
+func FindingWindow(id string, f *hunt.Finding) Window {
+	w := Window{From: f.FirstSeen.Add(-time.Second).Truncate(time.Second), To: f.LastSeen.Add(2 * time.Second).Truncate(time.Second),
+		Hosts: []netip.Addr{f.Src.Unmap()}, Evidence: []string{id}}
+	if f.Kind == hunt.KindChannel {
+		w.Hosts = append(w.Hosts, f.Dst.Unmap())
+		w.Port, w.Proto = f.DstPort, f.Proto
+	}
+	return w
 }
 
 // Action is one recommended step.
@@ -202,7 +232,8 @@ func actionsFor(s Subject) []Action {
 	}
 	mk := func(kind ActionKind, urgency int, target string, why string) Action {
 		a := Action{Kind: kind, Host: s.Host, HostName: s.Asset.Name, Target: target, Urgency: urgency,
-			Criticality: crit, Priority: urgency * crit.Weight(), Why: why, Score: s.Score}
+			Criticality: crit, Priority: urgency * crit.Weight(), Why: why, Score: s.Score,
+			Evidence: slices.Clone(s.Evidence), Windows: slices.Clone(s.Windows)}
 		a.Escalation = escalate(s.Severity, crit)
 		return a
 	}

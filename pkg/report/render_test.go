@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/net/html"
 
+	"github.com/nwhealth/nwhealth/internal/jsonltest"
 	"github.com/nwhealth/nwhealth/pkg/hunt"
 	"github.com/nwhealth/nwhealth/pkg/replay"
 	"github.com/nwhealth/nwhealth/pkg/report/stix/stixtest"
@@ -64,6 +65,7 @@ func TestGoldenJSONL(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden(t, "fixture.jsonl", b.Bytes())
+	jsonltest.Check(t, b.Bytes())
 	types := map[string]int{}
 	for _, line := range strings.Split(strings.TrimSpace(b.String()), "\n") {
 		var m map[string]any

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nwhealth/nwhealth/internal/texttable"
 	"github.com/nwhealth/nwhealth/pkg/hunt"
+	"github.com/nwhealth/nwhealth/pkg/jsonl"
 )
 
 // maxTableWindows bounds the evidence windows printed per host.
@@ -69,7 +70,7 @@ func WriteTable(w io.Writer, inc *Incident) error {
 				detail = append(detail, strings.Join(s.Techniques, " "))
 			}
 			if len(s.Peers) > 0 {
-				detail = append(detail, "with "+strings.Join(clipList(addrStrings(s.Peers), 3), ", "))
+				detail = append(detail, "with "+strings.Join(clipList(jsonl.Addrs(s.Peers), 3), ", "))
 			}
 			detail = append(detail, compressIDs(s.Evidence, 6))
 			parts = append(parts, p+" ("+strings.Join(detail, "; ")+")")

@@ -255,6 +255,11 @@ func (fl *Follower) advance(sf ShardFile, s *followed, skip bool) {
 		s.consumed = len(s.sh.Blocks)
 	}
 	for ; s.consumed < len(s.sh.Blocks); s.consumed++ {
+		if fl.ctx.Err() != nil {
+			// Stopped: a first scan from an early --from may have a
+			// store's worth of blocks to read; the rest waits.
+			break
+		}
 		i := s.consumed
 		m := s.sh.Blocks[i]
 		if (!fl.sel.From.IsZero() && m.Last < fl.sel.From.UnixNano()) || (!fl.sel.To.IsZero() && m.First >= fl.sel.To.UnixNano()) {

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/nwhealth/nwhealth/internal/demogen"
+	"github.com/nwhealth/nwhealth/internal/jsonltest"
 	"github.com/nwhealth/nwhealth/internal/testenv"
 	"github.com/nwhealth/nwhealth/pkg/assets"
 )
@@ -115,6 +116,7 @@ func TestDemoSteps(t *testing.T) {
 	}
 	jsonl := func(s string) []map[string]any {
 		t.Helper()
+		jsonltest.Check(t, []byte(s))
 		var out []map[string]any
 		for _, line := range strings.Split(strings.TrimSpace(s), "\n") {
 			var m map[string]any

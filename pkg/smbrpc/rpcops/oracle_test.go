@@ -51,7 +51,7 @@ func TestOracleTshark(t *testing.T) {
 			}
 		}
 		if capPath == "" {
-			t.Skipf("capture %s not in the shared directory", base)
+			testenv.Missing(t, "capture %s not in the shared directory", base)
 		}
 		t.Run(base, func(t *testing.T) {
 			oracle := tsharkValues(t, tshark, capPath)

@@ -1,35 +1,46 @@
 // Package stixtest validates STIX 2.1 bundles in tests against the
-// official JSON schemas kept in the shared test data (skipped when
-// absent).
+// official JSON schemas, vendored under testdata/stix2-schemas (with their
+// license) so that every clone checks STIX output.
 package stixtest
 
 import (
 	"bytes"
+	"embed"
 	"encoding/json"
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
+	"path"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
-
-	"github.com/nwhealth/nwhealth/internal/testenv"
 )
 
-// Validate checks the bundle in path (see Problems) and fails the test
-// for each problem. It returns the bundle's objects.
-func Validate(t testing.TB, path string) []map[string]any {
+//go:embed testdata/stix2-schemas/schemas
+var vendored embed.FS
+
+// Schemas returns the vendored official STIX 2.1 schemas.
+func Schemas() fs.FS {
+	sub, err := fs.Sub(vendored, "testdata/stix2-schemas/schemas")
+	if err != nil {
+		panic(err) // the embedded tree is fixed at build time
+	}
+	return sub
+}
+
+// Validate checks the bundle in file (see Problems) against the vendored
+// schemas and fails the test for each problem. It returns the bundle's
+// objects.
+func Validate(t testing.TB, file string) []map[string]any {
 	t.Helper()
-	root := testenv.SharedFile(t, "stix2-schemas", "schemas")
-	raw, err := os.ReadFile(path)
+	raw, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	objs, problems, err := Problems(root, raw)
+	objs, problems, err := Problems(Schemas(), raw)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,18 +56,18 @@ var timestampKeys = []string{"created", "modified", "valid_from", "first_seen", 
 
 var millis = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`)
 
-// Problems checks a bundle against the schemas under root (loaded all
+// Problems checks a bundle against the schemas in root (loaded all
 // together: they refer to each other by $id and relative refs), as a
 // whole and object by object, then what the schemas leave open: unique
 // ids, references that resolve, timestamps in UTC with milliseconds.
-func Problems(root string, raw []byte) ([]map[string]any, []string, error) {
+func Problems(root fs.FS, raw []byte) ([]map[string]any, []string, error) {
 	c := jsonschema.NewCompiler()
 	ids := map[string]string{} // schema file name (object type) -> $id
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+	err := fs.WalkDir(root, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".json") {
 			return err
 		}
-		f, err := os.Open(p)
+		f, err := root.Open(p)
 		if err != nil {
 			return err
 		}
@@ -70,7 +81,7 @@ func Problems(root string, raw []byte) ([]map[string]any, []string, error) {
 		if id == "" {
 			return fmt.Errorf("%s has no $id", p)
 		}
-		ids[strings.TrimSuffix(filepath.Base(p), ".json")] = id
+		ids[strings.TrimSuffix(path.Base(p), ".json")] = id
 		return c.AddResource(id, doc)
 	})
 	if err != nil {

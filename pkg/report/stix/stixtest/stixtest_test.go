@@ -1,6 +1,10 @@
 package stixtest
 
 import (
+	"bytes"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -10,7 +14,7 @@ import (
 // The validator must see what is wrong: a negative control for every
 // check it makes.
 func TestProblems(t *testing.T) {
-	root := testenv.SharedFile(t, "stix2-schemas", "schemas")
+	root := Schemas()
 	good := `{"type": "bundle", "id": "bundle--0198f97b-e65d-5025-87e5-58bc39d4bdb4", "objects": [
  {"type": "identity", "spec_version": "2.1", "id": "identity--0198f97b-e65d-5025-87e5-58bc39d4bdb4", "created": "2026-03-02T00:00:00.000Z",
   "modified": "2026-03-02T00:00:00.000Z", "name": "nwhealth", "identity_class": "system"},
@@ -33,5 +37,47 @@ func TestProblems(t *testing.T) {
 		if err != nil || !strings.Contains(strings.Join(problems, "\n"), tc.want) {
 			t.Errorf("%s: problems %v (%v), want %q", tc.name, problems, err, tc.want)
 		}
+	}
+}
+
+// TestVendoredSchemas checks that the vendored schemas are the shared
+// copy of the upstream ones, file for file, and that the license came
+// with them.
+func TestVendoredSchemas(t *testing.T) {
+	if _, err := os.Stat(filepath.Join("testdata", "stix2-schemas", "LICENSE")); err != nil {
+		t.Fatalf("the schemas' license is not vendored with them: %v", err)
+	}
+	shared := testenv.SharedFile(t, "stix2-schemas", "schemas")
+	n := 0
+	err := fs.WalkDir(Schemas(), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		n++
+		ours, err := fs.ReadFile(Schemas(), p)
+		if err != nil {
+			return err
+		}
+		theirs, err := os.ReadFile(filepath.Join(shared, filepath.FromSlash(p)))
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(ours, theirs) {
+			t.Errorf("%s differs from the shared copy", p)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := 0
+	filepath.WalkDir(shared, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			want++
+		}
+		return nil
+	})
+	if n != want || n < 50 {
+		t.Errorf("%d vendored schema files, %d shared", n, want)
 	}
 }

@@ -1,0 +1,67 @@
+package jsonl
+
+import (
+	"math"
+
+	"github.com/nwhealth/nwhealth/pkg/hunt"
+)
+
+// Finding is one ranked hunt result (hunt.Finding): a channel (source to
+// destination) or a host. Written by hunt and by report.
+type Finding struct {
+	Type        string   `json:"type"`
+	ID          string   `json:"id"`   // "F1", in rank order of the findings written
+	Kind        string   `json:"kind"` // "channel" or "host"
+	Src         string   `json:"src"`
+	Dst         string   `json:"dst,omitempty"`      // channel
+	DstName     string   `json:"dst_name,omitempty"` // channel, when a name was seen
+	DPort       *uint16  `json:"dport,omitempty"`    // channel
+	Proto       string   `json:"proto,omitempty"`    // channel
+	Score       float64  `json:"score"`
+	Severity    string   `json:"severity"`
+	PeriodS     *float64 `json:"period_s,omitempty"`   // channel with a period
+	Jitter      *float64 `json:"jitter,omitempty"`     // channel with a period
+	Regularity  *float64 `json:"regularity,omitempty"` // channel with a period
+	Connections int      `json:"connections"`
+	FirstSeen   string   `json:"first_seen"`
+	LastSeen    string   `json:"last_seen"`
+	Popularity  *int     `json:"popularity,omitempty"` // channel
+	Hosts       int      `json:"hosts"`
+	Fanout      int      `json:"fanout"`
+	AdminPeers  *int     `json:"admin_peers,omitempty"` // host
+	Beacon      bool     `json:"beacon"`
+	Lateral     bool     `json:"lateral"`
+	Scan        bool     `json:"scan"`
+	Reasons     []string `json:"reasons"`
+	Attack      []string `json:"attack"`
+	Action      string   `json:"action"`                // the most urgent recommended action
+	Asset       string   `json:"asset,omitempty"`       // the source's name in the inventory
+	Criticality string   `json:"criticality,omitempty"` // the source's criticality in the inventory
+}
+
+// NewFinding makes the record of f, numbered id. Asset and Criticality
+// are the caller's, from its inventory.
+func NewFinding(id string, f *hunt.Finding) Finding {
+	j := Finding{Type: TypeFinding, ID: id, Kind: string(f.Kind), Src: Addr(f.Src), Score: round(f.Score, 4), Severity: f.Severity.String(),
+		Connections: f.Connections, FirstSeen: Time(f.FirstSeen), LastSeen: Time(f.LastSeen), Hosts: f.Hosts, Fanout: f.Fanout,
+		Beacon: f.Beacon, Lateral: f.Lateral, Scan: f.Scan, Reasons: Strings(f.Reasons), Attack: Strings(f.Attack), Action: f.Action}
+	if f.Kind == hunt.KindChannel {
+		port, pop := f.DstPort, f.Popularity
+		j.Dst, j.DstName, j.DPort, j.Proto, j.Popularity = Addr(f.Dst), f.DstName, &port, hunt.ProtoName(f.Proto), &pop
+		if f.PeriodSec > 0 {
+			p, jit, reg := round(f.PeriodSec, 3), round(f.Jitter, 3), round(f.Regularity, 3)
+			j.PeriodS, j.Jitter, j.Regularity = &p, &jit, &reg
+		}
+	} else {
+		ap := f.AdminPeers
+		j.AdminPeers = &ap
+	}
+	return j
+}
+
+// round keeps digits decimals: scores and periods to the precision that
+// means something, so outputs diff cleanly.
+func round(x float64, digits int) float64 {
+	p := math.Pow(10, float64(digits))
+	return math.Round(x*p) / p
+}
