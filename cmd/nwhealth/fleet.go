@@ -133,7 +133,7 @@ func openFleet(ctx context.Context, url string, f *fleetFlags, sensors []string,
 		return nil, nil, err
 	}
 	q := flowdb.Query{Sensors: sensors, From: sel.From, To: sel.To}
-	return &pipeline.Fleet{Ctx: ctx, DB: db, Query: q}, func() { db.Close() }, nil
+	return &pipeline.Fleet{DB: db, Query: q}, func() { db.Close() }, nil
 }
 
 // flowDBName names a flow database URL without its password (for reports).

@@ -164,15 +164,18 @@ func runHunt(o *huntOptions) error {
 	if o.ctx == nil {
 		o.ctx = context.Background()
 	}
+	var dmg pipeline.Damage
 	if o.clickhouse != "" {
+		// The heavy part runs in ClickHouse (docs/fleet.md).
 		fleet, closeDB, err := openFleet(o.ctx, o.clickhouse, &o.fleet, o.sensors, in.Selector)
 		if err != nil {
 			return err
 		}
 		defer closeDB()
-		in.Fleet = fleet
+		err = pipeline.HuntFleet(o.ctx, fleet, m)
+	} else {
+		dmg, err = pipeline.Flows(o.ctx, in, m.Add)
 	}
-	dmg, err := pipeline.Flows(o.ctx, in, m.Add)
 	if o.ctx.Err() != nil {
 		return interrupted(o.ctx)
 	}

@@ -214,15 +214,23 @@ func reportInputs(ctx context.Context, o *reportOptions, m *hunt.Model) ([]repla
 			return nil, replay.Stats{}, pipeline.Damage{}, err
 		}
 	}
+	flows := m.Add
 	if o.clickhouse != "" {
+		// Hunt from the flow database (docs/fleet.md); packets from the input.
 		fleet, closeDB, err := openFleet(ctx, o.clickhouse, &o.fleet, o.sensors, in.Selector)
 		if err != nil {
 			return nil, replay.Stats{}, pipeline.Damage{}, err
 		}
 		defer closeDB()
-		in.Fleet = fleet
+		if err := pipeline.HuntFleet(ctx, fleet, m); err != nil {
+			if ctx.Err() != nil {
+				return nil, replay.Stats{}, pipeline.Damage{}, interrupted(ctx)
+			}
+			return nil, replay.Stats{}, pipeline.Damage{}, err
+		}
+		flows = nil
 	}
-	src, err := pipeline.OpenPackets(ctx, in, pipeline.PacketOptions{Flows: m.Add})
+	src, err := pipeline.OpenPackets(ctx, in, pipeline.PacketOptions{Flows: flows})
 	if err != nil {
 		return nil, replay.Stats{}, pipeline.Damage{}, err
 	}

@@ -126,9 +126,24 @@ func Launch(dir string, port int, o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	ports, err := freePorts(4)
-	if err != nil {
-		return nil, err
+	// Free ports other than the ones this server or its cluster already
+	// own (those are free too until their servers start).
+	taken := map[int]bool{port: true}
+	for _, p := range o.ClusterPorts {
+		taken[p] = true
+	}
+	var ports []int
+	for len(ports) < 4 {
+		ps, err := freePorts(4)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range ps {
+			if !taken[p] && len(ports) < 4 {
+				taken[p] = true
+				ports = append(ports, p)
+			}
+		}
 	}
 	if port == 0 {
 		port = ports[0]

@@ -54,16 +54,6 @@ func (db *DB) DNSAnswers(ctx context.Context, q Query, fn func(DNSAnswer)) error
 	return rows.Err()
 }
 
-// proxyPort and proxyHost split proxy_dest as host:port, [v6]:port (the
-// port 1-65535); a proxy_dest without a valid port has no host.
-const (
-	proxyPort = "extract(proxy_dest, ':([^:]*)$')"
-	proxyOK   = "(match(" + proxyPort + ", '^[0-9]+$') AND toUInt64OrZero(" + proxyPort + ") BETWEEN 1 AND 65535)"
-	proxyHost = "if(" + proxyOK + ", replaceRegexpOne(replaceRegexpOne(substring(proxy_dest, 1, length(proxy_dest) - length(" +
-		proxyPort + ") - 1), '^[[]', ''), '[]]$', ''), '')"
-	zero16 = "toFixedString('', 16)"
-)
-
 // NameAddr is the first DNS answer of the latest record (in store order)
 // that named Name with answers.
 type NameAddr struct {
@@ -92,137 +82,143 @@ func (db *DB) NameAddrs(ctx context.Context, q Query, fn func(NameAddr)) error {
 	return rows.Err()
 }
 
-// Conn is one flow record of a channel, as much as hunt uses of it.
-type Conn struct {
-	First    int64 // unix nanoseconds (whole microseconds)
-	Last     int64
-	Dst      netip.Addr // the responder (a proxy, for a proxied channel)
-	RespPort uint16     // the record's own (ICMP channels group codes under port 0)
-	Proto    uint8
-	Failed   bool // an attempt without an answer, or refused (failedSQL)
-	OrigData uint64
-	RespData uint64
-	Bursts   flow.Bursts // when there were two or more bursts
-}
-
-// Channel is one channel's flow records in store order: every record from
-// Src to Dst on Port (0 for ICMP) and Proto; or, when ProxyDest is set,
-// every request of Src for ProxyDest through forward proxies (Dst, Port
-// and Proto unset; each Conn names its proxy), ProxyHost being its host
-// part when ProxyDest is host:port. Name is the name of the latest record
-// among those whose name is not an address literal and has the most
-// trusted source (flow.NameSource): what a model that keeps "a name at
-// least as trusted as the one it has" ends with.
-type Channel struct {
-	Src, Dst   netip.Addr
-	Port       uint16
-	Proto      uint8
-	ProxyDest  string
-	ProxyHost  string
-	Name       string
-	NameSource flow.NameSource
-	Conns      []Conn
-}
-
 // nameOK leaves out names that are address literals (a Host header that
 // names an address): an IPv6 literal has a colon, which no host name has
 // (ports are stripped), an IPv4 literal is four decimal numbers.
 const nameOK = "name != '' AND position(name, ':') = 0 AND NOT match(name, '^[0-9]+[.][0-9]+[.][0-9]+[.][0-9]+$')"
 
-// failedSQL is a connection attempt without an answer, or refused: TCP
-// without a reply or refused (conn_state S0, REJ), UDP without a reply.
-const failedSQL = "(proto = 6 AND (resp_pkts = 0 OR state IN ('REJ', 'S0')) OR proto = 17 AND resp_pkts = 0 AND orig_pkts > 0)"
+// Pair is every flow record from Src to Dst, in store order (by first
+// packet, then place in the shard), with what hunt reads of a record:
+// times, protocol, responder port, packets, payload bytes, TCP flags,
+// burst series (of two or more bursts), proxy destination. Names are
+// left out but one per channel (Src, Dst, port, protocol, proxy
+// destination): the record that a model keeping "a name at least as
+// trusted as the one it has, and not an address literal" takes last keeps
+// its name. DNS answers are left out (DNSAnswers gives them).
+type Pair struct {
+	Src, Dst netip.Addr
+	Records  []flow.Record
+}
 
-// Channels calls fn with every channel of the selected rows, ordered so
-// that the channels of one source and destination (or one source and host
-// asked of proxies) come one after another. The Channel and its Conns are
-// reused between calls. Per-connection columns that cannot vary within a
-// channel are sent only where they can (proxied channels, ICMP).
-func (db *DB) Channels(ctx context.Context, q Query, fn func(*Channel) error) error {
-	const nameOrder = "(name_source, first_us, seq)"
-	const varies = "proxy_dest != '' OR proto IN (1, 58)"
-	sql := "SELECT orig, if(proxy_dest = '', resp, " + zero16 + ") AS cdst, if(proxy_dest = '', if(proto IN (1, 58), 0, resp_port), 0) AS cport, " +
-		"if(proxy_dest = '', proto, 0) AS cproto, proxy_dest, " + proxyHost + " AS phost, " +
-		"argMaxIf(name, " + nameOrder + ", " + nameOK + "), maxIf(name_source, " + nameOK + "), " +
-		"groupArray(first_us), groupArray(last_us), groupArray(seq), groupArray(toUInt8(" + failedSQL + ")), " +
-		"groupArray(orig_bytes), groupArray(resp_bytes), groupArray(bursts), groupArray(if(bursts >= 2, burst_head, 0)), " +
-		"groupArray(if(bursts >= 2, burst_ms, emptyArrayUInt32())), " +
-		"groupArrayIf(resp, proxy_dest != ''), groupArrayIf(resp_port, " + varies + "), groupArrayIf(proto, proxy_dest != '') " +
-		"FROM " + db.table(tableFlows) + " WHERE " + db.where(q) + " GROUP BY orig, cdst, cport, cproto, proxy_dest " +
-		"ORDER BY orig, cdst, phost"
+// pairName is the name a channel ends with, and the record that has it.
+type pairName struct {
+	orig, resp string
+	port       uint16
+	proto      uint8
+	proxy      string
+	name       string
+	source     uint8
+	first      int64
+	seq        uint32
+}
+
+// Pairs calls fn with every (source, destination) pair of the selected
+// rows, ordered by source and destination. The Pair and its records are
+// reused between calls; a record's slices stay valid until fn returns.
+func (db *DB) Pairs(ctx context.Context, q Query, fn func(*Pair) error) error {
+	where := db.where(q)
+	sql := "SELECT orig, resp, groupArray(first_us), groupArray(last_us), groupArray(seq), groupArray(resp_port), groupArray(proto), " +
+		"groupArray(orig_pkts), groupArray(resp_pkts), groupArray(orig_flags), groupArray(resp_flags), groupArray(orig_bytes), " +
+		"groupArray(resp_bytes), groupArray(bursts), groupArray(if(bursts >= 2, burst_head, 0)), " +
+		"groupArray(if(bursts >= 2, burst_ms, emptyArrayUInt32())), groupArray(proxy_dest) " +
+		"FROM " + db.table(tableFlows) + " WHERE " + where + " GROUP BY orig, resp ORDER BY orig, resp"
 	rows, err := db.conn.Query(aggCtx(ctx), sql)
 	if err != nil {
-		return db.wrap("aggregate channels", err)
+		return db.wrap("aggregate pairs", err)
 	}
 	defer rows.Close()
+	// The names, a row per named channel, in the same order: merged in as
+	// the pairs go by.
+	const order = "(name_source, first_us, seq)"
+	nrows, err := db.conn.Query(aggCtx(ctx), "SELECT orig, resp, if(proto IN (1, 58), 0, resp_port) AS port, proto, proxy_dest, "+
+		"argMax(name, "+order+"), max(name_source), argMax(first_us, "+order+"), argMax(seq, "+order+") FROM "+db.table(tableFlows)+
+		" WHERE "+where+" AND "+nameOK+" GROUP BY orig, resp, port, proto, proxy_dest ORDER BY orig, resp")
+	if err != nil {
+		return db.wrap("aggregate names", err)
+	}
+	defer nrows.Close()
 	var (
-		orig, cdst string
-		nsrc       uint8
-		first      []int64
-		last       []int64
-		seq        []uint32
-		failed     []uint8
-		od, rd     []uint64
-		bursts     []uint32
-		heads      []uint8
-		ms         [][]uint32
-		resp       []string
-		rport      []uint16
-		proto      []uint8
-		c          Channel
-		order      []int
-		row        Row
-		r          flow.Record
+		next    pairName
+		hasNext bool
+		names   []pairName
+	)
+	readName := func() error {
+		hasNext = nrows.Next()
+		if !hasNext {
+			return nrows.Err()
+		}
+		return nrows.Scan(&next.orig, &next.resp, &next.port, &next.proto, &next.proxy, &next.name, &next.source, &next.first, &next.seq)
+	}
+	if err := readName(); err != nil {
+		return db.wrap("aggregate names", err)
+	}
+	var (
+		orig, resp       string
+		first, last      []int64
+		seq              []uint32
+		rport            []uint16
+		proto, of, rf    []uint8
+		opk, rpk, od, rd []uint64
+		bursts           []uint32
+		heads            []uint8
+		ms               [][]uint32
+		proxy            []string
+		p                Pair
+		idx              []int
+		row              Row
 	)
 	for rows.Next() {
-		if err := rows.Scan(&orig, &cdst, &c.Port, &c.Proto, &c.ProxyDest, &c.ProxyHost, &c.Name, &nsrc, &first, &last, &seq, &failed,
-			&od, &rd, &bursts, &heads, &ms, &resp, &rport, &proto); err != nil {
-			return db.wrap("aggregate channels", err)
+		if err := rows.Scan(&orig, &resp, &first, &last, &seq, &rport, &proto, &opk, &rpk, &of, &rf, &od, &rd, &bursts, &heads, &ms, &proxy); err != nil {
+			return db.wrap("aggregate pairs", err)
 		}
 		n := len(first)
-		proxied := c.ProxyDest != ""
-		icmp := !proxied && (c.Proto == 1 || c.Proto == 58)
-		if len(orig) != 16 || len(cdst) != 16 || len(last) != n || len(seq) != n || len(failed) != n || len(od) != n || len(rd) != n ||
-			len(bursts) != n || len(heads) != n || len(ms) != n || proxied && (len(resp) != n || len(proto) != n) ||
-			(proxied || icmp) && len(rport) != n || len(c.Name) > maxName || len(c.ProxyDest) > maxProxyDest || nsrc > uint8(flow.NameSNI) {
-			return fmt.Errorf("clickhouse %s: aggregate channels: malformed channel row", db.cfg.String())
+		if len(orig) != 16 || len(resp) != 16 || len(last) != n || len(seq) != n || len(rport) != n || len(proto) != n || len(opk) != n ||
+			len(rpk) != n || len(of) != n || len(rf) != n || len(od) != n || len(rd) != n || len(bursts) != n || len(heads) != n ||
+			len(ms) != n || len(proxy) != n {
+			return fmt.Errorf("clickhouse %s: aggregate pairs: malformed row", db.cfg.String())
 		}
-		c.Src, c.NameSource = addrFrom16([]byte(orig)), flow.NameSource(nsrc)
-		c.Dst = netip.Addr{}
-		if !proxied {
-			c.Dst = addrFrom16([]byte(cdst))
+		// This pair's names (both queries are ordered by orig, resp).
+		names = names[:0]
+		for hasNext && (next.orig < orig || next.orig == orig && next.resp < resp) {
+			if err := readName(); err != nil {
+				return db.wrap("aggregate names", err)
+			}
 		}
-		order = order[:0]
+		for hasNext && next.orig == orig && next.resp == resp {
+			names = append(names, next)
+			if err := readName(); err != nil {
+				return db.wrap("aggregate names", err)
+			}
+		}
+		idx = idx[:0]
 		for i := range n {
-			order = append(order, i)
+			idx = append(idx, i)
 		}
-		// Store order: by first packet, then the record's place in its shard.
-		slices.SortFunc(order, func(a, b int) int { return cmp.Or(cmp.Compare(first[a], first[b]), cmp.Compare(seq[a], seq[b])) })
-		c.Conns = c.Conns[:0]
-		for _, i := range order {
-			cn := Conn{First: first[i] * 1000, Last: last[i] * 1000, Dst: c.Dst, RespPort: c.Port, Proto: c.Proto, Failed: failed[i] != 0,
-				OrigData: od[i], RespData: rd[i]}
-			dst := cdst
-			if proxied {
-				dst, cn.Proto = resp[i], proto[i]
-				if len(dst) != 16 {
-					continue
+		slices.SortFunc(idx, func(a, b int) int { return cmp.Or(cmp.Compare(first[a], first[b]), cmp.Compare(seq[a], seq[b])) })
+		p.Src, p.Dst = addrFrom16([]byte(orig)), addrFrom16([]byte(resp))
+		p.Records = p.Records[:0]
+		for _, i := range idx {
+			// The checks of a whole row: the database is trusted no more
+			// than a flow file.
+			row = Row{Orig: orig, Resp: resp, First: first[i], Last: last[i], Proto: proto[i], RespPort: rport[i], OrigPkts: opk[i],
+				RespPkts: rpk[i], OrigFlags: of[i], RespFlags: rf[i], OrigData: od[i], RespData: rd[i], Bursts: bursts[i],
+				BurstHead: heads[i], BurstMs: ms[i], Proxy: proxy[i]}
+			for _, nm := range names {
+				port := rport[i]
+				if proto[i] == 1 || proto[i] == 58 {
+					port = 0
 				}
-				cn.Dst = addrFrom16([]byte(dst))
+				if nm.first == first[i] && nm.seq == seq[i] && nm.port == port && nm.proto == proto[i] && nm.proxy == proxy[i] {
+					row.Name, row.NameSource = nm.name, nm.source
+				}
 			}
-			if proxied || icmp {
-				cn.RespPort = rport[i]
-			}
-			// The checks of a whole row (the burst series against the
-			// flow's span): the database is trusted no more than a file.
-			row = Row{Orig: orig, Resp: dst, First: first[i], Last: last[i], Bursts: bursts[i], BurstHead: heads[i], BurstMs: ms[i]}
+			var r flow.Record
 			if err := row.Record(&r); err != nil {
 				continue
 			}
-			cn.Bursts = r.Bursts
-			c.Conns = append(c.Conns, cn)
+			p.Records = append(p.Records, r)
 		}
-		if err := fn(&c); err != nil {
+		if err := fn(&p); err != nil {
 			return err
 		}
 	}

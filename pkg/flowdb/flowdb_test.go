@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"reflect"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -262,20 +261,6 @@ func TestInsertBlocks(t *testing.T) {
 	}
 }
 
-// splitProxy is hunt's reading of proxy_dest (host:port, [v6]:port).
-func splitProxy(s string) (string, bool) {
-	i := strings.LastIndexByte(s, ':')
-	if i <= 0 {
-		return "", false
-	}
-	p, err := strconv.ParseUint(s[i+1:], 10, 16)
-	if err != nil || p == 0 {
-		return "", false
-	}
-	host := strings.TrimSuffix(strings.TrimPrefix(s[:i], "["), "]")
-	return host, host != ""
-}
-
 // TestAggregates: the pushed-down aggregations equal the same grouping
 // done here over the rows Records reads back.
 func TestAggregates(t *testing.T) {
@@ -302,47 +287,40 @@ func TestAggregates(t *testing.T) {
 	if err := db.Insert(ctx, []Shard{{Sensor: "a", Name: "one", Records: recs[:150]}, {Sensor: "b", Name: "two", Records: recs[150:]}}); err != nil {
 		t.Fatal(err)
 	}
-	// The expected groups, from the rows in store order.
+	// The expected pairs, from the rows in store order: every record but
+	// its answers, and per channel the name the model would end with on
+	// the record that gives it.
 	type ckey struct {
 		src, dst netip.Addr
 		port     uint16
 		proto    uint8
 		proxy    string
 	}
-	want := map[ckey][]flow.Record{}
-	wantName := map[ckey][2]any{}
-	reach := map[[3]string]map[int32]bool{}
+	want := map[[2]netip.Addr][]flow.Record{}
+	winner := map[ckey][2]int{} // index in want[pair], name source
 	dns := map[netip.Addr]string{}
 	nameAddr := map[string]netip.Addr{}
-	var n int
 	db.Records(ctx, Query{}, func(_, _ string, r *flow.Record) error {
-		n++
-		k := ckey{r.Orig, r.Resp, r.RespPort, r.Proto, ""}
+		pk := [2]netip.Addr{r.Orig, r.Resp}
+		k := ckey{r.Orig, r.Resp, r.RespPort, r.Proto, r.ProxyDest}
 		if r.Proto == 1 || r.Proto == 58 {
 			k.port = 0
 		}
-		if r.ProxyDest != "" {
-			k = ckey{src: r.Orig, proxy: r.ProxyDest}
+		c := *r
+		c.Answers, c.Name, c.NameSource = nil, "", 0
+		c.OrigPort, c.VLAN, c.OrigBytes, c.RespBytes, c.Partial, c.HTTPTarget = 0, 0, 0, 0, false, ""
+		if c.Bursts.N < 2 {
+			c.Bursts = flow.Bursts{N: c.Bursts.N}
 		}
-		want[k] = append(want[k], *r)
+		want[pk] = append(want[pk], c)
 		if _, err := netip.ParseAddr(r.Name); r.Name != "" && err != nil {
-			if w, ok := wantName[k]; !ok || r.NameSource >= w[1].(flow.NameSource) {
-				wantName[k] = [2]any{r.Name, r.NameSource}
+			if w, ok := winner[k]; !ok || int(r.NameSource) >= w[1] {
+				if ok {
+					want[pk][w[0]].Name, want[pk][w[0]].NameSource = "", 0
+				}
+				winner[k] = [2]int{len(want[pk]) - 1, int(r.NameSource)}
+				want[pk][len(want[pk])-1].Name, want[pk][len(want[pk])-1].NameSource = r.Name, r.NameSource
 			}
-		}
-		rk := [3]string{r.Orig.String(), r.Resp.String(), ""}
-		if r.ProxyDest != "" {
-			h, ok := splitProxy(r.ProxyDest)
-			rk = [3]string{r.Orig.String(), "invalid IP", h}
-			if !ok {
-				rk[0] = ""
-			}
-		}
-		if rk[0] != "" {
-			if reach[rk] == nil {
-				reach[rk] = map[int32]bool{}
-			}
-			reach[rk][int32(r.First.Unix()/3600)] = true
 		}
 		if r.Name != "" && len(r.Answers) > 0 {
 			for _, a := range r.Answers {
@@ -353,62 +331,21 @@ func TestAggregates(t *testing.T) {
 		return nil
 	})
 	got := 0
-	// Channels of one reach (source and destination, or source and host
-	// asked of proxies) come one after another, and give its hours.
-	gotReach := map[[3]string]map[int32]bool{}
-	var lastReach [3]string
-	err := db.Channels(ctx, Query{}, func(c *Channel) error {
+	var last [2]netip.Addr
+	err := db.Pairs(ctx, Query{}, func(p *Pair) error {
 		got++
-		k := ckey{c.Src, c.Dst, c.Port, c.Proto, c.ProxyDest}
-		if h, ok := splitProxy(c.ProxyDest); c.ProxyDest != "" && (h != c.ProxyHost || !ok && c.ProxyHost != "") {
-			t.Errorf("proxy host of %q: %q, want %q", c.ProxyDest, c.ProxyHost, h)
+		pk := [2]netip.Addr{p.Src, p.Dst}
+		if pk[0].Compare(last[0]) < 0 {
+			t.Errorf("pair %v after %v", pk, last)
 		}
-		rk := [3]string{c.Src.String(), c.Dst.String(), c.ProxyHost}
-		if c.ProxyDest != "" && c.ProxyHost == "" {
-			rk[0] = ""
-		}
-		if rk[0] != "" {
-			if gotReach[rk] != nil && rk != lastReach {
-				t.Errorf("channels of %v not together", rk)
-			}
-			if gotReach[rk] == nil {
-				gotReach[rk] = map[int32]bool{}
-			}
-			for _, cn := range c.Conns {
-				gotReach[rk][int32(cn.First/int64(time.Hour))] = true
-			}
-			lastReach = rk
-		}
-		w := want[k]
-		if len(w) != len(c.Conns) {
-			t.Fatalf("channel %+v: %d conns, want %d", k, len(c.Conns), len(w))
-		}
-		for i, r := range w {
-			cn := c.Conns[i]
-			failed := r.Proto == 6 && (r.RespPkts == 0 || r.State() == "REJ" || r.State() == "S0") || r.Proto == 17 && r.RespPkts == 0 && r.OrigPkts > 0
-			bursts := r.Bursts
-			if bursts.N < 2 {
-				bursts = flow.Bursts{N: bursts.N} // not sent: hunt takes only series
-			}
-			if cn.First != r.First.UnixNano() || cn.Dst != r.Resp || cn.Proto != r.Proto || cn.OrigData != r.OrigData || cn.Failed != failed ||
-				cn.RespPort != r.RespPort || !reflect.DeepEqual(cn.Bursts, bursts) {
-				t.Fatalf("conn %d of %+v: %+v, want %+v", i, k, cn, r)
-			}
-		}
-		wn := wantName[k]
-		if wn[0] == nil {
-			wn = [2]any{"", flow.NameNone}
-		}
-		if c.Name != wn[0] || c.NameSource != wn[1] {
-			t.Errorf("channel %+v name %q/%v, want %v", k, c.Name, c.NameSource, wn)
+		last = pk
+		if !reflect.DeepEqual(p.Records, want[pk]) {
+			t.Fatalf("pair %v:\n got %+v\nwant %+v", pk, p.Records, want[pk])
 		}
 		return nil
 	})
 	if err != nil || got != len(want) {
-		t.Fatalf("%d channels, want %d (%v)", got, len(want), err)
-	}
-	if !reflect.DeepEqual(gotReach, reach) {
-		t.Errorf("reach %v, want %v", gotReach, reach)
+		t.Fatalf("%d pairs, want %d (%v)", got, len(want), err)
 	}
 	gotDNS := map[netip.Addr]string{}
 	db.DNSAnswers(ctx, Query{}, func(a DNSAnswer) { gotDNS[a.Addr] = a.Name })

@@ -10,6 +10,7 @@ package hunt
 
 import (
 	"cmp"
+	"hash/fnv"
 	"net/netip"
 	"slices"
 	"time"
@@ -68,6 +69,7 @@ type channel struct {
 	hours       uint32 // hour-of-day (UTC) bitmap of check-ins
 	name        string
 	nameSrc     flow.NameSource
+	rnd         uint64 // reservoir sampling state, seeded from the key (seed)
 }
 
 // sampled reports whether the channel holds a sample rather than every event.
@@ -120,7 +122,6 @@ type Model struct {
 	dnsNames    map[netip.Addr]string
 	first, last int64
 	records     int
-	rnd         uint64 // reservoir sampling state (deterministic for a given input)
 }
 
 // New returns an empty model.
@@ -144,6 +145,16 @@ func (m *Model) Internal(a netip.Addr) bool {
 
 // Records returns how many records were added.
 func (m *Model) Records() int { return m.records }
+
+// AddAnswer says that DNS answered a for name, as the latest record whose
+// answers held a did: for a source that hands over records grouped by
+// address pair rather than in time order (the flow database), so the
+// last answer wins as it does record by record.
+func (m *Model) AddAnswer(a netip.Addr, name string) {
+	if len(m.dnsNames) < 1<<20 {
+		m.dnsNames[a.Unmap()] = name
+	}
+}
 
 // AddAll adds every record a sequence yields: the seam for any source of
 // flow records (a store query, a file of records).
@@ -228,7 +239,7 @@ func (m *Model) Add(r *flow.Record) {
 	}
 	c := m.channels[k]
 	if c == nil {
-		c = &channel{key: k, first: ts}
+		c = &channel{key: k, first: ts, rnd: seed(k)}
 		m.channels[k] = c
 	}
 	c.conns++
@@ -253,17 +264,30 @@ func (m *Model) Add(r *flow.Record) {
 	c.cur = append(c.cur, e)
 	if len(c.cur) == runLen {
 		c.runsSeen++
-		if j := m.rand(c.runsSeen); j < maxRuns {
+		if j := c.rand(c.runsSeen); j < maxRuns {
 			copy(c.events[j*runLen:], c.cur)
 		}
 		c.cur = c.cur[:0]
 	}
 }
 
+// seed starts a channel's sampling state from its key, so the runs a
+// long channel keeps depend on its own check-ins only, not on how other
+// channels' records interleave with them: a store, a capture and the flow
+// database (which hands records over channel by channel) keep the same.
+func seed(k chanKey) uint64 {
+	h := fnv.New64a()
+	a, b := k.src.As16(), k.dst.As16()
+	h.Write(a[:])
+	h.Write(b[:])
+	h.Write([]byte{byte(k.port >> 8), byte(k.port), k.proto})
+	return h.Sum64()
+}
+
 // rand returns a pseudo-random integer in [0, n) (splitmix64).
-func (m *Model) rand(n int) int {
-	m.rnd += 0x9e3779b97f4a7c15
-	z := m.rnd
+func (c *channel) rand(n int) int {
+	c.rnd += 0x9e3779b97f4a7c15
+	z := c.rnd
 	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
 	z = (z ^ z>>27) * 0x94d049bb133111eb
 	z ^= z >> 31

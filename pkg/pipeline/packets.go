@@ -43,13 +43,6 @@ func OpenPackets(ctx context.Context, in Input, opt PacketOptions) (*Packets, er
 		if err := zeekFlows(ctx, in.Zeek, opt.Flows, &pk.dmg); err != nil {
 			return nil, err
 		}
-		if in.Fleet != nil {
-			// Flows from the fleet's database; the stores give packets only.
-			if err := in.Fleet.flows(opt.Flows, &pk.dmg); err != nil {
-				return nil, err
-			}
-			opt.Flows = nil
-		}
 	}
 	switch {
 	case len(in.Stores) > 0 && opt.Follow:

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/nwhealth/nwhealth/pkg/flow"
-	"github.com/nwhealth/nwhealth/pkg/flowdb"
 	"github.com/nwhealth/nwhealth/pkg/pcapio"
 	"github.com/nwhealth/nwhealth/pkg/replay"
 	"github.com/nwhealth/nwhealth/pkg/store"
@@ -30,39 +29,6 @@ type Input struct {
 	// OpenCapture opens one capture file; nil means replay.OpenFile. Tests
 	// replace it.
 	OpenCapture func(path string) (*replay.DamagedSource, io.Closer, error)
-	// Fleet, when set, is where flow records come from instead of the
-	// stores' flow files: the ClickHouse flow database of many sensors.
-	// Stores still give packets.
-	Fleet *Fleet
-}
-
-// Fleet is the flow database as an input: its rows that Query selects.
-type Fleet struct {
-	Ctx   context.Context
-	DB    *flowdb.DB
-	Query flowdb.Query
-}
-
-// flows streams the fleet's records; rows that are not valid records are
-// skipped and named.
-func (f *Fleet) flows(sink func(*flow.Record), dmg *Damage) error {
-	ctx := f.Ctx
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	err := f.DB.Records(ctx, f.Query, func(_, _ string, r *flow.Record) error {
-		sink(r)
-		return nil
-	})
-	var re *flowdb.RowError
-	if errors.As(err, &re) {
-		for _, p := range re.Places {
-			dmg.add(p)
-		}
-		dmg.Count += re.Count - len(re.Places)
-		return nil
-	}
-	return err
 }
 
 // maxPlaces bounds the damaged places kept by name; the rest are counted.
@@ -115,11 +81,7 @@ func Flows(ctx context.Context, in Input, sink func(*flow.Record)) (Damage, erro
 	if err := zeekFlows(ctx, in.Zeek, sink, &dmg); err != nil {
 		return dmg, err
 	}
-	if in.Fleet != nil {
-		if err := in.Fleet.flows(sink, &dmg); err != nil {
-			return dmg, err
-		}
-	} else if len(in.Stores) > 0 {
+	if len(in.Stores) > 0 {
 		if err := storeFlows(ctx, in, sink, &dmg); err != nil {
 			return dmg, err
 		}
