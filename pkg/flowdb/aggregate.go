@@ -3,9 +3,11 @@ package flowdb
 import (
 	"cmp"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/nwhealth/nwhealth/pkg/flow"
@@ -112,15 +114,81 @@ type pairName struct {
 	seq        uint32
 }
 
+// le is a column as fixed-width little-endian bytes (reinterpretAsString
+// drops trailing zero bytes; toFixedString puts them back, and concat
+// keeps them).
+func le(col string, n int) string {
+	return fmt.Sprintf("toFixedString(reinterpretAsString(%s), %d)", col, n)
+}
+
+// pairRecord is one record of a pair as the server packs it: the fixed
+// fields, the burst starts (when two or more bursts) and the proxy
+// destination, each with a one-byte count. Arrays of numbers reach this
+// side as one String a pair, not as arrays: the client library decodes an
+// array value by value through reflection, ten times the server's work.
+var pairRecord = "concat(" + strings.Join([]string{
+	le("first_us", 8), le("last_us", 8), le("seq", 4), le("resp_port", 2), le("proto", 1),
+	le("orig_pkts", 8), le("resp_pkts", 8), le("orig_flags", 1), le("resp_flags", 1),
+	le("orig_bytes", 8), le("resp_bytes", 8), le("bursts", 4), le("if(bursts >= 2, burst_head, 0)", 1),
+	le("toUInt8(if(bursts >= 2, length(burst_ms), 0))", 1),
+	"arrayStringConcat(arrayMap(x -> concat(" + le("x", 4) + ", ''), if(bursts >= 2, burst_ms, emptyArrayUInt32())))",
+	le("toUInt8(length(proxy_dest))", 1), "proxy_dest",
+}, ", ") + ")"
+
+// pairFixed is the bytes of a packed record before its burst starts.
+const pairFixed = 8 + 8 + 4 + 2 + 1 + 8 + 8 + 1 + 1 + 8 + 8 + 4 + 1
+
+// unpackPair reads a pair's packed records into rows (orig and resp
+// set by the caller). Every length is checked against the bytes left.
+func unpackPair(b []byte, rows []Row, orig, resp string) ([]Row, error) {
+	u64 := func(p []byte) uint64 { return binary.LittleEndian.Uint64(p) }
+	for len(b) > 0 {
+		if len(b) < pairFixed+1 {
+			return rows, fmt.Errorf("packed record of %d bytes", len(b))
+		}
+		w := Row{Orig: orig, Resp: resp}
+		w.First, w.Last = int64(u64(b)), int64(u64(b[8:]))
+		w.seq = binary.LittleEndian.Uint32(b[16:])
+		w.RespPort, w.Proto = binary.LittleEndian.Uint16(b[20:]), b[22]
+		w.OrigPkts, w.RespPkts = u64(b[23:]), u64(b[31:])
+		w.OrigFlags, w.RespFlags = b[39], b[40]
+		w.OrigData, w.RespData = u64(b[41:]), u64(b[49:])
+		w.Bursts, w.BurstHead = binary.LittleEndian.Uint32(b[57:]), b[61]
+		nms := int(b[pairFixed])
+		b = b[pairFixed+1:]
+		if len(b) < 4*nms+1 {
+			return rows, fmt.Errorf("packed record: %d burst starts past the end", nms)
+		}
+		if nms > 0 {
+			w.BurstMs = make([]uint32, nms)
+			for i := range w.BurstMs {
+				w.BurstMs[i] = binary.LittleEndian.Uint32(b[4*i:])
+			}
+		}
+		b = b[4*nms:]
+		np := int(b[0])
+		if len(b) < 1+np {
+			return rows, fmt.Errorf("packed record: proxy destination past the end")
+		}
+		w.Proxy = string(b[1 : 1+np])
+		b = b[1+np:]
+		rows = append(rows, w)
+	}
+	return rows, nil
+}
+
+type sortKey struct {
+	first int64
+	seq   uint32
+	i     int32
+}
+
 // Pairs calls fn with every (source, destination) pair of the selected
 // rows, ordered by source and destination. The Pair and its records are
 // reused between calls; a record's slices stay valid until fn returns.
 func (db *DB) Pairs(ctx context.Context, q Query, fn func(*Pair) error) error {
 	where := db.where(q)
-	sql := "SELECT orig, resp, groupArray(first_us), groupArray(last_us), groupArray(seq), groupArray(resp_port), groupArray(proto), " +
-		"groupArray(orig_pkts), groupArray(resp_pkts), groupArray(orig_flags), groupArray(resp_flags), groupArray(orig_bytes), " +
-		"groupArray(resp_bytes), groupArray(bursts), groupArray(if(bursts >= 2, burst_head, 0)), " +
-		"groupArray(if(bursts >= 2, burst_ms, emptyArrayUInt32())), groupArray(proxy_dest) " +
+	sql := "SELECT orig, resp, arrayStringConcat(groupArray(" + pairRecord + ")) " +
 		"FROM " + db.table(tableFlows) + " WHERE " + where + " GROUP BY orig, resp ORDER BY orig, resp"
 	rows, err := db.conn.Query(aggCtx(ctx), sql)
 	if err != nil {
@@ -153,29 +221,21 @@ func (db *DB) Pairs(ctx context.Context, q Query, fn func(*Pair) error) error {
 		return db.wrap("aggregate names", err)
 	}
 	var (
-		orig, resp       string
-		first, last      []int64
-		seq              []uint32
-		rport            []uint16
-		proto, of, rf    []uint8
-		opk, rpk, od, rd []uint64
-		bursts           []uint32
-		heads            []uint8
-		ms               [][]uint32
-		proxy            []string
-		p                Pair
-		idx              []int
-		row              Row
+		orig, resp string
+		packed     []byte
+		recs       []Row
+		keys       []sortKey
+		p          Pair
 	)
 	for rows.Next() {
-		if err := rows.Scan(&orig, &resp, &first, &last, &seq, &rport, &proto, &opk, &rpk, &of, &rf, &od, &rd, &bursts, &heads, &ms, &proxy); err != nil {
+		if err := rows.Scan(&orig, &resp, &packed); err != nil {
 			return db.wrap("aggregate pairs", err)
 		}
-		n := len(first)
-		if len(orig) != 16 || len(resp) != 16 || len(last) != n || len(seq) != n || len(rport) != n || len(proto) != n || len(opk) != n ||
-			len(rpk) != n || len(of) != n || len(rf) != n || len(od) != n || len(rd) != n || len(bursts) != n || len(heads) != n ||
-			len(ms) != n || len(proxy) != n {
+		if len(orig) != 16 || len(resp) != 16 {
 			return fmt.Errorf("clickhouse %s: aggregate pairs: malformed row", db.cfg.String())
+		}
+		if recs, err = unpackPair(packed, recs[:0], orig, resp); err != nil {
+			return fmt.Errorf("clickhouse %s: aggregate pairs: %w", db.cfg.String(), err)
 		}
 		// This pair's names (both queries are ordered by orig, resp).
 		names = names[:0]
@@ -190,33 +250,35 @@ func (db *DB) Pairs(ctx context.Context, q Query, fn func(*Pair) error) error {
 				return db.wrap("aggregate names", err)
 			}
 		}
-		idx = idx[:0]
-		for i := range n {
-			idx = append(idx, i)
+		// Store order: by first packet, then the record's place in its
+		// shard (sorting small keys, not the rows).
+		keys = keys[:0]
+		for i := range recs {
+			keys = append(keys, sortKey{recs[i].First, recs[i].seq, int32(i)})
 		}
-		slices.SortFunc(idx, func(a, b int) int { return cmp.Or(cmp.Compare(first[a], first[b]), cmp.Compare(seq[a], seq[b])) })
+		slices.SortFunc(keys, func(a, b sortKey) int { return cmp.Or(cmp.Compare(a.first, b.first), cmp.Compare(a.seq, b.seq)) })
 		p.Src, p.Dst = addrFrom16([]byte(orig)), addrFrom16([]byte(resp))
+		if cap(p.Records) < len(recs) {
+			p.Records = make([]flow.Record, 0, len(recs))
+		}
 		p.Records = p.Records[:0]
-		for _, i := range idx {
+		for _, k := range keys {
+			w := &recs[k.i]
+			port := w.RespPort
+			if w.Proto == 1 || w.Proto == 58 {
+				port = 0
+			}
+			for _, nm := range names {
+				if nm.first == w.First && nm.seq == w.seq && nm.port == port && nm.proto == w.Proto && nm.proxy == w.Proxy {
+					w.Name, w.NameSource = nm.name, nm.source
+				}
+			}
 			// The checks of a whole row: the database is trusted no more
 			// than a flow file.
-			row = Row{Orig: orig, Resp: resp, First: first[i], Last: last[i], Proto: proto[i], RespPort: rport[i], OrigPkts: opk[i],
-				RespPkts: rpk[i], OrigFlags: of[i], RespFlags: rf[i], OrigData: od[i], RespData: rd[i], Bursts: bursts[i],
-				BurstHead: heads[i], BurstMs: ms[i], Proxy: proxy[i]}
-			for _, nm := range names {
-				port := rport[i]
-				if proto[i] == 1 || proto[i] == 58 {
-					port = 0
-				}
-				if nm.first == first[i] && nm.seq == seq[i] && nm.port == port && nm.proto == proto[i] && nm.proxy == proxy[i] {
-					row.Name, row.NameSource = nm.name, nm.source
-				}
+			p.Records = p.Records[:len(p.Records)+1]
+			if err := w.Record(&p.Records[len(p.Records)-1]); err != nil {
+				p.Records = p.Records[:len(p.Records)-1]
 			}
-			var r flow.Record
-			if err := row.Record(&r); err != nil {
-				continue
-			}
-			p.Records = append(p.Records, r)
 		}
 		if err := fn(&p); err != nil {
 			return err

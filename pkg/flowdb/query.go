@@ -120,6 +120,7 @@ type Row struct {
 	Answers                            []string
 	Bursts                             uint32
 	BurstMs                            []uint32
+	seq                                uint32 // place in the shard (Pairs)
 }
 
 // Limits a row must keep, the flow file's (docs/format/flows.md).

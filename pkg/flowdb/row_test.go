@@ -2,6 +2,7 @@ package flowdb
 
 import (
 	"encoding/binary"
+	"slices"
 	"strings"
 	"testing"
 
@@ -68,5 +69,30 @@ func FuzzRowRecord(f *testing.F) {
 			t.Fatalf("accepted a row that breaks the format: %+v", r)
 		}
 		r.Bursts.Runs(func([]uint32) {})
+	})
+}
+
+// FuzzUnpackPair: packed records from the server are decoded through
+// bounds checks: any bytes give rows or an error, never a panic, and no
+// row claims more burst starts than a record keeps.
+func FuzzUnpackPair(f *testing.F) {
+	rec := make([]byte, pairFixed+1, pairFixed+16)
+	rec[pairFixed] = 2
+	rec = append(rec, 1, 0, 0, 0, 2, 0, 0, 0, 3, 'a', ':', '1')
+	f.Add(rec)
+	f.Add(append(slices.Clone(rec), rec...))
+	f.Add(rec[:len(rec)-1])
+	f.Fuzz(func(t *testing.T, b []byte) {
+		rows, err := unpackPair(b, nil, "", "")
+		if err != nil {
+			return
+		}
+		for _, r := range rows {
+			if len(r.BurstMs) > 255 || len(r.Proxy) > 255 {
+				t.Fatalf("row %+v", r)
+			}
+			var fr flow.Record
+			r.Record(&fr)
+		}
 	})
 }
