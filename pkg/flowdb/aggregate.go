@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/nwhealth/nwhealth/pkg/flow"
 )
 
@@ -190,17 +191,31 @@ func (db *DB) Pairs(ctx context.Context, q Query, fn func(*Pair) error) error {
 	where := db.where(q)
 	sql := "SELECT orig, resp, arrayStringConcat(groupArray(" + pairRecord + ")) " +
 		"FROM " + db.table(tableFlows) + " WHERE " + where + " GROUP BY orig, resp ORDER BY orig, resp"
+	// The names, a row per named channel, in the same order: merged in as
+	// the pairs go by. Both queries start at once: a query returns when
+	// its first block is ready, after the server's whole aggregation.
+	const order = "(name_source, first_us, seq)"
+	type result struct {
+		rows driver.Rows
+		err  error
+	}
+	named := make(chan result, 1)
+	go func() {
+		r, err := db.conn.Query(aggCtx(ctx), "SELECT orig, resp, if(proto IN (1, 58), 0, resp_port) AS port, proto, proxy_dest, "+
+			"argMax(name, "+order+"), max(name_source), argMax(first_us, "+order+"), argMax(seq, "+order+") FROM "+db.table(tableFlows)+
+			" WHERE "+where+" AND "+nameOK+" GROUP BY orig, resp, port, proto, proxy_dest ORDER BY orig, resp")
+		named <- result{r, err}
+	}()
 	rows, err := db.conn.Query(aggCtx(ctx), sql)
+	nr := <-named
 	if err != nil {
+		if nr.rows != nil {
+			nr.rows.Close()
+		}
 		return db.wrap("aggregate pairs", err)
 	}
 	defer rows.Close()
-	// The names, a row per named channel, in the same order: merged in as
-	// the pairs go by.
-	const order = "(name_source, first_us, seq)"
-	nrows, err := db.conn.Query(aggCtx(ctx), "SELECT orig, resp, if(proto IN (1, 58), 0, resp_port) AS port, proto, proxy_dest, "+
-		"argMax(name, "+order+"), max(name_source), argMax(first_us, "+order+"), argMax(seq, "+order+") FROM "+db.table(tableFlows)+
-		" WHERE "+where+" AND "+nameOK+" GROUP BY orig, resp, port, proto, proxy_dest ORDER BY orig, resp")
+	nrows, err := nr.rows, nr.err
 	if err != nil {
 		return db.wrap("aggregate names", err)
 	}
