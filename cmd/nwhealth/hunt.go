@@ -167,9 +167,9 @@ func runHunt(o *huntOptions) error {
 	var dmg pipeline.Damage
 	if o.clickhouse != "" {
 		// The heavy part runs in ClickHouse (docs/fleet.md).
-		fleet, closeDB, err := openFleet(o.ctx, o.clickhouse, &o.fleet, o.sensors, in.Selector)
-		if err != nil {
-			return err
+		fleet, closeDB, ferr := openFleet(o.ctx, o.clickhouse, &o.fleet, o.sensors, in.Selector)
+		if ferr != nil {
+			return ferr
 		}
 		defer closeDB()
 		err = pipeline.HuntFleet(o.ctx, fleet, m)
