@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Evaluates hunt over every trafficsim scenario under testdata/hunt-eval (and
-# the shared dev.json): simulates each network, hunts from the pcap and from
-# the conn.log, scores both with the shared huntscore.py and prints pair AP /
-# host AP beside ritabase.py's. Without the race detector; about ten minutes
+# Evaluates hunt over every scenario under testdata/hunt-eval (and the shared
+# dev.json): simulates each network (trafficsim, or internal/demogen for the
+# kept-alive, proxy and inbound shapes), hunts from the pcap and from the
+# conn.log (from a store the pcap was imported into, for demogen networks),
+# scores both with the shared huntscore.py and prints pair AP / host AP beside
+# ritabase.py's. Without the race detector; about ten minutes
 # on 2 cores. Arguments pick scenarios by file name (without .json).
 #   scripts/hunt-eval.sh                 # all of them
 #   scripts/hunt-eval.sh 04-popular-ranges 09-campaign

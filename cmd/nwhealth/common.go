@@ -249,13 +249,22 @@ const maxReported = 10
 
 // printDamage names the skipped input on stderr, the first places and a count.
 func printDamage(w io.Writer, cmd string, d pipeline.Damage) {
+	for _, u := range d.Unused {
+		fmt.Fprintf(w, "%s: %s\n", cmd, u)
+	}
+	shown := 0
 	for i, p := range d.Places {
 		if i == maxReported {
 			break
 		}
 		fmt.Fprintf(w, "%s: damaged input skipped: %s\n", cmd, p)
+		if i < len(d.Counts) {
+			shown += d.Counts[i]
+		} else {
+			shown++
+		}
 	}
-	if more := d.Count - min(len(d.Places), maxReported); more > 0 {
+	if more := d.Count - shown; more > 0 {
 		fmt.Fprintf(w, "%s: ... %d more damaged places\n", cmd, more)
 	}
 }

@@ -62,6 +62,10 @@ func liveOpenError(err error) error {
 // import this one.
 type locker interface{ Locked() bool }
 
+// unsealer marks a shard a writer could not seal after a write failure
+// (store.UnsealedError): not the sealed, valid state exit 5 promises.
+type unsealer interface{ Unsealed() bool }
+
 // exitCode maps an error to the process exit status: the one place that does.
 func exitCode(err error, stderr io.Writer) int {
 	if err == nil {
@@ -73,6 +77,7 @@ func exitCode(err error, stderr io.Writer) int {
 		fe findingsError
 		ie interruptedError
 		lk locker
+		us unsealer
 	)
 	switch {
 	case errors.As(err, &ie):
@@ -93,6 +98,9 @@ func exitCode(err error, stderr io.Writer) int {
 	case errors.As(err, &lk) && lk.Locked():
 		fmt.Fprintln(stderr, "nwhealth:", err)
 		return exitLocked
+	case errors.As(err, &us) && us.Unsealed():
+		fmt.Fprintln(stderr, "nwhealth:", err)
+		return exitError
 	case errors.Is(err, syscall.ENOSPC):
 		fmt.Fprintln(stderr, "nwhealth: disk full:", err)
 		return exitNoSpace

@@ -47,7 +47,7 @@ type huntOptions struct {
 func newHuntCmd(s streams) *cobra.Command {
 	o := &huntOptions{s: s, now: time.Now}
 	cmd := &cobra.Command{
-		Use:   "hunt --store DIR [--from T] [--to T] | --clickhouse URL [--sensor GLOB] [--from T] [--to T] | --pcap FILE... | --zeek FILE...",
+		Use:   "hunt --store DIR [--from T] [--to T] | --clickhouse URL [--sensor GLOB] [--from T] [--to T] | --pcap FILE... | --zeek LOG...",
 		Short: "Rank hosts and channels by group behaviour: beacons, lateral fan-out, scans",
 		Long: `hunt finds internal hosts used as stepping stones: periodic check-ins to
 destinations few other hosts use, and fan-out to internal admin ports.
@@ -99,7 +99,7 @@ SIGINT/SIGTERM (nothing printed).`,
 	f.StringArrayVar(&o.sensors, "sensor", nil, "with --clickhouse: sensors to hunt over, by name or glob (repeatable; default all)")
 	o.fleet.register(cmd, false)
 	f.StringArrayVar(&o.pcaps, "pcap", nil, "pcap/pcapng files (gzip/zstd too; - for stdin): several after one --pcap, or repeat it")
-	f.StringArrayVar(&o.zeeks, "zeek", nil, "Zeek conn.log files, TSV or JSON lines, gzipped or not: several after one --zeek, or repeat it")
+	f.StringArrayVar(&o.zeeks, "zeek", nil, "Zeek logs (conn, http, ssl, dns; any order), TSV or JSON lines, gzipped or not: several after one --zeek, or repeat it")
 	multiValue(f, "pcap", "zeek")
 	f.StringSliceVar(&o.internal, "internal", nil, "inside networks (default RFC 1918 and ULA)")
 	f.StringVar(&o.allowFile, "allow", "", "allow list: IPs, CIDRs, domains, *.domain")
@@ -205,7 +205,7 @@ func runHunt(o *huntOptions) error {
 	var subjects []report.Subject
 	for i := range shown {
 		f := &shown[i]
-		a, _ := inv.Lookup(f.Src)
+		a, _ := inv.Lookup(f.Inside())
 		s := report.SubjectOf(f, a)
 		f.Action = report.Primary(s)
 		if f.Severity >= hunt.Medium {
@@ -268,7 +268,7 @@ func writeHuntJSONL(w io.Writer, fs []hunt.Finding, acts []report.Action, inv *a
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	for i := range fs {
-		a, known := inv.Lookup(fs[i].Src)
+		a, known := inv.Lookup(fs[i].Inside())
 		if err := enc.Encode(report.NewFindingRecord(findingID(i), &fs[i], a, known)); err != nil {
 			return err
 		}
@@ -288,7 +288,7 @@ func writeHuntTable(w io.Writer, res hunt.Result, fs []hunt.Finding, acts []repo
 		fmt.Fprintln(w, "No findings.")
 		return nil
 	}
-	t := texttable.New(w, true, "#", "Score", "Severity", "Type", "Source", "Destination", "Period", "Conns", "Pop", "Techniques", "Why")
+	t := texttable.New(w, true, "#", "Score", "Severity", "Type", "Dir", "Source", "Destination", "Period", "Conns", "Pop", "Techniques", "Why")
 	n := 0
 	for i, f := range fs {
 		if top > 0 && n == top {
@@ -299,12 +299,20 @@ func writeHuntTable(w io.Writer, res hunt.Result, fs []hunt.Finding, acts []repo
 		if a, ok := inv.Lookup(f.Src); ok && a.Name != "" {
 			src += " (" + a.Name + ")"
 		}
-		dst, period, pop := "-", "-", "-"
+		dst, period, pop, dir := "-", "-", "-", "-"
 		if f.Kind == hunt.KindChannel {
-			dst = fmt.Sprintf("%s:%d/%s", f.Dst, f.DstPort, hunt.ProtoName(f.Proto))
-			if f.DstName != "" {
-				dst = f.DstName + " " + dst
+			switch {
+			case !f.Dst.IsValid():
+				dst = fmt.Sprintf("%s:%d/%s", f.DstName, f.DstPort, hunt.ProtoName(f.Proto))
+			case f.DstName != "":
+				dst = fmt.Sprintf("%s %s:%d/%s", f.DstName, f.Dst, f.DstPort, hunt.ProtoName(f.Proto))
+			default:
+				dst = fmt.Sprintf("%s:%d/%s", f.Dst, f.DstPort, hunt.ProtoName(f.Proto))
 			}
+			if f.Via.IsValid() {
+				dst += " via " + f.Via.String()
+			}
+			dir = map[hunt.Direction]string{hunt.Outbound: "out", hunt.Inbound: "in", hunt.Internal: "int"}[f.Direction]
 			pop = fmt.Sprintf("%d/%d", f.Popularity, f.Hosts)
 			if f.PeriodSec > 0 {
 				period = fmt.Sprintf("%s ±%.0f%%", hunt.FormatPeriod(f.PeriodSec), 100*f.Jitter)
@@ -314,7 +322,7 @@ func writeHuntTable(w io.Writer, res hunt.Result, fs []hunt.Finding, acts []repo
 		if len(f.Reasons) > 0 {
 			why = f.Reasons[0]
 		}
-		t.Append(fmt.Sprint(i+1), fmt.Sprintf("%.2f", f.Score), f.Severity.String(), string(f.Kind), src, dst, period,
+		t.Append(fmt.Sprint(i+1), fmt.Sprintf("%.2f", f.Score), f.Severity.String(), string(f.Kind), dir, src, dst, period,
 			fmt.Sprint(f.Connections), pop, strings.Join(f.Attack, " "), why)
 	}
 	t.Render()

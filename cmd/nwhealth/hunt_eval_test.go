@@ -14,13 +14,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nwhealth/nwhealth/internal/demogen"
 	"github.com/nwhealth/nwhealth/internal/testenv"
 	"github.com/nwhealth/nwhealth/pkg/hunt"
 )
 
 // The evaluation harness: hunt over the trafficsim scenarios under
 // testdata/hunt-eval, scored with the shared huntscore.py from the pcap and
-// from the conn.log, with ritabase.py's score for reference.
+// from the conn.log, with ritabase.py's score for reference. Scenarios with
+// "generator": "demogen" are internal/demogen networks with its shapes
+// (kept-alive, proxy, inbound), hunted from the pcap and from a store.
 //
 // By default (make test) only the scenarios marked "ci" run: small ones, a
 // quality gate of about two minutes. NWHEALTH_HUNT_EVAL=all runs every
@@ -49,8 +52,58 @@ type evalScenario struct {
 	Eval  evalSpec `json:"eval"`
 	Hosts int      `json:"hosts"`
 	Hours float64  `json:"hours"`
-	path  string
-	name  string
+	// Generator "demogen" builds the network with internal/demogen and its
+	// shapes (kept-alive connections, a forward proxy, an inside server
+	// polled from outside), which trafficsim has not; trafficsim otherwise.
+	Generator string     `json:"generator"`
+	Demogen   demogenCfg `json:"demogen"`
+	path      string
+	name      string
+}
+
+// demogenCfg is a demogen scenario: workstations, hours, seed, shapes.
+type demogenCfg struct {
+	Seed         uint64   `json:"seed"`
+	Workstations int      `json:"workstations"`
+	Hours        float64  `json:"hours"`
+	Shapes       []string `json:"shapes"`
+}
+
+// generateDemogen writes a demogen scenario's pcap and labels into dir.
+func generateDemogen(t *testing.T, c demogenCfg, pcap, labels string) {
+	t.Helper()
+	cfg := demogen.Config{Seed: c.Seed, Workstations: c.Workstations, Duration: time.Duration(c.Hours * float64(time.Hour))}
+	for _, sh := range c.Shapes {
+		switch sh {
+		case "keepalive":
+			cfg.Shapes.KeepAlive = true
+		case "proxy":
+			cfg.Shapes.Proxy = true
+		case "inbound":
+			cfg.Shapes.Inbound = true
+		default:
+			t.Fatalf("unknown shape %q", sh)
+		}
+	}
+	f, err := os.Create(pcap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := demogen.Generate(f, cfg)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	lf, err := os.Create(labels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lf.Close()
+	if err := l.WriteJSON(lf); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // evalScore is one scorer's result on one scenario.
@@ -59,6 +112,7 @@ type evalScore struct {
 	hardRank   int     // best (lowest) rank of a hard-negative pair, 0 if none ranked
 	topBenign  float64 // highest score of a finding on no labelled host
 	ok         bool
+	notRun     bool // the scorer has no input for this scenario (no conn.log for the baseline)
 }
 
 type evalRow struct {
@@ -187,7 +241,10 @@ func TestHuntEval(t *testing.T) {
 	if sel == "" && len(run) < 3 {
 		t.Fatalf("only %d scenarios are marked ci", len(run))
 	}
-	sim := buildTrafficsim(t)
+	var sim string
+	if slices.ContainsFunc(run, func(s evalScenario) bool { return s.Generator != "demogen" }) {
+		sim = buildTrafficsim(t)
+	}
 	py := testenv.Tool(t, "python3")
 	rita := testenv.SharedFile(t, "tools", "ritabase.py")
 
@@ -196,6 +253,10 @@ func TestHuntEval(t *testing.T) {
 		t.Run(strings.Fields(s.name)[0], func(t *testing.T) {
 			dir := t.TempDir()
 			pcap, labels, conn := filepath.Join(dir, "sim.pcap"), filepath.Join(dir, "labels.json"), filepath.Join(dir, "conn.log")
+			if s.Generator == "demogen" {
+				evalDemogen(t, s, dir, &rows)
+				return
+			}
 			if b, err := exec.Command(sim, "-scenario", s.path, "-o", pcap, "-labels", labels, "-conn", conn).CombinedOutput(); err != nil {
 				t.Fatalf("trafficsim: %v\n%s", err, b)
 			}
@@ -277,13 +338,57 @@ func TestHuntEval(t *testing.T) {
 	}
 }
 
+// evalDemogen evaluates a demogen scenario: hunt from the pcap, and from a
+// store the pcap was imported into (its flow records, format v2, carry the
+// bursts and proxy destinations); there is no conn.log, so no baseline.
+func evalDemogen(t *testing.T, s evalScenario, dir string, rows *[]evalRow) {
+	pcap, labels := filepath.Join(dir, "sim.pcap"), filepath.Join(dir, "labels.json")
+	generateDemogen(t, s.Demogen, pcap, labels)
+	st := filepath.Join(dir, "store")
+	if _, errOut, code := runCmd(t, "import", "--store", st, pcap); code != 0 {
+		t.Fatalf("import: %s", errOut)
+	}
+	var lb struct {
+		Conns int `json:"connections"`
+	}
+	if b, err := os.ReadFile(labels); err == nil {
+		json.Unmarshal(b, &lb)
+	}
+	row := evalRow{name: s.name + " (store)", about: s.Eval.About, hosts: s.Demogen.Workstations, hours: s.Demogen.Hours, conns: lb.Conns,
+		rita: evalScore{notRun: true}}
+	for _, in := range []struct {
+		flag, path string
+		score      *evalScore
+		took       *time.Duration
+	}{{"--pcap", pcap, &row.pcap, &row.pcapT}, {"--store", st, &row.zeek, &row.zeekT}} {
+		out := filepath.Join(dir, strings.TrimPrefix(in.flag, "--")+".jsonl")
+		start := time.Now()
+		huntToFile(t, out, in.flag, in.path)
+		*in.took = time.Since(start)
+		*in.score = scoreFindings(t, labels, out, true)
+	}
+	*rows = append(*rows, row)
+	for _, x := range []struct {
+		input string
+		s     evalScore
+	}{{"pcap", row.pcap}, {"store", row.zeek}} {
+		if x.s.pair < s.Eval.MinPairAP || x.s.host < s.Eval.MinHostAP {
+			t.Errorf("%s from %s: pair AP %.3f (want >= %.2f), host AP %.3f (want >= %.2f)",
+				s.name, x.input, x.s.pair, s.Eval.MinPairAP, x.s.host, s.Eval.MinHostAP)
+		}
+	}
+}
+
 // evalTable renders the results as a Markdown table (docs/hunt.md quotes it).
 func evalTable(rows []evalRow) string {
 	var b strings.Builder
 	b.WriteString("| scenario | hosts | hours | conns | hunt pcap pair/host | hunt conn.log pair/host | ritabase pair/host | HN rank pcap/conn/rita | benign top pcap/conn | time pcap/conn |\n")
 	b.WriteString("|---|---:|---:|---:|---|---|---|---|---|---|\n")
 	ap := func(s evalScore) string {
-		if !s.ok {
+		switch {
+		case s.notRun:
+			return "- (not run)"
+		case !s.ok:
 			return "- (no beacon)"
 		}
 		return fmt.Sprintf("%.3f / %.3f", s.pair, s.host)
@@ -295,20 +400,24 @@ func evalTable(rows []evalRow) string {
 		return strconv.Itoa(s.hardRank)
 	}
 	var sumP, sumH, sumZP, sumZH, sumRP, sumRH float64
-	n := 0
+	n, nr := 0, 0
 	for _, r := range rows {
 		fmt.Fprintf(&b, "| %s | %d | %g | %d | %s | %s | %s | %s/%s/%s | %.2f / %.2f | %.1fs / %.1fs |\n",
 			r.name, r.hosts, r.hours, r.conns, ap(r.pcap), ap(r.zeek), ap(r.rita), rank(r.pcap), rank(r.zeek), rank(r.rita),
 			r.pcap.topBenign, r.zeek.topBenign, r.pcapT.Seconds(), r.zeekT.Seconds())
 		if r.pcap.ok {
 			n++
-			sumP, sumH, sumZP, sumZH, sumRP, sumRH = sumP+r.pcap.pair, sumH+r.pcap.host, sumZP+r.zeek.pair, sumZH+r.zeek.host, sumRP+r.rita.pair, sumRH+r.rita.host
+			sumP, sumH, sumZP, sumZH = sumP+r.pcap.pair, sumH+r.pcap.host, sumZP+r.zeek.pair, sumZH+r.zeek.host
+		}
+		if r.rita.ok {
+			nr++
+			sumRP, sumRH = sumRP+r.rita.pair, sumRH+r.rita.host
 		}
 	}
 	if n > 0 {
 		f := float64(n)
-		fmt.Fprintf(&b, "| **mean of %d** | | | | **%.3f / %.3f** | **%.3f / %.3f** | %.3f / %.3f | | | |\n",
-			n, sumP/f, sumH/f, sumZP/f, sumZH/f, sumRP/f, sumRH/f)
+		fmt.Fprintf(&b, "| **mean of %d** | | | | **%.3f / %.3f** | **%.3f / %.3f** | %.3f / %.3f (of %d) | | | |\n",
+			n, sumP/f, sumH/f, sumZP/f, sumZH/f, sumRP/float64(max(nr, 1)), sumRH/float64(max(nr, 1)), nr)
 	}
 	return b.String()
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"math/rand"
@@ -10,12 +11,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nwhealth/nwhealth/internal/testenv"
+	"github.com/nwhealth/nwhealth/pkg/hunt"
 	"github.com/nwhealth/nwhealth/pkg/pcapio"
 	"github.com/nwhealth/nwhealth/pkg/pkthdr"
 )
@@ -342,35 +345,209 @@ func TestGateStratosphereBenign(t *testing.T) {
 	}
 }
 
-func TestGateBeaconCaptures(t *testing.T) {
-	for _, tc := range []struct{ file, dst string }{
-		{"test-cc-capture-1.pcap", "141.193.213.21"},
-		{"test-cc-capture-2.pcap", "141.193.213.20"},
-	} {
-		t.Run(tc.file, func(t *testing.T) {
-			p := testenv.SharedFile(t, "pcaps", "beacons", tc.file)
-			out, errOut, code := runCmd(t, "hunt", "--pcap", p, "--internal", "147.32.80.37/32", "--format", "jsonl", "--min-severity", "info")
+// firstChannel is the highest-ranked channel finding and its rank among
+// channels.
+func firstChannel(fs []map[string]any, src, dst string, dport float64) (int, map[string]any) {
+	rank := 0
+	for _, f := range fs {
+		if f["kind"] != "channel" {
+			continue
+		}
+		rank++
+		if f["src"] == src && f["dst"] == dst && f["dport"] == dport {
+			return rank, f
+		}
+	}
+	return 0, nil
+}
+
+// TestGateRealC2: public captures and logs of real implants made in other
+// people's labs (../shared/pcaps/real-lab, ../shared/pcaps/beacons,
+// ../shared/zeek): the command-and-control channel ranks first among the
+// channels, at the severity an analyst would act on.
+func TestGateRealC2(t *testing.T) {
+	type want struct {
+		src, dst string
+		dport    float64
+		rank     int
+		severity string // at least
+		dir      string
+		reason   string // a reason that must be given
+	}
+	lab := func(dir, file string) []string {
+		return []string{"--pcap", testenv.SharedFile(t, "pcaps", "real-lab", "corelight-c2", dir, file)}
+	}
+	tests := []struct {
+		name string
+		args func() []string
+		want []want
+	}{
+		{"caldera sandcat: 58 check-ins in two kept-alive connections", func() []string { return lab("zeek-caldera-detector", "Traces__sandcat.pcap") },
+			[]want{{"172.18.0.3", "172.18.0.2", 8888, 1, "high", "internal", "judged as outside"}}},
+		{"caldera sandcat, the agent's host given as the inside", func() []string {
+			return append(lab("zeek-caldera-detector", "Traces__sandcat.pcap"), "--internal", "172.18.0.3/32")
+		}, []want{{"172.18.0.3", "172.18.0.2", 8888, 1, "high", "outbound", "inside kept-open connections"}}},
+		{"caldera manx over TCP: one connection, pushed every 20 s", func() []string { return lab("zeek-caldera-detector", "Traces__manx-tcp.pcap") },
+			[]want{{"172.18.0.3", "172.18.0.2", 7010, 1, "high", "internal", "inside kept-open connections"}}},
+		{"caldera manx over UDP: 11 datagrams each way", func() []string { return lab("zeek-caldera-detector", "Traces__manx-udp.pcap") },
+			[]want{{"172.18.0.3", "172.18.0.2", 6000, 2, "medium", "internal", ""}, {"172.18.0.2", "172.18.0.3", 7011, 2, "medium", "internal", ""}}},
+		{"caldera ragdoll: 8 connections 40-55 s apart", func() []string { return lab("zeek-caldera-detector", "Traces__ragdoll.pcap") },
+			[]want{{"172.18.0.3", "172.18.0.2", 8888, 1, "low", "internal", ""}}},
+		{"QuasarRAT: 77 reconnects to 1337", func() []string {
+			return lab("zeek-quasarrat-detector", "Traces__09ffabf7-774a-43a3-8c97-68f2046fd385.pcap")
+		}, []want{{"192.168.100.7", "86.136.67.231", 1337, 1, "high", "outbound", "population too small to judge"}}},
+		{"STRRAT: heartbeats in one connection", func() []string {
+			return lab("zeek-strrat-detector", "Traces__strrat-4423258f-59bc-4a88-bfec-d8ac08c88538.pcap")
+		}, []want{{"192.168.100.11", "185.255.114.40", 8219, 1, "high", "outbound", "inside kept-open connections"}}},
+		{"AsyncRAT: heartbeats in one connection", func() []string {
+			return lab("zeek-asyncrat-detector", "Traces__cd010953-5faf-4054-86be-58c020c3a532.pcap")
+		}, []want{{"192.168.100.124", "181.131.218.39", 4041, 1, "medium", "outbound", ""}}},
+		{"Stratosphere test-cc-capture-1: every 2.2 s to 443", func() []string {
+			return []string{"--pcap", testenv.SharedFile(t, "pcaps", "beacons", "test-cc-capture-1.pcap"), "--internal", "147.32.80.37/32"}
+		}, []want{{"147.32.80.37", "141.193.213.21", 443, 1, "medium", "outbound", "standard port is held at most medium"}}},
+		{"Stratosphere test-cc-capture-2: jittered, to 443", func() []string {
+			return []string{"--pcap", testenv.SharedFile(t, "pcaps", "beacons", "test-cc-capture-2.pcap"), "--internal", "147.32.80.37/32"}
+		}, []want{{"147.32.80.37", "141.193.213.20", 443, 1, "medium", "outbound", ""}}},
+		{"njRAT conn.log: a loop of refused connections to 1177", func() []string {
+			return []string{"--zeek", testenv.SharedFile(t, "zeek", "strato-001-njrat-conn.log.labeled")}
+		}, []want{{"192.168.1.115", "41.108.179.197", 1177, 1, "high", "outbound", "reconnect loop"}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out, errOut, code := runCmd(t, append([]string{"hunt", "--format", "jsonl", "--min-severity", "info"}, tc.args()...)...)
 			if code != 0 {
 				t.Fatalf("exit %d: %s", code, errOut)
 			}
 			fs := readFindings(t, out)
-			if len(fs) == 0 || fs[0]["kind"] != "channel" || fs[0]["dst"] != tc.dst || fs[0]["src"] != "147.32.80.37" {
-				t.Fatalf("top finding %v, want the beacon to %s", fs[0], tc.dst)
+			for _, w := range tc.want {
+				rank, f := firstChannel(fs, w.src, w.dst, w.dport)
+				if f == nil {
+					t.Fatalf("no finding %s -> %s:%v", w.src, w.dst, w.dport)
+				}
+				sev, _ := hunt.ParseSeverity(fmt.Sprint(f["severity"]))
+				min, _ := hunt.ParseSeverity(w.severity)
+				if rank > w.rank || sev < min || f["direction"] != w.dir {
+					t.Errorf("%s -> %s:%v: rank %d (want <= %d), %v %.2f (want %s or above), %v: %v", w.src, w.dst, w.dport, rank, w.rank,
+						f["severity"], f["score"], w.severity, f["direction"], f["reasons"])
+				}
+				if w.reason != "" && !strings.Contains(fmt.Sprint(f["reasons"]), w.reason) {
+					t.Errorf("reasons lack %q: %v", w.reason, f["reasons"])
+				}
+				if strings.Contains(w.dst, ".") && w.dport != 443 && !strings.Contains(fmt.Sprint(f["attack"]), "T1571") {
+					t.Errorf("odd port %v without T1571: %v", w.dport, f["attack"])
+				}
 			}
 		})
 	}
-	t.Run("njrat", func(t *testing.T) {
-		log := testenv.SharedFile(t, "zeek", "strato-001-njrat-conn.log.labeled")
-		out, errOut, code := runCmd(t, "hunt", "--zeek", log, "--format", "jsonl", "--min-severity", "info")
+}
+
+// TestGateRealNegatives: real logs without command and control rank
+// nothing above medium: RITA's proxy_rolling (a client behind a Squid
+// proxy, conn, http, ssl and dns logs) and the Stratosphere benign days
+// (TestGateStratosphereBenign).
+func TestGateRealNegatives(t *testing.T) {
+	dir := testenv.SharedFile(t, "zeek", "real-lab", "rita-proxy-rolling")
+	logs, _ := filepath.Glob(filepath.Join(dir, "*.log.gz"))
+	out, errOut, code := runCmd(t, append([]string{"hunt", "--format", "jsonl", "--min-severity", "info", "--zeek"}, logs...)...)
+	// Connections still open when the logs end have http and ssl rows but
+	// no conn row: named, used, exit 3.
+	if code != exitPartial || !strings.Contains(errOut, "in no conn log given") || !strings.Contains(errOut, "x509") {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	fs := readFindings(t, out)
+	proxied := 0
+	for _, f := range fs {
+		if s := f["severity"]; s == "high" || s == "critical" {
+			t.Errorf("benign %s %v -> %v:%v at %v (%v)", f["kind"], f["src"], f["dst"], f["dport"], s, f["reasons"])
+		}
+		if f["via"] == "10.0.0.238" {
+			proxied++
+		}
+		if f["dst"] == "10.0.0.238" && f["dport"] == 3128.0 {
+			t.Errorf("the proxy scored as a destination: %v", f)
+		}
+	}
+	if proxied < 3 {
+		t.Errorf("%d channels through the proxy", proxied)
+	}
+}
+
+// TestHuntZeekBadInput: damaged Zeek logs lose nothing valid. A gzipped
+// conn.log cut in the middle of a member keeps every row before the cut
+// (the beacon is still found), an http.log whose uids no conn row has and
+// a header without a needed field are named, and the exit status is 3.
+func TestHuntZeekBadInput(t *testing.T) {
+	raw, err := os.ReadFile(smallConnLog(t, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// In time order, as Zeek writes it, so that a cut loses the end.
+	lines := strings.SplitAfter(string(raw), "\n")
+	rows := slices.Clone(lines[7:])
+	slices.Sort(rows)
+	conn := []byte(strings.Join(append(lines[:7:7], rows...), ""))
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(conn)
+	zw.Close()
+	dir := t.TempDir()
+	cut := filepath.Join(dir, "conn.log.gz")
+	os.WriteFile(cut, gz.Bytes()[:gz.Len()*9/10], 0o644)
+	http := filepath.Join(dir, "http.log")
+	os.WriteFile(http, []byte("#separator \\x09\n#path\thttp\n#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tmethod\thost\turi\n"+
+		"1772431200.000000\tCnowhere\t10.1.0.7\t40001\t198.18.1.1\t80\tGET\twww.example.org\t/\n"), 0o644)
+	noPort := filepath.Join(dir, "conn-noport.log")
+	os.WriteFile(noPort, []byte(strings.Replace(connHeader, "\tid.resp_p\t", "\tid.resp_port\t", 1)+
+		"1772431200.000000\tCa\t10.1.0.1\t1\t10.1.0.2\t2\ttcp\t-\t-\t-\t-\tS0\t-\t-\t0\tS\t1\t40\t0\t0\t-\n"), 0o644)
+
+	for _, tc := range []struct {
+		name   string
+		files  []string
+		stderr []string
+	}{
+		{"truncated gzip member", []string{cut}, []string{"conn.log.gz: cut short after line", "rows before it were used"}},
+		{"uids that match no conn row", []string{http, cut}, []string{"in no conn log given", "http.log:4: uid in no conn log"}},
+		{"a header without a needed field", []string{noPort, cut}, []string{"conn-noport.log: line 8: bad port"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, errOut, code := runCmd(t, append([]string{"hunt", "--format", "jsonl", "--zeek"}, tc.files...)...)
+			if code != exitPartial {
+				t.Fatalf("exit %d, want %d: %s", code, exitPartial, errOut)
+			}
+			for _, s := range tc.stderr {
+				if !strings.Contains(errOut, s) {
+					t.Errorf("stderr lacks %q:\n%s", s, errOut)
+				}
+			}
+			if rank, f := firstChannel(readFindings(t, out), "10.1.0.5", "203.0.113.9", 8080); rank != 1 {
+				t.Errorf("beacon rank %d: %v", rank, f)
+			}
+		})
+	}
+}
+
+// TestHuntStoreKeepsBursts: a store keeps the check-ins inside kept-alive
+// connections in its flow files (format v2): hunting the store finds
+// Caldera's sandcat as hunting its capture does.
+func TestHuntStoreKeepsBursts(t *testing.T) {
+	pcap := testenv.SharedFile(t, "pcaps", "real-lab", "corelight-c2", "zeek-caldera-detector", "Traces__sandcat.pcap")
+	st := filepath.Join(t.TempDir(), "store")
+	if _, errOut, code := runCmd(t, "import", "--store", st, pcap); code != 0 {
+		t.Fatalf("import: %s", errOut)
+	}
+	var scores []any
+	for _, in := range [][]string{{"--pcap", pcap}, {"--store", st}} {
+		out, errOut, code := runCmd(t, append([]string{"hunt", "--format", "jsonl"}, in...)...)
 		if code != 0 {
-			t.Fatalf("exit %d: %s", code, errOut)
+			t.Fatalf("%v: exit %d: %s", in, code, errOut)
 		}
-		fs := readFindings(t, out)
-		if len(fs) == 0 || fs[0]["dst"] != "41.108.179.197" || fs[0]["dport"] != 1177.0 {
-			t.Fatalf("top finding %v, want the njRAT channel", fs[0])
+		rank, f := firstChannel(readFindings(t, out), "172.18.0.3", "172.18.0.2", 8888)
+		if rank != 1 || f["severity"] != "high" {
+			t.Fatalf("%v: rank %d %v", in, rank, f)
 		}
-		if !strings.Contains(fmt.Sprint(fs[0]["attack"]), "T1571") {
-			t.Errorf("njRAT channel on port 1177 lacks T1571: %v", fs[0]["attack"])
-		}
-	})
+		scores = append(scores, f["score"])
+	}
+	if scores[0] != scores[1] {
+		t.Errorf("pcap scores %v, store %v", scores[0], scores[1])
+	}
 }

@@ -99,38 +99,25 @@ func runImport(o *importOptions) error {
 		return err
 	}
 	defer lock.Release()
-	if reps, err := st.Recover(pipeline.NewFlowTable); err != nil {
-		fmt.Fprintln(o.errOut, "nwhealth: recovery:", err)
-	} else {
-		for _, r := range reps {
-			reportRecovery(o.errOut, r)
-		}
+	reps, recErr := st.Recover(pipeline.NewFlowTable)
+	for _, r := range reps {
+		reportRecovery(o.errOut, r)
+	}
+	if recErr != nil {
+		fmt.Fprintln(o.errOut, "nwhealth: recovery:", recErr)
 	}
 	w, err := st.NewWriter(store.WriterOptions{ID: "imp", BlockSize: int(bs), NewFlows: pipeline.NewFlowTable, SyncAhead: true})
 	if err != nil {
 		return err
 	}
-	prog := newProgress(o.errOut)
-	var results []store.ImportResult
-	var failure error
-	for _, name := range o.files {
-		r, err := openInput(name, o.in)
-		if err != nil {
-			failure = err
-			break
-		}
-		size := inputSize(name)
-		prog.start(name, size)
-		res, err := store.Import(w, name, r, prog.update)
-		r.Close()
-		prog.done()
-		results = append(results, res)
-		if err != nil {
-			failure = err
-			break
-		}
+	inputs := make([]store.Input, len(o.files))
+	for i, name := range o.files {
+		inputs[i] = store.Input{Name: name, Open: func() (*pcapio.Reader, error) { return openInput(name, o.in) }}
 	}
-	if err := w.Close(); err != nil && failure == nil {
+	results, failure := store.ImportAll(w, inputs, newProgress(o.errOut))
+	// Close's error is the writer's failure (which ImportAll returned
+	// too) and whatever sealing after it could not do.
+	if err := w.Close(); err != nil {
 		failure = err
 	}
 	stats := w.Stats()
@@ -142,12 +129,21 @@ func runImport(o *importOptions) error {
 	if failure != nil {
 		return failure
 	}
-	damaged := 0
+	damaged, unread := 0, 0
 	for _, r := range results {
 		damaged += len(r.Damage)
+		if r.Err != nil {
+			unread++
+		}
+	}
+	if unread > 0 {
+		return fmt.Errorf("%d of %d inputs could not be read to their end (named above); the others were imported", unread, len(results))
 	}
 	if damaged > 0 {
 		return partialError{fmt.Sprintf("%d damaged places skipped; every valid packet was stored", damaged)}
+	}
+	if recErr != nil {
+		return partialError{"the store holds files recovery could not seal or use (named above); run nwhealth store repair"}
 	}
 	return nil
 }
@@ -176,8 +172,11 @@ func inputSize(name string) int64 {
 
 func reportRecovery(w io.Writer, r store.RecoveryReport) {
 	msg := fmt.Sprintf("recovered %s: %d blocks, %d packets kept", r.Shard, r.Blocks, r.Packets)
+	if r.Did != "sealed" {
+		msg = fmt.Sprintf("repaired %s (%s): %d blocks, %d packets", r.Shard, r.Did, r.Blocks, r.Packets)
+	}
 	if r.LostBytes > 0 {
-		msg += fmt.Sprintf("; %d trailing bytes dropped", r.LostBytes)
+		msg += fmt.Sprintf("; %d damaged or trailing bytes not kept", r.LostBytes)
 	}
 	if r.LostReason != "" {
 		msg += " (" + r.LostReason + ")"
@@ -193,16 +192,22 @@ func printImport(o *importOptions, results []store.ImportResult, st store.Writer
 			for _, d := range r.Damage {
 				rec.Damage = append(rec.Damage, jsonl.ImportDamage{Offset: d.Offset, Reason: d.Reason})
 			}
+			if r.Err != nil {
+				rec.Error = r.Err.Error()
+			}
 			enc.Encode(rec)
 		}
-		enc.Encode(jsonl.ImportSummary{Type: jsonl.TypeImportSummary, Packets: st.Packets, RawBytes: st.RawBytes,
+		enc.Encode(jsonl.ImportSummary{Type: jsonl.TypeImportSummary, Packets: st.StoredPackets, RawBytes: st.StoredRaw,
 			Stored: st.Stored, Sealed: st.Sealed, Removed: len(removed)})
 		return
 	}
 	for _, r := range results {
-		fmt.Fprintf(o.out, "%s: %d packets", r.File, r.Packets)
+		fmt.Fprintf(o.out, "%s: %d packets read", r.File, r.Packets)
 		if len(r.Damage) > 0 {
 			fmt.Fprintf(o.out, ", %d damaged places skipped", len(r.Damage))
+		}
+		if r.Err != nil {
+			fmt.Fprintf(o.out, "; not read to its end: %v", r.Err)
 		}
 		fmt.Fprintln(o.out)
 		for i, d := range r.Damage {
@@ -214,11 +219,16 @@ func printImport(o *importOptions, results []store.ImportResult, st store.Writer
 		}
 	}
 	ratio := 0.0
-	if st.RawBytes > 0 {
-		ratio = float64(st.Stored) / float64(st.RawBytes)
+	if st.StoredRaw > 0 {
+		ratio = float64(st.Stored) / float64(st.StoredRaw)
 	}
+	// What is on disk and sealed, not what was read: after a write
+	// failure the two differ.
 	fmt.Fprintf(o.out, "stored %d packets, %s raw in %s (%.1f%%), %d shards sealed\n",
-		st.Packets, humanBytes(int64(st.RawBytes)), humanBytes(int64(st.Stored)), 100*ratio, st.Sealed)
+		st.StoredPackets, humanBytes(int64(st.StoredRaw)), humanBytes(int64(st.Stored)), 100*ratio, st.Sealed)
+	if lost := st.Packets - min(st.Packets, st.StoredPackets); lost > 0 {
+		fmt.Fprintf(o.out, "%d packets read were not stored (the write failed)\n", lost)
+	}
 	if len(removed) > 0 {
 		fmt.Fprintf(o.out, "retention removed %d shards\n", len(removed))
 	}
@@ -237,11 +247,12 @@ type progress struct {
 
 func newProgress(w io.Writer) *progress { return &progress{w: w, on: isTerminal(w)} }
 
-func (p *progress) start(name string, total int64) {
-	p.name, p.total, p.begun, p.last = name, total, time.Now(), time.Time{}
+// Start, Update and Done follow store.ImportAll.
+func (p *progress) Start(name string) {
+	p.name, p.total, p.begun, p.last = name, inputSize(name), time.Now(), time.Time{}
 }
 
-func (p *progress) update(off int64) {
+func (p *progress) Update(off int64) {
 	if !p.on || time.Since(p.last) < 200*time.Millisecond {
 		return
 	}
@@ -254,7 +265,7 @@ func (p *progress) update(off int64) {
 	}
 }
 
-func (p *progress) done() {
+func (p *progress) Done() {
 	if p.on && !p.last.IsZero() {
 		fmt.Fprint(p.w, "\r\033[K")
 	}

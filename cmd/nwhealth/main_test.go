@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/binary"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,7 +24,19 @@ var update = flag.Bool("update", false, "rewrite golden files")
 // and lock tests): the child is this test binary with NWHEALTH_TEST_MAIN=1.
 func TestMain(m *testing.M) {
 	if os.Getenv("NWHEALTH_TEST_MAIN") == "1" {
-		os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+		code := run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+		if os.Getenv("NWHEALTH_TEST_PEAK") == "1" {
+			// The child's own peak memory: its rusage would include the
+			// parent's, whose memory it shared until exec.
+			if b, err := os.ReadFile("/proc/self/status"); err == nil {
+				for _, l := range strings.Split(string(b), "\n") {
+					if strings.HasPrefix(l, "VmHWM:") {
+						fmt.Fprintln(os.Stderr, l)
+					}
+				}
+			}
+		}
+		os.Exit(code)
 	}
 	os.Exit(m.Run())
 }

@@ -64,6 +64,14 @@ func runQuery(o *queryOptions) error {
 	if err != nil {
 		return err
 	}
+	if o.write != "-" {
+		if err := outfile.CheckPath(o.write); err != nil {
+			return usagef("-w %v: redirect it or name a file", err)
+		}
+		if err := store.CheckOutput(o.write, stores); err != nil {
+			return usageError{err}
+		}
+	}
 	// The output is created (an existing file replaced or truncated) on a
 	// goroutine of its own while the query is planned and run.
 	var out *outfile.Writer
@@ -90,6 +98,9 @@ func runQuery(o *queryOptions) error {
 		return emit(r)
 	})
 	if err := out.Close(); err != nil {
+		if errors.Is(err, outfile.ErrTerminal) {
+			return usageError{err}
+		}
 		return fmt.Errorf("write output: %w", err)
 	}
 	var dmg *store.DamageError

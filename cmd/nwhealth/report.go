@@ -84,7 +84,7 @@ SIGINT/SIGTERM (nothing printed, no -o file written).`,
 	f.StringVar(&o.from, "from", "", "with --store: start time (RFC 3339, date, or relative like -24h)")
 	f.StringVar(&o.to, "to", "", "with --store: end time")
 	f.StringArrayVar(&o.pcaps, "pcap", nil, "pcap/pcapng files (gzip/zstd too), merged by time: several after one --pcap, or repeat it")
-	f.StringArrayVar(&o.zeeks, "zeek", nil, "Zeek conn.log files, more flow records for hunt: several after one --zeek, or repeat it")
+	f.StringArrayVar(&o.zeeks, "zeek", nil, "Zeek logs (conn, http, ssl, dns; any order), more flow records for hunt: several after one --zeek, or repeat it")
 	multiValue(f, "pcap", "zeek")
 	f.StringSliceVar(&o.internal, "internal", nil, "inside networks (default RFC 1918 and ULA)")
 	f.StringVar(&o.allowFile, "allow", "", "allow list: IPs, CIDRs, domains, *.domain")

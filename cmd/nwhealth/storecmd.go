@@ -172,15 +172,19 @@ func newStoreRepairCmd(s streams) *cobra.Command {
 	o := &storeRepairOptions{streams: s}
 	cmd := &cobra.Command{
 		Use:   "repair --store DIR",
-		Short: "Seal shards left open by a writer that died, and rebuild missing or old indexes",
+		Short: "Seal shards left open by a writer that died, and mend damaged shards, indexes and flow files",
 		Long: `Repair takes the store's writer lock, seals every shard a killed writer
 left open (keeping every complete, intact block) and rebuilds missing index
 and flow files. Writers do this themselves when they start.
 
-It also rebuilds the index and flow files of shards whose index is in an
-older format (version 1, read whole by every query) or damaged, reading all
-of their blocks: run it once on a store written by an older nwhealth, or
-after store info --verify reports a damaged index.`,
+It also mends sealed shards: a damaged shard header or pcap header frame is
+rewritten, a missing or damaged trailer (a shard cut short) is rebuilt from
+the intact blocks, and the index and flow files of shards whose index is in
+an older format (version 1, read whole by every query), damaged or missing,
+or whose flow file is damaged or missing, are rebuilt from the blocks: run
+it once on a store written by an older nwhealth, or after store info
+--verify reports damage. Files that are not regular files, or belong to
+another user, are named and left alone.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return runStoreRepair(o) },
 	}
@@ -198,17 +202,15 @@ func runStoreRepair(o *storeRepairOptions) error {
 		return err
 	}
 	defer lock.Release()
-	reps, err := stores[0].Recover(pipeline.NewFlowTable)
-	if err == nil {
-		var more []store.RecoveryReport
-		more, err = stores[0].Reindex(pipeline.NewFlowTable)
-		reps = append(reps, more...)
-	}
+	reps, err := stores[0].Repair(pipeline.NewFlowTable)
 	for _, r := range reps {
 		reportRecovery(o.out, r)
 	}
 	if len(reps) == 0 && err == nil {
 		fmt.Fprintln(o.out, "nothing to repair")
+	}
+	if store.OnlySkipped(err) {
+		return partialError{fmt.Sprintf("files left alone: %v", err)}
 	}
 	return err
 }

@@ -27,10 +27,20 @@ const class = 16 << 10
 const region = 4 << 20
 
 var (
-	mu   sync.Mutex
-	free = map[int][][]byte{} // by capacity
-	cur  []byte               // the unused rest of the current region
+	mu    sync.Mutex
+	free  = map[int][][]byte{} // by capacity
+	cur   []byte               // the unused rest of the current region
+	inUse int64                // bytes handed out and not put back
 )
+
+// InUse returns the bytes of the buffers handed out and not put back:
+// what a query holds in blocks, which the Go heap's statistics do not
+// see.
+func InUse() int64 {
+	mu.Lock()
+	defer mu.Unlock()
+	return inUse
+}
 
 // Get returns a buffer of length n, capacity n rounded up to 16 KiB,
 // contents undefined.
@@ -41,6 +51,7 @@ func Get(n int) []byte {
 	}
 	mu.Lock()
 	defer mu.Unlock()
+	inUse += int64(c)
 	if l := free[c]; len(l) > 0 {
 		b := l[len(l)-1]
 		free[c] = l[:len(l)-1]
@@ -65,5 +76,6 @@ func Put(b []byte) {
 	}
 	mu.Lock()
 	free[c] = append(free[c], b[:0])
+	inUse -= int64(c)
 	mu.Unlock()
 }

@@ -43,6 +43,7 @@ type Config struct {
 	Start        time.Time     // default Monday 2026-03-02 08:00 UTC
 	Duration     time.Duration // default 4h; at least 1h
 	Workstations int           // default 40; 8 to 200
+	Shapes       Shapes        // more command-and-control shapes (none by default)
 }
 
 // Defaults.
@@ -128,6 +129,9 @@ func Generate(w io.Writer, cfg Config) (*Labels, error) {
 	p := newPlan(cfg)
 	p.background()
 	p.attack()
+	if cfg.Shapes.any() {
+		p.shapes()
+	}
 	jobs := p.jobs
 	slices.SortStableFunc(jobs, func(a, b job) int {
 		return cmp.Or(a.start.Compare(b.start), cmp.Compare(a.seq, b.seq))

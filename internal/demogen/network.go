@@ -60,6 +60,7 @@ type network struct {
 	start                  time.Time // servers booted well before it
 	dc, dns, fs, mail, mon *host
 	ws                     []*host
+	proxy, web             *host     // with Shapes.Proxy and Shapes.Inbound only
 	users                  []ridName // domain accounts with their RIDs
 }
 

@@ -36,6 +36,9 @@ func newPlan(cfg Config) *plan {
 	for _, h := range append(p.net.servers(), p.net.ws...) {
 		p.labels.Hosts = append(p.labels.Hosts, HostLabel{Addr: h.addr.String(), Name: h.name, Role: h.role, User: h.user})
 	}
+	if cfg.Shapes.any() {
+		p.addShapeHosts()
+	}
 	return p
 }
 
@@ -94,6 +97,10 @@ func (p *plan) resolve(h *host, name string, addr netip.Addr, t time.Time) time.
 // (or inside, when srv is inside) after resolving its name. A client
 // that talked to the server in the last hour resumes its TLS session.
 func (p *plan) https(h *host, srv node, name string, port uint16, t time.Time, req, resp int, think time.Duration) {
+	if p.net.proxy != nil && srv.mac == routerMAC {
+		p.proxiedHTTPS(h, srv, name, port, t, req, resp, think)
+		return
+	}
 	if name != "" {
 		t = p.resolve(h, name, srv.addr, t)
 	}
@@ -198,6 +205,10 @@ func (p *plan) browsing(h *host) {
 		resp := p.r.lognormal(5000, 1.1, 300, 300_000)
 		req := p.r.between(300, 1400)
 		if p.r.float() < 0.1 {
+			if p.net.proxy != nil {
+				p.proxiedHTTP(h, srv, s.name, "/"+[]string{"index.html", "news/latest", "img/banner.png"}[p.r.intn(3)], t, resp)
+				continue
+			}
 			t2 := p.resolve(h, s.name, s.addr, t)
 			cport := p.port(h.addr)
 			p.conns++

@@ -11,10 +11,14 @@ package outfile
 
 import (
 	"errors"
+	"fmt"
 	"io"
+	"os"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/nwhealth/nwhealth/internal/bigbuf"
+	"golang.org/x/term"
 )
 
 const (
@@ -34,13 +38,44 @@ type Writer struct {
 	closed bool
 }
 
+// ErrTerminal is returned for an output that is a terminal: outputs are
+// binary (pcap), and binary is never written to a terminal.
+var ErrTerminal = errors.New("is a terminal: binary output is not written to one")
+
+// CheckPath refuses, before anything is opened for writing, a path that
+// names a terminal (/dev/tty, a pts, a link to one). Create checks the
+// file it opened again.
+func CheckPath(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOCTTY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil // not openable: Create will say so
+	}
+	defer f.Close()
+	if term.IsTerminal(int(f.Fd())) {
+		return fmt.Errorf("%s %w", path, ErrTerminal)
+	}
+	return nil
+}
+
 // Create starts creating (or replacing) the file at path and returns at
-// once. An error opening it is returned by a later Write or by Close.
+// once. An error opening it is returned by a later Write or by Close; a
+// terminal is refused (ErrTerminal) before a byte is written.
 func Create(path string) *Writer {
 	return start(func() (io.Writer, func() error, error) {
 		f, release, err := create(path)
 		if err != nil {
 			return nil, nil, err
+		}
+		if term.IsTerminal(int(f.Fd())) {
+			f.Close()
+			if release != nil {
+				release()
+			}
+			return nil, nil, fmt.Errorf("%s %w", path, ErrTerminal)
 		}
 		if release == nil {
 			return f, f.Close, nil

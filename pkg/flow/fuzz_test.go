@@ -2,6 +2,8 @@ package flow
 
 import (
 	"net/netip"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -40,9 +42,30 @@ func FuzzHTTPHost(f *testing.F) {
 	f.Add([]byte("GET / HTTP/1.1\r\nHost: www.example.com\r\n\r\n"))
 	f.Add([]byte("CONNECT [::1]:443 HTTP/1.1\r\n\r\n"))
 	f.Add([]byte("POST /x HTTP/1.1\r\nhost:a\r\n"))
+	f.Add([]byte("GET https://u:p@[2001:db8::1]:8443/a?b HTTP/1.1\r\n\r\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		name, res := HTTPHost(b)
 		checkName(t, name, res)
+		var req HTTPRequest
+		ParseHTTPRequest(b, &req)
+		if len(req.Target) > MaxTarget || !printable([]byte(req.Target)) {
+			t.Fatalf("target %q", req.Target)
+		}
+		// No user:password@ is kept in an absolute URI's authority.
+		if _, rest, ok := strings.Cut(req.Target, "://"); ok && req.Proxy != "" {
+			if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+				rest = rest[:i]
+			}
+			if strings.Contains(rest, "@") {
+				t.Fatalf("target %q keeps userinfo", req.Target)
+			}
+		}
+		if req.Proxy != "" {
+			i := strings.LastIndexByte(req.Proxy, ':')
+			if i <= 0 || len(req.Proxy) > maxProxyDest {
+				t.Fatalf("proxy %q", req.Proxy)
+			}
+		}
 	})
 }
 
@@ -85,6 +108,13 @@ func FuzzBuilder(f *testing.F) {
 			pkts += r.OrigPkts + r.RespPkts
 			if len(r.Answers) > MaxAnswers || r.Last.Before(r.First) {
 				t.Fatalf("bad record %+v", r)
+			}
+			bu := r.Bursts
+			dur := uint32(r.Last.Sub(r.First) / time.Millisecond)
+			if len(bu.At) > MaxBursts || int(bu.Head) > len(bu.At) || uint64(len(bu.At)) > uint64(bu.N) ||
+				!slices.IsSorted(bu.At) || len(bu.At) > 0 && bu.At[len(bu.At)-1] > dur ||
+				len(r.HTTPTarget) > MaxTarget || len(r.ProxyDest) > maxProxyDest {
+				t.Fatalf("bad v2 fields %+v", r)
 			}
 		})
 		st := b.Stats()

@@ -500,6 +500,10 @@ func containsAddr(as []netip.Addr, a netip.Addr) bool {
 	return false
 }
 
+// CleanName is cleanName for other readers of names (Zeek logs): the same
+// rules, so that a name means the same whatever it came from.
+func CleanName(b []byte) (string, bool) { return cleanName(b) }
+
 // cleanName lower-cases a host name and rejects anything that is not one:
 // empty, too long, or with bytes outside letters, digits, '-', '_', '.'.
 func cleanName(b []byte) (string, bool) {

@@ -11,25 +11,50 @@ import (
 
 // runs returns a channel's check-in times in seconds after base: one series
 // while every event is kept, else the sampled runs of consecutive events.
+// A run is split where a hole lies (bursts a connection's record dropped):
+// no interval is measured across it.
 func (c *channel) runs(base int64) [][]float64 {
-	conv := func(es []event) []float64 {
-		out := make([]float64, len(es))
+	var rs [][]float64
+	add := func(es []event) {
+		ts := make([]int64, len(es))
 		for i, e := range es {
-			out[i] = float64(e.t-base) / 1e9
+			ts[i] = e.t
 		}
-		return out
+		slices.Sort(ts)
+		start := 0
+		for i := 1; i <= len(ts); i++ {
+			if i < len(ts) && !c.acrossHole(ts[i-1], ts[i]) {
+				continue
+			}
+			out := make([]float64, i-start)
+			for j, t := range ts[start:i] {
+				out[j] = float64(t-base) / 1e9
+			}
+			rs = append(rs, out)
+			start = i
+		}
 	}
 	if !c.sampled() {
-		return [][]float64{conv(c.events)}
+		add(c.events)
+		return rs
 	}
-	var rs [][]float64
 	for i := 0; i+runLen <= len(c.events); i += runLen {
-		rs = append(rs, conv(c.events[i:i+runLen]))
+		add(c.events[i : i+runLen])
 	}
 	if len(c.cur) > 1 {
-		rs = append(rs, conv(c.cur))
+		add(c.cur)
 	}
 	return rs
+}
+
+// acrossHole reports whether the interval from a to b spans a hole.
+func (c *channel) acrossHole(a, b int64) bool {
+	for _, h := range c.holes {
+		if a <= h[0] && b >= h[1] {
+			return true
+		}
+	}
+	return false
 }
 
 // sample returns the stored events (all of them, or the sampled runs).
@@ -38,6 +63,18 @@ func (c *channel) sample() []event {
 		return c.events
 	}
 	return append(slices.Clip(c.events), c.cur...)
+}
+
+// sized returns the events that carry sizes: connection starts, not the
+// bursts inside connections.
+func sized(es []event) []event {
+	out := make([]event, 0, len(es))
+	for _, e := range es {
+		if e.sized() {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // taskingEv describes occasional large transfers on a channel whose

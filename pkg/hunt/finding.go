@@ -90,6 +90,16 @@ type Finding struct {
 	Lateral bool     // the finding rests on internal fan-out to admin ports
 	Scan    bool     // the finding rests on wide fan-out with failed connections
 
+	// For channels: which side is inside (Src opened the channel; for an
+	// inbound channel Src is the outside address), and the forward proxy
+	// the channel went through (zero when direct; Dst is then the address
+	// of the destination asked for, zero when only its name is known).
+	Direction Direction
+	Via       netip.Addr
+	// Own is set when the population was too small to judge popularity and
+	// the score rests on the channel's own evidence.
+	Own bool
+
 	// For hosts: the destination of their strongest beacon, if any.
 	BeaconDst     netip.Addr
 	BeaconDstName string
@@ -110,4 +120,13 @@ func ProtoName(p uint8) string {
 		return "icmp6"
 	}
 	return fmt.Sprintf("ip%d", p)
+}
+
+// Inside is the inside host a finding is about: its source, except for an
+// inbound channel, whose source is the outside address polling Dst.
+func (f *Finding) Inside() netip.Addr {
+	if f.Kind == KindChannel && f.Direction == Inbound {
+		return f.Dst
+	}
+	return f.Src
 }

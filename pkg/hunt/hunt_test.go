@@ -1,6 +1,7 @@
 package hunt
 
 import (
+	"fmt"
 	"math/rand"
 	"net/netip"
 	"runtime"
@@ -68,11 +69,17 @@ func (n *net) model(cfg Config) *Model {
 	return m
 }
 
+// find returns a finding and its rank among the findings of its kind.
 func find(res Result, kind Kind, src, dst netip.Addr) (int, *Finding) {
+	rank := 0
 	for i := range res.Findings {
 		f := &res.Findings[i]
-		if f.Kind == kind && f.Src == src && (kind == KindHost || f.Dst == dst) {
-			return i + 1, f
+		if f.Kind != kind {
+			continue
+		}
+		rank++
+		if f.Src == src && (kind == KindHost || f.Dst == dst) {
+			return rank, f
 		}
 	}
 	return 0, nil
@@ -229,15 +236,30 @@ func TestAllowListAndScan(t *testing.T) {
 	}
 }
 
-func TestInboundAndMulticastIgnored(t *testing.T) {
+func TestInboundAndMulticast(t *testing.T) {
+	// Multicast and broadcast are no channels; an inbound schedule the
+	// inside host answers is one (inbound), a scan it does not answer is
+	// none.
 	n := &net{rng: rand.New(rand.NewSource(4))}
-	n.periodic(ip("45.140.140.75"), ip("10.1.0.1"), 3389, time.Minute, 0, time.Hour, 60) // inbound scan
+	n.periodic(ip("45.140.140.75"), ip("10.1.0.1"), 3389, time.Minute, 0, time.Hour, 60)
+	for i := range 60 {
+		r := n.conn(t0.Add(time.Duration(i)*time.Minute), ip("45.140.140.78"), ip("10.1.0.1"), 23, 6, 0, 0)
+		r.RespPkts, r.RespFlags = 0, 0
+	}
 	n.periodic(ip("10.1.0.2"), ip("224.0.0.251"), 5353, time.Minute, 0, time.Hour, 60)
 	n.periodic(ip("10.1.0.2"), ip("10.1.0.255"), 137, time.Minute, 0, time.Hour, 60)
 	n.periodic(ip("fe80::1"), ip("ff02::1:2"), 547, time.Minute, 0, time.Hour, 60)
 	res := n.model(Config{}).Score()
-	if res.Channels != 0 {
-		t.Errorf("%d channels measured: %+v", res.Channels, res.Findings)
+	if res.Channels != 1 {
+		t.Fatalf("%d channels measured: %+v", res.Channels, res.Findings)
+	}
+	_, f := find(res, KindChannel, ip("45.140.140.75"), ip("10.1.0.1"))
+	if f == nil || f.Direction != Inbound || f.Severity > Medium || !slices.Contains(f.Attack, "T1133") {
+		t.Errorf("inbound RDP schedule: %+v", f)
+	}
+	// The inside host it reaches has a host finding of its own.
+	if _, h := find(res, KindHost, ip("10.1.0.1"), netip.Addr{}); h == nil || h.BeaconDst != ip("45.140.140.75") {
+		t.Errorf("inside host: %+v", h)
 	}
 }
 
@@ -479,6 +501,41 @@ func TestMemoryFollowsChannels(t *testing.T) {
 	}
 }
 
+// TestMemoryFollowsChannelsWithBursts: connections that carry burst
+// series (kept-alive check-ins) still leave the heap bounded by channels.
+func TestMemoryFollowsChannelsWithBursts(t *testing.T) {
+	at := make([]uint32, flow.MaxBursts)
+	for i := range at {
+		at[i] = uint32(i) * 30000
+	}
+	heap := func(perChannel int) uint64 {
+		runtime.GC()
+		var before runtime.MemStats
+		runtime.ReadMemStats(&before)
+		m := New(Config{})
+		var r flow.Record
+		for i := range perChannel {
+			for c := range 200 {
+				ts := t0.Add(time.Duration(i)*time.Hour + time.Duration(c)*time.Second)
+				r = flow.Record{First: ts, Last: ts.Add(40 * time.Minute), Proto: 6, Orig: hostAddr(c % 20), Resp: netip.AddrFrom4([4]byte{203, 0, 113, byte(c)}),
+					OrigPort: 40000, RespPort: 443, OrigPkts: 300, RespPkts: 300, OrigData: 30000, RespData: 20000,
+					Bursts: flow.Bursts{N: 200, At: at, Head: flow.MaxBursts / 2}}
+				m.Add(&r)
+			}
+		}
+		runtime.GC()
+		var after runtime.MemStats
+		runtime.ReadMemStats(&after)
+		runtime.KeepAlive(m)
+		return after.HeapAlloc - min(after.HeapAlloc, before.HeapAlloc)
+	}
+	one, three := heap(100), heap(300)
+	t.Logf("200 channels: %d KB with 100 kept-alive connections each (6,400 check-ins), %d KB with 300", one>>10, three>>10)
+	if float64(three) > 1.2*float64(one) || one > 200*(maxRuns*runLen*24+4096) {
+		t.Errorf("heap %d bytes for 1x, %d for 3x the connections", one, three)
+	}
+}
+
 func TestContacts(t *testing.T) {
 	n := &net{rng: rand.New(rand.NewSource(3))}
 	c2 := ip("203.0.113.77")
@@ -499,6 +556,241 @@ func TestContacts(t *testing.T) {
 	}
 	if c := m.Contacts(ip("198.51.100.1")); len(c) != 0 {
 		t.Errorf("unknown destination has contacts %+v", c)
+	}
+}
+
+// keptAlive adds one connection from src to dst that stays open for span
+// and carries a check-in every period (±jitter): one record with a burst
+// series, as the flow builder makes it.
+func (n *net) keptAlive(src, dst netip.Addr, port uint16, start time.Time, period time.Duration, jitter float64, span time.Duration) *flow.Record {
+	r := n.conn(start, src, dst, port, 6, 500, 900)
+	r.Last = start.Add(span)
+	var at []uint32
+	for t := time.Duration(0); t < span; t += time.Duration(float64(period) * (1 + jitter*(2*n.rng.Float64()-1))) {
+		at = append(at, uint32(t/time.Millisecond))
+	}
+	r.Bursts = flow.Bursts{N: uint32(len(at)), At: at, Head: uint8(min(len(at), flow.MaxBursts))}
+	if len(at) > flow.MaxBursts {
+		r.Bursts.At = append(at[:flow.MaxBursts/2:flow.MaxBursts/2], at[len(at)-flow.MaxBursts/2:]...)
+		r.Bursts.Head = flow.MaxBursts / 2
+	}
+	return r
+}
+
+func TestCheckInsInsideConnections(t *testing.T) {
+	// Caldera sandcat's shape in an office: two kept-alive connections
+	// carry a check-in every 50 s ±20%; a connection-level view sees two
+	// events.
+	n, _ := office(t)
+	c2 := ip("203.0.113.88")
+	n.keptAlive(hostAddr(4), c2, 8888, t0.Add(9*time.Hour), 50*time.Second, 0.2, 20*time.Second)
+	n.keptAlive(hostAddr(4), c2, 8888, t0.Add(9*time.Hour+30*time.Second), 50*time.Second, 0.2, 3*time.Hour)
+	// A long-lived connection with a heartbeat every 30 s on every host:
+	// fleet software, not a beacon.
+	for i := range 30 {
+		n.keptAlive(hostAddr(i), ip("198.51.100.90"), 443, t0.Add(time.Duration(i)*time.Minute), 30*time.Second, 0.05, 20*time.Hour)
+	}
+	res := n.model(Config{Internal: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}).Score()
+	rank, f := find(res, KindChannel, hostAddr(4), c2)
+	if f == nil || f.Severity < High || f.PeriodSec < 40 || f.PeriodSec > 60 || f.Connections != 2 {
+		t.Fatalf("kept-alive beacon rank %d: %+v", rank, f)
+	}
+	if !strings.Contains(strings.Join(f.Reasons, ";"), "inside kept-open connections (2 connections)") {
+		t.Errorf("reasons %q", f.Reasons)
+	}
+	for _, f := range res.Findings {
+		if f.Kind == KindChannel && f.Dst == ip("198.51.100.90") && f.Severity > Low {
+			t.Errorf("fleet heartbeat %v scored %.2f", f.Src, f.Score)
+		}
+	}
+}
+
+func TestHoleInBurstSeries(t *testing.T) {
+	// A day-long connection keeps its first and last 32 check-ins: the
+	// hole between them is no 23-hour interval, and the channel stays
+	// clockwork.
+	n := &net{rng: rand.New(rand.NewSource(9))}
+	r := n.keptAlive(hostAddr(1), ip("203.0.113.5"), 4444, t0, time.Minute, 0, 24*time.Hour)
+	if r.Bursts.Head != flow.MaxBursts/2 {
+		t.Fatalf("head %d", r.Bursts.Head)
+	}
+	m := n.model(Config{})
+	c := m.channels[chanKey{hostAddr(1), ip("203.0.113.5"), 4444, 6}]
+	runs := c.runs(m.first)
+	if len(runs) != 2 || len(c.holes) != 1 {
+		t.Fatalf("%d runs, %d holes", len(runs), len(c.holes))
+	}
+	res := m.Score()
+	_, f := find(res, KindChannel, hostAddr(1), ip("203.0.113.5"))
+	if f == nil || f.Regularity < 0.9 || f.PeriodSec < 59 || f.PeriodSec > 61 || !strings.Contains(f.Reasons[0], "1440 check-ins") {
+		t.Errorf("%+v", f)
+	}
+}
+
+func TestProxiedChannels(t *testing.T) {
+	// Every host browses and updates through a forward proxy; one polls a
+	// controller through it. The controller is judged on its name, the
+	// proxy is no rare destination, and what the proxy fetches on its
+	// clients' behalf is theirs.
+	n := &net{rng: rand.New(rand.NewSource(11))}
+	proxy := ip("10.9.0.8")
+	via := func(ts time.Time, src netip.Addr, dest string) {
+		r := n.conn(ts, src, proxy, 3128, 6, 600, 4000)
+		r.ProxyDest, r.Name, r.NameSource = dest, dest[:strings.LastIndexByte(dest, ':')], flow.NameHTTP
+		// The proxy's own connection for it.
+		host := dest[:strings.LastIndexByte(dest, ':')]
+		u := n.conn(ts.Add(5*time.Millisecond), proxy, ip("198.51.100.77"), 443, 6, 600, 4000)
+		if host == "c2.example.org" {
+			u.Resp = ip("203.0.113.66")
+		}
+		u.Name, u.NameSource = host, flow.NameSNI
+	}
+	day := 12 * time.Hour
+	for i := range 30 {
+		h := hostAddr(i)
+		for t := time.Duration(n.rng.Int63n(int64(10 * time.Minute))); t < day; t += 10*time.Minute + time.Duration(n.rng.Intn(20))*time.Second {
+			via(t0.Add(t), h, "safebrowsing.googleapis.com:443")
+		}
+		for t := time.Duration(0); t < day; t += time.Duration(n.rng.ExpFloat64() * float64(4*time.Minute)) {
+			via(t0.Add(t), h, fmt.Sprintf("site%d.example.com:443", n.rng.Intn(60)))
+		}
+	}
+	for t := time.Duration(0); t < day; t += time.Duration(float64(5*time.Minute) * (0.8 + 0.4*n.rng.Float64())) {
+		via(t0.Add(t), hostAddr(5), "c2.example.org:443")
+	}
+	// The proxy resolves the controller's name.
+	d := n.conn(t0, proxy, ip("10.9.0.53"), 53, 17, 40, 80)
+	d.Name, d.NameSource, d.Answers = "c2.example.org", flow.NameDNS, []netip.Addr{ip("203.0.113.66")}
+
+	m := n.model(Config{Internal: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
+	res := m.Score()
+	// The controller's contacts are the client, not the proxy that
+	// fetched for it.
+	if cs := m.Contacts(ip("203.0.113.66")); len(cs) != 1 || cs[0].Src != hostAddr(5) {
+		t.Errorf("contacts %+v", cs)
+	}
+	var first *Finding
+	for i := range res.Findings {
+		if f := &res.Findings[i]; f.Kind == KindChannel {
+			first = f
+			break
+		}
+	}
+	if first == nil || first.Src != hostAddr(5) || first.DstName != "c2.example.org" || first.Dst != ip("203.0.113.66") ||
+		first.Via != proxy || first.Severity < High || !slices.Contains(first.Attack, "T1090") {
+		t.Fatalf("first channel %+v", first)
+	}
+	for _, f := range res.Findings {
+		switch {
+		case f.Kind != KindChannel:
+		case f.Src == proxy:
+			t.Errorf("the proxy's relayed connection scored: %+v", f)
+		case f.Dst == proxy:
+			t.Errorf("the proxy scored as a destination: %+v", f)
+		case f.DstName == "safebrowsing.googleapis.com" && f.Severity > Low:
+			t.Errorf("fleet update check through the proxy at %v", f.Severity)
+		}
+	}
+	// Popularity is counted on the destination asked for.
+	if first.Popularity != 1 {
+		t.Errorf("popularity %d", first.Popularity)
+	}
+}
+
+func TestInboundPolling(t *testing.T) {
+	// RITA's missing_host: an outside address polls an inside web server
+	// every 200-350 s for three days. A monitoring service polls ten inside
+	// servers from addresses of one network, and a scanner sweeps them.
+	n := &net{rng: rand.New(rand.NewSource(12))}
+	span := 72 * time.Hour
+	for i := range 30 {
+		n.browse(hostAddr(i), 20, span)
+	}
+	web := hostAddr(200)
+	for t := time.Duration(0); t < span; t += time.Duration(200+n.rng.Intn(150)) * time.Second {
+		n.conn(t0.Add(t), ip("198.51.100.23"), web, 80, 6, 400, 1800)
+	}
+	for s := range 5 {
+		mon := netip.AddrFrom4([4]byte{192, 0, 2, byte(10 + s)})
+		for i := range 10 {
+			n.periodic(mon, hostAddr(210+i), 443, 5*time.Minute, 0.01, span, 300)
+		}
+	}
+	for i := range 40 {
+		r := n.conn(t0.Add(time.Duration(i)*time.Second), ip("45.140.140.75"), hostAddr(i), 22, 6, 0, 0)
+		r.RespPkts, r.RespFlags = 1, 0x14 // refused
+	}
+	res := n.model(Config{Internal: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}).Score()
+	rank, f := find(res, KindChannel, ip("198.51.100.23"), web)
+	if f == nil || f.Direction != Inbound || f.Severity < High {
+		t.Fatalf("inbound poll rank %d: %+v", rank, f)
+	}
+	hr, h := find(res, KindHost, web, netip.Addr{})
+	if h == nil || h.Severity < High || h.BeaconDst != ip("198.51.100.23") {
+		t.Errorf("web server host finding rank %d: %+v", hr, h)
+	}
+	for _, f := range res.Findings {
+		if f.Kind == KindChannel && f.Direction == Inbound && f.Src != ip("198.51.100.23") && f.Severity > Low {
+			t.Errorf("monitoring %v -> %v at %v (%.2f): %q", f.Src, f.Dst, f.Severity, f.Score, f.Reasons)
+		}
+		if f.Src == ip("45.140.140.75") {
+			t.Errorf("unanswered scan measured: %+v", f)
+		}
+	}
+}
+
+func TestOwnEvidenceInSmallCaptures(t *testing.T) {
+	// One inside host and minutes of data: the population says nothing.
+	// Dozens of regular check-ins, or a loop of refused attempts, to one
+	// outside destination on an odd port is high; the same on a standard
+	// port stays medium, and so does a loop on one.
+	inside := []netip.Prefix{netip.MustParsePrefix("192.168.100.0/24")}
+	h := ip("192.168.100.7")
+	tests := []struct {
+		name    string
+		port    uint16
+		refused bool
+		period  time.Duration
+		want    Severity
+		reason  string
+	}{
+		{"quasar on 1337", 1337, false, 3500 * time.Millisecond, High, "own evidence (a schedule to an odd port)"},
+		{"retry loop on 1177", 1177, true, 12 * time.Second, High, "reconnect loop: "},
+		{"schedule on 443", 443, false, 3 * time.Second, Medium, "held at most medium"},
+		{"retry loop on 80", 80, true, 7 * time.Second, Medium, "held at most medium"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			n := &net{rng: rand.New(rand.NewSource(13))}
+			dst := ip("86.136.67.231")
+			for i := range 77 {
+				r := n.conn(t0.Add(time.Duration(i)*tc.period+time.Duration(n.rng.Intn(200))*time.Millisecond), h, dst, tc.port, 6, 300, 500)
+				if tc.refused {
+					r.RespData, r.OrigData, r.RespFlags, r.OrigFlags = 0, 0, 0x14, 0x02
+				}
+			}
+			for i := range 40 { // the rest of the host's traffic
+				n.conn(t0.Add(time.Duration(i)*7*time.Second), h, netip.AddrFrom4([4]byte{20, 0, 0, byte(i)}), 443, 6, 800, 9000)
+			}
+			res := n.model(Config{Internal: inside}).Score()
+			rank, f := find(res, KindChannel, h, dst)
+			if rank > 2 || f.Severity != tc.want || !f.Own {
+				t.Fatalf("rank %d severity %v (%.2f), own %v: %q", rank, f.Severity, f.Score, f.Own, f.Reasons)
+			}
+			if !strings.Contains(strings.Join(f.Reasons, ";"), tc.reason) {
+				t.Errorf("reasons %q lack %q", f.Reasons, tc.reason)
+			}
+		})
+	}
+	// A container lab: controller and agent in one private range. The
+	// controller, reached by no other inside host on a port with no
+	// inside service, is judged as an outside destination.
+	n := &net{rng: rand.New(rand.NewSource(14))}
+	n.keptAlive(ip("172.18.0.3"), ip("172.18.0.2"), 8888, t0, 50*time.Second, 0.2, 28*time.Minute)
+	res := n.model(Config{}).Score()
+	_, f := find(res, KindChannel, ip("172.18.0.3"), ip("172.18.0.2"))
+	if f == nil || f.Severity != High || f.Direction != Internal || !strings.Contains(strings.Join(f.Reasons, ";"), "judged as outside") {
+		t.Errorf("lab controller: %+v", f)
 	}
 }
 

@@ -76,6 +76,21 @@ const (
 	humanFactor = 0.75
 )
 
+// Own evidence: with a population too small to judge popularity (few
+// inside hosts, minutes of data), a channel is judged on what it shows by
+// itself. A confident schedule to an outside destination on a standard
+// port stays medium at most (update and telemetry services do that all
+// day); on a port with no expected service it is high (T1571: implants and
+// their controllers pick odd ports), and a loop of refused or unanswered
+// attempts to such a port (a controller that is down) higher still.
+const (
+	ownOddPort = 0.74
+	ownOddLoop = 0.78
+	// loopShare: the share of a channel's attempts that failed for it to
+	// be a reconnect loop.
+	loopShare = 0.5
+)
+
 type scored struct {
 	f         Finding
 	bp        float64 // beacon evidence 0-1
@@ -94,7 +109,7 @@ func (m *Model) Score() Result {
 	// The population: internal hosts that originate traffic of their own.
 	var active []*host
 	for _, h := range m.hosts {
-		if h.conns >= activeConns || len(h.dsts) >= activeDsts {
+		if h.conns >= activeConns || len(h.dsts)+len(h.proxied) >= activeDsts {
 			active = append(active, h)
 		}
 	}
@@ -105,15 +120,41 @@ func (m *Model) Score() Result {
 	res.PopulationWeight = w
 
 	// Names of destinations: the flow's own (SNI, Host, DNS cache), else
-	// what DNS answers said.
+	// what DNS answers said. A proxied channel asked for a name: its
+	// address, when DNS answered for it.
 	for _, c := range m.channels {
 		if c.name == "" {
 			c.name = m.dnsNames[c.key.dst]
 		}
 	}
+	for _, c := range m.proxied {
+		if !c.key.dst.IsValid() {
+			c.key.dst = m.nameAddrs[c.phost]
+		}
+		if c.key.dst.IsValid() && m.Internal(c.key.dst) {
+			c.dir = Internal
+		}
+	}
+	// What a forward proxy does on its clients' behalf is theirs: its own
+	// connections to hosts they asked for are relayed, and a connection
+	// to the proxy is judged by the destination asked for, not by the
+	// proxy (a proxy is no rare destination). Neither is scored nor
+	// counted in popularity.
+	relayed := m.relayed
+	all := make([]*channel, 0, len(m.channels)+len(m.proxied))
+	for _, c := range m.channels {
+		if !relayed(c) {
+			all = append(all, c)
+		}
+	}
+	for _, c := range m.proxied {
+		all = append(all, c)
+	}
+	slices.SortFunc(all, cmpChan)
 
 	// Popularity: distinct internal sources per destination IP, name and
-	// network, and per service port to the outside.
+	// network, and per service port to the outside. Proxied channels count
+	// for the destination asked for, not for the proxy.
 	type srcDst[T comparable] struct {
 		src netip.Addr
 		d   T
@@ -130,15 +171,21 @@ func (m *Model) Score() Result {
 	popName := map[string]int{}
 	popNet := map[netip.Prefix]int{}
 	popPort := map[portKey]int{} // internal hosts reaching outside addresses on a port
-	for k, c := range m.channels {
-		if _, ok := seenIP[srcDst[netip.Addr]{k.src, k.dst}]; !ok {
-			seenIP[srcDst[netip.Addr]{k.src, k.dst}] = struct{}{}
-			popIP[k.dst]++
+	for _, c := range all {
+		k := c.key
+		if c.dir == Inbound {
+			continue
 		}
-		n := netOf(k.dst)
-		if _, ok := seenNet[srcDst[netip.Prefix]{k.src, n}]; !ok {
-			seenNet[srcDst[netip.Prefix]{k.src, n}] = struct{}{}
-			popNet[n]++
+		if k.dst.IsValid() {
+			if _, ok := seenIP[srcDst[netip.Addr]{k.src, k.dst}]; !ok {
+				seenIP[srcDst[netip.Addr]{k.src, k.dst}] = struct{}{}
+				popIP[k.dst]++
+			}
+			n := netOf(k.dst)
+			if _, ok := seenNet[srcDst[netip.Prefix]{k.src, n}]; !ok {
+				seenNet[srcDst[netip.Prefix]{k.src, n}] = struct{}{}
+				popNet[n]++
+			}
 		}
 		if c.name != "" {
 			if _, ok := seenName[srcDst[string]{k.src, c.name}]; !ok {
@@ -146,12 +193,46 @@ func (m *Model) Score() Result {
 				popName[c.name]++
 			}
 		}
-		if pk := (portKey{k.port, k.proto}); !m.Internal(k.dst) {
+		if pk := (portKey{k.port, k.proto}); c.dir == Outbound {
 			if _, ok := seenPort[srcDst[portKey]{k.src, pk}]; !ok {
 				seenPort[srcDst[portKey]{k.src, pk}] = struct{}{}
 				popPort[pk]++
 			}
 		}
+	}
+
+	// Inbound: outside sources that poll an inside service on a schedule.
+	// Several that keep the same schedule, or poll from one network, are a
+	// monitoring service (or one client fleet), not a controller.
+	type svcKey struct {
+		dst   netip.Addr
+		port  uint16
+		proto uint8
+	}
+	type poller struct {
+		src    netip.Addr
+		period float64
+	}
+	svcPollers := map[svcKey][]poller{}
+	for _, c := range all {
+		if c.dir != Inbound || c.conns+c.bursts < periodicity.MinEvents {
+			continue
+		}
+		if per := periodicity.AnalyzeRuns(c.runs(m.first)); per.Regularity >= 0.5 && per.Events >= periodicity.MinEvents {
+			sk := svcKey{c.key.dst, c.key.port, c.key.proto}
+			svcPollers[sk] = append(svcPollers[sk], poller{c.key.src, per.Period})
+		}
+	}
+	// alike counts the pollers of a service like src's: its own schedule
+	// (within a quarter) or its network.
+	alike := func(sk svcKey, src netip.Addr, period float64) int {
+		n := 0
+		for _, q := range svcPollers[sk] {
+			if q.src == src || netOf(q.src) == netOf(src) || period > 0 && math.Abs(q.period-period) <= 0.25*period {
+				n++
+			}
+		}
+		return n
 	}
 
 	// Host evidence: lateral fan-out to admin ports, scanning, and the
@@ -170,14 +251,14 @@ func (m *Model) Score() Result {
 	var out []scored
 	groups := map[nameKey][]*channel{}
 	for k, c := range m.channels {
-		if c.name != "" {
+		if c.name != "" && c.dir != Inbound && !relayed(c) {
 			nk := nameKey{k.src, c.name, k.port, k.proto}
 			groups[nk] = append(groups[nk], c)
 		}
 	}
 	score := func(c *channel, runs [][]float64, sample []event, nameGroup bool, nIPs int) {
 		k := c.key
-		if allowed(k.src, "") || allowed(k.dst, c.name) {
+		if allowed(k.src, "") || allowed(k.dst, c.name) || c.via.IsValid() && allowed(netip.Addr{}, c.phost) {
 			return
 		}
 		chSpan := time.Duration(c.last - c.first)
@@ -186,11 +267,12 @@ func (m *Model) Score() Result {
 			return // too few check-ins, or one burst
 		}
 		res.Channels++
-		// A sampled channel reports its counts scaled to all its connections.
-		scale := float64(c.conns) / float64(max(1, len(sample)))
-		ob := make([]float64, len(sample))
-		rb := make([]float64, len(sample))
-		for i, e := range sample {
+		// A sampled channel reports its counts scaled to all its check-ins.
+		scale := float64(c.conns+c.bursts) / float64(max(1, len(sample)))
+		sz := sized(sample)
+		ob := make([]float64, len(sz))
+		rb := make([]float64, len(sz))
+		for i, e := range sz {
 			ob[i], rb[i] = float64(e.obytes), float64(e.resp)
 		}
 		sizeReg := (periodicity.SizeRegularity(ob) + periodicity.SizeRegularity(rb)) / 2
@@ -212,21 +294,51 @@ func (m *Model) Score() Result {
 		// grows with the intervals seen (0.4 at 5, 0.75 at 10, 0.95 at 20).
 		bp *= 1 - math.Exp(-float64(max(per.Events-3, 0))/6)
 
-		internalDst := m.Internal(k.dst)
-		// Rarity: every other internal host that reaches the destination (by
-		// address or by name, whichever is more) makes a fleet behaviour
-		// (software on many machines) likelier than an intrusion; the scale
-		// grows with the population, so a campaign on 20 of 10,000 hosts is
-		// still rare. A popular network (a provider range) discounts, but
-		// does not clear, a rare address.
-		popScaleN := math.Max(2, popScale*float64(H))
-		nDst := popIP[k.dst]
-		if c.name != "" {
-			nDst = max(nDst, popName[c.name])
+		inbound := c.dir == Inbound
+		internalDst := c.dir == Internal
+		inside := k.src // the inside host of the channel
+		if inbound {
+			inside = k.dst
 		}
-		rarDst := rarity(nDst, popScaleN)
-		netF := netFloor + (1-netFloor)*rarity(popNet[netOf(k.dst)], netScale*popScaleN)
-		rar := rarDst * netF
+		popScaleN := math.Max(2, popScale*float64(H))
+		var rarDst, rar float64
+		var pop int
+		var popBy string
+		if inbound {
+			// An outside address that reaches many inside hosts (a scanner,
+			// a monitoring service) is no rare controller, nor is one of
+			// several that poll the same inside service.
+			nIn := max(m.inTargets[k.src], alike(svcKey{k.dst, k.port, k.proto}, k.src, per.Period))
+			rarDst = rarity(nIn, popScaleN)
+			rar = rarDst * (netFloor + (1-netFloor)*rarity(m.inNetTargets[netOf(k.src)], netScale*popScaleN))
+			pop, popBy = nIn, "inside hosts it reaches, or outside pollers of the service like it (same schedule or network)"
+		} else {
+			// Rarity: every other internal host that reaches the destination
+			// (by address or by name, whichever is more) makes a fleet
+			// behaviour (software on many machines) likelier than an
+			// intrusion; the scale grows with the population, so a campaign
+			// on 20 of 10,000 hosts is still rare. A popular network (a
+			// provider range) discounts, but does not clear, a rare address.
+			nDst := popIP[k.dst]
+			if c.name != "" {
+				nDst = max(nDst, popName[c.name])
+			}
+			rarDst = rarity(nDst, popScaleN)
+			netF := 1.0
+			if k.dst.IsValid() {
+				netF = netFloor + (1-netFloor)*rarity(popNet[netOf(k.dst)], netScale*popScaleN)
+			}
+			rar = rarDst * netF
+			pop, popBy = popIP[k.dst], "IP"
+			if c.name != "" && popName[c.name] > pop {
+				pop, popBy = popName[c.name], "name"
+			}
+			if k.dst.IsValid() {
+				if n := popNet[netOf(k.dst)]; n > pop {
+					pop, popBy = n, "network "+netOf(k.dst).String()
+				}
+			}
+		}
 		rarEff := w*rar + (1-w)*0.5
 		rarDstEff := w*rarDst + (1-w)*0.5
 
@@ -234,7 +346,7 @@ func (m *Model) Score() Result {
 		infra := infraPort(k.port, k.proto)
 		// Name service straight to an outside server, where most hosts
 		// use an inside resolver, is no infrastructure habit.
-		dnsOut := !internalDst && (k.port == 53 || k.port == 853) && w > 0 &&
+		dnsOut := c.dir == Outbound && (k.port == 53 || k.port == 853) && w > 0 &&
 			float64(popPort[portKey{k.port, k.proto}]) < math.Max(3, 0.2*float64(H))
 		switch {
 		case internalDst && infra:
@@ -244,7 +356,10 @@ func (m *Model) Score() Result {
 		case infra && !dnsOut:
 			destF = 0.7
 		}
-		nonStd := !internalDst && !standardPort(k.port, k.proto)
+		// An odd port: no expected service there (T1571). Inbound to an
+		// admin port is remote administration from outside (T1133), no odd
+		// port.
+		nonStd := !internalDst && !standardPort(k.port, k.proto) && !(inbound && adminIndex(k.port) >= 0)
 		raw := uncorroborated * bp * (0.3 + 0.7*rarEff) * destF
 		if nonStd {
 			raw += 0.1 * bp * (1 - raw)
@@ -255,15 +370,18 @@ func (m *Model) Score() Result {
 		// (lateral movement). It lifts a periodic channel to a destination
 		// few hosts use by address or name; a popular provider range does
 		// not excuse it, fleet traffic is not lifted.
-		he := hs[k.src]
+		he := hs[inside]
 		var lat float64
 		if he != nil {
 			lat = he.lateral
 		}
-		task := tasking(sample)
-		newCut := m.hosts[k.src].first + int64(max(time.Hour, time.Duration(3*per.Period*float64(time.Second)), time.Duration(0.1*float64(span))))
-		isNew := c.first > newCut && span >= 2*time.Hour
-		night, inQuiet, quietN := diurnal(c.hours, quiet[k.src], spanHours(c.first, c.last))
+		task := tasking(sz)
+		var isNew bool
+		if h := m.hosts[inside]; h != nil {
+			newCut := h.first + int64(max(time.Hour, time.Duration(3*per.Period*float64(time.Second)), time.Duration(0.1*float64(span))))
+			isNew = c.first > newCut && span >= 2*time.Hour
+		}
+		night, inQuiet, quietN := diurnal(c.hours, quiet[inside], spanHours(c.first, c.last))
 		newF := 0.0
 		if isNew {
 			newF = 1
@@ -274,28 +392,57 @@ func (m *Model) Score() Result {
 		lift := 1 - (1-liftLateral*lat)*(1-liftTasking*task.evidence)*(1-liftNew*newF)
 		sc := 1 - (1-raw)*(1-lift*bp*rarDstEff)
 		human := night >= 0 && night < 0.2 && bp > 0
+		humanF := 1.0
 		if human {
-			sc *= humanFactor
+			humanF = humanFactor
 		}
+		sc *= humanF
 		sc *= capNoContext + (1-capNoContext)*math.Max(w, lat)
+
+		// The channel's own evidence, for a population too small to
+		// judge popularity. An inside destination that no other inside
+		// host reaches, on a port with no expected inside service (not
+		// admin, infrastructure or a standard service), is judged as an
+		// outside one: in a lab or a small capture the controller often
+		// sits in the same private range (a container network).
+		failedShare := float64(c.failed) / float64(max(1, c.conns))
+		loop := c.conns >= periodicity.MinEvents && failedShare >= loopShare
+		asOutside := internalDst && popIP[k.dst] <= 1 && !infra && adminIndex(k.port) < 0 &&
+			!standardPort(k.port, k.proto) && !c.via.IsValid()
+		oddPort := nonStd || asOutside
+		var own float64
+		if !internalDst || asOutside {
+			cp := capNoContext
+			if oddPort {
+				cp = ownOddPort
+				if loop {
+					cp = ownOddLoop
+				}
+			}
+			own = cp * bp * humanF
+			if inbound && !oddPort {
+				own *= 0.9 // a server's clients come on schedules too
+			}
+			own = 1 - (1-own)*(1-liftLateral*lat*bp)
+		}
+		usedOwn := false
+		if w < 1 && own > sc {
+			usedOwn = (1-w)*own > w*sc
+			sc = w*sc + (1-w)*own
+		}
 		sc = clamp01(sc)
 
-		pop := popIP[k.dst]
-		popBy := "IP"
-		if c.name != "" && popName[c.name] > pop {
-			pop, popBy = popName[c.name], "name"
-		}
-		if n := popNet[netOf(k.dst)]; n > pop {
-			pop, popBy = n, "network "+netOf(k.dst).String()
-		}
 		f := Finding{
 			Kind: KindChannel, Src: k.src, Dst: k.dst, DstName: c.name, DstPort: k.port, Proto: k.proto,
 			Score: sc, PeriodSec: per.Period, Jitter: per.Jitter, Regularity: per.Regularity,
 			Connections: c.conns, FirstSeen: time.Unix(0, c.first).UTC(), LastSeen: time.Unix(0, c.last).UTC(),
-			Popularity: pop, Hosts: len(active), Beacon: bp >= 0.3,
+			Popularity: pop, Hosts: len(active), Beacon: bp >= 0.3, Direction: c.dir, Via: c.via, Own: usedOwn,
 		}
-		if he != nil {
-			f.Fanout = len(m.hosts[k.src].dsts)
+		if c.via.IsValid() && c.phost != "" && c.name == "" {
+			f.DstName = c.phost
+		}
+		if h := m.hosts[inside]; he != nil && h != nil {
+			f.Fanout = len(h.dsts)
 		}
 		// Reasons, strongest first.
 		if per.Period > 0 {
@@ -313,21 +460,38 @@ func (m *Model) Score() Result {
 			}
 			f.Reasons = append(f.Reasons, r+")")
 		}
+		if c.bursts > 0 {
+			f.Reasons = append(f.Reasons, fmt.Sprintf("%d of the check-ins inside kept-open connections (%d connections)", c.bursts, c.conns))
+		}
+		if c.via.IsValid() {
+			f.Reasons = append(f.Reasons, fmt.Sprintf("through the forward proxy %s, asked for %s:%d", c.via, c.phost, k.port))
+		}
+		if inbound {
+			f.Reasons = append(f.Reasons, fmt.Sprintf("inbound: %s opens connections to inside host %s, which answers", k.src, k.dst))
+		}
 		if nameGroup {
 			f.Reasons = append(f.Reasons, fmt.Sprintf("channel by name %s over %d addresses", c.name, nIPs))
 		}
-		f.Reasons = append(f.Reasons, fmt.Sprintf("sizes %s (regularity %.2f)", map[bool]string{true: "steady", false: "vary"}[sizeReg >= 0.6], sizeReg))
-		if w > 0 {
+		if len(sz) >= periodicity.MinEvents {
+			f.Reasons = append(f.Reasons, fmt.Sprintf("sizes %s (regularity %.2f)", map[bool]string{true: "steady", false: "vary"}[sizeReg >= 0.6], sizeReg))
+		}
+		switch {
+		case w > 0 && inbound:
+			f.Reasons = append(f.Reasons, fmt.Sprintf("%d %s (of %d active inside hosts; rarity %.2f)", pop, popBy, len(active), rar))
+		case w > 0:
 			f.Reasons = append(f.Reasons, fmt.Sprintf("destination reached by %d of %d internal hosts (by %s; rarity %.2f)", pop, len(active), popBy, rar))
-		} else {
+		default:
 			f.Reasons = append(f.Reasons, fmt.Sprintf("only %d internal hosts: popularity not informative", len(active)))
+		}
+		if loop {
+			f.Reasons = append(f.Reasons, fmt.Sprintf("reconnect loop: %d of %d attempts refused or unanswered", c.failed, c.conns))
 		}
 		if task.evidence > 0.1 {
 			f.Reasons = append(f.Reasons, fmt.Sprintf("occasional large transfers: %d of %d check-ins moved about %s against a steady %s (tasking)",
 				int(math.Round(float64(task.bursts)*scale)), c.conns, fmtBytes(task.big), fmtBytes(task.base)))
 		}
 		if isNew {
-			f.Reasons = append(f.Reasons, fmt.Sprintf("new: began %s after the source was first seen", fmtDur(time.Duration(c.first-m.hosts[k.src].first))))
+			f.Reasons = append(f.Reasons, fmt.Sprintf("new: began %s after the source was first seen", fmtDur(time.Duration(c.first-m.hosts[inside].first))))
 		}
 		if night >= 0.5 && bp > 0 {
 			f.Reasons = append(f.Reasons, fmt.Sprintf("also checks in while the source's user is away (%d of %d quiet hours)", inQuiet, quietN))
@@ -335,10 +499,10 @@ func (m *Model) Score() Result {
 		if human {
 			f.Reasons = append(f.Reasons, fmt.Sprintf("only in the source's busy hours (%d of %d quiet hours): likely a person's doing", inQuiet, quietN))
 		}
-		if internalDst {
+		if internalDst && !asOutside {
 			f.Reasons = append(f.Reasons, "internal destination")
 		}
-		if dnsOut && !internalDst {
+		if dnsOut {
 			f.Reasons = append(f.Reasons, fmt.Sprintf("name service straight to an outside server (%d of %d hosts do)", popPort[portKey{k.port, k.proto}], len(active)))
 		}
 		if nonStd {
@@ -347,20 +511,28 @@ func (m *Model) Score() Result {
 		if lat > 0.2 {
 			f.Reasons = append(f.Reasons, fmt.Sprintf("source also fans out to %d internal peers on admin ports", he.adminPeers))
 		}
-		if math.Max(w, lat) < 0.5 && bp > 0 {
+		switch {
+		case bp == 0:
+		case usedOwn && asOutside:
+			f.Reasons = append(f.Reasons, fmt.Sprintf("population too small to judge: scored on the channel's own evidence; inside destination %s reached by no other inside host on odd port %d, judged as outside", k.dst, k.port))
+		case usedOwn && oddPort:
+			f.Reasons = append(f.Reasons, "population too small to judge: scored on the channel's own evidence (a schedule to an odd port)")
+		case usedOwn:
+			f.Reasons = append(f.Reasons, "population too small to judge: scored on the channel's own evidence; a schedule on a standard port is held at most medium")
+		case math.Max(w, lat) < 0.5:
 			f.Reasons = append(f.Reasons, "nothing but its own behaviour: held at most medium")
 		}
-		f.Attack = channelAttack(k.port, k.proto, c.nameSrc, nonStd, bp)
+		f.Attack = channelAttack(k.port, k.proto, c.nameSrc, nonStd || asOutside, bp)
+		if inbound && adminIndex(k.port) >= 0 && bp >= 0.3 {
+			f.Attack = dedupe(append(f.Attack, "T1133")) // external remote services
+		}
+		if c.via.IsValid() && bp >= 0.3 {
+			f.Attack = dedupe(append(f.Attack, "T1090")) // proxy
+		}
 		f.Severity = SeverityOf(f.Score)
 		out = append(out, scored{f: f, bp: bp, nameGroup: nameGroup})
 	}
-	keys := make([]chanKey, 0, len(m.channels))
-	for k := range m.channels {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, cmpKey)
-	for _, k := range keys {
-		c := m.channels[k]
+	for _, c := range all {
 		score(c, c.runs(m.first), c.sample(), false, 1)
 	}
 	// Name channels whose name covers several addresses. Sampled members
@@ -382,17 +554,25 @@ func (m *Model) Score() Result {
 		slices.SortFunc(g, func(a, b *channel) int {
 			return cmp.Or(cmp.Compare(b.conns, a.conns), a.key.dst.Compare(b.key.dst))
 		})
-		merged := &channel{key: g[0].key, name: gk.name, nameSrc: g[0].nameSrc, first: g[0].first, last: g[0].last}
+		merged := &channel{key: g[0].key, dir: g[0].dir, name: gk.name, nameSrc: g[0].nameSrc, first: g[0].first, last: g[0].last}
 		for _, c := range g {
 			merged.conns += c.conns
+			merged.bursts += c.bursts
+			merged.failed += c.failed
 			merged.first, merged.last = min(merged.first, c.first), max(merged.last, c.last)
 			merged.events = append(merged.events, c.events...)
 			merged.hours |= c.hours
+			merged.holes = append(merged.holes, c.holes...)
 		}
 		score(merged, merged.runs(m.first), merged.events, true, len(g))
 	}
 
 	// Lateral channels of hosts with fan-out evidence.
+	keys := make([]chanKey, 0, len(m.channels))
+	for k := range m.channels {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, cmpKey)
 	for _, k := range keys {
 		he := hs[k.src]
 		if he == nil || he.lateral < 0.3 || !m.Internal(k.dst) || adminIndex(k.port) < 0 || k.proto != 6 {
@@ -408,25 +588,48 @@ func (m *Model) Score() Result {
 		f := Finding{Kind: KindChannel, Src: k.src, Dst: k.dst, DstName: c.name, DstPort: k.port, Proto: k.proto,
 			Score: sc, Severity: SeverityOf(sc), Connections: c.conns, FirstSeen: time.Unix(0, c.first).UTC(),
 			LastSeen: time.Unix(0, c.last).UTC(), Popularity: popIP[k.dst], Hosts: len(active), Fanout: he.adminPeers, Lateral: true,
-			Reasons: []string{fmt.Sprintf("admin port %d on an internal peer, one of %d the source reached (population median %.0f)", k.port, he.adminPeers, he.adminMedian)},
-			Attack:  lateralAttack(1 << adminIndex(k.port)),
+			Direction: Internal,
+			Reasons:   []string{fmt.Sprintf("admin port %d on an internal peer, one of %d the source reached (population median %.0f)", k.port, he.adminPeers, he.adminMedian)},
+			Attack:    lateralAttack(1 << adminIndex(k.port)),
 		}
 		out = append(out, scored{f: f})
 	}
 
-	// Hosts: their strongest channel, combined with lateral and scan evidence.
+	// Hosts: their strongest channel, combined with lateral and scan
+	// evidence. An inbound channel belongs to its inside host.
 	best := map[netip.Addr]*Finding{}
 	for i := range out {
 		f := &out[i].f
-		if b := best[f.Src]; f.Beacon && (b == nil || f.Score > b.Score) {
-			best[f.Src] = f
+		inside := f.Src
+		if f.Direction == Inbound {
+			inside = f.Dst
+		}
+		if b := best[inside]; f.Beacon && (b == nil || f.Score > b.Score) {
+			best[inside] = f
 		}
 	}
-	for _, h := range active {
+	hostList := slices.Clone(active)
+	for a, b := range best {
+		// A host with a beacon (or polled from outside on a schedule) is
+		// a host to look at, however little else it does: in a small
+		// capture it is outside the population.
+		if !slices.ContainsFunc(active, func(h *host) bool { return h.addr == a }) && b.Score >= 0.2 {
+			h := m.hosts[a]
+			if h == nil {
+				h = &host{addr: a, first: b.FirstSeen.UnixNano(), last: b.LastSeen.UnixNano()}
+			}
+			hostList = append(hostList, h)
+		}
+	}
+	slices.SortFunc(hostList, func(a, b *host) int { return a.addr.Compare(b.addr) })
+	for _, h := range hostList {
 		if allowed(h.addr, "") {
 			continue
 		}
 		he := hs[h.addr]
+		if he == nil {
+			he = &hostEv{}
+		}
 		var beacon float64
 		b := best[h.addr]
 		if b != nil {
@@ -447,12 +650,25 @@ func (m *Model) Score() Result {
 		var whys []why
 		if b != nil && b.Score >= 0.2 {
 			f.Beacon = true
-			f.BeaconDst, f.BeaconDstName = b.Dst, b.DstName
-			name := b.Dst.String()
-			if b.DstName != "" {
-				name = b.DstName + " (" + name + ")"
+			peer, peerName := b.Dst, b.DstName
+			verb := "beacons to"
+			if b.Direction == Inbound {
+				peer, peerName, verb = b.Src, "", "is polled from outside by"
+				f.Connections = max(f.Connections, b.Connections)
 			}
-			whys = append(whys, why{b.Score, fmt.Sprintf("beacons to %s:%d every %s (channel score %.2f)", name, b.DstPort, FormatPeriod(b.PeriodSec), b.Score)})
+			f.BeaconDst, f.BeaconDstName = peer, peerName
+			name := peer.String()
+			switch {
+			case !peer.IsValid():
+				name = peerName
+			case peerName != "":
+				name = peerName + " (" + name + ")"
+			}
+			via := ""
+			if b.Via.IsValid() {
+				via = " via proxy " + b.Via.String()
+			}
+			whys = append(whys, why{b.Score, fmt.Sprintf("%s %s:%d%s every %s (channel score %.2f)", verb, name, b.DstPort, via, FormatPeriod(b.PeriodSec), b.Score)})
 			f.Attack = append(f.Attack, b.Attack...)
 		}
 		if he.adminPeers > 0 {
@@ -477,7 +693,7 @@ func (m *Model) Score() Result {
 		for _, x := range whys {
 			f.Reasons = append(f.Reasons, x.s)
 		}
-		f.Reasons = append(f.Reasons, fmt.Sprintf("%d internal peers, %d destinations in all", len(h.internal), len(h.dsts)))
+		f.Reasons = append(f.Reasons, fmt.Sprintf("%d internal peers, %d destinations in all", len(h.internal), len(h.dsts)+len(h.proxied)))
 		f.Attack = dedupe(f.Attack)
 		out = append(out, scored{f: f})
 	}
@@ -487,7 +703,9 @@ func (m *Model) Score() Result {
 			return c
 		}
 		if a.f.Kind != b.f.Kind {
-			return strings.Compare(string(a.f.Kind), string(b.f.Kind))
+			// A host before its channel at the same score: the host is
+			// what to act on (and an inbound channel's source is not it).
+			return strings.Compare(string(b.f.Kind), string(a.f.Kind))
 		}
 		if c := a.f.Src.Compare(b.f.Src); c != 0 {
 			return c
@@ -495,13 +713,40 @@ func (m *Model) Score() Result {
 		if c := a.f.Dst.Compare(b.f.Dst); c != 0 {
 			return c
 		}
-		return cmp.Compare(a.f.DstPort, b.f.DstPort)
+		if c := cmp.Compare(a.f.DstPort, b.f.DstPort); c != 0 {
+			return c
+		}
+		return strings.Compare(a.f.DstName, b.f.DstName)
 	})
 	res.Findings = make([]Finding, len(out))
 	for i := range out {
 		res.Findings[i] = out[i].f
 	}
 	return res
+}
+
+// relayed reports whether a channel is a forward proxy's business: a
+// connection to a proxy's proxy port (the request in it is the channel),
+// or the proxy's own connection to a host its clients asked for.
+func (m *Model) relayed(c *channel) bool {
+	k := c.key
+	if pi := m.proxies[k.dst]; pi != nil && pi.ports[k.port] && !c.via.IsValid() {
+		return true
+	}
+	pi := m.proxies[k.src]
+	if pi == nil || c.dir == Inbound {
+		return false
+	}
+	name := c.name
+	if name == "" {
+		name = m.dnsNames[k.dst]
+	}
+	return name != "" && pi.hosts[name] || pi.hosts[k.dst.String()]
+}
+
+// cmpChan orders channels for a deterministic scoring order.
+func cmpChan(a, b *channel) int {
+	return cmp.Or(cmpKey(a.key, b.key), strings.Compare(a.phost, b.phost), a.via.Compare(b.via))
 }
 
 // nameKey groups the channels of one source to one name.

@@ -480,7 +480,9 @@ func Open(b []byte, dec *zstd.Decoder) (*Index, error) {
 	}
 	if !raw {
 		if dec == nil {
-			d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1))
+			// Capped at the declared length: a body that would decode to
+			// more is refused, not decoded.
+			d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxBody), zstd.WithDecodeAllCapLimit(true))
 			if err != nil {
 				return nil, err
 			}

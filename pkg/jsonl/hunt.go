@@ -13,10 +13,12 @@ type Finding struct {
 	ID          string   `json:"id"`   // "F1", in rank order of the findings written
 	Kind        string   `json:"kind"` // "channel" or "host"
 	Src         string   `json:"src"`
-	Dst         string   `json:"dst,omitempty"`      // channel
-	DstName     string   `json:"dst_name,omitempty"` // channel, when a name was seen
-	DPort       *uint16  `json:"dport,omitempty"`    // channel
-	Proto       string   `json:"proto,omitempty"`    // channel
+	Dst         string   `json:"dst,omitempty"`       // channel
+	DstName     string   `json:"dst_name,omitempty"`  // channel, when a name was seen
+	DPort       *uint16  `json:"dport,omitempty"`     // channel
+	Proto       string   `json:"proto,omitempty"`     // channel
+	Direction   string   `json:"direction,omitempty"` // channel: outbound, inbound (src is the outside address) or internal
+	Via         string   `json:"via,omitempty"`       // channel through a forward proxy: the proxy
 	Score       float64  `json:"score"`
 	Severity    string   `json:"severity"`
 	PeriodS     *float64 `json:"period_s,omitempty"`   // channel with a period
@@ -35,8 +37,8 @@ type Finding struct {
 	Reasons     []string `json:"reasons"`
 	Attack      []string `json:"attack"`
 	Action      string   `json:"action"`                // the most urgent recommended action
-	Asset       string   `json:"asset,omitempty"`       // the source's name in the inventory
-	Criticality string   `json:"criticality,omitempty"` // the source's criticality in the inventory
+	Asset       string   `json:"asset,omitempty"`       // the inside host's name in the inventory
+	Criticality string   `json:"criticality,omitempty"` // the inside host's criticality in the inventory
 }
 
 // NewFinding makes the record of f, numbered id. Asset and Criticality
@@ -48,6 +50,7 @@ func NewFinding(id string, f *hunt.Finding) Finding {
 	if f.Kind == hunt.KindChannel {
 		port, pop := f.DstPort, f.Popularity
 		j.Dst, j.DstName, j.DPort, j.Proto, j.Popularity = Addr(f.Dst), f.DstName, &port, hunt.ProtoName(f.Proto), &pop
+		j.Direction, j.Via = f.Direction.String(), Addr(f.Via)
 		if f.PeriodSec > 0 {
 			p, jit, reg := round(f.PeriodSec, 3), round(f.Jitter, 3), round(f.Regularity, 3)
 			j.PeriodS, j.Jitter, j.Regularity = &p, &jit, &reg

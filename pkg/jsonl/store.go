@@ -42,6 +42,7 @@ type Import struct {
 	File    string         `json:"file"`
 	Packets uint64         `json:"packets"`
 	Damage  []ImportDamage `json:"damage,omitempty"`
+	Error   string         `json:"error,omitempty"` // the input could not be read (the rest were imported)
 }
 
 // ImportDamage is one damaged place of an input file, skipped.

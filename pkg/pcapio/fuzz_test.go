@@ -9,7 +9,7 @@ import (
 )
 
 // fuzzRead drains a reader over arbitrary bytes: it must make progress, never
-// panic, and never hand out a packet larger than MaxPacket.
+// panic, and never hand out a packet larger than MaxRecord.
 func fuzzRead(t *testing.T, in []byte) {
 	r, err := NewReader(bytes.NewReader(in))
 	if err != nil {
@@ -37,7 +37,7 @@ func fuzzRead(t *testing.T, in []byte) {
 		if err != nil {
 			return
 		}
-		if len(p.Data) > MaxPacket {
+		if len(p.Data) > MaxRecord {
 			t.Fatalf("packet of %d bytes", len(p.Data))
 		}
 	}
@@ -62,4 +62,21 @@ func FuzzPcapngReader(f *testing.F) {
 	binary.BigEndian.PutUint32(b[4:], 0xffffff00)
 	f.Add(b)
 	f.Fuzz(fuzzRead)
+}
+
+// FuzzReaderSmallBuffer is both readers with a 64-byte buffer, so that
+// records and blocks take the path of those longer than the buffer:
+// read into a buffer of their own, and put back when found damaged.
+func FuzzReaderSmallBuffer(f *testing.F) {
+	f.Add(pcapBytes(testPackets(6), binary.LittleEndian, false))
+	ng := pcapngBytes(testPackets(8))
+	f.Add(ng)
+	bad := bytes.Clone(ng)
+	binary.BigEndian.PutUint32(bad[200:], 4096)
+	f.Add(bad)
+	f.Fuzz(func(t *testing.T, in []byte) {
+		defer func(n int) { readBuffer = n }(readBuffer)
+		readBuffer = 64
+		fuzzRead(t, in)
+	})
 }

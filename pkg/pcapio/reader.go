@@ -25,8 +25,9 @@ import (
 // MaxPacket bounds a captured packet, as libpcap's MAXIMUM_SNAPLEN does.
 const MaxPacket = 262144
 
-// maxBlock bounds a pcapng block: a packet plus generous room for options.
-const maxBlock = MaxPacket + 1<<16
+// maxBlock bounds a pcapng block: the largest packet a store keeps plus
+// generous room for options.
+const maxBlock = MaxRecord + 1<<16
 
 // Packet is one captured frame.
 type Packet struct {
@@ -79,6 +80,7 @@ const (
 // Reader reads pcap or pcapng from a stream, decompressing gzip or zstd.
 type Reader struct {
 	br      *bufio.Reader
+	pb      *pushback
 	closers []io.Closer
 	format  Format
 	bo      binary.ByteOrder
@@ -97,6 +99,10 @@ type Reader struct {
 	ifaces []ngIface
 	// SkippedBytes counts input bytes passed over while resynchronising.
 	SkippedBytes int64
+	// Cut names the packets handed out shortened: their captured bytes
+	// passed MaxRecord, the most a store keeps, and only the first
+	// MaxRecord were kept (the length on the wire is unchanged).
+	Cut []*CorruptError
 }
 
 type ngIface struct {
@@ -130,10 +136,15 @@ func OpenFile(path string) (*Reader, error) {
 	return r, nil
 }
 
+// readBuffer is the size of a Reader's buffer: records and blocks longer
+// than it take the slower path of their own buffer. (A variable: fuzzing
+// makes it small to reach that path.)
+var readBuffer = 1 << 20
+
 // NewReader detects the format of r and reads its file header.
 func NewReader(r io.Reader) (*Reader, error) {
-	rd := &Reader{}
-	br := bufio.NewReaderSize(r, 1<<20)
+	rd := &Reader{pb: &pushback{r: r}}
+	br := bufio.NewReaderSize(rd.pb, readBuffer)
 	head, err := br.Peek(4)
 	if err != nil {
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
@@ -148,7 +159,8 @@ func NewReader(r io.Reader) (*Reader, error) {
 			return nil, fmt.Errorf("gzip: %w", err)
 		}
 		rd.closers = append(rd.closers, zr)
-		br = bufio.NewReaderSize(zr, 1<<20)
+		rd.pb = &pushback{r: zr}
+		br = bufio.NewReaderSize(rd.pb, readBuffer)
 	case binary.LittleEndian.Uint32(head) == 0xfd2fb528,
 		binary.LittleEndian.Uint32(head)&0xfffffff0 == 0x184d2a50: // zstd frame or skippable frame (a shard)
 		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(1<<27))
@@ -156,7 +168,8 @@ func NewReader(r io.Reader) (*Reader, error) {
 			return nil, fmt.Errorf("zstd: %w", err)
 		}
 		rd.closers = append(rd.closers, zstdCloser{zr})
-		br = bufio.NewReaderSize(zr, 1<<20)
+		rd.pb = &pushback{r: zr}
+		br = bufio.NewReaderSize(rd.pb, readBuffer)
 	}
 	rd.br = br
 	if err := rd.readFileHeader(); err != nil {
@@ -164,6 +177,32 @@ func NewReader(r io.Reader) (*Reader, error) {
 		return nil, err
 	}
 	return rd, nil
+}
+
+// pushback is the reader under the Reader's buffer: bytes read past the
+// buffer (a large block that turned out damaged) are put back into it.
+type pushback struct {
+	pending []byte
+	r       io.Reader
+}
+
+func (p *pushback) Read(b []byte) (int, error) {
+	if len(p.pending) > 0 {
+		n := copy(b, p.pending)
+		p.pending = p.pending[n:]
+		return n, nil
+	}
+	return p.r.Read(b)
+}
+
+// unread puts b, the last bytes consumed, back before what is buffered.
+func (r *Reader) unread(b []byte) {
+	buffered, _ := r.br.Peek(r.br.Buffered())
+	pend := make([]byte, 0, len(b)+len(buffered)+len(r.pb.pending))
+	pend = append(append(append(pend, b...), buffered...), r.pb.pending...)
+	r.pb.pending = pend
+	r.br.Reset(r.pb)
+	r.off -= int64(len(b))
 }
 
 type zstdCloser struct{ d *zstd.Decoder }
@@ -306,34 +345,90 @@ func (r *Reader) nextPcap() (Packet, error) {
 		r.discard(1)
 		return Packet{}, &CorruptError{start, reason}
 	}
+	if 16+int(caplen) > r.br.Size() {
+		return r.largePcap(start, hdr, caplen, origlen)
+	}
 	rec, err := r.br.Peek(16 + int(caplen))
 	if err != nil {
 		return r.inputEnds(start, len(rec), fmt.Sprintf("truncated record: %d of %d captured bytes", len(rec)-16, caplen), err)
 	}
 	// rec, not hdr: the second Peek may have moved the buffer.
-	sec, frac := r.bo.Uint32(rec), r.bo.Uint32(rec[4:])
+	p := r.pcapPacket(rec, start, caplen, origlen)
+	r.discard(16 + int(caplen))
+	p.Data = rec[16:]
+	return p, nil
+}
+
+// pcapPacket fills in a packet from its record header.
+func (r *Reader) pcapPacket(hdr []byte, start int64, caplen, origlen uint32) Packet {
+	sec, frac := r.bo.Uint32(hdr), r.bo.Uint32(hdr[4:])
 	r.lastSec = sec
 	nsec := int64(frac)
 	if !r.nanos {
 		nsec *= 1000
 	}
-	r.discard(16 + int(caplen))
 	return Packet{
 		Timestamp: time.Unix(int64(sec), nsec).UTC(),
 		LinkType:  r.linkType,
-		Data:      rec[16:],
 		OrigLen:   int(max(origlen, caplen)),
 		Offset:    start,
-	}, nil
+	}
+}
+
+// largePcap reads a record longer than the read buffer into a buffer of
+// its own, grown as the bytes arrive (a length the input claims is not
+// allocated before it is there), keeping at most MaxRecord of them.
+func (r *Reader) largePcap(start int64, hdr []byte, caplen, origlen uint32) (Packet, error) {
+	p := r.pcapPacket(hdr, start, caplen, origlen)
+	r.discard(16)
+	keep := int(min(caplen, MaxRecord))
+	data, err := r.readGrow(keep)
+	got := int64(len(data))
+	if err == nil && int(caplen) > keep {
+		var n int64
+		n, err = io.CopyN(io.Discard, r.br, int64(caplen)-int64(keep))
+		r.off += n
+		got += n
+	}
+	if err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return r.inputEnds(start, 0, fmt.Sprintf("truncated record: %d of %d captured bytes", got, caplen), err)
+	}
+	if int(caplen) > keep {
+		r.Cut = append(r.Cut, &CorruptError{start, fmt.Sprintf("packet of %d captured bytes is longer than the %d a store keeps: its first %d kept", caplen, MaxRecord, MaxRecord)})
+	}
+	p.Data = data
+	return p, nil
+}
+
+// readGrow reads n bytes into the reader's own buffer, growing it a
+// mebibyte at a time as they arrive.
+func (r *Reader) readGrow(n int) ([]byte, error) {
+	r.buf = r.buf[:0]
+	for len(r.buf) < n {
+		want := min(n-len(r.buf), 1<<20)
+		if cap(r.buf)-len(r.buf) < want {
+			r.buf = append(r.buf[:cap(r.buf)], make([]byte, want)...)[:len(r.buf)]
+		}
+		got, err := io.ReadFull(r.br, r.buf[len(r.buf):len(r.buf)+want])
+		r.off += int64(got)
+		r.buf = r.buf[:len(r.buf)+got]
+		if err != nil {
+			return r.buf, err // what was read, for unread
+		}
+	}
+	return r.buf, nil
 }
 
 // checkPcapHeader returns why a record header is implausible, or "".
+// Captured lengths up to the file's snaplen pass (or libpcap's limit, for
+// files whose snaplen is smaller than what they hold): a record between
+// MaxRecord and such a snaplen is read and cut (Cut).
 func (r *Reader) checkPcapHeader(hdr []byte) string {
 	frac, caplen, origlen := r.bo.Uint32(hdr[4:]), r.bo.Uint32(hdr[8:]), r.bo.Uint32(hdr[12:])
-	limit := uint32(MaxPacket)
-	if r.snaplen > limit {
-		limit = r.snaplen
-	}
+	limit := max(uint32(MaxPacket), r.snaplen)
 	switch {
 	case caplen > limit:
 		return fmt.Sprintf("captured length %d exceeds %d", caplen, limit)
@@ -425,9 +520,19 @@ func (r *Reader) nextNG() (Packet, error) {
 		if blen < 12 || blen%4 != 0 || blen > maxBlock {
 			r.resync = true
 			r.discard(1)
+			if blen > maxBlock && blen%4 == 0 {
+				return Packet{}, &CorruptError{start, fmt.Sprintf("block length %d: more than the %d of the largest packet kept (a longer packet, or damage)", blen, maxBlock)}
+			}
 			return Packet{}, &CorruptError{start, fmt.Sprintf("block length %d invalid", blen)}
 		}
 		block, err := r.peekBlock(int(blen))
+		if err != nil && int(blen) > r.br.Size() && len(block) > 1 && (err == io.EOF || err == io.ErrUnexpectedEOF) {
+			// A long block the input ends in: a damaged length as likely
+			// as a cut file. The bytes read go back to be searched.
+			r.resync = true
+			r.unread(block[1:])
+			return Packet{}, &CorruptError{start, fmt.Sprintf("truncated block: %d bytes declared", blen)}
+		}
 		if err != nil {
 			if err == io.EOF { // the block header was there: the block is cut short
 				err = io.ErrUnexpectedEOF
@@ -436,7 +541,13 @@ func (r *Reader) nextNG() (Packet, error) {
 		}
 		if r.bo.Uint32(block[blen-4:]) != blen {
 			r.resync = true
-			r.discard(1)
+			if int(blen) > r.br.Size() {
+				// Read past the buffer already: put back all but the
+				// first byte, so the search for the next block sees them.
+				r.unread(block[1:])
+			} else {
+				r.discard(1)
+			}
 			return Packet{}, &CorruptError{start, "block trailer length does not match header"}
 		}
 		body := block[8 : blen-4]
@@ -453,7 +564,8 @@ func (r *Reader) nextNG() (Packet, error) {
 }
 
 // peekBlock returns the whole block; small blocks are served from the
-// buffer without copying, larger ones are read into a reused buffer.
+// buffer without copying, larger ones are read into a reused buffer, grown
+// as the bytes arrive.
 func (r *Reader) peekBlock(n int) ([]byte, error) {
 	if n <= r.br.Size() {
 		b, err := r.br.Peek(n)
@@ -462,16 +574,7 @@ func (r *Reader) peekBlock(n int) ([]byte, error) {
 		}
 		return b, err
 	}
-	if cap(r.buf) < n {
-		r.buf = make([]byte, n)
-	}
-	r.buf = r.buf[:n]
-	got, err := io.ReadFull(r.br, r.buf)
-	r.off += int64(got)
-	if err != nil {
-		return nil, err
-	}
-	return r.buf, nil
+	return r.readGrow(n)
 }
 
 func (r *Reader) consumeBlock(n int) {
@@ -530,7 +633,7 @@ func (r *Reader) ngBlock(btype uint32, body []byte) (p Packet, ok bool, reason s
 			return p, false, fmt.Sprintf("packet for undeclared interface %d", id)
 		}
 		caplen, origlen := r.bo.Uint32(body[12:]), r.bo.Uint32(body[16:])
-		if caplen > uint32(len(body)-20) || caplen > MaxPacket {
+		if caplen > uint32(len(body)-20) || caplen > MaxRecord {
 			return p, false, fmt.Sprintf("captured length %d exceeds block", caplen)
 		}
 		f := r.ifaces[id]

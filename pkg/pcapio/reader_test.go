@@ -422,3 +422,137 @@ func compareWithTcpdump(t *testing.T, tcpdump string, paths []string) {
 		})
 	}
 }
+
+// bigPackets returns small packets with a few large ones among them:
+// longer than libpcap's 262,144 bytes and than the read buffer, up to
+// and past MaxRecord.
+func bigPackets(sizes ...int) []Packet {
+	pkts := testPackets(2 * len(sizes))
+	for i, n := range sizes {
+		p := &pkts[2*i+1]
+		d := make([]byte, n)
+		copy(d, p.Data)
+		for j := len(p.Data); j < n; j++ {
+			d[j] = byte(j*31 + i)
+		}
+		p.Data, p.OrigLen = d, n+7
+	}
+	return pkts
+}
+
+// TestReadLargeRecords: packets up to MaxRecord are read whole, from pcap
+// (any compression) and pcapng; a longer one is cut to MaxRecord and named
+// in Cut with its offset.
+func TestReadLargeRecords(t *testing.T) {
+	pkts := bigPackets(300000, 3<<20, MaxRecord, MaxRecord+1000)
+	raw := pcapBytes(pkts, binary.LittleEndian, true)
+	binary.LittleEndian.PutUint32(raw[16:], 64<<20) // snaplen: the file claims them
+	for name, in := range map[string][]byte{"pcap": raw, "gzip": gz(raw), "zstd": zst(raw)} {
+		r, err := NewReader(bytes.NewReader(in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []Packet
+		for {
+			p, err := r.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			p.Data = bytes.Clone(p.Data)
+			got = append(got, p)
+		}
+		if len(got) != len(pkts) {
+			t.Fatalf("%s: %d packets of %d", name, len(got), len(pkts))
+		}
+		off := int64(24)
+		for i := range pkts {
+			want := pkts[i].Data
+			if len(want) > MaxRecord {
+				want = want[:MaxRecord]
+				if len(r.Cut) != 1 || r.Cut[0].Offset != off {
+					t.Errorf("%s: cut %v, want one at %d", name, r.Cut, off)
+				}
+			}
+			if !bytes.Equal(got[i].Data, want) || got[i].OrigLen != pkts[i].OrigLen || got[i].Offset != off {
+				t.Fatalf("%s: packet %d: %d bytes (want %d), orig %d, offset %d (want %d)", name, i, len(got[i].Data), len(want), got[i].OrigLen, got[i].Offset, off)
+			}
+			off += 16 + int64(len(pkts[i].Data))
+		}
+		r.Close()
+	}
+	ng := bigPackets(300000, 3<<20)
+	got, bad := readAll(t, pcapngBytes(ng))
+	if len(bad) != 0 || len(got) != len(ng) {
+		t.Fatalf("pcapng: %d packets, damage %v", len(got), bad)
+	}
+	for i := range ng {
+		want := ng[i].Data
+		if i%2 == 1 { // the raw-IP interface drops the Ethernet header
+			want = want[14:]
+		}
+		if !bytes.Equal(got[i].Data, want) {
+			t.Errorf("pcapng packet %d: %d bytes, want %d", i, len(got[i].Data), len(want))
+		}
+	}
+}
+
+// TestReadNgLargeLengthDamage: a pcapng block length damaged into a large,
+// well-formed value is found out by its trailer, and the bytes read past
+// the buffer to check it are searched again: one packet is lost, not the
+// megabytes after it.
+func TestReadNgLargeLengthDamage(t *testing.T) {
+	pkts := testPackets(400)
+	for i := range pkts {
+		pkts[i].Data = append(pkts[i].Data, make([]byte, 5000)...)
+	}
+	good := pcapngBytes(pkts)
+	b := bytes.Clone(good)
+	idx := bytes.Index(b[20000:], []byte{0, 0, 0, 6}) + 20000
+	binary.BigEndian.PutUint32(b[idx+4:], 4<<20)
+	got, bad := readAll(t, b)
+	if len(bad) == 0 || bad[0].Offset != int64(idx) {
+		t.Fatalf("damage %v, want at %d", bad, idx)
+	}
+	if len(got) != len(pkts)-1 {
+		t.Errorf("%d packets of %d", len(got), len(pkts))
+	}
+}
+
+// TestReadSmallBuffer reads the same inputs, intact and damaged, with the
+// reader's buffer at its size and at 64 bytes, where every record takes
+// the path of those longer than the buffer: the packets and the damage
+// reported are the same.
+func TestReadSmallBuffer(t *testing.T) {
+	pkts := testPackets(60)
+	ng := pcapngBytes(pkts)
+	badLen := bytes.Clone(ng)
+	idx := bytes.Index(badLen[300:], []byte{0, 0, 0, 6}) + 300
+	binary.BigEndian.PutUint32(badLen[idx+4:], 2048)
+	p := pcapBytes(pkts, binary.LittleEndian, true)
+	badRec := bytes.Clone(p)
+	badRec[24+16+70+3] ^= 0xff
+	for name, in := range map[string][]byte{"pcap": p, "pcapng": ng, "pcapng bad length": badLen, "pcap damaged": badRec, "pcap cut": p[:len(p)-9], "pcapng cut": ng[:len(ng)-9]} {
+		want, wantBad := readAll(t, in)
+		func() {
+			defer func(n int) { readBuffer = n }(readBuffer)
+			readBuffer = 64
+			got, gotBad := readAll(t, in)
+			if len(got) != len(want) || len(gotBad) != len(wantBad) {
+				t.Fatalf("%s: %d packets and %d damages with a small buffer, %d and %d without", name, len(got), len(gotBad), len(want), len(wantBad))
+			}
+			for i := range want {
+				if !bytes.Equal(got[i].Data, want[i].Data) || got[i].Offset != want[i].Offset {
+					t.Fatalf("%s: packet %d differs", name, i)
+				}
+			}
+			for i := range wantBad {
+				if *gotBad[i] != *wantBad[i] {
+					t.Errorf("%s: damage %d: %v, want %v", name, i, gotBad[i], wantBad[i])
+				}
+			}
+		}()
+	}
+}

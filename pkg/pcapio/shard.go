@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -16,7 +17,8 @@ import (
 
 // Shard format constants (docs/format/shard.md).
 const (
-	ShardVersion   = 1
+	ShardVersion   = 2
+	oldestVersion  = 1
 	skipMagicMeta  = 0x184d2a5e
 	skipMagicTrail = 0x184d2a5f
 	zstdMagic      = 0xfd2fb528
@@ -29,6 +31,11 @@ const (
 
 	// MaxBlockRaw bounds a block's decompressed size; readers refuse more.
 	MaxBlockRaw = 16 << 20
+	// MaxRecord bounds a record's captured length in a shard (version 2;
+	// version 1 held at most MaxPacket): the largest packet a store keeps
+	// whole. A block of records below MaxBlockRaw-MaxRecord-16 bytes
+	// always has room for one more.
+	MaxRecord = 8 << 20
 	// maxBlocks bounds a trailer's block count before anything is allocated.
 	maxBlocks = 1 << 24
 )
@@ -48,11 +55,12 @@ var (
 
 // ShardHeader describes a shard.
 type ShardHeader struct {
+	Version  int // as read; writers write ShardVersion
 	LinkType pkthdr.LinkType
 	Snaplen  uint32
 	Nanos    bool
 	Created  time.Time
-	Writer   string // at most 8 bytes
+	Writer   string // at most 8 bytes; untrusted when read (the store names shards)
 	Seq      uint32
 }
 
@@ -65,6 +73,10 @@ type BlockMeta struct {
 	RawLen  uint32
 	DataLen uint32
 	DataCRC uint32
+	// Number is the block number its header carries, for blocks found by
+	// walking the file; trailer entries leave it 0 (the header must then
+	// agree with the entry in length, first time and packets).
+	Number uint32
 }
 
 // BlockError names a damaged block.
@@ -103,6 +115,20 @@ func NewShardWriter(w io.Writer, h ShardHeader, enc *zstd.Encoder) (*ShardWriter
 	if len(h.Writer) > 8 {
 		return nil, fmt.Errorf("writer id %q longer than 8 bytes", h.Writer)
 	}
+	if h.Snaplen > MaxRecord {
+		return nil, fmt.Errorf("snaplen %d above the %d bytes a shard record holds", h.Snaplen, MaxRecord)
+	}
+	out := EncodeShardHeader(h)
+	out = enc.EncodeAll(PcapHeader(h.LinkType, h.Snaplen, h.Nanos), out)
+	if _, err := w.Write(out); err != nil {
+		return nil, fmt.Errorf("write shard header: %w", err)
+	}
+	return &ShardWriter{w: w, off: int64(len(out)), hdr: h, first: -1}, nil
+}
+
+// EncodeShardHeader returns the shard header frame (48 bytes) for h, in
+// the current version. Repair rewrites a damaged header with it.
+func EncodeShardHeader(h ShardHeader) []byte {
 	p := make([]byte, 0, shardHdrLen)
 	p = append(p, "NWHS"...)
 	p = binary.LittleEndian.AppendUint16(p, ShardVersion)
@@ -119,13 +145,12 @@ func NewShardWriter(w io.Writer, h ShardHeader, enc *zstd.Encoder) (*ShardWriter
 	p = append(p, id[:]...)
 	p = binary.LittleEndian.AppendUint32(p, h.Seq)
 	p = binary.LittleEndian.AppendUint32(p, CRC(p))
-	out := skippable(skipMagicMeta, p)
-	out = enc.EncodeAll(PcapHeader(h.LinkType, h.Snaplen, h.Nanos), out)
-	if _, err := w.Write(out); err != nil {
-		return nil, fmt.Errorf("write shard header: %w", err)
-	}
-	return &ShardWriter{w: w, off: int64(len(out)), hdr: h, first: -1}, nil
+	return skippable(skipMagicMeta, p)
 }
+
+// ShardHeaderLen is the length of the shard header frame, which the pcap
+// header frame follows.
+const ShardHeaderLen = 8 + shardHdrLen
 
 // EncodedBlock is a block compressed and framed, ready to append.
 type EncodedBlock struct {
@@ -301,7 +326,20 @@ type Shard struct {
 	// Damage notes a problem met while walking an unsealed shard: the walk
 	// stopped there. Nil when the shard is sealed or ended cleanly.
 	Damage *BlockError
-	hdrEnd int64 // offset of the first block
+	// Gaps are the damaged stretches a walk passed over to reach the
+	// blocks after them (resynchronising on block headers).
+	Gaps []BlockError
+	// HeaderDamage says what was wrong with the shard header or the pcap
+	// header frame, when the shard was read in spite of it ("" if
+	// nothing): docs/format/shard.md, "Finding blocks without the header".
+	HeaderDamage string
+	// PcapFrameDamaged: the damage is in the pcap header frame (the shard
+	// header is intact).
+	PcapFrameDamaged bool
+	// PcapFrameLen is the length of the pcap header frame after the shard
+	// header as found (0 when it is damaged beyond telling).
+	PcapFrameLen int
+	hdrEnd       int64 // offset of the first block
 	// A sealed shard opened by OpenShardTOC keeps its table of contents in
 	// the file: ntoc entries from tocOff (nonzero only then), read as
 	// needed (Entries); tocEnd is where the blocks end and the trailer
@@ -326,6 +364,9 @@ func (s *Shard) Block(i int) BlockMeta {
 	}
 	return s.Blocks[i]
 }
+
+// FirstBlock is the offset where the first block starts (or would).
+func (s *Shard) FirstBlock() int64 { return s.hdrEnd }
 
 func decodeEntry(e []byte) BlockMeta {
 	return BlockMeta{
@@ -370,30 +411,86 @@ func openShard(r io.ReaderAt, size int64, lazy bool) (*Shard, error) {
 	return s, nil
 }
 
+// readHeader reads the shard header and the pcap header frame after it.
+// Either one is enough to interpret the packets (link type, precision,
+// snaplen): a damaged one is noted in HeaderDamage and the other used.
 func (s *Shard) readHeader() error {
-	if s.size < 8+shardHdrLen+8 {
+	if s.size < ShardHeaderLen+8 {
 		return ErrShardTruncated
 	}
-	b := make([]byte, 8+shardHdrLen+8+4)
+	b := make([]byte, ShardHeaderLen+pcapFrameMax)
 	n, err := s.r.ReadAt(b, 0)
-	if n < 8+shardHdrLen {
+	if n < ShardHeaderLen {
 		if err == nil || err == io.EOF {
 			return ErrShardTruncated
 		}
 		return err
 	}
 	b = b[:n]
+	hdr, hdrErr := parseShardHeader(b[:ShardHeaderLen])
+	if errors.Is(hdrErr, ErrShardVersion) {
+		return hdrErr // intact, but not ours to read
+	}
+	fl, frameOK := zstdFrameLen(b[ShardHeaderLen:])
+	var ph ShardHeader
+	phErr := errors.New("pcap header frame missing or damaged")
+	if frameOK {
+		ph, phErr = parsePcapFrame(b[ShardHeaderLen : ShardHeaderLen+fl])
+		s.PcapFrameLen = fl
+	}
+	switch {
+	case hdrErr == nil && phErr == nil:
+		s.Header = hdr
+		if ph.LinkType != hdr.LinkType || ph.Nanos != hdr.Nanos || ph.Snaplen != hdr.Snaplen {
+			s.HeaderDamage = "pcap header frame disagrees with the shard header"
+			s.PcapFrameDamaged = true
+		}
+	case hdrErr == nil:
+		s.Header = hdr
+		s.HeaderDamage = phErr.Error()
+		s.PcapFrameDamaged = true
+	case phErr == nil:
+		// The version is unknown: read as the newest, which accepts
+		// everything older versions wrote.
+		s.Header = ph
+		s.Header.Version = ShardVersion
+		s.HeaderDamage = "shard header: " + hdrErr.Error() + " (link type, precision and snaplen taken from the pcap header frame)"
+	default:
+		if !errors.Is(hdrErr, errHeaderCRC) {
+			return ErrNotShard
+		}
+		return fmt.Errorf("%w: header damaged (%v) and pcap header frame too (%v)", ErrNotShard, hdrErr, phErr)
+	}
+	if frameOK {
+		s.hdrEnd = ShardHeaderLen + int64(fl)
+		return nil
+	}
+	// The frame's extent is unknown: the first block is wherever the
+	// first intact block header is.
+	s.hdrEnd = ShardHeaderLen
+	if off, ok := s.resync(ShardHeaderLen, -1); ok {
+		s.hdrEnd = off
+	}
+	return nil
+}
+
+var errHeaderCRC = errors.New("header checksum mismatch")
+
+// parseShardHeader checks and decodes the shard header frame.
+func parseShardHeader(b []byte) (ShardHeader, error) {
 	if binary.LittleEndian.Uint32(b) != skipMagicMeta || binary.LittleEndian.Uint32(b[4:]) != shardHdrLen || string(b[8:12]) != "NWHS" {
-		return ErrNotShard
+		return ShardHeader{}, errors.New("no shard header")
 	}
 	p := b[8 : 8+shardHdrLen]
 	if CRC(p[:36]) != binary.LittleEndian.Uint32(p[36:]) {
-		return fmt.Errorf("%w: header checksum mismatch", ErrNotShard)
+		return ShardHeader{}, errHeaderCRC
 	}
-	if v := binary.LittleEndian.Uint16(p[4:]); v != ShardVersion {
-		return fmt.Errorf("%w %d", ErrShardVersion, v)
+	v := binary.LittleEndian.Uint16(p[4:])
+	if v < oldestVersion || v > ShardVersion {
+		return ShardHeader{}, fmt.Errorf("%w %d", ErrShardVersion, v)
 	}
-	s.Header = ShardHeader{
+	h := ShardHeader{
+		Version:  int(v),
 		Nanos:    binary.LittleEndian.Uint16(p[6:])&1 != 0,
 		LinkType: pkthdr.LinkType(binary.LittleEndian.Uint32(p[8:])),
 		Snaplen:  binary.LittleEndian.Uint32(p[12:]),
@@ -401,17 +498,37 @@ func (s *Shard) readHeader() error {
 		Writer:   string(bytes.TrimRight(p[24:32], "\x00")),
 		Seq:      binary.LittleEndian.Uint32(p[32:]),
 	}
-	// The pcap header frame follows: a tiny zstd frame whose length its own
-	// block headers give.
-	off := int64(8 + shardHdrLen)
-	buf := make([]byte, 256)
-	n, _ = s.r.ReadAt(buf, off)
-	fl, ok := zstdFrameLen(buf[:n])
-	if !ok {
-		return fmt.Errorf("%w: pcap header frame missing or damaged", ErrNotShard)
+	return h, nil
+}
+
+// pcapFrameMax bounds the pcap header frame: 24 bytes of content and the
+// frame's overhead, with room to spare for any encoding of them.
+const pcapFrameMax = 256
+
+// headerDecoder decodes pcap header frames that are not raw blocks
+// (writers store them raw; another zstd encoder might not). Its output
+// is capped at the 24 bytes such a frame holds.
+var headerDecoder = sync.OnceValue(func() *zstd.Decoder {
+	d, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<10), zstd.WithDecodeAllCapLimit(true))
+	return d
+})
+
+// parsePcapFrame decodes the pcap header frame: one zstd frame whose
+// content is a classic little-endian pcap file header.
+func parsePcapFrame(f []byte) (ShardHeader, error) {
+	ph, err := headerDecoder().DecodeAll(f, make([]byte, 0, 24))
+	if err != nil || len(ph) != 24 {
+		return ShardHeader{}, errors.New("pcap header frame does not decode to a pcap file header")
 	}
-	s.hdrEnd = off + int64(fl)
-	return nil
+	magic := binary.LittleEndian.Uint32(ph)
+	if (magic != magicMicros && magic != magicNanos) || binary.LittleEndian.Uint16(ph[4:]) != 2 || binary.LittleEndian.Uint16(ph[6:]) != 4 {
+		return ShardHeader{}, errors.New("pcap header frame holds no valid pcap file header")
+	}
+	snap := binary.LittleEndian.Uint32(ph[16:])
+	if snap > MaxRecord {
+		return ShardHeader{}, fmt.Errorf("pcap header frame: snaplen %d out of bounds", snap)
+	}
+	return ShardHeader{LinkType: pkthdr.LinkType(binary.LittleEndian.Uint32(ph[20:])), Snaplen: snap, Nanos: magic == magicNanos}, nil
 }
 
 // zstdFrameLen returns the length of the zstd frame at the start of b, from
@@ -688,10 +805,18 @@ func (s *Shard) Refresh(size int64) {
 }
 
 // walk reads block headers forward from the first block until the data
-// ends or stops making sense.
+// ends, resynchronising on the next intact block past damage.
 func (s *Shard) walk() {
 	s.End = s.hdrEnd
 	s.walkFrom(s.hdrEnd)
+}
+
+// lastNumber is the number of the last block found, or -1.
+func (s *Shard) lastNumber() int64 {
+	if len(s.Blocks) == 0 {
+		return -1
+	}
+	return int64(s.Blocks[len(s.Blocks)-1].Number)
 }
 
 func (s *Shard) walkFrom(off int64) {
@@ -699,6 +824,8 @@ func (s *Shard) walkFrom(off int64) {
 	for off < s.size {
 		n, _ := s.r.ReadAt(hdr, off)
 		if n < blockHdrFrame {
+			// The end of the file: a block or trailer being written, or
+			// one cut short. Nothing can follow it.
 			if n >= 4 && binary.LittleEndian.Uint32(hdr) == skipMagicTrail {
 				return // a partly written trailer
 			}
@@ -707,40 +834,114 @@ func (s *Shard) walkFrom(off int64) {
 			}
 			return
 		}
-		m, err := parseBlockHeader(hdr, len(s.Blocks))
-		if err != "" {
-			if binary.LittleEndian.Uint32(hdr) != skipMagicTrail {
-				s.Damage = &BlockError{len(s.Blocks), off, err}
+		m, reason := parseBlockHeader(hdr)
+		if reason == "" && int64(m.Number) <= s.lastNumber() {
+			reason = fmt.Sprintf("block number %d out of sequence", m.Number)
+		}
+		if reason == "" {
+			end := off + blockHdrFrame + int64(m.DataLen)
+			if end > s.size {
+				s.Damage = &BlockError{len(s.Blocks), off, "incomplete block data"}
+				return
 			}
-			return
+			s.addBlock(m, off)
+			off = end
+			continue
 		}
-		end := off + blockHdrFrame + int64(m.DataLen)
-		if end > s.size {
-			s.Damage = &BlockError{len(s.Blocks), off, "incomplete block data"}
-			return
+		next, ok := s.resync(off+1, s.lastNumber())
+		if !ok {
+			if binary.LittleEndian.Uint32(hdr) != skipMagicTrail {
+				s.Damage = &BlockError{len(s.Blocks), off, reason}
+			}
+			return // the trailer (damaged, or being written), or damage to the end
 		}
-		m.Offset = off
-		s.Blocks = append(s.Blocks, m)
-		s.Packets += uint64(m.Packets)
-		s.RawBytes += uint64(m.RawLen)
-		off = end
-		s.End = off
+		s.Gaps = append(s.Gaps, BlockError{len(s.Blocks), off, fmt.Sprintf("%d damaged bytes skipped to the next intact block (%s)", next-off, reason)})
+		off = next
 	}
 }
 
+func (s *Shard) addBlock(m BlockMeta, off int64) {
+	m.Offset = off
+	s.Blocks = append(s.Blocks, m)
+	s.Packets += uint64(m.Packets)
+	s.RawBytes += uint64(m.RawLen)
+	s.End = off + blockHdrFrame + int64(m.DataLen)
+}
+
+// blockMark is how every block header frame starts: the skippable-frame
+// magic, the payload size and the tag.
+var blockMark = []byte{0x5e, 0x2a, 0x4d, 0x18, blockHdrLen, 0, 0, 0, 'N', 'W', 'H', 'B'}
+
+// resyncChunk is how much of the file resync reads at a time.
+const resyncChunk = 1 << 20
+
+// resync finds the first intact block at or after from: its header frame
+// checks, its number is above last, and its data frame lies inside the
+// file with a CRC that checks (docs/format/shard.md, "Finding blocks
+// without the header or trailer").
+func (s *Shard) resync(from, last int64) (int64, bool) {
+	buf := make([]byte, resyncChunk)
+	var data []byte
+	for off := from; off+blockHdrFrame <= s.size; {
+		n, _ := s.r.ReadAt(buf, off)
+		if n < len(blockMark) {
+			return 0, false
+		}
+		chunk := buf[:n]
+		for i := 0; ; {
+			j := bytes.Index(chunk[i:], blockMark)
+			if j < 0 {
+				break
+			}
+			at := off + int64(i+j)
+			var ok bool
+			if ok, data = s.intactAt(at, last, data); ok {
+				return at, true
+			}
+			i += j + 1
+		}
+		if off+int64(n) >= s.size {
+			return 0, false
+		}
+		// The next chunk overlaps this one by a mark less a byte, so a
+		// mark across the boundary is found.
+		off += int64(n - len(blockMark) + 1)
+	}
+	return 0, false
+}
+
+// intactAt checks the block at off the way resync needs; data is a
+// buffer for the block's data, returned for reuse.
+func (s *Shard) intactAt(off, last int64, data []byte) (bool, []byte) {
+	hdr := make([]byte, blockHdrFrame)
+	if n, _ := s.r.ReadAt(hdr, off); n < blockHdrFrame {
+		return false, data
+	}
+	m, reason := parseBlockHeader(hdr)
+	if reason != "" || int64(m.Number) <= last || off+blockHdrFrame+int64(m.DataLen) > s.size {
+		return false, data
+	}
+	if cap(data) < int(m.DataLen) {
+		data = make([]byte, m.DataLen)
+	}
+	data = data[:m.DataLen]
+	if n, _ := s.r.ReadAt(data, off+blockHdrFrame); n < len(data) || CRC(data) != m.DataCRC {
+		return false, data
+	}
+	return true, data
+}
+
 // parseBlockHeader checks a block header frame; it returns why it is bad.
-func parseBlockHeader(h []byte, want int) (BlockMeta, string) {
-	if binary.LittleEndian.Uint32(h) != skipMagicMeta || binary.LittleEndian.Uint32(h[4:]) != blockHdrLen || string(h[8:12]) != "NWHB" {
+func parseBlockHeader(h []byte) (BlockMeta, string) {
+	if !bytes.Equal(h[:len(blockMark)], blockMark) {
 		return BlockMeta{}, "no block header"
 	}
 	p := h[8:]
 	if CRC(p[:40]) != binary.LittleEndian.Uint32(p[40:]) {
 		return BlockMeta{}, "block header checksum mismatch"
 	}
-	if int(binary.LittleEndian.Uint32(p[4:])) != want {
-		return BlockMeta{}, fmt.Sprintf("block number %d out of sequence", binary.LittleEndian.Uint32(p[4:]))
-	}
 	m := BlockMeta{
+		Number:  binary.LittleEndian.Uint32(p[4:]),
 		First:   int64(binary.LittleEndian.Uint64(p[8:])),
 		Last:    int64(binary.LittleEndian.Uint64(p[16:])),
 		Packets: binary.LittleEndian.Uint32(p[24:]),
@@ -764,7 +965,7 @@ type BlockReader struct {
 
 // NewBlockReader returns a reader with its own decoder.
 func NewBlockReader() *BlockReader {
-	dec, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(MaxBlockRaw))
+	dec, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(MaxBlockRaw), zstd.WithDecodeAllCapLimit(true))
 	return &BlockReader{dec: dec}
 }
 
@@ -807,13 +1008,13 @@ func (br *BlockReader) ReadInto(s *Shard, i int, m BlockMeta, buf []byte) (raw, 
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			return nil, buf, m, &BlockError{i, m.Offset, "block runs past the end of the file"}
 		}
-		return nil, buf, m, fmt.Errorf("read block %d: %w", i, err)
+		return nil, buf, m, fmt.Errorf("read block %d at byte %d: %w", i, m.Offset, err)
 	}
-	hm, reason := parseBlockHeader(b, i)
+	hm, reason := parseBlockHeader(b)
 	if reason != "" {
 		return nil, buf, m, &BlockError{i, m.Offset, reason}
 	}
-	if hm.DataLen != m.DataLen || (s.Sealed && (hm.First != m.First || hm.Packets != m.Packets)) {
+	if hm.DataLen != m.DataLen || (s.Sealed && (hm.First != m.First || hm.Packets != m.Packets)) || (!s.Sealed && hm.Number != m.Number) {
 		return nil, buf, m, &BlockError{i, m.Offset, "block header disagrees with the table of contents"}
 	}
 	hm.Offset = m.Offset
@@ -825,7 +1026,7 @@ func (br *BlockReader) ReadInto(s *Shard, i int, m BlockMeta, buf []byte) (raw, 
 		return content, buf, hm, nil
 	}
 	out := br.spare
-	if cap(out) < int(hm.RawLen) {
+	if cap(out) < int(hm.RawLen)+decodeSlack {
 		// Sized with room to spare: blocks differ by a packet or two,
 		// and a buffer regrown for each would be fresh memory each time
 		// (a page fault per 4 KiB).
@@ -833,7 +1034,11 @@ func (br *BlockReader) ReadInto(s *Shard, i int, m BlockMeta, buf []byte) (raw, 
 		out = bigbuf.Get(bufRound(int(hm.RawLen)))
 	}
 	br.spare = buf
-	raw, err = br.dec.DecodeAll(data, out[:0])
+	// Capped at the declared length: a frame claiming more (or holding
+	// several) is refused before it is decoded past it. The decoder's fast
+	// copies need decodeSlack bytes of room past the end; without them it
+	// takes its slow path.
+	raw, err = br.dec.DecodeAll(data, out[:0:int(hm.RawLen)+decodeSlack])
 	if err != nil {
 		return nil, out, hm, &BlockError{i, m.Offset, "decompress: " + err.Error()}
 	}
@@ -842,6 +1047,10 @@ func (br *BlockReader) ReadInto(s *Shard, i int, m BlockMeta, buf []byte) (raw, 
 	}
 	return raw, out, hm, nil
 }
+
+// decodeSlack is the room past a block's raw length the zstd decoder's
+// fast copies write into (klauspost/compress compressedBlockOverAlloc).
+const decodeSlack = 32
 
 // bufRound rounds a buffer size up to a multiple of 16 KiB with at least
 // 4 KiB to spare: room for the zstd decoder's small over-allocation and
@@ -889,7 +1098,7 @@ func recordHeader(raw []byte, off int, nanos bool) (ts int64, caplen int, orig u
 	h := raw[off:]
 	sec, frac := binary.LittleEndian.Uint32(h), binary.LittleEndian.Uint32(h[4:])
 	c, orig := binary.LittleEndian.Uint32(h[8:]), binary.LittleEndian.Uint32(h[12:])
-	if c > MaxPacket || int(c) > len(raw)-off-16 {
+	if c > MaxRecord || int(c) > len(raw)-off-16 {
 		return 0, 0, 0, fmt.Errorf("record at %d: length %d out of bounds", off, c)
 	}
 	nsec := int64(frac)
@@ -906,3 +1115,81 @@ func BlockSpan(m BlockMeta) int { return blockHdrFrame + int(m.DataLen) }
 // TrailerFor returns the trailer bytes sealing blocks; recovery appends it
 // to a shard truncated at its last good block.
 func TrailerFor(blocks []BlockMeta) []byte { return encodeTrailer(blocks) }
+
+// PcapHeaderFrame returns the pcap header frame for h in exactly n bytes,
+// if one of the encodings writers use has that length (with and without
+// a content checksum): repair rewrites a damaged frame in place only when
+// the rewrite fits exactly, so that no block moves.
+func PcapHeaderFrame(h ShardHeader, n int) ([]byte, bool) {
+	for _, crc := range []bool{false, true} {
+		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderCRC(crc), zstd.WithEncoderConcurrency(1))
+		if err != nil {
+			return nil, false
+		}
+		f := enc.EncodeAll(PcapHeader(h.LinkType, h.Snaplen, h.Nanos), nil)
+		enc.Close()
+		if len(f) == n {
+			return f, true
+		}
+	}
+	return nil, false
+}
+
+// blockHeaderFrame encodes a block header frame for m, numbered number.
+func blockHeaderFrame(m BlockMeta, number uint32) []byte {
+	h := make([]byte, 0, blockHdrFrame)
+	h = binary.LittleEndian.AppendUint32(h, skipMagicMeta)
+	h = binary.LittleEndian.AppendUint32(h, blockHdrLen)
+	h = append(h, "NWHB"...)
+	h = binary.LittleEndian.AppendUint32(h, number)
+	h = binary.LittleEndian.AppendUint64(h, uint64(m.First))
+	h = binary.LittleEndian.AppendUint64(h, uint64(m.Last))
+	h = binary.LittleEndian.AppendUint32(h, m.Packets)
+	h = binary.LittleEndian.AppendUint32(h, m.RawLen)
+	h = binary.LittleEndian.AppendUint32(h, m.DataLen)
+	h = binary.LittleEndian.AppendUint32(h, m.DataCRC)
+	return binary.LittleEndian.AppendUint32(h, CRC(h[8:]))
+}
+
+// MendBlockHeader looks at a damaged stretch between two intact blocks
+// (or before the first) for a block whose header frame alone is damaged:
+// the stretch is a header frame's 52 bytes followed by exactly one zstd
+// frame that decodes to whole pcap records, and the damaged header's
+// data CRC field still matches that frame. That CRC is what vouches for
+// the data: a block whose data CRC field is the damaged part is not
+// mended (its data cannot be told intact). It returns a header frame
+// rebuilt from the records, numbered number, to be written over the
+// damaged one; ok is false for anything else (a stretch that is not such
+// a block is left alone).
+func MendBlockHeader(stretch []byte, number uint32, nanos bool) (hdr []byte, m BlockMeta, ok bool) {
+	if len(stretch) <= blockHdrFrame+9 || len(stretch) > blockHdrFrame+MaxBlockRaw+MaxBlockRaw/64+1024 {
+		return nil, m, false
+	}
+	data := stretch[blockHdrFrame:]
+	if fl, ok := zstdFrameLen(data); !ok || fl != len(data) || binary.LittleEndian.Uint32(stretch[8+36:]) != CRC(data) {
+		return nil, m, false
+	}
+	raw, err := mendDecoder().DecodeAll(data, nil)
+	if err != nil || len(raw) == 0 {
+		return nil, m, false
+	}
+	m = BlockMeta{First: 1<<63 - 1, Last: -1 << 63, RawLen: uint32(len(raw)), DataLen: uint32(len(data)), DataCRC: CRC(data)}
+	if err := RecordSpans(raw, nanos, func(_, _ int, ts int64, _ uint32) {
+		m.Packets++
+		m.First, m.Last = min(m.First, ts), max(m.Last, ts)
+	}); err != nil {
+		return nil, m, false
+	}
+	if binary.LittleEndian.Uint32(stretch[8+36:]) != m.DataCRC {
+		return nil, m, false
+	}
+	m.Number = number
+	return blockHeaderFrame(m, number), m, true
+}
+
+// mendDecoder decodes the frames MendBlockHeader looks at, capped at a
+// block's largest raw length.
+var mendDecoder = sync.OnceValue(func() *zstd.Decoder {
+	d, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(MaxBlockRaw))
+	return d
+})

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"io"
 	"math/rand"
+	"runtime"
 	"testing"
 	"time"
 
@@ -131,15 +133,225 @@ func TestShardDamage(t *testing.T) {
 	if len(sh3.Blocks) != 4 || len(got) != 40 || len(errs) != 0 || sh3.End != shOpen.Blocks[4].Offset || sh3.Damage == nil {
 		t.Fatalf("cut shard: %d blocks, %d packets, end %d (want %d), damage %v", len(sh3.Blocks), len(got), sh3.End, shOpen.Blocks[4].Offset, sh3.Damage)
 	}
-	for _, bad := range [][]byte{nil, good[:30], append([]byte("garbage!"), good[8:]...)} {
-		if _, err := OpenShard(bytes.NewReader(bad), int64(len(bad))); err == nil {
-			t.Errorf("%d bytes of non-shard opened", len(bad))
+	// Neither a shard header nor a pcap header frame: not a shard.
+	plain := pcapBytes(pkts, binary.LittleEndian, true)
+	for _, bad := range [][]byte{nil, good[:30], plain, append([]byte("garbage!"), plain[8:]...)} {
+		if _, err := OpenShard(bytes.NewReader(bad), int64(len(bad))); !errors.Is(err, ErrNotShard) && !errors.Is(err, ErrShardTruncated) {
+			t.Errorf("%d bytes of non-shard: %v", len(bad), err)
 		}
 	}
+	// A version this build does not know, with an intact header, is refused.
 	v := bytes.Clone(good)
-	binary.LittleEndian.PutUint16(v[12:], 9) // version field: the header CRC then fails too
-	if _, err := OpenShard(bytes.NewReader(v), int64(len(v))); err == nil {
-		t.Error("a shard with a changed header opened")
+	binary.LittleEndian.PutUint16(v[12:], 9)
+	binary.LittleEndian.PutUint32(v[44:], CRC(v[8:44]))
+	if _, err := OpenShard(bytes.NewReader(v), int64(len(v))); !errors.Is(err, ErrShardVersion) {
+		t.Errorf("shard of version 9: %v", err)
+	}
+}
+
+// TestShardHeaderDamage flips each byte of the shard header and of the
+// pcap header frame in turn, in a sealed and an open shard: every block
+// stays readable (the other of the two gives the link type and precision),
+// and the damage is named. Both damaged at once, the file is not a shard.
+func TestShardHeaderDamage(t *testing.T) {
+	pkts := testPackets(60)
+	for _, sealed := range []bool{true, false} {
+		good := buildShard(t, pkts, 10, sealed)
+		sh0, _, _ := readShard(t, good)
+		firstBlock := sh0.Blocks[0].Offset
+		for i := 0; i < int(firstBlock); i++ {
+			b := bytes.Clone(good)
+			b[i] ^= 0x41
+			sh, got, errs := readShard(t, b)
+			if len(got) != 60 || len(errs) != 0 || sh.Sealed != sealed {
+				t.Fatalf("sealed=%v, byte %d flipped: %d packets, sealed %v, errors %v", sealed, i, len(got), sh.Sealed, errs)
+			}
+			if sh.HeaderDamage == "" || len(sh.Gaps) != 0 || sh.Damage != nil {
+				t.Fatalf("sealed=%v, byte %d flipped: damage %q, gaps %v, walk damage %v", sealed, i, sh.HeaderDamage, sh.Gaps, sh.Damage)
+			}
+			if sh.Header.LinkType != pkthdr.LinkEthernet || !sh.Header.Nanos || sh.FirstBlock() != firstBlock {
+				t.Fatalf("byte %d flipped: header %+v, first block at %d", i, sh.Header, sh.FirstBlock())
+			}
+		}
+		b := bytes.Clone(good)
+		b[20] ^= 1                // shard header
+		b[ShardHeaderLen+12] ^= 1 // pcap header content
+		if _, err := OpenShard(bytes.NewReader(b), int64(len(b))); !errors.Is(err, ErrNotShard) {
+			t.Errorf("both headers damaged: %v", err)
+		}
+	}
+}
+
+// TestShardResync damages block headers in the middle of shards without
+// a usable trailer: the walk passes over each damaged stretch to the next
+// intact block, names the stretch, and finds every other block.
+func TestShardResync(t *testing.T) {
+	pkts := testPackets(80)
+	open := buildShard(t, pkts, 10, false)
+	sh0, _, _ := readShard(t, open)
+	for _, tc := range []struct {
+		name   string
+		damage func(b []byte)
+		lost   []int // blocks lost
+	}{
+		{"header CRC", func(b []byte) { b[sh0.Blocks[3].Offset+20] ^= 1 }, []int{3}},
+		{"magic", func(b []byte) { b[sh0.Blocks[3].Offset] ^= 1 }, []int{3}},
+		{"two blocks", func(b []byte) {
+			b[sh0.Blocks[2].Offset+9] ^= 1
+			b[sh0.Blocks[5].Offset+40] ^= 1
+		}, []int{2, 5}},
+		{"adjacent blocks", func(b []byte) {
+			copy(b[sh0.Blocks[4].Offset:], make([]byte, sh0.Blocks[6].Offset-sh0.Blocks[4].Offset))
+		}, []int{4, 5}},
+		{"first block", func(b []byte) { b[sh0.Blocks[0].Offset+30] ^= 1 }, []int{0}},
+		// A header with a trailer's magic is still damage, not the end.
+		{"trailer magic", func(b []byte) { b[sh0.Blocks[3].Offset] = 0x5f }, []int{3}},
+	} {
+		for _, sealed := range []bool{false, true} {
+			b := bytes.Clone(open)
+			if sealed {
+				b = buildShard(t, pkts, 10, true)
+				b[len(b)-30] ^= 1 // the trailer too
+			}
+			tc.damage(b)
+			sh, got, errs := readShard(t, b)
+			if sh.Sealed || len(errs) != 0 || sh.Damage != nil {
+				t.Fatalf("%s (sealed %v): sealed %v, errors %v, damage %v", tc.name, sealed, sh.Sealed, errs, sh.Damage)
+			}
+			want := 80 - 10*len(tc.lost)
+			if len(got) != want || len(sh.Blocks) != 8-len(tc.lost) || len(sh.Gaps) != len(tc.lost)-countAdjacent(tc.lost) {
+				t.Fatalf("%s (sealed %v): %d packets in %d blocks (want %d), gaps %v", tc.name, sealed, len(got), len(sh.Blocks), want, sh.Gaps)
+			}
+			if g := sh.Gaps[0]; g.Offset != sh0.Blocks[tc.lost[0]].Offset {
+				t.Errorf("%s: gap at %d, want %d", tc.name, g.Offset, sh0.Blocks[tc.lost[0]].Offset)
+			}
+			for _, blk := range sh.Blocks {
+				if slicesContains(tc.lost, int(blk.Number)) {
+					t.Errorf("%s: damaged block %d found", tc.name, blk.Number)
+				}
+			}
+			if sh.End != sh0.Blocks[7].Offset+int64(BlockSpan(sh0.Blocks[7])) {
+				t.Errorf("%s: end %d", tc.name, sh.End)
+			}
+		}
+	}
+	// A block cut off by the end of the file ends the walk: nothing is
+	// looked for past it (a writer may be appending it).
+	cut := open[:sh0.Blocks[6].Offset+100]
+	sh, got, _ := readShard(t, cut)
+	if len(got) != 60 || len(sh.Gaps) != 0 || sh.Damage == nil || sh.Damage.Offset != sh0.Blocks[6].Offset {
+		t.Errorf("cut shard: %d packets, gaps %v, damage %v", len(got), sh.Gaps, sh.Damage)
+	}
+	// Damage to the end of the file: the walk stops there.
+	tail := bytes.Clone(open)
+	copy(tail[sh0.Blocks[6].Offset:], make([]byte, len(tail)-int(sh0.Blocks[6].Offset)))
+	sh, got, _ = readShard(t, tail)
+	if len(got) != 60 || len(sh.Gaps) != 0 || sh.Damage == nil {
+		t.Errorf("zeroed tail: %d packets, gaps %v, damage %v", len(got), sh.Gaps, sh.Damage)
+	}
+}
+
+func countAdjacent(l []int) int {
+	n := 0
+	for i := 1; i < len(l); i++ {
+		if l[i] == l[i-1]+1 {
+			n++
+		}
+	}
+	return n
+}
+
+func slicesContains(l []int, v int) bool {
+	for _, x := range l {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// TestLargeRecords stores packets longer than libpcap's 262,144 bytes in a
+// shard and reads them back whole, up to the format's 8 MiB.
+func TestLargeRecords(t *testing.T) {
+	pkts := testPackets(6)
+	for i, n := range []int{300000, MaxRecord, 70000} {
+		d := make([]byte, n)
+		copy(d, pkts[i].Data)
+		for j := len(pkts[i].Data); j < n; j++ {
+			d[j] = byte(j * 7)
+		}
+		pkts[i].Data, pkts[i].OrigLen = d, n
+	}
+	enc, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest))
+	var buf bytes.Buffer
+	sw, err := NewShardWriter(&buf, ShardHeader{LinkType: pkthdr.LinkEthernet, Snaplen: MaxRecord, Nanos: true, Created: time.Unix(1, 0), Writer: "t"}, enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range pkts {
+		raw := AppendRecord(nil, p.Timestamp, p.Data, p.OrigLen, true)
+		ts := p.Timestamp.UnixNano()
+		if err := sw.Append(EncodeBlock(nil, enc, raw, i, ts, ts, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sw.Finish()
+	sh, got, errs := readShard(t, buf.Bytes())
+	if len(errs) != 0 || len(got) != len(pkts) || sh.Header.Version != ShardVersion {
+		t.Fatalf("%d packets, errors %v", len(got), errs)
+	}
+	for i := range pkts {
+		if !bytes.Equal(got[i].Data, pkts[i].Data) {
+			t.Errorf("packet %d: %d bytes back of %d", i, len(got[i].Data), len(pkts[i].Data))
+		}
+	}
+	if _, err := NewShardWriter(io.Discard, ShardHeader{Snaplen: MaxRecord + 1}, enc); err == nil {
+		t.Error("a snaplen above MaxRecord was accepted")
+	}
+}
+
+// TestDecodeCapped: a block whose zstd frame decodes to more than the raw
+// length its header declares is damage, found without decoding past it.
+func TestDecodeCapped(t *testing.T) {
+	enc, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest))
+	var buf bytes.Buffer
+	sw, _ := NewShardWriter(&buf, ShardHeader{LinkType: pkthdr.LinkEthernet, Snaplen: 65535, Writer: "t"}, enc)
+	bomb := make([]byte, 12<<20) // zeros: a frame of a few hundred bytes
+	for _, withSize := range []bool{true, false} {
+		frame := enc.EncodeAll(bomb, nil)
+		if !withSize {
+			var fb bytes.Buffer
+			w, _ := zstd.NewWriter(&fb)
+			w.Write(bomb) // streamed: no content size in the frame header
+			w.Close()
+			frame = fb.Bytes()
+		}
+		eb := EncodeBlock(nil, enc, []byte("x"), sw.NextBlock(), 1, 1, 1)
+		// Replace the data frame, keeping a header that checks.
+		h := eb.Bytes[:blockHdrFrame:blockHdrFrame]
+		binary.LittleEndian.PutUint32(h[8+28:], 4096) // raw length
+		binary.LittleEndian.PutUint32(h[8+32:], uint32(len(frame)))
+		binary.LittleEndian.PutUint32(h[8+36:], CRC(frame))
+		binary.LittleEndian.PutUint32(h[8+40:], CRC(h[8:8+40]))
+		eb.Bytes = append(h, frame...)
+		eb.Meta.RawLen, eb.Meta.DataLen, eb.Meta.DataCRC = 4096, uint32(len(frame)), CRC(frame)
+		sw.Append(eb)
+	}
+	sw.Finish()
+	sh, _, errs := readShard(t, buf.Bytes())
+	if len(sh.Blocks) != 2 || len(errs) != 2 {
+		t.Fatalf("%d blocks, errors %v", len(sh.Blocks), errs)
+	}
+	br := NewBlockReader()
+	defer br.Close()
+	for i := range sh.Blocks {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		_, _, err := br.Read(sh, i)
+		runtime.ReadMemStats(&after)
+		if err == nil || after.TotalAlloc-before.TotalAlloc > 1<<20 {
+			t.Errorf("block %d: %v after allocating %d bytes", i, err, after.TotalAlloc-before.TotalAlloc)
+		}
 	}
 }
 
@@ -163,7 +375,7 @@ func FuzzShard(f *testing.F) {
 				continue
 			}
 			Records(raw, sh.Header.LinkType, sh.Header.Nanos, func(p Packet) bool {
-				if len(p.Data) > MaxPacket {
+				if len(p.Data) > MaxRecord {
 					t.Fatalf("record of %d bytes", len(p.Data))
 				}
 				return true
@@ -375,6 +587,73 @@ func FuzzStoredContent(f *testing.F) {
 		plain, err := dec.DecodeAll(frame, nil)
 		if err != nil || !bytes.Equal(plain, content) || len(content) != int(rawLen) {
 			t.Fatalf("taken in place as %q, decodes to %q (%v)", content, plain, err)
+		}
+	})
+}
+
+// TestMendBlockHeader flips each byte of a block's header frame in turn:
+// the header rebuilt from the intact data is the original, byte for byte.
+// A stretch whose data is damaged too, or that holds two blocks, is not
+// mended.
+func TestMendBlockHeader(t *testing.T) {
+	pkts := testPackets(60)
+	b := buildShard(t, pkts, 10, false)
+	sh, _, _ := readShard(t, b)
+	m := sh.Blocks[3]
+	span := int64(BlockSpan(m))
+	orig := bytes.Clone(b[m.Offset : m.Offset+blockHdrFrame])
+	for i := 0; i < blockHdrFrame; i++ {
+		stretch := bytes.Clone(b[m.Offset : m.Offset+span])
+		stretch[i] ^= 0x24
+		hdr, got, ok := MendBlockHeader(stretch, 3, true)
+		if i >= 8+36 && i < 8+40 {
+			// The data CRC field: nothing vouches for the data.
+			if ok {
+				t.Fatalf("byte %d (data CRC) flipped: mended", i)
+			}
+			continue
+		}
+		if !ok || !bytes.Equal(hdr, orig) || got.Packets != 10 {
+			t.Fatalf("byte %d flipped: ok %v, header equal %v", i, ok, bytes.Equal(hdr, orig))
+		}
+	}
+	bad := bytes.Clone(b[m.Offset : m.Offset+span])
+	bad[20] ^= 1
+	bad[blockHdrFrame+12] ^= 1 // the data frame too
+	if _, _, ok := MendBlockHeader(bad, 3, true); ok {
+		t.Error("a block with damaged data was mended")
+	}
+	two := bytes.Clone(b[m.Offset : m.Offset+span+int64(BlockSpan(sh.Blocks[4]))])
+	two[20] ^= 1
+	if _, _, ok := MendBlockHeader(two, 3, true); ok {
+		t.Error("a stretch of two blocks was mended as one")
+	}
+	// A flipped byte in the data's raw block (records still parse), and
+	// one in the header: the data is not vouched for, so not mended.
+	content := bytes.Clone(b[m.Offset : m.Offset+span])
+	content[20] ^= 1
+	content[len(content)-3] ^= 1
+	if _, _, ok := MendBlockHeader(content, 3, true); ok {
+		t.Error("a block with changed content was mended")
+	}
+}
+
+// FuzzMendBlockHeader: any stretch is refused or gives a header that
+// checks and describes the stretch's data.
+func FuzzMendBlockHeader(f *testing.F) {
+	b := buildShard(f, testPackets(20), 5, false)
+	sh, _ := OpenShard(bytes.NewReader(b), int64(len(b)))
+	m := sh.Blocks[1]
+	f.Add(b[m.Offset : m.Offset+int64(BlockSpan(m))])
+	f.Add(b[m.Offset : m.Offset+int64(BlockSpan(m))+60])
+	f.Fuzz(func(t *testing.T, stretch []byte) {
+		hdr, meta, ok := MendBlockHeader(stretch, 7, true)
+		if !ok {
+			return
+		}
+		got, reason := parseBlockHeader(hdr)
+		if reason != "" || got.Number != 7 || int(got.DataLen) != len(stretch)-blockHdrFrame || got.DataCRC != CRC(stretch[blockHdrFrame:]) || got.Packets != meta.Packets {
+			t.Fatalf("mended header %+v (%s) does not describe the stretch", got, reason)
 		}
 	})
 }

@@ -49,6 +49,12 @@ type Result struct {
 // MinEvents is the fewest check-ins a period is estimated from.
 const MinEvents = 4
 
+// MinPeriod is the shortest period, in seconds, taken for a schedule:
+// series faster than that are bursts of parallel connections or a stream,
+// which no implant sleeps between (and a period printed as 0.0s says
+// nothing to an analyst).
+const MinPeriod = 0.5
+
 // Random-series baseline: a Poisson series scores about this much raw
 // regularity; few intervals are pulled towards it with this weight.
 const (
@@ -147,7 +153,7 @@ func analyzeIntervals(d []float64, res Result) Result {
 		}
 		p = sum / float64(hi-lo)
 	}
-	if p <= 0 {
+	if p < MinPeriod {
 		return res
 	}
 	res.Period = p

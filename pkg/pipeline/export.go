@@ -66,7 +66,11 @@ func (e *Exporter) Run(ctx context.Context) (ExportStats, Damage, error) {
 	if e.damaged == nil {
 		e.damaged = map[string]bool{}
 	}
-	var todo []store.ShardFile
+	type shard struct {
+		st *store.Store
+		sf store.ShardFile
+	}
+	var todo []shard
 	for _, s := range e.Stores {
 		files, err := s.Shards()
 		if err != nil {
@@ -80,10 +84,10 @@ func (e *Exporter) Run(ctx context.Context) (ExportStats, Damage, error) {
 				st.Skipped++
 				continue
 			}
-			todo = append(todo, sf)
+			todo = append(todo, shard{s, sf})
 		}
 	}
-	slices.SortStableFunc(todo, func(a, b store.ShardFile) int { return a.First.Compare(b.First) })
+	slices.SortStableFunc(todo, func(a, b shard) int { return a.sf.First.Compare(b.sf.First) })
 	limit := e.BatchRows
 	if limit <= 0 {
 		limit = DefaultBatchRows
@@ -107,11 +111,12 @@ func (e *Exporter) Run(ctx context.Context) (ExportStats, Damage, error) {
 		pending, rows = nil, 0
 		return nil
 	}
-	for _, sf := range todo {
+	for _, t := range todo {
+		sf := t.sf
 		if err := ctx.Err(); err != nil {
 			return st, dmg, err
 		}
-		recs, err := store.ShardRecords(sf)
+		recs, err := t.st.ShardRecords(sf)
 		var de *store.DamageError
 		if errors.As(err, &de) {
 			// Exporting the records before the damage would mark the shard

@@ -21,9 +21,10 @@ type Fleet struct {
 // pair through Add, so this process holds one pair at a time and the
 // model, never the flow records. A model's state depends on the order of
 // records only within a pair (its channels, its destination's clock
-// hours) and through DNS answers, which AddAnswer sets as the latest
-// record would, so it scores as it would over the same records in time
-// order. Rows that are not valid records are skipped (as Records does).
+// hours) and through DNS answers, which AddAnswer and AddNameAddr set as
+// the latest record would, so it scores as it would over the same records
+// in time order (a client asking two proxies for one host, or the maps'
+// bounds, aside). Rows that are not valid records are skipped (as Records does).
 func HuntFleet(ctx context.Context, f *Fleet, m *hunt.Model) error {
 	if err := f.DB.Pairs(ctx, f.Query, func(p *flowdb.Pair) error {
 		for i := range p.Records {
@@ -33,5 +34,8 @@ func HuntFleet(ctx context.Context, f *Fleet, m *hunt.Model) error {
 	}); err != nil {
 		return err
 	}
-	return f.DB.DNSAnswers(ctx, f.Query, func(a flowdb.DNSAnswer) { m.AddAnswer(a.Addr, a.Name) })
+	if err := f.DB.DNSAnswers(ctx, f.Query, func(a flowdb.DNSAnswer) { m.AddAnswer(a.Addr, a.Name) }); err != nil {
+		return err
+	}
+	return f.DB.NameAddrs(ctx, f.Query, func(a flowdb.NameAddr) { m.AddNameAddr(a.Name, a.Addr) })
 }

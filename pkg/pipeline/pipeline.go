@@ -39,13 +39,25 @@ const maxPlaces = 100
 // was used.
 type Damage struct {
 	Places []string // the first places, each naming its file, shard or row
-	Count  int      // all places, named or not
+	// Counts says how many damaged places each of Places stands for: 1,
+	// more for a group of rows named once, 0 for a detail of the one
+	// before.
+	Counts []int
+	Count  int // all places, named or not
+	// Unused names inputs that were read but are of no use to the
+	// analysis (a Zeek log of another kind): no damage, but never ignored
+	// silently.
+	Unused []string
 }
 
-func (d *Damage) add(place string) {
-	d.Count++
+func (d *Damage) add(place string) { d.addN(place, 1) }
+
+// addN names a place that stands for n damaged places (rows).
+func (d *Damage) addN(place string, n int) {
+	d.Count += n
 	if len(d.Places) < maxPlaces {
 		d.Places = append(d.Places, place)
+		d.Counts = append(d.Counts, n)
 	}
 }
 
@@ -124,36 +136,27 @@ func storeFlows(ctx context.Context, in Input, sink func(*flow.Record), dmg *Dam
 	return dmg.addStore(err)
 }
 
-// zeekFlows adds the rows of Zeek logs; malformed rows are skipped and named.
+// zeekFlows adds the records of Zeek logs: conn rows joined with the
+// http, ssl and dns rows of the same connections (zeek.Join). Malformed
+// rows, logs cut short and rows without their connection are named.
 func zeekFlows(ctx context.Context, paths []string, sink func(*flow.Record), dmg *Damage) error {
-	for _, path := range paths {
-		r, err := zeek.OpenFile(path)
-		if err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-		var rec flow.Record
-		for n := 1; ; n++ {
-			if n%checkEvery == 0 && ctx.Err() != nil {
-				r.Close()
-				return ctx.Err()
-			}
-			err = r.Next(&rec)
-			if err == io.EOF {
-				break
-			}
-			var re *zeek.RowError
-			if errors.As(err, &re) {
-				dmg.add(fmt.Sprintf("%s: %v", path, err))
-				continue
-			}
-			if err != nil {
-				r.Close()
-				return fmt.Errorf("%s: %w", path, err)
-			}
-			sink(&rec)
-		}
-		r.Close()
+	if len(paths) == 0 {
+		return nil
 	}
+	rp, err := zeek.Join(paths, sink)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	named := 0
+	for _, p := range rp.Damage {
+		dmg.addN(p.Place, p.Rows)
+		named += p.Rows
+	}
+	dmg.Count += rp.Damaged - named // the ones beyond the named places
+	dmg.Unused = append(dmg.Unused, rp.Unused...)
 	return nil
 }
 

@@ -161,9 +161,16 @@ func (b *builder) findings() {
 		}
 		n++
 		id := fmt.Sprintf("F%d", n)
-		a, known := b.in.Inventory.Lookup(f.Src)
+		// The inside host of a channel: its source, or for an inbound
+		// channel (an outside address polling an inside host) its
+		// destination, whose peer outside is the controller.
+		inside, peer := f.Inside(), f.Dst.Unmap()
+		if inside != f.Src {
+			peer = f.Src.Unmap()
+		}
+		a, known := b.in.Inventory.Lookup(inside)
 		b.inc.Findings = append(b.inc.Findings, Finding{ID: id, Finding: f, Asset: a, Known: known})
-		src := b.host(f.Src)
+		src := b.host(inside)
 		src.findings = append(src.findings, id)
 		switch {
 		case f.Kind == hunt.KindHost:
@@ -179,21 +186,27 @@ func (b *builder) findings() {
 			// Its beacon is told by the channel finding, which carries
 			// the channel's own severity.
 		case f.Beacon:
-			dst := f.Dst.Unmap()
+			dst := peer
 			w := FindingWindow(id, &f)
 			src.windows = append(src.windows, w)
 			if f.Severity < hunt.Medium {
 				src.seen(f.FirstSeen, f.LastSeen)
 				continue
 			}
-			ex := fmt.Sprintf("checks in with %s every %s", nameAddr(dst, f.DstName), hunt.FormatPeriod(f.PeriodSec))
+			ex := fmt.Sprintf("checks in with %s every %s", peerName(dst, f.DstName), hunt.FormatPeriod(f.PeriodSec))
+			switch {
+			case f.Direction == hunt.Inbound:
+				ex = fmt.Sprintf("is polled from outside by %s on port %d every %s", dst, f.DstPort, hunt.FormatPeriod(f.PeriodSec))
+			case f.Via.IsValid():
+				ex += " through the proxy " + f.Via.String()
+			}
 			src.step(PhaseC2, "hunt", f.FirstSeen, f.LastSeen, f.Severity, firstOr(f.Attack, "T1071"), dst, id, ex)
 			for _, t := range f.Attack[min(1, len(f.Attack)):] {
 				src.steps[PhaseC2].Techniques = addStr(src.steps[PhaseC2].Techniques, t)
 			}
-			if !b.internal(dst) {
+			if dst.IsValid() && !b.internal(dst) {
 				src.ctrl[dst] = true
-				b.controller(f, id)
+				b.controller(f, id, dst, src.h.Addr)
 			}
 		case f.Lateral:
 			dst := f.Dst.Unmap()
@@ -236,9 +249,17 @@ func firstOr(list []string, def string) string {
 	return def
 }
 
-// controller adds a beacon channel to its controller.
-func (b *builder) controller(f hunt.Finding, id string) {
-	dst := f.Dst.Unmap()
+// peerName names a channel's peer by name and address, or by name alone
+// when only the name is known (a destination asked of a proxy).
+func peerName(a netip.Addr, name string) string {
+	if !a.IsValid() {
+		return name
+	}
+	return nameAddr(a, name)
+}
+
+// controller adds a beacon channel of inside host h to its controller dst.
+func (b *builder) controller(f hunt.Finding, id string, dst, h netip.Addr) {
 	i := slices.IndexFunc(b.inc.Controllers, func(c Controller) bool { return c.Addr == dst })
 	if i < 0 {
 		b.inc.Controllers = append(b.inc.Controllers, Controller{Addr: dst, First: f.FirstSeen, Last: f.LastSeen})
@@ -263,7 +284,7 @@ func (b *builder) controller(f hunt.Finding, id string) {
 	for _, t := range f.Attack {
 		c.Attack = addStr(c.Attack, t)
 	}
-	c.Hosts = append(c.Hosts, ControllerHost{Addr: f.Src.Unmap(), Port: f.DstPort, Proto: f.Proto, Connections: f.Connections,
+	c.Hosts = append(c.Hosts, ControllerHost{Addr: h.Unmap(), Port: f.DstPort, Proto: f.Proto, Connections: f.Connections,
 		First: f.FirstSeen, Last: f.LastSeen, Finding: id})
 }
 
@@ -557,9 +578,15 @@ func (b *builder) timeline() {
 		}
 		e := Event{Time: f.FirstSeen, End: f.LastSeen, Src: f.Src, Dst: f.Dst, Technique: firstOr(f.Attack, ""), Severity: f.Severity, Evidence: f.ID}
 		switch {
+		case f.Beacon && f.Direction == hunt.Inbound:
+			e.Kind, e.Phase = "beacon", PhaseC2
+			e.Summary = fmt.Sprintf("polls %s port %d from outside every %s (%d connections)", f.Dst, f.DstPort, hunt.FormatPeriod(f.PeriodSec), f.Connections)
 		case f.Beacon:
 			e.Kind, e.Phase = "beacon", PhaseC2
-			e.Summary = fmt.Sprintf("checks in with %s port %d every %s (%d connections)", nameAddr(f.Dst, f.DstName), f.DstPort, hunt.FormatPeriod(f.PeriodSec), f.Connections)
+			e.Summary = fmt.Sprintf("checks in with %s port %d every %s (%d connections)", peerName(f.Dst, f.DstName), f.DstPort, hunt.FormatPeriod(f.PeriodSec), f.Connections)
+			if f.Via.IsValid() {
+				e.Summary += " through the proxy " + f.Via.String()
+			}
 		case f.Lateral:
 			e.Kind, e.Phase = "fan-out", PhaseLateral
 			e.Summary = fmt.Sprintf("connects to %s on admin port %d (%d connections)", f.Dst, f.DstPort, f.Connections)

@@ -84,8 +84,12 @@ type Subject struct {
 // SubjectOf is hunt finding f as Recommend needs it; a is the asset of its
 // source (zero when unknown).
 func SubjectOf(f *hunt.Finding, a assets.Asset) Subject {
-	s := Subject{Host: f.Src, Asset: a, Severity: int(f.Severity), Score: f.Score, Beacon: f.Beacon, Lateral: f.Lateral, Scan: f.Scan}
+	// The host to act on is the inside one: an inbound channel's
+	// destination, whose outside source is the one to block.
+	s := Subject{Host: f.Inside(), Asset: a, Severity: int(f.Severity), Score: f.Score, Beacon: f.Beacon, Lateral: f.Lateral, Scan: f.Scan}
 	switch {
+	case f.Kind == hunt.KindChannel && f.Direction == hunt.Inbound && f.Beacon:
+		s.Dest, s.DestPort = f.Src, f.DstPort
 	case f.Kind == hunt.KindChannel && f.Beacon:
 		s.Dest, s.DestName, s.DestPort = f.Dst, f.DstName, f.DstPort
 	case f.Beacon:
@@ -95,13 +99,19 @@ func SubjectOf(f *hunt.Finding, a assets.Asset) Subject {
 }
 
 // FindingWindow is the packets behind hunt finding f, numbered id: the
-// channel's traffic between its two ends, or all of a host's.
+// channel's traffic between its two ends, or all of a host's. Through a
+// forward proxy the client's packets went to the proxy, on the proxy's
+// port: the window is that leg (a filter naming the destination as well
+// would match no packet, since no packet holds all three addresses).
 func FindingWindow(id string, f *hunt.Finding) Window {
 	w := Window{From: f.FirstSeen.Add(-time.Second).Truncate(time.Second), To: f.LastSeen.Add(2 * time.Second).Truncate(time.Second),
 		Hosts: []netip.Addr{f.Src.Unmap()}, Evidence: []string{id}}
-	if f.Kind == hunt.KindChannel {
-		w.Hosts = append(w.Hosts, f.Dst.Unmap())
-		w.Port, w.Proto = f.DstPort, f.Proto
+	switch {
+	case f.Kind != hunt.KindChannel:
+	case f.Via.IsValid():
+		w.Hosts, w.Proto = append(w.Hosts, f.Via.Unmap()), f.Proto
+	default:
+		w.Hosts, w.Port, w.Proto = append(w.Hosts, f.Dst.Unmap()), f.DstPort, f.Proto
 	}
 	return w
 }
@@ -214,9 +224,13 @@ func actionsFor(s Subject) []Action {
 	crit := s.Asset.Criticality
 	host := s.Host.String()
 	dest := s.Dest.String()
-	if s.DestName != "" {
+	switch {
+	case !s.Dest.IsValid():
+		dest = s.DestName // asked of a proxy by name: block the name there
+	case s.DestName != "":
 		dest = s.DestName + " (" + s.Dest.String() + ")"
 	}
+	blockable := s.Beacon && (s.Dest.IsValid() || s.DestName != "")
 	var what string
 	switch {
 	case s.Beacon && s.Lateral:
@@ -242,13 +256,13 @@ func actionsFor(s Subject) []Action {
 	switch s.Severity {
 	case SevCritical:
 		acts = append(acts, mk(Isolate, 4, host, why))
-		if s.Beacon && s.Dest.IsValid() {
+		if blockable {
 			acts = append(acts, mk(Block, 4, dest, why))
 		}
 		acts = append(acts, mk(Collect, 4, host, why))
 		acts = append(acts, mk(ResetCreds, 3, host, why))
 	case SevHigh:
-		if s.Beacon && s.Dest.IsValid() {
+		if blockable {
 			acts = append(acts, mk(Block, 3, dest, why))
 		}
 		if s.Lateral || crit >= assets.High {

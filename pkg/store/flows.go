@@ -43,32 +43,30 @@ func (s *Selector) MatchFlow(r *flow.Record) bool {
 // open shards (a capture in progress) have their flows rebuilt from their
 // blocks with newFlows. Damage is reported as *DamageError after the rest.
 func Flows(stores []*Store, sel Selector, newFlows func() FlowTable, emit func(*flow.Record) error) error {
-	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1))
-	if err != nil {
-		return err
-	}
+	dec := newMetaDecoder()
 	defer dec.Close()
 	var dmg []Damage
-	var sealed, open []ShardFile
+	var sealed, open []storeShard
 	for _, st := range stores {
-		files, err := st.Shards()
+		l, err := st.List()
 		if err != nil {
 			return err
 		}
-		for _, sf := range files {
+		dmg = append(dmg, l.Skipped...)
+		for _, sf := range l.Shards {
 			switch {
 			case !sf.Overlaps(sel.From, sel.To):
 			case sf.Sealed:
-				sealed = append(sealed, sf)
+				sealed = append(sealed, storeShard{st, sf})
 			default:
-				open = append(open, sf)
+				open = append(open, storeShard{st, sf})
 			}
 		}
 	}
-	slices.SortStableFunc(sealed, func(a, b ShardFile) int { return a.First.Compare(b.First) })
+	slices.SortStableFunc(sealed, func(a, b storeShard) int { return a.sf.First.Compare(b.sf.First) })
 	h := &flowHeap{}
-	load := func(sf ShardFile) {
-		recs, d := shardFlows(sf, newFlows, dec)
+	load := func(s storeShard) {
+		recs, d := s.st.shardFlows(s.sf, newFlows, dec)
 		dmg = append(dmg, d...)
 		kept := recs[:0]
 		for i := range recs {
@@ -87,7 +85,7 @@ func Flows(stores []*Store, sel Selector, newFlows func() FlowTable, emit func(*
 	// the shard's first second: only overlapping shards are in memory.
 	next := 0
 	for {
-		for next < len(sealed) && (h.Len() == 0 || !(*h)[0].recs[(*h)[0].pos].First.Before(sealed[next].First)) {
+		for next < len(sealed) && (h.Len() == 0 || !(*h)[0].recs[(*h)[0].pos].First.Before(sealed[next].sf.First)) {
 			load(sealed[next])
 			next++
 		}
@@ -111,14 +109,18 @@ func Flows(stores []*Store, sel Selector, newFlows func() FlowTable, emit func(*
 	return nil
 }
 
-func shardFlows(sf ShardFile, newFlows func() FlowTable, dec *zstd.Decoder) ([]flow.Record, []Damage) {
+// storeShard is a shard and the store it is in.
+type storeShard struct {
+	st *Store
+	sf ShardFile
+}
+
+func (s *Store) shardFlows(sf ShardFile, newFlows func() FlowTable, dec *zstd.Decoder) ([]flow.Record, []Damage) {
 	if sf.Sealed {
-		b, err := os.ReadFile(sf.FlowsPath())
+		b, err := s.readShardFile(sf.flowsName(), maxFlowFile)
 		if err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				if _, serr := os.Stat(sf.ShardPath()); serr != nil {
-					return nil, nil // removed by retention meanwhile
-				}
+			if errors.Is(err, os.ErrNotExist) && !s.shardFileExists(sf.Name()) {
+				return nil, nil // removed by retention meanwhile
 			}
 			return nil, []Damage{{Shard: sf.Name(), Block: -1, Reason: "flows: " + err.Error()}}
 		}
@@ -132,8 +134,12 @@ func shardFlows(sf ShardFile, newFlows func() FlowTable, dec *zstd.Decoder) ([]f
 		return nil, nil
 	}
 	// An open shard: rebuild its flows from the blocks written so far.
-	f, err := os.Open(sf.ShardPath())
+	f, err := s.openShardFile(sf.Name(), false)
 	if err != nil {
+		var fe *FileError
+		if errors.As(err, &fe) {
+			return nil, []Damage{{Shard: sf.Name(), Block: -1, Reason: fe.Reason}}
+		}
 		return nil, nil // sealed meanwhile: the next listing has it
 	}
 	defer f.Close()
@@ -191,7 +197,7 @@ func (h *flowHeap) Pop() any {
 // ShardRecords reads the flow records of one sealed shard, for callers
 // that handle shards one by one (an export). Damage comes back as
 // *DamageError naming the shard, with the records before it.
-func ShardRecords(sf ShardFile) ([]flow.Record, error) {
+func (s *Store) ShardRecords(sf ShardFile) ([]flow.Record, error) {
 	if !sf.Sealed {
 		return nil, fmt.Errorf("shard %s: not sealed", sf.Name())
 	}
@@ -200,14 +206,12 @@ func ShardRecords(sf ShardFile) ([]flow.Record, error) {
 		return nil, err
 	}
 	defer dec.Close()
-	recs, dmg := shardFlows(sf, nil, dec)
+	recs, dmg := s.shardFlows(sf, nil, dec)
 	if len(dmg) > 0 {
 		return recs, &DamageError{Damage: dmg}
 	}
-	if recs == nil {
-		if _, err := os.Stat(sf.ShardPath()); err != nil {
-			return nil, fmt.Errorf("shard %s: %w", sf.Name(), err) // removed by retention meanwhile
-		}
+	if recs == nil && !s.shardFileExists(sf.Name()) {
+		return nil, fmt.Errorf("shard %s: %w", sf.Name(), os.ErrNotExist) // removed by retention meanwhile
 	}
 	return recs, nil
 }

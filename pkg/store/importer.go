@@ -11,17 +11,23 @@ import (
 // ImportResult describes one imported file.
 type ImportResult struct {
 	File    string
-	Packets uint64
-	Damage  []*pcapio.CorruptError // damaged places skipped; every valid packet was kept
+	Packets uint64                 // packets read and handed to the writer
+	Damage  []*pcapio.CorruptError // damaged places skipped (or packets cut); every valid packet was kept
+	// Err says why the file could not be opened or read to its end; the
+	// packets before that point were imported.
+	Err error
 }
 
 // Import copies every packet of r into w. progress, when set, is called
-// now and then with the input bytes consumed so far.
-func Import(w *Writer, name string, r *pcapio.Reader, progress func(offset int64)) (ImportResult, error) {
-	res := ImportResult{File: name}
+// now and then with the input bytes consumed so far. An error is either
+// the writer's (w.Err is then set) or the input's.
+func Import(w *Writer, name string, r *pcapio.Reader, progress func(offset int64)) (res ImportResult, err error) {
+	res.File = name
 	// pcapng interfaces declare their resolution only as they appear, so
 	// pcapng is stored at nanoseconds: lossless either way.
 	w.SetNanos(r.Nanosecond() || r.Format() == pcapio.FormatPcapNG)
+	// Packets the reader cut to what a store holds are damage too.
+	defer func() { res.Damage = append(res.Damage, r.Cut...) }()
 	for {
 		p, err := r.Next()
 		if err == io.EOF {
@@ -39,7 +45,11 @@ func Import(w *Writer, name string, r *pcapio.Reader, progress func(offset int64
 			return res, fmt.Errorf("%s: %w", name, err)
 		}
 		if err := w.Write(p.Timestamp, p.LinkType, p.Data, p.OrigLen); err != nil {
-			return res, err
+			var cut *CutError
+			if !errors.As(err, &cut) {
+				return res, err
+			}
+			res.Damage = append(res.Damage, &pcapio.CorruptError{Offset: p.Offset, Reason: cut.Error()})
 		}
 		res.Packets++
 		if progress != nil && res.Packets&4095 == 0 {
@@ -47,4 +57,50 @@ func Import(w *Writer, name string, r *pcapio.Reader, progress func(offset int64
 		}
 	}
 	return res, nil
+}
+
+// Input is one file to import: its name and how to open it.
+type Input struct {
+	Name string
+	Open func() (*pcapio.Reader, error)
+}
+
+// Progress follows an import from file to file (nil methods are not
+// called: see ImportAll).
+type Progress interface {
+	Start(name string)
+	Update(offset int64)
+	Done()
+}
+
+// ImportAll imports the inputs in turn. An input that cannot be opened,
+// or fails before its end, is named in its result's Err and the others
+// are still imported. A failure of the writer (a full disk) ends the
+// import and is returned.
+func ImportAll(w *Writer, inputs []Input, prog Progress) ([]ImportResult, error) {
+	var results []ImportResult
+	for _, in := range inputs {
+		r, err := in.Open()
+		if err != nil {
+			results = append(results, ImportResult{File: in.Name, Err: err})
+			continue
+		}
+		var update func(int64)
+		if prog != nil {
+			prog.Start(in.Name)
+			update = prog.Update
+		}
+		res, err := Import(w, in.Name, r, update)
+		r.Close()
+		if prog != nil {
+			prog.Done()
+		}
+		if err != nil && w.Err() != nil {
+			results = append(results, res)
+			return results, err
+		}
+		res.Err = err
+		results = append(results, res)
+	}
+	return results, nil
 }

@@ -43,18 +43,16 @@ type InfoReport struct {
 // (checksum, decompression, records), every index and flow file decoded.
 func (s *Store) Info(verify bool) (InfoReport, error) {
 	rep := InfoReport{Verified: verify}
-	files, err := s.Shards()
+	l, err := s.List()
 	if err != nil {
 		return rep, err
 	}
-	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1))
-	if err != nil {
-		return rep, err
-	}
+	rep.Damage = append(rep.Damage, l.Skipped...)
+	dec := newMetaDecoder()
 	defer dec.Close()
 	br := pcapio.NewBlockReader()
 	defer br.Close()
-	for _, sf := range files {
+	for _, sf := range l.Shards {
 		st, dmg := s.shardStat(sf, verify, dec, br, &rep)
 		rep.Damage = append(rep.Damage, dmg...)
 		if st == nil {
@@ -80,12 +78,12 @@ func (s *Store) Info(verify bool) (InfoReport, error) {
 
 func (s *Store) shardStat(sf ShardFile, verify bool, dec *zstd.Decoder, br *pcapio.BlockReader, rep *InfoReport) (*ShardStat, []Damage) {
 	var dmg []Damage
-	f, err := os.Open(sf.ShardPath())
+	f, err := s.openShardFile(sf.Name(), false)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, nil
 		}
-		return nil, []Damage{{Shard: sf.Name(), Block: -1, Reason: err.Error()}}
+		return nil, []Damage{{Shard: sf.Name(), Block: -1, Reason: reason(err)}}
 	}
 	defer f.Close()
 	fi, err := f.Stat()
@@ -99,7 +97,8 @@ func (s *Store) shardStat(sf ShardFile, verify bool, dec *zstd.Decoder, br *pcap
 		}
 		return nil, []Damage{{Shard: sf.Name(), Block: -1, Reason: err.Error()}}
 	}
-	st := &ShardStat{Name: sf.Name(), Writer: sh.Header.Writer, Sealed: sh.Sealed, Blocks: len(sh.Blocks),
+	// The writer is the file name's: what the file says is not printed.
+	st := &ShardStat{Name: sf.Name(), Writer: sf.Writer, Sealed: sf.Sealed, Blocks: len(sh.Blocks),
 		Packets: sh.Packets, RawBytes: sh.RawBytes, StoredBytes: fi.Size()}
 	for i, b := range sh.Blocks {
 		if i == 0 || b.First < st.First.UnixNano() {
@@ -109,16 +108,33 @@ func (s *Store) shardStat(sf ShardFile, verify bool, dec *zstd.Decoder, br *pcap
 			st.Last = time.Unix(0, b.Last).UTC()
 		}
 	}
-	if sf.Sealed && !sh.Sealed {
-		dmg = append(dmg, Damage{Shard: sf.Name(), Block: -1, Reason: "trailer missing or damaged (blocks found by walking the file)"})
+	repair := " (run nwhealth store repair)"
+	if sh.HeaderDamage != "" {
+		dmg = append(dmg, Damage{Shard: sf.Name(), Block: -1, Reason: sh.HeaderDamage + repair})
 	}
-	if !sf.Sealed && sh.Damage != nil && !HeldByOther(s.Dir) {
+	if sf.Sealed && !sh.Sealed {
+		reason := "trailer missing or damaged (blocks found by walking the file)"
+		if sh.Damage != nil {
+			reason = "trailer missing: the file ends inside a block (" + sh.Damage.Error() + ")"
+		}
+		dmg = append(dmg, Damage{Shard: sf.Name(), Block: -1, Reason: reason + repair})
+	}
+	writing := !sf.Sealed && HeldByOther(s.Dir)
+	if !writing {
+		for _, g := range sh.Gaps {
+			dmg = append(dmg, Damage{Shard: sf.Name(), Block: g.Block, Offset: g.Offset, Reason: g.Reason})
+		}
+	}
+	if !sf.Sealed && sh.Damage != nil && !writing {
 		dmg = append(dmg, Damage{Shard: sf.Name(), Block: sh.Damage.Block, Offset: sh.Damage.Offset, Reason: sh.Damage.Reason + " (interrupted write; run nwhealth store repair)"})
 	}
 	if sf.Sealed {
-		st.IndexBytes, st.FlowBytes = fileSize(sf.IndexPath()), fileSize(sf.FlowsPath())
+		st.IndexBytes, st.FlowBytes = s.shardFileSize(sf.indexName()), s.shardFileSize(sf.flowsName())
 		if st.IndexBytes == 0 {
-			dmg = append(dmg, Damage{Shard: sf.Name(), Block: -1, Reason: "index missing (run nwhealth store repair)"})
+			dmg = append(dmg, Damage{Shard: sf.Name(), Block: -1, Reason: "index missing" + repair})
+		}
+		if st.FlowBytes == 0 {
+			dmg = append(dmg, Damage{Shard: sf.Name(), Block: -1, Reason: "flows missing" + repair})
 		}
 	}
 	if !verify {
@@ -143,23 +159,35 @@ func (s *Store) shardStat(sf ShardFile, verify bool, dec *zstd.Decoder, br *pcap
 	}
 	if sf.Sealed && st.IndexBytes > 0 {
 		rep.IndexesChecked++
-		if b, err := os.ReadFile(sf.IndexPath()); err != nil {
-			dmg = append(dmg, Damage{Shard: sf.Name(), Block: -1, Reason: "index: " + err.Error()})
+		if b, err := s.readShardFile(sf.indexName(), maxIndexFile); err != nil {
+			dmg = append(dmg, Damage{Shard: sf.Name(), Block: -1, Reason: "index: " + reason(err)})
 		} else if ix, err := index.Open(b, dec); err != nil {
-			dmg = append(dmg, Damage{Shard: sf.Name(), Block: -1, Reason: "index: " + err.Error()})
+			dmg = append(dmg, Damage{Shard: sf.Name(), Block: -1, Reason: "index: " + err.Error() + repair})
 		} else if ix.Blocks != len(sh.Blocks) {
-			dmg = append(dmg, Damage{Shard: sf.Name(), Block: -1, Reason: "index covers a different number of blocks"})
+			dmg = append(dmg, Damage{Shard: sf.Name(), Block: -1, Reason: "index covers a different number of blocks" + repair})
 		}
 	}
 	if sf.Sealed && st.FlowBytes > 0 {
 		rep.FlowsChecked++
-		if b, err := os.ReadFile(sf.FlowsPath()); err == nil {
+		if b, err := s.readShardFile(sf.flowsName(), maxFlowFile); err != nil {
+			dmg = append(dmg, Damage{Shard: sf.Name(), Block: -1, Reason: "flows: " + reason(err)})
+		} else {
 			recs, _, err := flow.DecodeFile(b, dec)
 			st.Flows = len(recs)
 			if err != nil {
-				dmg = append(dmg, Damage{Shard: sf.Name(), Block: -1, Reason: "flows: " + err.Error()})
+				dmg = append(dmg, Damage{Shard: sf.Name(), Block: -1, Reason: "flows: " + err.Error() + repair})
 			}
 		}
 	}
 	return st, dmg
+}
+
+// reason is an error's message without the path a FileError repeats
+// (damage already names its shard).
+func reason(err error) string {
+	var fe *FileError
+	if errors.As(err, &fe) {
+		return fe.Reason
+	}
+	return err.Error()
 }

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/nwhealth/nwhealth/internal/bigbuf"
 	"github.com/nwhealth/nwhealth/pkg/index"
@@ -203,6 +204,11 @@ type Plan struct {
 	// 1) where no other block interleaves: a pcap writer copies them in
 	// one write.
 	Batch bool
+	// MemoryLimit bounds the bytes of blocks a run holds (0:
+	// DefaultMemoryLimit): half for blocks read ahead, all for the
+	// blocks that overlap in time. Past it, the rest is delivered in
+	// passes over the blocks left (slower, in the same order).
+	MemoryLimit int64
 
 	hosts4 [][4]byte // the IPv4 hosts, for rejectIPv4 when quick
 	quick  bool
@@ -272,20 +278,21 @@ func PlanQuery(stores []*Store, sel Selector) (*Plan, error) {
 	pl := &Plan{sel: sel, cold: make(chan struct{})}
 	pl.hosts4, pl.quick = sel.quickHosts()
 	for _, st := range stores {
-		files, err := st.Shards()
+		l, err := st.List()
 		if err != nil {
 			pl.Close()
 			return nil, err
 		}
-		for _, sf := range files {
+		pl.Damage = append(pl.Damage, l.Skipped...)
+		for _, sf := range l.Shards {
 			if !sf.Overlaps(sel.From, sel.To) {
 				continue
 			}
-			if err := pl.addShard(sf); err != nil {
+			if err := pl.addShard(st, sf); err != nil {
 				if errors.Is(err, os.ErrNotExist) {
 					continue // removed by retention meanwhile
 				}
-				pl.Damage = append(pl.Damage, Damage{Shard: sf.Name(), Block: -1, Reason: err.Error()})
+				pl.Damage = append(pl.Damage, Damage{Shard: sf.Name(), Block: -1, Reason: reason(err)})
 			}
 		}
 	}
@@ -294,12 +301,11 @@ func PlanQuery(stores []*Store, sel Selector) (*Plan, error) {
 	return pl, nil
 }
 
-func (pl *Plan) addShard(sf ShardFile) error {
-	f, err := os.Open(sf.ShardPath())
-	if err != nil && !sf.Sealed {
-		// Sealed between listing and opening: find it under its new name.
-		return err
-	}
+func (pl *Plan) addShard(st *Store, sf ShardFile) error {
+	// An open shard sealed between listing and opening is not found
+	// (os.ErrNotExist): the caller skips it, and the next query finds it
+	// under its new name.
+	f, err := st.openShardFile(sf.Name(), false)
 	if err != nil {
 		return err
 	}
@@ -330,7 +336,7 @@ func (pl *Plan) addShard(sf ShardFile) error {
 	var cand []uint32
 	indexed := false
 	if sf.Sealed && sh.Sealed && pl.indexable() {
-		ix, ixf, err := pl.openIndex(sf.IndexPath())
+		ix, ixf, err := pl.openIndex(st, sf.indexName())
 		if err == nil {
 			defer ixf.Close()
 		}
@@ -345,7 +351,7 @@ func (pl *Plan) addShard(sf ShardFile) error {
 		case err == nil:
 			pl.Damage = append(pl.Damage, Damage{Shard: sf.Name(), Block: -1, Reason: "index covers a different number of blocks (blocks scanned instead)"})
 		case !errors.Is(err, os.ErrNotExist):
-			pl.Damage = append(pl.Damage, Damage{Shard: sf.Name(), Block: -1, Reason: "index: " + err.Error() + " (blocks scanned instead)"})
+			pl.Damage = append(pl.Damage, Damage{Shard: sf.Name(), Block: -1, Reason: "index: " + reason(err) + " (blocks scanned instead)"})
 		}
 	}
 	timed := !pl.sel.From.IsZero() || !pl.sel.To.IsZero()
@@ -395,8 +401,8 @@ func (pl *Plan) addShard(sf ShardFile) error {
 // openIndex opens an index file for lookups, which read only the parts
 // they need into the plan's buffer, reused from shard to shard. Close the
 // file when done with the index.
-func (pl *Plan) openIndex(path string) (*index.Index, *os.File, error) {
-	f, err := os.Open(path)
+func (pl *Plan) openIndex(st *Store, name string) (*index.Index, *os.File, error) {
+	f, err := st.openShardFile(name, false)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -540,7 +546,13 @@ type blockResult struct {
 	nanos bool
 	pos   int
 	dmg   *Damage
+	held  int64       // memory counted for the block (bytes)
 	ready atomic.Bool // read: the fields above are set
+}
+
+// bytes is the memory a read block holds.
+func (r *blockResult) bytes() int64 {
+	return int64(cap(r.arena)) + int64(cap(r.ents))*int64(unsafe.Sizeof(entry{}))
 }
 
 type entry struct {
@@ -630,7 +642,11 @@ func (pl *Plan) RunRecords(emit func(r *Record) error) error {
 	}
 	pl.arenas = make(chan []byte, depth+int64(helpers)+2)
 	pl.ents = make(chan []entry, depth+int64(helpers)+2)
-	run := &runState{pl: pl, results: results, depth: depth,
+	limit := pl.MemoryLimit
+	if limit <= 0 {
+		limit = DefaultMemoryLimit
+	}
+	run := &runState{pl: pl, results: results, depth: depth, aheadLimit: limit / 2,
 		notify: make(chan struct{}, 1), room: make(chan struct{}, 1), stop: make(chan struct{})}
 	prefetched := make(chan struct{})
 	go func() { defer close(prefetched); pl.prefetch(run.stop) }()
@@ -644,8 +660,7 @@ func (pl *Plan) RunRecords(emit func(r *Record) error) error {
 		}()
 	}
 	run.reader = pcapio.NewBlockReader()
-	err := pl.merge(run, emit)
-	run.reader.Close()
+	rest, tail, err := pl.merge(run, limit, emit)
 	run.stopped.Store(true)
 	close(run.stop)
 	wg.Wait()
@@ -653,6 +668,12 @@ func (pl *Plan) RunRecords(emit func(r *Record) error) error {
 	for i := range results {
 		pl.release(&results[i])
 	}
+	if err == nil && tail >= 0 {
+		// More blocks overlap in time than the memory allows: the rest
+		// goes in passes.
+		err = pl.passes(run, rest, tail, limit, emit)
+	}
+	run.reader.Close()
 	if err != nil {
 		return err
 	}
@@ -682,21 +703,39 @@ type runState struct {
 	stop      chan struct{}
 	reader    *pcapio.BlockReader // the merging goroutine's
 	scratch   pkthdr.Packet
+	// ahead counts the bytes of the blocks read but not yet taken by the
+	// merge; claims stop at aheadLimit.
+	ahead      atomic.Int64
+	aheadLimit int64
 }
 
 // claim takes the next block of the plan if the window allows, or
-// returns -1.
-func (run *runState) claim() int {
+// returns -1. Besides the window's count of blocks, the bytes of the
+// blocks read ahead are bounded (aheadLimit), unless force: the merge
+// itself needs the next block.
+func (run *runState) claim(force bool) int {
 	pl := run.pl
 	for {
 		i := pl.next.Load()
 		if i >= int64(len(pl.tasks)) || i >= run.activated.Load()+run.depth {
 			return -1
 		}
+		if !force && run.ahead.Load() > run.aheadLimit {
+			return -1
+		}
 		if pl.next.CompareAndSwap(i, i+1) {
 			return int(i)
 		}
 	}
+}
+
+// readAhead reads block i for the window, counting its memory.
+func (run *runState) readAhead(br *pcapio.BlockReader, i int, scratch *pkthdr.Packet) {
+	r := &run.results[i]
+	run.pl.readBlock(br, r, scratch)
+	r.held = r.bytes()
+	run.ahead.Add(r.held)
+	r.ready.Store(true)
 }
 
 // help is a helper goroutine: claim and read blocks until none are left
@@ -706,7 +745,7 @@ func (run *runState) help() {
 	defer br.Close()
 	var scratch pkthdr.Packet
 	for !run.stopped.Load() {
-		i := run.claim()
+		i := run.claim(false)
 		if i < 0 {
 			if run.pl.next.Load() >= int64(len(run.pl.tasks)) {
 				return
@@ -715,7 +754,7 @@ func (run *runState) help() {
 			// Registering first means an activation after the claim
 			// above sends a token.
 			run.waiting.Add(1)
-			if i = run.claim(); i < 0 {
+			if i = run.claim(false); i < 0 {
 				select {
 				case <-run.room:
 				case <-run.stop:
@@ -726,9 +765,7 @@ func (run *runState) help() {
 				continue
 			}
 		}
-		r := &run.results[i]
-		run.pl.readBlock(br, r, &scratch)
-		r.ready.Store(true)
+		run.readAhead(br, i, &scratch)
 		select {
 		case run.notify <- struct{}{}:
 		default:
@@ -741,19 +778,20 @@ func (run *runState) help() {
 func (run *runState) await(i int) {
 	r := &run.results[i]
 	for !r.ready.Load() {
-		if j := run.claim(); j >= 0 {
-			rj := &run.results[j]
-			run.pl.readBlock(run.reader, rj, &run.scratch)
-			rj.ready.Store(true)
+		// Blocks are claimed in order: if i is the next, nobody is
+		// reading it, and the merge must, whatever the window holds.
+		if j := run.claim(run.pl.next.Load() == int64(i)); j >= 0 {
+			run.readAhead(run.reader, j, &run.scratch)
 			continue
 		}
 		<-run.notify
 	}
 }
 
-// activate counts a block taken by the merge and tells waiting helpers
+// activate counts block r taken by the merge and tells waiting helpers
 // that the window moved.
-func (run *runState) activate() {
+func (run *runState) activate(r *blockResult) {
+	run.ahead.Add(-r.held)
 	run.activated.Add(1)
 	if run.waiting.Load() > 0 {
 		select {
@@ -911,33 +949,47 @@ func (h *cursorHeap) Pop() any {
 // merge activates blocks in order of their first timestamp: block i joins
 // the heap once the heap's earliest packet is not before block i's first,
 // so no later block can hold an earlier packet than the one emitted.
-func (pl *Plan) merge(run *runState, emit func(*Record) error) error {
+//
+// The heap holds every block that overlaps the current time: as many as
+// writers wrote at once (a capture's fanout workers), or, for an input
+// out of time order, any number. When their memory would pass limit, the
+// merge stops and returns what is left to deliver: the blocks in the heap
+// from their current record on (rest), and those from tail on (tail is -1
+// when the merge delivered everything).
+func (pl *Plan) merge(run *runState, limit int64, emit func(*Record) error) (rest []passSource, tail int, err error) {
 	results := run.results
 	h := &cursorHeap{}
 	next := 0
-	activate := func() {
+	var held int64 // memory of the blocks in the heap
+	activate := func() bool {
 		r := &results[next]
 		run.await(next)
 		next++
 		// The window bounds the blocks read ahead of the merge, not those
-		// in it: as many blocks may overlap in time as writers wrote at
-		// once (a capture's fanout workers), and all of them must be in
+		// in it: all the blocks overlapping the current time must be in
 		// the heap together, or the merge would wait for a block that the
-		// window holds back.
-		run.activate()
-		if len(r.ents) > 0 {
-			heap.Push(h, r)
-		} else {
+		// window holds back. Memory bounds them instead.
+		run.activate(r)
+		if len(r.ents) == 0 {
 			pl.release(r)
+			return true
 		}
+		heap.Push(h, r)
+		held += r.held
+		return held <= limit || h.Len() == 1
 	}
 	var rec Record
 	for {
 		for next < len(results) && (h.Len() == 0 || (*h)[0].ts() >= pl.tasks[next].meta.First) {
-			activate()
+			if !activate() {
+				for _, r := range *h {
+					rest = append(rest, passSource{task: r.task, pos: r.pos})
+				}
+				return rest, next, nil
+			}
 		}
 		if h.Len() == 0 {
-			return nil
+			return nil, -1, nil
 		}
 		r := (*h)[0]
 		// With one block active (time-ordered data), emit its packets up to
@@ -960,7 +1012,7 @@ func (pl *Plan) merge(run *runState, emit func(*Record) error) error {
 					rec.Raw = r.data[r.ents[r.pos].off : last.off+last.n]
 					rec.Count = end - r.pos
 					if err := emit(&rec); err != nil {
-						return err
+						return nil, -1, err
 					}
 					r.pos = end
 					if r.pos == len(r.ents) || r.ts() >= limit {
@@ -971,7 +1023,7 @@ func (pl *Plan) merge(run *runState, emit func(*Record) error) error {
 			}
 			r.record(&rec)
 			if err := emit(&rec); err != nil {
-				return err
+				return nil, -1, err
 			}
 			r.pos++
 			if h.Len() > 1 || r.pos == len(r.ents) || r.ts() >= limit {
@@ -980,6 +1032,7 @@ func (pl *Plan) merge(run *runState, emit func(*Record) error) error {
 		}
 		if r.pos == len(r.ents) {
 			heap.Pop(h)
+			held -= r.held
 			pl.release(r)
 		} else {
 			heap.Fix(h, 0)

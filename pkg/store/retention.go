@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"os"
 	"time"
 )
@@ -25,7 +26,7 @@ func (r Retention) Apply(s *Store) ([]ShardFile, error) {
 	var newest time.Time
 	var sealed []ShardFile
 	for _, f := range shards {
-		size := f.Size + fileSize(f.IndexPath()) + fileSize(f.FlowsPath())
+		size := f.Size + s.shardFileSize(f.indexName()) + s.shardFileSize(f.flowsName())
 		if !f.Sealed {
 			size = f.Size
 		}
@@ -47,21 +48,13 @@ func (r Retention) Apply(s *Store) ([]ShardFile, error) {
 		}
 		// The packets go first: a shard without packets is gone, while
 		// leftover index or flow files are only garbage.
-		if err := os.Remove(f.ShardPath()); err != nil && !os.IsNotExist(err) {
+		if err := s.removeShardFile(f.Name()); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return removed, err
 		}
-		os.Remove(f.IndexPath())
-		os.Remove(f.FlowsPath())
+		s.removeShardFile(f.indexName())
+		s.removeShardFile(f.flowsName())
 		total -= f.Size
 		removed = append(removed, f)
 	}
 	return removed, nil
-}
-
-func fileSize(p string) int64 {
-	fi, err := os.Stat(p)
-	if err != nil {
-		return 0
-	}
-	return fi.Size()
 }

@@ -193,9 +193,17 @@ func followKey(name string) string {
 func (fl *Follower) scan(skip bool) error {
 	fl.cur, fl.arena = fl.cur[:0], fl.arena[:0]
 	for _, st := range fl.stores {
-		files, err := st.Shards()
+		l, err := st.List()
 		if err != nil {
 			return err
+		}
+		files := l.Shards
+		for _, d := range l.Skipped {
+			key := st.Dir + "/" + d.Shard
+			if fl.shards[key] == nil {
+				fl.shards[key] = &followed{done: true}
+				fl.Damage = append(fl.Damage, d)
+			}
 		}
 		slices.SortFunc(files, func(a, b ShardFile) int {
 			if a.Writer != b.Writer {
@@ -218,18 +226,30 @@ func (fl *Follower) scan(skip bool) error {
 			if s.done {
 				continue
 			}
-			fl.advance(sf, s, skip)
+			fl.advance(st, sf, s, skip)
+			if len(fl.arena) >= followBatch {
+				return nil // enough for now: the next scan goes on
+			}
 		}
 	}
 	return nil
 }
 
+// followBatch bounds the packet bytes one scan collects: following from
+// the start of a large store must not load it whole.
+const followBatch = 4 << 20
+
 // advance reads the blocks of one shard not read yet.
-func (fl *Follower) advance(sf ShardFile, s *followed, skip bool) {
+func (fl *Follower) advance(st *Store, sf ShardFile, s *followed, skip bool) {
 	if s.f == nil || (sf.Sealed && !s.sealed) {
 		// First sight, or sealed (renamed, trailer written) since.
-		f, err := os.Open(sf.ShardPath())
+		f, err := st.openShardFile(sf.Name(), false)
 		if err != nil {
+			var fe *FileError
+			if errors.As(err, &fe) {
+				fl.Damage = append(fl.Damage, Damage{Shard: sf.Name(), Block: -1, Reason: fe.Reason})
+				s.done = true
+			}
 			return // renamed between listing and opening: next poll
 		}
 		fi, err := f.Stat()
@@ -264,6 +284,9 @@ func (fl *Follower) advance(sf ShardFile, s *followed, skip bool) {
 		m := s.sh.Blocks[i]
 		if (!fl.sel.From.IsZero() && m.Last < fl.sel.From.UnixNano()) || (!fl.sel.To.IsZero() && m.First >= fl.sel.To.UnixNano()) {
 			continue
+		}
+		if len(fl.arena) >= followBatch {
+			break
 		}
 		raw, _, err := fl.br.Read(s.sh, i)
 		if err != nil {

@@ -7,12 +7,15 @@ package store
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // File name pieces (docs/format/store.md).
@@ -32,30 +35,52 @@ const (
 var ErrNotStore = errors.New("not an nwhealth store")
 
 // Store is a store directory opened for reading. Reading never locks:
-// queries run while a writer appends.
+// queries run while a writer appends. Every file is opened through the
+// store's directories, opened anew for each operation (files.go).
 type Store struct {
-	Dir string
+	Dir   string
+	owner uint32 // uid owning the store directory
 }
 
 // Open opens an existing store.
 func Open(dir string) (*Store, error) {
-	fi, err := os.Stat(filepath.Join(dir, shardsDir))
+	root, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+			return nil, fmt.Errorf("%s: %w (%v)", dir, ErrNotStore, err)
+		}
+		return nil, &os.PathError{Op: "open", Path: dir, Err: err}
+	}
+	defer unix.Close(root)
+	var st unix.Stat_t
+	if err := unix.Fstat(root, &st); err != nil {
+		return nil, &os.PathError{Op: "stat", Path: dir, Err: err}
+	}
+	s := &Store{Dir: dir, owner: st.Uid}
+	d, err := s.openDir(shardsDir)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("%s: %w (no %s directory)", dir, ErrNotStore, shardsDir)
 		}
 		return nil, err
 	}
-	if !fi.IsDir() {
-		return nil, fmt.Errorf("%s: %w", dir, ErrNotStore)
-	}
-	return &Store{Dir: dir}, nil
+	d.close()
+	return s, nil
 }
 
 // Create makes the store directory if needed and opens it.
 func Create(dir string) (*Store, error) {
-	if err := os.MkdirAll(filepath.Join(dir, shardsDir), 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create store: %w", err)
+	}
+	root, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: dir, Err: err}
+	}
+	err = unix.Mkdirat(root, shardsDir, 0o755)
+	unix.Close(root)
+	if err != nil && !errors.Is(err, unix.EEXIST) {
+		return nil, &os.PathError{Op: "create store: mkdir", Path: filepath.Join(dir, shardsDir), Err: err}
 	}
 	return Open(dir)
 }
@@ -89,6 +114,12 @@ func (f ShardFile) FlowsPath() string { return f.Base + extFlows }
 // Name is the shard's file name without directory.
 func (f ShardFile) Name() string { return filepath.Base(f.ShardPath()) }
 
+// stem is the name without extension, shared by shard, index and flows.
+func (f ShardFile) stem() string { return filepath.Base(f.Base) }
+
+func (f ShardFile) indexName() string { return f.stem() + extIndex }
+func (f ShardFile) flowsName() string { return f.stem() + extFlows }
+
 // Overlaps reports whether the shard may hold packets in [from, to).
 // Zero bounds are open. Open shards always may.
 func (f ShardFile) Overlaps(from, to time.Time) bool {
@@ -104,10 +135,10 @@ func (f ShardFile) Overlaps(from, to time.Time) bool {
 	return true
 }
 
-func sealedBase(dir string, first, last time.Time, writer string, seq uint32) string {
-	name := fmt.Sprintf("%s_%s_%s-%08d", first.UTC().Truncate(time.Second).Format(nameTime),
+// shardStem is a sealed shard's name without extension.
+func shardStem(first, last time.Time, writer string, seq uint32) string {
+	return fmt.Sprintf("%s_%s_%s-%08d", first.UTC().Truncate(time.Second).Format(nameTime),
 		ceilSecond(last).UTC().Format(nameTime), writer, seq)
-	return filepath.Join(dir, shardsDir, name)
 }
 
 func openBase(dir, writer string, seq uint32) string {
@@ -121,7 +152,23 @@ func ceilSecond(t time.Time) time.Time {
 	return t.Truncate(time.Second).Add(time.Second)
 }
 
+// validWriter reports whether a writer id may be part of a file name:
+// one to eight ASCII letters and digits.
+func validWriter(id string) bool {
+	if len(id) == 0 || len(id) > 8 {
+		return false
+	}
+	for _, c := range []byte(id) {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
 // parseName recognises shard file names; ok is false for other files.
+// Every part is checked: a name is only ever built from these parts
+// (shardStem, openBase), never from what a file says.
 func parseName(dir, name string) (ShardFile, bool) {
 	var f ShardFile
 	var stem string
@@ -143,17 +190,21 @@ func parseName(dir, name string) (ShardFile, bool) {
 		var err1, err2 error
 		f.First, err1 = time.Parse(nameTime, parts[0])
 		f.Last, err2 = time.Parse(nameTime, parts[1])
-		if err1 != nil || err2 != nil {
+		if err1 != nil || err2 != nil || f.First.Format(nameTime) != parts[0] || f.Last.Format(nameTime) != parts[1] {
 			return f, false
 		}
 		idpart = parts[2]
 	}
 	dash := strings.LastIndexByte(idpart, '-')
-	if dash <= 0 {
+	if dash <= 0 || !validWriter(idpart[:dash]) {
 		return f, false
 	}
-	seq, err := strconv.ParseUint(idpart[dash+1:], 10, 32)
-	if err != nil {
+	digits := idpart[dash+1:]
+	if len(digits) < 8 || len(digits) > 10 || strings.TrimLeft(digits, "0123456789") != "" {
+		return f, false
+	}
+	seq, err := strconv.ParseUint(digits, 10, 32)
+	if err != nil || fmt.Sprintf("%08d", seq) != digits {
 		return f, false
 	}
 	f.Writer, f.Seq = idpart[:dash], uint32(seq)
@@ -161,17 +212,36 @@ func parseName(dir, name string) (ShardFile, bool) {
 	return f, true
 }
 
+// Listing is what a look at the shards directory found.
+type Listing struct {
+	Shards []ShardFile // sealed ones ordered by first time, then open ones
+	// Skipped names the entries with shard names that are not regular
+	// files (a FIFO would hang every reader): nothing reads them.
+	Skipped []Damage
+}
+
 // Shards lists the store's shards, sealed ones ordered by first time, then
-// open ones.
+// open ones. Entries that are not regular files are left out (List
+// names them).
 func (s *Store) Shards() ([]ShardFile, error) {
-	ents, err := os.ReadDir(filepath.Join(s.Dir, shardsDir))
+	l, err := s.List()
+	return l.Shards, err
+}
+
+// List lists the store's shards and names what it skipped.
+func (s *Store) List() (Listing, error) {
+	var l Listing
+	ents, err := s.readDir()
 	if err != nil {
-		return nil, fmt.Errorf("list shards: %w", err)
+		return l, err
 	}
-	var out []ShardFile
 	for _, e := range ents {
 		f, ok := parseName(s.Dir, e.Name())
 		if !ok {
+			continue
+		}
+		if !e.Type().IsRegular() {
+			l.Skipped = append(l.Skipped, Damage{Shard: e.Name(), Block: -1, Reason: fmt.Sprintf("%s, not a regular file; skipped", modeKind(e.Type()))})
 			continue
 		}
 		if fi, err := e.Info(); err == nil {
@@ -179,10 +249,10 @@ func (s *Store) Shards() ([]ShardFile, error) {
 		} else {
 			continue // removed by retention while listing
 		}
-		out = append(out, f)
+		l.Shards = append(l.Shards, f)
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		a, b := out[i], out[j]
+	sort.SliceStable(l.Shards, func(i, j int) bool {
+		a, b := l.Shards[i], l.Shards[j]
 		if a.Sealed != b.Sealed {
 			return a.Sealed
 		}
@@ -194,7 +264,38 @@ func (s *Store) Shards() ([]ShardFile, error) {
 		}
 		return a.Seq < b.Seq
 	})
-	return out, nil
+	return l, nil
+}
+
+// readDir reads the shards directory through its descriptor.
+func (s *Store) readDir() ([]os.DirEntry, error) {
+	dir, err := s.openDir(shardsDir)
+	if err != nil {
+		return nil, err
+	}
+	d := os.NewFile(uintptr(dir.fd), dir.path)
+	defer d.Close()
+	ents, err := d.ReadDir(-1)
+	if err != nil {
+		return nil, fmt.Errorf("list shards in %s: %w", s.shardsPath(), err)
+	}
+	return ents, nil
+}
+
+func modeKind(m os.FileMode) string {
+	switch {
+	case m&os.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	case m&os.ModeDevice != 0:
+		return "a device"
+	case m&os.ModeSymlink != 0:
+		return "a symbolic link"
+	case m.IsDir():
+		return "a directory"
+	}
+	return "not a regular file"
 }
 
 // nextSeq returns one more than the highest sequence number used by writer.
@@ -206,43 +307,11 @@ func (s *Store) nextSeq(writer string) (uint32, error) {
 	var next uint32
 	for _, f := range shards {
 		if f.Writer == writer && f.Seq >= next {
+			if f.Seq == math.MaxUint32 {
+				return 0, fmt.Errorf("store %s: sequence numbers of writer %s used up (%s)", s.Dir, writer, f.Name())
+			}
 			next = f.Seq + 1
 		}
 	}
 	return next, nil
-}
-
-// syncDir makes renames in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
-// writeFileAtomic writes data to path through a temporary file, fsync and
-// rename (the directory is synced by the caller once per seal).
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + extTmp
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return os.Rename(tmp, path)
 }

@@ -290,13 +290,13 @@ func TestRetention(t *testing.T) {
 	}
 	var total int64
 	for _, f := range after {
-		total += f.Size + fileSize(f.IndexPath()) + fileSize(f.FlowsPath())
+		total += f.Size + st.shardFileSize(f.indexName()) + st.shardFileSize(f.flowsName())
 	}
 	removed, _ = Retention{MaxSize: total / 2}.Apply(st)
 	after2, _ := st.Shards()
 	var total2 int64
 	for _, f := range after2 {
-		total2 += f.Size + fileSize(f.IndexPath()) + fileSize(f.FlowsPath())
+		total2 += f.Size + st.shardFileSize(f.indexName()) + st.shardFileSize(f.flowsName())
 	}
 	if len(removed) == 0 || total2 > total/2 {
 		t.Errorf("size retention: %d bytes left, limit %d", total2, total/2)
@@ -387,7 +387,7 @@ func TestReindexOld(t *testing.T) {
 		t.Fatalf("reindexed %+v; want shards 0 and 1", reps)
 	}
 	for _, sf := range shards {
-		if !currentIndex(sf.IndexPath()) {
+		if !st.currentIndex(sf.indexName()) {
 			t.Errorf("%s: index not current after Reindex", sf.Name())
 		}
 	}

@@ -56,7 +56,9 @@ func (o *WriterOptions) defaults() {
 	if o.BlockSize <= 0 {
 		o.BlockSize = 32 << 10
 	}
-	o.BlockSize = min(o.BlockSize, pcapio.MaxBlockRaw-pcapio.MaxPacket-16)
+	// A block below this always has room for one more record of the
+	// largest size (docs/format/shard.md).
+	o.BlockSize = min(o.BlockSize, pcapio.MaxBlockRaw-pcapio.MaxRecord-16)
 	if o.ShardSize <= 0 {
 		o.ShardSize = 1 << 30
 	}
@@ -71,16 +73,48 @@ func (o *WriterOptions) defaults() {
 	}
 }
 
-// WriterStats counts what a Writer stored.
+// WriterStats counts what a Writer took and stored.
 type WriterStats struct {
-	Packets    uint64
-	RawBytes   uint64 // pcap record bytes before compression
-	Stored     uint64 // block bytes on disk
-	Blocks     uint64
-	Sealed     int
-	Unparsed   uint64 // frames with no IP header found (stored all the same)
-	Recovered  int    // shards sealed by recovery after a write failure
-	LastPacket time.Time
+	Packets  uint64 // packets taken (counted as their block ends)
+	RawBytes uint64 // pcap record bytes taken, before compression
+	// StoredPackets and StoredRaw count the packets (and their record
+	// bytes) of the blocks on disk: fewer than taken when a write failed
+	// (disk full), and what recovery kept of a failed shard.
+	StoredPackets uint64
+	StoredRaw     uint64
+	Stored        uint64 // block bytes on disk
+	Blocks        uint64
+	Sealed        int    // shards sealed, by recovery too
+	Unparsed      uint64 // frames with no IP header found (stored all the same)
+	Recovered     int    // of Sealed, shards sealed by recovery after a write failure
+	Cut           uint64 // packets longer than pcapio.MaxRecord, stored cut to it
+	LastPacket    time.Time
+}
+
+// UnsealedError says a shard could not be sealed after a write failure:
+// its blocks are on disk and readable, but it stays open (no trailer,
+// index or flows) until store repair seals it.
+type UnsealedError struct {
+	Shard string
+	Err   error
+}
+
+func (e *UnsealedError) Error() string {
+	return fmt.Sprintf("shard %s could not be sealed after the write failure (%v): its packets stay readable; run nwhealth store repair once the cause is fixed", e.Shard, e.Err)
+}
+
+func (e *UnsealedError) Unwrap() error { return e.Err }
+
+// Unsealed marks the error for the exit-code mapping: the store is not
+// in the sealed, valid state a full disk otherwise leaves.
+func (e *UnsealedError) Unsealed() bool { return true }
+
+// CutError says a packet was longer than a store record holds; its first
+// pcapio.MaxRecord bytes were stored.
+type CutError struct{ Len int }
+
+func (e *CutError) Error() string {
+	return fmt.Sprintf("packet of %d captured bytes is longer than the %d a store keeps: its first %d stored", e.Len, pcapio.MaxRecord, pcapio.MaxRecord)
 }
 
 type shardKey struct {
@@ -108,10 +142,14 @@ type openShard struct {
 	first    int64 // packet time of the shard's first packet
 
 	// writer goroutine
-	file   *os.File
-	sw     *pcapio.ShardWriter
-	failed bool
-	synced int64 // bytes whose write-back has been started (SyncAhead)
+	file     *os.File
+	name     string // of the open file in the shards directory
+	sw       *pcapio.ShardWriter
+	failed   bool
+	synced   int64  // bytes whose write-back has been started (SyncAhead)
+	kept     uint64 // packets in the blocks written
+	keptRaw  uint64
+	keptDisk uint64
 }
 
 type jobKind int
@@ -153,6 +191,7 @@ type Writer struct {
 	free      chan []byte
 	wg        sync.WaitGroup
 	failure   atomic.Pointer[error]
+	unsealed  []error // shards recovery could not seal (statsMu)
 	closed    bool
 
 	parsed pkthdr.Packet
@@ -200,8 +239,8 @@ var ErrWriterClosed = errors.New("store writer closed")
 // (AcquireLock) for as long as the writer lives.
 func (s *Store) NewWriter(opts WriterOptions) (*Writer, error) {
 	opts.defaults()
-	if len(opts.ID) > 8 {
-		return nil, fmt.Errorf("writer id %q longer than 8 bytes", opts.ID)
+	if !validWriter(opts.ID) {
+		return nil, fmt.Errorf("writer id %q: want 1 to 8 ASCII letters and digits", opts.ID)
 	}
 	seq, err := s.nextSeq(opts.ID)
 	if err != nil {
@@ -261,7 +300,9 @@ func (w *Writer) Stats() WriterStats {
 	return st
 }
 
-// Write stores one packet. data is only read during the call.
+// Write stores one packet. data is only read during the call. A packet
+// longer than pcapio.MaxRecord is stored cut to it, and Write returns a
+// *CutError after storing it; other errors mean nothing was stored.
 func (w *Writer) Write(ts time.Time, lt pkthdr.LinkType, data []byte, origLen int) error {
 	if w.closed {
 		return ErrWriterClosed
@@ -269,8 +310,13 @@ func (w *Writer) Write(ts time.Time, lt pkthdr.LinkType, data []byte, origLen in
 	if err := w.Err(); err != nil {
 		return err
 	}
-	if len(data) > pcapio.MaxPacket {
-		data = data[:pcapio.MaxPacket]
+	var cut error
+	if len(data) > pcapio.MaxRecord {
+		cut = &CutError{Len: len(data)}
+		data = data[:pcapio.MaxRecord]
+		w.statsMu.Lock()
+		w.stats.Cut++
+		w.statsMu.Unlock()
 	}
 	k := shardKey{lt, w.nanos}
 	sh := w.last
@@ -283,7 +329,11 @@ func (w *Writer) Write(ts time.Time, lt pkthdr.LinkType, data []byte, origLen in
 	}
 	if uint32(len(data)) > sh.snaplen { // cannot grow a written header: start a shard that fits
 		w.sealShard(sh)
-		sh = w.openShard(k, pcapio.MaxPacket)
+		snap := uint32(pcapio.MaxPacket)
+		if len(data) > pcapio.MaxPacket {
+			snap = pcapio.MaxRecord
+		}
+		sh = w.openShard(k, snap)
 	}
 	ns := ts.UnixNano()
 	if sh.bPkts == 0 {
@@ -330,7 +380,7 @@ func (w *Writer) Write(ts time.Time, lt pkthdr.LinkType, data []byte, origLen in
 	if w.opts.FlushInterval > 0 && w.count&255 == 0 {
 		w.flushOld(time.Now())
 	}
-	return nil
+	return cut
 }
 
 // flushOld writes out blocks that have waited longer than FlushInterval.
@@ -450,10 +500,12 @@ func (w *Writer) sealShard(sh *openShard) {
 }
 
 // Close seals every open shard and waits for the disk. The returned error
-// is the first write failure, if any (what was written before it is sealed).
+// is the first write failure, if any (what was written before it is
+// sealed), joined with an *UnsealedError for each shard that could not
+// be sealed after it.
 func (w *Writer) Close() error {
 	if w.closed {
-		return w.Err()
+		return w.closeErr()
 	}
 	for _, sh := range w.cur {
 		w.sealShard(sh)
@@ -463,7 +515,13 @@ func (w *Writer) Close() error {
 	close(w.jobs)
 	w.wg.Wait()
 	w.enc.Close()
-	return w.Err()
+	return w.closeErr()
+}
+
+func (w *Writer) closeErr() error {
+	w.statsMu.Lock()
+	defer w.statsMu.Unlock()
+	return errors.Join(append([]error{w.Err()}, w.unsealed...)...)
 }
 
 func (w *Writer) compressor() {
@@ -502,8 +560,8 @@ func (w *Writer) doOpen(sh *openShard) {
 		sh.failed = true
 		return
 	}
-	base := openBase(w.st.Dir, w.opts.ID, sh.seq)
-	f, err := os.OpenFile(base+extOpen, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	sh.name = filepath.Base(openBase(w.st.Dir, w.opts.ID, sh.seq)) + extOpen
+	f, err := w.st.createShardFile(sh.name)
 	if err != nil {
 		sh.failed = true
 		w.fail(fmt.Errorf("create shard: %w", err))
@@ -513,9 +571,9 @@ func (w *Writer) doOpen(sh *openShard) {
 	sw, err := pcapio.NewShardWriter(f, hdr, w.enc)
 	if err != nil {
 		f.Close()
-		os.Remove(base + extOpen)
+		w.st.removeShardFile(sh.name)
 		sh.failed = true
-		w.fail(fmt.Errorf("create shard: %w", err))
+		w.fail(fmt.Errorf("create shard %s: %w", f.Name(), err))
 		return
 	}
 	sh.file, sh.sw = f, sw
@@ -531,16 +589,21 @@ func (w *Writer) doBlock(j *job) {
 		// is sealed by recovery from its complete blocks.
 		sh.file.Truncate(sh.sw.Size())
 		sh.failed = true
-		w.fail(fmt.Errorf("shard %s: %w", filepath.Base(sh.file.Name()), err))
+		w.fail(fmt.Errorf("shard %s at byte %d: %w", sh.name, sh.sw.Size(), err))
 		return
 	}
 	if w.opts.SyncAhead && sh.sw.Size()-sh.synced >= syncAheadBytes {
 		startWriteback(sh.file, sh.synced, sh.sw.Size()-sh.synced)
 		sh.synced = sh.sw.Size()
 	}
+	sh.kept += uint64(j.pkts)
+	sh.keptRaw += uint64(len(j.raw))
+	sh.keptDisk += uint64(len(j.enc.Bytes))
 	w.statsMu.Lock()
 	w.stats.Blocks++
 	w.stats.Stored += uint64(len(j.enc.Bytes))
+	w.stats.StoredPackets += uint64(j.pkts)
+	w.stats.StoredRaw += uint64(len(j.raw))
 	w.statsMu.Unlock()
 }
 
@@ -551,29 +614,44 @@ func (w *Writer) doSeal(sh *openShard) {
 	if sh.sw == nil {
 		return
 	}
-	name := sh.file.Name()
-	if sh.failed {
-		// A write failed (disk full, I/O error): free the reserve and seal
-		// what reached the disk by recovery, which rebuilds index and flows
-		// from the blocks themselves.
-		sh.file.Close()
-		w.releaseReserve()
-		if _, err := recoverShard(w.st.Dir, name, w.opts.NewFlows); err == nil {
-			w.statsMu.Lock()
-			w.stats.Recovered++
-			w.statsMu.Unlock()
+	if !sh.failed {
+		err := w.seal(sh)
+		if err == nil {
+			return
 		}
+		if errors.Is(err, ErrExists) {
+			// Its sealed name was taken by a planted file: the shard stays
+			// open (readable) and is named, and the writer goes on, so that
+			// planting a file cannot stop a capture.
+			w.statsMu.Lock()
+			w.unsealed = append(w.unsealed, &UnsealedError{Shard: sh.name, Err: err})
+			w.statsMu.Unlock()
+			return
+		}
+		w.fail(fmt.Errorf("seal %s: %w", sh.name, err))
+	} else {
+		sh.file.Close()
+	}
+	// A write failed (disk full, I/O error): free the reserve and seal
+	// what reached the disk by recovery, which rebuilds index and flows
+	// from the blocks themselves. The counts become what it kept.
+	w.releaseReserve()
+	rep, err := w.st.recoverShard(ShardFile{Writer: w.opts.ID, Seq: sh.seq}, sh.name, w.opts.NewFlows)
+	w.statsMu.Lock()
+	defer w.statsMu.Unlock()
+	if err != nil {
+		w.unsealed = append(w.unsealed, &UnsealedError{Shard: sh.name, Err: err})
 		return
 	}
-	err := w.seal(sh)
-	if err != nil {
-		w.fail(fmt.Errorf("seal %s: %w", filepath.Base(name), err))
-		w.releaseReserve()
-		if _, rerr := recoverShard(w.st.Dir, name, w.opts.NewFlows); rerr == nil {
-			w.statsMu.Lock()
-			w.stats.Recovered++
-			w.statsMu.Unlock()
-		}
+	w.stats.StoredPackets -= sh.kept
+	w.stats.StoredRaw -= sh.keptRaw
+	w.stats.Stored -= sh.keptDisk
+	if rep.Blocks > 0 {
+		w.stats.StoredPackets += rep.Packets
+		w.stats.StoredRaw += rep.RawBytes
+		w.stats.Stored += uint64(rep.StoredBytes)
+		w.stats.Recovered++
+		w.stats.Sealed++
 	}
 }
 
@@ -582,7 +660,7 @@ func (w *Writer) seal(sh *openShard) error {
 	blocks := sh.sw.Blocks()
 	if len(blocks) == 0 { // nothing was stored: drop the empty shard
 		f.Close()
-		return os.Remove(f.Name())
+		return w.st.removeShardFile(sh.name)
 	}
 	if err := sh.sw.Finish(); err != nil {
 		f.Truncate(sh.sw.Size())
@@ -591,41 +669,45 @@ func (w *Writer) seal(sh *openShard) error {
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
-		return err
+		return fmt.Errorf("fsync %s: %w", f.Name(), err)
 	}
 	if err := f.Close(); err != nil {
-		return err
+		return fmt.Errorf("close %s: %w", f.Name(), err)
 	}
 	first, last := blocks[0].First, blocks[0].Last
 	for _, b := range blocks {
 		first, last = min(first, b.First), max(last, b.Last)
 	}
-	base := sealedBase(w.st.Dir, time.Unix(0, first), time.Unix(0, last), w.opts.ID, sh.seq)
-	if err := writeFileAtomic(base+extIndex, sh.ix.Encode(w.enc)); err != nil {
+	stem := shardStem(time.Unix(0, first), time.Unix(0, last), w.opts.ID, sh.seq)
+	// A sealed shard is never replaced, nor its index and flows: only
+	// this writer makes names with its id and sequence, so one found
+	// there was planted, and the shard stays open (readable) instead.
+	if w.st.shardFileExists(stem + extShard) {
+		return fmt.Errorf("%s: %w", stem+extShard, ErrExists)
+	}
+	if err := w.st.writeShardFileAtomic(stem+extIndex, sh.ix.Encode(w.enc)); err != nil {
 		return fmt.Errorf("write index: %w", err)
 	}
 	if sh.flows != nil {
 		sh.flows.Flush(sh.flowFile.Add)
 	}
-	if err := writeFileAtomic(base+extFlows, sh.flowFile.Encode(w.enc)); err != nil {
-		os.Remove(base + extIndex)
+	if err := w.st.writeShardFileAtomic(stem+extFlows, sh.flowFile.Encode(w.enc)); err != nil {
+		w.st.removeShardFile(stem + extIndex)
 		return fmt.Errorf("write flows: %w", err)
 	}
-	if err := os.Rename(f.Name(), base+extShard); err != nil {
+	if err := w.st.renameShardFile(sh.name, stem+extShard, true); err != nil {
 		return err
 	}
-	if err := syncDir(filepath.Dir(base)); err != nil {
+	if err := w.st.syncShards(); err != nil {
 		return err
 	}
 	w.statsMu.Lock()
 	w.stats.Sealed++
 	w.statsMu.Unlock()
 	if w.opts.OnSeal != nil {
-		if fi, err := os.Stat(base + extShard); err == nil {
-			sf, _ := parseName(w.st.Dir, filepath.Base(base+extShard))
-			sf.Size = fi.Size()
-			w.opts.OnSeal(sf)
-		}
+		sf, _ := parseName(w.st.Dir, stem+extShard)
+		sf.Size = int64(sh.sw.Size())
+		w.opts.OnSeal(sf)
 	}
 	return nil
 }
@@ -635,18 +717,17 @@ func (w *Writer) seal(sh *openShard) error {
 const reserveSize = 1 << 20
 
 func (w *Writer) ensureReserve() {
-	path := filepath.Join(w.st.Dir, reserveNam)
-	if fi, err := os.Stat(path); err == nil && fi.Size() >= reserveSize {
-		return
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o644)
+	f, err := w.st.openRootFile(reserveNam)
 	if err != nil {
 		return
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.Size() >= reserveSize {
+		return
+	}
 	if err := syscall.Fallocate(int(f.Fd()), 0, 0, reserveSize); err != nil {
-		f.Write(make([]byte, reserveSize))
+		f.WriteAt(make([]byte, reserveSize), 0)
 	}
 }
 
-func (w *Writer) releaseReserve() { os.Remove(filepath.Join(w.st.Dir, reserveNam)) }
+func (w *Writer) releaseReserve() { w.st.removeRootFile(reserveNam) }

@@ -1,6 +1,9 @@
-// Package zeek reads Zeek conn.log files into flow records: TSV with
-// #fields headers (several header blocks per file are fine) or JSON lines
-// with either `id.orig_h` or `id_orig_h` keys, gzip-compressed or not.
+// Package zeek reads Zeek logs into flow records: conn.log rows become
+// records, and http.log, ssl.log and dns.log rows, joined to them by uid,
+// add names, HTTP targets, proxied destinations and the request series
+// inside each connection (join.go). Logs are TSV with #fields headers
+// (several header blocks per file are fine) or JSON lines with either
+// `id.orig_h` or `id_orig_h` keys, gzip-compressed or not.
 //
 // A malformed row is reported as a *RowError and skipped; the next call to
 // Next goes on with the following row, so one bad line never ends a hunt.
@@ -16,6 +19,7 @@ import (
 	"math"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"time"
 
@@ -33,7 +37,7 @@ type RowError struct {
 
 func (e *RowError) Error() string { return fmt.Sprintf("line %d: %s", e.Line, e.Reason) }
 
-// column indexes a conn.log field we read.
+// column indexes a log field we read.
 type column int
 
 const (
@@ -52,6 +56,17 @@ const (
 	colOrigIPBytes
 	colRespPkts
 	colRespIPBytes
+	colUID
+	colPath // JSON "_path", as some exporters write
+	colMethod
+	colHost
+	colURI
+	colServerName
+	colCipher
+	colQuery
+	colQType
+	colAnswers
+	colProxied
 	nCols
 )
 
@@ -62,26 +77,88 @@ var fieldCol = map[string]column{
 	"proto": colProto, "duration": colDuration, "orig_bytes": colOrigBytes, "resp_bytes": colRespBytes,
 	"conn_state": colState, "history": colHistory, "orig_pkts": colOrigPkts, "orig_ip_bytes": colOrigIPBytes,
 	"resp_pkts": colRespPkts, "resp_ip_bytes": colRespIPBytes,
+	"uid": colUID, "_path": colPath, "method": colMethod, "host": colHost, "uri": colURI,
+	"server_name": colServerName, "cipher": colCipher, "query": colQuery, "qtype": colQType, "qtype_name": colQType,
+	"answers": colAnswers, "proxied": colProxied,
 }
 
-// Reader reads conn.log rows.
+// Kind is the log a row belongs to.
+type Kind uint8
+
+// Log kinds: what the #path header or the JSON _path says, else what the
+// row's fields show.
+const (
+	KindUnknown Kind = iota
+	KindConn
+	KindHTTP
+	KindSSL
+	KindDNS
+	KindOther // a log hunt has no use for (x509, files, stats...)
+)
+
+func (k Kind) String() string {
+	return [...]string{"unknown", "conn", "http", "ssl", "dns", "other"}[k]
+}
+
+func kindOfPath(p []byte) Kind {
+	switch string(p) {
+	case "conn":
+		return KindConn
+	case "http":
+		return KindHTTP
+	case "ssl":
+		return KindSSL
+	case "dns":
+		return KindDNS
+	case "":
+		return KindUnknown
+	}
+	return KindOther
+}
+
+// kindOfFields guesses a row's log from the fields it has (a bitmap of
+// columns present).
+func kindOfFields(has uint64) Kind {
+	in := func(c column) bool { return has&(1<<c) != 0 }
+	switch {
+	case in(colMethod) || in(colURI):
+		return KindHTTP
+	case in(colServerName) || in(colCipher):
+		return KindSSL
+	case in(colQuery) || in(colQType):
+		return KindDNS // before conn: dns.log has a proto field too
+	case in(colState) || in(colHistory) || in(colOrigIPBytes) || in(colProto):
+		return KindConn
+	case in(colTS):
+		return KindOther
+	}
+	return KindUnknown
+}
+
+// Reader reads log rows.
 type Reader struct {
 	br     *bufio.Reader
 	closer io.Closer
 	line   int64
-	// TSV layout from the last #fields header: index of each column, -1 if absent.
-	tsvCols []column // per TSV field position: which column it feeds (nCols = unused)
+	// TSV layout from the last #fields header: which column each field
+	// position feeds (nCols = unused), and the columns present.
+	tsvCols []column
+	tsvHas  uint64
+	tsvKind Kind // from #path, else from the fields
 	sep     byte
+	setSep  byte
 	unset   []byte
 	empty   []byte
 	vals    [nCols][]byte
+	has     uint64 // columns present in the current row
+	isJSON  bool   // the current row is a JSON object
 	long    []byte
 }
 
 // NewReader reads conn.log rows from r, decompressing gzip transparently.
 func NewReader(r io.Reader) (*Reader, error) {
 	br := bufio.NewReaderSize(r, 256<<10)
-	zr := &Reader{sep: '\t', unset: []byte("-"), empty: []byte("(empty)")}
+	zr := &Reader{sep: '\t', setSep: ',', unset: []byte("-"), empty: []byte("(empty)")}
 	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
 		gz, err := gzip.NewReader(br)
 		if err != nil {
@@ -160,9 +237,71 @@ func (r *Reader) readLine() ([]byte, error) {
 	return line, err
 }
 
-// Next reads the next row into rec. It returns io.EOF at the end, and a
-// *RowError for a row it skipped (call Next again to go on).
+// Next reads the next row into rec as a conn.log row. It returns io.EOF
+// at the end, and a *RowError for a row it skipped (call Next again to go
+// on).
 func (r *Reader) Next(rec *flow.Record) error {
+	if err := r.nextFields(); err != nil {
+		return err
+	}
+	return r.fill(rec)
+}
+
+// Row is one log row. Fields that are byte slices are valid until the
+// next call to NextRow.
+type Row struct {
+	Kind Kind
+	Line int64
+	// Conn is a conn.log row as a flow record.
+	Conn flow.Record
+	// UID names the connection (every kind).
+	UID []byte
+	// The time and endpoints of an http, ssl or dns row (the zero Addr
+	// when absent or unreadable).
+	TS                 time.Time
+	Orig, Resp         netip.Addr
+	OrigPort, RespPort uint16
+	Proto              uint8
+	// http.log, and the client a proxy named in a forwarding header
+	// (the last address of X-Forwarded-For, X-Real-IP or Client-IP in the
+	// `proxied` field: what the proxy itself added)
+	Method, Host, URI []byte
+	Client            netip.Addr
+	// ssl.log
+	ServerName []byte
+	// dns.log: the query and the addresses its answers gave.
+	Query   []byte
+	Answers []netip.Addr
+}
+
+// NextRow reads the next row of any log. It returns io.EOF at the end, and
+// a *RowError for a row it skipped (call NextRow again to go on). Rows of
+// logs hunt does not read come back as KindOther, unread.
+func (r *Reader) NextRow(row *Row) error {
+	if err := r.nextFields(); err != nil {
+		return err
+	}
+	row.Line = r.line
+	row.Kind = r.tsvKind
+	if r.isJSON {
+		if row.Kind = kindOfPath(r.vals[colPath]); row.Kind == KindUnknown {
+			row.Kind = kindOfFields(r.has)
+		}
+	}
+	row.UID = r.vals[colUID]
+	switch row.Kind {
+	case KindConn:
+		return r.fill(&row.Conn)
+	case KindHTTP, KindSSL, KindDNS:
+		return r.fillOther(row)
+	case KindUnknown:
+		return &RowError{r.line, "no field says which log the row belongs to"}
+	}
+	return nil
+}
+
+// nextFields reads lines up to the next row and splits it into r.vals.
+func (r *Reader) nextFields() error {
 	for {
 		line, err := r.readLine()
 		if err != nil {
@@ -182,12 +321,14 @@ func (r *Reader) Next(rec *flow.Record) error {
 			r.header(line)
 			continue
 		case '{':
-			return r.jsonRow(line, rec)
+			r.isJSON = true
+			return r.jsonRow(line)
 		}
+		r.isJSON = false
 		if r.tsvCols == nil {
 			return &RowError{r.line, "row before any #fields header"}
 		}
-		return r.tsvRow(line, rec)
+		return r.tsvRow(line)
 	}
 }
 
@@ -195,32 +336,46 @@ func (r *Reader) header(line []byte) {
 	key, rest, _ := bytes.Cut(line, []byte{r.sep})
 	switch string(key) {
 	case "#separator":
+		r.tsvKind = KindUnknown // a new header block (concatenated logs)
 		// "#separator \x09": the one header written with a space.
 		if v, ok := bytes.CutPrefix(line, []byte("#separator ")); ok {
 			if s, err := strconv.Unquote(`"` + string(v) + `"`); err == nil && len(s) == 1 {
 				r.sep = s[0]
 			}
 		}
+	case "#set_separator":
+		if len(rest) == 1 {
+			r.setSep = rest[0]
+		}
+	case "#path":
+		r.tsvKind = kindOfPath(rest)
 	case "#unset_field":
 		r.unset = append([]byte(nil), rest...)
 	case "#empty_field":
 		r.empty = append([]byte(nil), rest...)
 	case "#fields":
 		r.tsvCols = r.tsvCols[:0]
+		r.tsvHas = 0
 		for f := range bytes.SplitSeq(rest, []byte{r.sep}) {
 			c, ok := fieldCol[string(f)]
 			if !ok {
 				c = nCols
+			} else {
+				r.tsvHas |= 1 << c
 			}
 			r.tsvCols = append(r.tsvCols, c)
+		}
+		if r.tsvKind == KindUnknown {
+			r.tsvKind = kindOfFields(r.tsvHas)
 		}
 	}
 }
 
-func (r *Reader) tsvRow(line []byte, rec *flow.Record) error {
+func (r *Reader) tsvRow(line []byte) error {
 	for i := range r.vals {
 		r.vals[i] = nil
 	}
+	r.has = r.tsvHas
 	i := 0
 	for len(line) > 0 || i == 0 {
 		f := line
@@ -242,15 +397,16 @@ func (r *Reader) tsvRow(line []byte, rec *flow.Record) error {
 	if i < len(r.tsvCols) {
 		return &RowError{r.line, fmt.Sprintf("%d fields, header has %d", i, len(r.tsvCols))}
 	}
-	return r.fill(rec)
+	return nil
 }
 
 // jsonRow reads a flat JSON object: string, number, boolean and null
 // values; arrays and objects are skipped.
-func (r *Reader) jsonRow(line []byte, rec *flow.Record) error {
+func (r *Reader) jsonRow(line []byte) error {
 	for i := range r.vals {
 		r.vals[i] = nil
 	}
+	r.has = 0
 	p := 1
 	for {
 		p = skipWS(line, p)
@@ -293,6 +449,9 @@ func (r *Reader) jsonRow(line []byte, rec *flow.Record) error {
 			if e < 0 {
 				return &RowError{r.line, "unterminated JSON array"}
 			}
+			if c == '[' {
+				val = line[p:e] // kept whole; answers are read from it
+			}
 			p = e
 		default:
 			e := p
@@ -304,11 +463,14 @@ func (r *Reader) jsonRow(line []byte, rec *flow.Record) error {
 				val = nil
 			}
 		}
-		if c, ok := fieldCol[string(key)]; ok && val != nil {
-			r.vals[c] = val
+		if c, ok := fieldCol[string(key)]; ok {
+			r.has |= 1 << c
+			if val != nil {
+				r.vals[c] = val
+			}
 		}
 	}
-	return r.fill(rec)
+	return nil
 }
 
 func skipWS(b []byte, p int) int {
@@ -353,6 +515,94 @@ func skipNested(b []byte, p int) int {
 		}
 	}
 	return -1
+}
+
+// fillOther reads an http, ssl or dns row. Only the time is required:
+// endpoints that do not parse are left zero (the row can still be joined
+// by uid).
+func (r *Reader) fillOther(row *Row) error {
+	v := &r.vals
+	ts, ok := parseTime(v[colTS])
+	if !ok {
+		return &RowError{r.line, fmt.Sprintf("bad ts %q", clip(v[colTS]))}
+	}
+	row.TS = ts
+	row.Orig, _ = parseAddr(v[colOrigH])
+	row.Resp, _ = parseAddr(v[colRespH])
+	op, _ := parseUint(v[colOrigP], 65535)
+	rp, _ := parseUint(v[colRespP], 65535)
+	row.OrigPort, row.RespPort = uint16(op), uint16(rp)
+	row.Proto = 6 // http and ssl run over TCP; dns says
+	if string(v[colProto]) == "udp" {
+		row.Proto = 17
+	}
+	row.Method, row.Host, row.URI = v[colMethod], v[colHost], v[colURI]
+	row.ServerName, row.Query = v[colServerName], v[colQuery]
+	row.Client = netip.Addr{}
+	if row.Kind == KindHTTP && v[colProxied] != nil {
+		row.Client = r.forwardedFor(v[colProxied])
+	}
+	row.Answers = row.Answers[:0]
+	if row.Kind == KindDNS {
+		row.Answers = r.answers(v[colAnswers], row.Answers)
+	}
+	return nil
+}
+
+// answers reads the addresses among a dns.log answers vector: TSV joined
+// by the set separator, or a JSON array of strings. Names and TTLs in the
+// vector are skipped; at most flow.MaxAnswers are kept.
+func (r *Reader) answers(b []byte, out []netip.Addr) []netip.Addr {
+	sep := r.setSep
+	if len(b) > 0 && b[0] == '[' {
+		b, sep = bytes.Trim(b, "[]"), ','
+	}
+	for len(b) > 0 && len(out) < flow.MaxAnswers {
+		f := b
+		if i := bytes.IndexByte(b, sep); i >= 0 {
+			f, b = b[:i], b[i+1:]
+		} else {
+			b = nil
+		}
+		f = bytes.Trim(bytes.TrimSpace(f), `"`)
+		if a, err := parseAddr(f); err == nil && !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// forwardedFor reads the client a proxy named in Zeek's http.log
+// `proxied` set ("X-FORWARDED-FOR -> 10.0.0.111, 10.0.0.7"): the last
+// address of the header, the one the last proxy added (earlier ones are
+// whatever the client sent).
+func (r *Reader) forwardedFor(b []byte) netip.Addr {
+	var elems [][]byte
+	if len(b) > 0 && b[0] == '[' { // a JSON array of strings
+		elems = bytes.Split(bytes.Trim(b, "[]"), []byte(`","`))
+	} else {
+		elems = bytes.Split(b, []byte{r.setSep})
+	}
+	var client netip.Addr
+	for _, e := range elems {
+		name, val, ok := bytes.Cut(bytes.Trim(bytes.TrimSpace(e), `"`), []byte(" -> "))
+		if !ok {
+			continue
+		}
+		switch string(bytes.ToUpper(bytes.TrimSpace(name))) {
+		case "X-FORWARDED-FOR", "X-REAL-IP", "CLIENT-IP":
+		default:
+			continue
+		}
+		// A comma inside a set element is escaped in TSV.
+		val = bytes.ReplaceAll(val, []byte(`\x2c`), []byte{','})
+		for _, part := range bytes.Split(val, []byte{','}) {
+			if a, err := parseAddr(bytes.TrimSpace(part)); err == nil {
+				client = a.Unmap()
+			}
+		}
+	}
+	return client
 }
 
 // fill turns the collected column values into a record.

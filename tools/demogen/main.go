@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/nwhealth/nwhealth/internal/demogen"
@@ -38,11 +39,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&start, "start", demogen.DefaultStart.Format(time.RFC3339), "start of the sample (RFC 3339)")
 	fs.DurationVar(&o.cfg.Duration, "duration", demogen.DefaultDuration, "length of the sample (at least 1h)")
 	fs.IntVar(&o.cfg.Workstations, "workstations", demogen.DefaultWorkstations, "number of workstations (8-200)")
+	var shapes string
+	fs.StringVar(&shapes, "shapes", "", "more command-and-control shapes, comma-separated: keepalive, proxy, inbound")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if o.out == "" || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "usage: demogen -o FILE [-labels FILE] [-assets FILE] [-seed N] [-start T] [-duration D] [-workstations N]")
+		fmt.Fprintln(stderr, "usage: demogen -o FILE [-labels FILE] [-assets FILE] [-seed N] [-start T] [-duration D] [-workstations N] [-shapes LIST]")
 		return 2
 	}
 	t, err := time.Parse(time.RFC3339, start)
@@ -51,6 +54,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	o.cfg.Start = t
+	for _, sh := range strings.Split(shapes, ",") {
+		switch strings.TrimSpace(sh) {
+		case "":
+		case "keepalive":
+			o.cfg.Shapes.KeepAlive = true
+		case "proxy":
+			o.cfg.Shapes.Proxy = true
+		case "inbound":
+			o.cfg.Shapes.Inbound = true
+		default:
+			fmt.Fprintf(stderr, "demogen: -shapes: unknown shape %q (keepalive, proxy, inbound)\n", sh)
+			return 2
+		}
+	}
 	if err := generate(o, stdout, stderr); err != nil {
 		fmt.Fprintln(stderr, "demogen:", err)
 		return 1
