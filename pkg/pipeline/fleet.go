@@ -16,7 +16,7 @@ type Fleet struct {
 
 // HuntFleet fills a hunt model from the flow database (docs/fleet.md,
 // Hunting in the engine). ClickHouse groups the rows by address pair and
-// sends each pair's records as arrays of the fields hunt reads, with one
+// sends each pair's records packed, with the fields hunt reads and one
 // name per channel and DNS answers apart; the model takes them pair by
 // pair through Add, so this process holds one pair at a time and the
 // model, never the flow records. A model's state depends on the order of
