@@ -17,6 +17,7 @@ import (
 	"github.com/nwhealth/nwhealth/internal/chserver"
 	"github.com/nwhealth/nwhealth/internal/demogen"
 	"github.com/nwhealth/nwhealth/internal/netns"
+	"github.com/nwhealth/nwhealth/internal/s3test"
 	"github.com/nwhealth/nwhealth/internal/testenv"
 	"github.com/nwhealth/nwhealth/pkg/jsonl"
 	"github.com/nwhealth/nwhealth/pkg/pcapio"
@@ -61,11 +62,17 @@ type flowTotals struct {
 	OrigIP, RespData uint64
 }
 
+// A flag among dirs is passed with its value (--sensor NAME, --cache DIR).
 func storeTotals(t *testing.T, dirs ...string) flowTotals {
 	t.Helper()
 	args := []string{"flows", "--format", "jsonl"}
-	for _, d := range dirs {
-		args = append(args, "--store", d)
+	for i := 0; i < len(dirs); i++ {
+		if strings.HasPrefix(dirs[i], "-") && i+1 < len(dirs) {
+			args = append(args, dirs[i], dirs[i+1])
+			i++
+			continue
+		}
+		args = append(args, "--store", dirs[i])
 	}
 	code, out, errOut := nwh(t, nil, args...)
 	if code != 0 {
@@ -439,4 +446,44 @@ func TestFleetS3ToClickHouse(t *testing.T) {
 		compareLines(t, fromDB, fromBucket)
 	}
 	mustRun(t, 2, "hunt", "--clickhouse", db, "--sensor", "[")
+}
+
+// TestCaptureS3FlowsTo: a capture into an s3:// store (and a local one)
+// with the flow database down uploads its shards, which leave the spool;
+// the next capture ships every shard's flows all the same, the uploaded
+// ones read back from the bucket, under --sensor's name.
+func TestCaptureS3FlowsTo(t *testing.T) {
+	testenv.Root(t)
+	testenv.Tool(t, "trafgen")
+	chserver.Binary(t)
+	srv := s3test.Start(t)
+	srv.Env(t)
+	p := netns.NewPair(t)
+	s := chserver.Start(t, 0, chserver.Options{})
+	dir := t.TempDir()
+	url, local, cache := "s3://nwh/capture", filepath.Join(dir, "local"), filepath.Join(dir, "cache")
+	opts := captureOptions{iface: p.DevB, stores: []string{url, local}, snaplen: 262144, workers: 2, ringSize: "64MiB",
+		shardSize: "1M", flush: 100 * time.Millisecond, statsEvery: 0, format: "table", flowsTo: s.URL("", "", "cap")}
+	opts.upload.sensor, opts.upload.spool, opts.upload.uploadWait = "cap3", filepath.Join(dir, "spool"), time.Minute
+	opts.upload.cache = filepath.Join(dir, "shipcache") // where the shipper caches the bucket's objects
+	s.Kill()
+	_, stderr, _ := captureRun(t, p, opts, 100_000)
+	if !strings.Contains(stderr, "uploaded") || !strings.Contains(stderr, "not shipped") {
+		t.Errorf("capture with the database down said:\n%s", stderr)
+	}
+	if l, _ := filepath.Glob(filepath.Join(dir, "spool", "shards", "*.flows")); len(l) != 0 {
+		t.Fatalf("spool left with %v", l)
+	}
+	s.Restart()
+	_, stderr, _ = captureRun(t, p, opts, 1000)
+	if strings.Contains(stderr, "not shipped") {
+		t.Errorf("capture with the database back said:\n%s", stderr)
+	}
+	want := storeTotals(t, url, "--sensor", "cap3", "--cache", cache, local)
+	if got := dbTotals(t, s, "cap", false); got != want {
+		t.Errorf("database counts %+v, stores %+v\n%s", got, want, stderr)
+	}
+	if sensors := strings.TrimSpace(s.Client(context.Background(), "SELECT DISTINCT sensor FROM cap.flow_shards FORMAT TSV")); sensors != "cap3" {
+		t.Errorf("sensors in the database: %q", sensors)
+	}
 }
