@@ -16,6 +16,7 @@ import (
 
 	"github.com/nwhealth/nwhealth/pkg/capture"
 	"github.com/nwhealth/nwhealth/pkg/capture/livefilter"
+	"github.com/nwhealth/nwhealth/pkg/flowdb"
 	"github.com/nwhealth/nwhealth/pkg/jsonl"
 	"github.com/nwhealth/nwhealth/pkg/objstore"
 	"github.com/nwhealth/nwhealth/pkg/pcapio"
@@ -45,6 +46,8 @@ type captureOptions struct {
 	statsEvery time.Duration
 	format     string
 	upload     uploadFlags
+	// --flows-to: the flow database each sealed shard's records go to.
+	flowsTo string
 	// ready, when set, is called once the sockets are open (tests).
 	ready func()
 
@@ -79,7 +82,14 @@ backoff; past --spool-max the oldest waiting shards are dropped, counted
 and named. --max-size and --max-age then apply to the sensor's
 partitions in the bucket. At the end capture waits --upload-wait for the
 uploads left; what is still waiting stays in the spool for the next run
-(exit 1).`,
+(exit 1).
+
+--flows-to clickhouse://HOST:PORT/DB ships each sealed shard's flow records
+to ClickHouse as it seals (docs/format/clickhouse.md), under --sensor's
+name. While the database is unreachable the stores keep everything (with
+an s3:// store, the bucket keeps what the spool uploaded); shipping resumes
+by itself, and a capture starting on a store exports whatever an earlier
+one could not.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runCapture(cmd.Context(), opts)
@@ -102,6 +112,7 @@ uploads left; what is still waiting stays in the spool for the next run
 	f.BoolVar(&opts.noPromisc, "no-promisc", false, "do not put the interface in promiscuous mode")
 	f.DurationVar(&opts.statsEvery, "stats-every", 5*time.Second, "interval of the stats line on stderr (0: none)")
 	f.StringVar(&opts.format, "format", "table", "stats output: table (lines for people) or jsonl")
+	f.StringVar(&opts.flowsTo, "flows-to", "", "ship each sealed shard's flow records to this ClickHouse database (clickhouse://HOST:PORT/DB)")
 	return cmd
 }
 
@@ -157,6 +168,17 @@ func (opts *captureOptions) validate() error {
 			return usagef("capture: --shard-size %q: want at least 1M", opts.shardSize)
 		}
 	}
+	if opts.flowsTo != "" {
+		if len(opts.stores) == 0 {
+			return usagef("capture: --flows-to needs --store (flow records are built with the shards)")
+		}
+		if _, err := flowdb.ParseURL(opts.flowsTo, nil); err != nil {
+			return usageError{err}
+		}
+		if _, err := opts.upload.sensorName(); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -164,6 +186,9 @@ func runCapture(ctx context.Context, opts *captureOptions) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	// Stats, retention and flow shipping write to stderr from their own
+	// goroutines.
+	opts.s.errOut = &lockedWriter{w: opts.s.errOut}
 	if err := opts.validate(); err != nil {
 		return err
 	}
@@ -212,6 +237,11 @@ func runCapture(ctx context.Context, opts *captureOptions) error {
 		}
 		defer ss.abort()
 		copy(sinks, ss.sinks)
+		if opts.flowsTo != "" {
+			if ss.ship, err = newShipper(opts, ss); err != nil {
+				return err
+			}
+		}
 	} else {
 		for i := range sinks {
 			name := opts.write
@@ -276,6 +306,15 @@ func runCapture(ctx context.Context, opts *captureOptions) error {
 		// the disk stays valid.
 		closeErr = errors.Join(closeErr, ss.close(opts.s.errOut))
 	}
+	if ss != nil && ss.ship != nil {
+		shipped, err := ss.ship.Close(30 * time.Second)
+		fmt.Fprintf(opts.s.errOut, "flows shipped: %d shards (%d records)\n", shipped.Shards, shipped.Records)
+		if err != nil {
+			// The capture itself succeeded: the store has every record, and
+			// the next capture or flows --export ships the rest.
+			fmt.Fprintf(opts.s.errOut, "nwhealth: flows of some shards not shipped (the next capture or flows --export sends them): %v\n", err)
+		}
+	}
 	writeCaptureStats(opts, jsonl.TypeCaptureSummary, time.Now(), st, nil, 0)
 	if errors.Is(runErr, syscall.ENOSPC) || errors.Is(closeErr, syscall.ENOSPC) {
 		return fmt.Errorf("capture stopped, shards sealed: %w", syscall.ENOSPC)
@@ -283,10 +322,84 @@ func runCapture(ctx context.Context, opts *captureOptions) error {
 	return errors.Join(runErr, closeErr)
 }
 
+// newShipper starts shipping sealed shards' flows to --flows-to, under
+// --sensor's name. An s3:// store's shards are read from its spool and,
+// once uploaded (and gone from the spool), from the bucket: only this
+// sensor's there.
+func newShipper(opts *captureOptions, ss *storeSinks) (*pipeline.Shipper, error) {
+	name, err := opts.upload.sensorName()
+	if err != nil {
+		return nil, err
+	}
+	ca := opts.upload.ca
+	var mu sync.Mutex
+	remotes := make([]*store.Remote, len(opts.stores))
+	var warned bool
+	stores := func(ctx context.Context) []store.Reader {
+		mu.Lock()
+		defer mu.Unlock()
+		var out []store.Reader
+		for i, d := range opts.stores {
+			out = append(out, ss.stores[i])
+			if !objstore.IsURL(d) {
+				continue
+			}
+			if remotes[i] == nil {
+				r, err := store.OpenRemote(d, store.RemoteOptions{Config: opts.upload.config(), Sensors: []string{name}, CacheDir: opts.upload.cache, Context: ctx})
+				if err != nil {
+					if !warned {
+						fmt.Fprintf(opts.s.errOut, "nwhealth: flows of shards uploaded to %s wait until it answers: %v\n", d, err)
+						warned = true
+					}
+					continue
+				}
+				remotes[i] = r
+			}
+			out = append(out, remotes[i])
+		}
+		return out
+	}
+	sh := &pipeline.Shipper{
+		Connect: func(ctx context.Context) (pipeline.ShardSink, error) {
+			db, err := openFlowDB(ctx, opts.flowsTo, ca)
+			if err != nil {
+				return nil, err
+			}
+			if err := db.Ensure(ctx, 0); err != nil {
+				db.Close()
+				return nil, err
+			}
+			return db, nil
+		},
+		Export: pipeline.Exporter{Sensor: name},
+		Stores: stores,
+		Logf: func(format string, args ...any) {
+			fmt.Fprintf(opts.s.errOut, "nwhealth: "+format+"\n", args...)
+		},
+	}
+	// Its own context: a stopped capture still ships its last shards (Close).
+	sh.Start(context.Background())
+	return sh, nil
+}
+
+// lockedWriter serialises writes from several goroutines.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
 // storeSinks are one store writer per capture worker.
 type storeSinks struct {
 	ups     []*store.Uploader // per store: nil for a local one
 	wait    time.Duration
+	stores  []*store.Store // per store: the local one, or the spool of an s3:// one
+	ship    *pipeline.Shipper
 	locks   []*store.Lock
 	writers []*store.Writer
 	sinks   []capture.Sink
@@ -334,6 +447,7 @@ func openStoreSinks(opts *captureOptions, c *capture.Capture) (*storeSinks, erro
 		}
 		stores = append(stores, st)
 	}
+	ss.stores = stores
 	for i, uo := range uos {
 		if uo.Sensor == "" {
 			continue
@@ -367,12 +481,15 @@ func openStoreSinks(opts *captureOptions, c *capture.Capture) (*storeSinks, erro
 			OnSeal: func(sf store.ShardFile) {
 				if up != nil {
 					up.Add(sf)
-					return
+				} else {
+					retMu.Lock()
+					if _, err := ret.Apply(st); err != nil {
+						fmt.Fprintln(opts.s.errOut, "nwhealth: retention:", err)
+					}
+					retMu.Unlock()
 				}
-				retMu.Lock()
-				defer retMu.Unlock()
-				if _, err := ret.Apply(st); err != nil {
-					fmt.Fprintln(opts.s.errOut, "nwhealth: retention:", err)
+				if ss.ship != nil {
+					ss.ship.Kick()
 				}
 			},
 		})

@@ -30,29 +30,61 @@ type flowsOptions struct {
 	sel    selectorFlags
 	format string
 	now    func() time.Time
+	// --export: the flow database, and what goes with it.
+	export    string
+	maxAge    string
+	batchRows int
+	ctx       context.Context
 }
 
 func newFlowsCmd(s streams) *cobra.Command {
 	o := &flowsOptions{streams: s, now: time.Now}
 	cmd := &cobra.Command{
-		Use:   "flows --store DIR [selectors] [--format table|jsonl|zeek]",
+		Use:   "flows --store DIR [selectors] [--format table|jsonl|zeek] [--export clickhouse://HOST:PORT/DB]",
 		Short: "List the flow records kept beside the packets",
 		Long: `Flows prints the store's flow records (one per TCP connection or UDP/ICMP
 exchange, with packets and bytes each way, TCP flags, and the TLS SNI, HTTP
 Host or DNS name when visible) that overlap the time range and match the
 selectors. --format zeek writes a Zeek conn.log (TSV) that Zeek tools and
-RITA read.`,
+RITA read.
+
+--export clickhouse://[USER@]HOST[:PORT]/DB[?secure=true&cluster=NAME] copies
+the flow records of every sealed shard in the time range to ClickHouse
+(docs/format/clickhouse.md), creating the database and tables if missing.
+Shards already exported are skipped, so a re-run after a failure exports
+exactly what is missing. A shard of an s3:// store goes under the sensor
+that wrote it (--sensor GLOB picks sensors, as for reading); a local
+store's under --sensor NAME (default: the host name). The password comes
+from the URL or CLICKHOUSE_PASSWORD and is never printed; --ca trusts a
+private CA for ?secure=true as for an https object store.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error { return runFlows(o) },
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.ctx = cmd.Context()
+			return runFlows(o)
+		},
 	}
 	cmd.Flags().StringArrayVar(&o.stores, "store", nil, "store directory or s3://BUCKET/PREFIX (repeatable)")
 	o.remote.registerRead(cmd.Flags())
 	o.sel.register(cmd, false)
 	cmd.Flags().StringVar(&o.format, "format", "", "table, jsonl or zeek (default: table on a terminal, jsonl otherwise)")
+	cmd.Flags().StringVar(&o.export, "export", "", "copy the flow records to this ClickHouse database (clickhouse://HOST:PORT/DB)")
+	cmd.Flags().StringVar(&o.maxAge, "max-age", "", "with --export: drop days older than this before the newest exported one (e.g. 90d)")
+	cmd.Flags().IntVar(&o.batchRows, "batch-rows", pipeline.DefaultBatchRows, "with --export: flow records per INSERT")
+	cmd.Flags().MarkHidden("batch-rows")
 	return cmd
 }
 
 func runFlows(o *flowsOptions) error {
+	if o.export == "" && o.maxAge != "" {
+		return usagef("--max-age goes with --export")
+	}
+	if o.export != "" {
+		sel, err := o.sel.selector(o.now())
+		if err != nil {
+			return err
+		}
+		return runExport(o, sel)
+	}
 	format := o.format
 	if format == "" {
 		format = "jsonl"

@@ -39,6 +39,7 @@ type huntOptions struct {
 	stores      []string
 	remote      remoteFlags
 	from, to    string
+	clickhouse  string
 	now         func() time.Time
 	ctx         context.Context
 	intel       intelFlags
@@ -49,7 +50,7 @@ type huntOptions struct {
 func newHuntCmd(s streams) *cobra.Command {
 	o := &huntOptions{s: s, now: time.Now}
 	cmd := &cobra.Command{
-		Use:   "hunt --store DIR [--from T] [--to T] | --pcap FILE... | --zeek LOG...",
+		Use:   "hunt --store DIR [--from T] [--to T] | --clickhouse URL [--sensor GLOB] [--from T] [--to T] | --pcap FILE... | --zeek LOG...",
 		Short: "Rank hosts and channels by group behaviour: beacons, lateral fan-out, scans",
 		Long: `hunt finds internal hosts used as stepping stones: periodic check-ins to
 destinations few other hosts use, and fan-out to internal admin ports.
@@ -67,16 +68,30 @@ inside hosts, first and last seen, connections, bytes and the query that
 pulls the packets (docs/intel.md). --format blocklist --as nft|squid|plain
 writes what is to be blocked; --apply nft loads it with nft -f.
 
+--clickhouse clickhouse://HOST:PORT/DB hunts over the flow records many
+sensors exported (docs/fleet.md), --sensor GLOB (repeatable) picking
+sensors as it does from an s3:// store; the findings are those hunt
+--store gives over the same flows.
+
 Exit codes: 0 ok, 1 error, 2 usage, 3 input was damaged and skipped,
 5 disk full, 10 findings at or above --fail-on, 130/143 stopped by
 SIGINT/SIGTERM (nothing printed).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if len(o.pcaps) == 0 && len(o.zeeks) == 0 && len(o.stores) == 0 && o.records == nil {
-				return usagef("hunt needs --store, --pcap or --zeek input")
+			if len(o.pcaps) == 0 && len(o.zeeks) == 0 && len(o.stores) == 0 && o.clickhouse == "" && o.records == nil {
+				return usagef("hunt needs --store, --pcap or --zeek input, or --clickhouse")
 			}
-			if (o.from != "" || o.to != "") && len(o.stores) == 0 {
-				return usagef("--from and --to select from a --store")
+			if o.clickhouse != "" && (len(o.pcaps) > 0 || len(o.zeeks) > 0 || len(o.stores) > 0) {
+				return usagef("--clickhouse is the whole input: not with --store, --pcap or --zeek")
+			}
+			if (o.from != "" || o.to != "") && len(o.stores) == 0 && o.clickhouse == "" {
+				return usagef("--from and --to select from a --store or --clickhouse")
+			}
+			if err := o.remote.checkSensors(); err != nil {
+				return err
+			}
+			if len(o.remote.sensors) > 0 && o.clickhouse == "" && !anyURL(o.stores) {
+				return usagef("--sensor picks sensors of an s3:// store or of --clickhouse")
 			}
 			if o.format != "table" && o.format != "jsonl" && o.format != "blocklist" {
 				return usagef("--format must be table, jsonl or blocklist, not %q", o.format)
@@ -98,6 +113,7 @@ SIGINT/SIGTERM (nothing printed).`,
 	o.remote.registerRead(f)
 	f.StringVar(&o.from, "from", "", "with --store: start time (RFC 3339, date, or relative like -24h)")
 	f.StringVar(&o.to, "to", "", "with --store: end time")
+	f.StringVar(&o.clickhouse, "clickhouse", "", "hunt over the flow database (clickhouse://HOST:PORT/DB, docs/fleet.md)")
 	f.StringArrayVar(&o.pcaps, "pcap", nil, "pcap/pcapng files (gzip/zstd too; - for stdin): several after one --pcap, or repeat it")
 	f.StringArrayVar(&o.zeeks, "zeek", nil, "Zeek logs (conn, http, ssl, dns; any order), TSV or JSON lines, gzipped or not: several after one --zeek, or repeat it")
 	multiValue(f, "pcap", "zeek")
@@ -156,22 +172,26 @@ func runHunt(o *huntOptions) error {
 	m := hunt.New(cfg)
 	sink := o.intel.tee(m.Add)
 	in := pipeline.Input{Pcaps: o.pcaps, Zeek: o.zeeks}
-	if len(o.stores) > 0 {
+	if len(o.stores) > 0 || o.clickhouse != "" {
 		sf := selectorFlags{from: o.from, to: o.to}
 		if in.Selector, err = sf.selector(o.now()); err != nil {
-			return err
-		}
-		if o.ctx == nil {
-			o.ctx = context.Background()
-		}
-		if in.Stores, err = openStores(o.ctx, o.stores, &o.remote); err != nil {
 			return err
 		}
 	}
 	if o.ctx == nil {
 		o.ctx = context.Background()
 	}
-	dmg, err := pipeline.Flows(o.ctx, in, sink)
+	if len(o.stores) > 0 {
+		if in.Stores, err = openStores(o.ctx, o.stores, &o.remote); err != nil {
+			return err
+		}
+	}
+	var dmg pipeline.Damage
+	if o.clickhouse != "" {
+		err = huntClickHouse(o.ctx, o.clickhouse, &o.remote, in.Selector, m, o.intel.coll)
+	} else {
+		dmg, err = pipeline.Flows(o.ctx, in, sink)
+	}
 	if o.ctx.Err() != nil {
 		return interrupted(o.ctx)
 	}

@@ -10,13 +10,16 @@ import (
 	"time"
 
 	"github.com/nwhealth/nwhealth/pkg/objstore"
+	"github.com/nwhealth/nwhealth/pkg/sensor"
 	"github.com/nwhealth/nwhealth/pkg/store"
 	"github.com/spf13/pflag"
 )
 
 // remoteFlags are the flags of commands whose --store may be an object
-// store (s3://BUCKET/PREFIX): endpoint, credentials and region come from
-// the AWS_* variables (docs/fleet.md).
+// store (s3://BUCKET/PREFIX) or that read the flow database
+// (--clickhouse): endpoint, credentials and region of the object store
+// come from the AWS_* variables (docs/fleet.md). --sensor globs pick the
+// same sensors from both (sensor.Match); --ca is trusted by both.
 type remoteFlags struct {
 	sensors   []string // readers: globs
 	cache     string
@@ -26,14 +29,14 @@ type remoteFlags struct {
 
 // registerRead adds the flags of commands that read stores.
 func (f *remoteFlags) registerRead(fs *pflag.FlagSet) {
-	fs.StringArrayVar(&f.sensors, "sensor", nil, "with an s3:// store: sensors to read, a glob like 'dc1-*' (repeatable; default all)")
+	fs.StringArrayVar(&f.sensors, "sensor", nil, "sensors to read from an s3:// store or the flow database, a glob like 'dc1-*' (repeatable; default all)")
 	fs.StringVar(&f.cache, "cache", "", "with an s3:// store: local cache of manifests, indexes and tables of contents (default "+store.DefaultCacheDir()+")")
 	fs.StringVar(&f.cacheSize, "cache-size", "2G", "with an s3:// store: bound of the cache; least recently used files go first")
 	f.registerCA(fs)
 }
 
 func (f *remoteFlags) registerCA(fs *pflag.FlagSet) {
-	fs.StringVar(&f.ca, "ca", "", "with an s3:// store: PEM file of a private CA for an https endpoint (TLS is always verified)")
+	fs.StringVar(&f.ca, "ca", "", "PEM file of a private CA for an https s3:// endpoint or a ?secure=true ClickHouse (TLS is always verified)")
 }
 
 // config is the object store configuration from the environment and --ca.
@@ -83,9 +86,20 @@ func openStores(ctx context.Context, dirs []string, f *remoteFlags) ([]store.Rea
 	return out, nil
 }
 
+// checkSensors checks the syntax of the --sensor globs.
+func (f *remoteFlags) checkSensors() error {
+	for _, g := range f.sensors {
+		if err := sensor.CheckGlob(g); err != nil {
+			return usagef("--sensor: %v", err)
+		}
+	}
+	return nil
+}
+
 // uploadFlags are the flags of writers (capture, import) whose --store is
 // an object store: they write into a local spool and upload each shard
-// as it seals.
+// as it seals. --sensor names this sensor, in the bucket's layout and in
+// the flow database (capture --flows-to) alike.
 type uploadFlags struct {
 	remoteFlags
 	sensor     string
@@ -95,11 +109,23 @@ type uploadFlags struct {
 }
 
 func (f *uploadFlags) register(fs *pflag.FlagSet, wait time.Duration) {
-	fs.StringVar(&f.sensor, "sensor", "", "with an s3:// store: this sensor's name in the bucket (default: the host name)")
+	fs.StringVar(&f.sensor, "sensor", "", "this sensor's name in an s3:// store and the flow database (default: the host name)")
 	fs.StringVar(&f.spool, "spool", "", "with an s3:// store: local store the shards are written to before upload (default under "+spoolRoot()+")")
 	fs.StringVar(&f.spoolMax, "spool-max", "", "with an s3:// store: most bytes of shards waiting for upload; past it the oldest are dropped and counted (default: no bound but the disk)")
 	fs.DurationVar(&f.uploadWait, "upload-wait", wait, "with an s3:// store: how long to wait at the end for uploads still to do")
 	f.registerCA(fs)
+}
+
+// sensorName is --sensor, or the host name made a sensor name; it fills
+// the flag in.
+func (f *uploadFlags) sensorName() (string, error) {
+	if f.sensor == "" {
+		f.sensor = sensor.Default()
+	}
+	if err := sensor.Check(f.sensor); err != nil {
+		return "", usagef("--sensor: %v", err)
+	}
+	return f.sensor, nil
 }
 
 func spoolRoot() string { return filepath.Join(filepath.Dir(store.DefaultCacheDir()), "spool") }
@@ -112,11 +138,8 @@ func (f *uploadFlags) prepare(url, cmd string) (store.UploadOptions, string, err
 	if _, err := objstore.ParseURL(url); err != nil {
 		return o, "", usagef("--store: %v", err)
 	}
-	if f.sensor == "" {
-		f.sensor = store.DefaultSensor()
-	}
-	if !store.ValidSensor(f.sensor) {
-		return o, "", usagef("--sensor %q: want 1 to 63 letters, digits, '.', '_' and '-', starting with a letter or digit", f.sensor)
+	if _, err := f.sensorName(); err != nil {
+		return o, "", err
 	}
 	spool := f.spool
 	if spool == "" {

@@ -37,6 +37,7 @@ type reportOptions struct {
 	failOn      string
 	minSeverity string
 	title       string
+	clickhouse  string
 	now         func() time.Time
 	ctx         context.Context
 	intel       intelFlags
@@ -46,7 +47,7 @@ type reportOptions struct {
 func newReportCmd(s streams) *cobra.Command {
 	o := &reportOptions{s: s, now: time.Now}
 	cmd := &cobra.Command{
-		Use:   "report --store DIR [--from T] [--to T] | --pcap FILE... [--zeek FILE...]",
+		Use:   "report --store DIR [--from T] [--to T] [--clickhouse URL [--sensor GLOB]] | --pcap FILE... [--zeek FILE...]",
 		Short: "One incident view joining replay and hunt: compromised hosts, what was done, who else is touched, what to do first",
 		Long: `report runs hunt and replay over the same traffic, once each, and joins
 them by host and time (docs/report.md): per host its role (stepping stone,
@@ -59,7 +60,10 @@ escalation level and the findings and operations behind it.
 
 Input: --store DIR with --from/--to (hunt reads the flow records, replay the
 packets of the range), or --pcap FILE... (both read the same packets in one
-pass); --zeek FILE... adds conn.log rows to hunt.
+pass); --zeek FILE... adds conn.log rows to hunt. --clickhouse URL hunts over
+the flow database of many sensors instead (docs/fleet.md), and replay reads
+the packets of the --store directories or s3:// stores; --sensor GLOB picks
+the same sensors from both.
 
 Output (--format): table (default), jsonl, html (one self-contained page:
 timeline, progression per host, graph of hosts and operations, actions),
@@ -105,6 +109,7 @@ SIGINT/SIGTERM (nothing printed, no -o file written).`,
 	f.StringVar(&o.minSeverity, "min-severity", "medium", "leave out findings, and hosts outside a compromised host's impact scope, below this")
 	f.StringVar(&o.title, "title", "", "title of the HTML page and STIX report")
 	o.intel.register(cmd)
+	f.StringVar(&o.clickhouse, "clickhouse", "", "hunt over the flow database (clickhouse://HOST:PORT/DB) instead of the stores' flow records")
 	handlesSignals(cmd)
 	return cmd
 }
@@ -155,6 +160,15 @@ func analyzeReport(o *reportOptions) (*report.Incident, replay.Stats, pipeline.D
 	}
 	if (o.from != "" || o.to != "") && len(o.stores) == 0 {
 		return nil, st, pipeline.Damage{}, usagef("--from and --to select from a --store")
+	}
+	if o.clickhouse != "" && len(o.zeeks) > 0 {
+		return nil, st, pipeline.Damage{}, usagef("--clickhouse gives hunt its flow records: not with --zeek")
+	}
+	if err := o.remote.checkSensors(); err != nil {
+		return nil, st, pipeline.Damage{}, err
+	}
+	if len(o.remote.sensors) > 0 && o.clickhouse == "" && !anyURL(o.stores) {
+		return nil, st, pipeline.Damage{}, usagef("--sensor picks sensors of an s3:// store or of --clickhouse")
 	}
 	switch o.format {
 	case "table", "jsonl", "html", "stix", "blocklist":
@@ -224,11 +238,27 @@ func reportInputs(ctx context.Context, o *reportOptions, m *hunt.Model) ([]repla
 		if in.Selector, err = sf.selector(o.now()); err != nil {
 			return nil, replay.Stats{}, pipeline.Damage{}, err
 		}
-		if in.Stores, err = openStores(ctx, o.stores, &o.remote); err != nil {
+		rf := o.remote
+		if !anyURL(o.stores) {
+			rf.sensors = nil // local stores are read whole: the globs pick from --clickhouse
+		}
+		if in.Stores, err = openStores(ctx, o.stores, &rf); err != nil {
 			return nil, replay.Stats{}, pipeline.Damage{}, err
 		}
 	}
-	src, err := pipeline.OpenPackets(ctx, in, pipeline.PacketOptions{Flows: o.intel.tee(m.Add)})
+	flows := o.intel.tee(m.Add)
+	if o.clickhouse != "" {
+		// Hunt (and the indicators) from the flow database (docs/fleet.md);
+		// packets from the input.
+		if err := huntClickHouse(ctx, o.clickhouse, &o.remote, in.Selector, m, o.intel.coll); err != nil {
+			if ctx.Err() != nil {
+				return nil, replay.Stats{}, pipeline.Damage{}, interrupted(ctx)
+			}
+			return nil, replay.Stats{}, pipeline.Damage{}, err
+		}
+		flows = nil
+	}
+	src, err := pipeline.OpenPackets(ctx, in, pipeline.PacketOptions{Flows: flows})
 	if err != nil {
 		return nil, replay.Stats{}, pipeline.Damage{}, err
 	}
@@ -314,6 +344,13 @@ func reportInputNames(o *reportOptions) []string {
 	}
 	for _, z := range o.zeeks {
 		in = append(in, "conn.log "+filepath.Base(z))
+	}
+	if o.clickhouse != "" {
+		d := "flow database " + flowDBName(o.clickhouse)
+		if len(o.remote.sensors) > 0 {
+			d += " sensors " + strings.Join(o.remote.sensors, ",")
+		}
+		in = append(in, d)
 	}
 	for _, f := range o.intel.files {
 		in = append(in, "indicators "+filepath.Base(f))

@@ -793,3 +793,21 @@ func TestOwnEvidenceInSmallCaptures(t *testing.T) {
 		t.Errorf("lab controller: %+v", f)
 	}
 }
+
+// TestSampleOwnChannel: a long channel keeps the same sample whatever
+// other channels' records come between its own (the flow database hands
+// records over pair by pair, a store in time order).
+func TestSampleOwnChannel(t *testing.T) {
+	n := &net{rng: rand.New(rand.NewSource(4))}
+	n.periodic(hostAddr(1), ip("203.0.113.9"), 443, 10*time.Second, 0.3, 24*time.Hour, 300)
+	alone := n.model(Config{})
+	for i := range 5 {
+		n.browse(hostAddr(2+i), 200, 24*time.Hour)
+	}
+	slices.SortStableFunc(n.recs, func(a, b *flow.Record) int { return a.First.Compare(b.First) })
+	mixed := n.model(Config{})
+	k := chanKey{hostAddr(1), ip("203.0.113.9"), 443, 6}
+	if ca, cb := alone.channels[k], mixed.channels[k]; !ca.sampled() || !slices.Equal(ca.sample(), cb.sample()) {
+		t.Fatal("the sample depends on other channels")
+	}
+}

@@ -12,6 +12,7 @@ package hunt
 
 import (
 	"cmp"
+	"hash/fnv"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -111,6 +112,7 @@ type channel struct {
 	// Proxied channels: the proxy, and the host asked for.
 	via   netip.Addr
 	phost string
+	rnd   uint64 // reservoir sampling state, seeded from the channel (seed)
 }
 
 // sampled reports whether the channel holds a sample rather than every event.
@@ -176,7 +178,6 @@ type Model struct {
 	inNetTargets map[netip.Prefix]int
 	first, last  int64
 	records      int
-	rnd          uint64 // reservoir sampling state (deterministic for a given input)
 }
 
 type netPair struct {
@@ -222,6 +223,24 @@ func (m *Model) Internal(a netip.Addr) bool {
 
 // Records returns how many records were added.
 func (m *Model) Records() int { return m.records }
+
+// AddAnswer says that DNS answered a for name, and AddNameAddr that a
+// was the first answer for name, as the latest record with those answers
+// would: for a source that hands records over grouped by address pair
+// rather than in time order (the flow database), so the last answer wins
+// as it does record by record.
+func (m *Model) AddAnswer(a netip.Addr, name string) {
+	if len(m.dnsNames) < maxNames {
+		m.dnsNames[a.Unmap()] = name
+	}
+}
+
+// AddNameAddr: see AddAnswer.
+func (m *Model) AddNameAddr(name string, a netip.Addr) {
+	if len(m.nameAddrs) < maxNames {
+		m.nameAddrs[name] = a.Unmap()
+	}
+}
 
 // AddAll adds every record a sequence yields: the seam for any source of
 // flow records (a store query, a file of records).
@@ -330,7 +349,7 @@ func (m *Model) addOutbound(r *flow.Record, src, dst netip.Addr, ts int64) {
 	}
 	c := m.channels[k]
 	if c == nil {
-		c = &channel{key: k, first: ts}
+		c = &channel{key: k, first: ts, rnd: seed(k, "")}
 		if m.Internal(dst) {
 			c.dir = Internal
 		}
@@ -374,7 +393,7 @@ func (m *Model) addProxied(r *flow.Record, h *host, src, proxy netip.Addr, ts in
 	k := proxyKey{src, host, port}
 	c := m.proxied[k]
 	if c == nil {
-		c = &channel{first: ts, phost: host, via: proxy}
+		c = &channel{first: ts, phost: host, via: proxy, rnd: seed(chanKey{src: src, port: port}, host)}
 		c.key = chanKey{src: src, port: port, proto: r.Proto}
 		if a, err := netip.ParseAddr(host); err == nil {
 			c.key.dst = a.Unmap()
@@ -431,7 +450,7 @@ func (m *Model) addInbound(r *flow.Record, src, dst netip.Addr, ts int64) {
 	}
 	c := m.channels[k]
 	if c == nil {
-		c = &channel{key: k, first: ts, dir: Inbound}
+		c = &channel{key: k, first: ts, dir: Inbound, rnd: seed(k, "")}
 		m.channels[k] = c
 	}
 	m.addConn(c, r, ts, false)
@@ -484,17 +503,32 @@ func (m *Model) addEvent(c *channel, e event) {
 	c.cur = append(c.cur, e)
 	if len(c.cur) == runLen {
 		c.runsSeen++
-		if j := m.rand(c.runsSeen); j < maxRuns {
+		if j := c.rand(c.runsSeen); j < maxRuns {
 			copy(c.events[j*runLen:], c.cur)
 		}
 		c.cur = c.cur[:0]
 	}
 }
 
+// seed starts a channel's sampling state from its identity (key, and
+// the host asked of a proxy), so the runs a long channel keeps depend on
+// its own check-ins only, not on how other channels' records interleave
+// with them: a store, a capture, Zeek logs and the flow database (which
+// hands records over pair by pair) keep the same.
+func seed(k chanKey, phost string) uint64 {
+	h := fnv.New64a()
+	a, b := k.src.As16(), k.dst.As16()
+	h.Write(a[:])
+	h.Write(b[:])
+	h.Write([]byte{byte(k.port >> 8), byte(k.port), k.proto})
+	h.Write([]byte(phost))
+	return h.Sum64()
+}
+
 // rand returns a pseudo-random integer in [0, n) (splitmix64).
-func (m *Model) rand(n int) int {
-	m.rnd += 0x9e3779b97f4a7c15
-	z := m.rnd
+func (c *channel) rand(n int) int {
+	c.rnd += 0x9e3779b97f4a7c15
+	z := c.rnd
 	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
 	z = (z ^ z>>27) * 0x94d049bb133111eb
 	z ^= z >> 31

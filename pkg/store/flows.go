@@ -3,11 +3,13 @@ package store
 import (
 	"container/heap"
 	"errors"
+	"fmt"
 	"os"
 	"slices"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/nwhealth/nwhealth/pkg/flow"
+	"github.com/nwhealth/nwhealth/pkg/objstore"
 	"github.com/nwhealth/nwhealth/pkg/pcapio"
 	"github.com/nwhealth/nwhealth/pkg/pkthdr"
 )
@@ -126,21 +128,8 @@ type storeShard struct {
 // that cannot be reached (the whole command fails); damage is the rest.
 func shardFlows(st Reader, sf ShardFile, newFlows func() FlowTable, dec *zstd.Decoder) ([]flow.Record, []Damage, error) {
 	if sf.Sealed {
-		b, err := st.readFlows(sf)
-		if err != nil {
-			if fatal(err) {
-				return nil, nil, err
-			}
-			if s, ok := st.(*Store); ok && errors.Is(err, os.ErrNotExist) && !s.shardFileExists(sf.Name()) {
-				return nil, nil, nil // removed by retention meanwhile
-			}
-			return nil, []Damage{{Shard: sf.Label(), Block: -1, Reason: "flows: " + reason(err)}}, nil
-		}
-		recs, _, err := flow.DecodeFile(b, dec)
-		if err != nil {
-			return recs, []Damage{{Shard: sf.Label(), Block: -1, Reason: "flows: " + err.Error()}}, nil
-		}
-		return recs, nil, nil
+		recs, dmg, _, err := sealedFlows(st, sf, dec)
+		return recs, dmg, err
 	}
 	s, ok := st.(*Store)
 	if newFlows == nil || !ok {
@@ -148,6 +137,39 @@ func shardFlows(st Reader, sf ShardFile, newFlows func() FlowTable, dec *zstd.De
 	}
 	recs, dmg := s.openShardFlows(sf, newFlows)
 	return recs, dmg, nil
+}
+
+// sealedFlows reads a sealed shard's flow file. The error is an object
+// store that cannot be reached; gone says the shard was removed (by
+// retention) since the listing, which is no damage; damage is the rest,
+// with the records before it.
+func sealedFlows(st Reader, sf ShardFile, dec *zstd.Decoder) (recs []flow.Record, dmg []Damage, gone bool, err error) {
+	b, err := st.readFlows(sf)
+	if err != nil {
+		if fatal(err) {
+			return nil, nil, false, fmt.Errorf("shard %s: flows: %w", sf.Label(), err)
+		}
+		if removed(st, sf, err) {
+			return nil, nil, true, nil
+		}
+		return nil, []Damage{{Shard: sf.Label(), Block: -1, Reason: "flows: " + reason(err)}}, false, nil
+	}
+	recs, _, err = flow.DecodeFile(b, dec)
+	if err != nil {
+		return recs, []Damage{{Shard: sf.Label(), Block: -1, Reason: "flows: " + err.Error()}}, false, nil
+	}
+	return recs, nil, false, nil
+}
+
+// removed reports whether a read failed because the shard is no longer
+// in the store: a local shard file gone, or an object that the listing
+// had and a GET no longer finds (a day partition removed by retention).
+// An object the listing lacks though its manifest names it is damage.
+func removed(st Reader, sf ShardFile, err error) bool {
+	if s, ok := st.(*Store); ok {
+		return errors.Is(err, os.ErrNotExist) && !s.shardFileExists(sf.Name())
+	}
+	return errors.Is(err, objstore.ErrNotFound)
 }
 
 // openShardFlows rebuilds an open shard's flows from its blocks.
@@ -211,4 +233,27 @@ func (h *flowHeap) Pop() any {
 	x := old[len(old)-1]
 	*h = old[:len(old)-1]
 	return x
+}
+
+// ShardRecords reads the flow records of one sealed shard of any store,
+// for callers that take shards one by one (an export). Damage comes back
+// as *DamageError naming the shard, with the records before it; a shard
+// removed (by retention) since the listing as os.ErrNotExist; an object
+// store that cannot be reached as its error.
+func ShardRecords(st Reader, sf ShardFile) ([]flow.Record, error) {
+	if !sf.Sealed {
+		return nil, fmt.Errorf("shard %s: not sealed", sf.Label())
+	}
+	dec := newMetaDecoder()
+	defer dec.Close()
+	recs, dmg, gone, err := sealedFlows(st, sf, dec)
+	switch {
+	case err != nil:
+		return nil, err
+	case gone:
+		return nil, fmt.Errorf("shard %s: %w", sf.Label(), os.ErrNotExist)
+	case len(dmg) > 0:
+		return recs, &DamageError{Damage: dmg}
+	}
+	return recs, nil
 }

@@ -6,9 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
+
+	"github.com/nwhealth/nwhealth/pkg/sensor"
 )
 
 // Object store layout (docs/format/object-store.md).
@@ -28,43 +29,12 @@ const (
 // this nwhealth does not know.
 var ErrObjectVersion = errors.New("unsupported object store version")
 
-// ValidSensor reports whether name may name a sensor: 1 to 63 ASCII
-// letters, digits, '.', '_' and '-', starting with a letter or digit.
-func ValidSensor(name string) bool {
-	if len(name) == 0 || len(name) > 63 {
-		return false
-	}
-	for i, c := range []byte(name) {
-		alnum := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
-		if !alnum && (i == 0 || (c != '.' && c != '_' && c != '-')) {
-			return false
-		}
-	}
-	return true
-}
+// ValidSensor reports whether name may name a sensor (sensor.Valid: one
+// definition for the bucket's layout and the flow database).
+func ValidSensor(name string) bool { return sensor.Valid(name) }
 
-// DefaultSensor is the host name made a valid sensor name: other
-// characters become '-', and it is cut to 63.
-func DefaultSensor() string {
-	h, err := os.Hostname()
-	if err != nil || h == "" {
-		return "sensor"
-	}
-	b := []byte(h)
-	for i, c := range b {
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
-			b[i] = '-'
-		}
-	}
-	s := strings.TrimLeft(string(b), "._-")
-	if len(s) > 63 {
-		s = s[:63]
-	}
-	if !ValidSensor(s) {
-		return "sensor"
-	}
-	return s
-}
+// DefaultSensor is the host name made a valid sensor name (sensor.Default).
+func DefaultSensor() string { return sensor.Default() }
 
 // partitionOf is the day partition of a sealed shard: the UTC day of its
 // last packet second.

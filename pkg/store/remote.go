@@ -18,12 +18,13 @@ import (
 
 	"github.com/nwhealth/nwhealth/pkg/objstore"
 	"github.com/nwhealth/nwhealth/pkg/pcapio"
+	"github.com/nwhealth/nwhealth/pkg/sensor"
 )
 
 // RemoteOptions say how to reach and read an object store.
 type RemoteOptions struct {
 	Config objstore.Config
-	// Sensors are path.Match patterns of the sensors to read; none means
+	// Sensors are globs of the sensors to read (sensor.Match); none means
 	// every sensor.
 	Sensors   []string
 	CacheDir  string // "" means DefaultCacheDir()
@@ -73,8 +74,8 @@ func OpenRemote(url string, opts RemoteOptions) (*Remote, error) {
 		return nil, err
 	}
 	for _, g := range opts.Sensors {
-		if _, err := path.Match(g, ""); err != nil {
-			return nil, fmt.Errorf("--sensor %q: %w", g, err)
+		if err := sensor.CheckGlob(g); err != nil {
+			return nil, err
 		}
 	}
 	c, err := objstore.New(opts.Config, loc)
@@ -124,17 +125,7 @@ func (r *Remote) Client() *objstore.Client { return r.c }
 // List lists every shard with a manifest.
 func (r *Remote) List() (Listing, error) { return r.listFrom(time.Time{}) }
 
-func (r *Remote) wanted(sensor string) bool {
-	if len(r.sensors) == 0 {
-		return true
-	}
-	for _, g := range r.sensors {
-		if ok, _ := path.Match(g, sensor); ok {
-			return true
-		}
-	}
-	return false
-}
+func (r *Remote) wanted(name string) bool { return sensor.Match(r.sensors, name) }
 
 // Sensors lists the sensors that wrote to the store (and --sensor selects).
 func (r *Remote) Sensors() ([]string, error) {

@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/nwhealth/nwhealth/pkg/flowdb"
+	"github.com/nwhealth/nwhealth/pkg/hunt"
+	"github.com/nwhealth/nwhealth/pkg/intel"
+	"github.com/nwhealth/nwhealth/pkg/objstore"
+	"github.com/nwhealth/nwhealth/pkg/pipeline"
+	"github.com/nwhealth/nwhealth/pkg/sensor"
+	"github.com/nwhealth/nwhealth/pkg/store"
+)
+
+// The flow database's flags are the fleet's: --sensor is the same name
+// (writers) or glob (readers) as for an s3:// store, and --ca the same
+// private CA, for an https object store and a ?secure=true ClickHouse
+// alike (remoteFlags).
+
+// openFlowDB parses a clickhouse:// URL (password from the URL or
+// CLICKHOUSE_PASSWORD) and connects, trusting ca (a PEM file) besides the
+// system's CAs. A bad URL is a usage error.
+func openFlowDB(ctx context.Context, url, ca string) (*flowdb.DB, error) {
+	cfg, err := flowdb.ParseURL(url, os.Getenv)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	if cfg.Secure {
+		cfg.CAFile = ca
+	}
+	return flowdb.Open(ctx, cfg)
+}
+
+// runExport is flows --export: every sealed shard of the stores in the
+// time range that the database lacks, then retention. A shard of an
+// s3:// store goes under the sensor that wrote it (--sensor globs pick
+// sensors there); a local store's shards under --sensor NAME, or the
+// host name.
+func runExport(o *flowsOptions, sel store.Selector) error {
+	if sel.Filter != nil || len(sel.Hosts) > 0 || len(sel.Nets) > 0 || len(sel.Ports) > 0 || len(sel.Protos) > 0 || len(sel.VLANs) > 0 {
+		return usagef("--export takes whole shards: only --from and --to apply")
+	}
+	local := false
+	for _, d := range o.stores {
+		local = local || !objstore.IsURL(d)
+	}
+	localSensor := sensor.Default()
+	if local && len(o.remote.sensors) > 0 {
+		// A name is a glob matching itself: --sensor dc1-a names a local
+		// store's sensor and picks the same sensor from a bucket.
+		if len(o.remote.sensors) != 1 || sensor.IsGlob(o.remote.sensors[0]) {
+			return usagef("--export: a local store's shards need one sensor name (--sensor NAME), not %q", o.remote.sensors)
+		}
+		localSensor = o.remote.sensors[0]
+	}
+	if err := sensor.Check(localSensor); err != nil {
+		return usagef("--sensor: %v", err)
+	}
+	var maxAge time.Duration
+	var err error
+	if o.maxAge != "" {
+		if maxAge, err = parseDuration(o.maxAge); err != nil || maxAge <= 0 {
+			return usagef("--max-age %q: want a duration like 90d", o.maxAge)
+		}
+	}
+	ctx := o.ctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	rf := o.remote
+	if !anyURL(o.stores) {
+		rf.sensors = nil // local stores only: --sensor named them
+	}
+	stores, err := openStores(ctx, o.stores, &rf)
+	if err != nil {
+		return err
+	}
+	db, err := openFlowDB(ctx, o.export, o.remote.ca)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := db.Ensure(ctx, int(maxAge/(24*time.Hour))); err != nil {
+		return err
+	}
+	ex := &pipeline.Exporter{Sink: db, Sensor: localSensor, Stores: stores, Selector: sel, BatchRows: o.batchRows}
+	start := time.Now()
+	st, dmg, err := ex.Run(ctx)
+	as := ""
+	if local {
+		as = fmt.Sprintf(" (local stores as sensor %q)", localSensor)
+	}
+	fmt.Fprintf(o.errOut, "export to %s%s: %d shards (%d flow records) exported, %d already there, %d damaged, %.1f s\n",
+		db.Name(), as, st.Shards, st.Records, st.Skipped, st.Damaged, time.Since(start).Seconds())
+	if err != nil {
+		return fmt.Errorf("export (re-run to export the rest): %w", err)
+	}
+	if maxAge > 0 {
+		newest, err := db.Newest(ctx)
+		if err != nil {
+			return err
+		}
+		if !newest.IsZero() {
+			days, err := db.DropBefore(ctx, newest.Add(-maxAge))
+			if err != nil {
+				return err
+			}
+			if len(days) > 0 {
+				fmt.Fprintf(o.errOut, "retention: dropped %d days (%s … %s)\n", len(days), days[0], days[len(days)-1])
+			}
+		}
+	}
+	if !dmg.Empty() {
+		printDamage(o.errOut, "flows", dmg)
+		return partialError{fmt.Sprintf("%d damaged shards not exported (repair the store and export again)", dmg.Count)}
+	}
+	return nil
+}
+
+// openFleet connects to the flow database for reading (hunt, report): the
+// schema must be one this nwhealth reads; sensors and the selector's time
+// range pick rows.
+func openFleet(ctx context.Context, url string, f *remoteFlags, sel store.Selector) (*pipeline.Fleet, func(), error) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	db, err := openFlowDB(ctx, url, f.ca)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := db.Check(ctx); err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	q := flowdb.Query{Sensors: f.sensors, From: sel.From, To: sel.To}
+	return &pipeline.Fleet{DB: db, Query: q}, func() { db.Close() }, nil
+}
+
+// flowDBName names a flow database URL without its password (for reports).
+func flowDBName(url string) string {
+	cfg, err := flowdb.ParseURL(url, nil)
+	if err != nil {
+		return flowdb.Redact(url)
+	}
+	return cfg.String()
+}
+
+func anyURL(dirs []string) bool {
+	for _, d := range dirs {
+		if objstore.IsURL(d) {
+			return true
+		}
+	}
+	return false
+}
+
+// huntClickHouse fills the hunt model from the flow database (the heavy
+// part runs in ClickHouse, docs/fleet.md), and the indicators' retro-hunt
+// (coll, when set) from the same rows, whole.
+func huntClickHouse(ctx context.Context, url string, f *remoteFlags, sel store.Selector, m *hunt.Model, coll *intel.Collector) error {
+	fleet, closeDB, err := openFleet(ctx, url, f, sel)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	if err := pipeline.HuntFleet(ctx, fleet, m); err != nil {
+		return err
+	}
+	if coll != nil {
+		return pipeline.FleetRecords(ctx, fleet, coll.Add)
+	}
+	return nil
+}

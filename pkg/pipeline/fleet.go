@@ -1,0 +1,52 @@
+package pipeline
+
+import (
+	"context"
+
+	"github.com/nwhealth/nwhealth/pkg/flow"
+	"github.com/nwhealth/nwhealth/pkg/flowdb"
+	"github.com/nwhealth/nwhealth/pkg/hunt"
+)
+
+// Fleet is the ClickHouse flow database of many sensors as an input of
+// hunt: its rows that Query selects.
+type Fleet struct {
+	DB    *flowdb.DB
+	Query flowdb.Query
+}
+
+// HuntFleet fills a hunt model from the flow database (docs/fleet.md,
+// Hunting in the engine). ClickHouse groups the rows by address pair and
+// sends each pair's records packed, with the fields hunt reads and one
+// name per channel and DNS answers apart; the model takes them pair by
+// pair through Add, so this process holds one pair at a time and the
+// model, never the flow records. A model's state depends on the order of
+// records only within a pair (its channels, its destination's clock
+// hours) and through DNS answers, which AddAnswer and AddNameAddr set as
+// the latest record would, so it scores as it would over the same records
+// in time order (a client asking two proxies for one host, or the maps'
+// bounds, aside). Rows that are not valid records are skipped (as Records does).
+func HuntFleet(ctx context.Context, f *Fleet, m *hunt.Model) error {
+	if err := f.DB.Pairs(ctx, f.Query, func(p *flowdb.Pair) error {
+		for i := range p.Records {
+			m.Add(&p.Records[i])
+		}
+		return ctx.Err()
+	}); err != nil {
+		return err
+	}
+	if err := f.DB.DNSAnswers(ctx, f.Query, func(a flowdb.DNSAnswer) { m.AddAnswer(a.Addr, a.Name) }); err != nil {
+		return err
+	}
+	return f.DB.NameAddrs(ctx, f.Query, func(a flowdb.NameAddr) { m.AddNameAddr(a.Name, a.Addr) })
+}
+
+// FleetRecords streams the whole flow records that f selects, in time
+// order, to sink (the record is reused): for what needs every field, as
+// the indicators' retro-hunt does, where HuntFleet sends hunt's only.
+func FleetRecords(ctx context.Context, f *Fleet, sink func(*flow.Record)) error {
+	return f.DB.Records(ctx, f.Query, func(_, _ string, r *flow.Record) error {
+		sink(r)
+		return ctx.Err()
+	})
+}
