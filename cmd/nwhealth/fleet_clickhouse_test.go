@@ -381,6 +381,22 @@ func TestHuntClickHouseEqualsStore(t *testing.T) {
 			_, wantR, _ := nwh(t, nil, append([]string{"hunt", "--store", dir}, args...)...)
 			_, gotR, _ := nwh(t, nil, append([]string{"hunt", "--clickhouse", reader, "--sensor", "edge-1"}, args...)...)
 			compareLines(t, gotR, wantR)
+			// Shared indicators (an address, a network, a name): the same
+			// matches from the database as from the store.
+			ind := filepath.Join(t.TempDir(), "indicators.txt")
+			if err := os.WriteFile(ind, []byte("# partner list\n203.0.113.77\n198.18.0.0/16\ncdn-sync.example.net\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			args = []string{"--indicators", ind, "--format", "jsonl", "--min-severity", "info"}
+			_, wantI, _ := nwh(t, nil, append([]string{"hunt", "--store", dir}, args...)...)
+			if n := strings.Count(wantI, `"type":"indicator-match"`); n != 3 {
+				t.Fatalf("hunt --store --indicators: %d indicator matches, want 3:\n%s", n, wantI)
+			}
+			code, gotI, errOut := nwh(t, nil, append([]string{"hunt", "--clickhouse", reader, "--sensor", "edge-1"}, args...)...)
+			if code != 0 {
+				t.Fatalf("hunt --clickhouse --indicators: exit %d\n%s", code, errOut)
+			}
+			compareLines(t, gotI, wantI)
 			// Report: hunt from the database, replay from the store's packets.
 			_, wantRep, errOut := nwh(t, nil, "report", "--store", dir, "--format", "jsonl", "--min-severity", "info")
 			code, gotRep, errOut2 := nwh(t, nil, "report", "--store", dir, "--clickhouse", reader, "--sensor", "edge-1", "--format", "jsonl", "--min-severity", "info")
