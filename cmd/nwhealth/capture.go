@@ -15,11 +15,11 @@ import (
 	"time"
 
 	"github.com/nwhealth/nwhealth/pkg/capture"
+	"github.com/nwhealth/nwhealth/pkg/capture/capstore"
 	"github.com/nwhealth/nwhealth/pkg/capture/livefilter"
 	"github.com/nwhealth/nwhealth/pkg/jsonl"
 	"github.com/nwhealth/nwhealth/pkg/pcapio"
 	"github.com/nwhealth/nwhealth/pkg/pipeline"
-	"github.com/nwhealth/nwhealth/pkg/pkthdr"
 	"github.com/nwhealth/nwhealth/pkg/store"
 	"github.com/spf13/cobra"
 )
@@ -298,18 +298,11 @@ func openStoreSinks(opts *captureOptions, c *capture.Capture) (*storeSinks, erro
 	var retMu sync.Mutex
 	for i := 0; i < c.Workers(); i++ {
 		st := stores[i%len(stores)]
-		w, err := st.NewWriter(store.WriterOptions{
-			ID:        fmt.Sprintf("c%02d", i),
+		sink, err := capstore.NewWriter(st, c.LinkType(), capstore.Options{
+			Worker:    i,
 			Snaplen:   uint32(c.Config().SnapLen),
 			ShardSize: shardSize,
-			ShardSpan: time.Hour,
-			// 64 KiB blocks (Arkime's choice) halve the per-block costs of
-			// small-packet floods against 32 KiB, at little cost to queries.
-			BlockSize:     64 << 10,
-			FlushInterval: opts.flush,
-			Compressors:   1,
-			Inline:        true,
-			NewFlows:      pipeline.NewFlowTable,
+			Flush:     opts.flush,
 			OnSeal: func(store.ShardFile) {
 				retMu.Lock()
 				defer retMu.Unlock()
@@ -322,9 +315,8 @@ func openStoreSinks(opts *captureOptions, c *capture.Capture) (*storeSinks, erro
 			ss.abort()
 			return nil, err
 		}
-		w.SetNanos(true)
-		ss.writers = append(ss.writers, w)
-		ss.sinks = append(ss.sinks, &storeSink{w: w, lt: c.LinkType()})
+		ss.writers = append(ss.writers, sink.W)
+		ss.sinks = append(ss.sinks, sink)
 	}
 	return ss, nil
 }
@@ -346,24 +338,6 @@ func (ss *storeSinks) close(errOut io.Writer) error {
 }
 
 func (ss *storeSinks) abort() { ss.close(io.Discard) }
-
-// storeSink feeds one worker's packets to its store writer.
-type storeSink struct {
-	w  *store.Writer
-	lt pkthdr.LinkType
-}
-
-func (s *storeSink) WritePacket(ts time.Time, data []byte, origLen int) error {
-	return s.w.Write(ts, s.lt, data, origLen)
-}
-
-// Flush is called at most every --flush while packets arrive slowly, and
-// once when the link goes quiet: partly filled blocks go to disk, so every
-// packet is queryable within --flush.
-func (s *storeSink) Flush() error {
-	s.w.EndBlocks()
-	return s.w.Err()
-}
 
 // writeCaptureStats prints a stats line: on stderr for people, or a JSON
 // object on stdout with --format jsonl.

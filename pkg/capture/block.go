@@ -159,3 +159,12 @@ func walkBlock(blk []byte, snaplen int, ether bool, sink Sink) (blockResult, err
 	}
 	return res, nil
 }
+
+// WalkBlock hands every packet of one retired TPACKET_V3 block to sink,
+// as a worker does, and returns how many it handed over. It is the worker's
+// own walk, exported for harnesses that replay laid-out blocks
+// (pkg/capture/ringtest) through a sink without a socket.
+func WalkBlock(blk []byte, snaplen int, ether bool, sink Sink) (int, error) {
+	res, err := walkBlock(blk, snaplen, ether, sink)
+	return int(res.packets), err
+}
