@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"github.com/nwhealth/nwhealth/pkg/index"
 	"github.com/nwhealth/nwhealth/pkg/pcapio"
 	"github.com/nwhealth/nwhealth/pkg/pkthdr"
+	"github.com/nwhealth/nwhealth/pkg/reczstd"
 )
 
 // FlowTable builds flow records from parsed packets (flow.Builder).
@@ -133,6 +135,7 @@ type openShard struct {
 	flows    FlowTable
 	flowFile flow.FileWriter
 	block    []byte
+	rz       *reczstd.Encoder // the block's records, for the record encoder
 	bFirst   int64
 	bLast    int64
 	bPkts    int
@@ -169,6 +172,7 @@ type job struct {
 	first int64
 	last  int64
 	pkts  int
+	rz    *reczstd.Encoder
 	enc   pcapio.EncodedBlock
 	done  chan struct{} // compression finished (blocks) / barrier reached
 }
@@ -197,6 +201,7 @@ type Writer struct {
 	parsed pkthdr.Packet
 	count  uint64
 	encBuf chan []byte
+	rzFree chan *reczstd.Encoder
 
 	// Packet-path counters are atomics so a stats line can read them
 	// while packets flow; the rest is under statsMu. The packet path
@@ -258,6 +263,7 @@ func (s *Store) NewWriter(opts WriterOptions) (*Writer, error) {
 		compressQ: make(chan *job, depth),
 		free:      make(chan []byte, depth+4),
 		encBuf:    make(chan []byte, depth+4),
+		rzFree:    make(chan *reczstd.Encoder, depth+4),
 	}
 	w.ensureReserve()
 	if !opts.Inline {
@@ -363,6 +369,7 @@ func (w *Writer) Write(ts time.Time, lt pkthdr.LinkType, data []byte, origLen in
 	}
 	before := len(sh.block)
 	sh.block = pcapio.AppendRecord(sh.block, ts, data, origLen, k.nanos)
+	sh.rz.Add(sh.block, before, recordKey(p, data))
 	sh.bPkts++
 	sh.raw += int64(len(sh.block) - before)
 
@@ -432,7 +439,7 @@ func (w *Writer) FlushIfOld() {
 }
 
 func (w *Writer) openShard(k shardKey, snaplen uint32) *openShard {
-	sh := &openShard{key: k, seq: w.seq, snaplen: snaplen, ix: index.NewBuilder(), block: w.getBuf()}
+	sh := &openShard{key: k, seq: w.seq, snaplen: snaplen, ix: index.NewBuilder(), block: w.getBuf(), rz: w.getRZ()}
 	w.seq++
 	if w.opts.NewFlows != nil {
 		sh.flows = w.opts.NewFlows()
@@ -454,6 +461,23 @@ func (w *Writer) getBuf() []byte {
 	}
 }
 
+func (w *Writer) getRZ() *reczstd.Encoder {
+	select {
+	case e := <-w.rzFree:
+		e.Reset()
+		return e
+	default:
+		return new(reczstd.Encoder)
+	}
+}
+
+func (w *Writer) putRZ(e *reczstd.Encoder) {
+	select {
+	case w.rzFree <- e:
+	default:
+	}
+}
+
 func (w *Writer) putBuf(b []byte) {
 	select {
 	case w.free <- b:
@@ -467,9 +491,10 @@ func (w *Writer) endBlock(sh *openShard) {
 	}
 	w.publish()
 	sh.ix.EndBlock(sh.bFirst, sh.bLast)
-	j := &job{kind: jobBlock, sh: sh, raw: sh.block, num: sh.blocks, first: sh.bFirst, last: sh.bLast, pkts: sh.bPkts, done: make(chan struct{})}
+	j := &job{kind: jobBlock, sh: sh, raw: sh.block, rz: sh.rz, num: sh.blocks, first: sh.bFirst, last: sh.bLast, pkts: sh.bPkts, done: make(chan struct{})}
 	sh.blocks++
 	sh.block = w.getBuf()
+	sh.rz = w.getRZ()
 	sh.bPkts = 0
 	if w.opts.Inline {
 		w.encode(j)
@@ -486,8 +511,57 @@ func (w *Writer) encode(j *job) {
 	case dst = <-w.encBuf:
 	default:
 	}
-	j.enc = pcapio.EncodeBlock(dst, w.enc, j.raw, j.num, j.first, j.last, j.pkts)
+	j.enc = pcapio.EncodeBlock(dst, blockCompressor{j.rz, w.enc}, j.raw, j.num, j.first, j.last, j.pkts)
+	w.putRZ(j.rz)
+	j.rz = nil
 	close(j.done)
+}
+
+// blockCompressor writes a block with the record encoder when its matches
+// already remove most of the block (small packets, whose headers repeat:
+// the per-packet cost of a flood), and with the general zstd encoder
+// otherwise (payloads that repeat at other offsets, which only it finds).
+// Either way the block is one standard zstd frame.
+type blockCompressor struct {
+	rz  *reczstd.Encoder
+	enc *zstd.Encoder
+}
+
+// rzShare: the record encoder is used when its matches cover at least
+// 1 - 1/rzShare of the block, so the general encoder could shrink it by
+// at most that much more.
+const rzShare = 4
+
+func (c blockCompressor) EncodeAll(src, dst []byte) []byte {
+	if c.rz.Gain() >= len(src)-len(src)/rzShare {
+		if out, ok := c.rz.Encode(dst, src); ok {
+			return out
+		}
+	}
+	return c.enc.EncodeAll(src, dst)
+}
+
+// recordKey names a packet's flow and direction for the record encoder:
+// the packets of one flow in one direction have alike headers. It reads
+// the addresses and ports in place, a few loads.
+func recordKey(p *pkthdr.Packet, data []byte) uint32 {
+	var a, b uint64
+	switch {
+	case p.IPVersion == 4 && p.L3+20 <= len(data):
+		a = binary.LittleEndian.Uint64(data[p.L3+12:])
+	case p.IPVersion == 6 && p.L3+40 <= len(data):
+		h := data[p.L3+8 : p.L3+40]
+		a = binary.LittleEndian.Uint64(h) ^ binary.LittleEndian.Uint64(h[8:])*0x9e3779b97f4a7c15
+		b = binary.LittleEndian.Uint64(h[16:]) ^ binary.LittleEndian.Uint64(h[24:])*0x9e3779b97f4a7c15
+	default:
+		return uint32(p.EtherType) // non-IP: one key per EtherType
+	}
+	if p.HasPorts && p.L4+4 <= len(data) {
+		b ^= uint64(binary.LittleEndian.Uint32(data[p.L4:])) << 8
+	}
+	b ^= uint64(p.Proto)
+	h := a*0xc2b2ae3d27d4eb4f ^ b*0xd6e8feb86659fd93
+	return uint32(h>>32) | 1
 }
 
 func (w *Writer) sealShard(sh *openShard) {
