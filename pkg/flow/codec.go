@@ -48,22 +48,15 @@ type FileWriter struct {
 }
 
 type recRef struct {
-	first    int64
-	off, end int
+	first, last int64
+	off, end    int
 }
 
 // Add appends a copy of r.
 func (fw *FileWriter) Add(r *Record) {
 	off := len(fw.buf)
 	fw.buf = appendRecord(fw.buf, r)
-	f, l := r.First.UnixNano(), r.Last.UnixNano()
-	if len(fw.recs) == 0 || f < fw.first {
-		fw.first = f
-	}
-	if l > fw.last {
-		fw.last = l
-	}
-	fw.recs = append(fw.recs, recRef{f, off, len(fw.buf)})
+	fw.note(r.First.UnixNano(), r.Last.UnixNano(), off, len(fw.buf))
 }
 
 // Len is the number of records added.
@@ -129,9 +122,14 @@ func appendRecord(b []byte, r *Record) []byte {
 	}
 	b = append(b, byte(len(name)))
 	b = append(b, name...)
-	n := min(len(r.Answers), maxAnswers)
+	b = appendAnswers(b, r.Answers)
+	return appendBursts(b, r.Bursts.At, r.Bursts.N, r.Bursts.Head, int64(r.Last.Sub(r.First)), r.HTTPTarget, r.ProxyDest)
+}
+
+func appendAnswers(b []byte, answers []netip.Addr) []byte {
+	n := min(len(answers), maxAnswers)
 	b = append(b, byte(n))
-	for _, a := range r.Answers[:n] {
+	for _, a := range answers[:n] {
 		a = a.Unmap()
 		if a.Is4() {
 			b = append(b, 4)
@@ -143,36 +141,32 @@ func appendRecord(b []byte, r *Record) []byte {
 			b = append(b, x[:]...)
 		}
 	}
-	return appendV2(b, r)
+	return b
 }
 
-// appendV2 writes the fields version 2 added: bursts, HTTP target, proxy
-// destination.
-func appendV2(b []byte, r *Record) []byte {
-	bu := &r.Bursts
-	kept := bu.At
-	head := int(bu.Head)
-	if len(kept) > MaxBursts || head > len(kept) || uint32(len(kept)) > bu.N {
+// appendBursts writes the fields version 2 added: bursts, HTTP target,
+// proxy destination. durNS is the record's Last-First.
+func appendBursts(b []byte, kept []uint32, n uint32, headB uint8, durNS int64, tg, pd string) []byte {
+	head := int(headB)
+	if len(kept) > MaxBursts || head > len(kept) || uint32(len(kept)) > n {
 		// Not what the builder makes: keep what the format can say.
 		kept, head = kept[:min(len(kept), MaxBursts)], min(len(kept), MaxBursts)
 	}
-	b = binary.AppendUvarint(b, uint64(max(bu.N, uint32(len(kept)))))
+	b = binary.AppendUvarint(b, uint64(max(n, uint32(len(kept)))))
 	b = append(b, byte(len(kept)), byte(head))
 	var prev uint32
-	durMS := uint32(min(max(r.Last.Sub(r.First), 0)/time.Millisecond, 1<<32-1))
+	durMS := uint32(min(max(time.Duration(durNS), 0)/time.Millisecond, 1<<32-1))
 	for _, t := range kept {
 		// Never backwards nor past the end: the reader refuses both.
 		t = min(max(t, prev), durMS)
 		b = binary.AppendUvarint(b, uint64(t-prev))
 		prev = t
 	}
-	tg := r.HTTPTarget
 	if len(tg) > MaxTarget {
 		tg = tg[:MaxTarget]
 	}
 	b = binary.AppendUvarint(b, uint64(len(tg)))
 	b = append(b, tg...)
-	pd := r.ProxyDest
 	if len(pd) > maxProxyDest {
 		pd = pd[:maxProxyDest]
 	}

@@ -65,7 +65,8 @@ func (d *Damage) Empty() bool { return d.Count == 0 }
 
 // NewFlowTable builds the flow records kept beside each shard and from
 // captures: one definition, so a capture and a store give the same records.
-func NewFlowTable() store.FlowTable { return flow.NewBuilder(flow.Options{}) }
+// The records go straight into the store's flow files, encoded.
+func NewFlowTable() store.FlowTable { return flow.NewBuilder(flow.Options{Encoded: true}) }
 
 // checkEvery is how many records or packets pass between looks at the
 // context: often enough to stop within milliseconds, rarely enough to cost

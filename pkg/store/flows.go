@@ -167,8 +167,9 @@ func (s *Store) shardFlows(sf ShardFile, newFlows func() FlowTable, dec *zstd.De
 			return true
 		})
 	}
-	var recs []flow.Record
-	ft.Flush(func(r *flow.Record) { recs = append(recs, *r) })
+	var fw flow.FileWriter
+	ft.FlushInto(&fw)
+	recs := fw.Records()
 	slices.SortStableFunc(recs, func(a, b flow.Record) int { return a.First.Compare(b.First) })
 	return recs, dmg
 }

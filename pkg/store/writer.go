@@ -20,11 +20,12 @@ import (
 	"github.com/nwhealth/nwhealth/pkg/reczstd"
 )
 
-// FlowTable builds flow records from parsed packets (flow.Builder).
+// FlowTable builds flow records from parsed packets (flow.Builder) and
+// writes them, encoded, into a shard's flow file.
 type FlowTable interface {
 	AddParsed(ts time.Time, p *pkthdr.Packet, data []byte, origLen int)
-	Expire(now time.Time, emit func(*flow.Record)) // ended and timed-out flows
-	Flush(emit func(*flow.Record))                 // everything still open
+	ExpireInto(now time.Time, fw *flow.FileWriter) // ended and timed-out flows
+	FlushInto(fw *flow.FileWriter)                 // everything still open
 }
 
 // WriterOptions tune a Writer. Zero values take the defaults.
@@ -364,7 +365,7 @@ func (w *Writer) Write(ts time.Time, lt pkthdr.LinkType, data []byte, origLen in
 		// Ended flows leave the table as packet time goes on, so memory
 		// holds open flows and compact finished records only.
 		if w.count&4095 == 0 {
-			sh.flows.Expire(ts, sh.flowFile.Add)
+			sh.flows.ExpireInto(ts, &sh.flowFile)
 		}
 	}
 	before := len(sh.block)
@@ -763,7 +764,7 @@ func (w *Writer) seal(sh *openShard) error {
 		return fmt.Errorf("write index: %w", err)
 	}
 	if sh.flows != nil {
-		sh.flows.Flush(sh.flowFile.Add)
+		sh.flows.FlushInto(&sh.flowFile)
 	}
 	if err := w.st.writeShardFileAtomic(stem+extFlows, sh.flowFile.Encode(w.enc)); err != nil {
 		w.st.removeShardFile(stem + extIndex)
