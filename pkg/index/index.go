@@ -101,25 +101,182 @@ func Keys(dst []Key, p *pkthdr.Packet) []Key {
 }
 
 // Builder accumulates the keys of one shard's blocks. It is on the
-// per-packet path of capture and import, so a block's distinct keys are
-// gathered in an open-addressing set that is "cleared" by bumping a
-// generation, and consecutive packets of one flow cost one comparison.
+// per-packet path of capture and import, and a flood or a scan brings a
+// new key (a port, an address) in nearly every packet, so a key costs a
+// lookup and a comparison, never a hash map of 17-byte keys nor a
+// per-block set: each key's postings list remembers the last block it was
+// added to. Ports index an array and IPv4 addresses an open-addressing
+// table of words; the rarer kinds use a map. Postings live in one arena
+// of words, so a shard's millions of keys hold no pointers and allocate
+// nothing each. Consecutive packets with the same signature (a flow's)
+// cost one comparison.
 type Builder struct {
-	postings map[Key][]uint32
-	block    uint32
-	blocks   uint32
-	first    int64
-	last     int64
-	any      bool
+	block  uint32
+	blocks uint32
+	first  int64
+	last   int64
+	any    bool
 
-	prev    [8]Key
-	prevN   int
-	slots   []slot
-	gen     uint32
-	inBlock []Key           // distinct keys of the current block
+	lists []plist
+	keyOf []Key    // the key of each list
+	arena []uint32 // postings beyond each list's first, in chunks
+	ports []int32  // by port: list index + 1 (allocated with the first port)
+	v4    v4Table
+	other map[Key]int32
+
+	gen     uint32          // the block's generation of signatures
 	sigs    [256][4]sigSlot // 4-way: busy flows that collide do not evict each other
 	sigNext uint8
-	keys    []Key
+}
+
+// plist is one key's postings: the blocks it is in, ascending. The first
+// is kept inline (most keys of a flood are in one block), the rest in
+// arena chunks of chunkWords words: the next chunk's offset, then
+// postings.
+type plist struct {
+	first, last uint32 // blocks
+	n           uint32 // postings
+	head, tail  int32  // arena offsets of the first and last chunk; -1 none
+}
+
+const chunkWords = 8
+
+func (b *Builder) post(id int32) {
+	l := &b.lists[id]
+	if l.n > 0 && l.last == b.block {
+		return
+	}
+	l.last = b.block
+	if l.n == 0 {
+		l.first = b.block
+		l.n = 1
+		return
+	}
+	pos := int(l.n-1) % (chunkWords - 1) // in the tail chunk
+	if pos == 0 {
+		c := int32(len(b.arena))
+		b.arena = append(b.arena, make([]uint32, chunkWords)...)
+		if l.tail >= 0 {
+			b.arena[l.tail] = uint32(c)
+		} else {
+			l.head = c
+		}
+		l.tail = c
+	}
+	b.arena[int(l.tail)+1+pos] = b.block
+	l.n++
+}
+
+// postings appends key list id's blocks to dst.
+func (b *Builder) postings(dst []uint32, id int32) []uint32 {
+	l := &b.lists[id]
+	if l.n == 0 {
+		return dst
+	}
+	dst = append(dst, l.first)
+	left := int(l.n - 1)
+	for c := l.head; left > 0; c = int32(b.arena[c]) {
+		k := min(left, chunkWords-1)
+		dst = append(dst, b.arena[int(c)+1:int(c)+1+k]...)
+		left -= k
+	}
+	return dst
+}
+
+func (b *Builder) newList(k Key) int32 {
+	b.lists = append(b.lists, plist{head: -1, tail: -1})
+	b.keyOf = append(b.keyOf, k)
+	return int32(len(b.lists) - 1)
+}
+
+func (b *Builder) addPort(p uint16) {
+	if b.ports == nil {
+		b.ports = make([]int32, 1<<16)
+	}
+	id := b.ports[p] - 1
+	if id < 0 {
+		id = b.newList(Port(p))
+		b.ports[p] = id + 1
+	}
+	b.post(id)
+}
+
+func (b *Builder) addV4(a uint32) {
+	id := b.v4.get(a)
+	if id < 0 {
+		id = b.newList(Key{Kind: KindIPv4, V: [16]byte{byte(a >> 24), byte(a >> 16), byte(a >> 8), byte(a)}})
+		b.v4.put(a, id)
+	}
+	b.post(id)
+}
+
+func (b *Builder) addOther(k Key) {
+	id, ok := b.other[k]
+	if !ok {
+		if b.other == nil {
+			b.other = map[Key]int32{}
+		}
+		id = b.newList(k)
+		b.other[k] = id
+	}
+	b.post(id)
+}
+
+// addKey adds one key of any kind to the current block.
+func (b *Builder) addKey(k Key) {
+	switch k.Kind {
+	case KindPort:
+		b.addPort(uint16(k.V[0])<<8 | uint16(k.V[1]))
+	case KindIPv4:
+		b.addV4(binary.BigEndian.Uint32(k.V[:4]))
+	default:
+		b.addOther(k)
+	}
+}
+
+// v4Table maps IPv4 addresses to list indexes: open addressing, linear
+// probing, at most half full.
+type v4Table struct {
+	keys []uint32
+	ids  []int32 // list index + 1; 0: empty
+	n    int
+}
+
+func v4Hash(a uint32) uint32 { return (a * 0x9e3779b1) ^ (a >> 15) }
+
+func (t *v4Table) get(a uint32) int32 {
+	if t.n == 0 {
+		return -1
+	}
+	mask := uint32(len(t.keys) - 1)
+	for i := v4Hash(a) & mask; ; i = (i + 1) & mask {
+		if t.ids[i] == 0 {
+			return -1
+		}
+		if t.keys[i] == a {
+			return t.ids[i] - 1
+		}
+	}
+}
+
+func (t *v4Table) put(a uint32, id int32) {
+	if 2*(t.n+1) > len(t.keys) {
+		old, oldIDs := t.keys, t.ids
+		size := max(1024, 2*len(old))
+		t.keys, t.ids, t.n = make([]uint32, size), make([]int32, size), 0
+		for i, o := range old {
+			if oldIDs[i] != 0 {
+				t.put(o, oldIDs[i]-1)
+			}
+		}
+	}
+	mask := uint32(len(t.keys) - 1)
+	i := v4Hash(a) & mask
+	for t.ids[i] != 0 {
+		i = (i + 1) & mask
+	}
+	t.keys[i], t.ids[i] = a, id+1
+	t.n++
 }
 
 // sig is everything of a packet its keys derive from: packets with equal
@@ -183,91 +340,58 @@ func (b *Builder) AddPacket(p *pkthdr.Packet) {
 		victim = int(b.sigNext & 3)
 	}
 	set[victim] = sigSlot{gen: b.gen, hash: h, sig: sg}
-	b.keys = Keys(b.keys[:0], p)
-	b.Add(b.keys)
+
+	// The keys Keys gives, added kind by kind.
+	for i := 0; i < p.NVLAN; i++ {
+		b.addOther(VLAN(p.VLAN[i]))
+	}
+	if p.IPVersion == 0 {
+		if p.EtherType != 0 {
+			b.addOther(EtherType(p.EtherType))
+		}
+		if p.ARP {
+			b.addAddr(p.Src, sg.slo)
+			b.addAddr(p.Dst, sg.dlo)
+		}
+		return
+	}
+	b.addAddr(p.Src, sg.slo)
+	b.addAddr(p.Dst, sg.dlo)
+	b.addOther(Proto(p.Proto))
+	if p.HasPorts {
+		b.addPort(p.SrcPort)
+		if p.DstPort != p.SrcPort {
+			b.addPort(p.DstPort)
+		}
+	}
 }
 
-type slot struct {
-	gen uint32
-	key Key
+// addAddr adds an address key; lo is the low half of its 16-byte form.
+func (b *Builder) addAddr(a netip.Addr, lo uint64) {
+	if a.Is4() || a.Is4In6() {
+		b.addV4(uint32(lo))
+		return
+	}
+	b.addOther(Addr(a))
 }
-
-const setBits = 15 // 32768 slots: more than the keys a 128 KiB block can hold
 
 // NewBuilder returns an empty builder positioned at block 0.
-func NewBuilder() *Builder {
-	return &Builder{postings: make(map[Key][]uint32), slots: make([]slot, 1<<setBits), gen: 1}
-}
-
-func (k *Key) hash() uint64 {
-	a := binary.LittleEndian.Uint64(k.V[0:8])
-	b := binary.LittleEndian.Uint64(k.V[8:16])
-	// Multiplication moves entropy only upwards; the folds bring the high
-	// bits back down, since the table is indexed by the low ones.
-	h := (a^uint64(k.Kind)<<59)*0x9e3779b97f4a7c15 ^ b*0xc2b2ae3d27d4eb4f
-	h ^= h >> 32
-	h *= 0xd6e8feb86659fd93
-	return h ^ h>>29
-}
+func NewBuilder() *Builder { return &Builder{gen: 1} }
 
 // Add records the keys of one packet in the current block.
 func (b *Builder) Add(keys []Key) {
-	if b.prevN == len(keys) && len(keys) <= len(b.prev) {
-		same := true
-		for i := range keys {
-			if keys[i] != b.prev[i] {
-				same = false
-				break
-			}
-		}
-		if same {
-			return
-		}
-	}
-	mask := uint64(len(b.slots) - 1)
-	for i := range keys {
-		k := &keys[i]
-		// Past half full the table degrades: later keys go to the list
-		// unchecked and EndBlock dedupes them.
-		if len(b.inBlock) > len(b.slots)/2 {
-			b.inBlock = append(b.inBlock, *k)
-			continue
-		}
-		for h := k.hash() & mask; ; h = (h + 1) & mask {
-			s := &b.slots[h]
-			if s.gen != b.gen {
-				s.gen, s.key = b.gen, *k
-				b.inBlock = append(b.inBlock, *k)
-				break
-			}
-			if s.key == *k {
-				break
-			}
-		}
-	}
-	if len(keys) <= len(b.prev) {
-		b.prevN = copy(b.prev[:], keys)
-	} else {
-		b.prevN = 0
+	for _, k := range keys {
+		b.addKey(k)
 	}
 }
 
-// EndBlock closes the current block: its keys join their postings.
+// EndBlock closes the current block.
 func (b *Builder) EndBlock(first, last int64) {
-	for _, k := range b.inBlock {
-		p := b.postings[k]
-		if n := len(p); n > 0 && p[n-1] == b.block {
-			continue // a duplicate from an overfull set
-		}
-		b.postings[k] = append(p, b.block)
-	}
-	b.inBlock = b.inBlock[:0]
 	b.gen++
 	if b.gen == 0 { // wrapped: old generations could alias
-		clear(b.slots)
+		b.sigs = [256][4]sigSlot{}
 		b.gen = 1
 	}
-	b.prevN = 0
 	if !b.any || first < b.first {
 		b.first = first
 	}
@@ -283,7 +407,7 @@ func (b *Builder) EndBlock(first, last int64) {
 func (b *Builder) Blocks() int { return int(b.blocks) }
 
 // Keys is the number of distinct keys.
-func (b *Builder) Keys() int { return len(b.postings) }
+func (b *Builder) Keys() int { return len(b.lists) }
 
 // Index file constants.
 const (
@@ -306,9 +430,9 @@ func crc(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
 
 // Encode serialises the index (docs/format/index.md).
 func (b *Builder) Encode(enc *zstd.Encoder) []byte {
-	byKind := map[Kind][]Key{}
-	for k := range b.postings {
-		byKind[k.Kind] = append(byKind[k.Kind], k)
+	byKind := map[Kind][]int32{}
+	for id, k := range b.keyOf {
+		byKind[k.Kind] = append(byKind[k.Kind], int32(id))
 	}
 	kinds := make([]Kind, 0, len(byKind))
 	for k := range byKind {
@@ -324,14 +448,15 @@ func (b *Builder) Encode(enc *zstd.Encoder) []byte {
 	}
 	var sects []sect
 	var tables, postings []byte
+	var blocks []uint32
 	for _, kind := range kinds {
-		keys := byKind[kind]
+		ids := byKind[kind]
 		sz := kind.size()
-		sort.Slice(keys, func(i, j int) bool { return bytes.Compare(keys[i].V[:sz], keys[j].V[:sz]) < 0 })
-		sc := sect{kind: kind, n: len(keys), tableOff: len(tables), postingOff: len(postings)}
-		for _, k := range keys {
+		slices.SortFunc(ids, func(i, j int32) int { return bytes.Compare(b.keyOf[i].V[:sz], b.keyOf[j].V[:sz]) })
+		sc := sect{kind: kind, n: len(ids), tableOff: len(tables), postingOff: len(postings)}
+		for _, id := range ids {
 			start := len(postings)
-			blocks := b.postings[k]
+			blocks = b.postings(blocks[:0], id)
 			prev := uint32(0)
 			for i, blk := range blocks {
 				if i == 0 {
@@ -341,7 +466,7 @@ func (b *Builder) Encode(enc *zstd.Encoder) []byte {
 				}
 				prev = blk
 			}
-			tables = append(tables, k.V[:sz]...)
+			tables = append(tables, b.keyOf[id].V[:sz]...)
 			tables = binary.LittleEndian.AppendUint32(tables, uint32(start-sc.postingOff))
 			tables = binary.LittleEndian.AppendUint32(tables, uint32(len(blocks)))
 			tables = binary.LittleEndian.AppendUint32(tables, crc(postings[start:]))
