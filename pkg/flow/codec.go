@@ -1,15 +1,17 @@
 package flow
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"net/netip"
-	"sort"
+	"slices"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/nwhealth/nwhealth/pkg/reczstd"
 )
 
 // Flow file constants (docs/format/flows.md).
@@ -47,6 +49,12 @@ type FileWriter struct {
 	first, last int64
 }
 
+// bodyShare: the record encoder writes a body when its matches cover at
+// least 1 - 1/bodyShare of it.
+const bodyShare = 4
+
+func byFirst(a, b recRef) int { return cmp.Compare(a.first, b.first) }
+
 type recRef struct {
 	first, last int64
 	off, end    int
@@ -59,18 +67,36 @@ func (fw *FileWriter) Add(r *Record) {
 	fw.note(r.First.UnixNano(), r.Last.UnixNano(), off, len(fw.buf))
 }
 
+// Size is the bytes of the records added, encoded.
+func (fw *FileWriter) Size() int { return len(fw.buf) }
+
 // Len is the number of records added.
 func (fw *FileWriter) Len() int { return len(fw.recs) }
 
 // Encode returns the flow file, records sorted by first time.
 func (fw *FileWriter) Encode(enc *zstd.Encoder) []byte {
-	sort.SliceStable(fw.recs, func(i, j int) bool { return fw.recs[i].first < fw.recs[j].first })
+	if !slices.IsSortedFunc(fw.recs, byFirst) {
+		slices.SortStableFunc(fw.recs, byFirst)
+	}
 	body := make([]byte, 0, len(fw.buf))
+	// Records of a flood of new flows look alike: the record encoder,
+	// which compares each with the one before, compresses them for a
+	// fraction of what the general encoder costs; other bodies go to the
+	// general encoder (bodyShare, below).
+	var rz reczstd.Encoder
 	for _, r := range fw.recs {
+		start := len(body)
 		body = append(body, fw.buf[r.off:r.end]...)
+		rz.Add(body, start, 0)
 	}
 	recs, first, last := len(fw.recs), fw.first, fw.last
-	stored := enc.EncodeAll(body, nil)
+	var stored []byte
+	if rz.Gain() >= len(body)-len(body)/bodyShare {
+		stored, _ = rz.Encode(nil, body)
+	}
+	if stored == nil {
+		stored = enc.EncodeAll(body, nil)
+	}
 	h := make([]byte, 0, fileHeaderLen+len(stored))
 	h = append(h, "NWHF"...)
 	h = binary.LittleEndian.AppendUint16(h, FileVersion)

@@ -29,9 +29,16 @@ const (
 	// fhdSingle4 is a frame header descriptor: single segment, 4-byte
 	// content size, no checksum, no dictionary.
 	fhdSingle4 = 0xa0
-	// MaxBlock is the most content one zstd block holds; Encode handles
-	// blocks up to this size.
-	MaxBlock = 128 << 10
+	// maxBlock is the most content one zstd block holds (and a compressed
+	// block's own size may not exceed): a frame of more is cut into blocks.
+	maxBlock = 128 << 10
+	// MaxFrame bounds what one Encoder describes: positions and offsets
+	// stay in 31 bits, and offsets within what the predefined offset
+	// table codes (below 2^28).
+	MaxFrame = 1 << 27
+	// maxSeq bounds a sequence's literals and match: a sequence always
+	// fits a block.
+	maxSeq = maxBlock / 2
 	// minMatch is the shortest match worth a sequence: one costs about
 	// 3 bytes in the predefined tables.
 	minMatch = 6
@@ -91,7 +98,7 @@ func (e *Encoder) Reset() {
 // starting where the previous one ended.
 func (e *Encoder) Add(block []byte, start int, key uint32) {
 	end := len(block)
-	if start != e.size || end > MaxBlock {
+	if start != e.size || end > MaxFrame {
 		e.failed = true
 		e.size = -1
 		return
@@ -105,7 +112,7 @@ func (e *Encoder) Add(block []byte, start int, key uint32) {
 	// Carry a match that ended with the previous record on.
 	if n := len(e.seqs); n > 0 && e.litStart == start {
 		s := &e.seqs[n-1]
-		m := matchLen(block, pos, int(s.offset), end)
+		m := matchLen(block, pos, int(s.offset), min(end, pos+maxSeq-int(s.litLen+s.matchLen)))
 		s.matchLen += uint32(m)
 		pos += m
 		e.litStart = pos
@@ -125,58 +132,67 @@ func (e *Encoder) Add(block []byte, start int, key uint32) {
 	}
 	d := start - int(r.start)
 	stop := min(end, int(r.end)+d) // where the reference runs out
-	for pos+minMatch <= stop {
-		var x uint64
-		if pos+8 <= stop {
-			x = load64(block, pos) ^ load64(block, pos-d)
-		} else {
-			x = tail64(block, pos, d, stop)
-		}
-		if x&0xff != 0 {
-			// Differing bytes: skip to the first equal one, 8 at a time
-			// through payloads that differ throughout.
-			z := (x - lows) & ^x & highs
-			if z == 0 {
-				pos += 8
-			} else {
-				pos += bits.TrailingZeros64(z) >> 3
+	// One pass over the record a word at a time against the reference:
+	// a word's XOR tells where equal bytes begin and end, so runs are
+	// found to the byte without looking at bytes one by one.
+	m := -1 // where the current run of equal bytes began, if one runs
+	for ; pos+8 <= stop; pos += 8 {
+		x := load64(block, pos) ^ load64(block, pos-d)
+		if x == 0 {
+			if m < 0 {
+				m = pos
 			}
 			continue
 		}
-		m := matchLen(block, pos, d, stop)
-		if m < minMatch {
-			pos += m
-			continue
+		if tz := bits.TrailingZeros64(x) >> 3; m >= 0 {
+			e.match(m, pos+tz, d) // the run ends in this word
+		} else if tz >= minMatch {
+			e.match(pos, pos+tz, d)
 		}
-		e.seqs = append(e.seqs, sequence{litLen: uint32(pos - e.litStart), matchLen: uint32(m), offset: uint32(d)})
-		e.lits += pos - e.litStart
-		pos += m
-		e.litStart = pos
+		m = -1
+		if lz := bits.LeadingZeros64(x) >> 3; lz > 0 {
+			m = pos + 8 - lz // a run begins after the word's last difference
+		}
+	}
+	// The last few bytes.
+	for ; pos < stop; pos++ {
+		if block[pos] != block[pos-d] {
+			if m >= 0 {
+				e.match(m, pos, d)
+			}
+			m = -1
+		} else if m < 0 {
+			m = pos
+		}
+	}
+	if m >= 0 {
+		e.match(m, stop, d)
 	}
 }
 
-// Bytes of ones and of high bits, for finding a zero byte in a word.
-const (
-	lows  = 0x0101010101010101
-	highs = 0x8080808080808080
-)
+// match records that block[a:b] equals the bytes d before it, as a
+// sequence when it is long enough to be worth one (several when it is
+// longer than a sequence may be).
+func (e *Encoder) match(a, b, d int) {
+	if b-a < minMatch || a < e.litStart {
+		return
+	}
+	for b-a > maxSeq/2+minMatch {
+		e.seqs = append(e.seqs, sequence{litLen: uint32(a - e.litStart), matchLen: maxSeq / 2, offset: uint32(d)})
+		e.lits += a - e.litStart
+		a += maxSeq / 2
+		e.litStart = a
+	}
+	e.seqs = append(e.seqs, sequence{litLen: uint32(a - e.litStart), matchLen: uint32(b - a), offset: uint32(d)})
+	e.lits += a - e.litStart
+	e.litStart = b
+}
 
 // load64 reads the 8 bytes at b[i:] as a little-endian word. The callers'
 // loops keep i+8 <= len(b); this is the innermost loop of the encoder,
 // where a bounds check per load doubles its cost.
 func load64(b []byte, i int) uint64 {
 	return binary.LittleEndian.Uint64((*[8]byte)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(b)), i))[:])
-}
-
-// tail64 is the XOR of the bytes b[pos:stop] and b[pos-d:stop-d] (fewer
-// than 8), with the bytes past stop set to differ.
-func tail64(b []byte, pos, d, stop int) uint64 {
-	x := ^uint64(0)
-	for i := range stop - pos {
-		x &^= 0xff << (8 * i)
-		x |= uint64(b[pos+i]^b[pos+i-d]) << (8 * i)
-	}
-	return x
 }
 
 // matchLen is how many bytes from b[pos:stop] equal those d bytes before
@@ -202,32 +218,111 @@ func (e *Encoder) Gain() int {
 	return e.litStart - e.lits
 }
 
-// Encode appends to dst a zstd frame holding block, which Add described
+// Encode appends to dst a zstd frame holding content, which Add described
 // record by record (bytes past what Add was told of are stored as
-// literals). It reports false, appending nothing, when the block is too
-// large for one zstd block, was not described in order, or does not
-// shrink; the caller then uses another encoder or stores the block.
-func (e *Encoder) Encode(dst, block []byte) ([]byte, bool) {
-	if e.failed || len(block) > MaxBlock || e.size > len(block) || e.size < 0 {
+// literals). A frame of more than 128 KiB is cut into zstd blocks at
+// sequence ends; long runs of literals go into raw blocks, and so does a
+// block that would not shrink. It reports false, appending nothing, when
+// the records were not described in order or the frame does not shrink;
+// the caller then uses another encoder or stores the content.
+func (e *Encoder) Encode(dst, content []byte) ([]byte, bool) {
+	if e.failed || e.size > len(content) || e.size < 0 || len(content) > MaxFrame {
 		return dst, false
 	}
-	nlit := e.lits + len(block) - e.litStart
-	n := len(e.seqs)
-	// Room for all of it: frame, block and literals headers (12), the
-	// literals and 16 bytes of slack for word copies, the sequences
-	// header and RLE symbols (7), at most 8 bytes of bits a sequence
-	// and the final states (8).
 	base := len(dst)
-	out := slices.Grow(dst, 12+3+nlit+16+7+8*n+8)
+	// Room for all of it in the worst case: the frame header, a header
+	// and up to 7 bytes of section headers and RLE symbols for each
+	// block, the literals and 16 bytes of slack, 8 bytes of bits a
+	// sequence and 8 more a block.
+	nblocks := 2*(len(content)/maxBlock) + 2
+	out := slices.Grow(dst, 9+nblocks*(3+7+8)+len(content)+16+8*len(e.seqs))
 	out = out[:cap(out)]
 	at := base
 	binary.LittleEndian.PutUint32(out[at:], magic)
 	out[at+4] = fhdSingle4
-	binary.LittleEndian.PutUint32(out[at+5:], uint32(len(block)))
-	bh := at + 9
-	at += 12 // the block header is filled at the end
-	content := at
+	binary.LittleEndian.PutUint32(out[at+5:], uint32(len(content)))
+	at += 9
 
+	rep := [3]uint32{1, 4, 8}
+	seqs := e.seqs
+	pos, lastHdr := 0, -1
+	for {
+		if len(seqs) > 0 {
+			// Literals that cannot share a block with their match.
+			if over := int(seqs[0].litLen+seqs[0].matchLen) - maxBlock; over > 0 {
+				at, lastHdr = rawBlocks(out, at, content[pos:pos+over])
+				pos += over
+				seqs[0].litLen -= uint32(over)
+			}
+		}
+		size, n := 0, 0
+		for n < len(seqs) && size+int(seqs[n].litLen+seqs[n].matchLen) <= maxBlock {
+			size += int(seqs[n].litLen + seqs[n].matchLen)
+			n++
+		}
+		tail := 0
+		if n == len(seqs) && len(content)-pos <= maxBlock {
+			tail = len(content) - pos - size // the final literals fit this block
+		}
+		if n > 0 || tail > 0 {
+			hdr := at
+			var ok bool
+			saved := rep
+			at, ok = e.block(out, at, content[pos:pos+size+tail], seqs[:n], &rep)
+			if !ok {
+				rep = saved // the decoder sees a raw block: no offsets
+				at = hdr
+				at, _ = rawBlocks(out, at, content[pos:pos+size+tail])
+			}
+			lastHdr = hdr
+			pos += size + tail
+		}
+		seqs = seqs[n:]
+		if len(seqs) == 0 {
+			if pos < len(content) {
+				at, lastHdr = rawBlocks(out, at, content[pos:])
+			}
+			break
+		}
+	}
+	if lastHdr < 0 { // empty content: one empty raw block
+		lastHdr = at
+		out[at], out[at+1], out[at+2] = 0, 0, 0
+		at += 3
+	}
+	out[lastHdr] |= 1 // Last_Block
+	if at-base >= len(content)+9 {
+		return dst[:base], false
+	}
+	return out[:at], true
+}
+
+// rawBlocks writes b as raw blocks at out[at:] and returns where they end
+// and where the last one's header is.
+func rawBlocks(out []byte, at int, b []byte) (int, int) {
+	last := at
+	for len(b) > 0 {
+		n := min(len(b), maxBlock)
+		h := uint32(n) << 3 // raw
+		last = at
+		out[at], out[at+1], out[at+2] = byte(h), byte(h>>8), byte(h>>16)
+		at += 3 + copy(out[at+3:], b[:n])
+		b = b[n:]
+	}
+	return at, last
+}
+
+// block writes one compressed block holding content (the sequences' bytes
+// and, after them, literals) at out[at:]. It reports false when the block
+// would not be smaller than its content.
+func (e *Encoder) block(out []byte, at int, content []byte, seqs []sequence, rep *[3]uint32) (int, bool) {
+	hdr := at
+	at += 3
+	start := at
+	nlit := len(content)
+	for _, s := range seqs {
+		nlit -= int(s.matchLen)
+	}
 	// Literals section: raw.
 	switch {
 	case nlit < 32:
@@ -241,21 +336,22 @@ func (e *Encoder) Encode(dst, block []byte) ([]byte, bool) {
 		at += 3
 	}
 	pos := 0
-	for _, s := range e.seqs {
+	for _, s := range seqs {
 		l := int(s.litLen)
-		if l <= 16 && pos+16 <= len(block) {
+		if l <= 16 && pos+16 <= len(content) {
 			// Most literal runs are a few changed header bytes: two
 			// word copies (into the slack) instead of a memmove call.
-			copy(out[at:at+16], block[pos:pos+16])
+			copy(out[at:at+16], content[pos:pos+16])
 		} else {
-			copy(out[at:], block[pos:pos+l])
+			copy(out[at:], content[pos:pos+l])
 		}
 		at += l
 		pos += l + int(s.matchLen)
 	}
-	at += copy(out[at:], block[pos:])
+	at += copy(out[at:], content[pos:])
 
 	// Sequences section.
+	n := len(seqs)
 	switch {
 	case n < 128:
 		out[at] = byte(n)
@@ -268,19 +364,18 @@ func (e *Encoder) Encode(dst, block []byte) ([]byte, bool) {
 		at += 3
 	}
 	if n > 0 {
-		at = e.sequences(out, at)
+		at = e.sequences(out, at, seqs, rep)
 	}
-	// A compressed block may hold no more than the frame's content
-	// (Block_Maximum_Size, which a single-segment frame's content size
-	// sets): a block that does not shrink is refused, for the caller to
-	// store.
-	size := at - content
-	if size >= len(block) {
-		return dst[:base], false
+	// A compressed block may hold no more than its content and 128 KiB
+	// (Block_Maximum_Size; a single-segment frame's content size sets
+	// the window).
+	size := at - start
+	if size >= len(content) || size > maxBlock {
+		return hdr, false
 	}
-	h := uint32(size)<<3 | 2<<1 | 1 // compressed, last block
-	out[bh], out[bh+1], out[bh+2] = byte(h), byte(h>>8), byte(h>>16)
-	return out[:at], true
+	h := uint32(size)<<3 | 2<<1 // compressed
+	out[hdr], out[hdr+1], out[hdr+2] = byte(h), byte(h>>8), byte(h>>16)
+	return at, true
 }
 
 // Symbol compression modes (RFC 8878 section 3.1.1.3.2.1).
@@ -295,14 +390,14 @@ const (
 // from the last sequence back to the first, as zstd's
 // ZSTD_encodeSequences does. A code that is the same in every sequence
 // is sent once, in RLE mode, and costs no bits.
-func (e *Encoder) sequences(out []byte, at int) int {
-	codes := slices.Grow(e.codes[:0], len(e.seqs))[:len(e.seqs)]
+func (e *Encoder) sequences(out []byte, at int, seqs []sequence, rep *[3]uint32) int {
+	codes := slices.Grow(e.codes[:0], len(seqs))[:len(seqs)]
 	e.codes = codes
-	rep0, rep1, rep2 := uint32(1), uint32(4), uint32(8)
+	rep0, rep1, rep2 := rep[0], rep[1], rep[2]
 	var llAll, mlAll, ofAll uint8 // codes seen, ORed
 	var llAny, mlAny, ofAny uint8 // and ANDed
 	llAny, mlAny, ofAny = 0xff, 0xff, 0xff
-	for i, s := range e.seqs {
+	for i, s := range seqs {
 		c := &codes[i]
 		c.ll, c.ml = llCode(s.litLen), mlCode(s.matchLen)
 		c.llX, c.mlX = s.litLen-llBase[c.ll&63], s.matchLen-mlBase[c.ml&63]
@@ -336,6 +431,7 @@ func (e *Encoder) sequences(out []byte, at int) int {
 		llAll, mlAll, ofAll = llAll|c.ll, mlAll|c.ml, ofAll|c.of
 		llAny, mlAny, ofAny = llAny&c.ll, mlAny&c.ml, ofAny&c.of
 	}
+	rep[0], rep[1], rep[2] = rep0, rep1, rep2
 	// A code is the same throughout when its OR and AND agree.
 	llRLE, mlRLE, ofRLE := llAll == llAny, mlAll == mlAny, ofAll == ofAny
 	var modes byte
@@ -367,7 +463,7 @@ func (e *Encoder) sequences(out []byte, at int) int {
 	// The bit stream. Each flush stores the whole 8-byte accumulator and
 	// keeps its whole bytes; the bits between flushes stay below 64 (at
 	// most 17 of states and 16 of literal length, then 16 of match
-	// length and 17 of offset, offsets being below 2^17).
+	// length and 27 of offset, offsets being below 2^27).
 	var acc uint64
 	var nb uint
 	add := func(v uint32, n uint32) {
