@@ -18,13 +18,19 @@
 # kernel write path (most of its live CPU time, 80 bytes a packet against
 # nwhealth's 4) is counted for neither, as valgrind counts user space only.
 #
-# Environment: LOADS (default "64 0"), KEEP (directory to keep the
-# cachegrind profiles in, for cg_annotate).
+# Environment: LOADS (default "64 0"), MAXFLOWS (flow table bound, default
+# PACKETS/4), KEEP (directory to keep the cachegrind profiles in, for
+# cg_annotate).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 N=${1:-400000}
 LOADS=${LOADS:-"64 0"}
+# A flood of new flows reaches its steady state, a full flow table
+# evicting a flow for each new one, after the table's bound: a smaller
+# bound gets there within the run (the cost of a packet there does not
+# depend on the bound).
+MAXFLOWS=${MAXFLOWS:-$((N / 4))}
 for tool in valgrind tcpdump; do
   command -v "$tool" >/dev/null || { echo "capcost: $tool not installed (run .ci/deps)" >&2; exit 1; }
 done
@@ -40,8 +46,10 @@ count() {
   local name=$1; shift
   local out="$work/$name.cg"
   [ -n "${KEEP:-}" ] && out="$KEEP/$name.cg"
-  # Go preempts goroutines with signals, which valgrind follows poorly.
-  GODEBUG=asyncpreemptoff=1 valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file="$out" "$@" \
+  # Go preempts goroutines with signals, which valgrind follows poorly;
+  # one scheduler thread, as a one-worker capture runs (GOMAXPROCS =
+  # --workers), so that no idle thread spins while valgrind serialises.
+  GOMAXPROCS=1 GODEBUG=asyncpreemptoff=1 valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file="$out" "$@" \
     >"$work/$name.stdout" 2>"$work/$name.err" ||
     { echo "capcost: $name failed:" >&2; cat "$work/$name.err" >&2; exit 1; }
   sed -n 's/.*I *refs: *\([0-9,]*\).*/\1/p' "$work/$name.err" | tr -d ,
@@ -58,7 +66,7 @@ for flows in $LOADS; do
     n=$((k * N))
     I[gen$k]=$(count "gen-$flows-$k" "$work/capcost" -mode gen -flows "$flows" -packets "$n")
     rm -rf "$work/store"
-    I[store$k]=$(count "store-$flows-$k" "$work/capcost" -mode store -flows "$flows" -packets "$n" -dir "$work/store")
+    I[store$k]=$(count "store-$flows-$k" "$work/capcost" -mode store -flows "$flows" -packets "$n" -dir "$work/store" -maxflows "$MAXFLOWS")
     "$work/capcost" -pcap "$work/in.pcap" -flows "$flows" -packets "$n"
     I[tcpdump$k]=$(count "tcpdump-$flows-$k" tcpdump -Z root -r "$work/in.pcap" -w "$work/out.pcap")
   done

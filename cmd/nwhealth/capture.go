@@ -237,7 +237,7 @@ func runCapture(ctx context.Context, opts *captureOptions) error {
 				return
 			case now := <-t.C:
 				st := c.Stats()
-				writeCaptureStats(opts, jsonl.TypeCaptureProgress, now, st, &prev, now.Sub(prevAt))
+				writeCaptureStats(opts, jsonl.TypeCaptureProgress, now, st, &prev, now.Sub(prevAt), flowCounts{})
 				prev, prevAt = st.Total, now
 			}
 		}
@@ -255,7 +255,11 @@ func runCapture(ctx context.Context, opts *captureOptions) error {
 		// the disk stays valid.
 		closeErr = errors.Join(closeErr, ss.close(opts.s.errOut))
 	}
-	writeCaptureStats(opts, jsonl.TypeCaptureSummary, time.Now(), st, nil, 0)
+	var fl flowCounts
+	if ss != nil {
+		fl = ss.flowCounts()
+	}
+	writeCaptureStats(opts, jsonl.TypeCaptureSummary, time.Now(), st, nil, 0, fl)
 	if errors.Is(runErr, syscall.ENOSPC) || errors.Is(closeErr, syscall.ENOSPC) {
 		return fmt.Errorf("capture stopped, shards sealed: %w", syscall.ENOSPC)
 	}
@@ -339,14 +343,29 @@ func (ss *storeSinks) close(errOut io.Writer) error {
 
 func (ss *storeSinks) abort() { ss.close(io.Discard) }
 
+// flowCounts are the store writers' counts of flows a full flow table
+// ended early, and of those left without a record.
+type flowCounts struct{ evicted, unrecorded uint64 }
+
+func (ss *storeSinks) flowCounts() flowCounts {
+	var c flowCounts
+	for _, w := range ss.writers {
+		st := w.Stats()
+		c.evicted += st.FlowsEvicted
+		c.unrecorded += st.FlowsUnrecorded
+	}
+	return c
+}
+
 // writeCaptureStats prints a stats line: on stderr for people, or a JSON
 // object on stdout with --format jsonl.
-func writeCaptureStats(opts *captureOptions, typ string, now time.Time, st capture.Stats, prev *capture.Counters, dt time.Duration) {
+func writeCaptureStats(opts *captureOptions, typ string, now time.Time, st capture.Stats, prev *capture.Counters, dt time.Duration, fl flowCounts) {
 	t := st.Total
 	if opts.format == "jsonl" {
 		rec := jsonl.Capture{Type: typ, Time: now.UTC().Format(time.RFC3339), Interface: opts.iface,
 			Packets: t.Packets, Bytes: t.Bytes, KernelPackets: t.KernelPackets, KernelDrops: t.KernelDrops,
-			FreezeQueue: t.FreezeQueue, Workers: []jsonl.CaptureWorker{}}
+			FreezeQueue: t.FreezeQueue, Workers: []jsonl.CaptureWorker{},
+			FlowsEvicted: fl.evicted, FlowsUnrecorded: fl.unrecorded}
 		for _, w := range st.Workers {
 			rec.Workers = append(rec.Workers, jsonl.CaptureWorker{Packets: w.Packets, KernelDrops: w.KernelDrops})
 		}
@@ -355,6 +374,10 @@ func writeCaptureStats(opts *captureOptions, typ string, now time.Time, st captu
 	}
 	if prev == nil {
 		fmt.Fprintf(opts.s.errOut, "%d packets stored (%d bytes), %d dropped by the kernel\n", t.Packets, t.Bytes, t.KernelDrops)
+		if fl.evicted > 0 {
+			fmt.Fprintf(opts.s.errOut, "flow tables full: %d flows ended early, %d of them (one packet each) without a flow record; their packets are stored\n",
+				fl.evicted, fl.unrecorded)
+		}
 		if len(st.Workers) > 1 {
 			for i, w := range st.Workers {
 				fmt.Fprintf(opts.s.errOut, "  worker %d: %d packets, %d dropped\n", i, w.Packets, w.KernelDrops)

@@ -22,6 +22,13 @@ type Options struct {
 	// MaxFlows bounds the open flows; the least recently active one is
 	// ended early (as Partial) and counted in Stats.Evicted (default 1<<20).
 	MaxFlows int
+	// DropEvictedSingles leaves out the record of a flow evicted by
+	// MaxFlows that saw a single packet, and counts it in
+	// Stats.Unrecorded: under a flood of new flows (a scan, spoofed
+	// sources) nearly every packet opens such a flow, and recording it
+	// costs more than storing its packet. Other evicted flows are
+	// recorded (Partial).
+	DropEvictedSingles bool
 	// Encoded keeps the records of flows ended while adding packets in
 	// their encoded form, for ExpireInto and FlushInto, which write every
 	// record straight into a FileWriter (the store's way: no Record is
@@ -53,6 +60,9 @@ type Stats struct {
 	NonIP   uint64 // packets without an IP header (ARP, STP, damaged)
 	Flows   uint64 // records started
 	Evicted uint64 // flows ended early by MaxFlows
+	// Unrecorded counts the evicted one-packet flows left without a
+	// record (Options.DropEvictedSingles); their packets are in Packets.
+	Unrecorded uint64
 }
 
 // key identifies a flow regardless of direction: the (address, port) pairs
@@ -779,10 +789,16 @@ func (b *Builder) evictOldest() {
 			old, oldNS = h, b.at(h).movedNS
 		}
 	}
-	if old >= 0 {
-		b.stats.Evicted++
-		b.end(old, true)
+	if old < 0 {
+		return
 	}
+	b.stats.Evicted++
+	if e := b.at(old); b.o.DropEvictedSingles && e.origPkts+e.respPkts == 1 {
+		b.stats.Unrecorded++
+		b.remove(old, e)
+		return
+	}
+	b.end(old, true)
 }
 
 // emitEntry hands entry idx's record to emit, or writes it into fw, and

@@ -171,3 +171,45 @@ func TestEncodedRecords(t *testing.T) {
 		}
 	}
 }
+
+// TestDropEvictedSingles: with DropEvictedSingles, a full table drops the
+// record of each evicted one-packet flow and counts it; evicted flows of
+// more packets and flows still open are recorded; every packet is counted.
+func TestDropEvictedSingles(t *testing.T) {
+	b := NewBuilder(Options{MaxFlows: 100, DropEvictedSingles: true, Encoded: true})
+	ts := t0
+	// Ten two-way flows, then a flood of one-packet flows pushes them out.
+	for i := range 10 {
+		for _, rev := range []bool{false, true} {
+			s := frameSpec{src: netip.AddrFrom4([4]byte{10, 0, 0, byte(i)}), dst: addr("192.0.2.1"), sport: 5000, dport: 53, proto: 17, payload: []byte("q")}
+			if rev {
+				s.src, s.dst, s.sport, s.dport = s.dst, s.src, s.dport, s.sport
+			}
+			f := frame(s)
+			b.Add(ts, 1, f, len(f))
+			ts = ts.Add(time.Millisecond)
+		}
+	}
+	for i := range 1000 {
+		f := frame(frameSpec{src: netip.AddrFrom4([4]byte{10, 9, byte(i >> 8), byte(i)}), dst: addr("192.0.2.9"), sport: uint16(1024 + i), dport: 80, proto: 6, flags: 0x02})
+		b.Add(ts, 1, f, len(f))
+		ts = ts.Add(time.Microsecond)
+	}
+	var fw FileWriter
+	b.FlushInto(&fw)
+	st := b.Stats()
+	recs := fw.Records()
+	var pkts, two uint64
+	for _, r := range recs {
+		pkts += r.OrigPkts + r.RespPkts
+		if r.RespPkts == 1 {
+			two++
+		}
+	}
+	if st.Evicted != 910 || st.Unrecorded != 900 || uint64(len(recs)) != st.Flows-st.Unrecorded || two != 10 {
+		t.Errorf("stats %+v; %d records, %d of them two-way", st, len(recs), two)
+	}
+	if pkts+st.Unrecorded != st.Packets {
+		t.Errorf("%d packets in records and %d unrecorded, %d given", pkts, st.Unrecorded, st.Packets)
+	}
+}

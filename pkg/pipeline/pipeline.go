@@ -65,8 +65,15 @@ func (d *Damage) Empty() bool { return d.Count == 0 }
 
 // NewFlowTable builds the flow records kept beside each shard and from
 // captures: one definition, so a capture and a store give the same records.
-// The records go straight into the store's flow files, encoded.
-func NewFlowTable() store.FlowTable { return flow.NewBuilder(flow.Options{Encoded: true}) }
+// The records go straight into the store's flow files, encoded; when a
+// table is full, evicted one-packet flows are counted instead of recorded
+// (a flood of new flows: docs/capture.md).
+func NewFlowTable() store.FlowTable { return flow.NewBuilder(FlowTableOptions()) }
+
+// FlowTableOptions are the options of NewFlowTable's builders.
+func FlowTableOptions() flow.Options {
+	return flow.Options{Encoded: true, DropEvictedSingles: true}
+}
 
 // checkEvery is how many records or packets pass between looks at the
 // context: often enough to stop within milliseconds, rarely enough to cost

@@ -26,6 +26,7 @@ type FlowTable interface {
 	AddParsed(ts time.Time, p *pkthdr.Packet, data []byte, origLen int)
 	ExpireInto(now time.Time, fw *flow.FileWriter) // ended and timed-out flows
 	FlushInto(fw *flow.FileWriter)                 // everything still open
+	Stats() flow.Stats
 }
 
 // WriterOptions tune a Writer. Zero values take the defaults.
@@ -91,7 +92,13 @@ type WriterStats struct {
 	Unparsed      uint64 // frames with no IP header found (stored all the same)
 	Recovered     int    // of Sealed, shards sealed by recovery after a write failure
 	Cut           uint64 // packets longer than pcapio.MaxRecord, stored cut to it
-	LastPacket    time.Time
+	// FlowsEvicted counts flows ended early because a flow table was
+	// full (each shard's table holds at most flow.DefaultMaxFlows), and
+	// FlowsUnrecorded those of them, one packet each, left without a
+	// record (flow.Options.DropEvictedSingles); both from sealed shards.
+	// Their packets are stored all the same.
+	FlowsEvicted, FlowsUnrecorded uint64
+	LastPacket                    time.Time
 }
 
 // UnsealedError says a shard could not be sealed after a write failure:
@@ -381,7 +388,8 @@ func (w *Writer) Write(ts time.Time, lt pkthdr.LinkType, data []byte, origLen in
 	if len(sh.block) >= w.opts.BlockSize {
 		w.endBlock(sh)
 	}
-	if sh.raw >= w.opts.ShardSize || (w.opts.ShardSpan > 0 && ns-sh.first >= int64(w.opts.ShardSpan)) {
+	if sh.raw >= w.opts.ShardSize || (w.opts.ShardSpan > 0 && ns-sh.first >= int64(w.opts.ShardSpan)) ||
+		sh.flowFile.Size() >= maxFlowBytes {
 		w.sealShard(sh)
 	}
 	w.count++
@@ -682,6 +690,12 @@ func (w *Writer) doBlock(j *job) {
 	w.statsMu.Unlock()
 }
 
+// maxFlowBytes seals a shard whose flow records reached it, whatever its
+// packets: a flood of new flows (one record a packet, longer than the
+// packet) then keeps the writer's memory bounded, and a flow file stays
+// within what the record encoder compresses (reczstd.MaxFrame).
+const maxFlowBytes = 64 << 20
+
 // syncAheadBytes is how much is written between write-back starts.
 const syncAheadBytes = 8 << 20
 
@@ -765,6 +779,11 @@ func (w *Writer) seal(sh *openShard) error {
 	}
 	if sh.flows != nil {
 		sh.flows.FlushInto(&sh.flowFile)
+		fs := sh.flows.Stats()
+		w.statsMu.Lock()
+		w.stats.FlowsEvicted += fs.Evicted
+		w.stats.FlowsUnrecorded += fs.Unrecorded
+		w.statsMu.Unlock()
 	}
 	if err := w.st.writeShardFileAtomic(stem+extFlows, sh.flowFile.Encode(w.enc)); err != nil {
 		w.st.removeShardFile(stem + extIndex)

@@ -41,6 +41,7 @@ type options struct {
 	frameLen  int
 	dir, pcap string
 	blockSize int
+	maxFlows  int
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -54,6 +55,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.dir, "dir", "", "store directory (mode store)")
 	fs.StringVar(&o.pcap, "pcap", "", "write the frames to this pcap file instead (microsecond, as tcpdump -w)")
 	fs.IntVar(&o.blockSize, "block", 1<<20, "ring block size")
+	fs.IntVar(&o.maxFlows, "maxflows", 0, "flow table bound (0: capture's); a smaller one reaches a flood's steady state sooner")
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
 		return 2
 	}
@@ -100,7 +102,7 @@ func feed(o options, stdout io.Writer) error {
 		}
 		defer lk.Release()
 		s, err := capstore.NewWriter(st, pkthdr.LinkEthernet, capstore.Options{
-			Snaplen: capture.DefaultSnapLen, ShardSize: 256 << 20, Flush: 250 * time.Millisecond,
+			Snaplen: capture.DefaultSnapLen, ShardSize: 256 << 20, Flush: 250 * time.Millisecond, MaxFlows: o.maxFlows,
 		})
 		if err != nil {
 			return err
@@ -124,7 +126,8 @@ func feed(o options, stdout io.Writer) error {
 			return err
 		}
 		s := w.Stats()
-		fmt.Fprintf(stdout, "%d packets, %d blocks, %d bytes raw, %d stored, %d shards\n", s.StoredPackets, s.Blocks, s.StoredRaw, s.Stored, s.Sealed)
+		fmt.Fprintf(stdout, "%d packets, %d blocks, %d bytes raw, %d stored, %d shards, %d flows evicted, %d unrecorded\n",
+			s.StoredPackets, s.Blocks, s.StoredRaw, s.Stored, s.Sealed, s.FlowsEvicted, s.FlowsUnrecorded)
 		return nil
 	}
 	fmt.Fprintf(stdout, "%d packets\n", n)

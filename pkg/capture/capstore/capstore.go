@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nwhealth/nwhealth/pkg/flow"
 	"github.com/nwhealth/nwhealth/pkg/pipeline"
 	"github.com/nwhealth/nwhealth/pkg/pkthdr"
 	"github.com/nwhealth/nwhealth/pkg/store"
@@ -20,6 +21,10 @@ type Options struct {
 	ShardSize int64         // raw bytes per shard
 	Flush     time.Duration // longest a packet waits before its block is written
 	OnSeal    func(store.ShardFile)
+	// MaxFlows bounds each shard's flow table (0: flow.DefaultMaxFlows).
+	// The cost harness lowers it to reach a flood's steady state, a full
+	// table, in fewer packets.
+	MaxFlows int
 }
 
 // BlockSize is the raw size of a capture writer's blocks. 64 KiB blocks
@@ -40,8 +45,21 @@ func WriterOptions(o Options) store.WriterOptions {
 		// block to another goroutine costs more than it saves.
 		Compressors: 1,
 		Inline:      true,
-		NewFlows:    pipeline.NewFlowTable,
+		NewFlows:    newFlows(o.MaxFlows),
 		OnSeal:      o.OnSeal,
+	}
+}
+
+// newFlows is the store's flow table (pipeline.NewFlowTable), with its
+// bound changed when max is set.
+func newFlows(max int) func() store.FlowTable {
+	if max <= 0 {
+		return pipeline.NewFlowTable
+	}
+	return func() store.FlowTable {
+		fo := pipeline.FlowTableOptions()
+		fo.MaxFlows = max
+		return flow.NewBuilder(fo)
 	}
 }
 
