@@ -384,3 +384,33 @@ func TestFloodBlocks(t *testing.T) {
 		}
 	}
 }
+
+// nanoSink records what WritePacketNanos gets.
+type nanoSink struct {
+	recordSink
+	nanos []int64
+}
+
+func (s *nanoSink) WritePacketNanos(ns int64, data []byte, origLen int) error {
+	s.nanos = append(s.nanos, ns)
+	return s.WritePacket(time.Unix(0, ns), data, origLen)
+}
+
+// TestWalkBlockNanos: a NanoSink gets the same packets, with the kernel's
+// time stamps as nanoseconds.
+func TestWalkBlockNanos(t *testing.T) {
+	fl := ringtest.NewFlood(64, 64, time.Date(2026, 3, 2, 10, 0, 0, 999_999_000, time.UTC))
+	blk := fl.Block(1 << 14)
+	n := fl.Fill(blk)
+	var plain recordSink
+	ns := &nanoSink{}
+	WalkBlock(blk, maxSnapLen, true, &plain)
+	if got, err := WalkBlock(blk, maxSnapLen, true, ns); err != nil || got != n || len(ns.nanos) != n {
+		t.Fatalf("walked %d of %d: %v", got, n, err)
+	}
+	for i, p := range plain.pkts {
+		if ns.nanos[i] != p.ts.UnixNano() || !bytes.Equal(ns.pkts[i].data, p.data) {
+			t.Fatalf("packet %d: %d ns, want %v", i, ns.nanos[i], p.ts)
+		}
+	}
+}

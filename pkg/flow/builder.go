@@ -79,12 +79,6 @@ func (k *key) eq(o *key) bool {
 	return k.alo == o.alo && k.blo == o.blo && k.meta == o.meta && k.ahi == o.ahi && k.bhi == o.bhi
 }
 
-// addrWords splits an address into the halves of its 16-byte form.
-func addrWords(a netip.Addr) (hi, lo uint64) {
-	b := a.As16()
-	return binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
-}
-
 // timeout classes: each list is ordered by last activity, so expiry looks
 // only at list fronts.
 const (
@@ -232,7 +226,10 @@ func (b *Builder) Stats() Stats { return b.stats }
 // Open returns the number of flows currently open.
 func (b *Builder) Open() int { return b.open }
 
-func (b *Builder) at(i int32) *entry { return &b.chunks[i/entriesChunk][i%entriesChunk] }
+func (b *Builder) at(i int32) *entry {
+	u := uint32(i)
+	return &b.chunks[u/entriesChunk][u%entriesChunk]
+}
 
 // find returns the index of k's entry, or -1.
 func (b *Builder) find(k *key, h uint64) int32 {
@@ -375,7 +372,11 @@ func (b *Builder) Add(ts time.Time, lt pkthdr.LinkType, data []byte, origLen int
 
 // AddParsed accounts a frame the caller already parsed with pkthdr.Parse.
 func (b *Builder) AddParsed(ts time.Time, p *pkthdr.Packet, data []byte, origLen int) {
-	ns := ts.UnixNano()
+	b.AddParsedNanos(ts.UnixNano(), p, data, origLen)
+}
+
+// AddParsedNanos is AddParsed with the time in nanoseconds since the epoch.
+func (b *Builder) AddParsedNanos(ns int64, p *pkthdr.Packet, data []byte, origLen int) {
 	b.stats.Packets++
 	if p.IPVersion == 0 {
 		b.stats.NonIP++
@@ -390,8 +391,7 @@ func (b *Builder) AddParsed(ts time.Time, p *pkthdr.Packet, data []byte, origLen
 	if icmp || !p.HasPorts {
 		sp, dp = 0, 0 // ICMP requests and replies share a flow
 	}
-	shi, slo := addrWords(p.Src)
-	dhi, dlo := addrWords(p.Dst)
+	shi, slo, dhi, dlo := p.AddrWords()
 	// Any fixed order of the endpoints will do: it only has to put both
 	// directions of a flow under one key.
 	fromA := shi < dhi || shi == dhi && (slo < dlo || slo == dlo && sp <= dp)

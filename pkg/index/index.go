@@ -294,11 +294,6 @@ func (s *sig) eq(o *sig) bool {
 	return s.ports == o.ports && s.slo == o.slo && s.dlo == o.dlo && s.link == o.link && s.shi == o.shi && s.dhi == o.dhi
 }
 
-func addrWords(a netip.Addr) (hi, lo uint64) {
-	b := a.As16()
-	return binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
-}
-
 type sigSlot struct {
 	gen  uint32
 	hash uint32
@@ -308,8 +303,7 @@ type sigSlot struct {
 // AddPacket records the keys of a parsed packet in the current block.
 func (b *Builder) AddPacket(p *pkthdr.Packet) {
 	var sg sig
-	sg.shi, sg.slo = addrWords(p.Src)
-	sg.dhi, sg.dlo = addrWords(p.Dst)
+	sg.shi, sg.slo, sg.dhi, sg.dlo = p.AddrWords()
 	sg.ports = uint64(p.SrcPort)<<48 | uint64(p.DstPort)<<32 | uint64(p.EtherType)<<16 | uint64(p.Proto)<<8 | uint64(p.IPVersion)
 	sg.link = uint64(p.VLAN[0])<<48 | uint64(p.VLAN[1])<<32 | uint64(p.NVLAN)<<8
 	if p.HasPorts {

@@ -39,6 +39,26 @@ const (
 
 var llTable, mlTable, ofTable = buildCTable(llNorm, llLog), buildCTable(mlNorm, mlLog), buildCTable(ofNorm, ofLog)
 
+// The tables as transitions: for a state (as an index below the table's
+// size) and a symbol, the bits to write (their number in the low 4 bits)
+// and the next state (above them). One lookup a symbol.
+var llNext, mlNext, ofNext = llTable.transitions(), mlTable.transitions(), ofTable.transitions()
+
+func (t *cTable) transitions() *[64][64]uint16 {
+	var tr [64][64]uint16
+	size := uint32(1) << t.log
+	for idx := range size {
+		for s := range 64 {
+			tt := t.sym[s]
+			state := idx + size
+			n := (state + tt.nbBits) >> 16
+			next := uint32(t.state[(int32(state>>(n&31))+tt.findState)&63])
+			tr[idx][s] = uint16((next-size)<<4 | n)
+		}
+	}
+	return &tr
+}
+
 func init() {
 	fill := func(base, nb []uint32, start uint32, extra []uint32) {
 		n := len(base) - len(extra)
@@ -157,12 +177,4 @@ func (t *cTable) initState(s uint8) uint32 {
 	nb := (tt.nbBits + 1<<15) >> 16
 	v := nb<<16 - tt.nbBits
 	return uint32(t.state[(int32(v>>(nb&31))+tt.findState)&63])
-}
-
-// encode is FSE_encodeSymbol: it returns the bits to write, their number,
-// and the next state.
-func (t *cTable) encode(state uint32, s uint8) (v, n, next uint32) {
-	tt := t.sym[s&63]
-	n = (state + tt.nbBits) >> 16
-	return state & (1<<(n&31) - 1), n, uint32(t.state[(int32(state>>(n&31))+tt.findState)&63])
 }

@@ -69,6 +69,7 @@ type Encoder struct {
 	gen      uint32
 	lits     int // literal bytes in seqs
 	failed   bool
+	run      []uint32 // Encode's scratch: alike sequences from each on
 
 	// Encode's scratch.
 	codes []seqCode
@@ -117,6 +118,7 @@ func (e *Encoder) Add(block []byte, start int, key uint32) {
 		pos += m
 		e.litStart = pos
 	}
+	n0 := len(e.seqs)
 	// The reference: the last record with this key, else the previous one.
 	r := e.last
 	if key != 0 {
@@ -154,20 +156,63 @@ func (e *Encoder) Add(block []byte, start int, key uint32) {
 			m = pos + 8 - lz // a run begins after the word's last difference
 		}
 	}
-	// The last few bytes.
-	for ; pos < stop; pos++ {
-		if block[pos] != block[pos-d] {
-			if m >= 0 {
-				e.match(m, pos, d)
+	// The last few bytes: the word that ends at stop, its bytes before
+	// pos (already seen) shifted out.
+	if k := stop - pos; k > 0 {
+		if stop-8 < 0 || stop-8-d < 0 {
+			for ; pos < stop; pos++ { // a record shorter than a word at the start
+				if block[pos] != block[pos-d] {
+					if m >= 0 {
+						e.match(m, pos, d)
+					}
+					m = -1
+				} else if m < 0 {
+					m = pos
+				}
 			}
-			m = -1
-		} else if m < 0 {
-			m = pos
+		} else {
+			x := (load64(block, stop-8) ^ load64(block, stop-8-d)) >> (64 - 8*k)
+			if x == 0 {
+				if m < 0 {
+					m = pos
+				}
+			} else {
+				if tz := bits.TrailingZeros64(x) >> 3; m >= 0 {
+					e.match(m, pos+tz, d)
+				}
+				m = -1
+				if lz := bits.LeadingZeros64(x)>>3 - (8 - k); lz > 0 {
+					m = stop - lz
+				}
+			}
 		}
 	}
 	if m >= 0 {
 		e.match(m, stop, d)
 	}
+	e.quantize(n0)
+}
+
+// quantize rounds up the literal run of the record's sequence, when the
+// record added one (n0 is where its sequences begin), to a multiple of
+// litQuantum bytes, taking them from the end of the match before it.
+// Records alike but for a field that changes from packet to packet (a
+// flow's packets but for a time stamp's low bytes) then give equal
+// sequences, which Encode sends in RLE mode: no bits and little work a
+// sequence. Records that differ in several places are left as they are:
+// their sequences differ anyway.
+func (e *Encoder) quantize(n0 int) {
+	if len(e.seqs) != n0+1 || n0 == 0 {
+		return
+	}
+	s, p := &e.seqs[n0], &e.seqs[n0-1]
+	pad := (litQuantum - s.litLen%litQuantum) % litQuantum
+	if s.litLen == 0 || pad == 0 || p.matchLen < pad+minMatch {
+		return
+	}
+	p.matchLen -= pad
+	s.litLen += pad
+	e.lits += int(pad)
 }
 
 // match records that block[a:b] equals the bytes d before it, as a
@@ -187,6 +232,9 @@ func (e *Encoder) match(a, b, d int) {
 	e.lits += a - e.litStart
 	e.litStart = b
 }
+
+// litQuantum: Add rounds literal runs up to multiples of it.
+const litQuantum = 4
 
 // load64 reads the 8 bytes at b[i:] as a little-endian word. The callers'
 // loops keep i+8 <= len(b); this is the innermost loop of the encoder,
@@ -243,10 +291,28 @@ func (e *Encoder) Encode(dst, content []byte) ([]byte, bool) {
 	binary.LittleEndian.PutUint32(out[at+5:], uint32(len(content)))
 	at += 9
 
+	// run[i] counts the alike sequences starting at i: each repeats the
+	// one before in its literal and match length codes and its offset,
+	// with literals before it (so its offset is the first repeat offset).
+	e.run = slices.Grow(e.run[:0], len(e.seqs)+1)[:len(e.seqs)+1]
+	e.run[len(e.seqs)] = 0
+	var next uint32 // the codes of sequence j+1, as ll | ml<<8 | alike-able<<16
+	for j := len(e.seqs) - 1; j >= 0; j-- {
+		s := &e.seqs[j]
+		codes := uint32(llCode(s.litLen)) | uint32(mlCode(s.matchLen))<<8
+		if s.litLen != 0 && s.litLen < maxSeq {
+			codes |= 1 << 16
+		}
+		e.run[j] = 0
+		if j+1 < len(e.seqs) && next == codes|1<<16 && e.seqs[j+1].offset == s.offset {
+			e.run[j+1] = 1 + e.run[j+2]
+		}
+		next = codes
+	}
 	rep := [3]uint32{1, 4, 8}
 	seqs := e.seqs
 	pos, lastHdr := 0, -1
-	for {
+	for done := 0; ; {
 		if len(seqs) > 0 {
 			// Literals that cannot share a block with their match.
 			if over := int(seqs[0].litLen+seqs[0].matchLen) - maxBlock; over > 0 {
@@ -255,8 +321,15 @@ func (e *Encoder) Encode(dst, content []byte) ([]byte, bool) {
 				seqs[0].litLen -= uint32(over)
 			}
 		}
+		// A block ends where a long run of alike sequences begins (it
+		// gets blocks of its own), or where the next would not fit.
+		run := e.run[done:]
+		uniform := run[0] >= minRun
 		size, n := 0, 0
 		for n < len(seqs) && size+int(seqs[n].litLen+seqs[n].matchLen) <= maxBlock {
+			if n > 0 && (uniform && run[n] == 0 || !uniform && run[n] >= minRun) {
+				break
+			}
 			size += int(seqs[n].litLen + seqs[n].matchLen)
 			n++
 		}
@@ -268,7 +341,11 @@ func (e *Encoder) Encode(dst, content []byte) ([]byte, bool) {
 			hdr := at
 			var ok bool
 			saved := rep
-			at, ok = e.block(out, at, content[pos:pos+size+tail], seqs[:n], &rep)
+			if uniform && rep[0] == seqs[0].offset {
+				at, ok = e.uniformBlock(out, at, content[pos:pos+size+tail], seqs[:n])
+			} else {
+				at, ok = e.block(out, at, content[pos:pos+size+tail], seqs[:n], &rep)
+			}
 			if !ok {
 				rep = saved // the decoder sees a raw block: no offsets
 				at = hdr
@@ -278,6 +355,7 @@ func (e *Encoder) Encode(dst, content []byte) ([]byte, bool) {
 			pos += size + tail
 		}
 		seqs = seqs[n:]
+		done += n
 		if len(seqs) == 0 {
 			if pos < len(content) {
 				at, lastHdr = rawBlocks(out, at, content[pos:])
@@ -295,6 +373,100 @@ func (e *Encoder) Encode(dst, content []byte) ([]byte, bool) {
 		return dst[:base], false
 	}
 	return out[:at], true
+}
+
+// literals writes a raw literals section of nlit bytes: the bytes before
+// each sequence's match, then those after the last.
+func literals(out []byte, at, nlit int, content []byte, seqs []sequence) int {
+	switch {
+	case nlit < 32:
+		out[at] = byte(nlit << 3)
+		at++
+	case nlit < 4096:
+		out[at], out[at+1] = byte(1<<2|nlit<<4), byte(nlit>>4)
+		at += 2
+	default:
+		out[at], out[at+1], out[at+2] = byte(3<<2|nlit<<4), byte(nlit>>4), byte(nlit>>12)
+		at += 3
+	}
+	pos := 0
+	for _, s := range seqs {
+		l := int(s.litLen)
+		if l <= 16 && pos+16 <= len(content) {
+			// Most literal runs are a few changed header bytes: two
+			// word copies (into the slack) instead of a memmove call.
+			copy(out[at:at+16], content[pos:pos+16])
+		} else {
+			copy(out[at:], content[pos:pos+l])
+		}
+		at += l
+		pos += l + int(s.matchLen)
+	}
+	return at + copy(out[at:], content[pos:])
+}
+
+// seqCount writes the sequences section's count.
+func seqCount(out []byte, at, n int) int {
+	switch {
+	case n < 128:
+		out[at] = byte(n)
+		return at + 1
+	case n < 0x7f00:
+		out[at], out[at+1] = byte(n>>8+128), byte(n)
+		return at + 2
+	}
+	out[at], out[at+1], out[at+2] = 0xff, byte(n-0x7f00), byte((n-0x7f00)>>8)
+	return at + 3
+}
+
+// minRun is the fewest alike sequences (Encode) that get blocks of their
+// own.
+const minRun = 32
+
+// uniformBlock writes one compressed block of sequences that are all
+// alike and whose offset is the first repeat offset: every code is sent
+// once in RLE mode, so the bit stream holds only their extra bits.
+func (e *Encoder) uniformBlock(out []byte, at int, content []byte, seqs []sequence) (int, bool) {
+	hdr := at
+	at += 3
+	start := at
+	nlit := len(content)
+	for _, s := range seqs {
+		nlit -= int(s.matchLen)
+	}
+	at = literals(out, at, nlit, content, seqs)
+	n := len(seqs)
+	at = seqCount(out, at, n)
+	ll, ml := llCode(seqs[0].litLen), mlCode(seqs[0].matchLen)
+	out[at], out[at+1], out[at+2], out[at+3] = modeRLE<<6|modeRLE<<4|modeRLE<<2, ll, 0, ml // offset code 0: repeat offset 1
+	at += 4
+	llb, lln := llBase[ll&63], llBits[ll&63]
+	mlb, mln := mlBase[ml&63], mlBits[ml&63]
+	var acc uint64
+	var nb uint
+	for i := n - 1; i >= 0; i-- {
+		// Extra bits of the literal length, then of the match length (the
+		// offset has none), the last sequence first.
+		acc |= uint64(seqs[i].litLen-llb) << (nb & 63)
+		nb += uint(lln)
+		acc |= uint64(seqs[i].matchLen-mlb) << (nb & 63)
+		nb += uint(mln)
+		binary.LittleEndian.PutUint64(out[at:], acc)
+		at += int(nb >> 3)
+		acc >>= (nb &^ 7) & 63
+		nb &= 7
+	}
+	acc |= 1 << (nb & 63) // the end mark
+	nb++
+	binary.LittleEndian.PutUint64(out[at:], acc)
+	at += int(nb+7) >> 3
+	size := at - start
+	if size >= len(content) || size > maxBlock {
+		return hdr, false
+	}
+	h := uint32(size)<<3 | 2<<1 // compressed
+	out[hdr], out[hdr+1], out[hdr+2] = byte(h), byte(h>>8), byte(h>>16)
+	return at, true
 }
 
 // rawBlocks writes b as raw blocks at out[at:] and returns where they end
@@ -323,46 +495,9 @@ func (e *Encoder) block(out []byte, at int, content []byte, seqs []sequence, rep
 	for _, s := range seqs {
 		nlit -= int(s.matchLen)
 	}
-	// Literals section: raw.
-	switch {
-	case nlit < 32:
-		out[at] = byte(nlit << 3)
-		at++
-	case nlit < 4096:
-		out[at], out[at+1] = byte(1<<2|nlit<<4), byte(nlit>>4)
-		at += 2
-	default:
-		out[at], out[at+1], out[at+2] = byte(3<<2|nlit<<4), byte(nlit>>4), byte(nlit>>12)
-		at += 3
-	}
-	pos := 0
-	for _, s := range seqs {
-		l := int(s.litLen)
-		if l <= 16 && pos+16 <= len(content) {
-			// Most literal runs are a few changed header bytes: two
-			// word copies (into the slack) instead of a memmove call.
-			copy(out[at:at+16], content[pos:pos+16])
-		} else {
-			copy(out[at:], content[pos:pos+l])
-		}
-		at += l
-		pos += l + int(s.matchLen)
-	}
-	at += copy(out[at:], content[pos:])
-
-	// Sequences section.
+	at = literals(out, at, nlit, content, seqs)
 	n := len(seqs)
-	switch {
-	case n < 128:
-		out[at] = byte(n)
-		at++
-	case n < 0x7f00:
-		out[at], out[at+1] = byte(n>>8+128), byte(n)
-		at += 2
-	default:
-		out[at], out[at+1], out[at+2] = 0xff, byte(n-0x7f00), byte((n-0x7f00)>>8)
-		at += 3
-	}
+	at = seqCount(out, at, n)
 	if n > 0 {
 		at = e.sequences(out, at, seqs, rep)
 	}
@@ -476,36 +611,43 @@ func (e *Encoder) sequences(out []byte, at int, seqs []sequence, rep *[3]uint32)
 		acc >>= (nb &^ 7) & 63
 		nb &= 7
 	}
+	// States as indexes below their table's size.
 	last := codes[len(codes)-1]
 	var sLL, sML, sOF uint32
 	if !mlRLE {
-		sML = mlTable.initState(last.ml)
+		sML = mlTable.initState(last.ml) - 1<<mlLog
 	}
 	if !ofRLE {
-		sOF = ofTable.initState(last.of)
+		sOF = ofTable.initState(last.of) - 1<<ofLog
 	}
 	if !llRLE {
-		sLL = llTable.initState(last.ll)
+		sLL = llTable.initState(last.ll) - 1<<llLog
 	}
 	add(last.llX, llBits[last.ll&63])
 	add(last.mlX, mlBits[last.ml&63])
 	flush()
 	add(last.offVal, uint32(last.of))
 	flush()
-	for i := len(codes) - 2; i >= 0; i-- {
-		c := codes[i]
-		var v, n uint32
+	codes = codes[:len(codes)-1]
+	for i := len(codes) - 1; i >= 0; i-- {
+		c := &codes[i]
 		if !ofRLE {
-			v, n, sOF = ofTable.encode(sOF, c.of)
-			add(v, n)
+			t := ofNext[sOF&63][c.of&63]
+			n := uint32(t & 15)
+			add(sOF&(1<<n-1), n)
+			sOF = uint32(t >> 4)
 		}
 		if !mlRLE {
-			v, n, sML = mlTable.encode(sML, c.ml)
-			add(v, n)
+			t := mlNext[sML&63][c.ml&63]
+			n := uint32(t & 15)
+			add(sML&(1<<n-1), n)
+			sML = uint32(t >> 4)
 		}
 		if !llRLE {
-			v, n, sLL = llTable.encode(sLL, c.ll)
-			add(v, n)
+			t := llNext[sLL&63][c.ll&63]
+			n := uint32(t & 15)
+			add(sLL&(1<<n-1), n)
+			sLL = uint32(t >> 4)
 		}
 		add(c.llX, llBits[c.ll&63])
 		flush()
@@ -514,13 +656,13 @@ func (e *Encoder) sequences(out []byte, at int, seqs []sequence, rep *[3]uint32)
 		flush()
 	}
 	if !mlRLE {
-		add(sML&(1<<mlLog-1), mlLog)
+		add(sML, mlLog)
 	}
 	if !ofRLE {
-		add(sOF&(1<<ofLog-1), ofLog)
+		add(sOF, ofLog)
 	}
 	if !llRLE {
-		add(sLL&(1<<llLog-1), llLog)
+		add(sLL, llLog)
 	}
 	add(1, 1) // the end mark
 	flush()

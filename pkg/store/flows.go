@@ -162,7 +162,7 @@ func (s *Store) shardFlows(sf ShardFile, newFlows func() FlowTable, dec *zstd.De
 		}
 		pcapio.Records(raw, sh.Header.LinkType, sh.Header.Nanos, func(pk pcapio.Packet) bool {
 			if pkthdr.Parse(pk.LinkType, pk.Data, &p) {
-				ft.AddParsed(pk.Timestamp, &p, pk.Data, pk.OrigLen)
+				ft.AddParsedNanos(pk.Timestamp.UnixNano(), &p, pk.Data, pk.OrigLen)
 			}
 			return true
 		})

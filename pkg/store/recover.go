@@ -235,7 +235,7 @@ func rebuild(sh *pcapio.Shard, newFlows func() FlowTable, drop bool) (good []pca
 			pkthdr.Parse(pk.LinkType, pk.Data, &p)
 			ix.AddPacket(&p)
 			if ft != nil && p.IPVersion != 0 {
-				ft.AddParsed(pk.Timestamp, &p, pk.Data, pk.OrigLen)
+				ft.AddParsedNanos(pk.Timestamp.UnixNano(), &p, pk.Data, pk.OrigLen)
 				if k&4095 == 0 {
 					ft.ExpireInto(pk.Timestamp, recs)
 				}

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -23,7 +22,7 @@ import (
 // FlowTable builds flow records from parsed packets (flow.Builder) and
 // writes them, encoded, into a shard's flow file.
 type FlowTable interface {
-	AddParsed(ts time.Time, p *pkthdr.Packet, data []byte, origLen int)
+	AddParsedNanos(ns int64, p *pkthdr.Packet, data []byte, origLen int)
 	ExpireInto(now time.Time, fw *flow.FileWriter) // ended and timed-out flows
 	FlushInto(fw *flow.FileWriter)                 // everything still open
 	Stats() flow.Stats
@@ -318,6 +317,11 @@ func (w *Writer) Stats() WriterStats {
 // longer than pcapio.MaxRecord is stored cut to it, and Write returns a
 // *CutError after storing it; other errors mean nothing was stored.
 func (w *Writer) Write(ts time.Time, lt pkthdr.LinkType, data []byte, origLen int) error {
+	return w.WriteNanos(ts.UnixNano(), lt, data, origLen)
+}
+
+// WriteNanos is Write with the time stamp in nanoseconds since the epoch.
+func (w *Writer) WriteNanos(ns int64, lt pkthdr.LinkType, data []byte, origLen int) error {
 	if w.closed {
 		return ErrWriterClosed
 	}
@@ -349,7 +353,6 @@ func (w *Writer) Write(ts time.Time, lt pkthdr.LinkType, data []byte, origLen in
 		}
 		sh = w.openShard(k, snap)
 	}
-	ns := ts.UnixNano()
 	if sh.bPkts == 0 {
 		if sh.blocks == 0 && sh.raw == 0 {
 			sh.first = ns
@@ -368,16 +371,16 @@ func (w *Writer) Write(ts time.Time, lt pkthdr.LinkType, data []byte, origLen in
 	}
 	sh.ix.AddPacket(p)
 	if sh.flows != nil && p.IPVersion != 0 {
-		sh.flows.AddParsed(ts, p, data, origLen)
+		sh.flows.AddParsedNanos(ns, p, data, origLen)
 		// Ended flows leave the table as packet time goes on, so memory
 		// holds open flows and compact finished records only.
 		if w.count&4095 == 0 {
-			sh.flows.ExpireInto(ts, &sh.flowFile)
+			sh.flows.ExpireInto(time.Unix(0, ns), &sh.flowFile)
 		}
 	}
 	before := len(sh.block)
-	sh.block = pcapio.AppendRecord(sh.block, ts, data, origLen, k.nanos)
-	sh.rz.Add(sh.block, before, recordKey(p, data))
+	sh.block = pcapio.AppendRecordNanos(sh.block, ns, data, origLen, k.nanos)
+	sh.rz.Add(sh.block, before, recordKey(p))
 	sh.bPkts++
 	sh.raw += int64(len(sh.block) - before)
 
@@ -551,25 +554,14 @@ func (c blockCompressor) EncodeAll(src, dst []byte) []byte {
 }
 
 // recordKey names a packet's flow and direction for the record encoder:
-// the packets of one flow in one direction have alike headers. It reads
-// the addresses and ports in place, a few loads.
-func recordKey(p *pkthdr.Packet, data []byte) uint32 {
-	var a, b uint64
-	switch {
-	case p.IPVersion == 4 && p.L3+20 <= len(data):
-		a = binary.LittleEndian.Uint64(data[p.L3+12:])
-	case p.IPVersion == 6 && p.L3+40 <= len(data):
-		h := data[p.L3+8 : p.L3+40]
-		a = binary.LittleEndian.Uint64(h) ^ binary.LittleEndian.Uint64(h[8:])*0x9e3779b97f4a7c15
-		b = binary.LittleEndian.Uint64(h[16:]) ^ binary.LittleEndian.Uint64(h[24:])*0x9e3779b97f4a7c15
-	default:
+// the packets of one flow in one direction have alike headers.
+func recordKey(p *pkthdr.Packet) uint32 {
+	if p.IPVersion == 0 {
 		return uint32(p.EtherType) // non-IP: one key per EtherType
 	}
-	if p.HasPorts && p.L4+4 <= len(data) {
-		b ^= uint64(binary.LittleEndian.Uint32(data[p.L4:])) << 8
-	}
-	b ^= uint64(p.Proto)
-	h := a*0xc2b2ae3d27d4eb4f ^ b*0xd6e8feb86659fd93
+	shi, slo, dhi, dlo := p.AddrWords()
+	h := (shi^slo)*0x9e3779b97f4a7c15 ^ (dhi^dlo)*0xc2b2ae3d27d4eb4f ^
+		(uint64(p.SrcPort)<<24|uint64(p.DstPort)<<8|uint64(p.Proto))*0xd6e8feb86659fd93
 	return uint32(h>>32) | 1
 }
 

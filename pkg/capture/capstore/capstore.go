@@ -87,6 +87,11 @@ func (s *Sink) WritePacket(ts time.Time, data []byte, origLen int) error {
 	return s.W.Write(ts, s.LT, data, origLen)
 }
 
+// WritePacketNanos stores one packet (capture.NanoSink).
+func (s *Sink) WritePacketNanos(ns int64, data []byte, origLen int) error {
+	return s.W.WriteNanos(ns, s.LT, data, origLen)
+}
+
 // Flush is called at most every flush interval while packets arrive
 // slowly, and once when the link goes quiet: partly filled blocks go to
 // disk, so every packet is queryable within the interval.
