@@ -107,8 +107,9 @@ type entry struct {
 	origBytes, respBytes uint64
 	origData, respData   uint64
 
-	prev, next int32 // in its timeout list; -1 at the ends
-	detail     int32 // index in Builder.details + 1; 0: none
+	prev, next int32  // in its timeout list; -1 at the ends
+	detail     int32  // index in Builder.details + 1; 0: none
+	mark       uint32 // Handle.Mark
 
 	origNextSeq uint32 // expected next client sequence for the name search
 	// Bursts (docs/format/flows.md): the end of each side's sequence
@@ -182,7 +183,14 @@ type Builder struct {
 	// recent is a direct-mapped cache in front of the table: interleaved
 	// packets of a few busy flows (the common case on a link) then cost a
 	// cheap hash and one key comparison instead of a probe.
-	recent [256]int32
+	recent [256]recentFlow
+}
+
+// recentFlow is a recent-cache slot: an entry and its index (entries
+// never move; a freed one leaves the cache).
+type recentFlow struct {
+	e   *entry
+	idx int32
 }
 
 type pendingRecord struct {
@@ -213,9 +221,6 @@ func NewBuilder(o Options) *Builder {
 	b := &Builder{o: o, slots: make([]uint64, 1024), dnsCur: map[netip.Addr]string{}}
 	for i := range b.lists {
 		b.lists[i] = list{-1, -1}
-	}
-	for i := range b.recent {
-		b.recent[i] = -1
 	}
 	return b
 }
@@ -375,12 +380,24 @@ func (b *Builder) AddParsed(ts time.Time, p *pkthdr.Packet, data []byte, origLen
 	b.AddParsedNanos(ts.UnixNano(), p, data, origLen)
 }
 
-// AddParsedNanos is AddParsed with the time in nanoseconds since the epoch.
-func (b *Builder) AddParsedNanos(ns int64, p *pkthdr.Packet, data []byte, origLen int) {
+// Handle names the open flow a packet was accounted to.
+type Handle struct {
+	// Mark is a word the caller may keep on the open flow, zero when the
+	// flow opens (the store keeps the index block where the flow's keys
+	// were last recorded, so that it records them once a block).
+	Mark *uint32
+	// ID names the flow and the packet's direction among the open flows
+	// (an ended flow's may be reused); never 0.
+	ID uint32
+}
+
+// AddParsedNanos is AddParsed with the time in nanoseconds since the
+// epoch; it returns the flow's handle (zero for a packet without IP).
+func (b *Builder) AddParsedNanos(ns int64, p *pkthdr.Packet, data []byte, origLen int) Handle {
 	b.stats.Packets++
 	if p.IPVersion == 0 {
 		b.stats.NonIP++
-		return
+		return Handle{}
 	}
 	var vlan uint16
 	if p.NVLAN > 0 {
@@ -410,37 +427,38 @@ func (b *Builder) AddParsedNanos(ns int64, p *pkthdr.Packet, data []byte, origLe
 	}
 
 	h := k.hash()
-	rs := slot(h)
-	idx := b.recent[rs]
-	if idx < 0 || !b.at(idx).k.eq(&k) {
-		idx = b.find(&k, h)
+	rc := &b.recent[slot(h)]
+	e, idx := rc.e, rc.idx
+	if e == nil || !e.k.eq(&k) {
+		e, idx = nil, b.find(&k, h)
 		if idx >= 0 {
-			b.recent[rs] = idx
+			e = b.at(idx)
+			rc.e, rc.idx = e, idx
 		}
 	}
-	if idx >= 0 {
-		e := b.at(idx)
+	if e != nil {
 		switch {
 		case ns-e.lastNS > int64(b.timeout(e)):
 			// Expire was not called in time: the old flow ended long ago.
 			b.end(idx, false)
-			idx = -1
+			e = nil
 		case isTCP && flags&(pkthdr.TCPSyn|pkthdr.TCPAck) == pkthdr.TCPSyn && (e.rst || e.origFin && e.respFin):
 			// A new connection reuses the ports of a closed one.
 			b.end(idx, false)
-			idx = -1
+			e = nil
 		case b.o.ActiveTimeout > 0 && ns-e.firstNS >= int64(b.o.ActiveTimeout):
 			b.cut(e, ns)
 		}
 	}
-	if idx < 0 {
+	if e == nil {
 		if b.open >= b.o.MaxFlows {
 			b.evictOldest()
 		}
 		idx = b.newEntry(k, h, p, fromA, flags, icmp, data, ns)
-		b.recent[rs] = idx
+		e = b.at(idx)
+		rc = &b.recent[slot(h)] // eviction may have cleared it
+		rc.e, rc.idx = e, idx
 	}
-	e := b.at(idx)
 
 	fromOrig := fromA == e.origIsA
 	if ns > e.lastNS {
@@ -506,6 +524,11 @@ func (b *Builder) AddParsedNanos(ns int64, p *pkthdr.Packet, data []byte, origLe
 		b.lists[want].pushBack(b, idx)
 		e.movedNS = ns
 	}
+	id := uint32(idx)<<1 + 1
+	if fromA {
+		id++
+	}
+	return Handle{Mark: &e.mark, ID: id}
 }
 
 // data accounts payload for the burst series: new payload after
@@ -744,8 +767,8 @@ func (b *Builder) remove(idx int32, e *entry) {
 	b.lists[e.list].remove(b, idx)
 	h := e.k.hash()
 	b.unlink(idx, h)
-	if s := slot(h); b.recent[s] == idx {
-		b.recent[s] = -1
+	if rc := &b.recent[slot(h)]; rc.e == e {
+		*rc = recentFlow{}
 	}
 	if e.detail != 0 {
 		b.details[e.detail-1] = detail{}

@@ -72,7 +72,10 @@ func AppendRecordNanos(dst []byte, ns int64, data []byte, origLen int, nanos boo
 		frac /= 1000
 	}
 	n := len(dst)
-	dst = slices.Grow(dst, 16+len(data))[:n+16]
+	if cap(dst)-n < 16+len(data) {
+		dst = slices.Grow(dst, 16+len(data))
+	}
+	dst = dst[:n+16]
 	h := (*[16]byte)(dst[n:])
 	binary.LittleEndian.PutUint32(h[0:], uint32(sec))
 	binary.LittleEndian.PutUint32(h[4:], uint32(frac))

@@ -91,11 +91,16 @@ type Packet struct {
 // word. Parse computes them from the header bytes; for a Packet filled in
 // otherwise they come from Src and Dst.
 func (p *Packet) AddrWords() (shi, slo, dhi, dlo uint64) {
-	if p.wordsSet {
-		return p.words[0], p.words[1], p.words[2], p.words[3]
+	if !p.wordsSet {
+		p.setWords()
 	}
+	return p.words[0], p.words[1], p.words[2], p.words[3]
+}
+
+func (p *Packet) setWords() {
 	s, d := p.Src.As16(), p.Dst.As16()
-	return binary.BigEndian.Uint64(s[:8]), binary.BigEndian.Uint64(s[8:]), binary.BigEndian.Uint64(d[:8]), binary.BigEndian.Uint64(d[8:])
+	be := binary.BigEndian
+	p.words, p.wordsSet = [4]uint64{be.Uint64(s[:8]), be.Uint64(s[8:]), be.Uint64(d[:8]), be.Uint64(d[8:])}, true
 }
 
 // v4Words is the low half of an IPv4 address's 16-byte (mapped) form.

@@ -144,6 +144,10 @@ func (e *Encoder) Add(block []byte, start int, key uint32) {
 			if m < 0 {
 				m = pos
 			}
+			// Through equal bytes two words at a time.
+			for pos+24 <= stop && (load64(block, pos+8)^load64(block, pos+8-d))|(load64(block, pos+16)^load64(block, pos+16-d)) == 0 {
+				pos += 16
+			}
 			continue
 		}
 		if tz := bits.TrailingZeros64(x) >> 3; m >= 0 {

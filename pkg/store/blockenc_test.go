@@ -2,7 +2,10 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
+	"os"
+	"path/filepath"
 	"os/exec"
 	"testing"
 	"time"
@@ -109,5 +112,64 @@ func TestBlocksReadByStockTools(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestIndexOncePerFlowBlock: recording a flow's keys once a block (the
+// writer skips the index for a flow's later packets in the block) gives
+// the same index files as indexing every packet, with one and two VLAN
+// tags and non-IP frames in the mix.
+func TestIndexOncePerFlowBlock(t *testing.T) {
+	start := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	pkts := genPackets(20000, start)
+	for i := 0; i < len(pkts); i += 7 { // a second tag on some tagged frames
+		f := pkts[i].Data
+		if binary.BigEndian.Uint16(f[12:]) == 0x8100 {
+			q := append(append(append([]byte{}, f[:12]...), 0x88, 0xa8, 0, byte(i%5)), f[12:]...)
+			pkts[i].Data, pkts[i].OrigLen = q, len(q)
+		}
+	}
+	for i := 3; i < len(pkts); i += 101 { // non-IP frames
+		f := bytes.Clone(pkts[i].Data)
+		binary.BigEndian.PutUint16(f[12:], 0x88cc)
+		pkts[i].Data = f
+	}
+	write := func(flows func() FlowTable) map[string][]byte {
+		dir := t.TempDir()
+		st, err := Create(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := st.NewWriter(WriterOptions{ID: "c00", ShardSize: 1 << 20, BlockSize: 8 << 10, Compressors: 1, Inline: true, NewFlows: flows})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range pkts {
+			if err := w.Write(p.Timestamp, pkthdr.LinkEthernet, p.Data, p.OrigLen); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		shards, _ := st.Shards()
+		out := map[string][]byte{}
+		for _, sh := range shards {
+			b, err := os.ReadFile(sh.Base + ".idx")
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[filepath.Base(sh.Base)] = b
+		}
+		return out
+	}
+	with, without := write(benchFlows), write(nil)
+	if len(with) < 2 || len(with) != len(without) {
+		t.Fatalf("%d and %d index files", len(with), len(without))
+	}
+	for name, b := range with {
+		if !bytes.Equal(b, without[name]) {
+			t.Errorf("%s: the index differs when flows skip repeated keys", name)
+		}
 	}
 }

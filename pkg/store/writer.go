@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"math"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -22,7 +23,7 @@ import (
 // FlowTable builds flow records from parsed packets (flow.Builder) and
 // writes them, encoded, into a shard's flow file.
 type FlowTable interface {
-	AddParsedNanos(ns int64, p *pkthdr.Packet, data []byte, origLen int)
+	AddParsedNanos(ns int64, p *pkthdr.Packet, data []byte, origLen int) flow.Handle
 	ExpireInto(now time.Time, fw *flow.FileWriter) // ended and timed-out flows
 	FlushInto(fw *flow.FileWriter)                 // everything still open
 	Stats() flow.Stats
@@ -150,6 +151,7 @@ type openShard struct {
 	blocks   int
 	raw      int64
 	first    int64 // packet time of the shard's first packet
+	sealAt   int64 // the first packet time past the shard's span
 
 	// writer goroutine
 	file     *os.File
@@ -356,6 +358,10 @@ func (w *Writer) WriteNanos(ns int64, lt pkthdr.LinkType, data []byte, origLen i
 	if sh.bPkts == 0 {
 		if sh.blocks == 0 && sh.raw == 0 {
 			sh.first = ns
+			sh.sealAt = math.MaxInt64
+			if w.opts.ShardSpan > 0 {
+				sh.sealAt = ns + int64(w.opts.ShardSpan)
+			}
 		}
 		sh.bFirst, sh.bLast = ns, ns
 		if w.opts.FlushInterval > 0 {
@@ -369,18 +375,30 @@ func (w *Writer) WriteNanos(ns int64, lt pkthdr.LinkType, data []byte, origLen i
 	if !pkthdr.Parse(lt, data, p) && !p.ARP {
 		w.pend.unparsed++
 	}
-	sh.ix.AddPacket(p)
+	var fh flow.Handle
 	if sh.flows != nil && p.IPVersion != 0 {
-		sh.flows.AddParsedNanos(ns, p, data, origLen)
+		fh = sh.flows.AddParsedNanos(ns, p, data, origLen)
 		// Ended flows leave the table as packet time goes on, so memory
 		// holds open flows and compact finished records only.
 		if w.count&4095 == 0 {
 			sh.flows.ExpireInto(time.Unix(0, ns), &sh.flowFile)
 		}
 	}
+	// A flow's packets have the same index keys (the flow key holds all
+	// but a second VLAN tag): they are recorded once a block a flow.
+	if fh.Mark == nil || p.NVLAN > 1 {
+		sh.ix.AddPacket(p)
+	} else if blk := uint32(sh.blocks) + 1; *fh.Mark != blk {
+		sh.ix.AddPacket(p)
+		*fh.Mark = blk
+	}
+	rk := fh.ID
+	if rk == 0 {
+		rk = recordKey(p)
+	}
 	before := len(sh.block)
 	sh.block = pcapio.AppendRecordNanos(sh.block, ns, data, origLen, k.nanos)
-	sh.rz.Add(sh.block, before, recordKey(p))
+	sh.rz.Add(sh.block, before, rk)
 	sh.bPkts++
 	sh.raw += int64(len(sh.block) - before)
 
@@ -388,11 +406,14 @@ func (w *Writer) WriteNanos(ns int64, lt pkthdr.LinkType, data []byte, origLen i
 	w.pend.rawBytes += uint64(len(sh.block) - before)
 	w.pend.lastTS = max(w.pend.lastTS, ns)
 
+	// A shard is sealed at a block's end once full (of packets or of
+	// flow records), or at the first packet past its time span.
 	if len(sh.block) >= w.opts.BlockSize {
 		w.endBlock(sh)
-	}
-	if sh.raw >= w.opts.ShardSize || (w.opts.ShardSpan > 0 && ns-sh.first >= int64(w.opts.ShardSpan)) ||
-		sh.flowFile.Size() >= maxFlowBytes {
+		if sh.raw >= w.opts.ShardSize || sh.flowFile.Size() >= maxFlowBytes {
+			w.sealShard(sh)
+		}
+	} else if ns >= sh.sealAt || sh.raw >= w.opts.ShardSize {
 		w.sealShard(sh)
 	}
 	w.count++
