@@ -2,8 +2,8 @@ package store
 
 import (
 	"errors"
-	"math"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
