@@ -285,13 +285,19 @@ func (p *Packet) fastIPv4(b []byte) bool {
 	default:
 		return false
 	}
-	*p = Packet{
-		EtherType: 0x0800, IPVersion: 4,
-		Src: netip.AddrFrom4([4]byte(h[12:16])), Dst: netip.AddrFrom4([4]byte(h[16:20])),
-		Proto: h[9], HasPorts: true, SrcPort: sp, DstPort: dp, TCPFlags: flags, TCPSeq: seq, TCPAck: ack,
-		IPLen: ipLen, L3: 14, L4: 34, Payload: payload, PayloadN: end - payload,
-		words: [4]uint64{0, v4Words(h[12:16]), 0, v4Words(h[16:20])}, wordsSet: true,
-	}
+	// Every field set in place: a composite literal would be built aside
+	// and copied. TestFastPath reuses one Packet, so a field left out
+	// here shows.
+	p.VLAN, p.NVLAN = [MaxVLANs]uint16{}, 0
+	p.EtherType, p.IPVersion = 0x0800, 4
+	p.Src, p.Dst = netip.AddrFrom4([4]byte(h[12:16])), netip.AddrFrom4([4]byte(h[16:20]))
+	p.Proto, p.HasPorts, p.SrcPort, p.DstPort = h[9], true, sp, dp
+	p.TCPFlags, p.TCPSeq, p.TCPAck = flags, seq, ack
+	p.ARP, p.Fragment = false, false
+	p.IPLen, p.L3, p.L4, p.Payload, p.PayloadN = ipLen, 14, 34, payload, end-payload
+	p.Truncated = false
+	p.words = [4]uint64{0, v4Words(h[12:16]), 0, v4Words(h[16:20])}
+	p.wordsSet = true
 	return true
 }
 

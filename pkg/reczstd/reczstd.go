@@ -110,14 +110,6 @@ func (e *Encoder) Add(block []byte, start int, key uint32) {
 	}
 	e.size = end
 	pos := start
-	// Carry a match that ended with the previous record on.
-	if n := len(e.seqs); n > 0 && e.litStart == start {
-		s := &e.seqs[n-1]
-		m := matchLen(block, pos, int(s.offset), min(end, pos+maxSeq-int(s.litLen+s.matchLen)))
-		s.matchLen += uint32(m)
-		pos += m
-		e.litStart = pos
-	}
 	n0 := len(e.seqs)
 	// The reference: the last record with this key, else the previous one.
 	r := e.last
@@ -129,10 +121,22 @@ func (e *Encoder) Add(block []byte, start int, key uint32) {
 		*slot = ref{gen: e.gen, key: key, start: int32(start), end: int32(end)}
 	}
 	e.last = ref{gen: e.gen, start: int32(start), end: int32(end)}
-	if r.gen != e.gen {
+	d := 0
+	if r.gen == e.gen {
+		d = start - int(r.start)
+	}
+	// Carry a match that ended with the previous record on, when its
+	// offset is not the reference's (the scan below extends it when it is).
+	if n0 > 0 && e.litStart == start && int(e.seqs[n0-1].offset) != d {
+		s := &e.seqs[n0-1]
+		m := matchLen(block, pos, int(s.offset), min(end, pos+maxSeq-int(s.litLen+s.matchLen)))
+		s.matchLen += uint32(m)
+		pos += m
+		e.litStart = pos
+	}
+	if d == 0 {
 		return
 	}
-	d := start - int(r.start)
 	stop := min(end, int(r.end)+d) // where the reference runs out
 	// One pass over the record a word at a time against the reference:
 	// a word's XOR tells where equal bytes begin and end, so runs are
@@ -152,7 +156,7 @@ func (e *Encoder) Add(block []byte, start int, key uint32) {
 		}
 		if tz := bits.TrailingZeros64(x) >> 3; m >= 0 {
 			e.match(m, pos+tz, d) // the run ends in this word
-		} else if tz >= minMatch {
+		} else if tz >= minMatch || tz > 0 && pos == e.litStart {
 			e.match(pos, pos+tz, d)
 		}
 		m = -1
@@ -223,6 +227,14 @@ func (e *Encoder) quantize(n0 int) {
 // sequence when it is long enough to be worth one (several when it is
 // longer than a sequence may be).
 func (e *Encoder) match(a, b, d int) {
+	// Right after a match of the same offset: it goes on.
+	if n := len(e.seqs); n > 0 && a == e.litStart && b > a {
+		if p := &e.seqs[n-1]; int(p.offset) == d && int(p.litLen+p.matchLen)+b-a <= maxSeq {
+			p.matchLen += uint32(b - a)
+			e.litStart = b
+			return
+		}
+	}
 	if b-a < minMatch || a < e.litStart {
 		return
 	}
