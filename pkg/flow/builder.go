@@ -22,13 +22,14 @@ type Options struct {
 	// MaxFlows bounds the open flows; the least recently active one is
 	// ended early (as Partial) and counted in Stats.Evicted (default 1<<20).
 	MaxFlows int
-	// DropEvictedSingles leaves out the record of a flow evicted by
-	// MaxFlows that saw a single packet, and counts it in
+	// DropSingles leaves out the records of one-packet flows once the
+	// table has been full (an eviction), whether they are evicted, time
+	// out or are still open at Flush, and counts them in
 	// Stats.Unrecorded: under a flood of new flows (a scan, spoofed
 	// sources) nearly every packet opens such a flow, and recording it
-	// costs more than storing its packet. Other evicted flows are
-	// recorded (Partial).
-	DropEvictedSingles bool
+	// costs more than storing its packet. Flows of more packets are
+	// recorded (Partial when evicted).
+	DropSingles bool
 	// Encoded keeps the records of flows ended while adding packets in
 	// their encoded form, for ExpireInto and FlushInto, which write every
 	// record straight into a FileWriter (the store's way: no Record is
@@ -60,8 +61,8 @@ type Stats struct {
 	NonIP   uint64 // packets without an IP header (ARP, STP, damaged)
 	Flows   uint64 // records started
 	Evicted uint64 // flows ended early by MaxFlows
-	// Unrecorded counts the evicted one-packet flows left without a
-	// record (Options.DropEvictedSingles); their packets are in Packets.
+	// Unrecorded counts the one-packet flows left without a record
+	// (Options.DropSingles); their packets are in Packets.
 	Unrecorded uint64
 }
 
@@ -174,6 +175,7 @@ type Builder struct {
 	// (Options.Encoded).
 	pending []pendingRecord
 	pend    FileWriter
+	full    bool // the table has been full (Options.DropSingles)
 	pkt     pkthdr.Packet
 	stats   Stats
 	// dns maps an answered address to the name asked for, in two
@@ -198,10 +200,18 @@ type pendingRecord struct {
 	at [2]uint32 // the burst starts of a short series
 }
 
-// hash mixes every bit of the key into the low bits the table uses.
+// hash mixes every bit of the key into every bit of the hash: the table
+// uses its low bits, and a flood's keys differ in a few (a port, an
+// address's last byte), which a weak mix would leave in clusters that
+// linear probing walks.
 func (k *key) hash() uint64 {
 	h := (k.ahi^k.alo)*0x9e3779b97f4a7c15 ^ (k.bhi^k.blo)*0xc2b2ae3d27d4eb4f ^ k.meta*0xd6e8feb86659fd93
-	return h ^ h>>29 ^ h>>47
+	// MurmurHash3's 64-bit finaliser.
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	return h ^ h>>33
 }
 
 // slot picks a recent-cache slot.
@@ -816,17 +826,31 @@ func (b *Builder) evictOldest() {
 		return
 	}
 	b.stats.Evicted++
-	if e := b.at(old); b.o.DropEvictedSingles && e.origPkts+e.respPkts == 1 {
-		b.stats.Unrecorded++
-		b.remove(old, e)
+	b.full = true
+	if b.dropSingle(old) {
 		return
 	}
 	b.end(old, true)
 }
 
+// dropSingle removes entry idx without a record, and counts it, when it
+// is a one-packet flow the table no longer records (Options.DropSingles).
+func (b *Builder) dropSingle(idx int32) bool {
+	e := b.at(idx)
+	if !b.full || !b.o.DropSingles || e.origPkts+e.respPkts != 1 {
+		return false
+	}
+	b.stats.Unrecorded++
+	b.remove(idx, e)
+	return true
+}
+
 // emitEntry hands entry idx's record to emit, or writes it into fw, and
 // removes the entry.
 func (b *Builder) emitEntry(idx int32, partial bool, emit func(*Record), fw *FileWriter) {
+	if b.dropSingle(idx) {
+		return
+	}
 	e := b.at(idx)
 	if fw != nil {
 		b.addEntry(fw, e, partial)

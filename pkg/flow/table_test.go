@@ -172,13 +172,22 @@ func TestEncodedRecords(t *testing.T) {
 	}
 }
 
-// TestDropEvictedSingles: with DropEvictedSingles, a full table drops the
+// TestDropSingles: with DropSingles, a full table drops the
 // record of each evicted one-packet flow and counts it; evicted flows of
 // more packets and flows still open are recorded; every packet is counted.
-func TestDropEvictedSingles(t *testing.T) {
-	b := NewBuilder(Options{MaxFlows: 100, DropEvictedSingles: true, Encoded: true})
+func TestDropSingles(t *testing.T) {
+	b := NewBuilder(Options{MaxFlows: 100, DropSingles: true, Encoded: true})
 	ts := t0
 	// Ten two-way flows, then a flood of one-packet flows pushes them out.
+	// A builder whose table never filled records one-packet flows.
+	small := NewBuilder(Options{DropSingles: true, Encoded: true})
+	f := frame(frameSpec{src: addr("10.0.0.1"), dst: addr("192.0.2.1"), sport: 1, dport: 2, proto: 17, payload: []byte("x")})
+	small.Add(ts, 1, f, len(f))
+	var one FileWriter
+	small.FlushInto(&one)
+	if one.Len() != 1 || small.Stats().Unrecorded != 0 {
+		t.Errorf("a table never full: %d records, %+v", one.Len(), small.Stats())
+	}
 	for i := range 10 {
 		for _, rev := range []bool{false, true} {
 			s := frameSpec{src: netip.AddrFrom4([4]byte{10, 0, 0, byte(i)}), dst: addr("192.0.2.1"), sport: 5000, dport: 53, proto: 17, payload: []byte("q")}
@@ -206,7 +215,7 @@ func TestDropEvictedSingles(t *testing.T) {
 			two++
 		}
 	}
-	if st.Evicted != 910 || st.Unrecorded != 900 || uint64(len(recs)) != st.Flows-st.Unrecorded || two != 10 {
+	if st.Evicted != 910 || st.Unrecorded != 1000 || uint64(len(recs)) != st.Flows-st.Unrecorded || two != 10 {
 		t.Errorf("stats %+v; %d records, %d of them two-way", st, len(recs), two)
 	}
 	if pkts+st.Unrecorded != st.Packets {

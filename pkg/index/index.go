@@ -118,11 +118,14 @@ type Builder struct {
 	any    bool
 
 	lists []plist
-	keyOf []Key    // the key of each list
 	arena []uint32 // postings beyond each list's first, in chunks
 	ports []int32  // by port: list index + 1 (allocated with the first port)
-	v4    v4Table
-	other map[Key]int32
+	// v4 logs IPv4 addresses as address<<32 | block, appended as they
+	// come (the signature cache keeps a flow's repeats out) and sorted
+	// when the index is encoded: a flood of spoofed sources appends to
+	// memory in order instead of probing a table of millions at random.
+	v4    []uint64
+	other map[Key]int32 // the other kinds' keys and lists
 
 	gen     uint32          // the block's generation of signatures
 	sigs    [256][4]sigSlot // 4-way: busy flows that collide do not evict each other
@@ -183,9 +186,8 @@ func (b *Builder) postings(dst []uint32, id int32) []uint32 {
 	return dst
 }
 
-func (b *Builder) newList(k Key) int32 {
+func (b *Builder) newList() int32 {
 	b.lists = append(b.lists, plist{head: -1, tail: -1})
-	b.keyOf = append(b.keyOf, k)
 	return int32(len(b.lists) - 1)
 }
 
@@ -195,19 +197,18 @@ func (b *Builder) addPort(p uint16) {
 	}
 	id := b.ports[p] - 1
 	if id < 0 {
-		id = b.newList(Port(p))
+		id = b.newList()
 		b.ports[p] = id + 1
 	}
 	b.post(id)
 }
 
 func (b *Builder) addV4(a uint32) {
-	id := b.v4.get(a)
-	if id < 0 {
-		id = b.newList(Key{Kind: KindIPv4, V: [16]byte{byte(a >> 24), byte(a >> 16), byte(a >> 8), byte(a)}})
-		b.v4.put(a, id)
+	e := uint64(a)<<32 | uint64(b.block)
+	if n := len(b.v4); n > 0 && b.v4[n-1] == e {
+		return
 	}
-	b.post(id)
+	b.v4 = append(b.v4, e)
 }
 
 func (b *Builder) addOther(k Key) {
@@ -216,7 +217,7 @@ func (b *Builder) addOther(k Key) {
 		if b.other == nil {
 			b.other = map[Key]int32{}
 		}
-		id = b.newList(k)
+		id = b.newList()
 		b.other[k] = id
 	}
 	b.post(id)
@@ -234,49 +235,39 @@ func (b *Builder) addKey(k Key) {
 	}
 }
 
-// v4Table maps IPv4 addresses to list indexes: open addressing, linear
-// probing, at most half full.
-type v4Table struct {
-	keys []uint32
-	ids  []int32 // list index + 1; 0: empty
-	n    int
-}
-
-func v4Hash(a uint32) uint32 { return (a * 0x9e3779b1) ^ (a >> 15) }
-
-func (t *v4Table) get(a uint32) int32 {
-	if t.n == 0 {
-		return -1
+// sortWords sorts w in place, a byte at a time from the lowest (LSD
+// radix sort): for the millions of IPv4 entries a flood logs, a few
+// sequential passes instead of a comparison sort's many.
+func sortWords(w []uint64) {
+	if len(w) < 1<<12 {
+		slices.Sort(w)
+		return
 	}
-	mask := uint32(len(t.keys) - 1)
-	for i := v4Hash(a) & mask; ; i = (i + 1) & mask {
-		if t.ids[i] == 0 {
-			return -1
+	tmp := make([]uint64, len(w))
+	src, dst := w, tmp
+	for shift := uint(0); shift < 64; shift += 8 {
+		var count [256]int
+		for _, x := range src {
+			count[byte(x>>shift)]++
 		}
-		if t.keys[i] == a {
-			return t.ids[i] - 1
+		if count[byte(src[0]>>shift)] == len(src) {
+			continue // every entry has this byte: nothing to move
 		}
-	}
-}
-
-func (t *v4Table) put(a uint32, id int32) {
-	if 2*(t.n+1) > len(t.keys) {
-		old, oldIDs := t.keys, t.ids
-		size := max(1024, 2*len(old))
-		t.keys, t.ids, t.n = make([]uint32, size), make([]int32, size), 0
-		for i, o := range old {
-			if oldIDs[i] != 0 {
-				t.put(o, oldIDs[i]-1)
-			}
+		pos := 0
+		for i, c := range count {
+			count[i] = pos
+			pos += c
 		}
+		for _, x := range src {
+			d := byte(x >> shift)
+			dst[count[d]] = x
+			count[d]++
+		}
+		src, dst = dst, src
 	}
-	mask := uint32(len(t.keys) - 1)
-	i := v4Hash(a) & mask
-	for t.ids[i] != 0 {
-		i = (i + 1) & mask
+	if &src[0] != &w[0] {
+		copy(w, src)
 	}
-	t.keys[i], t.ids[i] = a, id+1
-	t.n++
 }
 
 // sig is everything of a packet its keys derive from: packets with equal
@@ -400,15 +391,17 @@ func (b *Builder) EndBlock(first, last int64) {
 // Blocks is the number of blocks ended so far.
 func (b *Builder) Blocks() int { return int(b.blocks) }
 
-// Keys is the number of distinct keys.
-func (b *Builder) Keys() int { return len(b.lists) }
+// Keys is the number of keys, counting an IPv4 address once for each
+// block it was first seen in (they are told apart when encoded): what the
+// builder holds in memory.
+func (b *Builder) Keys() int { return len(b.lists) + len(b.v4) }
 
 // Index file constants.
 const (
 	Version     = 2
 	headerLen   = 48
 	flagRawBody = 1       // header flags bit 0: the body is not compressed
-	rawBodyMax  = 4 << 20 // bodies larger than this are compressed
+	rawBodyMax  = 32 << 20 // bodies larger than this are compressed
 	// maxBody bounds the decompressed body a reader accepts.
 	maxBody = 1 << 30
 	// dirEntry is a section directory entry's size (version 1: 16).
@@ -424,9 +417,39 @@ func crc(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
 
 // Encode serialises the index (docs/format/index.md).
 func (b *Builder) Encode(enc *zstd.Encoder) []byte {
-	byKind := map[Kind][]int32{}
-	for id, k := range b.keyOf {
-		byKind[k.Kind] = append(byKind[k.Kind], int32(id))
+	// Each kind's keys in order, with their lists: ports from their array,
+	// IPv4 addresses sorted as words, the rest from the map.
+	type keyList struct {
+		k  Key
+		id int32
+	}
+	byKind := map[Kind][]keyList{}
+	for p, id := range b.ports {
+		if id != 0 {
+			byKind[KindPort] = append(byKind[KindPort], keyList{Port(uint16(p)), id - 1})
+		}
+	}
+	// IPv4 addresses: the log sorted, each address's blocks in order
+	// (duplicates dropped), kept as id -(offset+1) into v4blocks.
+	var v4blocks []uint32
+	if len(b.v4) > 0 {
+		sortWords(b.v4)
+		var kl []keyList
+		for i := 0; i < len(b.v4); {
+			a := uint32(b.v4[i] >> 32)
+			start := len(v4blocks)
+			for ; i < len(b.v4) && uint32(b.v4[i]>>32) == a; i++ {
+				if blk := uint32(b.v4[i]); len(v4blocks) == start || v4blocks[len(v4blocks)-1] != blk {
+					v4blocks = append(v4blocks, blk)
+				}
+			}
+			kl = append(kl, keyList{Key{Kind: KindIPv4, V: [16]byte{byte(a >> 24), byte(a >> 16), byte(a >> 8), byte(a)}}, -int32(start) - 1})
+			v4blocks = append(v4blocks, ^uint32(0)) // end of this address's blocks
+		}
+		byKind[KindIPv4] = kl
+	}
+	for k, id := range b.other {
+		byKind[k.Kind] = append(byKind[k.Kind], keyList{k, id})
 	}
 	kinds := make([]Kind, 0, len(byKind))
 	for k := range byKind {
@@ -446,11 +469,19 @@ func (b *Builder) Encode(enc *zstd.Encoder) []byte {
 	for _, kind := range kinds {
 		ids := byKind[kind]
 		sz := kind.size()
-		slices.SortFunc(ids, func(i, j int32) int { return bytes.Compare(b.keyOf[i].V[:sz], b.keyOf[j].V[:sz]) })
+		if kind != KindPort && kind != KindIPv4 { // those are in order already
+			slices.SortFunc(ids, func(a, b keyList) int { return bytes.Compare(a.k.V[:sz], b.k.V[:sz]) })
+		}
 		sc := sect{kind: kind, n: len(ids), tableOff: len(tables), postingOff: len(postings)}
-		for _, id := range ids {
+		for _, kl := range ids {
+			id := kl.id
 			start := len(postings)
-			blocks = b.postings(blocks[:0], id)
+			if id >= 0 {
+				blocks = b.postings(blocks[:0], id)
+			} else {
+				blocks = v4blocks[-id-1:]
+				blocks = blocks[:slices.Index(blocks, ^uint32(0))]
+			}
 			prev := uint32(0)
 			for i, blk := range blocks {
 				if i == 0 {
@@ -460,7 +491,7 @@ func (b *Builder) Encode(enc *zstd.Encoder) []byte {
 				}
 				prev = blk
 			}
-			tables = append(tables, b.keyOf[id].V[:sz]...)
+			tables = append(tables, kl.k.V[:sz]...)
 			tables = binary.LittleEndian.AppendUint32(tables, uint32(start-sc.postingOff))
 			tables = binary.LittleEndian.AppendUint32(tables, uint32(len(blocks)))
 			tables = binary.LittleEndian.AppendUint32(tables, crc(postings[start:]))
@@ -482,7 +513,10 @@ func (b *Builder) Encode(enc *zstd.Encoder) []byte {
 	body = append(body, postings...)
 	// The body is stored raw unless it is large: a query then reads the
 	// directory, one key table and the postings it needs in place, instead
-	// of reading (or decompressing) every index it consults whole.
+	// of reading (or decompressing) every index it consults whole. A
+	// store's shards hold at most a million keys (some 25 MiB): the
+	// bodies that reach that size are a flood's spoofed addresses, whose
+	// compression would cost the capture more than the disk it saves.
 	stored, flags := body, uint16(flagRawBody)
 	if len(body) > rawBodyMax {
 		stored, flags = enc.EncodeAll(body, nil), 0

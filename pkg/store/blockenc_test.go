@@ -20,7 +20,8 @@ import (
 // floods of small frames (the record encoder's blocks) and from mixed
 // traffic with payloads (the general encoder's), are read back by the
 // reference zstd decoder into pcap that tcpdump reads whole and that holds
-// every packet as written; floods shrink at least tenfold.
+// every packet as written; floods shrink (tenfold with 64 flows, fourfold
+// when every frame brings a random address and port).
 func TestBlocksReadByStockTools(t *testing.T) {
 	zstdCmd := testenv.Tool(t, "zstd")
 	tcpdump := testenv.Tool(t, "tcpdump")
@@ -40,7 +41,7 @@ func TestBlocksReadByStockTools(t *testing.T) {
 		shrink int // at least this factor
 	}{
 		{"64 flows", flood(64), 10},
-		{"new flow every frame", flood(0), 10},
+		{"new flow every frame", flood(0), 4}, // random addresses and ports
 		{"mixed", genPackets(20000, start), 1},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -92,11 +92,10 @@ type WriterStats struct {
 	Unparsed      uint64 // frames with no IP header found (stored all the same)
 	Recovered     int    // of Sealed, shards sealed by recovery after a write failure
 	Cut           uint64 // packets longer than pcapio.MaxRecord, stored cut to it
-	// FlowsEvicted counts flows ended early because a flow table was
-	// full (each shard's table holds at most flow.DefaultMaxFlows), and
-	// FlowsUnrecorded those of them, one packet each, left without a
-	// record (flow.Options.DropEvictedSingles); both from sealed shards.
-	// Their packets are stored all the same.
+	// FlowsEvicted counts flows ended early because a shard's flow table
+	// was full, and FlowsUnrecorded the one-packet flows a table that had
+	// been full left without a record (flow.Options.DropSingles); both
+	// from sealed shards. Their packets are stored all the same.
 	FlowsEvicted, FlowsUnrecorded uint64
 	LastPacket                    time.Time
 }
@@ -410,7 +409,7 @@ func (w *Writer) WriteNanos(ns int64, lt pkthdr.LinkType, data []byte, origLen i
 	// flow records), or at the first packet past its time span.
 	if len(sh.block) >= w.opts.BlockSize {
 		w.endBlock(sh)
-		if sh.raw >= w.opts.ShardSize || sh.flowFile.Size() >= maxFlowBytes {
+		if sh.raw >= w.opts.ShardSize || sh.flowFile.Size() >= maxFlowBytes || sh.ix.Keys() >= maxIndexKeys {
 			w.sealShard(sh)
 		}
 	} else if ns >= sh.sealAt || sh.raw >= w.opts.ShardSize {
@@ -708,6 +707,12 @@ func (w *Writer) doBlock(j *job) {
 // packet) then keeps the writer's memory bounded, and a flow file stays
 // within what the record encoder compresses (reczstd.MaxFrame).
 const maxFlowBytes = 64 << 20
+
+// maxIndexKeys seals a shard whose index holds that many keys: a flood of
+// spoofed sources brings a new address in every packet, and an index
+// table that stays this small keeps its inserts and its encoding within
+// the caches (a key costs a few times more in a table of millions).
+var maxIndexKeys = 1 << 20
 
 // syncAheadBytes is how much is written between write-back starts.
 const syncAheadBytes = 8 << 20

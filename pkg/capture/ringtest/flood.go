@@ -8,8 +8,8 @@ import (
 // Flood is a stream of small UDP frames laid into ring blocks, as the
 // capture bench (scripts/bench-capture.sh) sends them: from 198.18.0.1 to
 // 198.18.0.2, port 9, over Flows source ports; with Flows 0 every frame
-// opens a new flow (a flood or a scan: source address and port both
-// change, so no two frames of 2^32 share a flow).
+// opens a new flow, as a spoofed flood does: source address (in
+// 10.0.0.0/8) and port scattered, no two frames of 2^40 alike.
 type Flood struct {
 	Flows    int
 	FrameLen int           // bytes per frame, at least 42 (default 64)
@@ -64,10 +64,11 @@ func (f *Flood) vary(b []byte, i uint64) {
 		b[udpSport+1] = byte(i % uint64(f.Flows))
 		b[udpSport] = 0x04 + byte(i%uint64(f.Flows)>>8)
 	} else {
-		// Ports 1024-65535 from each source address in 10.0.0.0/8.
-		port, host := 1024+i%64512, i/64512
-		binary.BigEndian.PutUint16(b[udpSport:], uint16(port))
-		binary.BigEndian.PutUint32(b[ipSrc:], 10<<24|uint32(host)&0xffffff)
+		// An odd multiplier is a bijection on 40 bits: 24 of address, 16
+		// of port, every frame's pair distinct and scattered.
+		x := (i * 0x9e3779b97f4b) & (1<<40 - 1)
+		binary.BigEndian.PutUint16(b[udpSport:], uint16(x))
+		binary.BigEndian.PutUint32(b[ipSrc:], 10<<24|uint32(x>>16))
 	}
 	h := b[ipOff : ipOff+20]
 	h[10], h[11] = 0, 0
