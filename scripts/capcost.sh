@@ -58,7 +58,7 @@ count() {
 # per ONE TWO: instructions per packet between a run of N and one of 2N.
 per() { awk -v a="$1" -v b="$2" -v n="$N" 'BEGIN { printf "%.0f", (b - a) / n }'; }
 
-printf '%-22s %14s %14s\n' load nwhealth tcpdump >&2
+printf '%-22s %14s %14s\n' load nwhealth tcpdump
 for flows in $LOADS; do
   name="flows=$flows"; [ "$flows" = 0 ] && name="new flow every frame"
   declare -A I=()

@@ -400,7 +400,7 @@ func (b *Builder) Keys() int { return len(b.lists) + len(b.v4) }
 const (
 	Version     = 2
 	headerLen   = 48
-	flagRawBody = 1       // header flags bit 0: the body is not compressed
+	flagRawBody = 1        // header flags bit 0: the body is not compressed
 	rawBodyMax  = 32 << 20 // bodies larger than this are compressed
 	// maxBody bounds the decompressed body a reader accepts.
 	maxBody = 1 << 30
