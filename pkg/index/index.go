@@ -105,10 +105,10 @@ func Keys(dst []Key, p *pkthdr.Packet) []Key {
 // new key (a port, an address) in nearly every packet, so a key costs a
 // lookup and a comparison, never a hash map of 17-byte keys nor a
 // per-block set: each key's postings list remembers the last block it was
-// added to. Ports index an array and IPv4 addresses an open-addressing
-// table of words; the rarer kinds use a map. Postings live in one arena
-// of words, so a shard's millions of keys hold no pointers and allocate
-// nothing each. Consecutive packets with the same signature (a flow's)
+// added to. Ports and IPv4 addresses are appended to logs of words that
+// are sorted when the index is encoded; the rarer kinds use a map.
+// Postings live in one arena of words, so a shard's millions of keys hold
+// no pointers and allocate nothing each. Consecutive packets with the same signature (a flow's)
 // cost one comparison.
 type Builder struct {
 	block  uint32
@@ -119,13 +119,17 @@ type Builder struct {
 
 	lists []plist
 	arena []uint32 // postings beyond each list's first, in chunks
-	ports []int32  // by port: list index + 1 (allocated with the first port)
+	// Ports are logged as port<<32 | block, once a block each (portSeen:
+	// the block + 1 each was last logged in), and sorted when encoded.
+	portLog  []uint64
+	portSeen []uint32
 	// v4 logs IPv4 addresses as address<<32 | block, appended as they
 	// come (the signature cache keeps a flow's repeats out) and sorted
 	// when the index is encoded: a flood of spoofed sources appends to
 	// memory in order instead of probing a table of millions at random.
-	v4    []uint64
-	other map[Key]int32 // the other kinds' keys and lists
+	v4     []uint64
+	v4Seen [1 << v4SeenBits]uint64 // address<<32 | block, + 1
+	other  map[Key]int32           // the other kinds' keys and lists
 
 	gen     uint32          // the block's generation of signatures
 	sigs    [256][4]sigSlot // 4-way: busy flows that collide do not evict each other
@@ -192,24 +196,30 @@ func (b *Builder) newList() int32 {
 }
 
 func (b *Builder) addPort(p uint16) {
-	if b.ports == nil {
-		b.ports = make([]int32, 1<<16)
+	if b.portSeen == nil {
+		b.portSeen = make([]uint32, 1<<16)
 	}
-	id := b.ports[p] - 1
-	if id < 0 {
-		id = b.newList()
-		b.ports[p] = id + 1
+	if b.portSeen[p] == b.block+1 {
+		return
 	}
-	b.post(id)
+	b.portSeen[p] = b.block + 1
+	b.portLog = append(b.portLog, uint64(p)<<32|uint64(b.block))
 }
 
 func (b *Builder) addV4(a uint32) {
 	e := uint64(a)<<32 | uint64(b.block)
-	if n := len(b.v4); n > 0 && b.v4[n-1] == e {
+	// A small cache of addresses already logged in this block (most
+	// repeats: the destination of a flood, both ends of busy flows);
+	// what it misses is dropped when the log is sorted.
+	c := &b.v4Seen[(a*0x9e3779b1)>>(32-v4SeenBits)]
+	if *c == e+1 {
 		return
 	}
+	*c = e + 1
 	b.v4 = append(b.v4, e)
 }
+
+const v4SeenBits = 10
 
 func (b *Builder) addOther(k Key) {
 	id, ok := b.other[k]
@@ -391,10 +401,10 @@ func (b *Builder) EndBlock(first, last int64) {
 // Blocks is the number of blocks ended so far.
 func (b *Builder) Blocks() int { return int(b.blocks) }
 
-// Keys is the number of keys, counting an IPv4 address once for each
-// block it was first seen in (they are told apart when encoded): what the
-// builder holds in memory.
-func (b *Builder) Keys() int { return len(b.lists) + len(b.v4) }
+// Keys is the number of keys, counting a port or an IPv4 address once for
+// each block it was logged in (at most a few times a block; repeats are
+// dropped when encoded): what the builder holds in memory.
+func (b *Builder) Keys() int { return len(b.lists) + len(b.v4) + len(b.portLog) }
 
 // Index file constants.
 const (
@@ -417,36 +427,39 @@ func crc(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
 
 // Encode serialises the index (docs/format/index.md).
 func (b *Builder) Encode(enc *zstd.Encoder) []byte {
-	// Each kind's keys in order, with their lists: ports from their array,
-	// IPv4 addresses sorted as words, the rest from the map.
+	// Each kind's keys in order, with their lists: ports and IPv4
+	// addresses from their logs sorted as words, the rest from the map.
 	type keyList struct {
 		k  Key
 		id int32
 	}
 	byKind := map[Kind][]keyList{}
-	for p, id := range b.ports {
-		if id != 0 {
-			byKind[KindPort] = append(byKind[KindPort], keyList{Port(uint16(p)), id - 1})
-		}
-	}
-	// IPv4 addresses: the log sorted, each address's blocks in order
-	// (duplicates dropped), kept as id -(offset+1) into v4blocks.
-	var v4blocks []uint32
-	if len(b.v4) > 0 {
-		sortWords(b.v4)
+	// Ports and IPv4 addresses: each log sorted, a key's blocks in order
+	// (duplicates dropped), kept as id -(offset+1) into logBlocks.
+	var logBlocks []uint32
+	fromLog := func(log []uint64, kind Key, size int) []keyList {
+		sortWords(log)
 		var kl []keyList
-		for i := 0; i < len(b.v4); {
-			a := uint32(b.v4[i] >> 32)
-			start := len(v4blocks)
-			for ; i < len(b.v4) && uint32(b.v4[i]>>32) == a; i++ {
-				if blk := uint32(b.v4[i]); len(v4blocks) == start || v4blocks[len(v4blocks)-1] != blk {
-					v4blocks = append(v4blocks, blk)
+		for i := 0; i < len(log); {
+			v := uint32(log[i] >> 32)
+			start := len(logBlocks)
+			for ; i < len(log) && uint32(log[i]>>32) == v; i++ {
+				if blk := uint32(log[i]); len(logBlocks) == start || logBlocks[len(logBlocks)-1] != blk {
+					logBlocks = append(logBlocks, blk)
 				}
 			}
-			kl = append(kl, keyList{Key{Kind: KindIPv4, V: [16]byte{byte(a >> 24), byte(a >> 16), byte(a >> 8), byte(a)}}, -int32(start) - 1})
-			v4blocks = append(v4blocks, ^uint32(0)) // end of this address's blocks
+			k := kind
+			binary.BigEndian.PutUint32(k.V[:], v<<(32-8*size))
+			kl = append(kl, keyList{k, -int32(start) - 1})
+			logBlocks = append(logBlocks, ^uint32(0)) // end of this key's blocks
 		}
-		byKind[KindIPv4] = kl
+		return kl
+	}
+	if len(b.portLog) > 0 {
+		byKind[KindPort] = fromLog(b.portLog, Key{Kind: KindPort}, 2)
+	}
+	if len(b.v4) > 0 {
+		byKind[KindIPv4] = fromLog(b.v4, Key{Kind: KindIPv4}, 4)
 	}
 	for k, id := range b.other {
 		byKind[k.Kind] = append(byKind[k.Kind], keyList{k, id})
@@ -479,7 +492,7 @@ func (b *Builder) Encode(enc *zstd.Encoder) []byte {
 			if id >= 0 {
 				blocks = b.postings(blocks[:0], id)
 			} else {
-				blocks = v4blocks[-id-1:]
+				blocks = logBlocks[-id-1:]
 				blocks = blocks[:slices.Index(blocks, ^uint32(0))]
 			}
 			prev := uint32(0)
