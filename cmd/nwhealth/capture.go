@@ -344,7 +344,8 @@ func (ss *storeSinks) close(errOut io.Writer) error {
 func (ss *storeSinks) abort() { ss.close(io.Discard) }
 
 // flowCounts are the store writers' counts of flows a full flow table
-// ended early, and of those left without a record.
+// ended early, and of the one-packet flows left without a record once a
+// table had been full (evicted, timed out or open at a seal).
 type flowCounts struct{ evicted, unrecorded uint64 }
 
 func (ss *storeSinks) flowCounts() flowCounts {
@@ -375,7 +376,7 @@ func writeCaptureStats(opts *captureOptions, typ string, now time.Time, st captu
 	if prev == nil {
 		fmt.Fprintf(opts.s.errOut, "%d packets stored (%d bytes), %d dropped by the kernel\n", t.Packets, t.Bytes, t.KernelDrops)
 		if fl.evicted > 0 {
-			fmt.Fprintf(opts.s.errOut, "flow tables full: %d flows ended early, %d of them (one packet each) without a flow record; their packets are stored\n",
+			fmt.Fprintf(opts.s.errOut, "flow tables full: %d flows ended early, %d one-packet flows without a flow record; their packets are stored\n",
 				fl.evicted, fl.unrecorded)
 		}
 		if len(st.Workers) > 1 {
