@@ -129,7 +129,8 @@ echo "bench-capture: $COUNT packets of $FRAME bytes per tool and run ($FLOWS flo
 
 row() { printf '%-9s %10s %10s %7s %7s %7s %12s %9s\n' "$@"; }
 row tool sent stored drops user-s sys-s "CPU-s/Mpkt" "RSS-MiB"
-declare -A T_SENT T_STORED T_DROPS T_CPU
+declare -A T_SENT T_STORED T_DROPS T_CPU RUNS
+PAIRS=""
 engine_args=${ENGINE_ARGS:-"--store $work/nwstore"}
 for _ in $(seq "$REPEAT"); do
   run tcpdump "listening on" tcpdump -i "$devB" -n -B 262144 -Z root -w "$work/tcpdump.pcap"
@@ -152,7 +153,10 @@ for _ in $(seq "$REPEAT"); do
     T_STORED[$t]=$(( ${T_STORED[$t]:-0} + STORED[$t] ))
     T_DROPS[$t]=$(( ${T_DROPS[$t]:-0} + ${DROPS[$t]:-0} ))
     T_CPU[$t]=$(awk -v a="${T_CPU[$t]:-0}" -v c="$cpu" 'BEGIN { printf "%.2f", a + c }')
+    RUNS[$t]="${RUNS[$t]:-} $(awk -v c="$cpu" -v n="${STORED[$t]}" 'BEGIN { printf "%.4f", c / (n / 1e6) }')"
   done
+  # The pair's ratio: both runs met the same phase of the machine.
+  PAIRS="$PAIRS $(awk -v a="${RUNS[nwhealth]##* }" -v b="${RUNS[tcpdump]##* }" 'BEGIN { printf "%.4f", a / b }')"
 done
 
 declare -A PER
@@ -161,6 +165,10 @@ for t in tcpdump nwhealth; do
   echo "$t: stored ${T_STORED[$t]} of ${T_SENT[$t]} sent, ${T_DROPS[$t]} kernel drops, ${PER[$t]} CPU-s per Mpkt"
 done
 ratio=$(awk -v a="${PER[nwhealth]}" -v b="${PER[tcpdump]}" 'BEGIN { printf "%.2f", a / b }')
+# median WORDS...: the middle value (the mean of the middle two).
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { printf "%.3f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# shellcheck disable=SC2086
+echo "medians of $REPEAT runs: tcpdump $(median ${RUNS[tcpdump]}), nwhealth $(median ${RUNS[nwhealth]}) CPU-s per Mpkt; ratio of alternating pairs $(median $PAIRS)"
 # Targets (issue 18): the 64-flow load at most tcpdump's CPU a packet, a
 # new flow in every frame at most twice it; every packet stored.
 target=1.0

@@ -436,10 +436,26 @@ func (b *Builder) Encode(enc *zstd.Encoder) []byte {
 	byKind := map[Kind][]keyList{}
 	// Ports and IPv4 addresses: each log sorted, a key's blocks in order
 	// (duplicates dropped), kept as id -(offset+1) into logBlocks.
+	// Slices are sized before they are filled: under a flood the logs
+	// hold millions of entries, and growing by appending copied them
+	// several times over (a fifth of a flood's CPU).
 	var logBlocks []uint32
-	fromLog := func(log []uint64, kind Key, size int) []keyList {
+	for _, log := range [][]uint64{b.portLog, b.v4} {
 		sortWords(log)
-		var kl []keyList
+	}
+	distinct := func(log []uint64) int {
+		n := 0
+		for i := range log {
+			if i == 0 || log[i]>>32 != log[i-1]>>32 {
+				n++
+			}
+		}
+		return n
+	}
+	nPorts, nV4 := distinct(b.portLog), distinct(b.v4)
+	logBlocks = make([]uint32, 0, len(b.portLog)+len(b.v4)+nPorts+nV4)
+	fromLog := func(log []uint64, kind Key, size, n int) []keyList {
+		kl := make([]keyList, 0, n)
 		for i := 0; i < len(log); {
 			v := uint32(log[i] >> 32)
 			start := len(logBlocks)
@@ -456,10 +472,10 @@ func (b *Builder) Encode(enc *zstd.Encoder) []byte {
 		return kl
 	}
 	if len(b.portLog) > 0 {
-		byKind[KindPort] = fromLog(b.portLog, Key{Kind: KindPort}, 2)
+		byKind[KindPort] = fromLog(b.portLog, Key{Kind: KindPort}, 2, nPorts)
 	}
 	if len(b.v4) > 0 {
-		byKind[KindIPv4] = fromLog(b.v4, Key{Kind: KindIPv4}, 4)
+		byKind[KindIPv4] = fromLog(b.v4, Key{Kind: KindIPv4}, 4, nV4)
 	}
 	for k, id := range b.other {
 		byKind[k.Kind] = append(byKind[k.Kind], keyList{k, id})
@@ -477,7 +493,14 @@ func (b *Builder) Encode(enc *zstd.Encoder) []byte {
 		postingOff, postLen int
 	}
 	var sects []sect
-	var tables, postings []byte
+	// The key tables' size is known; postings take a byte or two a block
+	// in the commonest case.
+	tablesLen := 0
+	for _, kind := range kinds {
+		tablesLen += len(byKind[kind]) * (kind.size() + 12)
+	}
+	tables := make([]byte, 0, tablesLen)
+	postings := make([]byte, 0, 2*len(logBlocks)+4*len(b.arena)+8*len(b.lists))
 	var blocks []uint32
 	for _, kind := range kinds {
 		ids := byKind[kind]

@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/nwhealth/nwhealth/pkg/capture"
@@ -42,6 +43,7 @@ type options struct {
 	dir, pcap string
 	blockSize int
 	maxFlows  int
+	profile   string
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -56,8 +58,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.pcap, "pcap", "", "write the frames to this pcap file instead (microsecond, as tcpdump -w)")
 	fs.IntVar(&o.blockSize, "block", 1<<20, "ring block size")
 	fs.IntVar(&o.maxFlows, "maxflows", 0, "flow table bound (0: capture's); a smaller one reaches a flood's steady state sooner")
+	fs.StringVar(&o.profile, "cpuprofile", "", "write a CPU profile of the run here: where the time goes, cache misses included, which instruction counts do not show")
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
 		return 2
+	}
+	if o.profile != "" {
+		f, err := os.Create(o.profile)
+		if err != nil {
+			fmt.Fprintln(stderr, "capcost:", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(stderr, "capcost:", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
 	}
 	if o.mode == "store" && o.dir == "" && o.pcap == "" {
 		fmt.Fprintln(stderr, "capcost: -mode store needs -dir")
