@@ -129,6 +129,7 @@ type Builder struct {
 	// memory in order instead of probing a table of millions at random.
 	v4     []uint64
 	v4Seen [1 << v4SeenBits]uint64 // address<<32 | block, + 1
+	protos [256]int32              // list index + 1 of each IP protocol's key (in other)
 	other  map[Key]int32           // the other kinds' keys and lists
 
 	gen     uint32          // the block's generation of signatures
@@ -221,7 +222,7 @@ func (b *Builder) addV4(a uint32) {
 
 const v4SeenBits = 10
 
-func (b *Builder) addOther(k Key) {
+func (b *Builder) addOther(k Key) int32 {
 	id, ok := b.other[k]
 	if !ok {
 		if b.other == nil {
@@ -231,6 +232,17 @@ func (b *Builder) addOther(k Key) {
 		b.other[k] = id
 	}
 	b.post(id)
+	return id
+}
+
+// addProto adds an IP protocol key: every packet of a flood has one, and
+// its list is found by array instead of hashing a Key each time.
+func (b *Builder) addProto(p uint8) {
+	if id := b.protos[p]; id != 0 {
+		b.post(id - 1)
+		return
+	}
+	b.protos[p] = b.addOther(Proto(p)) + 1
 }
 
 // addKey adds one key of any kind to the current block.
@@ -352,7 +364,7 @@ func (b *Builder) AddPacket(p *pkthdr.Packet) {
 	}
 	b.addAddr(p.Src, sg.slo)
 	b.addAddr(p.Dst, sg.dlo)
-	b.addOther(Proto(p.Proto))
+	b.addProto(p.Proto)
 	if p.HasPorts {
 		b.addPort(p.SrcPort)
 		if p.DstPort != p.SrcPort {
@@ -372,6 +384,18 @@ func (b *Builder) addAddr(a netip.Addr, lo uint64) {
 
 // NewBuilder returns an empty builder positioned at block 0.
 func NewBuilder() *Builder { return &Builder{gen: 1} }
+
+// Reset empties b for another shard, as NewBuilder's, keeping the memory
+// of its logs, lists and postings.
+func (b *Builder) Reset() {
+	*b = Builder{
+		gen:     1,
+		lists:   b.lists[:0],
+		arena:   b.arena[:0],
+		portLog: b.portLog[:0],
+		v4:      b.v4[:0],
+	}
+}
 
 // Add records the keys of one packet in the current block.
 func (b *Builder) Add(keys []Key) {

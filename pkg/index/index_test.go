@@ -430,6 +430,19 @@ func TestAddPacketMatchesKeys(t *testing.T) {
 	if a.Keys() < 10000 {
 		t.Errorf("only %d keys", a.Keys())
 	}
+	// A builder Reset for the next shard (the store reuses them) starts
+	// over: the same packets give the same bytes, none of the first
+	// shard's keys or per-block caches left behind.
+	a.Reset()
+	for i := range pkts {
+		a.AddPacket(&pkts[i])
+		if i%500 == 499 {
+			a.EndBlock(int64(i), int64(i))
+		}
+	}
+	if again := a.Encode(enc); !bytes.Equal(again, ea) {
+		t.Fatalf("after Reset: %d bytes, want the first encoding's %d", len(again), len(ea))
+	}
 }
 
 // BenchmarkAddPacketFlood: a new source address and port in every packet.

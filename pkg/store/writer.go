@@ -210,6 +210,10 @@ type Writer struct {
 	count  uint64
 	encBuf chan []byte
 	rzFree chan *reczstd.Encoder
+	// ixFree holds a sealed shard's index builder for the next shard:
+	// under a flood its logs hold millions of entries, and growing new
+	// ones each shard cost page faults and copies.
+	ixFree chan *index.Builder
 
 	// Packet-path counters are atomics so a stats line can read them
 	// while packets flow; the rest is under statsMu. The packet path
@@ -272,6 +276,7 @@ func (s *Store) NewWriter(opts WriterOptions) (*Writer, error) {
 		free:      make(chan []byte, depth+4),
 		encBuf:    make(chan []byte, depth+4),
 		rzFree:    make(chan *reczstd.Encoder, depth+4),
+		ixFree:    make(chan *index.Builder, 1),
 	}
 	w.ensureReserve()
 	if !opts.Inline {
@@ -471,7 +476,7 @@ func (w *Writer) FlushIfOld() {
 }
 
 func (w *Writer) openShard(k shardKey, snaplen uint32) *openShard {
-	sh := &openShard{key: k, seq: w.seq, snaplen: snaplen, ix: index.NewBuilder(), block: w.getBuf(), rz: w.getRZ()}
+	sh := &openShard{key: k, seq: w.seq, snaplen: snaplen, ix: w.getIndex(), block: w.getBuf(), rz: w.getRZ()}
 	w.seq++
 	if w.opts.NewFlows != nil {
 		sh.flows = w.opts.NewFlows()
@@ -500,6 +505,23 @@ func (w *Writer) getRZ() *reczstd.Encoder {
 		return e
 	default:
 		return new(reczstd.Encoder)
+	}
+}
+
+func (w *Writer) getIndex() *index.Builder {
+	select {
+	case b := <-w.ixFree:
+		b.Reset()
+		return b
+	default:
+		return index.NewBuilder()
+	}
+}
+
+func (w *Writer) putIndex(b *index.Builder) {
+	select {
+	case w.ixFree <- b:
+	default:
 	}
 }
 
@@ -724,6 +746,8 @@ func (w *Writer) doSeal(sh *openShard) {
 	if !sh.failed {
 		err := w.seal(sh)
 		if err == nil {
+			w.putIndex(sh.ix)
+			sh.ix = nil
 			return
 		}
 		if errors.Is(err, ErrExists) {
