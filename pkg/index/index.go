@@ -260,13 +260,15 @@ func (b *Builder) addKey(k Key) {
 // sortWords sorts w in place, a byte at a time from the lowest (LSD
 // radix sort): for the millions of IPv4 entries a flood logs, a few
 // sequential passes instead of a comparison sort's many.
-func sortWords(w []uint64) {
+func sortWords(w []uint64, tmp *[]uint64) {
 	if len(w) < 1<<12 {
 		slices.Sort(w)
 		return
 	}
-	tmp := make([]uint64, len(w))
-	src, dst := w, tmp
+	if cap(*tmp) < len(w) {
+		*tmp = make([]uint64, len(w))
+	}
+	src, dst := w, (*tmp)[:len(w)]
 	for shift := uint(0); shift < 64; shift += 8 {
 		var count [256]int
 		for _, x := range src {
@@ -434,8 +436,7 @@ func (b *Builder) Keys() int { return len(b.lists) + len(b.v4) + len(b.portLog) 
 const (
 	Version     = 2
 	headerLen   = 48
-	flagRawBody = 1        // header flags bit 0: the body is not compressed
-	rawBodyMax  = 32 << 20 // bodies larger than this are compressed
+	flagRawBody = 1 // header flags bit 0: the body is not compressed
 	// maxBody bounds the decompressed body a reader accepts.
 	maxBody = 1 << 30
 	// dirEntry is a section directory entry's size (version 1: 16).
@@ -449,23 +450,30 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 func crc(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
 
+// keyList is a key and its postings list as Encode gathers them: an
+// index into lists, or -(offset+1) into the logs' blocks.
+type keyList struct {
+	k  Key
+	id int32
+}
+
+// rawBodyMax: bodies larger than this are compressed (a variable for
+// tests).
+var rawBodyMax = 32 << 20
+
 // Encode serialises the index (docs/format/index.md).
 func (b *Builder) Encode(enc *zstd.Encoder) []byte {
 	// Each kind's keys in order, with their lists: ports and IPv4
 	// addresses from their logs sorted as words, the rest from the map.
-	type keyList struct {
-		k  Key
-		id int32
-	}
 	byKind := map[Kind][]keyList{}
 	// Ports and IPv4 addresses: each log sorted, a key's blocks in order
 	// (duplicates dropped), kept as id -(offset+1) into logBlocks.
 	// Slices are sized before they are filled: under a flood the logs
 	// hold millions of entries, and growing by appending copied them
 	// several times over (a fifth of a flood's CPU).
-	var logBlocks []uint32
+	var tmp []uint64
 	for _, log := range [][]uint64{b.portLog, b.v4} {
-		sortWords(log)
+		sortWords(log, &tmp)
 	}
 	distinct := func(log []uint64) int {
 		n := 0
@@ -477,9 +485,8 @@ func (b *Builder) Encode(enc *zstd.Encoder) []byte {
 		return n
 	}
 	nPorts, nV4 := distinct(b.portLog), distinct(b.v4)
-	logBlocks = make([]uint32, 0, len(b.portLog)+len(b.v4)+nPorts+nV4)
-	fromLog := func(log []uint64, kind Key, size, n int) []keyList {
-		kl := make([]keyList, 0, n)
+	logBlocks := make([]uint32, 0, len(b.portLog)+len(b.v4)+nPorts+nV4)
+	fromLog := func(log []uint64, kind Key, size int, kl []keyList) []keyList {
 		for i := 0; i < len(log); {
 			v := uint32(log[i] >> 32)
 			start := len(logBlocks)
@@ -496,10 +503,10 @@ func (b *Builder) Encode(enc *zstd.Encoder) []byte {
 		return kl
 	}
 	if len(b.portLog) > 0 {
-		byKind[KindPort] = fromLog(b.portLog, Key{Kind: KindPort}, 2, nPorts)
+		byKind[KindPort] = fromLog(b.portLog, Key{Kind: KindPort}, 2, make([]keyList, 0, nPorts))
 	}
 	if len(b.v4) > 0 {
-		byKind[KindIPv4] = fromLog(b.v4, Key{Kind: KindIPv4}, 4, nV4)
+		byKind[KindIPv4] = fromLog(b.v4, Key{Kind: KindIPv4}, 4, make([]keyList, 0, nV4))
 	}
 	for k, id := range b.other {
 		byKind[k.Kind] = append(byKind[k.Kind], keyList{k, id})
@@ -517,14 +524,17 @@ func (b *Builder) Encode(enc *zstd.Encoder) []byte {
 		postingOff, postLen int
 	}
 	var sects []sect
-	// The key tables' size is known; postings take a byte or two a block
-	// in the commonest case.
+	// The output is built in one buffer: header, directory, then the key
+	// tables in place (their size is known) and the postings after them
+	// (kept apart until the tables are done). Postings take a byte or two
+	// a block in the commonest case.
 	tablesLen := 0
 	for _, kind := range kinds {
 		tablesLen += len(byKind[kind]) * (kind.size() + 12)
 	}
-	tables := make([]byte, 0, tablesLen)
 	postings := make([]byte, 0, 2*len(logBlocks)+4*len(b.arena)+8*len(b.lists))
+	tablesAt := headerLen + dirLen
+	out := make([]byte, tablesAt, tablesAt+tablesLen+cap(postings))
 	var blocks []uint32
 	for _, kind := range kinds {
 		ids := byKind[kind]
@@ -532,7 +542,7 @@ func (b *Builder) Encode(enc *zstd.Encoder) []byte {
 		if kind != KindPort && kind != KindIPv4 { // those are in order already
 			slices.SortFunc(ids, func(a, b keyList) int { return bytes.Compare(a.k.V[:sz], b.k.V[:sz]) })
 		}
-		sc := sect{kind: kind, n: len(ids), tableOff: len(tables), postingOff: len(postings)}
+		sc := sect{kind: kind, n: len(ids), tableOff: len(out) - tablesAt, postingOff: len(postings)}
 		for _, kl := range ids {
 			id := kl.id
 			start := len(postings)
@@ -551,26 +561,27 @@ func (b *Builder) Encode(enc *zstd.Encoder) []byte {
 				}
 				prev = blk
 			}
-			tables = append(tables, kl.k.V[:sz]...)
-			tables = binary.LittleEndian.AppendUint32(tables, uint32(start-sc.postingOff))
-			tables = binary.LittleEndian.AppendUint32(tables, uint32(len(blocks)))
-			tables = binary.LittleEndian.AppendUint32(tables, crc(postings[start:]))
+			out = append(out, kl.k.V[:sz]...)
+			out = binary.LittleEndian.AppendUint32(out, uint32(start-sc.postingOff))
+			out = binary.LittleEndian.AppendUint32(out, uint32(len(blocks)))
+			out = binary.LittleEndian.AppendUint32(out, crc(postings[start:]))
 		}
-		sc.tableLen = len(tables) - sc.tableOff
+		sc.tableLen = len(out) - tablesAt - sc.tableOff
 		sc.postLen = len(postings) - sc.postingOff
 		sects = append(sects, sc)
 	}
-	body := make([]byte, 0, dirLen+len(tables)+len(postings))
+	tables := out[tablesAt:]
+	dir := out[headerLen:headerLen]
 	for _, sc := range sects {
-		body = append(body, byte(sc.kind), byte(sc.kind.size()), 0, 0)
-		body = binary.LittleEndian.AppendUint32(body, uint32(sc.n))
-		body = binary.LittleEndian.AppendUint32(body, uint32(dirLen+sc.tableOff))
-		body = binary.LittleEndian.AppendUint32(body, uint32(dirLen+len(tables)+sc.postingOff))
-		body = binary.LittleEndian.AppendUint32(body, uint32(sc.postLen))
-		body = binary.LittleEndian.AppendUint32(body, crc(tables[sc.tableOff:sc.tableOff+sc.tableLen]))
+		dir = append(dir, byte(sc.kind), byte(sc.kind.size()), 0, 0)
+		dir = binary.LittleEndian.AppendUint32(dir, uint32(sc.n))
+		dir = binary.LittleEndian.AppendUint32(dir, uint32(dirLen+sc.tableOff))
+		dir = binary.LittleEndian.AppendUint32(dir, uint32(dirLen+len(tables)+sc.postingOff))
+		dir = binary.LittleEndian.AppendUint32(dir, uint32(sc.postLen))
+		dir = binary.LittleEndian.AppendUint32(dir, crc(tables[sc.tableOff:sc.tableOff+sc.tableLen]))
 	}
-	body = append(body, tables...)
-	body = append(body, postings...)
+	out = append(out, postings...)
+	body := out[headerLen:]
 	// The body is stored raw unless it is large: a query then reads the
 	// directory, one key table and the postings it needs in place, instead
 	// of reading (or decompressing) every index it consults whole. A
@@ -580,16 +591,16 @@ func (b *Builder) Encode(enc *zstd.Encoder) []byte {
 	stored, flags := body, uint16(flagRawBody)
 	if len(body) > rawBodyMax {
 		stored, flags = enc.EncodeAll(body, nil), 0
+		out = append(out[:headerLen], stored...)
 	}
-
-	h := make([]byte, headerLen, headerLen+len(stored))
+	h := out[:headerLen]
 	copy(h, "NWHI")
 	binary.LittleEndian.PutUint16(h[4:], Version)
 	binary.LittleEndian.PutUint16(h[6:], flags)
 	binary.LittleEndian.PutUint64(h[24:], uint64(b.first))
 	binary.LittleEndian.PutUint64(h[32:], uint64(b.last))
-	putHeader(h, b.blocks, uint32(len(sects)), uint32(len(body)), stored)
-	return append(h, stored...)
+	putHeader(h, b.blocks, uint32(len(sects)), uint32(len(body)), out[headerLen:])
+	return out
 }
 
 // putHeader fills the counts, lengths and checksums of an index header

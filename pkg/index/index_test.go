@@ -87,11 +87,19 @@ func TestCompressedBody(t *testing.T) {
 	h := bytes.Clone(raw[:headerLen])
 	binary.LittleEndian.PutUint16(h[6:], 0)
 	putHeader(h, 300, binary.LittleEndian.Uint32(raw[12:]), uint32(len(raw)-headerLen), stored)
-	ix, err := Open(append(h, stored...), dec)
+	want0 := append(h, stored...)
+	ix, err := Open(want0, dec)
 	if err != nil {
 		t.Fatal(err)
 	}
 	lookupAll(t, ix, want)
+	// Encode itself compresses a body over rawBodyMax the same way.
+	defer func(m int) { rawBodyMax = m }(rawBodyMax)
+	rawBodyMax = 1 << 10
+	b, _ = build(5)
+	if got := b.Encode(enc); !bytes.Equal(got, want0) {
+		t.Fatalf("Encode over rawBodyMax: %d bytes, want %d", len(got), len(want0))
+	}
 }
 
 func TestSetAlgebra(t *testing.T) {
@@ -466,6 +474,7 @@ func BenchmarkAddPacketFlood(b *testing.B) {
 // share bytes and words that do not.
 func TestSortWords(t *testing.T) {
 	rng := rand.New(rand.NewSource(9))
+	var tmp []uint64
 	for _, n := range []int{0, 1, 100, 5000, 70000} {
 		for _, mask := range []uint64{^uint64(0), 0xffffffff00000fff, 0x00ff00000000ff00} {
 			w := make([]uint64, n)
@@ -474,7 +483,7 @@ func TestSortWords(t *testing.T) {
 			}
 			want := slices.Clone(w)
 			slices.Sort(want)
-			sortWords(w)
+			sortWords(w, &tmp) // the scratch reused, as Encode does
 			if !slices.Equal(w, want) {
 				t.Fatalf("n %d mask %x: not sorted", n, mask)
 			}
