@@ -4,13 +4,15 @@
 // and the store sink capture uses (pkg/capture/capstore: header parsing,
 // index, flow records, block framing, zstd, shard files). It is the fixed
 // input for counting instructions per packet (scripts/capcost.sh runs it
-// under valgrind's callgrind at two sizes and takes the difference, so
+// under valgrind's cachegrind at two sizes and takes the difference, so
 // start-up and the final seal cancel out), a measure that does not depend
 // on what else the machine is doing.
 //
 //	capcost -mode store -flows 64 -packets 2000000 -dir DIR
 //	capcost -mode gen ...      only lay out the frames (subtracted)
 //	capcost -pcap FILE ...     write the same frames as a pcap (for tcpdump)
+//	capcost -workers 2 ...     two workers, each its own frames and writer:
+//	                           the rate they store together, against one's
 //
 // It lives outside cmd/ so the product binary carries no generator.
 package main
@@ -23,6 +25,7 @@ import (
 	"io"
 	"os"
 	"runtime/pprof"
+	"sync"
 	"time"
 
 	"github.com/nwhealth/nwhealth/pkg/capture"
@@ -44,6 +47,7 @@ type options struct {
 	blockSize int
 	maxFlows  int
 	profile   string
+	workers   int
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -58,6 +62,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.pcap, "pcap", "", "write the frames to this pcap file instead (microsecond, as tcpdump -w)")
 	fs.IntVar(&o.blockSize, "block", 1<<20, "ring block size")
 	fs.IntVar(&o.maxFlows, "maxflows", 0, "flow table bound (0: capture's); a smaller one reaches a flood's steady state sooner")
+	fs.IntVar(&o.workers, "workers", 1, "capture workers, each with its own frames and store writer (one goroutine each)")
 	fs.StringVar(&o.profile, "cpuprofile", "", "write a CPU profile of the run here: where the time goes, cache misses included, which instruction counts do not show")
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
 		return 2
@@ -74,6 +79,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if o.workers < 1 {
+		o.workers = 1
 	}
 	if o.mode == "store" && o.dir == "" && o.pcap == "" {
 		fmt.Fprintln(stderr, "capcost: -mode store needs -dir")
@@ -100,16 +108,10 @@ var start = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
 const ringBlocks = 4
 
 func feed(o options, stdout io.Writer) error {
-	fl := ringtest.NewFlood(o.flows, o.frameLen, start)
-	ring := make([][]byte, ringBlocks)
-	for i := range ring {
-		ring[i] = fl.Block(o.blockSize)
-	}
-	var sink capture.Sink = &countSink{}
-	var w *store.Writer
+	var st *store.Store
 	if o.mode == "store" {
-		st, err := store.Create(o.dir)
-		if err != nil {
+		var err error
+		if st, err = store.Create(o.dir); err != nil {
 			return err
 		}
 		lk, err := store.AcquireLock(o.dir)
@@ -117,11 +119,61 @@ func feed(o options, stdout io.Writer) error {
 			return err
 		}
 		defer lk.Release()
+	}
+	// Each worker feeds its own frames to its own writer, as capture's
+	// workers do behind a fanout group: with -workers 2 on two cores the
+	// rate shows how the store path scales without a generator sharing
+	// the cores.
+	res := make([]result, o.workers)
+	errs := make([]error, o.workers)
+	var wg sync.WaitGroup
+	t0 := time.Now()
+	for i := range o.workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res[i], errs[i] = worker(o, st, i)
+		}()
+	}
+	wg.Wait()
+	wall := time.Since(t0)
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	var n uint64
+	for _, r := range res {
+		n += r.packets
+		if r.stats != nil {
+			s := r.stats
+			fmt.Fprintf(stdout, "%d packets, %d blocks, %d bytes raw, %d stored, %d shards, %d flows evicted, %d unrecorded\n",
+				s.StoredPackets, s.Blocks, s.StoredRaw, s.Stored, s.Sealed, s.FlowsEvicted, s.FlowsUnrecorded)
+		}
+	}
+	fmt.Fprintf(stdout, "%d packets, %d workers, %.3f s: %.2f Mpps\n", n, o.workers, wall.Seconds(), float64(n)/wall.Seconds()/1e6)
+	return nil
+}
+
+type result struct {
+	packets uint64
+	stats   *store.WriterStats
+}
+
+// worker runs one capture worker's walk over o.packets frames into its
+// store writer (or a counting sink).
+func worker(o options, st *store.Store, id int) (result, error) {
+	fl := ringtest.NewFlood(o.flows, o.frameLen, start)
+	ring := make([][]byte, ringBlocks)
+	for i := range ring {
+		ring[i] = fl.Block(o.blockSize)
+	}
+	var sink capture.Sink = &countSink{}
+	var w *store.Writer
+	if st != nil {
 		s, err := capstore.NewWriter(st, pkthdr.LinkEthernet, capstore.Options{
-			Snaplen: capture.DefaultSnapLen, ShardSize: 256 << 20, Flush: 250 * time.Millisecond, MaxFlows: o.maxFlows,
+			Worker: id, Snaplen: capture.DefaultSnapLen, ShardSize: 256 << 20, Flush: 250 * time.Millisecond, MaxFlows: o.maxFlows,
 		})
 		if err != nil {
-			return err
+			return result{}, err
 		}
 		sink, w = s, s.W
 	}
@@ -133,21 +185,18 @@ func feed(o options, stdout io.Writer) error {
 			continue
 		}
 		if _, err := capture.WalkBlock(blk, capture.DefaultSnapLen, true, sink); err != nil {
-			return err
+			return result{}, err
 		}
 		ringtest.SetStatus(blk, 0)
 	}
-	if w != nil {
-		if err := w.Close(); err != nil {
-			return err
-		}
-		s := w.Stats()
-		fmt.Fprintf(stdout, "%d packets, %d blocks, %d bytes raw, %d stored, %d shards, %d flows evicted, %d unrecorded\n",
-			s.StoredPackets, s.Blocks, s.StoredRaw, s.Stored, s.Sealed, s.FlowsEvicted, s.FlowsUnrecorded)
-		return nil
+	if w == nil {
+		return result{packets: n}, nil
 	}
-	fmt.Fprintf(stdout, "%d packets\n", n)
-	return nil
+	if err := w.Close(); err != nil {
+		return result{}, err
+	}
+	s := w.Stats()
+	return result{packets: n, stats: &s}, nil
 }
 
 // countSink counts what the walk hands over.
