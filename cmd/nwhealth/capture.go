@@ -15,13 +15,13 @@ import (
 	"time"
 
 	"github.com/nwhealth/nwhealth/pkg/capture"
+	"github.com/nwhealth/nwhealth/pkg/capture/capstore"
 	"github.com/nwhealth/nwhealth/pkg/capture/livefilter"
 	"github.com/nwhealth/nwhealth/pkg/flowdb"
 	"github.com/nwhealth/nwhealth/pkg/jsonl"
 	"github.com/nwhealth/nwhealth/pkg/objstore"
 	"github.com/nwhealth/nwhealth/pkg/pcapio"
 	"github.com/nwhealth/nwhealth/pkg/pipeline"
-	"github.com/nwhealth/nwhealth/pkg/pkthdr"
 	"github.com/nwhealth/nwhealth/pkg/store"
 	"github.com/spf13/cobra"
 )
@@ -288,7 +288,7 @@ func runCapture(ctx context.Context, opts *captureOptions) error {
 				return
 			case now := <-t.C:
 				st := c.Stats()
-				writeCaptureStats(opts, jsonl.TypeCaptureProgress, now, st, &prev, now.Sub(prevAt))
+				writeCaptureStats(opts, jsonl.TypeCaptureProgress, now, st, &prev, now.Sub(prevAt), flowCounts{})
 				prev, prevAt = st.Total, now
 			}
 		}
@@ -315,7 +315,11 @@ func runCapture(ctx context.Context, opts *captureOptions) error {
 			fmt.Fprintf(opts.s.errOut, "nwhealth: flows of some shards not shipped (the next capture or flows --export sends them): %v\n", err)
 		}
 	}
-	writeCaptureStats(opts, jsonl.TypeCaptureSummary, time.Now(), st, nil, 0)
+	var fl flowCounts
+	if ss != nil {
+		fl = ss.flowCounts()
+	}
+	writeCaptureStats(opts, jsonl.TypeCaptureSummary, time.Now(), st, nil, 0, fl)
 	if errors.Is(runErr, syscall.ENOSPC) || errors.Is(closeErr, syscall.ENOSPC) {
 		return fmt.Errorf("capture stopped, shards sealed: %w", syscall.ENOSPC)
 	}
@@ -466,18 +470,11 @@ func openStoreSinks(opts *captureOptions, c *capture.Capture) (*storeSinks, erro
 	var retMu sync.Mutex
 	for i := 0; i < c.Workers(); i++ {
 		st, up := stores[i%len(stores)], ss.ups[i%len(stores)]
-		w, err := st.NewWriter(store.WriterOptions{
-			ID:        fmt.Sprintf("c%02d", i),
+		sink, err := capstore.NewWriter(st, c.LinkType(), capstore.Options{
+			Worker:    i,
 			Snaplen:   uint32(c.Config().SnapLen),
 			ShardSize: shardSize,
-			ShardSpan: time.Hour,
-			// 64 KiB blocks (Arkime's choice) halve the per-block costs of
-			// small-packet floods against 32 KiB, at little cost to queries.
-			BlockSize:     64 << 10,
-			FlushInterval: opts.flush,
-			Compressors:   1,
-			Inline:        true,
-			NewFlows:      pipeline.NewFlowTable,
+			Flush:     opts.flush,
 			OnSeal: func(sf store.ShardFile) {
 				if up != nil {
 					up.Add(sf)
@@ -497,9 +494,8 @@ func openStoreSinks(opts *captureOptions, c *capture.Capture) (*storeSinks, erro
 			ss.abort()
 			return nil, err
 		}
-		w.SetNanos(true)
-		ss.writers = append(ss.writers, w)
-		ss.sinks = append(ss.sinks, &storeSink{w: w, lt: c.LinkType()})
+		ss.writers = append(ss.writers, sink.W)
+		ss.sinks = append(ss.sinks, sink)
 	}
 	return ss, nil
 }
@@ -532,32 +528,30 @@ func (ss *storeSinks) abort() {
 	ss.close(io.Discard)
 }
 
-// storeSink feeds one worker's packets to its store writer.
-type storeSink struct {
-	w  *store.Writer
-	lt pkthdr.LinkType
-}
+// flowCounts are the store writers' counts of flows a full flow table
+// ended early, and of the one-packet flows left without a record once a
+// table had been full (evicted, timed out or open at a seal).
+type flowCounts struct{ evicted, unrecorded uint64 }
 
-func (s *storeSink) WritePacket(ts time.Time, data []byte, origLen int) error {
-	return s.w.Write(ts, s.lt, data, origLen)
-}
-
-// Flush is called at most every --flush while packets arrive slowly, and
-// once when the link goes quiet: partly filled blocks go to disk, so every
-// packet is queryable within --flush.
-func (s *storeSink) Flush() error {
-	s.w.EndBlocks()
-	return s.w.Err()
+func (ss *storeSinks) flowCounts() flowCounts {
+	var c flowCounts
+	for _, w := range ss.writers {
+		st := w.Stats()
+		c.evicted += st.FlowsEvicted
+		c.unrecorded += st.FlowsUnrecorded
+	}
+	return c
 }
 
 // writeCaptureStats prints a stats line: on stderr for people, or a JSON
 // object on stdout with --format jsonl.
-func writeCaptureStats(opts *captureOptions, typ string, now time.Time, st capture.Stats, prev *capture.Counters, dt time.Duration) {
+func writeCaptureStats(opts *captureOptions, typ string, now time.Time, st capture.Stats, prev *capture.Counters, dt time.Duration, fl flowCounts) {
 	t := st.Total
 	if opts.format == "jsonl" {
 		rec := jsonl.Capture{Type: typ, Time: now.UTC().Format(time.RFC3339), Interface: opts.iface,
 			Packets: t.Packets, Bytes: t.Bytes, KernelPackets: t.KernelPackets, KernelDrops: t.KernelDrops,
-			FreezeQueue: t.FreezeQueue, Workers: []jsonl.CaptureWorker{}}
+			FreezeQueue: t.FreezeQueue, Workers: []jsonl.CaptureWorker{},
+			FlowsEvicted: fl.evicted, FlowsUnrecorded: fl.unrecorded}
 		for _, w := range st.Workers {
 			rec.Workers = append(rec.Workers, jsonl.CaptureWorker{Packets: w.Packets, KernelDrops: w.KernelDrops})
 		}
@@ -566,6 +560,10 @@ func writeCaptureStats(opts *captureOptions, typ string, now time.Time, st captu
 	}
 	if prev == nil {
 		fmt.Fprintf(opts.s.errOut, "%d packets stored (%d bytes), %d dropped by the kernel\n", t.Packets, t.Bytes, t.KernelDrops)
+		if fl.evicted > 0 {
+			fmt.Fprintf(opts.s.errOut, "flow tables full: %d flows ended early, %d one-packet flows without a flow record; their packets are stored\n",
+				fl.evicted, fl.unrecorded)
+		}
 		if len(st.Workers) > 1 {
 			for i, w := range st.Workers {
 				fmt.Fprintf(opts.s.errOut, "  worker %d: %d packets, %d dropped\n", i, w.Packets, w.KernelDrops)

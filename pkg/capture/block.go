@@ -111,6 +111,7 @@ func walkBlock(blk []byte, snaplen int, ether bool, sink Sink) (blockResult, err
 	}
 	blk = blk[:used]
 	off := uint64(binary.NativeEndian.Uint32(blk[blkFirstPkt:]))
+	nanoSink, nano := sink.(NanoSink)
 	for i := uint32(0); i < n; i++ {
 		if off < blkHeaderSize || off+pktHdrSize > used {
 			return res, fmt.Errorf("%w: packet %d of %d at offset %d past %d bytes", ErrBadBlock, i, n, off, used)
@@ -143,8 +144,14 @@ func walkBlock(blk []byte, snaplen int, ether bool, sink Sink) (blockResult, err
 		if len(data) > snaplen {
 			data = data[:snaplen]
 		}
-		ts := time.Unix(int64(binary.NativeEndian.Uint32(h[pktSec:])), int64(binary.NativeEndian.Uint32(h[pktNsec:])))
-		if err := sink.WritePacket(ts, data, origLen); err != nil {
+		sec, nsec := int64(binary.NativeEndian.Uint32(h[pktSec:])), int64(binary.NativeEndian.Uint32(h[pktNsec:]))
+		var err error
+		if nano {
+			err = nanoSink.WritePacketNanos(sec*1e9+nsec, data, origLen)
+		} else {
+			err = sink.WritePacket(time.Unix(sec, nsec), data, origLen)
+		}
+		if err != nil {
 			return res, err
 		}
 		res.packets++
@@ -158,4 +165,13 @@ func walkBlock(blk []byte, snaplen int, ether bool, sink Sink) (blockResult, err
 		off += next
 	}
 	return res, nil
+}
+
+// WalkBlock hands every packet of one retired TPACKET_V3 block to sink,
+// as a worker does, and returns how many it handed over. It is the worker's
+// own walk, exported for harnesses that replay laid-out blocks
+// (pkg/capture/ringtest) through a sink without a socket.
+func WalkBlock(blk []byte, snaplen int, ether bool, sink Sink) (int, error) {
+	res, err := walkBlock(blk, snaplen, ether, sink)
+	return int(res.packets), err
 }

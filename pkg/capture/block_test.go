@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/nwhealth/nwhealth/pkg/capture/ringtest"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -23,44 +25,13 @@ type testPkt struct {
 	status  uint32 // tp_status
 }
 
-// buildBlock lays packets out as the kernel does for a SOCK_RAW socket with
-// PACKET_RESERVE 4 on an Ethernet device: the first packet 48 bytes into the
-// block, each frame at tp_mac 86, each header 8-byte aligned (V3_ALIGNMENT).
+// buildBlock lays packets out as the kernel does (ringtest.Block).
 func buildBlock(size int, status uint32, pkts []testPkt) []byte {
-	blk := make([]byte, size)
-	ne := binary.NativeEndian
-	ne.PutUint32(blk[0:], 3) // TPACKET_V3
-	ne.PutUint32(blk[blkStatus:], status)
-	ne.PutUint32(blk[blkNumPkts:], uint32(len(pkts)))
-	ne.PutUint32(blk[blkFirstPkt:], blkHeaderSize)
-	off := blkHeaderSize
-	const mac = 86
+	rp := make([]ringtest.Packet, len(pkts))
 	for i, p := range pkts {
-		h := blk[off:]
-		next := align8(mac + len(p.frame))
-		if i == len(pkts)-1 {
-			ne.PutUint32(h[pktNext:], 0)
-		} else {
-			ne.PutUint32(h[pktNext:], uint32(next))
-		}
-		ne.PutUint32(h[pktSec:], uint32(p.ts.Unix()))
-		ne.PutUint32(h[pktNsec:], uint32(p.ts.Nanosecond()))
-		ne.PutUint32(h[pktSnaplen:], uint32(len(p.frame)))
-		orig := p.origLen
-		if orig == 0 {
-			orig = len(p.frame)
-		}
-		ne.PutUint32(h[pktLen:], uint32(orig))
-		ne.PutUint32(h[pktStatus:], p.status)
-		ne.PutUint16(h[pktMac:], mac)
-		ne.PutUint16(h[pktMac+2:], mac+14)
-		ne.PutUint32(h[pktVlanTCI:], p.tci)
-		ne.PutUint16(h[pktVlanTPID:], p.tpid)
-		copy(h[mac:], p.frame)
-		off += next
+		rp[i] = ringtest.Packet{TS: p.ts, Frame: p.frame, OrigLen: p.origLen, TCI: p.tci, TPID: p.tpid, Status: p.status}
 	}
-	ne.PutUint32(blk[blkLen:], uint32(off))
-	return blk
+	return ringtest.Block(size, status, rp)
 }
 
 func align8(n int) int { return (n + 7) &^ 7 }
@@ -346,9 +317,9 @@ func TestWalkRealBlock(t *testing.T) {
 			t.Errorf("packet %d: time goes back", i)
 		}
 	}
-	// The kernel lays frames out where buildBlock does.
-	if mac := binary.NativeEndian.Uint16(blk[binary.NativeEndian.Uint32(blk[blkFirstPkt:])+pktMac:]); mac != 86 && mac != 86-vlanTagLen {
-		t.Errorf("kernel tp_mac %d, buildBlock assumes 86", mac)
+	// The kernel lays frames out where ringtest.Block does.
+	if mac := binary.NativeEndian.Uint16(blk[binary.NativeEndian.Uint32(blk[blkFirstPkt:])+pktMac:]); mac != ringtest.Mac && mac != ringtest.Mac-vlanTagLen {
+		t.Errorf("kernel tp_mac %d, ringtest.Block assumes %d", mac, ringtest.Mac)
 	}
 }
 
@@ -382,4 +353,64 @@ func FuzzWalkBlock(f *testing.F) {
 			t.Fatalf("result %+v disagrees with sink %+v", res, s)
 		}
 	})
+}
+
+// TestFloodBlocks: the cost harness's blocks (ringtest.Flood) walk into
+// exactly the flood's frames, time stamps and lengths, block after block.
+func TestFloodBlocks(t *testing.T) {
+	for _, flows := range []int{64, 0} {
+		fl := ringtest.NewFlood(flows, 64, time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC))
+		want := ringtest.NewFlood(flows, 64, time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC))
+		blk := fl.Block(1 << 16)
+		seen := map[[6]byte]bool{} // source address and port
+		var i uint64
+		for range 3 {
+			n := fl.Fill(blk)
+			s := &recordSink{}
+			got, err := WalkBlock(blk, maxSnapLen, true, s)
+			if err != nil || got != n || n != (1<<16-ringtest.HeaderSize)/ringtest.Stride(64) {
+				t.Fatalf("flows %d: walked %d of %d: %v", flows, got, n, err)
+			}
+			for _, p := range s.pkts {
+				if f := want.Frame(i); !bytes.Equal(p.data, f) || !p.ts.Equal(want.Time(i)) || p.origLen != 64 {
+					t.Fatalf("flows %d: packet %d: % x at %v, want % x at %v", flows, i, p.data, p.ts, f, want.Time(i))
+				}
+				seen[[6]byte(append(p.data[26:30:30], p.data[34:36]...))] = true
+				i++
+			}
+		}
+		if wantFlows := min(uint64(flows), i); flows == 0 && len(seen) != int(i) || flows > 0 && len(seen) != int(wantFlows) {
+			t.Errorf("flows %d: %d distinct flows in %d frames", flows, len(seen), i)
+		}
+	}
+}
+
+// nanoSink records what WritePacketNanos gets.
+type nanoSink struct {
+	recordSink
+	nanos []int64
+}
+
+func (s *nanoSink) WritePacketNanos(ns int64, data []byte, origLen int) error {
+	s.nanos = append(s.nanos, ns)
+	return s.WritePacket(time.Unix(0, ns), data, origLen)
+}
+
+// TestWalkBlockNanos: a NanoSink gets the same packets, with the kernel's
+// time stamps as nanoseconds.
+func TestWalkBlockNanos(t *testing.T) {
+	fl := ringtest.NewFlood(64, 64, time.Date(2026, 3, 2, 10, 0, 0, 999_999_000, time.UTC))
+	blk := fl.Block(1 << 14)
+	n := fl.Fill(blk)
+	var plain recordSink
+	ns := &nanoSink{}
+	WalkBlock(blk, maxSnapLen, true, &plain)
+	if got, err := WalkBlock(blk, maxSnapLen, true, ns); err != nil || got != n || len(ns.nanos) != n {
+		t.Fatalf("walked %d of %d: %v", got, n, err)
+	}
+	for i, p := range plain.pkts {
+		if ns.nanos[i] != p.ts.UnixNano() || !bytes.Equal(ns.pkts[i].data, p.data) {
+			t.Fatalf("packet %d: %d ns, want %v", i, ns.nanos[i], p.ts)
+		}
+	}
 }

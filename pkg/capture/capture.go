@@ -29,6 +29,14 @@ type Sink interface {
 	Flush() error
 }
 
+// NanoSink is a Sink that also takes time stamps as nanoseconds since the
+// epoch, which the kernel gives: the walk then builds no time.Time per
+// packet. Run calls WritePacketNanos instead of WritePacket.
+type NanoSink interface {
+	Sink
+	WritePacketNanos(ns int64, data []byte, origLen int) error
+}
+
 // Config describes a capture. Zero fields take the defaults below.
 type Config struct {
 	// Interface is the name of the interface to capture on (required).

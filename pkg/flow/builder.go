@@ -22,6 +22,19 @@ type Options struct {
 	// MaxFlows bounds the open flows; the least recently active one is
 	// ended early (as Partial) and counted in Stats.Evicted (default 1<<20).
 	MaxFlows int
+	// DropSingles leaves out the records of one-packet flows once the
+	// table has been full (an eviction), whether they are evicted, time
+	// out or are still open at Flush, and counts them in
+	// Stats.Unrecorded: under a flood of new flows (a scan, spoofed
+	// sources) nearly every packet opens such a flow, and recording it
+	// costs more than storing its packet. Flows of more packets are
+	// recorded (Partial when evicted).
+	DropSingles bool
+	// Encoded keeps the records of flows ended while adding packets in
+	// their encoded form, for ExpireInto and FlushInto, which write every
+	// record straight into a FileWriter (the store's way: no Record is
+	// made). Expire and Flush still work, decoding them.
+	Encoded bool
 }
 
 // Defaults.
@@ -48,6 +61,9 @@ type Stats struct {
 	NonIP   uint64 // packets without an IP header (ARP, STP, damaged)
 	Flows   uint64 // records started
 	Evicted uint64 // flows ended early by MaxFlows
+	// Unrecorded counts the one-packet flows left without a record
+	// (Options.DropSingles); their packets are in Packets.
+	Unrecorded uint64
 }
 
 // key identifies a flow regardless of direction: the (address, port) pairs
@@ -64,12 +80,6 @@ func (k *key) eq(o *key) bool {
 	return k.alo == o.alo && k.blo == o.blo && k.meta == o.meta && k.ahi == o.ahi && k.bhi == o.bhi
 }
 
-// addrWords splits an address into the halves of its 16-byte form.
-func addrWords(a netip.Addr) (hi, lo uint64) {
-	b := a.As16()
-	return binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
-}
-
 // timeout classes: each list is ordered by last activity, so expiry looks
 // only at list fronts.
 const (
@@ -79,21 +89,42 @@ const (
 	nLists
 )
 
+// entry is one open flow. It holds no pointers: the table of up to
+// MaxFlows entries costs the garbage collector nothing to scan, and a
+// flood of new flows allocates nothing. The few flows that need more than
+// counters (a name, DNS answers, a long burst series, an HTTP target,
+// bytes buffered for the name search) have a detail beside it.
 type entry struct {
-	rec Record
-	// first and last packet times in ns: the record's time.Time fields are
-	// filled when it is handed out (time.Time arithmetic is slow per packet).
+	k key
+	// first and last packet times in ns.
 	firstNS, lastNS int64
 	// movedNS is when the entry was last put at the back of its list; the
 	// lists are ordered by it.
-	movedNS    int64
-	k          key
-	prev, next *entry
+	movedNS int64
 	// lastDataNS is when new payload was last seen (bursts, below).
 	lastDataNS int64
-	nameBuf    []byte // name search over the first client payload segments
 
-	// Small fields together, so that the entry stays in a small size class.
+	origPkts, respPkts   uint64
+	origBytes, respBytes uint64
+	origData, respData   uint64
+
+	prev, next int32  // in its timeout list; -1 at the ends
+	detail     int32  // index in Builder.details + 1; 0: none
+	mark       uint32 // Handle.Mark
+
+	origNextSeq uint32 // expected next client sequence for the name search
+	// Bursts (docs/format/flows.md): the end of each side's sequence
+	// space so far, so that only new payload counts (retransmissions and
+	// keepalive probes do not); the first two starts (most flows have one
+	// or two); the rest live in the detail.
+	seqEndO, seqEndR uint32
+	burstN           uint32
+	burstInl         [2]uint32
+
+	origPort, respPort   uint16
+	origFlags, respFlags uint8
+	nameSource           NameSource
+
 	origIsA bool
 	tcp     bool // TCP with ports: follows the TCP timeouts
 	list    uint8
@@ -101,71 +132,90 @@ type entry struct {
 	origFin, respFin, rst bool
 	nameDone              bool
 	dnsNamed              bool // Name came from this flow's own DNS question
+	partial               bool // a continuation after an active-timeout cut
 	nameSegs              uint8
 	seqKnown              uint8 // bit 0: seqEndO, bit 1: seqEndR, bit 2: lastDataNS
-	burstRing             uint8
-	origNextSeq           uint32 // expected next client sequence for the name search
-	// Bursts (docs/format/flows.md): the end of each side's sequence
-	// space so far, so that only new payload counts (retransmissions and
-	// keepalive probes do not); where the next start goes in the tail ring
-	// once MaxBursts are kept (burstRing). burstInl holds the first starts
-	// without an allocation: most flows have one.
-	seqEndO, seqEndR uint32
-	burstInl         [2]uint32
+	burstRing             uint8 // where the next start goes in the tail ring
+	burstHead             uint8
 }
 
-type list struct{ head, tail *entry }
-
-func (l *list) pushBack(e *entry) {
-	e.prev, e.next = l.tail, nil
-	if l.tail != nil {
-		l.tail.next = e
-	} else {
-		l.head = e
-	}
-	l.tail = e
+// detail is what a flow keeps beyond its entry, when it needs it.
+type detail struct {
+	name       string
+	answers    []netip.Addr
+	bursts     []uint32 // all kept starts, once there are more than two
+	httpTarget string
+	proxyDest  string
+	nameBuf    []byte // name search over the first client payload segments
 }
 
-func (l *list) remove(e *entry) {
-	if e.prev != nil {
-		e.prev.next = e.next
-	} else {
-		l.head = e.next
-	}
-	if e.next != nil {
-		e.next.prev = e.prev
-	} else {
-		l.tail = e.prev
-	}
-	e.prev, e.next = nil, nil
-}
+type list struct{ head, tail int32 }
+
+// entriesChunk is how many entries are allocated at a time: the table
+// grows without copying what it holds.
+const entriesChunk = 1 << 10
 
 // Builder turns packets into flow records. It is not safe for concurrent
 // use. Records are handed to the emit functions of Expire and Flush and
 // belong to the caller from then on.
 type Builder struct {
-	o       Options
-	flows   map[key]*entry
+	o Options
+	// The open flows: entries in chunks, found through an open-addressing
+	// table of slots (linear probing; each slot is the low 32 bits of the
+	// key's hash and the entry's index + 1, 0 when empty).
+	chunks  [][]entry
+	free    []int32
+	slots   []uint64
+	open    int
+	details []detail
+	freeDet []int32
 	lists   [nLists]list
-	pending []*Record // ended by Add (reuse, active timeout, eviction), emitted at the next Expire/Flush
+	// pending holds records ended by Add (reuse, active timeout, eviction),
+	// emitted at the next Expire/Flush; pend holds them encoded instead
+	// (Options.Encoded).
+	pending []pendingRecord
+	pend    FileWriter
+	full    bool // the table has been full (Options.DropSingles)
 	pkt     pkthdr.Packet
 	stats   Stats
 	// dns maps an answered address to the name asked for, in two
 	// generations so that the cache stays bounded without an LRU.
 	dnsCur, dnsOld map[netip.Addr]string
 	dnsMsg         DNSMessage
-	// recent is a direct-mapped cache in front of flows: interleaved
+	// recent is a direct-mapped cache in front of the table: interleaved
 	// packets of a few busy flows (the common case on a link) then cost a
-	// cheap hash and one key comparison instead of hashing the whole key.
-	recent [256]*entry
+	// cheap hash and one key comparison instead of a probe.
+	recent [256]recentFlow
 }
 
-// slot picks a recent-cache slot: the top bits of the products depend on
-// every bit of the key.
-func (k *key) slot() int {
-	h := (k.ahi^k.alo)*0x9e3779b97f4a7c15 ^ (k.bhi^k.blo)*0xc2b2ae3d27d4eb4f ^ k.meta*0xd6e8feb86659fd93
-	return int(h >> 56)
+// recentFlow is a recent-cache slot: an entry and its index (entries
+// never move; a freed one leaves the cache).
+type recentFlow struct {
+	e   *entry
+	idx int32
 }
+
+type pendingRecord struct {
+	r  Record
+	at [2]uint32 // the burst starts of a short series
+}
+
+// hash mixes every bit of the key into every bit of the hash: the table
+// uses its low bits, and a flood's keys differ in a few (a port, an
+// address's last byte), which a weak mix would leave in clusters that
+// linear probing walks.
+func (k *key) hash() uint64 {
+	h := (k.ahi^k.alo)*0x9e3779b97f4a7c15 ^ (k.bhi^k.blo)*0xc2b2ae3d27d4eb4f ^ k.meta*0xd6e8feb86659fd93
+	// MurmurHash3's 64-bit finaliser.
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	return h ^ h>>33
+}
+
+// slot picks a recent-cache slot.
+func slot(h uint64) int { return int(h>>8) & 255 }
 
 // NewBuilder returns a Builder with o's limits.
 func NewBuilder(o Options) *Builder {
@@ -178,14 +228,152 @@ func NewBuilder(o Options) *Builder {
 	if o.MaxFlows <= 0 {
 		o.MaxFlows = DefaultMaxFlows
 	}
-	return &Builder{o: o, flows: make(map[key]*entry, 1024), dnsCur: map[netip.Addr]string{}}
+	b := &Builder{o: o, slots: make([]uint64, 1024), dnsCur: map[netip.Addr]string{}}
+	for i := range b.lists {
+		b.lists[i] = list{-1, -1}
+	}
+	return b
 }
 
 // Stats returns the counters so far.
 func (b *Builder) Stats() Stats { return b.stats }
 
 // Open returns the number of flows currently open.
-func (b *Builder) Open() int { return len(b.flows) }
+func (b *Builder) Open() int { return b.open }
+
+func (b *Builder) at(i int32) *entry {
+	u := uint32(i)
+	return &b.chunks[u/entriesChunk][u%entriesChunk]
+}
+
+// find returns the index of k's entry, or -1.
+func (b *Builder) find(k *key, h uint64) int32 {
+	mask := uint64(len(b.slots) - 1)
+	for i := h & mask; ; i = (i + 1) & mask {
+		s := b.slots[i]
+		if s == 0 {
+			return -1
+		}
+		if uint32(s>>32) == uint32(h) {
+			if idx := int32(uint32(s)) - 1; b.at(idx).k.eq(k) {
+				return idx
+			}
+		}
+	}
+}
+
+// insert puts entry idx, whose key hashes to h, in the table.
+func (b *Builder) insert(idx int32, h uint64) {
+	if 2*(b.open+1) > len(b.slots) {
+		b.grow()
+	}
+	mask := uint64(len(b.slots) - 1)
+	i := h & mask
+	for b.slots[i] != 0 {
+		i = (i + 1) & mask
+	}
+	b.slots[i] = uint64(uint32(h))<<32 | uint64(idx+1)
+	b.open++
+}
+
+func (b *Builder) grow() {
+	old := b.slots
+	b.slots = make([]uint64, 2*len(old))
+	mask := uint64(len(b.slots) - 1)
+	for _, s := range old {
+		if s == 0 {
+			continue
+		}
+		i := (s >> 32) & mask
+		for b.slots[i] != 0 {
+			i = (i + 1) & mask
+		}
+		b.slots[i] = s
+	}
+}
+
+// unlink takes entry idx, whose key hashes to h, out of the table, moving
+// later entries of its probe run back (no tombstones).
+func (b *Builder) unlink(idx int32, h uint64) {
+	mask := uint64(len(b.slots) - 1)
+	i := h & mask
+	want := uint64(idx + 1)
+	for uint32(b.slots[i]) != uint32(want) {
+		i = (i + 1) & mask
+	}
+	for j := i; ; {
+		b.slots[i] = 0
+		for {
+			j = (j + 1) & mask
+			s := b.slots[j]
+			if s == 0 {
+				b.open--
+				return
+			}
+			// Move s back to i unless its home lies cyclically in (i, j].
+			home := (s >> 32) & mask
+			if (j > i && (home <= i || home > j)) || (j < i && home <= i && home > j) {
+				b.slots[i] = s
+				i = j
+				break
+			}
+		}
+	}
+}
+
+// newIndex takes a free entry, growing the table of entries if needed.
+func (b *Builder) newIndex() int32 {
+	if n := len(b.free); n > 0 {
+		idx := b.free[n-1]
+		b.free = b.free[:n-1]
+		return idx
+	}
+	n := len(b.chunks)
+	b.chunks = append(b.chunks, make([]entry, entriesChunk))
+	for i := entriesChunk - 1; i > 0; i-- {
+		b.free = append(b.free, int32(n*entriesChunk+i))
+	}
+	return int32(n * entriesChunk)
+}
+
+func (b *Builder) det(e *entry) *detail {
+	if e.detail == 0 {
+		if n := len(b.freeDet); n > 0 {
+			e.detail = b.freeDet[n-1] + 1
+			b.freeDet = b.freeDet[:n-1]
+		} else {
+			b.details = append(b.details, detail{})
+			e.detail = int32(len(b.details))
+		}
+	}
+	return &b.details[e.detail-1]
+}
+
+func (l *list) pushBack(b *Builder, idx int32) {
+	e := b.at(idx)
+	e.prev, e.next = l.tail, -1
+	if l.tail >= 0 {
+		b.at(l.tail).next = idx
+	} else {
+		l.head = idx
+	}
+	l.tail = idx
+}
+
+func (l *list) remove(b *Builder, idx int32) {
+	e := b.at(idx)
+	if e.prev >= 0 {
+		b.at(e.prev).next = e.next
+	} else {
+		l.head = e.next
+	}
+	if e.next >= 0 {
+		b.at(e.next).prev = e.prev
+	} else {
+		l.tail = e.prev
+	}
+	e.prev, e.next = -1, -1
+}
 
 // Add decodes one captured frame and accounts it to its flow.
 func (b *Builder) Add(ts time.Time, lt pkthdr.LinkType, data []byte, origLen int) {
@@ -199,11 +387,27 @@ func (b *Builder) Add(ts time.Time, lt pkthdr.LinkType, data []byte, origLen int
 
 // AddParsed accounts a frame the caller already parsed with pkthdr.Parse.
 func (b *Builder) AddParsed(ts time.Time, p *pkthdr.Packet, data []byte, origLen int) {
-	ns := ts.UnixNano()
+	b.AddParsedNanos(ts.UnixNano(), p, data, origLen)
+}
+
+// Handle names the open flow a packet was accounted to.
+type Handle struct {
+	// Mark is a word the caller may keep on the open flow, zero when the
+	// flow opens (the store keeps the index block where the flow's keys
+	// were last recorded, so that it records them once a block).
+	Mark *uint32
+	// ID names the flow and the packet's direction among the open flows
+	// (an ended flow's may be reused); never 0.
+	ID uint32
+}
+
+// AddParsedNanos is AddParsed with the time in nanoseconds since the
+// epoch; it returns the flow's handle (zero for a packet without IP).
+func (b *Builder) AddParsedNanos(ns int64, p *pkthdr.Packet, data []byte, origLen int) Handle {
 	b.stats.Packets++
 	if p.IPVersion == 0 {
 		b.stats.NonIP++
-		return
+		return Handle{}
 	}
 	var vlan uint16
 	if p.NVLAN > 0 {
@@ -214,8 +418,7 @@ func (b *Builder) AddParsed(ts time.Time, p *pkthdr.Packet, data []byte, origLen
 	if icmp || !p.HasPorts {
 		sp, dp = 0, 0 // ICMP requests and replies share a flow
 	}
-	shi, slo := addrWords(p.Src)
-	dhi, dlo := addrWords(p.Dst)
+	shi, slo, dhi, dlo := p.AddrWords()
 	// Any fixed order of the endpoints will do: it only has to put both
 	// directions of a flow under one key.
 	fromA := shi < dhi || shi == dhi && (slo < dlo || slo == dlo && sp <= dp)
@@ -233,37 +436,41 @@ func (b *Builder) AddParsed(ts time.Time, p *pkthdr.Packet, data []byte, origLen
 		flags = p.TCPFlags // zero when the header was cut short
 	}
 
-	slot := k.slot()
-	e := b.recent[slot]
+	h := k.hash()
+	rc := &b.recent[slot(h)]
+	e, idx := rc.e, rc.idx
 	if e == nil || !e.k.eq(&k) {
-		e = b.flows[k]
-		if e != nil {
-			b.recent[slot] = e
+		e, idx = nil, b.find(&k, h)
+		if idx >= 0 {
+			e = b.at(idx)
+			rc.e, rc.idx = e, idx
 		}
 	}
 	if e != nil {
 		switch {
 		case ns-e.lastNS > int64(b.timeout(e)):
 			// Expire was not called in time: the old flow ended long ago.
-			b.end(e, false)
+			b.end(idx, false)
 			e = nil
 		case isTCP && flags&(pkthdr.TCPSyn|pkthdr.TCPAck) == pkthdr.TCPSyn && (e.rst || e.origFin && e.respFin):
 			// A new connection reuses the ports of a closed one.
-			b.end(e, false)
+			b.end(idx, false)
 			e = nil
 		case b.o.ActiveTimeout > 0 && ns-e.firstNS >= int64(b.o.ActiveTimeout):
-			b.cut(e, ts)
+			b.cut(e, ns)
 		}
 	}
 	if e == nil {
-		if len(b.flows) >= b.o.MaxFlows {
+		if b.open >= b.o.MaxFlows {
 			b.evictOldest()
 		}
-		e = b.newEntry(k, p, fromA, flags, icmp, data, ts)
+		idx = b.newEntry(k, h, p, fromA, flags, icmp, data, ns)
+		e = b.at(idx)
+		rc = &b.recent[slot(h)] // eviction may have cleared it
+		rc.e, rc.idx = e, idx
 	}
 
 	fromOrig := fromA == e.origIsA
-	r := &e.rec
 	if ns > e.lastNS {
 		e.lastNS = ns
 	}
@@ -280,15 +487,15 @@ func (b *Builder) AddParsed(ts time.Time, p *pkthdr.Packet, data []byte, origLen
 		payload = uint64(p.PayloadN)
 	}
 	if fromOrig {
-		r.OrigPkts++
-		r.OrigBytes += wire
-		r.OrigData += payload
-		r.OrigFlags |= flags
+		e.origPkts++
+		e.origBytes += wire
+		e.origData += payload
+		e.origFlags |= flags
 	} else {
-		r.RespPkts++
-		r.RespBytes += wire
-		r.RespData += payload
-		r.RespFlags |= flags
+		e.respPkts++
+		e.respBytes += wire
+		e.respData += payload
+		e.respFlags |= flags
 	}
 
 	if isTCP {
@@ -304,7 +511,7 @@ func (b *Builder) AddParsed(ts time.Time, p *pkthdr.Packet, data []byte, origLen
 		}
 	}
 	if payload > 0 {
-		e.data(ns, p, payload, fromOrig, isTCP)
+		b.data(e, ns, p, payload, fromOrig, isTCP)
 	}
 	if !e.nameDone && p.Payload >= 0 {
 		b.names(e, p, data, fromOrig, isTCP)
@@ -322,16 +529,21 @@ func (b *Builder) AddParsed(ts time.Time, p *pkthdr.Packet, data []byte, origLen
 		}
 	}
 	if want != e.list || ns-e.movedNS > relist {
-		b.lists[e.list].remove(e)
+		b.lists[e.list].remove(b, idx)
 		e.list = want
-		b.lists[want].pushBack(e)
+		b.lists[want].pushBack(b, idx)
 		e.movedNS = ns
 	}
+	id := uint32(idx)<<1 + 1
+	if fromA {
+		id++
+	}
+	return Handle{Mark: &e.mark, ID: id}
 }
 
 // data accounts payload for the burst series: new payload after
 // BurstIdle of silence both ways starts a burst.
-func (e *entry) data(ns int64, p *pkthdr.Packet, payload uint64, fromOrig, isTCP bool) {
+func (b *Builder) data(e *entry, ns int64, p *pkthdr.Packet, payload uint64, fromOrig, isTCP bool) {
 	if isTCP {
 		end := p.TCPSeq + uint32(payload)
 		bit, last := uint8(1), &e.seqEndO
@@ -345,7 +557,7 @@ func (e *entry) data(ns int64, p *pkthdr.Packet, payload uint64, fromOrig, isTCP
 		*last = end
 	}
 	if e.seqKnown&4 == 0 || ns-e.lastDataNS >= int64(BurstIdle) {
-		e.burst(ns)
+		b.burst(e, ns)
 		e.seqKnown |= 4
 		e.lastDataNS = ns
 	}
@@ -353,46 +565,33 @@ func (e *entry) data(ns int64, p *pkthdr.Packet, payload uint64, fromOrig, isTCP
 }
 
 // burst records a burst start at ns.
-func (e *entry) burst(ns int64) {
-	bu := &e.rec.Bursts
-	if bu.N < 1<<32-1 {
-		bu.N++
+func (b *Builder) burst(e *entry, ns int64) {
+	if e.burstN < 1<<32-1 {
+		e.burstN++
 	}
 	off := uint32(min(max(ns-e.firstNS, 0)/int64(time.Millisecond), 1<<32-1))
-	if len(bu.At) < MaxBursts {
-		switch {
-		case bu.At == nil:
-			bu.At = e.burstInl[:0]
-		case len(bu.At) == len(e.burstInl):
-			// A third burst: a long-lived connection, worth one
-			// allocation for all it can keep.
-			bu.At = append(make([]uint32, 0, MaxBursts), bu.At...)
-		}
-		bu.At = append(bu.At, off)
-		bu.Head = uint8(len(bu.At))
+	kept := int(e.burstHead)
+	if kept < len(e.burstInl) {
+		e.burstInl[kept] = off
+		e.burstHead++
+		return
+	}
+	d := b.det(e)
+	if d.bursts == nil {
+		// A third burst: a long-lived connection, worth one allocation
+		// for all it can keep.
+		d.bursts = append(make([]uint32, 0, MaxBursts), e.burstInl[:]...)
+	}
+	if len(d.bursts) < MaxBursts {
+		d.bursts = append(d.bursts, off)
+		e.burstHead = uint8(len(d.bursts))
 		return
 	}
 	// Full: the first half stays, the second half is a ring of the latest.
 	const half = MaxBursts / 2
-	bu.At[half+int(e.burstRing)] = off
+	d.bursts[half+int(e.burstRing)] = off
 	e.burstRing = (e.burstRing + 1) % half
-	bu.Head = half
-}
-
-// finishBursts puts the tail ring in time order before the record is
-// handed out.
-func (e *entry) finishBursts() {
-	if e.burstRing == 0 {
-		return
-	}
-	const half = MaxBursts / 2
-	var tmp [half]uint32
-	tail := e.rec.Bursts.At[half:]
-	r := int(e.burstRing)
-	n := copy(tmp[:], tail[r:])
-	copy(tmp[n:], tail[:r])
-	copy(tail, tmp[:])
-	e.burstRing = 0
+	e.burstHead = half
 }
 
 // relist bounds how stale an entry's place in its timeout list may get.
@@ -402,7 +601,7 @@ const relist = int64(time.Second)
 // sender of a SYN, the receiver of a SYN-ACK; else, when the sender's port
 // is a likely server port and the receiver's is not (or both are and the
 // sender's is lower, outside a SYN-ACK), the receiver; else the sender.
-func (b *Builder) newEntry(k key, p *pkthdr.Packet, fromA bool, flags uint8, icmp bool, data []byte, ts time.Time) *entry {
+func (b *Builder) newEntry(k key, h uint64, p *pkthdr.Packet, fromA bool, flags uint8, icmp bool, data []byte, ns int64) int32 {
 	senderIsOrig := true
 	switch {
 	case p.Proto == pkthdr.ProtoTCP && flags&(pkthdr.TCPSyn|pkthdr.TCPAck) == pkthdr.TCPSyn:
@@ -419,19 +618,15 @@ func (b *Builder) newEntry(k key, p *pkthdr.Packet, fromA bool, flags uint8, icm
 			}
 		}
 	}
-	e := &entry{k: k, list: listOther}
+	idx := b.newIndex()
+	e := b.at(idx)
+	*e = entry{k: k, list: listOther, prev: -1, next: -1, firstNS: ns, lastNS: ns, movedNS: ns}
 	e.origIsA = fromA == senderIsOrig
 	e.tcp = p.Proto == pkthdr.ProtoTCP && p.HasPorts
-	r := &e.rec
-	e.firstNS, e.lastNS = ts.UnixNano(), ts.UnixNano()
-	r.Proto = p.Proto
-	r.VLAN = uint16(k.meta >> 16)
 	if senderIsOrig {
-		r.Orig, r.Resp = p.Src, p.Dst
-		r.OrigPort, r.RespPort = p.SrcPort, p.DstPort
+		e.origPort, e.respPort = p.SrcPort, p.DstPort
 	} else {
-		r.Orig, r.Resp = p.Dst, p.Src
-		r.OrigPort, r.RespPort = p.DstPort, p.SrcPort
+		e.origPort, e.respPort = p.DstPort, p.SrcPort
 	}
 	if icmp && p.L4 >= 0 && p.L4+2 <= len(data) {
 		// Zeek's convention: the request's ICMP type and the code stand in
@@ -447,19 +642,24 @@ func (b *Builder) newEntry(k key, p *pkthdr.Packet, fromA bool, flags uint8, icm
 				typ-- // timestamp, information and mask replies follow their requests
 			}
 		}
-		r.OrigPort, r.RespPort = uint16(typ), uint16(data[p.L4+1])
+		e.origPort, e.respPort = uint16(typ), uint16(data[p.L4+1])
 	}
 	if !p.HasPorts || icmp {
 		e.nameDone = true
 	}
-	if name, ok := b.lookupName(r.Resp); ok {
-		r.Name, r.NameSource = name, NameDNS
+	if len(b.dnsCur)+len(b.dnsOld) > 0 {
+		resp := p.Dst
+		if !senderIsOrig {
+			resp = p.Src
+		}
+		if name, ok := b.lookupName(resp); ok {
+			b.det(e).name, e.nameSource = name, NameDNS
+		}
 	}
-	b.flows[k] = e
-	b.lists[listOther].pushBack(e)
-	e.movedNS = e.firstNS
+	b.insert(idx, h)
+	b.lists[listOther].pushBack(b, idx)
 	b.stats.Flows++
-	return e
+	return idx
 }
 
 func icmpIsReply(p *pkthdr.Packet, data []byte) bool {
@@ -477,11 +677,60 @@ func icmpIsReply(p *pkthdr.Packet, data []byte) bool {
 	return t == 129 // ICMPv6 echo reply
 }
 
-// setTimes fills the record's times from the entry's and puts its burst
-// series in order: the record is about to be handed out.
-func (e *entry) setTimes() {
-	e.rec.First, e.rec.Last = time.Unix(0, e.firstNS).UTC(), time.Unix(0, e.lastNS).UTC()
-	e.finishBursts()
+// wordsAddr is the address whose 16-byte form is hi, lo, of IP version v.
+func wordsAddr(hi, lo uint64, v uint8) netip.Addr {
+	if v == 4 {
+		return netip.AddrFrom4([4]byte{byte(lo >> 24), byte(lo >> 16), byte(lo >> 8), byte(lo)})
+	}
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], hi)
+	binary.BigEndian.PutUint64(b[8:], lo)
+	return netip.AddrFrom16(b)
+}
+
+// record fills r with e's record, the burst series in time order in at
+// (when the series is short) or in the detail's own slice, which moves to
+// r: the entry is about to go.
+func (b *Builder) record(e *entry, r *Record, at []uint32) {
+	v := uint8(e.k.meta)
+	a, c := wordsAddr(e.k.ahi, e.k.alo, v), wordsAddr(e.k.bhi, e.k.blo, v)
+	if !e.origIsA {
+		a, c = c, a
+	}
+	*r = Record{
+		First: time.Unix(0, e.firstNS).UTC(), Last: time.Unix(0, e.lastNS).UTC(),
+		Proto: uint8(e.k.meta >> 8), Orig: a, Resp: c, OrigPort: e.origPort, RespPort: e.respPort,
+		VLAN:     uint16(e.k.meta >> 16),
+		OrigPkts: e.origPkts, RespPkts: e.respPkts, OrigBytes: e.origBytes, RespBytes: e.respBytes,
+		OrigData: e.origData, RespData: e.respData, OrigFlags: e.origFlags, RespFlags: e.respFlags,
+		NameSource: e.nameSource, Partial: e.partial,
+	}
+	r.Bursts.N, r.Bursts.Head = e.burstN, e.burstHead
+	if e.detail != 0 {
+		d := &b.details[e.detail-1]
+		r.Name, r.Answers, r.HTTPTarget, r.ProxyDest = d.name, d.answers, d.httpTarget, d.proxyDest
+		if d.bursts != nil {
+			r.Bursts.At = d.bursts
+			if e.burstRing != 0 {
+				finishBursts(d.bursts, int(e.burstRing))
+				e.burstRing = 0
+			}
+			return
+		}
+	}
+	if n := int(e.burstHead); n > 0 {
+		r.Bursts.At = append(at[:0], e.burstInl[:n]...)
+	}
+}
+
+// finishBursts puts the tail ring (starting at r) in time order.
+func finishBursts(at []uint32, r int) {
+	const half = MaxBursts / 2
+	var tmp [half]uint32
+	tail := at[half:]
+	n := copy(tmp[:], tail[r:])
+	copy(tmp[n:], tail[:r])
+	copy(tail, tmp[:])
 }
 
 // timeout is how long e may stay idle.
@@ -495,56 +744,126 @@ func (b *Builder) timeout(e *entry) time.Duration {
 	return b.o.UDPIdleTimeout
 }
 
-// end removes e and queues its record. A TCP connection not closed by the
-// protocol is Partial.
-func (b *Builder) end(e *entry, partial bool) {
-	b.remove(e)
-	e.setTimes()
+// end removes entry idx and queues its record. A TCP connection not closed
+// by the protocol is Partial.
+func (b *Builder) end(idx int32, partial bool) {
+	e := b.at(idx)
+	if b.o.Encoded {
+		b.addEntry(&b.pend, e, partial || e.list == listTCP)
+		b.remove(idx, e)
+		return
+	}
+	b.pending = append(b.pending, pendingRecord{})
+	pr := &b.pending[len(b.pending)-1]
+	b.record(e, &pr.r, pr.at[:0])
 	if partial || e.list == listTCP {
-		e.rec.Partial = true
+		pr.r.Partial = true
 	}
-	b.pending = append(b.pending, &e.rec)
+	if b.inlineBursts(e) {
+		pr.r.Bursts.At = nil // in pr.at: set again when emitted (the slice may move)
+	}
+	b.remove(idx, e)
 }
 
-// remove unlinks e; e.list keeps naming the list it was on.
-func (b *Builder) remove(e *entry) {
-	b.lists[e.list].remove(e)
-	delete(b.flows, e.k)
-	if s := e.k.slot(); b.recent[s] == e {
-		b.recent[s] = nil
-	}
-	e.nameBuf = nil
+// inlineBursts reports whether e's burst series is the short one kept in
+// the entry (a record made from it points into the at given to record).
+func (b *Builder) inlineBursts(e *entry) bool {
+	return e.detail == 0 || b.details[e.detail-1].bursts == nil
 }
 
-// cut queues a copy of e's record as Partial and restarts its counters at
-// ts, for the active timeout.
-func (b *Builder) cut(e *entry, ts time.Time) {
-	e.setTimes()
-	old := e.rec
-	old.Partial = true
-	old.Answers = append([]netip.Addr(nil), e.rec.Answers...)
-	old.Bursts.At = append([]uint32(nil), e.rec.Bursts.At...) // At may live in the entry
-	b.pending = append(b.pending, &old)
-	r := &e.rec
-	e.firstNS, e.lastNS = ts.UnixNano(), ts.UnixNano()
-	r.Bursts = Bursts{}
-	r.OrigPkts, r.RespPkts, r.OrigBytes, r.RespBytes, r.OrigData, r.RespData = 0, 0, 0, 0, 0, 0
-	r.OrigFlags, r.RespFlags = 0, 0
-	r.Answers = r.Answers[:0:0]
-	r.Partial = true // a continuation did not start with the protocol's opening
+// remove unlinks entry idx and frees it and its detail, whose slices went
+// out with its record.
+func (b *Builder) remove(idx int32, e *entry) {
+	b.lists[e.list].remove(b, idx)
+	h := e.k.hash()
+	b.unlink(idx, h)
+	if rc := &b.recent[slot(h)]; rc.e == e {
+		*rc = recentFlow{}
+	}
+	if e.detail != 0 {
+		b.details[e.detail-1] = detail{}
+		b.freeDet = append(b.freeDet, e.detail-1)
+		e.detail = 0
+	}
+	b.free = append(b.free, idx)
+}
+
+// cut queues e's record as Partial and restarts its counters at ns, for
+// the active timeout. The record takes the detail's slices; the
+// continuation keeps the name.
+func (b *Builder) cut(e *entry, ns int64) {
+	if b.o.Encoded {
+		b.addEntry(&b.pend, e, true)
+	} else {
+		b.pending = append(b.pending, pendingRecord{})
+		pr := &b.pending[len(b.pending)-1]
+		b.record(e, &pr.r, pr.at[:0])
+		pr.r.Partial = true
+		if b.inlineBursts(e) {
+			pr.r.Bursts.At = nil // in pr.at: set again when emitted (the slice may move)
+		}
+	}
+	if e.detail != 0 {
+		d := &b.details[e.detail-1]
+		d.bursts, d.answers = nil, nil
+	}
+	e.firstNS, e.lastNS = ns, ns
+	e.burstN, e.burstHead, e.burstRing = 0, 0, 0
+	e.origPkts, e.respPkts, e.origBytes, e.respBytes, e.origData, e.respData = 0, 0, 0, 0, 0, 0
+	e.origFlags, e.respFlags = 0, 0
+	e.partial = true // a continuation did not start with the protocol's opening
 }
 
 func (b *Builder) evictOldest() {
-	var old *entry
+	old := int32(-1)
+	var oldNS int64
 	for i := range b.lists {
-		if h := b.lists[i].head; h != nil && (old == nil || h.movedNS < old.movedNS) {
-			old = h
+		if h := b.lists[i].head; h >= 0 && (old < 0 || b.at(h).movedNS < oldNS) {
+			old, oldNS = h, b.at(h).movedNS
 		}
 	}
-	if old != nil {
-		b.stats.Evicted++
-		b.end(old, true)
+	if old < 0 {
+		return
 	}
+	b.stats.Evicted++
+	b.full = true
+	if b.dropSingle(old) {
+		return
+	}
+	b.end(old, true)
+}
+
+// dropSingle removes entry idx without a record, and counts it, when it
+// is a one-packet flow the table no longer records (Options.DropSingles).
+func (b *Builder) dropSingle(idx int32) bool {
+	e := b.at(idx)
+	if !b.full || !b.o.DropSingles || e.origPkts+e.respPkts != 1 {
+		return false
+	}
+	b.stats.Unrecorded++
+	b.remove(idx, e)
+	return true
+}
+
+// emitEntry hands entry idx's record to emit, or writes it into fw, and
+// removes the entry.
+func (b *Builder) emitEntry(idx int32, partial bool, emit func(*Record), fw *FileWriter) {
+	if b.dropSingle(idx) {
+		return
+	}
+	e := b.at(idx)
+	if fw != nil {
+		b.addEntry(fw, e, partial)
+		b.remove(idx, e)
+		return
+	}
+	r := new(Record)
+	b.record(e, r, nil)
+	if partial {
+		r.Partial = true
+	}
+	b.remove(idx, e)
+	emit(r)
 }
 
 // Expire hands over every flow that has been idle past its timeout at now
@@ -552,10 +871,15 @@ func (b *Builder) evictOldest() {
 // e.g. once a capture second, to keep memory bounded.
 func (b *Builder) Expire(now time.Time, emit func(*Record)) {
 	b.drain(emit)
+	b.expire(now, emit, nil)
+}
+
+func (b *Builder) expire(now time.Time, emit func(*Record), fw *FileWriter) {
+	nowNS := now.UnixNano()
 	for i := range b.lists {
 		l := &b.lists[i]
-		nowNS := now.UnixNano()
-		for e := l.head; e != nil; e = l.head {
+		for idx := l.head; idx >= 0; idx = l.head {
+			e := b.at(idx)
 			to := int64(b.timeout(e))
 			if nowNS-e.movedNS <= to {
 				break // every later entry was moved later still
@@ -564,20 +888,15 @@ func (b *Builder) Expire(now time.Time, emit func(*Record)) {
 				// Active since it was last moved: move it now. Keeping the
 				// list ordered may place it a little later than its last
 				// packet, which only delays a later check.
-				l.remove(e)
+				l.remove(b, idx)
 				e.movedNS = e.lastNS
-				if l.tail != nil && l.tail.movedNS > e.movedNS {
-					e.movedNS = l.tail.movedNS
+				if l.tail >= 0 && b.at(l.tail).movedNS > e.movedNS {
+					e.movedNS = b.at(l.tail).movedNS
 				}
-				l.pushBack(e)
+				l.pushBack(b, idx)
 				continue
 			}
-			b.remove(e)
-			if i == listTCP {
-				e.rec.Partial = true
-			}
-			e.setTimes()
-			emit(&e.rec)
+			b.emitEntry(idx, i == listTCP, emit, fw)
 		}
 	}
 }
@@ -586,23 +905,38 @@ func (b *Builder) Expire(now time.Time, emit func(*Record)) {
 // timeout class. TCP connections not closed by FIN or RST are Partial.
 func (b *Builder) Flush(emit func(*Record)) {
 	b.drain(emit)
+	b.flush(emit, nil)
+}
+
+func (b *Builder) flush(emit func(*Record), fw *FileWriter) {
 	for i := range b.lists {
 		l := &b.lists[i]
-		for e := l.head; e != nil; e = l.head {
-			b.remove(e)
-			if i == listTCP {
-				e.rec.Partial = true
-			}
-			e.setTimes()
-			emit(&e.rec)
+		for idx := l.head; idx >= 0; idx = l.head {
+			b.emitEntry(idx, i == listTCP, emit, fw)
 		}
 	}
 }
 
 func (b *Builder) drain(emit func(*Record)) {
-	for i, r := range b.pending {
-		emit(r)
-		b.pending[i] = nil
+	for _, ref := range b.pend.recs {
+		r, _, ok := decodeRecord(b.pend.buf[ref.off:ref.end], FileVersion)
+		if ok {
+			emit(&r)
+		}
+	}
+	b.pend.buf, b.pend.recs = b.pend.buf[:0], b.pend.recs[:0]
+	for i := range b.pending {
+		pr := &b.pending[i]
+		r := &pr.r
+		if n := int(r.Bursts.Head); r.Bursts.At == nil && n > 0 {
+			r.Bursts.At = pr.at[:n]
+		}
+		c := *r
+		if r.Bursts.At != nil && &r.Bursts.At[0] == &pr.at[0] {
+			c.Bursts.At = append([]uint32(nil), r.Bursts.At...)
+		}
+		emit(&c)
+		*pr = pendingRecord{}
 	}
 	b.pending = b.pending[:0]
 }
@@ -614,8 +948,7 @@ func (b *Builder) names(e *entry, p *pkthdr.Packet, data []byte, fromOrig, isTCP
 		return
 	}
 	pl := data[p.Payload:end]
-	r := &e.rec
-	if isDNSPort(r.RespPort) || isDNSPort(r.OrigPort) && r.Proto == pkthdr.ProtoUDP {
+	if isDNSPort(e.respPort) || isDNSPort(e.origPort) && uint8(e.k.meta>>8) == pkthdr.ProtoUDP {
 		b.dns(e, pl, isTCP)
 		return
 	}
@@ -632,15 +965,16 @@ func (b *Builder) names(e *entry, p *pkthdr.Packet, data []byte, fromOrig, isTCP
 			return
 		}
 		e.nameDone = true // a gap: give up rather than parse garbage
-		e.nameBuf = nil
+		b.dropNameBuf(e)
 		return
 	}
 	e.nameSegs++
 	e.origNextSeq = seq + uint32(p.PayloadN)
 	buf := pl
-	if len(e.nameBuf) > 0 {
-		e.nameBuf = append(e.nameBuf, pl[:min(len(pl), nameBufMax-len(e.nameBuf))]...)
-		buf = e.nameBuf
+	if e.detail != 0 && len(b.details[e.detail-1].nameBuf) > 0 {
+		d := &b.details[e.detail-1]
+		d.nameBuf = append(d.nameBuf, pl[:min(len(pl), nameBufMax-len(d.nameBuf))]...)
+		buf = d.nameBuf
 	}
 	name, res := TLSServerName(buf)
 	src := NameSNI
@@ -651,17 +985,25 @@ func (b *Builder) names(e *entry, p *pkthdr.Packet, data []byte, fromOrig, isTCP
 	}
 	switch {
 	case res == parseOK:
-		r.Name, r.NameSource = name, src
-		r.HTTPTarget, r.ProxyDest = req.Target, req.Proxy
-		e.nameDone, e.nameBuf = true, nil
+		d := b.det(e)
+		d.name, e.nameSource = name, src
+		d.httpTarget, d.proxyDest = req.Target, req.Proxy
+		e.nameDone, d.nameBuf = true, nil
 	case res == parseMore && e.nameSegs < nameMaxSegs && p.PayloadN == int(p.IPLen-(p.Payload-p.L3)):
 		// Keep the bytes only when the segment was captured whole:
 		// a snap length cut leaves a hole the next segment cannot fill.
-		if e.nameBuf == nil {
-			e.nameBuf = append(make([]byte, 0, min(2*len(pl)+64, nameBufMax)), pl...)
+		if d := b.det(e); d.nameBuf == nil {
+			d.nameBuf = append(make([]byte, 0, min(2*len(pl)+64, nameBufMax)), pl...)
 		}
 	default:
-		e.nameDone, e.nameBuf = true, nil
+		e.nameDone = true
+		b.dropNameBuf(e)
+	}
+}
+
+func (b *Builder) dropNameBuf(e *entry) {
+	if e.detail != 0 {
+		b.details[e.detail-1].nameBuf = nil
 	}
 }
 
@@ -684,13 +1026,13 @@ func (b *Builder) dns(e *entry, pl []byte, isTCP bool) {
 	if !ParseDNS(pl, m) {
 		return
 	}
-	r := &e.rec
+	d := b.det(e)
 	if !e.dnsNamed {
-		r.Name, r.NameSource, e.dnsNamed = m.Name, NameDNS, true
+		d.name, e.nameSource, e.dnsNamed = m.Name, NameDNS, true
 	}
 	for _, a := range m.Answers {
-		if len(r.Answers) < MaxAnswers && !containsAddr(r.Answers, a) {
-			r.Answers = append(r.Answers, a)
+		if len(d.answers) < MaxAnswers && !containsAddr(d.answers, a) {
+			d.answers = append(d.answers, a)
 		}
 		b.storeName(a, m.Name)
 	}

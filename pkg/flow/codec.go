@@ -1,15 +1,17 @@
 package flow
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"net/netip"
-	"sort"
+	"slices"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/nwhealth/nwhealth/pkg/reczstd"
 )
 
 // Flow file constants (docs/format/flows.md).
@@ -47,37 +49,54 @@ type FileWriter struct {
 	first, last int64
 }
 
+// bodyShare: the record encoder writes a body when its matches cover at
+// least 1 - 1/bodyShare of it.
+const bodyShare = 4
+
+func byFirst(a, b recRef) int { return cmp.Compare(a.first, b.first) }
+
 type recRef struct {
-	first    int64
-	off, end int
+	first, last int64
+	off, end    int
 }
 
 // Add appends a copy of r.
 func (fw *FileWriter) Add(r *Record) {
 	off := len(fw.buf)
 	fw.buf = appendRecord(fw.buf, r)
-	f, l := r.First.UnixNano(), r.Last.UnixNano()
-	if len(fw.recs) == 0 || f < fw.first {
-		fw.first = f
-	}
-	if l > fw.last {
-		fw.last = l
-	}
-	fw.recs = append(fw.recs, recRef{f, off, len(fw.buf)})
+	fw.note(r.First.UnixNano(), r.Last.UnixNano(), off, len(fw.buf))
 }
+
+// Size is the bytes of the records added, encoded.
+func (fw *FileWriter) Size() int { return len(fw.buf) }
 
 // Len is the number of records added.
 func (fw *FileWriter) Len() int { return len(fw.recs) }
 
 // Encode returns the flow file, records sorted by first time.
 func (fw *FileWriter) Encode(enc *zstd.Encoder) []byte {
-	sort.SliceStable(fw.recs, func(i, j int) bool { return fw.recs[i].first < fw.recs[j].first })
+	if !slices.IsSortedFunc(fw.recs, byFirst) {
+		slices.SortStableFunc(fw.recs, byFirst)
+	}
 	body := make([]byte, 0, len(fw.buf))
+	// Records of a flood of new flows look alike: the record encoder,
+	// which compares each with the one before, compresses them for a
+	// fraction of what the general encoder costs; other bodies go to the
+	// general encoder (bodyShare, below).
+	var rz reczstd.Encoder
 	for _, r := range fw.recs {
+		start := len(body)
 		body = append(body, fw.buf[r.off:r.end]...)
+		rz.Add(body, start, 0)
 	}
 	recs, first, last := len(fw.recs), fw.first, fw.last
-	stored := enc.EncodeAll(body, nil)
+	var stored []byte
+	if rz.Gain() >= len(body)-len(body)/bodyShare {
+		stored, _ = rz.Encode(nil, body)
+	}
+	if stored == nil {
+		stored = enc.EncodeAll(body, nil)
+	}
 	h := make([]byte, 0, fileHeaderLen+len(stored))
 	h = append(h, "NWHF"...)
 	h = binary.LittleEndian.AppendUint16(h, FileVersion)
@@ -129,9 +148,14 @@ func appendRecord(b []byte, r *Record) []byte {
 	}
 	b = append(b, byte(len(name)))
 	b = append(b, name...)
-	n := min(len(r.Answers), maxAnswers)
+	b = appendAnswers(b, r.Answers)
+	return appendBursts(b, r.Bursts.At, r.Bursts.N, r.Bursts.Head, int64(r.Last.Sub(r.First)), r.HTTPTarget, r.ProxyDest)
+}
+
+func appendAnswers(b []byte, answers []netip.Addr) []byte {
+	n := min(len(answers), maxAnswers)
 	b = append(b, byte(n))
-	for _, a := range r.Answers[:n] {
+	for _, a := range answers[:n] {
 		a = a.Unmap()
 		if a.Is4() {
 			b = append(b, 4)
@@ -143,36 +167,32 @@ func appendRecord(b []byte, r *Record) []byte {
 			b = append(b, x[:]...)
 		}
 	}
-	return appendV2(b, r)
+	return b
 }
 
-// appendV2 writes the fields version 2 added: bursts, HTTP target, proxy
-// destination.
-func appendV2(b []byte, r *Record) []byte {
-	bu := &r.Bursts
-	kept := bu.At
-	head := int(bu.Head)
-	if len(kept) > MaxBursts || head > len(kept) || uint32(len(kept)) > bu.N {
+// appendBursts writes the fields version 2 added: bursts, HTTP target,
+// proxy destination. durNS is the record's Last-First.
+func appendBursts(b []byte, kept []uint32, n uint32, headB uint8, durNS int64, tg, pd string) []byte {
+	head := int(headB)
+	if len(kept) > MaxBursts || head > len(kept) || uint32(len(kept)) > n {
 		// Not what the builder makes: keep what the format can say.
 		kept, head = kept[:min(len(kept), MaxBursts)], min(len(kept), MaxBursts)
 	}
-	b = binary.AppendUvarint(b, uint64(max(bu.N, uint32(len(kept)))))
+	b = binary.AppendUvarint(b, uint64(max(n, uint32(len(kept)))))
 	b = append(b, byte(len(kept)), byte(head))
 	var prev uint32
-	durMS := uint32(min(max(r.Last.Sub(r.First), 0)/time.Millisecond, 1<<32-1))
+	durMS := uint32(min(max(time.Duration(durNS), 0)/time.Millisecond, 1<<32-1))
 	for _, t := range kept {
 		// Never backwards nor past the end: the reader refuses both.
 		t = min(max(t, prev), durMS)
 		b = binary.AppendUvarint(b, uint64(t-prev))
 		prev = t
 	}
-	tg := r.HTTPTarget
 	if len(tg) > MaxTarget {
 		tg = tg[:MaxTarget]
 	}
 	b = binary.AppendUvarint(b, uint64(len(tg)))
 	b = append(b, tg...)
-	pd := r.ProxyDest
 	if len(pd) > maxProxyDest {
 		pd = pd[:maxProxyDest]
 	}

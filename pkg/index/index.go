@@ -101,25 +101,197 @@ func Keys(dst []Key, p *pkthdr.Packet) []Key {
 }
 
 // Builder accumulates the keys of one shard's blocks. It is on the
-// per-packet path of capture and import, so a block's distinct keys are
-// gathered in an open-addressing set that is "cleared" by bumping a
-// generation, and consecutive packets of one flow cost one comparison.
+// per-packet path of capture and import, and a flood or a scan brings a
+// new key (a port, an address) in nearly every packet, so a key costs a
+// lookup and a comparison, never a hash map of 17-byte keys nor a
+// per-block set: each key's postings list remembers the last block it was
+// added to. Ports and IPv4 addresses are appended to logs of words that
+// are sorted when the index is encoded; the rarer kinds use a map.
+// Postings live in one arena of words, so a shard's millions of keys hold
+// no pointers and allocate nothing each. Consecutive packets with the same signature (a flow's)
+// cost one comparison.
 type Builder struct {
-	postings map[Key][]uint32
-	block    uint32
-	blocks   uint32
-	first    int64
-	last     int64
-	any      bool
+	block  uint32
+	blocks uint32
+	first  int64
+	last   int64
+	any    bool
 
-	prev    [8]Key
-	prevN   int
-	slots   []slot
-	gen     uint32
-	inBlock []Key           // distinct keys of the current block
+	lists []plist
+	arena []uint32 // postings beyond each list's first, in chunks
+	// Ports are logged as port<<32 | block, once a block each (portSeen:
+	// the block + 1 each was last logged in), and sorted when encoded.
+	portLog  []uint64
+	portSeen []uint32
+	// v4 logs IPv4 addresses as address<<32 | block, appended as they
+	// come (the signature cache keeps a flow's repeats out) and sorted
+	// when the index is encoded: a flood of spoofed sources appends to
+	// memory in order instead of probing a table of millions at random.
+	v4     []uint64
+	v4Seen [1 << v4SeenBits]uint64 // address<<32 | block, + 1
+	protos [256]int32              // list index + 1 of each IP protocol's key (in other)
+	other  map[Key]int32           // the other kinds' keys and lists
+
+	gen     uint32          // the block's generation of signatures
 	sigs    [256][4]sigSlot // 4-way: busy flows that collide do not evict each other
 	sigNext uint8
-	keys    []Key
+}
+
+// plist is one key's postings: the blocks it is in, ascending. The first
+// is kept inline (most keys of a flood are in one block), the rest in
+// arena chunks of chunkWords words: the next chunk's offset, then
+// postings.
+type plist struct {
+	first, last uint32 // blocks
+	n           uint32 // postings
+	head, tail  int32  // arena offsets of the first and last chunk; -1 none
+}
+
+const chunkWords = 8
+
+func (b *Builder) post(id int32) {
+	l := &b.lists[id]
+	if l.n > 0 && l.last == b.block {
+		return
+	}
+	l.last = b.block
+	if l.n == 0 {
+		l.first = b.block
+		l.n = 1
+		return
+	}
+	pos := int(l.n-1) % (chunkWords - 1) // in the tail chunk
+	if pos == 0 {
+		c := int32(len(b.arena))
+		b.arena = append(b.arena, make([]uint32, chunkWords)...)
+		if l.tail >= 0 {
+			b.arena[l.tail] = uint32(c)
+		} else {
+			l.head = c
+		}
+		l.tail = c
+	}
+	b.arena[int(l.tail)+1+pos] = b.block
+	l.n++
+}
+
+// postings appends key list id's blocks to dst.
+func (b *Builder) postings(dst []uint32, id int32) []uint32 {
+	l := &b.lists[id]
+	if l.n == 0 {
+		return dst
+	}
+	dst = append(dst, l.first)
+	left := int(l.n - 1)
+	for c := l.head; left > 0; c = int32(b.arena[c]) {
+		k := min(left, chunkWords-1)
+		dst = append(dst, b.arena[int(c)+1:int(c)+1+k]...)
+		left -= k
+	}
+	return dst
+}
+
+func (b *Builder) newList() int32 {
+	b.lists = append(b.lists, plist{head: -1, tail: -1})
+	return int32(len(b.lists) - 1)
+}
+
+func (b *Builder) addPort(p uint16) {
+	if b.portSeen == nil {
+		b.portSeen = make([]uint32, 1<<16)
+	}
+	if b.portSeen[p] == b.block+1 {
+		return
+	}
+	b.portSeen[p] = b.block + 1
+	b.portLog = append(b.portLog, uint64(p)<<32|uint64(b.block))
+}
+
+func (b *Builder) addV4(a uint32) {
+	e := uint64(a)<<32 | uint64(b.block)
+	// A small cache of addresses already logged in this block (most
+	// repeats: the destination of a flood, both ends of busy flows);
+	// what it misses is dropped when the log is sorted.
+	c := &b.v4Seen[(a*0x9e3779b1)>>(32-v4SeenBits)]
+	if *c == e+1 {
+		return
+	}
+	*c = e + 1
+	b.v4 = append(b.v4, e)
+}
+
+const v4SeenBits = 10
+
+func (b *Builder) addOther(k Key) int32 {
+	id, ok := b.other[k]
+	if !ok {
+		if b.other == nil {
+			b.other = map[Key]int32{}
+		}
+		id = b.newList()
+		b.other[k] = id
+	}
+	b.post(id)
+	return id
+}
+
+// addProto adds an IP protocol key: every packet of a flood has one, and
+// its list is found by array instead of hashing a Key each time.
+func (b *Builder) addProto(p uint8) {
+	if id := b.protos[p]; id != 0 {
+		b.post(id - 1)
+		return
+	}
+	b.protos[p] = b.addOther(Proto(p)) + 1
+}
+
+// addKey adds one key of any kind to the current block.
+func (b *Builder) addKey(k Key) {
+	switch k.Kind {
+	case KindPort:
+		b.addPort(uint16(k.V[0])<<8 | uint16(k.V[1]))
+	case KindIPv4:
+		b.addV4(binary.BigEndian.Uint32(k.V[:4]))
+	default:
+		b.addOther(k)
+	}
+}
+
+// sortWords sorts w in place, a byte at a time from the lowest (LSD
+// radix sort): for the millions of IPv4 entries a flood logs, a few
+// sequential passes instead of a comparison sort's many.
+func sortWords(w []uint64, tmp *[]uint64) {
+	if len(w) < 1<<12 {
+		slices.Sort(w)
+		return
+	}
+	if cap(*tmp) < len(w) {
+		*tmp = make([]uint64, len(w))
+	}
+	src, dst := w, (*tmp)[:len(w)]
+	for shift := uint(0); shift < 64; shift += 8 {
+		var count [256]int
+		for _, x := range src {
+			count[byte(x>>shift)]++
+		}
+		if count[byte(src[0]>>shift)] == len(src) {
+			continue // every entry has this byte: nothing to move
+		}
+		pos := 0
+		for i, c := range count {
+			count[i] = pos
+			pos += c
+		}
+		for _, x := range src {
+			d := byte(x >> shift)
+			dst[count[d]] = x
+			count[d]++
+		}
+		src, dst = dst, src
+	}
+	if &src[0] != &w[0] {
+		copy(w, src)
+	}
 }
 
 // sig is everything of a packet its keys derive from: packets with equal
@@ -137,11 +309,6 @@ func (s *sig) eq(o *sig) bool {
 	return s.ports == o.ports && s.slo == o.slo && s.dlo == o.dlo && s.link == o.link && s.shi == o.shi && s.dhi == o.dhi
 }
 
-func addrWords(a netip.Addr) (hi, lo uint64) {
-	b := a.As16()
-	return binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
-}
-
 type sigSlot struct {
 	gen  uint32
 	hash uint32
@@ -151,8 +318,7 @@ type sigSlot struct {
 // AddPacket records the keys of a parsed packet in the current block.
 func (b *Builder) AddPacket(p *pkthdr.Packet) {
 	var sg sig
-	sg.shi, sg.slo = addrWords(p.Src)
-	sg.dhi, sg.dlo = addrWords(p.Dst)
+	sg.shi, sg.slo, sg.dhi, sg.dlo = p.AddrWords()
 	sg.ports = uint64(p.SrcPort)<<48 | uint64(p.DstPort)<<32 | uint64(p.EtherType)<<16 | uint64(p.Proto)<<8 | uint64(p.IPVersion)
 	sg.link = uint64(p.VLAN[0])<<48 | uint64(p.VLAN[1])<<32 | uint64(p.NVLAN)<<8
 	if p.HasPorts {
@@ -183,91 +349,70 @@ func (b *Builder) AddPacket(p *pkthdr.Packet) {
 		victim = int(b.sigNext & 3)
 	}
 	set[victim] = sigSlot{gen: b.gen, hash: h, sig: sg}
-	b.keys = Keys(b.keys[:0], p)
-	b.Add(b.keys)
+
+	// The keys Keys gives, added kind by kind.
+	for i := 0; i < p.NVLAN; i++ {
+		b.addOther(VLAN(p.VLAN[i]))
+	}
+	if p.IPVersion == 0 {
+		if p.EtherType != 0 {
+			b.addOther(EtherType(p.EtherType))
+		}
+		if p.ARP {
+			b.addAddr(p.Src, sg.slo)
+			b.addAddr(p.Dst, sg.dlo)
+		}
+		return
+	}
+	b.addAddr(p.Src, sg.slo)
+	b.addAddr(p.Dst, sg.dlo)
+	b.addProto(p.Proto)
+	if p.HasPorts {
+		b.addPort(p.SrcPort)
+		if p.DstPort != p.SrcPort {
+			b.addPort(p.DstPort)
+		}
+	}
 }
 
-type slot struct {
-	gen uint32
-	key Key
+// addAddr adds an address key; lo is the low half of its 16-byte form.
+func (b *Builder) addAddr(a netip.Addr, lo uint64) {
+	if a.Is4() || a.Is4In6() {
+		b.addV4(uint32(lo))
+		return
+	}
+	b.addOther(Addr(a))
 }
-
-const setBits = 15 // 32768 slots: more than the keys a 128 KiB block can hold
 
 // NewBuilder returns an empty builder positioned at block 0.
-func NewBuilder() *Builder {
-	return &Builder{postings: make(map[Key][]uint32), slots: make([]slot, 1<<setBits), gen: 1}
-}
+func NewBuilder() *Builder { return &Builder{gen: 1} }
 
-func (k *Key) hash() uint64 {
-	a := binary.LittleEndian.Uint64(k.V[0:8])
-	b := binary.LittleEndian.Uint64(k.V[8:16])
-	// Multiplication moves entropy only upwards; the folds bring the high
-	// bits back down, since the table is indexed by the low ones.
-	h := (a^uint64(k.Kind)<<59)*0x9e3779b97f4a7c15 ^ b*0xc2b2ae3d27d4eb4f
-	h ^= h >> 32
-	h *= 0xd6e8feb86659fd93
-	return h ^ h>>29
+// Reset empties b for another shard, as NewBuilder's, keeping the memory
+// of its logs, lists and postings.
+func (b *Builder) Reset() {
+	*b = Builder{
+		gen:     1,
+		lists:   b.lists[:0],
+		arena:   b.arena[:0],
+		portLog: b.portLog[:0],
+		v4:      b.v4[:0],
+	}
 }
 
 // Add records the keys of one packet in the current block.
 func (b *Builder) Add(keys []Key) {
-	if b.prevN == len(keys) && len(keys) <= len(b.prev) {
-		same := true
-		for i := range keys {
-			if keys[i] != b.prev[i] {
-				same = false
-				break
-			}
-		}
-		if same {
-			return
-		}
-	}
-	mask := uint64(len(b.slots) - 1)
-	for i := range keys {
-		k := &keys[i]
-		// Past half full the table degrades: later keys go to the list
-		// unchecked and EndBlock dedupes them.
-		if len(b.inBlock) > len(b.slots)/2 {
-			b.inBlock = append(b.inBlock, *k)
-			continue
-		}
-		for h := k.hash() & mask; ; h = (h + 1) & mask {
-			s := &b.slots[h]
-			if s.gen != b.gen {
-				s.gen, s.key = b.gen, *k
-				b.inBlock = append(b.inBlock, *k)
-				break
-			}
-			if s.key == *k {
-				break
-			}
-		}
-	}
-	if len(keys) <= len(b.prev) {
-		b.prevN = copy(b.prev[:], keys)
-	} else {
-		b.prevN = 0
+	for _, k := range keys {
+		b.addKey(k)
 	}
 }
 
-// EndBlock closes the current block: its keys join their postings.
+// EndBlock closes the current block.
 func (b *Builder) EndBlock(first, last int64) {
-	for _, k := range b.inBlock {
-		p := b.postings[k]
-		if n := len(p); n > 0 && p[n-1] == b.block {
-			continue // a duplicate from an overfull set
-		}
-		b.postings[k] = append(p, b.block)
-	}
-	b.inBlock = b.inBlock[:0]
 	b.gen++
 	if b.gen == 0 { // wrapped: old generations could alias
-		clear(b.slots)
+		b.sigs = [256][4]sigSlot{}
 		b.gen = 1
 	}
-	b.prevN = 0
 	if !b.any || first < b.first {
 		b.first = first
 	}
@@ -282,15 +427,16 @@ func (b *Builder) EndBlock(first, last int64) {
 // Blocks is the number of blocks ended so far.
 func (b *Builder) Blocks() int { return int(b.blocks) }
 
-// Keys is the number of distinct keys.
-func (b *Builder) Keys() int { return len(b.postings) }
+// Keys is the number of keys, counting a port or an IPv4 address once for
+// each block it was logged in (at most a few times a block; repeats are
+// dropped when encoded): what the builder holds in memory.
+func (b *Builder) Keys() int { return len(b.lists) + len(b.v4) + len(b.portLog) }
 
 // Index file constants.
 const (
 	Version     = 2
 	headerLen   = 48
-	flagRawBody = 1       // header flags bit 0: the body is not compressed
-	rawBodyMax  = 4 << 20 // bodies larger than this are compressed
+	flagRawBody = 1 // header flags bit 0: the body is not compressed
 	// maxBody bounds the decompressed body a reader accepts.
 	maxBody = 1 << 30
 	// dirEntry is a section directory entry's size (version 1: 16).
@@ -304,11 +450,66 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 func crc(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
 
+// keyList is a key and its postings list as Encode gathers them: an
+// index into lists, or -(offset+1) into the logs' blocks.
+type keyList struct {
+	k  Key
+	id int32
+}
+
+// rawBodyMax: bodies larger than this are compressed (a variable for
+// tests).
+var rawBodyMax = 32 << 20
+
 // Encode serialises the index (docs/format/index.md).
 func (b *Builder) Encode(enc *zstd.Encoder) []byte {
-	byKind := map[Kind][]Key{}
-	for k := range b.postings {
-		byKind[k.Kind] = append(byKind[k.Kind], k)
+	// Each kind's keys in order, with their lists: ports and IPv4
+	// addresses from their logs sorted as words, the rest from the map.
+	byKind := map[Kind][]keyList{}
+	// Ports and IPv4 addresses: each log sorted, a key's blocks in order
+	// (duplicates dropped), kept as id -(offset+1) into logBlocks.
+	// Slices are sized before they are filled: under a flood the logs
+	// hold millions of entries, and growing by appending copied them
+	// several times over (a fifth of a flood's CPU).
+	var tmp []uint64
+	for _, log := range [][]uint64{b.portLog, b.v4} {
+		sortWords(log, &tmp)
+	}
+	distinct := func(log []uint64) int {
+		n := 0
+		for i := range log {
+			if i == 0 || log[i]>>32 != log[i-1]>>32 {
+				n++
+			}
+		}
+		return n
+	}
+	nPorts, nV4 := distinct(b.portLog), distinct(b.v4)
+	logBlocks := make([]uint32, 0, len(b.portLog)+len(b.v4)+nPorts+nV4)
+	fromLog := func(log []uint64, kind Key, size int, kl []keyList) []keyList {
+		for i := 0; i < len(log); {
+			v := uint32(log[i] >> 32)
+			start := len(logBlocks)
+			for ; i < len(log) && uint32(log[i]>>32) == v; i++ {
+				if blk := uint32(log[i]); len(logBlocks) == start || logBlocks[len(logBlocks)-1] != blk {
+					logBlocks = append(logBlocks, blk)
+				}
+			}
+			k := kind
+			binary.BigEndian.PutUint32(k.V[:], v<<(32-8*size))
+			kl = append(kl, keyList{k, -int32(start) - 1})
+			logBlocks = append(logBlocks, ^uint32(0)) // end of this key's blocks
+		}
+		return kl
+	}
+	if len(b.portLog) > 0 {
+		byKind[KindPort] = fromLog(b.portLog, Key{Kind: KindPort}, 2, make([]keyList, 0, nPorts))
+	}
+	if len(b.v4) > 0 {
+		byKind[KindIPv4] = fromLog(b.v4, Key{Kind: KindIPv4}, 4, make([]keyList, 0, nV4))
+	}
+	for k, id := range b.other {
+		byKind[k.Kind] = append(byKind[k.Kind], keyList{k, id})
 	}
 	kinds := make([]Kind, 0, len(byKind))
 	for k := range byKind {
@@ -323,15 +524,34 @@ func (b *Builder) Encode(enc *zstd.Encoder) []byte {
 		postingOff, postLen int
 	}
 	var sects []sect
-	var tables, postings []byte
+	// The output is built in one buffer: header, directory, then the key
+	// tables in place (their size is known) and the postings after them
+	// (kept apart until the tables are done). Postings take a byte or two
+	// a block in the commonest case.
+	tablesLen := 0
 	for _, kind := range kinds {
-		keys := byKind[kind]
+		tablesLen += len(byKind[kind]) * (kind.size() + 12)
+	}
+	postings := make([]byte, 0, 2*len(logBlocks)+4*len(b.arena)+8*len(b.lists))
+	tablesAt := headerLen + dirLen
+	out := make([]byte, tablesAt, tablesAt+tablesLen+cap(postings))
+	var blocks []uint32
+	for _, kind := range kinds {
+		ids := byKind[kind]
 		sz := kind.size()
-		sort.Slice(keys, func(i, j int) bool { return bytes.Compare(keys[i].V[:sz], keys[j].V[:sz]) < 0 })
-		sc := sect{kind: kind, n: len(keys), tableOff: len(tables), postingOff: len(postings)}
-		for _, k := range keys {
+		if kind != KindPort && kind != KindIPv4 { // those are in order already
+			slices.SortFunc(ids, func(a, b keyList) int { return bytes.Compare(a.k.V[:sz], b.k.V[:sz]) })
+		}
+		sc := sect{kind: kind, n: len(ids), tableOff: len(out) - tablesAt, postingOff: len(postings)}
+		for _, kl := range ids {
+			id := kl.id
 			start := len(postings)
-			blocks := b.postings[k]
+			if id >= 0 {
+				blocks = b.postings(blocks[:0], id)
+			} else {
+				blocks = logBlocks[-id-1:]
+				blocks = blocks[:slices.Index(blocks, ^uint32(0))]
+			}
 			prev := uint32(0)
 			for i, blk := range blocks {
 				if i == 0 {
@@ -341,42 +561,46 @@ func (b *Builder) Encode(enc *zstd.Encoder) []byte {
 				}
 				prev = blk
 			}
-			tables = append(tables, k.V[:sz]...)
-			tables = binary.LittleEndian.AppendUint32(tables, uint32(start-sc.postingOff))
-			tables = binary.LittleEndian.AppendUint32(tables, uint32(len(blocks)))
-			tables = binary.LittleEndian.AppendUint32(tables, crc(postings[start:]))
+			out = append(out, kl.k.V[:sz]...)
+			out = binary.LittleEndian.AppendUint32(out, uint32(start-sc.postingOff))
+			out = binary.LittleEndian.AppendUint32(out, uint32(len(blocks)))
+			out = binary.LittleEndian.AppendUint32(out, crc(postings[start:]))
 		}
-		sc.tableLen = len(tables) - sc.tableOff
+		sc.tableLen = len(out) - tablesAt - sc.tableOff
 		sc.postLen = len(postings) - sc.postingOff
 		sects = append(sects, sc)
 	}
-	body := make([]byte, 0, dirLen+len(tables)+len(postings))
+	tables := out[tablesAt:]
+	dir := out[headerLen:headerLen]
 	for _, sc := range sects {
-		body = append(body, byte(sc.kind), byte(sc.kind.size()), 0, 0)
-		body = binary.LittleEndian.AppendUint32(body, uint32(sc.n))
-		body = binary.LittleEndian.AppendUint32(body, uint32(dirLen+sc.tableOff))
-		body = binary.LittleEndian.AppendUint32(body, uint32(dirLen+len(tables)+sc.postingOff))
-		body = binary.LittleEndian.AppendUint32(body, uint32(sc.postLen))
-		body = binary.LittleEndian.AppendUint32(body, crc(tables[sc.tableOff:sc.tableOff+sc.tableLen]))
+		dir = append(dir, byte(sc.kind), byte(sc.kind.size()), 0, 0)
+		dir = binary.LittleEndian.AppendUint32(dir, uint32(sc.n))
+		dir = binary.LittleEndian.AppendUint32(dir, uint32(dirLen+sc.tableOff))
+		dir = binary.LittleEndian.AppendUint32(dir, uint32(dirLen+len(tables)+sc.postingOff))
+		dir = binary.LittleEndian.AppendUint32(dir, uint32(sc.postLen))
+		dir = binary.LittleEndian.AppendUint32(dir, crc(tables[sc.tableOff:sc.tableOff+sc.tableLen]))
 	}
-	body = append(body, tables...)
-	body = append(body, postings...)
+	out = append(out, postings...)
+	body := out[headerLen:]
 	// The body is stored raw unless it is large: a query then reads the
 	// directory, one key table and the postings it needs in place, instead
-	// of reading (or decompressing) every index it consults whole.
+	// of reading (or decompressing) every index it consults whole. A
+	// store's shards hold at most a million keys (some 25 MiB): the
+	// bodies that reach that size are a flood's spoofed addresses, whose
+	// compression would cost the capture more than the disk it saves.
 	stored, flags := body, uint16(flagRawBody)
 	if len(body) > rawBodyMax {
 		stored, flags = enc.EncodeAll(body, nil), 0
+		out = append(out[:headerLen], stored...)
 	}
-
-	h := make([]byte, headerLen, headerLen+len(stored))
+	h := out[:headerLen]
 	copy(h, "NWHI")
 	binary.LittleEndian.PutUint16(h[4:], Version)
 	binary.LittleEndian.PutUint16(h[6:], flags)
 	binary.LittleEndian.PutUint64(h[24:], uint64(b.first))
 	binary.LittleEndian.PutUint64(h[32:], uint64(b.last))
-	putHeader(h, b.blocks, uint32(len(sects)), uint32(len(body)), stored)
-	return append(h, stored...)
+	putHeader(h, b.blocks, uint32(len(sects)), uint32(len(body)), out[headerLen:])
+	return out
 }
 
 // putHeader fills the counts, lengths and checksums of an index header

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/nwhealth/nwhealth/pkg/pkthdr"
 )
 
 func codec(t testing.TB) (*zstd.Encoder, *zstd.Decoder) {
@@ -86,11 +87,19 @@ func TestCompressedBody(t *testing.T) {
 	h := bytes.Clone(raw[:headerLen])
 	binary.LittleEndian.PutUint16(h[6:], 0)
 	putHeader(h, 300, binary.LittleEndian.Uint32(raw[12:]), uint32(len(raw)-headerLen), stored)
-	ix, err := Open(append(h, stored...), dec)
+	want0 := append(h, stored...)
+	ix, err := Open(want0, dec)
 	if err != nil {
 		t.Fatal(err)
 	}
 	lookupAll(t, ix, want)
+	// Encode itself compresses a body over rawBodyMax the same way.
+	defer func(m int) { rawBodyMax = m }(rawBodyMax)
+	rawBodyMax = 1 << 10
+	b, _ = build(5)
+	if got := b.Encode(enc); !bytes.Equal(got, want0) {
+		t.Fatalf("Encode over rawBodyMax: %d bytes, want %d", len(got), len(want0))
+	}
 }
 
 func TestSetAlgebra(t *testing.T) {
@@ -355,4 +364,129 @@ func FuzzOpenAt(f *testing.F) {
 		}
 		checkLookups(t, ix)
 	})
+}
+
+// TestAddPacketMatchesKeys: the per-kind paths of AddPacket (ports by
+// array, IPv4 by table, the rest by map; the signature cache in front)
+// index exactly the keys Keys gives, for IPv4, IPv6, IPv4-mapped IPv6,
+// VLAN-tagged, ARP and non-IP frames, and for a flood of new ports and
+// addresses in blocks of 500 packets.
+func TestAddPacketMatchesKeys(t *testing.T) {
+	enc, dec := codec(t)
+	rng := rand.New(rand.NewSource(7))
+	var pkts []pkthdr.Packet
+	floodAt := -1 // a flood packet's index
+	addrs := []netip.Addr{netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("192.0.2.7"),
+		netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("::ffff:10.0.0.1"), netip.MustParseAddr("fe80::2")}
+	for i := range 20000 {
+		var p pkthdr.Packet
+		switch rng.Intn(6) {
+		case 0: // non-IP
+			p.EtherType = uint16(0x88cc + rng.Intn(2))
+		case 1: // ARP
+			p.EtherType, p.ARP = 0x0806, true
+			p.Src, p.Dst = addrs[rng.Intn(2)], addrs[rng.Intn(2)]
+		case 2: // a flood: new source and port in every packet
+			if floodAt < 0 && i > 4000 {
+				floodAt = i
+			}
+			p.IPVersion, p.Proto, p.HasPorts = 4, 17, true
+			p.Src = netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+			p.Dst = addrs[1]
+			p.SrcPort, p.DstPort = uint16(i), 9
+		default:
+			p.IPVersion, p.Proto = 4, uint8([]int{1, 6, 17, 58}[rng.Intn(4)])
+			p.Src, p.Dst = addrs[rng.Intn(len(addrs))], addrs[rng.Intn(len(addrs))]
+			if !p.Src.Is4() {
+				p.IPVersion = 6
+			}
+			p.HasPorts = p.Proto == 6 || p.Proto == 17
+			if p.HasPorts {
+				p.SrcPort, p.DstPort = uint16(rng.Intn(3)), uint16(rng.Intn(65536))
+			}
+		}
+		if rng.Intn(4) == 0 {
+			p.NVLAN = 1 + rng.Intn(2)
+			p.VLAN = [2]uint16{uint16(rng.Intn(4)), uint16(rng.Intn(4))}
+		}
+		pkts = append(pkts, p)
+	}
+	a, b := NewBuilder(), NewBuilder()
+	var keys []Key
+	for i := range pkts {
+		a.AddPacket(&pkts[i])
+		a.AddPacket(&pkts[i]) // the signature cache
+		keys = Keys(keys[:0], &pkts[i])
+		b.Add(keys)
+		if i%500 == 499 {
+			a.EndBlock(int64(i), int64(i))
+			b.EndBlock(int64(i), int64(i))
+		}
+	}
+	ea, eb := a.Encode(enc), b.Encode(enc)
+	if !bytes.Equal(ea, eb) {
+		t.Fatalf("AddPacket and Add(Keys) give different encodings (%d and %d bytes)", len(ea), len(eb))
+	}
+	ix, err := Open(ea, dec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A flood port is in exactly the block of its packet.
+	if got, err := ix.Lookup(Port(uint16(floodAt))); err != nil || !slices.Contains(got, uint32(floodAt/500)) {
+		t.Errorf("port %d in blocks %v: %v", floodAt, got, err)
+	}
+	if a.Keys() < 10000 {
+		t.Errorf("only %d keys", a.Keys())
+	}
+	// A builder Reset for the next shard (the store reuses them) starts
+	// over: the same packets give the same bytes, none of the first
+	// shard's keys or per-block caches left behind.
+	a.Reset()
+	for i := range pkts {
+		a.AddPacket(&pkts[i])
+		if i%500 == 499 {
+			a.EndBlock(int64(i), int64(i))
+		}
+	}
+	if again := a.Encode(enc); !bytes.Equal(again, ea) {
+		t.Fatalf("after Reset: %d bytes, want the first encoding's %d", len(again), len(ea))
+	}
+}
+
+// BenchmarkAddPacketFlood: a new source address and port in every packet.
+func BenchmarkAddPacketFlood(b *testing.B) {
+	bl := NewBuilder()
+	var p pkthdr.Packet
+	p.IPVersion, p.Proto, p.HasPorts, p.DstPort = 4, 17, true, 9
+	p.Dst = netip.MustParseAddr("192.0.2.7")
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		p.Src = netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+		p.SrcPort = uint16(i)
+		bl.AddPacket(&p)
+		if i%800 == 799 {
+			bl.EndBlock(int64(i), int64(i))
+		}
+	}
+}
+
+// TestSortWords: the radix sort agrees with slices.Sort, on words that
+// share bytes and words that do not.
+func TestSortWords(t *testing.T) {
+	rng := rand.New(rand.NewSource(9))
+	var tmp []uint64
+	for _, n := range []int{0, 1, 100, 5000, 70000} {
+		for _, mask := range []uint64{^uint64(0), 0xffffffff00000fff, 0x00ff00000000ff00} {
+			w := make([]uint64, n)
+			for i := range w {
+				w[i] = rng.Uint64() & mask
+			}
+			want := slices.Clone(w)
+			slices.Sort(want)
+			sortWords(w, &tmp) // the scratch reused, as Encode does
+			if !slices.Equal(w, want) {
+				t.Fatalf("n %d mask %x: not sorted", n, mask)
+			}
+		}
+	}
 }

@@ -115,6 +115,9 @@ type Capture struct {
 	KernelDrops   uint64          `json:"kernel_drops"`
 	FreezeQueue   uint64          `json:"freeze_queue"`
 	Workers       []CaptureWorker `json:"workers"`
+	// Flow tables that filled up (a flood of new flows), summary only.
+	FlowsEvicted    uint64 `json:"flows_evicted,omitempty"`
+	FlowsUnrecorded uint64 `json:"flows_unrecorded,omitempty"`
 }
 
 // CaptureWorker is one capture worker's counters.

@@ -158,9 +158,15 @@ type EncodedBlock struct {
 	Meta  BlockMeta
 }
 
+// Compressor appends a zstd frame holding src to dst, as
+// (*zstd.Encoder).EncodeAll does.
+type Compressor interface {
+	EncodeAll(src, dst []byte) []byte
+}
+
 // EncodeBlock compresses raw pcap records into dst (reused when large
 // enough). number is the block's index in its shard.
-func EncodeBlock(dst []byte, enc *zstd.Encoder, raw []byte, number int, first, last int64, packets int) EncodedBlock {
+func EncodeBlock(dst []byte, enc Compressor, raw []byte, number int, first, last int64, packets int) EncodedBlock {
 	dst = append(dst[:0], make([]byte, blockHdrFrame)...)
 	dst = enc.EncodeAll(raw, dst)
 	if len(dst)-blockHdrFrame > len(raw)-len(raw)/storeGain {

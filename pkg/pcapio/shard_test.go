@@ -657,3 +657,18 @@ func FuzzMendBlockHeader(f *testing.F) {
 		}
 	})
 }
+
+// TestAppendRecordNanos: the nanosecond form writes what AppendRecord
+// writes, in both precisions and before 1970.
+func TestAppendRecordNanos(t *testing.T) {
+	for _, ts := range []time.Time{time.Unix(0, 0), time.Unix(1700000000, 999_999_999), time.Unix(-5, 123_456_789), time.Unix(1, 1)} {
+		for _, nanos := range []bool{true, false} {
+			data := []byte("frame bytes")
+			a := AppendRecord([]byte("x"), ts, data, 60, nanos)
+			b := AppendRecordNanos([]byte("x"), ts.UnixNano(), data, 60, nanos)
+			if !bytes.Equal(a, b) {
+				t.Errorf("%v nanos=%v: % x, want % x", ts, nanos, b, a)
+			}
+		}
+	}
+}

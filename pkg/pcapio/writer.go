@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/nwhealth/nwhealth/pkg/pkthdr"
@@ -57,6 +58,29 @@ func AppendRecord(dst []byte, ts time.Time, data []byte, origLen int, nanos bool
 	binary.LittleEndian.PutUint32(h[8:], uint32(len(data)))
 	binary.LittleEndian.PutUint32(h[12:], uint32(max(origLen, len(data))))
 	dst = append(dst, h[:]...)
+	return append(dst, data...)
+}
+
+// AppendRecordNanos is AppendRecord with the time stamp in nanoseconds
+// since the epoch, for the per-packet paths that never build a time.Time.
+func AppendRecordNanos(dst []byte, ns int64, data []byte, origLen int, nanos bool) []byte {
+	sec, frac := ns/1e9, ns%1e9
+	if frac < 0 {
+		sec, frac = sec-1, frac+1e9
+	}
+	if !nanos {
+		frac /= 1000
+	}
+	n := len(dst)
+	if cap(dst)-n < 16+len(data) {
+		dst = slices.Grow(dst, 16+len(data))
+	}
+	dst = dst[:n+16]
+	h := (*[16]byte)(dst[n:])
+	binary.LittleEndian.PutUint32(h[0:], uint32(sec))
+	binary.LittleEndian.PutUint32(h[4:], uint32(frac))
+	binary.LittleEndian.PutUint32(h[8:], uint32(len(data)))
+	binary.LittleEndian.PutUint32(h[12:], uint32(max(origLen, len(data))))
 	return append(dst, data...)
 }
 

@@ -79,11 +79,46 @@ type Packet struct {
 	Payload   int  // offset of the transport payload; -1 when absent
 	PayloadN  int  // payload bytes captured (may be less than on the wire)
 	Truncated bool // the frame ended inside a header
+
+	// words holds Src and Dst as the big-endian halves of their 16-byte
+	// forms (AddrWords), set by Parse; wordsSet says they are.
+	words    [4]uint64
+	wordsSet bool
 }
+
+// AddrWords returns Src and Dst as the big-endian halves of their 16-byte
+// forms: what flow and index keys hash and compare, a few instructions a
+// word. Parse computes them from the header bytes; for a Packet filled in
+// otherwise they come from Src and Dst.
+func (p *Packet) AddrWords() (shi, slo, dhi, dlo uint64) {
+	if !p.wordsSet {
+		p.setWords()
+	}
+	return p.words[0], p.words[1], p.words[2], p.words[3]
+}
+
+func (p *Packet) setWords() {
+	s, d := p.Src.As16(), p.Dst.As16()
+	be := binary.BigEndian
+	p.words, p.wordsSet = [4]uint64{be.Uint64(s[:8]), be.Uint64(s[8:]), be.Uint64(d[:8]), be.Uint64(d[8:])}, true
+}
+
+// v4Words is the low half of an IPv4 address's 16-byte (mapped) form.
+func v4Words(a []byte) uint64 { return 0xffff<<32 | uint64(binary.BigEndian.Uint32(a)) }
 
 // Parse decodes frame as link type lt into p. It reports whether an IP header
 // was found; p is filled as far as the frame allows either way.
 func Parse(lt LinkType, frame []byte, p *Packet) bool {
+	// Ethernet and IPv4 without options, then a whole UDP or TCP header:
+	// most frames, read in one pass with one bounds check a header.
+	if lt == LinkEthernet && len(frame) >= 34 && frame[12] == 0x08 && frame[13] == 0x00 && frame[14] == 0x45 && p.fastIPv4(frame) {
+		return true
+	}
+	return parse(lt, frame, p)
+}
+
+// parse is Parse without the fast path.
+func parse(lt LinkType, frame []byte, p *Packet) bool {
 	*p = Packet{L3: -1, L4: -1, Payload: -1}
 	off, et, ok := linkLayer(lt, frame, p)
 	if !ok {
@@ -210,6 +245,62 @@ func (p *Packet) arp(b []byte, off int) {
 	p.Dst = netip.AddrFrom4([4]byte(h[12+2*hlen : 16+2*hlen]))
 }
 
+// fastIPv4 parses what Parse would from an Ethernet frame holding IPv4
+// without options (not a fragment) and a whole UDP or TCP header; for
+// anything else it reports false, leaving p for the general path.
+func (p *Packet) fastIPv4(b []byte) bool {
+	h := (*[20]byte)(b[14:34])
+	if binary.BigEndian.Uint16(h[6:])&0x3fff != 0 {
+		return false
+	}
+	ipLen := int(binary.BigEndian.Uint16(h[2:]))
+	end := len(b)
+	if ipLen >= 20 && 14+ipLen < end {
+		end = 14 + ipLen // Ethernet padding is not payload
+	}
+	var sp, dp uint16
+	var seq, ack uint32
+	var flags uint8
+	var payload int
+	switch h[9] {
+	case ProtoUDP:
+		if end < 42 {
+			return false
+		}
+		u := (*[4]byte)(b[34:38])
+		sp, dp = binary.BigEndian.Uint16(u[0:]), binary.BigEndian.Uint16(u[2:])
+		payload = 42
+	case ProtoTCP:
+		if end < 54 {
+			return false
+		}
+		t := (*[20]byte)(b[34:54])
+		hl := int(t[12]>>4) * 4
+		if hl < 20 || end < 34+hl {
+			return false
+		}
+		sp, dp = binary.BigEndian.Uint16(t[0:]), binary.BigEndian.Uint16(t[2:])
+		seq, ack, flags = binary.BigEndian.Uint32(t[4:]), binary.BigEndian.Uint32(t[8:]), t[13]
+		payload = 34 + hl
+	default:
+		return false
+	}
+	// Every field set in place: a composite literal would be built aside
+	// and copied. TestFastPath reuses one Packet, so a field left out
+	// here shows.
+	p.VLAN, p.NVLAN = [MaxVLANs]uint16{}, 0
+	p.EtherType, p.IPVersion = 0x0800, 4
+	p.Src, p.Dst = netip.AddrFrom4([4]byte(h[12:16])), netip.AddrFrom4([4]byte(h[16:20]))
+	p.Proto, p.HasPorts, p.SrcPort, p.DstPort = h[9], true, sp, dp
+	p.TCPFlags, p.TCPSeq, p.TCPAck = flags, seq, ack
+	p.ARP, p.Fragment = false, false
+	p.IPLen, p.L3, p.L4, p.Payload, p.PayloadN = ipLen, 14, 34, payload, end-payload
+	p.Truncated = false
+	p.words = [4]uint64{0, v4Words(h[12:16]), 0, v4Words(h[16:20])}
+	p.wordsSet = true
+	return true
+}
+
 func (p *Packet) ipv4(b []byte, off int) bool {
 	if len(b) < off+20 || b[off]>>4 != 4 {
 		p.Truncated = len(b) < off+20
@@ -226,6 +317,7 @@ func (p *Packet) ipv4(b []byte, off int) bool {
 	p.IPLen = int(binary.BigEndian.Uint16(h[2:]))
 	p.Src = netip.AddrFrom4([4]byte(h[12:16]))
 	p.Dst = netip.AddrFrom4([4]byte(h[16:20]))
+	p.words, p.wordsSet = [4]uint64{0, v4Words(h[12:16]), 0, v4Words(h[16:20])}, true
 	p.Proto = h[9]
 	frag := binary.BigEndian.Uint16(h[6:])
 	p.Fragment = frag&0x3fff != 0 // MF set or offset non-zero
@@ -253,8 +345,11 @@ func (p *Packet) ipv6(b []byte, off int) bool {
 	p.L3 = off
 	plen := int(binary.BigEndian.Uint16(b[off+4:]))
 	p.IPLen = 40 + plen
-	p.Src = netip.AddrFrom16([16]byte(b[off+8 : off+24]))
-	p.Dst = netip.AddrFrom16([16]byte(b[off+24 : off+40]))
+	a := (*[32]byte)(b[off+8 : off+40])
+	p.Src = netip.AddrFrom16([16]byte(a[:16]))
+	p.Dst = netip.AddrFrom16([16]byte(a[16:]))
+	be := binary.BigEndian
+	p.words, p.wordsSet = [4]uint64{be.Uint64(a[0:]), be.Uint64(a[8:]), be.Uint64(a[16:]), be.Uint64(a[24:])}, true
 	end := len(b)
 	if plen > 0 && off+40+plen < end {
 		end = off + 40 + plen

@@ -204,13 +204,14 @@ func (s *Store) openShardFlows(sf ShardFile, newFlows func() FlowTable) ([]flow.
 		}
 		pcapio.Records(raw, sh.Header.LinkType, sh.Header.Nanos, func(pk pcapio.Packet) bool {
 			if pkthdr.Parse(pk.LinkType, pk.Data, &p) {
-				ft.AddParsed(pk.Timestamp, &p, pk.Data, pk.OrigLen)
+				ft.AddParsedNanos(pk.Timestamp.UnixNano(), &p, pk.Data, pk.OrigLen)
 			}
 			return true
 		})
 	}
-	var recs []flow.Record
-	ft.Flush(func(r *flow.Record) { recs = append(recs, *r) })
+	var fw flow.FileWriter
+	ft.FlushInto(&fw)
+	recs := fw.Records()
 	slices.SortStableFunc(recs, func(a, b flow.Record) int { return a.First.Compare(b.First) })
 	return recs, dmg
 }

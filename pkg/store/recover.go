@@ -235,9 +235,9 @@ func rebuild(sh *pcapio.Shard, newFlows func() FlowTable, drop bool) (good []pca
 			pkthdr.Parse(pk.LinkType, pk.Data, &p)
 			ix.AddPacket(&p)
 			if ft != nil && p.IPVersion != 0 {
-				ft.AddParsed(pk.Timestamp, &p, pk.Data, pk.OrigLen)
+				ft.AddParsedNanos(pk.Timestamp.UnixNano(), &p, pk.Data, pk.OrigLen)
 				if k&4095 == 0 {
-					ft.Expire(pk.Timestamp, recs.Add)
+					ft.ExpireInto(pk.Timestamp, recs)
 				}
 			}
 			k++
@@ -249,7 +249,7 @@ func rebuild(sh *pcapio.Shard, newFlows func() FlowTable, drop bool) (good []pca
 		good = append(good, m)
 	}
 	if ft != nil {
-		ft.Flush(recs.Add)
+		ft.FlushInto(recs)
 	}
 	return good, ix, recs, packets, bad
 }

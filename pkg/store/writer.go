@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -16,13 +17,16 @@ import (
 	"github.com/nwhealth/nwhealth/pkg/index"
 	"github.com/nwhealth/nwhealth/pkg/pcapio"
 	"github.com/nwhealth/nwhealth/pkg/pkthdr"
+	"github.com/nwhealth/nwhealth/pkg/reczstd"
 )
 
-// FlowTable builds flow records from parsed packets (flow.Builder).
+// FlowTable builds flow records from parsed packets (flow.Builder) and
+// writes them, encoded, into a shard's flow file.
 type FlowTable interface {
-	AddParsed(ts time.Time, p *pkthdr.Packet, data []byte, origLen int)
-	Expire(now time.Time, emit func(*flow.Record)) // ended and timed-out flows
-	Flush(emit func(*flow.Record))                 // everything still open
+	AddParsedNanos(ns int64, p *pkthdr.Packet, data []byte, origLen int) flow.Handle
+	ExpireInto(now time.Time, fw *flow.FileWriter) // ended and timed-out flows
+	FlushInto(fw *flow.FileWriter)                 // everything still open
+	Stats() flow.Stats
 }
 
 // WriterOptions tune a Writer. Zero values take the defaults.
@@ -88,7 +92,12 @@ type WriterStats struct {
 	Unparsed      uint64 // frames with no IP header found (stored all the same)
 	Recovered     int    // of Sealed, shards sealed by recovery after a write failure
 	Cut           uint64 // packets longer than pcapio.MaxRecord, stored cut to it
-	LastPacket    time.Time
+	// FlowsEvicted counts flows ended early because a shard's flow table
+	// was full, and FlowsUnrecorded the one-packet flows a table that had
+	// been full left without a record (flow.Options.DropSingles); both
+	// from sealed shards. Their packets are stored all the same.
+	FlowsEvicted, FlowsUnrecorded uint64
+	LastPacket                    time.Time
 }
 
 // UnsealedError says a shard could not be sealed after a write failure:
@@ -133,6 +142,7 @@ type openShard struct {
 	flows    FlowTable
 	flowFile flow.FileWriter
 	block    []byte
+	rz       *reczstd.Encoder // the block's records, for the record encoder
 	bFirst   int64
 	bLast    int64
 	bPkts    int
@@ -140,6 +150,7 @@ type openShard struct {
 	blocks   int
 	raw      int64
 	first    int64 // packet time of the shard's first packet
+	sealAt   int64 // the first packet time past the shard's span
 
 	// writer goroutine
 	file     *os.File
@@ -169,6 +180,7 @@ type job struct {
 	first int64
 	last  int64
 	pkts  int
+	rz    *reczstd.Encoder
 	enc   pcapio.EncodedBlock
 	done  chan struct{} // compression finished (blocks) / barrier reached
 }
@@ -197,6 +209,11 @@ type Writer struct {
 	parsed pkthdr.Packet
 	count  uint64
 	encBuf chan []byte
+	rzFree chan *reczstd.Encoder
+	// ixFree holds a sealed shard's index builder for the next shard:
+	// under a flood its logs hold millions of entries, and growing new
+	// ones each shard cost page faults and copies.
+	ixFree chan *index.Builder
 
 	// Packet-path counters are atomics so a stats line can read them
 	// while packets flow; the rest is under statsMu. The packet path
@@ -258,6 +275,8 @@ func (s *Store) NewWriter(opts WriterOptions) (*Writer, error) {
 		compressQ: make(chan *job, depth),
 		free:      make(chan []byte, depth+4),
 		encBuf:    make(chan []byte, depth+4),
+		rzFree:    make(chan *reczstd.Encoder, depth+4),
+		ixFree:    make(chan *index.Builder, 1),
 	}
 	w.ensureReserve()
 	if !opts.Inline {
@@ -304,6 +323,11 @@ func (w *Writer) Stats() WriterStats {
 // longer than pcapio.MaxRecord is stored cut to it, and Write returns a
 // *CutError after storing it; other errors mean nothing was stored.
 func (w *Writer) Write(ts time.Time, lt pkthdr.LinkType, data []byte, origLen int) error {
+	return w.WriteNanos(ts.UnixNano(), lt, data, origLen)
+}
+
+// WriteNanos is Write with the time stamp in nanoseconds since the epoch.
+func (w *Writer) WriteNanos(ns int64, lt pkthdr.LinkType, data []byte, origLen int) error {
 	if w.closed {
 		return ErrWriterClosed
 	}
@@ -335,10 +359,13 @@ func (w *Writer) Write(ts time.Time, lt pkthdr.LinkType, data []byte, origLen in
 		}
 		sh = w.openShard(k, snap)
 	}
-	ns := ts.UnixNano()
 	if sh.bPkts == 0 {
 		if sh.blocks == 0 && sh.raw == 0 {
 			sh.first = ns
+			sh.sealAt = math.MaxInt64
+			if w.opts.ShardSpan > 0 {
+				sh.sealAt = ns + int64(w.opts.ShardSpan)
+			}
 		}
 		sh.bFirst, sh.bLast = ns, ns
 		if w.opts.FlushInterval > 0 {
@@ -352,17 +379,30 @@ func (w *Writer) Write(ts time.Time, lt pkthdr.LinkType, data []byte, origLen in
 	if !pkthdr.Parse(lt, data, p) && !p.ARP {
 		w.pend.unparsed++
 	}
-	sh.ix.AddPacket(p)
+	var fh flow.Handle
 	if sh.flows != nil && p.IPVersion != 0 {
-		sh.flows.AddParsed(ts, p, data, origLen)
+		fh = sh.flows.AddParsedNanos(ns, p, data, origLen)
 		// Ended flows leave the table as packet time goes on, so memory
 		// holds open flows and compact finished records only.
 		if w.count&4095 == 0 {
-			sh.flows.Expire(ts, sh.flowFile.Add)
+			sh.flows.ExpireInto(time.Unix(0, ns), &sh.flowFile)
 		}
 	}
+	// A flow's packets have the same index keys (the flow key holds all
+	// but a second VLAN tag): they are recorded once a block a flow.
+	if fh.Mark == nil || p.NVLAN > 1 {
+		sh.ix.AddPacket(p)
+	} else if blk := uint32(sh.blocks) + 1; *fh.Mark != blk {
+		sh.ix.AddPacket(p)
+		*fh.Mark = blk
+	}
+	rk := fh.ID
+	if rk == 0 {
+		rk = recordKey(p)
+	}
 	before := len(sh.block)
-	sh.block = pcapio.AppendRecord(sh.block, ts, data, origLen, k.nanos)
+	sh.block = pcapio.AppendRecordNanos(sh.block, ns, data, origLen, k.nanos)
+	sh.rz.Add(sh.block, before, rk)
 	sh.bPkts++
 	sh.raw += int64(len(sh.block) - before)
 
@@ -370,10 +410,14 @@ func (w *Writer) Write(ts time.Time, lt pkthdr.LinkType, data []byte, origLen in
 	w.pend.rawBytes += uint64(len(sh.block) - before)
 	w.pend.lastTS = max(w.pend.lastTS, ns)
 
+	// A shard is sealed at a block's end once full (of packets or of
+	// flow records), or at the first packet past its time span.
 	if len(sh.block) >= w.opts.BlockSize {
 		w.endBlock(sh)
-	}
-	if sh.raw >= w.opts.ShardSize || (w.opts.ShardSpan > 0 && ns-sh.first >= int64(w.opts.ShardSpan)) {
+		if sh.raw >= w.opts.ShardSize || sh.flowFile.Size() >= maxFlowBytes || sh.ix.Keys() >= maxIndexKeys {
+			w.sealShard(sh)
+		}
+	} else if ns >= sh.sealAt || sh.raw >= w.opts.ShardSize {
 		w.sealShard(sh)
 	}
 	w.count++
@@ -432,7 +476,7 @@ func (w *Writer) FlushIfOld() {
 }
 
 func (w *Writer) openShard(k shardKey, snaplen uint32) *openShard {
-	sh := &openShard{key: k, seq: w.seq, snaplen: snaplen, ix: index.NewBuilder(), block: w.getBuf()}
+	sh := &openShard{key: k, seq: w.seq, snaplen: snaplen, ix: w.getIndex(), block: w.getBuf(), rz: w.getRZ()}
 	w.seq++
 	if w.opts.NewFlows != nil {
 		sh.flows = w.opts.NewFlows()
@@ -454,6 +498,40 @@ func (w *Writer) getBuf() []byte {
 	}
 }
 
+func (w *Writer) getRZ() *reczstd.Encoder {
+	select {
+	case e := <-w.rzFree:
+		e.Reset()
+		return e
+	default:
+		return new(reczstd.Encoder)
+	}
+}
+
+func (w *Writer) getIndex() *index.Builder {
+	select {
+	case b := <-w.ixFree:
+		b.Reset()
+		return b
+	default:
+		return index.NewBuilder()
+	}
+}
+
+func (w *Writer) putIndex(b *index.Builder) {
+	select {
+	case w.ixFree <- b:
+	default:
+	}
+}
+
+func (w *Writer) putRZ(e *reczstd.Encoder) {
+	select {
+	case w.rzFree <- e:
+	default:
+	}
+}
+
 func (w *Writer) putBuf(b []byte) {
 	select {
 	case w.free <- b:
@@ -467,9 +545,10 @@ func (w *Writer) endBlock(sh *openShard) {
 	}
 	w.publish()
 	sh.ix.EndBlock(sh.bFirst, sh.bLast)
-	j := &job{kind: jobBlock, sh: sh, raw: sh.block, num: sh.blocks, first: sh.bFirst, last: sh.bLast, pkts: sh.bPkts, done: make(chan struct{})}
+	j := &job{kind: jobBlock, sh: sh, raw: sh.block, rz: sh.rz, num: sh.blocks, first: sh.bFirst, last: sh.bLast, pkts: sh.bPkts, done: make(chan struct{})}
 	sh.blocks++
 	sh.block = w.getBuf()
+	sh.rz = w.getRZ()
 	sh.bPkts = 0
 	if w.opts.Inline {
 		w.encode(j)
@@ -486,8 +565,46 @@ func (w *Writer) encode(j *job) {
 	case dst = <-w.encBuf:
 	default:
 	}
-	j.enc = pcapio.EncodeBlock(dst, w.enc, j.raw, j.num, j.first, j.last, j.pkts)
+	j.enc = pcapio.EncodeBlock(dst, blockCompressor{j.rz, w.enc}, j.raw, j.num, j.first, j.last, j.pkts)
+	w.putRZ(j.rz)
+	j.rz = nil
 	close(j.done)
+}
+
+// blockCompressor writes a block with the record encoder when its matches
+// already remove most of the block (small packets, whose headers repeat:
+// the per-packet cost of a flood), and with the general zstd encoder
+// otherwise (payloads that repeat at other offsets, which only it finds).
+// Either way the block is one standard zstd frame.
+type blockCompressor struct {
+	rz  *reczstd.Encoder
+	enc *zstd.Encoder
+}
+
+// rzShare: the record encoder is used when its matches cover at least
+// 1 - 1/rzShare of the block, so the general encoder could shrink it by
+// at most that much more.
+const rzShare = 4
+
+func (c blockCompressor) EncodeAll(src, dst []byte) []byte {
+	if c.rz.Gain() >= len(src)-len(src)/rzShare {
+		if out, ok := c.rz.Encode(dst, src); ok {
+			return out
+		}
+	}
+	return c.enc.EncodeAll(src, dst)
+}
+
+// recordKey names a packet's flow and direction for the record encoder:
+// the packets of one flow in one direction have alike headers.
+func recordKey(p *pkthdr.Packet) uint32 {
+	if p.IPVersion == 0 {
+		return uint32(p.EtherType) // non-IP: one key per EtherType
+	}
+	shi, slo, dhi, dlo := p.AddrWords()
+	h := (shi^slo)*0x9e3779b97f4a7c15 ^ (dhi^dlo)*0xc2b2ae3d27d4eb4f ^
+		(uint64(p.SrcPort)<<24|uint64(p.DstPort)<<8|uint64(p.Proto))*0xd6e8feb86659fd93
+	return uint32(h>>32) | 1
 }
 
 func (w *Writer) sealShard(sh *openShard) {
@@ -607,6 +724,18 @@ func (w *Writer) doBlock(j *job) {
 	w.statsMu.Unlock()
 }
 
+// maxFlowBytes seals a shard whose flow records reached it, whatever its
+// packets: a flood of new flows (one record a packet, longer than the
+// packet) then keeps the writer's memory bounded, and a flow file stays
+// within what the record encoder compresses (reczstd.MaxFrame).
+const maxFlowBytes = 64 << 20
+
+// maxIndexKeys seals a shard whose index holds that many keys: a flood of
+// spoofed sources brings a new address in every packet, and an index
+// table that stays this small keeps its inserts and its encoding within
+// the caches (a key costs a few times more in a table of millions).
+var maxIndexKeys = 1 << 20
+
 // syncAheadBytes is how much is written between write-back starts.
 const syncAheadBytes = 8 << 20
 
@@ -617,6 +746,8 @@ func (w *Writer) doSeal(sh *openShard) {
 	if !sh.failed {
 		err := w.seal(sh)
 		if err == nil {
+			w.putIndex(sh.ix)
+			sh.ix = nil
 			return
 		}
 		if errors.Is(err, ErrExists) {
@@ -689,7 +820,12 @@ func (w *Writer) seal(sh *openShard) error {
 		return fmt.Errorf("write index: %w", err)
 	}
 	if sh.flows != nil {
-		sh.flows.Flush(sh.flowFile.Add)
+		sh.flows.FlushInto(&sh.flowFile)
+		fs := sh.flows.Stats()
+		w.statsMu.Lock()
+		w.stats.FlowsEvicted += fs.Evicted
+		w.stats.FlowsUnrecorded += fs.Unrecorded
+		w.statsMu.Unlock()
 	}
 	if err := w.st.writeShardFileAtomic(stem+extFlows, sh.flowFile.Encode(w.enc)); err != nil {
 		w.st.removeShardFile(stem + extIndex)

@@ -1,0 +1,101 @@
+// Package capstore stores live capture in a store: one store writer per
+// capture worker, with the options capture uses, behind capture.Sink. The
+// command wires it to flags; the cost harness (tools/capcost) and the
+// benchmarks use the same code, so what they count is what capture runs.
+package capstore
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/nwhealth/nwhealth/pkg/flow"
+	"github.com/nwhealth/nwhealth/pkg/pipeline"
+	"github.com/nwhealth/nwhealth/pkg/pkthdr"
+	"github.com/nwhealth/nwhealth/pkg/store"
+)
+
+// Options are the per-writer settings the command takes from its flags.
+type Options struct {
+	Worker    int           // capture worker number: the writer id is "cNN"
+	Snaplen   uint32        // of the capture
+	ShardSize int64         // raw bytes per shard
+	Flush     time.Duration // longest a packet waits before its block is written
+	OnSeal    func(store.ShardFile)
+	// MaxFlows bounds each shard's flow table (0: flow.DefaultMaxFlows).
+	// The cost harness lowers it to reach a flood's steady state, a full
+	// table, in fewer packets.
+	MaxFlows int
+}
+
+// BlockSize is the raw size of a capture writer's blocks. 64 KiB blocks
+// (Arkime's choice) halve the per-block costs of small-packet floods
+// against 32 KiB, at little cost to queries.
+const BlockSize = 64 << 10
+
+// WriterOptions are the store writer options of one capture worker.
+func WriterOptions(o Options) store.WriterOptions {
+	return store.WriterOptions{
+		ID:            writerID(o.Worker),
+		Snaplen:       o.Snaplen,
+		ShardSize:     o.ShardSize,
+		ShardSpan:     time.Hour,
+		BlockSize:     BlockSize,
+		FlushInterval: o.Flush,
+		// Each worker compresses its own blocks inline: handing every
+		// block to another goroutine costs more than it saves.
+		Compressors: 1,
+		Inline:      true,
+		NewFlows:    newFlows(o.MaxFlows),
+		OnSeal:      o.OnSeal,
+	}
+}
+
+// newFlows is the store's flow table (pipeline.NewFlowTable), with its
+// bound changed when max is set.
+func newFlows(max int) func() store.FlowTable {
+	if max <= 0 {
+		return pipeline.NewFlowTable
+	}
+	return func() store.FlowTable {
+		fo := pipeline.FlowTableOptions()
+		fo.MaxFlows = max
+		return flow.NewBuilder(fo)
+	}
+}
+
+func writerID(worker int) string { return fmt.Sprintf("c%02d", worker) }
+
+// Sink feeds one worker's packets to its store writer.
+type Sink struct {
+	W  *store.Writer
+	LT pkthdr.LinkType
+}
+
+// NewWriter opens worker o.Worker's writer on st and returns its sink.
+// The caller holds st's lock.
+func NewWriter(st *store.Store, lt pkthdr.LinkType, o Options) (*Sink, error) {
+	w, err := st.NewWriter(WriterOptions(o))
+	if err != nil {
+		return nil, err
+	}
+	w.SetNanos(true)
+	return &Sink{W: w, LT: lt}, nil
+}
+
+// WritePacket stores one packet.
+func (s *Sink) WritePacket(ts time.Time, data []byte, origLen int) error {
+	return s.W.Write(ts, s.LT, data, origLen)
+}
+
+// WritePacketNanos stores one packet (capture.NanoSink).
+func (s *Sink) WritePacketNanos(ns int64, data []byte, origLen int) error {
+	return s.W.WriteNanos(ns, s.LT, data, origLen)
+}
+
+// Flush is called at most every flush interval while packets arrive
+// slowly, and once when the link goes quiet: partly filled blocks go to
+// disk, so every packet is queryable within the interval.
+func (s *Sink) Flush() error {
+	s.W.EndBlocks()
+	return s.W.Err()
+}

@@ -1,0 +1,224 @@
+package flow
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// TestTableChurn runs many short and long UDP and TCP flows, in random
+// order, through a small table (evictions, timeouts, deletions from the
+// middle of probe runs) and checks every packet against a model that
+// keeps one count per flow: no packet is lost or counted twice, no two
+// open records are for one flow, and Open and Evicted add up.
+func TestTableChurn(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, maxFlows := range []int{7, 1000, 1 << 20} {
+		b := NewBuilder(Options{MaxFlows: maxFlows})
+		type fk struct {
+			a    netip.Addr
+			port uint16
+		}
+		sent := map[fk]uint64{}
+		got := map[fk]uint64{}
+		var records int
+		emit := func(r *Record) {
+			got[fk{r.Orig, r.OrigPort}] += r.OrigPkts
+			records++
+		}
+		ts := t0
+		for i := range 60000 {
+			// A few heavy flows and many one- and two-packet ones.
+			n := rng.IntN(40000)
+			if rng.IntN(4) == 0 {
+				n = rng.IntN(16)
+			}
+			src := netip.AddrFrom4([4]byte{10, byte(n >> 16), byte(n >> 8), byte(n)})
+			port := uint16(30000 + n%20000)
+			proto := uint8(17)
+			if n%3 == 0 {
+				proto = 6
+			}
+			f := frame(frameSpec{src: src, dst: addr("198.51.100.7"), sport: port, dport: 9999, proto: proto, flags: 0x18, payload: []byte("x")})
+			b.Add(ts, 1, f, len(f))
+			sent[fk{src, port}]++
+			ts = ts.Add(time.Duration(rng.IntN(5000)) * time.Microsecond)
+			if i%5000 == 0 {
+				b.Expire(ts, emit)
+			}
+			if b.Open() > maxFlows {
+				t.Fatalf("%d open, limit %d", b.Open(), maxFlows)
+			}
+		}
+		open := b.Open()
+		b.Flush(emit)
+		if b.Open() != 0 {
+			t.Errorf("%d open after Flush", b.Open())
+		}
+		if !reflect.DeepEqual(sent, got) {
+			t.Errorf("max %d: records hold %d flows' packets, %d flows sent", maxFlows, len(got), len(sent))
+			for k, v := range sent {
+				if got[k] != v {
+					t.Fatalf("flow %v: %d packets recorded, %d sent", k, got[k], v)
+				}
+			}
+		}
+		st := b.Stats()
+		if uint64(records) != st.Flows || maxFlows == 7 && st.Evicted == 0 || maxFlows == 1<<20 && st.Evicted != 0 {
+			t.Errorf("max %d: %d records, stats %+v (%d open before Flush)", maxFlows, records, st, open)
+		}
+	}
+}
+
+// TestFloodAllocatesNothing: with a new flow in every packet and a full
+// table (each new flow evicts the oldest), adding packets and writing the
+// records into a flow file allocates nothing.
+func TestFloodAllocatesNothing(t *testing.T) {
+	b := NewBuilder(Options{MaxFlows: 4096, Encoded: true})
+	frames := make([][]byte, 8192)
+	for i := range frames {
+		frames[i] = frame(frameSpec{src: netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}), dst: addr("198.51.100.7"), sport: uint16(1024 + i), dport: 9, proto: 17, payload: make([]byte, 22)})
+	}
+	ts := t0
+	n := 0
+	var fw FileWriter
+	add := func() {
+		f := frames[n%len(frames)]
+		b.Add(ts, 1, f, len(f))
+		ts = ts.Add(time.Microsecond)
+		if n%256 == 0 {
+			b.ExpireInto(ts, &fw)
+		}
+		if n%(1<<15) == 0 {
+			fw = FileWriter{buf: fw.buf[:0], recs: fw.recs[:0]} // as if a shard was sealed
+		}
+		n++
+	}
+	for range 3 * len(frames) { // fill the table and its free lists
+		add()
+	}
+	if got := testing.AllocsPerRun(5000, add); got != 0 {
+		t.Errorf("%.2f allocations a packet", got)
+	}
+	if b.Stats().Evicted == 0 || fw.Len() == 0 {
+		t.Errorf("no eviction: %+v", b.Stats())
+	}
+}
+
+// mixedFrames is a workload with every kind of record: TCP with names
+// and long burst series, DNS with answers, ICMP, IPv6 and IPv4-mapped IPv6
+// addresses, VLAN tags, and one-packet flows.
+func mixedFrames(t testing.TB) ([][]byte, []time.Time) {
+	var fs [][]byte
+	var ts []time.Time
+	now := t0
+	add := func(f []byte, gap time.Duration) {
+		fs, ts = append(fs, f), append(ts, now)
+		now = now.Add(gap)
+	}
+	hello := clientHello(t, "mixed.example.org")
+	for i := range 3000 {
+		c := netip.AddrFrom4([4]byte{10, 0, 0, byte(i % 40)})
+		gap := time.Duration(i%7) * 300 * time.Millisecond
+		switch i % 6 {
+		case 0:
+			q := dnsMessage(uint16(i), fmt.Sprintf("h%d.example.com", i%13), "", addr("192.0.2.1"), addr("2001:db8::7"))
+			add(frame(frameSpec{src: addr("10.9.9.53"), dst: c, sport: 53, dport: uint16(40000 + i%7), proto: 17, payload: q}), gap)
+		case 1:
+			add(frame(frameSpec{src: addr("2001:db8::1"), dst: addr("2001:db8::2"), sport: uint16(40000 + i%5), dport: 443, proto: 6, flags: 0x18, seq: uint32(i), payload: hello[:200], vlan: 12}), gap)
+		case 2:
+			add(frame(frameSpec{src: addr("::ffff:10.1.1.1"), dst: addr("::ffff:10.1.1.2"), sport: 7, dport: 7, proto: 17, payload: []byte("m")}), gap)
+		case 3:
+			add(frame(frameSpec{src: c, dst: addr("192.0.2.8"), proto: 1, icmpType: uint8(8 * (i % 2))}), gap)
+		case 4:
+			add(frame(frameSpec{src: netip.AddrFrom4([4]byte{10, 7, byte(i >> 8), byte(i)}), dst: addr("192.0.2.9"), sport: 999, dport: 9, proto: 17, payload: []byte("x")}), 0)
+		default:
+			add(frame(frameSpec{src: c, dst: addr("192.0.2.1"), sport: uint16(50000 + i%40), dport: 443, proto: 6, flags: 0x18, seq: uint32(i * 100), payload: make([]byte, 100)}), gap)
+		}
+	}
+	return fs, ts
+}
+
+// TestEncodedRecords: a builder that writes records straight into a flow
+// file (Options.Encoded, ExpireInto, FlushInto) writes the same bytes as
+// encoding the Records another builder hands over.
+func TestEncodedRecords(t *testing.T) {
+	enc, _ := zstd.NewWriter(nil)
+	defer enc.Close()
+	fs, ts := mixedFrames(t)
+	for _, maxFlows := range []int{0, 25} {
+		o := Options{MaxFlows: maxFlows, ActiveTimeout: 20 * time.Second}
+		a, b := NewBuilder(o), NewBuilder(Options{MaxFlows: maxFlows, ActiveTimeout: 20 * time.Second, Encoded: true})
+		var fa, fb FileWriter
+		for i, f := range fs {
+			a.Add(ts[i], 1, f, len(f))
+			b.Add(ts[i], 1, f, len(f))
+			if i%256 == 0 {
+				a.Expire(ts[i], fa.Add)
+				b.ExpireInto(ts[i], &fb)
+			}
+		}
+		a.Flush(fa.Add)
+		b.FlushInto(&fb)
+		if fa.Len() < 100 || fa.Len() != fb.Len() || !bytes.Equal(fa.Encode(enc), fb.Encode(enc)) {
+			t.Errorf("max flows %d: %d records from Records, %d encoded; the files differ", maxFlows, fa.Len(), fb.Len())
+		}
+	}
+}
+
+// TestDropSingles: with DropSingles, a full table drops the
+// record of each evicted one-packet flow and counts it; evicted flows of
+// more packets and flows still open are recorded; every packet is counted.
+func TestDropSingles(t *testing.T) {
+	b := NewBuilder(Options{MaxFlows: 100, DropSingles: true, Encoded: true})
+	ts := t0
+	// Ten two-way flows, then a flood of one-packet flows pushes them out.
+	// A builder whose table never filled records one-packet flows.
+	small := NewBuilder(Options{DropSingles: true, Encoded: true})
+	f := frame(frameSpec{src: addr("10.0.0.1"), dst: addr("192.0.2.1"), sport: 1, dport: 2, proto: 17, payload: []byte("x")})
+	small.Add(ts, 1, f, len(f))
+	var one FileWriter
+	small.FlushInto(&one)
+	if one.Len() != 1 || small.Stats().Unrecorded != 0 {
+		t.Errorf("a table never full: %d records, %+v", one.Len(), small.Stats())
+	}
+	for i := range 10 {
+		for _, rev := range []bool{false, true} {
+			s := frameSpec{src: netip.AddrFrom4([4]byte{10, 0, 0, byte(i)}), dst: addr("192.0.2.1"), sport: 5000, dport: 53, proto: 17, payload: []byte("q")}
+			if rev {
+				s.src, s.dst, s.sport, s.dport = s.dst, s.src, s.dport, s.sport
+			}
+			f := frame(s)
+			b.Add(ts, 1, f, len(f))
+			ts = ts.Add(time.Millisecond)
+		}
+	}
+	for i := range 1000 {
+		f := frame(frameSpec{src: netip.AddrFrom4([4]byte{10, 9, byte(i >> 8), byte(i)}), dst: addr("192.0.2.9"), sport: uint16(1024 + i), dport: 80, proto: 6, flags: 0x02})
+		b.Add(ts, 1, f, len(f))
+		ts = ts.Add(time.Microsecond)
+	}
+	var fw FileWriter
+	b.FlushInto(&fw)
+	st := b.Stats()
+	recs := fw.Records()
+	var pkts, two uint64
+	for _, r := range recs {
+		pkts += r.OrigPkts + r.RespPkts
+		if r.RespPkts == 1 {
+			two++
+		}
+	}
+	if st.Evicted != 910 || st.Unrecorded != 1000 || uint64(len(recs)) != st.Flows-st.Unrecorded || two != 10 {
+		t.Errorf("stats %+v; %d records, %d of them two-way", st, len(recs), two)
+	}
+	if pkts+st.Unrecorded != st.Packets {
+		t.Errorf("%d packets in records and %d unrecorded, %d given", pkts, st.Unrecorded, st.Packets)
+	}
+}

@@ -1,0 +1,93 @@
+package store
+
+import (
+	"encoding/binary"
+	"testing"
+	"time"
+
+	"github.com/nwhealth/nwhealth/pkg/flow"
+	"github.com/nwhealth/nwhealth/pkg/pkthdr"
+)
+
+// floodFrame is a 64-byte Ethernet/IPv4/UDP frame from src:sport to
+// 198.51.100.7:9.
+func floodFrame(src uint32, sport uint16) []byte {
+	f := make([]byte, 64)
+	copy(f, []byte{0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x08, 0x00})
+	ip := f[14:]
+	ip[0], ip[8], ip[9] = 0x45, 64, 17
+	binary.BigEndian.PutUint16(ip[2:], 50)
+	binary.BigEndian.PutUint32(ip[12:], src)
+	copy(ip[16:], []byte{198, 51, 100, 7})
+	binary.BigEndian.PutUint16(ip[20:], sport)
+	binary.BigEndian.PutUint16(ip[22:], 9)
+	binary.BigEndian.PutUint16(ip[24:], 30)
+	return f
+}
+
+// TestFloodFlowCounts: a flood of one-packet flows through a small flow
+// table, with two-packet flows among them, stores every packet; the
+// writer's counts say how many flows a full table ended early and how
+// many one-packet flows it left without a record; every two-packet flow
+// has its record, and records plus unrecorded flows are all the flows.
+func TestFloodFlowCounts(t *testing.T) {
+	const maxFlows, singles, pairs = 64, 20000, 500
+	st, err := Create(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	newFlows := func() FlowTable {
+		return flow.NewBuilder(flow.Options{MaxFlows: maxFlows, DropSingles: true, Encoded: true})
+	}
+	w, err := st.NewWriter(WriterOptions{ID: "c00", BlockSize: 64 << 10, Compressors: 1, Inline: true, NewFlows: newFlows})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	var sent uint64
+	write := func(f []byte) {
+		if err := w.Write(ts, pkthdr.LinkEthernet, f, len(f)); err != nil {
+			t.Fatal(err)
+		}
+		ts = ts.Add(time.Microsecond)
+		sent++
+	}
+	for i := range singles {
+		write(floodFrame(0x0a000000|uint32(i), uint16(i)))
+		if i%(singles/pairs) == 0 { // a two-packet flow: its packets back to back
+			f := floodFrame(0xc0000200|uint32(i/(singles/pairs)), 40000)
+			write(f)
+			write(f)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ws := w.Stats()
+	if ws.StoredPackets != sent {
+		t.Fatalf("%d packets stored of %d", ws.StoredPackets, sent)
+	}
+	var recs, twos uint64
+	if err := Flows([]*Store{st}, Selector{}, newFlows, func(r *flow.Record) error {
+		recs++
+		if r.OrigPkts+r.RespPkts == 2 {
+			twos++
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	flows := uint64(singles + pairs)
+	if ws.FlowsEvicted < flows-maxFlows || ws.FlowsEvicted > flows {
+		t.Errorf("%d flows evicted, want about %d", ws.FlowsEvicted, flows-maxFlows)
+	}
+	if twos != pairs {
+		t.Errorf("%d two-packet flows recorded, want %d", twos, pairs)
+	}
+	if recs+ws.FlowsUnrecorded != flows {
+		t.Errorf("%d records + %d unrecorded, want %d flows", recs, ws.FlowsUnrecorded, flows)
+	}
+	if ws.FlowsUnrecorded < singles-maxFlows {
+		t.Errorf("only %d one-packet flows unrecorded", ws.FlowsUnrecorded)
+	}
+}
