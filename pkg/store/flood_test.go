@@ -68,7 +68,7 @@ func TestFloodFlowCounts(t *testing.T) {
 		t.Fatalf("%d packets stored of %d", ws.StoredPackets, sent)
 	}
 	var recs, twos uint64
-	if err := Flows([]*Store{st}, Selector{}, newFlows, func(r *flow.Record) error {
+	if err := Flows([]Reader{st}, Selector{}, newFlows, func(r *flow.Record) error {
 		recs++
 		if r.OrigPkts+r.RespPkts == 2 {
 			twos++
