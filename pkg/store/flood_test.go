@@ -27,7 +27,8 @@ func floodFrame(src uint32, sport uint16) []byte {
 
 // TestFloodFlowCounts: a flood of one-packet flows through a small flow
 // table, with two-packet flows among them, stores every packet; the
-// writer's counts say how many flows a full table ended early and how
+// writer's counts say how many flows a full table ended early (only
+// flows admitted on their second packet evict) and how
 // many one-packet flows it left without a record; every two-packet flow
 // has its record, and records plus unrecorded flows are all the flows.
 func TestFloodFlowCounts(t *testing.T) {
@@ -78,8 +79,11 @@ func TestFloodFlowCounts(t *testing.T) {
 		t.Fatal(err)
 	}
 	flows := uint64(singles + pairs)
-	if ws.FlowsEvicted < flows-maxFlows || ws.FlowsEvicted > flows {
-		t.Errorf("%d flows evicted, want about %d", ws.FlowsEvicted, flows-maxFlows)
+	// Once the table is full, one-packet flows wait outside it (held
+	// first packets, docs/capture.md Floods): only a two-packet flow
+	// admitted on its second packet evicts one.
+	if ws.FlowsEvicted+maxFlows < pairs || ws.FlowsEvicted > pairs {
+		t.Errorf("%d flows evicted, want about %d", ws.FlowsEvicted, pairs)
 	}
 	if twos != pairs {
 		t.Errorf("%d two-packet flows recorded, want %d", twos, pairs)
