@@ -1,7 +1,9 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
+	"os"
 	"testing"
 	"time"
 
@@ -93,5 +95,30 @@ func TestFloodFlowCounts(t *testing.T) {
 	}
 	if ws.FlowsUnrecorded < singles-maxFlows {
 		t.Errorf("only %d one-packet flows unrecorded", ws.FlowsUnrecorded)
+	}
+	// The index written under the flood (keys recorded once a block a
+	// flow, held flows included) is the one rebuilt from the packets alone.
+	shards, err := st.Shards()
+	if err != nil || len(shards) == 0 {
+		t.Fatalf("%d shards, %v", len(shards), err)
+	}
+	written := map[string][]byte{}
+	for _, sf := range shards {
+		b, err := os.ReadFile(sf.IndexPath())
+		if err != nil {
+			t.Fatal(err)
+		}
+		written[sf.Name()] = b
+		if err := os.Remove(sf.IndexPath()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := st.Reindex(nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, sf := range shards {
+		if b, err := os.ReadFile(sf.IndexPath()); err != nil || !bytes.Equal(b, written[sf.Name()]) {
+			t.Errorf("%s: index rebuilt from the packets differs from the one written (%v)", sf.Name(), err)
+		}
 	}
 }
