@@ -182,6 +182,10 @@ type Builder struct {
 	// generations so that the cache stays bounded without an LRU.
 	dnsCur, dnsOld map[netip.Addr]string
 	dnsMsg         DNSMessage
+	// adm holds the first packets of new flows while the table is full
+	// (admit.go); held counts the slots in use.
+	adm  []held
+	held int
 	// recent is a direct-mapped cache in front of the table: interleaved
 	// packets of a few busy flows (the common case on a link) then cost a
 	// cheap hash and one key comparison instead of a probe.
@@ -446,6 +450,12 @@ func (b *Builder) AddParsedNanos(ns int64, p *pkthdr.Packet, data []byte, origLe
 			rc.e, rc.idx = e, idx
 		}
 	}
+	if e == nil && b.held > 0 {
+		if idx = b.admit(&k, h, ns, isTCP, flags); idx >= 0 {
+			e = b.at(idx)
+			rc.e, rc.idx = e, idx
+		}
+	}
 	if e != nil {
 		switch {
 		case ns-e.lastNS > int64(b.timeout(e)):
@@ -460,8 +470,21 @@ func (b *Builder) AddParsedNanos(ns int64, p *pkthdr.Packet, data []byte, origLe
 			b.cut(e, ns)
 		}
 	}
+	var payload uint64
+	if p.Payload >= 0 && p.L3 >= 0 && p.IPLen > 0 {
+		if n := p.IPLen - (p.Payload - p.L3); n > 0 {
+			payload = uint64(n)
+		}
+	} else if p.Payload >= 0 {
+		payload = uint64(p.PayloadN)
+	}
 	if e == nil {
 		if b.open >= b.o.MaxFlows {
+			if b.o.DropSingles {
+				if hd, ok := b.hold(&k, h, p, fromA, flags, icmp, data, origLen, payload, ns); ok {
+					return hd
+				}
+			}
 			b.evictOldest()
 		}
 		idx = b.newEntry(k, h, p, fromA, flags, icmp, data, ns)
@@ -478,14 +501,6 @@ func (b *Builder) AddParsedNanos(ns int64, p *pkthdr.Packet, data []byte, origLe
 		e.firstNS = ns
 	}
 	wire := uint64(p.WireLen(origLen))
-	var payload uint64
-	if p.Payload >= 0 && p.L3 >= 0 && p.IPLen > 0 {
-		if n := p.IPLen - (p.Payload - p.L3); n > 0 {
-			payload = uint64(n)
-		}
-	} else if p.Payload >= 0 {
-		payload = uint64(p.PayloadN)
-	}
 	if fromOrig {
 		e.origPkts++
 		e.origBytes += wire
@@ -511,7 +526,7 @@ func (b *Builder) AddParsedNanos(ns int64, p *pkthdr.Packet, data []byte, origLe
 		}
 	}
 	if payload > 0 {
-		b.data(e, ns, p, payload, fromOrig, isTCP)
+		b.data(e, ns, p.TCPSeq, payload, fromOrig, isTCP)
 	}
 	if !e.nameDone && p.Payload >= 0 {
 		b.names(e, p, data, fromOrig, isTCP)
@@ -521,14 +536,7 @@ func (b *Builder) AddParsedNanos(ns int64, p *pkthdr.Packet, data []byte, origLe
 	// interval: lists are ordered by when an entry was last moved, which
 	// Expire corrects for (a packet then costs one comparison, not four
 	// pointer writes).
-	want := uint8(listOther)
-	if e.tcp {
-		want = listTCP
-		if e.rst || e.origFin && e.respFin {
-			want = listClosed
-		}
-	}
-	if want != e.list || ns-e.movedNS > relist {
+	if want := b.listOf(e); want != e.list || ns-e.movedNS > relist {
 		b.lists[e.list].remove(b, idx)
 		e.list = want
 		b.lists[want].pushBack(b, idx)
@@ -541,11 +549,22 @@ func (b *Builder) AddParsedNanos(ns int64, p *pkthdr.Packet, data []byte, origLe
 	return Handle{Mark: &e.mark, ID: id}
 }
 
+// listOf is the timeout list e belongs in.
+func (b *Builder) listOf(e *entry) uint8 {
+	if !e.tcp {
+		return listOther
+	}
+	if e.rst || e.origFin && e.respFin {
+		return listClosed
+	}
+	return listTCP
+}
+
 // data accounts payload for the burst series: new payload after
 // BurstIdle of silence both ways starts a burst.
-func (b *Builder) data(e *entry, ns int64, p *pkthdr.Packet, payload uint64, fromOrig, isTCP bool) {
+func (b *Builder) data(e *entry, ns int64, seq uint32, payload uint64, fromOrig, isTCP bool) {
 	if isTCP {
-		end := p.TCPSeq + uint32(payload)
+		end := seq + uint32(payload)
 		bit, last := uint8(1), &e.seqEndO
 		if !fromOrig {
 			bit, last = 2, &e.seqEndR
@@ -597,12 +616,21 @@ func (b *Builder) burst(e *entry, ns int64) {
 // relist bounds how stale an entry's place in its timeout list may get.
 const relist = int64(time.Second)
 
-// newEntry opens a flow, choosing its originator with Zeek's rules: the
-// sender of a SYN, the receiver of a SYN-ACK; else, when the sender's port
-// is a likely server port and the receiver's is not (or both are and the
-// sender's is lower, outside a SYN-ACK), the receiver; else the sender.
+// newEntry opens a flow for its first packet.
 func (b *Builder) newEntry(k key, h uint64, p *pkthdr.Packet, fromA bool, flags uint8, icmp bool, data []byte, ns int64) int32 {
-	senderIsOrig := true
+	senderIsOrig, op, rp := orient(p, flags, icmp, data)
+	b.stats.Flows++
+	return b.openEntry(k, h, ns, fromA == senderIsOrig, p.Proto == pkthdr.ProtoTCP && p.HasPorts, !p.HasPorts || icmp, op, rp)
+}
+
+// orient chooses a new flow's originator with Zeek's rules: the sender of
+// a SYN, the receiver of a SYN-ACK; else, when the sender's port is a
+// likely server port and the receiver's is not (or both are and the
+// sender's is lower, outside a SYN-ACK), the receiver; else the sender.
+// It returns the originator's and responder's ports (for ICMP, the type
+// and code, Zeek's convention).
+func orient(p *pkthdr.Packet, flags uint8, icmp bool, data []byte) (senderIsOrig bool, origPort, respPort uint16) {
+	senderIsOrig = true
 	switch {
 	case p.Proto == pkthdr.ProtoTCP && flags&(pkthdr.TCPSyn|pkthdr.TCPAck) == pkthdr.TCPSyn:
 	case p.Proto == pkthdr.ProtoTCP && flags&(pkthdr.TCPSyn|pkthdr.TCPAck) == pkthdr.TCPSyn|pkthdr.TCPAck:
@@ -618,19 +646,13 @@ func (b *Builder) newEntry(k key, h uint64, p *pkthdr.Packet, fromA bool, flags 
 			}
 		}
 	}
-	idx := b.newIndex()
-	e := b.at(idx)
-	*e = entry{k: k, list: listOther, prev: -1, next: -1, firstNS: ns, lastNS: ns, movedNS: ns}
-	e.origIsA = fromA == senderIsOrig
-	e.tcp = p.Proto == pkthdr.ProtoTCP && p.HasPorts
 	if senderIsOrig {
-		e.origPort, e.respPort = p.SrcPort, p.DstPort
+		origPort, respPort = p.SrcPort, p.DstPort
 	} else {
-		e.origPort, e.respPort = p.DstPort, p.SrcPort
+		origPort, respPort = p.DstPort, p.SrcPort
 	}
 	if icmp && p.L4 >= 0 && p.L4+2 <= len(data) {
-		// Zeek's convention: the request's ICMP type and the code stand in
-		// for ports; a reply seen first names its request.
+		// A reply seen first names its request.
 		typ := data[p.L4]
 		if !senderIsOrig {
 			switch {
@@ -642,15 +664,24 @@ func (b *Builder) newEntry(k key, h uint64, p *pkthdr.Packet, fromA bool, flags 
 				typ-- // timestamp, information and mask replies follow their requests
 			}
 		}
-		e.origPort, e.respPort = uint16(typ), uint16(data[p.L4+1])
+		origPort, respPort = uint16(typ), uint16(data[p.L4+1])
 	}
-	if !p.HasPorts || icmp {
-		e.nameDone = true
-	}
+	return senderIsOrig, origPort, respPort
+}
+
+// openEntry puts a new flow with key k (hash h), first seen at ns, in the
+// table, with no packet counted yet.
+func (b *Builder) openEntry(k key, h uint64, ns int64, origIsA, tcp, nameDone bool, origPort, respPort uint16) int32 {
+	idx := b.newIndex()
+	e := b.at(idx)
+	*e = entry{k: k, list: listOther, prev: -1, next: -1, firstNS: ns, lastNS: ns, movedNS: ns}
+	e.origIsA, e.tcp, e.nameDone = origIsA, tcp, nameDone
+	e.origPort, e.respPort = origPort, respPort
 	if len(b.dnsCur)+len(b.dnsOld) > 0 {
-		resp := p.Dst
-		if !senderIsOrig {
-			resp = p.Src
+		v := uint8(k.meta)
+		resp := wordsAddr(k.bhi, k.blo, v)
+		if !origIsA {
+			resp = wordsAddr(k.ahi, k.alo, v)
 		}
 		if name, ok := b.lookupName(resp); ok {
 			b.det(e).name, e.nameSource = name, NameDNS
@@ -658,7 +689,6 @@ func (b *Builder) newEntry(k key, h uint64, p *pkthdr.Packet, fromA bool, flags 
 	}
 	b.insert(idx, h)
 	b.lists[listOther].pushBack(b, idx)
-	b.stats.Flows++
 	return idx
 }
 
@@ -909,6 +939,7 @@ func (b *Builder) Flush(emit func(*Record)) {
 }
 
 func (b *Builder) flush(emit func(*Record), fw *FileWriter) {
+	b.dropHeld()
 	for i := range b.lists {
 		l := &b.lists[i]
 		for idx := l.head; idx >= 0; idx = l.head {
