@@ -159,18 +159,27 @@ func anyURL(dirs []string) bool {
 
 // huntClickHouse fills the hunt model from the flow database (the heavy
 // part runs in ClickHouse, docs/fleet.md), and the indicators' retro-hunt
-// (coll, when set) from the same rows, whole.
-func huntClickHouse(ctx context.Context, url string, f *remoteFlags, sel store.Selector, m *hunt.Model, coll *intel.Collector) error {
+// (coll, when set) from the same rows, whole. Rows that are not valid
+// records are skipped and come back as damage.
+func huntClickHouse(ctx context.Context, url string, f *remoteFlags, sel store.Selector, m *hunt.Model, coll *intel.Collector) (pipeline.Damage, error) {
+	var dmg pipeline.Damage
 	fleet, closeDB, err := openFleet(ctx, url, f, sel)
 	if err != nil {
-		return err
+		return dmg, err
 	}
 	defer closeDB()
-	if err := pipeline.HuntFleet(ctx, fleet, m); err != nil {
-		return err
+	if err := pipeline.FleetDamage(&dmg, pipeline.HuntFleet(ctx, fleet, m)); err != nil {
+		return dmg, err
 	}
 	if coll != nil {
-		return pipeline.FleetRecords(ctx, fleet, coll.Add)
+		// The same bad rows again, whole: counted once.
+		var again pipeline.Damage
+		if err := pipeline.FleetDamage(&again, pipeline.FleetRecords(ctx, fleet, coll.Add)); err != nil {
+			return dmg, err
+		}
+		if dmg.Empty() {
+			dmg = again
+		}
 	}
-	return nil
+	return dmg, nil
 }

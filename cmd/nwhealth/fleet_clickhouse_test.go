@@ -503,3 +503,52 @@ func TestCaptureS3FlowsTo(t *testing.T) {
 		t.Errorf("sensors in the database: %q", sensors)
 	}
 }
+
+// TestHuntClickHouseBadRow: a row that is no valid flow record (written by
+// something else, or damaged) is skipped and named, every other row used,
+// exit 3; the indicators' pass over the same rows counts it once.
+func TestHuntClickHouseBadRow(t *testing.T) {
+	dir := fleetStore(t, time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC), 2*time.Hour, 9, 1<<20)
+	s := chserver.Start(t, 0, chserver.Options{})
+	url := s.URL("", "", "fleet")
+	if code, _, errOut := nwh(t, nil, "flows", "--store", dir, "--export", url, "--sensor", "edge-1"); code != 0 {
+		t.Fatalf("export: exit %d\n%s", code, errOut)
+	}
+	code, want, errOut := nwh(t, nil, "hunt", "--clickhouse", url, "--format", "jsonl", "--min-severity", "info")
+	if code != 0 {
+		t.Fatalf("hunt: exit %d\n%s", code, errOut)
+	}
+	// A copy of one row that ends before it begins.
+	ctx := context.Background()
+	var cols []string
+	for _, l := range strings.Split(strings.TrimSpace(s.Client(ctx, "DESCRIBE TABLE fleet.flows")), "\n") {
+		cols = append(cols, strings.Fields(l)[0])
+	}
+	sel := make([]string, len(cols))
+	for i, c := range cols {
+		sel[i] = c
+		if c == "last_us" {
+			sel[i] = "first_us - 1000000"
+		}
+	}
+	s.Client(ctx, fmt.Sprintf("INSERT INTO fleet.flows (%s) SELECT %s FROM fleet.flows WHERE proto = 6 LIMIT 1",
+		strings.Join(cols, ", "), strings.Join(sel, ", ")))
+
+	ind := filepath.Join(t.TempDir(), "indicators.txt")
+	if err := os.WriteFile(ind, []byte("203.0.113.77\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, extra := range [][]string{nil, {"--indicators", ind}} {
+		args := append([]string{"hunt", "--clickhouse", url, "--format", "jsonl", "--min-severity", "info"}, extra...)
+		code, got, errOut := nwh(t, nil, args...)
+		if code != 3 {
+			t.Fatalf("%v: exit %d (want 3)\n%s", extra, code, errOut)
+		}
+		if !strings.Contains(errOut, "flow database: pair ") || !strings.Contains(errOut, "before first_us") || !strings.Contains(errOut, "1 damaged") {
+			t.Errorf("%v: stderr does not name the bad row once:\n%s", extra, errOut)
+		}
+		if extra == nil {
+			compareLines(t, got, want) // the copy was skipped; everything else used
+		}
+	}
+}

@@ -188,7 +188,7 @@ func runHunt(o *huntOptions) error {
 	}
 	var dmg pipeline.Damage
 	if o.clickhouse != "" {
-		err = huntClickHouse(o.ctx, o.clickhouse, &o.remote, in.Selector, m, o.intel.coll)
+		dmg, err = huntClickHouse(o.ctx, o.clickhouse, &o.remote, in.Selector, m, o.intel.coll)
 	} else {
 		dmg, err = pipeline.Flows(o.ctx, in, sink)
 	}

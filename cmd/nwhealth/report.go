@@ -247,10 +247,12 @@ func reportInputs(ctx context.Context, o *reportOptions, m *hunt.Model) ([]repla
 		}
 	}
 	flows := o.intel.tee(m.Add)
+	var dbDamage pipeline.Damage
 	if o.clickhouse != "" {
 		// Hunt (and the indicators) from the flow database (docs/fleet.md);
 		// packets from the input.
-		if err := huntClickHouse(ctx, o.clickhouse, &o.remote, in.Selector, m, o.intel.coll); err != nil {
+		var err error
+		if dbDamage, err = huntClickHouse(ctx, o.clickhouse, &o.remote, in.Selector, m, o.intel.coll); err != nil {
 			if ctx.Err() != nil {
 				return nil, replay.Stats{}, pipeline.Damage{}, interrupted(ctx)
 			}
@@ -267,6 +269,9 @@ func reportInputs(ctx context.Context, o *reportOptions, m *hunt.Model) ([]repla
 	st, err := replay.Run(ctx, src, replay.Config{}, func(op replay.Operation) { ops = append(ops, op) })
 	src.Finish()
 	damage := src.Damage()
+	damage.Places = append(damage.Places, dbDamage.Places...)
+	damage.Counts = append(damage.Counts, dbDamage.Counts...)
+	damage.Count += dbDamage.Count
 	if ctx.Err() != nil {
 		return nil, st, damage, interrupted(ctx)
 	}

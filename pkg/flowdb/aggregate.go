@@ -187,6 +187,8 @@ type sortKey struct {
 // Pairs calls fn with every (source, destination) pair of the selected
 // rows, ordered by source and destination. The Pair and its records are
 // reused between calls; a record's slices stay valid until fn returns.
+// Rows that do not make valid records are skipped and named in a
+// *RowError returned after every good pair was delivered.
 func (db *DB) Pairs(ctx context.Context, q Query, fn func(*Pair) error) error {
 	where := db.where(q)
 	sql := "SELECT orig, resp, arrayStringConcat(groupArray(" + pairRecord + ")) " +
@@ -242,15 +244,21 @@ func (db *DB) Pairs(ctx context.Context, q Query, fn func(*Pair) error) error {
 		keys       []sortKey
 		p          Pair
 	)
+	var bad RowError
 	for rows.Next() {
 		if err := rows.Scan(&orig, &resp, &packed); err != nil {
 			return db.wrap("aggregate pairs", err)
 		}
+		// A bad row is skipped and named, the rest used: the database is
+		// input like a flow file (a pair's names left unread are passed
+		// over by the next pair's).
 		if len(orig) != 16 || len(resp) != 16 {
-			return fmt.Errorf("clickhouse %s: aggregate pairs: malformed row", db.cfg.String())
+			bad.add(fmt.Sprintf("a pair with addresses of %d and %d bytes", len(orig), len(resp)))
+			continue
 		}
 		if recs, err = unpackPair(packed, recs[:0], orig, resp); err != nil {
-			return fmt.Errorf("clickhouse %s: aggregate pairs: %w", db.cfg.String(), err)
+			bad.add(fmt.Sprintf("pair %v -> %v: %v", addrFrom16([]byte(orig)), addrFrom16([]byte(resp)), err))
+			continue
 		}
 		// This pair's names (both queries are ordered by orig, resp).
 		names = names[:0]
@@ -293,11 +301,18 @@ func (db *DB) Pairs(ctx context.Context, q Query, fn func(*Pair) error) error {
 			p.Records = p.Records[:len(p.Records)+1]
 			if err := w.Record(&p.Records[len(p.Records)-1]); err != nil {
 				p.Records = p.Records[:len(p.Records)-1]
+				bad.add(fmt.Sprintf("pair %v -> %v, record at %d µs: %v", p.Src, p.Dst, w.First, err))
 			}
 		}
 		if err := fn(&p); err != nil {
 			return err
 		}
 	}
-	return rows.Err()
+	if err := rows.Err(); err != nil {
+		return db.wrap("aggregate pairs", err)
+	}
+	if bad.Count > 0 {
+		return &bad
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 
 	"github.com/nwhealth/nwhealth/pkg/flow"
 	"github.com/nwhealth/nwhealth/pkg/flowdb"
@@ -26,19 +27,29 @@ type Fleet struct {
 // the latest record would, so it scores as it would over the same records
 // in time order (a client asking two proxies for one host, or the maps'
 // bounds, aside). Rows that are not valid records are skipped (as Records does).
+//
+// Bad rows are skipped: the *flowdb.RowError naming them comes back after
+// everything else was read.
 func HuntFleet(ctx context.Context, f *Fleet, m *hunt.Model) error {
+	var bad *flowdb.RowError
 	if err := f.DB.Pairs(ctx, f.Query, func(p *flowdb.Pair) error {
 		for i := range p.Records {
 			m.Add(&p.Records[i])
 		}
 		return ctx.Err()
-	}); err != nil {
+	}); err != nil && !errors.As(err, &bad) {
 		return err
 	}
 	if err := f.DB.DNSAnswers(ctx, f.Query, func(a flowdb.DNSAnswer) { m.AddAnswer(a.Addr, a.Name) }); err != nil {
 		return err
 	}
-	return f.DB.NameAddrs(ctx, f.Query, func(a flowdb.NameAddr) { m.AddNameAddr(a.Name, a.Addr) })
+	if err := f.DB.NameAddrs(ctx, f.Query, func(a flowdb.NameAddr) { m.AddNameAddr(a.Name, a.Addr) }); err != nil {
+		return err
+	}
+	if bad != nil {
+		return bad
+	}
+	return nil
 }
 
 // FleetRecords streams the whole flow records that f selects, in time
@@ -49,4 +60,18 @@ func FleetRecords(ctx context.Context, f *Fleet, sink func(*flow.Record)) error 
 		sink(r)
 		return ctx.Err()
 	})
+}
+
+// FleetDamage takes the bad rows a flow database query skipped (a
+// *flowdb.RowError in err) into d; any other error comes back.
+func FleetDamage(d *Damage, err error) error {
+	var bad *flowdb.RowError
+	if !errors.As(err, &bad) {
+		return err
+	}
+	for _, p := range bad.Places {
+		d.add("flow database: " + p)
+	}
+	d.Count += bad.Count - len(bad.Places) // the rows not named
+	return nil
 }
