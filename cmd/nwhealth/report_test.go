@@ -594,3 +594,35 @@ func TestReportZeekInput(t *testing.T) {
 		t.Error("no controller from the capture")
 	}
 }
+
+// TestReportImplantAfterWMI: a real lab capture: WMI runs a PowerShell
+// Empire stager on the domain controller, which then checks in with a
+// server in the same private range on port 80 every 5 s. Hunt alone rates
+// the schedule low (an inside web server); the report, knowing the
+// execution came first, makes it the controller and isolates the host.
+func TestReportImplantAfterWMI(t *testing.T) {
+	pcap := testenv.SharedFile(t, "pcaps", "real-lab", "elcabezzonn", "wmi_to_powershell_empire.pcap")
+	out, errOut, code := runCmd(t, "report", "--pcap", pcap, "--format", "jsonl")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	doc := readJSONL(t, out)
+	if byKey(doc["controller"], "addr", "192.168.1.161") == nil {
+		t.Errorf("controllers %v lack 192.168.1.161", doc["controller"])
+	}
+	dc := byKey(doc["host"], "host", "192.168.1.195")
+	if dc == nil || dc["compromised"] != true {
+		t.Errorf("host 192.168.1.195: %v", dc)
+	}
+	var acts []string
+	for _, a := range doc["action"] {
+		if a["host"] == "192.168.1.195" {
+			acts = append(acts, a["action"].(string))
+		}
+	}
+	for _, want := range []string{"isolate host", "block destination at proxy/firewall"} {
+		if !slices.Contains(acts, want) {
+			t.Errorf("actions for 192.168.1.195 %v lack %q", acts, want)
+		}
+	}
+}

@@ -175,6 +175,12 @@ func hostActions(inc *Incident, h *Host) []Action {
 				acts = append(acts, a)
 			}
 		}
+		// Code was run on it and it now reports to a controller: whatever
+		// the schedule's own severity, the host is taken off the network.
+		if slices.ContainsFunc(h.Steps, func(s Step) bool { return s.Phase == PhaseExecutedOn }) &&
+			!slices.ContainsFunc(acts, func(a Action) bool { return a.Kind == Isolate }) {
+			acts = append(acts, mk(Isolate, 4, host))
+		}
 	case RoleTarget:
 		switch h.Phase {
 		case PhaseExecutedOn:

@@ -38,6 +38,9 @@ type builder struct {
 	in    Input
 	hosts map[netip.Addr]*hostAcc
 	inc   *Incident
+	// implants: indices of the hunt findings raised because their schedule
+	// began after a remote execution on their host (implant.go).
+	implants map[int]bool
 }
 
 // Build joins hunt's findings and replay's operations by host and time
@@ -52,6 +55,11 @@ func Build(in Input) *Incident {
 		Records: in.Hunt.Records, Population: in.Hunt.Hosts, AllOps: len(in.Operations),
 		First: in.Hunt.First, Last: in.Hunt.Last,
 	}}
+	// Schedules that began after a remote execution on their host: raised
+	// on a copy, the caller's findings stay as hunt gave them.
+	b.in.Hunt.Findings = slices.Clone(b.in.Hunt.Findings)
+	b.implants = b.raiseImplants(b.in.Hunt.Findings)
+	raiseImplantHosts(b.in.Hunt.Findings, b.implants)
 	b.findings()
 	dcs := replay.DCSet(in.DomainControllers, in.Inventory.DomainControllers()...)
 	replay.MarkReplication(in.Operations, dcs)
@@ -160,7 +168,7 @@ func (b *builder) findings() {
 		}
 	}
 	n := 0
-	for _, f := range b.in.Hunt.Findings {
+	for fi, f := range b.in.Hunt.Findings {
 		if f.Severity < b.in.MinSeverity && !(f.Kind == hunt.KindChannel && f.Lateral && keptHost[f.Src]) {
 			continue
 		}
@@ -209,7 +217,7 @@ func (b *builder) findings() {
 			for _, t := range f.Attack[min(1, len(f.Attack)):] {
 				src.steps[PhaseC2].Techniques = addStr(src.steps[PhaseC2].Techniques, t)
 			}
-			if dst.IsValid() && !b.internal(dst) {
+			if dst.IsValid() && (!b.internal(dst) || b.implants[fi]) {
 				src.ctrl[dst] = true
 				b.controller(f, id, dst, src.h.Addr)
 			}
