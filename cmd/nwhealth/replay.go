@@ -192,6 +192,11 @@ func runReplay(o *replayOptions) error {
 		src, closers = packets, append(closers, packets)
 	}
 
+	if o.follow {
+		// Everything stored so far was passed over (or, with --from, is
+		// being read): say so, as what comes next is live.
+		fmt.Fprintf(o.s.errOut, "replay: following %s (stop with SIGINT or SIGTERM)\n", strings.Join(o.store, ", "))
+	}
 	if o.ready != nil {
 		o.ready()
 	}

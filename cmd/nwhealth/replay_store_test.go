@@ -85,7 +85,13 @@ func TestReplayFollow(t *testing.T) {
 	if err := follow.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(500 * time.Millisecond)
+	// Write only once the follower has passed over what was stored (a
+	// loaded machine may take seconds to start it).
+	for start := time.Now(); !strings.Contains(errOut.String(), "replay: following "); time.Sleep(50 * time.Millisecond) {
+		if time.Since(start) > 30*time.Second {
+			t.Fatalf("the follower did not start: %s", errOut.String())
+		}
+	}
 	if code, _, e := nwh(t, nil, "import", "--store", st, smbexec); code != 0 {
 		t.Fatalf("import while following: %s", e)
 	}
