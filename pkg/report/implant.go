@@ -66,6 +66,11 @@ func (b *builder) raiseImplants(fs []hunt.Finding) map[int]bool {
 			// that ran the code it is that session's traffic.
 			continue
 		}
+		if period := time.Duration(f.PeriodSec * float64(time.Second)); e.at.Sub(b.in.Hunt.First) < period {
+			// The data began less than a period before the execution: a
+			// schedule already running would not have shown yet.
+			continue
+		}
 		f.Score = max(f.Score, implantScore)
 		f.Severity = max(hunt.SeverityOf(f.Score), implantSeverity)
 		f.Reasons = append(f.Reasons, fmt.Sprintf("began %s after %s ran code on this host (%s): the schedule of what it installed",

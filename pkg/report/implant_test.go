@@ -28,6 +28,8 @@ func TestImplantAfterExecution(t *testing.T) {
 			PeriodSec: 5, Connections: 30, FirstSeen: at(10, first), LastSeen: at(11, 0), Beacon: true, Direction: dir,
 			Attack: []string{"T1071.001"}}
 	}
+	slow := chanF(dcA, ip("10.0.0.77"), 8443, 5, hunt.Internal)
+	slow.PeriodSec = 900
 	findings := []hunt.Finding{
 		chanF(dcA, ctl, 80, 5, hunt.Internal),     // after the execution at 10:02
 		chanF(dcA, old, 8080, 0, hunt.Internal),   // before it
@@ -49,7 +51,7 @@ func TestImplantAfterExecution(t *testing.T) {
 			}
 		}
 	}
-	want := map[netip.Addr]hunt.Severity{ctl: hunt.High, old: hunt.Low, admin: hunt.Low, dcA: hunt.Low}
+	want := map[netip.Addr]hunt.Severity{ctl: hunt.High, old: hunt.Low, admin: hunt.Low, dcA: hunt.Low, ip("10.0.0.77"): hunt.Low}
 	for a, w := range want {
 		if sev[a] != w {
 			t.Errorf("channel to %v: %v, want %v", a, sev[a], w)
