@@ -19,6 +19,11 @@ const implantSeverity = hunt.High
 // implantScore is the least score of a raised channel: the bottom of high.
 const implantScore = 0.6
 
+// implantStart: an implant checks in as soon as the code that installed it
+// runs (its first sleep comes after the first check-in), so within this of
+// the execution.
+const implantStart = 2 * time.Minute
+
 // execution is the first remote execution on a host the incident saw.
 type execution struct {
 	at  time.Time
@@ -66,9 +71,11 @@ func (b *builder) raiseImplants(fs []hunt.Finding) map[int]bool {
 			// that ran the code it is that session's traffic.
 			continue
 		}
-		if period := time.Duration(f.PeriodSec * float64(time.Second)); e.at.Sub(b.in.Hunt.First) < period {
-			// The data began less than a period before the execution: a
-			// schedule already running would not have shown yet.
+		period := time.Duration(f.PeriodSec * float64(time.Second))
+		if e.at.Sub(b.in.Hunt.First) < period && f.FirstSeen.Sub(e.at) > implantStart {
+			// The data began less than a period before the execution, so
+			// a schedule already running would not have shown yet; only
+			// one that starts right after the execution is taken for it.
 			continue
 		}
 		f.Score = max(f.Score, implantScore)

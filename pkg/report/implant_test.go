@@ -35,6 +35,7 @@ func TestImplantAfterExecution(t *testing.T) {
 		chanF(dcA, old, 8080, 0, hunt.Internal),   // before it
 		chanF(dcA, admin, 9999, 6, hunt.Internal), // to the host that ran the code
 		chanF(out, dcA, 443, 7, hunt.Inbound),     // polled from outside
+		slow,                                      // a period longer than the data before the execution
 		{Kind: hunt.KindHost, Src: dcA, Score: 0.21, Severity: hunt.Low, FirstSeen: at(10, 0), LastSeen: at(11, 0), Beacon: true},
 	}
 	ops := []replay.Operation{{Time: at(10, 2), End: at(10, 2), Src: admin, Dst: dcA, Interface: "IWbemServices", Operation: "ExecMethod",
