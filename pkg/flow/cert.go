@@ -331,6 +331,11 @@ func cleanCN(tag byte, v []byte) string {
 	return string(out)
 }
 
+// CleanCN cleans a certificate name from elsewhere (a Zeek log) as the
+// builder cleans the names it reads: UTF-8, at most MaxCN bytes, control
+// characters as '?'.
+func CleanCN(b []byte) string { return cleanCN(0x0c, b) }
+
 // clientHelloStart reports whether b starts like a TLS ClientHello record.
 func clientHelloStart(b []byte) bool {
 	return len(b) >= 6 && b[0] == 0x16 && b[1] == 3 && b[2] <= 4 && b[5] == 1
