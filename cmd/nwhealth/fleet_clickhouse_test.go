@@ -209,9 +209,9 @@ func TestExportFaults(t *testing.T) {
 		if code, _, errOut := nwh(t, nil, "flows", "--store", dir, "--export", url); code != 0 {
 			t.Fatalf("export: exit %d\n%s", code, errOut)
 		}
-		s.Client(ctx, "INSERT INTO newer.nwhealth_schema VALUES (2, now(), 'nwhealth schema 2')")
+		s.Client(ctx, "INSERT INTO newer.nwhealth_schema VALUES (3, now(), 'nwhealth schema 3')")
 		code, _, errOut := nwh(t, nil, "flows", "--store", dir, "--export", url)
-		if code != 1 || !strings.Contains(errOut, "schema version 2 was written by a newer nwhealth") {
+		if code != 1 || !strings.Contains(errOut, "schema version 3 was written by a newer nwhealth") {
 			t.Errorf("exit %d, want 1 and a refusal:\n%s", code, errOut)
 		}
 	})

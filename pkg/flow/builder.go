@@ -755,7 +755,7 @@ func (b *Builder) record(e *entry, r *Record, at []uint32) {
 		NameSource: e.nameSource, Partial: e.partial,
 	}
 	r.Bursts.N, r.Bursts.Head = e.burstN, e.burstHead
-	r.TLS.Flags = TLSFlags(e.tls) & tlsFlagsAll
+	r.TLS.Flags = TLSFlags(e.tls) & TLSFlagsAll
 	if e.detail != 0 {
 		d := &b.details[e.detail-1]
 		r.Name, r.Answers, r.HTTPTarget, r.ProxyDest = d.name, d.answers, d.httpTarget, d.proxyDest

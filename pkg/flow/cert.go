@@ -24,7 +24,8 @@ const (
 	// server forgot its intermediate), as Zeek's "unable to get local
 	// issuer certificate" says.
 	TLSIssuerAbsent
-	tlsFlagsAll = TLSCertSeen | TLSSelfSigned | TLSNoSNI | TLSIssuerAbsent
+	// TLSFlagsAll are the bits defined.
+	TLSFlagsAll = TLSCertSeen | TLSSelfSigned | TLSNoSNI | TLSIssuerAbsent
 )
 
 // Certificate bounds.

@@ -156,7 +156,7 @@ func appendRecord(b []byte, r *Record) []byte {
 
 // appendTLS writes the fields version 3 added: the certificate facts.
 func appendTLS(b []byte, f TLSFlags, subject, issuer string) []byte {
-	f &= tlsFlagsAll
+	f &= TLSFlagsAll
 	if f&TLSCertSeen == 0 {
 		// Names and self-signed only come with a certificate: the reader
 		// refuses them otherwise.
@@ -355,7 +355,7 @@ func decodeV3(r Record, b []byte) (Record, []byte, bool) {
 	}
 	f := TLSFlags(b[0])
 	b = b[1:]
-	if f&^tlsFlagsAll != 0 {
+	if f&^TLSFlagsAll != 0 {
 		return r, nil, false
 	}
 	var names [2]string

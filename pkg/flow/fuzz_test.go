@@ -49,7 +49,7 @@ func FuzzServerCertificate(f *testing.F) {
 	f.Add([]byte{0x16, 3, 3, 0, 4, 11, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, res, _ := ServerCertificate(b, nil)
-		if res == parseNo && c != (TLSCert{}) || c.Flags&^tlsFlagsAll != 0 || c.Flags&TLSNoSNI != 0 ||
+		if res == parseNo && c != (TLSCert{}) || c.Flags&^TLSFlagsAll != 0 || c.Flags&TLSNoSNI != 0 ||
 			!c.Seen() && c != (TLSCert{}) || res == parseOK && !c.Seen() {
 			t.Fatalf("%v with %+v", res, c)
 		}
@@ -139,7 +139,7 @@ func FuzzBuilder(f *testing.F) {
 				len(r.HTTPTarget) > MaxTarget || len(r.ProxyDest) > maxProxyDest {
 				t.Fatalf("bad v2 fields %+v", r)
 			}
-			if r.TLS.Flags&^tlsFlagsAll != 0 || !r.TLS.Seen() && (r.TLS.SelfSigned() || r.TLS.SubjectCN != "") {
+			if r.TLS.Flags&^TLSFlagsAll != 0 || !r.TLS.Seen() && (r.TLS.SelfSigned() || r.TLS.SubjectCN != "") {
 				t.Fatalf("bad v3 fields %+v", r)
 			}
 		})
