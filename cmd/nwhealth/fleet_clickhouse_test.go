@@ -209,9 +209,9 @@ func TestExportFaults(t *testing.T) {
 		if code, _, errOut := nwh(t, nil, "flows", "--store", dir, "--export", url); code != 0 {
 			t.Fatalf("export: exit %d\n%s", code, errOut)
 		}
-		s.Client(ctx, "INSERT INTO newer.nwhealth_schema VALUES (2, now(), 'nwhealth schema 2')")
+		s.Client(ctx, "INSERT INTO newer.nwhealth_schema VALUES (3, now(), 'nwhealth schema 3')")
 		code, _, errOut := nwh(t, nil, "flows", "--store", dir, "--export", url)
-		if code != 1 || !strings.Contains(errOut, "schema version 2 was written by a newer nwhealth") {
+		if code != 1 || !strings.Contains(errOut, "schema version 3 was written by a newer nwhealth") {
 			t.Errorf("exit %d, want 1 and a refusal:\n%s", code, errOut)
 		}
 	})
@@ -551,4 +551,43 @@ func TestHuntClickHouseBadRow(t *testing.T) {
 			compareLines(t, got, want) // the copy was skipped; everything else used
 		}
 	}
+}
+
+// TestHuntClickHouseCertificates: real RAT captures whose channels are
+// identified by their servers' certificates give the same findings from
+// the flow database as from the store (and from the packets), the
+// certificate reason included.
+func TestHuntClickHouseCertificates(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "store")
+	var pcaps []string
+	for _, f := range []string{"Traces__30a385ed-171e-4f15-ac3f-08c96be7bfd1.pcap", "Traces__9596cf60-0da6-47a7-a375-1f25ae32d843.pcap"} {
+		pcaps = append(pcaps, testenv.SharedFile(t, "pcaps", "real-lab", "corelight-c2", "zeek-asyncrat-detector", f))
+	}
+	if code, _, errOut := nwh(t, nil, append([]string{"import", "--store", dir}, pcaps...)...); code != 0 {
+		t.Fatalf("import: exit %d\n%s", code, errOut)
+	}
+	args := []string{"--format", "jsonl", "--min-severity", "info"}
+	code, want, errOut := nwh(t, nil, append([]string{"hunt", "--store", dir}, args...)...)
+	if code != 0 {
+		t.Fatalf("hunt --store: exit %d\n%s", code, errOut)
+	}
+	for _, cn := range []string{"CN=DcRat issued by CN=DcRat Server", "self-signed certificate CN=SXN Server CA"} {
+		if !strings.Contains(want, cn) {
+			t.Errorf("hunt --store lacks %q:\n%s", cn, want)
+		}
+	}
+	_, fromPcap, _ := nwh(t, nil, append([]string{"hunt", "--pcap", pcaps[0], "--pcap", pcaps[1]}, args...)...)
+	if strings.Count(fromPcap, "certificate CN=") != strings.Count(want, "certificate CN=") {
+		t.Errorf("hunt --pcap and --store disagree on certificates:\n%s\n%s", fromPcap, want)
+	}
+	s := chserver.Start(t, 0, chserver.Options{})
+	url := s.URL("", "", "fleet")
+	if code, _, errOut := nwh(t, nil, "flows", "--store", dir, "--export", url, "--sensor", "lab"); code != 0 {
+		t.Fatalf("export: exit %d\n%s", code, errOut)
+	}
+	code, got, errOut := nwh(t, nil, append([]string{"hunt", "--clickhouse", url}, args...)...)
+	if code != 0 {
+		t.Fatalf("hunt --clickhouse: exit %d\n%s", code, errOut)
+	}
+	compareLines(t, got, want)
 }

@@ -204,6 +204,9 @@ func flowJSON(r *flow.Record) jsonl.Flow {
 		l.Answers = append(l.Answers, a.String())
 	}
 	l.HTTPTarget, l.ProxyDest, l.Bursts = r.HTTPTarget, r.ProxyDest, r.Bursts.N
+	c := r.TLS
+	l.TLSNoSNI, l.CertSeen, l.CertSelfSigned = c.NoSNI(), c.Seen(), c.SelfSigned()
+	l.CertIssuerAbsent, l.CertSubjectCN, l.CertIssuerCN = c.Flags&flow.TLSIssuerAbsent != 0, c.SubjectCN, c.IssuerCN
 	if r.Bursts.N > 1 {
 		for _, ms := range r.Bursts.At {
 			l.BurstStarts = append(l.BurstStarts, r.First.Add(time.Duration(ms)*time.Millisecond).UTC().Format(time.RFC3339Nano))

@@ -207,3 +207,57 @@ func TestImportOutOfOrder(t *testing.T) {
 	_, out, _ = nwh(t, nil, "query", "--store", st, "-w", "-", "--from", from.Format(time.RFC3339Nano), "--to", to.Format(time.RFC3339Nano))
 	comparePackets(t, "time range of out of order input", readCapture(t, []byte(out)), pkts[1000:2000])
 }
+
+// TestFlowsCertificateFacts: a real RAT capture imported into a store
+// comes back from flows --format jsonl with what its servers' certificates
+// said (flow format 3): the DcRat server's leaf, issued by a CA it never
+// sent, and public servers' leaves, whose issuers were sent.
+func TestFlowsCertificateFacts(t *testing.T) {
+	pcap := testenv.SharedFile(t, "pcaps", "real-lab", "corelight-c2", "zeek-asyncrat-detector", "Traces__30a385ed-171e-4f15-ac3f-08c96be7bfd1.pcap")
+	st := filepath.Join(t.TempDir(), "st")
+	if code, _, e := nwh(t, nil, "import", "--store", st, pcap); code != 0 {
+		t.Fatalf("import: %s", e)
+	}
+	code, out, e := nwh(t, nil, "flows", "--store", st, "--format", "jsonl")
+	if code != 0 {
+		t.Fatalf("flows: %s", e)
+	}
+	var c2, public int
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var f struct {
+			Resp, CertSubjectCN, CertIssuerCN string
+			RespPort                          uint16
+			CertSeen, CertSelfSigned          bool
+			CertIssuerAbsent, TLSNoSNI        bool
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(map[string]any{"Resp": m["resp"], "RespPort": m["resp_port"], "CertSubjectCN": m["cert_subject_cn"],
+			"CertIssuerCN": m["cert_issuer_cn"], "CertSeen": m["cert_seen"] == true, "CertSelfSigned": m["cert_self_signed"] == true,
+			"CertIssuerAbsent": m["cert_issuer_absent"] == true, "TLSNoSNI": m["tls_no_sni"] == true})
+		json.Unmarshal(b, &f)
+		switch {
+		case f.Resp == "186.169.47.11" && f.RespPort == 7084 && !f.CertSeen:
+			// Two of its connections were answered by a short alert
+			// without a certificate; the client never named a server.
+			if !f.TLSNoSNI || f.CertSubjectCN != "" {
+				t.Errorf("DcRat flow without a certificate: %s", line)
+			}
+		case f.Resp == "186.169.47.11" && f.RespPort == 7084:
+			c2++
+			if !f.TLSNoSNI || f.CertSelfSigned || !f.CertIssuerAbsent || f.CertSubjectCN != "DcRat" || f.CertIssuerCN != "DcRat Server" {
+				t.Errorf("DcRat flow: %s", line)
+			}
+		case f.CertSeen:
+			public++
+			if f.CertSelfSigned || f.CertIssuerAbsent || f.CertSubjectCN == "" || f.TLSNoSNI {
+				t.Errorf("public server: %s", line)
+			}
+		}
+	}
+	if c2 == 0 || public == 0 {
+		t.Errorf("%d DcRat flows with a certificate, %d public", c2, public)
+	}
+}

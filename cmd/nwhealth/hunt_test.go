@@ -399,9 +399,16 @@ func TestGateRealC2(t *testing.T) {
 		{"STRRAT: heartbeats in one connection", func() []string {
 			return lab("zeek-strrat-detector", "Traces__strrat-4423258f-59bc-4a88-bfec-d8ac08c88538.pcap")
 		}, []want{{"192.168.100.11", "185.255.114.40", 8219, 1, "high", "outbound", "inside kept-open connections"}}},
-		{"AsyncRAT: heartbeats in one connection", func() []string {
+		{"AsyncRAT: heartbeats in one connection, its server's self-signed certificate", func() []string {
 			return lab("zeek-asyncrat-detector", "Traces__cd010953-5faf-4054-86be-58c020c3a532.pcap")
-		}, []want{{"192.168.100.124", "181.131.218.39", 4041, 1, "medium", "outbound", ""}}},
+		}, []want{{"192.168.100.124", "181.131.218.39", 4041, 1, "medium", "outbound", "TLS with a self-signed certificate CN=AsyncRAT Server"}}},
+		// No schedule to score: the certificate identifies them.
+		{"DcRat: two sessions, a certificate from a CA its server never sends", func() []string {
+			return lab("zeek-asyncrat-detector", "Traces__30a385ed-171e-4f15-ac3f-08c96be7bfd1.pcap")
+		}, []want{{"192.168.100.20", "186.169.47.11", 7084, 1, "medium", "outbound", "TLS with a certificate CN=DcRat issued by CN=DcRat Server"}}},
+		{"SXN: one 62 s session, a self-signed certificate", func() []string {
+			return lab("zeek-asyncrat-detector", "Traces__9596cf60-0da6-47a7-a375-1f25ae32d843.pcap")
+		}, []want{{"192.168.100.163", "94.156.71.237", 4782, 1, "medium", "outbound", "TLS with a self-signed certificate CN=SXN Server CA"}}},
 		{"Stratosphere test-cc-capture-1: every 2.2 s to 443", func() []string {
 			return []string{"--pcap", testenv.SharedFile(t, "pcaps", "beacons", "test-cc-capture-1.pcap"), "--internal", "147.32.80.37/32"}
 		}, []want{{"147.32.80.37", "141.193.213.21", 443, 1, "medium", "outbound", "standard port is held at most medium"}}},
@@ -435,6 +442,9 @@ func TestGateRealC2(t *testing.T) {
 				}
 				if strings.Contains(w.dst, ".") && w.dport != 443 && !strings.Contains(fmt.Sprint(f["attack"]), "T1571") {
 					t.Errorf("odd port %v without T1571: %v", w.dport, f["attack"])
+				}
+				if strings.Contains(w.reason, "certificate") && !strings.Contains(fmt.Sprint(f["attack"]), "T1573.002") {
+					t.Errorf("certificate without T1573.002: %v", f["attack"])
 				}
 			}
 		})

@@ -137,7 +137,18 @@ type entry struct {
 	seqKnown              uint8 // bit 0: seqEndO, bit 1: seqEndR, bit 2: lastDataNS
 	burstRing             uint8 // where the next start goes in the tail ring
 	burstHead             uint8
+	// tls holds the flow's TLSFlags (bits 0-2) and where the search for
+	// the server's certificate stands (tlsState): only flows whose client
+	// began with a ClientHello search, so others pay one test a packet.
+	tls uint8
 }
+
+// The certificate search's states, in entry.tls.
+const (
+	tlsState   = 3 << 4
+	tlsWait    = 1 << 4 // ClientHello seen; the server's first payload not yet
+	tlsCollect = 2 << 4 // buffering the server's bytes in sequence
+)
 
 // detail is what a flow keeps beyond its entry, when it needs it.
 type detail struct {
@@ -147,6 +158,10 @@ type detail struct {
 	httpTarget string
 	proxyDest  string
 	nameBuf    []byte // name search over the first client payload segments
+	// The leaf certificate's names, and the server's first bytes while
+	// the certificate is searched for.
+	subjectCN, issuerCN string
+	certBuf             []byte
 }
 
 type list struct{ head, tail int32 }
@@ -182,6 +197,8 @@ type Builder struct {
 	// generations so that the cache stays bounded without an LRU.
 	dnsCur, dnsOld map[netip.Addr]string
 	dnsMsg         DNSMessage
+	// hs is scratch for the handshake bytes of a certificate search.
+	hs []byte
 	// adm holds the first packets of new flows while the table is full
 	// (admit.go); held counts the slots in use.
 	adm  []held
@@ -530,6 +547,8 @@ func (b *Builder) AddParsedNanos(ns int64, p *pkthdr.Packet, data []byte, origLe
 	}
 	if !e.nameDone && p.Payload >= 0 {
 		b.names(e, p, data, fromOrig, isTCP)
+	} else if e.tls&tlsState != 0 && !fromOrig && p.Payload >= 0 {
+		b.serverCert(e, p, data)
 	}
 
 	// Move to the back of its timeout list, at most once per relist
@@ -736,9 +755,11 @@ func (b *Builder) record(e *entry, r *Record, at []uint32) {
 		NameSource: e.nameSource, Partial: e.partial,
 	}
 	r.Bursts.N, r.Bursts.Head = e.burstN, e.burstHead
+	r.TLS.Flags = TLSFlags(e.tls) & TLSFlagsAll
 	if e.detail != 0 {
 		d := &b.details[e.detail-1]
 		r.Name, r.Answers, r.HTTPTarget, r.ProxyDest = d.name, d.answers, d.httpTarget, d.proxyDest
+		r.TLS.SubjectCN, r.TLS.IssuerCN = d.subjectCN, d.issuerCN
 		if d.bursts != nil {
 			r.Bursts.At = d.bursts
 			if e.burstRing != 0 {
@@ -1007,7 +1028,17 @@ func (b *Builder) names(e *entry, p *pkthdr.Packet, data []byte, fromOrig, isTCP
 		d.nameBuf = append(d.nameBuf, pl[:min(len(pl), nameBufMax-len(d.nameBuf))]...)
 		buf = d.nameBuf
 	}
-	name, res := TLSServerName(buf)
+	var sni bool
+	name, res := clientHelloName(buf, &sni)
+	if res != parseMore && clientHelloStart(buf) {
+		// A whole ClientHello: look for the server's certificate. The
+		// name search is over, so origNextSeq is free for the server's
+		// sequence.
+		e.tls |= tlsWait
+		if !sni {
+			e.tls |= uint8(TLSNoSNI)
+		}
+	}
 	src := NameSNI
 	var req HTTPRequest
 	if res == parseNo {
@@ -1029,6 +1060,61 @@ func (b *Builder) names(e *entry, p *pkthdr.Packet, data []byte, fromOrig, isTCP
 	default:
 		e.nameDone = true
 		b.dropNameBuf(e)
+	}
+}
+
+// serverCert buffers the server's first payload, in sequence order, until
+// its certificate can be read or the search fails (cert.go).
+func (b *Builder) serverCert(e *entry, p *pkthdr.Packet, data []byte) {
+	end := p.Payload + p.PayloadN
+	if end > len(data) || p.PayloadN <= 0 {
+		return
+	}
+	pl := data[p.Payload:end]
+	seq := p.TCPSeq
+	if e.tls&tlsState == tlsCollect && seq != e.origNextSeq {
+		if seq-e.origNextSeq > 1<<31 { // retransmission of what we have
+			return
+		}
+		b.endCert(e) // a gap: give up rather than parse garbage
+		return
+	}
+	e.origNextSeq = seq + uint32(p.PayloadN)
+	d := b.det(e)
+	buf := pl
+	if len(d.certBuf) > 0 {
+		d.certBuf = append(d.certBuf, pl[:min(len(pl), certBufMax-len(d.certBuf))]...)
+		buf = d.certBuf
+	}
+	c, res, hs := ServerCertificate(buf, b.hs)
+	b.hs = hs[:0]
+	switch {
+	case res == parseOK:
+		e.tls |= uint8(c.Flags)
+		d.subjectCN, d.issuerCN = c.SubjectCN, c.IssuerCN
+		b.endCert(e)
+	case res == parseMore && len(buf) < certBufMax && p.PayloadN == int(p.IPLen-(p.Payload-p.L3)):
+		// As for names: only a segment captured whole can be continued.
+		if d.certBuf == nil {
+			d.certBuf = append(make([]byte, 0, min(max(2*len(pl), 4<<10), certBufMax)), pl...)
+		}
+		e.tls = e.tls&^tlsState | tlsCollect
+	default:
+		if c.Seen() {
+			// Out of room after the leaf: keep what it said, without
+			// judging a chain not seen whole.
+			e.tls |= uint8(c.Flags)
+			d.subjectCN, d.issuerCN = c.SubjectCN, c.IssuerCN
+		}
+		b.endCert(e)
+	}
+}
+
+// endCert ends e's certificate search and frees its buffer.
+func (b *Builder) endCert(e *entry) {
+	e.tls &^= tlsState
+	if e.detail != 0 {
+		b.details[e.detail-1].certBuf = nil
 	}
 }
 

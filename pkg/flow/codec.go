@@ -16,8 +16,9 @@ import (
 
 // Flow file constants (docs/format/flows.md).
 const (
-	FileVersion   = 2
+	FileVersion   = 3
 	fileVersion1  = 1
+	fileVersion2  = 2
 	fileHeaderLen = 44
 	maxAnswers    = 32
 	maxFileBody   = 1 << 30
@@ -149,7 +150,27 @@ func appendRecord(b []byte, r *Record) []byte {
 	b = append(b, byte(len(name)))
 	b = append(b, name...)
 	b = appendAnswers(b, r.Answers)
-	return appendBursts(b, r.Bursts.At, r.Bursts.N, r.Bursts.Head, int64(r.Last.Sub(r.First)), r.HTTPTarget, r.ProxyDest)
+	b = appendBursts(b, r.Bursts.At, r.Bursts.N, r.Bursts.Head, int64(r.Last.Sub(r.First)), r.HTTPTarget, r.ProxyDest)
+	return appendTLS(b, r.TLS.Flags, r.TLS.SubjectCN, r.TLS.IssuerCN)
+}
+
+// appendTLS writes the fields version 3 added: the certificate facts.
+func appendTLS(b []byte, f TLSFlags, subject, issuer string) []byte {
+	f &= TLSFlagsAll
+	if f&TLSCertSeen == 0 {
+		// Names and self-signed only come with a certificate: the reader
+		// refuses them otherwise.
+		f, subject, issuer = f&TLSNoSNI, "", ""
+	}
+	b = append(b, byte(f))
+	for _, s := range [2]string{subject, issuer} {
+		if len(s) > MaxCN {
+			s = s[:MaxCN]
+		}
+		b = append(b, byte(len(s)))
+		b = append(b, s...)
+	}
+	return b
 }
 
 func appendAnswers(b []byte, answers []netip.Addr) []byte {
@@ -219,7 +240,7 @@ func DecodeFile(b []byte, dec *zstd.Decoder) ([]Record, FileInfo, error) {
 		return nil, fi, fmt.Errorf("%w: header checksum mismatch", ErrDamaged)
 	}
 	version := le.Uint16(b[4:])
-	if version != FileVersion && version != fileVersion1 {
+	if version != FileVersion && version != fileVersion1 && version != fileVersion2 {
 		return nil, fi, fmt.Errorf("%w %d", ErrFileVersion, version)
 	}
 	n := int(le.Uint32(b[8:]))
@@ -320,7 +341,36 @@ func decodeRecord(b []byte, version uint16) (Record, []byte, bool) {
 	if version == fileVersion1 {
 		return r, b, true
 	}
-	return decodeV2(r, b, dur)
+	r, b, ok := decodeV2(r, b, dur)
+	if !ok || version == fileVersion2 {
+		return r, b, ok
+	}
+	return decodeV3(r, b)
+}
+
+// decodeV3 reads the fields version 3 added after the proxy destination.
+func decodeV3(r Record, b []byte) (Record, []byte, bool) {
+	if len(b) < 1 {
+		return r, nil, false
+	}
+	f := TLSFlags(b[0])
+	b = b[1:]
+	if f&^TLSFlagsAll != 0 {
+		return r, nil, false
+	}
+	var names [2]string
+	for i := range names {
+		if len(b) < 1 || b[0] > MaxCN || len(b)-1 < int(b[0]) {
+			return r, nil, false
+		}
+		names[i] = string(b[1 : 1+b[0]])
+		b = b[1+b[0]:]
+	}
+	if f&TLSCertSeen == 0 && (f&(TLSSelfSigned|TLSIssuerAbsent) != 0 || names[0] != "" || names[1] != "") {
+		return r, nil, false
+	}
+	r.TLS = TLSCert{Flags: f, SubjectCN: names[0], IssuerCN: names[1]}
+	return r, b, true
 }
 
 // decodeV2 reads the fields version 2 added after the answers.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -47,10 +48,17 @@ func sampleRecordsV2() []*Record {
 	return recs
 }
 
+// sampleRecordsV3 adds the certificate facts of version 3.
+func sampleRecordsV3() []*Record {
+	recs := sampleRecordsV2()
+	recs[0].TLS = TLSCert{Flags: TLSCertSeen | TLSSelfSigned | TLSNoSNI, SubjectCN: "Test Server", IssuerCN: "Test Server"}
+	return recs
+}
+
 func TestCodecRoundTrip(t *testing.T) {
 	enc, _ := zstd.NewWriter(nil)
 	dec, _ := zstd.NewReader(nil)
-	in := sampleRecordsV2()
+	in := sampleRecordsV3()
 	b := EncodeFile(in, enc)
 	got, fi, err := DecodeFile(b, dec)
 	if err != nil {
@@ -102,10 +110,72 @@ func TestReadsVersion1(t *testing.T) {
 	}
 	// A version nobody wrote is refused, not guessed at.
 	bad := bytes.Clone(b)
-	binary.LittleEndian.PutUint16(bad[4:], 3)
+	binary.LittleEndian.PutUint16(bad[4:], FileVersion+1)
 	binary.LittleEndian.PutUint32(bad[40:], crc32.Checksum(bad[:40], castagnoli))
 	if _, _, err := DecodeFile(bad, dec); !errors.Is(err, ErrFileVersion) {
-		t.Errorf("version 3: %v", err)
+		t.Errorf("version %d: %v", FileVersion+1, err)
+	}
+}
+
+// TestReadsVersion2 decodes a file the version 2 encoder wrote (before
+// the certificate facts).
+func TestReadsVersion2(t *testing.T) {
+	b, err := os.ReadFile("testdata/v2.flows")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := binary.LittleEndian.Uint16(b[4:]); v != 2 {
+		t.Fatalf("fixture is version %d", v)
+	}
+	dec, _ := zstd.NewReader(nil)
+	got, fi, err := DecodeFile(b, dec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := sampleRecordsV2()
+	want := []*Record{in[1], in[0]}
+	if fi.Records != 2 || len(got) != 2 {
+		t.Fatalf("%d records (header %d)", len(got), fi.Records)
+	}
+	for i := range want {
+		if !reflect.DeepEqual(got[i], *want[i]) {
+			t.Errorf("record %d:\n got %+v\nwant %+v", i, got[i], *want[i])
+		}
+	}
+}
+
+// TestDecodeV3Damage: certificate facts the format cannot hold stop the
+// reader at that record.
+func TestDecodeV3Damage(t *testing.T) {
+	r := sampleRecordsV3()[0]
+	good := appendRecord(nil, r)
+	if _, rest, ok := decodeRecord(good, FileVersion); !ok || len(rest) != 0 {
+		t.Fatal("good record refused")
+	}
+	// The version 3 tail: flags, subject length and name, issuer length and name.
+	tail := len(good) - (1 + 1 + len(r.TLS.SubjectCN) + 1 + len(r.TLS.IssuerCN))
+	tests := []struct {
+		name string
+		edit func(b []byte) []byte
+	}{
+		{"undefined flag", func(b []byte) []byte { b[tail] |= 0x80; return b }},
+		{"self-signed without a certificate", func(b []byte) []byte { b[tail] = byte(TLSSelfSigned); return b }},
+		{"name without a certificate", func(b []byte) []byte { b[tail] = byte(TLSNoSNI); return b }},
+		{"subject too long", func(b []byte) []byte { b[tail+1] = MaxCN + 1; return b }},
+		{"issuer past the end", func(b []byte) []byte { return b[:len(b)-1] }},
+		{"no flags", func(b []byte) []byte { return b[:tail] }},
+	}
+	for _, tc := range tests {
+		b := tc.edit(bytes.Clone(good))
+		if _, _, ok := decodeRecord(b, FileVersion); ok {
+			t.Errorf("%s: accepted", tc.name)
+		}
+	}
+	// The writer never writes what the reader refuses.
+	odd := *r
+	odd.TLS = TLSCert{Flags: TLSSelfSigned | 0x40, SubjectCN: strings.Repeat("x", 100)}
+	if got, _, ok := decodeRecord(appendRecord(nil, &odd), FileVersion); !ok || got.TLS != (TLSCert{}) {
+		t.Errorf("odd facts written as %+v, %v", got.TLS, ok)
 	}
 }
 
@@ -114,6 +184,7 @@ func TestReadsVersion1(t *testing.T) {
 func TestDecodeV2Damage(t *testing.T) {
 	r := sampleRecordsV2()[1]
 	good := appendRecord(nil, r)
+	good = good[:len(good)-3] // as version 2 wrote it: no certificate facts
 	// The version 2 tail: bursts, kept, head, two deltas, target length,
 	// proxy length, one byte each.
 	tail := len(good) - 7
@@ -133,12 +204,12 @@ func TestDecodeV2Damage(t *testing.T) {
 			return append(b[:tail:tail], 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01)
 		}},
 	}
-	if _, rest, ok := decodeRecord(good, FileVersion); !ok || len(rest) != 0 {
+	if _, rest, ok := decodeRecord(good, fileVersion2); !ok || len(rest) != 0 {
 		t.Fatalf("good record: ok %v, %d bytes left", ok, len(rest))
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, _, ok := decodeRecord(tc.edit(bytes.Clone(good)), FileVersion); ok {
+			if _, _, ok := decodeRecord(tc.edit(bytes.Clone(good)), fileVersion2); ok {
 				t.Error("decoded")
 			}
 		})
@@ -146,7 +217,7 @@ func TestDecodeV2Damage(t *testing.T) {
 }
 
 func FuzzDecodeRecord(f *testing.F) {
-	for _, r := range sampleRecordsV2() {
+	for _, r := range sampleRecordsV3() {
 		f.Add(appendRecord(nil, r), true)
 	}
 	f.Add(appendRecord(nil, sampleRecords()[0])[:120], false)
@@ -178,7 +249,7 @@ func FuzzDecodeRecord(f *testing.F) {
 				continue
 			}
 			again, _, ok := decodeRecord(appendRecord(nil, &r), FileVersion)
-			if !ok || !reflect.DeepEqual(again.Bursts, r.Bursts) || again.HTTPTarget != r.HTTPTarget || again.ProxyDest != r.ProxyDest {
+			if !ok || !reflect.DeepEqual(again.Bursts, r.Bursts) || again.HTTPTarget != r.HTTPTarget || again.ProxyDest != r.ProxyDest || again.TLS != r.TLS {
 				t.Fatalf("re-encoding changed the record:\n%+v\n%+v", r, again)
 			}
 			b = rest

@@ -128,7 +128,8 @@ func (b *Builder) appendEntry(buf []byte, e *entry, partial bool) []byte {
 	if d == nil {
 		// No name, answers, target or proxy; a short burst series.
 		buf = append(buf, 0, 0)
-		return appendBursts(buf, e.burstInl[:e.burstHead], e.burstN, e.burstHead, dur, "", "")
+		buf = appendBursts(buf, e.burstInl[:e.burstHead], e.burstN, e.burstHead, dur, "", "")
+		return appendTLS(buf, TLSFlags(e.tls), "", "")
 	}
 	name := d.name
 	if len(name) > 255 {
@@ -147,7 +148,8 @@ func (b *Builder) appendEntry(buf []byte, e *entry, partial bool) []byte {
 	} else {
 		kept = e.burstInl[:e.burstHead]
 	}
-	return appendBursts(buf, kept, e.burstN, e.burstHead, dur, d.httpTarget, d.proxyDest)
+	buf = appendBursts(buf, kept, e.burstN, e.burstHead, dur, d.httpTarget, d.proxyDest)
+	return appendTLS(buf, TLSFlags(e.tls), d.subjectCN, d.issuerCN)
 }
 
 // mapped4 reports whether the 16-byte address hi, lo is IPv4-mapped.

@@ -1,11 +1,14 @@
 package flow
 
 import (
+	"crypto/tls"
+	"crypto/x509/pkix"
 	"net/netip"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nwhealth/nwhealth/pkg/pkthdr"
 )
@@ -35,6 +38,26 @@ func FuzzTLSServerName(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		name, res := TLSServerName(b)
 		checkName(t, name, res)
+	})
+}
+
+func FuzzServerCertificate(f *testing.F) {
+	self := issue(f, pkix.Name{CommonName: "Seed Server"}, nil, false)
+	flight, _ := serverFlight(f, []issued{self}, tls.VersionTLS12, "")
+	f.Add(flight)
+	f.Add(flight[:200])
+	f.Add([]byte{0x16, 3, 3, 0, 4, 11, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, res, _ := ServerCertificate(b, nil)
+		if res == parseNo && c != (TLSCert{}) || c.Flags&^TLSFlagsAll != 0 || c.Flags&TLSNoSNI != 0 ||
+			!c.Seen() && c != (TLSCert{}) || res == parseOK && !c.Seen() {
+			t.Fatalf("%v with %+v", res, c)
+		}
+		for _, s := range []string{c.SubjectCN, c.IssuerCN} {
+			if len(s) > MaxCN || !utf8.ValidString(s) || strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+				t.Fatalf("name %q", s)
+			}
+		}
 	})
 }
 
@@ -115,6 +138,9 @@ func FuzzBuilder(f *testing.F) {
 				!slices.IsSorted(bu.At) || len(bu.At) > 0 && bu.At[len(bu.At)-1] > dur ||
 				len(r.HTTPTarget) > MaxTarget || len(r.ProxyDest) > maxProxyDest {
 				t.Fatalf("bad v2 fields %+v", r)
+			}
+			if r.TLS.Flags&^TLSFlagsAll != 0 || !r.TLS.Seen() && (r.TLS.SelfSigned() || r.TLS.SubjectCN != "") {
+				t.Fatalf("bad v3 fields %+v", r)
 			}
 		})
 		st := b.Stats()

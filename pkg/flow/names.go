@@ -28,6 +28,13 @@ const MaxAnswers = 16
 // of b (the first bytes the client sent). It reports parseMore when b ends
 // inside the ClientHello before the extension was reached.
 func TLSServerName(b []byte) (string, parseResult) {
+	var sni bool
+	return clientHelloName(b, &sni)
+}
+
+// clientHelloName is TLSServerName that also sets *sni when the
+// ClientHello had a server_name extension at all.
+func clientHelloName(b []byte, sni *bool) (string, parseResult) {
 	// TLS record: type 22 (handshake), version 3.x, length.
 	if len(b) < 5 {
 		if len(b) > 0 && b[0] != 0x16 {
@@ -103,6 +110,7 @@ func TLSServerName(b []byte) (string, parseResult) {
 			p += n
 			continue
 		}
+		*sni = true
 		if len(h) < p+n {
 			return need()
 		}

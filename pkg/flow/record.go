@@ -68,6 +68,9 @@ type Record struct {
 	// ProxyDest is the destination asked of a forward proxy ("host:port",
 	// from a CONNECT or an absolute-URI request): Resp is then the proxy.
 	ProxyDest string
+	// TLS is what the server's certificate said when the handshake was in
+	// clear, and whether the ClientHello named a server (version 3).
+	TLS TLSCert
 }
 
 // Burst series bounds (docs/format/flows.md).

@@ -134,7 +134,20 @@ var pairRecord = "concat(" + strings.Join([]string{
 	le("toUInt8(if(bursts >= 2, length(burst_ms), 0))", 1),
 	"arrayStringConcat(arrayMap(x -> concat(" + le("x", 4) + ", ''), if(bursts >= 2, burst_ms, emptyArrayUInt32())))",
 	le("toUInt8(length(proxy_dest))", 1), "proxy_dest",
+	"%s",
 }, ", ") + ")"
+
+// pairRecordSQL is pairRecord with the certificate facts (flag byte,
+// then subject and issuer, each with a one-byte length), or their
+// defaults for a table that predates them.
+func (db *DB) pairRecordSQL() string {
+	tls := le("toUInt8(0)", 1) + ", " + le("toUInt8(0)", 1) + ", " + le("toUInt8(0)", 1)
+	if !db.noTLS {
+		tls = strings.Join([]string{le("tls_flags", 1), le("toUInt8(length(cert_subject))", 1), "cert_subject",
+			le("toUInt8(length(cert_issuer))", 1), "cert_issuer"}, ", ")
+	}
+	return strings.Replace(pairRecord, "%s", tls, 1)
+}
 
 // pairFixed is the bytes of a packed record before its burst starts.
 const pairFixed = 8 + 8 + 4 + 2 + 1 + 8 + 8 + 1 + 1 + 8 + 8 + 4 + 1
@@ -173,6 +186,18 @@ func unpackPair(b []byte, rows []Row, orig, resp string) ([]Row, error) {
 		}
 		w.Proxy = string(b[1 : 1+np])
 		b = b[1+np:]
+		if len(b) < 2 {
+			return rows, fmt.Errorf("packed record: certificate facts past the end")
+		}
+		w.TLSFlags = b[0]
+		b = b[1:]
+		for _, s := range []*string{&w.CertSubject, &w.CertIssuer} {
+			if len(b) < 1 || len(b) < 1+int(b[0]) {
+				return rows, fmt.Errorf("packed record: certificate name past the end")
+			}
+			*s = string(b[1 : 1+b[0]])
+			b = b[1+b[0]:]
+		}
 		rows = append(rows, w)
 	}
 	return rows, nil
@@ -191,7 +216,7 @@ type sortKey struct {
 // *RowError returned after every good pair was delivered.
 func (db *DB) Pairs(ctx context.Context, q Query, fn func(*Pair) error) error {
 	where := db.where(q)
-	sql := "SELECT orig, resp, arrayStringConcat(groupArray(" + pairRecord + ")) " +
+	sql := "SELECT orig, resp, arrayStringConcat(groupArray(" + db.pairRecordSQL() + ")) " +
 		"FROM " + db.table(tableFlows) + " WHERE " + where + " GROUP BY orig, resp ORDER BY orig, resp"
 	// The names, a row per named channel, in the same order: merged in as
 	// the pairs go by. Both queries start at once: a query returns when

@@ -20,6 +20,9 @@ type DB struct {
 	version string
 	feat    features
 	nodes   []node // cluster servers; empty for one server
+	// noTLS: the flows table predates the certificate columns (schema
+	// version 1, read as it is): readers ask for their defaults instead.
+	noTLS bool
 }
 
 type node struct {
@@ -184,8 +187,11 @@ func (db *DB) Ensure(ctx context.Context, ttlDays int) error {
 				return db.wrap("create table "+t.table+" on "+addr, err)
 			}
 		}
+		if err := db.upgrade(ctx, addr, c); err != nil {
+			return err
+		}
 		var n uint64
-		if err := c.QueryRow(ctx, "SELECT count() FROM "+d+"."+tableSchema).Scan(&n); err != nil {
+		if err := c.QueryRow(ctx, "SELECT count() FROM "+d+"."+tableSchema+" WHERE version >= "+fmt.Sprint(SchemaVersion)).Scan(&n); err != nil {
 			return db.wrap("read schema version on "+addr, err)
 		}
 		if n > 0 {
@@ -206,7 +212,55 @@ func (db *DB) Ensure(ctx context.Context, ttlDays int) error {
 	})
 }
 
-// Check verifies that the database holds a schema this nwhealth reads.
+// upgrade adds the columns of later schema versions that a flows table of
+// an earlier one lacks (docs/format/clickhouse.md, Upgrades): on the
+// table itself, or on a cluster's local and Distributed tables, which
+// must agree. ADD COLUMN fills old rows with the column's default (zero,
+// empty), which is what an older record means: nothing seen.
+func (db *DB) upgrade(ctx context.Context, addr string, c driver.Conn) error {
+	d := db.cfg.Database
+	for _, t := range []string{tableFlows + localSuffix, tableFlows} {
+		have, err := db.columns(ctx, c, t)
+		if err != nil {
+			return err
+		}
+		if len(have) == 0 {
+			continue // no such table on this server
+		}
+		for _, col := range flowColumns {
+			if col.since == 0 || have[col.name] {
+				continue
+			}
+			if err := c.Exec(ctx, "ALTER TABLE "+d+"."+t+" ADD COLUMN "+columnDDL(col, db.feat)); err != nil {
+				return db.wrap("add column "+col.name+" to "+t+" on "+addr, err)
+			}
+		}
+	}
+	return nil
+}
+
+// columns lists a table's columns on one server (none when the table does
+// not exist).
+func (db *DB) columns(ctx context.Context, c driver.Conn, table string) (map[string]bool, error) {
+	rows, err := c.Query(ctx, "SELECT name FROM system.columns WHERE database = "+quote(db.cfg.Database)+" AND table = "+quote(table))
+	if err != nil {
+		return nil, db.wrap("list columns of "+table, err)
+	}
+	defer rows.Close()
+	have := map[string]bool{}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, db.wrap("list columns of "+table, err)
+		}
+		have[name] = true
+	}
+	return have, rows.Err()
+}
+
+// Check verifies that the database holds a schema this nwhealth reads,
+// and notes which columns a reader may ask for: a database still at an
+// older version (no sensor has exported since) is read as it is.
 func (db *DB) Check(ctx context.Context) error {
 	have, err := db.tables(ctx, db.conn)
 	if err != nil {
@@ -215,7 +269,15 @@ func (db *DB) Check(ctx context.Context) error {
 	if have == nil {
 		return fmt.Errorf("clickhouse %s: no database %s (export with nwhealth flows --export first)", db.cfg.String(), db.cfg.Database)
 	}
-	return db.checkTables(ctx, db.conn, have, false)
+	if err := db.checkTables(ctx, db.conn, have, false); err != nil {
+		return err
+	}
+	cols, err := db.columns(ctx, db.conn, tableFlows)
+	if err != nil {
+		return err
+	}
+	db.noTLS = !cols["tls_flags"]
+	return nil
 }
 
 // tables lists the database's tables on one server; nil when the

@@ -35,6 +35,12 @@ func testRecords(base time.Time, n int) []flow.Record {
 			r.HTTPTarget, r.ProxyDest, r.Partial, r.VLAN = "http://x.example/a?b", "x.example:80", true, 12
 			r.Bursts = flow.Bursts{}
 		}
+		switch i % 4 {
+		case 0:
+			r.TLS = flow.TLSCert{Flags: flow.TLSCertSeen | flow.TLSSelfSigned | flow.TLSNoSNI, SubjectCN: "Test Server", IssuerCN: "Test Server"}
+		case 2:
+			r.TLS = flow.TLSCert{Flags: flow.TLSCertSeen | flow.TLSIssuerAbsent, SubjectCN: "leaf", IssuerCN: "Lab CA é"}
+		}
 		out = append(out, r)
 	}
 	return out
@@ -221,6 +227,118 @@ func TestRoundTrip(t *testing.T) {
 }
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// TestUpgradeV1: a database written at schema version 1 (no certificate
+// columns) is read as it is, and the next export adds the columns (on a
+// cluster's local and Distributed tables) and the version row; the old
+// rows read back with no certificate facts, new rows with theirs.
+func TestUpgradeV1(t *testing.T) {
+	ctx := context.Background()
+	base := time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC)
+	recs := testRecords(base, 8)
+	for _, mode := range []string{"single", "cluster"} {
+		t.Run(mode, func(t *testing.T) {
+			var url, cluster string
+			var servers []*chserver.Server
+			if mode == "single" {
+				s := chserver.Start(t, 0, chserver.Options{})
+				servers, url = []*chserver.Server{s}, s.URL("", "", "fleet")
+			} else {
+				servers = chserver.StartCluster(t, "nwh", 2, chserver.Options{})
+				url, cluster = servers[0].URL("", "", "fleet")+"?cluster=nwh", "nwh"
+			}
+			// The version 1 tables, as version 1 made them.
+			var v1 []column
+			for _, c := range flowColumns {
+				if c.since < schemaTLS {
+					v1 = append(v1, c)
+				}
+			}
+			saved := flowColumns
+			flowColumns = v1
+			for _, s := range servers {
+				s.Client(ctx, "CREATE DATABASE fleet")
+				for _, d := range tablesDDL("fleet", cluster, features{}, 0) {
+					s.Client(ctx, d.sql)
+				}
+				s.Client(ctx, "INSERT INTO fleet.nwhealth_schema VALUES (1, now(), 'nwhealth schema 1')")
+			}
+			db1 := openTest(t, url)
+			if err := db1.Insert(ctx, []Shard{{Sensor: "old", Name: "shard-old", Records: recs[:4]}}); err != nil {
+				t.Fatal(err)
+			}
+			flowColumns = saved
+
+			// A reader of today reads the version 1 database.
+			readAll := func(db *DB) []flow.Record {
+				t.Helper()
+				if err := db.Check(ctx); err != nil {
+					t.Fatal(err)
+				}
+				var got []flow.Record
+				if err := db.Records(ctx, Query{}, func(_, _ string, r *flow.Record) error { got = append(got, *r); return nil }); err != nil {
+					t.Fatal(err)
+				}
+				var paired int
+				if err := db.Pairs(ctx, Query{}, func(p *Pair) error {
+					for _, r := range p.Records {
+						if r.TLS != (flow.TLSCert{}) && r.First.Before(base.Add(4*time.Minute)) {
+							t.Errorf("old row with certificate facts: %+v", r.TLS)
+						}
+						paired++
+					}
+					return nil
+				}); err != nil {
+					t.Fatal(err)
+				}
+				if paired != len(got) {
+					t.Errorf("%d records in pairs, %d rows", paired, len(got))
+				}
+				return got
+			}
+			old := readAll(openTest(t, url))
+			if len(old) != 4 {
+				t.Fatalf("%d rows from the version 1 database", len(old))
+			}
+			for i, r := range old {
+				want := recs[i]
+				want.TLS = flow.TLSCert{}
+				if !reflect.DeepEqual(r, want) {
+					t.Errorf("old row %d:\n got %+v\nwant %+v", i, r, want)
+				}
+			}
+			// The next export upgrades.
+			db := openTest(t, url)
+			if err := db.Ensure(ctx, 0); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Insert(ctx, []Shard{{Sensor: "new", Name: "shard-new", Records: recs[4:]}}); err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range servers {
+				if v := strings.TrimSpace(s.Client(ctx, "SELECT max(version) FROM fleet.nwhealth_schema")); v != "2" {
+					t.Errorf("server %d: schema version %s after the upgrade", s.Port, v)
+				}
+			}
+			got := readAll(openTest(t, url))
+			if len(got) != 8 {
+				t.Fatalf("%d rows after the upgrade", len(got))
+			}
+			for i, r := range got {
+				want := recs[i]
+				if i < 4 {
+					want.TLS = flow.TLSCert{}
+				}
+				if !reflect.DeepEqual(r, want) {
+					t.Errorf("row %d:\n got %+v\nwant %+v", i, r, want)
+				}
+			}
+			if got[4].TLS == (flow.TLSCert{}) {
+				t.Error("no certificate facts in the new rows")
+			}
+		})
+	}
+}
 
 // TestInsertBlocks: an insert larger than one block arrives whole.
 func TestInsertBlocks(t *testing.T) {

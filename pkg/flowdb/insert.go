@@ -83,7 +83,8 @@ func (db *DB) Insert(ctx context.Context, shards []Shard) error {
 		// memory holds one block of columns, not the whole batch.
 		cols := newFlowCols(min(n, blockRows))
 		flush := func() error {
-			for i, v := range cols.slices() {
+			// The columns of flowColumns (a test writes an older schema's).
+			for i, v := range cols.slices()[:len(flowColumns)] {
 				if err := b.Column(i).Append(v); err != nil {
 					return fmt.Errorf("column %s: %w", flowColumns[i].name, err)
 				}
@@ -186,6 +187,8 @@ type flowCols struct {
 	orig, resp                           [][]byte
 	opkts, rpkts, oip, rip, odata, rdata []uint64
 	state, name, target, proxy           []string
+	tls                                  []uint8
+	subject, issuer                      []string
 	answers                              [][][]byte
 	bursts                               []uint32
 	burstMs                              [][]uint32
@@ -262,6 +265,9 @@ func (c *flowCols) add(sensor, shard string, batch uint64, seq int, r *flow.Reco
 	c.burstMs = append(c.burstMs, ms)
 	c.target = append(c.target, r.HTTPTarget)
 	c.proxy = append(c.proxy, r.ProxyDest)
+	c.tls = append(c.tls, uint8(r.TLS.Flags))
+	c.subject = append(c.subject, r.TLS.SubjectCN)
+	c.issuer = append(c.issuer, r.TLS.IssuerCN)
 }
 
 // addr stores a's 16 bytes in the block's address buffer. The buffer is
@@ -293,6 +299,7 @@ func (c *flowCols) reset() {
 	c.state, c.partial, c.name, c.nsrc = c.state[:0], c.partial[:0], c.name[:0], c.nsrc[:0]
 	c.answers, c.bursts, c.burstHead = c.answers[:0], c.bursts[:0], c.burstHead[:0]
 	c.burstMs, c.target, c.proxy = c.burstMs[:0], c.target[:0], c.proxy[:0]
+	c.tls, c.subject, c.issuer = c.tls[:0], c.subject[:0], c.issuer[:0]
 	c.addrs = nil
 }
 
@@ -300,5 +307,6 @@ func (c *flowCols) reset() {
 func (c *flowCols) slices() []any {
 	return []any{c.day, c.sensor, c.shard, c.batch, c.seq, c.first, c.last, c.proto, c.vlan, c.orig, c.resp,
 		c.oport, c.rport, c.opkts, c.rpkts, c.oip, c.rip, c.odata, c.rdata, c.oflags, c.rflags,
-		c.state, c.partial, c.name, c.nsrc, c.answers, c.bursts, c.burstHead, c.burstMs, c.target, c.proxy}
+		c.state, c.partial, c.name, c.nsrc, c.answers, c.bursts, c.burstHead, c.burstMs, c.target, c.proxy,
+		c.tls, c.subject, c.issuer}
 }

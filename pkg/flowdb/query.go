@@ -64,7 +64,7 @@ func quote(s string) string {
 func (db *DB) Records(ctx context.Context, q Query, fn func(sensor, shard string, r *flow.Record) error) error {
 	sql := "SELECT sensor, shard, first_us, last_us, proto, vlan, orig, resp, orig_port, resp_port, orig_pkts, resp_pkts, " +
 		"orig_ip_bytes, resp_ip_bytes, orig_bytes, resp_bytes, orig_flags, resp_flags, partial, name, name_source, answers, " +
-		"bursts, burst_head, burst_ms, http_target, proxy_dest FROM " + db.cfg.Database + "." + tableFlows +
+		"bursts, burst_head, burst_ms, http_target, proxy_dest, " + db.tlsColumns() + " FROM " + db.cfg.Database + "." + tableFlows +
 		" WHERE " + db.where(q) + " ORDER BY first_us, sensor, shard, seq"
 	rows, err := db.conn.Query(ctx, sql)
 	if err != nil {
@@ -78,7 +78,7 @@ func (db *DB) Records(ctx context.Context, q Query, fn func(sensor, shard string
 		if err := rows.Scan(&row.Sensor, &row.Shard, &row.First, &row.Last, &row.Proto, &row.VLAN, &row.Orig, &row.Resp,
 			&row.OrigPort, &row.RespPort, &row.OrigPkts, &row.RespPkts, &row.OrigIP, &row.RespIP, &row.OrigData, &row.RespData,
 			&row.OrigFlags, &row.RespFlags, &row.Partial, &row.Name, &row.NameSource, &row.Answers, &row.Bursts, &row.BurstHead,
-			&row.BurstMs, &row.Target, &row.Proxy); err != nil {
+			&row.BurstMs, &row.Target, &row.Proxy, &row.TLSFlags, &row.CertSubject, &row.CertIssuer); err != nil {
 			return db.wrap("read flows", err)
 		}
 		if err := row.Record(&r); err != nil {
@@ -111,7 +111,18 @@ type Row struct {
 	Answers                            []string
 	Bursts                             uint32
 	BurstMs                            []uint32
+	TLSFlags                           uint8
+	CertSubject, CertIssuer            string
 	seq                                uint32 // place in the shard (Pairs)
+}
+
+// tlsColumns are the certificate columns, or their defaults for a table
+// that predates them.
+func (db *DB) tlsColumns() string {
+	if db.noTLS {
+		return "toUInt8(0), '', ''"
+	}
+	return "tls_flags, cert_subject, cert_issuer"
 }
 
 // Limits a row must keep, the flow file's (docs/format/flows.md).
@@ -138,6 +149,9 @@ func (w *Row) Record(r *flow.Record) error {
 		return fmt.Errorf("burst series of %d starts, head %d, %d bursts", len(w.BurstMs), w.BurstHead, w.Bursts)
 	case w.NameSource > uint8(flow.NameSNI):
 		return fmt.Errorf("name_source %d", w.NameSource)
+	case flow.TLSFlags(w.TLSFlags)&^flow.TLSFlagsAll != 0 || len(w.CertSubject) > flow.MaxCN || len(w.CertIssuer) > flow.MaxCN ||
+		w.TLSFlags&uint8(flow.TLSCertSeen) == 0 && (w.TLSFlags&uint8(flow.TLSSelfSigned|flow.TLSIssuerAbsent) != 0 || w.CertSubject != "" || w.CertIssuer != ""):
+		return fmt.Errorf("tls_flags %#x with names of %d and %d bytes", w.TLSFlags, len(w.CertSubject), len(w.CertIssuer))
 	}
 	// +1: both ends were cut to the microsecond, the starts were not.
 	durMs := (w.Last-w.First)/1000 + 1
@@ -152,6 +166,7 @@ func (w *Row) Record(r *flow.Record) error {
 		OrigPkts: w.OrigPkts, RespPkts: w.RespPkts, OrigBytes: w.OrigIP, RespBytes: w.RespIP, OrigData: w.OrigData, RespData: w.RespData,
 		OrigFlags: w.OrigFlags, RespFlags: w.RespFlags, Partial: w.Partial != 0, Name: w.Name, NameSource: flow.NameSource(w.NameSource),
 		HTTPTarget: w.Target, ProxyDest: w.Proxy,
+		TLS: flow.TLSCert{Flags: flow.TLSFlags(w.TLSFlags), SubjectCN: w.CertSubject, IssuerCN: w.CertIssuer},
 	}
 	if len(w.Answers) > 0 {
 		r.Answers = make([]netip.Addr, 0, len(w.Answers))

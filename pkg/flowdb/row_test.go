@@ -33,6 +33,10 @@ func TestRowChecks(t *testing.T) {
 		{"start past the end", func(r *Row) { r.BurstMs = []uint32{0, 1000, 9000} }, "past the flow's end"},
 		{"name source", func(r *Row) { r.NameSource = 9 }, "name_source"},
 		{"long target", func(r *Row) { r.Target = strings.Repeat("a", flow.MaxTarget+1) }, "too long"},
+		{"undefined tls flag", func(r *Row) { r.TLSFlags = 0x81 }, "tls_flags"},
+		{"self-signed unseen", func(r *Row) { r.TLSFlags = uint8(flow.TLSSelfSigned) }, "tls_flags"},
+		{"name unseen", func(r *Row) { r.TLSFlags, r.CertSubject = uint8(flow.TLSNoSNI), "x" }, "tls_flags"},
+		{"long subject", func(r *Row) { r.TLSFlags, r.CertSubject = uint8(flow.TLSCertSeen), strings.Repeat("a", flow.MaxCN+1) }, "tls_flags"},
 	} {
 		row := goodRow()
 		tc.mod(&row)

@@ -9,7 +9,11 @@ import (
 
 // SchemaVersion is the version of docs/format/clickhouse.md this package
 // writes and the highest it reads.
-const SchemaVersion = 1
+const SchemaVersion = 2
+
+// schemaTLS is the version that added the certificate columns
+// (flowColumnsSince).
+const schemaTLS = 2
 
 // Table names (docs/format/clickhouse.md).
 const (
@@ -32,6 +36,7 @@ type column struct {
 	name, typ string
 	lowCard   bool   // LowCardinality on recent servers
 	codec     string // CODEC(...) on recent servers
+	since     uint32 // the schema version that added it (0: the first)
 }
 
 const (
@@ -72,6 +77,10 @@ var flowColumns = []column{
 	{name: "burst_ms", typ: "Array(UInt32)"},
 	{name: "http_target", typ: "String"},
 	{name: "proxy_dest", typ: "String"},
+	// Version 2: the server certificate's facts (flows.md version 3).
+	{name: "tls_flags", typ: "UInt8", since: schemaTLS},
+	{name: "cert_subject", typ: "String", since: schemaTLS},
+	{name: "cert_issuer", typ: "String", since: schemaTLS},
 }
 
 var shardColumns = []column{
@@ -126,6 +135,11 @@ func columnsDDL(cols []column, f features) string {
 		}
 	}
 	return b.String()
+}
+
+// columnDDL is one column's definition, as columnsDDL writes it.
+func columnDDL(c column, f features) string {
+	return columnsDDL([]column{c}, f)
 }
 
 func columnNames(cols []column) string {

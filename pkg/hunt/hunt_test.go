@@ -811,3 +811,93 @@ func TestSampleOwnChannel(t *testing.T) {
 		t.Fatal("the sample depends on other channels")
 	}
 }
+
+// TestCertificateChannels: a destination few inside hosts reach that
+// presents a certificate no public CA vouched for is a finding without
+// any schedule (medium on an odd port, low on a standard one); the same
+// from a public CA, to a popular destination or inbound, is none; with a
+// schedule on a standard port it lifts the channel as an odd port does.
+func TestCertificateChannels(t *testing.T) {
+	selfSigned := flow.TLSCert{Flags: flow.TLSCertSeen | flow.TLSSelfSigned | flow.TLSNoSNI, SubjectCN: "Test Server", IssuerCN: "Test Server"}
+	private := flow.TLSCert{Flags: flow.TLSCertSeen | flow.TLSIssuerAbsent, SubjectCN: "agent", IssuerCN: "Lab CA"}
+	public := flow.TLSCert{Flags: flow.TLSCertSeen, SubjectCN: "www.example.com", IssuerCN: "Example CA 1"}
+	h := ip("10.1.0.1")
+	dst := ip("203.0.113.9")
+	tests := []struct {
+		name   string
+		cert   flow.TLSCert
+		port   uint16
+		users  int  // inside hosts that reach dst (h is one)
+		in     bool // dst opens the connection to h
+		want   Severity
+		reason string
+	}{
+		{"self-signed, odd port", selfSigned, 4782, 1, false, Medium, "TLS with a self-signed certificate CN=Test Server issued by CN=Test Server"},
+		{"private CA, odd port", private, 7084, 1, false, Medium, "TLS with a certificate CN=agent issued by CN=Lab CA, a CA that no chain to a public root"},
+		{"self-signed, 443", selfSigned, 443, 1, false, Low, "TLS with a self-signed certificate"},
+		{"public CA", public, 4782, 1, false, Info, ""},
+		{"popular destination", selfSigned, 4782, 20, false, Info, ""},
+		{"inbound", selfSigned, 4782, 1, true, Info, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			n := &net{rng: rand.New(rand.NewSource(21))}
+			for i := range 30 { // a population that can judge popularity
+				n.browse(hostAddr(i), 20, 24*time.Hour)
+			}
+			for i := range tc.users {
+				src := hostAddr(i)
+				if i == 0 {
+					src = h
+				}
+				r := n.conn(t0.Add(10*time.Hour+time.Duration(i)*time.Minute), src, dst, tc.port, 6, 400, 1500)
+				if tc.in {
+					r.Orig, r.Resp, r.RespPort, r.OrigPort = dst, src, r.OrigPort, tc.port
+				}
+				r.TLS = tc.cert
+			}
+			res := n.model(Config{Internal: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}).Score()
+			src, d := h, dst
+			if tc.in {
+				src, d = dst, h
+			}
+			_, f := find(res, KindChannel, src, d)
+			if tc.want == Info {
+				if f != nil {
+					t.Fatalf("finding %v %.2f: %q", f.Severity, f.Score, f.Reasons)
+				}
+				return
+			}
+			if f == nil {
+				t.Fatal("no finding")
+			}
+			if f.Severity != tc.want || !strings.HasPrefix(f.Reasons[0], tc.reason) || !slices.Contains(f.Attack, "T1573.002") || f.Beacon {
+				t.Errorf("%v %.2f %q %v", f.Severity, f.Score, f.Reasons, f.Attack)
+			}
+		})
+	}
+	// A schedule on a standard port in a small capture: held at medium
+	// without a certificate, lifted as an odd port is with one.
+	score := func(cert flow.TLSCert) *Finding {
+		n := &net{rng: rand.New(rand.NewSource(22))}
+		for i := range 60 {
+			r := n.conn(t0.Add(time.Duration(i)*5*time.Second+time.Duration(n.rng.Intn(100))*time.Millisecond), h, dst, 443, 6, 300, 500)
+			r.TLS = cert
+		}
+		for i := range 30 {
+			n.conn(t0.Add(time.Duration(i)*9*time.Second), h, netip.AddrFrom4([4]byte{20, 0, 0, byte(i)}), 443, 6, 800, 9000)
+		}
+		_, f := find(n.model(Config{Internal: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}).Score(), KindChannel, h, dst)
+		if f == nil {
+			t.Fatal("no finding for the schedule")
+		}
+		return f
+	}
+	plain, withCert, withPublic := score(flow.TLSCert{}), score(selfSigned), score(public)
+	if plain.Severity != Medium || withCert.Severity != High || withPublic.Score != plain.Score {
+		t.Errorf("schedule on 443: %.2f plain, %.2f self-signed, %.2f public CA", plain.Score, withCert.Score, withPublic.Score)
+	}
+	if !strings.Contains(strings.Join(withCert.Reasons, ";"), "self-signed certificate") {
+		t.Errorf("reasons %q", withCert.Reasons)
+	}
+}

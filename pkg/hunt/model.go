@@ -109,6 +109,9 @@ type channel struct {
 	name        string
 	nameSrc     flow.NameSource
 	holes       [][2]int64
+	// cert is the first certificate no public CA vouched for (self-signed,
+	// or its issuer not sent) that the destination presented.
+	cert flow.TLSCert
 	// Proxied channels: the proxy, and the host asked for.
 	via   netip.Addr
 	phost string
@@ -459,6 +462,9 @@ func (m *Model) addInbound(r *flow.Record, src, dst netip.Addr, ts int64) {
 // addConn adds a connection's start and the bursts inside it to c.
 func (m *Model) addConn(c *channel, r *flow.Record, ts int64, failed bool) {
 	c.conns++
+	if r.TLS.PrivateIssuer() && !c.cert.Seen() {
+		c.cert = r.TLS
+	}
 	if failed {
 		c.failed++
 	}

@@ -91,6 +91,20 @@ const (
 	loopShare = 0.5
 )
 
+// A certificate no public CA vouched for (self-signed, or issued by a CA
+// the server did not send), presented by a destination few inside hosts
+// reach: RAT, Cobalt Strike, Metasploit and Sliver servers ship such
+// defaults. Without a schedule it is a finding of its own, medium on a
+// port with no expected service and low on a standard one (appliances and
+// test servers use self-signed certificates on 443); with a schedule it
+// lifts the channel as an odd port does. certRare is the rarity (by
+// address or name) a destination needs: a handful of the inside hosts.
+const (
+	certOddPort = 0.5
+	certStdPort = 0.3
+	certRare    = 0.5
+)
+
 type scored struct {
 	f         Finding
 	bp        float64 // beacon evidence 0-1
@@ -263,10 +277,17 @@ func (m *Model) Score() Result {
 		}
 		chSpan := time.Duration(c.last - c.first)
 		per := periodicity.AnalyzeRuns(runs)
-		if per.Events < periodicity.MinEvents || chSpan < minSpan {
-			return // too few check-ins, or one burst
+		scheduled := per.Events >= periodicity.MinEvents && chSpan >= minSpan
+		if !scheduled {
+			// Too few check-ins, or one burst: only a certificate can
+			// make it a finding (judged below, once rarity is known).
+			if !c.cert.PrivateIssuer() || c.dir == Inbound || c.via.IsValid() {
+				return
+			}
+			per = periodicity.Result{}
+		} else {
+			res.Channels++
 		}
-		res.Channels++
 		// A sampled channel reports its counts scaled to all its check-ins.
 		scale := float64(c.conns+c.bursts) / float64(max(1, len(sample)))
 		sz := sized(sample)
@@ -360,8 +381,20 @@ func (m *Model) Score() Result {
 		// admin port is remote administration from outside (T1133), no odd
 		// port.
 		nonStd := !internalDst && !standardPort(k.port, k.proto) && !(inbound && adminIndex(k.port) >= 0)
+		// An inside destination that no other inside host reaches, on a
+		// port with no expected inside service (not admin, infrastructure
+		// or a standard service), is judged as an outside one (below).
+		asOutside := internalDst && popIP[k.dst] <= 1 && !infra && adminIndex(k.port) < 0 &&
+			!standardPort(k.port, k.proto) && !c.via.IsValid()
+		cert := c.cert.PrivateIssuer() && rarDst >= certRare && (c.dir == Outbound || asOutside) && !c.via.IsValid()
+		if !scheduled && !cert {
+			return
+		}
 		raw := uncorroborated * bp * (0.3 + 0.7*rarEff) * destF
 		if nonStd {
+			raw += 0.1 * bp * (1 - raw)
+		}
+		if cert {
 			raw += 0.1 * bp * (1 - raw)
 		}
 
@@ -407,15 +440,13 @@ func (m *Model) Score() Result {
 		// sits in the same private range (a container network).
 		failedShare := float64(c.failed) / float64(max(1, c.conns))
 		loop := c.conns >= periodicity.MinEvents && failedShare >= loopShare
-		asOutside := internalDst && popIP[k.dst] <= 1 && !infra && adminIndex(k.port) < 0 &&
-			!standardPort(k.port, k.proto) && !c.via.IsValid()
 		oddPort := nonStd || asOutside
 		var own float64
 		if !internalDst || asOutside {
 			cp := capNoContext
-			if oddPort {
+			if oddPort || cert {
 				cp = ownOddPort
-				if loop {
+				if loop || oddPort && cert {
 					cp = ownOddLoop
 				}
 			}
@@ -429,6 +460,16 @@ func (m *Model) Score() Result {
 		if w < 1 && own > sc {
 			usedOwn = (1-w)*own > w*sc
 			sc = w*sc + (1-w)*own
+		}
+		certAlone := false
+		if cert {
+			cs := certStdPort
+			if oddPort {
+				cs = certOddPort
+			}
+			if cs > sc {
+				sc, certAlone = cs, true
+			}
 		}
 		sc = clamp01(sc)
 
@@ -508,10 +549,20 @@ func (m *Model) Score() Result {
 		if nonStd {
 			f.Reasons = append(f.Reasons, fmt.Sprintf("non-standard port %d/%s", k.port, ProtoName(k.proto)))
 		}
+		if cert && certAlone {
+			// What rated it goes first (a table shows the first reason).
+			f.Reasons = append([]string{certReason(c.cert)}, f.Reasons...)
+		} else if cert {
+			f.Reasons = append(f.Reasons, certReason(c.cert))
+		}
 		if lat > 0.2 {
 			f.Reasons = append(f.Reasons, fmt.Sprintf("source also fans out to %d internal peers on admin ports", he.adminPeers))
 		}
 		switch {
+		case certAlone && !scheduled:
+			f.Reasons = append(f.Reasons, "no schedule to score: rated on the certificate from a rare destination (medium on a port with no expected service, low on a standard one)")
+		case certAlone:
+			f.Reasons = append(f.Reasons, "rated on the certificate from a rare destination more than on the schedule")
 		case bp == 0:
 		case usedOwn && asOutside:
 			f.Reasons = append(f.Reasons, fmt.Sprintf("population too small to judge: scored on the channel's own evidence; inside destination %s reached by no other inside host on odd port %d, judged as outside", k.dst, k.port))
@@ -523,6 +574,13 @@ func (m *Model) Score() Result {
 			f.Reasons = append(f.Reasons, "nothing but its own behaviour: held at most medium")
 		}
 		f.Attack = channelAttack(k.port, k.proto, c.nameSrc, nonStd || asOutside, bp)
+		if cert {
+			f.Attack = append(f.Attack, "T1573.002") // encrypted channel, asymmetric: the implant's own PKI
+			if oddPort {
+				f.Attack = append(f.Attack, "T1571")
+			}
+			f.Attack = dedupe(f.Attack)
+		}
 		if inbound && adminIndex(k.port) >= 0 && bp >= 0.3 {
 			f.Attack = dedupe(append(f.Attack, "T1133")) // external remote services
 		}
@@ -563,6 +621,9 @@ func (m *Model) Score() Result {
 			merged.events = append(merged.events, c.events...)
 			merged.hours |= c.hours
 			merged.holes = append(merged.holes, c.holes...)
+			if !merged.cert.Seen() {
+				merged.cert = c.cert
+			}
 		}
 		score(merged, merged.runs(m.first), merged.events, true, len(g))
 	}
@@ -923,6 +984,20 @@ func channelAttack(port uint16, proto uint8, src flow.NameSource, nonStd bool, b
 		ids = append(ids, "T1571")
 	}
 	return ids
+}
+
+// certReason says what the certificate was.
+func certReason(c flow.TLSCert) string {
+	cn := func(s string) string {
+		if s == "" {
+			return "(no CN)"
+		}
+		return "CN=" + s
+	}
+	if c.SelfSigned() {
+		return fmt.Sprintf("TLS with a self-signed certificate %s issued by %s", cn(c.SubjectCN), cn(c.IssuerCN))
+	}
+	return fmt.Sprintf("TLS with a certificate %s issued by %s, a CA that no chain to a public root vouched for (private CA)", cn(c.SubjectCN), cn(c.IssuerCN))
 }
 
 func lateralAttack(ports uint16) []string {

@@ -34,6 +34,13 @@ type Flow struct {
 	ProxyDest   string   `json:"proxy_dest,omitempty"`
 	Bursts      uint32   `json:"bursts,omitempty"`
 	BurstStarts []string `json:"burst_starts,omitempty"`
+	// Version 3: what the server's TLS certificate said when seen in clear.
+	TLSNoSNI         bool   `json:"tls_no_sni,omitempty"`
+	CertSeen         bool   `json:"cert_seen,omitempty"`
+	CertSelfSigned   bool   `json:"cert_self_signed,omitempty"`
+	CertIssuerAbsent bool   `json:"cert_issuer_absent,omitempty"`
+	CertSubjectCN    string `json:"cert_subject_cn,omitempty"`
+	CertIssuerCN     string `json:"cert_issuer_cn,omitempty"`
 }
 
 // Import is one input file of an import run.

@@ -67,6 +67,9 @@ const (
 	colQType
 	colAnswers
 	colProxied
+	colValidation
+	colSubject
+	colIssuer
 	nCols
 )
 
@@ -80,6 +83,7 @@ var fieldCol = map[string]column{
 	"uid": colUID, "_path": colPath, "method": colMethod, "host": colHost, "uri": colURI,
 	"server_name": colServerName, "cipher": colCipher, "query": colQuery, "qtype": colQType, "qtype_name": colQType,
 	"answers": colAnswers, "proxied": colProxied,
+	"validation_status": colValidation, "subject": colSubject, "issuer": colIssuer,
 }
 
 // Kind is the log a row belongs to.
@@ -267,8 +271,11 @@ type Row struct {
 	// `proxied` field: what the proxy itself added)
 	Method, Host, URI []byte
 	Client            netip.Addr
-	// ssl.log
-	ServerName []byte
+	// ssl.log: the SNI, and what Zeek said of the server's certificate
+	// (validation_status with the validate-certs policy; subject and
+	// issuer, the leaf's distinguished names, before Zeek 4).
+	ServerName                  []byte
+	Validation, Subject, Issuer []byte
 	// dns.log: the query and the addresses its answers gave.
 	Query   []byte
 	Answers []netip.Addr
@@ -538,6 +545,10 @@ func (r *Reader) fillOther(row *Row) error {
 	}
 	row.Method, row.Host, row.URI = v[colMethod], v[colHost], v[colURI]
 	row.ServerName, row.Query = v[colServerName], v[colQuery]
+	row.Validation, row.Subject, row.Issuer = nil, nil, nil
+	if row.Kind == KindSSL {
+		row.Validation, row.Subject, row.Issuer = v[colValidation], v[colSubject], v[colIssuer]
+	}
 	row.Client = netip.Addr{}
 	if row.Kind == KindHTTP && v[colProxied] != nil {
 		row.Client = r.forwardedFor(v[colProxied])

@@ -59,7 +59,8 @@ type extra struct {
 	times   []int64
 	more    uint32 // times beyond maxTimes
 	answers []netip.Addr
-	client  netip.Addr // the client a proxy named (http.log proxied, X-Forwarded-For)
+	tls     flow.TLSCert // from the first ssl.log row
+	client  netip.Addr   // the client a proxy named (http.log proxied, X-Forwarded-For)
 	// The row's own endpoints, for a row whose connection is in no
 	// conn.log given.
 	ts, last           int64
@@ -320,6 +321,9 @@ func addExtra(extras map[string]*extra, row *Row, path string) {
 		if n, ok := flow.CleanName(row.ServerName); ok {
 			x.name, x.nameSrc = n, flow.NameSNI
 		}
+		if x.tls == (flow.TLSCert{}) { // the first row that says something
+			x.tls = sslCert(row)
+		}
 	case KindHTTP:
 		if row.Client.IsValid() {
 			x.client = row.Client
@@ -366,7 +370,102 @@ func (x *extra) apply(rec *flow.Record) {
 		rec.Answers = append(rec.Answers[:0:0], x.answers...)
 	}
 	rec.HTTPTarget, rec.ProxyDest = x.target, x.proxy
+	if x.kinds&(1<<KindSSL) != 0 {
+		rec.TLS = x.tls
+	}
 	rec.Bursts = burstsOf(x.times, x.more, rec.First.UnixNano(), rec.Last.UnixNano())
+}
+
+// Zeek's validation_status values (OpenSSL's verify messages) that say no
+// public CA vouched for the server's leaf.
+const (
+	zeekSelfSigned        = "self signed certificate"
+	zeekSelfSignedInChain = "self signed certificate in certificate chain"
+	zeekNoLocalIssuer     = "unable to get local issuer certificate"
+	zeekNoIssuer          = "unable to get issuer certificate"
+)
+
+// sslCert reads what an ssl.log row says of the handshake as flow format
+// 3's facts: no server_name is no SNI; validation_status (else equal
+// subject and issuer) says self-signed; a chain ending in an untrusted
+// self-signed root or an issuer not found is a private CA, as when the
+// packets show an issuer the server did not send.
+func sslCert(row *Row) flow.TLSCert {
+	var c flow.TLSCert
+	if len(row.ServerName) == 0 {
+		c.Flags |= flow.TLSNoSNI
+	}
+	status := string(row.Validation)
+	if len(row.Subject) == 0 && len(row.Issuer) == 0 && status == "" {
+		return c // no certificate seen (TLS 1.3, or neither script nor field)
+	}
+	c.Flags |= flow.TLSCertSeen
+	c.SubjectCN, c.IssuerCN = dnCN(row.Subject), dnCN(row.Issuer)
+	switch {
+	case status == zeekSelfSigned:
+		c.Flags |= flow.TLSSelfSigned
+	case status == zeekSelfSignedInChain || status == zeekNoLocalIssuer || status == zeekNoIssuer:
+		c.Flags |= flow.TLSIssuerAbsent
+	case status == "" && len(row.Subject) > 0 && string(row.Subject) == string(row.Issuer):
+		c.Flags |= flow.TLSSelfSigned
+	}
+	return c
+}
+
+// dnCN returns the first CN of a distinguished name as Zeek writes it
+// (RFC 2253: "CN=x,OU=y,O=z", commas and other specials escaped with a
+// backslash), cleaned as the flow builder cleans certificate names.
+func dnCN(dn []byte) string {
+	for i := 0; i < len(dn); {
+		for i < len(dn) && dn[i] == ' ' { // "O=x, CN=y" as some exporters write it
+			i++
+		}
+		// At the start of an attribute.
+		if i+3 <= len(dn) && (dn[i] == 'C' || dn[i] == 'c') && (dn[i+1] == 'N' || dn[i+1] == 'n') && dn[i+2] == '=' {
+			var v []byte
+			for j := i + 3; j < len(dn) && len(v) < 4*flow.MaxCN; j++ {
+				switch {
+				case dn[j] == ',' || dn[j] == '+':
+					return flow.CleanCN(v)
+				case dn[j] != '\\' || j+1 == len(dn):
+					v = append(v, dn[j])
+				case j+3 < len(dn) && dn[j+1] == 'x' && isHex(dn[j+2]) && isHex(dn[j+3]):
+					// Zeek's own escape of a byte it will not print.
+					v = append(v, unhex(dn[j+2])<<4|unhex(dn[j+3]))
+					j += 3
+				case j+2 < len(dn) && isHex(dn[j+1]) && isHex(dn[j+2]):
+					// RFC 2253's escape of a byte by its hex pair.
+					v = append(v, unhex(dn[j+1])<<4|unhex(dn[j+2]))
+					j += 2
+				default:
+					v = append(v, dn[j+1])
+					j++
+				}
+			}
+			return flow.CleanCN(v)
+		}
+		// Skip to the next unescaped comma or plus.
+		for i < len(dn) && dn[i] != ',' && dn[i] != '+' {
+			if dn[i] == '\\' {
+				i++
+			}
+			i++
+		}
+		i++
+	}
+	return ""
+}
+
+func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
+
+func unhex(c byte) byte {
+	switch {
+	case c >= 'a':
+		return c - 'a' + 10
+	case c >= 'A':
+		return c - 'A' + 10
+	}
+	return c - '0'
 }
 
 // burstsOf groups request times (ns) into bursts as the flow builder

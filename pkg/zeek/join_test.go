@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nwhealth/nwhealth/internal/testenv"
 	"github.com/nwhealth/nwhealth/pkg/flow"
@@ -278,4 +279,84 @@ func TestJoinForwardedFor(t *testing.T) {
 	if a := byUIDTime(recs, 1700000000); a == nil || a.Orig != netip.MustParseAddr("10.0.0.238") || rp.Forwarded != 0 {
 		t.Errorf("with the client's leg: %+v, forwarded %d", a, rp.Forwarded)
 	}
+}
+
+// TestJoinSSLCertificate: ssl.log's certificate facts join their
+// connections as the packets' do (flow format 3): Zeek 3's TSV with
+// subject and issuer, and the validate-certs policy's validation_status.
+func TestJoinSSLCertificate(t *testing.T) {
+	conn := "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tconn\n" +
+		"#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\tservice\tduration\torig_bytes\tresp_bytes\tconn_state\thistory\torig_pkts\torig_ip_bytes\tresp_pkts\tresp_ip_bytes\n" +
+		"#types\ttime\tstring\taddr\tport\taddr\tport\tenum\tstring\tinterval\tcount\tcount\tstring\tstring\tcount\tcount\tcount\tcount\n" +
+		"1700000001.000000\tCasync\t10.0.0.5\t49207\t198.51.100.39\t4041\ttcp\tssl\t60\t600\t4000\tSF\tShADadFf\t8\t900\t8\t4400\n" +
+		"1700000002.000000\tCdcrat\t10.0.0.5\t49221\t198.51.100.11\t7084\ttcp\tssl\t60\t600\t4000\tSF\tShADadFf\t8\t900\t8\t4400\n" +
+		"1700000003.000000\tCpublic\t10.0.0.5\t49300\t192.0.2.80\t443\ttcp\tssl\t1\t600\t4000\tSF\tShADadFf\t8\t900\t8\t4400\n" +
+		"1700000004.000000\tCtls13\t10.0.0.5\t49301\t192.0.2.81\t443\ttcp\tssl\t1\t600\t4000\tSF\tShADadFf\t8\t900\t8\t4400\n" +
+		"1700000005.000000\tCchain\t10.0.0.5\t49302\t192.0.2.82\t8443\ttcp\tssl\t1\t600\t4000\tSF\tShADadFf\t8\t900\t8\t4400\n" +
+		"1700000006.000000\tCplain\t10.0.0.5\t49303\t192.0.2.83\t80\ttcp\thttp\t1\t600\t4000\tSF\tShADadFf\t8\t900\t8\t4400\n"
+	// Zeek 3.0 ssl.log fields (subject and issuer), with validation_status.
+	ssl := "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tssl\n" +
+		"#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tversion\tcipher\tcurve\tserver_name\tresumed\tlast_alert\tnext_protocol\testablished\tcert_chain_fuids\tclient_cert_chain_fuids\tsubject\tissuer\tclient_subject\tclient_issuer\tvalidation_status\n" +
+		"#types\ttime\tstring\taddr\tport\taddr\tport\tstring\tstring\tstring\tstring\tbool\tstring\tstring\tbool\tvector[string]\tvector[string]\tstring\tstring\tstring\tstring\tstring\n" +
+		"1700000001.1\tCasync\t10.0.0.5\t49207\t198.51.100.39\t4041\tTLSv10\tTLS_RSA_WITH_AES_256_CBC_SHA\t-\t-\tF\t-\t-\tT\tFa\t(empty)\tCN=AsyncRAT Server\tCN=AsyncRAT Server\t-\t-\tself signed certificate\n" +
+		"1700000002.1\tCdcrat\t10.0.0.5\t49221\t198.51.100.11\t7084\tTLSv10\tTLS_RSA_WITH_AES_256_CBC_SHA\t-\t-\tF\t-\t-\tT\tFb\t(empty)\tCN=DcRat\tCN=DcRat Server,OU=qwqdanchun,O=DcRat By qwqdanchun,L=SH,C=CN\t-\t-\tunable to get local issuer certificate\n" +
+		"1700000003.1\tCpublic\t10.0.0.5\t49300\t192.0.2.80\t443\tTLSv12\tTLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256\tx25519\twww.example.com\tF\t-\th2\tT\tFc,Fd\t(empty)\tCN=www.example.com,O=Example\\, Inc.,C=US\tCN=Example CA 1,O=Example CA\tT\t-\tok\n" +
+		"1700000004.1\tCtls13\t10.0.0.5\t49301\t192.0.2.81\t443\tTLSv13\tTLS_AES_128_GCM_SHA256\tx25519\tcdn.example.net\tF\t-\th2\tT\t-\t-\t-\t-\t-\t-\t-\n" +
+		"1700000005.1\tCchain\t10.0.0.5\t49302\t192.0.2.82\t8443\tTLSv12\tTLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256\tx25519\t-\tF\t-\t-\tT\tFe,Ff\t(empty)\tO=Lab\\, Ltd,CN=lab-server\tCN=Lab Root\t-\t-\tself signed certificate in certificate chain\n"
+	paths := writeFiles(t, map[string][]byte{"conn.log": []byte(conn), "ssl.log": []byte(ssl)})
+	recs, rp := join(t, paths)
+	if rp.Damaged != 0 || len(recs) != 6 {
+		t.Fatalf("%d records, report %+v", len(recs), rp)
+	}
+	tests := []struct {
+		ts   int64
+		want flow.TLSCert
+	}{
+		{1700000001, flow.TLSCert{Flags: flow.TLSCertSeen | flow.TLSSelfSigned | flow.TLSNoSNI, SubjectCN: "AsyncRAT Server", IssuerCN: "AsyncRAT Server"}},
+		{1700000002, flow.TLSCert{Flags: flow.TLSCertSeen | flow.TLSIssuerAbsent | flow.TLSNoSNI, SubjectCN: "DcRat", IssuerCN: "DcRat Server"}},
+		{1700000003, flow.TLSCert{Flags: flow.TLSCertSeen, SubjectCN: "www.example.com", IssuerCN: "Example CA 1"}},
+		{1700000004, flow.TLSCert{}},
+		{1700000005, flow.TLSCert{Flags: flow.TLSCertSeen | flow.TLSIssuerAbsent | flow.TLSNoSNI, SubjectCN: "lab-server", IssuerCN: "Lab Root"}},
+		{1700000006, flow.TLSCert{}}, // no ssl.log row: nothing said of TLS
+	}
+	for _, tc := range tests {
+		if r := byUIDTime(recs, tc.ts); r == nil || r.TLS != tc.want {
+			t.Errorf("%d: got %+v, want %+v", tc.ts, r.TLS, tc.want)
+		}
+	}
+	// Newer Zeek JSON without subject, issuer or validation_status: only
+	// whether the client named a server.
+	js := `{"_path":"ssl","ts":1700000001.2,"uid":"Casync","id.orig_h":"10.0.0.5","id.orig_p":49207,"id.resp_h":"198.51.100.39","id.resp_p":4041,"version":"TLSv12","cipher":"TLS_RSA_WITH_AES_256_CBC_SHA","established":true}` + "\n"
+	recs, _ = join(t, writeFiles(t, map[string][]byte{"conn.log": []byte(conn), "ssl.log": []byte(js)}))
+	if r := byUIDTime(recs, 1700000001); r.TLS != (flow.TLSCert{Flags: flow.TLSNoSNI}) {
+		t.Errorf("JSON without certificate fields: %+v", r.TLS)
+	}
+}
+
+func TestDNCN(t *testing.T) {
+	for in, want := range map[string]string{
+		"CN=a":                          "a",
+		"O=x\\, CN=y,CN=b":              "b",
+		"C=US,CN=Example\\, Inc.":       "Example, Inc.",
+		"CN=one+OU=two":                 "one",
+		"OU=z":                          "",
+		"CN=\\1b[31m" + "red":           "?[31mred",
+		"cn=low":                        "low",
+		"":                              "",
+		"CN=" + strings.Repeat("é", 50): strings.Repeat("é", 32),
+	} {
+		if got := dnCN([]byte(in)); got != want {
+			t.Errorf("dnCN(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func FuzzDNCN(f *testing.F) {
+	f.Add([]byte("CN=DcRat Server,OU=qwqdanchun,O=DcRat By qwqdanchun,L=SH,C=CN"))
+	f.Add([]byte("O=a\\, b,CN=\\x1b\\41"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if s := dnCN(b); len(s) > flow.MaxCN || !utf8.ValidString(s) || strings.ContainsAny(s, "\x00\x1b\n\r\t") {
+			t.Fatalf("dnCN(%q) = %q", b, s)
+		}
+	})
 }
