@@ -83,64 +83,49 @@ func TestCodecRoundTrip(t *testing.T) {
 	}
 }
 
-// TestReadsVersion1 decodes a file the version 1 encoder wrote (before
-// bursts, targets and proxy destinations): old stores stay readable.
-func TestReadsVersion1(t *testing.T) {
-	b, err := os.ReadFile("testdata/v1.flows")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if v := binary.LittleEndian.Uint16(b[4:]); v != 1 {
-		t.Fatalf("fixture is version %d", v)
-	}
+// TestReadsOldVersions decodes files the version 1 encoder (before
+// bursts, targets and proxy destinations) and the version 2 encoder
+// (before the certificate facts) wrote: old stores stay readable.
+func TestReadsOldVersions(t *testing.T) {
 	dec, _ := zstd.NewReader(nil)
-	got, fi, err := DecodeFile(b, dec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	in := sampleRecords()
-	want := []*Record{in[1], in[0]}
-	if fi.Records != 2 || len(got) != 2 {
-		t.Fatalf("%d records (header %d)", len(got), fi.Records)
-	}
-	for i := range want {
-		if !reflect.DeepEqual(got[i], *want[i]) {
-			t.Errorf("record %d:\n got %+v\nwant %+v", i, got[i], *want[i])
-		}
-	}
-	// A version nobody wrote is refused, not guessed at.
-	bad := bytes.Clone(b)
-	binary.LittleEndian.PutUint16(bad[4:], FileVersion+1)
-	binary.LittleEndian.PutUint32(bad[40:], crc32.Checksum(bad[:40], castagnoli))
-	if _, _, err := DecodeFile(bad, dec); !errors.Is(err, ErrFileVersion) {
-		t.Errorf("version %d: %v", FileVersion+1, err)
-	}
-}
-
-// TestReadsVersion2 decodes a file the version 2 encoder wrote (before
-// the certificate facts).
-func TestReadsVersion2(t *testing.T) {
-	b, err := os.ReadFile("testdata/v2.flows")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if v := binary.LittleEndian.Uint16(b[4:]); v != 2 {
-		t.Fatalf("fixture is version %d", v)
-	}
-	dec, _ := zstd.NewReader(nil)
-	got, fi, err := DecodeFile(b, dec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	in := sampleRecordsV2()
-	want := []*Record{in[1], in[0]}
-	if fi.Records != 2 || len(got) != 2 {
-		t.Fatalf("%d records (header %d)", len(got), fi.Records)
-	}
-	for i := range want {
-		if !reflect.DeepEqual(got[i], *want[i]) {
-			t.Errorf("record %d:\n got %+v\nwant %+v", i, got[i], *want[i])
-		}
+	for _, tc := range []struct {
+		file    string
+		version uint16
+		records func() []*Record
+	}{
+		{"testdata/v1.flows", 1, sampleRecords},
+		{"testdata/v2.flows", 2, sampleRecordsV2},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			b, err := os.ReadFile(tc.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v := binary.LittleEndian.Uint16(b[4:]); v != tc.version {
+				t.Fatalf("fixture is version %d", v)
+			}
+			got, fi, err := DecodeFile(b, dec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			in := tc.records()
+			want := []*Record{in[1], in[0]}
+			if fi.Records != 2 || len(got) != 2 {
+				t.Fatalf("%d records (header %d)", len(got), fi.Records)
+			}
+			for i := range want {
+				if !reflect.DeepEqual(got[i], *want[i]) {
+					t.Errorf("record %d:\n got %+v\nwant %+v", i, got[i], *want[i])
+				}
+			}
+			// A version nobody wrote is refused, not guessed at.
+			bad := bytes.Clone(b)
+			binary.LittleEndian.PutUint16(bad[4:], FileVersion+1)
+			binary.LittleEndian.PutUint32(bad[40:], crc32.Checksum(bad[:40], castagnoli))
+			if _, _, err := DecodeFile(bad, dec); !errors.Is(err, ErrFileVersion) {
+				t.Errorf("version %d: %v", FileVersion+1, err)
+			}
+		})
 	}
 }
 
