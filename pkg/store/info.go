@@ -58,22 +58,27 @@ func (s *Store) Info(verify bool) (InfoReport, error) {
 		if st == nil {
 			continue
 		}
-		rep.Shards = append(rep.Shards, *st)
-		rep.Packets += st.Packets
-		rep.RawBytes += st.RawBytes
-		rep.StoredBytes += st.StoredBytes
-		rep.IndexBytes += st.IndexBytes
-		rep.FlowBytes += st.FlowBytes
-		if st.Packets > 0 {
-			if rep.First.IsZero() || st.First.Before(rep.First) {
-				rep.First = st.First
-			}
-			if st.Last.After(rep.Last) {
-				rep.Last = st.Last
-			}
-		}
+		rep.add(*st)
 	}
 	return rep, nil
+}
+
+// add counts one shard into the report's totals and time span.
+func (rep *InfoReport) add(st ShardStat) {
+	rep.Shards = append(rep.Shards, st)
+	rep.Packets += st.Packets
+	rep.RawBytes += st.RawBytes
+	rep.StoredBytes += st.StoredBytes
+	rep.IndexBytes += st.IndexBytes
+	rep.FlowBytes += st.FlowBytes
+	if st.Packets > 0 {
+		if rep.First.IsZero() || st.First.Before(rep.First) {
+			rep.First = st.First
+		}
+		if st.Last.After(rep.Last) {
+			rep.Last = st.Last
+		}
+	}
 }
 
 func (s *Store) shardStat(sf ShardFile, verify bool, dec *zstd.Decoder, br *pcapio.BlockReader, rep *InfoReport) (*ShardStat, []Damage) {

@@ -579,20 +579,7 @@ func (r *Remote) Info(verify bool) (InfoReport, error) {
 			}
 			rep.Damage = append(rep.Damage, d...)
 		}
-		rep.Shards = append(rep.Shards, st)
-		rep.Packets += st.Packets
-		rep.RawBytes += st.RawBytes
-		rep.StoredBytes += st.StoredBytes
-		rep.IndexBytes += st.IndexBytes
-		rep.FlowBytes += st.FlowBytes
-		if st.Packets > 0 {
-			if rep.First.IsZero() || st.First.Before(rep.First) {
-				rep.First = st.First
-			}
-			if st.Last.After(rep.Last) {
-				rep.Last = st.Last
-			}
-		}
+		rep.add(st)
 	}
 	return rep, nil
 }
