@@ -199,6 +199,10 @@ type Builder struct {
 	dnsMsg         DNSMessage
 	// hs is scratch for the handshake bytes of a certificate search.
 	hs []byte
+	// spare holds search buffers (names, certificates) of flows whose
+	// search ended, for the next flow: most TLS flows need one, and a
+	// fresh 16 KiB each is garbage at every connection rate.
+	spare [][]byte
 	// adm holds the first packets of new flows while the table is full
 	// (admit.go); held counts the slots in use.
 	adm  []held
@@ -1050,12 +1054,13 @@ func (b *Builder) names(e *entry, p *pkthdr.Packet, data []byte, fromOrig, isTCP
 		d := b.det(e)
 		d.name, e.nameSource = name, src
 		d.httpTarget, d.proxyDest = req.Target, req.Proxy
-		e.nameDone, d.nameBuf = true, nil
+		e.nameDone = true
+		b.freeSearchBuf(&d.nameBuf)
 	case res == parseMore && e.nameSegs < nameMaxSegs && p.PayloadN == int(p.IPLen-(p.Payload-p.L3)):
 		// Keep the bytes only when the segment was captured whole:
 		// a snap length cut leaves a hole the next segment cannot fill.
 		if d := b.det(e); d.nameBuf == nil {
-			d.nameBuf = append(make([]byte, 0, min(2*len(pl)+64, nameBufMax)), pl...)
+			d.nameBuf = append(b.searchBuf(), pl...)
 		}
 	default:
 		e.nameDone = true
@@ -1096,7 +1101,7 @@ func (b *Builder) serverCert(e *entry, p *pkthdr.Packet, data []byte) {
 	case res == parseMore && len(buf) < certBufMax && p.PayloadN == int(p.IPLen-(p.Payload-p.L3)):
 		// As for names: only a segment captured whole can be continued.
 		if d.certBuf == nil {
-			d.certBuf = append(make([]byte, 0, min(max(2*len(pl), 4<<10), certBufMax)), pl...)
+			d.certBuf = append(b.searchBuf(), pl...)
 		}
 		e.tls = e.tls&^tlsState | tlsCollect
 	default:
@@ -1114,14 +1119,39 @@ func (b *Builder) serverCert(e *entry, p *pkthdr.Packet, data []byte) {
 func (b *Builder) endCert(e *entry) {
 	e.tls &^= tlsState
 	if e.detail != 0 {
-		b.details[e.detail-1].certBuf = nil
+		b.freeSearchBuf(&b.details[e.detail-1].certBuf)
 	}
 }
 
 func (b *Builder) dropNameBuf(e *entry) {
 	if e.detail != 0 {
-		b.details[e.detail-1].nameBuf = nil
+		b.freeSearchBuf(&b.details[e.detail-1].nameBuf)
 	}
+}
+
+// searchBufSize is the capacity of a search buffer: the larger bound.
+const searchBufSize = max(nameBufMax, certBufMax)
+
+// maxSpare bounds the spare search buffers kept (1 MiB).
+const maxSpare = 64
+
+// searchBuf returns an empty search buffer, a spare one when there is.
+func (b *Builder) searchBuf() []byte {
+	if n := len(b.spare); n > 0 {
+		buf := b.spare[n-1]
+		b.spare = b.spare[:n-1]
+		return buf
+	}
+	return make([]byte, 0, searchBufSize)
+}
+
+// freeSearchBuf keeps *buf for the next search and clears it: nothing was
+// taken from it that refers to its bytes (names are copied out).
+func (b *Builder) freeSearchBuf(buf *[]byte) {
+	if cap(*buf) == searchBufSize && len(b.spare) < maxSpare {
+		b.spare = append(b.spare, (*buf)[:0])
+	}
+	*buf = nil
 }
 
 // dns reads the question and answers of DNS messages; the first message

@@ -212,3 +212,37 @@ func TestBuilderServerCertificate(t *testing.T) {
 		t.Errorf("HTTP flow: %+v", r.TLS)
 	}
 }
+
+// BenchmarkBuilderTLSFlows: connections whose server sends its
+// certificate over three segments, as most TLS 1.2 servers do: the
+// certificate search's buffer is what a flow allocates beyond its entry.
+func BenchmarkBuilderTLSFlows(b *testing.B) {
+	self := issue(b, pkix.Name{CommonName: "Bench"}, nil, false)
+	flight, hello := serverFlight(b, []issued{self}, tls.VersionTLS12, "bench.example")
+	n := len(flight) / 3
+	segs := [][]byte{flight[:n], flight[n : 2*n], flight[2*n:]}
+	c, s := addr("10.0.0.1"), addr("198.51.100.9")
+	var frames [][]byte
+	for port := uint16(40000); port < 40256; port++ {
+		frames = append(frames,
+			frame(frameSpec{proto: 6, src: c, dst: s, sport: port, dport: 443, flags: 0x02, seq: 99}),
+			frame(frameSpec{proto: 6, src: s, dst: c, sport: 443, dport: port, flags: 0x12, seq: 999}),
+			frame(frameSpec{proto: 6, src: c, dst: s, sport: port, dport: 443, flags: 0x18, seq: 100, payload: hello}))
+		seq := uint32(1000)
+		for _, p := range segs {
+			frames = append(frames, frame(frameSpec{proto: 6, src: s, dst: c, sport: 443, dport: port, flags: 0x18, seq: seq, payload: p}))
+			seq += uint32(len(p))
+		}
+		frames = append(frames, frame(frameSpec{proto: 6, src: c, dst: s, sport: port, dport: 443, flags: 0x11, seq: 100 + uint32(len(hello))}))
+	}
+	bld := NewBuilder(Options{})
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		ts := t0.Add(time.Duration(i) * time.Hour)
+		for j, f := range frames {
+			bld.Add(ts.Add(time.Duration(j)*time.Microsecond), 1, f, len(f))
+		}
+		bld.Flush(func(*Record) {})
+	}
+}
