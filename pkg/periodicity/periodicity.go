@@ -73,11 +73,18 @@ type Result struct {
 // human or event traffic has more of both. Evidence is full up to
 // spreadFull and gone from spreadNone; a tail share of tailNone clears it.
 const (
-	MinBoundedIntervals = 8
+	MinBoundedIntervals = 10
 	TailFactor          = 2.5
 	spreadFull          = 0.6
-	spreadNone          = 0.85
-	tailNone            = 0.1
+	spreadNone          = 0.8
+	// Missed check-ins put a few intervals of a jittered schedule in the
+	// tail (two sleeps in one): up to tailFull is no sign against it.
+	tailFull = 0.03
+	tailNone = 0.1
+	// An interval longer than gapFactor medians is a pause (as for the
+	// beat); at most one in pauseShare of them (or 2) is excused.
+	gapFactor  = 4.5
+	pauseShare = 32
 	// A schedule is active in nearly every window of a few intervals:
 	// windows at least binFactor medians wide (a bounded series leaves
 	// none empty); persistence from persistNone to persistFull.
@@ -85,8 +92,7 @@ const (
 	persistNone  = 0.5
 	persistFull  = 0.9
 	persistPrior = 4.0
-	gapFactor    = 4.5 // an interval of more periods than this is a pause (as for the beat)
-	boundedPrior = 8.0 // intervals' worth of pull towards no evidence
+	boundedPrior = 16.0 // intervals' worth of pull towards no evidence
 )
 
 // MinEvents is the fewest check-ins a period is estimated from.
@@ -187,10 +193,12 @@ func bounded(sorted []float64, runs [][]float64, res *Result) {
 	if med < MinPeriod {
 		return
 	}
-	// A few long pauses (sleep windows, nights) are excused, as for the
-	// beat; a series made of pauses is judged with them.
+	// A few long pauses (sleep windows, nights, an implant busy with a
+	// task) are excused, as for the beat, but fewer than there: a Poisson
+	// series has 4% of its intervals beyond 4.5 medians, so most of its
+	// tail stays in view; a series made of pauses is judged with them.
 	kept := sorted
-	for excused := 0; excused < max(2, n/8) && kept[len(kept)-1] > gapFactor*med; excused++ {
+	for excused := 0; excused < max(2, n/pauseShare) && kept[len(kept)-1] > gapFactor*med; excused++ {
 		kept = kept[:len(kept)-1]
 	}
 	var sum, sq float64
@@ -232,7 +240,7 @@ func bounded(sorted []float64, runs [][]float64, res *Result) {
 	pers := (float64(active) + persistNone*persistPrior) / (float64(total) + persistPrior)
 
 	shape := clamp01((spreadNone-res.Spread)/(spreadNone-spreadFull)) *
-		clamp01(1-res.Tail/tailNone) *
+		clamp01((tailNone-res.Tail)/(tailNone-tailFull)) *
 		clamp01((pers-persistNone)/(persistFull-persistNone))
 	res.Bounded = shape * float64(n) / (float64(n) + boundedPrior)
 }
