@@ -1111,14 +1111,16 @@ func FormatPeriod(s float64) string {
 }
 
 // fmtRange prints a range of intervals in the unit of its top:
-// "0.3-14 s", "1.5-9.8 m".
+// "0.3-14 s", "1.5-9.8 m", or "1.0 s-6.5 m" when the bottom would read 0.
 func fmtRange(lo, hi float64) string {
-	unit, div := "s", 1.0
-	switch {
-	case hi >= 7200:
-		unit, div = "h", 3600
-	case hi >= 120:
-		unit, div = "m", 60
+	unit := func(x float64) (string, float64) {
+		switch {
+		case x >= 7200:
+			return "h", 3600
+		case x >= 120:
+			return "m", 60
+		}
+		return "s", 1
 	}
 	num := func(x float64) string {
 		if x < 10 {
@@ -1126,7 +1128,12 @@ func fmtRange(lo, hi float64) string {
 		}
 		return strconv.FormatFloat(x, 'f', 0, 64)
 	}
-	return num(lo/div) + "-" + num(hi/div) + " " + unit
+	u, div := unit(hi)
+	if lo < 0.1*div {
+		lu, ldiv := unit(lo)
+		return num(lo/ldiv) + " " + lu + "-" + num(hi/div) + " " + u
+	}
+	return num(lo/div) + "-" + num(hi/div) + " " + u
 }
 
 // binName names a persistence window: "minutes", "5-minute windows".
