@@ -322,16 +322,16 @@ func (m *Model) Score() Result {
 		if len(sz) >= periodicity.MinEvents {
 			sizeF = clamp01((sizeReg - sizeNone) / (sizeFull - sizeNone))
 		}
-		reg := per.Regularity
-		jittered := per.Bounded*sizeF > reg
-		if jittered {
-			reg = per.Bounded * sizeF
+		evidence := func(reg float64) float64 {
+			if b := reg * spanF; b > beaconCut {
+				return 1 - math.Exp(-(b-beaconCut)/beaconScale)
+			}
+			return 0
 		}
-		b := reg * spanF
-		bp := 0.0
-		if b > beaconCut {
-			bp = 1 - math.Exp(-(b-beaconCut)/beaconScale)
-		}
+		bp := evidence(max(per.Regularity, per.Bounded*sizeF))
+		// The shape decided when the beat alone gives less than half the
+		// evidence: then it is the first reason.
+		jittered := evidence(per.Regularity) < 0.5*bp
 		// A handful of random events often fits some period: confidence
 		// grows with the intervals seen (0.4 at 5, 0.75 at 10, 0.95 at 20).
 		bp *= 1 - math.Exp(-float64(max(per.Events-3, 0))/6)
