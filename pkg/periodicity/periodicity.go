@@ -213,31 +213,39 @@ func bounded(sorted []float64, runs [][]float64, res *Result) {
 	for _, x := range kept {
 		sq += (x - mean) * (x - mean)
 	}
-	res.Spread = math.Sqrt(sq/float64(len(kept))) / mean
+	spread := math.Sqrt(sq/float64(len(kept))) / mean
+	if math.IsNaN(spread) || math.IsInf(spread, 0) {
+		return // intervals near the largest float: no shape to measure
+	}
+	res.Spread = spread
 	res.Tail = float64(tail) / float64(len(kept))
 	res.Lo, res.Hi = kept[0], kept[len(kept)-1]
 
+	// Windows are counted in floats: times are whatever the input says.
 	w := binWidth(binFactor * med)
-	active, total := 0, 0
+	var active, total float64
 	for _, ts := range runs {
 		if len(ts) == 0 {
 			continue
 		}
 		start := ts[0]
-		total += int((ts[len(ts)-1]-start)/w) + 1
-		last := -1
+		total += math.Floor((ts[len(ts)-1]-start)/w) + 1
+		last := -1.0
 		for _, t := range ts {
-			if b := int((t - start) / w); b != last {
+			if b := math.Floor((t - start) / w); b != last {
 				active++
 				last = b
 			}
 		}
 	}
+	if !(total >= 1) || math.IsInf(total, 0) {
+		return
+	}
 	res.BinSec = w
-	res.Persistence = float64(active) / float64(max(total, 1))
+	res.Persistence = active / total
 	// A span of few windows says little about persistence: their share is
 	// pulled towards persistNone (no evidence) by persistPrior windows.
-	pers := (float64(active) + persistNone*persistPrior) / (float64(total) + persistPrior)
+	pers := (active + persistNone*persistPrior) / (total + persistPrior)
 
 	shape := clamp01((spreadNone-res.Spread)/(spreadNone-spreadFull)) *
 		clamp01((tailNone-res.Tail)/(tailNone-tailFull)) *

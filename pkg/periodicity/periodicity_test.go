@@ -1,6 +1,7 @@
 package periodicity
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
 	"math/rand"
@@ -217,6 +218,18 @@ func BenchmarkAnalyze(b *testing.B) {
 func FuzzAnalyze(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 0, 0, 0, 0x4e, 0x40, 0, 0, 0, 0, 0, 0, 0x5e, 0x40, 0, 0, 0, 0, 0, 0x80, 0x66, 0x40, 0, 0, 0, 0, 0, 0, 0x6e, 0x40}, uint8(2))
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xf0, 0x7f, 1, 2, 3, 4, 5, 6, 7, 8}, uint8(1))
+	// Twelve check-ins 5-15 s apart, then one near the largest float: the
+	// shape measure's sums and windows must stay finite.
+	var big []byte
+	for _, x := range []float64{0, 5, 20, 26, 40, 47, 55, 66, 71, 84, 90, 101, 1e308} {
+		big = binary.LittleEndian.AppendUint64(big, math.Float64bits(x))
+	}
+	f.Add(big, uint8(7))
+	big = big[:0]
+	for i := -17; i <= 17; i++ { // intervals whose sum overflows
+		big = binary.LittleEndian.AppendUint64(big, math.Float64bits(float64(i)*1e307))
+	}
+	f.Add(big, uint8(7))
 	f.Fuzz(func(t *testing.T, b []byte, split uint8) {
 		var ts []float64
 		for i := 0; i+8 <= len(b) && len(ts) < 4096; i += 8 {
@@ -230,7 +243,8 @@ func FuzzAnalyze(f *testing.F) {
 			runs = append(runs, ts[i:min(i+step, len(ts))])
 		}
 		for _, r := range []Result{Analyze(slices.Clone(ts)), AnalyzeRuns(runs)} {
-			if !(r.Regularity >= 0 && r.Regularity <= 1) || math.IsNaN(r.Span+r.Period+r.Jitter) || r.Jitter < 0 || r.Events < 0 || r.Events > len(ts) {
+			if !(r.Regularity >= 0 && r.Regularity <= 1) || math.IsNaN(r.Span+r.Period+r.Jitter) || r.Jitter < 0 || r.Events < 0 || r.Events > len(ts) ||
+				!(r.Bounded >= 0 && r.Bounded <= 1) || !(r.Persistence >= 0 && r.Persistence <= 1) || math.IsNaN(r.Spread+r.Tail) {
 				t.Fatalf("out of range: %+v", r)
 			}
 		}
