@@ -46,6 +46,66 @@ type evalSpec struct {
 	MinPairAP   float64 `json:"min_pair_ap"`
 	MinHostAP   float64 `json:"min_host_ap"`
 	MaxSeverity string  `json:"max_severity"`
+	// BenignBeacons names trafficsim beacons that stand for benign
+	// traffic the simulator has no other shape for: with "dist": "exp" and
+	// jitter 1 a beacon is a Poisson series (event traffic), with sleep
+	// windows around short sessions a person's bursts. Their pairs are
+	// moved from the C2 pairs to the hard negatives before scoring.
+	BenignBeacons []string `json:"benign_beacons"`
+}
+
+// relabel moves the C2 pairs of the named benign beacons to the hard
+// negatives; a host is compromised only by what stays malicious.
+func relabel(t *testing.T, path string, benign []string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lb map[string]json.RawMessage
+	if err := json.Unmarshal(b, &lb); err != nil {
+		t.Fatal(err)
+	}
+	type pair struct {
+		Src  string `json:"src"`
+		Dst  string `json:"dst"`
+		Port int    `json:"port"`
+		Name string `json:"name,omitempty"`
+	}
+	var c2, hard, lateral []pair
+	json.Unmarshal(lb["c2_pairs"], &c2)
+	json.Unmarshal(lb["hard_negative_pairs"], &hard)
+	json.Unmarshal(lb["lateral_pairs"], &lateral)
+	var keep []pair
+	moved := 0
+	for _, p := range c2 {
+		if slices.Contains(benign, p.Name) {
+			hard = append(hard, p)
+			moved++
+		} else {
+			keep = append(keep, p)
+		}
+	}
+	if moved != len(benign) {
+		t.Fatalf("%s: %d of the benign beacons %v found among the C2 pairs", path, moved, benign)
+	}
+	comp := []string{}
+	for _, p := range append(keep, lateral...) {
+		if !slices.Contains(comp, p.Src) {
+			comp = append(comp, p.Src)
+		}
+	}
+	for k, v := range map[string]any{"c2_pairs": keep, "hard_negative_pairs": hard, "compromised_hosts": comp} {
+		if lb[k], err = json.Marshal(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if b, err = json.MarshalIndent(lb, "", "  "); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 type evalScenario struct {
@@ -259,6 +319,9 @@ func TestHuntEval(t *testing.T) {
 			}
 			if b, err := exec.Command(sim, "-scenario", s.path, "-o", pcap, "-labels", labels, "-conn", conn).CombinedOutput(); err != nil {
 				t.Fatalf("trafficsim: %v\n%s", err, b)
+			}
+			if len(s.Eval.BenignBeacons) > 0 {
+				relabel(t, labels, s.Eval.BenignBeacons)
 			}
 			var lb struct {
 				C2    []json.RawMessage `json:"c2_pairs"`

@@ -901,3 +901,115 @@ func TestCertificateChannels(t *testing.T) {
 		t.Errorf("reasons %q", withCert.Reasons)
 	}
 }
+
+// jittered adds check-ins whose sleep is uniform over delay ±fraction
+// (±100%: anywhere from 0 to twice the delay), request sizes ±sizeVar.
+func (n *net) jittered(src, dst netip.Addr, port uint16, delay time.Duration, frac float64, from, to time.Duration, size uint64, sizeVar float64) {
+	for t := from; t < to; {
+		v := 1 + sizeVar*(2*n.rng.Float64()-1)
+		n.conn(t0.Add(t), src, dst, port, 6, uint64(float64(size)*v), uint64(float64(2*size)*v))
+		t += max(time.Duration(float64(delay)*(1+frac*(2*n.rng.Float64()-1))), 50*time.Millisecond)
+	}
+}
+
+// events adds a Poisson series (mean gap) with steady sizes; sessions
+// keeps it to the given [from, to) windows: a person's bursts.
+func (n *net) events(src, dst netip.Addr, port uint16, mean time.Duration, sessions [][2]time.Duration, size uint64) {
+	for _, s := range sessions {
+		for t := s[0]; t < s[1]; t += time.Duration(n.rng.ExpFloat64() * float64(mean)) {
+			n.conn(t0.Add(t), src, dst, port, 6, size+uint64(n.rng.Intn(10)), 2*size)
+		}
+	}
+}
+
+// TestJitteredSchedule: a channel whose jitter hides the beat (±100%) but
+// whose intervals are bounded, whose every window is active and whose
+// sizes are steady is a beacon, scored through rarity like any other;
+// Poisson event traffic and a person's bursts with the same steady sizes
+// are not, nor is a jittered channel whose sizes vary.
+func TestJitteredSchedule(t *testing.T) {
+	day := 24 * time.Hour
+	n := &net{rng: rand.New(rand.NewSource(11))}
+	for i := range 30 {
+		h := hostAddr(i)
+		n.periodic(h, ip("10.9.0.10"), 8443, time.Minute, 0.02, day, 600)
+		n.browse(h, 30, day)
+	}
+	beacon, poisson, bursts, varied := ip("203.0.113.90"), ip("198.51.100.91"), ip("192.0.2.92"), ip("192.0.2.93")
+	n.jittered(hostAddr(4), beacon, 443, 2*time.Minute, 1, 0, day, 400, 0.03)
+	n.events(hostAddr(5), poisson, 443, 2*time.Minute, [][2]time.Duration{{0, day}}, 500)
+	n.events(hostAddr(6), bursts, 443, 15*time.Second, [][2]time.Duration{{9 * time.Hour, 9*time.Hour + 20*time.Minute},
+		{13 * time.Hour, 13*time.Hour + 30*time.Minute}, {16 * time.Hour, 16*time.Hour + 10*time.Minute}}, 500)
+	n.jittered(hostAddr(8), varied, 443, 2*time.Minute, 1, 0, day, 400, 0.9)
+	res := n.model(Config{Internal: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}).Score()
+
+	rank, b := find(res, KindChannel, hostAddr(4), beacon)
+	if rank != 1 || b.Severity < High || b.Regularity >= 0.25 {
+		t.Fatalf("jittered beacon rank %d: %+v", rank, b)
+	}
+	if r := b.Reasons[0]; !strings.HasPrefix(r, "jittered schedule: intervals ") || !strings.Contains(r, "active in ") {
+		t.Errorf("first reason %q", r)
+	}
+	for _, tc := range []struct {
+		name string
+		src  netip.Addr
+		dst  netip.Addr
+	}{{"poisson events", hostAddr(5), poisson}, {"bursts", hostAddr(6), bursts}, {"varied sizes", hostAddr(8), varied}} {
+		_, f := find(res, KindChannel, tc.src, tc.dst)
+		if f == nil {
+			t.Fatalf("%s: no finding", tc.name)
+		}
+		if f.Score >= 0.2 || strings.Contains(strings.Join(f.Reasons, ";"), "jittered schedule") {
+			t.Errorf("%s: %.2f %v", tc.name, f.Score, f.Reasons)
+		}
+	}
+}
+
+// TestInsideWebServer: in a capture of a few hosts, a jittered poller of
+// an inside web server that no other inside host reaches, through the
+// whole capture, is judged on its own evidence (at most medium); not when
+// another inside host reaches the server, not on an admin port, not for
+// a fraction of the capture.
+func TestInsideWebServer(t *testing.T) {
+	span := 20 * time.Minute
+	server := ip("192.168.7.161")
+	cases := []struct {
+		name     string
+		port     uint16
+		from     time.Duration
+		other    bool // a second inside host also reaches the server
+		min, max Severity
+	}{
+		{"polled on 80 throughout", 80, 0, false, Medium, Medium},
+		{"polled on 8443 throughout", 8443, 0, false, Medium, Medium},
+		{"a second host reaches it", 80, 0, true, Info, Low},
+		{"admin port 445", 445, 0, false, Info, Low},
+		{"only the last quarter", 80, 15 * time.Minute, false, Info, Low},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			n := &net{rng: rand.New(rand.NewSource(12))}
+			agent, other := ip("192.168.7.46"), ip("192.168.7.50")
+			for i := range 40 { // the agent's and the other host's own traffic, over the capture
+				at := time.Duration(i) * span / 40
+				n.conn(t0.Add(at), agent, netip.AddrFrom4([4]byte{198, 18, 3, byte(1 + i)}), 443, 6, 600, 9000)
+				n.conn(t0.Add(at), other, netip.AddrFrom4([4]byte{198, 18, 4, byte(1 + i)}), 443, 6, 600, 9000)
+			}
+			n.jittered(agent, server, tc.port, 5*time.Second, 1, tc.from, span, 250, 0.02)
+			if tc.other {
+				n.conn(t0.Add(time.Minute), other, server, tc.port, 6, 300, 900)
+			}
+			res := n.model(Config{}).Score()
+			if res.PopulationWeight != 0 {
+				t.Fatalf("population weight %.2f", res.PopulationWeight)
+			}
+			_, f := find(res, KindChannel, agent, server)
+			if f == nil {
+				t.Fatal("no finding")
+			}
+			if f.Severity < tc.min || f.Severity > tc.max {
+				t.Errorf("%.2f %v, want %v-%v: %v", f.Score, f.Severity, tc.min, tc.max, f.Reasons)
+			}
+		})
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -74,6 +75,11 @@ const (
 	// humanFactor discounts a periodic channel confined to the hours its
 	// host's user is active.
 	humanFactor = 0.75
+	// Sizes each way as steady as a beacon's (size regularity, 1 − robust
+	// coefficient of variation): from sizeNone no evidence, from sizeFull
+	// full, for a schedule known by its shape alone (jittered).
+	sizeNone = 0.5
+	sizeFull = 0.8
 )
 
 // Own evidence: with a population too small to judge popularity (few
@@ -306,11 +312,26 @@ func (m *Model) Score() Result {
 			cov = float64(chSpan) / float64(span)
 		}
 		spanF := 0.6 + 0.4*math.Min(1, cov/0.5)
-		b := per.Regularity * spanF
-		bp := 0.0
-		if b > beaconCut {
-			bp = 1 - math.Exp(-(b-beaconCut)/beaconScale)
+		// A schedule whose jitter hides the beat (±50-100%: Cobalt
+		// Strike, Sliver, Empire and Mythic all allow it) still shows in
+		// its shape: bounded intervals, a persistent series and steady
+		// sizes each way. That evidence stands in for regularity when it
+		// is the stronger; it needs sizes (bursts inside a connection carry
+		// none), since event traffic can be bounded and persistent too.
+		sizeF := 0.0
+		if len(sz) >= periodicity.MinEvents {
+			sizeF = clamp01((sizeReg - sizeNone) / (sizeFull - sizeNone))
 		}
+		evidence := func(reg float64) float64 {
+			if b := reg * spanF; b > beaconCut {
+				return 1 - math.Exp(-(b-beaconCut)/beaconScale)
+			}
+			return 0
+		}
+		bp := evidence(max(per.Regularity, per.Bounded*sizeF))
+		// The shape decided when the beat alone gives less than half the
+		// evidence: then it is the first reason.
+		jittered := evidence(per.Regularity) < 0.5*bp
 		// A handful of random events often fits some period: confidence
 		// grows with the intervals seen (0.4 at 5, 0.75 at 10, 0.95 at 20).
 		bp *= 1 - math.Exp(-float64(max(per.Events-3, 0))/6)
@@ -386,6 +407,13 @@ func (m *Model) Score() Result {
 		// or a standard service), is judged as an outside one (below).
 		asOutside := internalDst && popIP[k.dst] <= 1 && !infra && adminIndex(k.port) < 0 &&
 			!standardPort(k.port, k.proto) && !c.via.IsValid()
+		// An inside web server that no other inside host reaches, polled
+		// through at least half the data, is judged on its own evidence too
+		// when the population cannot say whether that is fleet software:
+		// held at most medium, as a schedule on a standard port is, and
+		// discounted as an inbound one (a server's clients come on
+		// schedules too).
+		insideWeb := internalDst && popIP[k.dst] <= 1 && webPort(k.port, k.proto) && !c.via.IsValid() && cov >= 0.5
 		cert := c.cert.PrivateIssuer() && rarDst >= certRare && (c.dir == Outbound || asOutside) && !c.via.IsValid()
 		if !scheduled && !cert {
 			return
@@ -442,7 +470,7 @@ func (m *Model) Score() Result {
 		loop := c.conns >= periodicity.MinEvents && failedShare >= loopShare
 		oddPort := nonStd || asOutside
 		var own float64
-		if !internalDst || asOutside {
+		if !internalDst || asOutside || insideWeb {
 			cp := capNoContext
 			if oddPort || cert {
 				cp = ownOddPort
@@ -451,7 +479,7 @@ func (m *Model) Score() Result {
 				}
 			}
 			own = cp * bp * humanF
-			if inbound && !oddPort {
+			if inbound && !oddPort || insideWeb {
 				own *= 0.9 // a server's clients come on schedules too
 			}
 			own = 1 - (1-own)*(1-liftLateral*lat*bp)
@@ -486,6 +514,11 @@ func (m *Model) Score() Result {
 			f.Fanout = len(h.dsts)
 		}
 		// Reasons, strongest first.
+		if jittered {
+			f.Reasons = append(f.Reasons, fmt.Sprintf("jittered schedule: intervals %s, active in %.0f%% of %s over %s (%d check-ins, spread %.2f, sizes steady %.2f)",
+				fmtRange(per.Lo, per.Hi), 100*per.Persistence, binName(per.BinSec), fmtDur(chSpan),
+				int(math.Round(float64(per.Events)*scale)), per.Spread, sizeReg))
+		}
 		if per.Period > 0 {
 			events := int(math.Round(float64(per.Events) * scale))
 			r := fmt.Sprintf("check-ins every %s ±%.0f%% over %s (%d check-ins, regularity %.2f",
@@ -566,6 +599,8 @@ func (m *Model) Score() Result {
 		case bp == 0:
 		case usedOwn && asOutside:
 			f.Reasons = append(f.Reasons, fmt.Sprintf("population too small to judge: scored on the channel's own evidence; inside destination %s reached by no other inside host on odd port %d, judged as outside", k.dst, k.port))
+		case usedOwn && insideWeb:
+			f.Reasons = append(f.Reasons, fmt.Sprintf("population too small to judge: scored on the channel's own evidence; inside web server %s reached by no other inside host, polled through %.0f%% of the data: held at most medium", k.dst, 100*math.Min(1, cov)))
 		case usedOwn && oddPort:
 			f.Reasons = append(f.Reasons, "population too small to judge: scored on the channel's own evidence (a schedule to an odd port)")
 		case usedOwn:
@@ -950,6 +985,11 @@ func infraPort(port uint16, proto uint8) bool {
 	return proto == 1 || proto == 58
 }
 
+// webPort: the web ports implants poll over HTTP(S) (T1071.001).
+func webPort(port uint16, proto uint8) bool {
+	return proto == 6 && (port == 80 || port == 443 || port == 8080 || port == 8443)
+}
+
 // standardPort: ports where a service of that name is expected, so a
 // connection there does not stand out by its port.
 func standardPort(port uint16, proto uint8) bool {
@@ -1068,6 +1108,51 @@ func FormatPeriod(s float64) string {
 		return fmt.Sprintf("%.1fm", s/60)
 	}
 	return fmt.Sprintf("%.1fh", s/3600)
+}
+
+// fmtRange prints a range of intervals in the unit of its top:
+// "0.3-14 s", "1.5-9.8 m", or "1.0 s-6.5 m" when the bottom would read 0.
+func fmtRange(lo, hi float64) string {
+	unit := func(x float64) (string, float64) {
+		switch {
+		case x >= 7200:
+			return "h", 3600
+		case x >= 120:
+			return "m", 60
+		}
+		return "s", 1
+	}
+	num := func(x float64) string {
+		if x < 10 {
+			return strconv.FormatFloat(x, 'f', 1, 64)
+		}
+		return strconv.FormatFloat(x, 'f', 0, 64)
+	}
+	u, div := unit(hi)
+	if lo < 0.1*div {
+		lu, ldiv := unit(lo)
+		return num(lo/ldiv) + " " + lu + "-" + num(hi/div) + " " + u
+	}
+	return num(lo/div) + "-" + num(hi/div) + " " + u
+}
+
+// binName names a persistence window: "minutes", "5-minute windows".
+func binName(s float64) string {
+	switch s {
+	case 60:
+		return "minutes"
+	case 3600:
+		return "hours"
+	case 86400:
+		return "days"
+	}
+	if s > 86400 {
+		return fmt.Sprintf("%.0f-day windows", s/86400)
+	}
+	if s < 3600 {
+		return fmt.Sprintf("%.0f-minute windows", s/60)
+	}
+	return fmt.Sprintf("%.0f-hour windows", s/3600)
 }
 
 func fmtDur(d time.Duration) string {

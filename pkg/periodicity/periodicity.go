@@ -26,6 +26,14 @@
 //     by jitter, and pulled towards what an unscheduled (Poisson) series
 //     scores when there are few intervals, so that four lucky events do not
 //     look like a beacon.
+//   - Bounded is evidence of a schedule from the shape of the intervals
+//     rather than their beat, for jitter too wide for a beat (±50-100%:
+//     intervals anywhere from nearly 0 to twice the delay): the intervals
+//     are bounded (coefficient of variation at most ~0.6, none much beyond
+//     twice the median, where a Poisson series has 1 and a fifth of its
+//     intervals there, and human traffic more), and the series is
+//     persistent (a check-in in nearly every window of a few intervals
+//     over its span, where bursts of activity leave most windows empty).
 package periodicity
 
 import (
@@ -44,7 +52,48 @@ type Result struct {
 	Missed     int     // check-ins missing inside multiples of the period
 	Gaps       int     // intervals longer than 4.5 periods (sleep, nights)
 	Span       float64 // seconds from the first to the last event
+
+	// Shape of the intervals, for schedules whose jitter hides the beat
+	// (set from MinBoundedIntervals intervals on).
+	Spread      float64 // coefficient of variation of the intervals, long pauses aside
+	Tail        float64 // share of those intervals longer than TailFactor times the median
+	Lo, Hi      float64 // shortest and longest of those intervals, seconds
+	Persistence float64 // share of BinSec windows over the series' stretches with a check-in
+	BinSec      float64 // window width: a minute, 5 or 15 minutes, an hour, 6 hours or a day
+	// Bounded is the schedule evidence from that shape (0-1): bounded
+	// intervals, a persistent series, pulled towards 0 for few intervals.
+	Bounded float64
 }
+
+// Bounded-jitter shape. Uniform jitter of ±f around a delay D has a
+// coefficient of variation of f/√3 (0.58 at ±100%) and no interval beyond
+// (1+f)·D, twice the median at most; a Poisson series has a coefficient
+// of variation of 1 (about 0.9 once check-ins closer than the merge
+// window are one) and 18% of its intervals beyond 2.5 medians; bursty
+// human or event traffic has more of both. Evidence is full up to
+// spreadFull and gone from spreadNone; a tail share of tailNone clears it.
+const (
+	MinBoundedIntervals = 10
+	TailFactor          = 2.5
+	spreadFull          = 0.6
+	spreadNone          = 0.8
+	// Missed check-ins put a few intervals of a jittered schedule in the
+	// tail (two sleeps in one): up to tailFull is no sign against it.
+	tailFull = 0.03
+	tailNone = 0.1
+	// An interval longer than gapFactor medians is a pause (as for the
+	// beat); at most one in pauseShare of them (or 2) is excused.
+	gapFactor  = 4.5
+	pauseShare = 32
+	// A schedule is active in nearly every window of a few intervals:
+	// windows at least binFactor medians wide (a bounded series leaves
+	// none empty); persistence from persistNone to persistFull.
+	binFactor    = 3
+	persistNone  = 0.5
+	persistFull  = 0.9
+	persistPrior = 4.0
+	boundedPrior = 16.0 // intervals' worth of pull towards no evidence
+)
 
 // MinEvents is the fewest check-ins a period is estimated from.
 const MinEvents = 4
@@ -127,12 +176,97 @@ func AnalyzeRuns(runs [][]float64) Result {
 	if events < MinEvents || len(d) < MinEvents-1 {
 		return res
 	}
-	return analyzeIntervals(d, res)
-}
-
-func analyzeIntervals(d []float64, res Result) Result {
 	sorted := slices.Clone(d)
 	slices.Sort(sorted)
+	bounded(sorted, runs, &res)
+	return analyzeIntervals(d, sorted, res)
+}
+
+// bounded measures the shape of the (merged, sorted) intervals and the
+// persistence of the series over its runs of raw event times.
+func bounded(sorted []float64, runs [][]float64, res *Result) {
+	n := len(sorted)
+	if n < MinBoundedIntervals {
+		return
+	}
+	med := medianSorted(sorted)
+	if med < MinPeriod {
+		return
+	}
+	// A few long pauses (sleep windows, nights, an implant busy with a
+	// task) are excused, as for the beat, but fewer than there: a Poisson
+	// series has 4% of its intervals beyond 4.5 medians, so most of its
+	// tail stays in view; a series made of pauses is judged with them.
+	kept := sorted
+	for excused := 0; excused < max(2, n/pauseShare) && kept[len(kept)-1] > gapFactor*med; excused++ {
+		kept = kept[:len(kept)-1]
+	}
+	var sum, sq float64
+	tail := 0
+	for _, x := range kept {
+		sum += x
+		if x > TailFactor*med {
+			tail++
+		}
+	}
+	mean := sum / float64(len(kept))
+	for _, x := range kept {
+		sq += (x - mean) * (x - mean)
+	}
+	spread := math.Sqrt(sq/float64(len(kept))) / mean
+	if math.IsNaN(spread) || math.IsInf(spread, 0) {
+		return // intervals near the largest float: no shape to measure
+	}
+	res.Spread = spread
+	res.Tail = float64(tail) / float64(len(kept))
+	res.Lo, res.Hi = kept[0], kept[len(kept)-1]
+
+	// Windows are counted in floats: times are whatever the input says.
+	w := binWidth(binFactor * med)
+	var active, total float64
+	for _, ts := range runs {
+		if len(ts) == 0 {
+			continue
+		}
+		start := ts[0]
+		total += math.Floor((ts[len(ts)-1]-start)/w) + 1
+		last := -1.0
+		for _, t := range ts {
+			if b := math.Floor((t - start) / w); b != last {
+				active++
+				last = b
+			}
+		}
+	}
+	if !(total >= 1) || math.IsInf(total, 0) {
+		return
+	}
+	res.BinSec = w
+	res.Persistence = active / total
+	// A span of few windows says little about persistence: their share is
+	// pulled towards persistNone (no evidence) by persistPrior windows.
+	pers := (active + persistNone*persistPrior) / (total + persistPrior)
+
+	shape := clamp01((spreadNone-res.Spread)/(spreadNone-spreadFull)) *
+		clamp01((tailNone-res.Tail)/(tailNone-tailFull)) *
+		clamp01((pers-persistNone)/(persistFull-persistNone))
+	res.Bounded = shape * float64(n) / (float64(n) + boundedPrior)
+}
+
+// binWidth rounds a window up to a unit people read: a minute up to a
+// day, or whole days.
+func binWidth(s float64) float64 {
+	for _, u := range []float64{60, 120, 300, 600, 900, 1800, 3600, 2 * 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400} {
+		if s <= u {
+			return u
+		}
+	}
+	return 86400 * math.Ceil(s/86400)
+}
+
+func clamp01(x float64) float64 { return math.Max(0, math.Min(1, x)) }
+
+func analyzeIntervals(d, sorted []float64, res Result) Result {
 	p := medianSorted(sorted)
 	for range 3 {
 		lo, _ := slices.BinarySearch(sorted, p/2)

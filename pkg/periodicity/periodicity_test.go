@@ -1,6 +1,7 @@
 package periodicity
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
 	"math/rand"
@@ -217,6 +218,18 @@ func BenchmarkAnalyze(b *testing.B) {
 func FuzzAnalyze(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 0, 0, 0, 0x4e, 0x40, 0, 0, 0, 0, 0, 0, 0x5e, 0x40, 0, 0, 0, 0, 0, 0x80, 0x66, 0x40, 0, 0, 0, 0, 0, 0, 0x6e, 0x40}, uint8(2))
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xf0, 0x7f, 1, 2, 3, 4, 5, 6, 7, 8}, uint8(1))
+	// Twelve check-ins 5-15 s apart, then one near the largest float: the
+	// shape measure's sums and windows must stay finite.
+	var big []byte
+	for _, x := range []float64{0, 5, 20, 26, 40, 47, 55, 66, 71, 84, 90, 101, 1e308} {
+		big = binary.LittleEndian.AppendUint64(big, math.Float64bits(x))
+	}
+	f.Add(big, uint8(7))
+	big = big[:0]
+	for i := -17; i <= 17; i++ { // intervals whose sum overflows
+		big = binary.LittleEndian.AppendUint64(big, math.Float64bits(float64(i)*1e307))
+	}
+	f.Add(big, uint8(7))
 	f.Fuzz(func(t *testing.T, b []byte, split uint8) {
 		var ts []float64
 		for i := 0; i+8 <= len(b) && len(ts) < 4096; i += 8 {
@@ -230,9 +243,128 @@ func FuzzAnalyze(f *testing.F) {
 			runs = append(runs, ts[i:min(i+step, len(ts))])
 		}
 		for _, r := range []Result{Analyze(slices.Clone(ts)), AnalyzeRuns(runs)} {
-			if !(r.Regularity >= 0 && r.Regularity <= 1) || math.IsNaN(r.Span+r.Period+r.Jitter) || r.Jitter < 0 || r.Events < 0 || r.Events > len(ts) {
+			if !(r.Regularity >= 0 && r.Regularity <= 1) || math.IsNaN(r.Span+r.Period+r.Jitter) || r.Jitter < 0 || r.Events < 0 || r.Events > len(ts) ||
+				!(r.Bounded >= 0 && r.Bounded <= 1) || !(r.Persistence >= 0 && r.Persistence <= 1) || math.IsNaN(r.Spread+r.Tail) {
 				t.Fatalf("out of range: %+v", r)
 			}
 		}
 	})
+}
+
+// TestBounded: a schedule whose jitter hides the beat (uniform ±50-100%,
+// the most C2 frameworks allow, with misses and a sleep window) has
+// bounded intervals and a persistent series; unscheduled series (Poisson
+// at any rate, bursts of clicks in sessions, heavy-tailed event traffic,
+// office-hours browsing) have neither. Every jittered schedule scores above
+// every unscheduled series, over many seeds.
+func TestBounded(t *testing.T) {
+	type gen func(r *rand.Rand) []float64
+	jittered := func(d, j, miss, hours float64, sleep [2]float64) gen {
+		return func(r *rand.Rand) []float64 {
+			var ts []float64
+			for x := 0.0; x < hours*3600; x += max(d*(1+j*(2*r.Float64()-1)), 0.02) {
+				if h := x / 3600; !(h >= sleep[0] && h < sleep[1]) && r.Float64() >= miss {
+					ts = append(ts, x)
+				}
+			}
+			return ts
+		}
+	}
+	poisson := func(mean, hours float64) gen {
+		return func(r *rand.Rand) []float64 {
+			var ts []float64
+			for x := 0.0; x < hours*3600; x += r.ExpFloat64() * mean {
+				ts = append(ts, x)
+			}
+			return ts
+		}
+	}
+	// Sessions: a person clicks (Poisson, mean click) for a few minutes,
+	// then is away (exponential pauses, mean away).
+	sessions := func(click, away, hours float64) gen {
+		return func(r *rand.Rand) []float64 {
+			var ts []float64
+			for x := 0.0; x < hours*3600; {
+				end := x + 60 + r.ExpFloat64()*600
+				for ; x < end; x += r.ExpFloat64() * click {
+					ts = append(ts, x)
+				}
+				x += r.ExpFloat64() * away
+			}
+			return ts
+		}
+	}
+	// Heavy-tailed event traffic: log-normal intervals (sigma 1.2).
+	lognormal := func(median, hours float64) gen {
+		return func(r *rand.Rand) []float64 {
+			var ts []float64
+			for x := 0.0; x < hours*3600; x += median * math.Exp(1.2*r.NormFloat64()) {
+				ts = append(ts, x)
+			}
+			return ts
+		}
+	}
+	office := func(mean, hours float64) gen {
+		return func(r *rand.Rand) []float64 {
+			var ts []float64
+			for x := 0.0; x < hours*3600; x += r.ExpFloat64() * mean {
+				if h := int(x/3600) % 24; h >= 8 && h < 19 {
+					ts = append(ts, x)
+				}
+			}
+			return ts
+		}
+	}
+	none := [2]float64{}
+	cases := []struct {
+		name      string
+		g         gen
+		scheduled bool
+	}{
+		{"empire 5s ±100% 15m", jittered(5, 1, 0, 0.25, none), true},
+		{"10s ±100% 2h", jittered(10, 1, 0, 2, none), true},
+		{"60s ±75% 6h miss10", jittered(60, 0.75, 0.1, 6, none), true},
+		{"5m ±100% 24h", jittered(300, 1, 0, 24, none), true},
+		{"5m ±50% 24h miss20", jittered(300, 0.5, 0.2, 24, none), true},
+		{"15m ±90% 72h sleep", jittered(900, 0.9, 0.05, 72, [2]float64{20, 28}), true},
+		{"1h ±100% 72h", jittered(3600, 1, 0, 72, none), true},
+		{"poisson 5s 15m", poisson(5, 0.25), false},
+		{"poisson 60s 15m", poisson(60, 0.25), false},
+		{"poisson 20s 10m", poisson(20, 1.0/6), false},
+		{"poisson 60s 6h", poisson(60, 6), false},
+		{"poisson 10m 24h", poisson(600, 24), false},
+		{"poisson 1h 72h", poisson(3600, 72), false},
+		{"sessions 8s/1h 24h", sessions(8, 3600, 24), false},
+		{"sessions 30s/20m 12h", sessions(30, 1200, 12), false},
+		{"lognormal 20s 6h", lognormal(20, 6), false},
+		{"lognormal 5m 48h", lognormal(300, 48), false},
+		{"office 90s 48h", office(90, 48), false},
+	}
+	minSched, maxRandom, maxRandomLong := 1.0, 0.0, 0.0
+	for _, c := range cases {
+		var s string
+		top := 0.0
+		for seed := range 20 {
+			res := Analyze(c.g(rand.New(rand.NewSource(int64(seed)))))
+			top = max(top, res.Bounded)
+			if seed < 4 {
+				s += fmt.Sprintf(" [cv=%.2f tail=%.2f pers=%.2f B=%.2f]", res.Spread, res.Tail, res.Persistence, res.Bounded)
+			}
+			switch {
+			case c.scheduled:
+				minSched = min(minSched, res.Bounded)
+			case res.Events >= 100:
+				maxRandomLong = max(maxRandomLong, res.Bounded)
+			default:
+				maxRandom = max(maxRandom, res.Bounded)
+			}
+		}
+		t.Logf("%-22s max %.2f%s", c.name, top, s)
+	}
+	// A few random events can look bounded by chance: short series stay
+	// below what hunt takes for a schedule (0.25), long ones near 0.
+	if minSched < 0.5 || maxRandom >= 0.25 || maxRandomLong > 0.1 {
+		t.Errorf("weakest jittered schedule %.2f, most bounded random series %.2f (short) and %.2f (100 events or more): want >= 0.5, < 0.25, <= 0.1",
+			minSched, maxRandom, maxRandomLong)
+	}
 }
