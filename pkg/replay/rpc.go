@@ -2,10 +2,12 @@ package replay
 
 import (
 	"encoding/binary"
+	"errors"
 	"net/netip"
 	"time"
 
 	"github.com/nwhealth/nwhealth/pkg/smbrpc"
+	"github.com/nwhealth/nwhealth/pkg/smbrpc/ntlmseal"
 	"github.com/nwhealth/nwhealth/pkg/smbrpc/rpcops"
 )
 
@@ -90,6 +92,8 @@ type rpcCall struct {
 	reqLast    bool
 	start, end time.Time
 	sealed     bool
+	decrypted  bool   // a sealed fragment was opened with a secret
+	undecrypt  string // why a sealed fragment could not be opened
 	faulted    bool
 	fault      uint32
 	truncated  bool
@@ -109,6 +113,13 @@ type rpcAssoc struct {
 	// unbound holds the opnums of the first sealed calls whose bind was
 	// not captured, in order (see looksDCSync).
 	unbound []uint16
+
+	// With --ntlm-secrets: the NTLM CHALLENGE (copied), then the sealing
+	// state the AUTHENTICATE opened, or why it could not be opened.
+	chal    []byte
+	seal    *ntlmseal.Session
+	sealErr error
+	scratch []byte // a sealed PDU being opened
 }
 
 func newAssoc(p *Pipeline, ep rpcEndpoint) *rpcAssoc {
@@ -159,6 +170,9 @@ func (a *rpcAssoc) pdu(p *Pipeline, dir int, b []byte, ts time.Time) {
 				a.acct = acct
 			}
 		}
+		if p.cfg.Secrets.Len() > 0 {
+			a.ntlmAuth(p, pdu.AuthValue)
+		}
 	}
 	switch pdu.Type {
 	case smbrpc.PTBind, smbrpc.PTAlterContext:
@@ -194,11 +208,12 @@ func (a *rpcAssoc) pdu(p *Pipeline, dir int, b []byte, ts time.Time) {
 		}
 		c.reqSeen = true
 		c.object, c.end = pdu.Object, ts
+		stub, clear := pdu.Stub, true
 		if pdu.AuthLevel == smbrpc.AuthLevelPrivacy {
 			c.sealed, a.sealedConn = true, true
+			stub, clear = a.unseal(p, c, dir, b, &pdu)
 		}
-		stub := pdu.Stub
-		if pdu.Last() && pdu.AuthLen > 0 && !c.sealed {
+		if pdu.Last() && pdu.AuthLen > 0 && clear {
 			stub = stub[:smbrpc.VerificationTrailer(stub)]
 		}
 		c.req, c.truncated = appendStub(c.req, stub, c.truncated)
@@ -213,19 +228,82 @@ func (a *rpcAssoc) pdu(p *Pipeline, dir int, b []byte, ts time.Time) {
 			a.calls[pdu.CallID] = c
 		}
 		c.respSeen, c.end = true, ts
-		if pdu.AuthLevel == smbrpc.AuthLevelPrivacy {
-			c.sealed = true
-		}
 		if pdu.Type == smbrpc.PTFault {
 			c.faulted, c.fault = true, pdu.Status
 			a.finish(p, pdu.CallID, c, false)
 			return
 		}
-		c.resp, c.truncated = appendStub(c.resp, pdu.Stub, c.truncated)
+		stub := pdu.Stub
+		if pdu.AuthLevel == smbrpc.AuthLevelPrivacy {
+			c.sealed = true
+			stub, _ = a.unseal(p, c, dir, b, &pdu)
+		}
+		c.resp, c.truncated = appendStub(c.resp, stub, c.truncated)
 		if pdu.Last() {
 			a.finish(p, pdu.CallID, c, false)
 		}
 	}
+}
+
+// maxChallenge bounds the CHALLENGE kept per association (a few hundred
+// bytes in practice: its target information lists names).
+const maxChallenge = 4096
+
+// ntlmAuth follows the NTLMSSP exchange of a bind, alter_context or auth3
+// (and their acks) when secrets were given: the CHALLENGE is kept, the
+// AUTHENTICATE opens the association's sealing state.
+func (a *rpcAssoc) ntlmAuth(p *Pipeline, blob []byte) {
+	m := smbrpc.FindNTLMSSP(blob)
+	switch smbrpc.NTLMType(m) {
+	case smbrpc.NTLMChallenge:
+		if len(m) <= maxChallenge {
+			a.chal = append(a.chal[:0], m...)
+		}
+	case smbrpc.NTLMAuthenticate:
+		a.seal, a.sealErr = p.cfg.Secrets.Open(a.chal, m)
+		if errors.Is(a.sealErr, ntlmseal.ErrNoSecret) {
+			a.sealErr = nil // not an account of the file: shown as without secrets
+		}
+	}
+}
+
+// unseal opens a sealed request or response fragment with the
+// association's secret. It returns the plaintext stub (without auth
+// padding) and true, or the sealed stub as it is and false when there is
+// no secret for the association or the fragment could not be opened
+// (c.undecrypt says why): its size still tells something (looksDCSync).
+func (a *rpcAssoc) unseal(p *Pipeline, c *rpcCall, dir int, b []byte, pdu *smbrpc.PDU) ([]byte, bool) {
+	switch {
+	case a.seal == nil && a.sealErr == nil:
+		return pdu.Stub, false // no secret for it: shown by name, as without secrets
+	case pdu.AuthType != smbrpc.AuthNTLM && pdu.AuthType != smbrpc.AuthSPNEGO:
+		return pdu.Stub, false // Kerberos or schannel: not ours to open
+	case a.sealErr != nil:
+		c.undecrypt = a.sealErr.Error()
+		return pdu.Stub, false
+	case c.undecrypt != "":
+		return pdu.Stub, false
+	}
+	from := smbrpc.DCERPCHeaderLen + 8
+	if pdu.HasObject {
+		from += 16
+	}
+	to := pdu.FragLen - pdu.AuthLen - 8
+	a.scratch = append(a.scratch[:0], b[:pdu.FragLen]...)
+	if err := a.seal.Unseal(dir, a.scratch, from, to); err != nil {
+		c.undecrypt = err.Error()
+		return pdu.Stub, false
+	}
+	c.decrypted = true
+	pad := int(a.scratch[to+2])
+	if pad > to-from {
+		pad = 0
+	}
+	stub := a.scratch[from : to-pad]
+	if p.stubHook != nil {
+		p.stubHook(dir, stub)
+	}
+	return stub, true
 }
 
 func appendStub(dst, frag []byte, trunc bool) ([]byte, bool) {
@@ -285,7 +363,8 @@ func (a *rpcAssoc) finish(p *Pipeline, id uint32, c *rpcCall, halfOpen bool) {
 		Interface: ci.iface, IfVersion: ci.ver, Opnum: c.opnum, NDR64: ci.ndr64,
 		BigEndian: c.bigEndian, Object: c.object, Pipe: a.ep.pipe,
 	}
-	if !c.sealed {
+	opened := c.sealed && c.decrypted && c.undecrypt == ""
+	if !c.sealed || opened {
 		call.Request, call.Response = c.req, c.resp
 		if !c.reqSeen {
 			call.Request = nil
@@ -324,6 +403,13 @@ func (a *rpcAssoc) finish(p *Pipeline, id uint32, c *rpcCall, halfOpen bool) {
 	for _, f := range d.Fields {
 		op.Fields = append(op.Fields, Field{f.Name, f.Value})
 	}
+	switch {
+	case opened:
+		op.Sealed = SealedDecrypted
+	case c.undecrypt != "":
+		op.Sealed = SealedUndecryptable
+		op.Fields = append(op.Fields, Field{"sealed", "not decrypted: " + c.undecrypt})
+	}
 	if inferred {
 		op.Fields = append(op.Fields, Field{"inferred", "drsuapi from the sealed call sequence (DRSBind, then DRSGetNCChanges with a large reply); the bind was not captured"})
 	}
@@ -351,7 +437,7 @@ func (a *rpcAssoc) finish(p *Pipeline, id uint32, c *rpcCall, halfOpen bool) {
 	}
 	if c.faulted {
 		op.Status, op.HasStatus = c.fault, true
-	} else if c.respSeen && !c.sealed && known {
+	} else if c.respSeen && (!c.sealed || opened) && known {
 		op.Status, op.HasStatus = d.Status, true
 	}
 	acct := a.acct
@@ -360,7 +446,7 @@ func (a *rpcAssoc) finish(p *Pipeline, id uint32, c *rpcCall, halfOpen bool) {
 	}
 	op.User, op.Domain, op.Workstation, op.Auth, op.Service, op.AccountVia = acct.user, acct.domain, acct.workstation, acct.auth, acct.service, acct.via
 	p.linkTransfer(&op)
-	if known && ci.iface == ifEPM && c.respSeen && !c.sealed && !c.faulted {
+	if known && ci.iface == ifEPM && c.respSeen && (!c.sealed || opened) && !c.faulted {
 		p.learnEndpoints(a.ep.server.Addr(), call)
 	}
 	p.out(op)
@@ -383,7 +469,7 @@ func (a *rpcAssoc) finish(p *Pipeline, id uint32, c *rpcCall, halfOpen bool) {
 // except for the DCSync pattern finish infers (looksDCSync).
 func (a *rpcAssoc) guess(p *Pipeline, c *rpcCall) (ctxIface, bool) {
 	stub := c.req
-	if c.sealed || !c.reqSeen {
+	if (c.sealed && (!c.decrypted || c.undecrypt != "")) || !c.reqSeen {
 		stub = nil
 	}
 	if c.object != (smbrpc.UUID{}) {

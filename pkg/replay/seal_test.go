@@ -1,0 +1,308 @@
+package replay
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/hex"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/nwhealth/nwhealth/internal/testenv"
+	"github.com/nwhealth/nwhealth/pkg/smbrpc/ntlmseal"
+)
+
+// labPassword is the lab account's password (CORP\alice) the rpclab
+// captures were recorded with: a lab value (rpcops testdata SOURCES.md).
+const labPassword = "Summer2026!"
+
+func labCapture(name string) string {
+	return filepath.Join("..", "smbrpc", "rpcops", "testdata", "captures", name)
+}
+
+func secretsOf(t testing.TB, text string) *ntlmseal.Secrets {
+	t.Helper()
+	s, err := ntlmseal.ParseSecrets(strings.NewReader(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// replaySealed replays file with secrets and returns its operations and
+// the request stubs it opened, in order.
+func replaySealed(t *testing.T, file string, sec *ntlmseal.Secrets) ([]Operation, [][]byte, Stats) {
+	t.Helper()
+	src, c, err := OpenFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var ops []Operation
+	p := New(Config{Secrets: sec}, func(o Operation) { ops = append(ops, o) })
+	var stubs [][]byte
+	p.stubHook = func(dir int, stub []byte) {
+		if dir == 0 {
+			stubs = append(stubs, bytes.Clone(stub))
+		}
+	}
+	for {
+		pk, err := src.Next()
+		if err != nil {
+			break
+		}
+		p.Packet(pk)
+	}
+	p.Flush()
+	return ops, stubs, p.Stats()
+}
+
+var (
+	tsharkStubHead = regexp.MustCompile(`^Decrypted stub data \((\d+) bytes\):$`)
+	tsharkHexLine  = regexp.MustCompile(`^[0-9a-f]{4,}  ((?:[0-9a-f]{2} ){0,15}[0-9a-f]{2})`)
+)
+
+// tsharkDecrypted runs tshark with the NT password on the sealed requests
+// of file and returns the stub bytes it decrypted ("Decrypted stub data"
+// of its hex dump, which dissected and undissected stubs both have).
+func tsharkDecrypted(t *testing.T, file, password string) [][]byte {
+	t.Helper()
+	out, err := exec.Command(testenv.Tool(t, "tshark"), "-n", "-r", file, "-o", "ntlmssp.nt_password:"+password,
+		"-Y", "dcerpc.pkt_type == 0 && dcerpc.auth_level == 6", "-x").Output()
+	if err != nil {
+		t.Fatalf("tshark: %v", err)
+	}
+	var stubs [][]byte
+	var cur []byte
+	in := false
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		l := sc.Text()
+		switch m := tsharkHexLine.FindStringSubmatch(l); {
+		case tsharkStubHead.MatchString(l):
+			in, cur = true, nil
+		case in && m != nil:
+			b, err := hex.DecodeString(strings.ReplaceAll(m[1], " ", ""))
+			if err != nil {
+				t.Fatalf("tshark hex %q: %v", l, err)
+			}
+			cur = append(cur, b...)
+		case in:
+			stubs = append(stubs, cur)
+			in = false
+		}
+	}
+	if in {
+		stubs = append(stubs, cur)
+	}
+	return stubs
+}
+
+// tsharkSealedStrings returns, per sealed request, the first of fields
+// tshark decodes with the password ("" when none).
+func tsharkSealedStrings(t *testing.T, file, password string, fields ...string) []string {
+	t.Helper()
+	args := []string{"-n", "-r", file, "-o", "ntlmssp.nt_password:" + password, "-Y", "dcerpc.pkt_type == 0 && dcerpc.auth_level == 6", "-T", "fields"}
+	for _, f := range fields {
+		args = append(args, "-e", f)
+	}
+	out, err := exec.Command(testenv.Tool(t, "tshark"), args...).Output()
+	if err != nil {
+		t.Fatalf("tshark: %v", err)
+	}
+	var vals []string
+	for _, l := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
+		v := ""
+		for _, c := range strings.Split(l, "\t") {
+			if c != "" {
+				v = c
+				break
+			}
+		}
+		vals = append(vals, v)
+	}
+	return vals
+}
+
+func fieldOf(op *Operation, name string) string {
+	for _, f := range op.Fields {
+		if f.Name == name {
+			return f.Value
+		}
+	}
+	return ""
+}
+
+// TestSealedLabCaptures opens the real sealed traffic of Certipy and
+// topotam's PetitPotam with the lab password: the request stubs equal
+// tshark's decryption byte for byte, and the operations carry what the
+// tool was told to send (SOURCES.md command lines).
+func TestSealedLabCaptures(t *testing.T) {
+	for _, c := range []struct {
+		file string
+		want []map[string]string // per sealed request, in order: operation and fields
+	}{
+		{"rpclab_certipy_req_sealed.pcap", []map[string]string{
+			{"op": "CertServerRequest", "template": "ESC1User", "ca": "CORP-DC01-CA", "subject": "CN=Alice", "subject alternative name": "upn:administrator@corp.local"},
+			{"op": "CertServerRequest", "template": "User", "ca": "CORP-DC01-CA", "subject": "CN=Alice"},
+		}},
+		{"rpclab_petitpotam_topotam_sealed.pcap", []map[string]string{
+			{"op": "EfsRpcOpenFileRaw", "target": `\\10.0.0.66\test\Settings.ini`},
+			{"op": "EfsRpcEncryptFileSrv", "target": `\\10.0.0.66\test\Settings.ini`},
+			{"op": "EfsRpcOpenFileRaw", "target": `\\10.0.0.66\test\Settings.ini`},
+			{"op": "EfsRpcEncryptFileSrv", "target": `\\10.0.0.66\test\Settings.ini`},
+		}},
+	} {
+		t.Run(c.file, func(t *testing.T) {
+			file := labCapture(c.file)
+			oracle := tsharkDecrypted(t, file, labPassword)
+			pads := tsharkFields(t, file, "dcerpc.pkt_type == 0 && dcerpc.auth_level == 6", "dcerpc.auth_pad_len")
+			if len(oracle) != len(c.want) || len(pads) != len(oracle) {
+				t.Fatalf("tshark decrypted %d requests, want %d", len(oracle), len(c.want))
+			}
+			for _, sec := range []string{`CORP\alice password:` + labPassword, "alice nt:" + ntHex(labPassword)} {
+				ops, stubs, st := replaySealed(t, file, secretsOf(t, sec+"\n"))
+				if len(stubs) != len(oracle) {
+					t.Fatalf("opened %d request stubs, tshark %d", len(stubs), len(oracle))
+				}
+				for i := range stubs {
+					// tshark's dump holds the auth padding, which the stub
+					// handed to the decoders does not.
+					want := oracle[i]
+					if n, _ := strconv.Atoi(pads[i][0]); n <= len(want) {
+						want = want[:len(want)-n]
+					}
+					if !bytes.Equal(stubs[i], want) {
+						at := 0
+						for at < min(len(want), len(stubs[i])) && stubs[i][at] == want[at] {
+							at++
+						}
+						t.Errorf("request %d: stub of %d bytes differs from tshark's decryption (%d bytes) at offset %d", i, len(stubs[i]), len(want), at)
+					}
+				}
+				// What tshark decodes of the opened stubs (MS-EFSR on the
+				// lsarpc UUID) must be in ours.
+				names := tsharkSealedStrings(t, file, labPassword, "efs.EfsRpcOpenFileRaw.FileName", "efs.EfsRpcEncryptFileSrv.Filename")
+				var sealed []Operation
+				for _, op := range ops {
+					if op.Encrypted {
+						sealed = append(sealed, op)
+					}
+				}
+				if len(sealed) != len(c.want) || st.DecryptedCalls != uint64(len(c.want)) || st.UndecryptableCalls != 0 {
+					t.Fatalf("%d sealed operations (stats %d decrypted, %d not), want %d", len(sealed), st.DecryptedCalls, st.UndecryptableCalls, len(c.want))
+				}
+				for i, v := range names {
+					if v != "" && i < len(sealed) && sealed[i].Target != v {
+						t.Errorf("request %d: tshark decodes %q, replay %q", i, v, sealed[i].Target)
+					}
+				}
+				for i, w := range c.want {
+					op := &sealed[i]
+					if op.Sealed != SealedDecrypted || op.Operation != w["op"] || !strings.EqualFold(op.User, "alice") {
+						t.Errorf("op %d: %s %s sealed=%q user=%q", i, op.Interface, op.Operation, op.Sealed, op.User)
+					}
+					for k, v := range w {
+						got := fieldOf(op, k)
+						switch k {
+						case "op":
+							continue
+						case "target":
+							got = op.Target
+						}
+						if !strings.Contains(got, v) {
+							t.Errorf("op %d %s: %s = %q, want %q (fields %v)", i, op.Operation, k, got, v, op.Fields)
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+func ntHex(pw string) string {
+	h := ntlmseal.NTHash(pw)
+	return hex.EncodeToString(h[:])
+}
+
+// TestSealedWrongSecret: a wrong password for the account marks its sealed
+// calls undecryptable, with the reason, and decodes nothing from them; an
+// account not in the file, or no file, leaves them as they were.
+func TestSealedWrongSecret(t *testing.T) {
+	file := labCapture("rpclab_certipy_req_sealed.pcap")
+	for _, c := range []struct {
+		secrets string
+		sealed  string
+		reason  string
+	}{
+		{`CORP\alice password:Summer2025!`, SealedUndecryptable, "wrong password"},
+		{`CORP\bob password:` + labPassword, "", ""},
+		{"", "", ""},
+	} {
+		var sec *ntlmseal.Secrets
+		if c.secrets != "" {
+			sec = secretsOf(t, c.secrets+"\n")
+		}
+		ops, stubs, st := replaySealed(t, file, sec)
+		if len(stubs) != 0 {
+			t.Errorf("%q: %d stubs opened", c.secrets, len(stubs))
+		}
+		n := 0
+		for _, op := range ops {
+			if !op.Encrypted {
+				continue
+			}
+			n++
+			if op.Sealed != c.sealed || op.Operation != "CertServerRequest" || fieldOf(&op, "template") != "" ||
+				!strings.Contains(fieldOf(&op, "sealed"), c.reason) {
+				t.Errorf("%q: %s sealed=%q fields=%v", c.secrets, op.Operation, op.Sealed, op.Fields)
+			}
+		}
+		if n != 2 || (c.sealed != "" && st.UndecryptableCalls != 2) || st.DecryptedCalls != 0 {
+			t.Errorf("%q: %d sealed operations, stats %+v", c.secrets, n, st)
+		}
+	}
+}
+
+// TestSealedLostPDU drops the first sealed request of each association
+// of the PetitPotam capture: the next one of the direction cannot be
+// opened (the RC4 stream lost its place) and says so.
+func TestSealedLostPDU(t *testing.T) {
+	src, c, err := OpenFile(labCapture("rpclab_petitpotam_topotam_sealed.pcap"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var ops []Operation
+	p := New(Config{Secrets: secretsOf(t, `CORP\alice password:`+labPassword+"\n")}, func(o Operation) { ops = append(ops, o) })
+	// Frames 30 and 70 carry the first sealed request of each pipe.
+	for n := 1; ; n++ {
+		pk, err := src.Next()
+		if err != nil {
+			break
+		}
+		if n == 30 || n == 70 {
+			continue
+		}
+		p.Packet(pk)
+	}
+	p.Flush()
+	bad := 0
+	for _, op := range ops {
+		if op.Sealed == SealedDecrypted {
+			t.Errorf("%s opened after a lost PDU", op.Operation)
+		}
+		if op.Sealed == SealedUndecryptable {
+			bad++
+			if !strings.Contains(fieldOf(&op, "sealed"), "lost") || op.Target != "" {
+				t.Errorf("%s: %v", op.Operation, op.Fields)
+			}
+		}
+	}
+	if bad != 2 {
+		t.Fatalf("%d undecryptable operations, want 2: %v", bad, ops)
+	}
+}
