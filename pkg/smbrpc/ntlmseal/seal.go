@@ -75,14 +75,16 @@ func (s *Session) Unseal(dir int, pdu []byte, from, to int) error {
 			d.rc4.XORKeyStream(sum[:], sum[:])
 		}
 		seq := binary.LittleEndian.Uint32(sig[12:])
+		if seq != d.seq {
+			// In clear under extended session security: a gap in the
+			// sequence is a lost PDU, whatever the key.
+			d.broken = fmt.Errorf("%w: sequence number %d, expected %d: PDUs were lost", ErrChecksum, seq, d.seq)
+			return d.broken
+		}
 		// Windows signs the whole PDU up to the signature; some stacks
 		// (without header signing) only the stub: either proves it.
 		if !d.macOK(sum, seq, pdu[:len(pdu)-SignatureLen]) && !d.macOK(sum, seq, pdu[from:to]) {
 			return d.fail()
-		}
-		if seq != d.seq {
-			d.broken = fmt.Errorf("%w: sequence number %d, expected %d: PDUs were lost", ErrChecksum, seq, d.seq)
-			return d.broken
 		}
 		d.seq++
 		return nil
