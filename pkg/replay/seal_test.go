@@ -306,3 +306,23 @@ func TestSealedLostPDU(t *testing.T) {
 		t.Fatalf("%d undecryptable operations, want 2: %v", bad, ops)
 	}
 }
+
+// TestSealedSegmented: the real Certipy association cut into small TCP
+// segments (as the fuzzer's seed is), its bind not captured: the sealed
+// request is still opened and its stub read as CertServerRequest.
+func TestSealedSegmented(t *testing.T) {
+	cert := certipyTCP(t)
+	flow := newFlow("10.0.0.66:40000", "10.0.0.2:135", t0)
+	flow.send(false, cert["frame54"], 97)
+	flow.send(true, cert["frame56"], 61)
+	flow.send(true, cert["frame58"], 61)
+	var ops []Operation
+	p := New(Config{Secrets: secretsOf(t, "alice password:"+labPassword+"\n")}, func(o Operation) { ops = append(ops, o) })
+	for _, pk := range flow.pkts {
+		p.Packet(pk)
+	}
+	p.Flush()
+	if st := p.Stats(); st.DecryptedCalls != 1 || len(ops) != 1 || ops[0].Operation != "CertServerRequest" || fieldOf(&ops[0], "template") != "User" {
+		t.Fatalf("stats %+v, ops %+v", st, ops)
+	}
+}
