@@ -1,17 +1,15 @@
 package replay
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/hex"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/nwhealth/nwhealth/internal/testenv"
+	"github.com/nwhealth/nwhealth/internal/tsharkdec"
 	"github.com/nwhealth/nwhealth/pkg/smbrpc/ntlmseal"
 )
 
@@ -58,47 +56,6 @@ func replaySealed(t *testing.T, file string, sec *ntlmseal.Secrets) ([]Operation
 	}
 	p.Flush()
 	return ops, stubs, p.Stats()
-}
-
-var (
-	tsharkStubHead = regexp.MustCompile(`^Decrypted stub data \((\d+) bytes\):$`)
-	tsharkHexLine  = regexp.MustCompile(`^[0-9a-f]{4,}  ((?:[0-9a-f]{2} ){0,15}[0-9a-f]{2})`)
-)
-
-// tsharkDecrypted runs tshark with the NT password on the sealed requests
-// of file and returns the stub bytes it decrypted ("Decrypted stub data"
-// of its hex dump, which dissected and undissected stubs both have).
-func tsharkDecrypted(t *testing.T, file, password string) [][]byte {
-	t.Helper()
-	out, err := exec.Command(testenv.Tool(t, "tshark"), "-n", "-r", file, "-o", "ntlmssp.nt_password:"+password,
-		"-Y", "dcerpc.pkt_type == 0 && dcerpc.auth_level == 6", "-x").Output()
-	if err != nil {
-		t.Fatalf("tshark: %v", err)
-	}
-	var stubs [][]byte
-	var cur []byte
-	in := false
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	for sc.Scan() {
-		l := sc.Text()
-		switch m := tsharkHexLine.FindStringSubmatch(l); {
-		case tsharkStubHead.MatchString(l):
-			in, cur = true, nil
-		case in && m != nil:
-			b, err := hex.DecodeString(strings.ReplaceAll(m[1], " ", ""))
-			if err != nil {
-				t.Fatalf("tshark hex %q: %v", l, err)
-			}
-			cur = append(cur, b...)
-		case in:
-			stubs = append(stubs, cur)
-			in = false
-		}
-	}
-	if in {
-		stubs = append(stubs, cur)
-	}
-	return stubs
 }
 
 // tsharkSealedStrings returns, per sealed request, the first of fields
@@ -158,29 +115,25 @@ func TestSealedLabCaptures(t *testing.T) {
 	} {
 		t.Run(c.file, func(t *testing.T) {
 			file := labCapture(c.file)
-			oracle := tsharkDecrypted(t, file, labPassword)
-			pads := tsharkFields(t, file, "dcerpc.pkt_type == 0 && dcerpc.auth_level == 6", "dcerpc.auth_pad_len")
-			if len(oracle) != len(c.want) || len(pads) != len(oracle) {
-				t.Fatalf("tshark decrypted %d requests, want %d", len(oracle), len(c.want))
+			byFrame, frames, err := tsharkdec.Stubs(testenv.Tool(t, "tshark"), file, labPassword, tsharkdec.SealedRequests)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(frames) != len(c.want) {
+				t.Fatalf("tshark decrypted %d requests, want %d", len(frames), len(c.want))
 			}
 			for _, sec := range []string{`CORP\alice password:` + labPassword, "alice nt:" + ntHex(labPassword)} {
 				ops, stubs, st := replaySealed(t, file, secretsOf(t, sec+"\n"))
-				if len(stubs) != len(oracle) {
-					t.Fatalf("opened %d request stubs, tshark %d", len(stubs), len(oracle))
+				if len(stubs) != len(frames) {
+					t.Fatalf("opened %d request stubs, tshark %d", len(stubs), len(frames))
 				}
-				for i := range stubs {
-					// tshark's dump holds the auth padding, which the stub
-					// handed to the decoders does not.
-					want := oracle[i]
-					if n, _ := strconv.Atoi(pads[i][0]); n <= len(want) {
-						want = want[:len(want)-n]
-					}
-					if !bytes.Equal(stubs[i], want) {
+				for i, f := range frames {
+					if want := byFrame[f]; !bytes.Equal(stubs[i], want) {
 						at := 0
 						for at < min(len(want), len(stubs[i])) && stubs[i][at] == want[at] {
 							at++
 						}
-						t.Errorf("request %d: stub of %d bytes differs from tshark's decryption (%d bytes) at offset %d", i, len(stubs[i]), len(want), at)
+						t.Errorf("frame %d: stub of %d bytes differs from tshark's decryption (%d bytes) at offset %d", f, len(stubs[i]), len(want), at)
 					}
 				}
 				// What tshark decodes of the opened stubs (MS-EFSR on the
