@@ -92,11 +92,12 @@ type rpcCall struct {
 	reqLast    bool
 	start, end time.Time
 	sealed     bool
-	decrypted  bool   // a sealed fragment was opened with a secret
-	undecrypt  string // why a sealed fragment could not be opened
-	faulted    bool
-	fault      uint32
-	truncated  bool
+	// unsealed is set (with --ntlm-secrets only) once a sealed fragment
+	// of an account with a secret was met.
+	unsealed  *callUnseal
+	faulted   bool
+	fault     uint32
+	truncated bool
 }
 
 // rpcAssoc is one DCE/RPC association: a TCP connection or an SMB pipe
@@ -114,12 +115,37 @@ type rpcAssoc struct {
 	// not captured, in order (see looksDCSync).
 	unbound []uint16
 
-	// With --ntlm-secrets: the NTLM CHALLENGE (copied), then the sealing
-	// state the AUTHENTICATE opened, or why it could not be opened.
-	chal    []byte
-	seal    *ntlmseal.Session
-	sealErr error
-	scratch []byte // a sealed PDU being opened
+	// ntlm is the unsealing state, made only when secrets were given: a
+	// pipeline without them carries one nil pointer per association.
+	ntlm *assocNTLM
+}
+
+// assocNTLM follows an association's NTLM exchange for --ntlm-secrets.
+type assocNTLM struct {
+	chal    []byte            // the CHALLENGE, copied
+	seal    *ntlmseal.Session // what the AUTHENTICATE opened
+	err     error             // or why it could not be opened
+	scratch []byte            // a sealed PDU being opened
+}
+
+// callUnseal is what became of a call's sealed fragments.
+type callUnseal struct {
+	opened bool   // a sealed fragment was opened with a secret
+	why    string // why one could not be: the call is not decoded
+}
+
+// opened reports whether every sealed fragment of the call was opened.
+func (c *rpcCall) opened() bool {
+	return c.sealed && c.unsealed != nil && c.unsealed.opened && c.unsealed.why == ""
+}
+
+// undecryptable says why a sealed fragment of a named account's call
+// could not be opened, "" otherwise.
+func (c *rpcCall) undecryptable() string {
+	if c.unsealed == nil {
+		return ""
+	}
+	return c.unsealed.why
 }
 
 func newAssoc(p *Pipeline, ep rpcEndpoint) *rpcAssoc {
@@ -254,16 +280,23 @@ const maxChallenge = 4096
 // AUTHENTICATE opens the association's sealing state.
 func (a *rpcAssoc) ntlmAuth(p *Pipeline, blob []byte) {
 	m := smbrpc.FindNTLMSSP(blob)
-	switch smbrpc.NTLMType(m) {
-	case smbrpc.NTLMChallenge:
+	t := smbrpc.NTLMType(m)
+	if t != smbrpc.NTLMChallenge && t != smbrpc.NTLMAuthenticate {
+		return
+	}
+	if a.ntlm == nil {
+		a.ntlm = &assocNTLM{}
+	}
+	n := a.ntlm
+	if t == smbrpc.NTLMChallenge {
 		if len(m) <= maxChallenge {
-			a.chal = append(a.chal[:0], m...)
+			n.chal = append(n.chal[:0], m...)
 		}
-	case smbrpc.NTLMAuthenticate:
-		a.seal, a.sealErr = p.cfg.Secrets.Open(a.chal, m)
-		if errors.Is(a.sealErr, ntlmseal.ErrNoSecret) {
-			a.sealErr = nil // not an account of the file: shown as without secrets
-		}
+		return
+	}
+	n.seal, n.err = p.cfg.Secrets.Open(n.chal, m)
+	if errors.Is(n.err, ntlmseal.ErrNoSecret) {
+		n.err = nil // not an account of the file: shown as without secrets
 	}
 }
 
@@ -271,17 +304,23 @@ func (a *rpcAssoc) ntlmAuth(p *Pipeline, blob []byte) {
 // association's secret. It returns the plaintext stub (without auth
 // padding) and true, or the sealed stub as it is and false when there is
 // no secret for the association or the fragment could not be opened
-// (c.undecrypt says why): its size still tells something (looksDCSync).
+// (c.unsealed says why): its size still tells something (looksDCSync).
 func (a *rpcAssoc) unseal(p *Pipeline, c *rpcCall, dir int, b []byte, pdu *smbrpc.PDU) ([]byte, bool) {
+	n := a.ntlm
 	switch {
-	case a.seal == nil && a.sealErr == nil:
+	case n == nil || (n.seal == nil && n.err == nil):
 		return pdu.Stub, false // no secret for it: shown by name, as without secrets
 	case pdu.AuthType != smbrpc.AuthNTLM && pdu.AuthType != smbrpc.AuthSPNEGO:
 		return pdu.Stub, false // Kerberos or schannel: not ours to open
-	case a.sealErr != nil:
-		c.undecrypt = a.sealErr.Error()
+	}
+	if c.unsealed == nil {
+		c.unsealed = &callUnseal{}
+	}
+	switch {
+	case n.err != nil:
+		c.unsealed.why = n.err.Error()
 		return pdu.Stub, false
-	case c.undecrypt != "":
+	case c.unsealed.why != "":
 		return pdu.Stub, false
 	}
 	from := smbrpc.DCERPCHeaderLen + 8
@@ -289,17 +328,17 @@ func (a *rpcAssoc) unseal(p *Pipeline, c *rpcCall, dir int, b []byte, pdu *smbrp
 		from += 16
 	}
 	to := pdu.FragLen - pdu.AuthLen - 8
-	a.scratch = append(a.scratch[:0], b[:pdu.FragLen]...)
-	if err := a.seal.Unseal(dir, a.scratch, from, to); err != nil {
-		c.undecrypt = err.Error()
+	n.scratch = append(n.scratch[:0], b[:pdu.FragLen]...)
+	if err := n.seal.Unseal(dir, n.scratch, from, to); err != nil {
+		c.unsealed.why = err.Error()
 		return pdu.Stub, false
 	}
-	c.decrypted = true
-	pad := int(a.scratch[to+2])
+	c.unsealed.opened = true
+	pad := int(n.scratch[to+2])
 	if pad > to-from {
 		pad = 0
 	}
-	stub := a.scratch[from : to-pad]
+	stub := n.scratch[from : to-pad]
 	if p.stubHook != nil {
 		p.stubHook(dir, stub)
 	}
@@ -363,7 +402,7 @@ func (a *rpcAssoc) finish(p *Pipeline, id uint32, c *rpcCall, halfOpen bool) {
 		Interface: ci.iface, IfVersion: ci.ver, Opnum: c.opnum, NDR64: ci.ndr64,
 		BigEndian: c.bigEndian, Object: c.object, Pipe: a.ep.pipe,
 	}
-	opened := c.sealed && c.decrypted && c.undecrypt == ""
+	opened := c.opened()
 	if !c.sealed || opened {
 		call.Request, call.Response = c.req, c.resp
 		if !c.reqSeen {
@@ -406,9 +445,9 @@ func (a *rpcAssoc) finish(p *Pipeline, id uint32, c *rpcCall, halfOpen bool) {
 	switch {
 	case opened:
 		op.Sealed = SealedDecrypted
-	case c.undecrypt != "":
+	case c.undecryptable() != "":
 		op.Sealed = SealedUndecryptable
-		op.Fields = append(op.Fields, Field{"sealed", "not decrypted: " + c.undecrypt})
+		op.Fields = append(op.Fields, Field{"sealed", "not decrypted: " + c.undecryptable()})
 	}
 	if inferred {
 		op.Fields = append(op.Fields, Field{"inferred", "drsuapi from the sealed call sequence (DRSBind, then DRSGetNCChanges with a large reply); the bind was not captured"})
@@ -469,7 +508,7 @@ func (a *rpcAssoc) finish(p *Pipeline, id uint32, c *rpcCall, halfOpen bool) {
 // except for the DCSync pattern finish infers (looksDCSync).
 func (a *rpcAssoc) guess(p *Pipeline, c *rpcCall) (ctxIface, bool) {
 	stub := c.req
-	if (c.sealed && (!c.decrypted || c.undecrypt != "")) || !c.reqSeen {
+	if (c.sealed && !c.opened()) || !c.reqSeen {
 		stub = nil
 	}
 	if c.object != (smbrpc.UUID{}) {
