@@ -12,7 +12,8 @@ import (
 	"strings"
 
 	"github.com/nwhealth/nwhealth/pkg/smbrpc"
-	"golang.org/x/crypto/md4" //nolint:staticcheck // MD4 is what NTLM's keys are made of
+	//lint:ignore SA1019 MD4 is what NTLM's keys are made of: compatibility, not security
+	"golang.org/x/crypto/md4"
 )
 
 // NegotiateFlags bits used here (MS-NLMP 2.2.2.5).

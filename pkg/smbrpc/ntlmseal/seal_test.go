@@ -204,7 +204,7 @@ func TestParseSecrets(t *testing.T) {
 	}
 	for _, c := range []struct{ in, want string }{
 		{"alice\n", "line 1"},
-		{"alice secret\n", "nt: or password:"},
+		{"alice secret\n", `"nt:" or "password:"`},
 		{"alice nt:1234\n", "32 hex digits"},
 		{"alice nt:zz576acbe6bcfda7294d6bd18041b8fe\n", "not hex"},
 		{"alice lm:2b576acbe6bcfda7294d6bd18041b8fe\n", "want nt or password"},

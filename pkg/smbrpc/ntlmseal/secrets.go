@@ -18,7 +18,8 @@ import (
 	"strings"
 	"unicode/utf16"
 
-	"golang.org/x/crypto/md4" //nolint:staticcheck // MD4 is what NTLM's NT hash is
+	//lint:ignore SA1019 MD4 is what NTLM's NT hash is: compatibility, not security
+	"golang.org/x/crypto/md4"
 )
 
 // Bounds on a secrets file: it is written by hand, a few lines long.
@@ -113,7 +114,7 @@ func parseEntry(t string) (entry, error) {
 	}
 	kind, val, ok := strings.Cut(rest, ":")
 	if !ok {
-		return e, errors.New("secret must start with nt: or password:")
+		return e, errors.New(`secret must start with "nt:" or "password:"`)
 	}
 	switch strings.ToLower(kind) {
 	case "nt":
