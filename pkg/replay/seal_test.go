@@ -279,3 +279,44 @@ func TestSealedSegmented(t *testing.T) {
 		t.Fatalf("stats %+v, ops %+v", st, ops)
 	}
 }
+
+// TestSealedNTLMv1 opens impacket's NTLMv1 sealing (the lab's
+// ntlmv1_client.py), with extended session security (tshark decrypts it
+// too: the stubs must match) and without (tshark 4.0 does not open it;
+// the verifier's CRC-32 and sequence number prove ours, and the template
+// is the one the client sent).
+func TestSealedNTLMv1(t *testing.T) {
+	for _, c := range []struct {
+		file, template string
+		oracle         bool
+	}{
+		{"rpclab_ntlmv1_ess_sealed.pcap", "NTLMv1ess", true},
+		{"rpclab_ntlmv1_noess_sealed.pcap", "NTLMv1noess", false},
+	} {
+		t.Run(c.file, func(t *testing.T) {
+			file := labCapture(c.file)
+			ops, stubs, st := replaySealed(t, file, secretsOf(t, `CORP\alice password:`+labPassword+"\n"))
+			if st.DecryptedCalls != 1 || len(stubs) != 1 {
+				t.Fatalf("stats %+v, %d stubs", st, len(stubs))
+			}
+			for _, op := range ops {
+				if op.Encrypted && (op.Sealed != SealedDecrypted || fieldOf(&op, "template") != c.template || fieldOf(&op, "ca") != "CORP-DC01-CA") {
+					t.Errorf("%s sealed=%q fields=%v", op.Operation, op.Sealed, op.Fields)
+				}
+			}
+			if c.oracle {
+				byFrame, frames, err := tsharkdec.Stubs(testenv.Tool(t, "tshark"), file, labPassword, tsharkdec.SealedRequests)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(frames) != 1 || !bytes.Equal(byFrame[frames[0]], stubs[0]) {
+					t.Errorf("stub differs from tshark's decryption (%d frames)", len(frames))
+				}
+			}
+			_, stubs, st = replaySealed(t, file, secretsOf(t, `CORP\alice password:Summer2026?`+"\n"))
+			if len(stubs) != 0 || st.UndecryptableCalls != 1 {
+				t.Errorf("wrong password: %d stubs, stats %+v", len(stubs), st)
+			}
+		})
+	}
+}
