@@ -36,6 +36,7 @@ type replayOptions struct {
 	stats     bool
 	statEvery time.Duration
 	assets    string
+	secrets   string // --ntlm-secrets: a path, never a secret
 
 	s streams
 	// open returns a packet source per capture file; tests replace it.
@@ -75,6 +76,12 @@ writes who operated on whom for Graphviz. Replication between domain
 controllers (seen serving Kerberos, LDAP, DRSUAPI or Netlogon, or named in
 --assets) is listed, not flagged as DCSync.
 
+Sealed DCE/RPC (packet privacy) shows names only, unless --ntlm-secrets FILE
+gives the password or NT hash of its NTLM account: its calls are then
+decrypted and decoded ("sealed": "decrypted", flag D), or marked
+undecryptable (wrong secret, lost PDU; flag U). Secrets go in the file,
+never on the command line, and are never printed.
+
 Exit codes: 0 ok, 1 error, 2 usage, 3 damaged input or incomplete streams,
 5 disk full, 130/143 a capture or store replay stopped by SIGINT/SIGTERM
 (nothing printed, no --graph file). Live (-i, --follow) runs end with
@@ -108,6 +115,7 @@ SIGINT/SIGTERM and exit 0.`,
 	f.StringVar(&o.graph, "graph", "", "write a Graphviz graph of hosts and who operated on whom to this file")
 	f.BoolVar(&o.all, "all", false, "also show plumbing calls (handle closes, binds, IPC$ connects)")
 	f.StringVar(&o.assets, "assets", "", "asset inventory YAML: hosts with role \"domain controller\" replicate without being flagged as DCSync")
+	registerNTLMSecrets(f, &o.secrets)
 	f.BoolVar(&o.stats, "stats", false, "print pipeline statistics on stderr at the end (live: every --stats-every)")
 	f.DurationVar(&o.statEvery, "stats-every", time.Minute, "live mode: interval of the statistics line")
 	handlesSignals(cmd)
@@ -147,6 +155,11 @@ func runReplay(o *replayOptions) error {
 			return err
 		}
 	}
+	secrets, err := loadNTLMSecrets(o.secrets, o.s.errOut, "replay")
+	if err != nil {
+		return err
+	}
+	cfg := replay.Config{Secrets: secrets}
 	if o.ctx == nil {
 		o.ctx = context.Background()
 	}
@@ -221,10 +234,10 @@ func runReplay(o *replayOptions) error {
 	}
 	var st replay.Stats
 	if live {
-		st, err = runLive(ctx, o, src, emit)
+		st, err = runLive(ctx, o, src, cfg, emit)
 		out.attacks = replay.DetectAttacks(ops, replay.DCSet(st.DomainControllers, inv.DomainControllers()...))
 	} else {
-		st, err = replay.Run(ctx, src, replay.Config{}, emit)
+		st, err = replay.Run(ctx, src, cfg, emit)
 		if o.ctx.Err() != nil {
 			// Stopped by a signal: what was read is not the input, and
 			// a partial timeline is not written as if it were.
@@ -287,9 +300,9 @@ const maxLiveCandidates = 1 << 16
 
 // runLive runs the pipeline on a live source, printing the statistics
 // line every --stats-every when --stats is given.
-func runLive(ctx context.Context, o *replayOptions, src replay.Source, emit func(replay.Operation)) (replay.Stats, error) {
+func runLive(ctx context.Context, o *replayOptions, src replay.Source, cfg replay.Config, emit func(replay.Operation)) (replay.Stats, error) {
 	last := time.Now()
-	return replay.RunLive(ctx, src, replay.Config{}, 250*time.Millisecond, emit, func(st replay.Stats) {
+	return replay.RunLive(ctx, src, cfg, 250*time.Millisecond, emit, func(st replay.Stats) {
 		if o.stats && time.Since(last) >= o.statEvery {
 			last = time.Now()
 			fmt.Fprintln(o.s.errOut, replayStatsLine(st, o.iface != ""))
@@ -303,6 +316,9 @@ func statsLine(st replay.Stats) string {
 		st.ConnsMidstream, st.ConnsOpenAtEnd, st.GapsAtEnd, st.UnframedBytes)
 	if st.KernelDrops > 0 {
 		line += fmt.Sprintf(" kernel_drops=%d", st.KernelDrops)
+	}
+	if st.DecryptedCalls > 0 || st.UndecryptableCalls > 0 {
+		line += fmt.Sprintf(" decrypted=%d undecryptable=%d", st.DecryptedCalls, st.UndecryptableCalls)
 	}
 	return line
 }
@@ -425,6 +441,12 @@ func tableRow(op *replay.Operation) []string {
 	if op.Encrypted {
 		flags += "E"
 	}
+	switch op.Sealed {
+	case replay.SealedDecrypted:
+		flags += "D"
+	case replay.SealedUndecryptable:
+		flags += "U"
+	}
 	if op.Partial {
 		flags += "P"
 	}
@@ -465,7 +487,7 @@ func (w *replayWriter) finish(st *replay.Stories, stats replay.Stats) {
 				t.Append(r...)
 			}
 			t.Render()
-			fmt.Fprintln(out, "flags: E arguments encrypted, P partial (request, reply or content not fully captured)")
+			fmt.Fprintln(out, "flags: E arguments encrypted, D decrypted with --ntlm-secrets, U not decryptable with them, P partial (request, reply or content not fully captured)")
 		}
 	}
 	if len(w.attacks) > 0 {

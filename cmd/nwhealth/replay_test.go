@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -397,5 +398,110 @@ func TestReplaySealedLab(t *testing.T) {
 		if strings.Join(got, ",") != strings.Join(c.ops, ",") {
 			t.Errorf("%s: operations %v, want %v", c.file, got, c.ops)
 		}
+	}
+}
+
+// labSecrets writes a secrets file with the lab account's password (a lab
+// value, SOURCES.md) and returns its path.
+func labSecrets(t *testing.T, text string, mode os.FileMode) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "secrets")
+	if err := os.WriteFile(p, []byte(text), mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, mode); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestReplayNTLMSecrets: with the lab password in --ntlm-secrets, the
+// sealed Certipy requests show their template and SAN in both output
+// modes, marked decrypted; the password is printed nowhere; a wrong one
+// marks them undecryptable; a malformed file is a usage error that does
+// not repeat its secret; report carries the mark into its HTML.
+func TestReplayNTLMSecrets(t *testing.T) {
+	const pw = "Summer2026!"
+	f := labCapture("rpclab_certipy_req_sealed.pcap")
+	good := labSecrets(t, "# lab\nCORP\\alice password:"+pw+"\n", 0o600)
+
+	var tbl, js, errOut bytes.Buffer
+	if code := run([]string{"replay", "--pcap", f, "--ntlm-secrets", good, "--stats"}, nil, &tbl, &errOut); code != exitOK {
+		t.Fatalf("table exit %d: %s", code, errOut.String())
+	}
+	for _, want := range []string{"CORP-DC01-CA: ESC1User: SAN upn:administrator@corp.local", "CORP-DC01-CA: User", " ED", "D decrypted with --ntlm-secrets"} {
+		if !strings.Contains(tbl.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, tbl.String())
+		}
+	}
+	if !strings.Contains(errOut.String(), "decrypted=2 undecryptable=0") || strings.Contains(errOut.String(), "warning") {
+		t.Errorf("stderr: %s", errOut.String())
+	}
+	errOut.Reset()
+	if code := run([]string{"replay", "--pcap", f, "--ntlm-secrets", good, "--format", "jsonl"}, nil, &js, &errOut); code != exitOK {
+		t.Fatalf("jsonl exit %d: %s", code, errOut.String())
+	}
+	recs := jsonltest.Check(t, js.Bytes())
+	var templates []string
+	for _, op := range recs["operation"] {
+		if op["interface"] != "ICertPassage" {
+			continue
+		}
+		fs := fmt.Sprint(op["fields"])
+		if op["sealed"] != "decrypted" || op["encrypted"] != true || !strings.Contains(fs, "CN=Alice") {
+			t.Errorf("operation %v", op)
+		}
+		for _, fl := range op["fields"].([]any) {
+			if m := fl.(map[string]any); m["name"] == "template" {
+				templates = append(templates, fmt.Sprint(m["value"]))
+			}
+		}
+	}
+	if strings.Join(templates, ",") != "ESC1User,User" {
+		t.Errorf("templates %v", templates)
+	}
+	if st := recs["stats"]; len(st) != 1 || st[0]["decrypted_calls"] != float64(2) {
+		t.Errorf("stats %v", st)
+	}
+	for _, out := range []string{tbl.String(), js.String(), errOut.String()} {
+		if strings.Contains(out, pw) {
+			t.Fatal("the password was printed")
+		}
+	}
+
+	// A wrong password: undecryptable, nothing decoded, a warning for the
+	// loose file mode.
+	wrong := labSecrets(t, "CORP\\alice password:Winter2026!\n", 0o644)
+	js.Reset()
+	errOut.Reset()
+	if code := run([]string{"replay", "--pcap", f, "--ntlm-secrets", wrong, "--format", "jsonl"}, nil, &js, &errOut); code != exitOK {
+		t.Fatalf("wrong: exit %d: %s", code, errOut.String())
+	}
+	if !strings.Contains(errOut.String(), "readable by group or others") {
+		t.Errorf("no mode warning: %s", errOut.String())
+	}
+	for _, op := range jsonltest.Check(t, js.Bytes())["operation"] {
+		if op["interface"] == "ICertPassage" && (op["sealed"] != "undecryptable" || strings.Contains(fmt.Sprint(op["fields"]), "ESC1User") ||
+			!strings.Contains(fmt.Sprint(op["fields"]), "wrong password")) {
+			t.Errorf("wrong password: %v", op)
+		}
+	}
+
+	// Malformed: exit 2, the line named, the secret not shown.
+	bad := labSecrets(t, "alice\nbob nt:"+pw+"\n", 0o600)
+	errOut.Reset()
+	if code := run([]string{"replay", "--pcap", f, "--ntlm-secrets", bad}, nil, io.Discard, &errOut); code != exitUsage ||
+		!strings.Contains(errOut.String(), "line 1") || strings.Contains(errOut.String(), pw) {
+		t.Errorf("malformed: exit %d: %s", code, errOut.String())
+	}
+
+	// report runs replay's pipeline: the HTML shows the mark.
+	var html bytes.Buffer
+	errOut.Reset()
+	if code := run([]string{"report", "--pcap", f, "--ntlm-secrets", good, "--format", "html"}, nil, &html, &errOut); code != exitOK && code != exitFindings {
+		t.Fatalf("report exit %d: %s", code, errOut.String())
+	}
+	if !strings.Contains(html.String(), "(sealed: decrypted)") || !strings.Contains(html.String(), "ESC1User") || strings.Contains(html.String(), pw) {
+		t.Errorf("report HTML lacks the decrypted operation")
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/nwhealth/nwhealth/pkg/pipeline"
 	"github.com/nwhealth/nwhealth/pkg/replay"
 	"github.com/nwhealth/nwhealth/pkg/report"
+	"github.com/nwhealth/nwhealth/pkg/smbrpc/ntlmseal"
 )
 
 func init() { subcommands = append(subcommands, subcommand{"report", newReportCmd}) }
@@ -38,6 +39,8 @@ type reportOptions struct {
 	minSeverity string
 	title       string
 	clickhouse  string
+	secrets     string // --ntlm-secrets: a path, never a secret
+	ntlm        *ntlmseal.Secrets
 	now         func() time.Time
 	ctx         context.Context
 	intel       intelFlags
@@ -109,6 +112,7 @@ SIGINT/SIGTERM (nothing printed, no -o file written).`,
 	f.StringVar(&o.minSeverity, "min-severity", "medium", "leave out findings, and hosts outside a compromised host's impact scope, below this")
 	f.StringVar(&o.title, "title", "", "title of the HTML page and STIX report")
 	o.intel.register(cmd)
+	registerNTLMSecrets(f, &o.secrets)
 	f.StringVar(&o.clickhouse, "clickhouse", "", "hunt over the flow database (clickhouse://HOST:PORT/DB) instead of the stores' flow records")
 	handlesSignals(cmd)
 	return cmd
@@ -121,6 +125,10 @@ func runReport(o *reportOptions) error {
 		if failOn, err = hunt.ParseSeverity(o.failOn); err != nil {
 			return usagef("--fail-on: %v", err)
 		}
+	}
+	var err error
+	if o.ntlm, err = loadNTLMSecrets(o.secrets, o.s.errOut, "report"); err != nil {
+		return err
 	}
 	inc, st, damage, err := analyzeReport(o)
 	if err != nil {
@@ -266,7 +274,7 @@ func reportInputs(ctx context.Context, o *reportOptions, m *hunt.Model) ([]repla
 	}
 	defer src.Close()
 	var ops []replay.Operation
-	st, err := replay.Run(ctx, src, replay.Config{}, func(op replay.Operation) { ops = append(ops, op) })
+	st, err := replay.Run(ctx, src, replay.Config{Secrets: o.ntlm}, func(op replay.Operation) { ops = append(ops, op) })
 	src.Finish()
 	damage := src.Damage()
 	damage.Places = append(damage.Places, dbDamage.Places...)

@@ -38,6 +38,7 @@ type Operation struct {
 	Phase       string          `json:"phase"`
 	Status      *string         `json:"status,omitempty"`
 	Encrypted   bool            `json:"encrypted"`
+	Sealed      string          `json:"sealed,omitempty"` // with --ntlm-secrets: "decrypted" or "undecryptable"
 	Partial     bool            `json:"partial"`
 	Noise       bool            `json:"noise,omitempty"`
 	Size        int64           `json:"size,omitempty"`
@@ -59,7 +60,7 @@ func NewOperation(op *replay.Operation) Operation {
 		Transport: op.Transport, Pipe: op.Pipe, Share: op.Share, Kind: op.Kind,
 		Interface: op.Interface, Operation: op.Operation, Target: op.Target, Command: op.Command,
 		Fields: op.Fields, Technique: op.Technique, Phase: op.Phase,
-		Encrypted: op.Encrypted, Partial: op.Partial, Noise: op.Noise,
+		Encrypted: op.Encrypted, Sealed: op.Sealed, Partial: op.Partial, Noise: op.Noise,
 		Size: op.Size, SHA256: op.SHA256, Evidence: op.Evidence(),
 	}
 	if op.Opnum >= 0 {

@@ -1,6 +1,11 @@
 package replay
 
 import (
+	"bufio"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/nwhealth/nwhealth/pkg/smbrpc"
@@ -26,7 +31,13 @@ func FuzzStreams(f *testing.F) {
 	}
 	f.Add(cli, srv, uint8(7))
 	f.Add(join(rpcBind(1, svcctlIf, 2), rpcRequest(2, 3, 12, []byte("stub"))), rpcResponse(2, make([]byte, 8)), uint8(0))
+	// The real sealed Certipy association (auth3, sealed request; the
+	// bind_ack's CHALLENGE): the fuzzer reaches the unsealing with the
+	// lab secret below.
+	cert := certipyTCP(f)
+	f.Add(join(cert["frame56"], cert["frame58"]), cert["frame54"], uint8(9))
 	f.Add(nb(smb2(smbrpc.SMB2SessionSetup, false, 0, 1, 0, 1, sessionSetup(gssKrb(krbAPReq("R", "cifs", "h"))))), []byte{}, uint8(3))
+	sec := secretsOf(f, `CORP\alice password:`+labPassword+"\n")
 	f.Fuzz(func(t *testing.T, c2s, s2c []byte, drop uint8) {
 		fed := uint64(len(c2s) + len(s2c))
 		for _, port := range []string{"445", "135"} {
@@ -49,7 +60,7 @@ func FuzzStreams(f *testing.F) {
 				}
 				seg++
 			}
-			p := New(Config{MaxStreamBuffer: 1 << 16}, func(Operation) {})
+			p := New(Config{MaxStreamBuffer: 1 << 16, Secrets: sec}, func(Operation) {})
 			for _, pk := range flow.pkts {
 				p.Packet(pk)
 			}
@@ -62,4 +73,26 @@ func FuzzStreams(f *testing.F) {
 			}
 		}
 	})
+}
+
+// certipyTCP reads the real Certipy association kept as hex in
+// ntlmseal's testdata.
+func certipyTCP(t testing.TB) map[string][]byte {
+	t.Helper()
+	f, err := os.Open(filepath.Join("..", "smbrpc", "ntlmseal", "testdata", "certipy_tcp.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m := map[string][]byte{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		if name, h, ok := strings.Cut(sc.Text(), " "); ok && !strings.HasPrefix(name, "#") {
+			if m[name], err = hex.DecodeString(h); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return m
 }

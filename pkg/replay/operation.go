@@ -67,13 +67,23 @@ type Operation struct {
 	Status    uint32 // NT status or RPC return code when known
 	HasStatus bool
 	Encrypted bool // arguments sealed (packet privacy, SMB3 encryption)
-	Noise     bool // plumbing a timeline may fold away
-	Partial   bool // request or reply missing, or content not fully captured
+	// Sealed says what became of sealed arguments when --ntlm-secrets
+	// named the account: SealedDecrypted (decoded like clear ones) or
+	// SealedUndecryptable (a field "sealed" says why); "" otherwise.
+	Sealed  string
+	Noise   bool // plumbing a timeline may fold away
+	Partial bool // request or reply missing, or content not fully captured
 
 	// Files: size, and SHA-256 of the content when every byte was seen.
 	Size   int64
 	SHA256 string
 }
+
+// Values of Operation.Sealed.
+const (
+	SealedDecrypted     = "decrypted"
+	SealedUndecryptable = "undecryptable"
+)
 
 // Evidence is the packet span to pull with `nwhealth query --from --to
 // --host` to see an operation's packets.

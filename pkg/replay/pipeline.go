@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nwhealth/nwhealth/pkg/pkthdr"
+	"github.com/nwhealth/nwhealth/pkg/smbrpc/ntlmseal"
 	"github.com/nwhealth/nwhealth/pkg/smbrpc/rpcops"
 )
 
@@ -22,6 +23,9 @@ type Config struct {
 	MaxBuffered     int64         // bytes buffered across all streams (default 512 MiB)
 	MaxConns        int           // connections tracked at once (default 262144)
 	MaxOutOfOrder   int           // out-of-order bytes held per direction before a hole is declared (default 1 MiB)
+	// Secrets open NTLM-sealed DCE/RPC of the accounts they name
+	// (docs/format/ntlm-secrets.md); nil leaves sealed calls by name.
+	Secrets *ntlmseal.Secrets
 }
 
 func (c *Config) defaults() {
@@ -75,6 +79,10 @@ type Stats struct {
 	DecodeErrors   uint64 `json:"decode_errors"`   // damaged messages skipped
 	Operations     uint64 `json:"operations"`      // operations emitted
 	EncryptedCalls uint64 `json:"encrypted_calls"` // operations whose arguments were sealed
+	// With --ntlm-secrets: sealed operations opened with a secret, and
+	// those of a named account that could not be (wrong secret, lost PDU).
+	DecryptedCalls     uint64 `json:"decrypted_calls,omitempty"`
+	UndecryptableCalls uint64 `json:"undecryptable_calls,omitempty"`
 	// DomainControllers are the hosts the traffic shows acting as domain
 	// controllers: answering Kerberos on 88, LDAP on 389/636/3268/3269,
 	// DRSUAPI or Netlogon calls.
@@ -119,6 +127,9 @@ type Pipeline struct {
 
 	// dcs are the hosts seen serving what only domain controllers serve.
 	dcs map[netip.Addr]bool
+
+	// stubHook, when set (tests), sees each stub opened with a secret.
+	stubHook func(dir int, stub []byte)
 
 	now       time.Time // packet time of the newest packet
 	nowWall   time.Time // wall clock when it arrived (live expiry)
@@ -169,6 +180,12 @@ func (p *Pipeline) out(o Operation) {
 	p.stats.Operations++
 	if o.Encrypted {
 		p.stats.EncryptedCalls++
+	}
+	switch o.Sealed {
+	case SealedDecrypted:
+		p.stats.DecryptedCalls++
+	case SealedUndecryptable:
+		p.stats.UndecryptableCalls++
 	}
 	if o.End.IsZero() {
 		o.End = o.Time

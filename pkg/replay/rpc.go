@@ -2,10 +2,12 @@ package replay
 
 import (
 	"encoding/binary"
+	"errors"
 	"net/netip"
 	"time"
 
 	"github.com/nwhealth/nwhealth/pkg/smbrpc"
+	"github.com/nwhealth/nwhealth/pkg/smbrpc/ntlmseal"
 	"github.com/nwhealth/nwhealth/pkg/smbrpc/rpcops"
 )
 
@@ -90,9 +92,12 @@ type rpcCall struct {
 	reqLast    bool
 	start, end time.Time
 	sealed     bool
-	faulted    bool
-	fault      uint32
-	truncated  bool
+	// unsealed is set (with --ntlm-secrets only) once a sealed fragment
+	// of an account with a secret was met.
+	unsealed  *callUnseal
+	faulted   bool
+	fault     uint32
+	truncated bool
 }
 
 // rpcAssoc is one DCE/RPC association: a TCP connection or an SMB pipe
@@ -109,6 +114,38 @@ type rpcAssoc struct {
 	// unbound holds the opnums of the first sealed calls whose bind was
 	// not captured, in order (see looksDCSync).
 	unbound []uint16
+
+	// ntlm is the unsealing state, made only when secrets were given: a
+	// pipeline without them carries one nil pointer per association.
+	ntlm *assocNTLM
+}
+
+// assocNTLM follows an association's NTLM exchange for --ntlm-secrets.
+type assocNTLM struct {
+	chal    []byte            // the CHALLENGE, copied
+	seal    *ntlmseal.Session // what the AUTHENTICATE opened
+	err     error             // or why it could not be opened
+	scratch []byte            // a sealed PDU being opened
+}
+
+// callUnseal is what became of a call's sealed fragments.
+type callUnseal struct {
+	opened bool   // a sealed fragment was opened with a secret
+	why    string // why one could not be: the call is not decoded
+}
+
+// opened reports whether every sealed fragment of the call was opened.
+func (c *rpcCall) opened() bool {
+	return c.sealed && c.unsealed != nil && c.unsealed.opened && c.unsealed.why == ""
+}
+
+// undecryptable says why a sealed fragment of a named account's call
+// could not be opened, "" otherwise.
+func (c *rpcCall) undecryptable() string {
+	if c.unsealed == nil {
+		return ""
+	}
+	return c.unsealed.why
 }
 
 func newAssoc(p *Pipeline, ep rpcEndpoint) *rpcAssoc {
@@ -159,6 +196,9 @@ func (a *rpcAssoc) pdu(p *Pipeline, dir int, b []byte, ts time.Time) {
 				a.acct = acct
 			}
 		}
+		if p.cfg.Secrets.Len() > 0 {
+			a.ntlmAuth(p, pdu.AuthValue)
+		}
 	}
 	switch pdu.Type {
 	case smbrpc.PTBind, smbrpc.PTAlterContext:
@@ -194,11 +234,12 @@ func (a *rpcAssoc) pdu(p *Pipeline, dir int, b []byte, ts time.Time) {
 		}
 		c.reqSeen = true
 		c.object, c.end = pdu.Object, ts
+		stub, clear := pdu.Stub, true
 		if pdu.AuthLevel == smbrpc.AuthLevelPrivacy {
 			c.sealed, a.sealedConn = true, true
+			stub, clear = a.unseal(p, c, dir, b, &pdu)
 		}
-		stub := pdu.Stub
-		if pdu.Last() && pdu.AuthLen > 0 && !c.sealed {
+		if pdu.Last() && pdu.AuthLen > 0 && clear {
 			stub = stub[:smbrpc.VerificationTrailer(stub)]
 		}
 		c.req, c.truncated = appendStub(c.req, stub, c.truncated)
@@ -213,19 +254,95 @@ func (a *rpcAssoc) pdu(p *Pipeline, dir int, b []byte, ts time.Time) {
 			a.calls[pdu.CallID] = c
 		}
 		c.respSeen, c.end = true, ts
-		if pdu.AuthLevel == smbrpc.AuthLevelPrivacy {
-			c.sealed = true
-		}
 		if pdu.Type == smbrpc.PTFault {
 			c.faulted, c.fault = true, pdu.Status
 			a.finish(p, pdu.CallID, c, false)
 			return
 		}
-		c.resp, c.truncated = appendStub(c.resp, pdu.Stub, c.truncated)
+		stub := pdu.Stub
+		if pdu.AuthLevel == smbrpc.AuthLevelPrivacy {
+			c.sealed = true
+			stub, _ = a.unseal(p, c, dir, b, &pdu)
+		}
+		c.resp, c.truncated = appendStub(c.resp, stub, c.truncated)
 		if pdu.Last() {
 			a.finish(p, pdu.CallID, c, false)
 		}
 	}
+}
+
+// maxChallenge bounds the CHALLENGE kept per association (a few hundred
+// bytes in practice: its target information lists names).
+const maxChallenge = 4096
+
+// ntlmAuth follows the NTLMSSP exchange of a bind, alter_context or auth3
+// (and their acks) when secrets were given: the CHALLENGE is kept, the
+// AUTHENTICATE opens the association's sealing state.
+func (a *rpcAssoc) ntlmAuth(p *Pipeline, blob []byte) {
+	m := smbrpc.FindNTLMSSP(blob)
+	t := smbrpc.NTLMType(m)
+	if t != smbrpc.NTLMChallenge && t != smbrpc.NTLMAuthenticate {
+		return
+	}
+	if a.ntlm == nil {
+		a.ntlm = &assocNTLM{}
+	}
+	n := a.ntlm
+	if t == smbrpc.NTLMChallenge {
+		if len(m) <= maxChallenge {
+			n.chal = append(n.chal[:0], m...)
+		}
+		return
+	}
+	n.seal, n.err = p.cfg.Secrets.Open(n.chal, m)
+	if errors.Is(n.err, ntlmseal.ErrNoSecret) {
+		n.err = nil // not an account of the file: shown as without secrets
+	}
+}
+
+// unseal opens a sealed request or response fragment with the
+// association's secret. It returns the plaintext stub (without auth
+// padding) and true, or the sealed stub as it is and false when there is
+// no secret for the association or the fragment could not be opened
+// (c.unsealed says why): its size still tells something (looksDCSync).
+func (a *rpcAssoc) unseal(p *Pipeline, c *rpcCall, dir int, b []byte, pdu *smbrpc.PDU) ([]byte, bool) {
+	n := a.ntlm
+	switch {
+	case n == nil || (n.seal == nil && n.err == nil):
+		return pdu.Stub, false // no secret for it: shown by name, as without secrets
+	case pdu.AuthType != smbrpc.AuthNTLM && pdu.AuthType != smbrpc.AuthSPNEGO:
+		return pdu.Stub, false // Kerberos or schannel: not ours to open
+	}
+	if c.unsealed == nil {
+		c.unsealed = &callUnseal{}
+	}
+	switch {
+	case n.err != nil:
+		c.unsealed.why = n.err.Error()
+		return pdu.Stub, false
+	case c.unsealed.why != "":
+		return pdu.Stub, false
+	}
+	from := smbrpc.DCERPCHeaderLen + 8
+	if pdu.HasObject {
+		from += 16
+	}
+	to := pdu.FragLen - pdu.AuthLen - 8
+	n.scratch = append(n.scratch[:0], b[:pdu.FragLen]...)
+	if err := n.seal.Unseal(dir, n.scratch, from, to); err != nil {
+		c.unsealed.why = err.Error()
+		return pdu.Stub, false
+	}
+	c.unsealed.opened = true
+	pad := int(n.scratch[to+2])
+	if pad > to-from {
+		pad = 0
+	}
+	stub := n.scratch[from : to-pad]
+	if p.stubHook != nil {
+		p.stubHook(dir, stub)
+	}
+	return stub, true
 }
 
 func appendStub(dst, frag []byte, trunc bool) ([]byte, bool) {
@@ -285,7 +402,8 @@ func (a *rpcAssoc) finish(p *Pipeline, id uint32, c *rpcCall, halfOpen bool) {
 		Interface: ci.iface, IfVersion: ci.ver, Opnum: c.opnum, NDR64: ci.ndr64,
 		BigEndian: c.bigEndian, Object: c.object, Pipe: a.ep.pipe,
 	}
-	if !c.sealed {
+	opened := c.opened()
+	if !c.sealed || opened {
 		call.Request, call.Response = c.req, c.resp
 		if !c.reqSeen {
 			call.Request = nil
@@ -324,6 +442,13 @@ func (a *rpcAssoc) finish(p *Pipeline, id uint32, c *rpcCall, halfOpen bool) {
 	for _, f := range d.Fields {
 		op.Fields = append(op.Fields, Field{f.Name, f.Value})
 	}
+	switch {
+	case opened:
+		op.Sealed = SealedDecrypted
+	case c.undecryptable() != "":
+		op.Sealed = SealedUndecryptable
+		op.Fields = append(op.Fields, Field{"sealed", "not decrypted: " + c.undecryptable()})
+	}
 	if inferred {
 		op.Fields = append(op.Fields, Field{"inferred", "drsuapi from the sealed call sequence (DRSBind, then DRSGetNCChanges with a large reply); the bind was not captured"})
 	}
@@ -351,7 +476,7 @@ func (a *rpcAssoc) finish(p *Pipeline, id uint32, c *rpcCall, halfOpen bool) {
 	}
 	if c.faulted {
 		op.Status, op.HasStatus = c.fault, true
-	} else if c.respSeen && !c.sealed && known {
+	} else if c.respSeen && (!c.sealed || opened) && known {
 		op.Status, op.HasStatus = d.Status, true
 	}
 	acct := a.acct
@@ -360,7 +485,7 @@ func (a *rpcAssoc) finish(p *Pipeline, id uint32, c *rpcCall, halfOpen bool) {
 	}
 	op.User, op.Domain, op.Workstation, op.Auth, op.Service, op.AccountVia = acct.user, acct.domain, acct.workstation, acct.auth, acct.service, acct.via
 	p.linkTransfer(&op)
-	if known && ci.iface == ifEPM && c.respSeen && !c.sealed && !c.faulted {
+	if known && ci.iface == ifEPM && c.respSeen && (!c.sealed || opened) && !c.faulted {
 		p.learnEndpoints(a.ep.server.Addr(), call)
 	}
 	p.out(op)
@@ -383,7 +508,7 @@ func (a *rpcAssoc) finish(p *Pipeline, id uint32, c *rpcCall, halfOpen bool) {
 // except for the DCSync pattern finish infers (looksDCSync).
 func (a *rpcAssoc) guess(p *Pipeline, c *rpcCall) (ctxIface, bool) {
 	stub := c.req
-	if c.sealed || !c.reqSeen {
+	if (c.sealed && !c.opened()) || !c.reqSeen {
 		stub = nil
 	}
 	if c.object != (smbrpc.UUID{}) {

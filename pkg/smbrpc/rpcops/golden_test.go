@@ -33,8 +33,11 @@ type stubCall struct {
 	NDR64  bool   `json:"ndr64"`
 	Object string `json:"object"`
 	Sealed bool   `json:"sealed"`
-	Req    string `json:"req"`
-	Resp   string `json:"resp"`
+	// Decrypted: sealed on the wire; Req is tshark's decryption with the
+	// lab password (decrypted_test.go).
+	Decrypted bool   `json:"decrypted"`
+	Req       string `json:"req"`
+	Resp      string `json:"resp"`
 }
 
 func loadStubs(t testing.TB, path string) []stubCall {

@@ -45,7 +45,7 @@ var liveFields = append(append([]string(nil), oracleFields...),
 // labClear names the lab captures (testdata/captures) whose calls tshark
 // decodes in clear: the others are sealed or of interfaces tshark 4.0 does
 // not decode (ICPR).
-var labClear = map[string]bool{"rpclab_petitpotam_ly4k": true}
+var labClear = map[string]bool{"rpclab_petitpotam_ly4k": true, "rpclab_petitpotam_topotam_decrypted": true}
 
 // recordTshark names a directory holding the captures of the fixtures cut
 // from outside the shared set (SOURCES.md): the test then runs tshark on
@@ -66,6 +66,13 @@ func TestOracleTshark(t *testing.T) {
 	for _, f := range files {
 		base := strings.TrimSuffix(filepath.Base(f), ".jsonl")
 		capPath := sharedCapture(t, base)
+		var opts []string
+		if src, ok := labDecrypted[base]; ok {
+			// Stubs decrypted from a sealed lab capture: tshark decodes
+			// them given the lab password.
+			capPath = filepath.Join("testdata", "captures", src+".pcap")
+			opts = []string{"-o", "ntlmssp.nt_password:" + labPassword}
+		}
 		recorded := strings.TrimSuffix(f, ".jsonl") + ".tshark"
 		if *recordTshark != "" && capPath == "" {
 			if p := findCapture(t, *recordTshark, base); p != "" {
@@ -75,7 +82,7 @@ func TestOracleTshark(t *testing.T) {
 		var out []byte
 		switch {
 		case capPath != "":
-			out = runTshark(t, tshark, capPath, liveFields)
+			out = runTshark(t, tshark, capPath, liveFields, opts...)
 		default:
 			out = readRecorded(t, recorded)
 			if out == nil {
@@ -163,10 +170,10 @@ type tsharkCalls struct {
 
 func (o tsharkCalls) call(frame int) []string { return o.values[o.frameKey[frame]] }
 
-func runTshark(t *testing.T, tshark, capPath string, fields []string) []byte {
+func runTshark(t *testing.T, tshark, capPath string, fields []string, opts ...string) []byte {
 	t.Helper()
-	args := []string{"-r", capPath, "-n", "-Y", "dcerpc.pkt_type == 0 || dcerpc.pkt_type == 2", "-T", "fields",
-		"-E", "aggregator=|", "-e", "frame.number", "-e", "tcp.stream", "-e", "dcerpc.cn_call_id", "-e", "dcerpc.pkt_type"}
+	args := append(append([]string(nil), opts...), "-r", capPath, "-n", "-Y", "dcerpc.pkt_type == 0 || dcerpc.pkt_type == 2", "-T", "fields",
+		"-E", "aggregator=|", "-e", "frame.number", "-e", "tcp.stream", "-e", "dcerpc.cn_call_id", "-e", "dcerpc.pkt_type")
 	for _, f := range fields {
 		args = append(args, "-e", f)
 	}
