@@ -257,10 +257,13 @@ func (b *Builder) addKey(k Key) {
 	}
 }
 
-// sortWords sorts w in place, a byte at a time from the lowest (LSD
-// radix sort): for the millions of IPv4 entries a flood logs, a few
-// sequential passes instead of a comparison sort's many.
-func sortWords(w []uint64, tmp *[]uint64) {
+// sortLog sorts a log of key<<32 | block words in place. The log is
+// appended in block order, so only the keys need sorting, stably (LSD
+// radix sort, which is): the blocks' passes are skipped. A flood logs
+// millions of entries a shard; with 16-bit digits its IPv4 keys take two
+// sequential passes and its ports one, instead of a comparison sort's
+// many.
+func sortLog(w []uint64, tmp *[]uint64) {
 	if len(w) < 1<<12 {
 		slices.Sort(w)
 		return
@@ -268,22 +271,30 @@ func sortWords(w []uint64, tmp *[]uint64) {
 	if cap(*tmp) < len(w) {
 		*tmp = make([]uint64, len(w))
 	}
+	// Smaller logs take 8-bit digits: a pass's count table is walked
+	// whole, and 64 Ki counters would cost more than the entries.
+	digit := uint(8)
+	if len(w) >= 1<<16 {
+		digit = 16
+	}
+	count := make([]uint32, 1<<digit)
+	mask := uint64(len(count) - 1)
 	src, dst := w, (*tmp)[:len(w)]
-	for shift := uint(0); shift < 64; shift += 8 {
-		var count [256]int
+	for shift := uint(32); shift < 64; shift += digit {
+		clear(count)
 		for _, x := range src {
-			count[byte(x>>shift)]++
+			count[x>>shift&mask]++
 		}
-		if count[byte(src[0]>>shift)] == len(src) {
-			continue // every entry has this byte: nothing to move
+		if int(count[src[0]>>shift&mask]) == len(src) {
+			continue // every entry has this digit: nothing to move
 		}
-		pos := 0
+		pos := uint32(0)
 		for i, c := range count {
 			count[i] = pos
 			pos += c
 		}
 		for _, x := range src {
-			d := byte(x >> shift)
+			d := x >> shift & mask
 			dst[count[d]] = x
 			count[d]++
 		}
@@ -473,7 +484,7 @@ func (b *Builder) Encode(enc *zstd.Encoder) []byte {
 	// several times over (a fifth of a flood's CPU).
 	var tmp []uint64
 	for _, log := range [][]uint64{b.portLog, b.v4} {
-		sortWords(log, &tmp)
+		sortLog(log, &tmp)
 	}
 	distinct := func(log []uint64) int {
 		n := 0

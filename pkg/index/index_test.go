@@ -472,20 +472,24 @@ func BenchmarkAddPacketFlood(b *testing.B) {
 	}
 }
 
-// TestSortWords: the radix sort agrees with slices.Sort, on words that
-// share bytes and words that do not.
-func TestSortWords(t *testing.T) {
+// TestSortLog: the radix sort agrees with slices.Sort on logs as the
+// builder appends them (blocks in order), whose keys share bytes or not.
+func TestSortLog(t *testing.T) {
 	rng := rand.New(rand.NewSource(9))
 	var tmp []uint64
-	for _, n := range []int{0, 1, 100, 5000, 70000} {
-		for _, mask := range []uint64{^uint64(0), 0xffffffff00000fff, 0x00ff00000000ff00} {
+	for _, n := range []int{0, 1, 100, 5000, 70000, 200000} {
+		for _, mask := range []uint64{0xffffffff, 0x0000ffff, 0xff000fff, 0x00ff00ff, 0x0a000000} {
 			w := make([]uint64, n)
+			blk := uint64(0)
 			for i := range w {
-				w[i] = rng.Uint64() & mask
+				if rng.Intn(50) == 0 {
+					blk += uint64(rng.Intn(300)) // past 256: the blocks' second byte varies
+				}
+				w[i] = (rng.Uint64()&mask)<<32 | blk
 			}
 			want := slices.Clone(w)
 			slices.Sort(want)
-			sortWords(w, &tmp) // the scratch reused, as Encode does
+			sortLog(w, &tmp) // the scratch reused, as Encode does
 			if !slices.Equal(w, want) {
 				t.Fatalf("n %d mask %x: not sorted", n, mask)
 			}
