@@ -557,3 +557,15 @@ func TestEncodeStable(t *testing.T) {
 		}
 	}
 }
+
+// TestCRCSmall: the byte-at-a-time checksum of short postings is CRC-32C.
+func TestCRCSmall(t *testing.T) {
+	rng := rand.New(rand.NewSource(3))
+	for n := range 20 {
+		b := make([]byte, n)
+		rng.Read(b)
+		if got, want := crcSmall(b), crc(b); got != want {
+			t.Errorf("%d bytes: %08x, want %08x", n, got, want)
+		}
+	}
+}
