@@ -80,12 +80,6 @@ type seqCode struct {
 	llX, mlX, offVal uint32
 }
 
-// setLengths sets c's literal and match length codes and extra bits.
-func (c *seqCode) setLengths(s *sequence) {
-	c.ll, c.ml = llCode(s.litLen), mlCode(s.matchLen)
-	c.llX, c.mlX = s.litLen-llBase[c.ll&63], s.matchLen-mlBase[c.ml&63]
-}
-
 // Reset starts a new block.
 func (e *Encoder) Reset() {
 	e.seqs = e.seqs[:0]
@@ -316,17 +310,12 @@ func (e *Encoder) Encode(dst, content []byte) ([]byte, bool) {
 	// run[i] counts the alike sequences starting at i: each repeats the
 	// one before in its literal and match length codes and its offset,
 	// with literals before it (so its offset is the first repeat offset).
-	// The sequences' length codes are found here once, for the blocks'
-	// bit streams too (sequences).
 	e.run = slices.Grow(e.run[:0], len(e.seqs)+1)[:len(e.seqs)+1]
 	e.run[len(e.seqs)] = 0
-	e.codes = slices.Grow(e.codes[:0], len(e.seqs))[:len(e.seqs)]
 	var next uint32 // the codes of sequence j+1, as ll | ml<<8 | alike-able<<16
 	for j := len(e.seqs) - 1; j >= 0; j-- {
 		s := &e.seqs[j]
-		c := &e.codes[j]
-		c.setLengths(s)
-		codes := uint32(c.ll) | uint32(c.ml)<<8
+		codes := uint32(llCode(s.litLen)) | uint32(mlCode(s.matchLen))<<8
 		if s.litLen != 0 && s.litLen < maxSeq {
 			codes |= 1 << 16
 		}
@@ -346,7 +335,6 @@ func (e *Encoder) Encode(dst, content []byte) ([]byte, bool) {
 				at, lastHdr = rawBlocks(out, at, content[pos:pos+over])
 				pos += over
 				seqs[0].litLen -= uint32(over)
-				e.codes[done].setLengths(&seqs[0])
 			}
 		}
 		// A block ends where a long run of alike sequences begins (it
@@ -372,7 +360,7 @@ func (e *Encoder) Encode(dst, content []byte) ([]byte, bool) {
 			if uniform && rep[0] == seqs[0].offset {
 				at, ok = e.uniformBlock(out, at, content[pos:pos+size+tail], seqs[:n])
 			} else {
-				at, ok = block(out, at, content[pos:pos+size+tail], seqs[:n], e.codes[done:done+n], &rep)
+				at, ok = e.block(out, at, content[pos:pos+size+tail], seqs[:n], &rep)
 			}
 			if !ok {
 				rep = saved // the decoder sees a raw block: no offsets
@@ -513,10 +501,9 @@ func rawBlocks(out []byte, at int, b []byte) (int, int) {
 }
 
 // block writes one compressed block holding content (the sequences' bytes
-// and, after them, literals) at out[at:]; codes are the sequences' (their
-// length codes set). It reports false when the block would not be smaller
-// than its content.
-func block(out []byte, at int, content []byte, seqs []sequence, codes []seqCode, rep *[3]uint32) (int, bool) {
+// and, after them, literals) at out[at:]. It reports false when the block
+// would not be smaller than its content.
+func (e *Encoder) block(out []byte, at int, content []byte, seqs []sequence, rep *[3]uint32) (int, bool) {
 	hdr := at
 	at += 3
 	start := at
@@ -528,7 +515,7 @@ func block(out []byte, at int, content []byte, seqs []sequence, codes []seqCode,
 	n := len(seqs)
 	at = seqCount(out, at, n)
 	if n > 0 {
-		at = sequences(out, at, seqs, codes, rep)
+		at = e.sequences(out, at, seqs, rep)
 	}
 	// A compressed block may hold no more than its content and 128 KiB
 	// (Block_Maximum_Size; a single-segment frame's content size sets
@@ -554,14 +541,17 @@ const (
 // from the last sequence back to the first, as zstd's
 // ZSTD_encodeSequences does. A code that is the same in every sequence
 // is sent once, in RLE mode, and costs no bits.
-func sequences(out []byte, at int, seqs []sequence, codes []seqCode, rep *[3]uint32) int {
-	codes = codes[:len(seqs)]
+func (e *Encoder) sequences(out []byte, at int, seqs []sequence, rep *[3]uint32) int {
+	codes := slices.Grow(e.codes[:0], len(seqs))[:len(seqs)]
+	e.codes = codes
 	rep0, rep1, rep2 := rep[0], rep[1], rep[2]
 	var llAll, mlAll, ofAll uint8 // codes seen, ORed
 	var llAny, mlAny, ofAny uint8 // and ANDed
 	llAny, mlAny, ofAny = 0xff, 0xff, 0xff
 	for i, s := range seqs {
 		c := &codes[i]
+		c.ll, c.ml = llCode(s.litLen), mlCode(s.matchLen)
+		c.llX, c.mlX = s.litLen-llBase[c.ll&63], s.matchLen-mlBase[c.ml&63]
 		o := s.offset
 		var ov uint32
 		switch {
