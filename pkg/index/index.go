@@ -375,8 +375,13 @@ func (b *Builder) AddPacket(p *pkthdr.Packet) {
 		}
 		return
 	}
-	b.addAddr(p.Src, sg.slo)
-	b.addAddr(p.Dst, sg.dlo)
+	if p.Src.Is4() && p.Dst.Is4() { // the common case, asked once
+		b.addV4(uint32(sg.slo))
+		b.addV4(uint32(sg.dlo))
+	} else {
+		b.addAddr(p.Src, sg.slo)
+		b.addAddr(p.Dst, sg.dlo)
+	}
 	b.addProto(p.Proto)
 	if p.HasPorts {
 		b.addPort(p.SrcPort)
