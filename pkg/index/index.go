@@ -343,23 +343,25 @@ func (b *Builder) AddPacket(p *pkthdr.Packet) {
 		sg.ports*0xd6e8feb86659fd93 ^ sg.link*0x85ebca77c2b2ae63
 	h := uint32(h64 >> 32)
 	set := &b.sigs[h>>24]
+	victim := -1 // the first slot of an older block, else one in turn
 	for i := range set {
-		if sl := &set[i]; sl.gen == b.gen && sl.hash == h && sl.sig.eq(&sg) {
-			return
+		sl := &set[i]
+		if sl.gen != b.gen {
+			if victim < 0 {
+				victim = i
+			}
+			continue
 		}
-	}
-	victim := -1
-	for i := range set {
-		if set[i].gen != b.gen {
-			victim = i
-			break
+		if sl.hash == h && sl.sig.eq(&sg) {
+			return
 		}
 	}
 	if victim < 0 {
 		b.sigNext++
 		victim = int(b.sigNext & 3)
 	}
-	set[victim] = sigSlot{gen: b.gen, hash: h, sig: sg}
+	sl := &set[victim]
+	sl.gen, sl.hash, sl.sig = b.gen, h, sg
 
 	// The keys Keys gives, added kind by kind.
 	for i := 0; i < p.NVLAN; i++ {
