@@ -963,14 +963,45 @@ func (b *Builder) Flush(emit func(*Record)) {
 	b.flush(emit, nil)
 }
 
+// flush ends every open flow, list by list as emitEntry would, and
+// empties the table at once rather than unlinking entry by entry (a
+// flood's shard is sealed with a full table). Entries and details are
+// freed in the order one-by-one removal frees them, so a builder used on
+// hands out the same entries.
 func (b *Builder) flush(emit func(*Record), fw *FileWriter) {
 	b.dropHeld()
 	for i := range b.lists {
 		l := &b.lists[i]
-		for idx := l.head; idx >= 0; idx = l.head {
-			b.emitEntry(idx, i == listTCP, emit, fw)
+		for idx := l.head; idx >= 0; {
+			e := b.at(idx)
+			next := e.next
+			switch {
+			case b.full && b.o.DropSingles && e.origPkts+e.respPkts == 1: // dropSingle
+				b.stats.Unrecorded++
+			case fw != nil:
+				b.addEntry(fw, e, i == listTCP)
+			default:
+				r := new(Record)
+				b.record(e, r, nil)
+				if i == listTCP {
+					r.Partial = true
+				}
+				emit(r)
+			}
+			e.prev, e.next = -1, -1
+			if e.detail != 0 {
+				b.details[e.detail-1] = detail{}
+				b.freeDet = append(b.freeDet, e.detail-1)
+				e.detail = 0
+			}
+			b.free = append(b.free, idx)
+			idx = next
 		}
+		*l = list{-1, -1}
 	}
+	clear(b.slots)
+	b.open = 0
+	b.recent = [256]recentFlow{}
 }
 
 func (b *Builder) drain(emit func(*Record)) {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/nwhealth/nwhealth/pkg/pkthdr"
 )
 
 // TestTableChurn runs many short and long UDP and TCP flows, in random
@@ -221,5 +222,81 @@ func TestDropSingles(t *testing.T) {
 	}
 	if pkts+st.Unrecorded != st.Packets {
 		t.Errorf("%d packets in records and %d unrecorded, %d given", pkts, st.Unrecorded, st.Packets)
+	}
+}
+
+// flushOneByOne is Flush as it was before the table was emptied at once:
+// each list's head ended and removed in turn (the reference for
+// TestFlushAsRemoval).
+func (b *Builder) flushOneByOne(emit func(*Record), fw *FileWriter) {
+	if fw != nil {
+		fw.take(&b.pend)
+	} else {
+		b.drain(emit)
+	}
+	b.dropHeld()
+	for i := range b.lists {
+		l := &b.lists[i]
+		for idx := l.head; idx >= 0; idx = l.head {
+			b.emitEntry(idx, i == listTCP, emit, fw)
+		}
+	}
+}
+
+// TestFlushAsRemoval: Flush and FlushInto, which empty the table at once,
+// give the records, counts and builder state (free entries and details in
+// order, table, lists, recent cache) that ending and removing each flow
+// in turn gives, for tables that filled (one-packet flows dropped) and
+// did not, with TCP, UDP and DNS-named flows; and a builder used on
+// after either gives the same handles and records.
+func TestFlushAsRemoval(t *testing.T) {
+	load := func(b *Builder, seed uint64, n int) []Handle {
+		rng := rand.New(rand.NewPCG(seed, 5))
+		ts := t0
+		var hs []Handle
+		for range n {
+			i := rng.IntN(3000)
+			s := frameSpec{src: netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}), dst: addr("192.0.2.9"), sport: uint16(1024 + i), dport: 80, proto: 6, flags: 0x02}
+			switch rng.IntN(4) {
+			case 0:
+				s.proto, s.payload = 17, []byte("u")
+			case 1: // a DNS exchange: named flows later, details in use
+				s = frameSpec{src: addr("10.0.0.53"), dst: addr("10.0.0.1"), sport: 53, dport: uint16(3000 + i%50), proto: 17,
+					payload: dnsMessage(uint16(i), "host.example.com", "", netip.AddrFrom4([4]byte{192, 0, 2, 9}))}
+			}
+			if rng.IntN(3) == 0 {
+				s.src, s.dst, s.sport, s.dport = s.dst, s.src, s.dport, s.sport
+			}
+			f := frame(s)
+			var p pkthdr.Packet
+			pkthdr.Parse(1, f, &p)
+			hs = append(hs, b.AddParsedNanos(ts.UnixNano(), &p, f, len(f)))
+			ts = ts.Add(time.Duration(rng.IntN(3000)) * time.Microsecond)
+		}
+		return hs
+	}
+	for _, o := range []Options{{MaxFlows: 500, DropSingles: true, Encoded: true}, {MaxFlows: 500, DropSingles: true}, {MaxFlows: 1 << 16}} {
+		a, b := NewBuilder(o), NewBuilder(o)
+		load(a, 1, 20000)
+		load(b, 1, 20000)
+		var ra, rb []Record
+		var fa, fb FileWriter
+		if o.Encoded {
+			a.FlushInto(&fa)
+			b.flushOneByOne(nil, &fb)
+			ra, rb = fa.Records(), fb.Records()
+		} else {
+			a.Flush(func(r *Record) { ra = append(ra, *r) })
+			b.flushOneByOne(func(r *Record) { rb = append(rb, *r) }, nil)
+		}
+		if len(ra) == 0 || !reflect.DeepEqual(ra, rb) || a.Stats() != b.Stats() {
+			t.Fatalf("%+v: %d records and %+v, one by one %d and %+v", o, len(ra), a.Stats(), len(rb), b.Stats())
+		}
+		if !reflect.DeepEqual(a, b) {
+			t.Fatalf("%+v: builders differ after flushing", o)
+		}
+		if ha, hb := load(a, 2, 5000), load(b, 2, 5000); !reflect.DeepEqual(ha, hb) {
+			t.Fatalf("%+v: handles differ after flushing", o)
+		}
 	}
 }

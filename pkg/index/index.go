@@ -257,10 +257,13 @@ func (b *Builder) addKey(k Key) {
 	}
 }
 
-// sortWords sorts w in place, a byte at a time from the lowest (LSD
-// radix sort): for the millions of IPv4 entries a flood logs, a few
-// sequential passes instead of a comparison sort's many.
-func sortWords(w []uint64, tmp *[]uint64) {
+// sortLog sorts a log of key<<32 | block words in place. The log is
+// appended in block order, so only the keys need sorting, stably (LSD
+// radix sort, which is): the blocks' passes are skipped. A flood logs
+// millions of entries a shard; with 16-bit digits its IPv4 keys take two
+// sequential passes and its ports one, instead of a comparison sort's
+// many.
+func sortLog(w []uint64, tmp *[]uint64) {
 	if len(w) < 1<<12 {
 		slices.Sort(w)
 		return
@@ -268,22 +271,30 @@ func sortWords(w []uint64, tmp *[]uint64) {
 	if cap(*tmp) < len(w) {
 		*tmp = make([]uint64, len(w))
 	}
+	// Smaller logs take 8-bit digits: a pass's count table is walked
+	// whole, and 64 Ki counters would cost more than the entries.
+	digit := uint(8)
+	if len(w) >= 1<<16 {
+		digit = 16
+	}
+	count := make([]uint32, 1<<digit)
+	mask := uint64(len(count) - 1)
 	src, dst := w, (*tmp)[:len(w)]
-	for shift := uint(0); shift < 64; shift += 8 {
-		var count [256]int
+	for shift := uint(32); shift < 64; shift += digit {
+		clear(count)
 		for _, x := range src {
-			count[byte(x>>shift)]++
+			count[x>>shift&mask]++
 		}
-		if count[byte(src[0]>>shift)] == len(src) {
-			continue // every entry has this byte: nothing to move
+		if int(count[src[0]>>shift&mask]) == len(src) {
+			continue // every entry has this digit: nothing to move
 		}
-		pos := 0
+		pos := uint32(0)
 		for i, c := range count {
 			count[i] = pos
 			pos += c
 		}
 		for _, x := range src {
-			d := byte(x >> shift)
+			d := x >> shift & mask
 			dst[count[d]] = x
 			count[d]++
 		}
@@ -332,23 +343,25 @@ func (b *Builder) AddPacket(p *pkthdr.Packet) {
 		sg.ports*0xd6e8feb86659fd93 ^ sg.link*0x85ebca77c2b2ae63
 	h := uint32(h64 >> 32)
 	set := &b.sigs[h>>24]
+	victim := -1 // the first slot of an older block, else one in turn
 	for i := range set {
-		if sl := &set[i]; sl.gen == b.gen && sl.hash == h && sl.sig.eq(&sg) {
-			return
+		sl := &set[i]
+		if sl.gen != b.gen {
+			if victim < 0 {
+				victim = i
+			}
+			continue
 		}
-	}
-	victim := -1
-	for i := range set {
-		if set[i].gen != b.gen {
-			victim = i
-			break
+		if sl.hash == h && sl.sig.eq(&sg) {
+			return
 		}
 	}
 	if victim < 0 {
 		b.sigNext++
 		victim = int(b.sigNext & 3)
 	}
-	set[victim] = sigSlot{gen: b.gen, hash: h, sig: sg}
+	sl := &set[victim]
+	sl.gen, sl.hash, sl.sig = b.gen, h, sg
 
 	// The keys Keys gives, added kind by kind.
 	for i := 0; i < p.NVLAN; i++ {
@@ -364,8 +377,13 @@ func (b *Builder) AddPacket(p *pkthdr.Packet) {
 		}
 		return
 	}
-	b.addAddr(p.Src, sg.slo)
-	b.addAddr(p.Dst, sg.dlo)
+	if p.Src.Is4() && p.Dst.Is4() { // the common case, asked once
+		b.addV4(uint32(sg.slo))
+		b.addV4(uint32(sg.dlo))
+	} else {
+		b.addAddr(p.Src, sg.slo)
+		b.addAddr(p.Dst, sg.dlo)
+	}
 	b.addProto(p.Proto)
 	if p.HasPorts {
 		b.addPort(p.SrcPort)
@@ -450,8 +468,31 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 func crc(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
 
-// keyList is a key and its postings list as Encode gathers them: an
-// index into lists, or -(offset+1) into the logs' blocks.
+// crcSmall is crc for the few bytes of most keys' postings, a table
+// lookup a byte: a flood's index checksums a million of them, where the
+// call into the vectorised checksum costs more than the bytes.
+func crcSmall(b []byte) uint32 {
+	if len(b) > 8 {
+		return crc(b)
+	}
+	c := ^uint32(0)
+	for _, v := range b {
+		c = castagnoli[byte(c)^v] ^ c>>8
+	}
+	return ^c
+}
+
+// appendUvarint is binary.AppendUvarint with the one-byte case first:
+// most postings deltas are below 128.
+func appendUvarint(b []byte, v uint32) []byte {
+	if v < 0x80 {
+		return append(b, byte(v))
+	}
+	return binary.AppendUvarint(b, uint64(v))
+}
+
+// keyList is a key of the map-held kinds and its postings list (an
+// index into lists) as Encode gathers them.
 type keyList struct {
 	k  Key
 	id int32
@@ -463,17 +504,15 @@ var rawBodyMax = 32 << 20
 
 // Encode serialises the index (docs/format/index.md).
 func (b *Builder) Encode(enc *zstd.Encoder) []byte {
-	// Each kind's keys in order, with their lists: ports and IPv4
-	// addresses from their logs sorted as words, the rest from the map.
-	byKind := map[Kind][]keyList{}
-	// Ports and IPv4 addresses: each log sorted, a key's blocks in order
-	// (duplicates dropped), kept as id -(offset+1) into logBlocks.
-	// Slices are sized before they are filled: under a flood the logs
-	// hold millions of entries, and growing by appending copied them
-	// several times over (a fifth of a flood's CPU).
+	// Ports and IPv4 addresses come from their logs sorted as words (a
+	// key's blocks in order, repeats dropped), written into the key
+	// table and postings as the sorted log is walked; the rarer kinds
+	// from the map, sorted by value. Under a flood the logs hold
+	// millions of entries: nothing is gathered in between, and the
+	// output is sized before it is filled.
 	var tmp []uint64
 	for _, log := range [][]uint64{b.portLog, b.v4} {
-		sortWords(log, &tmp)
+		sortLog(log, &tmp)
 	}
 	distinct := func(log []uint64) int {
 		n := 0
@@ -484,35 +523,20 @@ func (b *Builder) Encode(enc *zstd.Encoder) []byte {
 		}
 		return n
 	}
-	nPorts, nV4 := distinct(b.portLog), distinct(b.v4)
-	logBlocks := make([]uint32, 0, len(b.portLog)+len(b.v4)+nPorts+nV4)
-	fromLog := func(log []uint64, kind Key, size int, kl []keyList) []keyList {
-		for i := 0; i < len(log); {
-			v := uint32(log[i] >> 32)
-			start := len(logBlocks)
-			for ; i < len(log) && uint32(log[i]>>32) == v; i++ {
-				if blk := uint32(log[i]); len(logBlocks) == start || logBlocks[len(logBlocks)-1] != blk {
-					logBlocks = append(logBlocks, blk)
-				}
-			}
-			k := kind
-			binary.BigEndian.PutUint32(k.V[:], v<<(32-8*size))
-			kl = append(kl, keyList{k, -int32(start) - 1})
-			logBlocks = append(logBlocks, ^uint32(0)) // end of this key's blocks
-		}
-		return kl
-	}
+	counts := map[Kind]int{}
 	if len(b.portLog) > 0 {
-		byKind[KindPort] = fromLog(b.portLog, Key{Kind: KindPort}, 2, make([]keyList, 0, nPorts))
+		counts[KindPort] = distinct(b.portLog)
 	}
 	if len(b.v4) > 0 {
-		byKind[KindIPv4] = fromLog(b.v4, Key{Kind: KindIPv4}, 4, make([]keyList, 0, nV4))
+		counts[KindIPv4] = distinct(b.v4)
 	}
+	byKind := map[Kind][]keyList{}
 	for k, id := range b.other {
 		byKind[k.Kind] = append(byKind[k.Kind], keyList{k, id})
+		counts[k.Kind]++
 	}
-	kinds := make([]Kind, 0, len(byKind))
-	for k := range byKind {
+	kinds := make([]Kind, 0, len(counts))
+	for k := range counts {
 		kinds = append(kinds, k)
 	}
 	slices.Sort(kinds)
@@ -530,41 +554,61 @@ func (b *Builder) Encode(enc *zstd.Encoder) []byte {
 	// a block in the commonest case.
 	tablesLen := 0
 	for _, kind := range kinds {
-		tablesLen += len(byKind[kind]) * (kind.size() + 12)
+		tablesLen += counts[kind] * (kind.size() + 12)
 	}
-	postings := make([]byte, 0, 2*len(logBlocks)+4*len(b.arena)+8*len(b.lists))
+	postings := make([]byte, 0, 2*(len(b.portLog)+len(b.v4))+4*len(b.arena)+8*len(b.lists))
 	tablesAt := headerLen + dirLen
 	out := make([]byte, tablesAt, tablesAt+tablesLen+cap(postings))
+	// entry appends a key's table entry, its postings being
+	// postings[start:].
+	entry := func(v []byte, start, base, n int) {
+		out = append(out, v...)
+		out = binary.LittleEndian.AppendUint32(out, uint32(start-base))
+		out = binary.LittleEndian.AppendUint32(out, uint32(n))
+		out = binary.LittleEndian.AppendUint32(out, crcSmall(postings[start:]))
+	}
 	var blocks []uint32
 	for _, kind := range kinds {
-		ids := byKind[kind]
 		sz := kind.size()
-		if kind != KindPort && kind != KindIPv4 { // those are in order already
-			slices.SortFunc(ids, func(a, b keyList) int { return bytes.Compare(a.k.V[:sz], b.k.V[:sz]) })
-		}
-		sc := sect{kind: kind, n: len(ids), tableOff: len(out) - tablesAt, postingOff: len(postings)}
-		for _, kl := range ids {
-			id := kl.id
-			start := len(postings)
-			if id >= 0 {
-				blocks = b.postings(blocks[:0], id)
-			} else {
-				blocks = logBlocks[-id-1:]
-				blocks = blocks[:slices.Index(blocks, ^uint32(0))]
+		sc := sect{kind: kind, n: counts[kind], tableOff: len(out) - tablesAt, postingOff: len(postings)}
+		if log := b.portLog; kind == KindPort || kind == KindIPv4 {
+			if kind == KindIPv4 {
+				log = b.v4
 			}
-			prev := uint32(0)
-			for i, blk := range blocks {
-				if i == 0 {
-					postings = binary.AppendUvarint(postings, uint64(blk))
-				} else {
-					postings = binary.AppendUvarint(postings, uint64(blk-prev))
+			var v [4]byte
+			for i := 0; i < len(log); {
+				key := log[i] >> 32
+				start := len(postings)
+				prev := uint32(log[i])
+				postings = appendUvarint(postings, prev)
+				n := 1
+				for i++; i < len(log) && log[i]>>32 == key; i++ {
+					if blk := uint32(log[i]); blk != prev {
+						postings = appendUvarint(postings, blk-prev)
+						prev = blk
+						n++
+					}
 				}
-				prev = blk
+				binary.BigEndian.PutUint32(v[:], uint32(key)<<(32-8*sz))
+				entry(v[:sz], start, sc.postingOff, n)
 			}
-			out = append(out, kl.k.V[:sz]...)
-			out = binary.LittleEndian.AppendUint32(out, uint32(start-sc.postingOff))
-			out = binary.LittleEndian.AppendUint32(out, uint32(len(blocks)))
-			out = binary.LittleEndian.AppendUint32(out, crc(postings[start:]))
+		} else {
+			ids := byKind[kind]
+			slices.SortFunc(ids, func(a, b keyList) int { return bytes.Compare(a.k.V[:sz], b.k.V[:sz]) })
+			for _, kl := range ids {
+				start := len(postings)
+				blocks = b.postings(blocks[:0], kl.id)
+				prev := uint32(0)
+				for i, blk := range blocks {
+					if i == 0 {
+						postings = appendUvarint(postings, blk)
+					} else {
+						postings = appendUvarint(postings, blk-prev)
+					}
+					prev = blk
+				}
+				entry(kl.k.V[:sz], start, sc.postingOff, len(blocks))
+			}
 		}
 		sc.tableLen = len(out) - tablesAt - sc.tableOff
 		sc.postLen = len(postings) - sc.postingOff
