@@ -122,7 +122,7 @@ var tsharkProtocols = map[string]string{
 	"TaskSchedulerService": "ITaskSchedulerService", "ISystemActivator": "ISystemActivator",
 	"IRemUnknown2": "IRemUnknown2", "IRemUnknown": "IRemUnknown", "IOXIDResolver": "IOXIDResolver",
 	"IDispatch": "IDispatch", "ITypeInfo": "ITypeInfo", "IProvideClassInfo": "IProvideClassInfo",
-	"DSSETUP": "dssetup (MS-DSSP)",
+	"DSSETUP": "dssetup",
 }
 
 var ctxUUID = regexp.MustCompile(`Ctx: \d+ ([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})`)

@@ -6,8 +6,6 @@ package rpcops
 var wellKnown = lazyTable[[16]byte, string]{build: func() map[[16]byte]string {
 	m := map[[16]byte]string{}
 	for s, n := range map[string]string{
-		"3919286a-b10c-11d0-9ba8-00c04fd92ef5": "dssetup (MS-DSSP)",
-		"3dde7c30-165d-11d1-ab8f-00805f14db40": "BackupKey (MS-BKRP)",
 		"7c44d7d4-31d5-424c-bd5e-2b3e1f323d22": "dsaop (MS-DRSR)",
 		"50abc2a4-574d-40b3-9d66-ee4fd5fba076": "DnsServer (MS-DNSP)",
 		"6bffd098-a112-3610-9833-012892020162": "browser (MS-BRWSA)",
@@ -51,7 +49,6 @@ var wellKnown = lazyTable[[16]byte, string]{build: func() map[[16]byte]string {
 		"a4f1db00-ca47-1067-b31f-00dd010662da": "Exchange MAPI (emsmdb)",
 		"f5cc5a18-4264-101a-8c59-08002b2f8426": "nspi (MS-NSPI)",
 		"1544f5e0-613c-11d1-93df-00c04fd7bd09": "RFR (MS-OXABREF)",
-		"17fc11e9-c258-4b8d-8d07-2f4125156244": "mimikatz remote (kull_m_rpc mimicom)",
 	} {
 		m[mustUUID(s)] = n
 	}
