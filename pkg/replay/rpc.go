@@ -23,7 +23,8 @@ var (
 	ifEPM = smbrpc.MustUUID("e1af8308-5d1f-11c9-91a4-08002b14a0fa")
 	// ifDRSUAPI is directory replication (MS-DRSR), for DCSync seen
 	// without its bind.
-	ifDRSUAPI = smbrpc.MustUUID("e3514235-4b06-11d1-ab04-00c04fc2dcd2")
+	ifDRSUAPI  = smbrpc.MustUUID("e3514235-4b06-11d1-ab04-00c04fc2dcd2")
+	ifNetlogon = smbrpc.MustUUID("12345678-1234-abcd-ef00-01234567cffb")
 )
 
 // account is who an operation ran as.
@@ -92,6 +93,9 @@ type rpcCall struct {
 	reqLast    bool
 	start, end time.Time
 	sealed     bool
+	// netlogonAuth: the request's verifier is of the Netlogon secure
+	// channel (auth type 68), which only MS-NRPC uses.
+	netlogonAuth bool
 	// unsealed is set (with --ntlm-secrets only) once a sealed fragment
 	// of an account with a secret was met.
 	unsealed  *callUnseal
@@ -234,6 +238,9 @@ func (a *rpcAssoc) pdu(p *Pipeline, dir int, b []byte, ts time.Time) {
 		}
 		c.reqSeen = true
 		c.object, c.end = pdu.Object, ts
+		if pdu.AuthLen > 0 && pdu.AuthType == smbrpc.AuthNetlogon {
+			c.netlogonAuth = true
+		}
 		stub, clear := pdu.Stub, true
 		if pdu.AuthLevel == smbrpc.AuthLevelPrivacy {
 			c.sealed, a.sealedConn = true, true
@@ -390,6 +397,14 @@ func (a *rpcAssoc) finish(p *Pipeline, id uint32, c *rpcCall, halfOpen bool) {
 		ci, known = a.guess(p, c)
 	}
 	inferred := false
+	if !known && c.netlogonAuth {
+		// The secure channel's own verifier: whatever the bind said, the
+		// interface is Netlogon (MS-NRPC 3.3).
+		ci, known = ctxIface{iface: ifNetlogon}, true
+		if len(a.ctx) < maxContexts {
+			a.ctx[c.ctxID] = ci
+		}
+	}
 	if !known && c.sealed && a.ep.pipe == "" && c.opnum != 0xffff {
 		if a.looksDCSync(c) {
 			ci, known, inferred = ctxIface{iface: ifDRSUAPI}, true, true
@@ -468,7 +483,9 @@ func (a *rpcAssoc) finish(p *Pipeline, id uint32, c *rpcCall, halfOpen bool) {
 			}
 		}
 	}
-	if op.Operation == "" {
+	if op.Operation == "" || c.opnum == 0xffff {
+		// A reply whose request was not captured has no opnum: never
+		// name it after the sentinel.
 		op.Operation = opnumName(c.opnum)
 	}
 	if c.opnum == 0xffff {
