@@ -23,6 +23,7 @@ const labPassword = "Summer2026!"
 var labDecrypted = map[string]string{
 	"rpclab_certipy_req_decrypted":        "rpclab_certipy_req_sealed",
 	"rpclab_petitpotam_topotam_decrypted": "rpclab_petitpotam_topotam_sealed",
+	"rpclab_certipy5_req_dcom_decrypted":  "rpclab_certipy5_req_dcom_sealed",
 }
 
 var recordDecrypted = flag.Bool("record-decrypted", false, "rewrite the decrypted lab fixtures from tshark's decryption of the sealed lab captures")
@@ -57,7 +58,8 @@ func TestDecryptedLabStubs(t *testing.T) {
 }
 
 // writeDecrypted writes the sealed fixture's calls with tshark's
-// plaintext requests (the replies of these lab calls are faults).
+// plaintext requests (the replies are faults, or the stand-in's own
+// bytes: only the tools' requests are evidence).
 func writeDecrypted(t *testing.T, path string, sealed []stubCall, stubs map[int][]byte) {
 	t.Helper()
 	type line struct {
@@ -67,6 +69,7 @@ func writeDecrypted(t *testing.T, path string, sealed []stubCall, stubs map[int]
 		Ver       uint16 `json:"ver"`
 		Opnum     uint16 `json:"opnum"`
 		Pipe      string `json:"pipe,omitempty"`
+		Object    string `json:"object,omitempty"`
 		Decrypted bool   `json:"decrypted"`
 		Req       string `json:"req"`
 	}
@@ -76,7 +79,7 @@ func writeDecrypted(t *testing.T, path string, sealed []stubCall, stubs map[int]
 		if !c.Sealed || !ok {
 			continue
 		}
-		b, _ := json.Marshal(line{c.Frame, c.Conn, c.Iface, c.Ver, c.Opnum, c.Pipe, true, hex.EncodeToString(s)})
+		b, _ := json.Marshal(line{c.Frame, c.Conn, c.Iface, c.Ver, c.Opnum, c.Pipe, c.Object, true, hex.EncodeToString(s)})
 		buf.Write(append(b, '\n'))
 	}
 	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
