@@ -90,7 +90,8 @@ func writeDecrypted(t *testing.T, path string, sealed []stubCall, stubs map[int]
 // TestDecryptedLabValues decodes the real tools' decrypted requests and
 // expects what their command lines asked for (SOURCES.md): Certipy's
 // -ca CORP-DC01-CA -template ESC1User -upn administrator@corp.local, then
-// -template User; topotam's PetitPotam pointed at the listener 10.0.0.66
+// -template User (4.8.2 over ICPR; 5.1.0 over DCOM with -template Machine
+// -dns dc01.corp.local the second time); topotam's PetitPotam pointed at the listener 10.0.0.66
 // (the share and file are the tool's own).
 func TestDecryptedLabValues(t *testing.T) {
 	for _, c := range []struct {
@@ -102,6 +103,19 @@ func TestDecryptedLabValues(t *testing.T) {
 				"ca": "CORP-DC01-CA", "template": "ESC1User", "subject alternative name": "upn:administrator@corp.local", "subject": "CN=Alice"},
 			{"op": "CertServerRequest", "target": "CORP-DC01-CA: User", "command": "",
 				"ca": "CORP-DC01-CA", "template": "User", "subject alternative name": "", "subject": "CN=Alice"},
+		}},
+		// Certipy 5 req -dcom: activation of its CLSID_ICertRequest
+		// (d99e6e74-...), then ICertRequestD::Request with -ca
+		// CORP-DC01-CA -template ESC1User -upn administrator@corp.local;
+		// again with -template Machine -dns dc01.corp.local. The CSR's
+		// subject is the tool's CN from -u alice.
+		{"rpclab_certipy5_req_dcom_decrypted", []map[string]string{
+			{"op": "RemoteCreateInstance", "class": "CertSrv Request (CCertRequestD) {d99e6e74-fc88-11d0-b498-00a0c90312f3}"},
+			{"op": "Request", "target": "CORP-DC01-CA: ESC1User", "command": "SAN upn:administrator@corp.local",
+				"ca": "CORP-DC01-CA", "template": "ESC1User", "subject alternative name": "upn:administrator@corp.local", "subject": "CN=Alice"},
+			{"op": "RemoteCreateInstance", "class": "CertSrv Request (CCertRequestD) {d99e6e74-fc88-11d0-b498-00a0c90312f3}"},
+			{"op": "Request", "target": "CORP-DC01-CA: Machine", "command": "SAN dns:dc01.corp.local",
+				"ca": "CORP-DC01-CA", "template": "Machine", "subject alternative name": "dns:dc01.corp.local", "subject": "CN=Alice"},
 		}},
 		{"rpclab_petitpotam_topotam_decrypted", []map[string]string{
 			{"op": "EfsRpcOpenFileRaw", "target": `\\10.0.0.66\test\Settings.ini`},
@@ -129,8 +143,11 @@ func TestDecryptedLabValues(t *testing.T) {
 						t.Errorf("call %d (frame %d): %s = %q, want %q", i, calls[i].Frame, k, got[k], v)
 					}
 				}
-				if d.Technique == "" {
+				if d.Technique == "" && d.Operation != "RemoteCreateInstance" {
 					t.Errorf("call %d: no technique", i)
+				}
+				if testing.Verbose() {
+					t.Logf("call %d: %+v", i, d)
 				}
 			}
 		})
