@@ -161,6 +161,13 @@ func TestSealedLabCaptures(t *testing.T) {
 						t.Errorf("request %d: tshark decodes %q, replay %q", i, v, sealed[i].Target)
 					}
 				}
+				// The class tshark reads from a sealed DCOM activation must
+				// be the one replay names.
+				for i, v := range tsharkSealedStrings(t, file, labPassword, "isystemactivator.properties.instninfo.clsid") {
+					if v != "" && i < len(sealed) && !strings.Contains(fieldOf(&sealed[i], "class"), v) {
+						t.Errorf("request %d: tshark decodes class %s, replay %q", i, v, fieldOf(&sealed[i], "class"))
+					}
+				}
 				for i, w := range c.want {
 					op := &sealed[i]
 					if op.Sealed != SealedDecrypted || op.Operation != w["op"] || !strings.EqualFold(op.User, "alice") {
