@@ -380,6 +380,8 @@ func TestReplaySealedLab(t *testing.T) {
 		{"rpclab_petitpotam_topotam_sealed.pcap", "efsrpc",
 			[]string{"EfsRpcOpenFileRaw", "EfsRpcEncryptFileSrv", "EfsRpcOpenFileRaw", "EfsRpcEncryptFileSrv"}, "0x00000005"},
 		{"rpclab_certipy_req_sealed.pcap", "ICertPassage", []string{"CertServerRequest", "CertServerRequest"}, "0x00000005"},
+		// Certipy 5 over DCOM: the stand-in answered, so no status (success).
+		{"rpclab_certipy5_req_dcom_sealed.pcap", "ICertRequestD", []string{"Request", "Request"}, ""},
 	} {
 		var js, errOut bytes.Buffer
 		if code := run([]string{"replay", "--pcap", labCapture(c.file), "--format", "jsonl"}, nil, &js, &errOut); code != exitOK {
@@ -391,13 +393,39 @@ func TestReplaySealedLab(t *testing.T) {
 				continue
 			}
 			got = append(got, fmt.Sprint(op["operation"]))
-			if op["encrypted"] != true || op["status"] != c.status || !strings.EqualFold(fmt.Sprint(op["user"]), "alice") {
+			status, _ := op["status"].(string)
+			if op["encrypted"] != true || status != c.status || !strings.EqualFold(fmt.Sprint(op["user"]), "alice") {
 				t.Errorf("%s: %v", c.file, op)
 			}
 		}
 		if strings.Join(got, ",") != strings.Join(c.ops, ",") {
 			t.Errorf("%s: operations %v, want %v", c.file, got, c.ops)
 		}
+	}
+}
+
+// TestReplayNTLMSecretsDCOM: Certipy 5's sealed MS-WCCE requests over
+// DCOM, opened with the lab password, show the CA, template and SAN its
+// command lines asked for (SOURCES.md), and the UPN one is the ESC1 attack.
+func TestReplayNTLMSecretsDCOM(t *testing.T) {
+	f := labCapture("rpclab_certipy5_req_dcom_sealed.pcap")
+	good := labSecrets(t, "CORP\\alice password:Summer2026!\n", 0o600)
+	var tbl, errOut bytes.Buffer
+	if code := run([]string{"replay", "--pcap", f, "--ntlm-secrets", good, "--stats"}, nil, &tbl, &errOut); code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	for _, want := range []string{
+		"CertSrv Request (CCertRequestD)",
+		"CORP-DC01-CA: ESC1User: SAN upn:administrator@corp.local",
+		"CORP-DC01-CA: Machine: SAN dns:dc01.corp.local",
+		"Certificate for another account (AD CS ESC1/ESC6)",
+	} {
+		if !strings.Contains(tbl.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, tbl.String())
+		}
+	}
+	if !strings.Contains(errOut.String(), "decrypted=4 undecryptable=0") {
+		t.Errorf("stderr: %s", errOut.String())
 	}
 }
 

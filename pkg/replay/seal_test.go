@@ -112,6 +112,14 @@ func TestSealedLabCaptures(t *testing.T) {
 			{"op": "EfsRpcOpenFileRaw", "target": `\\10.0.0.66\test\Settings.ini`},
 			{"op": "EfsRpcEncryptFileSrv", "target": `\\10.0.0.66\test\Settings.ini`},
 		}},
+		// Certipy 5 req -dcom: activation on 135, then ICertRequestD on
+		// the port the activation reply named.
+		{"rpclab_certipy5_req_dcom_sealed.pcap", []map[string]string{
+			{"op": "RemoteCreateInstance", "target": "CCertRequestD"},
+			{"op": "Request", "template": "ESC1User", "ca": "CORP-DC01-CA", "subject": "CN=Alice", "subject alternative name": "upn:administrator@corp.local"},
+			{"op": "RemoteCreateInstance", "target": "CCertRequestD"},
+			{"op": "Request", "template": "Machine", "ca": "CORP-DC01-CA", "subject": "CN=Alice", "subject alternative name": "dns:dc01.corp.local"},
+		}},
 	} {
 		t.Run(c.file, func(t *testing.T) {
 			file := labCapture(c.file)
@@ -151,6 +159,13 @@ func TestSealedLabCaptures(t *testing.T) {
 				for i, v := range names {
 					if v != "" && i < len(sealed) && sealed[i].Target != v {
 						t.Errorf("request %d: tshark decodes %q, replay %q", i, v, sealed[i].Target)
+					}
+				}
+				// The class tshark reads from a sealed DCOM activation must
+				// be the one replay names.
+				for i, v := range tsharkSealedStrings(t, file, labPassword, "isystemactivator.properties.instninfo.clsid") {
+					if v != "" && i < len(sealed) && !strings.Contains(fieldOf(&sealed[i], "class"), v) {
+						t.Errorf("request %d: tshark decodes class %s, replay %q", i, v, fieldOf(&sealed[i], "class"))
 					}
 				}
 				for i, w := range c.want {

@@ -3,8 +3,10 @@
 # network namespaces joined by a veth pair: "dc" (10.0.0.2, DC01) and
 # "att" (10.0.0.66, the attacker, with an SMB listener for the coerced
 # callback). CA=NAME adds the certificate authority NAME on 10.0.0.3;
-# LISTENER=0 leaves the attacker's port 445 to CMD (a relay). Nothing
-# leaves the machine.
+# LISTENER=0 leaves the attacker's port 445 to CMD (a relay);
+# SERVER_ARGS='--password PW' lets the stand-in open and answer sealed
+# calls of the lab account (DCOM clients need that). Nothing leaves the
+# machine.
 #
 #   run.sh OUT.pcap CMD...
 #

@@ -6,10 +6,10 @@ an SMB server (impacket) whose named pipes \\efsrpc, \\lsarpc, \\samr,
 \\netlogon, \\lsass and \\cert carry DCE/RPC to the endpoint below, the
 endpoint mapper on TCP 135 and the same endpoint on a dynamic TCP port.
 
-The endpoint accepts binds for MS-EFSR (both UUIDs), MS-ICPR and the
-endpoint mapper, with or without an NTLM auth verifier (it sends an NTLM
-CHALLENGE and accepts any AUTHENTICATE: the lab checks no password), and
-answers:
+The endpoint accepts binds for MS-EFSR (both UUIDs), MS-ICPR, the
+endpoint mapper and, for DCOM, the activator and MS-WCCE ICertRequestD(2),
+with or without an NTLM auth verifier (it sends an NTLM CHALLENGE and
+accepts any AUTHENTICATE), and answers:
 
   - EFSR calls naming a UNC path: the server "connects" back to that host
     over SMB as its machine account (as an unpatched Windows host does),
@@ -17,9 +17,13 @@ answers:
   - CertServerRequest: issues a certificate signed by a throw-away CA, with
     the subject and SAN of the request (a CA that allows ESC1 does so);
   - ept_map for ICPR: the dynamic TCP port;
-  - a sealed request (auth level 6, packet privacy): a fault
-    rpc_s_access_denied, since the lab does not derive session keys; the
-    request is still on the wire, sealed, as a real sealed call would be.
+  - RemoteCreateInstance (IRemoteSCMActivator, TCP 135) for ICertRequestD:
+    an OBJREF naming the DCOM port (dcom.py); there, ICertRequestD::Request
+    and ICertRequestD2::Request2 issue a certificate as CertServerRequest;
+  - a sealed request (auth level 6, packet privacy): with --password (the
+    lab account's), the server derives the NTLMv2 session keys as a DC
+    would, opens the request and seals its reply; without, a fault
+    rpc_s_access_denied; the request is on the wire sealed either way.
 
 Only for the lab namespaces that run.sh makes; never on a real network.
 """
@@ -35,10 +39,13 @@ import struct
 import threading
 import time
 
+from Cryptodome.Cipher import ARC4
 from impacket import ntlm, smbserver
 from impacket.dcerpc.v5 import epm
 from impacket.smbconnection import SMBConnection
 from impacket.uuid import string_to_bin, bin_to_string, uuidtup_to_bin
+
+import dcom
 
 EFSR_LSA = "c681d488-d850-11d0-8c52-00c04fd90f7e"
 EFSR = "df1941c5-fe89-4e79-bf10-463657acf44d"
@@ -104,9 +111,55 @@ def ntlm_challenge(negotiate, server, domain):
 class Lab:
     """What the endpoint needs to know about the lab."""
 
-    def __init__(self, name, domain, tcp_port, ca):
+    def __init__(self, name, domain, tcp_port, ca, password=None, exporter=None):
         self.name, self.domain, self.tcp_port, self.ca = name, domain, tcp_port, ca
+        self.password, self.exporter = password, exporter
         self.request_id = 40
+
+
+class Sealing:
+    """The server's side of an NTLMv2 security context (MS-NLMP 3.4): keys
+    from the account's password and the client's AUTHENTICATE, one RC4
+    stream each way, the server's own sequence number."""
+
+    def __init__(self, authenticate, password):
+        a = ntlm.NTLMAuthChallengeResponse()
+        a.fromString(authenticate)
+        user = a["user_name"].decode("utf-16le")
+        domain = a["domain_name"].decode("utf-16le")
+        self.flags = a["flags"]
+        if len(a["ntlm"]) <= 24:
+            raise ValueError("NTLMv1 AUTHENTICATE: the lab derives NTLMv2 keys only")
+        key_nt = ntlm.NTOWFv2(user, password, domain)
+        base = ntlm.hmac_md5(key_nt, a["ntlm"][:16])
+        exported = base
+        if self.flags & ntlm.NTLMSSP_NEGOTIATE_KEY_EXCH:
+            exported = ARC4.new(base).decrypt(a["session_key"])
+        self.client_sign = ntlm.SIGNKEY(self.flags, exported)
+        self.server_sign = ntlm.SIGNKEY(self.flags, exported, b"Server")
+        self.client_seal = ntlm.SEALKEY(self.flags, exported)
+        self.server_seal = ntlm.SEALKEY(self.flags, exported, b"Server")
+        self.client_rc4 = ARC4.new(self.client_seal).encrypt
+        self.server_rc4 = ARC4.new(self.server_seal).encrypt
+        self.client_seq = 0
+        self.server_seq = 0
+        LOG.info("NTLM keys derived for %s\\%s", domain, user)
+
+    def open(self, data):
+        """Decrypts a client's sealed stub (with its auth padding); the
+        verifier's checksum follows in the same RC4 stream."""
+        plain, _ = ntlm.SEAL(self.flags, self.client_sign, self.client_seal, data, data,
+                             self.client_seq, self.client_rc4)
+        self.client_seq += 1
+        return plain
+
+    def seal(self, pdu_to_sign, data):
+        """(sealed data, verifier) for a reply PDU: the signature covers the
+        whole plain PDU up to the verifier, as extended session security has it."""
+        sealed, sig = ntlm.SEAL(self.flags, self.server_sign, self.server_seal, pdu_to_sign, data,
+                                self.server_seq, self.server_rc4)
+        self.server_seq += 1
+        return sealed, sig.getData()
 
 
 class RPCHandler(socketserver.BaseRequestHandler):
@@ -118,6 +171,7 @@ class RPCHandler(socketserver.BaseRequestHandler):
         self.ctx = {}  # context id -> interface uuid string
         self.max_xmit = 4280
         self.frags = {}
+        self.sealing = None
 
     def read_pdu(self):
         hdr = b""
@@ -143,6 +197,7 @@ class RPCHandler(socketserver.BaseRequestHandler):
             ptype, flags, call_id, auth_len = pdu[2], pdu[3], u32(pdu, 12), u16(pdu, 10)
             auth = None
             end = len(pdu)
+            t = len(pdu)
             if auth_len:
                 t = len(pdu) - auth_len - 8
                 auth = dict(type=pdu[t], level=pdu[t + 1], pad=pdu[t + 2], ctx=u32(pdu, t + 4), value=pdu[t + 8:])
@@ -150,9 +205,11 @@ class RPCHandler(socketserver.BaseRequestHandler):
             if ptype in (11, 14):  # bind, alter_context
                 self.bind(pdu, ptype, flags, call_id, auth)
             elif ptype == 16:  # auth3: the AUTHENTICATE, accepted as is
+                if self.lab.password and auth is not None:
+                    self.sealing = Sealing(auth["value"], self.lab.password)
                 continue
             elif ptype == 0:
-                self.request_pdu(pdu, flags, call_id, auth, end)
+                self.request_pdu(pdu, flags, call_id, auth, end, t)
             else:
                 LOG.info("pdu type %d ignored", ptype)
 
@@ -168,7 +225,8 @@ class RPCHandler(socketserver.BaseRequestHandler):
             syntaxes = [pdu[off + 24 + 20 * i:off + 24 + 20 * i + 20] for i in range(n_ts)]
             off += 24 + 20 * n_ts
             ndr = uuidtup_to_bin(("8a885d04-1ceb-11c9-9fe8-08002b104860", "2.0"))
-            known = abstract in (EFSR_LSA, EFSR, ICPR, EPM)
+            known = abstract in (EFSR_LSA, EFSR, ICPR, EPM, dcom.SCM_ACTIVATOR, dcom.OBJECT_EXPORTER,
+                                 dcom.CERT_REQUEST_D, dcom.CERT_REQUEST_D2)
             if known and ndr in syntaxes:
                 self.ctx[ctx_id] = abstract
                 results += struct.pack("<HH", 0, 0) + ndr
@@ -204,40 +262,57 @@ class RPCHandler(socketserver.BaseRequestHandler):
             return b"135"
         return str(self.request.getsockname()[1]).encode() if self.server.tcp else b"\\PIPE\\" + self.server.pipe.encode()
 
-    def request_pdu(self, pdu, flags, call_id, auth, end):
+    def request_pdu(self, pdu, flags, call_id, auth, end, trailer):
         ctx_id, opnum = u16(pdu, 20), u16(pdu, 22)
         start = 40 if flags & 0x80 else 24
+        sealed = auth is not None and auth["level"] == 6
+        data = pdu[start:end]
+        if sealed and self.sealing is not None:
+            # The auth padding is sealed with the stub: open both, drop the pad.
+            data = self.sealing.open(pdu[start:trailer])[:end - start]
         key = call_id
         if flags & 1:
             self.frags[key] = b""
-        self.frags[key] = self.frags.get(key, b"") + pdu[start:end]
+        self.frags[key] = self.frags.get(key, b"") + data
         if not flags & 2:
             return
         stub = self.frags.pop(key)
         iface = self.ctx.get(ctx_id)
-        if auth is not None and auth["level"] == 6:
+        if sealed and self.sealing is None:
             LOG.info("sealed request %s opnum %d: access denied", iface, opnum)
             return self.fault(call_id, ctx_id, RPC_S_ACCESS_DENIED)
-        handler = {EFSR_LSA: efsr, EFSR: efsr, ICPR: icpr, EPM: epm_call}.get(iface)
+        handler = {EFSR_LSA: efsr, EFSR: efsr, ICPR: icpr, EPM: epm_call, dcom.SCM_ACTIVATOR: scm_call,
+                   dcom.CERT_REQUEST_D: cert_request_d, dcom.CERT_REQUEST_D2: cert_request_d}.get(iface)
         out = handler(self, opnum, stub) if handler else None
         if out is None:
             return self.fault(call_id, ctx_id, NCA_S_OP_RNG_ERROR)
         if isinstance(out, int):
             return self.fault(call_id, ctx_id, out)
-        self.respond(call_id, ctx_id, out)
+        self.respond(call_id, ctx_id, out, auth if sealed else None)
 
     def fault(self, call_id, ctx_id, status):
         body = struct.pack("<IHBBII", 32, ctx_id, 0, 0, status, 0)
         self.request.sendall(header(3, 3, call_id, len(body)) + body)
 
-    def respond(self, call_id, ctx_id, stub):
-        room = self.max_xmit - 24
+    def respond(self, call_id, ctx_id, stub, auth=None):
+        # A sealed fragment carries its pad, trailer and 16-byte verifier;
+        # fragments other than the last keep 8-byte multiples of stub.
+        room = self.max_xmit - 24 - (8 + 16 + 8 if auth else 0)
+        room -= room % 8
         off = 0
         while True:
             chunk = stub[off:off + room]
             flags = (1 if off == 0 else 0) | (2 if off + room >= len(stub) else 0)
             body = struct.pack("<IHBB", len(stub) - off, ctx_id, 0, 0) + chunk
-            self.request.sendall(header(2, flags, call_id, len(body)) + body)
+            if auth is None:
+                self.request.sendall(header(2, flags, call_id, len(body)) + body)
+            else:
+                p = pad4(len(chunk))
+                body += b"\x00" * p
+                trailer = struct.pack("<BBBBI", auth["type"], auth["level"], p, 0, auth["ctx"])
+                hdr = header(2, flags, call_id, len(body), 16)
+                sealed, verifier = self.sealing.seal(hdr + body + trailer, chunk + b"\x00" * p)
+                self.request.sendall(hdr + body[:8] + sealed + trailer + verifier)
             off += room
             if off >= len(stub):
                 return
@@ -303,9 +378,6 @@ def callback(lab, path):
 def icpr(h, opnum, stub):
     if opnum != 0:
         return None
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-
     off = 4
     if u32(stub, off):  # pwszAuthority
         ca, off = ndr_wstring(stub, off + 4)
@@ -333,7 +405,32 @@ def icpr(h, opnum, stub):
     h.lab.request_id += 1
     rid = h.lab.request_id
     if not csr_der:
-        return struct.pack("<II", rid, 2) + struct.pack("<II", 0, 0) * 3
+        return struct.pack("<II", rid, 2) + cert_blobs((b"", b"", b"")) + struct.pack("<I", 0)
+    der = issue(h, csr_der)
+    # pctbCert (the certificate chain) is sent as the certificate itself.
+    return struct.pack("<II", rid, 3) + cert_blobs((der, der, "Issued\x00".encode("utf-16le"))) + struct.pack("<I", 0)
+
+
+def cert_blobs(blobs):
+    """Out CERTTRANSBLOBs, each a top-level parameter: cb and a unique
+    pointer, then its bytes before the next parameter (the referents of a
+    parameter's embedded pointers end with that parameter)."""
+    out = b""
+    for i, blob in enumerate(blobs):
+        out += b"\x00" * pad4(len(out))
+        if not blob:
+            out += struct.pack("<II", 0, 0)
+            continue
+        out += struct.pack("<III", len(blob), 0x20000 + 4 * i, len(blob)) + blob
+    return out + b"\x00" * pad4(len(out))
+
+
+def issue(h, csr_der):
+    """A certificate for the request, signed by the lab CA, with the
+    request's subject and extensions (the SAN it asks for): DER."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+
     csr = x509.load_der_x509_csr(csr_der)
     key, cacert = h.lab.ca
     now = datetime.datetime.now(datetime.timezone.utc)
@@ -342,15 +439,29 @@ def icpr(h, opnum, stub):
          .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=365)))
     for ext in csr.extensions:
         b = b.add_extension(ext.value, ext.critical)
-    der = b.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
-    msg = "Issued\x00".encode("utf-16le")
-    # pctbCert (the certificate chain) is sent as the certificate itself.
-    out = struct.pack("<II", rid, 3)
-    out += struct.pack("<II", len(der), 0x20000) + struct.pack("<II", len(der), 0x20004) + struct.pack("<II", len(msg), 0x20008)
-    for blob in (der, der, msg):
-        out += struct.pack("<I", len(blob)) + blob
-        out += b"\x00" * pad4(len(out))
-    return out
+    return b.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+
+
+def scm_call(h, opnum, stub):
+    if opnum != 4:  # RemoteCreateInstance
+        return None
+    return dcom.remote_create_instance(h.lab.exporter, stub)
+
+
+def cert_request_d(h, opnum, stub):
+    """ICertRequestD::Request (3) and ICertRequestD2::Request2 (6): ORPCTHAT,
+    the request id, the disposition, three CERTTRANSBLOBs, the HRESULT."""
+    if opnum not in (3, 6):
+        return None
+    ca, attrs, der = dcom.cert_request(stub, opnum == 6)
+    LOG.info("ICertRequestD opnum %d ca %r attributes %r csr %d bytes", opnum, ca, attrs, len(der))
+    h.lab.request_id += 1
+    out = struct.pack("<II", 0, 0)  # ORPCTHAT: flags, no extensions
+    out += struct.pack("<I", h.lab.request_id)
+    if not der:
+        return out + struct.pack("<I", 2) + cert_blobs((b"", b"", b"")) + struct.pack("<I", 0)
+    cert = issue(h, der)
+    return out + struct.pack("<I", 3) + cert_blobs((cert, cert, "Issued\x00".encode("utf-16le"))) + struct.pack("<I", 0)
 
 
 def epm_call(h, opnum, stub):
@@ -416,13 +527,16 @@ def main():
     ap.add_argument("--domain", default="CORP")
     ap.add_argument("--ca", default="CORP-DC01-CA")
     ap.add_argument("--tcp-port", type=int, default=49670)
+    ap.add_argument("--dcom-port", type=int, default=49673)
+    ap.add_argument("--password", help="the lab account's password: open and answer sealed calls")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    lab = Lab(args.name, args.domain, args.tcp_port, make_ca(args.ca))
+    lab = Lab(args.name, args.domain, args.tcp_port, make_ca(args.ca), args.password,
+              dcom.Exporter(args.ip, args.dcom_port))
     RPCHandler.lab = lab
 
     servers = []
-    for port, pipe in ((135, "epmapper"), (args.tcp_port, "")):
+    for port, pipe in ((135, "epmapper"), (args.tcp_port, ""), (args.dcom_port, "")):
         s = PipeServer((args.ip, port), pipe, True)
         servers.append(s)
     pipes = {}

@@ -33,19 +33,33 @@ func init() { builders = append(builders, registerCertsrv) }
 const TechCert = "T1649"
 
 func registerCertsrv() {
-	req := op{req: func(x *dc) { certRequest(x, false) }, resp: certResponse, technique: TechCert, phase: PhaseCredAccess}
-	req2 := op{req: func(x *dc) { certRequest(x, true) }, resp: certResponse, technique: TechCert, phase: PhaseCredAccess}
+	certOp := func(k certCall) op {
+		return op{req: func(x *dc) { certRequest(x, k) }, resp: certResponse, technique: TechCert, phase: PhaseCredAccess}
+	}
+	req := certOp(certICPR)
+	reqD := certOp(certWCCE)
+	req2 := certOp(certWCCE2)
 	prop := op{req: certProperty, technique: "T1649", phase: PhaseRecon}
 	register(&iface{name: "ICertPassage", uuid: icprUUID, pipes: []string{"cert"},
 		names: []string{"CertServerRequest"}, ops: map[uint16]op{0: req}})
 	register(&iface{name: "ICertRequestD", uuid: certReqUUID, orpc: true,
 		names: dcomNames("Request", "GetCACert", "Ping"),
-		ops:   map[uint16]op{3: req, 4: {technique: "T1649", phase: PhaseRecon}, 5: {noise: true}}})
+		ops:   map[uint16]op{3: reqD, 4: {technique: "T1649", phase: PhaseRecon}, 5: {noise: true}}})
 	register(&iface{name: "ICertRequestD2", uuid: certReq2UUID, orpc: true,
 		names: dcomNames("Request", "GetCACert", "Ping", "Request2", "GetCAProperty", "GetCAPropertyInfo", "Ping2"),
-		ops: map[uint16]op{3: req, 4: {technique: "T1649", phase: PhaseRecon}, 5: {noise: true},
+		ops: map[uint16]op{3: reqD, 4: {technique: "T1649", phase: PhaseRecon}, 5: {noise: true},
 			6: req2, 7: prop, 8: {technique: "T1649", phase: PhaseRecon}, 9: {noise: true}}})
 }
+
+// certCall tells the three request methods apart: their arguments are the
+// same but neither in the same order nor of the same types.
+type certCall int
+
+const (
+	certICPR  certCall = iota // ICertPassage::CertServerRequest
+	certWCCE                  // ICertRequestD::Request
+	certWCCE2                 // ICertRequestD2::Request2
+)
 
 // certBlob reads a CERTTRANSBLOB (cb, then a unique pointer to cb bytes),
 // its bytes deferred.
@@ -59,25 +73,40 @@ func certBlob(r *ndr.Reader, dst *[]byte) {
 	})
 }
 
-// certRequest: dwFlags, the unique CA name, the request id (in, out), for
-// Request2 a unique serial number, then the attributes and the request.
-func certRequest(x *dc, two bool) {
+// certRequest reads the request's arguments:
+//
+//	CertServerRequest (MS-ICPR 3.2.4.1.1): dwFlags, pwszAuthority,
+//	  pdwRequestId, pctbAttribs (a CERTTRANSBLOB of UTF-16), pctbRequest
+//	Request (MS-WCCE 3.2.1.4.2.1): dwFlags, pwszAuthority, pdwRequestId,
+//	  pwszAttributes (a unique string), pctbRequest
+//	Request2 (MS-WCCE 3.2.1.4.3.1): pwszAuthority, dwFlags,
+//	  pwszSerialNumber, pdwRequestId, pwszAttributes, pctbRequest
+func certRequest(x *dc, k certCall) {
 	r := x.r
-	flags := r.U32()
-	ca := wstrPtr(r)
-	r.U32() // pdwRequestId
-	var serial string
-	if two {
-		serial = wstrPtr(r)
-	}
+	var flags uint32
+	var ca, serial, attrText string
 	var attrs, request []byte
-	certBlob(r, &attrs)
+	if k == certWCCE2 {
+		ca = wstrPtr(r)
+		flags = r.U32()
+		serial = wstrPtr(r)
+	} else {
+		flags = r.U32()
+		ca = wstrPtr(r)
+	}
+	r.U32() // pdwRequestId
+	if k == certICPR {
+		certBlob(r, &attrs)
+		attrText = utf16Text(attrs)
+	} else {
+		attrText = wstrPtr(r)
+	}
 	certBlob(r, &request)
 	x.add("ca", ca)
 	x.add("flags", hex32(flags))
 	x.add("serial", serial)
 	x.d.Target = ca
-	a := parseCertAttrs(attrs)
+	a := parseCertAttrs(attrText)
 	csr := ParseCertRequest(request)
 	x.add("template", firstNonEmpty(a.template, csr.Template))
 	x.add("subject", csr.Subject)
@@ -129,19 +158,24 @@ type certAttrs struct {
 	other    []string
 }
 
-// parseCertAttrs reads the request attributes: UTF-16 "name:value" pairs
-// separated by new lines (MS-WCCE 2.2.2.7.10). SAN:upn=...&dns=... asks
-// for subject alternative names (honoured when the CA has
-// EDITF_ATTRIBUTESUBJECTALTNAME2: ESC6).
-func parseCertAttrs(b []byte) (a certAttrs) {
+// utf16Text decodes ICPR's attribute blob (UTF-16LE, NUL-terminated),
+// at most 4096 code units.
+func utf16Text(b []byte) string {
 	if len(b) < 2 {
-		return a
+		return ""
 	}
 	u := make([]uint16, 0, min(len(b)/2, 4096))
 	for i := 0; i+1 < len(b) && len(u) < cap(u); i += 2 {
 		u = append(u, uint16(b[i])|uint16(b[i+1])<<8)
 	}
-	s := strings.TrimRight(string(utf16.Decode(u)), "\x00")
+	return strings.TrimRight(string(utf16.Decode(u)), "\x00")
+}
+
+// parseCertAttrs reads the request attributes: "name:value" pairs
+// separated by new lines (MS-WCCE 2.2.2.7.10). SAN:upn=...&dns=... asks
+// for subject alternative names (honoured when the CA has
+// EDITF_ATTRIBUTESUBJECTALTNAME2: ESC6).
+func parseCertAttrs(s string) (a certAttrs) {
 	for _, line := range strings.FieldsFunc(s, func(r rune) bool { return r == '\n' || r == '\r' }) {
 		name, val, ok := strings.Cut(line, ":")
 		if !ok {

@@ -23,6 +23,7 @@ const labPassword = "Summer2026!"
 var labDecrypted = map[string]string{
 	"rpclab_certipy_req_decrypted":        "rpclab_certipy_req_sealed",
 	"rpclab_petitpotam_topotam_decrypted": "rpclab_petitpotam_topotam_sealed",
+	"rpclab_certipy5_req_dcom_decrypted":  "rpclab_certipy5_req_dcom_sealed",
 }
 
 var recordDecrypted = flag.Bool("record-decrypted", false, "rewrite the decrypted lab fixtures from tshark's decryption of the sealed lab captures")
@@ -57,7 +58,8 @@ func TestDecryptedLabStubs(t *testing.T) {
 }
 
 // writeDecrypted writes the sealed fixture's calls with tshark's
-// plaintext requests (the replies of these lab calls are faults).
+// plaintext requests (the replies are faults, or the stand-in's own
+// bytes: only the tools' requests are evidence).
 func writeDecrypted(t *testing.T, path string, sealed []stubCall, stubs map[int][]byte) {
 	t.Helper()
 	type line struct {
@@ -67,6 +69,7 @@ func writeDecrypted(t *testing.T, path string, sealed []stubCall, stubs map[int]
 		Ver       uint16 `json:"ver"`
 		Opnum     uint16 `json:"opnum"`
 		Pipe      string `json:"pipe,omitempty"`
+		Object    string `json:"object,omitempty"`
 		Decrypted bool   `json:"decrypted"`
 		Req       string `json:"req"`
 	}
@@ -76,7 +79,7 @@ func writeDecrypted(t *testing.T, path string, sealed []stubCall, stubs map[int]
 		if !c.Sealed || !ok {
 			continue
 		}
-		b, _ := json.Marshal(line{c.Frame, c.Conn, c.Iface, c.Ver, c.Opnum, c.Pipe, true, hex.EncodeToString(s)})
+		b, _ := json.Marshal(line{c.Frame, c.Conn, c.Iface, c.Ver, c.Opnum, c.Pipe, c.Object, true, hex.EncodeToString(s)})
 		buf.Write(append(b, '\n'))
 	}
 	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
@@ -87,7 +90,8 @@ func writeDecrypted(t *testing.T, path string, sealed []stubCall, stubs map[int]
 // TestDecryptedLabValues decodes the real tools' decrypted requests and
 // expects what their command lines asked for (SOURCES.md): Certipy's
 // -ca CORP-DC01-CA -template ESC1User -upn administrator@corp.local, then
-// -template User; topotam's PetitPotam pointed at the listener 10.0.0.66
+// -template User (4.8.2 over ICPR; 5.1.0 over DCOM with -template Machine
+// -dns dc01.corp.local the second time); topotam's PetitPotam pointed at the listener 10.0.0.66
 // (the share and file are the tool's own).
 func TestDecryptedLabValues(t *testing.T) {
 	for _, c := range []struct {
@@ -99,6 +103,19 @@ func TestDecryptedLabValues(t *testing.T) {
 				"ca": "CORP-DC01-CA", "template": "ESC1User", "subject alternative name": "upn:administrator@corp.local", "subject": "CN=Alice"},
 			{"op": "CertServerRequest", "target": "CORP-DC01-CA: User", "command": "",
 				"ca": "CORP-DC01-CA", "template": "User", "subject alternative name": "", "subject": "CN=Alice"},
+		}},
+		// Certipy 5 req -dcom: activation of its CLSID_ICertRequest
+		// (d99e6e74-...), then ICertRequestD::Request with -ca
+		// CORP-DC01-CA -template ESC1User -upn administrator@corp.local;
+		// again with -template Machine -dns dc01.corp.local. The CSR's
+		// subject is the tool's CN from -u alice.
+		{"rpclab_certipy5_req_dcom_decrypted", []map[string]string{
+			{"op": "RemoteCreateInstance", "class": "CertSrv Request (CCertRequestD) {d99e6e74-fc88-11d0-b498-00a0c90312f3}"},
+			{"op": "Request", "target": "CORP-DC01-CA: ESC1User", "command": "SAN upn:administrator@corp.local",
+				"ca": "CORP-DC01-CA", "template": "ESC1User", "subject alternative name": "upn:administrator@corp.local", "subject": "CN=Alice"},
+			{"op": "RemoteCreateInstance", "class": "CertSrv Request (CCertRequestD) {d99e6e74-fc88-11d0-b498-00a0c90312f3}"},
+			{"op": "Request", "target": "CORP-DC01-CA: Machine", "command": "SAN dns:dc01.corp.local",
+				"ca": "CORP-DC01-CA", "template": "Machine", "subject alternative name": "dns:dc01.corp.local", "subject": "CN=Alice"},
 		}},
 		{"rpclab_petitpotam_topotam_decrypted", []map[string]string{
 			{"op": "EfsRpcOpenFileRaw", "target": `\\10.0.0.66\test\Settings.ini`},
@@ -126,8 +143,11 @@ func TestDecryptedLabValues(t *testing.T) {
 						t.Errorf("call %d (frame %d): %s = %q, want %q", i, calls[i].Frame, k, got[k], v)
 					}
 				}
-				if d.Technique == "" {
+				if d.Technique == "" && d.Operation != "RemoteCreateInstance" {
 					t.Errorf("call %d: no technique", i)
+				}
+				if testing.Verbose() {
+					t.Logf("call %d: %+v", i, d)
 				}
 			}
 		})

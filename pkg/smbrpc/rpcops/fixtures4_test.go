@@ -1,12 +1,15 @@
 package rpcops
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"encoding/hex"
+	"path/filepath"
 	"strings"
 	"testing"
 	"unicode/utf16"
@@ -203,12 +206,30 @@ func TestCertRequestFixtures(t *testing.T) {
 	runFixtures(t, []fixture{
 		{name: "CertServerRequest ESC1", iface: icprUUID, opnum: 0, req: icpr, resp: resp, want: w},
 	})
-	// The same request through ICertRequestD::Request (DCOM).
+	// The same request through DCOM (MS-WCCE), whose attributes are a
+	// unique string, not a blob, and whose Request2 puts the CA first.
+	text := "CertificateTemplate:ESC1Template\nSAN:upn=administrator@corp.local\n"
 	w.op = "Request"
+	w2 := w
+	w2.op = "Request2"
+	w2.fields = map[string]string{"template": "ESC1Template", "subject": "CN=alice", "serial": "6100000002a3", "flags": "0x00000100"}
 	runFixtures(t, []fixture{
 		{name: "ICertRequestD Request", iface: certReqUUID, opnum: 3,
-			req:  func(s *sb) { s.orpcThis(); icpr(s) },
+			req: func(s *sb) {
+				s.orpcThis().u32(0).wstrp("corp-CA").u32(0).wstrp(text)
+				s.alignP()
+				blob(s, req)
+				body(s, req)
+			},
 			resp: func(s *sb) { s.orpcThat(); resp(s) }, want: w},
+		{name: "ICertRequestD2 Request2", iface: certReq2UUID, opnum: 6,
+			req: func(s *sb) {
+				s.orpcThis().wstrp("corp-CA").u32(0x100).wstrp("6100000002a3").u32(0).wstrp(text)
+				s.alignP()
+				blob(s, req)
+				body(s, req)
+			},
+			resp: func(s *sb) { s.orpcThat(); resp(s) }, want: w2},
 	})
 }
 
@@ -231,6 +252,16 @@ func TestParseCertRequest(t *testing.T) {
 
 func FuzzParseCertRequest(f *testing.F) {
 	f.Add([]byte{0x30, 0x03, 0x02, 0x01, 0x00})
+	// The real tools' requests (Certipy 4 over ICPR, Certipy 5 over DCOM),
+	// from the first DER SEQUENCE of long form in each decrypted stub.
+	for _, name := range []string{"rpclab_certipy_req_decrypted", "rpclab_certipy5_req_dcom_decrypted"} {
+		for _, c := range loadStubs(f, filepath.Join("testdata", "stubs", name+".jsonl")) {
+			req, _ := hex.DecodeString(c.Req)
+			if i := bytes.Index(req, []byte{0x30, 0x82}); i >= 0 {
+				f.Add(req[i:])
+			}
+		}
+	}
 	f.Fuzz(func(t *testing.T, b []byte) { ParseCertRequest(b) })
 }
 
