@@ -219,9 +219,8 @@ func isUNC(p string) bool {
 var ntUNCPrefixes = []string{`\\?\unc\`, `\\.\unc\`, `\??\unc\`}
 
 func hasNTUNCPrefix(p string) bool {
-	low := strings.ToLower(p)
 	for _, pre := range ntUNCPrefixes {
-		if strings.HasPrefix(low, pre) {
+		if len(p) >= len(pre) && strings.EqualFold(p[:len(pre)], pre) {
 			return true
 		}
 	}
