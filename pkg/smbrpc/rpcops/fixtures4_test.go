@@ -46,6 +46,21 @@ func TestCoerceFixtures(t *testing.T) {
 		{name: "NetrDfsRemoveStdRoot (DFSCoerce)", iface: dfsnmUUID, opnum: 13,
 			req:  func(s *sb) { s.wstr("10.0.0.66").wstr("test").u32(1) },
 			want: coerce("NetrDfsRemoveStdRoot", "10.0.0.66")},
+		// Coercer's NetrDfsAddStdRoot: ServerName, RootShare, Comment,
+		// ApiFlags.
+		{name: "NetrDfsAddStdRoot (DFSCoerce)", iface: dfsnmUUID, opnum: 12,
+			req:  func(s *sb) { s.wstr(`\\10.0.0.66`).wstr("test").wstr("comment").u32(0) },
+			want: coerce("NetrDfsAddStdRoot", `\\10.0.0.66`)},
+		{name: "IsPathShadowCopied (ShadowCoerce)", iface: fsrvpUUID, opnum: 9,
+			req:  func(s *sb) { s.wstr(`\\10.0.0.66\share\`) },
+			want: coerce("IsPathShadowCopied", `\\10.0.0.66\share\`)},
+		// RpcRemoteFindFirstPrinterChangeNotification: printer handle,
+		// flags, options, the unique callback machine, printer-local
+		// value, and a unique buffer (empty).
+		{name: "RpcRemoteFindFirstPrinterChangeNotification (printer bug)", iface: spoolssUUID, opnum: 62,
+			req: func(s *sb) { s.handle(h(1)).u32(0x100).u32(0).wstrp(`\\10.0.0.66`).u32(0).u32(0).null() },
+			want: want{op: "RpcRemoteFindFirstPrinterChangeNotification", target: `\\10.0.0.66`, technique: TechCoerce, phase: PhaseCredAccess,
+				fields: map[string]string{"coerced to": "10.0.0.66", "callback": `\\10.0.0.66`}}},
 		{name: "IsPathSupported (ShadowCoerce)", iface: fsrvpUUID, opnum: 8,
 			req:  func(s *sb) { s.wstr(`\\10.0.0.66\share\`) },
 			want: coerce("IsPathSupported", `\\10.0.0.66\share\`)},
