@@ -9,7 +9,7 @@ import (
 // Interfaces whose calls take a path or server name the server then
 // connects to, with its machine account: authentication coercion (T1187,
 // forced authentication) that attackers relay to AD CS or LDAP (PetitPotam,
-// DFSCoerce, ShadowCoerce). The printer bug (MS-RPRN) is in rprn.go.
+// DFSCoerce, ShadowCoerce, CheeseOunce). The printer bug (MS-RPRN) is in rprn.go.
 //
 //   - MS-EFSR, the Encrypting File System Remote Protocol: over \pipe\lsarpc
 //     (and \pipe\samr, \pipe\netlogon, \pipe\lsass) as c681d488-…, over
