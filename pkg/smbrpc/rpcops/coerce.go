@@ -234,6 +234,8 @@ func uncServer(p string) string {
 	switch {
 	case hasNTUNCPrefix(p):
 		p = p[8:] // every prefix is 8 bytes
+	case len(p) >= 4 && isUNC(p) && (p[2] == '.' || p[2] == '?') && (p[3] == '\\' || p[3] == '/'):
+		return "" // \\.\device, \\?\C:\...: this machine's namespaces, not a server
 	case strings.HasPrefix(p, `\\`) || strings.HasPrefix(p, `//`):
 		p = p[2:]
 	case strings.HasPrefix(low, "http://") || strings.HasPrefix(low, "https://"):
