@@ -404,6 +404,66 @@ func TestReplaySealedLab(t *testing.T) {
 	}
 }
 
+// TestReplayCoercerEventlog: Coercer's sealed MS-EVEN coercion, opened
+// with the lab password, shows OpenBackupEventLogW coercing the DC to the
+// listener its command line named (-l 10.0.0.66, SOURCES.md) and the
+// CheeseOunce finding with the DC01$ callback, in both output modes;
+// without the password the call is still named, its path not.
+func TestReplayCoercerEventlog(t *testing.T) {
+	f := labCapture("rpclab_coercer_even_sealed.pcap")
+	good := labSecrets(t, "CORP\\alice password:Summer2026!\n", 0o600)
+	var tbl, js, errOut bytes.Buffer
+	if code := run([]string{"replay", "--pcap", f, "--ntlm-secrets", good}, nil, &tbl, &errOut); code != exitOK {
+		t.Fatalf("table exit %d: %s", code, errOut.String())
+	}
+	for _, want := range []string{
+		"OpenBackupEventLogW", `\??\UNC\10.0.0.66\U01Pt0ZW\aa`,
+		"[HIGH] CheeseOunce coercion (MS-EVEN), succeeded (T1187): 10.0.0.66 asked 10.0.0.2",
+		"to authenticate to 10.0.0.66 (1 call); 10.0.0.2 then connected there as CORP\\DC01$",
+	} {
+		if !strings.Contains(tbl.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, tbl.String())
+		}
+	}
+	if code := run([]string{"replay", "--pcap", f, "--ntlm-secrets", good, "--format", "jsonl"}, nil, &js, &errOut); code != exitOK {
+		t.Fatalf("jsonl exit %d: %s", code, errOut.String())
+	}
+	recs := jsonltest.Check(t, js.Bytes())
+	n := 0
+	for _, op := range recs["operation"] {
+		if op["interface"] != "eventlog" {
+			continue
+		}
+		n++
+		fs := fmt.Sprint(op["fields"])
+		if op["operation"] != "OpenBackupEventLogW" || op["technique"] != "T1187" || op["status"] != "0xc00000be" ||
+			!strings.Contains(fs, "coerced to value:10.0.0.66]") {
+			t.Errorf("MS-EVEN operation %v", op)
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d MS-EVEN operations, want 1", n)
+	}
+	a := recs["attack"]
+	if len(a) != 1 || a[0]["name"] != "CheeseOunce coercion (MS-EVEN)" || a[0]["verdict"] != "succeeded" || a[0]["account"] != `CORP\DC01$` ||
+		a[0]["technique"] != "T1187" {
+		t.Fatalf("attack records %v", a)
+	}
+	js.Reset()
+	if code := run([]string{"replay", "--pcap", f, "--format", "jsonl"}, nil, &js, &errOut); code != exitOK {
+		t.Fatalf("jsonl exit %d: %s", code, errOut.String())
+	}
+	recs = jsonltest.Check(t, js.Bytes())
+	if len(recs["attack"]) != 0 {
+		t.Errorf("a finding without the password: %v", recs["attack"])
+	}
+	for _, op := range recs["operation"] {
+		if op["interface"] == "eventlog" && (op["operation"] != "OpenBackupEventLogW" || op["encrypted"] != true) {
+			t.Errorf("sealed MS-EVEN operation %v", op)
+		}
+	}
+}
+
 // TestReplayNTLMSecretsDCOM: Certipy 5's sealed MS-WCCE requests over
 // DCOM, opened with the lab password, show the CA, template and SAN its
 // command lines asked for (SOURCES.md), and the UPN one is the ESC1 attack.

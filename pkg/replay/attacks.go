@@ -10,8 +10,8 @@ import (
 
 // Attack is a named attack seen across operations, beside them: Zerologon,
 // authentication coercion (PetitPotam, the printer bug, DFSCoerce,
-// ShadowCoerce), PrintNightmare driver loads, DCSync and DCShadow from
-// hosts that are not domain controllers, certificates requested for
+// ShadowCoerce, CheeseOunce), PrintNightmare driver loads, DCSync and
+// DCShadow from hosts that are not domain controllers, certificates requested for
 // another account. Each names its CVE where one exists, its ATT&CK
 // technique, a severity, whether it was only attempted or succeeded, and
 // the operations that show it. Its JSON Lines record is jsonl.Attack.
@@ -333,6 +333,8 @@ func coercionName(iface string) (name, cve string) {
 		return "DFSCoerce (MS-DFSNM)", ""
 	case "FileServerVssAgent":
 		return "ShadowCoerce (MS-FSRVP)", "CVE-2022-30154"
+	case "eventlog":
+		return "CheeseOunce coercion (MS-EVEN)", ""
 	}
 	return "Authentication coercion (" + iface + ")", ""
 }

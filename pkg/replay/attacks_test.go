@@ -75,6 +75,57 @@ func TestCoercionSucceeded(t *testing.T) {
 	}
 }
 
+// TestCoercionLab: the real coercion tools' lab captures give one
+// coercion finding each, named for the protocol, with the stand-in's
+// callback to the listener as CORP\DC01$ in its evidence (the listener
+// is the host of the tools' command lines, SOURCES.md). The sealed ones
+// are opened with the lab password; without it the coerced host is not
+// on the wire and nothing is claimed.
+func TestCoercionLab(t *testing.T) {
+	sec := secretsOf(t, `CORP\alice password:`+labPassword+"\n")
+	for _, c := range []struct {
+		file, name string
+		calls      int
+		sealed     bool
+	}{
+		{"rpclab_coercer_even_sealed.pcap", "CheeseOunce coercion (MS-EVEN)", 1, true},
+		// ly4k's PetitPotam: nine methods over \pipe\efsrpc, two over
+		// \pipe\lsarpc with a WebDAV path (no SMB callback for those).
+		{"rpclab_petitpotam_ly4k.pcap", "PetitPotam coercion (MS-EFSR)", 11, false},
+	} {
+		t.Run(c.file, func(t *testing.T) {
+			ops, _, _ := replaySealed(t, labCapture(c.file), sec)
+			dc := netip.MustParseAddr("10.0.0.2")
+			a := DetectAttacks(ops, DCSet([]netip.Addr{dc}))
+			if len(a) != 1 {
+				t.Fatalf("%d attacks: %+v", len(a), a)
+			}
+			got := a[0]
+			if got.Name != c.name || got.Technique != "T1187" || got.Verdict != "succeeded" || got.Severity != SevCritical ||
+				got.Account != `CORP\DC01$` || got.Dst != dc || got.Src != netip.MustParseAddr("10.0.0.66") || got.Count != c.calls {
+				t.Errorf("%+v", got)
+			}
+			if !strings.Contains(got.Summary, "to authenticate to 10.0.0.66") || !strings.Contains(got.Summary, `connected there as CORP\DC01$`) {
+				t.Errorf("summary %q", got.Summary)
+			}
+			callback := false
+			for _, e := range got.Evidence {
+				callback = callback || e.Src == "10.0.0.2" && e.Dst == "10.0.0.66"
+			}
+			if !callback {
+				t.Errorf("no callback row in the evidence: %+v", got.Evidence)
+			}
+			if !c.sealed {
+				return
+			}
+			ops, _, _ = replaySealed(t, labCapture(c.file), nil)
+			if a := DetectAttacks(ops, nil); len(a) != 0 {
+				t.Errorf("without the password: %+v", a)
+			}
+		})
+	}
+}
+
 // TestReplicationBetweenDCs: DRSGetNCChanges from a host acting as a
 // domain controller is listed without a technique; from another host it is
 // DCSync.

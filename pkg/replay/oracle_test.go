@@ -20,7 +20,14 @@ import (
 // packet are separated by ",").
 func tsharkFields(t *testing.T, file, filter string, fields ...string) [][]string {
 	t.Helper()
-	args := []string{"-n", "-r", file, "-Y", filter, "-T", "fields", "-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=,"}
+	return tsharkFieldsWith(t, nil, file, filter, fields...)
+}
+
+// tsharkFieldsWith is tsharkFields with tshark options first (a password
+// to open sealed calls).
+func tsharkFieldsWith(t *testing.T, opts []string, file, filter string, fields ...string) [][]string {
+	t.Helper()
+	args := append(slices.Clone(opts), "-n", "-r", file, "-Y", filter, "-T", "fields", "-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=,")
 	for _, f := range fields {
 		args = append(args, "-e", f)
 	}
@@ -112,6 +119,10 @@ var oracleFields = []struct{ tshark, iface, ours string }{
 	{"efs.EfsRpcQueryRecoveryAgents.FileName", "efsrpc", "file"},
 	{"efs.EfsRpcRemoveUsersFromFile.FileName", "efsrpc", "file"},
 	{"efs.EfsRpcAddUsersToFile.FileName", "efsrpc", "file"},
+	// MS-EVEN file names: all of them are "backup file" in ours.
+	{"eventlog.eventlog_OpenBackupEventLogW.logname", "eventlog", "backup file"},
+	{"eventlog.eventlog_BackupEventLogW.backupfilename", "eventlog", "backup file"},
+	{"eventlog.eventlog_ClearEventLogW.backupfilename", "eventlog", "backup file"},
 }
 
 // tsharkProtocols maps tshark's protocol column to our interface names.
@@ -128,15 +139,15 @@ var tsharkProtocols = map[string]string{
 var ctxUUID = regexp.MustCompile(`Ctx: \d+ ([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})`)
 
 // tsharkDissect runs tshark once over a capture for everything the oracle
-// compares.
-func tsharkDissect(t *testing.T, file string) tsharkView {
+// compares; opts go to tshark first.
+func tsharkDissect(t *testing.T, file string, opts ...string) tsharkView {
 	fields := []string{"_ws.col.Protocol", "_ws.col.Info", "dcerpc.pkt_type", "dcerpc.cn_flags.first_frag", "smb2.flags.response",
 		"dcerpc.opnum", "ntlmssp.auth.domain", "ntlmssp.auth.username", "smb2.cmd", "smb2.tree", "smb.cmd", "smb.path",
 		"kerberos.msg_type", "kerberos.CNameString", "smb.account", "smb.primary_domain"}
 	for _, f := range oracleFields {
 		fields = append(fields, f.tshark)
 	}
-	rows := tsharkFields(t, file, "dcerpc || ntlmssp.messagetype == 3 || kerberos.msg_type == 13 || smb2.cmd == 3 || smb.cmd == 0x75 || smb.account", fields...)
+	rows := tsharkFieldsWith(t, opts, file, "dcerpc || ntlmssp.messagetype == 3 || kerberos.msg_type == 13 || smb2.cmd == 3 || smb.cmd == 0x75 || smb.account", fields...)
 	v := tsharkView{ntlm: map[string]bool{}, trees: map[string]bool{}, clients: map[string]bool{}, strs: map[string][]string{}}
 	col := func(r []string, name string) []string {
 		i := slices.Index(fields, name)
@@ -250,103 +261,156 @@ func TestOracleTshark(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			ops, st := replayFile(t, file)
-			v := tsharkDissect(t, file)
-
-			for _, o := range ops {
-				if o.Auth == "ntlm" && o.User != "" && !v.ntlm[o.Domain+`\`+o.User] {
-					t.Errorf("account %s\\%s not in tshark's NTLMSSP AUTHENTICATE messages %v", o.Domain, o.User, keys(v.ntlm))
-				}
-				if o.Kind == "tree" && !v.trees[strings.ToLower(o.Target)] {
-					t.Errorf("tree %s not requested according to tshark (%v)", o.Target, keys(v.trees))
-				}
-				if o.AccountVia == "ticket" && !v.clients[strings.ToLower(o.User)] {
-					t.Errorf("%s names %s via ticket; tshark's TGS-REPs name %v", o.Operation, o.User, keys(v.clients))
-				}
-			}
-
-			// String arguments, both ways.
-			for _, f := range oracleFields {
-				ours := oursFor(ops, f.iface, f.ours)
-				theirs := map[string]bool{}
-				for _, s := range v.strs[f.tshark] {
-					if s != "" {
-						theirs[strings.ToLower(s)] = true
-					}
-				}
-				for s := range theirs {
-					if !ours[s] && st.Gaps == 0 {
-						t.Errorf("%s %q (tshark) not reported as %s %s", f.tshark, s, f.iface, f.ours)
-					}
-				}
-				if len(theirs) == 0 {
-					continue // tshark does not decode this field here (sealed, NDR64, other opnums)
-				}
-				for s := range ours {
-					if !theirs[s] && sameField(f.tshark) {
-						t.Errorf("%s %s %q not in tshark's %s %v", f.iface, f.ours, s, f.tshark, keys(theirs))
-					}
-				}
-			}
-
-			// Calls: where a TCP segment was not captured both tools lose
-			// calls in different ways, so only gap-free captures must
-			// match call for call.
-			if st.Gaps > 0 {
-				return
-			}
-			var got []tsharkCall
-			for _, o := range ops {
-				if o.Kind == "rpc" && o.Opnum >= 0 {
-					got = append(got, tsharkCall{o.Interface, itoa(o.Opnum)})
-				}
-			}
-			used := make([]bool, len(got))
-			var missed []string
-			// Calls tshark names first, then those it could not name
-			// (contexts bound before the capture, sealed calls).
-			want := slices.Clone(v.calls)
-			slices.SortStableFunc(want, func(a, b tsharkCall) int {
-				return boolInt(a.iface == "") - boolInt(b.iface == "")
-			})
-			for _, w := range want {
-				k := slices.IndexFunc(got, func(g tsharkCall) bool {
-					return g.opnum == w.opnum && (w.iface == "" || strings.EqualFold(w.iface, g.iface))
-				})
-				for k >= 0 && used[k] {
-					n := slices.IndexFunc(got[k+1:], func(g tsharkCall) bool {
-						return g.opnum == w.opnum && (w.iface == "" || strings.EqualFold(w.iface, g.iface))
-					})
-					if n < 0 {
-						k = -1
-						break
-					}
-					k += 1 + n
-				}
-				if k < 0 {
-					missed = append(missed, w.iface+" "+w.opnum)
-					continue
-				}
-				used[k] = true
-			}
-			var extra []string
-			for k, g := range got {
-				if !used[k] {
-					extra = append(extra, g.iface+" "+g.opnum)
-				}
-			}
-			if len(missed) > 0 {
-				t.Errorf("requests tshark decodes that replay does not report: %v", missed)
-			}
-			if len(extra) > 0 {
-				t.Errorf("requests replay reports that tshark does not see: %v", extra)
-			}
+			compareTshark(t, ops, st, tsharkDissect(t, file))
 		})
 	}
 }
 
-// sameField reports whether the tshark field is the only one feeding its
-// interface argument (efs splits its file names over one field per
-// operation: ours are not checked against each alone).
+// TestOracleLab is TestOracleTshark over the project's own lab captures
+// of real attack tools (rpcops testdata/captures), the sealed ones opened
+// with the lab password by both: what replay decrypts and names must be
+// what tshark decrypts and dissects, both ways.
+func TestOracleLab(t *testing.T) {
+	testenv.Tool(t, "tshark")
+	files, _ := filepath.Glob(labCapture("rpclab_*.pcap"))
+	if len(files) == 0 {
+		t.Fatal("no lab captures")
+	}
+	sec := secretsOf(t, `CORP\alice password:`+labPassword+"\n")
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			t.Parallel()
+			ops, _, st := replaySealed(t, file, sec)
+			v := tsharkDissect(t, file, "-o", "ntlmssp.nt_password:"+labPassword)
+			if len(v.calls) == 0 {
+				t.Fatal("tshark dissected no call")
+			}
+			// The coercion captures were made for this check: tshark
+			// must have decoded their paths.
+			if f := labPaths[filepath.Base(file)]; f != "" && len(v.strs[f]) == 0 {
+				t.Errorf("tshark decoded no %s", f)
+			}
+			compareTshark(t, ops, st, v)
+		})
+	}
+}
+
+// labPaths names the tshark field holding the coerced path of each lab
+// capture of a coercion tool.
+var labPaths = map[string]string{
+	"rpclab_petitpotam_ly4k.pcap":           "efs.EfsRpcOpenFileRaw.FileName",
+	"rpclab_petitpotam_topotam_sealed.pcap": "efs.EfsRpcOpenFileRaw.FileName",
+	"rpclab_coercer_even_sealed.pcap":       "eventlog.eventlog_OpenBackupEventLogW.logname",
+}
+
+// compareTshark checks replay's operations of one capture against
+// tshark's dissection of it.
+func compareTshark(t *testing.T, ops []Operation, st Stats, v tsharkView) {
+	t.Helper()
+	for _, o := range ops {
+		if o.Auth == "ntlm" && o.User != "" && !v.ntlm[o.Domain+`\`+o.User] {
+			t.Errorf("account %s\\%s not in tshark's NTLMSSP AUTHENTICATE messages %v", o.Domain, o.User, keys(v.ntlm))
+		}
+		if o.Kind == "tree" && !v.trees[strings.ToLower(o.Target)] {
+			t.Errorf("tree %s not requested according to tshark (%v)", o.Target, keys(v.trees))
+		}
+		if o.AccountVia == "ticket" && !v.clients[strings.ToLower(o.User)] {
+			t.Errorf("%s names %s via ticket; tshark's TGS-REPs name %v", o.Operation, o.User, keys(v.clients))
+		}
+	}
+
+	// String arguments, both ways.
+	for _, f := range oracleFields {
+		ours := oursFor(ops, f.iface, f.ours)
+		theirs := map[string]bool{}
+		for _, s := range v.strs[f.tshark] {
+			if s != "" {
+				theirs[strings.ToLower(s)] = true
+			}
+		}
+		for s := range theirs {
+			if !ours[s] && st.Gaps == 0 {
+				t.Errorf("%s %q (tshark) not reported as %s %s", f.tshark, s, f.iface, f.ours)
+			}
+		}
+		if len(theirs) == 0 {
+			continue // tshark does not decode this field here (sealed, NDR64, other opnums)
+		}
+		// Ours come from every tshark field feeding the same argument.
+		all := map[string]bool{}
+		for _, g := range oracleFields {
+			if g.iface == f.iface && g.ours == f.ours {
+				for _, s := range v.strs[g.tshark] {
+					if s != "" {
+						all[strings.ToLower(s)] = true
+					}
+				}
+			}
+		}
+		for s := range ours {
+			if !all[s] && sameField(f.tshark) {
+				t.Errorf("%s %s %q not in tshark's %s %v", f.iface, f.ours, s, f.tshark, keys(all))
+			}
+		}
+	}
+
+	// Calls: where a TCP segment was not captured both tools lose
+	// calls in different ways, so only gap-free captures must
+	// match call for call.
+	if st.Gaps > 0 {
+		return
+	}
+	var got []tsharkCall
+	for _, o := range ops {
+		if o.Kind == "rpc" && o.Opnum >= 0 {
+			got = append(got, tsharkCall{o.Interface, itoa(o.Opnum)})
+		}
+	}
+	used := make([]bool, len(got))
+	var missed []string
+	// Calls tshark names first, then those it could not name
+	// (contexts bound before the capture, sealed calls).
+	want := slices.Clone(v.calls)
+	slices.SortStableFunc(want, func(a, b tsharkCall) int {
+		return boolInt(a.iface == "") - boolInt(b.iface == "")
+	})
+	for _, w := range want {
+		k := slices.IndexFunc(got, func(g tsharkCall) bool {
+			return g.opnum == w.opnum && (w.iface == "" || strings.EqualFold(w.iface, g.iface))
+		})
+		for k >= 0 && used[k] {
+			n := slices.IndexFunc(got[k+1:], func(g tsharkCall) bool {
+				return g.opnum == w.opnum && (w.iface == "" || strings.EqualFold(w.iface, g.iface))
+			})
+			if n < 0 {
+				k = -1
+				break
+			}
+			k += 1 + n
+		}
+		if k < 0 {
+			missed = append(missed, w.iface+" "+w.opnum)
+			continue
+		}
+		used[k] = true
+	}
+	var extra []string
+	for k, g := range got {
+		if !used[k] {
+			extra = append(extra, g.iface+" "+g.opnum)
+		}
+	}
+	if len(missed) > 0 {
+		t.Errorf("requests tshark decodes that replay does not report: %v", missed)
+	}
+	if len(extra) > 0 {
+		t.Errorf("requests replay reports that tshark does not see: %v", extra)
+	}
+}
+
+// sameField reports whether every value of ours can be checked against
+// tshark's fields: not for efs, which tshark 4.0 decodes only on the
+// lsarpc UUID (c681d488-…), not on \pipe\efsrpc's df1941c5-….
 func sameField(tsharkField string) bool { return !strings.HasPrefix(tsharkField, "efs.") }
 
 func boolInt(b bool) int {

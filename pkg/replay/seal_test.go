@@ -93,8 +93,8 @@ func fieldOf(op *Operation, name string) string {
 	return ""
 }
 
-// TestSealedLabCaptures opens the real sealed traffic of Certipy and
-// topotam's PetitPotam with the lab password: the request stubs equal
+// TestSealedLabCaptures opens the real sealed traffic of Certipy,
+// topotam's PetitPotam and Coercer with the lab password: the request stubs equal
 // tshark's decryption byte for byte, and the operations carry what the
 // tool was told to send (SOURCES.md command lines).
 func TestSealedLabCaptures(t *testing.T) {
@@ -111,6 +111,11 @@ func TestSealedLabCaptures(t *testing.T) {
 			{"op": "EfsRpcEncryptFileSrv", "target": `\\10.0.0.66\test\Settings.ini`},
 			{"op": "EfsRpcOpenFileRaw", "target": `\\10.0.0.66\test\Settings.ini`},
 			{"op": "EfsRpcEncryptFileSrv", "target": `\\10.0.0.66\test\Settings.ini`},
+		}},
+		// Coercer's MS-EVEN method: ElfrOpenBELW on the NT form of a UNC
+		// path to the listener 10.0.0.66 of the command line.
+		{"rpclab_coercer_even_sealed.pcap", []map[string]string{
+			{"op": "OpenBackupEventLogW", "target": `\??\UNC\10.0.0.66\U01Pt0ZW\aa`, "coerced to": "10.0.0.66"},
 		}},
 		// Certipy 5 req -dcom: activation on 135, then ICertRequestD on
 		// the port the activation reply named.
@@ -146,7 +151,8 @@ func TestSealedLabCaptures(t *testing.T) {
 				}
 				// What tshark decodes of the opened stubs (MS-EFSR on the
 				// lsarpc UUID) must be in ours.
-				names := tsharkSealedStrings(t, file, labPassword, "efs.EfsRpcOpenFileRaw.FileName", "efs.EfsRpcEncryptFileSrv.Filename")
+				names := tsharkSealedStrings(t, file, labPassword, "efs.EfsRpcOpenFileRaw.FileName", "efs.EfsRpcEncryptFileSrv.Filename",
+					"eventlog.eventlog_OpenBackupEventLogW.logname")
 				var sealed []Operation
 				for _, op := range ops {
 					if op.Encrypted {

@@ -3,10 +3,10 @@
 
 It answers just enough for the unmodified tools to send their real requests:
 an SMB server (impacket) whose named pipes \\efsrpc, \\lsarpc, \\samr,
-\\netlogon, \\lsass and \\cert carry DCE/RPC to the endpoint below, the
+\\netlogon, \\lsass, \\cert and \\eventlog carry DCE/RPC to the endpoint below, the
 endpoint mapper on TCP 135 and the same endpoint on a dynamic TCP port.
 
-The endpoint accepts binds for MS-EFSR (both UUIDs), MS-ICPR, the
+The endpoint accepts binds for MS-EFSR (both UUIDs), MS-EVEN, MS-ICPR, the
 endpoint mapper and, for DCOM, the activator and MS-WCCE ICertRequestD(2),
 with or without an NTLM auth verifier (it sends an NTLM CHALLENGE and
 accepts any AUTHENTICATE), and answers:
@@ -14,6 +14,9 @@ accepts any AUTHENTICATE), and answers:
   - EFSR calls naming a UNC path: the server "connects" back to that host
     over SMB as its machine account (as an unpatched Windows host does),
     then answers ERROR_BAD_NETPATH (0x35), what PetitPotam expects;
+  - MS-EVEN OpenBackupEventLogW/A naming a UNC path (\\\\host\\... or
+    \\??\\UNC\\host\\..., as Coercer sends it): the same callback, then
+    STATUS_BAD_NETWORK_PATH with a null handle;
   - CertServerRequest: issues a certificate signed by a throw-away CA, with
     the subject and SAN of the request (a CA that allows ESC1 does so);
   - ept_map for ICPR: the dynamic TCP port;
@@ -50,10 +53,12 @@ import dcom
 EFSR_LSA = "c681d488-d850-11d0-8c52-00c04fd90f7e"
 EFSR = "df1941c5-fe89-4e79-bf10-463657acf44d"
 ICPR = "91ae6020-9e3c-11cf-8d7c-00aa00c091be"
+EVEN = "82273fdc-e32a-18c3-3f78-827929dc23ea"
 EPM = "e1af8308-5d1f-11c9-91a4-08002b14a0fa"
 NDR = ("8a885d04-1ceb-11c9-9fe8-08002b104860", 2)
 
 ERROR_BAD_NETPATH = 0x35
+STATUS_BAD_NETWORK_PATH = 0xC00000BE
 RPC_S_ACCESS_DENIED = 0x5
 NCA_S_OP_RNG_ERROR = 0x1C010002
 
@@ -225,7 +230,7 @@ class RPCHandler(socketserver.BaseRequestHandler):
             syntaxes = [pdu[off + 24 + 20 * i:off + 24 + 20 * i + 20] for i in range(n_ts)]
             off += 24 + 20 * n_ts
             ndr = uuidtup_to_bin(("8a885d04-1ceb-11c9-9fe8-08002b104860", "2.0"))
-            known = abstract in (EFSR_LSA, EFSR, ICPR, EPM, dcom.SCM_ACTIVATOR, dcom.OBJECT_EXPORTER,
+            known = abstract in (EFSR_LSA, EFSR, EVEN, ICPR, EPM, dcom.SCM_ACTIVATOR, dcom.OBJECT_EXPORTER,
                                  dcom.CERT_REQUEST_D, dcom.CERT_REQUEST_D2)
             if known and ndr in syntaxes:
                 self.ctx[ctx_id] = abstract
@@ -281,7 +286,7 @@ class RPCHandler(socketserver.BaseRequestHandler):
         if sealed and self.sealing is None:
             LOG.info("sealed request %s opnum %d: access denied", iface, opnum)
             return self.fault(call_id, ctx_id, RPC_S_ACCESS_DENIED)
-        handler = {EFSR_LSA: efsr, EFSR: efsr, ICPR: icpr, EPM: epm_call, dcom.SCM_ACTIVATOR: scm_call,
+        handler = {EFSR_LSA: efsr, EFSR: efsr, EVEN: even, ICPR: icpr, EPM: epm_call, dcom.SCM_ACTIVATOR: scm_call,
                    dcom.CERT_REQUEST_D: cert_request_d, dcom.CERT_REQUEST_D2: cert_request_d}.get(iface)
         out = handler(self, opnum, stub) if handler else None
         if out is None:
@@ -361,6 +366,35 @@ def efsr(h, opnum, stub):
     elif opnum in (6, 7, 12):
         out = b"\x00" * 4
     return out + struct.pack("<I", ERROR_BAD_NETPATH)
+
+
+def unc_host(path):
+    """The server of \\\\host\\... or \\??\\UNC\\host\\... ("" otherwise)."""
+    if path[:8].upper() == "\\??\\UNC\\":
+        path = "\\\\" + path[8:]
+    if not path.startswith("\\\\"):
+        return ""
+    return path[2:].split("\\")[0]
+
+
+def even(h, opnum, stub):
+    """MS-EVEN: only OpenBackupEventLogW (9) and A (16), the coercion."""
+    if opnum not in (9, 16):
+        return None
+    # UNCServerName: a unique pointer to one character; then the
+    # RPC_UNICODE_STRING (A: RPC_STRING) BackupFileName, its buffer deferred.
+    off = 4 + (4 if u32(stub, 0) else 0)
+    off += 8  # Length, MaximumLength, pointer
+    off += pad4(off)
+    actual = u32(stub, off + 8)
+    raw = stub[off + 12:off + 12 + (2 if opnum == 9 else 1) * actual]
+    path = raw.decode("utf-16le" if opnum == 9 else "latin-1", "replace").rstrip("\x00")
+    LOG.info("%s %r", "OpenBackupEventLogW" if opnum == 9 else "OpenBackupEventLogA", path)
+    host = unc_host(path)
+    if host and "@" not in host:
+        threading.Thread(target=callback, args=(h.lab, "\\\\" + host), daemon=True).start()
+        time.sleep(0.5)
+    return b"\x00" * 20 + struct.pack("<I", STATUS_BAD_NETWORK_PATH)
 
 
 def callback(lab, path):
@@ -540,7 +574,7 @@ def main():
         s = PipeServer((args.ip, port), pipe, True)
         servers.append(s)
     pipes = {}
-    for pipe in ("efsrpc", "lsarpc", "samr", "netlogon", "lsass", "cert"):
+    for pipe in ("efsrpc", "lsarpc", "samr", "netlogon", "lsass", "cert", "eventlog"):
         s = PipeServer(("127.0.0.1", 0), pipe, False)
         servers.append(s)
         pipes[pipe] = s.server_address

@@ -9,7 +9,7 @@ import (
 // Interfaces whose calls take a path or server name the server then
 // connects to, with its machine account: authentication coercion (T1187,
 // forced authentication) that attackers relay to AD CS or LDAP (PetitPotam,
-// DFSCoerce, ShadowCoerce). The printer bug (MS-RPRN) is in rprn.go.
+// DFSCoerce, ShadowCoerce, CheeseOunce). The printer bug (MS-RPRN) is in rprn.go.
 //
 //   - MS-EFSR, the Encrypting File System Remote Protocol: over \pipe\lsarpc
 //     (and \pipe\samr, \pipe\netlogon, \pipe\lsass) as c681d488-…, over
@@ -18,6 +18,8 @@ import (
 //     and NetrDfsRemoveStdRoot name a server.
 //   - MS-FSRVP, File Server Remote VSS (\pipe\FssagentRpc): IsPathSupported
 //     and IsPathShadowCopied take a share path.
+//   - MS-EVEN OpenBackupEventLogW/A ("CheeseOunce", eventlog.go) with a
+//     UNC path: the event log service opens the file on that host.
 var (
 	efsrLsaUUID = mustUUID("c681d488-d850-11d0-8c52-00c04fd90f7e")
 	efsrUUID    = mustUUID("df1941c5-fe89-4e79-bf10-463657acf44d")
@@ -166,7 +168,8 @@ func (x *dc) coerce(field, path string) {
 }
 
 // CoercedHost is the host a path makes the server connect to: the server
-// of a UNC path (\\host\share, \\?\UNC\host\share, or the WebDAV forms
+// of a UNC path (\\host\share, \\?\UNC\host\share, the NT form
+// \??\UNC\host\share that Coercer sends to MS-EVEN, or the WebDAV forms
 // \\host@80\dav and \\host@SSL@443\dav, whose host ends at the first @), a
 // URL's host, or a bare server name (\\host or host, as DFSCoerce passes
 // it). It is "" for a local path.
@@ -208,7 +211,20 @@ func CoercedWebDAV(p string) string {
 
 func isUNC(p string) bool {
 	p = strings.TrimSpace(p)
-	return strings.HasPrefix(p, `\\`) || strings.HasPrefix(p, `//`)
+	return strings.HasPrefix(p, `\\`) || strings.HasPrefix(p, `//`) || hasNTUNCPrefix(p)
+}
+
+// ntUNCPrefixes name the redirector in Win32 (\\?\, \\.\) and NT object
+// manager (\??\) spellings: each is followed by host\share.
+var ntUNCPrefixes = []string{`\\?\unc\`, `\\.\unc\`, `\??\unc\`}
+
+func hasNTUNCPrefix(p string) bool {
+	for _, pre := range ntUNCPrefixes {
+		if len(p) >= len(pre) && strings.EqualFold(p[:len(pre)], pre) {
+			return true
+		}
+	}
+	return false
 }
 
 // uncServer is the server part of a path: see CoercedHost.
@@ -216,8 +232,10 @@ func uncServer(p string) string {
 	p = strings.TrimSpace(p)
 	low := strings.ToLower(p)
 	switch {
-	case strings.HasPrefix(low, `\\?\unc\`):
-		p = p[8:]
+	case hasNTUNCPrefix(p):
+		p = p[8:] // every prefix is 8 bytes
+	case len(p) >= 4 && isUNC(p) && (p[2] == '.' || p[2] == '?') && (p[3] == '\\' || p[3] == '/'):
+		return "" // \\.\device, \\?\C:\...: this machine's namespaces, not a server
 	case strings.HasPrefix(p, `\\`) || strings.HasPrefix(p, `//`):
 		p = p[2:]
 	case strings.HasPrefix(low, "http://") || strings.HasPrefix(low, "https://"):

@@ -24,6 +24,7 @@ var labDecrypted = map[string]string{
 	"rpclab_certipy_req_decrypted":        "rpclab_certipy_req_sealed",
 	"rpclab_petitpotam_topotam_decrypted": "rpclab_petitpotam_topotam_sealed",
 	"rpclab_certipy5_req_dcom_decrypted":  "rpclab_certipy5_req_dcom_sealed",
+	"rpclab_coercer_even_decrypted":       "rpclab_coercer_even_sealed",
 }
 
 var recordDecrypted = flag.Bool("record-decrypted", false, "rewrite the decrypted lab fixtures from tshark's decryption of the sealed lab captures")
@@ -117,6 +118,12 @@ func TestDecryptedLabValues(t *testing.T) {
 			{"op": "Request", "target": "CORP-DC01-CA: Machine", "command": "SAN dns:dc01.corp.local",
 				"ca": "CORP-DC01-CA", "template": "Machine", "subject alternative name": "dns:dc01.corp.local", "subject": "CN=Alice"},
 		}},
+		// Coercer coerce -l 10.0.0.66 --filter-protocol-name MS-EVEN:
+		// ElfrOpenBELW on the NT path \??\UNC\<listener>\<random 8>\aa.
+		{"rpclab_coercer_even_decrypted", []map[string]string{
+			{"op": "OpenBackupEventLogW", "target": `\??\UNC\10.0.0.66\U01Pt0ZW\aa`, "technique": TechCoerce,
+				"backup file": `\??\UNC\10.0.0.66\U01Pt0ZW\aa`, "coerced to": "10.0.0.66"},
+		}},
 		{"rpclab_petitpotam_topotam_decrypted", []map[string]string{
 			{"op": "EfsRpcOpenFileRaw", "target": `\\10.0.0.66\test\Settings.ini`},
 			{"op": "EfsRpcEncryptFileSrv", "target": `\\10.0.0.66\test\Settings.ini`},
@@ -134,7 +141,7 @@ func TestDecryptedLabValues(t *testing.T) {
 			for i, w := range c.want {
 				call, _ := calls[i].call(t, shared)
 				d := s.Decode(call)
-				got := map[string]string{"op": d.Operation, "target": d.Target, "command": d.Command}
+				got := map[string]string{"op": d.Operation, "target": d.Target, "command": d.Command, "technique": d.Technique}
 				for _, f := range d.Fields {
 					got[f.Name] = f.Value
 				}

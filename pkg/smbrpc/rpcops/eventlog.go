@@ -8,7 +8,8 @@ import (
 
 // eventlog: EventLog Remoting Protocol (MS-EVEN, \pipe\eventlog) and its
 // successor MS-EVEN6 (ncacn_ip_tcp). Clearing a log remotely is indicator
-// removal (T1070.001). MS-EVEN operations are named as Samba and
+// removal (T1070.001); opening a "backup log" on a UNC path is
+// authentication coercion (T1187, coerce.go). MS-EVEN operations are named as Samba and
 // Wireshark name them (the spec's Elfr* names are cryptic).
 var (
 	eventlogUUID = mustUUID("82273fdc-e32a-18c3-3f78-827929dc23ea")
@@ -108,9 +109,16 @@ func evtOpenArgs(r *ndr.Reader, ansi, backup bool) (module string) {
 
 func evtOpen(x *dc, ansi, backup bool) {
 	m := evtOpenArgs(x.r, ansi, backup)
-	if backup {
+	switch {
+	case backup && CoercedHost(m) != "":
+		// OpenBackupEventLog on a remote file ("CheeseOunce"): the event
+		// log service opens it over SMB (or WebDAV) as the machine
+		// account, authenticating to the host the caller named.
+		x.d.Technique, x.d.Phase = TechCoerce, PhaseCredAccess
+		x.coerce("backup file", m)
+	case backup:
 		x.add("backup file", m)
-	} else {
+	default:
 		x.add("log", m)
 	}
 	x.d.Target = m

@@ -15,7 +15,7 @@ import (
 	"unicode/utf16"
 )
 
-// Coercion (MS-EFSR, MS-DFSNM, MS-FSRVP), printing (MS-RPRN, MS-PAR) and
+// Coercion (MS-EFSR, MS-DFSNM, MS-FSRVP, MS-EVEN), printing (MS-RPRN, MS-PAR) and
 // certificate requests (MS-ICPR, MS-WCCE), each in both transfer
 // syntaxes. The certificate requests inside are made by Go's crypto/x509,
 // an encoder independent of the decoder.
@@ -46,10 +46,63 @@ func TestCoerceFixtures(t *testing.T) {
 		{name: "NetrDfsRemoveStdRoot (DFSCoerce)", iface: dfsnmUUID, opnum: 13,
 			req:  func(s *sb) { s.wstr("10.0.0.66").wstr("test").u32(1) },
 			want: coerce("NetrDfsRemoveStdRoot", "10.0.0.66")},
+		// Coercer's NetrDfsAddStdRoot: ServerName, RootShare, Comment,
+		// ApiFlags.
+		{name: "NetrDfsAddStdRoot (DFSCoerce)", iface: dfsnmUUID, opnum: 12,
+			req:  func(s *sb) { s.wstr(`\\10.0.0.66`).wstr("test").wstr("comment").u32(0) },
+			want: coerce("NetrDfsAddStdRoot", `\\10.0.0.66`)},
+		{name: "IsPathShadowCopied (ShadowCoerce)", iface: fsrvpUUID, opnum: 9,
+			req:  func(s *sb) { s.wstr(`\\10.0.0.66\share\`) },
+			want: coerce("IsPathShadowCopied", `\\10.0.0.66\share\`)},
+		// RpcRemoteFindFirstPrinterChangeNotification: printer handle,
+		// flags, options, the unique callback machine, printer-local
+		// value, and a unique buffer (empty).
+		{name: "RpcRemoteFindFirstPrinterChangeNotification (printer bug)", iface: spoolssUUID, opnum: 62,
+			req: func(s *sb) { s.handle(h(1)).u32(0x100).u32(0).wstrp(`\\10.0.0.66`).u32(0).u32(0).null() },
+			want: want{op: "RpcRemoteFindFirstPrinterChangeNotification", target: `\\10.0.0.66`, technique: TechCoerce, phase: PhaseCredAccess,
+				fields: map[string]string{"coerced to": "10.0.0.66", "callback": `\\10.0.0.66`}}},
 		{name: "IsPathSupported (ShadowCoerce)", iface: fsrvpUUID, opnum: 8,
 			req:  func(s *sb) { s.wstr(`\\10.0.0.66\share\`) },
 			want: coerce("IsPathSupported", `\\10.0.0.66\share\`)},
+		// MS-EVEN ElfrOpenBELW/A (CheeseOunce): UNCServerName (a unique
+		// pointer to one character), the backup file name, major and
+		// minor version.
+		{name: "OpenBackupEventLogW NT UNC (Coercer)", iface: eventlogUUID, opnum: 9,
+			req:  func(s *sb) { s.null().ustr(`\??\UNC\10.0.0.66\f2QnMwiI\aa`).u32(43).u32(41) },
+			want: coerce("OpenBackupEventLogW", `\??\UNC\10.0.0.66\f2QnMwiI\aa`)},
+		{name: "OpenBackupEventLogW UNC with server name", iface: eventlogUUID, opnum: 9,
+			req:  func(s *sb) { s.ptr().u16('\\').ustr(`\\10.0.0.66\share\x.evt`).u32(1).u32(1) },
+			want: coerce("OpenBackupEventLogW", `\\10.0.0.66\share\x.evt`)},
+		{name: "OpenBackupEventLogW WebDAV", iface: eventlogUUID, opnum: 9,
+			req: func(s *sb) { s.null().ustr(`\\attacker@8080\dav\x.evt`).u32(1).u32(1) },
+			want: want{op: "OpenBackupEventLogW", target: `\\attacker@8080\dav\x.evt`, technique: TechCoerce, phase: PhaseCredAccess,
+				fields: map[string]string{"coerced to": "attacker", "webdav": "HTTP port 8080"}}},
+		{name: "OpenBackupEventLogA UNC", iface: eventlogUUID, opnum: 16,
+			req:  func(s *sb) { s.null().rpcString(`\\10.0.0.66\share\x.evt`).u32(1).u32(1) },
+			want: coerce("OpenBackupEventLogA", `\\10.0.0.66\share\x.evt`)},
+		// A local backup log is what it always was: no technique, the
+		// file named.
+		{name: "OpenBackupEventLogW local", iface: eventlogUUID, opnum: 9,
+			req: func(s *sb) { s.null().ustr(`C:\Windows\Temp\sec.evtx`).u32(1).u32(1) },
+			want: want{op: "OpenBackupEventLogW", target: `C:\Windows\Temp\sec.evtx`,
+				fields: map[string]string{"backup file": `C:\Windows\Temp\sec.evtx`}}},
+		{name: "OpenBackupEventLogA NT local", iface: eventlogUUID, opnum: 16,
+			req: func(s *sb) { s.null().rpcString(`\??\C:\sec.evt`).u32(1).u32(1) },
+			want: want{op: "OpenBackupEventLogA", target: `\??\C:\sec.evt`,
+				fields: map[string]string{"backup file": `\??\C:\sec.evt`}}},
+		{name: "OpenEventLogW stays a log", iface: eventlogUUID, opnum: 7,
+			req:  func(s *sb) { s.null().ustr("Security").ustr("").u32(1).u32(1) },
+			want: want{op: "OpenEventLogW", target: "Security", fields: map[string]string{"log": "Security"}}},
 	})
+}
+
+// rpcString writes an RPC_STRING (8-bit counted string, no NUL) with its
+// deferred buffer.
+func (s *sb) rpcString(v string) *sb {
+	s.alignP().u16(uint16(len(v))).u16(uint16(len(v))).ptr()
+	s.size(len(v)).size(0).size(len(v))
+	s.b = append(s.b, v...)
+	return s
 }
 
 // TestCoercedHost: the host and, for the WebDAV forms, the transport the
@@ -65,6 +118,15 @@ func TestCoercedHost(t *testing.T) {
 		{`\\attacker@x\dav`, "attacker", ""},
 		{`\\?\UNC\evil.corp@80\c$\x`, "evil.corp", "HTTP port 80"},
 		{`\\?\UNC\evil.corp\c$\x`, "evil.corp", ""},
+		{`\??\UNC\10.0.0.66\f2QnMwiI\aa`, "10.0.0.66", ""},
+		{`\??\unc\evil.corp@SSL@443\dav\x`, "evil.corp", "HTTPS port 443"},
+		{`\\.\UNC\evil.corp\c$\x`, "evil.corp", ""},
+		{`\??\C:\Windows\x.evt`, "", ""},
+		{`\\?\C:\Windows\x.evt`, "", ""},
+		{`\\.\pipe\spoolss`, "", ""},
+		{`//./C:/x`, "", ""},
+		{`\\.host\share`, ".host", ""},
+		{`\??\UNC`, "", ""},
 		{`http://evil.corp/x`, "evil.corp", ""},
 		{`C:\Windows\System32\x.dll`, "", ""},
 		{`dc01`, "dc01", ""},

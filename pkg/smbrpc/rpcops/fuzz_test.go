@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 )
 
@@ -45,6 +46,7 @@ func FuzzDecode(f *testing.F) {
 	for _, fx := range []fixture{
 		{iface: winregUUID, opnum: 22, req: func(s *sb) { s.handle(h(1)).ustr("v").u32(1).size(2).raw([]byte{'a', 0}).u32(2) }},
 		{iface: drsuapiUUID, opnum: 3, req: func(s *sb) { s.handle(h(1)).u32(8).alignP().u32(8).align(8).zeros(200) }},
+		{iface: eventlogUUID, opnum: 16, req: func(s *sb) { s.ptr().u8('\\').rpcString(`\??\UNC\h@SSL@1\s\x`).u32(1).u32(1) }},
 	} {
 		for _, n64 := range []bool{false, true} {
 			c := fx.call(n64)
@@ -93,5 +95,21 @@ func FuzzParsers(f *testing.F) {
 		dualStringArray(b)
 		parseTaskXML(string(b))
 		EndpointsFromMap(b, false)
+	})
+}
+
+// FuzzCoercedHost: the host and WebDAV transport of any path a coercion
+// call carries; the host is always a part of the path.
+func FuzzCoercedHost(f *testing.F) {
+	for _, p := range []string{`\\10.0.0.66\s\f`, `\??\UNC\h@SSL@443\d`, `\\?\UNC\h\s`, `\\.\UNC\`, `http://h/x`,
+		`C:\x`, `h@80`, "\\??\\UNC\\\u212aelvin\\s"} {
+		f.Add(p)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		h := CoercedHost(p)
+		CoercedWebDAV(p)
+		if !strings.Contains(p, h) {
+			t.Errorf("CoercedHost(%q) = %q, not part of the path", p, h)
+		}
 	})
 }

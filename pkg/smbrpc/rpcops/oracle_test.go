@@ -40,12 +40,14 @@ var oracleFields = []string{
 var liveFields = append(append([]string(nil), oracleFields...),
 	"efs.EfsRpcOpenFileRaw.FileName", "efs.EfsRpcEncryptFileSrv.Filename", "efs.EfsRpcDecryptFileSrv.FileName",
 	"efs.EfsRpcQueryUsersOnFile.FileName", "efs.EfsRpcQueryRecoveryAgents.FileName",
-	"efs.EfsRpcRemoveUsersFromFile.FileName", "efs.EfsRpcAddUsersToFile.FileName")
+	"efs.EfsRpcRemoveUsersFromFile.FileName", "efs.EfsRpcAddUsersToFile.FileName",
+	"eventlog.eventlog_OpenBackupEventLogW.logname")
 
 // labClear names the lab captures (testdata/captures) whose calls tshark
 // decodes in clear: the others are sealed or of interfaces tshark 4.0 does
 // not decode (ICPR).
-var labClear = map[string]bool{"rpclab_petitpotam_ly4k": true, "rpclab_petitpotam_topotam_decrypted": true}
+var labClear = map[string]bool{"rpclab_petitpotam_ly4k": true, "rpclab_petitpotam_topotam_decrypted": true,
+	"rpclab_coercer_even_decrypted": true}
 
 // recordTshark names a directory holding the captures of the fixtures cut
 // from outside the shared set (SOURCES.md): the test then runs tshark on
