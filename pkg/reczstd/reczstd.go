@@ -7,7 +7,9 @@
 // end of a record is carried into the next record when the bytes go on
 // matching (the flows interleave in the same order). Sequences are coded
 // with zstd's predefined tables (RLE mode for a code that never changes in
-// a block) and literals are stored raw, so no table is built per block.
+// a block: a frame's first sequence, whose offset is new, gets a block of
+// its own when the rest all repeat its offset) and literals are stored
+// raw, so no table is built per block.
 //
 // Small packets then cost a word comparison per 8 bytes and one or two
 // sequences each, a fraction of a general-purpose matcher's cost, and the
