@@ -14,6 +14,10 @@ var llBase, llBits [64]uint32 // 36 codes; 64 so that c&63 needs no bounds check
 // Match length codes (baselines are match lengths, 3 and up).
 var mlBase, mlBits [64]uint32 // 53 codes
 
+// The most extra bits of any code up to c, by c (for a bound from codes
+// ORed together, which is at least the largest of them).
+var llBitsUpTo, mlBitsUpTo [64]uint32
+
 // Small values' codes, looked up; larger ones follow from the top bit.
 var llCodeSmall [64]uint8
 var mlCodeSmall [128]uint8 // by match length - 3
@@ -73,6 +77,13 @@ func init() {
 	}
 	fill(llBase[:36], llBits[:36], 0, []uint32{1, 1, 1, 1, 2, 2, 3, 3, 4, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16})
 	fill(mlBase[:53], mlBits[:53], 3, []uint32{1, 1, 1, 1, 2, 2, 3, 3, 4, 4, 5, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16})
+	for c := range 64 {
+		llBitsUpTo[c], mlBitsUpTo[c] = llBits[c], mlBits[c]
+		if c > 0 {
+			llBitsUpTo[c] = max(llBitsUpTo[c], llBitsUpTo[c-1])
+			mlBitsUpTo[c] = max(mlBitsUpTo[c], mlBitsUpTo[c-1])
+		}
+	}
 	for c := range 36 {
 		for v := llBase[c]; v < llBase[c]+1<<llBits[c] && v < uint32(len(llCodeSmall)); v++ {
 			llCodeSmall[v] = uint8(c)

@@ -7,7 +7,9 @@
 // end of a record is carried into the next record when the bytes go on
 // matching (the flows interleave in the same order). Sequences are coded
 // with zstd's predefined tables (RLE mode for a code that never changes in
-// a block) and literals are stored raw, so no table is built per block.
+// a block: a frame's first sequence, whose offset is new, gets a block of
+// its own when the rest all repeat its offset) and literals are stored
+// raw, so no table is built per block.
 //
 // Small packets then cost a word comparison per 8 bytes and one or two
 // sequences each, a fraction of a general-purpose matcher's cost, and the
@@ -310,24 +312,29 @@ func (e *Encoder) Encode(dst, content []byte) ([]byte, bool) {
 	// run[i] counts the alike sequences starting at i: each repeats the
 	// one before in its literal and match length codes and its offset,
 	// with literals before it (so its offset is the first repeat offset).
-	e.run = slices.Grow(e.run[:0], len(e.seqs)+1)[:len(e.seqs)+1]
-	e.run[len(e.seqs)] = 0
-	var next uint32 // the codes of sequence j+1, as ll | ml<<8 | alike-able<<16
-	for j := len(e.seqs) - 1; j >= 0; j-- {
-		s := &e.seqs[j]
-		codes := uint32(llCode(s.litLen)) | uint32(mlCode(s.matchLen))<<8
-		if s.litLen != 0 && s.litLen < maxSeq {
-			codes |= 1 << 16
+	run := slices.Grow(e.run[:0], len(e.seqs)+1)[:len(e.seqs)+1]
+	e.run = run
+	run[len(e.seqs)] = 0
+	if n := len(e.seqs); n > 0 {
+		run[n-1] = 0
+		for j := n - 2; j >= 0; j-- {
+			run[j] = 0
+			// Alike: equal codes and offset, with literals before it
+			// (so that its offset is the first repeat offset). Equal
+			// lengths need no code looked up: a block's records often
+			// give equal sequences.
+			s, t := &e.seqs[j], &e.seqs[j+1]
+			if t.offset == s.offset && t.litLen-1 < maxSeq-1 &&
+				(t.litLen == s.litLen || llCode(t.litLen) == llCode(s.litLen)) &&
+				(t.matchLen == s.matchLen || mlCode(t.matchLen) == mlCode(s.matchLen)) {
+				run[j+1] = 1 + run[j+2]
+			}
 		}
-		e.run[j] = 0
-		if j+1 < len(e.seqs) && next == codes|1<<16 && e.seqs[j+1].offset == s.offset {
-			e.run[j+1] = 1 + e.run[j+2]
-		}
-		next = codes
 	}
 	rep := [3]uint32{1, 4, 8}
 	seqs := e.seqs
 	pos, lastHdr := 0, -1
+	next, nextSize := 0, 0 // the sequences and bytes of a block split in two
 	for done := 0; ; {
 		if len(seqs) > 0 {
 			// Literals that cannot share a block with their match.
@@ -342,12 +349,29 @@ func (e *Encoder) Encode(dst, content []byte) ([]byte, bool) {
 		run := e.run[done:]
 		uniform := run[0] >= minRun
 		size, n := 0, 0
-		for n < len(seqs) && size+int(seqs[n].litLen+seqs[n].matchLen) <= maxBlock {
-			if n > 0 && (uniform && run[n] == 0 || !uniform && run[n] >= minRun) {
-				break
+		if next > 0 { // the rest of a block split below
+			size, n, next = nextSize, next, 0
+		} else {
+			reps := true // the sequences after the first repeat its offset
+			for n < len(seqs) && size+int(seqs[n].litLen+seqs[n].matchLen) <= maxBlock {
+				if n > 0 && (uniform && run[n] == 0 || !uniform && run[n] >= minRun) {
+					break
+				}
+				reps = reps && (n == 0 || seqs[n].offset == seqs[0].offset && seqs[n].litLen != 0)
+				size += int(seqs[n].litLen + seqs[n].matchLen)
+				n++
 			}
-			size += int(seqs[n].litLen + seqs[n].matchLen)
-			n++
+			if !uniform && n >= minRun && reps && seqs[0].offset != rep[0] && seqs[0].matchLen > 16 {
+				// The block's first sequence alone: the rest repeat its
+				// offset, and with the offset code the same in all of
+				// them it is sent once (RLE mode) instead of in every
+				// sequence (5 bits each with the predefined table). The
+				// block of one shrinks: its match is longer than its
+				// headers.
+				first := int(seqs[0].litLen + seqs[0].matchLen)
+				next, nextSize = n-1, size-first
+				n, size = 1, first
+			}
 		}
 		tail := 0
 		if n == len(seqs) && len(content)-pos <= maxBlock {
@@ -553,10 +577,16 @@ func (e *Encoder) sequences(out []byte, at int, seqs []sequence, rep *[3]uint32)
 		c.ll, c.ml = llCode(s.litLen), mlCode(s.matchLen)
 		c.llX, c.mlX = s.litLen-llBase[c.ll&63], s.matchLen-mlBase[c.ml&63]
 		o := s.offset
+		if s.litLen != 0 && o == rep0 {
+			// The first repeat offset, most sequences: offset code 0,
+			// no extra bits.
+			c.of, c.offVal = 0, 0
+			llAll, mlAll = llAll|c.ll, mlAll|c.ml
+			llAny, mlAny, ofAny = llAny&c.ll, mlAny&c.ml, 0
+			continue
+		}
 		var ov uint32
 		switch {
-		case s.litLen != 0 && o == rep0:
-			ov = 1
 		case s.litLen != 0 && o == rep1, s.litLen == 0 && o == rep2:
 			ov = 2
 			if s.litLen == 0 {
@@ -645,6 +675,12 @@ func (e *Encoder) sequences(out []byte, at int, seqs []sequence, rep *[3]uint32)
 	add(last.offVal, uint32(last.of))
 	flush()
 	codes = codes[:len(codes)-1]
+	// A sequence's bits fit the accumulator between two flushes when its
+	// extra bits are few: at most 7 left over, 17 of states (6, 6 and 5)
+	// and 40 extra. A code's extra bits are at most those of the ORed
+	// codes' and below; short lengths and repeat offsets have none.
+	extra := llBitsUpTo[llAll&63] + mlBitsUpTo[mlAll&63] + uint32(ofAll)
+	oneFlush := extra <= 40
 	for i := len(codes) - 1; i >= 0; i-- {
 		c := &codes[i]
 		if !ofRLE {
@@ -665,10 +701,14 @@ func (e *Encoder) sequences(out []byte, at int, seqs []sequence, rep *[3]uint32)
 			add(sLL&(1<<n-1), n)
 			sLL = uint32(t >> 4)
 		}
-		add(c.llX, llBits[c.ll&63])
-		flush()
-		add(c.mlX, mlBits[c.ml&63])
-		add(c.offVal, uint32(c.of))
+		if extra != 0 {
+			add(c.llX, llBits[c.ll&63])
+			if !oneFlush {
+				flush()
+			}
+			add(c.mlX, mlBits[c.ml&63])
+			add(c.offVal, uint32(c.of))
+		}
 		flush()
 	}
 	if !mlRLE {
