@@ -97,10 +97,11 @@ PY
 
   "$NW" store push --store "$ST" --to s3://bench/fleet --sensor s >/dev/null
   host=$("$NW" flows --store "$ST" --format jsonl --proto tcp --port 8443 | python3 -c '
-  import sys, json, collections
-  c = collections.Counter(json.loads(l)["orig"] for l in sys.stdin)
-  hosts = sorted(c)
-  print(hosts[len(hosts)//2])')
+import sys, json, collections
+c = collections.Counter(json.loads(l)["orig"] for l in sys.stdin)
+hosts = sorted(c)
+print(hosts[len(hosts)//2])')
+  [ -n "$host" ] || { echo "bench-fleet: no host to query" >&2; exit 1; }
   tcpdump -r "$pcap" -w "$W/td-host.pcap" host "$host" 2>/dev/null
   share=$(awk -v a="$(stat -c %s "$W/td-host.pcap")" -v b="$(stat -c %s "$pcap")" 'BEGIN{printf "%.2f", 100*a/b}')
   echo "== one host ($host, $share% of the traffic) out of $((stored >> 20)) MiB stored"
