@@ -76,7 +76,14 @@ PY
   # Keep-alive on, as S3 itself and every production gateway keeps
   # connections open: versitygw's default of closing after each response
   # would charge each ranged GET a new TCP connection no deployment pays.
-  "$VGW" --keep-alive --access benchkey --secret benchsecret-0123456789 --port "127.0.0.1:$port" posix "$W/vgw" >/dev/null 2>&1 &
+  # Its read buffer sized for ranged reads: versitygw allocates a buffer of
+  # --io-buffer-size (default 1 MiB) for every ranged GET, and clearing and
+  # collecting it was most of the server's CPU a GET (perf: memclr and the
+  # garbage collector), whatever the range's size. VGW_IO_BUFFER=0 keeps
+  # the server's default.
+  iobuf=()
+  [ "${VGW_IO_BUFFER:-65536}" = 0 ] || iobuf=(--io-buffer-size "${VGW_IO_BUFFER:-65536}")
+  "$VGW" --keep-alive --access benchkey --secret benchsecret-0123456789 --port "127.0.0.1:$port" posix "${iobuf[@]}" "$W/vgw" >/dev/null 2>&1 &
   vgw_pid=$!
   trap 'kill $vgw_pid 2>/dev/null || true' EXIT
   export AWS_ENDPOINT_URL=http://127.0.0.1:$port AWS_ACCESS_KEY_ID=benchkey AWS_SECRET_ACCESS_KEY=benchsecret-0123456789 AWS_REGION=us-east-1

@@ -148,6 +148,10 @@ func New(cfg Config, loc Location) (*Client, error) {
 		if err != nil {
 			return nil, err
 		}
+		// A query keeps up to 32 ranged GETs in flight: connections
+		// beyond the idle limit would be closed after each response and
+		// every later GET would pay a new one (and a TLS handshake).
+		t.MaxIdleConnsPerHost = 64
 		if cfg.CAFile != "" {
 			pem, err := os.ReadFile(cfg.CAFile)
 			if err != nil {

@@ -438,3 +438,28 @@ func TestFollowRemote(t *testing.T) {
 		t.Fatalf("damage %v", f.Damage)
 	}
 }
+
+// TestFetchBufferReuse: a dropped range's buffer serves the next range
+// that fits (the smallest that does), a range is never handed a buffer
+// too small, and the list of kept buffers is bounded.
+func TestFetchBufferReuse(t *testing.T) {
+	f := &rangeFetcher{}
+	a, b := f.buffer(100), f.buffer(300)
+	f.recycle(a)
+	f.recycle(b)
+	if got := f.buffer(50); cap(got) != 100 || len(got) != 50 {
+		t.Fatalf("buffer(50): len %d cap %d, want the 100-byte buffer", len(got), cap(got))
+	}
+	if got := f.buffer(400); cap(got) < 400 || len(got) != 400 {
+		t.Fatalf("buffer(400): len %d cap %d", len(got), cap(got))
+	}
+	if got := f.buffer(200); cap(got) != 300 || len(got) != 200 {
+		t.Fatalf("buffer(200): len %d cap %d, want the 300-byte buffer", len(got), cap(got))
+	}
+	for range 10 * fetchParallel {
+		f.recycle(make([]byte, 8))
+	}
+	if len(f.free) > 2*fetchParallel {
+		t.Fatalf("%d buffers kept, want at most %d", len(f.free), 2*fetchParallel)
+	}
+}
