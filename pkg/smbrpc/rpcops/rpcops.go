@@ -48,7 +48,7 @@ type Decoded struct {
 	Command   string  // command line / binary path / task command + arguments, if any
 	Fields    []Field // every decoded argument worth showing, in order
 	Technique string  // ATT&CK id for this operation ("" when none applies)
-	Phase     string  // reconnaissance | credential-access | lateral-movement | execution | persistence | collection | exfiltration | defense-evasion | "" (plumbing)
+	Phase     string  // reconnaissance | credential-access | lateral-movement | execution | persistence | collection | exfiltration | defense-evasion | impact | "" (plumbing)
 	Status    uint32  // return code from the response, when decoded
 	Noise     bool    // plumbing (CloseServiceHandle, lsa_Close, RemRelease...) a timeline may fold away
 }
@@ -66,4 +66,5 @@ const (
 	PhaseCollection = "collection"
 	PhaseExfil      = "exfiltration"
 	PhaseEvasion    = "defense-evasion"
+	PhaseImpact     = "impact" // ATT&CK Impact: shutting a host down (T1529)
 )
