@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf16"
-
-	"github.com/nwhealth/nwhealth/pkg/smbrpc/ndr"
 )
 
 // MS-GKDI, the Group Key Distribution Service of domain controllers
@@ -128,7 +126,7 @@ func sdPrincipals(sd []byte) (owner string, sids []string) {
 		if off == 0 || int64(off)+8 > int64(len(sd)) {
 			return ""
 		}
-		return sidFrom(sd[off:])
+		return sidBytes(sd[off:])
 	}
 	owner = sidAt(le.Uint32(sd[4:]))
 	dacl := le.Uint32(sd[16:])
@@ -147,7 +145,7 @@ func sdPrincipals(sd []byte) (owner string, sids []string) {
 		// ACCESS_ALLOWED_ACE (0) and ACCESS_DENIED_ACE (1): header, mask,
 		// SID.
 		if typ <= 1 {
-			if s := sidFrom(acl[off+8 : off+aceSize]); s != "" {
+			if s := sidBytes(acl[off+8 : off+aceSize]); s != "" {
 				if typ == 1 {
 					s = "deny " + s
 				}
@@ -160,13 +158,4 @@ func sdPrincipals(sd []byte) (owner string, sids []string) {
 		off += aceSize
 	}
 	return owner, sids
-}
-
-// sidFrom renders a binary SID (MS-DTYP 2.4.2.2) at the start of b.
-func sidFrom(b []byte) string {
-	if len(b) < 8 || 8+4*int(b[1]) > len(b) {
-		return ""
-	}
-	r := ndr.NewReader(b[:8+4*int(b[1])], false)
-	return r.SIDBody(int(b[1]))
 }
