@@ -225,7 +225,7 @@ func dnsEnumRecords(x *dc, v2 bool) {
 	}
 	x.add("node", node)
 	x.add("start child", child)
-	x.add("record type", dnsRecordType(typ))
+	x.add("record type", fmt.Sprintf("%s (%d)", dnsRecordType(typ), typ))
 	x.add("select flags", hex32(sel))
 	x.d.Target = strings.TrimPrefix(node+"."+zone, ".")
 	x.d.Technique, x.d.Phase = "T1018", PhaseRecon

@@ -106,7 +106,7 @@ func dnsServerFixtures() []fixture {
 			},
 			resp: func(s *sb) { s.u32(1234).ptr().size(0).status(0) },
 			want: want{op: "R_DnssrvEnumRecords2", target: "@.corp.local", technique: "T1018", phase: PhaseRecon,
-				fields: map[string]string{"record type": "ALL", "returned": "1234 bytes of records"}}},
+				fields: map[string]string{"record type": "ALL (255)", "returned": "1234 bytes of records"}}},
 		{name: "ComplexOperation2 EnumZones", iface: dnsServerUUID, opnum: 7,
 			req: func(s *sb) {
 				s.u32(0x70000).u32(0).wstrp("dc01").null().ptr().astr("EnumZones").u32(1).alignP().u32(1).u32(1)
