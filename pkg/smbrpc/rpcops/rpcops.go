@@ -1,6 +1,7 @@
 // Package rpcops decodes the arguments of Windows RPC operations (MS-SCMR,
 // MS-TSCH, MS-RRP, MS-SRVS, MS-WKST, MS-SAMR, MS-LSAT/LSAD, MS-DRSR, the
-// endpoint mapper, DCOM activation, WMI, IDispatch, MS-EVEN, MS-NRPC) from
+// endpoint mapper, DCOM activation, WMI, IDispatch, MS-EVEN, MS-NRPC, MS-RSP,
+// MS-DNSP, MS-TSTS, MS-GKDI, the mgmt interface, MS-NSPI) from
 // reassembled DCE/RPC stub bytes, and says what each operation means for an
 // incident responder: its target, the command it runs, its ATT&CK technique
 // and its phase.
