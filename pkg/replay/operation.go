@@ -21,6 +21,7 @@ import (
 var PhaseOrder = []string{
 	"reconnaissance", "credential-access", "lateral-movement", "execution",
 	"persistence", "defense-evasion", "collection", "exfiltration",
+	"impact", // remote shutdown or reboot (T1529)
 }
 
 // Field is one decoded argument of an operation.

@@ -287,12 +287,17 @@ var tsharkOpAliases = map[string]string{
 	"AddPrintProvider": "AddPrintProvidor", "DeletePrintProvider": "DeletePrintProvidor",
 	"FindFirstPrinterChangeNotification":    "ClientFindFirstPrinterChangeNotification",
 	"RouterFindFirstPrinterNotificationOld": "RouterFindFirstPrinterChangeNotificationOld",
+	// MS-RSP: Samba's and Wireshark's names for the Base...SystemShutdown calls.
+	"Init": "BaseInitiateSystemShutdown", "InitEx": "BaseInitiateSystemShutdownEx", "Abort": "BaseAbortSystemShutdown",
+	// MS-NSPI: tshark keeps OpenChange's names from before the specification.
+	"NspiDNToEph": "NspiDNToMId", "NspiCompareDNTs": "NspiCompareMIds", "NspiGetHierarchyInfo": "NspiGetSpecialTable",
 }
 
 // normOp drops the prefixes the two namings differ by (Rpc, Netr, dfs_).
 func normOp(s string) string {
 	s = strings.TrimPrefix(s, "Rpc")
 	s = strings.TrimPrefix(s, "Netr")
+	s = strings.TrimPrefix(s, "R_") // MS-DNSP's R_Dnssrv...
 	return strings.ToLower(strings.ReplaceAll(s, "_", ""))
 }
 
@@ -312,6 +317,10 @@ func TestOpNamesTshark(t *testing.T) {
 		{"4fc742e0-4a10-11cf-8273-00aa004ae673", 3, 26},  // netdfs
 		{"a8e0653c-2744-4389-a61d-7373df8b2292", 1, 13},  // FileServerVssAgent
 		{"1ff70682-0a51-30e8-076d-740be8cee98b", 1, 4},   // atsvc
+		{"894de0c0-0d55-11d3-a322-00c04fa321a1", 1, 3},   // InitShutdown
+		{"50abc2a4-574d-40b3-9d66-ee4fd5fba076", 5, 19},  // DnsServer
+		{"afa8bd80-7d8a-11c9-bef4-08002b102989", 1, 5},   // mgmt
+		{"f5cc5a18-4264-101a-8c59-08002b2f8426", 56, 21}, // nspi
 	} {
 		iface := smbrpc.MustUUID(c.uuid)
 		f := newFlow("10.0.0.1:50300", "10.0.0.2:135", t0)

@@ -53,6 +53,12 @@ var techniques = map[string]technique{
 	"T1070.001": {"Indicator Removal: Clear Windows Event Logs", "defense-evasion"},
 	"T1207":     {"Rogue Domain Controller", "defense-evasion"},
 	"T1134.005": {"Access Token Manipulation: SID-History Injection", "defense-evasion"},
+	"T1529":     {"System Shutdown/Reboot", "impact"},
+	"T1033":     {"System Owner/User Discovery", "discovery"},
+	"T1057":     {"Process Discovery", "discovery"},
+	"T1087.003": {"Account Discovery: Email Account", "discovery"},
+	"T1563.002": {"Remote Service Session Hijacking: RDP Hijacking", "lateral-movement"},
+	"T1557":     {"Adversary-in-the-Middle", "credential-access"},
 }
 
 // TechniqueName names an ATT&CK id ("" when unknown).

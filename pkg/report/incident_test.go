@@ -339,6 +339,20 @@ func TestIncidentActions(t *testing.T) {
 	}
 }
 
+// TestReplayTechniquesNamed: the techniques replay's newer decoders give
+// (remote shutdown, DNS server plugin and ADIDNS, terminal-services
+// sessions, group keys, address book, endpoint interfaces) are named in
+// the report and STIX with their tactic.
+func TestReplayTechniquesNamed(t *testing.T) {
+	for id, tactic := range map[string]string{"T1529": "impact", "T1543.003": "persistence", "T1557": "credential-access",
+		"T1018": "discovery", "T1033": "discovery", "T1563.002": "lateral-movement", "T1057": "discovery",
+		"T1555": "credential-access", "T1087.003": "discovery", "T1046": "discovery"} {
+		if techniques[id].Name == "" || techniques[id].Tactic != tactic {
+			t.Errorf("%s: %+v, want tactic %s", id, techniques[id], tactic)
+		}
+	}
+}
+
 func TestPhaseMaps(t *testing.T) {
 	tests := []struct{ replay, actor, target string }{
 		{"reconnaissance", PhaseDiscovery, PhaseTargeted},
@@ -349,6 +363,7 @@ func TestPhaseMaps(t *testing.T) {
 		{"defense-evasion", PhaseLateral, PhaseExecutedOn},
 		{"collection", PhaseCollection, PhaseAccessed},
 		{"exfiltration", PhaseCollection, PhaseAccessed},
+		{"impact", PhaseLateral, PhaseExecutedOn},
 		{"", "", ""},
 	}
 	for _, tc := range tests {

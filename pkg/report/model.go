@@ -45,7 +45,7 @@ func actorPhase(p string) string {
 		return PhaseCredAccess
 	case "collection", "exfiltration":
 		return PhaseCollection
-	case "lateral-movement", "execution", "persistence", "defense-evasion":
+	case "lateral-movement", "execution", "persistence", "defense-evasion", "impact":
 		return PhaseLateral
 	}
 	return ""
@@ -58,7 +58,8 @@ func targetPhase(p string) string {
 		return PhaseTargeted
 	case "lateral-movement", "collection", "exfiltration":
 		return PhaseAccessed
-	case "execution", "persistence", "defense-evasion":
+	case "execution", "persistence", "defense-evasion", "impact":
+		// Impact: the target was shut down or rebooted by the actor.
 		return PhaseExecutedOn
 	}
 	return ""

@@ -269,6 +269,6 @@ func TestWinregSession(t *testing.T) {
 		d = do(20, func(s *sb) { s.handle(h(4)).ustr(`x`).null() }, nil)
 		check(t, d, want{op: "SaveKey", target: `?`, technique: "T1005", phase: PhaseCollection})
 		d = do(24, func(s *sb) { s.ptr().u16(0).ptr().ustr("bye").u32(30).u8(1).u8(1) }, nil)
-		check(t, d, want{op: "InitiateSystemShutdown", technique: "T1529", fields: map[string]string{"message": "bye", "reboot": "true"}})
+		check(t, d, want{op: "InitiateSystemShutdown", technique: "T1529", phase: PhaseImpact, fields: map[string]string{"message": "bye", "reboot": "true"}})
 	}
 }

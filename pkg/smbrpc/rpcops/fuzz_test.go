@@ -43,11 +43,11 @@ func FuzzDecode(f *testing.F) {
 			f.Add(index[mustUUID(sc.Iface)], sc.Opnum, flags, req, resp)
 		}
 	}
-	for _, fx := range []fixture{
+	for _, fx := range append(newOpsFixtures(), []fixture{
 		{iface: winregUUID, opnum: 22, req: func(s *sb) { s.handle(h(1)).ustr("v").u32(1).size(2).raw([]byte{'a', 0}).u32(2) }},
 		{iface: drsuapiUUID, opnum: 3, req: func(s *sb) { s.handle(h(1)).u32(8).alignP().u32(8).align(8).zeros(200) }},
 		{iface: eventlogUUID, opnum: 16, req: func(s *sb) { s.ptr().u8('\\').rpcString(`\??\UNC\h@SSL@1\s\x`).u32(1).u32(1) }},
-	} {
+	}...) {
 		for _, n64 := range []bool{false, true} {
 			c := fx.call(n64)
 			var flags byte
@@ -56,6 +56,14 @@ func FuzzDecode(f *testing.F) {
 			}
 			f.Add(index[fx.iface], fx.opnum, flags, c.Request, c.Response)
 		}
+	}
+	for name, stub := range impacketStubs {
+		b, _ := hex.DecodeString(stub)
+		u, op := mgmtUUID, uint16(0)
+		if strings.HasPrefix(name, "Nspi") {
+			u, op = nspiUUID, 3
+		}
+		f.Add(index[u], op, byte(0), b, b)
 	}
 	f.Fuzz(func(t *testing.T, sel, opnum uint16, flags byte, req, resp []byte) {
 		c := Call{Interface: us[int(sel)%len(us)], Opnum: opnum, Request: req, Response: resp,

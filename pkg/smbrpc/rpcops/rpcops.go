@@ -1,6 +1,7 @@
 // Package rpcops decodes the arguments of Windows RPC operations (MS-SCMR,
 // MS-TSCH, MS-RRP, MS-SRVS, MS-WKST, MS-SAMR, MS-LSAT/LSAD, MS-DRSR, the
-// endpoint mapper, DCOM activation, WMI, IDispatch, MS-EVEN, MS-NRPC) from
+// endpoint mapper, DCOM activation, WMI, IDispatch, MS-EVEN, MS-NRPC, MS-RSP,
+// MS-DNSP, MS-TSTS, MS-GKDI, the mgmt interface, MS-NSPI) from
 // reassembled DCE/RPC stub bytes, and says what each operation means for an
 // incident responder: its target, the command it runs, its ATT&CK technique
 // and its phase.
@@ -48,7 +49,7 @@ type Decoded struct {
 	Command   string  // command line / binary path / task command + arguments, if any
 	Fields    []Field // every decoded argument worth showing, in order
 	Technique string  // ATT&CK id for this operation ("" when none applies)
-	Phase     string  // reconnaissance | credential-access | lateral-movement | execution | persistence | collection | exfiltration | defense-evasion | "" (plumbing)
+	Phase     string  // reconnaissance | credential-access | lateral-movement | execution | persistence | collection | exfiltration | defense-evasion | impact | "" (plumbing)
 	Status    uint32  // return code from the response, when decoded
 	Noise     bool    // plumbing (CloseServiceHandle, lsa_Close, RemRelease...) a timeline may fold away
 }
@@ -66,4 +67,5 @@ const (
 	PhaseCollection = "collection"
 	PhaseExfil      = "exfiltration"
 	PhaseEvasion    = "defense-evasion"
+	PhaseImpact     = "impact" // ATT&CK Impact: shutting a host down (T1529)
 )

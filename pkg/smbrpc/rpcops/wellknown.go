@@ -7,25 +7,16 @@ var wellKnown = lazyTable[[16]byte, string]{build: func() map[[16]byte]string {
 	m := map[[16]byte]string{}
 	for s, n := range map[string]string{
 		"7c44d7d4-31d5-424c-bd5e-2b3e1f323d22": "dsaop (MS-DRSR)",
-		"50abc2a4-574d-40b3-9d66-ee4fd5fba076": "DnsServer (MS-DNSP)",
 		"6bffd098-a112-3610-9833-012892020162": "browser (MS-BRWSA)",
-		"894de0c0-0d55-11d3-a322-00c04fa321a1": "InitShutdown (MS-RSP)",
-		"d95afe70-a6d5-4259-822e-2c84da1ddb0d": "WindowsShutdown (MS-RSP)",
 		"6bffd098-a112-3610-9833-46c3f874532d": "dhcpsrv (MS-DHCPM)",
 		"5b821720-f63b-11d0-aac2-00c04fc2aa2e": "dhcpsrv2 (MS-DHCPM)",
 		"d99e6e71-fc88-11d0-b498-00a0c90312f3": "ICertAdminD (MS-CSRA)",
 		"7fe0d935-dda6-443f-85d0-1cfb58fe41dd": "ICertAdminD2 (MS-CSRA)",
-		"afa8bd80-7d8a-11c9-bef4-08002b102989": "mgmt (MS-RPCE)",
 		"8fb6d884-2388-11d0-8c35-00c04fda2795": "W32Time (MS-W32T)",
 		"f5cc59b4-4264-101a-8c59-08002b2f8426": "frsrpc (MS-FRS1)",
 		"897e2e5f-93f3-4376-9c9c-fd2277495c27": "FrsTransport (MS-FRS2)",
 		"d049b186-814f-11d1-9a3c-00c04fc9b232": "NtFrsApi (MS-FRS1)",
-		"b9785960-524f-11df-8b6d-83dcded72085": "ISDKey (MS-GKDI)",
 		"ea0a3165-4834-11d2-a6f8-00c04fa346cc": "fax (MS-FAX)",
-		"5ca4a760-ebb1-11cf-8611-00a0245420ed": "winstation (MS-TSTS)",
-		"484809d6-4239-471b-b5bc-61df8c23ac48": "TermSrvSession (MS-TSTS)",
-		"88143fd0-c28d-4b2b-8fef-8d882f6a9390": "TermSrvEnumeration (MS-TSTS)",
-		"bde95fdf-eee0-45de-9e12-e5a61cd0d4fe": "RCMPublic (MS-TSTS)",
 		"4da1c422-943d-11d1-acae-00c04fc2aa3f": "trksvr (MS-DLTM)",
 		"300f3532-38cc-11d0-a3f0-0020af6b0add": "trkwks (MS-DLTW)",
 		"0b6edbfa-4a24-4fc6-8a23-942b1eca65d1": "IRPCAsyncNotify (MS-PAN)",
@@ -47,8 +38,6 @@ var wellKnown = lazyTable[[16]byte, string]{build: func() map[[16]byte]string {
 		"4b112204-0e19-11d3-b42b-0000f81feb9f": "ssdpsrv",
 		"ccd8c074-d0e5-4a40-92b4-d074faa6ba28": "Witness (MS-SWN)",
 		"a4f1db00-ca47-1067-b31f-00dd010662da": "Exchange MAPI (emsmdb)",
-		"f5cc5a18-4264-101a-8c59-08002b2f8426": "nspi (MS-NSPI)",
-		"1544f5e0-613c-11d1-93df-00c04fd7bd09": "RFR (MS-OXABREF)",
 	} {
 		m[mustUUID(s)] = n
 	}
