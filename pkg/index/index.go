@@ -362,8 +362,24 @@ func (b *Builder) AddPacket(p *pkthdr.Packet) {
 	}
 	sl := &set[victim]
 	sl.gen, sl.hash, sl.sig = b.gen, h, sg
+	b.addKeys(p, sg.slo, sg.dlo)
+}
 
-	// The keys Keys gives, added kind by kind.
+// AddFlowPacket records the keys of a parsed packet in the current block,
+// as AddPacket does, without AddPacket's check for a packet of the same
+// signature earlier in the block: for a caller that already adds a flow's
+// keys once a block (the store, by its flow table's marks), for which that
+// check almost never finds one (the reverse direction has another
+// signature) and, under a flood of new flows, costs a third of adding the
+// keys. A key added twice in a block is written once all the same.
+func (b *Builder) AddFlowPacket(p *pkthdr.Packet) {
+	_, slo, _, dlo := p.AddrWords()
+	b.addKeys(p, slo, dlo)
+}
+
+// addKeys adds the keys Keys gives, kind by kind; slo and dlo are the low
+// halves of the addresses' 16-byte forms.
+func (b *Builder) addKeys(p *pkthdr.Packet, slo, dlo uint64) {
 	for i := 0; i < p.NVLAN; i++ {
 		b.addOther(VLAN(p.VLAN[i]))
 	}
@@ -372,17 +388,17 @@ func (b *Builder) AddPacket(p *pkthdr.Packet) {
 			b.addOther(EtherType(p.EtherType))
 		}
 		if p.ARP {
-			b.addAddr(p.Src, sg.slo)
-			b.addAddr(p.Dst, sg.dlo)
+			b.addAddr(p.Src, slo)
+			b.addAddr(p.Dst, dlo)
 		}
 		return
 	}
 	if p.Src.Is4() && p.Dst.Is4() { // the common case, asked once
-		b.addV4(uint32(sg.slo))
-		b.addV4(uint32(sg.dlo))
+		b.addV4(uint32(slo))
+		b.addV4(uint32(dlo))
 	} else {
-		b.addAddr(p.Src, sg.slo)
-		b.addAddr(p.Dst, sg.dlo)
+		b.addAddr(p.Src, slo)
+		b.addAddr(p.Dst, dlo)
 	}
 	b.addProto(p.Proto)
 	if p.HasPorts {
@@ -468,10 +484,27 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 func crc(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
 
+// crc1 is crc of each one-byte slice.
+var crc1 = func() (t [256]uint32) {
+	for i := range t {
+		t[i] = crc([]byte{byte(i)})
+	}
+	return t
+}()
+
 // crcSmall is crc for the few bytes of most keys' postings, a table
 // lookup a byte: a flood's index checksums a million of them, where the
 // call into the vectorised checksum costs more than the bytes.
 func crcSmall(b []byte) uint32 {
+	// A flood's keys are seen in one block each: a posting of one byte
+	// (blocks below 128) or two.
+	switch len(b) {
+	case 1:
+		return crc1[b[0]]
+	case 2:
+		c := ^crc1[b[0]]
+		return ^(castagnoli[byte(c)^b[1]] ^ c>>8)
+	}
 	if len(b) > 8 {
 		return crc(b)
 	}
@@ -514,21 +547,14 @@ func (b *Builder) Encode(enc *zstd.Encoder) []byte {
 	for _, log := range [][]uint64{b.portLog, b.v4} {
 		sortLog(log, &tmp)
 	}
-	distinct := func(log []uint64) int {
-		n := 0
-		for i := range log {
-			if i == 0 || log[i]>>32 != log[i-1]>>32 {
-				n++
-			}
-		}
-		return n
-	}
+	// A log's distinct keys are counted as its table is written; until
+	// then its length bounds them (the tables' capacity only).
 	counts := map[Kind]int{}
 	if len(b.portLog) > 0 {
-		counts[KindPort] = distinct(b.portLog)
+		counts[KindPort] = len(b.portLog)
 	}
 	if len(b.v4) > 0 {
-		counts[KindIPv4] = distinct(b.v4)
+		counts[KindIPv4] = len(b.v4)
 	}
 	byKind := map[Kind][]keyList{}
 	for k, id := range b.other {
@@ -576,6 +602,7 @@ func (b *Builder) Encode(enc *zstd.Encoder) []byte {
 				log = b.v4
 			}
 			var v [4]byte
+			keys := 0
 			for i := 0; i < len(log); {
 				key := log[i] >> 32
 				start := len(postings)
@@ -591,7 +618,9 @@ func (b *Builder) Encode(enc *zstd.Encoder) []byte {
 				}
 				binary.BigEndian.PutUint32(v[:], uint32(key)<<(32-8*sz))
 				entry(v[:sz], start, sc.postingOff, n)
+				keys++
 			}
+			sc.n = keys
 		} else {
 			ids := byKind[kind]
 			slices.SortFunc(ids, func(a, b keyList) int { return bytes.Compare(a.k.V[:sz], b.k.V[:sz]) })
