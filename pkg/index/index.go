@@ -127,10 +127,11 @@ type Builder struct {
 	// come (the signature cache keeps a flow's repeats out) and sorted
 	// when the index is encoded: a flood of spoofed sources appends to
 	// memory in order instead of probing a table of millions at random.
-	v4     []uint64
-	v4Seen [1 << v4SeenBits]uint64 // address<<32 | block, + 1
-	protos [256]int32              // list index + 1 of each IP protocol's key (in other)
-	other  map[Key]int32           // the other kinds' keys and lists
+	v4        []uint64
+	v4Seen    [1 << v4SeenBits]uint64 // address<<32 | block, + 1
+	protos    [256]int32              // list index + 1 of each IP protocol's key (in other)
+	protoSeen [256]uint32             // block + 1 each IP protocol was last added in
+	other     map[Key]int32           // the other kinds' keys and lists
 
 	gen     uint32          // the block's generation of signatures
 	sigs    [256][4]sigSlot // 4-way: busy flows that collide do not evict each other
@@ -238,6 +239,17 @@ func (b *Builder) addOther(k Key) int32 {
 // addProto adds an IP protocol key: every packet of a flood has one, and
 // its list is found by array instead of hashing a Key each time.
 func (b *Builder) addProto(p uint8) {
+	// Every packet of a block has one of a few: answered here, inline,
+	// before its list is asked.
+	if b.protoSeen[p] == b.block+1 {
+		return
+	}
+	b.protoSeen[p] = b.block + 1
+	b.postProto(p)
+}
+
+// postProto adds an IP protocol's key by its list.
+func (b *Builder) postProto(p uint8) {
 	if id := b.protos[p]; id != 0 {
 		b.post(id - 1)
 		return
@@ -601,7 +613,9 @@ func (b *Builder) Encode(enc *zstd.Encoder) []byte {
 			if kind == KindIPv4 {
 				log = b.v4
 			}
-			var v [4]byte
+			// Entries written in place: the tables' room is reserved
+			// above (a log's length bounds its keys), and a flood writes
+			// a million of them.
 			keys := 0
 			for i := 0; i < len(log); {
 				key := log[i] >> 32
@@ -616,8 +630,17 @@ func (b *Builder) Encode(enc *zstd.Encoder) []byte {
 						n++
 					}
 				}
-				binary.BigEndian.PutUint32(v[:], uint32(key)<<(32-8*sz))
-				entry(v[:sz], start, sc.postingOff, n)
+				at := len(out)
+				out = out[:at+sz+12]
+				if sz == 4 {
+					binary.BigEndian.PutUint32(out[at:], uint32(key))
+				} else {
+					binary.BigEndian.PutUint16(out[at:], uint16(key))
+				}
+				ent := out[at+sz : at+sz+12]
+				binary.LittleEndian.PutUint32(ent[0:], uint32(start-sc.postingOff))
+				binary.LittleEndian.PutUint32(ent[4:], uint32(n))
+				binary.LittleEndian.PutUint32(ent[8:], crcSmall(postings[start:]))
 				keys++
 			}
 			sc.n = keys
