@@ -115,16 +115,12 @@ func (b *Builder) hold(k *key, h uint64, p *pkthdr.Packet, fromA bool, flags uin
 	return Handle{Mark: &s.mark, ID: id}, true
 }
 
-// admit looks for k's held slot: when it holds k's first packet, the flow
-// enters the table (evicting its oldest flow if full) with that packet
-// counted, and admit returns its entry; else -1. A held flow the packet
-// cannot continue (idle past its timeout, or a new connection after a
-// reset) is counted unrecorded and its slot freed.
-func (b *Builder) admit(k *key, h uint64, ns int64, isTCP bool, flags uint8) int32 {
-	s := &b.adm[b.admSlot(h)]
-	if s.bits&heldUsed == 0 || !s.k.eq(k) {
-		return -1
-	}
+// admit takes a flow's first packet from s, its held slot: the flow enters the
+// table (evicting its oldest flow if full) with that packet counted, and
+// admit returns its entry. A held flow the packet cannot continue (idle
+// past its timeout, or a new connection after a reset) is counted
+// unrecorded, its slot freed, and admit returns -1.
+func (b *Builder) admit(s *held, h uint64, ns int64, isTCP bool, flags uint8) int32 {
 	tcp := s.bits&heldTCP != 0
 	to := b.o.UDPIdleTimeout
 	if tcp {

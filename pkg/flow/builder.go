@@ -472,7 +472,11 @@ func (b *Builder) AddParsedNanos(ns int64, p *pkthdr.Packet, data []byte, origLe
 		}
 	}
 	if e == nil && b.held > 0 {
-		if idx = b.admit(&k, h, ns, isTCP, flags); idx >= 0 {
+		// Most such packets under a flood open another new flow: the
+		// slot is looked at here, inline, before admit is called.
+		if s := &b.adm[b.admSlot(h)]; s.bits&heldUsed == 0 || !s.k.eq(&k) {
+			idx = -1
+		} else if idx = b.admit(s, h, ns, isTCP, flags); idx >= 0 {
 			e = b.at(idx)
 			rc.e, rc.idx = e, idx
 		}

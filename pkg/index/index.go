@@ -127,10 +127,11 @@ type Builder struct {
 	// come (the signature cache keeps a flow's repeats out) and sorted
 	// when the index is encoded: a flood of spoofed sources appends to
 	// memory in order instead of probing a table of millions at random.
-	v4     []uint64
-	v4Seen [1 << v4SeenBits]uint64 // address<<32 | block, + 1
-	protos [256]int32              // list index + 1 of each IP protocol's key (in other)
-	other  map[Key]int32           // the other kinds' keys and lists
+	v4        []uint64
+	v4Seen    [1 << v4SeenBits]uint64 // address<<32 | block, + 1
+	protos    [256]int32              // list index + 1 of each IP protocol's key (in other)
+	protoSeen [256]uint32             // block + 1 each IP protocol was last added in
+	other     map[Key]int32           // the other kinds' keys and lists
 
 	gen     uint32          // the block's generation of signatures
 	sigs    [256][4]sigSlot // 4-way: busy flows that collide do not evict each other
@@ -238,6 +239,17 @@ func (b *Builder) addOther(k Key) int32 {
 // addProto adds an IP protocol key: every packet of a flood has one, and
 // its list is found by array instead of hashing a Key each time.
 func (b *Builder) addProto(p uint8) {
+	// Every packet of a block has one of a few: answered here, inline,
+	// before its list is asked.
+	if b.protoSeen[p] == b.block+1 {
+		return
+	}
+	b.protoSeen[p] = b.block + 1
+	b.postProto(p)
+}
+
+// postProto adds an IP protocol's key by its list.
+func (b *Builder) postProto(p uint8) {
 	if id := b.protos[p]; id != 0 {
 		b.post(id - 1)
 		return
@@ -362,8 +374,24 @@ func (b *Builder) AddPacket(p *pkthdr.Packet) {
 	}
 	sl := &set[victim]
 	sl.gen, sl.hash, sl.sig = b.gen, h, sg
+	b.addKeys(p, sg.slo, sg.dlo)
+}
 
-	// The keys Keys gives, added kind by kind.
+// AddFlowPacket records the keys of a parsed packet in the current block,
+// as AddPacket does, without AddPacket's check for a packet of the same
+// signature earlier in the block: for a caller that already adds a flow's
+// keys once a block (the store, by its flow table's marks), for which that
+// check almost never finds one (the reverse direction has another
+// signature) and, under a flood of new flows, costs a third of adding the
+// keys. A key added twice in a block is written once all the same.
+func (b *Builder) AddFlowPacket(p *pkthdr.Packet) {
+	_, slo, _, dlo := p.AddrWords()
+	b.addKeys(p, slo, dlo)
+}
+
+// addKeys adds the keys Keys gives, kind by kind; slo and dlo are the low
+// halves of the addresses' 16-byte forms.
+func (b *Builder) addKeys(p *pkthdr.Packet, slo, dlo uint64) {
 	for i := 0; i < p.NVLAN; i++ {
 		b.addOther(VLAN(p.VLAN[i]))
 	}
@@ -372,17 +400,17 @@ func (b *Builder) AddPacket(p *pkthdr.Packet) {
 			b.addOther(EtherType(p.EtherType))
 		}
 		if p.ARP {
-			b.addAddr(p.Src, sg.slo)
-			b.addAddr(p.Dst, sg.dlo)
+			b.addAddr(p.Src, slo)
+			b.addAddr(p.Dst, dlo)
 		}
 		return
 	}
 	if p.Src.Is4() && p.Dst.Is4() { // the common case, asked once
-		b.addV4(uint32(sg.slo))
-		b.addV4(uint32(sg.dlo))
+		b.addV4(uint32(slo))
+		b.addV4(uint32(dlo))
 	} else {
-		b.addAddr(p.Src, sg.slo)
-		b.addAddr(p.Dst, sg.dlo)
+		b.addAddr(p.Src, slo)
+		b.addAddr(p.Dst, dlo)
 	}
 	b.addProto(p.Proto)
 	if p.HasPorts {
@@ -468,10 +496,27 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 func crc(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
 
+// crc1 is crc of each one-byte slice.
+var crc1 = func() (t [256]uint32) {
+	for i := range t {
+		t[i] = crc([]byte{byte(i)})
+	}
+	return t
+}()
+
 // crcSmall is crc for the few bytes of most keys' postings, a table
 // lookup a byte: a flood's index checksums a million of them, where the
 // call into the vectorised checksum costs more than the bytes.
 func crcSmall(b []byte) uint32 {
+	// A flood's keys are seen in one block each: a posting of one byte
+	// (blocks below 128) or two.
+	switch len(b) {
+	case 1:
+		return crc1[b[0]]
+	case 2:
+		c := ^crc1[b[0]]
+		return ^(castagnoli[byte(c)^b[1]] ^ c>>8)
+	}
 	if len(b) > 8 {
 		return crc(b)
 	}
@@ -514,21 +559,14 @@ func (b *Builder) Encode(enc *zstd.Encoder) []byte {
 	for _, log := range [][]uint64{b.portLog, b.v4} {
 		sortLog(log, &tmp)
 	}
-	distinct := func(log []uint64) int {
-		n := 0
-		for i := range log {
-			if i == 0 || log[i]>>32 != log[i-1]>>32 {
-				n++
-			}
-		}
-		return n
-	}
+	// A log's distinct keys are counted as its table is written; until
+	// then its length bounds them (the tables' capacity only).
 	counts := map[Kind]int{}
 	if len(b.portLog) > 0 {
-		counts[KindPort] = distinct(b.portLog)
+		counts[KindPort] = len(b.portLog)
 	}
 	if len(b.v4) > 0 {
-		counts[KindIPv4] = distinct(b.v4)
+		counts[KindIPv4] = len(b.v4)
 	}
 	byKind := map[Kind][]keyList{}
 	for k, id := range b.other {
@@ -575,7 +613,10 @@ func (b *Builder) Encode(enc *zstd.Encoder) []byte {
 			if kind == KindIPv4 {
 				log = b.v4
 			}
-			var v [4]byte
+			// Entries written in place: the tables' room is reserved
+			// above (a log's length bounds its keys), and a flood writes
+			// a million of them.
+			keys := 0
 			for i := 0; i < len(log); {
 				key := log[i] >> 32
 				start := len(postings)
@@ -589,9 +630,20 @@ func (b *Builder) Encode(enc *zstd.Encoder) []byte {
 						n++
 					}
 				}
-				binary.BigEndian.PutUint32(v[:], uint32(key)<<(32-8*sz))
-				entry(v[:sz], start, sc.postingOff, n)
+				at := len(out)
+				out = out[:at+sz+12]
+				if sz == 4 {
+					binary.BigEndian.PutUint32(out[at:], uint32(key))
+				} else {
+					binary.BigEndian.PutUint16(out[at:], uint16(key))
+				}
+				ent := out[at+sz : at+sz+12]
+				binary.LittleEndian.PutUint32(ent[0:], uint32(start-sc.postingOff))
+				binary.LittleEndian.PutUint32(ent[4:], uint32(n))
+				binary.LittleEndian.PutUint32(ent[8:], crcSmall(postings[start:]))
+				keys++
 			}
+			sc.n = keys
 		} else {
 			ids := byKind[kind]
 			slices.SortFunc(ids, func(a, b keyList) int { return bytes.Compare(a.k.V[:sz], b.k.V[:sz]) })

@@ -500,7 +500,10 @@ func TestSortLog(t *testing.T) {
 // floodBuilder builds a shard's index as a flood gives it: n packets, a
 // new source address and port in most (the rest from a few busy flows,
 // IPv6 and VLAN-tagged ones among them), perBlock packets a block.
-func floodBuilder(n, perBlock int) *Builder {
+func floodBuilder(n, perBlock int) *Builder { return floodBuilderBy(n, perBlock, (*Builder).AddPacket) }
+
+// floodBuilderBy is floodBuilder adding each packet with add.
+func floodBuilderBy(n, perBlock int, add func(*Builder, *pkthdr.Packet)) *Builder {
 	rng := rand.New(rand.NewSource(18))
 	busy := []netip.Addr{netip.MustParseAddr("192.0.2.7"), netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("2001:db8::5")}
 	b := NewBuilder()
@@ -523,7 +526,7 @@ func floodBuilder(n, perBlock int) *Builder {
 			p.Dst = busy[0]
 			p.SrcPort, p.DstPort = uint16(x), 9
 		}
-		b.AddPacket(&p)
+		add(b, &p)
 		if i%perBlock == perBlock-1 {
 			b.EndBlock(int64(i), int64(i))
 		}
@@ -555,6 +558,17 @@ func TestEncodeStable(t *testing.T) {
 		if got := hex.EncodeToString(sum[:]); got != tc.want {
 			t.Errorf("%d packets, %d a block: encoding's SHA-256 %s, want %s", tc.n, tc.perBlock, got, tc.want)
 		}
+		// Without the signature check every repeated packet logs its
+		// keys again (the busy hosts' packets repeat many times a block):
+		// more keys held, the same index written.
+		b = floodBuilderBy(tc.n, tc.perBlock, (*Builder).AddFlowPacket)
+		if b.Keys() < tc.keys {
+			t.Errorf("%d packets, %d a block, AddFlowPacket: %d keys, fewer than AddPacket's %d", tc.n, tc.perBlock, b.Keys(), tc.keys)
+		}
+		sum = sha256.Sum256(b.Encode(enc))
+		if got := hex.EncodeToString(sum[:]); got != tc.want {
+			t.Errorf("%d packets, %d a block, AddFlowPacket: encoding's SHA-256 %s, want %s", tc.n, tc.perBlock, got, tc.want)
+		}
 	}
 }
 
@@ -566,6 +580,18 @@ func TestCRCSmall(t *testing.T) {
 		rng.Read(b)
 		if got, want := crcSmall(b), crc(b); got != want {
 			t.Errorf("%d bytes: %08x, want %08x", n, got, want)
+		}
+	}
+	// Every one- and two-byte posting (their own table and path).
+	for v := range 1 << 16 {
+		b := []byte{byte(v), byte(v >> 8)}
+		if got, want := crcSmall(b), crc(b); got != want {
+			t.Fatalf("% x: %08x, want %08x", b, got, want)
+		}
+		if v < 256 {
+			if got, want := crcSmall(b[:1]), crc(b[:1]); got != want {
+				t.Fatalf("% x: %08x, want %08x", b[:1], got, want)
+			}
 		}
 	}
 }

@@ -46,7 +46,9 @@ var llTable, mlTable, ofTable = buildCTable(llNorm, llLog), buildCTable(mlNorm, 
 // The tables as transitions: for a state (as an index below the table's
 // size) and a symbol, the bits to write (their number in the low 4 bits)
 // and the next state (above them). One lookup a symbol.
-var llNext, mlNext, ofNext = llTable.transitions(), mlTable.transitions(), ofTable.transitions()
+// Arrays, not pointers: the coding loop indexes them at fixed addresses
+// (no pointer to load and check a sequence).
+var llNext, mlNext, ofNext = *llTable.transitions(), *mlTable.transitions(), *ofTable.transitions()
 
 func (t *cTable) transitions() *[64][64]uint16 {
 	var tr [64][64]uint16

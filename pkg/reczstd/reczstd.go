@@ -157,7 +157,9 @@ func (e *Encoder) Add(block []byte, start int, key uint32) {
 			continue
 		}
 		if tz := bits.TrailingZeros64(x) >> 3; m >= 0 {
-			e.match(m, pos+tz, d) // the run ends in this word
+			if e.worth(m, pos+tz) {
+				e.match(m, pos+tz, d) // the run ends in this word
+			}
 		} else if tz >= minMatch || tz > 0 && pos == e.litStart {
 			e.match(pos, pos+tz, d)
 		}
@@ -187,7 +189,7 @@ func (e *Encoder) Add(block []byte, start int, key uint32) {
 					m = pos
 				}
 			} else {
-				if tz := bits.TrailingZeros64(x) >> 3; m >= 0 {
+				if tz := bits.TrailingZeros64(x) >> 3; m >= 0 && e.worth(m, pos+tz) {
 					e.match(m, pos+tz, d)
 				}
 				m = -1
@@ -197,10 +199,18 @@ func (e *Encoder) Add(block []byte, start int, key uint32) {
 			}
 		}
 	}
-	if m >= 0 {
+	if m >= 0 && e.worth(m, stop) {
 		e.match(m, stop, d)
 	}
 	e.quantize(n0)
+}
+
+// worth reports whether match(a, b, d) may record anything: a run long
+// enough for a sequence, or one that may go on from the last match. A
+// record's short equal runs (a few bytes between changed fields) are
+// turned down here, inline, instead of by a call.
+func (e *Encoder) worth(a, b int) bool {
+	return b-a >= minMatch || a == e.litStart && b > a
 }
 
 // quantize rounds up the literal run of the record's sequence, when the
@@ -569,20 +579,22 @@ func (e *Encoder) sequences(out []byte, at int, seqs []sequence, rep *[3]uint32)
 	codes := slices.Grow(e.codes[:0], len(seqs))[:len(seqs)]
 	e.codes = codes
 	rep0, rep1, rep2 := rep[0], rep[1], rep[2]
-	var llAll, mlAll, ofAll uint8 // codes seen, ORed
-	var llAny, mlAny, ofAny uint8 // and ANDed
-	llAny, mlAny, ofAny = 0xff, 0xff, 0xff
-	for i, s := range seqs {
-		c := &codes[i]
-		c.ll, c.ml = llCode(s.litLen), mlCode(s.matchLen)
-		c.llX, c.mlX = s.litLen-llBase[c.ll&63], s.matchLen-mlBase[c.ml&63]
+	// The codes seen, ORed and ANDed, packed ll | ml<<8 | of<<16: two
+	// values the loop carries instead of six.
+	var or3 uint32
+	and3 := ^uint32(0)
+	for i := range seqs {
+		s, c := &seqs[i], &codes[i]
+		ll, ml := llCode(s.litLen), mlCode(s.matchLen)
+		c.ll, c.ml = ll, ml
+		c.llX, c.mlX = s.litLen-llBase[ll&63], s.matchLen-mlBase[ml&63]
 		o := s.offset
 		if s.litLen != 0 && o == rep0 {
 			// The first repeat offset, most sequences: offset code 0,
 			// no extra bits.
 			c.of, c.offVal = 0, 0
-			llAll, mlAll = llAll|c.ll, mlAll|c.ml
-			llAny, mlAny, ofAny = llAny&c.ll, mlAny&c.ml, 0
+			w := uint32(ll) | uint32(ml)<<8
+			or3, and3 = or3|w, and3&w
 			continue
 		}
 		var ov uint32
@@ -607,12 +619,14 @@ func (e *Encoder) sequences(out []byte, at int, seqs []sequence, rep *[3]uint32)
 			ov = o + 3
 			rep0, rep1, rep2 = o, rep0, rep1
 		}
-		c.of = uint8(bits.Len32(ov) - 1)
-		c.offVal = ov - 1<<c.of
-		llAll, mlAll, ofAll = llAll|c.ll, mlAll|c.ml, ofAll|c.of
-		llAny, mlAny, ofAny = llAny&c.ll, mlAny&c.ml, ofAny&c.of
+		of := uint8(bits.Len32(ov) - 1)
+		c.of, c.offVal = of, ov-1<<of
+		w := uint32(ll) | uint32(ml)<<8 | uint32(of)<<16
+		or3, and3 = or3|w, and3&w
 	}
 	rep[0], rep[1], rep[2] = rep0, rep1, rep2
+	llAll, mlAll, ofAll := uint8(or3), uint8(or3>>8), uint8(or3>>16)
+	llAny, mlAny, ofAny := uint8(and3), uint8(and3>>8), uint8(and3>>16)
 	// A code is the same throughout when its OR and AND agree.
 	llRLE, mlRLE, ofRLE := llAll == llAny, mlAll == mlAny, ofAll == ofAny
 	var modes byte

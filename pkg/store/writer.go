@@ -389,11 +389,12 @@ func (w *Writer) WriteNanos(ns int64, lt pkthdr.LinkType, data []byte, origLen i
 		}
 	}
 	// A flow's packets have the same index keys (the flow key holds all
-	// but a second VLAN tag): they are recorded once a block a flow.
+	// but a second VLAN tag): they are recorded once a block a flow, so
+	// the index's check for a repeated packet signature is not asked.
 	if fh.Mark == nil || p.NVLAN > 1 {
 		sh.ix.AddPacket(p)
 	} else if blk := uint32(sh.blocks) + 1; *fh.Mark != blk {
-		sh.ix.AddPacket(p)
+		sh.ix.AddFlowPacket(p)
 		*fh.Mark = blk
 	}
 	rk := fh.ID
