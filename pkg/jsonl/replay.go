@@ -38,7 +38,7 @@ type Operation struct {
 	Phase       string          `json:"phase"`
 	Status      *string         `json:"status,omitempty"`
 	Encrypted   bool            `json:"encrypted"`
-	Sealed      string          `json:"sealed,omitempty"` // with --ntlm-secrets: "decrypted" or "undecryptable"
+	Sealed      string          `json:"sealed,omitempty"`    // with --ntlm-secrets: "decrypted" or "undecryptable"
 	Decrypted   string          `json:"decrypted,omitempty"` // with --ntlm-secrets: "smb3" when opened from an encrypted SMB3 session
 	Partial     bool            `json:"partial"`
 	Noise       bool            `json:"noise,omitempty"`
