@@ -129,6 +129,10 @@ type Pipeline struct {
 
 	flushing bool // Flush is closing every connection: the end of the input
 
+	// smb3Buf holds the plaintext of the SMB3 message being handled
+	// (with secrets only).
+	smb3Buf []byte
+
 	// dcs are the hosts seen serving what only domain controllers serve.
 	dcs map[netip.Addr]bool
 

@@ -47,8 +47,12 @@ type smb3Sess struct {
 	opened, failed, compressed int
 }
 
-// decrypted is the Operation.Decrypted value of SMB3 decryption.
+// decryptedSMB3 is the Operation.Decrypted value of SMB3 decryption.
 const decryptedSMB3 = "smb3"
+
+// maxSMB3Buf bounds the plaintext buffer the pipeline keeps between
+// messages (larger ones get their own, collected after use).
+const maxSMB3Buf = 1 << 20
 
 func (s *smbConn) smb3Sess(id uint64) *smb3Sess {
 	ss := s.session(id)
@@ -169,7 +173,10 @@ func (s *smbConn) smb3Open(p *Pipeline, dir int, body []byte, sessID uint64, ts 
 	if s.flip {
 		d = 1 - dir
 	}
-	plain, err := st.crypt.Open(d, body)
+	plain, err := st.crypt.Open(d, body, p.smb3Buf)
+	if cap(plain) > cap(p.smb3Buf) && cap(plain) <= maxSMB3Buf {
+		p.smb3Buf = plain[:0] // one buffer for every session of the pipeline
+	}
 	if err != nil {
 		st.failed++
 		p.stats.SMB3Undecryptable++

@@ -30,7 +30,7 @@ func FuzzOpen(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, msg []byte, dir uint8) {
 		for _, s := range sessions {
-			out, err := s.Open(int(dir%3), msg)
+			out, err := s.Open(int(dir%3), msg, nil)
 			if err == nil && len(out) != len(msg)-TransformLen {
 				t.Fatalf("plaintext of %d bytes from a message of %d", len(out), len(msg))
 			}

@@ -91,12 +91,11 @@ const (
 var ErrUnsupported = errors.New("smb3crypt: unsupported dialect or cipher")
 
 // Session opens the encrypted messages of one SMB session, both
-// directions. Not safe for concurrent use (it keeps a scratch buffer).
+// directions.
 type Session struct {
-	aead    [2]cipher.AEAD
-	nonce   int // bytes of the transform's Nonce field the cipher uses
-	Cipher  uint16
-	scratch []byte
+	aead   [2]cipher.AEAD
+	nonce  int // bytes of the transform's Nonce field the cipher uses
+	Cipher uint16
 }
 
 // NewSession derives a session's keys (MS-SMB2 3.2.5.3.1): sessionKey is

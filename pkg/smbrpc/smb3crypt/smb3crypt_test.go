@@ -3,6 +3,7 @@ package smb3crypt
 import (
 	"bytes"
 	"crypto/aes"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"strings"
@@ -209,27 +210,32 @@ func TestSMB3Vectors(t *testing.T) {
 			if id, ok := TransformSession(msg); !ok || id == 0 {
 				t.Fatalf("session %x %v", id, ok)
 			}
-			got, err := s.Open(c.dir, msg)
+			// Sealing the plaintext again with the message's nonce gives
+			// the message byte for byte.
+			if again := s.Seal(c.dir, [16]byte(msg[20:36]), binary.LittleEndian.Uint64(msg[44:]), want); !bytes.Equal(again, msg) {
+				t.Fatalf("seal:\n% x\nwant % x", again, msg)
+			}
+			got, err := s.Open(c.dir, msg, nil)
 			if err != nil || !bytes.Equal(got, want) {
 				t.Fatalf("open: %v\n% x\nwant % x", err, got, want)
 			}
-			if _, err := s.Open(1-c.dir, msg); !errors.Is(err, ErrOpen) {
+			if _, err := s.Open(1-c.dir, msg, nil); !errors.Is(err, ErrOpen) {
 				t.Fatalf("the other direction's key opened it: %v", err)
 			}
 			for _, i := range []int{4, 20, 40, 51, len(msg) - 1} {
 				bad := bytes.Clone(msg)
 				bad[i] ^= 0x80
-				if _, err := s.Open(c.dir, bad); err == nil {
+				if _, err := s.Open(c.dir, bad, nil); err == nil {
 					t.Fatalf("byte %d changed and still opened", i)
 				}
 			}
-			if _, err := s.Open(c.dir, msg[:len(msg)-1]); !errors.Is(err, ErrMalformed) {
+			if _, err := s.Open(c.dir, msg[:len(msg)-1], nil); !errors.Is(err, ErrMalformed) {
 				t.Fatalf("cut short: %v", err)
 			}
 			wrong := bytes.Clone(key)
 			wrong[0] ^= 1
 			ws, _ := NewSession(c.dialect, c.cipher, wrong, c.preauth)
-			if _, err := ws.Open(c.dir, msg); !errors.Is(err, ErrOpen) {
+			if _, err := ws.Open(c.dir, msg, nil); !errors.Is(err, ErrOpen) {
 				t.Fatalf("wrong key: %v", err)
 			}
 		})
@@ -250,22 +256,19 @@ func TestSessionRoundTrip(t *testing.T) {
 				t.Fatal(err)
 			}
 			plain := []byte("\xfeSMB compounded messages would be here")
-			msg := make([]byte, TransformLen)
-			copy(msg, "\xfdSMB")
-			for i := 20; i < 36; i++ {
-				msg[i] = byte(i)
+			var nonce [16]byte
+			for i := range nonce {
+				nonce[i] = byte(20 + i)
 			}
-			msg[36] = byte(len(plain))
-			msg[42] = 1 // Flags: encrypted
-			msg[44] = 0x25
-			sealed := s.aead[ServerToClient].Seal(nil, msg[20:20+s.nonce], plain, msg[20:52])
-			copy(msg[4:20], sealed[len(plain):])
-			msg = append(msg, sealed[:len(plain)]...)
-			got, err := s.Open(ServerToClient, msg)
+			msg := s.Seal(ServerToClient, nonce, 0x25, plain)
+			if id, ok := TransformSession(msg); !ok || id != 0x25 || len(msg) != TransformLen+len(plain) {
+				t.Fatalf("sealed % x", msg)
+			}
+			got, err := s.Open(ServerToClient, msg, nil)
 			if err != nil || !bytes.Equal(got, plain) {
 				t.Fatalf("%v %q", err, got)
 			}
-			if _, err := s.Open(ClientToServer, msg); !errors.Is(err, ErrOpen) {
+			if _, err := s.Open(ClientToServer, msg, nil); !errors.Is(err, ErrOpen) {
 				t.Fatalf("other direction: %v", err)
 			}
 		})

@@ -39,11 +39,12 @@ func TransformSession(msg []byte) (uint64, bool) {
 
 // Open decrypts one transform message (from its ProtocolId to its end)
 // sent in direction dir, and returns the SMB2 message(s) it carried (maybe
-// a compound, maybe a compression transform). The result is valid until
-// the next Open. A message whose tag does not verify (a wrong key, or
-// damage) returns ErrOpen and no plaintext. Nothing is allocated from the
-// header's size: the plaintext buffer grows with the bytes present.
-func (s *Session) Open(dir int, msg []byte) ([]byte, error) {
+// a compound, maybe a compression transform), in buf's storage when it
+// has room (callers keep one buffer for all sessions), else in a new
+// slice that grows with the bytes present, never from the header's size.
+// A message whose tag does not verify (a wrong key, or damage) returns
+// ErrOpen and no plaintext.
+func (s *Session) Open(dir int, msg, buf []byte) ([]byte, error) {
 	if dir != ClientToServer && dir != ServerToClient {
 		return nil, ErrDirection
 	}
@@ -55,22 +56,36 @@ func (s *Session) Open(dir int, msg []byte) ([]byte, error) {
 	if uint64(size) != uint64(len(body)) {
 		return nil, fmt.Errorf("%w: original size %d, %d bytes present", ErrMalformed, size, len(body))
 	}
-	// Go's AEADs take the tag after the ciphertext: lay them out so in
-	// the scratch buffer and open in place.
+	// Go's AEADs take the tag after the ciphertext: lay them out so and
+	// open in place.
 	need := len(body) + tagLen
-	if cap(s.scratch) < need {
-		s.scratch = make([]byte, need)
+	if cap(buf) < need {
+		buf = make([]byte, need)
 	}
-	buf := s.scratch[:need]
+	buf = buf[:need]
 	copy(buf, body)
 	copy(buf[len(body):], msg[sigOff:sigOff+tagLen])
-	nonce := msg[nonceOff : nonceOff+s.nonce]
-	aad := msg[nonceOff:TransformLen]
-	out, err := s.aead[dir].Open(buf[:0], nonce, buf, aad)
+	out, err := s.aead[dir].Open(buf[:0], msg[nonceOff:nonceOff+s.nonce], buf, msg[nonceOff:TransformLen])
 	if err != nil {
 		return nil, ErrOpen
 	}
 	return out, nil
+}
+
+// Seal builds the transform message that carries plain in direction dir
+// (MS-SMB2 3.1.4.3): what a client or server sends. nonce is the Nonce
+// field: the cipher takes its first 11 (CCM) or 12 (GCM) bytes, and the
+// whole field is authenticated. Tests make fixtures with it.
+func (s *Session) Seal(dir int, nonce [16]byte, sessionID uint64, plain []byte) []byte {
+	msg := make([]byte, TransformLen, TransformLen+len(plain)+tagLen)
+	copy(msg, "\xfdSMB")
+	copy(msg[nonceOff:], nonce[:])
+	binary.LittleEndian.PutUint32(msg[sizeOff:], uint32(len(plain)))
+	binary.LittleEndian.PutUint16(msg[sizeOff+6:], 1) // Flags: encrypted
+	binary.LittleEndian.PutUint64(msg[sessOff:], sessionID)
+	sealed := s.aead[dir&1].Seal(msg[TransformLen:], msg[nonceOff:nonceOff+s.nonce], plain, msg[nonceOff:TransformLen])
+	copy(msg[sigOff:], sealed[len(plain):])
+	return msg[:TransformLen+len(plain)]
 }
 
 // Preauth is the SMB 3.1.1 preauthentication integrity hash (MS-SMB2
