@@ -69,9 +69,10 @@ type rpcEndpoint struct {
 	transport      string // "tcp", "smb2", "smb1"
 	pipe, share    string
 	session        func() account
-	// decrypted reports whether the pipe's messages came out of a
-	// decrypted SMB3 transform (nil on TCP).
-	decrypted func() bool
+	// decrypted points at whether the pipe's messages came out of a
+	// decrypted SMB3 transform (nil on TCP); a pointer, not a closure, so
+	// a run without secrets allocates nothing more.
+	decrypted *bool
 }
 
 type ctxIface struct {
@@ -499,7 +500,7 @@ func (a *rpcAssoc) finish(p *Pipeline, id uint32, c *rpcCall, halfOpen bool) {
 	} else if c.respSeen && (!c.sealed || opened) && known {
 		op.Status, op.HasStatus = d.Status, true
 	}
-	if a.ep.decrypted != nil && a.ep.decrypted() {
+	if a.ep.decrypted != nil && *a.ep.decrypted {
 		op.Decrypted = decryptedSMB3
 	}
 	acct := a.acct

@@ -498,7 +498,7 @@ func (s *smbConn) data(p *Pipeline, f *smbFile, dir int, off uint64, b []byte, c
 				client: s.cli, server: s.srv, transport: s.transport(f.smb1),
 				pipe: pipeName(f.name), share: treePath(f.tree),
 				session:   func() account { return s.sessAcct(f.sess, f.tree) },
-				decrypted: func() bool { return f.smb3 },
+				decrypted: &f.smb3,
 			})
 		}
 	}
