@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/nwhealth/nwhealth/internal/testenv"
@@ -126,7 +127,7 @@ func samrKeysOurs(ops []Operation) map[string]bool {
 func TestSMB3LabOracle(t *testing.T) {
 	testenv.Tool(t, "tshark")
 	sec := secretsOf(t, samrLabSecrets)
-	opened := 0
+	var opened atomic.Int32 // captures with SMB3-encrypted sessions; subtests run in parallel
 	for _, file := range smb3LabCaptures(t) {
 		t.Run(filepath.Base(file), func(t *testing.T) {
 			t.Parallel()
@@ -139,7 +140,7 @@ func TestSMB3LabOracle(t *testing.T) {
 				}
 				return
 			}
-			opened++
+			opened.Add(1)
 			if st.SMB3Decrypted != uint64(nEnc) || st.SMB3Undecryptable != 0 || st.DecodeErrors != 0 {
 				t.Errorf("tshark opens %d transform messages, replay %d (%d failed), %d decode errors", nEnc, st.SMB3Decrypted, st.SMB3Undecryptable, st.DecodeErrors)
 			}
@@ -201,8 +202,8 @@ func TestSMB3LabOracle(t *testing.T) {
 		})
 	}
 	t.Cleanup(func() {
-		if !t.Failed() && opened != 32 {
-			t.Errorf("%d captures had SMB3-encrypted sessions, want 32", opened)
+		if !t.Failed() && opened.Load() != 32 {
+			t.Errorf("%d captures had SMB3-encrypted sessions, want 32", opened.Load())
 		}
 	})
 }
