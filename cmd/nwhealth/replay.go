@@ -76,9 +76,10 @@ writes who operated on whom for Graphviz. Replication between domain
 controllers (seen serving Kerberos, LDAP, DRSUAPI or Netlogon, or named in
 --assets) is listed, not flagged as DCSync.
 
-Sealed DCE/RPC (packet privacy) shows names only, unless --ntlm-secrets FILE
-gives the password or NT hash of its NTLM account: its calls are then
-decrypted and decoded ("sealed": "decrypted", flag D), or marked
+Sealed DCE/RPC (packet privacy) and SMB3-encrypted sessions show names only,
+unless --ntlm-secrets FILE gives the password or NT hash of their NTLM
+account: their calls are then decrypted and decoded ("sealed": "decrypted",
+or "decrypted": "smb3" for what an SMB3 session carried; flag D), or marked
 undecryptable (wrong secret, lost PDU; flag U). Secrets go in the file,
 never on the command line, and are never printed.
 
@@ -320,6 +321,9 @@ func statsLine(st replay.Stats) string {
 	if st.DecryptedCalls > 0 || st.UndecryptableCalls > 0 {
 		line += fmt.Sprintf(" decrypted=%d undecryptable=%d", st.DecryptedCalls, st.UndecryptableCalls)
 	}
+	if st.SMB3Decrypted > 0 || st.SMB3Undecryptable > 0 {
+		line += fmt.Sprintf(" smb3_decrypted=%d smb3_undecryptable=%d", st.SMB3Decrypted, st.SMB3Undecryptable)
+	}
 	return line
 }
 
@@ -446,6 +450,9 @@ func tableRow(op *replay.Operation) []string {
 		flags += "D"
 	case replay.SealedUndecryptable:
 		flags += "U"
+	}
+	if op.Decrypted != "" && op.Sealed == "" {
+		flags += "D" // opened from an encrypted SMB3 session
 	}
 	if op.Partial {
 		flags += "P"

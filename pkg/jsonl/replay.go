@@ -38,7 +38,8 @@ type Operation struct {
 	Phase       string          `json:"phase"`
 	Status      *string         `json:"status,omitempty"`
 	Encrypted   bool            `json:"encrypted"`
-	Sealed      string          `json:"sealed,omitempty"` // with --ntlm-secrets: "decrypted" or "undecryptable"
+	Sealed      string          `json:"sealed,omitempty"`    // with --ntlm-secrets: "decrypted" or "undecryptable"
+	Decrypted   string          `json:"decrypted,omitempty"` // with --ntlm-secrets: "smb3" when opened from an encrypted SMB3 session
 	Partial     bool            `json:"partial"`
 	Noise       bool            `json:"noise,omitempty"`
 	Size        int64           `json:"size,omitempty"`
@@ -60,7 +61,7 @@ func NewOperation(op *replay.Operation) Operation {
 		Transport: op.Transport, Pipe: op.Pipe, Share: op.Share, Kind: op.Kind,
 		Interface: op.Interface, Operation: op.Operation, Target: op.Target, Command: op.Command,
 		Fields: op.Fields, Technique: op.Technique, Phase: op.Phase,
-		Encrypted: op.Encrypted, Sealed: op.Sealed, Partial: op.Partial, Noise: op.Noise,
+		Encrypted: op.Encrypted, Sealed: op.Sealed, Decrypted: op.Decrypted, Partial: op.Partial, Noise: op.Noise,
 		Size: op.Size, SHA256: op.SHA256, Evidence: op.Evidence(),
 	}
 	if op.Opnum >= 0 {

@@ -71,9 +71,13 @@ type Operation struct {
 	// Sealed says what became of sealed arguments when --ntlm-secrets
 	// named the account: SealedDecrypted (decoded like clear ones) or
 	// SealedUndecryptable (a field "sealed" says why); "" otherwise.
-	Sealed  string
-	Noise   bool // plumbing a timeline may fold away
-	Partial bool // request or reply missing, or content not fully captured
+	Sealed string
+	// Decrypted names the transport encryption the operation was opened
+	// from with --ntlm-secrets: "smb3" (an SMB3-encrypted session), ""
+	// when it travelled in clear.
+	Decrypted string
+	Noise     bool // plumbing a timeline may fold away
+	Partial   bool // request or reply missing, or content not fully captured
 
 	// Files: size, and SHA-256 of the content when every byte was seen.
 	Size   int64

@@ -83,6 +83,10 @@ type Stats struct {
 	// those of a named account that could not be (wrong secret, lost PDU).
 	DecryptedCalls     uint64 `json:"decrypted_calls,omitempty"`
 	UndecryptableCalls uint64 `json:"undecryptable_calls,omitempty"`
+	// With --ntlm-secrets: SMB3 transform messages opened, and those of a
+	// session with keys that did not authenticate (wrong secret, damage).
+	SMB3Decrypted     uint64 `json:"smb3_decrypted,omitempty"`
+	SMB3Undecryptable uint64 `json:"smb3_undecryptable,omitempty"`
 	// DomainControllers are the hosts the traffic shows acting as domain
 	// controllers: answering Kerberos on 88, LDAP on 389/636/3268/3269,
 	// DRSUAPI or Netlogon calls.
@@ -124,6 +128,10 @@ type Pipeline struct {
 	apps map[*conn]struct{}
 
 	flushing bool // Flush is closing every connection: the end of the input
+
+	// smb3Buf holds the plaintext of the SMB3 message being handled
+	// (with secrets only).
+	smb3Buf []byte
 
 	// dcs are the hosts seen serving what only domain controllers serve.
 	dcs map[netip.Addr]bool

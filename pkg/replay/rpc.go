@@ -69,6 +69,10 @@ type rpcEndpoint struct {
 	transport      string // "tcp", "smb2", "smb1"
 	pipe, share    string
 	session        func() account
+	// decrypted points at whether the pipe's messages came out of a
+	// decrypted SMB3 transform (nil on TCP); a pointer, not a closure, so
+	// a run without secrets allocates nothing more.
+	decrypted *bool
 }
 
 type ctxIface struct {
@@ -495,6 +499,9 @@ func (a *rpcAssoc) finish(p *Pipeline, id uint32, c *rpcCall, halfOpen bool) {
 		op.Status, op.HasStatus = c.fault, true
 	} else if c.respSeen && (!c.sealed || opened) && known {
 		op.Status, op.HasStatus = d.Status, true
+	}
+	if a.ep.decrypted != nil && *a.ep.decrypted {
+		op.Decrypted = decryptedSMB3
 	}
 	acct := a.acct
 	if !acct.known() && a.ep.session != nil {

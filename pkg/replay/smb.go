@@ -28,6 +28,7 @@ type smbSession struct {
 	acct     account
 	lastTree string
 	enc      *encState
+	smb3     *smb3Sess // with secrets: the session's SMB3 decryption
 }
 
 // encState aggregates the SMB3-encrypted messages of one session into one
@@ -108,6 +109,7 @@ type smbFile struct {
 	smb1    bool
 	pipe    bool
 	decided bool
+	smb3    bool // opened or used by messages of a decrypted SMB3 transform
 	rpc     *rpcAssoc
 	text    [2][]byte
 	rawN    [2]int64
@@ -127,6 +129,7 @@ type smbConn struct {
 	pending  map[uint64]*smbReq
 	lastFID  smbrpc.FileID // the handle of the newest CREATE, for related compound requests
 	p        *Pipeline
+	enc3     *smb3Conn // with secrets only: SMB3 decryption state
 }
 
 func newSMBConn(c *conn) *smbConn {
@@ -192,6 +195,9 @@ func (s *smbConn) sessAcct(id uint64, tree *smbTree) account {
 
 func (s *smbConn) frame(p *Pipeline, dir int, msg []byte, ts time.Time) {
 	s.p = p
+	if s.enc3 == nil && p.cfg.Secrets.Len() > 0 {
+		s.enc3 = &smb3Conn{}
+	}
 	if len(msg) < smbrpc.NBHeaderLen {
 		return
 	}
@@ -217,6 +223,9 @@ func (s *smbConn) frame(p *Pipeline, dir int, msg []byte, ts time.Time) {
 		t, err := smbrpc.ParseSMB2Transform(body)
 		if err != nil {
 			p.stats.DecodeErrors++
+			return
+		}
+		if s.enc3 != nil && s.smb3Open(p, dir, body, t.SessionID, ts) {
 			return
 		}
 		ss := s.session(t.SessionID)
@@ -250,6 +259,14 @@ func (s *smbConn) smb2(p *Pipeline, dir int, h smbrpc.SMB2Header, m []byte, ts t
 			if r.acctOK && h.SessionID != 0 {
 				s.session(h.SessionID).acct = r.acct
 			}
+			if s.enc3 != nil {
+				s.smb3SetupReq(p, h, m, blob)
+			}
+		case smbrpc.SMB2Negotiate:
+			if s.enc3 != nil {
+				s.smb3Negotiate(h, m)
+			}
+			return
 		case smbrpc.SMB2TreeConnect:
 			r.path, _ = smbrpc.ParseSMB2TreeConnect(m)
 		case smbrpc.SMB2Create:
@@ -303,6 +320,14 @@ func (s *smbConn) smb2(p *Pipeline, dir int, h smbrpc.SMB2Header, m []byte, ts t
 	}
 	if h.Status == smbrpc.StatusPending && h.Async() {
 		return // interim reply: the final one follows with the same MessageId
+	}
+	if s.enc3 != nil {
+		switch h.Command {
+		case smbrpc.SMB2Negotiate:
+			s.smb3Negotiate(h, m)
+		case smbrpc.SMB2SessionSetup:
+			s.smb3SetupResp(h, m)
+		}
 	}
 	ok := h.Status == smbrpc.StatusSuccess
 	r := s.pending[h.MessageID]
@@ -426,7 +451,7 @@ func (s *smbConn) openFile(id smbrpc.FileID, name string, t *smbTree, sess uint6
 	// (atsvc, svcctl...) is taken for one.
 	pipe := t != nil && t.pipe || t == nil && rpcops.KnownPipe(name)
 	s.files[id] = &smbFile{id: id, name: name, tree: t, sess: sess, opened: ts, last: ts, action: action, eof: eof,
-		pipe: pipe, smb1: smb1}
+		pipe: pipe, smb1: smb1, smb3: s.decrypting()}
 }
 
 // rpcPipe returns the pipe a DCE/RPC PDU was written to (or a transceive
@@ -452,6 +477,9 @@ func (s *smbConn) rpcPipe(f *smbFile, id smbrpc.FileID, tree uint32, sess uint64
 // data handles bytes written to (dir 0) or read from (dir 1) a file or pipe.
 func (s *smbConn) data(p *Pipeline, f *smbFile, dir int, off uint64, b []byte, complete bool, ts time.Time) {
 	f.last = ts
+	if s.decrypting() {
+		f.smb3 = true
+	}
 	if !f.pipe {
 		if dir == 0 {
 			f.w.add(off, b, complete, ts)
@@ -469,7 +497,8 @@ func (s *smbConn) data(p *Pipeline, f *smbFile, dir int, off uint64, b []byte, c
 			f.rpc = newAssoc(p, rpcEndpoint{
 				client: s.cli, server: s.srv, transport: s.transport(f.smb1),
 				pipe: pipeName(f.name), share: treePath(f.tree),
-				session: func() account { return s.sessAcct(f.sess, f.tree) },
+				session:   func() account { return s.sessAcct(f.sess, f.tree) },
+				decrypted: &f.smb3,
 			})
 		}
 	}
@@ -504,6 +533,9 @@ func (s *smbConn) treeOp(p *Pipeline, r *smbReq, t *smbTree, sess uint64, ts tim
 	op.Kind, op.Interface, op.Operation = "tree", "smb", "tree connect"
 	op.Target, op.Share = t.path, t.path
 	op.Partial = partial
+	if s.decrypting() {
+		op.Decrypted = decryptedSMB3
+	}
 	if t.admin() {
 		op.Technique, op.Phase = "T1021.002", "lateral-movement"
 	} else {
@@ -526,6 +558,10 @@ func (s *smbConn) logonOp(p *Pipeline, r *smbReq, status uint32, ts time.Time, s
 	op.Status, op.HasStatus, op.Noise = status, true, true
 	p.out(op)
 }
+
+// decrypting reports whether the message being handled came out of a
+// decrypted SMB3 transform.
+func (s *smbConn) decrypting() bool { return s.enc3 != nil && s.enc3.inDecrypted }
 
 func (s *smbConn) baseOp(start, end time.Time, acct account, smb1 bool) Operation {
 	return Operation{
@@ -573,6 +609,10 @@ func (s *smbConn) closeFile(p *Pipeline, id smbrpc.FileID, ts time.Time, partial
 	delete(s.files, id)
 	smb1 := f.smb1
 	acct := s.sessAcct(f.sess, f.tree)
+	dec := ""
+	if f.smb3 {
+		dec = decryptedSMB3
+	}
 	target := treePath(f.tree) + `\` + f.name
 	if f.pipe {
 		if f.rpc != nil {
@@ -585,6 +625,7 @@ func (s *smbConn) closeFile(p *Pipeline, id smbrpc.FileID, ts time.Time, partial
 		}
 		op := s.baseOp(f.opened, f.last, acct, smb1)
 		op.Kind, op.Interface, op.Operation = "pipe", "pipe", "pipe i/o"
+		op.Decrypted = dec
 		op.Pipe, op.Target, op.Share = pipeName(f.name), pipeName(f.name), treePath(f.tree)
 		op.Fields = []Field{{"written", itoa(int(f.rawN[0])) + " bytes"}, {"read", itoa(int(f.rawN[1])) + " bytes"}}
 		var cmd []string
@@ -614,6 +655,7 @@ func (s *smbConn) closeFile(p *Pipeline, id smbrpc.FileID, ts time.Time, partial
 		}
 		op := s.baseOp(c.first, c.last, acct, smb1)
 		op.Kind, op.Interface, op.Share, op.Target = "file", "smb", treePath(f.tree), target
+		op.Decrypted = dec
 		op.Size = c.bytes
 		full := c.contiguous && !f.lossy && !partial
 		if d == 0 {
@@ -710,6 +752,12 @@ func (s *smbConn) encOp(p *Pipeline, id uint64, ss *smbSession) {
 		{"messages", itoa(e.msgs)},
 		{"bytes", itoa(int(e.bytes))},
 		{"session", "0x" + hex.EncodeToString([]byte{byte(id >> 56), byte(id >> 48), byte(id >> 40), byte(id >> 32), byte(id >> 24), byte(id >> 16), byte(id >> 8), byte(id)})},
+	}
+	if why := ss.smb3.smb3Why(); why != "" {
+		// The secrets named the account, and still these messages stay
+		// closed: say why, as a sealed call does.
+		op.Sealed = SealedUndecryptable
+		op.Fields = append(op.Fields, Field{"sealed", "not decrypted: " + why})
 	}
 	p.out(op)
 }

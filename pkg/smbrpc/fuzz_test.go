@@ -3,6 +3,7 @@ package smbrpc
 import (
 	"bufio"
 	"encoding/binary"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"testing"
@@ -100,6 +101,10 @@ func FuzzNetBIOS(f *testing.F) {
 
 func FuzzSMB2(f *testing.F) {
 	addSeeds(f, isSMB2, 4)
+	// A 3.1.1 NEGOTIATE response with negotiate contexts.
+	if b, err := hex.DecodeString(msNegotiateResp311); err == nil {
+		f.Add(b)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		n := 0
 		SplitSMB2(b, func(h SMB2Header, m []byte) {

@@ -158,7 +158,19 @@ func smb2Body(msg []byte) (rd, uint16) {
 type SMB2NegotiateResp struct {
 	Dialect  uint16
 	Security []byte // SPNEGO init token
+	// SMB 3.1.1 negotiate contexts (MS-SMB2 2.2.3.1): the cipher the
+	// server chose (0 when none was offered), and whether compression
+	// was negotiated.
+	Cipher      uint16
+	Compression bool
 }
+
+// Negotiate context types (MS-SMB2 2.2.3.1).
+const (
+	ctxEncryption  = 0x0002
+	ctxCompression = 0x0003
+	maxNegContexts = 32 // Windows sends at most a handful
+)
 
 // ParseSMB2NegotiateResp decodes a NEGOTIATE response.
 func ParseSMB2NegotiateResp(msg []byte) (SMB2NegotiateResp, error) {
@@ -169,12 +181,51 @@ func ParseSMB2NegotiateResp(msg []byte) (SMB2NegotiateResp, error) {
 	}
 	r.skip(2)
 	n.Dialect = r.u16()
-	r.skip(56 - 6)
+	count := r.u16()
+	r.skip(56 - 8)
 	off, l := r.u16(), r.u16()
+	ctxOff := r.u32()
 	if r.err != nil {
 		return n, r.err
 	}
 	n.Security, _ = bodyBuf(msg, uint32(off), uint32(l))
+	if n.Dialect != 0x0311 {
+		return n, nil
+	}
+	// Contexts start 8-byte aligned, each a type, a data length, 4
+	// reserved bytes and the data.
+	at := uint64(ctxOff)
+	for i := 0; i < int(count) && i < maxNegContexts; i++ {
+		at = (at + 7) &^ 7
+		if at+8 > uint64(len(msg)) {
+			return n, ErrShort
+		}
+		typ := binary.LittleEndian.Uint16(msg[at:])
+		dl := uint64(binary.LittleEndian.Uint16(msg[at+2:]))
+		data := msg[at+8:]
+		if dl > uint64(len(data)) {
+			return n, ErrShort
+		}
+		data = data[:dl]
+		switch typ {
+		case ctxEncryption:
+			// CipherCount, then the ciphers: a response names one.
+			if len(data) >= 4 && binary.LittleEndian.Uint16(data) >= 1 {
+				n.Cipher = binary.LittleEndian.Uint16(data[2:])
+			}
+		case ctxCompression:
+			// CompressionAlgorithmCount, padding, flags, algorithms:
+			// NONE (0) alone means no compression.
+			if len(data) >= 10 && binary.LittleEndian.Uint16(data) >= 1 {
+				for j := 8; j+2 <= len(data); j += 2 {
+					if binary.LittleEndian.Uint16(data[j:]) != 0 {
+						n.Compression = true
+					}
+				}
+			}
+		}
+		at += 8 + dl
+	}
 	return n, nil
 }
 

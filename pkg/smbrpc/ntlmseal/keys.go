@@ -114,21 +114,44 @@ func hmacMD5(key []byte, data ...[]byte) [16]byte {
 // challenge nil when it was not captured). It tries every entry naming
 // the account and keeps the one the AUTHENTICATE's response proves.
 func (s *Secrets) Open(challenge, authenticate []byte) (*Session, error) {
+	kx, a, err := s.prove(challenge, authenticate)
+	if err != nil {
+		return nil, err
+	}
+	return newSession(kx, a)
+}
+
+// SessionKey returns the exported session key of an NTLM authentication
+// (MS-NLMP 3.1.5.1.2: the random session key under KEY_EXCH, else the key
+// exchange key), which SMB2 takes as Session.SessionKey (MS-SMB2 3.2.5.3)
+// and derives its signing and encryption keys from. Same arguments and
+// errors as Open. The caller must never print it.
+func (s *Secrets) SessionKey(challenge, authenticate []byte) ([16]byte, error) {
+	kx, a, err := s.prove(challenge, authenticate)
+	if err != nil {
+		return [16]byte{}, err
+	}
+	return exportedKey(kx, a)
+}
+
+// prove finds the entry whose secret makes the AUTHENTICATE's response
+// and returns its key exchange key.
+func (s *Secrets) prove(challenge, authenticate []byte) ([16]byte, authMsg, error) {
 	a, ok := parseAuth(authenticate)
 	if !ok {
-		return nil, ErrMalformed
+		return [16]byte{}, a, ErrMalformed
 	}
 	user, domain := str(a.user, a.flags), str(a.domain, a.flags)
 	if user == "" || len(a.nt) == 0 {
-		return nil, ErrNoSecret // anonymous: nothing to derive from
+		return [16]byte{}, a, ErrNoSecret // anonymous: nothing to derive from
 	}
 	cands := s.match(user, domain)
 	if len(cands) == 0 {
-		return nil, ErrNoSecret
+		return [16]byte{}, a, ErrNoSecret
 	}
 	sc, ok := ServerChallenge(challenge)
 	if !ok {
-		return nil, ErrNoChallenge
+		return [16]byte{}, a, ErrNoChallenge
 	}
 	for _, e := range cands {
 		var kx [16]byte
@@ -139,16 +162,16 @@ func (s *Secrets) Open(challenge, authenticate []byte) (*Session, error) {
 		case len(a.nt) == 24:
 			kx, ok, err = ntlmV1(e.nt, sc, a)
 		default:
-			return nil, fmt.Errorf("%w: NT response of %d bytes", ErrMalformed, len(a.nt))
+			return [16]byte{}, a, fmt.Errorf("%w: NT response of %d bytes", ErrMalformed, len(a.nt))
 		}
 		if err != nil {
-			return nil, err
+			return [16]byte{}, a, err
 		}
 		if ok {
-			return newSession(kx, a)
+			return kx, a, nil
 		}
 	}
-	return nil, ErrWrongSecret
+	return [16]byte{}, a, ErrWrongSecret
 }
 
 // ntlmV2 checks the NTProofStr and returns the key exchange key (MS-NLMP
@@ -234,15 +257,25 @@ var (
 
 // newSession makes the per-direction states from the key exchange key.
 func newSession(kx [16]byte, a authMsg) (*Session, error) {
+	exported, err := exportedKey(kx, a)
+	if err != nil {
+		return nil, err
+	}
+	return sessionFromKey(exported, a.flags), nil
+}
+
+// exportedKey is the key exchange key, or under KEY_EXCH the random
+// session key it encrypts (MS-NLMP 3.1.5.1.2).
+func exportedKey(kx [16]byte, a authMsg) ([16]byte, error) {
 	exported := kx
 	if a.flags&flagKeyExch != 0 {
 		if len(a.encKey) != 16 {
-			return nil, fmt.Errorf("%w: key exchange without a 16-byte EncryptedRandomSessionKey", ErrMalformed)
+			return [16]byte{}, fmt.Errorf("%w: key exchange without a 16-byte EncryptedRandomSessionKey", ErrMalformed)
 		}
 		c, _ := rc4.NewCipher(kx[:])
 		c.XORKeyStream(exported[:], a.encKey)
 	}
-	return sessionFromKey(exported, a.flags), nil
+	return exported, nil
 }
 
 // sessionFromKey derives the keys of both directions from the exported

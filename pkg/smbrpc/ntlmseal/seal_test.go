@@ -245,3 +245,25 @@ func TestDomainMatch(t *testing.T) {
 		}
 	}
 }
+
+// TestExportedKey: under KEY_EXCH the exported session key is MS-NLMP
+// 4.2.4's random session key (0x55 repeated); without it, the key exchange
+// key itself (what SMB2 then takes as its session key).
+func TestExportedKey(t *testing.T) {
+	kx := [16]byte(unhex(t, "8de40ccadbc14a82f15cb0ad0de95ca3"))
+	got, err := exportedKey(kx, authMsg{encKey: unhex(t, "c5dad2544fc9799094ce1ce90bc9d03e"), flags: 0xe28a8233})
+	if err != nil || hex.EncodeToString(got[:]) != strings.Repeat("55", 16) {
+		t.Fatalf("key exchange: %x %v", got, err)
+	}
+	got, err = exportedKey(kx, authMsg{flags: 0xe28a8233 &^ flagKeyExch})
+	if err != nil || got != kx {
+		t.Fatalf("no key exchange: %x %v", got, err)
+	}
+	if _, err := exportedKey(kx, authMsg{encKey: []byte{1}, flags: flagKeyExch}); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("short encrypted key: %v", err)
+	}
+	var sec Secrets
+	if _, err := sec.SessionKey(nil, []byte("NTLMSSP\x00\x03")); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("short authenticate: %v", err)
+	}
+}
