@@ -403,6 +403,13 @@ func writeHuntTable(w io.Writer, res hunt.Result, fs []hunt.Finding, ids []strin
 				period = fmt.Sprintf("%s ±%.0f%%", hunt.FormatPeriod(f.PeriodSec), 100*f.Jitter)
 			}
 		}
+		if f.Kind == hunt.KindDNS {
+			dst = fmt.Sprintf("%s via %s:%d/%s", f.DstName, f.Dst, f.DstPort, hunt.ProtoName(f.Proto))
+			pop = fmt.Sprintf("%d/%d", f.Popularity, f.Hosts)
+			if f.Beacon && f.PeriodSec > 0 {
+				period = hunt.FormatPeriod(f.PeriodSec)
+			}
+		}
 		why := ""
 		if len(f.Reasons) > 0 {
 			why = f.Reasons[0]
