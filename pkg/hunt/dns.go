@@ -372,7 +372,9 @@ func (m *Model) scoreDNS(w float64, H int, allowed func(netip.Addr, string) bool
 			// an odd port is a channel's.
 			ru = math.Max(ru, ev.Volume*r)
 		}
-		score := e * (0.3 + 0.7*ru)
+		// A schedule or a tunnel with nothing else is high at most, as a
+		// channel is: critical needs corroboration.
+		score := math.Min(e*(0.3+0.7*ru), uncorroborated)
 		// One host's capture cannot tell fleet software from an implant:
 		// medium at most, unless a random-labelled tunnel's volume says it.
 		if w < 1 && !overwhelming {
@@ -387,7 +389,10 @@ func (m *Model) scoreDNS(w float64, H int, allowed func(netip.Addr, string) bool
 			s string
 		}
 		var whys []why
-		if ev.Volume > 0 {
+		if ev.Volume > 0 && ev.BigQueries < dnsVolPkts {
+			whys = append(whys, why{ev.Volume, fmt.Sprintf("tunnel volume: %d queries carried %s out and %s in under %s (a DNS flow's median: %s)",
+				ev.Queries, fmtBytes(float64(ev.OrigData)), fmtBytes(float64(ev.RespData)), k.domain, fmtBytes(ev.BaseBytes))})
+		} else if ev.Volume > 0 {
 			whys = append(whys, why{ev.Volume, fmt.Sprintf("tunnel volume: one flow carried %d queries and %s (a DNS flow's median: %s), %s out and %s in under %s",
 				ev.BigQueries, fmtBytes(float64(ev.BigBytes)), fmtBytes(ev.BaseBytes), fmtBytes(float64(ev.OrigData)), fmtBytes(float64(ev.RespData)), k.domain)})
 		}
