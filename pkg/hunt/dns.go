@@ -173,6 +173,25 @@ func (m *Model) dnsQueryOf(r *flow.Record, src, dst netip.Addr, ts int64) (DNSQu
 	return q, true
 }
 
+// TakeDNSApart says DNS flow records come through AddDNSRecord, apart
+// from the records Add takes (Config.ExternalDNS): for a source that
+// hands over records whose names were thinned to one a channel (the flow
+// database). Call it before the first Add.
+func (m *Model) TakeDNSApart() { m.cfg.ExternalDNS = true }
+
+// AddDNSRecord accounts a DNS flow record as Add would when DNS is not
+// taken apart (records of other protocols are ignored). Together with
+// Add's channel accounting it fills the model as Add alone does, when
+// the records come in the same order.
+func (m *Model) AddDNSRecord(r *flow.Record) {
+	if !r.Orig.IsValid() || !r.Resp.IsValid() {
+		return
+	}
+	if q, ok := m.dnsQueryOf(r, r.Orig.Unmap(), r.Resp.Unmap(), r.First.UnixNano()); ok {
+		m.AddDNS(q)
+	}
+}
+
 // AddDNS accounts one DNS query or flow. Records added with Add account
 // their own DNS unless Config.ExternalDNS says the caller hands DNS over
 // apart from the records.
