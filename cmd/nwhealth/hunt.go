@@ -171,7 +171,7 @@ func runHunt(o *huntOptions) error {
 
 	m := hunt.New(cfg)
 	sink := o.intel.tee(m.Add)
-	in := pipeline.Input{Pcaps: o.pcaps, Zeek: o.zeeks}
+	in := pipeline.Input{Pcaps: o.pcaps, Zeek: o.zeeks, ZeekDNS: pipeline.HuntDNS(m)}
 	if len(o.stores) > 0 || o.clickhouse != "" {
 		sf := selectorFlags{from: o.from, to: o.to}
 		if in.Selector, err = sf.selector(o.now()); err != nil {

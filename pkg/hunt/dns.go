@@ -192,6 +192,35 @@ func (m *Model) AddDNSRecord(r *flow.Record) {
 	}
 }
 
+// AddDNSQueryType counts the type of one question a host asked (Zeek's
+// dns.log): the flow records of the same queries carry names but no
+// types, so types are kept apart per (host, registered domain) and joined
+// at scoring, whatever the order of the two. Empty and unset ("-") types
+// are not counted.
+func (m *Model) AddDNSQueryType(src netip.Addr, name, qtype string) {
+	src = src.Unmap()
+	if qtype == "" || qtype == "-" || !m.Internal(src) {
+		return
+	}
+	domain, _, ok := RegisteredDomain(name)
+	if !ok {
+		return
+	}
+	if m.dnsQT == nil {
+		m.dnsQT = map[dnsKey]*[qtOther + 1]int{}
+	}
+	k := dnsKey{src, domain}
+	c := m.dnsQT[k]
+	if c == nil {
+		if len(m.dnsQT) >= maxDNSPairs {
+			return
+		}
+		c = new([qtOther + 1]int)
+		m.dnsQT[k] = c
+	}
+	c[qtypeClass(qtype)]++
+}
+
 // AddDNS accounts one DNS query or flow. Records added with Add account
 // their own DNS unless Config.ExternalDNS says the caller hands DNS over
 // apart from the records.
@@ -228,7 +257,7 @@ func (m *Model) AddDNS(q DNSQuery) {
 	if len(d.times) < maxDNSTimes {
 		d.times = append(d.times, q.Time)
 	}
-	if q.QType != "" {
+	if q.QType != "" && q.QType != "-" {
 		d.qtypes[qtypeClass(q.QType)]++
 	}
 	if q.Answered {
@@ -478,8 +507,14 @@ func (m *Model) dnsEvidence(d *dnsDomain, basePkts, baseBytes float64) DNSEviden
 		ev.Labels = math.Max(ev.Labels, random*vFlow)
 	}
 
-	if n := d.qtypes[qtAddr] + d.qtypes[qtData] + d.qtypes[qtPTR] + d.qtypes[qtOther]; n >= periodicity.MinEvents {
-		ev.DataQTypes = float64(d.qtypes[qtData]) / float64(n)
+	qt := d.qtypes
+	if c := m.dnsQT[d.key]; c != nil {
+		for i := range qt {
+			qt[i] += c[i]
+		}
+	}
+	if n := qt[qtAddr] + qt[qtData] + qt[qtPTR] + qt[qtOther]; n >= periodicity.MinEvents {
+		ev.DataQTypes = float64(qt[qtData]) / float64(n)
 	}
 
 	if len(d.times) >= periodicity.MinEvents {

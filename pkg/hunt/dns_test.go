@@ -2,9 +2,11 @@ package hunt
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -173,6 +175,117 @@ func TestDNSFindings(t *testing.T) {
 				if g.Severity > Low {
 					t.Errorf("benign DNS finding above low beside it: %s %s %.2f %v", g.Src, g.DstName, g.Score, g.Reasons)
 				}
+			}
+		})
+	}
+}
+
+// TestDNSQueryTypes: the types of a host's questions (Zeek's dns.log)
+// reach its DNS evidence under the right (host, domain), whether they
+// come before or after the flow records, and TXT/NULL-heavy questions with
+// encoded labels add evidence; address lookups, unset types and other
+// hosts' or domains' types add none.
+func TestDNSQueryTypes(t *testing.T) {
+	type qt struct {
+		src    netip.Addr
+		domain string
+		qtype  string
+	}
+	for _, tc := range []struct {
+		name     string
+		types    func(names []string) []qt
+		before   bool
+		wantData float64 // the beacon's DataQTypes (-1: unknown)
+		wantLift bool    // scores above the beacon without types
+	}{
+		{"no dns.log", func([]string) []qt { return nil }, false, -1, false},
+		{"TXT questions after the records", func(names []string) []qt {
+			var q []qt
+			for _, n := range names {
+				q = append(q, qt{dnsHost(0), n, "TXT"})
+			}
+			return q
+		}, false, 1, true},
+		{"NULL questions before the records, as numbers", func(names []string) []qt {
+			var q []qt
+			for _, n := range names {
+				q = append(q, qt{dnsHost(0), n, "10"})
+			}
+			return q
+		}, true, 1, true},
+		{"half TXT, half A", func(names []string) []qt {
+			var q []qt
+			for i, n := range names {
+				q = append(q, qt{dnsHost(0), n, []string{"TXT", "A"}[i%2]})
+			}
+			return q
+		}, false, 0.5, true},
+		{"A lookups", func(names []string) []qt {
+			var q []qt
+			for _, n := range names {
+				q = append(q, qt{dnsHost(0), n, "A"})
+			}
+			return q
+		}, false, 0, false},
+		{"unset types", func(names []string) []qt {
+			var q []qt
+			for _, n := range names {
+				q = append(q, qt{dnsHost(0), n, "-"})
+			}
+			return q
+		}, false, -1, false},
+		{"another host's and another domain's TXT", func(names []string) []qt {
+			var q []qt
+			for _, n := range names {
+				q = append(q, qt{dnsHost(1), n, "TXT"}, qt{dnsHost(0), "x" + n[:8] + ".example.org", "TXT"})
+			}
+			return q
+		}, false, -1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			score := func(withTypes bool) Finding {
+				n := &dnsNet{rng: rand.New(rand.NewPCG(3, 4)), start: time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC)}
+				var names []string
+				for at := time.Duration(0); at < 3*time.Hour; at += time.Duration(48+n.rng.IntN(24)) * time.Second {
+					name := n.label(b32, 24) + ".s." + "cdn-telemetry.com"
+					names = append(names, name)
+					n.query(dnsHost(0), at, name, 1, 70, 120)
+				}
+				m := New(Config{})
+				var types []qt
+				if withTypes {
+					types = tc.types(names)
+				}
+				if tc.before {
+					for _, q := range types {
+						m.AddDNSQueryType(q.src, q.domain, q.qtype)
+					}
+				}
+				for _, r := range n.records {
+					m.Add(r)
+				}
+				if !tc.before {
+					for _, q := range types {
+						m.AddDNSQueryType(q.src, q.domain, q.qtype)
+					}
+				}
+				for _, f := range m.Score().Findings {
+					if f.Kind == KindDNS && f.Src == dnsHost(0) && f.DstName == "cdn-telemetry.com" {
+						return f
+					}
+				}
+				t.Fatal("no DNS finding for the beacon")
+				return Finding{}
+			}
+			base, f := score(false), score(true)
+			if math.Abs(f.DNS.DataQTypes-tc.wantData) > 0.02 {
+				t.Errorf("data query types %.2f, want %.2f", f.DNS.DataQTypes, tc.wantData)
+			}
+			if lifted := f.Score > base.Score; lifted != tc.wantLift {
+				t.Errorf("score %.4f against %.4f without types: lifted %v, want %v (%v)", f.Score, base.Score, lifted, tc.wantLift, f.Reasons)
+			}
+			if has := slices.ContainsFunc(f.Reasons, func(s string) bool { return strings.Contains(s, "ask for TXT, NULL") }); has != (tc.wantData >= 0.3) {
+				t.Errorf("reasons %v: query type reason %v, want %v", f.Reasons, has, tc.wantData >= 0.3)
 			}
 		})
 	}

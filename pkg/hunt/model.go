@@ -187,6 +187,7 @@ type Model struct {
 	// DNS per (inside host, registered domain), and the population's DNS
 	// flows (log2 histograms of client datagrams and bytes).
 	dns          map[dnsKey]*dnsDomain
+	dnsQT        map[dnsKey]*[qtOther + 1]int // query types from logs (AddDNSQueryType)
 	dnsFlowPkts  [65]int
 	dnsFlowBytes [65]int
 }
