@@ -387,6 +387,13 @@ func (s *stixWriter) courseOfAction(i int, a *Action) {
 		}
 		return
 	}
+	if a.Kind == Sinkhole {
+		// The domain's indicator (dnsDomain), which the sinkhole enforces.
+		if id := stix.ID("indicator", "dns", a.Target); s.b.Has(id) {
+			s.rel("mitigates", o.ID(), id)
+		}
+		return
+	}
 	if h == nil {
 		return
 	}
