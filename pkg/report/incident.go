@@ -374,14 +374,14 @@ func peerName(a netip.Addr, name string) string {
 
 // dnsSummary says what a DNS finding's host did under its domain.
 func dnsSummary(f *hunt.Finding) string {
-	via := fmt.Sprintf("through the resolver %s", f.Dst)
+	via := fmt.Sprintf("asking %s", f.Dst) // the inside resolver, or the tunnel server itself
 	switch {
 	case slices.Contains(f.Attack, "T1572"):
-		return fmt.Sprintf("tunnels through DNS under %s %s (%d queries)", f.DstName, via, queriesOf(f))
+		return fmt.Sprintf("tunnels through DNS under %s, %s (%d queries)", f.DstName, via, queriesOf(f))
 	case f.Beacon:
-		return fmt.Sprintf("checks in by DNS under %s %s every %s (%d queries)", f.DstName, via, hunt.FormatPeriod(f.PeriodSec), queriesOf(f))
+		return fmt.Sprintf("checks in by DNS under %s, %s every %s (%d queries)", f.DstName, via, hunt.FormatPeriod(f.PeriodSec), queriesOf(f))
 	}
-	return fmt.Sprintf("talks by DNS under %s %s (%d queries)", f.DstName, via, queriesOf(f))
+	return fmt.Sprintf("talks by DNS under %s, %s (%d queries)", f.DstName, via, queriesOf(f))
 }
 
 func queriesOf(f *hunt.Finding) int {

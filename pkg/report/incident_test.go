@@ -433,8 +433,8 @@ func TestBuildDNSFinding(t *testing.T) {
 		compromise bool
 		summary    string
 	}{
-		{"high tunnel", dnsF(hunt.High, "T1071.004", "T1572"), nil, true, RoleBeaconing, true, "tunnels through DNS under dnsq.org through the resolver 10.0.0.53 (240 queries)"},
-		{"medium beacon", dnsF(hunt.Medium, "T1071.004"), nil, true, RoleBeaconing, false, "checks in by DNS under dnsq.org through the resolver 10.0.0.53 every 60s (240 queries)"},
+		{"high tunnel", dnsF(hunt.High, "T1071.004", "T1572"), nil, true, RoleBeaconing, true, "tunnels through DNS under dnsq.org, asking 10.0.0.53 (240 queries)"},
+		{"medium beacon", dnsF(hunt.Medium, "T1071.004"), nil, true, RoleBeaconing, false, "checks in by DNS under dnsq.org, asking 10.0.0.53 every 60s (240 queries)"},
 		{"medium beacon that executes on another host", dnsF(hunt.Medium, "T1071.004"), []replay.Operation{lateral}, true, RoleSteppingStone, true, ""},
 		{"low: seen only", dnsF(hunt.Low, "T1071.004"), nil, false, RoleSuspect, false, ""},
 	} {
