@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -114,5 +115,78 @@ func TestReportDNSTunnel(t *testing.T) {
 	}
 	if !found {
 		t.Error("no domain-name indicator for example.com")
+	}
+}
+
+// TestHuntZeekDNSQueryTypes: from Zeek conn and dns logs, a host's DNS
+// beacon asking TXT records of fresh names under one domain gives a DNS
+// finding whose evidence counts the query types (dns.log's qtype_name,
+// which no flow record carries); the same logs with A questions do not.
+func TestHuntZeekDNSQueryTypes(t *testing.T) {
+	const dnsHeader = "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tdns\n" +
+		"#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\tquery\tqtype\tqtype_name\tanswers\n" +
+		"#types\ttime\tstring\taddr\tport\taddr\tport\tenum\tstring\tcount\tstring\tvector[string]\n"
+	const b32 = "abcdefghijklmnopqrstuvwxyz234567"
+	for _, tc := range []struct {
+		qtype    string
+		wantData float64
+	}{{"TXT", 1}, {"A", 0}} {
+		t.Run(tc.qtype, func(t *testing.T) {
+			var conn, dns strings.Builder
+			conn.WriteString(connHeader)
+			dns.WriteString(dnsHeader)
+			rng := uint64(7)
+			next := func(n int) int { rng = rng*6364136223846793005 + 1442695040888963407; return int(rng>>33) % n }
+			start := 1772431200.0
+			row := func(i int, ts float64, src, name, qt string) {
+				uid := fmt.Sprintf("C%d", i)
+				fmt.Fprintf(&conn, "%.6f\t%s\t%s\t%d\t10.1.0.53\t53\tudp\tdns\t0.02\t60\t120\tSF\t-\t-\t0\tDd\t1\t88\t1\t148\t-\n", ts, uid, src, 1024+next(60000))
+				fmt.Fprintf(&dns, "%.6f\t%s\t%s\t1\t10.1.0.53\t53\tudp\t%s\t-\t%s\t-\n", ts, uid, src, name, qt)
+			}
+			i := 0
+			// Ten hosts look up a few names; host .5 beacons every 60 s ±20%.
+			for h := range 10 {
+				for at := 0.0; at < 4*3600; at += float64(300 + next(600)) {
+					i++
+					row(i, start+at, fmt.Sprintf("10.1.0.%d", 10+h), []string{"www.example.org", "login.microsoftonline.com", "api.github.com"}[next(3)], "A")
+				}
+			}
+			for at := 0.0; at < 4*3600; at += float64(48 + next(24)) {
+				label := make([]byte, 30)
+				for j := range label {
+					label[j] = b32[next(len(b32))]
+				}
+				i++
+				row(i, start+at, "10.1.0.5", string(label)+".s.cdn-telemetry.com", tc.qtype)
+			}
+			dir := t.TempDir()
+			cp, dp := filepath.Join(dir, "conn.log"), filepath.Join(dir, "dns.log")
+			if err := os.WriteFile(cp, []byte(conn.String()), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(dp, []byte(dns.String()), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			out, stderr, code := runCmd(t, "hunt", "--zeek", dp, "--zeek", cp, "--format", "jsonl", "--min-severity", "info")
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			var f map[string]any
+			for _, x := range readFindings(t, out) {
+				if x["kind"] == "dns" && x["src"] == "10.1.0.5" && x["dst_name"] == "cdn-telemetry.com" {
+					f = x
+				}
+			}
+			if f == nil {
+				t.Fatalf("no DNS finding for the beacon:\n%s", out)
+			}
+			ev, _ := f["dns"].(map[string]any)
+			if got, ok := ev["data_qtypes"].(float64); !ok || got != tc.wantData {
+				t.Errorf("data query types %v, want %v: %v", ev["data_qtypes"], tc.wantData, ev)
+			}
+			if has := strings.Contains(fmt.Sprint(f["reasons"]), "ask for TXT, NULL"); has != (tc.wantData > 0) {
+				t.Errorf("reasons %v: query type reason %v", f["reasons"], has)
+			}
+		})
 	}
 }
