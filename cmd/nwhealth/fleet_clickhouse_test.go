@@ -29,8 +29,14 @@ import (
 // many small shards (so an export has many to do), and returns it.
 func fleetStore(t testing.TB, start time.Time, dur time.Duration, seed uint64, shardSize int64) string {
 	t.Helper()
+	return fleetStoreShapes(t, start, dur, seed, shardSize, demogen.Shapes{})
+}
+
+// fleetStoreShapes is fleetStore with more command-and-control shapes.
+func fleetStoreShapes(t testing.TB, start time.Time, dur time.Duration, seed uint64, shardSize int64, shapes demogen.Shapes) string {
+	t.Helper()
 	var pcap bytes.Buffer
-	if _, err := demogen.Generate(&pcap, demogen.Config{Seed: seed, Start: start, Duration: dur, Workstations: 12}); err != nil {
+	if _, err := demogen.Generate(&pcap, demogen.Config{Seed: seed, Start: start, Duration: dur, Workstations: 12, Shapes: shapes}); err != nil {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(t.TempDir(), "store")
@@ -338,12 +344,18 @@ func TestCaptureFlowsTo(t *testing.T) {
 
 // TestHuntClickHouseEqualsStore: hunt over the flow database gives the
 // findings hunt --store gives over the same flows, field by field, on one
-// server and on a cluster, and the report joins it with replay.
+// server and on a cluster, and the report joins it with replay. The
+// network has a DNS beacon (a stub resolver's query a minute, each a
+// fresh name): its DNS finding needs every question of the host's one
+// channel to the resolver, where the channels keep one name.
 func TestHuntClickHouseEqualsStore(t *testing.T) {
-	dir := fleetStore(t, time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC), 4*time.Hour, 7, 1<<20)
+	dir := fleetStoreShapes(t, time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC), 4*time.Hour, 7, 1<<20, demogen.Shapes{DNSBeacon: true})
 	code, want, errOut := nwh(t, nil, "hunt", "--store", dir, "--format", "jsonl", "--min-severity", "info")
 	if code != 0 {
 		t.Fatalf("hunt --store: exit %d\n%s", code, errOut)
+	}
+	if !strings.Contains(want, `"kind":"dns"`) || !strings.Contains(want, `"dst_name":"example.com"`) {
+		t.Fatalf("hunt --store found no DNS beacon to compare:\n%s", want)
 	}
 	t.Logf("hunt --store: %d lines", strings.Count(want, "\n"))
 	if strings.Count(want, "\n") < 3 {

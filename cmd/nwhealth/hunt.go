@@ -171,7 +171,7 @@ func runHunt(o *huntOptions) error {
 
 	m := hunt.New(cfg)
 	sink := o.intel.tee(m.Add)
-	in := pipeline.Input{Pcaps: o.pcaps, Zeek: o.zeeks}
+	in := pipeline.Input{Pcaps: o.pcaps, Zeek: o.zeeks, ZeekDNS: pipeline.HuntDNS(m)}
 	if len(o.stores) > 0 || o.clickhouse != "" {
 		sf := selectorFlags{from: o.from, to: o.to}
 		if in.Selector, err = sf.selector(o.now()); err != nil {
@@ -401,6 +401,13 @@ func writeHuntTable(w io.Writer, res hunt.Result, fs []hunt.Finding, ids []strin
 			pop = fmt.Sprintf("%d/%d", f.Popularity, f.Hosts)
 			if f.PeriodSec > 0 {
 				period = fmt.Sprintf("%s ±%.0f%%", hunt.FormatPeriod(f.PeriodSec), 100*f.Jitter)
+			}
+		}
+		if f.Kind == hunt.KindDNS {
+			dst = fmt.Sprintf("%s via %s:%d/%s", f.DstName, f.Dst, f.DstPort, hunt.ProtoName(f.Proto))
+			pop = fmt.Sprintf("%d/%d", f.Popularity, f.Hosts)
+			if f.Beacon && f.PeriodSec > 0 {
+				period = hunt.FormatPeriod(f.PeriodSec)
 			}
 		}
 		why := ""

@@ -239,7 +239,7 @@ func analyzeReport(o *reportOptions) (*report.Incident, replay.Stats, pipeline.D
 // pipeline; a store gives hunt its flow records and replay its packets of
 // the range.
 func reportInputs(ctx context.Context, o *reportOptions, m *hunt.Model) ([]replay.Operation, replay.Stats, pipeline.Damage, error) {
-	in := pipeline.Input{Pcaps: o.pcaps, Zeek: o.zeeks}
+	in := pipeline.Input{Pcaps: o.pcaps, Zeek: o.zeeks, ZeekDNS: pipeline.HuntDNS(m)}
 	if len(o.stores) > 0 {
 		var err error
 		sf := selectorFlags{from: o.from, to: o.to}

@@ -29,15 +29,21 @@ type Shapes struct {
 	// from four addresses of one network, scanners sweeping every inside
 	// address, and a web shell on it polled from outside every 200-350 s.
 	Inbound bool
+	// DNSBeacon: one workstation's implant talks through the inside
+	// resolver (Cobalt Strike and Sliver DNS beacons): a lookup of a fresh
+	// random name under one registered domain every minute ±20%, each from
+	// a new source port as a stub resolver sends it.
+	DNSBeacon bool
 }
 
-func (s Shapes) any() bool { return s.KeepAlive || s.Proxy || s.Inbound }
+func (s Shapes) any() bool { return s.KeepAlive || s.Proxy || s.Inbound || s.DNSBeacon }
 
 // Roles of the shapes, by workstation index (after the story's roles).
 const (
 	idxKeepAlive   = 17
 	idxTicker      = 19
 	idxProxyPoller = 25
+	idxDNSBeacon   = 29
 )
 
 var (
@@ -96,6 +102,41 @@ func (p *plan) shapes() {
 	if s.Inbound {
 		p.inboundShape()
 	}
+	if s.DNSBeacon {
+		p.dnsBeaconShape(taken)
+	}
+}
+
+// dnsBeaconDomain is the DNS beacon's registered domain (RFC 2606: no
+// other traffic of the sample names it).
+const dnsBeaconDomain = "example.com"
+
+// dnsBeaconShape: a lookup every minute ±20% of a fresh name, a 26
+// character base32 label (the encoded check-in) and a hex session id
+// under the beacon's domain, answered with one address.
+func (p *plan) dnsBeaconShape(taken []*host) {
+	n := p.net
+	h := n.pickFree(idxDNSBeacon, taken...)
+	const b32 = "abcdefghijklmnopqrstuvwxyz234567"
+	session := fmt.Sprintf("%08x", p.r.u32())
+	answer := netip.MustParseAddr("192.0.2.53")
+	for t := p.cfg.Start.Add(p.cfg.Duration / 8); t.Before(p.end); t = t.Add(secs(p.r.jitter(60, 0.2))) {
+		label := make([]byte, 26)
+		for i := range label {
+			label[i] = b32[p.r.intn(len(b32))]
+		}
+		name := string(label) + "." + session + ".sync." + dnsBeaconDomain
+		id, cport, at := p.r.u16(), p.port(h.addr), t
+		p.conns++
+		p.add(at, func(out *[]packet, r *rng) {
+			udpExchange(out, r, at, h.node, n.dns.node, cport, 53, dnsQuery(id, name), dnsAnswer(id, name, 0, answer),
+				lanRTT(r)+time.Duration(r.intn(int(40*time.Millisecond))))
+		})
+	}
+	l := p.labels
+	l.C2Pairs = append(l.C2Pairs, Pair{Src: h.addr.String(), Dst: n.dns.addr.String(), Port: 53, Name: dnsBeaconDomain, Interval: 60,
+		Note: "DNS beacon through the inside resolver: a fresh random name under one domain every minute, ±20% uniform jitter"})
+	l.Compromised = append(l.Compromised, h.addr.String())
 }
 
 // keptTLS is one TLS connection from h to srv that stays open from t for

@@ -341,3 +341,49 @@ func (db *DB) Pairs(ctx context.Context, q Query, fn func(*Pair) error) error {
 	}
 	return nil
 }
+
+// DNSRecords calls fn for every DNS flow record (a question name from
+// DNS, to port 53 over UDP or TCP) in store order (Records' order), with
+// what hunt's DNS model reads: times, addresses, protocol, ports, client
+// packets, payload bytes, name and answers. Pairs keeps one name a
+// channel, and a stub resolver's queries to one resolver are one channel
+// whose every record names another question: hunt's DNS features need
+// them all. The server sends DNS rows only, streamed; this side keeps
+// nothing of them (the model bounds what it keeps). The record passed to
+// fn is reused. Bad rows are skipped and named in a *RowError returned
+// after every good row was delivered.
+func (db *DB) DNSRecords(ctx context.Context, q Query, fn func(*flow.Record) error) error {
+	sql := "SELECT first_us, last_us, proto, orig, resp, orig_port, resp_port, orig_pkts, orig_bytes, resp_bytes, name, name_source, answers FROM " +
+		db.table(tableFlows) + " WHERE " + db.where(q) + fmt.Sprintf(" AND name_source = %d AND resp_port = 53 AND proto IN (6, 17) AND name != ''", flow.NameDNS) +
+		" ORDER BY first_us, sensor, shard, seq"
+	rows, err := db.conn.Query(aggCtx(ctx), sql)
+	if err != nil {
+		return db.wrap("read DNS flows", err)
+	}
+	defer rows.Close()
+	var w Row
+	var r flow.Record
+	var bad RowError
+	for rows.Next() {
+		if err := rows.Scan(&w.First, &w.Last, &w.Proto, &w.Orig, &w.Resp, &w.OrigPort, &w.RespPort, &w.OrigPkts,
+			&w.OrigData, &w.RespData, &w.Name, &w.NameSource, &w.Answers); err != nil {
+			return db.wrap("read DNS flows", err)
+		}
+		// The checks of a whole row: the database is trusted no more than
+		// a flow file.
+		if err := w.Record(&r); err != nil {
+			bad.add(fmt.Sprintf("DNS flow at %d µs: %v", w.First, err))
+			continue
+		}
+		if err := fn(&r); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return db.wrap("read DNS flows", err)
+	}
+	if bad.Count > 0 {
+		return &bad
+	}
+	return nil
+}

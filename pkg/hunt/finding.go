@@ -104,6 +104,9 @@ type Finding struct {
 	BeaconDst     netip.Addr
 	BeaconDstName string
 
+	// For DNS findings: what the host's queries under the domain showed.
+	DNS *DNSEvidence
+
 	Action string // recommended action, filled by the caller from pkg/report
 }
 

@@ -29,6 +29,9 @@ type Config struct {
 	// Allowed reports destinations (address or name) and hosts that are
 	// known good: they still count in the population, but yield no finding.
 	Allowed func(a netip.Addr, name string) bool
+	// ExternalDNS says DNS queries come through AddDNS (Zeek's dns.log,
+	// the flow database), not from the names of the records Add takes.
+	ExternalDNS bool
 }
 
 // DefaultInternal are the RFC 1918 and ULA ranges.
@@ -181,6 +184,12 @@ type Model struct {
 	inNetTargets map[netip.Prefix]int
 	first, last  int64
 	records      int
+	// DNS per (inside host, registered domain), and the population's DNS
+	// flows (log2 histograms of client datagrams and bytes).
+	dns          map[dnsKey]*dnsDomain
+	dnsQT        map[dnsKey]*[qtOther + 1]int // query types from logs (AddDNSQueryType)
+	dnsFlowPkts  [65]int
+	dnsFlowBytes [65]int
 }
 
 type netPair struct {
@@ -276,6 +285,11 @@ func (m *Model) Add(r *flow.Record) {
 		}
 		if len(m.nameAddrs) < maxNames {
 			m.nameAddrs[r.Name] = r.Answers[0].Unmap()
+		}
+	}
+	if !m.cfg.ExternalDNS {
+		if q, ok := m.dnsQueryOf(r, src, dst, ts); ok {
+			m.AddDNS(q)
 		}
 	}
 	if !dst.IsGlobalUnicast() && !dst.IsPrivate() && !dst.IsLinkLocalUnicast() {

@@ -794,6 +794,8 @@ func (m *Model) Score() Result {
 		out = append(out, scored{f: f})
 	}
 
+	out = append(out, m.scoreDNS(w, H, allowed)...)
+
 	slices.SortStableFunc(out, func(a, b scored) int {
 		if c := cmp.Compare(b.f.Score, a.f.Score); c != 0 {
 			return c

@@ -11,7 +11,7 @@ import (
 type Finding struct {
 	Type        string   `json:"type"`
 	ID          string   `json:"id"`   // "F1", in rank order of the findings written
-	Kind        string   `json:"kind"` // "channel" or "host"
+	Kind        string   `json:"kind"` // "channel", "host" or "dns"
 	Src         string   `json:"src"`
 	Dst         string   `json:"dst,omitempty"`       // channel
 	DstName     string   `json:"dst_name,omitempty"`  // channel, when a name was seen
@@ -39,6 +39,24 @@ type Finding struct {
 	Action      string   `json:"action"`                // the most urgent recommended action
 	Asset       string   `json:"asset,omitempty"`       // the inside host's name in the inventory
 	Criticality string   `json:"criticality,omitempty"` // the inside host's criticality in the inventory
+	DNS         *DNS     `json:"dns,omitempty"`         // dns: what the queries under dst_name showed
+}
+
+// DNS is what an inside host's queries under one registered domain showed
+// (hunt.DNSEvidence).
+type DNS struct {
+	Queries    int      `json:"queries"`
+	Names      int      `json:"names"`
+	SubLen     float64  `json:"subdomain_len"`
+	Entropy    float64  `json:"entropy"`
+	BigQueries uint64   `json:"largest_flow_queries"`
+	BigBytes   uint64   `json:"largest_flow_bytes"`
+	OrigBytes  uint64   `json:"orig_bytes"`
+	RespBytes  uint64   `json:"resp_bytes"`
+	DataQTypes *float64 `json:"data_qtypes,omitempty"` // share of TXT, NULL, CNAME, MX, KEY queries, when query types are known
+	Labels     float64  `json:"labels"`
+	Volume     float64  `json:"volume"`
+	Schedule   float64  `json:"schedule"`
 }
 
 // NewFinding makes the record of f, numbered id. Asset and Criticality
@@ -54,6 +72,23 @@ func NewFinding(id string, f *hunt.Finding) Finding {
 		if f.PeriodSec > 0 {
 			p, jit, reg := round(f.PeriodSec, 3), round(f.Jitter, 3), round(f.Regularity, 3)
 			j.PeriodS, j.Jitter, j.Regularity = &p, &jit, &reg
+		}
+	} else if f.Kind == hunt.KindDNS {
+		// dst is the server asked, dst_name the registered domain.
+		port, pop := f.DstPort, f.Popularity
+		j.Dst, j.DstName, j.DPort, j.Proto, j.Popularity = Addr(f.Dst), f.DstName, &port, hunt.ProtoName(f.Proto), &pop
+		if f.Beacon && f.PeriodSec > 0 {
+			p := round(f.PeriodSec, 3)
+			j.PeriodS = &p
+		}
+		if e := f.DNS; e != nil {
+			j.DNS = &DNS{Queries: e.Queries, Names: e.Names, SubLen: round(e.SubLen, 1), Entropy: round(e.Entropy, 3),
+				BigQueries: e.BigQueries, BigBytes: e.BigBytes, OrigBytes: e.OrigData, RespBytes: e.RespData,
+				Labels: round(e.Labels, 3), Volume: round(e.Volume, 3), Schedule: round(e.Schedule, 3)}
+			if e.DataQTypes >= 0 {
+				q := round(e.DataQTypes, 3)
+				j.DNS.DataQTypes = &q
+			}
 		}
 	} else {
 		ap := f.AdminPeers

@@ -26,12 +26,16 @@ type Fleet struct {
 // hours) and through DNS answers, which AddAnswer and AddNameAddr set as
 // the latest record would, so it scores as it would over the same records
 // in time order (a client asking two proxies for one host, or the maps'
-// bounds, aside). Rows that are not valid records are skipped (as Records does).
+// bounds, aside). DNS flow records come whole and in time order from a
+// query of their own (DNSRecords), since hunt's DNS model reads every
+// question a host asked. Rows that are not valid records are skipped (as Records does).
 //
 // Bad rows are skipped: the *flowdb.RowError naming them comes back after
 // everything else was read.
 func HuntFleet(ctx context.Context, f *Fleet, m *hunt.Model) error {
 	var bad *flowdb.RowError
+	// Pairs thins names to one a channel; DNS needs every question.
+	m.TakeDNSApart()
 	if err := f.DB.Pairs(ctx, f.Query, func(p *flowdb.Pair) error {
 		for i := range p.Records {
 			m.Add(&p.Records[i])
@@ -45,6 +49,18 @@ func HuntFleet(ctx context.Context, f *Fleet, m *hunt.Model) error {
 	}
 	if err := f.DB.NameAddrs(ctx, f.Query, func(a flowdb.NameAddr) { m.AddNameAddr(a.Name, a.Addr) }); err != nil {
 		return err
+	}
+	// Bad DNS rows are bad rows of Pairs too (a row is checked whole):
+	// counted once, from Pairs.
+	var badDNS *flowdb.RowError
+	if err := f.DB.DNSRecords(ctx, f.Query, func(r *flow.Record) error {
+		m.AddDNSRecord(r)
+		return ctx.Err()
+	}); err != nil && !errors.As(err, &badDNS) {
+		return err
+	}
+	if bad == nil && badDNS != nil {
+		bad = badDNS
 	}
 	if bad != nil {
 		return bad

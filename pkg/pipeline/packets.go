@@ -40,7 +40,7 @@ type Packets struct {
 func OpenPackets(ctx context.Context, in Input, opt PacketOptions) (*Packets, error) {
 	pk := &Packets{}
 	if opt.Flows != nil {
-		if err := zeekFlows(ctx, in.Zeek, opt.Flows, &pk.dmg); err != nil {
+		if err := zeekFlows(ctx, in.Zeek, in.ZeekDNS, opt.Flows, &pk.dmg); err != nil {
 			return nil, err
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nwhealth/nwhealth/pkg/flow"
+	"github.com/nwhealth/nwhealth/pkg/hunt"
 	"github.com/nwhealth/nwhealth/pkg/pcapio"
 	"github.com/nwhealth/nwhealth/pkg/replay"
 	"github.com/nwhealth/nwhealth/pkg/store"
@@ -26,6 +27,9 @@ type Input struct {
 	Stores   []store.Reader // local directories or object stores
 	Selector store.Selector // applies to Stores
 	Zeek     []string
+	// ZeekDNS, when set, takes every dns.log row's question (its type
+	// is in no flow record): hunt's DNS model.
+	ZeekDNS func(zeek.DNSQuestion)
 	// OpenCapture opens one capture file; nil means replay.OpenFile. Tests
 	// replace it.
 	OpenCapture func(path string) (*replay.DamagedSource, io.Closer, error)
@@ -106,7 +110,7 @@ const checkEvery = 4096
 // the Zeek logs' rows. It stops with ctx's error when ctx ends.
 func Flows(ctx context.Context, in Input, sink func(*flow.Record)) (Damage, error) {
 	var dmg Damage
-	if err := zeekFlows(ctx, in.Zeek, sink, &dmg); err != nil {
+	if err := zeekFlows(ctx, in.Zeek, in.ZeekDNS, sink, &dmg); err != nil {
 		return dmg, err
 	}
 	if len(in.Stores) > 0 {
@@ -152,14 +156,20 @@ func storeFlows(ctx context.Context, in Input, sink func(*flow.Record), dmg *Dam
 	return dmg.addStore(err)
 }
 
+// HuntDNS is Input.ZeekDNS for hunt: each dns.log question's type into
+// the model's DNS features.
+func HuntDNS(m *hunt.Model) func(zeek.DNSQuestion) {
+	return func(q zeek.DNSQuestion) { m.AddDNSQueryType(q.Client, q.Name, q.QType) }
+}
+
 // zeekFlows adds the records of Zeek logs: conn rows joined with the
 // http, ssl and dns rows of the same connections (zeek.Join). Malformed
 // rows, logs cut short and rows without their connection are named.
-func zeekFlows(ctx context.Context, paths []string, sink func(*flow.Record), dmg *Damage) error {
+func zeekFlows(ctx context.Context, paths []string, dns func(zeek.DNSQuestion), sink func(*flow.Record), dmg *Damage) error {
 	if len(paths) == 0 {
 		return nil
 	}
-	rp, err := zeek.Join(paths, sink)
+	rp, err := zeek.JoinDNS(paths, sink, dns)
 	if err != nil {
 		return err
 	}

@@ -121,6 +121,30 @@ func hostActions(inc *Incident, h *Host) []Action {
 			acts = append(acts, a)
 		}
 	}
+	// The domains the host's DNS findings (medium or above) name: its
+	// controllers when it talks through the resolver.
+	var dnsF []*Finding
+	for _, id := range h.Findings {
+		if f := inc.Finding(id); f != nil && f.Kind == hunt.KindDNS && f.Severity >= hunt.Medium && f.DstName != "" {
+			dnsF = append(dnsF, f)
+		}
+	}
+	dnsWindows := func(f *Finding) []Window {
+		var ws []Window
+		for _, w := range h.Windows {
+			if slices.Contains(w.Evidence, f.ID) {
+				ws = append(ws, w)
+			}
+		}
+		return ws
+	}
+	sinkhole := func(urgency int) {
+		for _, f := range dnsF {
+			a := mk(Sinkhole, urgency, f.DstName)
+			a.Evidence, a.Windows = []string{f.ID}, dnsWindows(f)
+			acts = append(acts, a)
+		}
+	}
 	creds := func(urgency int) {
 		target := "accounts seen on " + host
 		if len(h.AccountsUsed) > 0 {
@@ -148,6 +172,7 @@ func hostActions(inc *Incident, h *Host) []Action {
 	case RoleSteppingStone:
 		acts = append(acts, mk(Isolate, 4, host))
 		block(4)
+		sinkhole(4)
 		domain()
 		acts = append(acts, mk(Collect, 4, host))
 		creds(3)
@@ -172,6 +197,16 @@ func hostActions(inc *Incident, h *Host) []Action {
 					a.Target = ctl
 				}
 				a.Why, a.Evidence, a.Windows = why, evidence, h.Windows
+				acts = append(acts, a)
+			}
+		}
+		for _, f := range dnsF {
+			for _, a := range actionsFor(Subject{Host: h.Addr, Asset: assets.Asset{Name: h.Asset.Name, Criticality: crit},
+				Severity: int(h.Severity), Score: h.Score, Beacon: f.Beacon, DNS: true, DestName: f.DstName}) {
+				a.Why, a.Evidence, a.Windows = why, evidence, h.Windows
+				if a.Kind == Sinkhole {
+					a.Evidence, a.Windows = []string{f.ID}, dnsWindows(f)
+				}
 				acts = append(acts, a)
 			}
 		}

@@ -14,6 +14,7 @@ var techniques = map[string]technique{
 	"T1071":     {"Application Layer Protocol", "command-and-control"},
 	"T1071.001": {"Application Layer Protocol: Web Protocols", "command-and-control"},
 	"T1071.004": {"Application Layer Protocol: DNS", "command-and-control"},
+	"T1572":     {"Protocol Tunneling", "command-and-control"},
 	"T1573":     {"Encrypted Channel", "command-and-control"},
 	"T1573.002": {"Encrypted Channel: Asymmetric Cryptography", "command-and-control"},
 	"T1571":     {"Non-Standard Port", "command-and-control"},

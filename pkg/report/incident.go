@@ -198,6 +198,20 @@ func (b *builder) findings() {
 			}
 			// Its beacon is told by the channel finding, which carries
 			// the channel's own severity.
+		case f.Kind == hunt.KindDNS:
+			// Command and control through the resolver: a C2 step like a
+			// beacon channel's, whose peer is the server asked (the
+			// controller is a domain, no address to block at the edge:
+			// the sinkhole action names it).
+			src.windows = append(src.windows, FindingWindow(id, &f))
+			if f.Severity < hunt.Medium {
+				src.seen(f.FirstSeen, f.LastSeen)
+				continue
+			}
+			src.step(PhaseC2, "hunt", f.FirstSeen, f.LastSeen, f.Severity, firstOr(f.Attack, "T1071.004"), f.Dst.Unmap(), id, dnsSummary(&f))
+			for _, t := range f.Attack[min(1, len(f.Attack)):] {
+				src.steps[PhaseC2].Techniques = addStr(src.steps[PhaseC2].Techniques, t)
+			}
 		case f.Beacon:
 			dst := peer
 			w := FindingWindow(id, &f)
@@ -356,6 +370,25 @@ func peerName(a netip.Addr, name string) string {
 		return name
 	}
 	return nameAddr(a, name)
+}
+
+// dnsSummary says what a DNS finding's host did under its domain.
+func dnsSummary(f *hunt.Finding) string {
+	via := fmt.Sprintf("asking %s", f.Dst) // the inside resolver, or the tunnel server itself
+	switch {
+	case slices.Contains(f.Attack, "T1572"):
+		return fmt.Sprintf("tunnels through DNS under %s, %s (%d queries)", f.DstName, via, queriesOf(f))
+	case f.Beacon:
+		return fmt.Sprintf("checks in by DNS under %s, %s every %s (%d queries)", f.DstName, via, hunt.FormatPeriod(f.PeriodSec), queriesOf(f))
+	}
+	return fmt.Sprintf("talks by DNS under %s, %s (%d queries)", f.DstName, via, queriesOf(f))
+}
+
+func queriesOf(f *hunt.Finding) int {
+	if f.DNS != nil {
+		return f.DNS.Queries
+	}
+	return f.Connections
 }
 
 // controller adds a beacon channel of inside host h to its controller dst.
@@ -675,6 +708,13 @@ func mergeWindows(ws []Window) []Window {
 func (b *builder) timeline() {
 	var ev []Event
 	for _, f := range b.inc.Findings {
+		if f.Kind == hunt.KindDNS {
+			if f.Severity >= hunt.Medium {
+				ev = append(ev, Event{Time: f.FirstSeen, End: f.LastSeen, Kind: "dns", Src: f.Src, Dst: f.Dst, Phase: PhaseC2,
+					Technique: firstOr(f.Attack, "T1071.004"), Severity: f.Severity, Summary: dnsSummary(&f.Finding), Evidence: f.ID})
+			}
+			continue
+		}
 		if f.Kind != hunt.KindChannel {
 			if f.Scan && f.Severity >= hunt.Medium {
 				ev = append(ev, Event{Time: f.FirstSeen, End: f.LastSeen, Kind: "scan", Src: f.Src, Phase: PhaseDiscovery, Technique: "T1046",

@@ -409,3 +409,78 @@ func TestBuildEmpty(t *testing.T) {
 		t.Errorf("empty input gave %+v", inc)
 	}
 }
+
+// TestBuildDNSFinding: a DNS finding at medium or above puts its host at
+// command-and-control like a beacon channel (a C2 step with the DNS
+// techniques, a timeline event, compromised from high, a stepping stone
+// with operations), its domain sinkholed and no address made a
+// controller; below medium it is seen only.
+func TestBuildDNSFinding(t *testing.T) {
+	host, resolver := ip("10.0.0.40"), ip("10.0.0.53")
+	dnsF := func(sev hunt.Severity, attack ...string) hunt.Finding {
+		return hunt.Finding{Kind: hunt.KindDNS, Src: host, Dst: resolver, DstName: "dnsq.org", DstPort: 53, Proto: 17, Score: 0.5,
+			Severity: sev, PeriodSec: 60, Connections: 200, FirstSeen: at(1, 0), LastSeen: at(5, 0), Beacon: true, Attack: attack,
+			DNS: &hunt.DNSEvidence{Queries: 240}, Reasons: []string{"encoded subdomains"}}
+	}
+	lateral := replay.Operation{Time: at(3, 0), End: at(3, 0), Src: host, Dst: psTgt, DstPort: 445, Interface: "svcctl", Operation: "CreateServiceW",
+		Technique: "T1569.002", Phase: "execution", User: "adm", Domain: "CORP"}
+	for _, tc := range []struct {
+		name       string
+		f          hunt.Finding
+		ops        []replay.Operation
+		step       bool
+		role       string
+		compromise bool
+		summary    string
+	}{
+		{"high tunnel", dnsF(hunt.High, "T1071.004", "T1572"), nil, true, RoleBeaconing, true, "tunnels through DNS under dnsq.org, asking 10.0.0.53 (240 queries)"},
+		{"medium beacon", dnsF(hunt.Medium, "T1071.004"), nil, true, RoleBeaconing, false, "checks in by DNS under dnsq.org, asking 10.0.0.53 every 60s (240 queries)"},
+		{"medium beacon that executes on another host", dnsF(hunt.Medium, "T1071.004"), []replay.Operation{lateral}, true, RoleSteppingStone, true, ""},
+		{"low: seen only", dnsF(hunt.Low, "T1071.004"), nil, false, RoleSuspect, false, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			inc := Build(Input{Hunt: hunt.Result{Findings: []hunt.Finding{tc.f}, Records: 100, Hosts: 10, First: at(0, 0), Last: at(6, 0)},
+				Operations: tc.ops, MinSeverity: hunt.Low})
+			i := slices.IndexFunc(inc.Hosts, func(h Host) bool { return h.Addr == host })
+			if i < 0 && !tc.step {
+				// Seen only: no host of the incident.
+				if len(inc.Timeline) != 0 || len(inc.Actions) != 0 {
+					t.Errorf("timeline %+v, actions %+v", inc.Timeline, inc.Actions)
+				}
+				return
+			}
+			if i < 0 {
+				t.Fatalf("no host %s: %+v", host, inc.Hosts)
+			}
+			h := inc.Hosts[i]
+			si := slices.IndexFunc(h.Steps, func(s Step) bool { return s.Phase == PhaseC2 })
+			if (si >= 0) != tc.step || h.Role != tc.role || h.Compromised != tc.compromise {
+				t.Errorf("C2 step %v (want %v), role %s (want %s), compromised %v (want %v)", si >= 0, tc.step, h.Role, tc.role, h.Compromised, tc.compromise)
+			}
+			if si >= 0 {
+				s := h.Steps[si]
+				if !slices.Equal(s.Techniques, tc.f.Attack) || !slices.Equal(s.Peers, []netip.Addr{resolver}) || len(s.Evidence) != 1 {
+					t.Errorf("step %+v", s)
+				}
+				if tc.summary != "" && (len(s.Examples) == 0 || s.Examples[0] != tc.summary) {
+					t.Errorf("examples %q, want %q", s.Examples, tc.summary)
+				}
+			}
+			ev := slices.IndexFunc(inc.Timeline, func(e Event) bool { return e.Kind == "dns" })
+			if (ev >= 0) != tc.step {
+				t.Errorf("timeline dns event %v, want %v: %+v", ev >= 0, tc.step, inc.Timeline)
+			} else if ev >= 0 && (inc.Timeline[ev].Phase != PhaseC2 || inc.Timeline[ev].Src != host || tc.summary != "" && inc.Timeline[ev].Summary != tc.summary) {
+				t.Errorf("timeline event %+v", inc.Timeline[ev])
+			}
+			if len(inc.Controllers) != 0 {
+				t.Errorf("controllers %+v: a DNS finding names a domain, not an address", inc.Controllers)
+			}
+			sink := slices.IndexFunc(inc.Actions, func(a Action) bool { return a.Kind == Sinkhole && a.Target == "dnsq.org" })
+			if (sink >= 0) != (tc.f.Severity >= hunt.Medium) {
+				t.Errorf("sinkhole %v, want %v: %+v", sink >= 0, tc.f.Severity >= hunt.Medium, inc.Actions)
+			} else if sink >= 0 && (!slices.Equal(inc.Actions[sink].Evidence, []string{"F1"}) || len(inc.Actions[sink].Windows) != 1) {
+				t.Errorf("sinkhole evidence %v, windows %v: want the DNS finding's", inc.Actions[sink].Evidence, inc.Actions[sink].Windows)
+			}
+		})
+	}
+}

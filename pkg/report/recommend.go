@@ -42,6 +42,10 @@ const (
 	// Remediate answers a named attack (Zerologon, PrintNightmare,
 	// coercion, AD CS abuse): the target says the step.
 	Remediate ActionKind = "remediate the attack"
+	// Sinkhole blocks a registered domain at the inside resolvers: DNS
+	// command and control and tunnels reach their server through them,
+	// so blocking an address does nothing.
+	Sinkhole ActionKind = "block the domain at the resolver (sinkhole)"
 )
 
 // Escalation is who takes the action.
@@ -73,7 +77,10 @@ type Subject struct {
 	Severity int          // SevInfo..SevCritical
 	Score    float64
 	// What the finding rests on.
-	Beacon   bool
+	Beacon bool
+	// DNS: the finding is DNS command and control or a tunnel under
+	// DestName (a registered domain): blocked at the resolver.
+	DNS      bool
 	Lateral  bool
 	Scan     bool
 	Dest     netip.Addr // the beacon's destination, when Beacon; the address an indicator names
@@ -94,6 +101,8 @@ func SubjectOf(f *hunt.Finding, a assets.Asset) Subject {
 	// destination, whose outside source is the one to block.
 	s := Subject{Host: f.Inside(), Asset: a, Severity: int(f.Severity), Score: f.Score, Beacon: f.Beacon, Lateral: f.Lateral, Scan: f.Scan}
 	switch {
+	case f.Kind == hunt.KindDNS:
+		s.DNS, s.DestName = true, f.DstName
 	case f.Kind == hunt.KindChannel && f.Direction == hunt.Inbound && f.Beacon:
 		s.Dest, s.DestPort = f.Src, f.DstPort
 	case f.Kind == hunt.KindChannel && f.Beacon:
@@ -221,7 +230,7 @@ func Primary(s Subject) string {
 }
 
 func kindRank(k ActionKind) int {
-	return slices.Index([]ActionKind{Isolate, Block, ResetDomain, Remediate, Collect, ResetCreds, Watch}, k)
+	return slices.Index([]ActionKind{Isolate, Block, Sinkhole, ResetDomain, Remediate, Collect, ResetCreds, Watch}, k)
 }
 
 // actionsFor applies the playbook: the severity sets the urgency and the
@@ -237,13 +246,21 @@ func actionsFor(s Subject) []Action {
 		dest = s.DestName + " (" + s.Dest.String() + ")"
 	}
 	// A beacon's destination, or the address a matched indicator names.
-	blockable := (s.Beacon || s.Indicator != "") && (s.Dest.IsValid() || s.DestName != "")
+	blockable := (s.Beacon || s.Indicator != "") && (s.Dest.IsValid() || s.DestName != "") && !s.DNS
+	block := Block
+	if s.DNS {
+		// The domain, at the resolver: the server's address is the
+		// resolver's business, and the host reaches it only through it.
+		blockable, block, dest = s.DestName != "", Sinkhole, s.DestName
+	}
 	var what string
 	switch {
 	case s.Indicator != "" && s.Dest.IsValid():
 		what = fmt.Sprintf("talks to %s, named by indicator %q", dest, clip(s.Indicator, 60))
 	case s.Indicator != "":
 		what = fmt.Sprintf("matches indicator %q", clip(s.Indicator, 60))
+	case s.DNS:
+		what = "talks to " + s.DestName + " through DNS"
 	case s.Beacon && s.Lateral:
 		what = "beacons out and moves laterally"
 	case s.Beacon:
@@ -268,13 +285,13 @@ func actionsFor(s Subject) []Action {
 	case SevCritical:
 		acts = append(acts, mk(Isolate, 4, host, why))
 		if blockable {
-			acts = append(acts, mk(Block, 4, dest, why))
+			acts = append(acts, mk(block, 4, dest, why))
 		}
 		acts = append(acts, mk(Collect, 4, host, why))
 		acts = append(acts, mk(ResetCreds, 3, host, why))
 	case SevHigh:
 		if blockable {
-			acts = append(acts, mk(Block, 3, dest, why))
+			acts = append(acts, mk(block, 3, dest, why))
 		}
 		if s.Lateral || crit >= assets.High {
 			acts = append(acts, mk(Isolate, 3, host, why))
@@ -284,6 +301,11 @@ func actionsFor(s Subject) []Action {
 			acts = append(acts, mk(ResetCreds, 3, host, why))
 		}
 	case SevMedium:
+		if s.DNS && blockable {
+			// A sinkhole costs nothing a legitimate user of an
+			// unpopular encoded domain would not report at once.
+			acts = append(acts, mk(block, 2, dest, why))
+		}
 		acts = append(acts, mk(Watch, 2, host, why))
 		if crit >= assets.High {
 			acts = append(acts, mk(Collect, 2, host, why))

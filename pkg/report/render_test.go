@@ -342,3 +342,92 @@ func TestAllowedSource(t *testing.T) {
 		t.Errorf("the allowed host's target is in the incident: %+v", h)
 	}
 }
+
+// TestSTIXDNSFinding: a DNS tunnel finding's bundle validates against
+// the STIX 2.1 schemas with its domain-name indicator: the pattern on the
+// registered domain, indicating DNS C2 and protocol tunnelling (attack
+// patterns with their tactic), related to the domain and the host, and
+// mitigated by the sinkhole course of action; a low one gives no
+// indicator.
+func TestSTIXDNSFinding(t *testing.T) {
+	host := ip("10.0.0.40")
+	for _, tc := range []struct {
+		name      string
+		sev       hunt.Severity
+		indicator bool
+	}{
+		{"high tunnel", hunt.High, true},
+		{"medium", hunt.Medium, true},
+		{"low", hunt.Low, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := fixtureInput(t)
+			in.MinSeverity = hunt.Low
+			in.Hunt.Findings = append(in.Hunt.Findings, hunt.Finding{Kind: hunt.KindDNS, Src: host, Dst: ip("10.0.0.53"), DstName: "dnsq.org",
+				DstPort: 53, Proto: 17, Score: 0.7, Severity: tc.sev, Connections: 3, FirstSeen: at(1, 0), LastSeen: at(2, 0),
+				Attack: []string{"T1071.004", "T1572"}, DNS: &hunt.DNSEvidence{Queries: 900}, Reasons: []string{"tunnel volume"}})
+			var b bytes.Buffer
+			if err := WriteSTIX(&b, Build(in), fixedMeta); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(t.TempDir(), "bundle.json")
+			if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			objs := stixtest.Validate(t, path)
+			byID := map[string]map[string]any{}
+			var ind map[string]any
+			for _, o := range objs {
+				byID[o["id"].(string)] = o
+				if o["type"] == "indicator" && o["pattern"] == "[domain-name:value = 'dnsq.org']" {
+					ind = o
+				}
+			}
+			if (ind != nil) != tc.indicator {
+				t.Fatalf("domain indicator %v, want %v", ind != nil, tc.indicator)
+			}
+			if ind == nil {
+				return
+			}
+			// What the indicator's relationships reach, by type and name
+			// (an observable's value).
+			label := func(o map[string]any) string {
+				if v, ok := o["value"].(string); ok {
+					return v
+				}
+				n, _ := o["name"].(string)
+				return n
+			}
+			got := map[string]bool{}
+			for _, o := range objs {
+				if o["type"] != "relationship" {
+					continue
+				}
+				src, dst := byID[o["source_ref"].(string)], byID[o["target_ref"].(string)]
+				switch {
+				case o["source_ref"] == ind["id"]:
+					got[o["relationship_type"].(string)+" "+dst["type"].(string)+" "+label(dst)] = true
+				case o["target_ref"] == ind["id"]:
+					got[o["relationship_type"].(string)+" by "+src["type"].(string)+" "+label(src)] = true
+				}
+			}
+			for _, want := range []string{
+				"indicates attack-pattern Application Layer Protocol: DNS",
+				"indicates attack-pattern Protocol Tunneling",
+				"related-to domain-name dnsq.org",
+				"related-to ipv4-addr 10.0.0.40",
+			} {
+				if !got[want] {
+					t.Errorf("no %q among the indicator's relationships: %v", want, got)
+				}
+			}
+			sink := false
+			for k := range got {
+				sink = sink || strings.HasPrefix(k, "mitigates by course-of-action") && strings.Contains(k, "sinkhole): dnsq.org")
+			}
+			if !sink {
+				t.Errorf("no sinkhole course of action mitigates the indicator: %v", got)
+			}
+		})
+	}
+}

@@ -38,6 +38,11 @@ func WriteSTIX(w io.Writer, inc *Incident, meta Meta) error {
 	for i := range inc.Attacks {
 		s.attack(&inc.Attacks[i])
 	}
+	for i := range inc.Findings {
+		if f := &inc.Findings[i]; f.Kind == hunt.KindDNS && f.Severity >= hunt.Medium {
+			s.dnsDomain(f)
+		}
+	}
 	for i := range inc.Intel {
 		s.sighting(&inc.Intel[i])
 	}
@@ -382,6 +387,13 @@ func (s *stixWriter) courseOfAction(i int, a *Action) {
 		}
 		return
 	}
+	if a.Kind == Sinkhole {
+		// The domain's indicator (dnsDomain), which the sinkhole enforces.
+		if id := stix.ID("indicator", "dns", a.Target); s.b.Has(id) {
+			s.rel("mitigates", o.ID(), id)
+		}
+		return
+	}
 	if h == nil {
 		return
 	}
@@ -443,4 +455,27 @@ func (s *stixWriter) sighting(m *IntelMatch) {
 	sg["description"] = fmt.Sprintf("%s fired on %d connection(s) from %d inside host(s), %d bytes, via %s (evidence %s). Packets: %s.",
 		ind.Label(), m.Connections, len(m.Hosts), m.Bytes, strings.Join(m.Via, ", "), m.ID, MatchQuery(&m.Match))
 	s.b.Add(sg)
+}
+
+// dnsDomain is a DNS command-and-control or tunnel finding: the registered
+// domain as a domain-name indicator (what a resolver blocks), indicating
+// its techniques, and the inside host that queried it.
+func (s *stixWriter) dnsDomain(f *Finding) {
+	d := stix.SCO("domain-name", map[string]any{"value": f.DstName})
+	s.b.Add(d)
+	o := s.sdo("indicator", "dns", f.DstName)
+	o["name"] = "DNS C2 domain " + f.DstName
+	o["pattern"] = fmt.Sprintf("[domain-name:value = %s]", stix.Quote(f.DstName))
+	o["pattern_type"] = "stix"
+	o["pattern_version"] = stix.SpecVersion
+	o["valid_from"] = stix.Timestamp(f.FirstSeen)
+	o["indicator_types"] = []string{"malicious-activity"}
+	o["kill_chain_phases"] = []map[string]string{{"kill_chain_name": "mitre-attack", "phase_name": "command-and-control"}}
+	o["description"] = fmt.Sprintf("%s queries names under %s (%s, evidence %s): %s", f.Src, f.DstName, f.Severity, f.ID, firstOr(f.Reasons, ""))
+	s.b.Add(o)
+	s.rel("related-to", o.ID(), d.ID())
+	s.rel("related-to", o.ID(), s.addr(f.Src))
+	for _, t := range f.Attack {
+		s.rel("indicates", o.ID(), s.attackPattern(t))
+	}
 }

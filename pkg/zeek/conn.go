@@ -276,9 +276,10 @@ type Row struct {
 	// issuer, the leaf's distinguished names, before Zeek 4).
 	ServerName                  []byte
 	Validation, Subject, Issuer []byte
-	// dns.log: the query and the addresses its answers gave.
-	Query   []byte
-	Answers []netip.Addr
+	// dns.log: the query, its type (qtype_name, else the number) and the
+	// addresses its answers gave.
+	Query, QType []byte
+	Answers      []netip.Addr
 }
 
 // NextRow reads the next row of any log. It returns io.EOF at the end, and
@@ -553,9 +554,10 @@ func (r *Reader) fillOther(row *Row) error {
 	if row.Kind == KindHTTP && v[colProxied] != nil {
 		row.Client = r.forwardedFor(v[colProxied])
 	}
-	row.Answers = row.Answers[:0]
+	row.Answers, row.QType = row.Answers[:0], nil
 	if row.Kind == KindDNS {
 		row.Answers = r.answers(v[colAnswers], row.Answers)
+		row.QType = v[colQType]
 	}
 	return nil
 }

@@ -88,6 +88,20 @@ type extra struct {
 // gzip member) are reported as damage after every valid row was used.
 // Records handed to sink are valid during the call.
 func Join(paths []string, sink func(*flow.Record)) (Report, error) {
+	return JoinDNS(paths, sink, nil)
+}
+
+// DNSQuestion is one dns.log row's question: who asked, the name and its
+// type (qtype_name, else qtype's number; empty when the log has neither).
+type DNSQuestion struct {
+	Client      netip.Addr
+	Name, QType string
+}
+
+// JoinDNS is Join that also hands dns every dns.log row's question, as
+// it is read (before the records): what a flow record has no field for
+// (the query type; the record keeps one name a connection).
+func JoinDNS(paths []string, sink func(*flow.Record), dns func(DNSQuestion)) (Report, error) {
 	var rp Report
 	extras := map[string]*extra{}
 	type file struct {
@@ -105,6 +119,9 @@ func Join(paths []string, sink func(*flow.Record)) (Report, error) {
 		kind, err := readLog(path, &rp, func(row *Row) bool {
 			if row.Kind == KindConn {
 				return false
+			}
+			if dns != nil && row.Kind == KindDNS && len(row.Query) > 0 && row.Orig.IsValid() {
+				dns(DNSQuestion{Client: row.Orig, Name: string(row.Query), QType: string(row.QType)})
 			}
 			addExtra(extras, row, path)
 			return true

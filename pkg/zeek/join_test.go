@@ -360,3 +360,40 @@ func FuzzDNCN(f *testing.F) {
 		}
 	})
 }
+
+// TestJoinDNSQuestions: every dns.log row's client, query and type reach
+// the DNS callback, TSV (qtype_name after qtype wins; unset "-" is empty)
+// and JSON alike, several rows of one connection
+// each; rows without a query or client are not handed over.
+func TestJoinDNSQuestions(t *testing.T) {
+	tsv := "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tdns\n" +
+		"#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\tquery\tqtype\tqtype_name\tanswers\n" +
+		"#types\ttime\tstring\taddr\tport\taddr\tport\tenum\tstring\tcount\tstring\tvector[string]\n" +
+		"1700000001.000000\tCt1\t10.0.0.5\t40000\t10.0.0.53\t53\tudp\tab1.t.example.com\t16\tTXT\t-\n" +
+		"1700000001.500000\tCt1\t10.0.0.5\t40000\t10.0.0.53\t53\tudp\tab2.t.example.com\t10\tNULL\t-\n" +
+		"1700000002.000000\tCt2\t10.0.0.5\t40001\t10.0.0.53\t53\tudp\twww.example.org\t-\t-\t-\n" +
+		"1700000003.000000\tCt3\t10.0.0.5\t40002\t10.0.0.53\t53\tudp\t-\t-\t-\t-\n"
+	for _, tc := range []struct {
+		name, file string
+		body       []byte
+		want       []DNSQuestion
+	}{
+		{"tsv", "dns.log", []byte(tsv), []DNSQuestion{
+			{netip.MustParseAddr("10.0.0.5"), "ab1.t.example.com", "TXT"},
+			{netip.MustParseAddr("10.0.0.5"), "ab2.t.example.com", "NULL"},
+			{netip.MustParseAddr("10.0.0.5"), "www.example.org", ""},
+		}},
+		{"json", "dns.json", []byte(joinDNS), []DNSQuestion{{netip.MustParseAddr("10.0.0.111"), "telemetry.example.com", "A"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			paths := writeFiles(t, map[string][]byte{tc.file: tc.body})
+			var got []DNSQuestion
+			if _, err := JoinDNS(paths, func(*flow.Record) {}, func(q DNSQuestion) { got = append(got, q) }); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("questions %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
