@@ -148,7 +148,8 @@ func New(cfg Config, loc Location) (*Client, error) {
 		if err != nil {
 			return nil, err
 		}
-		// A query keeps up to 32 ranged GETs in flight: connections
+		// A query keeps up to 16 ranged GETs in flight (pkg/store
+		// fetchParallel), more with several at once: connections
 		// beyond the idle limit would be closed after each response and
 		// every later GET would pay a new one (and a TLS handshake).
 		t.MaxIdleConnsPerHost = 64
