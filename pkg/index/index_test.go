@@ -371,7 +371,7 @@ func FuzzOpenAt(f *testing.F) {
 // TestAddPacketMatchesKeys: the per-kind paths of AddPacket (ports by
 // array, IPv4 by table, the rest by map; the signature cache in front)
 // index exactly the keys Keys gives, for IPv4, IPv6, IPv4-mapped IPv6,
-// VLAN-tagged, ARP and non-IP frames, and for a flood of new ports and
+// VLAN-tagged, tunnelled (outer keys too), ARP and non-IP frames, and for a flood of new ports and
 // addresses in blocks of 500 packets.
 func TestAddPacketMatchesKeys(t *testing.T) {
 	enc, dec := codec(t)
@@ -405,6 +405,18 @@ func TestAddPacketMatchesKeys(t *testing.T) {
 			p.HasPorts = p.Proto == 6 || p.Proto == 17
 			if p.HasPorts {
 				p.SrcPort, p.DstPort = uint16(rng.Intn(3)), uint16(rng.Intn(65536))
+			}
+		}
+		if p.IPVersion != 0 && rng.Intn(3) == 0 {
+			// Inside a tunnel: endpoints drawn apart from the inner
+			// addresses, so one inner signature comes with several.
+			ends := []netip.Addr{netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("198.51.100.2"), netip.MustParseAddr("2001:db8:ffff::9")}
+			p.Outer = pkthdr.Outer{IPVersion: 4, Src: ends[rng.Intn(3)], Dst: ends[rng.Intn(2)], Proto: pkthdr.ProtoGRE}
+			if p.Outer.Src.Is6() {
+				p.Outer.IPVersion = 6
+			}
+			if rng.Intn(2) == 0 {
+				p.Outer.Proto, p.Outer.HasPorts, p.Outer.SrcPort, p.Outer.DstPort = pkthdr.ProtoUDP, true, uint16(40000+rng.Intn(3)), pkthdr.PortVXLAN
 			}
 		}
 		if rng.Intn(4) == 0 {
