@@ -237,4 +237,3 @@ func countPackets(t *testing.T, file string) int {
 		n++
 	}
 }
-
