@@ -83,7 +83,7 @@ func Keys(dst []Key, p *pkthdr.Packet) []Key {
 		dst = append(dst, VLAN(p.VLAN[i]))
 	}
 	if o := &p.Outer; o.IPVersion != 0 {
-		dst = append(dst, Addr(o.Src), Addr(o.Dst), Proto(o.Proto))
+		dst = append(dst, Addr(o.Src()), Addr(o.Dst()), Proto(o.Proto))
 		if o.HasPorts {
 			dst = append(dst, Port(o.SrcPort))
 			if o.DstPort != o.SrcPort {
@@ -442,7 +442,7 @@ func (b *Builder) addKeys(p *pkthdr.Packet, slo, dlo uint64) {
 
 // addOuter adds the keys of a tunnelled packet's outermost IP header.
 func (b *Builder) addOuter(o *pkthdr.Outer) {
-	for _, a := range [2]netip.Addr{o.Src, o.Dst} {
+	for _, a := range [2]netip.Addr{o.Src(), o.Dst()} {
 		if a.Is4() {
 			v := a.As4()
 			b.addV4(binary.BigEndian.Uint32(v[:]))
@@ -518,7 +518,10 @@ func (b *Builder) Keys() int { return len(b.lists) + len(b.v4) + len(b.portLog) 
 
 // Index file constants.
 const (
-	Version     = 2
+	// Version 3 has version 2's bytes; its keys include those of
+	// tunnelled packets' inner headers, so a store rebuilds version 2
+	// indexes (store repair) for queries to find hosts inside tunnels.
+	Version     = 3
 	headerLen   = 48
 	flagRawBody = 1 // header flags bit 0: the body is not compressed
 	// maxBody bounds the decompressed body a reader accepts.
@@ -798,7 +801,7 @@ func header(b []byte) (ix *Index, nsect, rawLen, storedLen int, raw bool, err er
 		return nil, 0, 0, 0, false, fmt.Errorf("%w: header checksum mismatch", ErrCorrupt)
 	}
 	v := int(binary.LittleEndian.Uint16(b[4:]))
-	if v != 1 && v != Version {
+	if v < 1 || v > Version {
 		return nil, 0, 0, 0, false, fmt.Errorf("%w %d", ErrVersion, v)
 	}
 	ix = &Index{

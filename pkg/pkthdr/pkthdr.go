@@ -122,11 +122,6 @@ func Parse(lt LinkType, frame []byte, p *Packet) bool {
 	// Ethernet and IPv4 without options, then a whole UDP or TCP header:
 	// most frames, read in one pass with one bounds check a header.
 	if lt == LinkEthernet && len(frame) >= 34 && frame[12] == 0x08 && frame[13] == 0x00 && frame[14] == 0x45 && p.fastIPv4(frame) {
-		// The fast path takes only TCP and UDP: of tunnels, only VXLAN
-		// and GENEVE can reach here.
-		if p.DstPort == PortVXLAN || p.DstPort == PortGENEVE {
-			p.decap(frame)
-		}
 		return true
 	}
 	return parse(lt, frame, p)
@@ -365,8 +360,9 @@ func (p *Packet) arp(b []byte, off int) {
 }
 
 // fastIPv4 parses what Parse would from an Ethernet frame holding IPv4
-// without options (not a fragment) and a whole UDP or TCP header; for
-// anything else it reports false, leaving p for the general path.
+// without options (not a fragment) and a whole UDP or TCP header, not to a
+// tunnel's port; for anything else it reports false, leaving p for the
+// general path.
 func (p *Packet) fastIPv4(b []byte) bool {
 	h := (*[20]byte)(b[14:34])
 	if binary.BigEndian.Uint16(h[6:])&0x3fff != 0 {
@@ -388,6 +384,9 @@ func (p *Packet) fastIPv4(b []byte) bool {
 		}
 		u := (*[4]byte)(b[34:38])
 		sp, dp = binary.BigEndian.Uint16(u[0:]), binary.BigEndian.Uint16(u[2:])
+		if dp == PortVXLAN || dp == PortGENEVE { // maybe a tunnel: the general path decapsulates
+			return false
+		}
 		payload = 42
 	case ProtoTCP:
 		if end < 54 {
@@ -415,7 +414,8 @@ func (p *Packet) fastIPv4(b []byte) bool {
 	p.ARP, p.Fragment = false, false
 	p.IPLen, p.L3, p.L4, p.Payload, p.PayloadN = ipLen, 14, 34, payload, end-payload
 	p.Truncated = false
-	p.Encap, p.Outer = 0, Outer{}
+	p.Encap = 0
+	p.Outer = Outer{}
 	p.words = [4]uint64{0, v4Words(h[12:16]), 0, v4Words(h[16:20])}
 	p.wordsSet = true
 	return true

@@ -35,12 +35,34 @@ const (
 const MaxTunnels = 4
 
 // Outer is the outermost IP header of a packet found inside IP tunnels.
+// It holds no pointers (addresses as their 16-byte forms) so that Parse's
+// fast path clears it with a few stores.
 type Outer struct {
 	IPVersion        uint8 // 0: the packet was not inside an IP tunnel
-	Src, Dst         netip.Addr
 	Proto            uint8
 	HasPorts         bool
 	SrcPort, DstPort uint16
+	src, dst         [16]byte
+}
+
+// Src returns the outer source address.
+func (o *Outer) Src() netip.Addr { return o.addr(o.src) }
+
+// Dst returns the outer destination address.
+func (o *Outer) Dst() netip.Addr { return o.addr(o.dst) }
+
+// SetAddrs sets the outer addresses (for a Packet filled in otherwise
+// than by Parse); IPVersion says which family they are read back as.
+func (o *Outer) SetAddrs(src, dst netip.Addr) { o.src, o.dst = src.As16(), dst.As16() }
+
+func (o *Outer) addr(a [16]byte) netip.Addr {
+	switch o.IPVersion {
+	case 4:
+		return netip.AddrFrom4([4]byte(a[12:]))
+	case 6:
+		return netip.AddrFrom16(a)
+	}
+	return netip.Addr{}
 }
 
 // Tunnelled reports whether the packet's IP header was inside an IP tunnel.
@@ -64,7 +86,7 @@ func (p *Packet) mayTunnel() bool {
 // the packet as parsed so far: a UDP packet to port 4789 that is not VXLAN
 // stays what it is.
 func (p *Packet) decap(b []byte) {
-	outer := Outer{IPVersion: p.IPVersion, Src: p.Src, Dst: p.Dst, Proto: p.Proto, HasPorts: p.HasPorts, SrcPort: p.SrcPort, DstPort: p.DstPort}
+	outer := Outer{IPVersion: p.IPVersion, Proto: p.Proto, HasPorts: p.HasPorts, SrcPort: p.SrcPort, DstPort: p.DstPort, src: p.Src.As16(), dst: p.Dst.As16()}
 	for range MaxTunnels {
 		// A fragment's payload is not whole; later fragments have no
 		// tunnel header at all.

@@ -164,14 +164,18 @@ func TestTunnels(t *testing.T) {
 			if p.Encap != c.encap {
 				t.Errorf("encap %b, want %b", p.Encap, c.encap)
 			}
-			wantOuter := Outer{}
+			type outer struct {
+				IPVersion, Proto uint8
+				Src, Dst         netip.Addr
+			}
+			var wantOuter outer
 			if c.outer {
-				wantOuter = Outer{IPVersion: 4, Src: outSrc, Dst: outDst, Proto: c.frame[23]}
+				wantOuter = outer{IPVersion: 4, Src: outSrc, Dst: outDst, Proto: c.frame[23]}
 				if c.frame[12] == 0x86 { // 4in6
-					wantOuter = Outer{IPVersion: 6, Src: in6Dst, Dst: in6Src, Proto: c.frame[20]}
+					wantOuter = outer{IPVersion: 6, Src: in6Dst, Dst: in6Src, Proto: c.frame[20]}
 				}
 			}
-			if got := p.Outer; got.IPVersion != wantOuter.IPVersion || got.Src != wantOuter.Src || got.Dst != wantOuter.Dst || got.Proto != wantOuter.Proto {
+			if got := p.Outer; got.IPVersion != wantOuter.IPVersion || got.Src() != wantOuter.Src || got.Dst() != wantOuter.Dst || got.Proto != wantOuter.Proto {
 				t.Errorf("outer %+v, want %+v", got, wantOuter)
 			}
 			if (c.encap == EncapVXLAN || c.encap == EncapGENEVE) && (p.Outer.Proto != ProtoUDP || !p.Outer.HasPorts || p.Outer.SrcPort != 40000 || p.Outer.DstPort != binary.BigEndian.Uint16(c.frame[36:])) {

@@ -69,7 +69,7 @@ func (s *Selector) MatchParsed(ts time.Time, p *pkthdr.Packet) bool {
 	o := &p.Outer // IPVersion 0 unless the packet was inside an IP tunnel
 	if s.hasAddr() {
 		inner := (p.IPVersion != 0 || p.ARP) && (s.addrMatch(p.Src) || s.addrMatch(p.Dst))
-		if !inner && (o.IPVersion == 0 || !s.addrMatch(o.Src) && !s.addrMatch(o.Dst)) {
+		if !inner && (o.IPVersion == 0 || !s.addrMatch(o.Src()) && !s.addrMatch(o.Dst())) {
 			return false
 		}
 	}
