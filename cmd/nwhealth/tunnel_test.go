@@ -170,6 +170,9 @@ func TestTunnelledCapture(t *testing.T) {
 				t.Fatalf("import: exit %d: %s", code, errOut)
 			}
 			want := tsharkCount(t, tshark, wrapped, "ip.addr=="+inner)
+			if n := tcpdumpCount(t, wrapped, "host "+inner); n != 0 {
+				t.Fatalf("tcpdump's host %s matches %d wrapped packets: the outer headers must not name it", inner, n)
+			}
 			t.Logf("%s: %d packets, %d of %s (tshark); %d operations, %d findings", kind, total, want, inner,
 				strings.Count(ops, `"type":"operation"`), strings.Count(findings, "\n"))
 			if want == 0 || want == total {
@@ -183,8 +186,9 @@ func TestTunnelledCapture(t *testing.T) {
 				{"inner host", []string{"--host", inner}, want},
 				{"tunnel endpoint", []string{"--host", "192.0.2.250"}, total},
 				{"inner port", []string{"--port", "445"}, tsharkCount(t, tshark, wrapped, "tcp.port==445")},
-				{"filter is outer: inner host", []string{"--filter", "host " + inner}, 0},
-				{"filter is outer: endpoint", []string{"--filter", "host 192.0.2.251"}, total},
+				// --filter is tcpdump's: outer headers, unless it says vxlan.
+				{"filter is outer: inner host", []string{"--filter", "host " + inner}, tcpdumpCount(t, wrapped, "host "+inner)},
+				{"filter is outer: endpoint", []string{"--filter", "host 192.0.2.251"}, tcpdumpCount(t, wrapped, "host 192.0.2.251")},
 			} {
 				out := filepath.Join(dir, kind+"-q.pcap")
 				args := append([]string{"query", "--store", st, "-w", out}, c.args...)
@@ -217,6 +221,18 @@ func tsharkCount(t *testing.T, tshark, file, filter string) int {
 		t.Fatalf("tshark -Y %q: %v", filter, err)
 	}
 	return strings.Count(string(out), "\n")
+}
+
+// tcpdumpCount counts the packets of file that tcpdump's filter matches.
+func tcpdumpCount(t *testing.T, file, filter string) int {
+	t.Helper()
+	// tcpdump prints a tunnelled packet on more than one line: count
+	// the packets it writes.
+	out := filepath.Join(t.TempDir(), "tcpdump.pcap")
+	if msg, err := exec.Command(testenv.Tool(t, "tcpdump"), "-r", file, "-w", out, filter).CombinedOutput(); err != nil {
+		t.Fatalf("tcpdump %q: %v: %s", filter, err, msg)
+	}
+	return countPackets(t, out)
 }
 
 func countPackets(t *testing.T, file string) int {
