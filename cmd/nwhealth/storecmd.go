@@ -184,7 +184,8 @@ and flow files. Writers do this themselves when they start.
 It also mends sealed shards: a damaged shard header or pcap header frame is
 rewritten, a missing or damaged trailer (a shard cut short) is rebuilt from
 the intact blocks, and the index and flow files of shards whose index is in
-an older format (version 1, read whole by every query), damaged or missing,
+an older format (version 1, read whole by every query; version 2, without
+the keys of hosts inside tunnels), damaged or missing,
 or whose flow file is damaged or missing, are rebuilt from the blocks: run
 it once on a store written by an older nwhealth, or after store info
 --verify reports damage. Files that are not regular files, or belong to

@@ -76,10 +76,20 @@ func VLAN(id uint16) Key { return Key{Kind: KindVLAN, V: [16]byte{byte(id >> 8),
 // EtherType returns the key for a non-IP frame's EtherType.
 func EtherType(et uint16) Key { return Key{Kind: KindEtherType, V: [16]byte{byte(et >> 8), byte(et)}} }
 
-// Keys appends the keys of a parsed packet to dst.
+// Keys appends the keys of a parsed packet to dst: those of its innermost
+// IP header and, for a packet inside IP tunnels, of the outermost one.
 func Keys(dst []Key, p *pkthdr.Packet) []Key {
 	for i := 0; i < p.NVLAN; i++ {
 		dst = append(dst, VLAN(p.VLAN[i]))
+	}
+	if o := &p.Outer; o.IPVersion != 0 {
+		dst = append(dst, Addr(o.Src()), Addr(o.Dst()), Proto(o.Proto))
+		if o.HasPorts {
+			dst = append(dst, Port(o.SrcPort))
+			if o.DstPort != o.SrcPort {
+				dst = append(dst, Port(o.DstPort))
+			}
+		}
 	}
 	if p.IPVersion == 0 {
 		if p.EtherType != 0 {
@@ -340,6 +350,12 @@ type sigSlot struct {
 
 // AddPacket records the keys of a parsed packet in the current block.
 func (b *Builder) AddPacket(p *pkthdr.Packet) {
+	// The signature is the innermost packet's; tunnel endpoints differ
+	// under one signature (two switches mirroring one conversation), so
+	// their keys are added each time, through the kinds' own caches.
+	if p.Outer.IPVersion != 0 {
+		b.addOuter(&p.Outer)
+	}
 	var sg sig
 	sg.shi, sg.slo, sg.dhi, sg.dlo = p.AddrWords()
 	sg.ports = uint64(p.SrcPort)<<48 | uint64(p.DstPort)<<32 | uint64(p.EtherType)<<16 | uint64(p.Proto)<<8 | uint64(p.IPVersion)
@@ -385,6 +401,9 @@ func (b *Builder) AddPacket(p *pkthdr.Packet) {
 // signature) and, under a flood of new flows, costs a third of adding the
 // keys. A key added twice in a block is written once all the same.
 func (b *Builder) AddFlowPacket(p *pkthdr.Packet) {
+	if p.Outer.IPVersion != 0 {
+		b.addOuter(&p.Outer)
+	}
 	_, slo, _, dlo := p.AddrWords()
 	b.addKeys(p, slo, dlo)
 }
@@ -417,6 +436,25 @@ func (b *Builder) addKeys(p *pkthdr.Packet, slo, dlo uint64) {
 		b.addPort(p.SrcPort)
 		if p.DstPort != p.SrcPort {
 			b.addPort(p.DstPort)
+		}
+	}
+}
+
+// addOuter adds the keys of a tunnelled packet's outermost IP header.
+func (b *Builder) addOuter(o *pkthdr.Outer) {
+	for _, a := range [2]netip.Addr{o.Src(), o.Dst()} {
+		if a.Is4() {
+			v := a.As4()
+			b.addV4(binary.BigEndian.Uint32(v[:]))
+		} else {
+			b.addOther(Addr(a))
+		}
+	}
+	b.addProto(o.Proto)
+	if o.HasPorts {
+		b.addPort(o.SrcPort)
+		if o.DstPort != o.SrcPort {
+			b.addPort(o.DstPort)
 		}
 	}
 }
@@ -480,7 +518,10 @@ func (b *Builder) Keys() int { return len(b.lists) + len(b.v4) + len(b.portLog) 
 
 // Index file constants.
 const (
-	Version     = 2
+	// Version 3 has version 2's bytes; its keys include those of
+	// tunnelled packets' inner headers, so a store rebuilds version 2
+	// indexes (store repair) for queries to find hosts inside tunnels.
+	Version     = 3
 	headerLen   = 48
 	flagRawBody = 1 // header flags bit 0: the body is not compressed
 	// maxBody bounds the decompressed body a reader accepts.
@@ -760,7 +801,7 @@ func header(b []byte) (ix *Index, nsect, rawLen, storedLen int, raw bool, err er
 		return nil, 0, 0, 0, false, fmt.Errorf("%w: header checksum mismatch", ErrCorrupt)
 	}
 	v := int(binary.LittleEndian.Uint16(b[4:]))
-	if v != 1 && v != Version {
+	if v < 1 || v > Version {
 		return nil, 0, 0, 0, false, fmt.Errorf("%w %d", ErrVersion, v)
 	}
 	ix = &Index{

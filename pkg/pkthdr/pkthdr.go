@@ -42,6 +42,9 @@ const (
 	ProtoUDP    = 17
 	ProtoICMPv6 = 58
 	ProtoSCTP   = 132
+	ProtoIPIP   = 4  // IPv4 in IP
+	ProtoIPv6   = 41 // IPv6 in IP (6in4, 6in6)
+	ProtoGRE    = 47
 )
 
 // TCP flag bits as they appear in the header's 14th byte.
@@ -79,6 +82,13 @@ type Packet struct {
 	Payload   int  // offset of the transport payload; -1 when absent
 	PayloadN  int  // payload bytes captured (may be less than on the wire)
 	Truncated bool // the frame ended inside a header
+
+	// Encap is every encapsulation walked to reach the IP header above:
+	// MPLS and PPPoE on the link, and IP tunnels (docs/capture.md).
+	// Outer is the outermost IP header when that IP header is inside an
+	// IP tunnel; its IPVersion is 0 otherwise.
+	Encap Encap
+	Outer Outer
 
 	// words holds Src and Dst as the big-endian halves of their 16-byte
 	// forms (AddrWords), set by Parse; wordsSet says they are.
@@ -125,25 +135,19 @@ func parse(lt LinkType, frame []byte, p *Packet) bool {
 		return false
 	}
 	p.EtherType = et
-	return p.network(frame, off, et)
+	if !p.network(frame, off, et) {
+		return false
+	}
+	if p.mayTunnel() {
+		p.decap(frame)
+	}
+	return true
 }
 
 func linkLayer(lt LinkType, b []byte, p *Packet) (off int, ethertype uint16, ok bool) {
 	switch lt {
 	case LinkEthernet:
-		if len(b) < 14 {
-			p.Truncated = true
-			return 0, 0, false
-		}
-		et := binary.BigEndian.Uint16(b[12:])
-		off = 14
-		if et < 0x0600 { // 802.3 length field: LLC/SNAP, not IP
-			if len(b) >= 22 && b[14] == 0xaa && b[15] == 0xaa && b[16] == 0x03 {
-				return 22, binary.BigEndian.Uint16(b[20:]), true
-			}
-			return 0, 0, false
-		}
-		return p.vlanTags(b, off, et)
+		return p.ether(b, 0)
 	case LinkLinuxSLL:
 		if len(b) < 16 {
 			p.Truncated = true
@@ -192,20 +196,130 @@ func linkLayer(lt LinkType, b []byte, p *Packet) (off int, ethertype uint16, ok 
 	return 0, 0, false
 }
 
-// vlanTags walks 802.1Q (0x8100), 802.1ad (0x88a8) and the old QinQ 0x9100 tags.
-func (p *Packet) vlanTags(b []byte, off int, et uint16) (int, uint16, bool) {
-	for et == 0x8100 || et == 0x88a8 || et == 0x9100 {
-		if len(b) < off+4 {
-			p.Truncated = true
-			return 0, 0, false
-		}
-		if p.NVLAN < MaxVLANs {
-			p.VLAN[p.NVLAN] = binary.BigEndian.Uint16(b[off:]) & 0x0fff
-		}
-		p.NVLAN++
-		et = binary.BigEndian.Uint16(b[off+2:])
-		off += 4
+// ether reads an Ethernet II (or 802.3 LLC/SNAP) header at off and walks
+// the tags, labels and sessions after it (vlanTags).
+func (p *Packet) ether(b []byte, off int) (int, uint16, bool) {
+	if len(b) < off+14 {
+		p.Truncated = true
+		return 0, 0, false
 	}
+	et := binary.BigEndian.Uint16(b[off+12:])
+	if et < 0x0600 { // 802.3 length field: LLC/SNAP, not IP
+		if len(b) >= off+22 && b[off+14] == 0xaa && b[off+15] == 0xaa && b[off+16] == 0x03 {
+			return off + 22, binary.BigEndian.Uint16(b[off+20:]), true
+		}
+		return 0, 0, false
+	}
+	return p.vlanTags(b, off+14, et)
+}
+
+// vlanTags walks the EtherType chain to the network header: 802.1Q
+// (0x8100), 802.1ad (0x88a8) and old QinQ (0x9100) tags, MPLS label stacks
+// (0x8847, 0x8848) and PPPoE sessions (0x8864). Every step consumes bytes,
+// so hostile chains end with the frame.
+func (p *Packet) vlanTags(b []byte, off int, et uint16) (int, uint16, bool) {
+	for {
+		switch et {
+		case 0x8100, 0x88a8, 0x9100:
+			if len(b) < off+4 {
+				p.Truncated = true
+				return 0, 0, false
+			}
+			if p.NVLAN < MaxVLANs {
+				p.VLAN[p.NVLAN] = binary.BigEndian.Uint16(b[off:]) & 0x0fff
+			}
+			p.NVLAN++
+			et = binary.BigEndian.Uint16(b[off+2:])
+			off += 4
+		case EtherMPLS, EtherMPLSMulticast:
+			p.Encap |= EncapMPLS
+			// Labels until the bottom-of-stack bit.
+			for {
+				if len(b) < off+4 {
+					p.Truncated = true
+					return 0, 0, false
+				}
+				bos := b[off+2]&1 != 0
+				off += 4
+				if bos {
+					break
+				}
+			}
+			if len(b) < off+1 {
+				p.Truncated = true
+				return 0, 0, false
+			}
+			// MPLS does not say what it carries; as Wireshark does, the
+			// first nibble tells IPv4, IPv6, or an Ethernet pseudowire
+			// (RFC 4448), with or without a control word (whose first
+			// nibble is 0, as is that of most MAC addresses): the reading
+			// whose EtherType is a common one wins, the control word on a
+			// tie.
+			switch b[off] >> 4 {
+			case 4:
+				et = 0x0800
+			case 6:
+				et = 0x86dd
+			case 0:
+				if len(b) < off+14 {
+					p.Truncated = true
+					return 0, 0, false
+				}
+				plain := binary.BigEndian.Uint16(b[off+12:])
+				if len(b) >= off+4+14 {
+					if cw := binary.BigEndian.Uint16(b[off+4+12:]); commonEtherType(cw) || !commonEtherType(plain) {
+						plain, off = cw, off+4
+					}
+				}
+				if !commonEtherType(plain) {
+					if len(b) < off+4+14 {
+						p.Truncated = true
+					}
+					return 0, 0, false
+				}
+				et = plain
+				off += 14
+			default:
+				return p.endTags(off, et)
+			}
+		case EtherPPPoESession:
+			if len(b) < off+8 {
+				p.Truncated = true
+				return 0, 0, false
+			}
+			// Version and type 1, code 0 (session data), then PPP's
+			// protocol: IPv4 (0x0021) or IPv6 (0x0057); anything else (LCP,
+			// IPCP) is not IP and keeps the PPPoE EtherType.
+			if b[off] != 0x11 || b[off+1] != 0 {
+				return p.endTags(off, et)
+			}
+			switch binary.BigEndian.Uint16(b[off+6:]) {
+			case 0x0021:
+				et = 0x0800
+			case 0x0057:
+				et = 0x86dd
+			default:
+				return p.endTags(off, et)
+			}
+			p.Encap |= EncapPPPoE
+			off += 8
+		default:
+			return p.endTags(off, et)
+		}
+	}
+}
+
+// commonEtherType reports whether et is one an Ethernet pseudowire
+// usually carries: IP, ARP, VLAN tags or MPLS.
+func commonEtherType(et uint16) bool {
+	switch et {
+	case 0x0800, 0x86dd, 0x0806, 0x8100, 0x88a8, EtherMPLS:
+		return true
+	}
+	return false
+}
+
+func (p *Packet) endTags(off int, et uint16) (int, uint16, bool) {
 	if p.NVLAN > MaxVLANs {
 		p.NVLAN = MaxVLANs
 	}
@@ -246,8 +360,9 @@ func (p *Packet) arp(b []byte, off int) {
 }
 
 // fastIPv4 parses what Parse would from an Ethernet frame holding IPv4
-// without options (not a fragment) and a whole UDP or TCP header; for
-// anything else it reports false, leaving p for the general path.
+// without options (not a fragment) and a whole UDP or TCP header, not to a
+// tunnel's port; for anything else it reports false, leaving p for the
+// general path.
 func (p *Packet) fastIPv4(b []byte) bool {
 	h := (*[20]byte)(b[14:34])
 	if binary.BigEndian.Uint16(h[6:])&0x3fff != 0 {
@@ -269,6 +384,9 @@ func (p *Packet) fastIPv4(b []byte) bool {
 		}
 		u := (*[4]byte)(b[34:38])
 		sp, dp = binary.BigEndian.Uint16(u[0:]), binary.BigEndian.Uint16(u[2:])
+		if dp == PortVXLAN || dp == PortGENEVE { // maybe a tunnel: the general path decapsulates
+			return false
+		}
 		payload = 42
 	case ProtoTCP:
 		if end < 54 {
@@ -296,6 +414,8 @@ func (p *Packet) fastIPv4(b []byte) bool {
 	p.ARP, p.Fragment = false, false
 	p.IPLen, p.L3, p.L4, p.Payload, p.PayloadN = ipLen, 14, 34, payload, end-payload
 	p.Truncated = false
+	p.Encap = 0
+	p.Outer = Outer{}
 	p.words = [4]uint64{0, v4Words(h[12:16]), 0, v4Words(h[16:20])}
 	p.wordsSet = true
 	return true

@@ -113,6 +113,9 @@ func FuzzParse(f *testing.F) {
 	f.Add(uint16(LinkSLL2), unhex(sll2Hdr+ipv4UDP))
 	f.Add(uint16(LinkEthernet), unhex(ethHdr+`08 06`+arpReq))
 	f.Add(uint16(LinkEthernet), unhex("02000000000b 02000000000a 0800 4500003c 00004000 4006 0000 0a000001 0a000002 1f90 0050 00000001 00000000 5002ffff 0000 0000"))
+	for _, c := range tunnelCases() { // every encapsulation, nested, cut and not quite
+		f.Add(uint16(LinkEthernet), c.frame)
+	}
 	f.Fuzz(func(t *testing.T, lt uint16, b []byte) {
 		var p, slow Packet
 		ok := Parse(LinkType(lt), b, &p)

@@ -27,7 +27,10 @@ import (
 // Selector picks packets. Within one field the values are alternatives
 // (any host of Hosts); across fields all must hold (a host AND a port).
 // Hosts and Nets form one address group. Address, port, protocol and VLAN
-// selectors look through VLAN tags; Filter has exactly tcpdump's semantics.
+// selectors look through VLAN tags and into tunnels: each of the address
+// group, ports and protocols matches the innermost IP header or the
+// outermost one of a tunnelled packet, as the index keys both
+// (docs/store.md). Filter has exactly tcpdump's semantics (outer headers).
 type Selector struct {
 	From, To time.Time // [From, To); zero is open
 	Hosts    []netip.Addr
@@ -63,21 +66,24 @@ func (s *Selector) MatchParsed(ts time.Time, p *pkthdr.Packet) bool {
 	if !s.To.IsZero() && !ts.Before(s.To) {
 		return false
 	}
+	o := &p.Outer // IPVersion 0 unless the packet was inside an IP tunnel
 	if s.hasAddr() {
-		if p.IPVersion == 0 && !p.ARP {
-			return false
-		}
-		if !s.addrMatch(p.Src) && !s.addrMatch(p.Dst) {
+		inner := (p.IPVersion != 0 || p.ARP) && (s.addrMatch(p.Src) || s.addrMatch(p.Dst))
+		if !inner && (o.IPVersion == 0 || !s.addrMatch(o.Src()) && !s.addrMatch(o.Dst())) {
 			return false
 		}
 	}
 	if len(s.Ports) > 0 {
-		if !p.HasPorts || (!slices.Contains(s.Ports, p.SrcPort) && !slices.Contains(s.Ports, p.DstPort)) {
+		inner := p.HasPorts && (slices.Contains(s.Ports, p.SrcPort) || slices.Contains(s.Ports, p.DstPort))
+		if !inner && (!o.HasPorts || !slices.Contains(s.Ports, o.SrcPort) && !slices.Contains(s.Ports, o.DstPort)) {
 			return false
 		}
 	}
-	if len(s.Protos) > 0 && (p.IPVersion == 0 || !slices.Contains(s.Protos, p.Proto)) {
-		return false
+	if len(s.Protos) > 0 {
+		inner := p.IPVersion != 0 && slices.Contains(s.Protos, p.Proto)
+		if !inner && (o.IPVersion == 0 || !slices.Contains(s.Protos, o.Proto)) {
+			return false
+		}
 	}
 	if len(s.VLANs) > 0 {
 		found := false
@@ -111,8 +117,9 @@ func (s *Selector) quickHosts() ([][4]byte, bool) {
 // the usual case for the packets of a host query's blocks, which then skip
 // header parsing. It answers false whenever it cannot tell, leaving the
 // packet to Match.
-// Parsing such a packet gives these addresses (tunnels' inner ones are
-// not used), or no IP at all: both fail the address group.
+// Parsing such a packet gives these addresses, or no IP at all: both fail
+// the address group, unless the packet may be a tunnel (mayTunnel), whose
+// inner addresses the group also matches.
 func rejectIPv4(hosts4 [][4]byte, lt pkthdr.LinkType, data []byte) bool {
 	ip := data
 	switch lt {
@@ -125,7 +132,7 @@ func rejectIPv4(hosts4 [][4]byte, lt pkthdr.LinkType, data []byte) bool {
 	default:
 		return false
 	}
-	if len(ip) < 20 || ip[0]>>4 != 4 {
+	if len(ip) < 20 || ip[0]>>4 != 4 || mayTunnel(ip) {
 		return false
 	}
 	src, dst := [4]byte(ip[12:16]), [4]byte(ip[16:20])
@@ -135,6 +142,24 @@ func rejectIPv4(hosts4 [][4]byte, lt pkthdr.LinkType, data []byte) bool {
 		}
 	}
 	return true
+}
+
+// mayTunnel reports whether an IPv4 packet (at least its 20-byte header)
+// may carry another that pkthdr.Parse decapsulates: GRE, IP in IP, or UDP
+// to the VXLAN or GENEVE port.
+func mayTunnel(ip []byte) bool {
+	switch ip[9] {
+	case pkthdr.ProtoGRE, pkthdr.ProtoIPIP, pkthdr.ProtoIPv6:
+		return true
+	case pkthdr.ProtoUDP:
+		ihl := int(ip[0]&0x0f) * 4
+		if len(ip) < ihl+4 {
+			return false // no UDP header: Parse cannot decapsulate either
+		}
+		dp := uint16(ip[ihl+2])<<8 | uint16(ip[ihl+3])
+		return dp == pkthdr.PortVXLAN || dp == pkthdr.PortGENEVE
+	}
+	return false
 }
 
 // needsHeaders reports whether matching looks inside packets (beyond

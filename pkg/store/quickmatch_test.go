@@ -22,6 +22,21 @@ func ipv4Frame(raw bool, src, dst [4]byte, ethertype uint16) []byte {
 	return append(eth, ip...)
 }
 
+// tunnelFrame wraps an Ethernet frame in VXLAN (udp true) or an IPv4
+// packet in GRE, between outer IPv4 endpoints src and dst.
+func tunnelFrame(udp bool, src, dst [4]byte, inner []byte) []byte {
+	proto, payload := byte(pkthdr.ProtoGRE), append([]byte{0, 0, 0x08, 0x00}, inner...)
+	if udp {
+		proto = pkthdr.ProtoUDP
+		n := 16 + len(inner)
+		payload = append([]byte{0x9c, 0x40, 0x12, 0xb5, byte(n >> 8), byte(n), 0, 0, 0x08, 0, 0, 0, 0, 0, 0x64, 0}, inner...)
+	}
+	n := 20 + len(payload)
+	ip := []byte{0x45, 0, byte(n >> 8), byte(n), 0, 0, 0, 0, 64, proto, 0, 0}
+	ip = append(append(append(ip, src[:]...), dst[:]...), payload...)
+	return append([]byte{2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00}, ip...)
+}
+
 // checkReject fails if rejectIPv4 turns away a packet that Match takes.
 func checkReject(t *testing.T, sel *Selector, lt pkthdr.LinkType, data []byte) bool {
 	t.Helper()
@@ -53,6 +68,8 @@ func TestRejectIPv4(t *testing.T) {
 		{"ARP: left to Match", pkthdr.LinkEthernet, ipv4Frame(false, b, c, 0x0806), false},
 		{"truncated", pkthdr.LinkEthernet, ipv4Frame(false, b, c, 0x0800)[:30], false},
 		{"cooked capture: left to Match", pkthdr.LinkLinuxSLL, ipv4Frame(false, b, c, 0x0800), false},
+		{"host inside VXLAN", pkthdr.LinkEthernet, tunnelFrame(true, b, c, ipv4Frame(false, a, c, 0x0800)), false},
+		{"host inside GRE", pkthdr.LinkEthernet, tunnelFrame(false, b, c, ipv4Frame(true, c, a, 0)), false},
 	}
 	for _, c := range cases {
 		if got := checkReject(t, sel, c.lt, c.data); got != c.reject {
@@ -66,6 +83,8 @@ func FuzzRejectIPv4(f *testing.F) {
 	f.Add(ipv4Frame(false, a, [4]byte{1, 2, 3, 4}, 0x0800), true)
 	f.Add(ipv4Frame(false, [4]byte{5, 6, 7, 8}, [4]byte{1, 2, 3, 4}, 0x0800), true)
 	f.Add(ipv4Frame(true, [4]byte{5, 6, 7, 8}, a, 0), false)
+	f.Add(tunnelFrame(true, [4]byte{5, 6, 7, 8}, [4]byte{1, 2, 3, 4}, ipv4Frame(false, a, [4]byte{1, 2, 3, 4}, 0x0800)), true)
+	f.Add(tunnelFrame(false, [4]byte{5, 6, 7, 8}, [4]byte{1, 2, 3, 4}, ipv4Frame(true, a, [4]byte{1, 2, 3, 4}, 0)), true)
 	f.Fuzz(func(t *testing.T, data []byte, ether bool) {
 		lt := pkthdr.LinkRaw
 		if ether {

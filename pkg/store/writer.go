@@ -389,9 +389,10 @@ func (w *Writer) WriteNanos(ns int64, lt pkthdr.LinkType, data []byte, origLen i
 		}
 	}
 	// A flow's packets have the same index keys (the flow key holds all
-	// but a second VLAN tag): they are recorded once a block a flow, so
-	// the index's check for a repeated packet signature is not asked.
-	if fh.Mark == nil || p.NVLAN > 1 {
+	// but a second VLAN tag and a tunnel's outer header): they are
+	// recorded once a block a flow, so the index's check for a repeated
+	// packet signature is not asked.
+	if fh.Mark == nil || p.NVLAN > 1 || p.Outer.IPVersion != 0 {
 		sh.ix.AddPacket(p)
 	} else if blk := uint32(sh.blocks) + 1; *fh.Mark != blk {
 		sh.ix.AddFlowPacket(p)

@@ -1,0 +1,255 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nwhealth/nwhealth/internal/demogen"
+	"github.com/nwhealth/nwhealth/internal/testenv"
+	"github.com/nwhealth/nwhealth/pkg/pcapio"
+	"github.com/nwhealth/nwhealth/pkg/pkthdr"
+)
+
+// Tunnel endpoints of the wrapped captures: a switch mirroring to a sensor.
+var (
+	mirrorSrc = [4]byte{192, 0, 2, 250}
+	mirrorDst = [4]byte{192, 0, 2, 251}
+)
+
+// wrapFrame puts an Ethernet frame inside an outer Ethernet/IPv4 packet
+// from mirrorSrc to mirrorDst, as a remote mirror sends it: GRE with an
+// ERSPAN type II header (kind "erspan"), or VXLAN (kind "vxlan").
+func wrapFrame(kind string, seq uint32, frame []byte) []byte {
+	var encap []byte
+	proto := byte(pkthdr.ProtoGRE)
+	switch kind {
+	case "erspan":
+		// GRE with a sequence number, protocol 0x88be; ERSPAN II: version
+		// 1, VLAN 0, session 7, index 0.
+		encap = binary.BigEndian.AppendUint32([]byte{0x10, 0x00, 0x88, 0xbe}, seq)
+		encap = append(encap, 0x10, 0x00, 0x00, 0x07, 0, 0, 0, 0)
+	case "vxlan":
+		proto = pkthdr.ProtoUDP
+		n := 8 + 8 + len(frame)
+		encap = []byte{0xc0, 0x01, 0x12, 0xb5, byte(n >> 8), byte(n), 0, 0, // UDP 49153 > 4789
+			0x08, 0, 0, 0, 0, 0, 0x2a, 0} // VXLAN, VNI 42
+	}
+	n := 20 + len(encap) + len(frame)
+	ip := []byte{0x45, 0, byte(n >> 8), byte(n), byte(seq >> 8), byte(seq), 0x40, 0, 64, proto, 0, 0}
+	ip = append(append(ip, mirrorSrc[:]...), mirrorDst[:]...)
+	var sum uint32
+	for i := 0; i < 20; i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(ip[i:]))
+	}
+	for sum > 0xffff {
+		sum = sum&0xffff + sum>>16
+	}
+	binary.BigEndian.PutUint16(ip[10:], ^uint16(sum))
+	out := []byte{0x00, 0x1b, 0x54, 0, 0, 2, 0x00, 0x1b, 0x54, 0, 0, 1, 0x08, 0x00}
+	return append(append(append(out, ip...), encap...), frame...)
+}
+
+// wrapPcap rewrites an Ethernet capture with every frame wrapped, and
+// returns how many frames it wrote.
+func wrapPcap(t *testing.T, kind, in, out string) int {
+	t.Helper()
+	r, err := pcapio.OpenFile(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if r.LinkType() != pkthdr.LinkEthernet {
+		t.Fatalf("%s: link type %d, want Ethernet", in, r.LinkType())
+	}
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	bw := bufio.NewWriter(f)
+	w, err := pcapio.NewWriter(bw, pkthdr.LinkEthernet, 262144, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for {
+		pk, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Only whole frames are wrapped: a mirror sends what it saw.
+		if len(pk.Data) != pk.OrigLen {
+			t.Fatalf("frame %d is cut (%d of %d bytes)", n, len(pk.Data), pk.OrigLen)
+		}
+		wrapped := wrapFrame(kind, uint32(n), pk.Data)
+		if err := w.WritePacket(pk.Timestamp, wrapped, len(wrapped)); err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	if err := bw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// jsonlTypes keeps the JSON lines of the given types.
+func jsonlTypes(out string, types ...string) string {
+	var b strings.Builder
+	for _, line := range strings.Split(out, "\n") {
+		for _, typ := range types {
+			if strings.Contains(line, `"type":"`+typ+`"`) {
+				b.WriteString(line)
+				b.WriteByte('\n')
+			}
+		}
+	}
+	return b.String()
+}
+
+// TestTunnelledCapture: the demo's SMB/DCE-RPC intrusion and beacons,
+// wrapped into ERSPAN type II and into VXLAN as remote mirrors send them,
+// give the same replay operations and hunt findings as unwrapped; the
+// store indexes inner and outer hosts, so `query --host` finds a host
+// inside the tunnel as tshark does, and the tunnel endpoints too, while
+// `--filter` keeps tcpdump's meaning (outer headers).
+func TestTunnelledCapture(t *testing.T) {
+	tshark := testenv.Tool(t, "tshark")
+	dir := t.TempDir()
+	plain := filepath.Join(dir, "plain.pcap")
+	var buf bytes.Buffer
+	_, err := demogen.Generate(&buf, demogen.Config{Seed: 5, Duration: 2 * time.Hour, Workstations: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(plain, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	replayPlain, errOut, _ := runCmd(t, "replay", "--pcap", plain, "--format", "jsonl", "--all")
+	ops := jsonlTypes(replayPlain, "operation", "story")
+	if strings.Count(ops, `"type":"operation"`) < 5 {
+		t.Fatalf("the demo capture replays %d operations: %s", strings.Count(ops, `"type":"operation"`), errOut)
+	}
+	huntPlain, _, _ := runCmd(t, "hunt", "--pcap", plain, "--format", "jsonl", "--top", "0")
+	findings := jsonlTypes(huntPlain, "finding")
+	if !strings.Contains(findings, `"kind":"channel"`) || !strings.Contains(findings, `"kind":"lateral"`) && !strings.Contains(findings, `"kind":"host"`) {
+		t.Fatalf("the demo capture hunts no beacon or lateral finding:\n%s", findings)
+	}
+	// The busiest inside host of the intrusion: the first operation's client.
+	inner := fieldOf(t, ops, "src")
+
+	for _, kind := range []string{"erspan", "vxlan"} {
+		t.Run(kind, func(t *testing.T) {
+			wrapped := filepath.Join(dir, kind+".pcap")
+			total := wrapPcap(t, kind, plain, wrapped)
+
+			rp, errOut, _ := runCmd(t, "replay", "--pcap", wrapped, "--format", "jsonl", "--all")
+			if got := jsonlTypes(rp, "operation", "story"); got != ops {
+				t.Errorf("replay differs from the unwrapped capture's (%s):\n%s", errOut, firstDiff(ops, got))
+			}
+			hp, _, _ := runCmd(t, "hunt", "--pcap", wrapped, "--format", "jsonl", "--top", "0")
+			if got := jsonlTypes(hp, "finding"); got != findings {
+				t.Errorf("hunt differs from the unwrapped capture's:\n%s", firstDiff(findings, got))
+			}
+
+			st := filepath.Join(dir, kind+"-store")
+			if code, _, errOut := nwh(t, nil, "import", "--store", st, wrapped); code != exitOK {
+				t.Fatalf("import: exit %d: %s", code, errOut)
+			}
+			want := tsharkCount(t, tshark, wrapped, "ip.addr=="+inner)
+			if n := tcpdumpCount(t, wrapped, "host "+inner); n != 0 {
+				t.Fatalf("tcpdump's host %s matches %d wrapped packets: the outer headers must not name it", inner, n)
+			}
+			t.Logf("%s: %d packets, %d of %s (tshark); %d operations, %d findings", kind, total, want, inner,
+				strings.Count(ops, `"type":"operation"`), strings.Count(findings, "\n"))
+			if want == 0 || want == total {
+				t.Fatalf("tshark finds %d of %d packets of %s", want, total, inner)
+			}
+			for _, c := range []struct {
+				name string
+				args []string
+				want int
+			}{
+				{"inner host", []string{"--host", inner}, want},
+				{"tunnel endpoint", []string{"--host", "192.0.2.250"}, total},
+				{"inner port", []string{"--port", "445"}, tsharkCount(t, tshark, wrapped, "tcp.port==445")},
+				// --filter is tcpdump's: outer headers, unless it says vxlan.
+				{"filter is outer: inner host", []string{"--filter", "host " + inner}, tcpdumpCount(t, wrapped, "host "+inner)},
+				{"filter is outer: endpoint", []string{"--filter", "host 192.0.2.251"}, tcpdumpCount(t, wrapped, "host 192.0.2.251")},
+			} {
+				out := filepath.Join(dir, kind+"-q.pcap")
+				args := append([]string{"query", "--store", st, "-w", out}, c.args...)
+				if code, _, errOut := nwh(t, nil, args...); code != exitOK {
+					t.Fatalf("%s: exit %d: %s", c.name, code, errOut)
+				}
+				if got := countPackets(t, out); got != c.want {
+					t.Errorf("%s: query %v gives %d packets, want %d", c.name, c.args, got, c.want)
+				}
+			}
+		})
+	}
+}
+
+// fieldOf returns a string field of the first JSON line that has it.
+func fieldOf(t *testing.T, jsonl, key string) string {
+	t.Helper()
+	i := strings.Index(jsonl, `"`+key+`":"`)
+	if i < 0 {
+		t.Fatalf("no %q in %s", key, jsonl)
+	}
+	rest := jsonl[i+len(key)+4:]
+	return rest[:strings.IndexByte(rest, '"')]
+}
+
+func tsharkCount(t *testing.T, tshark, file, filter string) int {
+	t.Helper()
+	out, err := exec.Command(tshark, "-n", "-r", file, "-Y", filter, "-T", "fields", "-e", "frame.number").Output()
+	if err != nil {
+		t.Fatalf("tshark -Y %q: %v", filter, err)
+	}
+	return strings.Count(string(out), "\n")
+}
+
+// tcpdumpCount counts the packets of file that tcpdump's filter matches.
+func tcpdumpCount(t *testing.T, file, filter string) int {
+	t.Helper()
+	// tcpdump prints a tunnelled packet on more than one line: count
+	// the packets it writes.
+	out := filepath.Join(t.TempDir(), "tcpdump.pcap")
+	if msg, err := exec.Command(testenv.Tool(t, "tcpdump"), "-r", file, "-w", out, filter).CombinedOutput(); err != nil {
+		t.Fatalf("tcpdump %q: %v: %s", filter, err, msg)
+	}
+	return countPackets(t, out)
+}
+
+func countPackets(t *testing.T, file string) int {
+	t.Helper()
+	r, err := pcapio.OpenFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	n := 0
+	for {
+		if _, err := r.Next(); err != nil {
+			if !errors.Is(err, io.EOF) {
+				t.Fatal(err)
+			}
+			return n
+		}
+		n++
+	}
+}
