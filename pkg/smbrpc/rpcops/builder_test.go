@@ -2,10 +2,21 @@ package rpcops
 
 import (
 	"encoding/binary"
+	"encoding/hex"
 	"strings"
 	"testing"
 	"unicode/utf16"
 )
+
+// mustHex decodes a recorded stub written as hex.
+func mustHex(t testing.TB, s string) []byte {
+	t.Helper()
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
 
 // sb builds NDR stubs for hand-made fixtures, in NDR or NDR64. The test
 // writes values in wire order, deferred referents included, as the

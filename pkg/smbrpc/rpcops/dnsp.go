@@ -147,13 +147,7 @@ func dnsOperation(x *dc, v2 bool) {
 	if r.Err() != nil && opName == "" {
 		return
 	}
-	x.add("operation", opName)
-	x.add("type", dnsTypeIDName(typ))
-	x.add("value", val)
-	x.d.Target = opName
-	if zone != "" {
-		x.d.Target = zone + ": " + opName
-	}
+	dnsOpFields(x, zone, opName, typ, val)
 	if strings.EqualFold(opName, "ServerLevelPluginDll") {
 		if val == "" {
 			x.add("dll", "(cleared)")
@@ -170,15 +164,30 @@ func dnsOperation(x *dc, v2 bool) {
 	}
 }
 
+// dnsOpFields records what R_DnssrvOperation and ComplexOperation carry:
+// the operation, its typed value, and the zone it applies to.
+func dnsOpFields(x *dc, zone, opName string, typ uint32, val string) {
+	x.add("operation", opName)
+	x.add("type", dnsTypeIDName(typ))
+	x.add("value", val)
+	x.d.Target = dnsTarget(zone, opName)
+}
+
+// dnsTarget names what a call acts on: the zone, when one is given, then
+// the operation or setting.
+func dnsTarget(zone, name string) string {
+	if zone == "" {
+		return name
+	}
+	return zone + ": " + name
+}
+
 // dnsQuery reads R_DnssrvQuery(2): header, pszOperation (a setting name).
 func dnsQuery(x *dc, v2 bool) {
 	zone := dnsHeader(x, v2)
 	q := astrPtr(x.r)
 	x.add("query", q)
-	x.d.Target = q
-	if zone != "" {
-		x.d.Target = zone + ": " + q
-	}
+	x.d.Target = dnsTarget(zone, q)
 }
 
 // dnsQueryResp reads pdwTypeId and the union it selects.
@@ -198,13 +207,7 @@ func dnsComplex(x *dc, v2 bool) {
 	opName := astrPtr(r)
 	r.U32()
 	typ, val := dnsUnion(r)
-	x.add("operation", opName)
-	x.add("type", dnsTypeIDName(typ))
-	x.add("value", val)
-	x.d.Target = opName
-	if zone != "" {
-		x.d.Target = zone + ": " + opName
-	}
+	dnsOpFields(x, zone, opName, typ, val)
 	if strings.HasPrefix(strings.ToLower(opName), "enumzones") {
 		x.d.Technique, x.d.Phase = "T1018", PhaseRecon
 	}

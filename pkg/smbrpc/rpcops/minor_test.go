@@ -1,22 +1,13 @@
 package rpcops
 
-import (
-	"encoding/hex"
-	"testing"
-)
+import "testing"
 
 // The BackuprKey stubs were written by impacket 0.10.0's bkrp.BackuprKey
 // (an encoder and GUID table independent of ours), e.g.
 // BackuprKey(pguidActionAgent=BACKUPKEY_RETRIEVE_BACKUP_KEY_GUID,
 // pDataIn=4 zero bytes, cbDataIn=4, dwParam=0).getData().
 func TestMinorInterfaces(t *testing.T) {
-	hx := func(s string) []byte {
-		b, err := hex.DecodeString(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
+	hx := func(s string) []byte { return mustHex(t, s) }
 	for _, c := range []struct {
 		name      string
 		call      Call

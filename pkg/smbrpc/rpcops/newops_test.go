@@ -2,7 +2,6 @@ package rpcops
 
 import (
 	"encoding/binary"
-	"encoding/hex"
 	"testing"
 )
 
@@ -280,13 +279,7 @@ var impacketStubs = map[string]string{
 }
 
 func TestMgmtNspiImpacket(t *testing.T) {
-	stub := func(name string) []byte {
-		b, err := hex.DecodeString(impacketStubs[name])
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
+	stub := func(name string) []byte { return mustHex(t, impacketStubs[name]) }
 	for _, c := range []struct {
 		name string
 		call Call

@@ -31,11 +31,10 @@ func FuzzOpen(f *testing.F) {
 	f.Fuzz(func(t *testing.T, msg []byte, dir uint8) {
 		for _, s := range sessions {
 			out, err := s.Open(int(dir%3), msg, nil)
-			if err == nil && len(out) != len(msg)-TransformLen {
+			if err == nil && len(out) != len(msg)-hdrLen {
 				t.Fatalf("plaintext of %d bytes from a message of %d", len(out), len(msg))
 			}
 		}
-		_, _ = TransformSession(msg)
 	})
 }
 

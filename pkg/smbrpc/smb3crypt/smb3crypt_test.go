@@ -8,6 +8,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/nwhealth/nwhealth/pkg/smbrpc"
 )
 
 func unhex(t testing.TB, s string) []byte {
@@ -207,8 +209,8 @@ func TestSMB3Vectors(t *testing.T) {
 				t.Fatal(err)
 			}
 			msg, want := unhex(t, c.transform), unhex(t, c.plain)
-			if id, ok := TransformSession(msg); !ok || id == 0 {
-				t.Fatalf("session %x %v", id, ok)
+			if h, err := smbrpc.ParseSMB2Transform(msg); err != nil || h.SessionID == 0 {
+				t.Fatalf("session %x %v", h.SessionID, err)
 			}
 			// Sealing the plaintext again with the message's nonce gives
 			// the message byte for byte.
@@ -261,7 +263,7 @@ func TestSessionRoundTrip(t *testing.T) {
 				nonce[i] = byte(20 + i)
 			}
 			msg := s.Seal(ServerToClient, nonce, 0x25, plain)
-			if id, ok := TransformSession(msg); !ok || id != 0x25 || len(msg) != TransformLen+len(plain) {
+			if h, err := smbrpc.ParseSMB2Transform(msg); err != nil || h.SessionID != 0x25 || len(msg) != hdrLen+len(plain) {
 				t.Fatalf("sealed % x", msg)
 			}
 			got, err := s.Open(ServerToClient, msg, nil)

@@ -6,18 +6,21 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+
+	"github.com/nwhealth/nwhealth/pkg/smbrpc"
 )
 
 // Transform header layout (MS-SMB2 2.2.41): ProtocolId (4), Signature
 // (16), Nonce (16), OriginalMessageSize (4), Reserved (2), Flags (2),
-// SessionId (8), then the encrypted message.
+// SessionId (8), then the encrypted message (smbrpc.SMB2TransformLen
+// bytes of header in all; smbrpc.ParseSMB2Transform reads its session).
 const (
-	TransformLen = 52
-	sigOff       = 4
-	nonceOff     = 20
-	sizeOff      = 36
-	sessOff      = 44
-	tagLen       = 16
+	hdrLen   = smbrpc.SMB2TransformLen
+	sigOff   = 4
+	nonceOff = 20
+	sizeOff  = 36
+	sessOff  = 44
+	tagLen   = 16
 )
 
 // Errors of Open; callers branch on them.
@@ -28,14 +31,6 @@ var (
 	// ErrDirection: a direction other than ClientToServer, ServerToClient.
 	ErrDirection = errors.New("smb3crypt: bad direction")
 )
-
-// TransformSession returns the SessionId of a transform message.
-func TransformSession(msg []byte) (uint64, bool) {
-	if len(msg) < TransformLen || msg[0] != 0xfd || msg[1] != 'S' || msg[2] != 'M' || msg[3] != 'B' {
-		return 0, false
-	}
-	return binary.LittleEndian.Uint64(msg[sessOff:]), true
-}
 
 // Open decrypts one transform message (from its ProtocolId to its end)
 // sent in direction dir, and returns the SMB2 message(s) it carried (maybe
@@ -48,11 +43,11 @@ func (s *Session) Open(dir int, msg, buf []byte) ([]byte, error) {
 	if dir != ClientToServer && dir != ServerToClient {
 		return nil, ErrDirection
 	}
-	if _, ok := TransformSession(msg); !ok {
+	if len(msg) < hdrLen || smbrpc.SMBProto(msg) != smbrpc.ProtoTransform {
 		return nil, ErrMalformed
 	}
 	size := binary.LittleEndian.Uint32(msg[sizeOff:])
-	body := msg[TransformLen:]
+	body := msg[hdrLen:]
 	if uint64(size) != uint64(len(body)) {
 		return nil, fmt.Errorf("%w: original size %d, %d bytes present", ErrMalformed, size, len(body))
 	}
@@ -65,7 +60,7 @@ func (s *Session) Open(dir int, msg, buf []byte) ([]byte, error) {
 	buf = buf[:need]
 	copy(buf, body)
 	copy(buf[len(body):], msg[sigOff:sigOff+tagLen])
-	out, err := s.aead[dir].Open(buf[:0], msg[nonceOff:nonceOff+s.nonce], buf, msg[nonceOff:TransformLen])
+	out, err := s.aead[dir].Open(buf[:0], msg[nonceOff:nonceOff+s.nonce], buf, msg[nonceOff:hdrLen])
 	if err != nil {
 		return nil, ErrOpen
 	}
@@ -77,15 +72,15 @@ func (s *Session) Open(dir int, msg, buf []byte) ([]byte, error) {
 // field: the cipher takes its first 11 (CCM) or 12 (GCM) bytes, and the
 // whole field is authenticated. Tests make fixtures with it.
 func (s *Session) Seal(dir int, nonce [16]byte, sessionID uint64, plain []byte) []byte {
-	msg := make([]byte, TransformLen, TransformLen+len(plain)+tagLen)
+	msg := make([]byte, hdrLen, hdrLen+len(plain)+tagLen)
 	copy(msg, "\xfdSMB")
 	copy(msg[nonceOff:], nonce[:])
 	binary.LittleEndian.PutUint32(msg[sizeOff:], uint32(len(plain)))
 	binary.LittleEndian.PutUint16(msg[sizeOff+6:], 1) // Flags: encrypted
 	binary.LittleEndian.PutUint64(msg[sessOff:], sessionID)
-	sealed := s.aead[dir&1].Seal(msg[TransformLen:], msg[nonceOff:nonceOff+s.nonce], plain, msg[nonceOff:TransformLen])
+	sealed := s.aead[dir&1].Seal(msg[hdrLen:], msg[nonceOff:nonceOff+s.nonce], plain, msg[nonceOff:hdrLen])
 	copy(msg[sigOff:], sealed[len(plain):])
-	return msg[:TransformLen+len(plain)]
+	return msg[:hdrLen+len(plain)]
 }
 
 // Preauth is the SMB 3.1.1 preauthentication integrity hash (MS-SMB2
