@@ -435,6 +435,8 @@ func tableRow(op *replay.Operation) []string {
 			what += ": "
 		}
 		what += op.Command
+	} else if out := op.Field("output"); out != "" {
+		what += ": " + out // a command's output read back
 	}
 	if op.SHA256 != "" {
 		what += fmt.Sprintf(" (%d bytes, sha256 %s)", op.Size, op.SHA256[:16])

@@ -123,3 +123,14 @@ func (o *Operation) Account() string {
 	}
 	return o.Domain + `\` + o.User
 }
+
+// Field returns the value of the operation's first field of that name, or
+// "".
+func (o *Operation) Field(name string) string {
+	for _, f := range o.Fields {
+		if f.Name == name {
+			return f.Value
+		}
+	}
+	return ""
+}

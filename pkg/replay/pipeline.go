@@ -119,6 +119,9 @@ type Pipeline struct {
 	// tools (lower-case base name -> \\server\share\path), so a service or
 	// task that runs one can say where it came from.
 	transfers map[netip.Addr]map[string]string
+	// outputs maps a host to the files its commands redirected output to
+	// (canonical local path), so reading one back is that command's output.
+	outputs map[netip.Addr]map[string]outputLink
 	// shared is what the DCE/RPC sessions of the capture learn for each
 	// other: DCOM objects by IPID, account names by SID and RID.
 	shared *rpcops.Shared
@@ -159,6 +162,7 @@ func New(cfg Config, emit func(Operation)) *Pipeline {
 		epmPorts:  make(map[netip.AddrPort]struct{}),
 		shared:    rpcops.NewShared(),
 		transfers: make(map[netip.Addr]map[string]string),
+		outputs:   make(map[netip.Addr]map[string]outputLink),
 		dcs:       make(map[netip.Addr]bool),
 	}
 }
@@ -202,6 +206,7 @@ func (p *Pipeline) out(o Operation) {
 		p.actsAsDC(o.Dst)
 	}
 	markReplication(&o, p.dcs)
+	p.noteOutputs(&o)
 	p.emit(o)
 }
 

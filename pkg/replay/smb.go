@@ -70,6 +70,7 @@ type content struct {
 	h          hash.Hash
 	contiguous bool
 	started    bool
+	head       []byte // the first bytes, in order (maxOutputText at most)
 	first      time.Time
 	last       time.Time
 }
@@ -85,6 +86,9 @@ func (c *content) add(off uint64, data []byte, complete bool, ts time.Time) {
 	case !c.contiguous:
 	case off == c.next && complete:
 		c.h.Write(data)
+		if n := maxOutputText - len(c.head); n > 0 {
+			c.head = append(c.head, data[:min(n, len(data))]...)
+		}
 		c.next += uint64(len(data))
 	case off+uint64(len(data)) <= c.next:
 		// the same bytes again (a retried write): nothing new
@@ -674,6 +678,14 @@ func (s *smbConn) closeFile(p *Pipeline, id smbrpc.FileID, ts time.Time, partial
 			op.Operation = "read file"
 			full = full && c.next == f.eof && f.eof > 0
 			op.Technique, op.Phase = "T1039", "collection"
+		}
+		// Where the file lies says more than the share does: a command's
+		// output read back, a hive, a dump or a DPAPI key read, a policy
+		// or Startup entry written.
+		linked := d == 1 && p.linkOutput(op.Dst, &op, shareName(f.tree), f.name, c.head)
+		if k, ok := classifyFile(shareName(f.tree), f.name, d == 0); ok && !linked {
+			op.Technique, op.Phase = k.technique, k.phase
+			op.Fields = append(op.Fields, Field{"file kind", k.what})
 		}
 		if full {
 			op.SHA256 = hex.EncodeToString(c.h.Sum(nil))
