@@ -226,7 +226,7 @@ func (m *Model) scoreICMP(w float64, H int, allowed func(netip.Addr, string) boo
 			if ev.Extra > 0 {
 				s += fmt.Sprintf(", %d replies beyond one a request", ev.Extra)
 			}
-			if ev.Tunnel > 0 {
+			if ev.Tunnel >= 0.5 {
 				s = "tunnel volume: " + s
 			}
 			whys = append(whys, why{math.Max(ev.Tunnel, ev.Payload), s})
