@@ -42,14 +42,14 @@ const (
 	icmpShareNone = 0.1
 	icmpShareFull = 0.4
 	// Payload: bytes no echo explains, from icmpPayloadNone (a few
-	// differing replies) to icmpPayloadNone·2^6 (16 KiB: commands and
-	// their output).
+	// differing replies) to icmpPayloadNone·2^4 (4 KiB: a few commands
+	// and their output).
 	icmpPayloadNone = 256.0
 	// Tunnel volume: from icmpTunnelNone to icmpTunnelNone·4 (16 to 64
 	// KiB: a file, a session).
 	icmpTunnelNone = 16 << 10
 	// icmpSingleCap: with no population to judge by (w < 1), ICMP findings
-	// stay medium at most unless a tunnel's volume says it.
+	// stay medium at most unless the data in the echo says it.
 	icmpSingleCap = 0.59
 )
 
@@ -194,18 +194,20 @@ func (m *Model) scoreICMP(w float64, H int, allowed func(netip.Addr, string) boo
 		ev.Hosts = pop[k.dst]
 		vary := math.Max(ev.SizeVary, 0)
 		// A schedule alone is a monitor's as much as an implant's: it
-		// counts in full only with data in the replies.
-		e := 1 - (1-0.75*ev.Payload*(0.6+0.4*ev.Schedule))*(1-0.9*ev.Tunnel)*(1-0.25*ev.Schedule)*(1-0.3*vary*ev.Payload)
+		// counts in full only with data in the echo. Data in the echo is
+		// what no ping does, schedule or not (a poller inside one
+		// conn.log row shows none).
+		e := 1 - (1-0.9*ev.Payload*(0.7+0.3*ev.Schedule))*(1-0.9*ev.Tunnel)*(1-0.25*ev.Schedule)*(1-0.3*vary*ev.Payload)
 		if e < 0.05 {
 			continue
 		}
 		r := rarity(ev.Hosts, scaleN)
 		ru := w*r + (1-w)*0.5
-		overwhelming := ev.Tunnel >= 0.5
+		overwhelming := ev.Tunnel >= 0.5 || ev.Payload >= 0.5
 		if overwhelming {
-			// A tunnel's volume is its own evidence, as an odd port is a
-			// channel's.
-			ru = math.Max(ru, ev.Tunnel*r)
+			// Kilobytes that no echo explains are their own evidence, as
+			// an odd port is a channel's: popularity still discounts them.
+			ru = math.Max(ru, math.Max(ev.Tunnel, ev.Payload)*r)
 		}
 		score := math.Min(e*(0.3+0.7*ru), uncorroborated)
 		if w < 1 && !overwhelming {
@@ -270,7 +272,7 @@ func (m *Model) icmpEvidence(p *icmpPair) ICMPEvidence {
 		ev.Share = math.Min(1, p.unechoed/d)
 	}
 	share := clamp01((ev.Share - icmpShareNone) / (icmpShareFull - icmpShareNone))
-	ev.Payload = share * clamp01(math.Log2(math.Max(p.unechoed/icmpPayloadNone, 1))/6)
+	ev.Payload = share * clamp01(math.Log2(math.Max(p.unechoed/icmpPayloadNone, 1))/4)
 	ev.Tunnel = share * clamp01(math.Log2(math.Max(p.unechoed/icmpTunnelNone, 1))/2)
 
 	// Exchanges of different sizes (a ping repeats its size): the robust
