@@ -81,6 +81,7 @@ func TestHuntICMPTunnels(t *testing.T) {
 				if len(fs) == 0 {
 					t.Fatal("no findings")
 				}
+				t.Logf("%v %v %v", fs[0]["severity"], fs[0]["score"], fs[0]["reasons"])
 				checkICMPFinding(t, fs[0], tc.tunnel)
 				for _, f := range fs[1:] {
 					if f["severity"] != "info" && f["severity"] != "low" {
@@ -216,6 +217,7 @@ func TestHuntICMPZeek(t *testing.T) {
 			if len(fs) == 0 {
 				t.Fatal("no findings")
 			}
+			t.Logf("%v %v %v", fs[0]["severity"], fs[0]["score"], fs[0]["reasons"])
 			checkICMPFinding(t, fs[0], tc.tunnel)
 			pout, _, _ := runCmd(t, "hunt", "--pcap", icmpCapture(tc.pcap), "--format", "jsonl")
 			if pf := readFindings(t, pout); len(pf) == 0 || pf[0]["severity"] != fs[0]["severity"] {
