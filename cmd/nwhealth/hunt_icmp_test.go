@@ -138,12 +138,11 @@ func TestHuntICMPNegatives(t *testing.T) {
 func tsharkConnLog(t *testing.T, pcap string) string {
 	t.Helper()
 	type conn struct {
-		first, last            float64
-		orig, resp             string
-		typ, code              string
-		opkts, rpkts, ob, rb   int
-		oip, rip               int
-		reqSeen, haveOrig, end bool
+		first, last          float64
+		orig, resp           string
+		typ, code            string
+		opkts, rpkts, ob, rb int
+		oip, rip             int
 	}
 	var conns []*conn
 	open := map[[2]string]*conn{}
