@@ -299,7 +299,8 @@ func TestReportICMPTunnel(t *testing.T) {
 // TestHuntClickHouseICMP: hunt --clickhouse over the flow records of the
 // real tunnel, the look-alike and the pings gives the findings hunt
 // --store gives (ICMP echo records come apart from the pairs, which carry
-// no ICMP type).
+// no ICMP type), and report --clickhouse the incident report --store
+// gives.
 func TestHuntClickHouseICMP(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "store")
 	if code, _, errOut := nwh(t, nil, "import", "--store", dir, icmpCapture("ptunnel-ng.pcap"), icmpCapture("icmpsh.pcap"), icmpCapture("pings.pcap")); code != 0 {
@@ -322,4 +323,14 @@ func TestHuntClickHouseICMP(t *testing.T) {
 		t.Fatalf("hunt --clickhouse: exit %d\n%s", code, errOut)
 	}
 	compareLines(t, got, want)
+	// Report: hunt from the database, the packets from the store.
+	_, wantRep, _ := nwh(t, nil, "report", "--store", dir, "--format", "jsonl")
+	code, gotRep, errOut := nwh(t, nil, "report", "--store", dir, "--clickhouse", url, "--format", "jsonl")
+	if code != 0 {
+		t.Fatalf("report --clickhouse: exit %d\n%s", code, errOut)
+	}
+	if !strings.Contains(wantRep, blockICMP) {
+		t.Errorf("report --store: no egress ICMP block:\n%s", wantRep)
+	}
+	compareLines(t, gotRep, wantRep)
 }
