@@ -403,6 +403,16 @@ func writeHuntTable(w io.Writer, res hunt.Result, fs []hunt.Finding, ids []strin
 				period = fmt.Sprintf("%s ±%.0f%%", hunt.FormatPeriod(f.PeriodSec), 100*f.Jitter)
 			}
 		}
+		if f.Kind == hunt.KindICMP {
+			dst, dir = f.Dst.String()+"/"+hunt.ProtoName(f.Proto), "out"
+			if f.DstName != "" {
+				dst = f.DstName + " " + dst
+			}
+			pop = fmt.Sprintf("%d/%d", f.Popularity, f.Hosts)
+			if f.Beacon && f.PeriodSec > 0 {
+				period = hunt.FormatPeriod(f.PeriodSec)
+			}
+		}
 		if f.Kind == hunt.KindDNS {
 			dst = fmt.Sprintf("%s via %s:%d/%s", f.DstName, f.Dst, f.DstPort, hunt.ProtoName(f.Proto))
 			pop = fmt.Sprintf("%d/%d", f.Popularity, f.Hosts)

@@ -441,7 +441,14 @@ func (b *Builder) AddParsedNanos(ns int64, p *pkthdr.Packet, data []byte, origLe
 	sp, dp := p.SrcPort, p.DstPort
 	icmp := p.Proto == pkthdr.ProtoICMP || p.Proto == pkthdr.ProtoICMPv6
 	if icmp || !p.HasPorts {
-		sp, dp = 0, 0 // ICMP requests and replies share a flow
+		sp, dp = 0, 0
+		if icmp {
+			// A request and its replies share a flow, each kind of
+			// error has its own (Zeek's ICMP connections): an
+			// unreachable answering a ping is no reply of the ping.
+			sp = icmpFamily(p, data)
+			dp = sp
+		}
 	}
 	shi, slo, dhi, dlo := p.AddrWords()
 	// Any fixed order of the endpoints will do: it only has to put both
@@ -717,6 +724,32 @@ func (b *Builder) openEntry(k key, h uint64, ns int64, origIsA, tcp, nameDone bo
 	b.insert(idx, h)
 	b.lists[listOther].pushBack(b, idx)
 	return idx
+}
+
+// icmpFamily is the ICMP message kind a packet's flow is keyed by: the
+// request type for requests and their replies (echo, timestamp,
+// information, address mask; ICMPv6 echo and neighbour discovery), the
+// type itself for errors and the rest. A later fragment carries no ICMP
+// header: it is taken for an echo's (errors are never fragmented, RFC
+// 1812 holds them to 576 bytes, and large ICMP is echo: ping -s, tunnels).
+func icmpFamily(p *pkthdr.Packet, data []byte) uint16 {
+	v6 := p.Proto == pkthdr.ProtoICMPv6
+	if p.L4 < 0 || p.L4 >= len(data) {
+		if v6 {
+			return 128
+		}
+		return 8
+	}
+	t := data[p.L4]
+	switch {
+	case !v6 && t == 0:
+		return 8
+	case !v6 && (t == 14 || t == 16 || t == 18):
+		return uint16(t - 1)
+	case v6 && (t == 129 || t == 134 || t == 136):
+		return uint16(t - 1)
+	}
+	return uint16(t)
 }
 
 func icmpIsReply(p *pkthdr.Packet, data []byte) bool {

@@ -352,6 +352,51 @@ func TestVLANICMPIPv6AndNonIP(t *testing.T) {
 	}
 }
 
+// TestICMPFlowsByKind: as in Zeek's conn.log, an echo's requests and
+// replies are one flow and an error between the same addresses another
+// (a target that rejects pings with port unreachable gives no replies),
+// as are ICMPv6 neighbour solicitations and their advertisements.
+func TestICMPFlowsByKind(t *testing.T) {
+	b := NewBuilder(Options{})
+	h, x := addr("10.0.0.1"), addr("203.0.113.9")
+	a1, a2 := addr("fe80::1"), addr("fe80::2")
+	for i, s := range []frameSpec{
+		{src: h, dst: x, proto: 1, icmpType: 8, payload: make([]byte, 56)},
+		{src: x, dst: h, proto: 1, icmpType: 0, payload: make([]byte, 56)},
+		{src: h, dst: x, proto: 1, icmpType: 8, payload: make([]byte, 56)},
+		{src: x, dst: h, proto: 1, icmpType: 3, icmpCode: 3, payload: make([]byte, 28)},
+		{src: h, dst: x, proto: 1, icmpType: 13},
+		{src: x, dst: h, proto: 1, icmpType: 14},
+		{src: a1, dst: a2, proto: 58, icmpType: 135},
+		{src: a2, dst: a1, proto: 58, icmpType: 136},
+	} {
+		f := frame(s)
+		b.Add(t0.Add(time.Duration(i)*time.Millisecond), 1, f, len(f))
+	}
+	got := map[[2]uint16]*Record{}
+	for _, r := range flushAll(b) {
+		got[[2]uint16{uint16(r.Proto), r.OrigPort}] = r
+	}
+	for _, tc := range []struct {
+		proto, typ uint16
+		orig       netip.Addr
+		op, rp     uint64
+	}{
+		{1, 8, h, 2, 1},  // the echo: two requests, one reply
+		{1, 3, x, 1, 0},  // the unreachable, from the target
+		{1, 13, h, 1, 1}, // a timestamp request and its reply
+		{58, 135, a1, 1, 1},
+	} {
+		r, ok := got[[2]uint16{tc.proto, tc.typ}]
+		if !ok || r.Orig != tc.orig || r.OrigPkts != tc.op || r.RespPkts != tc.rp {
+			t.Errorf("type %d: %+v (found %v), want from %v, %d and %d packets", tc.typ, r, ok, tc.orig, tc.op, tc.rp)
+		}
+	}
+	if len(got) != 4 {
+		t.Errorf("%d records, want 4: %+v", len(got), got)
+	}
+}
+
 func TestSnapLenCutPayloadCounts(t *testing.T) {
 	// A segment captured with a small snap length still counts its wire
 	// payload, and a cut ClientHello is not buffered.

@@ -387,3 +387,44 @@ func (db *DB) DNSRecords(ctx context.Context, q Query, fn func(*flow.Record) err
 	}
 	return nil
 }
+
+// ICMPRecords calls fn for every ICMP echo flow record (an exchange whose
+// originator sent echo requests: type 8, or 128 for ICMPv6) in store
+// order, with what hunt's ICMP model reads: times, addresses, protocol,
+// type and code, packets and payload bytes each way, burst series. Pairs
+// carries no ICMP type (an echo is told from an error by it). The record
+// passed to fn is reused. Bad rows are skipped and named in a *RowError
+// returned after every good row was delivered.
+func (db *DB) ICMPRecords(ctx context.Context, q Query, fn func(*flow.Record) error) error {
+	sql := "SELECT first_us, last_us, proto, orig, resp, orig_port, resp_port, orig_pkts, resp_pkts, orig_bytes, resp_bytes, " +
+		"bursts, burst_head, burst_ms FROM " + db.table(tableFlows) + " WHERE " + db.where(q) +
+		" AND (proto = 1 AND orig_port = 8 OR proto = 58 AND orig_port = 128) ORDER BY first_us, sensor, shard, seq"
+	rows, err := db.conn.Query(aggCtx(ctx), sql)
+	if err != nil {
+		return db.wrap("read ICMP flows", err)
+	}
+	defer rows.Close()
+	var w Row
+	var r flow.Record
+	var bad RowError
+	for rows.Next() {
+		if err := rows.Scan(&w.First, &w.Last, &w.Proto, &w.Orig, &w.Resp, &w.OrigPort, &w.RespPort, &w.OrigPkts, &w.RespPkts,
+			&w.OrigData, &w.RespData, &w.Bursts, &w.BurstHead, &w.BurstMs); err != nil {
+			return db.wrap("read ICMP flows", err)
+		}
+		if err := w.Record(&r); err != nil {
+			bad.add(fmt.Sprintf("ICMP flow at %d µs: %v", w.First, err))
+			continue
+		}
+		if err := fn(&r); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return db.wrap("read ICMP flows", err)
+	}
+	if bad.Count > 0 {
+		return &bad
+	}
+	return nil
+}

@@ -106,6 +106,8 @@ type Finding struct {
 
 	// For DNS findings: what the host's queries under the domain showed.
 	DNS *DNSEvidence
+	// For ICMP findings: what the host's echo traffic to Dst showed.
+	ICMP *ICMPEvidence
 
 	Action string // recommended action, filled by the caller from pkg/report
 }

@@ -190,6 +190,10 @@ type Model struct {
 	dnsQT        map[dnsKey]*[qtOther + 1]int // query types from logs (AddDNSQueryType)
 	dnsFlowPkts  [65]int
 	dnsFlowBytes [65]int
+	// ICMP echo per (inside host, outside address); icmpApart when the
+	// records come through AddICMPRecord (TakeICMPApart).
+	icmp      map[icmpKey]*icmpPair
+	icmpApart bool
 }
 
 type netPair struct {
@@ -292,6 +296,9 @@ func (m *Model) Add(r *flow.Record) {
 			m.AddDNS(q)
 		}
 	}
+	if !m.icmpApart && (r.Proto == 1 || r.Proto == 58) {
+		m.addICMP(r, src, dst)
+	}
 	if !dst.IsGlobalUnicast() && !dst.IsPrivate() && !dst.IsLinkLocalUnicast() {
 		return // multicast/broadcast: no channel
 	}
@@ -347,6 +354,12 @@ func (m *Model) addOutbound(r *flow.Record, src, dst netip.Addr, ts int64) {
 			p.ports |= 1 << i
 		}
 	}
+	if r.Proto == 1 || r.Proto == 58 {
+		// ICMP is no beacon channel: an echo's schedule is a monitor's as
+		// often as an implant's, and what tells them apart (replies that
+		// are no echo) is the ICMP model's (scoreICMP).
+		return
+	}
 	if fk := (failKey{dst, r.RespPort}); len(h.seen) < 1<<18 {
 		wasFailed, ok := h.seen[fk]
 		if !ok {
@@ -361,9 +374,6 @@ func (m *Model) addOutbound(r *flow.Record, src, dst netip.Addr, ts int64) {
 	}
 
 	k := chanKey{src, dst, r.RespPort, r.Proto}
-	if r.Proto == 1 || r.Proto == 58 {
-		k.port = 0
-	}
 	c := m.channels[k]
 	if c == nil {
 		c = &channel{key: k, first: ts, rnd: seed(k, "")}
@@ -458,13 +468,11 @@ func (m *Model) addInbound(r *flow.Record, src, dst netip.Addr, ts int64) {
 			m.inNetTargets[np.net]++
 		}
 	}
-	if r.RespData == 0 {
+	// Inbound pings are scans or monitoring, no channel of this kind.
+	if r.RespData == 0 || r.Proto == 1 || r.Proto == 58 {
 		return
 	}
 	k := chanKey{src, dst, r.RespPort, r.Proto}
-	if r.Proto == 1 || r.Proto == 58 {
-		k.port = 0
-	}
 	c := m.channels[k]
 	if c == nil {
 		c = &channel{key: k, first: ts, dir: Inbound, rnd: seed(k, "")}

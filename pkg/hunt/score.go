@@ -795,6 +795,7 @@ func (m *Model) Score() Result {
 	}
 
 	out = append(out, m.scoreDNS(w, H, allowed)...)
+	out = append(out, m.scoreICMP(w, H, allowed)...)
 
 	slices.SortStableFunc(out, func(a, b scored) int {
 		if c := cmp.Compare(b.f.Score, a.f.Score); c != 0 {

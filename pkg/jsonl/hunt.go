@@ -11,7 +11,7 @@ import (
 type Finding struct {
 	Type        string   `json:"type"`
 	ID          string   `json:"id"`   // "F1", in rank order of the findings written
-	Kind        string   `json:"kind"` // "channel", "host" or "dns"
+	Kind        string   `json:"kind"` // "channel", "host", "dns" or "icmp"
 	Src         string   `json:"src"`
 	Dst         string   `json:"dst,omitempty"`       // channel
 	DstName     string   `json:"dst_name,omitempty"`  // channel, when a name was seen
@@ -40,6 +40,24 @@ type Finding struct {
 	Asset       string   `json:"asset,omitempty"`       // the inside host's name in the inventory
 	Criticality string   `json:"criticality,omitempty"` // the inside host's criticality in the inventory
 	DNS         *DNS     `json:"dns,omitempty"`         // dns: what the queries under dst_name showed
+	ICMP        *ICMP    `json:"icmp,omitempty"`        // icmp: what the echo traffic to dst showed
+}
+
+// ICMP is what an inside host's echo traffic to one outside address
+// showed (hunt.ICMPEvidence).
+type ICMP struct {
+	Flows    int      `json:"flows"`
+	Requests uint64   `json:"requests"`
+	Replies  uint64   `json:"replies"`
+	ReqBytes uint64   `json:"request_bytes"`
+	RepBytes uint64   `json:"reply_bytes"`
+	Unechoed uint64   `json:"unechoed_bytes"`
+	Share    float64  `json:"unechoed_share"`
+	Extra    uint64   `json:"extra_replies"`
+	SizeVary *float64 `json:"size_vary,omitempty"` // with 4 or more exchanges
+	Payload  float64  `json:"payload"`
+	Tunnel   float64  `json:"tunnel"`
+	Schedule float64  `json:"schedule"`
 }
 
 // DNS is what an inside host's queries under one registered domain showed
@@ -88,6 +106,23 @@ func NewFinding(id string, f *hunt.Finding) Finding {
 			if e.DataQTypes >= 0 {
 				q := round(e.DataQTypes, 3)
 				j.DNS.DataQTypes = &q
+			}
+		}
+	} else if f.Kind == hunt.KindICMP {
+		// dst is the outside address pinged; no port.
+		pop := f.Popularity
+		j.Dst, j.DstName, j.Proto, j.Popularity, j.Direction = Addr(f.Dst), f.DstName, hunt.ProtoName(f.Proto), &pop, f.Direction.String()
+		if f.Beacon && f.PeriodSec > 0 {
+			p := round(f.PeriodSec, 3)
+			j.PeriodS = &p
+		}
+		if e := f.ICMP; e != nil {
+			j.ICMP = &ICMP{Flows: e.Flows, Requests: e.Requests, Replies: e.Replies, ReqBytes: e.ReqBytes, RepBytes: e.RepBytes,
+				Unechoed: e.Unechoed, Share: round(e.Share, 3), Extra: e.Extra,
+				Payload: round(e.Payload, 3), Tunnel: round(e.Tunnel, 3), Schedule: round(e.Schedule, 3)}
+			if e.SizeVary >= 0 {
+				v := round(e.SizeVary, 3)
+				j.ICMP.SizeVary = &v
 			}
 		}
 	} else {

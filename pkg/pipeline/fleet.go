@@ -28,14 +28,17 @@ type Fleet struct {
 // in time order (a client asking two proxies for one host, or the maps'
 // bounds, aside). DNS flow records come whole and in time order from a
 // query of their own (DNSRecords), since hunt's DNS model reads every
-// question a host asked. Rows that are not valid records are skipped (as Records does).
+// question a host asked, and so do ICMP echo records (ICMPRecords), whose
+// type the pairs do not carry. Rows that are not valid records are skipped (as Records does).
 //
 // Bad rows are skipped: the *flowdb.RowError naming them comes back after
 // everything else was read.
 func HuntFleet(ctx context.Context, f *Fleet, m *hunt.Model) error {
 	var bad *flowdb.RowError
 	// Pairs thins names to one a channel; DNS needs every question.
+	// Pairs carries no ICMP type; the ICMP model needs it.
 	m.TakeDNSApart()
+	m.TakeICMPApart()
 	if err := f.DB.Pairs(ctx, f.Query, func(p *flowdb.Pair) error {
 		for i := range p.Records {
 			m.Add(&p.Records[i])
@@ -61,6 +64,16 @@ func HuntFleet(ctx context.Context, f *Fleet, m *hunt.Model) error {
 	}
 	if bad == nil && badDNS != nil {
 		bad = badDNS
+	}
+	var badICMP *flowdb.RowError
+	if err := f.DB.ICMPRecords(ctx, f.Query, func(r *flow.Record) error {
+		m.AddICMPRecord(r)
+		return ctx.Err()
+	}); err != nil && !errors.As(err, &badICMP) {
+		return err
+	}
+	if bad == nil && badICMP != nil {
+		bad = badICMP
 	}
 	if bad != nil {
 		return bad

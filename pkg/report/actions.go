@@ -105,7 +105,7 @@ func hostActions(inc *Incident, h *Host) []Action {
 	var acts []Action
 	block := func(urgency int) {
 		for _, c := range h.Controllers {
-			a := mk(Block, urgency, inc.controllerLabel(c))
+			a := mk(inc.blockKind(c), urgency, inc.controllerLabel(c))
 			a.Evidence, a.Windows = nil, nil
 			for _, w := range h.Windows {
 				if slices.Contains(w.Hosts, c) {
@@ -192,8 +192,8 @@ func hostActions(inc *Incident, h *Host) []Action {
 		for _, c := range h.Controllers {
 			ctl := inc.controllerLabel(c)
 			for _, a := range actionsFor(Subject{Host: h.Addr, Asset: assets.Asset{Name: h.Asset.Name, Criticality: crit},
-				Severity: int(h.Severity), Score: h.Score, Beacon: true, Dest: c}) {
-				if a.Kind == Block {
+				Severity: int(h.Severity), Score: h.Score, Beacon: true, Dest: c, ICMP: inc.blockKind(c) == BlockICMP}) {
+				if a.Kind == Block || a.Kind == BlockICMP {
 					a.Target = ctl
 				}
 				a.Why, a.Evidence, a.Windows = why, evidence, h.Windows
@@ -238,4 +238,18 @@ func hostActions(inc *Incident, h *Host) []Action {
 		}
 	}
 	return acts
+}
+
+// blockKind is how to block controller a: its ICMP at the egress when
+// every inside host reached it over ICMP alone, else the address.
+func (inc *Incident) blockKind(a netip.Addr) ActionKind {
+	for i := range inc.Controllers {
+		if c := &inc.Controllers[i]; c.Addr == a {
+			if len(c.Hosts) > 0 && !slices.ContainsFunc(c.Hosts, func(h ControllerHost) bool { return h.Proto != 1 && h.Proto != 58 }) {
+				return BlockICMP
+			}
+			break
+		}
+	}
+	return Block
 }

@@ -252,13 +252,13 @@ func timelineSVG(inc *Incident) (template.HTML, error) {
 		title := fmt.Sprintf("%s %s %s -> %s: %s [%s]", e.Time.UTC().Format("15:04:05"), e.Kind, e.Src, e.Dst, e.Summary, e.Evidence)
 		if y, ok := lane[e.Src.Unmap()]; ok {
 			switch e.Kind {
-			case "beacon", "dns", "scan", "indicator":
+			case "beacon", "dns", "icmp", "scan", "indicator":
 				d.Spans = append(d.Spans, svgMark{Host: e.Src.String(), X: x(e.Time), X2: math.Max(x(e.End), x(e.Time)+2), Y: y, Color: phaseInk(e.Phase), Title: title})
 			default:
 				mark(svgMark{Host: e.Src.String(), X: x(e.Time), Y: y, Color: phaseInk(e.Phase), Title: title})
 			}
 		}
-		if y, ok := lane[e.Dst.Unmap()]; ok && e.Dst.IsValid() && e.Kind != "beacon" && e.Kind != "dns" && e.Kind != "indicator" {
+		if y, ok := lane[e.Dst.Unmap()]; ok && e.Dst.IsValid() && e.Kind != "beacon" && e.Kind != "dns" && e.Kind != "icmp" && e.Kind != "indicator" {
 			tp := PhaseTargeted
 			if e.Kind == "operation" {
 				tp = targetPhaseOfActor(e.Phase)

@@ -212,6 +212,22 @@ func (b *builder) findings() {
 			for _, t := range f.Attack[min(1, len(f.Attack)):] {
 				src.steps[PhaseC2].Techniques = addStr(src.steps[PhaseC2].Techniques, t)
 			}
+		case f.Kind == hunt.KindICMP:
+			// Command and control or a tunnel over ICMP: a C2 step like a
+			// beacon channel's, and the outside address a controller
+			// (its ICMP blocked at the egress: BlockICMP).
+			src.windows = append(src.windows, FindingWindow(id, &f))
+			if f.Severity < hunt.Medium {
+				src.seen(f.FirstSeen, f.LastSeen)
+				continue
+			}
+			dst := f.Dst.Unmap()
+			src.step(PhaseC2, "hunt", f.FirstSeen, f.LastSeen, f.Severity, firstOr(f.Attack, "T1095"), dst, id, icmpSummary(&f))
+			for _, t := range f.Attack[min(1, len(f.Attack)):] {
+				src.steps[PhaseC2].Techniques = addStr(src.steps[PhaseC2].Techniques, t)
+			}
+			src.ctrl[dst] = true
+			b.controller(f, id, dst, src.h.Addr)
 		case f.Beacon:
 			dst := peer
 			w := FindingWindow(id, &f)
@@ -382,6 +398,22 @@ func dnsSummary(f *hunt.Finding) string {
 		return fmt.Sprintf("checks in by DNS under %s, %s every %s (%d queries)", f.DstName, via, hunt.FormatPeriod(f.PeriodSec), queriesOf(f))
 	}
 	return fmt.Sprintf("talks by DNS under %s, %s (%d queries)", f.DstName, via, queriesOf(f))
+}
+
+// icmpSummary says what an ICMP finding's host did with its address.
+func icmpSummary(f *hunt.Finding) string {
+	dst := peerName(f.Dst, f.DstName)
+	n := f.Connections
+	if e := f.ICMP; e != nil {
+		n = int(min(e.Requests, 1<<31))
+	}
+	switch {
+	case slices.Contains(f.Attack, "T1572"):
+		return fmt.Sprintf("tunnels through ICMP echo to %s (%d requests)", dst, n)
+	case f.Beacon:
+		return fmt.Sprintf("checks in by ICMP echo with %s every %s, replies carrying data (%d requests)", dst, hunt.FormatPeriod(f.PeriodSec), n)
+	}
+	return fmt.Sprintf("exchanges data in ICMP echo with %s (%d requests)", dst, n)
 }
 
 func queriesOf(f *hunt.Finding) int {
@@ -712,6 +744,13 @@ func (b *builder) timeline() {
 			if f.Severity >= hunt.Medium {
 				ev = append(ev, Event{Time: f.FirstSeen, End: f.LastSeen, Kind: "dns", Src: f.Src, Dst: f.Dst, Phase: PhaseC2,
 					Technique: firstOr(f.Attack, "T1071.004"), Severity: f.Severity, Summary: dnsSummary(&f.Finding), Evidence: f.ID})
+			}
+			continue
+		}
+		if f.Kind == hunt.KindICMP {
+			if f.Severity >= hunt.Medium {
+				ev = append(ev, Event{Time: f.FirstSeen, End: f.LastSeen, Kind: "icmp", Src: f.Src, Dst: f.Dst, Phase: PhaseC2,
+					Technique: firstOr(f.Attack, "T1095"), Severity: f.Severity, Summary: icmpSummary(&f.Finding), Evidence: f.ID})
 			}
 			continue
 		}

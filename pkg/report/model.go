@@ -249,7 +249,7 @@ type ControllerHost struct {
 // Event is one entry of the timeline.
 type Event struct {
 	Time, End time.Time
-	Kind      string // "beacon", "dns", "fan-out", "scan", "indicator", "operation"
+	Kind      string // "beacon", "dns", "icmp", "fan-out", "scan", "indicator", "operation"
 	Src, Dst  netip.Addr
 	Phase     string // what it says about the source (incident phase)
 	Technique string

@@ -46,6 +46,10 @@ const (
 	// command and control and tunnels reach their server through them,
 	// so blocking an address does nothing.
 	Sinkhole ActionKind = "block the domain at the resolver (sinkhole)"
+	// BlockICMP blocks an outside address's ICMP at the egress firewall:
+	// ICMP command and control and tunnels need nothing else to pass,
+	// and nothing legitimate needs one rare outside address's echo.
+	BlockICMP ActionKind = "block the destination's ICMP at the egress firewall"
 )
 
 // Escalation is who takes the action.
@@ -80,7 +84,10 @@ type Subject struct {
 	Beacon bool
 	// DNS: the finding is DNS command and control or a tunnel under
 	// DestName (a registered domain): blocked at the resolver.
-	DNS      bool
+	DNS bool
+	// ICMP: the finding is ICMP command and control or a tunnel to Dest:
+	// its ICMP is blocked at the egress firewall.
+	ICMP     bool
 	Lateral  bool
 	Scan     bool
 	Dest     netip.Addr // the beacon's destination, when Beacon; the address an indicator names
@@ -103,6 +110,8 @@ func SubjectOf(f *hunt.Finding, a assets.Asset) Subject {
 	switch {
 	case f.Kind == hunt.KindDNS:
 		s.DNS, s.DestName = true, f.DstName
+	case f.Kind == hunt.KindICMP:
+		s.ICMP, s.Dest, s.DestName = true, f.Dst, f.DstName
 	case f.Kind == hunt.KindChannel && f.Direction == hunt.Inbound && f.Beacon:
 		s.Dest, s.DestPort = f.Src, f.DstPort
 	case f.Kind == hunt.KindChannel && f.Beacon:
@@ -122,6 +131,8 @@ func FindingWindow(id string, f *hunt.Finding) Window {
 	w := Window{From: f.FirstSeen.Add(-time.Second).Truncate(time.Second), To: f.LastSeen.Add(2 * time.Second).Truncate(time.Second),
 		Hosts: []netip.Addr{f.Src.Unmap()}, Evidence: []string{id}}
 	switch {
+	case f.Kind == hunt.KindICMP:
+		w.Hosts, w.Proto = append(w.Hosts, f.Dst.Unmap()), f.Proto
 	case f.Kind != hunt.KindChannel:
 	case f.Via.IsValid():
 		w.Hosts, w.Proto = append(w.Hosts, f.Via.Unmap()), f.Proto
@@ -230,7 +241,7 @@ func Primary(s Subject) string {
 }
 
 func kindRank(k ActionKind) int {
-	return slices.Index([]ActionKind{Isolate, Block, Sinkhole, ResetDomain, Remediate, Collect, ResetCreds, Watch}, k)
+	return slices.Index([]ActionKind{Isolate, Block, BlockICMP, Sinkhole, ResetDomain, Remediate, Collect, ResetCreds, Watch}, k)
 }
 
 // actionsFor applies the playbook: the severity sets the urgency and the
@@ -253,6 +264,9 @@ func actionsFor(s Subject) []Action {
 		// resolver's business, and the host reaches it only through it.
 		blockable, block, dest = s.DestName != "", Sinkhole, s.DestName
 	}
+	if s.ICMP {
+		blockable, block = s.Dest.IsValid(), BlockICMP
+	}
 	var what string
 	switch {
 	case s.Indicator != "" && s.Dest.IsValid():
@@ -261,6 +275,8 @@ func actionsFor(s Subject) []Action {
 		what = fmt.Sprintf("matches indicator %q", clip(s.Indicator, 60))
 	case s.DNS:
 		what = "talks to " + s.DestName + " through DNS"
+	case s.ICMP:
+		what = "talks to " + dest + " over ICMP"
 	case s.Beacon && s.Lateral:
 		what = "beacons out and moves laterally"
 	case s.Beacon:
@@ -301,9 +317,10 @@ func actionsFor(s Subject) []Action {
 			acts = append(acts, mk(ResetCreds, 3, host, why))
 		}
 	case SevMedium:
-		if s.DNS && blockable {
-			// A sinkhole costs nothing a legitimate user of an
-			// unpopular encoded domain would not report at once.
+		if (s.DNS || s.ICMP) && blockable {
+			// A sinkhole (an ICMP block) costs nothing a legitimate user
+			// of an unpopular encoded domain (a rare outside address's
+			// echo) would not report at once.
 			acts = append(acts, mk(block, 2, dest, why))
 		}
 		acts = append(acts, mk(Watch, 2, host, why))

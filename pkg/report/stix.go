@@ -41,6 +41,8 @@ func WriteSTIX(w io.Writer, inc *Incident, meta Meta) error {
 	for i := range inc.Findings {
 		if f := &inc.Findings[i]; f.Kind == hunt.KindDNS && f.Severity >= hunt.Medium {
 			s.dnsDomain(f)
+		} else if f.Kind == hunt.KindICMP && f.Severity >= hunt.Medium {
+			s.icmpIndicator(f)
 		}
 	}
 	for i := range inc.Intel {
@@ -200,7 +202,10 @@ func (s *stixWriter) controller(c *Controller) {
 	infra["first_seen"] = stix.Timestamp(c.First)
 	infra["last_seen"] = stix.Timestamp(c.Last)
 	checks := "check in every " + hunt.FormatPeriod(c.PeriodSec)
-	if c.PeriodSec == 0 {
+	switch {
+	case s.inc.blockKind(c.Addr) == BlockICMP:
+		checks = "exchange data with it in ICMP echo"
+	case c.PeriodSec == 0:
 		checks = "talk to it, named by shared indicators"
 	}
 	infra["description"] = fmt.Sprintf("%s: %d inside host(s) %s (%s)", c.Label(), len(c.Hosts), checks, c.Severity)
@@ -219,8 +224,8 @@ func (s *stixWriter) controller(c *Controller) {
 		o["indicator_types"] = []string{"malicious-activity"}
 		o["kill_chain_phases"] = []map[string]string{{"kill_chain_name": "mitre-attack", "phase_name": "command-and-control"}}
 		o["description"] = fmt.Sprintf("Inside hosts check in with %s every %s (%s, evidence %s)", c.Label(), hunt.FormatPeriod(c.PeriodSec), c.Severity, strings.Join(c.Findings, " "))
-		if c.PeriodSec == 0 {
-			o["description"] = fmt.Sprintf("Inside hosts talk to %s, named by shared indicators (%s, evidence %s)", c.Label(), c.Severity, strings.Join(c.Findings, " "))
+		if c.PeriodSec == 0 || s.inc.blockKind(c.Addr) == BlockICMP {
+			o["description"] = fmt.Sprintf("Inside hosts %s %s (%s, evidence %s)", checks, c.Label(), c.Severity, strings.Join(c.Findings, " "))
 		}
 		s.b.Add(o)
 		s.rel("indicates", o.ID(), infra.ID())
@@ -387,6 +392,19 @@ func (s *stixWriter) courseOfAction(i int, a *Action) {
 		}
 		return
 	}
+	if a.Kind == BlockICMP {
+		// The address's ICMP indicator (icmpIndicator) and its address
+		// indicator, which the egress block enforces.
+		for _, c := range s.inc.Controllers {
+			if c.Label() == a.Target {
+				s.rel("mitigates", o.ID(), stix.ID("indicator", c.Addr.String()))
+				if id := stix.ID("indicator", "icmp", c.Addr.String()); s.b.Has(id) {
+					s.rel("mitigates", o.ID(), id)
+				}
+			}
+		}
+		return
+	}
 	if a.Kind == Sinkhole {
 		// The domain's indicator (dnsDomain), which the sinkhole enforces.
 		if id := stix.ID("indicator", "dns", a.Target); s.b.Has(id) {
@@ -475,6 +493,34 @@ func (s *stixWriter) dnsDomain(f *Finding) {
 	s.b.Add(o)
 	s.rel("related-to", o.ID(), d.ID())
 	s.rel("related-to", o.ID(), s.addr(f.Src))
+	for _, t := range f.Attack {
+		s.rel("indicates", o.ID(), s.attackPattern(t))
+	}
+}
+
+// icmpIndicator adds the indicator of an ICMP finding: ICMP to its
+// outside address (command and control, or a tunnel, over echo).
+func (s *stixWriter) icmpIndicator(f *Finding) {
+	dst := f.Dst.Unmap()
+	o := s.sdo("indicator", "icmp", dst.String())
+	if s.b.Has(o.ID()) {
+		return
+	}
+	typ := addrSCO(dst).Type()
+	o["name"] = "ICMP C2 address " + dst.String()
+	o["pattern"] = fmt.Sprintf("[network-traffic:dst_ref.type = %s AND network-traffic:dst_ref.value = %s AND network-traffic:protocols[*] = %s]",
+		stix.Quote(typ), stix.Quote(dst.String()), stix.Quote(hunt.ProtoName(f.Proto)))
+	o["pattern_type"] = "stix"
+	o["pattern_version"] = stix.SpecVersion
+	o["valid_from"] = stix.Timestamp(f.FirstSeen)
+	o["indicator_types"] = []string{"malicious-activity"}
+	o["kill_chain_phases"] = []map[string]string{{"kill_chain_name": "mitre-attack", "phase_name": "command-and-control"}}
+	o["description"] = fmt.Sprintf("%s %s (%s, evidence %s): %s", f.Src, icmpSummary(&f.Finding), f.Severity, f.ID, firstOr(f.Reasons, ""))
+	s.b.Add(o)
+	s.rel("related-to", o.ID(), s.addr(dst))
+	if id := stix.ID("infrastructure", "c2", dst.String()); s.b.Has(id) {
+		s.rel("indicates", o.ID(), id)
+	}
 	for _, t := range f.Attack {
 		s.rel("indicates", o.ID(), s.attackPattern(t))
 	}
