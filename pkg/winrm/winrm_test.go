@@ -84,7 +84,6 @@ func encryptedBody(sig, sealed []byte, plainLen int) []byte {
 	return b.Bytes()
 }
 
-
 func TestEncryptedParts(t *testing.T) {
 	proto, boundary, ok := Encryption(`multipart/encrypted;protocol="application/HTTP-SPNEGO-session-encrypted";boundary="Encrypted Boundary"`)
 	if !ok || proto != ProtoSPNEGO || boundary != "Encrypted Boundary" {
