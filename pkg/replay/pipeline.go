@@ -142,6 +142,9 @@ type Pipeline struct {
 
 	// stubHook, when set (tests), sees each stub opened with a secret.
 	stubHook func(dir int, stub []byte)
+	// winrmHook, when set (tests), sees each WinRM message opened with a
+	// secret (dir 0 from the client).
+	winrmHook func(dir int, soap []byte)
 
 	now       time.Time // packet time of the newest packet
 	nowWall   time.Time // wall clock when it arrived (live expiry)

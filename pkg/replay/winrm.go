@@ -311,6 +311,9 @@ func (w *winrmConn) body(p *Pipeline, dir int, m *winrm.Message) (*winrm.Envelop
 	if !opened {
 		return nil, false
 	}
+	if p.winrmHook != nil {
+		p.winrmHook(dir, plain)
+	}
 	env, err := winrm.ParseEnvelope(winrm.ToUTF8(plain, charset))
 	if err != nil {
 		p.stats.DecodeErrors++
