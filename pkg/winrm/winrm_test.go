@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/binary"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -160,27 +162,18 @@ func TestParseEnvelope(t *testing.T) {
 	}
 }
 
-// psrpCreatePipeline is a CREATE_PIPELINE message's data laid out as
+// psrpCreatePipeline (testdata/create_pipeline.xml) is a CREATE_PIPELINE
+// message's data laid out as
 // MS-PSRP 2.2.2.10 and 2.2.3.11-12 document it: the PowerShell property
 // holding Cmds (a list of commands, each Cmd, IsScript and Args with N
 // and V), then the other properties of the message.
-const psrpCreatePipeline = "\xef\xbb\xbf" + `<Obj RefId="0"><MS>
-<Obj N="PowerShell" RefId="1"><MS>
-<Obj N="Cmds" RefId="2"><TN RefId="0"><T>System.Collections.Generic.List` + "`" + `1[[System.Management.Automation.PSObject, System.Management.Automation, Version=1.0.0.0, Culture=neutral, PublicKeyToken=31bf3856ad364e35]]</T><T>System.Object</T></TN>
-<LST>
-<Obj RefId="3"><MS><S N="Cmd">Get-Process</S><B N="IsScript">false</B><Nil N="UseLocalScope" />
-<Obj N="MergeMyResult" RefId="4"><TN RefId="1"><T>System.Management.Automation.Runspaces.PipelineResultTypes</T><T>System.Enum</T><T>System.ValueType</T><T>System.Object</T></TN><ToString>None</ToString><I32>0</I32></Obj>
-<Obj N="Args" RefId="5"><TNRef RefId="0" /><LST>
-<Obj RefId="6"><MS><S N="N">Name</S><S N="V">lsass</S></MS></Obj>
-<Obj RefId="7"><MS><S N="N">ComputerName</S><Obj N="V" RefId="8"><TN RefId="2"><T>System.String[]</T></TN><LST><S>dc1</S><S>dc2</S></LST></Obj></MS></Obj>
-</LST></Obj></MS></Obj>
-<Obj RefId="9"><MS><S N="Cmd">Out-String</S><B N="IsScript">false</B><Obj N="Args" RefId="10"><TNRef RefId="0" /><LST>
-<Obj RefId="11"><MS><Nil N="N" /><S N="V">x y_x000D__x000A_</S></MS></Obj></LST></Obj></MS></Obj>
-</LST></Obj>
-<B N="IsNested">false</B><Nil N="History" /><B N="RedirectShellErrorOutputPipe">true</B></MS></Obj>
-<B N="NoInput">true</B><Obj N="ApartmentState" RefId="12"><TN RefId="3"><T>System.Threading.ApartmentState</T></TN><ToString>Unknown</ToString><I32>2</I32></Obj>
-<Obj N="RemoteStreamOptions" RefId="13"><ToString>0</ToString><I32>0</I32></Obj>
-<B N="AddToHistory">true</B><Obj N="HostInfo" RefId="14"><MS><B N="_isHostNull">true</B></MS></Obj><B N="IsNested">false</B></MS></Obj>`
+var psrpCreatePipeline = func() string {
+	b, err := os.ReadFile(filepath.Join("testdata", "create_pipeline.xml"))
+	if err != nil {
+		panic(err)
+	}
+	return "\xef\xbb\xbf" + string(b)
+}()
 
 // psrpMessage lays out a PSRP message (MS-PSRP 2.2.1) in fragments of at
 // most max blob bytes (2.2.4).
