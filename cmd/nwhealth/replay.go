@@ -324,6 +324,9 @@ func statsLine(st replay.Stats) string {
 	if st.SMB3Decrypted > 0 || st.SMB3Undecryptable > 0 {
 		line += fmt.Sprintf(" smb3_decrypted=%d smb3_undecryptable=%d", st.SMB3Decrypted, st.SMB3Undecryptable)
 	}
+	if st.WinRMDecrypted > 0 || st.WinRMUndecryptable > 0 {
+		line += fmt.Sprintf(" winrm_decrypted=%d winrm_undecryptable=%d", st.WinRMDecrypted, st.WinRMUndecryptable)
+	}
 	return line
 }
 
