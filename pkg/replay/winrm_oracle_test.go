@@ -20,24 +20,44 @@ func fieldValue(op *Operation, name string) string {
 	return ""
 }
 
-// TestWinRMRealCapture replays a real Windows-to-Windows PowerShell
-// remoting capture (Enter-PSSession and Invoke-Command from a domain
-// controller): every WinRM connection becomes one session operation with
-// its endpoints, time and account, and its encrypted message counts per
-// direction equal tshark's count of multipart/encrypted requests and
-// responses on that connection.
-func TestWinRMRealCapture(t *testing.T) {
-	file := testenv.SharedFile(t, "pcaps", "real-lab", "elcabezzonn", "winrm_psremote_05-16.pcap")
+// TestWinRMRealCaptures replays real Windows PowerShell remoting
+// captures: a lab's Enter-PSSession and Invoke-Command from a domain
+// controller (Kerberos and NTLM), Covenant's PowerShell remoting and
+// PurpleSharp's playbook (Kerberos without SPNEGO, many hosts). Every
+// WinRM connection tshark sees becomes one session operation with its
+// endpoints, time and account, and encrypted message counts per direction
+// equal to tshark's count of multipart/encrypted requests and responses
+// on that connection. A Kerberos account is the one tshark reads in the
+// TGS-REP for the session's service, when one was captured; else the
+// service principal tshark reads in the request's token.
+func TestWinRMRealCaptures(t *testing.T) {
+	for _, tc := range []struct {
+		path  []string
+		conns int
+	}{
+		{[]string{"real-lab", "elcabezzonn", "winrm_psremote_05-16.pcap"}, 7},
+		{[]string{"remote-ops", "otrf", "covenant_psremoting_command_2020-08-06115603.cap"}, 3},
+		{[]string{"remote-ops", "otrf", "purplesharp_ad_playbook_I_2020-10-22042947.cap"}, 9},
+	} {
+		file := testenv.SharedFile(t, append([]string{"pcaps"}, tc.path...)...)
+		t.Run(tc.path[len(tc.path)-1], func(t *testing.T) { checkWinRMCapture(t, file, tc.conns) })
+	}
+}
+
+func checkWinRMCapture(t *testing.T, file string, conns int) {
 	ops, st := replayFile(t, file)
-	if st.Damaged() {
-		t.Errorf("stats say damaged: %+v", st)
+	if st.DecodeErrors != 0 {
+		t.Errorf("decode errors: %+v", st)
 	}
 
-	// The oracle: tshark's HTTP dissector, per client port.
+	// The oracle: tshark's HTTP and Kerberos dissectors, per client port.
 	type conn struct {
 		req, resp int
 		first     time.Time
 		auth      string
+		sname     string // the service of the first request's Kerberos token
+		user      string // the NTLM AUTHENTICATE's user
+		protocol  string // of its encrypted parts
 	}
 	want := map[uint16]*conn{}
 	get := func(port string) *conn {
@@ -52,28 +72,51 @@ func TestWinRMRealCapture(t *testing.T) {
 		}
 		return c
 	}
-	for _, r := range tsharkFields(t, file, `http.request.method == "POST" || http.response`, "tcp.srcport", "tcp.dstport", "http.request", "http.content_type", "frame.time_epoch", "http.authorization") {
+	for _, r := range tsharkFields(t, file, `(http.request.method == "POST" && http.request.uri contains "/wsman") || (http.response && tcp.srcport == 5985)`,
+		"tcp.srcport", "tcp.dstport", "http.request", "http.content_type", "frame.time_epoch", "http.authorization", "kerberos.SNameString", "ntlmssp.auth.username") {
+		for len(r) < 8 {
+			r = append(r, "")
+		}
 		enc := strings.Contains(r[3], "multipart/encrypted")
-		if r[2] == "1" {
-			c := get(r[0])
-			if c.first.IsZero() {
-				sec, _ := strconv.ParseFloat(r[4], 64)
-				c.first = time.Unix(0, int64(sec*1e9)).UTC()
-			}
-			if strings.HasPrefix(r[5], "Negotiate TlRMTVNT") && c.auth == "" {
-				c.auth = "ntlm"
-			} else if strings.HasPrefix(r[5], "Negotiate YII") && c.auth == "" {
-				c.auth = "kerberos"
-			}
+		if r[2] != "1" {
 			if enc {
-				c.req++
+				get(r[1]).resp++
 			}
-		} else if enc {
-			get(r[1]).resp++
+			continue
+		}
+		c := get(r[0])
+		if c.first.IsZero() {
+			sec, _ := strconv.ParseFloat(r[4], 64)
+			c.first = time.Unix(0, int64(sec*1e9)).UTC()
+		}
+		if r[7] != "" {
+			c.user = r[7]
+		}
+		if c.auth == "" {
+			switch a := r[5]; {
+			case strings.HasPrefix(a, "Negotiate TlRMTVNT"), strings.HasPrefix(a, "NTLM "):
+				c.auth = "ntlm"
+			case strings.HasPrefix(a, "Negotiate YII"), strings.HasPrefix(a, "Kerberos "):
+				c.auth = "kerberos"
+				c.sname = strings.ReplaceAll(r[6], ",", "/")
+			}
+		}
+		if enc {
+			c.req++
+			if _, p, ok := strings.Cut(r[3], `protocol="`); ok {
+				c.protocol, _, _ = strings.Cut(p, `"`)
+			}
 		}
 	}
-	if len(want) != 7 {
-		t.Fatalf("tshark found %d WinRM connections, want the capture's 7", len(want))
+	if len(want) != conns {
+		t.Fatalf("tshark found %d WinRM connections, want the capture's %d", len(want), conns)
+	}
+	// Who the KDC issued each service ticket to.
+	clients := map[string]string{}
+	for _, r := range tsharkFields(t, file, "kerberos.msg_type == 13", "kerberos.CNameString", "kerberos.SNameString") {
+		if len(r) == 2 {
+			clients[strings.ToLower(strings.ReplaceAll(r[1], ",", "/"))] = r[0]
+		}
 	}
 	got := map[uint16]*Operation{}
 	for i := range ops {
@@ -93,8 +136,8 @@ func TestWinRMRealCapture(t *testing.T) {
 			t.Errorf("no session for client port %d", port)
 			continue
 		}
-		if op.Src.String() != "192.168.1.195" || op.Dst.String() != "192.168.1.46" || op.DstPort != 5985 {
-			t.Errorf("port %d: %s:%d -> %s:%d", port, op.Src, op.SrcPort, op.Dst, op.DstPort)
+		if op.DstPort != 5985 || op.Transport != "http" {
+			t.Errorf("port %d: %s:%d -> %s:%d over %s", port, op.Src, op.SrcPort, op.Dst, op.DstPort, op.Transport)
 		}
 		if d := op.Time.Sub(w.first); d < -time.Millisecond || d > time.Millisecond {
 			t.Errorf("port %d: time %s, tshark's first request %s", port, op.Time, w.first)
@@ -104,20 +147,25 @@ func TestWinRMRealCapture(t *testing.T) {
 		}
 		switch op.Auth {
 		case "kerberos":
-			// The client's KDC exchanges were not captured (it is the
-			// domain controller itself): the ticket's service names it.
-			if op.User != "" || !strings.EqualFold(op.Service, "HTTP/Chip_Douglas-PC") {
-				t.Errorf("port %d: kerberos account %q service %q", port, op.Account(), op.Service)
+			if !strings.EqualFold(op.Service, w.sname) {
+				t.Errorf("port %d: service %q, tshark %q", port, op.Service, w.sname)
+			}
+			if c, ok := clients[strings.ToLower(w.sname)]; ok {
+				if !strings.EqualFold(op.User, c) || op.AccountVia != "ticket" {
+					t.Errorf("port %d: account %q via %q, the TGS-REP for %s names %q", port, op.Account(), op.AccountVia, w.sname, c)
+				}
+			} else if op.User != "" && op.AccountVia != "kdc" {
+				t.Errorf("port %d: account %q via %q with no TGS-REP for %s captured", port, op.Account(), op.AccountVia, w.sname)
 			}
 		case "ntlm":
-			if op.User != "administrator" || op.Workstation != "SNICKLEFRITZ" {
-				t.Errorf("port %d: ntlm account %q from %q", port, op.Account(), op.Workstation)
+			if op.User == "" || op.User != w.user {
+				t.Errorf("port %d: ntlm user %q, tshark %q", port, op.User, w.user)
 			}
 		}
 		if op.Technique != "T1021.006" || op.Phase != "lateral-movement" || !op.Encrypted || op.Noise {
 			t.Errorf("port %d: %s %s encrypted=%v noise=%v", port, op.Technique, op.Phase, op.Encrypted, op.Noise)
 		}
-		wantEnc := fmt.Sprintf("%d from the client, %d from the server (application/HTTP-SPNEGO-session-encrypted)", w.req, w.resp)
+		wantEnc := fmt.Sprintf("%d from the client, %d from the server (%s)", w.req, w.resp, w.protocol)
 		if g := fieldValue(op, "encrypted messages"); g != wantEnc {
 			t.Errorf("port %d: encrypted messages %q, tshark %q", port, g, wantEnc)
 		}
