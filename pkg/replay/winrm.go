@@ -393,7 +393,18 @@ func (w *winrmConn) finishReq(p *Pipeline, req winrmReq, resp *winrm.Envelope, s
 	if env.ShellID != "" {
 		op.Fields = append(op.Fields, Field{"shell", env.ShellID})
 	}
+	if kind == winrm.ShellWMI && wmiInvoke(env) {
+		act = "" // a method call, below
+		op.Technique, op.Phase = techWMI, phaseExecution
+		op.Fields = append(op.Fields, paramFields(env.Params)...)
+		for _, f := range env.Params {
+			if strings.EqualFold(f.Name, "CommandLine") {
+				op.Command = f.Value
+			}
+		}
+	}
 	switch act {
+	case "":
 	case "Create":
 		switch kind {
 		case winrm.ShellCmd, winrm.ShellPowerShell:
@@ -523,18 +534,6 @@ func (w *winrmConn) finishReq(p *Pipeline, req winrmReq, resp *winrm.Envelope, s
 			op.Noise = true // shells and configuration listed: plumbing
 		}
 	default:
-		if kind == winrm.ShellWMI {
-			// An Invoke: the action URI is the class's URI and the
-			// method (…/Win32_Process/Create).
-			op.Operation = act
-			op.Technique, op.Phase = techWMI, phaseExecution
-			op.Fields = append(op.Fields, paramFields(env.Params)...)
-			for _, f := range env.Params {
-				if strings.EqualFold(f.Name, "CommandLine") {
-					op.Command = f.Value
-				}
-			}
-		}
 		if kind == winrm.ShellConfig {
 			op.Noise = true
 		}
@@ -547,6 +546,17 @@ func (w *winrmConn) finishReq(p *Pipeline, req winrmReq, resp *winrm.Envelope, s
 	}
 	p.linkTransfer(&op)
 	p.out(op)
+}
+
+// wmiInvoke tells a WMI method call (MS-WSMV 3.1.4.14: the action is the
+// class's resource URI and the method, …/Win32_Process/Create) from the
+// WS-Transfer actions on the same resource.
+func wmiInvoke(env *winrm.Envelope) bool {
+	res := strings.ToLower(strings.TrimRight(env.ResourceURI, "/"))
+	if i := strings.IndexByte(res, '?'); i >= 0 {
+		res = res[:i]
+	}
+	return res != "" && strings.HasPrefix(strings.ToLower(env.Action), res+"/")
 }
 
 // psrpFields feeds PSRP fragments to a shell's defragmenter and names

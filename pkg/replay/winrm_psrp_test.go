@@ -125,3 +125,54 @@ func TestWinRMPSRP(t *testing.T) {
 		}
 	}
 }
+
+// TestWinRMWMIAndTLS: WMI over WS-Man (an Invoke of Win32_Process Create
+// on 5985, NTLM-less Basic in clear) is T1047 with its command line; a
+// connection to 5986 is one session over TLS named by its ClientHello's
+// server name, with its records counted.
+func TestWinRMWMIAndTLS(t *testing.T) {
+	const class = "http://schemas.microsoft.com/wbem/wsman/1/wmi/root/cimv2/Win32_Process"
+	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte(`eve:x`))
+	fl := newFlow("10.1.0.5:50001", "10.1.0.9:5985", t0)
+	fl.send(true, httpPost(auth, wsman(class+"/Create", class, "",
+		`<p:Create_INPUT xmlns:p="`+class+`"><p:CommandLine>cmd.exe /c whoami &gt; C:\out.txt</p:CommandLine></p:Create_INPUT>`)), 1400)
+	fl.send(false, httpOK(wsman(class+"/CreateResponse", "", "", `<p:Create_OUTPUT xmlns:p="x"><p:ProcessId>4242</p:ProcessId><p:ReturnValue>0</p:ReturnValue></p:Create_OUTPUT>`)), 1400)
+
+	// A ClientHello naming the server, then application data each way.
+	name := "srv.corp.test"
+	sni := join([]byte{0, 0}, be16(uint16(len(name)+5)), be16(uint16(len(name)+3)), []byte{0}, be16(uint16(len(name))), []byte(name))
+	body := join([]byte{3, 3}, make([]byte, 32), []byte{0, 0, 2, 0x13, 1, 1, 0}, be16(uint16(len(sni))), sni)
+	hello := join([]byte{22, 3, 1}, be16(uint16(len(body)+4)), []byte{1, 0}, be16(uint16(len(body))), body)
+	tls := newFlow("10.1.0.5:50002", "10.1.0.9:5986", t0)
+	tls.send(true, hello, 1400)
+	tls.send(false, join([]byte{22, 3, 3, 0, 4}, []byte{2, 0, 0, 0}), 1400)
+	tls.send(true, join([]byte{23, 3, 3, 0, 100}, make([]byte, 100)), 1400)
+	tls.send(false, join([]byte{23, 3, 3, 0, 200}, make([]byte, 200)), 1400)
+
+	var ops []Operation
+	p := New(Config{}, func(o Operation) { ops = append(ops, o) })
+	for _, pk := range append(fl.pkts, tls.pkts...) {
+		p.Packet(pk)
+	}
+	p.Flush()
+	var wmi, https *Operation
+	for i := range ops {
+		switch {
+		case ops[i].Operation == "Create" && ops[i].Kind == "winrm":
+			wmi = &ops[i]
+		case ops[i].Operation == "session over TLS":
+			https = &ops[i]
+		}
+	}
+	if wmi == nil || wmi.Technique != "T1047" || wmi.Phase != "execution" || wmi.Command != `cmd.exe /c whoami > C:\out.txt` ||
+		wmi.Target != "root/cimv2/Win32_Process" || wmi.User != "eve" || wmi.Auth != "basic" {
+		t.Errorf("wmi: %+v", wmi)
+	}
+	if https == nil || https.Target != name || !https.Encrypted || https.Transport != "https" || https.Technique != "T1021.006" ||
+		fieldValue(https, "tls records") != "1 from the client (100 bytes), 1 from the server (200 bytes)" ||
+		!strings.Contains(fieldValue(https, "identified by"), "port 5986 and TLS only") {
+		t.Errorf("https: %+v", https)
+	}
+}
+
+func be16(v uint16) []byte { return binary.BigEndian.AppendUint16(nil, v) }
