@@ -140,6 +140,13 @@ func (w *winrmConn) frame(p *Pipeline, dir int, msg []byte, ts time.Time) {
 	} else {
 		w.response(p, &m, ts)
 	}
+	// A large message's buffers are not kept for the connection's life.
+	if cap(w.scratch) > 1<<20 {
+		w.scratch = nil
+	}
+	if cap(w.plain[dir]) > 1<<20 {
+		w.plain[dir] = nil
+	}
 }
 
 func (w *winrmConn) request(p *Pipeline, m *winrm.Message, ts time.Time) {
@@ -163,6 +170,9 @@ func (w *winrmConn) request(p *Pipeline, m *winrm.Message, ts time.Time) {
 }
 
 func (w *winrmConn) response(p *Pipeline, m *winrm.Message, ts time.Time) {
+	if m.Status < 200 {
+		return // 100 Continue: the final response follows
+	}
 	w.resps++
 	if m.Status == 401 {
 		w.refused++
@@ -670,7 +680,16 @@ func (w *winrmConn) tlsRecord(dir int, rec []byte) {
 	}
 }
 
-func (w *winrmConn) gap(p *Pipeline, dir int) {}
+// gap: bytes of the stream were lost, and with them maybe a request or a
+// response: the requests waiting are reported as they are (partial) so a
+// later response is not paired with the wrong one. The NTLM streams need
+// nothing: a lost message breaks their sequence, and the next is refused.
+func (w *winrmConn) gap(p *Pipeline, _ int) {
+	for _, r := range w.pending {
+		w.finishReq(p, r, nil, 0, r.ts, true)
+	}
+	w.pending = w.pending[:0]
+}
 
 // expire reports requests whose response did not come in time.
 func (w *winrmConn) expire(p *Pipeline, before time.Time) {
