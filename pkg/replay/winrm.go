@@ -686,6 +686,7 @@ func (w *winrmConn) tlsRecord(dir int, rec []byte) {
 // nothing: a lost message breaks their sequence, and the next is refused.
 func (w *winrmConn) gap(p *Pipeline, _ int) {
 	for _, r := range w.pending {
+		p.stats.CallsExpired++
 		w.finishReq(p, r, nil, 0, r.ts, true)
 	}
 	w.pending = w.pending[:0]
