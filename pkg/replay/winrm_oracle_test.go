@@ -10,16 +10,6 @@ import (
 	"github.com/nwhealth/nwhealth/internal/testenv"
 )
 
-// fieldValue returns the value of an operation's field, "" when absent.
-func fieldValue(op *Operation, name string) string {
-	for _, f := range op.Fields {
-		if f.Name == name {
-			return f.Value
-		}
-	}
-	return ""
-}
-
 // TestWinRMRealCaptures replays real Windows PowerShell remoting
 // captures: a lab's Enter-PSSession and Invoke-Command from a domain
 // controller (Kerberos and NTLM), Covenant's PowerShell remoting and
@@ -166,10 +156,10 @@ func checkWinRMCapture(t *testing.T, file string, conns int) {
 			t.Errorf("port %d: %s %s encrypted=%v noise=%v", port, op.Technique, op.Phase, op.Encrypted, op.Noise)
 		}
 		wantEnc := fmt.Sprintf("%d from the client, %d from the server (%s)", w.req, w.resp, w.protocol)
-		if g := fieldValue(op, "encrypted messages"); g != wantEnc {
+		if g := fieldOf(op, "encrypted messages"); g != wantEnc {
 			t.Errorf("port %d: encrypted messages %q, tshark %q", port, g, wantEnc)
 		}
-		if fieldValue(op, "plaintext bytes") == "" {
+		if fieldOf(op, "plaintext bytes") == "" {
 			t.Errorf("port %d: no plaintext sizes", port)
 		}
 	}

@@ -135,8 +135,8 @@ func checkWinRMOps(t *testing.T, ops []Operation, log []winrmLogEntry, auth, dec
 			g.User != "alice" || g.Domain != "CORP" || g.Auth != auth || g.Encrypted {
 			t.Errorf("op %d: got %s %q decrypted=%q partial=%v %s/%s, want %s %q", i, g.Operation, g.Command, g.Decrypted, g.Partial, g.Account(), g.Auth, w.op, w.command)
 		}
-		if w.output != "" && !strings.HasPrefix(w.output, fieldValue(g, "output")) || w.output == "" && fieldValue(g, "output") != "" {
-			t.Errorf("op %d: output %q, the server sent %q", i, fieldValue(g, "output"), w.output)
+		if w.output != "" && !strings.HasPrefix(w.output, fieldOf(g, "output")) || w.output == "" && fieldOf(g, "output") != "" {
+			t.Errorf("op %d: output %q, the server sent %q", i, fieldOf(g, "output"), w.output)
 		}
 		switch {
 		case strings.HasPrefix(w.command, "ipconfig"):
@@ -144,8 +144,8 @@ func checkWinRMOps(t *testing.T, ops []Operation, log []winrmLogEntry, auth, dec
 				t.Errorf("ipconfig: %s %s", g.Technique, g.Phase)
 			}
 		case strings.HasPrefix(w.command, "powershell -encodedcommand"):
-			if g.Technique != "T1059.001" || fieldValue(g, "decoded command") != "Get-Process | Select-Object -First 3" {
-				t.Errorf("run_ps: %s decoded %q", g.Technique, fieldValue(g, "decoded command"))
+			if g.Technique != "T1059.001" || fieldOf(g, "decoded command") != "Get-Process | Select-Object -First 3" {
+				t.Errorf("run_ps: %s decoded %q", g.Technique, fieldOf(g, "decoded command"))
 			}
 		case w.op == "Create shell":
 			if g.Technique != "T1021.006" || g.Phase != "lateral-movement" || g.Target != "cmd" || g.Noise {
@@ -208,7 +208,7 @@ func TestWinRMNTLMDecrypt(t *testing.T) {
 	for i := range ops {
 		if ops[i].Operation == "session" {
 			want := itoa(req) + " from the client, " + itoa(resp) + " from the server (application/HTTP-SPNEGO-session-encrypted)"
-			if g := fieldValue(&ops[i], "encrypted messages"); g != want {
+			if g := fieldOf(&ops[i], "encrypted messages"); g != want {
 				t.Errorf("encrypted messages %q, tshark %q", g, want)
 			}
 		}
@@ -222,7 +222,7 @@ func TestWinRMUndecryptable(t *testing.T) {
 	file := filepath.Join("testdata", "winrm", "ntlm.pcap")
 	ops, st := replayWith(t, file, Config{Secrets: secretsOf(t, `CORP\alice password:wrong`+"\n")}, nil, nil)
 	if len(ops) != 1 || ops[0].Operation != "session" || ops[0].Sealed != SealedUndecryptable || !ops[0].Encrypted ||
-		!strings.Contains(fieldValue(&ops[0], "sealed"), "not decrypted") {
+		!strings.Contains(fieldOf(&ops[0], "sealed"), "not decrypted") {
 		t.Fatalf("wrong secret: %+v", ops)
 	}
 	if st.WinRMDecrypted != 0 || st.WinRMUndecryptable == 0 {
@@ -254,7 +254,7 @@ func TestWinRMUndecryptable(t *testing.T) {
 			decoded++
 			continue
 		}
-		if ops[i].Sealed != SealedUndecryptable || !strings.Contains(fieldValue(&ops[i], "sealed"), "checksum") {
+		if ops[i].Sealed != SealedUndecryptable || !strings.Contains(fieldOf(&ops[i], "sealed"), "checksum") {
 			t.Errorf("damaged: session %+v", ops[i])
 		}
 	}

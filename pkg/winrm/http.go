@@ -154,18 +154,25 @@ func hexSize(l []byte) (int64, bool) {
 	}
 	var v int64
 	for _, c := range l {
-		switch {
-		case c >= '0' && c <= '9':
-			v = v<<4 | int64(c-'0')
-		case c >= 'a' && c <= 'f':
-			v = v<<4 | int64(c-'a'+10)
-		case c >= 'A' && c <= 'F':
-			v = v<<4 | int64(c-'A'+10)
-		default:
+		d, ok := hexDigit(c)
+		if !ok {
 			return 0, false
 		}
+		v = v<<4 | int64(d)
 	}
 	return v, true
+}
+
+func hexDigit(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
+	case c >= 'A' && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
 }
 
 // headInfo is what framing needs of a header block.

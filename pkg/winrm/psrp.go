@@ -380,17 +380,11 @@ func decodeCLIXMLString(s string) string {
 func hex4(s string) (uint16, bool) {
 	var v uint16
 	for i := 0; i < 4; i++ {
-		c := s[i]
-		switch {
-		case c >= '0' && c <= '9':
-			v = v<<4 | uint16(c-'0')
-		case c >= 'a' && c <= 'f':
-			v = v<<4 | uint16(c-'a'+10)
-		case c >= 'A' && c <= 'F':
-			v = v<<4 | uint16(c-'A'+10)
-		default:
+		d, ok := hexDigit(s[i])
+		if !ok {
 			return 0, false
 		}
+		v = v<<4 | uint16(d)
 	}
 	return v, true
 }
