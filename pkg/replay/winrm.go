@@ -43,7 +43,7 @@ const decryptedWinRM = "winrm"
 // Bounds of one WinRM connection.
 const (
 	maxWinRMPending = 16   // requests waiting for their response
-	maxWinRMShells  = 64   // shells followed
+	maxWinRMShells  = 16   // shells followed
 	maxStdout       = 256  // stdout bytes shown of a Receive
 	maxStdin        = 4096 // stdin bytes taken as a command
 )
@@ -101,6 +101,20 @@ type winrmShell struct {
 	kind     string // winrm.ShellCmd, ShellPowerShell...
 	resource string
 	in, out  winrm.Defragmenter // PSRP objects from the client and from the server
+}
+
+// PSRP objects held per shell and direction while their fragments come:
+// a pipeline of a long script runs to a few MiB; few objects interleave.
+const (
+	maxPSRPObject  = 4 << 20
+	maxPSRPPending = 4
+)
+
+func newWinRMShell(kind, resource string) *winrmShell {
+	sh := &winrmShell{kind: kind, resource: resource}
+	sh.in = winrm.Defragmenter{Max: maxPSRPObject, MaxPending: maxPSRPPending}
+	sh.out = winrm.Defragmenter{Max: maxPSRPObject, MaxPending: maxPSRPPending}
+	return sh
 }
 
 func newWinRMConn(c *conn, tls bool) *winrmConn {
@@ -424,7 +438,7 @@ func (w *winrmConn) finishReq(p *Pipeline, req winrmReq, resp *winrm.Envelope, s
 			} else {
 				op.Fields = append(op.Fields, Field{"shell kind", "PowerShell remoting (PSRP), " + techPowerShell})
 			}
-			nsh := &winrmShell{kind: kind, resource: env.ResourceURI}
+			nsh := newWinRMShell(kind, env.ResourceURI)
 			if len(env.CreationXML) > 0 {
 				op.Fields = append(op.Fields, psrpFields(p, &nsh.in, env.CreationXML, nil)...)
 			}
