@@ -69,6 +69,7 @@ type winrmConn struct {
 	encBytes [2]int64 // plaintext bytes of encrypted messages (OriginalContent Length)
 	protocol string
 	soapOps  int // operations decoded from SOAP
+	actions  []actionCount
 	opened   int // encrypted messages opened
 	notOpen  int // encrypted messages of a named account that could not be
 	why      string
@@ -89,6 +90,25 @@ type winrmConn struct {
 	sni     string
 	records [2]int
 	bytes   [2]int64
+}
+
+// actionCount counts a WS-Management action's requests on a connection.
+type actionCount struct {
+	name string
+	n    int
+}
+
+// countAction counts one request's action (a connection sees a handful).
+func (w *winrmConn) countAction(name string) {
+	for i := range w.actions {
+		if w.actions[i].name == name {
+			w.actions[i].n++
+			return
+		}
+	}
+	if len(w.actions) < 32 {
+		w.actions = append(w.actions, actionCount{name, 1})
+	}
 }
 
 type winrmReq struct {
@@ -402,6 +422,7 @@ func (w *winrmConn) finishReq(p *Pipeline, req winrmReq, resp *winrm.Envelope, s
 	if act == "" && env.Body == "Identify" {
 		act = "Identify"
 	}
+	w.countAction(act)
 	op.Operation = act
 	kind := winrm.ResourceKind(env.ResourceURI)
 	sh := w.shell(env.ShellID)
@@ -765,6 +786,16 @@ func (w *winrmConn) close(p *Pipeline, _ bool) {
 		default:
 			op.Encrypted = true
 		}
+	}
+	if len(w.actions) > 0 {
+		var sb strings.Builder
+		for i, a := range w.actions {
+			if i > 0 {
+				sb.WriteString(", ")
+			}
+			fmt.Fprintf(&sb, "%s %d", a.name, a.n)
+		}
+		op.Fields = append(op.Fields, Field{"requests decoded", sb.String()})
 	}
 	if w.agent != "" {
 		op.Fields = append(op.Fields, Field{"user agent", w.agent})

@@ -157,7 +157,8 @@ func checkWinRMOps(t *testing.T, ops []Operation, log []winrmLogEntry, auth, dec
 			}
 		}
 	}
-	if session == nil || session.Encrypted || session.Decrypted != decrypted || !session.Noise {
+	if session == nil || session.Encrypted || session.Decrypted != decrypted || !session.Noise ||
+		fieldOf(session, "requests decoded") != "Create 2, Command 2, Receive 2, Signal 2, Delete 2" {
 		t.Errorf("session %+v", session)
 	}
 }
