@@ -52,11 +52,12 @@ func newReplayCmd(s streams) *cobra.Command {
 	o := &replayOptions{s: s, open: replay.OpenFile, live: openLive}
 	cmd := &cobra.Command{
 		Use:   "replay [--pcap FILE... | --store DIR [--from --to --host] [--follow] | -i IFACE]",
-		Short: "Reconstruct Windows remote operations (SMB, DCE/RPC) with who ran them",
-		Long: `replay turns SMB and DCE/RPC traffic into the remote operations an intruder
+		Short: "Reconstruct Windows remote operations (SMB, DCE/RPC, WinRM) with who ran them",
+		Long: `replay turns SMB, DCE/RPC and WinRM traffic into the remote operations an intruder
 ran on Windows machines: service creation, scheduled tasks, WMI and DCOM
 execution, registry, SAMR/LSA/SRVSVC reconnaissance, DCSync, files copied to
-admin shares. Each operation names its account (NTLMSSP or Kerberos), source,
+admin shares, commands run over WinRM. Each operation names its account
+(NTLMSSP, Kerberos or HTTP Basic), source,
 target, time, decoded arguments, ATT&CK technique and phase; after the
 timeline, each host's phases are told in order as a story.
 
@@ -76,11 +77,18 @@ writes who operated on whom for Graphviz. Replication between domain
 controllers (seen serving Kerberos, LDAP, DRSUAPI or Netlogon, or named in
 --assets) is listed, not flagged as DCSync.
 
-Sealed DCE/RPC (packet privacy) and SMB3-encrypted sessions show names only,
-unless --ntlm-secrets FILE gives the password or NT hash of their NTLM
-account: their calls are then decrypted and decoded ("sealed": "decrypted",
-or "decrypted": "smb3" for what an SMB3 session carried; flag D), or marked
-undecryptable (wrong secret, lost PDU; flag U). Secrets go in the file,
+WinRM (HTTP 5985, 47001, or any port whose client sends POST /wsman) gives a
+session per connection with its account and encrypted message counts, and
+in clear (or decrypted) each WS-Management request: shells, the commands
+run (cmd, PowerShell remoting pipelines), WMI calls; HTTPS 5986 is named by
+port and server name only.
+
+Sealed DCE/RPC (packet privacy), SMB3-encrypted sessions and encrypted WinRM
+messages show names only, unless --ntlm-secrets FILE gives the password or
+NT hash of their NTLM account: their calls are then decrypted and decoded
+("sealed": "decrypted", or "decrypted": "smb3" or "winrm" for what an SMB3
+session or WinRM message carried; flag D), or marked undecryptable (wrong
+secret, lost PDU; flag U). Secrets go in the file,
 never on the command line, and are never printed.
 
 Exit codes: 0 ok, 1 error, 2 usage, 3 damaged input or incomplete streams,
@@ -323,6 +331,9 @@ func statsLine(st replay.Stats) string {
 	}
 	if st.SMB3Decrypted > 0 || st.SMB3Undecryptable > 0 {
 		line += fmt.Sprintf(" smb3_decrypted=%d smb3_undecryptable=%d", st.SMB3Decrypted, st.SMB3Undecryptable)
+	}
+	if st.WinRMDecrypted > 0 || st.WinRMUndecryptable > 0 {
+		line += fmt.Sprintf(" winrm_decrypted=%d winrm_undecryptable=%d", st.WinRMDecrypted, st.WinRMUndecryptable)
 	}
 	return line
 }

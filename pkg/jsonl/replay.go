@@ -39,7 +39,7 @@ type Operation struct {
 	Status      *string         `json:"status,omitempty"`
 	Encrypted   bool            `json:"encrypted"`
 	Sealed      string          `json:"sealed,omitempty"`    // with --ntlm-secrets: "decrypted" or "undecryptable"
-	Decrypted   string          `json:"decrypted,omitempty"` // with --ntlm-secrets: "smb3" when opened from an encrypted SMB3 session
+	Decrypted   string          `json:"decrypted,omitempty"` // with --ntlm-secrets: "smb3" or "winrm" when opened from an encrypted SMB3 session or WinRM message
 	Partial     bool            `json:"partial"`
 	Noise       bool            `json:"noise,omitempty"`
 	Size        int64           `json:"size,omitempty"`

@@ -11,8 +11,8 @@ import (
 	"github.com/nwhealth/nwhealth/pkg/smbrpc"
 )
 
-// FuzzStreams feeds arbitrary bytes as both directions of an SMB (445) and
-// a DCE/RPC (135) connection, cut into segments, with one segment dropped:
+// FuzzStreams feeds arbitrary bytes as both directions of an SMB (445), a
+// DCE/RPC (135) and a WinRM (5985 HTTP, 5986 TLS) connection, cut into segments, with one segment dropped:
 // framing, resync, the SMB and RPC state machines and rpcops must not
 // panic, nothing stays buffered after the flush, and no more bytes are
 // counted unframed than were fed (dropped bytes may be more: a message
@@ -37,10 +37,12 @@ func FuzzStreams(f *testing.F) {
 	cert := certipyTCP(f)
 	f.Add(join(cert["frame56"], cert["frame58"]), cert["frame54"], uint8(9))
 	f.Add(nb(smb2(smbrpc.SMB2SessionSetup, false, 0, 1, 0, 1, sessionSetup(gssKrb(krbAPReq("R", "cifs", "h"))))), []byte{}, uint8(3))
+	f.Add([]byte("POST /wsman HTTP/1.1\r\nAuthorization: Basic dTpw\r\nContent-Type: application/soap+xml;charset=UTF-8\r\nContent-Length: 40\r\n\r\n<s:Envelope><s:Body/></s:Envelope>xxxxxx"),
+		[]byte("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"), uint8(9))
 	sec := secretsOf(f, `CORP\alice password:`+labPassword+"\n")
 	f.Fuzz(func(t *testing.T, c2s, s2c []byte, drop uint8) {
 		fed := uint64(len(c2s) + len(s2c))
-		for _, port := range []string{"445", "135"} {
+		for _, port := range []string{"445", "135", "5985", "5986"} {
 			c2s, s2c := c2s, s2c
 			flow := newFlow("10.0.0.1:40000", "10.0.0.2:"+port, t0)
 			seg := 0

@@ -31,8 +31,9 @@ type Field struct {
 }
 
 // Operation is one remote operation: an RPC call, a file transfer over an
-// admin share, a tree connect, the text through a PsExec-style pipe, or an
-// encrypted SMB3 session.
+// admin share, a tree connect, the text through a PsExec-style pipe, an
+// encrypted SMB3 session, a WinRM session or one of its WS-Management
+// requests.
 type Operation struct {
 	Time time.Time // first packet of the request
 	End  time.Time // last packet of the reply (Time when none was seen)
@@ -44,18 +45,18 @@ type Operation struct {
 	// it (the client name of the ticket for Service, when the KDC exchange
 	// was captured).
 	User, Domain, Workstation string
-	Auth                      string // "ntlm", "kerberos" or "" (unknown, anonymous)
+	Auth                      string // "ntlm", "kerberos", "basic" (WinRM's HTTP Basic: the user name only) or "" (unknown, anonymous)
 	Service                   string // Kerberos service principal of the session
 	// AccountVia says how a Kerberos account was found: "ticket" (the
 	// TGS-REP that issued the very ticket the AP-REQ presented), "kdc"
 	// (the client address's KDC exchanges: a likely, not a sure, name).
 	AccountVia string
 
-	Transport string // "smb2", "smb1", "tcp" (ncacn_ip_tcp)
+	Transport string // "smb2", "smb1", "tcp" (ncacn_ip_tcp), "http", "https" (WinRM)
 	Pipe      string // named pipe for RPC over SMB
 	Share     string // tree the operation used, \\server\share
 
-	Kind      string // "rpc", "file", "tree", "pipe", "logon", "smb3-encrypted"
+	Kind      string // "rpc", "file", "tree", "pipe", "logon", "smb3-encrypted", "winrm"
 	Opnum     int    // RPC operation number; -1 for other kinds and replies whose request was not captured
 	Interface string
 	Operation string
@@ -73,8 +74,9 @@ type Operation struct {
 	// SealedUndecryptable (a field "sealed" says why); "" otherwise.
 	Sealed string
 	// Decrypted names the transport encryption the operation was opened
-	// from with --ntlm-secrets: "smb3" (an SMB3-encrypted session), ""
-	// when it travelled in clear.
+	// from with --ntlm-secrets: "smb3" (an SMB3-encrypted session),
+	// "winrm" (WinRM's encrypted HTTP messages), "" when it travelled in
+	// clear.
 	Decrypted string
 	Noise     bool // plumbing a timeline may fold away
 	Partial   bool // request or reply missing, or content not fully captured

@@ -87,6 +87,10 @@ type Stats struct {
 	// session with keys that did not authenticate (wrong secret, damage).
 	SMB3Decrypted     uint64 `json:"smb3_decrypted,omitempty"`
 	SMB3Undecryptable uint64 `json:"smb3_undecryptable,omitempty"`
+	// With --ntlm-secrets: WinRM encrypted messages opened, and those of
+	// an account the file names that could not be (wrong secret, damage).
+	WinRMDecrypted     uint64 `json:"winrm_decrypted,omitempty"`
+	WinRMUndecryptable uint64 `json:"winrm_undecryptable,omitempty"`
 	// DomainControllers are the hosts the traffic shows acting as domain
 	// controllers: answering Kerberos on 88, LDAP on 389/636/3268/3269,
 	// DRSUAPI or Netlogon calls.
@@ -141,6 +145,9 @@ type Pipeline struct {
 
 	// stubHook, when set (tests), sees each stub opened with a secret.
 	stubHook func(dir int, stub []byte)
+	// winrmHook, when set (tests), sees each WinRM message opened with a
+	// secret (dir 0 from the client).
+	winrmHook func(dir int, soap []byte)
 
 	now       time.Time // packet time of the newest packet
 	nowWall   time.Time // wall clock when it arrived (live expiry)

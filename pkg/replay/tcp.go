@@ -10,6 +10,7 @@ import (
 
 	"github.com/nwhealth/nwhealth/pkg/pkthdr"
 	"github.com/nwhealth/nwhealth/pkg/smbrpc"
+	"github.com/nwhealth/nwhealth/pkg/winrm"
 )
 
 // flowKey names a TCP connection by its two endpoints, lower first.
@@ -30,6 +31,8 @@ const (
 	protoSMB               // NetBIOS session service framing SMB (139, 445)
 	protoRPC               // DCE/RPC connection-oriented (ncacn_ip_tcp)
 	protoKrb               // Kerberos over TCP (88)
+	protoHTTP              // WinRM: HTTP messages (5985, 47001, or POST /wsman)
+	protoTLS               // WinRM over HTTPS (5986): TLS records
 	protoIgnore            // something else: followed no further
 )
 
@@ -79,7 +82,7 @@ func seqLT(a, b uint32) bool { return int32(a-b) < 0 }
 // wellKnown reports ports whose side is the server.
 func (p *Pipeline) wellKnown(ap netip.AddrPort) bool {
 	switch ap.Port() {
-	case 445, 139, 135, 88:
+	case 445, 139, 135, 88, portWinRM, portWinRMTLS, portWinRMLocal:
 		return true
 	}
 	_, ok := p.epmPorts[ap]
@@ -172,6 +175,10 @@ func (p *Pipeline) classify(c *conn) {
 		p.follow(c, protoKrb)
 	case 135:
 		p.follow(c, protoRPC)
+	case portWinRM, portWinRMLocal:
+		p.follow(c, protoHTTP)
+	case portWinRMTLS:
+		p.follow(c, protoTLS)
 	default:
 		if _, ok := p.epmPorts[c.server]; ok {
 			p.follow(c, protoRPC)
@@ -194,6 +201,12 @@ func (p *Pipeline) probe(c *conn, dir int, b []byte) bool {
 		c.dirs[1-dir] = tcpDir{}
 		return true
 	}
+	if winrm.IsWSManRequest(b) {
+		p.follow(c, protoHTTP)
+		c.dirs[dir].init = false
+		c.dirs[1-dir] = tcpDir{}
+		return true
+	}
 	c.probes++
 	if c.probes >= maxProbes {
 		c.kind = protoIgnore
@@ -212,6 +225,8 @@ func (p *Pipeline) follow(c *conn, k protoKind) {
 		c.app = newRPCTCP(p, c)
 	case protoKrb:
 		c.app = &krbConn{c: c}
+	case protoHTTP, protoTLS:
+		c.app = newWinRMConn(c, k == protoTLS)
 	}
 	p.stats.Conns++
 	if c.midstream {
@@ -442,6 +457,14 @@ func (f *framer) frameLen(b []byte) int {
 			return -1
 		}
 		return 4 + l
+	case protoHTTP:
+		n := winrm.MessageLen(b)
+		if n > int64(f.max) {
+			return f.max + 1 // too large to hold: the framer skips it
+		}
+		return int(n)
+	case protoTLS:
+		return winrm.TLSRecordLen(b)
 	}
 	return -1
 }
@@ -463,6 +486,14 @@ func (f *framer) resync(b []byte) int {
 				return i - 5
 			}
 			off = i + 1
+		}
+	case protoHTTP:
+		return winrm.Resync(b)
+	case protoTLS:
+		for i := 0; i+winrm.TLSRecordHeaderLen <= len(b); i++ {
+			if b[i] == 23 && b[i+1] == 3 && b[i+2] >= 1 && b[i+2] <= 4 && winrm.TLSRecordLen(b[i:]) > 0 {
+				return i
+			}
 		}
 	case protoRPC:
 		for i := 0; i+smbrpc.DCERPCHeaderLen <= len(b); i++ {

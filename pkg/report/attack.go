@@ -27,6 +27,8 @@ var techniques = map[string]technique{
 	"T1210":     {"Exploitation of Remote Services", "lateral-movement"},
 	"T1569.002": {"System Services: Service Execution", "execution"},
 	"T1047":     {"Windows Management Instrumentation", "execution"},
+	"T1059.001": {"Command and Scripting Interpreter: PowerShell", "execution"},
+	"T1059.003": {"Command and Scripting Interpreter: Windows Command Shell", "execution"},
 	"T1053.005": {"Scheduled Task/Job: Scheduled Task", "execution"},
 	"T1543.003": {"Create or Modify System Process: Windows Service", "persistence"},
 	"T1546.003": {"Event Triggered Execution: Windows Management Instrumentation Event Subscription", "persistence"},

@@ -341,12 +341,14 @@ func TestIncidentActions(t *testing.T) {
 
 // TestReplayTechniquesNamed: the techniques replay's newer decoders give
 // (remote shutdown, DNS server plugin and ADIDNS, terminal-services
-// sessions, group keys, address book, endpoint interfaces) are named in
+// sessions, group keys, address book, endpoint interfaces, WinRM shells
+// and their commands) are named in
 // the report and STIX with their tactic.
 func TestReplayTechniquesNamed(t *testing.T) {
 	for id, tactic := range map[string]string{"T1529": "impact", "T1543.003": "persistence", "T1557": "credential-access",
 		"T1018": "discovery", "T1033": "discovery", "T1563.002": "lateral-movement", "T1057": "discovery",
-		"T1555": "credential-access", "T1087.003": "discovery", "T1046": "discovery"} {
+		"T1555": "credential-access", "T1087.003": "discovery", "T1046": "discovery",
+		"T1021.006": "lateral-movement", "T1059.001": "execution", "T1059.003": "execution"} {
 		if techniques[id].Name == "" || techniques[id].Tactic != tactic {
 			t.Errorf("%s: %+v, want tactic %s", id, techniques[id], tactic)
 		}

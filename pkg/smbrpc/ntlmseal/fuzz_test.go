@@ -32,5 +32,14 @@ func FuzzOpenUnseal(f *testing.F) {
 			_ = s.Unseal(dir, p, int(from), to)
 		}
 		_ = s.Unseal(5, pdu, 0, 0)
+		// The same bytes as a WinRM encrypted part: a signature, then
+		// the sealed message (MS-WSMV 2.2.9.1.1).
+		if len(pdu) >= int(from%32) {
+			p := append([]byte(nil), pdu...)
+			sig, msg := p[:from%32], p[from%32:]
+			for dir := range 2 {
+				_ = s.UnsealMessage(dir, sig, msg)
+			}
+		}
 	})
 }

@@ -53,8 +53,7 @@ func (s *Session) Unseal(dir int, pdu []byte, from, to int) error {
 	if dir != ClientToServer && dir != ServerToClient {
 		return fmt.Errorf("direction %d", dir)
 	}
-	d := s.dirs[dir]
-	if d.broken != nil {
+	if d := s.dirs[dir]; d.broken != nil {
 		return d.broken
 	}
 	if from < 0 || from > to || to+8+SignatureLen != len(pdu) {
@@ -62,12 +61,37 @@ func (s *Session) Unseal(dir int, pdu []byte, from, to int) error {
 		// cannot be one of this session's.
 		return fmt.Errorf("%w: verifier of %d bytes, not an NTLM signature", ErrMalformed, len(pdu)-to-8)
 	}
-	sig := pdu[len(pdu)-SignatureLen:]
+	return s.open(dir, pdu[from:to], pdu[len(pdu)-SignatureLen:], pdu[:len(pdu)-SignatureLen])
+}
+
+// UnsealMessage opens one message sealed with GSS_WrapEx as HTTP carries
+// it (MS-WSMV 2.2.9.1.1: WinRM's HTTP-SPNEGO-session-encrypted parts):
+// sig is its 16-byte NTLMSSP_MESSAGE_SIGNATURE, msg the sealed bytes,
+// opened in place; the checksum covers the plaintext alone. The same
+// rules as Unseal hold: one RC4 stream and sequence per direction, and a
+// failure breaks the direction for good.
+func (s *Session) UnsealMessage(dir int, sig, msg []byte) error {
+	if dir != ClientToServer && dir != ServerToClient {
+		return fmt.Errorf("direction %d", dir)
+	}
+	if d := s.dirs[dir]; d.broken != nil {
+		return d.broken
+	}
+	if len(sig) != SignatureLen {
+		return fmt.Errorf("%w: signature of %d bytes, not an NTLM signature", ErrMalformed, len(sig))
+	}
+	return s.open(dir, msg, sig, nil)
+}
+
+// open decrypts sealed in place and checks sig against the plaintext
+// (and, when whole is given, against the PDU as Windows signs it).
+func (s *Session) open(dir int, sealed, sig, whole []byte) error {
+	d := s.dirs[dir]
 	if binary.LittleEndian.Uint32(sig) != 1 {
 		d.broken = fmt.Errorf("%w: signature version %d", ErrChecksum, binary.LittleEndian.Uint32(sig))
 		return d.broken
 	}
-	d.rc4.XORKeyStream(pdu[from:to], pdu[from:to])
+	d.rc4.XORKeyStream(sealed, sealed)
 	if s.ess {
 		var sum [8]byte
 		copy(sum[:], sig[4:12])
@@ -83,7 +107,7 @@ func (s *Session) Unseal(dir int, pdu []byte, from, to int) error {
 		}
 		// Windows signs the whole PDU up to the signature; some stacks
 		// (without header signing) only the stub: either proves it.
-		if !d.macOK(sum, seq, pdu[:len(pdu)-SignatureLen]) && !d.macOK(sum, seq, pdu[from:to]) {
+		if (whole == nil || !d.macOK(sum, seq, whole)) && !d.macOK(sum, seq, sealed) {
 			return d.fail()
 		}
 		d.seq++
@@ -94,7 +118,7 @@ func (s *Session) Unseal(dir int, pdu []byte, from, to int) error {
 	d.rc4.XORKeyStream(rest[:], rest[:])
 	crc := binary.LittleEndian.Uint32(rest[4:])
 	seq := binary.LittleEndian.Uint32(rest[8:])
-	if crc != crc32.ChecksumIEEE(pdu[from:to]) && crc != crc32.ChecksumIEEE(pdu[:len(pdu)-SignatureLen]) {
+	if crc != crc32.ChecksumIEEE(sealed) && (whole == nil || crc != crc32.ChecksumIEEE(whole)) {
 		return d.fail()
 	}
 	if seq != d.seq {

@@ -1,0 +1,178 @@
+package replay
+
+import (
+	"encoding/base64"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// psrpFragments lays out a PSRP message (MS-PSRP 2.2.1: destination,
+// type, runspace pool and pipeline ids, data) in fragments of at most max
+// blob bytes (2.2.4: object id, fragment id, start/end flags, length).
+func psrpFragments(typ uint32, data []byte, object uint64, max int) [][]byte {
+	msg := join(le32(2), le32(typ), make([]byte, 32), data)
+	var frags [][]byte
+	for id := uint64(0); len(msg) > 0; id++ {
+		n := min(max, len(msg))
+		var flags byte
+		if id == 0 {
+			flags |= 1
+		}
+		if n == len(msg) {
+			flags |= 2
+		}
+		f := binary.BigEndian.AppendUint64(nil, object)
+		f = binary.BigEndian.AppendUint64(f, id)
+		f = binary.BigEndian.AppendUint32(append(f, flags), uint32(n))
+		frags = append(frags, append(f, msg[:n]...))
+		msg = msg[n:]
+	}
+	return frags
+}
+
+func wsman(action, resource, shell, body string) string {
+	sel := ""
+	if shell != "" {
+		sel = `<w:SelectorSet><w:Selector Name="ShellId">` + shell + `</w:Selector></w:SelectorSet>`
+	}
+	return `<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing" xmlns:w="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd" xmlns:rsp="http://schemas.microsoft.com/wbem/wsman/1/windows/shell"><s:Header>` +
+		`<a:Action>` + action + `</a:Action><w:ResourceURI>` + resource + `</w:ResourceURI>` + sel + `</s:Header><s:Body>` + body + `</s:Body></s:Envelope>`
+}
+
+func httpPost(auth, soap string) []byte {
+	return []byte(fmt.Sprintf("POST /wsman?PSVersion=5.1.17763.1 HTTP/1.1\r\nHost: srv:8080\r\nAuthorization: %s\r\nContent-Type: application/soap+xml;charset=UTF-8\r\nContent-Length: %d\r\n\r\n%s", auth, len(soap), soap))
+}
+
+func httpOK(soap string) []byte {
+	return []byte(fmt.Sprintf("HTTP/1.1 200 \r\nContent-Type: application/soap+xml;charset=UTF-8\r\nContent-Length: %d\r\n\r\n%s", len(soap), soap))
+}
+
+// TestWinRMPSRP replays a PowerShell remoting exchange in clear on a port
+// that is not WinRM's (found by its POST /wsman): the runspace pool's
+// shell is created, the pipeline's first fragment travels in the
+// Command's Arguments and the rest in a Send (MS-PSRP 3.1.5.3.3), and the
+// pipeline's commands are reported once the message is whole.
+func TestWinRMPSRP(t *testing.T) {
+	clixml, err := os.ReadFile(filepath.Join("..", "winrm", "testdata", "create_pipeline.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const (
+		ps    = "http://schemas.microsoft.com/powershell/Microsoft.PowerShell"
+		shell = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell"
+		sid   = "0A1B2C3D-0000-4000-8000-000000000001"
+	)
+	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte(`CORP\bob:Secret-1`))
+	capab := psrpFragments(0x00010002, []byte(`<Obj RefId="0"><MS><Version N="protocolversion">2.3</Version></MS></Obj>`), 1, 4096)
+	pipe := psrpFragments(0x00021006, append([]byte("\xef\xbb\xbf"), clixml...), 2, 256)
+	b64 := func(b ...[]byte) string { return base64.StdEncoding.EncodeToString(join(b...)) }
+	state := psrpFragments(0x00041006, []byte(`<Obj RefId="0"><MS><I32 N="PipelineState">4</I32></MS></Obj>`), 3, 4096)
+
+	fl := newFlow("10.1.0.5:50000", "10.1.0.9:8080", t0)
+	exchange := func(req, resp []byte) {
+		fl.send(true, req, 700)
+		fl.send(false, resp, 900)
+	}
+	exchange(httpPost(auth, wsman("http://schemas.xmlsoap.org/ws/2004/09/transfer/Create", ps, "",
+		`<rsp:Shell ShellId="`+sid+`"><rsp:InputStreams>stdin pr</rsp:InputStreams><rsp:OutputStreams>stdout</rsp:OutputStreams><creationXml xmlns="http://schemas.microsoft.com/powershell">`+b64(capab...)+`</creationXml></rsp:Shell>`)),
+		httpOK(wsman("http://schemas.xmlsoap.org/ws/2004/09/transfer/CreateResponse", "", "", `<rsp:Shell><rsp:ShellId>`+sid+`</rsp:ShellId></rsp:Shell>`)))
+	exchange(httpPost(auth, wsman(shell+"/Command", ps, sid, `<rsp:CommandLine CommandId="C0000000-0000-4000-8000-000000000002"><rsp:Command></rsp:Command><rsp:Arguments>`+b64(pipe[0])+`</rsp:Arguments></rsp:CommandLine>`)),
+		httpOK(wsman(shell+"/CommandResponse", "", "", `<rsp:CommandResponse><rsp:CommandId>C0000000-0000-4000-8000-000000000002</rsp:CommandId></rsp:CommandResponse>`)))
+	exchange(httpPost(auth, wsman(shell+"/Send", ps, sid, `<rsp:Send><rsp:Stream Name="pr" CommandId="C0000000-0000-4000-8000-000000000002">`+b64(pipe[1:]...)+`</rsp:Stream></rsp:Send>`)),
+		httpOK(wsman(shell+"/SendResponse", "", "", `<rsp:SendResponse/>`)))
+	exchange(httpPost(auth, wsman(shell+"/Receive", ps, sid, `<rsp:Receive><rsp:DesiredStream CommandId="C0000000-0000-4000-8000-000000000002">stdout</rsp:DesiredStream></rsp:Receive>`)),
+		httpOK(wsman(shell+"/ReceiveResponse", "", "", `<rsp:ReceiveResponse><rsp:Stream Name="stdout" CommandId="C0000000-0000-4000-8000-000000000002">`+b64(state...)+`</rsp:Stream></rsp:ReceiveResponse>`)))
+
+	var ops []Operation
+	p := New(Config{}, func(o Operation) { ops = append(ops, o) })
+	for _, pk := range fl.pkts {
+		p.Packet(pk)
+	}
+	p.Flush()
+	if st := p.Stats(); st.Damaged() {
+		t.Errorf("stats %+v", st)
+	}
+	byOp := map[string]*Operation{}
+	for i := range ops {
+		byOp[ops[i].Operation] = &ops[i]
+		if ops[i].User != "bob" || ops[i].Domain != "CORP" || ops[i].Auth != "basic" || ops[i].DstPort != 8080 {
+			t.Errorf("%s: account %s/%s port %d", ops[i].Operation, ops[i].Account(), ops[i].Auth, ops[i].DstPort)
+		}
+	}
+	if c := byOp["Create shell"]; c == nil || c.Target != "Microsoft.PowerShell" || fieldOf(c, "psrp") != "SESSION_CAPABILITY" || c.Technique != "T1021.006" {
+		t.Errorf("create: %+v", c)
+	}
+	if c := byOp["Command"]; c == nil || c.Command != "" {
+		t.Errorf("command with the first fragment only: %+v", c)
+	}
+	want := "Get-Process -Name lsass -ComputerName dc1,dc2 | Out-String 'x y\r\n'"
+	if s := byOp["Send"]; s == nil || s.Command != want || s.Technique != "T1059.001" || s.Phase != "execution" || fieldOf(s, "psrp") != "CREATE_PIPELINE" || s.Noise {
+		t.Errorf("send: %+v", s)
+	}
+	if r := byOp["Receive"]; r == nil || !r.Noise || fieldOf(r, "psrp") != "PIPELINE_STATE" {
+		t.Errorf("receive: %+v", r)
+	}
+	if s := byOp["session"]; s == nil || !s.Noise || s.Target != "srv:8080" {
+		t.Errorf("session: %+v", s)
+	}
+	for i := range ops {
+		if strings.Contains(fmt.Sprint(ops[i]), "Secret-1") {
+			t.Error("the Basic password is in an operation")
+		}
+	}
+}
+
+// TestWinRMWMIAndTLS: WMI over WS-Man (an Invoke of Win32_Process Create
+// on 5985, NTLM-less Basic in clear) is T1047 with its command line; a
+// connection to 5986 is one session over TLS named by its ClientHello's
+// server name, with its records counted.
+func TestWinRMWMIAndTLS(t *testing.T) {
+	const class = "http://schemas.microsoft.com/wbem/wsman/1/wmi/root/cimv2/Win32_Process"
+	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte(`eve:x`))
+	fl := newFlow("10.1.0.5:50001", "10.1.0.9:5985", t0)
+	fl.send(true, httpPost(auth, wsman(class+"/Create", class, "",
+		`<p:Create_INPUT xmlns:p="`+class+`"><p:CommandLine>cmd.exe /c whoami &gt; C:\out.txt</p:CommandLine></p:Create_INPUT>`)), 1400)
+	fl.send(false, httpOK(wsman(class+"/CreateResponse", "", "", `<p:Create_OUTPUT xmlns:p="x"><p:ProcessId>4242</p:ProcessId><p:ReturnValue>0</p:ReturnValue></p:Create_OUTPUT>`)), 1400)
+
+	// A ClientHello naming the server, then application data each way.
+	name := "srv.corp.test"
+	sni := join([]byte{0, 0}, be16(uint16(len(name)+5)), be16(uint16(len(name)+3)), []byte{0}, be16(uint16(len(name))), []byte(name))
+	body := join([]byte{3, 3}, make([]byte, 32), []byte{0, 0, 2, 0x13, 1, 1, 0}, be16(uint16(len(sni))), sni)
+	hello := join([]byte{22, 3, 1}, be16(uint16(len(body)+4)), []byte{1, 0}, be16(uint16(len(body))), body)
+	tls := newFlow("10.1.0.5:50002", "10.1.0.9:5986", t0)
+	tls.send(true, hello, 1400)
+	tls.send(false, join([]byte{22, 3, 3, 0, 4}, []byte{2, 0, 0, 0}), 1400)
+	tls.send(true, join([]byte{23, 3, 3, 0, 100}, make([]byte, 100)), 1400)
+	tls.send(false, join([]byte{23, 3, 3, 0, 200}, make([]byte, 200)), 1400)
+
+	var ops []Operation
+	p := New(Config{}, func(o Operation) { ops = append(ops, o) })
+	for _, pk := range append(fl.pkts, tls.pkts...) {
+		p.Packet(pk)
+	}
+	p.Flush()
+	var wmi, https *Operation
+	for i := range ops {
+		switch {
+		case ops[i].Operation == "Create" && ops[i].Kind == "winrm":
+			wmi = &ops[i]
+		case ops[i].Operation == "session over TLS":
+			https = &ops[i]
+		}
+	}
+	if wmi == nil || wmi.Technique != "T1047" || wmi.Phase != "execution" || wmi.Command != `cmd.exe /c whoami > C:\out.txt` ||
+		wmi.Target != "root/cimv2/Win32_Process" || wmi.User != "eve" || wmi.Auth != "basic" {
+		t.Errorf("wmi: %+v", wmi)
+	}
+	if https == nil || https.Target != name || !https.Encrypted || https.Transport != "https" || https.Technique != "T1021.006" ||
+		fieldOf(https, "tls records") != "1 from the client (100 bytes), 1 from the server (200 bytes)" ||
+		!strings.Contains(fieldOf(https, "identified by"), "port 5986 and TLS only") {
+		t.Errorf("https: %+v", https)
+	}
+}
+
+func be16(v uint16) []byte { return binary.BigEndian.AppendUint16(nil, v) }
