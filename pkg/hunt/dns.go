@@ -432,10 +432,6 @@ func (m *Model) scoreDNS(w float64, H int, allowed func(netip.Addr, string) bool
 			Score: score, Severity: SeverityOf(score), PeriodSec: ev.PeriodSec, Connections: d.flows,
 			FirstSeen: unixUTC(d.first), LastSeen: unixUTC(d.last), Popularity: ev.Hosts, Hosts: H,
 			Own: w < 1, DNS: &ev, Beacon: ev.Schedule >= 0.5 && ev.Labels >= 0.3}
-		type why struct {
-			w float64
-			s string
-		}
 		var whys []why
 		if ev.Volume > 0 && ev.BigQueries < dnsVolPkts {
 			whys = append(whys, why{ev.Volume, fmt.Sprintf("tunnel volume: %d queries carried %s out and %s in under %s (a DNS flow's median: %s)",
@@ -454,10 +450,7 @@ func (m *Model) scoreDNS(w float64, H int, allowed func(netip.Addr, string) bool
 		if ev.DataQTypes >= 0.3 {
 			whys = append(whys, why{0.4, fmt.Sprintf("%.0f%% of the queries ask for TXT, NULL, CNAME, MX or KEY records", 100*ev.DataQTypes)})
 		}
-		slices.SortStableFunc(whys, func(a, b why) int { return cmp.Compare(b.w, a.w) })
-		for _, x := range whys {
-			f.Reasons = append(f.Reasons, x.s)
-		}
+		f.Reasons = append(f.Reasons, strongestFirst(whys)...)
 		pop := fmt.Sprintf("%d of %d inside hosts query %s", ev.Hosts, H, k.domain)
 		if w < 1 {
 			pop += " (too few hosts to tell fleet software from an implant)"

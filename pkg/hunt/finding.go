@@ -1,8 +1,10 @@
 package hunt
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 )
@@ -134,4 +136,22 @@ func (f *Finding) Inside() netip.Addr {
 		return f.Dst
 	}
 	return f.Src
+}
+
+// why is one reason for a finding with its weight, so that reasons read
+// strongest first.
+type why struct {
+	w float64
+	s string
+}
+
+// strongestFirst orders reasons by weight, the heaviest first (ties keep
+// their order) and returns their texts.
+func strongestFirst(whys []why) []string {
+	slices.SortStableFunc(whys, func(a, b why) int { return cmp.Compare(b.w, a.w) })
+	out := make([]string, len(whys))
+	for i, x := range whys {
+		out[i] = x.s
+	}
+	return out
 }

@@ -217,10 +217,6 @@ func (m *Model) scoreICMP(w float64, H int, allowed func(netip.Addr, string) boo
 			Score: score, Severity: SeverityOf(score), PeriodSec: ev.PeriodSec, Connections: p.flows,
 			FirstSeen: unixUTC(p.first), LastSeen: unixUTC(p.last), Popularity: ev.Hosts, Hosts: H,
 			Direction: Outbound, Own: w < 1, ICMP: &ev, Beacon: ev.Schedule >= 0.5 && ev.Payload >= 0.3}
-		type why struct {
-			w float64
-			s string
-		}
 		var whys []why
 		if ev.Tunnel > 0 || ev.Payload > 0 {
 			s := fmt.Sprintf("replies are no echo of the requests: %d requests carried %s, %d replies %s; %s (%.0f%%) no echo explains",
@@ -239,10 +235,7 @@ func (m *Model) scoreICMP(w float64, H int, allowed func(netip.Addr, string) boo
 		if vary > 0.3 && ev.Payload > 0 {
 			whys = append(whys, why{0.3 * vary, fmt.Sprintf("sizes vary from exchange to exchange (%.2f)", vary)})
 		}
-		slices.SortStableFunc(whys, func(a, b why) int { return cmp.Compare(b.w, a.w) })
-		for _, x := range whys {
-			f.Reasons = append(f.Reasons, x.s)
-		}
+		f.Reasons = append(f.Reasons, strongestFirst(whys)...)
 		popr := fmt.Sprintf("%d of %d inside hosts ping %s", ev.Hosts, H, k.dst)
 		if w < 1 {
 			popr += " (too few hosts to tell fleet monitoring from an implant)"

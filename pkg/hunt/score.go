@@ -739,10 +739,6 @@ func (m *Model) Score() Result {
 			FirstSeen: time.Unix(0, h.first).UTC(), LastSeen: time.Unix(0, h.last).UTC(), Hosts: len(active),
 			Fanout: len(h.internal), AdminPeers: he.adminPeers, Lateral: he.lateral >= 0.3, Scan: he.scan >= 0.3}
 		// Reasons, the strongest evidence first.
-		type why struct {
-			w float64
-			s string
-		}
 		var whys []why
 		if b != nil && b.Score >= 0.2 {
 			f.Beacon = true
@@ -785,10 +781,7 @@ func (m *Model) Score() Result {
 				f.Attack = append(f.Attack, "T1046")
 			}
 		}
-		slices.SortStableFunc(whys, func(a, b why) int { return cmp.Compare(b.w, a.w) })
-		for _, x := range whys {
-			f.Reasons = append(f.Reasons, x.s)
-		}
+		f.Reasons = append(f.Reasons, strongestFirst(whys)...)
 		f.Reasons = append(f.Reasons, fmt.Sprintf("%d internal peers, %d destinations in all", len(h.internal), len(h.dsts)+len(h.proxied)))
 		f.Attack = dedupe(f.Attack)
 		out = append(out, scored{f: f})
