@@ -285,7 +285,7 @@ func (a *intrusion) psexec(dst *host, t time.Time) {
 
 // smbexec runs command through a service whose binary path is a cmd.exe
 // line writing to C$\__output, then reads the output back (T1569.002,
-// T1021.002).
+// T1021.002; the read is the command's output, T1569.002).
 func (a *intrusion) smbexec(dst *host, t time.Time, command string) {
 	p := a.p
 	cport := p.port(a.src.addr)
@@ -304,8 +304,10 @@ func (a *intrusion) smbexec(dst *host, t time.Time, command string) {
 		at = s.do(smbCall{cmd: smbRead, tree: tree, req: readReq(fid, 0, 65536), resp: readResp(output)})
 		s.close(tree, fid)
 		sum := sha256.Sum256(output)
-		a.op(Operation{Kind: "file", Interface: "smb", Operation: "read file", Target: c + `\__output`,
-			Technique: "T1039", SHA256: hex.EncodeToString(sum[:])}, at, dst, step)
+		// The file the service's command line redirected into: that
+		// command's output, as replay links it.
+		a.op(Operation{Kind: "file", Interface: "smb", Operation: "read command output", Target: c + `\__output`,
+			Technique: "T1569.002", SHA256: hex.EncodeToString(sum[:])}, at, dst, step)
 		s.logoff(ipc, tree)
 	})
 }
