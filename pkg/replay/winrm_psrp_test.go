@@ -176,3 +176,53 @@ func TestWinRMWMIAndTLS(t *testing.T) {
 }
 
 func be16(v uint16) []byte { return binary.BigEndian.AppendUint16(nil, v) }
+
+// TestWinRMPSRPShellOpenedElsewhere: a PowerShell shell's Command and Send
+// on a connection that did not carry its Create (Windows' client opens
+// several connections to one server; a capture may start after the
+// Create) are still PowerShell: the request's resource URI says so. Its
+// PSRP fragments are joined and the pipeline reported, never the base64
+// of the fragments as a cmd command line.
+func TestWinRMPSRPShellOpenedElsewhere(t *testing.T) {
+	clixml, err := os.ReadFile(filepath.Join("..", "winrm", "testdata", "create_pipeline.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const (
+		ps    = "http://schemas.microsoft.com/powershell/Microsoft.PowerShell"
+		shell = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell"
+		sid   = "0A1B2C3D-0000-4000-8000-000000000001"
+		cid   = "C0000000-0000-4000-8000-000000000002"
+	)
+	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte(`CORP\bob:Secret-1`))
+	pipe := psrpFragments(0x00021006, append([]byte("\xef\xbb\xbf"), clixml...), 2, 256)
+	b64 := func(b ...[]byte) string { return base64.StdEncoding.EncodeToString(join(b...)) }
+
+	fl := newFlow("10.1.0.5:50010", "10.1.0.9:5985", t0)
+	exchange := func(req, resp []byte) {
+		fl.send(true, req, 700)
+		fl.send(false, resp, 900)
+	}
+	exchange(httpPost(auth, wsman(shell+"/Command", ps, sid, `<rsp:CommandLine CommandId="`+cid+`"><rsp:Command></rsp:Command><rsp:Arguments>`+b64(pipe[0])+`</rsp:Arguments></rsp:CommandLine>`)),
+		httpOK(wsman(shell+"/CommandResponse", "", "", `<rsp:CommandResponse><rsp:CommandId>`+cid+`</rsp:CommandId></rsp:CommandResponse>`)))
+	exchange(httpPost(auth, wsman(shell+"/Send", ps, sid, `<rsp:Send><rsp:Stream Name="pr" CommandId="`+cid+`">`+b64(pipe[1:]...)+`</rsp:Stream></rsp:Send>`)),
+		httpOK(wsman(shell+"/SendResponse", "", "", `<rsp:SendResponse/>`)))
+
+	var ops []Operation
+	p := New(Config{}, func(o Operation) { ops = append(ops, o) })
+	for _, pk := range fl.pkts {
+		p.Packet(pk)
+	}
+	p.Flush()
+	byOp := map[string]*Operation{}
+	for i := range ops {
+		byOp[ops[i].Operation] = &ops[i]
+	}
+	if c := byOp["Command"]; c == nil || c.Command != "" || c.Technique != "T1059.001" || c.Target != "Microsoft.PowerShell" {
+		t.Errorf("command with the first fragment only: %+v", c)
+	}
+	want := "Get-Process -Name lsass -ComputerName dc1,dc2 | Out-String 'x y\r\n'"
+	if s := byOp["Send"]; s == nil || s.Command != want || s.Technique != "T1059.001" || fieldOf(s, "psrp") != "CREATE_PIPELINE" {
+		t.Errorf("send: %+v", s)
+	}
+}
