@@ -429,6 +429,13 @@ func (w *winrmConn) finishReq(p *Pipeline, req winrmReq, resp *winrm.Envelope, s
 	if sh != nil && kind == winrm.ShellNone {
 		kind = sh.kind
 	}
+	if sh == nil && env.ShellID != "" && act != "Create" && act != "Delete" && (kind == winrm.ShellCmd || kind == winrm.ShellPowerShell) {
+		// A shell created on another connection (Windows' client spreads
+		// one session over several) or before the capture began: every
+		// request names its resource, so the kind is known all the same.
+		sh = newWinRMShell(kind, env.ResourceURI)
+		w.addShell(env.ShellID, sh)
+	}
 	res := winrm.ShortResource(env.ResourceURI)
 	if res == "" && sh != nil {
 		res = winrm.ShortResource(sh.resource)
