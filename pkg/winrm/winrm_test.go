@@ -264,3 +264,49 @@ func TestClientHelloSNI(t *testing.T) {
 		t.Errorf("sni %q %v", got, ok)
 	}
 }
+
+// TestPipelineCommandArgs: how parameters are rendered (MS-PSRP 2.2.3.13:
+// N the name, null for a positional value; V the value). Ruby's winrm
+// gem, which evil-winrm drives, sends its command as Invoke-Expression
+// with a parameter named "-Command" (dash included) whose value is null,
+// then the script as a positional value: that reads as
+// `Invoke-expression -Command <script>`. A named parameter with a null
+// value is a switch (-Force), never "$null".
+func TestPipelineCommandArgs(t *testing.T) {
+	cmd := func(name string, args ...string) string {
+		s := `<Obj><MS><S N="Cmd">` + name + `</S><B N="IsScript">false</B><Obj N="Args"><TNRef RefId="0" /><LST>`
+		for _, a := range args {
+			s += `<Obj><MS>` + a + `</MS></Obj>`
+		}
+		return s + `</LST></Obj></MS></Obj>`
+	}
+	doc := func(cmds ...string) []byte {
+		s := `<Obj RefId="0"><MS><Obj N="PowerShell"><MS><Obj N="Cmds"><LST>`
+		for _, c := range cmds {
+			s += c
+		}
+		return []byte(s + `</LST></Obj></MS></Obj></MS></Obj>`)
+	}
+	for _, tc := range []struct {
+		name string
+		doc  []byte
+		want string
+	}{
+		{"winrm gem (evil-winrm)", doc(
+			cmd("Invoke-expression", `<S N="N">-Command</S><Nil N="V" />`, `<Nil N="N" /><S N="V">whoami /all</S>`),
+			cmd("Out-string")),
+			"Invoke-expression -Command 'whoami /all' | Out-string"},
+		{"switch", doc(cmd("Remove-Item", `<S N="N">Path</S><S N="V">C:\x.txt</S>`, `<S N="N">Force</S><Nil N="V" />`)),
+			`Remove-Item -Path C:\x.txt -Force`},
+		{"positional null", doc(cmd("Write-Output", `<Nil N="N" /><Nil N="V" />`)),
+			"Write-Output $null"},
+	} {
+		cmds, err := PipelineCommands(tc.doc)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if s := Pipeline(cmds); s != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, s, tc.want)
+		}
+	}
+}
