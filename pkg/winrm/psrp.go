@@ -208,8 +208,12 @@ type Command struct {
 	Args     []Arg
 }
 
-// Arg is a parameter of a command: Name is empty for a positional one.
-type Arg struct{ Name, Value string }
+// Arg is a parameter of a command: Name is empty for a positional one;
+// Null tells a null value (<Nil N="V"/>): a switch when named.
+type Arg struct {
+	Name, Value string
+	Null        bool
+}
 
 // String renders the command as PowerShell would read it.
 func (c Command) String() string {
@@ -217,8 +221,17 @@ func (c Command) String() string {
 	sb.WriteString(c.Cmd)
 	for _, a := range c.Args {
 		if a.Name != "" {
+			// Some clients send the name with its dash (Ruby's winrm
+			// gem: "-Command").
 			sb.WriteString(" -")
-			sb.WriteString(a.Name)
+			sb.WriteString(strings.TrimPrefix(a.Name, "-"))
+			if a.Null {
+				continue // a switch
+			}
+		}
+		if a.Null {
+			sb.WriteString(" $null")
+			continue
 		}
 		if a.Value != "" {
 			sb.WriteByte(' ')
@@ -267,6 +280,7 @@ func PipelineCommands(clixml []byte) ([]Command, error) {
 		argName  string
 		argVal   string
 		argHasV  bool
+		argNull  bool
 		valDepth int // depth of the element N="V", 0 outside
 	)
 	for {
@@ -289,7 +303,7 @@ func PipelineCommands(clixml []byte) ([]Command, error) {
 			f := frame{tag: t.Name.Local, n: n}
 			if inArgs > 0 && t.Name.Local == "Obj" && len(stack) == inArgs+1 {
 				f.isArg = true // Args > LST > Obj
-				argName, argVal, argHasV = "", "", false
+				argName, argVal, argHasV, argNull = "", "", false, false
 			}
 			if n == "Args" && t.Name.Local == "Obj" && len(cmds) > 0 {
 				inArgs = len(stack) + 1
@@ -297,9 +311,7 @@ func PipelineCommands(clixml []byte) ([]Command, error) {
 			if n == "V" && inArgs > 0 && valDepth == 0 {
 				valDepth = len(stack) + 1
 				argHasV = true
-				if t.Name.Local == "Nil" {
-					argVal = "$null"
-				}
+				argNull = t.Name.Local == "Nil"
 			}
 			stack = append(stack, f)
 			text = text[:0]
@@ -339,7 +351,7 @@ func PipelineCommands(clixml []byte) ([]Command, error) {
 				if len(cmds) > 0 && (argName != "" || argHasV) {
 					c := &cmds[len(cmds)-1]
 					if len(c.Args) < maxArgs {
-						c.Args = append(c.Args, Arg{argName, argVal})
+						c.Args = append(c.Args, Arg{Name: argName, Value: argVal, Null: argNull})
 					}
 				}
 			case inArgs > 0 && depth == inArgs:
