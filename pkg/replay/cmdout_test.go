@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"net/netip"
 	"net/url"
 	"os"
 	"os/exec"
@@ -219,4 +220,40 @@ func FuzzRedirectTargets(f *testing.F) {
 		classifyFile("SYSVOL", cmd, true)
 		outputText([]byte(cmd))
 	})
+}
+
+// TestLinkOutputWho: a file a command redirected into is that command's
+// output only for the host the file is on and for the client that ran the
+// command. An administrator's script writing C:\output.txt does not make
+// another client's later read of it "command output" of that script, and
+// a redirect into another host's share (\\10.1.0.7\C$\o.txt) names a file
+// of that host, not of the one the command ran on.
+func TestLinkOutputWho(t *testing.T) {
+	var (
+		admin  = netip.MustParseAddr("10.1.0.5")
+		other  = netip.MustParseAddr("10.1.0.6")
+		target = netip.MustParseAddr("10.1.0.9")
+		far    = netip.MustParseAddr("10.1.0.7")
+	)
+	p := New(Config{}, func(Operation) {})
+	p.noteOutputs(&Operation{Src: admin, Dst: target, Command: `cmd.exe /c inventory.cmd > C:\output.txt`, Technique: "T1569.002"})
+	p.noteOutputs(&Operation{Src: admin, Dst: target, Command: `cmd.exe /c whoami > \\10.1.0.7\C$\o.txt`, Technique: "T1047"})
+	p.noteOutputs(&Operation{Src: admin, Dst: target, Command: `cmd.exe /c ipconfig 1> \\127.0.0.1\ADMIN$\__out 2>&1`, Technique: "T1047"})
+	for _, c := range []struct {
+		name         string
+		reader, host netip.Addr
+		share, file  string
+		want         bool
+	}{
+		{"the client that ran it reads it back", admin, target, "C$", `output.txt`, true},
+		{"another client reads the same file", other, target, "C$", `output.txt`, false},
+		{"loopback share: the target's own file", admin, target, "ADMIN$", `__out`, true},
+		{"another host's share: not the target's file", admin, target, "C$", `o.txt`, false},
+		{"another host's share: that host's file", admin, far, "C$", `o.txt`, true},
+	} {
+		op := Operation{Src: c.reader, Dst: c.host, Operation: "read"}
+		if got := p.linkOutput(c.host, &op, c.share, c.file, []byte("x\r\n")); got != c.want {
+			t.Errorf("%s: linked %v, want %v (%+v)", c.name, got, c.want, op)
+		}
+	}
 }
