@@ -21,9 +21,11 @@ const (
 	maxOutputText    = 4096 // bytes of a file's start kept for its text
 )
 
-// outputLink is a command whose output went to a file.
+// outputLink is a command whose output went to a file, and the client
+// that ran it: the one that reads the output back.
 type outputLink struct {
 	command, technique string
+	client             netip.Addr
 }
 
 // noteOutputs remembers the files a command redirects its output to.
@@ -31,19 +33,26 @@ func (p *Pipeline) noteOutputs(op *Operation) {
 	if op.Command == "" || !op.Dst.IsValid() {
 		return
 	}
-	for _, t := range redirectTargets(op.Command) {
-		m := p.outputs[op.Dst]
+	for _, t := range redirects(op.Command) {
+		// A UNC path names its host: the target itself (127.0.0.1,
+		// localhost, its name), or another host by address, whose file
+		// it then is.
+		host := op.Dst
+		if a, err := netip.ParseAddr(t.host); err == nil && !a.IsLoopback() && !a.IsUnspecified() {
+			host = a.Unmap()
+		}
+		m := p.outputs[host]
 		if m == nil {
 			if len(p.outputs) >= maxOutputHosts {
 				clear(p.outputs)
 			}
 			m = make(map[string]outputLink)
-			p.outputs[op.Dst] = m
+			p.outputs[host] = m
 		}
 		if len(m) >= maxOutputsByHost {
 			clear(m)
 		}
-		m[t] = outputLink{op.Command, op.Technique}
+		m[t.path] = outputLink{op.Command, op.Technique, op.Src}
 	}
 }
 
@@ -55,7 +64,10 @@ func (p *Pipeline) linkOutput(host netip.Addr, op *Operation, share, name string
 		return false
 	}
 	l, ok := m[sharePath(share, name)]
-	if !ok {
+	if !ok || l.client.IsValid() && op.Src.IsValid() && l.client != op.Src {
+		// Another client reading the file (an administrator's script
+		// wrote C:\output.txt; someone else reads it) is not the
+		// command's runner fetching what it ran.
 		return false
 	}
 	op.Operation = "read command output"
@@ -78,6 +90,20 @@ func (p *Pipeline) linkOutput(host netip.Addr, op *Operation, share, name string
 // Windows directory's are skipped (their value is not on the wire).
 func redirectTargets(cmd string) []string {
 	var out []string
+	for _, r := range redirects(cmd) {
+		out = append(out, r.path)
+	}
+	return out
+}
+
+// redirect is a file a command line sends output to: its canonical local
+// path on its host, and that host as a UNC path names it ("" for a local
+// path, which is on the host the command runs on).
+type redirect struct{ host, path string }
+
+// redirects is redirectTargets with each target's UNC host.
+func redirects(cmd string) []redirect {
+	var out []redirect
 	for i := 0; i < len(cmd); i++ {
 		if cmd[i] != '>' {
 			continue
@@ -109,40 +135,42 @@ func redirectTargets(cmd string) []string {
 			tok = cmd[j:k]
 			i = k - 1
 		}
-		if t := localPath(tok); t != "" {
-			out = append(out, t)
+		if h, t := localPath(tok); t != "" {
+			out = append(out, redirect{h, t})
 		}
 	}
 	return out
 }
 
-// localPath canonicalises a file name as the target host sees it: a UNC
-// path to one of its own administrative shares, a drive path, or one
-// under %windir%/%systemroot%. The Windows directory is taken to be
-// C:\Windows, where ADMIN$ points on every default install.
-func localPath(s string) string {
+// localPath canonicalises a file name as its host sees it: a UNC path to
+// an administrative share (host is the UNC path's host then), a drive
+// path, or one under %windir%/%systemroot%. The Windows directory is
+// taken to be C:\Windows, where ADMIN$ points on every default install.
+func localPath(s string) (host, path string) {
 	s = strings.ToLower(strings.TrimRight(strings.ReplaceAll(s, "/", `\`), "^"))
 	switch {
 	case strings.HasPrefix(s, `\\`):
-		// \\host\share\path: the host is the target itself (127.0.0.1,
-		// localhost, its name), as the command runs there.
+		// \\host\share\path.
 		rest := s[2:]
 		i := strings.IndexByte(rest, '\\')
 		if i < 0 {
-			return ""
+			return "", ""
 		}
-		rest = rest[i+1:]
+		host, rest = rest[:i], rest[i+1:]
 		i = strings.IndexByte(rest, '\\')
 		if i <= 0 {
-			return ""
+			return "", ""
 		}
-		return sharePath(rest[:i], rest[i+1:])
+		if p := sharePath(rest[:i], rest[i+1:]); p != "" {
+			return host, p
+		}
+		return "", ""
 	case strings.HasPrefix(s, `%windir%\`), strings.HasPrefix(s, `%systemroot%\`):
-		return `c:\windows\` + s[strings.IndexByte(s, '\\')+1:]
+		return "", `c:\windows\` + s[strings.IndexByte(s, '\\')+1:]
 	case len(s) > 3 && s[1] == ':' && s[2] == '\\' && s[0] >= 'a' && s[0] <= 'z':
-		return s
+		return "", s
 	}
-	return ""
+	return "", ""
 }
 
 // sharePath is the local path behind an administrative share's file:
