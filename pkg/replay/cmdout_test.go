@@ -70,6 +70,12 @@ func TestClassifyFile(t *testing.T) {
 		{"C$", `Windows\System32\system.ini`, false, ""},
 		{"C$", `Windows\Temp\lsass.DMP`, false, "T1003.001"},
 		{"ADMIN$", `Temp\a8f3k2.dmp`, false, "T1003.001"},
+		{"C$", `Users\Public\lsass_2024.zip`, false, "T1003.001"},
+		// lsass's own program, its resources and its prefetch entry (a
+		// triage collector reading C:\Windows\Prefetch) are no dump.
+		{"ADMIN$", `System32\lsass.exe`, false, ""},
+		{"C$", `Windows\System32\en-US\lsass.exe.mui`, false, ""},
+		{"ADMIN$", `Prefetch\LSASS.EXE-3A8E5B6F.pf`, false, ""},
 		{"Crashes", `app.dmp`, false, ""},
 		{"C$", `Users\bob\AppData\Roaming\Microsoft\Protect\S-1-5-21-1\0b1c2d3e-1111-2222-3333-444455556666`, false, "T1555.004"},
 		{"C$", `Users\bob\AppData\Local\Microsoft\Credentials\DFBE70A7E5CC19A398EBF1B96859CE5D`, false, "T1555.004"},
