@@ -71,6 +71,7 @@ func TestClassifyFile(t *testing.T) {
 		{"C$", `Windows\Temp\lsass.DMP`, false, "T1003.001"},
 		{"ADMIN$", `Temp\a8f3k2.dmp`, false, "T1003.001"},
 		{"C$", `Users\Public\lsass_2024.zip`, false, "T1003.001"},
+		{"C$", `Windows\Temp\lsass.exe_240101_120000.dmp`, false, "T1003.001"},
 		// lsass's own program, its resources and its prefetch entry (a
 		// triage collector reading C:\Windows\Prefetch) are no dump.
 		{"ADMIN$", `System32\lsass.exe`, false, ""},

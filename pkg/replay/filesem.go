@@ -46,7 +46,7 @@ func classifyFile(share, name string, write bool) (fileKind, bool) {
 			return fileKind{"T1003.003", rpcops.PhaseCredAccess, "Active Directory database (NTDS.dit)"}, true
 		case hiveName(stem) && hiveExt(ext):
 			return fileKind{"T1003.002", rpcops.PhaseCredAccess, "registry hive with local credentials (" + strings.ToUpper(stem) + ")"}, true
-		case strings.Contains(base, "lsass"):
+		case strings.Contains(base, "lsass") && !lsassItself(ext):
 			return fileKind{"T1003.001", rpcops.PhaseCredAccess, "LSASS memory dump"}, true
 		case ext == ".dmp" && admin:
 			// Dumping tools (lsassy, CrackMapExec's lsassy and nanodump
@@ -121,4 +121,16 @@ func shareName(t *smbTree) string {
 		return ""
 	}
 	return t.share
+}
+
+// lsassItself reports the files of lsass.exe itself that name it: the
+// program, its resources, its prefetch entry (LSASS.EXE-3A8E5B6F.pf), as
+// inventory and triage tools read them; a dump is named otherwise
+// (ProcDump's lsass.exe_240101_120000.dmp included).
+func lsassItself(ext string) bool {
+	switch ext {
+	case ".exe", ".mui", ".pf", ".mum", ".manifest", ".cat":
+		return true
+	}
+	return false
 }
