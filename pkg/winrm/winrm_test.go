@@ -310,3 +310,20 @@ func TestPipelineCommandArgs(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeCLIXMLString: MS-PSRP 2.2.5.3.2 escapes UTF-16 code units
+// XML cannot carry as _xHHHH_, a character beyond the BMP as its two
+// surrogates: they are one character again, never two replacement marks.
+func TestDecodeCLIXMLString(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"a_x000D__x000A_b", "a\r\nb"},
+		{"_xD83D__xDE00_", "\U0001F600"},
+		{"x_xD83D_y", "x\uFFFDy"}, // a lone surrogate
+		{"_x00zz_", "_x00zz_"},
+		{"plain", "plain"},
+	} {
+		if got := decodeCLIXMLString(c.in); got != c.want {
+			t.Errorf("decodeCLIXMLString(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
