@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode/utf16"
+	"unicode/utf8"
 )
 
 // PSRP fragment and message layout (MS-PSRP 2.2.4 and 2.2.1).
@@ -378,8 +380,18 @@ func decodeCLIXMLString(s string) string {
 	for i := 0; i < len(s); {
 		if i+7 <= len(s) && s[i] == '_' && s[i+1] == 'x' && s[i+6] == '_' {
 			if v, ok := hex4(s[i+2 : i+6]); ok {
-				sb.WriteRune(rune(v))
+				r := rune(v)
 				i += 7
+				// A character beyond the BMP comes as its two surrogates.
+				if utf16.IsSurrogate(r) && i+7 <= len(s) && s[i] == '_' && s[i+1] == 'x' && s[i+6] == '_' {
+					if lo, ok := hex4(s[i+2 : i+6]); ok {
+						if c := utf16.DecodeRune(r, rune(lo)); c != utf8.RuneError {
+							r = c
+							i += 7
+						}
+					}
+				}
+				sb.WriteRune(r)
 				continue
 			}
 		}
