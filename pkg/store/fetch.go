@@ -1,7 +1,6 @@
 package store
 
 import (
-	"errors"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -9,15 +8,13 @@ import (
 	"github.com/nwhealth/nwhealth/pkg/pcapio"
 )
 
-var errFetchStopped = errors.New("fetch stopped")
-
 // Ranged reads of an object store's blocks (docs/format/object-store.md,
 // "Reading"): once a query is planned, the blocks it will read are known,
 // in the order the readers will want them. The fetcher reads them ahead
 // with ranged GETs, neighbours within fetchGap of each other as one range
-// of at most fetchMaxRange, fetchParallel at a time and at most
+// of at most fetchMaxRange, by fetchParallel workers and at most
 // fetchAhead bytes ahead of the readers; a reader waits for the range
-// holding its block (starting it itself if the fetcher has not yet), and
+// holding its block (queueing it itself if the fetcher has not yet), and
 // a range is dropped once its blocks were read. A read outside every
 // range (a block read twice by the passes of an out-of-order merge) is a
 // GET of its own.
@@ -27,15 +24,24 @@ var errFetchStopped = errors.New("fetch stopped")
 // of milliseconds for its first byte, so a query's ranges should be in
 // flight together, but each parallel GET is a connection (and a TLS
 // handshake) every query pays anew. On a loopback server bound by its CPU
-// 8, 16 and 32 at once measured alike. A range's buffer is reused once its blocks were
-// read, so a query that fetches many ranges touches fetchAhead bytes of
-// fresh memory at most (a fresh page costs a fault and a clearing: about
-// a tenth of a short query's CPU before reuse).
+// 8, 16 and 32 at once measured alike. The GETs run on a fixed set of
+// workers rather than a goroutine a range: a GET goes deep into net/http
+// and the S3 client, and each fresh goroutine grew its stack there again
+// (stack copying was a twentieth of a host query's CPU).
+//
+// A range's buffer is reused once its blocks were read, so a query that
+// fetches many ranges touches fetchAhead bytes of fresh memory at most (a
+// fresh page costs a fault and a clearing: about a tenth of a short
+// query's CPU before reuse). Buffers are sized in steps of fetchBufStep:
+// most ranges are a block or two of some 30 KiB, each a few bytes longer
+// or shorter than the last, and a buffer of exactly a range's length
+// rarely fitted the next one.
 const (
 	fetchGap      = 64 << 10
 	fetchMaxRange = 4 << 20
 	fetchParallel = 16
 	fetchAhead    = 16 << 20
+	fetchBufStep  = 64 << 10
 )
 
 type fetchRange struct {
@@ -54,7 +60,7 @@ type fetchRange struct {
 type rangeFetcher struct {
 	ranges  []*fetchRange // in the readers' order
 	byShard map[*remoteShard][]*fetchRange
-	sem     chan struct{}
+	queue   chan *fetchRange // begun, waiting for a worker
 	mu      sync.Mutex
 	cond    *sync.Cond
 	used    int64 // bytes of ranges started and not dropped
@@ -79,7 +85,7 @@ func (f *rangeFetcher) buffer(n int64) []byte {
 		}
 	}
 	if best < 0 {
-		return make([]byte, n)
+		return make([]byte, n, (n+fetchBufStep-1)/fetchBufStep*fetchBufStep)
 	}
 	b := f.free[best]
 	f.free[best] = f.free[len(f.free)-1]
@@ -100,7 +106,7 @@ func (f *rangeFetcher) recycle(b []byte) {
 // newRangeFetcher groups the remote blocks of tasks into ranges; nil when
 // no task is remote.
 func newRangeFetcher(tasks []blockTask) *rangeFetcher {
-	f := &rangeFetcher{byShard: map[*remoteShard][]*fetchRange{}, sem: make(chan struct{}, fetchParallel), stopped: make(chan struct{})}
+	f := &rangeFetcher{byShard: map[*remoteShard][]*fetchRange{}, stopped: make(chan struct{})}
 	f.cond = sync.NewCond(&f.mu)
 	open := map[*remoteShard]*fetchRange{}
 	for _, t := range tasks {
@@ -126,6 +132,7 @@ func newRangeFetcher(tasks []blockTask) *rangeFetcher {
 	if len(f.ranges) == 0 {
 		return nil
 	}
+	f.queue = make(chan *fetchRange, len(f.ranges))
 	for rs, l := range f.byShard {
 		sort.SliceStable(l, func(i, j int) bool { return l[i].off < l[j].off })
 		rs.fetch = f
@@ -138,7 +145,8 @@ func (f *rangeFetcher) start() {
 	if f == nil || !f.started.CompareAndSwap(false, true) {
 		return
 	}
-	f.wg.Add(1)
+	workers := min(fetchParallel, len(f.ranges))
+	f.wg.Add(1 + workers)
 	go func() {
 		defer f.wg.Done()
 		for _, r := range f.ranges {
@@ -153,6 +161,19 @@ func (f *rangeFetcher) start() {
 			r.begin()
 		}
 	}()
+	for range workers {
+		go func() {
+			defer f.wg.Done()
+			for {
+				select {
+				case r := <-f.queue:
+					r.fetch()
+				case <-f.stopped:
+					return
+				}
+			}
+		}()
+	}
 }
 
 func (f *rangeFetcher) isStopped() bool {
@@ -183,45 +204,37 @@ func (f *rangeFetcher) stop() {
 	}
 }
 
-// begin starts the range's GET once, whoever asks first.
+// begin queues the range for a worker once, whoever asks first.
 func (r *fetchRange) begin() {
 	r.once.Do(func() {
 		f := r.f
 		f.mu.Lock()
 		f.used += r.n
 		f.mu.Unlock()
-		f.wg.Add(1)
-		go func() {
-			defer f.wg.Done()
-			defer close(r.done)
-			select {
-			case f.sem <- struct{}{}:
-			case <-f.stopped:
-				r.err = errFetchStopped
-				f.mu.Lock()
-				f.used -= r.n
-				f.mu.Unlock()
-				return
-			}
-			buf := f.buffer(r.n)
-			err := r.rs.get(buf, r.off)
-			<-f.sem
-			if err != nil {
-				f.recycle(buf)
-				r.mu.Lock()
-				r.err = err
-				r.mu.Unlock()
-				f.mu.Lock()
-				f.used -= r.n
-				f.cond.Broadcast()
-				f.mu.Unlock()
-				return
-			}
-			r.mu.Lock()
-			r.data = buf
-			r.mu.Unlock()
-		}()
+		f.queue <- r // never blocks: room for every range
+		f.start()    // a reader may ask before the plan started it
 	})
+}
+
+// fetch reads the range with one GET, on a worker.
+func (r *fetchRange) fetch() {
+	defer close(r.done)
+	f := r.f
+	buf := f.buffer(r.n)
+	if err := r.rs.get(buf, r.off); err != nil {
+		f.recycle(buf)
+		r.mu.Lock()
+		r.err = err
+		r.mu.Unlock()
+		f.mu.Lock()
+		f.used -= r.n
+		f.cond.Broadcast()
+		f.mu.Unlock()
+		return
+	}
+	r.mu.Lock()
+	r.data = buf
+	r.mu.Unlock()
 }
 
 // drop releases the range's memory.
@@ -261,7 +274,7 @@ func (f *rangeFetcher) read(rs *remoteShard, p []byte, off int64) (ok bool, err 
 		if r.data == nil {
 			e := r.err
 			r.mu.Unlock()
-			if e != nil && e != errFetchStopped {
+			if e != nil {
 				return true, e
 			}
 			return false, nil

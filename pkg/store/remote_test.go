@@ -440,21 +440,25 @@ func TestFollowRemote(t *testing.T) {
 }
 
 // TestFetchBufferReuse: a dropped range's buffer serves the next range
-// that fits (the smallest that does), a range is never handed a buffer
-// too small, and the list of kept buffers is bounded.
+// that fits (the smallest that does), buffers come in steps so that a
+// range a little longer than the last still fits, a range is never
+// handed a buffer too small, and the list of kept buffers is bounded.
 func TestFetchBufferReuse(t *testing.T) {
 	f := &rangeFetcher{}
-	a, b := f.buffer(100), f.buffer(300)
+	a, b := f.buffer(30000), f.buffer(fetchBufStep+100)
+	if cap(a) != fetchBufStep || cap(b) != 2*fetchBufStep {
+		t.Fatalf("fresh buffers of cap %d and %d, want %d and %d", cap(a), cap(b), fetchBufStep, 2*fetchBufStep)
+	}
 	f.recycle(a)
 	f.recycle(b)
-	if got := f.buffer(50); cap(got) != 100 || len(got) != 50 {
-		t.Fatalf("buffer(50): len %d cap %d, want the 100-byte buffer", len(got), cap(got))
+	if got := f.buffer(30100); cap(got) != fetchBufStep || len(got) != 30100 {
+		t.Fatalf("buffer(30100): len %d cap %d, want the first buffer", len(got), cap(got))
 	}
-	if got := f.buffer(400); cap(got) < 400 || len(got) != 400 {
-		t.Fatalf("buffer(400): len %d cap %d", len(got), cap(got))
+	if got := f.buffer(2*fetchBufStep + 1); cap(got) < 2*fetchBufStep+1 || len(got) != 2*fetchBufStep+1 {
+		t.Fatalf("buffer(%d): len %d cap %d", 2*fetchBufStep+1, len(got), cap(got))
 	}
-	if got := f.buffer(200); cap(got) != 300 || len(got) != 200 {
-		t.Fatalf("buffer(200): len %d cap %d, want the 300-byte buffer", len(got), cap(got))
+	if got := f.buffer(200); cap(got) != 2*fetchBufStep || len(got) != 200 {
+		t.Fatalf("buffer(200): len %d cap %d, want the second buffer", len(got), cap(got))
 	}
 	for range 10 * fetchParallel {
 		f.recycle(make([]byte, 8))
