@@ -439,6 +439,32 @@ func TestFollowRemote(t *testing.T) {
 	}
 }
 
+// TestRemoteListsLater: the sensors and partitions listed while the
+// store is opened stand in only for a listing made at once: one made
+// later sees a sensor that uploaded meanwhile.
+func TestRemoteListsLater(t *testing.T) {
+	fl := newFleet(t)
+	r := fl.remote(t)
+	time.Sleep(earlyUse + 100*time.Millisecond)
+	late := writeStore(t, t.TempDir(), genPackets(2000, time.Date(2026, 3, 4, 1, 0, 0, 0, time.UTC)), WriterOptions{NewFlows: testFlows})
+	if _, err := Push(late, fl.url, UploadOptions{Config: s3test.Config(fl.srv.Endpoint), Sensor: "sensor-late"}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := r.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, sf := range l.Shards {
+		seen[sf.Sensor] = true
+	}
+	for _, s := range []string{"sensor-a", "sensor-b", "sensor-late"} {
+		if !seen[s] {
+			t.Errorf("listing has no shard of %s (sensors seen: %v)", s, seen)
+		}
+	}
+}
+
 // TestFetchBufferReuse: a dropped range's buffer serves the next range
 // that fits (the smallest that does), buffers come in steps so that a
 // range a little longer than the last still fits, a range is never
