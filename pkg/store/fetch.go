@@ -71,8 +71,10 @@ type rangeFetcher struct {
 	started atomic.Bool
 	wg      sync.WaitGroup
 
-	freeMu sync.Mutex
-	free   [][]byte // buffers of dropped ranges, for the next ones
+	freeMu   sync.Mutex
+	free     [][]byte // buffers of dropped ranges, for the next ones
+	mapped   [][]byte // buffers outside the heap (mapFetchBuf), unmapped by stop
+	unmapped bool
 }
 
 // buffer returns a buffer of n bytes, a dropped range's when one is large
@@ -87,7 +89,12 @@ func (f *rangeFetcher) buffer(n int64) []byte {
 		}
 	}
 	if best < 0 {
-		return make([]byte, n, (n+fetchBufStep-1)/fetchBufStep*fetchBufStep)
+		size := int((n + fetchBufStep - 1) / fetchBufStep * fetchBufStep)
+		if b := mapFetchBuf(size); b != nil {
+			f.mapped = append(f.mapped, b)
+			return b[:n]
+		}
+		return make([]byte, n, size)
 	}
 	b := f.free[best]
 	f.free[best] = f.free[len(f.free)-1]
@@ -96,10 +103,12 @@ func (f *rangeFetcher) buffer(n int64) []byte {
 }
 
 // recycle keeps a dropped range's buffer; the list is bounded by the
-// ranges that can be held at once.
+// ranges that can be held at once. A mapped buffer not kept stays mapped
+// until stop: the list only grows past its bound when many ranges drop
+// at once, and they are few.
 func (f *rangeFetcher) recycle(b []byte) {
 	f.freeMu.Lock()
-	if len(f.free) < 2*fetchParallel {
+	if !f.unmapped && len(f.free) < 2*fetchParallel {
 		f.free = append(f.free, b)
 	}
 	f.freeMu.Unlock()
@@ -248,6 +257,15 @@ func (f *rangeFetcher) stop() {
 		r.data = nil
 		r.mu.Unlock()
 	}
+	// No worker runs and no range holds a buffer: readers copy from a
+	// range only under its lock, and find it dropped now.
+	f.freeMu.Lock()
+	f.unmapped = true
+	for _, b := range f.mapped {
+		unmapFetchBuf(b)
+	}
+	f.mapped, f.free = nil, nil
+	f.freeMu.Unlock()
 }
 
 // begin queues the range for a worker once, whoever asks first.

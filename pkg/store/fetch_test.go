@@ -88,3 +88,25 @@ func TestRangePlan(t *testing.T) {
 		t.Fatalf("%d ranges read %d bytes for %d: %d of gaps, budget %d", len(f.ranges), read, need, read-need, need/fetchSlack)
 	}
 }
+
+// TestFetchBuffersUnmapped: the buffers a fetcher takes outside the heap
+// are all released when it stops, and a range dropped after that keeps
+// nothing.
+func TestFetchBuffersUnmapped(t *testing.T) {
+	rs := &remoteShard{key: "a", size: 1 << 30}
+	f := newRangeFetcher(rangeTasks(rs, 100<<10, 0, 10<<20))
+	a, b := f.buffer(100<<10), f.buffer(30<<10)
+	a[len(a)-1], b[0] = 1, 2 // writable
+	if cap(a) != 2*fetchBufStep || cap(b) != fetchBufStep {
+		t.Fatalf("buffers of cap %d and %d", cap(a), cap(b))
+	}
+	f.recycle(b)
+	f.stop()
+	if len(f.mapped) != 0 || len(f.free) != 0 {
+		t.Fatalf("after stop: %d mapped, %d free", len(f.mapped), len(f.free))
+	}
+	f.recycle(a)
+	if len(f.free) != 0 {
+		t.Fatal("a buffer recycled after stop was kept")
+	}
+}
