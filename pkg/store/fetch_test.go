@@ -89,10 +89,11 @@ func TestRangePlan(t *testing.T) {
 	}
 }
 
-// TestFetchBuffersUnmapped: the buffers a fetcher takes outside the heap
-// are all released when it stops, and a range dropped after that keeps
-// nothing.
-func TestFetchBuffersUnmapped(t *testing.T) {
+// TestFetchBuffersReturned: the buffers a fetcher maps outside the heap
+// all go back to the process's pool when it stops (a range dropped after
+// that keeps nothing), the next fetcher takes them from there, and the
+// pool keeps at most fetchPoolMax bytes.
+func TestFetchBuffersReturned(t *testing.T) {
 	rs := &remoteShard{key: "a", size: 1 << 30}
 	f := newRangeFetcher(rangeTasks(rs, 100<<10, 0, 10<<20))
 	a, b := f.buffer(100<<10), f.buffer(30<<10)
@@ -100,6 +101,7 @@ func TestFetchBuffersUnmapped(t *testing.T) {
 	if cap(a) != 2*fetchBufStep || cap(b) != fetchBufStep {
 		t.Fatalf("buffers of cap %d and %d", cap(a), cap(b))
 	}
+	mapped := len(f.mapped)
 	f.recycle(b)
 	f.stop()
 	if len(f.mapped) != 0 || len(f.free) != 0 {
@@ -108,5 +110,34 @@ func TestFetchBuffersUnmapped(t *testing.T) {
 	f.recycle(a)
 	if len(f.free) != 0 {
 		t.Fatal("a buffer recycled after stop was kept")
+	}
+	if mapped > 0 { // mapping works here
+		g := newRangeFetcher(rangeTasks(rs, 100<<10, 0))
+		fetchPool.mu.Lock()
+		before := len(fetchPool.bufs)
+		fetchPool.mu.Unlock()
+		if c := g.buffer(100 << 10); cap(c) != 2*fetchBufStep {
+			t.Fatalf("from the pool: cap %d", cap(c))
+		}
+		fetchPool.mu.Lock()
+		after := len(fetchPool.bufs)
+		fetchPool.mu.Unlock()
+		if after != before-1 {
+			t.Fatalf("pool held %d buffers, then %d: the buffer was not taken from it", before, after)
+		}
+		g.stop()
+	}
+	var bufs [][]byte
+	for range 3 * fetchPoolMax / fetchMaxRange {
+		if m := mapFetchBuf(fetchMaxRange); m != nil {
+			bufs = append(bufs, m)
+		}
+	}
+	fetchPool.put(bufs)
+	fetchPool.mu.Lock()
+	held := fetchPool.bytes
+	fetchPool.mu.Unlock()
+	if held > fetchPoolMax {
+		t.Fatalf("pool holds %d bytes, more than %d", held, fetchPoolMax)
 	}
 }
