@@ -94,6 +94,8 @@ func TestRangePlan(t *testing.T) {
 // that keeps nothing), the next fetcher takes them from there, and the
 // pool keeps at most fetchPoolMax bytes.
 func TestFetchBuffersReturned(t *testing.T) {
+	emptyFetchPool()
+	defer emptyFetchPool()
 	rs := &remoteShard{key: "a", size: 1 << 30}
 	f := newRangeFetcher(rangeTasks(rs, 100<<10, 0, 10<<20))
 	a, b := f.buffer(100<<10), f.buffer(30<<10)
@@ -140,4 +142,15 @@ func TestFetchBuffersReturned(t *testing.T) {
 	if held > fetchPoolMax {
 		t.Fatalf("pool holds %d bytes, more than %d", held, fetchPoolMax)
 	}
+}
+
+// emptyFetchPool unmaps what the process's pool holds, so that a test
+// sees fresh buffers whatever ran before it.
+func emptyFetchPool() {
+	fetchPool.mu.Lock()
+	defer fetchPool.mu.Unlock()
+	for _, b := range fetchPool.bufs {
+		unmapFetchBuf(b)
+	}
+	fetchPool.bufs, fetchPool.bytes = nil, 0
 }

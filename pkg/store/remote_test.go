@@ -470,6 +470,7 @@ func TestRemoteListsLater(t *testing.T) {
 // range a little longer than the last still fits, a range is never
 // handed a buffer too small, and the list of kept buffers is bounded.
 func TestFetchBufferReuse(t *testing.T) {
+	emptyFetchPool()
 	f := &rangeFetcher{}
 	a, b := f.buffer(30000), f.buffer(fetchBufStep+100)
 	if cap(a) != fetchBufStep || cap(b) != 2*fetchBufStep {
