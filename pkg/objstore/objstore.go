@@ -412,6 +412,15 @@ func (c *Client) CheckBucket(ctx context.Context) error {
 	return nil
 }
 
+// Region is the region requests are signed for: the configured one, or
+// else the bucket's location, asked of the server once per client (the
+// first request would ask it, and several first requests at once would
+// each ask).
+func (c *Client) Region(ctx context.Context) (string, error) {
+	r, err := c.mc.GetBucketLocation(ctx, c.loc.Bucket)
+	return r, c.wrap("LOCATION", "", err)
+}
+
 // MakeBucket creates the bucket (tests and first deployments).
 func (c *Client) MakeBucket(ctx context.Context) error {
 	return c.wrap("MAKEBUCKET", "", c.mc.MakeBucket(ctx, c.loc.Bucket, minio.MakeBucketOptions{Region: ""}))

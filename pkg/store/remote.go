@@ -102,6 +102,13 @@ func OpenRemote(url string, opts RemoteOptions) (*Remote, error) {
 		return nil, err
 	}
 	r := &Remote{c: c, sensors: opts.Sensors, cache: cache, ctx: ctx, manifests: map[string]*Manifest{}, listed: map[string]*listedShard{}}
+	if opts.Config.Region == "" {
+		// Without a region the client asks the bucket's location first:
+		// once here, not by each of the two requests below.
+		if _, err := c.Region(ctx); err != nil {
+			return nil, err
+		}
+	}
 	// The sensors and their partitions are listed while the marker is
 	// read: the first listing then waits one round trip less. A prefix
 	// that is no store costs one listing for nothing.

@@ -3,11 +3,13 @@ package store
 import (
 	"context"
 	"errors"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -462,6 +464,31 @@ func TestRemoteListsLater(t *testing.T) {
 		if !seen[s] {
 			t.Errorf("listing has no shard of %s (sensors seen: %v)", s, seen)
 		}
+	}
+}
+
+// TestRemoteRegionLookedUpOnce: without a configured region the bucket's
+// location is asked once, not by each of the first requests made at once.
+func TestRemoteRegionLookedUpOnce(t *testing.T) {
+	fl := newFleet(t)
+	px := s3test.NewProxy(t, fl.srv.Endpoint)
+	var lookups atomic.Int32
+	px.SetHook(func(r *http.Request) {
+		if _, ok := r.URL.Query()["location"]; ok {
+			lookups.Add(1)
+		}
+	})
+	cfg := s3test.Config(px.Endpoint)
+	cfg.Region = ""
+	r, err := OpenRemote(fl.url, RemoteOptions{Config: cfg, CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.List(); err != nil {
+		t.Fatal(err)
+	}
+	if n := lookups.Load(); n != 1 {
+		t.Fatalf("%d location requests, want 1", n)
 	}
 }
 
