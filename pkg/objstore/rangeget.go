@@ -163,23 +163,21 @@ func (g *rangeGetter) readAt(ctx context.Context, key string, p []byte, off int6
 }
 
 // contentRange reports whether a Content-Range header is the range
-// first-last (of any total size).
+// first-last of some total size, written as RFC 9110 writes it.
 func contentRange(h string, first, last int64) bool {
-	rest, ok := strings.CutPrefix(h, "bytes ")
-	if !ok {
+	rest, ok := strings.CutPrefix(h, "bytes "+strconv.FormatInt(first, 10)+"-"+strconv.FormatInt(last, 10)+"/")
+	if !ok || rest == "" {
 		return false
 	}
-	r, _, ok := strings.Cut(rest, "/")
-	if !ok {
-		return false
+	if rest == "*" {
+		return true
 	}
-	a, b, ok := strings.Cut(r, "-")
-	if !ok {
-		return false
+	for _, c := range []byte(rest) {
+		if c < '0' || c > '9' {
+			return false
+		}
 	}
-	x, err1 := strconv.ParseInt(a, 10, 64)
-	y, err2 := strconv.ParseInt(b, 10, 64)
-	return err1 == nil && err2 == nil && x == first && y == last
+	return true
 }
 
 // authorization is the SigV4 Authorization header of a GET of path with

@@ -1,6 +1,7 @@
 package objstore
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -53,6 +54,7 @@ func TestContentRange(t *testing.T) {
 	for h, want := range map[string]bool{
 		"bytes 10-19/100": true, "bytes 10-19/*": true, "bytes 10-18/100": false, "bytes 11-19/100": false,
 		"10-19/100": false, "bytes 10-19": false, "": false, "bytes x-19/100": false,
+		"bytes +10-19/100": false, "bytes 010-19/100": false, "bytes 10-19/": false, "bytes 10-19/1x": false,
 	} {
 		if got := contentRange(h, 10, 19); got != want {
 			t.Errorf("%q: %v", h, got)
@@ -66,4 +68,20 @@ func TestPlainKey(t *testing.T) {
 			t.Errorf("%q: %v", k, got)
 		}
 	}
+}
+
+// FuzzContentRange: a server's Content-Range header never panics the
+// parser, and is taken only when it names exactly the range asked.
+func FuzzContentRange(f *testing.F) {
+	for _, h := range []string{"bytes 10-19/100", "bytes 10-19/*", "bytes -1-19/1", "bytes 10-19", "bytes 9223372036854775807-1/2", ""} {
+		f.Add(h, int64(10), int64(19))
+	}
+	f.Fuzz(func(t *testing.T, h string, first, last int64) {
+		if contentRange(h, first, last) {
+			want := "bytes " + strconv.FormatInt(first, 10) + "-" + strconv.FormatInt(last, 10) + "/"
+			if !strings.HasPrefix(h, want) || len(h) == len(want) {
+				t.Fatalf("%q taken as %d-%d", h, first, last)
+			}
+		}
+	})
 }
