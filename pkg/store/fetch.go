@@ -82,28 +82,38 @@ type rangeFetcher struct {
 func (f *rangeFetcher) buffer(n int64) []byte {
 	f.freeMu.Lock()
 	defer f.freeMu.Unlock()
+	if b := takeSmallest(&f.free, int(n)); b != nil {
+		return b[:n]
+	}
+	size := int((n + fetchBufStep - 1) / fetchBufStep * fetchBufStep)
+	b := fetchPool.get(size)
+	if b == nil {
+		b = mapFetchBuf(size)
+	}
+	if b != nil {
+		f.mapped = append(f.mapped, b)
+		return b[:n]
+	}
+	return make([]byte, n, size)
+}
+
+// takeSmallest removes and returns the smallest buffer of bufs with room
+// for n bytes, or nil.
+func takeSmallest(bufs *[][]byte, n int) []byte {
+	l := *bufs
 	best := -1
-	for i, b := range f.free {
-		if int64(cap(b)) >= n && (best < 0 || cap(b) < cap(f.free[best])) {
+	for i, b := range l {
+		if cap(b) >= n && (best < 0 || cap(b) < cap(l[best])) {
 			best = i
 		}
 	}
 	if best < 0 {
-		size := int((n + fetchBufStep - 1) / fetchBufStep * fetchBufStep)
-		b := fetchPool.get(size)
-		if b == nil {
-			b = mapFetchBuf(size)
-		}
-		if b != nil {
-			f.mapped = append(f.mapped, b)
-			return b[:n]
-		}
-		return make([]byte, n, size)
+		return nil
 	}
-	b := f.free[best]
-	f.free[best] = f.free[len(f.free)-1]
-	f.free = f.free[:len(f.free)-1]
-	return b[:n]
+	b := l[best]
+	l[best] = l[len(l)-1]
+	*bufs = l[:len(l)-1]
+	return b
 }
 
 // recycle keeps a dropped range's buffer; the list is bounded by the
@@ -288,18 +298,10 @@ type mappedPool struct {
 func (p *mappedPool) get(n int) []byte {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	best := -1
-	for i, b := range p.bufs {
-		if cap(b) >= n && (best < 0 || cap(b) < cap(p.bufs[best])) {
-			best = i
-		}
-	}
-	if best < 0 {
+	b := takeSmallest(&p.bufs, n)
+	if b == nil {
 		return nil
 	}
-	b := p.bufs[best]
-	p.bufs[best] = p.bufs[len(p.bufs)-1]
-	p.bufs = p.bufs[:len(p.bufs)-1]
 	p.bytes -= int64(cap(b))
 	return b[:cap(b)]
 }
