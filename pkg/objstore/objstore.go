@@ -122,7 +122,8 @@ func ConfigFromEnv() Config {
 type Client struct {
 	mc       *minio.Client
 	loc      Location
-	endpoint string // for messages: scheme and host, never credentials
+	endpoint string       // for messages: scheme and host, never credentials
+	fast     *rangeGetter // ranged GETs signed here (rangeget.go); nil: all through minio-go
 }
 
 // New makes a client; it sends nothing.
@@ -187,7 +188,9 @@ func New(cfg Config, loc Location) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("s3 endpoint %s: %w", u.Scheme+"://"+u.Host, err)
 	}
-	return &Client{mc: mc, loc: loc, endpoint: u.Scheme + "://" + u.Host}, nil
+	c := &Client{mc: mc, loc: loc, endpoint: u.Scheme + "://" + u.Host}
+	c.fast = newRangeGetter(c, tr, creds)
+	return c, nil
 }
 
 // redactURL drops any user information from a URL for messages.
@@ -308,6 +311,11 @@ func (c *Client) ReadAt(ctx context.Context, key string, p []byte, off int64) er
 	if len(p) == 0 {
 		return nil
 	}
+	if c.fast != nil {
+		if done, err := c.fast.readAt(ctx, c.key(key), p, off); done {
+			return err // nil, or the context's end
+		}
+	}
 	opts := minio.GetObjectOptions{}
 	if err := opts.SetRange(off, off+int64(len(p))-1); err != nil {
 		return err
@@ -402,6 +410,15 @@ func (c *Client) CheckBucket(ctx context.Context) error {
 		return c.wrap("HEAD", "", minio.ErrorResponse{Code: "NoSuchBucket", Message: "the bucket does not exist", StatusCode: http.StatusNotFound})
 	}
 	return nil
+}
+
+// Region is the region requests are signed for: the configured one, or
+// else the bucket's location, asked of the server once per client (the
+// first request would ask it, and several first requests at once would
+// each ask).
+func (c *Client) Region(ctx context.Context) (string, error) {
+	r, err := c.mc.GetBucketLocation(ctx, c.loc.Bucket)
+	return r, c.wrap("LOCATION", "", err)
 }
 
 // MakeBucket creates the bucket (tests and first deployments).

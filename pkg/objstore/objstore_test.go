@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/minio/minio-go/v7/pkg/credentials"
@@ -134,5 +136,89 @@ func TestSlowDownRetried(t *testing.T) {
 	err = c.ReadAt(context.Background(), "k", make([]byte, 5), 0)
 	if !errors.Is(err, objstore.ErrUnavailable) || !strings.Contains(err.Error(), px.Endpoint) {
 		t.Fatalf("server down: %v", err)
+	}
+}
+
+// TestRangedReadPaths: ranged reads against versitygw give the object's
+// bytes whether signed by the fast path (rangeget.go) or, for what it
+// does not take, by minio-go: a key that needs escaping, an error answer
+// (503 SlowDown, then retried), a missing object, wrong credentials.
+func TestRangedReadPaths(t *testing.T) {
+	srv := s3test.Start(t)
+	px := s3test.NewProxy(t, srv.Endpoint)
+	var mu sync.Mutex
+	agents := map[string]int{} // user agents of ranged GETs, by library
+	px.SetHook(func(r *http.Request) {
+		if r.Method == http.MethodGet && r.Header.Get("Range") != "" {
+			mu.Lock()
+			if strings.Contains(r.UserAgent(), "minio-go") {
+				agents["minio-go"]++
+			} else {
+				agents["fast"]++
+			}
+			mu.Unlock()
+		}
+	})
+	seen := func() (fast, minio int) {
+		mu.Lock()
+		defer mu.Unlock()
+		fast, minio = agents["fast"], agents["minio-go"]
+		clear(agents)
+		return
+	}
+	loc, _ := objstore.ParseURL("s3://nwh/p")
+	c, err := objstore.New(s3test.Config(px.Endpoint), loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	body := make([]byte, 300<<10)
+	for i := range body {
+		body[i] = byte(i * 7 / 3)
+	}
+	for _, k := range []string{"sensors/a/x.shard", "odd+key=1"} {
+		if err := c.Put(ctx, k, bytes.NewReader(body), int64(len(body)), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, r := range [][2]int{{0, 1}, {5, 4096}, {1000, 100 << 10}, {len(body) - 10, 10}} {
+		p := make([]byte, r[1])
+		if err := c.ReadAt(ctx, "sensors/a/x.shard", p, int64(r[0])); err != nil || !bytes.Equal(p, body[r[0]:r[0]+r[1]]) {
+			t.Fatalf("ReadAt %v: %v (bytes differ: %v)", r, err, !bytes.Equal(p, body[r[0]:r[0]+r[1]]))
+		}
+	}
+	if fast, minio := seen(); fast != 4 || minio != 0 {
+		t.Fatalf("plain key: %d fast and %d minio-go GETs, want 4 and 0", fast, minio)
+	}
+	p := make([]byte, 50)
+	if err := c.ReadAt(ctx, "odd+key=1", p, 20); err != nil || !bytes.Equal(p, body[20:70]) {
+		t.Fatalf("key needing escaping: %v", err)
+	}
+	if fast, minio := seen(); fast != 0 || minio != 1 {
+		t.Fatalf("key needing escaping: %d fast and %d minio-go GETs, want 0 and 1", fast, minio)
+	}
+	px.SlowDown.Store(2)
+	if err := c.ReadAt(ctx, "sensors/a/x.shard", p, 100); err != nil || !bytes.Equal(p, body[100:150]) {
+		t.Fatalf("after SlowDown: %v", err)
+	}
+	if fast, minio := seen(); fast != 0 || minio != 1 {
+		t.Fatalf("after SlowDown: %d fast and %d minio-go GETs reached the server, want 0 and 1", fast, minio)
+	}
+	if err := c.ReadAt(ctx, "sensors/a/none", p, 0); !errors.Is(err, objstore.ErrNotFound) {
+		t.Fatalf("missing object: %v, want ErrNotFound", err)
+	}
+	if err := c.ReadAt(ctx, "sensors/a/x.shard", make([]byte, 20), int64(len(body)-10)); err == nil {
+		t.Fatal("read past the end: no error")
+	}
+	cfg := s3test.Config(px.Endpoint)
+	const secret = "wrong-secret-XYZZY-4242"
+	cfg.Creds = credentials.NewStaticV4(s3test.AccessKey, secret, "")
+	bad, err := objstore.New(cfg, loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = bad.ReadAt(ctx, "sensors/a/x.shard", p, 0)
+	if !errors.Is(err, objstore.ErrDenied) || strings.Contains(err.Error(), secret) {
+		t.Fatalf("wrong credentials: %v, want ErrDenied without the secret", err)
 	}
 }

@@ -43,6 +43,10 @@ type Remote struct {
 	mu        sync.Mutex
 	manifests map[string]*Manifest    // by shard key stem (Base)
 	listed    map[string]*listedShard // by Base, from the last listing
+	// early is the sensors and partitions listed while the marker was
+	// read, for a first listing soon after (earlyUse); nil once taken.
+	early   chan partsResult
+	earlyAt time.Time
 
 	// BytesRead counts the bytes fetched from the object store (cache
 	// fills and block ranges); Requests the GETs made.
@@ -98,6 +102,22 @@ func OpenRemote(url string, opts RemoteOptions) (*Remote, error) {
 		return nil, err
 	}
 	r := &Remote{c: c, sensors: opts.Sensors, cache: cache, ctx: ctx, manifests: map[string]*Manifest{}, listed: map[string]*listedShard{}}
+	if opts.Config.Region == "" {
+		// Without a region the client asks the bucket's location first:
+		// once here, not by each of the two requests below.
+		if _, err := c.Region(ctx); err != nil {
+			return nil, err
+		}
+	}
+	// The sensors and their partitions are listed while the marker is
+	// read: the first listing then waits one round trip less. A prefix
+	// that is no store costs one listing for nothing.
+	early := make(chan partsResult, 1)
+	r.early = early
+	go func() {
+		p, err := r.sensorPartitions()
+		early <- partsResult{p, err}
+	}()
 	rc, _, err := c.Open(ctx, markerKey)
 	if err != nil {
 		if errors.Is(err, objstore.ErrNotFound) {
@@ -113,8 +133,15 @@ func OpenRemote(url string, opts RemoteOptions) (*Remote, error) {
 	if err := checkMarker(b); err != nil {
 		return nil, fmt.Errorf("%s: %w", c, err)
 	}
+	r.earlyAt = time.Now()
 	return r, nil
 }
+
+// earlyUse bounds how long after opening the early listing of sensors and
+// partitions may stand in for a fresh one: a query plans at once, while a
+// capture that opened the store to export its flows lists it again much
+// later, when a new day's partition may exist.
+const earlyUse = time.Second
 
 // Location is the store's URL.
 func (r *Remote) Location() string { return r.c.Location().String() }
@@ -155,9 +182,47 @@ func (r *Remote) partitions(sensor string) ([]string, error) {
 	return out, err
 }
 
+// sensorParts is a sensor and its day partitions.
+type sensorParts struct {
+	sensor string
+	days   []string
+}
+
+type partsResult struct {
+	parts []sensorParts
+	err   error
+}
+
+// sensorPartitions lists the selected sensors, then their partitions,
+// several sensors at once.
+func (r *Remote) sensorPartitions() ([]sensorParts, error) {
+	sensors, err := r.Sensors()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]sensorParts, len(sensors))
+	err = parallel(r.ctx, len(sensors), 8, func(i int) error {
+		days, err := r.partitions(sensors[i])
+		out[i] = sensorParts{sensors[i], days}
+		return err
+	})
+	return out, err
+}
+
 func (r *Remote) listFrom(from time.Time) (Listing, error) {
 	var l Listing
-	sensors, err := r.Sensors()
+	r.mu.Lock()
+	early := r.early
+	r.early = nil
+	r.mu.Unlock()
+	var sp []sensorParts
+	var err error
+	if early != nil && time.Since(r.earlyAt) < earlyUse {
+		res := <-early
+		sp, err = res.parts, res.err
+	} else {
+		sp, err = r.sensorPartitions()
+	}
 	if err != nil {
 		return l, err
 	}
@@ -167,14 +232,10 @@ func (r *Remote) listFrom(from time.Time) (Listing, error) {
 	if !from.IsZero() {
 		minDay = from.UTC().Format(dayLayout)
 	}
-	for _, s := range sensors {
-		days, err := r.partitions(s)
-		if err != nil {
-			return l, err
-		}
-		for _, d := range days {
+	for _, s := range sp {
+		for _, d := range s.days {
 			if d >= minDay {
-				parts = append(parts, part{s, d})
+				parts = append(parts, part{s.sensor, d})
 			}
 		}
 	}

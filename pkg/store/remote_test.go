@@ -3,11 +3,13 @@ package store
 import (
 	"context"
 	"errors"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -439,22 +441,78 @@ func TestFollowRemote(t *testing.T) {
 	}
 }
 
+// TestRemoteListsLater: the sensors and partitions listed while the
+// store is opened stand in only for a listing made at once: one made
+// later sees a sensor that uploaded meanwhile.
+func TestRemoteListsLater(t *testing.T) {
+	fl := newFleet(t)
+	r := fl.remote(t)
+	time.Sleep(earlyUse + 100*time.Millisecond)
+	late := writeStore(t, t.TempDir(), genPackets(2000, time.Date(2026, 3, 4, 1, 0, 0, 0, time.UTC)), WriterOptions{NewFlows: testFlows})
+	if _, err := Push(late, fl.url, UploadOptions{Config: s3test.Config(fl.srv.Endpoint), Sensor: "sensor-late"}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := r.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, sf := range l.Shards {
+		seen[sf.Sensor] = true
+	}
+	for _, s := range []string{"sensor-a", "sensor-b", "sensor-late"} {
+		if !seen[s] {
+			t.Errorf("listing has no shard of %s (sensors seen: %v)", s, seen)
+		}
+	}
+}
+
+// TestRemoteRegionLookedUpOnce: without a configured region the bucket's
+// location is asked once, not by each of the first requests made at once.
+func TestRemoteRegionLookedUpOnce(t *testing.T) {
+	fl := newFleet(t)
+	px := s3test.NewProxy(t, fl.srv.Endpoint)
+	var lookups atomic.Int32
+	px.SetHook(func(r *http.Request) {
+		if _, ok := r.URL.Query()["location"]; ok {
+			lookups.Add(1)
+		}
+	})
+	cfg := s3test.Config(px.Endpoint)
+	cfg.Region = ""
+	r, err := OpenRemote(fl.url, RemoteOptions{Config: cfg, CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.List(); err != nil {
+		t.Fatal(err)
+	}
+	if n := lookups.Load(); n != 1 {
+		t.Fatalf("%d location requests, want 1", n)
+	}
+}
+
 // TestFetchBufferReuse: a dropped range's buffer serves the next range
-// that fits (the smallest that does), a range is never handed a buffer
-// too small, and the list of kept buffers is bounded.
+// that fits (the smallest that does), buffers come in steps so that a
+// range a little longer than the last still fits, a range is never
+// handed a buffer too small, and the list of kept buffers is bounded.
 func TestFetchBufferReuse(t *testing.T) {
+	emptyFetchPool()
 	f := &rangeFetcher{}
-	a, b := f.buffer(100), f.buffer(300)
+	a, b := f.buffer(30000), f.buffer(fetchBufStep+100)
+	if cap(a) != fetchBufStep || cap(b) != 2*fetchBufStep {
+		t.Fatalf("fresh buffers of cap %d and %d, want %d and %d", cap(a), cap(b), fetchBufStep, 2*fetchBufStep)
+	}
 	f.recycle(a)
 	f.recycle(b)
-	if got := f.buffer(50); cap(got) != 100 || len(got) != 50 {
-		t.Fatalf("buffer(50): len %d cap %d, want the 100-byte buffer", len(got), cap(got))
+	if got := f.buffer(30100); cap(got) != fetchBufStep || len(got) != 30100 {
+		t.Fatalf("buffer(30100): len %d cap %d, want the first buffer", len(got), cap(got))
 	}
-	if got := f.buffer(400); cap(got) < 400 || len(got) != 400 {
-		t.Fatalf("buffer(400): len %d cap %d", len(got), cap(got))
+	if got := f.buffer(2*fetchBufStep + 1); cap(got) < 2*fetchBufStep+1 || len(got) != 2*fetchBufStep+1 {
+		t.Fatalf("buffer(%d): len %d cap %d", 2*fetchBufStep+1, len(got), cap(got))
 	}
-	if got := f.buffer(200); cap(got) != 300 || len(got) != 200 {
-		t.Fatalf("buffer(200): len %d cap %d, want the 300-byte buffer", len(got), cap(got))
+	if got := f.buffer(200); cap(got) != 2*fetchBufStep || len(got) != 200 {
+		t.Fatalf("buffer(200): len %d cap %d, want the second buffer", len(got), cap(got))
 	}
 	for range 10 * fetchParallel {
 		f.recycle(make([]byte, 8))
