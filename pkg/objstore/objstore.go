@@ -20,6 +20,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/minio/minio-go/v7"
@@ -320,11 +321,18 @@ func (c *Client) ReadAt(ctx context.Context, key string, p []byte, off int64) er
 	if err := opts.SetRange(off, off+int64(len(p))-1); err != nil {
 		return err
 	}
-	obj, _, _, err := minio.Core{Client: c.mc}.GetObject(ctx, c.loc.Bucket, c.key(key), opts)
+	obj, _, h, err := minio.Core{Client: c.mc}.GetObject(ctx, c.loc.Bucket, c.key(key), opts)
 	if err != nil {
 		return c.wrap("GET", key, err)
 	}
 	defer obj.Close()
+	// minio-go takes a 200 with the whole object as well as the 206 asked
+	// for: a server or proxy that ignored the range would hand us the
+	// object's first bytes as the range's. A range that starts where
+	// asked and ends early is an object shorter than expected (below).
+	if cr := h.Get("Content-Range"); !strings.HasPrefix(cr, "bytes "+strconv.FormatInt(off, 10)+"-") {
+		return c.wrap("GET", key, fmt.Errorf("range %d+%d answered with Content-Range %q: the server did not honour the range", off, len(p), cr))
+	}
 	if _, err := io.ReadFull(obj, p); err != nil {
 		if err == io.ErrUnexpectedEOF || err == io.EOF {
 			return c.wrap("GET", key, fmt.Errorf("range %d+%d: object shorter than expected: %w", off, len(p), io.ErrUnexpectedEOF))
