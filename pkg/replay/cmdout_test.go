@@ -78,6 +78,14 @@ func TestClassifyFile(t *testing.T) {
 		{"C$", `Windows\System32\en-US\lsass.exe.mui`, false, ""},
 		{"ADMIN$", `Prefetch\LSASS.EXE-3A8E5B6F.pf`, false, ""},
 		{"Crashes", `app.dmp`, false, ""},
+		// Windows' own crash dumps, which administrators fetch to debug a
+		// crash: no credential dumping by their place.
+		{"C$", `Windows\MEMORY.DMP`, false, ""},
+		{"ADMIN$", `MEMORY.DMP`, false, ""},
+		{"ADMIN$", `Minidump\120726-12345-01.dmp`, false, ""},
+		{"C$", `Windows\LiveKernelReports\WATCHDOG-20261207-0800.dmp`, false, ""},
+		{"C$", `Users\bob\AppData\Local\CrashDumps\app.exe.4242.dmp`, false, ""},
+		{"C$", `Windows\Minidump\lsass.exe_240101_120000.dmp`, false, "T1003.001"}, // named for lsass: a dump of it wherever it lies
 		{"C$", `Users\bob\AppData\Roaming\Microsoft\Protect\S-1-5-21-1\0b1c2d3e-1111-2222-3333-444455556666`, false, "T1555.004"},
 		{"C$", `Users\bob\AppData\Local\Microsoft\Credentials\DFBE70A7E5CC19A398EBF1B96859CE5D`, false, "T1555.004"},
 		{"C$", `Users\bob\AppData\Local\Microsoft\Vault\4BF4C442-9B8A-41A0-B380-DD4A704DDB28\Policy.vpol`, false, "T1555.004"},
