@@ -48,7 +48,7 @@ func classifyFile(share, name string, write bool) (fileKind, bool) {
 			return fileKind{"T1003.002", rpcops.PhaseCredAccess, "registry hive with local credentials (" + strings.ToUpper(stem) + ")"}, true
 		case strings.Contains(base, "lsass") && !lsassItself(ext):
 			return fileKind{"T1003.001", rpcops.PhaseCredAccess, "LSASS memory dump"}, true
-		case ext == ".dmp" && admin:
+		case ext == ".dmp" && admin && !crashDump(q, base):
 			// Dumping tools (lsassy, CrackMapExec's lsassy and nanodump
 			// modules) write the dump under a random name and fetch it
 			// over the admin share they wrote it through.
@@ -133,4 +133,13 @@ func lsassItself(ext string) bool {
 		return true
 	}
 	return false
+}
+
+// crashDump reports Windows' own crash dumps, which administrators fetch
+// over C$ to debug a crash: the kernel's MEMORY.DMP, minidumps and live
+// kernel reports, and Windows Error Reporting's CrashDumps folders. A
+// dump named for lsass is judged by its name before this.
+func crashDump(q, base string) bool {
+	return base == "memory.dmp" || strings.Contains(q, `\windows\minidump\`) ||
+		strings.Contains(q, `\windows\livekernelreports\`) || strings.Contains(q, `\crashdumps\`)
 }
