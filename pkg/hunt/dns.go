@@ -412,22 +412,13 @@ func (m *Model) scoreDNS(w float64, H int, allowed func(netip.Addr, string) bool
 		if e < 0.05 {
 			continue
 		}
-		r := rarity(ev.Hosts, scaleN)
-		ru := w*r + (1-w)*0.5
-		overwhelming := ev.Volume >= 0.5 && ev.Labels >= 0.3
-		if overwhelming {
-			// A random-labelled tunnel's volume is its own evidence, as
-			// an odd port is a channel's.
-			ru = math.Max(ru, ev.Volume*r)
+		// A random-labelled tunnel's volume is its own evidence, as an odd
+		// port is a channel's.
+		own := 0.0
+		if ev.Volume >= 0.5 && ev.Labels >= 0.3 {
+			own = ev.Volume
 		}
-		// A schedule or a tunnel with nothing else is high at most, as a
-		// channel is: critical needs corroboration.
-		score := math.Min(e*(0.3+0.7*ru), uncorroborated)
-		// One host's capture cannot tell fleet software from an implant:
-		// medium at most, unless a random-labelled tunnel's volume says it.
-		if w < 1 && !overwhelming {
-			score = math.Min(score, dnsSingleCap*(1-w)+score*w)
-		}
+		score := covertScore(e, ev.Hosts, scaleN, w, own, dnsSingleCap)
 		f := Finding{Kind: KindDNS, Src: k.src, Dst: d.server, DstName: k.domain, DstPort: 53, Proto: d.proto,
 			Score: score, Severity: SeverityOf(score), PeriodSec: ev.PeriodSec, Connections: d.flows,
 			FirstSeen: unixUTC(d.first), LastSeen: unixUTC(d.last), Popularity: ev.Hosts, Hosts: H,
@@ -450,16 +441,7 @@ func (m *Model) scoreDNS(w float64, H int, allowed func(netip.Addr, string) bool
 		if ev.DataQTypes >= 0.3 {
 			whys = append(whys, why{0.4, fmt.Sprintf("%.0f%% of the queries ask for TXT, NULL, CNAME, MX or KEY records", 100*ev.DataQTypes)})
 		}
-		f.Reasons = append(f.Reasons, strongestFirst(whys)...)
-		pop := fmt.Sprintf("%d of %d inside hosts query %s", ev.Hosts, H, k.domain)
-		if w < 1 {
-			pop += " (too few hosts to tell fleet software from an implant)"
-		}
-		f.Reasons = append(f.Reasons, pop)
-		f.Attack = []string{"T1071.004"}
-		if ev.Volume >= 0.5 {
-			f.Attack = append(f.Attack, "T1572")
-		}
+		closeCovert(&f, whys, fmt.Sprintf("%d of %d inside hosts query %s", ev.Hosts, H, k.domain), "fleet software", w, "T1071.004", ev.Volume >= 0.5)
 		out = append(out, scored{f: f, bp: ev.Schedule})
 	}
 	return out

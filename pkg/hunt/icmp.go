@@ -201,18 +201,13 @@ func (m *Model) scoreICMP(w float64, H int, allowed func(netip.Addr, string) boo
 		if e < 0.05 {
 			continue
 		}
-		r := rarity(ev.Hosts, scaleN)
-		ru := w*r + (1-w)*0.5
-		overwhelming := ev.Tunnel >= 0.5 || ev.Payload >= 0.5
-		if overwhelming {
-			// Kilobytes that no echo explains are their own evidence, as
-			// an odd port is a channel's: popularity still discounts them.
-			ru = math.Max(ru, math.Max(ev.Tunnel, ev.Payload)*r)
+		// Kilobytes that no echo explains are their own evidence, as an
+		// odd port is a channel's: popularity still discounts them.
+		own := 0.0
+		if ev.Tunnel >= 0.5 || ev.Payload >= 0.5 {
+			own = math.Max(ev.Tunnel, ev.Payload)
 		}
-		score := math.Min(e*(0.3+0.7*ru), uncorroborated)
-		if w < 1 && !overwhelming {
-			score = math.Min(score, icmpSingleCap*(1-w)+score*w)
-		}
+		score := covertScore(e, ev.Hosts, scaleN, w, own, icmpSingleCap)
 		f := Finding{Kind: KindICMP, Src: k.src, Dst: k.dst, DstName: m.dnsNames[k.dst], Proto: p.proto,
 			Score: score, Severity: SeverityOf(score), PeriodSec: ev.PeriodSec, Connections: p.flows,
 			FirstSeen: unixUTC(p.first), LastSeen: unixUTC(p.last), Popularity: ev.Hosts, Hosts: H,
@@ -235,16 +230,7 @@ func (m *Model) scoreICMP(w float64, H int, allowed func(netip.Addr, string) boo
 		if vary > 0.3 && ev.Payload > 0 {
 			whys = append(whys, why{0.3 * vary, fmt.Sprintf("sizes vary from exchange to exchange (%.2f)", vary)})
 		}
-		f.Reasons = append(f.Reasons, strongestFirst(whys)...)
-		popr := fmt.Sprintf("%d of %d inside hosts ping %s", ev.Hosts, H, k.dst)
-		if w < 1 {
-			popr += " (too few hosts to tell fleet monitoring from an implant)"
-		}
-		f.Reasons = append(f.Reasons, popr)
-		f.Attack = []string{"T1095"}
-		if ev.Tunnel >= 0.5 {
-			f.Attack = append(f.Attack, "T1572")
-		}
+		closeCovert(&f, whys, fmt.Sprintf("%d of %d inside hosts ping %s", ev.Hosts, H, k.dst), "fleet monitoring", w, "T1095", ev.Tunnel >= 0.5)
 		out = append(out, scored{f: f, bp: ev.Schedule})
 	}
 	return out
