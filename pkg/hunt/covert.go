@@ -1,5 +1,12 @@
 package hunt
 
+import (
+	"math"
+	"slices"
+
+	"github.com/nwhealth/nwhealth/pkg/periodicity"
+)
+
 // DNS and ICMP findings (covert channels judged apart from the channels)
 // are scored and closed alike.
 
@@ -35,4 +42,27 @@ func closeCovert(f *Finding, whys []why, pop, fleet string, w float64, technique
 	if tunnel {
 		f.Attack = append(f.Attack, "T1572")
 	}
+}
+
+// covertSchedule measures the schedule of a DNS or ICMP finding's events
+// (nanosecond times): how sure a beat or a bounded jittered shape is,
+// pulled towards none for few events, and the period; zero for fewer
+// events than a schedule needs or a span too short.
+func (m *Model) covertSchedule(times []int64) (schedule, period float64) {
+	if len(times) < periodicity.MinEvents {
+		return 0, 0
+	}
+	ts := make([]float64, len(times))
+	for i, t := range times {
+		ts[i] = float64(t-m.first) / 1e9
+	}
+	slices.Sort(ts)
+	per := periodicity.Analyze(ts)
+	if per.Span < minSpan.Seconds() {
+		return 0, 0
+	}
+	if reg := max(per.Regularity, per.Bounded); reg > beaconCut {
+		schedule = (1 - math.Exp(-(reg-beaconCut)/beaconScale)) * (1 - math.Exp(-float64(max(per.Events-3, 0))/6))
+	}
+	return schedule, per.Period
 }

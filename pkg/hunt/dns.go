@@ -492,20 +492,7 @@ func (m *Model) dnsEvidence(d *dnsDomain, basePkts, baseBytes float64) DNSEviden
 		ev.DataQTypes = float64(qt[qtData]) / float64(n)
 	}
 
-	if len(d.times) >= periodicity.MinEvents {
-		ts := make([]float64, len(d.times))
-		for i, t := range d.times {
-			ts[i] = float64(t-m.first) / 1e9
-		}
-		per := periodicity.Analyze(ts)
-		if per.Span >= minSpan.Seconds() {
-			reg := max(per.Regularity, per.Bounded)
-			if reg > beaconCut {
-				ev.Schedule = (1 - math.Exp(-(reg-beaconCut)/beaconScale)) * (1 - math.Exp(-float64(max(per.Events-3, 0))/6))
-			}
-			ev.PeriodSec = per.Period
-		}
-	}
+	ev.Schedule, ev.PeriodSec = m.covertSchedule(d.times)
 	return ev
 }
 

@@ -8,7 +8,6 @@ import (
 	"slices"
 
 	"github.com/nwhealth/nwhealth/pkg/flow"
-	"github.com/nwhealth/nwhealth/pkg/periodicity"
 )
 
 // ICMP as a channel (docs/hunt.md, ICMP): an echo request is answered by
@@ -264,21 +263,7 @@ func (m *Model) icmpEvidence(p *icmpPair) ICMPEvidence {
 		ev.SizeVary = clamp01(math.Max(robustCV(req), robustCV(rep)) / 0.5)
 	}
 
-	if len(p.times) >= periodicity.MinEvents {
-		ts := make([]float64, len(p.times))
-		for i, t := range p.times {
-			ts[i] = float64(t-m.first) / 1e9
-		}
-		slices.Sort(ts)
-		per := periodicity.Analyze(ts)
-		if per.Span >= minSpan.Seconds() {
-			reg := max(per.Regularity, per.Bounded)
-			if reg > beaconCut {
-				ev.Schedule = (1 - math.Exp(-(reg-beaconCut)/beaconScale)) * (1 - math.Exp(-float64(max(per.Events-3, 0))/6))
-			}
-			ev.PeriodSec = per.Period
-		}
-	}
+	ev.Schedule, ev.PeriodSec = m.covertSchedule(p.times)
 	return ev
 }
 
