@@ -52,16 +52,6 @@ const (
 	SevMedium   = "medium"
 )
 
-// field returns the value of an operation's first field with that name.
-func (o *Operation) field(name string) string {
-	for _, f := range o.Fields {
-		if f.Name == name {
-			return f.Value
-		}
-	}
-	return ""
-}
-
 func row(o *Operation) EvidenceRow {
 	r := EvidenceRow{Time: o.Time.UTC(), Src: addrText(o.Src), Dst: addrText(o.Dst), Interface: o.Interface, Operation: o.Operation, Target: o.Target}
 	if o.HasStatus {
@@ -152,12 +142,12 @@ func DetectAttacks(ops []Operation, dcs map[netip.Addr]bool) []Attack {
 		switch {
 		case o.Interface == "netlogon" && sealedZL[pairKey{o.Src, o.Dst, "zerologon"}] && isChannelSetup(o):
 			get(pairKey{o.Src, o.Dst, "zerologon"}, Attack{Name: "Zerologon", CVE: "CVE-2020-1472", Technique: "T1210"}).add(o)
-		case o.Interface == "netlogon" && (o.field("zerologon") != "" || isZerologonFollowUp(o, groups)):
+		case o.Interface == "netlogon" && (o.Field("zerologon") != "" || isZerologonFollowUp(o, groups)):
 			get(pairKey{o.Src, o.Dst, "zerologon"}, Attack{Name: "Zerologon", CVE: "CVE-2020-1472", Technique: "T1210"}).add(o)
-		case o.Technique == "T1187" && o.field("coerced to") != "":
+		case o.Technique == "T1187" && o.Field("coerced to") != "":
 			name, cve := coercionName(o.Interface)
 			get(pairKey{o.Src, o.Dst, "coerce " + o.Interface}, Attack{Name: name, CVE: cve, Technique: "T1187"}).add(o)
-		case o.field("printnightmare") != "":
+		case o.Field("printnightmare") != "":
 			get(pairKey{o.Src, o.Dst, "printnightmare"}, Attack{Name: "PrintNightmare driver load", CVE: "CVE-2021-34527", Technique: "T1210"}).add(o)
 		case o.Technique == "T1003.006":
 			get(pairKey{o.Src, o.Dst, "dcsync"}, Attack{Name: "DCSync", Technique: "T1003.006"}).add(o)
@@ -344,7 +334,7 @@ func coercionName(iface string) (name, cve string) {
 func coercion(g *group, all []*Operation, dcs map[netip.Addr]bool) Attack {
 	hosts := map[string]bool{}
 	for _, o := range g.ops {
-		hosts[o.field("coerced to")] = true
+		hosts[o.Field("coerced to")] = true
 	}
 	a := g.finish(nil)
 	var list []string
@@ -408,7 +398,7 @@ func replication(g *group, what string) Attack {
 	for _, o := range g.ops {
 		// A reply came back and was no fault or error: sealed replies
 		// hide the objects, not the fact that they were sent.
-		if !o.Partial && (!o.HasStatus || o.Status == 0) || o.field("objects") != "" && o.field("objects") != "0" {
+		if !o.Partial && (!o.HasStatus || o.Status == 0) || o.Field("objects") != "" && o.Field("objects") != "0" {
 			a.Verdict = "exploited"
 		}
 		if o.Target != "" && len(objs) < 4 && !contains(objs, o.Target) {
@@ -433,7 +423,7 @@ func replication(g *group, what string) Attack {
 // certForOther: a certificate request whose subject alternative name is a
 // UPN of another account than the one that authenticated.
 func certForOther(o *Operation) bool {
-	for _, s := range strings.Split(o.field("subject alternative name"), ", ") {
+	for _, s := range strings.Split(o.Field("subject alternative name"), ", ") {
 		upn, ok := strings.CutPrefix(s, "upn:")
 		if !ok {
 			continue
@@ -451,10 +441,10 @@ func certAbuse(g *group) Attack {
 	a.Verdict, a.Severity = "attempted", SevHigh
 	var sans []string
 	for _, o := range g.ops {
-		if o.field("disposition") == "issued" {
+		if o.Field("disposition") == "issued" {
 			a.Verdict, a.Severity = "succeeded", SevCritical
 		}
-		if s := o.field("subject alternative name"); s != "" && !contains(sans, s) {
+		if s := o.Field("subject alternative name"); s != "" && !contains(sans, s) {
 			sans = append(sans, s)
 		}
 		if a.Account == "" {
@@ -462,7 +452,7 @@ func certAbuse(g *group) Attack {
 		}
 	}
 	a.Summary = fmt.Sprintf("%s asked the CA on %s for a certificate naming %s as %s (%s)", firstNonEmpty(a.Account, a.Src.String()), a.Dst,
-		strings.Join(sans, "; "), firstNonEmpty(g.ops[0].field("template"), "an unnamed template"), a.Verdict)
+		strings.Join(sans, "; "), firstNonEmpty(g.ops[0].Field("template"), "an unnamed template"), a.Verdict)
 	return a
 }
 

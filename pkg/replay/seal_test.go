@@ -84,15 +84,6 @@ func tsharkSealedStrings(t *testing.T, file, password string, fields ...string) 
 	return vals
 }
 
-func fieldOf(op *Operation, name string) string {
-	for _, f := range op.Fields {
-		if f.Name == name {
-			return f.Value
-		}
-	}
-	return ""
-}
-
 // TestSealedLabCaptures opens the real sealed traffic of Certipy,
 // topotam's PetitPotam and Coercer with the lab password: the request stubs equal
 // tshark's decryption byte for byte, and the operations carry what the
@@ -170,8 +161,8 @@ func TestSealedLabCaptures(t *testing.T) {
 				// The class tshark reads from a sealed DCOM activation must
 				// be the one replay names.
 				for i, v := range tsharkSealedStrings(t, file, labPassword, "isystemactivator.properties.instninfo.clsid") {
-					if v != "" && i < len(sealed) && !strings.Contains(fieldOf(&sealed[i], "class"), v) {
-						t.Errorf("request %d: tshark decodes class %s, replay %q", i, v, fieldOf(&sealed[i], "class"))
+					if v != "" && i < len(sealed) && !strings.Contains(sealed[i].Field("class"), v) {
+						t.Errorf("request %d: tshark decodes class %s, replay %q", i, v, sealed[i].Field("class"))
 					}
 				}
 				for i, w := range c.want {
@@ -180,7 +171,7 @@ func TestSealedLabCaptures(t *testing.T) {
 						t.Errorf("op %d: %s %s sealed=%q user=%q", i, op.Interface, op.Operation, op.Sealed, op.User)
 					}
 					for k, v := range w {
-						got := fieldOf(op, k)
+						got := op.Field(k)
 						switch k {
 						case "op":
 							continue
@@ -230,8 +221,8 @@ func TestSealedWrongSecret(t *testing.T) {
 				continue
 			}
 			n++
-			if op.Sealed != c.sealed || op.Operation != "CertServerRequest" || fieldOf(&op, "template") != "" ||
-				!strings.Contains(fieldOf(&op, "sealed"), c.reason) {
+			if op.Sealed != c.sealed || op.Operation != "CertServerRequest" || op.Field("template") != "" ||
+				!strings.Contains(op.Field("sealed"), c.reason) {
 				t.Errorf("%q: %s sealed=%q fields=%v", c.secrets, op.Operation, op.Sealed, op.Fields)
 			}
 		}
@@ -271,7 +262,7 @@ func TestSealedLostPDU(t *testing.T) {
 		}
 		if op.Sealed == SealedUndecryptable {
 			bad++
-			if !strings.Contains(fieldOf(&op, "sealed"), "lost") || op.Target != "" {
+			if !strings.Contains(op.Field("sealed"), "lost") || op.Target != "" {
 				t.Errorf("%s: %v", op.Operation, op.Fields)
 			}
 		}
@@ -296,7 +287,7 @@ func TestSealedSegmented(t *testing.T) {
 		p.Packet(pk)
 	}
 	p.Flush()
-	if st := p.Stats(); st.DecryptedCalls != 1 || len(ops) != 1 || ops[0].Operation != "CertServerRequest" || fieldOf(&ops[0], "template") != "User" {
+	if st := p.Stats(); st.DecryptedCalls != 1 || len(ops) != 1 || ops[0].Operation != "CertServerRequest" || ops[0].Field("template") != "User" {
 		t.Fatalf("stats %+v, ops %+v", st, ops)
 	}
 }
@@ -321,7 +312,7 @@ func TestSealedNTLMv1(t *testing.T) {
 				t.Fatalf("stats %+v, %d stubs", st, len(stubs))
 			}
 			for _, op := range ops {
-				if op.Encrypted && (op.Sealed != SealedDecrypted || fieldOf(&op, "template") != c.template || fieldOf(&op, "ca") != "CORP-DC01-CA") {
+				if op.Encrypted && (op.Sealed != SealedDecrypted || op.Field("template") != c.template || op.Field("ca") != "CORP-DC01-CA") {
 					t.Errorf("%s sealed=%q fields=%v", op.Operation, op.Sealed, op.Fields)
 				}
 			}

@@ -166,7 +166,7 @@ func TestSMB3LabOracle(t *testing.T) {
 				case o.Kind == "smb3-encrypted":
 					// What tshark cannot open either: by name, as
 					// without secrets.
-					left += atoi(fieldOf(&o, "messages"))
+					left += atoi(o.Field("messages"))
 					if o.Sealed != "" {
 						t.Errorf("left encrypted and marked %s: %v", o.Sealed, o.Fields)
 					}
@@ -222,8 +222,8 @@ func TestSMB3WrongSecret(t *testing.T) {
 				}
 				if o.Kind == "smb3-encrypted" {
 					n++
-					if o.Sealed != SealedUndecryptable || !strings.Contains(fieldOf(&o, "sealed"), "wrong password") {
-						t.Errorf("sealed %q, %q", o.Sealed, fieldOf(&o, "sealed"))
+					if o.Sealed != SealedUndecryptable || !strings.Contains(o.Field("sealed"), "wrong password") {
+						t.Errorf("sealed %q, %q", o.Sealed, o.Field("sealed"))
 					}
 				}
 			}
@@ -271,8 +271,8 @@ func TestSMB3Damaged(t *testing.T) {
 	for _, o := range ops {
 		if o.Kind == "smb3-encrypted" {
 			enc++
-			if o.Sealed != SealedUndecryptable || !strings.Contains(fieldOf(&o, "sealed"), "did not authenticate") || fieldOf(&o, "messages") != "1" {
-				t.Errorf("damaged message: %q %q %q", o.Sealed, fieldOf(&o, "sealed"), fieldOf(&o, "messages"))
+			if o.Sealed != SealedUndecryptable || !strings.Contains(o.Field("sealed"), "did not authenticate") || o.Field("messages") != "1" {
+				t.Errorf("damaged message: %q %q %q", o.Sealed, o.Field("sealed"), o.Field("messages"))
 			}
 		}
 	}
@@ -440,8 +440,8 @@ func TestSMB3Compressed(t *testing.T) {
 	for _, o := range ops {
 		if o.Kind == "smb3-encrypted" {
 			n++
-			if o.Sealed != SealedUndecryptable || !strings.Contains(fieldOf(&o, "sealed"), "compressed") || fieldOf(&o, "messages") != "1" {
-				t.Errorf("compressed: %q %q", o.Sealed, fieldOf(&o, "sealed"))
+			if o.Sealed != SealedUndecryptable || !strings.Contains(o.Field("sealed"), "compressed") || o.Field("messages") != "1" {
+				t.Errorf("compressed: %q %q", o.Sealed, o.Field("sealed"))
 			}
 		}
 	}

@@ -156,10 +156,10 @@ func checkWinRMCapture(t *testing.T, file string, conns int) {
 			t.Errorf("port %d: %s %s encrypted=%v noise=%v", port, op.Technique, op.Phase, op.Encrypted, op.Noise)
 		}
 		wantEnc := fmt.Sprintf("%d from the client, %d from the server (%s)", w.req, w.resp, w.protocol)
-		if g := fieldOf(op, "encrypted messages"); g != wantEnc {
+		if g := op.Field("encrypted messages"); g != wantEnc {
 			t.Errorf("port %d: encrypted messages %q, tshark %q", port, g, wantEnc)
 		}
-		if fieldOf(op, "plaintext bytes") == "" {
+		if op.Field("plaintext bytes") == "" {
 			t.Errorf("port %d: no plaintext sizes", port)
 		}
 	}

@@ -103,17 +103,17 @@ func TestWinRMPSRP(t *testing.T) {
 			t.Errorf("%s: account %s/%s port %d", ops[i].Operation, ops[i].Account(), ops[i].Auth, ops[i].DstPort)
 		}
 	}
-	if c := byOp["Create shell"]; c == nil || c.Target != "Microsoft.PowerShell" || fieldOf(c, "psrp") != "SESSION_CAPABILITY" || c.Technique != "T1021.006" {
+	if c := byOp["Create shell"]; c == nil || c.Target != "Microsoft.PowerShell" || c.Field("psrp") != "SESSION_CAPABILITY" || c.Technique != "T1021.006" {
 		t.Errorf("create: %+v", c)
 	}
 	if c := byOp["Command"]; c == nil || c.Command != "" {
 		t.Errorf("command with the first fragment only: %+v", c)
 	}
 	want := "Get-Process -Name lsass -ComputerName dc1,dc2 | Out-String 'x y\r\n'"
-	if s := byOp["Send"]; s == nil || s.Command != want || s.Technique != "T1059.001" || s.Phase != "execution" || fieldOf(s, "psrp") != "CREATE_PIPELINE" || s.Noise {
+	if s := byOp["Send"]; s == nil || s.Command != want || s.Technique != "T1059.001" || s.Phase != "execution" || s.Field("psrp") != "CREATE_PIPELINE" || s.Noise {
 		t.Errorf("send: %+v", s)
 	}
-	if r := byOp["Receive"]; r == nil || !r.Noise || fieldOf(r, "psrp") != "PIPELINE_STATE" {
+	if r := byOp["Receive"]; r == nil || !r.Noise || r.Field("psrp") != "PIPELINE_STATE" {
 		t.Errorf("receive: %+v", r)
 	}
 	if s := byOp["session"]; s == nil || !s.Noise || s.Target != "srv:8080" {
@@ -169,8 +169,8 @@ func TestWinRMWMIAndTLS(t *testing.T) {
 		t.Errorf("wmi: %+v", wmi)
 	}
 	if https == nil || https.Target != name || !https.Encrypted || https.Transport != "https" || https.Technique != "T1021.006" ||
-		fieldOf(https, "tls records") != "1 from the client (100 bytes), 1 from the server (200 bytes)" ||
-		!strings.Contains(fieldOf(https, "identified by"), "port 5986 and TLS only") {
+		https.Field("tls records") != "1 from the client (100 bytes), 1 from the server (200 bytes)" ||
+		!strings.Contains(https.Field("identified by"), "port 5986 and TLS only") {
 		t.Errorf("https: %+v", https)
 	}
 }
@@ -222,7 +222,7 @@ func TestWinRMPSRPShellOpenedElsewhere(t *testing.T) {
 		t.Errorf("command with the first fragment only: %+v", c)
 	}
 	want := "Get-Process -Name lsass -ComputerName dc1,dc2 | Out-String 'x y\r\n'"
-	if s := byOp["Send"]; s == nil || s.Command != want || s.Technique != "T1059.001" || fieldOf(s, "psrp") != "CREATE_PIPELINE" {
+	if s := byOp["Send"]; s == nil || s.Command != want || s.Technique != "T1059.001" || s.Field("psrp") != "CREATE_PIPELINE" {
 		t.Errorf("send: %+v", s)
 	}
 }

@@ -135,8 +135,8 @@ func checkWinRMOps(t *testing.T, ops []Operation, log []winrmLogEntry, auth, dec
 			g.User != "alice" || g.Domain != "CORP" || g.Auth != auth || g.Encrypted {
 			t.Errorf("op %d: got %s %q decrypted=%q partial=%v %s/%s, want %s %q", i, g.Operation, g.Command, g.Decrypted, g.Partial, g.Account(), g.Auth, w.op, w.command)
 		}
-		if w.output != "" && !strings.HasPrefix(w.output, fieldOf(g, "output")) || w.output == "" && fieldOf(g, "output") != "" {
-			t.Errorf("op %d: output %q, the server sent %q", i, fieldOf(g, "output"), w.output)
+		if w.output != "" && !strings.HasPrefix(w.output, g.Field("output")) || w.output == "" && g.Field("output") != "" {
+			t.Errorf("op %d: output %q, the server sent %q", i, g.Field("output"), w.output)
 		}
 		switch {
 		case strings.HasPrefix(w.command, "ipconfig"):
@@ -144,8 +144,8 @@ func checkWinRMOps(t *testing.T, ops []Operation, log []winrmLogEntry, auth, dec
 				t.Errorf("ipconfig: %s %s", g.Technique, g.Phase)
 			}
 		case strings.HasPrefix(w.command, "powershell -encodedcommand"):
-			if g.Technique != "T1059.001" || fieldOf(g, "decoded command") != "Get-Process | Select-Object -First 3" {
-				t.Errorf("run_ps: %s decoded %q", g.Technique, fieldOf(g, "decoded command"))
+			if g.Technique != "T1059.001" || g.Field("decoded command") != "Get-Process | Select-Object -First 3" {
+				t.Errorf("run_ps: %s decoded %q", g.Technique, g.Field("decoded command"))
 			}
 		case w.op == "Create shell":
 			if g.Technique != "T1021.006" || g.Phase != "lateral-movement" || g.Target != "cmd" || g.Noise {
@@ -158,7 +158,7 @@ func checkWinRMOps(t *testing.T, ops []Operation, log []winrmLogEntry, auth, dec
 		}
 	}
 	if session == nil || session.Encrypted || session.Decrypted != decrypted || !session.Noise ||
-		fieldOf(session, "requests decoded") != "Create 2, Command 2, Receive 2, Signal 2, Delete 2" {
+		session.Field("requests decoded") != "Create 2, Command 2, Receive 2, Signal 2, Delete 2" {
 		t.Errorf("session %+v", session)
 	}
 }
@@ -209,7 +209,7 @@ func TestWinRMNTLMDecrypt(t *testing.T) {
 	for i := range ops {
 		if ops[i].Operation == "session" {
 			want := itoa(req) + " from the client, " + itoa(resp) + " from the server (application/HTTP-SPNEGO-session-encrypted)"
-			if g := fieldOf(&ops[i], "encrypted messages"); g != want {
+			if g := ops[i].Field("encrypted messages"); g != want {
 				t.Errorf("encrypted messages %q, tshark %q", g, want)
 			}
 		}
@@ -223,7 +223,7 @@ func TestWinRMUndecryptable(t *testing.T) {
 	file := filepath.Join("testdata", "winrm", "ntlm.pcap")
 	ops, st := replayWith(t, file, Config{Secrets: secretsOf(t, `CORP\alice password:wrong`+"\n")}, nil, nil)
 	if len(ops) != 1 || ops[0].Operation != "session" || ops[0].Sealed != SealedUndecryptable || !ops[0].Encrypted ||
-		!strings.Contains(fieldOf(&ops[0], "sealed"), "not decrypted") {
+		!strings.Contains(ops[0].Field("sealed"), "not decrypted") {
 		t.Fatalf("wrong secret: %+v", ops)
 	}
 	if st.WinRMDecrypted != 0 || st.WinRMUndecryptable == 0 {
@@ -255,7 +255,7 @@ func TestWinRMUndecryptable(t *testing.T) {
 			decoded++
 			continue
 		}
-		if ops[i].Sealed != SealedUndecryptable || !strings.Contains(fieldOf(&ops[i], "sealed"), "checksum") {
+		if ops[i].Sealed != SealedUndecryptable || !strings.Contains(ops[i].Field("sealed"), "checksum") {
 			t.Errorf("damaged: session %+v", ops[i])
 		}
 	}
