@@ -356,36 +356,10 @@ func (db *DB) DNSRecords(ctx context.Context, q Query, fn func(*flow.Record) err
 	sql := "SELECT first_us, last_us, proto, orig, resp, orig_port, resp_port, orig_pkts, orig_bytes, resp_bytes, name, name_source, answers FROM " +
 		db.table(tableFlows) + " WHERE " + db.where(q) + fmt.Sprintf(" AND name_source = %d AND resp_port = 53 AND proto IN (6, 17) AND name != ''", flow.NameDNS) +
 		" ORDER BY first_us, sensor, shard, seq"
-	rows, err := db.conn.Query(aggCtx(ctx), sql)
-	if err != nil {
-		return db.wrap("read DNS flows", err)
-	}
-	defer rows.Close()
-	var w Row
-	var r flow.Record
-	var bad RowError
-	for rows.Next() {
-		if err := rows.Scan(&w.First, &w.Last, &w.Proto, &w.Orig, &w.Resp, &w.OrigPort, &w.RespPort, &w.OrigPkts,
-			&w.OrigData, &w.RespData, &w.Name, &w.NameSource, &w.Answers); err != nil {
-			return db.wrap("read DNS flows", err)
-		}
-		// The checks of a whole row: the database is trusted no more than
-		// a flow file.
-		if err := w.Record(&r); err != nil {
-			bad.add(fmt.Sprintf("DNS flow at %d µs: %v", w.First, err))
-			continue
-		}
-		if err := fn(&r); err != nil {
-			return err
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return db.wrap("read DNS flows", err)
-	}
-	if bad.Count > 0 {
-		return &bad
-	}
-	return nil
+	return db.recordRows(ctx, "DNS", sql, func(w *Row) []any {
+		return []any{&w.First, &w.Last, &w.Proto, &w.Orig, &w.Resp, &w.OrigPort, &w.RespPort, &w.OrigPkts,
+			&w.OrigData, &w.RespData, &w.Name, &w.NameSource, &w.Answers}
+	}, fn)
 }
 
 // ICMPRecords calls fn for every ICMP echo flow record (an exchange whose
@@ -399,21 +373,32 @@ func (db *DB) ICMPRecords(ctx context.Context, q Query, fn func(*flow.Record) er
 	sql := "SELECT first_us, last_us, proto, orig, resp, orig_port, resp_port, orig_pkts, resp_pkts, orig_bytes, resp_bytes, " +
 		"bursts, burst_head, burst_ms FROM " + db.table(tableFlows) + " WHERE " + db.where(q) +
 		" AND (proto = 1 AND orig_port = 8 OR proto = 58 AND orig_port = 128) ORDER BY first_us, sensor, shard, seq"
+	return db.recordRows(ctx, "ICMP", sql, func(w *Row) []any {
+		return []any{&w.First, &w.Last, &w.Proto, &w.Orig, &w.Resp, &w.OrigPort, &w.RespPort, &w.OrigPkts, &w.RespPkts,
+			&w.OrigData, &w.RespData, &w.Bursts, &w.BurstHead, &w.BurstMs}
+	}, fn)
+}
+
+// recordRows runs sql, scans each row into the columns dest names and
+// hands its flow record to fn (reused between calls). A row the record's
+// checks refuse (the database is trusted no more than a flow file) is
+// skipped and named in a *RowError returned after every good row.
+func (db *DB) recordRows(ctx context.Context, what, sql string, dest func(*Row) []any, fn func(*flow.Record) error) error {
 	rows, err := db.conn.Query(aggCtx(ctx), sql)
 	if err != nil {
-		return db.wrap("read ICMP flows", err)
+		return db.wrap("read "+what+" flows", err)
 	}
 	defer rows.Close()
 	var w Row
 	var r flow.Record
 	var bad RowError
+	cols := dest(&w)
 	for rows.Next() {
-		if err := rows.Scan(&w.First, &w.Last, &w.Proto, &w.Orig, &w.Resp, &w.OrigPort, &w.RespPort, &w.OrigPkts, &w.RespPkts,
-			&w.OrigData, &w.RespData, &w.Bursts, &w.BurstHead, &w.BurstMs); err != nil {
-			return db.wrap("read ICMP flows", err)
+		if err := rows.Scan(cols...); err != nil {
+			return db.wrap("read "+what+" flows", err)
 		}
 		if err := w.Record(&r); err != nil {
-			bad.add(fmt.Sprintf("ICMP flow at %d µs: %v", w.First, err))
+			bad.add(fmt.Sprintf("%s flow at %d µs: %v", what, w.First, err))
 			continue
 		}
 		if err := fn(&r); err != nil {
@@ -421,7 +406,7 @@ func (db *DB) ICMPRecords(ctx context.Context, q Query, fn func(*flow.Record) er
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return db.wrap("read ICMP flows", err)
+		return db.wrap("read "+what+" flows", err)
 	}
 	if bad.Count > 0 {
 		return &bad
