@@ -16,17 +16,20 @@ import (
 // few hosts to tell fleet software from an implant (w < 1), held towards
 // singleCap. own is the evidence that stands by itself (a tunnel's
 // volume; 0 when none): it counts as its own rarity and lifts the cap.
-func covertScore(e float64, hosts int, scaleN, w, own, singleCap float64) float64 {
+// strength is the score before either cap, which orders findings held at
+// one.
+func covertScore(e float64, hosts int, scaleN, w, own, singleCap float64) (score, strength float64) {
 	r := rarity(hosts, scaleN)
 	ru := w*r + (1-w)*0.5
 	if own > 0 {
 		ru = max(ru, own*r)
 	}
-	score := min(e*(0.3+0.7*ru), uncorroborated)
+	strength = e * (0.3 + 0.7*ru)
+	score = min(strength, uncorroborated)
 	if w < 1 && own == 0 {
 		score = min(score, singleCap*(1-w)+score*w)
 	}
-	return score
+	return score, strength
 }
 
 // closeCovert gives a DNS or ICMP finding its reasons, strongest first and

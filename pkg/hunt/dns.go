@@ -418,7 +418,7 @@ func (m *Model) scoreDNS(w float64, H int, allowed func(netip.Addr, string) bool
 		if ev.Volume >= 0.5 && ev.Labels >= 0.3 {
 			own = ev.Volume
 		}
-		score := covertScore(e, ev.Hosts, scaleN, w, own, dnsSingleCap)
+		score, strength := covertScore(e, ev.Hosts, scaleN, w, own, dnsSingleCap)
 		f := Finding{Kind: KindDNS, Src: k.src, Dst: d.server, DstName: k.domain, DstPort: 53, Proto: d.proto,
 			Score: score, Severity: SeverityOf(score), PeriodSec: ev.PeriodSec, Connections: d.flows,
 			FirstSeen: unixUTC(d.first), LastSeen: unixUTC(d.last), Popularity: ev.Hosts, Hosts: H,
@@ -442,7 +442,7 @@ func (m *Model) scoreDNS(w float64, H int, allowed func(netip.Addr, string) bool
 			whys = append(whys, why{0.4, fmt.Sprintf("%.0f%% of the queries ask for TXT, NULL, CNAME, MX or KEY records", 100*ev.DataQTypes)})
 		}
 		closeCovert(&f, whys, fmt.Sprintf("%d of %d inside hosts query %s", ev.Hosts, H, k.domain), "fleet software", w, "T1071.004", ev.Volume >= 0.5)
-		out = append(out, scored{f: f, bp: ev.Schedule})
+		out = append(out, scored{f: f, strength: strength})
 	}
 	return out
 }

@@ -102,9 +102,14 @@ type Finding struct {
 	// the score rests on the channel's own evidence.
 	Own bool
 
-	// For hosts: the destination of their strongest beacon, if any.
+	// For hosts: the peer of their strongest command-and-control evidence
+	// of low or above, if any, and the kind of finding it is (channel, dns
+	// or icmp; empty when none). For DNS the peer is the server asked and
+	// its name the registered domain; for an inbound channel the outside
+	// address that polls the host.
 	BeaconDst     netip.Addr
 	BeaconDstName string
+	C2Kind        Kind
 
 	// For DNS findings: what the host's queries under the domain showed.
 	DNS *DNSEvidence

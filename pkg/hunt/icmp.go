@@ -206,7 +206,7 @@ func (m *Model) scoreICMP(w float64, H int, allowed func(netip.Addr, string) boo
 		if ev.Tunnel >= 0.5 || ev.Payload >= 0.5 {
 			own = math.Max(ev.Tunnel, ev.Payload)
 		}
-		score := covertScore(e, ev.Hosts, scaleN, w, own, icmpSingleCap)
+		score, strength := covertScore(e, ev.Hosts, scaleN, w, own, icmpSingleCap)
 		f := Finding{Kind: KindICMP, Src: k.src, Dst: k.dst, DstName: m.dnsNames[k.dst], Proto: p.proto,
 			Score: score, Severity: SeverityOf(score), PeriodSec: ev.PeriodSec, Connections: p.flows,
 			FirstSeen: unixUTC(p.first), LastSeen: unixUTC(p.last), Popularity: ev.Hosts, Hosts: H,
@@ -230,7 +230,7 @@ func (m *Model) scoreICMP(w float64, H int, allowed func(netip.Addr, string) boo
 			whys = append(whys, why{0.3 * vary, fmt.Sprintf("sizes vary from exchange to exchange (%.2f)", vary)})
 		}
 		closeCovert(&f, whys, fmt.Sprintf("%d of %d inside hosts ping %s", ev.Hosts, H, k.dst), "fleet monitoring", w, "T1095", ev.Tunnel >= 0.5)
-		out = append(out, scored{f: f, bp: ev.Schedule})
+		out = append(out, scored{f: f, strength: strength})
 	}
 	return out
 }

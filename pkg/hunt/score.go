@@ -6,7 +6,6 @@ import (
 	"math"
 	"net/netip"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -31,10 +30,6 @@ type Result struct {
 // Model constants. Each is a shape, not a threshold tuned to one sample:
 // docs/hunt.md explains them.
 const (
-	// activeConns/activeDsts make an internal address a member of the
-	// population (it originates traffic of its own).
-	activeConns = 5
-	activeDsts  = 3
 	// popFullHosts is the population size from which popularity carries
 	// full weight; below popNoHosts it carries none.
 	popNoHosts   = 3.0
@@ -112,9 +107,12 @@ const (
 )
 
 type scored struct {
-	f         Finding
-	bp        float64 // beacon evidence 0-1
-	nameGroup bool
+	f Finding
+	// strength is the evidence under the finding's caps (the score before
+	// it was held at high without corroboration, at medium with too few
+	// hosts, or raised to a certificate's rating): it orders findings of
+	// one score, so that those held at a cap are not ranked by address.
+	strength float64
 }
 
 // Score turns what was added into ranked findings.
@@ -127,13 +125,7 @@ func (m *Model) Score() Result {
 	span := m.span()
 
 	// The population: internal hosts that originate traffic of their own.
-	var active []*host
-	for _, h := range m.hosts {
-		if h.conns >= activeConns || len(h.dsts)+len(h.proxied) >= activeDsts {
-			active = append(active, h)
-		}
-	}
-	sort.Slice(active, func(i, j int) bool { return active[i].addr.Less(active[j].addr) })
+	active := m.population()
 	H := max(len(active), 1)
 	res.Hosts = len(active)
 	w := clamp01((float64(len(active)) - popNoHosts) / (popFullHosts - popNoHosts))
@@ -490,6 +482,7 @@ func (m *Model) Score() Result {
 			sc = w*sc + (1-w)*own
 		}
 		certAlone := false
+		sc0 := sc // the schedule's score, under a certificate's rating
 		if cert {
 			cs := certStdPort
 			if oddPort {
@@ -500,6 +493,10 @@ func (m *Model) Score() Result {
 			}
 		}
 		sc = clamp01(sc)
+		strength := sc
+		if certAlone {
+			strength = clamp01(sc0)
+		}
 
 		f := Finding{
 			Kind: KindChannel, Src: k.src, Dst: k.dst, DstName: c.name, DstPort: k.port, Proto: k.proto,
@@ -623,7 +620,7 @@ func (m *Model) Score() Result {
 			f.Attack = dedupe(append(f.Attack, "T1090")) // proxy
 		}
 		f.Severity = SeverityOf(f.Score)
-		out = append(out, scored{f: f, bp: bp, nameGroup: nameGroup})
+		out = append(out, scored{f: f, strength: strength})
 	}
 	for _, c := range all {
 		score(c, c.runs(m.first), c.sample(), false, 1)
@@ -688,115 +685,34 @@ func (m *Model) Score() Result {
 			Reasons:   []string{fmt.Sprintf("admin port %d on an internal peer, one of %d the source reached (population median %.0f)", k.port, he.adminPeers, he.adminMedian)},
 			Attack:    lateralAttack(1 << adminIndex(k.port)),
 		}
-		out = append(out, scored{f: f})
+		out = append(out, scored{f: f, strength: sc})
 	}
 
-	// Hosts: their strongest channel, combined with lateral and scan
-	// evidence. An inbound channel belongs to its inside host.
-	best := map[netip.Addr]*Finding{}
-	for i := range out {
-		f := &out[i].f
-		inside := f.Src
-		if f.Direction == Inbound {
-			inside = f.Dst
-		}
-		if b := best[inside]; f.Beacon && (b == nil || f.Score > b.Score) {
-			best[inside] = f
-		}
-	}
-	hostList := slices.Clone(active)
-	for a, b := range best {
-		// A host with a beacon (or polled from outside on a schedule) is
-		// a host to look at, however little else it does: in a small
-		// capture it is outside the population.
-		if !slices.ContainsFunc(active, func(h *host) bool { return h.addr == a }) && b.Score >= 0.2 {
-			h := m.hosts[a]
-			if h == nil {
-				h = &host{addr: a, first: b.FirstSeen.UnixNano(), last: b.LastSeen.UnixNano()}
-			}
-			hostList = append(hostList, h)
-		}
-	}
-	slices.SortFunc(hostList, func(a, b *host) int { return a.addr.Compare(b.addr) })
-	for _, h := range hostList {
-		if allowed(h.addr, "") {
-			continue
-		}
-		he := hs[h.addr]
-		if he == nil {
-			he = &hostEv{}
-		}
-		var beacon float64
-		b := best[h.addr]
-		if b != nil {
-			beacon = b.Score
-		}
-		sc := beacon
-		if he.lateral > 0 || he.scan > 0 {
-			sc = 1 - (1-beacon)*(1-0.9*he.lateral)*(1-0.8*he.scan)
-		}
-		f := Finding{Kind: KindHost, Src: h.addr, Score: sc, Severity: SeverityOf(sc), Connections: h.conns,
-			FirstSeen: time.Unix(0, h.first).UTC(), LastSeen: time.Unix(0, h.last).UTC(), Hosts: len(active),
-			Fanout: len(h.internal), AdminPeers: he.adminPeers, Lateral: he.lateral >= 0.3, Scan: he.scan >= 0.3}
-		// Reasons, the strongest evidence first.
-		var whys []why
-		if b != nil && b.Score >= 0.2 {
-			f.Beacon = true
-			peer, peerName := b.Dst, b.DstName
-			verb := "beacons to"
-			if b.Direction == Inbound {
-				peer, peerName, verb = b.Src, "", "is polled from outside by"
-				f.Connections = max(f.Connections, b.Connections)
-			}
-			f.BeaconDst, f.BeaconDstName = peer, peerName
-			name := peer.String()
-			switch {
-			case !peer.IsValid():
-				name = peerName
-			case peerName != "":
-				name = peerName + " (" + name + ")"
-			}
-			via := ""
-			if b.Via.IsValid() {
-				via = " via proxy " + b.Via.String()
-			}
-			whys = append(whys, why{b.Score, fmt.Sprintf("%s %s:%d%s every %s (channel score %.2f)", verb, name, b.DstPort, via, FormatPeriod(b.PeriodSec), b.Score)})
-			f.Attack = append(f.Attack, b.Attack...)
-		}
-		if he.adminPeers > 0 {
-			r := fmt.Sprintf("reached %d internal peers on admin ports %s (population median %.0f, robust z %.1f)",
-				he.adminPeers, portList(he.ports), he.adminMedian, he.adminZ)
-			if he.newAdmin > 0 {
-				r += fmt.Sprintf(", %d of them new", he.newAdmin)
-			}
-			whys = append(whys, why{0.9 * he.lateral, r})
-			if he.lateral >= 0.3 {
-				f.Attack = append(f.Attack, lateralAttack(he.ports)...)
-			}
-		}
-		if he.scanPeers > 0 {
-			whys = append(whys, why{0.8 * he.scan, fmt.Sprintf("failed connections to %d destinations on port %d, %.0f%% of those tried (robust z %.1f)",
-				he.scanPeers, he.scanPort, 100*he.scanShare, he.scanZ)})
-			if he.scan >= 0.3 {
-				f.Attack = append(f.Attack, "T1046")
-			}
-		}
-		f.Reasons = append(f.Reasons, strongestFirst(whys)...)
-		f.Reasons = append(f.Reasons, fmt.Sprintf("%d internal peers, %d destinations in all", len(h.internal), len(h.dsts)+len(h.proxied)))
-		f.Attack = dedupe(f.Attack)
-		out = append(out, scored{f: f})
-	}
-
+	// Covert channels, judged apart from the channels, are evidence about
+	// their hosts too.
 	out = append(out, m.scoreDNS(w, H, allowed)...)
 	out = append(out, m.scoreICMP(w, H, allowed)...)
+
+	// Hosts: all their evidence (docs/hunt.md, The score, step 10).
+	out = append(out, m.hostFindings(out, active, hs, w, allowed)...)
 
 	slices.SortStableFunc(out, func(a, b scored) int {
 		if c := cmp.Compare(b.f.Score, a.f.Score); c != 0 {
 			return c
 		}
+		// At one score (a cap: high without corroboration, medium with
+		// too few hosts, a certificate's rating), the stronger evidence
+		// under it first.
+		if c := cmp.Compare(b.strength, a.strength); c != 0 {
+			return c
+		}
 		if a.f.Kind != b.f.Kind {
-			// A host before its channel at the same score: the host is
-			// what to act on (and an inbound channel's source is not it).
+			// A host before its channel or covert finding at the same
+			// score: the host is what to act on (and an inbound channel's
+			// source is not it).
+			if a.f.Kind == KindHost || b.f.Kind == KindHost {
+				return cmp.Compare(kindOrder(a.f.Kind), kindOrder(b.f.Kind))
+			}
 			return strings.Compare(string(b.f.Kind), string(a.f.Kind))
 		}
 		if c := a.f.Src.Compare(b.f.Src); c != 0 {
