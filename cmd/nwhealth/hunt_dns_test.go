@@ -32,10 +32,12 @@ func TestHuntDNSTunnels(t *testing.T) {
 			if len(fs) == 0 {
 				t.Fatal("no findings")
 			}
-			f := fs[0]
-			if f["kind"] != "dns" || f["dst_name"] != tc.domain || f["src"] != "10.53.0.2" {
-				t.Fatalf("first finding %v, want the DNS tunnel under %s", f, tc.domain)
+			_, f := firstOfKind(fs, "dns")
+			if f == nil || f["dst_name"] != tc.domain || f["src"] != "10.53.0.2" {
+				t.Fatalf("first DNS finding %v, want the DNS tunnel under %s", f, tc.domain)
 			}
+			// Its host first, carrying it, with the sinkhole as its action.
+			checkHostCarries(t, fs[0], f, "10.53.0.2", "block the domain at the resolver (sinkhole)")
 			var attack []string
 			for _, a := range f["attack"].([]any) {
 				attack = append(attack, a.(string))
@@ -78,13 +80,15 @@ func TestReportDNSTunnel(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	var host, sink map[string]any
+	var host, sink, dnsF map[string]any
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		var o map[string]any
 		if err := json.Unmarshal([]byte(line), &o); err != nil {
 			t.Fatalf("bad line %q", line)
 		}
 		switch {
+		case o["type"] == "finding" && o["kind"] == "dns" && dnsF == nil:
+			dnsF = o
 		case o["type"] == "host" && o["host"] == "10.53.0.2":
 			host = o
 		case o["type"] == "action" && o["action"] == "block the domain at the resolver (sinkhole)" && o["target"] == "example.com":
@@ -98,8 +102,8 @@ func TestReportDNSTunnel(t *testing.T) {
 	if len(steps) != 1 || !strings.Contains(fmt.Sprint(steps[0]), "T1572") || !strings.Contains(fmt.Sprint(steps[0]), "tunnels through DNS under example.com") {
 		t.Errorf("steps %v, want one C2 step telling the tunnel", steps)
 	}
-	if sink == nil || fmt.Sprint(sink["evidence"]) != "[F1]" {
-		t.Errorf("sinkhole action %v, want example.com with F1", sink)
+	if dnsF == nil || sink == nil || fmt.Sprint(sink["evidence"]) != "["+fmt.Sprint(dnsF["id"])+"]" {
+		t.Errorf("sinkhole action %v, want example.com with the DNS finding %v", sink, dnsF)
 	}
 	html, stderr, code := runCmd(t, "report", "--pcap", pcap, "--format", "html")
 	if code != 0 || !strings.Contains(html, "<title>") || !strings.Contains(html, "dns 10.53.0.2 -&gt; 198.51.100.53: tunnels through DNS under example.com") {

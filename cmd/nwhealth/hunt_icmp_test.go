@@ -60,6 +60,32 @@ func checkICMPFinding(t *testing.T, f map[string]any, tunnel bool) {
 	}
 }
 
+// firstOfKind is the first finding of a kind, and its index (-1 when none).
+func firstOfKind(fs []map[string]any, kind string) (int, map[string]any) {
+	for i, f := range fs {
+		if f["kind"] == kind {
+			return i, f
+		}
+	}
+	return -1, nil
+}
+
+// checkHostCarries checks that f, the first finding, is src's host
+// finding carrying the evidence of c (its score at least, its techniques)
+// with the action a finding of c's kind asks first.
+func checkHostCarries(t *testing.T, f, c map[string]any, src, action string) {
+	t.Helper()
+	if f["kind"] != "host" || f["src"] != src {
+		t.Fatalf("first finding %v, want the host finding of %s", f, src)
+	}
+	if f["score"].(float64) < c["score"].(float64) || fmt.Sprint(f["attack"]) != fmt.Sprint(c["attack"]) {
+		t.Errorf("host %v %v, want at least %v with %v", f["score"], f["attack"], c["score"], c["attack"])
+	}
+	if !strings.HasPrefix(fmt.Sprint(f["action"]), action) {
+		t.Errorf("host action %v, want %s", f["action"], action)
+	}
+}
+
 // TestHuntICMPTunnels hunts real ptunnel-ng, ptunnel and icmptx tunnels
 // and an icmpsh look-alike recorded between network namespaces: each must
 // rank first as ICMP command and control (T1095; T1572 for the tunnels)
@@ -81,9 +107,19 @@ func TestHuntICMPTunnels(t *testing.T) {
 				if len(fs) == 0 {
 					t.Fatal("no findings")
 				}
-				t.Logf("%v %v %v", fs[0]["severity"], fs[0]["score"], fs[0]["reasons"])
-				checkICMPFinding(t, fs[0], tc.tunnel)
-				for _, f := range fs[1:] {
+				i, c := firstOfKind(fs, "icmp")
+				if c == nil {
+					t.Fatalf("no ICMP finding: %v", fs)
+				}
+				t.Logf("%v %v %v", c["severity"], c["score"], c["reasons"])
+				checkICMPFinding(t, c, tc.tunnel)
+				// Its host first, carrying it: ranked by it, acted on as
+				// for it.
+				checkHostCarries(t, fs[0], c, "10.42.0.2", blockICMP)
+				for j, f := range fs {
+					if j == 0 || j == i {
+						continue
+					}
 					if f["severity"] != "info" && f["severity"] != "low" {
 						t.Errorf("another finding above low: %v", f)
 					}
@@ -216,11 +252,16 @@ func TestHuntICMPZeek(t *testing.T) {
 			if len(fs) == 0 {
 				t.Fatal("no findings")
 			}
-			t.Logf("%v %v %v", fs[0]["severity"], fs[0]["score"], fs[0]["reasons"])
-			checkICMPFinding(t, fs[0], tc.tunnel)
+			_, c := firstOfKind(fs, "icmp")
+			if c == nil {
+				t.Fatalf("no ICMP finding: %v", fs)
+			}
+			t.Logf("%v %v %v", c["severity"], c["score"], c["reasons"])
+			checkICMPFinding(t, c, tc.tunnel)
+			checkHostCarries(t, fs[0], c, "10.42.0.2", blockICMP)
 			pout, _, _ := runCmd(t, "hunt", "--pcap", icmpCapture(tc.pcap), "--format", "jsonl")
-			if pf := readFindings(t, pout); len(pf) == 0 || pf[0]["severity"] != fs[0]["severity"] {
-				t.Errorf("conn.log severity %v, from the packets %v", fs[0]["severity"], pf)
+			if _, pc := firstOfKind(readFindings(t, pout), "icmp"); pc == nil || pc["severity"] != c["severity"] {
+				t.Errorf("conn.log severity %v, from the packets %v", c["severity"], pc)
 			}
 		})
 	}

@@ -116,6 +116,12 @@ func SubjectOf(f *hunt.Finding, a assets.Asset) Subject {
 		s.Dest, s.DestPort = f.Src, f.DstPort
 	case f.Kind == hunt.KindChannel && f.Beacon:
 		s.Dest, s.DestName, s.DestPort = f.Dst, f.DstName, f.DstPort
+	case f.Kind == hunt.KindHost && f.C2Kind == hunt.KindDNS:
+		// A host whose strongest evidence is its DNS: the domain is
+		// sinkholed, as for the DNS finding itself.
+		s.DNS, s.DestName = true, f.BeaconDstName
+	case f.Kind == hunt.KindHost && f.C2Kind == hunt.KindICMP:
+		s.ICMP, s.Dest, s.DestName = true, f.BeaconDst, f.BeaconDstName
 	case f.Beacon:
 		s.Dest, s.DestName = f.BeaconDst, f.BeaconDstName
 	}

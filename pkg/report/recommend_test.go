@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/nwhealth/nwhealth/pkg/assets"
+	"github.com/nwhealth/nwhealth/pkg/hunt"
 )
 
 func TestRecommend(t *testing.T) {
@@ -76,5 +77,43 @@ func TestEscalation(t *testing.T) {
 		if got := escalate(tc.sev, tc.crit); got != tc.want {
 			t.Errorf("escalate(%d, %v) = %v, want %v", tc.sev, tc.crit, got, tc.want)
 		}
+	}
+}
+
+// TestSubjectOfHost: a host finding whose strongest evidence is DNS gets
+// the domain sinkholed, one whose strongest is ICMP the address's ICMP
+// blocked, one whose strongest is a beacon channel the destination
+// blocked, as their own findings would.
+func TestSubjectOfHost(t *testing.T) {
+	host := netip.MustParseAddr("10.0.0.5")
+	for _, tc := range []struct {
+		name   string
+		f      hunt.Finding
+		action ActionKind
+		target string
+	}{
+		{"dns", hunt.Finding{Kind: hunt.KindHost, Src: host, Score: 0.78, Severity: hunt.High, C2Kind: hunt.KindDNS,
+			BeaconDst: netip.MustParseAddr("10.0.0.53"), BeaconDstName: "dnsq.org"}, Sinkhole, "dnsq.org"},
+		{"icmp", hunt.Finding{Kind: hunt.KindHost, Src: host, Score: 0.78, Severity: hunt.High, C2Kind: hunt.KindICMP,
+			BeaconDst: netip.MustParseAddr("203.0.113.66")}, BlockICMP, "203.0.113.66"},
+		{"beacon", hunt.Finding{Kind: hunt.KindHost, Src: host, Score: 0.7, Severity: hunt.High, C2Kind: hunt.KindChannel, Beacon: true,
+			BeaconDst: netip.MustParseAddr("203.0.113.77")}, Block, "203.0.113.77"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []string
+			found := false
+			for _, a := range Recommend([]Subject{SubjectOf(&tc.f, assets.Asset{})}) {
+				got = append(got, string(a.Kind)+" "+a.Target)
+				if a.Kind == tc.action && a.Target == tc.target {
+					found = true
+				}
+				if a.Kind == Block && tc.action != Block {
+					t.Errorf("a plain block for a %s host: %+v", tc.name, a)
+				}
+			}
+			if !found {
+				t.Errorf("actions %q, want %s %s", got, tc.action, tc.target)
+			}
+		})
 	}
 }
