@@ -4,11 +4,15 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -251,5 +255,151 @@ func countPackets(t *testing.T, file string) int {
 			return n
 		}
 		n++
+	}
+}
+
+// innerPackets gives, for each packet of file, the innermost conversation
+// tshark decodes (with its Teredo heuristic on): "tcp|udp A:p B:q" with
+// the two ends in order, or "" when the innermost header has no ports.
+func innerPackets(t *testing.T, tshark, file string) []string {
+	t.Helper()
+	out, err := exec.Command(tshark, "-n", "-r", file, "--enable-heuristic", "teredo_udp", "-T", "fields",
+		"-E", "occurrence=l", "-E", "separator=|", "-e", "frame.protocols", "-e", "ip.src", "-e", "ip.dst",
+		"-e", "ipv6.src", "-e", "ipv6.dst", "-e", "tcp.srcport", "-e", "tcp.dstport", "-e", "udp.srcport", "-e", "udp.dstport").Output()
+	if err != nil {
+		t.Fatalf("tshark: %v", err)
+	}
+	var convs []string
+	for _, line := range strings.Split(strings.TrimSuffix(string(out), "\n"), "\n") {
+		f := strings.Split(line, "|")
+		chain := strings.Split(f[0], ":")
+		last, src, dst := -1, "", ""
+		for i, c := range chain {
+			switch c {
+			case "ip":
+				last, src, dst = i, f[1], f[2]
+			case "ipv6":
+				last, src, dst = i, f[3], f[4]
+			}
+		}
+		var conv string
+		switch after := strings.Join(chain[last+1:], ":"); {
+		case strings.HasPrefix(after, "tcp"):
+			conv = convKey("tcp", src, f[5], dst, f[6])
+		case strings.HasPrefix(after, "udp"):
+			conv = convKey("udp", src, f[7], dst, f[8])
+		}
+		convs = append(convs, conv)
+	}
+	return convs
+}
+
+func convKey(proto, a, ap, b, bp string) string {
+	x, y := a+" "+ap, b+" "+bp
+	if y < x {
+		x, y = y, x
+	}
+	return proto + "|" + x + "|" + y
+}
+
+// TestEncapImport: the scapy-built capture of conversations inside
+// GTP-U, Teredo, VXLAN-GPE, PPTP, L2TP and AYIYA (testdata/encap), once
+// imported, gives flow records of the inner conversations tshark decodes,
+// packet for packet; `query --host` and `--port` with an inner host or
+// port return the packets tshark finds for it (and tcpdump reads what the
+// query wrote), `--host` with a tunnel endpoint the whole tunnel, and
+// `--filter` keeps tcpdump's meaning, the outer headers.
+func TestEncapImport(t *testing.T) {
+	tshark := testenv.Tool(t, "tshark")
+	pcap := filepath.Join("..", "..", "testdata", "encap", "encap.pcap")
+	dir := t.TempDir()
+	st := filepath.Join(dir, "store")
+	if code, _, errOut := nwh(t, nil, "import", "--store", st, pcap); code != exitOK {
+		t.Fatalf("import: exit %d: %s", code, errOut)
+	}
+
+	// Packets per inner conversation, as tshark sees them.
+	want := map[string]int{}
+	for _, c := range innerPackets(t, tshark, pcap) {
+		if c != "" {
+			want[c]++
+		}
+	}
+	out, errOut, code := runCmd(t, "flows", "--store", st, "--format", "jsonl")
+	if code != exitOK {
+		t.Fatalf("flows: exit %d: %s", code, errOut)
+	}
+	got := map[string]int{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var fl struct {
+			Type     string `json:"type"`
+			Proto    string `json:"proto"`
+			Orig     string `json:"orig"`
+			Resp     string `json:"resp"`
+			OrigPort int    `json:"orig_port"`
+			RespPort int    `json:"resp_port"`
+			OrigPkts int    `json:"orig_pkts"`
+			RespPkts int    `json:"resp_pkts"`
+		}
+		if err := json.Unmarshal([]byte(line), &fl); err != nil {
+			t.Fatalf("flows: %v: %s", err, line)
+		}
+		if fl.Type != "flow" || fl.Proto != "tcp" && fl.Proto != "udp" {
+			continue
+		}
+		got[convKey(fl.Proto, fl.Orig, strconv.Itoa(fl.OrigPort), fl.Resp, strconv.Itoa(fl.RespPort))] += fl.OrigPkts + fl.RespPkts
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("flows' conversations (packets):\n%v\ntshark's innermost:\n%v", got, want)
+	}
+	if tcp := strings.Count(fmt.Sprint(want), "tcp|"); tcp != 6 {
+		t.Errorf("tshark finds %d inner TCP conversations, want one a tunnel", tcp)
+	}
+
+	for _, c := range []struct {
+		name   string
+		args   []string
+		filter string // tshark's count of the same packets
+	}{
+		{"GTP-U inner host", []string{"--host", "10.201.0.2"}, "ip.addr==10.201.0.2"},
+		{"GTP-U 5G inner IPv6 host", []string{"--host", "2001:db8:202::53"}, "ipv6.addr==2001:db8:202::53"},
+		{"Teredo client", []string{"--host", "2001:0:c633:6417:8000:63bf:3fff:fdd2"}, "ipv6.addr==2001:0:c633:6417:8000:63bf:3fff:fdd2"},
+		{"VXLAN-GPE inner net", []string{"--net", "10.205.0.0/16"}, "ip.addr==10.205.0.0/16"},
+		{"PPTP inner port", []string{"--port", "3389"}, "tcp.port==3389"},
+		{"L2TP inner host", []string{"--host", "10.207.1.9"}, "ip.addr==10.207.1.9"},
+		{"AYIYA inner host", []string{"--host", "2001:db8:ffff::80"}, "ipv6.addr==2001:db8:ffff::80"},
+		{"L2TP endpoint", []string{"--host", "198.51.100.27"}, "ip.addr==198.51.100.27"},
+		{"GTP-U endpoint", []string{"--host", "192.0.2.21"}, "ip.addr==192.0.2.21"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "q.pcap")
+			args := append([]string{"query", "--store", st, "-w", out}, c.args...)
+			if code, _, errOut := nwh(t, nil, args...); code != exitOK {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			n, err := exec.Command(tshark, "-n", "-r", pcap, "--enable-heuristic", "teredo_udp", "-Y", c.filter, "-T", "fields", "-e", "frame.number").Output()
+			if err != nil {
+				t.Fatalf("tshark -Y %q: %v", c.filter, err)
+			}
+			want := strings.Count(string(n), "\n")
+			if want == 0 {
+				t.Fatalf("tshark finds no packet for %s", c.filter)
+			}
+			// Every packet of the query is an outer IPv4 one, so tcpdump's
+			// "ip" reads them all.
+			if got := tcpdumpCount(t, out, "ip"); got != want {
+				t.Errorf("query %v: tcpdump reads %d packets, tshark finds %d (%s)", c.args, got, want, c.filter)
+			}
+		})
+	}
+	// --filter is tcpdump's: outer headers only.
+	for _, f := range []string{"host 10.201.0.2", "host 198.51.100.26"} {
+		out := filepath.Join(dir, "f.pcap")
+		if code, _, errOut := nwh(t, nil, "query", "--store", st, "-w", out, "--filter", f); code != exitOK {
+			t.Fatalf("--filter %q: exit %d: %s", f, code, errOut)
+		}
+		if got, want := countPackets(t, out), tcpdumpCount(t, pcap, f); got != want {
+			t.Errorf("--filter %q: %d packets, tcpdump %d", f, got, want)
+		}
 	}
 }
