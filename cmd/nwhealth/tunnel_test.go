@@ -30,34 +30,60 @@ var (
 )
 
 // wrapFrame puts an Ethernet frame inside an outer Ethernet/IPv4 packet
-// from mirrorSrc to mirrorDst, as a remote mirror sends it: GRE with an
-// ERSPAN type II header (kind "erspan"), or VXLAN (kind "vxlan").
+// from mirrorSrc to mirrorDst, as a remote mirror or a tunnel endpoint
+// sends it: GRE with an ERSPAN type II header (kind "erspan"), VXLAN
+// ("vxlan"), VXLAN-GPE with an Ethernet next protocol ("vxlan-gpe"), or
+// the frame's IP packet alone in a GTP-U G-PDU ("gtpu"), in PPP in an
+// L2TPv2 data message ("l2tp") or in PPP in PPTP's enhanced GRE ("pptp").
 func wrapFrame(kind string, seq uint32, frame []byte) []byte {
+	be := binary.BigEndian
+	udp := func(sp, dp uint16, n int) []byte { // a UDP header for n bytes after it
+		return be.AppendUint16(be.AppendUint16(be.AppendUint16(be.AppendUint16(nil, sp), dp), uint16(8+n)), 0)
+	}
+	// PPP with address and control bytes, and IPv4's or IPv6's protocol.
+	ppp := []byte{0xff, 0x03, 0x00, 0x21}
+	if be.Uint16(frame[12:]) == 0x86dd {
+		ppp[3] = 0x57
+	}
 	var encap []byte
 	proto := byte(pkthdr.ProtoGRE)
 	switch kind {
 	case "erspan":
 		// GRE with a sequence number, protocol 0x88be; ERSPAN II: version
 		// 1, VLAN 0, session 7, index 0.
-		encap = binary.BigEndian.AppendUint32([]byte{0x10, 0x00, 0x88, 0xbe}, seq)
+		encap = be.AppendUint32([]byte{0x10, 0x00, 0x88, 0xbe}, seq)
 		encap = append(encap, 0x10, 0x00, 0x00, 0x07, 0, 0, 0, 0)
 	case "vxlan":
 		proto = pkthdr.ProtoUDP
-		n := 8 + 8 + len(frame)
-		encap = []byte{0xc0, 0x01, 0x12, 0xb5, byte(n >> 8), byte(n), 0, 0, // UDP 49153 > 4789
-			0x08, 0, 0, 0, 0, 0, 0x2a, 0} // VXLAN, VNI 42
+		encap = append(udp(49153, pkthdr.PortVXLAN, 8+len(frame)), 0x08, 0, 0, 0, 0, 0, 0x2a, 0) // VNI 42
+	case "vxlan-gpe":
+		proto = pkthdr.ProtoUDP
+		encap = append(udp(49153, pkthdr.PortVXLANGPE, 8+len(frame)), 0x0c, 0, 0, 3, 0, 0, 0x2a, 0) // I and P, Ethernet, VNI 42
+	case "gtpu":
+		proto, frame = pkthdr.ProtoUDP, frame[14:]
+		encap = append(udp(pkthdr.PortGTPU, pkthdr.PortGTPU, 8+len(frame)), 0x30, 0xff, byte(len(frame)>>8), byte(len(frame)), 0, 0, 0, 0x2a) // G-PDU, TEID 42
+	case "l2tp":
+		proto, frame = pkthdr.ProtoUDP, frame[14:]
+		encap = append(append(udp(pkthdr.PortL2TP, pkthdr.PortL2TP, 6+len(ppp)+len(frame)), 0x00, 0x02, 0, 7, 0, 9), ppp...) // data, tunnel 7, session 9
+	case "pptp":
+		frame = frame[14:]
+		// Key (payload length, call ID 7) and sequence number present,
+		// version 1, PPP.
+		encap = be.AppendUint16([]byte{0x30, 0x01, 0x88, 0x0b}, uint16(len(ppp)+len(frame)))
+		encap = be.AppendUint32(be.AppendUint16(encap, 7), seq)
+		encap = append(encap, ppp...)
 	}
 	n := 20 + len(encap) + len(frame)
 	ip := []byte{0x45, 0, byte(n >> 8), byte(n), byte(seq >> 8), byte(seq), 0x40, 0, 64, proto, 0, 0}
 	ip = append(append(ip, mirrorSrc[:]...), mirrorDst[:]...)
 	var sum uint32
 	for i := 0; i < 20; i += 2 {
-		sum += uint32(binary.BigEndian.Uint16(ip[i:]))
+		sum += uint32(be.Uint16(ip[i:]))
 	}
 	for sum > 0xffff {
 		sum = sum&0xffff + sum>>16
 	}
-	binary.BigEndian.PutUint16(ip[10:], ^uint16(sum))
+	be.PutUint16(ip[10:], ^uint16(sum))
 	out := []byte{0x00, 0x1b, 0x54, 0, 0, 2, 0x00, 0x1b, 0x54, 0, 0, 1, 0x08, 0x00}
 	return append(append(append(out, ip...), encap...), frame...)
 }
@@ -97,6 +123,9 @@ func wrapPcap(t *testing.T, kind, in, out string) int {
 		if len(pk.Data) != pk.OrigLen {
 			t.Fatalf("frame %d is cut (%d of %d bytes)", n, len(pk.Data), pk.OrigLen)
 		}
+		if et := binary.BigEndian.Uint16(pk.Data[12:]); (kind == "gtpu" || kind == "l2tp" || kind == "pptp") && et != 0x0800 && et != 0x86dd {
+			t.Fatalf("frame %d is not IP over untagged Ethernet (EtherType %#04x): %s carries IP only", n, et, kind)
+		}
 		wrapped := wrapFrame(kind, uint32(n), pk.Data)
 		if err := w.WritePacket(pk.Timestamp, wrapped, len(wrapped)); err != nil {
 			t.Fatal(err)
@@ -124,7 +153,8 @@ func jsonlTypes(out string, types ...string) string {
 }
 
 // TestTunnelledCapture: the demo's SMB/DCE-RPC intrusion and beacons,
-// wrapped into ERSPAN type II and into VXLAN as remote mirrors send them,
+// wrapped into ERSPAN type II, VXLAN and VXLAN-GPE as remote mirrors send
+// them, and into GTP-U, L2TP and PPTP as tunnel endpoints carry IP,
 // give the same replay operations and hunt findings as unwrapped; the
 // store indexes inner and outer hosts, so `query --host` finds a host
 // inside the tunnel as tshark does, and the tunnel endpoints too, while
@@ -155,7 +185,7 @@ func TestTunnelledCapture(t *testing.T) {
 	// The busiest inside host of the intrusion: the first operation's client.
 	inner := fieldOf(t, ops, "src")
 
-	for _, kind := range []string{"erspan", "vxlan"} {
+	for _, kind := range []string{"erspan", "vxlan", "vxlan-gpe", "gtpu", "l2tp", "pptp"} {
 		t.Run(kind, func(t *testing.T) {
 			wrapped := filepath.Join(dir, kind+".pcap")
 			total := wrapPcap(t, kind, plain, wrapped)
