@@ -385,7 +385,7 @@ func (p *Packet) fastIPv4(b []byte) bool {
 		u := (*[8]byte)(b[34:42])
 		sp, dp = binary.BigEndian.Uint16(u[0:]), binary.BigEndian.Uint16(u[2:])
 		// Maybe a tunnel (mayTunnel): the general path decapsulates.
-		if tunnelPort(sp, dp) || end >= 82 && b[42]>>4 == 6 && teredoBare(b[42:end], udpWireLen(int(binary.BigEndian.Uint16(u[4:])), ipLen-20)) {
+		if tunnelPort(sp, dp) || end >= 82 && b[42]>>4 == 6 && teredoBare(b[42:end], int(binary.BigEndian.Uint16(u[4:])), ipLen-20) {
 			return false
 		}
 		payload = 42

@@ -81,59 +81,79 @@ func (o *Outer) addr(a [16]byte) netip.Addr {
 func (p *Packet) Tunnelled() bool { return p.Outer.IPVersion != 0 }
 
 // mayTunnel is the check on already parsed fields that sends a packet to
-// decap: a few compares, and for UDP to no tunnel port a look at the
-// payload's first byte.
+// decap: a few compares, inlined; for UDP the ports, and for UDP to no
+// tunnel port a look at the payload (mayUDPTunnel).
 func (p *Packet) mayTunnel(b []byte) bool {
 	switch p.Proto {
 	case ProtoGRE, ProtoIPIP, ProtoIPv6:
 		return true
 	case ProtoUDP:
-		if !p.HasPorts {
-			return false
-		}
-		if tunnelPort(p.SrcPort, p.DstPort) {
-			return true
-		}
-		end := p.ipEnd(len(b))
-		if p.IPVersion != 4 || p.Payload < 0 || end < p.Payload+40 {
-			return false
-		}
-		return b[p.Payload]>>4 == 6 && teredoBare(b[p.Payload:end], p.udpWire(b))
+		return p.mayUDPTunnel(b)
 	}
 	return false
+}
+
+// mayUDPTunnel is mayTunnel for UDP: a tunnel's port, or (over IPv4) a
+// payload that may be a Teredo client's (teredoBare).
+func (p *Packet) mayUDPTunnel(b []byte) bool {
+	if !p.HasPorts {
+		return false
+	}
+	if tunnelPort(p.SrcPort, p.DstPort) {
+		return true
+	}
+	end := p.ipEnd(len(b))
+	if p.IPVersion != 4 || p.Payload < 0 || end < p.Payload+40 || b[p.Payload]>>4 != 6 {
+		return false
+	}
+	return teredoBare(b[p.Payload:end], int(binary.BigEndian.Uint16(b[p.L4+4:])), p.L3+p.IPLen-p.L4)
 }
 
 // tunnelPort reports whether a UDP datagram between these ports is to
 // be looked at as a tunnel: to the VXLAN, VXLAN-GPE, GENEVE or GTP-U
 // port, or from or to the Teredo, L2TP or AYIYA port (their servers
-// answer from it). The ports all lie in [PortL2TP, PortGENEVE], so for
-// most datagrams two compares tell.
+// answer from it). The ports all lie in [PortL2TP, PortGENEVE]: most
+// datagrams are told by two compares, the others by a bit of a small
+// set. Inlined.
 func tunnelPort(sp, dp uint16) bool {
-	if dp-PortL2TP > PortGENEVE-PortL2TP && sp-PortL2TP > PortAYIYA-PortL2TP {
-		return false
+	d, s := uint(dp-PortL2TP), uint(sp-PortL2TP)
+	return d < tunnelPortSpan && tunnelDst[d/64]&(1<<(d%64)) != 0 || s < tunnelPortSpan && tunnelSrc[s/64]&(1<<(s%64)) != 0
+}
+
+// tunnelPortSpan is how many ports from PortL2TP the sets cover.
+const tunnelPortSpan = PortGENEVE - PortL2TP + 1
+
+// tunnelDst and tunnelSrc hold, from PortL2TP on, the ports that make a
+// UDP datagram a tunnel's as its destination port and as its source port.
+var (
+	tunnelDst = portSet(PortVXLAN, PortGENEVE, PortVXLANGPE, PortGTPU, PortTeredo, PortL2TP, PortAYIYA)
+	tunnelSrc = portSet(PortTeredo, PortL2TP, PortAYIYA)
+)
+
+func portSet(ports ...uint16) (set [(tunnelPortSpan + 63) / 64]uint64) {
+	for _, p := range ports {
+		i := p - PortL2TP
+		set[i/64] |= 1 << (i % 64)
 	}
-	switch dp {
-	case PortVXLAN, PortGENEVE, PortVXLANGPE, PortGTPU, PortTeredo, PortL2TP, PortAYIYA:
-		return true
-	}
-	switch sp {
-	case PortTeredo, PortL2TP, PortAYIYA:
-		return true
-	}
-	return false
+	return set
 }
 
 // teredoBare reports whether a UDP payload u (as captured, cut at the IP
 // datagram's end) is a bare IPv6 packet that a Teredo client exchanges
 // with relays and peers on any port (RFC 4380 section 5.2): version 6, a
-// payload length that fills the datagram (n bytes on the wire), and a
-// Teredo address (2001::/32) at either end, as Zeek's detection asks.
-// Ordinary UDP passes all three by chance about once in 2^48.
-func teredoBare(u []byte, n int) bool {
-	if len(u) < 40 || u[0]>>4 != 6 || 40+int(binary.BigEndian.Uint16(u[4:])) != n {
+// Teredo address (2001::/32) at either end, as Zeek's detection asks, and
+// a payload length that fills the datagram (udpLen and room as for
+// udpWireLen). Ordinary UDP passes all three by chance about once in
+// 2^48.
+func teredoBare(u []byte, udpLen, room int) bool {
+	if len(u) < 40 || u[0]>>4 != 6 {
 		return false
 	}
-	return binary.BigEndian.Uint32(u[8:]) == teredoPrefix || binary.BigEndian.Uint32(u[24:]) == teredoPrefix
+	be := binary.BigEndian
+	if be.Uint32(u[8:]) != teredoPrefix && be.Uint32(u[24:]) != teredoPrefix {
+		return false
+	}
+	return 40+int(be.Uint16(u[4:])) == udpWireLen(udpLen, room)
 }
 
 // teredoPrefix is the first 32 bits of every Teredo address, 2001::/32.
@@ -193,22 +213,24 @@ func MayTunnelIPv4(ip []byte) bool {
 		if tunnelPort(binary.BigEndian.Uint16(u[0:]), binary.BigEndian.Uint16(u[2:])) {
 			return true
 		}
-		return teredoBare(u[8:], udpWireLen(int(binary.BigEndian.Uint16(u[4:])), ipLen-ihl))
+		return teredoBare(u[8:], int(binary.BigEndian.Uint16(u[4:])), ipLen-ihl)
 	}
 	return false
 }
 
-// decap replaces the parsed IP packet by the one it carries, up to
+// decap replaces the parsed IP packet, for which mayTunnel holds, by the
+// one it carries, up to
 // MaxTunnels levels, recording the outermost IP header in p.Outer. A level
 // that does not hold a whole encapsulation header and an IP header leaves
 // the packet as parsed so far: a UDP packet to port 4789 that is not VXLAN
 // stays what it is.
 func (p *Packet) decap(b []byte) {
 	outer := Outer{IPVersion: p.IPVersion, Proto: p.Proto, HasPorts: p.HasPorts, SrcPort: p.SrcPort, DstPort: p.DstPort, src: p.Src.As16(), dst: p.Dst.As16()}
-	for range MaxTunnels {
+	for i := range MaxTunnels {
 		// A fragment's payload is not whole; later fragments have no
-		// tunnel header at all.
-		if p.Fragment || p.Truncated || !p.mayTunnel(b) {
+		// tunnel header at all. The caller asked mayTunnel of the first
+		// level.
+		if p.Fragment || p.Truncated || i > 0 && !p.mayTunnel(b) {
 			return
 		}
 		in := b[:p.ipEnd(len(b))]
@@ -364,7 +386,6 @@ func (p *Packet) udpTunnel(b []byte) (off int, et uint16, kind Encap, ok bool) {
 		return 0, 0, 0, false
 	}
 	u := b[p.Payload:]
-	n := p.udpWire(b)
 	be := binary.BigEndian
 	sp, dp := p.SrcPort, p.DstPort
 	switch {
@@ -386,24 +407,24 @@ func (p *Packet) udpTunnel(b []byte) (off int, et uint16, kind Encap, ok bool) {
 			return p.Payload + 8, et, EncapVXLANGPE, true
 		}
 	case dp == PortGTPU:
-		if h, et, ok := gtpU(u, n); ok {
+		if h, et, ok := gtpU(u, p.udpWire(b)); ok {
 			return p.Payload + h, et, EncapGTPU, true
 		}
 	case dp == PortTeredo || sp == PortTeredo:
-		if h, ok := teredo(u, n); ok {
+		if h, ok := teredo(u, p.udpWire(b)); ok {
 			return p.Payload + h, 0x86dd, EncapTeredo, true
 		}
 	case dp == PortL2TP || sp == PortL2TP:
-		if h, et, ok := l2tp(u, n); ok {
+		if h, et, ok := l2tp(u, p.udpWire(b)); ok {
 			return p.Payload + h, et, EncapL2TP, true
 		}
 	case dp == PortAYIYA || sp == PortAYIYA:
-		if h, et, ok := ayiya(u, n); ok {
+		if h, et, ok := ayiya(u, p.udpWire(b)); ok {
 			return p.Payload + h, et, EncapAYIYA, true
 		}
 	}
 	// A Teredo client talks to relays and peers from and to any port.
-	if p.IPVersion == 4 && teredoBare(u, n) {
+	if p.IPVersion == 4 && teredoBare(u, int(be.Uint16(b[p.L4+4:])), p.L3+p.IPLen-p.L4) {
 		return p.Payload, 0x86dd, EncapTeredo, true
 	}
 	return 0, 0, 0, false

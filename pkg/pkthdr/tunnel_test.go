@@ -232,6 +232,9 @@ func TestTunnels(t *testing.T) {
 			if c.oracle && p.Proto == ProtoTCP && string(c.frame[p.Payload:p.Payload+p.PayloadN]) != string(data) {
 				t.Errorf("payload %q", c.frame[p.Payload:p.Payload+p.PayloadN])
 			}
+			if c.outer && c.frame[12] == 0x08 && !MayTunnelIPv4(c.frame[14:]) {
+				t.Errorf("MayTunnelIPv4 denies the tunnel")
+			}
 			if parse(LinkEthernet, c.frame, &slow); !reflect.DeepEqual(p, slow) {
 				t.Errorf("fast and general paths differ:\n%+v\n%+v", p, slow)
 			}
