@@ -138,7 +138,7 @@ func parse(lt LinkType, frame []byte, p *Packet) bool {
 	if !p.network(frame, off, et) {
 		return false
 	}
-	if p.mayTunnel(frame) {
+	if (p.Proto != ProtoUDP || p.udpMayTunnel()) && p.mayTunnel(frame) {
 		p.decap(frame)
 	}
 	return true

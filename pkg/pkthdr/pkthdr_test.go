@@ -211,6 +211,8 @@ func BenchmarkParse(b *testing.B) {
 		{"tcp", ethFrame(0x0800, innerTCP)},
 		{"udp", ethFrame(0x0800, ip4(ProtoUDP, inSrc, inDst, udpSeg(40000, 53, data)))},
 		{"udp-ipv6-payload", ethFrame(0x0800, ip4(ProtoUDP, inSrc, inDst, udpSeg(40000, 9, innerUDP6)))},
+		{"udp-vlan", ethFrame(0x8100, cat(unhex(`00 64 08 00`), ip4(ProtoUDP, inSrc, inDst, udpSeg(40000, 53, data))))},
+		{"udp6", ethFrame(0x86dd, innerUDP6)},
 		{"vxlan", outer4(ProtoUDP, udpSeg(40000, PortVXLAN, cat(vxlanHdr, innerEth)))},
 		{"gtpu", outer4(ProtoUDP, udpSeg(PortGTPU, PortGTPU, cat(unhex(`30 ff`), be16(uint16(len(innerTCP))), unhex(`00 00 00 01`), innerTCP)))},
 	} {

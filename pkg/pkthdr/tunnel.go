@@ -93,14 +93,23 @@ func (p *Packet) mayTunnel(b []byte) bool {
 	return false
 }
 
+// udpMayTunnel is mayUDPTunnel's answer for most UDP, inlined where
+// every general-path packet passes: false when no port is a tunnel's and
+// the payload cannot be a Teredo client's IPv6.
+func (p *Packet) udpMayTunnel() bool {
+	return tunnelPort(p.SrcPort, p.DstPort) || p.PayloadN >= 40 && p.IPVersion == 4
+}
+
 // mayUDPTunnel is mayTunnel for UDP: a tunnel's port, or (over IPv4) a
 // payload that may be a Teredo client's (teredoBare).
 func (p *Packet) mayUDPTunnel(b []byte) bool {
-	if !p.HasPorts {
-		return false
-	}
+	// Most UDP is told by its ports and by a payload too short for
+	// IPv6 (PayloadN is 0 without ports).
 	if tunnelPort(p.SrcPort, p.DstPort) {
-		return true
+		return p.HasPorts
+	}
+	if p.PayloadN < 40 || p.IPVersion != 4 {
+		return false
 	}
 	end := p.ipEnd(len(b))
 	if p.IPVersion != 4 || p.Payload < 0 || end < p.Payload+40 || b[p.Payload]>>4 != 6 {
