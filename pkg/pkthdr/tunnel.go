@@ -103,16 +103,15 @@ func (p *Packet) udpMayTunnel() bool {
 // mayUDPTunnel is mayTunnel for UDP: a tunnel's port, or (over IPv4) a
 // payload that may be a Teredo client's (teredoBare).
 func (p *Packet) mayUDPTunnel(b []byte) bool {
-	// Most UDP is told by its ports and by a payload too short for
-	// IPv6 (PayloadN is 0 without ports).
+	// Ports are zero and PayloadN is 0 unless the UDP header is whole.
 	if tunnelPort(p.SrcPort, p.DstPort) {
-		return p.HasPorts
+		return true
 	}
 	if p.PayloadN < 40 || p.IPVersion != 4 {
 		return false
 	}
 	end := p.ipEnd(len(b))
-	if p.IPVersion != 4 || p.Payload < 0 || end < p.Payload+40 || b[p.Payload]>>4 != 6 {
+	if p.Payload < 0 || end < p.Payload+40 || b[p.Payload]>>4 != 6 {
 		return false
 	}
 	return teredoBare(b[p.Payload:end], int(binary.BigEndian.Uint16(b[p.L4+4:])), p.L3+p.IPLen-p.L4)
