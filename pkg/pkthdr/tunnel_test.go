@@ -142,7 +142,29 @@ func tunnelCases() []tunnelCase {
 	ayiyaHdr := cat(unhex(`41 52 11 29  65 00 00 00`), bytes.Repeat([]byte{0xa5}, 16+20)) // 16-byte identity, 20-byte SHA-1 signature, forward, IPv6
 	udpNot6 := cat(unhex(`60 00 00 00`), be16(uint16(len(data))), unhex(`11 40`), teredoCli.AsSlice(), in6Dst.AsSlice(), data)
 	udpNot6[5]++ // a payload length one more than the datagram holds
+	// n PDU session containers chained: the bound is maxGTPExt.
+	gtpChain := func(n int) []byte {
+		b := unhex(`00 2a 00 85`)
+		for i := range n {
+			next := byte(0x85)
+			if i == n-1 {
+				next = 0
+			}
+			b = append(b, 1, 0x10, 9, next)
+		}
+		return b
+	}
+	gtpLong := gtp(0x30, 255, nil, innerTCP)
+	gtpLong[3] += 4 // longer than the datagram
+	pptpLong := pptpHdr(0x3001, cat(unhex(`ff 03 00 21`), innerTCP), seqNo)
+	pptpLong[5] += 4
 	return []tunnelCase{
+		{"gtpu-ext-chain-at-bound", outer4(ProtoUDP, udpSeg(40000, PortGTPU, gtp(0x34, 255, gtpChain(maxGTPExt), innerTCP))), EncapGTPU, true, inSrc, inDst, ProtoTCP, 49152, 445, true},
+		{"gtpu-ext-chain-too-long", outer4(ProtoUDP, udpSeg(40000, PortGTPU, gtp(0x34, 255, gtpChain(maxGTPExt+1), innerTCP))), 0, false, outSrc, outDst, ProtoUDP, 40000, PortGTPU, false},
+		{"gtpu-length-beyond-datagram", outer4(ProtoUDP, udpSeg(40000, PortGTPU, gtpLong)), 0, false, outSrc, outDst, ProtoUDP, 40000, PortGTPU, false},
+		{"pptp-length-beyond-datagram", outer4(ProtoGRE, pptpLong), 0, false, outSrc, outDst, ProtoGRE, 0, 0, false},
+		{"l2tp-offset-beyond-datagram", outer4(ProtoUDP, udpSeg(PortL2TP, PortL2TP, cat(unhex(`02 02 00 05 00 09 ff ff`), innerTCP))), 0, false, outSrc, outDst, ProtoUDP, PortL2TP, PortL2TP, false},
+		{"teredo-auth-beyond-datagram", outer4(ProtoUDP, udpSeg(PortTeredo, 50000, cat(unhex(`00 01 ff ff`), teredoUDP))), 0, false, outSrc, outDst, ProtoUDP, PortTeredo, 50000, false},
 		{"gtpu-ipv4", outer4(ProtoUDP, udpSeg(PortGTPU, PortGTPU, gtp(0x30, 255, nil, innerTCP))), EncapGTPU, true, inSrc, inDst, ProtoTCP, 49152, 445, true},
 		{"gtpu-ext-ipv6", outer4(ProtoUDP, udpSeg(40000, PortGTPU, gtp(0x36, 255, gtpExt, innerUDP6))), EncapGTPU, true, in6Src, in6Dst, ProtoUDP, 5353, 53, true},
 		{"gtpu-seq-only", outer4(ProtoUDP, udpSeg(40000, PortGTPU, gtp(0x32, 255, unhex(`00 2a 00 00`), innerTCP))), EncapGTPU, true, inSrc, inDst, ProtoTCP, 49152, 445, true},
