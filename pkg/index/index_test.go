@@ -455,7 +455,8 @@ func TestAddPacketMatchesKeys(t *testing.T) {
 			}
 			p.Outer.SetAddrs(src, dst)
 			if rng.Intn(2) == 0 {
-				p.Outer.Proto, p.Outer.HasPorts, p.Outer.SrcPort, p.Outer.DstPort = pkthdr.ProtoUDP, true, uint16(40000+rng.Intn(3)), pkthdr.PortVXLAN
+				ports := []uint16{pkthdr.PortVXLAN, pkthdr.PortGTPU, pkthdr.PortTeredo, pkthdr.PortVXLANGPE, pkthdr.PortL2TP}
+				p.Outer.Proto, p.Outer.HasPorts, p.Outer.SrcPort, p.Outer.DstPort = pkthdr.ProtoUDP, true, uint16(40000+rng.Intn(3)), ports[rng.Intn(len(ports))]
 			}
 		}
 		if rng.Intn(4) == 0 {

@@ -138,7 +138,7 @@ func parse(lt LinkType, frame []byte, p *Packet) bool {
 	if !p.network(frame, off, et) {
 		return false
 	}
-	if p.mayTunnel() {
+	if (p.Proto != ProtoUDP || p.udpMayTunnel()) && p.mayTunnel(frame) {
 		p.decap(frame)
 	}
 	return true
@@ -360,8 +360,8 @@ func (p *Packet) arp(b []byte, off int) {
 }
 
 // fastIPv4 parses what Parse would from an Ethernet frame holding IPv4
-// without options (not a fragment) and a whole UDP or TCP header, not to a
-// tunnel's port; for anything else it reports false, leaving p for the
+// without options (not a fragment) and a whole UDP or TCP header, not
+// possibly a tunnel (mayTunnel); for anything else it reports false, leaving p for the
 // general path.
 func (p *Packet) fastIPv4(b []byte) bool {
 	h := (*[20]byte)(b[14:34])
@@ -382,9 +382,10 @@ func (p *Packet) fastIPv4(b []byte) bool {
 		if end < 42 {
 			return false
 		}
-		u := (*[4]byte)(b[34:38])
+		u := (*[8]byte)(b[34:42])
 		sp, dp = binary.BigEndian.Uint16(u[0:]), binary.BigEndian.Uint16(u[2:])
-		if dp == PortVXLAN || dp == PortGENEVE { // maybe a tunnel: the general path decapsulates
+		// Maybe a tunnel (mayTunnel): the general path decapsulates.
+		if tunnelPort(sp, dp) || end >= 82 && b[42]>>4 == 6 && teredoBare(b[42:end], int(binary.BigEndian.Uint16(u[4:])), ipLen-20) {
 			return false
 		}
 		payload = 42

@@ -121,7 +121,76 @@ func tunnelCases() []tunnelCase {
 	vxlanCut = vxlanCut[:len(vxlanCut)-len(data)-10]
 	vxlanNoI := outer4(ProtoUDP, udpSeg(40000, PortVXLAN, cat(unhex(`00 00 00 00 00 00 64 00`), innerEth)))
 	vxlanARP := outer4(ProtoUDP, udpSeg(40000, PortVXLAN, cat(vxlanHdr, ethFrame(0x0806, unhex(arpReq)))))
+	// Teredo addresses (2001::/32): a client behind a NAT and a peer.
+	teredoCli := netip.MustParseAddr("2001:0:4136:e378:8000:63bf:3fff:fdd2")
+	teredoPeer := netip.MustParseAddr("2001:0:4136:e37a:0:fbaa:b97e:fe4e")
+	teredoUDP := ip6(ProtoUDP, teredoCli, in6Dst, udpSeg(5353, 53, data))
+	bubble := ip6(59, teredoPeer, teredoCli, nil)
+	origin := unhex(`00 00 f2 27  3f 5f fe fd`) // port 3544 and 192.0.2.2, obfuscated
+	auth := unhex(`00 01 00 00  01 02 03 04 05 06 07 08  00`)
+	gtp := func(flags, typ uint8, opt, tpdu []byte) []byte {
+		return cat([]byte{flags, typ}, be16(uint16(len(opt)+len(tpdu))), unhex(`00 00 10 01`), opt, tpdu)
+	}
+	// Sequence number, N-PDU number, next type 0x85 (PDU session
+	// container: one 4-byte unit, QFI 9, then no more).
+	gtpExt := unhex(`00 2a 00 85  01 00 09 00`)
+	pptpHdr := func(flags uint16, ppp []byte, extra ...[]byte) []byte {
+		return cat(greHdr(flags, EtherPPP), be16(uint16(len(ppp))), be16(7), cat(extra...), ppp)
+	}
+	l2tpData := cat(unhex(`00 02  00 05  00 09  ff 03 00 21`), innerTCP) // tunnel 5, session 9
+	l2tpFull := cat(unhex(`4a 02`), be16(uint16(18+len(innerUDP6))), unhex(`00 05 00 09  00 01 00 02  00 02 00 00  ff 03 00 57`), innerUDP6)
+	ayiyaHdr := cat(unhex(`41 52 11 29  65 00 00 00`), bytes.Repeat([]byte{0xa5}, 16+20)) // 16-byte identity, 20-byte SHA-1 signature, forward, IPv6
+	udpNot6 := cat(unhex(`60 00 00 00`), be16(uint16(len(data))), unhex(`11 40`), teredoCli.AsSlice(), in6Dst.AsSlice(), data)
+	udpNot6[5]++ // a payload length one more than the datagram holds
+	// n PDU session containers chained: the bound is maxGTPExt.
+	gtpChain := func(n int) []byte {
+		b := unhex(`00 2a 00 85`)
+		for i := range n {
+			next := byte(0x85)
+			if i == n-1 {
+				next = 0
+			}
+			b = append(b, 1, 0x10, 9, next)
+		}
+		return b
+	}
+	gtpLong := gtp(0x30, 255, nil, innerTCP)
+	gtpLong[3] += 4 // longer than the datagram
+	pptpLong := pptpHdr(0x3001, cat(unhex(`ff 03 00 21`), innerTCP), seqNo)
+	pptpLong[5] += 4
 	return []tunnelCase{
+		{"gtpu-ext-chain-at-bound", outer4(ProtoUDP, udpSeg(40000, PortGTPU, gtp(0x34, 255, gtpChain(maxGTPExt), innerTCP))), EncapGTPU, true, inSrc, inDst, ProtoTCP, 49152, 445, true},
+		{"gtpu-ext-chain-too-long", outer4(ProtoUDP, udpSeg(40000, PortGTPU, gtp(0x34, 255, gtpChain(maxGTPExt+1), innerTCP))), 0, false, outSrc, outDst, ProtoUDP, 40000, PortGTPU, false},
+		{"gtpu-length-beyond-datagram", outer4(ProtoUDP, udpSeg(40000, PortGTPU, gtpLong)), 0, false, outSrc, outDst, ProtoUDP, 40000, PortGTPU, false},
+		{"pptp-length-beyond-datagram", outer4(ProtoGRE, pptpLong), 0, false, outSrc, outDst, ProtoGRE, 0, 0, false},
+		{"l2tp-offset-beyond-datagram", outer4(ProtoUDP, udpSeg(PortL2TP, PortL2TP, cat(unhex(`02 02 00 05 00 09 ff ff`), innerTCP))), 0, false, outSrc, outDst, ProtoUDP, PortL2TP, PortL2TP, false},
+		{"teredo-auth-beyond-datagram", outer4(ProtoUDP, udpSeg(PortTeredo, 50000, cat(unhex(`00 01 ff ff`), teredoUDP))), 0, false, outSrc, outDst, ProtoUDP, PortTeredo, 50000, false},
+		{"gtpu-ipv4", outer4(ProtoUDP, udpSeg(PortGTPU, PortGTPU, gtp(0x30, 255, nil, innerTCP))), EncapGTPU, true, inSrc, inDst, ProtoTCP, 49152, 445, true},
+		{"gtpu-ext-ipv6", outer4(ProtoUDP, udpSeg(40000, PortGTPU, gtp(0x36, 255, gtpExt, innerUDP6))), EncapGTPU, true, in6Src, in6Dst, ProtoUDP, 5353, 53, true},
+		{"gtpu-seq-only", outer4(ProtoUDP, udpSeg(40000, PortGTPU, gtp(0x32, 255, unhex(`00 2a 00 00`), innerTCP))), EncapGTPU, true, inSrc, inDst, ProtoTCP, 49152, 445, true},
+		{"teredo-origin", outer4(ProtoUDP, udpSeg(PortTeredo, 50000, cat(origin, teredoUDP))), EncapTeredo, true, teredoCli, in6Dst, ProtoUDP, 5353, 53, true},
+		{"teredo-auth-origin", outer4(ProtoUDP, udpSeg(PortTeredo, 50000, cat(auth, origin, teredoUDP))), EncapTeredo, true, teredoCli, in6Dst, ProtoUDP, 5353, 53, true},
+		{"teredo-client", outer4(ProtoUDP, udpSeg(50000, 61000, teredoUDP)), EncapTeredo, true, teredoCli, in6Dst, ProtoUDP, 5353, 53, true},
+		{"vxlan-gpe-ipv4", outer4(ProtoUDP, udpSeg(40000, PortVXLANGPE, cat(unhex(`0c 00 00 01  00 00 64 00`), innerTCP))), EncapVXLANGPE, true, inSrc, inDst, ProtoTCP, 49152, 445, true},
+		{"vxlan-gpe-ipv6", outer4(ProtoUDP, udpSeg(40000, PortVXLANGPE, cat(unhex(`0c 00 00 02  00 00 64 00`), innerUDP6))), EncapVXLANGPE, true, in6Src, in6Dst, ProtoUDP, 5353, 53, true},
+		{"vxlan-gpe-ethernet", outer4(ProtoUDP, udpSeg(40000, PortVXLANGPE, cat(unhex(`0c 00 00 03  00 00 64 00`), innerEth))), EncapVXLANGPE, true, inSrc, inDst, ProtoTCP, 49152, 445, true},
+		{"pptp-ipv4", outer4(ProtoGRE, pptpHdr(0x3001, cat(unhex(`ff 03 00 21`), innerTCP), seqNo)), EncapPPTP, true, inSrc, inDst, ProtoTCP, 49152, 445, true},
+		{"pptp-ack-compressed", outer4(ProtoGRE, pptpHdr(0x3081, cat(unhex(`21`), innerTCP), seqNo, seqNo)), EncapPPTP, true, inSrc, inDst, ProtoTCP, 49152, 445, true},
+		{"pptp-ipv6", outer4(ProtoGRE, pptpHdr(0x3001, cat(unhex(`ff 03 57`), innerUDP6), seqNo)), EncapPPTP, true, in6Src, in6Dst, ProtoUDP, 5353, 53, true},
+		{"l2tp", outer4(ProtoUDP, udpSeg(PortL2TP, PortL2TP, l2tpData)), EncapL2TP, true, inSrc, inDst, ProtoTCP, 49152, 445, true},
+		{"l2tp-length-seq-offset", outer4(ProtoUDP, udpSeg(PortL2TP, 40000, l2tpFull)), EncapL2TP, true, in6Src, in6Dst, ProtoUDP, 5353, 53, true},
+		{"ayiya", outer4(ProtoUDP, udpSeg(40000, PortAYIYA, cat(ayiyaHdr, innerUDP6))), EncapAYIYA, true, in6Src, in6Dst, ProtoUDP, 5353, 53, true},
+		// Not a whole encapsulation of an IP packet: the outer packet stays.
+		{"gtpu-echo", outer4(ProtoUDP, udpSeg(40000, PortGTPU, gtp(0x32, 1, unhex(`00 2a 00 00`), nil))), 0, false, outSrc, outDst, ProtoUDP, 40000, PortGTPU, false},
+		{"gtpu-ext-zero-length", outer4(ProtoUDP, udpSeg(40000, PortGTPU, gtp(0x34, 255, unhex(`00 00 00 85  00 00 09 00`), innerTCP))), 0, false, outSrc, outDst, ProtoUDP, 40000, PortGTPU, false},
+		{"teredo-bubble", outer4(ProtoUDP, udpSeg(PortTeredo, 50000, cat(origin, bubble))), EncapTeredo, true, teredoPeer, teredoCli, 59, 0, 0, false},
+		{"udp-ipv6-like-length", outer4(ProtoUDP, udpSeg(50000, 61000, udpNot6)), 0, false, outSrc, outDst, ProtoUDP, 50000, 61000, false},
+		{"udp-ipv6-not-teredo", outer4(ProtoUDP, udpSeg(50000, 61000, innerUDP6)), 0, false, outSrc, outDst, ProtoUDP, 50000, 61000, false},
+		{"vxlan-gpe-nsh", outer4(ProtoUDP, udpSeg(40000, PortVXLANGPE, cat(unhex(`0c 00 00 04  00 00 64 00  00 06 01 01  00 00 01 ff`), innerTCP))), 0, false, outSrc, outDst, ProtoUDP, 40000, PortVXLANGPE, false},
+		{"pptp-ack-only", outer4(ProtoGRE, cat(greHdr(0x2081, EtherPPP), be16(0), be16(7), seqNo)), 0, false, outSrc, outDst, ProtoGRE, 0, 0, false},
+		{"pptp-mppe", outer4(ProtoGRE, pptpHdr(0x3001, cat(unhex(`ff 03 00 fd 90 00`), data), seqNo)), 0, false, outSrc, outDst, ProtoGRE, 0, 0, false},
+		{"l2tp-control", outer4(ProtoUDP, udpSeg(PortL2TP, PortL2TP, cat(unhex(`c8 02 00 14 00 05 00 00 00 00 00 00`), unhex(`80 08 00 00 00 00 00 06`)))), 0, false, outSrc, outDst, ProtoUDP, PortL2TP, PortL2TP, false},
+		{"l2tpv3", outer4(ProtoUDP, udpSeg(PortL2TP, PortL2TP, cat(unhex(`00 03 00 00  00 00 00 09`), innerEth))), 0, false, outSrc, outDst, ProtoUDP, PortL2TP, PortL2TP, false},
 		{"erspan-ii", outer4(ProtoGRE, cat(greHdr(0x1000, EtherERSPAN2, seqNo), erspan2Hdr, innerEth)), EncapERSPAN, true, inSrc, inDst, ProtoTCP, 49152, 445, true},
 		{"erspan-i", outer4(ProtoGRE, cat(greHdr(0, EtherERSPAN2), innerEth)), EncapERSPAN, true, inSrc, inDst, ProtoTCP, 49152, 445, true},
 		{"erspan-iii", outer4(ProtoGRE, cat(greHdr(0x1000, EtherERSPAN3, seqNo), erspan3Hdr, innerEth)), EncapERSPAN, true, inSrc, inDst, ProtoTCP, 49152, 445, true},
@@ -158,7 +227,7 @@ func TestTunnels(t *testing.T) {
 			if !Parse(LinkEthernet, c.frame, &p) {
 				t.Fatalf("no IP found: %+v", p)
 			}
-			if p.Src != c.src || p.Dst != c.dst || p.Proto != c.proto || p.SrcPort != c.sp || p.DstPort != c.dp || !p.HasPorts {
+			if p.Src != c.src || p.Dst != c.dst || p.Proto != c.proto || p.SrcPort != c.sp || p.DstPort != c.dp || p.HasPorts != (c.proto != ProtoGRE && c.proto != 59) {
 				t.Errorf("got %v:%d > %v:%d proto %d", p.Src, p.SrcPort, p.Dst, p.DstPort, p.Proto)
 			}
 			if p.Encap != c.encap {
@@ -178,12 +247,15 @@ func TestTunnels(t *testing.T) {
 			if got := p.Outer; got.IPVersion != wantOuter.IPVersion || got.Src() != wantOuter.Src || got.Dst() != wantOuter.Dst || got.Proto != wantOuter.Proto {
 				t.Errorf("outer %+v, want %+v", got, wantOuter)
 			}
-			if (c.encap == EncapVXLAN || c.encap == EncapGENEVE) && (p.Outer.Proto != ProtoUDP || !p.Outer.HasPorts || p.Outer.SrcPort != 40000 || p.Outer.DstPort != binary.BigEndian.Uint16(c.frame[36:])) {
+			if c.outer && c.frame[23] == ProtoUDP && (p.Outer.Proto != ProtoUDP || !p.Outer.HasPorts || p.Outer.SrcPort != binary.BigEndian.Uint16(c.frame[34:]) || p.Outer.DstPort != binary.BigEndian.Uint16(c.frame[36:])) {
 				t.Errorf("outer ports %+v", p.Outer)
 			}
 			// The payload offset points at the inner transport payload.
 			if c.oracle && p.Proto == ProtoTCP && string(c.frame[p.Payload:p.Payload+p.PayloadN]) != string(data) {
 				t.Errorf("payload %q", c.frame[p.Payload:p.Payload+p.PayloadN])
+			}
+			if c.outer && c.frame[12] == 0x08 && !MayTunnelIPv4(c.frame[14:]) {
+				t.Errorf("MayTunnelIPv4 denies the tunnel")
 			}
 			if parse(LinkEthernet, c.frame, &slow); !reflect.DeepEqual(p, slow) {
 				t.Errorf("fast and general paths differ:\n%+v\n%+v", p, slow)
@@ -215,7 +287,8 @@ func TestTunnelsAllocFree(t *testing.T) {
 }
 
 // TestTunnelsOracle gives the frames to tshark, which decodes all these
-// encapsulations, and compares the innermost addresses and ports it
+// encapsulations (Teredo on other ports than 3544 with its heuristic
+// enabled: off by default), and compares the innermost addresses and ports it
 // reports (the last occurrence of each field) with Parse's.
 func TestTunnelsOracle(t *testing.T) {
 	tshark := testenv.Tool(t, "tshark")
@@ -226,7 +299,7 @@ func TestTunnelsOracle(t *testing.T) {
 	if err := os.WriteFile(file, buf.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(tshark, "-n", "-r", file, "-T", "fields", "-E", "occurrence=l", "-E", "separator=,",
+	out, err := exec.Command(tshark, "-n", "-r", file, "--enable-heuristic", "teredo_udp", "-T", "fields", "-E", "occurrence=l", "-E", "separator=,",
 		"-e", "ip.src", "-e", "ip.dst", "-e", "ipv6.src", "-e", "ipv6.dst",
 		"-e", "tcp.srcport", "-e", "tcp.dstport", "-e", "udp.srcport", "-e", "udp.dstport", "-e", "frame.protocols").Output()
 	if err != nil {

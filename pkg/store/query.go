@@ -118,8 +118,8 @@ func (s *Selector) quickHosts() ([][4]byte, bool) {
 // header parsing. It answers false whenever it cannot tell, leaving the
 // packet to Match.
 // Parsing such a packet gives these addresses, or no IP at all: both fail
-// the address group, unless the packet may be a tunnel (mayTunnel), whose
-// inner addresses the group also matches.
+// the address group, unless the packet may be a tunnel
+// (pkthdr.MayTunnelIPv4), whose inner addresses the group also matches.
 func rejectIPv4(hosts4 [][4]byte, lt pkthdr.LinkType, data []byte) bool {
 	ip := data
 	switch lt {
@@ -132,7 +132,7 @@ func rejectIPv4(hosts4 [][4]byte, lt pkthdr.LinkType, data []byte) bool {
 	default:
 		return false
 	}
-	if len(ip) < 20 || ip[0]>>4 != 4 || mayTunnel(ip) {
+	if len(ip) < 20 || ip[0]>>4 != 4 || pkthdr.MayTunnelIPv4(ip) {
 		return false
 	}
 	src, dst := [4]byte(ip[12:16]), [4]byte(ip[16:20])
@@ -142,24 +142,6 @@ func rejectIPv4(hosts4 [][4]byte, lt pkthdr.LinkType, data []byte) bool {
 		}
 	}
 	return true
-}
-
-// mayTunnel reports whether an IPv4 packet (at least its 20-byte header)
-// may carry another that pkthdr.Parse decapsulates: GRE, IP in IP, or UDP
-// to the VXLAN or GENEVE port.
-func mayTunnel(ip []byte) bool {
-	switch ip[9] {
-	case pkthdr.ProtoGRE, pkthdr.ProtoIPIP, pkthdr.ProtoIPv6:
-		return true
-	case pkthdr.ProtoUDP:
-		ihl := int(ip[0]&0x0f) * 4
-		if len(ip) < ihl+4 {
-			return false // no UDP header: Parse cannot decapsulate either
-		}
-		dp := uint16(ip[ihl+2])<<8 | uint16(ip[ihl+3])
-		return dp == pkthdr.PortVXLAN || dp == pkthdr.PortGENEVE
-	}
-	return false
 }
 
 // needsHeaders reports whether matching looks inside packets (beyond

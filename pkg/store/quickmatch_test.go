@@ -37,6 +37,24 @@ func tunnelFrame(udp bool, src, dst [4]byte, inner []byte) []byte {
 	return append([]byte{2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00}, ip...)
 }
 
+// udpFrame is an Ethernet IPv4 UDP packet between src:sp and dst:dp
+// carrying payload.
+func udpFrame(src, dst [4]byte, sp, dp uint16, payload []byte) []byte {
+	n := 28 + len(payload)
+	ip := []byte{0x45, 0, byte(n >> 8), byte(n), 0, 0, 0, 0, 64, 17, 0, 0}
+	ip = append(append(ip, src[:]...), dst[:]...)
+	ip = append(ip, byte(sp>>8), byte(sp), byte(dp>>8), byte(dp), byte((n-20)>>8), byte(n-20), 0, 0)
+	return append(append([]byte{2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00}, ip...), payload...)
+}
+
+// teredoIPv6 is an IPv6 UDP packet from a Teredo address to dst.
+func teredoIPv6(dst netip.Addr) []byte {
+	h := []byte{0x60, 0, 0, 0, 0, 8, 17, 64}
+	h = append(h, netip.MustParseAddr("2001:0:4136:e378:8000:63bf:3fff:fdd2").AsSlice()...)
+	h = append(h, dst.AsSlice()...)
+	return append(h, 0x14, 0xe9, 0, 53, 0, 8, 0, 0)
+}
+
 // checkReject fails if rejectIPv4 turns away a packet that Match takes.
 func checkReject(t *testing.T, sel *Selector, lt pkthdr.LinkType, data []byte) bool {
 	t.Helper()
@@ -70,6 +88,10 @@ func TestRejectIPv4(t *testing.T) {
 		{"cooked capture: left to Match", pkthdr.LinkLinuxSLL, ipv4Frame(false, b, c, 0x0800), false},
 		{"host inside VXLAN", pkthdr.LinkEthernet, tunnelFrame(true, b, c, ipv4Frame(false, a, c, 0x0800)), false},
 		{"host inside GRE", pkthdr.LinkEthernet, tunnelFrame(false, b, c, ipv4Frame(true, c, a, 0)), false},
+		{"host inside GTP-U", pkthdr.LinkEthernet, udpFrame(b, c, 40000, pkthdr.PortGTPU, append([]byte{0x30, 0xff, 0, 28, 0, 0, 0, 1}, ipv4Frame(true, a, c, 0)...)), false},
+		{"host inside L2TP, from the server", pkthdr.LinkEthernet, udpFrame(b, c, pkthdr.PortL2TP, 40000, append([]byte{0, 2, 0, 1, 0, 1, 0xff, 3, 0, 0x21}, ipv4Frame(true, c, a, 0)...)), false},
+		{"host inside a Teredo client's IPv6", pkthdr.LinkEthernet, udpFrame(b, c, 50000, 61000, teredoIPv6(netip.MustParseAddr("2001:db8::1"))), false},
+		{"UDP to no tunnel port", pkthdr.LinkEthernet, udpFrame(b, c, 50000, 61000, ipv4Frame(true, a, c, 0)), true},
 	}
 	for _, c := range cases {
 		if got := checkReject(t, sel, c.lt, c.data); got != c.reject {
@@ -85,6 +107,8 @@ func FuzzRejectIPv4(f *testing.F) {
 	f.Add(ipv4Frame(true, [4]byte{5, 6, 7, 8}, a, 0), false)
 	f.Add(tunnelFrame(true, [4]byte{5, 6, 7, 8}, [4]byte{1, 2, 3, 4}, ipv4Frame(false, a, [4]byte{1, 2, 3, 4}, 0x0800)), true)
 	f.Add(tunnelFrame(false, [4]byte{5, 6, 7, 8}, [4]byte{1, 2, 3, 4}, ipv4Frame(true, a, [4]byte{1, 2, 3, 4}, 0)), true)
+	f.Add(udpFrame([4]byte{5, 6, 7, 8}, [4]byte{1, 2, 3, 4}, 40000, pkthdr.PortGTPU, append([]byte{0x30, 0xff, 0, 28, 0, 0, 0, 1}, ipv4Frame(true, a, [4]byte{1, 2, 3, 4}, 0)...)), true)
+	f.Add(udpFrame([4]byte{5, 6, 7, 8}, [4]byte{1, 2, 3, 4}, 50000, 61000, teredoIPv6(netip.MustParseAddr("2001:db8::1"))), true)
 	f.Fuzz(func(t *testing.T, data []byte, ether bool) {
 		lt := pkthdr.LinkRaw
 		if ether {
