@@ -327,10 +327,16 @@ func (e *Encoder) Encode(dst, content []byte) ([]byte, bool) {
 	run := slices.Grow(e.run[:0], len(e.seqs)+1)[:len(e.seqs)+1]
 	e.run = run
 	run[len(e.seqs)] = 0
+	run[0] = 0
+	// longest: the longest run (a run's length is known where it
+	// begins, when the sequence before it is not alike).
+	// other: nonzero when a sequence after the first has another offset
+	// than the first or no literals ((litLen-1)>>31 is 1 for none).
+	var longest, other uint32
 	if n := len(e.seqs); n > 0 {
-		run[n-1] = 0
+		r := uint32(0) // run[j+2]
+		off0 := e.seqs[0].offset
 		for j := n - 2; j >= 0; j-- {
-			run[j] = 0
 			// Alike: equal codes and offset, with literals before it
 			// (so that its offset is the first repeat offset). Equal
 			// lengths need no code looked up: a block's records often
@@ -339,9 +345,17 @@ func (e *Encoder) Encode(dst, content []byte) ([]byte, bool) {
 			if t.offset == s.offset && t.litLen-1 < maxSeq-1 &&
 				(t.litLen == s.litLen || llCode(t.litLen) == llCode(s.litLen)) &&
 				(t.matchLen == s.matchLen || mlCode(t.matchLen) == mlCode(s.matchLen)) {
-				run[j+1] = 1 + run[j+2]
+				r++
+			} else {
+				// A sequence alike to the one before has its offset,
+				// and literals: only the others need looking at.
+				other |= t.offset ^ off0 | (t.litLen-1)>>31
+				longest = max(longest, r)
+				r = 0
 			}
+			run[j+1] = r
 		}
+		longest = max(longest, r)
 	}
 	rep := [3]uint32{1, 4, 8}
 	seqs := e.seqs
@@ -365,6 +379,14 @@ func (e *Encoder) Encode(dst, content []byte) ([]byte, bool) {
 			size, n, next = nextSize, next, 0
 		} else {
 			reps := true // the sequences after the first repeat its offset
+			if done == 0 && longest < minRun && e.litStart <= maxBlock {
+				// All of them fit one block and no long run begins
+				// among them: what the loop below would find, known
+				// from the pass above (the sequences cover the frame
+				// up to litStart).
+				n, size = len(seqs), e.litStart
+				reps = other == 0
+			}
 			for n < len(seqs) && size+int(seqs[n].litLen+seqs[n].matchLen) <= maxBlock {
 				if n > 0 && (uniform && run[n] == 0 || !uniform && run[n] >= minRun) {
 					break
