@@ -41,9 +41,6 @@ const (
 	heldNameDone // no name search for this flow (after the first packet)
 )
 
-// heldID offsets the Handle IDs of held flows past any entry's index.
-const heldID = 1 << 30
-
 // admSlot picks a held slot: hash bits the table's own probe start and
 // the recent cache do not use.
 func (b *Builder) admSlot(h uint64) int { return int((h >> 32) & uint64(len(b.adm)-1)) }
@@ -108,11 +105,11 @@ func (b *Builder) hold(k *key, h uint64, p *pkthdr.Packet, fromA bool, flags uin
 	b.held++
 	b.stats.Flows++
 	b.full = true
-	id := uint32(heldID+i)<<1 + 1
-	if fromA {
-		id++
-	}
-	return Handle{Mark: &s.mark, ID: id}, true
+	// No ID: the flow's later packets get its entry's, so none shares
+	// this one's, and a slot's ID would be reused by the next flow to
+	// take the slot (an unrelated flow that the store's record encoder
+	// would take for this one's earlier packets).
+	return Handle{Mark: &s.mark}, true
 }
 
 // admit takes a flow's first packet from s, its held slot: the flow enters the

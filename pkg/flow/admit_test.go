@@ -102,7 +102,7 @@ func TestAdmitCarriesFirstPacket(t *testing.T) {
 			if got := b.held == 1; got != c.held {
 				t.Fatalf("first packet held: %v, want %v", got, c.held)
 			}
-			if h1.Mark == nil || h1.ID == 0 {
+			if h1.Mark == nil || (h1.ID == 0) != c.held {
 				t.Fatalf("first packet's handle %+v", h1)
 			}
 			*h1.Mark = 77 // the store's index block, which must stay the flow's

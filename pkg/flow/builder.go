@@ -422,7 +422,8 @@ type Handle struct {
 	// were last recorded, so that it records them once a block).
 	Mark *uint32
 	// ID names the flow and the packet's direction among the open flows
-	// (an ended flow's may be reused); never 0.
+	// (an ended flow's may be reused); 0 for a first packet held under
+	// pressure (Options.DropSingles), which no other packet shares.
 	ID uint32
 }
 

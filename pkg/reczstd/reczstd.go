@@ -78,7 +78,9 @@ type Encoder struct {
 }
 
 type seqCode struct {
-	ll, ml, of       uint8
+	// pad is never set: with no padding in the struct, two codes are
+	// equal when their two words are (repeats).
+	ll, ml, of, pad  uint8
 	llX, mlX, offVal uint32
 }
 
@@ -325,10 +327,16 @@ func (e *Encoder) Encode(dst, content []byte) ([]byte, bool) {
 	run := slices.Grow(e.run[:0], len(e.seqs)+1)[:len(e.seqs)+1]
 	e.run = run
 	run[len(e.seqs)] = 0
+	run[0] = 0
+	// longest: the longest run (a run's length is known where it
+	// begins, when the sequence before it is not alike).
+	// other: nonzero when a sequence after the first has another offset
+	// than the first or no literals ((litLen-1)>>31 is 1 for none).
+	var longest, other uint32
 	if n := len(e.seqs); n > 0 {
-		run[n-1] = 0
+		r := uint32(0) // run[j+2]
+		off0 := e.seqs[0].offset
 		for j := n - 2; j >= 0; j-- {
-			run[j] = 0
 			// Alike: equal codes and offset, with literals before it
 			// (so that its offset is the first repeat offset). Equal
 			// lengths need no code looked up: a block's records often
@@ -337,9 +345,17 @@ func (e *Encoder) Encode(dst, content []byte) ([]byte, bool) {
 			if t.offset == s.offset && t.litLen-1 < maxSeq-1 &&
 				(t.litLen == s.litLen || llCode(t.litLen) == llCode(s.litLen)) &&
 				(t.matchLen == s.matchLen || mlCode(t.matchLen) == mlCode(s.matchLen)) {
-				run[j+1] = 1 + run[j+2]
+				r++
+			} else {
+				// A sequence alike to the one before has its offset,
+				// and literals: only the others need looking at.
+				other |= t.offset ^ off0 | (t.litLen-1)>>31
+				longest = max(longest, r)
+				r = 0
 			}
+			run[j+1] = r
 		}
+		longest = max(longest, r)
 	}
 	rep := [3]uint32{1, 4, 8}
 	seqs := e.seqs
@@ -363,6 +379,14 @@ func (e *Encoder) Encode(dst, content []byte) ([]byte, bool) {
 			size, n, next = nextSize, next, 0
 		} else {
 			reps := true // the sequences after the first repeat its offset
+			if done == 0 && longest < minRun && e.litStart <= maxBlock {
+				// All of them fit one block and no long run begins
+				// among them: what the loop below would find, known
+				// from the pass above (the sequences cover the frame
+				// up to litStart).
+				n, size = len(seqs), e.litStart
+				reps = other == 0
+			}
 			for n < len(seqs) && size+int(seqs[n].litLen+seqs[n].matchLen) <= maxBlock {
 				if n > 0 && (uniform && run[n] == 0 || !uniform && run[n] >= minRun) {
 					break
@@ -585,6 +609,14 @@ func (e *Encoder) sequences(out []byte, at int, seqs []sequence, rep *[3]uint32)
 	and3 := ^uint32(0)
 	for i := range seqs {
 		s, c := &seqs[i], &codes[i]
+		if i >= 2 && s.litLen != 0 && s.offset == rep0 && *s == seqs[i-2] && codes[i-2].of == 0 {
+			// The sequence before last again (a flood's records give
+			// two that alternate), its offset the first repeat offset as
+			// then (code 0, with literals): the same codes, already
+			// counted in or3 and and3.
+			*c = codes[i-2]
+			continue
+		}
 		ll, ml := llCode(s.litLen), mlCode(s.matchLen)
 		c.ll, c.ml = ll, ml
 		c.llX, c.mlX = s.litLen-llBase[ll&63], s.matchLen-mlBase[ml&63]
@@ -695,8 +727,14 @@ func (e *Encoder) sequences(out []byte, at int, seqs []sequence, rep *[3]uint32)
 	// codes' and below; short lengths and repeat offsets have none.
 	extra := llBitsUpTo[llAll&63] + mlBitsUpTo[mlAll&63] + uint32(ofAll)
 	oneFlush := extra <= 40
+	// hist holds the states before each of the last cycle sequences
+	// coded one by one (since counts them), packed as in state below.
+	var hist [cycle]uint32
+	since := 0
 	for i := len(codes) - 1; i >= 0; i-- {
 		c := &codes[i]
+		hist[i%cycle] = sLL | sML<<8 | sOF<<16
+		since++
 		if !ofRLE {
 			t := ofNext[sOF&63][c.of&63]
 			n := uint32(t & 15)
@@ -724,6 +762,33 @@ func (e *Encoder) sequences(out []byte, at int, seqs []sequence, rep *[3]uint32)
 			add(c.offVal, uint32(c.of))
 		}
 		flush()
+		// The states are back where they were cycle sequences ago and
+		// the next cycle sequences repeat those: each such run writes the
+		// same bits and brings the states back again (a flood's records,
+		// two sequences each whose codes alternate, get there within a
+		// few sequences). Their bits are worked out once and copied.
+		if since >= cycle && i >= cycle && sLL|sML<<8|sOF<<16 == hist[(i+cycle-1)%cycle] && repeats(codes[i-cycle:i+cycle]) {
+			since = 0
+			w, wn, ok := cycleBits(codes[i:i+cycle], sLL, sML, sOF, llRLE, mlRLE, ofRLE, extra != 0)
+			if !ok {
+				continue
+			}
+			for i >= cycle && repeats(codes[i-cycle:i+cycle]) {
+				acc |= w[0] << (nb & 63)
+				nb += wn[0]
+				flush()
+				acc |= w[1] << (nb & 63)
+				nb += wn[1]
+				flush()
+				acc |= w[2] << (nb & 63)
+				nb += wn[2]
+				flush()
+				acc |= w[3] << (nb & 63)
+				nb += wn[3]
+				flush()
+				i -= cycle
+			}
+		}
 	}
 	if !mlRLE {
 		add(sML, mlLog)
@@ -741,4 +806,70 @@ func (e *Encoder) sequences(out []byte, at int, seqs []sequence, rep *[3]uint32)
 		at++
 	}
 	return at
+}
+
+// cycle is the period of sequences' codes the coding loop of sequences
+// finds (or any divisor of it: a flood's records give two sequences
+// each, other loads one to four). repeats and the copy in sequences are
+// written out for 8.
+const cycle = 8
+
+// repeats reads codes as words (a seqCode is two of them), and is
+// written out for a cycle of 8.
+var _ = [1]int{}[unsafe.Sizeof(seqCode{})-16+cycle-8]
+
+// repeats reports whether u's first cycle codes repeat the next cycle.
+func repeats(u []seqCode) bool {
+	// As words, all at once: the compiler compares the structs' fields
+	// one by one, byte fields as bytes. Written out: the compiler does
+	// not unroll the loop.
+	w := (*[32]uint64)(unsafe.Pointer(unsafe.SliceData(u[:16])))
+	return (w[0]^w[16])|(w[1]^w[17])|(w[2]^w[18])|(w[3]^w[19])|
+		(w[4]^w[20])|(w[5]^w[21])|(w[6]^w[22])|(w[7]^w[23])|
+		(w[8]^w[24])|(w[9]^w[25])|(w[10]^w[26])|(w[11]^w[27])|
+		(w[12]^w[28])|(w[13]^w[29])|(w[14]^w[30])|(w[15]^w[31]) == 0
+}
+
+// cycleBits is the bits the coding loop of sequences writes for cycle
+// sequences' codes (coded last first, as the loop codes them) from the
+// states given, as words of two sequences' bits each and their lengths;
+// ok is false when a word would not fit the accumulator beside the bits
+// a flush leaves (7).
+func cycleBits(u []seqCode, sLL, sML, sOF uint32, llRLE, mlRLE, ofRLE, extra bool) (w [cycle / 2]uint64, wn [cycle / 2]uint, ok bool) {
+	u = u[:cycle]
+	for k := cycle - 1; k >= 0; k-- {
+		c := &u[k]
+		h := (cycle - 1 - k) >> 1
+		add := func(v, n uint32) {
+			w[h] |= uint64(v) << (wn[h] & 63)
+			wn[h] += uint(n)
+		}
+		if !ofRLE {
+			t := ofNext[sOF&63][c.of&63]
+			n := uint32(t & 15)
+			add(sOF&(1<<n-1), n)
+			sOF = uint32(t >> 4)
+		}
+		if !mlRLE {
+			t := mlNext[sML&63][c.ml&63]
+			n := uint32(t & 15)
+			add(sML&(1<<n-1), n)
+			sML = uint32(t >> 4)
+		}
+		if !llRLE {
+			t := llNext[sLL&63][c.ll&63]
+			n := uint32(t & 15)
+			add(sLL&(1<<n-1), n)
+			sLL = uint32(t >> 4)
+		}
+		if extra {
+			add(c.llX, llBits[c.ll&63])
+			add(c.mlX, mlBits[c.ml&63])
+			add(c.offVal, uint32(c.of))
+		}
+		if wn[h] > 56 {
+			return w, wn, false
+		}
+	}
+	return w, wn, true
 }

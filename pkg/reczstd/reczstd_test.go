@@ -499,3 +499,95 @@ func TestFramesStable(t *testing.T) {
 		t.Errorf("frames' SHA-256 %s, want %s", got, want)
 	}
 }
+
+// TestRepeatedCodes round-trips blocks whose sequences repeat with a
+// period (records of a few shapes in turn, as a flood's two sequences a
+// record do), which the coding loop writes by copying the bits of one
+// period once its FSE states come back: periods of one to six
+// sequences, lengths with and without extra bits, offsets coded with
+// their table or sent once, and runs broken by an odd record. Both
+// klauspost/compress and the zstd command decode them.
+func TestRepeatedCodes(t *testing.T) {
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dec.Close()
+	t0 := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+	rng := rand.New(rand.NewPCG(3, 4))
+	var all, allRaw [][]byte
+	for _, c := range []struct {
+		name   string
+		shapes [][]int // bytes of the frame changed in each shape, in turn
+		keys   int     // records cycle over this many keys (0: one key each)
+		shared int     // every shared-th record has key 1, the others one each
+		odd    int     // every odd-th record is random (0: none)
+		size   int     // frame bytes
+	}{
+		{"two changes", [][]int{{26, 27, 34}}, 0, 0, 0, 64},
+		{"shapes alternate", [][]int{{26, 34}, {20, 21, 22, 40, 41}}, 0, 0, 0, 64},
+		{"three shapes", [][]int{{26}, {30, 31, 50}, {44}}, 0, 0, 0, 96},
+		{"long literals", [][]int{{20, 60}, {24, 90, 91}}, 0, 0, 0, 160},
+		{"long matches", [][]int{{20}, {200}}, 0, 0, 0, 600},
+		{"keys alternate", [][]int{{26, 27, 34}}, 2, 0, 0, 64},
+		{"keys in threes", [][]int{{26}, {40, 41}}, 3, 0, 0, 80},
+		// Offsets of 4 and 1 records back in turn: offset codes 1, 1, 0, 0.
+		{"offsets coded", [][]int{{26, 27, 34}}, 0, 4, 0, 64},
+		{"offsets and long lengths", [][]int{span(20, 90)}, 0, 4, 0, 600},
+		// Too many bits a period to copy in two words: coded one by one.
+		{"longer lengths", [][]int{span(20, 220)}, 0, 4, 0, 2400},
+		{"broken runs", [][]int{{26, 27, 34}, {36}}, 0, 0, 37, 64},
+	} {
+		var recs []record
+		for i := range 3000 {
+			fr := udpFrame(c.size, 10<<24|1, 1024, nil)
+			for _, b := range c.shapes[i%len(c.shapes)] {
+				fr[b] = byte(i*7 + b)
+			}
+			if c.odd > 0 && i%c.odd == c.odd-1 {
+				for j := 14; j < len(fr); j++ {
+					fr[j] = byte(rng.Uint32())
+				}
+			}
+			key := uint32(i + 2)
+			switch {
+			case c.keys > 0:
+				key = uint32(i%c.keys + 1)
+			case c.shared > 0 && i%c.shared == 0:
+				key = 1
+			}
+			recs = append(recs, record{pcapRecord(t0.Add(time.Duration(i)*500*time.Nanosecond), fr), key})
+		}
+		for _, size := range []int{4 << 10, 64 << 10, 1 << 30} {
+			raws, frames := blocks(t, recs, size)
+			for i, f := range frames {
+				got, err := dec.DecodeAll(f, nil)
+				if err != nil || !bytes.Equal(got, raws[i]) {
+					t.Fatalf("%s, blocks of %d: block %d of %d bytes: decoded %d bytes: %v", c.name, size, i, len(raws[i]), len(got), err)
+				}
+			}
+			all, allRaw = append(all, frames...), append(allRaw, raws...)
+		}
+	}
+	zstdBin := testenv.Tool(t, "zstd")
+	path := filepath.Join(t.TempDir(), "repeated.zst")
+	if err := os.WriteFile(path, bytes.Join(all, nil), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := exec.Command(zstdBin, "-dc", path).Output()
+	if err != nil {
+		t.Fatalf("zstd -dc: %v", err)
+	}
+	if !bytes.Equal(got, bytes.Join(allRaw, nil)) {
+		t.Errorf("zstd -dc gives %d bytes, want %d", len(got), len(bytes.Join(allRaw, nil)))
+	}
+}
+
+// span is the numbers from a up to b.
+func span(a, b int) []int {
+	var s []int
+	for i := a; i < b; i++ {
+		s = append(s, i)
+	}
+	return s
+}

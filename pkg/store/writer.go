@@ -398,8 +398,12 @@ func (w *Writer) WriteNanos(ns int64, lt pkthdr.LinkType, data []byte, origLen i
 		sh.ix.AddFlowPacket(p)
 		*fh.Mark = blk
 	}
+	// The record encoder's key: the flow's ID, or, without a flow table,
+	// a hash of the flow's key. A held first packet (ID 0) has no
+	// earlier record of its flow in the block: the encoder compares it
+	// with the previous record, which under a flood looks most alike.
 	rk := fh.ID
-	if rk == 0 {
+	if fh.Mark == nil {
 		rk = recordKey(p)
 	}
 	before := len(sh.block)
