@@ -43,7 +43,7 @@ const decryptedWinRM = "winrm"
 // Bounds of one WinRM connection.
 const (
 	maxWinRMPending = 16   // requests waiting for their response
-	maxWinRMShells  = 16   // shells followed
+	maxWinRMShells  = 1024 // shells followed in all (client, server, shell id)
 	maxStdout       = 256  // stdout bytes shown of a Receive
 	maxStdin        = 4096 // stdin bytes taken as a command
 )
@@ -80,7 +80,6 @@ type winrmConn struct {
 	err  error
 
 	pending []winrmReq
-	shells  map[string]*winrmShell
 
 	scratch []byte // a chunked body joined
 	plain   [2][]byte
@@ -121,6 +120,17 @@ type winrmShell struct {
 	kind     string // winrm.ShellCmd, ShellPowerShell...
 	resource string
 	in, out  winrm.Defragmenter // PSRP objects from the client and from the server
+	last     time.Time          // time of its latest request
+}
+
+// winrmShellKey names a shell as the protocol does: its ShellId (the
+// RunspacePool's id for PowerShell) between one client and one server.
+// Not the connection: Windows' client spreads one runspace pool over
+// several, and a request may come on a new socket when the last one
+// closed, so PSRP fragments of one object may travel over two.
+type winrmShellKey struct {
+	client, server netip.Addr
+	id             string // upper case
 }
 
 // PSRP objects held per shell and direction while their fragments come:
@@ -273,6 +283,13 @@ func (w *winrmConn) clientAddr() netip.Addr {
 	return w.c.client.Addr()
 }
 
+func (w *winrmConn) serverAddr() netip.Addr {
+	if w.flip {
+		return w.c.client.Addr()
+	}
+	return w.c.server.Addr()
+}
+
 // body reads a message's SOAP: in clear, or from its encrypted parts
 // when the connection's NTLM keys open them. decrypted tells the latter.
 func (w *winrmConn) body(p *Pipeline, dir int, m *winrm.Message) (*winrm.Envelope, bool) {
@@ -385,24 +402,49 @@ func (w *winrmConn) op(start, end time.Time) Operation {
 	}
 }
 
-func (w *winrmConn) shell(id string) *winrmShell {
+func (w *winrmConn) shellKey(id string) winrmShellKey {
+	return winrmShellKey{w.clientAddr(), w.serverAddr(), strings.ToUpper(id)}
+}
+
+func (w *winrmConn) shell(p *Pipeline, id string, ts time.Time) *winrmShell {
 	if id == "" {
 		return nil
 	}
-	return w.shells[strings.ToUpper(id)]
+	sh := p.winrmShells[w.shellKey(id)]
+	if sh != nil && ts.After(sh.last) {
+		sh.last = ts
+	}
+	return sh
 }
 
-func (w *winrmConn) addShell(id string, sh *winrmShell) {
+func (w *winrmConn) addShell(p *Pipeline, id string, sh *winrmShell, ts time.Time) {
 	if id == "" {
 		return
 	}
-	if w.shells == nil {
-		w.shells = make(map[string]*winrmShell)
+	if p.winrmShells == nil {
+		p.winrmShells = make(map[winrmShellKey]*winrmShell)
 	}
-	if len(w.shells) >= maxWinRMShells {
-		clear(w.shells)
+	k := w.shellKey(id)
+	if _, ok := p.winrmShells[k]; !ok && len(p.winrmShells) >= maxWinRMShells {
+		// Full: the shell idle longest goes (a scan, once per shell
+		// created beyond the bound).
+		var oldest winrmShellKey
+		first := true
+		for k, s := range p.winrmShells {
+			if first || s.last.Before(p.winrmShells[oldest].last) {
+				oldest, first = k, false
+			}
+		}
+		delete(p.winrmShells, oldest)
 	}
-	w.shells[strings.ToUpper(id)] = sh
+	sh.last = ts
+	p.winrmShells[k] = sh
+}
+
+func (w *winrmConn) deleteShell(p *Pipeline, id string) {
+	if id != "" {
+		delete(p.winrmShells, w.shellKey(id))
+	}
 }
 
 // finishReq reports one request (with its response when seen) as an
@@ -425,7 +467,7 @@ func (w *winrmConn) finishReq(p *Pipeline, req winrmReq, resp *winrm.Envelope, s
 	w.countAction(act)
 	op.Operation = act
 	kind := winrm.ResourceKind(env.ResourceURI)
-	sh := w.shell(env.ShellID)
+	sh := w.shell(p, env.ShellID, req.ts)
 	if sh != nil && kind == winrm.ShellNone {
 		kind = sh.kind
 	}
@@ -434,7 +476,7 @@ func (w *winrmConn) finishReq(p *Pipeline, req winrmReq, resp *winrm.Envelope, s
 		// one session over several) or before the capture began: every
 		// request names its resource, so the kind is known all the same.
 		sh = newWinRMShell(kind, env.ResourceURI)
-		w.addShell(env.ShellID, sh)
+		w.addShell(p, env.ShellID, sh, req.ts)
 	}
 	res := winrm.ShortResource(env.ResourceURI)
 	if res == "" && sh != nil {
@@ -477,7 +519,7 @@ func (w *winrmConn) finishReq(p *Pipeline, req winrmReq, resp *winrm.Envelope, s
 			if id != "" {
 				op.Fields = append(op.Fields, Field{"shell", id})
 			}
-			w.addShell(id, nsh)
+			w.addShell(p, id, nsh, req.ts)
 		case winrm.ShellWMI:
 			op.Technique, op.Phase = techWMI, phaseExecution
 			op.Fields = append(op.Fields, paramFields(env.Params)...)
@@ -570,6 +612,7 @@ func (w *winrmConn) finishReq(p *Pipeline, req winrmReq, resp *winrm.Envelope, s
 		op.Noise = true
 		if kind == winrm.ShellCmd || kind == winrm.ShellPowerShell {
 			op.Operation = "Delete shell"
+			w.deleteShell(p, env.ShellID)
 		}
 	case "Identify":
 		op.Noise = true
