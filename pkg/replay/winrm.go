@@ -668,7 +668,7 @@ func psrpFields(p *Pipeline, d *winrm.Defragmenter, b []byte, cmds *string) []Fi
 			if err != nil {
 				p.stats.DecodeErrors++
 			}
-			if s := winrm.Pipeline(cs); s != "" {
+			if s := winrm.Script(cs); s != "" {
 				if *cmds != "" {
 					*cmds += "; "
 				}

@@ -79,6 +79,7 @@ func FuzzPSRP(f *testing.F) {
 	}
 	f.Add(bytes.Join(psrpMessage(MsgCreatePipeline, psrpCreatePipeline, 1, 4096), nil))
 	f.Add(binary.BigEndian.AppendUint32(make([]byte, 17), 0xffffffff))
+	f.Add([]byte(`<Obj N="PowerShell"><MS><Obj N="Cmds"><LST><Obj><MS><S N="Cmd">a</S></MS></Obj></LST></Obj><Obj N="ExtraCmds"><LST><Obj><MS><Obj N="Cmds"><LST><Obj><MS><S N="Cmd">a</S></MS></Obj></LST></Obj></MS></Obj><Obj><MS><Obj N="Cmds"><LST><Obj><MS><S N="Cmd">b</S></MS></Obj></LST></Obj></MS></Obj></LST></Obj></MS></Obj>`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		d := Defragmenter{Max: 1 << 16, MaxPending: 4}
 		_ = d.Add(b, func(m PSRPMessage) {
@@ -93,7 +94,11 @@ func FuzzPSRP(f *testing.F) {
 				t.Fatalf("object of %d bytes held", len(p.buf))
 			}
 		}
-		_, _ = PipelineCommands(b)
+		if cmds, _ := PipelineCommands(b); len(cmds) > maxCommands {
+			t.Fatalf("%d commands", len(cmds))
+		} else {
+			_ = Script(cmds)
+		}
 	})
 }
 

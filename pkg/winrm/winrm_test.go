@@ -311,6 +311,51 @@ func TestPipelineCommandArgs(t *testing.T) {
 	}
 }
 
+// TestPipelineStatements: a CREATE_PIPELINE of several statements
+// (PowerShell's AddStatement; "Get-Date; whoami | Out-String") carries
+// them in the PowerShell object's ExtraCmds, one Obj with its own Cmds per
+// statement, the first statement repeated in Cmds (PowerShell's
+// PowerShell.ToPSObjectForRemoting and pypsrp's Pipeline write it so;
+// MS-PSRP 2.2.3.11 lists the PowerShell object's properties). Statements
+// are joined by "; ", each one's commands by " | ", and the first is not
+// shown twice. A client that sent only the further statements in
+// ExtraCmds loses none of Cmds.
+func TestPipelineStatements(t *testing.T) {
+	cmd := func(name string, args ...string) string {
+		s := `<Obj><MS><S N="Cmd">` + name + `</S><B N="IsScript">false</B><Obj N="Args"><TNRef RefId="0" /><LST>`
+		for _, a := range args {
+			s += `<Obj><MS>` + a + `</MS></Obj>`
+		}
+		return s + `</LST></Obj></MS></Obj>`
+	}
+	list := func(n string, items ...string) string {
+		return `<Obj N="` + n + `"><TNRef RefId="0" /><LST>` + strings.Join(items, "") + `</LST></Obj>`
+	}
+	stmt := func(cmds ...string) string { return `<Obj><MS>` + list("Cmds", cmds...) + `</MS></Obj>` }
+	doc := func(props ...string) []byte {
+		return []byte(`<Obj RefId="0"><MS><Obj N="PowerShell"><MS>` + strings.Join(props, "") + `<B N="IsNested">false</B></MS></Obj></MS></Obj>`)
+	}
+	date, who, out := cmd("Get-Date"), cmd("whoami", `<Nil N="N" /><S N="V">/all</S>`), cmd("Out-String")
+	for _, tc := range []struct {
+		name string
+		doc  []byte
+		want string
+	}{
+		{"one statement, no ExtraCmds", doc(list("Cmds", who, out), `<Nil N="ExtraCmds" />`), "whoami /all | Out-String"},
+		{"ExtraCmds after Cmds", doc(list("Cmds", date), list("ExtraCmds", stmt(date), stmt(who, out))), "Get-Date; whoami /all | Out-String"},
+		{"ExtraCmds before Cmds", doc(list("ExtraCmds", stmt(who, out), stmt(date)), list("Cmds", who, out)), "whoami /all | Out-String; Get-Date"},
+		{"only the further statements", doc(list("Cmds", date), list("ExtraCmds", stmt(who, out))), "Get-Date; whoami /all | Out-String"},
+	} {
+		cmds, err := PipelineCommands(tc.doc)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if s := Script(cmds); s != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, s, tc.want)
+		}
+	}
+}
+
 // TestDecodeCLIXMLString: MS-PSRP 2.2.5.3.2 escapes UTF-16 code units
 // XML cannot carry as _xHHHH_, a character beyond the BMP as its two
 // surrogates: they are one character again, never two replacement marks.
