@@ -74,6 +74,12 @@ type winrmConn struct {
 	notOpen  int // encrypted messages of a named account that could not be
 	why      string
 
+	// mech is the security mechanism of the latest authentication (ntlm,
+	// kerberos, or the scheme as sent): a new authentication replaces the
+	// previous context, and messages are counted under the one in force.
+	mech   string
+	krbEnc [2]int // encrypted messages under Kerberos
+
 	// NTLM unwrap state, only with secrets.
 	chal []byte
 	seal *ntlmseal.Session
@@ -264,16 +270,42 @@ func (w *winrmConn) authorization(p *Pipeline, v string) {
 			w.acct = acct
 		}
 	}
-	if p.cfg.Secrets.Len() == 0 {
-		return
-	}
-	if m := smbrpc.FindNTLMSSP(a.Token); smbrpc.NTLMType(m) == smbrpc.NTLMAuthenticate {
+	m := smbrpc.FindNTLMSSP(a.Token)
+	switch {
+	case smbrpc.NTLMType(m) == smbrpc.NTLMAuthenticate:
 		// A new authentication: new keys, sequence numbers from zero.
-		w.seal, w.err = p.cfg.Secrets.Open(w.chal, m)
-		if errors.Is(w.err, ntlmseal.ErrNoSecret) {
-			w.err = nil
+		w.newContext(mechNTLM)
+		if p.cfg.Secrets.Len() > 0 {
+			w.seal, w.err = p.cfg.Secrets.Open(w.chal, m)
+			if errors.Is(w.err, ntlmseal.ErrNoSecret) {
+				w.err = nil
+			}
+		}
+	case m != nil:
+		// NEGOTIATE: a new NTLM handshake; its CHALLENGE comes in the 401.
+		w.newContext(mechNTLM)
+	default:
+		if _, ok := smbrpc.FindAPReq(a.Token); ok {
+			w.newContext(mechKerberos)
+		} else if a.Scheme != winrm.SchemeNegotiate && a.Scheme != winrm.SchemeKerberos && a.Scheme != winrm.SchemeNTLM && a.Scheme != w.mech {
+			// Another scheme (CredSSP): its own context. Its later legs,
+			// and SPNEGO's second leg, go on with the one under way.
+			w.newContext(a.Scheme)
 		}
 	}
+}
+
+// Security mechanisms of a WinRM connection's messages.
+const (
+	mechNTLM     = "ntlm"
+	mechKerberos = "kerberos"
+)
+
+// newContext starts a new security context on the connection: whatever
+// keys the previous authentication gave no longer protect its messages.
+func (w *winrmConn) newContext(mech string) {
+	w.mech = mech
+	w.seal, w.err = nil, nil
 }
 
 func (w *winrmConn) clientAddr() netip.Addr {
@@ -329,6 +361,9 @@ func (w *winrmConn) body(p *Pipeline, dir int, m *winrm.Message) (*winrm.Envelop
 		}
 		if i := strings.Index(strings.ToLower(part.Type), "charset="); i >= 0 {
 			charset = strings.Trim(part.Type[i+len("charset="):], `"; `)
+		}
+		if w.mech == mechKerberos {
+			w.krbEnc[dir]++
 		}
 		if w.seal == nil {
 			if w.err != nil {
@@ -826,6 +861,9 @@ func (w *winrmConn) close(p *Pipeline, _ bool) {
 		op.Fields = append(op.Fields,
 			Field{"encrypted messages", fmt.Sprintf("%d from the client, %d from the server (%s)", w.enc[0], w.enc[1], w.protocol)},
 			Field{"plaintext bytes", fmt.Sprintf("%d from the client, %d from the server", w.encBytes[0], w.encBytes[1])})
+		if k := w.krbEnc[0] + w.krbEnc[1]; k > 0 {
+			op.Fields = append(op.Fields, Field{"kerberos-protected messages", fmt.Sprintf("%d from the client, %d from the server", w.krbEnc[0], w.krbEnc[1])})
+		}
 		switch {
 		case w.opened == n:
 			op.Decrypted = decryptedWinRM
