@@ -26,6 +26,7 @@ const (
 type outputLink struct {
 	command, technique string
 	client             netip.Addr
+	runner             netip.Addr // the host the command ran on
 }
 
 // noteOutputs remembers the files a command redirects its output to.
@@ -52,7 +53,24 @@ func (p *Pipeline) noteOutputs(op *Operation) {
 		if len(m) >= maxOutputsByHost {
 			clear(m)
 		}
-		m[t.path] = outputLink{op.Command, op.Technique, op.Src}
+		// A later command redirecting into the same file owns it now.
+		m[t.path] = outputLink{op.Command, op.Technique, op.Src, op.Dst}
+	}
+}
+
+// endOutput ends the link of share\name on host when the file no longer
+// holds what the command wrote: deleted, or written over SMB by another
+// than the host the command ran on (which writes its own output over SMB
+// when it redirects into another host's share). No time ends a link: a
+// file nothing touched is the output however late it is read.
+func (p *Pipeline) endOutput(host netip.Addr, share, name string, by netip.Addr) {
+	m := p.outputs[host]
+	if len(m) == 0 {
+		return
+	}
+	k := sharePath(share, name)
+	if l, ok := m[k]; ok && (!by.IsValid() || by != l.runner) {
+		delete(m, k)
 	}
 }
 
