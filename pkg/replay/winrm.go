@@ -674,8 +674,43 @@ func (w *winrmConn) finishReq(p *Pipeline, req winrmReq, resp *winrm.Envelope, s
 	if resp != nil && resp.Fault != "" {
 		op.Fields = append(op.Fields, Field{"fault", clipText(resp.Fault, 512)})
 	}
+	if f, ok := cutField(env, resp); ok {
+		// Text past the bound of one element: what fitted was read, the
+		// rest is counted as dropped input.
+		op.Fields = append(op.Fields, f)
+		p.stats.DroppedBytes += uint64(env.Cut)
+		if resp != nil {
+			p.stats.DroppedBytes += uint64(resp.Cut)
+		}
+	}
 	p.linkTransfer(&op)
 	p.out(op)
+}
+
+// cutField says what of a request's and its response's texts went past
+// winrm.MaxText and was not read: the streams by name, and the rest.
+func cutField(envs ...*winrm.Envelope) (Field, bool) {
+	var parts []string
+	for i, e := range envs {
+		if e == nil || e.Cut == 0 {
+			continue
+		}
+		who := []string{"request", "response"}[min(i, 1)]
+		rest := e.Cut
+		for _, st := range e.Streams {
+			if st.Cut > 0 {
+				parts = append(parts, fmt.Sprintf("%s stream %s: %d bytes", who, st.Name, st.Cut))
+				rest -= st.Cut
+			}
+		}
+		if rest > 0 {
+			parts = append(parts, fmt.Sprintf("%s: %d bytes", who, rest))
+		}
+	}
+	if len(parts) == 0 {
+		return Field{}, false
+	}
+	return Field{"text cut", fmt.Sprintf("past the %d MiB of text read per element, not read: %s", winrm.MaxText>>20, strings.Join(parts, ", "))}, true
 }
 
 // wmiInvoke tells a WMI method call (MS-WSMV 3.1.4.14: the action is the

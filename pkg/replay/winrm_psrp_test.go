@@ -319,3 +319,45 @@ func TestWinRMPSRPAcrossConnections(t *testing.T) {
 		t.Errorf("%d sends with the pipeline, %d receives with the output; want 1 and 1", sends, outputs)
 	}
 }
+
+// TestWinRMLongStream: a Receive whose stdout stream's text runs past the
+// bound of one element (8 MiB) keeps its start (the output shown) and
+// says what was cut, counted as dropped input: never the whole stream
+// lost in silence.
+func TestWinRMLongStream(t *testing.T) {
+	const (
+		cmdRes = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd"
+		shell  = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell"
+		sid    = "0A1B2C3D-0000-4000-8000-000000000009"
+	)
+	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte(`CORP\bob:Secret-1`))
+	out := []byte(strings.Repeat("Directory of C:\\Users\\bob\r\n", 9<<20/27))
+	b64 := base64.StdEncoding.EncodeToString(out)
+	fl := newFlow("10.1.0.5:50050", "10.1.0.9:5985", t0)
+	fl.send(true, httpPost(auth, wsman(shell+"/Receive", cmdRes, sid, `<rsp:Receive><rsp:DesiredStream CommandId="C1">stdout stderr</rsp:DesiredStream></rsp:Receive>`)), 1400)
+	fl.send(false, httpOK(wsman(shell+"/ReceiveResponse", "", "", `<rsp:ReceiveResponse><rsp:Stream Name="stdout" CommandId="C1">`+b64+`</rsp:Stream></rsp:ReceiveResponse>`)), 60000)
+
+	var ops []Operation
+	p := New(Config{}, func(o Operation) { ops = append(ops, o) })
+	for _, pk := range fl.pkts {
+		p.Packet(pk)
+	}
+	p.Flush()
+	var recv *Operation
+	for i := range ops {
+		if ops[i].Operation == "Receive" {
+			recv = &ops[i]
+		}
+	}
+	if recv == nil {
+		t.Fatalf("no Receive: %+v", ops)
+	}
+	cut := len(b64) - 8<<20
+	if !strings.HasPrefix(recv.Field("output"), "Directory of C:\\Users\\bob") ||
+		recv.Field("text cut") != fmt.Sprintf("past the 8 MiB of text read per element, not read: response stream stdout: %d bytes", cut) {
+		t.Errorf("receive: %+v", recv)
+	}
+	if st := p.Stats(); st.DroppedBytes != uint64(cut) || !st.Damaged() {
+		t.Errorf("dropped %d bytes, want %d", st.DroppedBytes, cut)
+	}
+}

@@ -68,6 +68,13 @@ func FuzzEnvelope(f *testing.F) {
 		if len(e.Params) > maxParams || len(e.Streams) > maxStreams || len(e.Options) > maxOptions {
 			t.Fatalf("bounds exceeded: %d params, %d streams, %d options", len(e.Params), len(e.Streams), len(e.Options))
 		}
+		streamCut := 0
+		for _, st := range e.Streams {
+			streamCut += st.Cut
+		}
+		if streamCut > e.Cut || e.Cut > len(b) || len(b) <= MaxText && e.Cut != 0 {
+			t.Fatalf("cut %d (streams %d) of %d bytes", e.Cut, streamCut, len(b))
+		}
 	})
 }
 

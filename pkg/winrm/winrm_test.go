@@ -372,3 +372,32 @@ func TestDecodeCLIXMLString(t *testing.T) {
 		}
 	}
 }
+
+// TestEnvelopeLongStream: a stream whose base64 text runs past MaxText
+// (a Receive of a large output, a Send of a long script) keeps what fits,
+// whole base64 quanta, and counts what was cut; it is never dropped
+// whole, nor cut silently.
+func TestEnvelopeLongStream(t *testing.T) {
+	data := bytes.Repeat([]byte("0123456789abcdef"), (MaxText/4*3)/16+4096) // base64 longer than MaxText
+	b64 := base64.StdEncoding.EncodeToString(data)
+	env := `<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:rsp="http://schemas.microsoft.com/wbem/wsman/1/windows/shell"><s:Body><rsp:ReceiveResponse>` +
+		`<rsp:Stream Name="stdout" CommandId="C1">` + b64 + `</rsp:Stream><rsp:Stream Name="stderr" CommandId="C1">` + base64.StdEncoding.EncodeToString([]byte("ok")) + `</rsp:Stream>` +
+		`</rsp:ReceiveResponse></s:Body></s:Envelope>`
+	e, err := ParseEnvelope([]byte(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(e.Streams) != 2 {
+		t.Fatalf("%d streams", len(e.Streams))
+	}
+	st := e.Streams[0]
+	if want := MaxText / 4 * 3; len(st.Data) != want || !bytes.Equal(st.Data, data[:want]) {
+		t.Errorf("kept %d bytes, want the first %d", len(st.Data), want)
+	}
+	if st.Cut != len(b64)-MaxText || e.Cut != st.Cut || !e.Truncated {
+		t.Errorf("cut %d (envelope %d, truncated %v), want %d", st.Cut, e.Cut, e.Truncated, len(b64)-MaxText)
+	}
+	if s := e.Streams[1]; string(s.Data) != "ok" || s.Cut != 0 {
+		t.Errorf("the next stream: %q cut %d", s.Data, s.Cut)
+	}
+}
