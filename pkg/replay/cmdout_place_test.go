@@ -39,7 +39,7 @@ func TestOutputPlaces(t *testing.T) {
 		target = "10.1.0.9"
 	)
 	svc := func(cmd string) Operation {
-		return Operation{Kind: "rpc", Interface: "svcctl", Operation: "RCreateServiceW", Command: cmd, Technique: "T1543.003", Phase: "persistence"}
+		return Operation{Kind: "rpc", Interface: "svcctl", Operation: "CreateServiceW", Command: cmd, Technique: "T1543.003", Phase: "persistence"}
 	}
 	wmi := func(user, cmd string) Operation {
 		return Operation{Kind: "rpc", Interface: "IWbemServices", Operation: "ExecMethod", User: user, Command: cmd, Technique: "T1047", Phase: "execution"}

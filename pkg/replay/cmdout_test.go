@@ -13,6 +13,24 @@ import (
 	"github.com/nwhealth/nwhealth/internal/testenv"
 )
 
+// redirectTargets lists the files a command line sends output to, as a
+// host with no share paths known places them: `> f`, `1> f`, `>> f`,
+// cmd's escaped `^> f` inside an echoed batch line; `2>&1` and the like
+// are not files. A path under the Windows directory is %systemroot%\...;
+// one under another environment variable needs the command's account and
+// is left out.
+func redirectTargets(cmd string) []string {
+	p := New(Config{}, func(Operation) {})
+	op := &Operation{Dst: netip.IPv4Unspecified()}
+	var out []string
+	for _, r := range redirects(cmd) {
+		if _, pl, ok := p.placeRedirect(op, r); ok {
+			out = append(out, pl.key)
+		}
+	}
+	return out
+}
+
 func TestRedirectTargets(t *testing.T) {
 	for _, c := range []struct {
 		name, cmd string
