@@ -2,10 +2,12 @@ package replay
 
 import (
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nwhealth/nwhealth/internal/testenv"
 	"github.com/nwhealth/nwhealth/pkg/smbrpc"
 )
 
@@ -109,5 +111,28 @@ func TestOutputPlaces(t *testing.T) {
 				t.Errorf("path assumed %q, want %q in it", got, tc.assumed)
 			}
 		})
+	}
+}
+
+// TestSrvsvcSharePathTshark: the NetrShareGetInfo answer the output-place
+// tests build is read by tshark as a share of that path, and the path
+// replay learns for the host is tshark's.
+func TestSrvsvcSharePathTshark(t *testing.T) {
+	testenv.Tool(t, "tshark")
+	c := newSMBClient("10.1.0.5:50300", "10.1.0.9", t0)
+	c.srvsvcShareInfo("ADMIN$", `D:\WINDOWS`)
+	file := filepath.Join(t.TempDir(), "srvsvc.pcap")
+	writePcap(t, file, c.f.pkts)
+	rows := tsharkFields(t, file, "srvsvc.opnum == 16 && dcerpc.pkt_type == 2", "srvsvc.srvsvc_NetShareInfo2.name", "srvsvc.srvsvc_NetShareInfo2.path")
+	if len(rows) != 1 || get(rows[0], 0) != "ADMIN$" || get(rows[0], 1) != `D:\WINDOWS` {
+		t.Fatalf("tshark reads %q", rows)
+	}
+	p := New(Config{}, func(Operation) {})
+	for _, pk := range c.f.pkts {
+		p.Packet(pk)
+	}
+	p.Flush()
+	if got := p.sharePaths[netip.MustParseAddr("10.1.0.9")]["ADMIN$"]; got != strings.ToLower(get(rows[0], 1)) {
+		t.Errorf("replay learnt ADMIN$ at %q, tshark reads %q", got, get(rows[0], 1))
 	}
 }
