@@ -54,6 +54,36 @@ func (c *smbClient) file(share, name string, options uint32, read, wrote []byte,
 	c.send(smbrpc.SMB2Close, c.tree, closeReq(fid), join(le16(60), make([]byte, 58)))
 }
 
+// smb1Delete deletes share\name over SMB1 on a new connection: opened
+// with FILE_DELETE_ON_CLOSE and closed (MS-SMB 2.2.4.9.1), or by
+// SMB_COM_DELETE (MS-CIFS 2.2.4.7) when byName.
+func smb1Delete(cli, srv, share, name string, byName bool) func(time.Time) []Packet {
+	return func(at time.Time) []Packet {
+		f := newFlow(cli, srv+":445", at)
+		const tid, uid = 9, 0x800
+		var mid uint16
+		send := func(cmd byte, words, data, rwords []byte) {
+			mid++
+			f.send(true, nb(smb1Msg(cmd, false, 0, tid, uid, mid, words, data)), 1460)
+			f.send(false, nb(smb1Msg(cmd, true, 0, tid, uid, mid, rwords, nil)), 1460)
+		}
+		send(smbrpc.SMB1TreeConnect, join([]byte{0xff, 0}, le16(0), le16(0), le16(1)),
+			join([]byte{0}, u16le(`\\SRV\`+share+"\x00"), []byte("?????\x00")), join([]byte{0xff, 0}, le16(0), le16(0)))
+		n := u16le(name + "\x00")
+		if byName {
+			send(smbrpc.SMB1Delete, le16(6), join([]byte{4}, n), nil)
+			return f.pkts
+		}
+		const fid = 0x4002
+		words := join([]byte{0xff, 0}, le16(0), []byte{0}, le16(uint16(len(n))), le32(0), le32(0), le32(0x10000), le64(0),
+			le32(0), le32(7), le32(1), le32(smbrpc.FileDeleteOnClose), le32(2), []byte{0})
+		rw := join([]byte{0xff, 0}, le16(0), []byte{0}, le16(fid), le32(1), make([]byte, 32), le32(0x80), le64(0), le64(0), le16(0), le16(0), []byte{0})
+		send(smbrpc.SMB1NTCreate, words, join([]byte{0}, n), rw)
+		send(smbrpc.SMB1Close, join(le16(fid), le32(0)), nil, nil)
+		return f.pkts
+	}
+}
+
 // TestOutputLinkEnds: a file a command redirected into is that command's
 // output only until what the link describes ends: the file deleted
 // (delete-on-close, or the delete disposition set), written again by
@@ -93,6 +123,10 @@ func TestOutputLinkEnds(t *testing.T) {
 		{"read, then read again", []step{{command: cmd1}, {smb: read}, {smb: read}}, cmd1, 2},
 		{"deleted on close", []step{{command: cmd1}, {smb: read},
 			{smb: runner(admin, target, func(c *smbClient) { c.file("C$", `Windows\__out`, deleteOnClose, nil, nil, false) })}, {smb: read}}, "", 1},
+		{"deleted on close over SMB1", []step{{command: cmd1}, {smb: read},
+			{smb: smb1Delete(admin+":50101", target, "ADMIN$", `__out`, false)}, {smb: read}}, "", 1},
+		{"deleted by name over SMB1", []step{{command: cmd1}, {smb: read},
+			{smb: smb1Delete(admin+":50101", target, "C$", `\Windows\__out`, true)}, {smb: read}}, "", 1},
 		{"delete disposition set", []step{{command: cmd1},
 			{smb: runner(admin, target, func(c *smbClient) { c.file("ADMIN$", `__out`, 0, nil, nil, true) })}, {smb: read}}, "", 0},
 		{"read and deleted through one handle", []step{{command: cmd1},

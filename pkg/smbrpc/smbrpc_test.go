@@ -400,6 +400,8 @@ func decodeAll(b []byte) {
 		SMB1PlainLogon(h, c)
 		SMB1TreePath(h, c)
 		SMB1CreateName(h, c)
+		SMB1CreateOptions(c)
+		SMB1DeleteName(h, c)
 		SMB1CreateFID(c)
 		SMB1CreateSize(c)
 		ParseSMB1Write(b, c)
