@@ -13,20 +13,41 @@ import (
 	"github.com/nwhealth/nwhealth/internal/testenv"
 )
 
+// redirectTargets lists the files a command line sends output to, as a
+// host with no share paths known places them: `> f`, `1> f`, `>> f`,
+// cmd's escaped `^> f` inside an echoed batch line; `2>&1` and the like
+// are not files. A path under the Windows directory is %systemroot%\...;
+// one under another environment variable needs the command's account and
+// is left out.
+func redirectTargets(cmd string) []string {
+	p := New(Config{}, func(Operation) {})
+	op := &Operation{Dst: netip.IPv4Unspecified()}
+	var out []string
+	for _, r := range redirects(cmd) {
+		if _, pl, ok := p.placeRedirect(op, r); ok {
+			out = append(out, pl.key)
+		}
+	}
+	return out
+}
+
 func TestRedirectTargets(t *testing.T) {
 	for _, c := range []struct {
 		name, cmd string
 		want      []string
 	}{
-		{"wmiexec", `cmd.exe /Q /c whoami 1> \\127.0.0.1\ADMIN$\__1493067577.21 2>&1`, []string{`c:\windows\__1493067577.21`}},
+		{"wmiexec", `cmd.exe /Q /c whoami 1> \\127.0.0.1\ADMIN$\__1493067577.21 2>&1`, []string{`%systemroot%\__1493067577.21`}},
 		{"smbexec echoes into a batch", `%COMSPEC% /Q /c echo dir ^> \\127.0.0.1\C$\__output 2^>^&1 > %TEMP%\execute.bat & %COMSPEC% /Q /c %TEMP%\execute.bat & del %TEMP%\execute.bat`, []string{`c:\__output`}},
-		{"atexec", `cmd.exe /C ipconfig > %windir%\Temp\nZfRUBts.tmp 2>&1`, []string{`c:\windows\temp\nzfrubts.tmp`}},
-		{"systemroot, append", `cmd /c net user >> %SystemRoot%\Temp\o.txt`, []string{`c:\windows\temp\o.txt`}},
+		{"atexec", `cmd.exe /C ipconfig > %windir%\Temp\nZfRUBts.tmp 2>&1`, []string{`%systemroot%\temp\nzfrubts.tmp`}},
+		{"systemroot, append", `cmd /c net user >> %SystemRoot%\Temp\o.txt`, []string{`%systemroot%\temp\o.txt`}},
 		{"drive path, quoted", `cmd /c dir > "C:\Users\Public\out put.txt"`, []string{`c:\users\public\out put.txt`}},
 		{"other drive share", `cmd /c dir 1>\\localhost\D$\x.log`, []string{`d:\x.log`}},
 		{"no space, slash", `cmd /c dir >C:/t/o.txt`, []string{`c:\t\o.txt`}},
 		{"stderr only into stdout", `cmd /c dir 2>&1`, nil},
-		{"temp variable: value unknown", `cmd /c dir > %TEMP%\o.txt`, nil},
+		{"temp variable: the account unknown", `cmd /c dir > %TEMP%\o.txt`, nil},
+		{"program data: Windows' default", `cmd /c dir > %ProgramData%\o.txt`, []string{`c:\programdata\o.txt`}},
+		{"an unknown variable", `cmd /c dir > %OUTDIR%\o.txt`, nil},
+		{"written out under the Windows directory", `cmd /c dir > C:\Windows\Temp\o.txt`, []string{`%systemroot%\temp\o.txt`}},
 		{"a non-administrative share", `cmd /c dir > \\fs\public\o.txt`, nil},
 		{"no redirect", `powershell -enc AAAA`, nil},
 		{"dangling", `cmd /c dir >`, nil},
@@ -227,8 +248,9 @@ func FuzzRedirectTargets(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, cmd string) {
 		for _, tgt := range redirectTargets(cmd) {
-			if len(tgt) < 3 || tgt[1] != ':' || tgt[2] != '\\' || tgt != strings.ToLower(tgt) {
-				t.Fatalf("target %q of %q is not a canonical drive path", tgt, cmd)
+			drive := len(tgt) >= 3 && tgt[1] == ':' && tgt[2] == '\\'
+			if !drive && !strings.HasPrefix(tgt, systemRoot+`\`) || tgt != strings.ToLower(tgt) {
+				t.Fatalf("target %q of %q is not a canonical path", tgt, cmd)
 			}
 		}
 		classifyFile("C$", cmd, false)

@@ -126,6 +126,11 @@ type Pipeline struct {
 	// outputs maps a host to the files its commands redirected output to
 	// (canonical local path), so reading one back is that command's output.
 	outputs map[netip.Addr]map[string]outputLink
+	// sharePaths maps a host to its shares' local paths (upper-case
+	// share -> lower-case path), as its srvsvc responses gave them.
+	sharePaths map[netip.Addr]map[string]string
+	// winrmShells are the WinRM shells followed, across connections.
+	winrmShells map[winrmShellKey]*winrmShell
 	// shared is what the DCE/RPC sessions of the capture learn for each
 	// other: DCOM objects by IPID, account names by SID and RID.
 	shared *rpcops.Shared

@@ -512,6 +512,9 @@ func (a *rpcAssoc) finish(p *Pipeline, id uint32, c *rpcCall, halfOpen bool) {
 	if known && ci.iface == ifEPM && c.respSeen && (!c.sealed || opened) && !c.faulted {
 		p.learnEndpoints(a.ep.server.Addr(), call)
 	}
+	if len(d.SharePaths) > 0 && !c.faulted && d.Status == 0 {
+		p.noteSharePaths(a.ep.server.Addr(), d.SharePaths)
+	}
 	p.out(op)
 }
 

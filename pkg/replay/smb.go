@@ -60,6 +60,10 @@ type smbReq struct {
 	offset uint64
 	acct   account
 	acctOK bool
+	// CREATE options; SET_INFO: the delete disposition set (dispose) and
+	// its value (deletes).
+	options          uint32
+	dispose, deletes bool
 }
 
 // content follows the bytes of a file in one direction to hash them when
@@ -107,6 +111,9 @@ type smbFile struct {
 	action uint32
 	eof    uint64
 	lossy  bool // a TCP gap hit the connection while the file was open
+	// deleting: the file goes when this handle closes (opened with
+	// delete-on-close, or its delete disposition set).
+	deleting bool
 
 	w, r content
 
@@ -278,7 +285,15 @@ func (s *smbConn) smb2(p *Pipeline, dir int, h smbrpc.SMB2Header, m []byte, ts t
 			if err != nil {
 				p.stats.DecodeErrors++
 			}
-			r.name = c.Name
+			r.name, r.options = c.Name, c.Options
+		case smbrpc.SMB2SetInfo:
+			q, err := smbrpc.ParseSMB2SetInfo(m)
+			if err != nil {
+				p.stats.DecodeErrors++
+				break
+			}
+			r.fid = q.FileID
+			r.deletes, r.dispose = q.Disposition()
 		case smbrpc.SMB2Close:
 			fid, err := smbrpc.ParseSMB2Close(m)
 			if err == nil {
@@ -369,6 +384,13 @@ func (s *smbConn) smb2(p *Pipeline, dir int, h smbrpc.SMB2Header, m []byte, ts t
 		}
 		s.lastFID = c.FileID
 		s.openFile(c.FileID, r.name, s.trees[r.tree], r.sess, c.Action, c.EndOfFile, r.ts, false)
+		if f := s.files[c.FileID]; f != nil {
+			f.deleting = r.options&smbrpc.FileDeleteOnClose != 0
+		}
+	case smbrpc.SMB2SetInfo:
+		if f := s.files[s.fid(r.fid)]; ok && r.dispose && f != nil {
+			f.deleting = r.deletes
+		}
 	case smbrpc.SMB2Read:
 		if !ok && h.Status != smbrpc.StatusBufferOverflow {
 			return
@@ -683,6 +705,10 @@ func (s *smbConn) closeFile(p *Pipeline, id smbrpc.FileID, ts time.Time, partial
 		// output read back, a hive, a dump or a DPAPI key read, a policy
 		// or Startup entry written.
 		linked := d == 1 && p.linkOutput(op.Dst, &op, shareName(f.tree), f.name, c.head)
+		if d == 0 {
+			// Written over SMB: no longer what a command wrote there.
+			p.endOutput(op.Dst, shareName(f.tree), f.name, op.Src)
+		}
 		if k, ok := classifyFile(shareName(f.tree), f.name, d == 0); ok && !linked {
 			op.Technique, op.Phase = k.technique, k.phase
 			op.Fields = append(op.Fields, Field{"file kind", k.what})
@@ -692,6 +718,9 @@ func (s *smbConn) closeFile(p *Pipeline, id smbrpc.FileID, ts time.Time, partial
 		}
 		op.Partial = !full
 		p.out(op)
+	}
+	if f.deleting {
+		p.endOutput(s.srv.Addr(), shareName(f.tree), f.name, netip.Addr{})
 	}
 }
 

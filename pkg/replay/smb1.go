@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"net/netip"
 	"time"
 
 	"github.com/nwhealth/nwhealth/pkg/smbrpc"
@@ -59,6 +60,13 @@ func (s *smbConn) smb1Request(p *Pipeline, msg []byte, h smbrpc.SMB1Header, c sm
 		r.path = smbrpc.SMB1TreePath(h, c)
 	case smbrpc.SMB1NTCreate:
 		r.name = smbrpc.SMB1CreateName(h, c)
+		r.options = smbrpc.SMB1CreateOptions(c)
+	case smbrpc.SMB1Delete:
+		name, ok := smbrpc.SMB1DeleteName(h, c)
+		if !ok {
+			return
+		}
+		r.name = name
 	case smbrpc.SMB1WriteAndX:
 		if w, ok := smbrpc.ParseSMB1Write(msg, c); ok {
 			f := s.files[smb1FID(w.FID)]
@@ -121,6 +129,13 @@ func (s *smbConn) smb1Reply(p *Pipeline, msg []byte, h smbrpc.SMB1Header, c smbr
 	case smbrpc.SMB1NTCreate:
 		if fid, got := smbrpc.SMB1CreateFID(c); ok && got {
 			s.openFile(smb1FID(fid), r.name, s.trees[r.tree], r.sess, 0, smbrpc.SMB1CreateSize(c), r.ts, true)
+			if f := s.files[smb1FID(fid)]; f != nil {
+				f.deleting = r.options&smbrpc.FileDeleteOnClose != 0
+			}
+		}
+	case smbrpc.SMB1Delete:
+		if ok {
+			p.endOutput(s.srv.Addr(), shareName(s.trees[r.tree]), r.name, netip.Addr{})
 		}
 	case smbrpc.SMB1ReadAndX:
 		if !ok && h.Status != smbrpc.StatusBufferOverflow {

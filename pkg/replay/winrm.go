@@ -43,7 +43,7 @@ const decryptedWinRM = "winrm"
 // Bounds of one WinRM connection.
 const (
 	maxWinRMPending = 16   // requests waiting for their response
-	maxWinRMShells  = 16   // shells followed
+	maxWinRMShells  = 1024 // shells followed in all (client, server, shell id)
 	maxStdout       = 256  // stdout bytes shown of a Receive
 	maxStdin        = 4096 // stdin bytes taken as a command
 )
@@ -74,13 +74,18 @@ type winrmConn struct {
 	notOpen  int // encrypted messages of a named account that could not be
 	why      string
 
+	// mech is the security mechanism of the latest authentication (ntlm,
+	// kerberos, or the scheme as sent): a new authentication replaces the
+	// previous context, and messages are counted under the one in force.
+	mech   string
+	krbEnc [2]int // encrypted messages under Kerberos
+
 	// NTLM unwrap state, only with secrets.
 	chal []byte
 	seal *ntlmseal.Session
 	err  error
 
 	pending []winrmReq
-	shells  map[string]*winrmShell
 
 	scratch []byte // a chunked body joined
 	plain   [2][]byte
@@ -121,6 +126,17 @@ type winrmShell struct {
 	kind     string // winrm.ShellCmd, ShellPowerShell...
 	resource string
 	in, out  winrm.Defragmenter // PSRP objects from the client and from the server
+	last     time.Time          // time of its latest request
+}
+
+// winrmShellKey names a shell as the protocol does: its ShellId (the
+// RunspacePool's id for PowerShell) between one client and one server.
+// Not the connection: Windows' client spreads one runspace pool over
+// several, and a request may come on a new socket when the last one
+// closed, so PSRP fragments of one object may travel over two.
+type winrmShellKey struct {
+	client, server netip.Addr
+	id             string // upper case
 }
 
 // PSRP objects held per shell and direction while their fragments come:
@@ -254,16 +270,42 @@ func (w *winrmConn) authorization(p *Pipeline, v string) {
 			w.acct = acct
 		}
 	}
-	if p.cfg.Secrets.Len() == 0 {
-		return
-	}
-	if m := smbrpc.FindNTLMSSP(a.Token); smbrpc.NTLMType(m) == smbrpc.NTLMAuthenticate {
+	m := smbrpc.FindNTLMSSP(a.Token)
+	switch {
+	case smbrpc.NTLMType(m) == smbrpc.NTLMAuthenticate:
 		// A new authentication: new keys, sequence numbers from zero.
-		w.seal, w.err = p.cfg.Secrets.Open(w.chal, m)
-		if errors.Is(w.err, ntlmseal.ErrNoSecret) {
-			w.err = nil
+		w.newContext(mechNTLM)
+		if p.cfg.Secrets.Len() > 0 {
+			w.seal, w.err = p.cfg.Secrets.Open(w.chal, m)
+			if errors.Is(w.err, ntlmseal.ErrNoSecret) {
+				w.err = nil
+			}
+		}
+	case m != nil:
+		// NEGOTIATE: a new NTLM handshake; its CHALLENGE comes in the 401.
+		w.newContext(mechNTLM)
+	default:
+		if _, ok := smbrpc.FindAPReq(a.Token); ok {
+			w.newContext(mechKerberos)
+		} else if a.Scheme != winrm.SchemeNegotiate && a.Scheme != winrm.SchemeKerberos && a.Scheme != winrm.SchemeNTLM && a.Scheme != w.mech {
+			// Another scheme (CredSSP): its own context. Its later legs,
+			// and SPNEGO's second leg, go on with the one under way.
+			w.newContext(a.Scheme)
 		}
 	}
+}
+
+// Security mechanisms of a WinRM connection's messages.
+const (
+	mechNTLM     = "ntlm"
+	mechKerberos = "kerberos"
+)
+
+// newContext starts a new security context on the connection: whatever
+// keys the previous authentication gave no longer protect its messages.
+func (w *winrmConn) newContext(mech string) {
+	w.mech = mech
+	w.seal, w.err = nil, nil
 }
 
 func (w *winrmConn) clientAddr() netip.Addr {
@@ -271,6 +313,13 @@ func (w *winrmConn) clientAddr() netip.Addr {
 		return w.c.server.Addr()
 	}
 	return w.c.client.Addr()
+}
+
+func (w *winrmConn) serverAddr() netip.Addr {
+	if w.flip {
+		return w.c.client.Addr()
+	}
+	return w.c.server.Addr()
 }
 
 // body reads a message's SOAP: in clear, or from its encrypted parts
@@ -312,6 +361,9 @@ func (w *winrmConn) body(p *Pipeline, dir int, m *winrm.Message) (*winrm.Envelop
 		}
 		if i := strings.Index(strings.ToLower(part.Type), "charset="); i >= 0 {
 			charset = strings.Trim(part.Type[i+len("charset="):], `"; `)
+		}
+		if w.mech == mechKerberos {
+			w.krbEnc[dir]++
 		}
 		if w.seal == nil {
 			if w.err != nil {
@@ -385,24 +437,49 @@ func (w *winrmConn) op(start, end time.Time) Operation {
 	}
 }
 
-func (w *winrmConn) shell(id string) *winrmShell {
+func (w *winrmConn) shellKey(id string) winrmShellKey {
+	return winrmShellKey{w.clientAddr(), w.serverAddr(), strings.ToUpper(id)}
+}
+
+func (w *winrmConn) shell(p *Pipeline, id string, ts time.Time) *winrmShell {
 	if id == "" {
 		return nil
 	}
-	return w.shells[strings.ToUpper(id)]
+	sh := p.winrmShells[w.shellKey(id)]
+	if sh != nil && ts.After(sh.last) {
+		sh.last = ts
+	}
+	return sh
 }
 
-func (w *winrmConn) addShell(id string, sh *winrmShell) {
+func (w *winrmConn) addShell(p *Pipeline, id string, sh *winrmShell, ts time.Time) {
 	if id == "" {
 		return
 	}
-	if w.shells == nil {
-		w.shells = make(map[string]*winrmShell)
+	if p.winrmShells == nil {
+		p.winrmShells = make(map[winrmShellKey]*winrmShell)
 	}
-	if len(w.shells) >= maxWinRMShells {
-		clear(w.shells)
+	k := w.shellKey(id)
+	if _, ok := p.winrmShells[k]; !ok && len(p.winrmShells) >= maxWinRMShells {
+		// Full: the shell idle longest goes (a scan, once per shell
+		// created beyond the bound).
+		var oldest winrmShellKey
+		first := true
+		for k, s := range p.winrmShells {
+			if first || s.last.Before(p.winrmShells[oldest].last) {
+				oldest, first = k, false
+			}
+		}
+		delete(p.winrmShells, oldest)
 	}
-	w.shells[strings.ToUpper(id)] = sh
+	sh.last = ts
+	p.winrmShells[k] = sh
+}
+
+func (w *winrmConn) deleteShell(p *Pipeline, id string) {
+	if id != "" {
+		delete(p.winrmShells, w.shellKey(id))
+	}
 }
 
 // finishReq reports one request (with its response when seen) as an
@@ -425,7 +502,7 @@ func (w *winrmConn) finishReq(p *Pipeline, req winrmReq, resp *winrm.Envelope, s
 	w.countAction(act)
 	op.Operation = act
 	kind := winrm.ResourceKind(env.ResourceURI)
-	sh := w.shell(env.ShellID)
+	sh := w.shell(p, env.ShellID, req.ts)
 	if sh != nil && kind == winrm.ShellNone {
 		kind = sh.kind
 	}
@@ -434,7 +511,7 @@ func (w *winrmConn) finishReq(p *Pipeline, req winrmReq, resp *winrm.Envelope, s
 		// one session over several) or before the capture began: every
 		// request names its resource, so the kind is known all the same.
 		sh = newWinRMShell(kind, env.ResourceURI)
-		w.addShell(env.ShellID, sh)
+		w.addShell(p, env.ShellID, sh, req.ts)
 	}
 	res := winrm.ShortResource(env.ResourceURI)
 	if res == "" && sh != nil {
@@ -477,7 +554,7 @@ func (w *winrmConn) finishReq(p *Pipeline, req winrmReq, resp *winrm.Envelope, s
 			if id != "" {
 				op.Fields = append(op.Fields, Field{"shell", id})
 			}
-			w.addShell(id, nsh)
+			w.addShell(p, id, nsh, req.ts)
 		case winrm.ShellWMI:
 			op.Technique, op.Phase = techWMI, phaseExecution
 			op.Fields = append(op.Fields, paramFields(env.Params)...)
@@ -570,6 +647,7 @@ func (w *winrmConn) finishReq(p *Pipeline, req winrmReq, resp *winrm.Envelope, s
 		op.Noise = true
 		if kind == winrm.ShellCmd || kind == winrm.ShellPowerShell {
 			op.Operation = "Delete shell"
+			w.deleteShell(p, env.ShellID)
 		}
 	case "Identify":
 		op.Noise = true
@@ -596,8 +674,43 @@ func (w *winrmConn) finishReq(p *Pipeline, req winrmReq, resp *winrm.Envelope, s
 	if resp != nil && resp.Fault != "" {
 		op.Fields = append(op.Fields, Field{"fault", clipText(resp.Fault, 512)})
 	}
+	if f, ok := cutField(env, resp); ok {
+		// Text past the bound of one element: what fitted was read, the
+		// rest is counted as dropped input.
+		op.Fields = append(op.Fields, f)
+		p.stats.DroppedBytes += uint64(env.Cut)
+		if resp != nil {
+			p.stats.DroppedBytes += uint64(resp.Cut)
+		}
+	}
 	p.linkTransfer(&op)
 	p.out(op)
+}
+
+// cutField says what of a request's and its response's texts went past
+// winrm.MaxText and was not read: the streams by name, and the rest.
+func cutField(envs ...*winrm.Envelope) (Field, bool) {
+	var parts []string
+	for i, e := range envs {
+		if e == nil || e.Cut == 0 {
+			continue
+		}
+		who := []string{"request", "response"}[min(i, 1)]
+		rest := e.Cut
+		for _, st := range e.Streams {
+			if st.Cut > 0 {
+				parts = append(parts, fmt.Sprintf("%s stream %s: %d bytes", who, st.Name, st.Cut))
+				rest -= st.Cut
+			}
+		}
+		if rest > 0 {
+			parts = append(parts, fmt.Sprintf("%s: %d bytes", who, rest))
+		}
+	}
+	if len(parts) == 0 {
+		return Field{}, false
+	}
+	return Field{"text cut", fmt.Sprintf("past the %d MiB of text read per element, not read: %s", winrm.MaxText>>20, strings.Join(parts, ", "))}, true
 }
 
 // wmiInvoke tells a WMI method call (MS-WSMV 3.1.4.14: the action is the
@@ -625,7 +738,7 @@ func psrpFields(p *Pipeline, d *winrm.Defragmenter, b []byte, cmds *string) []Fi
 			if err != nil {
 				p.stats.DecodeErrors++
 			}
-			if s := winrm.Pipeline(cs); s != "" {
+			if s := winrm.Script(cs); s != "" {
 				if *cmds != "" {
 					*cmds += "; "
 				}
@@ -783,6 +896,9 @@ func (w *winrmConn) close(p *Pipeline, _ bool) {
 		op.Fields = append(op.Fields,
 			Field{"encrypted messages", fmt.Sprintf("%d from the client, %d from the server (%s)", w.enc[0], w.enc[1], w.protocol)},
 			Field{"plaintext bytes", fmt.Sprintf("%d from the client, %d from the server", w.encBytes[0], w.encBytes[1])})
+		if k := w.krbEnc[0] + w.krbEnc[1]; k > 0 {
+			op.Fields = append(op.Fields, Field{"kerberos-protected messages", fmt.Sprintf("%d from the client, %d from the server", w.krbEnc[0], w.krbEnc[1])})
+		}
 		switch {
 		case w.opened == n:
 			op.Decrypted = decryptedWinRM

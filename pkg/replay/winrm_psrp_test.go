@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
+	"time"
 )
 
 // psrpFragments lays out a PSRP message (MS-PSRP 2.2.1: destination,
@@ -224,5 +226,138 @@ func TestWinRMPSRPShellOpenedElsewhere(t *testing.T) {
 	want := "Get-Process -Name lsass -ComputerName dc1,dc2 | Out-String 'x y\r\n'"
 	if s := byOp["Send"]; s == nil || s.Command != want || s.Technique != "T1059.001" || s.Field("psrp") != "CREATE_PIPELINE" {
 		t.Errorf("send: %+v", s)
+	}
+}
+
+// TestWinRMPSRPAcrossConnections: Windows' client spreads one runspace
+// pool over several connections (and a client whose keep-alive
+// connection dropped sends its next request on a new one), so a PSRP
+// object's fragments can travel over two connections. They are joined by
+// what MS-PSRP says identifies them: the shell (RunspacePool) id between
+// the same client and server, and the object and fragment ids, in time
+// order, whatever the connection.
+func TestWinRMPSRPAcrossConnections(t *testing.T) {
+	clixml, err := os.ReadFile(filepath.Join("..", "winrm", "testdata", "create_pipeline.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const (
+		ps    = "http://schemas.microsoft.com/powershell/Microsoft.PowerShell"
+		shell = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell"
+		sid   = "0A1B2C3D-0000-4000-8000-000000000001"
+		cid   = "C0000000-0000-4000-8000-000000000002"
+	)
+	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte(`CORP\bob:Secret-1`))
+	b64 := func(b ...[]byte) string { return base64.StdEncoding.EncodeToString(join(b...)) }
+	capab := psrpFragments(0x00010002, []byte(`<Obj RefId="0"><MS><Version N="protocolversion">2.3</Version></MS></Obj>`), 1, 4096)
+	pipe := psrpFragments(0x00021006, append([]byte("\xef\xbb\xbf"), clixml...), 2, 256)
+	output := psrpFragments(0x00041004, []byte(`<S>`+strings.Repeat("lsass 1234 ", 40)+`</S>`), 5, 200)
+	if len(output) < 2 {
+		t.Fatal("the output object should take several fragments")
+	}
+
+	// Connection A creates the shell and starts the command with the
+	// pipeline's first fragment; B sends the rest and receives the
+	// output's first fragments; C (a new socket) receives the rest.
+	a := newFlow("10.1.0.5:50030", "10.1.0.9:5985", t0)
+	b := newFlow("10.1.0.5:50031", "10.1.0.9:5985", t0.Add(time.Second))
+	c := newFlow("10.1.0.5:50032", "10.1.0.9:5985", t0.Add(2*time.Second))
+	exchange := func(fl *tcpFlow, req, resp []byte) {
+		fl.send(true, req, 700)
+		fl.send(false, resp, 900)
+	}
+	receive := func(fl *tcpFlow, frags [][]byte) {
+		exchange(fl, httpPost(auth, wsman(shell+"/Receive", ps, sid, `<rsp:Receive><rsp:DesiredStream CommandId="`+cid+`">stdout</rsp:DesiredStream></rsp:Receive>`)),
+			httpOK(wsman(shell+"/ReceiveResponse", "", "", `<rsp:ReceiveResponse><rsp:Stream Name="stdout" CommandId="`+cid+`">`+b64(frags...)+`</rsp:Stream></rsp:ReceiveResponse>`)))
+	}
+	exchange(a, httpPost(auth, wsman("http://schemas.xmlsoap.org/ws/2004/09/transfer/Create", ps, "",
+		`<rsp:Shell ShellId="`+sid+`"><rsp:InputStreams>stdin pr</rsp:InputStreams><rsp:OutputStreams>stdout</rsp:OutputStreams><creationXml xmlns="http://schemas.microsoft.com/powershell">`+b64(capab...)+`</creationXml></rsp:Shell>`)),
+		httpOK(wsman("http://schemas.xmlsoap.org/ws/2004/09/transfer/CreateResponse", "", "", `<rsp:Shell><rsp:ShellId>`+sid+`</rsp:ShellId></rsp:Shell>`)))
+	exchange(a, httpPost(auth, wsman(shell+"/Command", ps, sid, `<rsp:CommandLine CommandId="`+cid+`"><rsp:Command></rsp:Command><rsp:Arguments>`+b64(pipe[0])+`</rsp:Arguments></rsp:CommandLine>`)),
+		httpOK(wsman(shell+"/CommandResponse", "", "", `<rsp:CommandResponse><rsp:CommandId>`+cid+`</rsp:CommandId></rsp:CommandResponse>`)))
+	exchange(b, httpPost(auth, wsman(shell+"/Send", ps, sid, `<rsp:Send><rsp:Stream Name="pr" CommandId="`+cid+`">`+b64(pipe[1:]...)+`</rsp:Stream></rsp:Send>`)),
+		httpOK(wsman(shell+"/SendResponse", "", "", `<rsp:SendResponse/>`)))
+	receive(b, output[:1])
+	receive(c, output[1:])
+
+	// The same shell id between another client and the server is another
+	// shell: its fragments are not joined with these.
+	other := newFlow("10.1.0.6:50040", "10.1.0.9:5985", t0.Add(1500*time.Millisecond))
+	exchange(other, httpPost(auth, wsman(shell+"/Send", ps, sid, `<rsp:Send><rsp:Stream Name="pr" CommandId="`+cid+`">`+b64(pipe[1:]...)+`</rsp:Stream></rsp:Send>`)),
+		httpOK(wsman(shell+"/SendResponse", "", "", `<rsp:SendResponse/>`)))
+
+	pkts := append(append(append(a.pkts, b.pkts...), c.pkts...), other.pkts...)
+	sort.SliceStable(pkts, func(i, j int) bool { return pkts[i].Timestamp.Before(pkts[j].Timestamp) })
+	var ops []Operation
+	p := New(Config{}, func(o Operation) { ops = append(ops, o) })
+	for _, pk := range pkts {
+		p.Packet(pk)
+	}
+	p.Flush()
+
+	want := "Get-Process -Name lsass -ComputerName dc1,dc2 | Out-String 'x y\r\n'"
+	var sends, outputs int
+	for _, o := range ops {
+		switch {
+		case o.Operation == "Send" && o.Src.String() == "10.1.0.5":
+			sends++
+			if o.Command != want || o.Technique != "T1059.001" || o.Field("psrp") != "CREATE_PIPELINE" || o.SrcPort != 50031 {
+				t.Errorf("send on the second connection: %+v", o)
+			}
+		case o.Operation == "Send":
+			if o.Command != "" || o.Field("psrp") != "" {
+				t.Errorf("another client's fragments joined with the first client's: %+v", o)
+			}
+		case o.Operation == "Receive" && o.Field("psrp") != "":
+			outputs++
+			if o.Field("psrp") != "PIPELINE_OUTPUT" || o.SrcPort != 50032 {
+				t.Errorf("receive: %+v", o)
+			}
+		}
+	}
+	if sends != 1 || outputs != 1 {
+		t.Errorf("%d sends with the pipeline, %d receives with the output; want 1 and 1", sends, outputs)
+	}
+}
+
+// TestWinRMLongStream: a Receive whose stdout stream's text runs past the
+// bound of one element (8 MiB) keeps its start (the output shown) and
+// says what was cut, counted as dropped input: never the whole stream
+// lost in silence.
+func TestWinRMLongStream(t *testing.T) {
+	const (
+		cmdRes = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd"
+		shell  = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell"
+		sid    = "0A1B2C3D-0000-4000-8000-000000000009"
+	)
+	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte(`CORP\bob:Secret-1`))
+	out := []byte(strings.Repeat("Directory of C:\\Users\\bob\r\n", 9<<20/27))
+	b64 := base64.StdEncoding.EncodeToString(out)
+	fl := newFlow("10.1.0.5:50050", "10.1.0.9:5985", t0)
+	fl.send(true, httpPost(auth, wsman(shell+"/Receive", cmdRes, sid, `<rsp:Receive><rsp:DesiredStream CommandId="C1">stdout stderr</rsp:DesiredStream></rsp:Receive>`)), 1400)
+	fl.send(false, httpOK(wsman(shell+"/ReceiveResponse", "", "", `<rsp:ReceiveResponse><rsp:Stream Name="stdout" CommandId="C1">`+b64+`</rsp:Stream></rsp:ReceiveResponse>`)), 60000)
+
+	var ops []Operation
+	p := New(Config{}, func(o Operation) { ops = append(ops, o) })
+	for _, pk := range fl.pkts {
+		p.Packet(pk)
+	}
+	p.Flush()
+	var recv *Operation
+	for i := range ops {
+		if ops[i].Operation == "Receive" {
+			recv = &ops[i]
+		}
+	}
+	if recv == nil {
+		t.Fatalf("no Receive: %+v", ops)
+	}
+	cut := len(b64) - 8<<20
+	if !strings.HasPrefix(recv.Field("output"), "Directory of C:\\Users\\bob") ||
+		recv.Field("text cut") != fmt.Sprintf("past the 8 MiB of text read per element, not read: response stream stdout: %d bytes", cut) {
+		t.Errorf("receive: %+v", recv)
+	}
+	if st := p.Stats(); st.DroppedBytes != uint64(cut) || !st.Damaged() {
+		t.Errorf("dropped %d bytes, want %d", st.DroppedBytes, cut)
 	}
 }

@@ -2,15 +2,20 @@ package replay
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/nwhealth/nwhealth/pkg/pkthdr"
 )
 
 // The WinRM captures under testdata/winrm were made by gen.sh there:
@@ -297,5 +302,82 @@ func TestWinRMRun(t *testing.T) {
 	want, _ := replayWith(t, file, Config{}, nil, nil)
 	if len(ops) != len(want) {
 		t.Errorf("Run: %d operations, Pipeline %d", len(ops), len(want))
+	}
+}
+
+// TestWinRMKerberosAfterNTLM: a client that re-authenticates with
+// Kerberos on the connection its NTLM session used (a new Negotiate
+// handshake carrying an AP-REQ) starts a new security context: the later
+// messages are Kerberos-protected, not NTLM messages that failed to open.
+// The pywinrm capture (NTLM, opened with the password) goes on after its
+// last exchange with a Kerberos handshake and one encrypted exchange.
+func TestWinRMKerberosAfterNTLM(t *testing.T) {
+	src, c, err := OpenFile(filepath.Join("testdata", "winrm", "ntlm.pcap"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var pkts []Packet
+	var h pkthdr.Packet
+	fl := &tcpFlow{}
+	for {
+		pk, err := src.Next()
+		if err != nil {
+			break
+		}
+		pk.Data = append([]byte(nil), pk.Data...)
+		if !pkthdr.Parse(pk.LinkType, pk.Data, &h) || h.Proto != 6 {
+			t.Fatal("not TCP")
+		}
+		if h.TCPFlags&pkthdr.TCPFin != 0 {
+			break // the connection goes on instead of closing
+		}
+		pkts = append(pkts, pk)
+		fl.t = pk.Timestamp
+		next := h.TCPSeq + uint32(h.PayloadN)
+		if h.DstPort == 5985 {
+			fl.cli, fl.srv = netip.AddrPortFrom(h.Src, h.SrcPort), netip.AddrPortFrom(h.Dst, h.DstPort)
+			fl.cseq = next
+		} else {
+			fl.sseq = next
+		}
+	}
+	post := func(hdr string, body []byte) []byte {
+		return join([]byte(fmt.Sprintf("POST /wsman HTTP/1.1\r\nHost: 10.77.0.2:5985\r\n%sContent-Length: %d\r\n\r\n", hdr, len(body))), body)
+	}
+	ok := []byte("HTTP/1.1 200 \r\nContent-Length: 0\r\n\r\n")
+	fl.send(true, post("Authorization: Negotiate "+base64.StdEncoding.EncodeToString(gssKrb(krbAPReq("CORP.TEST", "HTTP", "srv.corp.test")))+"\r\n", nil), 1400)
+	fl.send(false, ok, 1400)
+	// A Kerberos wrap token (RFC 4121: a 60-byte header for AES) and its
+	// sealed SOAP, as MS-WSMV 2.2.9.1.1 frames it.
+	const proto = "application/HTTP-SPNEGO-session-encrypted"
+	wrapped := join(le32(60), make([]byte, 60), bytes.Repeat([]byte{0xa5}, 400))
+	body := join([]byte("--Encrypted Boundary\r\n\tContent-Type: "+proto+"\r\n\tOriginalContent: type=application/soap+xml;charset=UTF-8;Length=400\r\n--Encrypted Boundary\r\n\tContent-Type: application/octet-stream\r\n"),
+		wrapped, []byte("--Encrypted Boundary--\r\n"))
+	ct := "Content-Type: multipart/encrypted;protocol=\"" + proto + "\";boundary=\"Encrypted Boundary\"\r\n"
+	fl.send(true, post(ct, body), 1400)
+	fl.send(false, join([]byte(fmt.Sprintf("HTTP/1.1 200 \r\n%sContent-Length: %d\r\n\r\n", ct, len(body))), body), 1400)
+	pkts = append(pkts, fl.pkts...)
+
+	var ops []Operation
+	p := New(Config{Secrets: secretsOf(t, `CORP\alice password:`+winrmPassword+"\n")}, func(o Operation) { ops = append(ops, o) })
+	for _, pk := range pkts {
+		p.Packet(pk)
+	}
+	p.Flush()
+	st := p.Stats()
+	log := winrmLog(t, "ntlm.jsonl")
+	if st.WinRMDecrypted != uint64(len(log)) || st.WinRMUndecryptable != 0 {
+		t.Errorf("the NTLM messages opened, the Kerberos ones counted apart: stats %+v", st)
+	}
+	var session *Operation
+	for i := range ops {
+		if ops[i].Operation == "session" {
+			session = &ops[i]
+		}
+	}
+	if session == nil || session.Sealed == SealedUndecryptable || !session.Encrypted || session.Field("sealed") != "" ||
+		session.Field("kerberos-protected messages") != "1 from the client, 1 from the server" || session.Decrypted != "" {
+		t.Errorf("session %+v", session)
 	}
 }

@@ -8,6 +8,7 @@ import (
 // SMB1 commands replay follows (MS-CIFS 2.2.2.1).
 const (
 	SMB1Close          = 0x04
+	SMB1Delete         = 0x06
 	SMB1Trans          = 0x25
 	SMB1ReadAndX       = 0x2e
 	SMB1WriteAndX      = 0x2f
@@ -212,6 +213,26 @@ func SMB1CreateName(h SMB1Header, c SMB1Cmd) string {
 	}
 	n, _ := smb1String(h, c, 0)
 	return n
+}
+
+// SMB1CreateOptions returns the CreateOptions of an NT_CREATE_ANDX
+// request (MS-SMB 2.2.4.9.1: FILE_DELETE_ON_CLOSE among them).
+func SMB1CreateOptions(c SMB1Cmd) uint32 {
+	if len(c.Words) != 48 {
+		return 0
+	}
+	return binary.LittleEndian.Uint32(c.Words[39:])
+}
+
+// SMB1DeleteName returns the file name of an SMB_COM_DELETE request
+// (MS-CIFS 2.2.4.7.1: SearchAttributes, then a buffer format 0x04 and the
+// name).
+func SMB1DeleteName(h SMB1Header, c SMB1Cmd) (string, bool) {
+	if len(c.Words) != 2 || len(c.Bytes) < 2 || c.Bytes[0] != 0x04 {
+		return "", false
+	}
+	n, _ := smb1String(h, c, 1)
+	return n, n != ""
 }
 
 // SMB1CreateFID returns the FID an NT_CREATE_ANDX response assigned.

@@ -324,6 +324,61 @@ func ParseSMB2Create(msg []byte) (SMB2CreateReq, error) {
 	return c, nil
 }
 
+// FileDeleteOnClose is the CREATE option (MS-SMB2 2.2.13) that deletes
+// the file when its last handle closes.
+const FileDeleteOnClose = 0x00001000
+
+// SMB2SetInfoReq is a SET_INFO request (MS-SMB2 2.2.39).
+type SMB2SetInfoReq struct {
+	InfoType, Class uint8
+	FileID          FileID
+	Buffer          []byte // aliases the message
+}
+
+// ParseSMB2SetInfo decodes a SET_INFO request.
+func ParseSMB2SetInfo(msg []byte) (SMB2SetInfoReq, error) {
+	var q SMB2SetInfoReq
+	r, ss := smb2Body(msg)
+	if ss != 33 {
+		return q, fmt.Errorf("smbrpc: set info size %d", ss)
+	}
+	q.InfoType, q.Class = r.u8(), r.u8()
+	n := r.u32()
+	off := r.u16()
+	r.skip(6)
+	copy(q.FileID[:], r.bytes(16))
+	if r.err != nil {
+		return q, r.err
+	}
+	b, ok := bodyBuf(msg, uint32(off), n)
+	q.Buffer = b
+	if !ok {
+		return q, ErrShort
+	}
+	return q, nil
+}
+
+// Disposition reports whether the request sets a file's delete
+// disposition (MS-FSCC 2.4.11 FileDispositionInformation, 2.4.12
+// FileDispositionInformationEx), and to what: delete is true when the
+// file goes at its last close.
+func (q SMB2SetInfoReq) Disposition() (delete, ok bool) {
+	const (
+		infoFile         = 1
+		classDisposition = 13
+		classDispoEx     = 64
+		dispoExDelete    = 0x1
+	)
+	switch {
+	case q.InfoType != infoFile:
+	case q.Class == classDisposition && len(q.Buffer) >= 1:
+		return q.Buffer[0] != 0, true
+	case q.Class == classDispoEx && len(q.Buffer) >= 4:
+		return binary.LittleEndian.Uint32(q.Buffer)&dispoExDelete != 0, true
+	}
+	return false, false
+}
+
 // SMB2CreateResp is a CREATE response.
 type SMB2CreateResp struct {
 	Action    uint32 // 0 superseded, 1 opened, 2 created, 3 overwritten

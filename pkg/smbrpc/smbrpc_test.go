@@ -2,6 +2,7 @@ package smbrpc
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"net/netip"
 	"testing"
@@ -381,6 +382,9 @@ func decodeAll(b []byte) {
 		ParseSMB2TreeConnect(b)
 		ParseSMB2TreeConnectResp(b)
 		ParseSMB2Create(b)
+		if q, err := ParseSMB2SetInfo(b); err == nil {
+			q.Disposition()
+		}
 		ParseSMB2CreateResp(b)
 		ParseSMB2Close(b)
 		ParseSMB2Read(b)
@@ -396,6 +400,8 @@ func decodeAll(b []byte) {
 		SMB1PlainLogon(h, c)
 		SMB1TreePath(h, c)
 		SMB1CreateName(h, c)
+		SMB1CreateOptions(c)
+		SMB1DeleteName(h, c)
 		SMB1CreateFID(c)
 		SMB1CreateSize(c)
 		ParseSMB1Write(b, c)
@@ -447,6 +453,51 @@ func TestNegotiateContexts(t *testing.T) {
 	for cut := len(b) - 1; cut > 0x1c0; cut-- {
 		if n, err := ParseSMB2NegotiateResp(b[:cut]); err == nil && n.Cipher != 0 {
 			t.Fatalf("cut at %d: cipher %x read", cut, n.Cipher)
+		}
+	}
+}
+
+// TestSMB2SetInfoDisposition: SET_INFO requests laid out after MS-SMB2
+// 2.2.39 (header, StructureSize 33, InfoType, FileInfoClass,
+// BufferLength, BufferOffset, Reserved, AdditionalInformation, FileId)
+// with the disposition classes of MS-FSCC 2.4.11 and 2.4.12.
+func TestSMB2SetInfoDisposition(t *testing.T) {
+	setInfo := func(infoType, class byte, buf []byte) []byte {
+		b := make([]byte, SMB2HeaderLen)
+		copy(b, "\xfeSMB")
+		b = binary.LittleEndian.AppendUint16(b, 33)
+		b = append(b, infoType, class)
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(buf)))
+		b = binary.LittleEndian.AppendUint16(b, SMB2HeaderLen+32)
+		b = append(b, make([]byte, 6)...)
+		b = append(b, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16)
+		return append(b, buf...)
+	}
+	for _, c := range []struct {
+		name       string
+		msg        []byte
+		delete, ok bool
+		wantErr    bool
+	}{
+		{"disposition set", setInfo(1, 13, []byte{1}), true, true, false},
+		{"disposition cleared", setInfo(1, 13, []byte{0}), false, true, false},
+		{"disposition ex, delete", setInfo(1, 64, []byte{0x13, 0, 0, 0}), true, true, false},
+		{"disposition ex, no delete", setInfo(1, 64, []byte{0, 0, 0, 0}), false, true, false},
+		{"end of file", setInfo(1, 20, make([]byte, 8)), false, false, false},
+		{"security", setInfo(3, 0, make([]byte, 20)), false, false, false},
+		{"buffer cut short", setInfo(1, 13, nil)[:SMB2HeaderLen+32], false, false, false},
+		{"not a set info", setInfo(1, 13, []byte{1})[:SMB2HeaderLen+10], false, false, true},
+	} {
+		q, err := ParseSMB2SetInfo(c.msg)
+		if (err != nil) != c.wantErr {
+			t.Errorf("%s: error %v", c.name, err)
+			continue
+		}
+		if d, ok := q.Disposition(); d != c.delete || ok != c.ok {
+			t.Errorf("%s: Disposition() = %v %v, want %v %v", c.name, d, ok, c.delete, c.ok)
+		}
+		if err == nil && q.FileID[0] != 1 {
+			t.Errorf("%s: file id %x", c.name, q.FileID)
 		}
 	}
 }

@@ -59,7 +59,8 @@ func FuzzEnvelope(f *testing.F) {
 	f.Add([]byte("<s:Envelope><s:Body><rsp:Send><rsp:Stream Name=\"stdin\">aGVsbG8=</rsp:Stream></rsp:Send></s:Body></s:Envelope>"))
 	f.Add([]byte("\xff\xfe<\x00s\x00"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		e, err := ParseEnvelope(ToUTF8(b, ""))
+		u := ToUTF8(b, "")
+		e, err := ParseEnvelope(u)
 		if err != nil {
 			return
 		}
@@ -67,6 +68,13 @@ func FuzzEnvelope(f *testing.F) {
 		_ = ShortResource(e.ResourceURI)
 		if len(e.Params) > maxParams || len(e.Streams) > maxStreams || len(e.Options) > maxOptions {
 			t.Fatalf("bounds exceeded: %d params, %d streams, %d options", len(e.Params), len(e.Streams), len(e.Options))
+		}
+		streamCut := 0
+		for _, st := range e.Streams {
+			streamCut += st.Cut
+		}
+		if streamCut > e.Cut || e.Cut > len(u) || len(u) <= MaxText && e.Cut != 0 {
+			t.Fatalf("cut %d (streams %d) of %d bytes", e.Cut, streamCut, len(u))
 		}
 	})
 }
@@ -79,6 +87,7 @@ func FuzzPSRP(f *testing.F) {
 	}
 	f.Add(bytes.Join(psrpMessage(MsgCreatePipeline, psrpCreatePipeline, 1, 4096), nil))
 	f.Add(binary.BigEndian.AppendUint32(make([]byte, 17), 0xffffffff))
+	f.Add([]byte(`<Obj N="PowerShell"><MS><Obj N="Cmds"><LST><Obj><MS><S N="Cmd">a</S></MS></Obj></LST></Obj><Obj N="ExtraCmds"><LST><Obj><MS><Obj N="Cmds"><LST><Obj><MS><S N="Cmd">a</S></MS></Obj></LST></Obj></MS></Obj><Obj><MS><Obj N="Cmds"><LST><Obj><MS><S N="Cmd">b</S></MS></Obj></LST></Obj></MS></Obj></LST></Obj></MS></Obj>`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		d := Defragmenter{Max: 1 << 16, MaxPending: 4}
 		_ = d.Add(b, func(m PSRPMessage) {
@@ -93,7 +102,11 @@ func FuzzPSRP(f *testing.F) {
 				t.Fatalf("object of %d bytes held", len(p.buf))
 			}
 		}
-		_, _ = PipelineCommands(b)
+		if cmds, _ := PipelineCommands(b); len(cmds) > maxCommands {
+			t.Fatalf("%d commands", len(cmds))
+		} else {
+			_ = Script(cmds)
+		}
 	})
 }
 

@@ -208,6 +208,9 @@ type Command struct {
 	Cmd      string
 	IsScript bool
 	Args     []Arg
+	// Statement is 0 for a command of the PowerShell object's Cmds, i for
+	// one of the i-th statement of its ExtraCmds.
+	Statement int
 }
 
 // Arg is a parameter of a command: Name is empty for a positional one;
@@ -247,7 +250,39 @@ func (c Command) String() string {
 	return sb.String()
 }
 
-// Pipeline renders commands joined as a pipeline.
+// Script renders a CREATE_PIPELINE's commands as PowerShell reads them:
+// statements joined by "; ", the commands of each by " | ". PowerShell
+// sends a batch of statements (AddStatement) as ExtraCmds, a list of
+// statements each with its own Cmds, and repeats the first statement in
+// Cmds: that copy is not shown twice. A Cmds unlike ExtraCmds' first
+// statement is kept as a statement of its own, before them.
+func Script(cmds []Command) string {
+	var main []Command
+	var stmts [][]Command
+	for _, c := range cmds {
+		switch {
+		case c.Statement == 0:
+			main = append(main, c)
+		case len(stmts) == 0 || stmts[len(stmts)-1][0].Statement != c.Statement:
+			stmts = append(stmts, []Command{c})
+		default:
+			stmts[len(stmts)-1] = append(stmts[len(stmts)-1], c)
+		}
+	}
+	if len(stmts) == 0 {
+		return Pipeline(main)
+	}
+	var s []string
+	if len(main) > 0 && Pipeline(main) != Pipeline(stmts[0]) {
+		s = append(s, Pipeline(main))
+	}
+	for _, st := range stmts {
+		s = append(s, Pipeline(st))
+	}
+	return strings.Join(s, "; ")
+}
+
+// Pipeline renders commands joined as one pipeline.
 func Pipeline(cmds []Command) string {
 	s := make([]string, len(cmds))
 	for i, c := range cmds {
@@ -264,8 +299,9 @@ const (
 
 // PipelineCommands reads the commands of a CREATE_PIPELINE message's
 // CLIXML (MS-PSRP 2.2.2.10: the PowerShell property's Cmds list, and
-// ExtraCmds for further statements): each command's Cmd and IsScript,
-// and its Args (N, V). Values that are objects give their ToString.
+// ExtraCmds for a batch of statements, Statement telling which): each
+// command's Cmd and IsScript, and its Args (N, V). Values that are
+// objects give their ToString. Script renders them.
 func PipelineCommands(clixml []byte) ([]Command, error) {
 	d := xml.NewDecoder(bytes.NewReader(ToUTF8(clixml, "")))
 	d.Strict = false
@@ -284,6 +320,8 @@ func PipelineCommands(clixml []byte) ([]Command, error) {
 		argHasV  bool
 		argNull  bool
 		valDepth int // depth of the element N="V", 0 outside
+		extra    int // depth of the Obj N="ExtraCmds", 0 outside
+		stmt     int // statement of ExtraCmds being read (1, 2...)
 	)
 	for {
 		tok, err := d.RawToken()
@@ -307,6 +345,12 @@ func PipelineCommands(clixml []byte) ([]Command, error) {
 				f.isArg = true // Args > LST > Obj
 				argName, argVal, argHasV, argNull = "", "", false, false
 			}
+			if n == "ExtraCmds" && t.Name.Local == "Obj" && extra == 0 && inArgs == 0 {
+				extra = len(stack) + 1
+			}
+			if extra > 0 && t.Name.Local == "Obj" && len(stack) == extra+1 {
+				stmt++ // ExtraCmds > LST > Obj: a statement
+			}
 			if n == "Args" && t.Name.Local == "Obj" && len(cmds) > 0 {
 				inArgs = len(stack) + 1
 			}
@@ -327,7 +371,11 @@ func PipelineCommands(clixml []byte) ([]Command, error) {
 			switch {
 			case f.n == "Cmd" && f.tag == "S":
 				if len(cmds) < maxCommands {
-					cmds = append(cmds, Command{Cmd: s})
+					c := Command{Cmd: s}
+					if extra > 0 {
+						c.Statement = stmt
+					}
+					cmds = append(cmds, c)
 				}
 				inArgs = 0
 			case f.n == "IsScript" && f.tag == "B" && len(cmds) > 0:
@@ -358,6 +406,8 @@ func PipelineCommands(clixml []byte) ([]Command, error) {
 				}
 			case inArgs > 0 && depth == inArgs:
 				inArgs = 0
+			case extra > 0 && depth == extra:
+				extra = 0
 			}
 			stack = stack[:len(stack)-1]
 			text = text[:0]

@@ -25,10 +25,11 @@ const (
 // MaxEnvelope bounds the SOAP text parsed from one message.
 const MaxEnvelope = 16 << 20
 
-// maxText bounds one element's text kept (a Send's or Receive's base64
-// streams, a command line); maxParams the body fields kept.
+// MaxText bounds one element's text kept (a Send's or Receive's base64
+// streams, a command line): what goes past it is cut, and counted
+// (Envelope.Cut, Stream.Cut). maxParams bounds the body fields kept.
 const (
-	maxText    = 8 << 20
+	MaxText    = 8 << 20
 	maxParams  = 32
 	maxStreams = 64
 	maxOptions = 32
@@ -43,6 +44,9 @@ type Stream struct {
 	CommandID string
 	End       bool
 	Data      []byte // decoded from base64
+	// Cut is the base64 text past MaxText that was not read: Data holds
+	// what fits.
+	Cut int
 }
 
 // Envelope is what replay reads from one WS-Management SOAP message.
@@ -72,6 +76,9 @@ type Envelope struct {
 	Params []Field
 	// Truncated: a text or a list went past the bounds and was cut.
 	Truncated bool
+	// Cut counts the text bytes past MaxText not read, in all elements
+	// (the streams' share is in each Stream.Cut).
+	Cut int
 }
 
 // ActionName is the last segment of the action URI (Create, Command,
@@ -191,6 +198,7 @@ func ParseEnvelope(b []byte) (Envelope, error) {
 		path     []string // local names from Envelope down
 		attrs    [][]xml.Attr
 		text     []byte
+		cut      int // bytes of the current element's text past MaxText
 		sawEnv   bool
 		bodyAt   = -1 // depth of the Body element
 		paramTop = -1 // depth of the Body's first element when it takes params
@@ -220,7 +228,7 @@ func ParseEnvelope(b []byte) (Envelope, error) {
 			}
 			path = append(path, name)
 			attrs = append(attrs, t.Attr)
-			text = text[:0]
+			text, cut = text[:0], 0
 			depth := len(path) - 1
 			switch {
 			case name == "Body" && depth == 1:
@@ -294,10 +302,19 @@ func ParseEnvelope(b []byte) (Envelope, error) {
 			case inBody && name == "Stream" && (parent == "Send" || parent == "ReceiveResponse"):
 				if len(e.Streams) < maxStreams {
 					st := Stream{Name: attr(at, "Name"), CommandID: attr(at, "CommandId"), End: strings.EqualFold(attr(at, "End"), "true")}
+					if cut > 0 {
+						// Cut: the whole base64 quanta that fit are read.
+						st.Cut = cut
+						s = strings.Join(strings.Fields(s), "")
+						st.Cut += len(s) % 4
+						s = s[:len(s)-len(s)%4]
+						cut = st.Cut
+					}
 					st.Data, _ = decodeB64(s)
 					e.Streams = append(e.Streams, st)
 				} else {
 					e.Truncated = true
+					cut += len(s)
 				}
 			case inBody && name == "ExitCode":
 				e.ExitCode = s
@@ -323,13 +340,16 @@ func ParseEnvelope(b []byte) (Envelope, error) {
 					e.Truncated = true
 				}
 			}
+			e.Cut += cut
 			path = path[:depth]
 			attrs = attrs[:depth]
-			text = text[:0]
+			text, cut = text[:0], 0
 		case xml.CharData:
-			if len(text)+len(t) <= maxText {
-				text = append(text, t...)
-			} else {
+			// Keep what fits of a long text, count the rest.
+			n := min(len(t), MaxText-len(text))
+			text = append(text, t[:n]...)
+			if n < len(t) {
+				cut += len(t) - n
 				e.Truncated = true
 			}
 		}

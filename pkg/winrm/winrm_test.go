@@ -311,6 +311,51 @@ func TestPipelineCommandArgs(t *testing.T) {
 	}
 }
 
+// TestPipelineStatements: a CREATE_PIPELINE of several statements
+// (PowerShell's AddStatement; "Get-Date; whoami | Out-String") carries
+// them in the PowerShell object's ExtraCmds, one Obj with its own Cmds per
+// statement, the first statement repeated in Cmds (PowerShell's
+// PowerShell.ToPSObjectForRemoting and pypsrp's Pipeline write it so;
+// MS-PSRP 2.2.3.11 lists the PowerShell object's properties). Statements
+// are joined by "; ", each one's commands by " | ", and the first is not
+// shown twice. A client that sent only the further statements in
+// ExtraCmds loses none of Cmds.
+func TestPipelineStatements(t *testing.T) {
+	cmd := func(name string, args ...string) string {
+		s := `<Obj><MS><S N="Cmd">` + name + `</S><B N="IsScript">false</B><Obj N="Args"><TNRef RefId="0" /><LST>`
+		for _, a := range args {
+			s += `<Obj><MS>` + a + `</MS></Obj>`
+		}
+		return s + `</LST></Obj></MS></Obj>`
+	}
+	list := func(n string, items ...string) string {
+		return `<Obj N="` + n + `"><TNRef RefId="0" /><LST>` + strings.Join(items, "") + `</LST></Obj>`
+	}
+	stmt := func(cmds ...string) string { return `<Obj><MS>` + list("Cmds", cmds...) + `</MS></Obj>` }
+	doc := func(props ...string) []byte {
+		return []byte(`<Obj RefId="0"><MS><Obj N="PowerShell"><MS>` + strings.Join(props, "") + `<B N="IsNested">false</B></MS></Obj></MS></Obj>`)
+	}
+	date, who, out := cmd("Get-Date"), cmd("whoami", `<Nil N="N" /><S N="V">/all</S>`), cmd("Out-String")
+	for _, tc := range []struct {
+		name string
+		doc  []byte
+		want string
+	}{
+		{"one statement, no ExtraCmds", doc(list("Cmds", who, out), `<Nil N="ExtraCmds" />`), "whoami /all | Out-String"},
+		{"ExtraCmds after Cmds", doc(list("Cmds", date), list("ExtraCmds", stmt(date), stmt(who, out))), "Get-Date; whoami /all | Out-String"},
+		{"ExtraCmds before Cmds", doc(list("ExtraCmds", stmt(who, out), stmt(date)), list("Cmds", who, out)), "whoami /all | Out-String; Get-Date"},
+		{"only the further statements", doc(list("Cmds", date), list("ExtraCmds", stmt(who, out))), "Get-Date; whoami /all | Out-String"},
+	} {
+		cmds, err := PipelineCommands(tc.doc)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if s := Script(cmds); s != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, s, tc.want)
+		}
+	}
+}
+
 // TestDecodeCLIXMLString: MS-PSRP 2.2.5.3.2 escapes UTF-16 code units
 // XML cannot carry as _xHHHH_, a character beyond the BMP as its two
 // surrogates: they are one character again, never two replacement marks.
@@ -325,5 +370,34 @@ func TestDecodeCLIXMLString(t *testing.T) {
 		if got := decodeCLIXMLString(c.in); got != c.want {
 			t.Errorf("decodeCLIXMLString(%q) = %q, want %q", c.in, got, c.want)
 		}
+	}
+}
+
+// TestEnvelopeLongStream: a stream whose base64 text runs past MaxText
+// (a Receive of a large output, a Send of a long script) keeps what fits,
+// whole base64 quanta, and counts what was cut; it is never dropped
+// whole, nor cut silently.
+func TestEnvelopeLongStream(t *testing.T) {
+	data := bytes.Repeat([]byte("0123456789abcdef"), (MaxText/4*3)/16+4096) // base64 longer than MaxText
+	b64 := base64.StdEncoding.EncodeToString(data)
+	env := `<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:rsp="http://schemas.microsoft.com/wbem/wsman/1/windows/shell"><s:Body><rsp:ReceiveResponse>` +
+		`<rsp:Stream Name="stdout" CommandId="C1">` + b64 + `</rsp:Stream><rsp:Stream Name="stderr" CommandId="C1">` + base64.StdEncoding.EncodeToString([]byte("ok")) + `</rsp:Stream>` +
+		`</rsp:ReceiveResponse></s:Body></s:Envelope>`
+	e, err := ParseEnvelope([]byte(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(e.Streams) != 2 {
+		t.Fatalf("%d streams", len(e.Streams))
+	}
+	st := e.Streams[0]
+	if want := MaxText / 4 * 3; len(st.Data) != want || !bytes.Equal(st.Data, data[:want]) {
+		t.Errorf("kept %d bytes, want the first %d", len(st.Data), want)
+	}
+	if st.Cut != len(b64)-MaxText || e.Cut != st.Cut || !e.Truncated {
+		t.Errorf("cut %d (envelope %d, truncated %v), want %d", st.Cut, e.Cut, e.Truncated, len(b64)-MaxText)
+	}
+	if s := e.Streams[1]; string(s.Data) != "ok" || s.Cut != 0 {
+		t.Errorf("the next stream: %q cut %d", s.Data, s.Cut)
 	}
 }

@@ -1,6 +1,7 @@
 package rpcops
 
 import (
+	"slices"
 	"testing"
 )
 
@@ -379,5 +380,59 @@ func TestHandlesHelpers(t *testing.T) {
 	}
 	if _, ok := UsedHandle(Call{Interface: svcctlUUID, Opnum: 15, Request: c.Request}); ok {
 		t.Fatal("OpenSCManagerW takes no handle")
+	}
+}
+
+// TestSrvsvcSharePaths: the shares a NetrShareEnum or NetrShareGetInfo
+// response names at a level with paths (SHARE_INFO_2 and _502, MS-SRVS
+// 2.2.4.24 and 2.2.4.26) are handed on with their local paths, so replay
+// can place a file of a share on its host's disk; a level without paths
+// (1) hands on nothing.
+func TestSrvsvcSharePaths(t *testing.T) {
+	info2 := func(s *sb, typ uint32) {
+		s.alignP().ptr().u32(typ).ptr().u32(0).u32(0xffffffff).u32(1).ptr().null()
+	}
+	for _, f := range []struct {
+		fixture
+		paths []SharePath
+	}{
+		{fixture{name: "NetrShareEnum level 2", iface: srvsvcUUID, opnum: 15,
+			req: func(s *sb) {
+				s.wstrp(`\\FS01`).alignP().u32(2).alignP().u32(2).ptr().alignP().u32(0).null().u32(0xffffffff).ptr().u32(0)
+			},
+			resp: func(s *sb) {
+				s.alignP().u32(2).alignP().u32(2).ptr().alignP().u32(2).ptr().size(2)
+				info2(s, 0x80000000)
+				info2(s, 0)
+				s.wstr("ADMIN$").wstr("Remote Admin").wstr(`C:\WINNT`)
+				s.wstr("data").wstr("").wstr(`D:\Shares\data`)
+				s.u32(2).ptr().u32(0).status(0)
+			}}, []SharePath{{"ADMIN$", `C:\WINNT`}, {"data", `D:\Shares\data`}}},
+		{fixture{name: "NetrShareGetInfo level 502", iface: srvsvcUUID, opnum: 16,
+			req: func(s *sb) { s.wstrp(`\\FS01`).wstr("D$").u32(502) },
+			resp: func(s *sb) {
+				s.u32(502).ptr()
+				info2(s, 0x80000000)
+				s.u32(0).null()
+				s.wstr("D$").wstr("Default share").wstr(`D:\`)
+				s.status(0)
+			}}, []SharePath{{"D$", `D:\`}}},
+		{fixture{name: "NetrShareEnum level 1", iface: srvsvcUUID, opnum: 15,
+			req: func(s *sb) {
+				s.wstrp(`\\FS01`).alignP().u32(1).alignP().u32(1).ptr().alignP().u32(0).null().u32(0xffffffff).ptr().u32(0)
+			},
+			resp: func(s *sb) {
+				s.alignP().u32(1).alignP().u32(1).ptr().alignP().u32(1).ptr().size(1)
+				s.alignP().ptr().u32(0).ptr()
+				s.wstr("data").wstr("")
+				s.u32(1).ptr().u32(0).status(0)
+			}}, nil},
+	} {
+		for _, ndr64 := range []bool{false, true} {
+			d := Decode(f.call(ndr64))
+			if !slices.Equal(d.SharePaths, f.paths) {
+				t.Errorf("%s (ndr64 %v): share paths %q, want %q (%+v)", f.name, ndr64, d.SharePaths, f.paths, d.Fields)
+			}
+		}
 	}
 }

@@ -52,7 +52,15 @@ type Decoded struct {
 	Phase     string  // reconnaissance | credential-access | lateral-movement | execution | persistence | collection | exfiltration | defense-evasion | impact | "" (plumbing)
 	Status    uint32  // return code from the response, when decoded
 	Noise     bool    // plumbing (CloseServiceHandle, lsa_Close, RemRelease...) a timeline may fold away
+	// SharePaths are the local paths of the shares a srvsvc response
+	// names (NetrShareEnum, NetrShareGetInfo at levels 2 and 502), so a
+	// file on a share can be placed on its host's disk.
+	SharePaths []SharePath
 }
+
+// SharePath is a share and the local path it exposes, as its server
+// says ("ADMIN$", `C:\WINDOWS`).
+type SharePath struct{ Share, Path string }
 
 // Field is one decoded argument.
 type Field struct{ Name, Value string }

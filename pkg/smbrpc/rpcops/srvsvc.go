@@ -194,6 +194,18 @@ func srvShareEnumResp(x *dc) {
 		if i < maxListed {
 			x.add("share", s.String())
 		}
+		x.sharePath(*s)
+	}
+}
+
+// maxSharePaths bounds the share paths one response hands on (a file
+// server may list thousands of shares; the administrative ones come
+// first in Windows' enumeration).
+const maxSharePaths = 256
+
+func (x *dc) sharePath(s shareInfo) {
+	if s.name != "" && s.path != "" && len(x.d.SharePaths) < maxSharePaths {
+		x.d.SharePaths = append(x.d.SharePaths, SharePath{s.name, s.path})
 	}
 }
 
@@ -220,6 +232,7 @@ func srvShareGetInfoResp(x *dc) {
 	}
 	if r.Err() == nil && s.name != "" {
 		x.add("info", s.String())
+		x.sharePath(s)
 	}
 }
 
