@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/nwhealth/nwhealth/pkg/smbrpc/krbseal"
 	"github.com/nwhealth/nwhealth/pkg/smbrpc/ntlmseal"
 	"github.com/spf13/pflag"
 )
@@ -15,6 +16,38 @@ const ntlmSecretsHelp = "file of account secrets (DOMAIN\\user nt:HASH or passwo
 
 func registerNTLMSecrets(f *pflag.FlagSet, path *string) {
 	f.StringVar(path, "ntlm-secrets", "", ntlmSecretsHelp)
+}
+
+// keytabHelp is the --keytab flag's help (replay and report).
+const keytabHelp = "keytab of service and machine account keys (MIT keytab, or secretsdump's DOMAIN\\user:aes256-cts-hmac-sha1-96:HEX lines) to open Kerberos tickets, SMB3 sessions and sealed DCE/RPC (docs/format/keytab.md); repeatable"
+
+func registerKeytab(f *pflag.FlagSet, paths *[]string) {
+	f.StringArrayVar(paths, "keytab", nil, keytabHelp)
+}
+
+// loadKeytabs reads the files named by --keytab into one key set (nil
+// when none), warning on errOut for each that others may read. A
+// malformed file is a usage error naming the file and its entry or line,
+// never a key.
+func loadKeytabs(paths []string, errOut io.Writer, cmd string) (*krbseal.Keys, error) {
+	if len(paths) == 0 {
+		return nil, nil
+	}
+	all := &krbseal.Keys{}
+	for _, path := range paths {
+		k, loose, err := krbseal.Load(path)
+		if loose {
+			fmt.Fprintf(errOut, "%s: warning: %s is readable by group or others; it holds account keys (chmod 600 it)\n", cmd, path)
+		}
+		if errors.Is(err, krbseal.ErrKeysFile) {
+			return nil, usagef("--keytab %v", err)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("--keytab: %w", err)
+		}
+		all.Add(k)
+	}
+	return all, nil
 }
 
 // loadNTLMSecrets reads the secrets file named by --ntlm-secrets (nil

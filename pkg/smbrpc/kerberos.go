@@ -384,8 +384,17 @@ var (
 // FindAPReq finds a Kerberos AP-REQ inside a GSS-API or SPNEGO blob: the
 // mechanism OID followed by the AP-REQ token id 01 00. The OID also appears
 // in SPNEGO's mechanism list, so only an occurrence followed by the token
-// id counts.
+// id counts. A bare AP-REQ (DCE/RPC auth type 16 binds carry it without
+// GSS-API framing) is taken as it is.
 func FindAPReq(blob []byte) (KerberosMsg, bool) {
+	if t := spnegoToken(blob); len(t) > 0 {
+		blob = t
+	}
+	if len(blob) > 0 && blob[0] == 0x6e {
+		if k, ok := ParseKerberos(blob); ok && k.Type == KrbAPReq {
+			return k, true
+		}
+	}
 	for _, oid := range [][]byte{oidKrb5, oidMSKrb5} {
 		b := blob
 		for i := 0; i < 8; i++ {
@@ -408,6 +417,9 @@ func FindAPReq(blob []byte) (KerberosMsg, bool) {
 // mechanism OID, token id 02 00, the AP-REP), or a bare AP-REP (the third
 // leg of DCE style, MS-KILE 3.4.5.1, travels without GSS framing).
 func FindAPRep(blob []byte) (KerberosMsg, bool) {
+	if t := spnegoToken(blob); len(t) > 0 {
+		blob = t
+	}
 	if len(blob) > 0 && blob[0] == 0x6f {
 		if k, ok := ParseKerberos(blob); ok && k.Type == KrbAPRep {
 			return k, true
@@ -429,4 +441,41 @@ func FindAPRep(blob []byte) (KerberosMsg, bool) {
 		}
 	}
 	return KerberosMsg{}, false
+}
+
+// spnegoToken returns the mechanism token of a SPNEGO negTokenInit
+// (RFC 4178: [APPLICATION 0] { OID, [0] { mechTypes [0], reqFlags [1],
+// mechToken [2] } }) or negTokenResp ([1] { ..., responseToken [2] }),
+// nil when blob is neither. DCE style puts a bare AP-REQ or AP-REP there.
+func spnegoToken(blob []byte) []byte {
+	e, _, ok := derNext(blob)
+	if !ok {
+		return nil
+	}
+	var neg []byte
+	switch {
+	case e.class == 1 && e.tag == 0:
+		oid, rest, ok := derNext(e.content)
+		if !ok || oid.tag != 6 {
+			return nil
+		}
+		init, _, ok := derNext(rest)
+		if !ok || init.class != 2 || init.tag != 0 {
+			return nil
+		}
+		neg = init.content
+	case e.class == 2 && e.tag == 1:
+		neg = e.content
+	default:
+		return nil
+	}
+	seq, ok := derSeq(neg)
+	if !ok {
+		return nil
+	}
+	t, _, ok := derNext(derFields(seq)[2])
+	if !ok || t.class != 0 || t.tag != 4 {
+		return nil
+	}
+	return t.content
 }

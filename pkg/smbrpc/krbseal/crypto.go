@@ -100,15 +100,6 @@ func aesKeys(base []byte, usage uint32) (ke, ki []byte) {
 	return ke, ki
 }
 
-// aesChecksumKey is Kc = DK(base, usage | 0x99), the key of a keyed
-// checksum (hmac-sha1-96-aes, RFC 3962).
-func aesChecksumKey(base []byte, usage uint32) []byte {
-	var c [5]byte
-	binary.BigEndian.PutUint32(c[:4], usage)
-	c[4] = 0x99
-	return dk(base, c[:])
-}
-
 // dk is RFC 3961 DK for the AES etypes: the AES-CBC (zero IV) iteration
 // over n-fold(constant) until the key's size is filled; random-to-key is
 // the identity.

@@ -290,7 +290,7 @@ func parseLine(t string) (Key, bool, error) {
 	var key Key
 	f := strings.Split(t, ":")
 	if len(f) < 3 {
-		return key, false, errors.New(`want DOMAIN\user:ETYPE:HEX or DOMAIN\user:RID:LM:NT:::`)
+		return key, false, errors.New(`want DOMAIN\user:ETYPE:HEX or DOMAIN\user:RID:LM:NT (secretsdump)`)
 	}
 	acct := f[0]
 	var hexKey string

@@ -1,0 +1,128 @@
+#!/bin/sh
+# Records Kerberos-authenticated remote operations against a real Samba AD
+# DC in two network namespaces joined by a veth pair: "dc" (10.0.1.2,
+# dc01.krblab.test, realm KRBLAB.TEST) and "cli" (10.0.1.66, the client).
+# Each capture is one client command; the DC's keytab (every account's
+# keys, exported with samba-tool) is written beside them. Nothing leaves
+# the machine.
+#
+#   run.sh OUTDIR
+#
+# Needs root, iproute2, tcpdump, and the Debian packages samba,
+# samba-ad-provision, samba-ad-dc, krb5-user,
+# smbclient. The lab's password is fixed: the
+# captures and keytab are test data.
+set -eu
+out=$(mkdir -p "$1" && cd "$1" && pwd)
+here=$(cd "$(dirname "$0")" && pwd)
+dc=krblab-dc
+cli=krblab-cli
+realm=KRBLAB.TEST
+pass='Krblab-Pass1'
+work=$(mktemp -d)
+
+cleanup() {
+	[ -n "${dump:-}" ] && kill "$dump" 2>/dev/null || true
+	[ -n "${srv:-}" ] && kill "$srv" 2>/dev/null || true
+	sleep 1
+	ip netns del $dc 2>/dev/null || true
+	ip netns del $cli 2>/dev/null || true
+	rm -rf /etc/netns/$dc /etc/netns/$cli "$work"
+}
+trap cleanup EXIT INT TERM
+cleanup
+work=$(mktemp -d)
+
+ip netns add $dc
+ip netns add $cli
+ip link add krblab0 netns $dc type veth peer name krblab1 netns $cli
+ip -n $dc addr add 10.0.1.2/24 dev krblab0
+ip -n $cli addr add 10.0.1.66/24 dev krblab1
+for n in $dc $cli; do ip -n $n link set lo up; done
+ip -n $dc link set krblab0 up
+ip -n $cli link set krblab1 up
+
+# Names: ip netns exec binds /etc/netns/NAME/* over /etc.
+for n in $dc $cli; do
+	mkdir -p /etc/netns/$n
+	printf '127.0.0.1 localhost\n10.0.1.2 dc01.krblab.test dc01\n' >/etc/netns/$n/hosts
+	printf 'nameserver 10.0.1.2\nsearch krblab.test\n' >/etc/netns/$n/resolv.conf
+done
+cat >"$work/krb5.conf" <<EOK
+[libdefaults]
+	default_realm = $realm
+	dns_lookup_kdc = false
+	dns_lookup_realm = false
+	rdns = false
+[realms]
+	$realm = {
+		kdc = 10.0.1.2
+	}
+[domain_realm]
+	.krblab.test = $realm
+	krblab.test = $realm
+EOK
+export KRB5_CONFIG="$work/krb5.conf"
+# The same with the client limited to rc4-hmac: tickets, session keys and
+# wrap tokens of RFC 4757, as older Windows clients and downgrades use.
+sed 's/^\[libdefaults\]$/[libdefaults]\n\tdefault_tkt_enctypes = rc4-hmac\n\tdefault_tgs_enctypes = rc4-hmac\n\tpermitted_enctypes = rc4-hmac/' \
+	"$work/krb5.conf" >"$work/krb5-rc4.conf"
+
+ip netns exec $dc samba-tool domain provision --targetdir="$work/dc" \
+	--use-rfc2307 --realm=$realm --domain=KRBLAB --server-role=dc \
+	--dns-backend=SAMBA_INTERNAL --adminpass="$pass" --host-name=dc01 \
+	--option="interfaces=10.0.1.2" --option="bind interfaces only=yes" \
+	--option="dns forwarder=127.0.0.1" >"$out/provision.log" 2>&1 || { cat "$out/provision.log" >&2; exit 1; }
+conf="$work/dc/etc/smb.conf"
+mkdir -p "$work/share"
+chmod 755 "$work"
+chmod 1777 "$work/share"
+cat >>"$conf" <<EOS
+[data]
+	path = $work/share
+	read only = no
+EOS
+ip netns exec $dc samba-tool user create alice "$pass" -s "$conf" >/dev/null
+ip netns exec $dc samba -i -s "$conf" >"$out/samba.log" 2>&1 &
+srv=$!
+sleep 8
+ip netns exec $dc samba-tool domain exportkeytab "$out/krblab.keytab" -s "$conf"
+head -c 20000 /dev/urandom | base64 >"$work/report.txt"
+
+# rec NAME CMD...: record CMD run in the client namespace.
+rec() {
+	name=$1
+	shift
+	ip netns exec $dc tcpdump -i krblab0 -s 0 -U -w "$out/$name.pcap" >/dev/null 2>&1 &
+	dump=$!
+	sleep 1
+	export KRB5CCNAME="$work/ccache" # a plain path: impacket reads no "FILE:" prefix
+	ip netns exec $cli "$@" || echo "$name: command exited $?" >&2
+	sleep 1
+	kill $dump
+	wait $dump 2>/dev/null || true
+	dump=
+}
+kin() { echo "$pass" | KRB5CCNAME="$work/ccache" ip netns exec $cli kinit "$1@$realm" >/dev/null; }
+
+kin alice
+# An SMB3-encrypted Kerberos session with file operations.
+rec smb3_kerberos smbclient --use-kerberos=required --client-protection=encrypt -m SMB3 //dc01.krblab.test/data \
+	-c "put $work/report.txt report.txt; get report.txt $work/back.txt; ls; rm report.txt"
+# Sealed SAMR over TCP (Kerberos, packet privacy).
+rec samr_kerberos_sealed rpcclient --use-kerberos=required 'ncacn_ip_tcp:dc01.krblab.test[seal]' \
+	-c 'enumdomusers; queryuser alice'
+# The same two, RC4 only.
+export KRB5_CONFIG="$work/krb5-rc4.conf"
+kin alice
+rec smb3_kerberos_rc4 smbclient --use-kerberos=required --client-protection=encrypt -m SMB3 //dc01.krblab.test/data \
+	-c "put $work/report.txt report.txt; get report.txt $work/back.txt; rm report.txt"
+rec samr_kerberos_rc4_sealed rpcclient --use-kerberos=required 'ncacn_ip_tcp:dc01.krblab.test[seal]' \
+	-c 'enumdomusers'
+export KRB5_CONFIG="$work/krb5.conf"
+kin Administrator
+# DCSync of krbtgt over Kerberos-sealed DRSUAPI (Samba's client: impacket
+# 0.10's Kerberos DCE/RPC fails against this DC, KRB_AP_ERR_INAPP_CKSUM on
+# its own TGS-REQ, nca_proto_error on its alter_context).
+rec dcsync_kerberos /usr/bin/python3 "$here/dcsync.py" dc01.krblab.test "CN=krbtgt,CN=Users,DC=krblab,DC=test"
+echo "done: $out"
