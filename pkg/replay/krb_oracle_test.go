@@ -23,24 +23,33 @@ func krblab(t *testing.T, name string) string {
 	return filepath.Join(testenv.ModuleRoot(t), "testdata", "krblab", name)
 }
 
-func krblabKeys(t *testing.T) *krbseal.Keys {
+// krblabKeys reads the keytab of the lab run that recorded file: the
+// RC4-only run's for the captures named _rc4.
+func krblabKeys(t *testing.T, file string) *krbseal.Keys {
 	t.Helper()
-	k, _, err := krbseal.Load(krblab(t, "krblab.keytab"))
+	k, _, err := krbseal.Load(krblabKeytab(t, file))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return k
 }
 
-func krbOpts(t *testing.T) []string {
-	return []string{"-o", "kerberos.decrypt:TRUE", "-o", "kerberos.file:" + krblab(t, "krblab.keytab")}
+func krblabKeytab(t *testing.T, file string) string {
+	if strings.HasSuffix(file, "_rc4.pcap") {
+		return krblab(t, "krblab_rc4.keytab")
+	}
+	return krblab(t, "krblab.keytab")
+}
+
+func krbOpts(t *testing.T, file string) []string {
+	return []string{"-o", "kerberos.decrypt:TRUE", "-o", "kerberos.file:" + krblabKeytab(t, file)}
 }
 
 // tsharkClients maps each client port of an AP-REQ outside the KDC
 // exchanges to the client name tshark read in its decrypted ticket.
 func tsharkClients(t *testing.T, file string) map[int]string {
 	m := map[int]string{}
-	for _, r := range tsharkFieldsWith(t, krbOpts(t), file, "kerberos.msg_type == 14 && !(tcp.port == 88)", "tcp.srcport", "kerberos.CNameString", "kerberos.crealm") {
+	for _, r := range tsharkFieldsWith(t, krbOpts(t, file), file, "kerberos.msg_type == 14 && !(tcp.port == 88)", "tcp.srcport", "kerberos.CNameString", "kerberos.crealm") {
 		port, _ := strconv.Atoi(r[0])
 		if len(r) < 3 || r[1] == "" {
 			t.Fatalf("tshark did not open the ticket of port %d: %q", port, r)
@@ -88,15 +97,16 @@ func TestKerberosSealedRPCOracle(t *testing.T) {
 		ours    string
 	}{
 		{"samr_kerberos_sealed.pcap", "samr.samr_LookupDomain.domain_name", "LookupDomainInSamServer", "domain"},
+		{"samr_kerberos_sealed_rc4.pcap", "samr.samr_LookupDomain.domain_name", "LookupDomainInSamServer", "domain"},
 		{"dcsync_kerberos.pcap", "drsuapi.DsReplicaSyncRequest1Info.nc_dn", "DRSGetNCChanges", "naming context"},
 	} {
 		t.Run(c.file, func(t *testing.T) {
 			file := krblab(t, c.file)
-			ops, st := replayWith(t, file, Config{Keys: krblabKeys(t)}, nil, nil)
+			ops, st := replayWith(t, file, Config{Keys: krblabKeys(t, file)}, nil, nil)
 			checkAccounts(t, ops, tsharkClients(t, file))
 			var want, got []string
 			var wantStr, gotStr []string
-			for _, r := range tsharkFieldsWith(t, krbOpts(t), file, "dcerpc.pkt_type == 0 && dcerpc.auth_level == 6 && (samr || drsuapi)", "tcp.srcport", "dcerpc.opnum", c.strings) {
+			for _, r := range tsharkFieldsWith(t, krbOpts(t, file), file, "dcerpc.pkt_type == 0 && dcerpc.auth_level == 6 && (samr || drsuapi)", "tcp.srcport", "dcerpc.opnum", c.strings) {
 				want = append(want, r[0]+" "+r[1])
 				if len(r) > 2 && r[2] != "" {
 					wantStr = append(wantStr, r[2])
@@ -134,11 +144,16 @@ func TestKerberosSealedRPCOracle(t *testing.T) {
 // decrypted), decrypts the same session; its writes and reads are the
 // files and byte counts replay reports.
 func TestKerberosSMB3Oracle(t *testing.T) {
-	file := krblab(t, "smb3_kerberos.pcap")
-	ops, st := replayWith(t, file, Config{Keys: krblabKeys(t)}, nil, nil)
+	for _, name := range []string{"smb3_kerberos.pcap", "smb3_kerberos_rc4.pcap"} {
+		t.Run(name, func(t *testing.T) { kerberosSMB3Oracle(t, krblab(t, name)) })
+	}
+}
+
+func kerberosSMB3Oracle(t *testing.T, file string) {
+	ops, st := replayWith(t, file, Config{Keys: krblabKeys(t, file)}, nil, nil)
 	checkAccounts(t, ops, tsharkClients(t, file))
 	var uat []string
-	for _, r := range tsharkFieldsWith(t, krbOpts(t), file, "smb2.cmd == 1 && smb2.flags.response == 1 && kerberos.msg_type == 15", "smb2.sesid", "kerberos.keyvalue") {
+	for _, r := range tsharkFieldsWith(t, krbOpts(t, file), file, "smb2.cmd == 1 && smb2.flags.response == 1 && kerberos.msg_type == 15", "smb2.sesid", "kerberos.keyvalue") {
 		id, err := strconv.ParseUint(strings.TrimPrefix(r[0], "0x"), 16, 64)
 		key, _, _ := strings.Cut(r[1], ",")
 		if err != nil || len(key) < 32 {
@@ -203,10 +218,14 @@ func TestKerberosWrongOrMissingKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"smb3_kerberos.pcap", "samr_kerberos_sealed.pcap", "dcsync_kerberos.pcap"} {
+	for _, name := range []string{"smb3_kerberos.pcap", "samr_kerberos_sealed.pcap", "dcsync_kerberos.pcap", "smb3_kerberos_rc4.pcap", "samr_kerberos_sealed_rc4.pcap"} {
 		t.Run(name, func(t *testing.T) {
 			file := krblab(t, name)
 			plain, _ := replayWith(t, file, Config{}, nil, nil)
+			wrong, other := wrong, other
+			if strings.HasSuffix(name, "_rc4.pcap") {
+				wrong, other = other, wrong // an rc4-hmac key is the wrong one there, the AES one of another etype
+			}
 			ops, st := replayWith(t, file, Config{Keys: wrong}, nil, nil)
 			if st.KerberosDecrypted != 0 || st.KerberosUndecryptable == 0 || st.SMB3Decrypted != 0 || st.DecryptedCalls != 0 {
 				t.Errorf("wrong key: stats %+v", st)

@@ -59,3 +59,21 @@ func FuzzAccept(f *testing.F) {
 		c.SessionKey()
 	})
 }
+
+// FuzzUnsealDCE: any PDU, stub bounds and token under a context holding an
+// AES and an RC4 key never panics, and never opens (the token would need
+// the key's checksum).
+func FuzzUnsealDCE(f *testing.F) {
+	f.Add([]byte{0x05, 0x04, 0x06, 0xff, 0, 16, 0, 28}, 24, 40)
+	f.Add([]byte{0x60, 0x2b, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x12, 0x01, 0x02, 0x02, 0x02, 0x01, 0x11, 0x00, 0x10, 0x00, 0xff, 0xff}, 0, 0)
+	f.Fuzz(func(t *testing.T, pdu []byte, from, to int) {
+		c := &Context{
+			session:   smbrpc.KrbKey{Type: ETypeAES256, Value: bytes.Repeat([]byte{1}, 32)},
+			initiator: smbrpc.KrbKey{Type: ETypeRC4, Value: bytes.Repeat([]byte{2}, 16)},
+			DCEStyle:  from%2 == 0,
+		}
+		if err := c.UnsealDCE(from&1, pdu, from, to); err == nil {
+			t.Fatalf("a random token opened: %x", pdu)
+		}
+	})
+}

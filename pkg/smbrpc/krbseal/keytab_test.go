@@ -17,6 +17,12 @@ const labKeytab = "../../../testdata/krblab/krblab.keytab"
 // -e -K read it when it was recorded (krblab.keytab.klist): every entry,
 // its version, etype and key.
 func TestKeytabMatchesKlist(t *testing.T) {
+	for _, kt := range []string{labKeytab, strings.Replace(labKeytab, "krblab.keytab", "krblab_rc4.keytab", 1)} {
+		t.Run(kt[strings.LastIndex(kt, "/")+1:], func(t *testing.T) { keytabMatchesKlist(t, kt) })
+	}
+}
+
+func keytabMatchesKlist(t *testing.T, labKeytab string) {
 	k, _, err := Load(labKeytab)
 	if err != nil {
 		t.Fatal(err)
@@ -41,7 +47,7 @@ func TestKeytabMatchesKlist(t *testing.T) {
 	for _, key := range k.keys {
 		got = append(got, fmt.Sprintf("%d %s@%s %d %x", key.KVNO, key.Principal, key.Realm, key.EType, key.value))
 	}
-	if len(want) < 10 || strings.Join(got, "\n") != strings.Join(want, "\n") {
+	if len(want) < 3 || strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("keytab read as\n%s\nklist read\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
