@@ -146,7 +146,13 @@ func (p *Pipeline) krbAccept(k smbrpc.KerberosMsg) (*krbseal.Context, error) {
 	if p.cfg.Keys.Len() == 0 {
 		return nil, krbseal.ErrNoKey
 	}
-	ak := keyOf(k.Authenticator.Cipher)
+	// The ticket and authenticator together name one AP-REQ (an
+	// authenticator alone could be empty in a damaged message).
+	h := sha256.New()
+	h.Write(k.Ticket)
+	h.Write(k.Authenticator.Cipher)
+	var ak ticketKey
+	copy(ak[:], h.Sum(nil))
 	if o, ok := p.krbCtx[ak]; ok {
 		return o.ctx, o.err
 	}
