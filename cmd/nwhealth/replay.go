@@ -485,8 +485,8 @@ func tableRow(op *replay.Operation) []string {
 	switch {
 	case user == "" && op.Service != "":
 		user = "? (" + op.Service + ")"
-	case op.AccountVia == "ticket":
-		user += " (via ticket)"
+	case op.AccountVia == "ticket", op.AccountVia == "keytab":
+		user += " (via " + op.AccountVia + ")"
 	}
 	return []string{
 		op.Time.UTC().Format("2006-01-02 15:04:05.000"),
