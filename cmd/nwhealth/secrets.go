@@ -37,7 +37,7 @@ func loadKeytabs(paths []string, errOut io.Writer, cmd string) (*krbseal.Keys, e
 	for _, path := range paths {
 		k, loose, err := krbseal.Load(path)
 		if loose {
-			fmt.Fprintf(errOut, "%s: warning: %s is readable by group or others; it holds account keys (chmod 600 it)\n", cmd, path)
+			warnLoose(errOut, cmd, path, "account keys")
 		}
 		if errors.Is(err, krbseal.ErrKeysFile) {
 			return nil, usagef("--keytab %v", err)
@@ -59,7 +59,7 @@ func loadNTLMSecrets(path string, errOut io.Writer, cmd string) (*ntlmseal.Secre
 	}
 	s, loose, err := ntlmseal.LoadSecrets(path)
 	if loose {
-		fmt.Fprintf(errOut, "%s: warning: %s is readable by group or others; it holds account secrets (chmod 600 it)\n", cmd, path)
+		warnLoose(errOut, cmd, path, "account secrets")
 	}
 	if errors.Is(err, ntlmseal.ErrSecretsFile) {
 		return nil, usagef("--ntlm-secrets %v", err)
@@ -68,4 +68,10 @@ func loadNTLMSecrets(path string, errOut io.Writer, cmd string) (*ntlmseal.Secre
 		return nil, fmt.Errorf("--ntlm-secrets: %w", err)
 	}
 	return s, nil
+}
+
+// warnLoose tells that a file of secrets can be read by others (as ssh
+// does for keys); it is still read.
+func warnLoose(errOut io.Writer, cmd, path, what string) {
+	fmt.Fprintf(errOut, "%s: warning: %s is readable by group or others; it holds %s (chmod 600 it)\n", cmd, path, what)
 }

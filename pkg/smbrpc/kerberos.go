@@ -385,43 +385,33 @@ var (
 // mechanism OID followed by the AP-REQ token id 01 00. The OID also appears
 // in SPNEGO's mechanism list, so only an occurrence followed by the token
 // id counts. A bare AP-REQ (DCE/RPC auth type 16 binds carry it without
-// GSS-API framing) is taken as it is.
+// GSS-API framing, and DCE style puts it so in SPNEGO's mechToken) is
+// taken as it is.
 func FindAPReq(blob []byte) (KerberosMsg, bool) {
-	if t := spnegoToken(blob); len(t) > 0 {
-		blob = t
-	}
-	if len(blob) > 0 && blob[0] == 0x6e {
-		if k, ok := ParseKerberos(blob); ok && k.Type == KrbAPReq {
-			return k, true
-		}
-	}
-	for _, oid := range [][]byte{oidKrb5, oidMSKrb5} {
-		b := blob
-		for i := 0; i < 8; i++ {
-			j := bytes.Index(b, oid)
-			if j < 0 {
-				break
-			}
-			b = b[j+len(oid):]
-			if len(b) > 3 && b[0] == 0x01 && b[1] == 0x00 && b[2] == 0x6e {
-				if k, ok := ParseKerberos(b[2:]); ok && k.Type == KrbAPReq {
-					return k, true
-				}
-			}
-		}
-	}
-	return KerberosMsg{}, false
+	return findKrb(blob, 0x01, 0x6e, KrbAPReq)
 }
 
-// FindAPRep finds a Kerberos AP-REP inside a GSS-API or SPNEGO blob (the
-// mechanism OID, token id 02 00, the AP-REP), or a bare AP-REP (the third
-// leg of DCE style, MS-KILE 3.4.5.1, travels without GSS framing).
+// FindAPRep finds a Kerberos AP-REP the same way (token id 02 00): in
+// GSS-API framing, in SPNEGO's responseToken, or bare (the third leg of DCE
+// style, MS-KILE 3.4.5.1, travels without GSS framing).
 func FindAPRep(blob []byte) (KerberosMsg, bool) {
+	return findKrb(blob, 0x02, 0x6f, KrbAPRep)
+}
+
+// findKrb finds a Kerberos message of type typ (DER tag byte tag, GSS-API
+// token id tokID 00) in the SPNEGO token of blob, else anywhere in blob.
+func findKrb(blob []byte, tokID, tag byte, typ int) (KerberosMsg, bool) {
 	if t := spnegoToken(blob); len(t) > 0 {
-		blob = t
+		if k, ok := findKrbIn(t, tokID, tag, typ); ok {
+			return k, true
+		}
 	}
-	if len(blob) > 0 && blob[0] == 0x6f {
-		if k, ok := ParseKerberos(blob); ok && k.Type == KrbAPRep {
+	return findKrbIn(blob, tokID, tag, typ)
+}
+
+func findKrbIn(blob []byte, tokID, tag byte, typ int) (KerberosMsg, bool) {
+	if len(blob) > 0 && blob[0] == tag {
+		if k, ok := ParseKerberos(blob); ok && k.Type == typ {
 			return k, true
 		}
 	}
@@ -433,8 +423,8 @@ func FindAPRep(blob []byte) (KerberosMsg, bool) {
 				break
 			}
 			b = b[j+len(oid):]
-			if len(b) > 3 && b[0] == 0x02 && b[1] == 0x00 && b[2] == 0x6f {
-				if k, ok := ParseKerberos(b[2:]); ok && k.Type == KrbAPRep {
+			if len(b) > 3 && b[0] == tokID && b[1] == 0x00 && b[2] == tag {
+				if k, ok := ParseKerberos(b[2:]); ok && k.Type == typ {
 					return k, true
 				}
 			}
