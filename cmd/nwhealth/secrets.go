@@ -19,7 +19,7 @@ func registerNTLMSecrets(f *pflag.FlagSet, path *string) {
 }
 
 // keytabHelp is the --keytab flag's help (replay and report).
-const keytabHelp = "keytab of service and machine account keys (MIT keytab, or secretsdump's DOMAIN\\user:aes256-cts-hmac-sha1-96:HEX lines) to open Kerberos tickets, SMB3 sessions and sealed DCE/RPC (docs/format/keytab.md); repeatable"
+const keytabHelp = "keytab of service and machine account keys (MIT keytab, or secretsdump's DOMAIN\\user:aes256-cts-hmac-sha1-96:HEX lines) to open Kerberos tickets, SMB3 sessions, sealed DCE/RPC and WinRM messages (docs/format/keytab.md); repeatable"
 
 func registerKeytab(f *pflag.FlagSet, paths *[]string) {
 	f.StringArrayVar(paths, "keytab", nil, keytabHelp)

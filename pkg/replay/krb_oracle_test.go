@@ -257,3 +257,34 @@ func TestKerberosWrongOrMissingKey(t *testing.T) {
 		})
 	}
 }
+
+// WinRM with Kerberos message encryption (pywinrm's envelopes over MIT's
+// gss_wrap_iov, scripts/krblab/winrm_kerberos.py): tshark names the account
+// but does not open the bodies, so the known plaintext is the oracle: the
+// command the lab ran and the output its service returned, the sequence
+// of actions pywinrm sends, and every part's OriginalContent length (in
+// clear, counted by the WinRM decoder) matched by what was opened.
+func TestKerberosWinRM(t *testing.T) {
+	file := krblab(t, "winrm_kerberos.pcap")
+	ops, st := replayWith(t, file, Config{Keys: krblabKeys(t, file)}, nil, nil)
+	checkAccounts(t, ops, tsharkClients(t, file))
+	var got []string
+	for _, o := range ops {
+		got = append(got, o.Operation+" "+o.Command+o.Field("output"))
+		if o.Decrypted != "winrm" {
+			t.Errorf("%s: not decrypted (%q) %v", o.Operation, o.Decrypted, o.Fields)
+		}
+	}
+	want := "Create shell |Command whoami /all|Receive krblab\\alice|Signal terminate |Delete shell |session " // the session closes last
+	if strings.Join(got, "|") != want {
+		t.Errorf("operations\n %q\nwant\n %q", strings.Join(got, "|"), want)
+	}
+	if st.WinRMDecrypted != 10 || st.WinRMUndecryptable != 0 || st.DecodeErrors != 0 {
+		t.Errorf("stats %+v", st)
+	}
+	wrong, _ := krbseal.Parse(strings.NewReader("KRBLAB.TEST\\DC01$:aes256-cts-hmac-sha1-96:" + strings.Repeat("11", 32) + "\n"))
+	ops, st = replayWith(t, file, Config{Keys: wrong}, nil, nil)
+	if st.WinRMDecrypted != 0 || st.WinRMUndecryptable != 10 || len(ops) != 1 || ops[0].Sealed != SealedUndecryptable {
+		t.Errorf("wrong key: stats %+v, %d operations", st, len(ops))
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/nwhealth/nwhealth/pkg/smbrpc"
+	"github.com/nwhealth/nwhealth/pkg/smbrpc/krbseal"
 	"github.com/nwhealth/nwhealth/pkg/smbrpc/ntlmseal"
 	"github.com/nwhealth/nwhealth/pkg/winrm"
 )
@@ -78,6 +79,8 @@ type winrmConn struct {
 	chal []byte
 	seal *ntlmseal.Session
 	err  error
+	// krb is the Kerberos context opened with --keytab (seal stays nil).
+	krb *krbseal.Context
 
 	pending []winrmReq
 	shells  map[string]*winrmShell
@@ -208,6 +211,14 @@ func (w *winrmConn) response(p *Pipeline, m *winrm.Message, ts time.Time) {
 		return // 100 Continue: the final response follows
 	}
 	w.resps++
+	if v := m.Header("WWW-Authenticate"); v != "" && w.krb != nil {
+		// The service's AP-REP (mutual authentication): its subkey.
+		if a, ok := winrm.ParseAuth(v); ok {
+			if rep, ok := smbrpc.FindAPRep(a.Token); ok {
+				w.krb.APRep(rep, true)
+			}
+		}
+	}
 	if m.Status == 401 {
 		w.refused++
 		if v := m.Header("WWW-Authenticate"); v != "" && p.cfg.Secrets.Len() > 0 {
@@ -253,6 +264,20 @@ func (w *winrmConn) authorization(p *Pipeline, v string) {
 		if acct.user != "" || !w.acct.known() {
 			w.acct = acct
 		}
+	}
+	if k, ok := smbrpc.FindAPReq(a.Token); ok && p.cfg.Keys.Len() > 0 {
+		c, err := p.krbAccept(k)
+		w.seal, w.krb, w.err = nil, nil, nil
+		switch {
+		case c != nil && err == nil:
+			w.krb = c
+		case errors.Is(err, krbseal.ErrNoKey):
+		case c != nil:
+			w.err = fmt.Errorf("kerberos: %w", err)
+		default:
+			w.err = errors.New("kerberos: no key opens the ticket of " + k.SName)
+		}
+		return
 	}
 	if p.cfg.Secrets.Len() == 0 {
 		return
@@ -303,7 +328,7 @@ func (w *winrmConn) body(p *Pipeline, dir int, m *winrm.Message) (*winrm.Envelop
 		p.stats.DecodeErrors++
 	}
 	plain := w.plain[dir][:0]
-	opened := w.seal != nil && len(parts) > 0
+	opened := (w.seal != nil || w.krb != nil) && len(parts) > 0
 	charset := ""
 	for _, part := range parts {
 		w.enc[dir]++
@@ -313,7 +338,7 @@ func (w *winrmConn) body(p *Pipeline, dir int, m *winrm.Message) (*winrm.Envelop
 		if i := strings.Index(strings.ToLower(part.Type), "charset="); i >= 0 {
 			charset = strings.Trim(part.Type[i+len("charset="):], `"; `)
 		}
-		if w.seal == nil {
+		if w.seal == nil && w.krb == nil {
 			if w.err != nil {
 				w.notOpen++
 				p.stats.WinRMUndecryptable++
@@ -323,7 +348,7 @@ func (w *winrmConn) body(p *Pipeline, dir int, m *winrm.Message) (*winrm.Envelop
 			continue
 		}
 		sig, sealed, err := part.Split()
-		if err == nil && len(sig) != ntlmseal.SignatureLen {
+		if err == nil && w.seal != nil && len(sig) != ntlmseal.SignatureLen {
 			err = fmt.Errorf("signature of %d bytes: not NTLM", len(sig))
 		}
 		if err == nil && part.Length >= 0 {
@@ -336,7 +361,11 @@ func (w *winrmConn) body(p *Pipeline, dir int, m *winrm.Message) (*winrm.Envelop
 		if err == nil {
 			at := len(plain)
 			plain = append(plain, sealed...)
-			err = w.seal.UnsealMessage(dir, sig, plain[at:])
+			if w.seal != nil {
+				err = w.seal.UnsealMessage(dir, sig, plain[at:])
+			} else {
+				err = w.krb.UnwrapMessage(dir, sig, plain[at:])
+			}
 			if err != nil {
 				plain = plain[:at]
 			}

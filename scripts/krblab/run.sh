@@ -13,7 +13,8 @@
 # and downgrade attacks use; the captures and keytab then get a _rc4
 # suffix and the DCSync is left out.
 #
-# Needs root, iproute2, tcpdump, and the Debian packages samba,
+# Needs root, iproute2, tcpdump, and the Debian packages python3-gssapi,
+# python3-winrm, samba,
 # samba-ad-provision, samba-ad-dc, krb5-user,
 # smbclient. The lab's password is fixed: the
 # captures and keytab are test data.
@@ -29,6 +30,7 @@ work=$(mktemp -d)
 cleanup() {
 	[ -n "${dump:-}" ] && kill "$dump" 2>/dev/null || true
 	[ -n "${srv:-}" ] && kill "$srv" 2>/dev/null || true
+	[ -n "${wsrv:-}" ] && kill "$wsrv" 2>/dev/null || true
 	sleep 1
 	ip netns del $dc 2>/dev/null || true
 	ip netns del $cli 2>/dev/null || true
@@ -114,6 +116,16 @@ rec smb3_kerberos smbclient --use-kerberos=required --client-protection=encrypt 
 # Sealed SAMR over TCP (Kerberos, packet privacy).
 rec samr_kerberos_sealed rpcclient --use-kerberos=required 'ncacn_ip_tcp:dc01.krblab.test[seal]' \
 	-c 'enumdomusers; queryuser alice'
+# WinRM with Kerberos message encryption: pywinrm's envelopes over MIT
+# GSS-API wrapping, against a stand-in service on 5985 (winrm_kerberos.py)
+# holding the DC01$ keys under HTTP/dc01.krblab.test.
+ip netns exec $dc samba-tool spn add HTTP/dc01.krblab.test 'DC01$' -s "$conf" >/dev/null 2>&1 || true
+ip netns exec $dc samba-tool domain exportkeytab "$work/http.keytab" --principal=HTTP/dc01.krblab.test -s "$conf" >/dev/null
+KRB5_KTNAME="$work/http.keytab" ip netns exec $dc /usr/bin/python3 "$here/winrm_kerberos.py" server 10.0.1.2 5985 >"$out/winrm.log" 2>&1 &
+wsrv=$!
+sleep 1
+rec winrm_kerberos /usr/bin/python3 "$here/winrm_kerberos.py" client dc01.krblab.test 5985 whoami
+kill $wsrv
 if [ -n "${RC4:-}" ]; then
 	echo "done: $out"
 	exit 0

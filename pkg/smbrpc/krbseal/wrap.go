@@ -39,13 +39,28 @@ func (c *Context) UnsealDCE(dir int, pdu []byte, from, to int) error {
 	if from < 0 || from > to || to+8 > len(pdu) {
 		return errors.New("sealed stub outside the pdu")
 	}
-	tok := pdu[to+8:]
+	return c.unwrap(dir, pdu[to+8:], pdu[from:to], pdu[:from], pdu[to:to+8])
+}
+
+// UnwrapMessage opens, in place, a message whose wrap token travels apart
+// from it: WinRM's HTTP-Kerberos-session-encrypted parts (MS-WSMV
+// 2.2.9.1.1) carry the token (its header, and the encrypted confounder,
+// filler, header copy and checksum rotated into it) as the part's
+// signature and the encrypted message after it. dir is 0 for the
+// client's messages.
+func (c *Context) UnwrapMessage(dir int, tok, data []byte) error {
+	return c.unwrap(dir, tok, data, nil, nil)
+}
+
+// unwrap opens data under the wrap token tok; pre and post are the bytes
+// that may be signed only (the DCE/RPC header and sec_trailer).
+func (c *Context) unwrap(dir int, tok, data, pre, post []byte) error {
 	switch {
 	case len(tok) >= cfxHeaderLen && tok[0] == 0x05 && tok[1] == 0x04:
-		return c.unwrapCFX(dir, pdu, from, to, tok)
+		return c.unwrapCFX(dir, tok, data, pre, post)
 	case len(tok) >= 32:
 		if t, ok := rc4Token(tok); ok {
-			return c.unwrapRC4(dir, pdu, from, to, t)
+			return c.unwrapRC4(dir, t, data, pre, post)
 		}
 	}
 	return ErrToken
@@ -70,12 +85,13 @@ func (c *Context) keysFor(acceptorFirst bool) []*smbrpc.KrbKey {
 	return ks
 }
 
-// unwrapCFX opens an RFC 4121 wrap token of an AES key. In DCE style the
-// token's body holds, rotated right by RRC (plus EC: Windows leaves the
-// filler out of its RRC, and every peer follows it), the encrypted
-// confounder, filler and header copy and the HMAC; the data they
-// surround is the PDU's stub, encrypted in place.
-func (c *Context) unwrapCFX(dir int, pdu []byte, from, to int, tok []byte) error {
+// unwrapCFX opens an RFC 4121 wrap token of an AES key. The token's body
+// holds, rotated right by RRC, the encrypted confounder, filler and header
+// copy and the HMAC; the data they surround travels apart (a DCE/RPC
+// stub, a WinRM message), encrypted in place. In DCE style the rotation is
+// RRC plus EC (Windows leaves the filler out of its RRC, and every peer
+// follows it); both are tried, the context's style first.
+func (c *Context) unwrapCFX(dir int, tok, data, pre, post []byte) error {
 	flags := tok[2]
 	if flags&cfxSealed == 0 || tok[3] != 0xff {
 		return ErrToken
@@ -86,25 +102,38 @@ func (c *Context) unwrapCFX(dir int, pdu []byte, from, to int, tok []byte) error
 	if len(body) != aesConf+ec+cfxHeaderLen+aesMAC {
 		return errors.New("wrap token length does not match its EC")
 	}
-	u := make([]byte, len(body))
-	n := (rrc + ec) % len(body)
+	rot := []int{rrc + ec, rrc}
 	if !c.DCEStyle {
-		n = rrc % len(body)
+		rot[0], rot[1] = rrc, rrc+ec
 	}
-	copy(u, body[n:])
-	copy(u[len(body)-n:], body[:n])
-	// The cipher text in order: confounder, stub, filler, header copy.
-	data := pdu[from:to]
-	ct := make([]byte, 0, aesConf+len(data)+ec+cfxHeaderLen)
-	ct = append(ct, u[:aesConf]...)
-	ct = append(ct, data...)
-	ct = append(ct, u[aesConf:aesConf+ec+cfxHeaderLen]...)
-	mac := u[aesConf+ec+cfxHeaderLen:]
+	if ec == 0 {
+		rot = rot[:1]
+	}
 	usage := uint32(usageInitiatorSeal)
 	if dir == 1 || flags&cfxSentByAcceptor != 0 {
 		usage = usageAcceptorSeal
 	}
-	plain := make([]byte, len(ct))
+	u := make([]byte, len(body))
+	ct := make([]byte, 0, aesConf+len(data)+ec+cfxHeaderLen)
+	plain := make([]byte, aesConf+len(data)+ec+cfxHeaderLen)
+	for _, r := range rot {
+		n := r % len(body)
+		copy(u, body[n:])
+		copy(u[len(body)-n:], body[:n])
+		// The cipher text in order: confounder, data, filler, header copy.
+		ct = append(ct[:0], u[:aesConf]...)
+		ct = append(ct, data...)
+		ct = append(ct, u[aesConf:aesConf+ec+cfxHeaderLen]...)
+		if c.openCFX(usage, flags, ct, u[aesConf+ec+cfxHeaderLen:], plain, data, pre, post) {
+			return nil
+		}
+	}
+	return errNoCtx
+}
+
+// openCFX tries the context's keys on one reading of a CFX token: ct the
+// cipher text, mac its HMAC. On success the plain data replaces data.
+func (c *Context) openCFX(usage uint32, flags byte, ct, mac, plain, data, pre, post []byte) bool {
 	for _, k := range c.keysFor(flags&cfxAcceptorSubkey != 0) {
 		if k.Type != ETypeAES128 && k.Type != ETypeAES256 {
 			continue
@@ -121,21 +150,24 @@ func (c *Context) unwrapCFX(dir int, pdu []byte, from, to int, tok []byte) error
 			h := hmac.New(sha1.New, ki)
 			h.Write(plain[:aesConf])
 			if signed {
-				h.Write(pdu[:from])
+				h.Write(pre)
 			}
 			h.Write(p)
 			if signed {
-				h.Write(pdu[to : to+8])
+				h.Write(post)
 			}
 			h.Write(tail)
 			if subtle.ConstantTimeCompare(h.Sum(nil)[:aesMAC], mac) == 1 {
 				copy(data, p)
 				c.wrapKey = k
-				return nil
+				return true
+			}
+			if len(pre) == 0 && len(post) == 0 {
+				break // nothing signed only: one reading
 			}
 		}
 	}
-	return errNoCtx
+	return false
 }
 
 // rc4Tok is an RFC 4757 wrap token (after its GSS-API framing).
@@ -176,8 +208,7 @@ func rc4Token(b []byte) (rc4Tok, bool) {
 // confounder and data under one from the sequence number, then the
 // checksum over them (and the signed PDU header and sec_trailer) is
 // verified.
-func (c *Context) unwrapRC4(dir int, pdu []byte, from, to int, t rc4Tok) error {
-	data := pdu[from:to]
+func (c *Context) unwrapRC4(dir int, t rc4Tok, data, pre, post []byte) error {
 	buf := make([]byte, 8+len(data))
 	zero := []byte{0, 0, 0, 0}
 	for _, k := range c.keysFor(true) {
@@ -211,11 +242,11 @@ func (c *Context) unwrapRC4(dir int, pdu []byte, from, to int, t rc4Tok) error {
 			m.Write(t.hdr)
 			m.Write(buf[:8])
 			if signed {
-				m.Write(pdu[:from])
+				m.Write(pre)
 			}
 			m.Write(buf[8:])
 			if signed {
-				m.Write(pdu[to : to+8])
+				m.Write(post)
 			}
 			if subtle.ConstantTimeCompare(hmacMD5(ksign, m.Sum(nil))[:8], t.cksum) == 1 {
 				copy(data, buf[8:])
