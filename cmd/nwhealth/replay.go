@@ -36,7 +36,8 @@ type replayOptions struct {
 	stats     bool
 	statEvery time.Duration
 	assets    string
-	secrets   string // --ntlm-secrets: a path, never a secret
+	secrets   string   // --ntlm-secrets: a path, never a secret
+	keytabs   []string // --keytab: paths, never keys
 
 	s streams
 	// open returns a packet source per capture file; tests replace it.
@@ -85,7 +86,9 @@ port and server name only.
 
 Sealed DCE/RPC (packet privacy), SMB3-encrypted sessions and encrypted WinRM
 messages show names only, unless --ntlm-secrets FILE gives the password or
-NT hash of their NTLM account: their calls are then decrypted and decoded
+NT hash of their NTLM account, or --keytab FILE the key of the Kerberos
+service (or machine account) their ticket is for: their calls are then
+decrypted and decoded
 ("sealed": "decrypted", or "decrypted": "smb3" or "winrm" for what an SMB3
 session or WinRM message carried; flag D), or marked undecryptable (wrong
 secret, lost PDU; flag U). Secrets go in the file,
@@ -125,6 +128,7 @@ SIGINT/SIGTERM and exit 0.`,
 	f.BoolVar(&o.all, "all", false, "also show plumbing calls (handle closes, binds, IPC$ connects)")
 	f.StringVar(&o.assets, "assets", "", "asset inventory YAML: hosts with role \"domain controller\" replicate without being flagged as DCSync")
 	registerNTLMSecrets(f, &o.secrets)
+	registerKeytab(f, &o.keytabs)
 	f.BoolVar(&o.stats, "stats", false, "print pipeline statistics on stderr at the end (live: every --stats-every)")
 	f.DurationVar(&o.statEvery, "stats-every", time.Minute, "live mode: interval of the statistics line")
 	handlesSignals(cmd)
@@ -168,7 +172,11 @@ func runReplay(o *replayOptions) error {
 	if err != nil {
 		return err
 	}
-	cfg := replay.Config{Secrets: secrets}
+	keys, err := loadKeytabs(o.keytabs, o.s.errOut, "replay")
+	if err != nil {
+		return err
+	}
+	cfg := replay.Config{Secrets: secrets, Keys: keys}
 	if o.ctx == nil {
 		o.ctx = context.Background()
 	}
@@ -335,6 +343,9 @@ func statsLine(st replay.Stats) string {
 	if st.WinRMDecrypted > 0 || st.WinRMUndecryptable > 0 {
 		line += fmt.Sprintf(" winrm_decrypted=%d winrm_undecryptable=%d", st.WinRMDecrypted, st.WinRMUndecryptable)
 	}
+	if st.KerberosDecrypted > 0 || st.KerberosUndecryptable > 0 {
+		line += fmt.Sprintf(" kerberos_decrypted=%d kerberos_undecryptable=%d", st.KerberosDecrypted, st.KerberosUndecryptable)
+	}
 	return line
 }
 
@@ -474,8 +485,8 @@ func tableRow(op *replay.Operation) []string {
 	switch {
 	case user == "" && op.Service != "":
 		user = "? (" + op.Service + ")"
-	case op.AccountVia == "ticket":
-		user += " (via ticket)"
+	case op.AccountVia == "ticket", op.AccountVia == "keytab":
+		user += " (via " + op.AccountVia + ")"
 	}
 	return []string{
 		op.Time.UTC().Format("2006-01-02 15:04:05.000"),
@@ -507,7 +518,7 @@ func (w *replayWriter) finish(st *replay.Stories, stats replay.Stats) {
 				t.Append(r...)
 			}
 			t.Render()
-			fmt.Fprintln(out, "flags: E arguments encrypted, D decrypted with --ntlm-secrets, U not decryptable with them, P partial (request, reply or content not fully captured)")
+			fmt.Fprintln(out, "flags: E arguments encrypted, D decrypted with --ntlm-secrets or --keytab, U not decryptable with them, P partial (request, reply or content not fully captured)")
 		}
 	}
 	if len(w.attacks) > 0 {

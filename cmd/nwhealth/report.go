@@ -18,6 +18,7 @@ import (
 	"github.com/nwhealth/nwhealth/pkg/pipeline"
 	"github.com/nwhealth/nwhealth/pkg/replay"
 	"github.com/nwhealth/nwhealth/pkg/report"
+	"github.com/nwhealth/nwhealth/pkg/smbrpc/krbseal"
 	"github.com/nwhealth/nwhealth/pkg/smbrpc/ntlmseal"
 )
 
@@ -41,6 +42,8 @@ type reportOptions struct {
 	clickhouse  string
 	secrets     string // --ntlm-secrets: a path, never a secret
 	ntlm        *ntlmseal.Secrets
+	keytabs     []string // --keytab: paths, never keys
+	keys        *krbseal.Keys
 	now         func() time.Time
 	ctx         context.Context
 	intel       intelFlags
@@ -113,6 +116,7 @@ SIGINT/SIGTERM (nothing printed, no -o file written).`,
 	f.StringVar(&o.title, "title", "", "title of the HTML page and STIX report")
 	o.intel.register(cmd)
 	registerNTLMSecrets(f, &o.secrets)
+	registerKeytab(f, &o.keytabs)
 	f.StringVar(&o.clickhouse, "clickhouse", "", "hunt over the flow database (clickhouse://HOST:PORT/DB) instead of the stores' flow records")
 	handlesSignals(cmd)
 	return cmd
@@ -128,6 +132,9 @@ func runReport(o *reportOptions) error {
 	}
 	var err error
 	if o.ntlm, err = loadNTLMSecrets(o.secrets, o.s.errOut, "report"); err != nil {
+		return err
+	}
+	if o.keys, err = loadKeytabs(o.keytabs, o.s.errOut, "report"); err != nil {
 		return err
 	}
 	inc, st, damage, err := analyzeReport(o)
@@ -274,7 +281,7 @@ func reportInputs(ctx context.Context, o *reportOptions, m *hunt.Model) ([]repla
 	}
 	defer src.Close()
 	var ops []replay.Operation
-	st, err := replay.Run(ctx, src, replay.Config{Secrets: o.ntlm}, func(op replay.Operation) { ops = append(ops, op) })
+	st, err := replay.Run(ctx, src, replay.Config{Secrets: o.ntlm, Keys: o.keys}, func(op replay.Operation) { ops = append(ops, op) })
 	src.Finish()
 	damage := src.Damage()
 	damage.Places = append(damage.Places, dbDamage.Places...)

@@ -23,7 +23,7 @@ type Operation struct {
 	Workstation string          `json:"workstation,omitempty"`
 	Auth        string          `json:"auth"`
 	Service     string          `json:"service,omitempty"`
-	AccountVia  string          `json:"account_via,omitempty"` // Kerberos: how the account was found ("ticket", "kdc")
+	AccountVia  string          `json:"account_via,omitempty"` // Kerberos: how the account was found ("keytab", "ticket", "kdc")
 	Transport   string          `json:"transport"`
 	Pipe        string          `json:"pipe,omitempty"`
 	Share       string          `json:"share,omitempty"`

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/nwhealth/nwhealth/pkg/smbrpc"
+	"github.com/nwhealth/nwhealth/pkg/smbrpc/krbseal"
 )
 
 // FuzzStreams feeds arbitrary bytes as both directions of an SMB (445), a
@@ -40,6 +41,12 @@ func FuzzStreams(f *testing.F) {
 	f.Add([]byte("POST /wsman HTTP/1.1\r\nAuthorization: Basic dTpw\r\nContent-Type: application/soap+xml;charset=UTF-8\r\nContent-Length: 40\r\n\r\n<s:Envelope><s:Body/></s:Envelope>xxxxxx"),
 		[]byte("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"), uint8(9))
 	sec := secretsOf(f, `CORP\alice password:`+labPassword+"\n")
+	// The Kerberos lab's keys: a mutated AP-REQ, AP-REP or wrap token
+	// goes through the --keytab paths too.
+	keys, _, err := krbseal.Load(filepath.Join("..", "..", "testdata", "krblab", "krblab.keytab"))
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, c2s, s2c []byte, drop uint8) {
 		fed := uint64(len(c2s) + len(s2c))
 		for _, port := range []string{"445", "135", "5985", "5986"} {
@@ -62,7 +69,7 @@ func FuzzStreams(f *testing.F) {
 				}
 				seg++
 			}
-			p := New(Config{MaxStreamBuffer: 1 << 16, Secrets: sec}, func(Operation) {})
+			p := New(Config{MaxStreamBuffer: 1 << 16, Secrets: sec, Keys: keys}, func(Operation) {})
 			for _, pk := range flow.pkts {
 				p.Packet(pk)
 			}

@@ -2,11 +2,13 @@ package replay
 
 import (
 	"crypto/sha256"
+	"errors"
 	"net/netip"
 	"strings"
 	"time"
 
 	"github.com/nwhealth/nwhealth/pkg/smbrpc"
+	"github.com/nwhealth/nwhealth/pkg/smbrpc/krbseal"
 )
 
 // krbHost is what the KDC exchanges of one client address showed: which
@@ -121,6 +123,60 @@ func sameService(a, b string) bool {
 	ah, _, _ = strings.Cut(ah, ".")
 	bh, _, _ = strings.Cut(bh, ".")
 	return ah == bh
+}
+
+// viaKeytab is account.via for a client read from the ticket itself,
+// opened with a --keytab key.
+const viaKeytab = "keytab"
+
+// krbOpen is what the keys made of one AP-REQ: its context (nil when the
+// ticket did not open) or why not.
+type krbOpen struct {
+	ctx *krbseal.Context
+	err error
+}
+
+// krbAccept opens the ticket and authenticator of an AP-REQ with the
+// --keytab keys. A context comes back with a nil error when both opened,
+// with an error when only the ticket did (the client is known, the keys
+// are not); nil and krbseal.ErrNoKey when no key of the etype was given.
+// Each AP-REQ is opened once (the SMB or RPC code asks again for its
+// keys), and a ticket none of the keys opens is not tried again.
+func (p *Pipeline) krbAccept(k smbrpc.KerberosMsg) (*krbseal.Context, error) {
+	if p.cfg.Keys.Len() == 0 {
+		return nil, krbseal.ErrNoKey
+	}
+	// The ticket and authenticator together name one AP-REQ (an
+	// authenticator alone could be empty in a damaged message).
+	h := sha256.New()
+	h.Write(k.Ticket)
+	h.Write(k.Authenticator.Cipher)
+	var ak ticketKey
+	copy(ak[:], h.Sum(nil))
+	if o, ok := p.krbCtx[ak]; ok {
+		return o.ctx, o.err
+	}
+	tk := keyOf(k.Ticket)
+	if err, ok := p.krbBad[tk]; ok {
+		return nil, err
+	}
+	c, err := p.cfg.Keys.Accept(k)
+	if c == nil {
+		if len(p.krbBad) >= maxTickets {
+			clear(p.krbBad)
+		}
+		p.krbBad[tk] = err
+		if !errors.Is(err, krbseal.ErrNoKey) {
+			p.stats.KerberosUndecryptable++
+		}
+		return nil, err
+	}
+	p.stats.KerberosDecrypted++
+	if len(p.krbCtx) >= maxTickets {
+		clear(p.krbCtx) // a blunt bound: a context asked for again is opened again
+	}
+	p.krbCtx[ak] = krbOpen{c, err}
+	return c, err
 }
 
 // krbConn follows Kerberos over TCP: 4-byte record marks around each

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nwhealth/nwhealth/pkg/pkthdr"
+	"github.com/nwhealth/nwhealth/pkg/smbrpc/krbseal"
 	"github.com/nwhealth/nwhealth/pkg/smbrpc/ntlmseal"
 	"github.com/nwhealth/nwhealth/pkg/smbrpc/rpcops"
 )
@@ -26,6 +27,11 @@ type Config struct {
 	// Secrets open NTLM-sealed DCE/RPC of the accounts they name
 	// (docs/format/ntlm-secrets.md); nil leaves sealed calls by name.
 	Secrets *ntlmseal.Secrets
+	// Keys open the Kerberos tickets of the services they belong to
+	// (docs/format/keytab.md): the ticket's client names the account,
+	// and its session keys open Kerberos SMB3 sessions and sealed
+	// DCE/RPC. nil leaves Kerberos as the KDC exchanges show it.
+	Keys *krbseal.Keys
 }
 
 func (c *Config) defaults() {
@@ -87,6 +93,10 @@ type Stats struct {
 	// session with keys that did not authenticate (wrong secret, damage).
 	SMB3Decrypted     uint64 `json:"smb3_decrypted,omitempty"`
 	SMB3Undecryptable uint64 `json:"smb3_undecryptable,omitempty"`
+	// With --keytab: AP-REQ tickets opened, and those of an etype a key
+	// was given for that none opened.
+	KerberosDecrypted     uint64 `json:"kerberos_decrypted,omitempty"`
+	KerberosUndecryptable uint64 `json:"kerberos_undecryptable,omitempty"`
 	// With --ntlm-secrets: WinRM encrypted messages opened, and those of
 	// an account the file names that could not be (wrong secret, damage).
 	WinRMDecrypted     uint64 `json:"winrm_decrypted,omitempty"`
@@ -116,8 +126,12 @@ type Pipeline struct {
 	conns    map[flowKey]*conn
 	buffered int64 // bytes held by all framers and reorder queues
 
-	krb      map[netip.Addr]*krbHost
-	tickets  map[ticketKey]principal     // client of each ticket a captured TGS-REP issued
+	krb     map[netip.Addr]*krbHost
+	tickets map[ticketKey]principal // client of each ticket a captured TGS-REP issued
+	// krbCtx holds the contexts opened from AP-REQs with --keytab, by
+	// authenticator; krbBad the tickets no key opened (not tried again).
+	krbCtx   map[ticketKey]krbOpen
+	krbBad   map[ticketKey]error
 	epmPorts map[netip.AddrPort]struct{} // dynamic RPC endpoints learned from the endpoint mapper
 	// transfers maps a host to the files written to it that look like
 	// tools (lower-case base name -> \\server\share\path), so a service or
@@ -171,6 +185,8 @@ func New(cfg Config, emit func(Operation)) *Pipeline {
 		apps:      make(map[*conn]struct{}),
 		krb:       make(map[netip.Addr]*krbHost),
 		tickets:   make(map[ticketKey]principal),
+		krbCtx:    make(map[ticketKey]krbOpen),
+		krbBad:    make(map[ticketKey]error),
 		epmPorts:  make(map[netip.AddrPort]struct{}),
 		shared:    rpcops.NewShared(),
 		transfers: make(map[netip.Addr]map[string]string),

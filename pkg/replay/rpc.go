@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nwhealth/nwhealth/pkg/smbrpc"
+	"github.com/nwhealth/nwhealth/pkg/smbrpc/krbseal"
 	"github.com/nwhealth/nwhealth/pkg/smbrpc/ntlmseal"
 	"github.com/nwhealth/nwhealth/pkg/smbrpc/rpcops"
 )
@@ -32,7 +33,7 @@ type account struct {
 	user, domain, workstation string
 	auth                      string // "ntlm", "kerberos"
 	service                   string // Kerberos service principal
-	via                       string // Kerberos: "ticket" (the TGS-REP that issued the ticket), "kdc" (the client's KDC exchanges)
+	via                       string // Kerberos: "keytab" (the ticket opened with a key), "ticket" (the TGS-REP that issued the ticket), "kdc" (the client's KDC exchanges)
 }
 
 func (a account) known() bool { return a.user != "" || a.service != "" }
@@ -52,7 +53,9 @@ func (p *Pipeline) accountFromBlob(blob []byte, client netip.Addr) (account, boo
 	}
 	if k, ok := smbrpc.FindAPReq(blob); ok {
 		a := account{auth: "kerberos", service: k.SName}
-		if pr, ok := p.byTicket(k.Ticket); ok {
+		if c, _ := p.krbAccept(k); c != nil {
+			a.user, a.domain, a.via = c.Client, c.Realm, viaKeytab
+		} else if pr, ok := p.byTicket(k.Ticket); ok {
 			a.user, a.domain, a.via = pr.name, pr.realm, "ticket"
 		} else if pr, ok := p.kerberosClient(client, k.SName); ok {
 			a.user, a.domain, a.via = pr.name, pr.realm, "kdc"
@@ -126,6 +129,11 @@ type rpcAssoc struct {
 	// ntlm is the unsealing state, made only when secrets were given: a
 	// pipeline without them carries one nil pointer per association.
 	ntlm *assocNTLM
+	// krb is the association's Kerberos context opened with --keytab
+	// (nil without keys, or when none opened its ticket: krbWhy says
+	// why when a key of the etype was given).
+	krb    *krbseal.Context
+	krbWhy string
 }
 
 // assocNTLM follows an association's NTLM exchange for --ntlm-secrets.
@@ -206,6 +214,9 @@ func (a *rpcAssoc) pdu(p *Pipeline, dir int, b []byte, ts time.Time) {
 		}
 		if p.cfg.Secrets.Len() > 0 {
 			a.ntlmAuth(p, pdu.AuthValue)
+		}
+		if p.cfg.Keys.Len() > 0 {
+			a.krbAuth(p, dir, pdu.AuthValue)
 		}
 	}
 	switch pdu.Type {
@@ -317,6 +328,9 @@ func (a *rpcAssoc) ntlmAuth(p *Pipeline, blob []byte) {
 // no secret for the association or the fragment could not be opened
 // (c.unsealed says why): its size still tells something (looksDCSync).
 func (a *rpcAssoc) unseal(p *Pipeline, c *rpcCall, dir int, b []byte, pdu *smbrpc.PDU) ([]byte, bool) {
+	if (a.krb != nil || a.krbWhy != "") && (pdu.AuthType == smbrpc.AuthKerberos || pdu.AuthType == smbrpc.AuthSPNEGO) {
+		return a.krbUnseal(p, c, dir, b, pdu)
+	}
 	n := a.ntlm
 	switch {
 	case n == nil || (n.seal == nil && n.err == nil):
@@ -350,6 +364,76 @@ func (a *rpcAssoc) unseal(p *Pipeline, c *rpcCall, dir int, b []byte, pdu *smbrp
 		pad = 0
 	}
 	stub := n.scratch[from : to-pad]
+	if p.stubHook != nil {
+		p.stubHook(dir, stub)
+	}
+	return stub, true
+}
+
+// krbAuth follows the Kerberos legs of a bind, alter_context or auth3
+// (and their acks) with --keytab: the client's AP-REQ opens the context,
+// the server's AP-REP gives its subkey, the client's AP-REP of DCE
+// style's third leg is checked.
+func (a *rpcAssoc) krbAuth(p *Pipeline, dir int, blob []byte) {
+	if dir == 0 {
+		if k, ok := smbrpc.FindAPReq(blob); ok {
+			c, err := p.krbAccept(k)
+			switch {
+			case c != nil && err == nil:
+				a.krb, a.krbWhy = c, ""
+			case errors.Is(err, krbseal.ErrNoKey):
+				a.krb, a.krbWhy = nil, ""
+			case c != nil:
+				a.krb, a.krbWhy = nil, "kerberos: "+err.Error()
+			default:
+				a.krb, a.krbWhy = nil, "kerberos: no key opens the ticket of "+k.SName
+			}
+			return
+		}
+	}
+	if a.krb == nil {
+		return
+	}
+	if rep, ok := smbrpc.FindAPRep(blob); ok {
+		if err := a.krb.APRep(rep, dir == 1); err != nil && dir == 1 {
+			a.krbWhy = "kerberos AP-REP: " + err.Error()
+		}
+	}
+}
+
+// krbUnseal opens a Kerberos-sealed fragment in place (as unseal does
+// with NTLM).
+func (a *rpcAssoc) krbUnseal(p *Pipeline, c *rpcCall, dir int, b []byte, pdu *smbrpc.PDU) ([]byte, bool) {
+	if c.unsealed == nil {
+		c.unsealed = &callUnseal{}
+	}
+	switch {
+	case a.krbWhy != "":
+		c.unsealed.why = a.krbWhy
+		return pdu.Stub, false
+	case c.unsealed.why != "":
+		return pdu.Stub, false
+	}
+	if a.ntlm == nil {
+		a.ntlm = &assocNTLM{} // for its scratch buffer
+	}
+	from := smbrpc.DCERPCHeaderLen + 8
+	if pdu.HasObject {
+		from += 16
+	}
+	to := pdu.FragLen - pdu.AuthLen - 8
+	s := append(a.ntlm.scratch[:0], b[:pdu.FragLen]...)
+	a.ntlm.scratch = s
+	if err := a.krb.UnsealDCE(dir, s, from, to); err != nil {
+		c.unsealed.why = "kerberos: " + err.Error()
+		return pdu.Stub, false
+	}
+	c.unsealed.opened = true
+	pad := int(s[to+2])
+	if pad > to-from {
+		pad = 0
+	}
+	stub := s[from : to-pad]
 	if p.stubHook != nil {
 		p.stubHook(dir, stub)
 	}

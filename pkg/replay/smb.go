@@ -206,7 +206,7 @@ func (s *smbConn) sessAcct(id uint64, tree *smbTree) account {
 
 func (s *smbConn) frame(p *Pipeline, dir int, msg []byte, ts time.Time) {
 	s.p = p
-	if s.enc3 == nil && p.cfg.Secrets.Len() > 0 {
+	if s.enc3 == nil && (p.cfg.Secrets.Len() > 0 || p.cfg.Keys.Len() > 0) {
 		s.enc3 = &smb3Conn{}
 	}
 	if len(msg) < smbrpc.NBHeaderLen {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/nwhealth/nwhealth/pkg/smbrpc"
+	"github.com/nwhealth/nwhealth/pkg/smbrpc/krbseal"
 	"github.com/nwhealth/nwhealth/pkg/smbrpc/ntlmseal"
 	"github.com/nwhealth/nwhealth/pkg/smbrpc/smb3crypt"
 )
@@ -25,6 +26,9 @@ type smb3Conn struct {
 	// setup is the preauth hash of a session being set up whose first
 	// request had no SessionId yet; its response names the session.
 	setup *smb3crypt.Preauth
+	// setupKrb is that session's Kerberos state: a Kerberos setup is
+	// one leg, its AP-REQ in the request without a SessionId.
+	setupKrb *smb3Sess
 	// inDecrypted is set while the messages of a decrypted transform are
 	// handled: what they open or report came from a decrypted session.
 	inDecrypted bool
@@ -33,8 +37,9 @@ type smb3Conn struct {
 // smb3Sess is one session's decryption state.
 type smb3Sess struct {
 	preauth smb3crypt.Preauth
-	chal    []byte // the NTLM CHALLENGE, copied
-	key     [16]byte
+	chal    []byte           // the NTLM CHALLENGE, copied
+	krb     *krbseal.Context // a Kerberos setup's context, opened with --keytab
+	key     []byte           // the session key (16 bytes for NTLM; Kerberos: the GSS key, up to 32)
 	keyOK   bool
 	// why the session cannot be opened ("" while it may): a wrong
 	// secret, a CHALLENGE not captured, Kerberos...
@@ -92,6 +97,11 @@ func (s *smbConn) smb3SetupReq(p *Pipeline, h smbrpc.SMB2Header, m, blob []byte)
 		// A new session: its hash starts from the connection's.
 		e.setup = &smb3crypt.Preauth{Value: e.preauth.Value}
 		e.setup.Add(m)
+		e.setupKrb = nil
+		if k, ok := smbrpc.FindAPReq(blob); ok && smbrpc.FindNTLMSSP(blob) == nil && p.cfg.Keys.Len() > 0 {
+			e.setupKrb = &smb3Sess{}
+			s.krbSetup(p, e.setupKrb, k)
+		}
 		return
 	}
 	st := s.smb3Sess(h.SessionID)
@@ -106,12 +116,15 @@ func (s *smbConn) smb3SetupReq(p *Pipeline, h smbrpc.SMB2Header, m, blob []byte)
 	st.preauth.Add(m)
 	msg := smbrpc.FindNTLMSSP(blob)
 	if smbrpc.NTLMType(msg) != smbrpc.NTLMAuthenticate {
+		if k, ok := smbrpc.FindAPReq(blob); ok && msg == nil {
+			s.krbSetup(p, st, k)
+		}
 		return
 	}
 	key, err := p.cfg.Secrets.SessionKey(st.chal, msg)
 	switch {
 	case err == nil:
-		st.key, st.keyOK, st.why = key, true, ""
+		st.key, st.keyOK, st.why = key[:], true, ""
 	case errors.Is(err, ntlmseal.ErrNoSecret):
 		st.keyOK, st.why = false, "" // not an account of the file: shown as without secrets
 	default:
@@ -127,9 +140,24 @@ func (s *smbConn) smb3SetupResp(h smbrpc.SMB2Header, m []byte) {
 	if !st.started && e.setup != nil {
 		st.started, st.preauth.Value = true, e.setup.Value
 		e.setup = nil
+		if k := e.setupKrb; k != nil {
+			st.krb, st.why = k.krb, k.why
+			e.setupKrb = nil
+		}
 	}
 	if st.done {
 		return
+	}
+	if st.krb != nil && (h.Status == smbrpc.StatusMoreProcessing || h.Status == smbrpc.StatusSuccess) {
+		// The acceptor's AP-REP (mutual authentication) carries the
+		// subkey the session key comes from.
+		if blob, _, err := smbrpc.ParseSMB2SessionSetup(m, true); err == nil {
+			if rep, ok := smbrpc.FindAPRep(blob); ok {
+				if err := st.krb.APRep(rep, true); err != nil {
+					st.why = "kerberos AP-REP: " + err.Error()
+				}
+			}
+		}
 	}
 	switch h.Status {
 	case smbrpc.StatusMoreProcessing:
@@ -145,16 +173,36 @@ func (s *smbConn) smb3SetupResp(h smbrpc.SMB2Header, m []byte) {
 		return
 	}
 	st.done = true
+	if st.krb != nil && st.why == "" {
+		st.key, st.keyOK = append(st.key[:0], st.krb.SessionKey()...), true
+	}
 	if !st.keyOK {
 		return
 	}
-	c, err := smb3crypt.NewSession(e.dialect, e.cipher, st.key[:], &st.preauth.Value)
-	st.key = [16]byte{}
+	c, err := smb3crypt.NewSession(e.dialect, e.cipher, st.key, &st.preauth.Value)
+	clear(st.key)
+	st.key = nil
 	if err != nil {
 		st.why = err.Error()
 		return
 	}
 	st.crypt = c
+}
+
+// krbSetup follows the AP-REQ of a Kerberos session setup with --keytab:
+// its context gives the session key once the setup succeeds.
+func (s *smbConn) krbSetup(p *Pipeline, st *smb3Sess, k smbrpc.KerberosMsg) {
+	c, err := p.krbAccept(k)
+	switch {
+	case c != nil && err == nil:
+		st.krb, st.keyOK, st.why = c, false, ""
+	case errors.Is(err, krbseal.ErrNoKey):
+		st.krb, st.why = nil, "" // no key of its etype: shown as without keys
+	case c != nil:
+		st.krb, st.why = nil, "kerberos: "+err.Error()
+	default:
+		st.krb, st.why = nil, "kerberos: no key opens the ticket of "+k.SName
+	}
 }
 
 // smb3Open opens a transform message of a session with keys and feeds

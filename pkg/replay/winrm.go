@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/nwhealth/nwhealth/pkg/smbrpc"
+	"github.com/nwhealth/nwhealth/pkg/smbrpc/krbseal"
 	"github.com/nwhealth/nwhealth/pkg/smbrpc/ntlmseal"
 	"github.com/nwhealth/nwhealth/pkg/winrm"
 )
@@ -84,6 +85,8 @@ type winrmConn struct {
 	chal []byte
 	seal *ntlmseal.Session
 	err  error
+	// krb is the Kerberos context opened with --keytab (seal stays nil).
+	krb *krbseal.Context
 
 	pending []winrmReq
 
@@ -224,6 +227,14 @@ func (w *winrmConn) response(p *Pipeline, m *winrm.Message, ts time.Time) {
 		return // 100 Continue: the final response follows
 	}
 	w.resps++
+	if v := m.Header("WWW-Authenticate"); v != "" && w.krb != nil {
+		// The service's AP-REP (mutual authentication): its subkey.
+		if a, ok := winrm.ParseAuth(v); ok {
+			if rep, ok := smbrpc.FindAPRep(a.Token); ok {
+				w.krb.APRep(rep, true)
+			}
+		}
+	}
 	if m.Status == 401 {
 		w.refused++
 		if v := m.Header("WWW-Authenticate"); v != "" && p.cfg.Secrets.Len() > 0 {
@@ -285,8 +296,20 @@ func (w *winrmConn) authorization(p *Pipeline, v string) {
 		// NEGOTIATE: a new NTLM handshake; its CHALLENGE comes in the 401.
 		w.newContext(mechNTLM)
 	default:
-		if _, ok := smbrpc.FindAPReq(a.Token); ok {
+		if k, ok := smbrpc.FindAPReq(a.Token); ok {
 			w.newContext(mechKerberos)
+			if p.cfg.Keys.Len() > 0 {
+				c, err := p.krbAccept(k)
+				switch {
+				case c != nil && err == nil:
+					w.krb = c
+				case errors.Is(err, krbseal.ErrNoKey):
+				case c != nil:
+					w.err = fmt.Errorf("kerberos: %w", err)
+				default:
+					w.err = errors.New("kerberos: no key opens the ticket of " + k.SName)
+				}
+			}
 		} else if a.Scheme != winrm.SchemeNegotiate && a.Scheme != winrm.SchemeKerberos && a.Scheme != winrm.SchemeNTLM && a.Scheme != w.mech {
 			// Another scheme (CredSSP): its own context. Its later legs,
 			// and SPNEGO's second leg, go on with the one under way.
@@ -305,7 +328,7 @@ const (
 // keys the previous authentication gave no longer protect its messages.
 func (w *winrmConn) newContext(mech string) {
 	w.mech = mech
-	w.seal, w.err = nil, nil
+	w.seal, w.krb, w.err = nil, nil, nil
 }
 
 func (w *winrmConn) clientAddr() netip.Addr {
@@ -352,7 +375,7 @@ func (w *winrmConn) body(p *Pipeline, dir int, m *winrm.Message) (*winrm.Envelop
 		p.stats.DecodeErrors++
 	}
 	plain := w.plain[dir][:0]
-	opened := w.seal != nil && len(parts) > 0
+	opened := (w.seal != nil || w.krb != nil) && len(parts) > 0
 	charset := ""
 	for _, part := range parts {
 		w.enc[dir]++
@@ -365,7 +388,7 @@ func (w *winrmConn) body(p *Pipeline, dir int, m *winrm.Message) (*winrm.Envelop
 		if w.mech == mechKerberos {
 			w.krbEnc[dir]++
 		}
-		if w.seal == nil {
+		if w.seal == nil && w.krb == nil {
 			if w.err != nil {
 				w.notOpen++
 				p.stats.WinRMUndecryptable++
@@ -375,7 +398,7 @@ func (w *winrmConn) body(p *Pipeline, dir int, m *winrm.Message) (*winrm.Envelop
 			continue
 		}
 		sig, sealed, err := part.Split()
-		if err == nil && len(sig) != ntlmseal.SignatureLen {
+		if err == nil && w.seal != nil && len(sig) != ntlmseal.SignatureLen {
 			err = fmt.Errorf("signature of %d bytes: not NTLM", len(sig))
 		}
 		if err == nil && part.Length >= 0 {
@@ -388,7 +411,11 @@ func (w *winrmConn) body(p *Pipeline, dir int, m *winrm.Message) (*winrm.Envelop
 		if err == nil {
 			at := len(plain)
 			plain = append(plain, sealed...)
-			err = w.seal.UnsealMessage(dir, sig, plain[at:])
+			if w.seal != nil {
+				err = w.seal.UnsealMessage(dir, sig, plain[at:])
+			} else {
+				err = w.krb.UnwrapMessage(dir, sig, plain[at:])
+			}
 			if err != nil {
 				plain = plain[:at]
 			}

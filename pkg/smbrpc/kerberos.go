@@ -34,7 +34,65 @@ type KerberosMsg struct {
 	// service's AP-REQ to the client name in the clear in the TGS-REP.
 	// It aliases the input.
 	Ticket []byte
+	// TicketEnc is the ticket's EncryptedData (etype, key version,
+	// cipher: the cipher is Ticket); Authenticator is the AP-REQ's and
+	// EncPart the AP-REP's. They alias the input.
+	TicketEnc, Authenticator, EncPart KrbEncrypted
 }
+
+// KrbEncrypted is an EncryptedData (RFC 4120 5.2.9).
+type KrbEncrypted struct {
+	EType   int
+	KVNO    uint32
+	HasKVNO bool
+	Cipher  []byte
+}
+
+// KrbKey is an EncryptionKey (RFC 4120 5.2.9); Value aliases the input.
+type KrbKey struct {
+	Type  int
+	Value []byte
+}
+
+// EncTicketPart is what replay reads of a decrypted ticket (RFC 4120
+// 5.3): the session key and the client.
+type EncTicketPart struct {
+	Key           KrbKey
+	CName, CRealm string
+}
+
+// Authenticator is what replay reads of a decrypted AP-REQ authenticator
+// (RFC 4120 5.5.1): the client, its subkey and sequence number, and the
+// GSS-API checksum's flags (RFC 4121 4.1.1: DCE style, confidentiality).
+type Authenticator struct {
+	CName, CRealm string
+	Subkey        KrbKey
+	Seq           uint32
+	HasSeq        bool
+	GSSFlags      uint32
+	HasGSSFlags   bool
+}
+
+// EncAPRepPart is a decrypted AP-REP's part (RFC 4120 5.5.2).
+type EncAPRepPart struct {
+	Subkey KrbKey
+	Seq    uint32
+	HasSeq bool
+}
+
+// GSS-API checksum flags (RFC 4121 4.1.1.1, MS-KILE 3.2.5.2).
+const (
+	GSSFlagConf     = 0x10
+	GSSFlagInteg    = 0x20
+	GSSFlagDCEStyle = 0x1000
+)
+
+// Application tags of the decrypted parts.
+const (
+	krbEncTicketPart = 3
+	krbAuthenticator = 2
+	krbEncAPRepPart  = 27
+)
 
 // der is one decoded DER element.
 type der struct {
@@ -149,24 +207,121 @@ func principal(b []byte) string {
 	return strings.Join(parts, "/")
 }
 
-// ticket decodes a Ticket's realm, service name and enc-part cipher.
-func ticket(b []byte) (realm, sname string, cipher []byte) {
+// ticket decodes a Ticket's realm, service name and enc-part.
+func ticket(b []byte) (realm, sname string, enc KrbEncrypted) {
 	e, _, ok := derNext(b)
 	if !ok || e.class != 1 || e.tag != krbTicket {
-		return "", "", nil
+		return "", "", enc
 	}
 	seq, ok := derSeq(e.content)
 	if !ok {
-		return "", "", nil
+		return "", "", enc
 	}
 	f := derFields(seq)
-	if enc, ok := derSeq(f[3]); ok {
-		// EncryptedData: etype [0], kvno [1] OPTIONAL, cipher [2] OCTET STRING.
-		if c, _, ok := derNext(derFields(enc)[2]); ok && c.class == 0 && c.tag == 4 && len(c.content) > 0 {
-			cipher = c.content
+	return derString(f[1]), principal(f[2]), encrypted(f[3])
+}
+
+// encrypted decodes an explicit field holding EncryptedData: etype [0],
+// kvno [1] OPTIONAL, cipher [2] OCTET STRING.
+func encrypted(b []byte) KrbEncrypted {
+	var k KrbEncrypted
+	enc, ok := derSeq(b)
+	if !ok {
+		return k
+	}
+	f := derFields(enc)
+	if c, _, ok := derNext(f[2]); ok && c.class == 0 && c.tag == 4 && len(c.content) > 0 {
+		k.Cipher = c.content
+	}
+	k.EType = derInt(f[0])
+	k.KVNO, k.HasKVNO = derUint32(f[1])
+	return k
+}
+
+// derUint32 reads an INTEGER that holds a UInt32 (RFC 4120's kvno and
+// sequence numbers): up to five bytes, and some encoders write it signed,
+// so a negative value is taken modulo 2^32.
+func derUint32(b []byte) (uint32, bool) {
+	e, _, ok := derNext(b)
+	if !ok || e.class != 0 || e.tag != 2 || len(e.content) == 0 || len(e.content) > 5 {
+		return 0, false
+	}
+	v := uint32(int32(int8(e.content[0])))
+	for _, c := range e.content[1:] {
+		v = v<<8 | uint32(c)
+	}
+	return v, true
+}
+
+// encKey decodes an explicit field holding EncryptionKey: keytype [0],
+// keyvalue [1] OCTET STRING.
+func encKey(b []byte) KrbKey {
+	seq, ok := derSeq(b)
+	if !ok {
+		return KrbKey{}
+	}
+	f := derFields(seq)
+	v, _, ok := derNext(f[1])
+	if !ok || v.class != 0 || v.tag != 4 {
+		return KrbKey{}
+	}
+	return KrbKey{Type: derInt(f[0]), Value: v.content}
+}
+
+// appSeq unwraps [APPLICATION tag] SEQUENCE and maps its fields.
+func appSeq(b []byte, tag int) (map[int][]byte, bool) {
+	e, _, ok := derNext(b)
+	if !ok || e.class != 1 || e.tag != tag {
+		return nil, false
+	}
+	seq, ok := derSeq(e.content)
+	if !ok {
+		return nil, false
+	}
+	return derFields(seq), true
+}
+
+// ParseEncTicketPart decodes a decrypted ticket. Trailing bytes (padding)
+// are ignored.
+func ParseEncTicketPart(b []byte) (EncTicketPart, bool) {
+	f, ok := appSeq(b, krbEncTicketPart)
+	if !ok {
+		return EncTicketPart{}, false
+	}
+	t := EncTicketPart{Key: encKey(f[1]), CRealm: derString(f[2]), CName: principal(f[3])}
+	return t, len(t.Key.Value) > 0
+}
+
+// ParseAuthenticator decodes a decrypted AP-REQ authenticator.
+func ParseAuthenticator(b []byte) (Authenticator, bool) {
+	f, ok := appSeq(b, krbAuthenticator)
+	if !ok {
+		return Authenticator{}, false
+	}
+	a := Authenticator{CRealm: derString(f[1]), CName: principal(f[2]), Subkey: encKey(f[6])}
+	a.Seq, a.HasSeq = derUint32(f[7])
+	if ck, ok := derSeq(f[3]); ok {
+		// Checksum: cksumtype [0], checksum [1]; type 0x8003 is the
+		// GSS-API one: Lgth(4) Bnd(16) Flags(4) little-endian.
+		cf := derFields(ck)
+		if v, _, ok := derNext(cf[1]); ok && derInt(cf[0]) == 0x8003 && len(v.content) >= 24 {
+			c := v.content
+			a.GSSFlags = uint32(c[20]) | uint32(c[21])<<8 | uint32(c[22])<<16 | uint32(c[23])<<24
+			a.HasGSSFlags = true
 		}
 	}
-	return derString(f[1]), principal(f[2]), cipher
+	return a, true
+}
+
+// ParseEncAPRepPart decodes a decrypted AP-REP part.
+func ParseEncAPRepPart(b []byte) (EncAPRepPart, bool) {
+	f, ok := appSeq(b, krbEncAPRepPart)
+	if !ok {
+		return EncAPRepPart{}, false
+	}
+	r := EncAPRepPart{Subkey: encKey(f[2])}
+	r.Seq, r.HasSeq = derUint32(f[3])
+	return r, true
 }
 
 // ParseKerberos decodes a Kerberos message (without the 4-byte TCP record
@@ -199,9 +354,12 @@ func ParseKerberos(b []byte) (k KerberosMsg, ok bool) {
 	case KrbASRep, KrbTGSRep:
 		k.CRealm = derString(f[3])
 		k.CName = principal(f[4])
-		k.Realm, k.SName, k.Ticket = ticket(f[5])
+		k.Realm, k.SName, k.TicketEnc = ticket(f[5])
+		k.Ticket = k.TicketEnc.Cipher
 	case KrbAPReq:
-		k.Realm, k.SName, k.Ticket = ticket(f[3])
+		k.Realm, k.SName, k.TicketEnc = ticket(f[3])
+		k.Ticket = k.TicketEnc.Cipher
+		k.Authenticator = encrypted(f[4])
 	case KrbError:
 		k.ErrorCode = derInt(f[6])
 		k.CRealm = derString(f[7])
@@ -209,6 +367,7 @@ func ParseKerberos(b []byte) (k KerberosMsg, ok bool) {
 		k.Realm = derString(f[9])
 		k.SName = principal(f[10])
 	case KrbAPRep:
+		k.EncPart = encrypted(f[2])
 	default:
 		return k, false
 	}
@@ -225,8 +384,37 @@ var (
 // FindAPReq finds a Kerberos AP-REQ inside a GSS-API or SPNEGO blob: the
 // mechanism OID followed by the AP-REQ token id 01 00. The OID also appears
 // in SPNEGO's mechanism list, so only an occurrence followed by the token
-// id counts.
+// id counts. A bare AP-REQ (DCE/RPC auth type 16 binds carry it without
+// GSS-API framing, and DCE style puts it so in SPNEGO's mechToken) is
+// taken as it is.
 func FindAPReq(blob []byte) (KerberosMsg, bool) {
+	return findKrb(blob, 0x01, 0x6e, KrbAPReq)
+}
+
+// FindAPRep finds a Kerberos AP-REP the same way (token id 02 00): in
+// GSS-API framing, in SPNEGO's responseToken, or bare (the third leg of DCE
+// style, MS-KILE 3.4.5.1, travels without GSS framing).
+func FindAPRep(blob []byte) (KerberosMsg, bool) {
+	return findKrb(blob, 0x02, 0x6f, KrbAPRep)
+}
+
+// findKrb finds a Kerberos message of type typ (DER tag byte tag, GSS-API
+// token id tokID 00) in the SPNEGO token of blob, else anywhere in blob.
+func findKrb(blob []byte, tokID, tag byte, typ int) (KerberosMsg, bool) {
+	if t := spnegoToken(blob); len(t) > 0 {
+		if k, ok := findKrbIn(t, tokID, tag, typ); ok {
+			return k, true
+		}
+	}
+	return findKrbIn(blob, tokID, tag, typ)
+}
+
+func findKrbIn(blob []byte, tokID, tag byte, typ int) (KerberosMsg, bool) {
+	if len(blob) > 0 && blob[0] == tag {
+		if k, ok := ParseKerberos(blob); ok && k.Type == typ {
+			return k, true
+		}
+	}
 	for _, oid := range [][]byte{oidKrb5, oidMSKrb5} {
 		b := blob
 		for i := 0; i < 8; i++ {
@@ -235,12 +423,49 @@ func FindAPReq(blob []byte) (KerberosMsg, bool) {
 				break
 			}
 			b = b[j+len(oid):]
-			if len(b) > 3 && b[0] == 0x01 && b[1] == 0x00 && b[2] == 0x6e {
-				if k, ok := ParseKerberos(b[2:]); ok && k.Type == KrbAPReq {
+			if len(b) > 3 && b[0] == tokID && b[1] == 0x00 && b[2] == tag {
+				if k, ok := ParseKerberos(b[2:]); ok && k.Type == typ {
 					return k, true
 				}
 			}
 		}
 	}
 	return KerberosMsg{}, false
+}
+
+// spnegoToken returns the mechanism token of a SPNEGO negTokenInit
+// (RFC 4178: [APPLICATION 0] { OID, [0] { mechTypes [0], reqFlags [1],
+// mechToken [2] } }) or negTokenResp ([1] { ..., responseToken [2] }),
+// nil when blob is neither. DCE style puts a bare AP-REQ or AP-REP there.
+func spnegoToken(blob []byte) []byte {
+	e, _, ok := derNext(blob)
+	if !ok {
+		return nil
+	}
+	var neg []byte
+	switch {
+	case e.class == 1 && e.tag == 0:
+		oid, rest, ok := derNext(e.content)
+		if !ok || oid.tag != 6 {
+			return nil
+		}
+		init, _, ok := derNext(rest)
+		if !ok || init.class != 2 || init.tag != 0 {
+			return nil
+		}
+		neg = init.content
+	case e.class == 2 && e.tag == 1:
+		neg = e.content
+	default:
+		return nil
+	}
+	seq, ok := derSeq(neg)
+	if !ok {
+		return nil
+	}
+	t, _, ok := derNext(derFields(seq)[2])
+	if !ok || t.class != 0 || t.tag != 4 {
+		return nil
+	}
+	return t.content
 }
