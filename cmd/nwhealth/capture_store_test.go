@@ -35,6 +35,21 @@ func storedPackets(t *testing.T, frameLen int, stores ...string) int {
 	return len(pkts)
 }
 
+// waitStored polls the stores until want 64-byte packets are queryable or
+// 20 seconds pass (a loaded machine may run the capture's flush late), and
+// returns the last count.
+func waitStored(t *testing.T, want int, stores ...string) int {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		time.Sleep(250 * time.Millisecond)
+		n := storedPackets(t, 64, stores...)
+		if n >= want || time.Now().After(deadline) {
+			return n
+		}
+	}
+}
+
 // TestCaptureToStores captures with two workers into two stores: every
 // packet sent is stored, shards are spread over both stores by worker, the
 // flows are recorded, and both stores verify.
@@ -107,12 +122,15 @@ func TestCaptureQueryableAndKill(t *testing.T) {
 	cmd, errOut := captureChild(t, p.B, "--store", st, "-i", p.DevB, "--flush", "200ms", "--ring-size", "32MiB", "--stats-every", "0")
 	defer cmd.Process.Kill()
 	sent := flood(t, p, p.Flood(), 30_000)
-	time.Sleep(time.Second) // a quiet link: the flush interval writes the last block
-	if n := storedPackets(t, 64, st); n != int(sent) {
+	// A quiet link: the flush interval writes the last block. How soon
+	// depends on the machine's load, so the store is polled.
+	if n := waitStored(t, int(sent), st); n != int(sent) {
 		t.Fatalf("while capturing, %d of %d packets queryable: %s", n, sent, errOut.String())
 	}
 	more := flood(t, p, p.Flood(), 20_000)
-	time.Sleep(time.Second)
+	if n := waitStored(t, int(sent+more), st); n != int(sent+more) {
+		t.Fatalf("while capturing, %d of %d packets queryable: %s", n, sent+more, errOut.String())
+	}
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
 	n := storedPackets(t, 64, st)
