@@ -39,6 +39,14 @@ const (
 	heldOrigIsA  // the originator is the key's a side
 	heldTCP      // TCP with ports
 	heldNameDone // no name search for this flow (after the first packet)
+	// heldUnoriented: a packet with ports whose originator is left to
+	// admit (most held flows never get a second packet, and orient is a
+	// good part of a held packet's cost); op and rp are unset, and
+	// heldOrigIsA and heldNameDone are decided there. With
+	// heldNameIfOrig, the name search ends with the first packet if its
+	// sender originates (a UDP payload other than DNS).
+	heldUnoriented
+	heldNameIfOrig
 )
 
 // admSlot picks a held slot: hash bits the table's own probe start and
@@ -74,10 +82,28 @@ func (b *Builder) holdable(p *pkthdr.Packet, data []byte, icmp, senderIsOrig boo
 // pushed out of the slot as unrecorded; ok is false when the packet must
 // enter the table instead.
 func (b *Builder) hold(k *key, h uint64, p *pkthdr.Packet, fromA bool, flags uint8, icmp bool, data []byte, origLen int, payload uint64, ns int64) (Handle, bool) {
-	senderIsOrig, op, rp := orient(p, flags, icmp, data)
-	ok, nameDone := b.holdable(p, data, icmp, senderIsOrig)
-	if !ok {
-		return Handle{}, false
+	bt := uint8(heldUsed)
+	var op, rp uint16
+	tcp := p.Proto == pkthdr.ProtoTCP
+	switch {
+	case p.HasPorts && !icmp && (p.Payload < 0 || p.PayloadN <= 0 || p.Payload+p.PayloadN > len(data)):
+		// No payload to search: holdable whoever originates.
+		bt |= heldUnoriented
+	case p.HasPorts && !icmp && !tcp && !isDNSPort(p.SrcPort) && !isDNSPort(p.DstPort):
+		bt |= heldUnoriented | heldNameIfOrig
+	default:
+		senderIsOrig, o, r := orient(p, flags, icmp, data)
+		ok, nameDone := b.holdable(p, data, icmp, senderIsOrig)
+		if !ok {
+			return Handle{}, false
+		}
+		op, rp = o, r
+		if fromA == senderIsOrig {
+			bt |= heldOrigIsA
+		}
+		if nameDone {
+			bt |= heldNameDone
+		}
 	}
 	if b.adm == nil {
 		b.adm = make([]held, 1<<bits.Len(uint(b.o.MaxFlows-1)))
@@ -88,18 +114,11 @@ func (b *Builder) hold(k *key, h uint64, p *pkthdr.Packet, fromA bool, flags uin
 		b.stats.Unrecorded++
 		b.held--
 	}
-	bt := uint8(heldUsed)
 	if fromA {
 		bt |= heldFromA
 	}
-	if fromA == senderIsOrig {
-		bt |= heldOrigIsA
-	}
-	if p.Proto == pkthdr.ProtoTCP && p.HasPorts {
+	if tcp && p.HasPorts {
 		bt |= heldTCP
-	}
-	if nameDone {
-		bt |= heldNameDone
 	}
 	*s = held{k: *k, ns: ns, seq: p.TCPSeq, wire: uint32(p.WireLen(origLen)), pay: uint32(payload), op: op, rp: rp, flags: flags, bits: bt}
 	b.held++
@@ -135,6 +154,9 @@ func (b *Builder) admit(s *held, h uint64, ns int64, isTCP bool, flags uint8) in
 	if b.open >= b.o.MaxFlows {
 		b.evictOldest()
 	}
+	if s.bits&heldUnoriented != 0 {
+		s.orient()
+	}
 	idx := b.openEntry(s.k, h, s.ns, s.bits&heldOrigIsA != 0, tcp, s.bits&heldNameDone != 0, s.op, s.rp)
 	e := b.at(idx)
 	e.mark = s.mark
@@ -164,6 +186,36 @@ func (b *Builder) admit(s *held, h uint64, ns int64, isTCP bool, flags uint8) in
 	}
 	b.release(s)
 	return idx
+}
+
+// orient decides a held packet's originator as hold would have with
+// orient and holdable: its flags and its sender's ports are in the slot.
+func (s *held) orient() {
+	pa, pb := uint16(s.k.meta>>48), uint16(s.k.meta>>32)
+	sp, dp := pa, pb
+	fromA := s.bits&heldFromA != 0
+	if !fromA {
+		sp, dp = pb, pa
+	}
+	tcp := s.bits&heldTCP != 0
+	senderIsOrig := true
+	switch {
+	case tcp && s.flags&(pkthdr.TCPSyn|pkthdr.TCPAck) == pkthdr.TCPSyn:
+	case tcp && s.flags&(pkthdr.TCPSyn|pkthdr.TCPAck) == pkthdr.TCPSyn|pkthdr.TCPAck:
+		senderIsOrig = false
+	default:
+		senderIsOrig = senderOriginates(tcp, sp, dp)
+	}
+	s.op, s.rp = sp, dp
+	if !senderIsOrig {
+		s.op, s.rp = dp, sp
+	}
+	if fromA == senderIsOrig {
+		s.bits |= heldOrigIsA
+	}
+	if s.bits&heldNameIfOrig != 0 && senderIsOrig {
+		s.bits |= heldNameDone
+	}
 }
 
 func (b *Builder) release(s *held) {

@@ -70,6 +70,17 @@ func TestAdmitCarriesFirstPacket(t *testing.T) {
 			rep(pkt{sport: 80, dport: 50004, proto: 6, flags: 0x11, seq: 70, ack: 8}), true},
 		{"tcp server data first", rep(pkt{sport: 80, dport: 50005, proto: 6, flags: 0x18, seq: 70, payload: []byte("HTTP/1.1 200 OK\r\n")}),
 			req(pkt{sport: 50005, dport: 80, proto: 6, flags: 0x10, seq: 7, ack: 87}), true},
+		// Both ports likely server ports: the lower one's side responds
+		// for TCP, the receiver for the rest (the originator is decided
+		// when the flow is admitted, from the held packet's ports).
+		{"udp between server ports", req(pkt{sport: 8080, dport: 443, proto: 17, payload: []byte("quic?")}),
+			rep(pkt{sport: 443, dport: 8080, proto: 17, payload: []byte("no")}), true},
+		{"tcp ack between server ports", req(pkt{sport: 3389, dport: 8443, proto: 6, flags: 0x10, seq: 5}),
+			rep(pkt{sport: 8443, dport: 3389, proto: 6, flags: 0x10, seq: 50}), true},
+		{"tcp ack from the higher server port", req(pkt{sport: 8443, dport: 3389, proto: 6, flags: 0x10, seq: 5}),
+			rep(pkt{sport: 3389, dport: 8443, proto: 6, flags: 0x10, seq: 50}), true},
+		{"udp from a server port, client replies with a query", rep(pkt{sport: 4444, dport: 40007, proto: 17}),
+			req(pkt{sport: 40007, dport: 4444, proto: 17, payload: []byte("GET / HTTP/1.1\r\nHost: admit.example\r\n\r\n")}), true},
 		{"icmp echo", req(pkt{proto: 1, icmpType: 8}), rep(pkt{proto: 1, icmpType: 0}), true},
 		{"icmp reply first", rep(pkt{proto: 1, icmpType: 0}), req(pkt{proto: 1, icmpType: 8}), true},
 		{"ipv6 udp", pkt{src: v6c, dst: v6s, sport: 40003, dport: 4444, proto: 17, payload: []byte("x")},

@@ -673,13 +673,7 @@ func orient(p *pkthdr.Packet, flags uint8, icmp bool, data []byte) (senderIsOrig
 	case icmp:
 		senderIsOrig = !icmpIsReply(p, data)
 	case p.HasPorts:
-		if likelyServerPort(p.SrcPort) {
-			if likelyServerPort(p.DstPort) {
-				senderIsOrig = !(p.Proto == pkthdr.ProtoTCP && p.SrcPort < p.DstPort)
-			} else {
-				senderIsOrig = false
-			}
-		}
+		senderIsOrig = senderOriginates(p.Proto == pkthdr.ProtoTCP, p.SrcPort, p.DstPort)
 	}
 	if senderIsOrig {
 		origPort, respPort = p.SrcPort, p.DstPort
@@ -702,6 +696,17 @@ func orient(p *pkthdr.Packet, flags uint8, icmp bool, data []byte) (senderIsOrig
 		origPort, respPort = uint16(typ), uint16(data[p.L4+1])
 	}
 	return senderIsOrig, origPort, respPort
+}
+
+// senderOriginates is orient's rule for a packet with ports that is not
+// a TCP SYN or SYN-ACK: the sender originates unless its port is a likely
+// server port and the receiver's is not (or both are and, for TCP, the
+// sender's is lower).
+func senderOriginates(tcp bool, sp, dp uint16) bool {
+	if !likelyServerPort(sp) {
+		return true
+	}
+	return likelyServerPort(dp) && !(tcp && sp < dp)
 }
 
 // openEntry puts a new flow with key k (hash h), first seen at ns, in the

@@ -148,7 +148,7 @@ type openShard struct {
 	bPkts    int
 	bStarted time.Time
 	blocks   int
-	raw      int64
+	raw      int64 // record bytes of the ended blocks
 	first    int64 // packet time of the shard's first packet
 	sealAt   int64 // the first packet time past the shard's span
 
@@ -410,11 +410,6 @@ func (w *Writer) WriteNanos(ns int64, lt pkthdr.LinkType, data []byte, origLen i
 	sh.block = pcapio.AppendRecordNanos(sh.block, ns, data, origLen, k.nanos)
 	sh.rz.Add(sh.block, before, rk)
 	sh.bPkts++
-	sh.raw += int64(len(sh.block) - before)
-
-	w.pend.packets++
-	w.pend.rawBytes += uint64(len(sh.block) - before)
-	w.pend.lastTS = max(w.pend.lastTS, ns)
 
 	// A shard is sealed at a block's end once full (of packets or of
 	// flow records), or at the first packet past its time span.
@@ -423,7 +418,7 @@ func (w *Writer) WriteNanos(ns int64, lt pkthdr.LinkType, data []byte, origLen i
 		if sh.raw >= w.opts.ShardSize || sh.flowFile.Size() >= maxFlowBytes || sh.ix.Keys() >= maxIndexKeys {
 			w.sealShard(sh)
 		}
-	} else if ns >= sh.sealAt || sh.raw >= w.opts.ShardSize {
+	} else if ns >= sh.sealAt || sh.raw+int64(len(sh.block)) >= w.opts.ShardSize {
 		w.sealShard(sh)
 	}
 	w.count++
@@ -549,6 +544,12 @@ func (w *Writer) endBlock(sh *openShard) {
 	if sh.bPkts == 0 {
 		return
 	}
+	// The block's packets are counted here rather than one by one: the
+	// counters are published at a block's end anyway.
+	w.pend.packets += uint64(sh.bPkts)
+	w.pend.rawBytes += uint64(len(sh.block))
+	w.pend.lastTS = max(w.pend.lastTS, sh.bLast)
+	sh.raw += int64(len(sh.block))
 	w.publish()
 	sh.ix.EndBlock(sh.bFirst, sh.bLast)
 	j := &job{kind: jobBlock, sh: sh, raw: sh.block, rz: sh.rz, num: sh.blocks, first: sh.bFirst, last: sh.bLast, pkts: sh.bPkts, done: make(chan struct{})}
