@@ -30,7 +30,10 @@ type Finding struct {
 	Popularity  *int     `json:"popularity,omitempty"` // channel
 	Hosts       int      `json:"hosts"`
 	Fanout      int      `json:"fanout"`
-	AdminPeers  *int     `json:"admin_peers,omitempty"` // host
+	AdminPeers  *int     `json:"admin_peers,omitempty"`  // host
+	C2Kind      string   `json:"c2_kind,omitempty"`      // host: the kind of finding its C2 evidence leads with
+	C2Peer      string   `json:"c2_peer,omitempty"`      // host: that finding's outside peer (destination, address pinged, or the poller)
+	C2PeerName  string   `json:"c2_peer_name,omitempty"` // host: the peer's name (a DNS finding's registered domain)
 	Beacon      bool     `json:"beacon"`
 	Lateral     bool     `json:"lateral"`
 	Scan        bool     `json:"scan"`
@@ -128,6 +131,14 @@ func NewFinding(id string, f *hunt.Finding) Finding {
 	} else {
 		ap := f.AdminPeers
 		j.AdminPeers = &ap
+		if f.C2Kind != "" {
+			j.C2Kind, j.C2Peer, j.C2PeerName = string(f.C2Kind), Addr(f.BeaconDst), f.BeaconDstName
+			if f.C2Kind == hunt.KindDNS {
+				// A DNS finding's address is the resolver asked, not the
+				// controller: the domain is the peer.
+				j.C2Peer = ""
+			}
+		}
 	}
 	return j
 }

@@ -4,6 +4,7 @@ import (
 	"encoding"
 	"encoding/json"
 	"io/fs"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/nwhealth/nwhealth/internal/jsonltest"
 	"github.com/nwhealth/nwhealth/internal/testenv"
+	"github.com/nwhealth/nwhealth/pkg/hunt"
 	"github.com/nwhealth/nwhealth/pkg/jsonl"
 )
 
@@ -237,5 +239,44 @@ func TestValidatorCatches(t *testing.T) {
 		if probs, err := jsonltest.Problems([]byte(bad)); err != nil || len(probs) != 1 {
 			t.Errorf("%s: problems %v (%v), want one", bad, probs, err)
 		}
+	}
+}
+
+// TestHostC2Fields: a host finding names the kind and the peer of the
+// command-and-control evidence it leads with (a DNS-led host its domain,
+// an ICMP-led one the address pinged, an inbound channel's host the
+// poller), and a host without such evidence names none; every record
+// validates against the schema.
+func TestHostC2Fields(t *testing.T) {
+	for _, tc := range []struct {
+		name               string
+		kind               hunt.Kind
+		peer               string
+		peerName           string
+		wantPeer, wantName string
+	}{
+		{"beacon", hunt.KindChannel, "203.0.113.9", "c2.example", "203.0.113.9", "c2.example"},
+		{"dns tunnel (the resolver is no peer)", hunt.KindDNS, "10.0.0.53", "tunnel.example", "", "tunnel.example"},
+		{"icmp tunnel", hunt.KindICMP, "198.51.100.7", "", "198.51.100.7", ""},
+		{"lateral only", "", "", "", "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := hunt.Finding{Kind: hunt.KindHost, Src: netip.MustParseAddr("10.0.0.5"), Score: 0.6, Severity: hunt.SeverityOf(0.6),
+				C2Kind: tc.kind, BeaconDstName: tc.peerName}
+			if tc.peer != "" {
+				f.BeaconDst = netip.MustParseAddr(tc.peer)
+			}
+			j := jsonl.NewFinding("F1", &f)
+			if j.C2Kind != string(tc.kind) || j.C2Peer != tc.wantPeer || j.C2PeerName != tc.wantName {
+				t.Errorf("c2 fields %q %q %q, want %q %q %q", j.C2Kind, j.C2Peer, j.C2PeerName, tc.kind, tc.wantPeer, tc.wantName)
+			}
+			line, err := json.Marshal(j)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if probs, err := jsonltest.Problems(line); err != nil || len(probs) != 0 {
+				t.Errorf("%s: %v %v", line, probs, err)
+			}
+		})
 	}
 }
