@@ -13,8 +13,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
+
+	"github.com/nwhealth/nwhealth/internal/secretfile"
 )
 
 // Bounds on a keys file: a domain's keytab holds a few keys per account.
@@ -81,19 +82,7 @@ func Parse(r io.Reader) (*Keys, error) {
 // Load reads a keys file from disk. loose is set when group or others can
 // read it, for the caller's warning.
 func Load(path string) (k *Keys, loose bool, err error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, false, fmt.Errorf("keytab: %w", err)
-	}
-	defer f.Close()
-	if st, err := f.Stat(); err == nil && st.Mode().Perm()&0o044 != 0 {
-		loose = true
-	}
-	k, err = Parse(f)
-	if err != nil {
-		return nil, loose, fmt.Errorf("%s: %w", path, err)
-	}
-	return k, loose, nil
+	return secretfile.Read(path, "keytab", Parse)
 }
 
 // kt reads a keytab through a bounded cursor: every length is checked

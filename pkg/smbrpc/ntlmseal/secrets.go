@@ -14,9 +14,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"unicode/utf16"
+
+	"github.com/nwhealth/nwhealth/internal/secretfile"
 
 	//lint:ignore SA1019 MD4 is what NTLM's NT hash is: compatibility, not security
 	"golang.org/x/crypto/md4"
@@ -139,19 +140,7 @@ func parseEntry(t string) (entry, error) {
 // LoadSecrets reads a secrets file from disk. loose is set when the file
 // can be read by group or others, for the caller's warning.
 func LoadSecrets(path string) (s *Secrets, loose bool, err error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, false, fmt.Errorf("ntlm secrets: %w", err)
-	}
-	defer f.Close()
-	if st, err := f.Stat(); err == nil && st.Mode().Perm()&0o044 != 0 {
-		loose = true
-	}
-	s, err = ParseSecrets(f)
-	if err != nil {
-		return nil, loose, fmt.Errorf("%s: %w", path, err)
-	}
-	return s, loose, nil
+	return secretfile.Read(path, "ntlm secrets", ParseSecrets)
 }
 
 // NTHash is MD4 of the UTF-16LE password (MS-NLMP 3.3.1 NTOWFv1).
