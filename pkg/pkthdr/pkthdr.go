@@ -29,7 +29,9 @@ const (
 // Supported reports whether Parse understands the link type.
 func Supported(lt LinkType) bool {
 	switch lt {
-	case LinkNull, LinkEthernet, LinkRaw, LinkLoop, LinkLinuxSLL, LinkIPv4, LinkIPv6, LinkSLL2:
+	case LinkNull, LinkEthernet, LinkRaw, LinkLoop, LinkLinuxSLL, LinkIPv4, LinkIPv6, LinkSLL2,
+		LinkPPP, LinkRawOld12, LinkRawOld14, LinkPPPHDLC, LinkPPPoE, LinkCHDLC, LinkIEEE80211,
+		LinkPFLOG, LinkPrism, LinkRadiotap, LinkAVS, LinkPPI, LinkNFLOG:
 		return true
 	}
 	return false
@@ -94,6 +96,9 @@ type Packet struct {
 	// forms (AddrWords), set by Parse; wordsSet says they are.
 	words    [4]uint64
 	wordsSet bool
+	// trailer is how many bytes at the frame's end are not the packet
+	// (an 802.11 FCS), set by linkLayer for parse alone.
+	trailer uint8
 }
 
 // AddrWords returns Src and Dst as the big-endian halves of their 16-byte
@@ -133,6 +138,12 @@ func parse(lt LinkType, frame []byte, p *Packet) bool {
 	off, et, ok := linkLayer(lt, frame, p)
 	if !ok {
 		return false
+	}
+	if p.trailer != 0 {
+		if len(frame) >= off+int(p.trailer) {
+			frame = frame[:len(frame)-int(p.trailer)]
+		}
+		p.trailer = 0
 	}
 	p.EtherType = et
 	if !p.network(frame, off, et) {
@@ -193,7 +204,7 @@ func linkLayer(lt LinkType, b []byte, p *Packet) (off int, ethertype uint16, ok 
 		}
 		return 0, 0, false
 	}
-	return 0, 0, false
+	return p.otherLinkLayer(lt, b)
 }
 
 // ether reads an Ethernet II (or 802.3 LLC/SNAP) header at off and walks
