@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"syscall"
+
+	"github.com/nwhealth/nwhealth/pkg/pcapfilter"
 )
 
 // Exit codes are part of the command-line contract (README "Exit codes"):
@@ -78,6 +80,7 @@ func exitCode(err error, stderr io.Writer) int {
 		ie interruptedError
 		lk locker
 		us unsealer
+		fu *pcapfilter.UnappliedError
 	)
 	switch {
 	case errors.As(err, &ie):
@@ -94,6 +97,11 @@ func exitCode(err error, stderr io.Writer) int {
 	case errors.As(err, &ue):
 		fmt.Fprintln(stderr, "nwhealth:", err)
 		fmt.Fprintln(stderr, "run 'nwhealth --help' for usage")
+		return exitUsage
+	case errors.As(err, &fu):
+		// The filter is fine; the stored link type is not one tcpdump
+		// filters: a matter of how the command was called.
+		fmt.Fprintln(stderr, "nwhealth:", err)
 		return exitUsage
 	case errors.As(err, &lk) && lk.Locked():
 		fmt.Fprintln(stderr, "nwhealth:", err)

@@ -12,6 +12,7 @@ import (
 	"github.com/nwhealth/nwhealth/pkg/objstore"
 	"github.com/nwhealth/nwhealth/pkg/pcapio"
 	"github.com/nwhealth/nwhealth/pkg/pipeline"
+	"github.com/nwhealth/nwhealth/pkg/pkthdr"
 	"github.com/nwhealth/nwhealth/pkg/store"
 	"github.com/spf13/cobra"
 )
@@ -241,7 +242,9 @@ func printImport(o *importOptions, results []store.ImportResult, st store.Writer
 			enc.Encode(rec)
 		}
 		enc.Encode(jsonl.ImportSummary{Type: jsonl.TypeImportSummary, Packets: st.StoredPackets, RawBytes: st.StoredRaw,
-			Stored: st.Stored, Sealed: st.Sealed, Removed: len(removed)})
+			Stored: st.Stored, Sealed: st.Sealed, Removed: len(removed), NoIP: st.Unparsed,
+			WiFiProtected: st.WiFi[pkthdr.WiFiProtected], WiFiManagement: st.WiFi[pkthdr.WiFiMgmt],
+			WiFiControl: st.WiFi[pkthdr.WiFiControl], WiFiNull: st.WiFi[pkthdr.WiFiNull], WiFiAMSDU: st.WiFi[pkthdr.WiFiAMSDU]})
 		return
 	}
 	for _, r := range results {
@@ -269,6 +272,12 @@ func printImport(o *importOptions, results []store.ImportResult, st store.Writer
 	// failure the two differ.
 	fmt.Fprintf(o.out, "stored %d packets, %s raw in %s (%.1f%%), %d shards sealed\n",
 		st.StoredPackets, humanBytes(int64(st.StoredRaw)), humanBytes(int64(st.Stored)), 100*ratio, st.Sealed)
+	if w := st.WiFi; w[pkthdr.WiFiData]+w[pkthdr.WiFiAMSDU]+w[pkthdr.WiFiProtected]+w[pkthdr.WiFiMgmt]+w[pkthdr.WiFiControl]+w[pkthdr.WiFiNull] > 0 {
+		// Encrypted Wi-Fi is stored but not read: say how much, so an
+		// empty hunt is not taken for a quiet network.
+		fmt.Fprintf(o.out, "802.11: %d data frames read (%d A-MSDUs, first subframe only), %d protected (encrypted, not read), %d management, %d control, %d null\n",
+			w[pkthdr.WiFiData]+w[pkthdr.WiFiAMSDU], w[pkthdr.WiFiAMSDU], w[pkthdr.WiFiProtected], w[pkthdr.WiFiMgmt], w[pkthdr.WiFiControl], w[pkthdr.WiFiNull])
+	}
 	if lost := st.Packets - min(st.Packets, st.StoredPackets); lost > 0 {
 		fmt.Fprintf(o.out, "%d packets read were not stored (the write failed)\n", lost)
 	}

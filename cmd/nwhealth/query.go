@@ -126,6 +126,9 @@ func runQuery(o *queryOptions) error {
 		}
 		fmt.Fprintln(o.errOut)
 	}
+	if n := sel.Filter.Unframed(); n > 0 {
+		fmt.Fprintf(o.errOut, "nwhealth: %d PPP frames without HDLC framing (ff 03) were not matched by --filter: libpcap's programs read PPP after it; select them with --host, --net, --port or --proto\n", n)
+	}
 	if dmg != nil {
 		for _, d := range dmg.Damage {
 			fmt.Fprintln(o.errOut, "nwhealth: damaged:", d)

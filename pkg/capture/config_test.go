@@ -62,9 +62,14 @@ func TestLinkTypeForARPHRD(t *testing.T) {
 		{519, pkthdr.LinkRaw, true},      // raw IP (cellular modems)
 		{768, pkthdr.LinkRaw, true},      // IPIP
 		{776, pkthdr.LinkRaw, true},      // SIT
-		{801, 0, false},                  // 802.11 monitor
-		{280, 0, false},                  // CAN
-		{32, 0, false},                   // InfiniBand
+		{512, pkthdr.LinkRaw, true},      // PPP: the kernel hands IP without PPP headers
+		{803, pkthdr.LinkRadiotap, true}, // 802.11 monitor (iw ... type monitor)
+		{802, pkthdr.LinkPrism, true},    // 802.11 monitor with a Prism header (old drivers)
+		{801, pkthdr.LinkIEEE80211, true},
+		{513, pkthdr.LinkCHDLC, true}, // Cisco HDLC serial lines
+		{824, 0, false},               // netlink monitor
+		{280, 0, false},               // CAN
+		{32, 0, false},                // InfiniBand
 	} {
 		lt, ok := LinkTypeForARPHRD(tt.hatype)
 		if lt != tt.want || ok != tt.ok {

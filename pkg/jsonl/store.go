@@ -66,6 +66,14 @@ type ImportSummary struct {
 	Stored   uint64 `json:"stored_bytes"`
 	Sealed   int    `json:"shards_sealed"`
 	Removed  int    `json:"shards_removed"`
+	// Frames stored without an IP header read, and of 802.11 frames
+	// those encrypted and those that carry none.
+	NoIP           uint64 `json:"no_ip,omitempty"`
+	WiFiProtected  uint64 `json:"wifi_protected,omitempty"`
+	WiFiManagement uint64 `json:"wifi_management,omitempty"`
+	WiFiControl    uint64 `json:"wifi_control,omitempty"`
+	WiFiNull       uint64 `json:"wifi_null,omitempty"`
+	WiFiAMSDU      uint64 `json:"wifi_amsdu,omitempty"`
 }
 
 // Shard is one shard of a store (store info --shards).

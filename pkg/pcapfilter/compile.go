@@ -68,14 +68,14 @@ func CompileLive(expr, iface string, lt pkthdr.LinkType, snaplen int) ([]Instruc
 	if err != nil {
 		return nil, err
 	}
+	// Every link type capture can read from an interface
+	// (capture.LinkTypeForARPHRD), by libpcap's name.
 	var dlt string
 	switch lt {
-	case pkthdr.LinkEthernet:
-		dlt = "EN10MB"
-	case pkthdr.LinkRaw:
-		dlt = "RAW"
+	case pkthdr.LinkEthernet, pkthdr.LinkRaw, pkthdr.LinkRadiotap, pkthdr.LinkPrism, pkthdr.LinkIEEE80211, pkthdr.LinkCHDLC:
+		dlt = pkthdr.LinkName(lt)
 	default:
-		return nil, fmt.Errorf("no live filters for link type %d", lt)
+		return nil, fmt.Errorf("no live filters for link type %s", pkthdr.LinkName(lt))
 	}
 	cmd := exec.Command(td, "-ddd", "-i", iface, "-s", strconv.Itoa(snaplen), "-y", dlt, "--", expr)
 	return runCompiler(cmd, expr)

@@ -7,8 +7,10 @@
 package pcapfilter
 
 import (
+	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nwhealth/nwhealth/pkg/pkthdr"
@@ -21,6 +23,8 @@ const snaplen = 262144
 type Filter struct {
 	expr string
 	byLT sync.Map // pkthdr.LinkType -> compiled: read without a lock per packet
+
+	unframed atomic.Uint64 // PPP frames without ff 03 met by Match
 }
 
 // compiled is the outcome of compiling for one link type, failures
@@ -51,7 +55,38 @@ func (f *Filter) String() string { return f.expr }
 // Empty reports whether the filter accepts everything.
 func (f *Filter) Empty() bool { return f == nil || f.expr == "" }
 
+// UnappliedError says a filter cannot be applied to the packets of a link
+// type: tcpdump cannot compile it for that type.
+type UnappliedError struct {
+	Expr     string
+	LinkType pkthdr.LinkType
+	Err      error
+}
+
+func (e *UnappliedError) Error() string {
+	return fmt.Sprintf("--filter %q cannot be applied to packets of link type %s (%v): select them with --host, --net, --port or --proto", e.Expr, pkthdr.LinkName(e.LinkType), e.Err)
+}
+
+func (e *UnappliedError) Unwrap() error { return e.Err }
+
+// Check reports, as an *UnappliedError, whether the filter cannot be
+// applied to packets of link type lt (nil for an empty filter).
+func (f *Filter) Check(lt pkthdr.LinkType) error {
+	if f.Empty() {
+		return nil
+	}
+	if _, err := f.program(lt); err != nil {
+		return &UnappliedError{Expr: f.expr, LinkType: lt, Err: err}
+	}
+	return nil
+}
+
 func (f *Filter) program(lt pkthdr.LinkType) ([]Instruction, error) {
+	switch lt {
+	case pkthdr.LinkRawOld12, pkthdr.LinkRawOld14:
+		// The same raw IP; libpcap knows 14 by no name.
+		lt = pkthdr.LinkRaw
+	}
 	if c, ok := f.byLT.Load(lt); ok {
 		return c.(*compiled).prog, c.(*compiled).err
 	}
@@ -63,7 +98,10 @@ func (f *Filter) program(lt pkthdr.LinkType) ([]Instruction, error) {
 }
 
 // Match reports whether the packet passes the filter. A link type for
-// which the expression cannot compile matches nothing.
+// which the expression cannot compile matches nothing (Check says so
+// beforehand). libpcap's programs for PPP (9) read the protocol after
+// HDLC-like framing (ff 03): a frame without it would be read two bytes
+// off, so it matches nothing either, and Unframed counts it.
 func (f *Filter) Match(lt pkthdr.LinkType, ts time.Time, data []byte, origLen int) bool {
 	if f.Empty() {
 		return true
@@ -72,5 +110,18 @@ func (f *Filter) Match(lt pkthdr.LinkType, ts time.Time, data []byte, origLen in
 	if err != nil {
 		return false
 	}
+	if lt == pkthdr.LinkPPP && (len(data) < 2 || data[0] != 0xff || data[1] != 0x03) {
+		f.unframed.Add(1)
+		return false
+	}
 	return Run(p, data, origLen) != 0
+}
+
+// Unframed is how many PPP frames without HDLC-like framing Match was
+// given (and did not match).
+func (f *Filter) Unframed() uint64 {
+	if f == nil {
+		return 0
+	}
+	return f.unframed.Load()
 }

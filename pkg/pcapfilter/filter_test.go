@@ -2,10 +2,12 @@ package pcapfilter
 
 import (
 	"encoding/hex"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nwhealth/nwhealth/internal/testenv"
 	"github.com/nwhealth/nwhealth/pkg/pkthdr"
 )
 
@@ -73,5 +75,45 @@ func TestFilterRemembersFailure(t *testing.T) {
 	c, ok := f.byLT.Load(pkthdr.LinkRaw)
 	if !ok || c.(*compiled).err == nil {
 		t.Fatalf("raw IP outcome not cached as a failure: %v", c)
+	}
+}
+
+// TestFilterLinkTypes: filters compile for the link types tcpdump filters
+// (802.11 behind radiotap, PPP, pf logs, the old raw IP numbers as raw
+// IP) and match there as tcpdump does; Check refuses, naming the link
+// type, where tcpdump cannot compile (NFLOG); PPP frames without HDLC
+// framing, which libpcap's programs would read two bytes off, match
+// nothing and are counted.
+func TestFilterLinkTypes(t *testing.T) {
+	testenv.Tool(t, "tcpdump")
+	f, err := Compile("udp and host 10.0.0.2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, lt := range []pkthdr.LinkType{pkthdr.LinkRadiotap, pkthdr.LinkIEEE80211, pkthdr.LinkPPP, pkthdr.LinkPPPHDLC,
+		pkthdr.LinkCHDLC, pkthdr.LinkPFLOG, pkthdr.LinkPPPoE, pkthdr.LinkRawOld12, pkthdr.LinkRawOld14} {
+		if err := f.Check(lt); err != nil {
+			t.Errorf("%s: %v", pkthdr.LinkName(lt), err)
+		}
+	}
+	err = f.Check(pkthdr.LinkNFLOG)
+	var ue *UnappliedError
+	if !errors.As(err, &ue) || ue.LinkType != pkthdr.LinkNFLOG || !strings.Contains(err.Error(), "NFLOG") {
+		t.Errorf("NFLOG: %v, want an UnappliedError naming it", err)
+	}
+	framed := frame("ff 03 00 21" + ip)
+	if !f.Match(pkthdr.LinkPPP, time.Unix(1, 0), framed, len(framed)) {
+		t.Error("framed PPP: no match")
+	}
+	bare := frame("00 21" + ip)
+	if f.Match(pkthdr.LinkPPP, time.Unix(1, 0), bare, len(bare)) || f.Unframed() != 1 {
+		t.Errorf("unframed PPP: matched, or not counted (%d)", f.Unframed())
+	}
+	radiotap := frame("00 00 08 00 00 00 00 00  08 01 00 00 020000000a01 020000000a02 020000000a03 1000  aa aa 03 00 00 00 08 00" + ip)
+	if !f.Match(pkthdr.LinkRadiotap, time.Unix(1, 0), radiotap, len(radiotap)) {
+		t.Error("radiotap: no match")
+	}
+	if !f.Match(pkthdr.LinkRawOld14, time.Unix(1, 0), frame(ip), len(frame(ip))) {
+		t.Error("link type 14: no match")
 	}
 }

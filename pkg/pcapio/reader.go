@@ -55,6 +55,21 @@ func (e *CorruptError) Error() string {
 	return fmt.Sprintf("damaged input at byte %d: %s", e.Offset, e.Reason)
 }
 
+// UnsupportedLinkError is a pcap file of a link type nwhealth cannot read
+// (pkthdr.Supported). A pcapng interface of such a type is reported as a
+// CorruptError at its first packet instead, and its packets are skipped:
+// the file's other interfaces are read.
+type UnsupportedLinkError struct {
+	LinkType pkthdr.LinkType
+}
+
+func (e *UnsupportedLinkError) Error() string {
+	return fmt.Sprintf("link type %s not supported: %s", pkthdr.LinkName(e.LinkType), supportedLinks)
+}
+
+// supportedLinks names what is read, for the messages about what is not.
+const supportedLinks = "nwhealth reads Ethernet, Linux cooked, raw IP, loopback, 802.11 (radiotap, PPI, Prism, AVS), PPP, Cisco HDLC, PPPoE, pflog and NFLOG captures"
+
 // ErrUnknownFormat is returned when the input is neither pcap nor pcapng.
 var ErrUnknownFormat = errors.New("not a pcap or pcapng file")
 
@@ -99,6 +114,9 @@ type Reader struct {
 	ifaces []ngIface
 	// SkippedBytes counts input bytes passed over while resynchronising.
 	SkippedBytes int64
+	// SkippedPackets counts packets of pcapng interfaces whose link type
+	// is not read (each such interface is named once, as a CorruptError).
+	SkippedPackets int
 	// Cut names the packets handed out shortened: their captured bytes
 	// passed MaxRecord, the most a store keeps, and only the first
 	// MaxRecord were kept (the length on the wire is unchanged).
@@ -111,6 +129,7 @@ type ngIface struct {
 	unitsPer uint64 // timestamp units per second
 	pow10    int    // >=0: units are 10^-pow10 s; -1 otherwise
 	offset   int64  // if_tsoffset, seconds
+	skipped  int    // packets skipped: the link type is not read
 }
 
 // OpenFile opens a capture file; "-" is standard input.
@@ -282,6 +301,9 @@ func (r *Reader) readFileHeader() error {
 	r.snaplen = r.bo.Uint32(hdr[16:])
 	// The upper bits of the link type field carry FCS length flags.
 	r.linkType = pkthdr.LinkType(r.bo.Uint32(hdr[20:]) & 0xffff)
+	if !pkthdr.Supported(r.linkType) {
+		return &UnsupportedLinkError{r.linkType}
+	}
 	r.discard(24)
 	return nil
 }
@@ -637,6 +659,9 @@ func (r *Reader) ngBlock(btype uint32, body []byte) (p Packet, ok bool, reason s
 			return p, false, fmt.Sprintf("captured length %d exceeds block", caplen)
 		}
 		f := r.ifaces[id]
+		if !pkthdr.Supported(f.linkType) {
+			return p, false, r.unsupported(id)
+		}
 		ts := uint64(r.bo.Uint32(body[4:]))<<32 | uint64(r.bo.Uint32(body[8:]))
 		return Packet{
 			Timestamp: f.time(ts),
@@ -649,6 +674,9 @@ func (r *Reader) ngBlock(btype uint32, body []byte) (p Packet, ok bool, reason s
 		if len(body) < 4 || len(r.ifaces) == 0 {
 			return p, false, "simple packet block without interface"
 		}
+		if !pkthdr.Supported(r.ifaces[0].linkType) {
+			return p, false, r.unsupported(0)
+		}
 		origlen := r.bo.Uint32(body)
 		caplen := uint32(len(body) - 4)
 		if origlen < caplen {
@@ -660,6 +688,18 @@ func (r *Reader) ngBlock(btype uint32, body []byte) (p Packet, ok bool, reason s
 		return Packet{LinkType: r.ifaces[0].linkType, Data: body[4 : 4+caplen], OrigLen: int(origlen), Timestamp: time.Unix(0, 0).UTC()}, true, ""
 	}
 	return p, false, "" // other blocks (statistics, name resolution, custom) are skipped
+}
+
+// unsupported skips a packet of pcapng interface id, whose link type is
+// not read, and names the interface at its first packet.
+func (r *Reader) unsupported(id int) string {
+	f := &r.ifaces[id]
+	f.skipped++
+	r.SkippedPackets++
+	if f.skipped > 1 {
+		return ""
+	}
+	return fmt.Sprintf("pcapng interface %d: link type %s not supported, its packets are skipped (%s)", id, pkthdr.LinkName(f.linkType), supportedLinks)
 }
 
 func (f ngIface) time(ts uint64) time.Time {

@@ -556,3 +556,57 @@ func TestReadSmallBuffer(t *testing.T) {
 		}()
 	}
 }
+
+// TestUnsupportedLinkType: a pcap file of a link type nwhealth does not
+// read fails to open, naming the type; in pcapng such an interface is
+// named once, at its first packet, its packets are skipped and counted,
+// and the other interfaces' packets are all read.
+func TestUnsupportedLinkType(t *testing.T) {
+	one := testPackets(1)
+	b := pcapBytes(one, binary.LittleEndian, false)
+	binary.LittleEndian.PutUint32(b[20:], 147)
+	_, err := NewReader(bytes.NewReader(b))
+	var ul *UnsupportedLinkError
+	if !errors.As(err, &ul) || ul.LinkType != 147 || !strings.Contains(err.Error(), "link type 147 not supported") {
+		t.Fatalf("pcap of link type 147: %v", err)
+	}
+
+	files, _ := filepath.Glob(filepath.Join("..", "..", "testdata", "links", "unsupported.pcapng"))
+	if len(files) != 1 {
+		t.Fatal("testdata/links/unsupported.pcapng missing")
+	}
+	in, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewReader(bytes.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pkts int
+	var bad []*CorruptError
+	for {
+		p, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		var ce *CorruptError
+		if errors.As(err, &ce) {
+			bad = append(bad, ce)
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.LinkType != pkthdr.LinkEthernet {
+			t.Errorf("packet of link type %d handed out", p.LinkType)
+		}
+		pkts++
+	}
+	if pkts != 2 || len(bad) != 1 || r.SkippedPackets != 2 {
+		t.Fatalf("%d packets, %d errors %v, %d skipped; want 2, one, 2", pkts, len(bad), bad, r.SkippedPackets)
+	}
+	if !strings.Contains(bad[0].Reason, "interface 1: link type 147 not supported") {
+		t.Errorf("reason %q does not name the interface and type", bad[0].Reason)
+	}
+}

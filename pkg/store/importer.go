@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/nwhealth/nwhealth/pkg/pcapio"
+	"github.com/nwhealth/nwhealth/pkg/pkthdr"
 )
 
 // ImportResult describes one imported file.
@@ -44,7 +45,13 @@ func Import(w *Writer, name string, r *pcapio.Reader, progress func(offset int64
 		if err != nil {
 			return res, fmt.Errorf("%s: %w", name, err)
 		}
-		if err := w.Write(p.Timestamp, p.LinkType, p.Data, p.OrigLen); err != nil {
+		lt := p.LinkType
+		if lt == pkthdr.LinkRawOld12 || lt == pkthdr.LinkRawOld14 {
+			// Stored as LINKTYPE_RAW, as libpcap writes DLT_RAW: tcpdump
+			// knows 14 by no name.
+			lt = pkthdr.LinkRaw
+		}
+		if err := w.Write(p.Timestamp, lt, p.Data, p.OrigLen); err != nil {
 			var cut *CutError
 			if !errors.As(err, &cut) {
 				return res, err

@@ -321,6 +321,14 @@ func PlanQuery(stores []Reader, sel Selector) (*Plan, error) {
 			}
 		}
 	}
+	// A filter that tcpdump cannot compile for a link type the plan reads
+	// would match none of its packets: say so instead.
+	for _, lt := range pl.LinkType {
+		if err := sel.Filter.Check(lt); err != nil {
+			pl.Close()
+			return nil, err
+		}
+	}
 	sort.SliceStable(pl.tasks, func(i, j int) bool { return pl.tasks[i].meta.First < pl.tasks[j].meta.First })
 	pl.Scanned = len(pl.tasks)
 	// Object store blocks start coming while the caller opens its output.

@@ -90,8 +90,12 @@ type WriterStats struct {
 	Blocks        uint64
 	Sealed        int    // shards sealed, by recovery too
 	Unparsed      uint64 // frames with no IP header found (stored all the same)
-	Recovered     int    // of Sealed, shards sealed by recovery after a write failure
-	Cut           uint64 // packets longer than pcapio.MaxRecord, stored cut to it
+	// WiFi counts 802.11 frames by kind (pkthdr.WiFiKind): those with
+	// IP (data, A-MSDU: the first subframe read) and those without,
+	// protected (encrypted, not read), null, management and control.
+	WiFi      [pkthdr.WiFiOther + 1]uint64
+	Recovered int    // of Sealed, shards sealed by recovery after a write failure
+	Cut       uint64 // packets longer than pcapio.MaxRecord, stored cut to it
 	// FlowsEvicted counts flows ended early because a shard's flow table
 	// was full, and FlowsUnrecorded the one-packet flows a table that had
 	// been full left without a record (flow.Options.DropSingles); both
@@ -378,6 +382,12 @@ func (w *Writer) WriteNanos(ns int64, lt pkthdr.LinkType, data []byte, origLen i
 	p := &w.parsed
 	if !pkthdr.Parse(lt, data, p) && !p.ARP {
 		w.pend.unparsed++
+	}
+	if lt != pkthdr.LinkEthernet && pkthdr.IsWiFi(lt) {
+		k := pkthdr.ClassifyWiFi(lt, data)
+		w.statsMu.Lock()
+		w.stats.WiFi[k]++
+		w.statsMu.Unlock()
 	}
 	var fh flow.Handle
 	if sh.flows != nil && p.IPVersion != 0 {
