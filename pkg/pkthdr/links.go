@@ -376,9 +376,6 @@ func (p *Packet) wifi(lt LinkType, b []byte) (int, uint16, bool) {
 		}
 		return 0, 0, false
 	}
-	if fcs {
-		p.trailer = 4
-	}
 	if len(b) < off+24 {
 		p.Truncated = true
 		return 0, 0, false
@@ -415,5 +412,10 @@ func (p *Packet) wifi(lt LinkType, b []byte) (int, uint16, bool) {
 	if b[pos] != 0xaa || b[pos+1] != 0xaa || b[pos+2] != 0x03 || b[pos+3] != 0 || b[pos+4] != 0 || (b[pos+5] != 0 && b[pos+5] != 0xf8) {
 		return 0, 0, false
 	}
-	return p.vlanTags(b, pos+8, binary.BigEndian.Uint16(b[pos+6:]))
+	off, et, ok := p.vlanTags(b, pos+8, binary.BigEndian.Uint16(b[pos+6:]))
+	if ok && fcs {
+		p.trailer = 4 // parse cuts it off (see there)
+		return off, et, false
+	}
+	return off, et, ok
 }
