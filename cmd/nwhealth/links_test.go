@@ -165,6 +165,25 @@ func TestLinkTypesImport(t *testing.T) {
 		t.Errorf("query --port 53: %d packets, tshark %d", n, wantN)
 	}
 
+	// The pcapng file's three link types come back as a pcapng of three
+	// interfaces, which tshark reads as it read the input.
+	mq := filepath.Join(dir, "mixed-q.pcapng")
+	if code, _, errOut := nwh(t, nil, "query", "--store", st, "-w", mq, "--host", "10.80.0.80", "--host", "10.81.0.80", "--host", "10.82.0.80"); code != exitOK {
+		t.Fatalf("query of the mixed file's hosts: exit %d: %s", code, errOut)
+	}
+	mf := "ip.addr==10.80.0.80 || ip.addr==10.81.0.80 || ip.addr==10.82.0.80"
+	if got, want := tsharkCount(t, tshark, mq, mf), tsharkCount(t, tshark, linkFile("mixed.pcapng"), mf); got != want || want < 27 {
+		t.Errorf("mixed link types: tshark finds %d packets in the query's pcapng, %d in the input", got, want)
+	}
+	r, err := pcapio.OpenFile(mq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Format() != pcapio.FormatPcapNG {
+		t.Errorf("mixed link types: the query wrote format %v, want pcapng", r.Format())
+	}
+	r.Close()
+
 	// Every shard is a pcap of its link type that tcpdump reads whole.
 	shards, _ := filepath.Glob(filepath.Join(st, "shards", "*.shard"))
 	if len(shards) < len(linkFixtures) {
