@@ -205,10 +205,24 @@ func TestLinkTypesImport(t *testing.T) {
 		}
 	}
 
-	// --filter is tcpdump's, file by file; NFLOG is refused, naming it.
-	code, _, errOut = nwh(t, nil, "query", "--store", st, "-w", filepath.Join(dir, "f.pcap"), "--filter", "host 10.60.0.80")
-	if code != exitUsage || !strings.Contains(errOut, "link type NFLOG") {
+	// --filter is tcpdump's, file by file. NFLOG, which tcpdump cannot
+	// filter, is named and skipped (exit 3) beside other link types, and
+	// refused alone (exit 2).
+	f := filepath.Join(dir, "f.pcap")
+	code, _, errOut = nwh(t, nil, "query", "--store", st, "-w", f, "--filter", "host 10.60.0.80")
+	if code != exitPartial || strings.Count(errOut, "cannot be applied to packets of link type NFLOG") != 2 {
 		t.Errorf("--filter over a store holding NFLOG: exit %d, %s", code, errOut)
+	}
+	if got, want := countPackets(t, f), tcpdumpCount(t, linkFile("radiotap.pcap"), "host 10.60.0.80"); got != want || want == 0 {
+		t.Errorf("--filter over a store holding NFLOG: %d packets, tcpdump %d", got, want)
+	}
+	stn := filepath.Join(dir, "store-nflog")
+	if code, _, errOut := nwh(t, nil, "import", "--store", stn, linkFile("nflog.pcap")); code != exitOK {
+		t.Fatalf("import: exit %d: %s", code, errOut)
+	}
+	code, _, errOut = nwh(t, nil, "query", "--store", stn, "-w", f, "--filter", "host 10.70.0.80")
+	if code != exitUsage || !strings.Contains(errOut, "link type NFLOG") {
+		t.Errorf("--filter over NFLOG alone: exit %d, %s", code, errOut)
 	}
 	st2 := filepath.Join(dir, "store2")
 	var filterable []string
@@ -225,7 +239,6 @@ func TestLinkTypesImport(t *testing.T) {
 			continue
 		}
 		for _, expr := range []string{fmt.Sprintf("host 10.%d.0.80", 60+i), fmt.Sprintf("udp port %d", 40000+i), "tcp[tcpflags] & tcp-syn != 0"} {
-			f := filepath.Join(dir, "f.pcap")
 			code, _, errOut := nwh(t, nil, "query", "--store", st2, "-w", f, "--filter", expr,
 				"--net", fmt.Sprintf("10.%d.0.0/16", 60+i), "--net", fmt.Sprintf("2001:db8:%x::/48", 60+i))
 			if code != exitOK {

@@ -35,18 +35,33 @@ type compiled struct {
 	err  error
 }
 
-// Compile checks expr by compiling it for Ethernet; programs for other
-// link types are compiled when first needed.
+// checkTypes are the link types Compile tries an expression on: one that
+// compiles for none of them is wrong whatever the store holds. Beyond
+// Ethernet, they admit expressions only some link types take (wlan,
+// ppp, pflog's keywords).
+var checkTypes = []pkthdr.LinkType{pkthdr.LinkEthernet, pkthdr.LinkRadiotap, pkthdr.LinkPPPHDLC, pkthdr.LinkPFLOG}
+
+// Compile checks expr by compiling it for Ethernet (or, failing that, for
+// another link type of checkTypes); programs for other link types are
+// compiled when first needed, and Check tells a link type it cannot
+// apply to.
 func Compile(expr string) (*Filter, error) {
 	expr = strings.TrimSpace(expr)
 	f := &Filter{expr: expr}
 	if expr == "" {
 		return f, nil
 	}
-	if _, err := f.program(pkthdr.LinkEthernet); err != nil {
-		return nil, err
+	var first error
+	for _, lt := range checkTypes {
+		_, err := f.program(lt)
+		if err == nil {
+			return f, nil
+		}
+		if first == nil {
+			first = err
+		}
 	}
-	return f, nil
+	return nil, first
 }
 
 // String is the expression.

@@ -117,3 +117,28 @@ func TestFilterLinkTypes(t *testing.T) {
 		t.Error("link type 14: no match")
 	}
 }
+
+// TestFilterForOtherLinkTypes: an expression only 802.11 (or pflog)
+// takes is accepted, and applies there; Check refuses it on Ethernet; an
+// expression no link type takes is still refused.
+func TestFilterForOtherLinkTypes(t *testing.T) {
+	testenv.Tool(t, "tcpdump")
+	for _, expr := range []string{"wlan type data", "action block"} {
+		f, err := Compile(expr)
+		if err != nil {
+			t.Fatalf("%q: %v", expr, err)
+		}
+		var ue *UnappliedError
+		if err := f.Check(pkthdr.LinkEthernet); !errors.As(err, &ue) {
+			t.Errorf("%q on Ethernet: %v, want an UnappliedError", expr, err)
+		}
+	}
+	f, _ := Compile("wlan type data")
+	radiotap := frame("00 00 08 00 00 00 00 00  08 01 00 00 020000000a01 020000000a02 020000000a03 1000  aa aa 03 00 00 00 08 00" + ip)
+	if !f.Match(pkthdr.LinkRadiotap, time.Unix(1, 0), radiotap, len(radiotap)) {
+		t.Error("wlan type data: no match on a radiotap data frame")
+	}
+	if _, err := Compile("hots 10.0.0.1"); err == nil {
+		t.Error("a misspelt expression compiled")
+	}
+}

@@ -208,6 +208,11 @@ type Plan struct {
 	Snaplen  uint32
 	Nanos    bool
 	LinkType []pkthdr.LinkType // distinct link types of the blocks to read, in first-seen order
+
+	// unapplied is the first shard's link type the filter cannot apply
+	// to (a *pcapfilter.UnappliedError); applied counts the shards it can.
+	unapplied error
+	applied   int
 	// Batch lets RunRecords hand out runs of consecutive records (Count >
 	// 1) where no other block interleaves: a pcap writer copies them in
 	// one write.
@@ -321,13 +326,11 @@ func PlanQuery(stores []Reader, sel Selector) (*Plan, error) {
 			}
 		}
 	}
-	// A filter that tcpdump cannot compile for a link type the plan reads
-	// would match none of its packets: say so instead.
-	for _, lt := range pl.LinkType {
-		if err := sel.Filter.Check(lt); err != nil {
-			pl.Close()
-			return nil, err
-		}
+	// A filter tcpdump cannot compile for any shard's link type would
+	// match nothing: refuse it (some shards of other types: damage).
+	if pl.unapplied != nil && pl.applied == 0 {
+		pl.Close()
+		return nil, pl.unapplied
 	}
 	sort.SliceStable(pl.tasks, func(i, j int) bool { return pl.tasks[i].meta.First < pl.tasks[j].meta.First })
 	pl.Scanned = len(pl.tasks)
@@ -360,6 +363,17 @@ func (pl *Plan) addShard(st Reader, sf ShardFile) error {
 		}
 		return err
 	}
+	// A shard whose link type the filter cannot apply to (tcpdump cannot
+	// compile it for NFLOG, or vlan for raw IP) is not read, and says so.
+	if err := pl.sel.Filter.Check(sh.Header.LinkType); err != nil {
+		f.Close()
+		if pl.unapplied == nil {
+			pl.unapplied = err
+		}
+		pl.Damage = append(pl.Damage, Damage{Shard: sf.Label(), Block: -1, Reason: err.Error() + " (its packets were not read)"})
+		return nil
+	}
+	pl.applied++
 	if sf.Sealed && !sh.Sealed {
 		pl.Damage = append(pl.Damage, Damage{Shard: sf.Label(), Block: -1, Reason: "trailer missing or damaged; blocks read by walking the file"})
 	}
