@@ -22,6 +22,7 @@ import (
 	"github.com/nwhealth/nwhealth/pkg/objstore"
 	"github.com/nwhealth/nwhealth/pkg/pcapio"
 	"github.com/nwhealth/nwhealth/pkg/pipeline"
+	"github.com/nwhealth/nwhealth/pkg/pkthdr"
 	"github.com/nwhealth/nwhealth/pkg/store"
 	"github.com/spf13/cobra"
 )
@@ -530,8 +531,12 @@ func (ss *storeSinks) abort() {
 
 // flowCounts are the store writers' counts of flows a full flow table
 // ended early, and of the one-packet flows left without a record once a
-// table had been full (evicted, timed out or open at a seal).
-type flowCounts struct{ evicted, unrecorded uint64 }
+// table had been full (evicted, timed out or open at a seal); and of a
+// monitor interface's 802.11 frames by kind.
+type flowCounts struct {
+	evicted, unrecorded uint64
+	wifi                [pkthdr.WiFiOther + 1]uint64
+}
 
 func (ss *storeSinks) flowCounts() flowCounts {
 	var c flowCounts
@@ -539,6 +544,9 @@ func (ss *storeSinks) flowCounts() flowCounts {
 		st := w.Stats()
 		c.evicted += st.FlowsEvicted
 		c.unrecorded += st.FlowsUnrecorded
+		for k, n := range st.WiFi {
+			c.wifi[k] += n
+		}
 	}
 	return c
 }
@@ -563,6 +571,9 @@ func writeCaptureStats(opts *captureOptions, typ string, now time.Time, st captu
 		if fl.evicted > 0 {
 			fmt.Fprintf(opts.s.errOut, "flow tables full: %d flows ended early, %d one-packet flows without a flow record; their packets are stored\n",
 				fl.evicted, fl.unrecorded)
+		}
+		if line := wifiSummary(fl.wifi); line != "" {
+			fmt.Fprintln(opts.s.errOut, line)
 		}
 		if len(st.Workers) > 1 {
 			for i, w := range st.Workers {

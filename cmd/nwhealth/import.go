@@ -192,6 +192,18 @@ func runImport(o *importOptions) error {
 	return nil
 }
 
+// wifiSummary says what became of the 802.11 frames a store writer
+// counted (store.WriterStats.WiFi), or "" when there were none. Encrypted
+// Wi-Fi is stored but not read: saying how much keeps an empty hunt from
+// being taken for a quiet network.
+func wifiSummary(w [pkthdr.WiFiOther + 1]uint64) string {
+	if w[pkthdr.WiFiData]+w[pkthdr.WiFiAMSDU]+w[pkthdr.WiFiProtected]+w[pkthdr.WiFiMgmt]+w[pkthdr.WiFiControl]+w[pkthdr.WiFiNull] == 0 {
+		return ""
+	}
+	return fmt.Sprintf("802.11: %d data frames read (%d A-MSDUs, first subframe only), %d protected (encrypted, not read), %d management, %d control, %d null",
+		w[pkthdr.WiFiData]+w[pkthdr.WiFiAMSDU], w[pkthdr.WiFiAMSDU], w[pkthdr.WiFiProtected], w[pkthdr.WiFiMgmt], w[pkthdr.WiFiControl], w[pkthdr.WiFiNull])
+}
+
 // openInput opens a capture file or, for "-", standard input.
 func openInput(name string, stdin io.Reader) (*pcapio.Reader, error) {
 	if name == "-" {
@@ -272,11 +284,8 @@ func printImport(o *importOptions, results []store.ImportResult, st store.Writer
 	// failure the two differ.
 	fmt.Fprintf(o.out, "stored %d packets, %s raw in %s (%.1f%%), %d shards sealed\n",
 		st.StoredPackets, humanBytes(int64(st.StoredRaw)), humanBytes(int64(st.Stored)), 100*ratio, st.Sealed)
-	if w := st.WiFi; w[pkthdr.WiFiData]+w[pkthdr.WiFiAMSDU]+w[pkthdr.WiFiProtected]+w[pkthdr.WiFiMgmt]+w[pkthdr.WiFiControl]+w[pkthdr.WiFiNull] > 0 {
-		// Encrypted Wi-Fi is stored but not read: say how much, so an
-		// empty hunt is not taken for a quiet network.
-		fmt.Fprintf(o.out, "802.11: %d data frames read (%d A-MSDUs, first subframe only), %d protected (encrypted, not read), %d management, %d control, %d null\n",
-			w[pkthdr.WiFiData]+w[pkthdr.WiFiAMSDU], w[pkthdr.WiFiAMSDU], w[pkthdr.WiFiProtected], w[pkthdr.WiFiMgmt], w[pkthdr.WiFiControl], w[pkthdr.WiFiNull])
+	if line := wifiSummary(st.WiFi); line != "" {
+		fmt.Fprintln(o.out, line)
 	}
 	if lost := st.Packets - min(st.Packets, st.StoredPackets); lost > 0 {
 		fmt.Fprintf(o.out, "%d packets read were not stored (the write failed)\n", lost)
