@@ -325,6 +325,8 @@ func coercionName(iface string) (name, cve string) {
 		return "ShadowCoerce (MS-FSRVP)", "CVE-2022-30154"
 	case "eventlog":
 		return "CheeseOunce coercion (MS-EVEN)", ""
+	case "IDispatch":
+		return "RemoteMonologue coercion (DCOM)", ""
 	}
 	return "Authentication coercion (" + iface + ")", ""
 }

@@ -136,6 +136,19 @@ func ClassName(u [16]byte) string {
 	return InterfaceName(u)
 }
 
+// iidLabel renders an interface id with its name, preferring interface
+// names (IMsiServer's IID is also its class's CLSID).
+func iidLabel(u [16]byte) string {
+	n := iidNames[u]
+	if n == "" {
+		n = InterfaceName(u)
+	}
+	if n == "" {
+		return guidLabel(u)
+	}
+	return n + " {" + UUIDString(u) + "}"
+}
+
 // guidLabel renders a class or interface id with its name.
 func guidLabel(u [16]byte) string {
 	if n := ClassName(u); n != "" {
@@ -373,10 +386,12 @@ func parseActivationBlob(b []byte) (a activation, err error) {
 	if len(b) < 8 {
 		return a, fmt.Errorf("activation blob too short")
 	}
+	// dwSize counts the bytes after dwReserved (MS-DCOM 2.2.22.1; a
+	// Windows client's blob is dwSize + 8 bytes long).
 	size := int(le.Uint32(b))
 	b = b[8:]
-	if size > 8 && size-8 < len(b) {
-		b = b[:size-8]
+	if size > 0 && size < len(b) {
+		b = b[:size]
 	}
 	hr := typeSerialized(b)
 	if hr == nil {
@@ -459,6 +474,11 @@ func (a *activation) property(c [16]byte, b []byte) {
 					}
 				})
 			}
+			// The interface array follows the whole structure: thisSize
+			// and clientCOMVersion come first (MS-DCOM 2.2.22.2.1).
+			r.U32() // thisSize
+			r.U16() // clientCOMVersion
+			r.U16()
 		})
 	case propSecurityInfo:
 		r.Construct(func() {
@@ -474,6 +494,9 @@ func (a *activation) property(c [16]byte, b []byte) {
 					}
 					r.U32()
 				})
+			}
+			if r.Ptr() { // pdwReserved (MS-DCOM 2.2.22.2.7), after the server info
+				r.Defer(func() { r.U32() })
 			}
 		})
 	case propInstanceInfo:
@@ -575,6 +598,10 @@ func activationTechnique(x *dc, clsid [16]byte) {
 		x.d.Technique, x.d.Phase = "T1047", PhaseLateral
 	case lateralCLSIDs[clsid]:
 		x.d.Technique, x.d.Phase = "T1021.003", PhaseLateral
+	case coerceCLSIDs[clsid]:
+		// Activated by admin tools too: the coercion is the UNC path a
+		// later IDispatch call hands it (dispCoercion).
+		x.add("known abuse", "RemoteMonologue NTLM coercion (T1187) once its AppID runs as the interactive user")
 	}
 }
 
@@ -603,7 +630,7 @@ func dcomActivationReq(x *dc, create bool) {
 	}
 	for i, iid := range a.iids {
 		if i < maxListed {
-			x.add("interface", guidLabel(iid))
+			x.add("interface", iidLabel(iid))
 		}
 	}
 	x.add("server", a.server)
@@ -665,7 +692,7 @@ func dcomRemoteActivation(x *dc) {
 	x.add("file", name)
 	for i, iid := range iids {
 		if i < maxListed {
-			x.add("interface", guidLabel(iid))
+			x.add("interface", iidLabel(iid))
 		}
 	}
 	activationTechnique(x, clsid)
@@ -723,7 +750,7 @@ func dcomRemQueryInterface(x *dc) {
 		iid := r.UUID()
 		x.reqIIDs = append(x.reqIIDs, iid)
 		if i < maxListed {
-			x.add("interface", guidLabel(iid))
+			x.add("interface", iidLabel(iid))
 		}
 	}
 }
@@ -805,7 +832,7 @@ func dcomServerAlive2Resp(x *dc) {
 func dcomCreateInstance(x *dc) {
 	iid := x.r.UUID()
 	x.reqIIDs = [][16]byte{iid}
-	x.add("interface", guidLabel(iid))
+	x.add("interface", iidLabel(iid))
 }
 
 // dcomCreateInstanceResp ties the new object to the factory's class.

@@ -196,7 +196,8 @@ func dispInvoke(x *dc) {
 	for i, v := range a.args {
 		x.add(fmt.Sprintf("arg[%d]", i), v.String())
 	}
-	if name == "" {
+	x.dispCoercion(name, a.args)
+	if name == "" || x.d.Technique == TechCoerce {
 		return
 	}
 	x.classifyMember(name)

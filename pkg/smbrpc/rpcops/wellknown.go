@@ -28,7 +28,6 @@ var wellKnown = lazyTable[[16]byte, string]{build: func() map[[16]byte]string {
 		"fdb3a030-065f-11d1-bb9b-00a024ea5525": "qmcomm (MS-MQMP)",
 		"76d12b80-3467-11d3-91ff-0090272f9ea3": "qmcomm2 (MS-MQMP)",
 		"1088a980-eae5-11d0-8d9b-00a02453c337": "qm2qm (MS-MQQP)",
-		"6b5bdd1e-528c-422c-af8c-a4079be4fe48": "RemoteFW (MS-FASP)",
 		"12b81e99-f207-4a4c-85d3-77b42f76fd14": "ISeclogon (seclogon)",
 		"c8cb7687-e6d3-11d2-a958-00c04f682e16": "DAV RPC (WebClient)",
 		"82ad4280-036b-11cf-972c-00aa006887b0": "inetinfo (IIS)",

@@ -1,0 +1,306 @@
+package rpcops
+
+import (
+	"encoding/binary"
+	"fmt"
+	"strings"
+	"unicode/utf16"
+)
+
+// MS-FASP, the Firewall and Advanced Security Protocol (RemoteFW, TCP
+// through the endpoint mapper): what netsh advfirewall and the NetSecurity
+// PowerShell module do to another host. Intrusion tools use it to open a
+// port for their next step or turn the firewall off (T1562.004); the rule
+// and profile calls are decoded, the IPsec ones named. Opnum names are the
+// specification's (3.1.4), without the RRPC_FW prefix.
+var faspUUID = mustUUID("6b5bdd1e-528c-422c-af8c-a4079be4fe48")
+
+// TechFirewall is Impair Defenses: Disable or Modify System Firewall.
+const TechFirewall = "T1562.004"
+
+func init() { builders = append(builders, registerFasp) }
+
+func registerFasp() {
+	names := []string{"OpenPolicyStore", "ClosePolicyStore", "RestoreDefaults", "GetGlobalConfig", "SetGlobalConfig",
+		"AddFirewallRule", "SetFirewallRule", "DeleteFirewallRule", "DeleteAllFirewallRules", "EnumFirewallRules",
+		"GetConfig", "SetConfig", "AddConnectionSecurityRule", "SetConnectionSecurityRule",
+		"DeleteConnectionSecurityRule", "DeleteAllConnectionSecurityRules", "EnumConnectionSecurityRules",
+		"AddAuthenticationSet", "SetAuthenticationSet", "DeleteAuthenticationSet", "DeleteAllAuthenticationSets",
+		"EnumAuthenticationSets", "AddCryptoSet", "SetCryptoSet", "DeleteCryptoSet", "DeleteAllCryptoSets",
+		"EnumCryptoSets", "EnumPhase1SAs", "EnumPhase2SAs", "DeletePhase1SAs", "DeletePhase2SAs", "EnumProducts",
+		"AddMainModeRule", "SetMainModeRule", "DeleteMainModeRule", "DeleteAllMainModeRules", "EnumMainModeRules",
+		"QueryFirewallRules", "QueryConnectionSecurityRules2_10", "QueryMainModeRules", "QueryAuthenticationSets",
+		"QueryCryptoSets", "EnumNetworks", "EnumAdapters", "GetGlobalConfig2_10", "GetConfig2_10",
+		"AddFirewallRule2_10", "SetFirewallRule2_10", "EnumFirewallRules2_10", "AddConnectionSecurityRule2_10",
+		"SetConnectionSecurityRule2_10", "EnumConnectionSecurityRules2_10", "AddAuthenticationSet2_10",
+		"SetAuthenticationSet2_10", "EnumAuthenticationSets2_10", "AddCryptoSet2_10", "SetCryptoSet2_10",
+		"EnumCryptoSets2_10", "AddConnectionSecurityRule2_20", "SetConnectionSecurityRule2_20",
+		"EnumConnectionSecurityRules2_20", "QueryConnectionSecurityRules2_20", "AddAuthenticationSet2_20",
+		"SetAuthenticationSet2_20", "EnumAuthenticationSets2_20", "QueryAuthenticationSets2_20",
+		"AddFirewallRule2_20", "SetFirewallRule2_20", "EnumFirewallRules2_20", "QueryFirewallRules2_20",
+		"AddFirewallRule2_24", "SetFirewallRule2_24", "EnumFirewallRules2_24", "QueryFirewallRules2_24",
+		"AddFirewallRule2_25", "SetFirewallRule2_25", "EnumFirewallRules2_25", "QueryFirewallRules2_25",
+		"AddFirewallRule2_26", "SetFirewallRule2_26", "EnumFirewallRules2_26", "QueryFirewallRules2_26",
+		"AddFirewallRule2_27", "SetFirewallRule2_27", "EnumFirewallRules2_27", "QueryFirewallRules2_27",
+		"AddFirewallRule2_31", "SetFirewallRule2_31", "EnumFirewallRules2_31", "QueryFirewallRules2_31",
+		"AddFirewallRule2_33", "SetFirewallRule2_33", "EnumFirewallRules2_33", "QueryFirewallRules2_33"}
+	evade := func(f func(x *dc)) op {
+		return op{req: f, handle: true, technique: TechFirewall, phase: PhaseEvasion}
+	}
+	ops := map[uint16]op{
+		0:  {req: faspOpenStore, opens: "fwstore"},
+		1:  {handle: true, closes: true, noise: true},
+		2:  {req: func(x *dc) {}, technique: TechFirewall, phase: PhaseEvasion},
+		3:  {req: faspGlobalConfig},
+		4:  {req: faspGlobalConfig, technique: TechFirewall, phase: PhaseEvasion},
+		7:  evade(faspDeleteRule),
+		8:  evade(func(x *dc) {}),
+		10: {req: faspGetConfig, handle: true},
+		11: evade(faspSetConfig),
+	}
+	for i, n := range names {
+		switch {
+		case strings.HasPrefix(n, "AddFirewallRule"), strings.HasPrefix(n, "SetFirewallRule"):
+			ops[uint16(i)] = evade(faspRule)
+		case strings.HasPrefix(n, "EnumFirewallRules"), strings.HasPrefix(n, "QueryFirewallRules"):
+			ops[uint16(i)] = op{handle: true, technique: "T1518.001", phase: PhaseRecon}
+		}
+	}
+	register(&iface{name: "RemoteFW", uuid: faspUUID, names: names, ops: ops})
+}
+
+var faspStores = map[uint32]string{1: "GP_RSOP", 2: "LOCAL", 5: "DYNAMIC", 6: "GPO", 7: "DEFAULTS"}
+
+var faspProfiles = []flagName{{1, "DOMAIN"}, {2, "PRIVATE"}, {4, "PUBLIC"}}
+
+func faspProfile(p uint32) string {
+	switch p {
+	case 0x7fffffff:
+		return "ALL"
+	case 0x80000000:
+		return "CURRENT"
+	}
+	return flagNames(p, faspProfiles)
+}
+
+// faspOpenStore: OpenPolicyStore(BinaryVersion, StoreType, AccessRight,
+// dwFlags); the store names the handle it returns.
+func faspOpenStore(x *dc) {
+	r := x.r
+	ver := r.U16()
+	store := r.Enum()
+	access := r.Enum()
+	if r.Err() != nil {
+		return
+	}
+	x.d.Target = enumName(store, faspStores) + " store"
+	x.add("binary version", fmt.Sprintf("0x%04x", ver))
+	x.add("access", enumName(access, map[uint32]string{1: "READ", 2: "READ_WRITE"}))
+}
+
+var faspGlobalConfigs = map[uint32]string{1: "POLICY_VERSION_SUPPORTED", 2: "CURRENT_PROFILE",
+	3: "DISABLE_STATEFUL_FTP", 4: "DISABLE_STATEFUL_PPTP", 5: "SA_IDLE_TIME", 6: "PRESHARED_KEY_ENCODING",
+	7: "IPSEC_EXEMPT", 8: "CRL_CHECK", 9: "IPSEC_THROUGH_NAT", 10: "POLICY_VERSION", 11: "BINARY_VERSION_SUPPORTED",
+	12: "IPSEC_TUNNEL_REMOTE_MACHINE_AUTHORIZATION_LIST", 13: "IPSEC_TUNNEL_REMOTE_USER_AUTHORIZATION_LIST",
+	14: "OPPORTUNISTICALLY_MATCH_AUTH_SET_PER_KM", 15: "IPSEC_TRANSPORT_REMOTE_MACHINE_AUTHORIZATION_LIST",
+	16: "IPSEC_TRANSPORT_REMOTE_USER_AUTHORIZATION_LIST", 17: "ENABLE_PACKET_QUEUE"}
+
+// faspGlobalConfig: Get/SetGlobalConfig(BinaryVersion, StoreType,
+// configID, lpBuffer, dwBufSize): the value set is a DWORD for most
+// options.
+func faspGlobalConfig(x *dc) {
+	r := x.r
+	r.U16() // BinaryVersion
+	store := r.Enum()
+	id := r.Enum()
+	if r.Err() != nil {
+		return
+	}
+	x.d.Target = enumName(id, faspGlobalConfigs)
+	x.add("store", enumName(store, faspStores))
+	if x.c.Opnum != 4 || !r.Ptr() {
+		return
+	}
+	n := r.Count(1)
+	b := r.Bytes(n)
+	if len(b) == 4 && r.Err() == nil {
+		x.add("value", fmt.Sprint(binary.LittleEndian.Uint32(b)))
+	}
+}
+
+var faspProfileConfigs = map[uint32]string{1: "ENABLE_FW", 2: "DISABLE_STEALTH_MODE", 3: "SHIELDED",
+	4: "DISABLE_UNICAST_RESPONSES_TO_MULTICAST_BROADCAST", 5: "LOG_DROPPED_PACKETS", 6: "LOG_SUCCESS_CONNECTIONS",
+	7: "LOG_IGNORED_RULES", 8: "LOG_MAX_FILE_SIZE", 9: "LOG_FILE_PATH", 10: "DISABLE_INBOUND_NOTIFICATIONS",
+	11: "AUTH_APPS_ALLOW_USER_PREF_MERGE", 12: "GLOBAL_PORTS_ALLOW_USER_PREF_MERGE", 13: "ALLOW_LOCAL_POLICY_MERGE",
+	14: "ALLOW_LOCAL_IPSEC_POLICY_MERGE", 15: "DISABLED_INTERFACES", 16: "DEFAULT_OUTBOUND_ACTION",
+	17: "DEFAULT_INBOUND_ACTION", 18: "DISABLE_STEALTH_MODE_IPSEC_SECURED_PACKET_EXEMPTION"}
+
+var faspActions = map[uint32]string{1: "ALLOW_BYPASS", 2: "BLOCK", 3: "ALLOW"}
+
+// faspGetConfig: GetConfig(hPolicyStore, configID, Profile, ...).
+func faspGetConfig(x *dc) {
+	r := x.r
+	id := r.Enum()
+	profile := r.U32() // [v1_enum]
+	if r.Err() != nil {
+		return
+	}
+	x.d.Target = enumName(id, faspProfileConfigs)
+	x.add("profile", faspProfile(profile))
+}
+
+// faspSetConfig: SetConfig(hPolicyStore, configID, Profile, pConfig,
+// dwBufSize); pConfig is a union on configID: a DWORD pointer for the
+// switches, a string for the log path, interface LUIDs for
+// DISABLED_INTERFACES (not decoded).
+func faspSetConfig(x *dc) {
+	r := x.r
+	id := r.Enum()
+	profile := r.U32() // [v1_enum]
+	if r.Err() != nil {
+		return
+	}
+	name := enumName(id, faspProfileConfigs)
+	x.d.Target = name
+	x.add("profile", faspProfile(profile))
+	if disc := r.SwitchEnum(); disc != id && r.Err() == nil {
+		r.Failf("config union arm %d, config %d", disc, id)
+		return
+	}
+	switch id {
+	case 9:
+		r.AlignP()
+		if r.Ptr() {
+			x.add("value", r.WString())
+		}
+	case 15:
+	default:
+		r.AlignP()
+		if !r.Ptr() {
+			return
+		}
+		v := r.U32()
+		if r.Err() != nil {
+			return
+		}
+		switch {
+		case id == 1 && v == 0:
+			x.add("value", "0 (firewall disabled)")
+		case id == 16 || id == 17:
+			x.add("value", enumName(v, faspActions))
+		default:
+			x.add("value", fmt.Sprint(v))
+		}
+	}
+}
+
+// faspDeleteRule: DeleteFirewallRule(hPolicyStore, [string, ref] wszRuleID).
+func faspDeleteRule(x *dc) {
+	id := x.r.WString()
+	x.d.Target = id
+	x.add("rule id", id)
+}
+
+// faspRule decodes the head of an FW_RULE (every version shares it: pNext,
+// wSchemaVersion, the rule id, name and description pointers, profiles,
+// direction, protocol) and the strings of the rule. The strings are the
+// deferred referents in member order: the id, the name and description
+// when present, then the application, service and the others, found by
+// their conformant varying shape after the head (the ports, addresses and
+// interfaces in between hold no strings).
+func faspRule(x *dc) {
+	r := x.r
+	r.AlignP()
+	next := r.Ptr()
+	schema := r.U16()
+	hasID, hasName, hasDesc := r.Ptr(), r.Ptr(), r.Ptr()
+	profiles := r.U32()
+	dir := r.Enum()
+	proto := r.U16()
+	if r.Err() != nil {
+		return
+	}
+	x.add("schema version", fmt.Sprintf("0x%04x", schema))
+	x.add("profiles", faspProfile(profiles))
+	x.add("direction", enumName(dir, map[uint32]string{1: "IN", 2: "OUT"}))
+	x.add("protocol", enumName(uint32(proto), map[uint32]string{1: "ICMP", 6: "TCP", 17: "UDP", 58: "ICMPv6", 256: "ANY"}))
+	strs := ndrWStrings(x.c.Request[r.Offset():], r.NDR64(), r.BigEndian(), (r.Offset())%r.PtrSize())
+	if next || !hasID || len(strs) == 0 {
+		// Several rules, or none: list what was found.
+		for _, s := range strs {
+			x.add("string", s)
+		}
+		return
+	}
+	x.d.Target = strs[0]
+	x.add("rule id", strs[0])
+	strs = strs[1:]
+	for _, f := range []struct {
+		has  bool
+		name string
+	}{{hasName, "name"}, {hasDesc, "description"}} {
+		if f.has && len(strs) > 0 {
+			x.add(f.name, strs[0])
+			strs = strs[1:]
+		}
+	}
+	for _, s := range strs {
+		if x.d.Command == "" && (strings.Contains(s, `\`) || strings.HasSuffix(strings.ToLower(s), ".exe")) {
+			// The first path among the later strings is the local
+			// application (wszLocalApplication precedes the others).
+			x.d.Command = s
+			x.add("application", s)
+			continue
+		}
+		x.add("string", s)
+	}
+}
+
+// ndrWStrings finds the conformant varying UTF-16 strings (max count,
+// offset 0, actual count no larger, then NUL-terminated printable text) in
+// b, at positions aligned as NDR aligns them; skew is b's offset modulo
+// the alignment within its stub. Nothing is allocated from a count the
+// bytes do not hold.
+func ndrWStrings(b []byte, ndr64, big bool, skew int) []string {
+	n := 4
+	if ndr64 {
+		n = 8
+	}
+	order := binary.ByteOrder(binary.LittleEndian)
+	if big {
+		order = binary.BigEndian
+	}
+	size := func(i int) uint64 {
+		if n == 8 {
+			return order.Uint64(b[i:])
+		}
+		return uint64(order.Uint32(b[i:]))
+	}
+	var out []string
+	i := (n - skew%n) % n
+	for i+3*n <= len(b) && len(out) < maxListed {
+		mx, off, actual := size(i), size(i+n), size(i+2*n)
+		start := i + 3*n
+		if off != 0 || actual == 0 || actual > mx || actual > uint64(len(b)-start)/2 {
+			i += n
+			continue
+		}
+		u := make([]uint16, actual)
+		ok := true
+		for k := range u {
+			u[k] = order.Uint16(b[start+2*k:])
+			if k < len(u)-1 && u[k] < 0x20 {
+				ok = false
+				break
+			}
+		}
+		if !ok || u[len(u)-1] != 0 {
+			i += n
+			continue
+		}
+		out = append(out, string(utf16.Decode(u[:len(u)-1])))
+		i = start + 2*int(actual)
+		i += (n - (i+skew)%n) % n
+	}
+	return out
+}

@@ -1,0 +1,117 @@
+package rpcops
+
+import "testing"
+
+// MS-FASP requests built from the specification's IDL (section 6), member
+// by member in the order go-msrpc's generated marshalling writes them,
+// in NDR and NDR64.
+
+// fwRule210 writes an FW_RULE2_10 (MS-FASP 2.2.37) allowing TCP to local
+// port 4444 for an application: the head, the protocol union, the
+// address, interface and platform lists (empty), then the deferred
+// strings and port arrays in member order.
+func fwRule210(s *sb, id, name, app string) {
+	s.alignP()
+	s.null()          // pNext
+	s.u16(0x020a)     // wSchemaVersion
+	s.ptr().ptr()     // wszRuleId, wszName
+	s.null()          // wszDescription
+	s.u32(0x7fffffff) // dwProfiles
+	s.enum(1)         // Direction IN
+	s.u16(6)          // wIpProtocol TCP
+	// IpProtocolData, switch_is(wIpProtocol): LocalPorts, RemotePorts.
+	s.alignP().u16(6)
+	s.alignP().u16(0).u32(1).ptr() // LocalPorts: keywords, one range
+	s.alignP().u16(0).u32(0).null()
+	for i := 0; i < 2; i++ { // LocalAddresses, RemoteAddresses
+		s.alignP().u32(0).u32(0)
+		for j := 0; j < 4; j++ {
+			s.alignP().u32(0).null()
+		}
+	}
+	s.alignP().u32(0).null() // LocalInterfaceIds
+	s.u32(0)                 // dwLocalInterfaceTypes
+	s.ptr().null()           // wszLocalApplication, wszLocalService
+	s.enum(3).u16(1)         // Action ALLOW, wFlags ACTIVE
+	s.null().null().null()   // authorization lists, embedded context
+	s.alignP().u32(0).null() // PlatformValidityList
+	s.u32(0).enum(0)         // Status, Origin
+	s.null().u32(0).null()   // wszGPOName, MetaDataReserved, pMetaData
+	// Deferred: the rule id, the name, the local port range, the
+	// application.
+	s.wstr(id).wstr(name)
+	s.size(1).u16(4444).u16(4444)
+	s.wstr(app)
+}
+
+func faspFixtures() []fixture {
+	evade := func(op, target string, fields map[string]string) want {
+		return want{op: op, target: target, technique: TechFirewall, phase: PhaseEvasion, fields: fields}
+	}
+	return []fixture{
+		{name: "OpenPolicyStore", iface: faspUUID, opnum: 0,
+			req:  func(s *sb) { s.u16(0x020a).enum(2).enum(2).u32(0) },
+			resp: func(s *sb) { s.handle(h(7)).status(0) },
+			want: want{op: "OpenPolicyStore", target: "LOCAL store", fields: map[string]string{"access": "READ_WRITE", "binary version": "0x020a"}}},
+		// netsh advfirewall set allprofiles state off.
+		{name: "SetConfig firewall off", iface: faspUUID, opnum: 11,
+			req: func(s *sb) {
+				s.handle(h(7)).enum(1).u32(0x7fffffff)
+				s.alignP().enum(1).alignP().ptr().u32(0) // union arm: DWORD* 0
+				s.u32(4)
+			},
+			want: evade("SetConfig", "ENABLE_FW", map[string]string{"profile": "ALL", "value": "0 (firewall disabled)"})},
+		{name: "SetConfig default inbound allow", iface: faspUUID, opnum: 11,
+			req: func(s *sb) {
+				s.handle(h(7)).enum(17).u32(4)
+				s.alignP().enum(17).alignP().ptr().u32(3)
+				s.u32(4)
+			},
+			want: evade("SetConfig", "DEFAULT_INBOUND_ACTION", map[string]string{"profile": "PUBLIC", "value": "ALLOW"})},
+		{name: "SetConfig log path", iface: faspUUID, opnum: 11,
+			req: func(s *sb) {
+				s.handle(h(7)).enum(9).u32(1)
+				s.alignP().enum(9).alignP().wstrp(`C:\Windows\Temp\fw.log`)
+				s.u32(46)
+			},
+			want: evade("SetConfig", "LOG_FILE_PATH", map[string]string{"profile": "DOMAIN", "value": `C:\Windows\Temp\fw.log`})},
+		{name: "GetConfig", iface: faspUUID, opnum: 10,
+			req:  func(s *sb) { s.handle(h(7)).enum(1).u32(2) },
+			want: want{op: "GetConfig", target: "ENABLE_FW", fields: map[string]string{"profile": "PRIVATE"}}},
+		{name: "SetGlobalConfig", iface: faspUUID, opnum: 4,
+			req: func(s *sb) {
+				s.u16(0x020a).enum(2).enum(3).ptr().size(4).raw([]byte{1, 0, 0, 0}).u32(4)
+			},
+			want: evade("SetGlobalConfig", "DISABLE_STATEFUL_FTP", map[string]string{"store": "LOCAL", "value": "1"})},
+		{name: "DeleteFirewallRule", iface: faspUUID, opnum: 7,
+			req:  func(s *sb) { s.handle(h(7)).wstr("{5A1B2C3D-0000-0000-0000-000000000001}") },
+			want: evade("DeleteFirewallRule", "{5A1B2C3D-0000-0000-0000-000000000001}", nil)},
+		{name: "DeleteAllFirewallRules", iface: faspUUID, opnum: 8,
+			req:  func(s *sb) { s.handle(h(7)) },
+			want: evade("DeleteAllFirewallRules", "", nil)},
+		{name: "RestoreDefaults", iface: faspUUID, opnum: 2,
+			want: evade("RestoreDefaults", "", nil)},
+		{name: "AddFirewallRule2_10", iface: faspUUID, opnum: 46,
+			req: func(s *sb) {
+				s.handle(h(7))
+				fwRule210(s, "{0001}", "Updater", `C:\Users\Public\svc.exe`)
+			},
+			want: want{op: "AddFirewallRule2_10", target: "{0001}", command: `C:\Users\Public\svc.exe`, technique: TechFirewall, phase: PhaseEvasion,
+				fields: map[string]string{"rule id": "{0001}", "name": "Updater", "application": `C:\Users\Public\svc.exe`,
+					"direction": "IN", "protocol": "TCP", "profiles": "ALL"}}},
+		{name: "EnumFirewallRules2_10", iface: faspUUID, opnum: 48,
+			req:  func(s *sb) { s.handle(h(7)).u32(0).u32(0x7fffffff).u16(0) },
+			want: want{op: "EnumFirewallRules2_10", technique: "T1518.001", phase: PhaseRecon}},
+	}
+}
+
+func TestFaspFixtures(t *testing.T) { runFixtures(t, faspFixtures()) }
+
+// TestFaspSession: the store a handle was opened on names the calls on it.
+func TestFaspSession(t *testing.T) {
+	var s Session
+	fs := faspFixtures()
+	s.Decode(fs[0].call(false))
+	d := s.Decode(fixture{iface: faspUUID, opnum: 8, req: func(s *sb) { s.handle(h(7)) }}.call(false))
+	check(t, d, want{op: "DeleteAllFirewallRules", target: "LOCAL store", technique: TechFirewall, phase: PhaseEvasion})
+}
