@@ -55,16 +55,27 @@ func registerDcom() {
 	register(&iface{name: "IClassFactory", uuid: mustUUID("00000001-0000-0000-c000-000000000046"), orpc: true,
 		names: dcomNames("CreateInstance", "LockServer"),
 		ops:   map[uint16]op{3: {req: dcomCreateInstance, resp: dcomCreateInstanceResp, noise: true}, 4: {noise: true}}})
+	// The type information calls return interface pointers to objects that
+	// live in the server: they keep the class of the object they came
+	// from, so a trapped object (ForsHops' walk from WaaSRemediation's
+	// IDispatch to ITypeInfo::CreateInstance) is still named.
+	typeInfo := noise(19)
+	typeInfo[14] = op{noise: true, resp: dcomReturnedObject}                                // GetRefTypeInfo
+	typeInfo[16] = op{req: typeInfoCreateInstance, resp: dcomReturnedObject}                // CreateInstance
+	typeInfo[18] = op{noise: true, resp: dcomReturnedObject, probe: func(r *ndr.Reader) {}} // GetContainingTypeLib
 	register(&iface{name: "ITypeInfo", uuid: mustUUID("00020401-0000-0000-c000-000000000046"), orpc: true,
 		names: dcomNames("GetTypeAttr", "GetTypeComp", "GetFuncDesc", "GetVarDesc", "GetNames",
 			"GetRefTypeOfImplType", "GetImplTypeFlags", "LocalGetIDsOfNames", "LocalInvoke",
 			"GetDocumentation", "GetDllEntry", "GetRefTypeInfo", "LocalAddressOfMember", "CreateInstance",
 			"GetMops", "GetContainingTypeLib", "LocalReleaseTypeAttr", "LocalReleaseFuncDesc",
-			"LocalReleaseVarDesc"), ops: noise(19)})
+			"LocalReleaseVarDesc"), ops: typeInfo})
+	typeLib := noise(10)
+	typeLib[4] = op{noise: true, resp: dcomReturnedObject} // GetTypeInfo
+	typeLib[6] = op{noise: true, resp: dcomReturnedObject} // GetTypeInfoOfGuid
 	register(&iface{name: "ITypeLib", uuid: mustUUID("00020402-0000-0000-c000-000000000046"), orpc: true,
 		names: dcomNames("GetTypeInfoCount", "GetTypeInfo", "GetTypeInfoType", "GetTypeInfoOfGuid",
 			"GetLibAttr", "GetTypeComp", "GetDocumentation", "IsName", "FindName", "ReleaseTLibAttr"),
-		ops: noise(10)})
+		ops: typeLib})
 	register(&iface{name: "IProvideClassInfo", uuid: mustUUID("b196b283-bab4-101a-b69c-00aa00341d07"), orpc: true,
 		names: dcomNames("GetClassInfo"), ops: noise(1)})
 }
@@ -338,6 +349,7 @@ var (
 	propScmReplyInfo      = mustUUID("000001b6-0000-0000-c000-000000000046")
 	propPropsOutInfo      = mustUUID("00000339-0000-0000-c000-000000000046")
 	propInstanceInfo      = mustUUID("000001ad-0000-0000-c000-000000000046")
+	propSpecialSystem     = mustUUID("000001b9-0000-0000-c000-000000000046")
 )
 
 // activation is what an activation properties blob says.
@@ -347,6 +359,11 @@ type activation struct {
 	iids     [][16]byte
 	server   string
 	file     string
+	// SpecialPropertiesData: the session the object is to run in, when
+	// the client asked for one (a session moniker,
+	// ISpecialSystemProperties::SetSessionId): cross-session activation.
+	session    uint32
+	hasSession bool
 	// response side
 	oxid     uint64
 	bindings []string
@@ -499,6 +516,14 @@ func (a *activation) property(c [16]byte, b []byte) {
 				r.Defer(func() { r.U32() })
 			}
 		})
+	case propSpecialSystem:
+		r.Construct(func() {
+			id := r.U32()     // dwSessionId
+			remote := r.U32() // fRemoteThisSessionId
+			if r.Err() == nil && remote != 0 {
+				a.session, a.hasSession = id, true
+			}
+		})
 	case propInstanceInfo:
 		r.Construct(func() {
 			if r.Ptr() {
@@ -635,6 +660,11 @@ func dcomActivationReq(x *dc, create bool) {
 	}
 	x.add("server", a.server)
 	x.add("file", a.file)
+	if a.hasSession {
+		// The object is to run in another user's logon session: what
+		// BitlockMove, DCOMRunAs and the RemotePotato family ask for.
+		x.add("session", fmt.Sprintf("%d (cross-session activation)", a.session))
+	}
 }
 
 func dcomActivationResp(x *dc) {
@@ -822,6 +852,33 @@ func dcomServerAlive2Resp(x *dc) {
 	r.U16() // COMVERSION
 	r.U16()
 	dcomResolveOxid2Resp(x)
+}
+
+// dcomReturnedObject ties the interface pointer a call returns first
+// (after ORPCTHAT) to the class of the object called.
+func dcomReturnedObject(x *dc) {
+	o, ok := parseObjref(mInterfacePointer(x.r))
+	if !ok || o.flags&1 == 0 {
+		return
+	}
+	cls, _ := x.s.Shared.class(x.c.Object)
+	x.s.Shared.add(o.ipid, cls, o.iid)
+	x.add("object", fmt.Sprintf("%s IPID {%s}", ClassName(o.iid), UUIDString(o.ipid)))
+}
+
+// typeInfoCreateInstance: ITypeInfo::RemoteCreateInstance([in] REFIID
+// riid, [out] IUnknown**) (MS-OAUT 3.7.4.10) makes an object of the
+// described class inside the server. Asked of a type that a remotely
+// activated class's IDispatch led to, it is the trapped-object technique
+// (ForsHops: WaaSRemediation, StdFont treated as System.Object, then
+// Assembly.Load in the service).
+func typeInfoCreateInstance(x *dc) {
+	iid := x.r.UUID()
+	x.reqIIDs = [][16]byte{iid}
+	x.add("interface", iidLabel(iid))
+	if cls, ok := x.s.Shared.class(x.c.Object); ok && trappedCLSIDs[cls] {
+		x.d.Technique, x.d.Phase = "T1021.003", PhaseExecution
+	}
 }
 
 // dcomCreateInstance: IClassFactory opnum 3 on the wire is

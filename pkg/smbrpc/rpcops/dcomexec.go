@@ -30,6 +30,13 @@ import (
 //     through IDispatch (DataManager.Extract, WorkingDirectory,
 //     AddScanPackageService): the logged-on user, or SYSTEM for
 //     UpdateSession, authenticates to the attacker (T1187).
+//   - ForsHops (IBM X-Force Red, 2025, after Forshaw's trapped COM
+//     objects): WaaSRemediationAgent activated, its IDispatch's type
+//     information walked to ITypeInfo::CreateInstance, which makes a
+//     StdFont (TreatAs System.Object) inside WaaSMedicSvc, then .NET
+//     reflection loads an assembly there.
+//   - DCOMRunAs (Almond, 2025): PhotoAcqHWEventHandler activated in
+//     another user's session (the session moniker) loads a planted DLL.
 //   - htafile (mshta's class): activated remotely and given a URL moniker
 //     through IPersistMoniker::Load, mshta runs the HTA the URL names.
 var (
@@ -41,6 +48,10 @@ var (
 	hxInteractiveUserUUID = mustUUID("8cec595b-07a1-11d9-b15e-000d56bfe6ee")
 	persistMonikerUUID    = mustUUID("79eac9c9-baf9-11ce-8c82-00aa004ba90b")
 )
+
+// trappedCLSIDs are classes whose type information leads to objects made
+// inside their (privileged) server: ForsHops' WaaSRemediation.
+var trappedCLSIDs = map[[16]byte]bool{}
 
 // coerceCLSIDs are classes RemoteMonologue activates to have their server
 // (running as the interactive user, or SYSTEM) open a UNC path it is given.
@@ -64,14 +75,21 @@ func registerDcomExec() {
 		"2c941fc5-975b-59be-a960-9a2a262853a5": "FileSystemImage (IMAPI2FS)",
 		"4cb43d7f-7eee-4906-8698-60da1c38f2fe": "UpdateSession",
 		"79eac9e0-baf9-11ce-8c82-00aa004ba90b": "URL moniker",
+		"72566e27-1abb-4eb3-b4f0-eb431cb1cb32": "WaaSRemediationAgent",
+		"0be35203-8f91-11ce-9de3-00aa004bb851": "StdFont",
+		"00f2b433-44e4-4d88-b2b0-2698a0a91dba": "PhotoAcqHWEventHandler",
 	} {
 		clsidNames[mustUUID(s)] = n
 	}
 	for _, s := range []string{"000c101c-0000-0000-c000-000000000046", "ab93b6f1-be76-4185-a488-a9001b105b94",
 		"8cec58ae-07a1-11d9-b15e-000d56bfe6ee", "8cec58e7-07a1-11d9-b15e-000d56bfe6ee",
-		"3050f4d8-98b5-11cf-bb82-00aa00bdce0b"} {
+		"3050f4d8-98b5-11cf-bb82-00aa00bdce0b", "72566e27-1abb-4eb3-b4f0-eb431cb1cb32",
+		"00f2b433-44e4-4d88-b2b0-2698a0a91dba"} {
 		lateralCLSIDs[mustUUID(s)] = true
 	}
+	trappedCLSIDs[mustUUID("72566e27-1abb-4eb3-b4f0-eb431cb1cb32")] = true
+	iidNames[mustUUID("b4c1d279-966e-44e9-a9c5-ccaf4a77023d")] = "IWaaSRemediationEx"
+	iidNames[mustUUID("af86e2e0-b12d-4c6a-9c5a-d7aa65101e90")] = "IInspectable"
 	for _, s := range []string{"03837546-098b-11d8-9414-505054503030", "2c941fc5-975b-59be-a960-9a2a262853a5",
 		"4cb43d7f-7eee-4906-8698-60da1c38f2fe"} {
 		coerceCLSIDs[mustUUID(s)] = true

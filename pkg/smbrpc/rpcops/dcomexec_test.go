@@ -30,6 +30,13 @@ func typeSerialized1(body []byte) []byte {
 // carries: an ActivationPropertiesBlob with InstantiationInfoData (class,
 // interfaces) and SecurityInfoData (server name).
 func activationPropertiesIn(clsid string, server string, iids ...string) []byte {
+	return activationPropertiesInSession(clsid, server, -1, iids...)
+}
+
+// activationPropertiesInSession adds SpecialPropertiesData asking for
+// the given session (MS-DCOM 2.2.22.2.2), as a session moniker or
+// ISpecialSystemProperties::SetSessionId does; session < 0 leaves it out.
+func activationPropertiesInSession(clsid string, server string, session int, iids ...string) []byte {
 	inst := newSB(false)
 	inst.uuid(clsid).u32(0x14).u32(0).u32(0).u32(uint32(len(iids))).u32(0).ptr()
 	inst.u32(0) // thisSize, set below
@@ -48,16 +55,41 @@ func activationPropertiesIn(clsid string, server string, iids ...string) []byte 
 	secBytes := typeSerialized1(sec.bytes())
 
 	props := [][]byte{instBytes, secBytes}
+	classes := []string{"000001ab-0000-0000-c000-000000000046", "000001a6-0000-0000-c000-000000000046"}
+	if session >= 0 {
+		sp := newSB(false)
+		sp.u32(uint32(session)).u32(1).u32(0).u32(0).u32(2).uuid("00000000-0000-0000-0000-000000000000")
+		sp.u32(0).u32(0x14).u32(0).u32(0).u64(0).zeros(20)
+		props = append(props, typeSerialized1(sp.bytes()))
+		classes = append(classes, "000001b9-0000-0000-c000-000000000046")
+		// LocationInfoData too (machine name null, process, apartment,
+		// context), as Windows clients send it: with four properties the
+		// custom header needs no padding, which tshark 4.0 does not skip
+		// (it reads the properties 4 bytes early after a padded header).
+		li := newSB(false)
+		li.null().u32(0).u32(0).u32(0)
+		props = append(props, typeSerialized1(li.bytes()))
+		classes = append(classes, "000001a4-0000-0000-c000-000000000046")
+	}
 	hdr := func(total, hsize uint32) []byte {
 		h := newSB(false)
-		h.u32(total).u32(hsize).u32(0).u32(2).u32(2).uuid("00000000-0000-0000-0000-000000000000")
+		h.u32(total).u32(hsize).u32(0).u32(2).u32(uint32(len(props))).uuid("00000000-0000-0000-0000-000000000000")
 		h.ptr().ptr().null()
-		h.u32(2).uuid("000001ab-0000-0000-c000-000000000046").uuid("000001a6-0000-0000-c000-000000000046")
-		h.u32(2).u32(uint32(len(instBytes))).u32(uint32(len(secBytes)))
+		h.u32(uint32(len(props)))
+		for _, c := range classes {
+			h.uuid(c)
+		}
+		h.u32(uint32(len(props)))
+		for _, p := range props {
+			h.u32(uint32(len(p)))
+		}
 		return typeSerialized1(h.bytes())
 	}
 	hsize := uint32(len(hdr(0, 0)))
-	total := hsize + uint32(len(instBytes)+len(secBytes))
+	total := hsize
+	for _, p := range props {
+		total += uint32(len(p))
+	}
 	body := hdr(total, hsize)
 	for _, p := range props {
 		body = append(body, p...)
@@ -102,11 +134,21 @@ func TestDcomExecActivation(t *testing.T) {
 			fields: map[string]string{"known abuse": "RemoteMonologue NTLM coercion (T1187) once its AppID runs as the interactive user"}}},
 		{"2c941fc5-975b-59be-a960-9a2a262853a5", iidIDispatch, want{op: "RemoteCreateInstance", target: "FileSystemImage (IMAPI2FS)"}},
 		{"4cb43d7f-7eee-4906-8698-60da1c38f2fe", iidIDispatch, want{op: "RemoteCreateInstance", target: "UpdateSession"}},
+		// ForsHops: CoCreateInstanceEx(WaaSRemediationAgent, IID_IDispatch).
+		{"72566e27-1abb-4eb3-b4f0-eb431cb1cb32", iidIDispatch, lateral("WaaSRemediationAgent")},
 	} {
 		c.w.fields = withField(c.w.fields, "interface", iidLabel(mustUUID(c.iid)))
 		fs = append(fs, fixture{name: c.w.target, iface: sysActivatorUUID, opnum: 4,
 			req: remoteCreateInstance(c.clsid, c.iid), want: c.w})
 	}
+	// DCOMRunAs: the class asked for in session 2 (its session moniker).
+	fs = append(fs, fixture{name: "PhotoAcqHWEventHandler in session 2", iface: sysActivatorUUID, opnum: 4,
+		req: func(s *sb) {
+			s.orpcThis().null().mip(activationPropertiesInSession("00f2b433-44e4-4d88-b2b0-2698a0a91dba", "10.0.0.5", 2,
+				"00000000-0000-0000-c000-000000000046"))
+		},
+		want: want{op: "RemoteCreateInstance", target: "PhotoAcqHWEventHandler", technique: "T1021.003", phase: PhaseLateral,
+			fields: map[string]string{"session": "2 (cross-session activation)", "server": "10.0.0.5"}}})
 	runNDRFixtures(t, fs)
 }
 
@@ -297,4 +339,75 @@ func TestRemoteMonologue(t *testing.T) {
 	call := fixture{iface: dispatchUUID, opnum: 6, req: invoke(0x60020006, 4, []int32{-3}, `C:\Temp`)}.call(false)
 	call.Object = obj
 	check(t, s.Decode(call), want{op: "Invoke"})
+}
+
+// objrefStandard is an OBJREF_STANDARD for ipid of interface iid, without
+// bindings.
+func objrefStandard(iid, ipid [16]byte) []byte {
+	le := binary.LittleEndian
+	b := le.AppendUint32(nil, objrefSignature)
+	b = le.AppendUint32(b, 1)
+	b = append(b, iid[:]...)
+	b = le.AppendUint32(b, 0)            // STDOBJREF flags
+	b = le.AppendUint32(b, 5)            // cPublicRefs
+	b = le.AppendUint64(b, 0x1122334455) // OXID
+	b = le.AppendUint64(b, 0x66778899aa) // OID
+	b = append(b, ipid[:]...)
+	return le.AppendUint32(b, 0) // empty DUALSTRINGARRAY
+}
+
+// TestForsHopsTrappedObject follows ForsHops' walk (after Forshaw): the
+// WaaSRemediation object's IDispatch::GetTypeInfo, GetContainingTypeLib,
+// GetTypeInfoOfGuid (StdFont), then ITypeInfo::CreateInstance inside the
+// service. Every returned object keeps the class, so the creation is named
+// and is the execution step.
+func TestForsHopsTrappedObject(t *testing.T) {
+	s := Session{Shared: NewShared()}
+	disp := mustUUID("0000a001-0000-0000-0000-000000000001")
+	s.Shared.add(disp, mustUUID("72566e27-1abb-4eb3-b4f0-eb431cb1cb32"), dispatchUUID)
+	typeInfoIID, typeLibIID := mustUUID("00020401-0000-0000-c000-000000000046"), mustUUID("00020402-0000-0000-c000-000000000046")
+	ti, tl, font := mustUUID("0000a002-0000-0000-0000-000000000002"), mustUUID("0000a003-0000-0000-0000-000000000003"),
+		mustUUID("0000a004-0000-0000-0000-000000000004")
+	steps := []struct {
+		iface, obj [16]byte
+		opnum      uint16
+		req, resp  func(*sb)
+		w          want
+	}{
+		{dispatchUUID, disp, 4, func(s *sb) { s.orpcThis().u32(0).u32(0x409) },
+			func(s *sb) { s.orpcThat().mip(objrefStandard(typeInfoIID, ti)).status(0) },
+			want{op: "GetTypeInfo", target: "WaaSRemediationAgent", noise: true}},
+		{typeInfoIID, ti, 18, func(s *sb) { s.orpcThis() },
+			func(s *sb) { s.orpcThat().mip(objrefStandard(typeLibIID, tl)).u32(0).status(0) },
+			want{op: "GetContainingTypeLib", target: "WaaSRemediationAgent", noise: true}},
+		{typeLibIID, tl, 6, func(s *sb) { s.orpcThis().uuid("0be35203-8f91-11ce-9de3-00aa004bb851") },
+			func(s *sb) { s.orpcThat().mip(objrefStandard(typeInfoIID, font)).status(0) },
+			want{op: "GetTypeInfoOfGuid", target: "WaaSRemediationAgent", noise: true}},
+		{typeInfoIID, font, 16, func(s *sb) { s.orpcThis().uuid("00000000-0000-0000-c000-000000000046") }, nil,
+			want{op: "CreateInstance", target: "WaaSRemediationAgent", technique: "T1021.003", phase: PhaseExecution,
+				fields: map[string]string{"interface": "IUnknown {00000000-0000-0000-c000-000000000046}"}}},
+	}
+	for i, st := range steps {
+		c := fixture{iface: st.iface, opnum: st.opnum, req: st.req, resp: st.resp}.call(false)
+		c.Object = st.obj
+		d := s.Decode(c)
+		check(t, d, st.w)
+		if t.Failed() {
+			t.Fatalf("step %d", i)
+		}
+	}
+	// The same creation on an object of no known class is plumbing.
+	c := fixture{iface: typeInfoIID, opnum: 16, req: func(s *sb) { s.orpcThis().uuid("00000000-0000-0000-c000-000000000046") }}.call(false)
+	check(t, Decode(c), want{op: "CreateInstance"})
+}
+
+// TestDcomExecMembers: automation members that run code, as CheeseDCOM
+// calls them (Visio Document.ExecuteLine, ScriptControl.AddCode).
+func TestDcomExecMembers(t *testing.T) {
+	for _, m := range []string{"ExecuteLine", "AddCode", "ExecuteStatement"} {
+		c := fixture{iface: dispatchUUID, opnum: 5, req: func(s *sb) {
+			s.orpcThis().uuid("00000000-0000-0000-0000-000000000000").size(1).ptr().wstr(m).u32(1).u32(0x409)
+		}}.call(false)
+		check(t, Decode(c), want{op: "GetIDsOfNames " + m, technique: "T1021.003", phase: PhaseExecution})
+	}
 }

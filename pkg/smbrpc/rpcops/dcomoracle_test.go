@@ -19,28 +19,34 @@ import (
 // reading of it is Wireshark's.
 func TestDcomExecTshark(t *testing.T) {
 	tshark := testenv.Tool(t, "tshark")
-	type act struct{ clsid, iid, server string }
+	type act struct {
+		clsid, iid, server string
+		session            int // -1: none asked
+	}
 	acts := []act{
-		{"000c101c-0000-0000-c000-000000000046", "000c101c-0000-0000-c000-000000000046", "10.0.0.5"},
-		{"ab93b6f1-be76-4185-a488-a9001b105b94", "8961f0a0-ff62-403b-91b4-7b9280241ceb", "ws01.corp.local"},
-		{"8cec58ae-07a1-11d9-b15e-000d56bfe6ee", "8cec592c-07a1-11d9-b15e-000d56bfe6ee", "WS01"},
-		{"8cec58e7-07a1-11d9-b15e-000d56bfe6ee", "8cec595b-07a1-11d9-b15e-000d56bfe6ee", "10.0.0.5"},
-		{"3050f4d8-98b5-11cf-bb82-00aa00bdce0b", "00000000-0000-0000-c000-000000000046", "10.0.0.5"},
-		{"03837546-098b-11d8-9414-505054503030", iidIDispatch, "10.0.0.5"},
-		{"2c941fc5-975b-59be-a960-9a2a262853a5", iidIDispatch, "10.0.0.5"},
-		{"4cb43d7f-7eee-4906-8698-60da1c38f2fe", iidIDispatch, "10.0.0.5"},
+		{"000c101c-0000-0000-c000-000000000046", "000c101c-0000-0000-c000-000000000046", "10.0.0.5", -1},
+		{"ab93b6f1-be76-4185-a488-a9001b105b94", "8961f0a0-ff62-403b-91b4-7b9280241ceb", "ws01.corp.local", 1},
+		{"8cec58ae-07a1-11d9-b15e-000d56bfe6ee", "8cec592c-07a1-11d9-b15e-000d56bfe6ee", "WS01", -1},
+		{"8cec58e7-07a1-11d9-b15e-000d56bfe6ee", "8cec595b-07a1-11d9-b15e-000d56bfe6ee", "10.0.0.5", 3},
+		{"3050f4d8-98b5-11cf-bb82-00aa00bdce0b", "00000000-0000-0000-c000-000000000046", "10.0.0.5", -1},
+		{"03837546-098b-11d8-9414-505054503030", iidIDispatch, "10.0.0.5", -1},
+		{"2c941fc5-975b-59be-a960-9a2a262853a5", iidIDispatch, "10.0.0.5", -1},
+		{"4cb43d7f-7eee-4906-8698-60da1c38f2fe", iidIDispatch, "10.0.0.5", -1},
+		{"72566e27-1abb-4eb3-b4f0-eb431cb1cb32", iidIDispatch, "10.0.0.5", -1},
+		{"00f2b433-44e4-4d88-b2b0-2698a0a91dba", "00000000-0000-0000-c000-000000000046", "10.0.0.5", 2},
 	}
 	var stubs [][]byte
 	for _, a := range acts {
 		s := newSB(false)
-		s.orpcThis().null().mip(activationPropertiesIn(a.clsid, a.server, a.iid))
+		s.orpcThis().null().mip(activationPropertiesInSession(a.clsid, a.server, a.session, a.iid))
 		stubs = append(stubs, s.bytes())
 	}
 	path := filepath.Join(t.TempDir(), "dcomexec.pcap")
 	writeRPCCapture(t, path, sysActivatorUUID, 4, stubs)
 	out, err := exec.Command(tshark, "-n", "-r", path, "-Y", "dcerpc.pkt_type == 0", "-T", "fields",
 		"-E", "aggregator=|", "-e", "isystemactivator.properties.instninfo.clsid",
-		"-e", "isystemactivator.properties.instninfo.iid", "-e", "isystemactivator.properties.si.ci.name").Output()
+		"-e", "isystemactivator.properties.instninfo.iid", "-e", "isystemactivator.properties.si.ci.name",
+		"-e", "isystemactivator.properties.spcl.sid", "-e", "isystemactivator.properties.spcl.remotesid").Output()
 	if err != nil {
 		t.Fatalf("tshark: %v", err)
 	}
@@ -51,7 +57,7 @@ func TestDcomExecTshark(t *testing.T) {
 	}
 	for i, row := range rows {
 		cols := strings.Split(row, "\t")
-		if len(cols) != 3 || cols[0] == "" {
+		if len(cols) != 5 || cols[0] == "" {
 			t.Errorf("request %d: tshark did not dissect the activation: %q", i, row)
 			continue
 		}
@@ -62,14 +68,27 @@ func TestDcomExecTshark(t *testing.T) {
 		if d.Target == "" || strings.HasPrefix(d.Target, "{") {
 			t.Errorf("request %d: class %s unnamed", i, cols[0])
 		}
-		var iface, server string
+		var iface, server, session string
 		for _, f := range d.Fields {
 			switch f.Name {
 			case "interface":
 				iface = f.Value
 			case "server":
 				server = f.Value
+			case "session":
+				session = f.Value
 			}
+		}
+		// tshark shows the session id whenever SpecialPropertiesData is
+		// there; rpcops only when the client asked for that session.
+		switch {
+		case cols[4] != "" && cols[4] != "0" && !strings.HasPrefix(session, cols[3]+" "):
+			t.Errorf("request %d: tshark's session %s (remote %s), rpcops %q", i, cols[3], cols[4], session)
+		case (cols[4] == "" || cols[4] == "0") && session != "":
+			t.Errorf("request %d: tshark shows no session asked, rpcops %q", i, session)
+		}
+		if acts[i].session >= 0 && cols[3] == "" {
+			t.Errorf("request %d: tshark did not read the session", i)
 		}
 		if !strings.Contains(iface, "{"+cols[1]+"}") {
 			t.Errorf("request %d: tshark's interface %s, rpcops %q", i, cols[1], iface)

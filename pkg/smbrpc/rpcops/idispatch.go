@@ -21,7 +21,7 @@ func registerIdispatch() {
 		names: dcomNames("GetTypeInfoCount", "GetTypeInfo", "GetIDsOfNames", "Invoke"),
 		ops: map[uint16]op{
 			3: {noise: true, probe: func(r *ndr.Reader) {}},
-			4: {noise: true, probe: func(r *ndr.Reader) { r.U32(); r.U32() }},
+			4: {noise: true, probe: func(r *ndr.Reader) { r.U32(); r.U32() }, resp: dcomReturnedObject},
 			5: {req: dispGetIDsOfNames, resp: dispGetIDsOfNamesResp},
 			6: {req: dispInvoke, resp: dispInvokeResp},
 		}})
@@ -40,6 +40,9 @@ var execMethods = lazyTable[string, bool]{build: func() map[string]bool {
 		"createobject":        true,
 		"navigate":            true,
 		"navigate2":           true,
+		"executeline":         true, // Visio Document.ExecuteLine (CheeseDCOM VisioExecLine)
+		"addcode":             true, // ScriptControl.AddCode (CheeseDCOM OutlookScriptEx)
+		"executestatement":    true, // ScriptControl
 	}
 }}
 
