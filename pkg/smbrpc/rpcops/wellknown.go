@@ -10,8 +10,6 @@ var wellKnown = lazyTable[[16]byte, string]{build: func() map[[16]byte]string {
 		"6bffd098-a112-3610-9833-012892020162": "browser (MS-BRWSA)",
 		"6bffd098-a112-3610-9833-46c3f874532d": "dhcpsrv (MS-DHCPM)",
 		"5b821720-f63b-11d0-aac2-00c04fc2aa2e": "dhcpsrv2 (MS-DHCPM)",
-		"d99e6e71-fc88-11d0-b498-00a0c90312f3": "ICertAdminD (MS-CSRA)",
-		"7fe0d935-dda6-443f-85d0-1cfb58fe41dd": "ICertAdminD2 (MS-CSRA)",
 		"8fb6d884-2388-11d0-8c35-00c04fda2795": "W32Time (MS-W32T)",
 		"f5cc59b4-4264-101a-8c59-08002b2f8426": "frsrpc (MS-FRS1)",
 		"897e2e5f-93f3-4376-9c9c-fd2277495c27": "FrsTransport (MS-FRS2)",
