@@ -42,7 +42,7 @@ func csraFixtures() []fixture {
 				technique: TechCert, phase: PhaseCredAccess, fields: map[string]string{"SAN": "upn:administrator@corp.local"}}},
 		// certipy ca -enable-template: SetCAProperty(CA, CR_PROP_TEMPLATES, 0, PROPTYPE_STRING, list).
 		{name: "SetCAProperty templates", iface: certAdmin2UUID, opnum: 33,
-			req: func(s *sb) { s.orpcThis().wstrp(ca).u32(29).u32(0).u32(4).certTransBlob(templates) },
+			req:  func(s *sb) { s.orpcThis().wstrp(ca).u32(29).u32(0).u32(4).certTransBlob(templates) },
 			want: abuse("SetCAProperty", ca, map[string]string{"property": "CR_PROP_TEMPLATES", "templates": "ESC4Template, User"})},
 		// certipy ca -add-officer: SetCASecurity(CA, descriptor granting the account).
 		{name: "SetCASecurity officer", iface: certAdmin2UUID, opnum: 37,
