@@ -201,13 +201,16 @@ func faspDeleteRule(x *dc) {
 	x.add("rule id", id)
 }
 
-// faspRule decodes the head of an FW_RULE (every version shares it: pNext,
-// wSchemaVersion, the rule id, name and description pointers, profiles,
-// direction, protocol) and the strings of the rule. The strings are the
-// deferred referents in member order: the id, the name and description
-// when present, then the application, service and the others, found by
-// their conformant varying shape after the head (the ports, addresses and
-// interfaces in between hold no strings).
+// faspRule decodes an FW_RULE, whose members every version (2_0 to 2_33)
+// begins with: pNext, wSchemaVersion, the rule id, name and description
+// pointers, profiles, direction, protocol, the protocol union (local and
+// remote ports for TCP and UDP), the local and remote addresses and
+// interfaces, the application and service pointers, the action and flags.
+// The strings and port ranges are deferred, in member order: the id, the
+// name and description when present, the port ranges, the address and
+// interface arrays (no strings), then the application and service. The
+// strings are found by their conformant varying shape and the port ranges
+// read right after the head's strings.
 func faspRule(x *dc) {
 	r := x.r
 	r.AlignP()
@@ -217,43 +220,131 @@ func faspRule(x *dc) {
 	profiles := r.U32()
 	dir := r.Enum()
 	proto := r.U16()
+	r.AlignP() // the protocol union: a WORD discriminant, then its arm
+	if disc := r.U16(); disc != proto && r.Err() == nil {
+		r.Failf("protocol union arm %d, protocol %d", disc, proto)
+		return
+	}
+	type portList struct {
+		n   uint32
+		has bool
+	}
+	var ports [2]portList
+	r.AlignP()
+	switch proto {
+	case 6, 17:
+		for i := range ports {
+			r.AlignP()
+			r.U16() // wPortKeywords
+			r.AlignP()
+			ports[i].n = r.U32()
+			ports[i].has = r.Ptr()
+		}
+	case 1, 58: // FW_ICMP_TYPE_CODE_LIST
+		r.AlignP()
+		r.U16()
+		r.Ptr()
+	}
+	for i := 0; i < 2; i++ { // LocalAddresses, RemoteAddresses
+		r.AlignP()
+		r.U32()
+		r.U32()
+		for j := 0; j < 4; j++ { // v4 subnets and ranges, v6 subnets and ranges
+			r.AlignP()
+			r.U32()
+			r.Ptr()
+		}
+	}
+	r.AlignP() // LocalInterfaceIds
+	r.U32()
+	r.Ptr()
+	r.U32() // dwLocalInterfaceTypes
+	hasApp, hasSvc := r.Ptr(), r.Ptr()
+	action := r.Enum()
 	if r.Err() != nil {
 		return
 	}
 	x.add("schema version", fmt.Sprintf("0x%04x", schema))
-	x.add("profiles", faspProfile(profiles))
+	x.add("action", enumName(action, faspActions))
 	x.add("direction", enumName(dir, map[uint32]string{1: "IN", 2: "OUT"}))
 	x.add("protocol", enumName(uint32(proto), map[uint32]string{1: "ICMP", 6: "TCP", 17: "UDP", 58: "ICMPv6", 256: "ANY"}))
-	strs := ndrWStrings(x.c.Request[r.Offset():], r.NDR64(), r.BigEndian(), (r.Offset())%r.PtrSize())
+	x.add("profiles", faspProfile(profiles))
+	skew := r.Offset()
+	strs := ndrWStrings(x.c.Request[skew:], r.NDR64(), r.BigEndian(), skew%r.PtrSize())
 	if next || !hasID || len(strs) == 0 {
-		// Several rules, or none: list what was found.
+		// Several rules, or no id: list the strings found.
 		for _, s := range strs {
-			x.add("string", s)
+			x.add("string", s.text)
 		}
 		return
 	}
-	x.d.Target = strs[0]
-	x.add("rule id", strs[0])
+	x.d.Target = strs[0].text
+	x.add("rule id", strs[0].text)
+	head := strs[0]
 	strs = strs[1:]
-	for _, f := range []struct {
-		has  bool
-		name string
-	}{{hasName, "name"}, {hasDesc, "description"}} {
-		if f.has && len(strs) > 0 {
-			x.add(f.name, strs[0])
-			strs = strs[1:]
+	take := func(has bool, name string) string {
+		if !has || len(strs) == 0 {
+			return ""
+		}
+		s := strs[0]
+		strs = strs[1:]
+		x.add(name, s.text)
+		return s.text
+	}
+	if hasName && len(strs) > 0 {
+		head = strs[0]
+		take(true, "name")
+	}
+	if hasDesc && len(strs) > 0 {
+		head = strs[0]
+		take(true, "description")
+	}
+	// The port ranges follow the head's strings.
+	at := skew + head.end
+	for i, name := range []string{"local ports", "remote ports"} {
+		if ports[i].has && ports[i].n > 0 {
+			var list string
+			list, at = faspPortRanges(x, at, ports[i].n)
+			x.add(name, list)
 		}
 	}
-	for _, s := range strs {
-		if x.d.Command == "" && (strings.Contains(s, `\`) || strings.HasSuffix(strings.ToLower(s), ".exe")) {
-			// The first path among the later strings is the local
-			// application (wszLocalApplication precedes the others).
-			x.d.Command = s
-			x.add("application", s)
-			continue
-		}
-		x.add("string", s)
+	if app := take(hasApp, "application"); app != "" {
+		x.d.Command = app
 	}
+	take(hasSvc, "service")
+}
+
+// faspPortRanges reads a deferred FW_PORT_RANGE array at off of the
+// request (conformance, then WORD begin and end each) and returns it as
+// "80, 1000-2000" with the offset after it.
+func faspPortRanges(x *dc, off int, n uint32) (string, int) {
+	r := newReader(x.c, x.c.Request)
+	r.Skip(off)
+	c := r.Count(4)
+	if uint32(c) != n {
+		return "", off
+	}
+	var parts []string
+	for i := 0; i < c; i++ {
+		b, e := r.U16(), r.U16()
+		if r.Err() != nil {
+			return strings.Join(parts, ", "), off
+		}
+		if i < maxListed {
+			if b == e {
+				parts = append(parts, fmt.Sprint(b))
+			} else {
+				parts = append(parts, fmt.Sprintf("%d-%d", b, e))
+			}
+		}
+	}
+	return strings.Join(parts, ", "), r.Offset()
+}
+
+// ndrStr is a string ndrWStrings found and where it ends in its buffer.
+type ndrStr struct {
+	text string
+	end  int
 }
 
 // ndrWStrings finds the conformant varying UTF-16 strings (max count,
@@ -261,7 +352,7 @@ func faspRule(x *dc) {
 // b, at positions aligned as NDR aligns them; skew is b's offset modulo
 // the alignment within its stub. Nothing is allocated from a count the
 // bytes do not hold.
-func ndrWStrings(b []byte, ndr64, big bool, skew int) []string {
+func ndrWStrings(b []byte, ndr64, big bool, skew int) []ndrStr {
 	n := 4
 	if ndr64 {
 		n = 8
@@ -276,7 +367,7 @@ func ndrWStrings(b []byte, ndr64, big bool, skew int) []string {
 		}
 		return uint64(order.Uint32(b[i:]))
 	}
-	var out []string
+	var out []ndrStr
 	i := (n - skew%n) % n
 	for i+3*n <= len(b) && len(out) < maxListed {
 		mx, off, actual := size(i), size(i+n), size(i+2*n)
@@ -298,8 +389,8 @@ func ndrWStrings(b []byte, ndr64, big bool, skew int) []string {
 			i += n
 			continue
 		}
-		out = append(out, string(utf16.Decode(u[:len(u)-1])))
 		i = start + 2*int(actual)
+		out = append(out, ndrStr{string(utf16.Decode(u[:len(u)-1])), i})
 		i += (n - (i+skew)%n) % n
 	}
 	return out

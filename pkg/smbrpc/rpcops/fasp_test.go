@@ -7,22 +7,50 @@ import "testing"
 // in NDR and NDR64.
 
 // fwRule210 writes an FW_RULE2_10 (MS-FASP 2.2.37) allowing TCP to local
-// port 4444 for an application: the head, the protocol union, the
+// port 4444 for an application.
+func fwRule210(s *sb, id, name, app string) {
+	fwRule(s, fwRuleSpec{proto: 6, id: id, name: name, app: app, local: [][2]uint16{{4444, 4444}}, action: 3})
+}
+
+type fwRuleSpec struct {
+	proto                   uint16
+	id, name, desc, app, sv string
+	local, remote           [][2]uint16
+	action                  uint32
+}
+
+// fwRule writes an FW_RULE2_10: the head, the protocol union, the
 // address, interface and platform lists (empty), then the deferred
 // strings and port arrays in member order.
-func fwRule210(s *sb, id, name, app string) {
+func fwRule(s *sb, r fwRuleSpec) {
+	strp := func(v string) {
+		if v == "" {
+			s.null()
+		} else {
+			s.ptr()
+		}
+	}
 	s.alignP()
-	s.null()          // pNext
-	s.u16(0x020a)     // wSchemaVersion
-	s.ptr().ptr()     // wszRuleId, wszName
-	s.null()          // wszDescription
+	s.null()      // pNext
+	s.u16(0x020a) // wSchemaVersion
+	s.ptr()       // wszRuleId
+	strp(r.name)
+	strp(r.desc)
 	s.u32(0x7fffffff) // dwProfiles
 	s.enum(1)         // Direction IN
-	s.u16(6)          // wIpProtocol TCP
-	// IpProtocolData, switch_is(wIpProtocol): LocalPorts, RemotePorts.
-	s.alignP().u16(6)
-	s.alignP().u16(0).u32(1).ptr() // LocalPorts: keywords, one range
-	s.alignP().u16(0).u32(0).null()
+	s.u16(r.proto)    // wIpProtocol
+	// IpProtocolData, switch_is(wIpProtocol).
+	s.alignP().u16(r.proto).alignP()
+	if r.proto == 6 || r.proto == 17 {
+		for _, p := range [][][2]uint16{r.local, r.remote} { // LocalPorts, RemotePorts
+			s.alignP().u16(0).alignP().u32(uint32(len(p)))
+			if len(p) > 0 {
+				s.ptr()
+			} else {
+				s.null()
+			}
+		}
+	}
 	for i := 0; i < 2; i++ { // LocalAddresses, RemoteAddresses
 		s.alignP().u32(0).u32(0)
 		for j := 0; j < 4; j++ {
@@ -31,17 +59,33 @@ func fwRule210(s *sb, id, name, app string) {
 	}
 	s.alignP().u32(0).null() // LocalInterfaceIds
 	s.u32(0)                 // dwLocalInterfaceTypes
-	s.ptr().null()           // wszLocalApplication, wszLocalService
-	s.enum(3).u16(1)         // Action ALLOW, wFlags ACTIVE
+	strp(r.app)
+	strp(r.sv)
+	s.enum(r.action).u16(1)  // Action, wFlags ACTIVE
 	s.null().null().null()   // authorization lists, embedded context
 	s.alignP().u32(0).null() // PlatformValidityList
 	s.u32(0).enum(0)         // Status, Origin
 	s.null().u32(0).null()   // wszGPOName, MetaDataReserved, pMetaData
-	// Deferred: the rule id, the name, the local port range, the
-	// application.
-	s.wstr(id).wstr(name)
-	s.size(1).u16(4444).u16(4444)
-	s.wstr(app)
+	// Deferred, in member order.
+	s.wstr(r.id)
+	for _, v := range []string{r.name, r.desc} {
+		if v != "" {
+			s.wstr(v)
+		}
+	}
+	for _, p := range [][][2]uint16{r.local, r.remote} {
+		if len(p) > 0 {
+			s.size(len(p))
+			for _, rg := range p {
+				s.u16(rg[0]).u16(rg[1])
+			}
+		}
+	}
+	for _, v := range []string{r.app, r.sv} {
+		if v != "" {
+			s.wstr(v)
+		}
+	}
 }
 
 func faspFixtures() []fixture {
@@ -98,7 +142,16 @@ func faspFixtures() []fixture {
 			},
 			want: want{op: "AddFirewallRule2_10", target: "{0001}", command: `C:\Users\Public\svc.exe`, technique: TechFirewall, phase: PhaseEvasion,
 				fields: map[string]string{"rule id": "{0001}", "name": "Updater", "application": `C:\Users\Public\svc.exe`,
-					"direction": "IN", "protocol": "TCP", "profiles": "ALL"}}},
+					"direction": "IN", "protocol": "TCP", "profiles": "ALL", "action": "ALLOW", "local ports": "4444"}}},
+		{name: "SetFirewallRule2_10 UDP with description and service", iface: faspUUID, opnum: 47,
+			req: func(s *sb) {
+				s.handle(h(7))
+				fwRule(s, fwRuleSpec{proto: 17, id: "{0002}", name: "DNS", desc: `allows C:\dns`, app: `%SystemRoot%\system32\svchost.exe`,
+					sv: "dnscache", local: [][2]uint16{{53, 53}, {5353, 5355}}, remote: [][2]uint16{{1024, 65535}}, action: 2})
+			},
+			want: want{op: "SetFirewallRule2_10", target: "{0002}", command: `%SystemRoot%\system32\svchost.exe`, technique: TechFirewall, phase: PhaseEvasion,
+				fields: map[string]string{"description": `allows C:\dns`, "service": "dnscache", "action": "BLOCK", "protocol": "UDP",
+					"local ports": "53, 5353-5355", "remote ports": "1024-65535"}}},
 		{name: "EnumFirewallRules2_10", iface: faspUUID, opnum: 48,
 			req:  func(s *sb) { s.handle(h(7)).u32(0).u32(0x7fffffff).u16(0) },
 			want: want{op: "EnumFirewallRules2_10", technique: "T1518.001", phase: PhaseRecon}},

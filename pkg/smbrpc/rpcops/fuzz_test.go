@@ -101,7 +101,7 @@ func FuzzParsers(f *testing.F) {
 		for _, n64 := range []bool{false, true} {
 			for skew := 0; skew < 8; skew++ {
 				for _, s := range ndrWStrings(b, n64, skew&1 != 0, skew) {
-					if n := len([]rune(s)); 2*n > len(b) {
+					if n := len([]rune(s.text)); 2*n > len(b) || s.end > len(b) {
 						t.Fatalf("string of %d characters from %d bytes", n, len(b))
 					}
 				}
