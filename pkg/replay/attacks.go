@@ -327,6 +327,8 @@ func coercionName(iface string) (name, cve string) {
 		return "CheeseOunce coercion (MS-EVEN)", ""
 	case "IDispatch":
 		return "RemoteMonologue coercion (DCOM)", ""
+	case "IDataManager":
+		return "Performance Logs and Alerts coercion (MS-PLA Extract)", ""
 	}
 	return "Authentication coercion (" + iface + ")", ""
 }

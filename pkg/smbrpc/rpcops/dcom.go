@@ -623,10 +623,10 @@ func activationTechnique(x *dc, clsid [16]byte) {
 		x.d.Technique, x.d.Phase = "T1047", PhaseLateral
 	case lateralCLSIDs[clsid]:
 		x.d.Technique, x.d.Phase = "T1021.003", PhaseLateral
-	case coerceCLSIDs[clsid]:
+	case coerceCLSIDs[clsid] != "":
 		// Activated by admin tools too: the coercion is the UNC path a
-		// later IDispatch call hands it (dispCoercion).
-		x.add("known abuse", "RemoteMonologue NTLM coercion (T1187) once its AppID runs as the interactive user")
+		// later call hands the object (dispCoercion, plaExtract).
+		x.add("known abuse", coerceCLSIDs[clsid])
 	}
 }
 

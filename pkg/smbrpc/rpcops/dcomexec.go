@@ -53,9 +53,10 @@ var (
 // inside their (privileged) server: ForsHops' WaaSRemediation.
 var trappedCLSIDs = map[[16]byte]bool{}
 
-// coerceCLSIDs are classes RemoteMonologue activates to have their server
-// (running as the interactive user, or SYSTEM) open a UNC path it is given.
-var coerceCLSIDs = map[[16]byte]bool{}
+// coerceCLSIDs are classes whose server opens a UNC path a caller hands
+// it, as its RunAs identity or the machine account (RemoteMonologue, the
+// MS-PLA Extract PoC), with how they are abused.
+var coerceCLSIDs = map[[16]byte]string{}
 
 // coerceMembers are the automation members RemoteMonologue hands its UNC
 // path to, lower case.
@@ -92,7 +93,7 @@ func registerDcomExec() {
 	iidNames[mustUUID("af86e2e0-b12d-4c6a-9c5a-d7aa65101e90")] = "IInspectable"
 	for _, s := range []string{"03837546-098b-11d8-9414-505054503030", "2c941fc5-975b-59be-a960-9a2a262853a5",
 		"4cb43d7f-7eee-4906-8698-60da1c38f2fe"} {
-		coerceCLSIDs[mustUUID(s)] = true
+		coerceCLSIDs[mustUUID(s)] = "RemoteMonologue NTLM coercion (T1187) once its AppID runs as the interactive user"
 	}
 	iidNames[mustUUID("000001b9-0000-0000-c000-000000000046")] = "ISpecialSystemProperties"
 
@@ -421,7 +422,7 @@ func u16bytes(w []uint16) []byte {
 // the server opens the path as its RunAs identity.
 func (x *dc) dispCoercion(name string, args []*varValue) {
 	cls, known := x.s.Shared.class(x.c.Object)
-	if !(known && coerceCLSIDs[cls]) && !coerceMembers[strings.ToLower(name)] {
+	if !(known && coerceCLSIDs[cls] != "") && !coerceMembers[strings.ToLower(name)] {
 		return
 	}
 	for _, v := range args {

@@ -44,6 +44,7 @@ func FuzzDecode(f *testing.F) {
 		}
 	}
 	seeds := append(append(append(newOpsFixtures(), dcomExecFixtures()...), faspFixtures()...), csraFixtures()...)
+	seeds = append(seeds, plaFixtures()...)
 	seeds = append(seeds, fixture{iface: sysActivatorUUID, opnum: 4, req: remoteCreateInstance("000c101c-0000-0000-c000-000000000046", iidIDispatch)})
 	for _, fx := range append(seeds, []fixture{
 		{iface: winregUUID, opnum: 22, req: func(s *sb) { s.handle(h(1)).ustr("v").u32(1).size(2).raw([]byte{'a', 0}).u32(2) }},

@@ -35,6 +35,24 @@ var wellKnown = lazyTable[[16]byte, string]{build: func() map[[16]byte]string {
 		"4b112204-0e19-11d3-b42b-0000f81feb9f": "ssdpsrv",
 		"ccd8c074-d0e5-4a40-92b4-d074faa6ba28": "Witness (MS-SWN)",
 		"a4f1db00-ca47-1067-b31f-00dd010662da": "Exchange MAPI (emsmdb)",
+		// MS-PLA's other interfaces (1.9); IDataCollectorSet and
+		// IDataManager are decoded.
+		"03837543-098b-11d8-9414-505054503030": "IFolderAction (MS-PLA)",
+		"03837544-098b-11d8-9414-505054503030": "IFolderActionCollection (MS-PLA)",
+		"038374ff-098b-11d8-9414-505054503030": "IDataCollector (MS-PLA)",
+		"03837506-098b-11d8-9414-505054503030": "IPerformanceCounterDataCollector (MS-PLA)",
+		"03837514-098b-11d8-9414-505054503030": "IConfigurationDataCollector (MS-PLA)",
+		"03837516-098b-11d8-9414-505054503030": "IAlertDataCollector (MS-PLA)",
+		"0383750b-098b-11d8-9414-505054503030": "ITraceDataCollector (MS-PLA)",
+		"0383751a-098b-11d8-9414-505054503030": "IApiTracingDataCollector (MS-PLA)",
+		"03837512-098b-11d8-9414-505054503030": "ITraceDataProvider (MS-PLA)",
+		"0383753a-098b-11d8-9414-505054503030": "ISchedule (MS-PLA)",
+		"03837510-098b-11d8-9414-505054503030": "ITraceDataProviderCollection (MS-PLA)",
+		"0383753d-098b-11d8-9414-505054503030": "IScheduleCollection (MS-PLA)",
+		"03837502-098b-11d8-9414-505054503030": "IDataCollectorCollection (MS-PLA)",
+		"03837524-098b-11d8-9414-505054503030": "IDataCollectorSetCollection (MS-PLA)",
+		"03837533-098b-11d8-9414-505054503030": "IValueMapItem (MS-PLA)",
+		"03837534-098b-11d8-9414-505054503030": "IValueMap (MS-PLA)",
 	} {
 		m[mustUUID(s)] = n
 	}
