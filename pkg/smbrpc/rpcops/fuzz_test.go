@@ -98,6 +98,7 @@ func FuzzParsers(f *testing.F) {
 	rule := newSB(false)
 	fwRule210(rule, "{1}", "n", `C:\a.exe`)
 	f.Add(rule.bytes())
+	f.Add(selfRelativeSD(binSID(5, 21, 1, 2, 3, 500), binSID(5, 11)))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		for _, n64 := range []bool{false, true} {
 			for skew := 0; skew < 8; skew++ {
@@ -110,6 +111,7 @@ func FuzzParsers(f *testing.F) {
 		}
 		utf16Strings(b, 1)
 		indexOBJREF(b)
+		sdACEs(b)
 		parseTower(b)
 		if o, ok := parseObjref(b); ok {
 			parseActivationBlob(o.data)
