@@ -11,7 +11,7 @@ import (
 // DCOM classes and interfaces published for remote execution or NTLM
 // coercion since 2022, each named as its public source spells it:
 //
-//   - Windows Installer ("DCOM Upload & Execute", Deep Instinct 2024, and
+//   - Windows Installer ("DCOM Upload & Execute", Deep Instinct, and
 //     the tools built on it): MsiServer {000c101c-…} activated, then
 //     IMsiServer::CreateCustomActionServer returns an IMsiCustomAction in a
 //     new msiexec.exe, whose URT* methods write an assembly into the GAC

@@ -7,7 +7,7 @@ import "fmt"
 // vtable slot being the opnum). Abused for NTLM coercion: a
 // DataCollectorSet's IDataManager::Extract opens the cabinet file it is
 // given, so a UNC path makes the service authenticate to that host with
-// the machine account (a public impacket PoC, 2025: get_DataManager opnum
+// the machine account (a public impacket PoC: get_DataManager opnum
 // 57, Extract opnum 31), and RemoteMonologue reaches the same Extract
 // through ServerDataCollectorSet's IDispatch.
 var (
