@@ -411,3 +411,34 @@ func TestDcomExecMembers(t *testing.T) {
 		check(t, Decode(c), want{op: "GetIDsOfNames " + m, technique: "T1021.003", phase: PhaseExecution})
 	}
 }
+
+// TestMsiUploadExecChain: CreateCustomActionServer's answer carries the
+// IMsiCustomAction's interface pointer; the upload and load calls that
+// follow on it, their bind not captured, are named from its IPID and
+// keep the MsiServer class.
+func TestMsiUploadExecChain(t *testing.T) {
+	s := Session{Shared: NewShared()}
+	server := mustUUID("0000c001-0000-0000-0000-000000000001")
+	action := mustUUID("0000c002-0000-0000-0000-000000000002")
+	s.Shared.add(server, msiServerCLS, msiServerCLS)
+	c := fixture{iface: msiServerCLS, opnum: 15,
+		req: func(s *sb) { s.orpcThis().enum(1).u32(4) },
+		resp: func(s *sb) {
+			// [out] cookie (size_is(*cbCookie)), cbCookie, the
+			// IMsiCustomAction, the server's pid.
+			s.orpcThat().ptr().size(16).zeros(16).u32(16)
+			s.mip(objrefStandard(msiCustomActionUUID, action)).u32(4242).status(0)
+		}}.call(false)
+	c.Object = server
+	check(t, s.Decode(c), want{op: "CreateCustomActionServer", target: "MsiServer", technique: "T1021.003", phase: PhaseLateral,
+		fields: map[string]string{"object": "IMsiCustomAction IPID {0000c002-0000-0000-0000-000000000002}"}})
+	dll := `C:\Windows\Microsoft.NET\assembly\GAC_MSIL\p\v4.0_1.0.0.0__0\p.dll`
+	c = fixture{iface: msiCustomActionUUID, opnum: 33, req: func(s *sb) { s.orpcThis().wstr(dll).u32(0) }}.call(false)
+	c.Interface, c.Object = [16]byte{}, action
+	d := s.Decode(c)
+	check(t, d, want{iface: "IMsiCustomAction", op: "LoadEmbeddedDLL", target: dll, command: dll,
+		technique: "T1021.003", phase: PhaseExecution})
+	if cls, _, _ := s.Shared.Object(action); cls != msiServerCLS {
+		t.Errorf("the custom action's class is %s", UUIDString(cls))
+	}
+}
