@@ -404,7 +404,7 @@ func TestForsHopsTrappedObject(t *testing.T) {
 // TestDcomExecMembers: automation members that run code, as CheeseDCOM
 // calls them (Visio Document.ExecuteLine, ScriptControl.AddCode).
 func TestDcomExecMembers(t *testing.T) {
-	for _, m := range []string{"ExecuteLine", "AddCode", "ExecuteStatement"} {
+	for _, m := range []string{"ExecuteLine", "AddCode", "ExecuteStatement", "ActivateMicrosoftApp"} {
 		c := fixture{iface: dispatchUUID, opnum: 5, req: func(s *sb) {
 			s.orpcThis().uuid("00000000-0000-0000-0000-000000000000").size(1).ptr().wstr(m).u32(1).u32(0x409)
 		}}.call(false)

@@ -43,6 +43,10 @@ var execMethods = lazyTable[string, bool]{build: func() map[string]bool {
 		"executeline":         true, // Visio Document.ExecuteLine (CheeseDCOM VisioExecLine)
 		"addcode":             true, // ScriptControl.AddCode (CheeseDCOM OutlookScriptEx)
 		"executestatement":    true, // ScriptControl
+		// Excel.Application.ActivateMicrosoftApp starts an Office program
+		// found through the search path, a planted one (SpecterOps' "Abuse
+		// the Power of DCOM Excel Application").
+		"activatemicrosoftapp": true,
 	}
 }}
 
