@@ -3,6 +3,8 @@ package rpcops
 import (
 	"encoding/binary"
 	"fmt"
+	"math/bits"
+	"net/netip"
 	"strings"
 	"unicode/utf16"
 )
@@ -225,11 +227,7 @@ func faspRule(x *dc) {
 		r.Failf("protocol union arm %d, protocol %d", disc, proto)
 		return
 	}
-	type portList struct {
-		n   uint32
-		has bool
-	}
-	var ports [2]portList
+	var ports [2]faspList
 	r.AlignP()
 	switch proto {
 	case 6, 17:
@@ -245,14 +243,15 @@ func faspRule(x *dc) {
 		r.U16()
 		r.Ptr()
 	}
-	for i := 0; i < 2; i++ { // LocalAddresses, RemoteAddresses
+	var addrs [2]faspAddrs
+	for i := range addrs { // LocalAddresses, RemoteAddresses
 		r.AlignP()
-		r.U32()
-		r.U32()
-		for j := 0; j < 4; j++ { // v4 subnets and ranges, v6 subnets and ranges
+		addrs[i].v4kw = r.U32()
+		addrs[i].v6kw = r.U32()
+		for j := range addrs[i].lists { // v4 subnets and ranges, v6 subnets and ranges
 			r.AlignP()
-			r.U32()
-			r.Ptr()
+			addrs[i].lists[j].n = r.U32()
+			addrs[i].lists[j].has = r.Ptr()
 		}
 	}
 	r.AlignP() // LocalInterfaceIds
@@ -308,6 +307,14 @@ func faspRule(x *dc) {
 			x.add(name, list)
 		}
 	}
+	// Then the addresses (local, remote), after the ports.
+	for i, name := range []string{"local addresses", "remote addresses"} {
+		var list []string
+		list, at = faspAddresses(x, at, addrs[i])
+		if len(list) > 0 {
+			x.add(name, strings.Join(list, ", "))
+		}
+	}
 	if app := take(hasApp, "application"); app != "" {
 		x.d.Command = app
 	}
@@ -339,6 +346,76 @@ func faspPortRanges(x *dc, off int, n uint32) (string, int) {
 		}
 	}
 	return strings.Join(parts, ", "), r.Offset()
+}
+
+// faspList is an embedded list's count and whether its array follows.
+type faspList struct {
+	n   uint32
+	has bool
+}
+
+// faspAddrs is an FW_ADDRESSES: keywords, then IPv4 subnets and ranges,
+// IPv6 subnets and ranges.
+type faspAddrs struct {
+	v4kw, v6kw uint32
+	lists      [4]faspList
+}
+
+var faspAddrKeywords = []flagName{{1, "LocalSubnet"}, {2, "DNS"}, {4, "DHCP"}, {8, "WINS"}, {0x10, "DefaultGateway"},
+	{0x20, "Intranet"}, {0x40, "Internet"}, {0x80, "PlayToRenderers"}, {0x100, "RemoteIntranet"},
+	{0x200, "CaptivePortal"}, {0x400, "InternalLocalAddresses"}}
+
+// faspAddresses reads an FW_ADDRESSES' deferred arrays at off of the
+// request (MS-FASP 2.2.6 to 2.2.10): IPv4 subnets (address and mask, as
+// numbers whose high byte is the first octet), IPv4 ranges, IPv6 subnets
+// (address, prefix length), IPv6 ranges; and names its keywords.
+func faspAddresses(x *dc, off int, a faspAddrs) ([]string, int) {
+	var out []string
+	if a.v4kw|a.v6kw != 0 {
+		out = append(out, flagNames(a.v4kw|a.v6kw, faspAddrKeywords))
+	}
+	r := newReader(x.c, x.c.Request)
+	r.Skip(off)
+	v4 := func(v uint32) string { return fmt.Sprintf("%d.%d.%d.%d", v>>24, v>>16&0xff, v>>8&0xff, v&0xff) }
+	v6 := func(b []byte) string {
+		if ip, ok := netip.AddrFromSlice(b); ok {
+			return ip.String()
+		}
+		return ""
+	}
+	for j, l := range a.lists {
+		if !l.has || l.n == 0 {
+			continue
+		}
+		elem := []int{8, 8, 20, 32}[j]
+		c := r.Count(elem)
+		if uint32(c) != l.n || r.Err() != nil {
+			return out, off
+		}
+		for k := 0; k < c; k++ {
+			var s string
+			switch j {
+			case 0: // FW_IPV4_SUBNET
+				addr, mask := r.U32(), r.U32()
+				s = fmt.Sprintf("%s/%d", v4(addr), bits.LeadingZeros32(^mask))
+			case 1: // FW_IPV4_ADDRESS_RANGE
+				b, e := r.U32(), r.U32()
+				s = v4(b) + "-" + v4(e)
+			case 2: // FW_IPV6_SUBNET
+				ip := v6(r.Bytes(16))
+				s = fmt.Sprintf("%s/%d", ip, r.U32())
+			case 3: // FW_IPV6_ADDRESS_RANGE
+				s = v6(r.Bytes(16)) + "-" + v6(r.Bytes(16))
+			}
+			if r.Err() != nil {
+				return out, off
+			}
+			if len(out) < maxListed {
+				out = append(out, s)
+			}
+		}
+	}
+	return out, r.Offset()
 }
 
 // ndrStr is a string ndrWStrings found and where it ends in its buffer.

@@ -17,6 +17,11 @@ type fwRuleSpec struct {
 	id, name, desc, app, sv string
 	local, remote           [][2]uint16
 	action                  uint32
+	// remoteV4 are IPv4 subnets (address, mask), remoteV6 an IPv6
+	// subnet; remoteKeywords FW_ADDRESS_KEYWORD bits.
+	remoteV4       [][2]uint32
+	remoteV6       []byte
+	remoteKeywords uint32
 }
 
 // fwRule writes an FW_RULE2_10: the head, the protocol union, the
@@ -51,10 +56,21 @@ func fwRule(s *sb, r fwRuleSpec) {
 			}
 		}
 	}
-	for i := 0; i < 2; i++ { // LocalAddresses, RemoteAddresses
-		s.alignP().u32(0).u32(0)
-		for j := 0; j < 4; j++ {
-			s.alignP().u32(0).null()
+	s.alignP().u32(0).u32(0) // LocalAddresses: none
+	for j := 0; j < 4; j++ {
+		s.alignP().u32(0).null()
+	}
+	s.alignP().u32(r.remoteKeywords).u32(0) // RemoteAddresses
+	counts := []int{len(r.remoteV4), 0, 0, 0}
+	if r.remoteV6 != nil {
+		counts[2] = 1
+	}
+	for _, n := range counts {
+		s.alignP().u32(uint32(n))
+		if n > 0 {
+			s.ptr()
+		} else {
+			s.null()
 		}
 	}
 	s.alignP().u32(0).null() // LocalInterfaceIds
@@ -80,6 +96,15 @@ func fwRule(s *sb, r fwRuleSpec) {
 				s.u16(rg[0]).u16(rg[1])
 			}
 		}
+	}
+	if len(r.remoteV4) > 0 { // FW_IPV4_SUBNET array
+		s.size(len(r.remoteV4))
+		for _, a := range r.remoteV4 {
+			s.u32(a[0]).u32(a[1])
+		}
+	}
+	if r.remoteV6 != nil { // FW_IPV6_SUBNET array
+		s.size(1).raw(r.remoteV6).u32(64)
 	}
 	for _, v := range []string{r.app, r.sv} {
 		if v != "" {
@@ -147,11 +172,14 @@ func faspFixtures() []fixture {
 			req: func(s *sb) {
 				s.handle(h(7))
 				fwRule(s, fwRuleSpec{proto: 17, id: "{0002}", name: "DNS", desc: `allows C:\dns`, app: `%SystemRoot%\system32\svchost.exe`,
-					sv: "dnscache", local: [][2]uint16{{53, 53}, {5353, 5355}}, remote: [][2]uint16{{1024, 65535}}, action: 2})
+					sv: "dnscache", local: [][2]uint16{{53, 53}, {5353, 5355}}, remote: [][2]uint16{{1024, 65535}}, action: 2,
+					remoteV4: [][2]uint32{{0x0a000042, 0xffffffff}, {0xc0a80100, 0xffffff00}},
+					remoteV6: []byte{0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, remoteKeywords: 1})
 			},
 			want: want{op: "SetFirewallRule2_10", target: "{0002}", command: `%SystemRoot%\system32\svchost.exe`, technique: TechFirewall, phase: PhaseEvasion,
 				fields: map[string]string{"description": `allows C:\dns`, "service": "dnscache", "action": "BLOCK", "protocol": "UDP",
-					"local ports": "53, 5353-5355", "remote ports": "1024-65535"}}},
+					"local ports": "53, 5353-5355", "remote ports": "1024-65535",
+					"remote addresses": "LocalSubnet, 10.0.0.66/32, 192.168.1.0/24, fd00::/64"}}},
 		{name: "EnumFirewallRules2_10", iface: faspUUID, opnum: 48,
 			req:  func(s *sb) { s.handle(h(7)).u32(0).u32(0x7fffffff).u16(0) },
 			want: want{op: "EnumFirewallRules2_10", technique: "T1518.001", phase: PhaseRecon}},
