@@ -228,6 +228,7 @@ func faspRule(x *dc) {
 		return
 	}
 	var ports [2]faspList
+	var icmp faspList
 	r.AlignP()
 	switch proto {
 	case 6, 17:
@@ -240,8 +241,8 @@ func faspRule(x *dc) {
 		}
 	case 1, 58: // FW_ICMP_TYPE_CODE_LIST
 		r.AlignP()
-		r.U16()
-		r.Ptr()
+		icmp.n = uint32(r.U16())
+		icmp.has = r.Ptr()
 	}
 	var addrs [2]faspAddrs
 	for i := range addrs { // LocalAddresses, RemoteAddresses
@@ -307,6 +308,12 @@ func faspRule(x *dc) {
 			x.add(name, list)
 		}
 	}
+	if icmp.has && icmp.n > 0 {
+		// FW_ICMP_TYPE_CODE {BYTE bType; WORD wCode}: 4 bytes each.
+		var list string
+		list, at = faspICMP(x, at, icmp.n)
+		x.add("icmp types", list)
+	}
 	// Then the addresses (local, remote), after the ports.
 	for i, name := range []string{"local addresses", "remote addresses"} {
 		var list []string
@@ -342,6 +349,34 @@ func faspPortRanges(x *dc, off int, n uint32) (string, int) {
 				parts = append(parts, fmt.Sprint(b))
 			} else {
 				parts = append(parts, fmt.Sprintf("%d-%d", b, e))
+			}
+		}
+	}
+	return strings.Join(parts, ", "), r.Offset()
+}
+
+// faspICMP reads a deferred FW_ICMP_TYPE_CODE array: type, and code
+// (0x100 for any).
+func faspICMP(x *dc, off int, n uint32) (string, int) {
+	r := newReader(x.c, x.c.Request)
+	r.Skip(off)
+	c := r.Count(4)
+	if uint32(c) != n {
+		return "", off
+	}
+	var parts []string
+	for i := 0; i < c; i++ {
+		r.Align(2)
+		typ := r.U8()
+		code := r.U16()
+		if r.Err() != nil {
+			return strings.Join(parts, ", "), off
+		}
+		if i < maxListed {
+			if code == 0x100 {
+				parts = append(parts, fmt.Sprintf("%d", typ))
+			} else {
+				parts = append(parts, fmt.Sprintf("%d:%d", typ, code))
 			}
 		}
 	}

@@ -46,6 +46,9 @@ func fwRule(s *sb, r fwRuleSpec) {
 	s.u16(r.proto)    // wIpProtocol
 	// IpProtocolData, switch_is(wIpProtocol).
 	s.alignP().u16(r.proto).alignP()
+	if r.proto == 1 { // V4TypeCodeList: echo request, any code
+		s.alignP().u16(1).ptr()
+	}
 	if r.proto == 6 || r.proto == 17 {
 		for _, p := range [][][2]uint16{r.local, r.remote} { // LocalPorts, RemotePorts
 			s.alignP().u16(0).alignP().u32(uint32(len(p)))
@@ -96,6 +99,9 @@ func fwRule(s *sb, r fwRuleSpec) {
 				s.u16(rg[0]).u16(rg[1])
 			}
 		}
+	}
+	if r.proto == 1 {
+		s.size(1).u8(8).u16(0x100)
 	}
 	if len(r.remoteV4) > 0 { // FW_IPV4_SUBNET array
 		s.size(len(r.remoteV4))
@@ -180,6 +186,13 @@ func faspFixtures() []fixture {
 				fields: map[string]string{"description": `allows C:\dns`, "service": "dnscache", "action": "BLOCK", "protocol": "UDP",
 					"local ports": "53, 5353-5355", "remote ports": "1024-65535",
 					"remote addresses": "LocalSubnet, 10.0.0.66/32, 192.168.1.0/24, fd00::/64"}}},
+		{name: "AddFirewallRule2_10 ICMP from one host", iface: faspUUID, opnum: 46,
+			req: func(s *sb) {
+				s.handle(h(7))
+				fwRule(s, fwRuleSpec{proto: 1, id: "{0003}", name: "ping", action: 3, remoteV4: [][2]uint32{{0x0a000042, 0xffffffff}}})
+			},
+			want: want{op: "AddFirewallRule2_10", target: "{0003}", technique: TechFirewall, phase: PhaseEvasion,
+				fields: map[string]string{"protocol": "ICMP", "icmp types": "8", "remote addresses": "10.0.0.66/32", "name": "ping"}}},
 		{name: "EnumFirewallRules2_10", iface: faspUUID, opnum: 48,
 			req:  func(s *sb) { s.handle(h(7)).u32(0).u32(0x7fffffff).u16(0) },
 			want: want{op: "EnumFirewallRules2_10", technique: "T1518.001", phase: PhaseRecon}},
