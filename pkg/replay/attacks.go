@@ -325,6 +325,10 @@ func coercionName(iface string) (name, cve string) {
 		return "ShadowCoerce (MS-FSRVP)", "CVE-2022-30154"
 	case "eventlog":
 		return "CheeseOunce coercion (MS-EVEN)", ""
+	case "IDispatch":
+		return "RemoteMonologue coercion (DCOM)", ""
+	case "IDataManager":
+		return "Performance Logs and Alerts coercion (MS-PLA Extract)", ""
 	}
 	return "Authentication coercion (" + iface + ")", ""
 }

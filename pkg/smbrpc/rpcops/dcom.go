@@ -55,16 +55,27 @@ func registerDcom() {
 	register(&iface{name: "IClassFactory", uuid: mustUUID("00000001-0000-0000-c000-000000000046"), orpc: true,
 		names: dcomNames("CreateInstance", "LockServer"),
 		ops:   map[uint16]op{3: {req: dcomCreateInstance, resp: dcomCreateInstanceResp, noise: true}, 4: {noise: true}}})
+	// The type information calls return interface pointers to objects that
+	// live in the server: they keep the class of the object they came
+	// from, so a trapped object (ForsHops' walk from WaaSRemediation's
+	// IDispatch to ITypeInfo::CreateInstance) is still named.
+	typeInfo := noise(19)
+	typeInfo[14] = op{noise: true, resp: dcomReturnedObject}                                // GetRefTypeInfo
+	typeInfo[16] = op{req: typeInfoCreateInstance, resp: dcomReturnedObject}                // CreateInstance
+	typeInfo[18] = op{noise: true, resp: dcomReturnedObject, probe: func(r *ndr.Reader) {}} // GetContainingTypeLib
 	register(&iface{name: "ITypeInfo", uuid: mustUUID("00020401-0000-0000-c000-000000000046"), orpc: true,
 		names: dcomNames("GetTypeAttr", "GetTypeComp", "GetFuncDesc", "GetVarDesc", "GetNames",
 			"GetRefTypeOfImplType", "GetImplTypeFlags", "LocalGetIDsOfNames", "LocalInvoke",
 			"GetDocumentation", "GetDllEntry", "GetRefTypeInfo", "LocalAddressOfMember", "CreateInstance",
 			"GetMops", "GetContainingTypeLib", "LocalReleaseTypeAttr", "LocalReleaseFuncDesc",
-			"LocalReleaseVarDesc"), ops: noise(19)})
+			"LocalReleaseVarDesc"), ops: typeInfo})
+	typeLib := noise(10)
+	typeLib[4] = op{noise: true, resp: dcomReturnedObject} // GetTypeInfo
+	typeLib[6] = op{noise: true, resp: dcomReturnedObject} // GetTypeInfoOfGuid
 	register(&iface{name: "ITypeLib", uuid: mustUUID("00020402-0000-0000-c000-000000000046"), orpc: true,
 		names: dcomNames("GetTypeInfoCount", "GetTypeInfo", "GetTypeInfoType", "GetTypeInfoOfGuid",
 			"GetLibAttr", "GetTypeComp", "GetDocumentation", "IsName", "FindName", "ReleaseTLibAttr"),
-		ops: noise(10)})
+		ops: typeLib})
 	register(&iface{name: "IProvideClassInfo", uuid: mustUUID("b196b283-bab4-101a-b69c-00aa00341d07"), orpc: true,
 		names: dcomNames("GetClassInfo"), ops: noise(1)})
 }
@@ -134,6 +145,19 @@ func ClassName(u [16]byte) string {
 		return n
 	}
 	return InterfaceName(u)
+}
+
+// iidLabel renders an interface id with its name, preferring interface
+// names (IMsiServer's IID is also its class's CLSID).
+func iidLabel(u [16]byte) string {
+	n := iidNames[u]
+	if n == "" {
+		n = InterfaceName(u)
+	}
+	if n == "" {
+		return guidLabel(u)
+	}
+	return n + " {" + UUIDString(u) + "}"
 }
 
 // guidLabel renders a class or interface id with its name.
@@ -325,6 +349,7 @@ var (
 	propScmReplyInfo      = mustUUID("000001b6-0000-0000-c000-000000000046")
 	propPropsOutInfo      = mustUUID("00000339-0000-0000-c000-000000000046")
 	propInstanceInfo      = mustUUID("000001ad-0000-0000-c000-000000000046")
+	propSpecialSystem     = mustUUID("000001b9-0000-0000-c000-000000000046")
 )
 
 // activation is what an activation properties blob says.
@@ -334,6 +359,11 @@ type activation struct {
 	iids     [][16]byte
 	server   string
 	file     string
+	// SpecialPropertiesData: the session the object is to run in, when
+	// the client asked for one (a session moniker,
+	// ISpecialSystemProperties::SetSessionId): cross-session activation.
+	session    uint32
+	hasSession bool
 	// response side
 	oxid     uint64
 	bindings []string
@@ -373,10 +403,12 @@ func parseActivationBlob(b []byte) (a activation, err error) {
 	if len(b) < 8 {
 		return a, fmt.Errorf("activation blob too short")
 	}
+	// dwSize counts the bytes after dwReserved (MS-DCOM 2.2.22.1; a
+	// Windows client's blob is dwSize + 8 bytes long).
 	size := int(le.Uint32(b))
 	b = b[8:]
-	if size > 8 && size-8 < len(b) {
-		b = b[:size-8]
+	if size > 0 && size < len(b) {
+		b = b[:size]
 	}
 	hr := typeSerialized(b)
 	if hr == nil {
@@ -459,6 +491,11 @@ func (a *activation) property(c [16]byte, b []byte) {
 					}
 				})
 			}
+			// The interface array follows the whole structure: thisSize
+			// and clientCOMVersion come first (MS-DCOM 2.2.22.2.1).
+			r.U32() // thisSize
+			r.U16() // clientCOMVersion
+			r.U16()
 		})
 	case propSecurityInfo:
 		r.Construct(func() {
@@ -474,6 +511,17 @@ func (a *activation) property(c [16]byte, b []byte) {
 					}
 					r.U32()
 				})
+			}
+			if r.Ptr() { // pdwReserved (MS-DCOM 2.2.22.2.7), after the server info
+				r.Defer(func() { r.U32() })
+			}
+		})
+	case propSpecialSystem:
+		r.Construct(func() {
+			id := r.U32()     // dwSessionId
+			remote := r.U32() // fRemoteThisSessionId
+			if r.Err() == nil && remote != 0 {
+				a.session, a.hasSession = id, true
 			}
 		})
 	case propInstanceInfo:
@@ -575,6 +623,10 @@ func activationTechnique(x *dc, clsid [16]byte) {
 		x.d.Technique, x.d.Phase = "T1047", PhaseLateral
 	case lateralCLSIDs[clsid]:
 		x.d.Technique, x.d.Phase = "T1021.003", PhaseLateral
+	case coerceCLSIDs[clsid] != "":
+		// Activated by admin tools too: the coercion is the UNC path a
+		// later call hands the object (dispCoercion, plaExtract).
+		x.add("known abuse", coerceCLSIDs[clsid])
 	}
 }
 
@@ -603,11 +655,16 @@ func dcomActivationReq(x *dc, create bool) {
 	}
 	for i, iid := range a.iids {
 		if i < maxListed {
-			x.add("interface", guidLabel(iid))
+			x.add("interface", iidLabel(iid))
 		}
 	}
 	x.add("server", a.server)
 	x.add("file", a.file)
+	if a.hasSession {
+		// The object is to run in another user's logon session: what
+		// BitlockMove, DCOMRunAs and the RemotePotato family ask for.
+		x.add("session", fmt.Sprintf("%d (cross-session activation)", a.session))
+	}
 }
 
 func dcomActivationResp(x *dc) {
@@ -665,7 +722,7 @@ func dcomRemoteActivation(x *dc) {
 	x.add("file", name)
 	for i, iid := range iids {
 		if i < maxListed {
-			x.add("interface", guidLabel(iid))
+			x.add("interface", iidLabel(iid))
 		}
 	}
 	activationTechnique(x, clsid)
@@ -723,7 +780,7 @@ func dcomRemQueryInterface(x *dc) {
 		iid := r.UUID()
 		x.reqIIDs = append(x.reqIIDs, iid)
 		if i < maxListed {
-			x.add("interface", guidLabel(iid))
+			x.add("interface", iidLabel(iid))
 		}
 	}
 }
@@ -797,6 +854,33 @@ func dcomServerAlive2Resp(x *dc) {
 	dcomResolveOxid2Resp(x)
 }
 
+// dcomReturnedObject ties the interface pointer a call returns first
+// (after ORPCTHAT) to the class of the object called.
+func dcomReturnedObject(x *dc) {
+	o, ok := parseObjref(mInterfacePointer(x.r))
+	if !ok || o.flags&1 == 0 {
+		return
+	}
+	cls, _ := x.s.Shared.class(x.c.Object)
+	x.s.Shared.add(o.ipid, cls, o.iid)
+	x.add("object", fmt.Sprintf("%s IPID {%s}", ClassName(o.iid), UUIDString(o.ipid)))
+}
+
+// typeInfoCreateInstance: ITypeInfo::RemoteCreateInstance([in] REFIID
+// riid, [out] IUnknown**) (MS-OAUT 3.7.4.10) makes an object of the
+// described class inside the server. Asked of a type that a remotely
+// activated class's IDispatch led to, it is the trapped-object technique
+// (ForsHops: WaaSRemediation, StdFont treated as System.Object, then
+// Assembly.Load in the service).
+func typeInfoCreateInstance(x *dc) {
+	iid := x.r.UUID()
+	x.reqIIDs = [][16]byte{iid}
+	x.add("interface", iidLabel(iid))
+	if cls, ok := x.s.Shared.class(x.c.Object); ok && trappedCLSIDs[cls] {
+		x.d.Technique, x.d.Phase = "T1021.003", PhaseExecution
+	}
+}
+
 // dcomCreateInstance: IClassFactory opnum 3 on the wire is
 // RemoteCreateInstance([in] REFIID riid, [out] IUnknown **ppvObject), the
 // [call_as] form of CreateInstance in unknwn.idl: pUnkOuter is local-only
@@ -805,7 +889,7 @@ func dcomServerAlive2Resp(x *dc) {
 func dcomCreateInstance(x *dc) {
 	iid := x.r.UUID()
 	x.reqIIDs = [][16]byte{iid}
-	x.add("interface", guidLabel(iid))
+	x.add("interface", iidLabel(iid))
 }
 
 // dcomCreateInstanceResp ties the new object to the factory's class.

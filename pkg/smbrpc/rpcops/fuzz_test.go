@@ -43,7 +43,10 @@ func FuzzDecode(f *testing.F) {
 			f.Add(index[mustUUID(sc.Iface)], sc.Opnum, flags, req, resp)
 		}
 	}
-	for _, fx := range append(newOpsFixtures(), []fixture{
+	seeds := append(append(append(newOpsFixtures(), dcomExecFixtures()...), faspFixtures()...), csraFixtures()...)
+	seeds = append(seeds, plaFixtures()...)
+	seeds = append(seeds, fixture{iface: sysActivatorUUID, opnum: 4, req: remoteCreateInstance("000c101c-0000-0000-c000-000000000046", iidIDispatch)})
+	for _, fx := range append(seeds, []fixture{
 		{iface: winregUUID, opnum: 22, req: func(s *sb) { s.handle(h(1)).ustr("v").u32(1).size(2).raw([]byte{'a', 0}).u32(2) }},
 		{iface: drsuapiUUID, opnum: 3, req: func(s *sb) { s.handle(h(1)).u32(8).alignP().u32(8).align(8).zeros(200) }},
 		{iface: eventlogUUID, opnum: 16, req: func(s *sb) { s.ptr().u8('\\').rpcString(`\??\UNC\h@SSL@1\s\x`).u32(1).u32(1) }},
@@ -91,7 +94,24 @@ func FuzzParsers(f *testing.F) {
 		wmioInstance("__EventFilter", [][2]string{{"Name", "x"}, {"Query", "SELECT"}})))
 	f.Add([]byte{5, 0, 0x13, 0, 0x0d})
 	f.Add([]byte(`<Task><Actions><Exec><Command>a</Command></Exec></Actions></Task>`))
+	f.Add(activationPropertiesIn("ab93b6f1-be76-4185-a488-a9001b105b94", "host", "8961f0a0-ff62-403b-91b4-7b9280241ceb"))
+	rule := newSB(false)
+	fwRule210(rule, "{1}", "n", `C:\a.exe`)
+	f.Add(rule.bytes())
+	f.Add(selfRelativeSD(binSID(5, 21, 1, 2, 3, 500), binSID(5, 11)))
 	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, n64 := range []bool{false, true} {
+			for skew := 0; skew < 8; skew++ {
+				for _, s := range ndrWStrings(b, n64, skew&1 != 0, skew) {
+					if n := len([]rune(s.text)); 2*n > len(b) || s.end > len(b) {
+						t.Fatalf("string of %d characters from %d bytes", n, len(b))
+					}
+				}
+			}
+		}
+		utf16Strings(b, 1)
+		indexOBJREF(b)
+		sdACEs(b)
 		parseTower(b)
 		if o, ok := parseObjref(b); ok {
 			parseActivationBlob(o.data)

@@ -21,7 +21,7 @@ func registerIdispatch() {
 		names: dcomNames("GetTypeInfoCount", "GetTypeInfo", "GetIDsOfNames", "Invoke"),
 		ops: map[uint16]op{
 			3: {noise: true, probe: func(r *ndr.Reader) {}},
-			4: {noise: true, probe: func(r *ndr.Reader) { r.U32(); r.U32() }},
+			4: {noise: true, probe: func(r *ndr.Reader) { r.U32(); r.U32() }, resp: dcomReturnedObject},
 			5: {req: dispGetIDsOfNames, resp: dispGetIDsOfNamesResp},
 			6: {req: dispInvoke, resp: dispInvokeResp},
 		}})
@@ -40,6 +40,13 @@ var execMethods = lazyTable[string, bool]{build: func() map[string]bool {
 		"createobject":        true,
 		"navigate":            true,
 		"navigate2":           true,
+		"executeline":         true, // Visio Document.ExecuteLine (CheeseDCOM VisioExecLine)
+		"addcode":             true, // ScriptControl.AddCode (CheeseDCOM OutlookScriptEx)
+		"executestatement":    true, // ScriptControl
+		// Excel.Application.ActivateMicrosoftApp starts an Office program
+		// found through the search path, a planted one (SpecterOps' "Abuse
+		// the Power of DCOM Excel Application").
+		"activatemicrosoftapp": true,
 	}
 }}
 
@@ -196,7 +203,8 @@ func dispInvoke(x *dc) {
 	for i, v := range a.args {
 		x.add(fmt.Sprintf("arg[%d]", i), v.String())
 	}
-	if name == "" {
+	x.dispCoercion(name, a.args)
+	if name == "" || x.d.Technique == TechCoerce {
 		return
 	}
 	x.classifyMember(name)

@@ -41,7 +41,11 @@ var liveFields = append(append([]string(nil), oracleFields...),
 	"efs.EfsRpcOpenFileRaw.FileName", "efs.EfsRpcEncryptFileSrv.Filename", "efs.EfsRpcDecryptFileSrv.FileName",
 	"efs.EfsRpcQueryUsersOnFile.FileName", "efs.EfsRpcQueryRecoveryAgents.FileName",
 	"efs.EfsRpcRemoveUsersFromFile.FileName", "efs.EfsRpcAddUsersToFile.FileName",
-	"eventlog.eventlog_OpenBackupEventLogW.logname")
+	"eventlog.eventlog_OpenBackupEventLogW.logname",
+	// DCOM activation: the class, the interfaces asked, the server named
+	// (InstantiationInfoData, SecurityInfoData).
+	"isystemactivator.properties.instninfo.clsid", "isystemactivator.properties.instninfo.iid",
+	"isystemactivator.properties.si.ci.name")
 
 // labClear names the lab captures (testdata/captures) whose calls tshark
 // decodes in clear: the others are sealed or of interfaces tshark 4.0 does

@@ -10,8 +10,6 @@ var wellKnown = lazyTable[[16]byte, string]{build: func() map[[16]byte]string {
 		"6bffd098-a112-3610-9833-012892020162": "browser (MS-BRWSA)",
 		"6bffd098-a112-3610-9833-46c3f874532d": "dhcpsrv (MS-DHCPM)",
 		"5b821720-f63b-11d0-aac2-00c04fc2aa2e": "dhcpsrv2 (MS-DHCPM)",
-		"d99e6e71-fc88-11d0-b498-00a0c90312f3": "ICertAdminD (MS-CSRA)",
-		"7fe0d935-dda6-443f-85d0-1cfb58fe41dd": "ICertAdminD2 (MS-CSRA)",
 		"8fb6d884-2388-11d0-8c35-00c04fda2795": "W32Time (MS-W32T)",
 		"f5cc59b4-4264-101a-8c59-08002b2f8426": "frsrpc (MS-FRS1)",
 		"897e2e5f-93f3-4376-9c9c-fd2277495c27": "FrsTransport (MS-FRS2)",
@@ -28,7 +26,6 @@ var wellKnown = lazyTable[[16]byte, string]{build: func() map[[16]byte]string {
 		"fdb3a030-065f-11d1-bb9b-00a024ea5525": "qmcomm (MS-MQMP)",
 		"76d12b80-3467-11d3-91ff-0090272f9ea3": "qmcomm2 (MS-MQMP)",
 		"1088a980-eae5-11d0-8d9b-00a02453c337": "qm2qm (MS-MQQP)",
-		"6b5bdd1e-528c-422c-af8c-a4079be4fe48": "RemoteFW (MS-FASP)",
 		"12b81e99-f207-4a4c-85d3-77b42f76fd14": "ISeclogon (seclogon)",
 		"c8cb7687-e6d3-11d2-a958-00c04f682e16": "DAV RPC (WebClient)",
 		"82ad4280-036b-11cf-972c-00aa006887b0": "inetinfo (IIS)",
@@ -38,6 +35,24 @@ var wellKnown = lazyTable[[16]byte, string]{build: func() map[[16]byte]string {
 		"4b112204-0e19-11d3-b42b-0000f81feb9f": "ssdpsrv",
 		"ccd8c074-d0e5-4a40-92b4-d074faa6ba28": "Witness (MS-SWN)",
 		"a4f1db00-ca47-1067-b31f-00dd010662da": "Exchange MAPI (emsmdb)",
+		// MS-PLA's other interfaces (1.9); IDataCollectorSet and
+		// IDataManager are decoded.
+		"03837543-098b-11d8-9414-505054503030": "IFolderAction (MS-PLA)",
+		"03837544-098b-11d8-9414-505054503030": "IFolderActionCollection (MS-PLA)",
+		"038374ff-098b-11d8-9414-505054503030": "IDataCollector (MS-PLA)",
+		"03837506-098b-11d8-9414-505054503030": "IPerformanceCounterDataCollector (MS-PLA)",
+		"03837514-098b-11d8-9414-505054503030": "IConfigurationDataCollector (MS-PLA)",
+		"03837516-098b-11d8-9414-505054503030": "IAlertDataCollector (MS-PLA)",
+		"0383750b-098b-11d8-9414-505054503030": "ITraceDataCollector (MS-PLA)",
+		"0383751a-098b-11d8-9414-505054503030": "IApiTracingDataCollector (MS-PLA)",
+		"03837512-098b-11d8-9414-505054503030": "ITraceDataProvider (MS-PLA)",
+		"0383753a-098b-11d8-9414-505054503030": "ISchedule (MS-PLA)",
+		"03837510-098b-11d8-9414-505054503030": "ITraceDataProviderCollection (MS-PLA)",
+		"0383753d-098b-11d8-9414-505054503030": "IScheduleCollection (MS-PLA)",
+		"03837502-098b-11d8-9414-505054503030": "IDataCollectorCollection (MS-PLA)",
+		"03837524-098b-11d8-9414-505054503030": "IDataCollectorSetCollection (MS-PLA)",
+		"03837533-098b-11d8-9414-505054503030": "IValueMapItem (MS-PLA)",
+		"03837534-098b-11d8-9414-505054503030": "IValueMap (MS-PLA)",
 	} {
 		m[mustUUID(s)] = n
 	}
