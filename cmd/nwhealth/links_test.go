@@ -1,14 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"maps"
 	"os"
 	"os/exec"
@@ -381,38 +378,10 @@ func TestLinkTypesReplayHunt(t *testing.T) {
 // rewriteLink writes the Ethernet capture in as link type kind.
 func rewriteLink(t *testing.T, kind, in, out string) {
 	t.Helper()
-	r, err := pcapio.OpenFile(in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	f, err := os.Create(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	bw := bufio.NewWriter(f)
-	w, err := pcapio.NewWriter(bw, wrapLinkTypes[kind], 262144, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for n := 0; ; n++ {
-		pk, err := r.Next()
-		if errors.Is(err, io.EOF) {
-			break
+	rewritePcap(t, in, out, wrapLinkTypes[kind], func(n int, frame []byte) []byte {
+		if et := binary.BigEndian.Uint16(frame[12:]); et != 0x0800 && et != 0x86dd {
+			t.Fatalf("frame %d is not IP over untagged Ethernet (EtherType %#04x)", n, et)
 		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if et := binary.BigEndian.Uint16(pk.Data[12:]); et != 0x0800 && et != 0x86dd || len(pk.Data) != pk.OrigLen {
-			t.Fatalf("frame %d is not whole IP over untagged Ethernet (EtherType %#04x)", n, et)
-		}
-		b := wrapLink(kind, n, pk.Data)
-		if err := w.WritePacket(pk.Timestamp, b, len(b)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := bw.Flush(); err != nil {
-		t.Fatal(err)
-	}
+		return wrapLink(kind, n, frame)
+	})
 }

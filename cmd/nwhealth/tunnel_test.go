@@ -92,6 +92,19 @@ func wrapFrame(kind string, seq uint32, frame []byte) []byte {
 // returns how many frames it wrote.
 func wrapPcap(t *testing.T, kind, in, out string) int {
 	t.Helper()
+	return rewritePcap(t, in, out, pkthdr.LinkEthernet, func(n int, frame []byte) []byte {
+		if et := binary.BigEndian.Uint16(frame[12:]); (kind == "gtpu" || kind == "l2tp" || kind == "pptp") && et != 0x0800 && et != 0x86dd {
+			t.Fatalf("frame %d is not IP over untagged Ethernet (EtherType %#04x): %s carries IP only", n, et, kind)
+		}
+		return wrapFrame(kind, uint32(n), frame)
+	})
+}
+
+// rewritePcap writes the Ethernet capture in to out as link type lt, each
+// frame passed through wrap, and returns the frames written. Only whole
+// frames are rewritten: a mirror or a link sends what it saw.
+func rewritePcap(t *testing.T, in, out string, lt pkthdr.LinkType, wrap func(n int, frame []byte) []byte) int {
+	t.Helper()
 	r, err := pcapio.OpenFile(in)
 	if err != nil {
 		t.Fatal(err)
@@ -106,12 +119,12 @@ func wrapPcap(t *testing.T, kind, in, out string) int {
 	}
 	defer f.Close()
 	bw := bufio.NewWriter(f)
-	w, err := pcapio.NewWriter(bw, pkthdr.LinkEthernet, 262144, true)
+	w, err := pcapio.NewWriter(bw, lt, 262144, true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	n := 0
-	for {
+	for ; ; n++ {
 		pk, err := r.Next()
 		if errors.Is(err, io.EOF) {
 			break
@@ -119,20 +132,18 @@ func wrapPcap(t *testing.T, kind, in, out string) int {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// Only whole frames are wrapped: a mirror sends what it saw.
 		if len(pk.Data) != pk.OrigLen {
 			t.Fatalf("frame %d is cut (%d of %d bytes)", n, len(pk.Data), pk.OrigLen)
 		}
-		if et := binary.BigEndian.Uint16(pk.Data[12:]); (kind == "gtpu" || kind == "l2tp" || kind == "pptp") && et != 0x0800 && et != 0x86dd {
-			t.Fatalf("frame %d is not IP over untagged Ethernet (EtherType %#04x): %s carries IP only", n, et, kind)
-		}
-		wrapped := wrapFrame(kind, uint32(n), pk.Data)
-		if err := w.WritePacket(pk.Timestamp, wrapped, len(wrapped)); err != nil {
+		b := wrap(n, pk.Data)
+		if err := w.WritePacket(pk.Timestamp, b, len(b)); err != nil {
 			t.Fatal(err)
 		}
-		n++
 	}
 	if err := bw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
 	return n
