@@ -218,6 +218,10 @@ type Builder struct {
 type recentFlow struct {
 	e   *entry
 	idx int32
+	// h is the low half of the entry's key hash, compared before its key:
+	// under a flood the slot's entry is another flow's, and reading its
+	// key was a cache miss in every packet.
+	h uint32
 }
 
 type pendingRecord struct {
@@ -470,23 +474,37 @@ func (b *Builder) AddParsedNanos(ns int64, p *pkthdr.Packet, data []byte, origLe
 	}
 
 	h := k.hash()
+	// A new flow's packet misses the cache in the table's slot and, once
+	// the table has been full, in its held slot: both are read here,
+	// before either is needed, so that the two misses overlap instead of
+	// following one another.
+	first := b.slots[h&uint64(len(b.slots)-1)]
+	var hs *held
+	var hbits uint8
+	if b.held > 0 {
+		hs = &b.adm[b.admSlot(h)]
+		hbits = hs.bits
+	}
 	rc := &b.recent[slot(h)]
 	e, idx := rc.e, rc.idx
-	if e == nil || !e.k.eq(&k) {
-		e, idx = nil, b.find(&k, h)
+	if e == nil || rc.h != uint32(h) || !e.k.eq(&k) {
+		e, idx = nil, -1
+		if first != 0 {
+			idx = b.find(&k, h)
+		}
 		if idx >= 0 {
 			e = b.at(idx)
-			rc.e, rc.idx = e, idx
+			rc.e, rc.idx, rc.h = e, idx, uint32(h)
 		}
 	}
-	if e == nil && b.held > 0 {
+	if e == nil && hs != nil {
 		// Most such packets under a flood open another new flow: the
 		// slot is looked at here, inline, before admit is called.
-		if s := &b.adm[b.admSlot(h)]; s.bits&heldUsed == 0 || !s.k.eq(&k) {
+		if hbits&heldUsed == 0 || !hs.k.eq(&k) {
 			idx = -1
-		} else if idx = b.admit(s, h, ns, isTCP, flags); idx >= 0 {
+		} else if idx = b.admit(hs, h, ns, isTCP, flags); idx >= 0 {
 			e = b.at(idx)
-			rc.e, rc.idx = e, idx
+			rc.e, rc.idx, rc.h = e, idx, uint32(h)
 		}
 	}
 	if e != nil {
@@ -523,7 +541,7 @@ func (b *Builder) AddParsedNanos(ns int64, p *pkthdr.Packet, data []byte, origLe
 		idx = b.newEntry(k, h, p, fromA, flags, icmp, data, ns)
 		e = b.at(idx)
 		rc = &b.recent[slot(h)] // eviction may have cleared it
-		rc.e, rc.idx = e, idx
+		rc.e, rc.idx, rc.h = e, idx, uint32(h)
 	}
 
 	fromOrig := fromA == e.origIsA

@@ -129,10 +129,15 @@ type Builder struct {
 
 	lists []plist
 	arena []uint32 // postings beyond each list's first, in chunks
-	// Ports are logged as port<<32 | block, once a block each (portSeen:
-	// the block + 1 each was last logged in), and sorted when encoded.
+	// Ports are logged as port<<32 | block, once a block each, and
+	// sorted when encoded. portSeen has a bit for each port logged in the
+	// current block (portFrom: where the block's entries start in the
+	// log), cleared as the block ends: 8 KiB, where a word a port was
+	// 256 KiB, and a flood's random source port missed the cache there in
+	// every packet.
 	portLog  []uint64
-	portSeen []uint32
+	portFrom int
+	portSeen [1 << 16 / 64]uint64
 	// v4 logs IPv4 addresses as address<<32 | block, appended as they
 	// come (the signature cache keeps a flow's repeats out) and sorted
 	// when the index is encoded: a flood of spoofed sources appends to
@@ -208,14 +213,25 @@ func (b *Builder) newList() int32 {
 }
 
 func (b *Builder) addPort(p uint16) {
-	if b.portSeen == nil {
-		b.portSeen = make([]uint32, 1<<16)
-	}
-	if b.portSeen[p] == b.block+1 {
+	w, bit := &b.portSeen[p>>6], uint64(1)<<(p&63)
+	if *w&bit != 0 {
 		return
 	}
-	b.portSeen[p] = b.block + 1
+	*w |= bit
 	b.portLog = append(b.portLog, uint64(p)<<32|uint64(b.block))
+}
+
+// clearPorts forgets the ports seen in the block that ends: word by word
+// for a few, whole for many (a flood logs hundreds a block).
+func (b *Builder) clearPorts() {
+	if n := len(b.portLog) - b.portFrom; n > len(b.portSeen)/4 {
+		b.portSeen = [len(b.portSeen)]uint64{}
+	} else {
+		for _, e := range b.portLog[b.portFrom:] {
+			b.portSeen[uint16(e>>32)>>6] = 0
+		}
+	}
+	b.portFrom = len(b.portLog)
 }
 
 func (b *Builder) addV4(a uint32) {
@@ -504,6 +520,7 @@ func (b *Builder) EndBlock(first, last int64) {
 		b.last = last
 	}
 	b.any = true
+	b.clearPorts()
 	b.block++
 	b.blocks = b.block
 }
