@@ -151,6 +151,14 @@ type Builder struct {
 	gen     uint32          // the block's generation of signatures
 	sigs    [256][4]sigSlot // 4-way: busy flows that collide do not evict each other
 	sigNext uint8
+
+	// Encode's scratch, kept for the next shard's (the store reuses a
+	// builder): the radix sort's second log and the postings, some 8 and
+	// 3 MiB under a flood, which fresh each seal cost a page fault every
+	// 4 KiB. At most the logs' length of words and what the postings of
+	// a million keys take.
+	sortTmp []uint64
+	postBuf []byte
 }
 
 // plist is one key's postings: the blocks it is in, ascending. The first
@@ -496,6 +504,8 @@ func (b *Builder) Reset() {
 		arena:   b.arena[:0],
 		portLog: b.portLog[:0],
 		v4:      b.v4[:0],
+		sortTmp: b.sortTmp,
+		postBuf: b.postBuf[:0],
 	}
 }
 
@@ -606,16 +616,20 @@ type keyList struct {
 var rawBodyMax = 32 << 20
 
 // Encode serialises the index (docs/format/index.md).
-func (b *Builder) Encode(enc *zstd.Encoder) []byte {
+func (b *Builder) Encode(enc *zstd.Encoder) []byte { return b.EncodeTo(nil, enc) }
+
+// EncodeTo is Encode writing into dst's memory when it has room (its
+// contents are overwritten), so that a writer sealing shard after shard
+// keeps one buffer instead of a new one each seal.
+func (b *Builder) EncodeTo(dst []byte, enc *zstd.Encoder) []byte {
 	// Ports and IPv4 addresses come from their logs sorted as words (a
 	// key's blocks in order, repeats dropped), written into the key
 	// table and postings as the sorted log is walked; the rarer kinds
 	// from the map, sorted by value. Under a flood the logs hold
 	// millions of entries: nothing is gathered in between, and the
 	// output is sized before it is filled.
-	var tmp []uint64
 	for _, log := range [][]uint64{b.portLog, b.v4} {
-		sortLog(log, &tmp)
+		sortLog(log, &b.sortTmp)
 	}
 	// A log's distinct keys are counted as its table is written; until
 	// then its length bounds them (the tables' capacity only).
@@ -652,9 +666,16 @@ func (b *Builder) Encode(enc *zstd.Encoder) []byte {
 	for _, kind := range kinds {
 		tablesLen += counts[kind] * (kind.size() + 12)
 	}
-	postings := make([]byte, 0, 2*(len(b.portLog)+len(b.v4))+4*len(b.arena)+8*len(b.lists))
+	if n := 2*(len(b.portLog)+len(b.v4)) + 4*len(b.arena) + 8*len(b.lists); cap(b.postBuf) < n {
+		b.postBuf = make([]byte, 0, n)
+	}
+	postings := b.postBuf[:0]
 	tablesAt := headerLen + dirLen
-	out := make([]byte, tablesAt, tablesAt+tablesLen+cap(postings))
+	out := dst[:0]
+	if n := tablesAt + tablesLen + cap(postings); cap(out) < n {
+		out = make([]byte, 0, n)
+	}
+	out = out[:tablesAt]
 	// entry appends a key's table entry, its postings being
 	// postings[start:].
 	entry := func(v []byte, start, base, n int) {
@@ -735,6 +756,7 @@ func (b *Builder) Encode(enc *zstd.Encoder) []byte {
 		dir = binary.LittleEndian.AppendUint32(dir, crc(tables[sc.tableOff:sc.tableOff+sc.tableLen]))
 	}
 	out = append(out, postings...)
+	b.postBuf = postings[:0]
 	body := out[headerLen:]
 	// The body is stored raw unless it is large: a query then reads the
 	// directory, one key table and the postings it needs in place, instead
