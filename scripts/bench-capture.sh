@@ -21,7 +21,8 @@
 #
 # For each run of each tool it prints packets sent, the rate the sender
 # reached, packets stored, kernel drops, user and system CPU seconds, CPU
-# seconds per million packets stored, and peak memory; then each tool's
+# seconds per million packets stored, peak memory and minor page faults
+# (system time that does not move with the machine's load); then each tool's
 # median, the median ratio of the alternating pairs, and the ratio over
 # all runs. The targets are every packet stored and a ratio of at most 1.0
 # (64 flows) or 2.0 (a new flow in every frame). Single runs vary by tens
@@ -98,7 +99,7 @@ rx_packets() {
 
 # run NAME READY-PATTERN CMD...: capture with CMD under GNU time in B while
 # trafgen sends COUNT packets from A; stop it with SIGINT once all arrived.
-declare -A SENT STORED DROPS USER SYS RSS MPPS
+declare -A SENT STORED DROPS USER SYS RSS MPPS FAULTS
 run() {
   local name=$1 ready=$2; shift 2
   local log="$work/$name.log" tf="$work/$name.time"
@@ -128,12 +129,13 @@ run() {
   USER[$name]=$(sed -n 's/.*User time (seconds): //p' "$tf")
   SYS[$name]=$(sed -n 's/.*System time (seconds): //p' "$tf")
   RSS[$name]=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$tf")
+  FAULTS[$name]=$(sed -n 's/.*Minor (reclaiming a frame) page faults: //p' "$tf")
 }
 
 echo "bench-capture: $COUNT packets of $FRAME bytes per tool and run ($FLOWS flows), $REPEAT run(s), nwhealth workers $WORKERS" >&2
 
-row() { printf '%-9s %10s %6s %10s %7s %7s %7s %12s %9s\n' "$@"; }
-row tool sent Mpps stored drops user-s sys-s "CPU-s/Mpkt" "RSS-MiB"
+row() { printf '%-9s %10s %6s %10s %7s %7s %7s %12s %9s %9s\n' "$@"; }
+row tool sent Mpps stored drops user-s sys-s "CPU-s/Mpkt" "RSS-MiB" faults
 declare -A T_SENT T_STORED T_DROPS T_CPU RUNS
 PAIRS=""
 engine_args=${ENGINE_ARGS:-"--store $work/nwstore"}
@@ -153,7 +155,7 @@ for _ in $(seq "$REPEAT"); do
   for t in tcpdump nwhealth; do
     cpu=$(awk -v u="${USER[$t]}" -v s="${SYS[$t]}" 'BEGIN { printf "%.2f", u + s }')
     row "$t" "${SENT[$t]}" "${MPPS[$t]}" "${STORED[$t]}" "${DROPS[$t]:-?}" "${USER[$t]}" "${SYS[$t]}" \
-      "$(awk -v c="$cpu" -v n="${STORED[$t]}" 'BEGIN { printf "%.3f", c / (n / 1e6) }')" "$(( ${RSS[$t]} / 1024 ))"
+      "$(awk -v c="$cpu" -v n="${STORED[$t]}" 'BEGIN { printf "%.3f", c / (n / 1e6) }')" "$(( ${RSS[$t]} / 1024 ))" "${FAULTS[$t]}"
     T_SENT[$t]=$(( ${T_SENT[$t]:-0} + SENT[$t] ))
     T_STORED[$t]=$(( ${T_STORED[$t]:-0} + STORED[$t] ))
     T_DROPS[$t]=$(( ${T_DROPS[$t]:-0} + ${DROPS[$t]:-0} ))
