@@ -333,7 +333,7 @@ func (b *Builder) insert(idx int32, h uint64) {
 
 func (b *Builder) grow() {
 	old := b.slots
-	b.slots = make([]uint64, 2*len(old))
+	b.slots = bigSlice[uint64](2 * len(old))
 	mask := uint64(len(b.slots) - 1)
 	for _, s := range old {
 		if s == 0 {

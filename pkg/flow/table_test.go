@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/nwhealth/nwhealth/pkg/pkthdr"
@@ -362,5 +363,27 @@ func TestResetAsNew(t *testing.T) {
 		if used.Stats() != fresh.Stats() {
 			t.Fatalf("%+v: counters after Reset %+v, new %+v", o, used.Stats(), fresh.Stats())
 		}
+	}
+}
+
+// TestBigSliceAligned: a table from 2 MiB up starts on a huge-page
+// boundary and has the length asked for, zeroed; a smaller one is plain.
+func TestBigSliceAligned(t *testing.T) {
+	for _, n := range []int{1, 1000, hugePage / 8, 3*hugePage/8 + 5} {
+		s := bigSlice[uint64](n)
+		if len(s) != n || cap(s) != n {
+			t.Fatalf("n %d: len %d cap %d", n, len(s), cap(s))
+		}
+		if n*8 >= hugePage && uintptr(unsafe.Pointer(&s[0]))%hugePage != 0 {
+			t.Fatalf("n %d: not on a huge-page boundary", n)
+		}
+		for _, v := range s {
+			if v != 0 {
+				t.Fatalf("n %d: not zeroed", n)
+			}
+		}
+	}
+	if h := bigSlice[held](1 << 17); len(h) != 1<<17 || uintptr(unsafe.Pointer(&h[0]))%hugePage != 0 {
+		t.Fatal("held array not aligned")
 	}
 }
