@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -222,6 +223,15 @@ func runCapture(ctx context.Context, opts *captureOptions) error {
 	// GOMAXPROCS variable still overrides.
 	if os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(c.Workers())
+	}
+	// The store's heap is mostly pointer-free tables kept from shard to
+	// shard (flows, index), which a collection does not scan, so
+	// collecting at half the default growth costs little CPU and keeps
+	// the garbage between collections (and its page faults) from growing
+	// with those tables: a 3 M flood's peak memory 231 -> 191 MB, page
+	// faults 54,684 -> 44,180. The GOGC variable still overrides.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(captureGCPercent)
 	}
 
 	sinks := make([]capture.Sink, c.Workers())
@@ -628,3 +638,6 @@ func (s *pcapFileSink) close() error {
 	s.f = nil
 	return err
 }
+
+// captureGCPercent is capture's GOGC (docs/capture.md, Floods).
+const captureGCPercent = 50

@@ -106,7 +106,7 @@ func (b *Builder) hold(k *key, h uint64, p *pkthdr.Packet, fromA bool, flags uin
 		}
 	}
 	if b.adm == nil {
-		b.adm = make([]held, 1<<bits.Len(uint(b.o.MaxFlows-1)))
+		b.adm = bigSlice[held](1 << bits.Len(uint(b.o.MaxFlows-1)))
 	}
 	i := b.admSlot(h)
 	s := &b.adm[i]

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/nwhealth/nwhealth/pkg/pkthdr"
@@ -285,5 +286,13 @@ func TestAdmitChurn(t *testing.T) {
 		if pkts+st.Unrecorded != st.Packets || uint64(fw.Len())+st.Unrecorded != st.Flows || b.Open() != 0 || b.held != 0 {
 			t.Errorf("table %d: %d packets in %d records, stats %+v, %d open, %d held", maxFlows, pkts, fw.Len(), st, b.Open(), b.held)
 		}
+	}
+}
+
+// TestHeldSlotSize keeps a held slot at the 72 bytes docs/capture.md
+// (Floods) counts, 9 MiB for a table of 128 Ki flows.
+func TestHeldSlotSize(t *testing.T) {
+	if n := unsafe.Sizeof(held{}); n != 72 {
+		t.Fatalf("held slot of %d bytes, want 72", n)
 	}
 }

@@ -179,6 +179,7 @@ type Builder struct {
 	// table of slots (linear probing; each slot is the low 32 bits of the
 	// key's hash and the entry's index + 1, 0 when empty).
 	chunks  [][]entry
+	used    int // chunks handed out since NewBuilder or Reset
 	free    []int32
 	slots   []uint64
 	open    int
@@ -218,6 +219,10 @@ type Builder struct {
 type recentFlow struct {
 	e   *entry
 	idx int32
+	// h is the low half of the entry's key hash, compared before its key:
+	// under a flood the slot's entry is another flow's, and reading its
+	// key was a cache miss in every packet.
+	h uint32
 }
 
 type pendingRecord struct {
@@ -258,6 +263,31 @@ func NewBuilder(o Options) *Builder {
 		b.lists[i] = list{-1, -1}
 	}
 	return b
+}
+
+// Reset empties b for another shard as NewBuilder would return it (with
+// b's options),
+// keeping its memory: under a flood each shard's table fills to its bound
+// (23 MiB of entries, 9 MiB of held slots, 2 MiB of slots), and a new one
+// a shard paid a page fault for every 4 KiB of it, and the garbage
+// collector the rest. Entries are handed out in a new builder's order (so
+// flow IDs, and the record encoder's keys, are the same). Reset is meant
+// for a builder emptied by Flush or FlushInto; one with flows still open
+// is replaced whole, dropping them.
+func (b *Builder) Reset() {
+	if b.open > 0 || b.held > 0 || len(b.pending) > 0 || len(b.pend.recs) > 0 {
+		*b = *NewBuilder(b.o)
+		return
+	}
+	nb := NewBuilder(b.o)
+	nb.chunks, nb.free = b.chunks, b.free[:0]
+	nb.slots = b.slots // emptied by flush, and as large as the last shard needed
+	nb.details, nb.freeDet = b.details[:0], b.freeDet[:0]
+	nb.pending = b.pending[:0]
+	nb.pend = FileWriter{buf: b.pend.buf[:0], recs: b.pend.recs[:0]}
+	nb.hs, nb.spare = b.hs[:0], b.spare
+	nb.adm = b.adm // emptied by flush (dropHeld)
+	*b = *nb
 }
 
 // Stats returns the counters so far.
@@ -303,7 +333,7 @@ func (b *Builder) insert(idx int32, h uint64) {
 
 func (b *Builder) grow() {
 	old := b.slots
-	b.slots = make([]uint64, 2*len(old))
+	b.slots = bigSlice[uint64](2 * len(old))
 	mask := uint64(len(b.slots) - 1)
 	for _, s := range old {
 		if s == 0 {
@@ -353,8 +383,11 @@ func (b *Builder) newIndex() int32 {
 		b.free = b.free[:n-1]
 		return idx
 	}
-	n := len(b.chunks)
-	b.chunks = append(b.chunks, make([]entry, entriesChunk))
+	n := b.used
+	if n == len(b.chunks) {
+		b.chunks = append(b.chunks, make([]entry, entriesChunk))
+	}
+	b.used++
 	for i := entriesChunk - 1; i > 0; i-- {
 		b.free = append(b.free, int32(n*entriesChunk+i))
 	}
@@ -470,23 +503,37 @@ func (b *Builder) AddParsedNanos(ns int64, p *pkthdr.Packet, data []byte, origLe
 	}
 
 	h := k.hash()
+	// A new flow's packet misses the cache in the table's slot and, once
+	// the table has been full, in its held slot: both are read here,
+	// before either is needed, so that the two misses overlap instead of
+	// following one another.
+	first := b.slots[h&uint64(len(b.slots)-1)]
+	var hs *held
+	var hbits uint8
+	if b.held > 0 {
+		hs = &b.adm[b.admSlot(h)]
+		hbits = hs.bits
+	}
 	rc := &b.recent[slot(h)]
 	e, idx := rc.e, rc.idx
-	if e == nil || !e.k.eq(&k) {
-		e, idx = nil, b.find(&k, h)
+	if e == nil || rc.h != uint32(h) || !e.k.eq(&k) {
+		e, idx = nil, -1
+		if first != 0 {
+			idx = b.find(&k, h)
+		}
 		if idx >= 0 {
 			e = b.at(idx)
-			rc.e, rc.idx = e, idx
+			rc.e, rc.idx, rc.h = e, idx, uint32(h)
 		}
 	}
-	if e == nil && b.held > 0 {
+	if e == nil && hs != nil {
 		// Most such packets under a flood open another new flow: the
 		// slot is looked at here, inline, before admit is called.
-		if s := &b.adm[b.admSlot(h)]; s.bits&heldUsed == 0 || !s.k.eq(&k) {
+		if hbits&heldUsed == 0 || !hs.k.eq(&k) {
 			idx = -1
-		} else if idx = b.admit(s, h, ns, isTCP, flags); idx >= 0 {
+		} else if idx = b.admit(hs, h, ns, isTCP, flags); idx >= 0 {
 			e = b.at(idx)
-			rc.e, rc.idx = e, idx
+			rc.e, rc.idx, rc.h = e, idx, uint32(h)
 		}
 	}
 	if e != nil {
@@ -523,7 +570,7 @@ func (b *Builder) AddParsedNanos(ns int64, p *pkthdr.Packet, data []byte, origLe
 		idx = b.newEntry(k, h, p, fromA, flags, icmp, data, ns)
 		e = b.at(idx)
 		rc = &b.recent[slot(h)] // eviction may have cleared it
-		rc.e, rc.idx = e, idx
+		rc.e, rc.idx, rc.h = e, idx, uint32(h)
 	}
 
 	fromOrig := fromA == e.origIsA

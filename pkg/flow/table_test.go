@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/nwhealth/nwhealth/pkg/pkthdr"
@@ -298,5 +299,98 @@ func TestFlushAsRemoval(t *testing.T) {
 		if ha, hb := load(a, 2, 5000), load(b, 2, 5000); !reflect.DeepEqual(ha, hb) {
 			t.Fatalf("%+v: handles differ after flushing", o)
 		}
+	}
+}
+
+// TestResetAsNew checks that a builder emptied by a flush and Reset for
+// the next shard behaves as a new one: the same flow IDs for the same
+// packets (the store's record encoder keys on them), the same records,
+// file bytes and counters, with its table full and held slots in use.
+func TestResetAsNew(t *testing.T) {
+	load := func(b *Builder, seed uint64, n int) []uint32 {
+		rng := rand.New(rand.NewPCG(seed, 7))
+		ts := t0
+		var ids []uint32
+		for range n {
+			i := rng.IntN(3000)
+			s := frameSpec{src: netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}), dst: addr("192.0.2.9"), sport: uint16(1024 + i), dport: 80, proto: 6, flags: 0x02}
+			switch rng.IntN(4) {
+			case 0:
+				s.proto, s.payload = 17, []byte("u")
+			case 1:
+				s = frameSpec{src: addr("10.0.0.53"), dst: addr("10.0.0.1"), sport: 53, dport: uint16(3000 + i%50), proto: 17,
+					payload: dnsMessage(uint16(i), "host.example.com", "", netip.AddrFrom4([4]byte{192, 0, 2, 9}))}
+			}
+			if rng.IntN(3) == 0 {
+				s.src, s.dst, s.sport, s.dport = s.dst, s.src, s.dport, s.sport
+			}
+			f := frame(s)
+			var p pkthdr.Packet
+			pkthdr.Parse(1, f, &p)
+			h := b.AddParsedNanos(ts.UnixNano(), &p, f, len(f))
+			if h.Mark == nil {
+				t.Fatal("no mark on a flow's handle")
+			}
+			ids = append(ids, h.ID)
+			ts = ts.Add(time.Duration(rng.IntN(3000)) * time.Microsecond)
+		}
+		return ids
+	}
+	for _, o := range []Options{{MaxFlows: 500, DropSingles: true, Encoded: true}, {MaxFlows: 1 << 16, Encoded: true}} {
+		used := NewBuilder(o)
+		load(used, 1, 20000)
+		var first FileWriter
+		used.FlushInto(&first)
+		if used.Stats().Unrecorded == 0 && o.DropSingles {
+			t.Fatalf("%+v: the first load left no held flow: the test does not reach the held slots", o)
+		}
+		used.Reset()
+		fresh := NewBuilder(o)
+		iu, ifr := load(used, 2, 20000), load(fresh, 2, 20000)
+		if !reflect.DeepEqual(iu, ifr) {
+			t.Fatalf("%+v: flow IDs after Reset differ from a new builder's", o)
+		}
+		var fu, ff FileWriter
+		used.FlushInto(&fu)
+		fresh.FlushInto(&ff)
+		if ru, rf := fu.Records(), ff.Records(); len(ru) == 0 || !reflect.DeepEqual(ru, rf) {
+			t.Fatalf("%+v: %d records after Reset, %d from a new builder", o, len(ru), len(rf))
+		}
+		enc, _ := zstd.NewWriter(nil)
+		if !bytes.Equal(fu.Encode(enc), ff.Encode(enc)) {
+			t.Fatalf("%+v: flow file bytes differ after Reset", o)
+		}
+		if used.Stats() != fresh.Stats() {
+			t.Fatalf("%+v: counters after Reset %+v, new %+v", o, used.Stats(), fresh.Stats())
+		}
+	}
+}
+
+// TestBigSliceAligned: a table from 2 MiB up starts on a huge-page
+// boundary and has the length asked for, zeroed; a smaller one is plain.
+func TestBigSliceAligned(t *testing.T) {
+	for _, n := range []int{1, 1000, hugePage / 8, 3*hugePage/8 + 5} {
+		s := bigSlice[uint64](n)
+		if len(s) != n || cap(s) != n {
+			t.Fatalf("n %d: len %d cap %d", n, len(s), cap(s))
+		}
+		if n*8 >= hugePage && uintptr(unsafe.Pointer(&s[0]))%hugePage != 0 {
+			t.Fatalf("n %d: not on a huge-page boundary", n)
+		}
+		for _, v := range s {
+			if v != 0 {
+				t.Fatalf("n %d: not zeroed", n)
+			}
+		}
+	}
+	// A 72-byte slot cannot always start exactly on a boundary: within
+	// one slot past it.
+	for range 20 {
+		h := bigSlice[held](1 << 17)
+		off := uintptr(unsafe.Pointer(&h[0])) % hugePage
+		if len(h) != 1<<17 || off >= unsafe.Sizeof(held{}) {
+			t.Fatalf("held array %d bytes past a huge-page boundary", off)
+		}
+		_ = make([]byte, 4096+int(off)) // move the next allocation
 	}
 }

@@ -129,10 +129,15 @@ type Builder struct {
 
 	lists []plist
 	arena []uint32 // postings beyond each list's first, in chunks
-	// Ports are logged as port<<32 | block, once a block each (portSeen:
-	// the block + 1 each was last logged in), and sorted when encoded.
+	// Ports are logged as port<<32 | block, once a block each, and
+	// sorted when encoded. portSeen has a bit for each port logged in the
+	// current block (portFrom: where the block's entries start in the
+	// log), cleared as the block ends: 8 KiB, where a word a port was
+	// 256 KiB, and a flood's random source port missed the cache there in
+	// every packet.
 	portLog  []uint64
-	portSeen []uint32
+	portFrom int
+	portSeen [1 << 16 / 64]uint64
 	// v4 logs IPv4 addresses as address<<32 | block, appended as they
 	// come (the signature cache keeps a flow's repeats out) and sorted
 	// when the index is encoded: a flood of spoofed sources appends to
@@ -146,6 +151,14 @@ type Builder struct {
 	gen     uint32          // the block's generation of signatures
 	sigs    [256][4]sigSlot // 4-way: busy flows that collide do not evict each other
 	sigNext uint8
+
+	// Encode's scratch, kept for the next shard's (the store reuses a
+	// builder): the radix sort's second log and the postings, some 8 and
+	// 3 MiB under a flood, which fresh each seal cost a page fault every
+	// 4 KiB. At most the logs' length of words and what the postings of
+	// a million keys take.
+	sortTmp []uint64
+	postBuf []byte
 }
 
 // plist is one key's postings: the blocks it is in, ascending. The first
@@ -208,14 +221,25 @@ func (b *Builder) newList() int32 {
 }
 
 func (b *Builder) addPort(p uint16) {
-	if b.portSeen == nil {
-		b.portSeen = make([]uint32, 1<<16)
-	}
-	if b.portSeen[p] == b.block+1 {
+	w, bit := &b.portSeen[p>>6], uint64(1)<<(p&63)
+	if *w&bit != 0 {
 		return
 	}
-	b.portSeen[p] = b.block + 1
+	*w |= bit
 	b.portLog = append(b.portLog, uint64(p)<<32|uint64(b.block))
+}
+
+// clearPorts forgets the ports seen in the block that ends: word by word
+// for a few, whole for many (a flood logs hundreds a block).
+func (b *Builder) clearPorts() {
+	if n := len(b.portLog) - b.portFrom; n > len(b.portSeen)/4 {
+		b.portSeen = [len(b.portSeen)]uint64{}
+	} else {
+		for _, e := range b.portLog[b.portFrom:] {
+			b.portSeen[uint16(e>>32)>>6] = 0
+		}
+	}
+	b.portFrom = len(b.portLog)
 }
 
 func (b *Builder) addV4(a uint32) {
@@ -480,6 +504,8 @@ func (b *Builder) Reset() {
 		arena:   b.arena[:0],
 		portLog: b.portLog[:0],
 		v4:      b.v4[:0],
+		sortTmp: b.sortTmp,
+		postBuf: b.postBuf[:0],
 	}
 }
 
@@ -504,6 +530,7 @@ func (b *Builder) EndBlock(first, last int64) {
 		b.last = last
 	}
 	b.any = true
+	b.clearPorts()
 	b.block++
 	b.blocks = b.block
 }
@@ -589,16 +616,20 @@ type keyList struct {
 var rawBodyMax = 32 << 20
 
 // Encode serialises the index (docs/format/index.md).
-func (b *Builder) Encode(enc *zstd.Encoder) []byte {
+func (b *Builder) Encode(enc *zstd.Encoder) []byte { return b.EncodeTo(nil, enc) }
+
+// EncodeTo is Encode writing into dst's memory when it has room (its
+// contents are overwritten), so that a writer sealing shard after shard
+// keeps one buffer instead of a new one each seal.
+func (b *Builder) EncodeTo(dst []byte, enc *zstd.Encoder) []byte {
 	// Ports and IPv4 addresses come from their logs sorted as words (a
 	// key's blocks in order, repeats dropped), written into the key
 	// table and postings as the sorted log is walked; the rarer kinds
 	// from the map, sorted by value. Under a flood the logs hold
 	// millions of entries: nothing is gathered in between, and the
 	// output is sized before it is filled.
-	var tmp []uint64
 	for _, log := range [][]uint64{b.portLog, b.v4} {
-		sortLog(log, &tmp)
+		sortLog(log, &b.sortTmp)
 	}
 	// A log's distinct keys are counted as its table is written; until
 	// then its length bounds them (the tables' capacity only).
@@ -635,9 +666,16 @@ func (b *Builder) Encode(enc *zstd.Encoder) []byte {
 	for _, kind := range kinds {
 		tablesLen += counts[kind] * (kind.size() + 12)
 	}
-	postings := make([]byte, 0, 2*(len(b.portLog)+len(b.v4))+4*len(b.arena)+8*len(b.lists))
+	if n := 2*(len(b.portLog)+len(b.v4)) + 4*len(b.arena) + 8*len(b.lists); cap(b.postBuf) < n {
+		b.postBuf = make([]byte, 0, n)
+	}
+	postings := b.postBuf[:0]
 	tablesAt := headerLen + dirLen
-	out := make([]byte, tablesAt, tablesAt+tablesLen+cap(postings))
+	out := dst[:0]
+	if n := tablesAt + tablesLen + cap(postings); cap(out) < n {
+		out = make([]byte, 0, n)
+	}
+	out = out[:tablesAt]
 	// entry appends a key's table entry, its postings being
 	// postings[start:].
 	entry := func(v []byte, start, base, n int) {
@@ -718,6 +756,7 @@ func (b *Builder) Encode(enc *zstd.Encoder) []byte {
 		dir = binary.LittleEndian.AppendUint32(dir, crc(tables[sc.tableOff:sc.tableOff+sc.tableLen]))
 	}
 	out = append(out, postings...)
+	b.postBuf = postings[:0]
 	body := out[headerLen:]
 	// The body is stored raw unless it is large: a query then reads the
 	// directory, one key table and the postings it needs in place, instead

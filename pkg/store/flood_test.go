@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"os"
+	"runtime"
 	"testing"
 	"time"
 
@@ -122,3 +123,75 @@ func TestFloodFlowCounts(t *testing.T) {
 		}
 	}
 }
+
+// TestFloodReusesShardMemory: under a flood that seals shard after shard,
+// a shard's flow table, index builder and index file memory serve the
+// next, so the store path allocates little per packet once warmed up
+// (a flow table and index a shard, fresh, were most of a flood's page
+// faults). The bound is loose; a table allocated each shard is over it.
+func TestFloodReusesShardMemory(t *testing.T) {
+	defer func(n int) { maxIndexKeys = n }(maxIndexKeys)
+	maxIndexKeys = 1 << 14 // a shard every ~5,500 packets
+	const maxFlows = 4096
+	for _, reuse := range []bool{true, false} {
+		st, err := Create(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		newFlows := func() FlowTable {
+			b := flow.NewBuilder(flow.Options{MaxFlows: maxFlows, DropSingles: true, Encoded: true})
+			if reuse {
+				return b
+			}
+			return noReset{b}
+		}
+		w, err := st.NewWriter(WriterOptions{ID: "c00", BlockSize: 64 << 10, Compressors: 1, Inline: true, NewFlows: newFlows})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+		frames := make([][]byte, 1<<12)
+		for i := range frames {
+			frames[i] = floodFrame(0x0a000000|uint32(i*2654435761), uint16(i*40503))
+		}
+		n := 0
+		write := func(count int) {
+			for range count {
+				f := frames[n%len(frames)]
+				// A new source in every packet: the address's top bytes
+				// count up, so no flow repeats.
+				binary.BigEndian.PutUint16(f[26:], uint16(n>>12))
+				if err := w.Write(ts, pkthdr.LinkEthernet, f, len(f)); err != nil {
+					t.Fatal(err)
+				}
+				ts = ts.Add(time.Microsecond)
+				n++
+			}
+		}
+		write(40000) // several shards: both alternating tables allocated
+		var m0, m1 runtime.MemStats
+		runtime.ReadMemStats(&m0)
+		const measured = 100000
+		write(measured)
+		runtime.ReadMemStats(&m1)
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		perPacket := float64(m1.TotalAlloc-m0.TotalAlloc) / measured
+		sealed := w.Stats().Sealed
+		t.Logf("reuse %v: %.1f bytes allocated a packet, %d shards", reuse, perPacket, sealed)
+		if sealed < 15 {
+			t.Fatalf("only %d shards sealed: the test does not cycle shards", sealed)
+		}
+		if reuse && perPacket > 64 {
+			t.Errorf("%.1f bytes allocated a packet in steady state, want at most 64", perPacket)
+		}
+		if !reuse && perPacket <= 64 {
+			t.Errorf("a table a shard allocated only %.1f bytes a packet: the bound does not tell reuse apart", perPacket)
+		}
+	}
+}
+
+// noReset hides flow.Builder's Reset: the writer then opens a new table
+// for each shard, as before it reused them.
+type noReset struct{ FlowTable }

@@ -29,6 +29,14 @@ type FlowTable interface {
 	Stats() flow.Stats
 }
 
+// resettable is a FlowTable that can be emptied for another shard,
+// keeping its memory (flow.Builder): the writer hands a sealed shard's
+// table to the next shard, as it does the index builder.
+type resettable interface {
+	FlowTable
+	Reset()
+}
+
 // WriterOptions tune a Writer. Zero values take the defaults.
 type WriterOptions struct {
 	ID            string        // "imp" for imports, "cNN" for capture workers
@@ -218,6 +226,12 @@ type Writer struct {
 	// under a flood its logs hold millions of entries, and growing new
 	// ones each shard cost page faults and copies.
 	ixFree chan *index.Builder
+	// flowsFree does the same for a sealed shard's flow table: a flood
+	// fills each shard's to its bound (some 34 MiB with its held slots).
+	flowsFree chan resettable
+	// ixOut is the last index file's memory, for the next seal's (the
+	// writer goroutine's): up to some 20 MiB for a flood's million keys.
+	ixOut []byte
 
 	// Packet-path counters are atomics so a stats line can read them
 	// while packets flow; the rest is under statsMu. The packet path
@@ -281,6 +295,7 @@ func (s *Store) NewWriter(opts WriterOptions) (*Writer, error) {
 		encBuf:    make(chan []byte, depth+4),
 		rzFree:    make(chan *reczstd.Encoder, depth+4),
 		ixFree:    make(chan *index.Builder, 1),
+		flowsFree: make(chan resettable, 1),
 	}
 	w.ensureReserve()
 	if !opts.Inline {
@@ -490,7 +505,13 @@ func (w *Writer) openShard(k shardKey, snaplen uint32) *openShard {
 	sh := &openShard{key: k, seq: w.seq, snaplen: snaplen, ix: w.getIndex(), block: w.getBuf(), rz: w.getRZ()}
 	w.seq++
 	if w.opts.NewFlows != nil {
-		sh.flows = w.opts.NewFlows()
+		select {
+		case ft := <-w.flowsFree:
+			ft.Reset()
+			sh.flows = ft
+		default:
+			sh.flows = w.opts.NewFlows()
+		}
 	}
 	w.cur[k] = sh
 	w.last = sh
@@ -765,6 +786,13 @@ func (w *Writer) doSeal(sh *openShard) {
 		if err == nil {
 			w.putIndex(sh.ix)
 			sh.ix = nil
+			if ft, ok := sh.flows.(resettable); ok {
+				select {
+				case w.flowsFree <- ft:
+				default:
+				}
+			}
+			sh.flows = nil
 			return
 		}
 		if errors.Is(err, ErrExists) {
@@ -833,7 +861,9 @@ func (w *Writer) seal(sh *openShard) error {
 	if w.st.shardFileExists(stem + extShard) {
 		return fmt.Errorf("%s: %w", stem+extShard, ErrExists)
 	}
-	if err := w.st.writeShardFileAtomic(stem+extIndex, sh.ix.Encode(w.enc)); err != nil {
+	ixFile := sh.ix.EncodeTo(w.ixOut, w.enc)
+	w.ixOut = ixFile[:0]
+	if err := w.st.writeShardFileAtomic(stem+extIndex, ixFile); err != nil {
 		return fmt.Errorf("write index: %w", err)
 	}
 	if sh.flows != nil {

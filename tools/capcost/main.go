@@ -48,6 +48,7 @@ type options struct {
 	maxFlows  int
 	profile   string
 	workers   int
+	ring      int
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -63,6 +64,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.blockSize, "block", 1<<20, "ring block size")
 	fs.IntVar(&o.maxFlows, "maxflows", 0, "flow table bound (0: capture's); a smaller one reaches a flood's steady state sooner")
 	fs.IntVar(&o.workers, "workers", 1, "capture workers, each with its own frames and store writer (one goroutine each)")
+	fs.IntVar(&o.ring, "ring", ringBlocks, "ring blocks cycled over: the default few stay in cache; 256 (of 1 MiB) stream through it as a live capture's ring does, evicting the flow and index tables a flood touches")
 	fs.StringVar(&o.profile, "cpuprofile", "", "write a CPU profile of the run here: where the time goes, cache misses included, which instruction counts do not show")
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
 		return 2
@@ -82,6 +84,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if o.workers < 1 {
 		o.workers = 1
+	}
+	if o.ring < 1 {
+		o.ring = 1
 	}
 	if o.mode == "store" && o.dir == "" && o.pcap == "" {
 		fmt.Fprintln(stderr, "capcost: -mode store needs -dir")
@@ -162,7 +167,7 @@ type result struct {
 // store writer (or a counting sink).
 func worker(o options, st *store.Store, id int) (result, error) {
 	fl := ringtest.NewFlood(o.flows, o.frameLen, start)
-	ring := make([][]byte, ringBlocks)
+	ring := make([][]byte, o.ring)
 	for i := range ring {
 		ring[i] = fl.Block(o.blockSize)
 	}
@@ -179,7 +184,7 @@ func worker(o options, st *store.Store, id int) (result, error) {
 	}
 	var n uint64
 	for i := 0; n < o.packets; i++ {
-		blk := ring[i%ringBlocks]
+		blk := ring[i%len(ring)]
 		n += uint64(fl.Fill(blk))
 		if o.mode == "gen" {
 			continue
