@@ -137,7 +137,7 @@ run() {
 # idle NAME READY-PATTERN CMD...: CPU seconds (user + system) of CMD
 # started and stopped with no traffic: what a run pays whatever it
 # captures, mostly the kernel zeroing the ring as the socket sets it up
-# (libpcap asks for 256 KiB blocks, nwhealth for 1 MiB ones, which cost
+# (libpcap asks for 256 KiB blocks, nwhealth for 512 KiB ones, which cost
 # more to allocate on some machines).
 idle() {
   local name=$1 ready=$2; shift 2

@@ -54,7 +54,9 @@ type Config struct {
 	// share, rounded down to whole blocks, at least MinBlocks.
 	RingSize int64
 	// BlockSize is the size of one ring block: a multiple of the page size
-	// (default 1 MiB).
+	// (default 512 KiB: it holds a whole packet at the largest snap length,
+	// and the kernel zeroes smaller, lower-order blocks at set-up for less
+	// than the 1 MiB ones used before).
 	BlockSize int
 	// BlockTimeout is how long the kernel keeps a partly filled block
 	// before handing it over, so packets on a quiet link still arrive
@@ -84,7 +86,7 @@ const (
 	DefaultSnapLen       = maxSnapLen
 	MaxSnapLen           = maxSnapLen
 	DefaultRingSize      = 256 << 20
-	DefaultBlockSize     = 1 << 20
+	DefaultBlockSize     = 512 << 10
 	DefaultBlockTimeout  = 50 * time.Millisecond
 	DefaultFlushInterval = time.Second
 	MinBlocks            = 4
