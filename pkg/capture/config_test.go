@@ -17,12 +17,16 @@ func TestConfigDefaults(t *testing.T) {
 		c.BlockTimeout != DefaultBlockTimeout || c.FlushInterval != DefaultFlushInterval {
 		t.Errorf("defaults: %+v", c)
 	}
-	if got := c.blocksPerWorker(); got != 256 {
-		t.Errorf("blocks per worker %d, want 256", got)
+	if got := c.blocksPerWorker(); got != 512 {
+		t.Errorf("blocks per worker %d, want 512", got)
+	}
+	// The default block holds a whole packet at the largest snap length.
+	if DefaultBlockSize < blkHeaderSize+pktMinMac+maxSnapLen {
+		t.Errorf("default block %d cannot hold a %d-byte packet", DefaultBlockSize, maxSnapLen)
 	}
 	c, err = Config{Interface: "eth0", Workers: 3, RingSize: 64 << 20}.withDefaults(4096)
-	if err != nil || c.blocksPerWorker() != 21 {
-		t.Errorf("3 workers over 64 MiB: %d blocks, %v; want 21", c.blocksPerWorker(), err)
+	if err != nil || c.blocksPerWorker() != 42 {
+		t.Errorf("3 workers over 64 MiB: %d blocks, %v; want 42", c.blocksPerWorker(), err)
 	}
 }
 
@@ -38,8 +42,8 @@ func TestConfigRejects(t *testing.T) {
 		{Config{Interface: "x", SnapLen: maxSnapLen + 1}, "snap length"},
 		{Config{Interface: "x", BlockSize: 1000}, "block size"},
 		{Config{Interface: "x", BlockSize: 4096 + 1}, "block size"},
-		{Config{Interface: "x", RingSize: 3 << 20}, "at least 4"},
-		{Config{Interface: "x", Workers: 8, RingSize: 16 << 20}, "at least 4"},
+		{Config{Interface: "x", RingSize: 3 << 19}, "at least 4"},
+		{Config{Interface: "x", Workers: 8, RingSize: 8 << 20}, "at least 4"},
 		{Config{Interface: "x", BlockTimeout: time.Microsecond}, "block timeout"},
 		{Config{Interface: "x", FlushInterval: -time.Second}, "flush interval"},
 		{Config{Interface: "x", Filter: make([]Instruction, 4097)}, "4096"},
