@@ -385,3 +385,35 @@ func rewriteLink(t *testing.T, kind, in, out string) {
 		return wrapLink(kind, n, frame)
 	})
 }
+
+// TestProtectedWiFiNamed: hunt, replay and report over a monitor-mode
+// capture say how many encrypted 802.11 frames they could not read (the
+// radiotap fixture has one, by tshark's wlan.fc.protected), so an empty
+// result is not taken for a quiet network; it is no damage (exit 0).
+func TestProtectedWiFiNamed(t *testing.T) {
+	in := linkFile("radiotap.pcap")
+	tshark := testenv.Tool(t, "tshark")
+	out, err := exec.Command(tshark, "-r", in, "-Y", "wlan.fc.protected == 1", "-T", "fields", "-e", "frame.number").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(strings.Fields(string(out)))
+	if n == 0 {
+		t.Fatal("the fixture has no protected frame")
+	}
+	want := fmt.Sprintf("%s: %d protected 802.11 frames (encrypted Wi-Fi) not read", in, n)
+	for _, cmd := range [][]string{
+		{"hunt", "--pcap", in},
+		{"replay", "--pcap", in},
+		{"report", "--pcap", in, "--format", "jsonl"},
+	} {
+		_, stderr, code := runCmd(t, cmd...)
+		if code != 0 || !strings.Contains(stderr, cmd[0]+": "+want) {
+			t.Errorf("%s: exit %d, stderr %q; want exit 0 and %q", cmd[0], code, stderr, want)
+		}
+	}
+	// An Ethernet capture says nothing of the kind.
+	if _, stderr, _ := runCmd(t, "hunt", "--pcap", linkFile("ppp.pcap")); strings.Contains(stderr, "802.11") {
+		t.Errorf("hunt over PPP: %q", stderr)
+	}
+}

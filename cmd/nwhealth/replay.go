@@ -293,8 +293,11 @@ func runReplay(o *replayOptions) error {
 	}
 	if packets != nil {
 		packets.Finish()
-		if d := packets.Damage(); !d.Empty() {
+		d := packets.Damage()
+		if !d.Empty() || len(d.Unused) > 0 {
 			printDamage(o.s.errOut, "replay", d)
+		}
+		if !d.Empty() {
 			return partialError{fmt.Sprintf("%d damaged places in the input were skipped; every valid packet was replayed", d.Count)}
 		}
 	}

@@ -48,9 +48,9 @@ type Damage struct {
 	// before.
 	Counts []int
 	Count  int // all places, named or not
-	// Unused names inputs that were read but are of no use to the
-	// analysis (a Zeek log of another kind): no damage, but never ignored
-	// silently.
+	// Unused names inputs, or parts of them, that were read but are of no
+	// use to the analysis (a Zeek log of another kind, encrypted Wi-Fi
+	// frames): no damage, but never ignored silently.
 	Unused []string
 }
 
@@ -216,6 +216,9 @@ func (c *captures) damage(d *Damage) {
 	for _, f := range c.files {
 		for _, ce := range f.Damage {
 			d.add(fmt.Sprintf("%s: %v", f.Name, ce))
+		}
+		if f.WiFiProtected > 0 {
+			d.Unused = append(d.Unused, fmt.Sprintf("%s: %d protected 802.11 frames (encrypted Wi-Fi) not read", f.Name, f.WiFiProtected))
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/nwhealth/nwhealth/pkg/pcapio"
+	"github.com/nwhealth/nwhealth/pkg/pkthdr"
 )
 
 // Packet and Source are pcapio's: the pipeline reads files, store queries
@@ -22,6 +23,11 @@ type DamagedSource struct {
 	Name   string
 	src    Source
 	Damage []*pcapio.CorruptError
+	// WiFiProtected counts 802.11 data frames with the Protected bit:
+	// encrypted, so nothing in them is read. A monitor-mode capture of a
+	// WPA network would otherwise give an empty replay or hunt that looks
+	// like a quiet network.
+	WiFiProtected uint64
 }
 
 // Next returns the next valid packet.
@@ -32,6 +38,10 @@ func (d *DamagedSource) Next() (Packet, error) {
 		if errors.As(err, &ce) {
 			d.Damage = append(d.Damage, ce)
 			continue
+		}
+		if err == nil && p.LinkType != pkthdr.LinkEthernet && pkthdr.IsWiFi(p.LinkType) &&
+			pkthdr.ClassifyWiFi(p.LinkType, p.Data) == pkthdr.WiFiProtected {
+			d.WiFiProtected++
 		}
 		return p, err
 	}
