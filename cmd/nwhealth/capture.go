@@ -505,7 +505,7 @@ func openStoreSinks(opts *captureOptions, c *capture.Capture) (*storeSinks, erro
 			ss.abort()
 			return nil, err
 		}
-		ss.writers = append(ss.writers, sink.W)
+		ss.writers = append(ss.writers, sink.Writer)
 		ss.sinks = append(ss.sinks, sink)
 	}
 	return ss, nil

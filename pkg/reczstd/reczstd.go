@@ -160,10 +160,14 @@ func (e *Encoder) Add(block []byte, start int, key uint32) {
 		}
 		if tz := bits.TrailingZeros64(x) >> 3; m >= 0 {
 			if e.worth(m, pos+tz) {
-				e.match(m, pos+tz, d) // the run ends in this word
+				if !e.extend(m, pos+tz, d) { // the run ends in this word
+					e.newMatch(m, pos+tz, d)
+				}
 			}
 		} else if tz >= minMatch || tz > 0 && pos == e.litStart {
-			e.match(pos, pos+tz, d)
+			if !e.extend(pos, pos+tz, d) {
+				e.newMatch(pos, pos+tz, d)
+			}
 		}
 		m = -1
 		if lz := bits.LeadingZeros64(x) >> 3; lz > 0 {
@@ -192,7 +196,9 @@ func (e *Encoder) Add(block []byte, start int, key uint32) {
 				}
 			} else {
 				if tz := bits.TrailingZeros64(x) >> 3; m >= 0 && e.worth(m, pos+tz) {
-					e.match(m, pos+tz, d)
+					if !e.extend(m, pos+tz, d) {
+						e.newMatch(m, pos+tz, d)
+					}
 				}
 				m = -1
 				if lz := bits.LeadingZeros64(x)>>3 - (8 - k); lz > 0 {
@@ -202,7 +208,9 @@ func (e *Encoder) Add(block []byte, start int, key uint32) {
 		}
 	}
 	if m >= 0 && e.worth(m, stop) {
-		e.match(m, stop, d)
+		if !e.extend(m, stop, d) {
+			e.newMatch(m, stop, d)
+		}
 	}
 	e.quantize(n0)
 }
@@ -241,14 +249,30 @@ func (e *Encoder) quantize(n0 int) {
 // sequence when it is long enough to be worth one (several when it is
 // longer than a sequence may be).
 func (e *Encoder) match(a, b, d int) {
-	// Right after a match of the same offset: it goes on.
-	if n := len(e.seqs); n > 0 && a == e.litStart && b > a {
-		if p := &e.seqs[n-1]; int(p.offset) == d && int(p.litLen+p.matchLen)+b-a <= maxSeq {
-			p.matchLen += uint32(b - a)
-			e.litStart = b
-			return
-		}
+	if !e.extend(a, b, d) {
+		e.newMatch(a, b, d)
 	}
+}
+
+// extend is match's common case, inlined into Add's scan: a run right
+// after a match of the same offset goes on (a flow's record past the few
+// bytes that changed).
+func (e *Encoder) extend(a, b, d int) bool {
+	n := len(e.seqs)
+	if n == 0 || a != e.litStart || b <= a {
+		return false
+	}
+	p := &e.seqs[n-1]
+	if int(p.offset) != d || int(p.litLen+p.matchLen)+b-a > maxSeq {
+		return false
+	}
+	p.matchLen += uint32(b - a)
+	e.litStart = b
+	return true
+}
+
+// newMatch is match's case of a run that starts sequences of its own.
+func (e *Encoder) newMatch(a, b, d int) {
 	if b-a < minMatch || a < e.litStart {
 		return
 	}

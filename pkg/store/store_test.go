@@ -497,3 +497,69 @@ func TestPrefetchRuns(t *testing.T) {
 		t.Errorf("requests cover %d of %d bytes", covered, all)
 	}
 }
+
+// TestWritePacketNanos: capture's path (the link type set once, time
+// stamps in nanoseconds) stores what Write stores, and WriteNanos's link
+// type carries over to the WritePacketNanos calls after it.
+func TestWritePacketNanos(t *testing.T) {
+	pkts := genPackets(500, time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC))
+	want, err := runQuery(t, []*Store{writeStore(t, t.TempDir(), pkts, WriterOptions{ID: "w"})}, Selector{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		first func(w *Writer, p pcapio.Packet) error // how the first packet is written
+	}{
+		{"SetLinkType", func(w *Writer, p pcapio.Packet) error {
+			w.SetLinkType(p.LinkType)
+			return w.WritePacketNanos(p.Timestamp.UnixNano(), p.Data, p.OrigLen)
+		}},
+		{"after WriteNanos", func(w *Writer, p pcapio.Packet) error {
+			w.SetLinkType(pkthdr.LinkType(101))
+			return w.WriteNanos(p.Timestamp.UnixNano(), p.LinkType, p.Data, p.OrigLen)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			st, err := Create(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lk, err := AcquireLock(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer lk.Release()
+			w, err := st.NewWriter(WriterOptions{ID: "w"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.SetNanos(true)
+			if err := tc.first(w, pkts[0]); err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range pkts[1:] {
+				if err := w.WritePacketNanos(p.Timestamp.UnixNano(), p.Data, p.OrigLen); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			got, err := runQuery(t, []*Store{st}, Selector{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(want) {
+				t.Fatalf("%d packets, want %d", len(got), len(want))
+			}
+			for i := range want {
+				g, x := got[i], want[i]
+				if !g.Timestamp.Equal(x.Timestamp) || g.LinkType != x.LinkType || g.OrigLen != x.OrigLen || !bytes.Equal(g.Data, x.Data) {
+					t.Fatalf("packet %d: got %v %v %d bytes, want %v %v %d bytes", i, g.Timestamp, g.LinkType, len(g.Data), x.Timestamp, x.LinkType, len(x.Data))
+				}
+			}
+		})
+	}
+}

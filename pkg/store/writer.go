@@ -206,6 +206,7 @@ type Writer struct {
 	opts  WriterOptions
 	enc   *zstd.Encoder
 	nanos bool
+	lt    pkthdr.LinkType // WritePacketNanos's link type
 	cur   map[shardKey]*openShard
 	last  *openShard
 	seq   uint32
@@ -313,6 +314,10 @@ func (s *Store) NewWriter(opts WriterOptions) (*Writer, error) {
 // (import keeps the precision of its source; capture uses nanoseconds).
 func (w *Writer) SetNanos(nanos bool) { w.nanos = nanos }
 
+// SetLinkType sets the link type of the packets WritePacketNanos stores
+// (a capture worker's writer takes one link type for all its packets).
+func (w *Writer) SetLinkType(lt pkthdr.LinkType) { w.lt = lt }
+
 // Err is the first failure of the writer goroutine, if any.
 func (w *Writer) Err() error {
 	if p := w.failure.Load(); p != nil {
@@ -346,7 +351,19 @@ func (w *Writer) Write(ts time.Time, lt pkthdr.LinkType, data []byte, origLen in
 }
 
 // WriteNanos is Write with the time stamp in nanoseconds since the epoch.
+// It sets the link type of later WritePacketNanos calls to lt.
 func (w *Writer) WriteNanos(ns int64, lt pkthdr.LinkType, data []byte, origLen int) error {
+	w.lt = lt
+	return w.WritePacketNanos(ns, data, origLen)
+}
+
+// WritePacketNanos is WriteNanos of a packet of the link type set last
+// (SetLinkType, or the last Write or WriteNanos). It is capture's
+// per-packet path: a capture sink that embeds the writer hands the ring
+// walk this method itself (capture.NanoSink), one call a packet instead
+// of a call through the sink to WriteNanos.
+func (w *Writer) WritePacketNanos(ns int64, data []byte, origLen int) error {
+	lt := w.lt
 	if w.closed {
 		return ErrWriterClosed
 	}

@@ -180,7 +180,7 @@ func worker(o options, st *store.Store, id int) (result, error) {
 		if err != nil {
 			return result{}, err
 		}
-		sink, w = s, s.W
+		sink, w = s, s.Writer
 	}
 	var n uint64
 	for i := 0; n < o.packets; i++ {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nwhealth/nwhealth/pkg/capture"
 	"github.com/nwhealth/nwhealth/pkg/flow"
 	"github.com/nwhealth/nwhealth/pkg/pipeline"
 	"github.com/nwhealth/nwhealth/pkg/pkthdr"
@@ -65,11 +66,17 @@ func newFlows(max int) func() store.FlowTable {
 
 func writerID(worker int) string { return fmt.Sprintf("c%02d", worker) }
 
-// Sink feeds one worker's packets to its store writer.
+// Sink feeds one worker's packets to its store writer. The writer is
+// embedded so that its WritePacketNanos is the sink's (capture.NanoSink):
+// the ring walk's call goes straight to the writer, through a wrapper the
+// compiler makes a jump.
 type Sink struct {
-	W  *store.Writer
-	LT pkthdr.LinkType
+	*store.Writer
 }
+
+// The walk takes the nanosecond path only from a NanoSink: without it
+// every packet would build a time.Time.
+var _ capture.NanoSink = (*Sink)(nil)
 
 // NewWriter opens worker o.Worker's writer on st and returns its sink.
 // The caller holds st's lock.
@@ -79,23 +86,19 @@ func NewWriter(st *store.Store, lt pkthdr.LinkType, o Options) (*Sink, error) {
 		return nil, err
 	}
 	w.SetNanos(true)
-	return &Sink{W: w, LT: lt}, nil
+	w.SetLinkType(lt)
+	return &Sink{Writer: w}, nil
 }
 
 // WritePacket stores one packet.
 func (s *Sink) WritePacket(ts time.Time, data []byte, origLen int) error {
-	return s.W.Write(ts, s.LT, data, origLen)
-}
-
-// WritePacketNanos stores one packet (capture.NanoSink).
-func (s *Sink) WritePacketNanos(ns int64, data []byte, origLen int) error {
-	return s.W.WriteNanos(ns, s.LT, data, origLen)
+	return s.WritePacketNanos(ts.UnixNano(), data, origLen)
 }
 
 // Flush is called at most every flush interval while packets arrive
 // slowly, and once when the link goes quiet: partly filled blocks go to
 // disk, so every packet is queryable within the interval.
 func (s *Sink) Flush() error {
-	s.W.EndBlocks()
-	return s.W.Err()
+	s.EndBlocks()
+	return s.Err()
 }
