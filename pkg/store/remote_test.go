@@ -275,8 +275,14 @@ func TestSpoolUpload(t *testing.T) {
 	px.Down.Store(true)
 	pkts := genPackets(20000, time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC))
 	writeStore(t, dir, pkts, WriterOptions{ShardSize: 300 << 10, NewFlows: testFlows, OnSeal: u.Add})
-	time.Sleep(300 * time.Millisecond)
-	if s := u.Stats(); s.Shards != 0 || s.Pending == 0 {
+	// The store stays down until an upload has failed back to the
+	// uploader (the client's own retries come first, so how long that
+	// takes depends on the machine): a fixed wait let a fast writer's
+	// first upload outlast the outage inside the client, with no retry.
+	for deadline := time.Now().Add(time.Minute); u.Stats().Retries == 0 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if s := u.Stats(); s.Shards != 0 || s.Pending == 0 || s.Retries == 0 {
 		t.Fatalf("while down: %+v", s)
 	}
 	px.Down.Store(false)
