@@ -244,6 +244,35 @@ func (b *Builder) flushOneByOne(emit func(*Record), fw *FileWriter) {
 	}
 }
 
+// loadMixed adds n packets of up to 3,000 flows (TCP, UDP and DNS
+// exchanges that name later flows, either direction) drawn from the
+// random stream (seed, stream), and returns their handles.
+func loadMixed(b *Builder, seed, stream uint64, n int) []Handle {
+	rng := rand.New(rand.NewPCG(seed, stream))
+	ts := t0
+	var hs []Handle
+	for range n {
+		i := rng.IntN(3000)
+		s := frameSpec{src: netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}), dst: addr("192.0.2.9"), sport: uint16(1024 + i), dport: 80, proto: 6, flags: 0x02}
+		switch rng.IntN(4) {
+		case 0:
+			s.proto, s.payload = 17, []byte("u")
+		case 1: // a DNS exchange: named flows later, details in use
+			s = frameSpec{src: addr("10.0.0.53"), dst: addr("10.0.0.1"), sport: 53, dport: uint16(3000 + i%50), proto: 17,
+				payload: dnsMessage(uint16(i), "host.example.com", "", netip.AddrFrom4([4]byte{192, 0, 2, 9}))}
+		}
+		if rng.IntN(3) == 0 {
+			s.src, s.dst, s.sport, s.dport = s.dst, s.src, s.dport, s.sport
+		}
+		f := frame(s)
+		var p pkthdr.Packet
+		pkthdr.Parse(1, f, &p)
+		hs = append(hs, b.AddParsedNanos(ts.UnixNano(), &p, f, len(f)))
+		ts = ts.Add(time.Duration(rng.IntN(3000)) * time.Microsecond)
+	}
+	return hs
+}
+
 // TestFlushAsRemoval: Flush and FlushInto, which empty the table at once,
 // give the records, counts and builder state (free entries and details in
 // order, table, lists, recent cache) that ending and removing each flow
@@ -251,31 +280,7 @@ func (b *Builder) flushOneByOne(emit func(*Record), fw *FileWriter) {
 // did not, with TCP, UDP and DNS-named flows; and a builder used on
 // after either gives the same handles and records.
 func TestFlushAsRemoval(t *testing.T) {
-	load := func(b *Builder, seed uint64, n int) []Handle {
-		rng := rand.New(rand.NewPCG(seed, 5))
-		ts := t0
-		var hs []Handle
-		for range n {
-			i := rng.IntN(3000)
-			s := frameSpec{src: netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}), dst: addr("192.0.2.9"), sport: uint16(1024 + i), dport: 80, proto: 6, flags: 0x02}
-			switch rng.IntN(4) {
-			case 0:
-				s.proto, s.payload = 17, []byte("u")
-			case 1: // a DNS exchange: named flows later, details in use
-				s = frameSpec{src: addr("10.0.0.53"), dst: addr("10.0.0.1"), sport: 53, dport: uint16(3000 + i%50), proto: 17,
-					payload: dnsMessage(uint16(i), "host.example.com", "", netip.AddrFrom4([4]byte{192, 0, 2, 9}))}
-			}
-			if rng.IntN(3) == 0 {
-				s.src, s.dst, s.sport, s.dport = s.dst, s.src, s.dport, s.sport
-			}
-			f := frame(s)
-			var p pkthdr.Packet
-			pkthdr.Parse(1, f, &p)
-			hs = append(hs, b.AddParsedNanos(ts.UnixNano(), &p, f, len(f)))
-			ts = ts.Add(time.Duration(rng.IntN(3000)) * time.Microsecond)
-		}
-		return hs
-	}
+	load := func(b *Builder, seed uint64, n int) []Handle { return loadMixed(b, seed, 5, n) }
 	for _, o := range []Options{{MaxFlows: 500, DropSingles: true, Encoded: true}, {MaxFlows: 500, DropSingles: true}, {MaxFlows: 1 << 16}} {
 		a, b := NewBuilder(o), NewBuilder(o)
 		load(a, 1, 20000)
@@ -308,31 +313,12 @@ func TestFlushAsRemoval(t *testing.T) {
 // file bytes and counters, with its table full and held slots in use.
 func TestResetAsNew(t *testing.T) {
 	load := func(b *Builder, seed uint64, n int) []uint32 {
-		rng := rand.New(rand.NewPCG(seed, 7))
-		ts := t0
 		var ids []uint32
-		for range n {
-			i := rng.IntN(3000)
-			s := frameSpec{src: netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}), dst: addr("192.0.2.9"), sport: uint16(1024 + i), dport: 80, proto: 6, flags: 0x02}
-			switch rng.IntN(4) {
-			case 0:
-				s.proto, s.payload = 17, []byte("u")
-			case 1:
-				s = frameSpec{src: addr("10.0.0.53"), dst: addr("10.0.0.1"), sport: 53, dport: uint16(3000 + i%50), proto: 17,
-					payload: dnsMessage(uint16(i), "host.example.com", "", netip.AddrFrom4([4]byte{192, 0, 2, 9}))}
-			}
-			if rng.IntN(3) == 0 {
-				s.src, s.dst, s.sport, s.dport = s.dst, s.src, s.dport, s.sport
-			}
-			f := frame(s)
-			var p pkthdr.Packet
-			pkthdr.Parse(1, f, &p)
-			h := b.AddParsedNanos(ts.UnixNano(), &p, f, len(f))
+		for _, h := range loadMixed(b, seed, 7, n) {
 			if h.Mark == nil {
 				t.Fatal("no mark on a flow's handle")
 			}
 			ids = append(ids, h.ID)
-			ts = ts.Add(time.Duration(rng.IntN(3000)) * time.Microsecond)
 		}
 		return ids
 	}
