@@ -54,7 +54,7 @@ func registerDcom() {
 	}
 	register(&iface{name: "IClassFactory", uuid: mustUUID("00000001-0000-0000-c000-000000000046"), orpc: true,
 		names: dcomNames("CreateInstance", "LockServer"),
-		ops:   map[uint16]op{3: {req: dcomCreateInstance, resp: dcomCreateInstanceResp, noise: true}, 4: {noise: true}}})
+		ops:   map[uint16]op{3: {req: dcomCreateInstance, resp: dcomReturnedObject, noise: true}, 4: {noise: true}}})
 	// The type information calls return interface pointers to objects that
 	// live in the server: they keep the class of the object they came
 	// from, so a trapped object (ForsHops' walk from WaaSRemediation's
@@ -855,7 +855,8 @@ func dcomServerAlive2Resp(x *dc) {
 }
 
 // dcomReturnedObject ties the interface pointer a call returns first
-// (after ORPCTHAT) to the class of the object called.
+// (after ORPCTHAT) to the class of the object called: a class factory's
+// new object, a type's instance, a type library's type info.
 func dcomReturnedObject(x *dc) {
 	o, ok := parseObjref(mInterfacePointer(x.r))
 	if !ok || o.flags&1 == 0 {
@@ -890,15 +891,4 @@ func dcomCreateInstance(x *dc) {
 	iid := x.r.UUID()
 	x.reqIIDs = [][16]byte{iid}
 	x.add("interface", iidLabel(iid))
-}
-
-// dcomCreateInstanceResp ties the new object to the factory's class.
-func dcomCreateInstanceResp(x *dc) {
-	o, ok := parseObjref(mInterfacePointer(x.r))
-	if !ok || o.flags&1 == 0 {
-		return
-	}
-	cls, _ := x.s.Shared.class(x.c.Object)
-	x.s.Shared.add(o.ipid, cls, o.iid)
-	x.add("object", fmt.Sprintf("%s IPID {%s}", ClassName(o.iid), UUIDString(o.ipid)))
 }
