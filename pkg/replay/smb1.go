@@ -77,6 +77,14 @@ func (s *smbConn) smb1Request(p *Pipeline, msg []byte, h smbrpc.SMB1Header, c sm
 				s.data(p, f, 0, w.Offset, w.Data, w.Complete, ts)
 			}
 		}
+	case smbrpc.SMB1WriteCore:
+		// Never DCE/RPC in practice (clients use WRITE_ANDX or
+		// transactions for it), but winexe writes its pipes this way.
+		if w, ok := smbrpc.ParseSMB1WriteCore(c); ok {
+			if f := s.files[smb1FID(w.FID)]; f != nil {
+				s.data(p, f, 0, w.Offset, w.Data, w.Complete, ts)
+			}
+		}
 	case smbrpc.SMB1ReadAndX:
 		fid, ok := smbrpc.SMB1ReadFID(c)
 		if !ok {

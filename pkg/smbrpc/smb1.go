@@ -9,6 +9,7 @@ import (
 const (
 	SMB1Close          = 0x04
 	SMB1Delete         = 0x06
+	SMB1WriteCore      = 0x0b // SMB_COM_WRITE, as winexe writes its pipes
 	SMB1Trans          = 0x25
 	SMB1ReadAndX       = 0x2e
 	SMB1WriteAndX      = 0x2f
@@ -275,6 +276,25 @@ func ParseSMB1Write(msg []byte, c SMB1Cmd) (SMB1Write, bool) {
 	w.Data, w.Complete = span(msg, off, l)
 	if !w.Complete && off >= 0 && off <= len(msg) {
 		w.Data = msg[off:]
+	}
+	return w, true
+}
+
+// ParseSMB1WriteCore decodes an SMB_COM_WRITE request (MS-CIFS 2.2.4.12:
+// 5 words FID, count, 32-bit offset, remaining; data as a buffer of
+// format 0x01 with its own 16-bit length). Data past what was captured is
+// cut and marked incomplete.
+func ParseSMB1WriteCore(c SMB1Cmd) (SMB1Write, bool) {
+	var w SMB1Write
+	if len(c.Words) != 10 || len(c.Bytes) < 3 || c.Bytes[0] != 0x01 {
+		return w, false
+	}
+	w.FID = w16(c.Words, 0)
+	w.Offset = uint64(w32(c.Words, 2))
+	l := int(binary.LittleEndian.Uint16(c.Bytes[1:]))
+	w.Data, w.Complete = span(c.Bytes, 3, l)
+	if !w.Complete {
+		w.Data = c.Bytes[3:]
 	}
 	return w, true
 }

@@ -405,6 +405,7 @@ func decodeAll(b []byte) {
 		SMB1CreateFID(c)
 		SMB1CreateSize(c)
 		ParseSMB1Write(b, c)
+		ParseSMB1WriteCore(c)
 		SMB1ReadFID(c)
 		SMB1ReadData(b, c)
 		ParseSMB1Trans(b, h, c)
@@ -498,6 +499,46 @@ func TestSMB2SetInfoDisposition(t *testing.T) {
 		}
 		if err == nil && q.FileID[0] != 1 {
 			t.Errorf("%s: file id %x", c.name, q.FileID)
+		}
+	}
+}
+
+// TestSMB1WriteCore decodes winexe's SMB_COM_WRITE requests as captured
+// (the SMB messages of frames 65 and 92 of a winexe session): the header,
+// 5 words (FID, count, offset, remaining), then a data buffer of format 1.
+func TestSMB1WriteCore(t *testing.T) {
+	hdr := func(mid byte) []byte {
+		return cat([]byte{0xff, 'S', 'M', 'B', SMB1WriteCore}, make([]byte, 4), []byte{0x08, 0x03, 0xc8}, // command, status, flags, flags2
+			[]byte{0, 0, 0xd8, 0xf1, 0x76, 0x02, 0x92, 0x0f, 0xe2, 0x79, 0, 0}, // PID high, signature, reserved
+			[]byte{0x00, 0x08, 0x0e, 0x06, 0x00, 0x08, mid, 0x00})              // TID, PID, UID, MID
+	}
+	getVersion := cat(hdr(0x06),
+		[]byte{0x05}, u16(0x4000), u16(12), u32(0), u16(0), // words
+		u16(15), []byte{0x01}, u16(12), []byte("get version\n"))
+	key := cat(hdr(0x15), []byte{0x05}, u16(0x4001), u16(1), u32(0), u16(0), u16(4), []byte{0x01}, u16(1), []byte("w"))
+	cut := getVersion[:len(getVersion)-5]
+	badFormat := bytes.Clone(key)
+	badFormat[len(badFormat)-4] = 0x02
+	for _, c := range []struct {
+		name     string
+		msg      []byte
+		ok       bool
+		fid      uint16
+		data     string
+		complete bool
+	}{
+		{"get version", getVersion, true, 0x4000, "get version\n", true},
+		{"one keystroke", key, true, 0x4001, "w", true},
+		{"cut short", cut, true, 0x4000, "get ver", false},
+		{"not a data buffer", badFormat, false, 0, "", false},
+	} {
+		var w SMB1Write
+		var ok bool
+		if _, err := ParseSMB1(c.msg, func(h SMB1Header, cmd SMB1Cmd) { w, ok = ParseSMB1WriteCore(cmd) }); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if ok != c.ok || w.FID != c.fid || string(w.Data) != c.data || w.Complete != c.complete || w.Offset != 0 {
+			t.Errorf("%s: %+v %v", c.name, w, ok)
 		}
 	}
 }
