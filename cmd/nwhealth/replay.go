@@ -57,7 +57,8 @@ func newReplayCmd(s streams) *cobra.Command {
 		Long: `replay turns SMB, DCE/RPC and WinRM traffic into the remote operations an intruder
 ran on Windows machines: service creation, scheduled tasks, WMI and DCOM
 execution, registry, SAMR/LSA/SRVSVC reconnaissance, DCSync, files copied to
-admin shares, commands run over WinRM. Each operation names its account
+admin shares, commands run over WinRM, remote-execution pipes (PsExec,
+RemCom, winexe) and named-pipe C2 channels over SMB. Each operation names its account
 (NTLMSSP, Kerberos or HTTP Basic), source,
 target, time, decoded arguments, ATT&CK technique and phase; after the
 timeline, each host's phases are told in order as a story.
@@ -71,7 +72,8 @@ Output: a table, or --format jsonl with one object per line: "operation"
 objects (ts, src, dst, user, domain, auth, interface, operation, target,
 command, technique, phase, encrypted, evidence), then "attack" objects
 (named attacks across operations: Zerologon, coercion, PrintNightmare,
-DCSync, DCShadow, certificates for another account), "story" objects (the
+DCSync, DCShadow, certificates for another account, named-pipe C2
+channels), "story" objects (the
 per-host story) and a "stats" object (docs/format/jsonl.md). Plumbing calls
 (handle closes, IPC$ connects) are hidden unless --all. --graph FILE.dot
 writes who operated on whom for Graphviz. Replication between domain

@@ -12,7 +12,7 @@ import (
 // authentication coercion (PetitPotam, the printer bug, DFSCoerce,
 // ShadowCoerce, CheeseOunce), PrintNightmare driver loads, DCSync and
 // DCShadow from hosts that are not domain controllers, certificates requested for
-// another account. Each names its CVE where one exists, its ATT&CK
+// another account, a host reached over a named-pipe C2 channel. Each names its CVE where one exists, its ATT&CK
 // technique, a severity, whether it was only attempted or succeeded, and
 // the operations that show it. Its JSON Lines record is jsonl.Attack.
 type Attack struct {
@@ -136,6 +136,10 @@ func DetectAttacks(ops []Operation, dcs map[netip.Addr]bool) []Attack {
 	}
 	sealedZL := sealedZerologon(idx)
 	for _, o := range idx {
+		if isPipeChannel(o) {
+			get(pairKey{o.Src, o.Dst, "pipe channel"}, Attack{Name: "Named-pipe C2 channel over SMB", Technique: "T1071.002"}).add(o)
+			continue
+		}
 		if o.Kind != "rpc" {
 			continue
 		}
@@ -169,6 +173,8 @@ func DetectAttacks(ops []Operation, dcs map[netip.Addr]bool) []Attack {
 			out = append(out, replication(g, k.what))
 		case "adcs":
 			out = append(out, certAbuse(g))
+		case "pipe channel":
+			out = append(out, pipeChannelAttack(g))
 		default:
 			out = append(out, coercion(g, idx, dcs))
 		}
@@ -460,6 +466,37 @@ func certAbuse(g *group) Attack {
 	return a
 }
 
+func isPipeChannel(o *Operation) bool { return o.Kind == "pipe" && o.Operation == "pipe channel" }
+
+// pipeChannelAttack: a host reached over a named-pipe channel, data
+// written and read both ways (docs/replay.md, "Raw named pipes"). Every
+// channel carried data both ways, so the host answered: succeeded.
+func pipeChannelAttack(g *group) Attack {
+	a := g.finish(nil)
+	a.Verdict, a.Severity = "succeeded", SevHigh
+	var pipes, notes []string
+	for _, o := range g.ops {
+		if !contains(pipes, o.Pipe) && len(pipes) < 4 {
+			pipes = append(pipes, o.Pipe)
+		}
+		for _, n := range []string{o.Field("framework"), o.Field("schedule")} {
+			if n != "" && !contains(notes, n) && len(notes) < 4 {
+				notes = append(notes, n)
+			}
+		}
+		if a.Account == "" {
+			a.Account = o.Account()
+		}
+	}
+	what := "channel"
+	if a.Count > 1 {
+		what = "channels"
+	}
+	a.Summary = fmt.Sprintf("%s wrote to and read from %s over SMB named-pipe %s %s (%d, %s)", a.Src, a.Dst, what,
+		strings.Join(pipes, ", "), a.Count, firstNonEmpty(strings.Join(notes, "; "), "no published default name, no schedule"))
+	return a
+}
+
 func contains(l []string, s string) bool {
 	for _, x := range l {
 		if x == s {
@@ -520,6 +557,8 @@ func AttackCandidate(o *Operation) bool {
 	switch o.Kind {
 	case "logon", "tree":
 		return true // a coerced server's callback
+	case "pipe":
+		return isPipeChannel(o)
 	case "rpc":
 		switch o.Technique {
 		case "T1187", "T1210", "T1003.006", "T1207", "T1649":

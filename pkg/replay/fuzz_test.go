@@ -105,3 +105,25 @@ func certipyTCP(t testing.TB) map[string][]byte {
 	}
 	return m
 }
+
+// FuzzRemComMessage decodes arbitrary bytes as a RemCom request: no
+// panic, and a decoded request's strings lie inside their fields.
+func FuzzRemComMessage(f *testing.F) {
+	b := make([]byte, remComMsgLen)
+	copy(b, "cmd.exe")
+	copy(b[remComCmdLen:], `c:\windows\system32`)
+	copy(b[remComCmdLen+remComPathLen+8:], "KKiq")
+	f.Add(b)
+	f.Add(b[:100])
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, ok := parseRemComMessage(b)
+		if !ok {
+			return
+		}
+		if m.command == "" || len(m.command) >= remComCmdLen || len(m.workDir) >= remComPathLen || len(m.machine) >= remComPathLen {
+			t.Fatalf("%+v", m)
+		}
+		op := Operation{}
+		remComOp(&op, m, b[:remComRespLen])
+	})
+}

@@ -20,7 +20,9 @@ import (
 // they were first seen; this order breaks ties.
 var PhaseOrder = []string{
 	"reconnaissance", "credential-access", "lateral-movement", "execution",
-	"persistence", "defense-evasion", "collection", "exfiltration",
+	"persistence", "defense-evasion", "collection",
+	"command-and-control", // a host controlled over a named-pipe channel
+	"exfiltration",
 	"impact", // remote shutdown or reboot (T1529)
 }
 
@@ -31,7 +33,8 @@ type Field struct {
 }
 
 // Operation is one remote operation: an RPC call, a file transfer over an
-// admin share, a tree connect, the text through a PsExec-style pipe, an
+// admin share, a tree connect, the text through a PsExec-style pipe or the
+// use of a named-pipe channel, an
 // encrypted SMB3 session, a WinRM session or one of its WS-Management
 // requests.
 type Operation struct {

@@ -19,7 +19,7 @@ const (
 	maxFiles    = 4096
 	maxTrees    = 1024
 	maxSessions = 1024
-	maxPipeText = 4096 // bytes of a raw pipe's data kept to show as a command
+	maxPipeText = 4096 // bytes of a raw pipe's data shown as a command
 )
 
 var allOnes = smbrpc.FileID{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
@@ -124,6 +124,7 @@ type smbFile struct {
 	rpc     *rpcAssoc
 	text    [2][]byte
 	rawN    [2]int64
+	io      pipeIO
 }
 
 // smbConn follows one SMB connection (SMB1 or SMB2/3).
@@ -533,7 +534,8 @@ func (s *smbConn) data(p *Pipeline, f *smbFile, dir int, off uint64, b []byte, c
 		return
 	}
 	f.rawN[dir] += int64(len(b))
-	if room := maxPipeText - len(f.text[dir]); room > 0 {
+	f.io.add(dir, b, ts)
+	if room := maxPipeHead - len(f.text[dir]); room > 0 {
 		f.text[dir] = append(f.text[dir], b[:min(room, len(b))]...)
 	}
 }
@@ -615,17 +617,6 @@ var execExt = map[string]bool{
 	".js": true, ".hta": true, ".msi": true, ".scr": true, ".xll": true, ".cpl": true, ".com": true,
 }
 
-// Names of the pipes PsExec and its clones run commands through.
-func psexecPipe(name string) bool {
-	n := strings.ToUpper(name)
-	for _, p := range []string{"PSEXESVC", "REMCOM", "PAEXEC", "CSEXEC", "RCMD"} {
-		if strings.HasPrefix(n, p) {
-			return true
-		}
-	}
-	return false
-}
-
 // closeFile reports what happened to a file or raw pipe and forgets it.
 func (s *smbConn) closeFile(p *Pipeline, id smbrpc.FileID, ts time.Time, partial bool) {
 	f := s.files[id]
@@ -654,22 +645,7 @@ func (s *smbConn) closeFile(p *Pipeline, id smbrpc.FileID, ts time.Time, partial
 		op.Decrypted = dec
 		op.Pipe, op.Target, op.Share = pipeName(f.name), pipeName(f.name), treePath(f.tree)
 		op.Fields = []Field{{"written", itoa(int(f.rawN[0])) + " bytes"}, {"read", itoa(int(f.rawN[1])) + " bytes"}}
-		var cmd []string
-		for d, t := range f.text {
-			if txt, ok := printable(t); ok {
-				cmd = append(cmd, txt)
-				op.Fields = append(op.Fields, Field{[]string{"stdin", "stdout"}[d], txt})
-			}
-		}
-		op.Command = strings.Join(cmd, " | ")
-		if psexecPipe(op.Pipe) {
-			op.Technique, op.Phase = "T1569.002", "execution"
-			if op.Command == "" {
-				op.Fields = append(op.Fields, Field{"note", "pipe data not readable (PsExec 2.x encrypts it)"})
-			}
-		} else {
-			op.Noise = true
-		}
+		rawPipeOp(&op, f)
 		op.Partial = partial || f.lossy
 		p.out(op)
 		return

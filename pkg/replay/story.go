@@ -295,6 +295,8 @@ func phaseColor(p string) string {
 		return "#d0bfff"
 	case "collection", "exfiltration":
 		return "#a5d8ff"
+	case "command-and-control":
+		return "#e599f7"
 	case "impact":
 		return "#868e96"
 	}

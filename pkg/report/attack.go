@@ -13,7 +13,9 @@ type technique struct {
 var techniques = map[string]technique{
 	"T1071":     {"Application Layer Protocol", "command-and-control"},
 	"T1071.001": {"Application Layer Protocol: Web Protocols", "command-and-control"},
+	"T1071.002": {"Application Layer Protocol: File Transfer Protocols", "command-and-control"},
 	"T1071.004": {"Application Layer Protocol: DNS", "command-and-control"},
+	"T1090.001": {"Proxy: Internal Proxy", "command-and-control"},
 	"T1572":     {"Protocol Tunneling", "command-and-control"},
 	"T1573":     {"Encrypted Channel", "command-and-control"},
 	"T1573.002": {"Encrypted Channel: Asymmetric Cryptography", "command-and-control"},

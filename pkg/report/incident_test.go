@@ -348,7 +348,8 @@ func TestReplayTechniquesNamed(t *testing.T) {
 	for id, tactic := range map[string]string{"T1529": "impact", "T1543.003": "persistence", "T1557": "credential-access",
 		"T1018": "discovery", "T1033": "discovery", "T1563.002": "lateral-movement", "T1057": "discovery",
 		"T1555": "credential-access", "T1087.003": "discovery", "T1046": "discovery",
-		"T1021.006": "lateral-movement", "T1059.001": "execution", "T1059.003": "execution"} {
+		"T1021.006": "lateral-movement", "T1059.001": "execution", "T1059.003": "execution",
+		"T1071.002": "command-and-control", "T1090.001": "command-and-control"} {
 		if techniques[id].Name == "" || techniques[id].Tactic != tactic {
 			t.Errorf("%s: %+v, want tactic %s", id, techniques[id], tactic)
 		}
@@ -366,6 +367,7 @@ func TestPhaseMaps(t *testing.T) {
 		{"collection", PhaseCollection, PhaseAccessed},
 		{"exfiltration", PhaseCollection, PhaseAccessed},
 		{"impact", PhaseLateral, PhaseExecutedOn},
+		{"command-and-control", PhaseLateral, PhaseC2},
 		{"", "", ""},
 	}
 	for _, tc := range tests {

@@ -47,6 +47,10 @@ func actorPhase(p string) string {
 		return PhaseCollection
 	case "lateral-movement", "execution", "persistence", "defense-evasion", "impact":
 		return PhaseLateral
+	case "command-and-control":
+		// Replay's named-pipe channel: the source relays a controller's
+		// commands to another host over SMB.
+		return PhaseLateral
 	}
 	return ""
 }
@@ -61,6 +65,9 @@ func targetPhase(p string) string {
 	case "execution", "persistence", "defense-evasion", "impact":
 		// Impact: the target was shut down or rebooted by the actor.
 		return PhaseExecutedOn
+	case "command-and-control":
+		// Controlled through a named-pipe channel from its source.
+		return PhaseC2
 	}
 	return ""
 }
