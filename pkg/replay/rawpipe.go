@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nwhealth/nwhealth/pkg/periodicity"
+	"github.com/nwhealth/nwhealth/pkg/smbrpc"
 )
 
 // Raw named pipes: pipes opened over SMB whose data is not DCE/RPC. What
@@ -43,10 +44,17 @@ type pipeIO struct {
 	want   [2]int
 	frames [2]int
 	other  [2]int
+	// rpc counts messages that start with a DCE/RPC PDU header: a pipe
+	// whose first bytes were not one (the capture began inside a
+	// fragmented PDU) still carries RPC.
+	rpc int
 }
 
 func (p *pipeIO) add(dir int, b []byte, ts time.Time) {
 	p.msgs[dir]++
+	if _, _, ok := smbrpc.DCERPCHeader(b); ok {
+		p.rpc++
+	}
 	if dir == 0 && len(p.writes) < maxPipeTimes {
 		if len(p.writes) == 0 {
 			p.first = ts
@@ -303,6 +311,9 @@ func rawPipeOp(op *Operation, f *smbFile) {
 	case sqlPipe(op.Pipe) && tdsPacket(f.text[0]):
 		op.Noise = true
 		op.Fields = append(op.Fields, Field{"protocol", "TDS (SQL Server)"})
+	case f.io.rpc > 0:
+		op.Noise = true
+		op.Fields = append(op.Fields, Field{"protocol", "DCE/RPC (the capture began inside a call)"})
 	case f.rawN[0] > 0 && f.rawN[1] > 0:
 		channelOp(op, f)
 	default:

@@ -158,6 +158,15 @@ func TestRawPipeKinds(t *testing.T) {
 		operation: "pipe i/o", technique: "T1569.002",
 		fields: map[string]string{"shell": "cmd.exe (its banner or prompt read back)", "stdin": "whoami"},
 	}, {
+		// The capture began inside a fragmented RPC request: the first
+		// bytes are the rest of a stub, the next messages whole PDUs.
+		name: "rpc joined mid-call", pipe: "srvsvc",
+		msgs: []pipeMsg{{0, true, []byte{0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99}},
+			{0, false, rpcResponse(2, make([]byte, 24))}, {time.Second, true, rpcRequest(3, 3, 15, make([]byte, 40))},
+			{0, false, rpcResponse(3, make([]byte, 24))}},
+		operation: "pipe i/o", noise: true,
+		fields: map[string]string{"protocol": "DCE/RPC (the capture began inside a call)"},
+	}, {
 		name: "remcom request and its reply", pipe: "RemCom_communicaton",
 		msgs:      []pipeMsg{{0, true, remComRequest("whoami /all", "", "ATTK")}, {2 * time.Second, false, join(le32(0), le32(3))}},
 		operation: "pipe i/o", technique: "T1569.002", command: "whoami /all",
@@ -435,5 +444,68 @@ func TestPipeChannelStoryAndAttack(t *testing.T) {
 	}
 	if strings.Join(phases, "; ") != "execution T1569.002; command-and-control T1071.002" { // opened together: PhaseOrder
 		t.Fatalf("steps %q", phases)
+	}
+}
+
+// pipeFlowSMB1 is pipeFlow over SMB1: TREE_CONNECT_ANDX to IPC$,
+// NT_CREATE_ANDX of the pipe, WRITE_ANDX (14 words, data at 64) and
+// READ_ANDX (request 12 words; reply 12 words, data at 60), CLOSE.
+func pipeFlowSMB1(name string, msgs []pipeMsg) *tcpFlow {
+	f := newFlow("10.1.0.5:49701", "10.1.0.9:445", t0)
+	const tid, uid, fid = 9, 0x800, 0x4005
+	var mid uint16
+	send := func(cmd byte, words, data, rwords, rdata []byte) {
+		mid++
+		f.send(true, nb(smb1Msg(cmd, false, 0, tid, uid, mid, words, data)), 1460)
+		f.send(false, nb(smb1Msg(cmd, true, 0, tid, uid, mid, rwords, rdata)), 1460)
+	}
+	send(smbrpc.SMB1TreeConnect, join([]byte{0xff, 0}, le16(0), le16(0), le16(1)),
+		join([]byte{0}, u16le(`\\10.1.0.9\IPC$`+"\x00"), []byte("?????\x00")), join([]byte{0xff, 0}, le16(0), le16(0)), nil)
+	n := u16le(`\` + name + "\x00")
+	words := join([]byte{0xff, 0}, le16(0), []byte{0}, le16(uint16(len(n))), le32(0), le32(0), le32(0x2019f), le64(0),
+		le32(0), le32(3), le32(1), le32(0), le32(2), []byte{0})
+	rw := join([]byte{0xff, 0}, le16(0), []byte{0}, le16(fid), le32(1), make([]byte, 32), le32(0x80), le64(0), le64(0), le16(2), le16(0), []byte{0})
+	send(smbrpc.SMB1NTCreate, words, join([]byte{0}, n), rw, nil)
+	for _, m := range msgs {
+		f.t = f.t.Add(m.after)
+		if m.write {
+			w := join([]byte{0xff, 0}, le16(0), le16(fid), le32(0), le32(0), le16(0x8), le16(uint16(len(m.data))), le16(0),
+				le16(uint16(len(m.data))), le16(64), le32(0))
+			send(smbrpc.SMB1WriteAndX, w, join([]byte{0}, m.data), join([]byte{0xff, 0}, le16(0), le16(uint16(len(m.data))), le16(0xffff), le16(0), le16(0)), nil)
+		} else {
+			r := join([]byte{0xff, 0}, le16(0), le16(fid), le32(0), le16(1024), le16(1024), le32(0), le16(1024), le32(0))
+			rr := join([]byte{0xff, 0}, le16(0), le16(0), le16(0), le16(0), le16(uint16(len(m.data))), le16(60), le16(0), make([]byte, 8))
+			send(smbrpc.SMB1ReadAndX, r, nil, rr, join([]byte{0}, m.data))
+		}
+	}
+	send(smbrpc.SMB1Close, join(le16(fid), le32(0)), nil, nil, nil)
+	return f
+}
+
+// TestRawPipeChannelSMB1: the same channel over SMB1, with tshark reading
+// the built WRITE_ANDX and READ_ANDX lengths.
+func TestRawPipeChannelSMB1(t *testing.T) {
+	msgs := beacon(6, 8, 4*time.Second, 0.1, true)
+	file := filepath.Join(t.TempDir(), "channel1.pcap")
+	writePcap(t, file, pipeFlowSMB1("status_7a", msgs).pkts)
+	var wn, wb, rn, rb int
+	for _, row := range tsharkFields(t, file, "smb.cmd == 0x2f && smb.flags.response == 0", "smb.data_len_low") {
+		v, _ := strconv.Atoi(row[0])
+		wn, wb = wn+1, wb+v
+	}
+	for _, row := range tsharkFields(t, file, "smb.cmd == 0x2e && smb.flags.response == 1", "smb.data_len_low") {
+		v, _ := strconv.Atoi(row[0])
+		rn, rb = rn+1, rb+v
+	}
+	ops, st := replayFile(t, file)
+	op := find(ops, "pipe", "")
+	if op == nil || st.DecodeErrors != 0 {
+		t.Fatalf("no pipe in %+v (%+v)", ops, st)
+	}
+	if wn != 16 || rn != 16 || op.Operation != "pipe channel" || op.Transport != "smb1" || op.Pipe != "status_7a" ||
+		op.Field("written") != strconv.Itoa(wb)+" bytes" || op.Field("read") != strconv.Itoa(rb)+" bytes" ||
+		op.Field("messages") != "16 written, 16 read" || op.Field("framing") != "4-byte length prefix (32 of 32 messages)" ||
+		!strings.HasPrefix(op.Field("schedule"), "every ") || op.Field("framework") != "Cobalt Strike default (status_##)" {
+		t.Fatalf("op %+v; tshark %d writes of %d bytes, %d reads of %d", op, wn, wb, rn, rb)
 	}
 }
