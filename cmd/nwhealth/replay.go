@@ -465,6 +465,18 @@ func tableRow(op *replay.Operation) []string {
 	} else if out := op.Field("output"); out != "" {
 		what += ": " + out // a command's output read back
 	}
+	if op.Kind == "pipe" && op.Operation == "pipe channel" {
+		// A channel's use is its evidence: messages each way, schedule,
+		// the framework its name is the default of.
+		parts := []string{op.Field("messages")}
+		if s, _, _ := strings.Cut(op.Field("schedule"), " ("); s != "" {
+			parts = append(parts, s)
+		}
+		if fw := op.Field("framework"); fw != "" {
+			parts = append(parts, fw)
+		}
+		what += " (" + strings.Join(parts, "; ") + ")"
+	}
 	if op.SHA256 != "" {
 		what += fmt.Sprintf(" (%d bytes, sha256 %s)", op.Size, op.SHA256[:16])
 	} else if op.Size > 0 {

@@ -15,6 +15,7 @@ import (
 	"github.com/nwhealth/nwhealth/internal/testenv"
 	"github.com/nwhealth/nwhealth/pkg/pcapio"
 	"github.com/nwhealth/nwhealth/pkg/pkthdr"
+	"github.com/nwhealth/nwhealth/pkg/replay"
 )
 
 // remoteOpsCaptures lists every capture of the shared remote-operations
@@ -650,5 +651,54 @@ func TestReplaySMB3Secrets(t *testing.T) {
 	}
 	if strings.Contains(tbl.String(), "LookupNamesInDomain") || !strings.Contains(tbl.String(), "encrypted session traffic") {
 		t.Errorf("without secrets:\n%s", tbl.String())
+	}
+}
+
+// TestReplayRawPipes: winexe's pipes (SMB1) in both output modes: its
+// control pipe's command and its console, as execution.
+func TestReplayRawPipes(t *testing.T) {
+	f := testenv.SharedFile(t, "pcaps", "real-lab", "elcabezzonn", "winexesvc_.pcap")
+	var tbl, js, errOut bytes.Buffer
+	if code := run([]string{"replay", "--pcap", f}, nil, &tbl, &errOut); code != exitOK {
+		t.Fatalf("table exit %d: %s", code, errOut.String())
+	}
+	for _, want := range []string{"| ahexec: cmd.exe ", "ahexec_stdin064C0001: whoami", "pipe i/o ahexec"} {
+		if !strings.Contains(tbl.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, tbl.String())
+		}
+	}
+	if code := run([]string{"replay", "--pcap", f, "--format", "jsonl"}, nil, &js, &errOut); code != exitOK {
+		t.Fatalf("jsonl exit %d: %s", code, errOut.String())
+	}
+	n := 0
+	for _, op := range jsonltest.Check(t, js.Bytes())["operation"] {
+		if op["kind"] != "pipe" {
+			continue
+		}
+		n++
+		if op["technique"] != "T1569.002" || op["transport"] != "smb1" || !strings.Contains(fmt.Sprint(op["fields"]), "map[name:tool value:winexe]") {
+			t.Errorf("pipe %v", op)
+		}
+		if op["pipe"] == "ahexec" && op["command"] != "cmd.exe" {
+			t.Errorf("control pipe %v", op)
+		}
+	}
+	if n != 4 {
+		t.Errorf("%d pipe operations, want ahexec and its stdin, stdout and stderr", n)
+	}
+}
+
+// TestTableRowPipeChannel: a channel's row says how it was used.
+func TestTableRowPipeChannel(t *testing.T) {
+	op := replay.Operation{Kind: "pipe", Interface: "pipe", Operation: "pipe channel", Target: "msagent_4f",
+		Technique: "T1071.002", Phase: "command-and-control", Fields: []replay.Field{
+			{Name: "written", Value: "713 bytes"}, {Name: "read", Value: "733 bytes"},
+			{Name: "messages", Value: "12 written, 12 read"},
+			{Name: "schedule", Value: "every 5s ±10% (regularity 0.80 over 6 check-ins)"},
+			{Name: "framework", Value: "Cobalt Strike SMB beacon default (msagent_##)"}}}
+	row := tableRow(&op)
+	// Clipped to the column's 90 characters.
+	if want := "msagent_4f (12 written, 12 read; every 5s ±10%; Cobalt Strike SMB beacon default (msagent…"; row[6] != want {
+		t.Errorf("row %q, want %q", row[6], want)
 	}
 }
