@@ -91,14 +91,6 @@ func (p *pipeIO) framed() (n, all int, ok bool) {
 	return n, all, n >= 2 && n*2 > all
 }
 
-// Kinds of raw pipe.
-const (
-	pipeOther   = iota // data one way only, nothing recognised: plumbing
-	pipeExec           // a remote-execution service's pipe, or a shell
-	pipeBenign         // a known benign protocol
-	pipeChannel        // data both ways, nothing benign: a named-pipe channel
-)
-
 // execTool is a remote-execution tool known by the prefix of its pipes'
 // names. Sources: Sysinternals PsExec (PSEXESVC, PSEXESVC-HOST-PID-stdin),
 // RemCom and impacket's psexec.py (RemCom_communicaton, RemCom_stdinHOSTPID;
