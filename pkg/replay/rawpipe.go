@@ -29,8 +29,8 @@ const (
 	// shortest period).
 	pipeBurst = 0.05
 	// maxFrameLen is the largest length a 4-byte frame header may announce
-	// to count as one (Cobalt Strike caps a frame at 1 MiB; 16 MiB leaves
-	// room for others while a random word seldom fits).
+	// to count as one: far above a C2 message, while a random word seldom
+	// fits under it.
 	maxFrameLen = 16 << 20
 )
 
@@ -98,8 +98,7 @@ func (p *pipeIO) framed() (n, all int, ok bool) {
 // (github.com/poweradminllc/PAExec: PAExec-PID-HOST), CsExec
 // (github.com/malcomvetter/CSExec: csexecsvc), winexe (winexesvc's
 // "ahexec", "ahexec_stdin/stdout/stderrID": sourceforge winexe
-// winexesvc/shared.h), RCMD (Windows Resource Kit's remote command
-// service).
+// winexesvc/shared.h); RCMD as the name list had it before.
 var execTools = []struct{ prefix, tool string }{
 	{"PSEXESVC", "PsExec"},
 	{"REMCOM", "RemCom (impacket psexec.py)"},
