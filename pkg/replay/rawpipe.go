@@ -127,8 +127,9 @@ func execTool(name string) string {
 // (msagent_##, postex_####, postex_ssh_####, status_##, MSSE-####-server);
 // Covenant's SMB listener default PipeName "gruntsvc"
 // (cobbr/Covenant Models/Listeners); Metasploit's reverse_named_pipe
-// default PIPENAME "msf-pipe"; PoshC2's default PBindPipeName
-// "jaccdpqnvbrrxlaf" (nettitude/PoshC2 config.yml); Havoc's example
+// default PIPENAME "msf-pipe" (and its pivot command's example; msf-pipe-PID
+// names are reported from intrusions); PoshC2's default PBindPipeName
+// "jaccdpqnvbrrxlaf" (nettitude/PoshC2 resources/config-template.yml); Havoc's example
 // profile SMB pipe "demon_pipe" (HavocFramework/Havoc profiles).
 var c2Pipes = []struct{ pattern, framework string }{
 	{"msagent_##", "Cobalt Strike SMB beacon default (msagent_##)"},
@@ -138,6 +139,7 @@ var c2Pipes = []struct{ pattern, framework string }{
 	{"MSSE-*-server", "Cobalt Strike artifact kit default (MSSE-####-server)"},
 	{"gruntsvc", "Covenant SMB grunt default (gruntsvc)"},
 	{"msf-pipe", "Metasploit named-pipe pivot default (msf-pipe)"},
+	{"msf-pipe-*", "Metasploit named pipe (msf-pipe-PID, as seen in the wild)"},
 	{"jaccdpqnvbrrxlaf", "PoshC2 SMB implant default"},
 	{"demon_pipe", "Havoc example profile (demon_pipe)"},
 }
