@@ -160,7 +160,14 @@ type Builder struct {
 	sortTmp   []uint64
 	sortCount *[1 << 16]uint32
 	postBuf   []byte
-	oneCRC    []uint32 // by block: the checksum of a posting of that block alone
+	one       []onePosting // by block: a posting of that block alone
+}
+
+// onePosting is the posting of a key in one block only, a flood's
+// spoofed address's: the block number's varint (little-endian in enc,
+// n bytes) and its checksum.
+type onePosting struct {
+	enc, n, crc uint32
 }
 
 // plist is one key's postings: the blocks it is in, ascending. The first
@@ -514,7 +521,7 @@ func (b *Builder) Reset() {
 		sortTmp:   b.sortTmp,
 		sortCount: b.sortCount,
 		postBuf:   b.postBuf[:0],
-		oneCRC:    b.oneCRC[:0],
+		one:       b.one[:0],
 	}
 }
 
@@ -688,15 +695,21 @@ func (b *Builder) EncodeTo(dst []byte, enc *zstd.Encoder) []byte {
 	}
 	out = out[:tablesAt]
 	// A flood's spoofed addresses are nearly all in one block each, and
-	// a posting of one block is its number's varint: its checksum is
-	// taken from a table of one per block (a few KiB, computed here)
-	// instead of being computed again for every such key.
-	one := b.oneCRC[:0]
+	// a posting of one block is its number's varint: it and its checksum
+	// are taken from a table of one per block (a few KiB, computed here)
+	// instead of being computed again for every such key. Block numbers
+	// of four varint bytes or more (past 2 Mi blocks) are left out.
+	one := b.one[:0]
 	var vb [binary.MaxVarintLen32]byte
-	for blk := range b.block + 1 { // the open block too, if not ended
-		one = append(one, crcSmall(appendUvarint(vb[:0], blk)))
+	for blk := range min(b.block+1, 1<<21) { // the open block too, if not ended
+		v := appendUvarint(vb[:0], blk)
+		var enc uint32
+		for i, c := range v {
+			enc |= uint32(c) << (8 * i)
+		}
+		one = append(one, onePosting{enc: enc, n: uint32(len(v)), crc: crcSmall(v)})
 	}
-	b.oneCRC = one
+	b.one = one
 	// entry appends a key's table entry, its postings being
 	// postings[start:].
 	entry := func(v []byte, start, base, n int) {
@@ -718,17 +731,29 @@ func (b *Builder) EncodeTo(dst []byte, enc *zstd.Encoder) []byte {
 			// a million of them.
 			keys := 0
 			for i := 0; i < len(log); {
-				key := log[i] >> 32
+				x := log[i]
+				key := x >> 32
 				start := len(postings)
-				prev := uint32(log[i])
-				postings = appendUvarint(postings, prev)
 				n := 1
-				for i++; i < len(log) && log[i]>>32 == key; i++ {
-					if blk := uint32(log[i]); blk != prev {
-						postings = appendUvarint(postings, blk-prev)
-						prev = blk
-						n++
+				var sum uint32
+				if i++; (i == len(log) || log[i]>>32 != key) && uint32(x) < uint32(len(one)) && cap(postings)-start >= 4 {
+					// One entry, so one block: its posting and checksum
+					// from the table (four bytes written, n kept).
+					o := &one[uint32(x)]
+					binary.LittleEndian.PutUint32(postings[start:start+4], o.enc)
+					postings = postings[:start+int(o.n)]
+					sum = o.crc
+				} else {
+					prev := uint32(x)
+					postings = appendUvarint(postings, prev)
+					for ; i < len(log) && log[i]>>32 == key; i++ {
+						if blk := uint32(log[i]); blk != prev {
+							postings = appendUvarint(postings, blk-prev)
+							prev = blk
+							n++
+						}
 					}
+					sum = crcSmall(postings[start:])
 				}
 				at := len(out)
 				out = out[:at+sz+12]
@@ -740,11 +765,7 @@ func (b *Builder) EncodeTo(dst []byte, enc *zstd.Encoder) []byte {
 				ent := out[at+sz : at+sz+12]
 				binary.LittleEndian.PutUint32(ent[0:], uint32(start-sc.postingOff))
 				binary.LittleEndian.PutUint32(ent[4:], uint32(n))
-				if n == 1 && prev < uint32(len(one)) {
-					binary.LittleEndian.PutUint32(ent[8:], one[prev])
-				} else {
-					binary.LittleEndian.PutUint32(ent[8:], crcSmall(postings[start:]))
-				}
+				binary.LittleEndian.PutUint32(ent[8:], sum)
 				keys++
 			}
 			sc.n = keys

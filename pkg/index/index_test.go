@@ -670,3 +670,50 @@ func TestCRCSmall(t *testing.T) {
 		}
 	}
 }
+
+// TestOneBlockPostings: keys seen in one block only, whose postings and
+// checksums the encoder takes from its table of one per block, read back
+// as that block at every varint length (one to three bytes); keys logged
+// twice in one block, and keys of two blocks, take the general path
+// beside them. Open checks every key table's checksum and Lookup each
+// posting's.
+func TestOneBlockPostings(t *testing.T) {
+	enc, dec := codec(t)
+	const nblocks = 20001
+	at := map[uint32]bool{0: true, 1: true, 127: true, 128: true, 129: true, 16383: true, 16384: true, 20000: true}
+	b := NewBuilder()
+	want := map[uint32][]uint32{} // address: blocks
+	for blk := range uint32(nblocks) {
+		if at[blk] {
+			one, twice := 0x0a000000|blk, 0xc0000000|blk
+			b.addV4(one)
+			// Logged twice in its block, as an address the cache in
+			// front of the log misses is.
+			b.v4 = append(b.v4, uint64(twice)<<32|uint64(blk), uint64(twice)<<32|uint64(blk))
+			want[one], want[twice] = []uint32{blk}, []uint32{blk}
+		}
+		if at[blk] && blk+1 < nblocks {
+			want[0xc6000000|blk] = []uint32{blk, blk + 1}
+			b.addV4(0xc6000000 | blk)
+		}
+		if blk > 0 && at[blk-1] {
+			b.addV4(0xc6000000 | (blk - 1)) // a two-block key's second block
+		}
+		b.EndBlock(int64(blk), int64(blk))
+	}
+	ix, err := Open(b.Encode(enc), dec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ix.Blocks != nblocks {
+		t.Fatalf("%d blocks, want %d", ix.Blocks, nblocks)
+	}
+	for a, bl := range want {
+		k := Key{Kind: KindIPv4}
+		binary.BigEndian.PutUint32(k.V[:4], a)
+		got, err := ix.Lookup(k)
+		if err != nil || !slices.Equal(got, bl) {
+			t.Errorf("%08x: blocks %v (%v), want %v", a, got, err, bl)
+		}
+	}
+}
