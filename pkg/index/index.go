@@ -439,10 +439,22 @@ func (b *Builder) AddPacket(p *pkthdr.Packet) {
 // signature) and, under a flood of new flows, costs a third of adding the
 // keys. A key added twice in a block is written once all the same.
 func (b *Builder) AddFlowPacket(p *pkthdr.Packet) {
+	_, slo, _, dlo := p.AddrWords()
+	if p.IPVersion == 4 && p.HasPorts && p.NVLAN == 0 && p.Outer.IPVersion == 0 && p.Src.Is4() && p.Dst.Is4() {
+		// IPv4 with ports, untagged and not tunnelled (a flood's every
+		// packet): addKeys' keys in its order, without its tests.
+		b.addV4(uint32(slo))
+		b.addV4(uint32(dlo))
+		b.addProto(p.Proto)
+		b.addPort(p.SrcPort)
+		if p.DstPort != p.SrcPort {
+			b.addPort(p.DstPort)
+		}
+		return
+	}
 	if p.Outer.IPVersion != 0 {
 		b.addOuter(&p.Outer)
 	}
-	_, slo, _, dlo := p.AddrWords()
 	b.addKeys(p, slo, dlo)
 }
 

@@ -406,7 +406,7 @@ func FuzzOpenAt(f *testing.F) {
 
 // TestAddPacketMatchesKeys: the per-kind paths of AddPacket (ports by
 // array, IPv4 by table, the rest by map; the signature cache in front)
-// index exactly the keys Keys gives, for IPv4, IPv6, IPv4-mapped IPv6,
+// and of AddFlowPacket index exactly the keys Keys gives, for IPv4, IPv6, IPv4-mapped IPv6,
 // VLAN-tagged, tunnelled (outer keys too), ARP and non-IP frames, and for a flood of new ports and
 // addresses in blocks of 500 packets.
 func TestAddPacketMatchesKeys(t *testing.T) {
@@ -428,9 +428,11 @@ func TestAddPacketMatchesKeys(t *testing.T) {
 			if floodAt < 0 && i > 4000 {
 				floodAt = i
 			}
-			p.IPVersion, p.Proto, p.HasPorts = 4, 17, true
+			// Its protocol (UDP-Lite) and destination are its own, so
+			// that only its packets give those keys.
+			p.IPVersion, p.Proto, p.HasPorts = 4, 136, true
 			p.Src = netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
-			p.Dst = addrs[1]
+			p.Dst = netip.MustParseAddr("203.0.113.9")
 			p.SrcPort, p.DstPort = uint16(i), 9
 		default:
 			p.IPVersion, p.Proto = 4, uint8([]int{1, 6, 17, 58}[rng.Intn(4)])
@@ -465,21 +467,40 @@ func TestAddPacketMatchesKeys(t *testing.T) {
 		}
 		pkts = append(pkts, p)
 	}
-	a, b := NewBuilder(), NewBuilder()
+	// c adds as the store does (AddFlowPacket, its untagged IPv4 path
+	// among the others).
+	a, b, c := NewBuilder(), NewBuilder(), NewBuilder()
 	var keys []Key
 	for i := range pkts {
 		a.AddPacket(&pkts[i])
 		a.AddPacket(&pkts[i]) // the signature cache
 		keys = Keys(keys[:0], &pkts[i])
 		b.Add(keys)
+		c.AddFlowPacket(&pkts[i])
 		if i%500 == 499 {
 			a.EndBlock(int64(i), int64(i))
 			b.EndBlock(int64(i), int64(i))
+			c.EndBlock(int64(i), int64(i))
 		}
 	}
-	ea, eb := a.Encode(enc), b.Encode(enc)
+	ea, eb, ec := a.Encode(enc), b.Encode(enc), c.Encode(enc)
 	if !bytes.Equal(ea, eb) {
 		t.Fatalf("AddPacket and Add(Keys) give different encodings (%d and %d bytes)", len(ea), len(eb))
+	}
+	if !bytes.Equal(ec, eb) {
+		t.Fatalf("AddFlowPacket and Add(Keys) give different encodings (%d and %d bytes)", len(ec), len(eb))
+	}
+	// A block a packet: each packet's keys alone, none supplied by
+	// another packet of its block.
+	b1, c1 := NewBuilder(), NewBuilder()
+	for i := range 3000 {
+		b1.Add(Keys(keys[:0], &pkts[i]))
+		c1.AddFlowPacket(&pkts[i])
+		b1.EndBlock(int64(i), int64(i))
+		c1.EndBlock(int64(i), int64(i))
+	}
+	if eb, ec := b1.Encode(enc), c1.Encode(enc); !bytes.Equal(ec, eb) {
+		t.Fatalf("a packet a block: AddFlowPacket and Add(Keys) give different encodings (%d and %d bytes)", len(ec), len(eb))
 	}
 	ix, err := Open(ea, dec)
 	if err != nil {
