@@ -715,11 +715,11 @@ func (b *Builder) EncodeTo(dst []byte, enc *zstd.Encoder) []byte {
 	var vb [binary.MaxVarintLen32]byte
 	for blk := range min(b.block+1, 1<<21) { // the open block too, if not ended
 		v := appendUvarint(vb[:0], blk)
-		var enc uint32
+		var w uint32
 		for i, c := range v {
-			enc |= uint32(c) << (8 * i)
+			w |= uint32(c) << (8 * i)
 		}
-		one = append(one, onePosting{enc: enc, n: uint32(len(v)), crc: crcSmall(v)})
+		one = append(one, onePosting{enc: w, n: uint32(len(v)), crc: crcSmall(v)})
 	}
 	b.one = one
 	// entry appends a key's table entry, its postings being
