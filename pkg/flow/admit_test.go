@@ -296,3 +296,45 @@ func TestHeldSlotSize(t *testing.T) {
 		t.Fatalf("held slot of %d bytes, want 72", n)
 	}
 }
+
+// TestDropHeld: Flush counts each flow still waiting as unrecorded and
+// empties every held slot, whether few slots wait (each is tested) or
+// many (the array is cleared whole), so that a reset table holds nothing
+// of the last shard's.
+func TestDropHeld(t *testing.T) {
+	const table = 64
+	for _, waiting := range []int{1, 10, 40, 500} { // below and above a quarter of the 64 slots
+		b := NewBuilder(Options{MaxFlows: table, DropSingles: true, Encoded: true})
+		fillTable(b, t0, table)
+		ts := t0.Add(time.Second)
+		for i := range waiting {
+			f := frame(frameSpec{src: netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}), dst: addr("198.51.100.9"),
+				sport: uint16(40000 + i), dport: 9, proto: 17, payload: []byte("w")})
+			b.Add(ts, 1, f, len(f))
+		}
+		nheld := b.held
+		used := 0
+		for i := range b.adm {
+			if b.adm[i].bits&heldUsed != 0 {
+				used++
+			}
+		}
+		if nheld != used || nheld == 0 || nheld > min(waiting, len(b.adm)) {
+			t.Fatalf("%d waiting: %d held, %d slots used", waiting, nheld, used)
+		}
+		before := b.Stats().Unrecorded
+		var fw FileWriter
+		b.FlushInto(&fw)
+		if got := b.Stats().Unrecorded - before; got != uint64(nheld) {
+			t.Errorf("%d waiting: Flush counted %d unrecorded, %d were held", waiting, got, nheld)
+		}
+		if b.held != 0 {
+			t.Errorf("%d waiting: %d held after Flush", waiting, b.held)
+		}
+		for i := range b.adm {
+			if b.adm[i] != (held{}) {
+				t.Fatalf("%d waiting: slot %d not emptied: %+v", waiting, i, b.adm[i])
+			}
+		}
+	}
+}

@@ -153,12 +153,21 @@ type Builder struct {
 	sigNext uint8
 
 	// Encode's scratch, kept for the next shard's (the store reuses a
-	// builder): the radix sort's second log and the postings, some 8 and
-	// 3 MiB under a flood, which fresh each seal cost a page fault every
-	// 4 KiB. At most the logs' length of words and what the postings of
-	// a million keys take.
-	sortTmp []uint64
-	postBuf []byte
+	// builder): the radix sort's second log, its counters (256 KiB) and
+	// the postings, some 8 and 3 MiB under a flood, which fresh each seal
+	// cost a page fault every 4 KiB. At most the logs' length of words
+	// and what the postings of a million keys take.
+	sortTmp   []uint64
+	sortCount *[1 << 16]uint32
+	postBuf   []byte
+	one       []onePosting // by block: a posting of that block alone
+}
+
+// onePosting is the posting of a key in one block only, a flood's
+// spoofed address's: the block number's varint (little-endian in enc,
+// n bytes) and its checksum.
+type onePosting struct {
+	enc, n, crc uint32
 }
 
 // plist is one key's postings: the blocks it is in, ascending. The first
@@ -303,13 +312,16 @@ func (b *Builder) addKey(k Key) {
 	}
 }
 
-// sortLog sorts a log of key<<32 | block words in place. The log is
+// sortLog sorts a log of key<<32 | block words in place, keys of at most
+// keyBits bits (16 for ports, 32 for IPv4 addresses). The log is
 // appended in block order, so only the keys need sorting, stably (LSD
-// radix sort, which is): the blocks' passes are skipped. A flood logs
-// millions of entries a shard; with 16-bit digits its IPv4 keys take two
-// sequential passes and its ports one, instead of a comparison sort's
-// many.
-func sortLog(w []uint64, tmp *[]uint64) {
+// radix sort, which is): the blocks' passes are skipped, and so are the
+// digits above keyBits, which are zero (a port log's second 16-bit digit
+// was counted in full only to find that). A flood logs millions of
+// entries a shard; with 16-bit digits its IPv4 keys take two sequential
+// passes and its ports one, instead of a comparison sort's many. count is
+// the passes' counters, kept by the caller.
+func sortLog(w []uint64, tmp *[]uint64, count *[1 << 16]uint32, keyBits uint) {
 	if len(w) < 1<<12 {
 		slices.Sort(w)
 		return
@@ -323,24 +335,26 @@ func sortLog(w []uint64, tmp *[]uint64) {
 	if len(w) >= 1<<16 {
 		digit = 16
 	}
-	count := make([]uint32, 1<<digit)
-	mask := uint64(len(count) - 1)
+	// A digit indexes the array as a uint16, so no bounds check is left
+	// in the passes' loops.
+	m := uint16(1<<digit - 1)
+	c := count[:int(m)+1]
 	src, dst := w, (*tmp)[:len(w)]
-	for shift := uint(32); shift < 64; shift += digit {
-		clear(count)
+	for shift := uint(32); shift < 32+keyBits; shift += digit {
+		clear(c)
 		for _, x := range src {
-			count[x>>shift&mask]++
+			count[uint16(x>>shift)&m]++
 		}
-		if int(count[src[0]>>shift&mask]) == len(src) {
+		if int(count[uint16(src[0]>>shift)&m]) == len(src) {
 			continue // every entry has this digit: nothing to move
 		}
 		pos := uint32(0)
-		for i, c := range count {
-			count[i] = pos
-			pos += c
+		for i, n := range c {
+			c[i] = pos
+			pos += n
 		}
 		for _, x := range src {
-			d := x >> shift & mask
+			d := uint16(x>>shift) & m
 			dst[count[d]] = x
 			count[d]++
 		}
@@ -425,10 +439,22 @@ func (b *Builder) AddPacket(p *pkthdr.Packet) {
 // signature) and, under a flood of new flows, costs a third of adding the
 // keys. A key added twice in a block is written once all the same.
 func (b *Builder) AddFlowPacket(p *pkthdr.Packet) {
+	_, slo, _, dlo := p.AddrWords()
+	if p.IPVersion == 4 && p.HasPorts && p.NVLAN == 0 && p.Outer.IPVersion == 0 && p.Src.Is4() && p.Dst.Is4() {
+		// IPv4 with ports, untagged and not tunnelled (a flood's every
+		// packet): addKeys' keys in its order, without its tests.
+		b.addV4(uint32(slo))
+		b.addV4(uint32(dlo))
+		b.addProto(p.Proto)
+		b.addPort(p.SrcPort)
+		if p.DstPort != p.SrcPort {
+			b.addPort(p.DstPort)
+		}
+		return
+	}
 	if p.Outer.IPVersion != 0 {
 		b.addOuter(&p.Outer)
 	}
-	_, slo, _, dlo := p.AddrWords()
 	b.addKeys(p, slo, dlo)
 }
 
@@ -499,13 +525,15 @@ func NewBuilder() *Builder { return &Builder{gen: 1} }
 // of its logs, lists and postings.
 func (b *Builder) Reset() {
 	*b = Builder{
-		gen:     1,
-		lists:   b.lists[:0],
-		arena:   b.arena[:0],
-		portLog: b.portLog[:0],
-		v4:      b.v4[:0],
-		sortTmp: b.sortTmp,
-		postBuf: b.postBuf[:0],
+		gen:       1,
+		lists:     b.lists[:0],
+		arena:     b.arena[:0],
+		portLog:   b.portLog[:0],
+		v4:        b.v4[:0],
+		sortTmp:   b.sortTmp,
+		sortCount: b.sortCount,
+		postBuf:   b.postBuf[:0],
+		one:       b.one[:0],
 	}
 }
 
@@ -628,9 +656,11 @@ func (b *Builder) EncodeTo(dst []byte, enc *zstd.Encoder) []byte {
 	// from the map, sorted by value. Under a flood the logs hold
 	// millions of entries: nothing is gathered in between, and the
 	// output is sized before it is filled.
-	for _, log := range [][]uint64{b.portLog, b.v4} {
-		sortLog(log, &b.sortTmp)
+	if b.sortCount == nil {
+		b.sortCount = new([1 << 16]uint32)
 	}
+	sortLog(b.portLog, &b.sortTmp, b.sortCount, 16)
+	sortLog(b.v4, &b.sortTmp, b.sortCount, 32)
 	// A log's distinct keys are counted as its table is written; until
 	// then its length bounds them (the tables' capacity only).
 	counts := map[Kind]int{}
@@ -676,6 +706,22 @@ func (b *Builder) EncodeTo(dst []byte, enc *zstd.Encoder) []byte {
 		out = make([]byte, 0, n)
 	}
 	out = out[:tablesAt]
+	// A flood's spoofed addresses are nearly all in one block each, and
+	// a posting of one block is its number's varint: it and its checksum
+	// are taken from a table of one per block (a few KiB, computed here)
+	// instead of being computed again for every such key. Block numbers
+	// of four varint bytes or more (past 2 Mi blocks) are left out.
+	one := b.one[:0]
+	var vb [binary.MaxVarintLen32]byte
+	for blk := range min(b.block+1, 1<<21) { // the open block too, if not ended
+		v := appendUvarint(vb[:0], blk)
+		var w uint32
+		for i, c := range v {
+			w |= uint32(c) << (8 * i)
+		}
+		one = append(one, onePosting{enc: w, n: uint32(len(v)), crc: crcSmall(v)})
+	}
+	b.one = one
 	// entry appends a key's table entry, its postings being
 	// postings[start:].
 	entry := func(v []byte, start, base, n int) {
@@ -697,17 +743,29 @@ func (b *Builder) EncodeTo(dst []byte, enc *zstd.Encoder) []byte {
 			// a million of them.
 			keys := 0
 			for i := 0; i < len(log); {
-				key := log[i] >> 32
+				x := log[i]
+				key := x >> 32
 				start := len(postings)
-				prev := uint32(log[i])
-				postings = appendUvarint(postings, prev)
 				n := 1
-				for i++; i < len(log) && log[i]>>32 == key; i++ {
-					if blk := uint32(log[i]); blk != prev {
-						postings = appendUvarint(postings, blk-prev)
-						prev = blk
-						n++
+				var sum uint32
+				if i++; (i == len(log) || log[i]>>32 != key) && uint32(x) < uint32(len(one)) && cap(postings)-start >= 4 {
+					// One entry, so one block: its posting and checksum
+					// from the table (four bytes written, n kept).
+					o := &one[uint32(x)]
+					binary.LittleEndian.PutUint32(postings[start:start+4], o.enc)
+					postings = postings[:start+int(o.n)]
+					sum = o.crc
+				} else {
+					prev := uint32(x)
+					postings = appendUvarint(postings, prev)
+					for ; i < len(log) && log[i]>>32 == key; i++ {
+						if blk := uint32(log[i]); blk != prev {
+							postings = appendUvarint(postings, blk-prev)
+							prev = blk
+							n++
+						}
 					}
+					sum = crcSmall(postings[start:])
 				}
 				at := len(out)
 				out = out[:at+sz+12]
@@ -719,7 +777,7 @@ func (b *Builder) EncodeTo(dst []byte, enc *zstd.Encoder) []byte {
 				ent := out[at+sz : at+sz+12]
 				binary.LittleEndian.PutUint32(ent[0:], uint32(start-sc.postingOff))
 				binary.LittleEndian.PutUint32(ent[4:], uint32(n))
-				binary.LittleEndian.PutUint32(ent[8:], crcSmall(postings[start:]))
+				binary.LittleEndian.PutUint32(ent[8:], sum)
 				keys++
 			}
 			sc.n = keys

@@ -406,7 +406,7 @@ func FuzzOpenAt(f *testing.F) {
 
 // TestAddPacketMatchesKeys: the per-kind paths of AddPacket (ports by
 // array, IPv4 by table, the rest by map; the signature cache in front)
-// index exactly the keys Keys gives, for IPv4, IPv6, IPv4-mapped IPv6,
+// and of AddFlowPacket index exactly the keys Keys gives, for IPv4, IPv6, IPv4-mapped IPv6,
 // VLAN-tagged, tunnelled (outer keys too), ARP and non-IP frames, and for a flood of new ports and
 // addresses in blocks of 500 packets.
 func TestAddPacketMatchesKeys(t *testing.T) {
@@ -428,9 +428,11 @@ func TestAddPacketMatchesKeys(t *testing.T) {
 			if floodAt < 0 && i > 4000 {
 				floodAt = i
 			}
-			p.IPVersion, p.Proto, p.HasPorts = 4, 17, true
+			// Its protocol (UDP-Lite) and destination are its own, so
+			// that only its packets give those keys.
+			p.IPVersion, p.Proto, p.HasPorts = 4, 136, true
 			p.Src = netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
-			p.Dst = addrs[1]
+			p.Dst = netip.MustParseAddr("203.0.113.9")
 			p.SrcPort, p.DstPort = uint16(i), 9
 		default:
 			p.IPVersion, p.Proto = 4, uint8([]int{1, 6, 17, 58}[rng.Intn(4)])
@@ -465,21 +467,40 @@ func TestAddPacketMatchesKeys(t *testing.T) {
 		}
 		pkts = append(pkts, p)
 	}
-	a, b := NewBuilder(), NewBuilder()
+	// c adds as the store does (AddFlowPacket, its untagged IPv4 path
+	// among the others).
+	a, b, c := NewBuilder(), NewBuilder(), NewBuilder()
 	var keys []Key
 	for i := range pkts {
 		a.AddPacket(&pkts[i])
 		a.AddPacket(&pkts[i]) // the signature cache
 		keys = Keys(keys[:0], &pkts[i])
 		b.Add(keys)
+		c.AddFlowPacket(&pkts[i])
 		if i%500 == 499 {
 			a.EndBlock(int64(i), int64(i))
 			b.EndBlock(int64(i), int64(i))
+			c.EndBlock(int64(i), int64(i))
 		}
 	}
-	ea, eb := a.Encode(enc), b.Encode(enc)
+	ea, eb, ec := a.Encode(enc), b.Encode(enc), c.Encode(enc)
 	if !bytes.Equal(ea, eb) {
 		t.Fatalf("AddPacket and Add(Keys) give different encodings (%d and %d bytes)", len(ea), len(eb))
+	}
+	if !bytes.Equal(ec, eb) {
+		t.Fatalf("AddFlowPacket and Add(Keys) give different encodings (%d and %d bytes)", len(ec), len(eb))
+	}
+	// A block a packet: each packet's keys alone, none supplied by
+	// another packet of its block.
+	b1, c1 := NewBuilder(), NewBuilder()
+	for i := range 3000 {
+		b1.Add(Keys(keys[:0], &pkts[i]))
+		c1.AddFlowPacket(&pkts[i])
+		b1.EndBlock(int64(i), int64(i))
+		c1.EndBlock(int64(i), int64(i))
+	}
+	if eb, ec := b1.Encode(enc), c1.Encode(enc); !bytes.Equal(ec, eb) {
+		t.Fatalf("a packet a block: AddFlowPacket and Add(Keys) give different encodings (%d and %d bytes)", len(ec), len(eb))
 	}
 	ix, err := Open(ea, dec)
 	if err != nil {
@@ -530,10 +551,12 @@ func BenchmarkAddPacketFlood(b *testing.B) {
 }
 
 // TestSortLog: the radix sort agrees with slices.Sort on logs as the
-// builder appends them (blocks in order), whose keys share bytes or not.
+// builder appends them (blocks in order), whose keys share bytes or not,
+// sorting 16-bit keys by their low digits only.
 func TestSortLog(t *testing.T) {
 	rng := rand.New(rand.NewSource(9))
 	var tmp []uint64
+	count := new([1 << 16]uint32)
 	for _, n := range []int{0, 1, 100, 5000, 70000, 200000} {
 		for _, mask := range []uint64{0xffffffff, 0x0000ffff, 0xff000fff, 0x00ff00ff, 0x0a000000} {
 			w := make([]uint64, n)
@@ -546,9 +569,15 @@ func TestSortLog(t *testing.T) {
 			}
 			want := slices.Clone(w)
 			slices.Sort(want)
-			sortLog(w, &tmp) // the scratch reused, as Encode does
+			// Keys that fit 16 bits (a port log's) are sorted by their
+			// digits below 16 only; the rest by all 32.
+			keyBits := uint(32)
+			if mask < 1<<16 {
+				keyBits = 16
+			}
+			sortLog(w, &tmp, count, keyBits) // the scratch reused, as Encode does
 			if !slices.Equal(w, want) {
-				t.Fatalf("n %d mask %x: not sorted", n, mask)
+				t.Fatalf("n %d mask %x, %d-bit keys: not sorted", n, mask, keyBits)
 			}
 		}
 	}
@@ -659,6 +688,53 @@ func TestCRCSmall(t *testing.T) {
 			if got, want := crcSmall(b[:1]), crc(b[:1]); got != want {
 				t.Fatalf("% x: %08x, want %08x", b[:1], got, want)
 			}
+		}
+	}
+}
+
+// TestOneBlockPostings: keys seen in one block only, whose postings and
+// checksums the encoder takes from its table of one per block, read back
+// as that block at every varint length (one to three bytes); keys logged
+// twice in one block, and keys of two blocks, take the general path
+// beside them. Open checks every key table's checksum and Lookup each
+// posting's.
+func TestOneBlockPostings(t *testing.T) {
+	enc, dec := codec(t)
+	const nblocks = 20001
+	at := map[uint32]bool{0: true, 1: true, 127: true, 128: true, 129: true, 16383: true, 16384: true, 20000: true}
+	b := NewBuilder()
+	want := map[uint32][]uint32{} // address: blocks
+	for blk := range uint32(nblocks) {
+		if at[blk] {
+			one, twice := 0x0a000000|blk, 0xc0000000|blk
+			b.addV4(one)
+			// Logged twice in its block, as an address the cache in
+			// front of the log misses is.
+			b.v4 = append(b.v4, uint64(twice)<<32|uint64(blk), uint64(twice)<<32|uint64(blk))
+			want[one], want[twice] = []uint32{blk}, []uint32{blk}
+		}
+		if at[blk] && blk+1 < nblocks {
+			want[0xc6000000|blk] = []uint32{blk, blk + 1}
+			b.addV4(0xc6000000 | blk)
+		}
+		if blk > 0 && at[blk-1] {
+			b.addV4(0xc6000000 | (blk - 1)) // a two-block key's second block
+		}
+		b.EndBlock(int64(blk), int64(blk))
+	}
+	ix, err := Open(b.Encode(enc), dec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ix.Blocks != nblocks {
+		t.Fatalf("%d blocks, want %d", ix.Blocks, nblocks)
+	}
+	for a, bl := range want {
+		k := Key{Kind: KindIPv4}
+		binary.BigEndian.PutUint32(k.V[:4], a)
+		got, err := ix.Lookup(k)
+		if err != nil || !slices.Equal(got, bl) {
+			t.Errorf("%08x: blocks %v (%v), want %v", a, got, err, bl)
 		}
 	}
 }
