@@ -288,13 +288,22 @@ func (s *Store) NewWriter(opts WriterOptions) (*Writer, error) {
 		return nil, err
 	}
 	depth := 2 * opts.Compressors
+	// The pools hold every block buffer that can be out at once, so that
+	// none is dropped and allocated anew: the queue's jobs, one handed
+	// straight to the write loop, one held by a sender waiting on the full
+	// queue, and the open shards' blocks. Pools as small as the queue
+	// dropped two buffers in every eight a capture worker filled (its
+	// write loop drains the queue only when the worker waits on it):
+	// some 40 bytes of garbage a small packet, the collections and page
+	// faults that follow (docs/PERFORMANCE.md, Capture).
+	pool := depth + 4 + 4
 	w := &Writer{
 		st: s, opts: opts, enc: enc, cur: map[shardKey]*openShard{}, seq: seq, nanos: true,
 		jobs:      make(chan *job, depth+4),
 		compressQ: make(chan *job, depth),
-		free:      make(chan []byte, depth+4),
-		encBuf:    make(chan []byte, depth+4),
-		rzFree:    make(chan *reczstd.Encoder, depth+4),
+		free:      make(chan []byte, pool),
+		encBuf:    make(chan []byte, pool),
+		rzFree:    make(chan *reczstd.Encoder, pool),
 		ixFree:    make(chan *index.Builder, 1),
 		flowsFree: make(chan resettable, 1),
 	}
