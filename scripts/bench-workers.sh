@@ -31,9 +31,14 @@
 # (so the end is known to well within a tick). The kernel's counters in the
 # capture's summary must show no drop and every frame accepted and stored;
 # otherwise the run is refused. For each run it prints the burst, each
-# worker's share of it, the drain time, the rate, the capture's CPU
-# seconds during the drain (user + system from /proc) and the cores that
-# makes; then per worker count the median rate, and the median ratio of
+# worker's share of it, the drain time, the rate, the capture's user and
+# system CPU seconds from SIGCONT to the poll that saw the end (/proc; the
+# poll comes up to 0.2 s late, the capture idle by then), the cores that
+# makes over the drain, and the CPU seconds other processes took meanwhile
+# (/proc/stat: the machine's busy time less the capture's), and the
+# capture's minor page faults and its threads' voluntary and involuntary
+# context switches over the same span (counts that do not move with the
+# machine's load as seconds do); then per worker count the median rate, and the median ratio of
 # the alternating runs (N workers against the first count).
 #
 # Caveats (docs/PERFORMANCE.md): the drain reads frames the kernel wrote
@@ -133,8 +138,17 @@ stored() {
   [[ $l =~ \"packets\":([0-9]+) ]] && echo "${BASH_REMATCH[1]}" || echo 0
 }
 
-# cpu PID: user + system clock ticks of the process so far.
-cpu() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# cpu PID: user and system clock ticks of the process so far, and the
+# machine's busy ticks (every CPU, any process: what others took is the
+# difference).
+cpu() { echo "$(awk '{ print $14, $15 }' "/proc/$1/stat") $(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat)"; }
+
+# counts PID: the process's minor page faults and its threads' context
+# switches (voluntary: it waited; involuntary: it was preempted) so far.
+counts() {
+  echo "$(awk '{ print $10 }' "/proc/$1/stat") $(cat /proc/"$1"/task/*/status 2>/dev/null |
+    awk '/^voluntary_ctxt_switches/ { v += $2 } /^nonvoluntary_ctxt_switches/ { n += $2 } END { print v + 0, n + 0 }')"
+}
 
 # run LOAD N: one capture with N workers draining a burst; sets R_* below.
 run() {
@@ -156,13 +170,15 @@ run() {
   local sent; sent=$(send "$load" "$BURST")
   # The kernel retires the last, partly filled block by its timer (50 ms).
   sleep 0.3
-  local total=$((warm + sent)) c0 t0 c1 t1
-  c0=$(cpu "$capture_pid")
+  local total=$((warm + sent)) c0 t0 c1 t1 n0 n1
+  c0=$(cpu "$capture_pid"); n0=$(counts "$capture_pid")
   t0=$EPOCHREALTIME
   kill -CONT "$capture_pid"
   # Poll slowly: the drain's end is read from the stamps afterwards.
   for _ in $(seq 600); do [ "$(stored "$prog")" -ge "$total" ] && break; sleep 0.2; done
-  c1=$(cpu "$capture_pid"); t1=$EPOCHREALTIME
+  c1=$(cpu "$capture_pid"); t1=$EPOCHREALTIME; n1=$(counts "$capture_pid")
+  read -r R_FLT R_VCS R_NVCS < <(awk -v a="$n0" -v b="$n1" 'BEGIN {
+    split(a, x, " "); split(b, y, " "); print y[1] - x[1], y[2] - x[2], y[3] - x[3] }')
   kill -INT "$capture_pid"
   wait "$capture_pid" || { echo "capture failed:"; cat "$log"; exit 1; } >&2
   capture_pid=""
@@ -203,7 +219,11 @@ run() {
   [ "$R_SECS" != none ] || { echo "bench-workers: no progress record counted $total" >&2; exit 1; }
   R_MPPS=$(awk -v n="$sent" -v s="$R_SECS" 'BEGIN { printf "%.3f", n / s / 1e6 }')
   local hz; hz=$(getconf CLK_TCK)
-  R_CPU=$(awk -v a="$c0" -v b="$c1" -v hz="$hz" 'BEGIN { printf "%.2f", (b - a) / hz }')
+  read -r R_USR R_SYS R_OTHER < <(awk -v a="$c0" -v b="$c1" -v hz="$hz" 'BEGIN {
+    split(a, x, " "); split(b, y, " ")
+    u = (y[1] - x[1]) / hz; s = (y[2] - x[2]) / hz
+    printf "%.2f %.2f %.2f\n", u, s, (y[3] - x[3]) / hz - u - s }')
+  R_CPU=$(awk -v u="$R_USR" -v s="$R_SYS" 'BEGIN { printf "%.2f", u + s }')
   R_CORES=$(awk -v c="$R_CPU" -v s="$R_SECS" 'BEGIN { printf "%.2f", c / s }')
   rm -rf "$store"
 }
@@ -211,12 +231,12 @@ run() {
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { printf "%.3f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 echo "bench-workers: bursts of $BURST frames of $FRAME bytes after $WARMUP warm-up, ring $RING, workers $WORKERS, $REPEAT run(s) each, loads $LOADS; load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-row() { printf '%-5s %7s %9s %-19s %8s %8s %8s %6s\n' "$@"; }
+row() { printf '%-5s %7s %9s %-19s %8s %8s %6s %6s %6s %8s %7s %7s %7s\n' "$@"; }
 status=0
 for load in $LOADS; do
   conf "$load" >"$work/$load.cfg"
   echo "load $load:"
-  row load workers burst "stored per worker" drain-s Mpps cpu-s cores
+  row load workers burst "stored per worker" drain-s Mpps user-s sys-s cores others-s faults vol-cs invol-cs
   declare -A RATES=()
   PAIRS=()
   base=${WORKERS%% *}
@@ -224,7 +244,7 @@ for load in $LOADS; do
     declare -A THIS=()
     for n in $WORKERS; do
       run "$load" "$n"
-      row "$load" "$n" "$R_SENT" "$R_SHARES" "$R_SECS" "$R_MPPS" "$R_CPU" "$R_CORES"
+      row "$load" "$n" "$R_SENT" "$R_SHARES" "$R_SECS" "$R_MPPS" "$R_USR" "$R_SYS" "$R_CORES" "$R_OTHER" "$R_FLT" "$R_VCS" "$R_NVCS"
       RATES[$n]="${RATES[$n]:-} $R_MPPS"
       THIS[$n]=$R_MPPS
     done
