@@ -295,14 +295,15 @@ func (s *Store) NewWriter(opts WriterOptions) (*Writer, error) {
 	}
 	depth := 2 * opts.Compressors
 	// The pools hold every block buffer that can be out at once, so that
-	// none is dropped and allocated anew: the queue's jobs, one handed
-	// straight to the write loop, one held by a sender waiting on the full
-	// queue, and the open shards' blocks. Pools as small as the queue
-	// dropped two buffers in every eight a capture worker filled (its
-	// write loop drains the queue only when the worker waits on it):
+	// none is dropped and allocated anew: the queue's jobs, the write
+	// loop's batch (the sender may refill the queue meanwhile), one held
+	// by a sender waiting on the full queue, and the open shards' blocks;
+	// a pool keeps only buffers that were needed. Pools as small as the
+	// queue dropped two buffers in every eight a capture worker filled
+	// (its write loop drains the queue only when the worker waits on it):
 	// some 40 bytes of garbage a small packet, the collections and page
 	// faults that follow (docs/PERFORMANCE.md, Capture).
-	pool := depth + 4 + 4
+	pool := depth + 4 + maxBatch + 4
 	w := &Writer{
 		st: s, opts: opts, enc: enc, cur: map[shardKey]*openShard{}, seq: seq, nanos: true,
 		jobs:      make(chan *job, depth+4),
