@@ -254,6 +254,31 @@ func (s *ShardWriter) Append(b EncodedBlock) error {
 	if _, err := s.w.Write(b.Bytes); err != nil {
 		return fmt.Errorf("write block %d: %w", len(s.blocks), err)
 	}
+	s.appended(b)
+	return nil
+}
+
+// AppendBlocks writes encoded blocks with one write of their bytes laid end
+// to end in buf (returned, grown as needed, for the next call): a system
+// call a batch instead of one a block. On error nothing is counted as
+// appended: the caller truncates the file to Size() and may append the
+// blocks one by one to keep as many as fit.
+func (s *ShardWriter) AppendBlocks(bs []EncodedBlock, buf []byte) ([]byte, error) {
+	buf = buf[:0]
+	for _, b := range bs {
+		buf = append(buf, b.Bytes...)
+	}
+	if _, err := s.w.Write(buf); err != nil {
+		return buf, fmt.Errorf("write blocks %d to %d: %w", len(s.blocks), len(s.blocks)+len(bs)-1, err)
+	}
+	for _, b := range bs {
+		s.appended(b)
+	}
+	return buf, nil
+}
+
+// appended records a block written at the end of the shard.
+func (s *ShardWriter) appended(b EncodedBlock) {
 	m := b.Meta
 	m.Offset = s.off
 	s.off += int64(len(b.Bytes))
@@ -266,7 +291,6 @@ func (s *ShardWriter) Append(b EncodedBlock) error {
 	if m.Last > s.last {
 		s.last = m.Last
 	}
-	return nil
 }
 
 // Size is the length of everything appended successfully.

@@ -672,3 +672,96 @@ func TestAppendRecordNanos(t *testing.T) {
 		}
 	}
 }
+
+// failAfter accepts n bytes, then fails every write (a full disk).
+type failAfter struct {
+	bytes.Buffer
+	n int
+}
+
+var errFull = errors.New("no space left")
+
+func (f *failAfter) Write(p []byte) (int, error) {
+	if f.Len()+len(p) > f.n {
+		k := f.n - f.Len()
+		f.Buffer.Write(p[:k])
+		return k, errFull
+	}
+	return f.Buffer.Write(p)
+}
+
+// TestAppendBlocks: blocks appended in batches make the same shard, byte
+// for byte and block for block, as blocks appended one at a time; a batch
+// that fails counts none of its blocks, and the shard cut back to Size()
+// and finished reads back every block appended before it.
+func TestAppendBlocks(t *testing.T) {
+	pkts := testPackets(100)
+	want := buildShard(t, pkts, 7, true) // 15 blocks
+	enc, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest))
+	var blocks []EncodedBlock
+	for i := 0; i < len(pkts); i += 7 {
+		var raw []byte
+		end := min(i+7, len(pkts))
+		first, last := pkts[i].Timestamp.UnixNano(), pkts[i].Timestamp.UnixNano()
+		for _, p := range pkts[i:end] {
+			raw = AppendRecord(raw, p.Timestamp, p.Data, p.OrigLen, true)
+			first, last = min(first, p.Timestamp.UnixNano()), max(last, p.Timestamp.UnixNano())
+		}
+		blocks = append(blocks, EncodeBlock(nil, enc, raw, len(blocks), first, last, end-i))
+	}
+	hdr := ShardHeader{LinkType: pkthdr.LinkEthernet, Snaplen: 65535, Nanos: true, Created: time.Unix(1, 0), Writer: "t", Seq: 7}
+	for _, batches := range [][]int{{15}, {1, 14}, {4, 4, 4, 3}, {1, 1, 13}} {
+		var out bytes.Buffer
+		sw, err := NewShardWriter(&out, hdr, enc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf []byte
+		at := 0
+		for _, n := range batches {
+			if buf, err = sw.AppendBlocks(blocks[at:at+n], buf); err != nil {
+				t.Fatal(err)
+			}
+			at += n
+		}
+		if err := sw.Finish(); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(out.Bytes(), want) {
+			t.Errorf("batches %v: shard differs from blocks appended one by one (%d bytes, want %d)", batches, out.Len(), len(want))
+		}
+	}
+
+	// A full disk in the second batch: the first batch's blocks are kept.
+	fw := &failAfter{n: 1 << 30}
+	sw, err := NewShardWriter(fw, hdr, enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf, err := sw.AppendBlocks(blocks[:5], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := sw.Size()
+	fw.n = int(size) + len(blocks[5].Bytes) + 3 // room for one block of the next batch and a little
+	if _, err := sw.AppendBlocks(blocks[5:9], buf); !errors.Is(err, errFull) {
+		t.Fatalf("batch on a full disk: error %v, want %v", err, errFull)
+	}
+	if sw.Size() != size || sw.NextBlock() != 5 {
+		t.Fatalf("after a failed batch: size %d, next block %d; want %d and 5 (nothing counted)", sw.Size(), sw.NextBlock(), size)
+	}
+	fw.Truncate(int(sw.Size()))
+	fw.n = 1 << 30
+	if err := sw.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	sh, got, errs := readShard(t, fw.Bytes())
+	if len(errs) != 0 || !sh.Sealed || len(sh.Blocks) != 5 || len(got) != 35 {
+		t.Fatalf("shard cut back after the failed batch: %d blocks, %d packets, sealed %v, errors %v; want 5 blocks of 35 packets", len(sh.Blocks), len(got), sh.Sealed, errs)
+	}
+	for i := range got {
+		if !bytes.Equal(got[i].Data, pkts[i].Data) || !got[i].Timestamp.Equal(pkts[i].Timestamp) {
+			t.Fatalf("packet %d differs", i)
+		}
+	}
+}

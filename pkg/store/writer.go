@@ -233,6 +233,12 @@ type Writer struct {
 	// ixOut is the last index file's memory, for the next seal's (the
 	// writer goroutine's): up to some 20 MiB for a flood's million keys.
 	ixOut []byte
+	// The write loop's batch of blocks and the buffer they are written
+	// from (writeBlocks), and how many writes of blocks it made.
+	batch       []*job
+	encs        []pcapio.EncodedBlock
+	wbuf        []byte
+	blockWrites int
 
 	// Packet-path counters are atomics so a stats line can read them
 	// while packets flow; the rest is under statsMu. The packet path
@@ -288,13 +294,23 @@ func (s *Store) NewWriter(opts WriterOptions) (*Writer, error) {
 		return nil, err
 	}
 	depth := 2 * opts.Compressors
+	// The pools hold every block buffer that can be out at once, so that
+	// none is dropped and allocated anew: the queue's jobs, the write
+	// loop's batch (the sender may refill the queue meanwhile), one held
+	// by a sender waiting on the full queue, and the open shards' blocks;
+	// a pool keeps only buffers that were needed. Pools as small as the
+	// queue dropped two buffers in every eight a capture worker filled
+	// (its write loop drains the queue only when the worker waits on it):
+	// some 40 bytes of garbage a small packet, the collections and page
+	// faults that follow (docs/PERFORMANCE.md, Capture).
+	pool := depth + 4 + maxBatch + 4
 	w := &Writer{
 		st: s, opts: opts, enc: enc, cur: map[shardKey]*openShard{}, seq: seq, nanos: true,
 		jobs:      make(chan *job, depth+4),
 		compressQ: make(chan *job, depth),
-		free:      make(chan []byte, depth+4),
-		encBuf:    make(chan []byte, depth+4),
-		rzFree:    make(chan *reczstd.Encoder, depth+4),
+		free:      make(chan []byte, pool),
+		encBuf:    make(chan []byte, pool),
+		rzFree:    make(chan *reczstd.Encoder, pool),
 		ixFree:    make(chan *index.Builder, 1),
 		flowsFree: make(chan resettable, 1),
 	}
@@ -707,18 +723,21 @@ func (w *Writer) compressor() {
 // files, so a shard's blocks land in sequence.
 func (w *Writer) writeLoop() {
 	defer w.wg.Done()
-	for j := range w.jobs {
+	var next *job
+	for {
+		j := next
+		if j == nil {
+			var ok bool
+			if j, ok = <-w.jobs; !ok {
+				return
+			}
+		}
+		next = nil
 		switch j.kind {
 		case jobOpen:
 			w.doOpen(j.sh)
 		case jobBlock:
-			<-j.done
-			w.doBlock(j)
-			w.putBuf(j.raw)
-			select {
-			case w.encBuf <- j.enc.Bytes:
-			default:
-			}
+			next = w.writeBlocks(j)
 		case jobSeal:
 			w.doSeal(j.sh)
 		case jobBarrier:
@@ -751,11 +770,91 @@ func (w *Writer) doOpen(sh *openShard) {
 	sh.file, sh.sw = f, sw
 }
 
+// maxBatch bounds the blocks writeBlocks writes with one system call
+// (the batch buffer: at most some 1 MiB of compressed blocks).
+var maxBatch = 16
+
+// writeBlocks writes j's block and the blocks of its shard queued behind
+// it, already there, with one write: a capture worker queues a ring
+// block's worth of store blocks (four of 64-byte frames) before its write
+// loop runs, and each write cost a system call and woke the runtime's
+// monitor thread. Nothing waits for more blocks to come, so a block
+// reaches the file as soon as before. It returns the first queued job
+// that is not one of them, for the loop to do next (nil if none).
+func (w *Writer) writeBlocks(j *job) *job {
+	batch := append(w.batch[:0], j)
+	var next *job
+gather:
+	for len(batch) < maxBatch {
+		select {
+		case nj, ok := <-w.jobs:
+			if !ok {
+				break gather // closed: the loop's next receive ends it
+			}
+			if nj.kind != jobBlock || nj.sh != j.sh {
+				next = nj
+				break gather
+			}
+			batch = append(batch, nj)
+		default:
+			break gather
+		}
+	}
+	for _, b := range batch {
+		<-b.done
+	}
+	w.doBlocks(batch)
+	for i, b := range batch {
+		w.putBuf(b.raw)
+		select {
+		case w.encBuf <- b.enc.Bytes:
+		default:
+		}
+		batch[i] = nil
+	}
+	w.batch = batch[:0]
+	return next
+}
+
+// doBlocks appends a batch of one shard's blocks with one write. If it
+// fails (a full disk), the file is cut back and the blocks are appended
+// one at a time, so every block that fits is kept, as without batches.
+func (w *Writer) doBlocks(batch []*job) {
+	sh := batch[0].sh
+	if sh.failed || sh.sw == nil {
+		return
+	}
+	if len(batch) > 1 {
+		encs := w.encs[:0]
+		for _, j := range batch {
+			encs = append(encs, j.enc)
+		}
+		var err error
+		w.wbuf, err = sh.sw.AppendBlocks(encs, w.wbuf)
+		clear(encs)
+		w.encs = encs[:0]
+		w.blockWrites++
+		if err == nil {
+			for _, j := range batch {
+				w.blockWritten(j)
+			}
+			return
+		}
+		sh.file.Truncate(sh.sw.Size())
+	}
+	for _, j := range batch {
+		if w.doBlock(j); sh.failed {
+			return
+		}
+	}
+}
+
 func (w *Writer) doBlock(j *job) {
 	sh := j.sh
 	if sh.failed || sh.sw == nil {
 		return
 	}
+	w.blockWrites++
 	if err := sh.sw.Append(j.enc); err != nil {
 		// Cut off whatever part of the block reached the file; the shard
 		// is sealed by recovery from its complete blocks.
@@ -764,6 +863,12 @@ func (w *Writer) doBlock(j *job) {
 		w.fail(fmt.Errorf("shard %s at byte %d: %w", sh.name, sh.sw.Size(), err))
 		return
 	}
+	w.blockWritten(j)
+}
+
+// blockWritten counts a block appended to its shard.
+func (w *Writer) blockWritten(j *job) {
+	sh := j.sh
 	if w.opts.SyncAhead && sh.sw.Size()-sh.synced >= syncAheadBytes {
 		startWriteback(sh.file, sh.synced, sh.sw.Size()-sh.synced)
 		sh.synced = sh.sw.Size()
