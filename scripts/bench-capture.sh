@@ -32,6 +32,7 @@
 # REPEAT=3 or more gives a steadier ratio.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/benchframes.sh
 
 COUNT=${1:-20000000}
 WORKERS=${WORKERS:-1}
@@ -79,21 +80,7 @@ ip -n "$nsB" link set "$devB" up
 # address in 10.0.0.0/8 and a random port in every frame), to a MAC that
 # is not B's: B's IP stack drops them unseen and answers nothing, the
 # capture sees every one.
-case $FLOWS in
-  64) src="198, 18, 0, 1"; sport="0x04, dinc(0, 63)" ;;
-  new) src="10, drnd(3)"; sport="drnd(2)" ;;
-  *) echo "bench-capture: FLOWS=$FLOWS: want 64 or new" >&2; exit 2 ;;
-esac
-cat >"$work/flood.cfg" <<CFG
-{
-  0x02, 0x6e, 0x77, 0x68, 0xff, 0xfe,  0x02, 0x6e, 0x77, 0x68, 0x00, 0x0a,
-  c16(0x0800),
-  0x45, 0x00, c16($((FRAME - 14))), c16(0), c16(0x4000), 64, 17, csumip(14, 33),
-  $src,  198, 18, 0, 2,
-  $sport, c16(9), c16($((FRAME - 34))), c16(0),
-  fill(0x00, $((FRAME - 42)))
-}
-CFG
+bench_frames "$FLOWS" "$FRAME" >"$work/flood.cfg" || exit 2
 
 rx_packets() {
   ip -n "$nsB" -s -j link show dev "$devB" | sed -n 's/.*"rx":{"bytes":[0-9]*,"packets":\([0-9]*\).*/\1/p'

@@ -50,6 +50,7 @@
 # before SIGCONT and cost the drain nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/benchframes.sh
 
 BURST=${1:-3000000}
 WORKERS=${WORKERS:-"1 2"}
@@ -100,26 +101,8 @@ ip -n "$nsB" addr add 198.18.0.2/30 dev "$devB"
 ip -n "$nsA" link set "$devA" up
 ip -n "$nsB" link set "$devB" up
 
-# conf LOAD: the trafgen configuration of bench-capture.sh's frames (to a MAC
-# that is not B's, so B's IP stack drops them unseen and answers nothing).
-conf() {
-  local src sport
-  case $1 in
-    64) src="198, 18, 0, 1"; sport="0x04, dinc(0, 63)" ;;
-    new) src="10, drnd(3)"; sport="drnd(2)" ;;
-    *) echo "bench-workers: load $1: want 64 or new" >&2; exit 2 ;;
-  esac
-  cat <<CFG
-{
-  0x02, 0x6e, 0x77, 0x68, 0xff, 0xfe,  0x02, 0x6e, 0x77, 0x68, 0x00, 0x0a,
-  c16(0x0800),
-  0x45, 0x00, c16($((FRAME - 14))), c16(0), c16(0x4000), 64, 17, csumip(14, 33),
-  $src,  198, 18, 0, 2,
-  $sport, c16(9), c16($((FRAME - 34))), c16(0),
-  fill(0x00, $((FRAME - 42)))
-}
-CFG
-}
+# conf LOAD: the trafgen configuration of bench-capture.sh's frames.
+conf() { bench_frames "$1" "$FRAME" || exit 2; }
 
 # send LOAD COUNT: trafgen sends COUNT frames from A; prints how many went.
 send() {
