@@ -470,14 +470,20 @@ func isPipeChannel(o *Operation) bool { return o.Kind == "pipe" && o.Operation =
 
 // pipeChannelAttack: a host reached over a named-pipe channel, data
 // written and read both ways (docs/replay.md, "Raw named pipes"). Every
-// channel carried data both ways, so the host answered: succeeded.
+// channel carried data both ways, so the host answered: succeeded. High
+// when something besides the raw bytes says implant (a framework's
+// default name, length framing, a schedule); medium otherwise, since an
+// unknown product's own pipe protocol looks the same.
 func pipeChannelAttack(g *group) Attack {
 	a := g.finish(nil)
-	a.Verdict, a.Severity = "succeeded", SevHigh
+	a.Verdict, a.Severity = "succeeded", SevMedium
 	var pipes, notes []string
 	for _, o := range g.ops {
 		if !contains(pipes, o.Pipe) && len(pipes) < 4 {
 			pipes = append(pipes, o.Pipe)
+		}
+		if o.Field("framework") != "" || o.Field("framing") != "" || o.Field("schedule") != "" {
+			a.Severity = SevHigh
 		}
 		for _, n := range []string{o.Field("framework"), o.Field("schedule")} {
 			if n != "" && !contains(notes, n) && len(notes) < 4 {
@@ -494,6 +500,9 @@ func pipeChannelAttack(g *group) Attack {
 	}
 	a.Summary = fmt.Sprintf("%s wrote to and read from %s over SMB named-pipe %s %s (%d, %s)", a.Src, a.Dst, what,
 		strings.Join(pipes, ", "), a.Count, firstNonEmpty(strings.Join(notes, "; "), "no published default name, no schedule"))
+	if a.Severity == SevMedium {
+		a.Summary += "; no length framing either: an unknown product's own pipe protocol would look the same"
+	}
 	return a
 }
 

@@ -513,3 +513,34 @@ func TestRawPipeChannelSMB1(t *testing.T) {
 		t.Fatalf("op %+v; tshark %d writes of %d bytes, %d reads of %d", op, wn, wb, rn, rb)
 	}
 }
+
+// TestPipeChannelSeverity: a channel is a high-severity attack when a
+// framework's default name, length framing or a schedule corroborates it,
+// and medium on its raw bytes alone.
+func TestPipeChannelSeverity(t *testing.T) {
+	unframed := []pipeMsg{
+		{0, true, []byte("HELLO agent v2\r\n")},
+		{300 * time.Millisecond, false, []byte("READY 17 jobs\r\n")},
+		{7 * time.Second, true, []byte("GET job 1\r\n")},
+		{200 * time.Millisecond, false, []byte("job 1: none\r\n")},
+	}
+	for _, c := range []struct {
+		name, pipe string
+		msgs       []pipeMsg
+		want       string
+	}{
+		{"bare", "ProductAgentPipe", unframed, SevMedium},
+		{"framework default name", "msagent_4f", unframed, SevHigh},
+		{"length framing", "ProductAgentPipe", poisson(2, 12, 20*time.Second), SevHigh},
+		{"schedule", "ProductAgentPipe", beacon(5, 10, 10*time.Second, 0.2, false), SevHigh},
+	} {
+		ops, _ := runPackets(t, pipeFlow(c.pipe, c.msgs).pkts, Config{})
+		att := DetectAttacks(ops, nil)
+		if len(att) != 1 || att[0].Name != "Named-pipe C2 channel over SMB" {
+			t.Fatalf("%s: attacks %+v", c.name, att)
+		}
+		if att[0].Severity != c.want || (c.want == SevMedium) != strings.Contains(att[0].Summary, "no length framing either") {
+			t.Errorf("%s: severity %s, summary %q; want %s", c.name, att[0].Severity, att[0].Summary, c.want)
+		}
+	}
+}
