@@ -10,7 +10,13 @@
 # burst / drain time: the rate the workers sustain without a drop when the
 # sender costs them nothing. Needs root, trafgen (netsniff-ng) and ip.
 #
-#   scripts/bench-workers.sh [BURST]      (default 3000000 frames)
+#   scripts/bench-workers.sh [BURST]      (default 4500000 frames)
+#
+# The burst is long enough that one worker's 64-flow drain lasts most of a
+# second (with 3 M frames it lasted 0.2-0.45 s, a dozen progress ticks, and
+# runs scattered), and short enough that each worker's share fits in its
+# part of the default ring (1 GiB holds about 6 M 64-byte frames for one
+# worker, 3 M each for two: blocks retired by the timer are not full).
 #
 # Environment: NWHEALTH (binary; built into bin/ when unset), WORKERS
 # (worker counts to compare, alternating, default "1 2"), REPEAT (runs of
@@ -52,7 +58,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/benchframes.sh
 
-BURST=${1:-3000000}
+BURST=${1:-4500000}
 WORKERS=${WORKERS:-"1 2"}
 REPEAT=${REPEAT:-3}
 LOADS=${LOADS:-"64 new"}
