@@ -32,7 +32,7 @@
 # REPEAT=3 or more gives a steadier ratio.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. scripts/benchframes.sh
+. scripts/benchlib.sh
 
 COUNT=${1:-20000000}
 WORKERS=${WORKERS:-1}
@@ -63,18 +63,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Two silent namespaces (no IPv6, so no router solicitations) and a veth
-# pair between them; addresses from 198.18.0.0/15, set aside for benchmarks.
-for ns in "$nsA" "$nsB"; do
-  ip netns add "$ns"
-  ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-  ip -n "$ns" link set lo up
-done
-ip link add "$devA" netns "$nsA" address 02:6e:77:68:00:0a type veth peer name "$devB" netns "$nsB" address 02:6e:77:68:00:0b
-ip -n "$nsA" addr add 198.18.0.1/30 dev "$devA"
-ip -n "$nsB" addr add 198.18.0.2/30 dev "$devB"
-ip -n "$nsA" link set "$devA" up
-ip -n "$nsB" link set "$devB" up
+bench_link "$nsA" "$nsB" "$devA" "$devB"
 
 # 64-byte frames, 64 source ports (or, with FLOWS=new, a random source
 # address in 10.0.0.0/8 and a random port in every frame), to a MAC that

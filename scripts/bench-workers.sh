@@ -56,7 +56,7 @@
 # before SIGCONT and cost the drain nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. scripts/benchframes.sh
+. scripts/benchlib.sh
 
 BURST=${1:-4500000}
 WORKERS=${WORKERS:-"1 2"}
@@ -96,16 +96,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-for ns in "$nsA" "$nsB"; do
-  ip netns add "$ns"
-  ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-  ip -n "$ns" link set lo up
-done
-ip link add "$devA" netns "$nsA" address 02:6e:77:68:00:0a type veth peer name "$devB" netns "$nsB" address 02:6e:77:68:00:0b
-ip -n "$nsA" addr add 198.18.0.1/30 dev "$devA"
-ip -n "$nsB" addr add 198.18.0.2/30 dev "$devB"
-ip -n "$nsA" link set "$devA" up
-ip -n "$nsB" link set "$devB" up
+bench_link "$nsA" "$nsB" "$devA" "$devB"
 
 # conf LOAD: the trafgen configuration of bench-capture.sh's frames.
 conf() { bench_frames "$1" "$FRAME" || exit 2; }
