@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -840,7 +841,15 @@ func (w *Writer) doBlocks(batch []*job) {
 			}
 			return
 		}
-		sh.file.Truncate(sh.sw.Size())
+		// Cut off the part of the batch that reached the file, and write
+		// the next block where the cut is: the file is not opened for
+		// appending, so its offset still points past the partial write,
+		// and a block written there would leave a hole before it.
+		if err := cutBack(sh); err != nil {
+			sh.failed = true
+			w.fail(fmt.Errorf("shard %s at byte %d: %w", sh.name, sh.sw.Size(), err))
+			return
+		}
 	}
 	for _, j := range batch {
 		if w.doBlock(j); sh.failed {
@@ -864,6 +873,16 @@ func (w *Writer) doBlock(j *job) {
 		return
 	}
 	w.blockWritten(j)
+}
+
+// cutBack truncates sh's file to the blocks appended whole and puts the
+// file's offset there, for the next write.
+func cutBack(sh *openShard) error {
+	if err := sh.file.Truncate(sh.sw.Size()); err != nil {
+		return err
+	}
+	_, err := sh.file.Seek(sh.sw.Size(), io.SeekStart)
+	return err
 }
 
 // blockWritten counts a block appended to its shard.
