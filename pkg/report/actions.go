@@ -210,6 +210,20 @@ func hostActions(inc *Incident, h *Host) []Action {
 				acts = append(acts, a)
 			}
 		}
+		// Controlled over a named pipe from another inside host (replay),
+		// with no outside controller: nothing to block at the edge, and
+		// the implant runs on the host itself.
+		if len(h.Controllers) == 0 && len(dnsF) == 0 && h.pipeControlled() {
+			if h.Severity >= hunt.High {
+				u := 3
+				if h.Severity >= hunt.Critical || crit >= assets.High {
+					u = 4
+				}
+				acts = append(acts, mk(Isolate, u, host), mk(Collect, u, host))
+			} else {
+				acts = append(acts, mk(Watch, max(1, int(h.Severity)), host))
+			}
+		}
 		// Code was run on it and it now reports to a controller: whatever
 		// the schedule's own severity, the host is taken off the network.
 		if slices.ContainsFunc(h.Steps, func(s Step) bool { return s.Phase == PhaseExecutedOn }) &&

@@ -66,6 +66,7 @@ func Build(in Input) *Incident {
 	b.inc.Attacks = replay.DetectAttacks(in.Operations, dcs)
 	b.intel()
 	b.operations()
+	b.pipeChannels()
 	b.controllerContacts()
 	b.finish()
 	b.inc.Actions = incidentActions(b.inc)
@@ -466,6 +467,9 @@ func actorSeverity(op *replay.Operation) hunt.Severity {
 		}
 		return hunt.High
 	case PhaseLateral:
+		if op.Phase == "command-and-control" {
+			return hunt.Medium // a named-pipe channel: raised by pipeChannels
+		}
 		return hunt.High
 	}
 	return hunt.Info
@@ -482,9 +486,44 @@ func targetSeverity(op *replay.Operation) hunt.Severity {
 		return hunt.Medium
 	case PhaseExecutedOn:
 		return hunt.High
+	case PhaseC2:
+		// Replay's named-pipe channel: raised to its attack's severity
+		// (pipeChannels).
+		return hunt.Medium
 	}
 	return hunt.Info
 }
+
+// pipeChannels gives both ends of each named-pipe C2 channel replay
+// named the channel's severity (high when a framework's name, length
+// framing or a schedule corroborates it, medium on data both ways alone,
+// as the attack says): the server end's command-and-control step, the
+// client end's lateral step.
+func (b *builder) pipeChannels() {
+	for _, a := range b.inc.Attacks {
+		if a.Technique != pipeChannelTechnique {
+			continue
+		}
+		sev, err := hunt.ParseSeverity(a.Severity)
+		if err != nil {
+			continue
+		}
+		for _, e := range []struct {
+			addr  netip.Addr
+			phase string
+		}{{a.Dst, PhaseC2}, {a.Src, PhaseLateral}} {
+			if h, ok := b.hosts[e.addr.Unmap()]; ok {
+				if s := h.steps[e.phase]; s != nil {
+					s.Severity = max(s.Severity, sev)
+				}
+			}
+		}
+	}
+}
+
+// pipeChannelTechnique is the technique of replay's named-pipe C2
+// channel and its attack.
+const pipeChannelTechnique = "T1071.002"
 
 // operations takes replay's operations, plumbing left out, in time order.
 func (b *builder) operations() {
@@ -819,6 +858,8 @@ func attackPhase(technique string) string {
 		return "execution"
 	case "T1207":
 		return "defense-evasion"
+	case pipeChannelTechnique:
+		return "command-and-control"
 	}
 	return "credential-access"
 }
@@ -865,6 +906,13 @@ func (h *Host) Summary(inc *Incident) string {
 	if len(h.AccountsUsed) > 0 {
 		parts = append(parts, "as "+strings.Join(clipList(h.AccountsUsed, 4), ", "))
 	}
+	if s := h.pipeStep(); s != nil {
+		var by []string
+		for _, a := range s.Peers {
+			by = append(by, a.String())
+		}
+		parts = append(parts, "controlled over SMB named pipes from "+strings.Join(clipList(by, 4), ", "))
+	}
 	if len(h.ReachedBy) > 0 && h.Phase != "" && PhaseRank(h.Phase) <= PhaseRank(PhaseExecutedOn) {
 		var by []string
 		for _, a := range h.ReachedBy {
@@ -879,6 +927,18 @@ func (h *Host) Summary(inc *Incident) string {
 	}
 	return strings.Join(parts, "; ")
 }
+
+// pipeStep is the host's command-and-control step when replay gave it: the
+// host is at the server end of a named-pipe C2 channel, controlled from
+// another inside host (the step's peers). Nil otherwise.
+func (h *Host) pipeStep() *Step {
+	if i := slices.IndexFunc(h.Steps, func(s Step) bool { return s.Phase == PhaseC2 && slices.Contains(s.Source, "replay") }); i >= 0 {
+		return &h.Steps[i]
+	}
+	return nil
+}
+
+func (h *Host) pipeControlled() bool { return h.pipeStep() != nil }
 
 func clipList(list []string, n int) []string {
 	if len(list) <= n {

@@ -488,3 +488,69 @@ func TestBuildDNSFinding(t *testing.T) {
 		})
 	}
 }
+
+// TestPipeChannelHosts: replay's named-pipe C2 channel makes its server
+// end a controlled host and its client end a lateral source, both at the
+// channel's severity (high when corroborated, medium on data both ways
+// alone); the controlled host is isolated and collected when high,
+// watched when medium, and nothing inside is sent to a firewall.
+func TestPipeChannelHosts(t *testing.T) {
+	parent, child := ip("10.0.0.5"), ip("10.0.0.9")
+	for _, tc := range []struct {
+		name       string
+		fields     []replay.Field
+		sev        hunt.Severity
+		compromise bool
+		actions    []ActionKind // the child's
+	}{
+		{"framework name", []replay.Field{{Name: "framework", Value: "Cobalt Strike's default SMB beacon pipe name (msagent_##)"}}, hunt.High, true, []ActionKind{Isolate, Collect}},
+		{"length framing", []replay.Field{{Name: "framing", Value: "4-byte little-endian length"}}, hunt.High, true, []ActionKind{Isolate, Collect}},
+		{"data both ways alone", nil, hunt.Medium, false, []ActionKind{Watch}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			op := replay.Operation{Time: at(3, 0), End: at(4, 0), Src: parent, Dst: child, SrcPort: 50000, DstPort: 445,
+				User: "adm", Domain: "CORP", Auth: "ntlm", Transport: "smb2", Kind: "pipe", Pipe: `\pipe\msagent_12`,
+				Operation: "pipe channel", Target: `\pipe\msagent_12`, Technique: "T1071.002", Phase: "command-and-control", Fields: tc.fields}
+			inc := Build(Input{Hunt: hunt.Result{Records: 100, Hosts: 10, First: at(0, 0), Last: at(6, 0)},
+				Operations: []replay.Operation{op}, MinSeverity: hunt.Low})
+			if len(inc.Attacks) != 1 || inc.Attacks[0].Technique != "T1071.002" {
+				t.Fatalf("attacks %+v", inc.Attacks)
+			}
+			c, p := inc.Host(child), inc.Host(parent)
+			if c == nil || p == nil {
+				t.Fatalf("hosts %+v", inc.Hosts)
+			}
+			if c.Role != RoleBeaconing || c.Phase != PhaseC2 || c.Severity != tc.sev || c.Compromised != tc.compromise || len(c.Controllers) != 0 {
+				t.Errorf("child: role %s phase %s severity %s compromised %v controllers %v", c.Role, c.Phase, c.Severity, c.Compromised, c.Controllers)
+			}
+			if want := "controlled over SMB named pipes from 10.0.0.5"; !strings.Contains(c.Summary(inc), want) {
+				t.Errorf("child summary %q, want %q in it", c.Summary(inc), want)
+			}
+			if p.Role != RoleLateralSource || p.Severity != tc.sev || p.Compromised != tc.compromise {
+				t.Errorf("parent: role %s severity %s compromised %v", p.Role, p.Severity, p.Compromised)
+			}
+			var kinds []ActionKind
+			for _, a := range inc.Actions {
+				if a.Kind == Block || a.Kind == BlockICMP || a.Kind == Sinkhole {
+					t.Errorf("edge action %+v: the controller is inside", a)
+				}
+				if a.Host == child {
+					kinds = append(kinds, a.Kind)
+					if len(a.Evidence) == 0 {
+						t.Errorf("action without evidence: %+v", a)
+					}
+				}
+			}
+			slices.Sort(kinds)
+			want := slices.Clone(tc.actions)
+			slices.Sort(want)
+			if !slices.Equal(kinds, want) {
+				t.Errorf("child's actions %v, want %v", kinds, want)
+			}
+			ev := slices.IndexFunc(inc.Timeline, func(e Event) bool { return e.Kind == "attack" })
+			if ev < 0 || inc.Timeline[ev].Phase != PhaseLateral || inc.Timeline[ev].Severity != tc.sev {
+				t.Errorf("attack event %+v", inc.Timeline)
+			}
+		})
+	}
+}
