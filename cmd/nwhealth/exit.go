@@ -73,6 +73,9 @@ func exitCode(err error, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
+	// An error can quote a name from a capture or a store: its control
+	// characters must not drive the terminal.
+	stderr = textOut(stderr)
 	var (
 		ue usageError
 		pe partialError

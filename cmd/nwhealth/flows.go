@@ -122,7 +122,7 @@ func runFlows(o *flowsOptions) error {
 		var rows [][]string
 		emit = func(r *flow.Record) error { rows = append(rows, flowRow(r)); return nil }
 		finish = func() error {
-			return writeTable(bw, []string{"first", "duration", "proto", "orig", "resp", "vlan", "pkts o/r", "bytes o/r", "state", "name"}, rows)
+			return writeTable(textOut(bw), []string{"first", "duration", "proto", "orig", "resp", "vlan", "pkts o/r", "bytes o/r", "state", "name"}, rows)
 		}
 	}
 	runErr := store.Flows(stores, sel, pipeline.NewFlowTable, emit)

@@ -253,7 +253,7 @@ func runHunt(o *huntOptions) error {
 		err = writeHuntJSONL(o.s.out, shown, matchIDs, matches, actions, inv)
 	case "blocklist":
 	default:
-		err = writeHuntTable(o.s.out, res, shown, matchIDs, matches, actions, inv, o.top)
+		err = writeHuntTable(textOut(o.s.out), res, shown, matchIDs, matches, actions, inv, o.top)
 	}
 	if err != nil {
 		return err

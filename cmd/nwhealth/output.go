@@ -5,7 +5,14 @@ import (
 	"os"
 
 	"golang.org/x/term"
+
+	"github.com/nwhealth/nwhealth/internal/termsafe"
 )
+
+// textOut is w for text meant for people (tables, stories, summaries):
+// control characters taken from captured traffic cannot drive the
+// terminal (internal/termsafe). Not for pcap or JSON output.
+func textOut(w io.Writer) io.Writer { return termsafe.NewWriter(w) }
 
 // checkedWriter remembers the first error writing to w and returns it for
 // every later write, so a command that ignores one write's error still

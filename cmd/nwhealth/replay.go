@@ -412,6 +412,7 @@ func writeGraph(path string, st *replay.Stories) error {
 // end, or one small table per operation in live mode) or as JSON lines.
 type replayWriter struct {
 	o       *replayOptions
+	text    io.Writer // standard output for the table, controls replaced
 	enc     *json.Encoder
 	rows    [][]string
 	attacks []replay.Attack
@@ -425,7 +426,7 @@ func (w *replayWriter) check(err error) {
 }
 
 func newReplayWriter(o *replayOptions) *replayWriter {
-	w := &replayWriter{o: o}
+	w := &replayWriter{o: o, text: textOut(o.s.out)}
 	if o.format == "jsonl" {
 		w.enc = json.NewEncoder(o.s.out)
 		w.enc.SetEscapeHTML(false)
@@ -440,7 +441,7 @@ func (w *replayWriter) operation(op *replay.Operation) {
 	}
 	row := tableRow(op)
 	if w.o.iface != "" {
-		_, err := fmt.Fprintln(w.o.s.out, strings.Join(row, "  "))
+		_, err := fmt.Fprintln(w.text, strings.Join(row, "  "))
 		w.check(err)
 		return
 	}
@@ -525,7 +526,7 @@ func (w *replayWriter) finish(st *replay.Stories, stats replay.Stats) {
 		w.check(w.enc.Encode(jsonl.NewStats(stats)))
 		return
 	}
-	out := w.o.s.out
+	out := w.text
 	if w.o.iface == "" {
 		if len(w.rows) == 0 {
 			fmt.Fprintln(out, "no remote operations found")

@@ -325,7 +325,7 @@ func writeReport(o *reportOptions, inc *report.Incident) error {
 	case "blocklist":
 		err = o.blocklist(w, inc, meta, true)
 	default:
-		err = report.WriteTable(w, inc)
+		err = report.WriteTable(textOut(w), inc)
 	}
 	if err == nil && o.format != "blocklist" && o.intel.apply != "" {
 		err = o.blocklist(w, inc, meta, false)

@@ -12,6 +12,8 @@ import (
 	"io"
 
 	"github.com/olekukonko/tablewriter"
+
+	"github.com/nwhealth/nwhealth/internal/termsafe"
 )
 
 // Table collects rows and renders them at Render.
@@ -28,8 +30,16 @@ func New(w io.Writer, upper bool, header ...string) *Table {
 	return &Table{t: t}
 }
 
-// Append adds a row.
-func (t *Table) Append(cells ...string) { t.t.Append(cells) }
+// Append adds a row. Control characters in the cells become '?'
+// (internal/termsafe): cells come from captured traffic, and a cell is
+// measured before it is printed.
+func (t *Table) Append(cells ...string) {
+	clean := make([]string, len(cells))
+	for i, c := range cells {
+		clean[i] = termsafe.String(c)
+	}
+	t.t.Append(clean)
+}
 
 // Render writes the table. tablewriter reports no write errors; callers
 // that need them wrap w.
