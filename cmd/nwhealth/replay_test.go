@@ -662,10 +662,14 @@ func TestReplayRawPipes(t *testing.T) {
 	if code := run([]string{"replay", "--pcap", f}, nil, &tbl, &errOut); code != exitOK {
 		t.Fatalf("table exit %d: %s", code, errOut.String())
 	}
-	for _, want := range []string{"| ahexec: cmd.exe ", "ahexec_stdin064C0001: whoami", "pipe i/o ahexec"} {
+	for _, want := range []string{"| ahexec: cmd.exe ", "ahexec_stdin064C0001: whoami", "pipe i/o ahexec",
+		"whoami ?????? dir"} { // the console's DEL keystrokes, printed as '?'
 		if !strings.Contains(tbl.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, tbl.String())
 		}
+	}
+	if i := strings.IndexFunc(tbl.String(), func(r rune) bool { return r < 0x20 && r != '\n' || r == 0x7f }); i >= 0 {
+		t.Errorf("control character %q reached the table at %d", tbl.String()[i], i)
 	}
 	if code := run([]string{"replay", "--pcap", f, "--format", "jsonl"}, nil, &js, &errOut); code != exitOK {
 		t.Fatalf("jsonl exit %d: %s", code, errOut.String())
