@@ -663,7 +663,7 @@ func TestReplayRawPipes(t *testing.T) {
 		t.Fatalf("table exit %d: %s", code, errOut.String())
 	}
 	for _, want := range []string{"| ahexec: cmd.exe ", "ahexec_stdin064C0001: whoami", "pipe i/o ahexec",
-		"whoami ?????? dir"} { // the console's DEL keystrokes, printed as '?'
+		`whoami \x7f\x7f\x7f\x7f\x7f\x7f dir`} { // the console's DEL keystrokes, escaped
 		if !strings.Contains(tbl.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, tbl.String())
 		}

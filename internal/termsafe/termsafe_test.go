@@ -4,55 +4,35 @@ import (
 	"bytes"
 	"errors"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 )
 
 func TestString(t *testing.T) {
-	for _, tc := range []struct{ in, want string }{
-		{"plain text", "plain text"},
-		{"é ¢ 日本 ✓", "é ¢ 日本 ✓"}, // ¢ is 0xC2 0xA2: not a control
-		{"a\x1b]0;owned\x07b", "a?]0;owned?b"},
-		{"\x1b[2J\x1b[Hclear", "?[2J?[Hclear"},
-		{"whoami\x7f\x7f\x0c", "whoami???"},
-		{"line1\r\nline2\ttab", "line1??line2?tab"},
-		{"next\u0085line \u009b31m csi", "next?line ?31m csi"},
-		{"\x00nul", "?nul"},
-		{"ends in \xc2", "ends in \xc2"},
-		{"", ""},
+	for _, tc := range []struct{ in, cell, text string }{
+		{"dc01.corp.example", "dc01.corp.example", "dc01.corp.example"},
+		{"é-ü 名前 ¢", "é-ü 名前 ¢", "é-ü 名前 ¢"}, // ¢ is 0xC2 0xA2, not a C1 control
+		{"\x1b]0;owned\x07", `\x1b]0;owned\x07`, `\x1b]0;owned\x07`},
+		{"\x1b]52;c;ZXZpbA==\x07", `\x1b]52;c;ZXZpbA==\x07`, `\x1b]52;c;ZXZpbA==\x07`}, // OSC 52: write the clipboard
+		{"a\x1b[2Kb", `a\x1b[2Kb`, `a\x1b[2Kb`},
+		{"line\nnext\rover\ttab", `line\x0anext\x0dover\x09tab`, "line\nnext\\x0dover\ttab"},
+		{"c1\u009b31m \u0085", `c1\u009b31m \u0085`, `c1\u009b31m \u0085`}, // a one-character CSI on some terminals
+		{"evil\u202etxt.exe", `evil\u202etxt.exe`, `evil\u202etxt.exe`},
+		{"bad\xffutf8 \xe5\x90", `bad\ufffdutf8 \ufffd\ufffd`, `bad\ufffdutf8 \ufffd\ufffd`},
+		{"whoami\x7f\x7f\x00", `whoami\x7f\x7f\x00`, `whoami\x7f\x7f\x00`},
+		{"sep\u2028par\u2029", `sep\u2028par\u2029`, `sep\u2028par\u2029`},
+		{"", "", ""},
 	} {
-		if got := String(tc.in); got != tc.want {
-			t.Errorf("String(%q) = %q, want %q", tc.in, got, tc.want)
+		if got := String(tc.in); got != tc.cell {
+			t.Errorf("String(%q) = %q, want %q", tc.in, got, tc.cell)
 		}
-	}
-}
-
-func TestWriter(t *testing.T) {
-	for _, tc := range []struct {
-		name   string
-		writes []string
-		want   string
-	}{
-		{"clean", []string{"a\tb\n", "c\n"}, "a\tb\nc\n"},
-		{"escape", []string{"name \x1b[31mred\x1b[0m\n"}, "name ?[31mred?[0m\n"},
-		{"carriage return hides", []string{"rm -rf /\rls\n"}, "rm -rf /?ls\n"},
-		{"C1 in one write", []string{"a\u009b2Jb"}, "a?2Jb"},
-		{"C1 split between writes", []string{"a\xc2", "\x9b2Jb"}, "a\xc2?2Jb"},
-		{"0xC2 then text", []string{"a\xc2", "b"}, "a\xc2b"},
-		{"cent split", []string{"\xc2", "\xa2"}, "¢"},
-		{"DEL", []string{"x\x7fy"}, "x?y"},
-		{"empty write", []string{"", "a"}, "a"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var b bytes.Buffer
-			w := NewWriter(&b)
-			for _, s := range tc.writes {
-				if n, err := w.Write([]byte(s)); err != nil || n != len(s) {
-					t.Fatalf("Write(%q) = %d, %v", s, n, err)
-				}
-			}
-			if b.String() != tc.want {
-				t.Errorf("wrote %q, want %q", b.String(), tc.want)
-			}
-		})
+		if got := Text(tc.in); got != tc.text {
+			t.Errorf("Text(%q) = %q, want %q", tc.in, got, tc.text)
+		}
+		var b bytes.Buffer
+		if n, err := NewWriter(&b).Write([]byte(tc.in)); err != nil || n != len(tc.in) || b.String() != tc.text {
+			t.Errorf("Write(%q) = %d, %v, wrote %q, want %q", tc.in, n, err, b.String(), tc.text)
+		}
 	}
 }
 
@@ -75,40 +55,48 @@ func TestUnwrap(t *testing.T) {
 	}
 }
 
-// controls reports whether b holds a byte or UTF-8 sequence a terminal
-// obeys (tab and newline aside).
-func controls(b []byte) bool {
-	for i := 0; i < len(b); i++ {
-		if unsafeByte(b[i]) || b[i] == 0xc2 && i+1 < len(b) && c1(b[i+1]) {
-			return true
+// unsafe reports the first character in s a terminal would obey, or
+// that reorders or breaks the text; -1 when none. With lines, newline and
+// tab are allowed.
+func unsafe(s string, lines bool) int {
+	for i, r := range s {
+		if lines && (r == '\n' || r == '\t') {
+			continue
+		}
+		if r < 0x20 || r == 0x7f || unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) || r == 0x2028 || r == 0x2029 {
+			return i
 		}
 	}
-	return false
+	if !utf8.ValidString(s) {
+		return len(s)
+	}
+	return -1
 }
 
-// FuzzWriter: whatever is written, in whatever pieces, no control reaches
-// the writer beneath, and the text in one piece is String's but for tabs
-// and newlines.
-func FuzzWriter(f *testing.F) {
-	for _, s := range []string{"a\x1b[31mb", "\xc2\x9b", "é\r\n", "\xc2", "x\x7f\t"} {
+// FuzzClean: whatever the input, in whatever pieces it is written, the
+// output is valid UTF-8 with nothing a terminal obeys, and printable
+// text passes unchanged.
+func FuzzClean(f *testing.F) {
+	for _, s := range []string{"a\x1b[31mb", "\xc2\x9b", "é\r\n", "\xc2", "x\x7f\t", "\u202e", "plain"} {
 		f.Add([]byte(s), uint8(1))
 	}
 	f.Fuzz(func(t *testing.T, in []byte, cut uint8) {
+		if i := unsafe(String(string(in)), false); i >= 0 {
+			t.Fatalf("String(%q) = %q: unsafe at %d", in, String(string(in)), i)
+		}
+		if i := unsafe(Text(string(in)), true); i >= 0 {
+			t.Fatalf("Text(%q) = %q: unsafe at %d", in, Text(string(in)), i)
+		}
 		var b bytes.Buffer
 		w := NewWriter(&b)
 		c := min(int(cut), len(in))
 		w.Write(in[:c])
 		w.Write(in[c:])
-		if controls(b.Bytes()) {
-			t.Fatalf("%q in pieces at %d gave %q", in, c, b.Bytes())
+		if i := unsafe(b.String(), true); i >= 0 {
+			t.Fatalf("%q in pieces at %d gave %q: unsafe at %d", in, c, b.String(), i)
 		}
-		var one bytes.Buffer
-		NewWriter(&one).Write(in)
-		if controls(one.Bytes()) || len(String(string(in))) != one.Len() {
-			t.Fatalf("%q gave %q, String %q", in, one.Bytes(), String(string(in)))
-		}
-		if s := String(string(in)); controls([]byte(s)) || bytes.ContainsAny([]byte(s), "\t\n") {
-			t.Fatalf("String(%q) = %q", in, s)
+		if unsafe(string(in), true) < 0 && Text(string(in)) != string(in) {
+			t.Fatalf("safe text %q changed to %q", in, Text(string(in)))
 		}
 	})
 }

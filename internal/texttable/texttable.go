@@ -30,16 +30,20 @@ func New(w io.Writer, upper bool, header ...string) *Table {
 	return &Table{t: t}
 }
 
-// Append adds a row. Control characters in the cells become '?'
-// (internal/termsafe): cells come from captured traffic, and a cell is
-// measured before it is printed.
+// Append adds a row. Cells come from captured traffic: each is made safe
+// for a terminal on one line (Clean) before it is measured and printed.
 func (t *Table) Append(cells ...string) {
 	clean := make([]string, len(cells))
 	for i, c := range cells {
-		clean[i] = termsafe.String(c)
+		clean[i] = Clean(c)
 	}
 	t.t.Append(clean)
 }
+
+// Clean makes s safe to print to a terminal on one line: control
+// characters, bidirectional controls and line separators as Go escapes,
+// invalid UTF-8 as \ufffd (internal/termsafe).
+func Clean(s string) string { return termsafe.String(s) }
 
 // Render writes the table. tablewriter reports no write errors; callers
 // that need them wrap w.
