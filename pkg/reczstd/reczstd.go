@@ -410,6 +410,13 @@ func (e *Encoder) Encode(dst, content []byte) ([]byte, bool) {
 				// up to litStart).
 				n, size = len(seqs), e.litStart
 				reps = other == 0
+			} else if uniform && int(run[0]) == len(seqs) && e.litStart-pos <= maxBlock {
+				// A run of alike sequences that goes on to the last one
+				// and fits a block (a capture block's flows past their
+				// first records): what the loop below would find, its
+				// bytes those from pos to litStart. reps is not asked
+				// of a uniform block.
+				n, size = len(seqs), e.litStart-pos
 			}
 			for n < len(seqs) && size+int(seqs[n].litLen+seqs[n].matchLen) <= maxBlock {
 				if n > 0 && (uniform && run[n] == 0 || !uniform && run[n] >= minRun) {
