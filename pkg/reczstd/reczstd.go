@@ -357,15 +357,20 @@ func (e *Encoder) Encode(dst, content []byte) ([]byte, bool) {
 	// other: nonzero when a sequence after the first has another offset
 	// than the first or no literals ((litLen-1)>>31 is 1 for none).
 	var longest, other uint32
-	if n := len(e.seqs); n > 0 {
+	if sq := e.seqs; len(sq) > 0 {
+		// The sequences as values in locals: through e.seqs the loop
+		// reloaded the slice after each store to run, and checked two
+		// indexes a sequence.
+		run := run[:len(sq)]
 		r := uint32(0) // run[j+2]
-		off0 := e.seqs[0].offset
-		for j := n - 2; j >= 0; j-- {
+		off0 := sq[0].offset
+		t := sq[len(sq)-1]
+		for j := len(sq) - 2; j >= 0; j-- {
 			// Alike: equal codes and offset, with literals before it
 			// (so that its offset is the first repeat offset). Equal
 			// lengths need no code looked up: a block's records often
 			// give equal sequences.
-			s, t := &e.seqs[j], &e.seqs[j+1]
+			s := sq[j]
 			if t.offset == s.offset && t.litLen-1 < maxSeq-1 &&
 				(t.litLen == s.litLen || llCode(t.litLen) == llCode(s.litLen)) &&
 				(t.matchLen == s.matchLen || mlCode(t.matchLen) == mlCode(s.matchLen)) {
@@ -378,6 +383,7 @@ func (e *Encoder) Encode(dst, content []byte) ([]byte, bool) {
 				r = 0
 			}
 			run[j+1] = r
+			t = s
 		}
 		longest = max(longest, r)
 	}
