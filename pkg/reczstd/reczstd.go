@@ -160,7 +160,7 @@ func (e *Encoder) Add(block []byte, start int, key uint32) {
 		}
 		if tz := bits.TrailingZeros64(x) >> 3; m >= 0 {
 			if e.worth(m, pos+tz) {
-				if !e.extend(m, pos+tz, d) { // the run ends in this word
+				if !e.push(m, pos+tz, d) && !e.extend(m, pos+tz, d) { // the run ends in this word
 					e.newMatch(m, pos+tz, d)
 				}
 			}
@@ -208,7 +208,7 @@ func (e *Encoder) Add(block []byte, start int, key uint32) {
 		}
 	}
 	if m >= 0 && e.worth(m, stop) {
-		if !e.extend(m, stop, d) {
+		if !e.push(m, stop, d) && !e.extend(m, stop, d) {
 			e.newMatch(m, stop, d)
 		}
 	}
@@ -267,6 +267,21 @@ func (e *Encoder) extend(a, b, d int) bool {
 		return false
 	}
 	p.matchLen += uint32(b - a)
+	e.litStart = b
+	return true
+}
+
+// push is newMatch's common case, inlined into Add's scan: a run after
+// literals (extend takes those that start at litStart) that makes one
+// sequence, with room for it.
+func (e *Encoder) push(a, b, d int) bool {
+	n := len(e.seqs)
+	if a <= e.litStart || b-a < minMatch || b-a > maxSeq/2+minMatch || n == cap(e.seqs) {
+		return false
+	}
+	e.seqs = e.seqs[:n+1]
+	e.seqs[n] = sequence{litLen: uint32(a - e.litStart), matchLen: uint32(b - a), offset: uint32(d)}
+	e.lits += a - e.litStart
 	e.litStart = b
 	return true
 }
