@@ -570,17 +570,20 @@ func (e *Encoder) uniformBlock(out []byte, at int, content []byte, seqs []sequen
 	mlb, mln := mlBase[ml&63], mlBits[ml&63]
 	var acc uint64
 	var nb uint
+	k := uint(lln + mln) // at most 32 bits a sequence (16 and 16)
 	for i := n - 1; i >= 0; i-- {
 		// Extra bits of the literal length, then of the match length (the
-		// offset has none), the last sequence first.
-		acc |= uint64(seqs[i].litLen-llb) << (nb & 63)
-		nb += uint(lln)
-		acc |= uint64(seqs[i].matchLen-mlb) << (nb & 63)
-		nb += uint(mln)
-		binary.LittleEndian.PutUint64(out[at:], acc)
-		at += int(nb >> 3)
-		acc >>= (nb &^ 7) & 63
-		nb &= 7
+		// offset has none), the last sequence first. Whole 32-bit words
+		// are written as they fill: fewer under 32 bits pending, a
+		// sequence's at most 32 added, never overflow the accumulator.
+		s := &seqs[i]
+		acc |= (uint64(s.litLen-llb) | uint64(s.matchLen-mlb)<<(lln&63)) << (nb & 63)
+		if nb += k; nb >= 32 {
+			binary.LittleEndian.PutUint32(out[at:], uint32(acc))
+			at += 4
+			acc >>= 32
+			nb -= 32
+		}
 	}
 	acc |= 1 << (nb & 63) // the end mark
 	nb++
