@@ -574,8 +574,8 @@ func (e *Encoder) uniformBlock(out []byte, at int, content []byte, seqs []sequen
 	for i := n - 1; i >= 0; i-- {
 		// Extra bits of the literal length, then of the match length (the
 		// offset has none), the last sequence first. Whole 32-bit words
-		// are written as they fill: fewer under 32 bits pending, a
-		// sequence's at most 32 added, never overflow the accumulator.
+		// are written as they fill: with under 32 bits pending and at
+		// most 32 added a sequence, the accumulator never overflows.
 		s := &seqs[i]
 		acc |= (uint64(s.litLen-llb) | uint64(s.matchLen-mlb)<<(lln&63)) << (nb & 63)
 		if nb += k; nb >= 32 {

@@ -585,8 +585,8 @@ func TestRepeatedCodes(t *testing.T) {
 
 // TestUniformBlockBits round-trips blocks of alike sequences sent with
 // every code in RLE mode (uniformBlock), whose bit stream holds only the
-// lengths' extra bits: from none to about 25 a sequence, lengths that
-// vary within their codes, in frames of 40 to 2,000 sequences. Both
+// lengths' extra bits: from none to 20 a sequence, lengths that vary
+// within their codes, in frames of 200 to 2,000 records. Both
 // klauspost/compress and the zstd command decode them.
 func TestUniformBlockBits(t *testing.T) {
 	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1))
