@@ -606,7 +606,13 @@ func (b *Builder) AddParsedNanos(ns int64, p *pkthdr.Packet, data []byte, origLe
 		}
 	}
 	if payload > 0 {
-		b.data(e, ns, p.TCPSeq, payload, fromOrig, isTCP)
+		if !isTCP && e.seqKnown&4 != 0 && ns-e.lastDataNS < int64(BurstIdle) {
+			// data's case of a packet within its flow's burst, inline:
+			// no sequence numbers to track, no burst to start.
+			e.lastDataNS = max(e.lastDataNS, ns)
+		} else {
+			b.data(e, ns, p.TCPSeq, payload, fromOrig, isTCP)
+		}
 	}
 	if !e.nameDone && p.Payload >= 0 {
 		b.names(e, p, data, fromOrig, isTCP)

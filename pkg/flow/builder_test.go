@@ -633,6 +633,50 @@ func TestBurstsUDPAndCut(t *testing.T) {
 	}
 }
 
+func TestBurstsUDPWithin(t *testing.T) {
+	// A UDP flow's packets within BurstIdle of its last data, either way,
+	// extend its burst; the last data is the latest time seen, so a packet
+	// stamped earlier than one before it does not move it back.
+	type pkt struct {
+		at    time.Duration
+		reply bool
+	}
+	tests := []struct {
+		name string
+		pkts []pkt
+		want Bursts
+	}{
+		{"gaps under and over", []pkt{{0, false}, {500 * time.Millisecond, false}, {1900 * time.Millisecond, false}, {3800 * time.Millisecond, false}, {5900 * time.Millisecond, false}},
+			Bursts{N: 2, At: []uint32{0, 5900}, Head: 2}},
+		{"a gap of BurstIdle", []pkt{{0, false}, {BurstIdle - 1, false}, {2*BurstIdle - 1, false}}, Bursts{N: 2, At: []uint32{0, 3999}, Head: 2}},
+		{"earlier stamp", []pkt{{0, false}, {1500 * time.Millisecond, false}, {1000 * time.Millisecond, false}, {3400 * time.Millisecond, false}},
+			Bursts{N: 1, At: []uint32{0}, Head: 1}},
+		{"both ways", []pkt{{0, false}, {1500 * time.Millisecond, true}, {3200 * time.Millisecond, false}, {5300 * time.Millisecond, true}, {6 * time.Second, false}},
+			Bursts{N: 2, At: []uint32{0, 5300}, Head: 2}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b := NewBuilder(Options{UDPIdleTimeout: time.Minute})
+			a, s := addr("10.0.0.5"), addr("10.0.0.53")
+			for _, p := range tc.pkts {
+				fs := frameSpec{src: a, dst: s, sport: 40000, dport: 9999, proto: 17, payload: []byte("ping")}
+				if p.reply {
+					fs.src, fs.dst, fs.sport, fs.dport = s, a, 9999, 40000
+				}
+				f := frame(fs)
+				b.Add(t0.Add(p.at), 1, f, len(f))
+			}
+			recs := flushAll(b)
+			if len(recs) != 1 {
+				t.Fatalf("%d records", len(recs))
+			}
+			if got := recs[0].Bursts; !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("bursts %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestHTTPRequestTargets(t *testing.T) {
 	tests := []struct {
 		in   string

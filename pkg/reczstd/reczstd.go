@@ -160,7 +160,7 @@ func (e *Encoder) Add(block []byte, start int, key uint32) {
 		}
 		if tz := bits.TrailingZeros64(x) >> 3; m >= 0 {
 			if e.worth(m, pos+tz) {
-				if !e.extend(m, pos+tz, d) { // the run ends in this word
+				if !e.push(m, pos+tz, d) && !e.extend(m, pos+tz, d) { // the run ends in this word
 					e.newMatch(m, pos+tz, d)
 				}
 			}
@@ -208,7 +208,7 @@ func (e *Encoder) Add(block []byte, start int, key uint32) {
 		}
 	}
 	if m >= 0 && e.worth(m, stop) {
-		if !e.extend(m, stop, d) {
+		if !e.push(m, stop, d) && !e.extend(m, stop, d) {
 			e.newMatch(m, stop, d)
 		}
 	}
@@ -267,6 +267,21 @@ func (e *Encoder) extend(a, b, d int) bool {
 		return false
 	}
 	p.matchLen += uint32(b - a)
+	e.litStart = b
+	return true
+}
+
+// push is newMatch's common case, inlined into Add's scan: a run after
+// literals (extend takes those that start at litStart) that makes one
+// sequence, with room for it.
+func (e *Encoder) push(a, b, d int) bool {
+	n := len(e.seqs)
+	if a <= e.litStart || b-a < minMatch || b-a > maxSeq/2+minMatch || n == cap(e.seqs) {
+		return false
+	}
+	e.seqs = e.seqs[:n+1]
+	e.seqs[n] = sequence{litLen: uint32(a - e.litStart), matchLen: uint32(b - a), offset: uint32(d)}
+	e.lits += a - e.litStart
 	e.litStart = b
 	return true
 }
@@ -357,15 +372,20 @@ func (e *Encoder) Encode(dst, content []byte) ([]byte, bool) {
 	// other: nonzero when a sequence after the first has another offset
 	// than the first or no literals ((litLen-1)>>31 is 1 for none).
 	var longest, other uint32
-	if n := len(e.seqs); n > 0 {
+	if sq := e.seqs; len(sq) > 0 {
+		// The sequences as values in locals: through e.seqs the loop
+		// reloaded the slice after each store to run, and checked two
+		// indexes a sequence.
+		run := run[:len(sq)]
 		r := uint32(0) // run[j+2]
-		off0 := e.seqs[0].offset
-		for j := n - 2; j >= 0; j-- {
+		off0 := sq[0].offset
+		t := sq[len(sq)-1]
+		for j := len(sq) - 2; j >= 0; j-- {
 			// Alike: equal codes and offset, with literals before it
 			// (so that its offset is the first repeat offset). Equal
 			// lengths need no code looked up: a block's records often
 			// give equal sequences.
-			s, t := &e.seqs[j], &e.seqs[j+1]
+			s := sq[j]
 			if t.offset == s.offset && t.litLen-1 < maxSeq-1 &&
 				(t.litLen == s.litLen || llCode(t.litLen) == llCode(s.litLen)) &&
 				(t.matchLen == s.matchLen || mlCode(t.matchLen) == mlCode(s.matchLen)) {
@@ -378,6 +398,7 @@ func (e *Encoder) Encode(dst, content []byte) ([]byte, bool) {
 				r = 0
 			}
 			run[j+1] = r
+			t = s
 		}
 		longest = max(longest, r)
 	}
@@ -410,6 +431,13 @@ func (e *Encoder) Encode(dst, content []byte) ([]byte, bool) {
 				// up to litStart).
 				n, size = len(seqs), e.litStart
 				reps = other == 0
+			} else if uniform && int(run[0]) == len(seqs) && e.litStart-pos <= maxBlock {
+				// A run of alike sequences that goes on to the last one
+				// and fits a block (a capture block's flows past their
+				// first records): what the loop below would find, its
+				// bytes those from pos to litStart. reps is not asked
+				// of a uniform block.
+				n, size = len(seqs), e.litStart-pos
 			}
 			for n < len(seqs) && size+int(seqs[n].litLen+seqs[n].matchLen) <= maxBlock {
 				if n > 0 && (uniform && run[n] == 0 || !uniform && run[n] >= minRun) {
@@ -542,17 +570,20 @@ func (e *Encoder) uniformBlock(out []byte, at int, content []byte, seqs []sequen
 	mlb, mln := mlBase[ml&63], mlBits[ml&63]
 	var acc uint64
 	var nb uint
+	k := uint(lln + mln) // at most 32 bits a sequence (16 and 16)
 	for i := n - 1; i >= 0; i-- {
 		// Extra bits of the literal length, then of the match length (the
-		// offset has none), the last sequence first.
-		acc |= uint64(seqs[i].litLen-llb) << (nb & 63)
-		nb += uint(lln)
-		acc |= uint64(seqs[i].matchLen-mlb) << (nb & 63)
-		nb += uint(mln)
-		binary.LittleEndian.PutUint64(out[at:], acc)
-		at += int(nb >> 3)
-		acc >>= (nb &^ 7) & 63
-		nb &= 7
+		// offset has none), the last sequence first. Whole 32-bit words
+		// are written as they fill: with under 32 bits pending and at
+		// most 32 added a sequence, the accumulator never overflows.
+		s := &seqs[i]
+		acc |= (uint64(s.litLen-llb) | uint64(s.matchLen-mlb)<<(lln&63)) << (nb & 63)
+		if nb += k; nb >= 32 {
+			binary.LittleEndian.PutUint32(out[at:], uint32(acc))
+			at += 4
+			acc >>= 32
+			nb -= 32
+		}
 	}
 	acc |= 1 << (nb & 63) // the end mark
 	nb++

@@ -583,6 +583,75 @@ func TestRepeatedCodes(t *testing.T) {
 	}
 }
 
+// TestUniformBlockBits round-trips blocks of alike sequences sent with
+// every code in RLE mode (uniformBlock), whose bit stream holds only the
+// lengths' extra bits: from none to 20 a sequence, lengths that vary
+// within their codes, in frames of 200 to 2,000 records. Both
+// klauspost/compress and the zstd command decode them.
+func TestUniformBlockBits(t *testing.T) {
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dec.Close()
+	t0 := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+	var all, allRaw [][]byte
+	for _, c := range []struct {
+		name    string
+		size    int // frame bytes
+		changed int // bytes changed a record (its literals, within its code's range)
+		vary    int // the changed bytes' start moves by up to this much
+		n       int // records
+	}{
+		{"no extra bits", 20, 4, 0, 400},
+		{"a time stamp's bits", 64, 2, 2, 2000},
+		{"literal bits only", 30, 20, 0, 400},
+		{"match bits", 600, 4, 3, 300},
+		{"both, wide", 3000, 1100, 20, 200},
+		{"long literals", 3000, 2100, 20, 200},
+	} {
+		var recs []record
+		for i := range c.n {
+			fr := make([]byte, c.size)
+			for j := range fr {
+				fr[j] = byte(j)
+			}
+			at := 2 + (i*7)%(c.vary+1)
+			for j := at; j < at+c.changed; j++ {
+				fr[j] = byte(i*13 + j)
+			}
+			recs = append(recs, record{pcapRecord(t0, fr), uint32(1 + i%2)})
+		}
+		raws, frames := blocks(t, recs, 1<<30)
+		uniform := false
+		for i, f := range frames {
+			got, err := dec.DecodeAll(f, nil)
+			if err != nil || !bytes.Equal(got, raws[i]) {
+				t.Fatalf("%s: frame %d of %d bytes: decoded %d bytes: %v", c.name, i, len(raws[i]), len(got), err)
+			}
+			for _, b := range blockShapes(t, f) {
+				uniform = uniform || b.seqs >= minRun && b.modes == modeRLE<<6|modeRLE<<4|modeRLE<<2
+			}
+		}
+		if !uniform {
+			t.Errorf("%s: no block of alike sequences with every code in RLE mode", c.name)
+		}
+		all, allRaw = append(all, frames...), append(allRaw, raws...)
+	}
+	zstdBin := testenv.Tool(t, "zstd")
+	path := filepath.Join(t.TempDir(), "uniform.zst")
+	if err := os.WriteFile(path, bytes.Join(all, nil), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := exec.Command(zstdBin, "-dc", path).Output()
+	if err != nil {
+		t.Fatalf("zstd -dc: %v", err)
+	}
+	if !bytes.Equal(got, bytes.Join(allRaw, nil)) {
+		t.Errorf("zstd -dc gives %d bytes, want %d", len(got), len(bytes.Join(allRaw, nil)))
+	}
+}
+
 // span is the numbers from a up to b.
 func span(a, b int) []int {
 	var s []int
