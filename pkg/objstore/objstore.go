@@ -174,6 +174,7 @@ func New(cfg Config, loc Location) (*Client, error) {
 		}
 		tr = t
 	}
+	tr = boundedAnswers{tr}
 	creds := cfg.Creds
 	if creds == nil {
 		creds = credentials.NewChainCredentials([]credentials.Provider{
@@ -192,6 +193,57 @@ func New(cfg Config, loc Location) (*Client, error) {
 	c := &Client{mc: mc, loc: loc, endpoint: u.Scheme + "://" + u.Host}
 	c.fast = newRangeGetter(c, tr, creds)
 	return c, nil
+}
+
+// MaxAnswer bounds the body of every answer but an object's bytes: a
+// listing page (at most 1,000 keys of at most 1 KiB), a bucket's
+// location, an error. minio-go decodes listings and locations whole, so
+// a hostile or broken server sending an endless or huge one would
+// otherwise take all memory. Object bodies are bounded by their callers
+// (the sizes a manifest and the listing agree on).
+const MaxAnswer = 16 << 20
+
+// ErrAnswerTooLarge is an answer past MaxAnswer.
+var ErrAnswerTooLarge = fmt.Errorf("answer larger than %d MiB: not what an S3 server sends", MaxAnswer>>20)
+
+// boundedAnswers limits the bodies of answers other than a successful
+// GET of an object (a GET without a query: minio-go puts the operation of
+// every other GET in the query).
+type boundedAnswers struct{ http.RoundTripper }
+
+func (b boundedAnswers) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := b.RoundTripper.RoundTrip(req)
+	if err != nil || req.Method == http.MethodGet && req.URL.RawQuery == "" && resp.StatusCode/100 == 2 {
+		return resp, err
+	}
+	if resp.ContentLength > MaxAnswer {
+		resp.Body.Close()
+		return nil, ErrAnswerTooLarge
+	}
+	resp.Body = &boundedBody{ReadCloser: resp.Body, left: MaxAnswer}
+	return resp, nil
+}
+
+type boundedBody struct {
+	io.ReadCloser
+	left int64
+}
+
+func (b *boundedBody) Read(p []byte) (int, error) {
+	if b.left < 0 {
+		return 0, ErrAnswerTooLarge
+	}
+	// One byte past the bound tells a body of exactly MaxAnswer bytes
+	// from a longer one.
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1]
+	}
+	n, err := b.ReadCloser.Read(p)
+	b.left -= int64(n)
+	if b.left < 0 {
+		return n + int(b.left), ErrAnswerTooLarge
+	}
+	return n, err
 }
 
 // redactURL drops any user information from a URL for messages.
