@@ -84,6 +84,25 @@ func TestParseURL(t *testing.T) {
 			t.Errorf("String() shows the password: %s", got)
 		}
 	}
+	// Passwords that end the host part early when not percent-encoded:
+	// refused, and no piece of them in the error or in Redact. A
+	// numeric start parses as a port.
+	for _, pw := range []string{"7531#Zqtopsecret", "7531?Zqtopsecret", "7531/Zqtopsecret", "top#secret", "Zq@top#secret", "top%zzsecret@x"} {
+		raw := "clickhouse://sensor:" + pw + "@ch1:9000/fleet"
+		_, err := ParseURL(raw, nil)
+		if err == nil {
+			t.Errorf("%s: accepted", raw)
+			continue
+		}
+		for _, piece := range []string{"7531", "Zq", "secret"} {
+			if strings.Contains(pw, piece) && (strings.Contains(err.Error(), piece) || strings.Contains(Redact(raw), piece)) {
+				t.Errorf("%s: %q shown: %v; Redact %s", raw, piece, err, Redact(raw))
+			}
+		}
+	}
+	if r := Redact("clickhouse://u:p@ss@h/db"); r != "clickhouse://u:xxxxx@h/db" {
+		t.Errorf("Redact of a password with '@': %s", r)
+	}
 	if r := Redact("clickhouse://u:topsecret@h/db"); strings.Contains(r, "topsecret") {
 		t.Errorf("Redact: %s", r)
 	}
