@@ -527,3 +527,25 @@ func TestFetchBufferReuse(t *testing.T) {
 		t.Fatalf("%d buffers kept, want at most %d", len(f.free), 2*fetchParallel)
 	}
 }
+
+// TestRemoteRetentionFutureStamp: as TestRetentionFutureStamp, for a
+// sensor's partitions in the bucket.
+func TestRemoteRetentionFutureStamp(t *testing.T) {
+	srv := s3test.Start(t)
+	start := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	pkts := append(genPackets(20000, start), genPackets(10, time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC))...)
+	st := writeStore(t, t.TempDir(), pkts, WriterOptions{ShardSize: 400 << 10, BlockSize: 8 << 10, NewFlows: testFlows})
+	if _, err := Push(st, "s3://nwh/future", UploadOptions{Config: s3test.Config(srv.Endpoint), Sensor: "s1"}); err != nil {
+		t.Fatal(err)
+	}
+	c := srv.Client(t, "s3://nwh/future")
+	now := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+	n, err := ApplyRemoteRetention(context.Background(), c, "s1", Retention{MaxAge: time.Hour, Now: now})
+	if err != nil || n != 0 {
+		t.Fatalf("removed %d partitions: %v", n, err)
+	}
+	n, err = ApplyRemoteRetention(context.Background(), c, "s1", Retention{MaxAge: time.Hour, Now: time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)})
+	if err != nil || n != 1 {
+		t.Fatalf("clock at the stamp: removed %d partitions, want the March one: %v", n, err)
+	}
+}

@@ -564,6 +564,7 @@ func ApplyRemoteRetention(ctx context.Context, c *objstore.Client, sensor string
 	}
 	parts := map[string]*part{}
 	var newest time.Time
+	horizon := ret.horizon()
 	var total int64
 	err := c.List(ctx, pre, false, func(e objstore.Entry) error {
 		k, ok := parseObjectKey(e.Key)
@@ -579,7 +580,7 @@ func ApplyRemoteRetention(ctx context.Context, c *objstore.Client, sensor string
 		total += e.Size
 		if k.ext == extManifest {
 			p.mkeys = append(p.mkeys, e.Key)
-			if k.sf.Last.After(newest) {
+			if k.sf.Last.After(newest) && !k.sf.Last.After(horizon) {
 				newest = k.sf.Last
 			}
 		} else {
