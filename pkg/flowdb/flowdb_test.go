@@ -495,3 +495,35 @@ func TestAggregates(t *testing.T) {
 		t.Errorf("DNS names %v, want %v", gotNames, nameAddr)
 	}
 }
+
+// TestNewestBounded: a shard stamped years ahead is not the newest that
+// retention counts back from (it would make every other day too old).
+func TestNewestBounded(t *testing.T) {
+	ctx := context.Background()
+	s := chserver.Start(t, 0, chserver.Options{})
+	db := openTest(t, s.URL("", "", "fleet"))
+	if err := db.Ensure(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	march := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	future := time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)
+	err := db.Insert(ctx, []Shard{
+		{Sensor: "s1", Name: "march", Records: testRecords(march, 3)},
+		{Sensor: "s1", Name: "future", Records: testRecords(future, 3)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+	got, err := db.Newest(ctx, now)
+	want := testRecords(march, 3)[2].Last.Truncate(time.Microsecond)
+	if err != nil || !got.Equal(want) {
+		t.Errorf("newest %v, %v; want %v (the shard of 2099 left out)", got, err, want)
+	}
+	if got, err := db.Newest(ctx, future.Add(time.Hour)); err != nil || got.Year() != 2099 {
+		t.Errorf("newest before a later bound: %v, %v", got, err)
+	}
+	if got, err := db.Newest(ctx, march.Add(-time.Hour)); err != nil || !got.IsZero() {
+		t.Errorf("newest before every shard: %v, %v; want zero", got, err)
+	}
+}
