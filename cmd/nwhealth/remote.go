@@ -128,7 +128,7 @@ func (f *uploadFlags) sensorName() (string, error) {
 	return f.sensor, nil
 }
 
-func spoolRoot() string { return filepath.Join(filepath.Dir(store.DefaultCacheDir()), "spool") }
+func spoolRoot() string { return filepath.Join(store.DefaultDir(), "spool") }
 
 // prepare checks the flags for url and fills the defaults; it returns the
 // options and the spool directory. cmd names the writer (each writer its
@@ -143,6 +143,9 @@ func (f *uploadFlags) prepare(url, cmd string) (store.UploadOptions, string, err
 	}
 	spool := f.spool
 	if spool == "" {
+		if err := store.PrepareDefaultDir(); err != nil {
+			return o, "", err
+		}
 		h := sha256.Sum256([]byte(objstore.ConfigFromEnv().Endpoint + "\x00" + url))
 		spool = filepath.Join(spoolRoot(), cmd+"-"+f.sensor+"-"+hex.EncodeToString(h[:6]))
 	}

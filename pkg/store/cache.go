@@ -10,6 +10,7 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -45,14 +46,56 @@ type objCache struct {
 // DefaultCacheSize bounds a cache when --cache-size is not given.
 const DefaultCacheSize = 2 << 30
 
-// DefaultCacheDir is where a reader caches objects by default: the
-// user's cache directory.
-func DefaultCacheDir() string {
-	d, err := os.UserCacheDir()
-	if err != nil {
-		d = os.TempDir()
+// DefaultCacheDir is where a reader caches objects by default: under
+// DefaultDir.
+func DefaultCacheDir() string { return filepath.Join(DefaultDir(), "objects") }
+
+// DefaultDir holds the default cache and spools: nwhealth in the user's
+// cache directory. Without one (no HOME nor XDG_CACHE_HOME, as for a
+// systemd service without User=) it is /var/cache/nwhealth for root and
+// a directory of the user's own in the temporary directory for others,
+// never a name shared by every user there: anyone could have made
+// /tmp/nwhealth first, and owned the evidence spooled in it.
+func DefaultDir() string {
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "nwhealth")
 	}
-	return filepath.Join(d, "nwhealth", "objects")
+	if os.Geteuid() == 0 {
+		return "/var/cache/nwhealth"
+	}
+	return filepath.Join(os.TempDir(), "nwhealth-"+strconv.Itoa(os.Geteuid()))
+}
+
+// PrepareDefaultDir makes DefaultDir (0700) when missing and checks that
+// it is this user's own: a directory, not a link, owned by this user,
+// writable by no one else. Commands call it before using a default
+// cache or spool.
+func PrepareDefaultDir() error {
+	d := DefaultDir()
+	if err := os.MkdirAll(d, 0o700); err != nil {
+		return fmt.Errorf("default cache directory: %w", err)
+	}
+	return checkOwnDir(d)
+}
+
+// checkOwnDir is PrepareDefaultDir's test of a directory.
+func checkOwnDir(d string) error {
+	var st unix.Stat_t
+	if err := unix.Lstat(d, &st); err != nil {
+		return &os.PathError{Op: "stat", Path: d, Err: err}
+	}
+	var why string
+	switch {
+	case st.Mode&unix.S_IFMT != unix.S_IFDIR:
+		why = fileKind(st.Mode)
+	case int(st.Uid) != os.Geteuid():
+		why = fmt.Sprintf("owned by uid %d, not this user (%d)", st.Uid, os.Geteuid())
+	case st.Mode&0o022 != 0:
+		why = fmt.Sprintf("writable by others (mode %04o)", st.Mode&0o7777)
+	default:
+		return nil
+	}
+	return &CacheError{d, why + "; not used for the default cache and spool (give --cache and --spool, or fix it)"}
 }
 
 // CacheError says why the cache could not be used.

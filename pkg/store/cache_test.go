@@ -200,3 +200,44 @@ func writeFileT(t *testing.T, p, s string) {
 		t.Fatal(err)
 	}
 }
+
+// Without HOME (a systemd service without User=), the default cache and
+// spool are not in a directory every user of the host could have made
+// first.
+func TestDefaultDirNotShared(t *testing.T) {
+	t.Setenv("HOME", "")
+	t.Setenv("XDG_CACHE_HOME", "")
+	d := DefaultDir()
+	if d == filepath.Join(os.TempDir(), "nwhealth") || filepath.Dir(DefaultCacheDir()) != d {
+		t.Fatalf("default dir %s, cache %s", d, DefaultCacheDir())
+	}
+	if os.Geteuid() == 0 && d != "/var/cache/nwhealth" {
+		t.Errorf("root's default dir %s, want /var/cache/nwhealth", d)
+	}
+}
+
+func TestCheckOwnDir(t *testing.T) {
+	base := t.TempDir()
+	own := filepath.Join(base, "own")
+	mkdirs(t, own)
+	shared := filepath.Join(base, "shared")
+	mkdirs(t, shared)
+	os.Chmod(shared, 0o1777)
+	link := filepath.Join(base, "link")
+	symlink(t, own, link)
+	cases := map[string]string{own: "", shared: "writable by others", link: "symbolic link"}
+	if os.Geteuid() == 0 {
+		foreign := filepath.Join(base, "foreign")
+		mkdirs(t, foreign)
+		if err := os.Chown(foreign, 12345, 12345); err != nil {
+			t.Fatal(err)
+		}
+		cases[foreign] = "uid 12345"
+	}
+	for d, want := range cases {
+		err := checkOwnDir(d)
+		if want == "" && err != nil || want != "" && (err == nil || !strings.Contains(err.Error(), want)) {
+			t.Errorf("%s: %v, want %q", filepath.Base(d), err, want)
+		}
+	}
+}

@@ -92,6 +92,9 @@ func OpenRemote(url string, opts RemoteOptions) (*Remote, error) {
 	}
 	dir := opts.CacheDir
 	if dir == "" {
+		if err := PrepareDefaultDir(); err != nil {
+			return nil, err
+		}
 		dir = DefaultCacheDir()
 	}
 	// One cache directory per endpoint and bucket: keys are only unique
