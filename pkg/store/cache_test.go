@@ -222,7 +222,7 @@ func TestCheckOwnDir(t *testing.T) {
 	mkdirs(t, own)
 	shared := filepath.Join(base, "shared")
 	mkdirs(t, shared)
-	os.Chmod(shared, 0o1777)
+	os.Chmod(shared, 0o777|os.ModeSticky)
 	link := filepath.Join(base, "link")
 	symlink(t, own, link)
 	cases := map[string]string{own: "", shared: "writable by others", link: "symbolic link"}
