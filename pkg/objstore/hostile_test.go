@@ -3,6 +3,8 @@ package objstore_test
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -158,5 +160,33 @@ func TestBoundedAnswerEdge(t *testing.T) {
 		if tooLarge := err != nil && strings.Contains(err.Error(), "larger than"); tooLarge != (extra == 1) {
 			t.Errorf("%d bytes past the bound: err %v", extra, err)
 		}
+	}
+}
+
+// TestEchoedCredentialsScrubbed: a server whose error message echoes the
+// request's headers (the session token travels in one) does not put the
+// token into our messages.
+func TestEchoedCredentialsScrubbed(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/xml")
+		w.WriteHeader(http.StatusForbidden)
+		fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>denied for token %s and secret %s (%s)</Message></Error>`,
+			r.Header.Get("X-Amz-Security-Token"), hostileSecret, r.Header.Get("Authorization"))
+	}))
+	defer srv.Close()
+	c := hostileClient(t, srv.URL, "us-east-1")
+	ctx := context.Background()
+	for name, op := range map[string]func() error{
+		"list":  func() error { return c.List(ctx, "sensors/", true, func(objstore.Entry) error { return nil }) },
+		"get":   func() error { _, _, err := c.Open(ctx, "nwhealth-store.json"); return err },
+		"range": func() error { return c.ReadAt(ctx, "sensors/a/2026-03-02/x.shard", make([]byte, 10), 5) },
+		"head":  func() error { _, err := c.Head(ctx, "sensors/a/2026-03-02/x.shard"); return err },
+		"put":   func() error { return c.Put(ctx, "sensors/a/x", strings.NewReader("x"), 1, nil) },
+	} {
+		err := op()
+		if err == nil || !errors.Is(err, objstore.ErrDenied) {
+			t.Errorf("%s: %v, want access denied", name, err)
+		}
+		noSecret(t, err)
 	}
 }

@@ -122,6 +122,7 @@ func ConfigFromEnv() Config {
 // relative to the prefix.
 type Client struct {
 	mc       *minio.Client
+	creds    *credentials.Credentials
 	loc      Location
 	endpoint string       // for messages: scheme and host, never credentials
 	fast     *rangeGetter // ranged GETs signed here (rangeget.go); nil: all through minio-go
@@ -190,7 +191,7 @@ func New(cfg Config, loc Location) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("s3 endpoint %s: %w", u.Scheme+"://"+u.Host, err)
 	}
-	c := &Client{mc: mc, loc: loc, endpoint: u.Scheme + "://" + u.Host}
+	c := &Client{mc: mc, creds: creds, loc: loc, endpoint: u.Scheme + "://" + u.Host}
 	c.fast = newRangeGetter(c, tr, creds)
 	return c, nil
 }
@@ -305,8 +306,8 @@ func (c *Client) wrap(op, key string, err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
-	e := &Error{Op: op, Endpoint: c.endpoint, URL: Scheme + c.loc.Bucket + "/" + c.loc.Prefix + key, Err: err}
 	resp := minio.ToErrorResponse(err)
+	e := &Error{Op: op, Endpoint: c.endpoint, URL: Scheme + c.loc.Bucket + "/" + c.loc.Prefix + key, Err: c.scrub(err)}
 	switch {
 	case resp.Code == "NoSuchKey" || (resp.StatusCode == http.StatusNotFound && resp.Code != "NoSuchBucket"):
 		e.Kind = ErrNotFound
@@ -324,6 +325,40 @@ func (c *Client) wrap(op, key string, err error) error {
 	}
 	return e
 }
+
+// scrub keeps the secret key and the session token out of an error's
+// text: a server's message is its own, and a hostile or careless one may
+// echo the request's headers (the session token travels in one).
+func (c *Client) scrub(err error) error {
+	if c.creds == nil {
+		return err
+	}
+	v, gerr := c.creds.Get() // cached by minio-go after the first request
+	if gerr != nil {
+		return err
+	}
+	msg := err.Error()
+	clean := msg
+	for _, s := range []string{v.SecretAccessKey, v.SessionToken} {
+		if len(s) >= 8 {
+			clean = strings.ReplaceAll(clean, s, "xxxxx")
+		}
+	}
+	if clean == msg {
+		return err
+	}
+	return &scrubbed{msg: clean, err: err}
+}
+
+// scrubbed is an error whose text had a credential replaced; errors.Is
+// and As still see the original.
+type scrubbed struct {
+	msg string
+	err error
+}
+
+func (s *scrubbed) Error() string { return s.msg }
+func (s *scrubbed) Unwrap() error { return s.err }
 
 func (c *Client) key(k string) string { return c.loc.Prefix + k }
 
