@@ -333,7 +333,7 @@ func (c *Client) scrub(err error) error {
 	if c.creds == nil {
 		return err
 	}
-	v, gerr := c.creds.Get() // cached by minio-go after the first request
+	v, gerr := c.creds.GetWithContext(c.mc.CredContext()) // cached by minio-go after the first request
 	if gerr != nil {
 		return err
 	}
