@@ -338,3 +338,19 @@ func TestHostileNames(t *testing.T) {
 		}
 	}
 }
+
+// nft gets nwhealth's environment without its credentials.
+func TestApplyNFTEnvironment(t *testing.T) {
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "blocklist-secret-0123456789")
+	t.Setenv("CLICKHOUSE_PASSWORD", "blocklist-password-0123456789")
+	out := filepath.Join(t.TempDir(), "env")
+	// Stands in for nft: writes its environment (the script path
+	// follows as "-f FILE").
+	if err := ApplyNFT(context.Background(), []byte("table inet nwhealth\n"), []string{"sh", "-c", "env > " + out, "sh"}); err != nil {
+		t.Fatal(err)
+	}
+	env := string(mustRead(t, out))
+	if strings.Contains(env, "blocklist-secret") || strings.Contains(env, "blocklist-password") || !strings.Contains(env, "PATH=") {
+		t.Errorf("nft's environment:\n%s", env)
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"strings"
 	"time"
+
+	"github.com/nwhealth/nwhealth/internal/childenv"
 )
 
 // Table is the nftables table the nft output defines (family inet, so
@@ -204,6 +206,7 @@ func ApplyNFT(ctx context.Context, script []byte, nft []string) error {
 	}
 	args := append(append([]string{}, nft[1:]...), "-f", f.Name())
 	cmd := exec.CommandContext(ctx, nft[0], args...)
+	cmd.Env = childenv.Environ()
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("apply nft: %s -f: %v: %s", strings.Join(nft, " "), err, strings.TrimSpace(string(msg)))
 	}
