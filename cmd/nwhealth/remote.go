@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/nwhealth/nwhealth/internal/safepath"
 	"github.com/nwhealth/nwhealth/pkg/objstore"
 	"github.com/nwhealth/nwhealth/pkg/sensor"
 	"github.com/nwhealth/nwhealth/pkg/store"
@@ -142,6 +143,12 @@ func (f *uploadFlags) prepare(url, cmd string) (store.UploadOptions, string, err
 		return o, "", err
 	}
 	spool := f.spool
+	if spool != "" {
+		// As for any output: not through another user's link in /tmp.
+		if err := safepath.CheckLinks(spool); err != nil {
+			return o, "", fmt.Errorf("--spool: %w", err)
+		}
+	}
 	if spool == "" {
 		if err := store.PrepareDefaultDir(); err != nil {
 			return o, "", err

@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/nwhealth/nwhealth/internal/testenv"
 	"github.com/nwhealth/nwhealth/pkg/store"
 )
 
@@ -91,5 +93,32 @@ func TestNoSecretInFailures(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// --spool /tmp/x where another user planted x as a link first: refused
+// before anything is written where it points.
+func TestSpoolSharedLink(t *testing.T) {
+	testenv.Root(t)
+	dir := t.TempDir()
+	shared := filepath.Join(dir, "tmp")
+	os.Mkdir(shared, 0o777)
+	os.Chmod(shared, 0o777|os.ModeSticky)
+	victim := filepath.Join(dir, "etc")
+	os.Mkdir(victim, 0o755)
+	link := filepath.Join(shared, "spool")
+	if err := os.Symlink(victim, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(link, 12345, 12345); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+	code, _, errOut := nwh(t, nil, "import", "--store", "s3://nwh/fleet", "--sensor", "s1", "--spool", link, fleetCapture(t))
+	if code == 0 || !strings.Contains(errOut, "--spool") || !strings.Contains(errOut, "not followed") {
+		t.Errorf("exit %d: %s", code, errOut)
+	}
+	if es, _ := os.ReadDir(victim); len(es) != 0 {
+		t.Errorf("written where the link points: %v", es)
 	}
 }

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nwhealth/nwhealth/internal/safepath"
 )
 
 // objCache keeps copies of immutable objects (manifests, indexes, flow
@@ -109,6 +111,11 @@ func (e *CacheError) Error() string { return "cache " + e.Path + ": " + e.Reason
 func openCache(base, sub string, limit int64) (*objCache, error) {
 	if limit <= 0 {
 		limit = DefaultCacheSize
+	}
+	// The directory given is followed, but not through another user's
+	// link in a shared sticky directory (--cache /tmp/x planted first).
+	if err := safepath.CheckLinks(base); err != nil {
+		return nil, fmt.Errorf("cache: %w", err)
 	}
 	if err := os.MkdirAll(base, 0o700); err != nil {
 		return nil, fmt.Errorf("cache: %w", err)
