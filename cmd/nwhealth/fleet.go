@@ -99,7 +99,7 @@ func runExport(o *flowsOptions, sel store.Selector) error {
 		return fmt.Errorf("export (re-run to export the rest): %w", err)
 	}
 	if maxAge > 0 {
-		newest, err := db.Newest(ctx)
+		newest, err := db.Newest(ctx, time.Now().Add(store.FutureSkew))
 		if err != nil {
 			return err
 		}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/nwhealth/nwhealth/internal/safepath"
 	"github.com/nwhealth/nwhealth/pkg/objstore"
 	"github.com/nwhealth/nwhealth/pkg/sensor"
 	"github.com/nwhealth/nwhealth/pkg/store"
@@ -128,7 +129,7 @@ func (f *uploadFlags) sensorName() (string, error) {
 	return f.sensor, nil
 }
 
-func spoolRoot() string { return filepath.Join(filepath.Dir(store.DefaultCacheDir()), "spool") }
+func spoolRoot() string { return filepath.Join(store.DefaultDir(), "spool") }
 
 // prepare checks the flags for url and fills the defaults; it returns the
 // options and the spool directory. cmd names the writer (each writer its
@@ -142,7 +143,16 @@ func (f *uploadFlags) prepare(url, cmd string) (store.UploadOptions, string, err
 		return o, "", err
 	}
 	spool := f.spool
+	if spool != "" {
+		// As for any output: not through another user's link in /tmp.
+		if err := safepath.CheckLinks(spool); err != nil {
+			return o, "", fmt.Errorf("--spool: %w", err)
+		}
+	}
 	if spool == "" {
+		if err := store.PrepareDefaultDir(); err != nil {
+			return o, "", err
+		}
 		h := sha256.Sum256([]byte(objstore.ConfigFromEnv().Endpoint + "\x00" + url))
 		spool = filepath.Join(spoolRoot(), cmd+"-"+f.sensor+"-"+hex.EncodeToString(h[:6]))
 	}

@@ -18,6 +18,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
+
+	"github.com/nwhealth/nwhealth/internal/safepath"
 )
 
 // File is an output being written. It is an io.Writer for one goroutine.
@@ -32,8 +34,12 @@ type File struct {
 // Create starts writing path. An existing regular file keeps its
 // permission bits (and owner, for root); a new one gets 0666 less the
 // umask, as os.Create would give it. A symbolic link is followed: the
-// file it names is replaced, the link stays.
+// file it names is replaced, the link stays; but not another user's link
+// in a shared sticky directory such as /tmp (safepath.CheckLinks).
 func Create(path string) (*File, error) {
+	if err := safepath.CheckLinks(path); err != nil {
+		return nil, err
+	}
 	target := path
 	if resolved, err := filepath.EvalSymlinks(path); err == nil {
 		target = resolved

@@ -162,3 +162,34 @@ func TestDiskFull(t *testing.T) {
 		t.Errorf("the full disk holds %v, want the old target alone", names)
 	}
 }
+
+// Root writing a report to /tmp must not replace the file another user's
+// link there names (the host may not set fs.protected_symlinks, and a
+// link resolved in user space is not subject to it anyway).
+func TestSharedDirLinkNotFollowed(t *testing.T) {
+	testenv.Root(t)
+	dir := t.TempDir()
+	shared := filepath.Join(dir, "tmp")
+	os.Mkdir(shared, 0o777)
+	os.Chmod(shared, 0o777|os.ModeSticky)
+	victim := filepath.Join(dir, "passwd")
+	os.WriteFile(victim, []byte("root:x:0:0"), 0o644)
+	link := filepath.Join(shared, "report.html")
+	if err := os.Symlink(victim, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(link, 12345, 12345); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Create(link)
+	if err == nil {
+		f.Write([]byte("<html>"))
+		f.Commit()
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "root:x:0:0" || err == nil {
+		t.Errorf("Create through another user's link in a shared directory: %v; the file it names holds %q", err, b)
+	}
+	if n := entries(t, shared); len(n) != 1 {
+		t.Errorf("shared directory holds %q, want the link alone", n)
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"syscall"
 
 	"github.com/nwhealth/nwhealth/internal/bigbuf"
+	"github.com/nwhealth/nwhealth/internal/safepath"
 	"golang.org/x/term"
 )
 
@@ -46,6 +47,9 @@ var ErrTerminal = errors.New("is a terminal: binary output is not written to one
 // names a terminal (/dev/tty, a pts, a link to one). Create checks the
 // file it opened again.
 func CheckPath(path string) error {
+	if err := safepath.CheckLinks(path); err != nil {
+		return err
+	}
 	fi, err := os.Stat(path)
 	if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
 		return nil
@@ -66,6 +70,9 @@ func CheckPath(path string) error {
 // terminal is refused (ErrTerminal) before a byte is written.
 func Create(path string) *Writer {
 	return start(func() (io.Writer, func() error, error) {
+		if err := safepath.CheckLinks(path); err != nil {
+			return nil, nil, err
+		}
 		f, release, err := create(path)
 		if err != nil {
 			return nil, nil, err

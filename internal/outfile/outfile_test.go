@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/nwhealth/nwhealth/internal/testenv"
 )
 
 func TestCreateWritesEverything(t *testing.T) {
@@ -101,5 +103,31 @@ func TestWriteErrorReported(t *testing.T) {
 	}
 	if err := w.Close(); err == nil || err.Error() != "device full" {
 		t.Fatalf("Close: %v", err)
+	}
+}
+
+// query -w /tmp/x.pcap as root must not truncate the file another user's
+// link there names.
+func TestSharedDirLinkNotFollowed(t *testing.T) {
+	testenv.Root(t)
+	dir := t.TempDir()
+	shared := filepath.Join(dir, "tmp")
+	os.Mkdir(shared, 0o777)
+	os.Chmod(shared, 0o777|os.ModeSticky)
+	victim := filepath.Join(dir, "shadow")
+	os.WriteFile(victim, []byte("root:secret"), 0o600)
+	link := filepath.Join(shared, "out.pcap")
+	if err := os.Symlink(victim, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(link, 12345, 12345); err != nil {
+		t.Fatal(err)
+	}
+	cerr := CheckPath(link)
+	w := Create(link)
+	w.Write([]byte("pcap"))
+	err := w.Close()
+	if b, _ := os.ReadFile(victim); string(b) != "root:secret" || err == nil || cerr == nil {
+		t.Errorf("output through another user's link: check %v, close %v; the file it names holds %q", cerr, err, b)
 	}
 }

@@ -72,13 +72,50 @@ func (l *List) AddPrefix(p netip.Prefix, evidence string) {
 	l.add(p.String(), Entry{Prefix: p}, evidence)
 }
 
-// AddName lists a domain ("*.domain" for it and its subdomains).
+// AddName lists a domain ("*.domain" for it and its subdomains). Names
+// come from packets (DNS, SNI, Host) and from feeds, and go into
+// firewall and proxy configuration as they are: anything but a host name
+// (a newline would start a line of nft or squid configuration of the
+// name's choosing) is refused and named.
 func (l *List) AddName(n, evidence string) {
 	n = intel.NormalizeName(n)
-	if n == "" || strings.ContainsAny(n, " \t\"';/") {
+	if !HostName(strings.TrimPrefix(n, "*.")) {
+		if n != "" {
+			l.Refused = append(l.Refused, fmt.Sprintf("%q (%s): not a host name", clipName(n), evidence))
+		}
 		return
 	}
 	l.add(n, Entry{Name: n}, evidence)
+}
+
+// HostName reports whether s is a lower-case host name: at most 253
+// bytes of labels of 1 to 63 letters, digits, '-' and '_' (the last seen
+// in real names, e.g. SRV and DKIM), no label starting or ending with
+// '-'. Internationalised names are listed in their xn-- form.
+func HostName(s string) bool {
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(s, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// clipName keeps a refused name's message short.
+func clipName(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "..."
+	}
+	return s
 }
 
 func (l *List) add(key string, e Entry, evidence string) {

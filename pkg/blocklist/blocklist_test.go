@@ -18,6 +18,7 @@ import (
 	"github.com/nwhealth/nwhealth/internal/netns"
 	"github.com/nwhealth/nwhealth/internal/testenv"
 	"github.com/nwhealth/nwhealth/pkg/intel"
+	"github.com/nwhealth/nwhealth/pkg/report"
 )
 
 var hdr = Header{Generated: time.Date(2026, 3, 3, 8, 0, 0, 0, time.UTC), From: []string{"store s1"}}
@@ -259,5 +260,97 @@ func TestNFTEmpty(t *testing.T) {
 		if out, err := exec.Command(nft, "-c", "-f", p).CombinedOutput(); err != nil {
 			t.Errorf("nft -c: %v\n%s\n%s", err, out, b.String())
 		}
+	}
+}
+
+// Names reach the lists from packets (DNS, SNI, Host) and from feeds; a
+// name that is no host name must not add a line of its own to the nft
+// script or the squid configuration (nft -f runs as root).
+func TestHostileNames(t *testing.T) {
+	hostile := []string{
+		"evil.example\nflush ruleset",
+		"evil.example\nflush",                 // no blank: one word a line of its own
+		"*.evil.example\r\nshutdown_lifetime", // squid: an unknown directive, a broken configuration
+		"evil.example\r\nhttp_access allow all",
+		"evil.example }\ntable ip x { chain y { type filter hook input priority 0; policy drop; } }",
+		"*.evil.example\ninclude \"/etc/shadow\"",
+		"evil.example#x",
+		"evil.example\x00.good.example",
+		"ev\u0131l.example", // dotless i: not ASCII
+		"-evil.example",
+		strings.Repeat("a", 64) + ".example",
+		strings.Repeat("a.", 127) + "example",
+		"*.",
+	}
+	l := New(nil)
+	l.AddName("ok.example", "I1")
+	for i, n := range hostile {
+		switch i % 3 {
+		case 0:
+			l.AddName(n, fmt.Sprintf("I%d", i))
+		case 1:
+			l.AddMatch(fmt.Sprintf("I%d", i), &intel.Match{Indicator: &intel.Indicator{ID: "indicator--x"}, Values: []string{n}})
+		case 2:
+			l.AddSubjects([]report.Subject{{Host: netip.MustParseAddr("10.1.1.5"), Severity: report.SevHigh, Score: 0.9, Beacon: true,
+				Dest: netip.MustParseAddr("203.0.113.9"), DestName: n}})
+		}
+	}
+	entries := l.Entries()
+	var names []string
+	for _, e := range entries {
+		if e.Name != "" {
+			names = append(names, e.Name)
+		}
+	}
+	if !slices.Equal(names, []string{"ok.example"}) {
+		t.Errorf("names %q, want only ok.example", names)
+	}
+	if len(l.Refused) != len(hostile) {
+		t.Errorf("%d refused, want %d: %q", len(l.Refused), len(hostile), l.Refused)
+	}
+	for _, r := range l.Refused {
+		if strings.ContainsAny(r, "\n\r\x00") {
+			t.Errorf("refusal message holds a control character: %q", r)
+		}
+	}
+	h := Header{Generated: hdr.Generated, From: []string{"capture\nflush ruleset.pcap"}}
+	for _, as := range []string{"nft", "squid", "plain"} {
+		var b bytes.Buffer
+		if err := Write(&b, as, entries, h); err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(b.String(), "\n") {
+			line = strings.TrimSpace(line)
+			for _, bad := range []string{"flush", "shutdown_lifetime", "http_access allow", "table ip x", "include"} {
+				if strings.HasPrefix(line, bad) {
+					t.Errorf("%s: injected line %q:\n%s", as, line, b.String())
+				}
+			}
+		}
+		if as == "nft" {
+			if nft, err := exec.LookPath("nft"); err == nil && os.Geteuid() == 0 {
+				p := filepath.Join(t.TempDir(), "hostile.nft")
+				os.WriteFile(p, b.Bytes(), 0o644)
+				if out, err := exec.Command(nft, "-c", "-f", p).CombinedOutput(); err != nil {
+					t.Errorf("nft -c: %v\n%s\n%s", err, out, b.String())
+				}
+			}
+		}
+	}
+}
+
+// nft gets nwhealth's environment without its credentials.
+func TestApplyNFTEnvironment(t *testing.T) {
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "blocklist-secret-0123456789")
+	t.Setenv("CLICKHOUSE_PASSWORD", "blocklist-password-0123456789")
+	out := filepath.Join(t.TempDir(), "env")
+	// Stands in for nft: writes its environment (the script path
+	// follows as "-f FILE").
+	if err := ApplyNFT(context.Background(), []byte("table inet nwhealth\n"), []string{"sh", "-c", "env > " + out, "sh"}); err != nil {
+		t.Fatal(err)
+	}
+	env := string(mustRead(t, out))
+	if strings.Contains(env, "blocklist-secret") || strings.Contains(env, "blocklist-password") || !strings.Contains(env, "PATH=") {
+		t.Errorf("nft's environment:\n%s", env)
 	}
 }

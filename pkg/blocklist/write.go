@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"strings"
 	"time"
+
+	"github.com/nwhealth/nwhealth/internal/childenv"
 )
 
 // Table is the nftables table the nft output defines (family inet, so
@@ -25,7 +27,9 @@ type Header struct {
 }
 
 func (h Header) lines(w *bufio.Writer, prefix string, entries []Entry) {
-	fmt.Fprintf(w, "%snwhealth blocklist, generated %s from %s\n", prefix, h.Generated.UTC().Format(time.RFC3339), orNone(strings.Join(h.From, ", ")))
+	// The inputs are file and store names: a newline in one must not end
+	// the comment.
+	fmt.Fprintf(w, "%snwhealth blocklist, generated %s from %s\n", prefix, h.Generated.UTC().Format(time.RFC3339), orNone(printable(strings.Join(h.From, ", "))))
 	var addrs, names int
 	for _, e := range entries {
 		if e.Name != "" {
@@ -44,10 +48,9 @@ func orNone(s string) string {
 	return s
 }
 
-// safeComment keeps printable ASCII without quotes or backslashes (the
-// nft grammar has no escapes in strings) and clips it.
-func safeComment(parts []string) string {
-	s := strings.Join(parts, "; ")
+// printable replaces everything but printable ASCII, quotes and
+// backslashes with '_' (the nft grammar has no escapes in strings).
+func printable(s string) string {
 	var b strings.Builder
 	for _, r := range s {
 		if r < 0x20 || r > 0x7e || r == '"' || r == '\\' {
@@ -55,7 +58,13 @@ func safeComment(parts []string) string {
 		}
 		b.WriteRune(r)
 	}
-	s = b.String()
+	return b.String()
+}
+
+// safeComment keeps printable ASCII without quotes or backslashes and
+// clips it.
+func safeComment(parts []string) string {
+	s := printable(strings.Join(parts, "; "))
 	if len(s) > maxComment {
 		s = s[:maxComment-3] + "..."
 	}
@@ -197,6 +206,7 @@ func ApplyNFT(ctx context.Context, script []byte, nft []string) error {
 	}
 	args := append(append([]string{}, nft[1:]...), "-f", f.Name())
 	cmd := exec.CommandContext(ctx, nft[0], args...)
+	cmd.Env = childenv.Environ()
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("apply nft: %s -f: %v: %s", strings.Join(nft, " "), err, strings.TrimSpace(string(msg)))
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -393,12 +394,15 @@ func (db *DB) DropBefore(ctx context.Context, day time.Time) ([]string, error) {
 	return dropped, err
 }
 
-// Newest returns the last packet time of the newest exported shard (zero
-// for an empty database): retention counts back from it, as the store's
-// does from its newest packet.
-func (db *DB) Newest(ctx context.Context) (time.Time, error) {
+// Newest returns the last packet time of the newest exported shard
+// ending no later than notAfter (zero when there is none): retention
+// counts back from it, as the store's does from its newest packet. The
+// bound keeps one shard stamped years ahead (a tap's wrong clock, a
+// hostile capture) from making every day too old.
+func (db *DB) Newest(ctx context.Context, notAfter time.Time) (time.Time, error) {
 	var us int64
-	if err := db.conn.QueryRow(ctx, "SELECT max(last_us) FROM "+db.cfg.Database+"."+tableShards).Scan(&us); err != nil {
+	q := "SELECT max(last_us) FROM " + db.cfg.Database + "." + tableShards + " WHERE last_us <= " + strconv.FormatInt(notAfter.UnixMicro(), 10)
+	if err := db.conn.QueryRow(ctx, q).Scan(&us); err != nil {
 		return time.Time{}, db.wrap("read newest shard", err)
 	}
 	if us == 0 {

@@ -84,6 +84,25 @@ func TestParseURL(t *testing.T) {
 			t.Errorf("String() shows the password: %s", got)
 		}
 	}
+	// Passwords that end the host part early when not percent-encoded:
+	// refused, and no piece of them in the error or in Redact. A
+	// numeric start parses as a port.
+	for _, pw := range []string{"7531#Zqtopsecret", "7531?Zqtopsecret", "7531/Zqtopsecret", "top#secret", "Zq@top#secret", "top%zzsecret@x"} {
+		raw := "clickhouse://sensor:" + pw + "@ch1:9000/fleet"
+		_, err := ParseURL(raw, nil)
+		if err == nil {
+			t.Errorf("%s: accepted", raw)
+			continue
+		}
+		for _, piece := range []string{"7531", "Zq", "secret"} {
+			if strings.Contains(pw, piece) && (strings.Contains(err.Error(), piece) || strings.Contains(Redact(raw), piece)) {
+				t.Errorf("%s: %q shown: %v; Redact %s", raw, piece, err, Redact(raw))
+			}
+		}
+	}
+	if r := Redact("clickhouse://u:p@ss@h/db"); r != "clickhouse://u:xxxxx@h/db" {
+		t.Errorf("Redact of a password with '@': %s", r)
+	}
 	if r := Redact("clickhouse://u:topsecret@h/db"); strings.Contains(r, "topsecret") {
 		t.Errorf("Redact: %s", r)
 	}
@@ -474,5 +493,37 @@ func TestAggregates(t *testing.T) {
 	db.NameAddrs(ctx, Query{}, func(a NameAddr) { gotNames[a.Name] = a.Addr })
 	if !reflect.DeepEqual(gotNames, nameAddr) {
 		t.Errorf("DNS names %v, want %v", gotNames, nameAddr)
+	}
+}
+
+// TestNewestBounded: a shard stamped years ahead is not the newest that
+// retention counts back from (it would make every other day too old).
+func TestNewestBounded(t *testing.T) {
+	ctx := context.Background()
+	s := chserver.Start(t, 0, chserver.Options{})
+	db := openTest(t, s.URL("", "", "fleet"))
+	if err := db.Ensure(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	march := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	future := time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)
+	err := db.Insert(ctx, []Shard{
+		{Sensor: "s1", Name: "march", Records: testRecords(march, 3)},
+		{Sensor: "s1", Name: "future", Records: testRecords(future, 3)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+	got, err := db.Newest(ctx, now)
+	want := testRecords(march, 3)[2].Last.Truncate(time.Microsecond)
+	if err != nil || !got.Equal(want) {
+		t.Errorf("newest %v, %v; want %v (the shard of 2099 left out)", got, err, want)
+	}
+	if got, err := db.Newest(ctx, future.Add(time.Hour)); err != nil || got.Year() != 2099 {
+		t.Errorf("newest before a later bound: %v, %v", got, err)
+	}
+	if got, err := db.Newest(ctx, march.Add(-time.Hour)); err != nil || !got.IsZero() {
+		t.Errorf("newest before every shard: %v, %v; want zero", got, err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"os"
 	"regexp"
 	"strconv"
+	"strings"
 )
 
 // PasswordEnv names the environment variable read when the URL has no
@@ -49,6 +50,13 @@ func ParseURL(raw string, getenv func(string) string) (Config, error) {
 	}
 	if u.Scheme != "clickhouse" {
 		return c, fmt.Errorf("%w: scheme must be clickhouse:// in %s", ErrURL, Redact(raw))
+	}
+	// A password holding '/', '?' or '#' unescaped ends the host part
+	// early: the URL then parses as another host and port, or a
+	// fragment, and the password's pieces would go to a server by name
+	// and into messages.
+	if u.Fragment != "" || u.User == nil && cutAuthority(raw) {
+		return c, fmt.Errorf("%w: %s: a '/', '?' or '#' before the '@' (percent-encode them in a password: %%2F, %%3F, %%23)", ErrURL, Redact(raw))
 	}
 	c.Host = u.Hostname()
 	if c.Host == "" {
@@ -123,16 +131,28 @@ func (c Config) String() string {
 	return s
 }
 
-// Redact replaces the password in a URL string with xxxxx, also when the
-// URL does not parse (best effort: everything between "://user:" and "@").
+// Redact replaces the password in a URL string with xxxxx: everything
+// between "://USER:" and the last "@", from the string itself, so that a
+// URL that does not parse, or parses otherwise because the password cut
+// its host part short, is redacted all the same.
 func Redact(raw string) string {
-	if u, err := url.Parse(raw); err == nil {
-		return u.Redacted()
-	}
 	return redactRE.ReplaceAllString(raw, "${1}xxxxx@")
 }
 
-var redactRE = regexp.MustCompile(`(://[^:/@]*:)[^@]*@`)
+// redactRE takes everything up to the last '@' of the URL as the
+// password: a password may hold '@' (url.Parse splits at the last).
+var redactRE = regexp.MustCompile(`(://[^:/@]*:).*@`)
+
+// cutAuthority reports whether an '@' follows the "://" beyond where the
+// URL's host part ends: user information cut short by a '/', '?' or '#'.
+func cutAuthority(raw string) bool {
+	_, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return false
+	}
+	end := strings.IndexAny(rest, "/?#")
+	return end >= 0 && strings.Contains(rest[end:], "@") && strings.Contains(rest[:end], ":")
+}
 
 // tlsConfig builds the client TLS settings: the system roots plus CAFile.
 func (c Config) tlsConfig() (*tls.Config, error) {

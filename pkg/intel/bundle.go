@@ -96,10 +96,17 @@ func (r *Reader) problem(source, pos, id, format string, a ...any) {
 // of objects) from in. What cannot be read is a Problem naming its place;
 // a file that stops being JSON keeps the objects before the break.
 func (r *Reader) ReadBundle(in io.Reader, source string) {
-	dec := json.NewDecoder(bufio.NewReaderSize(in, 64<<10))
+	lim := &objectBudget{r: bufio.NewReaderSize(in, 64<<10)}
+	dec := json.NewDecoder(lim)
+	// Each value the decoder takes whole (an object, a key, another
+	// member of the bundle) may take maxObject bytes from where it starts.
+	next := func() { lim.limit = dec.InputOffset() + maxObject }
+	next()
 	syntax := func(err error) {
 		var se *json.SyntaxError
 		switch {
+		case errors.Is(err, errObjectTooLarge):
+			r.problem(source, fmt.Sprintf("offset %d", dec.InputOffset()), "", "%v: the rest of the file is not read", err)
 		case errors.As(err, &se):
 			r.problem(source, fmt.Sprintf("offset %d", se.Offset), "", "not JSON: %v", err)
 		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
@@ -116,7 +123,7 @@ func (r *Reader) ReadBundle(in io.Reader, source string) {
 	n := 0
 	switch tok {
 	case json.Delim('['):
-		if err := r.objects(dec, source, &n); err != nil {
+		if err := r.objects(dec, lim, source, &n); err != nil {
 			syntax(err)
 		}
 		return
@@ -128,7 +135,7 @@ func (r *Reader) ReadBundle(in io.Reader, source string) {
 	// A bundle streams its objects; other keys are kept for the case the
 	// document is one object rather than a bundle.
 	top := map[string]json.RawMessage{}
-	for dec.More() {
+	for next(); dec.More(); next() {
 		kt, err := dec.Token()
 		if err != nil {
 			syntax(err)
@@ -145,12 +152,13 @@ func (r *Reader) ReadBundle(in io.Reader, source string) {
 				r.problem(source, fmt.Sprintf("offset %d", dec.InputOffset()), "", "bundle objects is not a list")
 				return
 			}
-			if err := r.objects(dec, source, &n); err != nil {
+			if err := r.objects(dec, lim, source, &n); err != nil {
 				syntax(err)
 				return
 			}
 			continue
 		}
+		next()
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
 			syntax(err)
@@ -177,8 +185,8 @@ func (r *Reader) ReadBundle(in io.Reader, source string) {
 }
 
 // objects reads the elements of a JSON array, after its '['.
-func (r *Reader) objects(dec *json.Decoder, source string, n *int) error {
-	for dec.More() {
+func (r *Reader) objects(dec *json.Decoder, lim *objectBudget, source string, n *int) error {
+	for lim.limit = dec.InputOffset() + maxObject; dec.More(); lim.limit = dec.InputOffset() + maxObject {
 		var raw json.RawMessage
 		off := dec.InputOffset()
 		if err := dec.Decode(&raw); err != nil {
@@ -189,6 +197,33 @@ func (r *Reader) objects(dec *json.Decoder, source string, n *int) error {
 	}
 	_, err := dec.Token()
 	return err
+}
+
+// maxObject bounds one value of a bundle (an object, a member of the
+// bundle): json.Decoder holds a whole value in memory before it returns,
+// and a pattern is at most 1 MiB (maxPatternLen), the rest of an
+// indicator small.
+const maxObject = 4 << 20
+
+var errObjectTooLarge = fmt.Errorf("an object or value larger than %d MiB", maxObject>>20)
+
+// objectBudget lets the decoder read up to limit bytes of the input.
+type objectBudget struct {
+	r     io.Reader
+	n     int64
+	limit int64
+}
+
+func (b *objectBudget) Read(p []byte) (int, error) {
+	if b.n >= b.limit {
+		return 0, errObjectTooLarge
+	}
+	if int64(len(p)) > b.limit-b.n {
+		p = p[:b.limit-b.n]
+	}
+	n, err := b.r.Read(p)
+	b.n += int64(n)
+	return n, err
 }
 
 // object takes one STIX object; only indicators are kept.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"regexp/syntax"
 	"slices"
 	"strings"
 	"time"
@@ -38,6 +39,7 @@ type cond struct {
 	names    []string       // any of: lower case, no trailing dot
 	suffixes []string       // "*.example.com" as ".example.com" (plain lists)
 	re       *regexp.Regexp // LIKE or MATCHES
+	reInsts  int            // re's program size: its cost per byte matched
 	op       string         // numbers: "=", "!=", "<", "<=", ">", ">=", "IN"
 	nums     []int64
 	protos   []string // protocol names, lower case
@@ -55,6 +57,48 @@ type conj struct {
 // maxAlternatives bounds the disjunctive normal form of one pattern, so a
 // pattern of many ORs inside ANDs cannot blow up.
 const maxAlternatives = 1024
+
+// Regular expressions (LIKE, MATCHES) run in time linear in the input
+// (RE2) but also in their program's size: a 240 KB MATCHES of 60,000
+// instructions took 170 ms a name, and every distinct name of the traffic
+// is tried against every expression. One expression is held to
+// maxRegexInsts instructions (real ones have tens to a few hundred), a
+// set to maxSetRegexInsts in all; past them an indicator is not
+// evaluable, and named.
+const (
+	maxRegexInsts    = 1000
+	maxSetRegexInsts = 100000
+)
+
+// compileRegexp compiles a LIKE or MATCHES expression within
+// maxRegexInsts.
+func compileRegexp(expr string) (*regexp.Regexp, int, error) {
+	re, err := regexp.Compile(expr)
+	if err != nil {
+		return nil, 0, err
+	}
+	sre, err := syntax.Parse(expr, syntax.Perl)
+	if err != nil {
+		return nil, 0, err
+	}
+	prog, err := syntax.Compile(sre.Simplify())
+	if err != nil {
+		return nil, 0, err
+	}
+	if n := len(prog.Inst); n > maxRegexInsts {
+		return nil, 0, fmt.Errorf("regular expression too costly: %d instructions, at most %d", n, maxRegexInsts)
+	}
+	return re, len(prog.Inst), nil
+}
+
+// regexInsts is the size of an alternative's regular expressions.
+func (c *conj) regexInsts() int {
+	n := 0
+	for _, d := range c.conds {
+		n += d.reInsts
+	}
+	return n
+}
 
 // observedTypes are the object types whose comparisons we can evaluate on
 // flow records; the rest are named as not observed.
@@ -380,19 +424,19 @@ func nameCond(f field, t *PropTest) (cond, error) {
 			c.suffixes = append(c.suffixes, "."+NormalizeName(rest))
 			return c, nil
 		}
-		re, err := regexp.Compile("(?is)^" + likeToRegexp(t.Values[0].Str) + "$")
+		re, n, err := compileRegexp("(?is)^" + likeToRegexp(t.Values[0].Str) + "$")
 		if err != nil {
 			return cond{}, fmt.Errorf("%s LIKE: %v", path, err)
 		}
-		c.re = re
+		c.re, c.reInsts = re, n
 	case "MATCHES":
 		// PCRE in the spec; Go's RE2 reads the common subset and refuses
 		// the rest (back-references, look-around), which we then name.
-		re, err := regexp.Compile(t.Values[0].Str)
+		re, n, err := compileRegexp(t.Values[0].Str)
 		if err != nil {
 			return cond{}, fmt.Errorf("%s MATCHES: %v", path, err)
 		}
-		c.re = re
+		c.re, c.reInsts = re, n
 	default:
 		return cond{}, fmt.Errorf("%s: %s is not evaluated on names", path, t.Op)
 	}

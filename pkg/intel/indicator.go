@@ -125,6 +125,8 @@ type Set struct {
 	Revoked    int // revoked indicators (latest version)
 	Superseded int // older versions of an indicator present in a newer one
 	Other      int // STIX objects that are not indicators
+
+	regexInsts int // of the indicators' regular expressions, at most maxSetRegexInsts
 }
 
 // Summary is one line for stderr.
@@ -163,10 +165,19 @@ func (s *Set) add(ind *Indicator) {
 			return false
 		})
 	}
+	n := 0
+	for i := range alts {
+		n += alts[i].regexInsts()
+	}
+	if n > 0 && s.regexInsts+n > maxSetRegexInsts {
+		alts = nil
+		skipped = addReason(skipped, fmt.Sprintf("regular expressions past the %d instructions all indicators may have", maxSetRegexInsts))
+	}
 	if len(alts) == 0 {
 		s.Problems = append(s.Problems, Problem{Source: ind.Source, Pos: ind.Pos, ID: ind.ID, Reason: "not evaluable: " + strings.Join(skipped, "; ")})
 		return
 	}
+	s.regexInsts += n
 	if len(skipped) > 0 {
 		s.Problems = append(s.Problems, Problem{Source: ind.Source, Pos: ind.Pos, ID: ind.ID, Reason: strings.Join(skipped, "; "), Partial: true})
 	}

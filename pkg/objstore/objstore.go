@@ -122,6 +122,7 @@ func ConfigFromEnv() Config {
 // relative to the prefix.
 type Client struct {
 	mc       *minio.Client
+	creds    *credentials.Credentials
 	loc      Location
 	endpoint string       // for messages: scheme and host, never credentials
 	fast     *rangeGetter // ranged GETs signed here (rangeget.go); nil: all through minio-go
@@ -174,6 +175,7 @@ func New(cfg Config, loc Location) (*Client, error) {
 		}
 		tr = t
 	}
+	tr = boundedAnswers{tr}
 	creds := cfg.Creds
 	if creds == nil {
 		creds = credentials.NewChainCredentials([]credentials.Provider{
@@ -189,9 +191,60 @@ func New(cfg Config, loc Location) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("s3 endpoint %s: %w", u.Scheme+"://"+u.Host, err)
 	}
-	c := &Client{mc: mc, loc: loc, endpoint: u.Scheme + "://" + u.Host}
+	c := &Client{mc: mc, creds: creds, loc: loc, endpoint: u.Scheme + "://" + u.Host}
 	c.fast = newRangeGetter(c, tr, creds)
 	return c, nil
+}
+
+// MaxAnswer bounds the body of every answer but an object's bytes: a
+// listing page (at most 1,000 keys of at most 1 KiB), a bucket's
+// location, an error. minio-go decodes listings and locations whole, so
+// a hostile or broken server sending an endless or huge one would
+// otherwise take all memory. Object bodies are bounded by their callers
+// (the sizes a manifest and the listing agree on).
+const MaxAnswer = 16 << 20
+
+// ErrAnswerTooLarge is an answer past MaxAnswer.
+var ErrAnswerTooLarge = fmt.Errorf("answer larger than %d MiB: not what an S3 server sends", MaxAnswer>>20)
+
+// boundedAnswers limits the bodies of answers other than a successful
+// GET of an object (a GET without a query: minio-go puts the operation of
+// every other GET in the query).
+type boundedAnswers struct{ http.RoundTripper }
+
+func (b boundedAnswers) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := b.RoundTripper.RoundTrip(req)
+	if err != nil || req.Method == http.MethodGet && req.URL.RawQuery == "" && resp.StatusCode/100 == 2 {
+		return resp, err
+	}
+	if resp.ContentLength > MaxAnswer {
+		resp.Body.Close()
+		return nil, ErrAnswerTooLarge
+	}
+	resp.Body = &boundedBody{ReadCloser: resp.Body, left: MaxAnswer}
+	return resp, nil
+}
+
+type boundedBody struct {
+	io.ReadCloser
+	left int64
+}
+
+func (b *boundedBody) Read(p []byte) (int, error) {
+	if b.left < 0 {
+		return 0, ErrAnswerTooLarge
+	}
+	// One byte past the bound tells a body of exactly MaxAnswer bytes
+	// from a longer one.
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1]
+	}
+	n, err := b.ReadCloser.Read(p)
+	b.left -= int64(n)
+	if b.left < 0 {
+		return n + int(b.left), ErrAnswerTooLarge
+	}
+	return n, err
 }
 
 // redactURL drops any user information from a URL for messages.
@@ -253,8 +306,8 @@ func (c *Client) wrap(op, key string, err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
-	e := &Error{Op: op, Endpoint: c.endpoint, URL: Scheme + c.loc.Bucket + "/" + c.loc.Prefix + key, Err: err}
 	resp := minio.ToErrorResponse(err)
+	e := &Error{Op: op, Endpoint: c.endpoint, URL: Scheme + c.loc.Bucket + "/" + c.loc.Prefix + key, Err: c.scrub(err)}
 	switch {
 	case resp.Code == "NoSuchKey" || (resp.StatusCode == http.StatusNotFound && resp.Code != "NoSuchBucket"):
 		e.Kind = ErrNotFound
@@ -272,6 +325,40 @@ func (c *Client) wrap(op, key string, err error) error {
 	}
 	return e
 }
+
+// scrub keeps the secret key and the session token out of an error's
+// text: a server's message is its own, and a hostile or careless one may
+// echo the request's headers (the session token travels in one).
+func (c *Client) scrub(err error) error {
+	if c.creds == nil {
+		return err
+	}
+	v, gerr := c.creds.GetWithContext(c.mc.CredContext()) // cached by minio-go after the first request
+	if gerr != nil {
+		return err
+	}
+	msg := err.Error()
+	clean := msg
+	for _, s := range []string{v.SecretAccessKey, v.SessionToken} {
+		if len(s) >= 8 {
+			clean = strings.ReplaceAll(clean, s, "xxxxx")
+		}
+	}
+	if clean == msg {
+		return err
+	}
+	return &scrubbed{msg: clean, err: err}
+}
+
+// scrubbed is an error whose text had a credential replaced; errors.Is
+// and As still see the original.
+type scrubbed struct {
+	msg string
+	err error
+}
+
+func (s *scrubbed) Error() string { return s.msg }
+func (s *scrubbed) Unwrap() error { return s.err }
 
 func (c *Client) key(k string) string { return c.loc.Prefix + k }
 

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/nwhealth/nwhealth/internal/childenv"
 	"github.com/nwhealth/nwhealth/pkg/pkthdr"
 )
 
@@ -86,6 +87,7 @@ func CompileLive(expr, iface string, lt pkthdr.LinkType, snaplen int) ([]Instruc
 const maxOutput = 3 << 20
 
 func runCompiler(cmd *exec.Cmd, expr string) ([]Instruction, error) {
+	cmd.Env = childenv.Environ()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &limited{&out, maxOutput}, &limited{&errb, 64 << 10}
 	if err := cmd.Run(); err != nil {

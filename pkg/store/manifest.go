@@ -173,8 +173,19 @@ func decodeManifest(b []byte, sensor string, sf ShardFile) (*Manifest, error) {
 		if o.Name != stem+ext {
 			return nil, fmt.Errorf("manifest object %d is %q, want %q", i, o.Name, stem+ext)
 		}
-		if o.Size < 0 || o.Size > 1<<50 {
-			return nil, fmt.Errorf("manifest: %s size %d out of bounds", o.Name, o.Size)
+		// An index or flow file is read whole (into memory, or into the
+		// cache), so it is held to what a local one may be: a hostile
+		// bucket's manifest and listing agreeing on a huge size take no
+		// memory or disk.
+		limit := int64(1 << 50)
+		switch ext {
+		case extIndex:
+			limit = maxIndexFile
+		case extFlows:
+			limit = maxFlowFile
+		}
+		if o.Size < 0 || o.Size > limit {
+			return nil, fmt.Errorf("manifest: %s size %d out of bounds (at most %d)", o.Name, o.Size, limit)
 		}
 		if d, err := hex.DecodeString(o.SHA256); err != nil || len(d) != 32 || strings.ToLower(o.SHA256) != o.SHA256 {
 			return nil, fmt.Errorf("manifest: %s sha256 %q is not 64 lower-case hex digits", o.Name, o.SHA256)

@@ -41,6 +41,9 @@ func TestManifestFixtureV1(t *testing.T) {
 		{`"format": "nwhealth-shard-manifest"`, `"format": "x"`},
 		{`.idx"`, `.flows"`},
 		{`"blocks"`, `"unknown": 1, "blocks"`},
+		{`"size": 2600`, `"size": 1073741825`},  // an index larger than 1 GiB
+		{`"size": 24173`, `"size": 1073741825`}, // a flow file larger than 1 GiB
+		{`"size": 315799`, `"size": -1`},
 	} {
 		bad := strings.Replace(string(b), c.from, c.to, 1)
 		if bad == string(b) {

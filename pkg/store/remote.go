@@ -92,12 +92,15 @@ func OpenRemote(url string, opts RemoteOptions) (*Remote, error) {
 	}
 	dir := opts.CacheDir
 	if dir == "" {
+		if err := PrepareDefaultDir(); err != nil {
+			return nil, err
+		}
 		dir = DefaultCacheDir()
 	}
 	// One cache directory per endpoint and bucket: keys are only unique
 	// within a bucket.
 	h := sha256.Sum256([]byte(c.Endpoint() + "\x00" + loc.Bucket))
-	cache, err := openCache(dir+"/"+hex.EncodeToString(h[:8])+"/"+strings.TrimSuffix(loc.Prefix, "/"), opts.CacheSize)
+	cache, err := openCache(dir, hex.EncodeToString(h[:8])+"/"+strings.TrimSuffix(loc.Prefix, "/"), opts.CacheSize)
 	if err != nil {
 		return nil, err
 	}
@@ -657,11 +660,10 @@ func (r *Remote) verifyShard(sf ShardFile, m *Manifest, br *pcapio.BlockReader, 
 		dmg = append(dmg, Damage{Shard: label, Block: -1, Reason: reason(err)})
 		return true
 	}
-	tmp, err := os.CreateTemp(r.cache.dir, ".verify-*")
+	tmp, err := r.cache.scratch()
 	if err != nil {
 		return nil, err
 	}
-	defer os.Remove(tmp.Name())
 	defer tmp.Close()
 	so := m.Objects[0]
 	err = r.copyObject(&countWriter{w: tmp, limit: so.Size}, sf.Base+extShard, so.SHA256)

@@ -3,8 +3,12 @@ package store
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -525,5 +529,78 @@ func TestFetchBufferReuse(t *testing.T) {
 	}
 	if len(f.free) > 2*fetchParallel {
 		t.Fatalf("%d buffers kept, want at most %d", len(f.free), 2*fetchParallel)
+	}
+}
+
+// TestRemoteRetentionFutureStamp: as TestRetentionFutureStamp, for a
+// sensor's partitions in the bucket.
+func TestRemoteRetentionFutureStamp(t *testing.T) {
+	srv := s3test.Start(t)
+	start := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	pkts := append(genPackets(20000, start), genPackets(10, time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC))...)
+	st := writeStore(t, t.TempDir(), pkts, WriterOptions{ShardSize: 400 << 10, BlockSize: 8 << 10, NewFlows: testFlows})
+	if _, err := Push(st, "s3://nwh/future", UploadOptions{Config: s3test.Config(srv.Endpoint), Sensor: "s1"}); err != nil {
+		t.Fatal(err)
+	}
+	c := srv.Client(t, "s3://nwh/future")
+	now := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+	n, err := ApplyRemoteRetention(context.Background(), c, "s1", Retention{MaxAge: time.Hour, Now: now})
+	if err != nil || n != 0 {
+		t.Fatalf("removed %d partitions: %v", n, err)
+	}
+	n, err = ApplyRemoteRetention(context.Background(), c, "s1", Retention{MaxAge: time.Hour, Now: time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)})
+	if err != nil || n != 1 {
+		t.Fatalf("clock at the stamp: removed %d partitions, want the March one: %v", n, err)
+	}
+}
+
+// TestUploadLostByGateway: a gateway that answers 200 to a PUT without
+// storing the bytes must not make the spool delete the shard: each object
+// is asked for after the upload, and the shard stays until it is there.
+func TestUploadLostByGateway(t *testing.T) {
+	srv := s3test.Start(t)
+	target, _ := url.Parse(srv.Endpoint)
+	var lose atomic.Bool
+	lose.Store(true)
+	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+		pr.SetURL(target)
+		pr.Out.Host = pr.In.Host // signed
+	}}
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if lose.Load() && r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, extFlows) {
+			io.Copy(io.Discard, r.Body)
+			w.Header().Set("ETag", `"00000000000000000000000000000000"`)
+			w.WriteHeader(http.StatusOK) // acknowledged, never stored
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	defer gw.Close()
+	dir := t.TempDir()
+	st, err := Create(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := NewUploader(st, "s3://nwh/lost", UploadOptions{Config: s3test.Config(gw.URL), Sensor: "s1", Log: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := u.Start(); err != nil {
+		t.Fatal(err)
+	}
+	writeStore(t, dir, genPackets(5000, time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)), WriterOptions{ShardSize: 300 << 10, NewFlows: testFlows, OnSeal: u.Add})
+	sealed, _ := st.Shards()
+	err = u.Close(2 * time.Second)
+	var pe *PendingError
+	if !errors.As(err, &pe) || pe.Shards == 0 || !strings.Contains(pe.Err.Error(), "not found as stored") {
+		t.Fatalf("close: %v, want shards pending after a lost object", err)
+	}
+	if left, _ := st.Shards(); len(left) != len(sealed) || len(left) == 0 {
+		t.Fatalf("%d of %d shards left in the spool", len(left), len(sealed))
+	}
+	// Once the gateway keeps what it is sent, the next run ships them.
+	lose.Store(false)
+	if _, err := Push(st, "s3://nwh/lost", UploadOptions{Config: s3test.Config(gw.URL), Sensor: "s1"}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -563,3 +563,26 @@ func TestWritePacketNanos(t *testing.T) {
 		})
 	}
 }
+
+// TestRetentionFutureStamp: one packet stamped years ahead (a tap's wrong
+// clock, a hostile capture) is not the clock age is measured against:
+// with it, every other shard would be "too old" and deleted.
+func TestRetentionFutureStamp(t *testing.T) {
+	start := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	pkts := append(genPackets(30000, start), genPackets(10, time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC))...)
+	st := writeStore(t, t.TempDir(), pkts, WriterOptions{BlockSize: 8 << 10, ShardSize: 1 << 20})
+	before, _ := st.Shards()
+	if len(before) < 3 {
+		t.Fatalf("%d shards", len(before))
+	}
+	now := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+	removed, err := Retention{MaxAge: time.Hour, Now: now}.Apply(st)
+	if err != nil || len(removed) != 0 {
+		t.Fatalf("removed %d of %d shards: %v", len(removed), len(before), err)
+	}
+	// A stamp within the allowed skew still counts.
+	removed, err = Retention{MaxAge: time.Hour, Now: time.Date(2098, 12, 31, 12, 0, 0, 0, time.UTC)}.Apply(st)
+	if err != nil || len(removed) != len(before)-1 {
+		t.Fatalf("clock near the stamp: removed %d of %d shards: %v", len(removed), len(before), err)
+	}
+}

@@ -256,17 +256,35 @@ func (u *Uploader) UploadShard(sf ShardFile) error {
 	mkey := objectKey(u.opts.Sensor, sf, extManifest)
 	sent, err := u.put(mkey, bytes.NewReader(mb), int64(len(mb)), hex.EncodeToString(ms[:]))
 	var ce *ConflictError
+	earlier := false
 	if errors.As(err, &ce) {
 		// A manifest written by an earlier attempt carries its own upload
 		// time: the same objects make it the same shard.
 		if old, gerr := u.readManifest(mkey, sf); gerr == nil && sameObjects(old, m) {
-			err = nil
+			err, earlier = nil, true
 		}
 	}
 	if err != nil {
 		return err
 	}
 	u.count(sent, int64(len(mb)))
+	// The shard leaves the spool next: first each object is asked for as
+	// stored (size and digest), so that a gateway or proxy that answered
+	// a PUT without keeping the bytes loses no evidence.
+	objs = append(objs, ManifestObject{Name: sf.stem() + extManifest, Size: int64(len(mb)), SHA256: hex.EncodeToString(ms[:])})
+	for i, ext := range append(append([]string{}, exts...), extManifest) {
+		key := objectKey(u.opts.Sensor, sf, ext)
+		o, err := u.c.Head(u.ctx, key)
+		if err != nil {
+			return fmt.Errorf("%s: not found as stored after its upload (kept in the spool): %w", objs[i].Name, err)
+		}
+		if o.Size != objs[i].Size || o.Meta["sha256"] != objs[i].SHA256 {
+			if ext == extManifest && earlier {
+				continue // an earlier attempt's manifest, read back above
+			}
+			return fmt.Errorf("%s: stored as %d bytes with SHA-256 %q, sent %d bytes with %s (kept in the spool)", objs[i].Name, o.Size, o.Meta["sha256"], objs[i].Size, objs[i].SHA256)
+		}
+	}
 	u.mu.Lock()
 	u.stats.Shards++
 	u.mu.Unlock()
@@ -564,6 +582,7 @@ func ApplyRemoteRetention(ctx context.Context, c *objstore.Client, sensor string
 	}
 	parts := map[string]*part{}
 	var newest time.Time
+	horizon := ret.horizon()
 	var total int64
 	err := c.List(ctx, pre, false, func(e objstore.Entry) error {
 		k, ok := parseObjectKey(e.Key)
@@ -579,7 +598,7 @@ func ApplyRemoteRetention(ctx context.Context, c *objstore.Client, sensor string
 		total += e.Size
 		if k.ext == extManifest {
 			p.mkeys = append(p.mkeys, e.Key)
-			if k.sf.Last.After(newest) {
+			if k.sf.Last.After(newest) && !k.sf.Last.After(horizon) {
 				newest = k.sf.Last
 			}
 		} else {
