@@ -2,6 +2,7 @@ package replay
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
@@ -109,25 +110,58 @@ func certipyTCP(t testing.TB) map[string][]byte {
 	return m
 }
 
-// FuzzRemComMessage decodes arbitrary bytes as a RemCom request: no
-// panic, and a decoded request's strings lie inside their fields.
+// FuzzRemComMessage decodes RemCom requests laid out from fuzzed fields
+// (each cut to its slot, so one may fill it without a NUL) and a fuzzed
+// change of the total length: the decoder takes exactly the requests
+// whose size is right, whose command is not empty and whose three strings
+// end inside their fields, and returns each string up to its NUL. The
+// fields are fuzzed, not the 4628-byte message: the fuzzer's
+// minimization of a message that size took the whole run, so it ran 3
+// inputs a minute.
 func FuzzRemComMessage(f *testing.F) {
-	b := make([]byte, remComMsgLen)
-	copy(b, "cmd.exe")
-	copy(b[remComCmdLen:], `c:\windows\system32`)
-	copy(b[remComCmdLen+remComPathLen+8:], "KKiq")
-	f.Add(b)
-	f.Add(b[:100])
-	f.Fuzz(func(t *testing.T, b []byte) {
-		m, ok := parseRemComMessage(b)
-		if !ok {
+	f.Add([]byte("cmd.exe\x00"), []byte(`c:\windows\system32`+"\x00"), []byte("KKiq\x00"), uint32(0x20), uint32(6792), uint32(0), int16(0))
+	f.Add([]byte("whoami /all\x00"), []byte{0}, []byte("ATTK\x00"), uint32(0), uint32(4242), uint32(1), int16(-1))
+	f.Add([]byte{}, []byte("x\x00"), []byte("y\x00"), uint32(0), uint32(0), uint32(0), int16(1))
+	f.Fuzz(func(t *testing.T, cmd, dir, machine []byte, priority, pid, noWait uint32, grow int16) {
+		b := make([]byte, remComMsgLen)
+		put := func(at, n int, v []byte) (string, bool) {
+			v = v[:min(len(v), n)]
+			copy(b[at:], v)
+			i := bytes.IndexByte(b[at:at+n], 0)
+			if i < 0 {
+				return "", false
+			}
+			return string(b[at : at+i]), true
+		}
+		var want remComMessage
+		var ok [3]bool
+		want.command, ok[0] = put(0, remComCmdLen, cmd)
+		want.workDir, ok[1] = put(remComCmdLen, remComPathLen, dir)
+		o := remComCmdLen + remComPathLen
+		binary.LittleEndian.PutUint32(b[o:], priority)
+		binary.LittleEndian.PutUint32(b[o+4:], pid)
+		want.machine, ok[2] = put(o+8, remComPathLen, machine)
+		binary.LittleEndian.PutUint32(b[remComMsgLen-4:], noWait)
+		want.priority, want.pid, want.noWait = priority, pid, noWait != 0
+		switch g := int(grow) % 64; {
+		case g < 0:
+			b = b[:len(b)+g]
+		case g > 0:
+			b = append(b, make([]byte, g)...)
+		}
+		m, got := parseRemComMessage(b)
+		wantOK := len(b) == remComMsgLen && ok[0] && ok[1] && ok[2] && want.command != ""
+		if got != wantOK || got && m != want {
+			t.Fatalf("%d bytes: %+v %v, want %+v %v", len(b), m, got, want, wantOK)
+		}
+		if !got {
 			return
 		}
-		if m.command == "" || len(m.command) >= remComCmdLen || len(m.workDir) >= remComPathLen || len(m.machine) >= remComPathLen {
-			t.Fatalf("%+v", m)
-		}
-		op := Operation{}
+		op := Operation{Fields: []Field{{"stdin", "x"}}}
 		remComOp(&op, m, b[:remComRespLen])
+		if op.Command != strings.TrimSpace(m.command) || op.Field("stdin") != "" || op.Field("client") == "" {
+			t.Fatalf("op %+v from %+v", op, m)
+		}
 	})
 }
 
