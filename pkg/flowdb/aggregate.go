@@ -192,11 +192,17 @@ func unpackPair(b []byte, rows []Row, orig, resp string) ([]Row, error) {
 		w.TLSFlags = b[0]
 		b = b[1:]
 		for _, s := range []*string{&w.CertSubject, &w.CertIssuer} {
-			if len(b) < 1 || len(b) < 1+int(b[0]) {
+			if len(b) < 1 {
 				return rows, fmt.Errorf("packed record: certificate name past the end")
 			}
-			*s = string(b[1 : 1+b[0]])
-			b = b[1+b[0]:]
+			// The length as an int: 1+b[0] in byte arithmetic wraps to 0
+			// for a name of 255 bytes.
+			n := int(b[0])
+			if len(b) < 1+n {
+				return rows, fmt.Errorf("packed record: certificate name past the end")
+			}
+			*s = string(b[1 : 1+n])
+			b = b[1+n:]
 		}
 		rows = append(rows, w)
 	}

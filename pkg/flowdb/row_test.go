@@ -100,3 +100,43 @@ func FuzzUnpackPair(f *testing.F) {
 		}
 	})
 }
+
+// TestUnpackPairNames: certificate names of every length a record can
+// carry (up to 255 bytes, the one-byte length's limit) decode, and the
+// next record starts after them; a name cut short is an error.
+func TestUnpackPairNames(t *testing.T) {
+	record := func(subject, issuer string, cut int) []byte {
+		b := make([]byte, pairFixed+1) // no burst starts
+		b = append(b, 0, 1)            // no proxy destination; TLS flags
+		b = append(append(b, byte(len(subject))), subject...)
+		b = append(append(b, byte(len(issuer))), issuer...)
+		return b[:len(b)-cut]
+	}
+	long := strings.Repeat("s", 255)
+	for _, c := range []struct {
+		name    string
+		b       []byte
+		rows    int
+		subject string
+		issuer  string
+		err     bool
+	}{
+		{"short names", record("host.example", "ca", 0), 1, "host.example", "ca", false},
+		{"255-byte subject", record(long, "ca", 0), 1, long, "ca", false},
+		{"255-byte names, then a record", append(record(long, long, 0), record("b", "c", 0)...), 2, long, long, false},
+		{"255-byte subject cut short", record(long, "", 200), 0, "", "", true},
+		{"issuer cut short", record("a", "issuer", 1), 0, "", "", true},
+	} {
+		rows, err := unpackPair(c.b, nil, "o", "r")
+		if (err != nil) != c.err || len(rows) != c.rows {
+			t.Errorf("%s: %d rows, error %v", c.name, len(rows), err)
+			continue
+		}
+		if c.rows > 0 && (rows[0].CertSubject != c.subject || rows[0].CertIssuer != c.issuer || rows[0].TLSFlags != 1) {
+			t.Errorf("%s: subject %d bytes, issuer %q, flags %d", c.name, len(rows[0].CertSubject), rows[0].CertIssuer, rows[0].TLSFlags)
+		}
+		if c.rows == 2 && (rows[1].CertSubject != "b" || rows[1].CertIssuer != "c") {
+			t.Errorf("%s: second record %+v", c.name, rows[1])
+		}
+	}
+}

@@ -119,7 +119,7 @@ func qtypeClass(t string) int {
 // single labels, and suffixes no ICANN registry runs (.corp, .lan,
 // .internal: local zones).
 func RegisteredDomain(name string) (domain, sub string, ok bool) {
-	name = strings.TrimSuffix(strings.ToLower(name), ".")
+	name = strings.TrimSuffix(lowerASCII(name), ".")
 	if name == "" || len(name) > 253 || !strings.Contains(name, ".") || isAddr(name) {
 		return "", "", false
 	}
@@ -137,6 +137,27 @@ func RegisteredDomain(name string) (domain, sub string, ok bool) {
 		return "", "", false
 	}
 	return d, strings.TrimSuffix(strings.TrimSuffix(name, d), "."), true
+}
+
+// lowerASCII lowers the ASCII letters of a DNS name and keeps every other
+// byte (DNS compares names case-insensitively in ASCII only, RFC 4343).
+// strings.ToLower would turn each byte that is not UTF-8 (a label may
+// hold any octet: a tunnel's binary data) into U+FFFD, three bytes the
+// same for every such byte: lengths would triple and distinct names
+// become one.
+func lowerASCII(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'A' && c <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if c := b[j]; c >= 'A' && c <= 'Z' {
+					b[j] = c + 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
 }
 
 // DNSQuery is one DNS flow (or one query of a log that lists them) as the
@@ -266,7 +287,7 @@ func (m *Model) AddDNS(q DNSQuery) {
 	if q.AnswersInside {
 		d.answersInside++
 	}
-	name := strings.TrimSuffix(strings.ToLower(q.Name), ".")
+	name := strings.TrimSuffix(lowerASCII(q.Name), ".")
 	if _, ok := d.names[name]; !ok && sub != "" {
 		if len(d.names) >= maxDNSNames {
 			d.namesOver = true

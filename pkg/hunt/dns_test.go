@@ -27,6 +27,12 @@ func TestRegisteredDomain(t *testing.T) {
 		{"wpad", "", "", false},
 		{"10.0.0.1", "", "", false},
 		{"co.uk", "", "", false},
+		// Bytes that are not UTF-8 are kept as they are, not turned into
+		// U+FFFD: the subdomain's length and distinctness are the name's.
+		{"\xd9\xd90\xac.0.AC", "0.ac", "\xd9\xd90\xac", true},
+		{"A\xffB.Example.COM", "example.com", "a\xffb", true},
+		{"\xff\xfe.Example.COM", "example.com", "\xff\xfe", true},
+		{"ÉTÉ.example.com", "example.com", "ÉtÉ", true}, // ASCII letters only
 		{"", "", "", false},
 	} {
 		d, s, ok := RegisteredDomain(tc.name)

@@ -454,7 +454,13 @@ func TestPipeChannelStoryAndAttack(t *testing.T) {
 // pipeFlowSMB1 is pipeFlow over SMB1: TREE_CONNECT_ANDX to IPC$,
 // NT_CREATE_ANDX of the pipe, WRITE_ANDX (14 words, data at 64) and
 // READ_ANDX (request 12 words; reply 12 words, data at 60), CLOSE.
-func pipeFlowSMB1(name string, msgs []pipeMsg) *tcpFlow {
+func pipeFlowSMB1(name string, msgs []pipeMsg) *tcpFlow { return pipeFlowSMB1With(name, msgs, false) }
+
+// pipeFlowSMB1With is pipeFlowSMB1 whose writes are core SMB_COM_WRITEs
+// when core is set, as winexe writes its pipes (MS-CIFS 2.2.4.12: FID,
+// count, 32-bit offset, remaining; a data buffer of format 1 with its own
+// length; the reply counts the bytes written).
+func pipeFlowSMB1With(name string, msgs []pipeMsg, core bool) *tcpFlow {
 	f := newFlow("10.1.0.5:49701", "10.1.0.9:445", t0)
 	const tid, uid, fid = 9, 0x800, 0x4005
 	var mid uint16
@@ -472,7 +478,10 @@ func pipeFlowSMB1(name string, msgs []pipeMsg) *tcpFlow {
 	send(smbrpc.SMB1NTCreate, words, join([]byte{0}, n), rw, nil)
 	for _, m := range msgs {
 		f.t = f.t.Add(m.after)
-		if m.write {
+		if m.write && core {
+			send(smbrpc.SMB1WriteCore, join(le16(fid), le16(uint16(len(m.data))), le32(0), le16(0)),
+				join([]byte{0x01}, le16(uint16(len(m.data))), m.data), le16(uint16(len(m.data))), nil)
+		} else if m.write {
 			w := join([]byte{0xff, 0}, le16(0), le16(fid), le32(0), le32(0), le16(0x8), le16(uint16(len(m.data))), le16(0),
 				le16(uint16(len(m.data))), le16(64), le32(0))
 			send(smbrpc.SMB1WriteAndX, w, join([]byte{0}, m.data), join([]byte{0xff, 0}, le16(0), le16(uint16(len(m.data))), le16(0xffff), le16(0), le16(0)), nil)
@@ -511,6 +520,37 @@ func TestRawPipeChannelSMB1(t *testing.T) {
 		op.Field("messages") != "16 written, 16 read" || op.Field("framing") != "4-byte length prefix (32 of 32 messages)" ||
 		!strings.HasPrefix(op.Field("schedule"), "every ") || op.Field("framework") != "Cobalt Strike default (status_##)" {
 		t.Fatalf("op %+v; tshark %d writes of %d bytes, %d reads of %d", op, wn, wb, rn, rb)
+	}
+}
+
+// TestRawPipeSMB1CoreWrite: winexe's control pipe written with core
+// SMB_COM_WRITEs, the lengths read by tshark: the command it runs, its
+// exit code and the bytes both ways. The same channel over WRITE_ANDX
+// gives the same operation.
+func TestRawPipeSMB1CoreWrite(t *testing.T) {
+	msgs := []pipeMsg{{0, true, []byte("get version\n")}, {0, false, []byte("version 0x0104\n")},
+		{0, true, []byte("run ipconfig /all\n")}, {2 * time.Second, false, []byte("return_code 1\n")}}
+	var ops [2]*Operation
+	for i, core := range []bool{true, false} {
+		file := filepath.Join(t.TempDir(), "winexe.pcap")
+		writePcap(t, file, pipeFlowSMB1With("ahexec", msgs, core).pkts)
+		var lens []string
+		for _, row := range tsharkFields(t, file, "smb.cmd == 0x0b && smb.flags.response == 0", "smb.data_len") {
+			lens = append(lens, row[0])
+		}
+		if want := map[bool]string{true: "12,18", false: ""}[core]; strings.Join(lens, ",") != want {
+			t.Fatalf("core %v: tshark reads writes of %v, want %q", core, lens, want)
+		}
+		got, st := replayFile(t, file)
+		ops[i] = find(got, "pipe", "")
+		if op := ops[i]; op == nil || st.DecodeErrors != 0 || op.Transport != "smb1" || op.Field("tool") != "winexe" ||
+			op.Command != "ipconfig /all" || op.Field("exit code") != "1" || op.Technique != "T1569.002" ||
+			op.Field("written") != "30 bytes" || op.Field("read") != "29 bytes" {
+			t.Fatalf("core %v: op %+v (%+v)", core, op, st)
+		}
+	}
+	if fmt.Sprint(ops[0].Fields) != fmt.Sprint(ops[1].Fields) {
+		t.Fatalf("core WRITE %v, WRITE_ANDX %v", ops[0].Fields, ops[1].Fields)
 	}
 }
 

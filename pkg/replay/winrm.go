@@ -357,11 +357,7 @@ func (w *winrmConn) body(p *Pipeline, dir int, m *winrm.Message) (*winrm.Envelop
 		if !strings.Contains(strings.ToLower(ct), "xml") {
 			return nil, false
 		}
-		cs := ""
-		if i := strings.Index(strings.ToLower(ct), "charset="); i >= 0 {
-			cs = strings.Trim(ct[i+len("charset="):], `"; `)
-		}
-		env, err := winrm.ParseEnvelope(winrm.ToUTF8(m.Body, cs))
+		env, err := winrm.ParseEnvelope(winrm.ToUTF8(m.Body, winrm.Charset(ct)))
 		if err != nil {
 			p.stats.DecodeErrors++
 			return nil, false
@@ -382,8 +378,8 @@ func (w *winrmConn) body(p *Pipeline, dir int, m *winrm.Message) (*winrm.Envelop
 		if part.Length > 0 {
 			w.encBytes[dir] += int64(part.Length)
 		}
-		if i := strings.Index(strings.ToLower(part.Type), "charset="); i >= 0 {
-			charset = strings.Trim(part.Type[i+len("charset="):], `"; `)
+		if cs := winrm.Charset(part.Type); cs != "" {
+			charset = cs
 		}
 		if w.mech == mechKerberos {
 			w.krbEnc[dir]++

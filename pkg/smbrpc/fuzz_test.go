@@ -2,10 +2,12 @@ package smbrpc
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"encoding/hex"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/gopacket/gopacket/pcapgo"
@@ -175,5 +177,95 @@ func FuzzKerberos(f *testing.F) {
 			ParseKerberos(b[4:])
 		}
 		FindAPReq(b)
+	})
+}
+
+// derUint builds a DER INTEGER of v: minimal and unsigned (a 0 before a
+// high bit) or, as Windows writes sequence numbers, the 4-byte two's
+// complement of v as an int32.
+func derUint(v uint32, signed bool) []byte {
+	if signed {
+		return mkder(0x02, binary.BigEndian.AppendUint32(nil, v))
+	}
+	b := binary.BigEndian.AppendUint32([]byte{0}, v)
+	for len(b) > 1 && b[0] == 0 && b[1]&0x80 == 0 {
+		b = b[1:]
+	}
+	return mkder(0x02, b)
+}
+
+// FuzzKerberosParts decodes the parts of Kerberos messages that replay
+// reads once decrypted (EncTicketPart, Authenticator, EncAPRepPart): a
+// forged ticket's owner chose every byte of them. Raw bytes never panic
+// and give keys that lie inside the input; parts built from fuzzed realm,
+// name, key, sequence number and GSS flags decode to those values.
+func FuzzKerberosParts(f *testing.F) {
+	f.Add("CORP.LOCAL", "alice", []byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}, uint8(23), uint32(0x8000_0001), uint32(0x103e), false, []byte{})
+	f.Add("R", "host/dc", bytes.Repeat([]byte{7}, 32), uint8(18), uint32(5), uint32(0x1032), true, krbTicketDER("R", "cifs", "h"))
+	f.Add("", "", []byte{}, uint8(0), uint32(0), uint32(0), false, krbAPReq("R", "cifs", "h"))
+	f.Fuzz(func(t *testing.T, realm, name string, key []byte, etype uint8, seq, flags uint32, signed bool, raw []byte) {
+		inside := func(k KrbKey) {
+			if len(k.Value) > len(raw) {
+				t.Fatalf("key of %d bytes from %d", len(k.Value), len(raw))
+			}
+		}
+		if tp, ok := ParseEncTicketPart(raw); ok {
+			inside(tp.Key)
+		}
+		if a, ok := ParseAuthenticator(raw); ok {
+			inside(a.Subkey)
+		}
+		if r, ok := ParseEncAPRepPart(raw); ok {
+			inside(r.Subkey)
+		}
+
+		clean := func(s string) bool {
+			for i := 0; i < len(s); i++ {
+				if s[i] < 0x20 || s[i] >= 0x7f {
+					return false
+				}
+			}
+			return len(s) < 200
+		}
+		if !clean(realm) || !clean(name) || len(key) > 200 {
+			return
+		}
+		var parts []string
+		if name != "" {
+			parts = strings.Split(name, "/")
+		}
+		if len(parts) > 8 {
+			return
+		}
+		encKey := mkder(0x30, mkder(0xa0, derUint(uint32(etype), false)), mkder(0xa1, mkder(0x04, key)))
+		cksum := binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32(nil, 16), 0)
+		cksum = binary.LittleEndian.AppendUint32(append(cksum, make([]byte, 12)...), flags)
+		tkt := mkder(0x63, mkder(0x30,
+			mkder(0xa0, mkder(0x03, []byte{0, 0x40, 0xa1, 0, 0})),
+			mkder(0xa1, encKey),
+			mkder(0xa2, mkder(0x1b, []byte(realm))),
+			mkder(0xa3, krbPrincipal(1, parts...)),
+		))
+		auth := mkder(0x62, mkder(0x30,
+			mkder(0xa0, mkder(0x02, []byte{5})),
+			mkder(0xa1, mkder(0x1b, []byte(realm))),
+			mkder(0xa2, krbPrincipal(1, parts...)),
+			mkder(0xa3, mkder(0x30, mkder(0xa0, derUint(0x8003, false)), mkder(0xa1, mkder(0x04, cksum)))),
+			mkder(0xa6, encKey),
+			mkder(0xa7, derUint(seq, signed)),
+		))
+		rep := mkder(0x7b, mkder(0x30, mkder(0xa2, encKey), mkder(0xa3, derUint(seq, signed))))
+		wantKey := KrbKey{Type: int(etype), Value: key}
+		sameKey := func(k KrbKey) bool { return k.Type == wantKey.Type && bytes.Equal(k.Value, wantKey.Value) }
+		if tp, ok := ParseEncTicketPart(tkt); ok != (len(key) > 0) || ok && (!sameKey(tp.Key) || tp.CRealm != realm || tp.CName != name) {
+			t.Fatalf("ticket part %+v %v", tp, ok)
+		}
+		if a, ok := ParseAuthenticator(auth); !ok || !sameKey(a.Subkey) || a.CRealm != realm || a.CName != name ||
+			!a.HasSeq || a.Seq != seq || !a.HasGSSFlags || a.GSSFlags != flags {
+			t.Fatalf("authenticator %+v %v", a, ok)
+		}
+		if r, ok := ParseEncAPRepPart(rep); !ok || !sameKey(r.Subkey) || !r.HasSeq || r.Seq != seq {
+			t.Fatalf("ap-rep part %+v %v", r, ok)
+		}
 	})
 }

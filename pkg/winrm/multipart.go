@@ -37,6 +37,21 @@ func Encryption(contentType string) (protocol, boundary string, ok bool) {
 	return protocol, boundary, boundary != ""
 }
 
+// Charset returns the charset parameter of a Content-Type (or of an
+// encrypted part's type), unquoted; "" when it has none. Parameters are
+// read one by one, not found by searching the lower-cased value: lowering
+// changes the length of bytes that are not ASCII, so an index in it is not
+// one in the value.
+func Charset(contentType string) string {
+	_, params, _ := strings.Cut(contentType, ";")
+	for _, p := range strings.Split(params, ";") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(p), "="); ok && strings.EqualFold(strings.TrimSpace(k), "charset") {
+			return strings.Trim(strings.TrimSpace(v), `"`)
+		}
+	}
+	return ""
+}
+
 // EncryptedPart is one encrypted message of a multipart body: the
 // description part (its protocol and the plaintext's type and length),
 // then the octet-stream part with the wrapped message.

@@ -102,18 +102,35 @@ const (
 
 // ResourceKind tells what a resource URI addresses.
 func ResourceKind(uri string) string {
-	u := strings.ToLower(uri)
 	switch {
-	case u == strings.ToLower(ResourceCmd):
+	case len(uri) == len(ResourceCmd) && hasPrefixFold(uri, ResourceCmd):
 		return ShellCmd
-	case strings.HasPrefix(u, strings.ToLower(ResourcePowerShell)):
+	case hasPrefixFold(uri, ResourcePowerShell):
 		return ShellPowerShell
-	case strings.HasPrefix(u, strings.ToLower(resourceWMI)), strings.HasPrefix(u, strings.ToLower(resourceCIM)):
+	case hasPrefixFold(uri, resourceWMI), hasPrefixFold(uri, resourceCIM):
 		return ShellWMI
-	case strings.HasPrefix(u, strings.ToLower(resourceConfig)):
+	case hasPrefixFold(uri, resourceConfig):
 		return ShellConfig
 	}
 	return ShellNone
+}
+
+// hasPrefixFold reports whether s starts with the ASCII prefix p in any
+// case, comparing the same number of bytes, so that s[len(p):] is what
+// follows the prefix (lowering s first would not keep its length: "İ"
+// lowers to "i").
+func hasPrefixFold(s, p string) bool {
+	return len(s) >= len(p) && strings.EqualFold(s[:len(p)], p)
+}
+
+// indexFold is the index in s of the ASCII string sub in any case, or -1.
+func indexFold(s, sub string) int {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if strings.EqualFold(s[i:i+len(sub)], sub) {
+			return i
+		}
+	}
+	return -1
 }
 
 // ShortResource names a resource URI briefly: the shell (cmd), the
@@ -130,7 +147,7 @@ func ShortResource(uri string) string {
 	case ShellPowerShell:
 		return u[len(ResourcePowerShell):]
 	case ShellWMI:
-		if i := strings.Index(strings.ToLower(u), "/wmi/"); i >= 0 {
+		if i := indexFold(u, "/wmi/"); i >= 0 {
 			return u[i+len("/wmi/"):]
 		}
 		if i := strings.LastIndex(u, "/"); i >= 0 {

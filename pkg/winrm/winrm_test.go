@@ -401,3 +401,45 @@ func TestEnvelopeLongStream(t *testing.T) {
 		t.Errorf("the next stream: %q cut %d", s.Data, s.Cut)
 	}
 }
+
+// TestCharset reads the charset parameter of a Content-Type, including
+// ones whose bytes before it are not ASCII (lowering those changes their
+// length, so an index found in the lowered value points elsewhere).
+func TestCharset(t *testing.T) {
+	for _, c := range []struct{ ct, want string }{
+		{"application/soap+xml;charset=UTF-8", "UTF-8"},
+		{`application/soap+xml; Charset="utf-16"`, "utf-16"},
+		{"application/soap+xml;charset=UTF-16;action=x", "UTF-16"},
+		{"application/soap+xml", ""},
+		{"charset=UTF-8", ""}, // a media type, no parameters
+		{"text/xml;boundary=charset=x", ""},
+		{"\xff\xff\xff\xff;CHARSET=utf-16be", "utf-16be"},
+		{"İİİİ/xml;charset=", ""},
+	} {
+		if got := Charset(c.ct); got != c.want {
+			t.Errorf("Charset(%q) = %q, want %q", c.ct, got, c.want)
+		}
+	}
+}
+
+// TestResourceKindFold: resource URIs match in any ASCII case, and what
+// follows the prefix is cut at the prefix's length in the URI itself,
+// whatever other bytes it holds.
+func TestResourceKindFold(t *testing.T) {
+	for _, c := range []struct{ uri, kind, short string }{
+		{"HTTP://schemas.microsoft.com/wbem/wsman/1/windows/shell/CMD", ShellCmd, "cmd"},
+		{"http://schemas.microsoft.com/powershell/Microsoft.PowerShell", ShellPowerShell, "Microsoft.PowerShell"},
+		{"http://schemas.microsoft.com/PowerShell/\xff", ShellPowerShell, "\xff"},
+		// "İ" lowers to "i": not the PowerShell prefix, byte for byte.
+		{"http://schemas.mİcrosoft.com/powershell/x", ShellNone, "http://schemas.mİcrosoft.com/powershell/x"},
+		{"http://schemas.microsoft.com/wbem/wsman/1/WMI/root/cimv2/Win32_Process", ShellWMI, "root/cimv2/Win32_Process"},
+		{"http://schemas.microsoft.com/wbem/wsman/1/wmi/İİ/\xff/Win32_Service", ShellWMI, "İİ/\xff/Win32_Service"},
+		{"http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_Process?x=1", ShellWMI, "CIM_Process"},
+		{"http://schemas.microsoft.com/wbem/wsman/1/config/listener", ShellConfig, "config/listener"},
+		{"urn:x", ShellNone, "urn:x"},
+	} {
+		if k, s := ResourceKind(c.uri), ShortResource(c.uri); k != c.kind || s != c.short {
+			t.Errorf("%q: kind %q short %q, want %q %q", c.uri, k, s, c.kind, c.short)
+		}
+	}
+}
