@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/nwhealth/nwhealth/pkg/pcapio"
 )
 
 // The layout of a TPACKET_V3 ring block (linux/if_packet.h). The kernel
@@ -112,8 +114,34 @@ func walkBlock(blk []byte, snaplen int, ether bool, sink Sink) (blockResult, err
 	blk = blk[:used]
 	off := uint64(binary.NativeEndian.Uint32(blk[blkFirstPkt:]))
 	nanoSink, nano := sink.(NanoSink)
+	frameSink, frames := sink.(FrameSink)
+	// A FrameSink takes the packets in runs, gathered in its buffer: a run
+	// is stored when the buffer is full, at a malformed header (the
+	// packets before it are kept, as a packet at a time they would be) and
+	// at the block's end.
+	var (
+		run   []pcapio.Frame
+		nrun  int
+		rbyte uint64 // the run's captured bytes
+	)
+	if frames {
+		run = frameSink.Frames()
+	}
+	// flush stores the run gathered so far.
+	flush := func() error {
+		m, b, err := storeRun(frameSink, run[:nrun], rbyte)
+		res.packets += m
+		res.bytes += b
+		nrun, rbyte = 0, 0
+		return err
+	}
 	for i := uint32(0); i < n; i++ {
 		if off < blkHeaderSize || off+pktHdrSize > used {
+			if nrun > 0 {
+				if err := flush(); err != nil {
+					return res, err
+				}
+			}
 			return res, fmt.Errorf("%w: packet %d of %d at offset %d past %d bytes", ErrBadBlock, i, n, off, used)
 		}
 		h := blk[off : off+pktHdrSize]
@@ -123,6 +151,11 @@ func walkBlock(blk []byte, snaplen int, ether bool, sink Sink) (blockResult, err
 		mac := uint64(binary.NativeEndian.Uint16(h[pktMac:]))
 		start, end := off+mac, off+mac+capLen
 		if mac < pktHdrSize || end > used {
+			if nrun > 0 {
+				if err := flush(); err != nil {
+					return res, err
+				}
+			}
 			return res, fmt.Errorf("%w: packet %d: frame [%d,%d) outside %d bytes", ErrBadBlock, i, start, end, used)
 		}
 		pstatus := binary.NativeEndian.Uint32(h[pktStatus:])
@@ -145,26 +178,63 @@ func walkBlock(blk []byte, snaplen int, ether bool, sink Sink) (blockResult, err
 			data = data[:snaplen]
 		}
 		sec, nsec := int64(binary.NativeEndian.Uint32(h[pktSec:])), int64(binary.NativeEndian.Uint32(h[pktNsec:]))
-		var err error
-		if nano {
-			err = nanoSink.WritePacketNanos(sec*1e9+nsec, data, origLen)
+		if frames {
+			if nrun == len(run) {
+				if err := flush(); err != nil {
+					return res, err
+				}
+			}
+			// Field by field: a composite literal is built on the stack
+			// and copied.
+			f := &run[nrun]
+			f.Nanos, f.Data, f.OrigLen = sec*1e9+nsec, data, origLen
+			nrun++
+			rbyte += uint64(len(data))
 		} else {
-			err = sink.WritePacket(time.Unix(sec, nsec), data, origLen)
+			var err error
+			if nano {
+				err = nanoSink.WritePacketNanos(sec*1e9+nsec, data, origLen)
+			} else {
+				err = sink.WritePacket(time.Unix(sec, nsec), data, origLen)
+			}
+			if err != nil {
+				return res, err
+			}
+			res.packets++
+			res.bytes += uint64(len(data))
 		}
-		if err != nil {
-			return res, err
-		}
-		res.packets++
-		res.bytes += uint64(len(data))
 		if next == 0 {
 			if i+1 < n {
+				if nrun > 0 {
+					if err := flush(); err != nil {
+						return res, err
+					}
+				}
 				return res, fmt.Errorf("%w: packet %d of %d has no successor", ErrBadBlock, i, n)
 			}
 			break
 		}
 		off += next
 	}
+	if nrun > 0 {
+		if err := flush(); err != nil {
+			return res, err
+		}
+	}
 	return res, nil
+}
+
+// storeRun hands run, of bytes captured bytes, to s and returns how many
+// packets and captured bytes it stored.
+func storeRun(s FrameSink, run []pcapio.Frame, bytes uint64) (uint64, uint64, error) {
+	m, err := s.WriteFrames(run)
+	if m < len(run) {
+		bytes = 0
+		for _, f := range run[:max(m, 0)] {
+			bytes += uint64(len(f.Data))
+		}
+	}
+	return uint64(m), bytes, err
 }
 
 // WalkBlock hands every packet of one retired TPACKET_V3 block to sink,
