@@ -167,7 +167,7 @@ func TestWalkBlock(t *testing.T) {
 			t.Run(tt.name+"/"+sk.name, func(t *testing.T) {
 				blk := buildBlock(1<<16, statusUser, tt.pkts)
 				sink, s := sk.make()
-				res, err := walkBlock(blk, tt.snaplen, tt.ether, sink)
+				res, err := walk(blk, tt.snaplen, tt.ether, sink)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -196,7 +196,7 @@ func TestWalkBlock(t *testing.T) {
 
 func TestWalkBlockTimedOut(t *testing.T) {
 	blk := buildBlock(4096, statusUser|statusBlockTimeout, []testPkt{{ts: time.Unix(1, 0), frame: frame(60, 1)}})
-	res, err := walkBlock(blk, maxSnapLen, true, &recordSink{})
+	res, err := walk(blk, maxSnapLen, true, &recordSink{})
 	if err != nil || !res.timedOut || res.packets != 1 {
 		t.Fatalf("got %+v, %v; want one packet from a timed-out block", res, err)
 	}
@@ -205,7 +205,7 @@ func TestWalkBlockTimedOut(t *testing.T) {
 func TestWalkBlockEmpty(t *testing.T) {
 	blk := buildBlock(4096, statusUser|statusBlockTimeout, nil)
 	var s recordSink
-	res, err := walkBlock(blk, maxSnapLen, true, &s)
+	res, err := walk(blk, maxSnapLen, true, &s)
 	if err != nil || res.packets != 0 || len(s.pkts) != 0 {
 		t.Fatalf("got %+v, %v, %d packets; want nothing", res, err, len(s.pkts))
 	}
@@ -238,7 +238,7 @@ func TestWalkBlockMalformed(t *testing.T) {
 		for _, sk := range sinks {
 			t.Run(tt.name+"/"+sk.name, func(t *testing.T) {
 				sink, s := sk.make()
-				res, err := walkBlock(tt.mutate(good()), maxSnapLen, true, sink)
+				res, err := walk(tt.mutate(good()), maxSnapLen, true, sink)
 				if !errors.Is(err, ErrBadBlock) {
 					t.Fatalf("err = %v, want ErrBadBlock", err)
 				}
@@ -252,7 +252,7 @@ func TestWalkBlockMalformed(t *testing.T) {
 	b := good()
 	ne.PutUint32(b[blkNumPkts:], 1)
 	var s recordSink
-	if res, err := walkBlock(b, maxSnapLen, true, &s); err != nil || res.packets != 1 {
+	if res, err := walk(b, maxSnapLen, true, &s); err != nil || res.packets != 1 {
 		t.Fatalf("count 1: got %+v, %v", res, err)
 	}
 }
@@ -266,7 +266,7 @@ func TestWalkBlockSinkError(t *testing.T) {
 	for _, sk := range sinks {
 		sink, s := sk.make()
 		s.failAt = 2
-		res, err := walkBlock(blk, maxSnapLen, true, sink)
+		res, err := walk(blk, maxSnapLen, true, sink)
 		if !errors.Is(err, errSinkFull) || res.packets != 1 || res.bytes != 64 || len(s.pkts) != 1 {
 			t.Fatalf("%s: got %+v, %v, %d packets; want the sink error after one packet", sk.name, res, err, len(s.pkts))
 		}
@@ -298,7 +298,9 @@ func TestWalkBlockAllocatesNothing(t *testing.T) {
 	pkts := manyPackets(1000, 10)
 	blk := buildBlock(1<<20, statusUser, pkts)
 	orig := bytes.Clone(blk)
-	for _, s := range []Sink{&discardSink{}, &discardRunSink{buf: make([]pcapio.Frame, 64)}} {
+	// A worker makes its sink a FrameSink once (asFrameSink), before its
+	// first block.
+	for _, s := range []FrameSink{asFrameSink(&discardSink{}), asFrameSink(&discardNanoSink{}), &discardRunSink{buf: make([]pcapio.Frame, 64)}} {
 		allocs := testing.AllocsPerRun(20, func() {
 			copy(blk, orig) // tag reinsertion rewrites the block
 			if _, err := walkBlock(blk, maxSnapLen, true, s); err != nil {
@@ -309,6 +311,13 @@ func TestWalkBlockAllocatesNothing(t *testing.T) {
 			t.Fatalf("walkBlock into %T allocates %.1f times per block", s, allocs)
 		}
 	}
+}
+
+// discardNanoSink is a discardSink taking nanosecond time stamps.
+type discardNanoSink struct{ discardSink }
+
+func (s *discardNanoSink) WritePacketNanos(_ int64, data []byte, origLen int) error {
+	return s.WritePacket(time.Time{}, data, origLen)
 }
 
 // discardRunSink is a discardSink taking runs of frames.
@@ -330,7 +339,7 @@ func (s *discardRunSink) WriteFrames(fs []pcapio.Frame) (int, error) {
 func BenchmarkWalkBlock(b *testing.B) {
 	pkts := manyPackets(6000, 0) // about one 1 MiB block of 64-byte frames
 	blk := buildBlock(1<<20, statusUser, pkts)
-	s := &discardSink{}
+	s := asFrameSink(&discardSink{})
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
@@ -354,7 +363,7 @@ func TestWalkRealBlock(t *testing.T) {
 		t.Fatalf("%v (regenerate as root with go test -run TestRecordRealBlock -update)", err)
 	}
 	var s recordSink
-	res, err := walkBlock(blk, maxSnapLen, true, &s)
+	res, err := walk(blk, maxSnapLen, true, &s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -406,7 +415,7 @@ func FuzzWalkBlock(f *testing.F) {
 	f.Fuzz(func(t *testing.T, blk []byte, snap16 uint16, ether bool) {
 		snaplen := int(snap16)<<4 + 1
 		var s discardSink
-		res, err := walkBlock(bytes.Clone(blk), snaplen, ether, &s)
+		res, err := walk(bytes.Clone(blk), snaplen, ether, &s)
 		if err != nil && !errors.Is(err, ErrBadBlock) {
 			t.Fatalf("unexpected error %v", err)
 		}
@@ -415,7 +424,7 @@ func FuzzWalkBlock(f *testing.F) {
 		}
 		// In runs, the same packets and the same error.
 		rs := &discardRunSink{buf: make([]pcapio.Frame, 3)}
-		rres, rerr := walkBlock(blk, snaplen, ether, rs)
+		rres, rerr := walk(blk, snaplen, ether, rs)
 		if rres != res || (rerr == nil) != (err == nil) || rs.n != s.n || rs.bytes != s.bytes {
 			t.Fatalf("in runs: result %+v, %v, sink %+v; a packet at a time %+v, %v, %+v", rres, rerr, rs.discardSink, res, err, s)
 		}
@@ -505,7 +514,7 @@ func TestWalkBlockRuns(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newRunSink(tt.run)
-			res, err := walkBlock(bytes.Clone(tt.blk), maxSnapLen, true, s)
+			res, err := walk(bytes.Clone(tt.blk), maxSnapLen, true, s)
 			if !errors.Is(err, tt.wantErr) || (err != nil) != (tt.wantErr != nil) {
 				t.Fatalf("err %v, want %v", err, tt.wantErr)
 			}
@@ -523,4 +532,9 @@ func TestWalkBlockRuns(t *testing.T) {
 			}
 		})
 	}
+}
+
+// walk is walkBlock into any sink, as WalkBlock and a worker hand it.
+func walk(blk []byte, snaplen int, ether bool, s Sink) (blockResult, error) {
+	return walkBlock(blk, snaplen, ether, asFrameSink(s))
 }
