@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/nwhealth/nwhealth/pkg/pcapio"
 )
 
 // The layout of a TPACKET_V3 ring block (linux/if_packet.h). The kernel
@@ -95,7 +97,7 @@ type blockResult struct {
 // in front of the frame, so the stored frame is the one on the wire.
 // snaplen caps the bytes handed over (the kernel filter usually truncated
 // them already).
-func walkBlock(blk []byte, snaplen int, ether bool, sink Sink) (blockResult, error) {
+func walkBlock(blk []byte, snaplen int, ether bool, sink FrameSink) (blockResult, error) {
 	var res blockResult
 	if len(blk) < blkHeaderSize {
 		return res, fmt.Errorf("%w: %d bytes, shorter than its header", ErrBadBlock, len(blk))
@@ -111,9 +113,30 @@ func walkBlock(blk []byte, snaplen int, ether bool, sink Sink) (blockResult, err
 	}
 	blk = blk[:used]
 	off := uint64(binary.NativeEndian.Uint32(blk[blkFirstPkt:]))
-	nanoSink, nano := sink.(NanoSink)
+	// The packets go to the sink in runs, gathered in its buffer: a run is
+	// stored when the buffer is full, at a malformed header (the packets
+	// before it are kept, as a packet at a time they would be) and at the
+	// block's end.
+	var (
+		run   = sink.Frames()
+		nrun  int
+		rbyte uint64 // the run's captured bytes
+	)
+	// flush stores the run gathered so far.
+	flush := func() error {
+		m, b, err := storeRun(sink, run[:nrun], rbyte)
+		res.packets += m
+		res.bytes += b
+		nrun, rbyte = 0, 0
+		return err
+	}
 	for i := uint32(0); i < n; i++ {
 		if off < blkHeaderSize || off+pktHdrSize > used {
+			if nrun > 0 {
+				if err := flush(); err != nil {
+					return res, err
+				}
+			}
 			return res, fmt.Errorf("%w: packet %d of %d at offset %d past %d bytes", ErrBadBlock, i, n, off, used)
 		}
 		h := blk[off : off+pktHdrSize]
@@ -123,6 +146,11 @@ func walkBlock(blk []byte, snaplen int, ether bool, sink Sink) (blockResult, err
 		mac := uint64(binary.NativeEndian.Uint16(h[pktMac:]))
 		start, end := off+mac, off+mac+capLen
 		if mac < pktHdrSize || end > used {
+			if nrun > 0 {
+				if err := flush(); err != nil {
+					return res, err
+				}
+			}
 			return res, fmt.Errorf("%w: packet %d: frame [%d,%d) outside %d bytes", ErrBadBlock, i, start, end, used)
 		}
 		pstatus := binary.NativeEndian.Uint32(h[pktStatus:])
@@ -145,33 +173,94 @@ func walkBlock(blk []byte, snaplen int, ether bool, sink Sink) (blockResult, err
 			data = data[:snaplen]
 		}
 		sec, nsec := int64(binary.NativeEndian.Uint32(h[pktSec:])), int64(binary.NativeEndian.Uint32(h[pktNsec:]))
-		var err error
-		if nano {
-			err = nanoSink.WritePacketNanos(sec*1e9+nsec, data, origLen)
-		} else {
-			err = sink.WritePacket(time.Unix(sec, nsec), data, origLen)
+		if nrun == len(run) {
+			if err := flush(); err != nil {
+				return res, err
+			}
 		}
-		if err != nil {
-			return res, err
-		}
-		res.packets++
-		res.bytes += uint64(len(data))
+		// Field by field: a composite literal is built on the stack and
+		// copied.
+		f := &run[nrun]
+		f.Nanos, f.Data, f.OrigLen = sec*1e9+nsec, data, origLen
+		nrun++
+		rbyte += uint64(len(data))
 		if next == 0 {
 			if i+1 < n {
+				if nrun > 0 {
+					if err := flush(); err != nil {
+						return res, err
+					}
+				}
 				return res, fmt.Errorf("%w: packet %d of %d has no successor", ErrBadBlock, i, n)
 			}
 			break
 		}
 		off += next
 	}
+	if nrun > 0 {
+		if err := flush(); err != nil {
+			return res, err
+		}
+	}
 	return res, nil
+}
+
+// storeRun hands run, of bytes captured bytes, to s and returns how many
+// packets and captured bytes it stored.
+func storeRun(s FrameSink, run []pcapio.Frame, bytes uint64) (uint64, uint64, error) {
+	m, err := s.WriteFrames(run)
+	if m < len(run) {
+		bytes = 0
+		for _, f := range run[:max(m, 0)] {
+			bytes += uint64(len(f.Data))
+		}
+	}
+	return uint64(m), bytes, err
 }
 
 // WalkBlock hands every packet of one retired TPACKET_V3 block to sink,
 // as a worker does, and returns how many it handed over. It is the worker's
 // own walk, exported for harnesses that replay laid-out blocks
-// (pkg/capture/ringtest) through a sink without a socket.
+// (pkg/capture/ringtest) through a sink without a socket. A sink that is
+// not a FrameSink gets a buffer of its own on every call.
 func WalkBlock(blk []byte, snaplen int, ether bool, sink Sink) (int, error) {
-	res, err := walkBlock(blk, snaplen, ether, sink)
+	res, err := walkBlock(blk, snaplen, ether, asFrameSink(sink))
 	return int(res.packets), err
+}
+
+// asFrameSink returns s as a FrameSink: itself, or, for a sink that takes
+// one packet a call, s behind a run buffer, so that the walk has one path.
+func asFrameSink(s Sink) FrameSink {
+	if fs, ok := s.(FrameSink); ok {
+		return fs
+	}
+	ns, _ := s.(NanoSink)
+	return &packetSink{Sink: s, nano: ns}
+}
+
+// packetSink hands a run to a Sink a packet at a time.
+type packetSink struct {
+	Sink
+	nano NanoSink // the same sink if it takes nanoseconds, else nil
+	buf  [walkRun]pcapio.Frame
+}
+
+// walkRun is the length of packetSink's run buffer.
+const walkRun = 64
+
+func (s *packetSink) Frames() []pcapio.Frame { return s.buf[:] }
+
+func (s *packetSink) WriteFrames(fs []pcapio.Frame) (int, error) {
+	for i, f := range fs {
+		var err error
+		if s.nano != nil {
+			err = s.nano.WritePacketNanos(f.Nanos, f.Data, f.OrigLen)
+		} else {
+			err = s.WritePacket(time.Unix(0, f.Nanos), f.Data, f.OrigLen)
+		}
+		if err != nil {
+			return i, err
+		}
+	}
+	return len(fs), nil
 }

@@ -7,10 +7,12 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/nwhealth/nwhealth/pkg/capture/ringtest"
+	"github.com/nwhealth/nwhealth/pkg/pcapio"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -61,6 +63,41 @@ func (s *recordSink) WritePacket(ts time.Time, data []byte, origLen int) error {
 }
 
 func (s *recordSink) Flush() error { s.flushes++; return nil }
+
+// runSink is a recordSink taking runs of frames (a FrameSink) from a
+// buffer of run frames, so that runs fill and are stored mid-block.
+type runSink struct {
+	recordSink
+	buf  []pcapio.Frame
+	runs []int // each WriteFrames call's length
+}
+
+func newRunSink(run int) *runSink { return &runSink{buf: make([]pcapio.Frame, run)} }
+
+func (s *runSink) Frames() []pcapio.Frame { return s.buf }
+
+func (s *runSink) WriteFrames(fs []pcapio.Frame) (int, error) {
+	s.runs = append(s.runs, len(fs))
+	for i, f := range fs {
+		if err := s.WritePacket(time.Unix(0, f.Nanos), f.Data, f.OrigLen); err != nil {
+			return i, err
+		}
+	}
+	return len(fs), nil
+}
+
+// sinks are the kinds of sink the walk feeds, each a packet at a time
+// (WritePacket), or in runs (FrameSink) of one frame, of two (a run
+// filled mid-block) and of 64 (the store writer's).
+var sinks = []struct {
+	name string
+	make func() (Sink, *recordSink)
+}{
+	{"packets", func() (Sink, *recordSink) { s := &recordSink{}; return s, s }},
+	{"runs of 1", func() (Sink, *recordSink) { s := newRunSink(1); return s, &s.recordSink }},
+	{"runs of 2", func() (Sink, *recordSink) { s := newRunSink(2); return s, &s.recordSink }},
+	{"runs of 64", func() (Sink, *recordSink) { s := newRunSink(64); return s, &s.recordSink }},
+}
 
 // frame returns an Ethernet/IPv4/UDP frame of n bytes whose last byte is tag.
 func frame(n int, tag byte) []byte {
@@ -126,38 +163,40 @@ func TestWalkBlock(t *testing.T) {
 		want: []got{{t0, frame(64, 1), 64}},
 	}}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			blk := buildBlock(1<<16, statusUser, tt.pkts)
-			var s recordSink
-			res, err := walkBlock(blk, tt.snaplen, tt.ether, &s)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if int(res.packets) != len(tt.want) || len(s.pkts) != len(tt.want) {
-				t.Fatalf("got %d packets (counted %d), want %d", len(s.pkts), res.packets, len(tt.want))
-			}
-			var wantBytes uint64
-			for i, w := range tt.want {
-				g := s.pkts[i]
-				if !g.ts.Equal(w.ts) || g.origLen != w.origLen || !bytes.Equal(g.data, w.data) {
-					t.Errorf("packet %d: got ts %v len %d orig %d\n% x\nwant ts %v len %d orig %d\n% x",
-						i, g.ts, len(g.data), g.origLen, g.data, w.ts, len(w.data), w.origLen, w.data)
+		for _, sk := range sinks {
+			t.Run(tt.name+"/"+sk.name, func(t *testing.T) {
+				blk := buildBlock(1<<16, statusUser, tt.pkts)
+				sink, s := sk.make()
+				res, err := walk(blk, tt.snaplen, tt.ether, sink)
+				if err != nil {
+					t.Fatal(err)
 				}
-				wantBytes += uint64(len(w.data))
-			}
-			if res.bytes != wantBytes {
-				t.Errorf("bytes %d, want %d", res.bytes, wantBytes)
-			}
-			if res.timedOut {
-				t.Error("block reported as timed out")
-			}
-		})
+				if int(res.packets) != len(tt.want) || len(s.pkts) != len(tt.want) {
+					t.Fatalf("got %d packets (counted %d), want %d", len(s.pkts), res.packets, len(tt.want))
+				}
+				var wantBytes uint64
+				for i, w := range tt.want {
+					g := s.pkts[i]
+					if !g.ts.Equal(w.ts) || g.origLen != w.origLen || !bytes.Equal(g.data, w.data) {
+						t.Errorf("packet %d: got ts %v len %d orig %d\n% x\nwant ts %v len %d orig %d\n% x",
+							i, g.ts, len(g.data), g.origLen, g.data, w.ts, len(w.data), w.origLen, w.data)
+					}
+					wantBytes += uint64(len(w.data))
+				}
+				if res.bytes != wantBytes {
+					t.Errorf("bytes %d, want %d", res.bytes, wantBytes)
+				}
+				if res.timedOut {
+					t.Error("block reported as timed out")
+				}
+			})
+		}
 	}
 }
 
 func TestWalkBlockTimedOut(t *testing.T) {
 	blk := buildBlock(4096, statusUser|statusBlockTimeout, []testPkt{{ts: time.Unix(1, 0), frame: frame(60, 1)}})
-	res, err := walkBlock(blk, maxSnapLen, true, &recordSink{})
+	res, err := walk(blk, maxSnapLen, true, &recordSink{})
 	if err != nil || !res.timedOut || res.packets != 1 {
 		t.Fatalf("got %+v, %v; want one packet from a timed-out block", res, err)
 	}
@@ -166,7 +205,7 @@ func TestWalkBlockTimedOut(t *testing.T) {
 func TestWalkBlockEmpty(t *testing.T) {
 	blk := buildBlock(4096, statusUser|statusBlockTimeout, nil)
 	var s recordSink
-	res, err := walkBlock(blk, maxSnapLen, true, &s)
+	res, err := walk(blk, maxSnapLen, true, &s)
 	if err != nil || res.packets != 0 || len(s.pkts) != 0 {
 		t.Fatalf("got %+v, %v, %d packets; want nothing", res, err, len(s.pkts))
 	}
@@ -196,22 +235,24 @@ func TestWalkBlockMalformed(t *testing.T) {
 		{"second frame past blk_len", func(b []byte) []byte { ne.PutUint32(b[secondHdr+pktSnaplen:], 4000); return b }, 1},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var s recordSink
-			res, err := walkBlock(tt.mutate(good()), maxSnapLen, true, &s)
-			if !errors.Is(err, ErrBadBlock) {
-				t.Fatalf("err = %v, want ErrBadBlock", err)
-			}
-			if int(res.packets) != tt.wantPkts || len(s.pkts) != tt.wantPkts {
-				t.Fatalf("delivered %d (counted %d), want %d", len(s.pkts), res.packets, tt.wantPkts)
-			}
-		})
+		for _, sk := range sinks {
+			t.Run(tt.name+"/"+sk.name, func(t *testing.T) {
+				sink, s := sk.make()
+				res, err := walk(tt.mutate(good()), maxSnapLen, true, sink)
+				if !errors.Is(err, ErrBadBlock) {
+					t.Fatalf("err = %v, want ErrBadBlock", err)
+				}
+				if int(res.packets) != tt.wantPkts || len(s.pkts) != tt.wantPkts || res.bytes != uint64(64*tt.wantPkts) {
+					t.Fatalf("delivered %d (counted %d, %d bytes), want %d", len(s.pkts), res.packets, res.bytes, tt.wantPkts)
+				}
+			})
+		}
 	}
 	// A count smaller than the chain is not an error: the kernel's count rules.
 	b := good()
 	ne.PutUint32(b[blkNumPkts:], 1)
 	var s recordSink
-	if res, err := walkBlock(b, maxSnapLen, true, &s); err != nil || res.packets != 1 {
+	if res, err := walk(b, maxSnapLen, true, &s); err != nil || res.packets != 1 {
 		t.Fatalf("count 1: got %+v, %v", res, err)
 	}
 }
@@ -222,10 +263,13 @@ func TestWalkBlockSinkError(t *testing.T) {
 		{ts: time.Unix(2, 0), frame: frame(64, 2)},
 		{ts: time.Unix(3, 0), frame: frame(64, 3)},
 	})
-	s := recordSink{failAt: 2}
-	res, err := walkBlock(blk, maxSnapLen, true, &s)
-	if !errors.Is(err, errSinkFull) || res.packets != 1 || len(s.pkts) != 1 {
-		t.Fatalf("got %+v, %v, %d packets; want the sink error after one packet", res, err, len(s.pkts))
+	for _, sk := range sinks {
+		sink, s := sk.make()
+		s.failAt = 2
+		res, err := walk(blk, maxSnapLen, true, sink)
+		if !errors.Is(err, errSinkFull) || res.packets != 1 || res.bytes != 64 || len(s.pkts) != 1 {
+			t.Fatalf("%s: got %+v, %v, %d packets; want the sink error after one packet", sk.name, res, err, len(s.pkts))
+		}
 	}
 }
 
@@ -254,22 +298,48 @@ func TestWalkBlockAllocatesNothing(t *testing.T) {
 	pkts := manyPackets(1000, 10)
 	blk := buildBlock(1<<20, statusUser, pkts)
 	orig := bytes.Clone(blk)
-	s := &discardSink{}
-	allocs := testing.AllocsPerRun(20, func() {
-		copy(blk, orig) // tag reinsertion rewrites the block
-		if _, err := walkBlock(blk, maxSnapLen, true, s); err != nil {
-			t.Fatal(err)
+	// A worker makes its sink a FrameSink once (asFrameSink), before its
+	// first block.
+	for _, s := range []FrameSink{asFrameSink(&discardSink{}), asFrameSink(&discardNanoSink{}), &discardRunSink{buf: make([]pcapio.Frame, 64)}} {
+		allocs := testing.AllocsPerRun(20, func() {
+			copy(blk, orig) // tag reinsertion rewrites the block
+			if _, err := walkBlock(blk, maxSnapLen, true, s); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if allocs != 0 {
+			t.Fatalf("walkBlock into %T allocates %.1f times per block", s, allocs)
 		}
-	})
-	if allocs != 0 {
-		t.Fatalf("walkBlock allocates %.1f times per block", allocs)
 	}
+}
+
+// discardNanoSink is a discardSink taking nanosecond time stamps.
+type discardNanoSink struct{ discardSink }
+
+func (s *discardNanoSink) WritePacketNanos(_ int64, data []byte, origLen int) error {
+	return s.WritePacket(time.Time{}, data, origLen)
+}
+
+// discardRunSink is a discardSink taking runs of frames.
+type discardRunSink struct {
+	discardSink
+	buf []pcapio.Frame
+}
+
+func (s *discardRunSink) Frames() []pcapio.Frame { return s.buf }
+
+func (s *discardRunSink) WriteFrames(fs []pcapio.Frame) (int, error) {
+	for _, f := range fs {
+		s.n++
+		s.bytes += len(f.Data)
+	}
+	return len(fs), nil
 }
 
 func BenchmarkWalkBlock(b *testing.B) {
 	pkts := manyPackets(6000, 0) // about one 1 MiB block of 64-byte frames
 	blk := buildBlock(1<<20, statusUser, pkts)
-	s := &discardSink{}
+	s := asFrameSink(&discardSink{})
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
@@ -293,7 +363,7 @@ func TestWalkRealBlock(t *testing.T) {
 		t.Fatalf("%v (regenerate as root with go test -run TestRecordRealBlock -update)", err)
 	}
 	var s recordSink
-	res, err := walkBlock(blk, maxSnapLen, true, &s)
+	res, err := walk(blk, maxSnapLen, true, &s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -345,12 +415,18 @@ func FuzzWalkBlock(f *testing.F) {
 	f.Fuzz(func(t *testing.T, blk []byte, snap16 uint16, ether bool) {
 		snaplen := int(snap16)<<4 + 1
 		var s discardSink
-		res, err := walkBlock(blk, snaplen, ether, &s)
+		res, err := walk(bytes.Clone(blk), snaplen, ether, &s)
 		if err != nil && !errors.Is(err, ErrBadBlock) {
 			t.Fatalf("unexpected error %v", err)
 		}
 		if int(res.packets) != s.n || int(res.bytes) != s.bytes {
 			t.Fatalf("result %+v disagrees with sink %+v", res, s)
+		}
+		// In runs, the same packets and the same error.
+		rs := &discardRunSink{buf: make([]pcapio.Frame, 3)}
+		rres, rerr := walk(blk, snaplen, ether, rs)
+		if rres != res || (rerr == nil) != (err == nil) || rs.n != s.n || rs.bytes != s.bytes {
+			t.Fatalf("in runs: result %+v, %v, sink %+v; a packet at a time %+v, %v, %+v", rres, rerr, rs.discardSink, res, err, s)
 		}
 	})
 }
@@ -413,4 +489,52 @@ func TestWalkBlockNanos(t *testing.T) {
 			t.Fatalf("packet %d: %d ns, want %v", i, ns.nanos[i], p.ts)
 		}
 	}
+}
+
+// TestWalkBlockRuns: a FrameSink gets a block's packets in runs as long
+// as its buffer, the last one shorter, and the packets before a malformed
+// header as a run of their own.
+func TestWalkBlockRuns(t *testing.T) {
+	blk := buildBlock(8192, statusUser, manyPackets(5, 0))
+	broken := bytes.Clone(blk)
+	fourth := blkHeaderSize + 3*align8(86+64)
+	binary.NativeEndian.PutUint16(broken[fourth+pktMac:], 4)
+	tests := []struct {
+		name     string
+		blk      []byte
+		run      int
+		wantRuns []int
+		wantErr  error
+	}{
+		{"runs of 2", blk, 2, []int{2, 2, 1}, nil},
+		{"runs of 5", blk, 5, []int{5}, nil},
+		{"runs of 64", blk, 64, []int{5}, nil},
+		{"malformed fourth header", broken, 2, []int{2, 1}, ErrBadBlock},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newRunSink(tt.run)
+			res, err := walk(bytes.Clone(tt.blk), maxSnapLen, true, s)
+			if !errors.Is(err, tt.wantErr) || (err != nil) != (tt.wantErr != nil) {
+				t.Fatalf("err %v, want %v", err, tt.wantErr)
+			}
+			want := 0
+			for _, n := range tt.wantRuns {
+				want += n
+			}
+			if !slices.Equal(s.runs, tt.wantRuns) || int(res.packets) != want || len(s.pkts) != want {
+				t.Fatalf("runs %v (%d packets, counted %d), want %v", s.runs, len(s.pkts), res.packets, tt.wantRuns)
+			}
+			for i, p := range s.pkts {
+				if p.data[63] != byte(i) || !p.ts.Equal(time.Unix(1700000000, int64(i))) {
+					t.Errorf("packet %d: tag %d at %v", i, p.data[63], p.ts)
+				}
+			}
+		})
+	}
+}
+
+// walk is walkBlock into any sink, as WalkBlock and a worker hand it.
+func walk(blk []byte, snaplen int, ether bool, s Sink) (blockResult, error) {
+	return walkBlock(blk, snaplen, ether, asFrameSink(s))
 }

@@ -16,6 +16,8 @@ import (
 	"fmt"
 	"sync/atomic"
 	"time"
+
+	"github.com/nwhealth/nwhealth/pkg/pcapio"
 )
 
 // Sink receives captured packets. Each worker has its own, so a Sink needs
@@ -35,6 +37,20 @@ type Sink interface {
 type NanoSink interface {
 	Sink
 	WritePacketNanos(ns int64, data []byte, origLen int) error
+}
+
+// FrameSink is a Sink that takes a run of a ring block's packets in one
+// call: the walk then makes one call a run instead of one a packet, and
+// the sink its per-call checks once a run. Run calls WriteFrames instead
+// of WritePacket or WritePacketNanos.
+type FrameSink interface {
+	Sink
+	// Frames returns the buffer the walk gathers a run in (its length is
+	// the longest run), the same one on every call.
+	Frames() []pcapio.Frame
+	// WriteFrames stores a run in order and returns how many frames it
+	// stored; with an error, those and no more.
+	WriteFrames(fs []pcapio.Frame) (int, error)
 }
 
 // Config describes a capture. Zero fields take the defaults below.

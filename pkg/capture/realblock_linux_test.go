@@ -69,7 +69,7 @@ func TestRecordRealBlock(t *testing.T) {
 		if i == 0 {
 			saved = b
 		}
-		if _, err := walkBlock(bytes.Clone(b), maxSnapLen, true, &s); err != nil {
+		if _, err := walk(bytes.Clone(b), maxSnapLen, true, &s); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -301,6 +301,7 @@ func (c *Capture) requestStop() {
 func (c *Capture) runWorker(w *worker, sink Sink) error {
 	ether := c.linkType == pkthdr.LinkEthernet
 	snaplen := c.cfg.SnapLen
+	frames := asFrameSink(sink)
 	// Wake at least every second so the kernel's 32-bit counters are
 	// collected long before they could wrap.
 	idle := min(c.cfg.FlushInterval, time.Second)
@@ -318,7 +319,7 @@ func (c *Capture) runWorker(w *worker, sink Sink) error {
 	}
 	for {
 		if blk := w.block(w.cur); w.ready(blk) {
-			res, err := walkBlock(blk, snaplen, ether, sink)
+			res, err := walkBlock(blk, snaplen, ether, frames)
 			w.release(blk)
 			w.cur = (w.cur + 1) % w.nblocks
 			w.stats.blocks.Add(1)

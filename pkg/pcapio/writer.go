@@ -61,6 +61,15 @@ func AppendRecord(dst []byte, ts time.Time, data []byte, origLen int, nanos bool
 	return append(dst, data...)
 }
 
+// Frame is one packet handed to a writer in a batch (a capture ring
+// block's packets, a few dozen to a call): the batch saves a call and the
+// writer's per-call checks a packet.
+type Frame struct {
+	Nanos   int64  // time stamp, nanoseconds since the epoch
+	Data    []byte // captured bytes, only read during the call
+	OrigLen int    // length on the wire
+}
+
 // AppendRecordNanos is AppendRecord with the time stamp in nanoseconds
 // since the epoch, for the per-packet paths that never build a time.Time.
 func AppendRecordNanos(dst []byte, ns int64, data []byte, origLen int, nanos bool) []byte {

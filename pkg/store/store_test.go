@@ -499,8 +499,9 @@ func TestPrefetchRuns(t *testing.T) {
 }
 
 // TestWritePacketNanos: capture's path (the link type set once, time
-// stamps in nanoseconds) stores what Write stores, and WriteNanos's link
-// type carries over to the WritePacketNanos calls after it.
+// stamps in nanoseconds, a packet at a time or in runs of Frames) stores
+// what Write stores, and WriteNanos's link type carries over to the
+// WritePacketNanos calls after it.
 func TestWritePacketNanos(t *testing.T) {
 	pkts := genPackets(500, time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC))
 	want, err := runQuery(t, []*Store{writeStore(t, t.TempDir(), pkts, WriterOptions{ID: "w"})}, Selector{})
@@ -510,15 +511,20 @@ func TestWritePacketNanos(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		first func(w *Writer, p pcapio.Packet) error // how the first packet is written
+		runs  bool                                   // the rest in runs (WriteFrames)
 	}{
 		{"SetLinkType", func(w *Writer, p pcapio.Packet) error {
 			w.SetLinkType(p.LinkType)
 			return w.WritePacketNanos(p.Timestamp.UnixNano(), p.Data, p.OrigLen)
-		}},
+		}, false},
 		{"after WriteNanos", func(w *Writer, p pcapio.Packet) error {
 			w.SetLinkType(pkthdr.LinkType(101))
 			return w.WriteNanos(p.Timestamp.UnixNano(), p.LinkType, p.Data, p.OrigLen)
-		}},
+		}, false},
+		{"runs", func(w *Writer, p pcapio.Packet) error {
+			w.SetLinkType(p.LinkType)
+			return w.WritePacketNanos(p.Timestamp.UnixNano(), p.Data, p.OrigLen)
+		}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -539,9 +545,23 @@ func TestWritePacketNanos(t *testing.T) {
 			if err := tc.first(w, pkts[0]); err != nil {
 				t.Fatal(err)
 			}
-			for _, p := range pkts[1:] {
-				if err := w.WritePacketNanos(p.Timestamp.UnixNano(), p.Data, p.OrigLen); err != nil {
-					t.Fatal(err)
+			if tc.runs {
+				fs := w.Frames()
+				for rest := pkts[1:]; len(rest) > 0; {
+					n := min(len(rest), len(fs))
+					for i, p := range rest[:n] {
+						fs[i] = pcapio.Frame{Nanos: p.Timestamp.UnixNano(), Data: p.Data, OrigLen: p.OrigLen}
+					}
+					if m, err := w.WriteFrames(fs[:n]); m != n || err != nil {
+						t.Fatalf("stored %d of %d: %v", m, n, err)
+					}
+					rest = rest[n:]
+				}
+			} else {
+				for _, p := range pkts[1:] {
+					if err := w.WritePacketNanos(p.Timestamp.UnixNano(), p.Data, p.OrigLen); err != nil {
+						t.Fatal(err)
+					}
 				}
 			}
 			if err := w.Close(); err != nil {
@@ -584,5 +604,52 @@ func TestRetentionFutureStamp(t *testing.T) {
 	removed, err = Retention{MaxAge: time.Hour, Now: time.Date(2098, 12, 31, 12, 0, 0, 0, time.UTC)}.Apply(st)
 	if err != nil || len(removed) != len(before)-1 {
 		t.Fatalf("clock near the stamp: removed %d of %d shards: %v", len(removed), len(before), err)
+	}
+}
+
+// TestWriteFramesCut: a run stops after a packet longer than
+// pcapio.MaxRecord, stored cut, with a *CutError, as a packet at a time
+// (WritePacketNanos) would; the frames after it are not stored.
+func TestWriteFramesCut(t *testing.T) {
+	dir := t.TempDir()
+	st, err := Create(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lk, err := AcquireLock(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lk.Release()
+	w, err := st.NewWriter(WriterOptions{ID: "w"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.SetNanos(true)
+	w.SetLinkType(pkthdr.LinkEthernet)
+	pkts := genPackets(3, time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC))
+	big := make([]byte, pcapio.MaxRecord+1)
+	copy(big, pkts[1].Data)
+	fs := w.Frames()
+	fs[0] = pcapio.Frame{Nanos: pkts[0].Timestamp.UnixNano(), Data: pkts[0].Data, OrigLen: pkts[0].OrigLen}
+	fs[1] = pcapio.Frame{Nanos: pkts[1].Timestamp.UnixNano(), Data: big, OrigLen: len(big)}
+	fs[2] = pcapio.Frame{Nanos: pkts[2].Timestamp.UnixNano(), Data: pkts[2].Data, OrigLen: pkts[2].OrigLen}
+	n, err := w.WriteFrames(fs[:3])
+	var cut *CutError
+	if n != 2 || !errors.As(err, &cut) || cut.Len != len(big) {
+		t.Fatalf("stored %d: %v; want 2 and a CutError of %d bytes", n, err, len(big))
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s := w.Stats(); s.Cut != 1 || s.Packets != 2 {
+		t.Fatalf("stats: %d cut, %d packets; want 1 and 2", s.Cut, s.Packets)
+	}
+	got, err := runQuery(t, []*Store{st}, Selector{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || len(got[1].Data) != pcapio.MaxRecord || got[1].OrigLen != len(big) || !bytes.Equal(got[0].Data, pkts[0].Data) {
+		t.Fatalf("stored %d packets, want the first and the cut one", len(got))
 	}
 }

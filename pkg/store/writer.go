@@ -222,6 +222,7 @@ type Writer struct {
 
 	parsed pkthdr.Packet
 	count  uint64
+	frames []pcapio.Frame // Frames' buffer
 	encBuf chan []byte
 	rzFree chan *reczstd.Encoder
 	// ixFree holds a sealed shard's index builder for the next shard:
@@ -375,116 +376,165 @@ func (w *Writer) WriteNanos(ns int64, lt pkthdr.LinkType, data []byte, origLen i
 }
 
 // WritePacketNanos is WriteNanos of a packet of the link type set last
-// (SetLinkType, or the last Write or WriteNanos). It is capture's
-// per-packet path: a capture sink that embeds the writer hands the ring
-// walk this method itself (capture.NanoSink), one call a packet instead
-// of a call through the sink to WriteNanos.
+// (SetLinkType, or the last Write or WriteNanos): WriteFrames of one.
 func (w *Writer) WritePacketNanos(ns int64, data []byte, origLen int) error {
-	lt := w.lt
+	f := [1]pcapio.Frame{{Nanos: ns, Data: data, OrigLen: origLen}}
+	_, err := w.WriteFrames(f[:])
+	return err
+}
+
+// Frames returns a buffer of frames to fill and pass to WriteFrames (a
+// capture sink's run, capture.FrameSink), the same one on every call.
+func (w *Writer) Frames() []pcapio.Frame {
+	if w.frames == nil {
+		w.frames = make([]pcapio.Frame, frameRun)
+	}
+	return w.frames
+}
+
+// frameRun is the length of Frames' buffer: enough that a call's cost a
+// packet is small, few enough that the run (40 bytes a frame) stays in
+// the first-level cache.
+const frameRun = 64
+
+// WriteFrames stores packets of the link type set last, in order, and
+// returns how many it stored. It is capture's per-packet path: a capture
+// sink that embeds the writer hands the ring walk this method itself
+// (capture.FrameSink), one call for a run of a block's packets, so the
+// call and the checks below that need not be made per packet are made
+// once a run. It stops at the first error: after storing a packet cut to
+// pcapio.MaxRecord, with a *CutError (that packet counted); with other
+// errors before storing the packet.
+func (w *Writer) WriteFrames(fs []pcapio.Frame) (int, error) {
 	if w.closed {
-		return ErrWriterClosed
+		return 0, ErrWriterClosed
 	}
+	// The writer goroutine fails asynchronously: a packet stored in the
+	// same run as one checked here is no later to learn of it than one
+	// stored in the open block.
 	if err := w.Err(); err != nil {
-		return err
+		return 0, err
 	}
-	var cut error
-	if len(data) > pcapio.MaxRecord {
-		cut = &CutError{Len: len(data)}
-		data = data[:pcapio.MaxRecord]
-		w.statsMu.Lock()
-		w.stats.Cut++
-		w.statsMu.Unlock()
-	}
+	lt := w.lt
 	k := shardKey{lt, w.nanos}
+	count0 := w.count
+	// sh is the open shard of key k, nil after a seal.
 	sh := w.last
-	if sh == nil || sh.key != k {
-		sh = w.cur[k]
+	if sh != nil && sh.key != k {
+		sh = nil
+	}
+	for i := range fs {
+		ns, data, origLen := fs[i].Nanos, fs[i].Data, fs[i].OrigLen
+		var cut error
+		if len(data) > pcapio.MaxRecord {
+			cut = &CutError{Len: len(data)}
+			data = data[:pcapio.MaxRecord]
+			w.statsMu.Lock()
+			w.stats.Cut++
+			w.statsMu.Unlock()
+		}
 		if sh == nil {
-			sh = w.openShard(k, w.opts.Snaplen)
+			sh = w.cur[k]
+			if sh == nil {
+				sh = w.openShard(k, w.opts.Snaplen)
+			}
+			w.last = sh
 		}
-		w.last = sh
-	}
-	if uint32(len(data)) > sh.snaplen { // cannot grow a written header: start a shard that fits
-		w.sealShard(sh)
-		snap := uint32(pcapio.MaxPacket)
-		if len(data) > pcapio.MaxPacket {
-			snap = pcapio.MaxRecord
+		if uint32(len(data)) > sh.snaplen { // cannot grow a written header: start a shard that fits
+			w.sealShard(sh)
+			snap := uint32(pcapio.MaxPacket)
+			if len(data) > pcapio.MaxPacket {
+				snap = pcapio.MaxRecord
+			}
+			sh = w.openShard(k, snap)
 		}
-		sh = w.openShard(k, snap)
-	}
-	if sh.bPkts == 0 {
-		if sh.blocks == 0 && sh.raw == 0 {
-			sh.first = ns
-			sh.sealAt = math.MaxInt64
-			if w.opts.ShardSpan > 0 {
-				sh.sealAt = ns + int64(w.opts.ShardSpan)
+		if sh.bPkts == 0 {
+			if sh.blocks == 0 && sh.raw == 0 {
+				sh.first = ns
+				sh.sealAt = math.MaxInt64
+				if w.opts.ShardSpan > 0 {
+					sh.sealAt = ns + int64(w.opts.ShardSpan)
+				}
+			}
+			sh.bFirst, sh.bLast = ns, ns
+			if w.opts.FlushInterval > 0 {
+				sh.bStarted = time.Now()
+			}
+		} else {
+			sh.bFirst = min(sh.bFirst, ns)
+			sh.bLast = max(sh.bLast, ns)
+		}
+		p := &w.parsed
+		if !pkthdr.Parse(lt, data, p) && !p.ARP {
+			w.pend.unparsed++
+		}
+		if lt != pkthdr.LinkEthernet && pkthdr.IsWiFi(lt) {
+			k := pkthdr.ClassifyWiFi(lt, data)
+			w.statsMu.Lock()
+			w.stats.WiFi[k]++
+			w.statsMu.Unlock()
+		}
+		var fh flow.Handle
+		if sh.flows != nil && p.IPVersion != 0 {
+			fh = sh.flows.AddParsedNanos(ns, p, data, origLen)
+			// Ended flows leave the table as packet time goes on, so memory
+			// holds open flows and compact finished records only.
+			if w.count&4095 == 0 {
+				sh.flows.ExpireInto(time.Unix(0, ns), &sh.flowFile)
 			}
 		}
-		sh.bFirst, sh.bLast = ns, ns
-		if w.opts.FlushInterval > 0 {
-			sh.bStarted = time.Now()
+		// A flow's packets have the same index keys (the flow key holds all
+		// but a second VLAN tag and a tunnel's outer header): they are
+		// recorded once a block a flow, so the index's check for a repeated
+		// packet signature is not asked.
+		if fh.Mark == nil || p.NVLAN > 1 || p.Outer.IPVersion != 0 {
+			sh.ix.AddPacket(p)
+		} else if blk := uint32(sh.blocks) + 1; *fh.Mark != blk {
+			sh.ix.AddFlowPacket(p)
+			*fh.Mark = blk
 		}
-	} else {
-		sh.bFirst = min(sh.bFirst, ns)
-		sh.bLast = max(sh.bLast, ns)
-	}
-	p := &w.parsed
-	if !pkthdr.Parse(lt, data, p) && !p.ARP {
-		w.pend.unparsed++
-	}
-	if lt != pkthdr.LinkEthernet && pkthdr.IsWiFi(lt) {
-		k := pkthdr.ClassifyWiFi(lt, data)
-		w.statsMu.Lock()
-		w.stats.WiFi[k]++
-		w.statsMu.Unlock()
-	}
-	var fh flow.Handle
-	if sh.flows != nil && p.IPVersion != 0 {
-		fh = sh.flows.AddParsedNanos(ns, p, data, origLen)
-		// Ended flows leave the table as packet time goes on, so memory
-		// holds open flows and compact finished records only.
-		if w.count&4095 == 0 {
-			sh.flows.ExpireInto(time.Unix(0, ns), &sh.flowFile)
+		// The record encoder's key: the flow's ID, or, without a flow table,
+		// a hash of the flow's key. A held first packet (ID 0) has no
+		// earlier record of its flow in the block: the encoder compares it
+		// with the previous record, which under a flood looks most alike.
+		rk := fh.ID
+		if fh.Mark == nil {
+			rk = recordKey(p)
 		}
-	}
-	// A flow's packets have the same index keys (the flow key holds all
-	// but a second VLAN tag and a tunnel's outer header): they are
-	// recorded once a block a flow, so the index's check for a repeated
-	// packet signature is not asked.
-	if fh.Mark == nil || p.NVLAN > 1 || p.Outer.IPVersion != 0 {
-		sh.ix.AddPacket(p)
-	} else if blk := uint32(sh.blocks) + 1; *fh.Mark != blk {
-		sh.ix.AddFlowPacket(p)
-		*fh.Mark = blk
-	}
-	// The record encoder's key: the flow's ID, or, without a flow table,
-	// a hash of the flow's key. A held first packet (ID 0) has no
-	// earlier record of its flow in the block: the encoder compares it
-	// with the previous record, which under a flood looks most alike.
-	rk := fh.ID
-	if fh.Mark == nil {
-		rk = recordKey(p)
-	}
-	before := len(sh.block)
-	sh.block = pcapio.AppendRecordNanos(sh.block, ns, data, origLen, k.nanos)
-	sh.rz.Add(sh.block, before, rk)
-	sh.bPkts++
+		before := len(sh.block)
+		sh.block = pcapio.AppendRecordNanos(sh.block, ns, data, origLen, k.nanos)
+		sh.rz.Add(sh.block, before, rk)
+		sh.bPkts++
 
-	// A shard is sealed at a block's end once full (of packets or of
-	// flow records), or at the first packet past its time span.
-	if len(sh.block) >= w.opts.BlockSize {
-		w.endBlock(sh)
-		if sh.raw >= w.opts.ShardSize || sh.flowFile.Size() >= maxFlowBytes || sh.ix.Keys() >= maxIndexKeys {
+		// A shard is sealed at a block's end once full (of packets or of
+		// flow records), or at the first packet past its time span.
+		if len(sh.block) >= w.opts.BlockSize {
+			w.endBlock(sh)
+			if sh.raw >= w.opts.ShardSize || sh.flowFile.Size() >= maxFlowBytes || sh.ix.Keys() >= maxIndexKeys {
+				w.sealShard(sh)
+				sh = nil
+			}
+		} else if ns >= sh.sealAt || sh.raw+int64(len(sh.block)) >= w.opts.ShardSize {
 			w.sealShard(sh)
+			sh = nil
 		}
-	} else if ns >= sh.sealAt || sh.raw+int64(len(sh.block)) >= w.opts.ShardSize {
-		w.sealShard(sh)
+		w.count++
+		if cut != nil {
+			w.flushIfDue(count0)
+			return i + 1, cut
+		}
 	}
-	w.count++
-	if w.opts.FlushInterval > 0 && w.count&255 == 0 {
+	w.flushIfDue(count0)
+	return len(fs), nil
+}
+
+// flushIfDue looks for blocks older than the flush interval once every
+// 256 packets: it is called after a run of packets that began at packet
+// count0.
+func (w *Writer) flushIfDue(count0 uint64) {
+	if w.opts.FlushInterval > 0 && w.count>>8 != count0>>8 {
 		w.flushOld(time.Now())
 	}
-	return cut
 }
 
 // flushOld writes out blocks that have waited longer than FlushInterval.

@@ -67,16 +67,19 @@ func newFlows(max int) func() store.FlowTable {
 func writerID(worker int) string { return fmt.Sprintf("c%02d", worker) }
 
 // Sink feeds one worker's packets to its store writer. The writer is
-// embedded so that its WritePacketNanos is the sink's (capture.NanoSink):
-// the ring walk's call goes straight to the writer, through a wrapper the
-// compiler makes a jump.
+// embedded so that its Frames and WriteFrames are the sink's
+// (capture.FrameSink): the ring walk hands the writer a run of a block's
+// packets in one call, through a wrapper the compiler makes a jump.
 type Sink struct {
 	*store.Writer
 }
 
-// The walk takes the nanosecond path only from a NanoSink: without it
-// every packet would build a time.Time.
-var _ capture.NanoSink = (*Sink)(nil)
+// The walk takes the run path only from a FrameSink: without it every
+// packet would be a call, and without a NanoSink build a time.Time.
+var (
+	_ capture.FrameSink = (*Sink)(nil)
+	_ capture.NanoSink  = (*Sink)(nil)
+)
 
 // NewWriter opens worker o.Worker's writer on st and returns its sink.
 // The caller holds st's lock.
