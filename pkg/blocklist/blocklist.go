@@ -88,27 +88,9 @@ func (l *List) AddName(n, evidence string) {
 	l.add(n, Entry{Name: n}, evidence)
 }
 
-// HostName reports whether s is a lower-case host name: at most 253
-// bytes of labels of 1 to 63 letters, digits, '-' and '_' (the last seen
-// in real names, e.g. SRV and DKIM), no label starting or ending with
-// '-'. Internationalised names are listed in their xn-- form.
-func HostName(s string) bool {
-	if s == "" || len(s) > 253 {
-		return false
-	}
-	for _, label := range strings.Split(s, ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return false
-		}
-		for i := 0; i < len(label); i++ {
-			c := label[i]
-			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-				return false
-			}
-		}
-	}
-	return true
-}
+// HostName reports whether s is a lower-case host name a list may carry
+// (intel.HostName: the same rule as the names read from feeds).
+func HostName(s string) bool { return intel.HostName(s) }
 
 // clipName keeps a refused name's message short.
 func clipName(s string) string {

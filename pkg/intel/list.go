@@ -135,10 +135,23 @@ func commentStart(line string) int {
 }
 
 // validDomain accepts host names of at least two labels (a single word is
-// more often garbage than a domain), each 1-63 letters, digits, '-' or
-// '_', not starting or ending with '-'.
+// more often garbage than a domain).
 func validDomain(s string) bool {
-	if len(s) > 253 || !strings.Contains(s, ".") {
+	if !strings.Contains(s, ".") || !HostName(s) {
+		return false
+	}
+	// The last label of a domain is never all digits (that is an address
+	// written wrong).
+	last := s[strings.LastIndexByte(s, '.')+1:]
+	return strings.Trim(last, "0123456789") != ""
+}
+
+// HostName reports whether s is a lower-case host name: at most 253
+// bytes of labels of 1 to 63 letters, digits, '-' and '_' (the last seen
+// in real names, e.g. SRV and DKIM), no label starting or ending with
+// '-'. Internationalised names are given in their xn-- form.
+func HostName(s string) bool {
+	if s == "" || len(s) > 253 {
 		return false
 	}
 	for _, label := range strings.Split(s, ".") {
@@ -152,10 +165,7 @@ func validDomain(s string) bool {
 			}
 		}
 	}
-	// The last label of a domain is never all digits (that is an address
-	// written wrong).
-	last := s[strings.LastIndexByte(s, '.')+1:]
-	return strings.Trim(last, "0123456789") != ""
+	return true
 }
 
 // listPattern is the STIX pattern a list entry stands for, so list entries
