@@ -190,3 +190,25 @@ func TestEchoedCredentialsScrubbed(t *testing.T) {
 		noSecret(t, err)
 	}
 }
+
+// TestHeadOfLargeObject: a HEAD answer's Content-Length is the object's
+// size, not a body: an object past MaxAnswer (any real shard) is stated,
+// not refused as an answer too large.
+func TestHeadOfLargeObject(t *testing.T) {
+	const size = 3 * objstore.MaxAnswer
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodHead {
+			http.Error(w, "HEAD only", http.StatusMethodNotAllowed)
+			return
+		}
+		w.Header().Set("Content-Length", fmt.Sprint(size))
+		w.Header().Set("ETag", `"0123456789abcdef0123456789abcdef"`)
+		w.Header().Set("Last-Modified", time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC).Format(http.TimeFormat))
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer srv.Close()
+	o, err := hostileClient(t, srv.URL, "us-east-1").Head(context.Background(), "sensors/a/2026-03-02/x.shard")
+	if err != nil || o.Size != size {
+		t.Fatalf("head: %+v, %v; want size %d", o, err, size)
+	}
+}

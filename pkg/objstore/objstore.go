@@ -209,12 +209,14 @@ var ErrAnswerTooLarge = fmt.Errorf("answer larger than %d MiB: not what an S3 se
 
 // boundedAnswers limits the bodies of answers other than a successful
 // GET of an object (a GET without a query: minio-go puts the operation of
-// every other GET in the query).
+// every other GET in the query). A HEAD answer has no body: its
+// Content-Length is the object's size, which a shard's passes 16 MiB.
 type boundedAnswers struct{ http.RoundTripper }
 
 func (b boundedAnswers) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := b.RoundTripper.RoundTrip(req)
-	if err != nil || req.Method == http.MethodGet && req.URL.RawQuery == "" && resp.StatusCode/100 == 2 {
+	if err != nil || req.Method == http.MethodHead ||
+		req.Method == http.MethodGet && req.URL.RawQuery == "" && resp.StatusCode/100 == 2 {
 		return resp, err
 	}
 	if resp.ContentLength > MaxAnswer {
