@@ -101,18 +101,9 @@ func TestNoSecretInFailures(t *testing.T) {
 func TestSpoolSharedLink(t *testing.T) {
 	testenv.Root(t)
 	dir := t.TempDir()
-	shared := filepath.Join(dir, "tmp")
-	os.Mkdir(shared, 0o777)
-	os.Chmod(shared, 0o777|os.ModeSticky)
 	victim := filepath.Join(dir, "etc")
 	os.Mkdir(victim, 0o755)
-	link := filepath.Join(shared, "spool")
-	if err := os.Symlink(victim, link); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Lchown(link, 12345, 12345); err != nil {
-		t.Fatal(err)
-	}
+	link := testenv.ForeignLink(t, dir, "spool", victim)
 	t.Setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
 	code, _, errOut := nwh(t, nil, "import", "--store", "s3://nwh/fleet", "--sensor", "s1", "--spool", link, fleetCapture(t))
 	if code == 0 || !strings.Contains(errOut, "--spool") || !strings.Contains(errOut, "not followed") {

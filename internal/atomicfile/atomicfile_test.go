@@ -169,18 +169,9 @@ func TestDiskFull(t *testing.T) {
 func TestSharedDirLinkNotFollowed(t *testing.T) {
 	testenv.Root(t)
 	dir := t.TempDir()
-	shared := filepath.Join(dir, "tmp")
-	os.Mkdir(shared, 0o777)
-	os.Chmod(shared, 0o777|os.ModeSticky)
 	victim := filepath.Join(dir, "passwd")
 	os.WriteFile(victim, []byte("root:x:0:0"), 0o644)
-	link := filepath.Join(shared, "report.html")
-	if err := os.Symlink(victim, link); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Lchown(link, 12345, 12345); err != nil {
-		t.Fatal(err)
-	}
+	link := testenv.ForeignLink(t, dir, "report.html", victim)
 	f, err := Create(link)
 	if err == nil {
 		f.Write([]byte("<html>"))
@@ -189,7 +180,7 @@ func TestSharedDirLinkNotFollowed(t *testing.T) {
 	if b, _ := os.ReadFile(victim); string(b) != "root:x:0:0" || err == nil {
 		t.Errorf("Create through another user's link in a shared directory: %v; the file it names holds %q", err, b)
 	}
-	if n := entries(t, shared); len(n) != 1 {
+	if n := entries(t, filepath.Dir(link)); len(n) != 1 {
 		t.Errorf("shared directory holds %q, want the link alone", n)
 	}
 }

@@ -111,18 +111,9 @@ func TestWriteErrorReported(t *testing.T) {
 func TestSharedDirLinkNotFollowed(t *testing.T) {
 	testenv.Root(t)
 	dir := t.TempDir()
-	shared := filepath.Join(dir, "tmp")
-	os.Mkdir(shared, 0o777)
-	os.Chmod(shared, 0o777|os.ModeSticky)
 	victim := filepath.Join(dir, "shadow")
 	os.WriteFile(victim, []byte("root:secret"), 0o600)
-	link := filepath.Join(shared, "out.pcap")
-	if err := os.Symlink(victim, link); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Lchown(link, 12345, 12345); err != nil {
-		t.Fatal(err)
-	}
+	link := testenv.ForeignLink(t, dir, "out.pcap", victim)
 	cerr := CheckPath(link)
 	w := Create(link)
 	w.Write([]byte("pcap"))

@@ -105,3 +105,26 @@ func Root(t testing.TB) {
 		Missing(t, "needs root for network namespaces, raw sockets and mounts")
 	}
 }
+
+// ForeignLink makes a sticky directory open to everyone, as /tmp is, at
+// dir/tmp and in it a symbolic link name -> target owned by another user
+// (uid 12345): what a root process writing to /tmp must not follow. It
+// returns the link's path. Needs root (Root) for the link's owner.
+func ForeignLink(t testing.TB, dir, name, target string) string {
+	t.Helper()
+	shared := filepath.Join(dir, "tmp")
+	if err := os.MkdirAll(shared, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(shared, 0o777|os.ModeSticky); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(shared, name)
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(link, 12345, 12345); err != nil {
+		t.Fatal(err)
+	}
+	return link
+}

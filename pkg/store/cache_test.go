@@ -247,16 +247,9 @@ func TestCheckOwnDir(t *testing.T) {
 func TestCacheBaseSharedLink(t *testing.T) {
 	testenv.Root(t)
 	dir := t.TempDir()
-	shared := filepath.Join(dir, "tmp")
-	mkdirs(t, shared)
-	os.Chmod(shared, 0o777|os.ModeSticky)
 	victim := filepath.Join(dir, "etc")
 	mkdirs(t, victim)
-	link := filepath.Join(shared, "nwcache")
-	symlink(t, victim, link)
-	if err := os.Lchown(link, 12345, 12345); err != nil {
-		t.Fatal(err)
-	}
+	link := testenv.ForeignLink(t, dir, "nwcache", victim)
 	if _, err := openCache(link, "h/p", 0); err == nil {
 		t.Fatal("a cache through another user's link in a shared directory was opened")
 	}
