@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
 )
 
@@ -127,4 +128,37 @@ func ForeignLink(t testing.TB, dir, name, target string) string {
 		t.Fatal(err)
 	}
 	return link
+}
+
+// Umask sets the process's umask for the test and restores it after.
+// The umask is the process's: only tests that do not run in parallel
+// may set it. Tests of the modes nwhealth creates set the common 022, so
+// that a mode left to the umask shows.
+func Umask(t testing.TB, mask int) {
+	t.Helper()
+	old := syscall.Umask(mask)
+	t.Cleanup(func() { syscall.Umask(old) })
+}
+
+// NoOtherAccess fails the test for every file or directory under root
+// (root included) that others (not the owner, not the group) may read,
+// write or enter, or that the group may write. It returns how many it
+// looked at, so a test can tell it saw what it meant to.
+func NoOtherAccess(t testing.TB, root string) int {
+	t.Helper()
+	n := 0
+	err := filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		n++
+		if perm := fi.Mode().Perm(); perm&0o007 != 0 || perm&0o020 != 0 {
+			t.Errorf("%s: mode %v: others may reach it, or the group write it", p, fi.Mode())
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

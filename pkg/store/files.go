@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/nwhealth/nwhealth/internal/filemode"
 	"golang.org/x/sys/unix"
 )
 
@@ -149,13 +150,14 @@ func (s *Store) openShardFile(name string, write bool) (*os.File, error) {
 }
 
 // createAt creates a new file in d; it fails if anything, a link
-// included, has the name.
+// included, has the name. Its mode follows filemode: 0600, or 0640 in a
+// set-group-ID directory (the store's group may read).
 func createAt(d dir, name string) (*os.File, error) {
 	path := filepath.Join(d.path, name)
 	if !plainName(name) {
 		return nil, &FileError{path, "not a plain file name"}
 	}
-	fd, err := unix.Openat(d.fd, name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+	fd, err := unix.Openat(d.fd, name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, filemode.ForFd(d.fd))
 	if err != nil {
 		return nil, &os.PathError{Op: "create", Path: path, Err: err}
 	}

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nwhealth/nwhealth/internal/filemode"
 	"golang.org/x/sys/unix"
 )
 
@@ -68,16 +69,19 @@ func Open(dir string) (*Store, error) {
 	return s, nil
 }
 
-// Create makes the store directory if needed and opens it.
+// Create makes the store directory if needed and opens it. Directories it
+// makes are 0750 with the set-group-ID bit (filemode.MakeDir): no access
+// for others, and a group given to the store later passes to its files.
+// An existing directory keeps its mode.
 func Create(dir string) (*Store, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := filemode.MakeDir(dir); err != nil {
 		return nil, fmt.Errorf("create store: %w", err)
 	}
 	root, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: dir, Err: err}
 	}
-	err = unix.Mkdirat(root, shardsDir, 0o755)
+	err = filemode.MakeDirAt(root, shardsDir)
 	unix.Close(root)
 	if err != nil && !errors.Is(err, unix.EEXIST) {
 		return nil, &os.PathError{Op: "create store: mkdir", Path: filepath.Join(dir, shardsDir), Err: err}
