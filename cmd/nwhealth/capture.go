@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nwhealth/nwhealth/internal/filemode"
+	"github.com/nwhealth/nwhealth/internal/safepath"
 	"github.com/nwhealth/nwhealth/pkg/capture"
 	"github.com/nwhealth/nwhealth/pkg/capture/capstore"
 	"github.com/nwhealth/nwhealth/pkg/capture/livefilter"
@@ -604,7 +606,12 @@ type pcapFileSink struct {
 }
 
 func newPcapFileSink(name string, c *capture.Capture) (*pcapFileSink, error) {
-	f, err := os.Create(name)
+	// Captured packets: not through another user's link in /tmp, and
+	// nobody else's to read (filemode).
+	if err := safepath.CheckLinks(name); err != nil {
+		return nil, fmt.Errorf("capture: %w", err)
+	}
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC, filemode.ForPath(name))
 	if err != nil {
 		return nil, fmt.Errorf("capture: %w", err)
 	}

@@ -56,6 +56,7 @@ func waitStored(t *testing.T, want int, stores ...string) int {
 func TestCaptureToStores(t *testing.T) {
 	testenv.Root(t)
 	testenv.Tool(t, "trafgen")
+	testenv.Umask(t, 0o022) // a store left to the umask would be 0755/0644
 	p := netns.NewPair(t)
 	dir := t.TempDir()
 	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
@@ -69,6 +70,9 @@ func TestCaptureToStores(t *testing.T) {
 	for _, s := range []string{a, b} {
 		if code, info, _ := nwh(t, nil, "store", "info", "--store", s, "--verify"); code != 0 || !strings.Contains(info, "0 open") {
 			t.Errorf("store %s: exit %d:\n%s", s, code, info)
+		}
+		if n := testenv.NoOtherAccess(t, s); n < 7 {
+			t.Errorf("store %s: %d entries", s, n)
 		}
 	}
 	code, flows, _ := nwh(t, nil, "flows", "--store", a, "--store", b, "--format", "jsonl")

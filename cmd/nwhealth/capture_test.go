@@ -103,6 +103,7 @@ func countPcap(t *testing.T, path string) int {
 func TestCaptureCommand(t *testing.T) {
 	testenv.Root(t)
 	testenv.Tool(t, "trafgen")
+	testenv.Umask(t, 0o022) // os.Create's 0644 would show
 	p := netns.NewPair(t)
 	file := filepath.Join(t.TempDir(), "out.pcap")
 	_, stderr, sent := captureRun(t, p, captureOptions{
@@ -111,6 +112,9 @@ func TestCaptureCommand(t *testing.T) {
 	}, 50_000)
 	if n := countPcap(t, file); n != int(sent) {
 		t.Errorf("file holds %d packets, %d sent", n, sent)
+	}
+	if m, _ := modeOf(t, file); m != 0o600 {
+		t.Errorf("-w file: %v, want -rw------- (evidence)", m)
 	}
 	if want := fmt.Sprintf("%d packets stored (%d bytes), 0 dropped by the kernel", sent, 64*sent); !strings.Contains(stderr, want) {
 		t.Errorf("stderr lacks %q:\n%s", want, stderr)

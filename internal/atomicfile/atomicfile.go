@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"syscall"
 
+	"github.com/nwhealth/nwhealth/internal/filemode"
 	"github.com/nwhealth/nwhealth/internal/safepath"
 )
 
@@ -32,8 +33,9 @@ type File struct {
 }
 
 // Create starts writing path. An existing regular file keeps its
-// permission bits (and owner, for root); a new one gets 0666 less the
-// umask, as os.Create would give it. A symbolic link is followed: the
+// permission bits (and owner, for root); a new one holds evidence and is
+// made as filemode says (0600, or 0640 in a set-group-ID directory), less
+// the umask. A symbolic link is followed: the
 // file it names is replaced, the link stays; but not another user's link
 // in a shared sticky directory such as /tmp (safepath.CheckLinks).
 func Create(path string) (*File, error) {
@@ -55,11 +57,11 @@ func Create(path string) (*File, error) {
 	case err != nil && !errors.Is(err, os.ErrNotExist):
 		return nil, err
 	}
-	perm := os.FileMode(0o666)
+	dir, base := filepath.Split(target)
+	perm := filemode.ForPath(target)
 	if fi != nil {
 		perm = fi.Mode().Perm()
 	}
-	dir, base := filepath.Split(target)
 	for range 100 {
 		tmp := filepath.Join(dir, "."+base+"."+strconv.FormatUint(rand.Uint64(), 36)+".tmp")
 		f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, perm)

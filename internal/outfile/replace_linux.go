@@ -4,6 +4,7 @@ import (
 	"os"
 	"syscall"
 
+	"github.com/nwhealth/nwhealth/internal/filemode"
 	"golang.org/x/sys/unix"
 )
 
@@ -11,7 +12,9 @@ import (
 // rather than truncated: below it truncation costs little.
 const replaceMin = 1 << 20
 
-// create opens path for writing as os.Create does, except that a large
+// create opens path for writing as os.Create does, except that a new file
+// holds evidence (filemode: 0600, or 0640 in a set-group-ID directory)
+// and a large
 // existing file is replaced by a new one instead of truncated in place.
 // Truncating frees the old blocks and page-cache pages before the first
 // byte is written (5 ms for 14 MiB here, more with online discard);
@@ -42,7 +45,7 @@ func create(path string) (f *os.File, release func(), err error) {
 		}
 		old.Close()
 	}
-	f, err = os.Create(path)
+	f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, filemode.ForPath(path))
 	return f, nil, err
 }
 

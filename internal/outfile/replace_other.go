@@ -2,9 +2,13 @@
 
 package outfile
 
-import "os"
+import (
+	"os"
+
+	"github.com/nwhealth/nwhealth/internal/filemode"
+)
 
 func create(path string) (*os.File, func(), error) {
-	f, err := os.Create(path)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, filemode.ForPath(path))
 	return f, nil, err
 }
