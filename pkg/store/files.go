@@ -56,16 +56,36 @@ func (s *Store) allowed(uid uint32) bool {
 	return uid == s.owner || int(uid) == os.Geteuid()
 }
 
+// access is what a store file is opened for, and so what it must be.
+type access uint8
+
+const (
+	// forRead: a regular file owned as expected. A hard link is another
+	// name for a file the reader is shown, as its own user could read it.
+	forRead access = iota
+	// forUpload: the same with no other link. What is uploaded leaves the
+	// host: a hard link planted in a spool to any file root may read
+	// (a key, a shadow file) would go to the bucket as evidence.
+	forUpload
+	// forWrite: read-write, with no other link (nothing is written
+	// through a name for another file).
+	forWrite
+)
+
 // checkFile is the test every opened store file passes.
-func (s *Store) checkFile(path string, st *unix.Stat_t, write bool) error {
+func (s *Store) checkFile(path string, st *unix.Stat_t, acc access) error {
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return &FileError{path, fileKind(st.Mode) + ", not a regular file; skipped"}
 	}
 	if !s.allowed(st.Uid) {
 		return &FileError{path, fmt.Sprintf("owned by uid %d, neither the store's owner (%d) nor this user; skipped", st.Uid, s.owner)}
 	}
-	if write && st.Nlink != 1 {
-		return &FileError{path, fmt.Sprintf("has %d hard links; not written", st.Nlink)}
+	if acc != forRead && st.Nlink != 1 {
+		what := "written"
+		if acc == forUpload {
+			what = "uploaded"
+		}
+		return &FileError{path, fmt.Sprintf("has %d hard links; not %s", st.Nlink, what)}
 	}
 	return nil
 }
@@ -103,15 +123,15 @@ func (s *Store) openDir(sub string) (dir, error) {
 	return dir{fd, path}, nil
 }
 
-// openAt opens name in d with the checks above. write opens it
-// read-write.
-func (s *Store) openAt(d dir, name string, write bool) (*os.File, error) {
+// openAt opens name in d with the checks above for acc; forWrite opens
+// it read-write.
+func (s *Store) openAt(d dir, name string, acc access) (*os.File, error) {
 	path := filepath.Join(d.path, name)
 	if !plainName(name) {
 		return nil, &FileError{path, "not a plain file name"}
 	}
 	flags := unix.O_RDONLY
-	if write {
+	if acc == forWrite {
 		flags = unix.O_RDWR
 	}
 	fd, err := unix.Openat(d.fd, name, flags|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
@@ -126,7 +146,7 @@ func (s *Store) openAt(d dir, name string, write bool) (*os.File, error) {
 		unix.Close(fd)
 		return nil, &os.PathError{Op: "stat", Path: path, Err: err}
 	}
-	if err := s.checkFile(path, &st, write); err != nil {
+	if err := s.checkFile(path, &st, acc); err != nil {
 		unix.Close(fd)
 		return nil, err
 	}
@@ -140,13 +160,13 @@ func (s *Store) openAt(d dir, name string, write bool) (*os.File, error) {
 }
 
 // openShardFile opens a file of the shards directory.
-func (s *Store) openShardFile(name string, write bool) (*os.File, error) {
+func (s *Store) openShardFile(name string, acc access) (*os.File, error) {
 	d, err := s.openDir(shardsDir)
 	if err != nil {
 		return nil, err
 	}
 	defer d.close()
-	return s.openAt(d, name, write)
+	return s.openAt(d, name, acc)
 }
 
 // createAt creates a new file in d; it fails if anything, a link
@@ -177,7 +197,7 @@ func (s *Store) createShardFile(name string) (*os.File, error) {
 // readShardFile reads a whole file of the shards directory, refusing one
 // larger than limit.
 func (s *Store) readShardFile(name string, limit int64) ([]byte, error) {
-	f, err := s.openShardFile(name, false)
+	f, err := s.openShardFile(name, forRead)
 	if err != nil {
 		return nil, err
 	}
@@ -351,7 +371,7 @@ func (s *Store) openRootFile(name string) (*os.File, error) {
 		return nil, err
 	}
 	defer d.close()
-	f, err := s.openAt(d, name, true)
+	f, err := s.openAt(d, name, forWrite)
 	if err == nil {
 		return f, nil
 	}

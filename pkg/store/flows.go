@@ -175,7 +175,7 @@ func removed(st Reader, sf ShardFile, err error) bool {
 // openShardFlows rebuilds an open shard's flows from its blocks.
 func (s *Store) openShardFlows(sf ShardFile, newFlows func() FlowTable) ([]flow.Record, []Damage) {
 	// An open shard: rebuild its flows from the blocks written so far.
-	f, err := s.openShardFile(sf.Name(), false)
+	f, err := s.openShardFile(sf.Name(), forRead)
 	if err != nil {
 		var fe *FileError
 		if errors.As(err, &fe) {

@@ -83,7 +83,7 @@ func (rep *InfoReport) add(st ShardStat) {
 
 func (s *Store) shardStat(sf ShardFile, verify bool, dec *zstd.Decoder, br *pcapio.BlockReader, rep *InfoReport) (*ShardStat, []Damage) {
 	var dmg []Damage
-	f, err := s.openShardFile(sf.Name(), false)
+	f, err := s.openShardFile(sf.Name(), forRead)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, nil

@@ -69,11 +69,11 @@ func (s *Store) Location() string { return s.Dir }
 func (s *Store) listFrom(time.Time) (Listing, error) { return s.List() }
 
 func (s *Store) openShard(sf ShardFile) (blockFile, error) {
-	return openLocal(s.openShardFile(sf.Name(), false))
+	return openLocal(s.openShardFile(sf.Name(), forRead))
 }
 
 func (s *Store) openIndex(sf ShardFile) (blockFile, error) {
-	return openLocal(s.openShardFile(sf.indexName(), false))
+	return openLocal(s.openShardFile(sf.indexName(), forRead))
 }
 
 func (s *Store) readFlows(sf ShardFile) ([]byte, error) {

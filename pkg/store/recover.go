@@ -134,7 +134,7 @@ func (s *Store) reindexShards(shards []ShardFile, newFlows func() FlowTable, nee
 // build's format. Indexes are a few ten-thousandths of the packet bytes:
 // checking them whole costs little next to a rebuild.
 func (s *Store) currentIndex(name string) bool {
-	f, err := s.openShardFile(name, false)
+	f, err := s.openShardFile(name, forRead)
 	if err != nil {
 		return false
 	}
@@ -265,7 +265,7 @@ func (s *Store) recoverShard(sf ShardFile, name string, newFlows func() FlowTabl
 	if sf.Sealed {
 		rep.Did = "trailer rebuilt"
 	}
-	f, err := s.openShardFile(name, true)
+	f, err := s.openShardFile(name, forWrite)
 	if err != nil {
 		return rep, err
 	}
@@ -427,7 +427,7 @@ func rewriteHeader(f *os.File, sh *pcapio.Shard, sf ShardFile) error {
 // repairSealed mends one sealed shard (see Repair).
 func (s *Store) repairSealed(sf ShardFile, newFlows func() FlowTable) (RecoveryReport, error) {
 	rep := RecoveryReport{Shard: sf.Name()}
-	f, err := s.openShardFile(sf.Name(), false)
+	f, err := s.openShardFile(sf.Name(), forRead)
 	if err != nil {
 		return rep, err
 	}
@@ -446,7 +446,7 @@ func (s *Store) repairSealed(sf ShardFile, newFlows func() FlowTable) (RecoveryR
 		return s.recoverShard(sf, sf.Name(), newFlows)
 	}
 	if sh.HeaderDamage != "" {
-		w, err := s.openShardFile(sf.Name(), true)
+		w, err := s.openShardFile(sf.Name(), forWrite)
 		if err != nil {
 			return rep, err
 		}
@@ -491,7 +491,7 @@ func (s *Store) writeIndexAndFlows(stem string, ix *index.Builder, recs *flow.Fi
 // reindex rebuilds the index and flow files of a sealed shard.
 func (s *Store) reindex(sf ShardFile, newFlows func() FlowTable) (RecoveryReport, error) {
 	rep := RecoveryReport{Shard: sf.Name(), Did: "index and flows rebuilt"}
-	f, err := s.openShardFile(sf.Name(), false)
+	f, err := s.openShardFile(sf.Name(), forRead)
 	if err != nil {
 		return rep, err
 	}

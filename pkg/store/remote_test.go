@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -602,5 +603,82 @@ func TestUploadLostByGateway(t *testing.T) {
 	lose.Store(false)
 	if _, err := Push(st, "s3://nwh/lost", UploadOptions{Config: s3test.Config(gw.URL), Sensor: "s1"}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestUploadRefusesHardLink: a spooled shard's file replaced by a hard
+// link to another file (one root may read, owned as the store's files
+// are) is not uploaded: the upload names it, the uploader keeps the
+// shard without retrying it, and nothing of the linked file reaches the
+// bucket. A symbolic link is refused the same way.
+func TestUploadRefusesHardLink(t *testing.T) {
+	srv := s3test.Start(t)
+	dir := t.TempDir()
+	pkts := genPackets(3000, time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC))
+	st := writeStore(t, filepath.Join(dir, "spool"), pkts, WriterOptions{NewFlows: testFlows})
+	l, err := st.List()
+	if err != nil || len(l.Shards) != 1 {
+		t.Fatalf("%d shards: %v", len(l.Shards), err)
+	}
+	sf := l.Shards[0]
+	secret := []byte("root's secret key, not evidence\n")
+	for _, c := range []struct {
+		name  string
+		plant func(victim, at string) error
+		says  string
+	}{
+		{"hard link", os.Link, "2 hard links; not uploaded"},
+		{"symbolic link", os.Symlink, "symbolic link"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			victim := filepath.Join(dir, "secret") // the spool's file system
+			os.Remove(victim)
+			if err := os.WriteFile(victim, secret, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			flows := sf.FlowsPath()
+			saved, _ := os.ReadFile(flows)
+			os.Remove(flows)
+			if err := c.plant(victim, flows); err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				os.Remove(flows)
+				os.WriteFile(flows, saved, 0o600)
+			}()
+			url := "s3://nwh/" + strings.ReplaceAll(c.name, " ", "")
+			_, err := Push(st, url, UploadOptions{Config: s3test.Config(srv.Endpoint), Sensor: "s"})
+			var fe *FileError
+			if !errors.As(err, &fe) || !strings.Contains(err.Error(), sf.flowsName()) || !strings.Contains(err.Error(), c.says) {
+				t.Fatalf("push: %v", err)
+			}
+			// The uploader of a capture keeps the shard, named, and does
+			// not retry it.
+			var log bytes.Buffer
+			u, err := NewUploader(st, url, UploadOptions{Config: s3test.Config(srv.Endpoint), Sensor: "s", Log: &log})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := u.Start(); err != nil {
+				t.Fatal(err)
+			}
+			if err := u.Close(time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			if s := u.Stats(); s.Conflicts != 1 || s.Retries != 0 || s.Shards != 0 || !strings.Contains(log.String(), sf.flowsName()) {
+				t.Errorf("uploader: %+v: %s", s, log.String())
+			}
+			if !st.shardFileExists(sf.Name()) {
+				t.Error("the shard left the spool")
+			}
+			filepath.Walk(srv.Dir, func(p string, fi os.FileInfo, err error) error {
+				if err == nil && fi.Mode().IsRegular() {
+					if b, _ := os.ReadFile(p); bytes.Contains(b, secret) {
+						t.Errorf("the linked file reached the bucket as %s", p)
+					}
+				}
+				return nil
+			})
+		})
 	}
 }

@@ -51,7 +51,7 @@ type UploadStats struct {
 	DroppedBytes int64
 	Pending      int // shards still waiting
 	PendingBytes int64
-	Conflicts    int // shards whose name holds other bytes in the object store: kept locally
+	Conflicts    int // shards not uploaded, kept locally: their name holds other bytes in the object store, or a file of theirs was refused (FileError)
 	Removed      int // partitions removed by retention
 }
 
@@ -143,7 +143,7 @@ func (u *Uploader) ensureMarker() error {
 
 // hashFile returns the size and SHA-256 of a store file.
 func (u *Uploader) hashFile(name string) (int64, string, error) {
-	f, err := u.src.openShardFile(name, false)
+	f, err := u.src.openShardFile(name, forUpload)
 	if err != nil {
 		return 0, "", err
 	}
@@ -205,7 +205,7 @@ func (u *Uploader) UploadShard(sf ShardFile) error {
 		}
 		objs[i] = ManifestObject{Name: name, Size: n, SHA256: sum}
 	}
-	f, err := u.src.openShardFile(sf.Name(), false)
+	f, err := u.src.openShardFile(sf.Name(), forUpload)
 	if err != nil {
 		return err
 	}
@@ -235,7 +235,7 @@ func (u *Uploader) UploadShard(sf ShardFile) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			f, err := u.src.openShardFile(objs[i].Name, false)
+			f, err := u.src.openShardFile(objs[i].Name, forUpload)
 			if err != nil {
 				errs[i] = err
 				return
@@ -434,6 +434,7 @@ func (u *Uploader) loop() {
 		u.mu.Lock()
 		u.busy = false
 		var ce *ConflictError
+		var fe *FileError
 		switch {
 		case err == nil:
 			if !u.opts.Keep {
@@ -444,8 +445,9 @@ func (u *Uploader) loop() {
 			u.mu.Unlock()
 			u.applyRetention()
 			continue
-		case errors.As(err, &ce) || errors.Is(err, os.ErrNotExist):
-			// Not retried: kept locally and named.
+		case errors.As(err, &ce) || errors.As(err, &fe) || errors.Is(err, os.ErrNotExist):
+			// Not retried (another try finds the same): kept locally and
+			// named.
 			u.stats.Conflicts++
 			fmt.Fprintf(u.opts.Log, "nwhealth: upload of %s: %v\n", sf.Name(), err)
 			u.mu.Unlock()
@@ -647,7 +649,7 @@ func (s *Store) seqFloors() map[string]uint32 {
 		return out
 	}
 	defer d.close()
-	f, err := s.openAt(d, seqName, false)
+	f, err := s.openAt(d, seqName, forRead)
 	if err != nil {
 		return out
 	}
