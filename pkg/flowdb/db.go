@@ -373,11 +373,16 @@ func (db *DB) DropBefore(ctx context.Context, day time.Time) ([]string, error) {
 					rows.Close()
 					return db.wrap("list partitions", err)
 				}
-				parts = append(parts, strings.Trim(p, "'"))
+				day, err := partitionDay(p)
+				if err != nil {
+					rows.Close()
+					return fmt.Errorf("clickhouse %s: table %s on %s: %w", db.cfg.String(), t, addr, err)
+				}
+				parts = append(parts, day)
 			}
 			rows.Close()
 			for _, p := range parts {
-				if len(p) != len("2006-01-02") || p >= cut {
+				if p >= cut {
 					continue
 				}
 				if err := c.Exec(ctx, "ALTER TABLE "+d+"."+t+" DROP PARTITION '"+p+"'"); err != nil {
@@ -392,6 +397,31 @@ func (db *DB) DropBefore(ctx context.Context, day time.Time) ([]string, error) {
 		return nil
 	})
 	return dropped, err
+}
+
+// ErrPartition marks a partition name that is not a day as nwhealth
+// partitions its tables (PARTITION BY day): a server that is broken,
+// hostile, or holds a table of that name made by something else.
+var ErrPartition = errors.New("partition is not a day (YYYY-MM-DD) as nwhealth makes them; retention stopped there")
+
+// partitionDay checks a partition name from system.parts (a Date key
+// shows as '2026-03-02', quotes included, or without them) and returns
+// the day as nwhealth writes it. The name comes from the server and goes
+// into an ALTER statement: only a real date, written back from its
+// parsed value, ever does, so no quote or other SQL passes through.
+func partitionDay(p string) (string, error) {
+	v := p
+	if len(v) >= 2 && v[0] == '\'' && v[len(v)-1] == '\'' {
+		v = v[1 : len(v)-1]
+	}
+	d, err := time.Parse(time.DateOnly, v)
+	if err != nil || d.Format(time.DateOnly) != v {
+		if len(p) > 64 {
+			p = p[:64] + "..."
+		}
+		return "", fmt.Errorf("%q: %w", p, ErrPartition)
+	}
+	return d.Format(time.DateOnly), nil
 }
 
 // Newest returns the last packet time of the newest exported shard
