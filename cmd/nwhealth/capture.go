@@ -348,7 +348,10 @@ func newShipper(opts *captureOptions, ss *storeSinks) (*pipeline.Shipper, error)
 	if err != nil {
 		return nil, err
 	}
-	ca := opts.upload.ca
+	cfg, err := flowDBConfig("--flows-to", opts.flowsTo, opts.upload.ca, opts.s.errOut, "capture")
+	if err != nil {
+		return nil, err
+	}
 	var mu sync.Mutex
 	remotes := make([]*store.Remote, len(opts.stores))
 	var warned bool
@@ -378,7 +381,7 @@ func newShipper(opts *captureOptions, ss *storeSinks) (*pipeline.Shipper, error)
 	}
 	sh := &pipeline.Shipper{
 		Connect: func(ctx context.Context) (pipeline.ShardSink, error) {
-			db, err := openFlowDB(ctx, opts.flowsTo, ca)
+			db, err := openFlowDB(ctx, cfg)
 			if err != nil {
 				return nil, err
 			}

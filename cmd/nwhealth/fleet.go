@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -20,17 +22,49 @@ import (
 // private CA, for an https object store and a ?secure=true ClickHouse
 // alike (remoteFlags).
 
-// openFlowDB parses a clickhouse:// URL (password from the URL or
-// CLICKHOUSE_PASSWORD) and connects, trusting ca (a PEM file) besides the
-// system's CAs. A bad URL is a usage error.
-func openFlowDB(ctx context.Context, url, ca string) (*flowdb.DB, error) {
+// flowDBConfig parses the clickhouse:// URL given to flag, before
+// anything connects (a bad URL is a usage error), and finds its password:
+// in the URL (warned about on errOut: every local user sees a command
+// line), else CLICKHOUSE_PASSWORD, else the file CLICKHOUSE_PASSWORD_FILE
+// names (warned about when others may read it). ca (a PEM file) is
+// trusted besides the system's CAs for ?secure=true. No message holds
+// the password.
+func flowDBConfig(flag, url, ca string, errOut io.Writer, cmd string) (flowdb.Config, error) {
 	cfg, err := flowdb.ParseURL(url, os.Getenv)
 	if err != nil {
-		return nil, usageError{err}
+		return cfg, usageError{err}
 	}
 	if cfg.Secure {
 		cfg.CAFile = ca
 	}
+	if flowdb.HasPassword(url) {
+		fmt.Fprintf(errOut, "%s: warning: %s %s: a password in the URL is seen by every local user (ps, /proc/PID/cmdline) and kept in shell history; set %s, or %s to a file holding it\n",
+			cmd, flag, cfg.String(), flowdb.PasswordEnv, flowdb.PasswordFileEnv)
+		return cfg, nil
+	}
+	path := os.Getenv(flowdb.PasswordFileEnv)
+	if path == "" {
+		return cfg, nil
+	}
+	if os.Getenv(flowdb.PasswordEnv) != "" {
+		return cfg, usagef("%s and %s are both set: give the password one way", flowdb.PasswordEnv, flowdb.PasswordFileEnv)
+	}
+	pw, loose, err := flowdb.ReadPasswordFile(path)
+	if loose {
+		warnLoose(errOut, cmd, path, "a ClickHouse password")
+	}
+	if errors.Is(err, flowdb.ErrPasswordFile) {
+		return cfg, usagef("%s: %v", flowdb.PasswordFileEnv, err)
+	}
+	if err != nil {
+		return cfg, fmt.Errorf("%s: %w", flowdb.PasswordFileEnv, err)
+	}
+	cfg.Password = pw
+	return cfg, nil
+}
+
+// openFlowDB connects to the flow database cfg names (flowDBConfig).
+func openFlowDB(ctx context.Context, cfg flowdb.Config) (*flowdb.DB, error) {
 	return flowdb.Open(ctx, cfg)
 }
 
@@ -74,11 +108,15 @@ func runExport(o *flowsOptions, sel store.Selector) error {
 	if !anyURL(o.stores) {
 		rf.sensors = nil // local stores only: --sensor named them
 	}
+	cfg, err := flowDBConfig("--export", o.export, o.remote.ca, o.errOut, "flows")
+	if err != nil {
+		return err
+	}
 	stores, err := openStores(ctx, o.stores, &rf)
 	if err != nil {
 		return err
 	}
-	db, err := openFlowDB(ctx, o.export, o.remote.ca)
+	db, err := openFlowDB(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -123,11 +161,11 @@ func runExport(o *flowsOptions, sel store.Selector) error {
 // openFleet connects to the flow database for reading (hunt, report): the
 // schema must be one this nwhealth reads; sensors and the selector's time
 // range pick rows.
-func openFleet(ctx context.Context, url string, f *remoteFlags, sel store.Selector) (*pipeline.Fleet, func(), error) {
+func openFleet(ctx context.Context, cfg flowdb.Config, f *remoteFlags, sel store.Selector) (*pipeline.Fleet, func(), error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	db, err := openFlowDB(ctx, url, f.ca)
+	db, err := openFlowDB(ctx, cfg)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -161,9 +199,9 @@ func anyURL(dirs []string) bool {
 // part runs in ClickHouse, docs/fleet.md), and the indicators' retro-hunt
 // (coll, when set) from the same rows, whole. Rows that are not valid
 // records are skipped and come back as damage.
-func huntClickHouse(ctx context.Context, url string, f *remoteFlags, sel store.Selector, m *hunt.Model, coll *intel.Collector) (pipeline.Damage, error) {
+func huntClickHouse(ctx context.Context, cfg flowdb.Config, f *remoteFlags, sel store.Selector, m *hunt.Model, coll *intel.Collector) (pipeline.Damage, error) {
 	var dmg pipeline.Damage
-	fleet, closeDB, err := openFleet(ctx, url, f, sel)
+	fleet, closeDB, err := openFleet(ctx, cfg, f, sel)
 	if err != nil {
 		return dmg, err
 	}

@@ -603,3 +603,71 @@ func TestHuntClickHouseCertificates(t *testing.T) {
 	}
 	compareLines(t, got, want)
 }
+
+// TestClickHousePasswordSources: a password in the URL works and is
+// warned about (every local user sees a command line), never printed;
+// CLICKHOUSE_PASSWORD_FILE names a file holding it (warned about when
+// others may read it); a missing, empty or many-line file, or both
+// variables set, is refused before anything connects.
+func TestClickHousePasswordSources(t *testing.T) {
+	dir := fleetStore(t, time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC), time.Hour, 5, 1<<20)
+	const secret = "f1le-Pa55-w0rd"
+	s := chserver.Start(t, 0, chserver.Options{Users: []chserver.User{{Name: "sensor", Password: secret}}})
+	files := t.TempDir()
+	file := func(name, body string, mode os.FileMode) string {
+		p := filepath.Join(files, name)
+		if err := os.WriteFile(p, []byte(body), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := file("good", secret+"\n", 0o600)
+	loose := file("loose", secret+"\r\n", 0o644)
+	wrong := file("wrong", "wrong-"+secret+"\n", 0o600)
+	for _, c := range []struct {
+		name     string
+		url      string
+		env      map[string]string
+		code     int
+		warn     string // on stderr, "" for no warning
+		notWarn  bool
+		contains string
+	}{
+		{"in the URL", s.URL("sensor", secret, "pw1"), nil, 0, "seen by every local user", false, ""},
+		{"environment", s.URL("sensor", "", "pw2"), map[string]string{"CLICKHOUSE_PASSWORD": secret}, 0, "", true, ""},
+		{"file", s.URL("sensor", "", "pw3"), map[string]string{"CLICKHOUSE_PASSWORD_FILE": good}, 0, "", true, ""},
+		{"file others read", s.URL("sensor", "", "pw4"), map[string]string{"CLICKHOUSE_PASSWORD_FILE": loose}, 0, "readable by group or others", false, ""},
+		{"wrong in a file", s.URL("sensor", "", "pw5"), map[string]string{"CLICKHOUSE_PASSWORD_FILE": wrong}, 1, "", true, "password"},
+		{"missing file", s.URL("sensor", "", "pw6"), map[string]string{"CLICKHOUSE_PASSWORD_FILE": filepath.Join(files, "absent")}, 1, "", true, "CLICKHOUSE_PASSWORD_FILE"},
+		{"empty file", s.URL("sensor", "", "pw7"), map[string]string{"CLICKHOUSE_PASSWORD_FILE": file("empty", "\n", 0o600)}, 2, "", true, "not a password file"},
+		{"two lines", s.URL("sensor", "", "pw8"), map[string]string{"CLICKHOUSE_PASSWORD_FILE": file("two", secret+"\nmore\n", 0o600)}, 2, "", true, "not a password file"},
+		{"both set", s.URL("sensor", "", "pw9"), map[string]string{"CLICKHOUSE_PASSWORD": secret, "CLICKHOUSE_PASSWORD_FILE": good}, 2, "", true, "both set"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Setenv("CLICKHOUSE_PASSWORD", "")
+			t.Setenv("CLICKHOUSE_PASSWORD_FILE", "")
+			for k, v := range c.env {
+				t.Setenv(k, v)
+			}
+			code, out, errOut := nwh(t, nil, "flows", "--store", dir, "--export", c.url, "--sensor", "pw")
+			if code != c.code {
+				t.Fatalf("exit %d, want %d:\n%s", code, c.code, errOut)
+			}
+			if strings.Contains(out+errOut, secret) {
+				t.Errorf("the password was printed:\n%s%s", out, errOut)
+			}
+			if c.warn != "" && !strings.Contains(errOut, c.warn) {
+				t.Errorf("no warning %q:\n%s", c.warn, errOut)
+			}
+			if c.notWarn && strings.Contains(errOut, "warning") {
+				t.Errorf("a warning:\n%s", errOut)
+			}
+			if !strings.Contains(errOut, c.contains) {
+				t.Errorf("stderr lacks %q:\n%s", c.contains, errOut)
+			}
+		})
+	}
+}

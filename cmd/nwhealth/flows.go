@@ -55,8 +55,9 @@ Shards already exported are skipped, so a re-run after a failure exports
 exactly what is missing. A shard of an s3:// store goes under the sensor
 that wrote it (--sensor GLOB picks sensors, as for reading); a local
 store's under --sensor NAME (default: the host name). The password comes
-from the URL or CLICKHOUSE_PASSWORD and is never printed; --ca trusts a
-private CA for ?secure=true as for an https object store.`,
+from CLICKHOUSE_PASSWORD, the file CLICKHOUSE_PASSWORD_FILE names, or the
+URL (which ps shows every local user: warned about), and is never printed;
+--ca trusts a private CA for ?secure=true as for an https object store.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.ctx = cmd.Context()

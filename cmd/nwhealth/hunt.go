@@ -188,7 +188,11 @@ func runHunt(o *huntOptions) error {
 	}
 	var dmg pipeline.Damage
 	if o.clickhouse != "" {
-		dmg, err = huntClickHouse(o.ctx, o.clickhouse, &o.remote, in.Selector, m, o.intel.coll)
+		cfg, cerr := flowDBConfig("--clickhouse", o.clickhouse, o.remote.ca, o.s.errOut, "hunt")
+		if cerr != nil {
+			return cerr
+		}
+		dmg, err = huntClickHouse(o.ctx, cfg, &o.remote, in.Selector, m, o.intel.coll)
 	} else {
 		dmg, err = pipeline.Flows(o.ctx, in, sink)
 	}

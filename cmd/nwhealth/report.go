@@ -266,8 +266,11 @@ func reportInputs(ctx context.Context, o *reportOptions, m *hunt.Model) ([]repla
 	if o.clickhouse != "" {
 		// Hunt (and the indicators) from the flow database (docs/fleet.md);
 		// packets from the input.
-		var err error
-		if dbDamage, err = huntClickHouse(ctx, o.clickhouse, &o.remote, in.Selector, m, o.intel.coll); err != nil {
+		cfg, err := flowDBConfig("--clickhouse", o.clickhouse, o.remote.ca, o.s.errOut, "report")
+		if err != nil {
+			return nil, replay.Stats{}, pipeline.Damage{}, err
+		}
+		if dbDamage, err = huntClickHouse(ctx, cfg, &o.remote, in.Selector, m, o.intel.coll); err != nil {
 			if ctx.Err() != nil {
 				return nil, replay.Stats{}, pipeline.Damage{}, interrupted(ctx)
 			}
