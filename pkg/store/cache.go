@@ -2,6 +2,7 @@ package store
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -200,7 +201,16 @@ func (c *objCache) openSubdir(dfd int, name, at string, create bool) (int, error
 
 // open returns the cached copy of name of exactly size bytes, filling it
 // with fill (which writes the bytes, checking them) when absent.
-func (c *objCache) open(name string, size int64, fill func(w io.Writer) error) (*os.File, error) {
+//
+// A copy this user made is used as it is: only this user or root could
+// have written its bytes (0600). A copy the cache directory's owner made
+// (root reading through an analyst's shared cache) is that user's word:
+// they could have written any bytes of the right size, hiding packets
+// behind a forged index or manifest. So it is used only if it hashes to
+// sum, the object's SHA-256 from its manifest (indexes and flow files);
+// without one (manifests, shard heads, tables of contents) it is fetched
+// anew, and this user's copy replaces it.
+func (c *objCache) open(name string, size int64, sum string, fill func(w io.Writer) error) (*os.File, error) {
 	rel, base := path.Split(name)
 	dfd, err := c.openDir(rel, true)
 	if err != nil {
@@ -211,7 +221,7 @@ func (c *objCache) open(name string, size int64, fill func(w io.Writer) error) (
 	if !plainName(base) {
 		return nil, &CacheError{at, "not a plain name"}
 	}
-	if f, ok := c.openCached(dfd, base, at, size); ok {
+	if f, ok := c.openCached(dfd, base, at, size, sum); ok {
 		// Recently used: the descriptor's times, not a path's.
 		now := unix.NsecToTimeval(time.Now().UnixNano())
 		unix.Futimes(int(f.Fd()), []unix.Timeval{now, now})
@@ -241,7 +251,7 @@ func (c *objCache) open(name string, size int64, fill func(w io.Writer) error) (
 		return nil, err
 	}
 	c.added(size)
-	f, ok := c.openCached(dfd, base, at, size)
+	f, ok := c.openCached(dfd, base, at, size, "")
 	if !ok {
 		return nil, &CacheError{at, "changed while being filled"}
 	}
@@ -286,9 +296,10 @@ func createCacheTemp(dfd int, prefix, dir string) (*os.File, string, error) {
 }
 
 // openCached opens a cache file without following links, if it is a
-// regular file of an allowed owner with one link and the expected size.
-// An entry that is none of these is unlinked.
-func (c *objCache) openCached(dfd int, name, at string, size int64) (*os.File, bool) {
+// regular file of an allowed owner with one link and the expected size,
+// and, when another user (the cache's owner) made it, with the SHA-256
+// sum (none: not used). An entry that is none of these is unlinked.
+func (c *objCache) openCached(dfd int, name, at string, size int64, sum string) (*os.File, bool) {
 	fd, err := unix.Openat(dfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if errors.Is(err, unix.ENOENT) {
 		return nil, false
@@ -307,7 +318,29 @@ func (c *objCache) openCached(dfd int, name, at string, size int64) (*os.File, b
 		return nil, false
 	}
 	unix.SetNonblock(fd, false)
-	return os.NewFile(uintptr(fd), at), true
+	f := os.NewFile(uintptr(fd), at)
+	if int(st.Uid) != os.Geteuid() && !hashesTo(f, sum) {
+		f.Close()
+		unix.Unlinkat(dfd, name, 0)
+		return nil, false
+	}
+	return f, true
+}
+
+// hashesTo reports whether f's bytes have the SHA-256 sum (hex), and
+// leaves f at its start. An empty sum matches nothing.
+func hashesTo(f *os.File, sum string) bool {
+	if sum == "" {
+		return false
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return false
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return false
+	}
+	return hex.EncodeToString(h.Sum(nil)) == sum
 }
 
 // countWriter refuses more than limit bytes: a server sending more than

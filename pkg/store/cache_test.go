@@ -1,6 +1,8 @@
 package store
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"os"
@@ -89,7 +91,7 @@ func TestCacheHostile(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			f, err := c.open(name, 5, fillWith("hello"))
+			f, err := c.open(name, 5, "", fillWith("hello"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -103,7 +105,7 @@ func TestCacheHostile(t *testing.T) {
 				t.Errorf("bait changed: %q", b)
 			}
 			// The second open takes the copy made, from inside the cache.
-			f, err = c.open(name, 5, func(io.Writer) error { return errors.New("fetched again") })
+			f, err = c.open(name, 5, "", func(io.Writer) error { return errors.New("fetched again") })
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -129,7 +131,7 @@ func TestCacheEvictionStaysInside(t *testing.T) {
 	}
 	symlink(t, outside, filepath.Join(c.dir, "sensors"))
 	for i := range 10 {
-		f, err := c.open("x/obj"+string(rune('a'+i)), 30, fillWith(strings.Repeat("o", 30)))
+		f, err := c.open("x/obj"+string(rune('a'+i)), 30, "", fillWith(strings.Repeat("o", 30)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -255,5 +257,64 @@ func TestCacheBaseSharedLink(t *testing.T) {
 	}
 	if got := entriesUnder(t, victim); len(got) != 0 {
 		t.Errorf("made where the link points: %q", got)
+	}
+}
+
+// TestCacheForeignCopy: root reading through a cache another user owns
+// (a shared --cache) takes that user's copy of an object only if it has
+// the manifest's SHA-256; a forged copy of the right size (an index
+// hiding packets), or a copy with no digest to check (a manifest, a
+// shard head), is fetched anew. Root's own copies are used as they are.
+func TestCacheForeignCopy(t *testing.T) {
+	testenv.Root(t)
+	const truth = "the real index bytes"
+	sum := sha256.Sum256([]byte(truth))
+	digest := hex.EncodeToString(sum[:])
+	forged := strings.Repeat("F", len(truth))
+	for _, c := range []struct {
+		name     string
+		planted  string
+		uid      int
+		sum      string
+		refetch  bool
+		fillWith string
+	}{
+		{"forged, with a digest", forged, 12345, digest, true, truth},
+		{"true, with a digest", truth, 12345, digest, false, ""},
+		{"true, no digest", truth, 12345, "", true, truth},
+		{"own copy, no digest", truth, 0, "", false, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			base := t.TempDir()
+			if err := os.Chown(base, 12345, 12345); err != nil {
+				t.Fatal(err)
+			}
+			cache, err := openCache(base, "h/p", 1<<20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			const name = "sensors/s1/2026-03-02/w0-1.idx-0123456789abcdef"
+			p := filepath.Join(cache.dir, filepath.FromSlash(name))
+			mkdirs(t, filepath.Dir(p))
+			writeFileT(t, p, c.planted)
+			if err := os.Chown(p, c.uid, c.uid); err != nil {
+				t.Fatal(err)
+			}
+			fetched := false
+			f, err := cache.open(name, int64(len(truth)), c.sum, func(w io.Writer) error {
+				fetched = true
+				_, err := io.WriteString(w, truth)
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := readAll(t, f); got != truth {
+				t.Errorf("read %q, want the object's %q", got, truth)
+			}
+			if fetched != c.refetch {
+				t.Errorf("fetched %v, want %v", fetched, c.refetch)
+			}
+		})
 	}
 }

@@ -356,7 +356,7 @@ func (r *Remote) manifest(sf ShardFile) (*Manifest, error) {
 	if size < 0 || size > maxManifestSize {
 		return nil, fmt.Errorf("manifest of %d bytes (at most %d)", size, maxManifestSize)
 	}
-	f, err := r.cache.open(sf.Base+extManifest, size, func(w io.Writer) error {
+	f, err := r.cache.open(sf.Base+extManifest, size, "", func(w io.Writer) error {
 		return r.copyObject(w, sf.Base+extManifest, "")
 	})
 	if err != nil {
@@ -421,7 +421,7 @@ func (r *Remote) cached(sf ShardFile, ext string) (*os.File, error) {
 	}
 	// Named with the digest too: an object replaced behind nwhealth's
 	// back (deleted and written anew) never meets a stale copy.
-	return r.cache.open(sf.Base+ext+"-"+o.SHA256[:16], o.Size, func(w io.Writer) error {
+	return r.cache.open(sf.Base+ext+"-"+o.SHA256[:16], o.Size, o.SHA256, func(w io.Writer) error {
 		return r.copyObject(w, sf.Base+ext, o.SHA256)
 	})
 }
@@ -462,7 +462,7 @@ func (r *Remote) openShard(sf ShardFile) (blockFile, error) {
 	rs := &remoteShard{r: r, key: sf.Base + extShard, size: o.Size, tocOff: m.TrailerOffset}
 	tag := o.SHA256[:16]
 	hn := min(o.Size, headLen)
-	hf, err := r.cache.open(sf.Base+extShard+".head-"+tag, hn, func(w io.Writer) error {
+	hf, err := r.cache.open(sf.Base+extShard+".head-"+tag, hn, "", func(w io.Writer) error {
 		b := make([]byte, hn)
 		if err := rs.get(b, 0); err != nil {
 			return err
@@ -483,7 +483,7 @@ func (r *Remote) openShard(sf ShardFile) (blockFile, error) {
 	// trailer larger than that share of the shard is not a trailer, and
 	// is not fetched whole (reads then go to the object).
 	if tn := o.Size - m.TrailerOffset; tn > 0 && tn <= o.Size/40+64<<10 {
-		tf, err := r.cache.open(sf.Base+extShard+".toc-"+tag, tn, func(w io.Writer) error {
+		tf, err := r.cache.open(sf.Base+extShard+".toc-"+tag, tn, "", func(w io.Writer) error {
 			return r.copyRange(w, sf.Base+extShard, m.TrailerOffset, tn)
 		})
 		if err != nil {
