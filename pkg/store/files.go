@@ -60,8 +60,9 @@ func (s *Store) allowed(uid uint32) bool {
 type access uint8
 
 const (
-	// forRead: a regular file owned as expected. A hard link is another
-	// name for a file the reader is shown, as its own user could read it.
+	// forRead: a regular file owned as expected. A hard link is read as
+	// the file it names: readers parse what they read (anything else is
+	// damage) and show it only to their own user.
 	forRead access = iota
 	// forUpload: the same with no other link. What is uploaded leaves the
 	// host: a hard link planted in a spool to any file root may read
