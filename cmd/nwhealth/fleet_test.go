@@ -288,6 +288,7 @@ func TestFleetSpool(t *testing.T) {
 func TestCaptureToObjectStore(t *testing.T) {
 	testenv.Root(t)
 	testenv.Tool(t, "trafgen")
+	testenv.Umask(t, 0o022) // a spool left to the umask would be 0755/0644
 	srv := s3test.Start(t)
 	px := s3test.NewProxy(t, srv.Endpoint)
 	s3test.SetEnv(t, px.Endpoint)
@@ -321,6 +322,11 @@ func TestCaptureToObjectStore(t *testing.T) {
 	}
 	if l, _ := filepath.Glob(filepath.Join(dir, "spool", "shards", "*")); len(l) != 0 {
 		t.Fatalf("spool left with %v", l)
+	}
+	for _, d := range []string{filepath.Join(dir, "spool"), local, filepath.Join(dir, "c")} {
+		if n := testenv.NoOtherAccess(t, d); n < 3 {
+			t.Errorf("%s: %d entries", d, n)
+		}
 	}
 	_, remoteOnly, _ := nwh(t, nil, "query", "--store", url, "--sensor", "cap2", "--cache", filepath.Join(dir, "c"), "-w", "-")
 	if n, m := len(readCapture(t, []byte(remoteOnly))), storedPackets(t, 64, local); n == 0 || m == 0 || n+m != int(sent) {
