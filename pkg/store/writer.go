@@ -221,10 +221,19 @@ type Writer struct {
 	closed    bool
 
 	parsed pkthdr.Packet
-	count  uint64
-	frames []pcapio.Frame // Frames' buffer
-	encBuf chan []byte
-	rzFree chan *reczstd.Encoder
+	// A lookahead group's parsed packets, whether Parse found IP, and
+	// their flow keys (WriteFrames).
+	pkts     [aheadGroup]pkthdr.Packet
+	parsedIP [aheadGroup]bool
+	looks    [aheadGroup]flow.Ahead
+	// aheadGroups counts the groups stored in lookahead; aheadAlways puts
+	// every group of two packets or more in lookahead (tests).
+	aheadGroups uint64
+	aheadAlways bool
+	count       uint64
+	frames      []pcapio.Frame // Frames' buffer
+	encBuf      chan []byte
+	rzFree      chan *reczstd.Encoder
 	// ixFree holds a sealed shard's index builder for the next shard:
 	// under a flood its logs hold millions of entries, and growing new
 	// ones each shard cost page faults and copies.
@@ -423,8 +432,29 @@ func (w *Writer) WriteFrames(fs []pcapio.Frame) (int, error) {
 	if sh != nil && sh.key != k {
 		sh = nil
 	}
+	// Under a flood every packet's flow-table slot is a cache miss. In
+	// lookahead, a group's packets are parsed and their flow keys hashed
+	// first, then the table reads all their slots at once (Touch), so
+	// that the misses overlap; the packets are then stored one by one as
+	// below, the table handed the keys already computed. A group goes in
+	// lookahead when most of the packets since the last group's start
+	// missed the table's recent cache: packets of a few busy flows hit
+	// it, and for them the reads would be overhead.
+	ahead, g0, g1 := false, 0, 0 // the group is fs[g0:g1]
 	for i := range fs {
 		ns, data, origLen := fs[i].Nanos, fs[i].Data, fs[i].OrigLen
+		if i == g1 {
+			g0, g1 = i, min(i+aheadGroup, len(fs))
+			ahead = false
+			if sh != nil && g1-g0 > 1 {
+				if fb, ok := sh.flows.(*flow.Builder); ok && (2*fb.MissedSince() >= aheadGroup || w.aheadAlways) {
+					w.lookAhead(lt, fs[g0:g1])
+					fb.Touch(w.looks[:g1-g0])
+					ahead = true
+					w.aheadGroups++
+				}
+			}
+		}
 		var cut error
 		if len(data) > pcapio.MaxRecord {
 			cut = &CutError{Len: len(data)}
@@ -465,7 +495,14 @@ func (w *Writer) WriteFrames(fs []pcapio.Frame) (int, error) {
 			sh.bLast = max(sh.bLast, ns)
 		}
 		p := &w.parsed
-		if !pkthdr.Parse(lt, data, p) && !p.ARP {
+		var look *flow.Ahead
+		if ahead {
+			j := i - g0
+			p, look = &w.pkts[j], &w.looks[j]
+			if !w.parsedIP[j] && !p.ARP {
+				w.pend.unparsed++
+			}
+		} else if !pkthdr.Parse(lt, data, p) && !p.ARP {
 			w.pend.unparsed++
 		}
 		if lt != pkthdr.LinkEthernet && pkthdr.IsWiFi(lt) {
@@ -476,7 +513,11 @@ func (w *Writer) WriteFrames(fs []pcapio.Frame) (int, error) {
 		}
 		var fh flow.Handle
 		if sh.flows != nil && p.IPVersion != 0 {
-			fh = sh.flows.AddParsedNanos(ns, p, data, origLen)
+			if fb, ok := sh.flows.(*flow.Builder); ok && look != nil {
+				fh = fb.AddAheadNanos(ns, p, data, origLen, look)
+			} else {
+				fh = sh.flows.AddParsedNanos(ns, p, data, origLen)
+			}
 			// Ended flows leave the table as packet time goes on, so memory
 			// holds open flows and compact finished records only.
 			if w.count&4095 == 0 {
@@ -526,6 +567,30 @@ func (w *Writer) WriteFrames(fs []pcapio.Frame) (int, error) {
 	}
 	w.flushIfDue(count0)
 	return len(fs), nil
+}
+
+// aheadGroup is how many packets a lookahead parses and touches before
+// storing the first of them: enough misses in flight to hide most of the
+// latency, few enough that the group's parsed packets stay in the
+// first-level cache.
+const aheadGroup = 16
+
+// lookAhead parses the packets of fs (at most aheadGroup) into w.pkts and
+// computes the flow keys and hashes of those with IP into w.looks, as
+// WriteFrames would one by one: a packet longer than pcapio.MaxRecord is
+// parsed as cut to it.
+func (w *Writer) lookAhead(lt pkthdr.LinkType, fs []pcapio.Frame) {
+	for j := range fs {
+		data := fs[j].Data
+		if len(data) > pcapio.MaxRecord {
+			data = data[:pcapio.MaxRecord]
+		}
+		p := &w.pkts[j]
+		w.parsedIP[j] = pkthdr.Parse(lt, data, p)
+		if p.IPVersion != 0 {
+			w.looks[j].Look(p, data)
+		}
+	}
 }
 
 // flushIfDue looks for blocks older than the flush interval once every
