@@ -357,3 +357,50 @@ func TestWriteFramesAhead(t *testing.T) {
 		})
 	}
 }
+
+// FuzzWriteFramesAhead: frames of any bytes (a two-byte length before
+// each) stored in runs with every group in lookahead give the store a
+// packet at a time gives, through a flow table small enough that first
+// packets are held, and shards small enough to be sealed mid-run.
+func FuzzWriteFramesAhead(f *testing.F) {
+	enc := func(frames [][]byte) []byte {
+		var b []byte
+		for _, fr := range frames {
+			b = binary.BigEndian.AppendUint16(b, uint16(len(fr)))
+			b = append(b, fr...)
+		}
+		return b
+	}
+	f.Add(enc(mixedLoad(300, false)()))
+	f.Add(enc(floodLoad(200)()))
+	f.Add(enc(flows64Load(100)()))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		var frames [][]byte
+		for len(in) >= 2 && len(frames) < 1000 {
+			n := min(int(binary.BigEndian.Uint16(in)), len(in)-2)
+			frames = append(frames, in[2:2+n])
+			in = in[2+n:]
+		}
+		if len(frames) == 0 {
+			return
+		}
+		opts := WriterOptions{ID: "c00", BlockSize: 2 << 10, ShardSize: 8 << 10, Compressors: 1, Inline: true,
+			NewFlows: func() FlowTable {
+				return flow.NewBuilder(flow.Options{MaxFlows: 8, DropSingles: true, Encoded: true})
+			}}
+		one := writeAhead(t, t.TempDir(), frames, opts, aheadMode{name: "one at a time"})
+		runs := writeAhead(t, t.TempDir(), frames, opts, aheadMode{name: "runs", runs: []int{64, 3, 16, 1}, always: true})
+		want, got := storeFiles(t, one.st.Dir), storeFiles(t, runs.st.Dir)
+		if len(got) != len(want) {
+			t.Fatalf("%d files, want %d", len(got), len(want))
+		}
+		for name, b := range want {
+			if !bytes.Equal(got[name], b) {
+				t.Fatalf("%s differs (%d bytes, want %d)", name, len(got[name]), len(b))
+			}
+		}
+		if one.Stats() != runs.Stats() {
+			t.Fatalf("stats %+v, want %+v", runs.Stats(), one.Stats())
+		}
+	})
+}
