@@ -473,7 +473,6 @@ type Ahead struct {
 	k     key
 	h     uint64
 	fromA bool // the sender is the key's a side
-	icmp  bool
 }
 
 // Look fills a with the flow key and hash of p, a packet with an IP
@@ -508,7 +507,7 @@ func (a *Ahead) Look(p *pkthdr.Packet, data []byte) {
 		k.ahi, k.alo, k.bhi, k.blo = dhi, dlo, shi, slo
 		k.meta |= uint64(dp)<<48 | uint64(sp)<<32
 	}
-	a.h, a.fromA, a.icmp = k.hash(), fromA, icmp
+	a.h, a.fromA = k.hash(), fromA
 }
 
 // Touch reads, for each packet of as in turn, its table slot and, while
@@ -546,7 +545,7 @@ func (b *Builder) MissedSince() int {
 }
 
 // AddAheadNanos is AddParsedNanos of a packet whose flow key and hash a
-// holds (Look on the same packet).
+// holds (Look on the same packet), or, with a nil, computes them.
 func (b *Builder) AddAheadNanos(ns int64, p *pkthdr.Packet, data []byte, origLen int, a *Ahead) Handle {
 	b.pre = a
 	return b.AddParsedNanos(ns, p, data, origLen)
@@ -569,9 +568,10 @@ func (b *Builder) AddParsedNanos(ns int64, p *pkthdr.Packet, data []byte, origLe
 		b.pre = nil
 		k, h, fromA = a.k, a.h, a.fromA
 	} else {
-		// Look's computation, inline: a call here costs the packets of
-		// busy flows, which are not read ahead, about a tenth of their
-		// time in the table. TestLookAsAdd holds the two the same.
+		// Look's computation, inline: a call here cost the packets of
+		// busy flows, which are not read ahead, some 12 to 28 of their
+		// 285 instructions in the table (docs/PERFORMANCE.md, Capture).
+		// TestLookAsAdd holds the two the same.
 		var vlan uint16
 		if p.NVLAN > 0 {
 			vlan = p.VLAN[0]

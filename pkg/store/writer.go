@@ -578,9 +578,10 @@ func (w *Writer) writeFrames(fs []pcapio.Frame) (int, error) {
 // and its flow key computed, by lookAhead. It is writeFrames' loop with
 // those two steps taken from the group, written out again: one loop for
 // both, with the choice made in each packet, cost the packets of busy
-// flows (which are not looked ahead) some 30 instructions each in spills
-// and branches (docs/PERFORMANCE.md, Capture). TestWriteFramesAhead and
-// FuzzWriteFramesAhead hold the two to the same stored bytes.
+// flows (which are not looked ahead) some 30 to 70 instructions each in
+// spills and branches (docs/PERFORMANCE.md, Capture).
+// TestWriteFramesAhead and FuzzWriteFramesAhead hold the two to the same
+// stored bytes.
 func (w *Writer) writeAhead(fs []pcapio.Frame) (int, error) {
 	lt := w.lt
 	k := shardKey{lt, w.nanos}
