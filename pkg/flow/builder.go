@@ -212,6 +212,12 @@ type Builder struct {
 	// packets of a few busy flows (the common case on a link) then cost a
 	// cheap hash and one key comparison instead of a probe.
 	recent [256]recentFlow
+	// missed counts packets that missed the recent cache (MissedSince);
+	// touched keeps what Touch read, so that its reads are not dropped.
+	missed  uint32
+	touched uint64
+	// pre is the next packet's key, handed over by AddAheadNanos.
+	pre *Ahead
 }
 
 // recentFlow is a recent-cache slot: an entry and its index (entries
@@ -460,14 +466,18 @@ type Handle struct {
 	ID uint32
 }
 
-// AddParsedNanos is AddParsed with the time in nanoseconds since the
-// epoch; it returns the flow's handle (zero for a packet without IP).
-func (b *Builder) AddParsedNanos(ns int64, p *pkthdr.Packet, data []byte, origLen int) Handle {
-	b.stats.Packets++
-	if p.IPVersion == 0 {
-		b.stats.NonIP++
-		return Handle{}
-	}
+// Ahead is a packet's flow key and its hash, computed before the packet's
+// turn so that its table slots can be read ahead (Touch). Both depend on
+// the packet alone, not on a table: one Ahead serves any Builder.
+type Ahead struct {
+	k     key
+	h     uint64
+	fromA bool // the sender is the key's a side
+}
+
+// Look fills a with the flow key and hash of p, a packet with an IP
+// header (parsed from data by pkthdr.Parse).
+func (a *Ahead) Look(p *pkthdr.Packet, data []byte) {
 	var vlan uint16
 	if p.NVLAN > 0 {
 		vlan = p.VLAN[0]
@@ -488,7 +498,8 @@ func (b *Builder) AddParsedNanos(ns int64, p *pkthdr.Packet, data []byte, origLe
 	// Any fixed order of the endpoints will do: it only has to put both
 	// directions of a flow under one key.
 	fromA := shi < dhi || shi == dhi && (slo < dlo || slo == dlo && sp <= dp)
-	k := key{meta: uint64(vlan)<<16 | uint64(p.Proto)<<8 | uint64(p.IPVersion)}
+	k := &a.k
+	k.meta = uint64(vlan)<<16 | uint64(p.Proto)<<8 | uint64(p.IPVersion)
 	if fromA {
 		k.ahi, k.alo, k.bhi, k.blo = shi, slo, dhi, dlo
 		k.meta |= uint64(sp)<<48 | uint64(dp)<<32
@@ -496,13 +507,101 @@ func (b *Builder) AddParsedNanos(ns int64, p *pkthdr.Packet, data []byte, origLe
 		k.ahi, k.alo, k.bhi, k.blo = dhi, dlo, shi, slo
 		k.meta |= uint64(dp)<<48 | uint64(sp)<<32
 	}
+	a.h, a.fromA = k.hash(), fromA
+}
+
+// Touch reads, for each packet of as in turn, its table slot and, while
+// first packets are held, its held slot, keeping what it read. Under a
+// flood each is a cache miss in an array of megabytes: read here, a group
+// of packets' misses are in flight together, and AddAheadNanos then finds
+// the lines in the cache instead of each packet waiting for its own.
+// Nothing changes in b but the word the reads are summed into.
+func (b *Builder) Touch(as []Ahead) {
+	mask := uint64(len(b.slots) - 1)
+	var sum uint64
+	for i := range as {
+		sum += b.slots[as[i].h&mask]
+	}
+	if b.held > 0 {
+		hm := uint64(len(b.adm) - 1)
+		for i := range as {
+			// The slot's key and its bits, which the packet reads first:
+			// 72 bytes may span two cache lines.
+			s := &b.adm[(as[i].h>>32)&hm]
+			sum += s.k.ahi + uint64(s.bits)
+		}
+	}
+	b.touched = sum
+}
+
+// MissedSince returns how many packets missed the recent cache since the
+// last call: when most of a group did, the next group's slots are worth
+// reading ahead (Touch); when they hit, their flows' lines are in the
+// cache already and reading ahead only costs.
+func (b *Builder) MissedSince() int {
+	n := b.missed
+	b.missed = 0
+	return int(n)
+}
+
+// AddAheadNanos is AddParsedNanos of a packet whose flow key and hash a
+// holds (Look on the same packet), or, with a nil, computes them.
+func (b *Builder) AddAheadNanos(ns int64, p *pkthdr.Packet, data []byte, origLen int, a *Ahead) Handle {
+	b.pre = a
+	return b.AddParsedNanos(ns, p, data, origLen)
+}
+
+// AddParsedNanos is AddParsed with the time in nanoseconds since the
+// epoch; it returns the flow's handle (zero for a packet without IP).
+func (b *Builder) AddParsedNanos(ns int64, p *pkthdr.Packet, data []byte, origLen int) Handle {
+	b.stats.Packets++
+	if p.IPVersion == 0 {
+		b.stats.NonIP++
+		b.pre = nil
+		return Handle{}
+	}
+	var k key
+	var h uint64
+	var fromA bool
+	icmp := p.Proto == pkthdr.ProtoICMP || p.Proto == pkthdr.ProtoICMPv6
+	if a := b.pre; a != nil {
+		b.pre = nil
+		k, h, fromA = a.k, a.h, a.fromA
+	} else {
+		// Look's computation, inline: a call here cost the packets of
+		// busy flows, which are not read ahead, some 12 to 28 of their
+		// 285 instructions in the table (docs/PERFORMANCE.md, Capture).
+		// TestLookAsAdd holds the two the same.
+		var vlan uint16
+		if p.NVLAN > 0 {
+			vlan = p.VLAN[0]
+		}
+		sp, dp := p.SrcPort, p.DstPort
+		if icmp || !p.HasPorts {
+			sp, dp = 0, 0
+			if icmp {
+				sp = icmpFamily(p, data)
+				dp = sp
+			}
+		}
+		shi, slo, dhi, dlo := p.AddrWords()
+		fromA = shi < dhi || shi == dhi && (slo < dlo || slo == dlo && sp <= dp)
+		k.meta = uint64(vlan)<<16 | uint64(p.Proto)<<8 | uint64(p.IPVersion)
+		if fromA {
+			k.ahi, k.alo, k.bhi, k.blo = shi, slo, dhi, dlo
+			k.meta |= uint64(sp)<<48 | uint64(dp)<<32
+		} else {
+			k.ahi, k.alo, k.bhi, k.blo = dhi, dlo, shi, slo
+			k.meta |= uint64(dp)<<48 | uint64(sp)<<32
+		}
+		h = k.hash()
+	}
 	isTCP := p.Proto == pkthdr.ProtoTCP && p.HasPorts
 	var flags uint8
 	if isTCP {
 		flags = p.TCPFlags // zero when the header was cut short
 	}
 
-	h := k.hash()
 	// A new flow's packet misses the cache in the table's slot and, once
 	// the table has been full, in its held slot: both are read here,
 	// before either is needed, so that the two misses overlap instead of
@@ -517,6 +616,7 @@ func (b *Builder) AddParsedNanos(ns int64, p *pkthdr.Packet, data []byte, origLe
 	rc := &b.recent[slot(h)]
 	e, idx := rc.e, rc.idx
 	if e == nil || rc.h != uint32(h) || !e.k.eq(&k) {
+		b.missed++
 		e, idx = nil, -1
 		if first != 0 {
 			idx = b.find(&k, h)

@@ -25,6 +25,9 @@ import (
 // writes them, encoded, into a shard's flow file.
 type FlowTable interface {
 	AddParsedNanos(ns int64, p *pkthdr.Packet, data []byte, origLen int) flow.Handle
+	// AddAheadNanos is AddParsedNanos with the packet's flow key already
+	// computed (flow.Ahead.Look) when a is not nil.
+	AddAheadNanos(ns int64, p *pkthdr.Packet, data []byte, origLen int, a *flow.Ahead) flow.Handle
 	ExpireInto(now time.Time, fw *flow.FileWriter) // ended and timed-out flows
 	FlushInto(fw *flow.FileWriter)                 // everything still open
 	Stats() flow.Stats
@@ -221,10 +224,22 @@ type Writer struct {
 	closed    bool
 
 	parsed pkthdr.Packet
-	count  uint64
-	frames []pcapio.Frame // Frames' buffer
-	encBuf chan []byte
-	rzFree chan *reczstd.Encoder
+	// A lookahead group's parsed packets, whether Parse found IP, and
+	// their flow keys (lookAhead).
+	pkts     [aheadGroup]pkthdr.Packet
+	parsedIP [aheadGroup]bool
+	looks    [aheadGroup]flow.Ahead
+	// checked is the packet count when missing last looked at the
+	// recent-flow cache's misses; aheadGroups counts the groups stored in
+	// lookahead; aheadAlways puts every group of two packets or more in
+	// lookahead (tests).
+	checked     uint64
+	aheadGroups uint64
+	aheadAlways bool
+	count       uint64
+	frames      []pcapio.Frame // Frames' buffer
+	encBuf      chan []byte
+	rzFree      chan *reczstd.Encoder
 	// ixFree holds a sealed shard's index builder for the next shard:
 	// under a flood its logs hold millions of entries, and growing new
 	// ones each shard cost page faults and copies.
@@ -415,9 +430,42 @@ func (w *Writer) WriteFrames(fs []pcapio.Frame) (int, error) {
 	if err := w.Err(); err != nil {
 		return 0, err
 	}
+	count0 := w.count
+	// Under a flood every packet's flow-table slot is a cache miss. In
+	// lookahead, a group's packets are parsed and their flow keys hashed
+	// first, and the table reads all their slots at once (lookAhead), so
+	// that the misses overlap; the packets are then stored one by one,
+	// the table handed the keys already computed. Packets of a few busy
+	// flows hit the table's recent-flow cache instead, and for them the
+	// run is stored whole, as it comes.
+	var n int
+	var err error
+	ft := w.missing(len(fs))
+	if ft == nil {
+		n, err = w.writeFrames(fs)
+	}
+	for ft != nil && n < len(fs) {
+		g := fs[n:min(n+aheadGroup, len(fs))]
+		w.lookAhead(ft, g)
+		m, gerr := w.writeAhead(g)
+		n += m
+		if gerr != nil {
+			err = gerr
+			break
+		}
+		if ft = w.missing(len(fs) - n); ft == nil && n < len(fs) {
+			m, err = w.writeFrames(fs[n:])
+			n += m
+		}
+	}
+	w.flushIfDue(count0)
+	return n, err
+}
+
+// writeFrames stores the packets of fs one by one (WriteFrames).
+func (w *Writer) writeFrames(fs []pcapio.Frame) (int, error) {
 	lt := w.lt
 	k := shardKey{lt, w.nanos}
-	count0 := w.count
 	// sh is the open shard of key k, nil after a seal.
 	sh := w.last
 	if sh != nil && sh.key != k {
@@ -520,12 +568,181 @@ func (w *Writer) WriteFrames(fs []pcapio.Frame) (int, error) {
 		}
 		w.count++
 		if cut != nil {
-			w.flushIfDue(count0)
 			return i + 1, cut
 		}
 	}
-	w.flushIfDue(count0)
 	return len(fs), nil
+}
+
+// writeAhead is writeFrames for a group in lookahead: each packet parsed,
+// and its flow key computed, by lookAhead. It is writeFrames' loop with
+// those two steps taken from the group, written out again: one loop for
+// both, with the choice made in each packet, cost the packets of busy
+// flows (which are not looked ahead) some 30 to 70 instructions each in
+// spills and branches (docs/PERFORMANCE.md, Capture).
+// TestWriteFramesAhead and FuzzWriteFramesAhead hold the two to the same
+// stored bytes.
+func (w *Writer) writeAhead(fs []pcapio.Frame) (int, error) {
+	lt := w.lt
+	k := shardKey{lt, w.nanos}
+	// sh is the open shard of key k, nil after a seal.
+	sh := w.last
+	if sh != nil && sh.key != k {
+		sh = nil
+	}
+	for i := range fs {
+		ns, data, origLen := fs[i].Nanos, fs[i].Data, fs[i].OrigLen
+		var cut error
+		if len(data) > pcapio.MaxRecord {
+			cut = &CutError{Len: len(data)}
+			data = data[:pcapio.MaxRecord]
+			w.statsMu.Lock()
+			w.stats.Cut++
+			w.statsMu.Unlock()
+		}
+		if sh == nil {
+			sh = w.cur[k]
+			if sh == nil {
+				sh = w.openShard(k, w.opts.Snaplen)
+			}
+			w.last = sh
+		}
+		if uint32(len(data)) > sh.snaplen { // cannot grow a written header: start a shard that fits
+			w.sealShard(sh)
+			snap := uint32(pcapio.MaxPacket)
+			if len(data) > pcapio.MaxPacket {
+				snap = pcapio.MaxRecord
+			}
+			sh = w.openShard(k, snap)
+		}
+		if sh.bPkts == 0 {
+			if sh.blocks == 0 && sh.raw == 0 {
+				sh.first = ns
+				sh.sealAt = math.MaxInt64
+				if w.opts.ShardSpan > 0 {
+					sh.sealAt = ns + int64(w.opts.ShardSpan)
+				}
+			}
+			sh.bFirst, sh.bLast = ns, ns
+			if w.opts.FlushInterval > 0 {
+				sh.bStarted = time.Now()
+			}
+		} else {
+			sh.bFirst = min(sh.bFirst, ns)
+			sh.bLast = max(sh.bLast, ns)
+		}
+		p := &w.pkts[i]
+		if !w.parsedIP[i] && !p.ARP {
+			w.pend.unparsed++
+		}
+		if lt != pkthdr.LinkEthernet && pkthdr.IsWiFi(lt) {
+			k := pkthdr.ClassifyWiFi(lt, data)
+			w.statsMu.Lock()
+			w.stats.WiFi[k]++
+			w.statsMu.Unlock()
+		}
+		var fh flow.Handle
+		if sh.flows != nil && p.IPVersion != 0 {
+			fh = sh.flows.AddAheadNanos(ns, p, data, origLen, &w.looks[i])
+			// Ended flows leave the table as packet time goes on, so memory
+			// holds open flows and compact finished records only.
+			if w.count&4095 == 0 {
+				sh.flows.ExpireInto(time.Unix(0, ns), &sh.flowFile)
+			}
+		}
+		// A flow's packets have the same index keys (the flow key holds all
+		// but a second VLAN tag and a tunnel's outer header): they are
+		// recorded once a block a flow, so the index's check for a repeated
+		// packet signature is not asked.
+		if fh.Mark == nil || p.NVLAN > 1 || p.Outer.IPVersion != 0 {
+			sh.ix.AddPacket(p)
+		} else if blk := uint32(sh.blocks) + 1; *fh.Mark != blk {
+			sh.ix.AddFlowPacket(p)
+			*fh.Mark = blk
+		}
+		// The record encoder's key: the flow's ID, or, without a flow table,
+		// a hash of the flow's key. A held first packet (ID 0) has no
+		// earlier record of its flow in the block: the encoder compares it
+		// with the previous record, which under a flood looks most alike.
+		rk := fh.ID
+		if fh.Mark == nil {
+			rk = recordKey(p)
+		}
+		before := len(sh.block)
+		sh.block = pcapio.AppendRecordNanos(sh.block, ns, data, origLen, k.nanos)
+		sh.rz.Add(sh.block, before, rk)
+		sh.bPkts++
+
+		// A shard is sealed at a block's end once full (of packets or of
+		// flow records), or at the first packet past its time span.
+		if len(sh.block) >= w.opts.BlockSize {
+			w.endBlock(sh)
+			if sh.raw >= w.opts.ShardSize || sh.flowFile.Size() >= maxFlowBytes || sh.ix.Keys() >= maxIndexKeys {
+				w.sealShard(sh)
+				sh = nil
+			}
+		} else if ns >= sh.sealAt || sh.raw+int64(len(sh.block)) >= w.opts.ShardSize {
+			w.sealShard(sh)
+			sh = nil
+		}
+		w.count++
+		if cut != nil {
+			return i + 1, cut
+		}
+	}
+	return len(fs), nil
+}
+
+// aheadGroup is how many packets WriteFrames parses before storing the
+// first of them: enough flow-table misses in flight to hide most of their
+// latency, few enough that the group's parsed packets stay in the
+// first-level cache.
+const aheadGroup = 16
+
+// missing returns the open shard's flow table when most packets since
+// the last call missed its recent-flow cache (a flood, a scan) and a
+// group of the n packets that follow (at least two) is worth reading
+// ahead; nil otherwise.
+func (w *Writer) missing(n int) *flow.Builder {
+	sh := w.last
+	if sh == nil || n < 2 || sh.key != (shardKey{w.lt, w.nanos}) {
+		return nil
+	}
+	ft, ok := sh.flows.(*flow.Builder)
+	if !ok {
+		return nil
+	}
+	since := w.count - w.checked
+	w.checked = w.count
+	if missed := uint64(ft.MissedSince()); 2*missed < since || since == 0 {
+		if !w.aheadAlways {
+			return nil
+		}
+	}
+	return ft
+}
+
+// lookAhead parses the packets of the group fs (at most aheadGroup) into
+// w.pkts and computes the flow keys of those with IP into w.looks, as
+// writeFrames would one by one (a packet longer than pcapio.MaxRecord is
+// parsed as cut to it), and ft, the open shard's table, reads their slots
+// (Touch). The keys do not depend on the table: they serve the next
+// shard's if a seal comes within the group.
+func (w *Writer) lookAhead(ft *flow.Builder, fs []pcapio.Frame) {
+	lt := w.lt
+	for j := range fs {
+		data := fs[j].Data
+		if len(data) > pcapio.MaxRecord {
+			data = data[:pcapio.MaxRecord]
+		}
+		p := &w.pkts[j]
+		w.parsedIP[j] = pkthdr.Parse(lt, data, p)
+		if p.IPVersion != 0 {
+			w.looks[j].Look(p, data)
+		}
+	}
+	ft.Touch(w.looks[:len(fs)])
+	w.aheadGroups++
 }
 
 // flushIfDue looks for blocks older than the flush interval once every
