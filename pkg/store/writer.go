@@ -188,7 +188,8 @@ const (
 type job struct {
 	kind  jobKind
 	sh    *openShard
-	raw   []byte
+	raw   []byte // until compressed, then back in the pool
+	rawN  int    // raw length
 	num   int
 	first int64
 	last  int64
@@ -241,6 +242,10 @@ type Writer struct {
 	encs        []pcapio.EncodedBlock
 	wbuf        []byte
 	blockWrites int
+	// held are an inline writer's compressed blocks not yet queued for the
+	// write loop, heldAt the wall time of their oldest packet (handOff).
+	held   []*job
+	heldAt time.Time
 
 	// Packet-path counters are atomics so a stats line can read them
 	// while packets flow; the rest is under statsMu. The packet path
@@ -305,10 +310,12 @@ func (s *Store) NewWriter(opts WriterOptions) (*Writer, error) {
 	// (its write loop drains the queue only when the worker waits on it):
 	// some 40 bytes of garbage a small packet, the collections and page
 	// faults that follow (docs/PERFORMANCE.md, Capture).
-	pool := depth + 4 + maxBatch + 4
+	// An inline writer also holds up to maxBatch compressed blocks before
+	// queueing them (handOff), and the queue has room for them all at once.
+	pool := depth + 4 + 3*maxBatch + 4
 	w := &Writer{
 		st: s, opts: opts, enc: enc, cur: map[shardKey]*openShard{}, seq: seq, nanos: true,
-		jobs:      make(chan *job, depth+4),
+		jobs:      make(chan *job, depth+4+maxBatch),
 		compressQ: make(chan *job, depth),
 		free:      make(chan []byte, pool),
 		encBuf:    make(chan []byte, pool),
@@ -537,12 +544,16 @@ func (w *Writer) flushIfDue(count0 uint64) {
 	}
 }
 
-// flushOld writes out blocks that have waited longer than FlushInterval.
+// flushOld writes out blocks that have waited longer than FlushInterval,
+// open or held.
 func (w *Writer) flushOld(now time.Time) {
 	for _, sh := range w.cur {
 		if sh.bPkts > 0 && now.Sub(sh.bStarted) >= w.opts.FlushInterval {
 			w.endBlock(sh)
 		}
+	}
+	if len(w.held) > 0 && now.Sub(w.heldAt) >= w.opts.FlushInterval {
+		w.handOff()
 	}
 }
 
@@ -558,6 +569,7 @@ func (w *Writer) Flush() error {
 			w.endBlock(sh)
 		}
 	}
+	w.handOff()
 	b := &job{kind: jobBarrier, done: make(chan struct{})}
 	w.jobs <- b
 	<-b.done
@@ -575,6 +587,7 @@ func (w *Writer) EndBlocks() {
 			w.endBlock(sh)
 		}
 	}
+	w.handOff()
 }
 
 // FlushIfOld is Flush limited to blocks older than the flush interval; it
@@ -599,6 +612,7 @@ func (w *Writer) openShard(k shardKey, snaplen uint32) *openShard {
 	}
 	w.cur[k] = sh
 	w.last = sh
+	w.handOff() // jobs reach the write loop in order
 	w.jobs <- &job{kind: jobOpen, sh: sh}
 	return sh
 }
@@ -674,11 +688,34 @@ func (w *Writer) endBlock(sh *openShard) {
 	sh.bPkts = 0
 	if w.opts.Inline {
 		w.encode(j)
-		w.jobs <- j
+		if len(w.held) == 0 || sh.bStarted.Before(w.heldAt) {
+			w.heldAt = sh.bStarted
+		}
+		w.held = append(w.held, j)
+		if len(w.held) >= maxBatch {
+			w.handOff()
+		}
 		return
 	}
 	w.jobs <- j
 	w.compressQ <- j
+}
+
+// handOff queues the held blocks for the write loop. An inline writer
+// (a capture worker's) holds its compressed blocks until it has maxBatch
+// of them, until the oldest packet in them is FlushInterval old (the age
+// at which an open block is ended), or until a flush, a seal, a new shard
+// or Close: so a busy link's blocks reach the disk in one write per
+// maxBatch blocks, not one per ring block, and the write loop is woken,
+// and wakes the Go runtime's monitor thread with its system call, that
+// much less often. A packet waits no longer than FlushInterval, as in an
+// open block (docs/store.md).
+func (w *Writer) handOff() {
+	for i, j := range w.held {
+		w.jobs <- j
+		w.held[i] = nil
+	}
+	w.held = w.held[:0]
 }
 
 func (w *Writer) encode(j *job) {
@@ -690,6 +727,11 @@ func (w *Writer) encode(j *job) {
 	j.enc = pcapio.EncodeBlock(dst, blockCompressor{j.rz, w.enc}, j.raw, j.num, j.first, j.last, j.pkts)
 	w.putRZ(j.rz)
 	j.rz = nil
+	// The encoded block is a copy (stored blocks too): the raw buffer
+	// serves the next block at once instead of waiting for the disk.
+	j.rawN = len(j.raw)
+	w.putBuf(j.raw)
+	j.raw = nil
 	close(j.done)
 }
 
@@ -735,6 +777,7 @@ func (w *Writer) sealShard(sh *openShard) {
 	if w.last == sh {
 		w.last = nil
 	}
+	w.handOff()
 	w.jobs <- &job{kind: jobSeal, sh: sh}
 }
 
@@ -749,6 +792,7 @@ func (w *Writer) Close() error {
 	for _, sh := range w.cur {
 		w.sealShard(sh)
 	}
+	w.handOff()
 	w.closed = true
 	close(w.compressQ)
 	close(w.jobs)
@@ -856,7 +900,6 @@ gather:
 	}
 	w.doBlocks(batch)
 	for i, b := range batch {
-		w.putBuf(b.raw)
 		select {
 		case w.encBuf <- b.enc.Bytes:
 		default:
@@ -943,13 +986,13 @@ func (w *Writer) blockWritten(j *job) {
 		sh.synced = sh.sw.Size()
 	}
 	sh.kept += uint64(j.pkts)
-	sh.keptRaw += uint64(len(j.raw))
+	sh.keptRaw += uint64(j.rawN)
 	sh.keptDisk += uint64(len(j.enc.Bytes))
 	w.statsMu.Lock()
 	w.stats.Blocks++
 	w.stats.Stored += uint64(len(j.enc.Bytes))
 	w.stats.StoredPackets += uint64(j.pkts)
-	w.stats.StoredRaw += uint64(len(j.raw))
+	w.stats.StoredRaw += uint64(j.rawN)
 	w.statsMu.Unlock()
 }
 
