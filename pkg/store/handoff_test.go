@@ -1,6 +1,7 @@
 package store
 
 import (
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -107,6 +108,60 @@ func TestInlineWriterHoldsBlocks(t *testing.T) {
 				t.Errorf("took %d packets and stored %d, wrote %d", s.Packets, s.StoredPackets, written)
 			}
 		})
+	}
+}
+
+// TestInlineWriterHoldsBytes: blocks that hardly compress are handed to
+// the write loop once they make maxWrite bytes, fewer than maxBatch.
+func TestInlineWriterHoldsBytes(t *testing.T) {
+	st, err := Create(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := st.NewWriter(WriterOptions{ID: "c00", BlockSize: 64 << 10, Compressors: 1, Inline: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.SetLinkType(pkthdr.LinkEthernet)
+	f := floodFrame(0xc6120001, 0x0400)
+	f = append(f, make([]byte, 1514-len(f))...)
+	r := rand.New(rand.NewPCG(1, 2))
+	ns, written := int64(1e18), uint64(0)
+	write := func(n int) {
+		for range n {
+			for i := 42; i < len(f); i++ {
+				f[i] = byte(r.Uint32())
+			}
+			if err := w.WritePacketNanos(ns, f, len(f)); err != nil {
+				t.Fatal(err)
+			}
+			ns += 1000
+			written++
+		}
+	}
+	var before int // bytes held before the last block
+	for len(w.held) < maxBatch {
+		before = len(w.hold)
+		writeBlocks(t, w, write, 1)
+		if len(w.held) == 0 {
+			break
+		}
+	}
+	n := w.Stats().Packets // taken: the blocks ended
+	if len(w.held) != 0 || before >= maxWrite || before+(64<<10)+(64<<10)/8 < maxWrite {
+		t.Fatalf("%d blocks held, %d bytes before the last: want a hand-off as they pass %d bytes", len(w.held), before, maxWrite)
+	}
+	for end := time.Now().Add(5 * time.Second); w.Stats().StoredPackets < n && time.Now().Before(end); {
+		time.Sleep(time.Millisecond)
+	}
+	if s := w.Stats(); s.StoredPackets != n || s.Blocks < 2 || s.Blocks >= uint64(maxBatch) {
+		t.Errorf("%d packets in %d blocks written, want %d in fewer than %d", s.StoredPackets, s.Blocks, n, maxBatch)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s := w.Stats(); s.StoredPackets != written {
+		t.Errorf("stored %d packets, wrote %d", s.StoredPackets, written)
 	}
 }
 

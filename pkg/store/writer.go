@@ -196,7 +196,12 @@ type job struct {
 	pkts  int
 	rz    *reczstd.Encoder
 	enc   pcapio.EncodedBlock
-	done  chan struct{} // compression finished (blocks) / barrier reached
+	done  chan struct{} // compression finished (blocks) / barrier reached / sealed
+	// held: enc.Bytes lie in an inline writer's hold buffer (handOff),
+	// not a buffer of their own; hold is that buffer, on the last block
+	// of a hand-off, for the write loop to return once it is written.
+	held bool
+	hold []byte
 }
 
 // Writer appends packets to a store. Packets enter on the caller's
@@ -243,9 +248,18 @@ type Writer struct {
 	wbuf        []byte
 	blockWrites int
 	// held are an inline writer's compressed blocks not yet queued for the
-	// write loop, heldAt the wall time of their oldest packet (handOff).
-	held   []*job
-	heldAt time.Time
+	// write loop, heldAt the wall time of their oldest packet, hold their
+	// bytes end to end, and enc the buffer each is compressed into first
+	// (handOff). holdFree has the hold buffers the write loop is done
+	// with, of the holds made.
+	held     []*job
+	heldAt   time.Time
+	hold     []byte
+	enc1     []byte
+	holdFree chan []byte
+	holds    int
+	// sealing is closed when the last shard queued for sealing is sealed.
+	sealing chan struct{}
 
 	// Packet-path counters are atomics so a stats line can read them
 	// while packets flow; the rest is under statsMu. The packet path
@@ -310,12 +324,16 @@ func (s *Store) NewWriter(opts WriterOptions) (*Writer, error) {
 	// (its write loop drains the queue only when the worker waits on it):
 	// some 40 bytes of garbage a small packet, the collections and page
 	// faults that follow (docs/PERFORMANCE.md, Capture).
-	// An inline writer also holds up to maxBatch compressed blocks before
-	// queueing them (handOff), and the queue has room for them all at once.
-	pool := depth + 4 + 3*maxBatch + 4
+	pool := depth + 4 + maxBatch + 4
+	queue := depth + 4
+	if opts.Inline {
+		// A hand-off of held blocks fits in the queue at once.
+		queue += maxBatch
+	}
 	w := &Writer{
 		st: s, opts: opts, enc: enc, cur: map[shardKey]*openShard{}, seq: seq, nanos: true,
-		jobs:      make(chan *job, depth+4+maxBatch),
+		jobs:      make(chan *job, queue),
+		holdFree:  make(chan []byte, maxHolds),
 		compressQ: make(chan *job, depth),
 		free:      make(chan []byte, pool),
 		encBuf:    make(chan []byte, pool),
@@ -687,30 +705,69 @@ func (w *Writer) endBlock(sh *openShard) {
 	sh.rz = w.getRZ()
 	sh.bPkts = 0
 	if w.opts.Inline {
-		w.encode(j)
-		if len(w.held) == 0 || sh.bStarted.Before(w.heldAt) {
-			w.heldAt = sh.bStarted
-		}
-		w.held = append(w.held, j)
-		if len(w.held) >= maxBatch {
-			w.handOff()
-		}
+		w.holdBlock(j, sh.bStarted)
 		return
 	}
 	w.jobs <- j
 	w.compressQ <- j
 }
 
+// holdBlock compresses an inline writer's block and holds it: its bytes
+// are appended to the hold buffer, so that held blocks take the memory
+// they need rather than a block-sized buffer each.
+func (w *Writer) holdBlock(j *job, started time.Time) {
+	j.enc = pcapio.EncodeBlock(w.enc1, blockCompressor{j.rz, w.enc}, j.raw, j.num, j.first, j.last, j.pkts)
+	w.enc1 = j.enc.Bytes[:0]
+	w.putRZ(j.rz)
+	j.rz = nil
+	j.rawN = len(j.raw)
+	w.putBuf(j.raw)
+	j.raw = nil
+	if w.hold == nil {
+		// Two hand-offs queued at most: then the packet path waits for
+		// the disk, as on a full queue.
+		select {
+		case w.hold = <-w.holdFree:
+		default:
+			if w.holds < maxHolds {
+				w.holds++
+				w.hold = []byte{}
+			} else {
+				w.hold = <-w.holdFree
+			}
+		}
+	}
+	// Growing the buffer leaves the blocks held before in the old one,
+	// which they keep alive until written.
+	n := len(w.hold)
+	w.hold = append(w.hold, j.enc.Bytes...)
+	j.enc.Bytes = w.hold[n:len(w.hold):len(w.hold)]
+	j.held = true
+	close(j.done)
+	if len(w.held) == 0 || started.Before(w.heldAt) {
+		w.heldAt = started
+	}
+	w.held = append(w.held, j)
+	if len(w.held) >= maxBatch || len(w.hold) >= maxWrite {
+		w.handOff()
+	}
+}
+
 // handOff queues the held blocks for the write loop. An inline writer
 // (a capture worker's) holds its compressed blocks until it has maxBatch
-// of them, until the oldest packet in them is FlushInterval old (the age
-// at which an open block is ended), or until a flush, a seal, a new shard
-// or Close: so a busy link's blocks reach the disk in one write per
-// maxBatch blocks, not one per ring block, and the write loop is woken,
-// and wakes the Go runtime's monitor thread with its system call, that
-// much less often. A packet waits no longer than FlushInterval, as in an
-// open block (docs/store.md).
+// of them or maxWrite bytes, until the oldest packet in them is
+// FlushInterval old (the age at which an open block is ended), or until a
+// flush, a seal, a new shard or Close: so a busy link's blocks reach the
+// disk in one write per maxBatch blocks, not one per ring block, and the
+// write loop is woken, and wakes the Go runtime's monitor thread with its
+// system call, that much less often. A packet waits no longer than
+// FlushInterval, as in an open block (docs/store.md).
 func (w *Writer) handOff() {
+	if len(w.held) == 0 {
+		return
+	}
+	w.held[len(w.held)-1].hold = w.hold[:0]
+	w.hold = nil
 	for i, j := range w.held {
 		w.jobs <- j
 		w.held[i] = nil
@@ -778,7 +835,15 @@ func (w *Writer) sealShard(sh *openShard) {
 		w.last = nil
 	}
 	w.handOff()
-	w.jobs <- &job{kind: jobSeal, sh: sh}
+	// One shard sealed at a time while the next fills, however far the
+	// packet path runs ahead of the disk (held blocks let it): the sealed
+	// shard's flow table and index builder then serve the shard after it,
+	// and the writer keeps at most two of each (docs/capture.md, Floods).
+	if w.sealing != nil {
+		<-w.sealing
+	}
+	w.sealing = make(chan struct{})
+	w.jobs <- &job{kind: jobSeal, sh: sh, done: w.sealing}
 }
 
 // Close seals every open shard and waits for the disk. The returned error
@@ -835,6 +900,7 @@ func (w *Writer) writeLoop() {
 			next = w.writeBlocks(j)
 		case jobSeal:
 			w.doSeal(j.sh)
+			close(j.done)
 		case jobBarrier:
 			close(j.done)
 		}
@@ -865,16 +931,22 @@ func (w *Writer) doOpen(sh *openShard) {
 	sh.file, sh.sw = f, sw
 }
 
-// maxBatch bounds the blocks writeBlocks writes with one system call
-// (the batch buffer: at most some 1 MiB of compressed blocks).
-var maxBatch = 16
+// maxBatch bounds the blocks writeBlocks gathers, and those an inline
+// writer holds; maxWrite bounds the bytes of one write (the batch buffer)
+// and of the blocks held.
+var maxBatch = 64
+
+const maxWrite = 1 << 20
+
+// maxHolds is how many hold buffers an inline writer has: the one it
+// fills and two handed off.
+const maxHolds = 3
 
 // writeBlocks writes j's block and the blocks of its shard queued behind
-// it, already there, with one write: a capture worker queues a ring
-// block's worth of store blocks (four of 64-byte frames) before its write
-// loop runs, and each write cost a system call and woke the runtime's
-// monitor thread. Nothing waits for more blocks to come, so a block
-// reaches the file as soon as before. It returns the first queued job
+// it, already there, with one write (of at most maxWrite bytes): a
+// capture worker hands its held blocks over together (handOff), and each
+// write costs a system call that wakes the runtime's monitor thread.
+// Nothing waits for more blocks to come. It returns the first queued job
 // that is not one of them, for the loop to do next (nil if none).
 func (w *Writer) writeBlocks(j *job) *job {
 	batch := append(w.batch[:0], j)
@@ -898,11 +970,29 @@ gather:
 	for _, b := range batch {
 		<-b.done
 	}
-	w.doBlocks(batch)
+	// Writes of at most maxWrite bytes (or one block).
+	for rest := batch; len(rest) > 0; {
+		n, size := 1, len(rest[0].enc.Bytes)
+		for n < len(rest) && size+len(rest[n].enc.Bytes) <= maxWrite {
+			size += len(rest[n].enc.Bytes)
+			n++
+		}
+		w.doBlocks(rest[:n])
+		rest = rest[n:]
+	}
 	for i, b := range batch {
-		select {
-		case w.encBuf <- b.enc.Bytes:
+		switch {
+		case b.hold != nil:
+			select {
+			case w.holdFree <- b.hold:
+			default:
+			}
+		case b.held:
 		default:
+			select {
+			case w.encBuf <- b.enc.Bytes:
+			default:
+			}
 		}
 		batch[i] = nil
 	}
