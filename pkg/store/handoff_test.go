@@ -2,6 +2,8 @@ package store
 
 import (
 	"math/rand/v2"
+	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -177,5 +179,41 @@ func writeBlocks(t *testing.T, w *Writer, write func(n int), n int) {
 			t.Fatal("no block ended")
 		}
 		want = w.Stats().Packets
+	}
+}
+
+// TestInlineWriterYields: an inline writer yields the processor at each
+// block's end, so that with one processor another goroutine (the
+// collector's worker finishing a cycle's marking) runs while a capture
+// worker drains a backlog without ever waiting for its ring.
+func TestInlineWriterYields(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	st, err := Create(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := st.NewWriter(WriterOptions{ID: "c00", BlockSize: 64 << 10, Compressors: 1, Inline: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	w.SetLinkType(pkthdr.LinkEthernet)
+	f := floodFrame(0xc6120001, 0x0400)
+	write := func() {
+		if err := w.WritePacketNanos(1e18, f, len(f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write() // the shard is open
+	var ran atomic.Bool
+	go ran.Store(true)
+	for p := w.Stats().Packets; w.Stats().Packets == p; {
+		if ran.Load() {
+			t.Fatal("the goroutine ran before the block ended")
+		}
+		write()
+	}
+	if !ran.Load() {
+		t.Error("a block ended and the writer did not yield")
 	}
 }

@@ -751,6 +751,13 @@ func (w *Writer) holdBlock(j *job, started time.Time) {
 	if len(w.held) >= maxBatch || len(w.hold) >= maxWrite {
 		w.handOff()
 	}
+	// Yield once a block. A worker draining a backlog never waits for the
+	// ring, and with one processor the collector's worker, which finishes
+	// a cycle's marking, runs only when it yields: meanwhile every pointer
+	// the packet path stores goes through the write barrier (capcost, 64
+	// flows: some 35 instructions a packet). The queue, when it was full
+	// every few blocks, made it wait as often.
+	runtime.Gosched()
 }
 
 // handOff queues the held blocks for the write loop. An inline writer
