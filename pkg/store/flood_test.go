@@ -168,7 +168,10 @@ func TestFloodReusesShardMemory(t *testing.T) {
 				n++
 			}
 		}
-		write(40000) // several shards: both alternating tables allocated
+		// Several shards: both alternating tables allocated, and the
+		// compressed blocks' buffers grown to a flood block's size (an
+		// inline writer holds up to maxBatch of them, so more circulate).
+		write(240000)
 		var m0, m1 runtime.MemStats
 		runtime.ReadMemStats(&m0)
 		const measured = 100000

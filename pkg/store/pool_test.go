@@ -22,7 +22,9 @@ import (
 // 7 KB with the race detector, whose bookkeeping allocates too; the bound
 // lies between that and what the smaller pools allocated (44 KB inline,
 // 21 KB with two compressors; the race detector schedules the write loop
-// otherwise, and they then kept their buffers too).
+// otherwise, and they then kept their buffers too). An inline writer holds
+// up to maxBatch compressed blocks in buffers that grow to what a hand-off
+// needs, so it warms up over a few hand-offs.
 func TestWriterKeepsBlockBuffers(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	for _, tc := range []struct {
@@ -59,7 +61,7 @@ func TestWriterKeepsBlockBuffers(t *testing.T) {
 					n++
 				}
 			}
-			write(50000) // the pools filled: some 60 blocks
+			write(300000) // the pools and hold buffers filled: some 370 blocks
 			var m0, m1 runtime.MemStats
 			runtime.ReadMemStats(&m0)
 			blocks0 := w.Stats().Blocks

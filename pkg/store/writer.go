@@ -191,14 +191,20 @@ const (
 type job struct {
 	kind  jobKind
 	sh    *openShard
-	raw   []byte
+	raw   []byte // until compressed, then back in the pool
+	rawN  int    // raw length
 	num   int
 	first int64
 	last  int64
 	pkts  int
 	rz    *reczstd.Encoder
 	enc   pcapio.EncodedBlock
-	done  chan struct{} // compression finished (blocks) / barrier reached
+	done  chan struct{} // compression finished (blocks) / barrier reached / sealed
+	// held: enc.Bytes lie in an inline writer's hold buffer (handOff),
+	// not a buffer of their own; hold is that buffer, on the last block
+	// of a hand-off, for the write loop to return once it is written.
+	held bool
+	hold []byte
 }
 
 // Writer appends packets to a store. Packets enter on the caller's
@@ -256,6 +262,19 @@ type Writer struct {
 	encs        []pcapio.EncodedBlock
 	wbuf        []byte
 	blockWrites int
+	// held are an inline writer's compressed blocks not yet queued for the
+	// write loop, heldAt the wall time of their oldest packet, hold their
+	// bytes end to end, and enc the buffer each is compressed into first
+	// (handOff). holdFree has the hold buffers the write loop is done
+	// with, of the holds made.
+	held     []*job
+	heldAt   time.Time
+	hold     []byte
+	enc1     []byte
+	holdFree chan []byte
+	holds    int
+	// sealing is closed when the last shard queued for sealing is sealed.
+	sealing chan struct{}
 
 	// Packet-path counters are atomics so a stats line can read them
 	// while packets flow; the rest is under statsMu. The packet path
@@ -321,9 +340,15 @@ func (s *Store) NewWriter(opts WriterOptions) (*Writer, error) {
 	// some 40 bytes of garbage a small packet, the collections and page
 	// faults that follow (docs/PERFORMANCE.md, Capture).
 	pool := depth + 4 + maxBatch + 4
+	queue := depth + 4
+	if opts.Inline {
+		// A hand-off of held blocks fits in the queue at once.
+		queue += maxBatch
+	}
 	w := &Writer{
 		st: s, opts: opts, enc: enc, cur: map[shardKey]*openShard{}, seq: seq, nanos: true,
-		jobs:      make(chan *job, depth+4),
+		jobs:      make(chan *job, queue),
+		holdFree:  make(chan []byte, maxHolds),
 		compressQ: make(chan *job, depth),
 		free:      make(chan []byte, pool),
 		encBuf:    make(chan []byte, pool),
@@ -754,12 +779,16 @@ func (w *Writer) flushIfDue(count0 uint64) {
 	}
 }
 
-// flushOld writes out blocks that have waited longer than FlushInterval.
+// flushOld writes out blocks that have waited longer than FlushInterval,
+// open or held.
 func (w *Writer) flushOld(now time.Time) {
 	for _, sh := range w.cur {
 		if sh.bPkts > 0 && now.Sub(sh.bStarted) >= w.opts.FlushInterval {
 			w.endBlock(sh)
 		}
+	}
+	if len(w.held) > 0 && now.Sub(w.heldAt) >= w.opts.FlushInterval {
+		w.handOff()
 	}
 }
 
@@ -775,6 +804,7 @@ func (w *Writer) Flush() error {
 			w.endBlock(sh)
 		}
 	}
+	w.handOff()
 	b := &job{kind: jobBarrier, done: make(chan struct{})}
 	w.jobs <- b
 	<-b.done
@@ -792,6 +822,7 @@ func (w *Writer) EndBlocks() {
 			w.endBlock(sh)
 		}
 	}
+	w.handOff()
 }
 
 // FlushIfOld is Flush limited to blocks older than the flush interval; it
@@ -816,6 +847,7 @@ func (w *Writer) openShard(k shardKey, snaplen uint32) *openShard {
 	}
 	w.cur[k] = sh
 	w.last = sh
+	w.handOff() // jobs reach the write loop in order
 	w.jobs <- &job{kind: jobOpen, sh: sh}
 	return sh
 }
@@ -890,12 +922,81 @@ func (w *Writer) endBlock(sh *openShard) {
 	sh.rz = w.getRZ()
 	sh.bPkts = 0
 	if w.opts.Inline {
-		w.encode(j)
-		w.jobs <- j
+		w.holdBlock(j, sh.bStarted)
 		return
 	}
 	w.jobs <- j
 	w.compressQ <- j
+}
+
+// holdBlock compresses an inline writer's block and holds it: its bytes
+// are appended to the hold buffer, so that held blocks take the memory
+// they need rather than a block-sized buffer each.
+func (w *Writer) holdBlock(j *job, started time.Time) {
+	j.enc = pcapio.EncodeBlock(w.enc1, blockCompressor{j.rz, w.enc}, j.raw, j.num, j.first, j.last, j.pkts)
+	w.enc1 = j.enc.Bytes[:0]
+	w.putRZ(j.rz)
+	j.rz = nil
+	j.rawN = len(j.raw)
+	w.putBuf(j.raw)
+	j.raw = nil
+	if w.hold == nil {
+		// Two hand-offs queued at most: then the packet path waits for
+		// the disk, as on a full queue.
+		select {
+		case w.hold = <-w.holdFree:
+		default:
+			if w.holds < maxHolds {
+				w.holds++
+				w.hold = []byte{}
+			} else {
+				w.hold = <-w.holdFree
+			}
+		}
+	}
+	// Growing the buffer leaves the blocks held before in the old one,
+	// which they keep alive until written.
+	n := len(w.hold)
+	w.hold = append(w.hold, j.enc.Bytes...)
+	j.enc.Bytes = w.hold[n:len(w.hold):len(w.hold)]
+	j.held = true
+	close(j.done)
+	if len(w.held) == 0 || started.Before(w.heldAt) {
+		w.heldAt = started
+	}
+	w.held = append(w.held, j)
+	if len(w.held) >= maxBatch || len(w.hold) >= maxWrite {
+		w.handOff()
+	}
+	// Yield once a block. A worker draining a backlog never waits for the
+	// ring, and with one processor the collector's worker, which finishes
+	// a cycle's marking, runs only when it yields: meanwhile every pointer
+	// the packet path stores goes through the write barrier (capcost, 64
+	// flows: some 35 instructions a packet). The queue, when it was full
+	// every few blocks, made it wait as often.
+	runtime.Gosched()
+}
+
+// handOff queues the held blocks for the write loop. An inline writer
+// (a capture worker's) holds its compressed blocks until it has maxBatch
+// of them or maxWrite bytes, until the oldest packet in them is
+// FlushInterval old (the age at which an open block is ended), or until a
+// flush, a seal, a new shard or Close: so a busy link's blocks reach the
+// disk in one write per maxBatch blocks, not one per ring block, and the
+// write loop is woken, and wakes the Go runtime's monitor thread with its
+// system call, that much less often. A packet waits no longer than
+// FlushInterval, as in an open block (docs/store.md).
+func (w *Writer) handOff() {
+	if len(w.held) == 0 {
+		return
+	}
+	w.held[len(w.held)-1].hold = w.hold[:0]
+	w.hold = nil
+	for i, j := range w.held {
+		w.jobs <- j
+		w.held[i] = nil
+	}
+	w.held = w.held[:0]
 }
 
 func (w *Writer) encode(j *job) {
@@ -907,6 +1008,11 @@ func (w *Writer) encode(j *job) {
 	j.enc = pcapio.EncodeBlock(dst, blockCompressor{j.rz, w.enc}, j.raw, j.num, j.first, j.last, j.pkts)
 	w.putRZ(j.rz)
 	j.rz = nil
+	// The encoded block is a copy (stored blocks too): the raw buffer
+	// serves the next block at once instead of waiting for the disk.
+	j.rawN = len(j.raw)
+	w.putBuf(j.raw)
+	j.raw = nil
 	close(j.done)
 }
 
@@ -952,7 +1058,16 @@ func (w *Writer) sealShard(sh *openShard) {
 	if w.last == sh {
 		w.last = nil
 	}
-	w.jobs <- &job{kind: jobSeal, sh: sh}
+	w.handOff()
+	// One shard sealed at a time while the next fills, however far the
+	// packet path runs ahead of the disk (held blocks let it): the sealed
+	// shard's flow table and index builder then serve the shard after it,
+	// and the writer keeps at most two of each (docs/capture.md, Floods).
+	if w.sealing != nil {
+		<-w.sealing
+	}
+	w.sealing = make(chan struct{})
+	w.jobs <- &job{kind: jobSeal, sh: sh, done: w.sealing}
 }
 
 // Close seals every open shard and waits for the disk. The returned error
@@ -966,6 +1081,7 @@ func (w *Writer) Close() error {
 	for _, sh := range w.cur {
 		w.sealShard(sh)
 	}
+	w.handOff()
 	w.closed = true
 	close(w.compressQ)
 	close(w.jobs)
@@ -1008,6 +1124,7 @@ func (w *Writer) writeLoop() {
 			next = w.writeBlocks(j)
 		case jobSeal:
 			w.doSeal(j.sh)
+			close(j.done)
 		case jobBarrier:
 			close(j.done)
 		}
@@ -1038,16 +1155,22 @@ func (w *Writer) doOpen(sh *openShard) {
 	sh.file, sh.sw = f, sw
 }
 
-// maxBatch bounds the blocks writeBlocks writes with one system call
-// (the batch buffer: at most some 1 MiB of compressed blocks).
-var maxBatch = 16
+// maxBatch bounds the blocks writeBlocks gathers, and those an inline
+// writer holds; maxWrite bounds the bytes of one write (the batch buffer)
+// and of the blocks held.
+var maxBatch = 64
+
+const maxWrite = 1 << 20
+
+// maxHolds is how many hold buffers an inline writer has: the one it
+// fills and two handed off.
+const maxHolds = 3
 
 // writeBlocks writes j's block and the blocks of its shard queued behind
-// it, already there, with one write: a capture worker queues a ring
-// block's worth of store blocks (four of 64-byte frames) before its write
-// loop runs, and each write cost a system call and woke the runtime's
-// monitor thread. Nothing waits for more blocks to come, so a block
-// reaches the file as soon as before. It returns the first queued job
+// it, already there, with one write (of at most maxWrite bytes): a
+// capture worker hands its held blocks over together (handOff), and each
+// write costs a system call that wakes the runtime's monitor thread.
+// Nothing waits for more blocks to come. It returns the first queued job
 // that is not one of them, for the loop to do next (nil if none).
 func (w *Writer) writeBlocks(j *job) *job {
 	batch := append(w.batch[:0], j)
@@ -1071,12 +1194,29 @@ gather:
 	for _, b := range batch {
 		<-b.done
 	}
-	w.doBlocks(batch)
+	// Writes of at most maxWrite bytes (or one block).
+	for rest := batch; len(rest) > 0; {
+		n, size := 1, len(rest[0].enc.Bytes)
+		for n < len(rest) && size+len(rest[n].enc.Bytes) <= maxWrite {
+			size += len(rest[n].enc.Bytes)
+			n++
+		}
+		w.doBlocks(rest[:n])
+		rest = rest[n:]
+	}
 	for i, b := range batch {
-		w.putBuf(b.raw)
-		select {
-		case w.encBuf <- b.enc.Bytes:
+		switch {
+		case b.hold != nil:
+			select {
+			case w.holdFree <- b.hold:
+			default:
+			}
+		case b.held:
 		default:
+			select {
+			case w.encBuf <- b.enc.Bytes:
+			default:
+			}
 		}
 		batch[i] = nil
 	}
@@ -1160,13 +1300,13 @@ func (w *Writer) blockWritten(j *job) {
 		sh.synced = sh.sw.Size()
 	}
 	sh.kept += uint64(j.pkts)
-	sh.keptRaw += uint64(len(j.raw))
+	sh.keptRaw += uint64(j.rawN)
 	sh.keptDisk += uint64(len(j.enc.Bytes))
 	w.statsMu.Lock()
 	w.stats.Blocks++
 	w.stats.Stored += uint64(len(j.enc.Bytes))
 	w.stats.StoredPackets += uint64(j.pkts)
-	w.stats.StoredRaw += uint64(len(j.raw))
+	w.stats.StoredRaw += uint64(j.rawN)
 	w.statsMu.Unlock()
 }
 
