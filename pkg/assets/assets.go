@@ -268,11 +268,13 @@ func ParseAllow(r io.Reader) (*AllowList, error) {
 		if line == "" {
 			continue
 		}
-		if p, err := parsePrefix(line); err == nil {
+		// The trailing dot goes first: "192.0.2.7." is the address, not
+		// a name no query would give.
+		name := strings.TrimSuffix(line, ".")
+		if p, err := parsePrefix(name); err == nil {
 			l.prefixes = append(l.prefixes, p)
 			continue
 		}
-		name := strings.TrimSuffix(line, ".")
 		if rest, ok := strings.CutPrefix(name, "*."); ok {
 			if !validDomain(rest) {
 				return nil, fmt.Errorf("line %d: %q is not an address, CIDR, domain or *.domain", n, orig)
@@ -306,16 +308,30 @@ func LoadAllow(path string) (*AllowList, error) {
 	return l, nil
 }
 
+// validDomain accepts a lower-case name of labels of 1 to 63 letters,
+// digits, '-' or '_' (RFC 1035 2.3.4; '_' for service names): an empty
+// label ("..", a lone ".") is a typo that would match no name.
 func validDomain(s string) bool {
 	if s == "" || len(s) > 253 {
 		return false
 	}
+	label := 0
 	for _, c := range s {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_') {
+		switch {
+		case c == '.':
+			if label == 0 {
+				return false
+			}
+			label = 0
+		case c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_':
+			if label++; label > 63 {
+				return false
+			}
+		default:
 			return false
 		}
 	}
-	return true
+	return label > 0
 }
 
 // Allows reports whether the address or the name is on the list.

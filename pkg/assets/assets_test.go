@@ -1,6 +1,7 @@
 package assets
 
 import (
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -109,6 +110,7 @@ func TestAllowList(t *testing.T) {
 192.0.2.7
 *.windowsupdate.com   # and the apex
 Telemetry.Example.NET.
+203.0.113.9.
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -126,6 +128,7 @@ Telemetry.Example.NET.
 		{"", "telemetry.example.net", true},
 		{"", "x.telemetry.example.net", false},
 		{"203.0.113.1", "c2.example.org", false},
+		{"203.0.113.9", "", true}, // found by FuzzAllow: with its trailing dot it was a name
 	}
 	for _, tc := range tests {
 		var a netip.Addr
@@ -136,7 +139,24 @@ Telemetry.Example.NET.
 			t.Errorf("Allows(%q, %q) = %v", tc.addr, tc.name, got)
 		}
 	}
-	if _, err := ParseAllow(strings.NewReader("good.example\nbad entry!\n")); err == nil || !strings.Contains(err.Error(), "line 2") {
-		t.Errorf("bad line: %v", err)
+	for _, tc := range []struct {
+		in   string
+		line int // of the error; 0: none
+	}{
+		{"good.example\nbad entry!\n", 2},
+		{"..\n", 1}, // found by FuzzAllow: a name of no label was kept
+		{".\n", 1},
+		{"a..b\n", 1},
+		{".a\n", 1},
+		{"*..a\n", 1},
+		{"*.\n", 1},
+		{strings.Repeat("a", 63) + ".example\n", 0},
+		{strings.Repeat("a", 64) + ".example\n", 1},
+		{"_ldap._tcp.corp.local\n", 0},
+	} {
+		_, err := ParseAllow(strings.NewReader(tc.in))
+		if tc.line == 0 && err != nil || tc.line > 0 && (err == nil || !strings.HasPrefix(err.Error(), fmt.Sprintf("line %d: ", tc.line))) {
+			t.Errorf("%.20q: error %v, want one at line %d", tc.in, err, tc.line)
+		}
 	}
 }
