@@ -310,7 +310,7 @@ func LoadAllow(path string) (*AllowList, error) {
 
 // validDomain accepts a lower-case name of labels of 1 to 63 letters,
 // digits, '-' or '_' (RFC 1035 2.3.4; '_' for service names): an empty
-// label ("..", a lone ".") is a typo that would match no name.
+// label ("..", "a..b") is a typo that would match no name.
 func validDomain(s string) bool {
 	if s == "" || len(s) > 253 {
 		return false
