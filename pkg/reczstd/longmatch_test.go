@@ -2,14 +2,10 @@ package reczstd
 
 import (
 	"bytes"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
-	"github.com/nwhealth/nwhealth/internal/testenv"
 )
 
 // TestLongMatchSplit: a record that repeats its reference for longer
@@ -111,16 +107,5 @@ func TestLongMatchSplit(t *testing.T) {
 		}
 		all, allRaw = append(all, f), append(allRaw, raw)
 	}
-	zstdBin := testenv.Tool(t, "zstd")
-	path := filepath.Join(t.TempDir(), "longmatch.zst")
-	if err := os.WriteFile(path, bytes.Join(all, nil), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	got, err := exec.Command(zstdBin, "-dc", path).Output()
-	if err != nil {
-		t.Fatalf("zstd -dc: %v", err)
-	}
-	if !bytes.Equal(got, bytes.Join(allRaw, nil)) {
-		t.Errorf("zstd -dc gives %d bytes, want %d", len(got), len(bytes.Join(allRaw, nil)))
-	}
+	zstdDecodes(t, "longmatch", all, allRaw)
 }

@@ -267,25 +267,31 @@ func TestOffsetSentOnce(t *testing.T) {
 // TestZstdOracle: the reference zstd decoder reads our frames (all of
 // them concatenated, as a shard's data frames are) into the raw blocks.
 func TestZstdOracle(t *testing.T) {
-	zstdBin := testenv.Tool(t, "zstd")
-	dir := t.TempDir()
 	for name, recs := range loads() {
 		raws, frames := blocks(t, recs, 64<<10)
 		if name == "64 flows" || name == "random payloads" {
 			r, f := blocks(t, recs, 1<<30) // one frame of many zstd blocks
 			raws, frames = append(raws, r...), append(frames, f...)
 		}
-		path := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".zst")
-		if err := os.WriteFile(path, bytes.Join(frames, nil), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		got, err := exec.Command(zstdBin, "-dc", path).Output()
-		if err != nil {
-			t.Fatalf("%s: zstd -dc: %v", name, err)
-		}
-		if !bytes.Equal(got, bytes.Join(raws, nil)) {
-			t.Errorf("%s: zstd -dc gives %d bytes, want %d", name, len(got), len(bytes.Join(raws, nil)))
-		}
+		zstdDecodes(t, name, frames, raws)
+	}
+}
+
+// zstdDecodes checks that the reference zstd tool reads frames, all of them
+// concatenated as a shard's data frames are, into the raw blocks raws.
+func zstdDecodes(t *testing.T, name string, frames, raws [][]byte) {
+	t.Helper()
+	zstdBin := testenv.Tool(t, "zstd")
+	path := filepath.Join(t.TempDir(), strings.ReplaceAll(name, " ", "_")+".zst")
+	if err := os.WriteFile(path, bytes.Join(frames, nil), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := exec.Command(zstdBin, "-dc", path).Output()
+	if err != nil {
+		t.Fatalf("%s: zstd -dc: %v", name, err)
+	}
+	if want := bytes.Join(raws, nil); !bytes.Equal(got, want) {
+		t.Errorf("%s: zstd -dc gives %d bytes, want %d", name, len(got), len(want))
 	}
 }
 
@@ -569,18 +575,7 @@ func TestRepeatedCodes(t *testing.T) {
 			all, allRaw = append(all, frames...), append(allRaw, raws...)
 		}
 	}
-	zstdBin := testenv.Tool(t, "zstd")
-	path := filepath.Join(t.TempDir(), "repeated.zst")
-	if err := os.WriteFile(path, bytes.Join(all, nil), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	got, err := exec.Command(zstdBin, "-dc", path).Output()
-	if err != nil {
-		t.Fatalf("zstd -dc: %v", err)
-	}
-	if !bytes.Equal(got, bytes.Join(allRaw, nil)) {
-		t.Errorf("zstd -dc gives %d bytes, want %d", len(got), len(bytes.Join(allRaw, nil)))
-	}
+	zstdDecodes(t, "repeated", all, allRaw)
 }
 
 // TestUniformBlockBits round-trips blocks of alike sequences sent with
@@ -638,18 +633,7 @@ func TestUniformBlockBits(t *testing.T) {
 		}
 		all, allRaw = append(all, frames...), append(allRaw, raws...)
 	}
-	zstdBin := testenv.Tool(t, "zstd")
-	path := filepath.Join(t.TempDir(), "uniform.zst")
-	if err := os.WriteFile(path, bytes.Join(all, nil), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	got, err := exec.Command(zstdBin, "-dc", path).Output()
-	if err != nil {
-		t.Fatalf("zstd -dc: %v", err)
-	}
-	if !bytes.Equal(got, bytes.Join(allRaw, nil)) {
-		t.Errorf("zstd -dc gives %d bytes, want %d", len(got), len(bytes.Join(allRaw, nil)))
-	}
+	zstdDecodes(t, "uniform", all, allRaw)
 }
 
 // span is the numbers from a up to b.
