@@ -196,20 +196,7 @@ type aheadMode struct {
 // writeAhead stores frames in dir in mode m and returns the writer.
 func writeAhead(t *testing.T, dir string, frames [][]byte, opts WriterOptions, m aheadMode) *Writer {
 	t.Helper()
-	st, err := Create(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lk, err := AcquireLock(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lk.Release()
-	w, err := st.NewWriter(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.SetNanos(true)
+	_, w := newTestWriter(t, dir, opts)
 	w.SetLinkType(pkthdr.LinkEthernet)
 	w.aheadAlways = m.always
 	ts := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC).UnixNano()

@@ -115,6 +115,27 @@ func writeStore(t *testing.T, dir string, pkts []pcapio.Packet, opts WriterOptio
 	return st
 }
 
+// newTestWriter creates a store in dir and returns it with a writer with time stamps in
+// nanoseconds, holding the store's lock until the test ends.
+func newTestWriter(t testing.TB, dir string, opts WriterOptions) (*Store, *Writer) {
+	t.Helper()
+	st, err := Create(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lk, err := AcquireLock(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lk.Release() })
+	w, err := st.NewWriter(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.SetNanos(true)
+	return st, w
+}
+
 func runQuery(t *testing.T, st []*Store, sel Selector) ([]pcapio.Packet, error) {
 	t.Helper()
 	var rs []Reader
@@ -527,21 +548,7 @@ func TestWritePacketNanos(t *testing.T) {
 		}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			st, err := Create(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			lk, err := AcquireLock(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer lk.Release()
-			w, err := st.NewWriter(WriterOptions{ID: "w"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			w.SetNanos(true)
+			st, w := newTestWriter(t, t.TempDir(), WriterOptions{ID: "w"})
 			if err := tc.first(w, pkts[0]); err != nil {
 				t.Fatal(err)
 			}
@@ -611,21 +618,7 @@ func TestRetentionFutureStamp(t *testing.T) {
 // pcapio.MaxRecord, stored cut, with a *CutError, as a packet at a time
 // (WritePacketNanos) would; the frames after it are not stored.
 func TestWriteFramesCut(t *testing.T) {
-	dir := t.TempDir()
-	st, err := Create(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lk, err := AcquireLock(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lk.Release()
-	w, err := st.NewWriter(WriterOptions{ID: "w"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.SetNanos(true)
+	st, w := newTestWriter(t, t.TempDir(), WriterOptions{ID: "w"})
 	w.SetLinkType(pkthdr.LinkEthernet)
 	pkts := genPackets(3, time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC))
 	big := make([]byte, pcapio.MaxRecord+1)
