@@ -79,7 +79,7 @@ type dnsDomain struct {
 	names       map[string]struct{}
 	namesOver   bool    // more distinct names than kept
 	subLen      int     // total length of the distinct names' subdomain parts
-	chars       [64]int // character counts of those subdomain parts (charClass)
+	chars       [38]int // character counts of those subdomain parts (charClass)
 	times       []int64 // flow starts, the first maxDNSTimes
 	first, last int64
 	origData    uint64
@@ -306,20 +306,22 @@ func (m *Model) AddDNS(q DNSQuery) {
 	m.dnsFlowBytes[bits.Len64(q.OrigData+q.RespData)]++
 }
 
-// charClass folds a byte into 64 classes: letters, digits, '-', '_',
-// and the rest together (labels are mostly LDH).
+// charClass folds a byte of a lower-cased name into 38 classes: letters,
+// digits, '-', and the rest together (labels are mostly LDH). Case is
+// not a class: names are lowered before they get here, since DNS ignores
+// case and resolvers randomise it (0x20 encoding), which would raise a
+// benign name's entropy; a base64 tunnel's case is lost with it, and its
+// length and the other letters still show it.
 func charClass(c byte) int {
 	switch {
 	case c >= 'a' && c <= 'z':
 		return int(c - 'a')
-	case c >= 'A' && c <= 'Z':
-		return 26 + int(c-'A') // case is data only to an encoder (base64)
 	case c >= '0' && c <= '9':
-		return 52 + int(c-'0')
+		return 26 + int(c-'0')
 	case c == '-':
-		return 62
+		return 36
 	}
-	return 63
+	return 37
 }
 
 // entropy is the Shannon entropy of counts, in bits a character.
