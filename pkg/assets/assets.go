@@ -103,6 +103,9 @@ func ParseInventory(r io.Reader) (*Inventory, error) {
 		}
 		list = found
 	}
+	if err := noAlias(list); err != nil {
+		return nil, err
+	}
 	if list.Kind == yaml.ScalarNode && list.Tag == "!!null" {
 		return inv, nil // "assets:" with nothing under it
 	}
@@ -120,9 +123,22 @@ func ParseInventory(r io.Reader) (*Inventory, error) {
 	return inv, nil
 }
 
+// noAlias refuses a YAML alias (*name) by name: aliases are never expanded,
+// as a few nested ones can stand for millions of entries, and without
+// this check the error would speak of a wrong kind of value.
+func noAlias(n *yaml.Node) error {
+	if n.Kind == yaml.AliasNode {
+		return fmt.Errorf("line %d: alias *%s: YAML aliases are not accepted in an inventory; write the value out", n.Line, n.Value)
+	}
+	return nil
+}
+
 // parseAsset reads one entry of the inventory list.
 func parseAsset(item *yaml.Node) (Asset, error) {
 	var a Asset
+	if err := noAlias(item); err != nil {
+		return a, err
+	}
 	if item.Kind != yaml.MappingNode {
 		return a, fmt.Errorf("line %d: an asset is a map of %s, not %q", item.Line, strings.Join(inventoryKeys, ", "), item.Value)
 	}
@@ -130,6 +146,12 @@ func parseAsset(item *yaml.Node) (Asset, error) {
 	var addrKey string
 	for i := 0; i+1 < len(item.Content); i += 2 {
 		k, v := item.Content[i], item.Content[i+1]
+		if err := noAlias(k); err != nil {
+			return a, err
+		}
+		if err := noAlias(v); err != nil {
+			return a, err
+		}
 		if !slices.Contains(inventoryKeys, k.Value) {
 			return a, fmt.Errorf("line %d: unknown field %q (want %s)", k.Line, k.Value, strings.Join(inventoryKeys, ", "))
 		}

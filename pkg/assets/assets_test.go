@@ -76,6 +76,11 @@ func TestInventoryErrors(t *testing.T) {
 		{"assets: 10.0.0.1\n", "line 1: want a list of assets"},
 		{"- 10.0.0.1\n", `line 1: an asset is a map`},
 		{"assets: [unclosed\n", "line 1"},
+		{"- &a {host: 10.0.0.1, name: x}\n- *a\n", "line 2: alias *a: YAML aliases are not accepted"},
+		{"- host: 10.0.0.1\n  name: &n dc\n- host: 10.0.0.2\n  name: *n\n", "line 4: alias *n"},
+		{"- host: 10.0.0.1\n  &k name: dc\n- host: 10.0.0.2\n  *k : x\n", "line 4: alias *k"},
+		{"x: &l [{host: 10.0.0.1}]\n", `line 1: unknown key "x"`},
+		{"assets: *l\n", "unknown anchor"},
 	} {
 		_, err := ParseInventory(strings.NewReader(tc.in))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
