@@ -37,7 +37,7 @@ const GCPercent = 50
 // SetRuntime gives the process capture's scheduler and collector settings
 // for its workers, unless the GOMAXPROCS or GOGC variable sets them. The
 // cost harness applies them too: with an idle scheduler thread and the
-// default GOGC, a flood stored in process costs some 14 % more CPU than
+// default GOGC, a flood stored in process cost 15-30 % more CPU than
 // capture pays (docs/PERFORMANCE.md, Capture).
 func SetRuntime(workers int) {
 	// One scheduler thread per worker: the workers do all the heavy work
