@@ -9,8 +9,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime"
-	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -218,23 +216,7 @@ func runCapture(ctx context.Context, opts *captureOptions) error {
 		return liveOpenError(err)
 	}
 	defer c.Close()
-	// One scheduler thread per worker: the workers do all the heavy work
-	// (ring walk, headers, index, flows and compression inline), and with
-	// more, idle threads spin looking for work each time a worker hands a
-	// block to its writer: 40 % more CPU per packet in the benchmark. The
-	// GOMAXPROCS variable still overrides.
-	if os.Getenv("GOMAXPROCS") == "" {
-		runtime.GOMAXPROCS(c.Workers())
-	}
-	// The store's heap is mostly pointer-free tables kept from shard to
-	// shard (flows, index), which a collection does not scan, so
-	// collecting at half the default growth costs little CPU and keeps
-	// the garbage between collections (and its page faults) from growing
-	// with those tables: a 3 M flood's peak memory 231 -> 191 MB, page
-	// faults 54,684 -> 44,180. The GOGC variable still overrides.
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(captureGCPercent)
-	}
+	capstore.SetRuntime(c.Workers())
 
 	sinks := make([]capture.Sink, c.Workers())
 	var files []*pcapFileSink
@@ -648,6 +630,3 @@ func (s *pcapFileSink) close() error {
 	s.f = nil
 	return err
 }
-
-// captureGCPercent is capture's GOGC (docs/capture.md, Floods).
-const captureGCPercent = 50

@@ -157,7 +157,7 @@ func (b *Builder) admit(s *held, h uint64, ns int64, isTCP bool, flags uint8) in
 	if s.bits&heldUnoriented != 0 {
 		s.orient()
 	}
-	idx := b.openEntry(s.k, h, s.ns, s.bits&heldOrigIsA != 0, tcp, s.bits&heldNameDone != 0, s.op, s.rp)
+	idx := b.openEntry(&s.k, h, s.ns, s.bits&heldOrigIsA != 0, tcp, s.bits&heldNameDone != 0, s.op, s.rp)
 	e := b.at(idx)
 	e.mark = s.mark
 	// The first packet, as AddParsedNanos counts it.

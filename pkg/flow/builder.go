@@ -667,7 +667,7 @@ func (b *Builder) AddParsedNanos(ns int64, p *pkthdr.Packet, data []byte, origLe
 			}
 			b.evictOldest()
 		}
-		idx = b.newEntry(k, h, p, fromA, flags, icmp, data, ns)
+		idx = b.newEntry(&k, h, p, fromA, flags, icmp, data, ns)
 		e = b.at(idx)
 		rc = &b.recent[slot(h)] // eviction may have cleared it
 		rc.e, rc.idx, rc.h = e, idx, uint32(h)
@@ -805,7 +805,7 @@ func (b *Builder) burst(e *entry, ns int64) {
 const relist = int64(time.Second)
 
 // newEntry opens a flow for its first packet.
-func (b *Builder) newEntry(k key, h uint64, p *pkthdr.Packet, fromA bool, flags uint8, icmp bool, data []byte, ns int64) int32 {
+func (b *Builder) newEntry(k *key, h uint64, p *pkthdr.Packet, fromA bool, flags uint8, icmp bool, data []byte, ns int64) int32 {
 	senderIsOrig, op, rp := orient(p, flags, icmp, data)
 	b.stats.Flows++
 	return b.openEntry(k, h, ns, fromA == senderIsOrig, p.Proto == pkthdr.ProtoTCP && p.HasPorts, !p.HasPorts || icmp, op, rp)
@@ -863,11 +863,18 @@ func senderOriginates(tcp bool, sp, dp uint16) bool {
 }
 
 // openEntry puts a new flow with key k (hash h), first seen at ns, in the
-// table, with no packet counted yet.
-func (b *Builder) openEntry(k key, h uint64, ns int64, origIsA, tcp, nameDone bool, origPort, respPort uint16) int32 {
+// table, with no packet counted yet. The key comes by pointer and the
+// entry is cleared in place before its fields are set: a key by value
+// with the other arguments spilled to the stack at each call, and the
+// entry built as a literal was assembled on the stack and copied, some 45
+// instructions a new flow (docs/PERFORMANCE.md, Capture).
+func (b *Builder) openEntry(k *key, h uint64, ns int64, origIsA, tcp, nameDone bool, origPort, respPort uint16) int32 {
 	idx := b.newIndex()
 	e := b.at(idx)
-	*e = entry{k: k, list: listOther, prev: -1, next: -1, firstNS: ns, lastNS: ns, movedNS: ns}
+	*e = entry{}
+	e.k = *k
+	e.list, e.prev, e.next = listOther, -1, -1
+	e.firstNS, e.lastNS, e.movedNS = ns, ns, ns
 	e.origIsA, e.tcp, e.nameDone = origIsA, tcp, nameDone
 	e.origPort, e.respPort = origPort, respPort
 	if len(b.dnsCur)+len(b.dnsOld) > 0 {

@@ -6,7 +6,9 @@
 // input for counting instructions per packet (scripts/capcost.sh runs it
 // under valgrind's cachegrind at two sizes and takes the difference, so
 // start-up and the final seal cancel out), a measure that does not depend
-// on what else the machine is doing.
+// on what else the machine is doing. It runs with capture's runtime
+// settings (capstore.SetRuntime: a scheduler thread per worker, capture's
+// GOGC), so its CPU seconds are comparable with a capture's.
 //
 //	capcost -mode store -flows 64 -packets 2000000 -dir DIR
 //	capcost -mode gen ...      only lay out the frames (subtracted)
@@ -88,6 +90,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if o.ring < 1 {
 		o.ring = 1
 	}
+	// Capture's scheduler threads and collector setting, so that CPU
+	// seconds measured here are a capture's.
+	capstore.SetRuntime(o.workers)
 	if o.mode == "store" && o.dir == "" && o.pcap == "" {
 		fmt.Fprintln(stderr, "capcost: -mode store needs -dir")
 		return 2
