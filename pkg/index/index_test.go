@@ -235,14 +235,16 @@ func FuzzOpenBody(f *testing.F) {
 
 // countingReader counts the bytes read through it.
 type countingReader struct {
-	r     *bytes.Reader
-	bytes int
-	reads int
+	r       *bytes.Reader
+	bytes   int
+	reads   int
+	lastOff int // the last read's offset
 }
 
 func (c *countingReader) ReadAt(p []byte, off int64) (int, error) {
 	c.bytes += len(p)
 	c.reads++
+	c.lastOff = int(off)
 	return c.r.ReadAt(p, off)
 }
 
@@ -305,6 +307,38 @@ func TestOpenAt(t *testing.T) {
 		t.Fatal(err)
 	}
 	lookupAll(t, ix2, want)
+
+	// A key of one block reads no postings: the header and its table,
+	// two reads; a range of such keys and keys with postings reads the
+	// chunks of those postings only (a quarter of the section's keys,
+	// not all its chunks), whole chunks, in one read more.
+	b, want = build(1)
+	for i := range 40 {
+		k := Addr(netip.AddrFrom4([4]byte{10, 0, 1, byte(200 + i)}))
+		b.Add([]Key{k})
+		want[k] = []uint32{300}
+	}
+	b.EndBlock(3000, 3009)
+	file = b.Encode(enc)
+	cr = &countingReader{r: bytes.NewReader(file)}
+	if ix, err = OpenAt(cr, int64(len(file)), nil); err != nil {
+		t.Fatal(err)
+	}
+	v4 = ix.sects[KindIPv4]
+	k = Addr(netip.AddrFrom4([4]byte{10, 0, 1, 210}))
+	if got, err := ix.Lookup(k); err != nil || !slices.Equal(got, []uint32{300}) || cr.reads != 2 {
+		t.Errorf("one-block key: %v %v in %d reads, want [300] in 2", got, err, cr.reads)
+	}
+	before := cr.bytes
+	lists, err := ix.Range(KindIPv4, [16]byte{10, 0, 1, 0}, [16]byte{10, 0, 1, 255})
+	if err != nil || len(lists) != 90 {
+		t.Fatalf("range: %d lists, %v", len(lists), err)
+	}
+	start := cr.lastOff - headerLen - v4.postOff // in the postings
+	end := start + cr.bytes - before
+	if cr.reads != 3 || start < 0 || start%chunkLen != 0 || (end%chunkLen != 0 && end != v4.postLen) || end > v4.postLen || end-start >= v4.postLen {
+		t.Errorf("range read postings %d to %d (of %d) in %d reads in all; want one read of whole chunks", start, end, v4.postLen, cr.reads)
+	}
 }
 
 // A damaged byte in any part of an index fails the lookups that read it,
