@@ -160,14 +160,6 @@ type Builder struct {
 	sortTmp   []uint64
 	sortCount *[1 << 16]uint32
 	postBuf   []byte
-	one       []onePosting // by block: a posting of that block alone
-}
-
-// onePosting is the posting of a key in one block only, a flood's
-// spoofed address's: the block number's varint (little-endian in enc,
-// n bytes) and its checksum.
-type onePosting struct {
-	enc, n, crc uint32
 }
 
 // plist is one key's postings: the blocks it is in, ascending. The first
@@ -533,7 +525,6 @@ func (b *Builder) Reset() {
 		sortTmp:   b.sortTmp,
 		sortCount: b.sortCount,
 		postBuf:   b.postBuf[:0],
-		one:       b.one[:0],
 	}
 }
 
@@ -573,10 +564,15 @@ func (b *Builder) Keys() int { return len(b.lists) + len(b.v4) + len(b.portLog) 
 
 // Index file constants.
 const (
-	// Version 3 has version 2's bytes; its keys include those of
-	// tunnelled packets' inner headers, so a store rebuilds version 2
-	// indexes (store repair) for queries to find hosts inside tunnels.
-	Version     = 3
+	// Version 4 gives a key of one block its block in the table entry
+	// and checks postings by chunk: a flood's index, most of whose keys
+	// are in one block, is half the size of version 3's.
+	Version = 4
+	// KeysVersion is the oldest version whose writers added every key
+	// this build adds (version 3 added tunnelled packets' inner headers):
+	// a store rebuilds older indexes (store repair) for queries to find
+	// hosts inside tunnels, and keeps these, whose bytes only are older.
+	KeysVersion = 3
 	headerLen   = 48
 	flagRawBody = 1 // header flags bit 0: the body is not compressed
 	// maxBody bounds the decompressed body a reader accepts.
@@ -586,42 +582,17 @@ const (
 	// headRead is what OpenAt reads first: the header and the section
 	// directory of any index with up to 168 sections.
 	headRead = 4096
+	// refOne marks a version 4 reference that is a block number, the
+	// key's only block, rather than a postings start.
+	refOne = 1 << 31
+	// chunkLen is the span of postings each version 4 chunk CRC covers:
+	// a lookup reads and checks the chunks its postings lie in.
+	chunkLen = 4096
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 func crc(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
-
-// crc1 is crc of each one-byte slice.
-var crc1 = func() (t [256]uint32) {
-	for i := range t {
-		t[i] = crc([]byte{byte(i)})
-	}
-	return t
-}()
-
-// crcSmall is crc for the few bytes of most keys' postings, a table
-// lookup a byte: a flood's index checksums a million of them, where the
-// call into the vectorised checksum costs more than the bytes.
-func crcSmall(b []byte) uint32 {
-	// A flood's keys are seen in one block each: a posting of one byte
-	// (blocks below 128) or two.
-	switch len(b) {
-	case 1:
-		return crc1[b[0]]
-	case 2:
-		c := ^crc1[b[0]]
-		return ^(castagnoli[byte(c)^b[1]] ^ c>>8)
-	}
-	if len(b) > 8 {
-		return crc(b)
-	}
-	c := ^uint32(0)
-	for _, v := range b {
-		c = castagnoli[byte(c)^v] ^ c>>8
-	}
-	return ^c
-}
 
 // appendUvarint is binary.AppendUvarint with the one-byte case first:
 // most postings deltas are below 128.
@@ -694,7 +665,7 @@ func (b *Builder) EncodeTo(dst []byte, enc *zstd.Encoder) []byte {
 	// a block in the commonest case.
 	tablesLen := 0
 	for _, kind := range kinds {
-		tablesLen += counts[kind] * (kind.size() + 12)
+		tablesLen += counts[kind] * (kind.size() + 4)
 	}
 	if n := 2*(len(b.portLog)+len(b.v4)) + 4*len(b.arena) + 8*len(b.lists); cap(b.postBuf) < n {
 		b.postBuf = make([]byte, 0, n)
@@ -702,33 +673,17 @@ func (b *Builder) EncodeTo(dst []byte, enc *zstd.Encoder) []byte {
 	postings := b.postBuf[:0]
 	tablesAt := headerLen + dirLen
 	out := dst[:0]
-	if n := tablesAt + tablesLen + cap(postings); cap(out) < n {
+	// The chunk CRCs follow their key tables: a word for each 4 KiB of
+	// postings, and one more for each section's last chunk.
+	if n := tablesAt + tablesLen + 4*len(kinds) + cap(postings)/(chunkLen/4) + cap(postings); cap(out) < n {
 		out = make([]byte, 0, n)
 	}
 	out = out[:tablesAt]
-	// A flood's spoofed addresses are nearly all in one block each, and
-	// a posting of one block is its number's varint: it and its checksum
-	// are taken from a table of one per block (a few KiB, computed here)
-	// instead of being computed again for every such key. Block numbers
-	// of four varint bytes or more (past 2 Mi blocks) are left out.
-	one := b.one[:0]
-	var vb [binary.MaxVarintLen32]byte
-	for blk := range min(b.block+1, 1<<21) { // the open block too, if not ended
-		v := appendUvarint(vb[:0], blk)
-		var w uint32
-		for i, c := range v {
-			w |= uint32(c) << (8 * i)
-		}
-		one = append(one, onePosting{enc: w, n: uint32(len(v)), crc: crcSmall(v)})
-	}
-	b.one = one
-	// entry appends a key's table entry, its postings being
-	// postings[start:].
-	entry := func(v []byte, start, base, n int) {
+	// A key of one block (a flood's spoofed address, most of its source
+	// ports) is that block in its reference: no postings, no checksum.
+	entry := func(v []byte, ref uint32) {
 		out = append(out, v...)
-		out = binary.LittleEndian.AppendUint32(out, uint32(start-base))
-		out = binary.LittleEndian.AppendUint32(out, uint32(n))
-		out = binary.LittleEndian.AppendUint32(out, crcSmall(postings[start:]))
+		out = binary.LittleEndian.AppendUint32(out, ref)
 	}
 	var blocks []uint32
 	for _, kind := range kinds {
@@ -738,46 +693,38 @@ func (b *Builder) EncodeTo(dst []byte, enc *zstd.Encoder) []byte {
 			if kind == KindIPv4 {
 				log = b.v4
 			}
-			// Entries written in place: the tables' room is reserved
-			// above (a log's length bounds its keys), and a flood writes
-			// a million of them.
+			// Entries written in place, a flood's million of them: the
+			// room for the table is made here (a log's length bounds its
+			// keys), whatever earlier tables' chunk CRCs took.
+			out = slices.Grow(out, counts[kind]*(sz+4))
 			keys := 0
 			for i := 0; i < len(log); {
 				x := log[i]
-				key := x >> 32
-				start := len(postings)
-				n := 1
-				var sum uint32
-				if i++; (i == len(log) || log[i]>>32 != key) && uint32(x) < uint32(len(one)) && cap(postings)-start >= 4 {
-					// One entry, so one block: its posting and checksum
-					// from the table (four bytes written, n kept).
-					o := &one[uint32(x)]
-					binary.LittleEndian.PutUint32(postings[start:start+4], o.enc)
-					postings = postings[:start+int(o.n)]
-					sum = o.crc
-				} else {
-					prev := uint32(x)
+				key, first := x>>32, uint32(x)
+				// The log may repeat a key in a block (its cache misses):
+				// the key has postings only if it has another block.
+				for i++; i < len(log) && log[i] == x; i++ {
+				}
+				ref := refOne | first
+				if i < len(log) && log[i]>>32 == key {
+					ref = uint32(len(postings) - sc.postingOff)
+					prev := first
 					postings = appendUvarint(postings, prev)
 					for ; i < len(log) && log[i]>>32 == key; i++ {
 						if blk := uint32(log[i]); blk != prev {
 							postings = appendUvarint(postings, blk-prev)
 							prev = blk
-							n++
 						}
 					}
-					sum = crcSmall(postings[start:])
 				}
 				at := len(out)
-				out = out[:at+sz+12]
+				out = out[:at+sz+4]
 				if sz == 4 {
 					binary.BigEndian.PutUint32(out[at:], uint32(key))
 				} else {
 					binary.BigEndian.PutUint16(out[at:], uint16(key))
 				}
-				ent := out[at+sz : at+sz+12]
-				binary.LittleEndian.PutUint32(ent[0:], uint32(start-sc.postingOff))
-				binary.LittleEndian.PutUint32(ent[4:], uint32(n))
-				binary.LittleEndian.PutUint32(ent[8:], sum)
+				binary.LittleEndian.PutUint32(out[at+sz:], ref)
 				keys++
 			}
 			sc.n = keys
@@ -785,8 +732,12 @@ func (b *Builder) EncodeTo(dst []byte, enc *zstd.Encoder) []byte {
 			ids := byKind[kind]
 			slices.SortFunc(ids, func(a, b keyList) int { return bytes.Compare(a.k.V[:sz], b.k.V[:sz]) })
 			for _, kl := range ids {
-				start := len(postings)
 				blocks = b.postings(blocks[:0], kl.id)
+				if len(blocks) == 1 {
+					entry(kl.k.V[:sz], refOne|blocks[0])
+					continue
+				}
+				entry(kl.k.V[:sz], uint32(len(postings)-sc.postingOff))
 				prev := uint32(0)
 				for i, blk := range blocks {
 					if i == 0 {
@@ -796,11 +747,13 @@ func (b *Builder) EncodeTo(dst []byte, enc *zstd.Encoder) []byte {
 					}
 					prev = blk
 				}
-				entry(kl.k.V[:sz], start, sc.postingOff, len(blocks))
 			}
 		}
 		sc.tableLen = len(out) - tablesAt - sc.tableOff
 		sc.postLen = len(postings) - sc.postingOff
+		for p := postings[sc.postingOff:]; len(p) > 0; p = p[min(len(p), chunkLen):] {
+			out = binary.LittleEndian.AppendUint32(out, crc(p[:min(len(p), chunkLen)]))
+		}
 		sects = append(sects, sc)
 	}
 	tables := out[tablesAt:]
@@ -873,6 +826,7 @@ type Index struct {
 	r           io.ReaderAt // with body nil: the file, the body at headerLen
 	buf         []byte      // holds the tables and postings read through r
 	sects       map[Kind]*section
+	checked     bool // every chunk's checksum held when opened (Open)
 }
 
 type section struct {
@@ -881,6 +835,7 @@ type section struct {
 	tableOff  int // in the body
 	tableCRC  uint32
 	table     []byte // nil until loaded
+	crcs      []byte // version 4: the postings chunks' CRCs, loaded with the table
 	postOff   int    // in the body
 	postLen   int    // version 2; version 1 postings run to the body's end
 }
@@ -956,7 +911,11 @@ func Open(b []byte, dec *zstd.Decoder) (*Index, error) {
 	if err := ix.directory(body, nsect, !raw, binary.LittleEndian.Uint32(b[40:])); err != nil {
 		return nil, err
 	}
-	if ix.version >= 2 {
+	if ix.version >= 4 {
+		if err := ix.check4(); err != nil {
+			return nil, err
+		}
+	} else if ix.version >= 2 {
 		if err := ix.check(); err != nil {
 			return nil, err
 		}
@@ -1074,13 +1033,19 @@ func (ix *Index) directory(dir []byte, nsect int, checked bool, dirCRC uint32) e
 			plen = int(binary.LittleEndian.Uint32(d[16:]))
 			sc.tableCRC = binary.LittleEndian.Uint32(d[20:])
 		}
+		if ix.version >= 4 {
+			sc.entrySize = size + 4
+		}
 		if size != kind.size() || size == 0 || toff > ix.bodyLen || sc.n > (ix.bodyLen-toff)/sc.entrySize ||
-			poff > ix.bodyLen || plen < 0 || plen > ix.bodyLen-poff || ix.sects[kind] != nil {
+			poff > ix.bodyLen || plen < 0 || plen > ix.bodyLen-poff || ix.sects[kind] != nil ||
+			sc.crcLen(ix.version, plen) > ix.bodyLen-toff-sc.n*sc.entrySize {
 			return fmt.Errorf("%w: section %d out of bounds", ErrCorrupt, i)
 		}
 		sc.tableOff, sc.postOff, sc.postLen = toff, poff, plen
 		if ix.body != nil {
-			sc.table = ix.body[toff : toff+sc.n*sc.entrySize]
+			tend := toff + sc.n*sc.entrySize
+			sc.table = ix.body[toff:tend]
+			sc.crcs = ix.body[tend : tend+sc.crcLen(ix.version, plen)]
 			if ix.version >= 2 && crc(sc.table) != sc.tableCRC {
 				return fmt.Errorf("%w: key table %d checksum mismatch", ErrCorrupt, i)
 			}
@@ -1109,21 +1074,33 @@ func (ix *Index) read(off, n int) ([]byte, error) {
 	return b, nil
 }
 
+// crcLen is the length of the chunk CRCs after a section's key table
+// (version 4; none before) for plen bytes of postings.
+func (s *section) crcLen(version, plen int) int {
+	if version < 4 {
+		return 0
+	}
+	return 4 * ((plen + chunkLen - 1) / chunkLen)
+}
+
 // keyTable returns the section of kind with its key table loaded and
-// checked (nil when the index has no such keys).
+// checked (nil when the index has no such keys). A version 4 table is
+// read with its chunk CRCs, in one read; each chunk's CRC is checked
+// with its chunk.
 func (ix *Index) keyTable(kind Kind) (*section, error) {
 	s := ix.sects[kind]
 	if s == nil || s.table != nil {
 		return s, nil
 	}
-	t, err := ix.read(s.tableOff, s.n*s.entrySize)
+	tlen := s.n * s.entrySize
+	t, err := ix.read(s.tableOff, tlen+s.crcLen(ix.version, s.postLen))
 	if err != nil {
 		return nil, err
 	}
-	if crc(t) != s.tableCRC {
+	if crc(t[:tlen]) != s.tableCRC {
 		return nil, fmt.Errorf("%w: key table checksum mismatch", ErrCorrupt)
 	}
-	s.table = t
+	s.table, s.crcs = t[:tlen], t[tlen:]
 	return s, nil
 }
 
@@ -1184,6 +1161,9 @@ func (ix *Index) Range(kind Kind, lo, hi [16]byte) ([][]uint32, error) {
 // postings decodes the postings of keys i to j-1 of s, which lie one
 // after the other: a range is one read.
 func (ix *Index) postings(s *section, i, j int) ([][]uint32, error) {
+	if ix.version >= 4 {
+		return ix.postings4(s, i, j)
+	}
 	p, base, err := ix.postingBytes(s, i, j)
 	if err != nil {
 		return nil, err
@@ -1287,6 +1267,167 @@ func (ix *Index) check() error {
 			}
 		}
 	}
+	return nil
+}
+
+// ref returns key i's version 4 reference.
+func (s *section) ref(i int) uint32 {
+	return binary.LittleEndian.Uint32(s.table[i*s.entrySize+s.size:])
+}
+
+// nextMulti returns the first key from i on that has postings (version
+// 4), or s.n. Under a flood such keys are rare among a million of one
+// block: the walk costs a load a key of the table, in memory, which its
+// read and checksum cost already.
+func (s *section) nextMulti(i int) int { return s.nextMultiBefore(i, s.n) }
+
+// nextMultiBefore is nextMulti looking at keys before j only (j: none).
+func (s *section) nextMultiBefore(i, j int) int {
+	for ; i < j; i++ {
+		if s.ref(i)&refOne == 0 {
+			return i
+		}
+	}
+	return j
+}
+
+// postingEnd returns where the postings of a key end whose next key with
+// postings is k: at k's start, or the section's end.
+func (s *section) postingEnd(k int) int {
+	if k < s.n {
+		return int(s.ref(k))
+	}
+	return s.postLen
+}
+
+// postings4 decodes the block lists of version 4 keys i to j-1: those of
+// one block from their references, the others from the postings chunks
+// they lie in (one read, each chunk checked).
+func (ix *Index) postings4(s *section, i, j int) ([][]uint32, error) {
+	out := make([][]uint32, 0, j-i)
+	ones := make([]uint32, 0, j-i) // the single blocks, in one allocation
+	var p []byte
+	base := 0
+	if k := s.nextMultiBefore(i, j); k < j { // a lookup of a key of one block walks nothing
+		var err error
+		if p, base, err = ix.chunks(s, int(s.ref(k)), s.postingEnd(s.nextMulti(j))); err != nil {
+			return nil, err
+		}
+	}
+	for k := i; k < j; k++ {
+		r := s.ref(k)
+		if r&refOne != 0 {
+			if int(r&^refOne) >= ix.Blocks {
+				return nil, fmt.Errorf("%w: key names block %d of %d", ErrCorrupt, r&^refOne, ix.Blocks)
+			}
+			ones = append(ones, r&^refOne)
+			out = append(out, ones[len(ones)-1:len(ones):len(ones)])
+			continue
+		}
+		start, end := int(r), s.postingEnd(s.nextMulti(k+1))
+		if start < base || start > end || end-base > len(p) {
+			return nil, fmt.Errorf("%w: posting out of bounds", ErrCorrupt)
+		}
+		l, err := decodePosting4(nil, p[start-base:end-base], ix.Blocks)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+// chunks returns the postings of s from start to end, and where what it
+// returns starts: the whole chunks holding them, each checked against
+// its CRC unless the index was checked whole when opened.
+func (ix *Index) chunks(s *section, start, end int) ([]byte, int, error) {
+	if start < 0 || start >= end || end > s.postLen {
+		return nil, 0, fmt.Errorf("%w: posting out of bounds", ErrCorrupt)
+	}
+	cs := start / chunkLen * chunkLen
+	ce := min((end+chunkLen-1)/chunkLen*chunkLen, s.postLen)
+	p, err := ix.read(s.postOff+cs, ce-cs)
+	if err != nil || ix.checked {
+		return p, cs, err
+	}
+	for c := 0; c < len(p); c += chunkLen {
+		// crcs has a word for each chunk of postLen: loaded in full.
+		w := (cs + c) / chunkLen * 4
+		if crc(p[c:min(len(p), c+chunkLen)]) != binary.LittleEndian.Uint32(s.crcs[w:]) {
+			return nil, 0, fmt.Errorf("%w: postings chunk %d checksum mismatch", ErrCorrupt, (cs+c)/chunkLen)
+		}
+	}
+	return p, cs, nil
+}
+
+// decodePosting4 appends a version 4 posting's block numbers to dst (nil:
+// a new slice): two delta-coded numbers or more, filling p exactly, each
+// below blocks and strictly increasing.
+func decodePosting4(dst []uint32, p []byte, blocks int) ([]uint32, error) {
+	n := 0 // the varints' last bytes: at most one a byte of p
+	for _, c := range p {
+		if c < 0x80 {
+			n++
+		}
+	}
+	if n < 2 || n > blocks {
+		return nil, fmt.Errorf("%w: posting of %d blocks", ErrCorrupt, n)
+	}
+	if dst == nil {
+		dst = make([]uint32, 0, n)
+	}
+	l, err := decodePosting(dst, p, n, blocks)
+	if err != nil {
+		return nil, err
+	}
+	if len(p) > 0 && p[len(p)-1] >= 0x80 {
+		return nil, fmt.Errorf("%w: posting varint", ErrCorrupt)
+	}
+	return l, nil
+}
+
+// check4 checks all of a version 4 index held in memory, so that Open
+// vouches for it: each chunk's CRC, values ascending, every reference,
+// and postings that are exactly the keys' with postings, back to back.
+func (ix *Index) check4() error {
+	for kind, s := range ix.sects {
+		p := ix.body[s.postOff : s.postOff+s.postLen]
+		for c := 0; c < len(p); c += chunkLen {
+			if crc(p[c:min(len(p), c+chunkLen)]) != binary.LittleEndian.Uint32(s.crcs[c/chunkLen*4:]) {
+				return fmt.Errorf("%w: section %d postings chunk %d checksum mismatch", ErrCorrupt, kind, c/chunkLen)
+			}
+		}
+		for i := 1; i < s.n; i++ {
+			if bytes.Compare(s.table[(i-1)*s.entrySize:(i-1)*s.entrySize+s.size], s.table[i*s.entrySize:i*s.entrySize+s.size]) >= 0 {
+				return fmt.Errorf("%w: section %d keys not ascending", ErrCorrupt, kind)
+			}
+		}
+		if k := s.nextMulti(0); (k == s.n && s.postLen != 0) || (k < s.n && s.ref(k) != 0) {
+			return fmt.Errorf("%w: section %d postings do not start with its first key's", ErrCorrupt, kind)
+		}
+	}
+	var scratch []uint32
+	for kind, s := range ix.sects {
+		p := ix.body[s.postOff : s.postOff+s.postLen]
+		for k := 0; k < s.n; k++ {
+			r := s.ref(k)
+			if r&refOne != 0 {
+				if int(r&^refOne) >= ix.Blocks {
+					return fmt.Errorf("%w: section %d key names block %d of %d", ErrCorrupt, kind, r&^refOne, ix.Blocks)
+				}
+				continue
+			}
+			start, end := int(r), s.postingEnd(s.nextMulti(k+1))
+			if start >= end || end > len(p) {
+				return fmt.Errorf("%w: section %d posting out of bounds", ErrCorrupt, kind)
+			}
+			var err error
+			if scratch, err = decodePosting4(scratch[:0], p[start:end], ix.Blocks); err != nil {
+				return err
+			}
+		}
+	}
+	ix.checked = true
 	return nil
 }
 

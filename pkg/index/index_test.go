@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"math/rand"
 	"net/netip"
 	"os"
@@ -171,13 +172,43 @@ func FuzzOpen(f *testing.F) {
 	small.Add([]Key{Port(80), Proto(6)})
 	small.EndBlock(1, 2)
 	f.Add(small.Encode(enc))
+	f.Add(floodBuilder(3000, 100).Encode(enc))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ix, err := Open(data, dec)
 		if err != nil {
 			return
 		}
 		checkLookups(t, ix)
+		sameAsOpenAt(t, ix, data)
 	})
+}
+
+// sameAsOpenAt: an index that Open accepts (it checks every byte) reads
+// the same through OpenAt, key for key, without errors.
+func sameAsOpenAt(t *testing.T, ix *Index, data []byte) {
+	at, err := OpenAt(bytes.NewReader(data), int64(len(data)), nil)
+	if err != nil {
+		t.Fatalf("Open accepts, OpenAt: %v", err)
+	}
+	for kind := range ix.sects {
+		var all [16]byte
+		for i := range all {
+			all[i] = 0xff
+		}
+		want, err := ix.Range(kind, [16]byte{}, all)
+		if err != nil {
+			t.Fatalf("kind %d: Open's Range: %v", kind, err)
+		}
+		got, err := at.Range(kind, [16]byte{}, all)
+		if err != nil || len(got) != len(want) {
+			t.Fatalf("kind %d: OpenAt's Range: %d lists (%v), Open's %d", kind, len(got), err, len(want))
+		}
+		for i := range want {
+			if !slices.Equal(got[i], want[i]) {
+				t.Fatalf("kind %d key %d: OpenAt %v, Open %v", kind, i, got[i], want[i])
+			}
+		}
+	}
 }
 
 // FuzzOpenBody reaches the body decoder past the checksums, which random
@@ -204,14 +235,16 @@ func FuzzOpenBody(f *testing.F) {
 
 // countingReader counts the bytes read through it.
 type countingReader struct {
-	r     *bytes.Reader
-	bytes int
-	reads int
+	r       *bytes.Reader
+	bytes   int
+	reads   int
+	lastOff int // the last read's offset
 }
 
 func (c *countingReader) ReadAt(p []byte, off int64) (int, error) {
 	c.bytes += len(p)
 	c.reads++
+	c.lastOff = int(off)
 	return c.r.ReadAt(p, off)
 }
 
@@ -259,9 +292,11 @@ func TestOpenAt(t *testing.T) {
 	if err != nil || !slices.Equal(got, want[k]) {
 		t.Fatalf("lookup: %v %v", got, err)
 	}
-	// The header read, the IPv4 key table (200 keys of 16 bytes) and
-	// one posting (at most a byte or two per block).
-	if limit := headRead + 200*16 + 2*len(want[k]); cr.bytes > limit || cr.reads != 3 {
+	// The header read, the IPv4 key table (200 keys of 8 bytes) with its
+	// chunk CRCs, and the chunks of one posting (at most a byte or two per
+	// block).
+	v4 := ix.sects[KindIPv4]
+	if limit := headRead + 200*8 + v4.crcLen(Version, v4.postLen) + chunkLen + 2*len(want[k]); cr.bytes > limit || cr.reads != 3 {
 		t.Errorf("one lookup read %d bytes in %d reads (limit %d in 3)", cr.bytes, cr.reads, limit)
 	}
 	lookupAll(t, ix, want)
@@ -272,33 +307,90 @@ func TestOpenAt(t *testing.T) {
 		t.Fatal(err)
 	}
 	lookupAll(t, ix2, want)
+
+	// A key of one block reads no postings: the header and its table,
+	// two reads; a range of such keys and keys with postings reads the
+	// chunks of those postings only (a quarter of the section's keys,
+	// not all its chunks), whole chunks, in one read more.
+	b, want = build(1)
+	for i := range 40 {
+		k := Addr(netip.AddrFrom4([4]byte{10, 0, 1, byte(200 + i)}))
+		b.Add([]Key{k})
+		want[k] = []uint32{300}
+	}
+	b.EndBlock(3000, 3009)
+	file = b.Encode(enc)
+	cr = &countingReader{r: bytes.NewReader(file)}
+	if ix, err = OpenAt(cr, int64(len(file)), nil); err != nil {
+		t.Fatal(err)
+	}
+	v4 = ix.sects[KindIPv4]
+	k = Addr(netip.AddrFrom4([4]byte{10, 0, 1, 210}))
+	if got, err := ix.Lookup(k); err != nil || !slices.Equal(got, []uint32{300}) || cr.reads != 2 {
+		t.Errorf("one-block key: %v %v in %d reads, want [300] in 2", got, err, cr.reads)
+	}
+	before := cr.bytes
+	lists, err := ix.Range(KindIPv4, [16]byte{10, 0, 1, 0}, [16]byte{10, 0, 1, 255})
+	if err != nil || len(lists) != 90 {
+		t.Fatalf("range: %d lists, %v", len(lists), err)
+	}
+	start := cr.lastOff - headerLen - v4.postOff // in the postings
+	end := start + cr.bytes - before
+	if cr.reads != 3 || start < 0 || start%chunkLen != 0 || (end%chunkLen != 0 && end != v4.postLen) || end > v4.postLen || end-start >= v4.postLen {
+		t.Errorf("range read postings %d to %d (of %d) in %d reads in all; want one read of whole chunks", start, end, v4.postLen, cr.reads)
+	}
 }
 
-// A damaged key table or posting fails the lookups that read it, and
-// only those; Open, which checks everything, refuses the file.
+// A damaged byte in any part of an index fails the lookups that read it,
+// and only those: a key table those of its kind, a postings chunk or its
+// CRC those whose postings lie in that chunk (keys of one block read no
+// postings), the directory the opening. Open, which checks everything,
+// refuses the file.
 func TestOpenAtDamage(t *testing.T) {
 	enc, dec := codec(t)
 	b, want := build(2)
+	// Keys of one block beside the others: their reference is all they
+	// need.
+	for i := range 40 {
+		k := Addr(netip.AddrFrom4([4]byte{10, 9, 0, byte(i)}))
+		b.Add([]Key{k})
+		want[k] = []uint32{300}
+	}
+	b.EndBlock(3000, 3009)
 	good := b.Encode(enc)
 	ix, err := Open(good, dec)
 	if err != nil {
 		t.Fatal(err)
 	}
 	v4 := ix.sects[KindIPv4]
-	port := Port(0)
-	for k := range want {
-		if k.Kind == KindPort {
-			port = k
-			break
-		}
+	if v4.postLen < 3*chunkLen {
+		t.Fatalf("IPv4 postings of %d bytes: want several chunks", v4.postLen)
 	}
+	// chunksOf gives the chunks key k's postings lie in (none: one block).
+	chunksOf := func(k Key) (first, last int, ok bool) {
+		s := ix.sects[k.Kind]
+		i, found := s.find(k.V[:s.size])
+		if !found {
+			t.Fatalf("key %v not in the table", k)
+		}
+		r := s.ref(i)
+		if r&refOne != 0 {
+			return 0, 0, false
+		}
+		end := s.postingEnd(s.nextMulti(i + 1))
+		return int(r) / chunkLen, (end - 1) / chunkLen, true
+	}
+	tableEnd := v4.tableOff + v4.n*v4.entrySize
 	cases := []struct {
-		name      string
-		off       int // in the body
-		bad, fine Key
+		name string
+		off  int // in the body
+		hit  func(Key) bool
 	}{
-		{"ipv4-table", v4.tableOff + 3, Addr(netip.AddrFrom4([4]byte{10, 0, 0, 7})), port},
-		{"ipv4-posting", v4.postOff, Addr(netip.AddrFrom4([4]byte{10, 0, 0, 0})), port},
+		{"ipv4-table", v4.tableOff + 3, func(k Key) bool { return k.Kind == KindIPv4 }},
+		{"ipv4-chunk-0", v4.postOff + 5, inChunk(KindIPv4, 0, chunksOf)},
+		{"ipv4-chunk-1", v4.postOff + chunkLen + 100, inChunk(KindIPv4, 1, chunksOf)},
+		{"ipv4-last-chunk", v4.postOff + v4.postLen - 1, inChunk(KindIPv4, (v4.postLen-1)/chunkLen, chunksOf)},
+		{"ipv4-chunk-crc-1", tableEnd + 4 + 2, inChunk(KindIPv4, 1, chunksOf)},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -308,11 +400,20 @@ func TestOpenAtDamage(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := ix.Lookup(c.bad); !errors.Is(err, ErrCorrupt) {
-				t.Errorf("damaged lookup: %v", err)
+			failed, fine := 0, 0
+			for k, w := range want {
+				got, err := ix.Lookup(k)
+				if c.hit(k) {
+					failed++
+					if !errors.Is(err, ErrCorrupt) {
+						t.Errorf("lookup of %v through the damage: %v, %v", k, got, err)
+					}
+				} else if fine++; err != nil || !slices.Equal(got, w) {
+					t.Errorf("lookup of %v elsewhere: %v %v, want %v", k, got, err, w)
+				}
 			}
-			if got, err := ix.Lookup(c.fine); err != nil || !slices.Equal(got, want[c.fine]) {
-				t.Errorf("undamaged lookup: %v %v", got, err)
+			if failed == 0 || fine == 0 {
+				t.Errorf("%d lookups through the damage, %d elsewhere: want some of each", failed, fine)
 			}
 			if _, err := Open(bad, dec); !errors.Is(err, ErrCorrupt) {
 				t.Errorf("Open: %v", err)
@@ -327,61 +428,61 @@ func TestOpenAtDamage(t *testing.T) {
 	}
 }
 
-// Indexes written by version 1 (testdata/v1.idx, the same keys as
-// build(7)) still read, whole, by both Open and OpenAt.
-func TestVersion1(t *testing.T) {
-	file, err := os.ReadFile("testdata/v1.idx")
-	if err != nil {
-		t.Fatal(err)
+// inChunk returns whether a key of kind has postings in chunk c.
+func inChunk(kind Kind, c int, chunksOf func(Key) (int, int, bool)) func(Key) bool {
+	return func(k Key) bool {
+		if k.Kind != kind {
+			return false
+		}
+		first, last, ok := chunksOf(k)
+		return ok && first <= c && c <= last
 	}
-	if v := binary.LittleEndian.Uint16(file[4:]); v != 1 {
-		t.Fatalf("testdata/v1.idx is version %d", v)
-	}
-	_, want := build(7)
-	ix, err := Open(file, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lookupAll(t, ix, want)
-	ix, err = OpenAt(bytes.NewReader(file), int64(len(file)), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lookupAll(t, ix, want)
 }
 
-// Indexes written as version 2 (testdata/v2.idx, the same keys as
-// build(7), encoded before version 3) read as they did: version 3 changed
-// which keys a writer adds, not the bytes.
-func TestVersion2(t *testing.T) {
-	file, err := os.ReadFile("testdata/v2.idx")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if v := binary.LittleEndian.Uint16(file[4:]); v != 2 {
-		t.Fatalf("testdata/v2.idx is version %d", v)
-	}
+// Indexes written by older versions (testdata/vN.idx, the same keys as
+// build(7), each encoded by its version's writer) still read: version 1
+// whole, by both Open and OpenAt; versions 2 and 3 in parts through
+// OpenAt. Version 3 changed which keys a writer adds, not version 2's
+// bytes.
+func TestOldVersions(t *testing.T) {
 	_, want := build(7)
-	for _, open := range []func() (*Index, error){
-		func() (*Index, error) { return Open(file, nil) },
-		func() (*Index, error) { return OpenAt(bytes.NewReader(file), int64(len(file)), nil) },
-	} {
-		ix, err := open()
+	files := map[int][]byte{}
+	for _, v := range []int{1, 2, 3} {
+		file, err := os.ReadFile(fmt.Sprintf("testdata/v%d.idx", v))
 		if err != nil {
 			t.Fatal(err)
 		}
-		lookupAll(t, ix, want)
+		files[v] = file
+		if got, err := FileVersion(bytes.NewReader(file)); err != nil || got != v {
+			t.Fatalf("testdata/v%d.idx: FileVersion %d, %v", v, got, err)
+		}
+		for name, open := range map[string]func() (*Index, error){
+			"Open":   func() (*Index, error) { return Open(file, nil) },
+			"OpenAt": func() (*Index, error) { return OpenAt(bytes.NewReader(file), int64(len(file)), nil) },
+		} {
+			ix, err := open()
+			if err != nil {
+				t.Fatalf("version %d, %s: %v", v, name, err)
+			}
+			lookupAll(t, ix, want)
+		}
 	}
-	if v, err := FileVersion(bytes.NewReader(file)); err != nil || v != 2 {
-		t.Errorf("FileVersion = %d, %v", v, err)
+	if a, b := files[2], files[3]; len(a) != len(b) || !bytes.Equal(a[6:40], b[6:40]) || !bytes.Equal(a[headerLen:], b[headerLen:]) {
+		t.Errorf("version 3's fixture differs from version 2's beyond the version field")
 	}
-	// The same keys encoded now differ from the fixture in the version only.
-	enc, _ := codec(t)
+	// The same keys as version 4: what a store keeps of a version 3
+	// index's shard after a rebuild reads the same.
+	enc, dec := codec(t)
 	b, _ := build(7)
 	now := b.Encode(enc)
-	if v := binary.LittleEndian.Uint16(now[4:]); v != Version || len(now) != len(file) || !bytes.Equal(now[6:40], file[6:40]) || !bytes.Equal(now[headerLen:], file[headerLen:]) {
-		t.Errorf("version %d encoding differs from version 2's beyond the version field", v)
+	if v := binary.LittleEndian.Uint16(now[4:]); v != Version || Version != 4 {
+		t.Fatalf("encoded version %d", v)
 	}
+	ix, err := Open(now, dec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lookupAll(t, ix, want)
 }
 
 // FuzzOpenAt: whatever the file, OpenAt and its lookups return errors,
@@ -390,7 +491,8 @@ func FuzzOpenAt(f *testing.F) {
 	enc, _ := codec(f)
 	b, _ := build(3)
 	f.Add(b.Encode(enc))
-	for _, name := range []string{"testdata/v1.idx", "testdata/v2.idx"} {
+	f.Add(floodBuilder(3000, 100).Encode(enc))
+	for _, name := range []string{"testdata/v1.idx", "testdata/v2.idx", "testdata/v3.idx"} {
 		if old, err := os.ReadFile(name); err == nil {
 			f.Add(old)
 		}
@@ -401,6 +503,9 @@ func FuzzOpenAt(f *testing.F) {
 			return
 		}
 		checkLookups(t, ix)
+		if whole, err := Open(data, nil); err == nil {
+			sameAsOpenAt(t, whole, data)
+		}
 	})
 }
 
@@ -586,10 +691,13 @@ func TestSortLog(t *testing.T) {
 // floodBuilder builds a shard's index as a flood gives it: n packets, a
 // new source address and port in most (the rest from a few busy flows,
 // IPv6 and VLAN-tagged ones among them), perBlock packets a block.
-func floodBuilder(n, perBlock int) *Builder { return floodBuilderBy(n, perBlock, (*Builder).AddPacket) }
+func floodBuilder(n, perBlock int) *Builder {
+	return floodBuilderBy(n, perBlock, (*Builder).AddPacket, nil)
+}
 
-// floodBuilderBy is floodBuilder adding each packet with add.
-func floodBuilderBy(n, perBlock int, add func(*Builder, *pkthdr.Packet)) *Builder {
+// floodBuilderBy is floodBuilder adding each packet with add; with want
+// not nil, it also records there each key's blocks from Keys.
+func floodBuilderBy(n, perBlock int, add func(*Builder, *pkthdr.Packet), want map[Key][]uint32) *Builder {
 	rng := rand.New(rand.NewSource(18))
 	busy := []netip.Addr{netip.MustParseAddr("192.0.2.7"), netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("2001:db8::5")}
 	b := NewBuilder()
@@ -613,91 +721,84 @@ func floodBuilderBy(n, perBlock int, add func(*Builder, *pkthdr.Packet)) *Builde
 			p.SrcPort, p.DstPort = uint16(x), 9
 		}
 		add(b, &p)
-		if i%perBlock == perBlock-1 {
+		if want != nil {
+			for _, k := range Keys(nil, &p) {
+				if l := want[k]; len(l) == 0 || l[len(l)-1] != uint32(i/perBlock) {
+					want[k] = append(l, uint32(i/perBlock))
+				}
+			}
+		}
+		if i%perBlock == perBlock-1 || i == n-1 {
 			b.EndBlock(int64(i), int64(i))
 		}
 	}
 	return b
 }
 
-// asVersion2 returns an encoding with its header's version set to 2 (and
-// the header CRC to match): version 3 differs from 2 in nothing else.
-func asVersion2(b []byte) []byte {
-	b = bytes.Clone(b)
-	binary.LittleEndian.PutUint16(b[4:], 2)
-	binary.LittleEndian.PutUint32(b[44:], crc(b[:44]))
-	return b
-}
-
 // TestEncodeStable: an index's bytes do not change with the builder's
-// inner workings. The digests are of encodings written by the version 2
-// builder of 2026-12-07 (keys logged and radix-sorted at seal; version 3
-// changed the version field only, which asVersion2 sets back), whose
-// lookups TestAddPacketMatchesKeys and TestRoundTrip check against keys
-// gathered independently; a new builder must give the very same bytes.
+// inner workings. The digests are of the version 4 encodings written by
+// the builder of 2026-12-08 (the version 3 builder's, 2026-12-07, with
+// version 4's table entries), and the test decodes each against the keys
+// Keys gives for the same packets, block by block, so a digest vouches
+// for bytes that were checked; a new builder must give the very same.
 func TestEncodeStable(t *testing.T) {
-	enc, _ := codec(t)
+	enc, dec := codec(t)
 	for _, tc := range []struct {
 		n, perBlock int
 		want        string
 		keys        int // Keys() before encoding: a store seals a shard by it
 	}{
-		{3000, 100, "75a140e783dd55d63906c94519bc9988b8b523e6f82e9ecc9424e832d0011b43", 5490},       // logs below the radix sort's threshold
-		{200000, 800, "ffeac59d93b314fd11e55d20d5a1f33915d91fe3e44ec64193353c9e4bc4817d", 352482},   // a flood's shard: radix-sorted logs, ports in many blocks
-		{300000, 70000, "4706b414d137d921e764d33fc9b2bb3feaa7f00d9d436d6f2f2127ac746a2591", 511694}, // few blocks, every port in each
+		{3000, 100, "a9ebdb5fccbef706fac73c73df7a62b8411c9d70242256559090a7ff4b861323", 5490},       // logs below the radix sort's threshold
+		{200000, 800, "dd9828291c02944237658a8981324edb4fa2b726c7f3aa4402aa3d8a02ed860f", 352482},   // a flood's shard: radix-sorted logs, ports in many blocks
+		{300000, 70000, "e7c2e4bb5c866061bce8b2c7c3875dab163545cc6234a7f63a569a28fc675771", 511694}, // few blocks, every port in each
 	} {
-		b := floodBuilder(tc.n, tc.perBlock)
+		want := map[Key][]uint32{}
+		b := floodBuilderBy(tc.n, tc.perBlock, (*Builder).AddPacket, want)
 		if b.Keys() != tc.keys {
 			t.Errorf("%d packets, %d a block: %d keys, want %d", tc.n, tc.perBlock, b.Keys(), tc.keys)
 		}
-		sum := sha256.Sum256(asVersion2(b.Encode(enc)))
+		file := b.Encode(enc)
+		sum := sha256.Sum256(file)
 		if got := hex.EncodeToString(sum[:]); got != tc.want {
 			t.Errorf("%d packets, %d a block: encoding's SHA-256 %s, want %s", tc.n, tc.perBlock, got, tc.want)
+		}
+		// Every key's blocks as the packets give them, and no other key
+		// (each section's count).
+		ix, err := Open(file, dec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		perKind := map[Kind]int{}
+		for k, w := range want {
+			perKind[k.Kind]++
+			if got, err := ix.Lookup(k); err != nil || !slices.Equal(got, w) {
+				t.Fatalf("%d packets, %d a block: key %v in %v (%v), want %v", tc.n, tc.perBlock, k, got, err, w)
+			}
+		}
+		for kind, s := range ix.sects {
+			if s.n != perKind[kind] {
+				t.Errorf("%d packets, %d a block: %d keys of kind %d, the packets have %d", tc.n, tc.perBlock, s.n, kind, perKind[kind])
+			}
 		}
 		// Without the signature check every repeated packet logs its
 		// keys again (the busy hosts' packets repeat many times a block):
 		// more keys held, the same index written.
-		b = floodBuilderBy(tc.n, tc.perBlock, (*Builder).AddFlowPacket)
+		b = floodBuilderBy(tc.n, tc.perBlock, (*Builder).AddFlowPacket, nil)
 		if b.Keys() < tc.keys {
 			t.Errorf("%d packets, %d a block, AddFlowPacket: %d keys, fewer than AddPacket's %d", tc.n, tc.perBlock, b.Keys(), tc.keys)
 		}
-		sum = sha256.Sum256(asVersion2(b.Encode(enc)))
-		if got := hex.EncodeToString(sum[:]); got != tc.want {
-			t.Errorf("%d packets, %d a block, AddFlowPacket: encoding's SHA-256 %s, want %s", tc.n, tc.perBlock, got, tc.want)
+		if again := b.Encode(enc); !bytes.Equal(again, file) {
+			t.Errorf("%d packets, %d a block, AddFlowPacket: a different encoding", tc.n, tc.perBlock)
 		}
 	}
 }
 
-// TestCRCSmall: the byte-at-a-time checksum of short postings is CRC-32C.
-func TestCRCSmall(t *testing.T) {
-	rng := rand.New(rand.NewSource(3))
-	for n := range 20 {
-		b := make([]byte, n)
-		rng.Read(b)
-		if got, want := crcSmall(b), crc(b); got != want {
-			t.Errorf("%d bytes: %08x, want %08x", n, got, want)
-		}
-	}
-	// Every one- and two-byte posting (their own table and path).
-	for v := range 1 << 16 {
-		b := []byte{byte(v), byte(v >> 8)}
-		if got, want := crcSmall(b), crc(b); got != want {
-			t.Fatalf("% x: %08x, want %08x", b, got, want)
-		}
-		if v < 256 {
-			if got, want := crcSmall(b[:1]), crc(b[:1]); got != want {
-				t.Fatalf("% x: %08x, want %08x", b[:1], got, want)
-			}
-		}
-	}
-}
-
-// TestOneBlockPostings: keys seen in one block only, whose postings and
-// checksums the encoder takes from its table of one per block, read back
-// as that block at every varint length (one to three bytes); keys logged
-// twice in one block, and keys of two blocks, take the general path
-// beside them. Open checks every key table's checksum and Lookup each
-// posting's.
+// TestOneBlockPostings: keys seen in one block only, which keep the
+// block in their reference, read back as that block for block numbers of
+// every varint length a posting would take (one to three bytes); keys
+// logged twice in one block are such keys too, and keys of two blocks
+// have postings beside them. Open checks every key table's checksum and
+// each postings chunk's.
 func TestOneBlockPostings(t *testing.T) {
 	enc, dec := codec(t)
 	const nblocks = 20001
@@ -736,5 +837,88 @@ func TestOneBlockPostings(t *testing.T) {
 		if err != nil || !slices.Equal(got, bl) {
 			t.Errorf("%08x: blocks %v (%v), want %v", a, got, err, bl)
 		}
+	}
+}
+
+// TestEveryByteFlip: every byte of a version 4 index is covered by a
+// checksum (header, directory, key tables, postings chunks; a chunk CRC
+// by its chunk), so a flipped bit anywhere makes Open refuse the file,
+// and through OpenAt each lookup either fails or gives the right blocks,
+// never wrong ones.
+func TestEveryByteFlip(t *testing.T) {
+	enc, dec := codec(t)
+	b := NewBuilder()
+	want := map[Key][]uint32{}
+	add := func(k Key, blk uint32) {
+		b.Add([]Key{k})
+		if l := want[k]; len(l) == 0 || l[len(l)-1] != blk {
+			want[k] = append(l, blk)
+		}
+	}
+	const blocks = 90
+	for blk := range uint32(blocks) {
+		for i := range 60 { // keys in most blocks: two chunks of postings
+			if (int(blk)+i)%5 != 0 {
+				add(Addr(netip.AddrFrom4([4]byte{10, 0, 0, byte(i)})), blk)
+			}
+		}
+		add(Addr(netip.AddrFrom4([4]byte{10, 1, byte(blk), 1})), blk) // one block each
+		add(Port(uint16(1000+blk)), blk)
+		add(Port(443), blk)
+		add(Proto(uint8(6+blk%2*11)), blk)
+		b.EndBlock(int64(blk), int64(blk))
+	}
+	good := b.Encode(enc)
+	ix, err := Open(good, dec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := ix.sects[KindIPv4]; s.postLen <= chunkLen {
+		t.Fatalf("IPv4 postings of %d bytes: want two chunks", s.postLen)
+	}
+	// Each kind's keys in table order, for a Range over all of them; and
+	// lookups of one key each way: of one block, with postings in the
+	// first chunk and in the last.
+	byKind := map[Kind][]Key{}
+	for k := range want {
+		byKind[k.Kind] = append(byKind[k.Kind], k)
+	}
+	for _, ks := range byKind {
+		slices.SortFunc(ks, func(a, b Key) int { return bytes.Compare(a.V[:], b.V[:]) })
+	}
+	var all [16]byte
+	for i := range all {
+		all[i] = 0xff
+	}
+	lookups := []Key{Addr(netip.AddrFrom4([4]byte{10, 1, 7, 1})), Addr(netip.AddrFrom4([4]byte{10, 0, 0, 1})),
+		Addr(netip.AddrFrom4([4]byte{10, 0, 0, 59})), Port(443), Port(1005)}
+	bad := bytes.Clone(good)
+	for pos := range good {
+		bad[pos] ^= 1 << (pos % 8)
+		if _, err := Open(bad, dec); !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrNotIndex) && !errors.Is(err, ErrVersion) {
+			t.Fatalf("byte %d flipped: Open %v", pos, err)
+		}
+		if ix, err := OpenAt(bytes.NewReader(bad), int64(len(bad)), nil); err == nil {
+			for kind, ks := range byKind {
+				lists, err := ix.Range(kind, [16]byte{}, all)
+				if err != nil {
+					continue
+				}
+				if len(lists) != len(ks) {
+					t.Fatalf("byte %d flipped: %d keys of kind %d, want %d", pos, len(lists), kind, len(ks))
+				}
+				for i, k := range ks {
+					if !slices.Equal(lists[i], want[k]) {
+						t.Fatalf("byte %d flipped: range gives %v in %v, want %v", pos, k, lists[i], want[k])
+					}
+				}
+			}
+			for _, k := range lookups {
+				if got, err := ix.Lookup(k); err == nil && !slices.Equal(got, want[k]) {
+					t.Fatalf("byte %d flipped: %v in %v, want %v", pos, k, got, want[k])
+				}
+			}
+		}
+		bad[pos] = good[pos]
 	}
 }

@@ -3,12 +3,14 @@ package store
 import (
 	"bytes"
 	"encoding/binary"
+	"net/netip"
 	"os"
 	"runtime"
 	"testing"
 	"time"
 
 	"github.com/nwhealth/nwhealth/pkg/flow"
+	"github.com/nwhealth/nwhealth/pkg/pcapio"
 	"github.com/nwhealth/nwhealth/pkg/pkthdr"
 )
 
@@ -198,3 +200,54 @@ func TestFloodReusesShardMemory(t *testing.T) {
 // noReset hides flow.Builder's Reset: the writer then opens a new table
 // for each shard, as before it reused them.
 type noReset struct{ FlowTable }
+
+// TestFloodQueries: queries over a store written under a flood, whose
+// indexes hold mostly keys of one block (a spoofed source, its port) and
+// a few of many (the destination, busy flows' ends), give the packets a
+// scan of what was written selects, for keys of either kind, their
+// intersections and address ranges.
+func TestFloodQueries(t *testing.T) {
+	start := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	var pkts []pcapio.Packet
+	for i := range 30000 {
+		f := floodFrame(0x0a000000|uint32(i*7919)&0xffffff, uint16(i*31))
+		if i%10 == 0 { // a busy flow among the spoofed ones
+			f = floodFrame(0xc0000201, 40000+uint16(i%3))
+		}
+		pkts = append(pkts, pcapio.Packet{Timestamp: start.Add(time.Duration(i) * time.Microsecond), LinkType: pkthdr.LinkEthernet, Data: f, OrigLen: len(f)})
+	}
+	st := writeStore(t, t.TempDir(), pkts, WriterOptions{BlockSize: 8 << 10, ShardSize: 256 << 10})
+	if shards, _ := st.Shards(); len(shards) < 2 {
+		t.Fatalf("%d shards; want several", len(shards))
+	}
+	v := 0x0a000000 | uint32(1234*7919)&0xffffff // packet 1234's source
+	spoofed := netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+	for i, sel := range []Selector{
+		{Hosts: []netip.Addr{spoofed}},
+		{Ports: []uint16{1234 * 31}},
+		{Hosts: []netip.Addr{netip.MustParseAddr("192.0.2.1")}},
+		{Hosts: []netip.Addr{netip.MustParseAddr("198.51.100.7")}, Ports: []uint16{40001}},
+		{Hosts: []netip.Addr{spoofed}, Ports: []uint16{9}},
+		{Nets: []netip.Prefix{netip.MustParsePrefix("10.1.0.0/20")}},
+		{Nets: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, Ports: []uint16{62000, 31, 93}},
+		{Hosts: []netip.Addr{netip.MustParseAddr("10.255.255.254")}},
+	} {
+		want := oracle(pkts, sel)
+		if absent := i == 7; (len(want) == 0) != absent {
+			t.Fatalf("%+v: the scan selects %d packets", sel, len(want))
+		}
+		pl, err := PlanQuery([]Reader{st}, sel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(pl.Damage) != 0 {
+			t.Errorf("%+v: plan damage %v", sel, pl.Damage)
+		}
+		pl.Close()
+		got, err := runQuery(t, []*Store{st}, sel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		samePackets(t, got, want)
+	}
+}

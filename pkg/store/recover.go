@@ -130,16 +130,18 @@ func (s *Store) reindexShards(shards []ShardFile, newFlows func() FlowTable, nee
 	return out, errors.Join(errs...)
 }
 
-// currentIndex reports whether the index file is intact and in this
-// build's format. Indexes are a few ten-thousandths of the packet bytes:
-// checking them whole costs little next to a rebuild.
+// currentIndex reports whether the index file is intact and holds every
+// key this build indexes (index.KeysVersion or later: a version 3 index
+// is kept, as rebuilding it would read every block for a smaller file).
+// Indexes are a few ten-thousandths of the packet bytes: checking them
+// whole costs little next to a rebuild.
 func (s *Store) currentIndex(name string) bool {
 	f, err := s.openShardFile(name, forRead)
 	if err != nil {
 		return false
 	}
 	defer f.Close()
-	if v, err := index.FileVersion(f); err != nil || v != index.Version {
+	if v, err := index.FileVersion(f); err != nil || v < index.KeysVersion {
 		return false
 	}
 	b, err := io.ReadAll(io.LimitReader(f, maxIndexFile))

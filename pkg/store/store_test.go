@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"hash/crc32"
+	"fmt"
 	"math/rand"
 	"net/netip"
 	"os"
@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nwhealth/nwhealth/pkg/index"
 	"github.com/nwhealth/nwhealth/pkg/pcapfilter"
 	"github.com/nwhealth/nwhealth/pkg/pcapio"
 	"github.com/nwhealth/nwhealth/pkg/pkthdr"
@@ -440,34 +441,51 @@ func TestReindexOld(t *testing.T) {
 }
 
 // A version 2 index (written before tunnelled packets' inner headers were
-// keyed; the same bytes otherwise) is rebuilt by Reindex, as store repair
-// runs it, so host queries find hosts inside tunnels in old shards too.
-func TestReindexVersion2(t *testing.T) {
+// keyed) is rebuilt by Reindex, as store repair runs it, so host queries
+// find hosts inside tunnels in old shards too; a version 3 index has the
+// keys a version 4 one has and is kept. The indexes are pkg/index's
+// fixtures (another shard's keys: only the format matters here; readers
+// of both are tested there).
+func TestReindexOldVersions(t *testing.T) {
 	start := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
-	st := writeStore(t, t.TempDir(), genPackets(2000, start), WriterOptions{BlockSize: 8 << 10, ShardSize: 256 << 10})
-	shards, _ := st.Shards()
-	b, err := os.ReadFile(shards[0].IndexPath())
-	if err != nil {
-		t.Fatal(err)
-	}
-	binary.LittleEndian.PutUint16(b[4:], 2)
-	binary.LittleEndian.PutUint32(b[44:], crc32.Checksum(b[:44], crc32.MakeTable(crc32.Castagnoli)))
-	if err := os.WriteFile(shards[0].IndexPath(), b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if st.currentIndex(shards[0].indexName()) {
-		t.Fatal("a version 2 index counts as current")
-	}
-	// Readers still accept it.
-	if _, err := PlanQuery([]Reader{st}, Selector{Hosts: []netip.Addr{netip.MustParseAddr("10.1.0.3")}}); err != nil {
-		t.Fatal(err)
-	}
-	reps, err := st.Reindex(nil)
-	if err != nil || len(reps) != 1 || reps[0].Shard != shards[0].Name() {
-		t.Fatalf("reindexed %+v, %v; want shard 0", reps, err)
-	}
-	if !st.currentIndex(shards[0].indexName()) {
-		t.Error("index not current after Reindex")
+	for _, tc := range []struct {
+		version int
+		current bool
+	}{
+		{2, false},
+		{3, true},
+	} {
+		t.Run(fmt.Sprintf("version-%d", tc.version), func(t *testing.T) {
+			st := writeStore(t, t.TempDir(), genPackets(2000, start), WriterOptions{BlockSize: 8 << 10, ShardSize: 256 << 10})
+			shards, _ := st.Shards()
+			old, err := os.ReadFile(filepath.Join("..", "index", "testdata", fmt.Sprintf("v%d.idx", tc.version)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(shards[0].IndexPath(), old, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if got := st.currentIndex(shards[0].indexName()); got != tc.current {
+				t.Fatalf("a version %d index counts as current: %v, want %v", tc.version, got, tc.current)
+			}
+			reps, err := st.Reindex(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			now, _ := os.ReadFile(shards[0].IndexPath())
+			if tc.current {
+				if len(reps) != 0 || !bytes.Equal(now, old) {
+					t.Errorf("reindexed %+v; want the version %d index kept", reps, tc.version)
+				}
+				return
+			}
+			if len(reps) != 1 || reps[0].Shard != shards[0].Name() {
+				t.Fatalf("reindexed %+v; want shard 0", reps)
+			}
+			if v := binary.LittleEndian.Uint16(now[4:]); v != index.Version || !st.currentIndex(shards[0].indexName()) {
+				t.Errorf("index version %d after Reindex, not current", v)
+			}
+		})
 	}
 }
 
