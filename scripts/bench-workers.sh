@@ -24,10 +24,12 @@
 # "new": a random source address and port in every frame; default "64
 # new"), RING (--ring-size of every run, default 1GiB: the burst must fit
 # in each worker's share, ring / workers, however the fanout splits it),
-# WARMUP (frames stored before the stop; default 200000 for 64 flows and
-# 2000000 for a flood, whose writers reach their steady state, two flow
-# tables and index builders in use, only after a few shard seals each:
-# otherwise the drain pays their page faults, twice with two workers), TICK
+# WARMUP (frames stored before the stop, per worker: N workers get N times
+# as many, since the fanout gives each its share; default 200000 for 64
+# flows and 2000000 for a flood, whose writers reach their steady state,
+# two flow tables and index builders in use, only after a few shard seals
+# each: otherwise the drain pays their page faults, and with one warm-up
+# for all, two workers' halves paid them twice over), TICK
 # (--stats-every, default 20ms), CPUS (trafgen processes, default 2), OUT
 # (directory for the stores, default a temporary one), NS_PREFIX (start
 # of the namespace and interface names, default nwhw; the process id
@@ -145,6 +147,7 @@ run() {
   # Warm-up: the writers' tables and buffers in place, then quiet.
   local warmup=${WARMUP:-200000}
   [ "$load" = new ] && warmup=${WARMUP:-2000000}
+  warmup=$((warmup * n))
   local warm; warm=$(send "$load" "$warmup")
   for _ in $(seq 300); do [ "$(stored "$prog")" -ge "$warm" ] && break; sleep 0.1; done
   [ "$(stored "$prog")" -ge "$warm" ] || { echo "warm-up not stored: $(stored "$prog") of $warm" >&2; exit 1; }
@@ -214,7 +217,7 @@ run() {
 
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { printf "%.3f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-echo "bench-workers: bursts of $BURST frames of $FRAME bytes after ${WARMUP:-200000 (flood 2000000)} warm-up, ring $RING, workers $WORKERS, $REPEAT run(s) each, loads $LOADS; load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+echo "bench-workers: bursts of $BURST frames of $FRAME bytes after ${WARMUP:-200000 (flood 2000000)} warm-up frames a worker, ring $RING, workers $WORKERS, $REPEAT run(s) each, loads $LOADS; load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 row() { printf '%-5s %7s %9s %-19s %8s %8s %6s %6s %6s %8s %7s %7s %7s\n' "$@"; }
 status=0
 for load in $LOADS; do
