@@ -15,6 +15,10 @@
 //	capcost -pcap FILE ...     write the same frames as a pcap (for tcpdump)
 //	capcost -workers 2 ...     two workers, each its own frames and writer:
 //	                           the rate they store together, against one's
+//	capcost -gap 1700ns -jitter 40ns ...
+//	                           time stamps spaced and varying as the live
+//	                           bench's are (the default, an even 500 ns,
+//	                           codes cheaper)
 //
 // It lives outside cmd/ so the product binary carries no generator.
 package main
