@@ -15,6 +15,10 @@
 //	capcost -pcap FILE ...     write the same frames as a pcap (for tcpdump)
 //	capcost -workers 2 ...     two workers, each its own frames and writer:
 //	                           the rate they store together, against one's
+//	capcost -gap 1700ns -jitter 40ns ...
+//	                           time stamps spaced and varying as the live
+//	                           bench's are (the default, an even 500 ns,
+//	                           codes cheaper)
 //
 // It lives outside cmd/ so the product binary carries no generator.
 package main
@@ -51,6 +55,8 @@ type options struct {
 	profile   string
 	workers   int
 	ring      int
+	gap       time.Duration
+	jitter    time.Duration
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -67,6 +73,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.maxFlows, "maxflows", 0, "flow table bound (0: capture's); a smaller one reaches a flood's steady state sooner")
 	fs.IntVar(&o.workers, "workers", 1, "capture workers, each with its own frames and store writer (one goroutine each)")
 	fs.IntVar(&o.ring, "ring", ringBlocks, "ring blocks cycled over: the default few stay in cache; 256 (of 1 MiB) stream through it as a live capture's ring does, evicting the flow and index tables a flood touches")
+	fs.DurationVar(&o.gap, "gap", 500*time.Nanosecond, "time between frames' time stamps")
+	fs.DurationVar(&o.jitter, "jitter", 0, "add a fixed pseudo-random offset below this to each time stamp, as live time stamps vary (at most -gap)")
 	fs.StringVar(&o.profile, "cpuprofile", "", "write a CPU profile of the run here: where the time goes, cache misses included, which instruction counts do not show")
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
 		return 2
@@ -89,6 +97,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if o.ring < 1 {
 		o.ring = 1
+	}
+	if o.gap <= 0 || o.jitter < 0 || o.jitter > o.gap {
+		fmt.Fprintln(stderr, "capcost: want -gap above 0 and -jitter from 0 to -gap")
+		return 2
 	}
 	// Capture's scheduler threads and collector setting, so that CPU
 	// seconds measured here are a capture's.
@@ -171,7 +183,7 @@ type result struct {
 // worker runs one capture worker's walk over o.packets frames into its
 // store writer (or a counting sink).
 func worker(o options, st *store.Store, id int) (result, error) {
-	fl := ringtest.NewFlood(o.flows, o.frameLen, start)
+	fl := newFlood(o)
 	ring := make([][]byte, o.ring)
 	for i := range ring {
 		ring[i] = fl.Block(o.blockSize)
@@ -209,6 +221,13 @@ func worker(o options, st *store.Store, id int) (result, error) {
 	return result{packets: n, stats: &s}, nil
 }
 
+// newFlood is the generator of o's frames.
+func newFlood(o options) *ringtest.Flood {
+	fl := ringtest.NewFlood(o.flows, o.frameLen, start)
+	fl.Gap, fl.Jitter = o.gap, o.jitter
+	return fl
+}
+
 // countSink counts what the walk hands over.
 type countSink struct{ n, bytes int }
 
@@ -222,7 +241,7 @@ func (s *countSink) Flush() error { return nil }
 
 // writePcap writes the frames feed would send, rounded up the same way.
 func writePcap(o options) error {
-	fl := ringtest.NewFlood(o.flows, o.frameLen, start)
+	fl := newFlood(o)
 	perBlock := uint64((o.blockSize - ringtest.HeaderSize) / ringtest.Stride(o.frameLen))
 	total := (o.packets + perBlock - 1) / perBlock * perBlock
 	f, err := os.Create(o.pcap)

@@ -14,8 +14,13 @@ type Flood struct {
 	Flows    int
 	FrameLen int           // bytes per frame, at least 42 (default 64)
 	Gap      time.Duration // between frames' time stamps (default 500 ns: 2 Mpps)
-	next     uint64
-	ts       time.Time
+	// Jitter, when set, adds to each time stamp a fixed pseudo-random
+	// offset in [0, Jitter), as a live link's time stamps vary: evenly
+	// spaced ones code cheaper than the kernel's. Up to Gap, time stamps
+	// stay in order.
+	Jitter time.Duration
+	next   uint64
+	ts     time.Time
 }
 
 // Offsets in a frame: Ethernet, IPv4 (no options), UDP.
@@ -43,7 +48,15 @@ func (f *Flood) Frame(i uint64) []byte {
 }
 
 // Time is frame i's time stamp.
-func (f *Flood) Time(i uint64) time.Time { return f.ts.Add(time.Duration(i) * f.Gap) }
+func (f *Flood) Time(i uint64) time.Time {
+	t := f.ts.Add(time.Duration(i) * f.Gap)
+	if f.Jitter > 0 {
+		// A multiplicative hash of the frame number: the same offsets in
+		// every run, so instruction counts stay comparable.
+		t = t.Add(time.Duration((i * 0x9e3779b97f4a7c15 >> 24) % uint64(f.Jitter)))
+	}
+	return t
+}
 
 func (f *Flood) template(b []byte) {
 	copy(b, []byte{
