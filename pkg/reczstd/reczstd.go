@@ -38,8 +38,10 @@ const (
 	// stay in 31 bits, and offsets within what the predefined offset
 	// table codes (below 2^28).
 	MaxFrame = 1 << 27
-	// maxSeq bounds a sequence's literals and match: a sequence always
-	// fits a block.
+	// maxSeq bounds a sequence's match (and, when a match is extended,
+	// the literals before it with it), so a match always fits a block;
+	// literal runs are not bounded here: the block writer sends long
+	// ones as raw blocks.
 	maxSeq = maxBlock / 2
 	// minMatch is the shortest match worth a sequence: one costs about
 	// 3 bytes in the predefined tables.
