@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+	"strconv"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/nwhealth/nwhealth/internal/bigbuf"
@@ -31,6 +32,26 @@ const (
 	KindVLAN      Kind = 5
 	KindEtherType Kind = 6
 )
+
+// String names a kind as docs/format/index.md does, for messages that
+// say which part of an index is damaged.
+func (k Kind) String() string {
+	switch k {
+	case KindIPv4:
+		return "ipv4"
+	case KindIPv6:
+		return "ipv6"
+	case KindPort:
+		return "port"
+	case KindProto:
+		return "proto"
+	case KindVLAN:
+		return "vlan"
+	case KindEtherType:
+		return "ethertype"
+	}
+	return "kind " + strconv.Itoa(int(k))
+}
 
 func (k Kind) size() int {
 	switch k {
@@ -1039,7 +1060,7 @@ func (ix *Index) directory(dir []byte, nsect int, checked bool, dirCRC uint32) e
 		if size != kind.size() || size == 0 || toff > ix.bodyLen || sc.n > (ix.bodyLen-toff)/sc.entrySize ||
 			poff > ix.bodyLen || plen < 0 || plen > ix.bodyLen-poff || ix.sects[kind] != nil ||
 			sc.crcLen(ix.version, plen) > ix.bodyLen-toff-sc.n*sc.entrySize {
-			return fmt.Errorf("%w: section %d out of bounds", ErrCorrupt, i)
+			return fmt.Errorf("%w: section %d (%s) out of bounds", ErrCorrupt, i, kind)
 		}
 		sc.tableOff, sc.postOff, sc.postLen = toff, poff, plen
 		if ix.body != nil {
@@ -1047,7 +1068,7 @@ func (ix *Index) directory(dir []byte, nsect int, checked bool, dirCRC uint32) e
 			sc.table = ix.body[toff:tend]
 			sc.crcs = ix.body[tend : tend+sc.crcLen(ix.version, plen)]
 			if ix.version >= 2 && crc(sc.table) != sc.tableCRC {
-				return fmt.Errorf("%w: key table %d checksum mismatch", ErrCorrupt, i)
+				return fmt.Errorf("%w: %s key table checksum mismatch", ErrCorrupt, kind)
 			}
 		}
 		ix.sects[kind] = sc
@@ -1394,16 +1415,16 @@ func (ix *Index) check4() error {
 		p := ix.body[s.postOff : s.postOff+s.postLen]
 		for c := 0; c < len(p); c += chunkLen {
 			if crc(p[c:min(len(p), c+chunkLen)]) != binary.LittleEndian.Uint32(s.crcs[c/chunkLen*4:]) {
-				return fmt.Errorf("%w: section %d postings chunk %d checksum mismatch", ErrCorrupt, kind, c/chunkLen)
+				return fmt.Errorf("%w: %s postings chunk %d checksum mismatch", ErrCorrupt, kind, c/chunkLen)
 			}
 		}
 		for i := 1; i < s.n; i++ {
 			if bytes.Compare(s.table[(i-1)*s.entrySize:(i-1)*s.entrySize+s.size], s.table[i*s.entrySize:i*s.entrySize+s.size]) >= 0 {
-				return fmt.Errorf("%w: section %d keys not ascending", ErrCorrupt, kind)
+				return fmt.Errorf("%w: %s keys not ascending", ErrCorrupt, kind)
 			}
 		}
 		if k := s.nextMulti(0); (k == s.n && s.postLen != 0) || (k < s.n && s.ref(k) != 0) {
-			return fmt.Errorf("%w: section %d postings do not start with its first key's", ErrCorrupt, kind)
+			return fmt.Errorf("%w: %s postings do not start with its first key's", ErrCorrupt, kind)
 		}
 	}
 	var scratch []uint32
@@ -1413,13 +1434,13 @@ func (ix *Index) check4() error {
 			r := s.ref(k)
 			if r&refOne != 0 {
 				if int(r&^refOne) >= ix.Blocks {
-					return fmt.Errorf("%w: section %d key names block %d of %d", ErrCorrupt, kind, r&^refOne, ix.Blocks)
+					return fmt.Errorf("%w: %s key names block %d of %d", ErrCorrupt, kind, r&^refOne, ix.Blocks)
 				}
 				continue
 			}
 			start, end := int(r), s.postingEnd(s.nextMulti(k+1))
 			if start >= end || end > len(p) {
-				return fmt.Errorf("%w: section %d posting out of bounds", ErrCorrupt, kind)
+				return fmt.Errorf("%w: %s posting out of bounds", ErrCorrupt, kind)
 			}
 			var err error
 			if scratch, err = decodePosting4(scratch[:0], p[start:end], ix.Blocks); err != nil {

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
@@ -385,12 +386,13 @@ func TestOpenAtDamage(t *testing.T) {
 		name string
 		off  int // in the body
 		hit  func(Key) bool
+		open string // Open's error names the part by its kind
 	}{
-		{"ipv4-table", v4.tableOff + 3, func(k Key) bool { return k.Kind == KindIPv4 }},
-		{"ipv4-chunk-0", v4.postOff + 5, inChunk(KindIPv4, 0, chunksOf)},
-		{"ipv4-chunk-1", v4.postOff + chunkLen + 100, inChunk(KindIPv4, 1, chunksOf)},
-		{"ipv4-last-chunk", v4.postOff + v4.postLen - 1, inChunk(KindIPv4, (v4.postLen-1)/chunkLen, chunksOf)},
-		{"ipv4-chunk-crc-1", tableEnd + 4 + 2, inChunk(KindIPv4, 1, chunksOf)},
+		{"ipv4-table", v4.tableOff + 3, func(k Key) bool { return k.Kind == KindIPv4 }, "ipv4 key table checksum mismatch"},
+		{"ipv4-chunk-0", v4.postOff + 5, inChunk(KindIPv4, 0, chunksOf), "ipv4 postings chunk 0 checksum mismatch"},
+		{"ipv4-chunk-1", v4.postOff + chunkLen + 100, inChunk(KindIPv4, 1, chunksOf), "ipv4 postings chunk 1 checksum mismatch"},
+		{"ipv4-last-chunk", v4.postOff + v4.postLen - 1, inChunk(KindIPv4, (v4.postLen-1)/chunkLen, chunksOf), "ipv4 postings chunk"},
+		{"ipv4-chunk-crc-1", tableEnd + 4 + 2, inChunk(KindIPv4, 1, chunksOf), "ipv4 postings chunk 1 checksum mismatch"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -415,8 +417,8 @@ func TestOpenAtDamage(t *testing.T) {
 			if failed == 0 || fine == 0 {
 				t.Errorf("%d lookups through the damage, %d elsewhere: want some of each", failed, fine)
 			}
-			if _, err := Open(bad, dec); !errors.Is(err, ErrCorrupt) {
-				t.Errorf("Open: %v", err)
+			if _, err := Open(bad, dec); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), c.open) {
+				t.Errorf("Open: %v, want ErrCorrupt naming %q", err, c.open)
 			}
 		})
 	}
