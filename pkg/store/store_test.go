@@ -91,20 +91,8 @@ func genFullPayload(n int, start time.Time) []pcapio.Packet {
 
 func writeStore(t *testing.T, dir string, pkts []pcapio.Packet, opts WriterOptions) *Store {
 	t.Helper()
-	st, err := Create(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lk, err := AcquireLock(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, w, lk := lockedTestWriter(t, dir, opts)
 	defer lk.Release()
-	w, err := st.NewWriter(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.SetNanos(true)
 	for _, p := range pkts {
 		if err := w.Write(p.Timestamp, p.LinkType, p.Data, p.OrigLen); err != nil {
 			t.Fatal(err)
@@ -120,6 +108,15 @@ func writeStore(t *testing.T, dir string, pkts []pcapio.Packet, opts WriterOptio
 // nanoseconds, holding the store's lock until the test ends.
 func newTestWriter(t testing.TB, dir string, opts WriterOptions) (*Store, *Writer) {
 	t.Helper()
+	st, w, lk := lockedTestWriter(t, dir, opts)
+	t.Cleanup(func() { lk.Release() })
+	return st, w
+}
+
+// lockedTestWriter creates a store in dir and returns it with its lock and
+// a writer with time stamps in nanoseconds.
+func lockedTestWriter(t testing.TB, dir string, opts WriterOptions) (*Store, *Writer, *Lock) {
+	t.Helper()
 	st, err := Create(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -128,13 +125,13 @@ func newTestWriter(t testing.TB, dir string, opts WriterOptions) (*Store, *Write
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { lk.Release() })
 	w, err := st.NewWriter(opts)
 	if err != nil {
+		lk.Release()
 		t.Fatal(err)
 	}
 	w.SetNanos(true)
-	return st, w
+	return st, w, lk
 }
 
 func runQuery(t *testing.T, st []*Store, sel Selector) ([]pcapio.Packet, error) {
