@@ -3,6 +3,7 @@ package assets
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -35,19 +36,9 @@ func FuzzAllow(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		l, err := ParseAllow(bytes.NewReader(data))
-		l2, err2 := ParseAllow(bytes.NewReader(data))
-		if fmt.Sprint(err) != fmt.Sprint(err2) {
-			t.Fatalf("not deterministic: %v, then %v", err, err2)
-		}
-		if err != nil {
-			if l != nil {
-				t.Fatalf("error %v with a list", err)
-			}
+		l, ok := parseTwice(t, ParseAllow, data)
+		if !ok {
 			return
-		}
-		if !reflect.DeepEqual(l, l2) {
-			t.Fatalf("not deterministic: %+v, then %+v", l, l2)
 		}
 		lines := bytes.Count(data, []byte("\n")) + 1
 		if n := len(l.prefixes) + len(l.suffixes) + len(l.exact); n > 2*lines {
@@ -102,4 +93,26 @@ func FuzzAllow(f *testing.F) {
 			t.Fatalf("the list written back reads as %+v, want %+v", back, l)
 		}
 	})
+}
+
+// parseTwice parses data twice and fails the test unless both give the
+// same result, and unless an error comes without one (a nil pointer).
+// ok says whether data parsed.
+func parseTwice[T any](t *testing.T, parse func(io.Reader) (*T, error), data []byte) (v *T, ok bool) {
+	t.Helper()
+	v, err := parse(bytes.NewReader(data))
+	v2, err2 := parse(bytes.NewReader(data))
+	if fmt.Sprint(err) != fmt.Sprint(err2) {
+		t.Fatalf("not deterministic: %v, then %v", err, err2)
+	}
+	if err != nil {
+		if v != nil {
+			t.Fatalf("error %v with a result %+v", err, v)
+		}
+		return nil, false
+	}
+	if !reflect.DeepEqual(v, v2) {
+		t.Fatalf("not deterministic: %+v, then %+v", v, v2)
+	}
+	return v, true
 }
