@@ -1328,10 +1328,12 @@ func (ix *Index) postings4(s *section, i, j int) ([][]uint32, error) {
 	out := make([][]uint32, 0, j-i)
 	ones := make([]uint32, 0, j-i) // the single blocks, in one allocation
 	var p []byte
-	base := 0
+	// endJ: where the postings of the range's last key with postings end.
+	base, endJ := 0, 0
 	if k := s.nextMultiBefore(i, j); k < j { // a lookup of a key of one block walks nothing
+		endJ = s.postingEnd(s.nextMulti(j))
 		var err error
-		if p, base, err = ix.chunks(s, int(s.ref(k)), s.postingEnd(s.nextMulti(j))); err != nil {
+		if p, base, err = ix.chunks(s, int(s.ref(k)), endJ); err != nil {
 			return nil, err
 		}
 	}
@@ -1345,7 +1347,12 @@ func (ix *Index) postings4(s *section, i, j int) ([][]uint32, error) {
 			out = append(out, ones[len(ones)-1:len(ones):len(ones)])
 			continue
 		}
-		start, end := int(r), s.postingEnd(s.nextMulti(k+1))
+		// Past j the walk was made once, for endJ: under a flood it can
+		// cross most of the table.
+		start, end := int(r), endJ
+		if m := s.nextMultiBefore(k+1, j); m < j {
+			end = int(s.ref(m))
+		}
 		if start < base || start > end || end-base > len(p) {
 			return nil, fmt.Errorf("%w: posting out of bounds", ErrCorrupt)
 		}
